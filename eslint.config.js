@@ -1,0 +1,22 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'web/**', 'dist/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-console': 'error',
+    },
+  },
+  { files: ['src/cli/**', 'bench/**', 'test/**', 'scripts/**'], rules: { 'no-console': 'off' } },
+  {
+    // core is pure: no node:* modules, no adapters.
+    files: ['src/core/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: ['node:*', '../../engine/*', '../../store/*', '../engine/*', '../store/*', 'dockerode', 'better-sqlite3', 'fastify'] }],
+    },
+  },
+);

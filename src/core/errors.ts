@@ -1,0 +1,62 @@
+/**
+ * Domain errors with stable codes. Only api/ maps them to HTTP statuses and only cli/ to exit codes.
+ * A message says what is wrong and what would be right; `details` carries structured specifics
+ * (e.g. file/line/column issues of a spec) that clients may render.
+ */
+export interface SpecIssue {
+  file: string;
+  line: number;
+  col: number;
+  /** Dotted path of the offending key, e.g. `services.web.deploy.replicas`. */
+  path: string;
+  message: string;
+}
+
+export class BerthError extends Error {
+  readonly code: string = 'internal';
+  readonly details?: unknown;
+  constructor(message: string, options?: { cause?: unknown; details?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.details = options?.details;
+  }
+}
+
+/** The app spec (Compose file) is invalid; `issues` name file, line, column. */
+export class InvalidSpec extends BerthError {
+  override readonly code = 'invalid_spec';
+  readonly issues: SpecIssue[];
+  constructor(issues: SpecIssue[]) {
+    super(issues.map(formatIssue).join('\n'), { details: { issues } });
+    this.issues = issues;
+  }
+}
+
+/** A request field is invalid (API body, CLI argument). */
+export class InvalidInput extends BerthError {
+  override readonly code = 'invalid_input';
+}
+export class NotFound extends BerthError {
+  override readonly code = 'not_found';
+}
+export class Conflict extends BerthError {
+  override readonly code = 'conflict';
+}
+export class Unauthorized extends BerthError {
+  override readonly code = 'unauthorized';
+}
+export class Forbidden extends BerthError {
+  override readonly code = 'forbidden';
+}
+/** The container engine cannot be reached or refused an operation. */
+export class EngineUnavailable extends BerthError {
+  override readonly code = 'engine_unavailable';
+}
+/** An external program (nginx, git) failed; the message keeps its stderr. */
+export class ExternalCommandFailed extends BerthError {
+  override readonly code = 'external_command_failed';
+}
+
+export function formatIssue(i: SpecIssue): string {
+  return `${i.file}:${i.line}:${i.col}: ${i.path ? i.path + ': ' : ''}${i.message}`;
+}

@@ -1,0 +1,158 @@
+/**
+ * Interfaces between the domain and its adapters. Implementations are chosen only in server/.
+ */
+
+/** Labels Berth puts on every container it manages. */
+export const LABEL = {
+  managed: 'io.berth.managed',
+  app: 'io.berth.app',
+  env: 'io.berth.env',
+  service: 'io.berth.service',
+  release: 'io.berth.release',
+  instance: 'io.berth.instance',
+  port: 'io.berth.port',
+} as const;
+
+export interface Mount {
+  type: 'volume' | 'bind';
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+/** Everything needed to create one container. Host networking is implied. */
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  env: Record<string, string>;
+  cmd?: string[];
+  entrypoint?: string[];
+  nanoCpus?: number;
+  memoryBytes?: number;
+  shmSizeBytes?: number;
+  stopSignal?: string;
+  /** Seconds the engine waits after stopSignal before SIGKILL. */
+  stopTimeoutS?: number;
+  mounts: Mount[];
+  /** Docker-run health check (Compose healthcheck), durations in ms. */
+  healthcheck?: { test: string[]; intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number };
+}
+
+export type ContainerHealth = 'none' | 'starting' | 'healthy' | 'unhealthy';
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  /** Docker's state string: created, running, paused, restarting, removing, exited, dead. */
+  state: string;
+  running: boolean;
+  exitCode?: number;
+  oomKilled?: boolean;
+  /** ISO timestamps as reported by the engine (absent when never started/finished). */
+  startedAt?: string;
+  finishedAt?: string;
+  /** Engine-run health check status ('none' when the container has no healthcheck). */
+  health: ContainerHealth;
+  /** Host the container runs on (engine's host name/id). */
+  host: string;
+}
+
+export type EngineEvent =
+  | { kind: 'container'; action: string; id: string; labels: Record<string, string> }
+  /** The engine became unreachable (stream ended/failed). */
+  | { kind: 'disconnected'; error: string }
+  /** The engine is reachable again after a disconnect (or at first connect). */
+  | { kind: 'connected' };
+
+export interface LogLine {
+  containerId: string;
+  stream: 'stdout' | 'stderr';
+  /** RFC3339Nano timestamp from the engine. */
+  time: string;
+  text: string;
+}
+
+/**
+ * A container engine on one or more hosts. The Docker engine (one host) implements it now;
+ * a Swarm engine later. All methods reject with EngineUnavailable when the engine cannot be reached.
+ */
+export interface Engine {
+  /** Name of the host this engine places containers on. */
+  readonly hostName: string;
+  ping(): Promise<void>;
+  /** Containers carrying all the given labels (any state). */
+  list(labels: Record<string, string>): Promise<ContainerInfo[]>;
+  inspect(id: string): Promise<ContainerInfo | undefined>;
+  imageExists(ref: string): Promise<boolean>;
+  /** Builds an image from a local context directory; `onProgress` receives output lines. */
+  build(opts: { context: string; dockerfile: string; tag: string; args: Record<string, string>; labels?: Record<string, string> }, onProgress?: (line: string) => void): Promise<void>;
+  ensureVolume(name: string, labels: Record<string, string>): Promise<void>;
+  /** Creates (does not start) a container; returns its id. Sets json-file log rotation and no engine restart policy. */
+  create(spec: ContainerSpec): Promise<string>;
+  start(id: string): Promise<void>;
+  /** Sends the container's stop signal, SIGKILL after timeoutS. Missing or stopped containers are fine. */
+  stop(id: string, timeoutS: number): Promise<void>;
+  kill(id: string, signal: string): Promise<void>;
+  /** Removes the container (force). Missing containers are fine. */
+  remove(id: string): Promise<void>;
+  /**
+   * Subscribes to container events. Reconnects by itself with backoff after the engine goes away,
+   * emitting `disconnected` then `connected`. Returns an unsubscribe function.
+   */
+  watch(onEvent: (e: EngineEvent) => void): () => void;
+  /** Reads logs (demuxed). With follow, keeps calling onLine until the signal aborts or the container ends. */
+  logs(id: string, opts: { follow: boolean; tail?: number; since?: number; signal?: AbortSignal }, onLine: (l: LogLine) => void): Promise<void>;
+}
+
+/** One upstream server: an instance's address. */
+export interface Backend {
+  address: string;
+  port: number;
+  /** Instance id, for comments in rendered config and for tests. */
+  instance: string;
+}
+
+/** A route on the ingress and the healthy backends behind it. */
+export interface IngressRoute {
+  /** Upstream name, unique per route set: e.g. `myapp-prod-web`. */
+  upstream: string;
+  /** Undefined: any host (default server). */
+  host?: string;
+  /** Path prefix starting with '/'. */
+  path: string;
+  backends: Backend[];
+}
+
+/**
+ * The ingress data plane (nginx). `apply` is cheap and coalesced: the writer renders and reloads at
+ * most once per coalescing window, only when the rendered bytes changed, after testing the candidate.
+ */
+export interface Ingress {
+  /** Starts nginx, or adopts one already running from our prefix (no dropped listen socket). */
+  start(): Promise<void>;
+  /** Sets the complete desired route table; returns at once. */
+  apply(routes: IngressRoute[]): void;
+  /** Waits until everything applied so far is live in nginx (config written, reload done and effective). */
+  flush(): Promise<void>;
+  /** Stops the writer's timers; nginx keeps running (the data plane outlives the control plane). */
+  close(): Promise<void>;
+  /** Port clients connect to. */
+  readonly port: number;
+}
+
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+export interface Logger {
+  debug(obj: object | string, msg?: string): void;
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object | string, msg?: string): void;
+  error(obj: object | string, msg?: string): void;
+  child(bindings: Record<string, unknown>): Logger;
+}

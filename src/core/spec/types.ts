@@ -1,0 +1,134 @@
+/**
+ * The normalized app spec: what Berth understood from a Compose file plus `x-berth` extensions.
+ * All durations are milliseconds, all sizes bytes. This is a plain-JSON structure: it is sent from
+ * the CLI to the server and stored as desired state.
+ */
+
+export interface HttpHealth {
+  type: 'http';
+  /** Path requested on 127.0.0.1:PORT; 2xx/3xx is healthy. */
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  /** Consecutive failures before the instance is unhealthy. */
+  retries: number;
+  startPeriodMs: number;
+}
+
+export interface TcpHealth {
+  type: 'tcp';
+  intervalMs: number;
+  timeoutMs: number;
+  retries: number;
+  startPeriodMs: number;
+}
+
+/** Compose `healthcheck`: run by the Docker Engine inside the container. */
+export interface CommandHealth {
+  type: 'command';
+  /** Docker form: ["CMD", ...] or ["CMD-SHELL", "..."]. */
+  test: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  retries: number;
+  startPeriodMs: number;
+}
+
+/** No check: a running container counts as healthy. */
+export interface NoHealth {
+  type: 'none';
+}
+
+export type HealthSpec = HttpHealth | TcpHealth | CommandHealth | NoHealth;
+
+export interface RouteSpec {
+  /** Host name matched by the ingress; undefined matches any host. */
+  host?: string;
+  /** Path prefix, always starting with '/'. */
+  path: string;
+}
+
+export interface VolumeMount {
+  type: 'volume' | 'bind';
+  /** Named volume (app-scoped by Berth) or absolute host path for binds. */
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+export interface BuildSpec {
+  /** Absolute path of the build context on the machine that parsed the file. */
+  context: string;
+  /** Dockerfile path relative to the context. */
+  dockerfile: string;
+  args: Record<string, string>;
+}
+
+export interface RestartPolicy {
+  condition: 'none' | 'on-failure' | 'any';
+  /** Undefined: no limit. */
+  maxAttempts?: number;
+  /** Base delay for Berth's exponential backoff. */
+  delayMs: number;
+}
+
+export interface ServiceSpec {
+  name: string;
+  /** Image reference to run. When `build` is set and image is absent, Berth names it `berth-APP/SERVICE:latest`. */
+  image: string;
+  build?: BuildSpec;
+  /** Normalized argv; undefined keeps the image default. */
+  command?: string[];
+  entrypoint?: string[];
+  environment: Record<string, string>;
+  /** Compose `ports` as written, kept for information: with host networking Berth allocates ports itself. */
+  ports: string[];
+  health: HealthSpec;
+  replicas: number;
+  limits: { nanoCpus?: number; memoryBytes?: number };
+  restart: RestartPolicy;
+  labels: Record<string, string>;
+  stopSignal: string;
+  stopGracePeriodMs: number;
+  volumes: VolumeMount[];
+  dependsOn: string[];
+  shmSizeBytes?: number;
+  /** x-berth.port: the HTTP port the process listens on by default; Berth allocates one and passes it as PORT. */
+  port?: number;
+  routes: RouteSpec[];
+}
+
+export interface AppSpec {
+  /** App name: [a-z0-9][a-z0-9-]*, from --app, the Compose `name:` or the file's directory. */
+  name: string;
+  services: Record<string, ServiceSpec>;
+}
+
+/** A key Berth read but does not act on (yet), or a questionable value. Never silently dropped. */
+export interface SpecWarning {
+  file: string;
+  line: number;
+  col: number;
+  path: string;
+  message: string;
+}
+
+export interface ParseOptions {
+  /** File name used in messages (as the user gave it). */
+  file: string;
+  /** Variables for interpolation (the CLI passes its environment plus a `.env` next to the file). */
+  env: Record<string, string>;
+  /** Absolute directory of the Compose file; relative build contexts, env_files and binds resolve against it. */
+  baseDir: string;
+  /** App name override (--app). */
+  appName?: string;
+  /** Bind mounts are only allowed under these absolute host paths. */
+  allowedBindRoots: string[];
+  /** Reads an env_file (absolute path); returns undefined if missing. Injected: core does no I/O. */
+  readFile: (absPath: string) => string | undefined;
+}
+
+export interface ParseResult {
+  spec: AppSpec;
+  warnings: SpecWarning[];
+}

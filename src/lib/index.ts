@@ -1,0 +1,4 @@
+/**
+ * lib: generic helpers with no domain knowledge (backoff, atomic file writes, ids, deadlines).
+ */
+export {};
