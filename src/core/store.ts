@@ -1,0 +1,135 @@
+/**
+ * Records of desired and observed state and the Store interface over them. The SQLite store
+ * implements it now; an etcd-backed store may later (HA control plane).
+ */
+import type { AppSpec, ServiceSpec, SpecWarning } from './spec/types.ts';
+
+export type DeploymentStatus = 'pending' | 'building' | 'rolling' | 'succeeded' | 'failed';
+
+/** One `berth deploy`: a whole app spec for one environment. */
+export interface DeploymentRecord {
+  id: string;
+  app: string;
+  env: string;
+  spec: AppSpec;
+  warnings: SpecWarning[];
+  status: DeploymentStatus;
+  message: string;
+  createdAt: number;
+  createdBy: string;
+  /** service name → release id, filled once images are built and releases created. */
+  releases: Record<string, string>;
+}
+
+export type ReleaseStatus = 'progressing' | 'healthy' | 'failed' | 'superseded';
+
+export interface ReleaseRecord {
+  id: string;
+  app: string;
+  env: string;
+  service: string;
+  seq: number;
+  spec: ServiceSpec;
+  specHash: string;
+  /** Image reference as written/built and the resolved image id. */
+  image: string;
+  imageId: string;
+  status: ReleaseStatus;
+  message: string;
+  createdAt: number;
+  createdBy: string;
+  finishedAt?: number;
+}
+
+/** Desired state of one service in one environment. */
+export interface ServiceRecord {
+  app: string;
+  env: string;
+  name: string;
+  replicas: number;
+  releaseId: string;
+  /** Crash-loop bookkeeping: consecutive failures and when the next start may happen. */
+  failures: number;
+  nextStartAt: number;
+  updatedAt: number;
+}
+
+/**
+ * pending: row and port exist, container not yet created/started.
+ * running: container started (health says whether it is routable).
+ * stopping: leaving the upstreams, then stopped and removed.
+ */
+export type InstanceState = 'pending' | 'running' | 'stopping';
+export type InstanceHealth = 'starting' | 'healthy' | 'unhealthy';
+
+export interface InstanceRecord {
+  id: string;
+  app: string;
+  env: string;
+  service: string;
+  releaseId: string;
+  host: string;
+  address: string;
+  port: number;
+  containerId?: string;
+  state: InstanceState;
+  health: InstanceHealth;
+  createdAt: number;
+  startedAt?: number;
+  /** Why an instance is stopping (scale-down, replaced, crashed, ...). */
+  reason?: string;
+}
+
+export interface EventRecord {
+  id: number;
+  ts: number;
+  app: string;
+  env: string;
+  service: string;
+  instance: string;
+  kind: string;
+  message: string;
+}
+
+export type NewEvent = Omit<EventRecord, 'id' | 'ts'> & { ts?: number };
+
+export interface ServiceKey {
+  app: string;
+  env: string;
+  service: string;
+}
+
+export interface Store {
+  // deployments
+  createDeployment(d: DeploymentRecord): void;
+  getDeployment(id: string): DeploymentRecord | undefined;
+  updateDeployment(id: string, patch: Partial<Pick<DeploymentRecord, 'status' | 'message' | 'releases'>>): void;
+  listDeployments(filter: { status?: DeploymentStatus[] }): DeploymentRecord[];
+  // services + releases
+  listServices(filter?: { app?: string; env?: string }): ServiceRecord[];
+  getService(k: ServiceKey): ServiceRecord | undefined;
+  /** Writes the service and, when given, its new release, in one transaction. Marks the previous progressing release superseded. */
+  putService(s: ServiceRecord, newRelease?: ReleaseRecord): void;
+  updateService(k: ServiceKey, patch: Partial<Pick<ServiceRecord, 'replicas' | 'failures' | 'nextStartAt'>>): void;
+  deleteService(k: ServiceKey): void;
+  getRelease(id: string): ReleaseRecord | undefined;
+  listReleases(filter: { app: string; env?: string; service?: string }): ReleaseRecord[];
+  nextReleaseSeq(k: ServiceKey): number;
+  updateRelease(id: string, patch: Partial<Pick<ReleaseRecord, 'status' | 'message' | 'finishedAt'>>): void;
+  listApps(): { name: string; envs: string[] }[];
+  // instances
+  listInstances(filter?: Partial<ServiceKey>): InstanceRecord[];
+  getInstance(id: string): InstanceRecord | undefined;
+  /** Inserts the instance, allocating a free port from the range not held by another instance and accepted by `isFree`. */
+  createInstance(i: Omit<InstanceRecord, 'port'>, ports: { min: number; max: number; isFree: (port: number) => boolean }): InstanceRecord;
+  updateInstance(id: string, patch: Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason'>>): void;
+  /** Deletes the instance and frees its port. */
+  deleteInstance(id: string): void;
+  // events
+  addEvent(e: NewEvent): EventRecord;
+  listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; limit?: number }): EventRecord[];
+  // auth
+  addToken(hash: string, name: string): void;
+  hasToken(hash: string): boolean;
+  close(): void;
+}

@@ -1,0 +1,5 @@
+/**
+ * store: durable desired state (apps, services, releases, deployments) and observed records
+ * (instances, events) in SQLite. The only writer of desired state; everything else reads through it.
+ */
+export { SqliteStore } from './sqlite-store.ts';

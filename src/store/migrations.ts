@@ -1,0 +1,34 @@
+/** Schema migrations, applied in order; PRAGMA user_version records how many ran. Never edit a shipped one. */
+export const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE deployments (
+    id TEXT PRIMARY KEY, app TEXT NOT NULL, env TEXT NOT NULL, spec TEXT NOT NULL, warnings TEXT NOT NULL,
+    status TEXT NOT NULL, message TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL, created_by TEXT NOT NULL,
+    releases TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE INDEX deployments_status ON deployments(status);
+  CREATE TABLE services (
+    app TEXT NOT NULL, env TEXT NOT NULL, name TEXT NOT NULL, replicas INTEGER NOT NULL, release_id TEXT NOT NULL,
+    failures INTEGER NOT NULL DEFAULT 0, next_start_at INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (app, env, name)
+  );
+  CREATE TABLE releases (
+    id TEXT PRIMARY KEY, app TEXT NOT NULL, env TEXT NOT NULL, service TEXT NOT NULL, seq INTEGER NOT NULL,
+    spec TEXT NOT NULL, spec_hash TEXT NOT NULL, image TEXT NOT NULL, image_id TEXT NOT NULL, status TEXT NOT NULL,
+    message TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL, created_by TEXT NOT NULL, finished_at INTEGER,
+    UNIQUE (app, env, service, seq)
+  );
+  CREATE TABLE instances (
+    id TEXT PRIMARY KEY, app TEXT NOT NULL, env TEXT NOT NULL, service TEXT NOT NULL, release_id TEXT NOT NULL,
+    host TEXT NOT NULL, address TEXT NOT NULL, port INTEGER NOT NULL UNIQUE, container_id TEXT, state TEXT NOT NULL,
+    health TEXT NOT NULL, created_at INTEGER NOT NULL, started_at INTEGER, reason TEXT
+  );
+  CREATE INDEX instances_service ON instances(app, env, service);
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, app TEXT NOT NULL, env TEXT NOT NULL,
+    service TEXT NOT NULL, instance TEXT NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL
+  );
+  CREATE INDEX events_app ON events(app, env, service);
+  CREATE TABLE tokens (hash TEXT PRIMARY KEY, name TEXT NOT NULL, created_at INTEGER NOT NULL);
+  `,
+];

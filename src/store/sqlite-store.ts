@@ -1,0 +1,225 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Conflict } from '../core/errors.ts';
+import type { Clock } from '../core/ports.ts';
+import type {
+  DeploymentRecord, DeploymentStatus, EventRecord, InstanceRecord, NewEvent, ReleaseRecord, ServiceKey, ServiceRecord, Store,
+} from '../core/store.ts';
+import { MIGRATIONS } from './migrations.ts';
+
+type Row = Record<string, unknown>;
+
+/** The SQLite store: the only writer of desired state. WAL mode, synchronous=FULL: a crash never loses a committed write. */
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private readonly clock: Clock;
+
+  constructor(path: string, clock: Clock) {
+    mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.clock = clock;
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const current = this.db.pragma('user_version', { simple: true }) as number;
+    for (let v = current; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  // ---- deployments
+  createDeployment(d: DeploymentRecord): void {
+    this.db.prepare(`INSERT INTO deployments (id, app, env, spec, warnings, status, message, created_at, created_by, releases)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(d.id, d.app, d.env, JSON.stringify(d.spec), JSON.stringify(d.warnings), d.status,
+      d.message, d.createdAt, d.createdBy, JSON.stringify(d.releases));
+  }
+  getDeployment(id: string): DeploymentRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM deployments WHERE id = ?').get(id) as Row | undefined;
+    return r && toDeployment(r);
+  }
+  updateDeployment(id: string, patch: Partial<Pick<DeploymentRecord, 'status' | 'message' | 'releases'>>): void {
+    const cur = this.getDeployment(id);
+    if (!cur) return;
+    const next = { ...cur, ...patch };
+    this.db.prepare('UPDATE deployments SET status = ?, message = ?, releases = ? WHERE id = ?')
+      .run(next.status, next.message, JSON.stringify(next.releases), id);
+  }
+  listDeployments(filter: { status?: DeploymentStatus[] }): DeploymentRecord[] {
+    const rows = this.db.prepare('SELECT * FROM deployments ORDER BY created_at').all() as Row[];
+    return rows.map(toDeployment).filter((d) => !filter.status || filter.status.includes(d.status));
+  }
+
+  // ---- services and releases
+  listServices(filter: { app?: string; env?: string } = {}): ServiceRecord[] {
+    const rows = this.db.prepare(`SELECT * FROM services WHERE (@app IS NULL OR app = @app) AND (@env IS NULL OR env = @env)
+      ORDER BY app, env, name`).all({ app: filter.app ?? null, env: filter.env ?? null }) as Row[];
+    return rows.map(toService);
+  }
+  getService(k: ServiceKey): ServiceRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM services WHERE app = ? AND env = ? AND name = ?').get(k.app, k.env, k.service) as Row | undefined;
+    return r && toService(r);
+  }
+  putService(s: ServiceRecord, newRelease?: ReleaseRecord): void {
+    this.db.transaction(() => {
+      if (newRelease) {
+        this.db.prepare(`UPDATE releases SET status = 'superseded', finished_at = ? WHERE app = ? AND env = ? AND service = ? AND status = 'progressing'`)
+          .run(this.clock.now(), s.app, s.env, s.name);
+        this.db.prepare(`INSERT INTO releases (id, app, env, service, seq, spec, spec_hash, image, image_id, status, message, created_at, created_by, finished_at)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(newRelease.id, newRelease.app, newRelease.env, newRelease.service,
+          newRelease.seq, JSON.stringify(newRelease.spec), newRelease.specHash, newRelease.image, newRelease.imageId, newRelease.status,
+          newRelease.message, newRelease.createdAt, newRelease.createdBy, newRelease.finishedAt ?? null);
+      }
+      this.db.prepare(`INSERT INTO services (app, env, name, replicas, release_id, failures, next_start_at, updated_at)
+        VALUES (@app, @env, @name, @replicas, @releaseId, @failures, @nextStartAt, @updatedAt)
+        ON CONFLICT (app, env, name) DO UPDATE SET replicas = excluded.replicas, release_id = excluded.release_id,
+          failures = excluded.failures, next_start_at = excluded.next_start_at, updated_at = excluded.updated_at`).run(s);
+    })();
+  }
+  updateService(k: ServiceKey, patch: Partial<Pick<ServiceRecord, 'replicas' | 'failures' | 'nextStartAt'>>): void {
+    const cur = this.getService(k);
+    if (!cur) return;
+    const n = { ...cur, ...patch };
+    this.db.prepare('UPDATE services SET replicas = ?, failures = ?, next_start_at = ?, updated_at = ? WHERE app = ? AND env = ? AND name = ?')
+      .run(n.replicas, n.failures, n.nextStartAt, this.clock.now(), k.app, k.env, k.service);
+  }
+  deleteService(k: ServiceKey): void {
+    this.db.prepare('DELETE FROM services WHERE app = ? AND env = ? AND name = ?').run(k.app, k.env, k.service);
+  }
+  getRelease(id: string): ReleaseRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM releases WHERE id = ?').get(id) as Row | undefined;
+    return r && toRelease(r);
+  }
+  listReleases(filter: { app: string; env?: string; service?: string }): ReleaseRecord[] {
+    const rows = this.db.prepare(`SELECT * FROM releases WHERE app = @app AND (@env IS NULL OR env = @env)
+      AND (@service IS NULL OR service = @service) ORDER BY created_at DESC, seq DESC`)
+      .all({ app: filter.app, env: filter.env ?? null, service: filter.service ?? null }) as Row[];
+    return rows.map(toRelease);
+  }
+  nextReleaseSeq(k: ServiceKey): number {
+    const r = this.db.prepare('SELECT MAX(seq) AS m FROM releases WHERE app = ? AND env = ? AND service = ?').get(k.app, k.env, k.service) as Row;
+    return Number(r.m ?? 0) + 1;
+  }
+  updateRelease(id: string, patch: Partial<Pick<ReleaseRecord, 'status' | 'message' | 'finishedAt'>>): void {
+    const cur = this.getRelease(id);
+    if (!cur) return;
+    const n = { ...cur, ...patch };
+    this.db.prepare('UPDATE releases SET status = ?, message = ?, finished_at = ? WHERE id = ?').run(n.status, n.message, n.finishedAt ?? null, id);
+  }
+  listApps(): { name: string; envs: string[] }[] {
+    const rows = this.db.prepare('SELECT DISTINCT app, env FROM services ORDER BY app, env').all() as { app: string; env: string }[];
+    const byApp = new Map<string, string[]>();
+    for (const r of rows) byApp.set(r.app, [...(byApp.get(r.app) ?? []), r.env]);
+    return [...byApp].map(([name, envs]) => ({ name, envs }));
+  }
+
+  // ---- instances
+  listInstances(filter: Partial<ServiceKey> = {}): InstanceRecord[] {
+    const rows = this.db.prepare(`SELECT * FROM instances WHERE (@app IS NULL OR app = @app) AND (@env IS NULL OR env = @env)
+      AND (@service IS NULL OR service = @service) ORDER BY created_at, id`)
+      .all({ app: filter.app ?? null, env: filter.env ?? null, service: filter.service ?? null }) as Row[];
+    return rows.map(toInstance);
+  }
+  getInstance(id: string): InstanceRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM instances WHERE id = ?').get(id) as Row | undefined;
+    return r && toInstance(r);
+  }
+  createInstance(i: Omit<InstanceRecord, 'port'>, ports: { min: number; max: number; isFree: (port: number) => boolean }): InstanceRecord {
+    return this.db.transaction(() => {
+      const taken = new Set((this.db.prepare('SELECT port FROM instances').all() as { port: number }[]).map((r) => r.port));
+      // Start after the highest port handed out so a just-freed port is not reused at once
+      // (a lingering client connection or TIME_WAIT would otherwise hit a new instance).
+      const span = ports.max - ports.min + 1;
+      const last = (this.db.prepare('SELECT MAX(port) AS m FROM instances').get() as Row).m;
+      const start = typeof last === 'number' ? last + 1 - ports.min : 0;
+      for (let k = 0; k < span; k++) {
+        const port = ports.min + ((start + k) % span);
+        if (taken.has(port) || !ports.isFree(port)) continue;
+        const rec: InstanceRecord = { ...i, port };
+        this.db.prepare(`INSERT INTO instances (id, app, env, service, release_id, host, address, port, container_id, state, health, created_at, started_at, reason)
+          VALUES (@id, @app, @env, @service, @releaseId, @host, @address, @port, @containerId, @state, @health, @createdAt, @startedAt, @reason)`)
+          .run({ ...rec, containerId: rec.containerId ?? null, startedAt: rec.startedAt ?? null, reason: rec.reason ?? null });
+        return rec;
+      }
+      throw new Conflict(`no free port in ${ports.min}-${ports.max}: widen the range with --port-range or remove instances`);
+    })();
+  }
+  updateInstance(id: string, patch: Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason'>>): void {
+    const cur = this.getInstance(id);
+    if (!cur) return;
+    const n = { ...cur, ...patch };
+    this.db.prepare('UPDATE instances SET container_id = ?, state = ?, health = ?, started_at = ?, reason = ? WHERE id = ?')
+      .run(n.containerId ?? null, n.state, n.health, n.startedAt ?? null, n.reason ?? null, id);
+  }
+  deleteInstance(id: string): void {
+    this.db.prepare('DELETE FROM instances WHERE id = ?').run(id);
+  }
+
+  // ---- events
+  addEvent(e: NewEvent): EventRecord {
+    const ts = e.ts ?? this.clock.now();
+    const info = this.db.prepare('INSERT INTO events (ts, app, env, service, instance, kind, message) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(ts, e.app, e.env, e.service, e.instance, e.kind, e.message);
+    return { ...e, ts, id: Number(info.lastInsertRowid) };
+  }
+  listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; limit?: number }): EventRecord[] {
+    const rows = this.db.prepare(`SELECT * FROM events WHERE (@app IS NULL OR app = @app) AND (@env IS NULL OR env = @env)
+      AND (@service IS NULL OR service = @service) AND id > @after ORDER BY id DESC LIMIT @limit`)
+      .all({ app: filter.app ?? null, env: filter.env ?? null, service: filter.service ?? null, after: filter.afterId ?? 0, limit: filter.limit ?? 200 }) as Row[];
+    return rows.reverse().map((r) => ({
+      id: Number(r.id), ts: Number(r.ts), app: String(r.app), env: String(r.env), service: String(r.service),
+      instance: String(r.instance), kind: String(r.kind), message: String(r.message),
+    }));
+  }
+
+  // ---- auth
+  addToken(hash: string, name: string): void {
+    this.db.prepare('INSERT OR IGNORE INTO tokens (hash, name, created_at) VALUES (?, ?, ?)').run(hash, name, this.clock.now());
+  }
+  hasToken(hash: string): boolean {
+    return this.db.prepare('SELECT 1 FROM tokens WHERE hash = ?').get(hash) !== undefined;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function toDeployment(r: Row): DeploymentRecord {
+  return {
+    id: String(r.id), app: String(r.app), env: String(r.env), spec: JSON.parse(String(r.spec)), warnings: JSON.parse(String(r.warnings)),
+    status: r.status as DeploymentStatus, message: String(r.message), createdAt: Number(r.created_at), createdBy: String(r.created_by),
+    releases: JSON.parse(String(r.releases)),
+  };
+}
+function toService(r: Row): ServiceRecord {
+  return {
+    app: String(r.app), env: String(r.env), name: String(r.name), replicas: Number(r.replicas), releaseId: String(r.release_id),
+    failures: Number(r.failures), nextStartAt: Number(r.next_start_at), updatedAt: Number(r.updated_at),
+  };
+}
+function toRelease(r: Row): ReleaseRecord {
+  return {
+    id: String(r.id), app: String(r.app), env: String(r.env), service: String(r.service), seq: Number(r.seq),
+    spec: JSON.parse(String(r.spec)), specHash: String(r.spec_hash), image: String(r.image), imageId: String(r.image_id),
+    status: r.status as ReleaseRecord['status'], message: String(r.message), createdAt: Number(r.created_at),
+    createdBy: String(r.created_by), ...(r.finished_at == null ? {} : { finishedAt: Number(r.finished_at) }),
+  };
+}
+function toInstance(r: Row): InstanceRecord {
+  return {
+    id: String(r.id), app: String(r.app), env: String(r.env), service: String(r.service), releaseId: String(r.release_id),
+    host: String(r.host), address: String(r.address), port: Number(r.port),
+    ...(r.container_id == null ? {} : { containerId: String(r.container_id) }),
+    state: r.state as InstanceRecord['state'], health: r.health as InstanceRecord['health'], createdAt: Number(r.created_at),
+    ...(r.started_at == null ? {} : { startedAt: Number(r.started_at) }),
+    ...(r.reason == null ? {} : { reason: String(r.reason) }),
+  };
+}
