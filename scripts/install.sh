@@ -23,7 +23,7 @@ install_apt() {
   fi
   require_root
   log "apt packages missing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
+  export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
   # Keep package post-install scripts from starting daemons (dockerd, nginx):
   # Berth starts what it needs itself, with its own flags.
   local policy=/usr/sbin/policy-rc.d made_policy=0
@@ -35,7 +35,7 @@ install_apt() {
   local rc=0
   {
     apt-get update -q &&
-      apt-get install -y -q --no-install-recommends "${missing[@]}"
+      apt-get install -y -q "${missing[@]}"
   } >&2 || rc=$?
   ((made_policy)) && rm -f "$policy"
   ((rc == 0)) || die "apt-get failed (rc=$rc)"

@@ -11,6 +11,13 @@ if [[ -n "${__BERTH_LIB_SOURCED:-}" ]]; then
 fi
 __BERTH_LIB_SOURCED=1
 
+# dockerd, ldconfig, ip live in sbin dirs that a non-login root shell may lack.
+case ":$PATH:" in
+  *:/usr/sbin:*) ;;
+  *) PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" ;;
+esac
+export PATH
+
 BERTH_ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 export BERTH_ROOT
 export BERTH_DATA_DIR="${BERTH_DATA_DIR:-/var/lib/berth}"
@@ -19,6 +26,8 @@ export BERTH_DATA_DIR="${BERTH_DATA_DIR:-/var/lib/berth}"
 BERTH_DOCKERD_PIDFILE="${BERTH_DOCKERD_PIDFILE:-/run/berth-dockerd.pid}"
 BERTH_DOCKERD_LOG="${BERTH_DOCKERD_LOG:-/var/log/berth-dockerd.log}"
 BERTH_DOCKER_SOCK="${BERTH_DOCKER_SOCK:-/var/run/docker.sock}"
+# The scripts manage the local Engine: point every docker CLI call at it.
+export DOCKER_HOST="unix://$BERTH_DOCKER_SOCK"
 
 # ---------------------------------------------------------------- logging
 # Everything human-facing goes to stderr so stdout stays usable for values.
@@ -107,4 +116,16 @@ file_newer() {
   [[ -e $1 ]] || return 1
   [[ ! -e $2 ]] && return 0
   [[ $1 -nt $2 ]]
+}
+
+# with_lock NAME — take an exclusive lock (fd 9) for the rest of the script,
+# so concurrent runs (npm test while up.sh runs) do not race.
+with_lock() {
+  local f="/run/berth-$1.lock"
+  mkdir -p /run
+  exec 9>"$f"
+  if ! flock -n 9; then
+    log "waiting for another $1 run (lock $f)"
+    flock -w "${2:-300}" 9 || die "timed out waiting for lock $f"
+  fi
 }

@@ -5,6 +5,8 @@
 /** Labels Berth puts on every container it manages. */
 export const LABEL = {
   managed: 'io.berth.managed',
+  /** Which Berth installation (data dir) owns the container: servers never touch another's containers. */
+  cluster: 'io.berth.cluster',
   app: 'io.berth.app',
   env: 'io.berth.env',
   service: 'io.berth.service',
@@ -87,6 +89,8 @@ export interface Engine {
   list(labels: Record<string, string>): Promise<ContainerInfo[]>;
   inspect(id: string): Promise<ContainerInfo | undefined>;
   imageExists(ref: string): Promise<boolean>;
+  /** The image's id (`sha256:…`), or undefined when the engine does not have it. */
+  imageId(ref: string): Promise<string | undefined>;
   /** Builds an image from a local context directory; `onProgress` receives output lines. */
   build(opts: { context: string; dockerfile: string; tag: string; args: Record<string, string>; labels?: Record<string, string> }, onProgress?: (line: string) => void): Promise<void>;
   ensureVolume(name: string, labels: Record<string, string>): Promise<void>;

@@ -58,8 +58,9 @@ export interface ServiceRecord {
  * pending: row and port exist, container not yet created/started.
  * running: container started (health says whether it is routable).
  * stopping: leaving the upstreams, then stopped and removed.
+ * exited: ended and not to be restarted (restart policy none/on-failure with exit 0, or attempts used up).
  */
-export type InstanceState = 'pending' | 'running' | 'stopping';
+export type InstanceState = 'pending' | 'running' | 'stopping' | 'exited';
 export type InstanceHealth = 'starting' | 'healthy' | 'unhealthy';
 
 export interface InstanceRecord {

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# `npm test`: the whole suite, stage by stage; stops at the first failing stage.
+#
+#   1. install      scripts/install.sh (apt packages, npm dependencies)
+#   2. docker       scripts/dockerd.sh start
+#   3. images       scripts/images.sh
+#   4. typecheck    tsc --noEmit -p tsconfig.json
+#   5. lint         eslint src test bench
+#   6. unit         node --test on src/**/*.test.ts
+#   7. integration  node --test --test-concurrency=1 on test/**/*.test.ts
+#
+# Stages with nothing to run are skipped. Each node --test run ends with node's
+# own summary lines (tests/pass/fail/...), which is how runs are counted.
+# Env: BERTH_TEST_ONLY="unit integration" runs only the named stages.
+set -euo pipefail
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
+BERTH_LOG_TAG=test
+cd "$BERTH_ROOT"
+
+T_START=$(now_ms)
+SUMMARY=()
+
+want() {
+  [[ -z ${BERTH_TEST_ONLY:-} ]] && return 0
+  [[ " $BERTH_TEST_ONLY " == *" $1 "* ]]
+}
+
+# run_stage NAME CMD... — header, run, timing; exit on failure.
+run_stage() {
+  local name=$1
+  shift
+  if ! want "$name"; then return 0; fi
+  stage "$name"
+  local t0 rc=0
+  t0=$(now_ms)
+  "$@" || rc=$?
+  if ((rc != 0)); then
+    SUMMARY+=("$name: FAILED (exit $rc, $(elapsed_since "$t0"))")
+    print_summary
+    printf '\n%s stage "%s" FAILED (exit %d)\n' "$(__berth_tag)" "$name" "$rc" >&2
+    exit "$rc"
+  fi
+  SUMMARY+=("$name: ok ($(elapsed_since "$t0"))")
+}
+
+skip_stage() {
+  if ! want "$1"; then return 0; fi
+  stage "$1"
+  log "skipped: $2"
+  SUMMARY+=("$1: skipped ($2)")
+}
+
+print_summary() {
+  printf '\n==================== summary ====================\n' >&2
+  local line
+  for line in "${SUMMARY[@]}"; do printf '  %s\n' "$line" >&2; done
+  printf '  total: %s\n' "$(elapsed_since "$T_START")" >&2
+}
+
+# find_tests DIR — sorted *.test.ts files under DIR (none if DIR is missing).
+find_tests() {
+  [[ -d $1 ]] || return 0
+  find "$1" -name '*.test.ts' -not -path '*/node_modules/*' | LC_ALL=C sort
+}
+
+lint() {
+  local dirs=() d
+  for d in src test bench; do [[ -d $d ]] && dirs+=("$d"); done
+  if ((${#dirs[@]} == 0)); then return 0; fi
+  # An empty folder (bench/ early on) is not an error.
+  npx --no-install eslint --no-error-on-unmatched-pattern "${dirs[@]}"
+}
+
+main() {
+  run_stage install bash scripts/install.sh
+  run_stage docker bash scripts/dockerd.sh start
+  run_stage images bash scripts/images.sh
+  run_stage typecheck npx --no-install tsc --noEmit -p tsconfig.json
+  run_stage lint lint
+
+  local unit=() integ=()
+  mapfile -t unit < <(find_tests src)
+  mapfile -t integ < <(find_tests test)
+
+  if ((${#unit[@]} > 0)); then
+    run_stage unit node --import tsx --test "${unit[@]}"
+  else
+    skip_stage unit "no src/**/*.test.ts files"
+  fi
+
+  if ((${#integ[@]} > 0)); then
+    run_stage integration node --import tsx --test --test-concurrency=1 --test-timeout=300000 "${integ[@]}"
+  else
+    skip_stage integration "no test/**/*.test.ts files"
+  fi
+
+  print_summary
+  printf '\n%s all stages passed\n' "$(__berth_tag)" >&2
+}
+
+main "$@"

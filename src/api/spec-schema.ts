@@ -1,0 +1,52 @@
+import { z } from 'zod';
+
+/** Structural check of an AppSpec sent by a client (the CLI parses Compose files; the server trusts no client). */
+const name = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes, starting with a letter or digit').max(63);
+const ms = z.number().int().nonnegative();
+const probe = { intervalMs: ms, timeoutMs: ms, retries: z.number().int().nonnegative(), startPeriodMs: ms };
+const health = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('http'), path: z.string().startsWith('/'), ...probe }),
+  z.object({ type: z.literal('tcp'), ...probe }),
+  z.object({ type: z.literal('command'), test: z.array(z.string()).min(1), ...probe }),
+  z.object({ type: z.literal('none') }),
+]);
+const strMap = z.record(z.string(), z.string());
+
+export const serviceSpecSchema = z.object({
+  name,
+  image: z.string().min(1),
+  build: z.object({ context: z.string().startsWith('/'), dockerfile: z.string().min(1), args: strMap }).optional(),
+  command: z.array(z.string()).optional(),
+  entrypoint: z.array(z.string()).optional(),
+  environment: strMap,
+  ports: z.array(z.string()),
+  health,
+  replicas: z.number().int().min(0).max(1000),
+  limits: z.object({ nanoCpus: z.number().int().positive().optional(), memoryBytes: z.number().int().positive().optional() }),
+  restart: z.object({ condition: z.enum(['none', 'on-failure', 'any']), maxAttempts: z.number().int().nonnegative().optional(), delayMs: ms }),
+  labels: strMap,
+  stopSignal: z.string().regex(/^(SIG)?[A-Z0-9+-]+$|^\d+$/),
+  stopGracePeriodMs: ms,
+  volumes: z.array(z.object({ type: z.enum(['volume', 'bind']), source: z.string().min(1), target: z.string().startsWith('/'), readOnly: z.boolean() })),
+  dependsOn: z.array(z.string()),
+  shmSizeBytes: z.number().int().positive().optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  routes: z.array(z.object({ host: z.string().regex(/^[A-Za-z0-9.*-]+$/).optional(), path: z.string().regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/) })),
+});
+
+export const appSpecSchema = z.object({
+  name,
+  services: z.record(z.string(), serviceSpecSchema).refine((s) => Object.keys(s).length > 0, 'an app needs at least one service'),
+});
+
+export const deployBodySchema = z.object({
+  env: name.default('prod'),
+  spec: appSpecSchema,
+  warnings: z.array(z.object({ file: z.string(), line: z.number(), col: z.number(), path: z.string(), message: z.string() })).default([]),
+});
+
+export const scaleBodySchema = z.object({
+  env: name.default('prod'),
+  service: name,
+  replicas: z.number().int().min(0).max(1000),
+});

@@ -1,0 +1,79 @@
+import type { Clock } from '../core/ports.ts';
+import type { InstanceRecord, ServiceRecord, Store } from '../core/store.ts';
+
+export interface InstanceStatus {
+  id: string;
+  release: number;
+  state: string;
+  health: string;
+  host: string;
+  address: string;
+  port: number;
+  containerId?: string;
+  startedAt?: number;
+  reason?: string;
+}
+
+export interface ServiceStatus {
+  app: string;
+  env: string;
+  name: string;
+  desired: number;
+  healthy: number;
+  running: number;
+  /** running | deploying | degraded | crash-looping | stopped | failed */
+  status: string;
+  detail: string;
+  release: { id: string; seq: number; status: string; message: string; image: string; imageId: string; createdAt: number };
+  routes: { host?: string; path: string }[];
+  failures: number;
+  nextStartAt?: number;
+  instances: InstanceStatus[];
+}
+
+/** A service's observable status, computed from the store (never from the engine in a request). */
+export function serviceStatus(store: Store, clock: Clock, s: ServiceRecord, all?: InstanceRecord[]): ServiceStatus {
+  const rel = store.getRelease(s.releaseId);
+  const insts = (all ?? store.listInstances({ app: s.app, env: s.env, service: s.name }))
+    .filter((i) => i.app === s.app && i.env === s.env && i.service === s.name);
+  const seqOf = new Map<string, number>();
+  const seq = (id: string) => {
+    if (!seqOf.has(id)) seqOf.set(id, store.getRelease(id)?.seq ?? 0);
+    return seqOf.get(id)!;
+  };
+  const current = insts.filter((i) => i.releaseId === s.releaseId && i.state === 'running');
+  const healthy = current.filter((i) => i.health === 'healthy').length;
+  const now = clock.now();
+  let status = 'running';
+  let detail = `${healthy}/${s.replicas} healthy`;
+  if (s.failures >= 2 && healthy < s.replicas) {
+    status = 'crash-looping';
+    const wait = Math.max(0, s.nextStartAt - now);
+    detail = `${s.failures} crashes in a row; ${wait > 0 ? `next start in ${Math.ceil(wait / 1000)}s (backing off)` : 'restarting now'}`;
+  } else if (rel?.status === 'failed') {
+    status = 'failed';
+    detail = `release ${rel.seq} failed: ${rel.message}`;
+  } else if (s.replicas === 0) {
+    status = 'stopped';
+    detail = 'scaled to 0';
+  } else if (rel?.status === 'progressing' || insts.some((i) => i.releaseId !== s.releaseId)) {
+    status = 'deploying';
+    detail = `release ${rel?.seq}: ${healthy}/${s.replicas} healthy`;
+  } else if (healthy < s.replicas) {
+    status = 'degraded';
+  }
+  return {
+    app: s.app, env: s.env, name: s.name, desired: s.replicas, healthy, running: current.length, status, detail,
+    release: rel
+      ? { id: rel.id, seq: rel.seq, status: rel.status, message: rel.message, image: rel.image, imageId: rel.imageId, createdAt: rel.createdAt }
+      : { id: s.releaseId, seq: 0, status: 'missing', message: '', image: '', imageId: '', createdAt: 0 },
+    routes: rel?.spec.routes ?? [],
+    failures: s.failures,
+    ...(s.nextStartAt > now ? { nextStartAt: s.nextStartAt } : {}),
+    instances: insts.map((i) => ({
+      id: i.id, release: seq(i.releaseId), state: i.state, health: i.health, host: i.host, address: i.address, port: i.port,
+      ...(i.containerId ? { containerId: i.containerId } : {}), ...(i.startedAt ? { startedAt: i.startedAt } : {}),
+      ...(i.reason ? { reason: i.reason } : {}),
+    })),
+  };
+}

@@ -1,0 +1,40 @@
+import type { Command } from 'commander';
+import type { ServiceView } from '../../client/index.ts';
+import { ago, connect, table, type GlobalOpts } from '../context.ts';
+
+export function registerStatus(program: Command): void {
+  program.command('status')
+    .argument('[app]', 'app name; all apps when omitted')
+    .description('show apps, services and instances (desired vs running, health, release, ports)')
+    .option('--env <env>', 'only this environment')
+    .action(async (app: string | undefined, o: { env?: string }) => {
+      const g = program.opts<GlobalOpts>();
+      const client = connect(g);
+      if (!app) {
+        const { apps } = await client.apps();
+        if (g.json) return void console.log(JSON.stringify({ apps }));
+        if (apps.length === 0) return void console.log('no apps yet: deploy one with `berth deploy -f compose.yaml`');
+        const rows = [['APP', 'ENV', 'SERVICE', 'STATUS', 'READY', 'RELEASE', 'DETAIL']];
+        for (const a of apps) for (const s of a.services) if (!o.env || s.env === o.env) rows.push(serviceRow(s, true));
+        return void console.log(table(rows));
+      }
+      const st = await client.app(app, o.env);
+      if (g.json) return void console.log(JSON.stringify(st));
+      const rows = [['ENV', 'SERVICE', 'STATUS', 'READY', 'RELEASE', 'DETAIL']];
+      for (const s of st.services) rows.push(serviceRow(s, false));
+      console.log(table(rows));
+      console.log('');
+      const irows = [['INSTANCE', 'SERVICE', 'STATE', 'HEALTH', 'HOST', 'ADDRESS', 'REL', 'CONTAINER', 'AGE']];
+      for (const s of st.services) {
+        for (const i of s.instances) {
+          irows.push([i.id, s.name, i.state, i.health, i.host, `${i.address}:${i.port}`, String(i.release), (i.containerId ?? '-').slice(0, 12), i.startedAt ? ago(i.startedAt) : '-']);
+        }
+      }
+      console.log(table(irows));
+    });
+}
+
+function serviceRow(s: ServiceView, withApp: boolean): string[] {
+  const row = [s.env, s.name, s.status, `${s.healthy}/${s.desired}`, `${s.release.seq} (${s.release.status})`, s.detail];
+  return withApp ? [s.app, ...row] : row;
+}

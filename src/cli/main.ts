@@ -1,0 +1,45 @@
+/**
+ * cli: the `berth` command. One file per verb under commands/; the one error → exit-code mapper is
+ * in context.ts. Results go to stdout (NDJSON/JSON with --json), progress and warnings to stderr.
+ */
+import { Command, CommanderError } from 'commander';
+import { explain, EXIT } from './context.ts';
+import { registerServer } from './commands/server.ts';
+import { registerValidate } from './commands/validate.ts';
+import { registerDeploy } from './commands/deploy.ts';
+import { registerStatus } from './commands/status.ts';
+import { registerScale } from './commands/scale.ts';
+import { registerRm } from './commands/rm.ts';
+import { registerLogs } from './commands/logs.ts';
+import { registerEvents } from './commands/events.ts';
+import { VERSION } from '../server/index.ts';
+
+const program = new Command('berth')
+  .description('Berth: Compose files to running, routed, self-healing services on your own servers')
+  .version(VERSION)
+  .option('--url <url>', 'API address (env BERTH_URL; default: from DATA_DIR/server.json)')
+  .option('--token <token>', 'API token (env BERTH_TOKEN; default: DATA_DIR/admin.token)')
+  .option('--data-dir <dir>', 'where the local server keeps its state (env BERTH_DATA_DIR; default /var/lib/berth)')
+  .option('--json', 'machine-readable output on stdout')
+  .addHelpText('after', `
+Exit codes: 0 ok, 1 operation failed, 2 invalid input or spec, 3 not found, 4 conflict,
+5 unauthorized, 6 server or engine unreachable, 70 internal error.`)
+  .exitOverride()
+  .showHelpAfterError('(run with --help for usage)');
+
+for (const register of [registerServer, registerDeploy, registerStatus, registerScale, registerLogs, registerRm, registerValidate, registerEvents]) {
+  register(program);
+}
+for (const c of program.commands) c.exitOverride();
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else {
+    const { message, exitCode } = explain(err);
+    process.stderr.write(`error: ${message}\n`);
+    process.exitCode = exitCode;
+  }
+}

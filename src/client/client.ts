@@ -1,0 +1,139 @@
+/**
+ * A typed client of the Berth HTTP API, used by the CLI (and later the web portal).
+ */
+import type { AppSpec, SpecWarning } from '../core/spec/types.ts';
+
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string, readonly details?: unknown) {
+    super(message);
+  }
+}
+
+/** The server could not be reached at all. */
+export class Unreachable extends Error {}
+
+export interface ClientOptions {
+  url: string;
+  token: string;
+}
+
+export class BerthClient {
+  constructor(private readonly o: ClientOptions) {}
+
+  get url(): string {
+    return this.o.url;
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.raw(method, path, body);
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : {};
+    } catch {
+      throw new ApiError(res.status, 'bad_response', `unexpected response from ${this.o.url}${path}: ${text.slice(0, 200)}`);
+    }
+    if (!res.ok) {
+      const e = (json as { error?: { code?: string; message?: string; details?: unknown } }).error ?? {};
+      throw new ApiError(res.status, e.code ?? 'error', e.message ?? `HTTP ${res.status}`, e.details);
+    }
+    return json as T;
+  }
+
+  async raw(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.o.token}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    try {
+      return await fetch(this.o.url + path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), ...(signal ? { signal } : {}) });
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') throw err;
+      throw new Unreachable(`cannot reach the Berth server at ${this.o.url} (${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}): start it with \`berth server\` or \`bash scripts/up.sh\``);
+    }
+  }
+
+  ping() {
+    return this.request<{ ok: boolean; version: string; ingressPort: number }>('GET', '/v1/ping');
+  }
+  deploy(app: string, env: string, spec: AppSpec, warnings: SpecWarning[]) {
+    return this.request<{ deployment: DeploymentView }>('POST', `/v1/apps/${enc(app)}/deployments`, { env, spec, warnings });
+  }
+  deployment(id: string) {
+    // A service not yet given a release shows only its name and status 'pending'.
+    return this.request<{ deployment: DeploymentView; services: (Partial<ServiceView> & { name: string; status: string })[] }>('GET', `/v1/deployments/${enc(id)}`);
+  }
+  apps() {
+    return this.request<{ apps: { name: string; envs: string[]; services: ServiceView[] }[] }>('GET', '/v1/apps');
+  }
+  app(app: string, env?: string) {
+    return this.request<{ app: string; services: ServiceView[] }>('GET', `/v1/apps/${enc(app)}${env ? `?env=${enc(env)}` : ''}`);
+  }
+  scale(app: string, env: string, service: string, replicas: number) {
+    return this.request<{ service: string; from: number; to: number }>('POST', `/v1/apps/${enc(app)}/scale`, { env, service, replicas });
+  }
+  remove(app: string, env?: string) {
+    return this.request<{ removed: string[] }>('DELETE', `/v1/apps/${enc(app)}${env ? `?env=${enc(env)}` : ''}`);
+  }
+  events(q: { app?: string; after?: number; limit?: number }) {
+    const p = new URLSearchParams();
+    if (q.app) p.set('app', q.app);
+    if (q.after) p.set('after', String(q.after));
+    if (q.limit) p.set('limit', String(q.limit));
+    return this.request<{ events: EventView[] }>('GET', `/v1/events?${p}`);
+  }
+}
+
+function enc(s: string): string {
+  return encodeURIComponent(s);
+}
+
+export interface DeploymentView {
+  id: string;
+  app: string;
+  env: string;
+  status: string;
+  message: string;
+  createdAt: number;
+  services: string[];
+  releases: Record<string, string>;
+  warnings: SpecWarning[];
+}
+
+export interface InstanceView {
+  id: string;
+  release: number;
+  state: string;
+  health: string;
+  host: string;
+  address: string;
+  port: number;
+  containerId?: string;
+  startedAt?: number;
+  reason?: string;
+}
+
+export interface ServiceView {
+  app: string;
+  env: string;
+  name: string;
+  desired: number;
+  healthy: number;
+  running: number;
+  status: string;
+  detail: string;
+  release: { id: string; seq: number; status: string; message: string; image: string; imageId: string; createdAt: number };
+  routes: { host?: string; path: string }[];
+  failures: number;
+  nextStartAt?: number;
+  instances: InstanceView[];
+}
+
+export interface EventView {
+  id: number;
+  ts: number;
+  app: string;
+  env: string;
+  service: string;
+  instance: string;
+  kind: string;
+  message: string;
+}

@@ -1,0 +1,109 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { planService, crashLoopDelayMs, type DesiredView, type InstanceView } from './service-plan.ts';
+
+const desired = (o: Partial<DesiredView> = {}): DesiredView => ({
+  replicas: 3, releaseId: 'r2', restart: { condition: 'any', delayMs: 1000 }, failures: 0, nextStartAt: 0, maxSurge: 1, ...o,
+});
+let n = 0;
+const inst = (o: Partial<InstanceView> = {}): InstanceView => ({
+  id: `i${++n}`, releaseId: 'r2', state: 'running', health: 'healthy', observed: 'running', createdAt: n, ...o,
+});
+const kinds = (a: { kind: string }[]) => a.map((x) => x.kind).sort();
+
+test('fresh service: creates all replicas at once', () => {
+  assert.deepEqual(planService(desired(), [], [], 0), [{ kind: 'create', count: 3 }]);
+});
+
+test('steady state: nothing to do', () => {
+  assert.deepEqual(planService(desired(), [inst(), inst(), inst()], [], 0), []);
+});
+
+test('scale down stops the extras, not-serving first, then newest', () => {
+  const a = inst({ createdAt: 1 }), b = inst({ createdAt: 2 }), c = inst({ createdAt: 3, health: 'starting' }), d = inst({ createdAt: 4 }), e = inst({ createdAt: 5 });
+  const acts = planService(desired({ replicas: 2 }), [a, b, c, d, e], [], 0);
+  assert.deepEqual(acts.map((x) => x.kind === 'stop' && x.instance).sort(), [c.id, d.id, e.id].sort());
+});
+
+test('a crashed instance is reaped and no replacement is created in the same round', () => {
+  const dead = inst({ observed: 'exited', exitCode: 137 });
+  const acts = planService(desired(), [inst(), inst(), dead], [], 0);
+  assert.deepEqual(acts, [{ kind: 'reap', instance: dead.id, exitCode: 137, countsAsFailure: true }]);
+});
+
+test('crash-loop backoff: waits until nextStartAt, then creates', () => {
+  assert.deepEqual(planService(desired({ replicas: 1, failures: 3, nextStartAt: 5000 }), [], [], 1000), [
+    { kind: 'wait', untilMs: 5000, reason: 'crash-loop backoff' },
+  ]);
+  assert.deepEqual(planService(desired({ replicas: 1, failures: 3, nextStartAt: 5000 }), [], [], 5000), [{ kind: 'create', count: 1 }]);
+});
+
+test('restart policy on-failure keeps a clean exit stopped; none keeps any exit stopped', () => {
+  const clean = inst({ observed: 'exited', exitCode: 0 });
+  assert.deepEqual(planService(desired({ replicas: 1, restart: { condition: 'on-failure', delayMs: 0 } }), [clean], [], 0),
+    [{ kind: 'mark-exited', instance: clean.id, exitCode: 0 }]);
+  const failed = inst({ observed: 'exited', exitCode: 1 });
+  assert.deepEqual(planService(desired({ replicas: 1, restart: { condition: 'none', delayMs: 0 } }), [failed], [], 0),
+    [{ kind: 'mark-exited', instance: failed.id, exitCode: 1 }]);
+});
+
+test('max_attempts used up: the instance stays exited', () => {
+  const failed = inst({ observed: 'exited', exitCode: 1 });
+  const acts = planService(desired({ replicas: 1, failures: 2, restart: { condition: 'any', maxAttempts: 2, delayMs: 0 } }), [failed], [], 0);
+  assert.deepEqual(kinds(acts), ['mark-exited']);
+});
+
+test('rolling release, start-first: one new instance first, no old stopped before it is healthy', () => {
+  const old = [inst({ releaseId: 'r1' }), inst({ releaseId: 'r1' }), inst({ releaseId: 'r1' })];
+  assert.deepEqual(planService(desired(), old, [], 0), [{ kind: 'create', count: 1 }]);
+  const starting = inst({ health: 'starting' });
+  assert.deepEqual(planService(desired(), [...old, starting], [], 0), []);
+  const healthy = inst();
+  const acts = planService(desired(), [...old, healthy], [], 0);
+  assert.deepEqual(kinds(acts), ['create', 'stop']);
+  const stop = acts.find((a) => a.kind === 'stop');
+  assert.equal(stop?.kind === 'stop' && stop.instance, old[0]!.id, 'the oldest goes first');
+});
+
+test('rolling release never exceeds replicas + surge live instances', () => {
+  // Simulate a whole rollout where new instances become healthy one round after creation.
+  let live: InstanceView[] = [inst({ releaseId: 'r1' }), inst({ releaseId: 'r1' }), inst({ releaseId: 'r1' })];
+  for (let round = 0; round < 20; round++) {
+    live = live.map((i) => (i.health === 'starting' ? { ...i, health: 'healthy' } : i));
+    const acts = planService(desired(), live, [], 0);
+    for (const a of acts) {
+      if (a.kind === 'stop') live = live.filter((i) => i.id !== a.instance);
+      if (a.kind === 'create') for (let k = 0; k < a.count; k++) live.push(inst({ health: 'starting' }));
+    }
+    assert.ok(live.length <= 4, `round ${round}: ${live.length} live`);
+    assert.ok(live.filter((i) => i.health === 'healthy').length >= 3 || round === 0, `round ${round}: fewer than 3 serving`);
+    if (acts.length === 0) break;
+  }
+  assert.deepEqual(live.map((i) => i.releaseId), ['r2', 'r2', 'r2']);
+});
+
+test('old instances that are not serving are stopped at once', () => {
+  const sick = inst({ releaseId: 'r1', health: 'unhealthy' });
+  const acts = planService(desired({ replicas: 1 }), [sick], [], 0);
+  assert.deepEqual(kinds(acts), ['create', 'stop']);
+});
+
+test('pending instances resume where a crash left them', () => {
+  const a = inst({ state: 'pending', observed: 'missing' });
+  const b = inst({ state: 'pending', observed: 'created' });
+  const c = inst({ state: 'pending', observed: 'running' });
+  assert.deepEqual(kinds(planService(desired(), [a, b, c], [], 0)), ['mark-running', 'start', 'start-existing']);
+});
+
+test('orphans are removed and a removed service stops everything', () => {
+  const a = inst();
+  assert.deepEqual(planService(undefined, [a], [{ id: 'c9', instance: 'x' }], 0), [
+    { kind: 'remove-orphan', containerId: 'c9' },
+    { kind: 'stop', instance: a.id, reason: 'service removed' },
+  ]);
+});
+
+test('crash-loop delay grows exponentially and is capped', () => {
+  assert.deepEqual([1, 2, 3, 4, 10].map((f) => crashLoopDelayMs(f, 1000)), [1000, 2000, 4000, 8000, 60000]);
+  assert.equal(crashLoopDelayMs(0, 1000), 0);
+});

@@ -1,0 +1,148 @@
+/**
+ * The pure planner for one service: given desired state, Berth's instance records and what the engine
+ * reports, decide the next actions. No I/O, no clock: `now` comes in. The reconciler applies the
+ * actions and calls again (level-driven), so a crash between any two actions converges.
+ */
+import type { InstanceHealth, InstanceState } from '../store.ts';
+import type { RestartPolicy } from '../spec/types.ts';
+
+export type Observed = 'missing' | 'created' | 'running' | 'exited';
+
+export interface InstanceView {
+  id: string;
+  releaseId: string;
+  state: InstanceState;
+  health: InstanceHealth;
+  observed: Observed;
+  exitCode?: number;
+  /** ms timestamp when the container started (for crash-loop reset). */
+  startedAt?: number;
+  createdAt: number;
+}
+
+export interface DesiredView {
+  replicas: number;
+  releaseId: string;
+  restart: RestartPolicy;
+  /** Consecutive failures so far and the earliest time a replacement may start. */
+  failures: number;
+  nextStartAt: number;
+  /** Instances beyond `replicas` allowed while a new release rolls out (start-first). */
+  maxSurge: number;
+}
+
+export interface Container {
+  id: string;
+  instance: string;
+}
+
+export type Action =
+  /** Create and start the container of a pending instance. */
+  | { kind: 'start'; instance: string }
+  /** Start a container that exists but never ran (crash between create and start). */
+  | { kind: 'start-existing'; instance: string }
+  /** The container runs but the record still says pending: record it. */
+  | { kind: 'mark-running'; instance: string }
+  /** New instances of the desired release. */
+  | { kind: 'create'; count: number }
+  /** Leave the upstreams, drain, stop, remove, forget. */
+  | { kind: 'stop'; instance: string; reason: string }
+  /** The instance ended on its own: forget it and count a failure (replacement follows by count). */
+  | { kind: 'reap'; instance: string; exitCode?: number; countsAsFailure: boolean }
+  /** The instance ended and policy says leave it: keep the record as exited (not routable). */
+  | { kind: 'mark-exited'; instance: string; exitCode?: number }
+  /** A container with Berth labels for this service but no record: remove it. */
+  | { kind: 'remove-orphan'; containerId: string }
+  /** Nothing to do until then (crash-loop backoff); requeue. */
+  | { kind: 'wait'; untilMs: number; reason: string };
+
+/** A run of this long resets the crash-loop counter. */
+export const STABLE_RUN_MS = 30_000;
+
+export function crashLoopDelayMs(failures: number, baseMs: number): number {
+  if (failures <= 0) return 0;
+  return Math.min(60_000, Math.max(baseMs, 250) * 2 ** (failures - 1));
+}
+
+export function planService(desired: DesiredView | undefined, instances: InstanceView[], orphans: Container[], now: number): Action[] {
+  const actions: Action[] = orphans.map((c) => ({ kind: 'remove-orphan', containerId: c.id }));
+  if (!desired) {
+    for (const i of instances) actions.push({ kind: 'stop', instance: i.id, reason: 'service removed' });
+    return actions;
+  }
+
+  const live: InstanceView[] = [];
+  let reaped = false;
+  for (const i of instances) {
+    if (i.state === 'stopping') {
+      actions.push({ kind: 'stop', instance: i.id, reason: 'continue stopping' });
+    } else if (i.state === 'exited' || (i.state === 'running' && i.observed === 'running')) {
+      live.push(i);
+    } else if (i.state === 'pending' && i.observed !== 'exited') {
+      const kind = i.observed === 'missing' ? 'start' : i.observed === 'created' ? 'start-existing' : 'mark-running';
+      actions.push({ kind, instance: i.id });
+      live.push(i);
+    } else {
+      // It ended on its own (or its container vanished).
+      const end = endAction(i, desired);
+      actions.push(end);
+      if (end.kind === 'mark-exited') live.push({ ...i, state: 'exited' });
+      else reaped = true;
+    }
+  }
+
+  const current = live.filter((i) => i.releaseId === desired.releaseId);
+  const old = live.filter((i) => i.releaseId !== desired.releaseId);
+
+  // Scale down the current release: drop those not serving first, then the newest.
+  if (current.length > desired.replicas) {
+    const order = [...current].sort((a, b) => rank(a) - rank(b) || b.createdAt - a.createdAt);
+    for (const i of order.slice(0, current.length - desired.replicas)) actions.push({ kind: 'stop', instance: i.id, reason: 'scaled down' });
+  }
+
+  // Replace old-release instances start-first: a serving old instance is stopped only while the
+  // healthy count stays at or above the desired replicas; old ones not serving go at once.
+  const healthyCurrent = current.filter(isServing).length;
+  const servingOld = old.filter(isServing).sort((a, b) => a.createdAt - b.createdAt);
+  for (const i of old) if (!isServing(i)) actions.push({ kind: 'stop', instance: i.id, reason: 'replaced (not serving)' });
+  const stopOld = desired.replicas === 0
+    ? servingOld.length
+    : Math.min(servingOld.length, Math.max(0, healthyCurrent + servingOld.length - desired.replicas));
+  for (const i of servingOld.slice(0, stopOld)) actions.push({ kind: 'stop', instance: i.id, reason: 'replaced by new release' });
+
+  // A failure was just counted: the backoff it sets decides when the replacement starts (next round).
+  if (reaped) return actions;
+
+  // Scale up (or replace what ended) within the surge budget, honouring crash-loop backoff.
+  const missing = desired.replicas - current.length;
+  if (missing > 0) {
+    const budget = desired.replicas + desired.maxSurge - current.length - (servingOld.length - stopOld);
+    const count = Math.min(missing, Math.max(0, budget));
+    if (count > 0) {
+      if (now < desired.nextStartAt) actions.push({ kind: 'wait', untilMs: desired.nextStartAt, reason: 'crash-loop backoff' });
+      else actions.push({ kind: 'create', count });
+    }
+  }
+  return actions;
+}
+
+function isServing(i: InstanceView): boolean {
+  return i.state === 'running' && i.health === 'healthy';
+}
+
+function rank(i: InstanceView): number {
+  if (i.state === 'exited') return 0;
+  if (i.state === 'pending') return 1;
+  if (i.health === 'unhealthy') return 2;
+  if (i.health === 'starting') return 3;
+  return 4;
+}
+
+function endAction(i: InstanceView, d: DesiredView): Action {
+  const failed = i.exitCode === undefined || i.exitCode !== 0;
+  const restart = d.restart.condition === 'any' || (d.restart.condition === 'on-failure' && failed);
+  const attemptsLeft = d.restart.maxAttempts === undefined || d.failures < d.restart.maxAttempts;
+  const withCode = i.exitCode === undefined ? {} : { exitCode: i.exitCode };
+  if (restart && attemptsLeft) return { kind: 'reap', instance: i.id, countsAsFailure: true, ...withCode };
+  return { kind: 'mark-exited', instance: i.id, ...withCode };
+}

@@ -1,0 +1,175 @@
+/**
+ * Compose file text → normalized AppSpec. The pipeline, in this order:
+ *   1. YAML (with `<<:` merges) — syntax errors stop here, nothing after would be reliable;
+ *   2. variable interpolation on string values (before validation, as docker compose does);
+ *   3. the Compose Specification schema;
+ *   4. Berth's own checks and normalization, per service, skipping subtrees already reported broken.
+ * Every problem found is collected; bad input throws one InvalidSpec listing them all, by line.
+ */
+import { InvalidSpec } from '../errors.ts';
+import { isRecord, type Json, type SpecContext } from './context.ts';
+import { Diagnostics } from './diagnostics.ts';
+import { interpolateTree } from './interpolate.ts';
+import { nameProblem, sanitizeName } from './names.ts';
+import { basenamePosix } from './posix-path.ts';
+import { checkComposeSchema } from './schema-check.ts';
+import { normalizeService } from './service.ts';
+import type { ParseOptions, ParseResult, ServiceSpec } from './types.ts';
+import { appExtensions } from './x-berth.ts';
+import { YamlSource } from './yaml-source.ts';
+
+const TOP_LEVEL_SUPPORTED = new Set(['services', 'volumes', 'name', 'version', 'x-berth']);
+const VOLUME_KEYS_IGNORED = 'not supported yet by Berth; ignored — Berth creates app-scoped local volumes';
+
+/**
+ * Parses and validates a Compose file with `x-berth` extensions.
+ * @throws InvalidSpec listing every problem found, each with file, line, column and path.
+ */
+export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
+  const source = new YamlSource(text);
+  const diag = new Diagnostics(opts.file, source);
+
+  const syntax = source.syntaxProblems();
+  if (syntax.length > 0) {
+    for (const p of syntax) diag.errorAt(p, '', p.message);
+    fail(diag);
+  }
+  for (const w of source.syntaxWarnings()) diag.warnings.push({ file: opts.file, line: w.line, col: w.col, path: '', message: w.message });
+  if (source.doc.contents === null) {
+    diag.errorAt({ line: 1, col: 1 }, '', 'the file is empty: a Compose file needs a `services:` mapping');
+    fail(diag);
+  }
+
+  interpolateTree(source.doc.contents, opts.env, diag);
+  const root: unknown = source.doc.toJS({ maxAliasCount: 1000 });
+  const compose = withoutVersion(root, diag);
+  checkComposeSchema(compose, diag);
+  if (!isRecord(compose) || diag.hasErrorsUnder(['services'])) {
+    // Without a well-formed `services:` mapping the per-service checks would only add noise.
+    if (isRecord(compose) && !isRecord(compose.services)) reportMissingServices(compose, diag);
+    fail(diag);
+  }
+
+  warnUnsupportedTopLevel(compose, diag);
+  const ctx: SpecContext = {
+    diag,
+    opts,
+    appName: appNameOf(compose, opts, diag),
+    declaredVolumes: declaredVolumes(compose, diag),
+    serviceNames: isRecord(compose.services) ? Object.keys(compose.services) : [],
+  };
+  const services = normalizeServices(ctx, compose.services);
+  checkDependencyCycles(services, diag);
+  checkRouteConflicts(services, diag);
+
+  if (diag.issues.length > 0) fail(diag);
+  return { spec: { name: ctx.appName, services }, warnings: diag.sortedWarnings() };
+}
+
+function fail(diag: Diagnostics): never {
+  throw new InvalidSpec(diag.sortedIssues());
+}
+
+/** `version` is obsolete (docker compose warns and ignores it); drop it before validation so `version: 3` is not a type error. */
+function withoutVersion(root: unknown, diag: Diagnostics): unknown {
+  if (!isRecord(root) || !('version' in root)) return root;
+  diag.warn(['version'], 'the `version` key is obsolete and ignored; remove it', 'key');
+  const { version: _version, ...rest } = root;
+  return rest;
+}
+
+function reportMissingServices(compose: Json, diag: Diagnostics): void {
+  if (compose.services === undefined) diag.error([], 'no `services:` mapping: define at least one service, e.g. services: {web: {image: nginx}}');
+}
+
+function warnUnsupportedTopLevel(compose: Json, diag: Diagnostics): void {
+  for (const key of Object.keys(compose)) {
+    if (TOP_LEVEL_SUPPORTED.has(key) || key.startsWith('x-')) continue;
+    diag.warn([key], 'not supported yet by Berth; ignored', 'key');
+  }
+}
+
+/** --app, then x-berth.app, then `name:`, then the Compose file's directory (sanitized). */
+function appNameOf(compose: Json, opts: ParseOptions, diag: Diagnostics): string {
+  // All sources are read (so a bad x-berth block is reported even with --app); the first one set wins.
+  const candidates: Array<{ name: string | undefined; report: (message: string) => void }> = [
+    { name: opts.appName, report: (m) => diag.errorAt({ line: 1, col: 1 }, '', `${m} (given with --app)`) },
+    { name: appExtensions(diag, compose['x-berth']), report: (m) => diag.error(['x-berth', 'app'], m) },
+    { name: typeof compose.name === 'string' ? compose.name : undefined, report: (m) => diag.error(['name'], m) },
+  ];
+  const chosen = candidates.find((c) => c.name !== undefined);
+  if (chosen?.name !== undefined) {
+    const problem = nameProblem('app', chosen.name);
+    if (problem) chosen.report(problem);
+    return chosen.name;
+  }
+  const fromDir = sanitizeName(basenamePosix(opts.baseDir));
+  if (fromDir === '') {
+    diag.errorAt({ line: 1, col: 1 }, '', `cannot derive an app name from the directory "${opts.baseDir}": set \`name:\` in the file`);
+  }
+  return fromDir;
+}
+
+function declaredVolumes(compose: Json, diag: Diagnostics): Set<string> {
+  if (!isRecord(compose.volumes)) return new Set();
+  for (const [name, def] of Object.entries(compose.volumes)) {
+    if (!isRecord(def)) continue;
+    for (const key of Object.keys(def)) {
+      if (!key.startsWith('x-')) diag.warn(['volumes', name, key], VOLUME_KEYS_IGNORED, 'key');
+    }
+  }
+  return new Set(Object.keys(compose.volumes));
+}
+
+function normalizeServices(ctx: SpecContext, raw: unknown): Record<string, ServiceSpec> {
+  const out: Record<string, ServiceSpec> = {};
+  if (!isRecord(raw)) return out;
+  if (Object.keys(raw).length === 0) ctx.diag.error(['services'], 'no services defined: add at least one, e.g. web: {image: nginx}');
+  for (const [name, def] of Object.entries(raw)) {
+    const broken = ctx.diag.hasErrorsUnder(['services', name]);
+    const problem = nameProblem('service', name);
+    if (problem) ctx.diag.error(['services', name], problem, 'key');
+    // A subtree the schema (or interpolation) already rejected would only yield follow-on errors.
+    if (broken || !isRecord(def)) continue;
+    out[name] = normalizeService(ctx, name, def);
+  }
+  return out;
+}
+
+/** Deploys are ordered by depends_on, so a cycle could never start. Reports each cycle once. */
+function checkDependencyCycles(services: Record<string, ServiceSpec>, diag: Diagnostics): void {
+  const state = new Map<string, 'visiting' | 'done'>();
+  const stack: string[] = [];
+  const visit = (name: string): void => {
+    if (state.get(name) === 'done') return;
+    if (state.get(name) === 'visiting') {
+      const cycle = [...stack.slice(stack.indexOf(name)), name];
+      diag.error(['services', name, 'depends_on'], `dependency cycle: ${cycle.join(' → ')}; remove one of these depends_on entries`);
+      return;
+    }
+    state.set(name, 'visiting');
+    stack.push(name);
+    for (const dep of services[name]?.dependsOn ?? []) visit(dep);
+    stack.pop();
+    state.set(name, 'done');
+  };
+  for (const name of Object.keys(services)) visit(name);
+}
+
+/** The ingress can send a host+path to one service only. */
+function checkRouteConflicts(services: Record<string, ServiceSpec>, diag: Diagnostics): void {
+  const owner = new Map<string, string>();
+  for (const svc of Object.values(services)) {
+    svc.routes.forEach((r, i) => {
+      const key = `${r.host ?? '*'}${r.path}`;
+      const first = owner.get(key);
+      if (first === undefined) owner.set(key, svc.name);
+      else {
+        const what = `${r.host ?? '(any host)'}${r.path}`;
+        const msg = first === svc.name ? `route ${what} is listed twice` : `route ${what} is already taken by service "${first}": each host and path go to one service`;
+        diag.error(['services', svc.name, 'x-berth', 'routes', i], msg);
+      }
+    });
+  }
+}
+

@@ -1,0 +1,357 @@
+/**
+ * One Compose service (already schema-valid and interpolated) → ServiceSpec. Every key Berth reads
+ * is checked for meaning here (the schema accepts strings for numbers); every key it does not act on
+ * yields a warning, never a silent drop.
+ */
+import { isRecord, listOrDict, scalarToString, take, type Json, type SpecContext } from './context.ts';
+import { parseEnvFile } from './env-file.ts';
+import { composeHealth, resolveHealth } from './health.ts';
+import { dirnamePosix, isWithin, normalizePosix, resolvePosix } from './posix-path.ts';
+import { splitShellWords } from './shell-words.ts';
+import { closestMatch } from './suggest.ts';
+import type { BuildSpec, RestartPolicy, ServiceSpec } from './types.ts';
+import { parseBool, parseCount, parseCpus, parseDuration, parseSize } from './units.ts';
+import { normalizeVolumes } from './volumes.ts';
+import { serviceExtensions } from './x-berth.ts';
+import { formatPath, type SpecPath } from './yaml-source.ts';
+
+const SUPPORTED_KEYS = new Set([
+  'image', 'build', 'command', 'entrypoint', 'environment', 'env_file', 'ports', 'healthcheck', 'deploy', 'labels',
+  'stop_signal', 'stop_grace_period', 'volumes', 'depends_on', 'shm_size', 'restart', 'scale', 'x-berth',
+]);
+
+const NOT_SUPPORTED = 'not supported yet by Berth; ignored';
+const HOST_NETWORK = 'services run on the host network';
+/** Why a known-but-unsupported key is ignored, where there is something more useful to say. */
+const IGNORED_BECAUSE: Record<string, string> = {
+  container_name: 'ignored: Berth names containers itself, one per instance',
+  networks: `${NOT_SUPPORTED} — ${HOST_NETWORK}`,
+  network_mode: `${NOT_SUPPORTED} — ${HOST_NETWORK}`,
+  expose: `${NOT_SUPPORTED} — ${HOST_NETWORK}; set x-berth.port to the port the service listens on`,
+  links: `${NOT_SUPPORTED} — ${HOST_NETWORK}`,
+  cpus: `${NOT_SUPPORTED} — set deploy.resources.limits.cpus instead`,
+  mem_limit: `${NOT_SUPPORTED} — set deploy.resources.limits.memory instead`,
+};
+
+const DEFAULT_STOP_GRACE_MS = 10_000;
+const DEFAULT_RESTART: RestartPolicy = { condition: 'any', delayMs: 1_000 };
+
+export function normalizeService(ctx: SpecContext, name: string, raw: Json): ServiceSpec {
+  const path: SpecPath = ['services', name];
+  const at = (...rest: Array<string | number>): SpecPath => [...path, ...rest];
+  warnUnsupportedKeys(ctx, path, raw);
+
+  const ext = serviceExtensions(ctx, at('x-berth'), raw['x-berth']);
+  const compose = composeHealth(ctx, at('healthcheck'), raw.healthcheck);
+  if (compose !== undefined && compose !== 'disabled' && ext.health !== undefined) {
+    ctx.diag.warn(at('x-berth', 'health'), 'ignored: the service has a Compose `healthcheck`, which takes precedence; remove one of them');
+  }
+  const build = raw.build === undefined ? undefined : normalizeBuild(ctx, at('build'), raw.build);
+  const deploy = isRecord(raw.deploy) ? raw.deploy : {};
+  warnUnsupportedDeployKeys(ctx, at('deploy'), deploy);
+
+  const spec: ServiceSpec = {
+    name,
+    image: imageOf(ctx, name, raw, build),
+    environment: environmentOf(ctx, path, raw),
+    ports: portsOf(ctx, at('ports'), raw.ports, ext.port),
+    health: resolveHealth(compose, ext.health, ext.port),
+    replicas: replicasOf(ctx, path, raw, deploy),
+    limits: limitsOf(ctx, at('deploy', 'resources', 'limits'), deploy),
+    restart: restartOf(ctx, path, raw, deploy),
+    labels: labelsOf(ctx, at('labels'), raw.labels),
+    stopSignal: stopSignalOf(ctx, at('stop_signal'), raw.stop_signal),
+    stopGracePeriodMs:
+      raw.stop_grace_period === undefined ? DEFAULT_STOP_GRACE_MS : take(ctx, at('stop_grace_period'), parseDuration(raw.stop_grace_period)) ?? DEFAULT_STOP_GRACE_MS,
+    volumes: normalizeVolumes(ctx, at('volumes'), raw.volumes),
+    dependsOn: dependsOnOf(ctx, name, at('depends_on'), raw.depends_on),
+    routes: ext.routes,
+  };
+  if (build) spec.build = build;
+  const command = argvOf(ctx, at('command'), raw.command);
+  if (command) spec.command = command;
+  const entrypoint = argvOf(ctx, at('entrypoint'), raw.entrypoint);
+  if (entrypoint) spec.entrypoint = entrypoint;
+  if (raw.shm_size !== undefined) {
+    const shm = take(ctx, at('shm_size'), positive(parseSize(raw.shm_size), 'shm_size'));
+    if (shm !== undefined) spec.shmSizeBytes = shm;
+  }
+  if (ext.port !== undefined) spec.port = ext.port;
+  return spec;
+}
+
+function warnUnsupportedKeys(ctx: SpecContext, path: SpecPath, raw: Json): void {
+  for (const key of Object.keys(raw)) {
+    if (SUPPORTED_KEYS.has(key)) continue;
+    if (key.startsWith('x-')) {
+      // Other x- keys are the user's own business; but `x-bert` is most likely a typo.
+      const near = closestMatch(key, ['x-berth']);
+      if (near) ctx.diag.warn([...path, key], `ignored; did you mean \`x-berth\`?`, 'key');
+      continue;
+    }
+    ctx.diag.warn([...path, key], IGNORED_BECAUSE[key] ?? NOT_SUPPORTED, 'key');
+  }
+}
+
+function warnUnsupportedDeployKeys(ctx: SpecContext, path: SpecPath, deploy: Json): void {
+  const warnKey = (p: SpecPath): void => ctx.diag.warn(p, NOT_SUPPORTED, 'key');
+  for (const [key, value] of Object.entries(deploy)) {
+    if (key.startsWith('x-') || key === 'replicas' || key === 'restart_policy') continue;
+    if (key === 'mode' && value === 'replicated') continue;
+    if (key !== 'resources' || !isRecord(value)) {
+      warnKey([...path, key]);
+      continue;
+    }
+    for (const [rkey, rvalue] of Object.entries(value)) {
+      if (rkey.startsWith('x-')) continue;
+      if (rkey !== 'limits' || !isRecord(rvalue)) {
+        warnKey([...path, key, rkey]);
+        continue;
+      }
+      for (const lkey of Object.keys(rvalue)) {
+        if (lkey !== 'cpus' && lkey !== 'memory' && !lkey.startsWith('x-')) warnKey([...path, key, rkey, lkey]);
+      }
+    }
+  }
+  if (isRecord(deploy.restart_policy) && deploy.restart_policy.window !== undefined) {
+    warnKey([...path, 'restart_policy', 'window']);
+  }
+}
+
+function imageOf(ctx: SpecContext, name: string, raw: Json, build: BuildSpec | undefined): string {
+  if (typeof raw.image === 'string') {
+    if (raw.image.trim() === '' || /\s/.test(raw.image)) {
+      ctx.diag.error(['services', name, 'image'], `${JSON.stringify(raw.image)} is not an image reference: write e.g. nginx:1.27 or registry.example.com/team/app:v3`);
+    }
+    return raw.image;
+  }
+  if (build || raw.build !== undefined) return `berth-${ctx.appName}/${name}:latest`;
+  ctx.diag.error(['services', name], 'needs `image` (an image to run) or `build` (a directory with a Dockerfile)');
+  return '';
+}
+
+function normalizeBuild(ctx: SpecContext, path: SpecPath, raw: unknown): BuildSpec | undefined {
+  const b: Json = typeof raw === 'string' ? { context: raw } : isRecord(raw) ? raw : {};
+  for (const key of Object.keys(b)) {
+    if (!['context', 'dockerfile', 'args'].includes(key) && !key.startsWith('x-')) ctx.diag.warn([...path, key], NOT_SUPPORTED, 'key');
+  }
+  const contextRaw = typeof b.context === 'string' ? b.context : '.';
+  const contextPath = typeof raw === 'string' ? path : [...path, 'context'];
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(contextRaw) || contextRaw.startsWith('git@')) {
+    ctx.diag.error(contextPath, `remote build contexts are not supported yet: clone "${contextRaw}" and point \`context\` at the local directory`);
+    return undefined;
+  }
+  const context = resolvePosix(ctx.opts.baseDir, contextRaw);
+  let dockerfile = typeof b.dockerfile === 'string' ? b.dockerfile : 'Dockerfile';
+  if (dockerfile.startsWith('/')) {
+    // The Docker build API wants the Dockerfile relative to the context.
+    const abs = normalizePosix(dockerfile);
+    if (!isWithin(context, abs) || abs === context) {
+      ctx.diag.error([...path, 'dockerfile'], `"${dockerfile}" is outside the build context ${context}: move it into the context or give a path relative to it`);
+      return undefined;
+    }
+    dockerfile = abs.slice(context === '/' ? 1 : context.length + 1);
+  }
+  const args: Record<string, string> = {};
+  for (const { key, value, index } of listOrDict(b.args)) {
+    const v = value ?? ctx.opts.env[key];
+    if (v === undefined) {
+      ctx.diag.warn([...path, 'args', index], `build argument "${key}" has no value and is not set in the environment; left out`);
+    } else args[key] = v;
+  }
+  return { context, dockerfile, args };
+}
+
+function argvOf(ctx: SpecContext, path: SpecPath, raw: unknown): string[] | undefined {
+  if (Array.isArray(raw)) return raw.map(scalarToString);
+  if (typeof raw !== 'string') return undefined;
+  const r = splitShellWords(raw);
+  if (!r.ok) {
+    ctx.diag.error(path, r.message);
+    return undefined;
+  }
+  return r.argv;
+}
+
+/** env_file entries in order, then `environment`, which wins (as in docker compose). */
+function environmentOf(ctx: SpecContext, path: SpecPath, raw: Json): Record<string, string> {
+  const env: Record<string, string> = {};
+  envFileEntries(raw.env_file).forEach((entry, i) => {
+    const entryPath = typeof raw.env_file === 'string' ? [...path, 'env_file'] : [...path, 'env_file', i];
+    Object.assign(env, readEnvFile(ctx, entryPath, entry));
+  });
+  for (const { key, value, index } of listOrDict(raw.environment)) {
+    const v = value ?? ctx.opts.env[key];
+    if (v === undefined) {
+      ctx.diag.warn([...path, 'environment', index], `"${key}" has no value here and is not set in the environment; left out`);
+      continue;
+    }
+    env[key] = v;
+  }
+  return env;
+}
+
+function envFileEntries(raw: unknown): Array<{ path: string; required: unknown }> {
+  const list = typeof raw === 'string' ? [raw] : Array.isArray(raw) ? raw : [];
+  return list.map((e) => (isRecord(e) ? { path: String(e.path), required: e.required ?? true } : { path: String(e), required: true }));
+}
+
+function readEnvFile(ctx: SpecContext, path: SpecPath, entry: { path: string; required: unknown }): Record<string, string> {
+  const required = parseBool(entry.required);
+  if (required.error !== undefined) {
+    ctx.diag.error([...path, 'required'], required.error);
+    return {};
+  }
+  const abs = resolvePosix(ctx.opts.baseDir, entry.path);
+  const text = ctx.opts.readFile(abs);
+  if (text === undefined) {
+    if (required.value) ctx.diag.error(path, `env file "${entry.path}" not found (looked for ${abs}): create it, or add \`required: false\``);
+    return {};
+  }
+  // Problems inside the env file point into that file, named as the user would find it.
+  const shownFile = entry.path.startsWith('/') ? abs : resolvePosix(dirnamePosix(ctx.diag.file), entry.path);
+  const parsed = parseEnvFile(text);
+  for (const p of parsed.problems) ctx.diag.errorAt({ line: p.line, col: p.col }, formatPath(path), p.message, shownFile);
+  const vars = { ...parsed.vars };
+  for (const key of parsed.bareKeys) {
+    const v = ctx.opts.env[key];
+    if (v !== undefined) vars[key] = v;
+  }
+  return vars;
+}
+
+function portsOf(ctx: SpecContext, path: SpecPath, raw: unknown, xPort: number | undefined): string[] {
+  if (!Array.isArray(raw)) return [];
+  const ports = raw.map((p) => (isRecord(p) ? renderLongPort(p) : scalarToString(p)));
+  if (ports.length > 0 && xPort === undefined) {
+    const guess = containerPort(ports[0]!);
+    const example = guess === undefined ? '' : ` (e.g. x-berth: {port: ${guess}})`;
+    ctx.diag.warn(path, `ports are not published: Berth runs services on the host network and allocates a port per instance; set x-berth.port instead${example}`);
+  }
+  return ports;
+}
+
+/** Long port syntax back to the short form: `[host_ip:][published:]target[/protocol]`. */
+function renderLongPort(p: Json): string {
+  let s = p.target === undefined ? '' : String(p.target);
+  if (p.published !== undefined && p.published !== null) s = `${String(p.published)}:${s}`;
+  if (typeof p.host_ip === 'string' && p.host_ip !== '') s = `${p.host_ip}:${s}`;
+  if (typeof p.protocol === 'string' && p.protocol !== '') s += `/${p.protocol}`;
+  return s;
+}
+
+/** The container port of a short-syntax entry, when it is a single number (`8080:80/tcp` → 80). */
+function containerPort(port: string): number | undefined {
+  const target = port.split('/')[0]!.split(':').pop()!;
+  return /^\d+$/.test(target) && Number(target) >= 1 && Number(target) <= 65535 ? Number(target) : undefined;
+}
+
+function replicasOf(ctx: SpecContext, path: SpecPath, raw: Json, deploy: Json): number {
+  const fromDeploy = deploy.replicas === undefined ? undefined : take(ctx, [...path, 'deploy', 'replicas'], parseCount(deploy.replicas));
+  const fromScale = raw.scale === undefined ? undefined : take(ctx, [...path, 'scale'], parseCount(raw.scale));
+  if (fromDeploy !== undefined && fromScale !== undefined && fromDeploy !== fromScale) {
+    ctx.diag.error([...path, 'scale'], `scale (${fromScale}) and deploy.replicas (${fromDeploy}) disagree: keep only one of them`);
+  }
+  return fromDeploy ?? fromScale ?? 1;
+}
+
+function limitsOf(ctx: SpecContext, path: SpecPath, deploy: Json): ServiceSpec['limits'] {
+  const resources = isRecord(deploy.resources) ? deploy.resources : {};
+  const limits = isRecord(resources.limits) ? resources.limits : {};
+  const out: ServiceSpec['limits'] = {};
+  if (limits.cpus !== undefined) {
+    const n = take(ctx, [...path, 'cpus'], parseCpus(limits.cpus));
+    if (n !== undefined) out.nanoCpus = n;
+  }
+  if (limits.memory !== undefined) {
+    const m = take(ctx, [...path, 'memory'], positive(parseSize(limits.memory), 'a memory limit'));
+    if (m !== undefined) out.memoryBytes = m;
+  }
+  return out;
+}
+
+function positive(p: ReturnType<typeof parseSize>, what: string): ReturnType<typeof parseSize> {
+  return p.error === undefined && p.value <= 0 ? { error: `${what} must be larger than 0, e.g. 512m` } : p;
+}
+
+function restartOf(ctx: SpecContext, path: SpecPath, raw: Json, deploy: Json): RestartPolicy {
+  const fromTop = raw.restart === undefined ? undefined : restartFromTopLevel(ctx, [...path, 'restart'], raw.restart);
+  if (!isRecord(deploy.restart_policy)) return fromTop ?? { ...DEFAULT_RESTART };
+  if (raw.restart !== undefined) {
+    ctx.diag.warn([...path, 'restart'], 'ignored: deploy.restart_policy is also set and takes precedence; keep only one of them', 'key');
+  }
+  const rp = deploy.restart_policy;
+  const p = [...path, 'deploy', 'restart_policy'];
+  const policy: RestartPolicy = { ...DEFAULT_RESTART };
+  if (rp.condition !== undefined) {
+    if (rp.condition === 'none' || rp.condition === 'on-failure' || rp.condition === 'any') policy.condition = rp.condition;
+    else ctx.diag.error([...p, 'condition'], `${JSON.stringify(rp.condition)} is not a restart condition: use none, on-failure or any`);
+  }
+  if (rp.max_attempts !== undefined) {
+    // As in Swarm, 0 means "no limit".
+    const n = take(ctx, [...p, 'max_attempts'], parseCount(rp.max_attempts));
+    if (n !== undefined && n > 0) policy.maxAttempts = n;
+  }
+  if (rp.delay !== undefined) {
+    const d = take(ctx, [...p, 'delay'], parseDuration(rp.delay));
+    if (d !== undefined) policy.delayMs = d;
+  }
+  return policy;
+}
+
+/** Top-level `restart:` (docker run's policies) mapped onto the deploy.restart_policy model. */
+function restartFromTopLevel(ctx: SpecContext, path: SpecPath, raw: unknown): RestartPolicy | undefined {
+  const s = scalarToString(raw).trim();
+  const base = { delayMs: DEFAULT_RESTART.delayMs };
+  if (s === 'no') return { ...base, condition: 'none' };
+  if (s === 'always' || s === 'unless-stopped') return { ...base, condition: 'any' };
+  if (s === 'on-failure') return { ...base, condition: 'on-failure' };
+  const m = /^on-failure:(\d+)$/.exec(s);
+  if (m) return Number(m[1]) > 0 ? { ...base, condition: 'on-failure', maxAttempts: Number(m[1]) } : { ...base, condition: 'on-failure' };
+  ctx.diag.error(path, `${JSON.stringify(raw)} is not a restart policy: use "no", always, on-failure, on-failure:N or unless-stopped`);
+  return undefined;
+}
+
+function labelsOf(ctx: SpecContext, path: SpecPath, raw: unknown): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const { key, value, index } of listOrDict(raw)) {
+    // Berth finds and adopts its containers by `berth.*` labels; a user label must not fake one.
+    if (key === 'berth' || key.startsWith('berth.')) {
+      ctx.diag.error([...path, index], `label "${key}": labels starting with "berth." are reserved for Berth; choose another prefix`, typeof index === 'string' ? 'key' : 'value');
+      continue;
+    }
+    labels[key] = value ?? '';
+  }
+  return labels;
+}
+
+function stopSignalOf(ctx: SpecContext, path: SpecPath, raw: unknown): string {
+  if (raw === undefined || raw === null) return 'SIGTERM';
+  const s = scalarToString(raw).trim().toUpperCase();
+  if (/^\d+$/.test(s)) return s;
+  if (/^(SIG)?[A-Z][A-Z0-9]*([+-]\d+)?$/.test(s)) return s.startsWith('SIG') ? s : `SIG${s}`;
+  ctx.diag.error(path, `${JSON.stringify(raw)} is not a signal: write e.g. SIGTERM, SIGINT or SIGQUIT`);
+  return 'SIGTERM';
+}
+
+/** depends_on as names; list and map forms. Conditions (`service_healthy`, ...) are accepted. */
+function dependsOnOf(ctx: SpecContext, self: string, path: SpecPath, raw: unknown): string[] {
+  const entries: Array<{ name: string; at: SpecPath; where: 'key' | 'value' }> = Array.isArray(raw)
+    ? raw.map((n, i) => ({ name: String(n), at: [...path, i], where: 'value' as const }))
+    : isRecord(raw)
+      ? Object.keys(raw).map((n) => ({ name: n, at: [...path, n], where: 'key' as const }))
+      : [];
+  const out: string[] = [];
+  for (const e of entries) {
+    if (e.name === self) {
+      ctx.diag.error(e.at, `service "${self}" cannot depend on itself`, e.where);
+    } else if (!ctx.serviceNames.includes(e.name)) {
+      const near = closestMatch(e.name, ctx.serviceNames.filter((n) => n !== self));
+      const hint = near ? `did you mean "${near}"?` : `defined services: ${ctx.serviceNames.join(', ')}`;
+      ctx.diag.error(e.at, `unknown service "${e.name}": ${hint}`, e.where);
+    } else if (!out.includes(e.name)) {
+      out.push(e.name);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,56 @@
+import { LABEL, type ContainerSpec } from '../core/ports.ts';
+import type { InstanceRecord, ReleaseRecord } from '../core/store.ts';
+
+/** Docker names volumes per app and environment so that `data` of two apps never collide. */
+export function volumeName(app: string, env: string, name: string): string {
+  return `berth_${app}_${env}_${name}`;
+}
+
+export function containerName(i: InstanceRecord): string {
+  return `berth-${i.app}-${i.env}-${i.id}`;
+}
+
+/** The container for one instance of a release: host network, allocated PORT, Berth labels. */
+export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord): ContainerSpec {
+  const s = rel.spec;
+  const spec: ContainerSpec = {
+    name: containerName(inst),
+    image: rel.imageId,
+    labels: {
+      ...s.labels,
+      [LABEL.app]: inst.app,
+      [LABEL.env]: inst.env,
+      [LABEL.service]: inst.service,
+      [LABEL.release]: rel.id,
+      [LABEL.instance]: inst.id,
+      [LABEL.port]: String(inst.port),
+    },
+    env: {
+      ...s.environment,
+      PORT: String(inst.port),
+      BERTH_APP: inst.app,
+      BERTH_ENV: inst.env,
+      BERTH_SERVICE: inst.service,
+      BERTH_INSTANCE: inst.id,
+      BERTH_RELEASE: rel.id,
+    },
+    stopSignal: s.stopSignal,
+    stopTimeoutS: Math.ceil(s.stopGracePeriodMs / 1000),
+    mounts: s.volumes.map((v) => ({
+      type: v.type,
+      source: v.type === 'volume' ? volumeName(inst.app, inst.env, v.source) : v.source,
+      target: v.target,
+      readOnly: v.readOnly,
+    })),
+  };
+  if (s.command) spec.cmd = s.command;
+  if (s.entrypoint) spec.entrypoint = s.entrypoint;
+  if (s.limits.nanoCpus !== undefined) spec.nanoCpus = s.limits.nanoCpus;
+  if (s.limits.memoryBytes !== undefined) spec.memoryBytes = s.limits.memoryBytes;
+  if (s.shmSizeBytes !== undefined) spec.shmSizeBytes = s.shmSizeBytes;
+  if (s.health.type === 'command') {
+    const h = s.health;
+    spec.healthcheck = { test: h.test, intervalMs: h.intervalMs, timeoutMs: h.timeoutMs, retries: h.retries, startPeriodMs: h.startPeriodMs };
+  }
+  return spec;
+}

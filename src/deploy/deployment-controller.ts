@@ -1,0 +1,129 @@
+import { createHash } from 'node:crypto';
+import type { Clock, Engine, Logger } from '../core/ports.ts';
+import type { ServiceSpec } from '../core/spec/types.ts';
+import type { DeploymentRecord, ReleaseRecord, Store } from '../core/store.ts';
+import type { Result } from '../reconcile/index.ts';
+
+export function deploymentKey(id: string): string {
+  return `deploy/${id}`;
+}
+
+export interface DeploymentControllerDeps {
+  store: Store;
+  engine: Engine;
+  clock: Clock;
+  logger: Logger;
+  newId: () => string;
+  /** Wakes the reconciler of a service. */
+  enqueueService: (app: string, env: string, service: string) => void;
+}
+
+/** Stable hash of what makes a release: the service spec and the image it runs. */
+export function releaseHash(spec: ServiceSpec, imageId: string): string {
+  const { replicas: _r, ...rest } = spec;
+  return createHash('sha256').update(stableJson({ ...rest, imageId })).digest('hex').slice(0, 16);
+}
+
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/**
+ * Turns a deployment (a whole app spec for one environment) into desired state: builds images,
+ * creates a release for each service whose spec or image changed, sets replicas, removes services no
+ * longer in the spec; then follows the releases until all are healthy or one failed.
+ */
+export class DeploymentController {
+  constructor(private readonly d: DeploymentControllerDeps) {}
+
+  async reconcile(id: string): Promise<Result> {
+    const dep = this.d.store.getDeployment(id);
+    if (!dep || dep.status === 'succeeded' || dep.status === 'failed') return;
+    if (dep.status === 'pending' || dep.status === 'building') return this.apply(dep);
+    return this.follow(dep);
+  }
+
+  private async apply(dep: DeploymentRecord): Promise<Result> {
+    const { store, engine, clock } = this.d;
+    const log = this.d.logger.child({ deployment: dep.id, app: dep.app, env: dep.env });
+    store.updateDeployment(dep.id, { status: 'building' });
+    const images = new Map<string, string>();
+    for (const svc of Object.values(dep.spec.services)) {
+      if (svc.build) {
+        this.event(dep, svc.name, 'build.started', `building ${svc.image} from ${svc.build.context}`);
+        try {
+          await engine.build({ context: svc.build.context, dockerfile: svc.build.dockerfile, tag: svc.image, args: svc.build.args,
+            labels: { 'io.berth.app': dep.app, 'io.berth.service': svc.name } }, (line) => log.debug({ service: svc.name }, line));
+        } catch (err) {
+          return this.fail(dep, `build of ${svc.name} failed: ${(err as Error).message}`);
+        }
+      }
+      const imageId = await engine.imageId(svc.image);
+      if (!imageId) {
+        return this.fail(dep, `image ${svc.image} of service ${svc.name} is not on the engine: build it first or add a build: section (no registry pulls here)`);
+      }
+      images.set(svc.name, imageId);
+    }
+
+    const releases: Record<string, string> = {};
+    for (const svc of Object.values(dep.spec.services)) {
+      const k = { app: dep.app, env: dep.env, service: svc.name };
+      const imageId = images.get(svc.name)!;
+      const hash = releaseHash(svc, imageId);
+      const cur = store.getService(k);
+      const curRel = cur && store.getRelease(cur.releaseId);
+      if (cur && curRel && curRel.specHash === hash && curRel.status !== 'failed') {
+        releases[svc.name] = curRel.id;
+        if (cur.replicas !== svc.replicas) store.updateService(k, { replicas: svc.replicas });
+      } else {
+        const rel: ReleaseRecord = {
+          id: this.d.newId(), app: dep.app, env: dep.env, service: svc.name, seq: store.nextReleaseSeq(k), spec: svc, specHash: hash,
+          image: svc.image, imageId, status: 'progressing', message: '', createdAt: clock.now(), createdBy: dep.createdBy,
+        };
+        store.putService({ app: dep.app, env: dep.env, name: svc.name, replicas: svc.replicas, releaseId: rel.id, failures: 0,
+          nextStartAt: 0, updatedAt: clock.now() }, rel);
+        releases[svc.name] = rel.id;
+        this.event(dep, svc.name, 'release.created', `release ${rel.seq} of ${svc.name}: ${svc.image} (${imageId.slice(7, 19)}), ${svc.replicas} replicas`);
+      }
+      this.d.enqueueService(dep.app, dep.env, svc.name);
+    }
+    for (const s of store.listServices({ app: dep.app, env: dep.env })) {
+      if (!dep.spec.services[s.name]) {
+        store.deleteService({ app: dep.app, env: dep.env, service: s.name });
+        this.event(dep, s.name, 'service.removed', `service ${s.name} is no longer in the spec; removing its instances`);
+        this.d.enqueueService(dep.app, dep.env, s.name);
+      }
+    }
+    store.updateDeployment(dep.id, { status: 'rolling', releases });
+    return { requeueAfterMs: 200 };
+  }
+
+  private follow(dep: DeploymentRecord): Result {
+    const rels = Object.values(dep.releases).map((id) => this.d.store.getRelease(id));
+    const failed = rels.find((r) => !r || r.status === 'failed' || r.status === 'superseded');
+    if (failed) {
+      const msg = failed ? `release ${failed.seq} of ${failed.service} ${failed.status}${failed.message ? ': ' + failed.message : ''}` : 'a release vanished';
+      return this.fail(dep, msg);
+    }
+    if (rels.every((r) => r!.status === 'healthy')) {
+      this.d.store.updateDeployment(dep.id, { status: 'succeeded', message: 'all services healthy' });
+      this.event(dep, '', 'deployment.succeeded', `deployment ${dep.id} of ${dep.app}/${dep.env} succeeded`);
+      return;
+    }
+    return { requeueAfterMs: 250 };
+  }
+
+  private fail(dep: DeploymentRecord, message: string): Result {
+    this.d.store.updateDeployment(dep.id, { status: 'failed', message });
+    this.event(dep, '', 'deployment.failed', message);
+  }
+
+  private event(dep: DeploymentRecord, service: string, kind: string, message: string): void {
+    this.d.store.addEvent({ app: dep.app, env: dep.env, service, instance: '', kind, message });
+    this.d.logger.info({ app: dep.app, env: dep.env, service, kind }, message);
+  }
+}

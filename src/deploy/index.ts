@@ -1,0 +1,7 @@
+/**
+ * deploy: controllers that turn desired state into running instances. The deployment controller
+ * builds images and creates releases; the service reconciler converges instances on a release.
+ */
+export { DeploymentController, deploymentKey, releaseHash } from './deployment-controller.ts';
+export { ServiceReconciler, serviceKey, parseServiceKey } from './service-reconciler.ts';
+export { containerSpecFor, containerName, volumeName } from './container-spec.ts';

@@ -1,0 +1,249 @@
+import { LABEL, type Clock, type ContainerInfo, type Engine, type Logger } from '../core/ports.ts';
+import { planService, crashLoopDelayMs, STABLE_RUN_MS, type Action, type InstanceView, type Observed } from '../core/plan/index.ts';
+import type { InstanceRecord, ReleaseRecord, ServiceKey, ServiceRecord, Store } from '../core/store.ts';
+import type { Result } from '../reconcile/index.ts';
+import { containerSpecFor, volumeName } from './container-spec.ts';
+
+export interface ServiceReconcilerDeps {
+  store: Store;
+  engine: Engine;
+  clock: Clock;
+  logger: Logger;
+  newId: () => string;
+  /** Address other hosts/nginx reach instances on (host networking: the host's address). */
+  hostAddress: string;
+  portRange: { min: number; max: number };
+  isPortFree: (port: number) => boolean;
+  /** Called when routable instances may have changed; resolves when the ingress serves the new table. */
+  routesChanged: () => Promise<void>;
+  /** Called when instance records changed (health monitor re-reads them). */
+  instancesChanged: () => void;
+  /** A release failing to become healthy within this long is marked failed. */
+  releaseDeadlineMs: number;
+}
+
+export function serviceKey(k: ServiceKey): string {
+  return `svc/${k.app}/${k.env}/${k.service}`;
+}
+
+export function parseServiceKey(key: string): ServiceKey | undefined {
+  const m = /^svc\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(key);
+  return m ? { app: m[1]!, env: m[2]!, service: m[3]! } : undefined;
+}
+
+/** Failures of a new release's instances before the release is marked failed. */
+const RELEASE_FAILURE_LIMIT = 3;
+
+/**
+ * Level-driven reconciler of one service: observe (store records + engine containers), plan (pure),
+ * apply, requeue. Safe to call at any time, any number of times; a crash anywhere converges on restart.
+ */
+export class ServiceReconciler {
+  constructor(private readonly d: ServiceReconcilerDeps) {}
+
+  async reconcile(k: ServiceKey): Promise<Result> {
+    const { store, engine, clock } = this.d;
+    const svc = store.getService(k);
+    const release = svc ? store.getRelease(svc.releaseId) : undefined;
+    const records = store.listInstances(k);
+    const containers = await engine.list({ [LABEL.app]: k.app, [LABEL.env]: k.env, [LABEL.service]: k.service });
+    const byInstance = new Map<string, ContainerInfo>();
+    const orphans: { id: string; instance: string }[] = [];
+    const known = new Set(records.map((r) => r.id));
+    for (const c of containers) {
+      const inst = c.labels[LABEL.instance] ?? '';
+      if (!known.has(inst) || byInstance.has(inst)) orphans.push({ id: c.id, instance: inst });
+      else byInstance.set(inst, c);
+    }
+
+    let touched = this.syncHealth(records, byInstance, release);
+    const views = records.map((r) => view(r, byInstance.get(r.id)));
+    const desired = svc && release ? {
+      replicas: svc.replicas, releaseId: svc.releaseId, restart: release.spec.restart, failures: svc.failures,
+      nextStartAt: svc.nextStartAt, maxSurge: 1,
+    } : undefined;
+    const actions = planService(desired, views, orphans, clock.now());
+    let requeueAfterMs: number | undefined;
+    const stops: Promise<void>[] = [];
+    for (const a of actions) {
+      if (a.kind === 'wait') {
+        requeueAfterMs = Math.max(50, a.untilMs - clock.now());
+        continue;
+      }
+      if (a.kind === 'stop') {
+        stops.push(this.stopInstance(a.instance, a.reason, byInstance.get(a.instance)));
+        continue;
+      }
+      touched = true;
+      await this.apply(k, a, svc, release, byInstance);
+    }
+    if (stops.length) {
+      touched = true;
+      await Promise.all(stops);
+    }
+    if (touched) {
+      this.d.instancesChanged();
+      await this.d.routesChanged();
+    }
+    if (svc && release) {
+      const again = this.trackRelease(k, svc, release);
+      if (again !== undefined) requeueAfterMs = Math.min(requeueAfterMs ?? again, again);
+    }
+    // Anything changed this round: look again soon (level-driven; the next plan is usually empty).
+    if (actions.some((a) => a.kind !== 'wait')) requeueAfterMs = Math.min(requeueAfterMs ?? 0, 0);
+    return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
+  }
+
+  /** Engine-run (Compose) health checks and 'no check' live in the engine's view; copy them to the records. */
+  private syncHealth(records: InstanceRecord[], byInstance: Map<string, ContainerInfo>, release?: ReleaseRecord): boolean {
+    let changed = false;
+    for (const r of records) {
+      const c = byInstance.get(r.id);
+      if (!c?.running || r.state !== 'running') continue;
+      const rel = r.releaseId === release?.id ? release : this.d.store.getRelease(r.releaseId);
+      const type = rel?.spec.health.type;
+      let next = r.health;
+      if (type === 'none') next = 'healthy';
+      else if (type === 'command') next = c.health === 'healthy' ? 'healthy' : c.health === 'unhealthy' ? 'unhealthy' : r.health;
+      if (next !== r.health) {
+        this.d.store.updateInstance(r.id, { health: next });
+        this.event(r, `health.${next}`, `instance ${r.id} is ${next}`);
+        r.health = next;
+        changed = true;
+      }
+    }
+    return changed;
+  }
+
+  private async apply(k: ServiceKey, a: Exclude<Action, { kind: 'wait' | 'stop' }>, svc: ServiceRecord | undefined,
+    release: ReleaseRecord | undefined, byInstance: Map<string, ContainerInfo>): Promise<void> {
+    const { store, engine, clock } = this.d;
+    switch (a.kind) {
+      case 'remove-orphan':
+        this.d.logger.info({ container: a.containerId, ...k }, 'removing container Berth no longer wants');
+        await engine.remove(a.containerId);
+        return;
+      case 'create': {
+        if (!release) return;
+        for (let n = 0; n < a.count; n++) {
+          const inst = store.createInstance({
+            id: this.d.newId(), app: k.app, env: k.env, service: k.service, releaseId: release.id, host: engine.hostName,
+            address: this.d.hostAddress, state: 'pending', health: 'starting', createdAt: clock.now(),
+          }, { ...this.d.portRange, isFree: this.d.isPortFree });
+          await this.startInstance(inst, release);
+        }
+        return;
+      }
+      case 'start': {
+        const inst = store.getInstance(a.instance);
+        const rel = inst && store.getRelease(inst.releaseId);
+        if (inst && rel) await this.startInstance(inst, rel);
+        return;
+      }
+      case 'start-existing': {
+        const c = byInstance.get(a.instance);
+        if (!c) return;
+        await engine.start(c.id);
+        store.updateInstance(a.instance, { state: 'running', containerId: c.id, startedAt: clock.now() });
+        return;
+      }
+      case 'mark-running': {
+        const c = byInstance.get(a.instance);
+        store.updateInstance(a.instance, { state: 'running', ...(c ? { containerId: c.id } : {}), startedAt: clock.now() });
+        return;
+      }
+      case 'mark-exited': {
+        const inst = store.getInstance(a.instance);
+        if (!inst) return;
+        store.updateInstance(a.instance, { state: 'exited', health: 'unhealthy', reason: `exited with code ${a.exitCode ?? '?'}` });
+        this.event(inst, 'instance.exited', `instance ${inst.id} exited with code ${a.exitCode ?? '?'}; restart policy keeps it stopped`);
+        return;
+      }
+      case 'reap': {
+        const inst = store.getInstance(a.instance);
+        if (!inst) return;
+        const c = byInstance.get(a.instance);
+        const ranMs = c?.startedAt && c.finishedAt ? Date.parse(c.finishedAt) - Date.parse(c.startedAt) : 0;
+        const failures = ranMs >= STABLE_RUN_MS ? 1 : (svc?.failures ?? 0) + 1;
+        const delay = crashLoopDelayMs(failures, release?.spec.restart.delayMs ?? 1000);
+        const oom = c?.oomKilled ? ' (out of memory)' : '';
+        this.event(inst, 'instance.crashed', c
+          ? `instance ${inst.id} exited with code ${a.exitCode ?? '?'}${oom} after ${Math.round(ranMs / 1000)}s; restart #${failures} in ${Math.round(delay / 100) / 10}s`
+          : `instance ${inst.id}: its container disappeared; replacing it`);
+        if (svc) store.updateService(k, { failures, nextStartAt: clock.now() + delay });
+        if (c) await engine.remove(c.id);
+        store.deleteInstance(inst.id);
+        return;
+      }
+    }
+  }
+
+  private async startInstance(inst: InstanceRecord, rel: ReleaseRecord): Promise<void> {
+    const { engine, store, clock } = this.d;
+    for (const v of rel.spec.volumes) {
+      if (v.type === 'volume') await engine.ensureVolume(volumeName(inst.app, inst.env, v.source), { 'io.berth.app': inst.app, 'io.berth.env': inst.env });
+    }
+    const id = await engine.create(containerSpecFor(rel, inst));
+    store.updateInstance(inst.id, { containerId: id });
+    await engine.start(id);
+    store.updateInstance(inst.id, { state: 'running', startedAt: clock.now(), health: rel.spec.health.type === 'none' ? 'healthy' : 'starting' });
+    this.event(inst, 'instance.started', `instance ${inst.id} started on ${inst.host}:${inst.port} (release ${rel.seq})`);
+  }
+
+  /** Out of the upstreams first (and wait until nginx serves without it), then stop signal, then remove. */
+  private async stopInstance(id: string, reason: string, c: ContainerInfo | undefined): Promise<void> {
+    const { store, engine } = this.d;
+    const inst = store.getInstance(id);
+    if (!inst) return;
+    if (inst.state !== 'stopping') {
+      store.updateInstance(id, { state: 'stopping', reason });
+      this.event(inst, 'instance.stopping', `instance ${id} stopping: ${reason}`);
+    }
+    await this.d.routesChanged();
+    const containerId = c?.id ?? inst.containerId;
+    if (containerId) {
+      const rel = store.getRelease(inst.releaseId);
+      await engine.stop(containerId, Math.ceil((rel?.spec.stopGracePeriodMs ?? 10_000) / 1000));
+      await engine.remove(containerId);
+    }
+    store.deleteInstance(id);
+  }
+
+  /** Marks the desired release healthy or failed when it gets there. Returns a requeue delay while it progresses. */
+  private trackRelease(k: ServiceKey, svc: ServiceRecord, release: ReleaseRecord): number | undefined {
+    if (release.status !== 'progressing') return undefined;
+    const { store, clock } = this.d;
+    const insts = store.listInstances(k);
+    const current = insts.filter((i) => i.releaseId === release.id && i.state === 'running');
+    const others = insts.filter((i) => i.releaseId !== release.id || i.state === 'stopping');
+    if (current.filter((i) => i.health === 'healthy').length >= svc.replicas && others.length === 0) {
+      store.updateRelease(release.id, { status: 'healthy', finishedAt: clock.now() });
+      this.event({ ...k, id: '' }, 'release.healthy', `release ${release.seq} of ${k.service} is healthy (${svc.replicas} replicas)`);
+      return undefined;
+    }
+    const age = clock.now() - release.createdAt;
+    if (svc.failures >= RELEASE_FAILURE_LIMIT || age > this.d.releaseDeadlineMs) {
+      const why = svc.failures >= RELEASE_FAILURE_LIMIT
+        ? `its instances crashed ${svc.failures} times in a row (crash loop)`
+        : `it did not become healthy within ${Math.round(this.d.releaseDeadlineMs / 1000)}s`;
+      store.updateRelease(release.id, { status: 'failed', message: why, finishedAt: clock.now() });
+      this.event({ ...k, id: '' }, 'release.failed', `release ${release.seq} of ${k.service} failed: ${why}`);
+      return undefined;
+    }
+    return 500;
+  }
+
+  private event(i: { app: string; env: string; service: string; id: string }, kind: string, message: string): void {
+    this.d.store.addEvent({ app: i.app, env: i.env, service: i.service, instance: i.id, kind, message });
+    this.d.logger.info({ app: i.app, env: i.env, service: i.service, instance: i.id, kind }, message);
+  }
+}
+
+function view(r: InstanceRecord, c: ContainerInfo | undefined): InstanceView {
+  let observed: Observed = 'missing';
+  if (c) observed = c.running ? 'running' : c.state === 'created' ? 'created' : 'exited';
+  const v: InstanceView = { id: r.id, releaseId: r.releaseId, state: r.state, health: r.health, observed, createdAt: r.createdAt };
+  if (c?.exitCode !== undefined) v.exitCode = c.exitCode;
+  if (r.startedAt !== undefined) v.startedAt = r.startedAt;
+  return v;
+}

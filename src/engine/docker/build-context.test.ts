@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { dockerfileBaseImages, isLoopbackRegistryRef, listContextFiles } from './build-context.ts';
+
+test('dockerfileBaseImages: stages, scratch, ARG substitution, flags', () => {
+  const df = [
+    'ARG BASE=berth/node:20',
+    'ARG TAG',
+    'FROM --platform=linux/amd64 ${BASE} AS deps',
+    'RUN true',
+    'FROM deps AS build',
+    'FROM scratch',
+    'from berth/busybox:latest',
+    'FROM other:$TAG',
+    'FROM \\',
+    '  berth/node:20',
+  ].join('\n');
+  assert.deepEqual(dockerfileBaseImages(df), ['berth/node:20', 'berth/busybox:latest']);
+  assert.deepEqual(dockerfileBaseImages(df, { TAG: '2', BASE: 'mine:1' }), ['mine:1', 'berth/busybox:latest', 'other:2', 'berth/node:20']);
+});
+
+test('isLoopbackRegistryRef', () => {
+  assert.equal(isLoopbackRegistryRef('127.0.0.1:5000/app:1'), true);
+  assert.equal(isLoopbackRegistryRef('localhost:5000/app'), true);
+  assert.equal(isLoopbackRegistryRef('berth/node:20'), false);
+  assert.equal(isLoopbackRegistryRef('registry.example.com/app'), false);
+  assert.equal(isLoopbackRegistryRef('localhost'), false);
+});
+
+test('listContextFiles honours .dockerignore but keeps Dockerfile and exceptions', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'berth-ctx-'));
+  try {
+    for (const d of ['node_modules/x', 'src/sub', 'logs']) await mkdir(path.join(dir, d), { recursive: true });
+    for (const f of ['Dockerfile', 'node_modules/x/i.js', 'src/a.ts', 'src/sub/b.ts', 'src/a.test.ts', 'logs/keep.txt', 'logs/drop.txt', 'x.log']) {
+      await writeFile(path.join(dir, f), f);
+    }
+    await writeFile(path.join(dir, '.dockerignore'), '# comment\nnode_modules\n**/*.test.ts\n*.log\nlogs\n!logs/keep.txt\n');
+    assert.deepEqual(await listContextFiles(dir), ['.dockerignore', 'Dockerfile', 'logs/keep.txt', 'src/a.ts', 'src/sub/b.ts']);
+    await writeFile(path.join(dir, '.dockerignore'), 'Dockerfile\nsrc\n');
+    assert.deepEqual(await listContextFiles(dir), ['.dockerignore', 'Dockerfile', 'logs/drop.txt', 'logs/keep.txt', 'node_modules/x/i.js', 'x.log']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

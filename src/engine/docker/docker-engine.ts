@@ -1,0 +1,515 @@
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import Docker from 'dockerode';
+import { Conflict, ExternalCommandFailed, NotFound } from '../../core/errors.ts';
+import {
+  LABEL,
+  type ContainerHealth,
+  type ContainerInfo,
+  type ContainerSpec,
+  type Engine,
+  type EngineEvent,
+  type LogLine,
+  type Logger,
+} from '../../core/ports.ts';
+import { backoffMs } from '../../lib/backoff.ts';
+import { dockerfileBaseImages, isLoopbackRegistryRef, listContextFiles, packContext } from './build-context.ts';
+import { dockerMessage, isAbortError, isConnectionError, statusOf, toBerthError } from './docker-errors.ts';
+import { LineSplitter, LogDemuxer, splitTimestamp } from './log-demux.ts';
+
+export interface DockerEngineOptions {
+  /** Unix socket of the Docker Engine API; default /var/run/docker.sock. */
+  socketPath?: string;
+  /** Name reported as ContainerInfo.host; default os.hostname(). */
+  hostName?: string;
+  logger: Logger;
+  /** json-file log rotation put on every container: size per file ('10m') and number of files (3). */
+  logMaxSize?: string;
+  logMaxFile?: number;
+  /** Reconnect backoff of watch(): first delay and cap, ms (200 → 5000). */
+  reconnectBaseMs?: number;
+  reconnectMaxMs?: number;
+  /** How many containers list() inspects at once. */
+  inspectConcurrency?: number;
+}
+
+/**
+ * Container events that say nothing about lifecycle: every engine health check alone produces
+ * exec_create/exec_start/exec_die, which would wake reconcilers for nothing.
+ */
+const NOISE_ACTIONS = /^(exec_|attach$|detach$|resize$|top$|commit$|copy$|archive-path$|extract-to-dir$|export$)/;
+
+/** Docker's zero time, reported for never started/finished containers. */
+const ZERO_TIME = '0001-01-01T00:00:00Z';
+const NS_PER_MS = 1_000_000;
+
+/**
+ * The Engine over one local Docker Engine (dockerode on a unix socket). Every container runs with host
+ * networking, no engine restart policy (berth restarts) and json-file log rotation. Images are only ever
+ * built locally: nothing is pulled.
+ */
+export class DockerEngine implements Engine {
+  readonly hostName: string;
+  readonly socketPath: string;
+  private readonly docker: Docker;
+  private readonly log: Logger;
+  private readonly logMaxSize: string;
+  private readonly logMaxFile: number;
+  private readonly reconnectBaseMs: number;
+  private readonly reconnectMaxMs: number;
+  private readonly inspectConcurrency: number;
+
+  constructor(opts: DockerEngineOptions) {
+    this.socketPath = opts.socketPath ?? '/var/run/docker.sock';
+    this.hostName = opts.hostName ?? os.hostname();
+    this.log = opts.logger.child({ component: 'docker-engine' });
+    this.logMaxSize = opts.logMaxSize ?? '10m';
+    this.logMaxFile = opts.logMaxFile ?? 3;
+    this.reconnectBaseMs = opts.reconnectBaseMs ?? 200;
+    this.reconnectMaxMs = opts.reconnectMaxMs ?? 5000;
+    this.inspectConcurrency = opts.inspectConcurrency ?? 8;
+    this.docker = new Docker({ socketPath: this.socketPath });
+  }
+
+  async ping(): Promise<void> {
+    await this.call('ping', () => this.docker.ping());
+  }
+
+  async list(labels: Record<string, string>): Promise<ContainerInfo[]> {
+    const filters = { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) };
+    const rows = await this.call('list containers', () => this.docker.listContainers({ all: true, filters }));
+    // The list endpoint lacks exit code, OOM, start/finish times and health details: inspect each.
+    const infos = await mapLimit(rows, this.inspectConcurrency, (r) => this.inspect(r.Id));
+    return infos.filter((i): i is ContainerInfo => i !== undefined);
+  }
+
+  async inspect(id: string): Promise<ContainerInfo | undefined> {
+    try {
+      const c = await this.docker.getContainer(id).inspect();
+      return this.toInfo(c);
+    } catch (e) {
+      if (statusOf(e) === 404) return undefined;
+      throw toBerthError(e, this.socketPath, `inspect container ${id}`);
+    }
+  }
+
+  async imageExists(ref: string): Promise<boolean> {
+    return (await this.imageId(ref)) !== undefined;
+  }
+
+  async imageId(ref: string): Promise<string | undefined> {
+    try {
+      return (await this.docker.getImage(ref).inspect()).Id;
+    } catch (e) {
+      if (statusOf(e) === 404) return undefined;
+      throw toBerthError(e, this.socketPath, `inspect image ${ref}`);
+    }
+  }
+
+  async build(
+    opts: { context: string; dockerfile: string; tag: string; args: Record<string, string>; labels?: Record<string, string> },
+    onProgress?: (line: string) => void,
+  ): Promise<void> {
+    const src = await listContextFiles(opts.context, opts.dockerfile);
+    // A missing base image would make dockerd try a registry pull (impossible here, and not ours to
+    // attempt): name it instead. Loopback registries (berth's own) may be pulled from.
+    const bases = dockerfileBaseImages(await readFile(path.join(opts.context, opts.dockerfile), 'utf8'), opts.args);
+    for (const base of bases) {
+      if (isLoopbackRegistryRef(base)) continue;
+      if (!(await this.imageExists(base))) {
+        throw new NotFound(
+          `base image ${base} (FROM in ${path.join(opts.context, opts.dockerfile)}) does not exist on the Docker Engine at ` +
+            `${this.socketPath}: build it first (berth never pulls from remote registries; base images come from \`bash scripts/images.sh\`).`,
+        );
+      }
+    }
+    const stream = await this.call(`build ${opts.tag}`, () =>
+      this.docker.buildImage(
+        packContext(opts.context, src),
+        { t: opts.tag, dockerfile: opts.dockerfile, buildargs: opts.args, labels: opts.labels ?? {}, rm: true, forcerm: true },
+      ),
+    );
+    const tail: string[] = [];
+    const remember = (line: string): void => {
+      tail.push(line);
+      if (tail.length > 30) tail.shift();
+      onProgress?.(line);
+    };
+    let buildError: string | undefined;
+    await new Promise<void>((resolve, reject) => {
+      this.docker.modem.followProgress(
+        stream,
+        (err: unknown) => (err ? reject(toBerthError(err, this.socketPath, `build ${opts.tag}`)) : resolve()),
+        (ev: { stream?: string; status?: string; error?: string; errorDetail?: { message?: string } }) => {
+          if (typeof ev.stream === 'string') for (const l of ev.stream.split('\n')) if (l.trim()) remember(l.trimEnd());
+          else if (typeof ev.status === 'string') remember(ev.status);
+          if (ev.errorDetail || ev.error) {
+            buildError = ev.errorDetail?.message ?? ev.error ?? 'unknown build error';
+            remember(`ERROR: ${buildError}`);
+          }
+        },
+      );
+    });
+    if (buildError !== undefined) {
+      throw new ExternalCommandFailed(`building ${opts.tag} from ${opts.context} failed: ${buildError}\n--- last build output ---\n${tail.join('\n')}`);
+    }
+  }
+
+  async ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
+    try {
+      await this.docker.getVolume(name).inspect();
+      return;
+    } catch (e) {
+      if (statusOf(e) !== 404) throw toBerthError(e, this.socketPath, `inspect volume ${name}`);
+    }
+    await this.call(`create volume ${name}`, () => this.docker.createVolume({ Name: name, Labels: { ...labels, [LABEL.managed]: 'true' } }));
+  }
+
+  async create(spec: ContainerSpec): Promise<string> {
+    const body = this.createBody(spec);
+    try {
+      return (await this.docker.createContainer(body)).id;
+    } catch (e) {
+      const status = statusOf(e);
+      if (status === 404 && /image/i.test(dockerMessage(e))) {
+        throw new NotFound(
+          `image ${spec.image} does not exist on the Docker Engine at ${this.socketPath}: build it first ` +
+            '(berth never pulls images; base images come from `bash scripts/images.sh`).',
+          { cause: e },
+        );
+      }
+      if (status !== 409) throw toBerthError(e, this.socketPath, `create container ${spec.name}`);
+      // A container of that name exists: a leftover of ours (same berth installation) that no longer
+      // runs, e.g. created just before a crash of the control plane, is replaced; anything else is a
+      // real conflict.
+      const stale = await this.inspectRaw(spec.name);
+      if (!stale) return (await this.call(`create container ${spec.name}`, () => this.docker.createContainer(body))).id;
+      const staleLabels = stale.Config?.Labels ?? {};
+      const ours = staleLabels[LABEL.managed] === 'true' && staleLabels[LABEL.cluster] === spec.labels[LABEL.cluster];
+      if (!ours || stale.State?.Running) {
+        throw new Conflict(
+          `a container named ${spec.name} already exists (${stale.Id.slice(0, 12)}, ` +
+            `${stale.State?.Running ? 'running' : 'not running'}, ${ours ? 'managed by this berth' : 'not managed by this berth'}); remove it or pick another name`,
+          { cause: e },
+        );
+      }
+      this.log.info({ container: stale.Id, name: spec.name }, 'removing stale container with the same name');
+      await this.remove(stale.Id);
+      return (await this.call(`create container ${spec.name}`, () => this.docker.createContainer(body))).id;
+    }
+  }
+
+  async start(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).start();
+    } catch (e) {
+      if (statusOf(e) === 304) return; // already started
+      throw toBerthError(e, this.socketPath, `start container ${id}`);
+    }
+  }
+
+  async stop(id: string, timeoutS: number): Promise<void> {
+    try {
+      await this.docker.getContainer(id).stop({ t: Math.max(0, Math.round(timeoutS)) });
+    } catch (e) {
+      const s = statusOf(e);
+      if (s === 304 || s === 404) return;
+      throw toBerthError(e, this.socketPath, `stop container ${id}`);
+    }
+  }
+
+  async kill(id: string, signal: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).kill({ signal });
+    } catch (e) {
+      const s = statusOf(e);
+      // 409 "is not running": nothing to signal, which is what the caller wanted.
+      if (s === 404 || s === 304 || (s === 409 && /not running/i.test(dockerMessage(e)))) return;
+      throw toBerthError(e, this.socketPath, `kill container ${id} with ${signal}`);
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: false });
+    } catch (e) {
+      const s = statusOf(e);
+      if (s === 404 || s === 304) return;
+      if (s === 409 && /already in progress/i.test(dockerMessage(e))) return;
+      throw toBerthError(e, this.socketPath, `remove container ${id}`);
+    }
+  }
+
+  watch(onEvent: (e: EngineEvent) => void): () => void {
+    let stopped = false;
+    let state: 'init' | 'up' | 'down' = 'init';
+    let attempt = 0;
+    let timer: NodeJS.Timeout | undefined;
+    let abort: AbortController | undefined;
+    let stream: Readable | undefined;
+
+    const emit = (e: EngineEvent): void => {
+      try {
+        onEvent(e);
+      } catch (err) {
+        this.log.error({ err, event: e }, 'engine event handler threw');
+      }
+    };
+
+    const lost = (err: unknown): void => {
+      if (stopped) return;
+      stream = undefined;
+      if (state !== 'down') {
+        state = 'down';
+        const msg = isConnectionError(err) ? toBerthError(err, this.socketPath, 'events').message : String((err as Error)?.message ?? err);
+        this.log.warn({ err: msg }, 'Docker event stream lost; reconnecting');
+        emit({ kind: 'disconnected', error: msg });
+      }
+      const delay = backoffMs(attempt++, this.reconnectBaseMs, this.reconnectMaxMs);
+      timer = setTimeout(() => {
+        timer = undefined;
+        void retry();
+      }, delay);
+    };
+
+    const retry = async (): Promise<void> => {
+      if (stopped) return;
+      abort = new AbortController();
+      try {
+        // dockerode's ping takes an abortSignal, its typings do not say so.
+        const ping = this.docker.ping.bind(this.docker) as unknown as (o: { abortSignal: AbortSignal }) => Promise<unknown>;
+        await ping({ abortSignal: abort.signal });
+      } catch (e) {
+        lost(e);
+        return;
+      }
+      await subscribe();
+    };
+
+    const subscribe = async (): Promise<void> => {
+      if (stopped) return;
+      abort = new AbortController();
+      let s: Readable;
+      try {
+        s = (await this.docker.getEvents({
+          filters: { type: ['container'], label: [`${LABEL.managed}=true`] },
+          abortSignal: abort.signal,
+        })) as unknown as Readable;
+      } catch (e) {
+        lost(e);
+        return;
+      }
+      if (stopped) {
+        s.destroy();
+        return;
+      }
+      stream = s;
+      attempt = 0;
+      state = 'up';
+      this.log.debug('subscribed to Docker events');
+      emit({ kind: 'connected' });
+      const lines = new LineSplitter();
+      let ended = false;
+      const handle = (line: string): void => {
+        let ev: { Type?: string; Action?: string; status?: string; id?: string; Actor?: { ID?: string; Attributes?: Record<string, string> } };
+        try {
+          ev = JSON.parse(line) as typeof ev;
+        } catch {
+          this.log.warn({ line: line.slice(0, 200) }, 'unparsable Docker event');
+          return;
+        }
+        if ((ev.Type ?? 'container') !== 'container') return;
+        const action = ev.Action ?? ev.status;
+        const id = ev.Actor?.ID ?? ev.id;
+        if (!action || !id || NOISE_ACTIONS.test(action)) return;
+        // Actor.Attributes holds the container's labels plus name/image (and exitCode on die).
+        emit({ kind: 'container', action, id, labels: { ...(ev.Actor?.Attributes ?? {}) } });
+      };
+      const finish = (err?: unknown): void => {
+        if (ended) return;
+        ended = true;
+        for (const l of lines.end()) handle(l);
+        if (!stopped) lost(err ?? new Error('Docker event stream ended'));
+      };
+      s.on('data', (chunk: Buffer) => {
+        for (const l of lines.push(chunk)) handle(l);
+      });
+      s.on('error', (err) => finish(err));
+      s.on('end', () => finish());
+      s.on('close', () => finish());
+    };
+
+    void subscribe();
+    return () => {
+      if (stopped) return;
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      abort?.abort();
+      stream?.destroy();
+      stream = undefined;
+    };
+  }
+
+  async logs(
+    id: string,
+    opts: { follow: boolean; tail?: number; since?: number; signal?: AbortSignal },
+    onLine: (l: LogLine) => void,
+  ): Promise<void> {
+    if (opts.signal?.aborted) return;
+    const emit = (stream: 'stdout' | 'stderr', raw: string): void => {
+      const { time, text } = splitTimestamp(raw);
+      onLine({ containerId: id, stream, time, text });
+    };
+    const demux = new LogDemuxer(emit);
+    const query = {
+      stdout: true,
+      stderr: true,
+      timestamps: true,
+      ...(opts.tail !== undefined ? { tail: Math.max(0, Math.floor(opts.tail)) } : {}),
+      ...(opts.since !== undefined ? { since: formatSince(opts.since) } : {}),
+      ...(opts.signal ? { abortSignal: opts.signal } : {}),
+    };
+    const container = this.docker.getContainer(id);
+    let res: Buffer | Readable;
+    try {
+      // dockerode resolves a Buffer without follow and a stream with it.
+      res = opts.follow
+        ? ((await container.logs({ ...query, follow: true })) as unknown as Readable)
+        : ((await container.logs({ ...query, follow: false })) as unknown as Buffer);
+    } catch (e) {
+      if (isAbortError(e) || opts.signal?.aborted) return;
+      throw toBerthError(e, this.socketPath, `logs of container ${id}`);
+    }
+    if (Buffer.isBuffer(res)) {
+      demux.push(res);
+      demux.end();
+      return;
+    }
+    const s = res;
+    await new Promise<void>((resolve, reject) => {
+      let done = false;
+      const finish = (err?: unknown): void => {
+        if (done) return;
+        done = true;
+        opts.signal?.removeEventListener('abort', onAbort);
+        demux.end();
+        if (err && !isAbortError(err) && !opts.signal?.aborted) reject(toBerthError(err, this.socketPath, `logs of container ${id}`));
+        else resolve();
+      };
+      const onAbort = (): void => {
+        s.destroy();
+        finish();
+      };
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      s.on('data', (chunk: Buffer) => demux.push(chunk));
+      s.on('error', (err) => finish(err));
+      s.on('end', () => finish());
+      s.on('close', () => finish());
+    });
+  }
+
+  private async inspectRaw(idOrName: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    try {
+      return await this.docker.getContainer(idOrName).inspect();
+    } catch (e) {
+      if (statusOf(e) === 404) return undefined;
+      throw toBerthError(e, this.socketPath, `inspect container ${idOrName}`);
+    }
+  }
+
+  private createBody(spec: ContainerSpec): Docker.ContainerCreateOptions {
+    const hc = spec.healthcheck;
+    return {
+      name: spec.name,
+      Image: spec.image,
+      Labels: { ...spec.labels, [LABEL.managed]: 'true' },
+      Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+      ...(spec.cmd ? { Cmd: spec.cmd } : {}),
+      ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
+      ...(spec.stopSignal ? { StopSignal: spec.stopSignal } : {}),
+      ...(spec.stopTimeoutS !== undefined ? { StopTimeout: Math.round(spec.stopTimeoutS) } : {}),
+      ...(hc
+        ? {
+            Healthcheck: {
+              Test: hc.test,
+              Interval: Math.round(hc.intervalMs * NS_PER_MS),
+              Timeout: Math.round(hc.timeoutMs * NS_PER_MS),
+              Retries: hc.retries,
+              StartPeriod: Math.round(hc.startPeriodMs * NS_PER_MS),
+            },
+          }
+        : {}),
+      HostConfig: {
+        NetworkMode: 'host',
+        RestartPolicy: { Name: 'no' },
+        LogConfig: { Type: 'json-file', Config: { 'max-size': this.logMaxSize, 'max-file': String(this.logMaxFile) } },
+        ...(spec.nanoCpus !== undefined ? { NanoCpus: Math.round(spec.nanoCpus) } : {}),
+        ...(spec.memoryBytes !== undefined ? { Memory: Math.round(spec.memoryBytes) } : {}),
+        ...(spec.shmSizeBytes !== undefined ? { ShmSize: Math.round(spec.shmSizeBytes) } : {}),
+        Mounts: spec.mounts.map((m) => ({
+          Type: m.type,
+          Source: m.source,
+          Target: m.target,
+          ReadOnly: m.readOnly,
+        })),
+      },
+    };
+  }
+
+  private toInfo(c: Docker.ContainerInspectInfo): ContainerInfo {
+    const st = c.State;
+    const healthStatus = (st as { Health?: { Status?: string } }).Health?.Status;
+    const health: ContainerHealth =
+      healthStatus === 'starting' || healthStatus === 'healthy' || healthStatus === 'unhealthy' ? healthStatus : 'none';
+    const info: ContainerInfo = {
+      id: c.Id,
+      name: c.Name.replace(/^\//, ''),
+      image: c.Config?.Image ?? c.Image,
+      labels: { ...(c.Config?.Labels ?? {}) },
+      state: st.Status,
+      running: st.Running,
+      health,
+      host: this.hostName,
+    };
+    const started = st.StartedAt && st.StartedAt !== ZERO_TIME;
+    if (started) info.startedAt = st.StartedAt;
+    if (st.FinishedAt && st.FinishedAt !== ZERO_TIME) info.finishedAt = st.FinishedAt;
+    // ExitCode is 0 for never-started containers: report it once the container ran, or when a start
+    // failed (Docker then keeps state `created` with ExitCode 127/128 and the reason in State.Error).
+    if (!st.Running && (started || st.ExitCode !== 0)) info.exitCode = st.ExitCode;
+    if (started) info.oomKilled = st.OOMKilled;
+    return info;
+  }
+
+  /** Runs a Docker call, mapping its failures onto BerthErrors. */
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw toBerthError(e, this.socketPath, what);
+    }
+  }
+}
+
+/** Docker's `since`: Unix seconds with up to nanosecond fraction. */
+function formatSince(unixSeconds: number): string {
+  const s = Math.floor(unixSeconds);
+  const ns = Math.round((unixSeconds - s) * 1e9);
+  return `${s}.${String(Math.min(ns, 999_999_999)).padStart(9, '0')}`;
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

@@ -1,0 +1,219 @@
+import { Conflict, EngineUnavailable, NotFound } from '../../core/errors.ts';
+import {
+  LABEL,
+  systemClock,
+  type Clock,
+  type ContainerHealth,
+  type ContainerInfo,
+  type ContainerSpec,
+  type Engine,
+  type EngineEvent,
+  type LogLine,
+} from '../../core/ports.ts';
+
+interface FakeContainer {
+  info: ContainerInfo;
+  spec: ContainerSpec;
+  logs: LogLine[];
+}
+
+/**
+ * In-memory Engine for unit tests of controllers. Containers move through created → running → exited
+ * like Docker's; events are delivered synchronously to watchers. Test hooks simulate what the real
+ * engine does on its own: a container dying (`crash`), health flips (`setHealth`), an engine outage
+ * (`outage`/`recover`). It never replaces the real-engine test suite.
+ */
+export class FakeEngine implements Engine {
+  readonly hostName: string;
+  /** Every mutating call, e.g. `create web-1`, `stop <id>`: for assertions on what a controller did. */
+  readonly calls: string[] = [];
+  private readonly containers = new Map<string, FakeContainer>();
+  private readonly images: Map<string, string>;
+  private readonly volumes = new Map<string, Record<string, string>>();
+  private readonly watchers = new Set<(e: EngineEvent) => void>();
+  private readonly clock: Clock;
+  private down = false;
+  private seq = 0;
+
+  constructor(opts: { hostName?: string; images?: string[]; clock?: Clock } = {}) {
+    this.hostName = opts.hostName ?? 'fake-host';
+    this.images = new Map();
+    for (const ref of opts.images ?? []) this.addImage(ref);
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  async ping(): Promise<void> {
+    this.check();
+  }
+
+  async list(labels: Record<string, string>): Promise<ContainerInfo[]> {
+    this.check();
+    return [...this.containers.values()]
+      .filter((c) => Object.entries(labels).every(([k, v]) => c.info.labels[k] === v))
+      .map((c) => structuredClone(c.info));
+  }
+
+  async inspect(id: string): Promise<ContainerInfo | undefined> {
+    this.check();
+    const c = this.find(id);
+    return c && structuredClone(c.info);
+  }
+
+  async imageExists(ref: string): Promise<boolean> {
+    this.check();
+    return this.images.has(ref);
+  }
+
+  async imageId(ref: string): Promise<string | undefined> {
+    this.check();
+    return this.images.get(ref);
+  }
+
+  async build(opts: { tag: string }, onProgress?: (line: string) => void): Promise<void> {
+    this.check();
+    this.calls.push(`build ${opts.tag}`);
+    onProgress?.(`Successfully tagged ${opts.tag}`);
+    this.addImage(opts.tag);
+  }
+
+  async ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
+    this.check();
+    if (!this.volumes.has(name)) this.volumes.set(name, { ...labels });
+  }
+
+  async create(spec: ContainerSpec): Promise<string> {
+    this.check();
+    this.calls.push(`create ${spec.name}`);
+    if (!this.images.has(spec.image)) throw new NotFound(`image ${spec.image} does not exist: build it first`);
+    const same = [...this.containers.values()].find((c) => c.info.name === spec.name);
+    if (same) {
+      const ours = same.info.labels[LABEL.managed] === 'true' && same.info.labels[LABEL.cluster] === spec.labels[LABEL.cluster];
+      if (same.info.running || !ours) throw new Conflict(`a container named ${spec.name} already exists`);
+      this.containers.delete(same.info.id);
+    }
+    const id = `fake${String(++this.seq).padStart(8, '0')}`;
+    const labels = { ...spec.labels, [LABEL.managed]: 'true' };
+    const info: ContainerInfo = { id, name: spec.name, image: spec.image, labels, state: 'created', running: false, health: 'none', host: this.hostName };
+    this.containers.set(id, { info, spec: structuredClone(spec), logs: [] });
+    this.emit(id, 'create');
+    return id;
+  }
+
+  async start(id: string): Promise<void> {
+    this.check();
+    this.calls.push(`start ${id}`);
+    const c = this.get(id);
+    if (c.info.running) return;
+    Object.assign(c.info, { state: 'running', running: true, startedAt: this.iso(), health: c.spec.healthcheck ? 'starting' : 'none' });
+    delete c.info.exitCode;
+    delete c.info.finishedAt;
+    this.emit(id, 'start');
+  }
+
+  async stop(id: string, _timeoutS: number): Promise<void> {
+    this.check();
+    this.calls.push(`stop ${id}`);
+    const c = this.find(id);
+    if (c?.info.running) this.exit(c, 0, 'stop');
+  }
+
+  async kill(id: string, signal: string): Promise<void> {
+    this.check();
+    this.calls.push(`kill ${id} ${signal}`);
+    const c = this.find(id);
+    if (c?.info.running) this.exit(c, signal === 'SIGKILL' || signal === 'KILL' ? 137 : 143, 'kill');
+  }
+
+  async remove(id: string): Promise<void> {
+    this.check();
+    this.calls.push(`remove ${id}`);
+    const c = this.find(id);
+    if (!c) return;
+    if (c.info.running) this.exit(c, 137, 'kill');
+    this.containers.delete(c.info.id);
+    this.emit(c.info.id, 'destroy', c.info.labels);
+  }
+
+  watch(onEvent: (e: EngineEvent) => void): () => void {
+    this.watchers.add(onEvent);
+    onEvent(this.down ? { kind: 'disconnected', error: 'fake engine is down' } : { kind: 'connected' });
+    return () => void this.watchers.delete(onEvent);
+  }
+
+  async logs(id: string, opts: { follow: boolean; tail?: number }, onLine: (l: LogLine) => void): Promise<void> {
+    this.check();
+    const lines = this.get(id).logs;
+    for (const l of opts.tail === undefined ? lines : lines.slice(-opts.tail)) onLine({ ...l });
+  }
+
+  // ---- test hooks ----
+
+  /** Adds (or rebuilds: new id) an image. */
+  addImage(ref: string): void {
+    this.images.set(ref, `sha256:fake${String(++this.seq).padStart(60, '0')}`);
+  }
+
+  /** The container's process exits on its own (crash, OOM). */
+  crash(id: string, exitCode: number, opts: { oomKilled?: boolean } = {}): void {
+    const c = this.get(id);
+    if (!c.info.running) throw new Error(`fake: container ${id} is not running`);
+    if (opts.oomKilled) this.emit(id, 'oom');
+    this.exit(c, exitCode, undefined, opts.oomKilled ?? false);
+  }
+
+  /** The engine's health check flips; emits `health_status: <health>` like Docker. */
+  setHealth(id: string, health: Exclude<ContainerHealth, 'none'>): void {
+    const c = this.get(id);
+    c.info.health = health;
+    this.emit(id, `health_status: ${health}`);
+  }
+
+  appendLog(id: string, stream: 'stdout' | 'stderr', text: string): void {
+    this.get(id).logs.push({ containerId: id, stream, time: this.iso(), text });
+  }
+
+  /** The engine becomes unreachable: calls reject with EngineUnavailable, watchers see `disconnected`. */
+  outage(): void {
+    if (this.down) return;
+    this.down = true;
+    for (const w of this.watchers) w({ kind: 'disconnected', error: 'fake engine is down' });
+  }
+
+  /** The engine answers again; watchers see `connected` (and should resync: events were missed). */
+  recover(): void {
+    if (!this.down) return;
+    this.down = false;
+    for (const w of this.watchers) w({ kind: 'connected' });
+  }
+
+  private exit(c: FakeContainer, exitCode: number, before: string | undefined, oomKilled = false): void {
+    if (before) this.emit(c.info.id, before);
+    Object.assign(c.info, { state: 'exited', running: false, exitCode, oomKilled, finishedAt: this.iso() });
+    if (c.info.health !== 'none') c.info.health = 'unhealthy';
+    this.emit(c.info.id, 'die');
+  }
+
+  private emit(id: string, action: string, labels?: Record<string, string>): void {
+    if (this.down) return;
+    const l = labels ?? this.get(id).info.labels;
+    for (const w of this.watchers) w({ kind: 'container', action, id, labels: { ...l } });
+  }
+
+  private find(id: string): FakeContainer | undefined {
+    return this.containers.get(id) ?? [...this.containers.values()].find((c) => c.info.name === id);
+  }
+
+  private get(id: string): FakeContainer {
+    const c = this.find(id);
+    if (!c) throw new NotFound(`no such container: ${id}`);
+    return c;
+  }
+
+  private check(): void {
+    if (this.down) throw new EngineUnavailable('the fake engine is down (outage() was called)');
+  }
+
+  private iso(): string {
+    return new Date(this.clock.now()).toISOString();
+  }
+}

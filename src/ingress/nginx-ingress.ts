@@ -1,0 +1,394 @@
+import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { request } from 'node:http';
+import { dirname, isAbsolute, join } from 'node:path';
+import type { Ingress, IngressRoute, Logger } from '../core/ports.ts';
+import { BerthError, Conflict, ExternalCommandFailed, InvalidInput } from '../core/errors.ts';
+import { writeFileAtomic } from '../lib/atomic-file.ts';
+import { waitFor } from '../lib/backoff.ts';
+import { runCommand } from '../lib/exec.ts';
+import { checkRoutes, parseGeneration, planConfig, type RenderOptions, type RouteProblem } from './render.ts';
+import { findMaster, listWorkers, normalizePrefix } from './nginx-process.ts';
+
+export interface NginxIngressOptions {
+  /** Directory owned by this writer (e.g. DATA/nginx): conf/, logs/, tmp/ live under it. */
+  prefix: string;
+  /** Public port (default 8080). */
+  listenPort?: number;
+  /** Public address (default 0.0.0.0). */
+  listenAddress?: string;
+  /** Loopback port of nginx's admin server (generation probe, stub_status). */
+  adminPort: number;
+  /** nginx binary (default `nginx` on PATH). */
+  nginxBin?: string;
+  /** Applies within this window are rendered and reloaded once (default 50 ms). */
+  coalesceMs?: number;
+  /** How long a reload may take to be in effect (default 10 s). */
+  reloadTimeoutMs?: number;
+  /**
+   * `user` directive when running as root. Default: `nobody nogroup` when the prefix is reachable by
+   * other users (nginx creates its temp dirs for the workers' user), else `root`.
+   */
+  workerUser?: string;
+  logger: Logger;
+  /** Test-only: rewrites the candidate file before `nginx -t`, to exercise the rejection path. */
+  testOnlyCandidateFilter?: (config: string) => string;
+}
+
+const SAFE_PATH_RE = /^[A-Za-z0-9._/+@=,-]+$/;
+
+/**
+ * Berth's ingress data plane writer: renders the route table to nginx.conf, tests the candidate with
+ * `nginx -t`, swaps it in atomically, reloads with SIGHUP and waits until the new workers serve. nginx
+ * runs daemonized from its own prefix and outlives this object (and the Berth process).
+ */
+export class NginxIngress implements Ingress {
+  readonly port: number;
+  /** SIGHUPs sent (not counting the initial start). Tests use it to check coalescing. */
+  reloadCount = 0;
+  /** Why the last flush did not make the desired table fully live; cleared by a successful flush. */
+  lastError: Error | undefined;
+  /** Routes left out of the config because they could not be rendered safely (see `checkRoutes`). */
+  rejectedRoutes: RouteProblem[] = [];
+
+  private readonly prefix: string;
+  private readonly listenAddress: string;
+  private readonly adminPort: number;
+  private readonly bin: string;
+  private readonly coalesceMs: number;
+  private readonly reloadTimeoutMs: number;
+  private readonly log: Logger;
+  private readonly confPath: string;
+  private readonly errorLogPath: string;
+  private renderOpts: Omit<RenderOptions, 'generation'> | undefined;
+
+  private desired: IngressRoute[] | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private chain: Promise<unknown> = Promise.resolve();
+  private started = false;
+  private closed = false;
+  /** The file on disk is newer than what the workers serve (a reload failed or was interrupted). */
+  private needsReload = false;
+  private liveGeneration: number | undefined;
+  private masterPidValue: number | undefined;
+
+  constructor(private readonly opts: NginxIngressOptions) {
+    const prefix = normalizePrefix(opts.prefix);
+    if (!isAbsolute(prefix) || !SAFE_PATH_RE.test(prefix)) {
+      throw new InvalidInput(`ingress prefix ${JSON.stringify(opts.prefix)} must be an absolute path of letters, digits and ._/+@=,- (it is written into nginx.conf)`);
+    }
+    this.prefix = prefix;
+    this.port = opts.listenPort ?? 8080;
+    this.listenAddress = opts.listenAddress ?? '0.0.0.0';
+    this.adminPort = opts.adminPort;
+    for (const [name, p] of [['listen port', this.port], ['admin port', this.adminPort]] as const) {
+      if (!Number.isInteger(p) || p < 1 || p > 65535) throw new InvalidInput(`ingress ${name} ${p} must be an integer in 1..65535`);
+    }
+    if (this.port === this.adminPort) throw new InvalidInput(`ingress listen port and admin port must differ (both ${this.port})`);
+    if (!/^[0-9A-Fa-f.:]+$/.test(this.listenAddress)) throw new InvalidInput(`ingress listen address ${JSON.stringify(this.listenAddress)} must be an IP address`);
+    this.bin = opts.nginxBin ?? 'nginx';
+    this.coalesceMs = opts.coalesceMs ?? 50;
+    this.reloadTimeoutMs = opts.reloadTimeoutMs ?? 10_000;
+    this.log = opts.logger.child({ component: 'ingress' });
+    this.confPath = join(prefix, 'conf', 'nginx.conf');
+    this.errorLogPath = join(prefix, 'logs', 'error.log');
+  }
+
+  /** Generation the serving workers answer with (undefined before start). */
+  get generation(): number | undefined {
+    return this.liveGeneration;
+  }
+
+  /** Pid of the nginx master started or adopted. */
+  get masterPid(): number | undefined {
+    return this.masterPidValue;
+  }
+
+  start(): Promise<void> {
+    return this.serialize(() => this.doStart());
+  }
+
+  apply(routes: IngressRoute[]): void {
+    if (this.closed) {
+      this.log.warn('apply() after close() ignored');
+      return;
+    }
+    this.desired = routes.map((r) => ({ ...r, backends: r.backends.map((b) => ({ ...b })) }));
+    if (!this.started || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      // Failures are logged and kept in lastError; flush() callers see them too.
+      this.serialize(() => this.sync()).catch(() => undefined);
+    }, this.coalesceMs);
+  }
+
+  async flush(): Promise<void> {
+    if (!this.started) throw new BerthError('ingress flush() before start()');
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    // Whatever is queued reads `desired` when it runs, so one more pass after it covers every apply
+    // made before this call; it is a cheap no-op when nothing changed.
+    await this.serialize(() => this.sync());
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    await this.chain.catch(() => undefined);
+  }
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(fn);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  private async doStart(): Promise<void> {
+    if (this.started) return;
+    for (const d of ['conf', 'logs', 'tmp']) await mkdir(join(this.prefix, d), { recursive: true });
+    this.renderOpts = {
+      prefix: this.prefix,
+      listenPort: this.port,
+      listenAddress: this.listenAddress,
+      adminPort: this.adminPort,
+      stubStatus: await this.hasStubStatus(),
+      workerUser: await this.pickWorkerUser(),
+    };
+
+    const pid = await findMaster(this.prefix);
+    if (pid !== undefined) {
+      // A Berth restart: nginx kept serving. Keep it and its config until told otherwise, so a
+      // control-plane restart is never a traffic outage.
+      this.masterPidValue = pid;
+      const fileGen = parseGeneration(await readFile(this.confPath, 'utf8').catch(() => ''));
+      const live = await this.probeGeneration().catch(() => undefined);
+      this.liveGeneration = live;
+      this.needsReload = live === undefined || live !== fileGen;
+      this.log.info({ pid, generation: live, fileGeneration: fileGen }, 'adopted running nginx');
+      this.started = true;
+      if (this.desired !== undefined || this.needsReload) await this.syncOrReload(fileGen);
+      return;
+    }
+
+    const current = await readFile(this.confPath, 'utf8').catch(() => undefined);
+    const plan = planConfig(current, this.validRoutes(this.desired ?? []), this.renderOpts);
+    if (plan.changed) await this.testAndSwap(plan.config);
+    await this.launch(plan.generation);
+    this.started = true;
+  }
+
+  private async syncOrReload(fileGen: number | undefined): Promise<void> {
+    if (this.desired !== undefined) return this.sync();
+    if (fileGen !== undefined) await this.reload(fileGen);
+  }
+
+  private validRoutes(routes: IngressRoute[]): IngressRoute[] {
+    const { routes: valid, problems } = checkRoutes(routes);
+    this.rejectedRoutes = problems;
+    for (const p of problems) this.log.error({ upstream: p.upstream, host: p.host, path: p.path }, `route left out of nginx config: ${p.message}`);
+    return valid;
+  }
+
+  /** One pass: render, compare, test, swap, reload, wait. Runs only inside `serialize`. */
+  private async sync(): Promise<void> {
+    try {
+      if (this.desired !== undefined) {
+        const valid = this.validRoutes(this.desired);
+        const current = await readFile(this.confPath, 'utf8').catch(() => undefined);
+        const plan = planConfig(current, valid, this.renderOpts!);
+        if (plan.changed) {
+          await this.testAndSwap(plan.config);
+          this.needsReload = true;
+        }
+        if (this.needsReload || this.liveGeneration !== plan.generation) await this.reload(plan.generation);
+      }
+      if (this.rejectedRoutes.length > 0) {
+        throw new InvalidInput(
+          `ingress left out ${this.rejectedRoutes.length} route(s); the others are live:\n${this.rejectedRoutes
+            .map((p) => `  ${p.upstream} (${p.host ?? '*'}${p.path}): ${p.message}`)
+            .join('\n')}`,
+          { details: { problems: this.rejectedRoutes } },
+        );
+      }
+      this.lastError = undefined;
+    } catch (e) {
+      this.lastError = e instanceof Error ? e : new Error(String(e));
+      if (!(e instanceof InvalidInput)) this.log.error({ err: this.lastError.message }, 'ingress update failed; nginx keeps serving its previous config');
+      throw this.lastError;
+    }
+  }
+
+  /** Tests the candidate with `nginx -t` and only then renames it over nginx.conf. */
+  private async testAndSwap(config: string): Promise<void> {
+    const candidate = `${this.confPath}.candidate`;
+    const text = this.opts.testOnlyCandidateFilter ? this.opts.testOnlyCandidateFilter(config) : config;
+    await writeFileAtomic(candidate, text);
+    try {
+      // `-e stderr`: with a log file, nginx -t writes its reasons there and nothing to stderr.
+      await runCommand(this.bin, ['-t', '-q', '-p', `${this.prefix}/`, '-c', candidate, '-e', 'stderr'], { timeoutMs: 30_000 });
+    } catch (e) {
+      const rejected = `${this.confPath}.rejected`;
+      await rename(candidate, rejected).catch(() => undefined);
+      const stderr = e instanceof ExternalCommandFailed ? ((e.details as { stderr?: string } | undefined)?.stderr ?? e.message) : String(e);
+      throw new ExternalCommandFailed(`nginx rejected the rendered config (kept the previous one; candidate saved as ${rejected}):\n${stderr.trim()}`, {
+        cause: e,
+        details: { stderr, candidate: rejected },
+      });
+    }
+    await rename(candidate, this.confPath);
+    await fsyncDir(dirname(this.confPath));
+  }
+
+  /** SIGHUP the master and wait until only workers of `generation` accept connections. */
+  private async reload(generation: number): Promise<void> {
+    const pid = await findMaster(this.prefix);
+    if (pid === undefined) {
+      this.log.warn({ prefix: this.prefix }, 'nginx master is gone; starting it again');
+      await this.launch(generation);
+      return;
+    }
+    this.masterPidValue = pid;
+    const oldWorkers = new Set((await listWorkers(pid)).filter((w) => !w.shuttingDown).map((w) => w.pid));
+    const logOffset = await fileSize(this.errorLogPath);
+    this.needsReload = true;
+    process.kill(pid, 'SIGHUP');
+    this.reloadCount++;
+    try {
+      await waitFor(
+        async () => {
+          // Old workers close their listening sockets as they start shutting down; until then they may
+          // still take new connections with the old routes.
+          const workers = await listWorkers(pid);
+          if (workers.some((w) => oldWorkers.has(w.pid) && !w.shuttingDown)) return false;
+          return (await this.probeGeneration()) === generation;
+        },
+        { timeoutMs: this.reloadTimeoutMs, intervalMs: 20, what: `nginx generation ${generation}` },
+      );
+    } catch (e) {
+      const errors = await readFrom(this.errorLogPath, logOffset);
+      throw new ExternalCommandFailed(
+        `nginx (pid ${pid}) did not bring up config generation ${generation} within ${this.reloadTimeoutMs} ms after SIGHUP; it keeps serving the previous one.${errors ? `\nerror.log:\n${errors}` : ''}`,
+        { cause: e, details: { stderr: errors } },
+      );
+    }
+    this.needsReload = false;
+    this.liveGeneration = generation;
+    this.log.info({ generation, pid }, 'nginx reloaded');
+  }
+
+  private async launch(generation: number): Promise<void> {
+    await this.checkPortFree(this.listenAddress, this.port, `ingress port ${this.port} on ${this.listenAddress}`, 'start berth with --ingress-port <free port>');
+    await this.checkPortFree('127.0.0.1', this.adminPort, `ingress admin port ${this.adminPort} on 127.0.0.1`, 'choose another ingress admin port');
+    const logOffset = await fileSize(this.errorLogPath);
+    try {
+      // `daemon on` in the config: this returns once the master has forked away from us.
+      await runCommand(this.bin, ['-p', `${this.prefix}/`, '-c', this.confPath, '-e', this.errorLogPath], { timeoutMs: 30_000 });
+    } catch (e) {
+      const errors = await readFrom(this.errorLogPath, logOffset);
+      const inUse = /bind\(\) to (\S+) failed \(98: Address already in use\)/.exec(errors);
+      if (inUse) {
+        throw new Conflict(`nginx could not listen on ${inUse[1]}: another program uses it; stop it or start berth with --ingress-port <free port>`, { cause: e });
+      }
+      throw new ExternalCommandFailed(`could not start nginx: ${e instanceof Error ? e.message : String(e)}${errors ? `\nerror.log:\n${errors}` : ''}`, {
+        cause: e,
+        details: { stderr: errors },
+      });
+    }
+    try {
+      await waitFor(async () => (await this.probeGeneration()) === generation, { timeoutMs: this.reloadTimeoutMs, intervalMs: 20, what: `nginx generation ${generation}` });
+    } catch (e) {
+      const errors = await readFrom(this.errorLogPath, logOffset);
+      throw new ExternalCommandFailed(`nginx started but its admin endpoint on 127.0.0.1:${this.adminPort} did not answer generation ${generation}${errors ? `\nerror.log:\n${errors}` : ''}`, {
+        cause: e,
+      });
+    }
+    this.masterPidValue = await findMaster(this.prefix);
+    this.liveGeneration = generation;
+    this.needsReload = false;
+    this.log.info({ pid: this.masterPidValue, generation, port: this.port }, 'nginx started');
+  }
+
+  private async checkPortFree(host: string, port: number, what: string, todo: string): Promise<void> {
+    const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      const srv = createServer();
+      srv.once('error', (e: NodeJS.ErrnoException) => resolve(e));
+      srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve(undefined)));
+    });
+    if (err?.code === 'EADDRINUSE') throw new Conflict(`${what} is already in use by another program; stop it or ${todo}`);
+    if (err) throw new BerthError(`cannot check ${what}: ${err.message}`, { cause: err });
+  }
+
+  /** Asks the admin server which generation answers; a fresh connection each time, never a pooled one. */
+  private probeGeneration(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: this.adminPort, path: '/berth/generation', agent: false, timeout: 1000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => {
+          const n = Number(body.trim());
+          if (res.statusCode === 200 && Number.isInteger(n)) resolve(n);
+          else reject(new Error(`admin endpoint answered ${res.statusCode}: ${body.slice(0, 200)}`));
+        });
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error('admin endpoint timed out')));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  private async hasStubStatus(): Promise<boolean> {
+    const { stdout, stderr } = await runCommand(this.bin, ['-V'], { timeoutMs: 10_000 });
+    return /--with-http_stub_status_module/.test(stderr + stdout);
+  }
+
+  private async pickWorkerUser(): Promise<string | undefined> {
+    if (process.getuid?.() !== 0) return undefined;
+    if (this.opts.workerUser) return this.opts.workerUser;
+    // Workers need to reach the temp dirs nginx creates for them under the prefix.
+    for (let d = this.prefix; d !== '/'; d = dirname(d)) {
+      const st = await stat(d).catch(() => undefined);
+      if (!st || (st.mode & 0o001) === 0) {
+        this.log.warn({ dir: d }, 'nginx workers run as root: the prefix is not reachable by other users');
+        return 'root';
+      }
+    }
+    const groups = await readFile('/etc/group', 'utf8').catch(() => '');
+    const group = /^nogroup:/m.test(groups) ? 'nogroup' : /^nobody:/m.test(groups) ? 'nobody' : undefined;
+    return group ? `nobody ${group}` : 'root';
+  }
+}
+
+async function fileSize(path: string): Promise<number> {
+  return (await stat(path).catch(() => undefined))?.size ?? 0;
+}
+
+/** What was appended to a log since `offset` (last 4 KiB of it). */
+async function readFrom(path: string, offset: number): Promise<string> {
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return '';
+  try {
+    const size = (await fh.stat()).size;
+    const start = Math.max(offset, size - 4096);
+    if (size <= start) return '';
+    const buf = Buffer.alloc(size - start);
+    await fh.read(buf, 0, buf.length, start);
+    return buf.toString('utf8').trim();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r').catch(() => undefined);
+  if (!fh) return;
+  await fh.sync().catch(() => undefined);
+  await fh.close();
+}
+

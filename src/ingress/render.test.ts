@@ -1,0 +1,215 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { IngressRoute } from '../core/ports.ts';
+import { InvalidInput } from '../core/errors.ts';
+import { checkRoutes, parseGeneration, planConfig, renderNginxConfig, type RenderOptions } from './render.ts';
+
+const opts: RenderOptions = {
+  prefix: '/data/nginx',
+  listenPort: 8080,
+  listenAddress: '0.0.0.0',
+  adminPort: 8099,
+  generation: 3,
+  stubStatus: true,
+  workerUser: 'nobody nogroup',
+};
+const { generation: _g, ...planOpts } = opts;
+
+const web: IngressRoute = {
+  upstream: 'shop-prod-web',
+  path: '/',
+  backends: [
+    { address: '127.0.0.1', port: 30002, instance: 'i-b' },
+    { address: '127.0.0.1', port: 30001, instance: 'i-a' },
+  ],
+};
+const api: IngressRoute = { upstream: 'shop-prod-api', host: 'api.example.com', path: '/v1', backends: [{ address: '10.0.0.5', port: 30010, instance: 'i-c' }] };
+const empty: IngressRoute = { upstream: 'shop-prod-worker', path: '/jobs', backends: [] };
+
+/** The lines between `start` and the next line at the same indentation that closes it. */
+function block(conf: string, start: string): string {
+  const lines = conf.split('\n');
+  const i = lines.findIndex((l) => l.trim() === start);
+  assert.ok(i >= 0, `no line ${start}`);
+  const indent = lines[i]!.length - lines[i]!.trimStart().length;
+  const j = lines.findIndex((l, k) => k > i && l === `${' '.repeat(indent)}}`);
+  return lines.slice(i, j + 1).join('\n');
+}
+
+function serverFor(conf: string, name: string): string {
+  const blocks = conf.split('\n    server {\n').slice(1);
+  const b = blocks.find((s) => s.includes(`server_name ${name};`));
+  assert.ok(b, `no server for ${name}`);
+  return b.slice(0, b.indexOf('\n    }\n'));
+}
+
+test('output is the same for any input order', () => {
+  const a = renderNginxConfig([web, api, empty], opts);
+  const shuffled = [empty, { ...api }, { ...web, backends: [...web.backends].reverse() }];
+  assert.equal(renderNginxConfig(shuffled, opts), a);
+  assert.equal(renderNginxConfig([api, empty, web], opts), a);
+});
+
+test('an upstream per route with sorted, de-duplicated servers and keepalive', () => {
+  const dup = { ...web, backends: [...web.backends, { address: '127.0.0.1', port: 30001, instance: 'i-a' }] };
+  const conf = renderNginxConfig([dup], opts);
+  assert.equal(
+    block(conf, 'upstream shop-prod-web {'),
+    [
+      '    upstream shop-prod-web {',
+      '        server 127.0.0.1:30001 max_fails=1 fail_timeout=1s; # i-a',
+      '        server 127.0.0.1:30002 max_fails=1 fail_timeout=1s; # i-b',
+      '        keepalive 32;',
+      '        keepalive_timeout 4s;',
+      '    }',
+    ].join('\n'),
+  );
+});
+
+test('a route without backends answers 503 and declares no upstream', () => {
+  const conf = renderNginxConfig([empty], opts);
+  assert.doesNotMatch(conf, /upstream shop-prod-worker/);
+  assert.match(block(conf, 'location /jobs {'), /return 503 "no healthy instance for shop-prod-worker\\n";/);
+});
+
+test('no routes at all: the default server answers 404 "no route"', () => {
+  const conf = renderNginxConfig([], opts);
+  const def = serverFor(conf, '_');
+  assert.match(def, /listen 0\.0\.0\.0:8080 default_server;/);
+  assert.match(def, /location \/ \{\n\s+default_type text\/plain;\n\s+return 404 "no route\\n";/);
+  assert.doesNotMatch(conf, /^\s*upstream /m);
+});
+
+test('hosts get their own server; host-less routes are served for every host, the host route winning', () => {
+  const apiRoot: IngressRoute = { upstream: 'shop-prod-site', host: 'API.example.com.', path: '/', backends: [{ address: '127.0.0.1', port: 30020, instance: 'i-d' }] };
+  const conf = renderNginxConfig([web, api, apiRoot, empty], opts);
+  const def = serverFor(conf, '_');
+  assert.match(def, /location \/ \{\n\s+proxy_pass http:\/\/shop-prod-web;/);
+  assert.doesNotMatch(def, /v1/);
+  const host = serverFor(conf, 'api.example.com');
+  assert.match(host, /listen 0\.0\.0\.0:8080;/);
+  assert.doesNotMatch(host, /default_server/);
+  assert.deepEqual(
+    [...host.matchAll(/location (\S+) \{\n\s+(.*)/g)].map((m) => [m[1], m[2]]),
+    [
+      ['/', 'proxy_pass http://shop-prod-site;'],
+      ['/jobs', 'default_type text/plain;'],
+      ['/v1', 'proxy_pass http://shop-prod-api;'],
+    ],
+  );
+  assert.equal(conf.split('server_name api.example.com;').length, 2, 'one server block per host');
+});
+
+test('retries, keepalive and forwarding headers are configured for every proxied location', () => {
+  const conf = renderNginxConfig([web], opts);
+  const http = block(conf, 'http {');
+  for (const line of [
+    'proxy_http_version 1.1;',
+    'proxy_set_header Connection $berth_connection;',
+    'proxy_set_header Host $host;',
+    'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+    'proxy_set_header X-Forwarded-Proto $scheme;',
+    'proxy_set_header X-Real-IP $remote_addr;',
+    'proxy_next_upstream error timeout http_502 http_503 non_idempotent;',
+    'proxy_next_upstream_tries 3;',
+  ]) {
+    assert.ok(http.includes(`\n    ${line}\n`), `missing ${line}`);
+  }
+  // A location-level proxy_set_header would silently drop all the inherited ones.
+  assert.doesNotMatch(block(conf, 'location / {'), /proxy_set_header/);
+});
+
+test('everything nginx writes stays under the prefix', () => {
+  const conf = renderNginxConfig([web], { ...opts, prefix: '/data/nginx/' });
+  for (const line of conf.split('\n').filter((l) => /(pid|_log|_temp_path) /.test(l) && !l.includes('log_format') && !l.includes('access_log off'))) {
+    assert.match(line, / \/data\/nginx\/(logs|tmp)\/[a-z_.]+( berth| warn)?;$/, line);
+  }
+  assert.match(conf, /^daemon on;$/m);
+  assert.match(conf, /^worker_shutdown_timeout 30s;$/m);
+  assert.match(conf, /^user nobody nogroup;$/m);
+  assert.doesNotMatch(renderNginxConfig([web], { ...opts, workerUser: undefined }), /^user /m);
+});
+
+test('admin server: loopback, generation, stub_status only when available', () => {
+  const conf = renderNginxConfig([web], opts);
+  const admin = conf.slice(conf.indexOf('listen 127.0.0.1:8099;'));
+  assert.match(admin, /location = \/berth\/generation \{ return 200 "3"; \}/);
+  assert.match(admin, /location = \/berth\/status \{ stub_status; \}/);
+  assert.doesNotMatch(renderNginxConfig([web], { ...opts, stubStatus: false }), /stub_status/);
+  assert.equal(parseGeneration(conf), 3);
+  assert.equal(parseGeneration('events {}'), undefined);
+});
+
+test('IPv6 listen address and backends are bracketed', () => {
+  const conf = renderNginxConfig([{ upstream: 'v6', path: '/', backends: [{ address: '::1', port: 3000, instance: 'x' }] }], { ...opts, listenAddress: '::' });
+  assert.match(conf, /listen \[::\]:8080 default_server;/);
+  assert.match(conf, /server \[::1\]:3000 max_fails/);
+});
+
+test('planConfig keeps the generation (and bytes) for the same routes and bumps it on change', () => {
+  const first = planConfig(undefined, [web, api], planOpts);
+  assert.deepEqual([first.generation, first.changed], [1, true]);
+  const again = planConfig(first.config, [api, web], planOpts);
+  assert.deepEqual([again.generation, again.changed, again.config === first.config], [1, false, true]);
+  const changed = planConfig(first.config, [web], planOpts);
+  assert.deepEqual([changed.generation, changed.changed], [2, true]);
+  assert.equal(parseGeneration(changed.config), 2);
+  const back = planConfig(changed.config, [web, api], planOpts);
+  assert.deepEqual([back.generation, back.changed], [3, true], 'going back to an earlier table is still a new generation');
+  assert.equal(planConfig('# hand-written\n', [], planOpts).generation, 1);
+});
+
+const bad: { name: string; route: IngressRoute; message: RegExp }[] = [
+  { name: 'host with a space', route: { upstream: 'a', host: 'evil host', path: '/', backends: [] }, message: /host/ },
+  { name: 'host with a brace', route: { upstream: 'a', host: 'x.com;}', path: '/', backends: [] }, message: /host/ },
+  { name: 'empty host', route: { upstream: 'a', host: '', path: '/', backends: [] }, message: /host/ },
+  { name: 'path without slash', route: { upstream: 'a', path: 'api', backends: [] }, message: /path/ },
+  { name: 'path with a semicolon', route: { upstream: 'a', path: '/a;b', backends: [] }, message: /path/ },
+  { name: 'path with a variable', route: { upstream: 'a', path: '/$host', backends: [] }, message: /path/ },
+  { name: 'upstream with a slash', route: { upstream: 'a/b', path: '/', backends: [] }, message: /upstream name/ },
+  { name: 'port out of range', route: { upstream: 'a', path: '/', backends: [{ address: '127.0.0.1', port: 70000, instance: 'i' }] }, message: /port/ },
+  { name: 'address with a space', route: { upstream: 'a', path: '/', backends: [{ address: '127.0.0.1 down', port: 80, instance: 'i' }] }, message: /address/ },
+];
+
+for (const c of bad) {
+  test(`rejects ${c.name}`, () => {
+    const r = checkRoutes([c.route, web]);
+    assert.equal(r.problems.length, 1);
+    assert.match(r.problems[0]!.message, c.message);
+    assert.deepEqual(
+      r.routes.map((x) => x.upstream),
+      ['shop-prod-web'],
+      'the good route survives',
+    );
+    assert.throws(() => renderNginxConfig([c.route], opts), InvalidInput);
+  });
+}
+
+test('a second route for the same host and path is rejected, deterministically', () => {
+  const other: IngressRoute = { ...web, upstream: 'shop-prod-other' };
+  for (const order of [
+    [web, other],
+    [other, web],
+  ]) {
+    const r = checkRoutes(order);
+    assert.deepEqual(
+      r.routes.map((x) => x.upstream),
+      ['shop-prod-other'],
+    );
+    assert.match(r.problems[0]!.message, /already routed to upstream shop-prod-other/);
+  }
+});
+
+test('one upstream on two hosts is fine with the same backends, rejected with different ones', () => {
+  const onHost = { ...web, host: 'shop.example.com' };
+  assert.equal(checkRoutes([web, onHost]).problems.length, 0);
+  const conf = renderNginxConfig([web, onHost], opts);
+  assert.equal(conf.split('upstream shop-prod-web {').length, 2, 'declared once');
+  const drifted = { ...onHost, backends: [web.backends[0]!] };
+  assert.match(checkRoutes([web, drifted]).problems[0]!.message, /different backends/);
+});
+
+test('instance ids cannot break out of their comment', () => {
+  const conf = renderNginxConfig([{ upstream: 'a', path: '/', backends: [{ address: '127.0.0.1', port: 1, instance: 'x\n}\nevil;' }] }], opts);
+  assert.match(conf, /# x\?}\?evil;\n/);
+});

@@ -1,0 +1,299 @@
+import { isIPv4, isIPv6 } from 'node:net';
+import type { Backend, IngressRoute } from '../core/ports.ts';
+import { InvalidInput } from '../core/errors.ts';
+
+/** Everything besides the routes that shapes the rendered nginx.conf. */
+export interface RenderOptions {
+  /** nginx prefix directory (absolute); pid, logs and temp paths live under it. */
+  prefix: string;
+  listenPort: number;
+  /** Address the public server listens on, e.g. `0.0.0.0`, `127.0.0.1` or `::`. */
+  listenAddress: string;
+  /** Loopback port of the admin server (generation probe, stub_status). */
+  adminPort: number;
+  /**
+   * Embedded in the config and served at `/berth/generation`: when new workers answer it, the reload
+   * is in effect. Bumped by `planConfig` only when the rest of the config changes.
+   */
+  generation: number;
+  /** Serve `stub_status` at `/berth/status` (only when nginx was built with the module). */
+  stubStatus: boolean;
+  /** Value of the `user` directive (`nobody nogroup`, `root`); omitted when undefined (non-root nginx). */
+  workerUser?: string;
+  workerProcesses?: number | 'auto';
+}
+
+/** A route the renderer refuses, with why. Rejected routes are left out of the config. */
+export interface RouteProblem {
+  upstream: string;
+  host?: string;
+  path: string;
+  message: string;
+}
+
+const UPSTREAM_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
+const HOST_RE = new RegExp(`^(?:\\*\\.)?${LABEL}(?:\\.${LABEL})*$`);
+// RFC 3986 path characters minus those that mean something to nginx's config parser (; { } " ' # $ \ and spaces).
+const PATH_RE = /^\/[A-Za-z0-9._~!&()*+,=:@%/-]*$/;
+
+function normalizeHost(host: string): string {
+  const h = host.toLowerCase();
+  return h.endsWith('.') ? h.slice(0, -1) : h;
+}
+
+function checkBackend(b: Backend): string | undefined {
+  if (!Number.isInteger(b.port) || b.port < 1 || b.port > 65535) return `backend ${b.instance}: port ${b.port} is not an integer in 1..65535`;
+  const a = b.address;
+  if (isIPv4(a) || isIPv6(a)) return undefined;
+  if (a.length <= 253 && HOST_RE.test(a) && !a.startsWith('*')) return undefined;
+  return `backend ${b.instance}: address ${JSON.stringify(a)} is not an IP address or host name`;
+}
+
+function backendKey(b: Backend): string {
+  return `${b.address}\u0000${String(b.port).padStart(5, '0')}`;
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function normalizeBackends(backends: readonly Backend[]): Backend[] {
+  const seen = new Map<string, Backend>();
+  for (const b of [...backends].sort((x, y) => cmp(backendKey(x), backendKey(y)) || cmp(x.instance, y.instance))) {
+    const k = backendKey(b);
+    if (!seen.has(k)) seen.set(k, { address: b.address, port: b.port, instance: b.instance });
+  }
+  return [...seen.values()];
+}
+
+function sameBackends(a: readonly Backend[], b: readonly Backend[]): boolean {
+  return a.length === b.length && a.every((x, i) => backendKey(x) === backendKey(b[i]!));
+}
+
+/**
+ * Validates and normalizes a route table: hosts lower-cased, backends de-duplicated and sorted, routes
+ * sorted by (host, path, upstream). Routes that cannot be rendered safely (names that would break
+ * nginx's syntax, a second route for the same host+path, one upstream name with two different backend
+ * sets) are returned as problems instead, so one bad app never blocks everyone else's updates.
+ */
+export function checkRoutes(routes: readonly IngressRoute[]): { routes: IngressRoute[]; problems: RouteProblem[] } {
+  const problems: RouteProblem[] = [];
+  const candidates: IngressRoute[] = [];
+  for (const r of routes) {
+    const host = r.host === undefined ? undefined : normalizeHost(r.host);
+    const problem = (message: string): void => {
+      problems.push({ upstream: String(r.upstream), ...(r.host === undefined ? {} : { host: String(r.host) }), path: String(r.path), message });
+    };
+    if (typeof r.upstream !== 'string' || !UPSTREAM_RE.test(r.upstream)) {
+      problem(`upstream name ${JSON.stringify(r.upstream)} must be 1-128 characters of [A-Za-z0-9_.-], starting with a letter or digit`);
+      continue;
+    }
+    if (host !== undefined && (host.length > 253 || !HOST_RE.test(host))) {
+      problem(`host ${JSON.stringify(r.host)} is not a valid host name (letters, digits, '-', '.', optional leading '*.')`);
+      continue;
+    }
+    if (typeof r.path !== 'string' || r.path.length > 1024 || !PATH_RE.test(r.path)) {
+      problem(`path ${JSON.stringify(r.path)} must start with '/' and contain only URL path characters (no spaces, quotes, ';', '{', '}', '#', '$')`);
+      continue;
+    }
+    const bad = r.backends.map(checkBackend).find((m) => m !== undefined);
+    if (bad) {
+      problem(bad);
+      continue;
+    }
+    candidates.push({ upstream: r.upstream, ...(host === undefined ? {} : { host }), path: r.path, backends: normalizeBackends(r.backends) });
+  }
+  candidates.sort((a, b) => cmp(a.host ?? '', b.host ?? '') || cmp(a.path, b.path) || cmp(a.upstream, b.upstream));
+
+  const byLocation = new Map<string, IngressRoute>();
+  const byUpstream = new Map<string, IngressRoute>();
+  const out: IngressRoute[] = [];
+  for (const r of candidates) {
+    const where = `${r.host ?? '*'} ${r.path}`;
+    const dup = byLocation.get(where);
+    if (dup) {
+      problems.push({ upstream: r.upstream, ...(r.host === undefined ? {} : { host: r.host }), path: r.path, message: `host ${r.host ?? '(any)'} path ${r.path} is already routed to upstream ${dup.upstream}` });
+      continue;
+    }
+    const same = byUpstream.get(r.upstream);
+    if (same && !sameBackends(same.backends, r.backends)) {
+      problems.push({ upstream: r.upstream, ...(r.host === undefined ? {} : { host: r.host }), path: r.path, message: `upstream ${r.upstream} is used by several routes with different backends` });
+      continue;
+    }
+    byLocation.set(where, r);
+    byUpstream.set(r.upstream, r);
+    out.push(r);
+  }
+  return { routes: out, problems };
+}
+
+function listenAddr(address: string, port: number): string {
+  return `${address.includes(':') ? `[${address}]` : address}:${port}`;
+}
+
+function commentSafe(s: string): string {
+  return s.replace(/[^\x20-\x7e]/g, '?');
+}
+
+function renderLocation(r: IngressRoute, lines: string[]): void {
+  lines.push(`        location ${r.path} {`);
+  if (r.backends.length === 0) {
+    // nginx rejects an empty upstream block, and a 503 says "wait" where a 502 says "broken".
+    lines.push('            default_type text/plain;');
+    lines.push(`            return 503 "no healthy instance for ${r.upstream}\\n";`);
+  } else {
+    lines.push(`            proxy_pass http://${r.upstream};`);
+  }
+  lines.push('        }');
+}
+
+function renderServer(host: string | undefined, routes: IngressRoute[], o: RenderOptions, lines: string[]): void {
+  const listen = listenAddr(o.listenAddress, o.listenPort);
+  lines.push('    server {');
+  lines.push(host === undefined ? `        listen ${listen} default_server;` : `        listen ${listen};`);
+  lines.push(`        server_name ${host ?? '_'};`);
+  for (const r of routes) renderLocation(r, lines);
+  if (!routes.some((r) => r.path === '/')) {
+    lines.push('        location / {');
+    lines.push('            default_type text/plain;');
+    lines.push('            return 404 "no route\\n";');
+    lines.push('        }');
+  }
+  lines.push('    }');
+}
+
+/**
+ * Renders the complete nginx.conf for a route table. Pure and deterministic: the same routes in any
+ * order give the same bytes, which is what lets the writer reload only when something changed.
+ * Routes without a host are served for every host (a host's own route wins for the same path).
+ * Throws InvalidInput when `checkRoutes` finds problems; callers that want to skip bad routes run
+ * `checkRoutes` first and render its `routes`.
+ */
+export function renderNginxConfig(routes: readonly IngressRoute[], o: RenderOptions): string {
+  const checked = checkRoutes(routes);
+  if (checked.problems.length > 0) {
+    throw new InvalidInput(`cannot render ingress routes:\n${checked.problems.map((p) => `  ${p.upstream} (${p.host ?? '*'}${p.path}): ${p.message}`).join('\n')}`, {
+      details: { problems: checked.problems },
+    });
+  }
+  if (!Number.isInteger(o.generation) || o.generation < 0) throw new InvalidInput(`generation must be a non-negative integer, got ${o.generation}`);
+  const rs = checked.routes;
+  const p = o.prefix.replace(/\/+$/, '');
+  const L: string[] = [];
+  L.push("# Rendered by Berth's ingress writer. Do not edit: it is replaced whenever the routes change.");
+  L.push(`# berth-generation: ${o.generation}`);
+  if (o.workerUser) L.push(`user ${o.workerUser};`);
+  L.push(`worker_processes ${o.workerProcesses ?? 'auto'};`);
+  // Draining workers of an old generation may hold long requests (websockets); cap how long.
+  L.push('worker_shutdown_timeout 30s;');
+  // The master must outlive the control plane that started it.
+  L.push('daemon on;');
+  L.push(`pid ${p}/logs/nginx.pid;`);
+  L.push(`error_log ${p}/logs/error.log warn;`);
+  L.push('');
+  L.push('events {');
+  L.push('    worker_connections 4096;');
+  L.push('}');
+  L.push('');
+  L.push('http {');
+  L.push('    default_type application/octet-stream;');
+  L.push('    server_tokens off;');
+  L.push('    sendfile on;');
+  L.push('    tcp_nodelay on;');
+  L.push('    keepalive_timeout 65s;');
+  L.push('    client_max_body_size 64m;');
+  L.push('    server_names_hash_bucket_size 128;');
+  L.push('    server_names_hash_max_size 4096;');
+  L.push(
+    '    log_format berth \'$remote_addr [$time_iso8601] "$host" "$request" $status $body_bytes_sent $request_time "$upstream_addr" "$upstream_status" "$upstream_response_time"\';',
+  );
+  L.push(`    access_log ${p}/logs/access.log berth;`);
+  for (const t of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) L.push(`    ${t}_temp_path ${p}/tmp/${t};`);
+  L.push('');
+  L.push('    # Upstream keepalive needs "Connection: close" stripped; websockets need it passed as "upgrade".');
+  L.push('    map $http_upgrade $berth_connection {');
+  L.push('        default upgrade;');
+  L.push("        '' '';");
+  L.push('    }');
+  L.push('    proxy_http_version 1.1;');
+  L.push('    proxy_set_header Connection $berth_connection;');
+  L.push('    proxy_set_header Upgrade $http_upgrade;');
+  L.push('    proxy_set_header Host $host;');
+  L.push('    proxy_set_header X-Real-IP $remote_addr;');
+  L.push('    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;');
+  L.push('    proxy_set_header X-Forwarded-Proto $scheme;');
+  L.push('    proxy_set_header X-Forwarded-Host $host;');
+  L.push('    proxy_connect_timeout 5s;');
+  L.push('    proxy_send_timeout 60s;');
+  L.push('    proxy_read_timeout 60s;');
+  L.push('    # An instance that goes away mid-flight (rolling deploy, crash) is retried on another one.');
+  L.push('    proxy_next_upstream error timeout http_502 http_503 non_idempotent;');
+  L.push('    proxy_next_upstream_tries 3;');
+  L.push('    proxy_next_upstream_timeout 15s;');
+
+  const upstreams = new Map<string, Backend[]>();
+  for (const r of rs) if (r.backends.length > 0) upstreams.set(r.upstream, r.backends);
+  for (const name of [...upstreams.keys()].sort(cmp)) {
+    L.push('');
+    L.push(`    upstream ${name} {`);
+    for (const b of upstreams.get(name)!) {
+      L.push(`        server ${listenAddr(b.address, b.port)} max_fails=1 fail_timeout=1s; # ${commentSafe(b.instance)}`);
+    }
+    L.push('        keepalive 32;');
+    // Below the idle timeout of common app servers (Node's is 5 s), so nginx never reuses a connection
+    // the backend is closing.
+    L.push('        keepalive_timeout 4s;');
+    L.push('    }');
+  }
+
+  const anyHost = rs.filter((r) => r.host === undefined);
+  L.push('');
+  renderServer(undefined, anyHost, o, L);
+  const hosts = [...new Set(rs.flatMap((r) => (r.host === undefined ? [] : [r.host])))].sort(cmp);
+  for (const h of hosts) {
+    const own = rs.filter((r) => r.host === h);
+    const ownPaths = new Set(own.map((r) => r.path));
+    const merged = [...own, ...anyHost.filter((r) => !ownPaths.has(r.path))].sort((a, b) => cmp(a.path, b.path));
+    L.push('');
+    renderServer(h, merged, o, L);
+  }
+
+  L.push('');
+  L.push('    # Admin: loopback only. The generation tells the writer which config the serving workers run.');
+  L.push('    server {');
+  L.push(`        listen 127.0.0.1:${o.adminPort};`);
+  L.push('        access_log off;');
+  L.push('        default_type text/plain;');
+  L.push(`        location = /berth/generation { return 200 "${o.generation}"; }`);
+  if (o.stubStatus) L.push('        location = /berth/status { stub_status; }');
+  L.push('        location / { return 404 "not found\\n"; }');
+  L.push('    }');
+  L.push('}');
+  L.push('');
+  return L.join('\n');
+}
+
+/** Reads the generation embedded by `renderNginxConfig`; undefined for files it did not render. */
+export function parseGeneration(config: string): number | undefined {
+  const m = /^# berth-generation: (\d+)$/m.exec(config);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Decides the next config given the current file's text: same routes → same bytes (generation kept,
+ * `changed` false); anything different → generation + 1.
+ */
+export function planConfig(
+  current: string | undefined,
+  routes: readonly IngressRoute[],
+  o: Omit<RenderOptions, 'generation'>,
+): { config: string; generation: number; changed: boolean } {
+  const gen = current === undefined ? undefined : parseGeneration(current);
+  if (gen !== undefined) {
+    const same = renderNginxConfig(routes, { ...o, generation: gen });
+    if (same === current) return { config: same, generation: gen, changed: false };
+  }
+  const next = (gen ?? 0) + 1;
+  return { config: renderNginxConfig(routes, { ...o, generation: next }), generation: next, changed: true };
+}

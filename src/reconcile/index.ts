@@ -1,0 +1,4 @@
+/**
+ * reconcile: the keyed work queue with backoff that drives level-driven reconcilers.
+ */
+export { WorkQueue, type Result } from './work-queue.ts';

@@ -1,0 +1,60 @@
+import { resolve } from 'node:path';
+import { InvalidInput } from '../core/errors.ts';
+
+/** Everything the server needs to know, parsed once from flags and environment. */
+export interface ServerConfig {
+  readonly dataDir: string;
+  readonly listenHost: string;
+  readonly listenPort: number;
+  readonly ingressPort: number;
+  readonly ingressAddress: string;
+  readonly ingressAdminPort: number;
+  readonly dockerSocket: string;
+  readonly portRange: { readonly min: number; readonly max: number };
+  readonly releaseDeadlineMs: number;
+  readonly logLevel: string;
+  readonly nginxBin: string;
+}
+
+export interface ServerFlags {
+  dataDir?: string;
+  listen?: string;
+  ingressPort?: string;
+  ingressAdminPort?: string;
+  dockerSocket?: string;
+  portRange?: string;
+  logLevel?: string;
+}
+
+export const DEFAULT_DATA_DIR = '/var/lib/berth';
+export const DEFAULT_LISTEN = '127.0.0.1:7070';
+
+export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerConfig {
+  const listen = flags.listen ?? env.BERTH_LISTEN ?? DEFAULT_LISTEN;
+  const m = /^(.*):(\d+)$/.exec(listen);
+  if (!m) throw new InvalidInput(`--listen "${listen}" is not HOST:PORT: write e.g. 127.0.0.1:7070`);
+  const range = flags.portRange ?? env.BERTH_PORT_RANGE ?? '20000-29999';
+  const r = /^(\d+)-(\d+)$/.exec(range);
+  if (!r || Number(r[1]) >= Number(r[2]) || Number(r[1]) < 1024 || Number(r[2]) > 65535) {
+    throw new InvalidInput(`--port-range "${range}" is not LOW-HIGH within 1024-65535: write e.g. 20000-29999`);
+  }
+  return Object.freeze({
+    dataDir: resolve(flags.dataDir ?? env.BERTH_DATA_DIR ?? DEFAULT_DATA_DIR),
+    listenHost: m[1]!.replace(/^\[|\]$/g, ''),
+    listenPort: port('--listen', m[2]!),
+    ingressPort: port('--ingress-port', flags.ingressPort ?? env.BERTH_INGRESS_PORT ?? '8080'),
+    ingressAddress: env.BERTH_INGRESS_ADDRESS ?? '0.0.0.0',
+    ingressAdminPort: port('--ingress-admin-port', flags.ingressAdminPort ?? env.BERTH_INGRESS_ADMIN_PORT ?? '7071'),
+    dockerSocket: flags.dockerSocket ?? env.BERTH_DOCKER_SOCKET ?? '/var/run/docker.sock',
+    portRange: Object.freeze({ min: Number(r[1]), max: Number(r[2]) }),
+    releaseDeadlineMs: Number(env.BERTH_RELEASE_DEADLINE_S ?? 300) * 1000,
+    logLevel: flags.logLevel ?? env.BERTH_LOG_LEVEL ?? 'info',
+    nginxBin: env.BERTH_NGINX ?? 'nginx',
+  });
+}
+
+function port(flag: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidInput(`${flag} "${v}" is not a port number (1-65535)`);
+  return n;
+}

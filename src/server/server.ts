@@ -1,0 +1,180 @@
+import { mkdir, readFile, writeFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LABEL, systemClock, type Engine, type EngineEvent, type Ingress, type Logger } from '../core/ports.ts';
+import type { Store } from '../core/store.ts';
+import { SqliteStore } from '../store/index.ts';
+import { DockerEngine } from '../engine/docker/index.ts';
+import { NginxIngress } from '../ingress/index.ts';
+import { WorkQueue } from '../reconcile/index.ts';
+import { DeploymentController, ServiceReconciler, deploymentKey, parseServiceKey, serviceKey } from '../deploy/index.ts';
+import { HealthMonitor, buildRouteTable } from '../registry/index.ts';
+import { buildApi } from '../api/index.ts';
+import { ensureAdminToken } from '../auth/index.ts';
+import { readAppLogs } from '../logs/index.ts';
+import { hostPortChecker } from '../lib/host-ports.ts';
+import { shortId } from '../lib/ids.ts';
+import { writeFileAtomic } from '../lib/atomic-file.ts';
+import type { ServerConfig } from './config.ts';
+
+export const VERSION = '0.1.0';
+
+/** What `berth server` writes so that a CLI on the same machine finds it. */
+export interface ServerInfo {
+  url: string;
+  pid: number;
+  ingressPort: number;
+  version: string;
+}
+
+export interface RunningServer {
+  url: string;
+  token: string;
+  close(): Promise<void>;
+}
+
+const RESYNC_MS = 10_000;
+
+/**
+ * The composition root: picks the concrete store, engine and ingress, wires controllers and loops,
+ * and starts the API. Closing stops the control plane only: containers and nginx keep serving.
+ */
+export async function startServer(cfg: ServerConfig, logger: Logger): Promise<RunningServer> {
+  await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
+  const clock = systemClock;
+  const store: Store = new SqliteStore(join(cfg.dataDir, 'berth.db'), clock);
+  const token = await ensureAdminToken(store, join(cfg.dataDir, 'admin.token'));
+  const cluster = await clusterId(cfg.dataDir);
+  const scope = { [LABEL.cluster]: cluster };
+  const engine: Engine = scopedEngine(new DockerEngine({ socketPath: cfg.dockerSocket, logger: logger.child({ component: 'engine' }) }), scope);
+  const ingress: Ingress = new NginxIngress({
+    prefix: join(cfg.dataDir, 'nginx'), listenPort: cfg.ingressPort, listenAddress: cfg.ingressAddress, adminPort: cfg.ingressAdminPort,
+    nginxBin: cfg.nginxBin, logger: logger.child({ component: 'ingress' }),
+  });
+  // Adopt the running nginx (or start one) with the table the store already knows: instances keep
+  // their last known health, so a restart of Berth never empties the upstreams.
+  await ingress.start();
+  const routesChanged = async () => {
+    ingress.apply(buildRouteTable(store));
+    await ingress.flush();
+  };
+  await routesChanged();
+
+  const queue: WorkQueue = new WorkQueue(async (key) => {
+    const sk = parseServiceKey(key);
+    if (sk) return services.reconcile(sk);
+    if (key.startsWith('deploy/')) return deployments.reconcile(key.slice('deploy/'.length));
+    return undefined;
+  }, logger.child({ component: 'queue' }), 8);
+  const enqueueService = (app: string, env: string, service: string) => queue.add(serviceKey({ app, env, service }));
+
+  const health = new HealthMonitor(store, clock, logger.child({ component: 'health' }), (inst) => {
+    enqueueService(inst.app, inst.env, inst.service);
+    void routesChanged().catch((err) => logger.warn({ err: String(err) }, 'ingress update failed'));
+  });
+  const services = new ServiceReconciler({
+    store, engine, clock, logger: logger.child({ component: 'reconciler' }), newId: () => shortId(10), hostAddress: '127.0.0.1',
+    portRange: cfg.portRange, isPortFree: hostPortChecker(), routesChanged, instancesChanged: () => health.refresh(),
+    releaseDeadlineMs: cfg.releaseDeadlineMs,
+  });
+  const deployments = new DeploymentController({
+    store, engine, clock, logger: logger.child({ component: 'deployments' }), newId: () => shortId(10), enqueueService,
+  });
+
+  /** Every key there is reason to look at: desired services, containers of ours, unfinished deployments. */
+  const resyncAll = async () => {
+    for (const s of store.listServices()) enqueueService(s.app, s.env, s.name);
+    for (const i of store.listInstances()) enqueueService(i.app, i.env, i.service);
+    for (const dep of store.listDeployments({ status: ['pending', 'building', 'rolling'] })) queue.add(deploymentKey(dep.id));
+    try {
+      for (const c of await engine.list({})) {
+        const app = c.labels[LABEL.app];
+        const env = c.labels[LABEL.env];
+        const svc = c.labels[LABEL.service];
+        if (app && env && svc) enqueueService(app, env, svc);
+      }
+    } catch (err) {
+      logger.warn({ err: String(err) }, 'engine not reachable during resync; will retry');
+    }
+  };
+
+  let engineDown = false;
+  const unwatch = engine.watch((e: EngineEvent) => {
+    if (e.kind === 'container') {
+      const app = e.labels[LABEL.app];
+      const env = e.labels[LABEL.env];
+      const svc = e.labels[LABEL.service];
+      if (app && env && svc && e.labels[LABEL.cluster] === cluster) enqueueService(app, env, svc);
+      return;
+    }
+    if (e.kind === 'disconnected' && !engineDown) {
+      engineDown = true;
+      store.addEvent({ app: '', env: '', service: '', instance: '', kind: 'engine.disconnected', message: `Docker Engine unreachable: ${e.error}` });
+      logger.warn({ err: e.error }, 'Docker Engine unreachable; desired state is kept, will resync when it is back');
+    }
+    if (e.kind === 'connected') {
+      if (engineDown) {
+        store.addEvent({ app: '', env: '', service: '', instance: '', kind: 'engine.connected', message: 'Docker Engine reachable again; resyncing' });
+        logger.info('Docker Engine reachable again; resyncing');
+      }
+      engineDown = false;
+      void resyncAll();
+    }
+  });
+
+  health.refresh();
+  await resyncAll();
+  const resyncTimer = setInterval(() => {
+    health.refresh();
+    void resyncAll();
+  }, RESYNC_MS);
+  resyncTimer.unref();
+
+  const api = buildApi({
+    store, clock, logger: logger.child({ component: 'api' }), newId: () => shortId(10), version: VERSION,
+    enqueueDeployment: (id) => queue.add(deploymentKey(id)), enqueueService,
+    readLogs: (k, opts, onLine) => readAppLogs(engine, store, k, opts, onLine), ingressPort: cfg.ingressPort,
+  });
+  await api.listen({ host: cfg.listenHost, port: cfg.listenPort });
+  const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;
+  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${cfg.listenPort}`;
+  const info: ServerInfo = { url, pid: process.pid, ingressPort: cfg.ingressPort, version: VERSION };
+  await writeFileAtomic(join(cfg.dataDir, 'server.json'), JSON.stringify(info, null, 2) + '\n');
+  logger.info({ url, ingressPort: cfg.ingressPort, dataDir: cfg.dataDir }, 'berth server ready');
+
+  return {
+    url,
+    token,
+    async close() {
+      clearInterval(resyncTimer);
+      unwatch();
+      queue.stop();
+      health.close();
+      await api.close();
+      await queue.idle();
+      await ingress.close();
+      store.close();
+      await unlink(join(cfg.dataDir, 'server.json')).catch(() => undefined);
+    },
+  };
+}
+
+async function clusterId(dataDir: string): Promise<string> {
+  const p = join(dataDir, 'cluster-id');
+  const cur = (await readFile(p, 'utf8').catch(() => '')).trim();
+  if (cur) return cur;
+  const id = shortId(12);
+  await writeFile(p, id + '\n', { mode: 0o600 });
+  return id;
+}
+
+/** Every container this server creates or lists carries its cluster label: two installations never touch each other's. */
+function scopedEngine(engine: Engine, scope: Record<string, string>): Engine {
+  return new Proxy(engine, {
+    get(target, prop, recv) {
+      if (prop === 'list') return (labels: Record<string, string>) => target.list({ ...labels, ...scope });
+      if (prop === 'create') return (spec: Parameters<Engine['create']>[0]) => target.create({ ...spec, labels: { ...spec.labels, ...scope } });
+      const v = Reflect.get(target, prop, recv);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+}

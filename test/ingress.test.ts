@@ -1,0 +1,359 @@
+/*
+ * NginxIngress against the real nginx binary: start, route, coalesce, reject bad configs, adopt a
+ * running master, and reload under load without dropping a request. Everything listens on 127.0.0.1
+ * ports picked by the kernel; nginx runs from a temp prefix and is stopped at the end.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer as createHttpServer, request, type Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Backend, IngressRoute, Logger } from '../src/core/ports.ts';
+import { Conflict, ExternalCommandFailed, InvalidInput } from '../src/core/errors.ts';
+import { NginxIngress, findMaster, stopNginx } from '../src/ingress/index.ts';
+
+interface Entry {
+  level: string;
+  obj: object | string;
+  msg?: string;
+}
+
+function testLogger(entries: Entry[]): Logger {
+  const make = (): Logger => ({
+    debug: (obj, msg) => void entries.push({ level: 'debug', obj, msg }),
+    info: (obj, msg) => void entries.push({ level: 'info', obj, msg }),
+    warn: (obj, msg) => void entries.push({ level: 'warn', obj, msg }),
+    error: (obj, msg) => void entries.push({ level: 'error', obj, msg }),
+    child: () => make(),
+  });
+  return make();
+}
+
+async function freePort(): Promise<number> {
+  const srv = createNetServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+interface TestBackend {
+  id: string;
+  port: number;
+  hits: number;
+  server: Server;
+  backend: Backend;
+}
+
+async function startBackend(id: string): Promise<TestBackend> {
+  const b = { id, hits: 0 } as TestBackend;
+  b.server = createHttpServer((req, res) => {
+    b.hits++;
+    req.resume();
+    req.on('end', () => res.end(id));
+  });
+  await new Promise<void>((r) => b.server.listen(0, '127.0.0.1', r));
+  b.port = (b.server.address() as { port: number }).port;
+  b.backend = { address: '127.0.0.1', port: b.port, instance: id };
+  return b;
+}
+
+/** Graceful close: waits for in-flight requests; bounded so a stuck connection cannot hang the suite. */
+async function stopBackend(b: TestBackend): Promise<void> {
+  const closed = new Promise<void>((r) => b.server.close(() => r()));
+  const t = setTimeout(() => b.server.closeAllConnections(), 5_000);
+  await closed;
+  clearTimeout(t);
+}
+
+/** One request on a fresh connection (no client keepalive), so each one exercises nginx's accept path. */
+function get(port: number, path: string, host?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false, timeout: 10_000, headers: host ? { host } : {} }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+interface LoopResult {
+  total: number;
+  failures: string[];
+  bodies: Map<string, number>;
+}
+
+/**
+ * Sends requests with `concurrency` workers until `until` has settled and at least `min` were sent;
+ * bounded by `max` requests and `maxMs` so a hang cannot turn into an endless loop.
+ */
+async function requestLoop(port: number, opts: { min: number; max: number; maxMs: number; concurrency: number; until: Promise<unknown> }): Promise<LoopResult> {
+  const res: LoopResult = { total: 0, failures: [], bodies: new Map() };
+  let done = false;
+  opts.until.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  const deadline = Date.now() + opts.maxMs;
+  const worker = async (): Promise<void> => {
+    while (res.total < opts.max && Date.now() < deadline && !(done && res.total >= opts.min)) {
+      res.total++;
+      try {
+        const r = await get(port, '/');
+        if (r.status !== 200) res.failures.push(`${r.status} ${r.body.slice(0, 100)}`);
+        else res.bodies.set(r.body, (res.bodies.get(r.body) ?? 0) + 1);
+      } catch (e) {
+        res.failures.push(String(e));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency }, worker));
+  await opts.until;
+  return res;
+}
+
+function route(upstream: string, path: string, backends: TestBackend[], host?: string): IngressRoute {
+  return { upstream, path, backends: backends.map((b) => b.backend), ...(host ? { host } : {}) };
+}
+
+describe('NginxIngress with real nginx', () => {
+  let prefix: string;
+  let listenPort: number;
+  let adminPort: number;
+  let ingress: NginxIngress;
+  const logs: Entry[] = [];
+  const backends: TestBackend[] = [];
+  let corrupt = false;
+
+  const options = () => ({
+    prefix,
+    listenPort,
+    listenAddress: '127.0.0.1',
+    adminPort,
+    coalesceMs: 50,
+    logger: testLogger(logs),
+    testOnlyCandidateFilter: (c: string) => (corrupt ? `${c}\nthis_is_not_a_directive on;\n` : c),
+  });
+
+  before(async () => {
+    prefix = await mkdtemp(join(tmpdir(), 'berth-ingress-'));
+    listenPort = await freePort();
+    adminPort = await freePort();
+    for (const id of ['a', 'b', 'c']) backends.push(await startBackend(id));
+  });
+
+  after(async () => {
+    await ingress?.close();
+    if (prefix) await stopNginx(prefix, { timeoutMs: 10_000 });
+    await Promise.all(backends.map(stopBackend));
+    if (prefix) await rm(prefix, { recursive: true, force: true });
+  });
+
+  it('refuses to start on a port another program holds, naming the port and the flag', async () => {
+    const blocker = createNetServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const taken = (blocker.address() as { port: number }).port;
+    const otherPrefix = await mkdtemp(join(tmpdir(), 'berth-ingress-busy-'));
+    try {
+      const busy = new NginxIngress({ ...options(), prefix: otherPrefix, listenPort: taken });
+      await assert.rejects(busy.start(), (e: Error) => {
+        assert.ok(e instanceof Conflict, String(e));
+        assert.match(e.message, new RegExp(`port ${taken}`));
+        assert.match(e.message, /--ingress-port/);
+        return true;
+      });
+      assert.equal(await findMaster(otherPrefix), undefined);
+    } finally {
+      await new Promise<void>((r) => blocker.close(() => r()));
+      await stopNginx(otherPrefix, { timeoutMs: 5_000 });
+      await rm(otherPrefix, { recursive: true, force: true });
+    }
+  });
+
+  it('starts nginx from its own prefix; with no routes the default server answers 404', async () => {
+    ingress = new NginxIngress(options());
+    await ingress.start();
+    assert.ok(ingress.masterPid, 'master pid known');
+    assert.equal(await findMaster(prefix), ingress.masterPid);
+    const cmdline = (await readFile(`/proc/${ingress.masterPid}/cmdline`, 'utf8')).replace(/\0/g, ' ');
+    assert.match(cmdline, new RegExp(`-p ${prefix}/ -c ${prefix}/conf/nginx.conf -e ${prefix}/logs/error.log`));
+    const r = await get(listenPort, '/anything');
+    assert.deepEqual(r, { status: 404, body: 'no route\n' });
+    const gen = await get(adminPort, '/berth/generation');
+    assert.equal(gen.body, String(ingress.generation));
+    const status = await get(adminPort, '/berth/status');
+    assert.equal(status.status, 200);
+    assert.match(status.body, /Active connections/);
+    await stat(join(prefix, 'logs', 'error.log'));
+    await stat(join(prefix, 'tmp', 'proxy'));
+  });
+
+  it('routes requests round robin to every backend', async () => {
+    ingress.apply([route('t-web', '/', backends)]);
+    await ingress.flush();
+    const seen = new Set<string>();
+    for (let i = 0; i < 30; i++) {
+      const r = await get(listenPort, '/');
+      assert.equal(r.status, 200);
+      seen.add(r.body);
+    }
+    assert.deepEqual([...seen].sort(), ['a', 'b', 'c']);
+  });
+
+  it('stops sending to a backend once flush() returns after removing it', async () => {
+    const c = backends[2]!;
+    ingress.apply([route('t-web', '/', [backends[0]!, backends[1]!])]);
+    await ingress.flush();
+    const before = c.hits;
+    for (let i = 0; i < 30; i++) assert.equal((await get(listenPort, '/')).status, 200);
+    assert.equal(c.hits, before, 'no request reached the removed backend');
+  });
+
+  it('answers 503 for a route without healthy instances, and routes by host', async () => {
+    ingress.apply([route('t-web', '/', [backends[0]!, backends[1]!]), route('t-empty', '/empty', []), route('t-host', '/', [backends[2]!], 'c.example.test')]);
+    await ingress.flush();
+    assert.deepEqual(await get(listenPort, '/empty/x'), { status: 503, body: 'no healthy instance for t-empty\n' });
+    assert.deepEqual(await get(listenPort, '/', 'c.example.test'), { status: 200, body: 'c' });
+    assert.deepEqual(await get(listenPort, '/empty', 'c.example.test:8080'), { status: 503, body: 'no healthy instance for t-empty\n' });
+  });
+
+  it('coalesces a burst of applies into at most two reloads', async () => {
+    const base = ingress.reloadCount;
+    for (let i = 0; i < 20; i++) ingress.apply([route('t-web', '/', [backends[0]!, backends[1]!]), route(`burst-${i}`, '/burst', [])]);
+    await ingress.flush();
+    const reloads = ingress.reloadCount - base;
+    assert.ok(reloads >= 1 && reloads <= 2, `reloads: ${reloads}`);
+    assert.deepEqual(await get(listenPort, '/burst'), { status: 503, body: 'no healthy instance for burst-19\n' });
+  });
+
+  it('does not reload when the routes did not change', async () => {
+    const base = ingress.reloadCount;
+    const conf = await readFile(join(prefix, 'conf', 'nginx.conf'));
+    ingress.apply([route('burst-19', '/burst', []), route('t-web', '/', [backends[1]!, backends[0]!])]);
+    await ingress.flush();
+    assert.equal(ingress.reloadCount, base);
+    assert.ok(conf.equals(await readFile(join(prefix, 'conf', 'nginx.conf'))), 'config bytes unchanged');
+  });
+
+  it('keeps the old config when nginx -t rejects the candidate', async () => {
+    const conf = await readFile(join(prefix, 'conf', 'nginx.conf'), 'utf8');
+    const base = ingress.reloadCount;
+    corrupt = true;
+    try {
+      ingress.apply([route('t-web', '/', [backends[0]!])]);
+      await assert.rejects(ingress.flush(), (e: Error) => {
+        assert.ok(e instanceof ExternalCommandFailed, String(e));
+        assert.match(e.message, /unknown directive "this_is_not_a_directive"/, 'nginx stderr kept');
+        return true;
+      });
+    } finally {
+      corrupt = false;
+    }
+    assert.ok(ingress.lastError instanceof ExternalCommandFailed);
+    assert.equal(ingress.reloadCount, base);
+    assert.equal(await readFile(join(prefix, 'conf', 'nginx.conf'), 'utf8'), conf, 'nginx.conf untouched');
+    assert.match(await readFile(join(prefix, 'conf', 'nginx.conf.rejected'), 'utf8'), /this_is_not_a_directive/);
+    const seen = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      const r = await get(listenPort, '/');
+      assert.equal(r.status, 200);
+      seen.add(r.body);
+    }
+    assert.deepEqual([...seen].sort(), ['a', 'b'], 'still serving the previous table');
+    assert.ok(logs.some((l) => l.level === 'error' && JSON.stringify(l.obj).includes('this_is_not_a_directive')), 'error logged with stderr');
+
+    // The next good table goes through and clears the error.
+    ingress.apply([route('t-web', '/', [backends[0]!, backends[1]!])]);
+    await ingress.flush();
+    assert.equal(ingress.lastError, undefined);
+  });
+
+  it('leaves out routes it cannot render safely and serves the others', async () => {
+    ingress.apply([route('t-web', '/', [backends[0]!, backends[1]!]), route('t-evil', '/', [backends[2]!], 'evil host;'), route('t-ok', '/ok', [backends[2]!])]);
+    await assert.rejects(ingress.flush(), InvalidInput);
+    assert.equal(ingress.rejectedRoutes.length, 1);
+    assert.equal(ingress.rejectedRoutes[0]!.upstream, 't-evil');
+    assert.deepEqual(await get(listenPort, '/ok'), { status: 200, body: 'c' });
+    ingress.apply([route('t-web', '/', [backends[0]!, backends[1]!])]);
+    await ingress.flush();
+    assert.equal(ingress.lastError, undefined);
+  });
+
+  it('a restarted writer adopts the running master without a gap in service', async () => {
+    const pid = ingress.masterPid;
+    const table = [route('t-web', '/', [backends[0]!, backends[1]!])];
+    await ingress.close(); // the control plane goes away; nginx keeps serving
+    const second = new NginxIngress(options());
+    const ops = (async () => {
+      await second.start();
+      assert.equal(second.masterPid, pid, 'same master adopted');
+      assert.equal(second.reloadCount, 0);
+      second.apply(table);
+      await second.flush();
+      assert.equal(second.reloadCount, 0, 'identical table: no reload');
+      second.apply([...table, route('t-extra', '/extra', [backends[2]!])]);
+      await second.flush();
+      assert.equal(second.reloadCount, 1);
+    })();
+    const res = await requestLoop(listenPort, { min: 300, max: 5_000, maxMs: 30_000, concurrency: 2, until: ops });
+    assert.deepEqual(res.failures, []);
+    assert.ok(res.total >= 300);
+    assert.equal(await findMaster(prefix), pid);
+    assert.deepEqual(await get(listenPort, '/extra'), { status: 200, body: 'c' });
+    ingress = second;
+  });
+
+  it('drops no request while backends are replaced ten times', async () => {
+    // Start from one route over a and b; each step starts a new backend, routes to it, then takes
+    // the oldest out of the config and only after that stops it.
+    ingress.apply([route('t-web', '/', [backends[0]!, backends[1]!])]);
+    await ingress.flush();
+    const live = [backends[0]!, backends[1]!];
+    const retired: TestBackend[] = [];
+    const base = ingress.reloadCount;
+    const ops = (async () => {
+      for (let i = 0; i < 10; i++) {
+        const fresh = await startBackend(`n${i}`);
+        backends.push(fresh);
+        live.push(fresh);
+        ingress.apply([route('t-web', '/', live)]);
+        await ingress.flush();
+        const old = live.shift()!;
+        ingress.apply([route('t-web', '/', live)]);
+        await ingress.flush();
+        retired.push(old);
+        await stopBackend(old);
+      }
+    })();
+    const res = await requestLoop(listenPort, { min: 2_000, max: 20_000, maxMs: 60_000, concurrency: 4, until: ops });
+    assert.deepEqual(res.failures, [], `${res.failures.length} of ${res.total} requests failed`);
+    assert.ok(res.total >= 2_000);
+    assert.equal(ingress.reloadCount - base, 20);
+    const answered = [...res.bodies.keys()];
+    assert.ok(answered.includes('n9') && answered.includes('n5'), `bodies: ${answered.join(',')}`);
+    // After the last flush only the two newest backends answer.
+    const hitsBefore = retired.map((b) => b.hits);
+    for (let i = 0; i < 20; i++) assert.match((await get(listenPort, '/')).body, /^n[89]$/);
+    assert.deepEqual(
+      retired.map((b) => b.hits),
+      hitsBefore,
+    );
+  });
+
+  it('stopNginx stops the master gracefully', async () => {
+    const pid = ingress.masterPid!;
+    await ingress.close();
+    assert.equal(await stopNginx(prefix, { timeoutMs: 10_000 }), true);
+    assert.equal(await findMaster(prefix), undefined);
+    const st = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => 'gone');
+    assert.ok(st === 'gone' || / [ZX] /.test(st), st);
+    assert.equal(await stopNginx(prefix), false);
+  });
+});
