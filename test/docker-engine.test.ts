@@ -388,4 +388,36 @@ describe('DockerEngine (real Docker Engine)', () => {
     assert.equal(events.length, n);
     await close();
   });
+
+  test('watch started while the engine is away reports disconnected, then connected when it appears', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'berth-proxy-'));
+    tmpDirs.push(dir);
+    const sock = path.join(dir, 'docker.sock');
+    const conns = new Set<net.Socket>();
+    const server = net.createServer((c) => {
+      const up = net.connect(SOCKET);
+      for (const s of [c, up]) {
+        conns.add(s);
+        s.on('close', () => conns.delete(s));
+        s.on('error', () => {});
+      }
+      c.pipe(up).pipe(c);
+    });
+    const proxied = new DockerEngine({ socketPath: sock, logger: silent, reconnectBaseMs: 50, reconnectMaxMs: 200 });
+    const kinds: string[] = [];
+    const unwatch = proxied.watch((e) => kinds.push(e.kind));
+    try {
+      await waitFor(() => kinds.length === 1, { timeoutMs: 10_000, what: 'disconnected' });
+      assert.deepEqual(kinds, ['disconnected']);
+      await new Promise<void>((res) => server.listen(sock, res));
+      await waitFor(() => kinds.length === 2, { timeoutMs: 10_000, what: 'connected' });
+      assert.deepEqual(kinds, ['disconnected', 'connected']);
+    } finally {
+      unwatch();
+      await new Promise<void>((res) => {
+        server.close(() => res());
+        for (const c of conns) c.destroy();
+      });
+    }
+  });
 });

@@ -94,7 +94,10 @@ interface LoopResult {
  * Sends requests with `concurrency` workers until `until` has settled and at least `min` were sent;
  * bounded by `max` requests and `maxMs` so a hang cannot turn into an endless loop.
  */
-async function requestLoop(port: number, opts: { min: number; max: number; maxMs: number; concurrency: number; until: Promise<unknown> }): Promise<LoopResult> {
+async function requestLoop(
+  port: number,
+  opts: { min: number; max: number; maxMs: number; concurrency: number; pauseMs?: number; until: Promise<unknown> },
+): Promise<LoopResult> {
   const res: LoopResult = { total: 0, failures: [], bodies: new Map() };
   let done = false;
   opts.until.then(
@@ -112,6 +115,8 @@ async function requestLoop(port: number, opts: { min: number; max: number; maxMs
       } catch (e) {
         res.failures.push(String(e));
       }
+      // Pacing keeps the load modest so the reloads, not the load generator, dominate.
+      if (opts.pauseMs) await new Promise((r) => setTimeout(r, opts.pauseMs));
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
@@ -286,7 +291,7 @@ describe('NginxIngress with real nginx', () => {
     assert.equal(ingress.lastError, undefined);
   });
 
-  it('a restarted writer adopts the running master without a gap in service', async () => {
+  it('a restarted writer adopts the running master without a gap in service', async (t) => {
     const pid = ingress.masterPid;
     const table = [route('t-web', '/', [backends[0]!, backends[1]!])];
     await ingress.close(); // the control plane goes away; nginx keeps serving
@@ -302,7 +307,8 @@ describe('NginxIngress with real nginx', () => {
       await second.flush();
       assert.equal(second.reloadCount, 1);
     })();
-    const res = await requestLoop(listenPort, { min: 300, max: 5_000, maxMs: 30_000, concurrency: 2, until: ops });
+    const res = await requestLoop(listenPort, { min: 300, max: 5_000, maxMs: 30_000, concurrency: 2, pauseMs: 2, until: ops });
+    t.diagnostic(`${res.total} requests across adoption and re-apply, ${res.failures.length} failed`);
     assert.deepEqual(res.failures, []);
     assert.ok(res.total >= 300);
     assert.equal(await findMaster(prefix), pid);
@@ -310,7 +316,7 @@ describe('NginxIngress with real nginx', () => {
     ingress = second;
   });
 
-  it('drops no request while backends are replaced ten times', async () => {
+  it('drops no request while backends are replaced ten times', async (t) => {
     // Start from one route over a and b; each step starts a new backend, routes to it, then takes
     // the oldest out of the config and only after that stops it.
     ingress.apply([route('t-web', '/', [backends[0]!, backends[1]!])]);
@@ -332,7 +338,9 @@ describe('NginxIngress with real nginx', () => {
         await stopBackend(old);
       }
     })();
-    const res = await requestLoop(listenPort, { min: 2_000, max: 20_000, maxMs: 60_000, concurrency: 4, until: ops });
+    const started = Date.now();
+    const res = await requestLoop(listenPort, { min: 2_000, max: 20_000, maxMs: 60_000, concurrency: 4, pauseMs: 5, until: ops });
+    t.diagnostic(`${res.total} requests in ${Date.now() - started} ms across 20 reloads, ${res.failures.length} failed`);
     assert.deepEqual(res.failures, [], `${res.failures.length} of ${res.total} requests failed`);
     assert.ok(res.total >= 2_000);
     assert.equal(ingress.reloadCount - base, 20);

@@ -228,6 +228,7 @@ export class NginxIngress implements Ingress {
     const candidate = `${this.confPath}.candidate`;
     const text = this.opts.testOnlyCandidateFilter ? this.opts.testOnlyCandidateFilter(config) : config;
     await writeFileAtomic(candidate, text);
+    const t0 = Date.now();
     try {
       // `-e stderr`: with a log file, nginx -t writes its reasons there and nothing to stderr.
       await runCommand(this.bin, ['-t', '-q', '-p', `${this.prefix}/`, '-c', candidate, '-e', 'stderr'], { timeoutMs: 30_000 });
@@ -242,6 +243,7 @@ export class NginxIngress implements Ingress {
     }
     await rename(candidate, this.confPath);
     await fsyncDir(dirname(this.confPath));
+    this.log.debug({ testMs: Date.now() - t0 }, 'nginx -t passed; config swapped');
   }
 
   /** SIGHUP the master and wait until only workers of `generation` accept connections. */
@@ -256,6 +258,7 @@ export class NginxIngress implements Ingress {
     const oldWorkers = new Set((await listWorkers(pid)).filter((w) => !w.shuttingDown).map((w) => w.pid));
     const logOffset = await fileSize(this.errorLogPath);
     this.needsReload = true;
+    const t0 = Date.now();
     process.kill(pid, 'SIGHUP');
     this.reloadCount++;
     try {
@@ -278,7 +281,7 @@ export class NginxIngress implements Ingress {
     }
     this.needsReload = false;
     this.liveGeneration = generation;
-    this.log.info({ generation, pid }, 'nginx reloaded');
+    this.log.info({ generation, pid, ms: Date.now() - t0 }, 'nginx reloaded');
   }
 
   private async launch(generation: number): Promise<void> {

@@ -31,4 +31,6 @@ export const MIGRATIONS: string[] = [
   CREATE INDEX events_app ON events(app, env, service);
   CREATE TABLE tokens (hash TEXT PRIMARY KEY, name TEXT NOT NULL, created_at INTEGER NOT NULL);
   `,
+  // A persisted cursor for the port allocator, so a port just freed is not handed out again at once.
+  `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
 ];

@@ -134,11 +134,11 @@ export class SqliteStore implements Store {
   createInstance(i: Omit<InstanceRecord, 'port'>, ports: { min: number; max: number; isFree: (port: number) => boolean }): InstanceRecord {
     return this.db.transaction(() => {
       const taken = new Set((this.db.prepare('SELECT port FROM instances').all() as { port: number }[]).map((r) => r.port));
-      // Start after the highest port handed out so a just-freed port is not reused at once
-      // (a lingering client connection or TIME_WAIT would otherwise hit a new instance).
+      // Round-robin from the last port handed out (persisted), so a just-freed port is not reused at
+      // once: a lingering client connection or an nginx still holding it would reach a new instance.
       const span = ports.max - ports.min + 1;
-      const last = (this.db.prepare('SELECT MAX(port) AS m FROM instances').get() as Row).m;
-      const start = typeof last === 'number' ? last + 1 - ports.min : 0;
+      const cursor = this.db.prepare("SELECT value FROM meta WHERE key = 'port_cursor'").get() as { value: string } | undefined;
+      const start = cursor ? (((Number(cursor.value) + 1 - ports.min) % span) + span) % span : 0;
       for (let k = 0; k < span; k++) {
         const port = ports.min + ((start + k) % span);
         if (taken.has(port) || !ports.isFree(port)) continue;
@@ -146,6 +146,7 @@ export class SqliteStore implements Store {
         this.db.prepare(`INSERT INTO instances (id, app, env, service, release_id, host, address, port, container_id, state, health, created_at, started_at, reason)
           VALUES (@id, @app, @env, @service, @releaseId, @host, @address, @port, @containerId, @state, @health, @createdAt, @startedAt, @reason)`)
           .run({ ...rec, containerId: rec.containerId ?? null, startedAt: rec.startedAt ?? null, reason: rec.reason ?? null });
+        this.db.prepare("INSERT INTO meta (key, value) VALUES ('port_cursor', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(String(port));
         return rec;
       }
       throw new Conflict(`no free port in ${ports.min}-${ports.max}: widen the range with --port-range or remove instances`);

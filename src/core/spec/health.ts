@@ -5,7 +5,7 @@
  */
 import { isRecord, type SpecContext } from './context.ts';
 import type { CommandHealth, HealthSpec, HttpHealth, TcpHealth } from './types.ts';
-import { didYouMean } from './suggest.ts';
+import { unknownKey } from './suggest.ts';
 import { parseBool, parseCount, parseDuration, type Parsed } from './units.ts';
 import type { SpecPath } from './yaml-source.ts';
 
@@ -27,8 +27,9 @@ export function composeHealth(ctx: SpecContext, path: SpecPath, raw: unknown): C
     return undefined;
   }
   const test = commandTest(ctx, [...path, 'test'], raw.test);
-  if (test === 'disabled' || test === undefined) return test;
-  return { type: 'command', test, ...timings(ctx, path, raw, DOCKER_DEFAULTS) };
+  if (test === 'disabled') return test;
+  const t = timings(ctx, path, raw, DOCKER_DEFAULTS);
+  return test === undefined ? undefined : { type: 'command', test, ...t };
 }
 
 function commandTest(ctx: SpecContext, path: SpecPath, raw: unknown): string[] | 'disabled' | undefined {
@@ -91,7 +92,7 @@ export function berthHealth(ctx: SpecContext, path: SpecPath, raw: unknown): Htt
   let ok = true;
   for (const key of Object.keys(raw)) {
     if (!X_HEALTH_KEYS.includes(key)) {
-      ctx.diag.error([...path, key], `unknown key \`${key}\`${didYouMean(key, X_HEALTH_KEYS)} (${X_HEALTH_FORMS})`, 'key');
+      ctx.diag.error([...path, key], `${unknownKey(key, X_HEALTH_KEYS, 'x-berth.health')} (${X_HEALTH_FORMS})`, 'key');
       ok = false;
     }
   }
@@ -122,7 +123,7 @@ export function berthHealth(ctx: SpecContext, path: SpecPath, raw: unknown): Htt
   }
   for (const key of Object.keys(raw.http)) {
     if (!X_HTTP_KEYS.includes(key)) {
-      ctx.diag.error([...hp, key], `unknown key \`${key}\`${didYouMean(key, X_HTTP_KEYS)}; allowed: ${X_HTTP_KEYS.join(', ')}`, 'key');
+      ctx.diag.error([...hp, key], unknownKey(key, X_HTTP_KEYS, 'an HTTP health check'), 'key');
       ok = false;
     }
   }

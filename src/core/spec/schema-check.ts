@@ -11,8 +11,9 @@ import type { Diagnostics } from './diagnostics.ts';
 import { didYouMean } from './suggest.ts';
 import type { SpecPath } from './yaml-source.ts';
 
-// ajv is CommonJS; under NodeNext the default import is the module object, whose `default` is the class.
-const Ajv = (AjvModule as unknown as { default?: typeof AjvModule }).default ?? AjvModule;
+// ajv is CommonJS: under NodeNext the default import is `module.exports`, whose `default` is the class
+// (ajv sets `Ajv.default = Ajv`, so this holds whichever interop the runtime applies).
+const Ajv = AjvModule.default;
 
 let validator: ValidateFunction | undefined;
 

@@ -44,3 +44,10 @@ export function didYouMean(word: string, candidates: Iterable<string>): string {
   const m = closestMatch(word, candidates);
   return m === undefined ? '' : `: did you mean \`${m}\`?`;
 }
+
+/** "unknown key `prot`: did you mean `port`?", or, with no close match, the keys that are allowed. */
+export function unknownKey(key: string, allowed: readonly string[], where: string): string {
+  const near = closestMatch(key, allowed);
+  if (near !== undefined) return `unknown key \`${key}\`: did you mean \`${near}\`?`;
+  return `unknown key \`${key}\`: ${where} accepts ${allowed.map((k) => `\`${k}\``).join(', ')}`;
+}

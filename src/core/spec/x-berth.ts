@@ -6,7 +6,7 @@
 import { isRecord, type SpecContext } from './context.ts';
 import type { Diagnostics } from './diagnostics.ts';
 import { berthHealth } from './health.ts';
-import { didYouMean } from './suggest.ts';
+import { unknownKey } from './suggest.ts';
 import type { HttpHealth, RouteSpec, TcpHealth } from './types.ts';
 import type { SpecPath } from './yaml-source.ts';
 
@@ -51,7 +51,7 @@ export function appExtensions(diag: Diagnostics, raw: unknown): string | undefin
     return undefined;
   }
   for (const key of Object.keys(raw)) {
-    if (!APP_KEYS.includes(key)) diag.error([...path, key], `unknown key \`${key}\`${didYouMean(key, APP_KEYS)}; allowed at the top level: app`, 'key');
+    if (!APP_KEYS.includes(key)) diag.error([...path, key], unknownKey(key, APP_KEYS, 'the top-level x-berth'), 'key');
   }
   if (raw.app === undefined) return undefined;
   if (typeof raw.app !== 'string') {
@@ -64,7 +64,7 @@ export function appExtensions(diag: Diagnostics, raw: unknown): string | undefin
 function unknownKeys(ctx: SpecContext, path: SpecPath, raw: Record<string, unknown>, allowed: string[]): void {
   for (const key of Object.keys(raw)) {
     if (!allowed.includes(key)) {
-      ctx.diag.error([...path, key], `unknown key \`${key}\`${didYouMean(key, allowed)}; x-berth accepts: ${allowed.join(', ')}`, 'key');
+      ctx.diag.error([...path, key], unknownKey(key, allowed, 'x-berth'), 'key');
     }
   }
 }
@@ -105,7 +105,7 @@ function parseRoute(ctx: SpecContext, path: SpecPath, raw: unknown): RouteSpec |
     }
   } else if (isRecord(raw)) {
     for (const key of Object.keys(raw)) {
-      if (!ROUTE_KEYS.includes(key)) ctx.diag.error([...path, key], `unknown key \`${key}\`${didYouMean(key, ROUTE_KEYS)}; a route has host and/or path`, 'key');
+      if (!ROUTE_KEYS.includes(key)) ctx.diag.error([...path, key], unknownKey(key, ROUTE_KEYS, 'a route'), 'key');
     }
     if (raw.host !== undefined && raw.host !== null) {
       if (typeof raw.host !== 'string') {

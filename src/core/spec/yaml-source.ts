@@ -31,19 +31,33 @@ export class YamlSource {
   readonly doc: Document.Parsed;
   private readonly lines: LineCounter;
 
-  constructor(text: string) {
+  constructor(private readonly text: string) {
     this.lines = new LineCounter();
     this.doc = parseDocument(text, { merge: true, prettyErrors: false, lineCounter: this.lines, uniqueKeys: true });
   }
 
   /** YAML syntax errors; when non-empty the document must not be used further. */
   syntaxProblems(): YamlSyntaxProblem[] {
-    return this.doc.errors.map((e) => ({ ...this.offsetToPos(e.pos[0]), message: humanizeYamlError(e.code, e.message) }));
+    // One mistake often trips several parser errors on the same line; the first says it best.
+    const seenLines = new Set<number>();
+    const out: YamlSyntaxProblem[] = [];
+    for (const e of this.doc.errors) {
+      const pos = this.offsetToPos(e.pos[0]);
+      if (seenLines.has(pos.line)) continue;
+      seenLines.add(pos.line);
+      out.push({ ...pos, message: humanizeYamlError(e.code, e.message, this.keyAt(e.pos[0])) });
+    }
+    return out;
   }
 
   /** YAML-level warnings (e.g. unknown tags): worth showing, not fatal. */
   syntaxWarnings(): YamlSyntaxProblem[] {
     return this.doc.warnings.map((w) => ({ ...this.offsetToPos(w.pos[0]), message: w.message }));
+  }
+
+  /** The text of a block key starting at `offset` (up to its colon), for naming it in messages. */
+  private keyAt(offset: number): string {
+    return (/^[^:\n]*/.exec(this.text.slice(offset))?.[0] ?? '').trim();
   }
 
   offsetToPos(offset: number): Position {
@@ -119,10 +133,10 @@ export function isMergeKey(key: unknown): boolean {
   return isScalar(key) && (typeof key.value === 'symbol' || key.value === '<<');
 }
 
-function humanizeYamlError(code: string, message: string): string {
+function humanizeYamlError(code: string, message: string, token: string): string {
   switch (code) {
     case 'DUPLICATE_KEY':
-      return 'duplicate key: each key may appear only once in a mapping';
+      return `duplicate key${token ? ` "${token}"` : ''}: each key may appear only once in a mapping; remove or merge one of them`;
     case 'MULTIPLE_DOCS':
       return 'the file holds several YAML documents: a Compose file is one document, remove the `---` separator';
     case 'TAB_AS_INDENT':

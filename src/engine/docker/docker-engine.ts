@@ -44,6 +44,7 @@ const NOISE_ACTIONS = /^(exec_|attach$|detach$|resize$|top$|commit$|copy$|archiv
 /** Docker's zero time, reported for never started/finished containers. */
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 const NS_PER_MS = 1_000_000;
+const PING_TIMEOUT_MS = 5000;
 
 /**
  * The Engine over one local Docker Engine (dockerode on a unix socket). Every container runs with host
@@ -112,19 +113,26 @@ export class DockerEngine implements Engine {
     opts: { context: string; dockerfile: string; tag: string; args: Record<string, string>; labels?: Record<string, string> },
     onProgress?: (line: string) => void,
   ): Promise<void> {
-    const src = await listContextFiles(opts.context, opts.dockerfile);
     // A missing base image would make dockerd try a registry pull (impossible here, and not ours to
     // attempt): name it instead. Loopback registries (berth's own) may be pulled from.
-    const bases = dockerfileBaseImages(await readFile(path.join(opts.context, opts.dockerfile), 'utf8'), opts.args);
+    const dockerfilePath = path.join(opts.context, opts.dockerfile);
+    let dockerfileText: string;
+    try {
+      dockerfileText = await readFile(dockerfilePath, 'utf8');
+    } catch (e) {
+      throw new NotFound(`cannot read the Dockerfile ${dockerfilePath}: ${(e as Error).message}`, { cause: e });
+    }
+    const bases = dockerfileBaseImages(dockerfileText, opts.args);
     for (const base of bases) {
       if (isLoopbackRegistryRef(base)) continue;
       if (!(await this.imageExists(base))) {
         throw new NotFound(
-          `base image ${base} (FROM in ${path.join(opts.context, opts.dockerfile)}) does not exist on the Docker Engine at ` +
+          `base image ${base} (FROM in ${dockerfilePath}) does not exist on the Docker Engine at ` +
             `${this.socketPath}: build it first (berth never pulls from remote registries; base images come from \`bash scripts/images.sh\`).`,
         );
       }
     }
+    const src = await listContextFiles(opts.context, opts.dockerfile);
     const stream = await this.call(`build ${opts.tag}`, () =>
       this.docker.buildImage(
         packContext(opts.context, src),
@@ -143,8 +151,11 @@ export class DockerEngine implements Engine {
         stream,
         (err: unknown) => (err ? reject(toBerthError(err, this.socketPath, `build ${opts.tag}`)) : resolve()),
         (ev: { stream?: string; status?: string; error?: string; errorDetail?: { message?: string } }) => {
-          if (typeof ev.stream === 'string') for (const l of ev.stream.split('\n')) if (l.trim()) remember(l.trimEnd());
-          else if (typeof ev.status === 'string') remember(ev.status);
+          if (typeof ev.stream === 'string') {
+            for (const l of ev.stream.split('\n')) if (l.trim()) remember(l.trimEnd());
+          } else if (typeof ev.status === 'string') {
+            remember(ev.status);
+          }
           if (ev.errorDetail || ev.error) {
             buildError = ev.errorDetail?.message ?? ev.error ?? 'unknown build error';
             remember(`ERROR: ${buildError}`);
@@ -276,14 +287,18 @@ export class DockerEngine implements Engine {
 
     const retry = async (): Promise<void> => {
       if (stopped) return;
-      abort = new AbortController();
+      const ac = (abort = new AbortController());
+      // A wedged engine must not stall the retry loop: give each ping a deadline.
+      const deadline = setTimeout(() => ac.abort(), PING_TIMEOUT_MS);
       try {
         // dockerode's ping takes an abortSignal, its typings do not say so.
         const ping = this.docker.ping.bind(this.docker) as unknown as (o: { abortSignal: AbortSignal }) => Promise<unknown>;
-        await ping({ abortSignal: abort.signal });
+        await ping({ abortSignal: ac.signal });
       } catch (e) {
         lost(e);
         return;
+      } finally {
+        clearTimeout(deadline);
       }
       await subscribe();
     };

@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteStore } from './sqlite-store.ts';
+import type { InstanceRecord } from '../core/store.ts';
+
+const clock = { now: () => 1000 };
+const inst = (id: string): Omit<InstanceRecord, 'port'> => ({
+  id, app: 'a', env: 'prod', service: 'web', releaseId: 'r1', host: 'h', address: '127.0.0.1', state: 'pending', health: 'starting', createdAt: 1,
+});
+
+function withStore(fn: (s: SqliteStore, path: string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-store-'));
+  try {
+    const s = new SqliteStore(join(dir, 'berth.db'), clock);
+    fn(s, join(dir, 'berth.db'));
+    s.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('port allocator skips ports in use on the host and held by instances, and does not reuse a just-freed port', () => {
+  withStore((s) => {
+    const range = { min: 5000, max: 5004, isFree: (p: number) => p !== 5001 };
+    assert.equal(s.createInstance(inst('i1'), range).port, 5000);
+    assert.equal(s.createInstance(inst('i2'), range).port, 5002, '5001 is in use on the host');
+    s.deleteInstance('i2');
+    assert.equal(s.createInstance(inst('i3'), range).port, 5003, 'the port just freed is not handed out again at once');
+    assert.equal(s.createInstance(inst('i4'), range).port, 5004);
+    assert.equal(s.createInstance(inst('i5'), range).port, 5002, 'wraps around to the freed port later');
+    assert.throws(() => s.createInstance(inst('i6'), range), /no free port in 5000-5004/);
+  });
+});
+
+test('state survives reopening the database (migrations run once)', () => {
+  withStore((s, path) => {
+    s.createInstance(inst('i1'), { min: 6000, max: 6010, isFree: () => true });
+    s.addEvent({ app: 'a', env: 'prod', service: 'web', instance: 'i1', kind: 'x', message: 'm' });
+    const again = new SqliteStore(path, clock);
+    assert.equal(again.getInstance('i1')?.port, 6000);
+    assert.equal(again.listEvents({ app: 'a' }).length, 1);
+    assert.equal(again.createInstance(inst('i2'), { min: 6000, max: 6010, isFree: () => true }).port, 6001, 'cursor persisted');
+    again.close();
+  });
+});
+
+test('putService with a new release supersedes the previous progressing one', () => {
+  withStore((s) => {
+    const rel = (id: string, seq: number) => ({
+      id, app: 'a', env: 'prod', service: 'web', seq, spec: {} as never, specHash: 'h' + seq, image: 'i', imageId: 'sha256:x',
+      status: 'progressing' as const, message: '', createdAt: seq, createdBy: 'admin',
+    });
+    const svc = (releaseId: string) => ({ app: 'a', env: 'prod', name: 'web', replicas: 2, releaseId, failures: 0, nextStartAt: 0, updatedAt: 0 });
+    s.putService(svc('r1'), rel('r1', 1));
+    s.putService(svc('r2'), rel('r2', 2));
+    assert.equal(s.getRelease('r1')?.status, 'superseded');
+    assert.equal(s.getRelease('r2')?.status, 'progressing');
+    assert.equal(s.getService({ app: 'a', env: 'prod', service: 'web' })?.releaseId, 'r2');
+    assert.equal(s.nextReleaseSeq({ app: 'a', env: 'prod', service: 'web' }), 3);
+  });
+});

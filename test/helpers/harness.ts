@@ -1,0 +1,206 @@
+/**
+ * End-to-end harness: a real `berth server` (the CLI, as a child process) with its own data dir,
+ * API/ingress/admin ports and instance port range, on the real Docker Engine and a real nginx.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { waitFor } from '../../src/lib/backoff.ts';
+import { stopNginx } from '../../src/ingress/index.ts';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+const BERTH = join(ROOT, 'bin/berth');
+const exec = promisify(execFile);
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
+  });
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface HttpResult {
+  status: number;
+  body: string;
+}
+
+/** One GET through a fresh connection (no keep-alive: every request is a real new attempt). */
+export function get(port: number, path: string, timeoutMs = 5000): Promise<HttpResult> {
+  return new Promise((res, rej) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false, timeout: timeoutMs }, (r) => {
+      let body = '';
+      r.setEncoding('utf8');
+      r.on('data', (c) => (body += c));
+      r.on('end', () => res({ status: r.statusCode ?? 0, body }));
+      r.on('error', rej);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', rej);
+    req.end();
+  });
+}
+
+/** A bounded load loop: `total` requests at `concurrency`, returns counts of failures (non-2xx or socket errors). */
+export async function load(port: number, path: string, opts: { total: number; concurrency: number; maxMs: number }):
+  Promise<{ ok: number; failed: number; errors: string[]; bodies: Map<string, number> }> {
+  const deadline = Date.now() + opts.maxMs;
+  let sent = 0;
+  let ok = 0;
+  let failed = 0;
+  const errors: string[] = [];
+  const bodies = new Map<string, number>();
+  const worker = async () => {
+    while (sent < opts.total && Date.now() < deadline) {
+      sent++;
+      try {
+        const r = await get(port, path);
+        if (r.status >= 200 && r.status < 300) {
+          ok++;
+          bodies.set(r.body, (bodies.get(r.body) ?? 0) + 1);
+        } else {
+          failed++;
+          if (errors.length < 10) errors.push(`HTTP ${r.status}: ${r.body.slice(0, 100)}`);
+        }
+      } catch (err) {
+        failed++;
+        if (errors.length < 10) errors.push(String(err));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency }, worker));
+  return { ok, failed, errors, bodies };
+}
+
+export async function docker(...args: string[]): Promise<string> {
+  const { stdout } = await exec('docker', args, { maxBuffer: 16 * 1024 * 1024 });
+  return stdout.trim();
+}
+
+export class Harness {
+  proc?: ChildProcess;
+  serverLog = '';
+  private constructor(
+    readonly dataDir: string,
+    readonly apiPort: number,
+    readonly ingressPort: number,
+    readonly adminPort: number,
+    readonly portRange: string,
+  ) {}
+
+  static async create(opts: { portRange: string }): Promise<Harness> {
+    const dataDir = await mkdtemp(join(tmpdir(), 'berth-test-'));
+    return new Harness(dataDir, await freePort(), await freePort(), await freePort(), opts.portRange);
+  }
+
+  get env(): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      BERTH_DATA_DIR: this.dataDir,
+      BERTH_LISTEN: `127.0.0.1:${this.apiPort}`,
+      BERTH_INGRESS_PORT: String(this.ingressPort),
+      BERTH_INGRESS_ADMIN_PORT: String(this.adminPort),
+      BERTH_PORT_RANGE: this.portRange,
+      BERTH_LOG_LEVEL: 'info',
+    };
+  }
+
+  async startServer(): Promise<void> {
+    await rm(join(this.dataDir, 'server.json'), { force: true });
+    const proc = spawn(BERTH, ['server'], { env: this.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    this.proc = proc;
+    proc.stderr!.setEncoding('utf8');
+    proc.stderr!.on('data', (c: string) => {
+      this.serverLog += c;
+      if (this.serverLog.length > 2_000_000) this.serverLog = this.serverLog.slice(-1_000_000);
+    });
+    await waitFor(async () => {
+      if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}:\n${this.serverLog.slice(-3000)}`);
+      await readFile(join(this.dataDir, 'server.json'));
+      return (await this.api('GET', '/v1/ping')).status === 200;
+    }, { timeoutMs: 60_000, intervalMs: 200, what: 'berth server to answer' });
+  }
+
+  /** Kills the server process (SIGKILL by default: a crash). nginx and containers keep running. */
+  async killServer(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill(signal);
+    await exited;
+  }
+
+  async token(): Promise<string> {
+    return (await readFile(join(this.dataDir, 'admin.token'), 'utf8')).trim();
+  }
+
+  async api(method: string, path: string, body?: unknown, token?: string | null): Promise<{ status: number; json: any }> {
+    const headers: Record<string, string> = {};
+    const t = token === undefined ? await this.token() : token;
+    if (t !== null) headers.authorization = `Bearer ${t}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(`http://127.0.0.1:${this.apiPort}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    const text = await res.text();
+    return { status: res.status, json: text ? JSON.parse(text) : undefined };
+  }
+
+  cli(args: string[], opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+    return new Promise((res) => {
+      execFile(BERTH, args, { env: this.env, timeout: opts.timeoutMs ?? 300_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+        res({ code, stdout, stderr });
+      });
+    });
+  }
+
+  /** Containers of this installation (its cluster label), with state and start time. */
+  async containers(app?: string): Promise<{ id: string; running: boolean; startedAt: string; instance: string; port: string }[]> {
+    const cluster = (await readFile(join(this.dataDir, 'cluster-id'), 'utf8')).trim();
+    const filters = ['--filter', `label=io.berth.cluster=${cluster}`];
+    if (app) filters.push('--filter', `label=io.berth.app=${app}`);
+    const ids = (await docker('ps', '-aq', '--no-trunc', ...filters)).split('\n').filter(Boolean);
+    if (ids.length === 0) return [];
+    const out = await docker('inspect', '--format',
+      '{{.Id}} {{.State.Running}} {{.State.StartedAt}} {{index .Config.Labels "io.berth.instance"}} {{index .Config.Labels "io.berth.port"}}', ...ids);
+    return out.split('\n').filter(Boolean).map((l) => {
+      const [id, running, startedAt, instance, port] = l.split(' ');
+      return { id: id!, running: running === 'true', startedAt: startedAt!, instance: instance!, port: port! };
+    });
+  }
+
+  async nginxConf(): Promise<string> {
+    return readFile(join(this.dataDir, 'nginx/conf/nginx.conf'), 'utf8');
+  }
+
+  async status(app: string): Promise<any> {
+    const r = await this.api('GET', `/v1/apps/${app}`);
+    return r.json;
+  }
+
+  /** Removes everything this installation made: containers, nginx, the server, the data dir. */
+  async cleanup(): Promise<void> {
+    await this.killServer('SIGKILL');
+    try {
+      const cluster = (await readFile(join(this.dataDir, 'cluster-id'), 'utf8')).trim();
+      const ids = (await docker('ps', '-aq', '--filter', `label=io.berth.cluster=${cluster}`)).split('\n').filter(Boolean);
+      if (ids.length) await docker('rm', '-f', ...ids);
+    } catch {
+      // no cluster id: the server never started
+    }
+    await stopNginx(join(this.dataDir, 'nginx')).catch(() => undefined);
+    await rm(this.dataDir, { recursive: true, force: true });
+  }
+}
