@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, request, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Backend, IngressRoute, Logger } from '../src/core/ports.ts';
@@ -183,9 +183,13 @@ describe('NginxIngress with real nginx', () => {
   });
 
   it('starts nginx from its own prefix; with no routes the default server answers 404', async () => {
+    // A stale pid file naming some other process must not be mistaken for our nginx.
+    await mkdir(join(prefix, 'logs'), { recursive: true });
+    await writeFile(join(prefix, 'logs', 'nginx.pid'), `${process.pid}\n`);
     ingress = new NginxIngress(options());
     await ingress.start();
     assert.ok(ingress.masterPid, 'master pid known');
+    assert.notEqual(ingress.masterPid, process.pid);
     assert.equal(await findMaster(prefix), ingress.masterPid);
     const cmdline = (await readFile(`/proc/${ingress.masterPid}/cmdline`, 'utf8')).replace(/\0/g, ' ');
     assert.match(cmdline, new RegExp(`-p ${prefix}/ -c ${prefix}/conf/nginx.conf -e ${prefix}/logs/error.log`));
@@ -353,6 +357,17 @@ describe('NginxIngress with real nginx', () => {
       retired.map((b) => b.hits),
       hitsBefore,
     );
+  });
+
+  it('starts nginx again on the next update when its master is gone', async () => {
+    const old = ingress.masterPid!;
+    assert.equal(await stopNginx(prefix, { timeoutMs: 10_000 }), true);
+    await assert.rejects(get(listenPort, '/'), /ECONNREFUSED/);
+    ingress.apply([route('t-web', '/', [backends[backends.length - 1]!])]);
+    await ingress.flush();
+    assert.notEqual(ingress.masterPid, old);
+    assert.equal(await findMaster(prefix), ingress.masterPid);
+    assert.deepEqual(await get(listenPort, '/'), { status: 200, body: 'n9' });
   });
 
   it('stopNginx stops the master gracefully', async () => {

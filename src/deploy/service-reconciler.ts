@@ -31,6 +31,9 @@ export function parseServiceKey(key: string): ServiceKey | undefined {
   return m ? { app: m[1]!, env: m[2]!, service: m[3]! } : undefined;
 }
 
+/** Without a health check, an instance must keep running this long to count as healthy. */
+const NO_CHECK_READY_MS = 2000;
+
 /** Failures of a new release's instances before the release is marked failed. */
 const RELEASE_FAILURE_LIMIT = 3;
 
@@ -56,14 +59,15 @@ export class ServiceReconciler {
       else byInstance.set(inst, c);
     }
 
-    let touched = this.syncHealth(records, byInstance, release);
+    const sync = this.syncHealth(records, byInstance, release);
+    let touched = sync.changed;
     const views = records.map((r) => view(r, byInstance.get(r.id)));
     const desired = svc && release ? {
       replicas: svc.replicas, releaseId: svc.releaseId, restart: release.spec.restart, failures: svc.failures,
       nextStartAt: svc.nextStartAt, maxSurge: 1,
     } : undefined;
     const actions = planService(desired, views, orphans, clock.now());
-    let requeueAfterMs: number | undefined;
+    let requeueAfterMs: number | undefined = sync.recheckMs;
     const stops: Promise<void>[] = [];
     for (const a of actions) {
       if (a.kind === 'wait') {
@@ -94,16 +98,25 @@ export class ServiceReconciler {
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
   }
 
-  /** Engine-run (Compose) health checks and 'no check' live in the engine's view; copy them to the records. */
-  private syncHealth(records: InstanceRecord[], byInstance: Map<string, ContainerInfo>, release?: ReleaseRecord): boolean {
+  /**
+   * Engine-run (Compose) health checks and 'no check' live in the engine's view; copy them to the records.
+   * Without any check, an instance counts as healthy once it has kept running for NO_CHECK_READY_MS,
+   * so a process that dies at once is not reported as a healthy release.
+   */
+  private syncHealth(records: InstanceRecord[], byInstance: Map<string, ContainerInfo>, release?: ReleaseRecord): { changed: boolean; recheckMs?: number } {
     let changed = false;
+    let recheckMs: number | undefined;
     for (const r of records) {
       const c = byInstance.get(r.id);
       if (!c?.running || r.state !== 'running') continue;
       const rel = r.releaseId === release?.id ? release : this.d.store.getRelease(r.releaseId);
       const type = rel?.spec.health.type;
       let next = r.health;
-      if (type === 'none') next = 'healthy';
+      if (type === 'none') {
+        const up = this.d.clock.now() - (c.startedAt ? Date.parse(c.startedAt) : this.d.clock.now());
+        next = up >= NO_CHECK_READY_MS ? 'healthy' : 'starting';
+        if (next === 'starting') recheckMs = Math.min(recheckMs ?? Infinity, NO_CHECK_READY_MS - up + 50);
+      }
       else if (type === 'command') next = c.health === 'healthy' ? 'healthy' : c.health === 'unhealthy' ? 'unhealthy' : r.health;
       if (next !== r.health) {
         this.d.store.updateInstance(r.id, { health: next });
@@ -112,7 +125,7 @@ export class ServiceReconciler {
         changed = true;
       }
     }
-    return changed;
+    return recheckMs === undefined ? { changed } : { changed, recheckMs };
   }
 
   private async apply(k: ServiceKey, a: Exclude<Action, { kind: 'wait' | 'stop' }>, svc: ServiceRecord | undefined,
@@ -186,7 +199,7 @@ export class ServiceReconciler {
     const id = await engine.create(containerSpecFor(rel, inst));
     store.updateInstance(inst.id, { containerId: id });
     await engine.start(id);
-    store.updateInstance(inst.id, { state: 'running', startedAt: clock.now(), health: rel.spec.health.type === 'none' ? 'healthy' : 'starting' });
+    store.updateInstance(inst.id, { state: 'running', startedAt: clock.now(), health: 'starting' });
     this.event(inst, 'instance.started', `instance ${inst.id} started on ${inst.host}:${inst.port} (release ${rel.seq})`);
   }
 

@@ -104,8 +104,10 @@ export class NginxIngress implements Ingress {
     return this.masterPidValue;
   }
 
-  start(): Promise<void> {
-    return this.serialize(() => this.doStart());
+  async start(): Promise<void> {
+    await this.serialize(() => this.doStart());
+    // Applies that arrived while starting may be newer than what start() rendered.
+    if (this.desired !== undefined) this.schedule();
   }
 
   apply(routes: IngressRoute[]): void {
@@ -114,7 +116,11 @@ export class NginxIngress implements Ingress {
       return;
     }
     this.desired = routes.map((r) => ({ ...r, backends: r.backends.map((b) => ({ ...b })) }));
-    if (!this.started || this.timer) return;
+    if (this.started) this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.timer || this.closed) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       // Failures are logged and kept in lastError; flush() callers see them too.
@@ -171,7 +177,14 @@ export class NginxIngress implements Ingress {
       this.needsReload = live === undefined || live !== fileGen;
       this.log.info({ pid, generation: live, fileGeneration: fileGen }, 'adopted running nginx');
       this.started = true;
-      if (this.desired !== undefined || this.needsReload) await this.syncOrReload(fileGen);
+      // Routes applied before start() are flushed by the timer start() schedules; here only make
+      // sure the workers serve the file on disk (a reload may have been cut short by our crash).
+      if (this.needsReload && this.desired === undefined && fileGen !== undefined) {
+        await this.reload(fileGen).catch((e: unknown) => {
+          this.lastError = e instanceof Error ? e : new Error(String(e));
+          this.log.warn({ err: this.lastError.message }, 'adopted nginx did not take its config on disk; retrying with the next update');
+        });
+      }
       return;
     }
 
@@ -180,11 +193,6 @@ export class NginxIngress implements Ingress {
     if (plan.changed) await this.testAndSwap(plan.config);
     await this.launch(plan.generation);
     this.started = true;
-  }
-
-  private async syncOrReload(fileGen: number | undefined): Promise<void> {
-    if (this.desired !== undefined) return this.sync();
-    if (fileGen !== undefined) await this.reload(fileGen);
   }
 
   private validRoutes(routes: IngressRoute[]): IngressRoute[] {

@@ -44,9 +44,9 @@ export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
   const root: unknown = source.doc.toJS({ maxAliasCount: 1000 });
   const compose = withoutVersion(root, diag);
   checkComposeSchema(compose, diag);
-  if (!isRecord(compose) || diag.hasErrorsUnder(['services'])) {
-    // Without a well-formed `services:` mapping the per-service checks would only add noise.
-    if (isRecord(compose) && !isRecord(compose.services)) reportMissingServices(compose, diag);
+  if (!isRecord(compose) || !isRecord(compose.services)) {
+    // Without a `services:` mapping there is nothing to check further.
+    if (isRecord(compose)) reportMissingServices(compose, diag);
     fail(diag);
   }
 
@@ -56,7 +56,7 @@ export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
     opts,
     appName: appNameOf(compose, opts, diag),
     declaredVolumes: declaredVolumes(compose, diag),
-    serviceNames: isRecord(compose.services) ? Object.keys(compose.services) : [],
+    serviceNames: Object.keys(compose.services),
   };
   const services = normalizeServices(ctx, compose.services);
   checkDependencyCycles(services, diag);

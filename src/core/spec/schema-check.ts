@@ -29,6 +29,7 @@ function composeValidator(): ValidateFunction {
   return validator;
 }
 
+const SIZE_KEYS = new Set(['memory', 'shm_size', 'mem_limit', 'mem_reservation']);
 const DURATION_KEYS = new Set(['interval', 'timeout', 'start_period', 'start_interval', 'stop_grace_period', 'delay', 'window', 'monitor']);
 
 /** Validates `value` (already interpolated) and reports every problem to `diag`. */
@@ -125,7 +126,11 @@ function typeMessage(path: SpecPath, expected: string[], data: unknown): string 
   const words = [...new Set(shown.map(typeWord))];
   const want = words.length > 1 ? `${words.slice(0, -1).join(', ')} or ${words[words.length - 1]}` : words[0];
   const last = path[path.length - 1];
-  const hint = typeof last === 'string' && DURATION_KEYS.has(last) && expected.includes('string') ? ' such as "10s"' : '';
+  let hint = '';
+  if (typeof last === 'string' && expected.includes('string')) {
+    if (DURATION_KEYS.has(last)) hint = ' such as "10s"';
+    else if (SIZE_KEYS.has(last)) hint = ' such as "512m"';
+  }
   return `expected ${want}${hint}, found ${describe(data)}`;
 }
 

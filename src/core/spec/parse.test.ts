@@ -1,0 +1,797 @@
+/* eslint-disable no-restricted-imports -- tests may read fixtures from disk; the code under test stays pure. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InvalidSpec, type SpecIssue } from '../errors.ts';
+import { parseAppSpec, type ParseOptions, type ParseResult, type ServiceSpec, type SpecWarning } from './index.ts';
+
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/spec');
+
+const OPTS: ParseOptions = {
+  file: 'compose.yaml',
+  env: {},
+  baseDir: '/srv/apps/demo',
+  allowedBindRoots: ['/srv/apps/demo', '/var/data'],
+  readFile: () => undefined,
+};
+
+/** Strips the common indentation so YAML can be written inline, indented with the test code. */
+function yaml(strings: TemplateStringsArray, ...values: unknown[]): string {
+  const text = String.raw({ raw: strings }, ...values).replace(/^\n/, '');
+  const indent = Math.min(...text.split('\n').filter((l) => l.trim() !== '').map((l) => /^ */.exec(l)![0].length));
+  return text
+    .split('\n')
+    .map((l) => l.slice(indent))
+    .join('\n');
+}
+
+function parse(text: string, opts: Partial<ParseOptions> = {}): ParseResult {
+  return parseAppSpec(text, { ...OPTS, ...opts });
+}
+
+function service(text: string, name = 'web', opts: Partial<ParseOptions> = {}): ServiceSpec {
+  const svc = parse(text, opts).spec.services[name];
+  assert.ok(svc, `service ${name} present`);
+  return svc;
+}
+
+function issues(text: string, opts: Partial<ParseOptions> = {}): SpecIssue[] {
+  try {
+    parseAppSpec(text, { ...OPTS, ...opts });
+  } catch (e) {
+    assert.ok(e instanceof InvalidSpec, `expected InvalidSpec, got ${String(e)}`);
+    assert.equal(e.code, 'invalid_spec');
+    return e.issues;
+  }
+  assert.fail('expected InvalidSpec, but the spec parsed');
+}
+
+function fixture(name: string): string {
+  return readFileSync(join(FIXTURES, name), 'utf8');
+}
+
+/** Compact form for table comparisons. */
+const brief = (i: SpecIssue | SpecWarning): string => `${i.line}:${i.col} ${i.path}`.trim();
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures (also used by the CLI tests)
+
+test('fixture valid-basic.yaml parses into the expected spec', () => {
+  const { spec, warnings } = parse(fixture('valid-basic.yaml'), { file: 'valid-basic.yaml' });
+  assert.deepEqual(warnings, []);
+  assert.equal(spec.name, 'shop');
+  assert.deepEqual(Object.keys(spec.services), ['web', 'worker']);
+  assert.deepEqual(spec.services.web, {
+    name: 'web',
+    image: 'registry.example.com/shop/web:1.4.2',
+    command: ['node', 'server.js'],
+    environment: { NODE_ENV: 'production', LOG_LEVEL: 'info' },
+    ports: [],
+    health: { type: 'http', path: '/healthz', intervalMs: 1000, timeoutMs: 1000, retries: 3, startPeriodMs: 0 },
+    replicas: 2,
+    limits: {},
+    restart: { condition: 'any', delayMs: 1000 },
+    labels: {},
+    stopSignal: 'SIGTERM',
+    stopGracePeriodMs: 10_000,
+    volumes: [],
+    dependsOn: [],
+    port: 3000,
+    routes: [{ host: 'shop.example.com', path: '/' }],
+  });
+  assert.deepEqual(spec.services.worker?.command, ['node', 'worker.js', '--queue', 'orders']);
+  assert.deepEqual(spec.services.worker?.dependsOn, ['web']);
+  assert.deepEqual(spec.services.worker?.health, { type: 'none' });
+});
+
+test('fixture valid-full.yaml: anchors, build, env_file, volumes, limits, health, restart', () => {
+  const baseDir = '/srv/apps/blog';
+  const files: Record<string, string> = { [`${baseDir}/api.env`]: fixture('api.env') };
+  const { spec, warnings } = parse(fixture('valid-full.yaml'), { file: 'valid-full.yaml', baseDir, readFile: (p) => files[p] });
+  assert.equal(spec.name, 'blog');
+  const api = spec.services.api!;
+  assert.equal(api.image, 'berth-blog/api:latest');
+  assert.deepEqual(api.build, { context: '/srv/apps/blog/api', dockerfile: 'Dockerfile.prod', args: { NODE_VERSION: '20' } });
+  assert.deepEqual(api.environment, {
+    API_LOG_LEVEL: 'info',
+    SESSION_SECRET: 'dev only',
+    DATABASE_URL: 'postgres://blog@db:5432/blog',
+    CACHE_TTL: '60',
+  });
+  assert.deepEqual(api.health, { type: 'command', test: ['CMD', 'wget', '-qO-', 'http://127.0.0.1:8080/healthz'], intervalMs: 10_000, timeoutMs: 2_000, retries: 5, startPeriodMs: 90_000 });
+  assert.deepEqual(api.limits, { nanoCpus: 500_000_000, memoryBytes: 512 * 1024 ** 2 });
+  assert.deepEqual(api.restart, { condition: 'on-failure', maxAttempts: 5, delayMs: 500 });
+  assert.equal(api.replicas, 3);
+  assert.equal(api.stopSignal, 'SIGINT');
+  assert.equal(api.stopGracePeriodMs, 30_000); // from the merged anchor
+  assert.deepEqual(api.labels, { team: 'content' });
+  assert.deepEqual(api.volumes, [{ type: 'volume', source: 'uploads', target: '/srv/uploads', readOnly: false }]);
+  assert.deepEqual(api.dependsOn, ['db']);
+  assert.deepEqual(api.routes, [{ host: 'blog.example.com', path: '/api' }, { host: 'admin.example.com', path: '/' }]);
+  assert.deepEqual(api.ports, ['8080:8080']);
+
+  const fe = spec.services.frontend!;
+  assert.deepEqual(fe.health, { type: 'http', path: '/ready', intervalMs: 2000, timeoutMs: 1000, retries: 5, startPeriodMs: 0 });
+  assert.deepEqual(fe.routes, [{ path: '/' }]);
+
+  const db = spec.services.db!;
+  assert.equal(db.environment.POSTGRES_PASSWORD, 'change-me');
+  assert.equal(db.shmSizeBytes, 256 * 1024 ** 2);
+  assert.deepEqual(db.health, { type: 'command', test: ['CMD-SHELL', 'pg_isready -U postgres'], intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0 });
+  assert.equal(db.restart.condition, 'any'); // restart: unless-stopped from the anchor
+
+  assert.deepEqual(
+    warnings.map((w) => `${brief(w)}: ${w.message}`),
+    [
+      '3:1 version: the `version` key is obsolete and ignored; remove it',
+      '10:3 services.api.restart: ignored: deploy.restart_policy is also set and takes precedence; keep only one of them',
+      '63:5 services.frontend.networks: not supported yet by Berth; ignored — services run on the host network',
+      '86:5 services.db.container_name: ignored: Berth names containers itself, one per instance',
+      '92:1 networks: not supported yet by Berth; ignored',
+    ],
+  );
+  for (const w of warnings) assert.equal(w.file, 'valid-full.yaml');
+});
+
+test('invalid fixtures each fail with a located, actionable issue', () => {
+  const cases: Array<{ file: string; env?: Record<string, string>; want: Array<[string, RegExp]> }> = [
+    {
+      file: 'invalid-yaml-syntax.yaml',
+      want: [['6:1 ', /^invalid YAML: /]],
+    },
+    {
+      file: 'invalid-schema.yaml',
+      want: [
+        ['4:12 services.web.ports', /^expected a list, found a mapping$/],
+        ['5:5 services.web.enviroment', /^unknown key `enviroment`: did you mean `environment`\?$/],
+        ['7:1 servics', /^unknown top-level key `servics`: did you mean `services`\?$/],
+      ],
+    },
+    {
+      file: 'invalid-replicas-two.yaml',
+      want: [['5:17 services.web.deploy.replicas', /^"two" is not a number: write a whole number such as 2$/]],
+    },
+    {
+      file: 'invalid-depends-on.yaml',
+      want: [
+        ['5:9 services.web.depends_on[0]', /^unknown service "api": defined services: web, db$/],
+        ['6:9 services.web.depends_on[1]', /^unknown service "dbb": did you mean "db"\?$/],
+      ],
+    },
+    {
+      file: 'invalid-interpolation.yaml',
+      want: [
+        ['3:12 services.web.image', /^unterminated variable reference "\$\{TAG": close it with "}" or write "\$\$" for a literal "\$"$/],
+        ['5:15 services.web.environment.SECRET', /^required variable "SECRET" is not set: must be set$/],
+      ],
+    },
+  ];
+  for (const c of cases) {
+    const found = issues(fixture(c.file), { file: c.file, env: c.env ?? {} });
+    assert.equal(found.length, c.want.length, `${c.file}: ${JSON.stringify(found)}`);
+    c.want.forEach(([where, message], i) => {
+      assert.equal(brief(found[i]!), where.trim(), c.file);
+      assert.match(found[i]!.message, message, c.file);
+      assert.equal(found[i]!.file, c.file);
+    });
+  }
+});
+
+test('the InvalidSpec message lists file:line:col: path: message per issue, with no stack trace', () => {
+  try {
+    parse(fixture('invalid-depends-on.yaml'), { file: 'deploy/compose.yaml' });
+    assert.fail('should throw');
+  } catch (e) {
+    assert.ok(e instanceof InvalidSpec);
+    assert.equal(
+      e.message,
+      'deploy/compose.yaml:5:9: services.web.depends_on[0]: unknown service "api": defined services: web, db\n' +
+        'deploy/compose.yaml:6:9: services.web.depends_on[1]: unknown service "dbb": did you mean "db"?',
+    );
+    assert.deepEqual(e.details, { issues: e.issues });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Normalization
+
+test('normalizes service fields', () => {
+  const cases: Array<{ name: string; yaml: string; opts?: Partial<ParseOptions>; pick: (s: ServiceSpec) => unknown; want: unknown }> = [
+    {
+      name: 'defaults',
+      yaml: 'services: {web: {image: nginx}}',
+      pick: (s) => [s.replicas, s.restart, s.stopSignal, s.stopGracePeriodMs, s.health, s.command, s.entrypoint, s.limits],
+      want: [1, { condition: 'any', delayMs: 1000 }, 'SIGTERM', 10_000, { type: 'none' }, undefined, undefined, {}],
+    },
+    {
+      name: 'command string is split like a shell',
+      yaml: `services: {web: {image: x, command: "sh -c 'echo \\"hi\\" && sleep 1'"}}`,
+      pick: (s) => s.command,
+      want: ['sh', '-c', 'echo "hi" && sleep 1'],
+    },
+    { name: 'entrypoint list kept', yaml: 'services: {web: {image: x, entrypoint: [/bin/tini, --]}}', pick: (s) => s.entrypoint, want: ['/bin/tini', '--'] },
+    { name: 'null command keeps the image default', yaml: 'services: {web: {image: x, command: null}}', pick: (s) => s.command, want: undefined },
+    {
+      name: 'environment list, with a bare KEY taken from the environment',
+      yaml: 'services: {web: {image: x, environment: [A=1, B=x=y, HOME, EMPTY=]}}',
+      opts: { env: { HOME: '/root' } },
+      pick: (s) => s.environment,
+      want: { A: '1', B: 'x=y', HOME: '/root', EMPTY: '' },
+    },
+    {
+      name: 'environment map with typed scalars and a null taken from the environment',
+      yaml: 'services: {web: {image: x, environment: {N: 3, B: true, S: "s", FROM: null}}}',
+      opts: { env: { FROM: 'env' } },
+      pick: (s) => s.environment,
+      want: { N: '3', B: 'true', S: 's', FROM: 'env' },
+    },
+    {
+      name: 'env_file then environment, later files and environment win',
+      yaml: 'services: {web: {image: x, env_file: [a.env, {path: ./b.env, required: false}, {path: c.env, required: false}], environment: {C: env}}}',
+      opts: { readFile: (p) => ({ '/srv/apps/demo/a.env': 'A=a\nB=a\nC=a\n', '/srv/apps/demo/b.env': 'B=b\nC=b\n' })[p] },
+      pick: (s) => s.environment,
+      want: { A: 'a', B: 'b', C: 'env' },
+    },
+    {
+      name: 'labels list and map',
+      yaml: 'services: {web: {image: x, labels: [a=1, "b.c=two", flag]}}',
+      pick: (s) => s.labels,
+      want: { a: '1', 'b.c': 'two', flag: '' },
+    },
+    {
+      name: 'ports: short, numeric and long syntax rendered as strings',
+      yaml: 'services: {web: {image: x, ports: ["8080:80", 9000, {target: 90, published: "9090", host_ip: 127.0.0.1, protocol: udp}], x-berth: {port: 80}}}',
+      pick: (s) => s.ports,
+      want: ['8080:80', '9000', '127.0.0.1:9090:90/udp'],
+    },
+    {
+      name: 'healthcheck string test is CMD-SHELL, with Docker defaults',
+      yaml: 'services: {web: {image: x, healthcheck: {test: "curl -f http://localhost/ || exit 1", retries: "5"}}}',
+      pick: (s) => s.health,
+      want: { type: 'command', test: ['CMD-SHELL', 'curl -f http://localhost/ || exit 1'], intervalMs: 30_000, timeoutMs: 30_000, retries: 5, startPeriodMs: 0 },
+    },
+    {
+      name: 'healthcheck NONE falls back to TCP on x-berth.port',
+      yaml: 'services: {web: {image: x, healthcheck: {test: [NONE]}, x-berth: {port: 8080}}}',
+      pick: (s) => s.health,
+      want: { type: 'tcp', intervalMs: 1000, timeoutMs: 1000, retries: 3, startPeriodMs: 0 },
+    },
+    {
+      name: 'healthcheck disable: true without a port is none',
+      yaml: 'services: {web: {image: x, healthcheck: {disable: true, test: [CMD, x]}}}',
+      pick: (s) => s.health,
+      want: { type: 'none' },
+    },
+    {
+      name: 'x-berth.health string is an HTTP path',
+      yaml: 'services: {web: {image: x, x-berth: {port: 3000, health: /healthz}}}',
+      pick: (s) => s.health,
+      want: { type: 'http', path: '/healthz', intervalMs: 1000, timeoutMs: 1000, retries: 3, startPeriodMs: 0 },
+    },
+    {
+      name: 'x-berth.health http object with timings',
+      yaml: 'services: {web: {image: x, x-berth: {port: 3000, health: {http: {path: /up, interval: 5s, timeout: 500ms, retries: 2, start_period: 1m}}}}}',
+      pick: (s) => s.health,
+      want: { type: 'http', path: '/up', intervalMs: 5000, timeoutMs: 500, retries: 2, startPeriodMs: 60_000 },
+    },
+    {
+      name: 'x-berth.health {tcp: true}',
+      yaml: 'services: {web: {image: x, x-berth: {port: 3000, health: {tcp: true}}}}',
+      pick: (s) => s.health.type,
+      want: 'tcp',
+    },
+    {
+      name: 'x-berth.health {tcp: false} turns the default TCP check off',
+      yaml: 'services: {web: {image: x, x-berth: {port: 3000, health: {tcp: false}}}}',
+      pick: (s) => s.health,
+      want: { type: 'none' },
+    },
+    {
+      name: 'routes: strings and objects, host lower-cased, path defaults to /',
+      yaml: 'services: {web: {image: x, x-berth: {port: 3000, routes: [Example.COM/api, /admin, shop.example.com, {host: a.example.com}, {path: /v2}, "*.apps.example.com"]}}}',
+      pick: (s) => s.routes,
+      want: [
+        { host: 'example.com', path: '/api' },
+        { path: '/admin' },
+        { host: 'shop.example.com', path: '/' },
+        { host: 'a.example.com', path: '/' },
+        { path: '/v2' },
+        { host: '*.apps.example.com', path: '/' },
+      ],
+    },
+    {
+      name: 'restart: on-failure:N',
+      yaml: 'services: {web: {image: x, restart: "on-failure:3"}}',
+      pick: (s) => s.restart,
+      want: { condition: 'on-failure', maxAttempts: 3, delayMs: 1000 },
+    },
+    { name: 'restart: "no"', yaml: 'services: {web: {image: x, restart: "no"}}', pick: (s) => s.restart.condition, want: 'none' },
+    { name: 'restart: always', yaml: 'services: {web: {image: x, restart: always}}', pick: (s) => s.restart.condition, want: 'any' },
+    {
+      name: 'deploy.restart_policy defaults condition any, delay 1s; max_attempts 0 means no limit',
+      yaml: 'services: {web: {image: x, deploy: {restart_policy: {max_attempts: 0}}}}',
+      pick: (s) => s.restart,
+      want: { condition: 'any', delayMs: 1000 },
+    },
+    { name: 'scale is an alias of deploy.replicas', yaml: 'services: {web: {image: x, scale: 4}}', pick: (s) => s.replicas, want: 4 },
+    { name: 'replicas as an interpolated string', yaml: 'services: {web: {image: x, deploy: {replicas: "${N}"}}}', opts: { env: { N: '3' } }, pick: (s) => s.replicas, want: 3 },
+    { name: 'replicas 0 is allowed', yaml: 'services: {web: {image: x, deploy: {replicas: 0}}}', pick: (s) => s.replicas, want: 0 },
+    {
+      name: 'limits: cpus and memory',
+      yaml: 'services: {web: {image: x, deploy: {resources: {limits: {cpus: 1.5, memory: 1g}}}}}',
+      pick: (s) => s.limits,
+      want: { nanoCpus: 1_500_000_000, memoryBytes: 1024 ** 3 },
+    },
+    { name: 'stop signal without SIG prefix', yaml: 'services: {web: {image: x, stop_signal: quit}}', pick: (s) => s.stopSignal, want: 'SIGQUIT' },
+    { name: 'stop_grace_period', yaml: 'services: {web: {image: x, stop_grace_period: 1m30s}}', pick: (s) => s.stopGracePeriodMs, want: 90_000 },
+    { name: 'shm_size bytes as a number', yaml: 'services: {web: {image: x, shm_size: 67108864}}', pick: (s) => s.shmSizeBytes, want: 64 * 1024 ** 2 },
+    {
+      name: 'volumes: named, relative bind, absolute bind, long syntax read_only',
+      yaml: yaml`
+        services:
+          web:
+            image: x
+            volumes:
+              - data:/data
+              - ./static:/srv/static:ro
+              - /var/data/uploads:/uploads:rw
+              - {type: bind, source: ../demo/conf, target: /conf, read_only: true}
+              - {type: volume, source: data, target: /backup}
+        volumes:
+          data:
+      `,
+      pick: (s) => s.volumes,
+      want: [
+        { type: 'volume', source: 'data', target: '/data', readOnly: false },
+        { type: 'bind', source: '/srv/apps/demo/static', target: '/srv/static', readOnly: true },
+        { type: 'bind', source: '/var/data/uploads', target: '/uploads', readOnly: false },
+        { type: 'bind', source: '/srv/apps/demo/conf', target: '/conf', readOnly: true },
+        { type: 'volume', source: 'data', target: '/backup', readOnly: false },
+      ],
+    },
+    {
+      name: 'build string: context resolved, default Dockerfile, image named after app and service',
+      yaml: 'name: shop\nservices: {web: {build: ./web}}',
+      pick: (s) => [s.image, s.build],
+      want: ['berth-shop/web:latest', { context: '/srv/apps/demo/web', dockerfile: 'Dockerfile', args: {} }],
+    },
+    {
+      name: 'build object with args list; image given explicitly is the build tag',
+      yaml: 'services: {web: {image: reg.local/web:dev, build: {context: ../other, dockerfile: docker/Dockerfile, args: [A=1, B]}}}',
+      opts: { env: { B: 'from-env' } },
+      pick: (s) => [s.image, s.build],
+      want: ['reg.local/web:dev', { context: '/srv/apps/other', dockerfile: 'docker/Dockerfile', args: { A: '1', B: 'from-env' } }],
+    },
+    {
+      name: 'depends_on map form with conditions',
+      yaml: 'services: {web: {image: x, depends_on: {db: {condition: service_healthy}, cache: {condition: service_started, required: false}}}, db: {image: x}, cache: {image: x}}',
+      pick: (s) => s.dependsOn,
+      want: ['db', 'cache'],
+    },
+    {
+      name: 'merge keys from an x- anchor',
+      yaml: yaml`
+        x-common: &common
+          image: base:1
+          environment: {SHARED: "yes"}
+        services:
+          web:
+            <<: *common
+            command: serve
+      `,
+      pick: (s) => [s.image, s.environment, s.command],
+      want: ['base:1', { SHARED: 'yes' }, ['serve']],
+    },
+  ];
+  for (const c of cases) {
+    assert.deepEqual(c.pick(service(c.yaml, 'web', c.opts)), c.want, c.name);
+  }
+});
+
+test('app name: --app, then x-berth.app, then name:, then the directory (sanitized)', () => {
+  const cases: Array<[string, Partial<ParseOptions>, string]> = [
+    ['name: from-name\nx-berth: {app: from-ext}\nservices: {web: {image: x}}', { appName: 'from-flag' }, 'from-flag'],
+    ['name: from-name\nx-berth: {app: from-ext}\nservices: {web: {image: x}}', {}, 'from-ext'],
+    ['name: from-name\nservices: {web: {image: x}}', {}, 'from-name'],
+    ['services: {web: {image: x}}', { baseDir: '/home/me/My_Project.v2' }, 'my-project-v2'],
+  ];
+  for (const [text, opts, want] of cases) assert.equal(parse(text, opts).spec.name, want);
+});
+
+test('interpolation happens before validation and applies to values, not keys', () => {
+  const text = yaml`
+    services:
+      web:
+        image: "nginx:\${TAG:-1.27}"
+        environment:
+          $$KEY: "$$literal"
+          URL: http://\${HOST}:\${PORT:-80}/
+  `;
+  const { spec, warnings } = parse(text, { env: { HOST: 'db' } });
+  assert.equal(spec.services.web?.image, 'nginx:1.27');
+  assert.deepEqual(spec.services.web?.environment, { $$KEY: '$literal', URL: 'http://db:80/' });
+  assert.deepEqual(warnings, []);
+});
+
+test('an unset variable becomes an empty string with a warning, once per variable', () => {
+  const { spec, warnings } = parse('services:\n  web:\n    image: "x:${TAG}"\n    environment:\n      - A=${TAG}\n      - B=${OTHER}\n');
+  assert.equal(spec.services.web?.image, 'x:');
+  assert.deepEqual(
+    warnings.map((w) => `${brief(w)}: ${w.message}`),
+    [
+      '3:12 services.web.image: variable "TAG" is not set; using an empty string (set it in the environment or in the .env file)',
+      '6:9 services.web.environment[1]: variable "OTHER" is not set; using an empty string (set it in the environment or in the .env file)',
+    ],
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+test('reports Berth-level errors at the offending node', () => {
+  const cases: Array<{ name: string; yaml: string; opts?: Partial<ParseOptions>; want: Array<[string, RegExp]> }> = [
+    { name: 'empty file', yaml: '# nothing here\n', want: [['1:1 ', /^the file is empty/]] },
+    { name: 'no services key', yaml: 'name: x\n', want: [['1:1 ', /^no `services:` mapping/]] },
+    { name: 'empty services', yaml: 'services: {}\n', want: [['1:11 services', /^no services defined/]] },
+    { name: 'top level is a list', yaml: '- web\n', want: [['1:1 ', /^expected a mapping \(key: value\), found a list$/]] },
+    { name: 'service is null', yaml: 'services:\n  web:\n', want: [['2:3 services.web', /^expected a mapping \(key: value\), found nothing \(null\)$/]] },
+    { name: 'no image nor build', yaml: 'services:\n  web:\n    command: x\n', want: [['3:5 services.web', /^needs `image` \(an image to run\) or `build`/]] },
+    {
+      name: 'service names with _ . or capitals',
+      yaml: 'services:\n  my_web:\n    image: x\n  Api.v2:\n    image: x\n',
+      want: [
+        ['2:3 services.my_web', /^service name "my_web" is invalid: use lowercase letters, digits and dashes.*e\.g\. "my-web"$/],
+        ['4:3 services.Api.v2', /^service name "Api.v2" is invalid: .*e\.g\. "api-v2"$/],
+      ],
+    },
+    { name: 'invalid app name from name:', yaml: 'name: My App\nservices: {web: {image: x}}\n', want: [['1:7 name', /^app name "My App" is invalid: .*e\.g\. "my-app"$/]] },
+    { name: 'invalid app name from --app', yaml: 'services: {web: {image: x}}\n', opts: { appName: '-bad' }, want: [['1:1 ', /^app name "-bad" is invalid: .*\(given with --app\)$/]] },
+    { name: 'negative replicas', yaml: 'services:\n  web:\n    image: x\n    deploy:\n      replicas: -1\n', want: [['5:17 services.web.deploy.replicas', /^-1 is not a whole number ≥ 0/]] },
+    {
+      name: 'scale and replicas disagree',
+      yaml: 'services:\n  web:\n    image: x\n    scale: 2\n    deploy: {replicas: 3}\n',
+      want: [['4:12 services.web.scale', /^scale \(2\) and deploy.replicas \(3\) disagree: keep only one of them$/]],
+    },
+    {
+      name: 'bad durations, sizes, cpus',
+      yaml: 'services:\n  web:\n    image: x\n    stop_grace_period: 10 seconds\n    shm_size: lots\n    deploy: {resources: {limits: {cpus: "0", memory: "0"}}}\n',
+      want: [
+        ['4:24 services.web.stop_grace_period', /^"10 seconds" is not a duration: write a duration such as 10s/],
+        ['5:15 services.web.shm_size', /^"lots" is not a size/],
+        ['6:41 services.web.deploy.resources.limits.cpus', /^0 CPUs is not positive/],
+        ['6:54 services.web.deploy.resources.limits.memory', /^a memory limit must be larger than 0/],
+      ],
+    },
+    {
+      name: 'healthcheck test without CMD',
+      yaml: 'services:\n  web:\n    image: x\n    healthcheck:\n      test: [curl, -f, http://localhost]\n',
+      want: [['5:13 services.web.healthcheck.test', /^a health check list must start with "CMD", "CMD-SHELL" or "NONE"/]],
+    },
+    {
+      name: 'restart policy values',
+      yaml: 'services:\n  web:\n    image: x\n    restart: sometimes\n  api:\n    image: x\n    deploy: {restart_policy: {condition: never, delay: soon}}\n',
+      want: [
+        ['4:14 services.web.restart', /^"sometimes" is not a restart policy: use "no", always, on-failure, on-failure:N or unless-stopped$/],
+        ['7:42 services.api.deploy.restart_policy.condition', /^"never" is not a restart condition: use none, on-failure or any$/],
+        ['7:56 services.api.deploy.restart_policy.delay', /^"soon" is not a duration/],
+      ],
+    },
+    {
+      name: 'depends_on map form unknown service, self and cycles',
+      yaml: yaml`
+        services:
+          a:
+            image: x
+            depends_on:
+              b: {condition: service_healthy}
+              nope: {condition: service_started}
+          b:
+            image: x
+            depends_on: [a]
+          c:
+            image: x
+            depends_on: [c]
+      `,
+      want: [
+        ['3:5 services.a.depends_on', /^dependency cycle: a → b → a; remove one of these depends_on entries$/],
+        ['5:7 services.a.depends_on.nope', /^unknown service "nope"/],
+        ['12:19 services.c.depends_on[0]', /^service "c" cannot depend on itself$/],
+      ],
+    },
+    {
+      name: 'volumes: undeclared, outside roots, relative target, anonymous long bind without source',
+      yaml: yaml`
+        services:
+          web:
+            image: x
+            volumes:
+              - cache:/cache
+              - /etc:/host-etc:ro
+              - ../../escape:/x
+              - data:relative
+              - {type: bind, target: /y}
+        volumes:
+          data: {}
+      `,
+      want: [
+        ['5:9 services.web.volumes[0]', /^named volume "cache" is not declared: add `cache:` under the top-level `volumes:` key$/],
+        ['6:9 services.web.volumes[1]', /^cannot bind-mount "\/etc": it is outside the allowed directories \(\/srv\/apps\/demo, \/var\/data\); use a named volume/],
+        ['7:9 services.web.volumes[2]', /^cannot bind-mount "\/srv\/escape"/],
+        ['8:9 services.web.volumes[3]', /^target "relative" is not an absolute path/],
+        ['9:9 services.web.volumes[4]', /^a bind mount needs `source`/],
+      ],
+    },
+    {
+      name: 'bind mounts with no allowed roots',
+      yaml: 'services:\n  web:\n    image: x\n    volumes: [./data:/data]\n',
+      opts: { allowedBindRoots: [] },
+      want: [['4:15 services.web.volumes[0]', /bind mounts are not allowed on this server/]],
+    },
+    {
+      name: 'x-berth: unknown keys, bad port, routes without port',
+      yaml: yaml`
+        services:
+          web:
+            image: x
+            x-berth:
+              prot: 8080
+              routes: [example.com]
+          api:
+            image: x
+            x-berth:
+              port: "http"
+              helth: /up
+      `,
+      want: [
+        ['5:7 services.web.x-berth.prot', /^unknown key `prot`: did you mean `port`\?$/],
+        ['6:15 services.web.x-berth.routes', /^routes need `x-berth.port`/],
+        ['10:13 services.api.x-berth.port', /^"http" is not a port: .*from 1 to 65535$/],
+        ['11:7 services.api.x-berth.helth', /^unknown key `helth`: did you mean `health`\?$/],
+      ],
+    },
+    {
+      name: 'x-berth routes and health values',
+      yaml: yaml`
+        services:
+          web:
+            image: x
+            x-berth:
+              port: 3000
+              routes: ["https://example.com/", "bad host/x", {path: api}, {host: ok.com, paht: /x}]
+              health: {http: /up, tcp: true}
+      `,
+      want: [
+        ['6:16 services.web.x-berth.routes[0]', /^"https:\/\/example.com\/": write the route without a scheme, e.g. "example.com\/"$/],
+        ['6:40 services.web.x-berth.routes[1]', /^"bad host" is not a host name/],
+        ['6:54 services.web.x-berth.routes[2]', /^"api" is not a route path: it must start with "\/"/],
+        ['6:80 services.web.x-berth.routes[3].paht', /^unknown key `paht`: did you mean `path`\?$/],
+        ['7:15 services.web.x-berth.health', /^choose one of `http` and `tcp`, not both$/],
+      ],
+    },
+    {
+      name: 'health needs a port',
+      yaml: 'services:\n  web:\n    image: x\n    x-berth: {health: /healthz}\n',
+      want: [['4:24 services.web.x-berth.health', /^an HTTP health check needs `x-berth.port`/]],
+    },
+    {
+      name: 'route conflicts across services',
+      yaml: 'services:\n  a: {image: x, x-berth: {port: 1, routes: [example.com/api]}}\n  b: {image: x, x-berth: {port: 2, routes: [{host: EXAMPLE.com, path: /api}]}}\n',
+      want: [['3:44 services.b.x-berth.routes[0]', /^route example.com\/api is already taken by service "a"/]],
+    },
+    {
+      name: 'top-level x-berth unknown key',
+      yaml: 'x-berth:\n  ap: shop\nservices: {web: {image: x}}\n',
+      want: [['2:3 x-berth.ap', /^unknown key `ap`: did you mean `app`\?$/]],
+    },
+    {
+      name: 'required env_file missing',
+      yaml: 'services:\n  web:\n    image: x\n    env_file: secrets.env\n',
+      want: [['4:15 services.web.env_file', /^env file "secrets.env" not found \(looked for \/srv\/apps\/demo\/secrets.env\): create it, or add `required: false`$/]],
+    },
+    {
+      name: 'reserved labels',
+      yaml: 'services:\n  web:\n    image: x\n    labels: {berth.app: other}\n',
+      want: [['4:14 services.web.labels.berth.app', /labels starting with "berth." are reserved/]],
+    },
+    {
+      name: 'unterminated quote in command',
+      yaml: `services:\n  web:\n    image: x\n    command: sh -c 'echo\n`,
+      want: [['4:14 services.web.command', /^unterminated single quote/]],
+    },
+    {
+      name: 'remote build context',
+      yaml: 'services:\n  web:\n    build: https://github.com/acme/web.git\n',
+      want: [['3:12 services.web.build', /^remote build contexts are not supported yet/]],
+    },
+  ];
+  for (const c of cases) {
+    let found: SpecIssue[] = [];
+    assert.doesNotThrow(() => (found = issues(c.yaml, c.opts)), c.name);
+    assert.deepEqual(
+      found.map(brief),
+      c.want.map(([w]) => w.trim()),
+      `${c.name}: ${JSON.stringify(found.map((i) => `${brief(i)}: ${i.message}`))}`,
+    );
+    c.want.forEach(([, re], i) => assert.match(found[i]!.message, re, c.name));
+  }
+});
+
+test('schema errors are collapsed into one human message per location', () => {
+  const text = yaml`
+    services:
+      web:
+        image: [nginx]
+        environment: 5
+        command: {run: x}
+        ports:
+          - {target: 80, publishd: 8080}
+        depends_on: {db: {condition: service_happy}}
+        volumes: [{source: data}]
+        healthcheck: {interval: 10}
+      db:
+        image: postgres
+  `;
+  const found = issues(text);
+  assert.deepEqual(
+    found.map((i) => `${brief(i)}: ${i.message}`),
+    [
+      '3:12 services.web.image: expected a string, found a list',
+      '4:18 services.web.environment: expected a mapping (key: value) or a list, found the number 5',
+      '5:14 services.web.command: expected a string or a list, found a mapping',
+      '7:22 services.web.ports[0].publishd: unknown key `publishd`: did you mean `published`?',
+      '8:34 services.web.depends_on.db.condition: "service_happy" is not allowed here: use one of "service_started", "service_healthy", "service_completed_successfully"',
+      '9:15 services.web.volumes[0]: missing required key `type`',
+      '10:29 services.web.healthcheck.interval: expected a string such as "10s", found the number 10',
+    ],
+  );
+});
+
+test('YAML syntax errors stop the pipeline and carry positions', () => {
+  const cases: Array<[string, string, RegExp]> = [
+    ['services:\n  web: [\n', '3:1', /^invalid YAML: /],
+    ['services:\n  web:\n    image: a\n    image: b\n', '4:5', /^duplicate key "image": each key may appear only once in a mapping/],
+    ['services: {}\n---\nother: 1\n', '2:1', /several YAML documents/],
+    ['services:\n\tweb: {}\n', '2:1', /tab used for indentation/],
+  ];
+  for (const [text, where, re] of cases) {
+    const found = issues(text);
+    assert.equal(found.length, 1, JSON.stringify(found));
+    assert.equal(`${found[0]!.line}:${found[0]!.col}`, where, text);
+    assert.match(found[0]!.message, re);
+  }
+});
+
+test('all issues are reported at once, sorted by line, across stages', () => {
+  const text = yaml`
+    services:
+      web:
+        image: "x:\${TAG"
+        deploy: {replicas: two}
+      api:
+        image: y
+        depends_on: [nope]
+        restart: whenever
+      worker:
+        imag: z
+  `;
+  const found = issues(text);
+  assert.deepEqual(found.map(brief), ['3:12 services.web.image', '7:18 services.api.depends_on[0]', '8:14 services.api.restart', '10:5 services.worker.imag']);
+  // Interpolation broke `web`: its replicas are not checked again, which would only be follow-on noise.
+});
+
+test('errors inside an env file point into that file', () => {
+  const found = issues('services:\n  web:\n    image: x\n    env_file: [conf/app.env]\n', {
+    file: 'deploy/compose.yaml',
+    readFile: (p) => (p === '/srv/apps/demo/conf/app.env' ? 'GOOD=1\nnot a valid line\n' : undefined),
+  });
+  assert.deepEqual(found, [
+    {
+      file: 'deploy/conf/app.env',
+      line: 2,
+      col: 1,
+      path: 'services.web.env_file[0]',
+      message: 'invalid line "not a valid line": expected KEY=VALUE where KEY has only letters, digits, "_", "." and "-"',
+    },
+  ]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Warnings
+
+test('every key Berth does not act on yields a located warning', () => {
+  const text = yaml`
+    version: "3.8"
+    services:
+      web:
+        image: x
+        container_name: web1
+        networks: [front]
+        expose: ["80"]
+        ports: ["8080:80"]
+        cpus: 2
+        x-bert: {port: 1}
+        x-team-notes: anything
+        deploy:
+          mode: global
+          placement: {constraints: [node.role==manager]}
+          resources:
+            limits: {cpus: "1", pids: 100}
+            reservations: {memory: 1g}
+          restart_policy: {condition: any, window: 60s}
+        healthcheck:
+          test: [CMD, "true"]
+          start_interval: 1s
+        build: {context: ., target: prod}
+        volumes:
+          - /cache
+          - data:/data:z
+    volumes:
+      data: {driver: local}
+    networks:
+      front: {}
+    secrets:
+      token: {file: ./token}
+    x-anything: {}
+  `;
+  const { warnings } = parse(text);
+  assert.deepEqual(
+    warnings.map((w) => `${brief(w)}: ${w.message}`),
+    [
+      '1:1 version: the `version` key is obsolete and ignored; remove it',
+      '5:5 services.web.container_name: ignored: Berth names containers itself, one per instance',
+      '6:5 services.web.networks: not supported yet by Berth; ignored — services run on the host network',
+      '7:5 services.web.expose: not supported yet by Berth; ignored — services run on the host network; set x-berth.port to the port the service listens on',
+      '8:12 services.web.ports: ports are not published: Berth runs services on the host network and allocates a port per instance; set x-berth.port instead (e.g. x-berth: {port: 80})',
+      '9:5 services.web.cpus: not supported yet by Berth; ignored — set deploy.resources.limits.cpus instead',
+      '10:5 services.web.x-bert: ignored; did you mean `x-berth`?',
+      '13:7 services.web.deploy.mode: not supported yet by Berth; ignored',
+      '14:7 services.web.deploy.placement: not supported yet by Berth; ignored',
+      '16:29 services.web.deploy.resources.limits.pids: not supported yet by Berth; ignored',
+      '17:9 services.web.deploy.resources.reservations: not supported yet by Berth; ignored',
+      '18:40 services.web.deploy.restart_policy.window: not supported yet by Berth; ignored',
+      '21:7 services.web.healthcheck.start_interval: not supported yet by Berth; ignored',
+      '22:25 services.web.build.target: not supported yet by Berth; ignored',
+      '24:9 services.web.volumes[0]: anonymous volume for "/cache" is not supported yet by Berth; ignored — name it (data:/cache) and declare it under the top-level `volumes:`',
+      '25:9 services.web.volumes[1]: volume option "z" is not supported yet by Berth; ignored',
+      '27:10 volumes.data.driver: not supported yet by Berth; ignored — Berth creates app-scoped local volumes',
+      '28:1 networks: not supported yet by Berth; ignored',
+      '30:1 secrets: not supported yet by Berth; ignored',
+    ],
+  );
+  for (const w of warnings) assert.equal(w.file, 'compose.yaml');
+});
+
+test('warnings for keys merged from an anchor point at the anchor', () => {
+  const text = yaml`
+    x-base: &base
+      networks: [default]
+    services:
+      web:
+        <<: *base
+        image: x
+  `;
+  assert.deepEqual(parse(text).warnings.map(brief), ['2:3 services.web.networks']);
+});
+
+test('no ports warning when x-berth.port is set; compose healthcheck wins over x-berth.health', () => {
+  const text = 'services:\n  web:\n    image: x\n    ports: ["80"]\n    healthcheck: {test: "true"}\n    x-berth: {port: 80, health: /up}\n';
+  const { spec, warnings } = parse(text);
+  assert.equal(spec.services.web?.health.type, 'command');
+  assert.deepEqual(
+    warnings.map((w) => `${brief(w)}: ${w.message}`),
+    ['6:33 services.web.x-berth.health: ignored: the service has a Compose `healthcheck`, which takes precedence; remove one of them'],
+  );
+});
+
+test('parseAppSpec does no I/O beyond readFile, and only for env files', () => {
+  const read: string[] = [];
+  parse('services:\n  web:\n    build: .\n    env_file: [{path: .env.web, required: false}]\n    volumes: [./data:/data]\n', {
+    readFile: (p) => {
+      read.push(p);
+      return undefined;
+    },
+  });
+  assert.deepEqual(read, ['/srv/apps/demo/.env.web']);
+});
