@@ -90,7 +90,7 @@ export class ServiceReconciler {
       await this.d.routesChanged();
     }
     if (svc && release) {
-      const again = this.trackRelease(k, svc, release);
+      const again = await this.trackRelease(k, svc, release);
       if (again !== undefined) requeueAfterMs = Math.min(requeueAfterMs ?? again, again);
     }
     // Anything changed this round: look again soon (level-driven; the next plan is usually empty).
@@ -223,13 +223,15 @@ export class ServiceReconciler {
   }
 
   /** Marks the desired release healthy or failed when it gets there. Returns a requeue delay while it progresses. */
-  private trackRelease(k: ServiceKey, svc: ServiceRecord, release: ReleaseRecord): number | undefined {
+  private async trackRelease(k: ServiceKey, svc: ServiceRecord, release: ReleaseRecord): Promise<number | undefined> {
     if (release.status !== 'progressing') return undefined;
     const { store, clock } = this.d;
     const insts = store.listInstances(k);
     const current = insts.filter((i) => i.releaseId === release.id && i.state === 'running');
     const others = insts.filter((i) => i.releaseId !== release.id || i.state === 'stopping');
     if (current.filter((i) => i.health === 'healthy').length >= svc.replicas && others.length === 0) {
+      // Healthy means routed: the ingress serves these instances before the release says so.
+      await this.d.routesChanged();
       store.updateRelease(release.id, { status: 'healthy', finishedAt: clock.now() });
       this.event({ ...k, id: '' }, 'release.healthy', `release ${release.seq} of ${k.service} is healthy (${svc.replicas} replicas)`);
       return undefined;

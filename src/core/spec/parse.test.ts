@@ -1,4 +1,3 @@
-/* eslint-disable no-restricted-imports -- tests may read fixtures from disk; the code under test stays pure. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -495,9 +494,9 @@ test('reports Berth-level errors at the offending node', () => {
             depends_on: [c]
       `,
       want: [
-        ['3:5 services.a.depends_on', /^dependency cycle: a → b → a; remove one of these depends_on entries$/],
-        ['5:7 services.a.depends_on.nope', /^unknown service "nope"/],
-        ['12:19 services.c.depends_on[0]', /^service "c" cannot depend on itself$/],
+        ['5:7 services.a.depends_on', /^dependency cycle: a → b → a; remove one of these depends_on entries$/],
+        ['6:7 services.a.depends_on.nope', /^unknown service "nope"/],
+        ['12:18 services.c.depends_on[0]', /^service "c" cannot depend on itself$/],
       ],
     },
     {
