@@ -16,6 +16,8 @@ export interface DeploymentControllerDeps {
   newId: () => string;
   /** Wakes the reconciler of a service. */
   enqueueService: (app: string, env: string, service: string) => void;
+  /** Re-renders the ingress (coalesced, returns at once). */
+  applyRoutes: () => void;
 }
 
 /** Stable hash of what makes a release: the service spec and the image it runs. */
@@ -99,7 +101,9 @@ export class DeploymentController {
       }
     }
     store.updateDeployment(dep.id, { status: 'rolling', releases });
-    return { requeueAfterMs: 200 };
+    // New routes (still without backends) go to nginx now, while containers start, not after.
+    this.d.applyRoutes();
+    return this.follow({ ...dep, status: 'rolling', releases });
   }
 
   private follow(dep: DeploymentRecord): Result {
@@ -114,7 +118,8 @@ export class DeploymentController {
       this.event(dep, '', 'deployment.succeeded', `deployment ${dep.id} of ${dep.app}/${dep.env} succeeded`);
       return;
     }
-    return { requeueAfterMs: 250 };
+    // Service reconcilers wake us when a release finishes; this is only a safety net.
+    return { requeueAfterMs: 2000 };
   }
 
   private fail(dep: DeploymentRecord, message: string): Result {

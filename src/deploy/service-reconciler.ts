@@ -18,6 +18,8 @@ export interface ServiceReconcilerDeps {
   routesChanged: () => Promise<void>;
   /** Called when instance records changed (health monitor re-reads them). */
   instancesChanged: () => void;
+  /** Called when a release reached healthy or failed (wakes the deployments that wait for it). */
+  releaseFinished: (k: ServiceKey) => void;
   /** A release failing to become healthy within this long is marked failed. */
   releaseDeadlineMs: number;
 }
@@ -138,13 +140,12 @@ export class ServiceReconciler {
         return;
       case 'create': {
         if (!release) return;
-        for (let n = 0; n < a.count; n++) {
-          const inst = store.createInstance({
-            id: this.d.newId(), app: k.app, env: k.env, service: k.service, releaseId: release.id, host: engine.hostName,
-            address: this.d.hostAddress, state: 'pending', health: 'starting', createdAt: clock.now(),
-          }, { ...this.d.portRange, isFree: this.d.isPortFree });
-          await this.startInstance(inst, release);
-        }
+        // Ports are allocated one by one in the store (a transaction each); containers start in parallel.
+        const insts = Array.from({ length: a.count }, () => store.createInstance({
+          id: this.d.newId(), app: k.app, env: k.env, service: k.service, releaseId: release.id, host: engine.hostName,
+          address: this.d.hostAddress, state: 'pending', health: 'starting', createdAt: clock.now(),
+        }, { ...this.d.portRange, isFree: this.d.isPortFree }));
+        await Promise.all(insts.map((inst) => this.startInstance(inst, release)));
         return;
       }
       case 'start': {
@@ -234,6 +235,7 @@ export class ServiceReconciler {
       await this.d.routesChanged();
       store.updateRelease(release.id, { status: 'healthy', finishedAt: clock.now() });
       this.event({ ...k, id: '' }, 'release.healthy', `release ${release.seq} of ${k.service} is healthy (${svc.replicas} replicas)`);
+      this.d.releaseFinished(k);
       return undefined;
     }
     const age = clock.now() - release.createdAt;
@@ -243,6 +245,7 @@ export class ServiceReconciler {
         : `it did not become healthy within ${Math.round(this.d.releaseDeadlineMs / 1000)}s`;
       store.updateRelease(release.id, { status: 'failed', message: why, finishedAt: clock.now() });
       this.event({ ...k, id: '' }, 'release.failed', `release ${release.seq} of ${k.service} failed: ${why}`);
+      this.d.releaseFinished(k);
       return undefined;
     }
     return 500;

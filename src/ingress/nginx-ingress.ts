@@ -70,6 +70,11 @@ export class NginxIngress implements Ingress {
   /** The file on disk is newer than what the workers serve (a reload failed or was interrupted). */
   private needsReload = false;
   private liveGeneration: number | undefined;
+  /** Backends (`upstream address:port`) nginx serves now; undefined when unknown (adopted, or after a failure). */
+  private liveBackends: Map<string, Set<string>> | undefined;
+  /** Passes queued or running, and when the last one ended (for leading-edge coalescing). */
+  private pending = 0;
+  private lastPassAt = 0;
   private masterPidValue: number | undefined;
 
   constructor(private readonly opts: NginxIngressOptions) {
@@ -119,13 +124,18 @@ export class NginxIngress implements Ingress {
     if (this.started) this.schedule();
   }
 
+  /**
+   * Leading edge when idle (the first change after a quiet spell goes out at once); while a pass runs,
+   * or within the window after one, changes wait and go out together in the next pass.
+   */
   private schedule(): void {
     if (this.timer || this.closed) return;
+    const quiet = this.pending === 0 && Date.now() - this.lastPassAt >= this.coalesceMs;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       // Failures are logged and kept in lastError; flush() callers see them too.
       this.serialize(() => this.sync()).catch(() => undefined);
-    }, this.coalesceMs);
+    }, quiet ? 0 : this.coalesceMs);
   }
 
   async flush(): Promise<void> {
@@ -149,7 +159,11 @@ export class NginxIngress implements Ingress {
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.chain.then(fn);
+    this.pending++;
+    const p = this.chain.then(fn).finally(() => {
+      this.pending--;
+      this.lastPassAt = Date.now();
+    });
     this.chain = p.catch(() => undefined);
     return p;
   }
@@ -213,7 +227,13 @@ export class NginxIngress implements Ingress {
           await this.testAndSwap(plan.config);
           this.needsReload = true;
         }
-        if (this.needsReload || this.liveGeneration !== plan.generation) await this.reload(plan.generation);
+        if (this.needsReload || this.liveGeneration !== plan.generation) {
+          const next = backendKeys(valid);
+          const prev = this.liveBackends;
+          this.liveBackends = undefined; // unknown until this reload is known to be in effect
+          await this.reload(plan.generation, prev !== undefined && onlyAdds(prev, next));
+          this.liveBackends = next;
+        }
       }
       if (this.rejectedRoutes.length > 0) {
         throw new InvalidInput(
@@ -255,7 +275,12 @@ export class NginxIngress implements Ingress {
   }
 
   /** SIGHUP the master and wait until only workers of `generation` accept connections. */
-  private async reload(generation: number): Promise<void> {
+  /**
+   * `onlyAdds`: no backend leaves with this config. Then the reload counts as done as soon as new
+   * workers answer: old workers, which nginx's master keeps accepting for ~100 ms more, can only
+   * route to backends that are still there. When a backend leaves, wait until no old worker accepts.
+   */
+  private async reload(generation: number, onlyAdds = false): Promise<void> {
     const pid = await findMaster(this.prefix);
     if (pid === undefined) {
       this.log.warn({ prefix: this.prefix }, 'nginx master is gone; starting it again');
@@ -274,8 +299,10 @@ export class NginxIngress implements Ingress {
         async () => {
           // Old workers close their listening sockets as they start shutting down; until then they may
           // still take new connections with the old routes.
-          const workers = await listWorkers(pid);
-          if (workers.some((w) => oldWorkers.has(w.pid) && !w.shuttingDown)) return false;
+          if (!onlyAdds) {
+            const workers = await listWorkers(pid);
+            if (workers.some((w) => oldWorkers.has(w.pid) && !w.shuttingDown)) return false;
+          }
           return (await this.probeGeneration()) === generation;
         },
         { timeoutMs: this.reloadTimeoutMs, intervalMs: 20, what: `nginx generation ${generation}` },
@@ -289,7 +316,7 @@ export class NginxIngress implements Ingress {
     }
     this.needsReload = false;
     this.liveGeneration = generation;
-    this.log.info({ generation, pid, ms: Date.now() - t0 }, 'nginx reloaded');
+    this.log.info({ generation, pid, ms: Date.now() - t0, onlyAdds }, 'nginx reloaded');
   }
 
   private async launch(generation: number): Promise<void> {
@@ -403,3 +430,29 @@ async function fsyncDir(dir: string): Promise<void> {
   await fh.close();
 }
 
+/** upstream → its backends (`address:port`). */
+function backendKeys(routes: readonly IngressRoute[]): Map<string, Set<string>> {
+  const m = new Map<string, Set<string>>();
+  for (const r of routes) {
+    const set = m.get(r.upstream) ?? new Set<string>();
+    for (const b of r.backends) set.add(`${b.address}:${b.port}`);
+    m.set(r.upstream, set);
+  }
+  return m;
+}
+
+/**
+ * True when a request that an old worker (old config) still takes would succeed all the same: no
+ * backend leaves, and every upstream that serves now already had a backend before (a new route or
+ * one coming back from zero backends answers 404/503 in the old config).
+ */
+function onlyAdds(prev: Map<string, Set<string>>, next: Map<string, Set<string>>): boolean {
+  for (const [up, backends] of prev) {
+    const after = next.get(up);
+    for (const b of backends) if (!after?.has(b)) return false;
+  }
+  for (const [up, backends] of next) {
+    if (backends.size > 0 && (prev.get(up)?.size ?? 0) === 0) return false;
+  }
+  return true;
+}

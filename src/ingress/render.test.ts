@@ -132,7 +132,7 @@ test('everything nginx writes stays under the prefix', () => {
 
 test('admin server: loopback, generation, stub_status only when available', () => {
   const conf = renderNginxConfig([web], opts);
-  const admin = conf.slice(conf.indexOf('listen 127.0.0.1:8099;'));
+  const admin = conf.slice(conf.indexOf('listen 127.0.0.1:8099 reuseport;'));
   assert.match(admin, /location = \/berth\/generation \{ return 200 "3"; \}/);
   assert.match(admin, /location = \/berth\/status \{ stub_status; \}/);
   assert.doesNotMatch(renderNginxConfig([web], { ...opts, stubStatus: false }), /stub_status/);

@@ -262,7 +262,9 @@ export function renderNginxConfig(routes: readonly IngressRoute[], o: RenderOpti
   L.push('');
   L.push('    # Admin: loopback only. The generation tells the writer which config the serving workers run.');
   L.push('    server {');
-  L.push(`        listen 127.0.0.1:${o.adminPort};`);
+  // reuseport: each worker has its own admin socket, so a probe reaches new workers as soon as they
+  // run (with one shared socket, old workers keep winning accept() until the master retires them).
+  L.push(`        listen 127.0.0.1:${o.adminPort} reuseport;`);
   L.push('        access_log off;');
   L.push('        default_type text/plain;');
   L.push(`        location = /berth/generation { return 200 "${o.generation}"; }`);

@@ -17,7 +17,7 @@ interface Tracked {
 }
 
 /** While an instance is starting it is probed this often, so a deploy is routable as soon as it answers. */
-const STARTING_INTERVAL_MS = 100;
+const STARTING_INTERVAL_MS = 25;
 
 /**
  * Runs Berth's own HTTP and TCP checks against running instances (Compose healthchecks run inside

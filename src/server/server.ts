@@ -53,8 +53,10 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // Adopt the running nginx (or start one) with the table the store already knows: instances keep
   // their last known health, so a restart of Berth never empties the upstreams.
   await ingress.start();
+  // apply() is coalesced (a burst of health flips is one reload); flush() waits until nginx serves it.
+  const applyRoutes = () => ingress.apply(buildRouteTable(store));
   const routesChanged = async () => {
-    ingress.apply(buildRouteTable(store));
+    applyRoutes();
     await ingress.flush();
   };
   await routesChanged();
@@ -68,16 +70,19 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const enqueueService = (app: string, env: string, service: string) => queue.add(serviceKey({ app, env, service }));
 
   const health = new HealthMonitor(store, clock, logger.child({ component: 'health' }), (inst) => {
+    applyRoutes();
     enqueueService(inst.app, inst.env, inst.service);
-    void routesChanged().catch((err) => logger.warn({ err: String(err) }, 'ingress update failed'));
   });
   const services = new ServiceReconciler({
     store, engine, clock, logger: logger.child({ component: 'reconciler' }), newId: () => shortId(10), hostAddress: '127.0.0.1',
     portRange: cfg.portRange, isPortFree: hostPortChecker(), routesChanged, instancesChanged: () => health.refresh(),
     releaseDeadlineMs: cfg.releaseDeadlineMs,
+    releaseFinished: (k) => {
+      for (const dep of store.listDeployments({ status: ['rolling'] })) if (dep.app === k.app && dep.env === k.env) queue.add(deploymentKey(dep.id));
+    },
   });
   const deployments = new DeploymentController({
-    store, engine, clock, logger: logger.child({ component: 'deployments' }), newId: () => shortId(10), enqueueService,
+    store, engine, clock, logger: logger.child({ component: 'deployments' }), newId: () => shortId(10), enqueueService, applyRoutes,
   });
 
   /** Every key there is reason to look at: desired services, containers of ours, unfinished deployments. */

@@ -114,7 +114,7 @@ export class Harness {
       BERTH_INGRESS_PORT: String(this.ingressPort),
       BERTH_INGRESS_ADMIN_PORT: String(this.adminPort),
       BERTH_PORT_RANGE: this.portRange,
-      BERTH_LOG_LEVEL: 'info',
+      BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'info',
     };
   }
 

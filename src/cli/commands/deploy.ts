@@ -53,7 +53,7 @@ export function registerDeploy(program: Command): void {
           progressDone();
           throw new CliFailure(`deployment ${deployment.id} still ${st.deployment.status} after ${o.timeout}s: ${line}. It goes on in the background; see \`berth status ${spec.name}\``, EXIT.failed);
         }
-        await new Promise((r) => setTimeout(r, 250));
+        await new Promise((r) => setTimeout(r, 100));
       }
     });
 }

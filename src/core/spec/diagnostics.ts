@@ -27,6 +27,11 @@ export class Diagnostics {
     this.warnings.push({ file: this.file, ...pos, path: formatPath(path), message });
   }
 
+  /** A warning at an explicit position (YAML-level warnings have no path). */
+  warnAt(pos: Position, path: string, message: string): void {
+    this.warnings.push({ file: this.file, line: pos.line, col: pos.col, path, message });
+  }
+
   /** An error at an explicit position, optionally in another file (an env_file). */
   errorAt(pos: Position, path: string, message: string, file = this.file): void {
     this.issues.push({ file, line: pos.line, col: pos.col, path, message });
@@ -40,12 +45,19 @@ export class Diagnostics {
     return this.brokenPaths.some((b) => b === p || b.startsWith(p + '.') || b.startsWith(p + '['));
   }
 
+  /** By line and column; problems in other files (env files) after those in the Compose file. */
   sortedIssues(): SpecIssue[] {
-    return [...this.issues].sort(byPosition);
+    return [...this.issues].sort((a, b) => this.byPosition(a, b));
   }
 
   sortedWarnings(): SpecWarning[] {
-    return [...this.warnings].sort(byPosition);
+    return [...this.warnings].sort((a, b) => this.byPosition(a, b));
+  }
+
+  private byPosition(a: Located, b: Located): number {
+    const fileOrder = (x: Located): string => (x.file === this.file ? '' : x.file);
+    if (a.file !== b.file) return fileOrder(a) < fileOrder(b) ? -1 : 1;
+    return a.line - b.line || a.col - b.col;
   }
 
   private locate(path: SpecPath, at: 'key' | 'value'): Position {
@@ -53,7 +65,8 @@ export class Diagnostics {
   }
 }
 
-function byPosition(a: { file: string; line: number; col: number }, b: { file: string; line: number; col: number }): number {
-  if (a.file !== b.file) return a.file < b.file ? -1 : 1;
-  return a.line - b.line || a.col - b.col;
+interface Located {
+  file: string;
+  line: number;
+  col: number;
 }

@@ -8,6 +8,7 @@
  */
 export { parseAppSpec } from './parse.ts';
 export { parseDuration, parseSize } from './units.ts';
+export { parseEnvFile, type EnvFileResult } from './env-file.ts';
 export { NAME_PATTERN } from './names.ts';
 export type {
   AppSpec,

@@ -36,7 +36,10 @@ class TemplateParser {
     private readonly env: Readonly<Record<string, string>>,
   ) {}
 
-  /** Parses from `start` until the end, or (inside a `${...}` word) until the closing brace. */
+  /**
+   * Parses from `start` until the end, or (inside a `${...}` word) until the closing brace;
+   * `end` is the index of that brace, or the text length when it was never found.
+   */
   parse(start: number, insideBraces: boolean): { value: string; end: number } {
     const t = this.text;
     let out = '';
@@ -66,7 +69,6 @@ class TemplateParser {
         throw new TemplateError(`invalid "${shown}": "$" must start a variable reference like $NAME or \${NAME}; ${LITERAL_HINT}`);
       }
     }
-    if (insideBraces) throw new TemplateError('unterminated');
     return { value: out, end: i };
   }
 
@@ -99,14 +101,10 @@ class TemplateParser {
     // The word may itself hold references; its unset variables only count if the word is used.
     const outerUnset = this.unset;
     this.unset = [];
-    let word: { value: string; end: number };
-    try {
-      word = this.parse(i, true);
-    } catch (e) {
-      if (e instanceof TemplateError && e.message === 'unterminated') {
-        throw new TemplateError(`unterminated variable reference "${snippet(t.length)}": close it with "}" or ${LITERAL_HINT}`);
-      }
-      throw e;
+    const word = this.parse(i, true);
+    if (word.end >= t.length) {
+      // The `}` seen earlier closed a nested reference, not this one.
+      throw new TemplateError(`unterminated variable reference "${snippet(t.length)}": close it with "}" or ${LITERAL_HINT}`);
     }
     const wordUnset = this.unset;
     this.unset = outerUnset;

@@ -18,7 +18,7 @@ const OPTS: ParseOptions = {
 
 /** Strips the common indentation so YAML can be written inline, indented with the test code. */
 function yaml(strings: TemplateStringsArray, ...values: unknown[]): string {
-  const text = String.raw({ raw: strings }, ...values).replace(/^\n/, '');
+  const text = strings.reduce((acc, s, i) => acc + s + (i < values.length ? String(values[i]) : ''), '').replace(/^\n/, '');
   const indent = Math.min(...text.split('\n').filter((l) => l.trim() !== '').map((l) => /^ */.exec(l)![0].length));
   return text
     .split('\n')
@@ -445,6 +445,16 @@ test('reports Berth-level errors at the offending node', () => {
         ['4:3 services.Api.v2', /^service name "Api.v2" is invalid: .*e\.g\. "api-v2"$/],
       ],
     },
+    {
+      name: 'service name the Compose schema rejects is reported once, by Berth',
+      yaml: 'services:\n  my web:\n    image: x\n',
+      want: [['2:3 services.my web', /^service name "my web" is invalid: .*e\.g\. "my-web"$/]],
+    },
+    {
+      name: 'an unknown key in a service is named, with a suggestion',
+      yaml: 'services:\n  web:\n    imag: x\n',
+      want: [['3:5 services.web.imag', /^unknown key `imag`: did you mean `image`\?$/]],
+    },
     { name: 'invalid app name from name:', yaml: 'name: My App\nservices: {web: {image: x}}\n', want: [['1:7 name', /^app name "My App" is invalid: .*e\.g\. "my-app"$/]] },
     { name: 'invalid app name from --app', yaml: 'services: {web: {image: x}}\n', opts: { appName: '-bad' }, want: [['1:1 ', /^app name "-bad" is invalid: .*\(given with --app\)$/]] },
     { name: 'negative replicas', yaml: 'services:\n  web:\n    image: x\n    deploy:\n      replicas: -1\n', want: [['5:17 services.web.deploy.replicas', /^-1 is not a whole number ≥ 0/]] },
@@ -565,19 +575,19 @@ test('reports Berth-level errors at the offending node', () => {
         ['6:16 services.web.x-berth.routes[0]', /^"https:\/\/example.com\/": write the route without a scheme, e.g. "example.com\/"$/],
         ['6:40 services.web.x-berth.routes[1]', /^"bad host" is not a host name/],
         ['6:54 services.web.x-berth.routes[2]', /^"api" is not a route path: it must start with "\/"/],
-        ['6:80 services.web.x-berth.routes[3].paht', /^unknown key `paht`: did you mean `path`\?$/],
+        ['6:82 services.web.x-berth.routes[3].paht', /^unknown key `paht`: did you mean `path`\?$/],
         ['7:15 services.web.x-berth.health', /^choose one of `http` and `tcp`, not both$/],
       ],
     },
     {
       name: 'health needs a port',
       yaml: 'services:\n  web:\n    image: x\n    x-berth: {health: /healthz}\n',
-      want: [['4:24 services.web.x-berth.health', /^an HTTP health check needs `x-berth.port`/]],
+      want: [['4:23 services.web.x-berth.health', /^an HTTP health check needs `x-berth.port`/]],
     },
     {
       name: 'route conflicts across services',
       yaml: 'services:\n  a: {image: x, x-berth: {port: 1, routes: [example.com/api]}}\n  b: {image: x, x-berth: {port: 2, routes: [{host: EXAMPLE.com, path: /api}]}}\n',
-      want: [['3:44 services.b.x-berth.routes[0]', /^route example.com\/api is already taken by service "a"/]],
+      want: [['3:45 services.b.x-berth.routes[0]', /^route example.com\/api is already taken by service "a"/]],
     },
     {
       name: 'top-level x-berth unknown key',

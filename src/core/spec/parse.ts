@@ -34,14 +34,14 @@ export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
     for (const p of syntax) diag.errorAt(p, '', p.message);
     fail(diag);
   }
-  for (const w of source.syntaxWarnings()) diag.warnings.push({ file: opts.file, line: w.line, col: w.col, path: '', message: w.message });
+  for (const w of source.syntaxWarnings()) diag.warnAt(w, '', w.message);
   if (source.doc.contents === null) {
     diag.errorAt({ line: 1, col: 1 }, '', 'the file is empty: a Compose file needs a `services:` mapping');
     fail(diag);
   }
 
   interpolateTree(source.doc.contents, opts.env, diag);
-  const root: unknown = source.doc.toJS({ maxAliasCount: 1000 });
+  const root = toPlainValue(source, diag);
   const compose = withoutVersion(root, diag);
   checkComposeSchema(compose, diag);
   if (!isRecord(compose) || !isRecord(compose.services)) {
@@ -64,6 +64,17 @@ export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
 
   if (diag.issues.length > 0) fail(diag);
   return { spec: { name: ctx.appName, services }, warnings: diag.sortedWarnings() };
+}
+
+/** The document as plain JSON values, with `<<:` merges applied and aliases expanded. */
+function toPlainValue(source: YamlSource, diag: Diagnostics): unknown {
+  try {
+    // The limit guards against "billion laughs" alias bombs; real files stay far below it.
+    return source.doc.toJS({ maxAliasCount: 1000 });
+  } catch (e) {
+    diag.errorAt({ line: 1, col: 1 }, '', `cannot expand the YAML aliases: ${e instanceof Error ? e.message : String(e)}`);
+    return fail(diag);
+  }
 }
 
 function fail(diag: Diagnostics): never {

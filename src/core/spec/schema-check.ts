@@ -89,6 +89,8 @@ function report(p: Problem, diag: Diagnostics): void {
   switch (p.keyword) {
     case 'additionalProperties': {
       const key = String(params.additionalProperty);
+      // Service names get Berth's own, stricter check (with a suggested fix); one message is enough.
+      if (p.path.length === 1 && p.path[0] === 'services') return;
       diag.error([...p.path, key], unknownKeyMessage(key, p.path, e.parentSchema), 'key');
       return;
     }
@@ -102,7 +104,7 @@ function report(p: Problem, diag: Diagnostics): void {
       diag.error(p.path, `${describe(e.data)} is not allowed here: use one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`);
       return;
     case 'uniqueItems':
-      diag.error(p.path, `items ${String(params.j)} and ${String(params.i)} are the same: list each entry once`);
+      diag.error(p.path, `entries ${Math.min(Number(params.i), Number(params.j))} and ${Math.max(Number(params.i), Number(params.j))} are the same: list each entry once`);
       return;
     default:
       diag.error(p.path, `${describe(e.data)} is invalid: ${e.message ?? e.keyword}`);

@@ -191,12 +191,13 @@ function environmentOf(ctx: SpecContext, path: SpecPath, raw: Json): Record<stri
   return env;
 }
 
-function envFileEntries(raw: unknown): Array<{ path: string; required: unknown }> {
+function envFileEntries(raw: unknown): Array<{ path: string; required: unknown; format?: unknown }> {
   const list = typeof raw === 'string' ? [raw] : Array.isArray(raw) ? raw : [];
-  return list.map((e) => (isRecord(e) ? { path: String(e.path), required: e.required ?? true } : { path: String(e), required: true }));
+  return list.map((e) => (isRecord(e) ? { path: String(e.path), required: e.required ?? true, format: e.format } : { path: String(e), required: true }));
 }
 
-function readEnvFile(ctx: SpecContext, path: SpecPath, entry: { path: string; required: unknown }): Record<string, string> {
+function readEnvFile(ctx: SpecContext, path: SpecPath, entry: { path: string; required: unknown; format?: unknown }): Record<string, string> {
+  if (entry.format !== undefined) ctx.diag.warn([...path, 'format'], `${NOT_SUPPORTED}: the file is read as KEY=VALUE lines`, 'key');
   const required = parseBool(entry.required);
   if (required.error !== undefined) {
     ctx.diag.error([...path, 'required'], required.error);

@@ -21,7 +21,6 @@ export function parseDuration(raw: unknown): Parsed<number> {
   if (s === '0') return { value: 0 };
   if (s === '') return { error: `empty duration: ${DURATION_HINT}` };
   let total = 0;
-  DURATION_PART.lastIndex = 0;
   let at = 0;
   while (at < s.length) {
     DURATION_PART.lastIndex = at;

@@ -1,0 +1,75 @@
+/**
+ * deploy: 3 replicas of the example image (already built) until all are healthy and routed through
+ * nginx, Berth (API call → deployment succeeded, which Berth reports only once nginx serves them)
+ * versus by hand (`docker run` ×3 on the host network + polling each health endpoint until 200).
+ * Alternating, ≥5 runs each; medians.
+ */
+import { join } from 'node:path';
+import { Harness, ROOT, docker, freePort, get } from '../test/helpers/harness.ts';
+import { waitFor } from '../src/lib/backoff.ts';
+import { exec, log, median, prepare } from './common.ts';
+
+const IMAGE = 'berth-bench/web:latest';
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+
+function spec(app: string) {
+  const svc = {
+    name: 'web', image: IMAGE, environment: { APP_VERSION: 'v1' }, ports: [], replicas: 3, limits: {}, labels: {},
+    health: { type: 'http', path: '/healthz', intervalMs: 1000, timeoutMs: 1000, retries: 3, startPeriodMs: 0 },
+    restart: { condition: 'any', delayMs: 1000 }, stopSignal: 'SIGTERM', stopGracePeriodMs: 5000, volumes: [], dependsOn: [],
+    port: 3000, routes: [{ path: `/${app}` }],
+  };
+  return { name: app, services: { web: svc } };
+}
+
+async function berthOnce(h: Harness, app: string): Promise<number> {
+  const t0 = performance.now();
+  const r = await h.api('POST', `/v1/apps/${app}/deployments`, { env: 'prod', spec: spec(app) });
+  if (r.status !== 202) throw new Error(`deploy refused: ${JSON.stringify(r.json)}`);
+  const id = r.json.deployment.id as string;
+  await waitFor(async () => {
+    const d = await h.api('GET', `/v1/deployments/${id}`);
+    if (d.json.deployment.status === 'failed') throw new Error(d.json.deployment.message);
+    return d.json.deployment.status === 'succeeded';
+  }, { timeoutMs: 60_000, intervalMs: 20, what: 'deployment' });
+  const ms = performance.now() - t0;
+  // Sanity: it really is routed.
+  const res = await get(h.ingressPort, `/${app}`);
+  if (res.status !== 404 && res.status !== 200) throw new Error(`route answered ${res.status}`);
+  await h.api('DELETE', `/v1/apps/${app}`);
+  await waitFor(async () => (await h.containers(app)).length === 0, { timeoutMs: 60_000, what: 'cleanup' });
+  return ms;
+}
+
+async function dockerOnce(run: number): Promise<number> {
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const names = ports.map((_, i) => `berth-bench-manual-${run}-${i}`);
+  const t0 = performance.now();
+  await Promise.all(ports.map((p, i) => docker('run', '-d', '--name', names[i]!, '--network', 'host', '-e', `PORT=${p}`, '-e', 'APP_VERSION=v1', IMAGE)));
+  await Promise.all(ports.map((p) => waitFor(async () => (await get(p, '/healthz', 1000)).status === 200, { timeoutMs: 60_000, intervalMs: 20, what: `:${p}` })));
+  const ms = performance.now() - t0;
+  await docker('rm', '-f', ...names);
+  return ms;
+}
+
+export async function run(): Promise<Record<string, number>> {
+  await prepare();
+  log('building the example image');
+  await exec('docker', ['build', '-q', '-t', IMAGE, join(ROOT, 'examples/hello')], { timeout: 300_000 });
+  const h = await Harness.create({ portRange: '33000-33999' });
+  try {
+    await h.startServer();
+    const berth: number[] = [];
+    const manual: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      berth.push(await berthOnce(h, `bench${i}`));
+      manual.push(await dockerOnce(i));
+      log(`run ${i + 1}/${RUNS}: berth ${berth.at(-1)!.toFixed(0)} ms, docker ${manual.at(-1)!.toFixed(0)} ms`);
+    }
+    const b = median(berth);
+    const d = median(manual);
+    return { berth_ms: Math.round(b), docker_ms: Math.round(d), ratio: Math.round((b / d) * 100) / 100, runs: RUNS };
+  } finally {
+    await h.cleanup();
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * `npm run bench -- NAME`: runs one benchmark. Progress goes to stderr; the last line of stdout is
+ * one JSON object with the figures (contract in ARCHITECTURE.md §6).
+ */
+const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = {
+  deploy: async () => (await import('./deploy.ts')).run(),
+  idle: async () => (await import('./idle.ts')).run(),
+};
+
+const name = process.argv[2];
+if (!name || !BENCHES[name]) {
+  console.error(`usage: npm run bench -- NAME   (one of: ${Object.keys(BENCHES).join(', ')})`);
+  process.exit(2);
+}
+try {
+  const result = await BENCHES[name]!();
+  console.log(JSON.stringify(result));
+} catch (err) {
+  console.error(`bench ${name} failed: ${(err as Error).stack ?? String(err)}`);
+  process.exit(1);
+}
