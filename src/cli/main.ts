@@ -12,7 +12,7 @@ import { registerScale } from './commands/scale.ts';
 import { registerRm } from './commands/rm.ts';
 import { registerLogs } from './commands/logs.ts';
 import { registerEvents } from './commands/events.ts';
-import { VERSION } from '../server/index.ts';
+import { VERSION } from '../core/version.ts';
 
 const program = new Command('berth')
   .description('Berth: Compose files to running, routed, self-healing services on your own servers')

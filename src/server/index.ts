@@ -2,5 +2,6 @@
  * server: the composition root. Parses configuration once, picks concrete adapters, wires the
  * controllers and loops, and starts the API.
  */
-export { startServer, VERSION, type RunningServer, type ServerInfo } from './server.ts';
+export { startServer, type RunningServer, type ServerInfo } from './server.ts';
+export { VERSION } from '../core/version.ts';
 export { loadConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN, type ServerConfig, type ServerFlags } from './config.ts';

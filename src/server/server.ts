@@ -14,9 +14,9 @@ import { readAppLogs } from '../logs/index.ts';
 import { hostPortChecker } from '../lib/host-ports.ts';
 import { shortId } from '../lib/ids.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
+import { VERSION } from '../core/version.ts';
 import type { ServerConfig } from './config.ts';
 
-export const VERSION = '0.1.0';
 
 /** What `berth server` writes so that a CLI on the same machine finds it. */
 export interface ServerInfo {

@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { loadConfig, startServer } from '../../server/index.ts';
-import { createLogger } from '../../lib/logger.ts';
 
 export function registerServer(program: Command): void {
   program.command('server')
@@ -14,6 +12,9 @@ export function registerServer(program: Command): void {
     .option('--log-level <level>', 'debug, info, warn, error (env BERTH_LOG_LEVEL)')
     .addHelpText('after', '\nStopping the server (Ctrl-C, SIGTERM, or a crash) leaves containers and nginx serving; the next start adopts them.')
     .action(async (o: Record<string, string | undefined>) => {
+      // Loaded here so that other commands start fast without the server's dependencies.
+      const { loadConfig, startServer } = await import('../../server/index.ts');
+      const { createLogger } = await import('../../lib/logger.ts');
       const globals = program.opts<{ dataDir?: string }>();
       const cfg = loadConfig({ ...o, dataDir: o.dataDir ?? globals.dataDir }, process.env);
       const logger = createLogger(cfg.logLevel);
