@@ -72,10 +72,13 @@ describe('walking skeleton', () => {
     }, { timeoutMs: 30_000, what: 'a healthy replacement' });
     const conf = await h.nginxConf();
     assert.ok(!conf.includes(`127.0.0.1:${victim.port}`), 'killed instance is out of the nginx upstreams');
-    const seen = new Set<string>();
-    for (let i = 0; i < 30; i++) seen.add((await whoami()).instance);
-    assert.ok(!seen.has(victim.instance));
-    assert.equal(seen.size, 3);
+    // The ingress follows the registry within a second: soon every request spreads over the 3.
+    await waitFor(async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 30; i++) seen.add((await whoami()).instance);
+      assert.ok(!seen.has(victim.instance), 'no request reaches the killed instance');
+      return seen.size === 3;
+    }, { timeoutMs: 2000, intervalMs: 50, what: 'requests reaching all 3 instances' });
     const ev = await h.api('GET', '/v1/events?app=e2e&limit=200');
     assert.ok(ev.json.events.some((e: { kind: string; instance: string }) => e.kind === 'instance.crashed' && e.instance === victim.instance));
   });
