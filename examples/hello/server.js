@@ -1,11 +1,13 @@
 // Berth example app: plain Node http, no dependencies.
 //   GET /healthz     -> 200 "ok"
 //   GET /            -> small HTML page (instance, hostname, version, request count)
-//   GET /api/whoami  -> {"instance","version","pid","port"}
+//   GET /api/whoami  -> {"instance","version","pid","port","message"}
 //   GET /api/slow?ms=N -> answers after N ms (max 30000): for drain tests
 // SIGTERM/SIGINT: stop accepting, finish in-flight requests, exit 0.
+// SIGHUP: re-read CONFIG_FILE (the "message" in /api/whoami) in place.
 'use strict';
 
+const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
 
@@ -13,6 +15,21 @@ const port = Number(process.env.PORT || 3000);
 const version = process.env.APP_VERSION || 'v1';
 const instance = process.env.BERTH_INSTANCE || os.hostname();
 let requests = 0;
+// Reload by signal: CONFIG_FILE (e.g. on a mounted volume) is read at start and again on SIGHUP,
+// without restarting the process. HEALTH_FAIL=1 makes /healthz fail (to see a release rolled back).
+const configFile = process.env.CONFIG_FILE;
+let message = readMessage();
+function readMessage() {
+  try {
+    return configFile ? fs.readFileSync(configFile, 'utf8').trim() : '';
+  } catch {
+    return '';
+  }
+}
+process.on('SIGHUP', () => {
+  message = readMessage();
+  console.log(`SIGHUP: reloaded ${configFile}: ${JSON.stringify(message)}`);
+});
 let shuttingDown = false;
 
 function escapeHtml(s) {
@@ -30,13 +47,18 @@ const server = http.createServer((req, res) => {
     return;
   }
   if (path === '/healthz') {
+    if (process.env.HEALTH_FAIL === '1') {
+      res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end('failing on purpose (HEALTH_FAIL=1)');
+      return;
+    }
     res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
     res.end('ok');
     return;
   }
   if (path === '/api/whoami') {
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
-    res.end(JSON.stringify({ instance, version, pid: process.pid, port }));
+    res.end(JSON.stringify({ instance, version, pid: process.pid, port, message }));
     return;
   }
   if (path === '/api/slow') {

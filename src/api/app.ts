@@ -5,7 +5,8 @@ import type { Clock, Logger } from '../core/ports.ts';
 import type { AppSpec } from '../core/spec/types.ts';
 import type { DeploymentRecord, Store } from '../core/store.ts';
 import { hashToken } from '../auth/index.ts';
-import { deployBodySchema, scaleBodySchema } from './spec-schema.ts';
+import { deployBodySchema, reloadBodySchema, rollbackBodySchema, scaleBodySchema } from './spec-schema.ts';
+import { rollbackTarget, rollbackTo } from '../deploy/rollback.ts';
 import { serviceStatus } from './status.ts';
 import type { TaggedLine } from '../logs/index.ts';
 
@@ -117,8 +118,9 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   app.get('/v1/apps/:app/releases', async (req) => {
     const { app: appName } = req.params as { app: string };
     const q = req.query as { env?: string; service?: string };
+    const current = new Set(d.store.listServices({ app: appName }).map((s) => s.releaseId));
     return { releases: d.store.listReleases({ app: appName, ...(q.env ? { env: q.env } : {}), ...(q.service ? { service: q.service } : {}) })
-      .map(({ spec: _s, ...r }) => r) };
+      .map(({ spec, ...r }) => ({ ...r, strategy: spec.update?.strategy ?? 'rolling', replicas: spec.replicas, current: current.has(r.id) })) };
   });
 
   app.post('/v1/apps/:app/scale', async (req, reply) => {
@@ -134,6 +136,64 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     d.store.addEvent({ ...k, instance: '', kind: 'service.scaled', message: `${body.service} scaled from ${svc.replicas} to ${body.replicas}` });
     d.enqueueService(appName, body.env, body.service);
     return reply.status(202).send({ service: body.service, from: svc.replicas, to: body.replicas });
+  });
+
+  app.post('/v1/apps/:app/rollback', async (req, reply) => {
+    const { app: appName } = req.params as { app: string };
+    const body = rollbackBodySchema.parse(req.body ?? {});
+    const services = body.service ? [body.service] : d.store.listServices({ app: appName, env: body.env }).map((s) => s.name);
+    if (services.length === 0) throw new NotFound(`no app "${appName}" in env "${body.env}"`);
+    if (body.to !== undefined && services.length > 1) throw new InvalidInput('--to names a release of one service: give the service too, e.g. `berth rollback APP web --to 3`');
+    // Resolve every target first: a rollback of several services is all or nothing.
+    const plan = services.map((service) => {
+      const k = { app: appName, env: body.env, service };
+      return { k, target: rollbackTarget(d.store, k, body.to) };
+    });
+    for (const { k, target } of plan) {
+      rollbackTo(d.store, d.clock, k, target, 'requested');
+      d.enqueueService(k.app, k.env, k.service);
+    }
+    return reply.status(202).send({ rollbacks: plan.map(({ k, target }) => ({ service: k.service, to: target.seq, release: target.id })) });
+  });
+
+  app.post('/v1/apps/:app/reload', async (req, reply) => {
+    const { app: appName } = req.params as { app: string };
+    const body = reloadBodySchema.parse(req.body ?? {});
+    const k = { app: appName, env: body.env, service: body.service };
+    const svc = d.store.getService(k);
+    if (!svc) throw new NotFound(`no service "${body.service}" in ${appName}/${body.env}`);
+    const at = Math.max(d.clock.now(), (svc.reloadRequestedAt ?? 0) + 1);
+    d.store.updateService(k, { reloadRequestedAt: at });
+    d.store.addEvent({ ...k, instance: '', kind: 'service.reload_requested', message: `reload of ${body.service} requested` });
+    d.enqueueService(appName, body.env, body.service);
+    return reply.status(202).send({ service: body.service, requestedAt: at });
+  });
+
+  // Server-sent events: the event timeline as it happens (deploy progress, health flips, rollbacks).
+  app.get('/v1/events/stream', async (req, reply) => {
+    const q = z.object({ app: z.string().optional(), env: z.string().optional(), after: z.coerce.number().int().min(0).optional() }).parse(req.query);
+    let after = q.after ?? d.store.listEvents({ limit: 1 }).at(-1)?.id ?? 0;
+    reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    reply.raw.write(': berth events\n\n');
+    const timer = setInterval(() => {
+      const evs = d.store.listEvents({ ...(q.app ? { app: q.app } : {}), ...(q.env ? { env: q.env } : {}), afterId: after, limit: 500 });
+      for (const e of evs) {
+        reply.raw.write(`id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
+        after = e.id;
+      }
+    }, 100);
+    await new Promise<void>((resolve) => req.raw.on('close', () => resolve()));
+    clearInterval(timer);
+    return reply;
+  });
+
+  app.get('/v1/apps/:app/releases/:id', async (req) => {
+    const { app: appName, id } = req.params as { app: string; id: string };
+    const rel = d.store.getRelease(id);
+    if (!rel || rel.app !== appName) throw new NotFound(`no release ${id} of ${appName}`);
+    const events = d.store.listEvents({ app: appName, env: rel.env, service: rel.service, limit: 1000 })
+      .filter((e) => e.ts >= rel.createdAt && (rel.finishedAt === undefined || e.ts <= rel.finishedAt + 1000));
+    return { release: rel, events };
   });
 
   app.delete('/v1/apps/:app', async (req, reply) => {

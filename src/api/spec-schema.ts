@@ -31,6 +31,10 @@ export const serviceSpecSchema = z.object({
   dependsOn: z.array(z.string()),
   shmSizeBytes: z.number().int().positive().optional(),
   port: z.number().int().min(1).max(65535).optional(),
+  update: z.object({
+    strategy: z.enum(['rolling', 'blue-green', 'reload', 'recreate']), maxSurge: z.number().int().min(0), maxUnavailable: z.number().int().min(0),
+    keepPreviousMs: ms, signal: z.string().regex(/^SIG[A-Z0-9]+$/), onFailure: z.enum(['rollback', 'restart', 'none']), deadlineMs: ms,
+  }).refine((u) => u.maxSurge + u.maxUnavailable > 0, 'max_surge and max_unavailable cannot both be 0').optional(),
   routes: z.array(z.object({ host: z.string().regex(/^[A-Za-z0-9.*-]+$/).optional(), path: z.string().regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/) })),
 });
 
@@ -49,4 +53,16 @@ export const scaleBodySchema = z.object({
   env: name.default('prod'),
   service: name,
   replicas: z.number().int().min(0).max(1000),
+});
+
+export const rollbackBodySchema = z.object({
+  env: name.default('prod'),
+  service: name.optional(),
+  /** A release seq or id; default: the previous healthy release. */
+  to: z.union([z.string(), z.number()]).transform(String).optional(),
+});
+
+export const reloadBodySchema = z.object({
+  env: name.default('prod'),
+  service: name,
 });

@@ -28,6 +28,10 @@ export interface ServiceStatus {
   routes: { host?: string; path: string }[];
   failures: number;
   nextStartAt?: number;
+  strategy: string;
+  /** Blue-green: the release the ingress routes to. */
+  routedRelease?: number;
+  reload: { requestedAt: number; doneAt: number };
   instances: InstanceStatus[];
 }
 
@@ -70,6 +74,9 @@ export function serviceStatus(store: Store, clock: Clock, s: ServiceRecord, all?
     routes: rel?.spec.routes ?? [],
     failures: s.failures,
     ...(s.nextStartAt > now ? { nextStartAt: s.nextStartAt } : {}),
+    strategy: rel?.spec.update?.strategy ?? 'rolling',
+    ...(s.routedReleaseId ? { routedRelease: seq(s.routedReleaseId) } : {}),
+    reload: { requestedAt: s.reloadRequestedAt ?? 0, doneAt: s.reloadedAt ?? 0 },
     instances: insts.map((i) => ({
       id: i.id, release: seq(i.releaseId), state: i.state, health: i.health, host: i.host, address: i.address, port: i.port,
       ...(i.containerId ? { containerId: i.containerId } : {}), ...(i.startedAt ? { startedAt: i.startedAt } : {}),

@@ -12,6 +12,9 @@ import { registerScale } from './commands/scale.ts';
 import { registerRm } from './commands/rm.ts';
 import { registerLogs } from './commands/logs.ts';
 import { registerEvents } from './commands/events.ts';
+import { registerReleases } from './commands/releases.ts';
+import { registerRollback } from './commands/rollback.ts';
+import { registerReload } from './commands/reload.ts';
 import { VERSION } from '../core/version.ts';
 
 const program = new Command('berth')
@@ -27,7 +30,7 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input or spec, 3 not found, 4 co
   .exitOverride()
   .showHelpAfterError('(run with --help for usage)');
 
-for (const register of [registerServer, registerDeploy, registerStatus, registerScale, registerLogs, registerRm, registerValidate, registerEvents]) {
+for (const register of [registerServer, registerDeploy, registerStatus, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload]) {
   register(program);
 }
 for (const c of program.commands) c.exitOverride();

@@ -73,6 +73,51 @@ export class BerthClient {
   remove(app: string, env?: string) {
     return this.request<{ removed: string[] }>('DELETE', `/v1/apps/${enc(app)}${env ? `?env=${enc(env)}` : ''}`);
   }
+  releases(app: string, q: { env?: string; service?: string } = {}) {
+    const p = new URLSearchParams();
+    if (q.env) p.set('env', q.env);
+    if (q.service) p.set('service', q.service);
+    return this.request<{ releases: ReleaseView[] }>('GET', `/v1/apps/${enc(app)}/releases?${p}`);
+  }
+  rollback(app: string, body: { env: string; service?: string; to?: string }) {
+    return this.request<{ rollbacks: { service: string; to: number; release: string }[] }>('POST', `/v1/apps/${enc(app)}/rollback`, body);
+  }
+  reload(app: string, env: string, service: string) {
+    return this.request<{ service: string; requestedAt: number }>('POST', `/v1/apps/${enc(app)}/reload`, { env, service });
+  }
+
+  /** Follows the server-sent event stream until the signal aborts. */
+  async streamEvents(q: { app?: string; env?: string; after?: number }, onEvent: (e: EventView) => void, signal: AbortSignal): Promise<void> {
+    const p = new URLSearchParams();
+    if (q.app) p.set('app', q.app);
+    if (q.env) p.set('env', q.env);
+    if (q.after !== undefined) p.set('after', String(q.after));
+    let res: Response;
+    try {
+      res = await this.raw('GET', `/v1/events/stream?${p}`, undefined, signal);
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') return;
+      throw err;
+    }
+    if (!res.ok || !res.body) throw new ApiError(res.status, 'error', `event stream: HTTP ${res.status}`);
+    const dec = new TextDecoder();
+    let buf = '';
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buf += dec.decode(chunk, { stream: true });
+        let end: number;
+        while ((end = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, end);
+          buf = buf.slice(end + 2);
+          const data = block.split('\n').find((l) => l.startsWith('data: '));
+          if (data) onEvent(JSON.parse(data.slice(6)) as EventView);
+        }
+      }
+    } catch (err) {
+      if ((err as Error).name !== 'AbortError') throw err;
+    }
+  }
+
   events(q: { app?: string; after?: number; limit?: number }) {
     const p = new URLSearchParams();
     if (q.app) p.set('app', q.app);
@@ -124,7 +169,29 @@ export interface ServiceView {
   routes: { host?: string; path: string }[];
   failures: number;
   nextStartAt?: number;
+  strategy: string;
+  routedRelease?: number;
+  reload: { requestedAt: number; doneAt: number };
   instances: InstanceView[];
+}
+
+export interface ReleaseView {
+  id: string;
+  app: string;
+  env: string;
+  service: string;
+  seq: number;
+  specHash: string;
+  image: string;
+  imageId: string;
+  status: string;
+  message: string;
+  createdAt: number;
+  createdBy: string;
+  finishedAt?: number;
+  strategy: string;
+  replicas: number;
+  current: boolean;
 }
 
 export interface EventView {

@@ -21,6 +21,7 @@ export interface DeploymentRecord {
   releases: Record<string, string>;
 }
 
+/** progressing → healthy | failed; superseded: a newer deploy replaced it before it got there. */
 export type ReleaseStatus = 'progressing' | 'healthy' | 'failed' | 'superseded';
 
 export interface ReleaseRecord {
@@ -52,6 +53,13 @@ export interface ServiceRecord {
   failures: number;
   nextStartAt: number;
   updatedAt: number;
+  /** Blue-green: the release whose instances the ingress routes to (undefined: every healthy instance). */
+  routedReleaseId?: string;
+  /** When the routed release last switched (the previous set idles until switchedAt + keep_previous). */
+  switchedAt?: number;
+  /** `berth reload`: when a signal was asked for, and when the last one was sent and answered healthy. */
+  reloadRequestedAt?: number;
+  reloadedAt?: number;
 }
 
 /**
@@ -111,7 +119,7 @@ export interface Store {
   getService(k: ServiceKey): ServiceRecord | undefined;
   /** Writes the service and, when given, its new release, in one transaction. Marks the previous progressing release superseded. */
   putService(s: ServiceRecord, newRelease?: ReleaseRecord): void;
-  updateService(k: ServiceKey, patch: Partial<Pick<ServiceRecord, 'replicas' | 'failures' | 'nextStartAt'>>): void;
+  updateService(k: ServiceKey, patch: Partial<Pick<ServiceRecord, 'replicas' | 'failures' | 'nextStartAt' | 'releaseId' | 'routedReleaseId' | 'switchedAt' | 'reloadRequestedAt' | 'reloadedAt'>>): void;
   deleteService(k: ServiceKey): void;
   getRelease(id: string): ReleaseRecord | undefined;
   listReleases(filter: { app: string; env?: string; service?: string }): ReleaseRecord[];
@@ -123,7 +131,7 @@ export interface Store {
   getInstance(id: string): InstanceRecord | undefined;
   /** Inserts the instance, allocating a free port from the range not held by another instance and accepted by `isFree`. */
   createInstance(i: Omit<InstanceRecord, 'port'>, ports: { min: number; max: number; isFree: (port: number) => boolean }): InstanceRecord;
-  updateInstance(id: string, patch: Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason'>>): void;
+  updateInstance(id: string, patch: Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason' | 'releaseId'>>): void;
   /** Deletes the instance and frees its port. */
   deleteInstance(id: string): void;
   // events

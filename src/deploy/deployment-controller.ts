@@ -20,9 +20,9 @@ export interface DeploymentControllerDeps {
   applyRoutes: () => void;
 }
 
-/** Stable hash of what makes a release: the service spec and the image it runs. */
+/** Stable hash of what makes a release: the service spec and the image it runs (not how many, not how it rolls out). */
 export function releaseHash(spec: ServiceSpec, imageId: string): string {
-  const { replicas: _r, ...rest } = spec;
+  const { replicas: _r, update: _u, ...rest } = spec;
   return createHash('sha256').update(stableJson({ ...rest, imageId })).digest('hex').slice(0, 16);
 }
 
@@ -108,8 +108,9 @@ export class DeploymentController {
 
   private follow(dep: DeploymentRecord): Result {
     const rels = Object.values(dep.releases).map((id) => this.d.store.getRelease(id));
-    const failed = rels.find((r) => !r || r.status === 'failed' || r.status === 'superseded');
-    if (failed) {
+    // some(), not find(): find() returns the missing release itself (undefined) and hides it.
+    if (rels.some((r) => !r || r.status === 'failed' || r.status === 'superseded')) {
+      const failed = rels.find((r) => r && (r.status === 'failed' || r.status === 'superseded'));
       const msg = failed ? `release ${failed.seq} of ${failed.service} ${failed.status}${failed.message ? ': ' + failed.message : ''}` : 'a release vanished';
       return this.fail(dep, msg);
     }

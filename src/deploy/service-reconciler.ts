@@ -3,6 +3,8 @@ import { planService, crashLoopDelayMs, STABLE_RUN_MS, type Action, type Instanc
 import type { InstanceRecord, ReleaseRecord, ServiceKey, ServiceRecord, Store } from '../core/store.ts';
 import type { Result } from '../reconcile/index.ts';
 import { containerSpecFor, volumeName } from './container-spec.ts';
+import { DEFAULT_UPDATE, type HealthSpec, type UpdateSpec } from '../core/spec/types.ts';
+import { previousGoodRelease, rollbackTo } from './rollback.ts';
 
 export interface ServiceReconcilerDeps {
   store: Store;
@@ -20,8 +22,10 @@ export interface ServiceReconcilerDeps {
   instancesChanged: () => void;
   /** Called when a release reached healthy or failed (wakes the deployments that wait for it). */
   releaseFinished: (k: ServiceKey) => void;
-  /** A release failing to become healthy within this long is marked failed. */
+  /** A release failing to become healthy within this long is marked failed (unless x-berth.update.deadline says otherwise). */
   releaseDeadlineMs: number;
+  /** One HTTP/TCP health probe of an instance (for reload by signal). */
+  probe: (inst: InstanceRecord, health: HealthSpec) => Promise<boolean>;
 }
 
 export function serviceKey(k: ServiceKey): string {
@@ -64,28 +68,51 @@ export class ServiceReconciler {
     const sync = this.syncHealth(records, byInstance, release);
     let touched = sync.changed;
     const views = records.map((r) => view(r, byInstance.get(r.id)));
+    if (svc && release) {
+      const reload = await this.reloadInPlace(k, svc, release, records, byInstance);
+      if (reload) return reload;
+    }
+    const upd = updateOf(release);
     const desired = svc && release ? {
       replicas: svc.replicas, releaseId: svc.releaseId, restart: release.spec.restart, failures: svc.failures,
-      nextStartAt: svc.nextStartAt, maxSurge: 1,
+      nextStartAt: svc.nextStartAt, maxSurge: upd.maxSurge, maxUnavailable: upd.maxUnavailable,
+      strategy: upd.strategy === 'reload' ? 'rolling' as const : upd.strategy, keepPreviousMs: upd.keepPreviousMs,
+      ...(svc.routedReleaseId ? { routedReleaseId: svc.routedReleaseId } : {}), switchedAt: svc.switchedAt ?? 0,
     } : undefined;
     const actions = planService(desired, views, orphans, clock.now());
     let requeueAfterMs: number | undefined = sync.recheckMs;
     const stops: Promise<void>[] = [];
-    for (const a of actions) {
-      if (a.kind === 'wait') {
-        requeueAfterMs = Math.max(50, a.untilMs - clock.now());
-        continue;
+    const creates: Extract<Action, { kind: 'create' }>[] = [];
+    try {
+      for (const a of actions) {
+        if (a.kind === 'wait') {
+          requeueAfterMs = Math.max(50, a.untilMs - clock.now());
+          continue;
+        }
+        if (a.kind === 'stop') {
+          stops.push(this.stopInstance(a.instance, a.reason, byInstance.get(a.instance)));
+          continue;
+        }
+        // The planner's surge budget counts the instances it stops as gone: creating before those
+        // stops end would run replicas + 2 containers during a rollout.
+        if (a.kind === 'create') {
+          creates.push(a);
+          continue;
+        }
+        touched = true;
+        await this.apply(k, a, svc, release, byInstance);
       }
-      if (a.kind === 'stop') {
-        stops.push(this.stopInstance(a.instance, a.reason, byInstance.get(a.instance)));
-        continue;
-      }
-      touched = true;
-      await this.apply(k, a, svc, release, byInstance);
+    } finally {
+      // No work of this round may outlive it: after a failure the queue runs the key again.
+      await Promise.allSettled(stops);
     }
     if (stops.length) {
       touched = true;
       await Promise.all(stops);
+    }
+    for (const a of creates) {
+      touched = true;
+      await this.apply(k, a, svc, release, byInstance);
     }
     if (touched) {
       this.d.instancesChanged();
@@ -134,6 +161,14 @@ export class ServiceReconciler {
     release: ReleaseRecord | undefined, byInstance: Map<string, ContainerInfo>): Promise<void> {
     const { store, engine, clock } = this.d;
     switch (a.kind) {
+      case 'switch': {
+        const to = store.getRelease(a.releaseId);
+        store.updateService(k, { routedReleaseId: a.releaseId, switchedAt: clock.now() });
+        this.event({ ...k, id: '' }, 'release.switched', `${k.service}: ingress now routes to release ${to?.seq ?? a.releaseId}`);
+        // One reload moves every request to the new set.
+        await this.d.routesChanged();
+        return;
+      }
       case 'remove-orphan':
         this.d.logger.info({ container: a.containerId, ...k }, 'removing container Berth no longer wants');
         await engine.remove(a.containerId);
@@ -145,7 +180,7 @@ export class ServiceReconciler {
           id: this.d.newId(), app: k.app, env: k.env, service: k.service, releaseId: release.id, host: engine.hostName,
           address: this.d.hostAddress, state: 'pending', health: 'starting', createdAt: clock.now(),
         }, { ...this.d.portRange, isFree: this.d.isPortFree }));
-        await Promise.all(insts.map((inst) => this.startInstance(inst, release)));
+        await allSettled(insts.map((inst) => this.startInstance(inst, release)));
         return;
       }
       case 'start': {
@@ -227,10 +262,15 @@ export class ServiceReconciler {
   private async trackRelease(k: ServiceKey, svc: ServiceRecord, release: ReleaseRecord): Promise<number | undefined> {
     if (release.status !== 'progressing') return undefined;
     const { store, clock } = this.d;
+    const upd = updateOf(release);
     const insts = store.listInstances(k);
     const current = insts.filter((i) => i.releaseId === release.id && i.state === 'running');
     const others = insts.filter((i) => i.releaseId !== release.id || i.state === 'stopping');
-    if (current.filter((i) => i.health === 'healthy').length >= svc.replicas && others.length === 0) {
+    const healthy = current.filter((i) => i.health === 'healthy').length >= svc.replicas;
+    // Blue-green is done once the ingress routes to it (the previous set may idle on); the others once
+    // the previous release's instances are gone.
+    const done = upd.strategy === 'blue-green' ? healthy && svc.routedReleaseId === release.id : healthy && others.length === 0;
+    if (done) {
       // Healthy means routed: the ingress serves these instances before the release says so.
       await this.d.routesChanged();
       store.updateRelease(release.id, { status: 'healthy', finishedAt: clock.now() });
@@ -239,22 +279,101 @@ export class ServiceReconciler {
       return undefined;
     }
     const age = clock.now() - release.createdAt;
-    if (svc.failures >= RELEASE_FAILURE_LIMIT || age > this.d.releaseDeadlineMs) {
+    const deadline = release.spec.update ? upd.deadlineMs : this.d.releaseDeadlineMs;
+    if (svc.failures >= RELEASE_FAILURE_LIMIT || age > deadline) {
       const why = svc.failures >= RELEASE_FAILURE_LIMIT
         ? `its instances crashed ${svc.failures} times in a row (crash loop)`
-        : `it did not become healthy within ${Math.round(this.d.releaseDeadlineMs / 1000)}s`;
-      store.updateRelease(release.id, { status: 'failed', message: why, finishedAt: clock.now() });
-      this.event({ ...k, id: '' }, 'release.failed', `release ${release.seq} of ${k.service} failed: ${why}`);
-      this.d.releaseFinished(k);
-      return undefined;
+        : `it did not become healthy within ${Math.round(deadline / 1000)}s`;
+      this.failRelease(k, release, why);
+      return 0;
     }
     return 500;
+  }
+
+  /** Marks a release failed and, when the service says so, goes back to the last healthy release. */
+  private failRelease(k: ServiceKey, release: ReleaseRecord, why: string): void {
+    const { store, clock } = this.d;
+    const prev = updateOf(release).onFailure === 'rollback' ? previousGoodRelease(store, k, release) : undefined;
+    store.updateRelease(release.id, { status: 'failed', message: why + (prev ? `; rolled back to release ${prev.seq}` : ''), finishedAt: clock.now() });
+    this.event({ ...k, id: '' }, 'release.failed', `release ${release.seq} of ${k.service} failed: ${why}`);
+    if (prev) rollbackTo(store, clock, k, prev, `release ${release.seq} failed: ${why}`);
+    this.d.releaseFinished(k);
+  }
+
+  /**
+   * Reload by signal: instances stay (same container, same start time); Berth sends the signal and
+   * waits until the health check passes again, one instance at a time so capacity stays. Used for
+   * `berth reload` and for releases of a reload-strategy service whose container would not change.
+   */
+  private async reloadInPlace(k: ServiceKey, svc: ServiceRecord, release: ReleaseRecord, records: InstanceRecord[],
+    byInstance: Map<string, ContainerInfo>): Promise<Result | undefined> {
+    const { store, engine, clock } = this.d;
+    const upd = updateOf(release);
+    const running = records.filter((r) => r.state === 'running' && byInstance.get(r.id)?.running);
+    const requested = (svc.reloadRequestedAt ?? 0) > (svc.reloadedAt ?? 0);
+    let targets: InstanceRecord[] = [];
+    if (upd.strategy === 'reload') {
+      targets = running.filter((r) => {
+        if (r.releaseId === release.id) return false;
+        const from = store.getRelease(r.releaseId);
+        return from !== undefined && sameContainer(from, release, r);
+      });
+    }
+    if (requested) targets = running;
+    if (targets.length === 0) return undefined;
+    for (const r of targets) {
+      const c = byInstance.get(r.id)!;
+      const from = r.releaseId === release.id ? undefined : store.getRelease(r.releaseId);
+      await engine.kill(c.id, upd.signal);
+      this.event(r, 'instance.reloaded', `instance ${r.id}: sent ${upd.signal}${from ? ` for release ${release.seq} (in place, was ${from.seq})` : ''}`);
+      const ok = await this.healthyAgain(r, release.spec.health, clock.now() + upd.deadlineMs);
+      if (ok) {
+        if (from) store.updateInstance(r.id, { releaseId: release.id });
+        continue;
+      }
+      const why = `instance ${r.id} did not pass its health check after ${upd.signal}`;
+      if (upd.onFailure === 'restart') {
+        this.event(r, 'instance.reload_failed', `${why}; restarting it`);
+        await this.stopInstance(r.id, 'reload failed', c);
+      } else if (from) {
+        this.failRelease(k, release, why);
+        return { requeueAfterMs: 0 };
+      } else {
+        this.event(r, 'instance.reload_failed', why);
+      }
+    }
+    if (requested) store.updateService(k, { reloadedAt: svc.reloadRequestedAt ?? clock.now() });
+    return { requeueAfterMs: 0 };
+  }
+
+  private async healthyAgain(inst: InstanceRecord, health: HealthSpec, deadline: number): Promise<boolean> {
+    // Give the process a moment to act on the signal before the first probe.
+    await sleep(100);
+    while (this.d.clock.now() < deadline) {
+      if (health.type === 'http' || health.type === 'tcp') {
+        if (await this.d.probe(inst, health)) return true;
+      } else if (health.type === 'command') {
+        const c = inst.containerId ? await this.d.engine.inspect(inst.containerId) : undefined;
+        if (c?.running && c.health === 'healthy') return true;
+      } else {
+        const c = inst.containerId ? await this.d.engine.inspect(inst.containerId) : undefined;
+        return c?.running === true;
+      }
+      await sleep(100);
+    }
+    return false;
   }
 
   private event(i: { app: string; env: string; service: string; id: string }, kind: string, message: string): void {
     this.d.store.addEvent({ app: i.app, env: i.env, service: i.service, instance: i.id, kind, message });
     this.d.logger.info({ app: i.app, env: i.env, service: i.service, instance: i.id, kind }, message);
   }
+}
+
+/** Like Promise.all, but settles only once every promise has: no engine call outlives a failed round. */
+async function allSettled(ps: Promise<void>[]): Promise<void> {
+  const failed = (await Promise.allSettled(ps)).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 function view(r: InstanceRecord, c: ContainerInfo | undefined): InstanceView {
@@ -264,4 +383,23 @@ function view(r: InstanceRecord, c: ContainerInfo | undefined): InstanceView {
   if (c?.exitCode !== undefined) v.exitCode = c.exitCode;
   if (r.startedAt !== undefined) v.startedAt = r.startedAt;
   return v;
+}
+
+function updateOf(release: ReleaseRecord | undefined): UpdateSpec {
+  return release?.spec.update ?? DEFAULT_UPDATE;
+}
+
+/** Would an instance of `from` run the same container under `to`? (Then a reload can apply the release in place.) */
+function sameContainer(from: ReleaseRecord, to: ReleaseRecord, inst: InstanceRecord): boolean {
+  const strip = (rel: ReleaseRecord) => {
+    const spec = containerSpecFor(rel, inst);
+    delete spec.labels[LABEL.release];
+    delete spec.env.BERTH_RELEASE;
+    return JSON.stringify(spec);
+  };
+  return strip(from) === strip(to);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }

@@ -62,6 +62,12 @@ export class WorkQueue {
     this.stopped = true;
     for (const t of this.timers.values()) clearTimeout(t.timer);
     this.timers.clear();
+    // Keys not yet started will never start: drop them (level-driven: the next start resyncs every
+    // key), so idle() waits only for the runs in flight instead of hanging on queued work.
+    this.queued.clear();
+    this.order = [];
+    this.dirty.clear();
+    this.pump();
   }
 
   private pump(): void {

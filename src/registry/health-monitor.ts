@@ -76,7 +76,7 @@ export class HealthMonitor {
   }
 
   private async check(t: Tracked): Promise<void> {
-    const ok = await probe(t.inst, t.probe);
+    const ok = await probeInstance(t.inst, t.probe);
     if (t.stopped) return;
     const inStartPeriod = this.clock.now() - t.startedAt < t.probe.startPeriodMs;
     let next = t.health;
@@ -103,7 +103,8 @@ export class HealthMonitor {
   }
 }
 
-function probe(inst: InstanceRecord, p: Probe): Promise<boolean> {
+/** One HTTP (2xx/3xx) or TCP (connects) check of an instance. */
+export function probeInstance(inst: InstanceRecord, p: Probe): Promise<boolean> {
   return new Promise((resolve) => {
     let done = false;
     const finish = (ok: boolean) => {

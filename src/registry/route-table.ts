@@ -8,8 +8,11 @@ export function buildRouteTable(store: Store): IngressRoute[] {
   for (const svc of store.listServices()) {
     const rel = store.getRelease(svc.releaseId);
     if (!rel) continue;
+    // Blue-green services route only to their routed release; the others to every healthy instance.
+    const routed = rel.spec.update?.strategy === 'blue-green' ? svc.routedReleaseId : undefined;
     const backends = instances
       .filter((i) => i.app === svc.app && i.env === svc.env && i.service === svc.name && i.state === 'running' && i.health === 'healthy')
+      .filter((i) => routed === undefined || i.releaseId === routed)
       .map((i) => ({ address: i.address, port: i.port, instance: i.id }));
     rel.spec.routes.forEach((r, idx) => {
       const route: IngressRoute = { upstream: `${svc.app}-${svc.env}-${svc.name}-${idx}`, path: r.path, backends };

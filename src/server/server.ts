@@ -7,7 +7,7 @@ import { DockerEngine } from '../engine/docker/index.ts';
 import { NginxIngress } from '../ingress/index.ts';
 import { WorkQueue } from '../reconcile/index.ts';
 import { DeploymentController, ServiceReconciler, deploymentKey, parseServiceKey, serviceKey } from '../deploy/index.ts';
-import { HealthMonitor, buildRouteTable } from '../registry/index.ts';
+import { HealthMonitor, buildRouteTable, probeInstance } from '../registry/index.ts';
 import { buildApi } from '../api/index.ts';
 import { ensureAdminToken } from '../auth/index.ts';
 import { readAppLogs } from '../logs/index.ts';
@@ -77,6 +77,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     store, engine, clock, logger: logger.child({ component: 'reconciler' }), newId: () => shortId(10), hostAddress: '127.0.0.1',
     portRange: cfg.portRange, isPortFree: hostPortChecker(), routesChanged, instancesChanged: () => health.refresh(),
     releaseDeadlineMs: cfg.releaseDeadlineMs,
+    probe: (inst, h) => (h.type === 'http' || h.type === 'tcp' ? probeInstance(inst, h) : Promise.resolve(false)),
     releaseFinished: (k) => {
       for (const dep of store.listDeployments({ status: ['rolling'] })) if (dep.app === k.app && dep.env === k.env) queue.add(deploymentKey(dep.id));
     },

@@ -33,4 +33,10 @@ export const MIGRATIONS: string[] = [
   `,
   // A persisted cursor for the port allocator, so a port just freed is not handed out again at once.
   `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // Blue-green: which release the ingress routes to, and since when (the previous set idles until then + keep).
+  `ALTER TABLE services ADD COLUMN routed_release_id TEXT;
+   ALTER TABLE services ADD COLUMN switched_at INTEGER NOT NULL DEFAULT 0;`,
+  // Reload by signal on demand: requested (API) vs done (reconciler), so a crash in between re-sends it.
+  `ALTER TABLE services ADD COLUMN reload_requested_at INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE services ADD COLUMN reloaded_at INTEGER NOT NULL DEFAULT 0;`,
 ];

@@ -77,18 +77,21 @@ export class SqliteStore implements Store {
           newRelease.seq, JSON.stringify(newRelease.spec), newRelease.specHash, newRelease.image, newRelease.imageId, newRelease.status,
           newRelease.message, newRelease.createdAt, newRelease.createdBy, newRelease.finishedAt ?? null);
       }
-      this.db.prepare(`INSERT INTO services (app, env, name, replicas, release_id, failures, next_start_at, updated_at)
-        VALUES (@app, @env, @name, @replicas, @releaseId, @failures, @nextStartAt, @updatedAt)
+      this.db.prepare(`INSERT INTO services (app, env, name, replicas, release_id, failures, next_start_at, updated_at, routed_release_id, switched_at)
+        VALUES (@app, @env, @name, @replicas, @releaseId, @failures, @nextStartAt, @updatedAt, @routedReleaseId, @switchedAt)
         ON CONFLICT (app, env, name) DO UPDATE SET replicas = excluded.replicas, release_id = excluded.release_id,
-          failures = excluded.failures, next_start_at = excluded.next_start_at, updated_at = excluded.updated_at`).run(s);
+          failures = excluded.failures, next_start_at = excluded.next_start_at, updated_at = excluded.updated_at`)
+        .run({ ...s, routedReleaseId: s.routedReleaseId ?? null, switchedAt: s.switchedAt ?? 0 });
     })();
   }
-  updateService(k: ServiceKey, patch: Partial<Pick<ServiceRecord, 'replicas' | 'failures' | 'nextStartAt'>>): void {
+  updateService(k: ServiceKey, patch: Partial<Pick<ServiceRecord, 'replicas' | 'failures' | 'nextStartAt' | 'releaseId' | 'routedReleaseId' | 'switchedAt' | 'reloadRequestedAt' | 'reloadedAt'>>): void {
     const cur = this.getService(k);
     if (!cur) return;
     const n = { ...cur, ...patch };
-    this.db.prepare('UPDATE services SET replicas = ?, failures = ?, next_start_at = ?, updated_at = ? WHERE app = ? AND env = ? AND name = ?')
-      .run(n.replicas, n.failures, n.nextStartAt, this.clock.now(), k.app, k.env, k.service);
+    this.db.prepare(`UPDATE services SET replicas = ?, failures = ?, next_start_at = ?, updated_at = ?, release_id = ?, routed_release_id = ?,
+      switched_at = ?, reload_requested_at = ?, reloaded_at = ? WHERE app = ? AND env = ? AND name = ?`)
+      .run(n.replicas, n.failures, n.nextStartAt, this.clock.now(), n.releaseId, n.routedReleaseId ?? null, n.switchedAt ?? 0,
+        n.reloadRequestedAt ?? 0, n.reloadedAt ?? 0, k.app, k.env, k.service);
   }
   deleteService(k: ServiceKey): void {
     this.db.prepare('DELETE FROM services WHERE app = ? AND env = ? AND name = ?').run(k.app, k.env, k.service);
@@ -152,12 +155,12 @@ export class SqliteStore implements Store {
       throw new Conflict(`no free port in ${ports.min}-${ports.max}: widen the range with --port-range or remove instances`);
     })();
   }
-  updateInstance(id: string, patch: Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason'>>): void {
+  updateInstance(id: string, patch: Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason' | 'releaseId'>>): void {
     const cur = this.getInstance(id);
     if (!cur) return;
     const n = { ...cur, ...patch };
-    this.db.prepare('UPDATE instances SET container_id = ?, state = ?, health = ?, started_at = ?, reason = ? WHERE id = ?')
-      .run(n.containerId ?? null, n.state, n.health, n.startedAt ?? null, n.reason ?? null, id);
+    this.db.prepare('UPDATE instances SET container_id = ?, state = ?, health = ?, started_at = ?, reason = ?, release_id = ? WHERE id = ?')
+      .run(n.containerId ?? null, n.state, n.health, n.startedAt ?? null, n.reason ?? null, n.releaseId, id);
   }
   deleteInstance(id: string): void {
     this.db.prepare('DELETE FROM instances WHERE id = ?').run(id);
@@ -204,6 +207,8 @@ function toService(r: Row): ServiceRecord {
   return {
     app: String(r.app), env: String(r.env), name: String(r.name), replicas: Number(r.replicas), releaseId: String(r.release_id),
     failures: Number(r.failures), nextStartAt: Number(r.next_start_at), updatedAt: Number(r.updated_at),
+    ...(r.routed_release_id == null ? {} : { routedReleaseId: String(r.routed_release_id) }), switchedAt: Number(r.switched_at ?? 0),
+    reloadRequestedAt: Number(r.reload_requested_at ?? 0), reloadedAt: Number(r.reloaded_at ?? 0),
   };
 }
 function toRelease(r: Row): ReleaseRecord {

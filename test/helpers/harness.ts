@@ -157,9 +157,9 @@ export class Harness {
     return { status: res.status, json: text ? JSON.parse(text) : undefined };
   }
 
-  cli(args: string[], opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+  cli(args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<CliResult> {
     return new Promise((res) => {
-      execFile(BERTH, args, { env: this.env, timeout: opts.timeoutMs ?? 300_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      execFile(BERTH, args, { env: { ...this.env, ...opts.env }, timeout: opts.timeoutMs ?? 300_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
         res({ code, stdout, stderr });
       });
@@ -203,4 +203,40 @@ export class Harness {
     await stopNginx(join(this.dataDir, 'nginx')).catch(() => undefined);
     await rm(this.dataDir, { recursive: true, force: true });
   }
+}
+
+export interface HeyResult {
+  total: number;
+  ok: number;
+  failed: number;
+  statuses: Record<string, number>;
+  errors: string[];
+  raw: string;
+}
+
+/**
+ * A bounded load run with `hey` (Debian's package): `seconds` long at `concurrency` workers, each
+ * limited to `qps`. Keep-alive on, as real clients do. Failed = non-2xx responses + socket errors.
+ */
+export function hey(port: number, path: string, o: { seconds: number; concurrency: number; qps: number }): Promise<HeyResult> {
+  return new Promise((res, rej) => {
+    execFile('hey', ['-z', `${o.seconds}s`, '-c', String(o.concurrency), '-q', String(o.qps), '-t', '10', `http://127.0.0.1:${port}${path}`],
+      { timeout: (o.seconds + 30) * 1000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => {
+        if (err && !stdout) return rej(err);
+        const statuses: Record<string, number> = {};
+        for (const m of stdout.matchAll(/\[(\d{3})\]\s+(\d+) responses/g)) statuses[m[1]!] = Number(m[2]);
+        const errors: string[] = [];
+        let socketErrors = 0;
+        const errBlock = stdout.split('Error distribution:')[1];
+        if (errBlock) {
+          for (const m of errBlock.matchAll(/\[(\d+)\]\s+(.+)/g)) {
+            socketErrors += Number(m[1]);
+            errors.push(`${m[1]}× ${m[2]!.trim()}`);
+          }
+        }
+        const ok = Object.entries(statuses).filter(([c]) => c.startsWith('2')).reduce((a, [, n]) => a + n, 0);
+        const non2xx = Object.entries(statuses).filter(([c]) => !c.startsWith('2')).reduce((a, [, n]) => a + n, 0);
+        res({ total: ok + non2xx + socketErrors, ok, failed: non2xx + socketErrors, statuses, errors, raw: stdout });
+      });
+  });
 }

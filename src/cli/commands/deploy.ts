@@ -16,6 +16,8 @@ export function registerDeploy(program: Command): void {
       const { spec, warnings } = loadSpecFile(o.file, o.app);
       for (const w of warnings) process.stderr.write(`warning: ${formatIssue(w)}\n`);
       const client = connect(g);
+      // Follow the event timeline from just before the deploy: releases, starts, health, drains, rollbacks.
+      const lastEvent = (await client.events({ app: spec.name, limit: 1 })).events.at(-1)?.id ?? 0;
       const { deployment } = await client.deploy(spec.name, o.env, spec, warnings);
       if (!g.json) process.stderr.write(`deploying ${spec.name} to ${o.env} (deployment ${deployment.id})\n`);
       if (!o.wait) {
@@ -24,36 +26,46 @@ export function registerDeploy(program: Command): void {
       }
       const deadline = Date.now() + Number(o.timeout) * 1000;
       let last = '';
-      for (;;) {
-        const st = await client.deployment(deployment.id);
-        const line = st.services.map((s) => s.instances ? `${s.name} ${s.healthy}/${s.desired} healthy${s.status === 'deploying' ? '' : ` (${s.status})`}` : `${s.name} pending`).join(' · ');
-        const text = `[${st.deployment.status}] ${line}`;
-        if (text !== last) {
-          if (g.json) console.log(JSON.stringify({ status: st.deployment.status, services: st.services.map((s) => ({ name: s.name, status: s.status, healthy: s.healthy ?? 0, desired: s.desired ?? 0 })) }));
-          else progress(text);
-          last = text;
-        }
-        if (st.deployment.status === 'succeeded') {
-          if (!g.json) {
-            progressDone(`✔ ${spec.name}/${o.env} deployed: ${line}`);
-            const ping = await client.ping().catch(() => undefined);
-            for (const s of st.services) {
-              for (const r of s.routes ?? []) {
-                console.log(`  ${s.name}: http://${r.host ?? '127.0.0.1'}:${ping?.ingressPort ?? 8080}${r.path}`);
+      const ac = new AbortController();
+      const stream = client.streamEvents({ app: spec.name, env: o.env, after: lastEvent }, (e) => {
+        if (g.json) console.log(JSON.stringify({ event: e }));
+        else if (/failed|crashed|rollback|switched|release\.|build\.|stopping|reloaded/.test(e.kind)) progressDone(`  ${e.kind.padEnd(20)} ${e.message}`);
+      }, ac.signal).catch(() => undefined);
+      try {
+        for (;;) {
+          const st = await client.deployment(deployment.id);
+          const line = st.services.map((s) => s.instances ? `${s.name} ${s.healthy}/${s.desired} healthy${s.status === 'deploying' ? '' : ` (${s.status})`}` : `${s.name} pending`).join(' · ');
+          const text = `[${st.deployment.status}] ${line}`;
+          if (text !== last) {
+            if (g.json) console.log(JSON.stringify({ status: st.deployment.status, services: st.services.map((s) => ({ name: s.name, status: s.status, healthy: s.healthy ?? 0, desired: s.desired ?? 0 })) }));
+            else progress(text);
+            last = text;
+          }
+          if (st.deployment.status === 'succeeded') {
+            if (!g.json) {
+              progressDone(`✔ ${spec.name}/${o.env} deployed: ${line}`);
+              const ping = await client.ping().catch(() => undefined);
+              for (const s of st.services) {
+                for (const r of s.routes ?? []) {
+                  console.log(`  ${s.name}: http://${r.host ?? '127.0.0.1'}:${ping?.ingressPort ?? 8080}${r.path}`);
+                }
               }
             }
+            return;
           }
-          return;
+          if (st.deployment.status === 'failed') {
+            progressDone();
+            throw new CliFailure(`deployment ${deployment.id} failed: ${st.deployment.message}`, EXIT.failed);
+          }
+          if (Date.now() > deadline) {
+            progressDone();
+            throw new CliFailure(`deployment ${deployment.id} still ${st.deployment.status} after ${o.timeout}s: ${line}. It goes on in the background; see \`berth status ${spec.name}\``, EXIT.failed);
+          }
+          await new Promise((r) => setTimeout(r, 100));
         }
-        if (st.deployment.status === 'failed') {
-          progressDone();
-          throw new CliFailure(`deployment ${deployment.id} failed: ${st.deployment.message}`, EXIT.failed);
-        }
-        if (Date.now() > deadline) {
-          progressDone();
-          throw new CliFailure(`deployment ${deployment.id} still ${st.deployment.status} after ${o.timeout}s: ${line}. It goes on in the background; see \`berth status ${spec.name}\``, EXIT.failed);
-        }
-        await new Promise((r) => setTimeout(r, 100));
+      } finally {
+        ac.abort();
+        await stream;
       }
     });
 }

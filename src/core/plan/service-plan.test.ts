@@ -107,3 +107,45 @@ test('crash-loop delay grows exponentially and is capped', () => {
   assert.deepEqual([1, 2, 3, 4, 10].map((f) => crashLoopDelayMs(f, 1000)), [1000, 2000, 4000, 8000, 60000]);
   assert.equal(crashLoopDelayMs(0, 1000), 0);
 });
+
+test('rolling with max_unavailable 1 and max_surge 0: stops one old first, creates one in its place', () => {
+  const old = [inst({ releaseId: 'r1' }), inst({ releaseId: 'r1' }), inst({ releaseId: 'r1' })];
+  const acts = planService(desired({ maxSurge: 0, maxUnavailable: 1 }), old, [], 0);
+  assert.deepEqual(kinds(acts), ['create', 'stop']);
+  assert.deepEqual(acts.find((a) => a.kind === 'create'), { kind: 'create', count: 1 });
+});
+
+test('blue-green: whole green set first, switch only when all healthy, blue idles for the keep window', () => {
+  const bg = (o: Partial<DesiredView>) => desired({ strategy: 'blue-green', routedReleaseId: 'r1', keepPreviousMs: 60_000, ...o });
+  const blue = [inst({ releaseId: 'r1' }), inst({ releaseId: 'r1' }), inst({ releaseId: 'r1' })];
+  assert.deepEqual(planService(bg({}), blue, [], 0), [{ kind: 'create', count: 3 }]);
+  const green = [inst(), inst(), inst({ health: 'starting' })];
+  assert.deepEqual(planService(bg({}), [...blue, ...green], [], 0), [], 'no switch while one green is starting');
+  green[2] = { ...green[2]!, health: 'healthy' };
+  assert.deepEqual(planService(bg({}), [...blue, ...green], [], 0), [{ kind: 'switch', releaseId: 'r2' }]);
+  // Switched at t=1000: blue idles until 61000, then goes.
+  assert.deepEqual(planService(bg({ routedReleaseId: 'r2', switchedAt: 1000 }), [...blue, ...green], [], 30_000),
+    [{ kind: 'wait', untilMs: 61_000, reason: 'previous set kept idle for a fast rollback' }]);
+  assert.deepEqual(kinds(planService(bg({ routedReleaseId: 'r2', switchedAt: 1000 }), [...blue, ...green], [], 61_000)), ['stop', 'stop', 'stop']);
+});
+
+test('blue-green rollback inside the keep window is one switch back', () => {
+  const blue = [inst({ releaseId: 'r1' }), inst({ releaseId: 'r1' }), inst({ releaseId: 'r1' })];
+  const green = [inst(), inst(), inst()];
+  // Desired goes back to r1 while r2 is routed: r1 is complete and healthy, so switch at once, create nothing.
+  assert.deepEqual(planService(desired({ strategy: 'blue-green', releaseId: 'r1', routedReleaseId: 'r2', switchedAt: 0, keepPreviousMs: 60_000 }), [...blue, ...green], [], 1000),
+    [{ kind: 'switch', releaseId: 'r1' }]);
+});
+
+test('blue-green pins routing to what serves before the first green joins', () => {
+  const blue = [inst({ releaseId: 'r1' })];
+  const acts = planService(desired({ strategy: 'blue-green', replicas: 1 }), blue, [], 0);
+  assert.deepEqual(acts[0], { kind: 'switch', releaseId: 'r1' }, 'the pin is applied before anything is created');
+  assert.deepEqual(kinds(acts), ['create', 'switch']);
+});
+
+test('recreate: old set stops first, new set starts only once it is gone', () => {
+  const old = [inst({ releaseId: 'r1' }), inst({ releaseId: 'r1' })];
+  assert.deepEqual(kinds(planService(desired({ strategy: 'recreate', replicas: 2 }), old, [], 0)), ['stop', 'stop']);
+  assert.deepEqual(planService(desired({ strategy: 'recreate', replicas: 2 }), [], [], 0), [{ kind: 'create', count: 2 }]);
+});

@@ -4,7 +4,7 @@
  * actions and calls again (level-driven), so a crash between any two actions converges.
  */
 import type { InstanceHealth, InstanceState } from '../store.ts';
-import type { RestartPolicy } from '../spec/types.ts';
+import type { RestartPolicy, UpdateSpec } from '../spec/types.ts';
 
 export type Observed = 'missing' | 'created' | 'running' | 'exited';
 
@@ -29,6 +29,14 @@ export interface DesiredView {
   nextStartAt: number;
   /** Instances beyond `replicas` allowed while a new release rolls out (start-first). */
   maxSurge: number;
+  /** How a new release replaces the running one; rolling when absent. */
+  strategy?: UpdateSpec['strategy'];
+  /** rolling: how many fewer than `replicas` may serve during the rollout. */
+  maxUnavailable?: number;
+  /** blue-green: the release the ingress routes to, when it switched, and how long the previous set idles. */
+  routedReleaseId?: string;
+  switchedAt?: number;
+  keepPreviousMs?: number;
 }
 
 export interface Container {
@@ -53,7 +61,9 @@ export type Action =
   | { kind: 'mark-exited'; instance: string; exitCode?: number }
   /** A container with Berth labels for this service but no record: remove it. */
   | { kind: 'remove-orphan'; containerId: string }
-  /** Nothing to do until then (crash-loop backoff); requeue. */
+  /** blue-green: route to this release from now on (one upstream switch). */
+  | { kind: 'switch'; releaseId: string }
+  /** Nothing to do until then (crash-loop backoff, idle previous set); requeue. */
   | { kind: 'wait'; untilMs: number; reason: string };
 
 /** A run of this long resets the crash-loop counter. */
@@ -100,30 +110,90 @@ export function planService(desired: DesiredView | undefined, instances: Instanc
     for (const i of order.slice(0, current.length - desired.replicas)) actions.push({ kind: 'stop', instance: i.id, reason: 'scaled down' });
   }
 
-  // Replace old-release instances start-first: a serving old instance is stopped only while the
-  // healthy count stays at or above the desired replicas; old ones not serving go at once.
-  const healthyCurrent = current.filter(isServing).length;
-  const servingOld = old.filter(isServing).sort((a, b) => a.createdAt - b.createdAt);
-  for (const i of old) if (!isServing(i)) actions.push({ kind: 'stop', instance: i.id, reason: 'replaced (not serving)' });
-  const stopOld = desired.replicas === 0
-    ? servingOld.length
-    : Math.min(servingOld.length, Math.max(0, healthyCurrent + servingOld.length - desired.replicas));
-  for (const i of servingOld.slice(0, stopOld)) actions.push({ kind: 'stop', instance: i.id, reason: 'replaced by new release' });
+  const strategy = desired.strategy ?? 'rolling';
+  const replace = strategy === 'blue-green' ? blueGreen : strategy === 'recreate' ? recreate : rolling;
+  const { stops, createBudget, extra } = replace(desired, current, old, now);
+  actions.push(...stops, ...extra);
 
   // A failure was just counted: the backoff it sets decides when the replacement starts (next round).
   if (reaped) return actions;
 
-  // Scale up (or replace what ended) within the surge budget, honouring crash-loop backoff.
-  const missing = desired.replicas - current.length;
-  if (missing > 0) {
-    const budget = desired.replicas + desired.maxSurge - current.length - (servingOld.length - stopOld);
-    const count = Math.min(missing, Math.max(0, budget));
-    if (count > 0) {
-      if (now < desired.nextStartAt) actions.push({ kind: 'wait', untilMs: desired.nextStartAt, reason: 'crash-loop backoff' });
-      else actions.push({ kind: 'create', count });
-    }
+  // Scale up (or replace what ended), within the strategy's budget, honouring crash-loop backoff.
+  const count = Math.min(desired.replicas - current.length, createBudget);
+  if (count > 0) {
+    if (now < desired.nextStartAt) actions.push({ kind: 'wait', untilMs: desired.nextStartAt, reason: 'crash-loop backoff' });
+    else actions.push({ kind: 'create', count });
   }
   return actions;
+}
+
+interface Replacement {
+  stops: Action[];
+  /** How many new instances may be created this round. */
+  createBudget: number;
+  extra: Action[];
+}
+
+/**
+ * Start-first rolling replacement: a serving old instance is stopped only while at least
+ * `replicas - maxUnavailable` instances keep serving; live instances never exceed `replicas + maxSurge`.
+ * Old instances that are not serving go at once.
+ */
+function rolling(d: DesiredView, current: InstanceView[], old: InstanceView[]): Replacement {
+  const stops: Action[] = [];
+  const healthyCurrent = current.filter(isServing).length;
+  const servingOld = old.filter(isServing).sort((a, b) => a.createdAt - b.createdAt);
+  for (const i of old) if (!isServing(i)) stops.push({ kind: 'stop', instance: i.id, reason: 'replaced (not serving)' });
+  const minServing = Math.max(0, d.replicas - (d.maxUnavailable ?? 0));
+  const stopOld = d.replicas === 0
+    ? servingOld.length
+    : Math.min(servingOld.length, Math.max(0, healthyCurrent + servingOld.length - minServing));
+  for (const i of servingOld.slice(0, stopOld)) stops.push({ kind: 'stop', instance: i.id, reason: 'replaced by new release' });
+  const createBudget = d.replicas + d.maxSurge - current.length - (servingOld.length - stopOld);
+  return { stops, createBudget: Math.max(0, createBudget), extra: [] };
+}
+
+/**
+ * Blue-green: the whole new set starts while the ingress keeps routing to the previous release; once
+ * all are healthy, one switch; the previous set idles for `keepPreviousMs` (a rollback is one switch
+ * back), then goes.
+ */
+function blueGreen(d: DesiredView, current: InstanceView[], old: InstanceView[], now: number): Replacement {
+  const stops: Action[] = [];
+  const extra: Action[] = [];
+  const healthyCurrent = current.filter(isServing).length;
+  if (d.routedReleaseId === undefined) {
+    // Routing was not pinned yet (first deploy, or the service used another strategy until now):
+    // pin it to what serves now before any green instance could join.
+    const serving = old.find(isServing);
+    if (serving) return { stops, createBudget: d.replicas, extra: [{ kind: 'switch', releaseId: serving.releaseId }] };
+  }
+  const routed = d.routedReleaseId;
+  if (routed !== d.releaseId) {
+    const servingRouted = old.filter((i) => i.releaseId === routed && isServing(i));
+    if (healthyCurrent >= d.replicas || servingRouted.length === 0) {
+      // All green are healthy (or there is nothing to protect): switch.
+      extra.push({ kind: 'switch', releaseId: d.releaseId });
+    }
+    // Sets of releases that are neither routed nor desired are of no use.
+    for (const i of old) if (i.releaseId !== routed) stops.push({ kind: 'stop', instance: i.id, reason: 'superseded release' });
+    return { stops, createBudget: d.replicas, extra };
+  }
+  // Routed to the desired release: the previous set idles until the keep window ends.
+  const until = (d.switchedAt ?? 0) + (d.keepPreviousMs ?? 0);
+  const idle = old.filter(isServing);
+  for (const i of old) if (!isServing(i)) stops.push({ kind: 'stop', instance: i.id, reason: 'previous set (not serving)' });
+  if (idle.length > 0) {
+    if (now >= until) for (const i of idle) stops.push({ kind: 'stop', instance: i.id, reason: 'previous set: keep window over' });
+    else extra.push({ kind: 'wait', untilMs: until, reason: 'previous set kept idle for a fast rollback' });
+  }
+  return { stops, createBudget: d.replicas, extra };
+}
+
+/** Recreate: every old instance stops first; the new set starts once they are gone (a gap, by design). */
+function recreate(_d: DesiredView, _current: InstanceView[], old: InstanceView[]): Replacement {
+  const stops: Action[] = old.map((i) => ({ kind: 'stop', instance: i.id, reason: 'recreate: old set stops first' }));
+  return { stops, createBudget: old.length > 0 ? 0 : Number.MAX_SAFE_INTEGER, extra: [] };
 }
 
 function isServing(i: InstanceView): boolean {

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidSpec, type SpecIssue } from '../errors.ts';
 import { parseAppSpec, type ParseOptions, type ParseResult, type ServiceSpec, type SpecWarning } from './index.ts';
+import { DEFAULT_UPDATE } from './types.ts';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/spec');
 
@@ -79,6 +80,7 @@ test('fixture valid-basic.yaml parses into the expected spec', () => {
     dependsOn: [],
     port: 3000,
     routes: [{ host: 'shop.example.com', path: '/' }],
+    update: DEFAULT_UPDATE,
   });
   assert.deepEqual(spec.services.worker?.command, ['node', 'worker.js', '--queue', 'orders']);
   assert.deepEqual(spec.services.worker?.dependsOn, ['web']);
@@ -803,4 +805,17 @@ test('parseAppSpec does no I/O beyond readFile, and only for env files', () => {
     },
   });
   assert.deepEqual(read, ['/srv/apps/demo/.env.web']);
+});
+
+test('x-berth.update: strategies and their knobs, with clear errors', () => {
+  const svc = (update: string) => `services:\n  web:\n    image: x\n    x-berth:\n      port: 3000\n      update: ${update}\n`;
+  const ok = parse(svc('{strategy: blue-green, keep_previous: 2m, deadline: 30s}')).spec.services.web!;
+  assert.deepEqual(ok.update, { ...DEFAULT_UPDATE, strategy: 'blue-green', keepPreviousMs: 120_000, deadlineMs: 30_000 });
+  const reload = parse(svc('{strategy: reload, signal: USR2, on_failure: restart}')).spec.services.web!;
+  assert.equal(reload.update?.signal, 'SIGUSR2');
+  assert.equal(reload.update?.onFailure, 'restart');
+  assert.throws(() => parse(svc('{strategy: canary}')), /x-berth\.update\.strategy: "canary" is not a strategy: write one of rolling, blue-green, reload, recreate/);
+  assert.throws(() => parse(svc('{max_surge: 0, max_unavailable: 0}')), /could never make progress/);
+  assert.throws(() => parse(svc('{strategy: rolling, on_failure: restart}')), /on_failure: "restart" is not allowed here/);
+  assert.throws(() => parse(svc('{stratgy: rolling}')), /stratgy/);
 });

@@ -66,6 +66,7 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
     volumes: normalizeVolumes(ctx, at('volumes'), raw.volumes),
     dependsOn: dependsOnOf(ctx, name, at('depends_on'), raw.depends_on),
     routes: ext.routes,
+    update: ext.update,
   };
   if (build) spec.build = build;
   const command = argvOf(ctx, at('command'), raw.command);

@@ -72,6 +72,31 @@ export interface RestartPolicy {
   delayMs: number;
 }
 
+/**
+ * How a new release replaces the running one (`x-berth.update`).
+ * - rolling: start-first; at most `maxSurge` extra instances, at most `maxUnavailable` fewer serving.
+ * - blue-green: the whole new set starts and turns healthy, then one upstream switch; the previous set
+ *   stays running (idle) for `keepPreviousMs` so a rollback is one switch.
+ * - reload: instances are kept; Berth sends `signal` and waits for health again (container-level
+ *   changes such as image or environment fall back to rolling).
+ * - recreate: stop all, then start the new set — the one strategy with a gap (single writers).
+ */
+export interface UpdateSpec {
+  strategy: 'rolling' | 'blue-green' | 'reload' | 'recreate';
+  maxSurge: number;
+  maxUnavailable: number;
+  keepPreviousMs: number;
+  signal: string;
+  /** What to do when a release fails: roll back to the previous release, restart (reload only), or leave it. */
+  onFailure: 'rollback' | 'restart' | 'none';
+  /** A release that is not healthy within this long has failed. */
+  deadlineMs: number;
+}
+
+export const DEFAULT_UPDATE: UpdateSpec = {
+  strategy: 'rolling', maxSurge: 1, maxUnavailable: 0, keepPreviousMs: 300_000, signal: 'SIGHUP', onFailure: 'rollback', deadlineMs: 180_000,
+};
+
 export interface ServiceSpec {
   name: string;
   /** Image reference to run. When `build` is set and image is absent, Berth names it `berth-APP/SERVICE:latest`. */
@@ -96,6 +121,8 @@ export interface ServiceSpec {
   /** x-berth.port: the HTTP port the process listens on by default; Berth allocates one and passes it as PORT. */
   port?: number;
   routes: RouteSpec[];
+  /** x-berth.update; absent in specs stored before strategies existed (read as DEFAULT_UPDATE). */
+  update?: UpdateSpec;
 }
 
 export interface AppSpec {

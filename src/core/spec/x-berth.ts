@@ -3,14 +3,17 @@
  * Compose ignores `x-` keys, so these stay valid Compose files; inside `x-berth` Berth is strict and
  * rejects unknown keys, because a typo there would silently change routing or health.
  */
-import { isRecord, type SpecContext } from './context.ts';
+import { isRecord, take, type SpecContext } from './context.ts';
 import type { Diagnostics } from './diagnostics.ts';
 import { berthHealth } from './health.ts';
 import { unknownKey } from './suggest.ts';
-import type { HttpHealth, RouteSpec, TcpHealth } from './types.ts';
+import { DEFAULT_UPDATE, type HttpHealth, type RouteSpec, type TcpHealth, type UpdateSpec } from './types.ts';
+import { parseDuration } from './units.ts';
 import type { SpecPath } from './yaml-source.ts';
 
-const SERVICE_KEYS = ['port', 'routes', 'health'];
+const SERVICE_KEYS = ['port', 'routes', 'health', 'update'];
+const UPDATE_KEYS = ['strategy', 'max_surge', 'max_unavailable', 'keep_previous', 'signal', 'on_failure', 'deadline'];
+const STRATEGIES = ['rolling', 'blue-green', 'reload', 'recreate'] as const;
 const APP_KEYS = ['app'];
 const ROUTE_KEYS = ['host', 'path'];
 const HOST = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
@@ -21,13 +24,14 @@ export interface ServiceExtensions {
   routes: RouteSpec[];
   /** Undefined when x-berth.health is absent (or invalid, which is reported). */
   health?: HttpHealth | TcpHealth | { type: 'none' };
+  update: UpdateSpec;
 }
 
 export function serviceExtensions(ctx: SpecContext, path: SpecPath, raw: unknown): ServiceExtensions {
-  if (raw === undefined || raw === null) return { routes: [] };
+  if (raw === undefined || raw === null) return { routes: [], update: DEFAULT_UPDATE };
   if (!isRecord(raw)) {
-    ctx.diag.error(path, 'expected a mapping with `port`, `routes` and/or `health`');
-    return { routes: [] };
+    ctx.diag.error(path, 'expected a mapping with `port`, `routes`, `health` and/or `update`');
+    return { routes: [], update: DEFAULT_UPDATE };
   }
   unknownKeys(ctx, path, raw, SERVICE_KEYS);
   const port = raw.port === undefined ? undefined : parsePort(ctx, [...path, 'port'], raw.port);
@@ -39,7 +43,47 @@ export function serviceExtensions(ctx: SpecContext, path: SpecPath, raw: unknown
   if (health && health.type !== 'none' && port === undefined && raw.port === undefined) {
     ctx.diag.error([...path, 'health'], `a${health.type === 'http' ? 'n HTTP' : ' TCP'} health check needs \`x-berth.port\`: set the port the service listens on`);
   }
-  return { port, routes, health };
+  const update = raw.update === undefined ? DEFAULT_UPDATE : parseUpdate(ctx, [...path, 'update'], raw.update);
+  return { port, routes, health, update };
+}
+
+function parseUpdate(ctx: SpecContext, path: SpecPath, raw: unknown): UpdateSpec {
+  if (!isRecord(raw)) {
+    ctx.diag.error(path, `expected a mapping such as {strategy: rolling, max_surge: 1}; strategies: ${STRATEGIES.join(', ')}`);
+    return DEFAULT_UPDATE;
+  }
+  unknownKeys(ctx, path, raw, UPDATE_KEYS);
+  const u: UpdateSpec = { ...DEFAULT_UPDATE };
+  if (raw.strategy !== undefined) {
+    if (typeof raw.strategy === 'string' && (STRATEGIES as readonly string[]).includes(raw.strategy)) u.strategy = raw.strategy as UpdateSpec['strategy'];
+    else ctx.diag.error([...path, 'strategy'], `${JSON.stringify(raw.strategy)} is not a strategy: write one of ${STRATEGIES.join(', ')}`);
+  }
+  const count = (key: string): number | undefined => {
+    const v = raw[key];
+    if (v === undefined) return undefined;
+    const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : NaN;
+    if (Number.isInteger(n) && n >= 0) return n;
+    ctx.diag.error([...path, key], `${JSON.stringify(v)} is not a count of instances: write a whole number such as 1`);
+    return undefined;
+  };
+  u.maxSurge = count('max_surge') ?? u.maxSurge;
+  u.maxUnavailable = count('max_unavailable') ?? u.maxUnavailable;
+  if (u.maxSurge === 0 && u.maxUnavailable === 0) {
+    ctx.diag.error(path, 'max_surge and max_unavailable are both 0, so a rolling update could never make progress: allow one of them to be at least 1');
+  }
+  const duration = (key: string): number | undefined => (raw[key] === undefined ? undefined : take(ctx, [...path, key], parseDuration(raw[key])));
+  u.keepPreviousMs = duration('keep_previous') ?? u.keepPreviousMs;
+  u.deadlineMs = duration('deadline') ?? u.deadlineMs;
+  if (raw.signal !== undefined) {
+    if (typeof raw.signal === 'string' && /^(SIG)?[A-Z0-9]+$/.test(raw.signal)) u.signal = raw.signal.startsWith('SIG') ? raw.signal : `SIG${raw.signal}`;
+    else ctx.diag.error([...path, 'signal'], `${JSON.stringify(raw.signal)} is not a signal name: write e.g. SIGHUP or SIGUSR2`);
+  }
+  if (raw.on_failure !== undefined) {
+    const allowed = u.strategy === 'reload' ? ['rollback', 'restart', 'none'] : ['rollback', 'none'];
+    if (typeof raw.on_failure === 'string' && allowed.includes(raw.on_failure)) u.onFailure = raw.on_failure as UpdateSpec['onFailure'];
+    else ctx.diag.error([...path, 'on_failure'], `${JSON.stringify(raw.on_failure)} is not allowed here: write one of ${allowed.join(', ')}`);
+  }
+  return u;
 }
 
 /** Top-level `x-berth`: returns the app name if given. */

@@ -78,3 +78,29 @@ test('logs with tail', async () => {
   await eng.logs(id, { follow: false, tail: 1 }, (l) => got.push(`${l.stream}:${l.text}`));
   assert.deepEqual(got, ['stderr:two']);
 });
+
+test('failNext: the next call of that kind rejects once, without effect and without a calls entry', async () => {
+  const eng = new FakeEngine({ images: ['app:1'] });
+  eng.failNext('create', new Error('daemon hiccup'));
+  await assert.rejects(eng.create(spec()), /daemon hiccup/);
+  assert.deepEqual(await eng.list({}), [], 'no container was made');
+  assert.deepEqual(eng.calls, []);
+  const id = await eng.create(spec());
+  eng.failNext('start');
+  await assert.rejects(eng.start(id), /start failed/);
+  assert.equal((await eng.inspect(id))?.state, 'created');
+  await eng.start(id);
+  assert.equal((await eng.inspect(id))?.running, true);
+  eng.failNext('build');
+  await assert.rejects(eng.build({ tag: 'app:2' }));
+  assert.equal(await eng.imageExists('app:2'), false);
+  assert.deepEqual(eng.calls, ['create web-1', `start ${id}`]);
+});
+
+test('create accepts an image id as well as a reference, like Docker', async () => {
+  const eng = new FakeEngine({ images: ['app:1'] });
+  const imageId = await eng.imageId('app:1');
+  assert.match(imageId ?? '', /^sha256:/);
+  const id = await eng.create(spec({ image: imageId! }));
+  assert.equal((await eng.inspect(id))?.image, imageId);
+});

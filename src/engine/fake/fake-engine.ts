@@ -11,6 +11,9 @@ import {
   type LogLine,
 } from '../../core/ports.ts';
 
+/** Calls whose next invocation a test can make fail (`failNext`). */
+export type FailingCall = 'build' | 'create' | 'start' | 'stop' | 'remove';
+
 interface FakeContainer {
   info: ContainerInfo;
   spec: ContainerSpec;
@@ -34,6 +37,7 @@ export class FakeEngine implements Engine {
   private readonly clock: Clock;
   private down = false;
   private seq = 0;
+  private readonly failures = new Map<FailingCall, Error[]>();
 
   constructor(opts: { hostName?: string; images?: string[]; clock?: Clock } = {}) {
     this.hostName = opts.hostName ?? 'fake-host';
@@ -71,6 +75,7 @@ export class FakeEngine implements Engine {
 
   async build(opts: { tag: string }, onProgress?: (line: string) => void): Promise<void> {
     this.check();
+    this.failIfAsked('build');
     this.calls.push(`build ${opts.tag}`);
     onProgress?.(`Successfully tagged ${opts.tag}`);
     this.addImage(opts.tag);
@@ -83,8 +88,12 @@ export class FakeEngine implements Engine {
 
   async create(spec: ContainerSpec): Promise<string> {
     this.check();
+    this.failIfAsked('create');
     this.calls.push(`create ${spec.name}`);
-    if (!this.images.has(spec.image)) throw new NotFound(`image ${spec.image} does not exist: build it first`);
+    // Like Docker, a reference or an image id (releases run images by id).
+    if (!this.images.has(spec.image) && ![...this.images.values()].includes(spec.image)) {
+      throw new NotFound(`image ${spec.image} does not exist: build it first`);
+    }
     const same = [...this.containers.values()].find((c) => c.info.name === spec.name);
     if (same) {
       const ours = same.info.labels[LABEL.managed] === 'true' && same.info.labels[LABEL.cluster] === spec.labels[LABEL.cluster];
@@ -101,6 +110,7 @@ export class FakeEngine implements Engine {
 
   async start(id: string): Promise<void> {
     this.check();
+    this.failIfAsked('start');
     this.calls.push(`start ${id}`);
     const c = this.get(id);
     if (c.info.running) return;
@@ -112,6 +122,7 @@ export class FakeEngine implements Engine {
 
   async stop(id: string, _timeoutS: number): Promise<void> {
     this.check();
+    this.failIfAsked('stop');
     this.calls.push(`stop ${id}`);
     const c = this.find(id);
     if (c?.info.running) this.exit(c, 0, 'stop');
@@ -126,6 +137,7 @@ export class FakeEngine implements Engine {
 
   async remove(id: string): Promise<void> {
     this.check();
+    this.failIfAsked('remove');
     this.calls.push(`remove ${id}`);
     const c = this.find(id);
     if (!c) return;
@@ -172,6 +184,14 @@ export class FakeEngine implements Engine {
     this.get(id).logs.push({ containerId: id, stream, time: this.iso(), text });
   }
 
+  /**
+   * The next call of `op` rejects with `error` (once per failNext), before it has any effect and
+   * before it is recorded in `calls`: a daemon error or a control-plane crash at that point.
+   */
+  failNext(op: FailingCall, error: Error = new Error(`fake: ${op} failed (failNext)`)): void {
+    this.failures.set(op, [...(this.failures.get(op) ?? []), error]);
+  }
+
   /** The engine becomes unreachable: calls reject with EngineUnavailable, watchers see `disconnected`. */
   outage(): void {
     if (this.down) return;
@@ -207,6 +227,11 @@ export class FakeEngine implements Engine {
     const c = this.find(id);
     if (!c) throw new NotFound(`no such container: ${id}`);
     return c;
+  }
+
+  private failIfAsked(op: FailingCall): void {
+    const err = this.failures.get(op)?.shift();
+    if (err) throw err;
   }
 
   private check(): void {

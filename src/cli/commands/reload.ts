@@ -1,0 +1,28 @@
+import type { Command } from 'commander';
+import { CliFailure, EXIT, connect, type GlobalOpts } from '../context.ts';
+
+export function registerReload(program: Command): void {
+  program.command('reload')
+    .argument('<app>', 'app name')
+    .argument('<service>', 'service name')
+    .description('send the service\'s reload signal (x-berth.update.signal, default SIGHUP) to every instance, one at a time, waiting for health after each; no container is recreated')
+    .option('--env <env>', 'environment', 'prod')
+    .option('--timeout <seconds>', 'give up waiting after this long (exit 1)', '120')
+    .action(async (app: string, service: string, o: { env: string; timeout: string }) => {
+      const g = program.opts<GlobalOpts>();
+      const client = connect(g);
+      const { requestedAt } = await client.reload(app, o.env, service);
+      const deadline = Date.now() + Number(o.timeout) * 1000;
+      for (;;) {
+        const st = await client.app(app, o.env);
+        const s = st.services.find((x) => x.name === service);
+        if (s && s.reload.doneAt >= requestedAt) {
+          if (g.json) console.log(JSON.stringify({ service, reloaded: s.instances.length, healthy: s.healthy }));
+          else console.log(`✔ reloaded ${s.instances.length} instance(s) of ${app}/${o.env}/${service}; ${s.healthy}/${s.desired} healthy`);
+          return;
+        }
+        if (Date.now() > deadline) throw new CliFailure(`reload of ${service} not done after ${o.timeout}s; see \`berth events ${app}\``, EXIT.failed);
+        await new Promise((r) => setTimeout(r, 150));
+      }
+    });
+}

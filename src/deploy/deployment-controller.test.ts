@@ -1,0 +1,259 @@
+import { afterEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AppSpec, ServiceSpec } from '../core/spec/types.ts';
+import type { DeploymentRecord } from '../core/store.ts';
+import { FakeEngine } from '../engine/fake/index.ts';
+import { SqliteStore } from '../store/index.ts';
+import { silentLogger } from '../lib/logger.ts';
+import { DeploymentController } from './deployment-controller.ts';
+
+const T0 = 1_700_000_000_000;
+
+function svc(name: string, o: Partial<ServiceSpec> = {}): ServiceSpec {
+  return {
+    name, image: `shop/${name}:1`, environment: { MODE: 'prod' }, ports: [], health: { type: 'none' }, replicas: 2, limits: {},
+    restart: { condition: 'any', delayMs: 1000 }, labels: {}, stopSignal: 'SIGTERM', stopGracePeriodMs: 10_000, volumes: [],
+    dependsOn: [], routes: name === 'web' ? [{ path: '/' }] : [], ...o,
+  };
+}
+const app = (...services: ServiceSpec[]): AppSpec => ({ name: 'shop', services: Object.fromEntries(services.map((s) => [s.name, s])) });
+
+function harness() {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-deployments-'));
+  const clock = { t: T0, now() { return this.t; } };
+  const store = new SqliteStore(join(dir, 'berth.db'), clock);
+  const engine = new FakeEngine({ clock, images: ['shop/web:1', 'shop/worker:1'] });
+  const enqueued: string[] = [];
+  let applyRoutes = 0;
+  let ids = 0;
+  const controller = new DeploymentController({
+    store, engine, clock, logger: silentLogger, newId: () => `id${++ids}`,
+    enqueueService: (a, e, s) => void enqueued.push(`${a}/${e}/${s}`),
+    applyRoutes: () => void applyRoutes++,
+  });
+  let deps = 0;
+  const h = {
+    store, engine, clock, controller, enqueued,
+    get applyRoutes() { return applyRoutes; },
+    /** Records a deployment as the API does and runs the controller on it once. */
+    async deploy(spec: AppSpec, env = 'prod') {
+      const d: DeploymentRecord = {
+        id: `d${++deps}`, app: spec.name, env, spec, warnings: [], status: 'pending', message: '', createdAt: clock.now(),
+        createdBy: 'admin', releases: {},
+      };
+      store.createDeployment(d);
+      clock.t += 1000;
+      const result = await controller.reconcile(d.id);
+      return { id: d.id, result, dep: store.getDeployment(d.id)! };
+    },
+    /** Desired state of the app, for before/after comparisons. */
+    snapshot: () => ({
+      services: store.listServices({ app: 'shop' }),
+      releases: store.listReleases({ app: 'shop' }),
+    }),
+    releaseOf: (service: string, env = 'prod') => {
+      const s = store.getService({ app: 'shop', env, service });
+      return s && store.getRelease(s.releaseId);
+    },
+    close() {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return h;
+}
+type H = ReturnType<typeof harness>;
+const open: H[] = [];
+function setup(): H {
+  const h = harness();
+  open.push(h);
+  return h;
+}
+afterEach(() => {
+  for (const h of open.splice(0)) h.close();
+});
+
+test('a first deployment creates a release and a service per service, wakes their reconcilers and follows them', async () => {
+  const h = setup();
+  const { result, dep } = await h.deploy(app(svc('web', { replicas: 3 }), svc('worker', { replicas: 1 })));
+  assert.equal(dep.status, 'rolling');
+  assert.deepEqual(Object.keys(dep.releases).sort(), ['web', 'worker']);
+  for (const [name, replicas] of [['web', 3], ['worker', 1]] as const) {
+    const s = h.store.getService({ app: 'shop', env: 'prod', service: name })!;
+    assert.equal(s.replicas, replicas);
+    assert.equal(s.releaseId, dep.releases[name]);
+    const rel = h.store.getRelease(s.releaseId)!;
+    assert.equal(rel.status, 'progressing');
+    assert.equal(rel.seq, 1);
+    assert.equal(rel.image, `shop/${name}:1`);
+    assert.equal(rel.imageId, await h.engine.imageId(`shop/${name}:1`), 'a release names the image id, not the tag');
+    assert.equal(rel.createdBy, 'admin');
+  }
+  assert.deepEqual(h.enqueued.sort(), ['shop/prod/web', 'shop/prod/worker']);
+  assert.equal(h.applyRoutes, 1, 'routes go to the ingress while containers start');
+  assert.deepEqual(result, { requeueAfterMs: 2000 }, 'a safety-net requeue while releases progress');
+  const kinds = h.store.listEvents({ app: 'shop' }).map((e) => e.kind);
+  assert.deepEqual(kinds.filter((k) => k === 'release.created').length, 2);
+});
+
+test('an identical second deployment creates no new release; a rebuilt image (new id) does', async () => {
+  const h = setup();
+  const spec = app(svc('web'), svc('worker'));
+  const first = await h.deploy(spec);
+  const before = h.snapshot();
+  const second = await h.deploy(structuredClone(spec));
+  assert.deepEqual(second.dep.releases, first.dep.releases, 'the second deployment follows the same releases');
+  assert.deepEqual(h.snapshot().releases, before.releases, 'no release added or changed');
+  assert.deepEqual(h.snapshot().services.map((s) => s.releaseId), before.services.map((s) => s.releaseId));
+
+  h.engine.addImage('shop/web:1'); // same tag, new image id: a rebuild that changed something
+  const third = await h.deploy(structuredClone(spec));
+  assert.notEqual(third.dep.releases.web, first.dep.releases.web);
+  assert.equal(third.dep.releases.worker, first.dep.releases.worker);
+  assert.equal(h.releaseOf('web')?.seq, 2);
+  assert.equal(h.releaseOf('web')?.imageId, await h.engine.imageId('shop/web:1'));
+});
+
+test('a changed environment variable makes a new release of that service only; the unfinished one is superseded', async () => {
+  const h = setup();
+  const first = await h.deploy(app(svc('web'), svc('worker')));
+  const second = await h.deploy(app(svc('web', { environment: { MODE: 'prod', FEATURE_X: 'on' } }), svc('worker')));
+  assert.notEqual(second.dep.releases.web, first.dep.releases.web);
+  assert.equal(second.dep.releases.worker, first.dep.releases.worker);
+  const rel = h.releaseOf('web')!;
+  assert.equal(rel.seq, 2);
+  assert.equal(rel.spec.environment.FEATURE_X, 'on');
+  assert.equal(h.store.getRelease(first.dep.releases.web!)?.status, 'superseded');
+  assert.equal(h.store.listReleases({ app: 'shop', service: 'worker' }).length, 1);
+});
+
+test('a replicas-only change updates the service without a new release', async () => {
+  const h = setup();
+  const first = await h.deploy(app(svc('web', { replicas: 2 })));
+  h.enqueued.length = 0;
+  const second = await h.deploy(app(svc('web', { replicas: 5 })));
+  assert.equal(second.dep.releases.web, first.dep.releases.web);
+  assert.equal(h.store.getService({ app: 'shop', env: 'prod', service: 'web' })?.replicas, 5);
+  assert.equal(h.store.listReleases({ app: 'shop' }).length, 1);
+  assert.deepEqual(h.enqueued, ['shop/prod/web'], 'its reconciler is woken to scale');
+});
+
+test('a service missing from the new spec is deleted (and its reconciler woken to stop it); other envs keep theirs', async () => {
+  const h = setup();
+  await h.deploy(app(svc('web'), svc('worker')));
+  await h.deploy(app(svc('web'), svc('worker')), 'staging');
+  h.enqueued.length = 0;
+  const { dep } = await h.deploy(app(svc('web')));
+  assert.equal(dep.status, 'rolling');
+  assert.equal(h.store.getService({ app: 'shop', env: 'prod', service: 'worker' }), undefined);
+  assert.ok(h.store.getService({ app: 'shop', env: 'staging', service: 'worker' }), 'staging is another environment');
+  assert.ok(h.enqueued.includes('shop/prod/worker'));
+  assert.deepEqual(Object.keys(dep.releases), ['web']);
+  assert.ok(h.store.listEvents({ app: 'shop' }).some((e) => e.kind === 'service.removed' && e.service === 'worker' && e.env === 'prod'));
+});
+
+test('a missing image fails the deployment with a clear message and changes no service', async () => {
+  const h = setup();
+  await h.deploy(app(svc('web'), svc('worker'), svc('cron', { image: 'shop/worker:1' })));
+  const before = h.snapshot();
+  h.enqueued.length = 0;
+  // web changes and cron goes away, but worker's image is not there: none of it may happen.
+  const { dep, result } = await h.deploy(app(svc('web', { environment: { MODE: 'debug' } }), svc('worker', { image: 'shop/worker:9' })));
+  assert.equal(dep.status, 'failed');
+  assert.match(dep.message, /image shop\/worker:9 of service worker is not on the engine: build it first/);
+  assert.equal(result, undefined, 'nothing to retry');
+  assert.deepEqual(h.snapshot(), before, 'no service or release changed');
+  assert.deepEqual(h.enqueued, []);
+  assert.deepEqual(dep.releases, {});
+  assert.ok(h.store.listEvents({ app: 'shop' }).some((e) => e.kind === 'deployment.failed' && /shop\/worker:9/.test(e.message)));
+});
+
+test('a failing build fails the deployment and changes nothing', async () => {
+  const h = setup();
+  const build = { context: '/src/shop/web', dockerfile: 'Dockerfile', args: {} };
+  await h.deploy(app(svc('web'), svc('worker')));
+  const before = h.snapshot();
+  h.enqueued.length = 0;
+  h.engine.failNext('build', new Error('COPY failed: file not found in build context: package.json'));
+  const { dep } = await h.deploy(app(svc('worker', { environment: { MODE: 'debug' } }), svc('web', { image: 'shop/web:2', build })));
+  assert.equal(dep.status, 'failed');
+  assert.match(dep.message, /^build of web failed: COPY failed: file not found in build context: package\.json/);
+  assert.deepEqual(h.snapshot(), before);
+  assert.deepEqual(h.enqueued, []);
+  assert.equal(await h.engine.imageExists('shop/web:2'), false);
+});
+
+test('a service with a build section runs the image it built', async () => {
+  const h = setup();
+  const build = { context: '/src/shop/web', dockerfile: 'Dockerfile', args: { NODE_ENV: 'production' } };
+  const { dep } = await h.deploy(app(svc('web', { image: 'shop/web:2', build })));
+  assert.equal(dep.status, 'rolling');
+  assert.ok(h.engine.calls.includes('build shop/web:2'));
+  assert.equal(h.releaseOf('web')?.imageId, await h.engine.imageId('shop/web:2'));
+});
+
+test('follow(): rolling until every release is healthy, then succeeded', async () => {
+  const h = setup();
+  const { id, dep } = await h.deploy(app(svc('web'), svc('worker')));
+  h.store.updateRelease(dep.releases.web!, { status: 'healthy' });
+  assert.deepEqual(await h.controller.reconcile(id), { requeueAfterMs: 2000 });
+  assert.equal(h.store.getDeployment(id)?.status, 'rolling', 'worker still progresses');
+  h.store.updateRelease(dep.releases.worker!, { status: 'healthy' });
+  assert.equal(await h.controller.reconcile(id), undefined);
+  const done = h.store.getDeployment(id)!;
+  assert.equal(done.status, 'succeeded');
+  assert.equal(done.message, 'all services healthy');
+  // Finished deployments are left alone, whatever happens to their releases later.
+  h.store.updateRelease(dep.releases.worker!, { status: 'failed' });
+  assert.equal(await h.controller.reconcile(id), undefined);
+  assert.equal(h.store.getDeployment(id)?.status, 'succeeded');
+});
+
+test('follow(): failed as soon as one release failed, naming it and why', async () => {
+  const h = setup();
+  const { id, dep } = await h.deploy(app(svc('web'), svc('worker')));
+  h.store.updateRelease(dep.releases.web!, { status: 'healthy' });
+  h.store.updateRelease(dep.releases.worker!, { status: 'failed', message: 'its instances crashed 3 times in a row (crash loop)' });
+  assert.equal(await h.controller.reconcile(id), undefined);
+  const d = h.store.getDeployment(id)!;
+  assert.equal(d.status, 'failed');
+  assert.equal(d.message, 'release 1 of worker failed: its instances crashed 3 times in a row (crash loop)');
+});
+
+test('follow(): a deployment whose release was superseded by a newer one fails', async () => {
+  const h = setup();
+  const first = await h.deploy(app(svc('web')));
+  await h.deploy(app(svc('web', { environment: { MODE: 'debug' } })));
+  await h.controller.reconcile(first.id);
+  const d = h.store.getDeployment(first.id)!;
+  assert.equal(d.status, 'failed');
+  assert.match(d.message, /release 1 of web superseded/);
+});
+
+test('follow(): a release that no longer exists fails the deployment instead of throwing', async () => {
+  const h = setup();
+  h.store.createDeployment({
+    id: 'dx', app: 'shop', env: 'prod', spec: app(svc('web')), warnings: [], status: 'rolling', message: '', createdAt: T0,
+    createdBy: 'admin', releases: { web: 'gone' },
+  });
+  assert.equal(await h.controller.reconcile('dx'), undefined);
+  const d = h.store.getDeployment('dx')!;
+  assert.equal(d.status, 'failed');
+  assert.equal(d.message, 'a release vanished');
+});
+
+test('a deployment interrupted while building is applied again without duplicating releases', async () => {
+  const h = setup();
+  const { id, dep } = await h.deploy(app(svc('web'), svc('worker')));
+  const before = h.snapshot();
+  // The server died after the releases were written but before the deployment said so.
+  h.store.updateDeployment(id, { status: 'building', releases: {} });
+  await h.controller.reconcile(id);
+  const again = h.store.getDeployment(id)!;
+  assert.equal(again.status, 'rolling');
+  assert.deepEqual(again.releases, dep.releases);
+  assert.deepEqual(h.snapshot().releases, before.releases);
+});
