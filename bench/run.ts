@@ -4,6 +4,7 @@
  */
 const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = {
   deploy: async () => (await import('./deploy.ts')).run(),
+  dns: async () => (await import('./dns.ts')).run(),
   idle: async () => (await import('./idle.ts')).run(),
 };
 

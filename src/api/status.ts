@@ -60,11 +60,14 @@ export function serviceStatus(store: Store, clock: Clock, s: ServiceRecord, all?
   } else if (s.replicas === 0) {
     status = 'stopped';
     detail = 'scaled to 0';
-  } else if (rel?.status === 'progressing' || insts.some((i) => i.releaseId !== s.releaseId)) {
+  } else if (rel?.status === 'progressing' || (insts.some((i) => i.releaseId !== s.releaseId) && rel?.spec.update?.strategy !== 'blue-green')) {
     status = 'deploying';
     detail = `release ${rel?.seq}: ${healthy}/${s.replicas} healthy`;
   } else if (healthy < s.replicas) {
     status = 'degraded';
+  } else if (insts.some((i) => i.releaseId !== s.releaseId)) {
+    const until = (s.switchedAt ?? 0) + (rel?.spec.update?.keepPreviousMs ?? 0);
+    detail += `; previous release idle for ${Math.max(0, Math.ceil((until - now) / 1000))}s more (rollback is one switch)`;
   }
   return {
     app: s.app, env: s.env, name: s.name, desired: s.replicas, healthy, running: current.length, status, detail,

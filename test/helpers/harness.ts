@@ -171,10 +171,19 @@ export class Harness {
     const cluster = (await readFile(join(this.dataDir, 'cluster-id'), 'utf8')).trim();
     const filters = ['--filter', `label=io.berth.cluster=${cluster}`];
     if (app) filters.push('--filter', `label=io.berth.app=${app}`);
-    const ids = (await docker('ps', '-aq', '--no-trunc', ...filters)).split('\n').filter(Boolean);
-    if (ids.length === 0) return [];
-    const out = await docker('inspect', '--format',
-      '{{.Id}} {{.State.Running}} {{.State.StartedAt}} {{index .Config.Labels "io.berth.instance"}} {{index .Config.Labels "io.berth.port"}}', ...ids);
+    // A container may vanish between `ps` and `inspect` (Berth removing it): list again then.
+    let out = '';
+    for (let attempt = 0; ; attempt++) {
+      const ids = (await docker('ps', '-aq', '--no-trunc', ...filters)).split('\n').filter(Boolean);
+      if (ids.length === 0) return [];
+      try {
+        out = await docker('inspect', '--format',
+          '{{.Id}} {{.State.Running}} {{.State.StartedAt}} {{index .Config.Labels "io.berth.instance"}} {{index .Config.Labels "io.berth.port"}}', ...ids);
+        break;
+      } catch (err) {
+        if (attempt >= 10 || !/No such object/.test(String(err))) throw err;
+      }
+    }
     return out.split('\n').filter(Boolean).map((l) => {
       const [id, running, startedAt, instance, port] = l.split(' ');
       return { id: id!, running: running === 'true', startedAt: startedAt!, instance: instance!, port: port! };

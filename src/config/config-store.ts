@@ -1,0 +1,317 @@
+import Database from 'better-sqlite3';
+import { chmodSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { InvalidInput, NotFound } from '../core/errors.ts';
+import type { Clock } from '../core/ports.ts';
+import { NAME_PATTERN } from '../core/spec/names.ts';
+import { describeSource, SecretKeyError, type SecretBox } from './secret-box.ts';
+
+export type ConfigKind = 'value' | 'secret';
+
+export interface ConfigEntryInput {
+  key: string;
+  value: string;
+  kind: ConfigKind;
+}
+
+/** One key's change in a version. `old`/`new` are recorded only for plain values, never for secrets. */
+export interface ConfigChange {
+  key: string;
+  kind: ConfigKind;
+  op: 'set' | 'unset';
+  old?: string;
+  new?: string;
+}
+
+export interface ConfigVersion {
+  version: number;
+  who: string;
+  at: number;
+  changes: ConfigChange[];
+}
+
+/** A key as listed: plain values carry `value`; a secret never does unless revealed through `get`. */
+export interface ConfigEntryView {
+  key: string;
+  kind: ConfigKind;
+  /** The config version that last set this key. */
+  version: number;
+  updatedAt: number;
+  updatedBy: string;
+  value?: string;
+}
+
+export interface ConfigWriteResult {
+  /** The version after the call (unchanged when nothing changed). */
+  version: number;
+  changed: boolean;
+  changes: ConfigChange[];
+}
+
+/** Environment-variable style, and not one Berth sets itself (PORT, BERTH_*). */
+export const CONFIG_KEY_PATTERN = /^[A-Z_][A-Z0-9_]*$/;
+const MAX_KEY = 128;
+/** Large enough for a certificate or a JSON credential; env vars much beyond this are trouble anyway. */
+export const MAX_VALUE_BYTES = 64 * 1024;
+const MAX_ENTRIES = 500;
+
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  -- One row per value a key had: live from version "since" until the version that replaced or unset
+  -- it ("until", NULL while current). A release pins a config version, so its containers get exactly
+  -- the values of that version even after later changes (restarts, rollbacks).
+  CREATE TABLE entries (
+    app TEXT NOT NULL, env TEXT NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('value', 'secret')),
+    value TEXT, ciphertext BLOB, iv BLOB, tag BLOB,
+    since INTEGER NOT NULL, until INTEGER,
+    PRIMARY KEY (app, env, key, since),
+    CHECK ((kind = 'value' AND value IS NOT NULL AND ciphertext IS NULL) OR
+           (kind = 'secret' AND value IS NULL AND ciphertext IS NOT NULL AND iv IS NOT NULL AND tag IS NOT NULL))
+  );
+  CREATE INDEX entries_live ON entries(app, env, until);
+  CREATE TABLE versions (
+    app TEXT NOT NULL, env TEXT NOT NULL, version INTEGER NOT NULL, who TEXT NOT NULL, at INTEGER NOT NULL,
+    changes TEXT NOT NULL,
+    PRIMARY KEY (app, env, version)
+  );
+  `,
+];
+
+type EntryRow = {
+  key: string; kind: ConfigKind; value: string | null; ciphertext: Buffer | null; iv: Buffer | null; tag: Buffer | null;
+  since: number; at: number; who: string;
+};
+
+/**
+ * The configuration center: per app and environment, plain values and secrets, versioned. Every
+ * write is one transaction that makes one new version with its history entry (who, when, which keys;
+ * values only for plain config). Secrets are sealed with a SecretBox bound to `app/env/key`.
+ *
+ * It keeps its own database file (not the main store's) so its migrations are its own.
+ */
+export class ConfigStore {
+  private readonly db: Database.Database;
+
+  constructor(path: string, private readonly box: SecretBox, private readonly clock: Clock) {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    this.db = new Database(path);
+    // Ciphertext only, but no reason for anyone else to read it; -wal/-shm inherit the mode.
+    chmodSync(path, 0o600);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const current = this.db.pragma('user_version', { simple: true }) as number;
+    for (let v = current; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  /**
+   * Why secrets cannot be used with the configured key, or undefined when they can. The server may
+   * log it at start; every secret operation throws it as a SecretKeyError.
+   */
+  keyProblem(): string | undefined {
+    const stored = this.meta('key_fingerprint');
+    if (stored === undefined || stored === this.box.fingerprint) return undefined;
+    return `the secrets in config.db were sealed with a different key than the one in ${describeSource(this.box.source)}: ` +
+      'restore the original key (the DATA_DIR/secret.key file or BERTH_SECRET_KEY value it was created with); ' +
+      'plain configuration keeps working meanwhile';
+  }
+
+  private assertKey(): void {
+    const p = this.keyProblem();
+    if (p) throw new SecretKeyError(p);
+  }
+
+  /** Sets keys (one new version for the whole call, atomically). Unchanged values make no version. */
+  set(app: string, env: string, entries: ConfigEntryInput[], who: string): ConfigWriteResult {
+    checkScope(app, env);
+    if (entries.length === 0) throw new InvalidInput('nothing to set: give at least one KEY=VALUE');
+    if (entries.length > MAX_ENTRIES) throw new InvalidInput(`too many keys in one change (${entries.length}); at most ${MAX_ENTRIES}`);
+    const seen = new Set<string>();
+    for (const e of entries) {
+      checkKey(e.key);
+      if (seen.has(e.key)) throw new InvalidInput(`${e.key} is given twice: set each key once per change`);
+      seen.add(e.key);
+      checkValue(e.key, e.value);
+    }
+    if (entries.some((e) => e.kind === 'secret')) this.assertKey();
+    return this.db.transaction((): ConfigWriteResult => {
+      const current = this.version(app, env);
+      const next = current + 1;
+      const changes: ConfigChange[] = [];
+      const live = this.db.prepare('SELECT * FROM entries WHERE app = ? AND env = ? AND key = ? AND until IS NULL');
+      const close = this.db.prepare('UPDATE entries SET until = ? WHERE app = ? AND env = ? AND key = ? AND until IS NULL');
+      const insert = this.db.prepare(`INSERT INTO entries (app, env, key, kind, value, ciphertext, iv, tag, since, until)
+        VALUES (@app, @env, @key, @kind, @value, @ciphertext, @iv, @tag, @since, NULL)`);
+      for (const e of entries) {
+        const cur = live.get(app, env, e.key) as EntryRow | undefined;
+        if (cur && cur.kind === e.kind && this.plain(app, env, cur) === e.value) continue;
+        const change: ConfigChange = { key: e.key, kind: e.kind, op: 'set' };
+        if (cur?.kind === 'value') change.old = cur.value!;
+        if (e.kind === 'value') change.new = e.value;
+        changes.push(change);
+        if (cur) close.run(next, app, env, e.key);
+        if (e.kind === 'secret') {
+          const s = this.box.seal(e.value, aad(app, env, e.key));
+          insert.run({ app, env, key: e.key, kind: 'secret', value: null, ciphertext: s.ciphertext, iv: s.iv, tag: s.tag, since: next });
+          if (this.meta('key_fingerprint') === undefined) this.setMeta('key_fingerprint', this.box.fingerprint);
+        } else {
+          insert.run({ app, env, key: e.key, kind: 'value', value: e.value, ciphertext: null, iv: null, tag: null, since: next });
+        }
+      }
+      if (changes.length === 0) return { version: current, changed: false, changes };
+      this.addVersion(app, env, next, who, changes);
+      return { version: next, changed: true, changes };
+    })();
+  }
+
+  /** Removes keys (one new version). Every key must exist: nothing changes otherwise. */
+  unset(app: string, env: string, keys: string[], who: string): ConfigWriteResult {
+    checkScope(app, env);
+    if (keys.length === 0) throw new InvalidInput('nothing to unset: give at least one KEY');
+    for (const k of keys) checkKey(k);
+    return this.db.transaction((): ConfigWriteResult => {
+      const current = this.version(app, env);
+      const next = current + 1;
+      const live = this.db.prepare('SELECT key, kind FROM entries WHERE app = ? AND env = ? AND key = ? AND until IS NULL');
+      const changes: ConfigChange[] = [];
+      const missing: string[] = [];
+      for (const key of new Set(keys)) {
+        const cur = live.get(app, env, key) as { key: string; kind: ConfigKind } | undefined;
+        if (!cur) missing.push(key);
+        else changes.push({ key, kind: cur.kind, op: 'unset' });
+      }
+      if (missing.length > 0) {
+        throw new NotFound(`${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set in ${app}/${env}; nothing was changed ` +
+          `(see \`berth config ls ${app} --env ${env}\`)`);
+      }
+      const close = this.db.prepare('UPDATE entries SET until = ? WHERE app = ? AND env = ? AND key = ? AND until IS NULL');
+      for (const c of changes) close.run(next, app, env, c.key);
+      this.addVersion(app, env, next, who, changes);
+      return { version: next, changed: true, changes };
+    })();
+  }
+
+  /** The current keys: plain values with their value, secrets without. */
+  list(app: string, env: string): ConfigEntryView[] {
+    return this.liveRows(app, env).map((r) => this.view(r));
+  }
+
+  /** One key. A secret's value is decrypted only with `reveal` (the caller decides who may). */
+  get(app: string, env: string, key: string, opts: { reveal?: boolean } = {}): ConfigEntryView {
+    checkKey(key);
+    const r = this.db.prepare(`SELECT e.*, v.at, v.who FROM entries e JOIN versions v ON v.app = e.app AND v.env = e.env AND v.version = e.since
+      WHERE e.app = ? AND e.env = ? AND e.key = ? AND e.until IS NULL`).get(app, env, key) as EntryRow | undefined;
+    if (!r) throw new NotFound(`${key} is not set in ${app}/${env}: see \`berth config ls ${app} --env ${env}\``);
+    const v = this.view(r);
+    if (r.kind === 'secret' && opts.reveal) {
+      this.assertKey();
+      v.value = this.plain(app, env, r);
+    }
+    return v;
+  }
+
+  /** Versions, newest first. Never contains a secret's value (none is ever recorded). */
+  history(app: string, env: string): ConfigVersion[] {
+    const rows = this.db.prepare('SELECT version, who, at, changes FROM versions WHERE app = ? AND env = ? ORDER BY version DESC')
+      .all(app, env) as { version: number; who: string; at: number; changes: string }[];
+    return rows.map((r) => ({ version: r.version, who: r.who, at: r.at, changes: JSON.parse(r.changes) as ConfigChange[] }));
+  }
+
+  /** The current version number; 0 when the app/env never had configuration. */
+  version(app: string, env: string): number {
+    const r = this.db.prepare('SELECT MAX(version) AS v FROM versions WHERE app = ? AND env = ?').get(app, env) as { v: number | null };
+    return r.v ?? 0;
+  }
+
+  /**
+   * Everything to inject into containers, secrets decrypted: for the deployer only, never for an API
+   * response. `version` pins a past version (what a release was made with); default the current one.
+   */
+  resolved(app: string, env: string, version?: number): { version: number; env: Record<string, string> } {
+    const v = version ?? this.version(app, env);
+    const rows = this.db.prepare('SELECT * FROM entries WHERE app = ? AND env = ? AND since <= ? AND (until IS NULL OR until > ?) ORDER BY key')
+      .all(app, env, v, v) as EntryRow[];
+    if (rows.some((r) => r.kind === 'secret')) this.assertKey();
+    const out: Record<string, string> = {};
+    for (const r of rows) out[r.key] = this.plain(app, env, r);
+    return { version: v, env: out };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private liveRows(app: string, env: string): EntryRow[] {
+    return this.db.prepare(`SELECT e.*, v.at, v.who FROM entries e JOIN versions v ON v.app = e.app AND v.env = e.env AND v.version = e.since
+      WHERE e.app = ? AND e.env = ? AND e.until IS NULL ORDER BY e.key`).all(app, env) as EntryRow[];
+  }
+
+  private view(r: EntryRow): ConfigEntryView {
+    const v: ConfigEntryView = { key: r.key, kind: r.kind, version: r.since, updatedAt: r.at, updatedBy: r.who };
+    if (r.kind === 'value') v.value = r.value!;
+    return v;
+  }
+
+  private plain(app: string, env: string, r: Pick<EntryRow, 'key' | 'kind' | 'value' | 'ciphertext' | 'iv' | 'tag'>): string {
+    if (r.kind === 'value') return r.value!;
+    return this.box.open({ ciphertext: r.ciphertext!, iv: r.iv!, tag: r.tag! }, aad(app, env, r.key));
+  }
+
+  private addVersion(app: string, env: string, version: number, who: string, changes: ConfigChange[]): void {
+    this.db.prepare('INSERT INTO versions (app, env, version, who, at, changes) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(app, env, version, who.slice(0, 200), this.clock.now(), JSON.stringify(changes));
+  }
+
+  private meta(key: string): string | undefined {
+    return (this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+  }
+
+  private setMeta(key: string, value: string): void {
+    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+}
+
+/** What a sealed value is bound to: moved to another app, environment or key, it no longer opens. */
+function aad(app: string, env: string, key: string): string {
+  return `${app}/${env}/${key}`;
+}
+
+/** Undefined when `key` is a usable config key; otherwise what is wrong and what would be right. */
+export function configKeyProblem(key: string): string | undefined {
+  if (key.length === 0) return 'a config key cannot be empty';
+  if (key.length > MAX_KEY) return `config key ${key.slice(0, 40)}… is too long: at most ${MAX_KEY} characters`;
+  if (!CONFIG_KEY_PATTERN.test(key)) {
+    const fixed = key.toUpperCase().replace(/[^A-Z0-9_]+/g, '_').replace(/^([0-9])/, '_$1');
+    return `config key "${key}" is invalid: use upper-case letters, digits and underscores, not starting with a digit` +
+      (CONFIG_KEY_PATTERN.test(fixed) ? `, e.g. "${fixed}"` : '');
+  }
+  if (key === 'PORT' || key.startsWith('BERTH_')) return `config key "${key}" is reserved: Berth sets PORT and BERTH_* in every container itself`;
+  return undefined;
+}
+
+function checkKey(key: string): void {
+  const p = configKeyProblem(key);
+  if (p) throw new InvalidInput(p);
+}
+
+// Messages about a value name its key and what is wrong, never the value: it may be a secret.
+function checkValue(key: string, value: string): void {
+  if (typeof value !== 'string') throw new InvalidInput(`the value of ${key} must be a string`);
+  if (Buffer.byteLength(value, 'utf8') > MAX_VALUE_BYTES) throw new InvalidInput(`the value of ${key} is longer than ${MAX_VALUE_BYTES} bytes`);
+  if (value.includes('\0')) throw new InvalidInput(`the value of ${key} contains a NUL byte, which an environment variable cannot hold`);
+}
+
+function checkScope(app: string, env: string): void {
+  if (!NAME_PATTERN.test(app) || app.length > 63) throw new InvalidInput(`app name "${app}" is invalid: lower-case letters, digits and dashes`);
+  if (!NAME_PATTERN.test(env) || env.length > 63) throw new InvalidInput(`environment "${env}" is invalid: lower-case letters, digits and dashes`);
+}
