@@ -107,8 +107,11 @@ export interface Engine {
    * emitting `disconnected` then `connected`. Returns an unsubscribe function.
    */
   watch(onEvent: (e: EngineEvent) => void): () => void;
-  /** Reads logs (demuxed). With follow, keeps calling onLine until the signal aborts or the container ends. */
-  logs(id: string, opts: { follow: boolean; tail?: number; since?: number; signal?: AbortSignal }, onLine: (l: LogLine) => void): Promise<void>;
+  /**
+   * Reads logs (demuxed). With follow, keeps calling onLine until the signal aborts or the container ends.
+   * `since` (inclusive): Unix seconds as a number, or Docker's exact `"seconds.nanoseconds"` string.
+   */
+  logs(id: string, opts: { follow: boolean; tail?: number; since?: number | string; signal?: AbortSignal }, onLine: (l: LogLine) => void): Promise<void>;
 }
 
 /** One upstream server: an instance's address. */

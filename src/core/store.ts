@@ -102,6 +102,22 @@ export interface EventRecord {
 
 export type NewEvent = Omit<EventRecord, 'id' | 'ts'> & { ts?: number };
 
+/** A service instance outside Berth's containers, registered through the API (seed: active registration). */
+export interface ExternalRecord {
+  id: string;
+  env: string;
+  service: string;
+  address: string;
+  port: number;
+  /** Berth checks it like its own instances; `none` relies on the TTL alone. */
+  check: { type: 'http'; path: string; intervalMs: number } | { type: 'tcp'; intervalMs: number } | { type: 'none' };
+  /** Without a heartbeat for this long it is unhealthy. */
+  ttlMs?: number;
+  lastHeartbeatAt: number;
+  health: InstanceHealth;
+  registeredAt: number;
+}
+
 export interface ServiceKey {
   app: string;
   env: string;
@@ -134,6 +150,13 @@ export interface Store {
   updateInstance(id: string, patch: Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason' | 'releaseId'>>): void;
   /** Deletes the instance and frees its port. */
   deleteInstance(id: string): void;
+  // external services
+  /** Registers (or re-registers the same env/service/address/port, keeping its id). */
+  putExternal(e: ExternalRecord): ExternalRecord;
+  getExternal(id: string): ExternalRecord | undefined;
+  listExternals(): ExternalRecord[];
+  updateExternal(id: string, patch: Partial<Pick<ExternalRecord, 'lastHeartbeatAt' | 'health'>>): void;
+  deleteExternal(id: string): void;
   // events
   addEvent(e: NewEvent): EventRecord;
   listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; limit?: number }): EventRecord[];

@@ -10,8 +10,11 @@ export function containerName(i: InstanceRecord): string {
   return `berth-${i.app}-${i.env}-${i.id}`;
 }
 
-/** The container for one instance of a release: host network, allocated PORT, Berth labels. */
-export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord): ContainerSpec {
+/**
+ * The container for one instance of a release: host network, allocated PORT, Berth labels; with
+ * `resolvConf`, the container's /etc/resolv.conf points at Berth's DNS so `web.prod.berth` resolves.
+ */
+export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra: { resolvConf?: string } = {}): ContainerSpec {
   const s = rel.spec;
   const spec: ContainerSpec = {
     name: containerName(inst),
@@ -43,6 +46,7 @@ export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord): Cont
       readOnly: v.readOnly,
     })),
   };
+  if (extra.resolvConf) spec.mounts.push({ type: 'bind', source: extra.resolvConf, target: '/etc/resolv.conf', readOnly: true });
   if (s.command) spec.cmd = s.command;
   if (s.entrypoint) spec.entrypoint = s.entrypoint;
   if (s.limits.nanoCpus !== undefined) spec.nanoCpus = s.limits.nanoCpus;

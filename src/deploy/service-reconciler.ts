@@ -24,6 +24,8 @@ export interface ServiceReconcilerDeps {
   releaseFinished: (k: ServiceKey) => void;
   /** A release failing to become healthy within this long is marked failed (unless x-berth.update.deadline says otherwise). */
   releaseDeadlineMs: number;
+  /** Host path of the resolv.conf for containers of an environment (Berth's DNS), if DNS for containers is on. */
+  resolvConf?: (env: string) => string | undefined;
   /** One HTTP/TCP health probe of an instance (for reload by signal). */
   probe: (inst: InstanceRecord, health: HealthSpec) => Promise<boolean>;
 }
@@ -232,7 +234,7 @@ export class ServiceReconciler {
     for (const v of rel.spec.volumes) {
       if (v.type === 'volume') await engine.ensureVolume(volumeName(inst.app, inst.env, v.source), { 'io.berth.app': inst.app, 'io.berth.env': inst.env });
     }
-    const id = await engine.create(containerSpecFor(rel, inst));
+    const id = await engine.create(containerSpecFor(rel, inst, this.extras(inst.env)));
     store.updateInstance(inst.id, { containerId: id });
     await engine.start(id);
     store.updateInstance(inst.id, { state: 'running', startedAt: clock.now(), health: 'starting' });
@@ -316,7 +318,7 @@ export class ServiceReconciler {
       targets = running.filter((r) => {
         if (r.releaseId === release.id) return false;
         const from = store.getRelease(r.releaseId);
-        return from !== undefined && sameContainer(from, release, r);
+        return from !== undefined && sameContainer(from, release, r, this.extras(r.env));
       });
     }
     if (requested) targets = running;
@@ -344,6 +346,11 @@ export class ServiceReconciler {
     }
     if (requested) store.updateService(k, { reloadedAt: svc.reloadRequestedAt ?? clock.now() });
     return { requeueAfterMs: 0 };
+  }
+
+  private extras(env: string): { resolvConf?: string } {
+    const resolvConf = this.d.resolvConf?.(env);
+    return resolvConf ? { resolvConf } : {};
   }
 
   private async healthyAgain(inst: InstanceRecord, health: HealthSpec, deadline: number): Promise<boolean> {
@@ -390,9 +397,9 @@ function updateOf(release: ReleaseRecord | undefined): UpdateSpec {
 }
 
 /** Would an instance of `from` run the same container under `to`? (Then a reload can apply the release in place.) */
-function sameContainer(from: ReleaseRecord, to: ReleaseRecord, inst: InstanceRecord): boolean {
+function sameContainer(from: ReleaseRecord, to: ReleaseRecord, inst: InstanceRecord, extra: { resolvConf?: string }): boolean {
   const strip = (rel: ReleaseRecord) => {
-    const spec = containerSpecFor(rel, inst);
+    const spec = containerSpecFor(rel, inst, extra);
     delete spec.labels[LABEL.release];
     delete spec.env.BERTH_RELEASE;
     return JSON.stringify(spec);

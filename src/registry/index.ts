@@ -4,3 +4,4 @@
  */
 export { HealthMonitor, probeInstance } from './health-monitor.ts';
 export { buildRouteTable } from './route-table.ts';
+export { Registry, registryKey, type RegistryEntry } from './registry.ts';

@@ -14,6 +14,12 @@ export interface ServerConfig {
   readonly releaseDeadlineMs: number;
   readonly logLevel: string;
   readonly nginxBin: string;
+  /** Berth's DNS for people and tools (`dig @127.0.0.1 -p 8600 web.prod.berth`); undefined: off. */
+  readonly dnsListen?: { readonly host: string; readonly port: number };
+  /** Loopback address where a second DNS listener answers on port 53 for containers (their resolv.conf); undefined: off. */
+  readonly dnsContainerAddress?: string;
+  readonly dnsZone: string;
+  readonly dnsUpstream?: { readonly address: string; readonly port: number };
 }
 
 export interface ServerFlags {
@@ -24,6 +30,8 @@ export interface ServerFlags {
   dockerSocket?: string;
   portRange?: string;
   logLevel?: string;
+  dnsListen?: string;
+  dnsContainerAddress?: string;
 }
 
 export const DEFAULT_DATA_DIR = '/var/lib/berth';
@@ -50,7 +58,30 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     releaseDeadlineMs: Number(env.BERTH_RELEASE_DEADLINE_S ?? 300) * 1000,
     logLevel: flags.logLevel ?? env.BERTH_LOG_LEVEL ?? 'info',
     nginxBin: env.BERTH_NGINX ?? 'nginx',
+    ...dnsConfig(flags, env),
   });
+}
+
+function dnsConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): Pick<ServerConfig, 'dnsListen' | 'dnsContainerAddress' | 'dnsZone' | 'dnsUpstream'> {
+  const listen = flags.dnsListen ?? env.BERTH_DNS_LISTEN ?? '127.0.0.1:8600';
+  const container = flags.dnsContainerAddress ?? env.BERTH_DNS_CONTAINER_ADDRESS ?? '127.0.0.153';
+  const upstream = env.BERTH_DNS_UPSTREAM;
+  const hostPort = (flag: string, v: string) => {
+    const m = /^(.*):(\d+)$/.exec(v);
+    if (!m) throw new InvalidInput(`${flag} "${v}" is not HOST:PORT (or "off"): write e.g. 127.0.0.1:8600`);
+    return { host: m[1]!, port: port(flag, m[2]!) };
+  };
+  if (container !== 'off' && !/^127\.\d+\.\d+\.\d+$/.test(container)) {
+    throw new InvalidInput(`--dns-container-address "${container}" must be a loopback address such as 127.0.0.153 (or "off")`);
+  }
+  const out: Pick<ServerConfig, 'dnsListen' | 'dnsContainerAddress' | 'dnsZone' | 'dnsUpstream'> = { dnsZone: env.BERTH_DNS_ZONE ?? 'berth' };
+  if (listen !== 'off') Object.assign(out, { dnsListen: Object.freeze(hostPort('--dns-listen', listen)) });
+  if (container !== 'off') Object.assign(out, { dnsContainerAddress: container });
+  if (upstream) {
+    const u = hostPort('BERTH_DNS_UPSTREAM', upstream);
+    Object.assign(out, { dnsUpstream: Object.freeze({ address: u.host, port: u.port }) });
+  }
+  return out;
 }
 
 function port(flag: string, v: string): number {

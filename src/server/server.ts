@@ -7,7 +7,9 @@ import { DockerEngine } from '../engine/docker/index.ts';
 import { NginxIngress } from '../ingress/index.ts';
 import { WorkQueue } from '../reconcile/index.ts';
 import { DeploymentController, ServiceReconciler, deploymentKey, parseServiceKey, serviceKey } from '../deploy/index.ts';
-import { HealthMonitor, buildRouteTable, probeInstance } from '../registry/index.ts';
+import { HealthMonitor, Registry, buildRouteTable, probeInstance } from '../registry/index.ts';
+import { registerRegistryRoutes } from '../api/registry-routes.ts';
+import { startDns } from './dns-wiring.ts';
 import { buildApi } from '../api/index.ts';
 import { ensureAdminToken } from '../auth/index.ts';
 import { readAppLogs } from '../logs/index.ts';
@@ -53,8 +55,15 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // Adopt the running nginx (or start one) with the table the store already knows: instances keep
   // their last known health, so a restart of Berth never empties the upstreams.
   await ingress.start();
+  const registry = new Registry(store, clock, logger.child({ component: 'registry' }));
+  registry.start();
+  const dns = await startDns(cfg, registry, store, logger);
   // apply() is coalesced (a burst of health flips is one reload); flush() waits until nginx serves it.
-  const applyRoutes = () => ingress.apply(buildRouteTable(store));
+  // The registry (DNS, watchers) follows the same changes.
+  const applyRoutes = () => {
+    registry.refresh();
+    ingress.apply(buildRouteTable(store));
+  };
   const routesChanged = async () => {
     applyRoutes();
     await ingress.flush();
@@ -75,7 +84,11 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   });
   const services = new ServiceReconciler({
     store, engine, clock, logger: logger.child({ component: 'reconciler' }), newId: () => shortId(10), hostAddress: '127.0.0.1',
-    portRange: cfg.portRange, isPortFree: hostPortChecker(), routesChanged, instancesChanged: () => health.refresh(),
+    portRange: cfg.portRange, isPortFree: hostPortChecker(), routesChanged, resolvConf: dns.resolvConf,
+    instancesChanged: () => {
+      health.refresh();
+      registry.refresh();
+    },
     releaseDeadlineMs: cfg.releaseDeadlineMs,
     probe: (inst, h) => (h.type === 'http' || h.type === 'tcp' ? probeInstance(inst, h) : Promise.resolve(false)),
     releaseFinished: (k) => {
@@ -140,6 +153,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     enqueueDeployment: (id) => queue.add(deploymentKey(id)), enqueueService,
     readLogs: (k, opts, onLine) => readAppLogs(engine, store, k, opts, onLine), ingressPort: cfg.ingressPort,
   });
+  registerRegistryRoutes(api, { store, registry, clock, newId: () => shortId(10) });
   await api.listen({ host: cfg.listenHost, port: cfg.listenPort });
   const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${cfg.listenPort}`;
@@ -155,7 +169,9 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       unwatch();
       queue.stop();
       health.close();
+      registry.close();
       await api.close();
+      await dns.close();
       await queue.idle();
       await ingress.close();
       store.close();

@@ -39,4 +39,10 @@ export const MIGRATIONS: string[] = [
   // Reload by signal on demand: requested (API) vs done (reconciler), so a crash in between re-sends it.
   `ALTER TABLE services ADD COLUMN reload_requested_at INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE services ADD COLUMN reloaded_at INTEGER NOT NULL DEFAULT 0;`,
+  // External services (a database outside containers, a legacy VM) registered through the API.
+  `CREATE TABLE externals (
+    id TEXT PRIMARY KEY, env TEXT NOT NULL, service TEXT NOT NULL, address TEXT NOT NULL, port INTEGER NOT NULL,
+    check_json TEXT NOT NULL, ttl_ms INTEGER, last_heartbeat_at INTEGER NOT NULL, health TEXT NOT NULL, registered_at INTEGER NOT NULL,
+    UNIQUE (env, service, address, port)
+  );`,
 ];

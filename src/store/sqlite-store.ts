@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { Conflict } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
 import type {
+  ExternalRecord,
   DeploymentRecord, DeploymentStatus, EventRecord, InstanceRecord, NewEvent, ReleaseRecord, ServiceKey, ServiceRecord, Store,
 } from '../core/store.ts';
 import { MIGRATIONS } from './migrations.ts';
@@ -166,6 +167,35 @@ export class SqliteStore implements Store {
     this.db.prepare('DELETE FROM instances WHERE id = ?').run(id);
   }
 
+  // ---- external services
+  putExternal(e: ExternalRecord): ExternalRecord {
+    const existing = this.db.prepare('SELECT id FROM externals WHERE env = ? AND service = ? AND address = ? AND port = ?')
+      .get(e.env, e.service, e.address, e.port) as { id: string } | undefined;
+    const rec = { ...e, id: existing?.id ?? e.id };
+    this.db.prepare(`INSERT INTO externals (id, env, service, address, port, check_json, ttl_ms, last_heartbeat_at, health, registered_at)
+      VALUES (@id, @env, @service, @address, @port, @check, @ttlMs, @lastHeartbeatAt, @health, @registeredAt)
+      ON CONFLICT (id) DO UPDATE SET check_json = excluded.check_json, ttl_ms = excluded.ttl_ms,
+        last_heartbeat_at = excluded.last_heartbeat_at, health = excluded.health`)
+      .run({ ...rec, check: JSON.stringify(rec.check), ttlMs: rec.ttlMs ?? null });
+    return rec;
+  }
+  getExternal(id: string): ExternalRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM externals WHERE id = ?').get(id) as Row | undefined;
+    return r && toExternal(r);
+  }
+  listExternals(): ExternalRecord[] {
+    return (this.db.prepare('SELECT * FROM externals ORDER BY env, service, address, port').all() as Row[]).map(toExternal);
+  }
+  updateExternal(id: string, patch: Partial<Pick<ExternalRecord, 'lastHeartbeatAt' | 'health'>>): void {
+    const cur = this.getExternal(id);
+    if (!cur) return;
+    const n = { ...cur, ...patch };
+    this.db.prepare('UPDATE externals SET last_heartbeat_at = ?, health = ? WHERE id = ?').run(n.lastHeartbeatAt, n.health, id);
+  }
+  deleteExternal(id: string): void {
+    this.db.prepare('DELETE FROM externals WHERE id = ?').run(id);
+  }
+
   // ---- events
   addEvent(e: NewEvent): EventRecord {
     const ts = e.ts ?? this.clock.now();
@@ -219,6 +249,14 @@ function toRelease(r: Row): ReleaseRecord {
     createdBy: String(r.created_by), ...(r.finished_at == null ? {} : { finishedAt: Number(r.finished_at) }),
   };
 }
+function toExternal(r: Row): ExternalRecord {
+  return {
+    id: String(r.id), env: String(r.env), service: String(r.service), address: String(r.address), port: Number(r.port),
+    check: JSON.parse(String(r.check_json)), ...(r.ttl_ms == null ? {} : { ttlMs: Number(r.ttl_ms) }),
+    lastHeartbeatAt: Number(r.last_heartbeat_at), health: r.health as ExternalRecord['health'], registeredAt: Number(r.registered_at),
+  };
+}
+
 function toInstance(r: Row): InstanceRecord {
   return {
     id: String(r.id), app: String(r.app), env: String(r.env), service: String(r.service), releaseId: String(r.release_id),

@@ -99,11 +99,14 @@ export class Harness {
     readonly ingressPort: number,
     readonly adminPort: number,
     readonly portRange: string,
+    readonly dnsPort: number,
+    /** Loopback address of the DNS listener for containers (port 53), or 'off'. */
+    readonly containerDns: string,
   ) {}
 
-  static async create(opts: { portRange: string }): Promise<Harness> {
+  static async create(opts: { portRange: string; containerDns?: string }): Promise<Harness> {
     const dataDir = await mkdtemp(join(tmpdir(), 'berth-test-'));
-    return new Harness(dataDir, await freePort(), await freePort(), await freePort(), opts.portRange);
+    return new Harness(dataDir, await freePort(), await freePort(), await freePort(), opts.portRange, await freePort(), opts.containerDns ?? 'off');
   }
 
   get env(): NodeJS.ProcessEnv {
@@ -114,6 +117,8 @@ export class Harness {
       BERTH_INGRESS_PORT: String(this.ingressPort),
       BERTH_INGRESS_ADMIN_PORT: String(this.adminPort),
       BERTH_PORT_RANGE: this.portRange,
+      BERTH_DNS_LISTEN: `127.0.0.1:${this.dnsPort}`,
+      BERTH_DNS_CONTAINER_ADDRESS: this.containerDns,
       BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'info',
     };
   }

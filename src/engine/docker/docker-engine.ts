@@ -370,7 +370,7 @@ export class DockerEngine implements Engine {
 
   async logs(
     id: string,
-    opts: { follow: boolean; tail?: number; since?: number; signal?: AbortSignal },
+    opts: { follow: boolean; tail?: number; since?: number | string; signal?: AbortSignal },
     onLine: (l: LogLine) => void,
   ): Promise<void> {
     if (opts.signal?.aborted) return;
@@ -384,7 +384,7 @@ export class DockerEngine implements Engine {
       stderr: true,
       timestamps: true,
       ...(opts.tail !== undefined ? { tail: Math.max(0, Math.floor(opts.tail)) } : {}),
-      ...(opts.since !== undefined ? { since: formatSince(opts.since) } : {}),
+      ...(opts.since !== undefined ? { since: typeof opts.since === 'string' ? opts.since : formatSince(opts.since) } : {}),
       ...(opts.signal ? { abortSignal: opts.signal } : {}),
     };
     const container = this.docker.getContainer(id);

@@ -1,0 +1,72 @@
+import type { Store } from '../core/store.ts';
+
+/** One routable instance as DNS sees it. */
+export interface DnsInstance {
+  /** Instance id: a DNS-safe label (`[a-z0-9]+`), used as `INSTANCE.SERVICE.ENV.ZONE`. */
+  instance: string;
+  /** IPv4 address (host networking: the host's address). */
+  address: string;
+  port: number;
+}
+
+/**
+ * Everything the DNS server answers from, built once per change and read per query (so it is
+ * never mutated after it is built: the answerer memoizes indexes per snapshot object).
+ */
+export interface DnsSnapshot {
+  /** Zone apex, lower-case, no trailing dot: `berth`. */
+  zone: string;
+  /** SOA serial; changes whenever the content changes. */
+  serial: number;
+  /**
+   * `"service.env"` (lower-case) → its healthy, running instances, sorted by instance id. A known
+   * service with no healthy instance maps to `[]`, so it answers NODATA rather than NXDOMAIN.
+   * Services of different apps with the same name in one environment share the name (their instances
+   * are merged): DNS names are per environment, not per app.
+   */
+  services: Map<string, DnsInstance[]>;
+  // Seam for external services (a name that answers a fixed address/CNAME outside Berth): add an
+  // optional `external` map here and a branch in answer.ts's `lookup` when that issue arrives.
+}
+
+/** Builds the snapshot from the store: only instances in state `running` with health `healthy`. */
+export function buildDnsSnapshot(store: Store, zone: string): DnsSnapshot {
+  const services = new Map<string, DnsInstance[]>();
+  for (const svc of store.listServices()) services.set(`${svc.name}.${svc.env}`.toLowerCase(), []);
+  for (const i of store.listInstances()) {
+    if (i.state !== 'running' || i.health !== 'healthy') continue;
+    const key = `${i.service}.${i.env}`.toLowerCase();
+    let list = services.get(key);
+    if (!list) services.set(key, (list = []));
+    list.push({ instance: i.id.toLowerCase(), address: i.address, port: i.port });
+  }
+  for (const list of services.values()) list.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0));
+  const z = normalizeZone(zone);
+  return { zone: z, serial: contentSerial(z, services), services };
+}
+
+/** `Berth.` → `berth`. */
+export function normalizeZone(zone: string): string {
+  return zone.trim().replace(/\.+$/, '').replace(/^\.+/, '').toLowerCase();
+}
+
+/**
+ * A serial derived from the content (FNV-1a, 32 bits, never 0): the same content gives the same
+ * serial, so a rebuilt but unchanged snapshot does not look like a zone change. Nothing transfers
+ * this zone, so serial arithmetic (RFC 1982) ordering does not matter.
+ */
+function contentSerial(zone: string, services: Map<string, DnsInstance[]>): number {
+  let h = 0x811c9dc5;
+  const add = (s: string) => {
+    for (let k = 0; k < s.length; k++) {
+      h ^= s.charCodeAt(k);
+      h = Math.imul(h, 0x01000193) >>> 0;
+    }
+  };
+  add(zone);
+  for (const key of [...services.keys()].sort()) {
+    add(`|${key}`);
+    for (const i of services.get(key)!) add(`,${i.instance}=${i.address}:${i.port}`);
+  }
+  return h || 1;
+}

@@ -1,0 +1,143 @@
+import type { Clock, Logger } from '../core/ports.ts';
+import type { ExternalRecord, InstanceHealth, Store } from '../core/store.ts';
+import { probeInstance } from './health-monitor.ts';
+
+/** One registered instance, Berth's own or external, under the seed convention `/{service}_{env}/{ip}-{port}`. */
+export interface RegistryEntry {
+  key: string;
+  env: string;
+  service: string;
+  /** Berth instances belong to an app; external ones do not. */
+  app?: string;
+  address: string;
+  port: number;
+  health: InstanceHealth;
+  source: 'berth' | 'external';
+  /** Berth instance id or external registration id. */
+  id: string;
+  ttlMs?: number;
+  lastHeartbeatAt?: number;
+}
+
+export function registryKey(service: string, env: string, address: string, port: number): string {
+  return `/${service}_${env}/${address}-${port}`;
+}
+
+/**
+ * The service registry: every instance with its health, Berth's and external ones. It keeps an index
+ * that grows whenever the set of healthy instances changes, so watchers (blocking queries, SSE, DNS,
+ * templates) wake on change rather than polling. External services are checked like Berth's (HTTP/TCP)
+ * and expire when their TTL passes without a heartbeat.
+ */
+export class Registry {
+  private index: number;
+  private signature = '';
+  private cache: RegistryEntry[] = [];
+  private waiters = new Set<() => void>();
+  private timer?: NodeJS.Timeout;
+  private lastCheck = new Map<string, number>();
+  private readonly listeners: ((index: number) => void)[] = [];
+
+  constructor(private readonly store: Store, private readonly clock: Clock, private readonly logger: Logger) {
+    // Monotonic across restarts without persisting it: a watcher's old index is always below it.
+    this.index = clock.now();
+    this.refresh();
+  }
+
+  get currentIndex(): number {
+    return this.index;
+  }
+
+  /** Called with the new index after every change of the healthy set. */
+  onChange(fn: (index: number) => void): void {
+    this.listeners.push(fn);
+  }
+
+  entries(): RegistryEntry[] {
+    return this.cache;
+  }
+
+  healthy(env: string, service: string): RegistryEntry[] {
+    return this.cache.filter((e) => e.env === env && e.service === service && e.health === 'healthy');
+  }
+
+  /** Re-reads the store; bumps the index (and wakes watchers) when the healthy set changed. Cheap. */
+  refresh(): void {
+    const entries: RegistryEntry[] = [];
+    for (const i of this.store.listInstances()) {
+      if (i.state !== 'running') continue;
+      entries.push({ key: registryKey(i.service, i.env, i.address, i.port), env: i.env, service: i.service, app: i.app, address: i.address,
+        port: i.port, health: i.health, source: 'berth', id: i.id });
+    }
+    for (const x of this.store.listExternals()) {
+      entries.push({ key: registryKey(x.service, x.env, x.address, x.port), env: x.env, service: x.service, address: x.address, port: x.port,
+        health: x.health, source: 'external', id: x.id, ...(x.ttlMs ? { ttlMs: x.ttlMs } : {}), lastHeartbeatAt: x.lastHeartbeatAt });
+    }
+    entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    this.cache = entries;
+    const sig = entries.filter((e) => e.health === 'healthy').map((e) => `${e.key}#${e.id}`).join('|') + '//' +
+      entries.map((e) => `${e.env}/${e.service}`).join('|');
+    if (sig === this.signature) return;
+    this.signature = sig;
+    this.index = Math.max(this.index + 1, this.clock.now());
+    const w = this.waiters;
+    this.waiters = new Set();
+    for (const fn of w) fn();
+    for (const l of this.listeners) l(this.index);
+  }
+
+  /** Resolves with the current index once it is above `index`, or after `timeoutMs` (Consul-style blocking query). */
+  waitFor(index: number, timeoutMs: number): Promise<number> {
+    if (this.index > index) return Promise.resolve(this.index);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.waiters.delete(done);
+        resolve(this.index);
+      };
+      const t = setTimeout(done, timeoutMs);
+      t.unref();
+      this.waiters.add(done);
+    });
+  }
+
+  /** Starts TTL expiry and checks of external services. */
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), 200);
+    this.timer.unref();
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    for (const fn of this.waiters) fn();
+  }
+
+  private async tick(): Promise<void> {
+    const now = this.clock.now();
+    let changed = false;
+    for (const x of this.store.listExternals()) {
+      let next: InstanceHealth = x.health;
+      if (x.ttlMs && now - x.lastHeartbeatAt > x.ttlMs) next = 'unhealthy';
+      else if (x.check.type !== 'none') {
+        if (now - (this.lastCheck.get(x.id) ?? 0) < x.check.intervalMs) continue;
+        this.lastCheck.set(x.id, now);
+        next = (await this.check(x)) ? 'healthy' : 'unhealthy';
+      } else if (!x.ttlMs || now - x.lastHeartbeatAt <= x.ttlMs) next = 'healthy';
+      if (next !== x.health && this.store.getExternal(x.id)) {
+        this.store.updateExternal(x.id, { health: next });
+        const why = x.ttlMs && now - x.lastHeartbeatAt > x.ttlMs ? `no heartbeat for ${Math.round((now - x.lastHeartbeatAt) / 100) / 10}s (ttl ${x.ttlMs / 1000}s)` : `${x.check.type} check`;
+        this.store.addEvent({ app: '', env: x.env, service: x.service, instance: x.id, kind: `external.${next}`,
+          message: `external ${registryKey(x.service, x.env, x.address, x.port)} is ${next} (${why})` });
+        this.logger.info({ external: x.id, health: next }, 'external service health changed');
+        changed = true;
+      }
+    }
+    if (changed) this.refresh();
+  }
+
+  private check(x: ExternalRecord): Promise<boolean> {
+    const inst = { address: x.address, port: x.port } as Parameters<typeof probeInstance>[0];
+    if (x.check.type === 'http') return probeInstance(inst, { type: 'http', path: x.check.path, intervalMs: x.check.intervalMs, timeoutMs: 1000, retries: 1, startPeriodMs: 0 });
+    return probeInstance(inst, { type: 'tcp', intervalMs: 1000, timeoutMs: 1000, retries: 1, startPeriodMs: 0 });
+  }
+}

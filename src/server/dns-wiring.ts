@@ -1,0 +1,62 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../core/ports.ts';
+import type { Store } from '../core/store.ts';
+import { DnsServer, normalizeZone, type DnsInstance, type DnsSnapshot } from '../dns/index.ts';
+import type { Registry } from '../registry/index.ts';
+import type { ServerConfig } from './config.ts';
+
+/** The DNS snapshot from the registry: healthy instances (Berth's and external) per `service.env`. */
+export function snapshotFromRegistry(registry: Registry, store: Store, zone: string): DnsSnapshot {
+  const services = new Map<string, DnsInstance[]>();
+  for (const s of store.listServices()) services.set(`${s.name}.${s.env}`.toLowerCase(), []);
+  for (const e of registry.entries()) {
+    const key = `${e.service}.${e.env}`.toLowerCase();
+    const list = services.get(key) ?? [];
+    services.set(key, list);
+    if (e.health === 'healthy') list.push({ instance: e.id.toLowerCase(), address: e.address, port: e.port });
+  }
+  for (const list of services.values()) list.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0));
+  return { zone: normalizeZone(zone), serial: (registry.currentIndex % 0xffffffff) || 1, services };
+}
+
+/**
+ * Starts Berth's DNS: one listener for people and tools, and one on port 53 of a loopback address
+ * for containers (their /etc/resolv.conf points there, so `web.prod.berth` resolves inside them).
+ */
+export async function startDns(cfg: ServerConfig, registry: Registry, store: Store, logger: Logger): Promise<{
+  resolvConf: (env: string) => string | undefined;
+  close: () => Promise<void>;
+}> {
+  let snap = snapshotFromRegistry(registry, store, cfg.dnsZone);
+  registry.onChange(() => {
+    snap = snapshotFromRegistry(registry, store, cfg.dnsZone);
+  });
+  const servers: DnsServer[] = [];
+  const common = { zone: cfg.dnsZone, logger: logger.child({ component: 'dns' }), snapshot: () => snap, ...(cfg.dnsUpstream ? { upstream: cfg.dnsUpstream } : {}) };
+  if (cfg.dnsListen) servers.push(new DnsServer({ ...common, host: cfg.dnsListen.host, port: cfg.dnsListen.port }));
+  if (cfg.dnsContainerAddress) servers.push(new DnsServer({ ...common, host: cfg.dnsContainerAddress, port: 53 }));
+  for (const s of servers) await s.start();
+  const dir = join(cfg.dataDir, 'dns');
+  const resolvConf = (env: string): string | undefined => {
+    if (!cfg.dnsContainerAddress) return undefined;
+    const zone = normalizeZone(cfg.dnsZone);
+    const path = join(dir, `resolv-${env}.conf`);
+    const text = `# written by Berth: names of services in ${env} resolve as SERVICE (or SERVICE.${env}.${zone})\n` +
+      `nameserver ${cfg.dnsContainerAddress}\nsearch ${env}.${zone} ${zone}\noptions ndots:1 timeout:1 attempts:2\n`;
+    let cur = '';
+    try {
+      cur = readFileSync(path, 'utf8');
+    } catch {
+      mkdirSync(dir, { recursive: true });
+    }
+    if (cur !== text) writeFileSync(path, text, { mode: 0o644 });
+    return path;
+  };
+  return {
+    resolvConf,
+    close: async () => {
+      for (const s of servers) await s.close();
+    },
+  };
+}

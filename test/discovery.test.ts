@@ -1,0 +1,128 @@
+/**
+ * Service discovery end to end: real `dig` against Berth's DNS, instances leaving DNS and nginx
+ * within a second of dying, external services with TTLs and active deregistration, a service in a
+ * container reaching another by name, and blocking watches.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { createServer, type Server } from 'node:http';
+import { Harness, ROOT, docker, freePort } from './helpers/harness.ts';
+import { waitFor } from '../src/lib/backoff.ts';
+
+const exec = promisify(execFile);
+const WEB = join(ROOT, 'test/fixtures/apps/web/compose.yaml');
+
+describe('service discovery', () => {
+  let h: Harness;
+  let extServer: Server;
+  let extPort: number;
+  before(async () => {
+    // A loopback address of our own for the containers' DNS listener (port 53).
+    h = await Harness.create({ portRange: '37000-37999', containerDns: `127.0.${Math.floor(Math.random() * 200) + 20}.53` });
+    await h.startServer();
+    extPort = await freePort();
+    extServer = createServer((_req, res) => res.end('ok')).listen(extPort, '127.0.0.1');
+    const d = await h.cli(['deploy', '-f', WEB], { timeoutMs: 180_000 });
+    assert.equal(d.code, 0, d.stderr);
+  });
+  after(async () => {
+    extServer.close();
+    if (process.exitCode) console.error(h.serverLog.slice(-5000));
+    await h.cleanup();
+  });
+
+  const dig = async (...args: string[]) => (await exec('dig', ['@127.0.0.1', '-p', String(h.dnsPort), '+time=1', '+tries=1', ...args])).stdout;
+  const srvPorts = async (name: string) => (await dig(name, 'SRV', '+short')).split('\n').filter(Boolean).map((l) => Number(l.split(/\s+/)[2])).sort();
+  const healthyPorts = async () => ((await h.status('e2e')).services[0].instances as { port: number; health: string; state: string }[])
+    .filter((i) => i.health === 'healthy' && i.state === 'running').map((i) => i.port).sort();
+
+  test('dig A and SRV return exactly the healthy instances', async () => {
+    const a = (await dig('web.prod.berth', 'A', '+short')).trim().split('\n');
+    assert.deepEqual(a, ['127.0.0.1'], 'host networking: every instance is on the host address');
+    const ports = await healthyPorts();
+    assert.equal(ports.length, 3);
+    assert.deepEqual(await srvPorts('_web._tcp.prod.berth'), ports);
+    const full = await dig('_web._tcp.prod.berth', 'SRV');
+    assert.match(full, /flags: qr aa rd;/, 'authoritative, no recursion offered');
+    assert.match(await dig('nope.prod.berth', 'A'), /status: NXDOMAIN/);
+    assert.match(await dig('web.prod.berth', 'AAAA'), /status: NOERROR[\s\S]*ANSWER: 0[\s\S]*AUTHORITY: 1/, 'NODATA with SOA');
+    assert.match(await dig('example.com', 'A'), /status: REFUSED/);
+    assert.deepEqual(await srvPorts('_web._tcp.prod.berth +tcp'.split(' ')[0]!), ports);
+  });
+
+  test('a killed instance is gone from DNS and from the nginx upstreams within a second', async () => {
+    const cs = await h.containers('e2e');
+    const victim = cs[0]!;
+    const t0 = Date.now();
+    await docker('kill', victim.id);
+    await waitFor(async () => !(await srvPorts('_web._tcp.prod.berth')).includes(Number(victim.port)), { timeoutMs: 5000, intervalMs: 20, what: 'gone from DNS' });
+    const dnsMs = Date.now() - t0;
+    await waitFor(async () => !(await h.nginxConf()).includes(`127.0.0.1:${victim.port}`), { timeoutMs: 5000, intervalMs: 20, what: 'gone from nginx' });
+    const nginxMs = Date.now() - t0;
+    assert.ok(dnsMs < 1000, `DNS took ${dnsMs} ms`);
+    assert.ok(nginxMs < 1000, `nginx took ${nginxMs} ms`);
+    await waitFor(async () => (await healthyPorts()).length === 3, { timeoutMs: 30_000, what: 'replacement healthy' });
+    await waitFor(async () => (await srvPorts('_web._tcp.prod.berth')).length === 3, { timeoutMs: 2000, what: 'replacement in DNS' });
+  });
+
+  test('an external service with a 2 s TTL disappears when it stops heartbeating; deregistration is immediate', async () => {
+    const reg = await h.api('POST', '/v1/registry/prod/legacy-db', { address: '127.0.0.1', port: extPort, ttl: '2s' });
+    assert.equal(reg.status, 201, JSON.stringify(reg.json));
+    assert.equal(reg.json.key, `/legacy-db_prod/127.0.0.1-${extPort}`);
+    assert.deepEqual(await srvPorts('_legacy-db._tcp.prod.berth'), [extPort]);
+    // Heartbeats keep it alive past the TTL...
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 600));
+      assert.equal((await h.api('PUT', `/v1/registry/external/${reg.json.id}/heartbeat`)).status, 200);
+    }
+    assert.deepEqual(await srvPorts('_legacy-db._tcp.prod.berth'), [extPort]);
+    // ...and without them it goes after the TTL.
+    const stop = Date.now();
+    await waitFor(async () => (await srvPorts('_legacy-db._tcp.prod.berth')).length === 0, { timeoutMs: 5000, intervalMs: 50, what: 'expired' });
+    const gone = Date.now() - stop;
+    assert.ok(gone >= 1500 && gone < 3500, `expired after ${gone} ms (TTL 2 s)`);
+    const entries = (await h.api('GET', '/v1/registry')).json.entries;
+    assert.equal(entries.find((e: { id: string }) => e.id === reg.json.id).health, 'unhealthy');
+    // Active deregistration: gone at once.
+    const second = await h.api('POST', '/v1/registry/prod/cache', { address: '127.0.0.1', port: extPort, check: { tcp: true } });
+    await waitFor(async () => (await srvPorts('_cache._tcp.prod.berth')).length === 1, { timeoutMs: 5000, what: 'tcp-checked external healthy' });
+    assert.equal((await h.api('DELETE', `/v1/registry/external/${second.json.id}`)).status, 204);
+    assert.deepEqual(await srvPorts('_cache._tcp.prod.berth'), []);
+    const bad = await h.api('POST', '/v1/registry/prod/cache', { address: '127.0.0.1', port: 70000 });
+    assert.equal(bad.status, 400);
+  });
+
+  test('inside a container Berth started, another service is reached by its DNS name', async () => {
+    const c = (await h.containers('e2e')).find((x) => x.running)!;
+    const resolv = await docker('exec', c.id, 'cat', '/etc/resolv.conf');
+    assert.match(resolv, new RegExp(`nameserver ${h.containerDns.replace(/\./g, '\\.')}`));
+    const script = `const dns=require('dns'),http=require('http');` +
+      `dns.promises.resolveSrv('_web._tcp.prod.berth').then(r=>http.get({host:'web.prod.berth',port:r[0].port,path:'/api/whoami'},res=>{let b='';res.on('data',d=>b+=d);res.on('end',()=>console.log(b))}))` +
+      `.catch(e=>{console.error(e.message);process.exit(1)})`;
+    const out = await docker('exec', c.id, 'node', '-e', script);
+    assert.equal(JSON.parse(out).version, 'v1');
+    // The search domain makes the short name work too.
+    const short = await docker('exec', c.id, 'node', '-e', `require('dns').lookup('web',(e,a)=>{if(e){console.error(e.message);process.exit(1)}console.log(a)})`);
+    assert.equal(short.trim(), '127.0.0.1');
+  });
+
+  test('a blocking watch returns within a second of a change', async () => {
+    const first = await h.api('GET', '/v1/registry/prod/web');
+    assert.equal(first.json.instances.length, 3);
+    const index = first.json.index as number;
+    const token = await h.token();
+    const watch = fetch(`http://127.0.0.1:${h.apiPort}/v1/registry/prod/web?index=${index}&wait=20s`, { headers: { authorization: `Bearer ${token}` } })
+      .then(async (r) => ({ at: Date.now(), body: await r.json() as { index: number; instances: unknown[] } }));
+    await new Promise((r) => setTimeout(r, 300));
+    const victim = (await h.containers('e2e'))[0]!;
+    const t0 = Date.now();
+    await docker('kill', victim.id);
+    const res = await watch;
+    assert.ok(res.at - t0 < 1000, `watch answered ${res.at - t0} ms after the change`);
+    assert.ok(res.body.index > index);
+    assert.equal(res.body.instances.length, 2);
+  });
+});
