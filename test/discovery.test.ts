@@ -9,6 +9,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { Harness, ROOT, docker, freePort } from './helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 
@@ -124,5 +126,39 @@ describe('service discovery', () => {
     assert.ok(res.at - t0 < 1000, `watch answered ${res.at - t0} ms after the change`);
     assert.ok(res.body.index > index);
     assert.equal(res.body.instances.length, 2);
+  });
+
+  test('a template follows the registry: rendered, checked, swapped in, reloaded; a failing check keeps the old file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-tmpl-'));
+    try {
+      const dest = join(dir, 'upstreams.conf');
+      const log = join(dir, 'reloads.log');
+      const source = 'upstream web {\n{{range service "web.prod"}}  server {{.Address}}:{{.Port}}; # {{.ID}}\n{{end}}}\n';
+      const put = await h.api('PUT', '/v1/templates/up', { source, dest, check: ['grep', '-q', 'server', '{{candidate}}'], reload: ['sh', '-c', `echo reloaded >> ${log}`] });
+      assert.equal(put.status, 200, JSON.stringify(put.json));
+      const servers = async () => ((await readFile(dest, 'utf8').catch(() => '')).match(/server 127\.0\.0\.1:(\d+)/g) ?? []).map((l) => Number(l.split(':')[1])).sort();
+      await waitFor(async () => (await servers()).length === (await healthyPorts()).length && (await servers()).length > 0, { timeoutMs: 5000, what: 'rendered' });
+      const victim = (await h.containers('e2e')).find((c) => c.running)!;
+      const t0 = Date.now();
+      await docker('kill', victim.id);
+      await waitFor(async () => !(await servers()).includes(Number(victim.port)), { timeoutMs: 5000, intervalMs: 20, what: 'victim gone from the file' });
+      assert.ok(Date.now() - t0 < 1000, `template followed in ${Date.now() - t0} ms`);
+      assert.ok((await readFile(log, 'utf8')).split('\n').filter(Boolean).length >= 2, 'reload ran on each change');
+      // A check that fails: the old file stays, an event says why.
+      const dest2 = join(dir, 'other.conf');
+      assert.equal((await h.api('PUT', '/v1/templates/strict', { source, dest: dest2, check: ['false'] })).status, 200);
+      await waitFor(async () => (await h.api('GET', '/v1/templates')).json.templates.find((t: { name: string }) => t.name === 'strict').lastError !== '', { timeoutMs: 5000, what: 'check failure recorded' });
+      await assert.rejects(readFile(dest2), 'no file written when the check fails');
+      const ev = await h.api('GET', '/v1/events?limit=500');
+      assert.ok(ev.json.events.some((e: { kind: string; message: string }) => e.kind === 'template.failed' && /check failed/.test(e.message)));
+      // A template that does not parse is refused with line and column.
+      const bad = await h.api('PUT', '/v1/templates/bad', { source: 'x\n{{range service "web.prod"}}', dest: dest2 });
+      assert.equal(bad.status, 400);
+      assert.match(bad.json.error.message, /bad:2:1: .*never closed/);
+      await h.api('DELETE', '/v1/templates/up');
+      await h.api('DELETE', '/v1/templates/strict');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -15,6 +15,7 @@ import { registerEvents } from './commands/events.ts';
 import { registerReleases } from './commands/releases.ts';
 import { registerRollback } from './commands/rollback.ts';
 import { registerReload } from './commands/reload.ts';
+import { registerTemplate } from './commands/template.ts';
 import { VERSION } from '../core/version.ts';
 
 const program = new Command('berth')
@@ -30,7 +31,7 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input or spec, 3 not found, 4 co
   .exitOverride()
   .showHelpAfterError('(run with --help for usage)');
 
-for (const register of [registerServer, registerDeploy, registerStatus, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload]) {
+for (const register of [registerServer, registerDeploy, registerStatus, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate]) {
   register(program);
 }
 for (const c of program.commands) c.exitOverride();

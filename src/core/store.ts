@@ -118,6 +118,20 @@ export interface ExternalRecord {
   registeredAt: number;
 }
 
+/** A confd-style template: rendered to `dest`, checked, swapped in atomically, then `reload` runs. */
+export interface TemplateRecord {
+  name: string;
+  source: string;
+  dest: string;
+  /** argv; `{{candidate}}` is replaced by the candidate file's path. Empty: no check. */
+  check: string[];
+  /** argv run after a swap. Empty: nothing. */
+  reload: string[];
+  createdAt: number;
+  renderedAt: number;
+  lastError: string;
+}
+
 export interface ServiceKey {
   app: string;
   env: string;
@@ -157,6 +171,11 @@ export interface Store {
   listExternals(): ExternalRecord[];
   updateExternal(id: string, patch: Partial<Pick<ExternalRecord, 'lastHeartbeatAt' | 'health'>>): void;
   deleteExternal(id: string): void;
+  // templates
+  putTemplate(t: TemplateRecord): void;
+  listTemplates(): TemplateRecord[];
+  updateTemplate(name: string, patch: Partial<Pick<TemplateRecord, 'renderedAt' | 'lastError'>>): void;
+  deleteTemplate(name: string): boolean;
   // events
   addEvent(e: NewEvent): EventRecord;
   listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; limit?: number }): EventRecord[];

@@ -10,6 +10,8 @@ import { DeploymentController, ServiceReconciler, deploymentKey, parseServiceKey
 import { HealthMonitor, Registry, buildRouteTable, probeInstance } from '../registry/index.ts';
 import { registerRegistryRoutes } from '../api/registry-routes.ts';
 import { startDns } from './dns-wiring.ts';
+import { TemplateRenderer } from '../templates/index.ts';
+import { registerTemplateRoutes } from '../api/template-routes.ts';
 import { buildApi } from '../api/index.ts';
 import { ensureAdminToken } from '../auth/index.ts';
 import { readAppLogs } from '../logs/index.ts';
@@ -58,6 +60,15 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const registry = new Registry(store, clock, logger.child({ component: 'registry' }));
   registry.start();
   const dns = await startDns(cfg, registry, store, logger);
+  const templates = new TemplateRenderer({
+    store, clock, logger: logger.child({ component: 'templates' }),
+    sources: {
+      healthy: (service, env) => registry.healthy(env, service),
+      key: () => undefined,
+    },
+  });
+  registry.onChange(() => templates.schedule());
+  templates.schedule();
   // apply() is coalesced (a burst of health flips is one reload); flush() waits until nginx serves it.
   // The registry (DNS, watchers) follows the same changes.
   const applyRoutes = () => {
@@ -154,6 +165,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     readLogs: (k, opts, onLine) => readAppLogs(engine, store, k, opts, onLine), ingressPort: cfg.ingressPort,
   });
   registerRegistryRoutes(api, { store, registry, clock, newId: () => shortId(10) });
+  registerTemplateRoutes(api, { store, clock, changed: () => templates.schedule() });
   await api.listen({ host: cfg.listenHost, port: cfg.listenPort });
   const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${cfg.listenPort}`;
@@ -170,6 +182,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       queue.stop();
       health.close();
       registry.close();
+      templates.close();
       await api.close();
       await dns.close();
       await queue.idle();

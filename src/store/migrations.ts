@@ -45,4 +45,9 @@ export const MIGRATIONS: string[] = [
     check_json TEXT NOT NULL, ttl_ms INTEGER, last_heartbeat_at INTEGER NOT NULL, health TEXT NOT NULL, registered_at INTEGER NOT NULL,
     UNIQUE (env, service, address, port)
   );`,
+  // confd-style templates rendered from the registry and configuration.
+  `CREATE TABLE templates (
+    name TEXT PRIMARY KEY, source TEXT NOT NULL, dest TEXT NOT NULL, check_cmd TEXT NOT NULL, reload_cmd TEXT NOT NULL,
+    created_at INTEGER NOT NULL, rendered_at INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT ''
+  );`,
 ];

@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { Conflict } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
 import type {
+  TemplateRecord,
   ExternalRecord,
   DeploymentRecord, DeploymentStatus, EventRecord, InstanceRecord, NewEvent, ReleaseRecord, ServiceKey, ServiceRecord, Store,
 } from '../core/store.ts';
@@ -194,6 +195,30 @@ export class SqliteStore implements Store {
   }
   deleteExternal(id: string): void {
     this.db.prepare('DELETE FROM externals WHERE id = ?').run(id);
+  }
+
+  // ---- templates
+  putTemplate(t: TemplateRecord): void {
+    this.db.prepare(`INSERT INTO templates (name, source, dest, check_cmd, reload_cmd, created_at, rendered_at, last_error)
+      VALUES (@name, @source, @dest, @check, @reload, @createdAt, 0, '')
+      ON CONFLICT (name) DO UPDATE SET source = excluded.source, dest = excluded.dest, check_cmd = excluded.check_cmd,
+        reload_cmd = excluded.reload_cmd, rendered_at = 0, last_error = ''`)
+      .run({ ...t, check: JSON.stringify(t.check), reload: JSON.stringify(t.reload) });
+  }
+  listTemplates(): TemplateRecord[] {
+    return (this.db.prepare('SELECT * FROM templates ORDER BY name').all() as Row[]).map((r) => ({
+      name: String(r.name), source: String(r.source), dest: String(r.dest), check: JSON.parse(String(r.check_cmd)),
+      reload: JSON.parse(String(r.reload_cmd)), createdAt: Number(r.created_at), renderedAt: Number(r.rendered_at), lastError: String(r.last_error),
+    }));
+  }
+  updateTemplate(name: string, patch: Partial<Pick<TemplateRecord, 'renderedAt' | 'lastError'>>): void {
+    const cur = this.listTemplates().find((t) => t.name === name);
+    if (!cur) return;
+    const n = { ...cur, ...patch };
+    this.db.prepare('UPDATE templates SET rendered_at = ?, last_error = ? WHERE name = ?').run(n.renderedAt, n.lastError, name);
+  }
+  deleteTemplate(name: string): boolean {
+    return this.db.prepare('DELETE FROM templates WHERE name = ?').run(name).changes > 0;
   }
 
   // ---- events
