@@ -16,6 +16,8 @@ import { registerReleases } from './commands/releases.ts';
 import { registerRollback } from './commands/rollback.ts';
 import { registerReload } from './commands/reload.ts';
 import { registerTemplate } from './commands/template.ts';
+import { registerConfig } from './commands/config.ts';
+import { registerSecret } from './commands/secret.ts';
 import { VERSION } from '../core/version.ts';
 
 const program = new Command('berth')
@@ -31,7 +33,7 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input or spec, 3 not found, 4 co
   .exitOverride()
   .showHelpAfterError('(run with --help for usage)');
 
-for (const register of [registerServer, registerDeploy, registerStatus, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate]) {
+for (const register of [registerServer, registerDeploy, registerStatus, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret]) {
   register(program);
 }
 for (const c of program.commands) c.exitOverride();

@@ -289,6 +289,8 @@ function aad(app: string, env: string, key: string): string {
 /** Undefined when `key` is a usable config key; otherwise what is wrong and what would be right. */
 export function configKeyProblem(key: string): string | undefined {
   if (key.length === 0) return 'a config key cannot be empty';
+  // Likely KEY=VALUE given where a key belongs; the text after '=' may be a secret, so it is not echoed.
+  if (key.includes('=')) return 'a config key cannot contain "=": give the key alone and its value separately';
   if (key.length > MAX_KEY) return `config key ${key.slice(0, 40)}… is too long: at most ${MAX_KEY} characters`;
   if (!CONFIG_KEY_PATTERN.test(key)) {
     const fixed = key.toUpperCase().replace(/[^A-Z0-9_]+/g, '_').replace(/^([0-9])/, '_$1');

@@ -14,7 +14,7 @@ export function containerName(i: InstanceRecord): string {
  * The container for one instance of a release: host network, allocated PORT, Berth labels; with
  * `resolvConf`, the container's /etc/resolv.conf points at Berth's DNS so `web.prod.berth` resolves.
  */
-export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra: { resolvConf?: string } = {}): ContainerSpec {
+export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra: { resolvConf?: string; configEnv?: Record<string, string> } = {}): ContainerSpec {
   const s = rel.spec;
   const spec: ContainerSpec = {
     name: containerName(inst),
@@ -30,6 +30,7 @@ export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra
     },
     env: {
       ...s.environment,
+      ...extra.configEnv,
       PORT: String(inst.port),
       BERTH_APP: inst.app,
       BERTH_ENV: inst.env,

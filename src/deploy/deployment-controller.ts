@@ -16,6 +16,8 @@ export interface DeploymentControllerDeps {
   newId: () => string;
   /** Wakes the reconciler of a service. */
   enqueueService: (app: string, env: string, service: string) => void;
+  /** Current configuration version of an app/env (config center); 0 when none. */
+  configVersion?: (app: string, env: string) => number;
   /** Re-renders the ingress (coalesced, returns at once). */
   applyRoutes: () => void;
 }
@@ -72,7 +74,12 @@ export class DeploymentController {
     }
 
     const releases: Record<string, string> = {};
-    for (const svc of Object.values(dep.spec.services)) {
+    // The config version is part of the release (a config change is a new release); its values are
+    // not: secrets stay out of this database and are decrypted only when a container is created.
+    const configVersion = this.d.configVersion?.(dep.app, dep.env) ?? 0;
+    for (const spec of Object.values(dep.spec.services)) {
+      const { configVersion: _v, ...rest } = spec;
+      const svc = configVersion > 0 ? { ...rest, configVersion } : rest;
       const k = { app: dep.app, env: dep.env, service: svc.name };
       const imageId = images.get(svc.name)!;
       const hash = releaseHash(svc, imageId);

@@ -26,6 +26,8 @@ export interface ServiceReconcilerDeps {
   releaseDeadlineMs: number;
   /** Host path of the resolv.conf for containers of an environment (Berth's DNS), if DNS for containers is on. */
   resolvConf?: (env: string) => string | undefined;
+  /** Configuration (plain values and decrypted secrets) of an app/env at a version, injected as environment. */
+  configEnv?: (app: string, env: string, version: number) => Record<string, string>;
   /** One HTTP/TCP health probe of an instance (for reload by signal). */
   probe: (inst: InstanceRecord, health: HealthSpec) => Promise<boolean>;
 }
@@ -234,7 +236,8 @@ export class ServiceReconciler {
     for (const v of rel.spec.volumes) {
       if (v.type === 'volume') await engine.ensureVolume(volumeName(inst.app, inst.env, v.source), { 'io.berth.app': inst.app, 'io.berth.env': inst.env });
     }
-    const id = await engine.create(containerSpecFor(rel, inst, this.extras(inst.env)));
+    const configEnv = this.d.configEnv?.(rel.app, rel.env, rel.spec.configVersion ?? 0) ?? {};
+    const id = await engine.create(containerSpecFor(rel, inst, { ...this.extras(inst.env), configEnv }));
     store.updateInstance(inst.id, { containerId: id });
     await engine.start(id);
     store.updateInstance(inst.id, { state: 'running', startedAt: clock.now(), health: 'starting' });
@@ -404,7 +407,7 @@ function sameContainer(from: ReleaseRecord, to: ReleaseRecord, inst: InstanceRec
     delete spec.env.BERTH_RELEASE;
     return JSON.stringify(spec);
   };
-  return strip(from) === strip(to);
+  return strip(from) === strip(to) && (from.spec.configVersion ?? 0) === (to.spec.configVersion ?? 0);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -20,6 +20,8 @@ export interface ServerConfig {
   readonly dnsContainerAddress?: string;
   readonly dnsZone: string;
   readonly dnsUpstream?: { readonly address: string; readonly port: number };
+  /** Base64 AES-256 key for secrets (BERTH_SECRET_KEY); undefined: DATA_DIR/secret.key (created, 0600). */
+  readonly secretKey: string | undefined;
 }
 
 export interface ServerFlags {
@@ -59,6 +61,7 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     logLevel: flags.logLevel ?? env.BERTH_LOG_LEVEL ?? 'info',
     nginxBin: env.BERTH_NGINX ?? 'nginx',
     ...dnsConfig(flags, env),
+    secretKey: env.BERTH_SECRET_KEY,
   });
 }
 

@@ -12,6 +12,8 @@ import { registerRegistryRoutes } from '../api/registry-routes.ts';
 import { startDns } from './dns-wiring.ts';
 import { TemplateRenderer } from '../templates/index.ts';
 import { registerTemplateRoutes } from '../api/template-routes.ts';
+import { registerConfigRoutes } from '../api/config-routes.ts';
+import { ConfigStore, SecretBox, loadSecretKey, startConfigRollout } from '../config/index.ts';
 import { buildApi } from '../api/index.ts';
 import { ensureAdminToken } from '../auth/index.ts';
 import { readAppLogs } from '../logs/index.ts';
@@ -47,6 +49,9 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const clock = systemClock;
   const store: Store = new SqliteStore(join(cfg.dataDir, 'berth.db'), clock);
   const token = await ensureAdminToken(store, join(cfg.dataDir, 'admin.token'));
+  const config = new ConfigStore(join(cfg.dataDir, 'config.db'), SecretBox.fromLoaded(loadSecretKey({ dataDir: cfg.dataDir, fromEnv: cfg.secretKey })), clock);
+  const keyProblem = config.keyProblem();
+  if (keyProblem) logger.warn(keyProblem);
   const cluster = await clusterId(cfg.dataDir);
   const scope = { [LABEL.cluster]: cluster };
   const engine: Engine = scopedEngine(new DockerEngine({ socketPath: cfg.dockerSocket, logger: logger.child({ component: 'engine' }) }), scope);
@@ -64,7 +69,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     store, clock, logger: logger.child({ component: 'templates' }),
     sources: {
       healthy: (service, env) => registry.healthy(env, service),
-      key: () => undefined,
+      key: (app, env, key) => config.resolved(app, env).env[key],
     },
   });
   registry.onChange(() => templates.schedule());
@@ -101,6 +106,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       registry.refresh();
     },
     releaseDeadlineMs: cfg.releaseDeadlineMs,
+    configEnv: (app, env, version) => config.resolved(app, env, version).env,
     probe: (inst, h) => (h.type === 'http' || h.type === 'tcp' ? probeInstance(inst, h) : Promise.resolve(false)),
     releaseFinished: (k) => {
       for (const dep of store.listDeployments({ status: ['rolling'] })) if (dep.app === k.app && dep.env === k.env) queue.add(deploymentKey(dep.id));
@@ -108,6 +114,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   });
   const deployments = new DeploymentController({
     store, engine, clock, logger: logger.child({ component: 'deployments' }), newId: () => shortId(10), enqueueService, applyRoutes,
+    configVersion: (app, env) => config.version(app, env),
   });
 
   /** Every key there is reason to look at: desired services, containers of ours, unfinished deployments. */
@@ -166,6 +173,13 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   });
   registerRegistryRoutes(api, { store, registry, clock, newId: () => shortId(10) });
   registerTemplateRoutes(api, { store, clock, changed: () => templates.schedule() });
+  registerConfigRoutes(api, {
+    config, clock,
+    onConfigChanged: (app, env, change) => {
+      templates.schedule();
+      return startConfigRollout({ store, clock, newId: () => shortId(10), enqueueDeployment: (id) => queue.add(deploymentKey(id)) }, app, env, change);
+    },
+  });
   await api.listen({ host: cfg.listenHost, port: cfg.listenPort });
   const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${cfg.listenPort}`;
@@ -188,6 +202,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       await queue.idle();
       await ingress.close();
       store.close();
+      config.close();
       await unlink(join(cfg.dataDir, 'server.json')).catch(() => undefined);
     },
   };

@@ -123,6 +123,8 @@ export interface ServiceSpec {
   routes: RouteSpec[];
   /** x-berth.update; absent in specs stored before strategies existed (read as DEFAULT_UPDATE). */
   update?: UpdateSpec;
+  /** Version of the app's configuration (config center) this release runs with; set by the server, never by a client. */
+  configVersion?: number;
 }
 
 export interface AppSpec {

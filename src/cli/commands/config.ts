@@ -1,0 +1,177 @@
+import type { Command } from 'commander';
+import type { BerthClient } from '../../client/index.ts';
+import {
+  configHistory, getConfig, listConfig, setConfig, unsetConfig, type ConfigChangeView, type ConfigEntryView, type ConfigWriteView,
+} from '../../client/config-client.ts';
+import { CliFailure, EXIT, ago, connect, progress, progressDone, table, type GlobalOpts } from '../context.ts';
+
+const MASK = '******** (secret)';
+
+export function registerConfig(program: Command): void {
+  const config = program.command('config')
+    .description('configuration of an app per environment: key/values injected into its containers as environment variables; ' +
+      'every change is a new version and rolls out as a new release')
+    .addHelpText('after', `
+Keys are environment-variable names: A-Z, 0-9 and _, not starting with a digit; PORT and BERTH_* are
+reserved. A change re-deploys the app's running services with the new configuration (rolling restart,
+or per the service's update strategy) and waits until they are healthy, like \`berth deploy\`.
+Secrets are set with \`berth secret set\` (never on the command line); \`config ls\` shows them masked.
+
+Examples:
+  berth config set shop GREETING=hello LOG_LEVEL=debug
+  berth config get shop GREETING --env staging
+  berth config unset shop LOG_LEVEL
+  berth config history shop`);
+
+  config.command('set')
+    .argument('<app>', 'app name')
+    .argument('<key=value...>', 'one or more KEY=VALUE (plain values only: use `berth secret set` for secrets)')
+    .description('set configuration values (one new version for all of them) and roll them out')
+    .option('--env <env>', 'environment', 'prod')
+    .option('--no-wait', 'return once the change is stored, without waiting for the rollout')
+    .option('--timeout <seconds>', 'give up waiting for the rollout after this long (exit 1)', '600')
+    .action(async (app: string, pairs: string[], o: RolloutOpts & { env: string }) => {
+      const g = program.opts<GlobalOpts>();
+      const entries = pairs.map((p) => {
+        const i = p.indexOf('=');
+        if (i <= 0) throw new CliFailure(`"${p}" is not KEY=VALUE: write e.g. GREETING=hello`, EXIT.usage);
+        return { key: p.slice(0, i), value: p.slice(i + 1) };
+      });
+      const client = connect(g);
+      await reportWrite(client, app, o.env, await setConfig(client, app, o.env, entries), o, g);
+    });
+
+  config.command('get')
+    .argument('<app>', 'app name')
+    .argument('<key>', 'the key')
+    .description('print one value (exactly, on stdout); for a secret use `berth secret get APP KEY --reveal`')
+    .option('--env <env>', 'environment', 'prod')
+    .action(async (app: string, key: string, o: { env: string }) => {
+      const g = program.opts<GlobalOpts>();
+      const { entry } = await getConfig(connect(g), app, o.env, key);
+      if (entry.kind === 'secret') {
+        throw new CliFailure(`${key} is a secret: print it with \`berth secret get ${app} ${key} --env ${o.env} --reveal\``, EXIT.usage);
+      }
+      if (g.json) console.log(JSON.stringify(entry));
+      else process.stdout.write(entry.value + '\n');
+    });
+
+  config.command('unset')
+    .argument('<app>', 'app name')
+    .argument('<key...>', 'one or more keys (values or secrets)')
+    .description('remove keys (one new version) and roll the change out; nothing changes if a key is not set')
+    .option('--env <env>', 'environment', 'prod')
+    .option('--no-wait', 'return once the change is stored, without waiting for the rollout')
+    .option('--timeout <seconds>', 'give up waiting for the rollout after this long (exit 1)', '600')
+    .action(async (app: string, keys: string[], o: RolloutOpts & { env: string }) => {
+      const g = program.opts<GlobalOpts>();
+      const client = connect(g);
+      await reportWrite(client, app, o.env, await unsetConfig(client, app, o.env, keys), o, g);
+    });
+
+  config.command('ls')
+    .argument('<app>', 'app name')
+    .description('list keys with their values; secrets are masked')
+    .option('--env <env>', 'environment', 'prod')
+    .action(async (app: string, o: { env: string }) => {
+      const g = program.opts<GlobalOpts>();
+      const r = await listConfig(connect(g), app, o.env);
+      if (g.json) {
+        for (const e of r.entries) console.log(JSON.stringify(e));
+        return;
+      }
+      if (r.entries.length === 0) return void console.log(`no configuration for ${app}/${o.env}`);
+      console.log(entryTable(r.entries, true));
+    });
+
+  config.command('history')
+    .argument('<app>', 'app name')
+    .description('versions, newest first: who, when, which keys changed (values of plain keys; never a secret\'s value)')
+    .option('--env <env>', 'environment', 'prod')
+    .action(async (app: string, o: { env: string }) => {
+      const g = program.opts<GlobalOpts>();
+      const { versions } = await configHistory(connect(g), app, o.env);
+      if (g.json) {
+        for (const v of versions) console.log(JSON.stringify(v));
+        return;
+      }
+      if (versions.length === 0) return void console.log(`no configuration history for ${app}/${o.env}`);
+      const rows = [['VERSION', 'WHEN', 'BY', 'CHANGES']];
+      for (const v of versions) rows.push([String(v.version), when(v.at), v.who, v.changes.map(describeChange).join('; ')]);
+      console.log(table(rows));
+    });
+}
+
+export interface RolloutOpts {
+  wait: boolean;
+  timeout: string;
+}
+
+/** Prints what a change did, then (unless --no-wait) follows the deployment that rolls it out. */
+export async function reportWrite(client: BerthClient, app: string, env: string, r: ConfigWriteView, o: RolloutOpts, g: GlobalOpts): Promise<void> {
+  if (g.json) console.log(JSON.stringify(r));
+  else if (!r.changed) console.log(`${app}/${env}: no change (configuration version ${r.version})`);
+  else console.log(`${app}/${env}: configuration version ${r.version}: ${r.changes.map(describeChange).join('; ')}`);
+  if (!r.changed) return;
+  if (!r.deployment) {
+    if (!g.json) process.stderr.write(`${app}/${env} is not deployed: its next deploy uses this configuration\n`);
+    return;
+  }
+  if (!o.wait) {
+    if (!g.json) process.stderr.write(`rolling out in deployment ${r.deployment}; follow it with \`berth status ${app}\`\n`);
+    return;
+  }
+  if (!g.json) process.stderr.write(`rolling out (deployment ${r.deployment})\n`);
+  await followDeployment(client, app, env, r.deployment, { json: g.json === true, timeoutS: Number(o.timeout) || 600 });
+}
+
+async function followDeployment(client: BerthClient, app: string, env: string, id: string, o: { json: boolean; timeoutS: number }): Promise<void> {
+  const deadline = Date.now() + o.timeoutS * 1000;
+  let last = '';
+  for (;;) {
+    const st = await client.deployment(id);
+    const line = st.services.map((s) => s.instances ? `${s.name} ${s.healthy}/${s.desired} healthy` : `${s.name} pending`).join(' · ');
+    if (!o.json && line !== last) progress(`[${st.deployment.status}] ${line}`);
+    last = line;
+    if (st.deployment.status === 'succeeded') {
+      if (o.json) console.log(JSON.stringify({ deployment: id, status: 'succeeded' }));
+      else progressDone(`✔ ${app}/${env} rolled out: ${line}`);
+      return;
+    }
+    if (st.deployment.status === 'failed') {
+      progressDone();
+      if (o.json) console.log(JSON.stringify({ deployment: id, status: 'failed', message: st.deployment.message }));
+      throw new CliFailure(`the configuration is stored, but its rollout (deployment ${id}) failed: ${st.deployment.message}`, EXIT.failed);
+    }
+    if (Date.now() > deadline) {
+      progressDone();
+      throw new CliFailure(`rollout (deployment ${id}) still ${st.deployment.status} after ${o.timeoutS}s: ${line}. It goes on in the background; see \`berth status ${app}\``, EXIT.failed);
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+export function entryTable(entries: ConfigEntryView[], withValues: boolean): string {
+  const rows = [withValues ? ['KEY', 'VALUE', 'VERSION', 'UPDATED', 'BY'] : ['KEY', 'VERSION', 'UPDATED', 'BY']];
+  for (const e of entries) {
+    const value = e.kind === 'secret' ? MASK : short(e.value ?? '');
+    rows.push([e.key, ...(withValues ? [value] : []), String(e.version), `${ago(e.updatedAt)} ago`, e.updatedBy]);
+  }
+  return table(rows);
+}
+
+function describeChange(c: ConfigChangeView): string {
+  if (c.op === 'unset') return `unset ${c.key}${c.kind === 'secret' ? ' (secret)' : ''}`;
+  if (c.kind === 'secret') return `set ${c.key} (secret)`;
+  return `set ${c.key}=${short(c.new ?? '')}${c.old !== undefined ? ` (was ${short(c.old)})` : ''}`;
+}
+
+/** One line, at most 60 characters: a table cell, not the value (`config get` prints values exactly). */
+function short(v: string): string {
+  const one = /[\n\r\t]/.test(v) ? JSON.stringify(v) : v;
+  return one.length > 60 ? one.slice(0, 59) + '…' : one;
+}
+
+function when(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+}

@@ -1,0 +1,71 @@
+/**
+ * Typed calls of the configuration API (config values and secrets per app and environment).
+ * A secret's value is only ever returned by `getConfig(..., { reveal: true })`.
+ */
+import type { BerthClient } from './client.ts';
+
+export type ConfigKind = 'value' | 'secret';
+
+export interface ConfigEntryView {
+  key: string;
+  kind: ConfigKind;
+  version: number;
+  updatedAt: number;
+  updatedBy: string;
+  /** Plain values always; secrets only when revealed. */
+  value?: string;
+}
+
+export interface ConfigChangeView {
+  key: string;
+  kind: ConfigKind;
+  op: 'set' | 'unset';
+  old?: string;
+  new?: string;
+}
+
+export interface ConfigVersionView {
+  version: number;
+  who: string;
+  at: number;
+  changes: ConfigChangeView[];
+}
+
+export interface ConfigWriteView {
+  app: string;
+  env: string;
+  version: number;
+  changed: boolean;
+  changes: ConfigChangeView[];
+  /** The deployment that rolls the change out, when the app runs in this environment. */
+  deployment?: string;
+}
+
+export interface ConfigSetEntry {
+  key: string;
+  value: string;
+  secret?: boolean;
+}
+
+const base = (app: string) => `/v1/apps/${encodeURIComponent(app)}`;
+
+export function listConfig(c: BerthClient, app: string, env: string) {
+  return c.request<{ app: string; env: string; version: number; entries: ConfigEntryView[] }>('GET', `${base(app)}/config?${new URLSearchParams({ env })}`);
+}
+
+export function setConfig(c: BerthClient, app: string, env: string, entries: ConfigSetEntry[]) {
+  return c.request<ConfigWriteView>('PUT', `${base(app)}/config`, { env, entries });
+}
+
+export function unsetConfig(c: BerthClient, app: string, env: string, keys: string[]) {
+  return c.request<ConfigWriteView>('DELETE', `${base(app)}/config`, { env, keys });
+}
+
+export function getConfig(c: BerthClient, app: string, env: string, key: string, opts: { reveal?: boolean } = {}) {
+  const q = new URLSearchParams({ env, ...(opts.reveal ? { reveal: 'true' } : {}) });
+  return c.request<{ app: string; env: string; entry: ConfigEntryView }>('GET', `${base(app)}/config/${encodeURIComponent(key)}?${q}`);
+}
+
+export function configHistory(c: BerthClient, app: string, env: string) {
+  return c.request<{ app: string; env: string; versions: ConfigVersionView[] }>('GET', `${base(app)}/config-history?${new URLSearchParams({ env })}`);
+}
