@@ -6,6 +6,9 @@ const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = 
   deploy: async () => (await import('./deploy.ts')).run(),
   dns: async () => (await import('./dns.ts')).run(),
   idle: async () => (await import('./idle.ts')).run(),
+  propagation: async () => (await import('./propagation.ts')).run(),
+  logs: async () => (await import('./logs.ts')).run(),
+  release: async () => (await import('./release.ts')).run(),
 };
 
 const name = process.argv[2];
