@@ -78,6 +78,16 @@ function percentile(xs: number[], p: number): number {
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
 /** utime + stime of a process, in seconds. */
+/** The Docker daemon serving /var/run/docker.sock, as scripts/dockerd.sh records it. */
+function dockerdPid(): number | undefined {
+  try {
+    const pid = Number(readFileSync('/run/berth-dockerd.pid', 'utf8').trim());
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'dockerd' ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -106,7 +116,7 @@ async function startChild(dbPath: string, label: string): Promise<ChildProcess> 
   return child;
 }
 
-async function ingest(dir: string): Promise<{ linesPerS: number; cpuPct: number; emitS: number }> {
+async function ingest(dir: string): Promise<{ linesPerS: number; cpuPct: number; dockerdPct: number; emitS: number }> {
   const runId = randomBytes(4).toString('hex');
   const label = `${LABEL_KEY}=${runId}`;
   writeFileSync(join(dir, 'gen.mjs'), GEN_JS);
@@ -125,6 +135,8 @@ async function ingest(dir: string): Promise<{ linesPerS: number; cpuPct: number;
     await waitFor(() => storedCount(dbPath) > 0, { timeoutMs: 60_000, intervalMs: 5, what: 'first line stored' });
     const t0 = performance.now();
     const c0 = cpuSeconds(pid);
+    const dpid = dockerdPid();
+    const d0 = dpid ? cpuSeconds(dpid) : NaN;
     let last = 0;
     let lastLog = t0;
     await waitFor(() => {
@@ -138,10 +150,11 @@ async function ingest(dir: string): Promise<{ linesPerS: number; cpuPct: number;
     stored.close();
     const wall = (performance.now() - t0) / 1000;
     const cpu = cpuSeconds(pid) - c0;
+    const dcpu = dpid ? cpuSeconds(dpid) - d0 : NaN;
     const [started, finished] = (await docker('inspect', '-f', '{{.State.StartedAt}} {{.State.FinishedAt}}', name)).split(' ');
     const emitS = finished && !finished.startsWith('0001') ? (Date.parse(finished) - Date.parse(started!)) / 1000 : NaN;
-    log(`ingest: ${last} lines in ${wall.toFixed(1)} s (container wrote them in ${emitS.toFixed(1)} s); collector CPU ${cpu.toFixed(1)} s`);
-    return { linesPerS: Math.round(last / wall), cpuPct: round1((cpu / wall) * 100), emitS };
+    log(`ingest: ${last} lines in ${wall.toFixed(1)} s (container wrote them in ${emitS.toFixed(1)} s); collector CPU ${cpu.toFixed(1)} s, dockerd CPU ${dcpu.toFixed(1)} s`);
+    return { linesPerS: Math.round(last / wall), cpuPct: round1((cpu / wall) * 100), dockerdPct: round1((dcpu / wall) * 100), emitS };
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
@@ -234,6 +247,7 @@ export async function run(): Promise<Record<string, number>> {
     return {
       ingest_lines_per_s: ing.linesPerS,
       server_cpu_pct: ing.cpuPct,
+      dockerd_cpu_pct: ing.dockerdPct,
       ingest_lines: INGEST_LINES,
       container_emit_s: round1(ing.emitS),
       ...s,
