@@ -14,7 +14,7 @@ export function containerName(i: InstanceRecord): string {
  * The container for one instance of a release: host network, allocated PORT, Berth labels; with
  * `resolvConf`, the container's /etc/resolv.conf points at Berth's DNS so `web.prod.berth` resolves.
  */
-export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra: { resolvConf?: string; configEnv?: Record<string, string> } = {}): ContainerSpec {
+export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra: { resolvConf?: string; configEnv?: Record<string, string>; configDir?: string } = {}): ContainerSpec {
   const s = rel.spec;
   const spec: ContainerSpec = {
     name: containerName(inst),
@@ -47,6 +47,7 @@ export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra
       readOnly: v.readOnly,
     })),
   };
+  if (extra.configDir) spec.mounts.push({ type: 'bind', source: extra.configDir, target: '/run/berth/config', readOnly: true });
   if (extra.resolvConf) spec.mounts.push({ type: 'bind', source: extra.resolvConf, target: '/etc/resolv.conf', readOnly: true });
   if (s.command) spec.cmd = s.command;
   if (s.entrypoint) spec.entrypoint = s.entrypoint;

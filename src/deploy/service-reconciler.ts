@@ -28,6 +28,10 @@ export interface ServiceReconcilerDeps {
   resolvConf?: (env: string) => string | undefined;
   /** Configuration (plain values and decrypted secrets) of an app/env at a version, injected as environment. */
   configEnv?: (app: string, env: string, version: number) => Record<string, string>;
+  /** Host directory holding an app/env's configuration files (mounted at /run/berth/config). */
+  configDirOf?: (app: string, env: string) => string;
+  /** Writes the configuration of an app/env at a version as files; returns the host directory to mount. */
+  configFiles?: (app: string, env: string, version: number) => string | undefined;
   /** One HTTP/TCP health probe of an instance (for reload by signal). */
   probe: (inst: InstanceRecord, health: HealthSpec) => Promise<boolean>;
 }
@@ -237,7 +241,8 @@ export class ServiceReconciler {
       if (v.type === 'volume') await engine.ensureVolume(volumeName(inst.app, inst.env, v.source), { 'io.berth.app': inst.app, 'io.berth.env': inst.env });
     }
     const configEnv = this.d.configEnv?.(rel.app, rel.env, rel.spec.configVersion ?? 0) ?? {};
-    const id = await engine.create(containerSpecFor(rel, inst, { ...this.extras(inst.env), configEnv }));
+    this.d.configFiles?.(rel.app, rel.env, rel.spec.configVersion ?? 0);
+    const id = await engine.create(containerSpecFor(rel, inst, { ...this.extras(inst.app, inst.env), configEnv }));
     store.updateInstance(inst.id, { containerId: id });
     await engine.start(id);
     store.updateInstance(inst.id, { state: 'running', startedAt: clock.now(), health: 'starting' });
@@ -321,11 +326,14 @@ export class ServiceReconciler {
       targets = running.filter((r) => {
         if (r.releaseId === release.id) return false;
         const from = store.getRelease(r.releaseId);
-        return from !== undefined && sameContainer(from, release, r, this.extras(r.env));
+        // A configuration change can be applied in place too: the files under /run/berth/config are
+        // rewritten before the signal (environment variables keep their values from container start).
+        return from !== undefined && sameContainer(from, release, r, this.extras(r.app, r.env));
       });
     }
     if (requested) targets = running;
     if (targets.length === 0) return undefined;
+    this.d.configFiles?.(release.app, release.env, release.spec.configVersion ?? 0);
     for (const r of targets) {
       const c = byInstance.get(r.id)!;
       const from = r.releaseId === release.id ? undefined : store.getRelease(r.releaseId);
@@ -351,9 +359,14 @@ export class ServiceReconciler {
     return { requeueAfterMs: 0 };
   }
 
-  private extras(env: string): { resolvConf?: string } {
+  private extras(app: string, env: string): { resolvConf?: string; configDir?: string } {
     const resolvConf = this.d.resolvConf?.(env);
-    return resolvConf ? { resolvConf } : {};
+    const configDir = this.d.configFiles ? this.configDirOf(app, env) : undefined;
+    return { ...(resolvConf ? { resolvConf } : {}), ...(configDir ? { configDir } : {}) };
+  }
+
+  private configDirOf(app: string, env: string): string | undefined {
+    return this.d.configDirOf?.(app, env);
   }
 
   private async healthyAgain(inst: InstanceRecord, health: HealthSpec, deadline: number): Promise<boolean> {
@@ -407,7 +420,7 @@ function sameContainer(from: ReleaseRecord, to: ReleaseRecord, inst: InstanceRec
     delete spec.env.BERTH_RELEASE;
     return JSON.stringify(spec);
   };
-  return strip(from) === strip(to) && (from.spec.configVersion ?? 0) === (to.spec.configVersion ?? 0);
+  return strip(from) === strip(to);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -22,6 +22,8 @@ export interface ServerConfig {
   readonly dnsUpstream?: { readonly address: string; readonly port: number };
   /** Base64 AES-256 key for secrets (BERTH_SECRET_KEY); undefined: DATA_DIR/secret.key (created, 0600). */
   readonly secretKey: string | undefined;
+  /** Where decrypted configuration files for containers live (tmpfs on a normal system). */
+  readonly runDir: string;
 }
 
 export interface ServerFlags {
@@ -62,6 +64,7 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     nginxBin: env.BERTH_NGINX ?? 'nginx',
     ...dnsConfig(flags, env),
     secretKey: env.BERTH_SECRET_KEY,
+    runDir: resolve(env.BERTH_RUN_DIR ?? '/run/berth'),
   });
 }
 

@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile, unlink } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LABEL, systemClock, type Engine, type EngineEvent, type Ingress, type Logger } from '../core/ports.ts';
 import type { Store } from '../core/store.ts';
@@ -13,7 +13,7 @@ import { startDns } from './dns-wiring.ts';
 import { TemplateRenderer } from '../templates/index.ts';
 import { registerTemplateRoutes } from '../api/template-routes.ts';
 import { registerConfigRoutes } from '../api/config-routes.ts';
-import { ConfigStore, SecretBox, loadSecretKey, startConfigRollout } from '../config/index.ts';
+import { ConfigStore, SecretBox, loadSecretKey, startConfigRollout, writeConfigFiles } from '../config/index.ts';
 import { buildApi } from '../api/index.ts';
 import { ensureAdminToken } from '../auth/index.ts';
 import { readAppLogs } from '../logs/index.ts';
@@ -54,6 +54,9 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   if (keyProblem) logger.warn(keyProblem);
   const cluster = await clusterId(cfg.dataDir);
   const scope = { [LABEL.cluster]: cluster };
+  // Decrypted configuration files for containers: only root may look in.
+  await mkdir(join(cfg.runDir, cluster), { recursive: true, mode: 0o700 });
+  await chmod(join(cfg.runDir, cluster), 0o700);
   const engine: Engine = scopedEngine(new DockerEngine({ socketPath: cfg.dockerSocket, logger: logger.child({ component: 'engine' }) }), scope);
   const ingress: Ingress = new NginxIngress({
     prefix: join(cfg.dataDir, 'nginx'), listenPort: cfg.ingressPort, listenAddress: cfg.ingressAddress, adminPort: cfg.ingressAdminPort,
@@ -107,6 +110,12 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     },
     releaseDeadlineMs: cfg.releaseDeadlineMs,
     configEnv: (app, env, version) => config.resolved(app, env, version).env,
+    configDirOf: (app, env) => join(cfg.runDir, cluster, 'config', app, env),
+    configFiles: (app, env, version) => {
+      const dir = join(cfg.runDir, cluster, 'config', app, env);
+      writeConfigFiles(dir, config.resolved(app, env, version).env);
+      return dir;
+    },
     probe: (inst, h) => (h.type === 'http' || h.type === 'tcp' ? probeInstance(inst, h) : Promise.resolve(false)),
     releaseFinished: (k) => {
       for (const dep of store.listDeployments({ status: ['rolling'] })) if (dep.app === k.app && dep.env === k.env) queue.add(deploymentKey(dep.id));

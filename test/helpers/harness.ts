@@ -211,6 +211,7 @@ export class Harness {
       const cluster = (await readFile(join(this.dataDir, 'cluster-id'), 'utf8')).trim();
       const ids = (await docker('ps', '-aq', '--filter', `label=io.berth.cluster=${cluster}`)).split('\n').filter(Boolean);
       if (ids.length) await docker('rm', '-f', ...ids);
+      if (cluster) await rm(join('/run/berth', cluster), { recursive: true, force: true });
     } catch {
       // no cluster id: the server never started
     }
