@@ -1,39 +1,8 @@
 import type { Clock } from '../core/ports.ts';
 import type { InstanceRecord, ServiceRecord, Store } from '../core/store.ts';
+import type { ServiceStatus } from '../core/views.ts';
 
-export interface InstanceStatus {
-  id: string;
-  release: number;
-  state: string;
-  health: string;
-  host: string;
-  address: string;
-  port: number;
-  containerId?: string;
-  startedAt?: number;
-  reason?: string;
-}
-
-export interface ServiceStatus {
-  app: string;
-  env: string;
-  name: string;
-  desired: number;
-  healthy: number;
-  running: number;
-  /** running | deploying | degraded | crash-looping | stopped | failed */
-  status: string;
-  detail: string;
-  release: { id: string; seq: number; status: string; message: string; image: string; imageId: string; createdAt: number };
-  routes: { host?: string; path: string }[];
-  failures: number;
-  nextStartAt?: number;
-  strategy: string;
-  /** Blue-green: the release the ingress routes to. */
-  routedRelease?: number;
-  reload: { requestedAt: number; doneAt: number };
-  instances: InstanceStatus[];
-}
+export type { InstanceStatus, ServiceStatus } from '../core/views.ts';
 
 /** A service's observable status, computed from the store (never from the engine in a request). */
 export function serviceStatus(store: Store, clock: Clock, s: ServiceRecord, all?: InstanceRecord[]): ServiceStatus {

@@ -2,6 +2,8 @@
  * A typed client of the Berth HTTP API, used by the CLI (and later the web portal).
  */
 import type { AppSpec, SpecWarning } from '../core/spec/types.ts';
+import type { ServiceStatus as ServiceView } from '../core/views.ts';
+import type { EventRecord as EventView } from '../core/store.ts';
 
 export class ApiError extends Error {
   constructor(readonly status: number, readonly code: string, message: string, readonly details?: unknown) {
@@ -143,37 +145,8 @@ export interface DeploymentView {
   warnings: SpecWarning[];
 }
 
-export interface InstanceView {
-  id: string;
-  release: number;
-  state: string;
-  health: string;
-  host: string;
-  address: string;
-  port: number;
-  containerId?: string;
-  startedAt?: number;
-  reason?: string;
-}
-
-export interface ServiceView {
-  app: string;
-  env: string;
-  name: string;
-  desired: number;
-  healthy: number;
-  running: number;
-  status: string;
-  detail: string;
-  release: { id: string; seq: number; status: string; message: string; image: string; imageId: string; createdAt: number };
-  routes: { host?: string; path: string }[];
-  failures: number;
-  nextStartAt?: number;
-  strategy: string;
-  routedRelease?: number;
-  reload: { requestedAt: number; doneAt: number };
-  instances: InstanceView[];
-}
+/** A service's status as the API computes it (shared with the API, see core/views.ts). */
+export type { ServiceStatus as ServiceView, InstanceStatus as InstanceView } from '../core/views.ts';
 
 export interface ReleaseView {
   id: string;
@@ -194,13 +167,5 @@ export interface ReleaseView {
   current: boolean;
 }
 
-export interface EventView {
-  id: number;
-  ts: number;
-  app: string;
-  env: string;
-  service: string;
-  instance: string;
-  kind: string;
-  message: string;
-}
+/** An entry of the event timeline. */
+export type { EventRecord as EventView } from '../core/store.ts';

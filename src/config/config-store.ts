@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { migrate } from '../lib/sqlite-migrate.ts';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { InvalidInput, NotFound } from '../core/errors.ts';
@@ -101,17 +102,7 @@ export class ConfigStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
-    this.migrate();
-  }
-
-  private migrate(): void {
-    const current = this.db.pragma('user_version', { simple: true }) as number;
-    for (let v = current; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+    migrate(this.db, MIGRATIONS);
   }
 
   /**
