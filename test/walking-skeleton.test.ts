@@ -62,6 +62,21 @@ describe('walking skeleton', () => {
     assert.equal(mode, 'host no json-file 10m');
   });
 
+  test('berth logs: every replica\'s lines, prefixed with the instance, searchable', async () => {
+    const { ids } = await healthyIds();
+    await waitFor(async () => {
+      const r = await h.cli(['logs', 'e2e', '--grep', 'listening']);
+      return r.code === 0 && ids.every((id) => r.stdout.includes(`web/${id} | `));
+    }, { timeoutMs: 10_000, intervalMs: 300, what: 'a listening line from every instance' });
+    const j = await h.cli(['--json', 'logs', 'e2e/web', '--grep', 'listening', '-n', '2']);
+    const lines = j.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(lines.length, 2);
+    assert.ok(lines.every((l: { text: string; service: string }) => /listening/.test(l.text) && l.service === 'web'));
+    const none = await h.cli(['logs', 'e2e', '--grep', 'no-such-word-anywhere']);
+    assert.equal(none.stdout, '');
+    assert.equal((await h.cli(['logs', 'e2e', '--since', 'yesterday-ish'])).code, 2);
+  });
+
   test('docker kill one instance: a replacement becomes healthy and the killed one leaves the upstreams', async () => {
     const before = await h.containers('e2e');
     const victim = before[0]!;

@@ -8,7 +8,7 @@ import { hashToken } from '../auth/index.ts';
 import { deployBodySchema, reloadBodySchema, rollbackBodySchema, scaleBodySchema } from './spec-schema.ts';
 import { rollbackTarget, rollbackTo } from '../deploy/rollback.ts';
 import { serviceStatus } from './status.ts';
-import type { TaggedLine } from '../logs/index.ts';
+import type { LogFilter, LogPage, LogQuery, StoredLine } from '../logs/index.ts';
 
 export interface ApiDeps {
   store: Store;
@@ -18,8 +18,8 @@ export interface ApiDeps {
   version: string;
   enqueueDeployment: (id: string) => void;
   enqueueService: (app: string, env: string, service: string) => void;
-  readLogs: (k: { app: string; env: string; service?: string }, opts: { follow: boolean; tail: number; signal: AbortSignal },
-    onLine: (l: TaggedLine) => void) => Promise<void>;
+  /** The log store: newest-first search and live tail of every replica. */
+  logs: { search(q: LogQuery): LogPage; tail(filter: LogFilter, onLine: (l: StoredLine) => void): () => void };
   ingressPort: number;
 }
 
@@ -212,17 +212,30 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   app.get('/v1/apps/:app/logs', async (req, reply) => {
     const { app: appName } = req.params as { app: string };
     const q = z.object({
-      env: z.string().default('prod'), service: z.string().optional(),
-      follow: z.enum(['true', 'false', '1', '0']).optional(), tail: z.coerce.number().int().min(0).max(100000).default(200),
+      env: z.string().default('prod'), service: z.string().optional(), instance: z.string().optional(),
+      grep: z.string().max(500).optional(), level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).optional(),
+      stream: z.enum(['stdout', 'stderr']).optional(), since: z.string().optional(), until: z.string().optional(),
+      before: z.string().regex(/^\d+$/, 'a cursor from a previous page').optional(),
+      follow: z.enum(['true', 'false', '1', '0']).optional(), limit: z.coerce.number().int().min(1).max(10_000).default(200),
     }).parse(req.query);
-    if (d.store.listServices({ app: appName, env: q.env }).length === 0) throw new NotFound(`no app "${appName}" in env "${q.env}"`);
-    const ac = new AbortController();
-    req.raw.on('close', () => ac.abort());
+    if (d.store.listServices({ app: appName, env: q.env }).length === 0 && d.store.listReleases({ app: appName, env: q.env }).length === 0) {
+      throw new NotFound(`no app "${appName}" in env "${q.env}"`);
+    }
+    const now = d.clock.now();
+    const filter: LogFilter = {
+      app: appName, env: q.env, ...(q.service ? { service: q.service } : {}), ...(q.instance ? { instance: q.instance } : {}),
+      ...(q.grep ? { text: q.grep } : {}), ...(q.level ? { level: q.level } : {}), ...(q.stream ? { stream: q.stream } : {}),
+      ...(q.since ? { since: timeArg('since', q.since, now) } : {}), ...(q.until ? { until: timeArg('until', q.until, now) } : {}),
+    };
+    const page = d.logs.search({ ...filter, limit: q.limit, ...(q.before ? { before: q.before } : {}) });
+    const follow = q.follow === 'true' || q.follow === '1';
+    if (!follow) return { lines: page.lines, ...(page.next ? { next: page.next } : {}) };
+    // Live tail: the latest page oldest-first, then every new line of every replica as it arrives.
     reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-    await d.readLogs({ app: appName, env: q.env, ...(q.service ? { service: q.service } : {}) },
-      { follow: q.follow === 'true' || q.follow === '1', tail: q.tail, signal: ac.signal },
-      (l) => reply.raw.write(JSON.stringify(l) + '\n'));
-    reply.raw.end();
+    for (const l of [...page.lines].reverse()) reply.raw.write(JSON.stringify(l) + '\n');
+    const untail = d.logs.tail(filter, (l) => reply.raw.write(JSON.stringify(l) + '\n'));
+    await new Promise<void>((resolve) => req.raw.on('close', () => resolve()));
+    untail();
     return reply;
   });
 
@@ -235,6 +248,16 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   });
 
   return app;
+}
+
+/** `1h`, `30m`, `90s`, `2d` before now, an ISO time, or epoch milliseconds. */
+function timeArg(name: string, v: string, now: number): number {
+  const rel = /^(\d+)(ms|s|m|h|d)$/.exec(v);
+  if (rel) return now - Number(rel[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  if (/^\d{12,}$/.test(v)) return Number(v);
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new InvalidInput(`${name} "${v}" is not a time: write e.g. 1h, 30m, 2026-01-31T12:00:00Z or epoch milliseconds`);
+  return t;
 }
 
 function publicDeployment(dep: DeploymentRecord) {

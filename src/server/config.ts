@@ -24,6 +24,9 @@ export interface ServerConfig {
   readonly secretKey: string | undefined;
   /** Where decrypted configuration files for containers live (tmpfs on a normal system). */
   readonly runDir: string;
+  /** Log retention: by age and by total size of the log database. */
+  readonly logMaxAgeMs: number;
+  readonly logMaxBytes: number;
 }
 
 export interface ServerFlags {
@@ -65,6 +68,8 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     ...dnsConfig(flags, env),
     secretKey: env.BERTH_SECRET_KEY,
     runDir: resolve(env.BERTH_RUN_DIR ?? '/run/berth'),
+    logMaxAgeMs: Number(env.BERTH_LOG_MAX_AGE_HOURS ?? 24 * 7) * 3_600_000,
+    logMaxBytes: Number(env.BERTH_LOG_MAX_MB ?? 1024) * 1024 * 1024,
   });
 }
 

@@ -16,7 +16,7 @@ import { registerConfigRoutes } from '../api/config-routes.ts';
 import { ConfigStore, SecretBox, loadSecretKey, startConfigRollout, writeConfigFiles } from '../config/index.ts';
 import { buildApi } from '../api/index.ts';
 import { ensureAdminToken } from '../auth/index.ts';
-import { readAppLogs } from '../logs/index.ts';
+import { LogCollector, LogStore } from '../logs/index.ts';
 import { hostPortChecker } from '../lib/host-ports.ts';
 import { shortId } from '../lib/ids.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
@@ -107,6 +107,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     instancesChanged: () => {
       health.refresh();
       registry.refresh();
+      syncLogs();
     },
     releaseDeadlineMs: cfg.releaseDeadlineMs,
     configEnv: (app, env, version) => config.resolved(app, env, version).env,
@@ -143,13 +144,26 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     }
   };
 
+  const logStore = new LogStore(join(cfg.dataDir, 'logs.db'), { clock });
+  const logs = new LogCollector({
+    engine, store: logStore, clock, logger,
+    listContainers: async () => store.listInstances().filter((i) => i.containerId).map((i) => ({
+      containerId: i.containerId!, app: i.app, env: i.env, service: i.service, instance: i.id, running: i.state === 'running',
+    })),
+    retention: { maxAgeMs: cfg.logMaxAgeMs, maxBytes: cfg.logMaxBytes },
+  });
+  const syncLogs = () => void logs.sync().catch((err) => logger.warn({ err: String(err) }, 'log collection sync failed'));
+
   let engineDown = false;
   const unwatch = engine.watch((e: EngineEvent) => {
     if (e.kind === 'container') {
       const app = e.labels[LABEL.app];
       const env = e.labels[LABEL.env];
       const svc = e.labels[LABEL.service];
-      if (app && env && svc && e.labels[LABEL.cluster] === cluster) enqueueService(app, env, svc);
+      if (app && env && svc && e.labels[LABEL.cluster] === cluster) {
+        enqueueService(app, env, svc);
+        if (e.action === 'start') syncLogs();
+      }
       return;
     }
     if (e.kind === 'disconnected' && !engineDown) {
@@ -169,8 +183,10 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
 
   health.refresh();
   await resyncAll();
+  syncLogs();
   const resyncTimer = setInterval(() => {
     health.refresh();
+    syncLogs();
     void resyncAll();
   }, RESYNC_MS);
   resyncTimer.unref();
@@ -178,7 +194,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const api = buildApi({
     store, clock, logger: logger.child({ component: 'api' }), newId: () => shortId(10), version: VERSION,
     enqueueDeployment: (id) => queue.add(deploymentKey(id)), enqueueService,
-    readLogs: (k, opts, onLine) => readAppLogs(engine, store, k, opts, onLine), ingressPort: cfg.ingressPort,
+    logs: { search: (q) => logStore.search(q), tail: (f, onLine) => logs.tail(f, onLine) }, ingressPort: cfg.ingressPort,
   });
   registerRegistryRoutes(api, { store, registry, clock, newId: () => shortId(10) });
   registerTemplateRoutes(api, { store, clock, changed: () => templates.schedule() });
@@ -210,6 +226,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       await dns.close();
       await queue.idle();
       await ingress.close();
+      await logs.close();
+      logStore.close();
       store.close();
       config.close();
       await unlink(join(cfg.dataDir, 'server.json')).catch(() => undefined);

@@ -2,25 +2,57 @@ import type { Command } from 'commander';
 import { CliFailure, EXIT, connect, type GlobalOpts } from '../context.ts';
 import { ApiError } from '../../client/index.ts';
 
+interface Line {
+  service: string;
+  instance: string;
+  stream: string;
+  time: string;
+  level: string | null;
+  text: string;
+}
+
+function print(l: Line, json: boolean): void {
+  if (json) return void console.log(JSON.stringify(l));
+  const out = `${l.time.slice(11, 23)} ${l.service}/${l.instance} | ${l.text}`;
+  if (l.stream === 'stderr') process.stderr.write(out + '\n');
+  else process.stdout.write(out + '\n');
+}
+
 export function registerLogs(program: Command): void {
   program.command('logs')
     .argument('<app[/service]>', 'app, or app/service')
-    .description('print logs of all replicas merged, each line prefixed with its instance')
+    .description('search the logs of all replicas (kept by Berth, also for containers that are gone), newest last; -f follows all replicas live')
     .option('--env <env>', 'environment', 'prod')
-    .option('-f, --follow', 'keep printing new lines')
-    .option('-n, --tail <lines>', 'lines per instance to start with', '200')
-    .action(async (target: string, o: { env: string; follow?: boolean; tail: string }) => {
+    .option('-f, --follow', 'keep printing new lines from every replica')
+    .option('-n, --limit <lines>', 'how many of the latest matching lines', '200')
+    .option('--since <time>', 'only lines after this: 1h, 30m, 2d, an ISO time')
+    .option('--until <time>', 'only lines before this')
+    .option('--grep <words>', 'full-text search: all words must occur; "a phrase"; prefix*')
+    .option('--level <level>', 'only lines with this level (JSON logs, or a leading ERROR/WARN/INFO word)')
+    .option('--stream <stream>', 'stdout or stderr')
+    .option('--instance <id>', 'only this instance')
+    .option('--before <cursor>', 'older page: the cursor printed after a full page')
+    .action(async (target: string, o: { env: string; follow?: boolean; limit: string; since?: string; until?: string; grep?: string; level?: string; stream?: string; instance?: string; before?: string }) => {
       const g = program.opts<GlobalOpts>();
       const [app, service] = target.split('/', 2) as [string, string | undefined];
-      if (!/^\d+$/.test(o.tail)) throw new CliFailure(`--tail "${o.tail}" is not a number of lines`, EXIT.usage);
-      const q = new URLSearchParams({ env: o.env, tail: o.tail, follow: o.follow ? 'true' : 'false' });
-      if (service) q.set('service', service);
+      if (!/^\d+$/.test(o.limit)) throw new CliFailure(`--limit "${o.limit}" is not a number of lines`, EXIT.usage);
+      const q = new URLSearchParams({ env: o.env, limit: o.limit, follow: o.follow ? 'true' : 'false' });
+      for (const [k, v] of Object.entries({ service, since: o.since, until: o.until, grep: o.grep, level: o.level, stream: o.stream, instance: o.instance, before: o.before })) {
+        if (v) q.set(k, v);
+      }
+      const client = connect(g);
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
-      const res = await connect(g).raw('GET', `/v1/apps/${encodeURIComponent(app)}/logs?${q}`, undefined, ac.signal);
+      const res = await client.raw('GET', `/v1/apps/${encodeURIComponent(app)}/logs?${q}`, undefined, ac.signal);
       if (!res.ok) {
         const body = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
         throw new ApiError(res.status, body.error?.code ?? 'error', body.error?.message ?? `HTTP ${res.status}`);
+      }
+      if (!o.follow) {
+        const page = (await res.json()) as { lines: Line[]; next?: string };
+        for (const l of [...page.lines].reverse()) print(l, !!g.json);
+        if (page.next && !g.json) process.stderr.write(`(older lines: add --before ${page.next})\n`);
+        return;
       }
       const dec = new TextDecoder();
       let buf = '';
@@ -31,15 +63,7 @@ export function registerLogs(program: Command): void {
           while ((nl = buf.indexOf('\n')) >= 0) {
             const line = buf.slice(0, nl);
             buf = buf.slice(nl + 1);
-            if (!line) continue;
-            if (g.json) {
-              console.log(line);
-              continue;
-            }
-            const l = JSON.parse(line) as { service: string; instance: string; stream: string; text: string };
-            const out = `${l.service}/${l.instance} | ${l.text}`;
-            if (l.stream === 'stderr') process.stderr.write(out + '\n');
-            else process.stdout.write(out + '\n');
+            if (line) print(JSON.parse(line) as Line, !!g.json);
           }
         }
       } catch (err) {

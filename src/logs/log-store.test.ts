@@ -1,0 +1,271 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { compileText, detectLevel, dockerSince, formatTimeNs, LogStore, parseTimeNs, type IngestLine, type LogSource, type StoredLine } from './log-store.ts';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDb(): string {
+  const d = mkdtempSync(join(tmpdir(), 'berth-logstore-'));
+  dirs.push(d);
+  return join(d, 'logs.db');
+}
+
+const T0 = 1_700_000_000_000_000_000n; // ns
+const src = (containerId: string, over: Partial<LogSource> = {}): LogSource =>
+  ({ containerId, app: 'shop', env: 'prod', service: 'web', instance: `${containerId}-i`, ...over });
+const lines = (from: number, n: number, text: (i: number) => string, stream: 'stdout' | 'stderr' = 'stdout', stepNs = 1000n): IngestLine[] =>
+  Array.from({ length: n }, (_, k) => ({ tsNs: T0 + BigInt(from + k) * stepNs, stream, text: text(from + k) }));
+
+function all(store: LogStore, q: Parameters<LogStore['search']>[0]): StoredLine[] {
+  const out: StoredLine[] = [];
+  let before: string | undefined;
+  for (;;) {
+    const page = store.search({ ...q, ...(before ? { before } : {}) });
+    out.push(...page.lines);
+    if (!page.next) return out;
+    before = page.next;
+  }
+}
+
+describe('time helpers', () => {
+  test('parse and format RFC3339Nano exactly', () => {
+    assert.equal(parseTimeNs('2023-11-14T22:13:20.123456789Z'), 1_700_000_000_123_456_789n);
+    assert.equal(parseTimeNs('2023-11-14T22:13:20Z'), 1_700_000_000_000_000_000n);
+    assert.equal(parseTimeNs('2023-11-14T22:13:20.5Z'), 1_700_000_000_500_000_000n);
+    assert.equal(parseTimeNs('2023-11-14T23:13:20.000000001+01:00'), 1_700_000_000_000_000_001n);
+    assert.equal(parseTimeNs('yesterday'), undefined);
+    assert.equal(formatTimeNs(1_700_000_000_000_000_042n), '2023-11-14T22:13:20.000000042Z');
+    assert.equal(dockerSince(1_700_000_000_000_000_042n), '1700000000.000000042');
+  });
+});
+
+describe('detectLevel', () => {
+  const cases: [string, string | null][] = [
+    ['{"level":30,"msg":"hi"}', 'info'],
+    ['{"level":50,"msg":"boom"}', 'error'],
+    ['{"level":60}', 'fatal'],
+    ['{"level":"warn","msg":"x"}', 'warn'],
+    ['{"severity":"ERROR"}', 'error'],
+    ['{"lvl":"debug"}', 'debug'],
+    ['{"msg":"no level"}', null],
+    ['{not json}', null],
+    ['ERROR something broke', 'error'],
+    ['[WARN] disk almost full', 'warn'],
+    ['info: listening on 8080', 'info'],
+    ['DEBUG', 'debug'],
+    ['Error: ENOENT', 'error'],
+    ['INFORMATIONAL text', null],
+    ['errors happen', null],
+    ['plain line', null],
+    ['', null],
+  ];
+  for (const [text, want] of cases) test(JSON.stringify(text), () => assert.equal(detectLevel(text), want));
+});
+
+describe('compileText', () => {
+  test('quotes every token: FTS5 syntax in the input is inert', () => {
+    assert.deepEqual(compileText('error'), { match: '"error"', likes: [], empty: false });
+    assert.deepEqual(compileText('conn* refused'), { match: '"conn"* AND "refused"', likes: [], empty: false });
+    const c = compileText('NEAR(a b) OR "x y" -z');
+    assert.equal(c.match, '"NEAR" AND "a" AND "b" AND "OR" AND "x" AND "y" AND "z"');
+    assert.deepEqual(c.likes, ['%NEAR(a%', '%b)%', '%x y%', '%-z%']);
+    assert.deepEqual(compileText('100%_done'), { match: '"100" AND "done"', likes: ['%100\\%\\_done%'], empty: false });
+    assert.equal(compileText('   ').empty, true);
+  });
+});
+
+describe('LogStore', () => {
+  test('append + search: newest first, paginated, every line exactly once', () => {
+    const store = new LogStore(tempDb());
+    store.append({ source: src('c1'), lines: lines(0, 1000, (i) => `line ${i} from c1`) });
+    store.append({ source: src('c2'), lines: lines(1000, 500, (i) => `line ${i} from c2`, 'stderr') });
+    const got = all(store, { limit: 77 });
+    assert.equal(got.length, 1500);
+    assert.equal(new Set(got.map((l) => l.id)).size, 1500);
+    for (let i = 1; i < got.length; i++) assert.ok(BigInt(got[i - 1]!.id) > BigInt(got[i]!.id), 'newest first');
+    assert.equal(got[0]!.text, 'line 1499 from c2');
+    assert.equal(got[0]!.stream, 'stderr');
+    assert.equal(got[0]!.containerId, 'c2');
+    assert.equal(got[0]!.instance, 'c2-i');
+    assert.equal(got[0]!.time, formatTimeNs(T0 + 1499n * 1000n));
+    assert.equal(got.at(-1)!.text, 'line 0 from c1');
+    assert.equal(store.stats().lines, 1500);
+    store.close();
+  });
+
+  test('filters: app, env, service, instance, container, stream, level, time range, text', () => {
+    const store = new LogStore(tempDb());
+    store.append([
+      { source: src('a1', { app: 'shop', env: 'prod', service: 'web', instance: 'w1' }), lines: lines(0, 10, (i) => `INFO served request ${i} path=/api/v1/items`) },
+      { source: src('a2', { app: 'shop', env: 'prod', service: 'web', instance: 'w2' }), lines: lines(10, 10, (i) => `ERROR timeout talking to db attempt=${i}`, 'stderr') },
+      { source: src('a3', { app: 'shop', env: 'test', service: 'worker', instance: 'k1' }), lines: lines(20, 10, (i) => `{"level":40,"msg":"queue lag ${i}"}`) },
+      { source: src('b1', { app: 'blog', env: 'prod', service: 'web', instance: 'b1' }), lines: lines(30, 10, (i) => `debug: render post ${i}`) },
+    ]);
+    const count = (q: Parameters<LogStore['search']>[0]) => all(store, { limit: 1000, ...q }).length;
+    assert.equal(count({}), 40);
+    assert.equal(count({ app: 'shop' }), 30);
+    assert.equal(count({ app: 'shop', env: 'prod' }), 20);
+    assert.equal(count({ app: 'shop', service: 'worker' }), 10);
+    assert.equal(count({ instance: 'w2' }), 10);
+    assert.equal(count({ containerId: 'b1' }), 10);
+    assert.equal(count({ app: 'nope' }), 0);
+    assert.equal(count({ stream: 'stderr' }), 10);
+    assert.equal(count({ level: 'error' }), 10);
+    assert.equal(count({ level: 'warn' }), 10);
+    assert.equal(count({ level: ['warn', 'debug'] }), 20);
+    assert.equal(count({ level: 'info', app: 'shop' }), 10);
+    const ms = (i: number) => Number((T0 + BigInt(i) * 1000n) / 1_000_000n);
+    // Lines are 1 µs apart: all 40 fall within the same millisecond.
+    assert.equal(count({ since: ms(0) }), 40);
+    assert.equal(count({ until: ms(0) }), 0);
+    assert.equal(count({ since: ms(0) + 1 }), 0);
+    assert.equal(count({ text: 'timeout' }), 10);
+    assert.equal(count({ text: 'TIMEOUT db' }), 10);
+    assert.equal(count({ text: 'timeout web' }), 0);
+    assert.equal(count({ text: 'time*' }), 10);
+    assert.equal(count({ text: 'attempt=17' }), 1);
+    assert.equal(count({ text: 'path=/api/v1/items' }), 10);
+    assert.equal(count({ text: '"talking to db"' }), 10);
+    assert.equal(count({ text: '"db talking"' }), 0);
+    assert.equal(count({ text: 'lag', app: 'shop', env: 'test' }), 10);
+    assert.equal(count({ text: 'lag', app: 'shop', env: 'prod' }), 0);
+    assert.equal(count({ text: 'request 5', stream: 'stdout' }), 1);
+    assert.equal(count({ text: 'NEAR("x" OR' }), 0, 'FTS5 syntax is inert, never an error');
+    assert.throws(() => store.search({ before: 'abc' }), /invalid cursor/);
+    store.close();
+  });
+
+  test('time filters in milliseconds', () => {
+    const store = new LogStore(tempDb());
+    const ms = 1_700_000_000_000;
+    store.append({ source: src('t'), lines: Array.from({ length: 100 }, (_, i) => ({ tsNs: BigInt(ms + i * 1000) * 1_000_000n, stream: 'stdout' as const, text: `tick ${i}` })) });
+    const got = all(store, { since: ms + 10_000, until: ms + 20_000 });
+    assert.deepEqual(got.map((l) => l.text), Array.from({ length: 10 }, (_, k) => `tick ${19 - k}`));
+    assert.equal(all(store, { since: ms + 10_000, until: ms + 20_000, text: 'tick 15' }).length, 1);
+    store.close();
+  });
+
+  test('search spans partitions and merges them newest first, even when they overlap in time', () => {
+    const store = new LogStore(tempDb());
+    store.append({ source: src('p1'), lines: lines(0, 100, (i) => `alpha ${i}`, 'stdout', 2000n) });
+    store.sealPartition();
+    // A late reader catching up: older timestamps land in the newer partition.
+    store.append({ source: src('p2'), lines: lines(0, 100, (i) => `alpha late ${i}`, 'stdout', 2000n).map((l) => ({ ...l, tsNs: l.tsNs + 1000n })) });
+    store.sealPartition();
+    store.append({ source: src('p3'), lines: lines(200, 50, (i) => `beta ${i}`, 'stdout', 2000n) });
+    assert.equal(store.stats().partitions, 3);
+    const got = all(store, { text: 'alpha', limit: 7 });
+    assert.equal(got.length, 200);
+    for (let i = 1; i < got.length; i++) assert.ok(BigInt(got[i - 1]!.id) > BigInt(got[i]!.id));
+    assert.equal(got[0]!.text, 'alpha late 99');
+    assert.equal(got[1]!.text, 'alpha 99');
+    assert.equal(all(store, { limit: 33 }).length, 250);
+    assert.equal(store.search({ limit: 5 }).lines[0]!.text, 'beta 249');
+    store.close();
+  });
+
+  test('equal timestamps get distinct keys; checkpoints commit with lines and survive reopening', () => {
+    const path = tempDb();
+    let store = new LogStore(path);
+    const ts = T0 + 5n;
+    const same: IngestLine[] = Array.from({ length: 5 }, (_, i) => ({ tsNs: ts, stream: 'stdout', text: `same ${i}` }));
+    store.append({ source: src('k'), lines: same, checkpoint: { tsNs: ts, countAtTs: 5 } });
+    store.append({ source: src('other'), lines: [{ tsNs: ts, stream: 'stdout', text: 'other same' }] });
+    assert.deepEqual(store.checkpoint('k'), { tsNs: ts, countAtTs: 5 });
+    assert.equal(store.checkpoint('other'), undefined);
+    store.close();
+    store = new LogStore(path);
+    assert.deepEqual(store.checkpoint('k'), { tsNs: ts, countAtTs: 5 });
+    const got = all(store, {});
+    assert.equal(got.length, 6);
+    assert.equal(new Set(got.map((l) => l.id)).size, 6);
+    assert.deepEqual(all(store, { containerId: 'k' }).map((l) => l.text).sort(), ['same 0', 'same 1', 'same 2', 'same 3', 'same 4']);
+    // Appends continue in the partition that was current.
+    store.append({ source: src('k'), lines: lines(10, 1, () => 'after reopen'), checkpoint: { tsNs: T0 + 10_000n, countAtTs: 1 } });
+    assert.equal(store.search({ limit: 1 }).lines[0]!.text, 'after reopen');
+    assert.deepEqual(store.checkpoint('k'), { tsNs: T0 + 10_000n, countAtTs: 1 });
+    store.forget('k');
+    assert.equal(store.checkpoint('k'), undefined);
+    store.close();
+  });
+
+  test('a failing append stores neither lines nor checkpoint', () => {
+    const store = new LogStore(tempDb());
+    const bad = [{ tsNs: T0, stream: 'stdout' as const, text: 'ok' }, { tsNs: 'not a bigint' as unknown as bigint, stream: 'stdout' as const, text: 'bad' }];
+    assert.throws(() => store.append({ source: src('f'), lines: bad, checkpoint: { tsNs: T0 + 1n, countAtTs: 1 } }));
+    assert.equal(store.search({}).lines.length, 0);
+    assert.equal(store.checkpoint('f'), undefined);
+    store.close();
+  });
+
+  test('retention by age drops old partitions', async () => {
+    let now = 1_700_000_000_000;
+    const store = new LogStore(tempDb(), { clock: { now: () => now } });
+    const at = (ms: number, n: number, tag: string): IngestLine[] =>
+      Array.from({ length: n }, (_, i) => ({ tsNs: BigInt(ms) * 1_000_000n + BigInt(i), stream: 'stdout', text: `${tag} ${i}` }));
+    store.append({ source: src('r'), lines: at(now, 100, 'old') });
+    now += 1800_000;
+    // Seals the partition (older than a tenth of maxAge) but keeps its lines (younger than maxAge).
+    assert.equal(await store.enforce({ maxAgeMs: 3600_000 }), 0);
+    assert.equal(store.stats().partitions, 2);
+    store.append({ source: src('r'), lines: at(now, 100, 'new') });
+    now += 1860_000;
+    const dropped = await store.enforce({ maxAgeMs: 3600_000 });
+    assert.equal(dropped, 100);
+    const got = all(store, {});
+    assert.equal(got.length, 100);
+    assert.ok(got.every((l) => l.text.startsWith('new')));
+    assert.equal(all(store, { text: 'old' }).length, 0);
+    store.close();
+  });
+
+  test('retention by size keeps the file under the bound and drops the oldest lines first', async () => {
+    const store = new LogStore(tempDb());
+    const maxBytes = 4 * 1024 * 1024;
+    const words = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet'];
+    let i = 0;
+    let dropped = 0;
+    for (let round = 0; round < 40; round++) {
+      store.append({
+        source: src('s'),
+        lines: Array.from({ length: 2000 }, () => {
+          const k = i++;
+          return { tsNs: T0 + BigInt(k) * 1000n, stream: 'stdout' as const, text: `n=${k} ${words[k % 10]} ${words[(k * 7) % 10]} payload ${k.toString(36).repeat(4)}` };
+        }),
+      });
+      dropped += await store.enforce({ maxBytes });
+      assert.ok(store.sizeBytes() <= maxBytes, `round ${round}: ${store.sizeBytes()} > ${maxBytes}`);
+    }
+    const st = store.stats();
+    assert.ok(dropped > 0, 'something was dropped');
+    assert.equal(st.lines + dropped, i);
+    assert.ok(st.lines > 5000, `kept a useful share (${st.lines})`);
+    // The newest lines survive; the oldest are gone.
+    assert.equal(store.search({ limit: 1 }).lines[0]!.text.split(' ')[0], `n=${i - 1}`);
+    assert.equal(all(store, { text: 'n=0' }).length, 0);
+    assert.equal(all(store, { text: `n=${i - 1}` }).length, 1);
+    store.close();
+  });
+
+  test('subscribe delivers appended lines that match the filter', () => {
+    const store = new LogStore(tempDb());
+    const got: StoredLine[] = [];
+    const off = store.subscribe({ app: 'shop', service: 'web', text: 'hello' }, (l) => got.push(l));
+    store.append([
+      { source: src('x1'), lines: lines(0, 3, (i) => `hello ${i}`) },
+      { source: src('x2'), lines: lines(3, 3, (i) => `bye ${i}`) },
+      { source: src('y1', { service: 'worker' }), lines: lines(6, 3, (i) => `hello ${i}`) },
+    ]);
+    assert.deepEqual(got.map((l) => `${l.instance} ${l.text}`), ['x1-i hello 0', 'x1-i hello 1', 'x1-i hello 2']);
+    off();
+    store.append({ source: src('x1'), lines: lines(10, 1, () => 'hello again') });
+    assert.equal(got.length, 3);
+    store.close();
+  });
+});
