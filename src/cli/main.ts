@@ -18,6 +18,7 @@ import { registerReload } from './commands/reload.ts';
 import { registerTemplate } from './commands/template.ts';
 import { registerConfig } from './commands/config.ts';
 import { registerSecret } from './commands/secret.ts';
+import { registerTop } from './commands/top.ts';
 import { VERSION } from '../core/version.ts';
 
 const program = new Command('berth')
@@ -33,7 +34,7 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input or spec, 3 not found, 4 co
   .exitOverride()
   .showHelpAfterError('(run with --help for usage)');
 
-for (const register of [registerServer, registerDeploy, registerStatus, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret]) {
+for (const register of [registerServer, registerDeploy, registerStatus, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop]) {
   register(program);
 }
 for (const c of program.commands) c.exitOverride();

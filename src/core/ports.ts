@@ -78,6 +78,24 @@ export interface LogLine {
 }
 
 /**
+ * One resource-usage sample of a running container (Docker stats API, one-shot). Counters (network,
+ * block I/O) are totals since the container started; cpuPercent is over the engine's own sampling
+ * window, computed like `docker stats` (100 % = one full core).
+ */
+export interface ContainerStats {
+  cpuPercent: number;
+  /** Memory in use minus page cache (cgroup v2: inactive_file; v1: cache), like `docker stats`. */
+  memoryBytes: number;
+  /** The container's memory limit (the host's memory when unlimited). */
+  memoryLimitBytes: number;
+  /** 0 with host networking: Docker then has no per-container network counters. */
+  netRxBytes: number;
+  netTxBytes: number;
+  blockReadBytes: number;
+  blockWriteBytes: number;
+}
+
+/**
  * A container engine on one or more hosts. The Docker engine (one host) implements it now;
  * a Swarm engine later. All methods reject with EngineUnavailable when the engine cannot be reached.
  */
@@ -112,6 +130,8 @@ export interface Engine {
    * `since` (inclusive): Unix seconds as a number, or Docker's exact `"seconds.nanoseconds"` string.
    */
   logs(id: string, opts: { follow: boolean; tail?: number; since?: number | string; signal?: AbortSignal }, onLine: (l: LogLine) => void): Promise<void>;
+  /** One resource-usage sample (no streaming); undefined when the container is missing or not running. */
+  stats(id: string): Promise<ContainerStats | undefined>;
 }
 
 /** One upstream server: an instance's address. */

@@ -122,7 +122,7 @@ test('retries, keepalive and forwarding headers are configured for every proxied
 test('everything nginx writes stays under the prefix', () => {
   const conf = renderNginxConfig([web], { ...opts, prefix: '/data/nginx/' });
   for (const line of conf.split('\n').filter((l) => /(pid|_log|_temp_path) /.test(l) && !l.includes('log_format') && !l.includes('access_log off'))) {
-    assert.match(line, / \/data\/nginx\/(logs|tmp)\/[a-z_.]+( berth| warn)?;$/, line);
+    assert.match(line, / \/data\/nginx\/(logs|tmp)\/[a-z_.]+( berth_json| warn)?;$/, line);
   }
   assert.match(conf, /^daemon on;$/m);
   assert.match(conf, /^worker_shutdown_timeout 30s;$/m);
@@ -212,4 +212,22 @@ test('one upstream on two hosts is fine with the same backends, rejected with di
 test('instance ids cannot break out of their comment', () => {
   const conf = renderNginxConfig([{ upstream: 'a', path: '/', backends: [{ address: '127.0.0.1', port: 1, instance: 'x\n}\nevil;' }] }], opts);
   assert.match(conf, /# x\?}\?evil;\n/);
+});
+
+test('public servers write the berth_json access log with the route name; the admin server logs nothing', () => {
+  const conf = renderNginxConfig([web, empty], opts);
+  assert.match(conf, /^ {4}log_format berth_json escape=json '\{"time":\$msec,.*"route":"\$berth_route".*"request_time":\$request_time,.*"bytes_sent":\$bytes_sent\}';$/m);
+  assert.match(conf, /^ {4}access_log \/data\/nginx\/logs\/access\.json\.log berth_json;$/m);
+  assert.match(serverFor(conf, '_'), /^ {8}set \$berth_route "";$/m);
+  assert.match(block(conf, 'location / {'), /set \$berth_route shop-prod-web;/);
+  // For a route without backends the name must be set before `return` ends the rewrite phase.
+  assert.match(block(conf, 'location /jobs {'), /set \$berth_route shop-prod-worker;\n\s+return 503/);
+  const admin = conf.slice(conf.indexOf('listen 127.0.0.1:8099 reuseport;'));
+  assert.match(admin, /access_log off;/);
+  // The format with sample values substituted is one valid JSON object.
+  const fmt = /log_format berth_json escape=json '(.*)';/.exec(conf)![1]!;
+  const line = fmt.replace('$msec', '1700000000.123').replace('$status', '200').replace('$request_time', '0.004')
+    .replace('$bytes_sent', '512').replace(/\$[a-z_]+/g, 'x');
+  const parsed = JSON.parse(line) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(parsed), ['time', 'host', 'route', 'upstream', 'method', 'path', 'status', 'request_time', 'upstream_response_time', 'bytes_sent']);
 });

@@ -2,6 +2,18 @@ import { isIPv4, isIPv6 } from 'node:net';
 import type { Backend, IngressRoute } from '../core/ports.ts';
 import { InvalidInput } from '../core/errors.ts';
 
+/** File name of the JSON access log under `PREFIX/logs/`. */
+export const ACCESS_LOG_FILE = 'access.json.log';
+
+/**
+ * The `berth_json` access-log line: numbers unquoted, strings JSON-escaped by nginx (`escape=json`).
+ * `time` is Unix seconds with millisecond fraction; `upstream_response_time` may be "", "-" or a
+ * comma/colon-separated list when nginx tried several backends.
+ */
+export const ACCESS_LOG_FORMAT =
+  '{"time":$msec,"host":"$host","route":"$berth_route","upstream":"$proxy_host","method":"$request_method","path":"$uri",' +
+  '"status":$status,"request_time":$request_time,"upstream_response_time":"$upstream_response_time","bytes_sent":$bytes_sent}';
+
 /** Everything besides the routes that shapes the rendered nginx.conf. */
 export interface RenderOptions {
   /** nginx prefix directory (absolute); pid, logs and temp paths live under it. */
@@ -141,9 +153,11 @@ function renderLocation(r: IngressRoute, lines: string[]): void {
   if (r.backends.length === 0) {
     // nginx rejects an empty upstream block, and a 503 says "wait" where a 502 says "broken".
     lines.push('            default_type text/plain;');
+    lines.push(`            set $berth_route ${r.upstream};`);
     lines.push(`            return 503 "no healthy instance for ${r.upstream}\\n";`);
   } else {
     lines.push(`            proxy_pass http://${r.upstream};`);
+    lines.push(`            set $berth_route ${r.upstream};`);
   }
   lines.push('        }');
 }
@@ -153,6 +167,8 @@ function renderServer(host: string | undefined, routes: IngressRoute[], o: Rende
   lines.push('    server {');
   lines.push(host === undefined ? `        listen ${listen} default_server;` : `        listen ${listen};`);
   lines.push(`        server_name ${host ?? '_'};`);
+  // Declares the variable for the access log in every public server (locations override it).
+  lines.push('        set $berth_route "";');
   for (const r of routes) renderLocation(r, lines);
   if (!routes.some((r) => r.path === '/')) {
     lines.push('        location / {');
@@ -205,10 +221,10 @@ export function renderNginxConfig(routes: readonly IngressRoute[], o: RenderOpti
   L.push('    client_max_body_size 64m;');
   L.push('    server_names_hash_bucket_size 128;');
   L.push('    server_names_hash_max_size 4096;');
-  L.push(
-    '    log_format berth \'$remote_addr [$time_iso8601] "$host" "$request" $status $body_bytes_sent $request_time "$upstream_addr" "$upstream_status" "$upstream_response_time"\';',
-  );
-  L.push(`    access_log ${p}/logs/access.log berth;`);
+  // One JSON object per request, read incrementally by metrics/AccessLogReader. `route` is the
+  // upstream name (`app-env-service-idx`), set per location so 503s without backends count too.
+  L.push(`    log_format berth_json escape=json '${ACCESS_LOG_FORMAT}';`);
+  L.push(`    access_log ${p}/logs/${ACCESS_LOG_FILE} berth_json;`);
   for (const t of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) L.push(`    ${t}_temp_path ${p}/tmp/${t};`);
   L.push('');
   L.push('    # Upstream keepalive needs "Connection: close" stripped; websockets need it passed as "upgrade".');

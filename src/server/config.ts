@@ -27,6 +27,8 @@ export interface ServerConfig {
   /** Log retention: by age and by total size of the log database. */
   readonly logMaxAgeMs: number;
   readonly logMaxBytes: number;
+  /** How often container stats are sampled (and the access log read, at most every 2 s). */
+  readonly metricsIntervalMs: number;
 }
 
 export interface ServerFlags {
@@ -70,6 +72,7 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     runDir: resolve(env.BERTH_RUN_DIR ?? '/run/berth'),
     logMaxAgeMs: Number(env.BERTH_LOG_MAX_AGE_HOURS ?? 24 * 7) * 3_600_000,
     logMaxBytes: Number(env.BERTH_LOG_MAX_MB ?? 1024) * 1024 * 1024,
+    metricsIntervalMs: Number(env.BERTH_METRICS_INTERVAL_MS ?? 10_000),
   });
 }
 

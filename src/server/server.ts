@@ -17,6 +17,9 @@ import { ConfigStore, SecretBox, loadSecretKey, startConfigRollout, writeConfigF
 import { buildApi } from '../api/index.ts';
 import { ensureAdminToken } from '../auth/index.ts';
 import { LogCollector, LogStore } from '../logs/index.ts';
+import { AccessLogReader, MetricsStore, StatsSampler } from '../metrics/index.ts';
+import { ACCESS_LOG_FILE } from '../ingress/render.ts';
+import { registerMetricsRoutes } from '../api/metrics-routes.ts';
 import { hostPortChecker } from '../lib/host-ports.ts';
 import { shortId } from '../lib/ids.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
@@ -152,6 +155,31 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     })),
     retention: { maxAgeMs: cfg.logMaxAgeMs, maxBytes: cfg.logMaxBytes },
   });
+  const metrics = new MetricsStore(join(cfg.dataDir, 'metrics.db'), { clock });
+  let lastPrune = 0;
+  const sampler = new StatsSampler({
+    engine, store: metrics, clock, logger: logger.child({ component: 'metrics' }), intervalMs: cfg.metricsIntervalMs,
+    listInstances: () => store.listInstances().filter((i) => i.state === 'running' && i.containerId)
+      .map((i) => ({ app: i.app, env: i.env, service: i.service, id: i.id, containerId: i.containerId! })),
+    afterRound: () => {
+      metrics.rollup();
+      if (clock.now() - lastPrune > 60_000) {
+        lastPrune = clock.now();
+        metrics.prune();
+      }
+    },
+  });
+  // Upstream names are `${app}-${env}-${service}-${route index}` (registry/route-table.ts).
+  const accessLog = new AccessLogReader({
+    path: join(cfg.dataDir, 'nginx', 'logs', ACCESS_LOG_FILE), store: metrics, clock, logger: logger.child({ component: 'access-log' }),
+    intervalMs: Math.min(cfg.metricsIntervalMs, 2000),
+    resolveRoute: (up) => {
+      const s = store.listServices().find((x) => up.startsWith(`${x.app}-${x.env}-${x.name}-`) && /^\d+$/.test(up.slice(`${x.app}-${x.env}-${x.name}-`.length)));
+      return s && { app: s.app, env: s.env, service: s.name };
+    },
+  });
+  sampler.start();
+  accessLog.start();
   const syncLogs = () => void logs.sync().catch((err) => logger.warn({ err: String(err) }, 'log collection sync failed'));
 
   let engineDown = false;
@@ -198,6 +226,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   });
   registerRegistryRoutes(api, { store, registry, clock, newId: () => shortId(10) });
   registerTemplateRoutes(api, { store, clock, changed: () => templates.schedule() });
+  registerMetricsRoutes(api, { store, metrics, clock, latestSamples: () => sampler.latest(), httpCounters: () => accessLog.counters });
   registerConfigRoutes(api, {
     config, clock,
     onConfigChanged: (app, env, change) => {
@@ -227,6 +256,9 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       await queue.idle();
       await ingress.close();
       await logs.close();
+      await sampler.stop();
+      await accessLog.stop();
+      metrics.close();
       logStore.close();
       store.close();
       config.close();

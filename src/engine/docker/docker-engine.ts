@@ -9,6 +9,7 @@ import {
   type ContainerHealth,
   type ContainerInfo,
   type ContainerSpec,
+  type ContainerStats,
   type Engine,
   type EngineEvent,
   type LogLine,
@@ -426,6 +427,18 @@ export class DockerEngine implements Engine {
     });
   }
 
+  async stats(id: string): Promise<ContainerStats | undefined> {
+    try {
+      // stream:false makes Docker take two readings ~1 s apart, so precpu_stats is filled in.
+      const raw = (await this.docker.getContainer(id).stats({ stream: false })) as unknown as DockerStatsJson;
+      if (!raw.read || raw.read.startsWith('0001-')) return undefined; // not running: Docker sends zeros
+      return containerStatsFromDocker(raw);
+    } catch (e) {
+      if (statusOf(e) === 404 || statusOf(e) === 409) return undefined;
+      throw toBerthError(e, this.socketPath, `stats of container ${id}`);
+    }
+  }
+
   private async inspectRaw(idOrName: string): Promise<Docker.ContainerInspectInfo | undefined> {
     try {
       return await this.docker.getContainer(idOrName).inspect();
@@ -507,6 +520,48 @@ export class DockerEngine implements Engine {
       throw toBerthError(e, this.socketPath, what);
     }
   }
+}
+
+/** The subset of Docker's stats JSON that Berth reads (cgroup v1 and v2 shapes). */
+export interface DockerStatsJson {
+  read?: string;
+  cpu_stats?: { cpu_usage?: { total_usage?: number; percpu_usage?: number[] }; system_cpu_usage?: number; online_cpus?: number };
+  precpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number };
+  memory_stats?: { usage?: number; limit?: number; stats?: Record<string, number> };
+  networks?: Record<string, { rx_bytes?: number; tx_bytes?: number }>;
+  blkio_stats?: { io_service_bytes_recursive?: { op?: string; value?: number }[] | null };
+}
+
+/** Docker stats JSON → ContainerStats, with the same arithmetic as the `docker stats` CLI. */
+export function containerStatsFromDocker(raw: DockerStatsJson): ContainerStats {
+  const cpu = raw.cpu_stats ?? {};
+  const pre = raw.precpu_stats ?? {};
+  const cpuDelta = (cpu.cpu_usage?.total_usage ?? 0) - (pre.cpu_usage?.total_usage ?? 0);
+  const sysDelta = (cpu.system_cpu_usage ?? 0) - (pre.system_cpu_usage ?? 0);
+  const cpus = cpu.online_cpus || cpu.cpu_usage?.percpu_usage?.length || 1;
+  const cpuPercent = cpuDelta > 0 && sysDelta > 0 ? (cpuDelta / sysDelta) * cpus * 100 : 0;
+  const mem = raw.memory_stats ?? {};
+  const ms = mem.stats ?? {};
+  // cgroup v1 reports total_inactive_file, v2 inactive_file; the CLI subtracts whichever exists.
+  const cache = ms.total_inactive_file ?? ms.inactive_file ?? 0;
+  const usage = mem.usage ?? 0;
+  const memoryBytes = cache < usage ? usage - cache : usage;
+  // With host networking (Berth's default) Docker has no per-container network namespace, so no
+  // `networks` key: the only counters would be the host's. Report 0 rather than the host's traffic.
+  let netRxBytes = 0;
+  let netTxBytes = 0;
+  for (const n of Object.values(raw.networks ?? {})) {
+    netRxBytes += n.rx_bytes ?? 0;
+    netTxBytes += n.tx_bytes ?? 0;
+  }
+  let blockReadBytes = 0;
+  let blockWriteBytes = 0;
+  for (const e of raw.blkio_stats?.io_service_bytes_recursive ?? []) {
+    const op = (e.op ?? '').toLowerCase();
+    if (op === 'read') blockReadBytes += e.value ?? 0;
+    else if (op === 'write') blockWriteBytes += e.value ?? 0;
+  }
+  return { cpuPercent, memoryBytes, memoryLimitBytes: mem.limit ?? 0, netRxBytes, netTxBytes, blockReadBytes, blockWriteBytes };
 }
 
 /** Docker's `since`: Unix seconds with up to nanosecond fraction. */

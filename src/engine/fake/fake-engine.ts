@@ -6,6 +6,7 @@ import {
   type ContainerHealth,
   type ContainerInfo,
   type ContainerSpec,
+  type ContainerStats,
   type Engine,
   type EngineEvent,
   type LogLine,
@@ -18,6 +19,7 @@ interface FakeContainer {
   info: ContainerInfo;
   spec: ContainerSpec;
   logs: LogLine[];
+  stats?: ContainerStats;
 }
 
 /**
@@ -158,7 +160,20 @@ export class FakeEngine implements Engine {
     for (const l of opts.tail === undefined ? lines : lines.slice(-opts.tail)) onLine({ ...l });
   }
 
+  async stats(id: string): Promise<ContainerStats | undefined> {
+    this.check();
+    const c = this.find(id);
+    if (!c?.info.running) return undefined;
+    return { ...(c.stats ?? { cpuPercent: 0, memoryBytes: 0, memoryLimitBytes: 0, netRxBytes: 0, netTxBytes: 0, blockReadBytes: 0, blockWriteBytes: 0 }) };
+  }
+
   // ---- test hooks ----
+
+  /** What `stats(id)` returns for this container from now on (zeros until set). */
+  setStats(id: string, stats: Partial<ContainerStats>): void {
+    const c = this.get(id);
+    c.stats = { cpuPercent: 0, memoryBytes: 0, memoryLimitBytes: 0, netRxBytes: 0, netTxBytes: 0, blockReadBytes: 0, blockWriteBytes: 0, ...c.stats, ...stats };
+  }
 
   /** Adds (or rebuilds: new id) an image. */
   addImage(ref: string): void {

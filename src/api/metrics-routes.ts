@@ -1,0 +1,108 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { Clock } from '../core/ports.ts';
+import type { InstanceRecord, Store } from '../core/store.ts';
+import {
+  METRIC_KINDS, PROMETHEUS_CONTENT_TYPE, renderMetrics,
+  type HttpCounters, type InstanceSample, type MetricFamily, type MetricKind, type MetricsStore, type ServiceState,
+} from '../metrics/index.ts';
+
+export interface MetricsRouteDeps {
+  store: Store;
+  metrics: MetricsStore;
+  clock: Clock;
+  /** StatsSampler.latest */
+  latestSamples: () => InstanceSample[];
+  /** AccessLogReader.counters */
+  httpCounters: () => HttpCounters;
+  /** More Prometheus families (nginx reloads, DNS queries, ...). */
+  extra?: () => MetricFamily[];
+}
+
+/** Desired replicas and instance counts by state/health per service, from the store. */
+export function serviceStates(store: Store, instances: InstanceRecord[] = store.listInstances()): ServiceState[] {
+  return store.listServices().map((s) => {
+    const counts = new Map<string, { state: string; health: string; count: number }>();
+    for (const i of instances) {
+      if (i.app !== s.app || i.env !== s.env || i.service !== s.name) continue;
+      const k = `${i.state}\u0000${i.health}`;
+      const c = counts.get(k) ?? { state: i.state, health: i.health, count: 0 };
+      c.count++;
+      counts.set(k, c);
+    }
+    return { app: s.app, env: s.env, service: s.name, desired: s.replicas, instances: [...counts.values()] };
+  });
+}
+
+const time = z.coerce.number().int().min(0);
+/** `from`/`to`: ms since the epoch, or negative durations relative to now like `-1h`, `-15m`, `-30s`. */
+const when = z.union([time, z.string().regex(/^-\d+(ms|s|m|h|d)$/, 'ms since the epoch or a relative time such as -1h')]);
+
+function resolveTime(v: number | string | undefined, now: number, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v === 'number') return v;
+  const n = parseInt(v.slice(1), 10);
+  const unit = v.replace(/^-\d+/, '');
+  const ms = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit] ?? 1;
+  return now - n * ms;
+}
+
+/**
+ * Metrics over HTTP: `GET /metrics` for Prometheus (bearer token like every route: use
+ * `authorization: {credentials_file: ...}` in the scrape config), `GET /v1/metrics/query` for time
+ * series and `GET /v1/top` for the live table of `berth top`.
+ */
+export function registerMetricsRoutes(app: FastifyInstance, d: MetricsRouteDeps): void {
+  app.get('/metrics', async (_req, reply) => {
+    const text = renderMetrics({ samples: d.latestSamples(), services: serviceStates(d.store), http: d.httpCounters(), ...(d.extra ? { extra: d.extra } : {}) });
+    return reply.type(PROMETHEUS_CONTENT_TYPE).send(text);
+  });
+
+  app.get('/v1/metrics/query', async (req) => {
+    const q = z.object({
+      kind: z.enum(METRIC_KINDS as [MetricKind, ...MetricKind[]]),
+      app: z.string().optional(), env: z.string().optional(), service: z.string().optional(), target: z.string().optional(),
+      from: when.optional(), to: when.optional(), step: z.coerce.number().int().min(1000).optional(),
+      group: z.enum(['series', 'service']).optional(),
+    }).parse(req.query);
+    const now = d.clock.now();
+    const from = resolveTime(q.from, now, now - 3_600_000);
+    const to = resolveTime(q.to, now, now);
+    const r = d.metrics.query({
+      kind: q.kind, from, to,
+      ...(q.app ? { app: q.app } : {}), ...(q.env ? { env: q.env } : {}), ...(q.service ? { service: q.service } : {}), ...(q.target ? { target: q.target } : {}),
+      ...(q.step ? { step: q.step } : {}), ...(q.group ? { groupBy: q.group } : {}),
+    });
+    return { kind: q.kind, from, to, ...r };
+  });
+
+  app.get('/v1/top', async (req) => {
+    const q = z.object({ app: z.string().optional(), env: z.string().optional() }).parse(req.query);
+    const now = d.clock.now();
+    const match = (x: { app: string; env: string }) => (!q.app || x.app === q.app) && (!q.env || x.env === q.env);
+    const instances = d.latestSamples().filter(match).sort((a, b) => `${a.app}/${a.env}/${a.service}/${a.id}`.localeCompare(`${b.app}/${b.env}/${b.service}/${b.id}`))
+      .map((s) => ({ app: s.app, env: s.env, service: s.service, instance: s.id, containerId: s.containerId, sampledAt: s.ts, ...s.stats }));
+    const services = new Map<string, { app: string; env: string; service: string; instances: number; cpuPercent: number; memoryBytes: number; desired?: number }>();
+    for (const i of instances) {
+      const k = `${i.app}/${i.env}/${i.service}`;
+      const s = services.get(k) ?? { app: i.app, env: i.env, service: i.service, instances: 0, cpuPercent: 0, memoryBytes: 0 };
+      s.instances++;
+      s.cpuPercent += i.cpuPercent;
+      s.memoryBytes += i.memoryBytes;
+      services.set(k, s);
+    }
+    for (const st of serviceStates(d.store)) {
+      const s = services.get(`${st.app}/${st.env}/${st.service}`);
+      if (s) s.desired = st.desired;
+      else if (match(st)) services.set(`${st.app}/${st.env}/${st.service}`, { app: st.app, env: st.env, service: st.service, instances: 0, cpuPercent: 0, memoryBytes: 0, desired: st.desired });
+    }
+    // Last minute from the 10 s series: complete buckets plus the current one.
+    const http = d.metrics.query({ kind: 'http', from: now - 60_000, to: now, whole: true, ...(q.app ? { app: q.app } : {}), ...(q.env ? { env: q.env } : {}) });
+    const routes = http.series.map((s) => {
+      const p = s.points[0]!;
+      return { app: s.key.app, env: s.key.env, service: s.key.service, route: s.key.target, requests: p.n, ratePerSec: p.n / 60,
+        s2xx: p.s2xx ?? 0, s3xx: p.s3xx ?? 0, s4xx: p.s4xx ?? 0, s5xx: p.s5xx ?? 0, p50: p.p50 ?? null, p95: p.p95 ?? null, p99: p.p99 ?? null };
+    });
+    return { at: now, windowMs: 60_000, instances, services: [...services.values()].sort((a, b) => `${a.app}/${a.env}/${a.service}`.localeCompare(`${b.app}/${b.env}/${b.service}`)), routes };
+  });
+}

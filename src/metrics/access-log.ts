@@ -1,0 +1,187 @@
+import { open, stat } from 'node:fs/promises';
+import type { Clock, Logger } from '../core/ports.ts';
+import { LATENCY_BUCKETS, latencyBucket, type MetricsStore, type PointInput } from './metrics-store.ts';
+
+/** Which app/env/service a route's upstream name belongs to. */
+export interface RouteOwner {
+  app: string;
+  env: string;
+  service: string;
+}
+
+/** Counters since the reader started, for `/metrics`. */
+export interface HttpCounters {
+  /** Key: route (upstream name) → owner, requests per status class, latency histogram. */
+  routes: Map<string, {
+    owner: RouteOwner;
+    byClass: Record<StatusClass, number>;
+    /** Non-cumulative counts per LATENCY_BUCKETS bucket (+Inf last). */
+    hist: number[];
+    count: number;
+    sumSeconds: number;
+  }>;
+}
+
+export type StatusClass = '1xx' | '2xx' | '3xx' | '4xx' | '5xx';
+
+export interface AccessLogReaderOptions {
+  /** The `berth_json` access log (ingress/render.ts: PREFIX/logs/access.json.log). */
+  path: string;
+  store: MetricsStore;
+  clock: Clock;
+  logger: Logger;
+  /** Maps an upstream name to its owner; defaults to parsing `${app}-${env}-${service}-${idx}`. */
+  resolveRoute?: (upstream: string) => RouteOwner | undefined;
+  /** Read the existing file from its start (tests); by default the first read starts at its end. */
+  fromStart?: boolean;
+  /** Most bytes read per `readOnce()`, so one call never holds the event loop for long. */
+  maxBytesPerRead?: number;
+  intervalMs?: number;
+}
+
+/** Best-effort split of `${app}-${env}-${service}-${idx}` when no route table is at hand (names without dashes). */
+export function parseUpstreamName(upstream: string): RouteOwner | undefined {
+  const parts = upstream.split('-');
+  if (parts.length < 4 || !/^\d+$/.test(parts.at(-1)!)) return undefined;
+  return { app: parts[0]!, env: parts[1]!, service: parts.slice(2, -1).join('-') };
+}
+
+interface Line {
+  time: number;
+  route?: string;
+  upstream?: string;
+  status: number;
+  request_time: number;
+}
+
+/**
+ * Follows nginx's JSON access log: reads what was appended since the last call (byte offset kept in
+ * memory), starts over when the file was rotated (other inode) or truncated (smaller than the offset),
+ * keeps a partial last line for the next read. Requests are aggregated per route per 10 s bucket into
+ * the store (count, status classes, latency histogram) and counted since start for `/metrics`.
+ */
+export class AccessLogReader {
+  readonly counters: HttpCounters = { routes: new Map() };
+  private offset = -1;
+  private ino = -1;
+  private partial = '';
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private readonly maxBytes: number;
+  badLines = 0;
+
+  constructor(private readonly o: AccessLogReaderOptions) {
+    this.maxBytes = o.maxBytesPerRead ?? 8 * 1024 * 1024;
+    if (o.fromStart) this.offset = 0;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    const tick = (): void => {
+      this.running = this.readOnce().then(() => undefined, (err: Error) => this.o.logger.warn({ err: err.message, path: this.o.path }, 'access log read failed'));
+    };
+    tick();
+    this.timer = setInterval(tick, this.o.intervalMs ?? 2000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  /** Reads and ingests what is new. Returns the number of complete lines read. */
+  async readOnce(): Promise<number> {
+    let st;
+    try {
+      st = await stat(this.o.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        // Not there yet (nginx not started) or mid-rotation: read the next file from its start.
+        if (this.offset !== -1) this.offset = 0;
+        this.partial = '';
+        return 0;
+      }
+      throw err;
+    }
+    if (this.offset === -1) {
+      // First look at a file written before we started: its requests were counted by a previous run.
+      this.offset = st.size;
+      this.ino = st.ino;
+      return 0;
+    }
+    if (st.ino !== this.ino || st.size < this.offset) {
+      if (this.ino !== -1) this.o.logger.info({ path: this.o.path }, 'access log rotated or truncated: reading from its start');
+      this.ino = st.ino;
+      this.offset = 0;
+      this.partial = '';
+    }
+    if (st.size === this.offset) return 0;
+    const len = Math.min(st.size - this.offset, this.maxBytes);
+    const buf = Buffer.alloc(len);
+    const fh = await open(this.o.path, 'r');
+    let got = 0;
+    try {
+      while (got < len) {
+        const { bytesRead } = await fh.read(buf, got, len - got, this.offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+    } finally {
+      await fh.close();
+    }
+    this.offset += got;
+    const text = this.partial + buf.subarray(0, got).toString('utf8');
+    const lines = text.split('\n');
+    this.partial = lines.pop() ?? '';
+    this.ingest(lines);
+    return lines.length;
+  }
+
+  private ingest(lines: string[]): void {
+    const buckets = new Map<string, PointInput>();
+    for (const raw of lines) {
+      if (raw.trim() === '') continue;
+      let l: Line;
+      try {
+        l = JSON.parse(raw) as Line;
+      } catch {
+        this.badLines++;
+        continue;
+      }
+      const route = l.route || l.upstream;
+      if (!route || typeof l.status !== 'number' || typeof l.time !== 'number') continue;
+      const owner = (this.o.resolveRoute ?? parseUpstreamName)(route);
+      if (!owner) continue;
+      const secs = typeof l.request_time === 'number' && Number.isFinite(l.request_time) ? l.request_time : 0;
+      const cls = `${Math.min(5, Math.max(1, Math.floor(l.status / 100)))}xx` as StatusClass;
+      const hb = latencyBucket(secs);
+
+      let c = this.counters.routes.get(route);
+      if (!c) {
+        c = { owner, byClass: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 }, hist: new Array<number>(LATENCY_BUCKETS.length + 1).fill(0), count: 0, sumSeconds: 0 };
+        this.counters.routes.set(route, c);
+      }
+      c.owner = owner;
+      c.byClass[cls]++;
+      c.hist[hb]!++;
+      c.count++;
+      c.sumSeconds += secs;
+
+      const ts = Math.floor((l.time * 1000) / 10_000) * 10_000;
+      const key = `${route}\u0000${ts}`;
+      let p = buckets.get(key);
+      if (!p) {
+        p = { kind: 'http', ...owner, target: route, ts, n: 0, sum: 0, max: 0, status: { s2xx: 0, s3xx: 0, s4xx: 0, s5xx: 0 }, hist: new Array<number>(LATENCY_BUCKETS.length + 1).fill(0) };
+        buckets.set(key, p);
+      }
+      p.n++;
+      p.sum += secs;
+      p.max = Math.max(p.max, secs);
+      p.hist![hb]!++;
+      if (cls !== '1xx') p.status![`s${cls}`]++;
+    }
+    this.o.store.record([...buckets.values()]);
+  }
+}

@@ -1,0 +1,115 @@
+import type { HttpCounters } from './access-log.ts';
+import { LATENCY_BUCKETS } from './metrics-store.ts';
+import type { InstanceSample } from './stats-sampler.ts';
+
+/** One metric family in the Prometheus text exposition format (version 0.0.4). */
+export interface MetricFamily {
+  name: string;
+  help: string;
+  type: 'counter' | 'gauge' | 'histogram' | 'untyped';
+  samples: { labels?: Record<string, string>; value: number; /** Suffix such as `_bucket`, `_sum`, `_count`. */ suffix?: string }[];
+}
+
+export interface ServiceState {
+  app: string;
+  env: string;
+  service: string;
+  desired: number;
+  /** Instances by state and health, e.g. { state: 'running', health: 'healthy', count: 2 }. */
+  instances: { state: string; health: string; count: number }[];
+}
+
+export interface RenderMetricsInput {
+  samples: readonly InstanceSample[];
+  services: readonly ServiceState[];
+  http: HttpCounters;
+  /** More families from the lead (nginx reloads, DNS queries, ...). */
+  extra?: () => MetricFamily[];
+}
+
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+const NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+/** Label values escape backslash, double quote and newline; HELP text escapes backslash and newline. */
+export function escapeLabelValue(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function escapeHelp(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return String(v);
+}
+
+/** Renders families; invalid names are a programming error and throw. Families without samples are left out. */
+export function renderFamilies(families: readonly MetricFamily[]): string {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const f of families) {
+    if (!NAME_RE.test(f.name)) throw new Error(`invalid metric name ${JSON.stringify(f.name)}`);
+    if (seen.has(f.name)) throw new Error(`metric ${f.name} rendered twice`);
+    seen.add(f.name);
+    out.push(`# HELP ${f.name} ${escapeHelp(f.help)}`);
+    out.push(`# TYPE ${f.name} ${f.type}`);
+    for (const s of f.samples) {
+      const labels = Object.entries(s.labels ?? {});
+      for (const [k] of labels) if (!LABEL_RE.test(k) || k.startsWith('__')) throw new Error(`invalid label name ${JSON.stringify(k)} on ${f.name}`);
+      const l = labels.length ? `{${labels.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(',')}}` : '';
+      out.push(`${f.name}${s.suffix ?? ''}${l} ${formatValue(s.value)}`);
+    }
+  }
+  return out.join('\n') + '\n';
+}
+
+/** All of Berth's metrics for `GET /metrics`. */
+export function renderMetrics(input: RenderMetricsInput): string {
+  const inst = (s: InstanceSample) => ({ app: s.app, env: s.env, service: s.service, instance: s.id });
+  const perInstance = (name: string, help: string, type: MetricFamily['type'], pick: (s: InstanceSample) => number): MetricFamily => ({
+    name, help, type, samples: input.samples.map((s) => ({ labels: inst(s), value: pick(s) })),
+  });
+  const fams: MetricFamily[] = [
+    perInstance('berth_container_cpu_percent', 'CPU use of the container over the engine\'s last sampling window (100 = one core).', 'gauge', (s) => s.stats.cpuPercent),
+    perInstance('berth_container_memory_bytes', 'Memory in use by the container, without page cache.', 'gauge', (s) => s.stats.memoryBytes),
+    perInstance('berth_container_memory_limit_bytes', 'Memory limit of the container (host memory when unlimited).', 'gauge', (s) => s.stats.memoryLimitBytes),
+    perInstance('berth_container_block_read_bytes_total', 'Bytes read from block devices by the container.', 'counter', (s) => s.stats.blockReadBytes),
+    perInstance('berth_container_block_write_bytes_total', 'Bytes written to block devices by the container.', 'counter', (s) => s.stats.blockWriteBytes),
+    perInstance('berth_container_network_receive_bytes_total', 'Bytes received by the container (0 with host networking: no per-container counters).', 'counter', (s) => s.stats.netRxBytes),
+    perInstance('berth_container_network_transmit_bytes_total', 'Bytes sent by the container (0 with host networking: no per-container counters).', 'counter', (s) => s.stats.netTxBytes),
+    {
+      name: 'berth_service_replicas_desired', help: 'Replicas the service should run.', type: 'gauge',
+      samples: input.services.map((s) => ({ labels: { app: s.app, env: s.env, service: s.service }, value: s.desired })),
+    },
+    {
+      name: 'berth_service_instances', help: 'Instances of the service by state and health.', type: 'gauge',
+      samples: input.services.flatMap((s) => s.instances.map((i) => ({ labels: { app: s.app, env: s.env, service: s.service, state: i.state, health: i.health }, value: i.count }))),
+    },
+  ];
+  const routes = [...input.http.routes.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  fams.push({
+    name: 'berth_http_requests_total', help: 'Requests through the ingress by route and status class, since the server started.', type: 'counter',
+    samples: routes.flatMap(([route, c]) => Object.entries(c.byClass).filter(([, v]) => v > 0)
+      .map(([cls, v]) => ({ labels: { ...c.owner, route, status_class: cls }, value: v }))),
+  });
+  fams.push({
+    name: 'berth_http_request_duration_seconds', help: 'Request time through the ingress (nginx $request_time) by route.', type: 'histogram',
+    samples: routes.flatMap(([route, c]) => {
+      const labels = { ...c.owner, route };
+      let cum = 0;
+      const buckets = LATENCY_BUCKETS.map((le, i) => {
+        cum += c.hist[i] ?? 0;
+        return { labels: { ...labels, le: String(le) }, value: cum, suffix: '_bucket' };
+      });
+      return [...buckets, { labels: { ...labels, le: '+Inf' }, value: c.count, suffix: '_bucket' },
+        { labels, value: c.sumSeconds, suffix: '_sum' }, { labels, value: c.count, suffix: '_count' }];
+    }),
+  });
+  fams.push(...(input.extra?.() ?? []));
+  return renderFamilies(fams);
+}
