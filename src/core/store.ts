@@ -132,6 +132,32 @@ export interface TemplateRecord {
   lastError: string;
 }
 
+/** What an alert watches. Thresholds compare with `>`; windows are milliseconds. */
+export interface AlertRule {
+  /** restarts: crashes in the window · p95_latency: seconds · error_ratio: 5xx / all requests · host_disk, host_memory: used fraction 0–1 */
+  metric: 'restarts' | 'p95_latency' | 'error_ratio' | 'host_disk' | 'host_memory';
+  threshold: number;
+  windowMs: number;
+  /** How long the condition must hold before the alert fires (0: at once). */
+  forMs: number;
+  app?: string;
+  env?: string;
+  service?: string;
+  /** Where notifications go (POST JSON); none: the alert is only visible in Berth. */
+  webhook?: string;
+}
+
+export interface AlertRecord {
+  name: string;
+  rule: AlertRule;
+  createdAt: number;
+  state: 'ok' | 'pending' | 'firing';
+  /** When the current state began. */
+  since: number;
+  value?: number;
+  pendingSince: number;
+}
+
 export interface ServiceKey {
   app: string;
   env: string;
@@ -176,6 +202,11 @@ export interface Store {
   listTemplates(): TemplateRecord[];
   updateTemplate(name: string, patch: Partial<Pick<TemplateRecord, 'renderedAt' | 'lastError'>>): void;
   deleteTemplate(name: string): boolean;
+  // alerts
+  putAlert(name: string, rule: AlertRule, now: number): void;
+  listAlerts(): AlertRecord[];
+  updateAlert(name: string, patch: Partial<Pick<AlertRecord, 'state' | 'since' | 'value' | 'pendingSince'>>): void;
+  deleteAlert(name: string): boolean;
   // events
   addEvent(e: NewEvent): EventRecord;
   listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; limit?: number }): EventRecord[];

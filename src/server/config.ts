@@ -29,6 +29,8 @@ export interface ServerConfig {
   readonly logMaxBytes: number;
   /** How often container stats are sampled (and the access log read, at most every 2 s). */
   readonly metricsIntervalMs: number;
+  /** How often alert rules are evaluated. */
+  readonly alertIntervalMs: number;
 }
 
 export interface ServerFlags {
@@ -73,6 +75,7 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     logMaxAgeMs: Number(env.BERTH_LOG_MAX_AGE_HOURS ?? 24 * 7) * 3_600_000,
     logMaxBytes: Number(env.BERTH_LOG_MAX_MB ?? 1024) * 1024 * 1024,
     metricsIntervalMs: Number(env.BERTH_METRICS_INTERVAL_MS ?? 10_000),
+    alertIntervalMs: Number(env.BERTH_ALERT_INTERVAL_MS ?? 5000),
   });
 }
 

@@ -20,6 +20,8 @@ import { LogCollector, LogStore } from '../logs/index.ts';
 import { AccessLogReader, MetricsStore, StatsSampler } from '../metrics/index.ts';
 import { ACCESS_LOG_FILE } from '../ingress/render.ts';
 import { registerMetricsRoutes } from '../api/metrics-routes.ts';
+import { AlertEvaluator, WebhookNotifier } from '../alerts/index.ts';
+import { registerAlertRoutes } from '../api/alert-routes.ts';
 import { hostPortChecker } from '../lib/host-ports.ts';
 import { shortId } from '../lib/ids.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
@@ -180,6 +182,26 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   });
   sampler.start();
   accessLog.start();
+  const notifier = new WebhookNotifier(logger.child({ component: 'alerts' }));
+  const alerts = new AlertEvaluator({
+    store, clock, logger: logger.child({ component: 'alerts' }), dataDir: cfg.dataDir, intervalMs: cfg.alertIntervalMs,
+    notify: (url, n) => notifier.notify(url, n),
+    http: (q) => {
+      const res = metrics.query({ kind: 'http', ...q, whole: true, groupBy: 'service' });
+      let requests = 0;
+      let errors5xx = 0;
+      let p95: number | undefined;
+      for (const s of res.series) {
+        for (const p of s.points) {
+          requests += p.n;
+          errors5xx += p.s5xx ?? 0;
+          if (p.p95 !== undefined) p95 = Math.max(p95 ?? 0, p.p95);
+        }
+      }
+      return { requests, errors5xx, ...(p95 !== undefined ? { p95 } : {}) };
+    },
+  });
+  alerts.start();
   const syncLogs = () => void logs.sync().catch((err) => logger.warn({ err: String(err) }, 'log collection sync failed'));
 
   let engineDown = false;
@@ -227,6 +249,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   registerRegistryRoutes(api, { store, registry, clock, newId: () => shortId(10) });
   registerTemplateRoutes(api, { store, clock, changed: () => templates.schedule() });
   registerMetricsRoutes(api, { store, metrics, clock, latestSamples: () => sampler.latest(), httpCounters: () => accessLog.counters });
+  registerAlertRoutes(api, { store, clock, changed: () => void alerts.evaluate() });
   registerConfigRoutes(api, {
     config, clock,
     onConfigChanged: (app, env, change) => {
@@ -256,6 +279,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       await queue.idle();
       await ingress.close();
       await logs.close();
+      alerts.stop();
+      notifier.close();
       await sampler.stop();
       await accessLog.stop();
       metrics.close();

@@ -50,4 +50,9 @@ export const MIGRATIONS: string[] = [
     name TEXT PRIMARY KEY, source TEXT NOT NULL, dest TEXT NOT NULL, check_cmd TEXT NOT NULL, reload_cmd TEXT NOT NULL,
     created_at INTEGER NOT NULL, rendered_at INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT ''
   );`,
+  // Alert rules and their state (so a restart neither forgets a firing alert nor notifies it twice).
+  `CREATE TABLE alert_rules (
+    name TEXT PRIMARY KEY, rule TEXT NOT NULL, created_at INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'ok', since INTEGER NOT NULL DEFAULT 0, value REAL, pending_since INTEGER NOT NULL DEFAULT 0
+  );`,
 ];

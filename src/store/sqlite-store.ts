@@ -5,6 +5,8 @@ import { dirname } from 'node:path';
 import { Conflict } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
 import type {
+  AlertRecord,
+  AlertRule,
   TemplateRecord,
   ExternalRecord,
   DeploymentRecord, DeploymentStatus, EventRecord, InstanceRecord, NewEvent, ReleaseRecord, ServiceKey, ServiceRecord, Store,
@@ -210,6 +212,28 @@ export class SqliteStore implements Store {
   }
   deleteTemplate(name: string): boolean {
     return this.db.prepare('DELETE FROM templates WHERE name = ?').run(name).changes > 0;
+  }
+
+  // ---- alerts
+  putAlert(name: string, rule: AlertRule, now: number): void {
+    this.db.prepare(`INSERT INTO alert_rules (name, rule, created_at, state, since) VALUES (?, ?, ?, 'ok', ?)
+      ON CONFLICT (name) DO UPDATE SET rule = excluded.rule`).run(name, JSON.stringify(rule), now, now);
+  }
+  listAlerts(): AlertRecord[] {
+    return (this.db.prepare('SELECT * FROM alert_rules ORDER BY name').all() as Row[]).map((r) => ({
+      name: String(r.name), rule: JSON.parse(String(r.rule)), createdAt: Number(r.created_at), state: r.state as AlertRecord['state'],
+      since: Number(r.since), ...(r.value == null ? {} : { value: Number(r.value) }), pendingSince: Number(r.pending_since),
+    }));
+  }
+  updateAlert(name: string, patch: Partial<Pick<AlertRecord, 'state' | 'since' | 'value' | 'pendingSince'>>): void {
+    const cur = this.listAlerts().find((a) => a.name === name);
+    if (!cur) return;
+    const n = { ...cur, ...patch };
+    this.db.prepare('UPDATE alert_rules SET state = ?, since = ?, value = ?, pending_since = ? WHERE name = ?')
+      .run(n.state, n.since, n.value ?? null, n.pendingSince, name);
+  }
+  deleteAlert(name: string): boolean {
+    return this.db.prepare('DELETE FROM alert_rules WHERE name = ?').run(name).changes > 0;
   }
 
   // ---- events

@@ -102,11 +102,13 @@ export class Harness {
     readonly dnsPort: number,
     /** Loopback address of the DNS listener for containers (port 53), or 'off'. */
     readonly containerDns: string,
+    /** Extra environment for the server (e.g. shorter intervals in tests). */
+    readonly extraEnv: Record<string, string> = {},
   ) {}
 
-  static async create(opts: { portRange: string; containerDns?: string }): Promise<Harness> {
+  static async create(opts: { portRange: string; containerDns?: string; env?: Record<string, string> }): Promise<Harness> {
     const dataDir = await mkdtemp(join(tmpdir(), 'berth-test-'));
-    return new Harness(dataDir, await freePort(), await freePort(), await freePort(), opts.portRange, await freePort(), opts.containerDns ?? 'off');
+    return new Harness(dataDir, await freePort(), await freePort(), await freePort(), opts.portRange, await freePort(), opts.containerDns ?? 'off', opts.env);
   }
 
   get env(): NodeJS.ProcessEnv {
@@ -119,6 +121,7 @@ export class Harness {
       BERTH_PORT_RANGE: this.portRange,
       BERTH_DNS_LISTEN: `127.0.0.1:${this.dnsPort}`,
       BERTH_DNS_CONTAINER_ADDRESS: this.containerDns,
+      ...this.extraEnv,
       BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'info',
     };
   }

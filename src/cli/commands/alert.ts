@@ -1,0 +1,40 @@
+import type { Command } from 'commander';
+import { ago, connect, table, type GlobalOpts } from '../context.ts';
+
+export function registerAlert(program: Command): void {
+  const a = program.command('alert').description('alert rules over restarts, latency, 5xx ratio, host disk and memory; webhooks on firing and resolved');
+  a.command('set')
+    .argument('<name>', 'rule name')
+    .requiredOption('--metric <metric>', 'restarts | p95_latency (s) | error_ratio (0-1) | host_disk (0-1) | host_memory (0-1)')
+    .requiredOption('--threshold <n>', 'fires when the value is above this')
+    .option('--window <duration>', 'look-back window, e.g. 5m', '5m')
+    .option('--for <duration>', 'how long it must hold before firing', '0s')
+    .option('--app <app>').option('--env <env>').option('--service <service>')
+    .option('--webhook <url>', 'POST JSON notifications here (with retries)')
+    .description('create or replace a rule')
+    .action(async (name: string, o: { metric: string; threshold: string; window: string; for: string; app?: string; env?: string; service?: string; webhook?: string }) => {
+      const g = program.opts<GlobalOpts>();
+      const r = await connect(g).request('PUT', `/v1/alerts/${encodeURIComponent(name)}`, {
+        metric: o.metric, threshold: Number(o.threshold), window: o.window, for: o.for,
+        ...(o.app ? { app: o.app } : {}), ...(o.env ? { env: o.env } : {}), ...(o.service ? { service: o.service } : {}), ...(o.webhook ? { webhook: o.webhook } : {}),
+      });
+      if (g.json) console.log(JSON.stringify(r));
+      else console.log(`alert ${name} set`);
+    });
+  a.command('ls').description('rules and their state').action(async () => {
+    const g = program.opts<GlobalOpts>();
+    const { alerts } = await connect(g).request<{ alerts: { name: string; state: string; since: number; value?: number; rule: { metric: string; threshold: number; app?: string; service?: string; webhook?: string } }[] }>('GET', '/v1/alerts');
+    if (g.json) return void console.log(JSON.stringify({ alerts }));
+    const rows = [['NAME', 'STATE', 'SINCE', 'METRIC', 'VALUE', 'THRESHOLD', 'SCOPE', 'WEBHOOK']];
+    for (const x of alerts) {
+      rows.push([x.name, x.state, ago(x.since), x.rule.metric, x.value === undefined ? '-' : String(Math.round(x.value * 1000) / 1000), String(x.rule.threshold),
+        [x.rule.app, x.rule.service].filter(Boolean).join('/') || 'all', x.rule.webhook ?? '-']);
+    }
+    console.log(table(rows));
+  });
+  a.command('rm').argument('<name>').description('remove a rule').action(async (name: string) => {
+    const g = program.opts<GlobalOpts>();
+    await connect(g).request('DELETE', `/v1/alerts/${encodeURIComponent(name)}`);
+    if (!g.json) console.log(`removed alert ${name}`);
+  });
+}
