@@ -5,6 +5,7 @@ import type { Clock, Logger } from '../core/ports.ts';
 import type { AppSpec } from '../core/spec/types.ts';
 import type { DeploymentRecord, Store } from '../core/store.ts';
 import { hashToken } from '../auth/index.ts';
+import { basicAuthToken, isGitHookRequest } from './git-routes.ts';
 import { deployBodySchema, reloadBodySchema, rollbackBodySchema, scaleBodySchema } from './spec-schema.ts';
 import { rollbackTarget, rollbackTo } from '../deploy/rollback.ts';
 import { serviceStatus } from './status.ts';
@@ -35,8 +36,9 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
 
   app.addHook('onRequest', async (req) => {
+    if (isGitHookRequest(req.url)) return; // the route checks the per-server hook token
     const h = req.headers.authorization ?? '';
-    const m = /^Bearer\s+(\S+)$/i.exec(h);
+    const m = /^Bearer\s+(\S+)$/i.exec(h) ?? basicAuthToken(h);
     if (!m) throw new Unauthorized('missing bearer token: send "Authorization: Bearer TOKEN" (the admin token is in DATA_DIR/admin.token)');
     const hash = hashToken(m[1]!);
     // Tokens are looked up by their SHA-256: comparing hashes leaks nothing useful about the token.

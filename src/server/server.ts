@@ -22,6 +22,7 @@ import { ACCESS_LOG_FILE } from '../ingress/render.ts';
 import { registerMetricsRoutes } from '../api/metrics-routes.ts';
 import { AlertEvaluator, WebhookNotifier } from '../alerts/index.ts';
 import { registerAlertRoutes } from '../api/alert-routes.ts';
+import { apiDeployer, registerGitRoutes } from '../api/git-routes.ts';
 import { hostPortChecker } from '../lib/host-ports.ts';
 import { shortId } from '../lib/ids.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
@@ -257,6 +258,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       return startConfigRollout({ store, clock, newId: () => shortId(10), enqueueDeployment: (id) => queue.add(deploymentKey(id)) }, app, env, change);
     },
   });
+  registerGitRoutes(api, { dataDir: cfg.dataDir, engine, clock, logger: logger.child({ component: 'git' }), newId: () => shortId(10), ...apiDeployer(api, token) });
   await api.listen({ host: cfg.listenHost, port: cfg.listenPort });
   const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${cfg.listenPort}`;

@@ -1,0 +1,195 @@
+import { timingSafeEqual } from 'node:crypto';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { NotFound, Unauthorized } from '../core/errors.ts';
+import type { Clock, Engine, Logger } from '../core/ports.ts';
+import { BuildLog } from '../build/build-log.ts';
+import { GitRepos, checkAppName } from '../build/git-repos.ts';
+import { serveGitHttp } from '../build/git-http.ts';
+import { PushPipeline, parseRefLines, type DeployFn, type WaitDeploymentFn } from '../build/pipeline.ts';
+
+export interface GitRouteDeps {
+  dataDir: string;
+  engine: Engine;
+  clock: Clock;
+  logger: Logger;
+  newId: () => string;
+  deploy: DeployFn;
+  waitDeployment: WaitDeploymentFn;
+  envOf?: (branch: string) => string;
+}
+
+export const GIT_HOOK_PATH = '/v1/git/hooks/pre-receive';
+
+/** True for the hook's route, which authenticates with the per-server hook token instead of an API token. */
+export function isGitHookRequest(url: string): boolean {
+  return url === GIT_HOOK_PATH || url.startsWith(`${GIT_HOOK_PATH}?`);
+}
+
+/**
+ * `Authorization: Basic base64(user:TOKEN)` → the token, shaped like a regex match (`[1]` is the token)
+ * so that the auth hook can write `/^Bearer\s+(\S+)$/i.exec(h) ?? basicAuthToken(h)`. git sends Basic.
+ */
+export function basicAuthToken(header: string): [string, string] | null {
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(header);
+  if (!m) return null;
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const i = decoded.indexOf(':');
+  const token = i >= 0 ? decoded.slice(i + 1) : '';
+  return token ? [header, token] : null;
+}
+
+/**
+ * Git over smart HTTP (`git push http://x:TOKEN@HOST/git/APP.git main`), the pre-receive hook that
+ * runs the build pipeline and streams its progress back into `git push`, and the build records.
+ * `/git/*` authenticates with Basic auth (password = an API token) in the server's auth hook.
+ */
+export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): { pipeline: PushPipeline; builds: BuildLog; repos: GitRepos } {
+  const repos = new GitRepos(d.dataDir);
+  const builds = new BuildLog(join(d.dataDir, 'builds'));
+  const pipeline = new PushPipeline({ repos, builds, engine: d.engine, clock: d.clock, logger: d.logger, newId: d.newId,
+    deploy: d.deploy, waitDeployment: d.waitDeployment, ...(d.envOf ? { envOf: d.envOf } : {}) });
+  const log = d.logger.child({ component: 'git' });
+
+  // git only sends credentials after a challenge.
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (reply.statusCode === 401 && req.url.startsWith('/git/')) reply.header('www-authenticate', 'Basic realm="Berth", charset="UTF-8"');
+    return payload;
+  });
+  // The pack streams straight into git http-backend: never parsed, never buffered.
+  app.addContentTypeParser(['application/x-git-receive-pack-request', 'application/x-git-upload-pack-request'], (_req, _payload, done) => done(null));
+
+  const gitPath = /^\/git\/([a-z0-9][a-z0-9-]*)\.git\/(info\/refs|git-receive-pack|git-upload-pack)$/;
+  const handler = async (req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) => {
+    const [path, query = ''] = req.url.split('?', 2) as [string, string?];
+    const m = gitPath.exec(path);
+    if (!m) throw new NotFound(`no git endpoint ${path}: push to /git/APP.git`);
+    const appName = m[1]!;
+    const what = m[2]!;
+    const service = what === 'info/refs' ? new URLSearchParams(query).get('service') : what;
+    if (service !== 'git-receive-pack' && service !== 'git-upload-pack') {
+      throw new NotFound('only the smart HTTP protocol is served: use git 2.x (service=git-receive-pack or git-upload-pack)');
+    }
+    if (service === 'git-receive-pack') {
+      // The hook calls back on the address and port this request came in on.
+      const addr = (req.socket.localAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
+      const host = addr.includes(':') ? `[${addr}]` : addr;
+      await repos.ensure(appName, `http://${host}:${req.socket.localPort}`);
+    } else if (!repos.exists(appName)) {
+      throw new NotFound(`no git repository for app "${appName}": push to it first`);
+    }
+    reply.hijack();
+    const user = basicUser(req.headers.authorization ?? '') || 'berth';
+    await serveGitHttp({
+      projectRoot: repos.root, pathInfo: path.slice('/git'.length), query, method: req.method, remoteUser: user,
+      req: req.raw, res: reply.raw, onStderr: (t) => log.warn({ app: appName, stderr: t.trim() }, 'git http-backend'),
+    });
+  };
+  app.get('/git/*', handler);
+  app.post('/git/*', handler);
+
+  app.post(GIT_HOOK_PATH, async (req, reply) => {
+    const given = String(req.headers['x-berth-hook-token'] ?? '');
+    const want = await repos.token();
+    if (!given || given.length !== want.length || !timingSafeEqual(Buffer.from(given), Buffer.from(want))) {
+      throw new Unauthorized('invalid hook token: this endpoint is for the pre-receive hook Berth installs in its repositories');
+    }
+    const { app: appName } = z.object({ app: z.string() }).parse(req.query);
+    checkAppName(appName);
+    const refs = parseRefLines(typeof req.body === 'string' ? req.body : '');
+    const quarantine = repos.quarantine(appName, String(req.headers['x-berth-quarantine'] ?? ''));
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+    let ok = false;
+    try {
+      ok = await pipeline.handlePush(appName, refs, (line) => res.write(line + '\n'), quarantine);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'push pipeline failed');
+      res.write(` !     internal error: ${(err as Error).message}\n`);
+    }
+    res.end(`berth-exit: ${ok ? 0 : 1}\n`);
+  });
+
+  app.get('/v1/builds', async (req) => {
+    const q = z.object({ app: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).default(50) }).parse(req.query);
+    return { builds: builds.list(q.app).slice(0, q.limit) };
+  });
+
+  app.get('/v1/builds/:id', async (req) => {
+    const { id } = req.params as { id: string };
+    const b = builds.get(id);
+    if (!b) throw new NotFound(`no build ${id}: see GET /v1/builds?app=APP`);
+    return { build: b };
+  });
+
+  app.get('/v1/builds/:id/logs', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const { follow } = z.object({ follow: z.enum(['true', 'false', '1', '0']).optional() }).parse(req.query);
+    const b = builds.get(id);
+    if (!b) throw new NotFound(`no build ${id}: see GET /v1/builds?app=APP`);
+    if (!(follow === 'true' || follow === '1') || b.status !== 'running') {
+      return reply.type('text/plain; charset=utf-8').send(builds.text(id));
+    }
+    // Live: what is there, then every new line until the build finishes or the client leaves.
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+    await new Promise<void>((resolve) => {
+      const un = builds.follow(id, (line) => {
+        if (line === null) {
+          un();
+          res.end();
+          resolve();
+        } else res.write(line + '\n');
+      });
+      res.write(builds.text(id));
+      req.raw.on('close', () => {
+        un();
+        resolve();
+      });
+      if (builds.get(id)?.status !== 'running') {
+        un();
+        res.end();
+        resolve();
+      }
+    });
+  });
+
+  return { pipeline, builds, repos };
+}
+
+function basicUser(header: string): string {
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(header);
+  if (!m) return '';
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  return decoded.split(':', 1)[0]!.replace(/[^A-Za-z0-9._@-]/g, '').slice(0, 64);
+}
+
+/**
+ * The deploy/wait callbacks over the API's own routes (in-process `inject`): a push creates a
+ * deployment through exactly the validation and store path of `POST /v1/apps/:app/deployments`.
+ */
+export function apiDeployer(api: FastifyInstance, token: string, opts: { pollMs?: number; timeoutMs?: number } = {}): { deploy: DeployFn; waitDeployment: WaitDeploymentFn } {
+  const headers = { authorization: `Bearer ${token}` };
+  return {
+    async deploy(appName, env, spec, warnings) {
+      const r = await api.inject({ method: 'POST', url: `/v1/apps/${encodeURIComponent(appName)}/deployments`, headers, payload: { env, spec, warnings } });
+      const body = r.json() as { deployment?: { id: string }; error?: { message: string } };
+      if (r.statusCode !== 202 || !body.deployment) throw new Error(body.error?.message ?? `HTTP ${r.statusCode}`);
+      return { id: body.deployment.id };
+    },
+    async waitDeployment(id) {
+      const deadline = Date.now() + (opts.timeoutMs ?? 30 * 60_000);
+      for (;;) {
+        const r = await api.inject({ method: 'GET', url: `/v1/deployments/${encodeURIComponent(id)}`, headers });
+        const dep = (r.json() as { deployment?: { status: string; message: string } }).deployment;
+        if (dep && (dep.status === 'succeeded' || dep.status === 'failed')) return { status: dep.status, message: dep.message };
+        if (!dep && r.statusCode === 404) return { status: 'failed', message: `deployment ${id} vanished` };
+        if (Date.now() > deadline) return { status: 'failed', message: `deployment ${id} still ${dep?.status ?? 'unknown'} after the deadline` };
+        await new Promise((res) => setTimeout(res, opts.pollMs ?? 500));
+      }
+    },
+  };
+}

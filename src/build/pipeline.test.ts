@@ -1,0 +1,44 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { defaultEnvOf, parseRefLines } from './pipeline.ts';
+import { parseCgiHeaders } from './git-http.ts';
+import { hookScript } from './git-repos.ts';
+import { basicAuthToken, isGitHookRequest } from '../api/git-routes.ts';
+
+test('branch → environment', () => {
+  for (const [b, e] of [['main', 'prod'], ['master', 'prod'], ['feature/Login_Page', 'feature-login-page'], ['--', 'dev'], ['pre', 'pre']]) {
+    assert.equal(defaultEnvOf(b!), e, b);
+  }
+  assert.ok(defaultEnvOf('x'.repeat(100)).length <= 63);
+});
+
+test('ref lines from the hook', () => {
+  const a = 'a'.repeat(40);
+  const z = '0'.repeat(40);
+  assert.deepEqual(parseRefLines(`${z} ${a} refs/heads/main\n\ngarbage\n${a} ${z} refs/tags/v1\n`), [
+    { oldSha: z, newSha: a, ref: 'refs/heads/main' },
+    { oldSha: a, newSha: z, ref: 'refs/tags/v1' },
+  ]);
+});
+
+test('CGI headers', () => {
+  assert.deepEqual(parseCgiHeaders('Status: 404 Not Found\r\nContent-Type: text/plain\r\nExpires: x'), {
+    status: 404, headers: { 'content-type': 'text/plain', expires: 'x' },
+  });
+  assert.equal(parseCgiHeaders('Content-Type: application/x-git-receive-pack-result').status, 200);
+});
+
+test('Basic auth token and the hook exemption', () => {
+  assert.equal(basicAuthToken(`Basic ${Buffer.from('x:tok:en').toString('base64')}`)?.[1], 'tok:en');
+  assert.equal(basicAuthToken(`Basic ${Buffer.from('x:').toString('base64')}`), null);
+  assert.equal(basicAuthToken('Bearer abc'), null);
+  assert.ok(isGitHookRequest('/v1/git/hooks/pre-receive?app=a'));
+  assert.ok(!isGitHookRequest('/v1/git/hooks/pre-receive-x'));
+  assert.ok(!isGitHookRequest('/v1/apps'));
+});
+
+test('hook script quotes its arguments', () => {
+  const s = hookScript('app', 'http://127.0.0.1:1', "/data/it's/hook.token");
+  assert.match(s, /cat '\/data\/it'\\''s\/hook\.token'/);
+  assert.match(s, /'http:\/\/127\.0\.0\.1:1\/v1\/git\/hooks\/pre-receive\?app=app'/);
+});

@@ -1,0 +1,146 @@
+/**
+ * git push to a deployed app, end to end: a real `berth server`, git over smart HTTP, the Docker
+ * Engine and nginx. Push → built as berth/APP/SERVICE:SHA12 → tested → deployed → served by the
+ * ingress, with the pipeline's progress in the `git push` output; a push whose tests fail reports the
+ * failure and leaves the running release serving; a wrong token stores nothing.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Harness, ROOT, docker, get } from './helpers/harness.ts';
+
+const APP = 'pushy';
+
+function compose(version: string, testCmd?: string): string {
+  return `name: ${APP}
+services:
+  web:
+    build: .
+    environment:
+      APP_VERSION: ${version}
+${testCmd ? `    labels:\n      berth-test: "${testCmd}"\n` : ''}    deploy:
+      replicas: 1
+    stop_grace_period: 2s
+    x-berth:
+      port: 3000
+      routes:
+        - path: /
+      health:
+        http: /healthz
+`;
+}
+
+function git(cwd: string, args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((res) => {
+    execFile('git', args, {
+      cwd, timeout: 300_000, maxBuffer: 16 * 1024 * 1024,
+      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.invalid', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.invalid' },
+    }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      res({ code, out: stdout + stderr });
+    });
+  });
+}
+
+describe('git push', () => {
+  let h: Harness;
+  let work: string;
+  let token: string;
+  before(async () => {
+    h = await Harness.create({ portRange: '33000-33099' });
+    await h.startServer();
+    token = await h.token();
+    work = await mkdtemp(join(tmpdir(), 'berth-push-'));
+    for (const f of ['Dockerfile', 'server.js']) await copyFile(join(ROOT, 'examples/hello', f), join(work, f));
+    await writeFile(join(work, '.dockerignore'), 'compose.yaml\n');
+    await writeFile(join(work, 'compose.yaml'), compose('v1'));
+    assert.equal((await git(work, ['init', '-q', '-b', 'main'])).code, 0);
+    assert.equal((await git(work, ['add', '.'])).code, 0);
+    assert.equal((await git(work, ['commit', '-q', '-m', 'v1'])).code, 0);
+  });
+  after(async () => {
+    if (process.exitCode) console.error(h.serverLog.slice(-5000));
+    await h.cleanup();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  const remote = (t: string, app = APP) => `http://x:${t}@127.0.0.1:${h.apiPort}/git/${app}.git`;
+  const whoami = async () => JSON.parse((await get(h.ingressPort, '/api/whoami')).body) as { version: string; instance: string };
+
+  test('a wrong token is refused with 401 and stores nothing', async () => {
+    const r = await git(work, ['push', remote('wrong-token', 'intruder'), 'main']);
+    assert.notEqual(r.code, 0, r.out);
+    assert.match(r.out, /Authentication failed|401/);
+    const raw = await fetch(`http://127.0.0.1:${h.apiPort}/git/intruder.git/info/refs?service=git-receive-pack`, {
+      headers: { authorization: `Basic ${Buffer.from('x:nope').toString('base64')}` },
+    });
+    assert.equal(raw.status, 401);
+    assert.match(raw.headers.get('www-authenticate') ?? '', /^Basic/);
+    assert.equal(existsSync(join(h.dataDir, 'git', 'intruder.git')), false);
+    // The hook endpoint wants the hook token, not an API token.
+    const hook = await fetch(`http://127.0.0.1:${h.apiPort}/v1/git/hooks/pre-receive?app=${APP}`, {
+      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, body: '',
+    });
+    assert.equal(hook.status, 401);
+  });
+
+  test('push main: built, deployed to prod, served through the ingress', async () => {
+    const r = await git(work, ['push', remote(token), 'main']);
+    assert.equal(r.code, 0, r.out);
+    const sha = (await git(work, ['rev-parse', 'HEAD'])).out.trim();
+    assert.match(r.out, /remote: -----> Building web as berth\/pushy\/web:/);
+    assert.match(r.out, new RegExp(`remote: -----> web built: berth/${APP}/web:${sha.slice(0, 12)}`));
+    assert.match(r.out, /remote: -----> pushy deployed to prod/);
+    const w = await whoami();
+    assert.equal(w.version, 'v1');
+    const labels = JSON.parse(await docker('image', 'inspect', '--format', '{{json .Config.Labels}}', `berth/${APP}/web:${sha.slice(0, 12)}`));
+    assert.equal(labels['io.berth.commit'], sha);
+    assert.equal(labels['io.berth.branch'], 'main');
+    const builds = await h.api('GET', `/v1/builds?app=${APP}`);
+    assert.equal(builds.status, 200);
+    assert.equal(builds.json.builds.length, 1);
+    const b = builds.json.builds[0];
+    assert.equal(b.status, 'succeeded');
+    assert.equal(b.commit, sha);
+    assert.equal(b.env, 'prod');
+    const logs = await fetch(`http://127.0.0.1:${h.apiPort}/v1/builds/${b.id}/logs`, { headers: { authorization: `Bearer ${token}` } });
+    assert.match(await logs.text(), /deployed to prod/);
+  });
+
+  test('a push whose tests fail reports it and leaves the running release serving', async () => {
+    const before = await whoami();
+    await writeFile(join(work, 'compose.yaml'), compose('v2', "sh -c 'echo running tests; exit 1'"));
+    assert.equal((await git(work, ['commit', '-qam', 'v2 with failing tests'])).code, 0);
+    const r = await git(work, ['push', remote(token), 'main']);
+    assert.notEqual(r.code, 0, r.out);
+    assert.match(r.out, /remote: -----> Testing web/);
+    assert.match(r.out, /remote: +running tests/);
+    assert.match(r.out, /tests of web failed \(exit code 1\)/);
+    assert.doesNotMatch(r.out, /deployed to prod/);
+    const now = await whoami();
+    assert.equal(now.version, 'v1');
+    assert.equal(now.instance, before.instance);
+    const builds = (await h.api('GET', `/v1/builds?app=${APP}`)).json.builds;
+    assert.deepEqual(builds.map((b: { status: string }) => b.status), ['failed', 'succeeded']);
+    const releases = (await h.api('GET', `/v1/apps/${APP}/releases?env=prod`)).json.releases;
+    assert.equal(releases.length, 1);
+  });
+
+  test('a push whose tests pass rolls the new commit out', async () => {
+    await writeFile(join(work, 'compose.yaml'), compose('v3', "sh -c 'echo tests ok'"));
+    assert.equal((await git(work, ['commit', '-qam', 'v3'])).code, 0);
+    const r = await git(work, ['push', remote(token), 'main']);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /remote: -----> Tests of web passed/);
+    assert.match(r.out, /remote: -----> pushy deployed to prod/);
+    assert.equal((await whoami()).version, 'v3');
+    const sha = (await git(work, ['rev-parse', 'HEAD'])).out.trim();
+    // The branch in Berth's repository is what runs: the rejected commit never landed there.
+    const remoteHead = await git(work, ['ls-remote', remote(token), 'refs/heads/main']);
+    assert.match(remoteHead.out, new RegExp(`^${sha}\\s`));
+  });
+});
