@@ -109,6 +109,12 @@ describe('git push', () => {
     assert.equal(b.env, 'prod');
     const logs = await fetch(`http://127.0.0.1:${h.apiPort}/v1/builds/${b.id}/logs`, { headers: { authorization: `Bearer ${token}` } });
     assert.match(await logs.text(), /deployed to prod/);
+    const cli = await h.cli(['builds', APP]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, new RegExp(`${b.id}\\s+${APP}\\s+main\\s+prod\\s+${sha.slice(0, 12)}\\s+succeeded`));
+    const cliLogs = await h.cli(['build', 'logs', b.id]);
+    assert.match(cliLogs.stdout, /deployed to prod/);
+    assert.equal((await h.cli(['build', 'logs', 'nope'])).code, 3);
   });
 
   test('a push whose tests fail reports it and leaves the running release serving', async () => {

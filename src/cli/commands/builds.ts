@@ -1,0 +1,60 @@
+import type { Command } from 'commander';
+import { ago, connect, table, type GlobalOpts } from '../context.ts';
+import { ApiError } from '../../client/index.ts';
+
+interface BuildView {
+  id: string;
+  app: string;
+  branch: string;
+  env: string;
+  commit: string;
+  status: string;
+  message: string;
+  images: Record<string, string>;
+  createdAt: number;
+  finishedAt?: number;
+}
+
+export function registerBuilds(program: Command): void {
+  program.command('builds')
+    .argument('[app]', 'only this app')
+    .description('builds from git pushes: commit, branch → env, status, images')
+    .option('-n, --limit <n>', 'how many of the latest', '20')
+    .action(async (app: string | undefined, o: { limit: string }) => {
+      const g = program.opts<GlobalOpts>();
+      const q = new URLSearchParams({ limit: String(Number(o.limit) || 20), ...(app ? { app } : {}) });
+      const { builds } = await connect(g).request<{ builds: BuildView[] }>('GET', `/v1/builds?${q}`);
+      if (g.json) {
+        for (const b of builds) console.log(JSON.stringify(b));
+        return;
+      }
+      if (builds.length === 0) return void console.log('no builds yet: git push to http://x:TOKEN@SERVER/git/APP.git');
+      const rows = [['BUILD', 'APP', 'BRANCH', 'ENV', 'COMMIT', 'STATUS', 'AGE', 'TOOK', 'MESSAGE']];
+      for (const b of builds) {
+        rows.push([b.id, b.app, b.branch, b.env, b.commit.slice(0, 12), b.status, ago(b.createdAt),
+          b.finishedAt ? `${Math.round((b.finishedAt - b.createdAt) / 100) / 10}s` : '-', b.message]);
+      }
+      console.log(table(rows));
+    });
+
+  const build = program.command('build').description('one build');
+  build.command('logs')
+    .argument('<id>', 'build id (see `berth builds`)')
+    .option('-f, --follow', 'keep printing until the build ends')
+    .description('the build\'s output (build steps, tests, deploy)')
+    .action(async (id: string, o: { follow?: boolean }) => {
+      const g = program.opts<GlobalOpts>();
+      const ac = new AbortController();
+      process.once('SIGINT', () => ac.abort());
+      const res = await connect(g).raw('GET', `/v1/builds/${encodeURIComponent(id)}/logs${o.follow ? '?follow=true' : ''}`, undefined, ac.signal);
+      if (!res.ok) {
+        const body = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
+        throw new ApiError(res.status, body.error?.code ?? 'error', body.error?.message ?? `HTTP ${res.status}`);
+      }
+      try {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+      } catch (err) {
+        if ((err as Error).name !== 'AbortError') throw err;
+      }
+    });
+}
