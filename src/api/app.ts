@@ -6,6 +6,7 @@ import type { AppSpec } from '../core/spec/types.ts';
 import type { DeploymentRecord, Store } from '../core/store.ts';
 import { hashToken } from '../auth/index.ts';
 import { basicAuthToken, isGitHookRequest } from './git-routes.ts';
+import { WEBHOOK_PREFIX } from './webhook-routes.ts';
 import { deployBodySchema, reloadBodySchema, rollbackBodySchema, scaleBodySchema } from './spec-schema.ts';
 import { rollbackTarget, rollbackTo } from '../deploy/rollback.ts';
 import { serviceStatus } from './status.ts';
@@ -36,7 +37,8 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
 
   app.addHook('onRequest', async (req) => {
-    if (isGitHookRequest(req.url)) return; // the route checks the per-server hook token
+    // These routes authenticate themselves: the pre-receive hook's token, webhook signatures.
+    if (isGitHookRequest(req.url) || req.url.startsWith(WEBHOOK_PREFIX)) return;
     const h = req.headers.authorization ?? '';
     const m = /^Bearer\s+(\S+)$/i.exec(h) ?? basicAuthToken(h);
     if (!m) throw new Unauthorized('missing bearer token: send "Authorization: Bearer TOKEN" (the admin token is in DATA_DIR/admin.token)');

@@ -23,6 +23,7 @@ import { registerMetricsRoutes } from '../api/metrics-routes.ts';
 import { AlertEvaluator, WebhookNotifier } from '../alerts/index.ts';
 import { registerAlertRoutes } from '../api/alert-routes.ts';
 import { apiDeployer, registerGitRoutes } from '../api/git-routes.ts';
+import { registerWebhookRoutes } from '../api/webhook-routes.ts';
 import { hostPortChecker } from '../lib/host-ports.ts';
 import { shortId } from '../lib/ids.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
@@ -258,7 +259,9 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       return startConfigRollout({ store, clock, newId: () => shortId(10), enqueueDeployment: (id) => queue.add(deploymentKey(id)) }, app, env, change);
     },
   });
-  registerGitRoutes(api, { dataDir: cfg.dataDir, engine, clock, logger: logger.child({ component: 'git' }), newId: () => shortId(10), ...apiDeployer(api, token) });
+  const git = registerGitRoutes(api, { dataDir: cfg.dataDir, engine, clock, logger: logger.child({ component: 'git' }), newId: () => shortId(10), ...apiDeployer(api, token) });
+  registerWebhookRoutes(api, { repos: git.repos, pipeline: git.pipeline, logger: logger.child({ component: 'webhooks' }),
+    serverUrl: () => `http://${cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost}:${cfg.listenPort}` });
   await api.listen({ host: cfg.listenHost, port: cfg.listenPort });
   const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${cfg.listenPort}`;
