@@ -6,6 +6,7 @@ const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = 
   deploy: async () => (await import('./deploy.ts')).run(),
   dns: async () => (await import('./dns.ts')).run(),
   idle: async () => (await import('./idle.ts')).run(),
+  pipeline: async () => (await import('./pipeline.ts')).run(),
   propagation: async () => (await import('./propagation.ts')).run(),
   logs: async () => (await import('./logs.ts')).run(),
   release: async () => (await import('./release.ts')).run(),
