@@ -7,7 +7,7 @@ import type { Clock, Engine, Logger } from '../core/ports.ts';
 import { BuildLog } from '../build/build-log.ts';
 import { GitRepos, checkAppName } from '../build/git-repos.ts';
 import { serveGitHttp } from '../build/git-http.ts';
-import { PushPipeline, parseRefLines, type DeployFn, type WaitDeploymentFn } from '../build/pipeline.ts';
+import { PushPipeline, parseRefLines, type DeployFn, type ImageRegistryTarget, type WaitDeploymentFn } from '../build/pipeline.ts';
 
 export interface GitRouteDeps {
   dataDir: string;
@@ -18,6 +18,8 @@ export interface GitRouteDeps {
   deploy: DeployFn;
   waitDeployment: WaitDeploymentFn;
   envOf?: (branch: string) => string;
+  /** Berth's image registry: built images are pushed there and deployed by digest. */
+  registry?: ImageRegistryTarget;
 }
 
 export const GIT_HOOK_PATH = '/v1/git/hooks/pre-receive';
@@ -49,7 +51,7 @@ export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): { pipe
   const repos = new GitRepos(d.dataDir);
   const builds = new BuildLog(join(d.dataDir, 'builds'));
   const pipeline = new PushPipeline({ repos, builds, engine: d.engine, clock: d.clock, logger: d.logger, newId: d.newId,
-    deploy: d.deploy, waitDeployment: d.waitDeployment, ...(d.envOf ? { envOf: d.envOf } : {}) });
+    deploy: d.deploy, waitDeployment: d.waitDeployment, ...(d.envOf ? { envOf: d.envOf } : {}), ...(d.registry ? { registry: d.registry } : {}) });
   const log = d.logger.child({ component: 'git' });
 
   // git only sends credentials after a challenge.

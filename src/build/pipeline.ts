@@ -10,6 +10,7 @@ import { splitShellWords } from '../core/spec/shell-words.ts';
 import type { AppSpec, SpecWarning } from '../core/spec/types.ts';
 import type { BuildLog, BuildRecord } from './build-log.ts';
 import type { GitRepos } from './git-repos.ts';
+import { pushImage } from '../images/image-push.ts';
 
 /** Creates a deployment exactly as `POST /v1/apps/:app/deployments` does (validation included). */
 export type DeployFn = (app: string, env: string, spec: AppSpec, warnings: SpecWarning[]) => Promise<{ id: string }>;
@@ -29,6 +30,18 @@ export interface PipelineDeps {
   envOf?: (branch: string) => string;
   /** Longest a test container may run. */
   testTimeoutMs?: number;
+  /**
+   * Berth's own registry (images/LocalRegistry): when set, every built image is pushed there after
+   * its tests as `HOST/APP/SERVICE:SHA12` and deployed by digest (`HOST/APP/SERVICE@sha256:…`).
+   */
+  registry?: ImageRegistryTarget;
+}
+
+export interface ImageRegistryTarget {
+  /** `127.0.0.1:PORT` */
+  readonly host: string;
+  /** Serializes pushes against garbage collection (LocalRegistry.exclusive). */
+  exclusive?<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 export interface PushedRef {
@@ -147,6 +160,26 @@ export class PushPipeline {
       for (const svc of Object.values(spec.services)) {
         const test = svc.labels[TEST_LABEL];
         if (test) await this.test(rec, svc.name, svc.image, test, svc.environment, say);
+      }
+      const registry = this.d.registry;
+      if (registry) {
+        for (const svc of Object.values(spec.services)) {
+          if (!rec.images[svc.name]) continue;
+          const target = `${registry.host}/${app}/${svc.name}:${tag}`;
+          say(`-----> Pushing ${svc.name} to ${target}`);
+          const push = () => pushImage(this.d.engine, svc.image, target);
+          let pushed: { digest: string; ref: string };
+          try {
+            pushed = registry.exclusive ? await registry.exclusive(push) : await push();
+          } catch (err) {
+            throw new PipelineFailed(`push of ${svc.name} to ${target} failed: ${(err as Error).message}`);
+          }
+          // Deployed (and promoted) by digest: the exact bytes that were built and tested.
+          svc.image = pushed.ref;
+          rec.images[svc.name] = pushed.ref;
+          say(`-----> ${svc.name} pushed: ${pushed.ref}`);
+        }
+        await builds.save(rec);
       }
       say(`-----> Deploying to ${env}`);
       let dep: { id: string };

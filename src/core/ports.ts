@@ -112,6 +112,13 @@ export interface Engine {
   /** Builds an image from a local context directory; `onProgress` receives output lines. */
   build(opts: { context: string; dockerfile: string; tag: string; args: Record<string, string>; labels?: Record<string, string> }, onProgress?: (line: string) => void): Promise<void>;
   ensureVolume(name: string, labels: Record<string, string>): Promise<void>;
+  /** Tags a local image (`source`: reference or id) as `repo:tag`. */
+  tag(source: string, repo: string, tag: string): Promise<void>;
+  /**
+   * Pushes a local `registry/repo:tag` to its registry (Berth's own on loopback); resolves with the
+   * manifest digest (`sha256:…`) the registry stored. `onProgress` receives output lines.
+   */
+  push(ref: string, onProgress?: (line: string) => void): Promise<{ digest: string }>;
   /** Creates (does not start) a container; returns its id. Sets json-file log rotation and no engine restart policy. */
   create(spec: ContainerSpec): Promise<string>;
   start(id: string): Promise<void>;

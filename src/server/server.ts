@@ -23,6 +23,8 @@ import { registerMetricsRoutes } from '../api/metrics-routes.ts';
 import { AlertEvaluator, WebhookNotifier } from '../alerts/index.ts';
 import { registerAlertRoutes } from '../api/alert-routes.ts';
 import { apiDeployer, registerGitRoutes } from '../api/git-routes.ts';
+import { registerPromoteRoutes } from '../api/promote-routes.ts';
+import { LocalRegistry } from '../images/registry-process.ts';
 import { registerWebhookRoutes } from '../api/webhook-routes.ts';
 import { hostPortChecker } from '../lib/host-ports.ts';
 import { shortId } from '../lib/ids.ts';
@@ -72,6 +74,13 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // Adopt the running nginx (or start one) with the table the store already knows: instances keep
   // their last known health, so a restart of Berth never empties the upstreams.
   await ingress.start();
+  // Berth's image registry: like nginx it outlives the server (adopted on restart). Without it
+  // (docker-registry not installed) builds deploy their local tags as before.
+  const imageRegistry = new LocalRegistry({ dataDir: cfg.dataDir, port: cfg.registryPort, logger });
+  const imageRegistryUp = await imageRegistry.start().then(() => true, (err: Error) => {
+    logger.error({ err: err.message }, 'image registry not started: builds are deployed by local tag, promotion by image id');
+    return false;
+  });
   const registry = new Registry(store, clock, logger.child({ component: 'registry' }));
   registry.start();
   const dns = await startDns(cfg, registry, store, logger);
@@ -259,7 +268,9 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       return startConfigRollout({ store, clock, newId: () => shortId(10), enqueueDeployment: (id) => queue.add(deploymentKey(id)) }, app, env, change);
     },
   });
-  const git = registerGitRoutes(api, { dataDir: cfg.dataDir, engine, clock, logger: logger.child({ component: 'git' }), newId: () => shortId(10), ...apiDeployer(api, token) });
+  const git = registerGitRoutes(api, { dataDir: cfg.dataDir, engine, clock, logger: logger.child({ component: 'git' }), newId: () => shortId(10), ...apiDeployer(api, token),
+    ...(imageRegistryUp ? { registry: imageRegistry } : {}) });
+  registerPromoteRoutes(api, { store, deploy: apiDeployer(api, token).deploy });
   registerWebhookRoutes(api, { repos: git.repos, pipeline: git.pipeline, logger: logger.child({ component: 'webhooks' }),
     serverUrl: () => `http://${cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost}:${cfg.listenPort}` });
   await api.listen({ host: cfg.listenHost, port: cfg.listenPort });

@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { waitFor } from '../../src/lib/backoff.ts';
 import { stopNginx } from '../../src/ingress/index.ts';
+import { stopLocalRegistry } from '../../src/images/registry-process.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const BERTH = join(ROOT, 'bin/berth');
@@ -104,11 +105,13 @@ export class Harness {
     readonly containerDns: string,
     /** Extra environment for the server (e.g. shorter intervals in tests). */
     readonly extraEnv: Record<string, string> = {},
+    /** Berth's image registry (docker-registry) port. */
+    readonly registryPort = 0,
   ) {}
 
   static async create(opts: { portRange: string; containerDns?: string; env?: Record<string, string> }): Promise<Harness> {
     const dataDir = await mkdtemp(join(tmpdir(), 'berth-test-'));
-    return new Harness(dataDir, await freePort(), await freePort(), await freePort(), opts.portRange, await freePort(), opts.containerDns ?? 'off', opts.env);
+    return new Harness(dataDir, await freePort(), await freePort(), await freePort(), opts.portRange, await freePort(), opts.containerDns ?? 'off', opts.env, await freePort());
   }
 
   get env(): NodeJS.ProcessEnv {
@@ -121,6 +124,7 @@ export class Harness {
       BERTH_PORT_RANGE: this.portRange,
       BERTH_DNS_LISTEN: `127.0.0.1:${this.dnsPort}`,
       BERTH_DNS_CONTAINER_ADDRESS: this.containerDns,
+      BERTH_REGISTRY_PORT: String(this.registryPort),
       ...this.extraEnv,
       BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'info',
     };
@@ -219,6 +223,7 @@ export class Harness {
       // no cluster id: the server never started
     }
     await stopNginx(join(this.dataDir, 'nginx')).catch(() => undefined);
+    await stopLocalRegistry(this.dataDir).catch(() => undefined);
     await rm(this.dataDir, { recursive: true, force: true });
   }
 }

@@ -169,6 +169,41 @@ export class DockerEngine implements Engine {
     }
   }
 
+  async tag(source: string, repo: string, tag: string): Promise<void> {
+    await this.call(`tag ${source} as ${repo}:${tag}`, () => this.docker.getImage(source).tag({ repo, tag }));
+  }
+
+  async push(ref: string, onProgress?: (line: string) => void): Promise<{ digest: string }> {
+    // Only Berth's own loopback registry: dockerd allows 127.0.0.0/8 without TLS by default. No
+    // credentials, but dockerd insists on an X-Registry-Auth header: an empty auth config for the host.
+    if (!isLoopbackRegistryRef(ref)) throw new ExternalCommandFailed(`refusing to push ${ref}: berth only pushes to its own registry on 127.0.0.1`);
+    const stream = (await this.call(`push ${ref}`, () => this.docker.getImage(ref).push({ authconfig: { serveraddress: ref.split('/')[0] } }))) as unknown as NodeJS.ReadableStream;
+    let digest: string | undefined;
+    let pushError: string | undefined;
+    const tail: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      this.docker.modem.followProgress(
+        stream,
+        (err: unknown) => (err ? reject(toBerthError(err, this.socketPath, `push ${ref}`)) : resolve()),
+        (ev: { status?: string; id?: string; progress?: string; error?: string; errorDetail?: { message?: string }; aux?: { Digest?: string } }) => {
+          if (ev.aux?.Digest) digest = ev.aux.Digest;
+          if (typeof ev.status === 'string' && !ev.progress) {
+            const line = ev.id ? `${ev.id}: ${ev.status}` : ev.status;
+            tail.push(line);
+            if (tail.length > 30) tail.shift();
+            onProgress?.(line);
+            const m = /digest: (sha256:[0-9a-f]{64})/.exec(ev.status);
+            if (m && !digest) digest = m[1];
+          }
+          if (ev.errorDetail || ev.error) pushError = ev.errorDetail?.message ?? ev.error ?? 'unknown push error';
+        },
+      );
+    });
+    if (pushError !== undefined) throw new ExternalCommandFailed(`pushing ${ref} failed: ${pushError}\n--- last push output ---\n${tail.join('\n')}`);
+    if (!digest) throw new ExternalCommandFailed(`pushing ${ref}: the engine reported no digest\n--- last push output ---\n${tail.join('\n')}`);
+    return { digest };
+  }
+
   async ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
     try {
       await this.docker.getVolume(name).inspect();

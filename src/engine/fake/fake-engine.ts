@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Conflict, EngineUnavailable, NotFound } from '../../core/errors.ts';
 import {
   LABEL,
@@ -13,7 +14,7 @@ import {
 } from '../../core/ports.ts';
 
 /** Calls whose next invocation a test can make fail (`failNext`). */
-export type FailingCall = 'build' | 'create' | 'start' | 'stop' | 'remove';
+export type FailingCall = 'build' | 'push' | 'create' | 'start' | 'stop' | 'remove';
 
 interface FakeContainer {
   info: ContainerInfo;
@@ -81,6 +82,28 @@ export class FakeEngine implements Engine {
     this.calls.push(`build ${opts.tag}`);
     onProgress?.(`Successfully tagged ${opts.tag}`);
     this.addImage(opts.tag);
+  }
+
+  async tag(source: string, repo: string, tag: string): Promise<void> {
+    this.check();
+    this.calls.push(`tag ${source} ${repo}:${tag}`);
+    const id = this.images.get(source) ?? ([...this.images.values()].includes(source) ? source : undefined);
+    if (!id) throw new Error(`no such image: ${source}`);
+    this.images.set(`${repo}:${tag}`, id);
+  }
+
+  /** Pushes: the digest is derived from the image id; `repo@digest` then resolves like Docker's RepoDigests. */
+  async push(ref: string, onProgress?: (line: string) => void): Promise<{ digest: string }> {
+    this.check();
+    this.failIfAsked('push');
+    this.calls.push(`push ${ref}`);
+    const id = this.images.get(ref);
+    if (!id) throw new Error(`no such image: ${ref}`);
+    const digest = `sha256:${createHash('sha256').update(id).digest('hex')}`;
+    const repo = ref.replace(/:[^:/]+$/, '');
+    this.images.set(`${repo}@${digest}`, id);
+    onProgress?.(`${ref.split(':').pop()}: digest: ${digest} size: 1`);
+    return { digest };
   }
 
   async ensureVolume(name: string, labels: Record<string, string>): Promise<void> {

@@ -1,0 +1,65 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { Conflict, InvalidInput, NotFound } from '../core/errors.ts';
+import type { Store } from '../core/store.ts';
+import type { AppSpec, ServiceSpec } from '../core/spec/types.ts';
+import type { DeployFn } from '../build/pipeline.ts';
+import { parseDigestRef } from '../images/image-push.ts';
+
+export interface PromoteRouteDeps {
+  store: Store;
+  /** Creates a deployment through the API's own path (`apiDeployer(api, token).deploy` in git-routes). */
+  deploy: DeployFn;
+}
+
+const envName = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes').max(63);
+const bodySchema = z.object({ from: envName, to: envName });
+
+/**
+ * The spec that runs in `to`: each service of `from` exactly as its current release runs it, with the
+ * image pinned to what that release ran (its registry digest reference; else its image id), no
+ * build section. Throws Conflict unless every current release in `from` is healthy.
+ */
+export function promotionSpec(store: Store, app: string, from: string, to: string): AppSpec {
+  const services = store.listServices({ app, env: from });
+  if (services.length === 0) throw new NotFound(`app "${app}" has nothing deployed in "${from}": nothing to promote`);
+  const out: Record<string, ServiceSpec> = {};
+  for (const s of services) {
+    const rel = store.getRelease(s.releaseId);
+    if (!rel) throw new Conflict(`service ${s.name} of ${app}/${from} has no current release: nothing to promote`);
+    if (rel.status !== 'healthy') {
+      throw new Conflict(`refusing to promote ${app} from ${from} to ${to}: release ${rel.seq} of ${s.name} in ${from} is ${rel.status}` +
+        `${rel.message ? ` (${rel.message})` : ''}; only a release that became healthy in ${from} can be promoted`);
+    }
+    const image = parseDigestRef(rel.image) ? rel.image : rel.imageId;
+    const spec: ServiceSpec = { ...structuredClone(rel.spec), image };
+    delete (spec as { build?: unknown }).build;
+    // Production's own scale: a service already running in `to` keeps its replica count.
+    const target = store.getService({ app, env: to, service: s.name });
+    if (target) spec.replicas = target.replicas;
+    out[s.name] = spec;
+  }
+  return { name: app, services: out };
+}
+
+/** `POST /v1/apps/:app/promote {from, to}`: deploys to `to` the identical images that are healthy in `from`. */
+export function registerPromoteRoutes(app: FastifyInstance, d: PromoteRouteDeps): void {
+  app.post('/v1/apps/:app/promote', async (req, reply) => {
+    const { app: appName } = req.params as { app: string };
+    const body = bodySchema.parse(req.body);
+    if (body.from === body.to) throw new InvalidInput(`--from and --to are both "${body.from}": promote between two environments`);
+    const spec = promotionSpec(d.store, appName, body.from, body.to);
+    let dep: { id: string };
+    try {
+      dep = await d.deploy(appName, body.to, spec, []);
+    } catch (err) {
+      throw new Conflict(`deployment to ${body.to} refused: ${(err as Error).message}`);
+    }
+    d.store.addEvent({ app: appName, env: body.to, service: '', instance: '', kind: 'deployment.promoted',
+      message: `deployment ${dep.id}: promoted ${Object.entries(spec.services).map(([n, s]) => `${n}=${s.image}`).join(', ')} from ${body.from}` });
+    return reply.status(202).send({
+      deployment: { id: dep.id, app: appName, env: body.to, from: body.from },
+      images: Object.fromEntries(Object.entries(spec.services).map(([n, s]) => [n, s.image])),
+    });
+  });
+}

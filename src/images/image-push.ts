@@ -1,0 +1,30 @@
+import type { Engine } from '../core/ports.ts';
+
+/** `host/repo:tag` → `{ repo: 'host/repo', tag }`. */
+export function splitRef(ref: string): { repo: string; tag: string } {
+  const i = ref.lastIndexOf(':');
+  if (i <= ref.lastIndexOf('/')) return { repo: ref, tag: 'latest' };
+  return { repo: ref.slice(0, i), tag: ref.slice(i + 1) };
+}
+
+/** `127.0.0.1:5000/app/web:tag` + digest → `127.0.0.1:5000/app/web@sha256:…` (what releases run). */
+export function digestRef(registryRef: string, digest: string): string {
+  return `${splitRef(registryRef).repo}@${digest}`;
+}
+
+/** `127.0.0.1:5000/app/web@sha256:…` → `{ host, repo: 'app/web', digest }`, or undefined for other references. */
+export function parseDigestRef(ref: string): { host: string; repo: string; digest: string } | undefined {
+  const m = /^([^/]+)\/(.+)@(sha256:[0-9a-f]{64})$/.exec(ref);
+  return m ? { host: m[1]!, repo: m[2]!, digest: m[3]! } : undefined;
+}
+
+/**
+ * Tags the local image `localRef` as `registryRef` (`127.0.0.1:PORT/APP/SERVICE:TAG`) and pushes it
+ * through the engine; returns the manifest digest and the by-digest reference to deploy.
+ */
+export async function pushImage(engine: Engine, localRef: string, registryRef: string, onProgress?: (line: string) => void): Promise<{ digest: string; ref: string }> {
+  const { repo, tag } = splitRef(registryRef);
+  await engine.tag(localRef, repo, tag);
+  const { digest } = await engine.push(registryRef, onProgress);
+  return { digest, ref: `${repo}@${digest}` };
+}

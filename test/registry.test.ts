@@ -1,0 +1,153 @@
+/**
+ * Berth's image registry and promotion, end to end: a real `berth server` with its managed
+ * `docker-registry` on loopback. A git push builds, pushes to the registry (checked through the
+ * registry's own HTTP API) and deploys by digest; a push of branch `pre` deploys to env `pre`;
+ * `berth promote APP --from pre --to prod` moves the identical digest to prod without a build;
+ * promoting from an environment whose release failed, or that has nothing, is refused and changes nothing.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Harness, ROOT } from './helpers/harness.ts';
+
+const APP = 'regapp';
+
+// No routes: the same app runs in several environments here, and route claims are global.
+function compose(version: string, extraEnv = ''): string {
+  return `name: ${APP}
+services:
+  web:
+    build: .
+    environment:
+      APP_VERSION: ${version}
+${extraEnv}    deploy:
+      replicas: 1
+    stop_grace_period: 2s
+    x-berth:
+      port: 3000
+      health:
+        http: /healthz
+      update:
+        deadline: 15s
+`;
+}
+
+function git(cwd: string, args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((res) => {
+    execFile('git', args, {
+      cwd, timeout: 300_000, maxBuffer: 16 * 1024 * 1024,
+      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.invalid', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.invalid' },
+    }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      res({ code, out: stdout + stderr });
+    });
+  });
+}
+
+interface Rel { id: string; image: string; imageId: string; status: string; current: boolean; service: string }
+
+describe('image registry and promotion', () => {
+  let h: Harness;
+  let work: string;
+  let token: string;
+  let reg: string;
+  before(async () => {
+    h = await Harness.create({ portRange: '33200-33299' });
+    await h.startServer();
+    token = await h.token();
+    reg = `http://127.0.0.1:${h.registryPort}`;
+    work = await mkdtemp(join(tmpdir(), 'berth-reg-'));
+    for (const f of ['Dockerfile', 'server.js']) await copyFile(join(ROOT, 'examples/hello', f), join(work, f));
+    await writeFile(join(work, '.dockerignore'), 'compose.yaml\n');
+    await writeFile(join(work, 'compose.yaml'), compose('v1'));
+    assert.equal((await git(work, ['init', '-q', '-b', 'main'])).code, 0);
+    assert.equal((await git(work, ['add', '.'])).code, 0);
+    assert.equal((await git(work, ['commit', '-q', '-m', 'v1'])).code, 0);
+  });
+  after(async () => {
+    if (process.exitCode) console.error(h.serverLog.slice(-5000));
+    await h.cleanup();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  const remote = () => `http://x:${token}@127.0.0.1:${h.apiPort}/git/${APP}.git`;
+  const current = async (env: string): Promise<Rel | undefined> =>
+    ((await h.api('GET', `/v1/apps/${APP}/releases?env=${env}`)).json.releases as Rel[]).find((r) => r.current && r.service === 'web');
+  const builds = async () => (await h.api('GET', `/v1/builds?app=${APP}`)).json.builds as { id: string; status: string; images: Record<string, string> }[];
+  const digestOf = (image: string) => /@(sha256:[0-9a-f]{64})$/.exec(image)?.[1];
+
+  test('push main: the image is in the registry and prod runs it by digest', async () => {
+    const r = await git(work, ['push', remote(), 'main']);
+    assert.equal(r.code, 0, r.out);
+    const sha12 = (await git(work, ['rev-parse', 'HEAD'])).out.trim().slice(0, 12);
+    assert.match(r.out, new RegExp(`remote: -----> web pushed: 127\\.0\\.0\\.1:${h.registryPort}/${APP}/web@sha256:`));
+    const catalog = (await (await fetch(`${reg}/v2/_catalog`)).json()) as { repositories: string[] };
+    assert.ok(catalog.repositories.includes(`${APP}/web`), JSON.stringify(catalog));
+    const tags = (await (await fetch(`${reg}/v2/${APP}/web/tags/list`)).json()) as { tags: string[] };
+    assert.deepEqual(tags.tags, [sha12]);
+    const head = await fetch(`${reg}/v2/${APP}/web/manifests/${sha12}`, { method: 'HEAD', headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+    assert.equal(head.status, 200);
+    const digest = head.headers.get('docker-content-digest');
+    assert.match(digest ?? '', /^sha256:[0-9a-f]{64}$/);
+    const rel = await current('prod');
+    assert.ok(rel, 'prod has a current release');
+    assert.equal(rel.image, `127.0.0.1:${h.registryPort}/${APP}/web@${digest}`);
+    assert.equal(rel.status, 'healthy');
+    const b = await builds();
+    assert.equal(b.length, 1);
+    assert.equal(b[0]!.images.web, rel.image);
+  });
+
+  test('push branch pre deploys to env pre; promote moves the identical digest to prod without a build', async () => {
+    await writeFile(join(work, 'compose.yaml'), compose('v2'));
+    assert.equal((await git(work, ['checkout', '-q', '-b', 'pre'])).code, 0);
+    assert.equal((await git(work, ['commit', '-qam', 'v2'])).code, 0);
+    const r = await git(work, ['push', remote(), 'pre']);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /deployed to pre/);
+    const pre = (await current('pre'))!;
+    assert.equal(pre.status, 'healthy');
+    const prodBefore = (await current('prod'))!;
+    assert.notEqual(digestOf(prodBefore.image), digestOf(pre.image));
+    const nBuilds = (await builds()).length;
+
+    const p = await h.cli(['promote', APP, '--from', 'pre', '--to', 'prod']);
+    assert.equal(p.code, 0, p.stdout + p.stderr);
+    const prod = (await current('prod'))!;
+    assert.equal(prod.image, pre.image);
+    assert.equal(digestOf(prod.image), digestOf(pre.image));
+    assert.equal(prod.imageId, pre.imageId);
+    assert.equal(prod.status, 'healthy');
+    assert.notEqual(prod.id, prodBefore.id);
+    assert.equal((await builds()).length, nBuilds, 'promotion built nothing');
+    // Production's own environment: the container runs in env prod.
+    const st = await h.status(APP);
+    assert.ok(st.services.some((s: { env: string; release: { id: string } }) => s.env === 'prod' && s.release.id === prod.id));
+  });
+
+  test('promoting from an env whose release failed, or that has nothing, is refused and changes nothing', async () => {
+    await writeFile(join(work, 'compose.yaml'), compose('v3', '      HEALTH_FAIL: "1"\n'));
+    assert.equal((await git(work, ['checkout', '-q', '-b', 'broken'])).code, 0);
+    assert.equal((await git(work, ['commit', '-qam', 'v3 broken'])).code, 0);
+    const r = await git(work, ['push', remote(), 'broken']);
+    assert.notEqual(r.code, 0, r.out);
+    const broken = (await current('broken'))!;
+    assert.equal(broken.status, 'failed');
+    const prodBefore = (await current('prod'))!;
+
+    const p = await h.cli(['promote', APP, '--from', 'broken', '--to', 'prod']);
+    assert.notEqual(p.code, 0);
+    assert.match(p.stderr, /refusing to promote .*failed/);
+    const api = await h.api('POST', `/v1/apps/${APP}/promote`, { from: 'broken', to: 'prod' });
+    assert.equal(api.status, 409);
+    const none = await h.cli(['promote', APP, '--from', 'staging', '--to', 'prod']);
+    assert.notEqual(none.code, 0);
+    assert.match(none.stderr, /nothing deployed in "staging"/);
+    const prodAfter = (await current('prod'))!;
+    assert.equal(prodAfter.id, prodBefore.id);
+    assert.equal(prodAfter.image, prodBefore.image);
+  });
+});
