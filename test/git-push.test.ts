@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Harness, ROOT, docker, get } from './helpers/harness.ts';
@@ -148,5 +148,25 @@ describe('git push', () => {
     // The branch in Berth's repository is what runs: the rejected commit never landed there.
     const remoteHead = await git(work, ['ls-remote', remote(token), 'refs/heads/main']);
     assert.match(remoteHead.out, new RegExp(`^${sha}\\s`));
+    // The image standards report is part of the push output.
+    assert.match(r.out, /remote: -----> Checks for web/);
+    assert.match(r.out, /remote:\s+pass pinned-from: FROM images are pinned/);
+    assert.match(r.out, /remote:\s+pass base-chain: image chain is 2 levels deep/);
+  });
+
+  test('an image with a secret in ENV fails the checks: the push is rejected, the running release stays', async () => {
+    const before = await whoami();
+    const df = join(work, 'Dockerfile');
+    const original = await readFile(df, 'utf8');
+    await writeFile(df, original + 'ENV DB_PASSWORD=hunter2\n');
+    await writeFile(join(work, 'compose.yaml'), compose('v4'));
+    assert.equal((await git(work, ['commit', '-qam', 'v4 with a secret baked in'])).code, 0);
+    const r = await git(work, ['push', remote(token), 'main']);
+    assert.notEqual(r.code, 0, r.out);
+    assert.match(r.out, /fail no-secrets: ENV DB_PASSWORD sets a secret-looking name/);
+    assert.match(r.out, /image checks failed for web: no-secrets/);
+    assert.equal((await whoami()).instance, before.instance);
+    await writeFile(df, original);
+    assert.equal((await git(work, ['commit', '-qam', 'no secret'])).code, 0);
   });
 });

@@ -11,6 +11,11 @@ import type { AppSpec, SpecWarning } from '../core/spec/types.ts';
 import type { BuildLog, BuildRecord } from './build-log.ts';
 import type { GitRepos } from './git-repos.ts';
 import { pushImage } from '../images/image-push.ts';
+import { checkImage, fromImages } from '../core/image-checks.ts';
+import type { ServiceSpec } from '../core/spec/types.ts';
+
+/** How many levels an image chain may have (base → runtime/middleware → app). */
+const MAX_CHAIN_DEPTH = 3;
 
 /** Creates a deployment exactly as `POST /v1/apps/:app/deployments` does (validation included). */
 export type DeployFn = (app: string, env: string, spec: AppSpec, warnings: SpecWarning[]) => Promise<{ id: string }>;
@@ -115,6 +120,31 @@ export class PushPipeline {
     }
   }
 
+  /** Depth of the final stage's base image in its chain: Berth-built images carry it as a label; others count as bases. */
+  private async parentDepth(dockerfile: string): Promise<number> {
+    const from = fromImages(dockerfile).at(-1);
+    if (!from) return 0;
+    const info = await this.d.engine.imageInfo(from).catch(() => undefined);
+    const d = Number(info?.labels['io.berth.depth']);
+    return Number.isInteger(d) && d > 0 ? d : 1;
+  }
+
+  /** The image standards report; a failed check stops the pipeline before anything is pushed or deployed. */
+  private async checks(app: string, svc: ServiceSpec, image: string, dockerfile: string, parentDepth: number, say: (l: string) => void): Promise<void> {
+    const info = await this.d.engine.imageInfo(image);
+    if (!info) return;
+    const prevRef = this.d.builds.list(app).find((b) => b.status === 'succeeded' && b.images[svc.name])?.images[svc.name];
+    const prev = prevRef ? await this.d.engine.imageInfo(prevRef).catch(() => undefined) : undefined;
+    const results = checkImage({
+      dockerfile, parentDepth, env: info.env, user: info.user, hasHealthcheck: info.hasHealthcheck, sizeBytes: info.sizeBytes,
+      ...(prev ? { previousSizeBytes: prev.sizeBytes } : {}), serviceHasHealth: svc.health.type !== 'none', maxDepth: MAX_CHAIN_DEPTH,
+    });
+    say(`-----> Checks for ${svc.name}`);
+    for (const r of results) say(`       ${r.level.padEnd(4)} ${r.id}: ${r.message}`);
+    const failed = results.filter((r) => r.level === 'fail');
+    if (failed.length) throw new PipelineFailed(`image checks failed for ${svc.name}: ${failed.map((r) => r.id).join(', ')}`);
+  }
+
   async run(app: string, branch: string, sha: string, sink: (line: string) => void, quarantine?: string): Promise<BuildRecord> {
     const { builds, clock } = this.d;
     const env = (this.d.envOf ?? defaultEnvOf)(branch);
@@ -138,6 +168,8 @@ export class PushPipeline {
       for (const svc of Object.values(spec.services)) {
         if (!svc.build) continue;
         const image = `berth/${app}/${svc.name}:${tag}`;
+        const dockerfile = readFileSync(join(svc.build.context, svc.build.dockerfile), 'utf8');
+        const parentDepth = await this.parentDepth(dockerfile);
         say(`-----> Building ${svc.name} as ${image}`);
         try {
           await this.d.engine.build({
@@ -145,6 +177,7 @@ export class PushPipeline {
             labels: {
               'io.berth.app': app, 'io.berth.service': svc.name, 'io.berth.commit': sha, 'io.berth.branch': branch,
               'io.berth.build': rec.id, 'io.berth.build-time': new Date(clock.now()).toISOString(),
+              'io.berth.depth': String(parentDepth + 1),
             },
           }, (line) => say(`       ${line}`));
         } catch (err) {
@@ -155,6 +188,7 @@ export class PushPipeline {
         delete svc.build;
         rec.images[svc.name] = image;
         say(`-----> ${svc.name} built: ${image}`);
+        await this.checks(app, svc, image, dockerfile, parentDepth, say);
       }
       await builds.save(rec);
       for (const svc of Object.values(spec.services)) {

@@ -62,6 +62,15 @@ export interface ContainerInfo {
   host: string;
 }
 
+export interface ImageInfo {
+  id: string;
+  env: string[];
+  user: string;
+  hasHealthcheck: boolean;
+  sizeBytes: number;
+  labels: Record<string, string>;
+}
+
 export type EngineEvent =
   | { kind: 'container'; action: string; id: string; labels: Record<string, string> }
   /** The engine became unreachable (stream ended/failed). */
@@ -109,6 +118,8 @@ export interface Engine {
   imageExists(ref: string): Promise<boolean>;
   /** The image's id (`sha256:…`), or undefined when the engine does not have it. */
   imageId(ref: string): Promise<string | undefined>;
+  /** What the image's config says (for the image standards checks), or undefined when the engine does not have it. */
+  imageInfo(ref: string): Promise<ImageInfo | undefined>;
   /** Builds an image from a local context directory; `onProgress` receives output lines. */
   build(opts: { context: string; dockerfile: string; tag: string; args: Record<string, string>; labels?: Record<string, string> }, onProgress?: (line: string) => void): Promise<void>;
   ensureVolume(name: string, labels: Record<string, string>): Promise<void>;

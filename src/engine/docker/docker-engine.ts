@@ -14,6 +14,7 @@ import {
   type EngineEvent,
   type LogLine,
   type Logger,
+  type ImageInfo,
 } from '../../core/ports.ts';
 import { backoffMs } from '../../lib/backoff.ts';
 import { dockerfileBaseImages, isLoopbackRegistryRef, listContextFiles, packContext } from './build-context.ts';
@@ -104,6 +105,20 @@ export class DockerEngine implements Engine {
   async imageId(ref: string): Promise<string | undefined> {
     try {
       return (await this.docker.getImage(ref).inspect()).Id;
+    } catch (e) {
+      if (statusOf(e) === 404) return undefined;
+      throw toBerthError(e, this.socketPath, `inspect image ${ref}`);
+    }
+  }
+
+  async imageInfo(ref: string): Promise<ImageInfo | undefined> {
+    try {
+      const i = await this.docker.getImage(ref).inspect();
+      const test = i.Config?.Healthcheck?.Test ?? [];
+      return {
+        id: i.Id, env: i.Config?.Env ?? [], user: i.Config?.User ?? '', hasHealthcheck: test.length > 0 && test[0] !== 'NONE',
+        sizeBytes: i.Size ?? 0, labels: i.Config?.Labels ?? {},
+      };
     } catch (e) {
       if (statusOf(e) === 404) return undefined;
       throw toBerthError(e, this.socketPath, `inspect image ${ref}`);

@@ -11,6 +11,7 @@ import {
   type Engine,
   type EngineEvent,
   type LogLine,
+  type ImageInfo,
 } from '../../core/ports.ts';
 
 /** Calls whose next invocation a test can make fail (`failNext`). */
@@ -74,6 +75,12 @@ export class FakeEngine implements Engine {
   async imageId(ref: string): Promise<string | undefined> {
     this.check();
     return this.images.get(ref);
+  }
+
+  async imageInfo(ref: string): Promise<ImageInfo | undefined> {
+    this.check();
+    const id = this.images.get(ref);
+    return id === undefined ? undefined : { id, env: [], user: '', hasHealthcheck: false, sizeBytes: 1024 * 1024, labels: {} };
   }
 
   async build(opts: { tag: string }, onProgress?: (line: string) => void): Promise<void> {
