@@ -31,7 +31,8 @@ describe('webhooks', () => {
     remote = join(dir, 'remote.git');
     await exec('git', ['init', '-q', '-b', 'main', work]);
     for (const f of ['Dockerfile', 'server.js']) await copyFile(join(ROOT, 'examples/hello', f), join(work, f));
-    await writeFile(join(work, 'compose.yaml'), `name: ${APP}\nservices:\n  web:\n    build: .\n    environment:\n      APP_VERSION: hooked-v1\n    x-berth:\n      port: 3000\n      routes: [{path: /}]\n      health: {http: /healthz}\n`);
+    // The pushed compose.yaml maps main to the pre-production environment.
+    await writeFile(join(work, 'compose.yaml'), `name: ${APP}\nx-berth:\n  pipeline:\n    branches: {main: pre}\nservices:\n  web:\n    build: .\n    environment:\n      APP_VERSION: hooked-v1\n    x-berth:\n      port: 3000\n      routes: [{path: /}]\n      health: {http: /healthz}\n`);
     await exec('git', ['-C', work, 'add', '.'], { env: gitEnv });
     await exec('git', ['-C', work, 'commit', '-qm', 'v1'], { env: gitEnv });
     await exec('git', ['clone', '-q', '--bare', work, remote]);
@@ -68,6 +69,8 @@ describe('webhooks', () => {
       return b?.status === 'succeeded' ? b : undefined;
     }, { timeoutMs: 120_000, intervalMs: 500, what: 'webhook build' });
     assert.equal(build.commit, sha);
+    assert.equal(build.env, 'pre', 'x-berth.pipeline.branches: main → pre');
+    assert.equal((await h.api('GET', `/v1/apps/${APP}?env=pre`)).status, 200);
     assert.equal(JSON.parse((await get(h.ingressPort, '/api/whoami')).body).version, 'hooked-v1');
   });
 });

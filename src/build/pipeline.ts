@@ -147,7 +147,7 @@ export class PushPipeline {
 
   async run(app: string, branch: string, sha: string, sink: (line: string) => void, quarantine?: string): Promise<BuildRecord> {
     const { builds, clock } = this.d;
-    const env = (this.d.envOf ?? defaultEnvOf)(branch);
+    let env = (this.d.envOf ?? defaultEnvOf)(branch);
     const rec: BuildRecord = {
       id: this.d.newId(), app, branch, env, commit: sha, status: 'running', message: '', images: {}, createdAt: clock.now(),
     };
@@ -157,13 +157,21 @@ export class PushPipeline {
       builds.append(rec.id, line);
       sink(line);
     };
-    say(`-----> Berth build ${rec.id}: ${app} ${branch} @ ${sha.slice(0, 12)} → env ${env}`);
+    say(`-----> Berth build ${rec.id}: ${app} ${branch} @ ${sha.slice(0, 12)}`);
     let dir: string | undefined;
     try {
       dir = await mkdtemp(join(tmpdir(), `berth-build-${rec.id}-`));
       await this.archive(app, sha, dir, quarantine);
       const { spec, warnings } = this.readSpec(app, dir);
       for (const w of warnings) say(`warning: ${w.file}:${w.line}:${w.col} ${w.path}: ${w.message}`);
+      // x-berth.pipeline.branches in the pushed compose.yaml maps the branch (e.g. main → pre).
+      const mapped = spec.pipeline?.branches[branch];
+      if (mapped) {
+        env = mapped;
+        rec.env = env;
+        await builds.save(rec);
+      }
+      say(`-----> Branch ${branch} deploys to env ${env}`);
       const tag = sha.slice(0, 12);
       for (const svc of Object.values(spec.services)) {
         if (!svc.build) continue;

@@ -819,3 +819,12 @@ test('x-berth.update: strategies and their knobs, with clear errors', () => {
   assert.throws(() => parse(svc('{strategy: rolling, on_failure: restart}')), /on_failure: "restart" is not allowed here/);
   assert.throws(() => parse(svc('{stratgy: rolling}')), /stratgy/);
 });
+
+test('x-berth.pipeline.branches maps branches to environments, with clear errors', () => {
+  const base = 'services:\n  web:\n    image: x\n';
+  assert.deepEqual(parse(base + 'x-berth:\n  pipeline:\n    branches:\n      main: pre\n      release: prod\n').spec.pipeline,
+    { branches: { main: 'pre', release: 'prod' } });
+  assert.equal(parse(base).spec.pipeline, undefined);
+  assert.throws(() => parse(base + 'x-berth:\n  pipeline:\n    branches:\n      main: Pre Prod\n'), /x-berth\.pipeline\.branches\.main: "Pre Prod" is not an environment name/);
+  assert.throws(() => parse(base + 'x-berth:\n  pipeline:\n    brnaches: {}\n'), /brnaches/);
+});

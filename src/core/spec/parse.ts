@@ -15,7 +15,7 @@ import { basenamePosix } from './posix-path.ts';
 import { checkComposeSchema } from './schema-check.ts';
 import { normalizeService } from './service.ts';
 import type { ParseOptions, ParseResult, ServiceSpec } from './types.ts';
-import { appExtensions } from './x-berth.ts';
+import { appExtensions, pipelineExtensions } from './x-berth.ts';
 import { YamlSource } from './yaml-source.ts';
 
 const TOP_LEVEL_SUPPORTED = new Set(['services', 'volumes', 'name', 'version', 'x-berth']);
@@ -62,8 +62,9 @@ export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
   checkDependencyCycles(services, diag);
   checkRouteConflicts(services, diag);
 
+  const pipeline = pipelineExtensions(diag, compose['x-berth']);
   if (diag.issues.length > 0) fail(diag);
-  return { spec: { name: ctx.appName, services }, warnings: diag.sortedWarnings() };
+  return { spec: { name: ctx.appName, services, ...(pipeline ? { pipeline } : {}) }, warnings: diag.sortedWarnings() };
 }
 
 /** The document as plain JSON values, with `<<:` merges applied and aliases expanded. */

@@ -131,6 +131,8 @@ export interface AppSpec {
   /** App name: [a-z0-9][a-z0-9-]*, from --app, the Compose `name:` or the file's directory. */
   name: string;
   services: Record<string, ServiceSpec>;
+  /** Top-level `x-berth.pipeline`: which branch deploys to which environment (git push / webhooks). */
+  pipeline?: { branches: Record<string, string> };
 }
 
 /** A key Berth read but does not act on (yet), or a questionable value. Never silently dropped. */

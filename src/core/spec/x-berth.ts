@@ -14,7 +14,7 @@ import type { SpecPath } from './yaml-source.ts';
 const SERVICE_KEYS = ['port', 'routes', 'health', 'update'];
 const UPDATE_KEYS = ['strategy', 'max_surge', 'max_unavailable', 'keep_previous', 'signal', 'on_failure', 'deadline'];
 const STRATEGIES = ['rolling', 'blue-green', 'reload', 'recreate'] as const;
-const APP_KEYS = ['app'];
+const APP_KEYS = ['app', 'pipeline'];
 const ROUTE_KEYS = ['host', 'path'];
 const HOST = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
 const ROUTE_FORMS = 'write "example.com/api", "/api" or {host: example.com, path: /api}';
@@ -84,6 +84,33 @@ function parseUpdate(ctx: SpecContext, path: SpecPath, raw: unknown): UpdateSpec
     else ctx.diag.error([...path, 'on_failure'], `${JSON.stringify(raw.on_failure)} is not allowed here: write one of ${allowed.join(', ')}`);
   }
   return u;
+}
+
+/** Top-level `x-berth.pipeline`: `{branches: {main: pre, release: prod}}`. */
+export function pipelineExtensions(diag: Diagnostics, raw: unknown): { branches: Record<string, string> } | undefined {
+  if (!isRecord(raw) || raw.pipeline === undefined) return undefined;
+  const path = ['x-berth', 'pipeline'];
+  const p = raw.pipeline;
+  if (!isRecord(p)) {
+    diag.error(path, 'expected a mapping such as {branches: {main: pre}}');
+    return undefined;
+  }
+  for (const key of Object.keys(p)) {
+    if (key !== 'branches') diag.error([...path, key], unknownKey(key, ['branches'], 'x-berth.pipeline'), 'key');
+  }
+  const branches: Record<string, string> = {};
+  if (p.branches !== undefined) {
+    if (!isRecord(p.branches)) {
+      diag.error([...path, 'branches'], 'expected branch: environment pairs, e.g. {main: pre, release: prod}');
+      return undefined;
+    }
+    for (const [branch, env] of Object.entries(p.branches)) {
+      if (typeof env !== 'string' || !/^[a-z0-9][a-z0-9-]*$/.test(env)) {
+        diag.error([...path, 'branches', branch], `${JSON.stringify(env)} is not an environment name: lower-case letters, digits and dashes, e.g. pre`);
+      } else branches[branch] = env;
+    }
+  }
+  return { branches };
 }
 
 /** Top-level `x-berth`: returns the app name if given. */
