@@ -143,7 +143,9 @@ export class Harness {
       if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}:\n${this.serverLog.slice(-3000)}`);
       await readFile(join(this.dataDir, 'server.json'));
       return (await this.api('GET', '/v1/ping')).status === 200;
-    }, { timeoutMs: 60_000, intervalMs: 200, what: 'berth server to answer' });
+    }, { timeoutMs: 90_000, intervalMs: 200, what: 'berth server to answer' }).catch((err: Error) => {
+      throw new Error(`${err.message}\nserver log:\n${this.serverLog.slice(-3000)}`);
+    });
   }
 
   /** Kills the server process (SIGKILL by default: a crash). nginx and containers keep running. */
