@@ -32,7 +32,8 @@ describe('Docker Engine restart', () => {
       const running = (await h.containers('dr')).filter((c) => c.running);
       return st.services[0].healthy === 3 && running.length === 3;
     }, { timeoutMs: 90_000, intervalMs: 500, what: '3 healthy instances after the engine restart' });
-    assert.equal((await get(h.ingressPort, '/healthz')).status, 200);
+    // The ingress follows the registry within a second.
+    await waitFor(async () => (await get(h.ingressPort, '/healthz')).status === 200, { timeoutMs: 5000, intervalMs: 50, what: 'routed again' });
     const ev = await h.api('GET', '/v1/events?limit=1000');
     const kinds = ev.json.events.map((e: { kind: string }) => e.kind);
     assert.ok(kinds.includes('engine.disconnected'), `events: ${kinds.join(',')}`);
