@@ -20,6 +20,9 @@ export interface GitRouteDeps {
   envOf?: (branch: string) => string;
   /** Berth's image registry: built images are pushed there and deployed by digest. */
   registry?: ImageRegistryTarget;
+  /** The build queue: builds at once across apps, and each build's memory limit. */
+  buildConcurrency?: number;
+  buildMemoryBytes?: number;
 }
 
 export const GIT_HOOK_PATH = '/v1/git/hooks/pre-receive';
@@ -51,6 +54,7 @@ export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): { pipe
   const repos = new GitRepos(d.dataDir);
   const builds = new BuildLog(join(d.dataDir, 'builds'));
   const pipeline = new PushPipeline({ repos, builds, engine: d.engine, clock: d.clock, logger: d.logger, newId: d.newId,
+    ...(d.buildConcurrency ? { buildConcurrency: d.buildConcurrency } : {}), ...(d.buildMemoryBytes ? { buildMemoryBytes: d.buildMemoryBytes } : {}),
     deploy: d.deploy, waitDeployment: d.waitDeployment, ...(d.envOf ? { envOf: d.envOf } : {}), ...(d.registry ? { registry: d.registry } : {}) });
   const log = d.logger.child({ component: 'git' });
 

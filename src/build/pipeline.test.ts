@@ -42,3 +42,25 @@ test('hook script quotes its arguments', () => {
   assert.match(s, /cat '\/data\/it'\\''s\/hook\.token'/);
   assert.match(s, /'http:\/\/127\.0\.0\.1:1\/v1\/git\/hooks\/pre-receive\?app=app'/);
 });
+
+test('the build queue: at most N builds at once, the others wait in order', async () => {
+  const { Slots } = await import('./pipeline.ts');
+  const slots = new Slots(2);
+  const order: string[] = [];
+  const waits: number[] = [];
+  const r1 = await slots.acquire();
+  const r2 = await slots.acquire();
+  const p3 = slots.acquire((n) => waits.push(n)).then((r) => (order.push('third'), r));
+  const p4 = slots.acquire((n) => waits.push(n)).then((r) => (order.push('fourth'), r));
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(order, [], 'both wait while two builds run');
+  assert.deepEqual(waits, [1, 2]);
+  r1();
+  r1(); // releasing twice frees one slot only
+  const r3 = await p3;
+  assert.deepEqual(order, ['third']);
+  r2();
+  (await p4)();
+  r3();
+  assert.deepEqual(order, ['third', 'fourth']);
+});

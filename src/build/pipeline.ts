@@ -35,6 +35,9 @@ export interface PipelineDeps {
   envOf?: (branch: string) => string;
   /** Longest a test container may run. */
   testTimeoutMs?: number;
+  /** How many image builds may run at once across all apps (default 1), and each build's memory limit. */
+  buildConcurrency?: number;
+  buildMemoryBytes?: number;
   /**
    * Berth's own registry (images/LocalRegistry): when set, every built image is pushed there after
    * its tests as `HOST/APP/SERVICE:SHA12` and deployed by digest (`HOST/APP/SERVICE@sha256:…`).
@@ -88,10 +91,38 @@ class PipelineFailed extends Error {}
  * of the new image (a failure stops here: nothing is deployed), and then a deployment is created
  * through the API's own path and followed to the end. Progress lines go to `sink`.
  */
+/** A counting semaphore: the build queue's concurrency limit. */
+export class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+  constructor(n: number) {
+    this.free = Math.max(1, n);
+  }
+  async acquire(onWait?: (ahead: number) => void): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else {
+      onWait?.(this.waiting.length + 1);
+      await new Promise<void>((r) => this.waiting.push(r));
+    }
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
+}
+
 export class PushPipeline {
   private readonly running = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly d: PipelineDeps) {}
+  private readonly slots: Slots;
+
+  constructor(private readonly d: PipelineDeps) {
+    this.slots = new Slots(d.buildConcurrency ?? 1);
+  }
 
   /** Runs the pipeline for every branch in the push (one app at a time); true when all succeeded. */
   async handlePush(app: string, refs: PushedRef[], sink: (line: string) => void, quarantine?: string): Promise<boolean> {
@@ -179,6 +210,7 @@ export class PushPipeline {
         const dockerfile = readFileSync(join(svc.build.context, svc.build.dockerfile), 'utf8');
         const parentDepth = await this.parentDepth(dockerfile);
         say(`-----> Building ${svc.name} as ${image}`);
+        const release = await this.slots.acquire((n) => say(`       waiting for a build slot (${n} ahead)`));
         try {
           await this.d.engine.build({
             context: svc.build.context, dockerfile: svc.build.dockerfile, tag: image, args: svc.build.args,
@@ -187,9 +219,12 @@ export class PushPipeline {
               'io.berth.build': rec.id, 'io.berth.build-time': new Date(clock.now()).toISOString(),
               'io.berth.depth': String(parentDepth + 1),
             },
+            ...(this.d.buildMemoryBytes ? { memoryBytes: this.d.buildMemoryBytes } : {}),
           }, (line) => say(`       ${line}`));
         } catch (err) {
           throw new PipelineFailed(`build of ${svc.name} failed: ${(err as Error).message}`);
+        } finally {
+          release();
         }
         svc.image = image;
         // Built here already: the deployment runs the image, it does not rebuild from a temp dir.

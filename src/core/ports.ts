@@ -121,7 +121,7 @@ export interface Engine {
   /** What the image's config says (for the image standards checks), or undefined when the engine does not have it. */
   imageInfo(ref: string): Promise<ImageInfo | undefined>;
   /** Builds an image from a local context directory; `onProgress` receives output lines. */
-  build(opts: { context: string; dockerfile: string; tag: string; args: Record<string, string>; labels?: Record<string, string> }, onProgress?: (line: string) => void): Promise<void>;
+  build(opts: { context: string; dockerfile: string; tag: string; args: Record<string, string>; labels?: Record<string, string>; memoryBytes?: number }, onProgress?: (line: string) => void): Promise<void>;
   ensureVolume(name: string, labels: Record<string, string>): Promise<void>;
   /** Tags a local image (`source`: reference or id) as `repo:tag`. */
   tag(source: string, repo: string, tag: string): Promise<void>;

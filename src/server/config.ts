@@ -31,6 +31,9 @@ export interface ServerConfig {
   readonly metricsIntervalMs: number;
   /** How often alert rules are evaluated. */
   readonly alertIntervalMs: number;
+  /** The build queue: how many builds at once, and the memory each may use. */
+  readonly buildConcurrency: number;
+  readonly buildMemoryBytes: number;
   /** Berth's image registry (docker-registry) on 127.0.0.1:PORT. */
   readonly registryPort: number;
   /** Unreferenced registry images kept per service by garbage collection. */
@@ -80,6 +83,8 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     logMaxBytes: Number(env.BERTH_LOG_MAX_MB ?? 1024) * 1024 * 1024,
     metricsIntervalMs: Number(env.BERTH_METRICS_INTERVAL_MS ?? 10_000),
     alertIntervalMs: Number(env.BERTH_ALERT_INTERVAL_MS ?? 5000),
+    buildConcurrency: Number(env.BERTH_BUILD_CONCURRENCY ?? 1),
+    buildMemoryBytes: Number(env.BERTH_BUILD_MEMORY_MB ?? 1024) * 1024 * 1024,
     registryPort: port('BERTH_REGISTRY_PORT', env.BERTH_REGISTRY_PORT ?? '5000'),
     registryKeep: Number(env.BERTH_REGISTRY_KEEP ?? 5),
   });

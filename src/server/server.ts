@@ -268,7 +268,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       return startConfigRollout({ store, clock, newId: () => shortId(10), enqueueDeployment: (id) => queue.add(deploymentKey(id)) }, app, env, change);
     },
   });
-  const git = registerGitRoutes(api, { dataDir: cfg.dataDir, engine, clock, logger: logger.child({ component: 'git' }), newId: () => shortId(10), ...apiDeployer(api, token),
+  const git = registerGitRoutes(api, { dataDir: cfg.dataDir, engine, clock, buildConcurrency: cfg.buildConcurrency, buildMemoryBytes: cfg.buildMemoryBytes, logger: logger.child({ component: 'git' }), newId: () => shortId(10), ...apiDeployer(api, token),
     ...(imageRegistryUp ? { registry: imageRegistry } : {}) });
   registerPromoteRoutes(api, { store, deploy: apiDeployer(api, token).deploy });
   registerWebhookRoutes(api, { repos: git.repos, pipeline: git.pipeline, logger: logger.child({ component: 'webhooks' }),

@@ -126,7 +126,7 @@ export class DockerEngine implements Engine {
   }
 
   async build(
-    opts: { context: string; dockerfile: string; tag: string; args: Record<string, string>; labels?: Record<string, string> },
+    opts: { context: string; dockerfile: string; tag: string; args: Record<string, string>; labels?: Record<string, string>; memoryBytes?: number },
     onProgress?: (line: string) => void,
   ): Promise<void> {
     // A missing base image would make dockerd try a registry pull (impossible here, and not ours to
@@ -152,7 +152,11 @@ export class DockerEngine implements Engine {
     const stream = await this.call(`build ${opts.tag}`, () =>
       this.docker.buildImage(
         packContext(opts.context, src),
-        { t: opts.tag, dockerfile: opts.dockerfile, buildargs: opts.args, labels: opts.labels ?? {}, rm: true, forcerm: true },
+        {
+          t: opts.tag, dockerfile: opts.dockerfile, buildargs: opts.args, labels: opts.labels ?? {}, rm: true, forcerm: true,
+          // A build's RUN steps get at most this much memory, so a build cannot take a small server down.
+          ...(opts.memoryBytes ? { memory: opts.memoryBytes, memswap: opts.memoryBytes } : {}),
+        },
       ),
     );
     const tail: string[] = [];
