@@ -6,12 +6,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Harness, ROOT, docker, get } from './helpers/harness.ts';
+import { exampleRepo, git } from './helpers/git.ts';
+import { Harness, docker, get } from './helpers/harness.ts';
 
 const APP = 'pushy';
 
@@ -34,18 +33,6 @@ ${testCmd ? `    labels:\n      berth-test: "${testCmd}"\n` : ''}    deploy:
 `;
 }
 
-function git(cwd: string, args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((res) => {
-    execFile('git', args, {
-      cwd, timeout: 300_000, maxBuffer: 16 * 1024 * 1024,
-      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.invalid', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.invalid' },
-    }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      res({ code, out: stdout + stderr });
-    });
-  });
-}
-
 describe('git push', () => {
   let h: Harness;
   let work: string;
@@ -54,13 +41,7 @@ describe('git push', () => {
     h = await Harness.create({ portRange: '33000-33099' });
     await h.startServer();
     token = await h.token();
-    work = await mkdtemp(join(tmpdir(), 'berth-push-'));
-    for (const f of ['Dockerfile', 'server.js']) await copyFile(join(ROOT, 'examples/hello', f), join(work, f));
-    await writeFile(join(work, '.dockerignore'), 'compose.yaml\n');
-    await writeFile(join(work, 'compose.yaml'), compose('v1'));
-    assert.equal((await git(work, ['init', '-q', '-b', 'main'])).code, 0);
-    assert.equal((await git(work, ['add', '.'])).code, 0);
-    assert.equal((await git(work, ['commit', '-q', '-m', 'v1'])).code, 0);
+    work = await exampleRepo('berth-push-', compose('v1'));
   });
   after(async () => {
     if (process.exitCode) console.error(h.serverLog.slice(-5000));

@@ -7,11 +7,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Harness, ROOT } from './helpers/harness.ts';
+import { exampleRepo, git } from './helpers/git.ts';
+import { Harness } from './helpers/harness.ts';
 
 const APP = 'regapp';
 
@@ -35,18 +34,6 @@ ${extraEnv}    deploy:
 `;
 }
 
-function git(cwd: string, args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((res) => {
-    execFile('git', args, {
-      cwd, timeout: 300_000, maxBuffer: 16 * 1024 * 1024,
-      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.invalid', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.invalid' },
-    }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      res({ code, out: stdout + stderr });
-    });
-  });
-}
-
 interface Rel { id: string; image: string; imageId: string; status: string; current: boolean; service: string }
 
 describe('image registry and promotion', () => {
@@ -59,13 +46,7 @@ describe('image registry and promotion', () => {
     await h.startServer();
     token = await h.token();
     reg = `http://127.0.0.1:${h.registryPort}`;
-    work = await mkdtemp(join(tmpdir(), 'berth-reg-'));
-    for (const f of ['Dockerfile', 'server.js']) await copyFile(join(ROOT, 'examples/hello', f), join(work, f));
-    await writeFile(join(work, '.dockerignore'), 'compose.yaml\n');
-    await writeFile(join(work, 'compose.yaml'), compose('v1'));
-    assert.equal((await git(work, ['init', '-q', '-b', 'main'])).code, 0);
-    assert.equal((await git(work, ['add', '.'])).code, 0);
-    assert.equal((await git(work, ['commit', '-q', '-m', 'v1'])).code, 0);
+    work = await exampleRepo('berth-reg-', compose('v1'));
   });
   after(async () => {
     if (process.exitCode) console.error(h.serverLog.slice(-5000));

@@ -1,0 +1,31 @@
+/** git for tests: a runner that never throws (exit code + output), and a committed copy of the example app. */
+import { execFile } from 'node:child_process';
+import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from './harness.ts';
+
+export function git(cwd: string, args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((res) => {
+    execFile('git', args, {
+      cwd, timeout: 300_000, maxBuffer: 16 * 1024 * 1024,
+      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.invalid', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.invalid' },
+    }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      res({ code, out: stdout + stderr });
+    });
+  });
+}
+
+/** A new git repository (branch main, one commit) holding the example app and the given compose.yaml. */
+export async function exampleRepo(prefix: string, compose: string): Promise<string> {
+  const work = await mkdtemp(join(tmpdir(), prefix));
+  for (const f of ['Dockerfile', 'server.js']) await copyFile(join(ROOT, 'examples/hello', f), join(work, f));
+  await writeFile(join(work, '.dockerignore'), 'compose.yaml\n');
+  await writeFile(join(work, 'compose.yaml'), compose);
+  for (const args of [['init', '-q', '-b', 'main'], ['add', '.'], ['commit', '-q', '-m', 'v1']]) {
+    const r = await git(work, args);
+    if (r.code !== 0) throw new Error(`git ${args.join(' ')}: ${r.out}`);
+  }
+  return work;
+}
