@@ -3,27 +3,13 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { NotFound, Unauthorized } from '../core/errors.ts';
-import type { Clock, Engine, Logger } from '../core/ports.ts';
 import { BuildLog } from '../build/build-log.ts';
 import { GitRepos, checkAppName } from '../build/git-repos.ts';
 import { serveGitHttp } from '../build/git-http.ts';
-import { PushPipeline, parseRefLines, type DeployFn, type ImageRegistryTarget, type WaitDeploymentFn } from '../build/pipeline.ts';
+import { PushPipeline, parseRefLines, type DeployFn, type PipelineDeps, type WaitDeploymentFn } from '../build/pipeline.ts';
 
-export interface GitRouteDeps {
-  dataDir: string;
-  engine: Engine;
-  clock: Clock;
-  logger: Logger;
-  newId: () => string;
-  deploy: DeployFn;
-  waitDeployment: WaitDeploymentFn;
-  envOf?: (branch: string) => string;
-  /** Berth's image registry: built images are pushed there and deployed by digest. */
-  registry?: ImageRegistryTarget;
-  /** The build queue: builds at once across apps, and each build's memory limit. */
-  buildConcurrency?: number;
-  buildMemoryBytes?: number;
-}
+/** The pipeline's dependencies, less the repositories and build log the routes create themselves. */
+export type GitRouteDeps = Omit<PipelineDeps, 'repos' | 'builds'> & { dataDir: string };
 
 export const GIT_HOOK_PATH = '/v1/git/hooks/pre-receive';
 
@@ -53,9 +39,8 @@ export function basicAuthToken(header: string): [string, string] | null {
 export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): { pipeline: PushPipeline; builds: BuildLog; repos: GitRepos } {
   const repos = new GitRepos(d.dataDir);
   const builds = new BuildLog(join(d.dataDir, 'builds'));
-  const pipeline = new PushPipeline({ repos, builds, engine: d.engine, clock: d.clock, logger: d.logger, newId: d.newId,
-    ...(d.buildConcurrency ? { buildConcurrency: d.buildConcurrency } : {}), ...(d.buildMemoryBytes ? { buildMemoryBytes: d.buildMemoryBytes } : {}),
-    deploy: d.deploy, waitDeployment: d.waitDeployment, ...(d.envOf ? { envOf: d.envOf } : {}), ...(d.registry ? { registry: d.registry } : {}) });
+  const { dataDir: _dataDir, ...pipelineDeps } = d;
+  const pipeline = new PushPipeline({ ...pipelineDeps, repos, builds });
   const log = d.logger.child({ component: 'git' });
 
   // git only sends credentials after a challenge.

@@ -23,13 +23,10 @@ Examples:
   berth config unset shop LOG_LEVEL
   berth config history shop`);
 
-  config.command('set')
+  rolloutOptions(config.command('set')
     .argument('<app>', 'app name')
     .argument('<key=value...>', 'one or more KEY=VALUE (plain values only: use `berth secret set` for secrets)')
-    .description('set configuration values (one new version for all of them) and roll them out')
-    .option('--env <env>', 'environment', 'prod')
-    .option('--no-wait', 'return once the change is stored, without waiting for the rollout')
-    .option('--timeout <seconds>', 'give up waiting for the rollout after this long (exit 1)', '600')
+    .description('set configuration values (one new version for all of them) and roll them out'))
     .action(async (app: string, pairs: string[], o: RolloutOpts & { env: string }) => {
       const g = program.opts<GlobalOpts>();
       const entries = pairs.map((p) => {
@@ -56,13 +53,10 @@ Examples:
       else process.stdout.write(entry.value + '\n');
     });
 
-  config.command('unset')
+  rolloutOptions(config.command('unset')
     .argument('<app>', 'app name')
     .argument('<key...>', 'one or more keys (values or secrets)')
-    .description('remove keys (one new version) and roll the change out; nothing changes if a key is not set')
-    .option('--env <env>', 'environment', 'prod')
-    .option('--no-wait', 'return once the change is stored, without waiting for the rollout')
-    .option('--timeout <seconds>', 'give up waiting for the rollout after this long (exit 1)', '600')
+    .description('remove keys (one new version) and roll the change out; nothing changes if a key is not set'))
     .action(async (app: string, keys: string[], o: RolloutOpts & { env: string }) => {
       const g = program.opts<GlobalOpts>();
       const client = connect(g);
@@ -100,6 +94,14 @@ Examples:
       for (const v of versions) rows.push([String(v.version), when(v.at), v.who, v.changes.map(describeChange).join('; ')]);
       console.log(table(rows));
     });
+}
+
+/** The options of every command that stores a configuration change and rolls it out. */
+export function rolloutOptions(c: Command, stored = 'the change is stored'): Command {
+  return c
+    .option('--env <env>', 'environment', 'prod')
+    .option('--no-wait', `return once ${stored}, without waiting for the rollout`)
+    .option('--timeout <seconds>', 'give up waiting for the rollout after this long (exit 1)', '600');
 }
 
 export interface RolloutOpts {

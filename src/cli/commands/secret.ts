@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { getConfig, listConfig, setConfig, unsetConfig } from '../../client/config-client.ts';
 import { CliFailure, EXIT, connect, type GlobalOpts } from '../context.ts';
-import { entryTable, reportWrite, type RolloutOpts } from './config.ts';
+import { entryTable, reportWrite, rolloutOptions, type RolloutOpts } from './config.ts';
 
 export function registerSecret(program: Command): void {
   const secret = program.command('secret')
@@ -21,11 +21,11 @@ Examples:
   berth secret get shop DB_PASSWORD --reveal
   berth secret rm shop DB_PASSWORD`);
 
-  secret.command('set')
+  rolloutOptions(secret.command('set')
     .argument('<app>', 'app name')
     .argument('<key>', 'the secret\'s name (A-Z, 0-9, _)')
     .argument('[value]', 'refused unless --value-from-argv is given: pipe the value on stdin or use --from-file')
-    .description('set a secret from stdin or --from-file and roll it out')
+    .description('set a secret from stdin or --from-file and roll it out'), 'the secret is stored')
     .addHelpText('after', `
 The value comes from stdin (piped: all of it minus one trailing newline; on a terminal: typed without
 echo) or from --from-file (exact bytes), never from the command line by default: argv ends up in shell
@@ -33,11 +33,8 @@ history and in \`ps\`. The change rolls out like \`berth config set\` and waits 
 
 Example:
   printf %s "$DB_PASSWORD" | berth secret set shop DB_PASSWORD --env staging`)
-    .option('--env <env>', 'environment', 'prod')
     .option('--from-file <path>', 'read the value from this file (exact bytes, UTF-8)')
     .option('--value-from-argv', 'accept the value as the third argument (it will be visible in shell history and `ps`)')
-    .option('--no-wait', 'return once the secret is stored, without waiting for the rollout')
-    .option('--timeout <seconds>', 'give up waiting for the rollout after this long (exit 1)', '600')
     .action(async (app: string, key: string, argvValue: string | undefined, o: RolloutOpts & { env: string; fromFile?: string; valueFromArgv?: boolean }) => {
       const g = program.opts<GlobalOpts>();
       if (key.includes('=') && !o.valueFromArgv) {
@@ -95,13 +92,10 @@ Example:
       console.log(`${key}: secret, set in configuration version ${entry.version} by ${entry.updatedBy}; add --reveal to print its value`);
     });
 
-  secret.command('rm')
+  rolloutOptions(secret.command('rm')
     .argument('<app>', 'app name')
     .argument('<key...>', 'one or more secret names')
-    .description('remove secrets (one new version) and roll the change out')
-    .option('--env <env>', 'environment', 'prod')
-    .option('--no-wait', 'return once the change is stored, without waiting for the rollout')
-    .option('--timeout <seconds>', 'give up waiting for the rollout after this long (exit 1)', '600')
+    .description('remove secrets (one new version) and roll the change out'))
     .action(async (app: string, keys: string[], o: RolloutOpts & { env: string }) => {
       const g = program.opts<GlobalOpts>();
       const client = connect(g);
