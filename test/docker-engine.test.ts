@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtemp, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
-import { Conflict, EngineUnavailable, InvalidInput, NotFound } from '../src/core/errors.ts';
+import { Conflict, EngineUnavailable, ExternalCommandFailed, InvalidInput, NotFound } from '../src/core/errors.ts';
 import { LABEL, type ContainerSpec, type EngineEvent, type Logger, type LogLine } from '../src/core/ports.ts';
 import { DockerEngine } from '../src/engine/docker/index.ts';
 import { waitFor } from '../src/lib/backoff.ts';
@@ -39,6 +41,32 @@ const createdImages: string[] = [];
 const createdVolumes: string[] = [];
 const tmpDirs: string[] = [];
 let seq = 0;
+
+const MiB = 1024 * 1024;
+
+async function newContext(): Promise<string> {
+  const ctx = await mkdtemp(path.join(os.tmpdir(), 'berth-build-'));
+  tmpDirs.push(ctx);
+  return ctx;
+}
+
+/** Host processes whose command line contains `marker` (RUN steps run as host processes). */
+function processesWith(marker: string): string[] {
+  return readdirSync('/proc').filter((p) => {
+    if (!/^\d+$/.test(p)) return false;
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker);
+    } catch {
+      return false; // exited while we looked
+    }
+  });
+}
+
+/** This process's entries in the registry of memory-limited BuildKit builds (none once builds end). */
+async function registryEntriesOfThisProcess(): Promise<string[]> {
+  const names = await readdir('/run/berth/build-memory').catch(() => [] as string[]);
+  return names.filter((n) => n.startsWith(`${process.pid}-`));
+}
 
 function spec(over: Partial<ContainerSpec> = {}): ContainerSpec {
   return {
@@ -265,7 +293,8 @@ describe('DockerEngine (real Docker Engine)', () => {
     await mkdir(path.join(ctx, 'ignored'));
     await mkdir(path.join(ctx, 'src'));
     await writeFile(path.join(ctx, 'ignored', 'secret.txt'), 'nope');
-    await writeFile(path.join(ctx, 'src', 'a.txt'), 'A');
+    // Content unique to this run, so the RUN step really runs (and prints) instead of coming from the build cache.
+    await writeFile(path.join(ctx, 'src', 'a.txt'), `A-${RUN_ID}`);
     await writeFile(path.join(ctx, 'skip.log'), 'log');
     // Ignoring the Dockerfile itself must not break the build (Docker always sends it).
     await writeFile(path.join(ctx, '.dockerignore'), 'ignored\n*.log\nDockerfile*\n');
@@ -304,6 +333,171 @@ describe('DockerEngine (real Docker Engine)', () => {
       return true;
     });
     assert.equal(await engine.imageExists(bad), false);
+  });
+
+  test('BuildKit: labels are image metadata (no steps); a rebuild after a code change reports the earlier steps CACHED', async () => {
+    const ctx = await newContext();
+    await writeFile(path.join(ctx, 'package.json'), '{"name":"app","version":"1.0.0"}\n');
+    await writeFile(path.join(ctx, 'server.js'), 'console.log("v1");\n');
+    await writeFile(
+      path.join(ctx, 'Dockerfile'),
+      `FROM ${BUSYBOX}\nWORKDIR /app\nCOPY package.json ./\nRUN echo "deps-${RUN_ID}" && wc -c package.json\nCOPY server.js ./\nCMD ["cat", "server.js"]\n`,
+    );
+    const tag = `berth-enginetest-${RUN_ID}:app`;
+    createdImages.push(tag);
+    const labels = { [LABEL.app]: APP, 'io.berth.service': 'web', 'io.berth.commit': 'c0ffee', 'io.berth.build': 'b1', 'io.berth.depth': '2' };
+    const first: string[] = [];
+    await engine.build({ context: ctx, dockerfile: 'Dockerfile', tag, args: {}, labels }, (l) => first.push(l));
+    const img = await raw.getImage(tag).inspect();
+    for (const [k, v] of Object.entries(labels)) assert.equal(img.Config.Labels?.[k], v, k);
+    // The legacy builder turns each label into a LABEL step and a commit; BuildKit adds none.
+    const history = (await raw.getImage(tag).history()) as { CreatedBy: string }[];
+    assert.equal(history.filter((h) => /LABEL/.test(h.CreatedBy)).length, 0, history.map((h) => h.CreatedBy).join('\n'));
+    const firstOut = first.join('\n');
+    assert.match(firstOut, /^#\d+ \[4\/5\] RUN echo "deps-/m);
+    assert.match(firstOut, new RegExp(`^#\\d+ \\d+\\.\\d+ deps-${RUN_ID}$`, 'm'), firstOut);
+    assert.match(firstOut, /^#\d+ DONE \d+\.\d+s$/m);
+
+    await writeFile(path.join(ctx, 'server.js'), 'console.log("v2");\n');
+    const second: string[] = [];
+    await engine.build({ context: ctx, dockerfile: 'Dockerfile', tag, args: {}, labels }, (l) => second.push(l));
+    const num = (name: string): string => {
+      const headers = second.filter((l) => l.endsWith(` ${name}`) || l.includes(` ${name} `));
+      assert.equal(headers.length, 1, `${name} is printed once:\n${second.join('\n')}`);
+      return /^(#\d+) /.exec(headers[0]!)![1]!;
+    };
+    for (const step of ['[2/5] WORKDIR /app', '[3/5] COPY package.json ./', '[4/5] RUN echo']) {
+      assert.ok(second.includes(`${num(step)} CACHED`), `${step} cached:\n${second.join('\n')}`);
+    }
+    const copy = num('[5/5] COPY server.js ./');
+    assert.ok(!second.includes(`${copy} CACHED`));
+    assert.ok(second.some((l) => new RegExp(`^${copy} DONE \\d`).test(l)));
+    assert.doesNotMatch(second.join('\n'), new RegExp(`deps-${RUN_ID}$`, 'm'), 'the cached RUN step did not run again');
+    assert.notEqual((await raw.getImage(tag).inspect()).Id, img.Id);
+  });
+
+  test('BuildKit: a RUN step that needs more than the memory limit fails naming the limit; with room it passes', async () => {
+    const ctx = await newContext();
+    // dd allocates (and fills) a 300 MB buffer: anonymous memory the kernel cannot reclaim.
+    await writeFile(path.join(ctx, 'Dockerfile'), `FROM ${BUSYBOX}\nRUN echo "mem-${RUN_ID}" && dd if=/dev/zero of=/dev/null bs=300M count=1 && echo survived\n`);
+    const tag = `berth-enginetest-${RUN_ID}:mem`;
+    createdImages.push(tag);
+    const progress: string[] = [];
+    await assert.rejects(engine.build({ context: ctx, dockerfile: 'Dockerfile', tag, args: {}, memoryBytes: 64 * MiB }, (l) => progress.push(l)), (e: unknown) => {
+      assert.ok(e instanceof ExternalCommandFailed);
+      assert.match(e.message, /memory limit of 64 MiB/);
+      assert.match(e.message, /BERTH_BUILD_MEMORY_MB/);
+      assert.match(e.message, /exit code: 137/);
+      return true;
+    });
+    assert.ok(progress.some((l) => l.includes('[1/2] FROM')), 'it was a BuildKit build');
+    assert.equal(await engine.imageExists(tag), false);
+    // Not a registry leftover of ours keeps a limit in force.
+    assert.deepEqual(await registryEntriesOfThisProcess(), []);
+
+    const ok: string[] = [];
+    await engine.build({ context: ctx, dockerfile: 'Dockerfile', tag, args: {}, memoryBytes: 512 * MiB }, (l) => ok.push(l));
+    assert.match(ok.join('\n'), /survived/);
+    assert.deepEqual(await registryEntriesOfThisProcess(), []);
+  });
+
+  test('BuildKit: aborting a build stops it on the daemon and rejects saying it was cancelled', async () => {
+    const ctx = await newContext();
+    const marker = `cancel-${RUN_ID}`;
+    // Not ending in `sleep 30`: busybox sh would exec its last command, and the marker would vanish
+    // from the process list while the step still runs.
+    await writeFile(path.join(ctx, 'Dockerfile'), `FROM ${BUSYBOX}\nRUN echo ${marker} && sleep 30 && echo never\n`);
+    const tag = `berth-enginetest-${RUN_ID}:cancel`;
+    createdImages.push(tag);
+    const ac = new AbortController();
+    const lines: string[] = [];
+    const started = Date.now();
+    const building = engine.build({ context: ctx, dockerfile: 'Dockerfile', tag, args: {}, signal: ac.signal, memoryBytes: 256 * MiB }, (l) => lines.push(l));
+    building.catch(() => {}); // asserted below; keeps an early rejection from counting as unhandled
+    await waitFor(() => lines.some((l) => /^#\d+ \d+\.\d+ cancel-/.test(l)), { timeoutMs: 30_000, what: 'the RUN step to start' });
+    await waitFor(() => processesWith(marker).length > 0, { timeoutMs: 10_000, what: 'the RUN step process' });
+    ac.abort();
+    await assert.rejects(building, (e: unknown) => {
+      assert.ok(e instanceof ExternalCommandFailed);
+      assert.match(e.message, /cancelled/);
+      return true;
+    });
+    await waitFor(() => processesWith(marker).length === 0, { timeoutMs: 10_000, what: 'the RUN step process to be gone' });
+    assert.ok(Date.now() - started < 25_000, 'stopped long before sleep 30 would have ended');
+    assert.equal(await engine.imageExists(tag), false);
+    assert.deepEqual(await registryEntriesOfThisProcess(), []);
+    await assert.rejects(engine.build({ context: ctx, dockerfile: 'Dockerfile', tag, args: {}, signal: ac.signal }), /cancelled/);
+  });
+
+  test('builder "legacy": labels, build args, .dockerignore, and the memory limit still work', async () => {
+    const legacy = new DockerEngine({ socketPath: SOCKET, logger: silent, builder: 'legacy' });
+    const ctx = await newContext();
+    await writeFile(path.join(ctx, '.dockerignore'), '*.log\n');
+    await writeFile(path.join(ctx, 'skip.log'), 'log');
+    await writeFile(path.join(ctx, 'keep.txt'), 'keep');
+    await writeFile(path.join(ctx, 'Dockerfile'), `FROM ${BUSYBOX}\nARG WHO=nobody\nCOPY . /ctx\nRUN echo "legacy for $WHO" && ls /ctx\n`);
+    const tag = `berth-enginetest-${RUN_ID}:legacy`;
+    createdImages.push(tag);
+    const lines: string[] = [];
+    await legacy.build({ context: ctx, dockerfile: 'Dockerfile', tag, args: { WHO: 'berth' }, labels: { [LABEL.app]: APP } }, (l) => lines.push(l));
+    const out = lines.join('\n');
+    assert.match(out, /^Step 1\/\d+ : FROM/m, 'the classic builder ran');
+    assert.match(out, /legacy for berth/);
+    assert.match(out, /keep\.txt/);
+    assert.doesNotMatch(out, /skip\.log/);
+    assert.equal((await raw.getImage(tag).inspect()).Config.Labels?.[LABEL.app], APP);
+
+    await writeFile(path.join(ctx, 'Dockerfile.mem'), `FROM ${BUSYBOX}\nRUN echo "legacy-mem-${RUN_ID}" && dd if=/dev/zero of=/dev/null bs=300M count=1\n`);
+    await assert.rejects(legacy.build({ context: ctx, dockerfile: 'Dockerfile.mem', tag: `${tag}-mem`, args: {}, memoryBytes: 64 * MiB }), (e: unknown) => {
+      assert.ok(e instanceof ExternalCommandFailed);
+      assert.match(e.message, /memory limit of 64 MiB/);
+      assert.match(e.message, /BERTH_BUILD_MEMORY_MB/);
+      return true;
+    });
+  });
+
+  test('a daemon that refuses BuildKit builds gets the legacy builder, from then on without asking again', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'berth-nobk-'));
+    tmpDirs.push(dir);
+    const sock = path.join(dir, 'docker.sock');
+    const buildRequests: string[] = [];
+    // An HTTP proxy to the real engine that answers BuildKit build requests the way a daemon without
+    // BuildKit does.
+    const server = http.createServer((req, res) => {
+      const url = req.url ?? '/';
+      if (/\/build\?/.test(url)) buildRequests.push(url);
+      if (/\/build\?/.test(url) && new URLSearchParams(url.split('?')[1]).get('version') === '2') {
+        req.resume();
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ message: 'buildkit not supported by daemon' }));
+        return;
+      }
+      const up = http.request({ socketPath: SOCKET, path: url, method: req.method, headers: req.headers }, (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => server.listen(sock, r));
+    try {
+      const proxied = new DockerEngine({ socketPath: sock, logger: silent });
+      const ctx = await newContext();
+      await writeFile(path.join(ctx, 'Dockerfile'), `FROM ${BUSYBOX}\nRUN echo "fallback-${RUN_ID}"\n`);
+      const tag = `berth-enginetest-${RUN_ID}:fallback`;
+      createdImages.push(tag);
+      const lines: string[] = [];
+      await proxied.build({ context: ctx, dockerfile: 'Dockerfile', tag, args: {}, labels: { [LABEL.app]: APP } }, (l) => lines.push(l));
+      assert.match(lines.join('\n'), /^Step 1\/\d+ : FROM/m);
+      assert.equal((await raw.getImage(tag).inspect()).Config.Labels?.[LABEL.app], APP);
+      await proxied.build({ context: ctx, dockerfile: 'Dockerfile', tag, args: {} }, () => {});
+      assert.deepEqual(buildRequests.map((u) => new URLSearchParams(u.split('?')[1]).get('version') ?? 'legacy'), ['2', 'legacy', 'legacy']);
+    } finally {
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      });
+    }
   });
 
   test('an unreachable engine is EngineUnavailable naming the socket and how to start it', async () => {

@@ -104,6 +104,25 @@ export interface ContainerStats {
   blockWriteBytes: number;
 }
 
+/** What Engine.build builds, and how. */
+export interface BuildOptions {
+  /** Local directory sent as the build context (`.dockerignore` honoured). */
+  context: string;
+  /** Dockerfile path relative to `context`. */
+  dockerfile: string;
+  tag: string;
+  args: Record<string, string>;
+  /** Labels put on the image (metadata only: they add no build steps). */
+  labels?: Record<string, string>;
+  /**
+   * Memory the build's RUN steps may use, bytes. A step that needs more is killed and the build fails
+   * with an error naming the limit. Builds running at the same time share the sum of their limits.
+   */
+  memoryBytes?: number;
+  /** Aborting cancels the build on the engine; build() then rejects with an error saying it was cancelled. */
+  signal?: AbortSignal;
+}
+
 /**
  * A container engine on one or more hosts. The Docker engine (one host) implements it now;
  * a Swarm engine later. All methods reject with EngineUnavailable when the engine cannot be reached.
@@ -120,16 +139,20 @@ export interface Engine {
   imageId(ref: string): Promise<string | undefined>;
   /** What the image's config says (for the image standards checks), or undefined when the engine does not have it. */
   imageInfo(ref: string): Promise<ImageInfo | undefined>;
-  /** Builds an image from a local context directory; `onProgress` receives output lines. */
-  build(opts: { context: string; dockerfile: string; tag: string; args: Record<string, string>; labels?: Record<string, string>; memoryBytes?: number }, onProgress?: (line: string) => void): Promise<void>;
+  /**
+   * Builds an image from a local context directory and tags it `opts.tag`. `onProgress` receives
+   * output lines (`#5 [2/4] COPY . ./`, `#5 CACHED`, `#7 0.412 <RUN output>`, `#7 DONE 1.3s`).
+   */
+  build(opts: BuildOptions, onProgress?: (line: string) => void): Promise<void>;
   ensureVolume(name: string, labels: Record<string, string>): Promise<void>;
   /** Tags a local image (`source`: reference or id) as `repo:tag`. */
   tag(source: string, repo: string, tag: string): Promise<void>;
   /**
    * Pushes a local `registry/repo:tag` to its registry (Berth's own on loopback); resolves with the
-   * manifest digest (`sha256:…`) the registry stored. `onProgress` receives output lines.
+   * manifest digest (`sha256:…`) the registry stored. `onProgress` receives output lines. Aborting
+   * `signal` stops the push; push() then rejects with an error saying it was cancelled.
    */
-  push(ref: string, onProgress?: (line: string) => void): Promise<{ digest: string }>;
+  push(ref: string, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<{ digest: string }>;
   /** Creates (does not start) a container; returns its id. Sets json-file log rotation and no engine restart policy. */
   create(spec: ContainerSpec): Promise<string>;
   start(id: string): Promise<void>;
@@ -150,6 +173,12 @@ export interface Engine {
   logs(id: string, opts: { follow: boolean; tail?: number; since?: number | string; signal?: AbortSignal }, onLine: (l: LogLine) => void): Promise<void>;
   /** One resource-usage sample (no streaming); undefined when the container is missing or not running. */
   stats(id: string): Promise<ContainerStats | undefined>;
+  /**
+   * Removes one image reference (tag, `repo@digest` or id; the image goes with its last reference).
+   * False, removing nothing, when any container (any state, any installation) uses the image, or
+   * when the reference does not exist.
+   */
+  removeImage(ref: string): Promise<boolean>;
 }
 
 /** One upstream server: an instance's address. */

@@ -6,6 +6,7 @@ import Docker from 'dockerode';
 import { Conflict, ExternalCommandFailed, NotFound } from '../../core/errors.ts';
 import {
   LABEL,
+  type BuildOptions,
   type ContainerHealth,
   type ContainerInfo,
   type ContainerSpec,
@@ -18,6 +19,8 @@ import {
 } from '../../core/ports.ts';
 import { backoffMs } from '../../lib/backoff.ts';
 import { dockerfileBaseImages, isLoopbackRegistryRef, listContextFiles, packContext } from './build-context.ts';
+import { BuildMemoryPool, openBuildMemoryPool } from './build-memory.ts';
+import { runBuildkitBuild } from './buildkit-build.ts';
 import { dockerMessage, isAbortError, isConnectionError, statusOf, toBerthError } from './docker-errors.ts';
 import { LineSplitter, LogDemuxer, splitTimestamp } from './log-demux.ts';
 
@@ -35,6 +38,21 @@ export interface DockerEngineOptions {
   reconnectMaxMs?: number;
   /** How many containers list() inspects at once. */
   inspectConcurrency?: number;
+  /**
+   * Which of dockerd's builders build() uses: BuildKit (default; labels are metadata, cached steps
+   * are cheap) or the classic one. BuildKit falls back to the classic builder by itself when the
+   * daemon refuses it, or when a build asks for a memory limit that cannot be put on BuildKit here.
+   */
+  builder?: 'buildkit' | 'legacy';
+  /**
+   * dockerd's `--cgroup-parent`, under whose `buildkit` child BuildKit runs RUN steps; the memory limit
+   * of builds is put on that child. Default: `docker` (dockerd's default with the cgroupfs driver).
+   */
+  buildCgroupParent?: string;
+  /** Where the cgroup hierarchy is mounted; default /sys/fs/cgroup. */
+  cgroupRoot?: string;
+  /** Where in-flight memory-limited builds register (shared by all Berth processes of the host); default /run/berth/build-memory. */
+  buildMemoryRegistryDir?: string;
 }
 
 /**
@@ -63,6 +81,13 @@ export class DockerEngine implements Engine {
   private readonly reconnectBaseMs: number;
   private readonly reconnectMaxMs: number;
   private readonly inspectConcurrency: number;
+  private readonly builder: 'buildkit' | 'legacy';
+  private readonly buildCgroupParent: string | undefined;
+  private readonly cgroupRoot: string;
+  private readonly buildMemoryRegistryDir: string;
+  /** Why the daemon refused a BuildKit build, once it has: later builds go to the legacy builder. */
+  private buildkitRefusal: string | undefined;
+  private memoryPool: Promise<BuildMemoryPool | string> | undefined;
 
   constructor(opts: DockerEngineOptions) {
     this.socketPath = opts.socketPath ?? '/var/run/docker.sock';
@@ -73,6 +98,10 @@ export class DockerEngine implements Engine {
     this.reconnectBaseMs = opts.reconnectBaseMs ?? 200;
     this.reconnectMaxMs = opts.reconnectMaxMs ?? 5000;
     this.inspectConcurrency = opts.inspectConcurrency ?? 8;
+    this.builder = opts.builder ?? 'buildkit';
+    this.buildCgroupParent = opts.buildCgroupParent;
+    this.cgroupRoot = opts.cgroupRoot ?? '/sys/fs/cgroup';
+    this.buildMemoryRegistryDir = opts.buildMemoryRegistryDir ?? '/run/berth/build-memory';
     this.docker = new Docker({ socketPath: this.socketPath });
   }
 
@@ -125,10 +154,9 @@ export class DockerEngine implements Engine {
     }
   }
 
-  async build(
-    opts: { context: string; dockerfile: string; tag: string; args: Record<string, string>; labels?: Record<string, string>; memoryBytes?: number },
-    onProgress?: (line: string) => void,
-  ): Promise<void> {
+  async build(opts: BuildOptions, onProgress?: (line: string) => void): Promise<void> {
+    const { signal } = opts;
+    if (signal?.aborted) throw buildCancelled(opts.tag, signal);
     // A missing base image would make dockerd try a registry pull (impossible here, and not ours to
     // attempt): name it instead. Loopback registries (berth's own) may be pulled from.
     const dockerfilePath = path.join(opts.context, opts.dockerfile);
@@ -148,62 +176,176 @@ export class DockerEngine implements Engine {
         );
       }
     }
-    const src = await listContextFiles(opts.context, opts.dockerfile);
-    const stream = await this.call(`build ${opts.tag}`, () =>
-      this.docker.buildImage(
-        packContext(opts.context, src),
-        {
-          t: opts.tag, dockerfile: opts.dockerfile, buildargs: opts.args, labels: opts.labels ?? {}, rm: true, forcerm: true,
-          // A build's RUN steps get at most this much memory, so a build cannot take a small server down.
-          ...(opts.memoryBytes ? { memory: opts.memoryBytes, memswap: opts.memoryBytes } : {}),
-        },
-      ),
-    );
-    const tail: string[] = [];
-    const remember = (line: string): void => {
-      tail.push(line);
-      if (tail.length > 30) tail.shift();
-      onProgress?.(line);
-    };
+    const files = await listContextFiles(opts.context, opts.dockerfile);
+    const out = new BuildOutput(onProgress);
+
+    let buildkit = this.builder === 'buildkit' && this.buildkitRefusal === undefined;
+    let release: (() => Promise<void>) | undefined;
+    if (buildkit && opts.memoryBytes) {
+      const pool = await this.buildMemoryPool();
+      if (typeof pool === 'string') {
+        buildkit = false;
+      } else {
+        try {
+          release = await pool.acquire(opts.memoryBytes);
+        } catch (e) {
+          this.log.warn({ err: (e as Error).message, cgroup: pool.dir }, 'cannot set the BuildKit memory limit; this build uses the legacy builder');
+          buildkit = false;
+        }
+      }
+    }
+    try {
+      if (buildkit) {
+        if (signal?.aborted) throw buildCancelled(opts.tag, signal);
+        const res = await this.call(`build ${opts.tag}`, () =>
+          runBuildkitBuild({
+            socketPath: this.socketPath,
+            params: {
+              t: opts.tag,
+              dockerfile: opts.dockerfile,
+              buildargs: JSON.stringify(opts.args),
+              labels: JSON.stringify(opts.labels ?? {}),
+              // RUN steps use the host's network: Berth's daemons run without a bridge (--bridge=none),
+              // where BuildKit's default network fails with "network bridge not found".
+              networkmode: 'host',
+            },
+            context: packContext(opts.context, files),
+            ...(signal ? { signal } : {}),
+            onLine: (l) => out.line(l),
+            onTraceError: (err) => this.log.debug({ err: (err as Error).message }, 'undecodable BuildKit trace message'),
+          }),
+        );
+        if (res.kind === 'cancelled') throw buildCancelled(opts.tag, signal);
+        if (res.kind === 'finished') {
+          if (res.error !== undefined) throw this.buildFailed(opts, res.error, out);
+          return;
+        }
+        if (!isBuildkitRefusal(res.message)) {
+          throw toBerthError(Object.assign(new Error(res.message), { statusCode: res.status, json: { message: res.message } }), this.socketPath, `build ${opts.tag}`);
+        }
+        this.buildkitRefusal = res.message;
+        this.log.warn({ reason: res.message }, 'the Docker Engine refused a BuildKit build; using the legacy builder from now on');
+        if (release) {
+          await release();
+          release = undefined;
+        }
+      }
+      await this.legacyBuild(opts, files, out);
+    } finally {
+      if (release) {
+        await release().catch((e: unknown) =>
+          this.log.warn({ err: (e as Error).message }, 'could not lower the BuildKit memory limit after a build; it stays higher until the next build'),
+        );
+      }
+    }
+  }
+
+  /** The classic builder: every label a LABEL step and a commit, but memory limits per RUN container. */
+  private async legacyBuild(opts: BuildOptions, files: string[], out: BuildOutput): Promise<void> {
+    const { signal } = opts;
+    if (signal?.aborted) throw buildCancelled(opts.tag, signal);
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.docker.buildImage(packContext(opts.context, files), {
+        t: opts.tag, dockerfile: opts.dockerfile, buildargs: opts.args, labels: opts.labels ?? {}, rm: true, forcerm: true,
+        // A build's RUN steps get at most this much memory, so a build cannot take a small server down.
+        ...(opts.memoryBytes ? { memory: opts.memoryBytes, memswap: opts.memoryBytes } : {}),
+        ...(signal ? { abortSignal: signal } : {}),
+      });
+    } catch (e) {
+      if (signal?.aborted) throw buildCancelled(opts.tag, signal);
+      throw toBerthError(e, this.socketPath, `build ${opts.tag}`);
+    }
     let buildError: string | undefined;
     await new Promise<void>((resolve, reject) => {
       this.docker.modem.followProgress(
         stream,
-        (err: unknown) => (err ? reject(toBerthError(err, this.socketPath, `build ${opts.tag}`)) : resolve()),
+        (err: unknown) => {
+          if (signal?.aborted) reject(buildCancelled(opts.tag, signal));
+          else if (err) reject(toBerthError(err, this.socketPath, `build ${opts.tag}`));
+          else resolve();
+        },
         (ev: { stream?: string; status?: string; error?: string; errorDetail?: { message?: string } }) => {
           if (typeof ev.stream === 'string') {
-            for (const l of ev.stream.split('\n')) if (l.trim()) remember(l.trimEnd());
+            for (const l of ev.stream.split('\n')) if (l.trim()) out.line(l.trimEnd());
           } else if (typeof ev.status === 'string') {
-            remember(ev.status);
+            out.line(ev.status);
           }
           if (ev.errorDetail || ev.error) {
             buildError = ev.errorDetail?.message ?? ev.error ?? 'unknown build error';
-            remember(`ERROR: ${buildError}`);
+            out.line(`ERROR: ${buildError}`);
           }
         },
       );
     });
-    if (buildError !== undefined) {
-      throw new ExternalCommandFailed(`building ${opts.tag} from ${opts.context} failed: ${buildError}\n--- last build output ---\n${tail.join('\n')}`);
-    }
+    if (signal?.aborted) throw buildCancelled(opts.tag, signal);
+    if (buildError !== undefined) throw this.buildFailed(opts, buildError, out);
+  }
+
+  private buildFailed(opts: BuildOptions, error: string, out: BuildOutput): ExternalCommandFailed {
+    // SIGKILL (exit code 137) of a RUN step under a memory limit is the kernel's OOM killer: say so,
+    // with the limit and how to raise it, instead of a bare exit code.
+    const oom = opts.memoryBytes && /(exit code:|non-zero code:)\s*137\b/.test(error)
+      ? `a RUN step was killed (exit code 137) because the build hit its memory limit of ${formatMiB(opts.memoryBytes)} ` +
+        '(raise it with BERTH_BUILD_MEMORY_MB, or make the step use less memory). '
+      : '';
+    return new ExternalCommandFailed(`building ${opts.tag} from ${opts.context} failed: ${oom}${error}\n--- last build output ---\n${out.tail()}`);
+  }
+
+  /** The cgroup pool that limits BuildKit RUN steps, or why there is none (looked up once). */
+  private buildMemoryPool(): Promise<BuildMemoryPool | string> {
+    this.memoryPool ??= (async () => {
+      let parent = this.buildCgroupParent;
+      if (parent === undefined) {
+        const info = (await this.call('info', () => this.docker.info())) as { CgroupDriver?: string };
+        // With the systemd driver BuildKit puts each RUN step in its own systemd scope beside every
+        // other container: there is no parent that holds only build steps.
+        if (info.CgroupDriver === 'systemd') return 'dockerd uses the systemd cgroup driver, where BuildKit RUN steps have no common cgroup to limit';
+        parent = 'docker';
+      }
+      return openBuildMemoryPool({ cgroupRoot: this.cgroupRoot, daemonCgroupParent: parent, registryDir: this.buildMemoryRegistryDir });
+    })().then((pool) => {
+      if (typeof pool === 'string') this.log.warn({ reason: pool }, 'BuildKit builds cannot be memory-limited here; builds with a memory limit use the legacy builder');
+      return pool;
+    });
+    const p = this.memoryPool;
+    // An unreachable engine is not a verdict on cgroups: look again next time.
+    p.catch(() => {
+      if (this.memoryPool === p) this.memoryPool = undefined;
+    });
+    return p;
   }
 
   async tag(source: string, repo: string, tag: string): Promise<void> {
     await this.call(`tag ${source} as ${repo}:${tag}`, () => this.docker.getImage(source).tag({ repo, tag }));
   }
 
-  async push(ref: string, onProgress?: (line: string) => void): Promise<{ digest: string }> {
+  async push(ref: string, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<{ digest: string }> {
     // Only Berth's own loopback registry: dockerd allows 127.0.0.0/8 without TLS by default. No
     // credentials, but dockerd insists on an X-Registry-Auth header: an empty auth config for the host.
     if (!isLoopbackRegistryRef(ref)) throw new ExternalCommandFailed(`refusing to push ${ref}: berth only pushes to its own registry on 127.0.0.1`);
-    const stream = (await this.call(`push ${ref}`, () => this.docker.getImage(ref).push({ authconfig: { serveraddress: ref.split('/')[0] } }))) as unknown as NodeJS.ReadableStream;
+    if (signal?.aborted) throw pushCancelled(ref, signal);
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = (await this.docker.getImage(ref).push({
+        authconfig: { serveraddress: ref.split('/')[0] },
+        ...(signal ? { abortSignal: signal } : {}),
+      })) as unknown as NodeJS.ReadableStream;
+    } catch (e) {
+      if (signal?.aborted) throw pushCancelled(ref, signal);
+      throw toBerthError(e, this.socketPath, `push ${ref}`);
+    }
     let digest: string | undefined;
     let pushError: string | undefined;
     const tail: string[] = [];
     await new Promise<void>((resolve, reject) => {
       this.docker.modem.followProgress(
         stream,
-        (err: unknown) => (err ? reject(toBerthError(err, this.socketPath, `push ${ref}`)) : resolve()),
+        (err: unknown) => {
+          if (signal?.aborted) reject(pushCancelled(ref, signal));
+          else if (err) reject(toBerthError(err, this.socketPath, `push ${ref}`));
+          else resolve();
+        },
         (ev: { status?: string; id?: string; progress?: string; error?: string; errorDetail?: { message?: string }; aux?: { Digest?: string } }) => {
           if (ev.aux?.Digest) digest = ev.aux.Digest;
           if (typeof ev.status === 'string' && !ev.progress) {
@@ -218,6 +360,7 @@ export class DockerEngine implements Engine {
         },
       );
     });
+    if (signal?.aborted) throw pushCancelled(ref, signal);
     if (pushError !== undefined) throw new ExternalCommandFailed(`pushing ${ref} failed: ${pushError}\n--- last push output ---\n${tail.join('\n')}`);
     if (!digest) throw new ExternalCommandFailed(`pushing ${ref}: the engine reported no digest\n--- last push output ---\n${tail.join('\n')}`);
     return { digest };
@@ -574,6 +717,27 @@ export class DockerEngine implements Engine {
       throw toBerthError(e, this.socketPath, what);
     }
   }
+  async removeImage(ref: string): Promise<boolean> {
+    let id: string;
+    try {
+      id = (await this.docker.getImage(ref).inspect()).Id;
+    } catch (e) {
+      if (statusOf(e) === 404) return false;
+      throw toBerthError(e, this.socketPath, `inspect image ${ref}`);
+    }
+    // Docker itself only refuses to delete an image's LAST reference while a container uses it;
+    // untagging an image a container still runs would lose track of it, so any use refuses.
+    const all = await this.call('list containers', () => this.docker.listContainers({ all: true }));
+    if (all.some((c) => c.ImageID === id)) return false;
+    try {
+      await this.docker.getImage(ref).remove({ force: false, noprune: false });
+      return true;
+    } catch (e) {
+      // 404: removed meanwhile; 409: a container was created from it meanwhile.
+      if (statusOf(e) === 404 || statusOf(e) === 409) return false;
+      throw toBerthError(e, this.socketPath, `remove image ${ref}`);
+    }
+  }
 }
 
 /** The subset of Docker's stats JSON that Berth reads (cgroup v1 and v2 shapes). */
@@ -616,6 +780,43 @@ export function containerStatsFromDocker(raw: DockerStatsJson): ContainerStats {
     else if (op === 'write') blockWriteBytes += e.value ?? 0;
   }
   return { cpuPercent, memoryBytes, memoryLimitBytes: mem.limit ?? 0, netRxBytes, netTxBytes, blockReadBytes, blockWriteBytes };
+}
+
+/** Progress lines of one build: passed on, and the last 30 kept for the error of a failed build. */
+class BuildOutput {
+  private readonly last: string[] = [];
+  constructor(private readonly onProgress?: (line: string) => void) {}
+
+  line(l: string): void {
+    this.last.push(l);
+    if (this.last.length > 30) this.last.shift();
+    this.onProgress?.(l);
+  }
+
+  tail(): string {
+    return this.last.join('\n');
+  }
+}
+
+function buildCancelled(tag: string, signal: AbortSignal | undefined): ExternalCommandFailed {
+  return new ExternalCommandFailed(`the build of ${tag} was cancelled (its request was aborted); nothing was tagged`, { cause: signal?.reason });
+}
+
+function pushCancelled(ref: string, signal: AbortSignal): ExternalCommandFailed {
+  return new ExternalCommandFailed(`the push of ${ref} was cancelled (its request was aborted); push again to publish it`, { cause: signal.reason });
+}
+
+/**
+ * True for dockerd's refusals of a BuildKit build request ("buildkit not supported by daemon",
+ * "BuildKit is not enabled", an unknown builder version), as opposed to a bad build.
+ */
+export function isBuildkitRefusal(message: string): boolean {
+  return /buildkit|builder version|unsupported.*version|version.*not supported/i.test(message);
+}
+
+function formatMiB(bytes: number): string {
+  const mib = bytes / (1024 * 1024);
+  return `${Number.isInteger(mib) ? mib : mib.toFixed(1)} MiB`;
 }
 
 /** Docker's `since`: Unix seconds with up to nanosecond fraction. */

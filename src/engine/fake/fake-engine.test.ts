@@ -104,3 +104,23 @@ test('create accepts an image id as well as a reference, like Docker', async () 
   const id = await eng.create(spec({ image: imageId! }));
   assert.equal((await eng.inspect(id))?.image, imageId);
 });
+
+test('build and push take an AbortSignal: a held build aborted midway rejects as cancelled and tags nothing', async () => {
+  const eng = new FakeEngine({ images: ['app:1'] });
+  const release = eng.holdBuilds();
+  const ac = new AbortController();
+  const lines: string[] = [];
+  const building = eng.build({ tag: 'app:2', signal: ac.signal }, (l) => lines.push(l));
+  const other = eng.build({ tag: 'app:3' });
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(eng.calls, ['build app:2', 'build app:3']);
+  ac.abort();
+  await assert.rejects(building, /build of app:2 was cancelled/);
+  assert.equal(await eng.imageExists('app:2'), false);
+  release();
+  await other;
+  assert.equal(await eng.imageExists('app:3'), true);
+  await assert.rejects(eng.build({ tag: 'app:4', signal: AbortSignal.abort() }), /cancelled/);
+  await assert.rejects(eng.push('127.0.0.1:5000/app:1', undefined, AbortSignal.abort()), /push of 127\.0\.0\.1:5000\/app:1 was cancelled/);
+  assert.ok(lines.some((l) => l.includes('app:2')));
+});

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Conflict, EngineUnavailable, NotFound } from '../../core/errors.ts';
+import { Conflict, EngineUnavailable, ExternalCommandFailed, NotFound } from '../../core/errors.ts';
 import {
   LABEL,
   systemClock,
@@ -12,6 +12,7 @@ import {
   type EngineEvent,
   type LogLine,
   type ImageInfo,
+  type BuildOptions,
 } from '../../core/ports.ts';
 
 /** Calls whose next invocation a test can make fail (`failNext`). */
@@ -42,6 +43,7 @@ export class FakeEngine implements Engine {
   private down = false;
   private seq = 0;
   private readonly failures = new Map<FailingCall, Error[]>();
+  private held: Promise<void> | undefined;
 
   constructor(opts: { hostName?: string; images?: string[]; clock?: Clock } = {}) {
     this.hostName = opts.hostName ?? 'fake-host';
@@ -83,10 +85,15 @@ export class FakeEngine implements Engine {
     return id === undefined ? undefined : { id, env: [], user: '', hasHealthcheck: false, sizeBytes: 1024 * 1024, labels: {} };
   }
 
-  async build(opts: { tag: string }, onProgress?: (line: string) => void): Promise<void> {
+  async build(opts: Pick<BuildOptions, 'tag'> & Partial<BuildOptions>, onProgress?: (line: string) => void): Promise<void> {
     this.check();
+    if (opts.signal?.aborted) throw cancelled(`build of ${opts.tag}`);
     this.failIfAsked('build');
     this.calls.push(`build ${opts.tag}`);
+    if (this.held) {
+      onProgress?.(`#1 [1/1] building ${opts.tag} (held)`);
+      await this.waitHeld(opts.signal, `build of ${opts.tag}`);
+    }
     onProgress?.(`Successfully tagged ${opts.tag}`);
     this.addImage(opts.tag);
   }
@@ -100,10 +107,12 @@ export class FakeEngine implements Engine {
   }
 
   /** Pushes: the digest is derived from the image id; `repo@digest` then resolves like Docker's RepoDigests. */
-  async push(ref: string, onProgress?: (line: string) => void): Promise<{ digest: string }> {
+  async push(ref: string, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<{ digest: string }> {
     this.check();
+    if (signal?.aborted) throw cancelled(`push of ${ref}`);
     this.failIfAsked('push');
     this.calls.push(`push ${ref}`);
+    if (this.held) await this.waitHeld(signal, `push of ${ref}`);
     const id = this.images.get(ref);
     if (!id) throw new Error(`no such image: ${ref}`);
     const digest = `sha256:${createHash('sha256').update(id).digest('hex')}`;
@@ -205,6 +214,20 @@ export class FakeEngine implements Engine {
     c.stats = { cpuPercent: 0, memoryBytes: 0, memoryLimitBytes: 0, netRxBytes: 0, netTxBytes: 0, blockReadBytes: 0, blockWriteBytes: 0, ...c.stats, ...stats };
   }
 
+  /**
+   * Builds and pushes started from now on wait (after being recorded in `calls`) until the returned
+   * function is called, so a test can abort one midway; an aborted one rejects saying it was cancelled.
+   */
+  holdBuilds(): () => void {
+    const gate = { open: (): void => {} };
+    const opened = new Promise<void>((resolve) => (gate.open = resolve));
+    this.held = opened;
+    return () => {
+      if (this.held === opened) this.held = undefined;
+      gate.open();
+    };
+  }
+
   /** Adds (or rebuilds: new id) an image. */
   addImage(ref: string): void {
     this.images.set(ref, `sha256:fake${String(++this.seq).padStart(60, '0')}`);
@@ -283,7 +306,36 @@ export class FakeEngine implements Engine {
     if (this.down) throw new EngineUnavailable('the fake engine is down (outage() was called)');
   }
 
+  private waitHeld(signal: AbortSignal | undefined, what: string): Promise<void> {
+    const held = this.held ?? Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => reject(cancelled(what));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      void held.then(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
+  }
+
   private iso(): string {
     return new Date(this.clock.now()).toISOString();
   }
+
+  /** Like Docker: refuses (false) while any container's image is this image, by reference or id. */
+  async removeImage(ref: string): Promise<boolean> {
+    this.check();
+    const id = this.images.get(ref);
+    if (id === undefined) return false;
+    const inUse = [...this.containers.values()].some((c) => c.spec.image === id || this.images.get(c.spec.image) === id);
+    if (inUse) return false;
+    this.calls.push(`rmi ${ref}`);
+    this.images.delete(ref);
+    return true;
+  }
+}
+
+/** What the Docker engine rejects an aborted build or push with. */
+function cancelled(what: string): ExternalCommandFailed {
+  return new ExternalCommandFailed(`the ${what} was cancelled (its request was aborted)`);
 }
