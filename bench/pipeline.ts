@@ -83,16 +83,24 @@ export async function run(): Promise<Record<string, number>> {
 
     const berth: number[] = [];
     const manual: number[] = [];
+    /** Where Berth's time goes, per run: the build record's stage timings plus what surrounds them. */
+    const parts: Record<string, number>[] = [];
     for (let i = 0; i < RUNS; i++) {
       const v = `b${i}`;
       await commit(v);
       // Live = the first response of the new version through the ingress (the push itself returns once
       // the old instance has also drained and stopped).
       let t0 = performance.now();
+      const wall0 = Date.now();
       const push = git(work, 'push', '-q', 'berth', 'main');
       await servedViaIngress(v);
       berth.push(performance.now() - t0);
+      const live = Date.now();
       await push;
+      const rec = (await h.api('GET', `/v1/builds?app=${APP}&limit=1`)).json.builds[0] as { createdAt: number; startedAt: number; timings: Record<string, number> };
+      const stagesEnd = rec.startedAt + Object.entries(rec.timings).filter(([k]) => k !== 'deploy').reduce((a, [, ms]) => a + ms, 0);
+      parts.push({ push_to_queued: rec.createdAt - wall0, queued_to_start: rec.startedAt - rec.createdAt, ...rec.timings, deploy_to_live: live - stagesEnd });
+      log(`berth parts (ms): ${JSON.stringify(parts.at(-1))}`);
       // By hand, the same commit.
       const clone = join(dir, `clone-${i}`);
       const port = await freePort();
@@ -119,6 +127,8 @@ export async function run(): Promise<Record<string, number>> {
     log(`code-only rebuild ${rebuild.toFixed(0)} ms, cached steps: ${cached}`);
     const b = median(berth);
     const m = median(manual);
+    const keys = [...new Set(parts.flatMap((p) => Object.keys(p)))];
+    log(`berth parts, medians (ms): ${JSON.stringify(Object.fromEntries(keys.map((k) => [k, Math.round(median(parts.map((p) => p[k] ?? 0)))])))}`);
     return {
       berth_push_to_live_ms: Math.round(b), manual_ms: Math.round(m), ratio: Math.round((b / m) * 100) / 100,
       rebuild_code_only_ms: Math.round(rebuild), rebuild_cached_steps: cached, runs: RUNS,

@@ -7,10 +7,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exampleRepo, git } from './helpers/git.ts';
 import { Harness, docker, get } from './helpers/harness.ts';
+import { waitFor } from '../src/lib/backoff.ts';
 
 const APP = 'pushy';
 
@@ -149,5 +150,63 @@ describe('git push', () => {
     assert.equal((await whoami()).instance, before.instance);
     await writeFile(df, original);
     assert.equal((await git(work, ['commit', '-qam', 'no secret'])).code, 0);
+  });
+
+  test('a code-only change reuses the cached dependency layers', async () => {
+    // A Dockerfile with the dependency layers before the code, as the image standards recommend.
+    await writeFile(join(work, 'Dockerfile'), 'FROM berth/node:20\nWORKDIR /app\nCOPY package.json ./\nCOPY node_modules ./node_modules\nCOPY server.js ./\nCMD ["node", "/app/server.js"]\n');
+    await writeFile(join(work, 'package.json'), JSON.stringify({ name: 'pushy', version: '1.0.0', dependencies: { leftpad: '1' } }));
+    await mkdir(join(work, 'node_modules', 'leftpad'), { recursive: true });
+    await writeFile(join(work, 'node_modules', 'leftpad', 'index.js'), 'module.exports = (s, n) => String(s).padStart(n);\n');
+    await writeFile(join(work, 'compose.yaml'), compose('v5'));
+    assert.equal((await git(work, ['add', '-A'])).code, 0);
+    assert.equal((await git(work, ['commit', '-qm', 'v5 with dependencies'])).code, 0);
+    const first = await git(work, ['push', remote(token), 'main']);
+    assert.equal(first.code, 0, first.out);
+    const before = (await git(work, ['rev-parse', 'HEAD'])).out.trim().slice(0, 12);
+
+    await writeFile(join(work, 'server.js'), (await readFile(join(work, 'server.js'), 'utf8')) + '\n// a code-only change\n');
+    assert.equal((await git(work, ['commit', '-qam', 'v5: code only'])).code, 0);
+    const second = await git(work, ['push', remote(token), 'main']);
+    assert.equal(second.code, 0, second.out);
+    const after = (await git(work, ['rev-parse', 'HEAD'])).out.trim().slice(0, 12);
+    // The build output says the dependency steps came from the cache…
+    const deps = second.out.split('\n').filter((l) => /COPY (package\.json|node_modules)/.test(l));
+    assert.ok(deps.length >= 2, second.out);
+    assert.match(second.out, /CACHED|Using cache/);
+    // …and the images prove it: every layer but the code's is shared with the previous build.
+    const layers = async (tag: string) => JSON.parse(await docker('image', 'inspect', '--format', '{{json .RootFS.Layers}}', `berth/${APP}/web:${tag}`)) as string[];
+    const a = await layers(before);
+    const b = await layers(after);
+    assert.equal(a.length, b.length);
+    assert.deepEqual(b.slice(0, -1), a.slice(0, -1), 'dependency layers reused');
+    assert.notEqual(b.at(-1), a.at(-1), 'the code layer is new');
+  });
+
+  test('berth build cancel stops a running build: the push is rejected, nothing deployed, no test container left', async () => {
+    const before = await whoami();
+    await writeFile(join(work, 'compose.yaml'), compose('v6', 'sleep 60'));
+    assert.equal((await git(work, ['commit', '-qam', 'v6 with slow tests'])).code, 0);
+    const push = git(work, ['push', remote(token), 'main']);
+    let id = '';
+    await waitFor(async () => {
+      const b = (await h.api('GET', `/v1/builds?app=${APP}`)).json.builds[0] as { id: string; status: string; stage?: string };
+      id = b.id;
+      return b.status === 'running' && b.stage === 'test';
+    }, { timeoutMs: 120_000, intervalMs: 100, what: 'the build to reach its tests' });
+    await waitFor(async () => (await docker('ps', '-q', '--filter', `label=io.berth.build=${id}`)).trim() !== '', { timeoutMs: 30_000, what: 'the test container' });
+    const c = await h.cli(['build', 'cancel', id]);
+    assert.equal(c.code, 0, c.stdout + c.stderr);
+    assert.match(c.stdout, /cancelled/);
+    const r = await push;
+    assert.notEqual(r.code, 0, r.out);
+    assert.match(r.out, /cancelled by admin during the test stage: nothing was deployed/);
+    const b = (await h.api('GET', `/v1/builds/${id}`)).json.build;
+    assert.equal(b.status, 'cancelled');
+    assert.equal((await docker('ps', '-aq', '--filter', `label=io.berth.build=${id}`)).trim(), '', 'the test container is gone');
+    assert.equal((await whoami()).instance, before.instance, 'the running release is untouched');
+    // Cancelling again, or a build that does not exist: conflict (4) and not found (3).
+    assert.equal((await h.cli(['build', 'cancel', id])).code, 4);
+    assert.equal((await h.cli(['build', 'cancel', 'nope'])).code, 3);
   });
 });

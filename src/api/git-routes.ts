@@ -1,15 +1,19 @@
 import { timingSafeEqual } from 'node:crypto';
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { NotFound, Unauthorized } from '../core/errors.ts';
-import { BuildLog } from '../build/build-log.ts';
-import { GitRepos, checkAppName } from '../build/git-repos.ts';
+import { Conflict, NotFound, Unauthorized } from '../core/errors.ts';
+import type { Logger } from '../core/ports.ts';
+import { isFinished, type BuildRecord } from '../build/build-log.ts';
+import type { BuildController } from '../build/build-controller.ts';
+import { checkAppName, type GitRepos } from '../build/git-repos.ts';
 import { serveGitHttp } from '../build/git-http.ts';
-import { PushPipeline, parseRefLines, type DeployFn, type PipelineDeps, type WaitDeploymentFn } from '../build/pipeline.ts';
+import { parseRefLines, type DeployFn, type WaitDeploymentFn } from '../build/pipeline.ts';
 
-/** The pipeline's dependencies, less the repositories and build log the routes create themselves. */
-export type GitRouteDeps = Omit<PipelineDeps, 'repos' | 'builds'> & { dataDir: string };
+export interface GitRouteDeps {
+  repos: GitRepos;
+  builds: BuildController;
+  logger: Logger;
+}
 
 export const GIT_HOOK_PATH = '/v1/git/hooks/pre-receive';
 
@@ -33,14 +37,12 @@ export function basicAuthToken(header: string): [string, string] | null {
 
 /**
  * Git over smart HTTP (`git push http://x:TOKEN@HOST/git/APP.git main`), the pre-receive hook that
- * runs the build pipeline and streams its progress back into `git push`, and the build records.
- * `/git/*` authenticates with Basic auth (password = an API token) in the server's auth hook.
+ * queues a build per pushed branch and streams its progress back into `git push`, and the builds API
+ * (list, show, logs — live with `?follow=true` — and cancel). The work itself is the build
+ * controller's. `/git/*` authenticates with Basic auth (password = an API token) in the auth hook.
  */
-export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): { pipeline: PushPipeline; builds: BuildLog; repos: GitRepos } {
-  const repos = new GitRepos(d.dataDir);
-  const builds = new BuildLog(join(d.dataDir, 'builds'));
-  const { dataDir: _dataDir, ...pipelineDeps } = d;
-  const pipeline = new PushPipeline({ ...pipelineDeps, repos, builds });
+export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): void {
+  const { repos, builds } = d;
   const log = d.logger.child({ component: 'git' });
 
   // git only sends credentials after a challenge.
@@ -93,14 +95,40 @@ export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): { pipe
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
-    let ok = false;
+    const write = (line: string) => void (res.writableEnded || res.write(line + '\n'));
+    let ok = true;
+    let gone = false;
+    const queued: BuildRecord[] = [];
+    // The pusher went away (git push interrupted): the push cannot be accepted any more, so what has
+    // not started deploying is cancelled.
+    res.on('close', () => {
+      if (res.writableFinished) return;
+      gone = true;
+      for (const b of queued) void builds.cancel(b.id, 'the pusher (git push was interrupted)').catch(() => undefined);
+    });
     try {
-      ok = await pipeline.handlePush(appName, refs, (line) => res.write(line + '\n'), quarantine);
+      for (const r of refs) {
+        if (!r.ref.startsWith('refs/heads/')) {
+          write(`skipping ${r.ref}: only branches are deployed`);
+          continue;
+        }
+        if (/^0+$/.test(r.newSha)) {
+          write(`branch ${r.ref.slice(11)} deleted: nothing to deploy`);
+          continue;
+        }
+        queued.push(await builds.submit({ app: appName, branch: r.ref.slice('refs/heads/'.length), commit: r.newSha, source: 'push', ...(quarantine ? { quarantine } : {}) }));
+      }
+      for (const b of queued) {
+        if (gone) break;
+        const end = await builds.follow(b.id, write).done;
+        if (end.status !== 'succeeded') ok = false;
+      }
     } catch (err) {
+      ok = false;
       log.error({ err: (err as Error).message }, 'push pipeline failed');
-      res.write(` !     internal error: ${(err as Error).message}\n`);
+      write(` !     internal error: ${(err as Error).message}`);
     }
-    res.end(`berth-exit: ${ok ? 0 : 1}\n`);
+    if (!res.writableEnded) res.end(`berth-exit: ${ok ? 0 : 1}\n`);
   });
 
   app.get('/v1/builds', async (req) => {
@@ -115,41 +143,33 @@ export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): { pipe
     return { build: b };
   });
 
+  app.post('/v1/builds/:id/cancel', async (req) => {
+    const { id } = req.params as { id: string };
+    // Every API token is the admin's today; name the caller once tokens carry names.
+    const b = await builds.cancel(id, 'admin');
+    if (b.status !== 'cancelled') throw new Conflict(`build ${id} ${b.status} before it could be cancelled: ${b.message}`);
+    return { build: b };
+  });
+
   app.get('/v1/builds/:id/logs', async (req, reply) => {
     const { id } = req.params as { id: string };
     const { follow } = z.object({ follow: z.enum(['true', 'false', '1', '0']).optional() }).parse(req.query);
     const b = builds.get(id);
     if (!b) throw new NotFound(`no build ${id}: see GET /v1/builds?app=APP`);
-    if (!(follow === 'true' || follow === '1') || b.status !== 'running') {
+    if (!(follow === 'true' || follow === '1') || isFinished(b.status)) {
       return reply.type('text/plain; charset=utf-8').send(builds.text(id));
     }
     // Live: what is there, then every new line until the build finishes or the client leaves.
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
-    await new Promise<void>((resolve) => {
-      const un = builds.follow(id, (line) => {
-        if (line === null) {
-          un();
-          res.end();
-          resolve();
-        } else res.write(line + '\n');
-      });
-      res.write(builds.text(id));
-      req.raw.on('close', () => {
-        un();
-        resolve();
-      });
-      if (builds.get(id)?.status !== 'running') {
-        un();
-        res.end();
-        resolve();
-      }
-    });
+    const f = builds.follow(id, (line) => res.write(line + '\n'));
+    req.raw.on('close', f.stop);
+    await f.done;
+    res.end();
   });
-
-  return { pipeline, builds, repos };
 }
+
 
 function basicUser(header: string): string {
   const m = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(header);
@@ -179,7 +199,7 @@ export function apiDeployer(api: FastifyInstance, token: string, opts: { pollMs?
         if (dep && (dep.status === 'succeeded' || dep.status === 'failed')) return { status: dep.status, message: dep.message };
         if (!dep && r.statusCode === 404) return { status: 'failed', message: `deployment ${id} vanished` };
         if (Date.now() > deadline) return { status: 'failed', message: `deployment ${id} still ${dep?.status ?? 'unknown'} after the deadline` };
-        await new Promise((res) => setTimeout(res, opts.pollMs ?? 500));
+        await new Promise((res) => setTimeout(res, opts.pollMs ?? 100));
       }
     },
   };

@@ -2,7 +2,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, appendFileSync } from
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 
-export type BuildStatus = 'running' | 'succeeded' | 'failed';
+export type BuildStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/** The pipeline's stages, in order (fetch only for webhook builds). */
+export const BUILD_STAGES = ['fetch', 'archive', 'build', 'checks', 'test', 'push', 'deploy'] as const;
+export type BuildStage = (typeof BUILD_STAGES)[number];
+
+/** Where a build came from: a `git push` to Berth (its pre-receive hook waits for it) or a webhook. */
+export type BuildSource = 'push' | 'webhook';
 
 /** One run of the push pipeline: build, test, deploy of one pushed branch at one commit. */
 export interface BuildRecord {
@@ -17,7 +24,21 @@ export interface BuildRecord {
   images: Record<string, string>;
   deploymentId?: string;
   createdAt: number;
+  /** When it left the queue. */
+  startedAt?: number;
   finishedAt?: number;
+  /** Absent in records written before sources existed: those were pushes. */
+  source?: BuildSource;
+  /** The stage running now (or where it ended). */
+  stage?: BuildStage;
+  /** Milliseconds spent per finished stage. */
+  timings?: Partial<Record<BuildStage, number>>;
+  /** Who cancelled it (token name), when it was cancelled. */
+  cancelledBy?: string;
+}
+
+export function isFinished(status: BuildStatus): boolean {
+  return status === 'succeeded' || status === 'failed' || status === 'cancelled';
 }
 
 /**
@@ -38,7 +59,7 @@ export class BuildLog {
 
   async save(r: BuildRecord): Promise<void> {
     await writeFileAtomic(join(this.dir, `${r.id}.json`), JSON.stringify(r) + '\n');
-    if (r.status !== 'running') {
+    if (isFinished(r.status)) {
       for (const f of this.followers.get(r.id) ?? []) f(null);
       this.followers.delete(r.id);
     }

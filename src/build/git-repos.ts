@@ -6,6 +6,11 @@ import { InvalidInput } from '../core/errors.ts';
 import { runCommand } from '../lib/exec.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 
+export interface AppSource {
+  remote: string;
+  secret: string;
+}
+
 const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /** Throws InvalidInput unless `app` is a valid app name (it becomes a directory name). */
@@ -49,6 +54,21 @@ export class GitRepos {
       throw new InvalidInput(`quarantine directory ${given} is not one of ${app}'s incoming object directories`);
     }
     return p;
+  }
+
+  /** The app's source for webhook builds: the remote Berth fetches from and the webhook secret. */
+  async source(app: string): Promise<AppSource | undefined> {
+    try {
+      return JSON.parse(await readFile(join(this.root, `${app}.source.json`), 'utf8')) as AppSource;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async setSource(app: string, src: AppSource): Promise<void> {
+    checkAppName(app);
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(join(this.root, `${app}.source.json`), JSON.stringify(src), { mode: 0o600 });
   }
 
   /** The per-server secret the hook presents to POST /v1/git/hooks/post-receive (DATA/git/hook.token, mode 0600). */

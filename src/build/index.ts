@@ -1,10 +1,14 @@
 /**
  * Builds from git: one bare repository per app served over smart HTTP, a pre-receive hook that hands
- * each push to the server, and the push pipeline (git archive of the exact commit → image build →
+ * each push to the server, the build controller (a durable queue with cancellation), and the pipeline (git archive of the exact commit → image build →
  * optional tests in a container → deployment through the API's own path), whose progress goes back
  * into `git push` and into stored build logs.
  */
-export { BuildLog, type BuildRecord, type BuildStatus } from './build-log.ts';
-export { GitRepos, checkAppName, hookScript } from './git-repos.ts';
+export { BuildLog, BUILD_STAGES, isFinished, type BuildRecord, type BuildSource, type BuildStage, type BuildStatus } from './build-log.ts';
+export { BuildController, type BuildControllerDeps, type BuildRequest } from './build-controller.ts';
+export { GitRepos, checkAppName, hookScript, type AppSource } from './git-repos.ts';
 export { serveGitHttp, parseCgiHeaders } from './git-http.ts';
-export { PushPipeline, defaultEnvOf, parseRefLines, TEST_LABEL, type DeployFn, type PipelineDeps, type PushedRef, type WaitDeploymentFn } from './pipeline.ts';
+export {
+  BuildCancelled, PipelineFailed, PushPipeline, defaultEnvOf, parseRefLines, TEST_LABEL,
+  type DeployFn, type PipelineDeps, type PushedRef, type RunContext, type WaitDeploymentFn,
+} from './pipeline.ts';

@@ -3,12 +3,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BerthError } from '../core/errors.ts';
 import type { Clock, Engine, Logger } from '../core/ports.ts';
 import { parseAppSpec } from '../core/spec/index.ts';
 import { splitShellWords } from '../core/spec/shell-words.ts';
 import type { AppSpec, SpecWarning } from '../core/spec/types.ts';
-import type { BuildLog, BuildRecord } from './build-log.ts';
+import type { BuildLog, BuildRecord, BuildStage } from './build-log.ts';
 import type { GitRepos } from './git-repos.ts';
 import { pushImage } from '../images/image-push.ts';
 import { checkImage, fromImages } from '../core/image-checks.ts';
@@ -28,11 +27,8 @@ export interface PipelineDeps {
   engine: Engine;
   clock: Clock;
   logger: Logger;
-  newId: () => string;
   deploy: DeployFn;
   waitDeployment: WaitDeploymentFn;
-  /** Maps a pushed branch to an environment; default: main/master → prod, other → sanitized branch name. */
-  envOf?: (branch: string) => string;
   /** Longest a test container may run. */
   testTimeoutMs?: number;
   /** How many image builds may run at once across all apps (default 1), and each build's memory limit. */
@@ -58,7 +54,6 @@ export interface PushedRef {
   ref: string;
 }
 
-const ZERO = /^0+$/;
 const COMPOSE_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yml', 'docker-compose.yaml'];
 /**
  * Compose label holding a service's test command, run in a container of the freshly built image.
@@ -82,27 +77,41 @@ export function parseRefLines(text: string): PushedRef[] {
   return out;
 }
 
-class PipelineFailed extends Error {}
+/** A stage failed: the message says why (shown in `git push` and the build record). */
+export class PipelineFailed extends Error {}
 
-/**
- * What happens after `git push`: for each pushed branch, the exact commit is exported with
- * `git archive` (never a working tree), its Compose file parsed, every service with `build:` built as
- * `berth/APP/SERVICE:SHA12` with commit/branch/build labels, `berth.test` commands run in a container
- * of the new image (a failure stops here: nothing is deployed), and then a deployment is created
- * through the API's own path and followed to the end. Progress lines go to `sink`.
- */
-/** A counting semaphore: the build queue's concurrency limit. */
+/** The build was cancelled (`berth build cancel`, or the pusher went away). */
+export class BuildCancelled extends Error {
+  constructor(readonly stage: BuildStage) {
+    super(`cancelled during the ${stage} stage`);
+  }
+}
+
+/** A counting semaphore: the build queue's concurrency limit. Waiting is abortable. */
 export class Slots {
   private free: number;
   private readonly waiting: (() => void)[] = [];
   constructor(n: number) {
     this.free = Math.max(1, n);
   }
-  async acquire(onWait?: (ahead: number) => void): Promise<() => void> {
+  async acquire(onWait?: (ahead: number) => void, signal?: AbortSignal): Promise<() => void> {
+    signal?.throwIfAborted();
     if (this.free > 0) this.free--;
     else {
       onWait?.(this.waiting.length + 1);
-      await new Promise<void>((r) => this.waiting.push(r));
+      await new Promise<void>((resolve, reject) => {
+        const go = () => {
+          signal?.removeEventListener('abort', gone);
+          resolve();
+        };
+        const gone = () => {
+          const i = this.waiting.indexOf(go);
+          if (i >= 0) this.waiting.splice(i, 1);
+          reject(signal!.reason);
+        };
+        this.waiting.push(go);
+        signal?.addEventListener('abort', gone, { once: true });
+      });
     }
     let done = false;
     return () => {
@@ -115,40 +124,33 @@ export class Slots {
   }
 }
 
-export class PushPipeline {
-  private readonly running = new Map<string, Promise<unknown>>();
+/** What one run of the pipeline is given by the build controller. */
+export interface RunContext {
+  /** Progress lines: into the build log and, for pushes, the pusher's terminal. */
+  say: (line: string) => void;
+  /** Aborted by `cancel`. */
+  signal: AbortSignal;
+  /** Called when a stage starts (the controller records it and its duration). */
+  stage: (s: BuildStage) => void;
+  /** Record changed (env, images, deployment id): persist it. */
+  save: () => Promise<void>;
+  /** During pre-receive the pushed objects are still in this quarantine directory. */
+  quarantine?: string;
+}
 
+/**
+ * The stages of one build of one pushed commit: the exact commit is exported with `git archive`
+ * (never a working tree), its Compose file parsed, every service with `build:` built as
+ * `berth/APP/SERVICE:SHA12` with commit/branch/build labels, checked against the image standards,
+ * its test command run in a container of the new image, pushed to Berth's registry, and deployed by
+ * digest through the API's own path; a failure anywhere stops here and nothing is deployed.
+ * Queueing, records and cancellation belong to the BuildController.
+ */
+export class PushPipeline {
   private readonly slots: Slots;
 
   constructor(private readonly d: PipelineDeps) {
     this.slots = new Slots(d.buildConcurrency ?? 1);
-  }
-
-  /** Runs the pipeline for every branch in the push (one app at a time); true when all succeeded. */
-  async handlePush(app: string, refs: PushedRef[], sink: (line: string) => void, quarantine?: string): Promise<boolean> {
-    const prev = this.running.get(app) ?? Promise.resolve();
-    const mine = prev.catch(() => undefined).then(async () => {
-      let ok = true;
-      for (const r of refs) {
-        if (!r.ref.startsWith('refs/heads/')) {
-          sink(`skipping ${r.ref}: only branches are deployed`);
-          continue;
-        }
-        if (ZERO.test(r.newSha)) {
-          sink(`branch ${r.ref.slice(11)} deleted: nothing to deploy`);
-          continue;
-        }
-        const b = await this.run(app, r.ref.slice('refs/heads/'.length), r.newSha, sink, quarantine);
-        if (b.status !== 'succeeded') ok = false;
-      }
-      return ok;
-    });
-    this.running.set(app, mine);
-    try {
-      return await mine;
-    } finally {
-      if (this.running.get(app) === mine) this.running.delete(app);
-    }
   }
 
   /** Depth of the final stage's base image in its chain: Berth-built images carry it as a label; others count as bases. */
@@ -176,41 +178,47 @@ export class PushPipeline {
     if (failed.length) throw new PipelineFailed(`image checks failed for ${svc.name}: ${failed.map((r) => r.id).join(', ')}`);
   }
 
-  async run(app: string, branch: string, sha: string, sink: (line: string) => void, quarantine?: string): Promise<BuildRecord> {
-    const { builds, clock } = this.d;
-    let env = (this.d.envOf ?? defaultEnvOf)(branch);
-    const rec: BuildRecord = {
-      id: this.d.newId(), app, branch, env, commit: sha, status: 'running', message: '', images: {}, createdAt: clock.now(),
+  /**
+   * Runs archive → build → checks → test → push → deploy for `rec` (whose env is set from its branch
+   * by the caller and may be remapped by the pushed compose.yaml). Resolves when deployed; throws
+   * PipelineFailed or BuildCancelled otherwise.
+   */
+  async run(rec: BuildRecord, c: RunContext): Promise<void> {
+    const { clock } = this.d;
+    const { say, signal } = c;
+    const { app, branch, commit: sha } = rec;
+    const stopIfCancelled = (stage: BuildStage) => {
+      if (signal.aborted) throw new BuildCancelled(stage);
     };
-    await builds.create(rec);
-    const log = this.d.logger.child({ component: 'build', build: rec.id, app });
-    const say = (line: string) => {
-      builds.append(rec.id, line);
-      sink(line);
-    };
-    say(`-----> Berth build ${rec.id}: ${app} ${branch} @ ${sha.slice(0, 12)}`);
     let dir: string | undefined;
     try {
+      c.stage('archive');
       dir = await mkdtemp(join(tmpdir(), `berth-build-${rec.id}-`));
-      await this.archive(app, sha, dir, quarantine);
+      await this.archive(app, sha, dir, signal, c.quarantine);
       const { spec, warnings } = this.readSpec(app, dir);
       for (const w of warnings) say(`warning: ${w.file}:${w.line}:${w.col} ${w.path}: ${w.message}`);
       // x-berth.pipeline.branches in the pushed compose.yaml maps the branch (e.g. main → pre).
       const mapped = spec.pipeline?.branches[branch];
-      if (mapped) {
-        env = mapped;
-        rec.env = env;
-        await builds.save(rec);
+      if (mapped && mapped !== rec.env) {
+        rec.env = mapped;
+        await c.save();
       }
+      const env = rec.env;
       say(`-----> Branch ${branch} deploys to env ${env}`);
       const tag = sha.slice(0, 12);
+      const built: { svc: ServiceSpec; dockerfile: string; parentDepth: number }[] = [];
+      c.stage('build');
       for (const svc of Object.values(spec.services)) {
         if (!svc.build) continue;
         const image = `berth/${app}/${svc.name}:${tag}`;
         const dockerfile = readFileSync(join(svc.build.context, svc.build.dockerfile), 'utf8');
         const parentDepth = await this.parentDepth(dockerfile);
         say(`-----> Building ${svc.name} as ${image}`);
-        const release = await this.slots.acquire((n) => say(`       waiting for a build slot (${n} ahead)`));
+        const release = await this.slots.acquire((n) => say(`       waiting for a build slot (${n} ahead)`), signal)
+          .catch((err: unknown) => {
+            stopIfCancelled('build');
+            throw err;
+          });
         try {
           await this.d.engine.build({
             context: svc.build.context, dockerfile: svc.build.dockerfile, tag: image, args: svc.build.args,
@@ -220,8 +228,10 @@ export class PushPipeline {
               'io.berth.depth': String(parentDepth + 1),
             },
             ...(this.d.buildMemoryBytes ? { memoryBytes: this.d.buildMemoryBytes } : {}),
+            signal,
           }, (line) => say(`       ${line}`));
         } catch (err) {
+          stopIfCancelled('build');
           throw new PipelineFailed(`build of ${svc.name} failed: ${(err as Error).message}`);
         } finally {
           release();
@@ -231,24 +241,31 @@ export class PushPipeline {
         delete svc.build;
         rec.images[svc.name] = image;
         say(`-----> ${svc.name} built: ${image}`);
-        await this.checks(app, svc, image, dockerfile, parentDepth, say);
+        built.push({ svc, dockerfile, parentDepth });
       }
-      await builds.save(rec);
+      await c.save();
+      stopIfCancelled('build');
+      c.stage('checks');
+      for (const b of built) await this.checks(app, b.svc, b.svc.image, b.dockerfile, b.parentDepth, say);
+      c.stage('test');
       for (const svc of Object.values(spec.services)) {
         const test = svc.labels[TEST_LABEL];
-        if (test) await this.test(rec, svc.name, svc.image, test, svc.environment, say);
+        if (test) await this.test(rec, svc.name, svc.image, test, svc.environment, say, signal);
       }
+      stopIfCancelled('test');
       const registry = this.d.registry;
       if (registry) {
+        c.stage('push');
         for (const svc of Object.values(spec.services)) {
           if (!rec.images[svc.name]) continue;
           const target = `${registry.host}/${app}/${svc.name}:${tag}`;
           say(`-----> Pushing ${svc.name} to ${target}`);
-          const push = () => pushImage(this.d.engine, svc.image, target);
+          const push = () => pushImage(this.d.engine, svc.image, target, undefined, signal);
           let pushed: { digest: string; ref: string };
           try {
             pushed = registry.exclusive ? await registry.exclusive(push) : await push();
           } catch (err) {
+            stopIfCancelled('push');
             throw new PipelineFailed(`push of ${svc.name} to ${target} failed: ${(err as Error).message}`);
           }
           // Deployed (and promoted) by digest: the exact bytes that were built and tested.
@@ -256,8 +273,11 @@ export class PushPipeline {
           rec.images[svc.name] = pushed.ref;
           say(`-----> ${svc.name} pushed: ${pushed.ref}`);
         }
-        await builds.save(rec);
+        await c.save();
       }
+      stopIfCancelled('push');
+      // From here on the build is not cancellable: a deployment is never abandoned half-way.
+      c.stage('deploy');
       say(`-----> Deploying to ${env}`);
       let dep: { id: string };
       try {
@@ -266,37 +286,26 @@ export class PushPipeline {
         throw new PipelineFailed(`deployment refused: ${(err as Error).message}`);
       }
       rec.deploymentId = dep.id;
-      await builds.save(rec);
+      await c.save();
       say(`       deployment ${dep.id} created; waiting for it to become healthy`);
       const res = await this.d.waitDeployment(dep.id);
       if (res.status !== 'succeeded') throw new PipelineFailed(`deployment ${dep.id} failed: ${res.message}`);
       say(`-----> ${app} deployed to ${env} (deployment ${dep.id})`);
-      rec.status = 'succeeded';
-      rec.message = `deployed to ${env}`;
-    } catch (err) {
-      rec.status = 'failed';
-      rec.message = err instanceof PipelineFailed || err instanceof BerthError ? err.message : `internal error: ${(err as Error).message}`;
-      if (!(err instanceof PipelineFailed || err instanceof BerthError)) log.error({ err: (err as Error).message, stack: (err as Error).stack }, 'build failed');
-      say(` !     ${rec.message}`);
-      say(` !     push of ${branch} failed: the running release is untouched`);
     } finally {
       if (dir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-      rec.finishedAt = clock.now();
-      await builds.save(rec);
     }
-    return rec;
   }
 
   /** `git archive SHA | tar -x -C dir`: the exact commit, never a working tree. */
-  private async archive(app: string, sha: string, dir: string, quarantine?: string): Promise<void> {
+  private async archive(app: string, sha: string, dir: string, signal: AbortSignal, quarantine?: string): Promise<void> {
     const gitDir = this.d.repos.pathOf(app);
     // During pre-receive the pushed objects are still in the quarantine directory.
     const env = quarantine
       ? { ...process.env, GIT_OBJECT_DIRECTORY: quarantine, GIT_ALTERNATE_OBJECT_DIRECTORIES: join(gitDir, 'objects') }
       : process.env;
     await new Promise<void>((resolve, reject) => {
-      const git = spawn('git', ['--git-dir', gitDir, 'archive', '--format=tar', sha], { stdio: ['ignore', 'pipe', 'pipe'], env });
-      const tar = spawn('tar', ['-x', '-C', dir], { stdio: ['pipe', 'ignore', 'pipe'] });
+      const git = spawn('git', ['--git-dir', gitDir, 'archive', '--format=tar', sha], { stdio: ['ignore', 'pipe', 'pipe'], env, signal });
+      const tar = spawn('tar', ['-x', '-C', dir], { stdio: ['pipe', 'ignore', 'pipe'], signal });
       let errText = '';
       git.stderr.on('data', (c: Buffer) => (errText += c.toString()));
       tar.stderr.on('data', (c: Buffer) => (errText += c.toString()));
@@ -306,14 +315,19 @@ export class PushPipeline {
       const done = (what: string) => (code: number | null) => {
         if (code !== 0 && !failed) {
           failed = true;
+          if (signal.aborted) return reject(new BuildCancelled('archive'));
           reject(new PipelineFailed(`${what} of ${sha.slice(0, 12)} failed (exit ${code}): ${errText.trim()}`));
         }
         if (--left === 0 && !failed) resolve();
       };
       git.on('close', done('git archive'));
       tar.on('close', done('tar -x'));
-      git.on('error', (e) => reject(new PipelineFailed(`git archive: ${e.message}`)));
-      tar.on('error', (e) => reject(new PipelineFailed(`tar: ${e.message}`)));
+      const onError = (what: string) => (e: Error) => {
+        failed = true;
+        reject(signal.aborted ? new BuildCancelled('archive') : new PipelineFailed(`${what}: ${e.message}`));
+      };
+      git.on('error', onError('git archive'));
+      tar.on('error', onError('tar'));
     });
   }
 
@@ -337,7 +351,7 @@ export class PushPipeline {
   }
 
   /** Runs the service's `berth.test` command in a container of the new image; non-zero fails the push. */
-  private async test(rec: BuildRecord, service: string, image: string, command: string, env: Record<string, string>, say: (l: string) => void): Promise<void> {
+  private async test(rec: BuildRecord, service: string, image: string, command: string, env: Record<string, string>, say: (l: string) => void, signal: AbortSignal): Promise<void> {
     const argv = splitShellWords(command);
     if (!argv.ok || argv.argv.length === 0) throw new PipelineFailed(`label ${TEST_LABEL} of ${service} is not a command: ${argv.ok ? 'empty' : argv.message}`);
     say(`-----> Testing ${service}: ${command}`);
@@ -351,11 +365,15 @@ export class PushPipeline {
       const deadline = Date.now() + (this.d.testTimeoutMs ?? 600_000);
       let info = await engine.inspect(id);
       while (info && (info.running || info.state === 'created' || info.state === 'restarting')) {
+        if (signal.aborted) {
+          await engine.kill(id, 'SIGKILL').catch(() => undefined);
+          throw new BuildCancelled('test');
+        }
         if (Date.now() > deadline) {
           await engine.kill(id, 'SIGKILL').catch(() => undefined);
           throw new PipelineFailed(`tests of ${service} timed out`);
         }
-        await new Promise((r) => setTimeout(r, 250));
+        await new Promise((r) => setTimeout(r, 100));
         info = await engine.inspect(id);
       }
       await engine.logs(id, { follow: false }, (l) => say(`       ${l.text}`));

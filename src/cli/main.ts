@@ -22,6 +22,7 @@ import { registerTop } from './commands/top.ts';
 import { registerAlert } from './commands/alert.ts';
 import { registerBuilds } from './commands/builds.ts';
 import { registerPromote } from './commands/promote.ts';
+import { registerImages } from './commands/images.ts';
 import { VERSION } from '../core/version.ts';
 
 const program = new Command('berth')
@@ -37,7 +38,7 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input or spec, 3 not found, 4 co
   .exitOverride()
   .showHelpAfterError('(run with --help for usage)');
 
-for (const register of [registerServer, registerDeploy, registerStatus, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote]) {
+for (const register of [registerServer, registerDeploy, registerStatus, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages]) {
   register(program);
 }
 for (const c of program.commands) c.exitOverride();

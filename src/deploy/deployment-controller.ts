@@ -20,6 +20,8 @@ export interface DeploymentControllerDeps {
   configVersion?: (app: string, env: string) => number;
   /** Re-renders the ingress (coalesced, returns at once). */
   applyRoutes: () => void;
+  /** Memory limit of a build's RUN steps (the same as the push pipeline's). */
+  buildMemoryBytes?: number;
 }
 
 /** Stable hash of what makes a release: the service spec and the image it runs (not how many, not how it rolls out). */
@@ -61,7 +63,8 @@ export class DeploymentController {
         this.event(dep, svc.name, 'build.started', `building ${svc.image} from ${svc.build.context}`);
         try {
           await engine.build({ context: svc.build.context, dockerfile: svc.build.dockerfile, tag: svc.image, args: svc.build.args,
-            labels: { 'io.berth.app': dep.app, 'io.berth.service': svc.name } }, (line) => log.debug({ service: svc.name }, line));
+            labels: { 'io.berth.app': dep.app, 'io.berth.service': svc.name },
+            ...(this.d.buildMemoryBytes ? { memoryBytes: this.d.buildMemoryBytes } : {}) }, (line) => log.debug({ service: svc.name }, line));
         } catch (err) {
           return this.fail(dep, `build of ${svc.name} failed: ${(err as Error).message}`);
         }

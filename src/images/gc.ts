@@ -1,67 +1,118 @@
-import type { Logger } from '../core/ports.ts';
-import { parseDigestRef } from './image-push.ts';
-import type { LocalRegistry } from './registry-process.ts';
+import { planRetention, type ManifestDecision, type RetentionInput, type StoredManifest } from '../core/image-retention.ts';
+import type { Engine, Logger } from '../core/ports.ts';
 
-export interface GcResult {
-  deleted: { repo: string; digest: string }[];
-  kept: { repo: string; digest: string; why: 'referenced' | 'recent' }[];
-  /** Output of `docker-registry garbage-collect` (empty when nothing was deleted). */
-  output: string;
+/** What garbage collection needs of the registry (LocalRegistry; a fake in unit tests). */
+export interface ManifestRegistry {
+  /** `127.0.0.1:PORT`: the registry part of image references. */
+  readonly host: string;
+  catalog(): Promise<string[]>;
+  /** Every manifest of a repository, tagged or not. */
+  inventory(repo: string): Promise<StoredManifest[]>;
+  /** False when it was already gone. */
+  deleteManifest(repo: string, digest: string): Promise<boolean>;
 }
 
-/** Digests (per repo) that the given image references (release `image` fields) point at in this registry. */
-export function referencedDigests(registryHost: string, images: Iterable<string>): Set<string> {
-  const out = new Set<string>();
-  for (const img of images) {
-    const p = parseDigestRef(img);
-    if (p && p.host === registryHost) out.add(`${p.repo}@${p.digest}`);
-  }
-  return out;
+/** Everything but the registry's inventory that the retention rule looks at, read after the inventory. */
+export type RetentionFacts = Pick<RetentionInput, 'releases' | 'services' | 'runningReleaseIds' | 'inFlightImages'>;
+
+export interface CollectResult {
+  /** Every manifest looked at, with its decision. */
+  decisions: ManifestDecision[];
+  deleted: ManifestDecision[];
+  kept: ManifestDecision[];
+  /** Local engine references removed along with deleted manifests. */
+  localRemoved: string[];
+  /** Failures that did not stop the run (one manifest or one local image). */
+  errors: string[];
+}
+
+/** The repositories of one app (`APP/…`), or all of them. */
+export function reposOf(all: string[], app?: string): string[] {
+  return app === undefined ? all : all.filter((r) => r.startsWith(`${app}/`));
 }
 
 /**
- * Registry garbage collection. Per repository (`APP/SERVICE`): every manifest a release references
- * is kept; of the others, the `keep` most recent (image config `created`) are kept too (quick
- * promotion/rollback material) and the rest are deleted through the registry API
- * (`DELETE /v2/REPO/manifests/DIGEST`, their tags go with them). Then, only if something was deleted,
- * `docker-registry garbage-collect` frees the blobs — with the registry process STOPPED for that run
- * (distribution's requirement: no writes during GC), pushes waiting on the registry's lock, and the
- * registry started again right after.
+ * One pass of registry garbage collection over manifests (core/image-retention.ts has the rule):
+ * reads the registry's inventory FIRST and the store's facts after it, so a manifest pushed meanwhile
+ * is not in the inventory and a release created meanwhile is in the facts; deletes what the rule lets
+ * go through the registry API (`DELETE /v2/REPO/manifests/DIGEST`: cheap, the registry keeps
+ * serving) and removes the local engine tags of each deleted image. Blobs are only freed later by
+ * `docker-registry garbage-collect` (the ImageJanitor decides when). With dryRun nothing changes.
  */
 export async function collectGarbage(o: {
-  registry: LocalRegistry;
-  /** Image references of all releases Berth keeps (any status: rollback needs them). */
-  releaseImages: Iterable<string>;
-  /** Unreferenced manifests kept per repository. */
+  registry: ManifestRegistry;
+  /** Local images to remove along with deleted manifests; without it the engine is not touched. */
+  engine?: Pick<Engine, 'imageId' | 'imageInfo' | 'removeImage'>;
   keep: number;
+  /** The store's facts for these apps (those of the repositories looked at) and every deployed service. */
+  facts: (apps: string[]) => RetentionFacts;
+  /** Only this app's repositories. */
+  app?: string;
+  dryRun?: boolean;
   logger?: Logger;
-  /** Only these repositories (default: the whole catalog). */
-  repos?: string[];
-}): Promise<GcResult> {
+}): Promise<CollectResult> {
   const { registry } = o;
-  const refs = referencedDigests(registry.host, o.releaseImages);
-  const res: GcResult = { deleted: [], kept: [], output: '' };
-  for (const repo of o.repos ?? (await registry.catalog())) {
-    const digests = new Set<string>();
-    for (const tag of await registry.tags(repo)) {
-      const d = await registry.manifestDigest(repo, tag);
-      if (d) digests.add(d);
+  const manifests: StoredManifest[] = [];
+  for (const repo of reposOf(await registry.catalog(), o.app)) manifests.push(...(await registry.inventory(repo)));
+  const apps = [...new Set(manifests.map((m) => m.repo.split('/')[0]!))];
+  const plan = planRetention({ registryHost: registry.host, keep: o.keep, manifests, ...o.facts(apps) });
+  const res: CollectResult = { decisions: plan.decisions, deleted: [], kept: [], localRemoved: [], errors: [] };
+  for (const d of plan.decisions) {
+    if (d.keep) {
+      res.kept.push(d);
+      continue;
     }
-    const loose: { digest: string; created: number }[] = [];
-    for (const digest of digests) {
-      if (refs.has(`${repo}@${digest}`)) res.kept.push({ repo, digest, why: 'referenced' });
-      else loose.push({ digest, created: await registry.createdAt(repo, digest) });
+    if (o.dryRun) {
+      res.deleted.push(d);
+      continue;
     }
-    loose.sort((a, b) => b.created - a.created);
-    for (const [i, l] of loose.entries()) {
-      if (i < o.keep) {
-        res.kept.push({ repo, digest: l.digest, why: 'recent' });
-      } else if (await registry.deleteManifest(repo, l.digest)) {
-        res.deleted.push({ repo, digest: l.digest });
-        o.logger?.info({ repo, digest: l.digest }, 'registry manifest deleted');
-      }
+    try {
+      await registry.deleteManifest(d.repo, d.digest);
+      res.deleted.push(d);
+      o.logger?.info({ repo: d.repo, digest: d.digest, tags: d.tags }, 'registry manifest deleted');
+    } catch (err) {
+      res.errors.push(`deleting ${d.repo}@${d.digest}: ${(err as Error).message}`);
+      continue;
+    }
+    if (!o.engine) continue;
+    try {
+      res.localRemoved.push(...(await removeLocalImage(o.engine, registry.host, d, plan.protectedImageIds)));
+    } catch (err) {
+      res.errors.push(`removing the local image of ${d.repo}@${d.digest}: ${(err as Error).message}`);
     }
   }
-  if (res.deleted.length > 0) res.output = await registry.garbageCollect();
   return res;
+}
+
+/**
+ * Removes the engine's references to a deleted manifest's image: `HOST/REPO:TAG` and
+ * `berth/REPO:TAG` for its registry tags and its commit's SHA12 (its tag may have moved to a rebuild
+ * of the same commit: only references that still name this very image go), then `HOST/REPO@DIGEST`.
+ * The engine deletes the image with its last reference. Nothing is removed while a container
+ * (of any installation) uses the image, or when its id is one a kept release runs.
+ */
+export async function removeLocalImage(
+  engine: Pick<Engine, 'imageId' | 'imageInfo' | 'removeImage'>,
+  host: string,
+  m: Pick<StoredManifest, 'repo' | 'digest' | 'tags'>,
+  protectedImageIds: ReadonlySet<string>,
+): Promise<string[]> {
+  const byDigest = `${host}/${m.repo}@${m.digest}`;
+  const info = await engine.imageInfo(byDigest);
+  if (!info || protectedImageIds.has(info.id)) return [];
+  const tags = new Set(m.tags);
+  const commit = info.labels['io.berth.commit'];
+  if (commit) tags.add(commit.slice(0, 12));
+  const refs = [...tags].flatMap((t) => [`${host}/${m.repo}:${t}`, `berth/${m.repo}:${t}`]);
+  const present: string[] = [];
+  for (const ref of [...refs, byDigest]) if ((await engine.imageId(ref)) === info.id) present.push(ref);
+  for (const ref of present) {
+    // Already gone: the engine deleted the image with its last tag (the digest reference goes with it).
+    if ((await engine.imageId(ref)) !== info.id) continue;
+    // False: a container uses the image (then no other reference goes either) or it vanished.
+    if (!(await engine.removeImage(ref)) && (await engine.imageId(ref)) === info.id) break;
+  }
+  const removed: string[] = [];
+  for (const ref of present) if ((await engine.imageId(ref)) !== info.id) removed.push(ref);
+  return removed;
 }

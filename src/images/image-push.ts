@@ -12,19 +12,16 @@ export function digestRef(registryRef: string, digest: string): string {
   return `${splitRef(registryRef).repo}@${digest}`;
 }
 
-/** `127.0.0.1:5000/app/web@sha256:…` → `{ host, repo: 'app/web', digest }`, or undefined for other references. */
-export function parseDigestRef(ref: string): { host: string; repo: string; digest: string } | undefined {
-  const m = /^([^/]+)\/(.+)@(sha256:[0-9a-f]{64})$/.exec(ref);
-  return m ? { host: m[1]!, repo: m[2]!, digest: m[3]! } : undefined;
-}
+/** `127.0.0.1:5000/app/web@sha256:…` → `{ host, repo: 'app/web', digest }` (pure: lives in core, shared with retention). */
+export { parseDigestRef } from '../core/image-retention.ts';
 
 /**
  * Tags the local image `localRef` as `registryRef` (`127.0.0.1:PORT/APP/SERVICE:TAG`) and pushes it
  * through the engine; returns the manifest digest and the by-digest reference to deploy.
  */
-export async function pushImage(engine: Engine, localRef: string, registryRef: string, onProgress?: (line: string) => void): Promise<{ digest: string; ref: string }> {
+export async function pushImage(engine: Engine, localRef: string, registryRef: string, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<{ digest: string; ref: string }> {
   const { repo, tag } = splitRef(registryRef);
   await engine.tag(localRef, repo, tag);
-  const { digest } = await engine.push(registryRef, onProgress);
+  const { digest } = await engine.push(registryRef, onProgress, signal);
   return { digest, ref: `${repo}@${digest}` };
 }

@@ -1,10 +1,13 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, closeSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ExternalCommandFailed } from '../core/errors.ts';
+import type { StoredManifest } from '../core/image-retention.ts';
 import type { Logger } from '../core/ports.ts';
 import { waitFor } from '../lib/backoff.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
+import { runCommand } from '../lib/exec.ts';
 
 /** The v2 schema2 manifest (what dockerd pushes for a single-platform image) and the OCI one. */
 export const MANIFEST_TYPES = [
@@ -38,6 +41,8 @@ export class LocalRegistry {
   private readonly log: Logger;
   /** Pushes and GC exclude each other (GC runs with the registry stopped). */
   private lock: Promise<unknown> = Promise.resolve();
+  /** Build time and size per `repo@digest`: content-addressed, so never stale. */
+  private readonly meta = new Map<string, { createdAt: number; sizeBytes: number }>();
 
   constructor(private readonly o: LocalRegistryOptions) {
     this.dir = join(o.dataDir, 'registry');
@@ -189,32 +194,97 @@ export class LocalRegistry {
   }
 
   /** The manifest (parsed) of a tag or digest. */
-  async manifest(repo: string, ref: string): Promise<{ mediaType?: string; config?: { digest: string }; layers?: { digest: string }[] } | undefined> {
+  async manifest(repo: string, ref: string): Promise<ParsedManifest | undefined> {
     const r = await this.request('GET', `/v2/${repo}/manifests/${ref}`, [200, 404], { accept: MANIFEST_TYPES });
     if (r.status === 404) {
       await r.arrayBuffer();
       return undefined;
     }
-    return (await r.json()) as { mediaType?: string; config?: { digest: string } };
+    return (await r.json()) as ParsedManifest;
   }
 
   /** The image config's `created` time (ms) of a manifest, or 0 when unknown. */
   async createdAt(repo: string, digest: string): Promise<number> {
-    const m = await this.manifest(repo, digest);
-    if (!m?.config?.digest) return 0;
-    const r = await this.request('GET', `/v2/${repo}/blobs/${m.config.digest}`, [200, 404]);
-    if (r.status !== 200) {
-      await r.arrayBuffer();
-      return 0;
+    return (await this.manifestMeta(repo, digest))?.createdAt ?? 0;
+  }
+
+  /**
+   * Every manifest of a repository: those its tags point to, and untagged ones still stored (a tag
+   * moved to a rebuild of the same commit leaves the old manifest untagged, but a release may still
+   * run it by digest). Distribution has no API listing untagged manifests, so those are read from
+   * its storage layout (`_manifests/revisions/sha256/HEX/link`; a deleted one loses its link file).
+   */
+  async inventory(repo: string): Promise<StoredManifest[]> {
+    const tags = new Map<string, string[]>();
+    for (const tag of await this.tags(repo)) {
+      const d = await this.manifestDigest(repo, tag);
+      if (d) tags.set(d, [...(tags.get(d) ?? []), tag]);
     }
-    const t = Date.parse(((await r.json()) as { created?: string }).created ?? '');
-    return Number.isFinite(t) ? t : 0;
+    const pushed = await this.storedRevisions(repo);
+    for (const d of pushed.keys()) if (!tags.has(d)) tags.set(d, []);
+    const out: StoredManifest[] = [];
+    for (const [digest, t] of tags) {
+      const meta = await this.manifestMeta(repo, digest);
+      if (meta) out.push({ repo, digest, tags: t, ...meta, pushedAt: pushed.get(digest) ?? 0 });
+    }
+    return out;
+  }
+
+  /**
+   * Manifest digests with a revision link in storage → when that link was written (distribution
+   * rewrites it on every push of the manifest: the push time, which a build's `created` is not when
+   * it came from the layer cache).
+   */
+  private async storedRevisions(repo: string): Promise<Map<string, number>> {
+    const dir = join(this.storageDir, 'repositories', repo, '_manifests', 'revisions', 'sha256');
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const out = new Map<string, number>();
+    for (const hex of names) {
+      if (!/^[0-9a-f]{64}$/.test(hex)) continue;
+      const st = await stat(join(dir, hex, 'link')).catch(() => undefined);
+      if (st) out.set(`sha256:${hex}`, Math.round(st.mtimeMs));
+    }
+    return out;
+  }
+
+  /** Build time and compressed size of a manifest; undefined when it is gone. */
+  private async manifestMeta(repo: string, digest: string): Promise<{ createdAt: number; sizeBytes: number } | undefined> {
+    const k = `${repo}@${digest}`;
+    const cached = this.meta.get(k);
+    if (cached) return cached;
+    const m = await this.manifest(repo, digest);
+    if (!m) return undefined;
+    const sizeBytes = (m.config?.size ?? 0) + (m.layers ?? []).reduce((a, l) => a + (l.size ?? 0), 0) + (m.manifests ?? []).reduce((a, l) => a + (l.size ?? 0), 0);
+    let createdAt = 0;
+    if (m.config?.digest) {
+      const r = await this.request('GET', `/v2/${repo}/blobs/${m.config.digest}`, [200, 404]);
+      if (r.status === 200) {
+        const t = Date.parse(((await r.json()) as { created?: string }).created ?? '');
+        if (Number.isFinite(t)) createdAt = t;
+      } else {
+        await r.arrayBuffer();
+      }
+    }
+    const meta = { createdAt, sizeBytes };
+    this.meta.set(k, meta);
+    return meta;
+  }
+
+  /** Bytes the registry's storage takes on disk (blobs and repository links). */
+  async storageBytes(): Promise<number> {
+    return dirBytes(this.storageDir);
+  }
+
+  /** Distribution's storage root under our rootdirectory. */
+  private get storageDir(): string {
+    return join(this.dir, 'docker', 'registry', 'v2');
   }
 
   /** `DELETE /v2/REPO/manifests/DIGEST` (tags pointing at it go with it). False when it was not there. */
   async deleteManifest(repo: string, digest: string): Promise<boolean> {
     const r = await this.request('DELETE', `/v2/${repo}/manifests/${digest}`, [202, 404]);
     await r.arrayBuffer();
+    this.meta.delete(`${repo}@${digest}`);
     return r.status === 202;
   }
 
@@ -227,11 +297,11 @@ export class LocalRegistry {
     return this.exclusive(async () => {
       const wasRunning = await this.stop();
       try {
+        // Async, not spawnSync: a long collection must not stall the server's event loop. Never
+        // --delete-untagged by default: an untagged manifest may still be a release's digest.
         const args = ['garbage-collect', ...(opts.deleteUntagged ? ['--delete-untagged'] : []), this.configPath];
-        const r = spawnSync(this.binary, args, { encoding: 'utf8', timeout: 10 * 60_000 });
-        const text = `${r.stdout ?? ''}${r.stderr ?? ''}`;
-        if (r.status !== 0) throw new Error(`${this.binary} garbage-collect failed (exit ${r.status}): ${text.slice(-2000)}`);
-        return text;
+        const r = await runCommand(this.binary, args, { timeoutMs: 30 * 60_000, maxBuffer: 256 * 1024 * 1024 });
+        return `${r.stdout}${r.stderr}`;
       } finally {
         if (wasRunning) await this.start();
       }
@@ -239,10 +309,16 @@ export class LocalRegistry {
   }
 
   private async request(method: string, path: string, ok: number[] = [200], headers: Record<string, string> = {}): Promise<Response> {
-    const r = await fetch(`${this.url}${path}`, { method, headers, signal: AbortSignal.timeout(30_000) });
+    let r: Response;
+    try {
+      r = await fetch(`${this.url}${path}`, { method, headers, signal: AbortSignal.timeout(30_000) });
+    } catch (err) {
+      const why = (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message;
+      throw new ExternalCommandFailed(`Berth's image registry on ${this.url} did not answer ${method} ${path} (${why}); see ${this.logPath}`, { cause: err });
+    }
     if (!ok.includes(r.status)) {
       const body = await r.text().catch(() => '');
-      throw new Error(`registry ${method} ${path}: HTTP ${r.status} ${body.slice(0, 300)}`);
+      throw new ExternalCommandFailed(`registry ${method} ${path}: HTTP ${r.status} ${body.slice(0, 300)}`);
     }
     return r;
   }
@@ -258,6 +334,26 @@ async function isAlive(pid: number): Promise<boolean> {
   if (!stat) return false;
   const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
   return state !== 'Z' && state !== 'X';
+}
+
+export interface ParsedManifest {
+  mediaType?: string;
+  config?: { digest: string; size?: number };
+  layers?: { digest: string; size?: number }[];
+  /** Manifest lists / OCI indexes. */
+  manifests?: { digest: string; size?: number }[];
+}
+
+/** Total size of the regular files under dir (0 when it does not exist). */
+async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) total += await dirBytes(p);
+    else if (e.isFile()) total += await lstat(p).then((st) => st.size, () => 0);
+  }
+  return total;
 }
 
 function nextLink(link: string | null): string | undefined {

@@ -14,13 +14,16 @@ export interface ExecResult {
 export function runCommand(
   cmd: string,
   args: readonly string[],
-  opts: { timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv; maxBuffer?: number } = {},
+  opts: { timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv; maxBuffer?: number; signal?: AbortSignal } = {},
 ): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     execFile(
       cmd,
       args,
-      { timeout: opts.timeoutMs ?? 30_000, cwd: opts.cwd, env: opts.env, maxBuffer: opts.maxBuffer ?? 8 * 1024 * 1024, encoding: 'utf8' },
+      {
+        timeout: opts.timeoutMs ?? 30_000, cwd: opts.cwd, env: opts.env, maxBuffer: opts.maxBuffer ?? 8 * 1024 * 1024, encoding: 'utf8',
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      },
       (err, stdout, stderr) => {
         if (!err) {
           resolve({ stdout, stderr });

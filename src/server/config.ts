@@ -36,8 +36,10 @@ export interface ServerConfig {
   readonly buildMemoryBytes: number;
   /** Berth's image registry (docker-registry) on 127.0.0.1:PORT. */
   readonly registryPort: number;
-  /** Unreferenced registry images kept per service by garbage collection. */
+  /** Registry garbage collection: releases kept per service as rollback material, and newest other images per service (≥ 1). */
   readonly registryKeep: number;
+  /** How often the registry's blobs are collected (when images were deleted); 0: only on demand and after builds. */
+  readonly registryGcIntervalMs: number;
 }
 
 export interface ServerFlags {
@@ -86,7 +88,8 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     buildConcurrency: Number(env.BERTH_BUILD_CONCURRENCY ?? 1),
     buildMemoryBytes: Number(env.BERTH_BUILD_MEMORY_MB ?? 1024) * 1024 * 1024,
     registryPort: port('BERTH_REGISTRY_PORT', env.BERTH_REGISTRY_PORT ?? '5000'),
-    registryKeep: Number(env.BERTH_REGISTRY_KEEP ?? 5),
+    registryKeep: wholeNumber('BERTH_REGISTRY_KEEP', env.BERTH_REGISTRY_KEEP ?? '5', 1),
+    registryGcIntervalMs: wholeNumber('BERTH_REGISTRY_GC_INTERVAL_MS', env.BERTH_REGISTRY_GC_INTERVAL_MS ?? String(6 * 3_600_000), 0),
   });
 }
 
@@ -110,6 +113,12 @@ function dnsConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): Pick<ServerConfi
     Object.assign(out, { dnsUpstream: Object.freeze({ address: u.host, port: u.port }) });
   }
   return out;
+}
+
+function wholeNumber(name: string, v: string, min: number): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < min) throw new InvalidInput(`${name} "${v}" must be a whole number of at least ${min}`);
+  return n;
 }
 
 function port(flag: string, v: string): number {

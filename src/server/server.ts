@@ -23,7 +23,11 @@ import { registerMetricsRoutes } from '../api/metrics-routes.ts';
 import { AlertEvaluator, WebhookNotifier } from '../alerts/index.ts';
 import { registerAlertRoutes } from '../api/alert-routes.ts';
 import { apiDeployer, registerGitRoutes } from '../api/git-routes.ts';
+import { BuildController, BuildLog, GitRepos, PushPipeline } from '../build/index.ts';
 import { registerPromoteRoutes } from '../api/promote-routes.ts';
+import { registerImageRoutes } from '../api/image-routes.ts';
+import { ImageJanitor } from '../images/image-janitor.ts';
+import { isFinished } from '../build/index.ts';
 import { LocalRegistry } from '../images/registry-process.ts';
 import { registerWebhookRoutes } from '../api/webhook-routes.ts';
 import { hostPortChecker } from '../lib/host-ports.ts';
@@ -140,7 +144,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   });
   const deployments = new DeploymentController({
     store, engine, clock, logger: logger.child({ component: 'deployments' }), newId: () => shortId(10), enqueueService, applyRoutes,
-    configVersion: (app, env) => config.version(app, env),
+    configVersion: (app, env) => config.version(app, env), buildMemoryBytes: cfg.buildMemoryBytes,
   });
 
   /** Every key there is reason to look at: desired services, containers of ours, unfinished deployments. */
@@ -252,6 +256,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   }, RESYNC_MS);
   resyncTimer.unref();
 
+  const buildLog = new BuildLog(join(cfg.dataDir, 'builds'));
   const api = buildApi({
     store, clock, logger: logger.child({ component: 'api' }), newId: () => shortId(10), version: VERSION,
     enqueueDeployment: (id) => queue.add(deploymentKey(id)), enqueueService,
@@ -268,16 +273,36 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       return startConfigRollout({ store, clock, newId: () => shortId(10), enqueueDeployment: (id) => queue.add(deploymentKey(id)) }, app, env, change);
     },
   });
-  const git = registerGitRoutes(api, { dataDir: cfg.dataDir, engine, clock, buildConcurrency: cfg.buildConcurrency, buildMemoryBytes: cfg.buildMemoryBytes, logger: logger.child({ component: 'git' }), newId: () => shortId(10), ...apiDeployer(api, token),
-    ...(imageRegistryUp ? { registry: imageRegistry } : {}) });
+  // Builds: the routes submit and follow; the controller runs the pipeline off any request.
+  const repos = new GitRepos(cfg.dataDir);
+  const pipeline = new PushPipeline({
+    repos, builds: buildLog, engine, clock, logger: logger.child({ component: 'build' }), ...apiDeployer(api, token),
+    buildConcurrency: cfg.buildConcurrency, buildMemoryBytes: cfg.buildMemoryBytes, ...(imageRegistryUp ? { registry: imageRegistry } : {}),
+  });
+  const builds = new BuildController({
+    builds: buildLog, repos, pipeline, clock, logger: logger.child({ component: 'builds' }), newId: () => shortId(10),
+    remoteOf: async (a) => (await repos.source(a))?.remote,
+    // Registry retention for the app, off the build's path (the janitor never throws into it).
+    afterSuccess: (rec) => void imageJanitor?.afterBuild(rec.app),
+  });
+  registerGitRoutes(api, { repos, builds, logger });
   registerPromoteRoutes(api, { store, deploy: apiDeployer(api, token).deploy });
-  registerWebhookRoutes(api, { repos: git.repos, pipeline: git.pipeline, logger: logger.child({ component: 'webhooks' }),
-    serverUrl: () => `http://${cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost}:${cfg.listenPort}` });
+  // Registry garbage collection (images/image-janitor.ts): after each build, periodically, on demand.
+  // Images of builds still running are pinned: pushed, but in no release yet.
+  const imageJanitor = imageRegistryUp ? new ImageJanitor({
+    registry: imageRegistry, engine, store, clock, logger, keep: cfg.registryKeep, intervalMs: cfg.registryGcIntervalMs,
+    statePath: join(imageRegistry.dir, 'gc-state.json'),
+    inFlightImages: () => buildLog.list().filter((b) => !isFinished(b.status)).flatMap((b) => Object.values(b.images)),
+  }) : undefined;
+  registerImageRoutes(api, { images: imageJanitor });
+  imageJanitor?.start();
+  registerWebhookRoutes(api, { repos, builds, serverUrl: () => `http://${cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost}:${cfg.listenPort}` });
   await api.listen({ host: cfg.listenHost, port: cfg.listenPort });
   const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${cfg.listenPort}`;
   const info: ServerInfo = { url, pid: process.pid, ingressPort: cfg.ingressPort, version: VERSION };
   await writeFileAtomic(join(cfg.dataDir, 'server.json'), JSON.stringify(info, null, 2) + '\n');
+  await builds.recover();
   logger.info({ url, ingressPort: cfg.ingressPort, dataDir: cfg.dataDir }, 'berth server ready');
 
   return {
@@ -286,10 +311,12 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     async close() {
       clearInterval(resyncTimer);
       unwatch();
+      builds.close();
       queue.stop();
       health.close();
       registry.close();
       templates.close();
+      await imageJanitor?.stop();
       await api.close();
       await dns.close();
       await queue.idle();

@@ -12,7 +12,11 @@ interface BuildView {
   message: string;
   images: Record<string, string>;
   createdAt: number;
+  startedAt?: number;
   finishedAt?: number;
+  source?: string;
+  stage?: string;
+  timings?: Record<string, number>;
 }
 
 export function registerBuilds(program: Command): void {
@@ -31,13 +35,23 @@ export function registerBuilds(program: Command): void {
       if (builds.length === 0) return void console.log('no builds yet: git push to http://x:TOKEN@SERVER/git/APP.git');
       const rows = [['BUILD', 'APP', 'BRANCH', 'ENV', 'COMMIT', 'STATUS', 'AGE', 'TOOK', 'MESSAGE']];
       for (const b of builds) {
-        rows.push([b.id, b.app, b.branch, b.env, b.commit.slice(0, 12), b.status, ago(b.createdAt),
+        const status = b.status === 'running' && b.stage ? `running (${b.stage})` : b.status;
+        rows.push([b.id, b.app, b.branch, b.env, b.commit.slice(0, 12), status, ago(b.createdAt),
           b.finishedAt ? `${Math.round((b.finishedAt - b.createdAt) / 100) / 10}s` : '-', b.message]);
       }
       console.log(table(rows));
     });
 
-  const build = program.command('build').description('one build');
+  const build = program.command('build').description('one build: its logs, or cancel it');
+  build.command('cancel')
+    .argument('<id>', 'build id (see `berth builds`)')
+    .description('cancel a queued or running build (not one that is already deploying): nothing is deployed, a push is rejected')
+    .action(async (id: string) => {
+      const g = program.opts<GlobalOpts>();
+      const { build: b } = await connect(g).request<{ build: BuildView }>('POST', `/v1/builds/${encodeURIComponent(id)}/cancel`);
+      if (g.json) return void console.log(JSON.stringify(b));
+      console.log(`build ${b.id} of ${b.app} (${b.branch} @ ${b.commit.slice(0, 12)}) cancelled: ${b.message}`);
+    });
   build.command('logs')
     .argument('<id>', 'build id (see `berth builds`)')
     .option('-f, --follow', 'keep printing until the build ends')
