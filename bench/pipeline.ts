@@ -85,6 +85,7 @@ export async function run(): Promise<Record<string, number>> {
     const manual: number[] = [];
     /** Where Berth's time goes, per run: the build record's stage timings plus what surrounds them. */
     const parts: Record<string, number>[] = [];
+    const manualParts: Record<string, number>[] = [];
     for (let i = 0; i < RUNS; i++) {
       const v = `b${i}`;
       await commit(v);
@@ -107,10 +108,14 @@ export async function run(): Promise<Record<string, number>> {
       const name = `berth-bench-pipe-manual-${i}`;
       t0 = performance.now();
       await exec('git', ['clone', '-q', origin, clone]);
+      const cloned = performance.now();
       await exec('docker', ['build', '-q', '-t', `berth-bench/pipe-manual:${v}`, clone], { maxBuffer: 16 * 1024 * 1024 });
+      const built = performance.now();
       await docker('run', '-d', '--name', name, '--network', 'host', '-e', `PORT=${port}`, `berth-bench/pipe-manual:${v}`);
       await waitFor(async () => (await get(port, '/healthz', 1000)).status === 200, { timeoutMs: 60_000, intervalMs: 20, what: 'manual healthy' });
       manual.push(performance.now() - t0);
+      manualParts.push({ clone: cloned - t0, build: built - cloned, run_to_healthy: t0 + manual.at(-1)! - built });
+      log(`manual parts (ms): ${JSON.stringify(Object.fromEntries(Object.entries(manualParts.at(-1)!).map(([k, v]) => [k, Math.round(v)])))}`);
       await docker('rm', '-f', name);
       log(`run ${i + 1}/${RUNS}: berth ${berth.at(-1)!.toFixed(0)} ms, manual ${manual.at(-1)!.toFixed(0)} ms`);
     }
@@ -127,8 +132,9 @@ export async function run(): Promise<Record<string, number>> {
     log(`code-only rebuild ${rebuild.toFixed(0)} ms, cached steps: ${cached}`);
     const b = median(berth);
     const m = median(manual);
-    const keys = [...new Set(parts.flatMap((p) => Object.keys(p)))];
-    log(`berth parts, medians (ms): ${JSON.stringify(Object.fromEntries(keys.map((k) => [k, Math.round(median(parts.map((p) => p[k] ?? 0)))])))}`);
+    const medians = (ps: Record<string, number>[]) => JSON.stringify(Object.fromEntries([...new Set(ps.flatMap((p) => Object.keys(p)))].map((k) => [k, Math.round(median(ps.map((p) => p[k] ?? 0)))])));
+    log(`berth parts, medians (ms): ${medians(parts)}`);
+    log(`manual parts, medians (ms): ${medians(manualParts)}`);
     return {
       berth_push_to_live_ms: Math.round(b), manual_ms: Math.round(m), ratio: Math.round((b / m) * 100) / 100,
       rebuild_code_only_ms: Math.round(rebuild), rebuild_cached_steps: cached, runs: RUNS,

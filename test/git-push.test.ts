@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { exampleRepo, git } from './helpers/git.ts';
+import { exampleRepo, git, gitTimed } from './helpers/git.ts';
 import { Harness, docker, get } from './helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 
@@ -118,12 +118,17 @@ describe('git push', () => {
     assert.equal(releases.length, 1);
   });
 
-  test('a push whose tests pass rolls the new commit out', async () => {
-    await writeFile(join(work, 'compose.yaml'), compose('v3', "sh -c 'echo tests ok'"));
+  test('a push whose tests pass rolls the new commit out, its progress shown live', async () => {
+    await writeFile(join(work, 'compose.yaml'), compose('v3', "sh -c 'echo tests ok; sleep 2'"));
     assert.equal((await git(work, ['commit', '-qam', 'v3'])).code, 0);
-    const r = await git(work, ['push', remote(token), 'main']);
+    const r = await gitTimed(work, ['push', remote(token), 'main']);
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /remote: -----> Tests of web passed/);
+    // Live: the line announcing the tests reaches the pusher while they run, not with the rest at the end.
+    const at = (re: RegExp) => r.lines.find((l) => re.test(l.text))?.ms ?? NaN;
+    const gap = at(/Tests of web passed/) - at(/-----> Testing web/);
+    assert.ok(gap >= 1500, `"Testing web" arrived ${gap} ms before "Tests of web passed" (the tests sleep 2 s)`);
+    assert.match(r.out, /remote: -----> Done in [0-9.]+s \(archive [0-9.]+s · build [0-9.]+s · checks [0-9.]+s · test [0-9.]+s · push [0-9.]+s · deploy [0-9.]+s\)/);
     assert.match(r.out, /remote: -----> pushy deployed to prod/);
     assert.equal((await whoami()).version, 'v3');
     const sha = (await git(work, ['rev-parse', 'HEAD'])).out.trim();

@@ -51,9 +51,8 @@ function setup(stages?: ('build' | 'test' | 'deploy')[]) {
   const pipeline = fakePipeline(stages);
   let n = 0;
   let now = 1_000;
-  const mk = () => new BuildController({
-    builds, repos: new GitRepos(dir), pipeline, clock: { now: () => (now += 10) }, logger: quiet, newId: () => `b${++n}`,
-    remoteOf: async () => undefined,
+  const mk = (remoteOf: (app: string) => Promise<string | undefined> = async () => undefined) => new BuildController({
+    builds, repos: new GitRepos(dir), pipeline, clock: { now: () => (now += 10) }, logger: quiet, newId: () => `b${++n}`, remoteOf,
   });
   return { dir, builds, pipeline, c: mk(), mk, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
@@ -171,6 +170,25 @@ test('after a restart, an interrupted push is failed (its pusher was answered al
     assert.equal(r.status, 'failed');
     assert.match(r.message, /interrupted: the Berth server stopped during this build, so the push was rejected; push again/);
     assert.equal(pipeline.started.length, 1, 'a push is not run again');
+  } finally {
+    cleanup();
+  }
+});
+
+test('after a restart, an unfinished webhook build runs again (here: its source is gone, so it fails saying so)', async () => {
+  const { mk, pipeline, cleanup } = setup();
+  try {
+    // The first server hangs in the fetch stage (its remote never answers) when it "crashes".
+    const c = mk(() => new Promise(() => undefined));
+    await c.submit({ app: 'shop', branch: 'main', commit: sha(1), source: 'webhook' });
+    await until(() => c.get('b1')!.stage === 'fetch');
+    const c2 = mk();
+    await c2.recover();
+    const r = await c2.wait('b1');
+    assert.match(c2.text('b1'), /The Berth server restarted during this build: running it again/);
+    assert.equal(r.status, 'failed');
+    assert.match(r.message, /app shop has no source remote any more: set one with PUT \/v1\/apps\/shop\/source/);
+    assert.equal(pipeline.started.length, 0, 'it stopped at the fetch, before the pipeline');
   } finally {
     cleanup();
   }

@@ -120,7 +120,9 @@ function shQuote(s: string): string {
 /**
  * The pre-receive hook: POSTs the ref lines (stdin) and the quarantine directory holding the pushed
  * objects to Berth and prints the streamed progress line by line. The last line, `berth-exit: N`, is
- * the pipeline's result and becomes the hook's exit status: non-zero rejects the push.
+ * the pipeline's result and becomes the hook's exit status: non-zero rejects the push. The lines are
+ * relayed with the shell's `read`, which takes a pipe byte by byte: awk (mawk, Debian's default)
+ * reads its input in blocks and held every line back until the build had finished.
  */
 export function hookScript(app: string, serverUrl: string, tokenFile: string): string {
   return `#!/bin/sh
@@ -130,7 +132,16 @@ curl -sS -N -X POST \\
   -H "x-berth-quarantine: \${GIT_QUARANTINE_PATH:-}" \\
   -H 'content-type: text/plain' \\
   --data-binary @- \\
-  ${shQuote(`${serverUrl}/v1/git/hooks/pre-receive?app=${app}`)} 2>&1 |
-awk '/^berth-exit: [0-9]+$/ { code = $2; next } { print; fflush() } END { if (code == "") { print "berth: no result from the server"; exit 1 } exit code }'
+  ${shQuote(`${serverUrl}/v1/git/hooks/pre-receive?app=${app}`)} 2>&1 | {
+  code=''
+  while IFS= read -r line || [ -n "$line" ]; do
+    case $line in
+      'berth-exit: '[0-9]*) code=\${line#berth-exit: } ;;
+      *) printf '%s\\n' "$line" ;;
+    esac
+  done
+  if [ -z "$code" ]; then echo 'berth: no result from the server'; exit 1; fi
+  exit "$code"
+}
 `;
 }
