@@ -374,6 +374,13 @@ describe('DockerEngine (real Docker Engine)', () => {
     assert.ok(second.some((l) => new RegExp(`^${copy} DONE \\d`).test(l)));
     assert.doesNotMatch(second.join('\n'), new RegExp(`deps-${RUN_ID}$`, 'm'), 'the cached RUN step did not run again');
     assert.notEqual((await raw.getImage(tag).inspect()).Id, img.Id);
+
+    // Trimming the build cache to a size it is under frees nothing, and the cache still serves.
+    assert.equal(await engine.pruneBuildCache(64 * 1024 * 1024 * 1024), 0);
+    await writeFile(path.join(ctx, 'server.js'), 'console.log("v3");\n');
+    const third: string[] = [];
+    await engine.build({ context: ctx, dockerfile: 'Dockerfile', tag, args: {}, labels }, (l) => third.push(l));
+    assert.ok(third.filter((l) => / CACHED$/.test(l)).length >= 3, third.join('\n'));
   });
 
   test('BuildKit: a RUN step that needs more than the memory limit fails naming the limit; with room it passes', async () => {

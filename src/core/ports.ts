@@ -179,6 +179,8 @@ export interface Engine {
    * when the reference does not exist.
    */
   removeImage(ref: string): Promise<boolean>;
+  /** Trims the engine's build cache down to about `keepBytes`; resolves with the bytes freed. */
+  pruneBuildCache(keepBytes: number): Promise<number>;
 }
 
 /** One upstream server: an instance's address. */

@@ -34,6 +34,10 @@ export interface ServerConfig {
   /** The build queue: how many builds at once, and the memory each may use. */
   readonly buildConcurrency: number;
   readonly buildMemoryBytes: number;
+  /** BERTH_BUILDER: dockerd's BuildKit (default) or its classic builder. */
+  readonly builder: 'buildkit' | 'legacy';
+  /** BERTH_BUILD_CACHE_MB: the build cache is trimmed to this after each build. */
+  readonly buildCacheKeepBytes: number;
   /** Berth's image registry (docker-registry) on 127.0.0.1:PORT. */
   readonly registryPort: number;
   /** Registry garbage collection: releases kept per service as rollback material, and newest other images per service (≥ 1). */
@@ -87,6 +91,8 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     alertIntervalMs: Number(env.BERTH_ALERT_INTERVAL_MS ?? 5000),
     buildConcurrency: Number(env.BERTH_BUILD_CONCURRENCY ?? 1),
     buildMemoryBytes: Number(env.BERTH_BUILD_MEMORY_MB ?? 1024) * 1024 * 1024,
+    builder: builder(env.BERTH_BUILDER ?? 'buildkit'),
+    buildCacheKeepBytes: wholeNumber('BERTH_BUILD_CACHE_MB', env.BERTH_BUILD_CACHE_MB ?? '2048', 0) * 1024 * 1024,
     registryPort: port('BERTH_REGISTRY_PORT', env.BERTH_REGISTRY_PORT ?? '5000'),
     registryKeep: wholeNumber('BERTH_REGISTRY_KEEP', env.BERTH_REGISTRY_KEEP ?? '5', 1),
     registryGcIntervalMs: wholeNumber('BERTH_REGISTRY_GC_INTERVAL_MS', env.BERTH_REGISTRY_GC_INTERVAL_MS ?? String(6 * 3_600_000), 0),
@@ -113,6 +119,12 @@ function dnsConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): Pick<ServerConfi
     Object.assign(out, { dnsUpstream: Object.freeze({ address: u.host, port: u.port }) });
   }
   return out;
+}
+
+function builder(v: string): 'buildkit' | 'legacy' {
+  if (v === 'buildkit') return 'buildkit';
+  if (v === 'classic' || v === 'legacy') return 'legacy';
+  throw new InvalidInput(`BERTH_BUILDER "${v}" is not a builder: use buildkit (the default) or classic`);
 }
 
 function wholeNumber(name: string, v: string, min: number): number {

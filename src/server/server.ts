@@ -70,7 +70,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // Decrypted configuration files for containers: only root may look in.
   await mkdir(join(cfg.runDir, cluster), { recursive: true, mode: 0o700 });
   await chmod(join(cfg.runDir, cluster), 0o700);
-  const engine: Engine = scopedEngine(new DockerEngine({ socketPath: cfg.dockerSocket, logger: logger.child({ component: 'engine' }) }), scope);
+  const engine: Engine = scopedEngine(new DockerEngine({ socketPath: cfg.dockerSocket, builder: cfg.builder, logger: logger.child({ component: 'engine' }) }), scope);
   const ingress: Ingress = new NginxIngress({
     prefix: join(cfg.dataDir, 'nginx'), listenPort: cfg.ingressPort, listenAddress: cfg.ingressAddress, adminPort: cfg.ingressAdminPort,
     nginxBin: cfg.nginxBin, logger: logger.child({ component: 'ingress' }),
@@ -283,7 +283,12 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     builds: buildLog, repos, pipeline, clock, logger: logger.child({ component: 'builds' }), newId: () => shortId(10),
     remoteOf: async (a) => (await repos.source(a))?.remote,
     // Registry retention for the app, off the build's path (the janitor never throws into it).
-    afterSuccess: (rec) => void imageJanitor?.afterBuild(rec.app),
+    afterSuccess: (rec) => {
+      void imageJanitor?.afterBuild(rec.app);
+      void engine.pruneBuildCache(cfg.buildCacheKeepBytes).then((freed) => {
+        if (freed > 0) logger.info({ freedBytes: freed }, 'build cache trimmed');
+      }, (err: Error) => logger.warn({ err: err.message }, 'build cache prune failed'));
+    },
   });
   registerGitRoutes(api, { repos, builds, logger });
   registerPromoteRoutes(api, { store, deploy: apiDeployer(api, token).deploy });

@@ -738,6 +738,17 @@ export class DockerEngine implements Engine {
       throw toBerthError(e, this.socketPath, `remove image ${ref}`);
     }
   }
+
+  async pruneBuildCache(keepBytes: number): Promise<number> {
+    // dockerd 20.10 never collects BuildKit's cache by itself: on a small server it grows without end.
+    // Not dockerode's pruneBuilder(): it sends no query, and an empty prune empties the whole cache.
+    const res = await this.call('prune build cache', () => new Promise<{ SpaceReclaimed?: number }>((resolve, reject) => {
+      this.docker.modem.dial({
+        path: '/build/prune?', method: 'POST', options: { 'keep-storage': String(keepBytes) }, statusCodes: { 200: true, 500: 'server error' },
+      }, (err: unknown, data: unknown) => (err ? reject(err) : resolve((data ?? {}) as { SpaceReclaimed?: number })));
+    }));
+    return res.SpaceReclaimed ?? 0;
+  }
 }
 
 /** The subset of Docker's stats JSON that Berth reads (cgroup v1 and v2 shapes). */

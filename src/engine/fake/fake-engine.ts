@@ -323,6 +323,12 @@ export class FakeEngine implements Engine {
   }
 
   /** Like Docker: refuses (false) while any container's image is this image, by reference or id. */
+  async pruneBuildCache(_keepBytes: number): Promise<number> {
+    this.check();
+    this.calls.push('prune build cache');
+    return 0;
+  }
+
   async removeImage(ref: string): Promise<boolean> {
     this.check();
     const id = this.images.get(ref);
