@@ -2,7 +2,9 @@
  * pipeline: a small Node app with (vendored) dependencies, from `git push` to the new version served
  * through the ingress, versus the same steps by hand in the same run (`git clone`, `docker build`,
  * `docker run` on the host network, poll health). Then a push that changes only app code: it must hit
- * the layer cache for the dependency layers. Alternating, medians.
+ * the layer cache for the dependency layers. Alternating, medians. Each run also logs where Berth's
+ * time went (the build record's stage timings) and the manual path's parts; BENCH_SHOW_LOG=1 prints
+ * each Berth build's output too.
  */
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -102,6 +104,10 @@ export async function run(): Promise<Record<string, number>> {
       const stagesEnd = rec.startedAt + Object.entries(rec.timings).filter(([k]) => k !== 'deploy').reduce((a, [, ms]) => a + ms, 0);
       parts.push({ push_to_queued: rec.createdAt - wall0, queued_to_start: rec.startedAt - rec.createdAt, ...rec.timings, deploy_to_live: live - stagesEnd });
       log(`berth parts (ms): ${JSON.stringify(parts.at(-1))}`);
+      if (process.env.BENCH_SHOW_LOG) {
+        const id = ((await h.api('GET', `/v1/builds?app=${APP}&limit=1`)).json.builds[0] as { id: string }).id;
+        log(await (await fetch(`http://127.0.0.1:${h.apiPort}/v1/builds/${id}/logs`, { headers: { authorization: `Bearer ${token}` } })).text());
+      }
       // By hand, the same commit.
       const clone = join(dir, `clone-${i}`);
       const port = await freePort();

@@ -7,7 +7,7 @@ import { BerthError, Conflict, ExternalCommandFailed, InvalidInput } from '../co
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { waitFor } from '../lib/backoff.ts';
 import { runCommand } from '../lib/exec.ts';
-import { checkRoutes, parseGeneration, planConfig, type RenderOptions, type RouteProblem } from './render.ts';
+import { checkRoutes, onlyBackendsDiffer, parseGeneration, planConfig, type RenderOptions, type RouteProblem } from './render.ts';
 import { findMaster, listWorkers, normalizePrefix } from './nginx-process.ts';
 
 export interface NginxIngressOptions {
@@ -224,7 +224,7 @@ export class NginxIngress implements Ingress {
         const current = await readFile(this.confPath, 'utf8').catch(() => undefined);
         const plan = planConfig(current, valid, this.renderOpts!);
         if (plan.changed) {
-          await this.testAndSwap(plan.config);
+          await this.testAndSwap(plan.config, current);
           this.needsReload = true;
         }
         if (this.needsReload || this.liveGeneration !== plan.generation) {
@@ -251,8 +251,19 @@ export class NginxIngress implements Ingress {
     }
   }
 
-  /** Tests the candidate with `nginx -t` and only then renames it over nginx.conf. */
-  private async testAndSwap(config: string): Promise<void> {
+  /**
+   * Tests the candidate with `nginx -t` and only then renames it over nginx.conf. A candidate that
+   * differs from the current (tested) file only in its upstreams' `server` lines — a backend joining
+   * or leaving, the common case — is swapped in without the test: Berth renders those lines itself
+   * from validated addresses and ports, and each upstream keeps at least one.
+   */
+  private async testAndSwap(config: string, current?: string): Promise<void> {
+    if (current !== undefined && !this.opts.testOnlyCandidateFilter && onlyBackendsDiffer(current, config)) {
+      await writeFileAtomic(this.confPath, config);
+      await fsyncDir(dirname(this.confPath));
+      this.log.debug('only upstream servers changed: swapped without nginx -t');
+      return;
+    }
     const candidate = `${this.confPath}.candidate`;
     const text = this.opts.testOnlyCandidateFilter ? this.opts.testOnlyCandidateFilter(config) : config;
     await writeFileAtomic(candidate, text);
@@ -288,7 +299,8 @@ export class NginxIngress implements Ingress {
       return;
     }
     this.masterPidValue = pid;
-    const oldWorkers = new Set((await listWorkers(pid)).filter((w) => !w.shuttingDown).map((w) => w.pid));
+    // Only a removal waits for the old workers, so only then are they worth listing.
+    const oldWorkers = onlyAdds ? new Set<number>() : new Set((await listWorkers(pid)).filter((w) => !w.shuttingDown).map((w) => w.pid));
     const logOffset = await fileSize(this.errorLogPath);
     this.needsReload = true;
     const t0 = Date.now();

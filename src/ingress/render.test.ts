@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IngressRoute } from '../core/ports.ts';
 import { InvalidInput } from '../core/errors.ts';
-import { checkRoutes, parseGeneration, planConfig, renderNginxConfig, type RenderOptions } from './render.ts';
+import { checkRoutes, onlyBackendsDiffer, parseGeneration, planConfig, renderNginxConfig, type RenderOptions } from './render.ts';
 
 const opts: RenderOptions = {
   prefix: '/data/nginx',
@@ -230,4 +230,32 @@ test('public servers write the berth_json access log with the route name; the ad
     .replace('$bytes_sent', '512').replace(/\$[a-z_]+/g, 'x');
   const parsed = JSON.parse(line) as Record<string, unknown>;
   assert.deepEqual(Object.keys(parsed), ['time', 'host', 'route', 'upstream', 'method', 'path', 'status', 'request_time', 'upstream_response_time', 'bytes_sent']);
+});
+
+test('only-backends changes are told apart from every other change (those get nginx -t)', () => {
+  const at = (routes: IngressRoute[], generation: number) => renderNginxConfig(routes, { ...opts, generation });
+  const base = at([web, api, empty], 3);
+  const moved = { ...web, backends: [{ address: '127.0.0.1', port: 30003, instance: 'i-d' }] };
+  const more = { ...web, backends: [...web.backends, { address: '127.0.0.1', port: 30003, instance: 'i-d' }] };
+  const v6 = { ...api, backends: [{ address: '::1', port: 30011, instance: 'i-e' }] };
+  // Backends joining, leaving or moving (and the generation going up): same shape.
+  assert.equal(onlyBackendsDiffer(base, at([moved, api, empty], 4)), true);
+  assert.equal(onlyBackendsDiffer(base, at([more, api, empty], 4)), true);
+  assert.equal(onlyBackendsDiffer(base, at([web, v6, empty], 4)), true);
+  // Identical bytes are not a change at all.
+  assert.equal(onlyBackendsDiffer(base, base), false);
+  // An upstream losing its last backend or gaining its first changes the locations: tested.
+  assert.equal(onlyBackendsDiffer(base, at([{ ...web, backends: [] }, api, empty], 4)), false);
+  assert.equal(onlyBackendsDiffer(base, at([web, api, { ...empty, backends: [{ address: '127.0.0.1', port: 30020, instance: 'i-f' }] }], 4)), false);
+  // New routes, hosts or paths: tested.
+  assert.equal(onlyBackendsDiffer(base, at([web, api, empty, { ...web, upstream: 'shop-prod-web2', path: '/two' }], 4)), false);
+  assert.equal(onlyBackendsDiffer(base, at([web, { ...api, host: 'api2.example.com' }, empty], 4)), false);
+  // A server line Berth would never write (a name to resolve, an impossible address or port): tested.
+  for (const bad of ['backend.example.com:80', '300.1.1.1:80', '127.0.0.1:70000', '[zz::1]:80']) {
+    const edited = base.replace(/server 127\.0\.0\.1:30001 /, `server ${bad} `);
+    assert.notEqual(edited, base);
+    assert.equal(onlyBackendsDiffer(base, edited), false, bad);
+  }
+  // Anything else edited by hand: tested.
+  assert.equal(onlyBackendsDiffer(base, base.replace('keepalive 32;', 'keepalive 64;')), false);
 });

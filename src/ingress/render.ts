@@ -315,3 +315,40 @@ export function planConfig(
   const next = (gen ?? 0) + 1;
   return { config: renderNginxConfig(routes, { ...o, generation: next }), generation: next, changed: true };
 }
+
+/** An upstream `server` line exactly as renderNginxConfig writes it, with a literal IPv4/IPv6 address and a valid port. */
+function isBackendLine(line: string): boolean {
+  const m = /^ {8}server (?:(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})|\[([0-9a-fA-F:.]+)\]):(\d{1,5}) max_fails=1 fail_timeout=1s; # [\x20-\x7e]*$/.exec(line);
+  if (!m) return false;
+  if (m[1] !== undefined && [m[1], m[2], m[3], m[4]].some((o) => Number(o) > 255)) return false;
+  if (m[5] !== undefined && !isIPv6(m[5])) return false;
+  const port = Number(m[6]);
+  return port >= 1 && port <= 65535;
+}
+
+/**
+ * The config with its generation and each run of backend lines replaced by one placeholder: two
+ * configs of the same shape differ only in which backends their upstreams have (never in whether an
+ * upstream has any).
+ */
+function shape(config: string): string {
+  const out: string[] = [];
+  let inRun = false;
+  for (const line of config.split('\n')) {
+    if (isBackendLine(line)) {
+      if (!inRun) out.push('        server <backends>;');
+      inRun = true;
+      continue;
+    }
+    inRun = false;
+    if (/^# berth-generation: \d+$/.test(line)) out.push('# berth-generation: <n>');
+    else if (/^ {8}location = \/berth\/generation \{ return 200 "\d+"; \}$/.test(line)) out.push('        location = /berth/generation { return 200 "<n>"; }');
+    else out.push(line);
+  }
+  return out.join('\n');
+}
+
+/** True when `next` differs from `current` only in upstream backend lines (and the generation). */
+export function onlyBackendsDiffer(current: string, next: string): boolean {
+  return current !== next && shape(current) === shape(next);
+}
