@@ -7,50 +7,30 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { exampleRepo, git, gitTimed } from './helpers/git.ts';
-import { Harness, docker, get } from './helpers/harness.ts';
+import { git, gitTimed, helloCompose, pushSetup, type PushSetup } from './helpers/git.ts';
+import { docker, get, type Harness } from './helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 
 const APP = 'pushy';
 
 function compose(version: string, testCmd?: string): string {
-  return `name: ${APP}
-services:
-  web:
-    build: .
-    environment:
-      APP_VERSION: ${version}
-${testCmd ? `    labels:\n      berth-test: "${testCmd}"\n` : ''}    deploy:
-      replicas: 1
-    stop_grace_period: 2s
-    x-berth:
-      port: 3000
-      routes:
-        - path: /
-      health:
-        http: /healthz
-`;
+  return helloCompose(APP, version, testCmd ? { testCmd } : {});
 }
 
 describe('git push', () => {
   let h: Harness;
   let work: string;
   let token: string;
+  let setup: PushSetup;
   before(async () => {
-    h = await Harness.create({ portRange: '33000-33099' });
-    await h.startServer();
-    token = await h.token();
-    work = await exampleRepo('berth-push-', compose('v1'));
+    setup = await pushSetup({ portRange: '33000-33099', prefix: 'berth-push-', compose: compose('v1') });
+    ({ h, work, token } = setup);
   });
-  after(async () => {
-    if (process.exitCode) console.error(h.serverLog.slice(-5000));
-    await h.cleanup();
-    await rm(work, { recursive: true, force: true });
-  });
+  after(() => setup.cleanup());
 
-  const remote = (t: string, app = APP) => `http://x:${t}@127.0.0.1:${h.apiPort}/git/${app}.git`;
+  const remote = (t: string, app = APP) => setup.remote(app, t);
   const whoami = async () => JSON.parse((await get(h.ingressPort, '/api/whoami')).body) as { version: string; instance: string };
 
   test('a wrong token is refused with 401 and stores nothing', async () => {

@@ -9,32 +9,17 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { exampleRepo, git } from './helpers/git.ts';
-import { Harness, docker, get } from './helpers/harness.ts';
+import { git, helloCompose, pushSetup, type PushSetup } from './helpers/git.ts';
+import { docker, get, type Harness } from './helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 
 const APP = 'gcapp';
 const MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
 
 function compose(version: string): string {
-  return `name: ${APP}
-services:
-  web:
-    build: .
-    environment:
-      APP_VERSION: ${version}
-    deploy:
-      replicas: 1
-    stop_grace_period: 1s
-    x-berth:
-      port: 3000
-      routes:
-        - path: /
-      health:
-        http: /healthz
-`;
+  return helloCompose(APP, version, { stopGrace: '1s' });
 }
 
 interface Pushed { version: string; sha12: string; digest: string }
@@ -43,28 +28,23 @@ interface Image { repo: string; digest: string; tags: string[]; keep: boolean; r
 describe('registry garbage collection', () => {
   let h: Harness;
   let work: string;
-  let token: string;
   let reg: string;
+  let setup: PushSetup;
   const pushed: Pushed[] = [];
 
   before(async () => {
-    h = await Harness.create({ portRange: '35200-35299', env: { BERTH_REGISTRY_KEEP: '2' } });
-    await h.startServer();
-    token = await h.token();
-    reg = `http://127.0.0.1:${h.registryPort}`;
-    work = await exampleRepo('berth-gc-', compose('v1'));
+    setup = await pushSetup({ portRange: '35200-35299', prefix: 'berth-gc-', compose: compose('v1'), env: { BERTH_REGISTRY_KEEP: '2' } });
+    ({ h, work, registry: reg } = setup);
   });
   after(async () => {
-    if (process.exitCode) console.error(h.serverLog.slice(-5000));
-    await h.cleanup();
+    await setup.cleanup();
     // The engine's images of this app, once its containers are gone (other tests' images are not ours).
     const refs = (await docker('image', 'ls', '--format', '{{.Repository}}:{{.Tag}}').catch(() => ''))
       .split('\n').filter((r) => r.startsWith(`berth/${APP}/`) || r.startsWith(`127.0.0.1:${h.registryPort}/${APP}/`));
     if (refs.length) await docker('rmi', ...refs).catch(() => undefined);
-    await rm(work, { recursive: true, force: true });
   });
 
-  const remote = () => `http://x:${token}@127.0.0.1:${h.apiPort}/git/${APP}.git`;
+  const remote = () => setup.remote(APP);
   const whoami = async () => JSON.parse((await get(h.ingressPort, '/api/whoami')).body) as { version: string };
   const tags = async () => (((await (await fetch(`${reg}/v2/${APP}/web/tags/list`)).json()) as { tags: string[] | null }).tags ?? []).sort();
   const head = async (ref: string) => (await fetch(`${reg}/v2/${APP}/web/manifests/${ref}`, { method: 'HEAD', headers: { accept: MANIFEST } })).status;

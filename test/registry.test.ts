@@ -7,31 +7,16 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { exampleRepo, git } from './helpers/git.ts';
-import { Harness } from './helpers/harness.ts';
+import { git, helloCompose, pushSetup, type PushSetup } from './helpers/git.ts';
+import type { Harness } from './helpers/harness.ts';
 
 const APP = 'regapp';
 
 // No routes: the same app runs in several environments here, and route claims are global.
 function compose(version: string, extraEnv = ''): string {
-  return `name: ${APP}
-services:
-  web:
-    build: .
-    environment:
-      APP_VERSION: ${version}
-${extraEnv}    deploy:
-      replicas: 1
-    stop_grace_period: 2s
-    x-berth:
-      port: 3000
-      health:
-        http: /healthz
-      update:
-        deadline: 15s
-`;
+  return helloCompose(APP, version, { route: false, extraEnv, deadline: '15s' });
 }
 
 interface Rel { id: string; image: string; imageId: string; status: string; current: boolean; service: string }
@@ -39,22 +24,15 @@ interface Rel { id: string; image: string; imageId: string; status: string; curr
 describe('image registry and promotion', () => {
   let h: Harness;
   let work: string;
-  let token: string;
   let reg: string;
+  let setup: PushSetup;
   before(async () => {
-    h = await Harness.create({ portRange: '33200-33299' });
-    await h.startServer();
-    token = await h.token();
-    reg = `http://127.0.0.1:${h.registryPort}`;
-    work = await exampleRepo('berth-reg-', compose('v1'));
+    setup = await pushSetup({ portRange: '33200-33299', prefix: 'berth-reg-', compose: compose('v1') });
+    ({ h, work, registry: reg } = setup);
   });
-  after(async () => {
-    if (process.exitCode) console.error(h.serverLog.slice(-5000));
-    await h.cleanup();
-    await rm(work, { recursive: true, force: true });
-  });
+  after(() => setup.cleanup());
 
-  const remote = () => `http://x:${token}@127.0.0.1:${h.apiPort}/git/${APP}.git`;
+  const remote = () => setup.remote(APP);
   const current = async (env: string): Promise<Rel | undefined> =>
     ((await h.api('GET', `/v1/apps/${APP}/releases?env=${env}`)).json.releases as Rel[]).find((r) => r.current && r.service === 'web');
   const builds = async () => (await h.api('GET', `/v1/builds?app=${APP}`)).json.builds as { id: string; status: string; images: Record<string, string> }[];

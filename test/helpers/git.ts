@@ -1,9 +1,9 @@
 /** git for tests: a runner that never throws (exit code + output), and a committed copy of the example app. */
 import { execFile, spawn } from 'node:child_process';
-import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from './harness.ts';
+import { Harness, ROOT } from './harness.ts';
 
 export function git(cwd: string, args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((res) => {
@@ -55,4 +55,54 @@ export async function exampleRepo(prefix: string, compose: string): Promise<stri
     if (r.code !== 0) throw new Error(`git ${args.join(' ')}: ${r.out}`);
   }
   return work;
+}
+
+/**
+ * compose.yaml of the example app for push tests: one `web` replica on port 3000 with an HTTP health
+ * check, APP_VERSION set to `version`; optionally routed at `/`, with a `berth-test` command, more
+ * environment lines, a release deadline.
+ */
+export function helloCompose(app: string, version: string, o: { route?: boolean; testCmd?: string; extraEnv?: string; stopGrace?: string; deadline?: string } = {}): string {
+  return `name: ${app}
+services:
+  web:
+    build: .
+    environment:
+      APP_VERSION: ${version}
+${o.extraEnv ?? ''}${o.testCmd ? `    labels:\n      berth-test: "${o.testCmd}"\n` : ''}    deploy:
+      replicas: 1
+    stop_grace_period: ${o.stopGrace ?? '2s'}
+    x-berth:
+      port: 3000
+${o.route === false ? '' : '      routes:\n        - path: /\n'}      health:
+        http: /healthz
+${o.deadline ? `      update:\n        deadline: ${o.deadline}\n` : ''}`;
+}
+
+/** A server to push to and a committed example repo: what the git push suites share. */
+export interface PushSetup {
+  h: Harness;
+  token: string;
+  work: string;
+  /** `http://127.0.0.1:PORT` of Berth's image registry. */
+  registry: string;
+  /** The app's git remote on Berth, with the admin token (or the one given) as the password. */
+  remote(app: string, token?: string): string;
+  cleanup(): Promise<void>;
+}
+
+export async function pushSetup(o: { portRange: string; prefix: string; compose: string; env?: Record<string, string> }): Promise<PushSetup> {
+  const h = await Harness.create({ portRange: o.portRange, ...(o.env ? { env: o.env } : {}) });
+  await h.startServer();
+  const token = await h.token();
+  const work = await exampleRepo(o.prefix, o.compose);
+  return {
+    h, token, work, registry: `http://127.0.0.1:${h.registryPort}`,
+    remote: (app, t = token) => `http://x:${t}@127.0.0.1:${h.apiPort}/git/${app}.git`,
+    async cleanup() {
+      if (process.exitCode) console.error(h.serverLog.slice(-5000));
+      await h.cleanup();
+      await rm(work, { recursive: true, force: true });
+    },
+  };
 }
