@@ -15,8 +15,8 @@ import { waitFor } from '../src/lib/backoff.ts';
 
 const APP = 'pushy';
 
-function compose(version: string, testCmd?: string): string {
-  return helloCompose(APP, version, testCmd ? { testCmd } : {});
+function compose(version: string, testCmd?: string, more: { xTest?: string; top?: string } = {}): string {
+  return helloCompose(APP, version, { ...(testCmd ? { testCmd } : {}), ...more });
 }
 
 describe('git push', () => {
@@ -81,7 +81,8 @@ describe('git push', () => {
 
   test('a push whose tests fail reports it and leaves the running release serving', async () => {
     const before = await whoami();
-    await writeFile(join(work, 'compose.yaml'), compose('v2', "sh -c 'echo running tests; exit 1'"));
+    // x-berth.test (the `berth-test` label, used below, is the older spelling).
+    await writeFile(join(work, 'compose.yaml'), compose('v2', undefined, { xTest: "[sh, -c, 'echo running tests; exit 1']" }));
     assert.equal((await git(work, ['commit', '-qam', 'v2 with failing tests'])).code, 0);
     const r = await git(work, ['push', remote(token), 'main']);
     assert.notEqual(r.code, 0, r.out);
@@ -135,6 +136,19 @@ describe('git push', () => {
     assert.equal((await whoami()).instance, before.instance);
     await writeFile(df, original);
     assert.equal((await git(work, ['commit', '-qam', 'no secret'])).code, 0);
+  });
+
+  test('x-berth.pipeline.checks strict: [non-root] turns the root warning into a rejected push', async () => {
+    const before = await whoami();
+    await writeFile(join(work, 'compose.yaml'), compose('v4b', undefined, { top: 'x-berth:\n  pipeline:\n    checks:\n      strict: [non-root]\n' }));
+    assert.equal((await git(work, ['commit', '-qam', 'v4b: strict about root'])).code, 0);
+    const r = await git(work, ['push', remote(token), 'main']);
+    assert.notEqual(r.code, 0, r.out);
+    assert.match(r.out, /fail non-root: runs as root: add USER with an unprivileged user \(strict in x-berth\.pipeline\.checks\)/);
+    assert.match(r.out, /image checks failed for web: non-root/);
+    assert.equal((await whoami()).instance, before.instance);
+    const b = (await h.api('GET', `/v1/builds?app=${APP}&limit=1`)).json.builds[0];
+    assert.equal(b.checks.web.find((c: { id: string }) => c.id === 'non-root').level, 'fail', 'the report is on the build record');
   });
 
   test('a code-only change reuses the cached dependency layers', async () => {

@@ -35,6 +35,8 @@ export interface BuildRecord {
   timings?: Partial<Record<BuildStage, number>>;
   /** Who cancelled it (token name), when it was cancelled. */
   cancelledBy?: string;
+  /** The image standards report per service (pass/warn/fail per check). */
+  checks?: Record<string, { id: string; level: 'pass' | 'warn' | 'fail'; message: string }[]>;
 }
 
 export function isFinished(status: BuildStatus): boolean {

@@ -10,11 +10,9 @@ import type { AppSpec, SpecWarning } from '../core/spec/types.ts';
 import type { BuildLog, BuildRecord, BuildStage } from './build-log.ts';
 import type { GitRepos } from './git-repos.ts';
 import { pushImage } from '../images/image-push.ts';
-import { checkImage, fromImages } from '../core/image-checks.ts';
-import type { ServiceSpec } from '../core/spec/types.ts';
+import { applyCheckPolicy, checkImage, fromImages } from '../core/image-checks.ts';
+import { DEFAULT_CHECK_POLICY, type CheckPolicy, type ServiceSpec } from '../core/spec/types.ts';
 
-/** How many levels an image chain may have (base → runtime/middleware → app). */
-const MAX_CHAIN_DEPTH = 3;
 
 /** Creates a deployment exactly as `POST /v1/apps/:app/deployments` does (validation included). */
 export type DeployFn = (app: string, env: string, spec: AppSpec, warnings: SpecWarning[]) => Promise<{ id: string }>;
@@ -56,10 +54,20 @@ export interface PushedRef {
 
 const COMPOSE_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yml', 'docker-compose.yaml'];
 /**
- * Compose label holding a service's test command, run in a container of the freshly built image.
- * Not `berth.test`: the spec parser reserves `berth.*` labels (the proper home is `x-berth.test`).
+ * Compose label holding a service's test command, run in a container of the freshly built image:
+ * the older spelling of `x-berth.test`, still read when that is absent.
  */
 export const TEST_LABEL = 'berth-test';
+
+/** The service's test command: `x-berth.test`, else the `berth-test` label; a bad label fails the build. */
+function testCommand(svc: ServiceSpec): string[] | undefined {
+  if (svc.test) return svc.test;
+  const label = svc.labels[TEST_LABEL];
+  if (label === undefined) return undefined;
+  const argv = splitShellWords(label);
+  if (!argv.ok || argv.argv.length === 0) throw new PipelineFailed(`label ${TEST_LABEL} of ${svc.name} is not a command: ${argv.ok ? 'empty' : argv.message}`);
+  return argv.argv;
+}
 
 export function defaultEnvOf(branch: string): string {
   if (branch === 'main' || branch === 'master') return 'prod';
@@ -163,15 +171,17 @@ export class PushPipeline {
   }
 
   /** The image standards report; a failed check stops the pipeline before anything is pushed or deployed. */
-  private async checks(app: string, svc: ServiceSpec, image: string, dockerfile: string, parentDepth: number, say: (l: string) => void): Promise<void> {
+  private async checks(rec: BuildRecord, policy: CheckPolicy, svc: ServiceSpec, image: string, dockerfile: string, parentDepth: number, say: (l: string) => void): Promise<void> {
+    const { app } = rec;
     const info = await this.d.engine.imageInfo(image);
     if (!info) return;
     const prevRef = this.d.builds.list(app).find((b) => b.status === 'succeeded' && b.images[svc.name])?.images[svc.name];
     const prev = prevRef ? await this.d.engine.imageInfo(prevRef).catch(() => undefined) : undefined;
-    const results = checkImage({
+    const results = applyCheckPolicy(checkImage({
       dockerfile, parentDepth, env: info.env, user: info.user, hasHealthcheck: info.hasHealthcheck, sizeBytes: info.sizeBytes,
-      ...(prev ? { previousSizeBytes: prev.sizeBytes } : {}), serviceHasHealth: svc.health.type !== 'none', maxDepth: MAX_CHAIN_DEPTH,
-    });
+      ...(prev ? { previousSizeBytes: prev.sizeBytes } : {}), serviceHasHealth: svc.health.type !== 'none', maxDepth: policy.maxChainDepth,
+    }), policy);
+    (rec.checks ??= {})[svc.name] = results;
     say(`-----> Checks for ${svc.name}`);
     for (const r of results) say(`       ${r.level.padEnd(4)} ${r.id}: ${r.message}`);
     const failed = results.filter((r) => r.level === 'fail');
@@ -246,11 +256,16 @@ export class PushPipeline {
       await c.save();
       stopIfCancelled('build');
       c.stage('checks');
-      for (const b of built) await this.checks(app, b.svc, b.svc.image, b.dockerfile, b.parentDepth, say);
+      const policy = spec.pipeline?.checks ?? DEFAULT_CHECK_POLICY;
+      try {
+        for (const b of built) await this.checks(rec, policy, b.svc, b.svc.image, b.dockerfile, b.parentDepth, say);
+      } finally {
+        await c.save();
+      }
       c.stage('test');
       for (const svc of Object.values(spec.services)) {
-        const test = svc.labels[TEST_LABEL];
-        if (test) await this.test(rec, svc.name, svc.image, test, svc.environment, say, signal);
+        const argv = testCommand(svc);
+        if (argv) await this.test(rec, svc.name, svc.image, argv, svc.environment, say, signal);
       }
       stopIfCancelled('test');
       const registry = this.d.registry;
@@ -350,15 +365,13 @@ export class PushPipeline {
     }
   }
 
-  /** Runs the service's `berth.test` command in a container of the new image; non-zero fails the push. */
-  private async test(rec: BuildRecord, service: string, image: string, command: string, env: Record<string, string>, say: (l: string) => void, signal: AbortSignal): Promise<void> {
-    const argv = splitShellWords(command);
-    if (!argv.ok || argv.argv.length === 0) throw new PipelineFailed(`label ${TEST_LABEL} of ${service} is not a command: ${argv.ok ? 'empty' : argv.message}`);
-    say(`-----> Testing ${service}: ${command}`);
+  /** Runs the service's test command in a container of the new image; non-zero fails the push. */
+  private async test(rec: BuildRecord, service: string, image: string, argv: string[], env: Record<string, string>, say: (l: string) => void, signal: AbortSignal): Promise<void> {
+    say(`-----> Testing ${service}: ${argv.join(' ')}`);
     const { engine } = this.d;
     const id = await engine.create({
       name: `berth-test-${rec.id}-${service}`, image, labels: { 'io.berth.build': rec.id, 'io.berth.test': service },
-      env, cmd: argv.argv, mounts: [],
+      env, cmd: argv, mounts: [],
     });
     try {
       await engine.start(id);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkImage, fromImages, type ImageFacts } from './image-checks.ts';
+import { applyCheckPolicy, checkImage, fromImages, type ImageFacts } from './image-checks.ts';
 
 const base: ImageFacts = {
   dockerfile: 'FROM berth/node:20\nCOPY server.js /app/\nUSER nobody\nCMD ["node","/app/server.js"]\n',
@@ -36,4 +36,16 @@ test('health check and non-root are recommendations (warn); size is reported aga
   assert.equal(level({ ...base, user: '' }, 'non-root'), 'warn');
   assert.equal(level({ ...base, user: '0:0' }, 'non-root'), 'warn');
   assert.match(checkImage({ ...base, previousSizeBytes: 90 * 1024 * 1024 }).find((r) => r.id === 'size')!.message, /100 MB \(previous build 90 MB, \+10 MB\)/);
+});
+
+test('the app\'s policy: strict turns a warning into a failure, warn_only a failure into a visible warning', () => {
+  const report = [
+    { id: 'non-root' as const, level: 'warn' as const, message: 'runs as root' },
+    { id: 'pinned-from' as const, level: 'fail' as const, message: 'FROM x:latest is not pinned' },
+    { id: 'size' as const, level: 'pass' as const, message: 'image size 1 MB' },
+  ];
+  assert.deepEqual(applyCheckPolicy(report, { strict: ['non-root', 'size'], warnOnly: ['pinned-from'] }).map((r) => [r.id, r.level]),
+    [['non-root', 'fail'], ['pinned-from', 'warn'], ['size', 'pass']]);
+  assert.match(applyCheckPolicy(report, { strict: [], warnOnly: ['pinned-from'] })[1]!.message, /only a warning: warn_only in x-berth\.pipeline\.checks/);
+  assert.deepEqual(applyCheckPolicy(report, { strict: [], warnOnly: [] }), report);
 });

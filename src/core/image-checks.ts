@@ -5,8 +5,11 @@
 
 export type CheckLevel = 'pass' | 'warn' | 'fail';
 
+export const CHECK_IDS = ['base-chain', 'no-secrets', 'pinned-from', 'healthcheck', 'non-root', 'size'] as const;
+export type CheckId = (typeof CHECK_IDS)[number];
+
 export interface CheckResult {
-  id: 'base-chain' | 'no-secrets' | 'pinned-from' | 'healthcheck' | 'non-root' | 'size';
+  id: CheckId;
   level: CheckLevel;
   message: string;
 }
@@ -98,4 +101,16 @@ export function checkImage(f: ImageFacts): CheckResult[] {
   const delta = f.previousSizeBytes === undefined ? '' : ` (previous build ${mb(f.previousSizeBytes)}, ${f.sizeBytes >= f.previousSizeBytes ? '+' : '−'}${mb(Math.abs(f.sizeBytes - f.previousSizeBytes))})`;
   results.push({ id: 'size', level: 'pass', message: `image size ${mb(f.sizeBytes)}${delta}` });
   return results;
+}
+
+/**
+ * The app's policy over the report: `strict` checks fail where they would warn, `warnOnly` checks
+ * warn where they would fail (the message says so, so the exception stays visible).
+ */
+export function applyCheckPolicy(results: CheckResult[], policy: { strict: readonly string[]; warnOnly: readonly string[] }): CheckResult[] {
+  return results.map((r) => {
+    if (r.level === 'warn' && policy.strict.includes(r.id)) return { ...r, level: 'fail', message: `${r.message} (strict in x-berth.pipeline.checks)` };
+    if (r.level === 'fail' && policy.warnOnly.includes(r.id)) return { ...r, level: 'warn', message: `${r.message} (only a warning: warn_only in x-berth.pipeline.checks)` };
+    return r;
+  });
 }

@@ -59,10 +59,10 @@ export async function exampleRepo(prefix: string, compose: string): Promise<stri
 
 /**
  * compose.yaml of the example app for push tests: one `web` replica on port 3000 with an HTTP health
- * check, APP_VERSION set to `version`; optionally routed at `/`, with a `berth-test` command, more
- * environment lines, a release deadline.
+ * check, APP_VERSION set to `version`; optionally routed at `/`, with a test command (`berth-test`
+ * label or `x-berth.test`), more environment lines, a release deadline, top-level YAML after it all.
  */
-export function helloCompose(app: string, version: string, o: { route?: boolean; testCmd?: string; extraEnv?: string; stopGrace?: string; deadline?: string } = {}): string {
+export function helloCompose(app: string, version: string, o: { route?: boolean; testCmd?: string; xTest?: string; extraEnv?: string; stopGrace?: string; deadline?: string; top?: string } = {}): string {
   return `name: ${app}
 services:
   web:
@@ -76,7 +76,7 @@ ${o.extraEnv ?? ''}${o.testCmd ? `    labels:\n      berth-test: "${o.testCmd}"\
       port: 3000
 ${o.route === false ? '' : '      routes:\n        - path: /\n'}      health:
         http: /healthz
-${o.deadline ? `      update:\n        deadline: ${o.deadline}\n` : ''}`;
+${o.deadline ? `      update:\n        deadline: ${o.deadline}\n` : ''}${o.xTest ? `      test: ${o.xTest}\n` : ''}${o.top ?? ''}`;
 }
 
 /** A server to push to and a committed example repo: what the git push suites share. */

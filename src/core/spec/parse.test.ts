@@ -823,8 +823,39 @@ test('x-berth.update: strategies and their knobs, with clear errors', () => {
 test('x-berth.pipeline.branches maps branches to environments, with clear errors', () => {
   const base = 'services:\n  web:\n    image: x\n';
   assert.deepEqual(parse(base + 'x-berth:\n  pipeline:\n    branches:\n      main: pre\n      release: prod\n').spec.pipeline,
-    { branches: { main: 'pre', release: 'prod' } });
+    { branches: { main: 'pre', release: 'prod' }, checks: { maxChainDepth: 3, strict: [], warnOnly: [] } });
   assert.equal(parse(base).spec.pipeline, undefined);
   assert.throws(() => parse(base + 'x-berth:\n  pipeline:\n    branches:\n      main: Pre Prod\n'), /x-berth\.pipeline\.branches\.main: "Pre Prod" is not an environment name/);
   assert.throws(() => parse(base + 'x-berth:\n  pipeline:\n    brnaches: {}\n'), /brnaches/);
+});
+
+test('x-berth.pipeline.checks sets the image standards policy; bad values name file, line and column', () => {
+  const base = 'services:\n  web:\n    image: x\n';
+  assert.deepEqual(parse(base + 'x-berth:\n  pipeline:\n    checks:\n      max_chain_depth: 2\n      strict: [non-root, healthcheck]\n      warn_only: [pinned-from]\n').spec.pipeline?.checks,
+    { maxChainDepth: 2, strict: ['non-root', 'healthcheck'], warnOnly: ['pinned-from'] });
+  const cases: Array<[string, string, RegExp]> = [
+    ['x-berth:\n  pipeline:\n    checks:\n      strict: [non_root]\n', '7:16', /"non_root" is not a check: did you mean non-root\?/],
+    ['x-berth:\n  pipeline:\n    checks:\n      max_chain_depth: deep\n', '7:24', /"deep" is not a number of levels: write a whole number from 1 to 10/],
+    ['x-berth:\n  pipeline:\n    checks:\n      strictly: []\n', '7:7', /unknown key `strictly`: did you mean `strict`\?/],
+    ['x-berth:\n  pipeline:\n    checks:\n      strict: [size]\n      warn_only: [size]\n', '8:18', /size is both strict and warn_only/],
+  ];
+  for (const [tail, where, re] of cases) {
+    const found = issues(base + tail);
+    assert.equal(found.length, 1, JSON.stringify(found));
+    assert.equal(`${found[0]!.line}:${found[0]!.col}`, where, tail);
+    assert.match(found[0]!.message, re);
+  }
+});
+
+test('x-berth.test: the pipeline\'s test command, as shell words or a list', () => {
+  const svc = (t: string) => parse(`services:\n  web:\n    image: x\n    x-berth:\n      test: ${t}\n`).spec.services.web!.test;
+  assert.deepEqual(svc('npm test -- --grep "fast one"'), ['npm', 'test', '--', '--grep', 'fast one']);
+  assert.deepEqual(svc('[sh, -c, "npm test && npm run lint"]'), ['sh', '-c', 'npm test && npm run lint']);
+  assert.equal(parse('services:\n  web:\n    image: x\n').spec.services.web!.test, undefined);
+  for (const [t, re] of [['"npm test \'unclosed"', /unterminated|quote/i], ['""', /the test command is empty/], ['{a: 1}', /expected a command/]] as const) {
+    const found = issues(`services:\n  web:\n    image: x\n    x-berth:\n      test: ${t}\n`);
+    assert.equal(found.length, 1, JSON.stringify(found));
+    assert.equal(`${found[0]!.line}:${found[0]!.col}`, '5:13');
+    assert.match(found[0]!.message, re);
+  }
 });

@@ -78,6 +78,7 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
     if (shm !== undefined) spec.shmSizeBytes = shm;
   }
   if (ext.port !== undefined) spec.port = ext.port;
+  if (ext.test) spec.test = ext.test;
   return spec;
 }
 

@@ -125,15 +125,34 @@ export interface ServiceSpec {
   update?: UpdateSpec;
   /** Version of the app's configuration (config center) this release runs with; set by the server, never by a client. */
   configVersion?: number;
+  /** x-berth.test: the command the pipeline runs in a container of a freshly built image (argv). Build-time only. */
+  test?: string[];
 }
 
 export interface AppSpec {
   /** App name: [a-z0-9][a-z0-9-]*, from --app, the Compose `name:` or the file's directory. */
   name: string;
   services: Record<string, ServiceSpec>;
-  /** Top-level `x-berth.pipeline`: which branch deploys to which environment (git push / webhooks). */
-  pipeline?: { branches: Record<string, string> };
+  /** Top-level `x-berth.pipeline`: which branch deploys to which environment (git push / webhooks), and the checks' policy. */
+  pipeline?: PipelineSpec;
 }
+
+export interface PipelineSpec {
+  branches: Record<string, string>;
+  checks: CheckPolicy;
+}
+
+/** `x-berth.pipeline.checks`: how strict the image standards are for this app. */
+export interface CheckPolicy {
+  /** Levels an image chain may have (base → runtime/middleware → app). */
+  maxChainDepth: number;
+  /** Checks whose warning fails the build (e.g. non-root, healthcheck). */
+  strict: string[];
+  /** Checks whose failure only warns (a documented, visible exception). */
+  warnOnly: string[];
+}
+
+export const DEFAULT_CHECK_POLICY: CheckPolicy = { maxChainDepth: 3, strict: [], warnOnly: [] };
 
 /** A key Berth read but does not act on (yet), or a questionable value. Never silently dropped. */
 export interface SpecWarning {

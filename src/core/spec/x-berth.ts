@@ -6,12 +6,16 @@
 import { isRecord, take, type SpecContext } from './context.ts';
 import type { Diagnostics } from './diagnostics.ts';
 import { berthHealth } from './health.ts';
-import { unknownKey } from './suggest.ts';
-import { DEFAULT_UPDATE, type HttpHealth, type RouteSpec, type TcpHealth, type UpdateSpec } from './types.ts';
+import { closestMatch, unknownKey } from './suggest.ts';
+import { DEFAULT_CHECK_POLICY, DEFAULT_UPDATE, type CheckPolicy, type HttpHealth, type PipelineSpec, type RouteSpec, type TcpHealth, type UpdateSpec } from './types.ts';
+import { splitShellWords } from './shell-words.ts';
+import { CHECK_IDS } from '../image-checks.ts';
 import { parseDuration } from './units.ts';
 import type { SpecPath } from './yaml-source.ts';
 
-const SERVICE_KEYS = ['port', 'routes', 'health', 'update'];
+const SERVICE_KEYS = ['port', 'routes', 'health', 'update', 'test'];
+const PIPELINE_KEYS = ['branches', 'checks'];
+const CHECKS_KEYS = ['max_chain_depth', 'strict', 'warn_only'];
 const UPDATE_KEYS = ['strategy', 'max_surge', 'max_unavailable', 'keep_previous', 'signal', 'on_failure', 'deadline'];
 const STRATEGIES = ['rolling', 'blue-green', 'reload', 'recreate'] as const;
 const APP_KEYS = ['app', 'pipeline'];
@@ -25,6 +29,7 @@ export interface ServiceExtensions {
   /** Undefined when x-berth.health is absent (or invalid, which is reported). */
   health?: HttpHealth | TcpHealth | { type: 'none' };
   update: UpdateSpec;
+  test?: string[];
 }
 
 export function serviceExtensions(ctx: SpecContext, path: SpecPath, raw: unknown): ServiceExtensions {
@@ -44,7 +49,23 @@ export function serviceExtensions(ctx: SpecContext, path: SpecPath, raw: unknown
     ctx.diag.error([...path, 'health'], `a${health.type === 'http' ? 'n HTTP' : ' TCP'} health check needs \`x-berth.port\`: set the port the service listens on`);
   }
   const update = raw.update === undefined ? DEFAULT_UPDATE : parseUpdate(ctx, [...path, 'update'], raw.update);
-  return { port, routes, health, update };
+  const test = raw.test === undefined ? undefined : parseTest(ctx.diag, [...path, 'test'], raw.test);
+  return { port, routes, health, update, ...(test ? { test } : {}) };
+}
+
+/** `test: npm test` (shell words, no shell) or `test: [npm, test]`. */
+function parseTest(diag: Diagnostics, path: SpecPath, raw: unknown): string[] | undefined {
+  const hint = 'write the command the pipeline runs in a container of the new image, e.g. test: npm test, or [sh, -c, "npm test && npm run lint"]';
+  if (typeof raw === 'string') {
+    const r = splitShellWords(raw);
+    if (!r.ok) diag.error(path, `${r.message}: ${hint}`);
+    else if (r.argv.length === 0) diag.error(path, `the test command is empty: ${hint}`);
+    else return r.argv;
+    return undefined;
+  }
+  if (Array.isArray(raw) && raw.length > 0 && raw.every((w) => typeof w === 'string')) return raw as string[];
+  diag.error(path, `expected a command: ${hint}`);
+  return undefined;
 }
 
 function parseUpdate(ctx: SpecContext, path: SpecPath, raw: unknown): UpdateSpec {
@@ -86,8 +107,11 @@ function parseUpdate(ctx: SpecContext, path: SpecPath, raw: unknown): UpdateSpec
   return u;
 }
 
-/** Top-level `x-berth.pipeline`: `{branches: {main: pre, release: prod}}`. */
-export function pipelineExtensions(diag: Diagnostics, raw: unknown): { branches: Record<string, string> } | undefined {
+/**
+ * Top-level `x-berth.pipeline`: `{branches: {main: pre, release: prod}, checks: {max_chain_depth: 3,
+ * strict: [non-root], warn_only: [pinned-from]}}`.
+ */
+export function pipelineExtensions(diag: Diagnostics, raw: unknown): PipelineSpec | undefined {
   if (!isRecord(raw) || raw.pipeline === undefined) return undefined;
   const path = ['x-berth', 'pipeline'];
   const p = raw.pipeline;
@@ -96,7 +120,7 @@ export function pipelineExtensions(diag: Diagnostics, raw: unknown): { branches:
     return undefined;
   }
   for (const key of Object.keys(p)) {
-    if (key !== 'branches') diag.error([...path, key], unknownKey(key, ['branches'], 'x-berth.pipeline'), 'key');
+    if (!PIPELINE_KEYS.includes(key)) diag.error([...path, key], unknownKey(key, PIPELINE_KEYS, 'x-berth.pipeline'), 'key');
   }
   const branches: Record<string, string> = {};
   if (p.branches !== undefined) {
@@ -110,7 +134,46 @@ export function pipelineExtensions(diag: Diagnostics, raw: unknown): { branches:
       } else branches[branch] = env;
     }
   }
-  return { branches };
+  return { branches, checks: p.checks === undefined ? DEFAULT_CHECK_POLICY : parseChecks(diag, [...path, 'checks'], p.checks) };
+}
+
+function parseChecks(diag: Diagnostics, path: SpecPath, raw: unknown): CheckPolicy {
+  if (!isRecord(raw)) {
+    diag.error(path, 'expected a mapping such as {max_chain_depth: 3, strict: [non-root]}');
+    return DEFAULT_CHECK_POLICY;
+  }
+  for (const key of Object.keys(raw)) {
+    if (!CHECKS_KEYS.includes(key)) diag.error([...path, key], unknownKey(key, CHECKS_KEYS, 'x-berth.pipeline.checks'), 'key');
+  }
+  const policy: CheckPolicy = { ...DEFAULT_CHECK_POLICY, strict: [], warnOnly: [] };
+  if (raw.max_chain_depth !== undefined) {
+    const n = raw.max_chain_depth;
+    if (typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 10) policy.maxChainDepth = n;
+    else diag.error([...path, 'max_chain_depth'], `${JSON.stringify(n)} is not a number of levels: write a whole number from 1 to 10 (base → runtime → app is 3)`);
+  }
+  const ids = (key: 'strict' | 'warn_only'): string[] => {
+    const v = raw[key];
+    if (v === undefined) return [];
+    if (!Array.isArray(v)) {
+      diag.error([...path, key], `expected a list of check names: ${CHECK_IDS.join(', ')}`);
+      return [];
+    }
+    const out: string[] = [];
+    v.forEach((id, i) => {
+      if (typeof id === 'string' && (CHECK_IDS as readonly string[]).includes(id)) out.push(id);
+      else {
+        const near = closestMatch(String(id), CHECK_IDS);
+        diag.error([...path, key, i], `${JSON.stringify(id)} is not a check${near ? `: did you mean ${near}?` : ''} (checks: ${CHECK_IDS.join(', ')})`);
+      }
+    });
+    return out;
+  };
+  policy.strict = ids('strict');
+  policy.warnOnly = ids('warn_only');
+  for (const id of policy.strict.filter((x) => policy.warnOnly.includes(x))) {
+    diag.error([...path, 'warn_only'], `${id} is both strict and warn_only: pick one`);
+  }
+  return policy;
 }
 
 /** Top-level `x-berth`: returns the app name if given. */
