@@ -138,6 +138,17 @@ describe('git push', () => {
     assert.equal((await git(work, ['commit', '-qam', 'no secret'])).code, 0);
   });
 
+  test('a push whose deployment would be refused (a route another app serves) fails before anything is built', async () => {
+    const r = await git(work, ['push', remote(token, 'pushy-twin'), 'main']);
+    assert.notEqual(r.code, 0, r.out);
+    assert.match(r.out, /deployment to prod would be refused, so nothing was built: route \(any host\)\/ of web is already served by pushy\/prod\/web/);
+    assert.doesNotMatch(r.out, /-----> Building/);
+    const b = (await h.api('GET', '/v1/builds?app=pushy-twin')).json.builds[0];
+    assert.equal(b.status, 'failed');
+    assert.deepEqual(b.images, {});
+    assert.equal((await h.api('GET', '/v1/apps/pushy-twin')).status, 404, 'no app, no deployment');
+  });
+
   test('x-berth.pipeline.checks strict: [non-root] turns the root warning into a rejected push', async () => {
     const before = await whoami();
     await writeFile(join(work, 'compose.yaml'), compose('v4b', undefined, { top: 'x-berth:\n  pipeline:\n    checks:\n      strict: [non-root]\n' }));

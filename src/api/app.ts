@@ -77,6 +77,9 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     if (body.spec.name !== appName) throw new InvalidInput(`spec.name "${body.spec.name}" does not match the app in the URL "${appName}"`);
     checkServiceNames(body.spec);
     checkRouteConflicts(d.store, body.spec, body.env);
+    // ?dry_run=true: validate only (the push pipeline asks before it spends a build on a refused deploy).
+    const q = req.query as { dry_run?: string };
+    if (q.dry_run === 'true' || q.dry_run === '1') return reply.status(200).send({ valid: true });
     const dep: DeploymentRecord = {
       id: d.newId(), app: appName, env: body.env, spec: body.spec, warnings: body.warnings, status: 'pending', message: '',
       createdAt: d.clock.now(), createdBy: 'admin', releases: {},

@@ -7,7 +7,7 @@ import { isFinished, type BuildRecord } from '../build/build-log.ts';
 import type { BuildController } from '../build/build-controller.ts';
 import { checkAppName, type GitRepos } from '../build/git-repos.ts';
 import { serveGitHttp } from '../build/git-http.ts';
-import { parseRefLines, type DeployFn, type WaitDeploymentFn } from '../build/pipeline.ts';
+import { parseRefLines, type DeployCheckFn, type DeployFn, type WaitDeploymentFn } from '../build/pipeline.ts';
 
 export interface GitRouteDeps {
   repos: GitRepos;
@@ -182,7 +182,7 @@ function basicUser(header: string): string {
  * The deploy/wait callbacks over the API's own routes (in-process `inject`): a push creates a
  * deployment through exactly the validation and store path of `POST /v1/apps/:app/deployments`.
  */
-export function apiDeployer(api: FastifyInstance, token: string, opts: { pollMs?: number; timeoutMs?: number } = {}): { deploy: DeployFn; waitDeployment: WaitDeploymentFn } {
+export function apiDeployer(api: FastifyInstance, token: string, opts: { pollMs?: number; timeoutMs?: number } = {}): { deploy: DeployFn; validate: DeployCheckFn; waitDeployment: WaitDeploymentFn } {
   const headers = { authorization: `Bearer ${token}` };
   return {
     async deploy(appName, env, spec, warnings) {
@@ -190,6 +190,10 @@ export function apiDeployer(api: FastifyInstance, token: string, opts: { pollMs?
       const body = r.json() as { deployment?: { id: string }; error?: { message: string } };
       if (r.statusCode !== 202 || !body.deployment) throw new Error(body.error?.message ?? `HTTP ${r.statusCode}`);
       return { id: body.deployment.id };
+    },
+    async validate(appName, env, spec, warnings) {
+      const r = await api.inject({ method: 'POST', url: `/v1/apps/${encodeURIComponent(appName)}/deployments?dry_run=true`, headers, payload: { env, spec, warnings } });
+      if (r.statusCode !== 200) throw new Error((r.json() as { error?: { message: string } }).error?.message ?? `HTTP ${r.statusCode}`);
     },
     async waitDeployment(id) {
       const deadline = Date.now() + (opts.timeoutMs ?? 30 * 60_000);

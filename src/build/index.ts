@@ -10,5 +10,5 @@ export { GitRepos, checkAppName, hookScript, type AppSource } from './git-repos.
 export { serveGitHttp, parseCgiHeaders } from './git-http.ts';
 export {
   BuildCancelled, PipelineFailed, PushPipeline, defaultEnvOf, parseRefLines, TEST_LABEL,
-  type DeployFn, type PipelineDeps, type PushedRef, type RunContext, type WaitDeploymentFn,
+  type DeployCheckFn, type DeployFn, type PipelineDeps, type PushedRef, type RunContext, type WaitDeploymentFn,
 } from './pipeline.ts';

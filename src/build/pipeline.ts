@@ -16,6 +16,8 @@ import { DEFAULT_CHECK_POLICY, type CheckPolicy, type ServiceSpec } from '../cor
 
 /** Creates a deployment exactly as `POST /v1/apps/:app/deployments` does (validation included). */
 export type DeployFn = (app: string, env: string, spec: AppSpec, warnings: SpecWarning[]) => Promise<{ id: string }>;
+/** Throws (with the reason) when such a deployment would be refused; creates nothing. */
+export type DeployCheckFn = (app: string, env: string, spec: AppSpec, warnings: SpecWarning[]) => Promise<void>;
 /** Resolves when the deployment has finished, with its outcome. */
 export type WaitDeploymentFn = (id: string) => Promise<{ status: 'succeeded' | 'failed'; message: string }>;
 
@@ -26,6 +28,8 @@ export interface PipelineDeps {
   clock: Clock;
   logger: Logger;
   deploy: DeployFn;
+  /** Asked before anything is built, so that a deployment the API would refuse fails the push at once. */
+  validate?: DeployCheckFn;
   waitDeployment: WaitDeploymentFn;
   /** Longest a test container may run. */
   testTimeoutMs?: number;
@@ -215,6 +219,11 @@ export class PushPipeline {
       }
       const env = rec.env;
       say(`-----> Branch ${branch} deploys to env ${env}`);
+      try {
+        await this.d.validate?.(app, env, spec, warnings);
+      } catch (err) {
+        throw new PipelineFailed(`deployment to ${env} would be refused, so nothing was built: ${(err as Error).message}`);
+      }
       const tag = sha.slice(0, 12);
       const built: { svc: ServiceSpec; dockerfile: string; parentDepth: number }[] = [];
       c.stage('build');
