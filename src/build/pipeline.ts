@@ -1,14 +1,11 @@
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join as posixJoin, relative } from 'node:path/posix';
 import type { Clock, Engine, Logger } from '../core/ports.ts';
 import { parseAppSpec } from '../core/spec/index.ts';
 import { splitShellWords } from '../core/spec/shell-words.ts';
 import type { AppSpec, SpecWarning } from '../core/spec/types.ts';
 import type { BuildLog, BuildRecord, BuildStage } from './build-log.ts';
 import type { GitRepos } from './git-repos.ts';
+import { CommitFiles } from './commit-files.ts';
 import { pushImage } from '../images/image-push.ts';
 import { applyCheckPolicy, checkImage, fromImages } from '../core/image-checks.ts';
 import { DEFAULT_CHECK_POLICY, type CheckPolicy, type ServiceSpec } from '../core/spec/types.ts';
@@ -204,12 +201,10 @@ export class PushPipeline {
     const stopIfCancelled = (stage: BuildStage) => {
       if (signal.aborted) throw new BuildCancelled(stage);
     };
-    let dir: string | undefined;
     try {
       c.stage('archive');
-      dir = await mkdtemp(join(tmpdir(), `berth-build-${rec.id}-`));
-      await this.archive(app, sha, dir, signal, c.quarantine);
-      const { spec, warnings } = this.readSpec(app, dir);
+      const files = new CommitFiles(this.d.repos.pathOf(app), sha, c.quarantine);
+      const { spec, warnings, root } = await this.readSpec(app, files, rec.id);
       for (const w of warnings) say(`warning: ${w.file}:${w.line}:${w.col} ${w.path}: ${w.message}`);
       // x-berth.pipeline.branches in the pushed compose.yaml maps the branch (e.g. main → pre).
       const mapped = spec.pipeline?.branches[branch];
@@ -230,7 +225,8 @@ export class PushPipeline {
       for (const svc of Object.values(spec.services)) {
         if (!svc.build) continue;
         const image = `berth/${app}/${svc.name}:${tag}`;
-        const dockerfile = readFileSync(join(svc.build.context, svc.build.dockerfile), 'utf8');
+        const ctx = await this.contextOf(files, root, svc);
+        const dockerfile = ctx.dockerfileText;
         const parentDepth = await this.parentDepth(dockerfile);
         say(`-----> Building ${svc.name} as ${image}`);
         const release = await this.slots.acquire((n) => say(`       waiting for a build slot (${n} ahead)`), signal)
@@ -240,7 +236,9 @@ export class PushPipeline {
           });
         try {
           await this.d.engine.build({
-            context: svc.build.context, dockerfile: svc.build.dockerfile, tag: image, args: svc.build.args,
+            context: `${ctx.dir || '.'} of commit ${sha.slice(0, 12)}`, dockerfile: svc.build.dockerfile, tag: image, args: svc.build.args,
+            // Straight from git's object store: the commit is never written out and read back.
+            contextTar: { open: () => files.archive(ctx.dir, signal), dockerfileText: ctx.dockerfileText, ...(ctx.dockerignore !== undefined ? { dockerignore: ctx.dockerignore } : {}) },
             labels: {
               'io.berth.app': app, 'io.berth.service': svc.name, 'io.berth.commit': sha, 'io.berth.branch': branch,
               'io.berth.build': rec.id, 'io.berth.build-time': new Date(clock.now()).toISOString(),
@@ -256,7 +254,7 @@ export class PushPipeline {
           release();
         }
         svc.image = image;
-        // Built here already: the deployment runs the image, it does not rebuild from a temp dir.
+        // Built here already: the deployment runs the image, it does not build again.
         delete svc.build;
         rec.images[svc.name] = image;
         say(`-----> ${svc.name} built: ${image}`);
@@ -315,63 +313,65 @@ export class PushPipeline {
       const res = await this.d.waitDeployment(dep.id);
       if (res.status !== 'succeeded') throw new PipelineFailed(`deployment ${dep.id} failed: ${res.message}`);
       say(`-----> ${app} deployed to ${env} (deployment ${dep.id})`);
-    } finally {
-      if (dir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    } catch (err) {
+      if (signal.aborted && !(err instanceof BuildCancelled) && rec.stage !== 'deploy') throw new BuildCancelled(rec.stage ?? 'archive');
+      throw err;
     }
   }
 
-  /** `git archive SHA | tar -x -C dir`: the exact commit, never a working tree. */
-  private async archive(app: string, sha: string, dir: string, signal: AbortSignal, quarantine?: string): Promise<void> {
-    const gitDir = this.d.repos.pathOf(app);
-    // During pre-receive the pushed objects are still in the quarantine directory.
-    const env = quarantine
-      ? { ...process.env, GIT_OBJECT_DIRECTORY: quarantine, GIT_ALTERNATE_OBJECT_DIRECTORIES: join(gitDir, 'objects') }
-      : process.env;
-    await new Promise<void>((resolve, reject) => {
-      const git = spawn('git', ['--git-dir', gitDir, 'archive', '--format=tar', sha], { stdio: ['ignore', 'pipe', 'pipe'], env, signal });
-      const tar = spawn('tar', ['-x', '-C', dir], { stdio: ['pipe', 'ignore', 'pipe'], signal });
-      let errText = '';
-      git.stderr.on('data', (c: Buffer) => (errText += c.toString()));
-      tar.stderr.on('data', (c: Buffer) => (errText += c.toString()));
-      git.stdout.pipe(tar.stdin);
-      let left = 2;
-      let failed = false;
-      const done = (what: string) => (code: number | null) => {
-        if (code !== 0 && !failed) {
-          failed = true;
-          if (signal.aborted) return reject(new BuildCancelled('archive'));
-          reject(new PipelineFailed(`${what} of ${sha.slice(0, 12)} failed (exit ${code}): ${errText.trim()}`));
-        }
-        if (--left === 0 && !failed) resolve();
-      };
-      git.on('close', done('git archive'));
-      tar.on('close', done('tar -x'));
-      const onError = (what: string) => (e: Error) => {
-        failed = true;
-        reject(signal.aborted ? new BuildCancelled('archive') : new PipelineFailed(`${what}: ${e.message}`));
-      };
-      git.on('error', onError('git archive'));
-      tar.on('error', onError('tar'));
-    });
-  }
-
-  private readSpec(app: string, dir: string): { spec: AppSpec; warnings: SpecWarning[] } {
-    const file = COMPOSE_FILES.find((f) => existsSync(join(dir, f)));
+  /**
+   * The Compose file of the commit, parsed with the repository mapped at a virtual root (nothing is
+   * on disk): env_files are read from the commit, paths outside it do not exist.
+   */
+  private async readSpec(app: string, files: CommitFiles, buildId: string): Promise<{ spec: AppSpec; warnings: SpecWarning[]; root: string }> {
+    const names = new Set(await files.list(''));
+    const file = COMPOSE_FILES.find((f) => names.has(f));
     if (!file) throw new PipelineFailed(`the commit has no ${COMPOSE_FILES.join(' / ')} at its root: add one to describe the app`);
-    try {
-      return parseAppSpec(readFileSync(join(dir, file), 'utf8'), {
-        file, env: {}, baseDir: dir, appName: app, allowedBindRoots: [],
+    const text = await files.read(file);
+    if (text === undefined) throw new PipelineFailed(`${file} in the commit is not a file`);
+    const root = `/berth-commit/${buildId}`;
+    const known = new Map<string, string | undefined>();
+    // The parser reads synchronously; what it asks for that is not loaded yet is fetched and the parse
+    // runs again (env_files name no further files, so this settles in one more round).
+    for (let round = 0; ; round++) {
+      const wanted = new Set<string>();
+      const parse = () => parseAppSpec(text, {
+        file, env: {}, baseDir: root, appName: app, allowedBindRoots: [],
         readFile: (p) => {
-          try {
-            return p.startsWith(dir + '/') ? readFileSync(p, 'utf8') : undefined;
-          } catch {
-            return undefined;
-          }
+          if (!p.startsWith(root + '/')) return undefined;
+          if (!known.has(p)) wanted.add(p);
+          return known.get(p);
         },
       });
-    } catch (err) {
-      throw new PipelineFailed(`${file} is not valid: ${(err as Error).message}`);
+      let res: { spec: AppSpec; warnings: SpecWarning[] } | undefined;
+      let error: unknown;
+      try {
+        res = parse();
+      } catch (err) {
+        error = err;
+      }
+      if (wanted.size === 0 || round >= 2) {
+        if (res) return { ...res, root };
+        throw new PipelineFailed(`${file} is not valid: ${(error as Error).message}`);
+      }
+      for (const p of wanted) known.set(p, await files.read(p.slice(root.length + 1)));
     }
+  }
+
+  /** A service's build context in the commit: its directory, Dockerfile text and .dockerignore. */
+  private async contextOf(files: CommitFiles, root: string, svc: ServiceSpec): Promise<{ dir: string; dockerfileText: string; dockerignore?: string }> {
+    const b = svc.build!;
+    const rel = relative(root, b.context);
+    if (rel.startsWith('..') || isAbsolute(rel)) {
+      throw new PipelineFailed(`the build context of ${svc.name} (${b.context.startsWith(root) ? b.context.slice(root.length + 1) : b.context}) is outside the repository: builds use only what the commit holds`);
+    }
+    const dir = rel;
+    const dfPath = posixJoin(dir, b.dockerfile);
+    if (dfPath.startsWith('..')) throw new PipelineFailed(`the Dockerfile of ${svc.name} (${b.dockerfile}) is outside the repository`);
+    const [type, dockerfileText, dockerignore] = await Promise.all([files.typeOf(dir), files.read(dfPath), files.read(posixJoin(dir, '.dockerignore'))]);
+    if (type !== 'tree') throw new PipelineFailed(`the build context of ${svc.name}, ${dir || '.'}, is not a directory in commit ${files.commit.slice(0, 12)}`);
+    if (dockerfileText === undefined) throw new PipelineFailed(`commit ${files.commit.slice(0, 12)} has no ${dfPath} for ${svc.name}: add it, or set build.dockerfile`);
+    return { dir, dockerfileText, ...(dockerignore !== undefined ? { dockerignore } : {}) };
   }
 
   /** Runs the service's test command in a container of the new image; non-zero fails the push. */

@@ -121,6 +121,12 @@ export interface BuildOptions {
   memoryBytes?: number;
   /** Aborting cancels the build on the engine; build() then rejects with an error saying it was cancelled. */
   signal?: AbortSignal;
+  /**
+   * The context as a tar stream (e.g. `git archive` of a commit) instead of reading the `context`
+   * directory, which then only names it in messages. A factory: the engine may need to send it twice.
+   * `dockerfileText` and `dockerignore` (the context's .dockerignore, applied by the engine) come with it.
+   */
+  contextTar?: { open: () => NodeJS.ReadableStream; dockerfileText: string; dockerignore?: string };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 
 interface DockerIgnore {
   add(patterns: string | string[]): DockerIgnore;
@@ -15,6 +15,60 @@ interface DockerIgnore {
 const requireFromDockerode = createRequire(createRequire(import.meta.url).resolve('dockerode'));
 const dockerignore = requireFromDockerode('@balena/dockerignore') as (opts?: { ignorecase?: boolean }) => DockerIgnore;
 const tarFs = requireFromDockerode('tar-fs') as { pack(cwd: string, opts: { entries: string[] }): Readable };
+const require = createRequire(import.meta.url);
+
+interface TarHeader { name: string; type?: string }
+type TarExtract = Writable & {
+  on(ev: 'entry', fn: (header: TarHeader, stream: Readable, next: (err?: Error) => void) => void): TarExtract;
+};
+interface TarPack extends Readable {
+  entry(header: TarHeader, cb: (err?: Error) => void): Writable;
+  finalize(): void;
+}
+const tarStream = require('tar-stream') as { extract(): TarExtract; pack(): TarPack };
+
+function ignorePatterns(text: string): string[] {
+  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+}
+
+/**
+ * Applies `.dockerignore` to a context that arrives as a tar stream (e.g. `git archive` of a commit):
+ * the same rules as listContextFiles — an ignored directory drops everything below it unless an
+ * exception (`!pattern`) could re-include something, the Dockerfile and .dockerignore are always
+ * kept — without writing the context to disk and reading it back.
+ */
+export function filterContextTar(source: Readable, dockerignoreText: string, dockerfile = 'Dockerfile'): Readable {
+  const patterns = ignorePatterns(dockerignoreText);
+  const ig = dockerignore({ ignorecase: false }).add(patterns);
+  const hasExceptions = patterns.some((p) => p.startsWith('!'));
+  const always = new Set([dockerfile.replace(/^\.\//, ''), '.dockerignore']);
+  const ignored = (p: string): boolean => {
+    if (always.has(p)) return false;
+    if (!hasExceptions) {
+      const parts = p.split('/');
+      for (let i = 1; i < parts.length; i++) if (ig.ignores(parts.slice(0, i).join('/'))) return true;
+    }
+    return ig.ignores(p);
+  };
+  const extract = tarStream.extract();
+  const pack = tarStream.pack();
+  extract.on('entry', (header, stream, next) => {
+    const name = header.name.replace(/^\.\//, '').replace(/\/+$/, '');
+    // git archive's pax global header (the commit id) is not part of the context.
+    const keep = name !== '' && header.type !== 'pax-global-header' && !(header.type === 'directory' ? hasExceptions || ignored(name) : ignored(name));
+    if (!keep) {
+      stream.on('end', () => next());
+      stream.resume();
+      return;
+    }
+    stream.pipe(pack.entry(header, (err) => next(err)));
+  });
+  extract.on('finish', () => pack.finalize());
+  extract.on('error', (e) => pack.destroy(e));
+  source.on('error', (e) => pack.destroy(e));
+  source.pipe(extract);
+  return pack;
+}
 
 /**
  * A plain tar stream of the given context files (as listed by listContextFiles). Not gzipped: the

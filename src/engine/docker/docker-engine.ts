@@ -18,7 +18,7 @@ import {
   type ImageInfo,
 } from '../../core/ports.ts';
 import { backoffMs } from '../../lib/backoff.ts';
-import { dockerfileBaseImages, isLoopbackRegistryRef, listContextFiles, packContext } from './build-context.ts';
+import { dockerfileBaseImages, filterContextTar, isLoopbackRegistryRef, listContextFiles, packContext } from './build-context.ts';
 import { BuildMemoryPool, openBuildMemoryPool } from './build-memory.ts';
 import { runBuildkitBuild } from './buildkit-build.ts';
 import { dockerMessage, isAbortError, isConnectionError, statusOf, toBerthError } from './docker-errors.ts';
@@ -161,10 +161,13 @@ export class DockerEngine implements Engine {
     // attempt): name it instead. Loopback registries (berth's own) may be pulled from.
     const dockerfilePath = path.join(opts.context, opts.dockerfile);
     let dockerfileText: string;
-    try {
-      dockerfileText = await readFile(dockerfilePath, 'utf8');
-    } catch (e) {
-      throw new NotFound(`cannot read the Dockerfile ${dockerfilePath}: ${(e as Error).message}`, { cause: e });
+    if (opts.contextTar) dockerfileText = opts.contextTar.dockerfileText;
+    else {
+      try {
+        dockerfileText = await readFile(dockerfilePath, 'utf8');
+      } catch (e) {
+        throw new NotFound(`cannot read the Dockerfile ${dockerfilePath}: ${(e as Error).message}`, { cause: e });
+      }
     }
     const bases = dockerfileBaseImages(dockerfileText, opts.args);
     for (const base of bases) {
@@ -176,7 +179,12 @@ export class DockerEngine implements Engine {
         );
       }
     }
-    const files = await listContextFiles(opts.context, opts.dockerfile);
+    const files = opts.contextTar ? [] : await listContextFiles(opts.context, opts.dockerfile);
+    // A tar given by the caller is filtered on its way through; a directory is packed from its listing.
+    const context = (): Readable => {
+      const t = opts.contextTar;
+      return t ? filterContextTar(t.open() as Readable, t.dockerignore ?? '', opts.dockerfile) : packContext(opts.context, files);
+    };
     const out = new BuildOutput(onProgress);
 
     let buildkit = this.builder === 'buildkit' && this.buildkitRefusal === undefined;
@@ -209,7 +217,7 @@ export class DockerEngine implements Engine {
               // where BuildKit's default network fails with "network bridge not found".
               networkmode: 'host',
             },
-            context: packContext(opts.context, files),
+            context: context(),
             ...(signal ? { signal } : {}),
             onLine: (l) => out.line(l),
             onTraceError: (err) => this.log.debug({ err: (err as Error).message }, 'undecodable BuildKit trace message'),
@@ -230,7 +238,7 @@ export class DockerEngine implements Engine {
           release = undefined;
         }
       }
-      await this.legacyBuild(opts, files, out);
+      await this.legacyBuild(opts, context, out);
     } finally {
       if (release) {
         await release().catch((e: unknown) =>
@@ -241,12 +249,12 @@ export class DockerEngine implements Engine {
   }
 
   /** The classic builder: every label a LABEL step and a commit, but memory limits per RUN container. */
-  private async legacyBuild(opts: BuildOptions, files: string[], out: BuildOutput): Promise<void> {
+  private async legacyBuild(opts: BuildOptions, context: () => Readable, out: BuildOutput): Promise<void> {
     const { signal } = opts;
     if (signal?.aborted) throw buildCancelled(opts.tag, signal);
     let stream: NodeJS.ReadableStream;
     try {
-      stream = await this.docker.buildImage(packContext(opts.context, files), {
+      stream = await this.docker.buildImage(context(), {
         t: opts.tag, dockerfile: opts.dockerfile, buildargs: opts.args, labels: opts.labels ?? {}, rm: true, forcerm: true,
         // A build's RUN steps get at most this much memory, so a build cannot take a small server down.
         ...(opts.memoryBytes ? { memory: opts.memoryBytes, memswap: opts.memoryBytes } : {}),

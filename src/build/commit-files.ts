@@ -1,0 +1,67 @@
+import { execFile, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+
+/**
+ * Read access to the files of one commit of an app's repository, straight from git's object store:
+ * the exact commit, never a working tree, and nothing written to disk. During pre-receive the pushed
+ * objects are still in the push's quarantine directory, which git is pointed at here.
+ */
+export class CommitFiles {
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(private readonly gitDir: string, readonly commit: string, quarantine?: string) {
+    this.env = quarantine
+      ? { ...process.env, GIT_OBJECT_DIRECTORY: quarantine, GIT_ALTERNATE_OBJECT_DIRECTORIES: join(gitDir, 'objects') }
+      : process.env;
+  }
+
+  /** The object at `path` (repository-relative, '' for the root): 'blob', 'tree', … or undefined when absent. */
+  async typeOf(path: string): Promise<string | undefined> {
+    const r = await this.git(['cat-file', '-t', this.spec(path)]);
+    return r.code === 0 ? r.out.toString('utf8').trim() : undefined;
+  }
+
+  /** A file's text, or undefined when the commit has no file there. */
+  async read(path: string): Promise<string | undefined> {
+    const r = await this.git(['cat-file', 'blob', this.spec(path)]);
+    return r.code === 0 ? r.out.toString('utf8') : undefined;
+  }
+
+  /** Names in a directory of the commit ('' for the root). */
+  async list(dir: string): Promise<string[]> {
+    const r = await this.git(['ls-tree', '--name-only', '-z', this.spec(dir)]);
+    if (r.code !== 0) throw new Error(`git ls-tree ${this.spec(dir)}: ${r.err.trim()}`);
+    return r.out.toString('utf8').split('\0').filter(Boolean);
+  }
+
+  /**
+   * A tar stream of directory `dir` ('' for the root) as `git archive` writes it, paths relative to
+   * that directory. A failure of git (or the signal) errors the stream.
+   */
+  archive(dir: string, signal?: AbortSignal): Readable {
+    const git = spawn('git', ['--git-dir', this.gitDir, 'archive', '--format=tar', this.spec(dir)], {
+      stdio: ['ignore', 'pipe', 'pipe'], env: this.env, ...(signal ? { signal } : {}),
+    });
+    let err = '';
+    git.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    git.on('error', (e) => git.stdout.destroy(e));
+    git.on('close', (code) => {
+      if (code !== 0) git.stdout.destroy(new Error(`git archive ${this.spec(dir)} failed (exit ${code}): ${err.trim()}`));
+    });
+    return git.stdout;
+  }
+
+  private spec(path: string): string {
+    return path === '' || path === '.' ? `${this.commit}^{tree}` : `${this.commit}:${path}`;
+  }
+
+  private git(args: string[]): Promise<{ code: number; out: Buffer; err: string }> {
+    return new Promise((resolve) => {
+      execFile('git', ['--git-dir', this.gitDir, ...args], { env: this.env, encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 }, (e, stdout, stderr) => {
+        const code = e ? (typeof (e as { code?: unknown }).code === 'number' ? (e as { code: number }).code : 1) : 0;
+        resolve({ code, out: stdout, err: stderr.toString('utf8') });
+      });
+    });
+  }
+}
