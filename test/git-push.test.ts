@@ -219,4 +219,13 @@ describe('git push', () => {
     assert.equal((await h.cli(['build', 'cancel', id])).code, 4);
     assert.equal((await h.cli(['build', 'cancel', 'nope'])).code, 3);
   });
+
+  test('a build context outside the repository is refused: builds use only what the commit holds', async () => {
+    await writeFile(join(work, 'compose.yaml'), compose('v7').replace('build: .', 'build: ..'));
+    assert.equal((await git(work, ['commit', '-qam', 'v7 builds from the parent directory'])).code, 0);
+    const r = await git(work, ['push', remote(token, 'pushy-escape'), 'main']);
+    assert.notEqual(r.code, 0, r.out);
+    assert.match(r.out, /the build context of web \(\.\.\) is outside the repository/);
+    assert.doesNotMatch(r.out, /-----> Building/);
+  });
 });

@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 
 /**
  * Read access to the files of one commit of an app's repository, straight from git's object store:
@@ -43,13 +43,17 @@ export class CommitFiles {
     const git = spawn('git', ['--git-dir', this.gitDir, 'archive', '--format=tar', this.spec(dir)], {
       stdio: ['ignore', 'pipe', 'pipe'], env: this.env, ...(signal ? { signal } : {}),
     });
+    // The stream ends only when git exits 0: a git that fails half-way must not look like a short context.
+    const out = new PassThrough();
+    git.stdout.pipe(out, { end: false });
     let err = '';
     git.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    git.on('error', (e) => git.stdout.destroy(e));
+    git.on('error', (e) => out.destroy(e));
     git.on('close', (code) => {
-      if (code !== 0) git.stdout.destroy(new Error(`git archive ${this.spec(dir)} failed (exit ${code}): ${err.trim()}`));
+      if (code === 0) out.end();
+      else out.destroy(new Error(`git archive ${this.spec(dir)} failed (exit ${code}): ${err.trim()}`));
     });
-    return git.stdout;
+    return out;
   }
 
   private spec(path: string): string {

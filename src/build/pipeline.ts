@@ -214,6 +214,9 @@ export class PushPipeline {
       }
       const env = rec.env;
       say(`-----> Branch ${branch} deploys to env ${env}`);
+      // Every build context first (the commit's own problems), then the deployment's acceptability.
+      const contexts = new Map<string, Awaited<ReturnType<PushPipeline['contextOf']>>>();
+      for (const svc of Object.values(spec.services)) if (svc.build) contexts.set(svc.name, await this.contextOf(files, root, svc));
       try {
         await this.d.validate?.(app, env, spec, warnings);
       } catch (err) {
@@ -225,7 +228,7 @@ export class PushPipeline {
       for (const svc of Object.values(spec.services)) {
         if (!svc.build) continue;
         const image = `berth/${app}/${svc.name}:${tag}`;
-        const ctx = await this.contextOf(files, root, svc);
+        const ctx = contexts.get(svc.name)!;
         const dockerfile = ctx.dockerfileText;
         const parentDepth = await this.parentDepth(dockerfile);
         say(`-----> Building ${svc.name} as ${image}`);
@@ -363,7 +366,7 @@ export class PushPipeline {
     const b = svc.build!;
     const rel = relative(root, b.context);
     if (rel.startsWith('..') || isAbsolute(rel)) {
-      throw new PipelineFailed(`the build context of ${svc.name} (${b.context.startsWith(root) ? b.context.slice(root.length + 1) : b.context}) is outside the repository: builds use only what the commit holds`);
+      throw new PipelineFailed(`the build context of ${svc.name} (${isAbsolute(rel) ? b.context : rel}) is outside the repository: builds use only what the commit holds`);
     }
     const dir = rel;
     const dfPath = posixJoin(dir, b.dockerfile);
