@@ -111,7 +111,11 @@ export class Harness {
 
   static async create(opts: { portRange: string; containerDns?: string; env?: Record<string, string> }): Promise<Harness> {
     const dataDir = await mkdtemp(join(tmpdir(), 'berth-test-'));
-    return new Harness(dataDir, await freePort(), await freePort(), await freePort(), opts.portRange, await freePort(), opts.containerDns ?? 'off', opts.env, await freePort());
+    // Five ports at once: the kernel may hand out a port it just released again, so each must differ.
+    const ports = new Set<number>();
+    while (ports.size < 5) ports.add(await freePort());
+    const [api, ingress, admin, dns, registry] = [...ports] as [number, number, number, number, number];
+    return new Harness(dataDir, api, ingress, admin, opts.portRange, dns, opts.containerDns ?? 'off', opts.env, registry);
   }
 
   get env(): NodeJS.ProcessEnv {
