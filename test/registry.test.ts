@@ -7,9 +7,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { git, helloCompose, pushSetup, type PushSetup } from './helpers/git.ts';
+import { exampleRepo, git, helloCompose, pushSetup, type PushSetup } from './helpers/git.ts';
+import { request } from 'node:http';
 import type { Harness } from './helpers/harness.ts';
 
 const APP = 'regapp';
@@ -108,5 +109,34 @@ describe('image registry and promotion', () => {
     const prodAfter = (await current('prod'))!;
     assert.equal(prodAfter.id, prodBefore.id);
     assert.equal(prodAfter.image, prodBefore.image);
+  });
+
+  test('the issue\'s path end to end: git push main → image in the registry (its HTTP API) → deployed to pre (x-berth.pipeline) → served through the ingress', async () => {
+    const app = 'regpre';
+    const yaml = helloCompose(app, 'pre-v1', { route: false, top: 'x-berth:\n  pipeline:\n    branches: {main: pre}\n' })
+      .replace('      health:', '      routes:\n        - {host: pre.regpre.test, path: /}\n      health:');
+    const repo = await exampleRepo('berth-regpre-', yaml);
+    try {
+      const r = await git(repo, ['push', setup.remote(app), 'main']);
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.out, /-----> Branch main deploys to env pre/);
+      const sha12 = (await git(repo, ['rev-parse', 'HEAD'])).out.trim().slice(0, 12);
+      assert.deepEqual(((await (await fetch(`${reg}/v2/${app}/web/tags/list`)).json()) as { tags: string[] }).tags, [sha12]);
+      const head = await fetch(`${reg}/v2/${app}/web/manifests/${sha12}`, { method: 'HEAD', headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+      const digest = head.headers.get('docker-content-digest');
+      const rel = ((await h.api('GET', `/v1/apps/${app}/releases?env=pre`)).json.releases as Rel[]).find((x) => x.current)!;
+      assert.equal(rel.image, `127.0.0.1:${h.registryPort}/${app}/web@${digest}`);
+      assert.equal((await h.api('GET', `/v1/apps/${app}/releases?env=prod`)).json.releases?.length ?? 0, 0, 'nothing in prod');
+      const body = await new Promise<string>((resolve, reject) => {
+        request({ host: '127.0.0.1', port: h.ingressPort, path: '/api/whoami', headers: { host: 'pre.regpre.test' }, agent: false }, (res) => {
+          let b = '';
+          res.on('data', (c: Buffer) => (b += c.toString()));
+          res.on('end', () => (res.statusCode === 200 ? resolve(b) : reject(new Error(`HTTP ${res.statusCode}: ${b}`))));
+        }).on('error', reject).end();
+      });
+      assert.equal(JSON.parse(body).version, 'pre-v1');
+    } finally {
+      await rm(repo, { recursive: true, force: true });
+    }
   });
 });
