@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exampleRepo, git, helloCompose, pushSetup, type PushSetup } from './helpers/git.ts';
 import { request } from 'node:http';
@@ -117,6 +117,12 @@ describe('image registry and promotion', () => {
       .replace('      health:', '      routes:\n        - {host: pre.regpre.test, path: /}\n      health:');
     const repo = await exampleRepo('berth-regpre-', yaml);
     try {
+      // The version comes from an env_file in the commit: read from git like everything else.
+      await writeFile(join(repo, 'compose.yaml'), yaml.replace('      APP_VERSION: pre-v1\n', '      OTHER: x\n').replace('    environment:', '    env_file: [config/pre.env]\n    environment:'));
+      await mkdir(join(repo, 'config'));
+      await writeFile(join(repo, 'config', 'pre.env'), 'APP_VERSION=pre-v1\n');
+      assert.equal((await git(repo, ['add', '-A'])).code, 0);
+      assert.equal((await git(repo, ['commit', '-qm', 'version from an env_file'])).code, 0);
       const r = await git(repo, ['push', setup.remote(app), 'main']);
       assert.equal(r.code, 0, r.out);
       assert.match(r.out, /-----> Branch main deploys to env pre/);

@@ -28,6 +28,9 @@ test('CommitFiles reads one commit from the object store: files, types, listings
     assert.equal(await files.typeOf('api/Dockerfile'), 'blob');
     assert.equal(await files.typeOf('missing'), undefined);
     assert.deepEqual(await files.list(''), ['api', 'compose.yaml']);
+    assert.deepEqual(await files.readMany(['compose.yaml', 'missing', 'api', 'api/Dockerfile', '']), [
+      { type: 'blob', text: 'services: {}\n' }, undefined, { type: 'tree' }, { type: 'blob', text: 'FROM x\n' }, { type: 'tree' },
+    ]);
     let bytes = 0;
     for await (const c of files.archive('api')) bytes += (c as Buffer).length;
     assert.ok(bytes >= 1024, 'a tar of api/');

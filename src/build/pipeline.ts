@@ -214,14 +214,18 @@ export class PushPipeline {
       }
       const env = rec.env;
       say(`-----> Branch ${branch} deploys to env ${env}`);
-      // Every build context first (the commit's own problems), then the deployment's acceptability.
-      const contexts = new Map<string, Awaited<ReturnType<PushPipeline['contextOf']>>>();
-      for (const svc of Object.values(spec.services)) if (svc.build) contexts.set(svc.name, await this.contextOf(files, root, svc));
-      try {
-        await this.d.validate?.(app, env, spec, warnings);
-      } catch (err) {
-        throw new PipelineFailed(`deployment to ${env} would be refused, so nothing was built: ${(err as Error).message}`);
+      // The build contexts and the deployment's acceptability are looked up together; the commit's own
+      // problems are reported first.
+      const toBuild = Object.values(spec.services).filter((svc) => svc.build);
+      const [ctxs, accepted] = await Promise.allSettled([
+        Promise.all(toBuild.map((svc) => this.contextOf(files, root, svc))),
+        this.d.validate?.(app, env, spec, warnings),
+      ]);
+      if (ctxs.status === 'rejected') throw ctxs.reason;
+      if (accepted.status === 'rejected') {
+        throw new PipelineFailed(`deployment to ${env} would be refused, so nothing was built: ${(accepted.reason as Error).message}`);
       }
+      const contexts = new Map(toBuild.map((svc, i) => [svc.name, ctxs.value[i]!]));
       const tag = sha.slice(0, 12);
       const built: { svc: ServiceSpec; dockerfile: string; parentDepth: number }[] = [];
       c.stage('build');
@@ -327,11 +331,11 @@ export class PushPipeline {
    * on disk): env_files are read from the commit, paths outside it do not exist.
    */
   private async readSpec(app: string, files: CommitFiles, buildId: string): Promise<{ spec: AppSpec; warnings: SpecWarning[]; root: string }> {
-    const names = new Set(await files.list(''));
-    const file = COMPOSE_FILES.find((f) => names.has(f));
-    if (!file) throw new PipelineFailed(`the commit has no ${COMPOSE_FILES.join(' / ')} at its root: add one to describe the app`);
-    const text = await files.read(file);
-    if (text === undefined) throw new PipelineFailed(`${file} in the commit is not a file`);
+    const texts = (await files.readMany([...COMPOSE_FILES])).map((o) => o?.text);
+    const i = texts.findIndex((t) => t !== undefined);
+    if (i < 0) throw new PipelineFailed(`the commit has no ${COMPOSE_FILES.join(' / ')} at its root: add one to describe the app`);
+    const file = COMPOSE_FILES[i]!;
+    const text = texts[i]!;
     const root = `/berth-commit/${buildId}`;
     const known = new Map<string, string | undefined>();
     // The parser reads synchronously; what it asks for that is not loaded yet is fetched and the parse
@@ -357,7 +361,9 @@ export class PushPipeline {
         if (res) return { ...res, root };
         throw new PipelineFailed(`${file} is not valid: ${(error as Error).message}`);
       }
-      for (const p of wanted) known.set(p, await files.read(p.slice(root.length + 1)));
+      const paths = [...wanted];
+      const got = await files.readMany(paths.map((p) => p.slice(root.length + 1)));
+      paths.forEach((p, k) => known.set(p, got[k]?.text));
     }
   }
 
@@ -371,7 +377,10 @@ export class PushPipeline {
     const dir = rel;
     const dfPath = posixJoin(dir, b.dockerfile);
     if (dfPath.startsWith('..')) throw new PipelineFailed(`the Dockerfile of ${svc.name} (${b.dockerfile}) is outside the repository`);
-    const [type, dockerfileText, dockerignore] = await Promise.all([files.typeOf(dir), files.read(dfPath), files.read(posixJoin(dir, '.dockerignore'))]);
+    const [ctx, df, ignore] = await files.readMany([dir, dfPath, posixJoin(dir, '.dockerignore')]);
+    const type = ctx?.type;
+    const dockerfileText = df?.text;
+    const dockerignore = ignore?.text;
     if (type !== 'tree') throw new PipelineFailed(`the build context of ${svc.name}, ${dir || '.'}, is not a directory in commit ${files.commit.slice(0, 12)}`);
     if (dockerfileText === undefined) throw new PipelineFailed(`commit ${files.commit.slice(0, 12)} has no ${dfPath} for ${svc.name}: add it, or set build.dockerfile`);
     return { dir, dockerfileText, ...(dockerignore !== undefined ? { dockerignore } : {}) };
