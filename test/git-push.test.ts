@@ -97,6 +97,9 @@ describe('git push', () => {
     assert.deepEqual(builds.map((b: { status: string }) => b.status), ['failed', 'succeeded']);
     const releases = (await h.api('GET', `/v1/apps/${APP}/releases?env=prod`)).json.releases;
     assert.equal(releases.length, 1);
+    // The image the failed build made is not left on the engine.
+    const failedTag = `berth/${APP}/web:${(await git(work, ['rev-parse', 'HEAD'])).out.trim().slice(0, 12)}`;
+    await waitFor(async () => (await docker('image', 'ls', '-q', failedTag)) === '', { timeoutMs: 15_000, what: `${failedTag} removed` });
   });
 
   test('a push whose tests pass rolls the new commit out, its progress shown live', async () => {

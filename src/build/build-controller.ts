@@ -18,6 +18,8 @@ export interface BuildControllerDeps {
   remoteOf: (app: string) => Promise<string | undefined>;
   /** After a build succeeded (e.g. registry garbage collection for the app); never fails the build. */
   afterSuccess?: (rec: BuildRecord) => void;
+  /** After a build failed or was cancelled (e.g. removing the images it built that nothing uses). */
+  afterFailure?: (rec: BuildRecord) => void;
 }
 
 export interface BuildRequest {
@@ -254,6 +256,13 @@ export class BuildController {
     await this.d.builds.save(rec);
     this.active.delete(rec.id);
     a.resolve(rec);
+    if (status !== 'succeeded' && Object.keys(rec.images).length > 0) {
+      try {
+        this.d.afterFailure?.(rec);
+      } catch (err) {
+        this.d.logger.warn({ build: rec.id, err: String(err) }, 'after-failure hook failed');
+      }
+    }
   }
 
   /** Webhook builds: the commit comes from the app's configured remote into refs/berth/incoming/BRANCH. */

@@ -282,6 +282,16 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const builds = new BuildController({
     builds: buildLog, repos, pipeline, clock, logger: logger.child({ component: 'builds' }), newId: () => shortId(10),
     remoteOf: async (a) => (await repos.source(a))?.remote,
+    // A failed or cancelled build leaves no image behind on the engine: what it built and tagged
+    // locally is removed (removeImage refuses images a container uses; pushed ones go with the registry's GC).
+    afterFailure: (rec) => {
+      for (const ref of Object.values(rec.images)) {
+        if (ref.includes('@')) continue;
+        void engine.removeImage(ref).then((gone) => {
+          if (gone) logger.info({ build: rec.id, image: ref }, 'image of a failed build removed');
+        }, (err: Error) => logger.warn({ build: rec.id, image: ref, err: err.message }, 'could not remove the image of a failed build'));
+      }
+    },
     // Registry retention for the app, off the build's path (the janitor never throws into it).
     afterSuccess: (rec) => {
       void imageJanitor?.afterBuild(rec.app);
