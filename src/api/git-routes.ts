@@ -170,7 +170,6 @@ export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): void {
   });
 }
 
-
 function basicUser(header: string): string {
   const m = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(header);
   if (!m) return '';

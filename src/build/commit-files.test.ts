@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CommitFiles } from './commit-files.ts';
 
-test('CommitFiles reads one commit from the object store: files, types, listings, archives; a bad path is an error, not an empty context', async () => {
+test('CommitFiles reads one commit from the object store: files, types, archives; a bad path is an error, not an empty context', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'berth-commit-'));
   const env = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x.invalid', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x.invalid' };
   const git = (...args: string[]) => execFileSync('git', ['-C', dir, ...args], { env }).toString().trim();
@@ -22,12 +22,12 @@ test('CommitFiles reads one commit from the object store: files, types, listings
     writeFileSync(join(dir, 'compose.yaml'), 'changed\n');
     git('commit', '-qam', 'two');
     const files = new CommitFiles(join(dir, '.git'), first);
-    assert.equal(await files.read('compose.yaml'), 'services: {}\n');
-    assert.equal(await files.read('nope.yaml'), undefined);
-    assert.equal(await files.typeOf('api'), 'tree');
-    assert.equal(await files.typeOf('api/Dockerfile'), 'blob');
-    assert.equal(await files.typeOf('missing'), undefined);
-    assert.deepEqual(await files.list(''), ['api', 'compose.yaml']);
+    const [compose, nope, api, dockerfile, missing] = await files.readMany(['compose.yaml', 'nope.yaml', 'api', 'api/Dockerfile', 'missing']);
+    assert.equal(compose?.text, 'services: {}\n');
+    assert.equal(nope, undefined);
+    assert.equal(api?.type, 'tree');
+    assert.equal(dockerfile?.type, 'blob');
+    assert.equal(missing, undefined);
     assert.deepEqual(await files.readMany(['compose.yaml', 'missing', 'api', 'api/Dockerfile', '']), [
       { type: 'blob', text: 'services: {}\n' }, undefined, { type: 'tree' }, { type: 'blob', text: 'FROM x\n' }, { type: 'tree' },
     ]);

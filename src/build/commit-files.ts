@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 
@@ -16,21 +16,9 @@ export class CommitFiles {
       : process.env;
   }
 
-  /** The object at `path` (repository-relative, '' for the root): 'blob', 'tree', … or undefined when absent. */
-  async typeOf(path: string): Promise<string | undefined> {
-    const r = await this.git(['cat-file', '-t', this.spec(path)]);
-    return r.code === 0 ? r.out.toString('utf8').trim() : undefined;
-  }
-
-  /** A file's text, or undefined when the commit has no file there. */
-  async read(path: string): Promise<string | undefined> {
-    const r = await this.git(['cat-file', 'blob', this.spec(path)]);
-    return r.code === 0 ? r.out.toString('utf8') : undefined;
-  }
-
   /**
-   * Several objects in one `git cat-file --batch` (one process instead of one each): per path its
-   * type and, for a file, its text; undefined where the commit has nothing.
+   * Objects of the commit in one `git cat-file --batch` (paths repository-relative, '' for the root):
+   * per path its type and, for a file, its text; undefined where the commit has nothing.
    */
   async readMany(paths: string[]): Promise<({ type: string; text?: string } | undefined)[]> {
     const out = await new Promise<Buffer>((resolve, reject) => {
@@ -63,13 +51,6 @@ export class CommitFiles {
     return res;
   }
 
-  /** Names in a directory of the commit ('' for the root). */
-  async list(dir: string): Promise<string[]> {
-    const r = await this.git(['ls-tree', '--name-only', '-z', this.spec(dir)]);
-    if (r.code !== 0) throw new Error(`git ls-tree ${this.spec(dir)}: ${r.err.trim()}`);
-    return r.out.toString('utf8').split('\0').filter(Boolean);
-  }
-
   /**
    * A tar stream of directory `dir` ('' for the root) as `git archive` writes it, paths relative to
    * that directory. A failure of git (or the signal) errors the stream.
@@ -93,14 +74,5 @@ export class CommitFiles {
 
   private spec(path: string): string {
     return path === '' || path === '.' ? `${this.commit}^{tree}` : `${this.commit}:${path}`;
-  }
-
-  private git(args: string[]): Promise<{ code: number; out: Buffer; err: string }> {
-    return new Promise((resolve) => {
-      execFile('git', ['--git-dir', this.gitDir, ...args], { env: this.env, encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 }, (e, stdout, stderr) => {
-        const code = e ? (typeof (e as { code?: unknown }).code === 'number' ? (e as { code: number }).code : 1) : 0;
-        resolve({ code, out: stdout, err: stderr.toString('utf8') });
-      });
-    });
   }
 }

@@ -1,8 +1,9 @@
 /**
  * Builds from git: one bare repository per app served over smart HTTP, a pre-receive hook that hands
- * each push to the server, the build controller (a durable queue with cancellation), and the pipeline (git archive of the exact commit → image build →
- * optional tests in a container → deployment through the API's own path), whose progress goes back
- * into `git push` and into stored build logs.
+ * each push to the server, the build controller (a durable queue per app, cancellation, recovery) and
+ * the pipeline (the commit read from git's object store → image build → checks → tests in a container
+ * → push to Berth's registry → deployment through the API's own path), whose progress goes back into
+ * `git push` and into stored build logs.
  */
 export { BuildLog, BUILD_STAGES, isFinished, type BuildRecord, type BuildSource, type BuildStage, type BuildStatus } from './build-log.ts';
 export { BuildController, type BuildControllerDeps, type BuildRequest } from './build-controller.ts';

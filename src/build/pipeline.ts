@@ -10,7 +10,6 @@ import { pushImage } from '../images/image-push.ts';
 import { applyCheckPolicy, checkImage, fromImages } from '../core/image-checks.ts';
 import { DEFAULT_CHECK_POLICY, type CheckPolicy, type ServiceSpec } from '../core/spec/types.ts';
 
-
 /** Creates a deployment exactly as `POST /v1/apps/:app/deployments` does (validation included). */
 export type DeployFn = (app: string, env: string, spec: AppSpec, warnings: SpecWarning[]) => Promise<{ id: string }>;
 /** Throws (with the reason) when such a deployment would be refused; creates nothing. */
@@ -172,11 +171,10 @@ export class PushPipeline {
   }
 
   /** The image standards report; a failed check stops the pipeline before anything is pushed or deployed. */
-  private async checks(rec: BuildRecord, policy: CheckPolicy, svc: ServiceSpec, image: string, dockerfile: string, parentDepth: number, say: (l: string) => void): Promise<void> {
-    const { app } = rec;
+  private async checks(rec: BuildRecord, policy: CheckPolicy, previous: BuildRecord[], svc: ServiceSpec, image: string, dockerfile: string, parentDepth: number, say: (l: string) => void): Promise<void> {
     const info = await this.d.engine.imageInfo(image);
     if (!info) return;
-    const prevRef = this.d.builds.list(app).find((b) => b.status === 'succeeded' && b.images[svc.name])?.images[svc.name];
+    const prevRef = previous.find((b) => b.images[svc.name])?.images[svc.name];
     const prev = prevRef ? await this.d.engine.imageInfo(prevRef).catch(() => undefined) : undefined;
     const results = applyCheckPolicy(checkImage({
       dockerfile, parentDepth, env: info.env, user: info.user, hasHealthcheck: info.hasHealthcheck, sizeBytes: info.sizeBytes,
@@ -272,7 +270,9 @@ export class PushPipeline {
       c.stage('checks');
       const policy = spec.pipeline?.checks ?? DEFAULT_CHECK_POLICY;
       try {
-        for (const b of built) await this.checks(rec, policy, b.svc, b.svc.image, b.dockerfile, b.parentDepth, say);
+        // The app's earlier successful builds, read once (sizes are compared against the last one).
+        const previous = this.d.builds.list(app).filter((b) => b.status === 'succeeded');
+        for (const b of built) await this.checks(rec, policy, previous, b.svc, b.svc.image, b.dockerfile, b.parentDepth, say);
       } finally {
         await c.save();
       }

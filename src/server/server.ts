@@ -23,11 +23,10 @@ import { registerMetricsRoutes } from '../api/metrics-routes.ts';
 import { AlertEvaluator, WebhookNotifier } from '../alerts/index.ts';
 import { registerAlertRoutes } from '../api/alert-routes.ts';
 import { apiDeployer, registerGitRoutes } from '../api/git-routes.ts';
-import { BuildController, BuildLog, GitRepos, PushPipeline } from '../build/index.ts';
+import { BuildController, BuildLog, GitRepos, PushPipeline, isFinished } from '../build/index.ts';
 import { registerPromoteRoutes } from '../api/promote-routes.ts';
 import { registerImageRoutes } from '../api/image-routes.ts';
 import { ImageJanitor } from '../images/image-janitor.ts';
-import { isFinished } from '../build/index.ts';
 import { LocalRegistry } from '../images/registry-process.ts';
 import { registerWebhookRoutes } from '../api/webhook-routes.ts';
 import { hostPortChecker } from '../lib/host-ports.ts';
@@ -275,8 +274,9 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   });
   // Builds: the routes submit and follow; the controller runs the pipeline off any request.
   const repos = new GitRepos(cfg.dataDir);
+  const deployer = apiDeployer(api, token);
   const pipeline = new PushPipeline({
-    repos, builds: buildLog, engine, clock, logger: logger.child({ component: 'build' }), ...apiDeployer(api, token),
+    repos, builds: buildLog, engine, clock, logger: logger.child({ component: 'build' }), ...deployer,
     buildConcurrency: cfg.buildConcurrency, buildMemoryBytes: cfg.buildMemoryBytes, ...(imageRegistryUp ? { registry: imageRegistry } : {}),
   });
   const builds = new BuildController({
@@ -301,13 +301,13 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     },
   });
   registerGitRoutes(api, { repos, builds, logger });
-  registerPromoteRoutes(api, { store, deploy: apiDeployer(api, token).deploy });
+  registerPromoteRoutes(api, { store, deploy: deployer.deploy });
   // Registry garbage collection (images/image-janitor.ts): after each build, periodically, on demand.
   // Images of builds still running are pinned: pushed, but in no release yet.
   const imageJanitor = imageRegistryUp ? new ImageJanitor({
     registry: imageRegistry, engine, store, clock, logger, keep: cfg.registryKeep, intervalMs: cfg.registryGcIntervalMs,
     statePath: join(imageRegistry.dir, 'gc-state.json'),
-    inFlightImages: () => buildLog.list().filter((b) => !isFinished(b.status)).flatMap((b) => Object.values(b.images)),
+    inFlightImages: () => builds.list().filter((b) => !isFinished(b.status)).flatMap((b) => Object.values(b.images)),
   }) : undefined;
   registerImageRoutes(api, { images: imageJanitor });
   imageJanitor?.start();
