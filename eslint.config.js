@@ -12,6 +12,12 @@ export default tseslint.config(
     },
   },
   { files: ['src/cli/**', 'bench/**', 'test/**', 'scripts/**'], rules: { 'no-console': 'off' } },
+  // Apps the end-to-end tests run in containers: plain CommonJS for Node.
+  {
+    files: ['test/fixtures/**/*.js'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', process: 'readonly', console: 'readonly', setTimeout: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
   // End-to-end tests read loosely-typed JSON from the API on purpose.
   { files: ['test/**'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
   {

@@ -60,6 +60,11 @@ export interface ServiceRecord {
   /** `berth reload`: when a signal was asked for, and when the last one was sent and answered healthy. */
   reloadRequestedAt?: number;
   reloadedAt?: number;
+  /**
+   * When `releaseId` last changed (a deploy or a rollback made it the target); the release's deadline
+   * counts from here. Set by the store whenever the release changes; ignored in writes.
+   */
+  rolloutStartedAt?: number;
 }
 
 /**

@@ -5,13 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EngineUnavailable } from '../core/errors.ts';
 import { LABEL, type ContainerSpec, type IngressRoute } from '../core/ports.ts';
-import type { ServiceSpec } from '../core/spec/types.ts';
+import { DEFAULT_UPDATE, type ServiceSpec } from '../core/spec/types.ts';
 import type { InstanceRecord, ReleaseRecord, ServiceKey } from '../core/store.ts';
 import { FakeEngine } from '../engine/fake/index.ts';
 import { buildRouteTable } from '../registry/index.ts';
 import { SqliteStore } from '../store/index.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { ServiceReconciler } from './service-reconciler.ts';
+import { rollbackTo } from './rollback.ts';
 
 const K: ServiceKey = { app: 'shop', env: 'prod', service: 'web' };
 const PORTS = { min: 20000, max: 20009 };
@@ -563,6 +564,44 @@ test('a release whose instances crash 3 times in a row is marked failed', async 
   assert.equal(r.status, 'failed');
   assert.match(r.message, /crashed 3 times in a row/);
   assert.deepEqual(h.finished, [K]);
+});
+
+test('rollback to a release older than its deadline: the deadline counts from the rollback, not from the release\'s creation', async () => {
+  const h = setup();
+  const update = { ...DEFAULT_UPDATE, deadlineMs: 5000 };
+  const r1 = await healthyService(h, serviceSpec({ replicas: 1, update }));
+  h.advance(60_000); // release 1 is now far older than its 5 s deadline
+  const r2 = await h.release(serviceSpec({ replicas: 1, update, environment: { GREETING: 'v2' } }));
+  await h.settle();
+  h.advance(2000);
+  await h.settle();
+  assert.equal(h.store.getRelease(r2.id)?.status, 'healthy');
+  h.advance(10_000);
+  rollbackTo(h.store, h.clock, K, h.store.getRelease(r1.id)!, 'requested');
+  await h.settle();
+  assert.equal(h.store.getRelease(r1.id)?.status, 'progressing', 'not failed at once: its deadline starts with the rollback');
+  h.advance(2000);
+  await h.settle();
+  assert.equal(h.store.getRelease(r1.id)?.status, 'healthy');
+  assert.deepEqual(h.rows().map((r) => r.releaseId), [r1.id]);
+});
+
+test('a release not healthy within its deadline (counted from when it became the target) fails and rolls back', async () => {
+  const h = setup();
+  const update = { ...DEFAULT_UPDATE, deadlineMs: 5000 };
+  const http = { type: 'http' as const, path: '/health', intervalMs: 1000, timeoutMs: 500, retries: 3, startPeriodMs: 0 };
+  const r1 = await healthyService(h, serviceSpec({ replicas: 1, update }));
+  const r2 = await h.release(serviceSpec({ replicas: 1, update, health: http }));
+  await h.settle();
+  h.advance(4000);
+  await h.settle();
+  assert.equal(h.store.getRelease(r2.id)?.status, 'progressing', 'within its deadline');
+  h.advance(1500);
+  await h.settle();
+  const failed = h.store.getRelease(r2.id)!;
+  assert.equal(failed.status, 'failed');
+  assert.match(failed.message, /did not become healthy within 5s.*rolled back to release 1/);
+  assert.equal(h.store.getService(K)?.releaseId, r1.id);
 });
 
 test('a deleted service: every instance leaves the routes, is stopped and removed, and its rows are gone', async () => {

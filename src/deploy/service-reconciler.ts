@@ -288,7 +288,8 @@ export class ServiceReconciler {
       this.d.releaseFinished(k);
       return undefined;
     }
-    const age = clock.now() - release.createdAt;
+    // From when this release became the target (a rollback to an old release gets its whole deadline).
+    const age = clock.now() - (svc.rolloutStartedAt || release.createdAt);
     const deadline = release.spec.update ? upd.deadlineMs : this.d.releaseDeadlineMs;
     if (svc.failures >= RELEASE_FAILURE_LIMIT || age > deadline) {
       const why = svc.failures >= RELEASE_FAILURE_LIMIT

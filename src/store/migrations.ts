@@ -55,4 +55,8 @@ export const MIGRATIONS: string[] = [
     name TEXT PRIMARY KEY, rule TEXT NOT NULL, created_at INTEGER NOT NULL,
     state TEXT NOT NULL DEFAULT 'ok', since INTEGER NOT NULL DEFAULT 0, value REAL, pending_since INTEGER NOT NULL DEFAULT 0
   );`,
+  // When the current release last changed (a deploy or a rollback made it the target): its deadline counts from
+  // here, not from the release's creation (a rollback to an old release gets the whole deadline).
+  `ALTER TABLE services ADD COLUMN rollout_started_at INTEGER NOT NULL DEFAULT 0;
+   UPDATE services SET rollout_started_at = updated_at;`,
 ];

@@ -62,3 +62,35 @@ test('putService with a new release supersedes the previous progressing one', ()
     assert.equal(s.nextReleaseSeq({ app: 'a', env: 'prod', service: 'web' }), 3);
   });
 });
+
+test('rolloutStartedAt: set when the current release changes (deploy or rollback), kept by any other update', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-store-'));
+  const c = { t: 1000, now() { return this.t; } };
+  const s = new SqliteStore(join(dir, 'berth.db'), c);
+  try {
+    const k = { app: 'a', env: 'prod', service: 'web' };
+    const rel = (id: string, seq: number) => ({
+      id, app: 'a', env: 'prod', service: 'web', seq, spec: {} as never, specHash: 'h' + seq, image: 'i', imageId: 'sha256:x',
+      status: 'progressing' as const, message: '', createdAt: seq, createdBy: 'admin',
+    });
+    const svc = (releaseId: string) => ({ app: 'a', env: 'prod', name: 'web', replicas: 2, releaseId, failures: 0, nextStartAt: 0, updatedAt: 0 });
+    s.putService(svc('r1'), rel('r1', 1));
+    assert.equal(s.getService(k)?.rolloutStartedAt, 1000, 'a new service starts its rollout now');
+    c.t = 2000;
+    s.putService(svc('r1'));
+    s.updateService(k, { replicas: 3, failures: 1 });
+    assert.equal(s.getService(k)?.rolloutStartedAt, 1000, 'same release: unchanged');
+    c.t = 3000;
+    s.putService(svc('r2'), rel('r2', 2));
+    assert.equal(s.getService(k)?.rolloutStartedAt, 3000, 'a new release: now');
+    c.t = 4000;
+    s.updateService(k, { releaseId: 'r1' });
+    assert.equal(s.getService(k)?.rolloutStartedAt, 4000, 'a rollback to an older release: now, not when r1 was created');
+    c.t = 5000;
+    s.updateService(k, { releaseId: 'r1', failures: 0 });
+    assert.equal(s.getService(k)?.rolloutStartedAt, 4000);
+  } finally {
+    s.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -72,21 +72,26 @@ export class SqliteStore implements Store {
           newRelease.seq, JSON.stringify(newRelease.spec), newRelease.specHash, newRelease.image, newRelease.imageId, newRelease.status,
           newRelease.message, newRelease.createdAt, newRelease.createdBy, newRelease.finishedAt ?? null);
       }
-      this.db.prepare(`INSERT INTO services (app, env, name, replicas, release_id, failures, next_start_at, updated_at, routed_release_id, switched_at)
-        VALUES (@app, @env, @name, @replicas, @releaseId, @failures, @nextStartAt, @updatedAt, @routedReleaseId, @switchedAt)
+      // A rollout starts when the release changes, not when it was created (a rollback may pick an old one).
+      this.db.prepare(`INSERT INTO services (app, env, name, replicas, release_id, failures, next_start_at, updated_at, routed_release_id, switched_at, rollout_started_at)
+        VALUES (@app, @env, @name, @replicas, @releaseId, @failures, @nextStartAt, @updatedAt, @routedReleaseId, @switchedAt, @now)
         ON CONFLICT (app, env, name) DO UPDATE SET replicas = excluded.replicas, release_id = excluded.release_id,
-          failures = excluded.failures, next_start_at = excluded.next_start_at, updated_at = excluded.updated_at`)
-        .run({ ...s, routedReleaseId: s.routedReleaseId ?? null, switchedAt: s.switchedAt ?? 0 });
+          failures = excluded.failures, next_start_at = excluded.next_start_at, updated_at = excluded.updated_at,
+          rollout_started_at = CASE WHEN services.release_id = excluded.release_id THEN services.rollout_started_at ELSE excluded.rollout_started_at END`)
+        .run({ app: s.app, env: s.env, name: s.name, replicas: s.replicas, releaseId: s.releaseId, failures: s.failures, nextStartAt: s.nextStartAt,
+          updatedAt: s.updatedAt, routedReleaseId: s.routedReleaseId ?? null, switchedAt: s.switchedAt ?? 0, now: this.clock.now() });
     })();
   }
   updateService(k: ServiceKey, patch: Partial<Pick<ServiceRecord, 'replicas' | 'failures' | 'nextStartAt' | 'releaseId' | 'routedReleaseId' | 'switchedAt' | 'reloadRequestedAt' | 'reloadedAt'>>): void {
     const cur = this.getService(k);
     if (!cur) return;
     const n = { ...cur, ...patch };
+    const now = this.clock.now();
+    const rolloutStartedAt = n.releaseId === cur.releaseId ? cur.rolloutStartedAt ?? 0 : now;
     this.db.prepare(`UPDATE services SET replicas = ?, failures = ?, next_start_at = ?, updated_at = ?, release_id = ?, routed_release_id = ?,
-      switched_at = ?, reload_requested_at = ?, reloaded_at = ? WHERE app = ? AND env = ? AND name = ?`)
-      .run(n.replicas, n.failures, n.nextStartAt, this.clock.now(), n.releaseId, n.routedReleaseId ?? null, n.switchedAt ?? 0,
-        n.reloadRequestedAt ?? 0, n.reloadedAt ?? 0, k.app, k.env, k.service);
+      switched_at = ?, reload_requested_at = ?, reloaded_at = ?, rollout_started_at = ? WHERE app = ? AND env = ? AND name = ?`)
+      .run(n.replicas, n.failures, n.nextStartAt, now, n.releaseId, n.routedReleaseId ?? null, n.switchedAt ?? 0,
+        n.reloadRequestedAt ?? 0, n.reloadedAt ?? 0, rolloutStartedAt, k.app, k.env, k.service);
   }
   deleteService(k: ServiceKey): void {
     this.db.prepare('DELETE FROM services WHERE app = ? AND env = ? AND name = ?').run(k.app, k.env, k.service);
@@ -279,6 +284,7 @@ function toService(r: Row): ServiceRecord {
     failures: Number(r.failures), nextStartAt: Number(r.next_start_at), updatedAt: Number(r.updated_at),
     ...(r.routed_release_id == null ? {} : { routedReleaseId: String(r.routed_release_id) }), switchedAt: Number(r.switched_at ?? 0),
     reloadRequestedAt: Number(r.reload_requested_at ?? 0), reloadedAt: Number(r.reloaded_at ?? 0),
+    rolloutStartedAt: Number(r.rollout_started_at ?? 0),
   };
 }
 function toRelease(r: Row): ReleaseRecord {
