@@ -185,4 +185,24 @@ describe('registry garbage collection', () => {
     assert.equal(none.code, 3, none.stderr);
     assert.match(none.stderr, /no app "nosuchapp"/);
   });
+
+  test('a removed app keeps no images: once its containers are gone, images gc collects its last one too', async () => {
+    const before = JSON.parse((await h.cli(['images', 'gc', '--dry-run', '--json'])).stdout) as { kept: Image[] };
+    const mine = before.kept.filter((i) => i.repo === `${APP}/web`);
+    assert.ok(mine.length >= 2, `images of ${APP} before rm: ${mine.length}`);
+    const rm = await h.cli(['rm', APP]);
+    assert.equal(rm.code, 0, rm.stderr);
+    await waitFor(async () => (await h.containers(APP)).length === 0, { timeoutMs: 60_000, what: `${APP}'s containers removed` });
+    const r = await h.cli(['images', 'gc', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const rep = JSON.parse(r.stdout) as { deleted: Image[]; kept: Image[]; localRemoved: string[]; errors: string[] };
+    assert.deepEqual(rep.errors, []);
+    assert.deepEqual(rep.kept.filter((i) => i.repo === `${APP}/web`).map((i) => `${i.tags.join()} ${i.reasons.join('+')}`), [], 'nothing of a removed app is kept');
+    assert.deepEqual(rep.deleted.map((i) => i.digest).sort(), mine.map((i) => i.digest).sort());
+    assert.deepEqual(await tags(), []);
+    for (const i of mine) {
+      assert.equal(await head(i.digest), 404, `${i.tags.join()} deleted from the registry`);
+      for (const t of i.tags) assert.equal(await localImage(`berth/${APP}/web:${t}`), false, `berth/${APP}/web:${t} removed from the engine`);
+    }
+  });
 });

@@ -11,8 +11,11 @@ const man = (repo: string, n: number, tags: string[] = [`t${n}`]): StoredManifes
 const rel = (id: string, env: string, seq: number, n: number, o: Partial<RetentionRelease> = {}): RetentionRelease =>
   ({ id, app: 'shop', env, service: 'web', seq, image: ref('shop/web', n), imageId: `sha256:id${n}`, ...o });
 
+/** Services deployed (in prod) for every repository the tests use, unless a test gives its own. */
+const DEPLOYED = ['shop/web', 'shop/worker', 'blog/web'].map((r) => ({ app: r.split('/')[0]!, env: 'prod', service: r.split('/')[1]!, releaseId: 'none' }));
+
 function plan(o: Partial<RetentionInput> & { manifests: StoredManifest[] }) {
-  return planRetention({ registryHost: HOST, keep: 2, releases: [], services: [], runningReleaseIds: [], ...o });
+  return planRetention({ registryHost: HOST, keep: 2, releases: [], services: DEPLOYED, runningReleaseIds: [], ...o });
 }
 /** digest number → reasons ('-' when deleted), for compact table assertions. */
 function table(p: ReturnType<typeof plan>): Record<number, string> {
@@ -109,10 +112,22 @@ test('the table: current, running, rollback, in-flight, recent and deleted', () 
       want: { 4: 'recent', 3: '-', 2: 'in-flight', 1: '-' },
     },
     {
-      name: 'a removed app (no services) keeps no rollback material, only the keep newest',
+      name: 'a removed app (no services): no rollback material and no spares, everything goes',
       manifests: [1, 2, 3, 4],
-      input: { keep: 1, releases: [1, 2, 3, 4].map((n) => rel(`r${n}`, 'prod', n, n)) },
-      want: { 4: 'recent', 3: '-', 2: '-', 1: '-' },
+      input: { keep: 1, releases: [1, 2, 3, 4].map((n) => rel(`r${n}`, 'prod', n, n)), services: [] },
+      want: { 4: '-', 3: '-', 2: '-', 1: '-' },
+    },
+    {
+      name: 'a removed app whose last container is still stopping: only what an instance runs stays',
+      manifests: [1, 2, 3, 4],
+      input: { keep: 1, releases: [1, 2, 3, 4].map((n) => rel(`r${n}`, 'prod', n, n)), services: [], runningReleaseIds: ['r4'] },
+      want: { 4: 'running', 3: '-', 2: '-', 1: '-' },
+    },
+    {
+      name: 'a removed app being pushed again: its in-flight image stays, the old ones go',
+      manifests: [1, 2, 3],
+      input: { keep: 1, services: [], inFlightImages: [ref('shop/web', 3)] },
+      want: { 3: 'in-flight', 2: '-', 1: '-' },
     },
     {
       name: 'references to another registry, by tag or by image id do not count',
@@ -187,4 +202,13 @@ test('parseDigestRef and imageView', () => {
   const v = imageView({ ...man('shop/web', 1), keep: true, reasons: ['recent'], usedBy: [] });
   assert.equal(v.app, 'shop');
   assert.equal(v.service, 'web');
+});
+
+test('spares are per deployed service: a service removed from the app keeps none, the others keep theirs', () => {
+  const p = plan({
+    keep: 1,
+    manifests: [man('shop/web', 1), man('shop/web', 2), man('shop/worker', 3), man('shop/worker', 4)],
+    services: [{ app: 'shop', env: 'pre', service: 'web', releaseId: 'none' }],
+  });
+  assert.deepEqual(table(p), { 2: 'recent', 1: '-', 4: '-', 3: '-' });
 });

@@ -9,8 +9,10 @@
  *  (c) `rollback`  — one of the last `keep` releases of each (app, env, service) still deployed:
  *                    what `berth rollback` may go back to;
  *  (d) `in-flight` — named by a build or deployment that has not finished (pushed, not released yet);
- *  (e) `recent`    — among the `keep` newest manifests (by push time) not kept for (a)–(d): e.g. built
- *                    for `pre` and not promoted yet, or a release history of an app that was removed.
+ *  (e) `recent`    — among the `keep` newest manifests (by push time) not kept for (a)–(d), of a
+ *                    service still deployed in some environment: e.g. built for `pre` and not
+ *                    promoted yet. A removed service or app (`berth rm`) has no `recent` images: once
+ *                    no instance runs them, all its images may go.
  * Everything else is deleted. A release counts by the digest of its image reference
  * (`HOST/APP/SERVICE@sha256:…`), so a promoted digest is one manifest, kept once.
  */
@@ -172,6 +174,8 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     if (!byRepo.has(m.repo)) byRepo.set(m.repo, []);
     byRepo.get(m.repo)!.push(m);
   }
+  // Repositories (`APP/SERVICE`) of services deployed in some environment: only those keep spares.
+  const deployedRepos = new Set(input.services.map((s) => `${s.app}/${s.service}`));
   const decisions: ManifestDecision[] = [];
   for (const repo of [...byRepo.keys()].sort()) {
     const age = (m: StoredManifest) => m.pushedAt || m.createdAt;
@@ -180,7 +184,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     for (const m of list) {
       const k = key(m.repo, m.digest);
       const why = new Set(reasons.get(k) ?? []);
-      if (why.size === 0 && recent < keep) {
+      if (why.size === 0 && recent < keep && deployedRepos.has(repo)) {
         why.add('recent');
         recent++;
       }

@@ -32,7 +32,7 @@ export function registerImages(program: Command): void {
     .addHelpText('after', `
 Kept per service (BERTH_REGISTRY_KEEP = N, default 5): the current release in every environment,
 images any instance runs, the last N releases (rollback), images of unfinished builds and deployments,
-and the N newest others. Everything else is deleted after each build (manifests) and its storage is
+and the N newest others of services still deployed (a removed app keeps none). Everything else is deleted after each build (manifests) and its storage is
 freed periodically (BERTH_REGISTRY_GC_INTERVAL_MS, default 6 h) or by \`berth images gc\`.`)
     .action(async (app: string | undefined) => {
       const g = program.opts<GlobalOpts>();
