@@ -93,7 +93,7 @@ export async function run(): Promise<Record<string, number>> {
       const t0 = performance.now();
       await dockerKill(victim.containerId);
       await waitFor(async () => {
-        if ((await srvPorts(h.dnsPort, '_web._tcp.prod.berth')).includes(victim.port)) return false;
+        if ((await srvPorts(h.dnsPort, '_web._tcp.prop.prod.berth')).includes(victim.port)) return false;
         const n = await inNginx(victim.port);
         return !n.listed && n.live;
       }, { timeoutMs: 10_000, intervalMs: 5, what: 'removal' });
@@ -108,7 +108,7 @@ export async function run(): Promise<Record<string, number>> {
       }, { timeoutMs: 30_000, intervalMs: 5, what: 'new instance healthy' });
       const inst = (await h.status('prop')).services[0].instances.find((i: { id: string }) => i.id === ev.instance);
       await waitFor(async () => {
-        if (!(await srvPorts(h.dnsPort, '_web._tcp.prod.berth')).includes(inst.port)) return false;
+        if (!(await srvPorts(h.dnsPort, '_web._tcp.prop.prod.berth')).includes(inst.port)) return false;
         const n = await inNginx(inst.port);
         return n.listed && n.live;
       }, { timeoutMs: 10_000, intervalMs: 5, what: 'routable' });

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { Harness, ROOT, docker, freePort } from './helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
@@ -42,17 +42,17 @@ describe('service discovery', () => {
     .filter((i) => i.health === 'healthy' && i.state === 'running').map((i) => i.port).sort();
 
   test('dig A and SRV return exactly the healthy instances', async () => {
-    const a = (await dig('web.prod.berth', 'A', '+short')).trim().split('\n');
+    const a = (await dig('web.e2e.prod.berth', 'A', '+short')).trim().split('\n');
     assert.deepEqual(a, ['127.0.0.1'], 'host networking: every instance is on the host address');
     const ports = await healthyPorts();
     assert.equal(ports.length, 3);
-    assert.deepEqual(await srvPorts('_web._tcp.prod.berth'), ports);
-    const full = await dig('_web._tcp.prod.berth', 'SRV');
+    assert.deepEqual(await srvPorts('_web._tcp.e2e.prod.berth'), ports);
+    const full = await dig('_web._tcp.e2e.prod.berth', 'SRV');
     assert.match(full, /flags: qr aa rd;/, 'authoritative, no recursion offered');
     assert.match(await dig('nope.prod.berth', 'A'), /status: NXDOMAIN/);
-    assert.match(await dig('web.prod.berth', 'AAAA'), /status: NOERROR[\s\S]*ANSWER: 0[\s\S]*AUTHORITY: 1/, 'NODATA with SOA');
+    assert.match(await dig('web.e2e.prod.berth', 'AAAA'), /status: NOERROR[\s\S]*ANSWER: 0[\s\S]*AUTHORITY: 1/, 'NODATA with SOA');
     assert.match(await dig('example.com', 'A'), /status: REFUSED/);
-    assert.deepEqual(await srvPorts('_web._tcp.prod.berth +tcp'.split(' ')[0]!), ports);
+    assert.deepEqual(await srvPorts('_web._tcp.e2e.prod.berth +tcp'.split(' ')[0]!), ports);
   });
 
   test('a killed instance is gone from DNS and from the nginx upstreams within a second', async () => {
@@ -60,14 +60,14 @@ describe('service discovery', () => {
     const victim = cs[0]!;
     const t0 = Date.now();
     await docker('kill', victim.id);
-    await waitFor(async () => !(await srvPorts('_web._tcp.prod.berth')).includes(Number(victim.port)), { timeoutMs: 5000, intervalMs: 20, what: 'gone from DNS' });
+    await waitFor(async () => !(await srvPorts('_web._tcp.e2e.prod.berth')).includes(Number(victim.port)), { timeoutMs: 5000, intervalMs: 20, what: 'gone from DNS' });
     const dnsMs = Date.now() - t0;
     await waitFor(async () => !(await h.nginxConf()).includes(`127.0.0.1:${victim.port}`), { timeoutMs: 5000, intervalMs: 20, what: 'gone from nginx' });
     const nginxMs = Date.now() - t0;
     assert.ok(dnsMs < 1000, `DNS took ${dnsMs} ms`);
     assert.ok(nginxMs < 1000, `nginx took ${nginxMs} ms`);
     await waitFor(async () => (await healthyPorts()).length === 3, { timeoutMs: 30_000, what: 'replacement healthy' });
-    await waitFor(async () => (await srvPorts('_web._tcp.prod.berth')).length === 3, { timeoutMs: 2000, what: 'replacement in DNS' });
+    await waitFor(async () => (await srvPorts('_web._tcp.e2e.prod.berth')).length === 3, { timeoutMs: 2000, what: 'replacement in DNS' });
   });
 
   test('an external service with a 2 s TTL disappears when it stops heartbeating; deregistration is immediate', async () => {
@@ -102,7 +102,7 @@ describe('service discovery', () => {
     const resolv = await docker('exec', c.id, 'cat', '/etc/resolv.conf');
     assert.match(resolv, new RegExp(`nameserver ${h.containerDns.replace(/\./g, '\\.')}`));
     const script = `const dns=require('dns'),http=require('http');` +
-      `dns.promises.resolveSrv('_web._tcp.prod.berth').then(r=>http.get({host:'web.prod.berth',port:r[0].port,path:'/api/whoami'},res=>{let b='';res.on('data',d=>b+=d);res.on('end',()=>console.log(b))}))` +
+      `dns.promises.resolveSrv('_web._tcp.e2e.prod.berth').then(r=>http.get({host:'web.e2e.prod.berth',port:r[0].port,path:'/api/whoami'},res=>{let b='';res.on('data',d=>b+=d);res.on('end',()=>console.log(b))}))` +
       `.catch(e=>{console.error(e.message);process.exit(1)})`;
     const out = await docker('exec', c.id, 'node', '-e', script);
     assert.equal(JSON.parse(out).version, 'v1');
@@ -112,11 +112,11 @@ describe('service discovery', () => {
   });
 
   test('a blocking watch returns within a second of a change', async () => {
-    const first = await h.api('GET', '/v1/registry/prod/web');
+    const first = await h.api('GET', '/v1/registry/prod/web?app=e2e');
     assert.equal(first.json.instances.length, 3);
     const index = first.json.index as number;
     const token = await h.token();
-    const watch = fetch(`http://127.0.0.1:${h.apiPort}/v1/registry/prod/web?index=${index}&wait=20s`, { headers: { authorization: `Bearer ${token}` } })
+    const watch = fetch(`http://127.0.0.1:${h.apiPort}/v1/registry/prod/web?app=e2e&index=${index}&wait=20s`, { headers: { authorization: `Bearer ${token}` } })
       .then(async (r) => ({ at: Date.now(), body: await r.json() as { index: number; instances: unknown[] } }));
     await new Promise((r) => setTimeout(r, 300));
     const victim = (await h.containers('e2e'))[0]!;
@@ -133,7 +133,7 @@ describe('service discovery', () => {
     try {
       const dest = join(dir, 'upstreams.conf');
       const log = join(dir, 'reloads.log');
-      const source = 'upstream web {\n{{range service "web.prod"}}  server {{.Address}}:{{.Port}}; # {{.ID}}\n{{end}}}\n';
+      const source = 'upstream web {\n{{range service "web.e2e.prod"}}  server {{.Address}}:{{.Port}}; # {{.ID}}\n{{end}}}\n';
       const put = await h.api('PUT', '/v1/templates/up', { source, dest, check: ['grep', '-q', 'server', '{{candidate}}'], reload: ['sh', '-c', `echo reloaded >> ${log}`] });
       assert.equal(put.status, 200, JSON.stringify(put.json));
       const servers = async () => ((await readFile(dest, 'utf8').catch(() => '')).match(/server 127\.0\.0\.1:(\d+)/g) ?? []).map((l) => Number(l.split(':')[1])).sort();
@@ -153,12 +153,88 @@ describe('service discovery', () => {
       const ev = await h.api('GET', '/v1/events?limit=500');
       assert.ok(ev.json.events.some((e: { kind: string; message: string }) => e.kind === 'template.failed' && /check failed/.test(e.message)));
       // A template that does not parse is refused with line and column.
-      const bad = await h.api('PUT', '/v1/templates/bad', { source: 'x\n{{range service "web.prod"}}', dest: dest2 });
+      const bad = await h.api('PUT', '/v1/templates/bad', { source: 'x\n{{range service "web.e2e.prod"}}', dest: dest2 });
       assert.equal(bad.status, 400);
       assert.match(bad.json.error.message, /bad:2:1: .*never closed/);
       await h.api('DELETE', '/v1/templates/up');
       await h.api('DELETE', '/v1/templates/strict');
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('names are scoped by app: three apps with a `web` each in prod never mix (dig, a container\'s short name, registry, templates)', async () => {
+    const apps = ['a', 'b', 'c'];
+    const dir = await mkdtemp(join(tmpdir(), 'berth-dns-apps-'));
+    let ext: string | undefined;
+    try {
+      // The image the suite's first deploy built; each app tells itself apart by APP_VERSION.
+      await Promise.all(apps.map(async (app) => {
+        const file = join(dir, `${app}.yaml`);
+        await writeFile(file, `services:\n  web:\n    image: berth-e2e/web:latest\n    environment: {APP_VERSION: ${app}}\n    deploy: {replicas: 2}\n` +
+          '    x-berth:\n      port: 3000\n      health: {http: /healthz}\n');
+        const d = await h.cli(['deploy', '-f', file, '--app', app], { timeoutMs: 180_000 });
+        assert.equal(d.code, 0, d.stderr);
+      }));
+      const portsOf = async (app: string) => ((await h.status(app)).services[0].instances as { port: number; health: string; state: string }[])
+        .filter((i) => i.health === 'healthy' && i.state === 'running').map((i) => i.port).sort();
+      const ports = Object.fromEntries(await Promise.all(apps.map(async (app) => [app, await portsOf(app)] as const)));
+      for (const app of apps) {
+        assert.equal(ports[app]!.length, 2, `${app} has 2 healthy instances`);
+        assert.deepEqual(await srvPorts(`_web._tcp.${app}.prod.berth`), ports[app], `_web._tcp.${app}.prod.berth: only ${app}'s instances`);
+        assert.deepEqual(await srvPorts(`web.${app}.prod.berth`), ports[app]);
+        assert.deepEqual((await dig(`web.${app}.prod.berth`, 'A', '+short')).trim().split('\n'), ['127.0.0.1']);
+      }
+      // The old environment-wide name mixed the apps; it is now only for external services.
+      assert.match(await dig('web.prod.berth', 'A'), /status: NXDOMAIN/);
+      assert.match(await dig('a.prod.berth', 'A'), /status: NOERROR[\s\S]*ANSWER: 0/, 'APP.ENV exists (NODATA)');
+
+      // An external service keeps its environment-wide name, and is a short name in containers too.
+      const reg = await h.api('POST', '/v1/registry/prod/db', { address: '127.0.0.1', port: extPort });
+      assert.equal(reg.status, 201, JSON.stringify(reg.json));
+      ext = reg.json.id as string;
+      await waitFor(async () => (await srvPorts('_db._tcp.prod.berth')).length === 1, { timeoutMs: 5000, what: 'external db in DNS' });
+
+      // Inside a container of app a, the short name `web` is a's web, and `db` the external one.
+      const inA = (await h.api('GET', '/v1/apps/a')).json.services[0].instances.find((i: { state: string }) => i.state === 'running');
+      const c = (await h.containers('a')).find((x) => x.instance === inA.id)!;
+      assert.match(await docker('exec', c.id, 'cat', '/etc/resolv.conf'), /^search a\.prod\.berth prod\.berth berth$/m);
+      // busybox's nslookup applies the search path to a dotless name (Node's resolveSrv does not).
+      const srv = async (name: string) => [...(await docker('exec', c.id, 'sh', '-c', `nslookup -type=srv ${name} 2>&1; true`))
+        .matchAll(/^(\S+)\s+service = \d+ \d+ (\d+) /gm)].map((m) => `${m[1]} ${m[2]}`).sort();
+      assert.deepEqual(await srv('web'), ports.a!.map((p) => `web.a.prod.berth ${p}`), 'the short name web is a\'s own web, only');
+      assert.deepEqual(await srv('db'), [`db.prod.berth ${extPort}`], 'the short name db is the external service');
+      // And the libc resolver (getaddrinfo) takes `web` to a's instance.
+      const who = await docker('exec', c.id, 'node', '-e', `require('http').get({host:'web',port:${ports.a![0]},path:'/api/whoami'},r=>{let b='';` +
+        `r.on('data',d=>b+=d);r.on('end',()=>console.log(b))}).on('error',e=>{console.error(e.message);process.exit(1)})`);
+      assert.equal(JSON.parse(who).version, 'a');
+
+      // The registry API: ?app= scopes; without it the path is the external service, and says so when only apps have the name.
+      const scoped = await h.api('GET', '/v1/registry/prod/web?app=b');
+      assert.equal(scoped.status, 200);
+      assert.deepEqual(scoped.json.instances.map((i: { port: number }) => i.port).sort(), ports.b);
+      assert.ok(scoped.json.instances.every((i: { app: string }) => i.app === 'b'));
+      const unscoped = await h.api('GET', '/v1/registry/prod/web');
+      assert.equal(unscoped.status, 400);
+      assert.match(unscoped.json.error.message, /"web" in prod is a service of apps a, b, c, e2e, not an external service: ask for one app's instances with \?app=APP/);
+      assert.deepEqual((await h.api('GET', '/v1/registry/prod/db')).json.instances.map((i: { port: number }) => i.port), [extPort]);
+
+      // Templates: service "web.a.prod" renders only a's; the old two-part form for an app's service is an error naming the right one.
+      const dest = join(dir, 'a.conf');
+      const put = await h.api('PUT', '/v1/templates/only-a', { source: '{{range service "web.a.prod"}}{{.App}} {{.Port}}\n{{end}}{{range service "db.prod"}}db {{.Port}}\n{{end}}', dest });
+      assert.equal(put.status, 200, JSON.stringify(put.json));
+      const want = [...ports.a!.map((p) => `a ${p}`), `db ${extPort}`].join('\n') + '\n';
+      await waitFor(async () => (await readFile(dest, 'utf8').catch(() => '')) === want, { timeoutMs: 5000, what: `${dest} rendered with a's instances only` });
+      const dest2 = join(dir, 'old.conf');
+      assert.equal((await h.api('PUT', '/v1/templates/old-name', { source: '{{range service "web.prod"}}{{.Port}}{{end}}', dest: dest2 })).status, 200);
+      await waitFor(async () => /write service "web\.a\.prod" \(SERVICE\.APP\.ENV/.test((await h.api('GET', '/v1/templates')).json.templates
+        .find((t: { name: string }) => t.name === 'old-name').lastError), { timeoutMs: 5000, what: 'the two-part name refused' });
+      await assert.rejects(readFile(dest2), 'nothing rendered from an ambiguous name');
+      await h.api('DELETE', '/v1/templates/only-a');
+      await h.api('DELETE', '/v1/templates/old-name');
+    } finally {
+      if (ext) await h.api('DELETE', `/v1/registry/external/${ext}`);
+      await Promise.all(apps.map((app) => h.cli(['rm', app])));
       await rm(dir, { recursive: true, force: true });
     }
   });

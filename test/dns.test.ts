@@ -83,7 +83,7 @@ function fakeStore(): Store {
   return { listServices: () => [svc('web'), svc('api'), svc('big')], listInstances: () => instances } as unknown as Store;
 }
 
-const WEB_SRV = ['0 10 20001 w1.web.prod.berth.', '0 10 20002 w2.web.prod.berth.', '0 10 20003 w3.web.prod.berth.'];
+const WEB_SRV = ['0 10 20001 w1.web.shop.prod.berth.', '0 10 20002 w2.web.shop.prod.berth.', '0 10 20003 w3.web.shop.prod.berth.'];
 
 describe('DnsServer with dig', () => {
   let server: DnsServer;
@@ -101,22 +101,22 @@ describe('DnsServer with dig', () => {
   });
 
   it('A returns exactly the healthy instances\' addresses, over UDP and TCP', async () => {
-    assert.deepEqual(await digShort(port, 'web.prod.berth', 'A'), ['127.0.0.1', '127.0.0.2']);
-    assert.deepEqual(await digShort(port, '+tcp', 'web.prod.berth', 'A'), ['127.0.0.1', '127.0.0.2']);
-    const full = await dig(port, 'web.prod.berth', 'A');
+    assert.deepEqual(await digShort(port, 'web.shop.prod.berth', 'A'), ['127.0.0.1', '127.0.0.2']);
+    assert.deepEqual(await digShort(port, '+tcp', 'web.shop.prod.berth', 'A'), ['127.0.0.1', '127.0.0.2']);
+    const full = await dig(port, 'web.shop.prod.berth', 'A');
     assert.equal(full.status, 'NOERROR');
     assert.ok(full.flags.includes('aa'), `flags ${full.flags}`);
     assert.ok(!full.flags.includes('ra'));
-    assert.deepEqual(full.answer.sort(), ['web.prod.berth. 5 IN A 127.0.0.1', 'web.prod.berth. 5 IN A 127.0.0.2']);
+    assert.deepEqual(full.answer.sort(), ['web.shop.prod.berth. 5 IN A 127.0.0.1', 'web.shop.prod.berth. 5 IN A 127.0.0.2']);
   });
 
   it('SRV returns exactly the healthy instances with their ports, targets resolvable from the additional section', async () => {
-    assert.deepEqual(await digShort(port, '_web._tcp.prod.berth', 'SRV'), WEB_SRV);
-    assert.deepEqual(await digShort(port, '+tcp', '_web._tcp.prod.berth', 'SRV'), WEB_SRV);
-    const full = await dig(port, '_web._tcp.prod.berth', 'SRV');
+    assert.deepEqual(await digShort(port, '_web._tcp.shop.prod.berth', 'SRV'), WEB_SRV);
+    assert.deepEqual(await digShort(port, '+tcp', '_web._tcp.shop.prod.berth', 'SRV'), WEB_SRV);
+    const full = await dig(port, '_web._tcp.shop.prod.berth', 'SRV');
     assert.deepEqual(full.additional.filter((r) => / A /.test(r)).sort(),
-      ['w1.web.prod.berth. 5 IN A 127.0.0.1', 'w2.web.prod.berth. 5 IN A 127.0.0.1', 'w3.web.prod.berth. 5 IN A 127.0.0.2']);
-    assert.deepEqual(await digShort(port, 'w3.web.prod.berth', 'A'), ['127.0.0.2']);
+      ['w1.web.shop.prod.berth. 5 IN A 127.0.0.1', 'w2.web.shop.prod.berth. 5 IN A 127.0.0.1', 'w3.web.shop.prod.berth. 5 IN A 127.0.0.2']);
+    assert.deepEqual(await digShort(port, 'w3.web.shop.prod.berth', 'A'), ['127.0.0.2']);
   });
 
   it('NXDOMAIN for an unknown name and NODATA for a known one, both with the SOA', async () => {
@@ -124,12 +124,12 @@ describe('DnsServer with dig', () => {
     assert.equal(nx.status, 'NXDOMAIN');
     assert.deepEqual(nx.answer, []);
     assert.match(nx.authority.join('\n'), /^prod\.berth\. 5 IN SOA ns\.berth\. hostmaster\.berth\. \d+ 3600 600 86400 5$/);
-    const nodata = await dig(port, 'web.prod.berth', 'AAAA');
+    const nodata = await dig(port, 'web.shop.prod.berth', 'AAAA');
     assert.equal(nodata.status, 'NOERROR');
     assert.deepEqual(nodata.answer, []);
     assert.equal(nodata.authority.length, 1);
     assert.match(nodata.authority[0]!, / SOA /);
-    const none = await dig(port, 'api.prod.berth', 'A');
+    const none = await dig(port, 'api.shop.prod.berth', 'A');
     assert.equal(none.status, 'NOERROR', 'a service with no healthy instance exists: NODATA');
     assert.deepEqual(none.answer, []);
   });
@@ -142,13 +142,13 @@ describe('DnsServer with dig', () => {
 
   it('a large SRV answer over UDP sets TC, and dig\'s retry over TCP gets all 60 instances', async () => {
     const before = server.stats;
-    const truncated = await dig(port, '+ignore', '+bufsize=1232', '_big._tcp.prod.berth', 'SRV');
+    const truncated = await dig(port, '+ignore', '+bufsize=1232', '_big._tcp.shop.prod.berth', 'SRV');
     assert.ok(truncated.flags.includes('tc'), `flags ${truncated.flags}`);
     assert.ok(truncated.answer.length < 60);
-    const full = await dig(port, '_big._tcp.prod.berth', 'SRV');
+    const full = await dig(port, '_big._tcp.shop.prod.berth', 'SRV');
     assert.match(full.raw, /Truncated, retrying in TCP mode/);
     assert.ok(!full.flags.includes('tc'));
-    const want = Array.from({ length: 60 }, (_, k) => `_big._tcp.prod.berth. 5 IN SRV 0 10 ${30000 + k} b${String(k).padStart(2, '0')}.big.prod.berth.`);
+    const want = Array.from({ length: 60 }, (_, k) => `_big._tcp.shop.prod.berth. 5 IN SRV 0 10 ${30000 + k} b${String(k).padStart(2, '0')}.big.shop.prod.berth.`);
     assert.deepEqual(full.answer.sort(), want.sort());
     assert.equal(full.additional.filter((r) => / A /.test(r)).length, 60);
     const after = server.stats;
@@ -171,7 +171,7 @@ describe('DnsServer with dig', () => {
     assert.equal(formerr.rcode, 'FORMERR');
     sock.close();
     assert.ok(server.stats.errors > errorsBefore);
-    assert.deepEqual(await digShort(port, 'web.prod.berth', 'A'), ['127.0.0.1', '127.0.0.2']);
+    assert.deepEqual(await digShort(port, 'web.shop.prod.berth', 'A'), ['127.0.0.1', '127.0.0.2']);
   });
 
   it('answers several queries on one TCP connection, including after a garbage frame', async () => {
@@ -191,8 +191,8 @@ describe('DnsServer with dig', () => {
     });
     // One write carrying three queries, split oddly across two more writes for the last two.
     const garbage = frame(Buffer.from([0x00, 0x07, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0x05, 0x61]));
-    sock.write(Buffer.concat([q(1, 'web.prod.berth', 'A'), garbage, q(3, '_big._tcp.prod.berth', 'SRV')]));
-    const tail = Buffer.concat([q(4, 'nope.prod.berth', 'A'), q(5, 'w1.web.prod.berth', 'A')]);
+    sock.write(Buffer.concat([q(1, 'web.shop.prod.berth', 'A'), garbage, q(3, '_big._tcp.shop.prod.berth', 'SRV')]));
+    const tail = Buffer.concat([q(4, 'nope.prod.berth', 'A'), q(5, 'w1.web.shop.prod.berth', 'A')]);
     sock.write(tail.subarray(0, 5));
     await new Promise((r) => setTimeout(r, 20));
     sock.write(tail.subarray(5));
@@ -210,12 +210,12 @@ describe('DnsServer with dig', () => {
   it('follows a new snapshot on the next query', async () => {
     const old = snapshot;
     try {
-      snapshot = { zone: 'berth', serial: 2, services: new Map([['web.prod', [{ instance: 'n1', address: '127.0.0.9', port: 1 }]]]) };
-      assert.deepEqual(await digShort(port, 'web.prod.berth', 'A'), ['127.0.0.9']);
+      snapshot = { zone: 'berth', serial: 2, services: new Map([['web.shop.prod', [{ instance: 'n1', address: '127.0.0.9', port: 1 }]]]) };
+      assert.deepEqual(await digShort(port, 'web.shop.prod.berth', 'A'), ['127.0.0.9']);
     } finally {
       snapshot = old;
     }
-    assert.deepEqual(await digShort(port, 'web.prod.berth', 'A'), ['127.0.0.1', '127.0.0.2']);
+    assert.deepEqual(await digShort(port, 'web.shop.prod.berth', 'A'), ['127.0.0.1', '127.0.0.2']);
   });
 });
 
@@ -246,10 +246,10 @@ describe('DnsServer start and failure modes', () => {
     await server.start();
     try {
       broken = true;
-      assert.equal((await dig(server.port, 'web.prod.berth', 'A')).status, 'SERVFAIL');
-      assert.equal((await dig(server.port, '+tcp', 'web.prod.berth', 'A')).status, 'SERVFAIL');
+      assert.equal((await dig(server.port, 'web.shop.prod.berth', 'A')).status, 'SERVFAIL');
+      assert.equal((await dig(server.port, '+tcp', 'web.shop.prod.berth', 'A')).status, 'SERVFAIL');
       broken = false;
-      assert.deepEqual(await digShort(server.port, 'web.prod.berth', 'A'), ['127.0.0.1', '127.0.0.2']);
+      assert.deepEqual(await digShort(server.port, 'web.shop.prod.berth', 'A'), ['127.0.0.1', '127.0.0.2']);
     } finally {
       await server.close();
     }
@@ -288,7 +288,7 @@ describe('DnsServer forwarding to an upstream (a local dnsmasq)', () => {
   it('relays out-of-zone answers over UDP and TCP and still answers its own zone', async () => {
     assert.deepEqual(await digShort(server.port, 'outside.test', 'A'), ['127.0.0.77']);
     assert.deepEqual(await digShort(server.port, '+tcp', 'outside.test', 'A'), ['127.0.0.77']);
-    assert.deepEqual(await digShort(server.port, 'web.prod.berth', 'A'), ['127.0.0.1', '127.0.0.2']);
+    assert.deepEqual(await digShort(server.port, 'web.shop.prod.berth', 'A'), ['127.0.0.1', '127.0.0.2']);
     assert.ok(server.stats.forwarded >= 2);
   });
 

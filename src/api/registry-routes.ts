@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { NotFound } from '../core/errors.ts';
+import { InvalidInput, NotFound } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
 import type { ExternalRecord, Store } from '../core/store.ts';
 
@@ -8,7 +8,10 @@ import type { ExternalRecord, Store } from '../core/store.ts';
 export interface RegistryView {
   readonly currentIndex: number;
   entries(): { key: string; env: string; service: string; app?: string; address: string; port: number; health: string; source: string; id: string }[];
-  healthy(env: string, service: string): ReturnType<RegistryView['entries']>;
+  /** An app's service when `app` is given, else the external service of that name. */
+  healthy(env: string, service: string, app?: string): ReturnType<RegistryView['entries']>;
+  /** Apps with a service of that name in `env` when no external service has that name (registry/Registry.appsOnly). */
+  appsOnly(env: string, service: string): string[];
   waitFor(index: number, timeoutMs: number): Promise<number>;
   refresh(): void;
 }
@@ -31,9 +34,22 @@ const registerBody = z.object({
 /**
  * The registry over HTTP: list, Consul-style blocking queries (`?index=&wait=`) and an SSE stream of a
  * service's healthy instances; registration, heartbeats and deregistration of external services.
+ * `/v1/registry/ENV/SERVICE?app=APP` is app APP's service; without `app` the path is the external
+ * service registered there (as DNS: `SERVICE.APP.ENV.berth` vs `SERVICE.ENV.berth`), so two apps'
+ * services of the same name never mix.
  */
 export function registerRegistryRoutes(app: FastifyInstance, d: { store: Store; registry: RegistryView; clock: Clock; newId: () => string }): void {
   const params = (p: unknown) => z.object({ env: name, service: name }).parse(p);
+  /** The app whose service is asked for (undefined: the external service), or a 400 when only apps have such a service. */
+  const scopeOf = (env: string, service: string, appName: string | undefined): string | undefined => {
+    if (appName !== undefined) return appName;
+    const apps = d.registry.appsOnly(env, service);
+    if (apps.length > 0) {
+      throw new InvalidInput(`"${service}" in ${env} is a service of ${apps.length > 1 ? 'apps' : 'app'} ${apps.join(', ')}, not an external service: ` +
+        `ask for one app's instances with ?app=APP, e.g. /v1/registry/${env}/${service}?app=${apps[0]} (without app= this path is the external service "${service}" of ${env})`);
+    }
+    return undefined;
+  };
 
   app.get('/v1/registry', async (_req, reply) => {
     reply.header('x-berth-index', String(d.registry.currentIndex));
@@ -42,22 +58,24 @@ export function registerRegistryRoutes(app: FastifyInstance, d: { store: Store; 
 
   app.get('/v1/registry/:env/:service', async (req, reply) => {
     const { env, service } = params(req.params);
-    const q = z.object({ index: z.coerce.number().int().min(0).optional(), wait: duration.optional() }).parse(req.query);
+    const q = z.object({ index: z.coerce.number().int().min(0).optional(), wait: duration.optional(), app: name.optional() }).parse(req.query);
+    const appName = scopeOf(env, service, q.app);
     let index = d.registry.currentIndex;
     if (q.index !== undefined && q.index >= index) index = await d.registry.waitFor(q.index, Math.min(q.wait ?? 30_000, 300_000));
     reply.header('x-berth-index', String(index));
-    return { index, service, env, instances: d.registry.healthy(env, service) };
+    return { index, service, env, ...(appName ? { app: appName } : {}), instances: d.registry.healthy(env, service, appName) };
   });
 
   app.get('/v1/registry/:env/:service/stream', async (req, reply) => {
     const { env, service } = params(req.params);
+    const appName = scopeOf(env, service, z.object({ app: name.optional() }).parse(req.query).app);
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     let open = true;
     req.raw.on('close', () => (open = false));
     let last = '';
     let index = 0;
     while (open) {
-      const inst = d.registry.healthy(env, service);
+      const inst = d.registry.healthy(env, service, appName);
       const body = JSON.stringify({ index: d.registry.currentIndex, instances: inst });
       const sig = JSON.stringify(inst);
       if (sig !== last) {

@@ -1,12 +1,14 @@
 /**
  * A small confd/consul-template style language, pure (no I/O):
  *
- *   {{range service "web.prod"}}server {{.Address}}:{{.Port}}; # {{.ID}}
+ *   {{range service "web.shop.prod"}}server {{.Address}}:{{.Port}}; # {{.ID}}
  *   {{end}}
  *   {{key "shop/prod/GREETING"}}          a configuration value (app/env/KEY)
- *   {{service_count "web.prod"}}          how many healthy instances
+ *   {{service_count "web.shop.prod"}}     how many healthy instances
+ *   {{range service "db.prod"}}…{{end}}   an external service (registered per environment, no app)
  *   {{/* a comment *\/}}
  *
+ * Service names are SERVICE.APP.ENV, like DNS names: two apps' services of the same name never mix.
  * Errors name the line and column of the template and what would be right.
  */
 import { InvalidInput } from './errors.ts';
@@ -16,11 +18,13 @@ export interface TemplateInstance {
   Address: string;
   Port: number;
   Service: string;
+  /** The app (empty for an external service). */
+  App: string;
   Env: string;
 }
 
 export interface TemplateData {
-  /** Healthy instances of `service.env`. */
+  /** Healthy instances of `service.app.env` (an app's service) or `service.env` (an external service); throws when there is no such name to ask for. */
   service(name: string): TemplateInstance[];
   /** A configuration value `app/env/KEY`, or undefined. */
   key(path: string): string | undefined;
@@ -38,7 +42,14 @@ interface Pos {
   col: number;
 }
 
-const FIELDS = ['ID', 'Address', 'Port', 'Service', 'Env'];
+const FIELDS = ['ID', 'Address', 'Port', 'Service', 'App', 'Env'];
+
+/** `web.shop.prod` → service web of app shop in prod; `db.prod` → the external service db of prod (no app). */
+export function parseServiceName(name: string): { service: string; app?: string; env: string } {
+  const parts = name.split('.');
+  if (parts.length === 3) return { service: parts[0]!, app: parts[1]!, env: parts[2]! };
+  return { service: parts[0]!, env: parts[1]! };
+}
 
 export function parseTemplate(src: string, name = 'template'): Node[] {
   const tokens: { text?: string; action?: string; at: Pos }[] = [];
@@ -80,18 +91,19 @@ export function parseTemplate(src: string, name = 'template'): Node[] {
       }
       let m: RegExpExecArray | null;
       if ((m = /^\.([A-Za-z]+)$/.exec(a))) {
-        if (!inRange) fail(tok.at, `"{{.${m[1]}}}" is only valid inside {{range service "NAME.ENV"}}`);
+        if (!inRange) fail(tok.at, `"{{.${m[1]}}}" is only valid inside {{range service "SERVICE.APP.ENV"}}`);
         if (!FIELDS.includes(m[1]!)) fail(tok.at, `unknown field .${m[1]}: use one of ${FIELDS.map((f) => '.' + f).join(', ')}`);
         out.push({ t: 'field', name: m[1]!, at: tok.at });
-      } else if ((m = /^range\s+service\s+"([a-z0-9-]+\.[a-z0-9-]+)"$/.exec(a))) {
+      } else if ((m = /^range\s+service\s+"([a-z0-9-]+(?:\.[a-z0-9-]+){1,2})"$/.exec(a))) {
         const body = parseBlock(tok.at);
         out.push({ t: 'range', service: m[1]!, body, at: tok.at });
       } else if ((m = /^key\s+"([a-z0-9-]+\/[a-z0-9-]+\/[A-Z_][A-Z0-9_]*)"$/.exec(a))) {
         out.push({ t: 'key', path: m[1]!, at: tok.at });
-      } else if ((m = /^service_count\s+"([a-z0-9-]+\.[a-z0-9-]+)"$/.exec(a))) {
+      } else if ((m = /^service_count\s+"([a-z0-9-]+(?:\.[a-z0-9-]+){1,2})"$/.exec(a))) {
         out.push({ t: 'count', service: m[1]!, at: tok.at });
       } else {
-        fail(tok.at, `cannot understand "{{${a}}}": write {{range service "web.prod"}}…{{end}}, {{.Address}}, {{.Port}}, {{key "app/env/KEY"}} or {{service_count "web.prod"}}`);
+        fail(tok.at, `cannot understand "{{${a}}}": write {{range service "web.shop.prod"}}…{{end}} (SERVICE.APP.ENV; SERVICE.ENV for an external service), ` +
+          '{{.Address}}, {{.Port}}, {{key "app/env/KEY"}} or {{service_count "web.shop.prod"}}');
       }
     }
     if (rangeAt) fail(rangeAt, '"{{range ...}}" is never closed: add "{{end}}"');

@@ -12,7 +12,8 @@ export function containerName(i: InstanceRecord): string {
 
 /**
  * The container for one instance of a release: host network, allocated PORT, Berth labels; with
- * `resolvConf`, the container's /etc/resolv.conf points at Berth's DNS so `web.prod.berth` resolves.
+ * `resolvConf`, the container's /etc/resolv.conf points at Berth's DNS so `web` (its own app's) and
+ * `web.shop.prod.berth` resolve.
  */
 export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra: { resolvConf?: string; configEnv?: Record<string, string>; configDir?: string } = {}): ContainerSpec {
   const s = rel.spec;

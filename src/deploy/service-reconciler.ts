@@ -24,8 +24,8 @@ export interface ServiceReconcilerDeps {
   releaseFinished: (k: ServiceKey) => void;
   /** A release failing to become healthy within this long is marked failed (unless x-berth.update.deadline says otherwise). */
   releaseDeadlineMs: number;
-  /** Host path of the resolv.conf for containers of an environment (Berth's DNS), if DNS for containers is on. */
-  resolvConf?: (env: string) => string | undefined;
+  /** Host path of the resolv.conf for containers of an app in an environment (Berth's DNS), if DNS for containers is on. */
+  resolvConf?: (app: string, env: string) => string | undefined;
   /** Configuration (plain values and decrypted secrets) of an app/env at a version, injected as environment. */
   configEnv?: (app: string, env: string, version: number) => Record<string, string>;
   /** Host directory holding an app/env's configuration files (mounted at /run/berth/config). */
@@ -361,7 +361,7 @@ export class ServiceReconciler {
   }
 
   private extras(app: string, env: string): { resolvConf?: string; configDir?: string } {
-    const resolvConf = this.d.resolvConf?.(env);
+    const resolvConf = this.d.resolvConf?.(app, env);
     const configDir = this.d.configFiles ? this.configDirOf(app, env) : undefined;
     return { ...(resolvConf ? { resolvConf } : {}), ...(configDir ? { configDir } : {}) };
   }

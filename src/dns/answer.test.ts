@@ -14,10 +14,14 @@ const SNAP: DnsSnapshot = {
   zone: 'berth',
   serial: 42,
   services: new Map([
-    ['web.prod', [inst('i1', '127.0.0.1', 20001), inst('i2', '127.0.0.1', 20002), inst('i3', '127.0.0.2', 20003)]],
-    ['api.prod', []],
-    ['web.staging', [inst('s1', '127.0.0.1', 21000)]],
-    ['big.prod', big],
+    ['web.shop.prod', [inst('i1', '127.0.0.1', 20001), inst('i2', '127.0.0.1', 20002), inst('i3', '127.0.0.2', 20003)]],
+    ['api.shop.prod', []],
+    ['web.shop.staging', [inst('s1', '127.0.0.1', 21000)]],
+    // App x's name is short so that 60 SRV records fit in 4096 bytes.
+    ['big.x.prod', big],
+    // Another app with a service of the same name, and an external service (no app) of the environment.
+    ['web.blog.prod', [inst('o1', '127.0.0.3', 22000)]],
+    ['db.prod', [inst('x1', '127.0.0.4', 5432)]],
   ]),
 };
 
@@ -82,11 +86,11 @@ const rrs = (list: Answer[] | undefined) => (list ?? []).map(rr).sort();
 const soaProd = 'prod.berth 5 SOA ns.berth hostmaster.berth 42 5';
 const soaApex = 'berth 5 SOA ns.berth hostmaster.berth 42 5';
 const webSrv = (owner: string) => [
-  `${owner} 5 SRV 0 10 20001 i1.web.prod.berth`,
-  `${owner} 5 SRV 0 10 20002 i2.web.prod.berth`,
-  `${owner} 5 SRV 0 10 20003 i3.web.prod.berth`,
+  `${owner} 5 SRV 0 10 20001 i1.web.shop.prod.berth`,
+  `${owner} 5 SRV 0 10 20002 i2.web.shop.prod.berth`,
+  `${owner} 5 SRV 0 10 20003 i3.web.shop.prod.berth`,
 ];
-const webGlue = ['i1.web.prod.berth 5 A 127.0.0.1', 'i2.web.prod.berth 5 A 127.0.0.1', 'i3.web.prod.berth 5 A 127.0.0.2'];
+const webGlue = ['i1.web.shop.prod.berth 5 A 127.0.0.1', 'i2.web.shop.prod.berth 5 A 127.0.0.1', 'i3.web.shop.prod.berth 5 A 127.0.0.2'];
 
 interface Case {
   name: string;
@@ -100,34 +104,52 @@ interface Case {
 }
 
 const cases: Case[] = [
-  { name: 'A for a service: healthy addresses, deduplicated', q: { name: 'web.prod.berth', type: 'A' }, rcode: RCODE.NOERROR, aa: true,
-    answers: ['web.prod.berth 5 A 127.0.0.1', 'web.prod.berth 5 A 127.0.0.2'], authorities: [], additionals: [] },
-  { name: 'names are case-insensitive and the owner keeps the asked case', q: { name: 'WEB.Prod.BERTH', type: 'A' }, rcode: RCODE.NOERROR, aa: true,
-    answers: ['WEB.Prod.BERTH 5 A 127.0.0.1', 'WEB.Prod.BERTH 5 A 127.0.0.2'] },
-  { name: 'a trailing dot is the same name', q: { name: 'web.staging.berth.', type: 'A' }, rcode: RCODE.NOERROR, answers: ['web.staging.berth 5 A 127.0.0.1'] },
-  { name: 'environments are separate', q: { name: 'web.staging.berth', type: 'SRV' }, rcode: RCODE.NOERROR,
-    answers: ['web.staging.berth 5 SRV 0 10 21000 s1.web.staging.berth'], additionals: ['s1.web.staging.berth 5 A 127.0.0.1'] },
-  { name: 'SRV in RFC 2782 form: ports, per-instance targets, their A records as additional data', q: { name: '_web._tcp.prod.berth', type: 'SRV' },
-    rcode: RCODE.NOERROR, aa: true, answers: webSrv('_web._tcp.prod.berth'), additionals: webGlue, authorities: [] },
-  { name: 'SRV on the service name itself (convenience form)', q: { name: 'web.prod.berth', type: 'SRV' }, rcode: RCODE.NOERROR,
-    answers: webSrv('web.prod.berth'), additionals: webGlue },
-  { name: 'A for a per-instance name', q: { name: 'i3.web.prod.berth', type: 'A' }, rcode: RCODE.NOERROR, aa: true, answers: ['i3.web.prod.berth 5 A 127.0.0.2'] },
-  { name: 'AAAA for a known name is NODATA with the SOA', q: { name: 'web.prod.berth', type: 'AAAA' }, rcode: RCODE.NOERROR, aa: true,
+  { name: 'A for a service: healthy addresses, deduplicated', q: { name: 'web.shop.prod.berth', type: 'A' }, rcode: RCODE.NOERROR, aa: true,
+    answers: ['web.shop.prod.berth 5 A 127.0.0.1', 'web.shop.prod.berth 5 A 127.0.0.2'], authorities: [], additionals: [] },
+  { name: 'names are case-insensitive and the owner keeps the asked case', q: { name: 'WEB.Shop.Prod.BERTH', type: 'A' }, rcode: RCODE.NOERROR, aa: true,
+    answers: ['WEB.Shop.Prod.BERTH 5 A 127.0.0.1', 'WEB.Shop.Prod.BERTH 5 A 127.0.0.2'] },
+  { name: 'a trailing dot is the same name', q: { name: 'web.shop.staging.berth.', type: 'A' }, rcode: RCODE.NOERROR, answers: ['web.shop.staging.berth 5 A 127.0.0.1'] },
+  { name: 'environments are separate', q: { name: 'web.shop.staging.berth', type: 'SRV' }, rcode: RCODE.NOERROR,
+    answers: ['web.shop.staging.berth 5 SRV 0 10 21000 s1.web.shop.staging.berth'], additionals: ['s1.web.shop.staging.berth 5 A 127.0.0.1'] },
+  { name: 'SRV in RFC 2782 form: ports, per-instance targets, their A records as additional data', q: { name: '_web._tcp.shop.prod.berth', type: 'SRV' },
+    rcode: RCODE.NOERROR, aa: true, answers: webSrv('_web._tcp.shop.prod.berth'), additionals: webGlue, authorities: [] },
+  { name: 'SRV on the service name itself (convenience form)', q: { name: 'web.shop.prod.berth', type: 'SRV' }, rcode: RCODE.NOERROR,
+    answers: webSrv('web.shop.prod.berth'), additionals: webGlue },
+  { name: 'A for a per-instance name', q: { name: 'i3.web.shop.prod.berth', type: 'A' }, rcode: RCODE.NOERROR, aa: true, answers: ['i3.web.shop.prod.berth 5 A 127.0.0.2'] },
+  { name: 'AAAA for a known name is NODATA with the SOA', q: { name: 'web.shop.prod.berth', type: 'AAAA' }, rcode: RCODE.NOERROR, aa: true,
     answers: [], authorities: [soaProd] },
-  { name: 'TXT for an instance name is NODATA', q: { name: 'i1.web.prod.berth', type: 'TXT' }, rcode: RCODE.NOERROR, answers: [], authorities: [soaProd] },
-  { name: 'A on the SRV name is NODATA', q: { name: '_web._tcp.prod.berth', type: 'A' }, rcode: RCODE.NOERROR, answers: [], authorities: [soaProd] },
-  { name: 'a known service with no healthy instance is NODATA, not NXDOMAIN', q: { name: 'api.prod.berth', type: 'A' }, rcode: RCODE.NOERROR,
+  { name: 'TXT for an instance name is NODATA', q: { name: 'i1.web.shop.prod.berth', type: 'TXT' }, rcode: RCODE.NOERROR, answers: [], authorities: [soaProd] },
+  { name: 'A on the SRV name is NODATA', q: { name: '_web._tcp.shop.prod.berth', type: 'A' }, rcode: RCODE.NOERROR, answers: [], authorities: [soaProd] },
+  { name: 'a known service with no healthy instance is NODATA, not NXDOMAIN', q: { name: 'api.shop.prod.berth', type: 'A' }, rcode: RCODE.NOERROR,
     answers: [], authorities: [soaProd] },
-  { name: 'SRV for a service with no healthy instance is NODATA', q: { name: '_api._tcp.prod.berth', type: 'SRV' }, rcode: RCODE.NOERROR,
+  { name: 'SRV for a service with no healthy instance is NODATA', q: { name: '_api._tcp.shop.prod.berth', type: 'SRV' }, rcode: RCODE.NOERROR,
     answers: [], authorities: [soaProd] },
   { name: 'unknown service: NXDOMAIN with the environment\'s SOA', q: { name: 'nope.prod.berth', type: 'A' }, rcode: RCODE.NXDOMAIN, aa: true,
     answers: [], authorities: [soaProd] },
-  { name: 'unknown environment: NXDOMAIN with the zone\'s SOA', q: { name: 'web.nope.berth', type: 'A' }, rcode: RCODE.NXDOMAIN,
+  { name: 'unknown environment: NXDOMAIN with the zone\'s SOA', q: { name: 'web.shop.nope.berth', type: 'A' }, rcode: RCODE.NXDOMAIN,
     answers: [], authorities: [soaApex] },
-  { name: 'unknown instance', q: { name: 'i9.web.prod.berth', type: 'A' }, rcode: RCODE.NXDOMAIN, authorities: [soaProd] },
-  { name: 'below an instance name', q: { name: 'x.i1.web.prod.berth', type: 'A' }, rcode: RCODE.NXDOMAIN, authorities: [soaProd] },
-  { name: 'unknown SRV service', q: { name: '_nope._tcp.prod.berth', type: 'SRV' }, rcode: RCODE.NXDOMAIN, authorities: [soaProd] },
-  { name: 'UDP SRV form is not served', q: { name: '_web._udp.prod.berth', type: 'SRV' }, rcode: RCODE.NXDOMAIN, authorities: [soaProd] },
+  { name: 'unknown instance', q: { name: 'i9.web.shop.prod.berth', type: 'A' }, rcode: RCODE.NXDOMAIN, authorities: [soaProd] },
+  { name: 'below an instance name', q: { name: 'x.i1.web.shop.prod.berth', type: 'A' }, rcode: RCODE.NXDOMAIN, authorities: [soaProd] },
+  { name: 'unknown SRV service', q: { name: '_nope._tcp.shop.prod.berth', type: 'SRV' }, rcode: RCODE.NXDOMAIN, authorities: [soaProd] },
+  { name: 'UDP SRV form is not served', q: { name: '_web._udp.shop.prod.berth', type: 'SRV' }, rcode: RCODE.NXDOMAIN, authorities: [soaProd] },
+  { name: 'names are per app: another app\'s web is its own name', q: { name: 'web.blog.prod.berth', type: 'A' }, rcode: RCODE.NOERROR, aa: true,
+    answers: ['web.blog.prod.berth 5 A 127.0.0.3'] },
+  { name: 'SRV of another app\'s web: only its instances, targets under its name', q: { name: '_web._tcp.blog.prod.berth', type: 'SRV' }, rcode: RCODE.NOERROR,
+    answers: ['_web._tcp.blog.prod.berth 5 SRV 0 10 22000 o1.web.blog.prod.berth'], additionals: ['o1.web.blog.prod.berth 5 A 127.0.0.3'] },
+  { name: 'an instance is not found under another app\'s name', q: { name: 'i1.web.blog.prod.berth', type: 'A' }, rcode: RCODE.NXDOMAIN, authorities: [soaProd] },
+  { name: 'SERVICE.ENV of app services is no name: two labels are external services', q: { name: 'web.prod.berth', type: 'A' }, rcode: RCODE.NXDOMAIN,
+    authorities: [soaProd] },
+  { name: 'unknown app: NXDOMAIN', q: { name: 'web.nope.prod.berth', type: 'A' }, rcode: RCODE.NXDOMAIN, authorities: [soaProd] },
+  { name: 'APP.ENV is an empty non-terminal: NODATA', q: { name: 'shop.prod.berth', type: 'A' }, rcode: RCODE.NOERROR, answers: [], authorities: [soaProd] },
+  { name: '_tcp.APP.ENV is an empty non-terminal: NODATA', q: { name: '_tcp.shop.prod.berth', type: 'SRV' }, rcode: RCODE.NOERROR, answers: [],
+    authorities: [soaProd] },
+  { name: 'below an app instance name', q: { name: 'x.i1.web.shop.prod.berth', type: 'A' }, rcode: RCODE.NXDOMAIN, authorities: [soaProd] },
+  { name: 'an external service: SERVICE.ENV answers A', q: { name: 'db.prod.berth', type: 'A' }, rcode: RCODE.NOERROR, aa: true,
+    answers: ['db.prod.berth 5 A 127.0.0.4'] },
+  { name: 'an external service: _SERVICE._tcp.ENV answers SRV, targets INSTANCE.SERVICE.ENV', q: { name: '_db._tcp.prod.berth', type: 'SRV' },
+    rcode: RCODE.NOERROR, answers: ['_db._tcp.prod.berth 5 SRV 0 10 5432 x1.db.prod.berth'], additionals: ['x1.db.prod.berth 5 A 127.0.0.4'] },
+  { name: 'an external service\'s instance name', q: { name: 'x1.db.prod.berth', type: 'A' }, rcode: RCODE.NOERROR, answers: ['x1.db.prod.berth 5 A 127.0.0.4'] },
+  { name: 'an external service is not under an app', q: { name: 'db.shop.prod.berth', type: 'A' }, rcode: RCODE.NXDOMAIN, authorities: [soaProd] },
   { name: '_tcp.ENV is an empty non-terminal: NODATA', q: { name: '_tcp.prod.berth', type: 'A' }, rcode: RCODE.NOERROR, answers: [], authorities: [soaProd] },
   { name: 'zone apex SOA', q: { name: 'berth', type: 'SOA' }, rcode: RCODE.NOERROR, aa: true, answers: [soaApex], authorities: [] },
   { name: 'zone apex NS with the server address as additional data', q: { name: 'berth', type: 'NS' }, rcode: RCODE.NOERROR,
@@ -137,27 +159,27 @@ const cases: Case[] = [
   { name: 'A on an environment apex is NODATA', q: { name: 'prod.berth', type: 'A' }, rcode: RCODE.NOERROR, answers: [], authorities: [soaProd] },
   { name: 'the NS target resolves to nsAddress', q: { name: 'ns.berth', type: 'A' }, opts: { nsAddress: '127.0.0.53' }, rcode: RCODE.NOERROR,
     answers: ['ns.berth 5 A 127.0.0.53'] },
-  { name: 'ANY on a service: minimal answer (its A records)', q: { name: 'web.prod.berth', type: 'ANY' }, rcode: RCODE.NOERROR,
-    answers: ['web.prod.berth 5 A 127.0.0.1', 'web.prod.berth 5 A 127.0.0.2'] },
-  { name: 'ANY on an SRV name: its SRV records', q: { name: '_web._tcp.prod.berth', type: 'ANY' }, rcode: RCODE.NOERROR,
-    answers: webSrv('_web._tcp.prod.berth'), additionals: webGlue },
+  { name: 'ANY on a service: minimal answer (its A records)', q: { name: 'web.shop.prod.berth', type: 'ANY' }, rcode: RCODE.NOERROR,
+    answers: ['web.shop.prod.berth 5 A 127.0.0.1', 'web.shop.prod.berth 5 A 127.0.0.2'] },
+  { name: 'ANY on an SRV name: its SRV records', q: { name: '_web._tcp.shop.prod.berth', type: 'ANY' }, rcode: RCODE.NOERROR,
+    answers: webSrv('_web._tcp.shop.prod.berth'), additionals: webGlue },
   { name: 'ANY on the apex: the SOA', q: { name: 'berth', type: 'ANY' }, rcode: RCODE.NOERROR, answers: [soaApex] },
   { name: 'out of zone: REFUSED, not authoritative', q: { name: 'example.com', type: 'A' }, rcode: RCODE.REFUSED, aa: false, answers: [], authorities: [] },
   { name: 'a zone name as a suffix of another label is out of zone', q: { name: 'xberth', type: 'A' }, rcode: RCODE.REFUSED, aa: false },
-  { name: 'the zone inside another name is out of zone', q: { name: 'web.prod.berth.example.com', type: 'A' }, rcode: RCODE.REFUSED },
+  { name: 'the zone inside another name is out of zone', q: { name: 'web.shop.prod.berth.example.com', type: 'A' }, rcode: RCODE.REFUSED },
   { name: 'the root is out of zone', q: { name: '.', type: 'NS' }, rcode: RCODE.REFUSED },
-  { name: 'CHAOS class in the zone: REFUSED', q: { name: 'web.prod.berth', type: 'TXT', class: 'CH' }, rcode: RCODE.REFUSED },
+  { name: 'CHAOS class in the zone: REFUSED', q: { name: 'web.shop.prod.berth', type: 'TXT', class: 'CH' }, rcode: RCODE.REFUSED },
   { name: 'zone transfer: REFUSED', q: { name: 'berth', type: 'AXFR' }, rcode: RCODE.REFUSED },
-  { name: 'a configured TTL applies to answers', q: { name: 'web.staging.berth', type: 'A' }, opts: { ttl: 30 }, rcode: RCODE.NOERROR,
-    answers: ['web.staging.berth 30 A 127.0.0.1'] },
+  { name: 'a configured TTL applies to answers', q: { name: 'web.shop.staging.berth', type: 'A' }, opts: { ttl: 30 }, rcode: RCODE.NOERROR,
+    answers: ['web.shop.staging.berth 30 A 127.0.0.1'] },
   { name: 'a configured TTL is the negative TTL too (SOA TTL and MINIMUM)', q: { name: 'nope.prod.berth', type: 'A' }, opts: { ttl: 30 },
     rcode: RCODE.NXDOMAIN, authorities: ['prod.berth 30 SOA ns.berth hostmaster.berth 42 30'] },
-  { name: 'EDNS: our OPT record comes back', q: { name: 'web.staging.berth', type: 'A', edns: 1232 }, rcode: RCODE.NOERROR,
-    answers: ['web.staging.berth 5 A 127.0.0.1'], additionals: [`OPT ${SERVER_UDP_PAYLOAD} v0 x0`] },
-  { name: 'EDNS version 1: BADVERS', q: { name: 'web.staging.berth', type: 'A', edns: 1232, ednsVersion: 1 }, rcode: 0, answers: [],
+  { name: 'EDNS: our OPT record comes back', q: { name: 'web.shop.staging.berth', type: 'A', edns: 1232 }, rcode: RCODE.NOERROR,
+    answers: ['web.shop.staging.berth 5 A 127.0.0.1'], additionals: [`OPT ${SERVER_UDP_PAYLOAD} v0 x0`] },
+  { name: 'EDNS version 1: BADVERS', q: { name: 'web.shop.staging.berth', type: 'A', edns: 1232, ednsVersion: 1 }, rcode: 0, answers: [],
     additionals: [`OPT ${SERVER_UDP_PAYLOAD} v0 x1`] },
-  { name: 'opcode STATUS: NOTIMP', q: { name: 'web.prod.berth', type: 'A', flags: 2 << 11 }, rcode: RCODE.NOTIMP },
-  { name: 'two questions: FORMERR', q: { name: '', type: 'A', questions: [{ name: 'web.prod.berth', type: 'A' }, { name: 'api.prod.berth', type: 'A' }] },
+  { name: 'opcode STATUS: NOTIMP', q: { name: 'web.shop.prod.berth', type: 'A', flags: 2 << 11 }, rcode: RCODE.NOTIMP },
+  { name: 'two questions: FORMERR', q: { name: '', type: 'A', questions: [{ name: 'web.shop.prod.berth', type: 'A' }, { name: 'api.shop.prod.berth', type: 'A' }] },
     rcode: RCODE.FORMERR },
   { name: 'no question: FORMERR', q: { name: '', type: 'A', questions: [] }, rcode: RCODE.FORMERR },
 ];
@@ -179,11 +201,11 @@ describe('answerQuery', () => {
   }
 
   test('RD is copied, TC is clear for small answers, no OPT comes back without one', () => {
-    const { resp } = ask({ name: 'web.prod.berth', type: 'A' });
+    const { resp } = ask({ name: 'web.shop.prod.berth', type: 'A' });
     assert.equal(resp.flag_rd, true);
     assert.equal(resp.flag_tc, false);
     assert.equal(resp.additionals?.length, 0);
-    assert.equal(ask({ name: 'web.prod.berth', type: 'A', flags: 0 }).resp.flag_rd, false);
+    assert.equal(ask({ name: 'web.shop.prod.berth', type: 'A', flags: 0 }).resp.flag_rd, false);
   });
 
   test('the order of A and SRV records is shuffled', () => {
@@ -203,29 +225,29 @@ describe('answerQuery', () => {
   });
 
   test('UDP without EDNS: a 60-instance SRV answer is cut to 512 bytes with TC; TCP gets all of it', () => {
-    const udp = ask({ name: '_big._tcp.prod.berth', type: 'SRV' });
+    const udp = ask({ name: '_big._tcp.x.prod.berth', type: 'SRV' });
     assert.ok(udp.size <= 512, `size ${udp.size}`);
     assert.equal(udp.resp.flag_tc, true);
     assert.ok(udp.resp.answers!.length > 0 && udp.resp.answers!.length < 60);
     assert.equal(udp.resp.additionals!.length, 0, 'additional data goes first');
-    const tcp = ask({ name: '_big._tcp.prod.berth', type: 'SRV' }, { transport: 'tcp' });
+    const tcp = ask({ name: '_big._tcp.x.prod.berth', type: 'SRV' }, { transport: 'tcp' });
     assert.equal(tcp.resp.flag_tc, false);
     assert.equal(tcp.resp.answers!.length, 60);
     assert.equal(tcp.resp.additionals!.length, 60);
   });
 
   test('UDP with EDNS: the client\'s payload size is honoured; additional data is dropped before TC is set', () => {
-    const small = ask({ name: '_big._tcp.prod.berth', type: 'SRV', edns: 1232 });
+    const small = ask({ name: '_big._tcp.x.prod.berth', type: 'SRV', edns: 1232 });
     assert.ok(small.size <= 1232 && small.size > 512, `size ${small.size}`);
     assert.equal(small.resp.flag_tc, true);
     assert.ok(rrs(small.resp.additionals).every((r) => r.startsWith('OPT')), 'only OPT is left in additional');
-    const large = ask({ name: '_big._tcp.prod.berth', type: 'SRV', edns: 4096 });
+    const large = ask({ name: '_big._tcp.x.prod.berth', type: 'SRV', edns: 4096 });
     assert.ok(large.size <= 4096, `size ${large.size}`);
     assert.equal(large.resp.flag_tc, false, 'all 60 answers fit in 4096 bytes without the additional section');
     assert.equal(large.resp.answers!.length, 60);
-    const huge = ask({ name: '_big._tcp.prod.berth', type: 'SRV', edns: 65000 }, { maxUdpPayload: 2048 });
+    const huge = ask({ name: '_big._tcp.x.prod.berth', type: 'SRV', edns: 65000 }, { maxUdpPayload: 2048 });
     assert.ok(huge.size <= 2048, 'capped at maxUdpPayload');
-    assert.equal(ask({ name: '_big._tcp.prod.berth', type: 'SRV', edns: 100 }).size <= 512, true, 'never below 512');
+    assert.equal(ask({ name: '_big._tcp.x.prod.berth', type: 'SRV', edns: 100 }).size <= 512, true, 'never below 512');
   });
 
   test('an over-long label is FORMERR, never a malformed response', () => {
@@ -236,7 +258,7 @@ describe('answerQuery', () => {
   });
 
   test('a response packet is FORMERR (the server drops them before asking)', () => {
-    const out = answerQuery({ type: 'response', id: 1, questions: [{ name: 'web.prod.berth', type: 'A' }] }, SNAP, { ttl: 5, transport: 'udp' });
+    const out = answerQuery({ type: 'response', id: 1, questions: [{ name: 'web.shop.prod.berth', type: 'A' }] }, SNAP, { ttl: 5, transport: 'udp' });
     assert.equal((out.flags ?? 0) & 0xf, RCODE.FORMERR);
   });
 });
@@ -277,7 +299,7 @@ describe('answerUndecodable', () => {
 describe('isInZone', () => {
   const cases: Array<[string, string, boolean]> = [
     ['berth', 'berth', true], ['BERTH.', 'berth', true], ['a.b.berth', 'berth', true], ['xberth', 'berth', false],
-    ['berth.com', 'berth', false], ['web.prod.berth.internal', 'berth.internal', true], ['internal', 'berth.internal', false],
+    ['berth.com', 'berth', false], ['web.shop.prod.berth.internal', 'berth.internal', true], ['internal', 'berth.internal', false],
   ];
   for (const [name, zone, want] of cases) test(`${name} in ${zone}: ${want}`, () => assert.equal(isInZone(name, zone), want));
 });
@@ -296,8 +318,8 @@ describe('buildDnsSnapshot', () => {
       i('un', 'web', 'running', 'unhealthy', 4), i('sp', 'web', 'stopping', 'healthy', 5), i('ex', 'api', 'exited', 'healthy', 6),
     ]), 'Berth.');
     assert.equal(snap.zone, 'berth');
-    assert.deepEqual(snap.services.get('web.prod'), [{ instance: 'aa', address: '127.0.0.1', port: 1 }, { instance: 'zz', address: '127.0.0.1', port: 2 }]);
-    assert.deepEqual(snap.services.get('api.prod'), []);
+    assert.deepEqual(snap.services.get('web.a.prod'), [{ instance: 'aa', address: '127.0.0.1', port: 1 }, { instance: 'zz', address: '127.0.0.1', port: 2 }]);
+    assert.deepEqual(snap.services.get('api.a.prod'), []);
   });
 
   test('the serial follows the content', () => {
@@ -320,24 +342,24 @@ describe('ResponseCache', () => {
 
   test('a hit is the same response with the new id; another snapshot empties the cache', () => {
     const cache = new ResponseCache();
-    const enc = fill(cache, query('web.staging.berth', 'A', 1), SNAP);
-    const hit = cache.get(query('web.staging.berth', 'A', 77), 'udp', SNAP);
+    const enc = fill(cache, query('web.shop.staging.berth', 'A', 1), SNAP);
+    const hit = cache.get(query('web.shop.staging.berth', 'A', 77), 'udp', SNAP);
     assert.ok(hit);
     assert.deepEqual(hit.subarray(2), enc.subarray(2));
     assert.equal(hit.readUInt16BE(0), 77);
-    assert.equal(cache.get(query('web.staging.berth', 'A', 1), 'tcp', SNAP), undefined, 'transport is part of the key');
+    assert.equal(cache.get(query('web.shop.staging.berth', 'A', 1), 'tcp', SNAP), undefined, 'transport is part of the key');
     assert.equal(cache.get(query('WEB.staging.berth', 'A', 1), 'udp', SNAP), undefined, 'case is part of the key (echo)');
-    assert.equal(cache.get(query('web.staging.berth', 'A', 1), 'udp', { ...SNAP }), undefined, 'a new snapshot misses');
+    assert.equal(cache.get(query('web.shop.staging.berth', 'A', 1), 'udp', { ...SNAP }), undefined, 'a new snapshot misses');
     assert.equal(cache.size, 0);
   });
 
   test('hits reshuffle the answer records and keep the additional section', () => {
     const cache = new ResponseCache(16, seeded(9));
-    fill(cache, query('_web._tcp.prod.berth', 'SRV', 1), SNAP);
+    fill(cache, query('_web._tcp.shop.prod.berth', 'SRV', 1), SNAP);
     const firsts = new Set<string>();
     for (let k = 0; k < 40; k++) {
-      const p = dnsPacket.decode(cache.get(query('_web._tcp.prod.berth', 'SRV', k), 'udp', SNAP)!);
-      assert.deepEqual(rrs(p.answers), webSrv('_web._tcp.prod.berth'));
+      const p = dnsPacket.decode(cache.get(query('_web._tcp.shop.prod.berth', 'SRV', k), 'udp', SNAP)!);
+      assert.deepEqual(rrs(p.answers), webSrv('_web._tcp.shop.prod.berth'));
       assert.deepEqual(rrs(p.additionals), webGlue);
       firsts.add(rr(p.answers![0]!));
     }
@@ -346,9 +368,9 @@ describe('ResponseCache', () => {
 
   test('truncated responses are not cached', () => {
     const cache = new ResponseCache();
-    fill(cache, query('_big._tcp.prod.berth', 'SRV', 1), SNAP);
+    fill(cache, query('_big._tcp.x.prod.berth', 'SRV', 1), SNAP);
     assert.equal(cache.size, 0);
-    fill(cache, query('_big._tcp.prod.berth', 'SRV', 1), SNAP, 'tcp');
+    fill(cache, query('_big._tcp.x.prod.berth', 'SRV', 1), SNAP, 'tcp');
     assert.equal(cache.size, 1);
   });
 });

@@ -2,15 +2,22 @@
  * The DNS answerer: one decoded query + a snapshot → one response packet. Pure (no I/O; randomness for
  * the shuffled order is injectable), so every rule below is tested with tables in answer.test.ts.
  *
- * Names (ZONE defaults to `berth`; every ENV.ZONE is its own zone apex, §8 "own DNS zone per env"):
- *   ZONE, ENV.ZONE                SOA, NS (target `ns.ZONE`); other types NODATA
- *   ns.ZONE                       A = the server's address (the NS target)
- *   SERVICE.ENV.ZONE              A = healthy instances' addresses, deduplicated, shuffled;
- *                                 SRV = as `_SERVICE._tcp` below (a convenience, as Consul does)
- *   _SERVICE._tcp.ENV.ZONE        SRV 0 10 PORT INSTANCE.SERVICE.ENV.ZONE, shuffled, with the
- *                                 targets' A records in the additional section (RFC 2782 form)
- *   INSTANCE.SERVICE.ENV.ZONE     A = that instance's address
- *   _tcp.ENV.ZONE                 exists (empty non-terminal): NODATA
+ * Names (ZONE defaults to `berth`; every ENV.ZONE is its own zone apex, §8 "own DNS zone per env").
+ * An app's services are named within the app; external services (registered through the API, no
+ * app) are named per environment. The label count tells them apart:
+ *   ZONE, ENV.ZONE                    SOA, NS (target `ns.ZONE`); other types NODATA
+ *   ns.ZONE                           A = the server's address (the NS target)
+ *   SERVICE.APP.ENV.ZONE              A = the app's healthy instances' addresses, deduplicated,
+ *                                     shuffled; SRV = as `_SERVICE._tcp` below (a convenience, as Consul does)
+ *   _SERVICE._tcp.APP.ENV.ZONE        SRV 0 10 PORT INSTANCE.SERVICE.APP.ENV.ZONE, shuffled, with the
+ *                                     targets' A records in the additional section (RFC 2782 form)
+ *   INSTANCE.SERVICE.APP.ENV.ZONE     A = that instance's address
+ *   APP.ENV.ZONE, _tcp.APP.ENV.ZONE   exist (empty non-terminals): NODATA
+ *   SERVICE.ENV.ZONE                  an external service: A and SRV as above
+ *   _SERVICE._tcp.ENV.ZONE            its SRV records, targets INSTANCE.SERVICE.ENV.ZONE
+ *   _tcp.ENV.ZONE                     exists (empty non-terminal): NODATA
+ * Containers search `APP.ENV.ZONE ENV.ZONE ZONE`, so the short name `web` is their own app's `web`
+ * and `db` an external `db` of their environment.
  * A known name without records of the asked type is NODATA (NOERROR, empty answer, SOA in authority);
  * an unknown name in the zone is NXDOMAIN with SOA; the SOA's TTL and MINIMUM are the answer TTL, so
  * negative answers are cached as briefly as positive ones. A name outside the zone is REFUSED (no
@@ -120,10 +127,10 @@ export function answerQuery(query: Packet, snapshot: DnsSnapshot, opts: AnswerOp
       break;
     case 'service':
       if (type === 'A' || any) answers = shuffle(dedupe(node.list).map((addr) => aRecord(owner, addr, ttl)), random);
-      else if (type === 'SRV') [answers, additionals] = srvRecords(owner, node.service, node.env, zone, node.list, ttl, random);
+      else if (type === 'SRV') [answers, additionals] = srvRecords(owner, node.base, zone, node.list, ttl, random);
       break;
     case 'srv':
-      if (type === 'SRV' || any) [answers, additionals] = srvRecords(owner, node.service, node.env, zone, node.list, ttl, random);
+      if (type === 'SRV' || any) [answers, additionals] = srvRecords(owner, node.base, zone, node.list, ttl, random);
       break;
     case 'instance':
       if (type === 'A' || any) answers = [aRecord(owner, node.inst.address, ttl)];
@@ -157,12 +164,12 @@ function soaRecord(owner: string, snapshot: DnsSnapshot, ttl: number): SoaAnswer
   };
 }
 
-/** SRV records (shuffled) and the targets' A records for the additional section. */
-function srvRecords(owner: string, svc: string, env: string, zone: string, list: DnsInstance[], ttl: number, random: () => number): [Answer[], Answer[]] {
+/** SRV records (shuffled) and the targets' A records for the additional section; `base` is the service's name without the zone. */
+function srvRecords(owner: string, base: string, zone: string, list: DnsInstance[], ttl: number, random: () => number): [Answer[], Answer[]] {
   const answers: SrvAnswer[] = [];
   const additionals: Answer[] = [];
   for (const i of shuffle([...list], random)) {
-    const target = `${i.instance}.${svc}.${env}.${zone}`;
+    const target = `${i.instance}.${base}.${zone}`;
     answers.push({ name: owner, type: 'SRV', class: 'IN', ttl, data: { priority: SRV_PRIORITY, weight: SRV_WEIGHT, port: i.port, target } });
     additionals.push(aRecord(target, i.address, ttl));
   }
@@ -197,16 +204,19 @@ export function rcodeOf(p: Packet): number {
 
 // ---------------------------------------------------------------------------------------------
 
+/** `base`: the service's name without the zone (`web.shop.prod` or, for an external, `db.prod`). */
 type Node =
   | { kind: 'apex'; ns: boolean }
   | { kind: 'ns' }
-  | { kind: 'service'; service: string; env: string; list: DnsInstance[] }
-  | { kind: 'srv'; service: string; env: string; list: DnsInstance[] }
+  | { kind: 'service'; base: string; list: DnsInstance[] }
+  | { kind: 'srv'; base: string; list: DnsInstance[] }
   | { kind: 'instance'; inst: DnsInstance }
   | { kind: 'ent' };
 
 interface Index {
   envs: Set<string>;
+  /** `app.env` of every app with a service in the snapshot. */
+  apps: Set<string>;
   services: Map<string, DnsInstance[]>;
 }
 
@@ -217,11 +227,13 @@ function indexOf(s: DnsSnapshot): Index {
   let idx = indexes.get(s);
   if (!idx) {
     const envs = new Set<string>();
+    const apps = new Set<string>();
     for (const key of s.services.keys()) {
-      const dot = key.indexOf('.');
-      if (dot > 0) envs.add(key.slice(dot + 1));
+      const labels = key.split('.');
+      envs.add(labels[labels.length - 1]!);
+      if (labels.length === 3) apps.add(`${labels[1]}.${labels[2]}`);
     }
-    idx = { envs, services: s.services };
+    idx = { envs, apps, services: s.services };
     indexes.set(s, idx);
   }
   return idx;
@@ -229,6 +241,14 @@ function indexOf(s: DnsSnapshot): Index {
 
 /** `rel` = the name's labels above the zone apex, lower-case. */
 function lookup(rel: string[], idx: Index): Node | undefined {
+  const service = (base: string, kind: 'service' | 'srv'): Node | undefined => {
+    const list = idx.services.get(base);
+    return list ? { kind, base, list } : undefined;
+  };
+  const instance = (id: string, base: string): Node | undefined => {
+    const inst = idx.services.get(base)?.find((i) => i.instance === id);
+    return inst ? { kind: 'instance', inst } : undefined;
+  };
   switch (rel.length) {
     case 0:
       return { kind: 'apex', ns: false };
@@ -236,20 +256,23 @@ function lookup(rel: string[], idx: Index): Node | undefined {
       if (idx.envs.has(rel[0]!)) return { kind: 'apex', ns: rel[0] === 'ns' };
       return rel[0] === 'ns' ? { kind: 'ns' } : undefined;
     case 2: {
-      const [svc, env] = rel as [string, string];
-      if (svc === '_tcp') return idx.envs.has(env) ? { kind: 'ent' } : undefined;
-      const list = idx.services.get(`${svc}.${env}`);
-      return list ? { kind: 'service', service: svc, env, list } : undefined;
+      // SERVICE.ENV (an external service), APP.ENV (an app: empty non-terminal), _tcp.ENV
+      const [first, env] = rel as [string, string];
+      if (first === '_tcp') return idx.envs.has(env) ? { kind: 'ent' } : undefined;
+      return service(`${first}.${env}`, 'service') ?? (idx.apps.has(`${first}.${env}`) ? { kind: 'ent' } : undefined);
     }
     case 3: {
-      const [first, svc, env] = rel as [string, string, string];
-      if (svc === '_tcp' && first.startsWith('_')) {
-        const s = first.slice(1);
-        const list = idx.services.get(`${s}.${env}`);
-        return list ? { kind: 'srv', service: s, env, list } : undefined;
-      }
-      const inst = idx.services.get(`${svc}.${env}`)?.find((i) => i.instance === first);
-      return inst ? { kind: 'instance', inst } : undefined;
+      // SERVICE.APP.ENV, _SERVICE._tcp.ENV (external), _tcp.APP.ENV, INSTANCE.SERVICE.ENV (external)
+      const [first, second, env] = rel as [string, string, string];
+      if (second === '_tcp') return first.startsWith('_') ? service(`${first.slice(1)}.${env}`, 'srv') : undefined;
+      if (first === '_tcp') return idx.apps.has(`${second}.${env}`) ? { kind: 'ent' } : undefined;
+      return service(`${first}.${second}.${env}`, 'service') ?? instance(first, `${second}.${env}`);
+    }
+    case 4: {
+      // _SERVICE._tcp.APP.ENV, INSTANCE.SERVICE.APP.ENV
+      const [first, second, app, env] = rel as [string, string, string, string];
+      if (second === '_tcp') return first.startsWith('_') ? service(`${first.slice(1)}.${app}.${env}`, 'srv') : undefined;
+      return instance(first, `${second}.${app}.${env}`);
     }
     default:
       return undefined;

@@ -1,11 +1,12 @@
 /**
  * dns: service discovery by name. An authoritative DNS server (UDP + TCP, one port) for the zone
- * (`berth` by default): `SERVICE.ENV.berth` answers the healthy instances' addresses,
- * `_SERVICE._tcp.ENV.berth` answers SRV records with their ports. Answers are computed per query by a
+ * (`berth` by default): `SERVICE.APP.ENV.berth` answers the healthy instances' addresses of an app's
+ * service, `_SERVICE._tcp.APP.ENV.berth` SRV records with their ports; external services have
+ * environment-wide names (`SERVICE.ENV.berth`). Answers are computed per query by a
  * pure function (answer.ts) from a snapshot of the registry (snapshot.ts) that the composition root
  * caches and rebuilds when instances change; names outside the zone are refused or, when configured,
  * forwarded to an upstream resolver.
  */
 export { DnsServer, type DnsServerOptions, type DnsServerStats, type DnsUpstream } from './dns-server.ts';
-export { buildDnsSnapshot, normalizeZone, type DnsInstance, type DnsSnapshot } from './snapshot.ts';
+export { buildDnsSnapshot, dnsName, normalizeZone, type DnsInstance, type DnsSnapshot } from './snapshot.ts';
 export { answerQuery, isInZone, RCODE, type AnswerOptions } from './answer.ts';

@@ -19,23 +19,33 @@ export interface DnsSnapshot {
   /** SOA serial; changes whenever the content changes. */
   serial: number;
   /**
-   * `"service.env"` (lower-case) → its healthy, running instances, sorted by instance id. A known
-   * service with no healthy instance maps to `[]`, so it answers NODATA rather than NXDOMAIN.
-   * Services of different apps with the same name in one environment share the name (their instances
-   * are merged): DNS names are per environment, not per app.
+   * Name (lower-case, without the zone) → its healthy, running instances, sorted by instance id:
+   * `"service.app.env"` for an app's service, `"service.env"` for an external service registered in
+   * an environment (no app). The label count tells them apart (see `dnsName`). A known service with
+   * no healthy instance maps to `[]`, so it answers NODATA rather than NXDOMAIN.
    */
   services: Map<string, DnsInstance[]>;
-  // Seam for external services (a name that answers a fixed address/CNAME outside Berth): add an
-  // optional `external` map here and a branch in answer.ts's `lookup` when that issue arrives.
 }
 
-/** Builds the snapshot from the store: only instances in state `running` with health `healthy`. */
+/**
+ * The DNS name (without the zone) of a service: `web.shop.prod` for service `web` of app `shop` in
+ * `prod`; `db.prod` for an external service `db` registered in `prod` (externals belong to no app).
+ * Names of different apps never mix.
+ */
+export function dnsName(service: string, env: string, app?: string): string {
+  return (app ? `${service}.${app}.${env}` : `${service}.${env}`).toLowerCase();
+}
+
+/**
+ * Builds the snapshot of Berth's own services from the store: only instances in state `running` with
+ * health `healthy`. (The server builds its snapshot from the registry, which adds external services.)
+ */
 export function buildDnsSnapshot(store: Store, zone: string): DnsSnapshot {
   const services = new Map<string, DnsInstance[]>();
-  for (const svc of store.listServices()) services.set(`${svc.name}.${svc.env}`.toLowerCase(), []);
+  for (const svc of store.listServices()) services.set(dnsName(svc.name, svc.env, svc.app), []);
   for (const i of store.listInstances()) {
     if (i.state !== 'running' || i.health !== 'healthy') continue;
-    const key = `${i.service}.${i.env}`.toLowerCase();
+    const key = dnsName(i.service, i.env, i.app);
     let list = services.get(key);
     if (!list) services.set(key, (list = []));
     list.push({ instance: i.id.toLowerCase(), address: i.address, port: i.port });

@@ -57,8 +57,26 @@ export class Registry {
     return this.cache;
   }
 
-  healthy(env: string, service: string): RegistryEntry[] {
-    return this.cache.filter((e) => e.env === env && e.service === service && e.health === 'healthy');
+  /**
+   * Healthy instances of `service` in `env`: of app `app`'s service when given, else of the external
+   * service of that name (externals belong to no app). Two apps' services of the same name never mix.
+   */
+  healthy(env: string, service: string, app?: string): RegistryEntry[] {
+    return this.cache.filter((e) => e.env === env && e.service === service && e.health === 'healthy' &&
+      (app === undefined ? e.source === 'external' : e.source === 'berth' && e.app === app));
+  }
+
+  /**
+   * For a name without an app (`SERVICE.ENV`): the apps with a service of that name in `env` when no
+   * external service of that name is registered there — the caller most likely meant one of them.
+   * Empty when the name is an external service's, or nobody's.
+   */
+  appsOnly(env: string, service: string): string[] {
+    if (this.store.listExternals().some((x) => x.env === env && x.service === service)) return [];
+    const apps = new Set<string>();
+    for (const s of this.store.listServices({ env })) if (s.name === service) apps.add(s.app);
+    for (const e of this.cache) if (e.source === 'berth' && e.env === env && e.service === service && e.app) apps.add(e.app);
+    return [...apps].sort();
   }
 
   /** Re-reads the store; bumps the index (and wakes watchers) when the healthy set changed. Cheap. */

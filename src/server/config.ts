@@ -14,7 +14,7 @@ export interface ServerConfig {
   readonly releaseDeadlineMs: number;
   readonly logLevel: string;
   readonly nginxBin: string;
-  /** Berth's DNS for people and tools (`dig @127.0.0.1 -p 8600 web.prod.berth`); undefined: off. */
+  /** Berth's DNS for people and tools (`dig @127.0.0.1 -p 8600 web.shop.prod.berth`); undefined: off. */
   readonly dnsListen?: { readonly host: string; readonly port: number };
   /** Loopback address where a second DNS listener answers on port 53 for containers (their resolv.conf); undefined: off. */
   readonly dnsContainerAddress?: string;

@@ -2,16 +2,19 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../core/ports.ts';
 import type { Store } from '../core/store.ts';
-import { DnsServer, normalizeZone, type DnsInstance, type DnsSnapshot } from '../dns/index.ts';
+import { DnsServer, dnsName, normalizeZone, type DnsInstance, type DnsSnapshot } from '../dns/index.ts';
 import type { Registry } from '../registry/index.ts';
 import type { ServerConfig } from './config.ts';
 
-/** The DNS snapshot from the registry: healthy instances (Berth's and external) per `service.env`. */
+/**
+ * The DNS snapshot from the registry: healthy instances of each app's services (`service.app.env`)
+ * and of external services (`service.env`).
+ */
 export function snapshotFromRegistry(registry: Registry, store: Store, zone: string): DnsSnapshot {
   const services = new Map<string, DnsInstance[]>();
-  for (const s of store.listServices()) services.set(`${s.name}.${s.env}`.toLowerCase(), []);
+  for (const s of store.listServices()) services.set(dnsName(s.name, s.env, s.app), []);
   for (const e of registry.entries()) {
-    const key = `${e.service}.${e.env}`.toLowerCase();
+    const key = dnsName(e.service, e.env, e.source === 'berth' ? e.app : undefined);
     const list = services.get(key) ?? [];
     services.set(key, list);
     if (e.health === 'healthy') list.push({ instance: e.id.toLowerCase(), address: e.address, port: e.port });
@@ -22,10 +25,10 @@ export function snapshotFromRegistry(registry: Registry, store: Store, zone: str
 
 /**
  * Starts Berth's DNS: one listener for people and tools, and one on port 53 of a loopback address
- * for containers (their /etc/resolv.conf points there, so `web.prod.berth` resolves inside them).
+ * for containers (their /etc/resolv.conf points there, so `web.shop.prod.berth` resolves inside them).
  */
 export async function startDns(cfg: ServerConfig, registry: Registry, store: Store, logger: Logger): Promise<{
-  resolvConf: (env: string) => string | undefined;
+  resolvConf: (app: string, env: string) => string | undefined;
   close: () => Promise<void>;
 }> {
   let snap = snapshotFromRegistry(registry, store, cfg.dnsZone);
@@ -38,12 +41,16 @@ export async function startDns(cfg: ServerConfig, registry: Registry, store: Sto
   if (cfg.dnsContainerAddress) servers.push(new DnsServer({ ...common, host: cfg.dnsContainerAddress, port: 53 }));
   for (const s of servers) await s.start();
   const dir = join(cfg.dataDir, 'dns');
-  const resolvConf = (env: string): string | undefined => {
+  // One file per app and environment: the search path makes a short name mean the container's own
+  // app (`web` → web.APP.ENV.ZONE), then an external service of its environment (`db` → db.ENV.ZONE).
+  // Names have no dots, so `APP.ENV` in the file name is unambiguous.
+  const resolvConf = (app: string, env: string): string | undefined => {
     if (!cfg.dnsContainerAddress) return undefined;
     const zone = normalizeZone(cfg.dnsZone);
-    const path = join(dir, `resolv-${env}.conf`);
-    const text = `# written by Berth: names of services in ${env} resolve as SERVICE (or SERVICE.${env}.${zone})\n` +
-      `nameserver ${cfg.dnsContainerAddress}\nsearch ${env}.${zone} ${zone}\noptions ndots:1 timeout:1 attempts:2\n`;
+    const path = join(dir, `resolv-${app}.${env}.conf`);
+    const text = `# written by Berth: services of ${app} in ${env} resolve as SERVICE (or SERVICE.${app}.${env}.${zone}), ` +
+      `external services of ${env} as SERVICE (or SERVICE.${env}.${zone})\n` +
+      `nameserver ${cfg.dnsContainerAddress}\nsearch ${app}.${env}.${zone} ${env}.${zone} ${zone}\noptions ndots:1 timeout:1 attempts:2\n`;
     let cur = '';
     try {
       cur = readFileSync(path, 'utf8');

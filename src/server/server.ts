@@ -90,7 +90,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const templates = new TemplateRenderer({
     store, clock, logger: logger.child({ component: 'templates' }),
     sources: {
-      healthy: (service, env) => registry.healthy(env, service),
+      healthy: (service, env, app) => registry.healthy(env, service, app),
+      appsOnly: (env, service) => registry.appsOnly(env, service),
       key: (app, env, key) => config.resolved(app, env).env[key],
     },
   });

@@ -1,13 +1,16 @@
 import { readFile, rename, unlink } from 'node:fs/promises';
 import type { Clock, Logger } from '../core/ports.ts';
 import type { Store, TemplateRecord } from '../core/store.ts';
-import { parseTemplate, renderTemplate, type TemplateInstance } from '../core/template.ts';
+import { InvalidInput } from '../core/errors.ts';
+import { parseServiceName, parseTemplate, renderTemplate, type TemplateInstance } from '../core/template.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { runCommand } from '../lib/exec.ts';
 
 export interface TemplateSources {
-  /** Healthy instances of `service.env`. */
-  healthy(service: string, env: string): { id: string; address: string; port: number }[];
+  /** Healthy instances of app `app`'s service, or (no app) of the external service of that name (registry/Registry.healthy). */
+  healthy(service: string, env: string, app?: string): { id: string; address: string; port: number }[];
+  /** Apps with such a service when no external service has the name (registry/Registry.appsOnly). */
+  appsOnly(env: string, service: string): string[];
   /** A configuration value, if the configuration center has it. */
   key(app: string, env: string, key: string): string | undefined;
 }
@@ -53,8 +56,16 @@ export class TemplateRenderer {
     try {
       text = renderTemplate(parseTemplate(t.source, t.name), {
         service: (name) => {
-          const [service, env] = name.split('.') as [string, string];
-          return sources.healthy(service, env).map((i): TemplateInstance => ({ ID: i.id, Address: i.address, Port: i.port, Service: service, Env: env }));
+          const { service, app, env } = parseServiceName(name);
+          if (app === undefined) {
+            // `web.prod` names an external service; if only apps have a `web`, say which name to write.
+            const apps = sources.appsOnly(env, service);
+            if (apps.length > 0) {
+              throw new InvalidInput(`service "${name}": ${service} is a service of ${apps.length > 1 ? 'apps' : 'app'} ${apps.join(', ')} in ${env}, ` +
+                `not an external service: write service "${service}.${apps[0]}.${env}" (SERVICE.APP.ENV; SERVICE.ENV names an external service)`);
+            }
+          }
+          return sources.healthy(service, env, app).map((i): TemplateInstance => ({ ID: i.id, Address: i.address, Port: i.port, Service: service, App: app ?? '', Env: env }));
         },
         key: (path) => {
           const [app, env, key] = path.split('/') as [string, string, string];

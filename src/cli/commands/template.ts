@@ -14,7 +14,7 @@ export function registerTemplate(program: Command): void {
   const t = program.command('template').description('confd-style files rendered from the registry and configuration whenever they change');
   t.command('set')
     .argument('<name>', 'template name')
-    .requiredOption('-f, --file <file>', 'template source, e.g. {{range service "web.prod"}}server {{.Address}}:{{.Port}};{{end}}')
+    .requiredOption('-f, --file <file>', 'template source, e.g. {{range service "web.shop.prod"}}server {{.Address}}:{{.Port}};{{end}}')
     .requiredOption('--dest <path>', 'absolute path of the rendered file (replaced atomically)')
     .option('--check <command>', 'command that tests the candidate; {{candidate}} is its path, e.g. "nginx -t -c {{candidate}}"')
     .option('--reload <command>', 'command run after the file changed, e.g. "nginx -s reload"')
