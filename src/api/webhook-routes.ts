@@ -1,23 +1,30 @@
 import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { NotFound, Unauthorized } from '../core/errors.ts';
-import { checkAppName, type BuildController, type GitRepos } from '../build/index.ts';
-import { parsePushEvent, verifyWebhook, type WebhookProvider } from '../build/webhooks.ts';
+import { Conflict, Unauthorized } from '../core/errors.ts';
+import {
+  checkAppName, checkGitRemote, deliveryId, parsePushEvent, verifyWebhook, type BuildController, type GitRepos, type WebhookDeliveries, type WebhookProvider,
+} from '../build/index.ts';
 
 export const WEBHOOK_PREFIX = '/v1/hooks/';
 
 /**
- * Builds from a remote: an app's source (a git remote Berth fetches from) and webhooks from GitHub,
- * Gitea/Forgejo and GitLab. A webhook is verified on its raw body in constant time; a bad signature
- * is 401 and nothing is queued. A good push event queues a build that fetches the commit and goes
- * through the same pipeline as `git push`; the branch moves only when the pipeline succeeds.
+ * Builds from a remote: an app's source (a network git remote Berth fetches from) and webhooks from
+ * GitHub, Gitea/Forgejo and GitLab. A webhook is verified on its raw body in constant time; a bad
+ * signature, or an app without a source, is 401 and nothing is queued. A delivery is acted on once
+ * (409 for a repeat). A good push event queues a build that fetches the commit, refuses it unless it
+ * moves the branch forward, and goes through the same pipeline as `git push`; the branch moves only
+ * when the pipeline succeeds.
  */
-export function registerWebhookRoutes(app: FastifyInstance, d: { repos: GitRepos; builds: BuildController; serverUrl: () => string }): void {
+export function registerWebhookRoutes(app: FastifyInstance, d: {
+  repos: GitRepos; builds: BuildController; deliveries: WebhookDeliveries; serverUrl: () => string; now: () => number;
+}): void {
   app.put('/v1/apps/:app/source', async (req) => {
     const { app: a } = req.params as { app: string };
     checkAppName(a);
     const b = z.object({ remote: z.string().min(1).max(2000), secret: z.string().min(16).max(200).optional() }).parse(req.body);
+    // Only network remotes, never an option or a local path: the server runs `git fetch` on it.
+    checkGitRemote(b.remote, 'remote');
     const secret = b.secret ?? randomBytes(24).toString('hex');
     await d.repos.ensure(a, d.serverUrl());
     await d.repos.setSource(a, { remote: b.remote, secret });
@@ -26,6 +33,11 @@ export function registerWebhookRoutes(app: FastifyInstance, d: { repos: GitRepos
       webhooks: (['github', 'gitea', 'gitlab'] as const).map((p) => `${d.serverUrl()}${WEBHOOK_PREFIX}${p}/${a}`),
     };
   });
+
+  // Apps without a source (unknown ones included) are checked against a secret nobody has, and fail
+  // exactly like a wrong signature: a hook URL must not tell which apps exist or have a source.
+  const nobodysSecret = randomBytes(24).toString('hex');
+  const badSignature = () => new Unauthorized('webhook signature does not match: check the secret configured at the git host');
 
   // Raw bodies here: the signature is over the exact bytes.
   void app.register(async (scope) => {
@@ -37,9 +49,14 @@ export function registerWebhookRoutes(app: FastifyInstance, d: { repos: GitRepos
       checkAppName(a);
       const src = await d.repos.source(a);
       const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      if (!src) throw new NotFound(`app ${a} has no source: set one with PUT /v1/apps/${a}/source`);
-      if (!verifyWebhook(provider as WebhookProvider, req.headers, raw, src.secret)) {
-        throw new Unauthorized('webhook signature does not match: check the secret configured at the git host');
+      const signed = verifyWebhook(provider as WebhookProvider, req.headers, raw, src?.secret ?? nobodysSecret);
+      if (!src || !signed) throw badSignature();
+      // Acted on once: a re-sent or replayed delivery (same id, or the same signed body) is refused.
+      const id = deliveryId(provider as WebhookProvider, req.headers);
+      const seen = await d.deliveries.claim(a, { ...(id ? { id } : {}), raw, at: d.now() });
+      if (seen) {
+        throw new Conflict(`this delivery was already received at ${new Date(seen.at).toISOString()} (${seen.by === 'id' ? `delivery id ${id}` : 'the same signed body'}): ` +
+          'a webhook delivery is acted on once; push a new commit to build again');
       }
       let body: unknown;
       try {
@@ -51,7 +68,8 @@ export function registerWebhookRoutes(app: FastifyInstance, d: { repos: GitRepos
       if (!ev || !ev.ref.startsWith('refs/heads/') || /^0+$/.test(ev.commit)) return reply.status(202).send({ ignored: 'not a branch push' });
       const branch = ev.ref.slice('refs/heads/'.length);
       await d.repos.ensure(a, d.serverUrl());
-      // Queued: the build controller fetches the commit, builds and deploys it (GET /v1/builds/ID).
+      // Queued: the build controller fetches the commit, checks that it moves the branch forward, builds
+      // and deploys it (GET /v1/builds/ID).
       const b = await d.builds.submit({ app: a, branch, commit: ev.commit, source: 'webhook' });
       return reply.status(202).send({ accepted: true, app: a, branch, commit: ev.commit, build: b.id });
     });

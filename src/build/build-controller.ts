@@ -3,6 +3,7 @@ import type { Clock, Logger } from '../core/ports.ts';
 import { runCommand } from '../lib/exec.ts';
 import { BUILD_STAGES, isFinished, type BuildLog, type BuildRecord, type BuildSource, type BuildStage } from './build-log.ts';
 import { checkAppName, type GitRepos } from './git-repos.ts';
+import { branchProblem, fetchArgv, fetchEnv, gitRemoteProblem } from './git-remote.ts';
 import { BuildCancelled, PipelineFailed, defaultEnvOf, type RunContext } from './pipeline.ts';
 
 export interface BuildControllerDeps {
@@ -61,6 +62,8 @@ export class BuildController {
   async submit(req: BuildRequest): Promise<BuildRecord> {
     checkAppName(req.app);
     if (!/^[0-9a-f]{40,64}$/.test(req.commit)) throw new InvalidInput(`"${req.commit}" is not a full commit id (40 or 64 hex digits)`);
+    const badBranch = branchProblem(req.branch);
+    if (badBranch) throw new InvalidInput(`"${req.branch}" is not a branch name: ${badBranch}`);
     const rec: BuildRecord = {
       id: this.d.newId(), app: req.app, branch: req.branch, env: (this.d.envOf ?? defaultEnvOf)(req.branch), commit: req.commit,
       status: 'queued', message: '', images: {}, createdAt: this.d.clock.now(), source: req.source, timings: {},
@@ -269,16 +272,57 @@ export class BuildController {
   private async fetch(rec: BuildRecord, signal: AbortSignal): Promise<void> {
     const remote = await this.d.remoteOf(rec.app);
     if (!remote) throw new PipelineFailed(`app ${rec.app} has no source remote any more: set one with PUT /v1/apps/${rec.app}/source`);
+    // A source stored before remotes were checked is checked again here; the fetch's argv is safe anyway.
+    const bad = gitRemoteProblem(remote);
+    if (bad) throw new PipelineFailed(`the source remote of ${rec.app} is not accepted (${bad}): set it again with PUT /v1/apps/${rec.app}/source`);
     const repo = this.d.repos.pathOf(rec.app);
     this.d.builds.append(rec.id, `-----> Fetching ${rec.branch} from the app's source`);
     try {
-      await runCommand('git', ['--git-dir', repo, 'fetch', '--no-tags', '--quiet', remote, `+refs/heads/${rec.branch}:refs/berth/incoming/${rec.branch}`], { timeoutMs: 120_000, signal });
-      await runCommand('git', ['--git-dir', repo, 'cat-file', '-e', `${rec.commit}^{commit}`], { signal });
+      await runCommand('git', fetchArgv(repo, remote, rec.branch), { timeoutMs: 120_000, signal, env: fetchEnv(process.env) });
     } catch (err) {
       if (signal.aborted) throw new BuildCancelled('fetch');
-      throw new PipelineFailed(`fetching ${rec.commit.slice(0, 12)} of ${rec.branch} failed: ${(err as Error).message}`);
+      throw new PipelineFailed(`fetching ${rec.branch} from the app's source failed: ${gitSays(err)}`);
+    }
+    try {
+      await runCommand('git', ['--git-dir', repo, 'cat-file', '-e', `${rec.commit}^{commit}`], { signal });
+    } catch {
+      if (signal.aborted) throw new BuildCancelled('fetch');
+      throw new PipelineFailed(`commit ${rec.commit.slice(0, 12)} is not in the app's source after fetching ${rec.branch}`);
+    }
+    await this.checkForward(rec, repo, signal);
+  }
+
+  /**
+   * A webhook only moves a branch forward: the commit must be the one Berth last accepted on the
+   * branch or a descendant of it. An old commit (a replayed delivery, deliveries out of order) is
+   * refused, and so is a force-push at the git host: its new head is not a descendant either, and
+   * nothing in a delivery tells the two apart. A force-push is deployed by pushing it to Berth.
+   */
+  private async checkForward(rec: BuildRecord, repo: string, signal: AbortSignal): Promise<void> {
+    const ref = `refs/heads/${rec.branch}`;
+    const current = (await runCommand('git', ['--git-dir', repo, 'rev-parse', '--verify', '--quiet', `${ref}^{commit}`], { signal })
+      .catch(() => ({ stdout: '' }))).stdout.trim();
+    if (!current || current === rec.commit) return;
+    try {
+      await runCommand('git', ['--git-dir', repo, 'merge-base', '--is-ancestor', current, rec.commit], { signal });
+    } catch (err) {
+      if (signal.aborted) throw new BuildCancelled('fetch');
+      if ((err as { details?: { exitCode?: number } }).details?.exitCode !== 1) {
+        throw new PipelineFailed(`cannot tell whether ${rec.commit.slice(0, 12)} follows ${current.slice(0, 12)}: ${gitSays(err)}`);
+      }
+      this.d.builds.append(rec.id, ` !     ${rec.branch} is at ${current} in Berth; to deploy ${rec.commit} anyway, push it to Berth: ` +
+        `git push BERTH_REMOTE +${rec.commit}:refs/heads/${rec.branch}`);
+      throw new PipelineFailed(`commit ${rec.commit.slice(0, 12)} does not descend from ${rec.branch}'s ${current.slice(0, 12)} in Berth ` +
+        `(older commit, replayed delivery or force-push): webhooks only move a branch forward`);
     }
   }
+}
+
+/** The gist of a failed git command: its last line of stderr (`fatal: ...`), without the argv (which may hold credentials). */
+function gitSays(err: unknown): string {
+  const stderr = (err as { details?: { stderr?: unknown } }).details?.stderr;
+  const lines = (typeof stderr === 'string' ? stderr : '').split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.at(-1) ?? (err as Error).message.split('\n')[0]!.replace(/`[^`]*`/, 'git');
 }
 
 function seconds(ms: number): string {

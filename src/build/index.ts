@@ -8,6 +8,9 @@
 export { BuildLog, BUILD_STAGES, isFinished, type BuildRecord, type BuildSource, type BuildStage, type BuildStatus } from './build-log.ts';
 export { BuildController, type BuildControllerDeps, type BuildRequest } from './build-controller.ts';
 export { GitRepos, checkAppName, hookScript, type AppSource } from './git-repos.ts';
+export { ACCEPTED_REMOTES, branchProblem, checkGitRemote, fetchArgv, gitRemoteProblem } from './git-remote.ts';
+export { WebhookDeliveries, type SeenDelivery } from './webhook-deliveries.ts';
+export { deliveryId, parsePushEvent, verifyWebhook, type PushEvent, type WebhookProvider } from './webhooks.ts';
 export { serveGitHttp, parseCgiHeaders } from './git-http.ts';
 export {
   BuildCancelled, PipelineFailed, PushPipeline, defaultEnvOf, parseRefLines, TEST_LABEL,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { parsePushEvent, verifyWebhook } from './webhooks.ts';
+import { deliveryId, parsePushEvent, verifyWebhook } from './webhooks.ts';
 
 const raw = Buffer.from('{"ref":"refs/heads/main","after":"' + 'a'.repeat(40) + '"}');
 const mac = (s: string) => createHmac('sha256', s).update(raw).digest('hex');
@@ -21,4 +21,15 @@ test('push events: ref and commit; GitLab prefers checkout_sha; junk is undefine
   assert.deepEqual(parsePushEvent('gitlab', { ref: 'refs/heads/x', after: 'b'.repeat(40), checkout_sha: 'c'.repeat(40) }), { ref: 'refs/heads/x', commit: 'c'.repeat(40) });
   assert.equal(parsePushEvent('github', { ref: 'refs/heads/main', after: 'nope' }), undefined);
   assert.equal(parsePushEvent('github', null), undefined);
+});
+
+test('delivery ids: GitHub, Gitea/Forgejo, GitLab; absent or implausible is undefined', () => {
+  assert.equal(deliveryId('github', { 'x-github-delivery': '72d3162e-cc78-11e3-81ab-4c9367dc0958' }), '72d3162e-cc78-11e3-81ab-4c9367dc0958');
+  assert.equal(deliveryId('gitea', { 'x-gitea-delivery': 'abc' }), 'abc');
+  assert.equal(deliveryId('gitea', { 'x-forgejo-delivery': 'f1' }), 'f1');
+  assert.equal(deliveryId('gitlab', { 'x-gitlab-event-uuid': 'u1' }), 'u1');
+  assert.equal(deliveryId('gitlab', { 'idempotency-key': 'k1', 'x-gitlab-event-uuid': 'u1' }), 'k1');
+  assert.equal(deliveryId('github', {}), undefined);
+  assert.equal(deliveryId('github', { 'x-github-delivery': 'a b' }), undefined);
+  assert.equal(deliveryId('github', { 'x-gitea-delivery': 'abc' }), undefined, 'only the provider\'s own header');
 });

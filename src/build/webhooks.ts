@@ -43,3 +43,18 @@ export function parsePushEvent(provider: WebhookProvider, body: unknown): PushEv
   if (!ref || !commit || !/^[0-9a-f]{40}$/.test(commit)) return undefined;
   return { ref, commit };
 }
+
+/**
+ * The delivery id the git host gives each delivery (kept when it re-sends one): GitHub
+ * `X-GitHub-Delivery`, Gitea/Forgejo `X-Gitea-Delivery`/`X-Forgejo-Delivery`, GitLab
+ * `X-Gitlab-Event-UUID` (or `Idempotency-Key`). Undefined when absent or not a plausible id.
+ */
+export function deliveryId(provider: WebhookProvider, headers: Record<string, string | string[] | undefined>): string | undefined {
+  const names = provider === 'github' ? ['x-github-delivery'] : provider === 'gitea' ? ['x-gitea-delivery', 'x-forgejo-delivery'] : ['idempotency-key', 'x-gitlab-event-uuid'];
+  for (const n of names) {
+    const v = headers[n];
+    const s = (Array.isArray(v) ? v[0] : v)?.trim();
+    if (s && /^[A-Za-z0-9._:-]{1,200}$/.test(s)) return s;
+  }
+  return undefined;
+}

@@ -23,7 +23,7 @@ import { registerMetricsRoutes } from '../api/metrics-routes.ts';
 import { AlertEvaluator, WebhookNotifier } from '../alerts/index.ts';
 import { registerAlertRoutes } from '../api/alert-routes.ts';
 import { apiDeployer, registerGitRoutes } from '../api/git-routes.ts';
-import { BuildController, BuildLog, GitRepos, PushPipeline, isFinished } from '../build/index.ts';
+import { BuildController, BuildLog, GitRepos, PushPipeline, WebhookDeliveries, isFinished } from '../build/index.ts';
 import { registerPromoteRoutes } from '../api/promote-routes.ts';
 import { registerImageRoutes } from '../api/image-routes.ts';
 import { ImageJanitor } from '../images/image-janitor.ts';
@@ -312,7 +312,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   }) : undefined;
   registerImageRoutes(api, { images: imageJanitor });
   imageJanitor?.start();
-  registerWebhookRoutes(api, { repos, builds, serverUrl: () => `http://${cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost}:${cfg.listenPort}` });
+  registerWebhookRoutes(api, { repos, builds, deliveries: new WebhookDeliveries(repos.root), now: () => clock.now(), serverUrl: () => `http://${cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost}:${cfg.listenPort}` });
   await api.listen({ host: cfg.listenHost, port: cfg.listenPort });
   const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${cfg.listenPort}`;

@@ -1,9 +1,11 @@
 /** git for tests: a runner that never throws (exit code + output), and a committed copy of the example app. */
 import { execFile, spawn } from 'node:child_process';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Harness, ROOT } from './harness.ts';
+import { serveGitHttp } from '../../src/build/git-http.ts';
 
 export function git(cwd: string, args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((res) => {
@@ -104,5 +106,32 @@ export async function pushSetup(o: { portRange: string; prefix: string; compose:
       await h.cleanup();
       await rm(work, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * A git host for webhook tests: the bare repositories under `root`, fetchable over smart HTTP at
+ * `url/NAME.git` on 127.0.0.1 (pushes refused). What an app's source remote points at.
+ */
+export async function serveGitRemotes(root: string): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    const [path = '/', query = ''] = (req.url ?? '/').split('?', 2);
+    if (path.endsWith('/git-receive-pack') || query.includes('git-receive-pack')) {
+      res.writeHead(403).end('read-only\n');
+      return;
+    }
+    void serveGitHttp({ projectRoot: root, pathInfo: path, query, method: req.method ?? 'GET', remoteUser: '', req, res });
+  });
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(0, '127.0.0.1', () => res());
+  });
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((res) => {
+      server.closeAllConnections();
+      server.close(() => res());
+    }),
   };
 }
