@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { git, helloCompose, pushSetup, type PushSetup } from './helpers/git.ts';
 import { docker, get, type Harness } from './helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
+import { formatImageSize } from '../src/core/image-checks.ts';
 
 const APP = 'gcapp';
 const MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
@@ -23,7 +24,9 @@ function compose(version: string): string {
 }
 
 interface Pushed { version: string; sha12: string; digest: string }
-interface Image { repo: string; digest: string; tags: string[]; keep: boolean; reasons: string[]; usedBy: { env: string; seq: number; current: boolean }[]; sizeBytes?: number }
+interface Image {
+  repo: string; digest: string; tags: string[]; keep: boolean; reasons: string[]; usedBy: { env: string; seq: number; current: boolean }[]; sizeBytes?: number; compressedBytes?: number;
+}
 
 describe('registry garbage collection', () => {
   let h: Harness;
@@ -97,12 +100,20 @@ describe('registry garbage collection', () => {
     const v5 = byDigest.get(pushed[4]!.digest)!;
     assert.deepEqual(v5.usedBy.map((u) => [u.env, u.seq, u.current]), [['prod', 5, true]]);
     assert.deepEqual(v5.tags, [pushed[4]!.sha12]);
-    assert.ok((v5.sizeBytes ?? 0) > 0, 'size from the manifest');
+    // One measure of size: the registry reports the unpacked image, as the engine and the push's
+    // image checks do (not the compressed bytes it stores, which the JSON gives apart).
+    const engineSize = Number(await docker('image', 'inspect', '--format', '{{.Size}}', `berth/${APP}/web:${pushed[4]!.sha12}`));
+    assert.equal(v5.sizeBytes, engineSize, 'berth images size = the engine\'s size of the image');
+    assert.ok((v5.compressedBytes ?? 0) > 0 && v5.compressedBytes! < engineSize, `compressed ${v5.compressedBytes} < unpacked ${engineSize}`);
+    const builds = (await h.api('GET', `/v1/builds?app=${APP}`)).json.builds as { commit: string; checks?: Record<string, { id: string; message: string }[]> }[];
+    const sizeCheck = builds.find((b) => b.commit.startsWith(pushed[4]!.sha12))?.checks?.web?.find((c) => c.id === 'size')?.message ?? '';
+    const shown = formatImageSize(engineSize);
+    assert.ok(sizeCheck.startsWith(`image size ${shown} (previous build `), `checks report: ${sizeCheck}, want ${shown}`);
 
     const table = await h.cli(['images']);
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /IMAGE\s+TAG\s+DIGEST\s+SIZE\s+PUSHED\s+USED BY\s+KEEP/);
-    assert.match(table.stdout, new RegExp(`${APP}/web\\s+${pushed[4]!.sha12}\\s.*prod#5\\*\\s+current,running,rollback`));
+    assert.match(table.stdout, new RegExp(`${APP}/web\\s+${pushed[4]!.sha12}\\s+${pushed[4]!.digest.slice(7, 19)}\\s+${shown.replace('.', '\\.')}\\s.*prod#5\\*\\s+current,running,rollback`));
   });
 
   test('a dry run deletes nothing', async () => {

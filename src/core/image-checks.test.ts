@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyCheckPolicy, checkImage, fromImages, type ImageFacts } from './image-checks.ts';
+import { applyCheckPolicy, checkImage, formatImageSize, fromImages, type ImageFacts } from './image-checks.ts';
 
 const base: ImageFacts = {
   dockerfile: 'FROM berth/node:20\nCOPY server.js /app/\nUSER nobody\nCMD ["node","/app/server.js"]\n',
@@ -48,4 +48,11 @@ test('the app\'s policy: strict turns a warning into a failure, warn_only a fail
     [['non-root', 'fail'], ['pinned-from', 'warn'], ['size', 'pass']]);
   assert.match(applyCheckPolicy(report, { strict: [], warnOnly: ['pinned-from'] })[1]!.message, /only a warning: warn_only in x-berth\.pipeline\.checks/);
   assert.deepEqual(applyCheckPolicy(report, { strict: [], warnOnly: [] }), report);
+});
+
+test('formatImageSize: the one format of image sizes (checks report and berth images)', () => {
+  assert.equal(formatImageSize(4449), '4.3 kB');
+  assert.equal(formatImageSize(106539423), '101.6 MB');
+  assert.equal(formatImageSize(100 * 1024 * 1024), '100 MB');
+  assert.equal(formatImageSize(3 * 1024 ** 3 + 1024 ** 3 / 3), '3.33 GB');
 });

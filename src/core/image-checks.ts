@@ -22,6 +22,7 @@ export interface ImageFacts {
   env: string[];
   user: string;
   hasHealthcheck: boolean;
+  /** Unpacked, as the engine reports it (`docker image inspect .Size`); `berth images` shows the same measure. */
   sizeBytes: number;
   previousSizeBytes?: number;
   /** The service declares a health check itself (Compose healthcheck or x-berth.health). */
@@ -62,6 +63,17 @@ function declared(dockerfile: string): { name: string; value: string; kind: 'ENV
   return out;
 }
 
+/**
+ * An image size as the checks report and `berth images` both show it (1 MB = 1024² bytes). Both
+ * measure the same thing: the unpacked image, as the engine counts it (`docker images`).
+ */
+export function formatImageSize(bytes: number): string {
+  const r = (x: number, places: number) => Math.round(x * 10 ** places) / 10 ** places;
+  if (bytes < 1024 * 1024) return `${r(bytes / 1024, 1)} kB`;
+  if (bytes < 1024 ** 3) return `${r(bytes / 1024 ** 2, 1)} MB`;
+  return `${r(bytes / 1024 ** 3, 2)} GB`;
+}
+
 export function checkImage(f: ImageFacts): CheckResult[] {
   const results: CheckResult[] = [];
   const depth = (f.parentDepth ?? 1) + 1;
@@ -97,7 +109,7 @@ export function checkImage(f: ImageFacts): CheckResult[] {
     ? { id: 'non-root', level: 'pass', message: `runs as ${user}` }
     : { id: 'non-root', level: 'warn', message: 'runs as root: add USER with an unprivileged user' });
 
-  const mb = (b: number) => `${Math.round(b / 1024 / 1024 * 10) / 10} MB`;
+  const mb = formatImageSize;
   const delta = f.previousSizeBytes === undefined ? '' : ` (previous build ${mb(f.previousSizeBytes)}, ${f.sizeBytes >= f.previousSizeBytes ? '+' : '−'}${mb(Math.abs(f.sizeBytes - f.previousSizeBytes))})`;
   results.push({ id: 'size', level: 'pass', message: `image size ${mb(f.sizeBytes)}${delta}` });
   return results;

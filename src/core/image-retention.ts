@@ -38,8 +38,14 @@ export interface StoredManifest {
   createdAt: number;
   /** When the registry stored the manifest (last push of it), ms; absent or 0 when unknown (then createdAt counts). */
   pushedAt?: number;
-  /** Compressed bytes the manifest lists (config + layers); layers shared with other images count in each. */
+  /**
+   * The image's unpacked size: the same measure as the engine's (`docker images`, `docker image
+   * inspect .Size`) and the image checks' size report. Absent when unknown (e.g. a layer format the
+   * registry cannot read). Layers shared with other images count in each.
+   */
   sizeBytes?: number;
+  /** What the manifest's blobs take in the registry (compressed config + layers, as pushed). */
+  compressedBytes?: number;
 }
 
 export interface RetentionRelease {

@@ -8,6 +8,7 @@ import type { Logger } from '../core/ports.ts';
 import { waitFor } from '../lib/backoff.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { runCommand } from '../lib/exec.ts';
+import { unpackedLayerSize } from './layer-size.ts';
 
 /** The v2 schema2 manifest (what dockerd pushes for a single-platform image) and the OCI one. */
 export const MANIFEST_TYPES = [
@@ -41,14 +42,20 @@ export class LocalRegistry {
   private readonly log: Logger;
   /** Pushes and GC exclude each other (GC runs with the registry stopped). */
   private lock: Promise<unknown> = Promise.resolve();
-  /** Build time and size per `repo@digest`: content-addressed, so never stale. */
-  private readonly meta = new Map<string, { createdAt: number; sizeBytes: number }>();
+  /** Build time and sizes per `repo@digest`: content-addressed, so never stale. */
+  private readonly meta = new Map<string, ManifestMeta>();
+  /** Unpacked size per layer digest, persisted in DATA/registry/layer-sizes.json (reading a layer costs a gunzip). */
+  private layerSizes: Map<string, number> | undefined;
+  private readonly layerSizesPath: string;
+  private readonly measuring = new Map<string, Promise<number | undefined>>();
+  private sizesSaved: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: LocalRegistryOptions) {
     this.dir = join(o.dataDir, 'registry');
     this.configPath = join(this.dir, 'config.yml');
     this.pidPath = join(this.dir, 'registry.pid');
     this.logPath = join(this.dir, 'registry.log');
+    this.layerSizesPath = join(this.dir, 'layer-sizes.json');
     this.binary = o.binary ?? 'docker-registry';
     this.log = o.logger.child({ component: 'image-registry' });
   }
@@ -247,14 +254,21 @@ export class LocalRegistry {
     return out;
   }
 
-  /** Build time and compressed size of a manifest; undefined when it is gone. */
-  private async manifestMeta(repo: string, digest: string): Promise<{ createdAt: number; sizeBytes: number } | undefined> {
+  /** Build time and sizes (unpacked, and compressed as stored) of a manifest; undefined when it is gone. */
+  private async manifestMeta(repo: string, digest: string): Promise<ManifestMeta | undefined> {
     const k = `${repo}@${digest}`;
     const cached = this.meta.get(k);
     if (cached) return cached;
     const m = await this.manifest(repo, digest);
     if (!m) return undefined;
-    const sizeBytes = (m.config?.size ?? 0) + (m.layers ?? []).reduce((a, l) => a + (l.size ?? 0), 0) + (m.manifests ?? []).reduce((a, l) => a + (l.size ?? 0), 0);
+    const compressedBytes = (m.config?.size ?? 0) + (m.layers ?? []).reduce((a, l) => a + (l.size ?? 0), 0) + (m.manifests ?? []).reduce((a, l) => a + (l.size ?? 0), 0);
+    // The unpacked size, as the engine measures it: an index (several platforms) has none.
+    let sizeBytes: number | undefined = m.manifests?.length ? undefined : 0;
+    for (const l of m.layers ?? []) {
+      if (sizeBytes === undefined) break;
+      const s = await this.layerSize(l.digest);
+      sizeBytes = s === undefined ? undefined : sizeBytes + s;
+    }
     let createdAt = 0;
     if (m.config?.digest) {
       const r = await this.request('GET', `/v2/${repo}/blobs/${m.config.digest}`, [200, 404]);
@@ -265,9 +279,76 @@ export class LocalRegistry {
         await r.arrayBuffer();
       }
     }
-    const meta = { createdAt, sizeBytes };
+    const meta: ManifestMeta = { createdAt, compressedBytes, ...(sizeBytes !== undefined ? { sizeBytes } : {}) };
     this.meta.set(k, meta);
     return meta;
+  }
+
+  /** The unpacked size of a layer blob (cached by digest), or undefined when it is missing or unreadable. */
+  private async layerSize(digest: string): Promise<number | undefined> {
+    const sizes = await this.loadLayerSizes();
+    const known = sizes.get(digest);
+    if (known !== undefined) return known;
+    let measuring = this.measuring.get(digest);
+    if (!measuring) {
+      measuring = unpackedLayerSize(this.blobPath(digest)).catch((err: Error) => {
+        this.log.warn({ digest, err: err.message }, 'cannot read a layer to measure its size');
+        return undefined;
+      });
+      this.measuring.set(digest, measuring);
+      void measuring.finally(() => this.measuring.delete(digest));
+    }
+    const size = await measuring;
+    if (size === undefined) return undefined;
+    if (!sizes.has(digest)) {
+      sizes.set(digest, size);
+      await this.saveLayerSizes();
+    }
+    return size;
+  }
+
+  /** Writes the layer sizes (one write at a time). */
+  private saveLayerSizes(): Promise<void> {
+    const write = async () => {
+      await writeFileAtomic(this.layerSizesPath, JSON.stringify(Object.fromEntries(this.layerSizes ?? [])) + '\n');
+    };
+    const run = this.sizesSaved.then(write, write);
+    this.sizesSaved = run.catch(() => undefined);
+    return run;
+  }
+
+  private async loadLayerSizes(): Promise<Map<string, number>> {
+    if (this.layerSizes) return this.layerSizes;
+    const text = await readFile(this.layerSizesPath, 'utf8').catch(() => '');
+    const sizes = new Map<string, number>();
+    try {
+      for (const [d, n] of Object.entries(text ? (JSON.parse(text) as Record<string, unknown>) : {})) {
+        if (/^sha256:[0-9a-f]{64}$/.test(d) && Number.isSafeInteger(n) && (n as number) >= 0) sizes.set(d, n as number);
+      }
+    } catch {
+      // An edited file: measure again.
+    }
+    this.layerSizes ??= sizes;
+    return this.layerSizes;
+  }
+
+  /** Forgets the sizes of layers whose blobs garbage collection removed. */
+  private async pruneLayerSizes(): Promise<void> {
+    const sizes = await this.loadLayerSizes();
+    let changed = false;
+    for (const d of [...sizes.keys()]) {
+      if (!(await stat(this.blobPath(d)).then(() => true, () => false))) {
+        sizes.delete(d);
+        changed = true;
+      }
+    }
+    if (changed) await this.saveLayerSizes();
+  }
+
+  /** Where distribution keeps a blob's bytes. */
+  private blobPath(digest: string): string {
+    const hex = digest.slice('sha256:'.length);
+    return join(this.storageDir, 'blobs', 'sha256', hex.slice(0, 2), hex, 'data');
   }
 
   /** Bytes the registry's storage takes on disk (blobs and repository links). */
@@ -301,6 +382,7 @@ export class LocalRegistry {
         // --delete-untagged by default: an untagged manifest may still be a release's digest.
         const args = ['garbage-collect', ...(opts.deleteUntagged ? ['--delete-untagged'] : []), this.configPath];
         const r = await runCommand(this.binary, args, { timeoutMs: 30 * 60_000, maxBuffer: 256 * 1024 * 1024 });
+        await this.pruneLayerSizes();
         return `${r.stdout}${r.stderr}`;
       } finally {
         if (wasRunning) await this.start();
@@ -334,6 +416,13 @@ async function isAlive(pid: number): Promise<boolean> {
   if (!stat) return false;
   const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
   return state !== 'Z' && state !== 'X';
+}
+
+interface ManifestMeta {
+  createdAt: number;
+  /** Unpacked (the engine's measure); absent when unknown. */
+  sizeBytes?: number;
+  compressedBytes: number;
 }
 
 export interface ParsedManifest {

@@ -1,12 +1,11 @@
 import type { Command } from 'commander';
 import { ago, CliFailure, connect, EXIT, table, type GlobalOpts } from '../context.ts';
 import { collectImages, listImages, type ImageView } from '../../client/image-client.ts';
+import { formatImageSize } from '../../core/image-checks.ts';
 
+/** The same measure and format as the image checks' size report (unpacked, as `docker images` counts it). */
 function size(bytes: number | undefined): string {
-  if (bytes === undefined) return '-';
-  if (bytes < 1024 * 1024) return `${Math.round(bytes / 1024)} kB`;
-  if (bytes < 1024 * 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-  return `${(bytes / 1024 / 1024 / 1024).toFixed(2)} GB`;
+  return bytes === undefined ? '-' : formatImageSize(bytes);
 }
 
 /** `prod#7*` (current) `pre#3` …: the releases using an image, newest per env first. */
@@ -30,10 +29,13 @@ export function registerImages(program: Command): void {
     .argument('[app]', 'only this app')
     .description('images in Berth\'s registry: tags, size, the releases using them (* current, ~ running), and whether garbage collection keeps them')
     .addHelpText('after', `
+SIZE is the unpacked image, as \`docker images\` and the push's image checks count it (--json also
+gives compressedBytes: what the image takes in the registry).
+
 Kept per service (BERTH_REGISTRY_KEEP = N, default 5): the current release in every environment,
 images any instance runs, the last N releases (rollback), images of unfinished builds and deployments,
-and the N newest others of services still deployed (a removed app keeps none). Everything else is deleted after each build (manifests) and its storage is
-freed periodically (BERTH_REGISTRY_GC_INTERVAL_MS, default 6 h) or by \`berth images gc\`.`)
+and the N newest others of services still deployed (a removed app keeps none). Everything else is
+deleted after each build (manifests) and its storage is freed periodically (BERTH_REGISTRY_GC_INTERVAL_MS, default 6 h) or by \`berth images gc\`.`)
     .action(async (app: string | undefined) => {
       const g = program.opts<GlobalOpts>();
       const res = await listImages(connect(g), app);
