@@ -87,8 +87,12 @@ describe('registry garbage collection', () => {
       await waitFor(async () => !(await localImage(ref)), { timeoutMs: 10_000, what: `${ref} removed from the engine` });
     }
     for (const p of pushed.slice(1)) assert.ok(await localImage(`berth/${APP}/web:${p.sha12}`), `${p.version} still local`);
-    const events = (await h.api('GET', `/v1/events?app=${APP}`)).json.events as { kind: string; message: string }[];
-    assert.ok(events.some((e) => e.kind === 'registry.gc' && e.message.includes(`web:${v1.sha12}`)), JSON.stringify(events.slice(-5)));
+    // The event is recorded once the collection (local tags included) has ended.
+    let events: { kind: string; message: string }[] = [];
+    await waitFor(async () => {
+      events = (await h.api('GET', `/v1/events?app=${APP}`)).json.events as { kind: string; message: string }[];
+      return events.some((e) => e.kind === 'registry.gc' && e.message.includes(`web:${v1.sha12}`));
+    }, { timeoutMs: 10_000, what: 'a registry.gc event naming v1' }).catch((err: Error) => assert.fail(`${err.message}: ${JSON.stringify(events.slice(-5))}`));
 
     const r = await h.cli(['images', APP, '--json']);
     assert.equal(r.code, 0, r.stderr);
