@@ -66,7 +66,7 @@ describe('alerts', () => {
     assert.equal(accepted.filter((n) => n.state === 'firing').length, 1, 'firing delivered once');
     assert.equal(new Set(accepted.map((n) => n.id)).size, accepted.length, 'no duplicate ids');
     const ls = await h.cli(['--json', 'alert', 'ls']);
-    assert.equal(JSON.parse(ls.stdout).alerts[0].state, 'ok');
+    assert.equal(JSON.parse(ls.stdout)[0].state, 'ok');
     const ev = (await h.api('GET', '/v1/events?limit=500')).json.events.map((e: { kind: string }) => e.kind);
     assert.ok(ev.includes('alert.firing') && ev.includes('alert.resolved'));
   });

@@ -110,7 +110,7 @@ describe('configuration center', () => {
     assert.match(ls.stdout, /GREETING\s+hello/);
     assert.ok(!ls.stdout.includes(SECRET));
     const lsJson = await h.cli(['config', 'ls', 'e2e', '--json']);
-    const entries = lsJson.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const entries = JSON.parse(lsJson.stdout);
     assert.deepEqual(entries.map((e: any) => [e.key, e.kind, e.value]), [['DB_PASSWORD', 'secret', undefined], ['GREETING', 'value', 'hello']]);
 
     const masked = await h.cli(['secret', 'get', 'e2e', 'DB_PASSWORD']);

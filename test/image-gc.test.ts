@@ -96,7 +96,7 @@ describe('registry garbage collection', () => {
 
     const r = await h.cli(['images', APP, '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const images = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Image);
+    const images = JSON.parse(r.stdout) as Image[];
     const byDigest = new Map(images.map((i) => [i.digest, i]));
     const verdict = pushed.slice(1).map((p) => [p.version, byDigest.get(p.digest)!.keep ? byDigest.get(p.digest)!.reasons.join('+') : 'delete']);
     assert.deepEqual(verdict, [['v2', 'recent'], ['v3', 'recent'], ['v4', 'rollback'], ['v5', 'current+running+rollback']]);

@@ -69,7 +69,7 @@ describe('walking skeleton', () => {
       return r.code === 0 && ids.every((id) => r.stdout.includes(`web/${id} | `));
     }, { timeoutMs: 10_000, intervalMs: 300, what: 'a listening line from every instance' });
     const j = await h.cli(['--json', 'logs', 'e2e/web', '--grep', 'listening', '-n', '2']);
-    const lines = j.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = JSON.parse(j.stdout);
     assert.equal(lines.length, 2);
     assert.ok(lines.every((l: { text: string; service: string }) => /listening/.test(l.text) && l.service === 'web'));
     const none = await h.cli(['logs', 'e2e', '--grep', 'no-such-word-anywhere']);

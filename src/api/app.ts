@@ -1,16 +1,19 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { BerthError, Conflict, InvalidInput, NotFound, Unauthorized } from '../core/errors.ts';
-import type { Clock, Logger } from '../core/ports.ts';
+import type { Clock, ExecPort, Logger } from '../core/ports.ts';
 import type { AppSpec } from '../core/spec/types.ts';
-import type { DeploymentRecord, Store } from '../core/store.ts';
+import type { DeploymentRecord, InstanceRecord, ReleaseRecord, ServiceRecord, Store } from '../core/store.ts';
 import { hashToken } from '../auth/index.ts';
 import { basicAuthToken, isGitHookRequest } from './git-routes.ts';
 import { WEBHOOK_PREFIX } from './webhook-routes.ts';
-import { deployBodySchema, reloadBodySchema, rollbackBodySchema, scaleBodySchema } from './spec-schema.ts';
+import { deployBodySchema, execBodySchema, reloadBodySchema, restartBodySchema, rollbackBodySchema, scaleBodySchema } from './spec-schema.ts';
 import { rollbackTarget, rollbackTo } from '../deploy/rollback.ts';
 import { serviceStatus } from './status.ts';
 import type { LogFilter, LogPage, LogQuery, StoredLine } from '../logs/index.ts';
+import type { KnownApps } from './known.ts';
+import { unknownName } from '../core/spec/suggest.ts';
+import { checkScaleMemory, type ServiceReservation } from '../core/capacity.ts';
 
 export interface ApiDeps {
   store: Store;
@@ -23,6 +26,12 @@ export interface ApiDeps {
   /** The log store: newest-first search and live tail of every replica. */
   logs: { search(q: LogQuery): LogPage; tail(filter: LogFilter, onLine: (l: StoredLine) => void): () => void };
   ingressPort: number;
+  /** Which apps, environments and services exist: unknown names are 404s with a did-you-mean. */
+  known: KnownApps;
+  /** Memory the host has for instances' memory limits (`berth scale` refuses more unless forced); undefined: no check. */
+  hostMemoryBytes?: number;
+  /** `berth exec`: a command in one instance's container (the one engine call, through a narrow port). */
+  exec?: ExecPort;
 }
 
 const HTTP_STATUS: Record<string, number> = {
@@ -104,18 +113,29 @@ export function buildApi(d: ApiDeps): FastifyInstance {
 
   app.get('/v1/apps', async () => {
     const instances = d.store.listInstances();
+    const latest = new Map<string, Omit<DeploymentRecord, 'spec' | 'warnings' | 'releases'>>();
+    for (const dep of d.store.latestDeployments()) {
+      const cur = latest.get(dep.app);
+      if (!cur || dep.createdAt > cur.createdAt) latest.set(dep.app, dep);
+    }
     return {
-      apps: d.store.listApps().map((a) => ({
-        name: a.name,
-        envs: a.envs,
-        services: d.store.listServices({ app: a.name }).map((s) => serviceStatus(d.store, d.clock, s, instances)),
-      })),
+      apps: d.store.listApps().map((a) => {
+        const last = latest.get(a.name);
+        return {
+          name: a.name,
+          envs: a.envs,
+          services: d.store.listServices({ app: a.name }).map((s) => serviceStatus(d.store, d.clock, s, instances)),
+          ...(last ? { lastDeployment: { id: last.id, env: last.env, status: last.status, message: last.message, createdAt: last.createdAt } } : {}),
+        };
+      }),
     };
   });
 
   app.get('/v1/apps/:app', async (req) => {
     const { app: appName } = req.params as { app: string };
     const { env } = req.query as { env?: string };
+    if (env) d.known.requireEnv(appName, env);
+    else d.known.requireApp(appName);
     const services = d.store.listServices({ app: appName, ...(env ? { env } : {}) });
     if (services.length === 0) throw new NotFound(`no app "${appName}"${env ? ` in env "${env}"` : ''}: see \`berth status\` for the apps there are`);
     const instances = d.store.listInstances({ app: appName });
@@ -125,6 +145,9 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   app.get('/v1/apps/:app/releases', async (req) => {
     const { app: appName } = req.params as { app: string };
     const q = req.query as { env?: string; service?: string };
+    if (q.service) d.known.requireService(appName, q.env, q.service);
+    else if (q.env) d.known.requireEnv(appName, q.env);
+    else d.known.requireApp(appName);
     const current = new Set(d.store.listServices({ app: appName }).map((s) => s.releaseId));
     return { releases: d.store.listReleases({ app: appName, ...(q.env ? { env: q.env } : {}), ...(q.service ? { service: q.service } : {}) })
       .map(({ spec, ...r }) => ({ ...r, strategy: spec.update?.strategy ?? 'rolling', replicas: spec.replicas, current: current.has(r.id) })) };
@@ -133,21 +156,34 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   app.post('/v1/apps/:app/scale', async (req, reply) => {
     const { app: appName } = req.params as { app: string };
     const body = scaleBodySchema.parse(req.body);
-    const k = { app: appName, env: body.env, service: body.service };
-    const svc = d.store.getService(k);
-    if (!svc) {
-      const names = d.store.listServices({ app: appName, env: body.env }).map((s) => s.name);
-      throw new NotFound(`no service "${body.service}" in ${appName}/${body.env}${names.length ? `: services are ${names.join(', ')}` : ''}`);
+    const wanted = body.services ?? { [body.service!]: body.replicas! };
+    // All or nothing: every service must exist and the whole change must fit before anything is written.
+    const plan = Object.entries(wanted).map(([service, replicas]) => {
+      const k = { app: appName, env: body.env, service };
+      return { k, svc: currentService(d, k), replicas };
+    });
+    if (d.hostMemoryBytes !== undefined) {
+      const check = checkScaleMemory(reservations(d.store),
+        new Map(plan.map((p) => [`${p.k.app}/${p.k.env}/${p.k.service}`, p.replicas])), d.hostMemoryBytes);
+      if (!check.fits && !body.force) {
+        throw new Conflict(`refusing to scale: ${check.message}`,
+          { details: { totalBytes: check.totalBytes, scaledBytes: check.scaledBytes, hostBytes: check.hostBytes } });
+      }
     }
-    d.store.updateService(k, { replicas: body.replicas });
-    d.store.addEvent({ ...k, instance: '', kind: 'service.scaled', message: `${body.service} scaled from ${svc.replicas} to ${body.replicas}` });
-    d.enqueueService(appName, body.env, body.service);
-    return reply.status(202).send({ service: body.service, from: svc.replicas, to: body.replicas });
+    for (const { k, svc, replicas } of plan) {
+      d.store.updateService(k, { replicas });
+      d.store.addEvent({ ...k, instance: '', kind: 'service.scaled', message: `${k.service} scaled from ${svc.replicas} to ${replicas}${body.force ? ' (forced)' : ''}` });
+      d.enqueueService(appName, body.env, k.service);
+    }
+    const scaled = plan.map(({ k, svc, replicas }) => ({ service: k.service, from: svc.replicas, to: replicas }));
+    return reply.status(202).send(body.services ? { scaled } : scaled[0]);
   });
 
   app.post('/v1/apps/:app/rollback', async (req, reply) => {
     const { app: appName } = req.params as { app: string };
     const body = rollbackBodySchema.parse(req.body ?? {});
+    if (body.service) currentService(d, { app: appName, env: body.env, service: body.service });
+    else d.known.requireEnv(appName, body.env);
     const services = body.service ? [body.service] : d.store.listServices({ app: appName, env: body.env }).map((s) => s.name);
     if (services.length === 0) throw new NotFound(`no app "${appName}" in env "${body.env}"`);
     if (body.to !== undefined && services.length > 1) throw new InvalidInput('--to names a release of one service: give the service too, e.g. `berth rollback APP web --to 3`');
@@ -167,8 +203,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     const { app: appName } = req.params as { app: string };
     const body = reloadBodySchema.parse(req.body ?? {});
     const k = { app: appName, env: body.env, service: body.service };
-    const svc = d.store.getService(k);
-    if (!svc) throw new NotFound(`no service "${body.service}" in ${appName}/${body.env}`);
+    const svc = currentService(d, k);
     const at = Math.max(d.clock.now(), (svc.reloadRequestedAt ?? 0) + 1);
     d.store.updateService(k, { reloadRequestedAt: at });
     d.store.addEvent({ ...k, instance: '', kind: 'service.reload_requested', message: `reload of ${body.service} requested` });
@@ -176,14 +211,100 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     return reply.status(202).send({ service: body.service, requestedAt: at });
   });
 
+  // Restart: a new release of each service with the same spec and image and the next restart
+  // generation, so the reconciler replaces every instance the way a deploy does (start-first for
+  // rolling and blue-green, zero downtime; recreate stops first). Desired state only.
+  app.post('/v1/apps/:app/restart', async (req, reply) => {
+    const { app: appName } = req.params as { app: string };
+    const body = restartBodySchema.parse(req.body ?? {});
+    const targets = body.service
+      ? [currentService(d, { app: appName, env: body.env, service: body.service })]
+      : (d.known.requireEnv(appName, body.env), d.store.listServices({ app: appName, env: body.env }));
+    if (targets.length === 0) throw new NotFound(`${appName}/${body.env} runs no services (removed?): nothing to restart`);
+    // All or nothing: refuse before writing if any service cannot be restarted now.
+    const plan = targets.filter((s) => body.service || s.replicas > 0).map((s) => {
+      const rel = d.store.getRelease(s.releaseId);
+      if (!rel) throw new Conflict(`${s.name} has no current release: deploy it first`);
+      if (rel.status === 'progressing') {
+        throw new Conflict(`${s.name} is rolling out release ${rel.seq}: wait until it is done (\`berth status ${appName}\`), then restart`);
+      }
+      if (s.replicas === 0) throw new Conflict(`${s.name} is scaled to 0: nothing to restart (\`berth scale ${appName} ${s.name}=N\` starts it)`);
+      return { svc: s, rel };
+    });
+    if (plan.length === 0) throw new Conflict(`every service of ${appName}/${body.env} is scaled to 0: nothing to restart`);
+    const restarts = plan.map(({ svc, rel }) => {
+      const k = { app: appName, env: body.env, service: svc.name };
+      const generation = (rel.spec.restartGeneration ?? 0) + 1;
+      const next: ReleaseRecord = {
+        ...rel, id: d.newId(), seq: d.store.nextReleaseSeq(k), spec: { ...rel.spec, restartGeneration: generation }, status: 'progressing',
+        message: `restart of release ${rel.seq}`, createdAt: d.clock.now(), createdBy: 'admin',
+      };
+      delete next.finishedAt;
+      d.store.putService({ ...svc, releaseId: next.id, failures: 0, nextStartAt: 0, updatedAt: d.clock.now() }, next);
+      d.store.addEvent({ ...k, instance: '', kind: 'service.restarting',
+        message: `restart of ${svc.name} requested: release ${next.seq} (release ${rel.seq}'s spec and image) replaces its ${svc.replicas} instance(s)` });
+      d.enqueueService(appName, body.env, svc.name);
+      return { service: svc.name, from: rel.seq, release: next.seq, id: next.id };
+    });
+    return reply.status(202).send({ restarts });
+  });
+
+  // Runs a command in one instance's container and streams its output as NDJSON frames
+  // ({"stream":"stdout","data":BASE64} ...), then {"exit":CODE}. The instance: --instance, else a
+  // healthy one of the current release, else any running one.
+  app.post('/v1/apps/:app/exec', async (req, reply) => {
+    const { app: appName } = req.params as { app: string };
+    const body = execBodySchema.parse(req.body);
+    if (!d.exec) throw new Conflict('this server cannot run commands in containers');
+    const k = { app: appName, env: body.env, service: body.service };
+    const svc = currentService(d, k);
+    const insts = d.store.listInstances(k).filter((i) => i.state === 'running' && i.containerId);
+    let inst: InstanceRecord | undefined;
+    if (body.instance) {
+      inst = d.store.listInstances(k).find((i) => i.id === body.instance);
+      if (!inst) {
+        throw new NotFound(unknownName({ what: 'instance', name: body.instance, where: `of ${appName}/${body.env}/${body.service}`,
+          plural: 'its instances', candidates: d.store.listInstances(k).map((i) => i.id), hint: 'it has no instances' }));
+      }
+      if (inst.state !== 'running' || !inst.containerId) throw new Conflict(`instance ${inst.id} is ${inst.state}, not running: pick another (\`berth status ${appName}\`)`);
+    } else {
+      const rank = (i: InstanceRecord) => (i.health === 'healthy' ? 0 : 2) + (i.releaseId === svc.releaseId ? 0 : 1);
+      inst = [...insts].sort((a, b) => rank(a) - rank(b))[0];
+      if (!inst) throw new Conflict(`${appName}/${body.env}/${body.service} has no running instance to run a command in (\`berth status ${appName}\`)`);
+    }
+    // The response's close: the client went away (or we ended it). Not the request's: for a POST it
+    // fires as soon as the body has been read.
+    const ac = new AbortController();
+    reply.raw.on('close', () => ac.abort());
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-berth-instance': inst.id });
+    const frame = (stream: 'stdout' | 'stderr') => (chunk: Uint8Array) => {
+      res.write(JSON.stringify({ stream, data: Buffer.from(chunk).toString('base64') }) + '\n');
+    };
+    try {
+      const { exitCode } = await d.exec.exec(inst.containerId!, body.cmd, { stdout: frame('stdout'), stderr: frame('stderr') }, ac.signal);
+      if (!ac.signal.aborted) res.end(JSON.stringify({ exit: exitCode, instance: inst.id }) + '\n');
+    } catch (err) {
+      const e = err instanceof BerthError ? { code: err.code, message: err.message } : { code: 'internal', message: 'internal error; see the server log' };
+      if (!(err instanceof BerthError)) d.logger.error({ err: (err as Error).message, url: req.url }, 'exec failed');
+      res.end(JSON.stringify({ error: e }) + '\n');
+    }
+    return reply;
+  });
+
   // Server-sent events: the event timeline as it happens (deploy progress, health flips, rollbacks).
   app.get('/v1/events/stream', async (req, reply) => {
-    const q = z.object({ app: z.string().optional(), env: z.string().optional(), after: z.coerce.number().int().min(0).optional() }).parse(req.query);
+    const q = z.object({ app: z.string().optional(), env: z.string().optional(), service: z.string().optional(),
+      after: z.coerce.number().int().min(0).optional() }).parse(req.query);
+    if (q.app) scopeCheck(d, q.app, q.env, q.service);
+    else if (q.env || q.service) throw new InvalidInput('env and service filter the events of one app: give app too');
     let after = q.after ?? d.store.listEvents({ limit: 1 }).at(-1)?.id ?? 0;
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     reply.raw.write(': berth events\n\n');
     const timer = setInterval(() => {
-      const evs = d.store.listEvents({ ...(q.app ? { app: q.app } : {}), ...(q.env ? { env: q.env } : {}), afterId: after, limit: 500 });
+      const evs = d.store.listEvents({ ...(q.app ? { app: q.app } : {}), ...(q.env ? { env: q.env } : {}), ...(q.service ? { service: q.service } : {}),
+        afterId: after, limit: 500 });
       for (const e of evs) {
         reply.raw.write(`id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
         after = e.id;
@@ -196,6 +317,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
 
   app.get('/v1/apps/:app/releases/:id', async (req) => {
     const { app: appName, id } = req.params as { app: string; id: string };
+    d.known.requireApp(appName);
     const rel = d.store.getRelease(id);
     if (!rel || rel.app !== appName) throw new NotFound(`no release ${id} of ${appName}`);
     const events = d.store.listEvents({ app: appName, env: rel.env, service: rel.service, limit: 1000 })
@@ -206,6 +328,8 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   app.delete('/v1/apps/:app', async (req, reply) => {
     const { app: appName } = req.params as { app: string };
     const { env } = req.query as { env?: string };
+    if (env) d.known.requireEnv(appName, env);
+    else d.known.requireApp(appName);
     const services = d.store.listServices({ app: appName, ...(env ? { env } : {}) });
     if (services.length === 0) throw new NotFound(`no app "${appName}"${env ? ` in env "${env}"` : ''}`);
     for (const s of services) {
@@ -225,9 +349,8 @@ export function buildApi(d: ApiDeps): FastifyInstance {
       before: z.string().regex(/^\d+$/, 'a cursor from a previous page').optional(),
       follow: z.enum(['true', 'false', '1', '0']).optional(), limit: z.coerce.number().int().min(1).max(10_000).default(200),
     }).parse(req.query);
-    if (d.store.listServices({ app: appName, env: q.env }).length === 0 && d.store.listReleases({ app: appName, env: q.env }).length === 0) {
-      throw new NotFound(`no app "${appName}" in env "${q.env}"`);
-    }
+    if (q.service) d.known.requireService(appName, q.env, q.service);
+    else d.known.requireEnv(appName, q.env);
     const now = d.clock.now();
     const filter: LogFilter = {
       app: appName, env: q.env, ...(q.service ? { service: q.service } : {}), ...(q.instance ? { instance: q.instance } : {}),
@@ -250,15 +373,46 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     const q = z.object({
       app: z.string().optional(), env: z.string().optional(), service: z.string().optional(),
       after: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(1000).default(100),
+      since: z.string().optional(),
     }).parse(req.query);
-    return { events: d.store.listEvents({ ...q.app ? { app: q.app } : {}, ...q.env ? { env: q.env } : {}, ...q.service ? { service: q.service } : {}, afterId: q.after, limit: q.limit }) };
+    if (q.app) scopeCheck(d, q.app, q.env, q.service);
+    else if (q.env || q.service) throw new InvalidInput('env and service filter the events of one app: give app too');
+    const since = q.since ? timeArg('since', q.since, d.clock.now()) : undefined;
+    // `last`: the newest event of any app, a cursor to follow from (GET /v1/events/stream?after=).
+    const last = d.store.listEvents({ limit: 1 }).at(-1)?.id ?? 0;
+    return { events: d.store.listEvents({ ...q.app ? { app: q.app } : {}, ...q.env ? { env: q.env } : {}, ...q.service ? { service: q.service } : {}, afterId: q.after,
+      ...(since !== undefined ? { since } : {}), limit: q.limit }), last };
   });
 
   return app;
 }
 
+/** Every service as desired, with the memory limit of its current release: what the host is asked to hold. */
+function reservations(store: Store): ServiceReservation[] {
+  return store.listServices().map((s) => {
+    const mem = store.getRelease(s.releaseId)?.spec.limits.memoryBytes;
+    return { name: `${s.app}/${s.env}/${s.name}`, replicas: s.replicas, ...(mem !== undefined ? { memoryBytes: mem } : {}) };
+  });
+}
+
+/** The current service (desired state) of app/env, or a 404 naming the services there are. */
+function currentService(d: ApiDeps, k: { app: string; env: string; service: string }): ServiceRecord {
+  d.known.requireEnv(k.app, k.env);
+  const svc = d.store.getService(k);
+  if (svc) return svc;
+  throw new NotFound(unknownName({ what: 'service', name: k.service, where: `in ${k.app}/${k.env}`, plural: 'its services',
+    candidates: d.store.listServices({ app: k.app, env: k.env }).map((s) => s.name), hint: 'it runs no services (removed?)' }));
+}
+
+/** An app, and optionally its environment and service: each must exist. */
+function scopeCheck(d: ApiDeps, app: string, env?: string, service?: string): void {
+  if (service) d.known.requireService(app, env, service);
+  else if (env) d.known.requireEnv(app, env);
+  else d.known.requireApp(app);
+}
+
 /** `1h`, `30m`, `90s`, `2d` before now, an ISO time, or epoch milliseconds. */
-function timeArg(name: string, v: string, now: number): number {
+export function timeArg(name: string, v: string, now: number): number {
   const rel = /^(\d+)(ms|s|m|h|d)$/.exec(v);
   if (rel) return now - Number(rel[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
   if (/^\d{12,}$/.test(v)) return Number(v);

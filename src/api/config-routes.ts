@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { Forbidden, InvalidInput } from '../core/errors.ts';
+import { Forbidden, InvalidInput, NotFound } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
 import type { ConfigChange, ConfigStore } from '../config/index.ts';
+import type { KnownApps } from './known.ts';
 
 export interface ConfigRouteDeps {
   config: ConfigStore;
@@ -12,12 +13,15 @@ export interface ConfigRouteDeps {
    */
   onConfigChanged: (app: string, env: string, change: { version: number; who: string; changes: ConfigChange[] }) => string | undefined | void;
   clock: Clock;
+  known: KnownApps;
 }
 
 const name = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes, starting with a letter or digit').max(63);
 // Messages never carry the received value (zod's default messages do not either): it may be a secret.
 const setBody = z.object({
   env: name.default('prod'),
+  /** Configure an app/env that has no record yet (before its first deploy); without it, an unknown name is a 404. */
+  create: z.boolean().default(false),
   entries: z.array(z.object({
     key: z.string().max(200),
     value: z.string(),
@@ -35,17 +39,26 @@ const getQuery = z.object({ env: name.default('prod'), reveal: z.enum(['true', '
  * ever logged or put into an error message.
  */
 export function registerConfigRoutes(app: FastifyInstance, deps: ConfigRouteDeps): void {
-  const { config } = deps;
+  const { config, known } = deps;
 
   app.get('/v1/apps/:app/config', async (req) => {
     const appName = appParam(req);
     const q = parse(envQuery, req.query);
+    known.requireEnv(appName, q.env);
     return { app: appName, env: q.env, version: config.version(appName, q.env), entries: config.list(appName, q.env) };
   });
 
   app.put('/v1/apps/:app/config', async (req) => {
     const appName = appParam(req);
     const body = parse(setBody, req.body);
+    if (!body.create) {
+      try {
+        known.requireEnv(appName, body.env);
+      } catch (err) {
+        if (!(err instanceof NotFound)) throw err;
+        throw new NotFound(`${err.message} (nothing was stored; to configure ${appName}/${body.env} before its first deploy, add --create)`);
+      }
+    }
     const who = caller(req);
     const r = config.set(appName, body.env, body.entries.map((e) => ({ key: e.key, value: e.value, kind: e.secret ? 'secret' as const : 'value' as const })), who);
     return { app: appName, env: body.env, ...r, ...rollout(deps, appName, body.env, r, who) };
@@ -56,6 +69,7 @@ export function registerConfigRoutes(app: FastifyInstance, deps: ConfigRouteDeps
     // Keys in the body, or in the query (`?env=prod&keys=A&keys=B` or `keys=A,B`) for clients that send no DELETE body.
     const raw = req.body && typeof req.body === 'object' ? req.body as Record<string, unknown> : queryKeys(req.query);
     const body = parse(unsetBody, raw);
+    known.requireEnv(appName, body.env);
     const who = caller(req);
     const r = config.unset(appName, body.env, body.keys, who);
     return { app: appName, env: body.env, ...r, ...rollout(deps, appName, body.env, r, who) };
@@ -65,6 +79,7 @@ export function registerConfigRoutes(app: FastifyInstance, deps: ConfigRouteDeps
     const appName = appParam(req);
     const { key } = req.params as { key: string };
     const q = parse(getQuery, req.query);
+    known.requireEnv(appName, q.env);
     const reveal = q.reveal === 'true' || q.reveal === '1';
     if (reveal && !mayReveal(req, appName, q.env)) throw new Forbidden('this token may not read secret values');
     return { app: appName, env: q.env, entry: config.get(appName, q.env, key, { reveal }) };
@@ -73,6 +88,7 @@ export function registerConfigRoutes(app: FastifyInstance, deps: ConfigRouteDeps
   app.get('/v1/apps/:app/config-history', async (req) => {
     const appName = appParam(req);
     const q = parse(envQuery, req.query);
+    known.requireEnv(appName, q.env);
     return { app: appName, env: q.env, versions: config.history(appName, q.env) };
   });
 }

@@ -8,11 +8,14 @@ import type { BuildController } from '../build/build-controller.ts';
 import { checkAppName, type GitRepos } from '../build/git-repos.ts';
 import { serveGitHttp } from '../build/git-http.ts';
 import { parseRefLines, type DeployCheckFn, type DeployFn, type WaitDeploymentFn } from '../build/pipeline.ts';
+import type { KnownApps } from './known.ts';
 
 export interface GitRouteDeps {
   repos: GitRepos;
   builds: BuildController;
   logger: Logger;
+  /** `GET /v1/builds?app=` of an app that does not exist is a 404 with a did-you-mean. */
+  known?: KnownApps;
 }
 
 export const GIT_HOOK_PATH = '/v1/git/hooks/pre-receive';
@@ -133,6 +136,7 @@ export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): void {
 
   app.get('/v1/builds', async (req) => {
     const q = z.object({ app: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).default(50) }).parse(req.query);
+    if (q.app) d.known?.requireApp(q.app);
     return { builds: builds.list(q.app).slice(0, q.limit) };
   });
 

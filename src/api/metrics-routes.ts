@@ -6,6 +6,7 @@ import {
   METRIC_KINDS, PROMETHEUS_CONTENT_TYPE, renderMetrics,
   type HttpCounters, type InstanceSample, type MetricFamily, type MetricKind, type MetricsStore, type ServiceState,
 } from '../metrics/index.ts';
+import type { KnownApps } from './known.ts';
 
 export interface MetricsRouteDeps {
   store: Store;
@@ -17,6 +18,7 @@ export interface MetricsRouteDeps {
   httpCounters: () => HttpCounters;
   /** More Prometheus families (nginx reloads, DNS queries, ...). */
   extra?: () => MetricFamily[];
+  known: KnownApps;
 }
 
 /** Desired replicas and instance counts by state/health per service, from the store. */
@@ -65,6 +67,11 @@ export function registerMetricsRoutes(app: FastifyInstance, d: MetricsRouteDeps)
       from: when.optional(), to: when.optional(), step: z.coerce.number().int().min(1000).optional(),
       group: z.enum(['series', 'service']).optional(),
     }).parse(req.query);
+    if (q.app) {
+      if (q.service) d.known.requireService(q.app, q.env, q.service);
+      else if (q.env) d.known.requireEnv(q.app, q.env);
+      else d.known.requireApp(q.app);
+    }
     const now = d.clock.now();
     const from = resolveTime(q.from, now, now - 3_600_000);
     const to = resolveTime(q.to, now, now);
@@ -78,6 +85,8 @@ export function registerMetricsRoutes(app: FastifyInstance, d: MetricsRouteDeps)
 
   app.get('/v1/top', async (req) => {
     const q = z.object({ app: z.string().optional(), env: z.string().optional() }).parse(req.query);
+    if (q.app && q.env) d.known.requireEnv(q.app, q.env);
+    else if (q.app) d.known.requireApp(q.app);
     const now = d.clock.now();
     const match = (x: { app: string; env: string }) => (!q.app || x.app === q.app) && (!q.env || x.env === q.env);
     const instances = d.latestSamples().filter(match).sort((a, b) => `${a.app}/${a.env}/${a.service}/${a.id}`.localeCompare(`${b.app}/${b.env}/${b.service}/${b.id}`))

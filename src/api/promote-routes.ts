@@ -5,11 +5,13 @@ import type { Store } from '../core/store.ts';
 import type { AppSpec, ServiceSpec } from '../core/spec/types.ts';
 import type { DeployFn } from '../build/pipeline.ts';
 import { parseDigestRef } from '../images/image-push.ts';
+import type { KnownApps } from './known.ts';
 
 export interface PromoteRouteDeps {
   store: Store;
   /** Creates a deployment through the API's own path (`apiDeployer(api, token).deploy` in git-routes). */
   deploy: DeployFn;
+  known?: KnownApps;
 }
 
 const envName = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes').max(63);
@@ -48,6 +50,7 @@ export function registerPromoteRoutes(app: FastifyInstance, d: PromoteRouteDeps)
     const { app: appName } = req.params as { app: string };
     const body = bodySchema.parse(req.body);
     if (body.from === body.to) throw new InvalidInput(`--from and --to are both "${body.from}": promote between two environments`);
+    d.known?.requireEnv(appName, body.from);
     const spec = promotionSpec(d.store, appName, body.from, body.to);
     let dep: { id: string };
     try {

@@ -49,10 +49,31 @@ export const deployBodySchema = z.object({
   warnings: z.array(z.object({ file: z.string(), line: z.number(), col: z.number(), path: z.string(), message: z.string() })).default([]),
 });
 
+const replicas = z.number().int().min(0).max(1000);
+/** One service (`service` + `replicas`) or several at once (`services: {web: 3, worker: 1}`, all or nothing). */
 export const scaleBodySchema = z.object({
   env: name.default('prod'),
+  service: name.optional(),
+  replicas: replicas.optional(),
+  services: z.record(name, replicas).optional(),
+  /** Scale even when the memory limits of all instances would exceed the host's memory. */
+  force: z.boolean().default(false),
+}).refine((b) => (b.service !== undefined && b.replicas !== undefined && b.services === undefined) ||
+  (b.service === undefined && b.replicas === undefined && b.services !== undefined && Object.keys(b.services).length > 0),
+'give either service and replicas, or services: {NAME: REPLICAS, ...}');
+
+export const execBodySchema = z.object({
+  env: name.default('prod'),
   service: name,
-  replicas: z.number().int().min(0).max(1000),
+  /** An instance id (default: a healthy instance of the current release). */
+  instance: z.string().regex(/^[A-Za-z0-9_-]+$/).max(64).optional(),
+  cmd: z.array(z.string().max(64 * 1024)).min(1, 'give the command to run, e.g. ["sh", "-c", "ls /"]').max(1000),
+});
+
+export const restartBodySchema = z.object({
+  env: name.default('prod'),
+  /** Only this service (default: every service of the app in env). */
+  service: name.optional(),
 });
 
 export const rollbackBodySchema = z.object({

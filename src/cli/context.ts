@@ -53,10 +53,13 @@ export function connect(o: GlobalOpts): BerthClient {
   return new BerthClient({ url, token });
 }
 
-/** Maps any error to a message and exit code; never a stack trace for a user's mistake. */
-export function explain(err: unknown): { message: string; exitCode: number } {
+/**
+ * Maps any error to a message, an exit code and (for --json) a stable error code; never a stack
+ * trace for a user's mistake.
+ */
+export function explain(err: unknown): { message: string; exitCode: number; code?: string } {
   if (err instanceof CliFailure) return { message: err.message, exitCode: err.exitCode };
-  if (err instanceof Unreachable) return { message: err.message, exitCode: EXIT.unavailable };
+  if (err instanceof Unreachable) return { message: err.message, exitCode: EXIT.unavailable, code: 'unreachable' };
   if (err instanceof ApiError) {
     const issues = (err.details as { issues?: SpecIssue[] } | undefined)?.issues;
     const message = err.code === 'invalid_spec' && Array.isArray(issues) ? issues.map(formatIssue).join('\n') : err.message;
@@ -64,13 +67,13 @@ export function explain(err: unknown): { message: string; exitCode: number } {
       invalid_spec: EXIT.usage, invalid_input: EXIT.usage, not_found: EXIT.notFound, conflict: EXIT.conflict,
       unauthorized: EXIT.unauthorized, forbidden: EXIT.unauthorized, engine_unavailable: EXIT.unavailable,
     };
-    return { message, exitCode: byCode[err.code] ?? (err.status >= 500 ? EXIT.internal : EXIT.failed) };
+    return { message, exitCode: byCode[err.code] ?? (err.status >= 500 ? EXIT.internal : EXIT.failed), code: err.code };
   }
   if (err instanceof BerthError) {
     const byCode: Record<string, number> = { invalid_spec: EXIT.usage, invalid_input: EXIT.usage, not_found: EXIT.notFound, conflict: EXIT.conflict };
-    return { message: err.message, exitCode: byCode[err.code] ?? EXIT.failed };
+    return { message: err.message, exitCode: byCode[err.code] ?? EXIT.failed, code: err.code };
   }
-  return { message: `internal error: ${(err as Error)?.stack ?? String(err)}`, exitCode: EXIT.internal };
+  return { message: `internal error: ${(err as Error)?.stack ?? String(err)}`, exitCode: EXIT.internal, code: 'internal' };
 }
 
 /** Progress and decorations go to stderr, only on a terminal; results go to stdout. */

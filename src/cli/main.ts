@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { explain, EXIT } from './context.ts';
+import { ERROR_CODE_OF_EXIT, jsonError } from './output.ts';
 import { registerServer } from './commands/server.ts';
 import { registerValidate } from './commands/validate.ts';
 import { registerDeploy } from './commands/deploy.ts';
@@ -23,6 +24,9 @@ import { registerAlert } from './commands/alert.ts';
 import { registerBuilds } from './commands/builds.ts';
 import { registerPromote } from './commands/promote.ts';
 import { registerImages } from './commands/images.ts';
+import { registerApps } from './commands/apps.ts';
+import { registerRestart } from './commands/restart.ts';
+import { registerExec } from './commands/exec.ts';
 import { VERSION } from '../core/version.ts';
 
 const program = new Command('berth')
@@ -38,7 +42,20 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input or spec, 3 not found, 4 co
   .exitOverride()
   .showHelpAfterError('(run with --help for usage)');
 
-for (const register of [registerServer, registerDeploy, registerStatus, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages]) {
+// With --json, commander's own complaints (a missing argument, an unknown option) become the one
+// JSON error on stderr too; the usage hint after them is for people.
+const json = process.argv.slice(2).includes('--json');
+let usageError = '';
+if (json) {
+  program.configureOutput({
+    outputError: (str) => {
+      if (!usageError) usageError = str.replace(/^error: /, '').trim();
+    },
+    writeErr: () => undefined,
+  });
+}
+
+for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages]) {
   register(program);
 }
 for (const c of program.commands) c.exitOverride();
@@ -48,9 +65,10 @@ try {
 } catch (err) {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (json && err.exitCode !== 0) process.stderr.write(jsonError('invalid_input', usageError || err.message.replace(/^error: /, '')));
   } else {
-    const { message, exitCode } = explain(err);
-    process.stderr.write(`error: ${message}\n`);
+    const { message, exitCode, code } = explain(err);
+    process.stderr.write(json ? jsonError(code ?? ERROR_CODE_OF_EXIT[exitCode] ?? 'failed', message) : `error: ${message}\n`);
     process.exitCode = exitCode;
   }
 }

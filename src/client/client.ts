@@ -64,13 +64,23 @@ export class BerthClient {
     return this.request<{ deployment: DeploymentView; services: (Partial<ServiceView> & { name: string; status: string })[] }>('GET', `/v1/deployments/${enc(id)}`);
   }
   apps() {
-    return this.request<{ apps: { name: string; envs: string[]; services: ServiceView[] }[] }>('GET', '/v1/apps');
+    return this.request<{ apps: AppView[] }>('GET', '/v1/apps');
+  }
+  /** A rolling restart of every service of app/env (or one): new releases, same spec and image. */
+  restart(app: string, env: string, service?: string) {
+    return this.request<{ restarts: { service: string; from: number; release: number; id: string }[] }>('POST', `/v1/apps/${enc(app)}/restart`,
+      { env, ...(service ? { service } : {}) });
   }
   app(app: string, env?: string) {
     return this.request<{ app: string; services: ServiceView[] }>('GET', `/v1/apps/${enc(app)}${env ? `?env=${enc(env)}` : ''}`);
   }
   scale(app: string, env: string, service: string, replicas: number) {
     return this.request<{ service: string; from: number; to: number }>('POST', `/v1/apps/${enc(app)}/scale`, { env, service, replicas });
+  }
+  /** Several services at once, all or nothing; `force` scales past the host's memory. */
+  scaleServices(app: string, env: string, services: Record<string, number>, o: { force?: boolean } = {}) {
+    return this.request<{ scaled: { service: string; from: number; to: number }[] }>('POST', `/v1/apps/${enc(app)}/scale`,
+      { env, services, ...(o.force ? { force: true } : {}) });
   }
   remove(app: string, env?: string) {
     return this.request<{ removed: string[] }>('DELETE', `/v1/apps/${enc(app)}${env ? `?env=${enc(env)}` : ''}`);
@@ -89,10 +99,11 @@ export class BerthClient {
   }
 
   /** Follows the server-sent event stream until the signal aborts. */
-  async streamEvents(q: { app?: string; env?: string; after?: number }, onEvent: (e: EventView) => void, signal: AbortSignal): Promise<void> {
+  async streamEvents(q: { app?: string; env?: string; service?: string; after?: number }, onEvent: (e: EventView) => void, signal: AbortSignal): Promise<void> {
     const p = new URLSearchParams();
     if (q.app) p.set('app', q.app);
     if (q.env) p.set('env', q.env);
+    if (q.service) p.set('service', q.service);
     if (q.after !== undefined) p.set('after', String(q.after));
     let res: Response;
     try {
@@ -101,7 +112,10 @@ export class BerthClient {
       if ((err as Error).name === 'AbortError') return;
       throw err;
     }
-    if (!res.ok || !res.body) throw new ApiError(res.status, 'error', `event stream: HTTP ${res.status}`);
+    if (!res.ok || !res.body) {
+      const e = ((await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string; details?: unknown } }).error ?? {};
+      throw new ApiError(res.status, e.code ?? 'error', e.message ?? `event stream: HTTP ${res.status}`, e.details);
+    }
     const dec = new TextDecoder();
     let buf = '';
     try {
@@ -120,17 +134,29 @@ export class BerthClient {
     }
   }
 
-  events(q: { app?: string; after?: number; limit?: number }) {
+  /** The newest `limit` events (oldest first) and `last`, the id of the newest event of any app (a cursor for streamEvents). */
+  events(q: { app?: string; env?: string; service?: string; after?: number; since?: string; limit?: number }) {
     const p = new URLSearchParams();
     if (q.app) p.set('app', q.app);
+    if (q.env) p.set('env', q.env);
+    if (q.service) p.set('service', q.service);
     if (q.after) p.set('after', String(q.after));
+    if (q.since) p.set('since', q.since);
     if (q.limit) p.set('limit', String(q.limit));
-    return this.request<{ events: EventView[] }>('GET', `/v1/events?${p}`);
+    return this.request<{ events: EventView[]; last: number }>('GET', `/v1/events?${p}`);
   }
 }
 
 function enc(s: string): string {
   return encodeURIComponent(s);
+}
+
+export interface AppView {
+  name: string;
+  envs: string[];
+  services: ServiceView[];
+  /** The newest deployment of the app in any environment. */
+  lastDeployment?: { id: string; env: string; status: string; message: string; createdAt: number };
 }
 
 export interface DeploymentView {

@@ -53,8 +53,9 @@ export function listConfig(c: BerthClient, app: string, env: string) {
   return c.request<{ app: string; env: string; version: number; entries: ConfigEntryView[] }>('GET', `${base(app)}/config?${new URLSearchParams({ env })}`);
 }
 
-export function setConfig(c: BerthClient, app: string, env: string, entries: ConfigSetEntry[]) {
-  return c.request<ConfigWriteView>('PUT', `${base(app)}/config`, { env, entries });
+/** `create`: configure an app/env that has no record yet (else an unknown app is a 404 with a did-you-mean). */
+export function setConfig(c: BerthClient, app: string, env: string, entries: ConfigSetEntry[], o: { create?: boolean } = {}) {
+  return c.request<ConfigWriteView>('PUT', `${base(app)}/config`, { env, entries, ...(o.create ? { create: true } : {}) });
 }
 
 export function unsetConfig(c: BerthClient, app: string, env: string, keys: string[]) {

@@ -238,6 +238,11 @@ export class ConfigStore {
     return { version: v, env: out };
   }
 
+  /** Every app and environment that has (or had) configuration. */
+  appEnvs(): { app: string; env: string }[] {
+    return this.db.prepare('SELECT DISTINCT app, env FROM versions').all() as { app: string; env: string }[];
+  }
+
   close(): void {
     this.db.close();
   }

@@ -13,6 +13,8 @@ export const LABEL = {
   release: 'io.berth.release',
   instance: 'io.berth.instance',
   port: 'io.berth.port',
+  /** `berth restart`: the restart generation of the release (a restarted release runs new containers). */
+  restart: 'io.berth.restart',
 } as const;
 
 export interface Mount {
@@ -187,6 +189,22 @@ export interface Engine {
   removeImage(ref: string): Promise<boolean>;
   /** Trims the engine's build cache down to about `keepBytes`; resolves with the bytes freed. */
   pruneBuildCache(keepBytes: number): Promise<number>;
+}
+
+/** Output of a command run in a container, chunk by chunk as it arrives (raw bytes). */
+export interface ExecOutput {
+  stdout(chunk: Uint8Array): void;
+  stderr(chunk: Uint8Array): void;
+}
+
+/**
+ * Runs a command in a running container: `berth exec`. The one engine call an API handler makes,
+ * behind this narrow port (the api room never sees the Engine). Resolves with the command's exit code
+ * once its output has ended. Aborting `signal` stops reading and detaches; the engine offers no way
+ * to kill an exec'd process, so a command still running is left to end by itself.
+ */
+export interface ExecPort {
+  exec(containerId: string, cmd: string[], out: ExecOutput, signal?: AbortSignal): Promise<{ exitCode: number }>;
 }
 
 /** One upstream server: an instance's address. */

@@ -187,6 +187,13 @@ export interface Store {
   nextReleaseSeq(k: ServiceKey): number;
   updateRelease(id: string, patch: Partial<Pick<ReleaseRecord, 'status' | 'message' | 'finishedAt'>>): void;
   listApps(): { name: string; envs: string[] }[];
+  /**
+   * Every app and environment with any record: services, releases, deployments or app events (an
+   * app that was removed keeps its history). What "unknown app" is checked against.
+   */
+  appEnvs(): { app: string; env: string }[];
+  /** The newest deployment of each app and environment (without its spec). */
+  latestDeployments(): Omit<DeploymentRecord, 'spec' | 'warnings' | 'releases'>[];
   // instances
   listInstances(filter?: Partial<ServiceKey>): InstanceRecord[];
   getInstance(id: string): InstanceRecord | undefined;
@@ -214,7 +221,8 @@ export interface Store {
   deleteAlert(name: string): boolean;
   // events
   addEvent(e: NewEvent): EventRecord;
-  listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; limit?: number }): EventRecord[];
+  /** The newest `limit` events matching (oldest first); `since`: only events at or after this time (ms). */
+  listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; since?: number; limit?: number }): EventRecord[];
   // auth
   addToken(hash: string, name: string): void;
   hasToken(hash: string): boolean;

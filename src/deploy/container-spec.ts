@@ -28,6 +28,7 @@ export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra
       [LABEL.release]: rel.id,
       [LABEL.instance]: inst.id,
       [LABEL.port]: String(inst.port),
+      ...(s.restartGeneration ? { [LABEL.restart]: String(s.restartGeneration) } : {}),
     },
     env: {
       ...s.environment,

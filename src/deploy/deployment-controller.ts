@@ -26,7 +26,7 @@ export interface DeploymentControllerDeps {
 
 /** Stable hash of what makes a release: the service spec and the image it runs (not how many, not how it rolls out). */
 export function releaseHash(spec: ServiceSpec, imageId: string): string {
-  const { replicas: _r, update: _u, ...rest } = spec;
+  const { replicas: _r, update: _u, restartGeneration: _g, ...rest } = spec;
   return createHash('sha256').update(stableJson({ ...rest, imageId })).digest('hex').slice(0, 16);
 }
 

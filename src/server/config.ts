@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { InvalidInput } from '../core/errors.ts';
 
@@ -44,6 +45,8 @@ export interface ServerConfig {
   readonly registryKeep: number;
   /** How often the registry's blobs are collected (when images were deleted); 0: only on demand and after builds. */
   readonly registryGcIntervalMs: number;
+  /** BERTH_HOST_MEMORY_MB: memory the instances' limits may add up to (`berth scale` refuses more); default the host's total. */
+  readonly hostMemoryBytes: number;
 }
 
 export interface ServerFlags {
@@ -96,6 +99,7 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     registryPort: port('BERTH_REGISTRY_PORT', env.BERTH_REGISTRY_PORT ?? '5000'),
     registryKeep: wholeNumber('BERTH_REGISTRY_KEEP', env.BERTH_REGISTRY_KEEP ?? '5', 1),
     registryGcIntervalMs: wholeNumber('BERTH_REGISTRY_GC_INTERVAL_MS', env.BERTH_REGISTRY_GC_INTERVAL_MS ?? String(6 * 3_600_000), 0),
+    hostMemoryBytes: env.BERTH_HOST_MEMORY_MB ? wholeNumber('BERTH_HOST_MEMORY_MB', env.BERTH_HOST_MEMORY_MB, 1) * 1024 * 1024 : totalmem(),
   });
 }
 

@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LABEL, systemClock, type Engine, type EngineEvent, type Ingress, type Logger } from '../core/ports.ts';
@@ -15,6 +16,7 @@ import { registerTemplateRoutes } from '../api/template-routes.ts';
 import { registerConfigRoutes } from '../api/config-routes.ts';
 import { ConfigStore, SecretBox, loadSecretKey, startConfigRollout, writeConfigFiles } from '../config/index.ts';
 import { buildApi } from '../api/index.ts';
+import { KnownApps } from '../api/known.ts';
 import { ensureAdminToken } from '../auth/index.ts';
 import { LogCollector, LogStore } from '../logs/index.ts';
 import { AccessLogReader, MetricsStore, StatsSampler } from '../metrics/index.ts';
@@ -69,7 +71,9 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // Decrypted configuration files for containers: only root may look in.
   await mkdir(join(cfg.runDir, cluster), { recursive: true, mode: 0o700 });
   await chmod(join(cfg.runDir, cluster), 0o700);
-  const engine: Engine = scopedEngine(new DockerEngine({ socketPath: cfg.dockerSocket, builder: cfg.builder, logger: logger.child({ component: 'engine' }) }), scope);
+  // `docker` also serves `berth exec` (api's ExecPort) for containers the API picks from this server's own records.
+  const docker = new DockerEngine({ socketPath: cfg.dockerSocket, builder: cfg.builder, logger: logger.child({ component: 'engine' }) });
+  const engine: Engine = scopedEngine(docker, scope);
   const ingress: Ingress = new NginxIngress({
     prefix: join(cfg.dataDir, 'nginx'), listenPort: cfg.ingressPort, listenAddress: cfg.ingressAddress, adminPort: cfg.ingressAdminPort,
     nginxBin: cfg.nginxBin, logger: logger.child({ component: 'ingress' }),
@@ -257,17 +261,23 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   resyncTimer.unref();
 
   const buildLog = new BuildLog(join(cfg.dataDir, 'builds'));
+  const known = new KnownApps({
+    appEnvs: [() => store.appEnvs(), () => config.appEnvs(), () => buildLog.list(), () => gitApps(join(cfg.dataDir, 'git'))],
+    services: (app, env) => [...store.listServices({ app, ...(env ? { env } : {}) }).map((s) => s.name),
+      ...store.listReleases({ app, ...(env ? { env } : {}) }).map((r) => r.service)],
+  });
   const api = buildApi({
     store, clock, logger: logger.child({ component: 'api' }), newId: () => shortId(10), version: VERSION,
     enqueueDeployment: (id) => queue.add(deploymentKey(id)), enqueueService,
-    logs: { search: (q) => logStore.search(q), tail: (f, onLine) => logs.tail(f, onLine) }, ingressPort: cfg.ingressPort,
+    logs: { search: (q) => logStore.search(q), tail: (f, onLine) => logs.tail(f, onLine) }, ingressPort: cfg.ingressPort, known,
+    hostMemoryBytes: cfg.hostMemoryBytes, exec: docker,
   });
   registerRegistryRoutes(api, { store, registry, clock, newId: () => shortId(10) });
   registerTemplateRoutes(api, { store, clock, changed: () => templates.schedule() });
-  registerMetricsRoutes(api, { store, metrics, clock, latestSamples: () => sampler.latest(), httpCounters: () => accessLog.counters });
+  registerMetricsRoutes(api, { store, metrics, clock, known, latestSamples: () => sampler.latest(), httpCounters: () => accessLog.counters });
   registerAlertRoutes(api, { store, clock, changed: () => void alerts.evaluate() });
   registerConfigRoutes(api, {
-    config, clock,
+    config, clock, known,
     onConfigChanged: (app, env, change) => {
       templates.schedule();
       return startConfigRollout({ store, clock, newId: () => shortId(10), enqueueDeployment: (id) => queue.add(deploymentKey(id)) }, app, env, change);
@@ -301,8 +311,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       }, (err: Error) => logger.warn({ err: err.message }, 'build cache prune failed'));
     },
   });
-  registerGitRoutes(api, { repos, builds, logger });
-  registerPromoteRoutes(api, { store, deploy: deployer.deploy });
+  registerGitRoutes(api, { repos, builds, logger, known });
+  registerPromoteRoutes(api, { store, deploy: deployer.deploy, known });
   // Registry garbage collection (images/image-janitor.ts): after each build, periodically, on demand.
   // Images of builds still running are pinned: pushed, but in no release yet.
   const imageJanitor = imageRegistryUp ? new ImageJanitor({
@@ -349,6 +359,18 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       await unlink(join(cfg.dataDir, 'server.json')).catch(() => undefined);
     },
   };
+}
+
+/** Apps with a git repository or a webhook source on this server (`DATA/git/APP.git`, `APP.source.json`). */
+function gitApps(root: string): { app: string; env: string }[] {
+  try {
+    return readdirSync(root).flatMap((f) => {
+      const m = /^([a-z0-9][a-z0-9-]*)\.(git|source\.json)$/.exec(f);
+      return m ? [{ app: m[1]!, env: '' }] : [];
+    });
+  } catch {
+    return [];
+  }
 }
 
 async function clusterId(dataDir: string): Promise<string> {

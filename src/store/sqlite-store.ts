@@ -122,6 +122,17 @@ export class SqliteStore implements Store {
     for (const r of rows) byApp.set(r.app, [...(byApp.get(r.app) ?? []), r.env]);
     return [...byApp].map(([name, envs]) => ({ name, envs }));
   }
+  appEnvs(): { app: string; env: string }[] {
+    return this.db.prepare(`SELECT app, env FROM services UNION SELECT app, env FROM releases UNION SELECT app, env FROM deployments
+      UNION SELECT DISTINCT app, env FROM events WHERE app <> ''`).all() as { app: string; env: string }[];
+  }
+  latestDeployments(): Omit<DeploymentRecord, 'spec' | 'warnings' | 'releases'>[] {
+    const rows = this.db.prepare(`SELECT id, app, env, status, message, created_at, created_by FROM deployments d
+      WHERE rowid = (SELECT rowid FROM deployments WHERE app = d.app AND env = d.env ORDER BY created_at DESC, rowid DESC LIMIT 1)
+      ORDER BY app, env`).all() as Row[];
+    return rows.map((r) => ({ id: String(r.id), app: String(r.app), env: String(r.env), status: r.status as DeploymentStatus,
+      message: String(r.message), createdAt: Number(r.created_at), createdBy: String(r.created_by) }));
+  }
 
   // ---- instances
   listInstances(filter: Partial<ServiceKey> = {}): InstanceRecord[] {
@@ -248,10 +259,11 @@ export class SqliteStore implements Store {
       .run(ts, e.app, e.env, e.service, e.instance, e.kind, e.message);
     return { ...e, ts, id: Number(info.lastInsertRowid) };
   }
-  listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; limit?: number }): EventRecord[] {
+  listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; since?: number; limit?: number }): EventRecord[] {
     const rows = this.db.prepare(`SELECT * FROM events WHERE (@app IS NULL OR app = @app) AND (@env IS NULL OR env = @env)
-      AND (@service IS NULL OR service = @service) AND id > @after ORDER BY id DESC LIMIT @limit`)
-      .all({ app: filter.app ?? null, env: filter.env ?? null, service: filter.service ?? null, after: filter.afterId ?? 0, limit: filter.limit ?? 200 }) as Row[];
+      AND (@service IS NULL OR service = @service) AND id > @after AND ts >= @since ORDER BY id DESC LIMIT @limit`)
+      .all({ app: filter.app ?? null, env: filter.env ?? null, service: filter.service ?? null, after: filter.afterId ?? 0, since: filter.since ?? 0,
+        limit: filter.limit ?? 200 }) as Row[];
     return rows.reverse().map((r) => ({
       id: Number(r.id), ts: Number(r.ts), app: String(r.app), env: String(r.env), service: String(r.service),
       instance: String(r.instance), kind: String(r.kind), message: String(r.message),

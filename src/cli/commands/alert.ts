@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ago, connect, table, type GlobalOpts } from '../context.ts';
+import { output } from '../output.ts';
 
 export function registerAlert(program: Command): void {
   const a = program.command('alert').description('alert rules over restarts, latency, 5xx ratio, host disk and memory; webhooks on firing and resolved');
@@ -18,23 +19,23 @@ export function registerAlert(program: Command): void {
         metric: o.metric, threshold: Number(o.threshold), window: o.window, for: o.for,
         ...(o.app ? { app: o.app } : {}), ...(o.env ? { env: o.env } : {}), ...(o.service ? { service: o.service } : {}), ...(o.webhook ? { webhook: o.webhook } : {}),
       });
-      if (g.json) console.log(JSON.stringify(r));
-      else console.log(`alert ${name} set`);
+      output(g, r, () => console.log(`alert ${name} set`));
     });
   a.command('ls').description('rules and their state').action(async () => {
     const g = program.opts<GlobalOpts>();
     const { alerts } = await connect(g).request<{ alerts: { name: string; state: string; since: number; value?: number; rule: { metric: string; threshold: number; app?: string; service?: string; webhook?: string } }[] }>('GET', '/v1/alerts');
-    if (g.json) return void console.log(JSON.stringify({ alerts }));
-    const rows = [['NAME', 'STATE', 'SINCE', 'METRIC', 'VALUE', 'THRESHOLD', 'SCOPE', 'WEBHOOK']];
-    for (const x of alerts) {
-      rows.push([x.name, x.state, ago(x.since), x.rule.metric, x.value === undefined ? '-' : String(Math.round(x.value * 1000) / 1000), String(x.rule.threshold),
-        [x.rule.app, x.rule.service].filter(Boolean).join('/') || 'all', x.rule.webhook ?? '-']);
-    }
-    console.log(table(rows));
+    output(g, alerts, () => {
+      const rows = [['NAME', 'STATE', 'SINCE', 'METRIC', 'VALUE', 'THRESHOLD', 'SCOPE', 'WEBHOOK']];
+      for (const x of alerts) {
+        rows.push([x.name, x.state, ago(x.since), x.rule.metric, x.value === undefined ? '-' : String(Math.round(x.value * 1000) / 1000), String(x.rule.threshold),
+          [x.rule.app, x.rule.service].filter(Boolean).join('/') || 'all', x.rule.webhook ?? '-']);
+      }
+      console.log(alerts.length ? table(rows) : 'no alert rules: add one with `berth alert set`');
+    });
   });
   a.command('rm').argument('<name>').description('remove a rule').action(async (name: string) => {
     const g = program.opts<GlobalOpts>();
     await connect(g).request('DELETE', `/v1/alerts/${encodeURIComponent(name)}`);
-    if (!g.json) console.log(`removed alert ${name}`);
+    output(g, { removed: name }, () => console.log(`removed alert ${name}`));
   });
 }

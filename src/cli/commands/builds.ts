@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ago, connect, table, type GlobalOpts } from '../context.ts';
 import { ApiError } from '../../client/index.ts';
+import { ndjson, output } from '../output.ts';
 
 interface BuildView {
   id: string;
@@ -28,18 +29,16 @@ export function registerBuilds(program: Command): void {
       const g = program.opts<GlobalOpts>();
       const q = new URLSearchParams({ limit: String(Number(o.limit) || 20), ...(app ? { app } : {}) });
       const { builds } = await connect(g).request<{ builds: BuildView[] }>('GET', `/v1/builds?${q}`);
-      if (g.json) {
-        for (const b of builds) console.log(JSON.stringify(b));
-        return;
-      }
-      if (builds.length === 0) return void console.log('no builds yet: git push to http://x:TOKEN@SERVER/git/APP.git');
-      const rows = [['BUILD', 'APP', 'BRANCH', 'ENV', 'COMMIT', 'STATUS', 'AGE', 'TOOK', 'MESSAGE']];
-      for (const b of builds) {
-        const status = b.status === 'running' && b.stage ? `running (${b.stage})` : b.status;
-        rows.push([b.id, b.app, b.branch, b.env, b.commit.slice(0, 12), status, ago(b.createdAt),
-          b.finishedAt ? `${Math.round((b.finishedAt - b.createdAt) / 100) / 10}s` : '-', b.message]);
-      }
-      console.log(table(rows));
+      output(g, builds, () => {
+        if (builds.length === 0) return void console.log(`no builds${app ? ` of ${app}` : ''} yet: git push to http://x:TOKEN@SERVER/git/APP.git`);
+        const rows = [['BUILD', 'APP', 'BRANCH', 'ENV', 'COMMIT', 'STATUS', 'AGE', 'TOOK', 'MESSAGE']];
+        for (const b of builds) {
+          const status = b.status === 'running' && b.stage ? `running (${b.stage})` : b.status;
+          rows.push([b.id, b.app, b.branch, b.env, b.commit.slice(0, 12), status, ago(b.createdAt),
+            b.finishedAt ? `${Math.round((b.finishedAt - b.createdAt) / 100) / 10}s` : '-', b.message]);
+        }
+        console.log(table(rows));
+      });
     });
 
   const build = program.command('build').description('one build: its logs, or cancel it');
@@ -49,8 +48,7 @@ export function registerBuilds(program: Command): void {
     .action(async (id: string) => {
       const g = program.opts<GlobalOpts>();
       const { build: b } = await connect(g).request<{ build: BuildView }>('POST', `/v1/builds/${encodeURIComponent(id)}/cancel`);
-      if (g.json) return void console.log(JSON.stringify(b));
-      console.log(`build ${b.id} of ${b.app} (${b.branch} @ ${b.commit.slice(0, 12)}) cancelled: ${b.message}`);
+      output(g, b, () => console.log(`build ${b.id} of ${b.app} (${b.branch} @ ${b.commit.slice(0, 12)}) cancelled: ${b.message}`));
     });
   build.command('logs')
     .argument('<id>', 'build id (see `berth builds`)')
@@ -65,8 +63,23 @@ export function registerBuilds(program: Command): void {
         const body = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
         throw new ApiError(res.status, body.error?.code ?? 'error', body.error?.message ?? `HTTP ${res.status}`);
       }
+      // --json: NDJSON, one {"line"} per line of output (a stream, also without -f).
+      const dec = new TextDecoder();
+      let buf = '';
       try {
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          if (!g.json) {
+            process.stdout.write(chunk);
+            continue;
+          }
+          buf += dec.decode(chunk, { stream: true });
+          let nl: number;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            ndjson({ line: buf.slice(0, nl) });
+            buf = buf.slice(nl + 1);
+          }
+        }
+        if (g.json && buf) ndjson({ line: buf });
       } catch (err) {
         if ((err as Error).name !== 'AbortError') throw err;
       }

@@ -4,6 +4,7 @@ import {
   configHistory, getConfig, listConfig, setConfig, unsetConfig, type ConfigChangeView, type ConfigEntryView, type ConfigWriteView,
 } from '../../client/config-client.ts';
 import { CliFailure, EXIT, ago, connect, progress, progressDone, table, type GlobalOpts } from '../context.ts';
+import { output } from '../output.ts';
 
 const MASK = '******** (secret)';
 
@@ -21,13 +22,15 @@ Examples:
   berth config set shop GREETING=hello LOG_LEVEL=debug
   berth config get shop GREETING --env staging
   berth config unset shop LOG_LEVEL
-  berth config history shop`);
+  berth config history shop
+  berth config set new-app GREETING=hello --create   # before new-app's first deploy`);
 
   rolloutOptions(config.command('set')
     .argument('<app>', 'app name')
     .argument('<key=value...>', 'one or more KEY=VALUE (plain values only: use `berth secret set` for secrets)')
     .description('set configuration values (one new version for all of them) and roll them out'))
-    .action(async (app: string, pairs: string[], o: RolloutOpts & { env: string }) => {
+    .option('--create', 'configure an app or environment that has nothing yet (before its first deploy); without it an unknown name is an error')
+    .action(async (app: string, pairs: string[], o: RolloutOpts & { env: string; create?: boolean }) => {
       const g = program.opts<GlobalOpts>();
       const entries = pairs.map((p) => {
         const i = p.indexOf('=');
@@ -35,7 +38,7 @@ Examples:
         return { key: p.slice(0, i), value: p.slice(i + 1) };
       });
       const client = connect(g);
-      await reportWrite(client, app, o.env, await setConfig(client, app, o.env, entries), o, g);
+      await reportWrite(client, app, o.env, await setConfig(client, app, o.env, entries, { create: o.create === true }), o, g);
     });
 
   config.command('get')
@@ -49,8 +52,7 @@ Examples:
       if (entry.kind === 'secret') {
         throw new CliFailure(`${key} is a secret: print it with \`berth secret get ${app} ${key} --env ${o.env} --reveal\``, EXIT.usage);
       }
-      if (g.json) console.log(JSON.stringify(entry));
-      else process.stdout.write(entry.value + '\n');
+      output(g, entry, () => process.stdout.write(entry.value + '\n'));
     });
 
   rolloutOptions(config.command('unset')
@@ -70,12 +72,7 @@ Examples:
     .action(async (app: string, o: { env: string }) => {
       const g = program.opts<GlobalOpts>();
       const r = await listConfig(connect(g), app, o.env);
-      if (g.json) {
-        for (const e of r.entries) console.log(JSON.stringify(e));
-        return;
-      }
-      if (r.entries.length === 0) return void console.log(`no configuration for ${app}/${o.env}`);
-      console.log(entryTable(r.entries, true));
+      output(g, r.entries, () => console.log(r.entries.length === 0 ? `no configuration for ${app}/${o.env}` : entryTable(r.entries, true)));
     });
 
   config.command('history')
@@ -85,14 +82,12 @@ Examples:
     .action(async (app: string, o: { env: string }) => {
       const g = program.opts<GlobalOpts>();
       const { versions } = await configHistory(connect(g), app, o.env);
-      if (g.json) {
-        for (const v of versions) console.log(JSON.stringify(v));
-        return;
-      }
-      if (versions.length === 0) return void console.log(`no configuration history for ${app}/${o.env}`);
-      const rows = [['VERSION', 'WHEN', 'BY', 'CHANGES']];
-      for (const v of versions) rows.push([String(v.version), when(v.at), v.who, v.changes.map(describeChange).join('; ')]);
-      console.log(table(rows));
+      output(g, versions, () => {
+        if (versions.length === 0) return void console.log(`no configuration history for ${app}/${o.env}`);
+        const rows = [['VERSION', 'WHEN', 'BY', 'CHANGES']];
+        for (const v of versions) rows.push([String(v.version), when(v.at), v.who, v.changes.map(describeChange).join('; ')]);
+        console.log(table(rows));
+      });
     });
 }
 
@@ -109,22 +104,32 @@ export interface RolloutOpts {
   timeout: string;
 }
 
-/** Prints what a change did, then (unless --no-wait) follows the deployment that rolls it out. */
+/**
+ * Prints what a change did, then (unless --no-wait) follows the deployment that rolls it out. With
+ * --json: one document, the write's result plus, after waiting, `rollout: {deployment, status}`.
+ */
 export async function reportWrite(client: BerthClient, app: string, env: string, r: ConfigWriteView, o: RolloutOpts, g: GlobalOpts): Promise<void> {
-  if (g.json) console.log(JSON.stringify(r));
-  else if (!r.changed) console.log(`${app}/${env}: no change (configuration version ${r.version})`);
-  else console.log(`${app}/${env}: configuration version ${r.version}: ${r.changes.map(describeChange).join('; ')}`);
-  if (!r.changed) return;
-  if (!r.deployment) {
-    if (!g.json) process.stderr.write(`${app}/${env} is not deployed: its next deploy uses this configuration\n`);
-    return;
+  if (!g.json) {
+    if (!r.changed) console.log(`${app}/${env}: no change (configuration version ${r.version})`);
+    else console.log(`${app}/${env}: configuration version ${r.version}: ${r.changes.map(describeChange).join('; ')}`);
   }
-  if (!o.wait) {
-    if (!g.json) process.stderr.write(`rolling out in deployment ${r.deployment}; follow it with \`berth status ${app}\`\n`);
+  if (!r.changed || !r.deployment || !o.wait) {
+    output(g, r, () => {
+      if (!r.changed) return;
+      if (!r.deployment) process.stderr.write(`${app}/${env} is not deployed: its next deploy uses this configuration\n`);
+      else process.stderr.write(`rolling out in deployment ${r.deployment}; follow it with \`berth status ${app}\`\n`);
+    });
     return;
   }
   if (!g.json) process.stderr.write(`rolling out (deployment ${r.deployment})\n`);
-  await followDeployment(client, app, env, r.deployment, { json: g.json === true, timeoutS: Number(o.timeout) || 600 });
+  try {
+    await followDeployment(client, app, env, r.deployment, { json: g.json === true, timeoutS: Number(o.timeout) || 600 });
+    output(g, { ...r, rollout: { deployment: r.deployment, status: 'succeeded' } }, () => undefined);
+  } catch (err) {
+    // The change is stored either way: say so in the one document, then fail.
+    if (g.json) output(g, { ...r, rollout: { deployment: r.deployment, status: 'failed', message: (err as Error).message } }, () => undefined);
+    throw err;
+  }
 }
 
 async function followDeployment(client: BerthClient, app: string, env: string, id: string, o: { json: boolean; timeoutS: number }): Promise<void> {
@@ -136,13 +141,11 @@ async function followDeployment(client: BerthClient, app: string, env: string, i
     if (!o.json && line !== last) progress(`[${st.deployment.status}] ${line}`);
     last = line;
     if (st.deployment.status === 'succeeded') {
-      if (o.json) console.log(JSON.stringify({ deployment: id, status: 'succeeded' }));
-      else progressDone(`✔ ${app}/${env} rolled out: ${line}`);
+      if (!o.json) progressDone(`✔ ${app}/${env} rolled out: ${line}`);
       return;
     }
     if (st.deployment.status === 'failed') {
       progressDone();
-      if (o.json) console.log(JSON.stringify({ deployment: id, status: 'failed', message: st.deployment.message }));
       throw new CliFailure(`the configuration is stored, but its rollout (deployment ${id}) failed: ${st.deployment.message}`, EXIT.failed);
     }
     if (Date.now() > deadline) {

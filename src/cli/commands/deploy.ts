@@ -17,7 +17,8 @@ export function registerDeploy(program: Command): void {
       for (const w of warnings) process.stderr.write(`warning: ${formatIssue(w)}\n`);
       const client = connect(g);
       // Follow the event timeline from just before the deploy: releases, starts, health, drains, rollbacks.
-      const lastEvent = (await client.events({ app: spec.name, limit: 1 })).events.at(-1)?.id ?? 0;
+      // The newest event of any app is the cursor (a first deploy's app does not exist yet to filter by).
+      const lastEvent = (await client.events({ limit: 1 })).events.at(-1)?.id ?? 0;
       const { deployment } = await client.deploy(spec.name, o.env, spec, warnings);
       if (!g.json) process.stderr.write(`deploying ${spec.name} to ${o.env} (deployment ${deployment.id})\n`);
       if (!o.wait) {

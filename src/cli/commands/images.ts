@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ago, CliFailure, connect, EXIT, table, type GlobalOpts } from '../context.ts';
+import { output } from '../output.ts';
 import { collectImages, listImages, type ImageView } from '../../client/image-client.ts';
 import { formatImageSize } from '../../core/image-checks.ts';
 
@@ -39,10 +40,7 @@ deleted after each build (manifests) and its storage is freed periodically (BERT
     .action(async (app: string | undefined) => {
       const g = program.opts<GlobalOpts>();
       const res = await listImages(connect(g), app);
-      if (g.json) {
-        for (const i of res.images) console.log(JSON.stringify(i));
-        return;
-      }
+      if (g.json) return output(g, res.images, () => undefined);
       if (res.images.length === 0) return void console.log(app ? `no images of ${app} in Berth's registry` : 'no images in Berth\'s registry yet: they arrive with git push');
       console.log(table(rows(res.images)));
       const drop = res.images.filter((i) => !i.keep);
@@ -61,7 +59,7 @@ deleted after each build (manifests) and its storage is freed periodically (BERT
         if (!Number.isInteger(keep) || keep < 1) throw new CliFailure(`--keep "${o.keep}" must be a whole number of at least 1`, EXIT.usage);
       }
       const res = await collectImages(connect(g), { ...(keep !== undefined ? { keep } : {}), ...(o.dryRun ? { dryRun: true } : {}) });
-      if (g.json) console.log(JSON.stringify(res));
+      if (g.json) output(g, res, () => undefined);
       else {
         const verb = res.dryRun ? 'would delete' : 'deleted';
         if (res.deleted.length > 0) console.log(table(rows(res.deleted, verb)));

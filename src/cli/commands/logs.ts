@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { CliFailure, EXIT, connect, type GlobalOpts } from '../context.ts';
 import { ApiError } from '../../client/index.ts';
+import { ndjson, output } from '../output.ts';
 
 interface Line {
   service: string;
@@ -12,7 +13,7 @@ interface Line {
 }
 
 function print(l: Line, json: boolean): void {
-  if (json) return void console.log(JSON.stringify(l));
+  if (json) return ndjson(l);
   const out = `${l.time.slice(11, 23)} ${l.service}/${l.instance} | ${l.text}`;
   if (l.stream === 'stderr') process.stderr.write(out + '\n');
   else process.stdout.write(out + '\n');
@@ -21,7 +22,8 @@ function print(l: Line, json: boolean): void {
 export function registerLogs(program: Command): void {
   program.command('logs')
     .argument('<app[/service]>', 'app, or app/service')
-    .description('search the logs of all replicas (kept by Berth, also for containers that are gone), newest last; -f follows all replicas live')
+    .description('search the logs of all replicas (kept by Berth, also for containers that are gone), newest last; -f follows all replicas live ' +
+      '(--json: an array of lines, oldest first; with -f, NDJSON)')
     .option('--env <env>', 'environment', 'prod')
     .option('-f, --follow', 'keep printing new lines from every replica')
     .option('-n, --limit <lines>', 'how many of the latest matching lines', '200')
@@ -50,8 +52,11 @@ export function registerLogs(program: Command): void {
       }
       if (!o.follow) {
         const page = (await res.json()) as { lines: Line[]; next?: string };
-        for (const l of [...page.lines].reverse()) print(l, !!g.json);
-        if (page.next && !g.json) process.stderr.write(`(older lines: add --before ${page.next})\n`);
+        const lines = [...page.lines].reverse();
+        output(g, lines, () => {
+          for (const l of lines) print(l, false);
+          if (page.next) process.stderr.write(`(older lines: add --before ${page.next})\n`);
+        });
         return;
       }
       const dec = new TextDecoder();

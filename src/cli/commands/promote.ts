@@ -11,7 +11,7 @@ export function registerPromote(program: Command): void {
     .action(async (app: string, o: { from: string; to: string; wait: boolean; timeout: string }) => {
       const g = program.opts<GlobalOpts>();
       const client = connect(g);
-      const lastEvent = (await client.events({ app, limit: 1 })).events.at(-1)?.id ?? 0;
+      const lastEvent = (await client.events({ limit: 1 })).events.at(-1)?.id ?? 0;
       const res = await client.request<{ deployment: { id: string }; images: Record<string, string> }>(
         'POST', `/v1/apps/${encodeURIComponent(app)}/promote`, { from: o.from, to: o.to });
       const id = res.deployment.id;

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ago, connect, table, type GlobalOpts } from '../context.ts';
+import { output } from '../output.ts';
 
 export function registerReleases(program: Command): void {
   program.command('releases')
@@ -10,16 +11,14 @@ export function registerReleases(program: Command): void {
     .action(async (app: string, o: { env?: string; service?: string }) => {
       const g = program.opts<GlobalOpts>();
       const { releases } = await connect(g).releases(app, { ...(o.env ? { env: o.env } : {}), ...(o.service ? { service: o.service } : {}) });
-      if (g.json) {
-        for (const r of releases) console.log(JSON.stringify(r));
-        return;
-      }
-      if (releases.length === 0) return void console.log(`no releases of ${app}`);
-      const rows = [['', 'ENV', 'SERVICE', 'REL', 'STATUS', 'STRATEGY', 'IMAGE', 'DIGEST', 'BY', 'AGE', 'MESSAGE']];
-      for (const r of releases) {
-        rows.push([r.current ? '*' : '', r.env, r.service, String(r.seq), r.status, r.strategy, r.image, r.imageId.replace(/^sha256:/, '').slice(0, 12),
-          r.createdBy, ago(r.createdAt), r.message]);
-      }
-      console.log(table(rows));
+      output(g, releases, () => {
+        if (releases.length === 0) return void console.log(`no releases of ${app}`);
+        const rows = [['', 'ENV', 'SERVICE', 'REL', 'STATUS', 'STRATEGY', 'IMAGE', 'DIGEST', 'BY', 'AGE', 'MESSAGE']];
+        for (const r of releases) {
+          rows.push([r.current ? '*' : '', r.env, r.service, String(r.seq), r.status, r.strategy, r.image, r.imageId.replace(/^sha256:/, '').slice(0, 12),
+            r.createdBy, ago(r.createdAt), r.message]);
+        }
+        console.log(table(rows));
+      });
     });
 }

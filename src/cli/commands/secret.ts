@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { getConfig, listConfig, setConfig, unsetConfig } from '../../client/config-client.ts';
 import { CliFailure, EXIT, connect, type GlobalOpts } from '../context.ts';
+import { output } from '../output.ts';
 import { entryTable, reportWrite, rolloutOptions, type RolloutOpts } from './config.ts';
 
 export function registerSecret(program: Command): void {
@@ -35,7 +36,8 @@ Example:
   printf %s "$DB_PASSWORD" | berth secret set shop DB_PASSWORD --env staging`)
     .option('--from-file <path>', 'read the value from this file (exact bytes, UTF-8)')
     .option('--value-from-argv', 'accept the value as the third argument (it will be visible in shell history and `ps`)')
-    .action(async (app: string, key: string, argvValue: string | undefined, o: RolloutOpts & { env: string; fromFile?: string; valueFromArgv?: boolean }) => {
+    .option('--create', 'configure an app or environment that has nothing yet (before its first deploy); without it an unknown name is an error')
+    .action(async (app: string, key: string, argvValue: string | undefined, o: RolloutOpts & { env: string; fromFile?: string; valueFromArgv?: boolean; create?: boolean }) => {
       const g = program.opts<GlobalOpts>();
       if (key.includes('=') && !o.valueFromArgv) {
         throw new CliFailure('refusing a secret value on the command line (KEY=VALUE): give only the key and pipe the value on stdin, or use --from-file', EXIT.usage);
@@ -59,7 +61,7 @@ Example:
         value = await readStdinValue(`value of ${key} for ${app}/${o.env}: `);
       }
       const client = connect(g);
-      await reportWrite(client, app, o.env, await setConfig(client, app, o.env, [{ key, value, secret: true }]), o, g);
+      await reportWrite(client, app, o.env, await setConfig(client, app, o.env, [{ key, value, secret: true }], { create: o.create === true }), o, g);
     });
 
   secret.command('ls')
@@ -69,12 +71,7 @@ Example:
     .action(async (app: string, o: { env: string }) => {
       const g = program.opts<GlobalOpts>();
       const entries = (await listConfig(connect(g), app, o.env)).entries.filter((e) => e.kind === 'secret');
-      if (g.json) {
-        for (const e of entries) console.log(JSON.stringify(e));
-        return;
-      }
-      if (entries.length === 0) return void console.log(`no secrets for ${app}/${o.env}`);
-      console.log(entryTable(entries, false));
+      output(g, entries, () => console.log(entries.length === 0 ? `no secrets for ${app}/${o.env}` : entryTable(entries, false)));
     });
 
   secret.command('get')
@@ -87,7 +84,7 @@ Example:
       const g = program.opts<GlobalOpts>();
       const { entry } = await getConfig(connect(g), app, o.env, key, { reveal: o.reveal === true });
       if (entry.kind !== 'secret') throw new CliFailure(`${key} is a plain value, not a secret: see \`berth config get ${app} ${key}\``, EXIT.usage);
-      if (g.json) return void console.log(JSON.stringify(entry));
+      if (g.json) return output(g, entry, () => undefined);
       if (o.reveal) return void process.stdout.write((entry.value ?? '') + '\n');
       console.log(`${key}: secret, set in configuration version ${entry.version} by ${entry.updatedBy}; add --reveal to print its value`);
     });

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { splitShellWords } from '../../core/spec/shell-words.ts';
 import { CliFailure, EXIT, ago, connect, table, type GlobalOpts } from '../context.ts';
+import { output } from '../output.ts';
 
 function argv(flag: string, v: string | undefined): string[] {
   if (!v) return [];
@@ -29,20 +30,20 @@ export function registerTemplate(program: Command): void {
       }
       const r = await connect(g).request<{ name: string; dest: string }>('PUT', `/v1/templates/${encodeURIComponent(name)}`,
         { source, dest: o.dest, check: argv('--check', o.check), reload: argv('--reload', o.reload) });
-      if (g.json) console.log(JSON.stringify(r));
-      else console.log(`template ${r.name} → ${r.dest}`);
+      output(g, r, () => console.log(`template ${r.name} → ${r.dest}`));
     });
   t.command('ls').description('list templates with their last render and error').action(async () => {
     const g = program.opts<GlobalOpts>();
     const { templates } = await connect(g).request<{ templates: { name: string; dest: string; renderedAt: number; lastError: string }[] }>('GET', '/v1/templates');
-    if (g.json) return void console.log(JSON.stringify({ templates }));
-    const rows = [['NAME', 'DEST', 'RENDERED', 'ERROR']];
-    for (const x of templates) rows.push([x.name, x.dest, x.renderedAt ? ago(x.renderedAt) + ' ago' : 'never', x.lastError || '-']);
-    console.log(table(rows));
+    output(g, templates, () => {
+      const rows = [['NAME', 'DEST', 'RENDERED', 'ERROR']];
+      for (const x of templates) rows.push([x.name, x.dest, x.renderedAt ? ago(x.renderedAt) + ' ago' : 'never', x.lastError || '-']);
+      console.log(templates.length ? table(rows) : 'no templates: add one with `berth template set`');
+    });
   });
   t.command('rm').argument('<name>').description('remove a template (the rendered file stays)').action(async (name: string) => {
     const g = program.opts<GlobalOpts>();
     await connect(g).request('DELETE', `/v1/templates/${encodeURIComponent(name)}`);
-    if (!g.json) console.log(`removed template ${name}`);
+    output(g, { removed: name }, () => console.log(`removed template ${name}`));
   });
 }

@@ -51,3 +51,18 @@ export function unknownKey(key: string, allowed: readonly string[], where: strin
   if (near !== undefined) return `unknown key \`${key}\`: did you mean \`${near}\`?`;
   return `unknown key \`${key}\`: ${where} accepts ${allowed.map((k) => `\`${k}\``).join(', ')}`;
 }
+
+/**
+ * The message for a name that does not exist: `no app "shpo": did you mean "shop"?`, or, with no close
+ * match, the names there are (`…: apps are api, shop`), or `hint` when there are none at all.
+ * `where` (e.g. `in shop/prod`) follows the name.
+ */
+export function unknownName(o: { what: string; name: string; candidates: Iterable<string>; where?: string; plural?: string; hint?: string }): string {
+  const all = [...new Set(o.candidates)].sort();
+  const head = `no ${o.what} "${o.name}"${o.where ? ` ${o.where}` : ''}`;
+  const near = closestMatch(o.name, all);
+  if (near !== undefined) return `${head}: did you mean "${near}"?`;
+  if (all.length === 0) return o.hint ? `${head}: ${o.hint}` : head;
+  const shown = all.length > 12 ? `${all.slice(0, 12).join(', ')}, … (${all.length})` : all.join(', ');
+  return `${head}: ${all.length === 1 ? `the only ${o.what} is` : `${o.plural ?? `${o.what}s`} are`} ${shown}`;
+}

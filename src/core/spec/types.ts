@@ -125,6 +125,12 @@ export interface ServiceSpec {
   update?: UpdateSpec;
   /** Version of the app's configuration (config center) this release runs with; set by the server, never by a client. */
   configVersion?: number;
+  /**
+   * `berth restart`: how many times this spec was restarted. A restart is a new release with the next
+   * generation (its containers carry it as a label, so none is "the same container"); not part of the
+   * release hash, so a later deploy of an unchanged file is still no change. Set by the server only.
+   */
+  restartGeneration?: number;
   /** x-berth.test: the command the pipeline runs in a container of a freshly built image (argv). Build-time only. */
   test?: string[];
 }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
-import { Conflict, ExternalCommandFailed, NotFound } from '../../core/errors.ts';
+import { Conflict, EngineUnavailable, ExternalCommandFailed, NotFound } from '../../core/errors.ts';
 import {
   LABEL,
   type BuildOptions,
@@ -16,13 +16,15 @@ import {
   type LogLine,
   type Logger,
   type ImageInfo,
+  type ExecOutput,
+  type ExecPort,
 } from '../../core/ports.ts';
 import { backoffMs } from '../../lib/backoff.ts';
 import { dockerfileBaseImages, filterContextTar, isLoopbackRegistryRef, listContextFiles, packContext } from './build-context.ts';
 import { BuildMemoryPool, openBuildMemoryPool } from './build-memory.ts';
 import { runBuildkitBuild } from './buildkit-build.ts';
 import { dockerMessage, isAbortError, isConnectionError, statusOf, toBerthError } from './docker-errors.ts';
-import { LineSplitter, LogDemuxer, splitTimestamp } from './log-demux.ts';
+import { FrameDemuxer, LineSplitter, LogDemuxer, splitTimestamp } from './log-demux.ts';
 
 export interface DockerEngineOptions {
   /** Unix socket of the Docker Engine API; default /var/run/docker.sock. */
@@ -71,7 +73,7 @@ const PING_TIMEOUT_MS = 5000;
  * networking, no engine restart policy (berth restarts) and json-file log rotation. Images are only ever
  * built locally: nothing is pulled.
  */
-export class DockerEngine implements Engine {
+export class DockerEngine implements Engine, ExecPort {
   readonly hostName: string;
   readonly socketPath: string;
   private readonly docker: Docker;
@@ -630,6 +632,47 @@ export class DockerEngine implements Engine {
       s.on('end', () => finish());
       s.on('close', () => finish());
     });
+  }
+
+  async exec(id: string, cmd: string[], out: ExecOutput, signal?: AbortSignal): Promise<{ exitCode: number }> {
+    const what = `exec in container ${id.slice(0, 12)}`;
+    let stream: Readable;
+    let ex: Docker.Exec;
+    try {
+      ex = await this.docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, AttachStdin: false, Tty: false });
+      stream = (await ex.start({ hijack: true, stdin: false })) as unknown as Readable;
+    } catch (e) {
+      throw toBerthError(e, this.socketPath, what);
+    }
+    const demux = new FrameDemuxer((s, payload) => (s === 'stdout' ? out.stdout(payload) : out.stderr(payload)));
+    await new Promise<void>((resolve, reject) => {
+      let done = false;
+      const finish = (err?: unknown): void => {
+        if (done) return;
+        done = true;
+        signal?.removeEventListener('abort', onAbort);
+        if (err && !signal?.aborted) reject(toBerthError(err, this.socketPath, what));
+        else resolve();
+      };
+      const onAbort = (): void => {
+        stream.destroy();
+        finish();
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      stream.on('data', (chunk: Buffer) => demux.push(chunk));
+      stream.on('error', (err) => finish(err));
+      stream.on('end', () => finish());
+      stream.on('close', () => finish());
+    });
+    if (signal?.aborted) return { exitCode: -1 };
+    // The output has ended; the exit code is recorded a moment later.
+    for (let i = 0; ; i++) {
+      const info = await this.call(what, () => ex.inspect());
+      if (!info.Running && info.ExitCode !== null) return { exitCode: info.ExitCode };
+      if (i >= 100) throw new EngineUnavailable(`${what}: the command's output ended but Docker reports it still running`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   async stats(id: string): Promise<ContainerStats | undefined> {

@@ -48,6 +48,32 @@ export class LogDemuxer {
   }
 }
 
+/**
+ * Docker's multiplexed stream as raw payloads (no line splitting, no decoding): for `exec`, whose
+ * output may be binary and must be passed on exactly as it arrives.
+ */
+export class FrameDemuxer {
+  private pending: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly onData: (stream: StdStream, payload: Buffer) => void) {}
+
+  push(chunk: Buffer): void {
+    this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    let off = 0;
+    while (this.pending.length - off >= 8) {
+      const type = this.pending[off];
+      const size = this.pending.readUInt32BE(off + 4);
+      if (this.pending.length - off < 8 + size) break;
+      const payload = this.pending.subarray(off + 8, off + 8 + size);
+      off += 8 + size;
+      if (size === 0) continue;
+      if (type === 1) this.onData('stdout', payload);
+      else if (type === 2 || type === 3) this.onData('stderr', payload);
+    }
+    this.pending = off === this.pending.length ? Buffer.alloc(0) : this.pending.subarray(off);
+  }
+}
+
 /** Splits `2024-05-01T10:00:00.123456789Z text` (Docker's `timestamps=true` prefix) into time and text. */
 export function splitTimestamp(line: string): { time: string; text: string } {
   const sp = line.indexOf(' ');

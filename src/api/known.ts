@@ -1,0 +1,73 @@
+import { NotFound } from '../core/errors.ts';
+import { unknownName } from '../core/spec/suggest.ts';
+
+export interface AppEnv {
+  app: string;
+  env: string;
+}
+
+export interface KnownAppsSources {
+  /**
+   * Where apps and their environments are recorded, cheapest first (the store; configuration; builds).
+   * A lookup stops at the first source that knows the app; only a miss reads them all (for suggestions).
+   */
+  appEnvs: (() => Iterable<AppEnv>)[];
+  /** Service names of an app in an environment (all environments when undefined): current ones and those with releases. */
+  services: (app: string, env?: string) => Iterable<string>;
+}
+
+const NO_APPS = 'no apps yet: deploy one with `berth deploy -f compose.yaml` or `git push`';
+
+/**
+ * Answers "does this app / environment / service exist?" for every route that takes one, so that a
+ * mistyped name is a 404 with a did-you-mean instead of an empty answer (or, for writes, a new app
+ * nobody meant to create). An app exists once it has any record: a deployment, a release, a service,
+ * an event, configuration or a build — a removed app keeps its history and can still be asked about.
+ */
+export class KnownApps {
+  constructor(private readonly s: KnownAppsSources) {}
+
+  /** The environments of an app (empty: it exists, with app-wide records only), or undefined when it does not exist. */
+  envsOf(app: string): Set<string> | undefined {
+    let found: Set<string> | undefined;
+    for (const source of this.s.appEnvs) {
+      for (const r of source()) {
+        if (r.app !== app) continue;
+        found ??= new Set();
+        if (r.env) found.add(r.env);
+      }
+    }
+    return found;
+  }
+
+  /** Throws NotFound (with a did-you-mean) unless the app exists. */
+  requireApp(app: string): void {
+    if (this.any((r) => r.app === app)) return;
+    const apps = new Set<string>();
+    for (const source of this.s.appEnvs) for (const r of source()) apps.add(r.app);
+    throw new NotFound(unknownName({ what: 'app', name: app, candidates: apps, hint: NO_APPS }));
+  }
+
+  /** The app exists and has something in this environment. */
+  requireEnv(app: string, env: string): void {
+    if (this.any((r) => r.app === app && r.env === env)) return;
+    this.requireApp(app);
+    throw new NotFound(unknownName({ what: 'environment', name: env, where: `for app "${app}"`, candidates: this.envsOf(app) ?? [],
+      plural: 'its environments', hint: 'it has nothing in any environment yet' }));
+  }
+
+  /** The app exists (in `env`, when given) and has (or had) this service there. */
+  requireService(app: string, env: string | undefined, service: string): void {
+    if (env === undefined) this.requireApp(app);
+    else this.requireEnv(app, env);
+    const names = new Set(this.s.services(app, env));
+    if (names.has(service)) return;
+    throw new NotFound(unknownName({ what: 'service', name: service, where: `in ${app}${env ? `/${env}` : ''}`, candidates: names,
+      plural: 'its services' }));
+  }
+
+  private any(match: (r: AppEnv) => boolean): boolean {
+    for (const source of this.s.appEnvs) for (const r of source()) if (match(r)) return true;
+    return false;
+  }
+}
