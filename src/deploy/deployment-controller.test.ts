@@ -8,7 +8,9 @@ import type { DeploymentRecord } from '../core/store.ts';
 import { FakeEngine } from '../engine/fake/index.ts';
 import { SqliteStore } from '../store/index.ts';
 import { silentLogger } from '../lib/logger.ts';
-import { DeploymentController } from './deployment-controller.ts';
+import { DeploymentController, releaseHash } from './deployment-controller.ts';
+import { containerSpecFor } from './container-spec.ts';
+import { LABEL } from '../core/ports.ts';
 
 const T0 = 1_700_000_000_000;
 
@@ -256,4 +258,20 @@ test('a deployment interrupted while building is applied again without duplicati
   assert.equal(again.status, 'rolling');
   assert.deepEqual(again.releases, dep.releases);
   assert.deepEqual(h.snapshot().releases, before.releases);
+});
+
+test('a restarted release (next restart generation) is the same release to a later deploy of the unchanged file; its containers differ', async () => {
+  const h = setup();
+  await h.deploy(app(svc('web')));
+  const r1 = h.releaseOf('web')!;
+  // What POST /v1/apps/:app/restart writes: the same spec and image with the next generation.
+  const restarted = { ...r1, id: 'restart1', seq: 2, spec: { ...r1.spec, restartGeneration: 1 }, status: 'healthy' as const };
+  h.store.putService({ ...h.store.getService({ app: 'shop', env: 'prod', service: 'web' })!, releaseId: restarted.id }, restarted);
+  assert.equal(releaseHash(restarted.spec, restarted.imageId), r1.specHash);
+  await h.deploy(app(svc('web')));
+  assert.equal(h.releaseOf('web')!.id, 'restart1', 'no new release: the restart generation is not part of the hash');
+  const inst = { id: 'i1', app: 'shop', env: 'prod', service: 'web', releaseId: 'x', host: 'h', address: '127.0.0.1', port: 1, state: 'running' as const,
+    health: 'healthy' as const, createdAt: 0 };
+  assert.equal(containerSpecFor(r1, inst).labels[LABEL.restart], undefined);
+  assert.equal(containerSpecFor(restarted, inst).labels[LABEL.restart], '1');
 });

@@ -93,4 +93,23 @@ test('rolloutStartedAt: set when the current release changes (deploy or rollback
     s.close();
     rmSync(dir, { recursive: true, force: true });
   }
+
+test('appEnvs: every app/env with services, releases, deployments or app events; latestDeployments; events since a time', () => {
+  withStore((s) => {
+    const spec = { name: 'web' } as never;
+    s.putService({ app: 'shop', env: 'prod', name: 'web', replicas: 1, releaseId: 'r1', failures: 0, nextStartAt: 0, updatedAt: 1 },
+      { id: 'r1', app: 'shop', env: 'prod', service: 'web', seq: 1, spec, specHash: 'h', image: 'i', imageId: 'sha256:x', status: 'healthy',
+        message: '', createdAt: 1, createdBy: 'admin' });
+    for (const [id, env, at] of [['d1', 'staging', 10], ['d2', 'staging', 20], ['d3', 'prod', 5]] as const) {
+      s.createDeployment({ id, app: 'api', env, spec: { name: 'api', services: {} }, warnings: [], status: 'succeeded', message: '', createdAt: at,
+        createdBy: 'admin', releases: {} });
+    }
+    s.addEvent({ app: 'gone', env: 'prod', service: 'web', instance: '', kind: 'service.removed', message: 'x', ts: 100 });
+    s.addEvent({ app: '', env: '', service: '', instance: '', kind: 'engine.connected', message: 'x', ts: 200 });
+    const key = (r: { app: string; env: string }) => `${r.app}/${r.env}`;
+    assert.deepEqual(s.appEnvs().map(key).sort(), ['api/prod', 'api/staging', 'gone/prod', 'shop/prod']);
+    assert.deepEqual(s.latestDeployments().map((d) => [d.app, d.env, d.id]), [['api', 'prod', 'd3'], ['api', 'staging', 'd2']]);
+    assert.deepEqual(s.listEvents({ since: 150 }).map((e) => e.kind), ['engine.connected']);
+    assert.deepEqual(s.listEvents({ since: 0 }).map((e) => e.kind), ['service.removed', 'engine.connected']);
+  });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LineSplitter, LogDemuxer, splitTimestamp } from './log-demux.ts';
+import { FrameDemuxer, LineSplitter, LogDemuxer, splitTimestamp } from './log-demux.ts';
 
 function frame(type: number, text: string): Buffer {
   const payload = Buffer.from(text, 'utf8');
@@ -45,4 +45,19 @@ test('LineSplitter joins JSON lines cut anywhere', () => {
   for (let i = 0; i < bytes.length; i += 2) out.push(...s.push(bytes.subarray(i, i + 2)));
   out.push(...s.end());
   assert.deepEqual(out.map((l) => JSON.parse(l) as unknown), [{ a: 1 }, { b: 'ü' }, { c: 3 }]);
+});
+
+test('FrameDemuxer passes raw payloads through per stream, whatever the chunking (exec output)', () => {
+  const binary = Buffer.from([0, 255, 10, 13, 0xe2, 0x82]);
+  const h = Buffer.alloc(8);
+  h[0] = 1;
+  h.writeUInt32BE(binary.length, 4);
+  const all = Buffer.concat([frame(1, 'out'), frame(2, 'err\n'), Buffer.concat([h, binary]), frame(1, ''), frame(3, 'engine says')]);
+  for (const step of [1, 5, all.length]) {
+    const got: Record<string, Buffer[]> = { stdout: [], stderr: [] };
+    const d = new FrameDemuxer((s, p) => got[s]!.push(Buffer.from(p)));
+    for (let i = 0; i < all.length; i += step) d.push(all.subarray(i, i + step));
+    assert.deepEqual(Buffer.concat(got.stdout!), Buffer.concat([Buffer.from('out'), binary]), `step ${step}`);
+    assert.equal(Buffer.concat(got.stderr!).toString(), 'err\nengine says');
+  }
 });
