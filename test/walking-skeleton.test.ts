@@ -137,7 +137,7 @@ describe('walking skeleton', () => {
   test('scale of an unknown service is a clear error that changes nothing', async () => {
     const r = await h.cli(['scale', 'e2e', 'wbe=2']);
     assert.equal(r.code, 3);
-    assert.match(r.stderr, /no service "wbe".*services are web/);
+    assert.match(r.stderr, /no service "wbe" in e2e\/prod: did you mean "web"\?/);
     const bad = await h.cli(['scale', 'e2e', 'web=two']);
     assert.equal(bad.code, 2);
     assert.equal((await healthyIds()).web.desired, 1);
