@@ -93,6 +93,7 @@ test('rolloutStartedAt: set when the current release changes (deploy or rollback
     s.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
 
 test('appEnvs: every app/env with services, releases, deployments or app events; latestDeployments; events since a time', () => {
   withStore((s) => {
