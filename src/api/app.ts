@@ -346,7 +346,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
       env: z.string().default('prod'), service: z.string().optional(), instance: z.string().optional(),
       grep: z.string().max(500).optional(), level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).optional(),
       stream: z.enum(['stdout', 'stderr']).optional(), since: z.string().optional(), until: z.string().optional(),
-      before: z.string().regex(/^\d+$/, 'a cursor from a previous page').optional(),
+      before: logCursor.optional(),
       follow: z.enum(['true', 'false', '1', '0']).optional(), limit: z.coerce.number().int().min(1).max(10_000).default(200),
     }).parse(req.query);
     if (q.service) d.known.requireService(appName, q.env, q.service);
@@ -411,15 +411,38 @@ function scopeCheck(d: ApiDeps, app: string, env?: string, service?: string): vo
   else d.known.requireApp(app);
 }
 
-/** `1h`, `30m`, `90s`, `2d` before now, an ISO time, or epoch milliseconds. */
+/** The latest time a Date can hold (year 275760): beyond it a time is not a time. */
+const MAX_TIME_MS = 8.64e15;
+
+/**
+ * `1h`, `30m`, `90s`, `2d` before now, an ISO time, or epoch milliseconds; between 1970 and the
+ * year 275760, or a 400 naming the parameter (never a 500 from an overflow further down).
+ */
 export function timeArg(name: string, v: string, now: number): number {
+  const shown = v.length > 40 ? `${v.slice(0, 40)}…` : v;
   const rel = /^(\d+)(ms|s|m|h|d)$/.exec(v);
-  if (rel) return now - Number(rel[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
-  if (/^\d{12,}$/.test(v)) return Number(v);
+  if (rel) {
+    const t = now - Number(rel[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+    if (!(t >= 0)) {
+      throw new InvalidInput(`${name} "${shown}" reaches back before 1970: give a shorter duration (e.g. 7d), or leave ${name} out to search everything kept`);
+    }
+    return t;
+  }
+  if (/^\d{12,}$/.test(v)) {
+    const t = Number(v);
+    if (!(t <= MAX_TIME_MS)) throw new InvalidInput(`${name} "${shown}" is not a time: epoch milliseconds have at most 16 digits (e.g. ${now})`);
+    return t;
+  }
   const t = Date.parse(v);
-  if (Number.isNaN(t)) throw new InvalidInput(`${name} "${v}" is not a time: write e.g. 1h, 30m, 2026-01-31T12:00:00Z or epoch milliseconds`);
+  if (Number.isNaN(t)) throw new InvalidInput(`${name} "${shown}" is not a time: write e.g. 1h, 30m, 2026-01-31T12:00:00Z or epoch milliseconds`);
+  if (t < 0) throw new InvalidInput(`${name} "${shown}" is before 1970: give a later time`);
   return t;
 }
+
+/** A log cursor is the `next` of a page: a nanosecond timestamp, at most 2^63-1. */
+const LOG_CURSOR_MAX = 9223372036854775807n;
+const logCursor = z.string().refine((v) => /^\d{1,19}$/.test(v) && BigInt(v) <= LOG_CURSOR_MAX,
+  { message: 'not a log cursor: pass the "next" value of a previous page (or leave before out for the newest lines)' });
 
 function publicDeployment(dep: DeploymentRecord) {
   const { spec, ...rest } = dep;

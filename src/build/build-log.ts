@@ -55,12 +55,12 @@ export class BuildLog {
   }
 
   async create(r: BuildRecord): Promise<void> {
-    appendFileSync(join(this.dir, `${r.id}.log`), '');
+    appendFileSync(join(this.dir, `${r.id}.log`), '', { mode: 0o600 });
     await this.save(r);
   }
 
   async save(r: BuildRecord): Promise<void> {
-    await writeFileAtomic(join(this.dir, `${r.id}.json`), JSON.stringify(r) + '\n');
+    await writeFileAtomic(join(this.dir, `${r.id}.json`), JSON.stringify(r) + '\n', { mode: 0o600 });
     if (isFinished(r.status)) {
       for (const f of this.followers.get(r.id) ?? []) f(null);
       this.followers.delete(r.id);
@@ -68,7 +68,7 @@ export class BuildLog {
   }
 
   append(id: string, line: string): void {
-    appendFileSync(join(this.dir, `${id}.log`), line + '\n');
+    appendFileSync(join(this.dir, `${id}.log`), line + '\n', { mode: 0o600 });
     for (const f of this.followers.get(id) ?? []) f(line);
   }
 

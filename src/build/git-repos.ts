@@ -107,7 +107,8 @@ export class GitRepos {
     if (cur !== hook) {
       await mkdir(join(dir, 'hooks'), { recursive: true });
       await writeFileAtomic(hookPath, hook);
-      await chmod(hookPath, 0o755);
+      // Only git, run by the server (root), executes it.
+      await chmod(hookPath, 0o700);
     }
     return dir;
   }

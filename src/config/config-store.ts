@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { migrate } from '../lib/sqlite-migrate.ts';
+import { makeSqlitePrivate } from '../lib/private-file.ts';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { InvalidInput, NotFound } from '../core/errors.ts';
@@ -99,6 +100,7 @@ export class ConfigStore {
     this.db = new Database(path);
     // Ciphertext only, but no reason for anyone else to read it; -wal/-shm inherit the mode.
     chmodSync(path, 0o600);
+    makeSqlitePrivate(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');

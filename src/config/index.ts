@@ -6,7 +6,7 @@
  * deployer reads decrypted values (`resolved`), to inject them into containers; a change re-deploys
  * the app's current spec (`startConfigRollout`), so configuration rolls out as a release.
  */
-export { writeConfigFiles } from './config-files.ts';
+export { writeConfigFiles, sweepConfigFiles, CONFIG_FILE_MODE, CONFIG_DIR_MODE, type ConfigFilesOptions } from './config-files.ts';
 export {
   ConfigStore, CONFIG_KEY_PATTERN, MAX_VALUE_BYTES, configKeyProblem,
   type ConfigKind, type ConfigEntryInput, type ConfigChange, type ConfigVersion, type ConfigEntryView, type ConfigWriteResult,

@@ -39,6 +39,11 @@ export interface ContainerSpec {
   /** Seconds the engine waits after stopSignal before SIGKILL. */
   stopTimeoutS?: number;
   mounts: Mount[];
+  /**
+   * Supplementary groups of the container's process (numeric gids): the group that may read the
+   * configuration files mounted at /run/berth/config, whatever user the process runs as.
+   */
+  groupAdd?: string[];
   /** Docker-run health check (Compose healthcheck), durations in ms. */
   healthcheck?: { test: string[]; intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number };
 }

@@ -15,7 +15,7 @@ export function containerName(i: InstanceRecord): string {
  * `resolvConf`, the container's /etc/resolv.conf points at Berth's DNS so `web` (its own app's) and
  * `web.shop.prod.berth` resolve.
  */
-export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra: { resolvConf?: string; configEnv?: Record<string, string>; configDir?: string } = {}): ContainerSpec {
+export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra: { resolvConf?: string; configEnv?: Record<string, string>; configDir?: string; configGid?: number } = {}): ContainerSpec {
   const s = rel.spec;
   const spec: ContainerSpec = {
     name: containerName(inst),
@@ -49,7 +49,11 @@ export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra
       readOnly: v.readOnly,
     })),
   };
-  if (extra.configDir) spec.mounts.push({ type: 'bind', source: extra.configDir, target: '/run/berth/config', readOnly: true });
+  if (extra.configDir) {
+    spec.mounts.push({ type: 'bind', source: extra.configDir, target: '/run/berth/config', readOnly: true });
+    // The files are 0640 root:GID: the process reads them through this group, whatever its user.
+    if (extra.configGid !== undefined) spec.groupAdd = [String(extra.configGid)];
+  }
   if (extra.resolvConf) spec.mounts.push({ type: 'bind', source: extra.resolvConf, target: '/etc/resolv.conf', readOnly: true });
   if (s.command) spec.cmd = s.command;
   if (s.entrypoint) spec.entrypoint = s.entrypoint;

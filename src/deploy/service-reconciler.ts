@@ -30,6 +30,8 @@ export interface ServiceReconcilerDeps {
   configEnv?: (app: string, env: string, version: number) => Record<string, string>;
   /** Host directory holding an app/env's configuration files (mounted at /run/berth/config). */
   configDirOf?: (app: string, env: string) => string;
+  /** The group that owns the configuration files: containers mounting them get it as a supplementary group. */
+  configGid?: number;
   /** Writes the configuration of an app/env at a version as files; returns the host directory to mount. */
   configFiles?: (app: string, env: string, version: number) => string | undefined;
   /** One HTTP/TCP health probe of an instance (for reload by signal). */
@@ -360,10 +362,13 @@ export class ServiceReconciler {
     return { requeueAfterMs: 0 };
   }
 
-  private extras(app: string, env: string): { resolvConf?: string; configDir?: string } {
+  private extras(app: string, env: string): { resolvConf?: string; configDir?: string; configGid?: number } {
     const resolvConf = this.d.resolvConf?.(app, env);
     const configDir = this.d.configFiles ? this.configDirOf(app, env) : undefined;
-    return { ...(resolvConf ? { resolvConf } : {}), ...(configDir ? { configDir } : {}) };
+    return {
+      ...(resolvConf ? { resolvConf } : {}),
+      ...(configDir ? { configDir, ...(this.d.configGid !== undefined ? { configGid: this.d.configGid } : {}) } : {}),
+    };
   }
 
   private configDirOf(app: string, env: string): string | undefined {

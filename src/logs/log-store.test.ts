@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { InvalidInput } from '../core/errors.ts';
 import { compileText, detectLevel, dockerSince, formatTimeNs, LogStore, parseTimeNs, type IngestLine, type LogSource, type StoredLine } from './log-store.ts';
 
 const dirs: string[] = [];
@@ -137,7 +138,23 @@ describe('LogStore', () => {
     assert.equal(count({ text: 'lag', app: 'shop', env: 'prod' }), 0);
     assert.equal(count({ text: 'request 5', stream: 'stdout' }), 1);
     assert.equal(count({ text: 'NEAR("x" OR' }), 0, 'FTS5 syntax is inert, never an error');
-    assert.throws(() => store.search({ before: 'abc' }), /invalid cursor/);
+    assert.throws(() => store.search({ before: 'abc' }), (e: Error) => e instanceof InvalidInput && /before: .* is not a log cursor/.test(e.message));
+    store.close();
+  });
+
+  test('out-of-range bounds are a clear InvalidInput or clamped, never an overflow in SQLite', () => {
+    const store = new LogStore(tempDb());
+    store.append({ source: src('c'), lines: lines(0, 5, (i) => `line ${i}`) });
+    // 20 digits, and 19 digits beyond a signed 64-bit integer: not cursors.
+    for (const before of ['99999999999999999999', '9999999999999999999']) {
+      assert.throws(() => store.search({ before }), (e: Error) => e instanceof InvalidInput && /not a log cursor/.test(e.message));
+    }
+    assert.equal(store.search({ before: '9223372036854775807' }).lines.length, 5, 'the largest key is a cursor');
+    // A since/until beyond int64 nanoseconds (year 2262+) or before 1970 is clamped.
+    assert.equal(store.search({ until: 8.64e15 }).lines.length, 5);
+    assert.equal(store.search({ since: 8.64e15 }).lines.length, 0);
+    assert.equal(store.search({ since: -8.64e27 }).lines.length, 5);
+    assert.throws(() => store.search({ since: Number.NaN }), InvalidInput);
     store.close();
   });
 

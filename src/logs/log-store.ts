@@ -2,8 +2,10 @@ import Database from 'better-sqlite3';
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setImmediate as yieldTurn } from 'node:timers/promises';
+import { InvalidInput } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
 import { systemClock } from '../core/ports.ts';
+import { makeSqlitePrivate } from '../lib/private-file.ts';
 
 /** Severity parsed from a line; pino/bunyan numbers map onto these. */
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
@@ -122,6 +124,15 @@ interface Part {
 type Stmt = Database.Statement;
 
 const NS_PER_MS = 1_000_000n;
+/** Keys are SQLite integers (signed 64-bit): bounds beyond them are clamped, never passed on. */
+const MAX_KEY = 9223372036854775807n;
+
+/** A millisecond bound as a key bound, clamped to [0, MAX_KEY] (a year-275760 `until` overflows int64 nanoseconds). */
+function nsOfMs(ms: number, name: string, round: (x: number) => number): bigint {
+  if (!Number.isFinite(ms)) throw new InvalidInput(`${name}: ${ms} is not a time`);
+  const ns = BigInt(round(ms)) * NS_PER_MS;
+  return ns < 0n ? 0n : ns > MAX_KEY ? MAX_KEY : ns;
+}
 /** Pages moved per incremental_vacuum step (4 KiB each): bounds how long one step holds the event loop. */
 const VACUUM_STEP_PAGES = 4096;
 
@@ -160,6 +171,7 @@ export class LogStore {
     this.partitionMaxLines = opts.partitionMaxLines ?? 2_000_000;
     mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
+    makeSqlitePrivate(path);
     // auto_vacuum must be chosen before the first table exists; it lets retention give pages back.
     this.db.pragma('auto_vacuum = INCREMENTAL');
     this.db.pragma('journal_mode = WAL');
@@ -268,13 +280,13 @@ export class LogStore {
   /** Lines matching the filter, newest first, one page at a time. */
   search(q: LogQuery): LogPage {
     const limit = Math.max(1, Math.min(10_000, Math.floor(q.limit ?? 100)));
-    let upper: bigint | undefined = q.until !== undefined ? BigInt(Math.floor(q.until)) * NS_PER_MS : undefined;
+    let upper: bigint | undefined = q.until !== undefined ? nsOfMs(q.until, 'until', Math.floor) : undefined;
     if (q.before !== undefined) {
-      if (!/^\d{1,19}$/.test(q.before)) throw new RangeError(`invalid cursor ${JSON.stringify(q.before)}: pass the "next" of a previous page`);
-      const b = BigInt(q.before);
+      const b = /^\d{1,19}$/.test(q.before) ? BigInt(q.before) : undefined;
+      if (b === undefined || b > MAX_KEY) throw new InvalidInput(`before: ${JSON.stringify(q.before.slice(0, 40))} is not a log cursor: pass the "next" of a previous page`);
       if (upper === undefined || b < upper) upper = b;
     }
-    const lower: bigint | undefined = q.since !== undefined ? BigInt(Math.ceil(q.since)) * NS_PER_MS : undefined;
+    const lower: bigint | undefined = q.since !== undefined ? nsOfMs(q.since, 'since', Math.ceil) : undefined;
     const srcIds = this.matchingSources(q);
     if (srcIds && srcIds.length === 0) return { lines: [] };
     const text = q.text !== undefined ? compileText(q.text) : undefined;

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Clock } from '../core/ports.ts';
 import { systemClock } from '../core/ports.ts';
+import { makeSqlitePrivate } from '../lib/private-file.ts';
 
 /**
  * What a series measures.
@@ -157,6 +158,7 @@ export class MetricsStore {
   constructor(readonly path: string, opts: MetricsStoreOptions = {}) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
+    makeSqlitePrivate(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.clock = opts.clock ?? systemClock;

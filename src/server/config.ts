@@ -25,6 +25,12 @@ export interface ServerConfig {
   readonly secretKey: string | undefined;
   /** Where decrypted configuration files for containers live (tmpfs on a normal system). */
   readonly runDir: string;
+  /**
+   * BERTH_CONFIG_GID: the group owning those files (0640); every container that mounts them gets it as
+   * a supplementary group. Default 65533: Debian reserves 65000–65533 and hands none of them out, so no
+   * account of the host is in it, and it stays below 65536 (rootless Docker maps 65536 ids).
+   */
+  readonly configGid: number;
   /** Log retention: by age and by total size of the log database. */
   readonly logMaxAgeMs: number;
   readonly logMaxBytes: number;
@@ -88,6 +94,7 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     ...dnsConfig(flags, env),
     secretKey: env.BERTH_SECRET_KEY,
     runDir: resolve(env.BERTH_RUN_DIR ?? '/run/berth'),
+    configGid: wholeNumber('BERTH_CONFIG_GID', env.BERTH_CONFIG_GID ?? '65533', 1),
     logMaxAgeMs: Number(env.BERTH_LOG_MAX_AGE_HOURS ?? 24 * 7) * 3_600_000,
     logMaxBytes: Number(env.BERTH_LOG_MAX_MB ?? 1024) * 1024 * 1024,
     metricsIntervalMs: Number(env.BERTH_METRICS_INTERVAL_MS ?? 10_000),

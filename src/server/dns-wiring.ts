@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../core/ports.ts';
 import type { Store } from '../core/store.ts';
@@ -57,7 +57,12 @@ export async function startDns(cfg: ServerConfig, registry: Registry, store: Sto
     } catch {
       mkdirSync(dir, { recursive: true });
     }
-    if (cur !== text) writeFileSync(path, text, { mode: 0o644 });
+    if (cur !== text) {
+      writeFileSync(path, text, { mode: 0o644 });
+      // Bind-mounted as the containers' /etc/resolv.conf: every user in them must read it (the
+      // server's umask would have made it 0600).
+      chmodSync(path, 0o644);
+    }
     return path;
   };
   return {

@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile, unlink } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, stat, writeFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LABEL, systemClock, type Engine, type EngineEvent, type Ingress, type Logger } from '../core/ports.ts';
 import type { Store } from '../core/store.ts';
@@ -14,7 +14,7 @@ import { startDns } from './dns-wiring.ts';
 import { TemplateRenderer } from '../templates/index.ts';
 import { registerTemplateRoutes } from '../api/template-routes.ts';
 import { registerConfigRoutes } from '../api/config-routes.ts';
-import { ConfigStore, SecretBox, loadSecretKey, startConfigRollout, writeConfigFiles } from '../config/index.ts';
+import { ConfigStore, SecretBox, loadSecretKey, startConfigRollout, sweepConfigFiles, writeConfigFiles } from '../config/index.ts';
 import { buildApi } from '../api/index.ts';
 import { KnownApps } from '../api/known.ts';
 import { ensureAdminToken } from '../auth/index.ts';
@@ -59,7 +59,11 @@ const RESYNC_MS = 10_000;
  * and starts the API. Closing stops the control plane only: containers and nginx keep serving.
  */
 export async function startServer(cfg: ServerConfig, logger: Logger): Promise<RunningServer> {
-  await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
+  // Everything the server (and nginx, the registry, git it starts) creates is private to root: the
+  // data directory holds databases with Compose environment values, logs, builds and repositories.
+  // What containers must read (resolv.conf, configuration files) is opened up explicitly.
+  process.umask(0o077);
+  await makePrivate(cfg.dataDir);
   const clock = systemClock;
   const store: Store = new SqliteStore(join(cfg.dataDir, 'berth.db'), clock);
   const token = await ensureAdminToken(store, join(cfg.dataDir, 'admin.token'));
@@ -68,9 +72,21 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   if (keyProblem) logger.warn(keyProblem);
   const cluster = await clusterId(cfg.dataDir);
   const scope = { [LABEL.cluster]: cluster };
-  // Decrypted configuration files for containers: only root may look in.
+  // Decrypted configuration files for containers: only root may look in; each app/env's directory is
+  // mounted into its containers, which read it through the config group (configGid).
   await mkdir(join(cfg.runDir, cluster), { recursive: true, mode: 0o700 });
   await chmod(join(cfg.runDir, cluster), 0o700);
+  const configRoot = join(cfg.runDir, cluster, 'config');
+  const configGid = process.getuid?.() === 0 ? cfg.configGid : process.getgid?.();
+  /** Configuration files of environments with nothing left in them (no service, no instance) go. */
+  const sweepConfig = () => {
+    const live = new Set([...store.listServices(), ...store.listInstances()].map((x) => `${x.app}/${x.env}`));
+    try {
+      for (const gone of sweepConfigFiles(configRoot, live)) logger.info({ appEnv: gone }, 'configuration files removed: nothing runs there any more');
+    } catch (err) {
+      logger.warn({ err: String(err) }, 'could not remove configuration files of removed apps');
+    }
+  };
   // `docker` also serves `berth exec` (api's ExecPort) for containers the API picks from this server's own records.
   const docker = new DockerEngine({ socketPath: cfg.dockerSocket, builder: cfg.builder, logger: logger.child({ component: 'engine' }) });
   const engine: Engine = scopedEngine(docker, scope);
@@ -132,13 +148,15 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       health.refresh();
       registry.refresh();
       syncLogs();
+      sweepConfig();
     },
     releaseDeadlineMs: cfg.releaseDeadlineMs,
     configEnv: (app, env, version) => config.resolved(app, env, version).env,
-    configDirOf: (app, env) => join(cfg.runDir, cluster, 'config', app, env),
+    configDirOf: (app, env) => join(configRoot, app, env),
+    ...(configGid !== undefined ? { configGid } : {}),
     configFiles: (app, env, version) => {
-      const dir = join(cfg.runDir, cluster, 'config', app, env);
-      writeConfigFiles(dir, config.resolved(app, env, version).env);
+      const dir = join(configRoot, app, env);
+      writeConfigFiles(dir, config.resolved(app, env, version).env, configGid !== undefined ? { gid: configGid } : {});
       return dir;
     },
     probe: (inst, h) => (h.type === 'http' || h.type === 'tcp' ? probeInstance(inst, h) : Promise.resolve(false)),
@@ -253,9 +271,11 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   health.refresh();
   await resyncAll();
   syncLogs();
+  sweepConfig();
   const resyncTimer = setInterval(() => {
     health.refresh();
     syncLogs();
+    sweepConfig();
     void resyncAll();
   }, RESYNC_MS);
   resyncTimer.unref();
@@ -370,6 +390,22 @@ function gitApps(root: string): { app: string; env: string }[] {
     });
   } catch {
     return [];
+  }
+}
+
+/**
+ * The data directory 0700, and the files directly in it (databases and their -wal/-shm, tokens, keys)
+ * not readable by others: new ones are (umask), but a directory made by an older Berth or by hand
+ * may have been 0755 with 0644 databases.
+ */
+async function makePrivate(dataDir: string): Promise<void> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await chmod(dataDir, 0o700);
+  for (const e of await readdir(dataDir, { withFileTypes: true })) {
+    if (!e.isFile()) continue;
+    const p = join(dataDir, e.name);
+    const st = await stat(p).catch(() => undefined);
+    if (st && (st.mode & 0o077) !== 0) await chmod(p, st.mode & 0o700).catch(() => undefined);
   }
 }
 

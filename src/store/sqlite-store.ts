@@ -12,6 +12,7 @@ import type {
   DeploymentRecord, DeploymentStatus, EventRecord, InstanceRecord, NewEvent, ReleaseRecord, ServiceKey, ServiceRecord, Store,
 } from '../core/store.ts';
 import { MIGRATIONS } from './migrations.ts';
+import { makeSqlitePrivate } from '../lib/private-file.ts';
 
 type Row = Record<string, unknown>;
 
@@ -23,6 +24,7 @@ export class SqliteStore implements Store {
   constructor(path: string, clock: Clock) {
     mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
+    makeSqlitePrivate(path);
     this.clock = clock;
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');

@@ -1,4 +1,4 @@
-import { readFile, rename, unlink } from 'node:fs/promises';
+import { chmod, chown, readFile, rename, stat, unlink } from 'node:fs/promises';
 import type { Clock, Logger } from '../core/ports.ts';
 import type { Store, TemplateRecord } from '../core/store.ts';
 import { InvalidInput } from '../core/errors.ts';
@@ -78,7 +78,15 @@ export class TemplateRenderer {
     const cur = await readFile(t.dest, 'utf8').catch(() => undefined);
     if (cur === text) return;
     const candidate = `${t.dest}.berth-candidate`;
-    await writeFileAtomic(candidate, text);
+    // A new file is private (it may render secrets); an existing one keeps its mode and owner, so
+    // `chmod 0644 DEST` (or chown) once is how a file for another program's user is shared.
+    const was = await stat(t.dest).catch(() => undefined);
+    const mode = was ? was.mode & 0o7777 : 0o600;
+    await writeFileAtomic(candidate, text, { mode: 0o600 });
+    if (was && (was.uid !== (process.getuid?.() ?? was.uid) || was.gid !== (process.getgid?.() ?? was.gid))) {
+      await chown(candidate, was.uid, was.gid).catch(() => undefined);
+    }
+    await chmod(candidate, mode);
     if (t.check.length > 0) {
       try {
         await runCommand(t.check[0]!, t.check.slice(1).map((a) => a.replaceAll('{{candidate}}', candidate)), { timeoutMs: 30_000 });

@@ -725,6 +725,7 @@ export class DockerEngine implements Engine, ExecPort {
         ...(spec.nanoCpus !== undefined ? { NanoCpus: Math.round(spec.nanoCpus) } : {}),
         ...(spec.memoryBytes !== undefined ? { Memory: Math.round(spec.memoryBytes) } : {}),
         ...(spec.shmSizeBytes !== undefined ? { ShmSize: Math.round(spec.shmSizeBytes) } : {}),
+        ...(spec.groupAdd?.length ? { GroupAdd: spec.groupAdd } : {}),
         Mounts: spec.mounts.map((m) => ({
           Type: m.type,
           Source: m.source,
