@@ -61,7 +61,9 @@ describe('git push', () => {
     assert.equal(w.version, 'v1');
     const labels = JSON.parse(await docker('image', 'inspect', '--format', '{{json .Config.Labels}}', `berth/${APP}/web:${sha.slice(0, 12)}`));
     assert.equal(labels['io.berth.commit'], sha);
-    assert.equal(labels['io.berth.branch'], 'main');
+    // Labelled from the commit alone (no branch, build id or build time): a rebuild is the same image.
+    assert.equal(labels['io.berth.commit-time'], new Date((await git(work, ['show', '-s', '--format=%cI', sha])).out.trim()).toISOString());
+    assert.equal(labels['io.berth.build-time'], undefined);
     const builds = await h.api('GET', `/v1/builds?app=${APP}`);
     assert.equal(builds.status, 200);
     assert.equal(builds.json.builds.length, 1);

@@ -14,7 +14,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Harness, ROOT, get } from './helpers/harness.ts';
+import { Harness, ROOT, docker, get } from './helpers/harness.ts';
 import { serveGitRemotes } from './helpers/git.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 
@@ -196,6 +196,20 @@ describe('webhooks', () => {
     assert.equal((await builds()).length, 1, 'nothing was queued');
   });
 
+  test('the same commit rebuilt by a webhook is the very same image: same digest, no build time in it', async () => {
+    const r = await deliver(pushEvent(sha, { rebuild: true }));
+    assert.equal(r.status, 202, await r.clone().text());
+    const again = await succeeded((await json(r)).build);
+    assert.notEqual(again.id, first.id);
+    assert.match(first.images.web!, /@sha256:[0-9a-f]{64}$/);
+    assert.equal(again.images.web, first.images.web, 'a rebuild of one commit pushes the same digest');
+    const labels = JSON.parse(await docker('image', 'inspect', '--format', '{{json .Config.Labels}}', `berth/${APP}/web:${sha.slice(0, 12)}`));
+    const committed = await git('show', '-s', '--format=%cI', sha);
+    assert.equal(labels['io.berth.commit'], sha);
+    assert.equal(labels['io.berth.commit-time'], new Date(committed).toISOString(), 'dated by the commit');
+    for (const k of ['io.berth.build', 'io.berth.build-time', 'io.berth.branch']) assert.equal(labels[k], undefined, `no ${k} label`);
+  });
+
   test('a webhook never deploys a commit older than the branch\'s current one', async () => {
     await writeFile(join(work, 'compose.yaml'), compose('hooked-v2'));
     const v2 = await publish('v2');
@@ -212,5 +226,25 @@ describe('webhooks', () => {
     assert.equal(await version(), 'hooked-v2', 'v2 still serves');
     const head = (await exec('git', ['--git-dir', join(h.dataDir, 'git', `${APP}.git`), 'rev-parse', 'refs/heads/main'])).stdout.trim();
     assert.equal(head, v2, 'the branch in Berth did not move back');
+  });
+
+  test('a failed build\'s MESSAGE is one short line (in the record and `berth builds`); the whole error is in its log', async () => {
+    await writeFile(join(work, 'Dockerfile'), 'FROM berth/node:20\nCOPY server.js /app/server.js\nCOPY no-such-file /app/\nCMD ["node", "/app/server.js"]\n');
+    const broken = await publish('broken: copies a file that is not there');
+    const r = await deliver(pushEvent(broken));
+    assert.equal(r.status, 202, await r.clone().text());
+    const b = await finished((await json(r)).build);
+    assert.equal(b.status, 'failed');
+    assert.match(b.message, /^build of web failed: /);
+    assert.doesNotMatch(b.message, /\n/, 'one line');
+    assert.ok(b.message.length <= 200, `short: ${b.message.length} characters`);
+    const log = await (await fetch(`http://127.0.0.1:${h.apiPort}/v1/builds/${b.id}/logs`, { headers: { authorization: `Bearer ${await h.token()}` } })).text();
+    assert.match(log, / ! {5}--- last build output ---/, 'the whole error is in the log');
+    const cli = await h.cli(['builds', APP]);
+    assert.equal(cli.code, 0, cli.stderr);
+    const rows = cli.stdout.trimEnd().split('\n');
+    assert.equal(rows.length, (await builds()).length + 1, `one line per build:\n${cli.stdout}`);
+    const row = rows.find((l) => l.startsWith(b.id))!;
+    assert.match(row, /failed .*build of web failed: /);
   });
 });

@@ -1,5 +1,6 @@
 import { Conflict, InvalidInput, NotFound } from '../core/errors.ts';
 import type { Clock, Logger } from '../core/ports.ts';
+import { summaryLine } from '../core/text.ts';
 import { runCommand } from '../lib/exec.ts';
 import { BUILD_STAGES, isFinished, type BuildLog, type BuildRecord, type BuildSource, type BuildStage } from './build-log.ts';
 import { checkAppName, type GitRepos } from './git-repos.ts';
@@ -249,12 +250,13 @@ export class BuildController {
     const { rec } = a;
     if (isFinished(rec.status)) return;
     if (status !== 'succeeded') {
-      this.d.builds.append(rec.id, ` !     ${message}`);
+      // The whole message in the log (e.g. the build output's tail); the record keeps one short line.
+      for (const line of message.split('\n')) this.d.builds.append(rec.id, ` !     ${line}`);
       const what = rec.source === 'webhook' ? `build of ${rec.branch} @ ${rec.commit.slice(0, 12)}` : `push of ${rec.branch}`;
       this.d.builds.append(rec.id, ` !     ${what} ${status === 'cancelled' ? 'cancelled' : 'failed'}: the running release is untouched`);
     }
     rec.status = status;
-    rec.message = message;
+    rec.message = summaryLine(message);
     rec.finishedAt = this.d.clock.now();
     await this.d.builds.save(rec);
     this.active.delete(rec.id);

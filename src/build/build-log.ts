@@ -19,6 +19,7 @@ export interface BuildRecord {
   env: string;
   commit: string;
   status: BuildStatus;
+  /** One short line (core/text summaryLine); the whole message is in the log. */
   message: string;
   /** Service → image built for it. */
   images: Record<string, string>;

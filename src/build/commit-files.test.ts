@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CommitFiles } from './commit-files.ts';
+import { CommitFiles, committerTime } from './commit-files.ts';
 
 test('CommitFiles reads one commit from the object store: files, types, archives; a bad path is an error, not an empty context', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'berth-commit-'));
@@ -40,4 +40,23 @@ test('CommitFiles reads one commit from the object store: files, types, archives
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a commit is dated by its committer time (what reproducible builds use), not the author time', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-commit-'));
+  const env = {
+    ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x.invalid', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x.invalid',
+    GIT_AUTHOR_DATE: '2001-02-03T04:05:06Z', GIT_COMMITTER_DATE: '2021-02-03T04:05:06+0200',
+  };
+  try {
+    execFileSync('git', ['-C', dir, 'init', '-q', '-b', 'main'], { env });
+    execFileSync('git', ['-C', dir, 'commit', '-q', '--allow-empty', '-m', 'x'], { env });
+    const sha = execFileSync('git', ['-C', dir, 'rev-parse', 'HEAD']).toString().trim();
+    assert.equal(await new CommitFiles(join(dir, '.git'), sha).committedAt(), Date.parse('2021-02-03T02:05:06Z') / 1000);
+    await assert.rejects(new CommitFiles(join(dir, '.git'), 'f'.repeat(40)).committedAt(), /git cat-file commit/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.equal(committerTime('tree x\nauthor a <a> 1 +0000\ncommitter c <c> 1700000000 -0130\n\nmsg\ncommitter z <z> 5 +0000\n'), 1700000000);
+  assert.throws(() => committerTime('tree x\n\ncommitter c <c> 1 +0000'), /no committer line/);
 });

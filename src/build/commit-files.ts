@@ -51,6 +51,20 @@ export class CommitFiles {
     return res;
   }
 
+  /** The commit's committer time, in seconds since the epoch: what a reproducible build is dated. */
+  async committedAt(): Promise<number> {
+    const out = await new Promise<string>((resolve, reject) => {
+      const git = spawn('git', ['--git-dir', this.gitDir, 'cat-file', 'commit', this.commit], { stdio: ['ignore', 'pipe', 'pipe'], env: this.env });
+      let text = '';
+      let err = '';
+      git.stdout.on('data', (c: Buffer) => (text += c.toString()));
+      git.stderr.on('data', (c: Buffer) => (err += c.toString()));
+      git.on('error', reject);
+      git.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`git cat-file commit ${this.commit} failed (exit ${code}): ${err.trim()}`))));
+    });
+    return committerTime(out);
+  }
+
   /**
    * A tar stream of directory `dir` ('' for the root) as `git archive` writes it, paths relative to
    * that directory. A failure of git (or the signal) errors the stream.
@@ -75,4 +89,12 @@ export class CommitFiles {
   private spec(path: string): string {
     return path === '' || path === '.' ? `${this.commit}^{tree}` : `${this.commit}:${path}`;
   }
+}
+
+/** The committer time of a raw commit object (`committer NAME <EMAIL> SECONDS ZONE`), seconds since the epoch. */
+export function committerTime(commitObject: string): number {
+  const header = commitObject.split('\n\n', 1)[0]!;
+  const m = /^committer .* (\d+) [+-]\d{4}$/m.exec(header);
+  if (!m) throw new Error('the commit object has no committer line');
+  return Number(m[1]);
 }

@@ -193,7 +193,6 @@ export class PushPipeline {
    * PipelineFailed or BuildCancelled otherwise.
    */
   async run(rec: BuildRecord, c: RunContext): Promise<void> {
-    const { clock } = this.d;
     const { say, signal } = c;
     const { app, branch, commit: sha } = rec;
     const stopIfCancelled = (stage: BuildStage) => {
@@ -224,6 +223,10 @@ export class PushPipeline {
         throw new PipelineFailed(`deployment to ${env} would be refused, so nothing was built: ${(accepted.reason as Error).message}`);
       }
       const contexts = new Map(toBuild.map((svc, i) => [svc.name, ctxs.value[i]!]));
+      // Images are a function of the commit: dated by it, labelled with nothing that changes between
+      // two builds of it (no build id or build time), so a rebuild with the layer cache is the very
+      // same image — and the same digest in the registry.
+      const committedAt = toBuild.length ? await files.committedAt() : 0;
       const tag = sha.slice(0, 12);
       const built: { svc: ServiceSpec; dockerfile: string; parentDepth: number }[] = [];
       c.stage('build');
@@ -241,13 +244,14 @@ export class PushPipeline {
           });
         try {
           await this.d.engine.build({
-            context: `${ctx.dir || '.'} of commit ${sha.slice(0, 12)}`, dockerfile: svc.build.dockerfile, tag: image, args: svc.build.args,
+            context: `${ctx.dir || '.'} of commit ${sha.slice(0, 12)}`, dockerfile: svc.build.dockerfile, tag: image,
+            // SOURCE_DATE_EPOCH (reproducible-builds.org): BuildKit 0.11+ dates the image and its history by it.
+            args: { SOURCE_DATE_EPOCH: String(committedAt), ...svc.build.args },
             // Straight from git's object store: the commit is never written out and read back.
             contextTar: { open: () => files.archive(ctx.dir, signal), dockerfileText: ctx.dockerfileText, ...(ctx.dockerignore !== undefined ? { dockerignore: ctx.dockerignore } : {}) },
             labels: {
-              'io.berth.app': app, 'io.berth.service': svc.name, 'io.berth.commit': sha, 'io.berth.branch': branch,
-              'io.berth.build': rec.id, 'io.berth.build-time': new Date(clock.now()).toISOString(),
-              'io.berth.depth': String(parentDepth + 1),
+              'io.berth.app': app, 'io.berth.service': svc.name, 'io.berth.commit': sha,
+              'io.berth.commit-time': new Date(committedAt * 1000).toISOString(), 'io.berth.depth': String(parentDepth + 1),
             },
             ...(this.d.buildMemoryBytes ? { memoryBytes: this.d.buildMemoryBytes } : {}),
             signal,

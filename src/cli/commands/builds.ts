@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { ago, connect, table, type GlobalOpts } from '../context.ts';
 import { ApiError } from '../../client/index.ts';
 import { ndjson, output } from '../output.ts';
+import { summaryLine } from '../../core/text.ts';
 
 interface BuildView {
   id: string;
@@ -35,7 +36,8 @@ export function registerBuilds(program: Command): void {
         for (const b of builds) {
           const status = b.status === 'running' && b.stage ? `running (${b.stage})` : b.status;
           rows.push([b.id, b.app, b.branch, b.env, b.commit.slice(0, 12), status, ago(b.createdAt),
-            b.finishedAt ? `${Math.round((b.finishedAt - b.createdAt) / 100) / 10}s` : '-', b.message]);
+            // One short line per build (records of older servers may hold a whole log): `berth build logs ID` has the rest.
+            b.finishedAt ? `${Math.round((b.finishedAt - b.createdAt) / 100) / 10}s` : '-', summaryLine(b.message, 120)]);
         }
         console.log(table(rows));
       });
