@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BuildController } from './build-controller.ts';
@@ -189,6 +189,41 @@ test('after a restart, an unfinished webhook build runs again (here: its source 
     assert.equal(r.status, 'failed');
     assert.match(r.message, /app shop has no source remote any more: set one with PUT \/v1\/apps\/shop\/source/);
     assert.equal(pipeline.started.length, 0, 'it stopped at the fetch, before the pipeline');
+  } finally {
+    cleanup();
+  }
+});
+
+test('a webhook build whose stored remote is not accepted (an older server kept it) fails before git runs', async () => {
+  const marker = join(tmpdir(), `berth-bc-pwned-${process.pid}`);
+  const { mk, pipeline, cleanup } = setup();
+  try {
+    for (const [remote, why] of [
+      [`--upload-pack=touch ${marker}`, /it contains white space/],
+      ['--upload-pack=true', /starts with "-"/],
+      ['file:///var/lib/berth/git/other.git', /file:\/\/ remotes/],
+      ['/var/lib/berth/git/other.git', /local paths/],
+    ] as const) {
+      const c = mk(async () => remote);
+      const b = await c.submit({ app: 'shop', branch: 'main', commit: sha(1), source: 'webhook' });
+      const r = await c.wait(b.id);
+      assert.equal(r.status, 'failed');
+      assert.match(r.message, /^the source remote of shop is not accepted \(/);
+      assert.match(r.message, why);
+    }
+    assert.equal(existsSync(marker), false);
+    assert.equal(pipeline.started.length, 0);
+  } finally {
+    cleanup();
+  }
+});
+
+test('a branch name git would not accept is refused when a build is submitted', async () => {
+  const { c, cleanup } = setup();
+  try {
+    await assert.rejects(c.submit({ app: 'shop', branch: 'x:refs/heads/main', commit: sha(1), source: 'webhook' }), /"x:refs\/heads\/main" is not a branch name/);
+    await assert.rejects(c.submit({ app: 'shop', branch: '-x', commit: sha(1), source: 'webhook' }), /not a branch name/);
+    assert.deepEqual(c.list(), []);
   } finally {
     cleanup();
   }
