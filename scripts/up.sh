@@ -12,6 +12,7 @@
 #
 # Idempotent: a second run finds everything up and only re-applies the deploy.
 # Env: BERTH_DATA_DIR (default /var/lib/berth), BERTH_SERVER_START_TIMEOUT (60),
+#      BERTH_ALLOWED_BIND_ROOTS for a server it starts (default: this checkout's examples/),
 #      BERTH_UP_SKIP_DEPLOY=1 to stop after step 4.
 set -euo pipefail
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
@@ -56,7 +57,9 @@ start_server() {
   printf '\n==== %s up.sh: starting berth server\n' "$(date -Is)" >>"$SERVER_LOG"
   (
     cd "$BERTH_ROOT"
-    BERTH_DATA_DIR="$BERTH_DATA_DIR" nohup setsid "$BERTH" server </dev/null >>"$SERVER_LOG" 2>&1 &
+    # The server builds and bind-mounts only under its allowed directories: the examples here.
+    BERTH_DATA_DIR="$BERTH_DATA_DIR" BERTH_ALLOWED_BIND_ROOTS="${BERTH_ALLOWED_BIND_ROOTS:-$BERTH_ROOT/examples}" \
+      nohup setsid "$BERTH" server </dev/null >>"$SERVER_LOG" 2>&1 &
     echo $! >"$SERVER_PID"
   )
   log "berth server started (pid $(cat "$SERVER_PID")), log: $SERVER_LOG"

@@ -157,7 +157,7 @@ describe('zero-downtime releases', () => {
     assert.equal((await h.cli(['rm', 'bg'])).code, 0);
     await waitFor(async () => (await h.containers('bg')).length === 0, { timeoutMs: 30_000, what: 'bg gone' });
     await writeFile(join(configDir, 'message.txt'), 'before');
-    const env = { CONFIG_DIR: configDir, BERTH_ALLOWED_BIND_ROOTS: configDir };
+    const env = { CONFIG_DIR: configDir };
     const d = await deploy(RELOAD, env);
     assert.equal(d.code, 0, d.stderr);
     assert.equal((await whoami()).message, 'before');

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { BerthError, Conflict, InvalidInput, NotFound, Unauthorized } from '../core/errors.ts';
-import type { Clock, ExecPort, Logger } from '../core/ports.ts';
+import type { Clock, ExecPort, HostPathPolicy, Logger } from '../core/ports.ts';
 import type { AppSpec } from '../core/spec/types.ts';
 import type { DeploymentRecord, InstanceRecord, ReleaseRecord, ServiceRecord, Store } from '../core/store.ts';
 import { hashToken } from '../auth/index.ts';
@@ -10,6 +10,7 @@ import { WEBHOOK_PREFIX } from './webhook-routes.ts';
 import { deployBodySchema, execBodySchema, reloadBodySchema, restartBodySchema, rollbackBodySchema, scaleBodySchema } from './spec-schema.ts';
 import { rollbackTarget, rollbackTo } from '../deploy/rollback.ts';
 import { serviceStatus } from './status.ts';
+import { checkHostPaths } from './host-paths.ts';
 import type { LogFilter, LogPage, LogQuery, StoredLine } from '../logs/index.ts';
 import type { KnownApps } from './known.ts';
 import { unknownName } from '../core/spec/suggest.ts';
@@ -32,6 +33,8 @@ export interface ApiDeps {
   hostMemoryBytes?: number;
   /** `berth exec`: a command in one instance's container (the one engine call, through a narrow port). */
   exec?: ExecPort;
+  /** Which host paths bind mounts and build contexts may use (resolved on the server's filesystem). */
+  hostPaths: HostPathPolicy;
 }
 
 const HTTP_STATUS: Record<string, number> = {
@@ -86,11 +89,13 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     if (body.spec.name !== appName) throw new InvalidInput(`spec.name "${body.spec.name}" does not match the app in the URL "${appName}"`);
     checkServiceNames(body.spec);
     checkRouteConflicts(d.store, body.spec, body.env);
+    // Bind sources and build contexts as the server resolves them: the stored spec names real paths.
+    const spec = await checkHostPaths(d.hostPaths, body.spec);
     // ?dry_run=true: validate only (the push pipeline asks before it spends a build on a refused deploy).
     const q = req.query as { dry_run?: string };
     if (q.dry_run === 'true' || q.dry_run === '1') return reply.status(200).send({ valid: true });
     const dep: DeploymentRecord = {
-      id: d.newId(), app: appName, env: body.env, spec: body.spec, warnings: body.warnings, status: 'pending', message: '',
+      id: d.newId(), app: appName, env: body.env, spec, warnings: body.warnings, status: 'pending', message: '',
       createdAt: d.clock.now(), createdBy: 'admin', releases: {},
     };
     d.store.createDeployment(dep);

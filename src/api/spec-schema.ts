@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DOCKER_DEFAULT_CAPS, LINUX_CAPS, TMPFS_OPTION, USER_PATTERN } from '../core/spec/security.ts';
 
 /** Structural check of an AppSpec sent by a client (the CLI parses Compose files; the server trusts no client). */
 const name = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes, starting with a letter or digit').max(63);
@@ -11,11 +12,15 @@ const health = z.discriminatedUnion('type', [
   z.object({ type: z.literal('none') }),
 ]);
 const strMap = z.record(z.string(), z.string());
+const absPath = z.string().regex(/^\/[^\0]*$/, 'an absolute path');
+const capDrop = z.string().refine((c) => c === 'ALL' || LINUX_CAPS.includes(c), 'a Linux capability without CAP_ (e.g. NET_RAW), or ALL');
+const capAdd = z.string().refine((c) => DOCKER_DEFAULT_CAPS.includes(c), `one of Docker's default capabilities (${DOCKER_DEFAULT_CAPS.join(', ')})`);
+const tmpfsOptions = z.string().refine((o) => o.split(',').every((x) => x === '' || TMPFS_OPTION.test(x)), 'tmpfs options such as size=64m,mode=1777,noexec');
 
 export const serviceSpecSchema = z.object({
   name,
   image: z.string().min(1),
-  build: z.object({ context: z.string().startsWith('/'), dockerfile: z.string().min(1), args: strMap }).optional(),
+  build: z.object({ context: absPath, dockerfile: z.string().min(1), args: strMap }).optional(),
   command: z.array(z.string()).optional(),
   entrypoint: z.array(z.string()).optional(),
   environment: strMap,
@@ -27,7 +32,7 @@ export const serviceSpecSchema = z.object({
   labels: strMap,
   stopSignal: z.string().regex(/^(SIG)?[A-Z0-9+-]+$|^\d+$/),
   stopGracePeriodMs: ms,
-  volumes: z.array(z.object({ type: z.enum(['volume', 'bind']), source: z.string().min(1), target: z.string().startsWith('/'), readOnly: z.boolean() })),
+  volumes: z.array(z.object({ type: z.enum(['volume', 'bind']), source: z.string().min(1), target: absPath, readOnly: z.boolean() })),
   dependsOn: z.array(z.string()),
   shmSizeBytes: z.number().int().positive().optional(),
   port: z.number().int().min(1).max(65535).optional(),
@@ -35,6 +40,12 @@ export const serviceSpecSchema = z.object({
     strategy: z.enum(['rolling', 'blue-green', 'reload', 'recreate']), maxSurge: z.number().int().min(0), maxUnavailable: z.number().int().min(0),
     keepPreviousMs: ms, signal: z.string().regex(/^SIG[A-Z0-9]+$/), onFailure: z.enum(['rollback', 'restart', 'none']), deadlineMs: ms,
   }).refine((u) => u.maxSurge + u.maxUnavailable > 0, 'max_surge and max_unavailable cannot both be 0').optional(),
+  user: z.string().regex(USER_PATTERN, 'a user name or uid, optionally :group').optional(),
+  readOnly: z.boolean().optional(),
+  capAdd: z.array(capAdd).optional(),
+  capDrop: z.array(capDrop).optional(),
+  noNewPrivileges: z.boolean().optional(),
+  tmpfs: z.record(absPath, tmpfsOptions).optional(),
   routes: z.array(z.object({ host: z.string().regex(/^[A-Za-z0-9.*-]+$/).optional(), path: z.string().regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/) })),
 });
 

@@ -2,7 +2,7 @@ import { isAbsolute, join as posixJoin, relative } from 'node:path/posix';
 import type { Clock, Engine, Logger } from '../core/ports.ts';
 import { parseAppSpec } from '../core/spec/index.ts';
 import { splitShellWords } from '../core/spec/shell-words.ts';
-import type { AppSpec, SpecWarning } from '../core/spec/types.ts';
+import type { AppSpec, ParseResult, SpecWarning } from '../core/spec/types.ts';
 import type { BuildLog, BuildRecord, BuildStage } from './build-log.ts';
 import type { GitRepos } from './git-repos.ts';
 import { CommitFiles } from './commit-files.ts';
@@ -216,7 +216,8 @@ export class PushPipeline {
       const toBuild = Object.values(spec.services).filter((svc) => svc.build);
       const [ctxs, accepted] = await Promise.allSettled([
         Promise.all(toBuild.map((svc) => this.contextOf(files, root, svc))),
-        this.d.validate?.(app, env, spec, warnings),
+        // Without the build sections: the pipeline builds from the commit, not from a host directory.
+        this.d.validate?.(app, env, withoutBuilds(spec), warnings),
       ]);
       if (ctxs.status === 'rejected') throw ctxs.reason;
       if (accepted.status === 'rejected') {
@@ -347,14 +348,14 @@ export class PushPipeline {
     for (let round = 0; ; round++) {
       const wanted = new Set<string>();
       const parse = () => parseAppSpec(text, {
-        file, env: {}, baseDir: root, appName: app, allowedBindRoots: [],
+        file, env: {}, baseDir: root, appName: app,
         readFile: (p) => {
           if (!p.startsWith(root + '/')) return undefined;
           if (!known.has(p)) wanted.add(p);
           return known.get(p);
         },
       });
-      let res: { spec: AppSpec; warnings: SpecWarning[] } | undefined;
+      let res: ParseResult | undefined;
       let error: unknown;
       try {
         res = parse();
@@ -362,7 +363,10 @@ export class PushPipeline {
         error = err;
       }
       if (wanted.size === 0 || round >= 2) {
-        if (res) return { ...res, root };
+        if (res) {
+          refuseCommitBinds(file, res, root);
+          return { ...res, root };
+        }
         throw new PipelineFailed(`${file} is not valid: ${(error as Error).message}`);
       }
       const paths = [...wanted];
@@ -421,5 +425,30 @@ export class PushPipeline {
     } finally {
       await engine.remove(id).catch(() => undefined);
     }
+  }
+}
+
+/** The spec as it will be deployed once its images are built: no build sections. */
+export function withoutBuilds(spec: AppSpec): AppSpec {
+  const services = Object.fromEntries(Object.entries(spec.services).map(([name, svc]) => {
+    const { build: _build, ...rest } = svc;
+    return [name, rest];
+  }));
+  return { ...spec, services };
+}
+
+/**
+ * A bind source relative to the Compose file names a directory of the commit, which is never on the
+ * host's disk: say so (absolute sources go to the server's host-path policy like any deploy's).
+ */
+export function refuseCommitBinds(file: string, res: ParseResult, root: string): void {
+  for (const [name, svc] of Object.entries(res.spec.services)) {
+    svc.volumes.forEach((v, i) => {
+      if (v.type !== 'bind' || (v.source !== root && !v.source.startsWith(root + '/'))) return;
+      const at = res.hostPathSources[`services.${name}.volumes[${i}]`];
+      const where = at ? `${file}:${at.line}:${at.col}: ${at.path}` : `${file}: services.${name}.volumes`;
+      throw new PipelineFailed(`${where}: a bind mount of a directory of the repository (./${v.source.slice(root.length + 1)}) cannot work for a pushed app: ` +
+        'the commit is never written to the host; use a named volume, or an absolute path under the directories the server allows');
+    });
   }
 }

@@ -2,11 +2,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseAppSpec } from '../core/spec/index.ts';
 import type { ParseResult } from '../core/spec/types.ts';
-import { InvalidInput } from '../core/errors.ts';
+import { InvalidInput, InvalidSpec, type SpecIssue } from '../core/errors.ts';
+import { ApiError } from '../client/index.ts';
 
 /**
  * Reads a Compose file as `docker compose` would: variables from the environment and a `.env` file
- * beside it, env_files and build contexts relative to its directory.
+ * beside it, env_files, bind sources and build contexts relative to its directory. Which host paths
+ * may be used is the server's decision (see hostPathIssues).
  */
 export function loadSpecFile(file: string, appName?: string): ParseResult {
   const abs = resolve(file);
@@ -21,13 +23,11 @@ export function loadSpecFile(file: string, appName?: string): ParseResult {
   const dotenv = readDotEnv(join(baseDir, '.env'));
   const env: Record<string, string> = { ...dotenv };
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
-  const roots = (process.env.BERTH_ALLOWED_BIND_ROOTS ?? '').split(':').filter(Boolean);
   return parseAppSpec(text, {
     file,
     env,
     baseDir,
     ...(appName ? { appName } : {}),
-    allowedBindRoots: [baseDir, ...roots],
     readFile: (p) => {
       try {
         return readFileSync(p, 'utf8');
@@ -36,6 +36,21 @@ export function loadSpecFile(file: string, appName?: string): ParseResult {
       }
     },
   });
+}
+
+/**
+ * The server's refusal of bind sources or build contexts (`details.refused`, by spec path) as spec
+ * issues at the file:line:col where each path was written; undefined for any other error.
+ */
+export function hostPathIssues(err: unknown, file: string, parsed: ParseResult): InvalidSpec | undefined {
+  if (!(err instanceof ApiError) || err.code !== 'invalid_input') return undefined;
+  const refused = (err.details as { refused?: Array<{ path: string; message: string }> } | undefined)?.refused;
+  if (!Array.isArray(refused) || refused.length === 0) return undefined;
+  const issues: SpecIssue[] = refused.map((r) => {
+    const at = parsed.hostPathSources[r.path] ?? parsed.hostPathSources[r.path.replace(/\.dockerfile$/, '.context')];
+    return at ? { file, line: at.line, col: at.col, path: at.path, message: r.message } : { file, line: 1, col: 1, path: r.path, message: r.message };
+  });
+  return new InvalidSpec(issues);
 }
 
 function readDotEnv(path: string): Record<string, string> {

@@ -46,6 +46,33 @@ export interface ContainerSpec {
   groupAdd?: string[];
   /** Docker-run health check (Compose healthcheck), durations in ms. */
   healthcheck?: { test: string[]; intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number };
+  /** User (name or uid[:group]); absent: the image's USER. */
+  user?: string;
+  readOnlyRootfs?: boolean;
+  /** tmpfs mounts: target → mount options. */
+  tmpfs?: Record<string, string>;
+  /**
+   * Capabilities on top of / taken from Docker's defaults; absent: Berth's defaults
+   * (core/spec/security.ts: Docker's minus NET_RAW, MKNOD, AUDIT_WRITE, SETFCAP, SYS_CHROOT).
+   */
+  capAdd?: string[];
+  capDrop?: string[];
+  /** Absent or true: the process cannot gain privileges (setuid binaries, file capabilities). */
+  noNewPrivileges?: boolean;
+}
+
+/** A host path as the server resolved it (every symlink followed), or why it may not be used. */
+export type HostPathVerdict = { path: string; refused?: undefined } | { refused: string; path?: undefined; /** The Dockerfile is what was refused. */ dockerfile?: boolean };
+
+/**
+ * Which host paths may reach a container (bind-mount sources) or a build (contexts): paths resolve
+ * on the server's filesystem, symlinks included, against roots the server's admin configured.
+ * Refusals are sentences that say how an admin allows a path.
+ */
+export interface HostPathPolicy {
+  bindSource(path: string): Promise<HostPathVerdict>;
+  /** The context directory, checked like a bind source; `dockerfile` (relative to it) must resolve inside it. */
+  buildContext(context: string, dockerfile: string): Promise<HostPathVerdict>;
 }
 
 export type ContainerHealth = 'none' | 'starting' | 'healthy' | 'unhealthy';

@@ -1,4 +1,5 @@
 import { LABEL, type ContainerSpec } from '../core/ports.ts';
+import { capabilitySets } from '../core/spec/security.ts';
 import type { InstanceRecord, ReleaseRecord } from '../core/store.ts';
 
 /** Docker names volumes per app and environment so that `data` of two apps never collide. */
@@ -11,11 +12,12 @@ export function containerName(i: InstanceRecord): string {
 }
 
 /**
- * The container for one instance of a release: host network, allocated PORT, Berth labels; with
- * `resolvConf`, the container's /etc/resolv.conf points at Berth's DNS so `web` (its own app's) and
+ * The container for one instance of a release: host network, allocated PORT, Berth labels, the
+ * service's user and capabilities (Berth's defaults unless it says otherwise); with `resolvConf`, the
+ * container's /etc/resolv.conf points at Berth's DNS so `web` (its own app's) and
  * `web.shop.prod.berth` resolve.
  */
-export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra: { resolvConf?: string; configEnv?: Record<string, string>; configDir?: string; configGid?: number } = {}): ContainerSpec {
+export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra: { resolvConf?: string; configEnv?: Record<string, string>; configDir?: string; configGid?: number; bindSources?: Record<string, string> } = {}): ContainerSpec {
   const s = rel.spec;
   const spec: ContainerSpec = {
     name: containerName(inst),
@@ -44,7 +46,7 @@ export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra
     stopTimeoutS: Math.ceil(s.stopGracePeriodMs / 1000),
     mounts: s.volumes.map((v) => ({
       type: v.type,
-      source: v.type === 'volume' ? volumeName(inst.app, inst.env, v.source) : v.source,
+      source: v.type === 'volume' ? volumeName(inst.app, inst.env, v.source) : extra.bindSources?.[v.source] ?? v.source,
       target: v.target,
       readOnly: v.readOnly,
     })),
@@ -60,6 +62,13 @@ export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra
   if (s.limits.nanoCpus !== undefined) spec.nanoCpus = s.limits.nanoCpus;
   if (s.limits.memoryBytes !== undefined) spec.memoryBytes = s.limits.memoryBytes;
   if (s.shmSizeBytes !== undefined) spec.shmSizeBytes = s.shmSizeBytes;
+  const caps = capabilitySets(s);
+  spec.capAdd = caps.capAdd;
+  spec.capDrop = caps.capDrop;
+  spec.noNewPrivileges = s.noNewPrivileges !== false;
+  if (s.user !== undefined) spec.user = s.user;
+  if (s.readOnly) spec.readOnlyRootfs = true;
+  if (s.tmpfs) spec.tmpfs = { ...s.tmpfs };
   if (s.health.type === 'command') {
     const h = s.health;
     spec.healthcheck = { test: h.test, intervalMs: h.intervalMs, timeoutMs: h.timeoutMs, retries: h.retries, startPeriodMs: h.startPeriodMs };

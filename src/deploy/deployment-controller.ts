@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Clock, Engine, Logger } from '../core/ports.ts';
+import type { Clock, Engine, HostPathPolicy, Logger } from '../core/ports.ts';
 import type { ServiceSpec } from '../core/spec/types.ts';
 import type { DeploymentRecord, ReleaseRecord, Store } from '../core/store.ts';
 import type { Result } from '../reconcile/index.ts';
@@ -22,6 +22,8 @@ export interface DeploymentControllerDeps {
   applyRoutes: () => void;
   /** Memory limit of a build's RUN steps (the same as the push pipeline's). */
   buildMemoryBytes?: number;
+  /** Build contexts are checked again right before the build (the API checked them at deploy time). */
+  hostPaths?: HostPathPolicy;
 }
 
 /** Stable hash of what makes a release: the service spec and the image it runs (not how many, not how it rolls out). */
@@ -60,9 +62,11 @@ export class DeploymentController {
     const images = new Map<string, string>();
     for (const svc of Object.values(dep.spec.services)) {
       if (svc.build) {
-        this.event(dep, svc.name, 'build.started', `building ${svc.image} from ${svc.build.context}`);
+        const checked = this.d.hostPaths ? await this.d.hostPaths.buildContext(svc.build.context, svc.build.dockerfile) : { path: svc.build.context };
+        if (checked.refused !== undefined) return this.fail(dep, `build of ${svc.name} refused: ${checked.refused}`);
+        this.event(dep, svc.name, 'build.started', `building ${svc.image} from ${checked.path}`);
         try {
-          await engine.build({ context: svc.build.context, dockerfile: svc.build.dockerfile, tag: svc.image, args: svc.build.args,
+          await engine.build({ context: checked.path, dockerfile: svc.build.dockerfile, tag: svc.image, args: svc.build.args,
             labels: { 'io.berth.app': dep.app, 'io.berth.service': svc.name },
             ...(this.d.buildMemoryBytes ? { memoryBytes: this.d.buildMemoryBytes } : {}) }, (line) => log.debug({ service: svc.name }, line));
         } catch (err) {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EngineUnavailable } from '../core/errors.ts';
-import { LABEL, type ContainerSpec, type IngressRoute } from '../core/ports.ts';
+import { LABEL, type ContainerSpec, type HostPathPolicy, type IngressRoute } from '../core/ports.ts';
 import { DEFAULT_UPDATE, type ServiceSpec } from '../core/spec/types.ts';
 import type { InstanceRecord, ReleaseRecord, ServiceKey } from '../core/store.ts';
 import { FakeEngine } from '../engine/fake/index.ts';
@@ -51,7 +51,7 @@ interface RouteCall {
   table: IngressRoute[];
 }
 
-function harness() {
+function harness(extra: { hostPaths?: HostPathPolicy } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'berth-reconciler-'));
   const clock = { t: T0, now() { return this.t; } };
   const store = new SqliteStore(join(dir, 'berth.db'), clock);
@@ -84,6 +84,7 @@ function harness() {
     releaseDeadlineMs: 300_000,
     // Reload by signal is not exercised here: no release uses that strategy.
     probe: async () => false,
+    ...extra,
   });
 
   const h = {
@@ -133,8 +134,8 @@ function harness() {
 type H = ReturnType<typeof harness>;
 
 const open: H[] = [];
-function setup(): H {
-  const h = harness();
+function setup(extra: { hostPaths?: HostPathPolicy } = {}): H {
+  const h = harness(extra);
   open.push(h);
   return h;
 }
@@ -650,4 +651,40 @@ test('engine outage: the round rejects with EngineUnavailable, desired state is 
   assert.equal(h.store.getInstance(crashed.id), undefined, 'the instance that died during the outage was reaped');
   assert.equal((await h.containers()).filter((c) => c.running).length, 3);
   assert.equal(h.currentBackends().length, 3);
+});
+
+test('containers get Berth\'s security defaults and the service\'s user, read_only, capabilities and tmpfs', async () => {
+  const h = setup();
+  await h.release(serviceSpec({ replicas: 1 }));
+  await h.settle();
+  const plain = [...h.engine.specs.values()][0]!;
+  assert.deepEqual([plain.capAdd, plain.capDrop, plain.noNewPrivileges, plain.user, plain.readOnlyRootfs, plain.tmpfs],
+    [[], ['AUDIT_WRITE', 'MKNOD', 'NET_RAW', 'SETFCAP', 'SYS_CHROOT'], true, undefined, undefined, undefined]);
+  h.engine.specs.clear();
+  await h.release(serviceSpec({ replicas: 1, user: '1000:1000', readOnly: true, capAdd: ['NET_RAW'], capDrop: ['CHOWN'], noNewPrivileges: false, tmpfs: { '/tmp': 'size=8m' } }));
+  await h.settle();
+  const hardened = [...h.engine.specs.values()][0]!;
+  assert.deepEqual([hardened.capAdd, hardened.capDrop, hardened.noNewPrivileges, hardened.user, hardened.readOnlyRootfs, hardened.tmpfs],
+    [['NET_RAW'], ['AUDIT_WRITE', 'CHOWN', 'MKNOD', 'SETFCAP', 'SYS_CHROOT'], false, '1000:1000', true, { '/tmp': 'size=8m' }]);
+});
+
+test('bind sources are checked again before each create: mounted as resolved then, or no container at all', async () => {
+  let target: string | undefined = '/srv/data/real';
+  const h = setup({
+    hostPaths: {
+      bindSource: async (p) => (target ? { path: target } : { refused: `cannot bind-mount "${p}": it resolves to "/", outside the directories this server allows` }),
+      buildContext: async (p) => ({ path: p }),
+    },
+  });
+  await h.release(serviceSpec({ replicas: 1, volumes: [{ type: 'bind', source: '/srv/data/link', target: '/data', readOnly: false }] }));
+  await h.settle();
+  const spec = [...h.engine.specs.values()][0]!;
+  assert.deepEqual(spec.mounts.filter((m) => m.target === '/data'), [{ type: 'bind', source: '/srv/data/real', target: '/data', readOnly: false }]);
+  // The symlink now leads elsewhere: a new instance is not created at all.
+  target = undefined;
+  h.engine.specs.clear();
+  await h.store.updateService(K, { replicas: 2 });
+  await assert.rejects(h.round(), /not created: cannot bind-mount "\/srv\/data\/link": it resolves to "\/"/);
+  assert.equal(h.engine.specs.size, 0, 'no container was created');
+  assert.ok(h.store.listEvents({ app: K.app }).some((e) => e.kind === 'instance.refused'), 'the refusal is an event');
 });

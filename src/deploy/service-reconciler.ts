@@ -1,4 +1,5 @@
-import { LABEL, type Clock, type ContainerInfo, type Engine, type Logger } from '../core/ports.ts';
+import { LABEL, type Clock, type ContainerInfo, type Engine, type HostPathPolicy, type Logger } from '../core/ports.ts';
+import { InvalidInput } from '../core/errors.ts';
 import { planService, crashLoopDelayMs, STABLE_RUN_MS, type Action, type InstanceView, type Observed } from '../core/plan/index.ts';
 import type { InstanceRecord, ReleaseRecord, ServiceKey, ServiceRecord, Store } from '../core/store.ts';
 import type { Result } from '../reconcile/index.ts';
@@ -34,6 +35,11 @@ export interface ServiceReconcilerDeps {
   configGid?: number;
   /** Writes the configuration of an app/env at a version as files; returns the host directory to mount. */
   configFiles?: (app: string, env: string, version: number) => string | undefined;
+  /**
+   * Bind sources are checked again right before each container is created (a symlink swapped in since
+   * the deploy is caught) and the container mounts the path as resolved then.
+   */
+  hostPaths?: HostPathPolicy;
   /** One HTTP/TCP health probe of an instance (for reload by signal). */
   probe: (inst: InstanceRecord, health: HealthSpec) => Promise<boolean>;
 }
@@ -242,13 +248,32 @@ export class ServiceReconciler {
     for (const v of rel.spec.volumes) {
       if (v.type === 'volume') await engine.ensureVolume(volumeName(inst.app, inst.env, v.source), { 'io.berth.app': inst.app, 'io.berth.env': inst.env });
     }
+    const bindSources = await this.resolveBinds(inst, rel);
     const configEnv = this.d.configEnv?.(rel.app, rel.env, rel.spec.configVersion ?? 0) ?? {};
     this.d.configFiles?.(rel.app, rel.env, rel.spec.configVersion ?? 0);
-    const id = await engine.create(containerSpecFor(rel, inst, { ...this.extras(inst.app, inst.env), configEnv }));
+    const id = await engine.create(containerSpecFor(rel, inst, { ...this.extras(inst.app, inst.env), configEnv, bindSources }));
     store.updateInstance(inst.id, { containerId: id });
     await engine.start(id);
     store.updateInstance(inst.id, { state: 'running', startedAt: clock.now(), health: 'starting' });
     this.event(inst, 'instance.started', `instance ${inst.id} started on ${inst.host}:${inst.port} (release ${rel.seq})`);
+  }
+
+  /** Bind source → the path the policy resolved it to now; throws (no container is created) when one is refused. */
+  private async resolveBinds(inst: InstanceRecord, rel: ReleaseRecord): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    const policy = this.d.hostPaths;
+    if (!policy) return out;
+    for (const v of rel.spec.volumes) {
+      if (v.type !== 'bind') continue;
+      const r = await policy.bindSource(v.source);
+      if (r.refused !== undefined) {
+        const message = `instance ${inst.id} not created: ${r.refused}`;
+        this.event(inst, 'instance.refused', message);
+        throw new InvalidInput(message);
+      }
+      out[v.source] = r.path;
+    }
+    return out;
   }
 
   /** Out of the upstreams first (and wait until nginx serves without it), then stop signal, then remove. */

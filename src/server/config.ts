@@ -1,5 +1,5 @@
 import { totalmem } from 'node:os';
-import { resolve } from 'node:path';
+import { isAbsolute, normalize, resolve } from 'node:path';
 import { InvalidInput } from '../core/errors.ts';
 
 /** Everything the server needs to know, parsed once from flags and environment. */
@@ -53,6 +53,12 @@ export interface ServerConfig {
   readonly registryGcIntervalMs: number;
   /** BERTH_HOST_MEMORY_MB: memory the instances' limits may add up to (`berth scale` refuses more); default the host's total. */
   readonly hostMemoryBytes: number;
+  /**
+   * BERTH_ALLOWED_BIND_ROOTS / --allowed-bind-roots: host directories under which bind-mount sources and
+   * build contexts may lie (symlinks resolved). Empty: none. The Docker socket, the data and run
+   * directories are refused whatever this says.
+   */
+  readonly allowedBindRoots: readonly string[];
 }
 
 export interface ServerFlags {
@@ -65,6 +71,7 @@ export interface ServerFlags {
   logLevel?: string;
   dnsListen?: string;
   dnsContainerAddress?: string;
+  allowedBindRoots?: string;
 }
 
 export const DEFAULT_DATA_DIR = '/var/lib/berth';
@@ -105,6 +112,7 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     buildCacheKeepBytes: wholeNumber('BERTH_BUILD_CACHE_MB', env.BERTH_BUILD_CACHE_MB ?? '2048', 0) * 1024 * 1024,
     registryPort: port('BERTH_REGISTRY_PORT', env.BERTH_REGISTRY_PORT ?? '5000'),
     registryKeep: wholeNumber('BERTH_REGISTRY_KEEP', env.BERTH_REGISTRY_KEEP ?? '5', 1),
+    allowedBindRoots: Object.freeze(bindRoots(flags.allowedBindRoots ?? env.BERTH_ALLOWED_BIND_ROOTS ?? '')),
     registryGcIntervalMs: wholeNumber('BERTH_REGISTRY_GC_INTERVAL_MS', env.BERTH_REGISTRY_GC_INTERVAL_MS ?? String(6 * 3_600_000), 0),
     hostMemoryBytes: env.BERTH_HOST_MEMORY_MB ? wholeNumber('BERTH_HOST_MEMORY_MB', env.BERTH_HOST_MEMORY_MB, 1) * 1024 * 1024 : totalmem(),
   });
@@ -130,6 +138,14 @@ function dnsConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): Pick<ServerConfi
     Object.assign(out, { dnsUpstream: Object.freeze({ address: u.host, port: u.port }) });
   }
   return out;
+}
+
+function bindRoots(v: string): string[] {
+  const roots = v.split(':').map((r) => r.trim()).filter((r) => r !== '');
+  for (const r of roots) {
+    if (!isAbsolute(r)) throw new InvalidInput(`--allowed-bind-roots / BERTH_ALLOWED_BIND_ROOTS: "${r}" is not an absolute path: write absolute directories separated by ":", e.g. /srv/data:/opt/apps`);
+  }
+  return roots.map((r) => normalize(r).replace(/(.)\/$/, '$1'));
 }
 
 function builder(v: string): 'buildkit' | 'legacy' {

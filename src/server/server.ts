@@ -36,6 +36,7 @@ import { shortId } from '../lib/ids.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { VERSION } from '../core/version.ts';
 import type { ServerConfig } from './config.ts';
+import { HostPathGuard } from './host-paths.ts';
 
 
 /** What `berth server` writes so that a CLI on the same machine finds it. */
@@ -87,6 +88,17 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       logger.warn({ err: String(err) }, 'could not remove configuration files of removed apps');
     }
   };
+  // Host paths that reach containers or builds: only under the admin's roots, never Berth's own state
+  // or a handle on the container engine.
+  const hostPaths = new HostPathGuard({
+    allowedRoots: cfg.allowedBindRoots,
+    forbidden: [
+      { path: cfg.dataDir, what: `Berth's data directory (${cfg.dataDir}: its database, admin token and secret key)` },
+      { path: cfg.runDir, what: `Berth's run directory (${cfg.runDir}: every app's decrypted configuration)` },
+      ...[...new Set([cfg.dockerSocket, '/var/run/docker.sock'])].map((p) => ({ path: p, what: `the Docker Engine's socket (${p}), which controls every container on this host` })),
+      { path: '/run/containerd', what: "containerd's directory (/run/containerd), whose socket controls every container on this host" },
+    ],
+  });
   // `docker` also serves `berth exec` (api's ExecPort) for containers the API picks from this server's own records.
   const docker = new DockerEngine({ socketPath: cfg.dockerSocket, builder: cfg.builder, logger: logger.child({ component: 'engine' }) });
   const engine: Engine = scopedEngine(docker, scope);
@@ -143,7 +155,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   });
   const services = new ServiceReconciler({
     store, engine, clock, logger: logger.child({ component: 'reconciler' }), newId: () => shortId(10), hostAddress: '127.0.0.1',
-    portRange: cfg.portRange, isPortFree: hostPortChecker(), routesChanged, resolvConf: dns.resolvConf,
+    portRange: cfg.portRange, isPortFree: hostPortChecker(), routesChanged, resolvConf: dns.resolvConf, hostPaths,
     instancesChanged: () => {
       health.refresh();
       registry.refresh();
@@ -166,7 +178,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   });
   const deployments = new DeploymentController({
     store, engine, clock, logger: logger.child({ component: 'deployments' }), newId: () => shortId(10), enqueueService, applyRoutes,
-    configVersion: (app, env) => config.version(app, env), buildMemoryBytes: cfg.buildMemoryBytes,
+    configVersion: (app, env) => config.version(app, env), buildMemoryBytes: cfg.buildMemoryBytes, hostPaths,
   });
 
   /** Every key there is reason to look at: desired services, containers of ours, unfinished deployments. */
@@ -290,7 +302,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     store, clock, logger: logger.child({ component: 'api' }), newId: () => shortId(10), version: VERSION,
     enqueueDeployment: (id) => queue.add(deploymentKey(id)), enqueueService,
     logs: { search: (q) => logStore.search(q), tail: (f, onLine) => logs.tail(f, onLine) }, ingressPort: cfg.ingressPort, known,
-    hostMemoryBytes: cfg.hostMemoryBytes, exec: docker,
+    hostMemoryBytes: cfg.hostMemoryBytes, exec: docker, hostPaths,
   });
   registerRegistryRoutes(api, { store, registry, clock, newId: () => shortId(10) });
   registerTemplateRoutes(api, { store, clock, changed: () => templates.schedule() });

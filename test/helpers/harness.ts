@@ -129,6 +129,8 @@ export class Harness {
       BERTH_DNS_LISTEN: `127.0.0.1:${this.dnsPort}`,
       BERTH_DNS_CONTAINER_ADDRESS: this.containerDns,
       BERTH_REGISTRY_PORT: String(this.registryPort),
+      // The server refuses host paths outside its allowed roots: tests deploy fixtures, examples and temp dirs.
+      BERTH_ALLOWED_BIND_ROOTS: [join(ROOT, 'test/fixtures'), join(ROOT, 'examples'), tmpdir()].join(':'),
       ...this.extraEnv,
       BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'info',
     };

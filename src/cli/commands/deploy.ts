@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { formatIssue } from '../../core/errors.ts';
 import { connect, CliFailure, EXIT, progress, progressDone, type GlobalOpts } from '../context.ts';
-import { loadSpecFile } from '../load-spec.ts';
+import { hostPathIssues, loadSpecFile } from '../load-spec.ts';
 
 export function registerDeploy(program: Command): void {
   program.command('deploy')
@@ -13,13 +13,17 @@ export function registerDeploy(program: Command): void {
     .option('--timeout <seconds>', 'give up waiting after this long (exit 1)', '600')
     .action(async (o: { file: string; app?: string; env: string; wait: boolean; timeout: string }) => {
       const g = program.opts<GlobalOpts>();
-      const { spec, warnings } = loadSpecFile(o.file, o.app);
+      const parsed = loadSpecFile(o.file, o.app);
+      const { spec, warnings } = parsed;
       for (const w of warnings) process.stderr.write(`warning: ${formatIssue(w)}\n`);
       const client = connect(g);
       // Follow the event timeline from just before the deploy: releases, starts, health, drains, rollbacks.
       // The newest event of any app is the cursor (a first deploy's app does not exist yet to filter by).
       const lastEvent = (await client.events({ limit: 1 })).events.at(-1)?.id ?? 0;
-      const { deployment } = await client.deploy(spec.name, o.env, spec, warnings);
+      const { deployment } = await client.deploy(spec.name, o.env, spec, warnings).catch((err: unknown) => {
+        // Host paths the server refused, shown where the file names them.
+        throw hostPathIssues(err, o.file, parsed) ?? err;
+      });
       if (!g.json) process.stderr.write(`deploying ${spec.name} to ${o.env} (deployment ${deployment.id})\n`);
       if (!o.wait) {
         if (g.json) console.log(JSON.stringify({ deployment }));

@@ -5,7 +5,7 @@
 import type { Diagnostics } from './diagnostics.ts';
 import type { ParseOptions } from './types.ts';
 import type { Parsed } from './units.ts';
-import type { SpecPath } from './yaml-source.ts';
+import { formatPath, type SpecPath } from './yaml-source.ts';
 
 export interface SpecContext {
   readonly diag: Diagnostics;
@@ -15,6 +15,13 @@ export interface SpecContext {
   readonly declaredVolumes: ReadonlySet<string>;
   /** Names under `services:`, for depends_on checks and suggestions. */
   readonly serviceNames: readonly string[];
+  /** Where each host path of the spec was written (see ParseResult.hostPathSources). */
+  readonly hostPathSources: Record<string, { line: number; col: number; path: string }>;
+}
+
+/** Records that the spec's `specPath` (a bind source, a build context) was written at `composePath`. */
+export function noteHostPath(ctx: SpecContext, specPath: string, composePath: SpecPath): void {
+  ctx.hostPathSources[specPath] = { ...ctx.diag.position(composePath), path: formatPath(composePath) };
 }
 
 export type Json = Record<string, unknown>;

@@ -60,6 +60,11 @@ export class Diagnostics {
     return a.line - b.line || a.col - b.col;
   }
 
+  /** Line and column of `path` in the file. */
+  position(path: SpecPath, at: 'key' | 'value' = 'value'): Position {
+    return this.locate(path, at);
+  }
+
   private locate(path: SpecPath, at: 'key' | 'value'): Position {
     return this.source ? this.source.locate(path, at) : { line: 1, col: 1 };
   }

@@ -57,6 +57,7 @@ export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
     appName: appNameOf(compose, opts, diag),
     declaredVolumes: declaredVolumes(compose, diag),
     serviceNames: Object.keys(compose.services),
+    hostPathSources: {},
   };
   const services = normalizeServices(ctx, compose.services);
   checkDependencyCycles(services, diag);
@@ -64,7 +65,7 @@ export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
 
   const pipeline = pipelineExtensions(diag, compose['x-berth']);
   if (diag.issues.length > 0) fail(diag);
-  return { spec: { name: ctx.appName, services, ...(pipeline ? { pipeline } : {}) }, warnings: diag.sortedWarnings() };
+  return { spec: { name: ctx.appName, services, ...(pipeline ? { pipeline } : {}) }, warnings: diag.sortedWarnings(), hostPathSources: ctx.hostPathSources };
 }
 
 /** The document as plain JSON values, with `<<:` merges applied and aliases expanded. */

@@ -3,10 +3,11 @@
  * is checked for meaning here (the schema accepts strings for numbers); every key it does not act on
  * yields a warning, never a silent drop.
  */
-import { isRecord, listOrDict, scalarToString, take, type Json, type SpecContext } from './context.ts';
+import { isRecord, listOrDict, noteHostPath, scalarToString, take, type Json, type SpecContext } from './context.ts';
 import { parseEnvFile } from './env-file.ts';
 import { composeHealth, resolveHealth } from './health.ts';
 import { dirnamePosix, isWithin, normalizePosix, resolvePosix } from './posix-path.ts';
+import { securityOf } from './service-security.ts';
 import { splitShellWords } from './shell-words.ts';
 import { closestMatch } from './suggest.ts';
 import type { BuildSpec, RestartPolicy, ServiceSpec } from './types.ts';
@@ -18,6 +19,7 @@ import { formatPath, type SpecPath } from './yaml-source.ts';
 const SUPPORTED_KEYS = new Set([
   'image', 'build', 'command', 'entrypoint', 'environment', 'env_file', 'ports', 'healthcheck', 'deploy', 'labels',
   'stop_signal', 'stop_grace_period', 'volumes', 'depends_on', 'shm_size', 'restart', 'scale', 'x-berth',
+  'user', 'read_only', 'cap_add', 'cap_drop', 'security_opt', 'tmpfs',
 ]);
 
 const NOT_SUPPORTED = 'not supported yet by Berth; ignored';
@@ -79,6 +81,7 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
   }
   if (ext.port !== undefined) spec.port = ext.port;
   if (ext.test) spec.test = ext.test;
+  Object.assign(spec, securityOf(ctx, path, raw));
   return spec;
 }
 
@@ -144,6 +147,7 @@ function normalizeBuild(ctx: SpecContext, path: SpecPath, raw: unknown): BuildSp
     return undefined;
   }
   const context = resolvePosix(ctx.opts.baseDir, contextRaw);
+  noteHostPath(ctx, `services.${String(path[1])}.build.context`, contextPath);
   let dockerfile = typeof b.dockerfile === 'string' ? b.dockerfile : 'Dockerfile';
   if (dockerfile.startsWith('/')) {
     // The Docker build API wants the Dockerfile relative to the context.
@@ -153,7 +157,11 @@ function normalizeBuild(ctx: SpecContext, path: SpecPath, raw: unknown): BuildSp
       return undefined;
     }
     dockerfile = abs.slice(context === '/' ? 1 : context.length + 1);
+  } else if (normalizePosix(dockerfile).startsWith('..')) {
+    ctx.diag.error([...path, 'dockerfile'], `"${dockerfile}" is outside the build context ${context}: move it into the context`);
+    return undefined;
   }
+  if (typeof b.dockerfile === 'string') noteHostPath(ctx, `services.${String(path[1])}.build.dockerfile`, [...path, 'dockerfile']);
   const args: Record<string, string> = {};
   for (const { key, value, index } of listOrDict(b.args)) {
     const v = value ?? ctx.opts.env[key];

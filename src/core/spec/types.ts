@@ -133,6 +133,18 @@ export interface ServiceSpec {
   restartGeneration?: number;
   /** x-berth.test: the command the pipeline runs in a container of a freshly built image (argv). Build-time only. */
   test?: string[];
+  /** `user`: the user (name or uid, optionally `:group`) the process runs as; absent: the image's USER. */
+  user?: string;
+  /** `read_only`: the container's root filesystem is read-only (volumes and tmpfs stay writable). */
+  readOnly?: boolean;
+  /** `cap_add`: capabilities given back on top of Berth's defaults (only Docker's default set; normalized, no CAP_ prefix). */
+  capAdd?: string[];
+  /** `cap_drop`: capabilities dropped on top of Berth's defaults, or ["ALL"]. */
+  capDrop?: string[];
+  /** `security_opt: [no-new-privileges:false]` turns it off; absent: on (Berth's default). */
+  noNewPrivileges?: boolean;
+  /** `tmpfs`: in-memory mounts, target → mount options ("" for Docker's defaults). */
+  tmpfs?: Record<string, string>;
 }
 
 export interface AppSpec {
@@ -178,8 +190,6 @@ export interface ParseOptions {
   baseDir: string;
   /** App name override (--app). */
   appName?: string;
-  /** Bind mounts are only allowed under these absolute host paths. */
-  allowedBindRoots: string[];
   /** Reads an env_file (absolute path); returns undefined if missing. Injected: core does no I/O. */
   readFile: (absPath: string) => string | undefined;
 }
@@ -187,4 +197,10 @@ export interface ParseOptions {
 export interface ParseResult {
   spec: AppSpec;
   warnings: SpecWarning[];
+  /**
+   * Where the host paths of the spec were written, by their path in the spec (`services.web.volumes[0]`,
+   * `services.web.build.context`): the server decides which host paths may be used, and its refusals
+   * name spec paths that the CLI turns back into file:line:col with this.
+   */
+  hostPathSources: Record<string, { line: number; col: number; path: string }>;
 }

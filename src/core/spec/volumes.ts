@@ -1,10 +1,12 @@
 /**
- * Service `volumes:` (short `src:dst[:mode]` and long syntax) → VolumeMount. Bind mounts are the
- * sharp edge of a shared host, so their sources must resolve under the server's allowed roots;
- * named volumes must be declared at the top level, as docker compose requires.
+ * Service `volumes:` (short `src:dst[:mode]` and long syntax) → VolumeMount. Bind sources are
+ * resolved against the Compose file's directory; whether a host path may be mounted is the server's
+ * decision (it resolves symlinks on its own filesystem, against roots its admin configured), so the
+ * parser only notes where each source was written. Named volumes must be declared at the top level,
+ * as docker compose requires.
  */
-import { isRecord, type SpecContext } from './context.ts';
-import { isWithin, resolvePosix } from './posix-path.ts';
+import { isRecord, noteHostPath, type SpecContext } from './context.ts';
+import { resolvePosix } from './posix-path.ts';
 import type { VolumeMount } from './types.ts';
 import { parseBool } from './units.ts';
 import type { SpecPath } from './yaml-source.ts';
@@ -21,7 +23,9 @@ export function normalizeVolumes(ctx: SpecContext, path: SpecPath, raw: unknown)
   raw.forEach((item, i) => {
     const p = [...path, i];
     const mount = typeof item === 'string' ? shortVolume(ctx, p, item) : isRecord(item) ? longVolume(ctx, p, item) : undefined;
-    if (mount) out.push(mount);
+    if (!mount) return;
+    if (mount.type === 'bind') noteHostPath(ctx, `services.${String(path[1])}.volumes[${out.length}]`, typeof item === 'string' ? p : [...p, 'source']);
+    out.push(mount);
   });
   return out;
 }
@@ -99,27 +103,17 @@ function mount(ctx: SpecContext, path: SpecPath, type: 'bind' | 'volume', source
   return host === undefined ? undefined : { type, source: host, target, readOnly };
 }
 
-/** Resolves a bind source against the Compose file's directory and checks it against the allowed roots. */
+/** Resolves a bind source against the Compose file's directory (or `~`). */
 function bindSource(ctx: SpecContext, path: SpecPath, source: string): string | undefined {
-  let abs: string;
   if (source === '~' || source.startsWith('~/')) {
     const home = ctx.opts.env.HOME;
     if (!home) {
       ctx.diag.error(path, `cannot expand "~" in "${source}": HOME is not set; write an absolute path or one relative to the Compose file`);
       return undefined;
     }
-    abs = resolvePosix(home, source.slice(1).replace(/^\//, ''));
-  } else {
-    abs = resolvePosix(ctx.opts.baseDir, source);
+    return resolvePosix(home, source.slice(1).replace(/^\//, ''));
   }
-  const roots = ctx.opts.allowedBindRoots;
-  if (roots.some((r) => isWithin(r, abs))) return abs;
-  const why =
-    roots.length === 0
-      ? 'bind mounts are not allowed on this server (no allowed roots are configured)'
-      : `it is outside the allowed directories (${roots.join(', ')})`;
-  ctx.diag.error(path, `cannot bind-mount "${abs}": ${why}; use a named volume, or move the data under an allowed directory`);
-  return undefined;
+  return resolvePosix(ctx.opts.baseDir, source);
 }
 
 function anonymous(ctx: SpecContext, path: SpecPath, target: string): void {

@@ -20,6 +20,7 @@ import {
   type ExecPort,
 } from '../../core/ports.ts';
 import { backoffMs } from '../../lib/backoff.ts';
+import { BERTH_DROPPED_CAPS } from '../../core/spec/security.ts';
 import { dockerfileBaseImages, filterContextTar, isLoopbackRegistryRef, listContextFiles, packContext } from './build-context.ts';
 import { BuildMemoryPool, openBuildMemoryPool } from './build-memory.ts';
 import { runBuildkitBuild } from './buildkit-build.ts';
@@ -706,6 +707,7 @@ export class DockerEngine implements Engine, ExecPort {
       ...(spec.cmd ? { Cmd: spec.cmd } : {}),
       ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
       ...(spec.stopSignal ? { StopSignal: spec.stopSignal } : {}),
+      ...(spec.user !== undefined ? { User: spec.user } : {}),
       ...(spec.stopTimeoutS !== undefined ? { StopTimeout: Math.round(spec.stopTimeoutS) } : {}),
       ...(hc
         ? {
@@ -726,6 +728,12 @@ export class DockerEngine implements Engine, ExecPort {
         ...(spec.memoryBytes !== undefined ? { Memory: Math.round(spec.memoryBytes) } : {}),
         ...(spec.shmSizeBytes !== undefined ? { ShmSize: Math.round(spec.shmSizeBytes) } : {}),
         ...(spec.groupAdd?.length ? { GroupAdd: spec.groupAdd } : {}),
+        // Every container Berth creates (instances, pipeline tests) gets Berth's defaults unless its spec says otherwise.
+        CapDrop: spec.capDrop ?? [...BERTH_DROPPED_CAPS],
+        ...(spec.capAdd?.length ? { CapAdd: spec.capAdd } : {}),
+        SecurityOpt: spec.noNewPrivileges === false ? [] : ['no-new-privileges'],
+        ...(spec.readOnlyRootfs ? { ReadonlyRootfs: true } : {}),
+        ...(spec.tmpfs && Object.keys(spec.tmpfs).length ? { Tmpfs: { ...spec.tmpfs } } : {}),
         Mounts: spec.mounts.map((m) => ({
           Type: m.type,
           Source: m.source,
