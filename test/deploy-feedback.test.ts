@@ -6,13 +6,15 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Harness, ROOT } from './helpers/harness.ts';
+import { Harness, ROOT, docker } from './helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 
 const APP_DIR = join(ROOT, 'test/fixtures/apps/feedback');
+const IMAGE = 'berth-test/feedback:latest';
 
 interface AppOpts {
   replicas?: number;
@@ -24,11 +26,15 @@ interface AppOpts {
   composeHealth?: string[];
 }
 
-describe('deploy feedback', () => {
+// The tests use apps of their own and mostly wait on deadlines: they run side by side.
+describe('deploy feedback', { concurrency: true }, () => {
   let h: Harness;
   let dir: string;
   before(async () => {
     h = await Harness.create({ portRange: '34000-34099' });
+    // Built once, up front: the tests run side by side, and builds racing for one tag could give a
+    // deploy a different image (a new release) than the one before it.
+    await docker('build', '-q', '-t', IMAGE, APP_DIR);
     await h.startServer();
     dir = await mkdtemp(join(tmpdir(), 'berth-feedback-'));
   });
@@ -49,8 +55,7 @@ describe('deploy feedback', () => {
     await writeFile(file, `name: ${name}
 services:
   web:
-    build: ${APP_DIR}
-    image: berth-test/feedback:latest
+    image: ${IMAGE}
     environment:
       APP: ${name}
 ${env}    deploy:
@@ -63,6 +68,35 @@ ${xHealth}      update: { deadline: ${o.deadline ?? '60s'} }
     return file;
   };
   const deploy = (file: string, extra: string[] = []) => h.cli(['deploy', '-f', file, ...extra], { timeoutMs: 180_000 });
+
+  /** Runs the CLI and notes when each line of its stderr arrived (ms after the start). */
+  const deployTimed = (file: string): Promise<{ code: number; lines: { ms: number; text: string }[]; stderr: string }> => new Promise((resolve) => {
+    const t0 = Date.now();
+    const p = spawn(join(ROOT, 'bin/berth'), ['deploy', '-f', file], { env: h.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const lines: { ms: number; text: string }[] = [];
+    let buf = '';
+    p.stderr.setEncoding('utf8');
+    p.stderr.on('data', (c: string) => {
+      buf += c;
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        lines.push({ ms: Date.now() - t0, text: buf.slice(0, i) });
+        buf = buf.slice(i + 1);
+      }
+    });
+    const timer = setTimeout(() => p.kill('SIGKILL'), 180_000);
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      if (buf) lines.push({ ms: Date.now() - t0, text: buf });
+      resolve({ code: code ?? 1, lines, stderr: lines.map((l) => l.text).join('\n') });
+    });
+  });
+
+  /** The app's own request log: `request GET /health → 503` lines. */
+  const requestLog = async (app: string): Promise<string[]> => {
+    const r = await h.api('GET', `/v1/apps/${app}/logs?grep=request&limit=10000`);
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    return (r.json.lines as { text: string }[]).map((l) => l.text).filter((t) => t.startsWith('request '));
+  };
 
   test('rollback --to 1 after release 1\'s deadline has passed: exit 0, healthy (the deadline counts from the rollback)', async () => {
     const v1 = await deploy(await composeFile('rb', { deadline: '8s', env: { VERSION: 'v1' } }));
@@ -78,5 +112,68 @@ ${xHealth}      update: { deadline: ${o.deadline ?? '60s'} }
     assert.equal(s.release.seq, 1);
     assert.equal(s.release.status, 'healthy');
     assert.equal(s.status, 'running');
+  });
+
+  test('a wrong health path: the deploy says `GET /healthz → 404` while it waits (a progress line before the deadline) and when it fails', async () => {
+    const r = await deployTimed(await composeFile('wrongpath', { healthPath: '/healthz', deadline: '9s' }));
+    assert.equal(r.code, 1, r.stderr);
+    const progress = r.lines.find((l) => /^ {2}waiting \d+s: web 0\/1 healthy; last check GET \/healthz → 404 \(/.test(l.text));
+    assert.ok(progress, `a progress line naming the check's result:\n${r.stderr}`);
+    const failed = r.lines.find((l) => /release\.failed/.test(l.text));
+    assert.ok(failed && progress.ms < failed.ms, `the progress line comes while waiting, before the release fails (at the 9 s deadline):\n${r.stderr}`);
+    assert.match(r.lines.at(-1)!.text, /^error: deployment \w+ failed: release 1 of web failed: it did not become healthy within 9s: 0\/1 healthy; last check GET \/healthz → 404 /);
+    const st = await h.cli(['status', 'wrongpath']);
+    assert.match(st.stdout, /GET \/healthz → 404 \(for \d+s\)/, st.stdout);
+  });
+
+  test('a crash on start: the deploy output and status show what the process printed last', async () => {
+    const msg = 'Error: listen EADDRINUSE: address already in use 0.0.0.0:3000';
+    const r = await deploy(await composeFile('crashy', { env: { CRASH_MESSAGE: msg } }), ['--timeout', '60']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /instance\.crashed +instance \w+ exited with code 1 after \d+s: "Error: listen EADDRINUSE: address already in use 0\.0\.0\.0:3000"/);
+    assert.match(r.stderr.split('\n').at(-2)!, /^error: deployment \w+ failed: release 1 of web failed: its instances crashed 3 times in a row \(crash loop\); the last exited with code 1 after \d+s: "Error: listen EADDRINUSE/);
+    const st = await h.cli(['status', 'crashy']);
+    assert.ok(st.stdout.includes(`  | ${msg}`), st.stdout);
+  });
+
+  test('an app that ignores $PORT and has its own Compose healthcheck: not healthy, and the deploy names the port it should listen on', async () => {
+    // It listens on a fixed port outside Berth's range; its own check, run inside, finds it there.
+    const fixed = 34_190;
+    const check = ['CMD', 'node', '-e', `require('http').get('http://127.0.0.1:${fixed}/health', (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))`];
+    const r = await deploy(await composeFile('portless', { env: { LISTEN_PORT: String(fixed) }, composeHealth: check, deadline: '8s' }));
+    assert.equal(r.code, 1, r.stderr);
+    const m = /nothing listens on 127\.0\.0\.1:(\d+) — the process must listen on \$PORT \((\d+) for this instance, set by Berth\); its Compose healthcheck passes/.exec(r.stderr);
+    assert.ok(m, r.stderr);
+    assert.equal(m[1], m[2]);
+    const inst = (await h.status('portless')).services[0].instances[0];
+    assert.equal(String(inst.port), m[1], 'the port named is the instance\'s allocated port');
+    assert.equal(inst.health, 'starting');
+    assert.match(r.stderr.split('\n').at(-2)!, /^error: deployment \w+ failed: .*did not become healthy within 8s: 0\/1 healthy; last check nothing listens on 127\.0\.0\.1:/);
+  });
+
+  test('a slow starter is probed with backoff (its own request log counts them); `✔ deployed` comes after release.healthy, and only once every replica is', async () => {
+    const file = await composeFile('slow', { env: { READY_DELAY_MS: '6000' }, replicas: 1 });
+    const r = await deploy(file);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stderr.split('\n');
+    const healthyAt = lines.findIndex((l) => /release\.healthy +release 1 of web is healthy/.test(l));
+    const doneAt = lines.findIndex((l) => /^✔ slow\/prod deployed: web 1\/1 healthy/.test(l));
+    assert.ok(healthyAt >= 0 && doneAt > healthyAt, `✔ after release.healthy:\n${r.stderr}`);
+    const log = await waitFor(async () => {
+      const l = await requestLog('slow');
+      return l.some((t) => t.endsWith('→ 200')) ? l : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 250, what: 'the probe that found it ready in its log' });
+    const warming = log.filter((t) => t === 'request GET /health → 503').length;
+    // Every 25 ms for 6 s would be ~230; 25 ms doubling to 1 s is ~11.
+    assert.ok(warming >= 5 && warming <= 25, `probes while warming up: ${warming}`);
+
+    // `✔ deployed` only once every replica is healthy: a deploy that only raises replicas reuses the
+    // healthy release, and waits for the new instances.
+    const more = await deploy(await composeFile('slow', { env: { READY_DELAY_MS: '6000' }, replicas: 3 }));
+    assert.equal(more.code, 0, more.stderr);
+    assert.match(more.stderr, /✔ slow\/prod deployed: web 3\/3 healthy/);
+    const s = (await h.status('slow')).services[0];
+    assert.equal(s.healthy, 3, 'all three serve when the deploy says so');
+    assert.equal(s.release.seq, 1, 'the same release');
   });
 });

@@ -1,6 +1,7 @@
 import type { Clock } from '../core/ports.ts';
 import type { InstanceRecord, ServiceRecord, Store } from '../core/store.ts';
-import type { ServiceStatus } from '../core/views.ts';
+import { crashSummary } from '../core/health-notes.ts';
+import { waitingOn, type InstanceStatus, type ServiceStatus } from '../core/views.ts';
 
 export type { InstanceStatus, ServiceStatus } from '../core/views.ts';
 
@@ -17,12 +18,21 @@ export function serviceStatus(store: Store, clock: Clock, s: ServiceRecord, all?
   const current = insts.filter((i) => i.releaseId === s.releaseId && i.state === 'running');
   const healthy = current.filter((i) => i.health === 'healthy').length;
   const now = clock.now();
+  const instances: InstanceStatus[] = insts.map((i) => ({
+    id: i.id, release: seq(i.releaseId), state: i.state, health: i.health, host: i.host, address: i.address, port: i.port,
+    ...(i.containerId ? { containerId: i.containerId } : {}), ...(i.startedAt ? { startedAt: i.startedAt } : {}),
+    ...(i.reason ? { reason: i.reason } : {}), ...(i.check ? { check: i.check } : {}),
+  }));
+  // Only a crash of the release being rolled out or run now says something about it.
+  const crash = s.lastCrash && s.lastCrash.releaseId === s.releaseId && s.lastCrash.at >= (s.rolloutStartedAt ?? 0) ? s.lastCrash : undefined;
+  const why = () => waitingOn({ healthy, desired: s.replicas, releaseSeq: rel?.seq ?? 0, instances, ...(crash ? { lastCrash: crash } : {}) }, now);
   let status = 'running';
   let detail = `${healthy}/${s.replicas} healthy`;
   if (s.failures >= 2 && healthy < s.replicas) {
     status = 'crash-looping';
     const wait = Math.max(0, s.nextStartAt - now);
     detail = `${s.failures} crashes in a row; ${wait > 0 ? `next start in ${Math.ceil(wait / 1000)}s (backing off)` : 'restarting now'}`;
+    if (crash) detail += `; last ${crashSummary(crash)}`;
   } else if (rel?.status === 'failed') {
     status = 'failed';
     detail = `release ${rel.seq} failed: ${rel.message}`;
@@ -31,9 +41,10 @@ export function serviceStatus(store: Store, clock: Clock, s: ServiceRecord, all?
     detail = 'scaled to 0';
   } else if (rel?.status === 'progressing' || (insts.some((i) => i.releaseId !== s.releaseId) && rel?.spec.update?.strategy !== 'blue-green')) {
     status = 'deploying';
-    detail = `release ${rel?.seq}: ${healthy}/${s.replicas} healthy`;
+    detail = `release ${rel?.seq}: ${why()}`;
   } else if (healthy < s.replicas) {
     status = 'degraded';
+    detail = why();
   } else if (insts.some((i) => i.releaseId !== s.releaseId)) {
     const until = (s.switchedAt ?? 0) + (rel?.spec.update?.keepPreviousMs ?? 0);
     detail += `; previous release idle for ${Math.max(0, Math.ceil((until - now) / 1000))}s more (rollback is one switch)`;
@@ -49,10 +60,7 @@ export function serviceStatus(store: Store, clock: Clock, s: ServiceRecord, all?
     strategy: rel?.spec.update?.strategy ?? 'rolling',
     ...(s.routedReleaseId ? { routedRelease: seq(s.routedReleaseId) } : {}),
     reload: { requestedAt: s.reloadRequestedAt ?? 0, doneAt: s.reloadedAt ?? 0 },
-    instances: insts.map((i) => ({
-      id: i.id, release: seq(i.releaseId), state: i.state, health: i.health, host: i.host, address: i.address, port: i.port,
-      ...(i.containerId ? { containerId: i.containerId } : {}), ...(i.startedAt ? { startedAt: i.startedAt } : {}),
-      ...(i.reason ? { reason: i.reason } : {}),
-    })),
+    ...(crash ? { lastCrash: crash } : {}),
+    instances,
   };
 }

@@ -1,5 +1,44 @@
 import type { BerthClient, EventView, ServiceView } from '../client/index.ts';
+import { waitingOn } from '../core/views.ts';
 import { CliFailure, EXIT, progress, progressDone } from './context.ts';
+
+/** How often a long wait prints a line saying what it waits for (on a terminal and off it). */
+export const PROGRESS_EVERY_MS = 5000;
+
+/** Events worth a line while a deploy, rollback or reload runs. */
+export const SHOWN_EVENTS = /failed|crashed|rollback|switched|release\.|build\.|stopping|reloaded|unhealthy/;
+
+type Waited = Partial<ServiceView> & { name: string; status: string };
+
+/**
+ * What a wait is still waiting for, one part per service not yet there: `web 0/2 healthy; last check
+ * GET /healthz → 404 (i1 on 127.0.0.1:20031, for 12s)` — or `web pending` before its release exists.
+ */
+export function waitLine(services: Waited[], now = Date.now()): string {
+  return services
+    .filter((s) => !s.instances || !s.release || s.release.status !== 'healthy' || (s.healthy ?? 0) < (s.desired ?? 0))
+    .map((s) => (s.instances && s.release
+      ? `${s.name} ${waitingOn({ healthy: s.healthy ?? 0, desired: s.desired ?? 0, releaseSeq: s.release.seq, instances: s.instances,
+        ...(s.lastCrash ? { lastCrash: s.lastCrash } : {}) }, now)}`
+      : `${s.name} ${s.status}`))
+    .join(' · ');
+}
+
+/** Prints a `waiting Ns: …` line every PROGRESS_EVERY_MS (as a line of its own, so it shows in logs and CI too). */
+export class ProgressTicker {
+  private next: number;
+  constructor(private readonly t0 = Date.now()) {
+    this.next = t0 + PROGRESS_EVERY_MS;
+  }
+
+  tick(services: Waited[]): void {
+    const now = Date.now();
+    if (now < this.next) return;
+    this.next = now + PROGRESS_EVERY_MS;
+    const line = waitLine(services, now);
+    if (line) progressDone(`  waiting ${Math.round((now - this.t0) / 1000)}s: ${line}`);
+  }
+}
 
 /**
  * Follows services until their current releases are healthy (resolves) or one failed (throws, exit 1):
@@ -10,15 +49,19 @@ export async function waitForReleases(client: BerthClient, app: string, env: str
   const ac = new AbortController();
   const events = client.streamEvents({ app, env, ...(opts.afterEvent !== undefined ? { after: opts.afterEvent } : {}) }, (e: EventView) => {
     if (opts.json) console.log(JSON.stringify({ event: e }));
-    else if (/failed|crashed|rollback|switched|healthy$|stopping|started/.test(e.kind)) progressDone(`  ${e.kind.padEnd(20)} ${e.message}`);
+    else if (SHOWN_EVENTS.test(e.kind) || /healthy$|started/.test(e.kind)) progressDone(`  ${e.kind.padEnd(20)} ${e.message}`);
   }, ac.signal).catch(() => undefined);
   const deadline = Date.now() + opts.timeoutS * 1000;
+  const ticker = new ProgressTicker();
   try {
     for (;;) {
       const st = await client.app(app, env);
       const mine = st.services.filter((s) => services.includes(s.name));
       const line = mine.map((s) => `${s.name} r${s.release.seq} ${s.healthy}/${s.desired} healthy${s.instances.some((i) => i.state === 'stopping') ? ', draining' : ''}`).join(' · ');
-      if (!opts.json) progress(line);
+      if (!opts.json) {
+        progress(line);
+        ticker.tick(mine);
+      }
       const failed = mine.find((s) => s.release.status === 'failed');
       if (failed) throw new CliFailure(`release ${failed.release.seq} of ${failed.name} failed: ${failed.release.message}`, EXIT.failed);
       if (mine.length === services.length && mine.every((s) => s.release.status === 'healthy')) {
@@ -26,7 +69,7 @@ export async function waitForReleases(client: BerthClient, app: string, env: str
         return mine;
       }
       if (Date.now() > deadline) {
-        throw new CliFailure(`still not healthy after ${opts.timeoutS}s: ${line}. It goes on in the background; see \`berth status ${app}\``, EXIT.failed);
+        throw new CliFailure(`still not healthy after ${opts.timeoutS}s: ${waitLine(mine) || line}. It goes on in the background; see \`berth status ${app}\``, EXIT.failed);
       }
       await new Promise((r) => setTimeout(r, 150));
     }

@@ -92,6 +92,8 @@ export interface ContainerInfo {
   finishedAt?: string;
   /** Engine-run health check status ('none' when the container has no healthcheck). */
   health: ContainerHealth;
+  /** The engine-run health check's latest result: exit code and output. */
+  healthLog?: { exitCode: number; output: string };
   /** Host the container runs on (engine's host name/id). */
   host: string;
 }
@@ -111,6 +113,14 @@ export type EngineEvent =
   | { kind: 'disconnected'; error: string }
   /** The engine is reachable again after a disconnect (or at first connect). */
   | { kind: 'connected' };
+
+/** One health probe's outcome, worded for people (`GET /healthz → 404`, `connection refused on 127.0.0.1:20031`). */
+export interface ProbeResult {
+  ok: boolean;
+  text: string;
+  /** The connection was refused: nothing listens on the address. */
+  refused?: boolean;
+}
 
 export interface LogLine {
   containerId: string;

@@ -65,6 +65,35 @@ export interface ServiceRecord {
    * counts from here. Set by the store whenever the release changes; ignored in writes.
    */
   rolloutStartedAt?: number;
+  /** The last time an instance of this service ended on its own: why, and its last lines of output. */
+  lastCrash?: CrashRecord;
+}
+
+/** An instance that ended on its own, as `status` and a failed release explain it. */
+export interface CrashRecord {
+  at: number;
+  instance: string;
+  releaseId: string;
+  exitCode?: number;
+  oomKilled?: boolean;
+  /** How long it ran. */
+  ranMs: number;
+  /** Its last lines of output (stdout and stderr, oldest first). */
+  output: string[];
+  /**
+   * Its last line on stderr, where the reason usually is (a line on stdout written just before may
+   * still come after it in the engine's log: the two streams are copied separately).
+   */
+  lastError?: string;
+}
+
+/** The latest result of an instance's health check, written only when it changes. */
+export interface CheckResult {
+  ok: boolean;
+  /** As a person reads it: `GET /healthz → 404`, `connection refused on 127.0.0.1:20031`, `healthcheck exit 1: …`. */
+  text: string;
+  /** When this result was first seen. */
+  since: number;
 }
 
 /**
@@ -92,6 +121,8 @@ export interface InstanceRecord {
   startedAt?: number;
   /** Why an instance is stopping (scale-down, replaced, crashed, ...). */
   reason?: string;
+  /** The latest result of its health check (Berth's probe, the engine's healthcheck, the port check). */
+  check?: CheckResult;
 }
 
 export interface EventRecord {
@@ -180,7 +211,7 @@ export interface Store {
   getService(k: ServiceKey): ServiceRecord | undefined;
   /** Writes the service and, when given, its new release, in one transaction. Marks the previous progressing release superseded. */
   putService(s: ServiceRecord, newRelease?: ReleaseRecord): void;
-  updateService(k: ServiceKey, patch: Partial<Pick<ServiceRecord, 'replicas' | 'failures' | 'nextStartAt' | 'releaseId' | 'routedReleaseId' | 'switchedAt' | 'reloadRequestedAt' | 'reloadedAt'>>): void;
+  updateService(k: ServiceKey, patch: Partial<Pick<ServiceRecord, 'replicas' | 'failures' | 'nextStartAt' | 'releaseId' | 'routedReleaseId' | 'switchedAt' | 'reloadRequestedAt' | 'reloadedAt' | 'lastCrash'>>): void;
   deleteService(k: ServiceKey): void;
   getRelease(id: string): ReleaseRecord | undefined;
   listReleases(filter: { app: string; env?: string; service?: string }): ReleaseRecord[];
@@ -199,7 +230,7 @@ export interface Store {
   getInstance(id: string): InstanceRecord | undefined;
   /** Inserts the instance, allocating a free port from the range not held by another instance and accepted by `isFree`. */
   createInstance(i: Omit<InstanceRecord, 'port'>, ports: { min: number; max: number; isFree: (port: number) => boolean }): InstanceRecord;
-  updateInstance(id: string, patch: Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason' | 'releaseId'>>): void;
+  updateInstance(id: string, patch: Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason' | 'releaseId' | 'check'>>): void;
   /** Deletes the instance and frees its port. */
   deleteInstance(id: string): void;
   // external services

@@ -2,6 +2,9 @@
  * What the API returns about services and instances: shared by api/ (which computes them) and
  * client/ (which reads them), so the two cannot drift apart.
  */
+import { crashSummary } from './health-notes.ts';
+import type { CheckResult, CrashRecord } from './store.ts';
+
 export interface InstanceStatus {
   id: string;
   release: number;
@@ -13,6 +16,8 @@ export interface InstanceStatus {
   containerId?: string;
   startedAt?: number;
   reason?: string;
+  /** The latest result of its health check (`GET /healthz → 404`), and since when. */
+  check?: CheckResult;
 }
 
 export interface ServiceStatus {
@@ -33,5 +38,38 @@ export interface ServiceStatus {
   /** Blue-green: the release the ingress routes to. */
   routedRelease?: number;
   reload: { requestedAt: number; doneAt: number };
+  /** The last crash of an instance of the current release since it became the target. */
+  lastCrash?: CrashRecord;
   instances: InstanceStatus[];
+}
+
+/** What `waitingOn` reads: a ServiceStatus has it all (with `releaseSeq: s.release.seq`). */
+export interface WaitView {
+  healthy: number;
+  desired: number;
+  releaseSeq: number;
+  instances: InstanceStatus[];
+  lastCrash?: CrashRecord;
+}
+
+/**
+ * Why a service is not (yet) all healthy, in one line: `0/2 healthy; last check GET /healthz → 404
+ * (on 127.0.0.1:20031, for 12s)`, or the last crash with what the process printed last.
+ */
+export function waitingOn(s: WaitView, now: number): string {
+  const parts = [`${s.healthy}/${s.desired} healthy`];
+  const current = s.instances.filter((i) => i.release === s.releaseSeq && i.state === 'running' && i.health !== 'healthy');
+  // The newest failing check of an instance that is not healthy says most about what is wrong.
+  const failing = current.filter((i) => i.check && !i.check.ok).sort((a, b) => b.check!.since - a.check!.since)[0];
+  if (failing?.check) {
+    parts.push(`last check ${failing.check.text} (${failing.id} on ${failing.address}:${failing.port}, for ${secs(now - failing.check.since)})`);
+  } else if (current.length > 0) {
+    parts.push(`${current.length} starting`);
+  }
+  if (s.lastCrash) parts.push(`last crash ${secs(now - s.lastCrash.at)} ago: ${crashSummary(s.lastCrash)}`);
+  return parts.join('; ');
+}
+
+function secs(ms: number): string {
+  return `${Math.max(0, Math.round(ms / 1000))}s`;
 }

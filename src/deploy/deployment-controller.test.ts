@@ -56,6 +56,15 @@ function harness() {
       services: store.listServices({ app: 'shop' }),
       releases: store.listReleases({ app: 'shop' }),
     }),
+    /** `n` running, healthy instances of the service's current release (what its reconciler would make). */
+    healthyInstances(service: string, n: number, health: 'healthy' | 'starting' = 'healthy') {
+      const k = { app: 'shop', env: 'prod', service };
+      const rel = store.getService(k)!.releaseId;
+      for (let i = 0; i < n; i++) {
+        store.createInstance({ id: `${service}-${++ids}`, ...k, releaseId: rel, host: 'h', address: '127.0.0.1', state: 'running', health, createdAt: clock.now() },
+          { min: 20000, max: 20999, isFree: () => true });
+      }
+    },
     releaseOf: (service: string, env = 'prod') => {
       const s = store.getService({ app: 'shop', env, service });
       return s && store.getRelease(s.releaseId);
@@ -200,6 +209,8 @@ test('a service with a build section runs the image it built', async () => {
 test('follow(): rolling until every release is healthy, then succeeded', async () => {
   const h = setup();
   const { id, dep } = await h.deploy(app(svc('web'), svc('worker')));
+  h.healthyInstances('web', 2);
+  h.healthyInstances('worker', 2);
   h.store.updateRelease(dep.releases.web!, { status: 'healthy' });
   assert.deepEqual(await h.controller.reconcile(id), { requeueAfterMs: 2000 });
   assert.equal(h.store.getDeployment(id)?.status, 'rolling', 'worker still progresses');
@@ -212,6 +223,43 @@ test('follow(): rolling until every release is healthy, then succeeded', async (
   h.store.updateRelease(dep.releases.worker!, { status: 'failed' });
   assert.equal(await h.controller.reconcile(id), undefined);
   assert.equal(h.store.getDeployment(id)?.status, 'succeeded');
+});
+
+test('follow(): a deploy that only raises replicas succeeds once that many instances are healthy, not at once', async () => {
+  const h = setup();
+  const first = await h.deploy(app(svc('web', { replicas: 1 })));
+  h.healthyInstances('web', 1);
+  h.store.updateRelease(first.dep.releases.web!, { status: 'healthy' });
+  await h.controller.reconcile(first.id);
+  assert.equal(h.store.getDeployment(first.id)?.status, 'succeeded');
+  const second = await h.deploy(app(svc('web', { replicas: 3 })));
+  assert.equal(second.dep.releases.web, first.dep.releases.web, 'the same healthy release');
+  assert.deepEqual(second.result, { requeueAfterMs: 250 });
+  assert.equal(h.store.getDeployment(second.id)?.status, 'rolling', '1/3 healthy is not deployed');
+  h.healthyInstances('web', 2, 'starting');
+  assert.deepEqual(await h.controller.reconcile(second.id), { requeueAfterMs: 250 });
+  for (const i of h.store.listInstances({ service: 'web' })) h.store.updateInstance(i.id, { health: 'healthy' });
+  assert.equal(await h.controller.reconcile(second.id), undefined);
+  assert.equal(h.store.getDeployment(second.id)?.status, 'succeeded');
+});
+
+test('follow(): replicas that do not get healthy fail the deployment at the deadline, saying what the check found', async () => {
+  const h = setup();
+  const update = { strategy: 'rolling' as const, maxSurge: 1, maxUnavailable: 0, keepPreviousMs: 0, signal: 'SIGHUP', onFailure: 'rollback' as const, deadlineMs: 10_000 };
+  const first = await h.deploy(app(svc('web', { replicas: 1, update })));
+  h.healthyInstances('web', 1);
+  h.store.updateRelease(first.dep.releases.web!, { status: 'healthy' });
+  await h.controller.reconcile(first.id);
+  const second = await h.deploy(app(svc('web', { replicas: 2, update })));
+  h.healthyInstances('web', 1, 'starting');
+  const starting = h.store.listInstances({ service: 'web' }).find((i) => i.health === 'starting')!;
+  h.store.updateInstance(starting.id, { check: { ok: false, text: 'GET /healthz → 404', since: h.clock.now() } });
+  assert.deepEqual(await h.controller.reconcile(second.id), { requeueAfterMs: 250 });
+  h.clock.t += 10_000;
+  assert.equal(await h.controller.reconcile(second.id), undefined);
+  const d = h.store.getDeployment(second.id)!;
+  assert.equal(d.status, 'failed');
+  assert.match(d.message, /^web not healthy within 10s: 1\/2 healthy; last check GET \/healthz → 404 \(/);
 });
 
 test('follow(): failed as soon as one release failed, naming it and why', async () => {

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import type { Clock, Engine, HostPathPolicy, Logger } from '../core/ports.ts';
 import type { ServiceSpec } from '../core/spec/types.ts';
 import type { DeploymentRecord, ReleaseRecord, Store } from '../core/store.ts';
+import { waitingOn } from '../core/views.ts';
 import type { Result } from '../reconcile/index.ts';
+import { RELEASE_FAILURE_LIMIT } from './service-reconciler.ts';
 
 export function deploymentKey(id: string): string {
   return `deploy/${id}`;
@@ -24,6 +26,8 @@ export interface DeploymentControllerDeps {
   buildMemoryBytes?: number;
   /** Build contexts are checked again right before the build (the API checked them at deploy time). */
   hostPaths?: HostPathPolicy;
+  /** How long a deployment waits for its services' replicas when a release does not say (x-berth.update.deadline). */
+  releaseDeadlineMs?: number;
 }
 
 /** Stable hash of what makes a release: the service spec and the image it runs (not how many, not how it rolls out). */
@@ -121,20 +125,38 @@ export class DeploymentController {
   }
 
   private follow(dep: DeploymentRecord): Result {
-    const rels = Object.values(dep.releases).map((id) => this.d.store.getRelease(id));
+    const { store, clock } = this.d;
+    const rels = Object.values(dep.releases).map((id) => store.getRelease(id));
     // some(), not find(): find() returns the missing release itself (undefined) and hides it.
     if (rels.some((r) => !r || r.status === 'failed' || r.status === 'superseded')) {
       const failed = rels.find((r) => r && (r.status === 'failed' || r.status === 'superseded'));
       const msg = failed ? `release ${failed.seq} of ${failed.service} ${failed.status}${failed.message ? ': ' + failed.message : ''}` : 'a release vanished';
       return this.fail(dep, msg);
     }
-    if (rels.every((r) => r!.status === 'healthy')) {
-      this.d.store.updateDeployment(dep.id, { status: 'succeeded', message: 'all services healthy' });
-      this.event(dep, '', 'deployment.succeeded', `deployment ${dep.id} of ${dep.app}/${dep.env} succeeded`);
-      return;
-    }
     // Service reconcilers wake us when a release finishes; this is only a safety net.
-    return { requeueAfterMs: 2000 };
+    if (!rels.every((r) => r!.status === 'healthy')) return { requeueAfterMs: 2000 };
+    // A healthy release is not yet a deployed service: a deploy that only raises replicas reuses the
+    // healthy release, and its new instances still have to start and pass their checks.
+    let waiting = false;
+    for (const r of rels as ReleaseRecord[]) {
+      const k = { app: dep.app, env: dep.env, service: r.service };
+      const svc = store.getService(k);
+      if (!svc || svc.releaseId !== r.id) return this.fail(dep, `${r.service} no longer runs release ${r.seq}: a later deploy or rollback changed it`);
+      const insts = store.listInstances(k).filter((i) => i.releaseId === r.id && i.state === 'running');
+      const healthy = insts.filter((i) => i.health === 'healthy').length;
+      if (healthy >= svc.replicas) continue;
+      const crash = svc.lastCrash && svc.lastCrash.releaseId === r.id && svc.lastCrash.at >= dep.createdAt ? svc.lastCrash : undefined;
+      const why = () => waitingOn({ healthy, desired: svc.replicas, releaseSeq: r.seq, instances: insts.map((i) => ({ ...i, release: r.seq })),
+        ...(crash ? { lastCrash: crash } : {}) }, clock.now());
+      if (svc.failures >= RELEASE_FAILURE_LIMIT) return this.fail(dep, `${r.service}: instances crashed ${svc.failures} times in a row: ${why()}`);
+      const deadline = r.spec.update?.deadlineMs ?? this.d.releaseDeadlineMs ?? 300_000;
+      if (clock.now() - dep.createdAt > deadline) return this.fail(dep, `${r.service} not healthy within ${Math.round(deadline / 1000)}s: ${why()}`);
+      waiting = true;
+    }
+    if (waiting) return { requeueAfterMs: 250 };
+    store.updateDeployment(dep.id, { status: 'succeeded', message: 'all services healthy' });
+    this.event(dep, '', 'deployment.succeeded', `deployment ${dep.id} of ${dep.app}/${dep.env} succeeded`);
+    return undefined;
   }
 
   private fail(dep: DeploymentRecord, message: string): Result {

@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EngineUnavailable } from '../core/errors.ts';
-import { LABEL, type ContainerSpec, type HostPathPolicy, type IngressRoute } from '../core/ports.ts';
-import { DEFAULT_UPDATE, type ServiceSpec } from '../core/spec/types.ts';
+import { LABEL, type ContainerSpec, type HostPathPolicy, type IngressRoute, type ProbeResult } from '../core/ports.ts';
+import { DEFAULT_UPDATE, type HealthSpec, type ServiceSpec } from '../core/spec/types.ts';
 import type { InstanceRecord, ReleaseRecord, ServiceKey } from '../core/store.ts';
 import { FakeEngine } from '../engine/fake/index.ts';
 import { buildRouteTable } from '../registry/index.ts';
@@ -71,6 +71,8 @@ function harness(extra: { hostPaths?: HostPathPolicy } = {}) {
   let ids = 0;
   let rels = 0;
   let instancesChanged = 0;
+  /** What Berth's probes (reload, port checks) find: nothing answers unless a test says otherwise. */
+  const probes: { answer: (inst: InstanceRecord, health: HealthSpec) => ProbeResult } = { answer: () => ({ ok: false, text: 'no probe in this test' }) };
   const reconciler = new ServiceReconciler({
     store, engine, clock, logger: silentLogger, newId: () => `i${++ids}`, hostAddress: '127.0.0.1', portRange: PORTS,
     isPortFree: (p) => !busyPorts.has(p),
@@ -83,12 +85,12 @@ function harness(extra: { hostPaths?: HostPathPolicy } = {}) {
     releaseFinished: (k) => void finished.push(k),
     releaseDeadlineMs: 300_000,
     // Reload by signal is not exercised here: no release uses that strategy.
-    probe: async () => false,
+    probe: async (inst, health) => probes.answer(inst, health),
     ...extra,
   });
 
   const h = {
-    dir, clock, store, engine, reconciler, routeCalls, finished, busyPorts, running,
+    dir, clock, store, engine, reconciler, routeCalls, probes, finished, busyPorts, running,
     get maxRunning() { return maxRunning; },
     resetMaxRunning() { maxRunning = running.size; },
     get instancesChanged() { return instancesChanged; },
@@ -565,6 +567,82 @@ test('a release whose instances crash 3 times in a row is marked failed', async 
   assert.equal(r.status, 'failed');
   assert.match(r.message, /crashed 3 times in a row/);
   assert.deepEqual(h.finished, [K]);
+});
+
+test('a crashed instance\'s last lines of output are in the crash event, on the service and in the failed release\'s message', async () => {
+  const h = setup();
+  const rel = await h.release(serviceSpec({ replicas: 1 }));
+  await h.settle();
+  for (let n = 1; n <= 3; n++) {
+    const c = containerOf(h.rows()[0]);
+    h.engine.appendLog(c, 'stdout', 'starting');
+    for (let i = 0; i < 8; i++) h.engine.appendLog(c, 'stdout', `noise ${i}`);
+    h.engine.appendLog(c, 'stderr', 'Error: listen EADDRINUSE: address already in use 127.0.0.1:3000');
+    h.engine.appendLog(c, 'stderr', '   ');
+    h.engine.crash(c, 1);
+    await h.settle();
+    h.advance(h.store.getService(K)!.nextStartAt - h.clock.now());
+    await h.settle();
+  }
+  const crash = h.store.getService(K)!.lastCrash!;
+  assert.equal(crash.exitCode, 1);
+  assert.equal(crash.releaseId, rel.id);
+  assert.deepEqual(crash.output, ['noise 4', 'noise 5', 'noise 6', 'noise 7', 'Error: listen EADDRINUSE: address already in use 127.0.0.1:3000'],
+    'the last 5 non-empty lines');
+  const ev = h.store.listEvents({ app: K.app }).filter((e) => e.kind === 'instance.crashed');
+  assert.equal(ev.length, 3);
+  assert.match(ev[0]!.message, /exited with code 1 after 0s: "Error: listen EADDRINUSE: address already in use 127\.0\.0\.1:3000"; restart #1 in 1s/);
+  const r = h.store.getRelease(rel.id)!;
+  assert.equal(r.status, 'failed');
+  assert.match(r.message, /crashed 3 times in a row \(crash loop\); the last exited with code 1 after 0s: "Error: listen EADDRINUSE/);
+});
+
+test('Compose healthcheck + port: healthy only when the allocated port accepts connections too, and the check result says why not', async () => {
+  const h = setup();
+  const command = { type: 'command' as const, test: ['CMD', 'true'], intervalMs: 1000, timeoutMs: 1000, retries: 3, startPeriodMs: 0 };
+  const listening = new Set<number>();
+  h.probes.answer = (inst) => (listening.has(inst.port)
+    ? { ok: true, text: `connected to 127.0.0.1:${inst.port}` }
+    : { ok: false, text: `connection refused on 127.0.0.1:${inst.port}`, refused: true });
+  const rel = await h.release(serviceSpec({ replicas: 1, health: command, port: 3000, update: { ...DEFAULT_UPDATE, deadlineMs: 10_000 } }));
+  await h.settle();
+  const row = h.rows()[0]!;
+  h.engine.setHealth(containerOf(row), 'healthy', { exitCode: 0, output: 'ok\n' });
+  const res = await h.settle();
+  let inst = h.store.getInstance(row.id)!;
+  assert.equal(inst.health, 'starting', 'the engine says healthy, but nothing listens on $PORT');
+  assert.equal(inst.check?.ok, false);
+  assert.equal(inst.check?.text, `nothing listens on 127.0.0.1:${row.port} — the process must listen on $PORT (${row.port} for this instance, set by Berth); its Compose healthcheck passes, so it probably listens on a fixed port (3000?)`);
+  assert.ok(res && (res.requeueAfterMs ?? Infinity) <= 1000, 'looks again soon');
+  const announced = () => h.store.listEvents({ app: K.app }).filter((e) => e.kind === 'health.check_failed' && e.message.includes(`nothing listens on 127.0.0.1:${row.port}`));
+  assert.equal(announced().length, 0, 'not at once: a process may need a moment to listen');
+  h.advance(2000);
+  await h.settle();
+  assert.equal(announced().length, 1, 'an event once it lasts');
+  h.advance(1000);
+  await h.settle();
+  assert.equal(announced().length, 1, 'only once');
+  // At the deadline the release fails, and says what the check found.
+  h.advance(7001);
+  await h.settle();
+  assert.match(h.store.getRelease(rel.id)!.message, new RegExp(`did not become healthy within 10s: 0/1 healthy; last check nothing listens on 127\\.0\\.0\\.1:${row.port}`));
+
+  // A process that does listen on $PORT: healthy, and the engine's check result is what is kept.
+  const h2 = setup();
+  h2.probes.answer = (inst) => ({ ok: true, text: `connected to 127.0.0.1:${inst.port}` });
+  await h2.release(serviceSpec({ replicas: 1, health: command, port: 3000 }));
+  await h2.settle();
+  const row2 = h2.rows()[0]!;
+  h2.engine.setHealth(containerOf(row2), 'unhealthy', { exitCode: 1, output: 'curl: (7) Failed to connect to localhost port 3000\n' });
+  await h2.settle();
+  inst = h2.store.getInstance(row2.id)!;
+  assert.equal(inst.health, 'unhealthy');
+  assert.equal(inst.check?.text, 'healthcheck exit 1: curl: (7) Failed to connect to localhost port 3000');
+  h2.engine.setHealth(containerOf(row2), 'healthy', { exitCode: 0, output: '' });
+  await h2.settle();
+  inst = h2.store.getInstance(row2.id)!;
+  assert.equal(inst.health, 'healthy');
+  assert.deepEqual([inst.check?.ok, inst.check?.text], [true, 'healthcheck exit 0']);
 });
 
 test('rollback to a release older than its deadline: the deadline counts from the rollback, not from the release\'s creation', async () => {

@@ -1,10 +1,12 @@
-import { LABEL, type Clock, type ContainerInfo, type Engine, type HostPathPolicy, type Logger } from '../core/ports.ts';
+import { LABEL, type Clock, type ContainerInfo, type Engine, type HostPathPolicy, type Logger, type ProbeResult } from '../core/ports.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { planService, crashLoopDelayMs, STABLE_RUN_MS, type Action, type InstanceView, type Observed } from '../core/plan/index.ts';
-import type { InstanceRecord, ReleaseRecord, ServiceKey, ServiceRecord, Store } from '../core/store.ts';
+import type { CrashRecord, InstanceRecord, ReleaseRecord, ServiceKey, ServiceRecord, Store } from '../core/store.ts';
+import { ANNOUNCE_AFTER_MS, crashOutput, crashSummary, nextCheck, portTrapText, shouldAnnounce } from '../core/health-notes.ts';
+import { waitingOn } from '../core/views.ts';
 import type { Result } from '../reconcile/index.ts';
 import { containerSpecFor, volumeName } from './container-spec.ts';
-import { DEFAULT_UPDATE, type HealthSpec, type UpdateSpec } from '../core/spec/types.ts';
+import { DEFAULT_UPDATE, type HealthSpec, type TcpHealth, type UpdateSpec } from '../core/spec/types.ts';
 import { previousGoodRelease, rollbackTo } from './rollback.ts';
 
 export interface ServiceReconcilerDeps {
@@ -40,8 +42,8 @@ export interface ServiceReconcilerDeps {
    * the deploy is caught) and the container mounts the path as resolved then.
    */
   hostPaths?: HostPathPolicy;
-  /** One HTTP/TCP health probe of an instance (for reload by signal). */
-  probe: (inst: InstanceRecord, health: HealthSpec) => Promise<boolean>;
+  /** One HTTP/TCP health probe of an instance (reload by signal; the port check of Compose-healthchecked services). */
+  probe: (inst: InstanceRecord, health: HealthSpec) => Promise<ProbeResult>;
 }
 
 export function serviceKey(k: ServiceKey): string {
@@ -57,13 +59,24 @@ export function parseServiceKey(key: string): ServiceKey | undefined {
 const NO_CHECK_READY_MS = 2000;
 
 /** Failures of a new release's instances before the release is marked failed. */
-const RELEASE_FAILURE_LIMIT = 3;
+export const RELEASE_FAILURE_LIMIT = 3;
+
+/** Does anything accept connections on the instance's port? (A Compose healthcheck cannot tell: it runs inside.) */
+const PORT_CHECK: TcpHealth = { type: 'tcp', intervalMs: 1000, timeoutMs: 1000, retries: 1, startPeriodMs: 0 };
+/** How often to look again while a Compose-healthy instance's port refuses connections. */
+const PORT_RECHECK_MS = 1000;
+
+/** Lines of a crashed container's log read to find its last words. */
+const CRASH_TAIL = 20;
 
 /**
  * Level-driven reconciler of one service: observe (store records + engine containers), plan (pure),
  * apply, requeue. Safe to call at any time, any number of times; a crash anywhere converges on restart.
  */
 export class ServiceReconciler {
+  /** Per instance, the failing check result already announced with an event. */
+  private readonly announced = new Map<string, string>();
+
   constructor(private readonly d: ServiceReconcilerDeps) {}
 
   async reconcile(k: ServiceKey): Promise<Result> {
@@ -81,7 +94,7 @@ export class ServiceReconciler {
       else byInstance.set(inst, c);
     }
 
-    const sync = this.syncHealth(records, byInstance, release);
+    const sync = await this.syncHealth(records, byInstance, release);
     let touched = sync.changed;
     const views = records.map((r) => view(r, byInstance.get(r.id)));
     if (svc && release) {
@@ -146,31 +159,69 @@ export class ServiceReconciler {
   /**
    * Engine-run (Compose) health checks and 'no check' live in the engine's view; copy them to the records.
    * Without any check, an instance counts as healthy once it has kept running for NO_CHECK_READY_MS,
-   * so a process that dies at once is not reported as a healthy release.
+   * so a process that dies at once is not reported as a healthy release. A Compose healthcheck runs
+   * inside the container and cannot see whether the process listens on its allocated port: for a
+   * service with a port, Berth also connects to it, and an instance whose port refuses is not healthy.
    */
-  private syncHealth(records: InstanceRecord[], byInstance: Map<string, ContainerInfo>, release?: ReleaseRecord): { changed: boolean; recheckMs?: number } {
+  private async syncHealth(records: InstanceRecord[], byInstance: Map<string, ContainerInfo>, release?: ReleaseRecord): Promise<{ changed: boolean; recheckMs?: number }> {
     let changed = false;
     let recheckMs: number | undefined;
-    for (const r of records) {
+    const later = (ms: number) => (recheckMs = Math.min(recheckMs ?? Infinity, ms));
+    await Promise.all(records.map(async (r) => {
       const c = byInstance.get(r.id);
-      if (!c?.running || r.state !== 'running') continue;
+      if (!c?.running || r.state !== 'running') return;
       const rel = r.releaseId === release?.id ? release : this.d.store.getRelease(r.releaseId);
       const type = rel?.spec.health.type;
       let next = r.health;
+      let result: ProbeResult | undefined;
       if (type === 'none') {
         const up = this.d.clock.now() - (c.startedAt ? Date.parse(c.startedAt) : this.d.clock.now());
         next = up >= NO_CHECK_READY_MS ? 'healthy' : 'starting';
-        if (next === 'starting') recheckMs = Math.min(recheckMs ?? Infinity, NO_CHECK_READY_MS - up + 50);
+        if (next === 'starting') later(NO_CHECK_READY_MS - up + 50);
+      } else if (type === 'command') {
+        next = c.health === 'healthy' ? 'healthy' : c.health === 'unhealthy' ? 'unhealthy' : r.health;
+        if (c.healthLog) result = { ok: c.healthLog.exitCode === 0, text: healthcheckText(c.healthLog) };
+        if (c.health === 'healthy' && rel?.spec.port !== undefined) {
+          const port = await this.d.probe(r, PORT_CHECK);
+          // Only a refusal is proof; a slow answer is not the process ignoring $PORT.
+          if (port.refused) {
+            next = r.health === 'healthy' ? 'unhealthy' : r.health;
+            result = { ok: false, text: portTrapText(r.address, r.port, rel.spec.port) };
+            later(PORT_RECHECK_MS);
+          }
+        }
       }
-      else if (type === 'command') next = c.health === 'healthy' ? 'healthy' : c.health === 'unhealthy' ? 'unhealthy' : r.health;
+      const announceIn = result && this.noteCheck(r, result, next);
+      if (announceIn !== undefined) later(announceIn);
       if (next !== r.health) {
         this.d.store.updateInstance(r.id, { health: next });
-        this.event(r, `health.${next}`, `instance ${r.id} is ${next}`);
+        this.event(r, `health.${next}`, `instance ${r.id} is ${next}${next !== 'healthy' && r.check && !r.check.ok ? ` (${r.check.text})` : ''}`);
         r.health = next;
         changed = true;
       }
-    }
+    }));
     return recheckMs === undefined ? { changed } : { changed, recheckMs };
+  }
+
+  /**
+   * Keeps the latest check result on the record when it changes; once a check of an instance that is
+   * not healthy has failed the same way for a moment, that is an event. Returns when to look again
+   * for that, if not yet.
+   */
+  private noteCheck(r: InstanceRecord, result: ProbeResult, health: InstanceRecord['health']): number | undefined {
+    const now = this.d.clock.now();
+    const check = nextCheck(r.check, result, now);
+    if (check) {
+      this.d.store.updateInstance(r.id, { check });
+      r.check = check;
+    }
+    if (shouldAnnounce(r.check, health === 'healthy', now, this.announced.get(r.id))) {
+      this.announced.set(r.id, r.check!.text);
+      this.event(r, 'health.check_failed', `instance ${r.id} (${r.address}:${r.port}): ${r.check!.text}`);
+    } else if (r.check && !r.check.ok && health !== 'healthy' && this.announced.get(r.id) !== r.check.text) {
+      return r.check.since + ANNOUNCE_AFTER_MS - now;
+    }
+    return undefined;
   }
 
   private async apply(k: ServiceKey, a: Exclude<Action, { kind: 'wait' | 'stop' }>, svc: ServiceRecord | undefined,
@@ -231,16 +282,32 @@ export class ServiceReconciler {
         const ranMs = c?.startedAt && c.finishedAt ? Date.parse(c.finishedAt) - Date.parse(c.startedAt) : 0;
         const failures = ranMs >= STABLE_RUN_MS ? 1 : (svc?.failures ?? 0) + 1;
         const delay = crashLoopDelayMs(failures, release?.spec.restart.delayMs ?? 1000);
-        const oom = c?.oomKilled ? ' (out of memory)' : '';
-        this.event(inst, 'instance.crashed', c
-          ? `instance ${inst.id} exited with code ${a.exitCode ?? '?'}${oom} after ${Math.round(ranMs / 1000)}s; restart #${failures} in ${Math.round(delay / 100) / 10}s`
+        // What the process said last is usually why it ended (a stack trace, "address already in use").
+        const crash: CrashRecord | undefined = c ? {
+          at: clock.now(), instance: inst.id, releaseId: inst.releaseId, ...(a.exitCode !== undefined ? { exitCode: a.exitCode } : {}),
+          ...(c.oomKilled ? { oomKilled: true } : {}), ranMs, ...await this.lastOutput(c.id),
+        } : undefined;
+        this.event(inst, 'instance.crashed', crash
+          ? `instance ${inst.id} ${crashSummary(crash)}; restart #${failures} in ${Math.round(delay / 100) / 10}s`
           : `instance ${inst.id}: its container disappeared; replacing it`);
-        if (svc) store.updateService(k, { failures, nextStartAt: clock.now() + delay });
+        if (svc) store.updateService(k, { failures, nextStartAt: clock.now() + delay, ...(crash ? { lastCrash: crash } : {}) });
+        this.announced.delete(inst.id);
         if (c) await engine.remove(c.id);
         store.deleteInstance(inst.id);
         return;
       }
     }
+  }
+
+  /** The last lines a container printed (stdout and stderr); none when the engine cannot say. */
+  private async lastOutput(containerId: string): Promise<{ output: string[]; lastError?: string }> {
+    const lines: { stream: 'stdout' | 'stderr'; text: string }[] = [];
+    try {
+      await this.d.engine.logs(containerId, { follow: false, tail: CRASH_TAIL }, (l) => void lines.push(l));
+    } catch (err) {
+      this.d.logger.warn({ container: containerId, err: String(err) }, 'could not read the output of a crashed container');
+    }
+    return crashOutput(lines);
   }
 
   private async startInstance(inst: InstanceRecord, rel: ReleaseRecord): Promise<void> {
@@ -293,6 +360,7 @@ export class ServiceReconciler {
       await engine.remove(containerId);
     }
     store.deleteInstance(id);
+    this.announced.delete(id);
   }
 
   /** Marks the desired release healthy or failed when it gets there. Returns a requeue delay while it progresses. */
@@ -300,6 +368,8 @@ export class ServiceReconciler {
     if (release.status !== 'progressing') return undefined;
     const { store, clock } = this.d;
     const upd = updateOf(release);
+    // The round may have counted a crash since `svc` was read.
+    svc = store.getService(k) ?? svc;
     const insts = store.listInstances(k);
     const current = insts.filter((i) => i.releaseId === release.id && i.state === 'running');
     const others = insts.filter((i) => i.releaseId !== release.id || i.state === 'stopping');
@@ -319,9 +389,14 @@ export class ServiceReconciler {
     const age = clock.now() - (svc.rolloutStartedAt || release.createdAt);
     const deadline = release.spec.update ? upd.deadlineMs : this.d.releaseDeadlineMs;
     if (svc.failures >= RELEASE_FAILURE_LIMIT || age > deadline) {
+      const crash = svc.lastCrash?.releaseId === release.id ? svc.lastCrash : undefined;
       const why = svc.failures >= RELEASE_FAILURE_LIMIT
-        ? `its instances crashed ${svc.failures} times in a row (crash loop)`
-        : `it did not become healthy within ${Math.round(deadline / 1000)}s`;
+        ? `its instances crashed ${svc.failures} times in a row (crash loop)${crash ? `; the last ${crashSummary(crash)}` : ''}`
+        : `it did not become healthy within ${Math.round(deadline / 1000)}s: ${waitingOn({
+          healthy: current.filter((i) => i.health === 'healthy').length, desired: svc.replicas, releaseSeq: release.seq,
+          instances: current.map((i) => ({ ...i, release: release.seq })),
+          ...(crash && crash.at >= (svc.rolloutStartedAt ?? 0) ? { lastCrash: crash } : {}),
+        }, clock.now())}`;
       this.failRelease(k, release, why);
       return 0;
     }
@@ -405,7 +480,7 @@ export class ServiceReconciler {
     await sleep(100);
     while (this.d.clock.now() < deadline) {
       if (health.type === 'http' || health.type === 'tcp') {
-        if (await this.d.probe(inst, health)) return true;
+        if ((await this.d.probe(inst, health)).ok) return true;
       } else if (health.type === 'command') {
         const c = inst.containerId ? await this.d.engine.inspect(inst.containerId) : undefined;
         if (c?.running && c.health === 'healthy') return true;
@@ -452,6 +527,13 @@ function sameContainer(from: ReleaseRecord, to: ReleaseRecord, inst: InstanceRec
     return JSON.stringify(spec);
   };
   return strip(from) === strip(to);
+}
+
+/** `healthcheck exit 1: curl: (7) Failed to connect …` — the last line the check printed. */
+function healthcheckText(log: { exitCode: number; output: string }): string {
+  const last = log.output.split('\n').map((l) => l.trim()).filter(Boolean).at(-1);
+  const cut = last && last.length > 200 ? `${last.slice(0, 200)}…` : last;
+  return `healthcheck exit ${log.exitCode}${cut ? `: ${cut}` : ''}`;
 }
 
 function sleep(ms: number): Promise<void> {

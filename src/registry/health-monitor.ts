@@ -1,8 +1,10 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import type { Clock, Logger } from '../core/ports.ts';
+import type { Clock, Logger, ProbeResult } from '../core/ports.ts';
 import type { HttpHealth, TcpHealth } from '../core/spec/types.ts';
-import type { InstanceHealth, InstanceRecord, Store } from '../core/store.ts';
+import type { CheckResult, InstanceHealth, InstanceRecord, Store } from '../core/store.ts';
+import { nextCheck, shouldAnnounce } from '../core/health-notes.ts';
+import { backoffMs } from '../lib/backoff.ts';
 
 type Probe = HttpHealth | TcpHealth;
 
@@ -14,10 +16,21 @@ interface Tracked {
   health: InstanceHealth;
   startedAt: number;
   stopped: boolean;
+  /** Probes so far while starting (the interval doubles with each). */
+  startingProbes: number;
+  /** The latest result as stored on the instance's record. */
+  check?: CheckResult;
+  /** The failing result already announced with an event. */
+  announced?: string;
 }
 
-/** While an instance is starting it is probed this often, so a deploy is routable as soon as it answers. */
-const STARTING_INTERVAL_MS = 25;
+/**
+ * A starting instance is probed soon and often, so a deploy is routable as soon as it answers, then
+ * less and less often: 25 ms doubling up to 1 s (or the check's own interval, if shorter). An
+ * instance that takes 30 s to start is probed ~40 times, not ~1,200.
+ */
+const STARTING_FIRST_MS = 25;
+const STARTING_MAX_MS = 1000;
 
 /**
  * Runs Berth's own HTTP and TCP checks against running instances (Compose healthchecks run inside
@@ -47,7 +60,8 @@ export class HealthMonitor {
     }
     for (const [id, w] of want) {
       if (this.tracked.has(id)) continue;
-      const t: Tracked = { inst: w.inst, probe: w.probe, failures: 0, health: w.inst.health, startedAt: w.inst.startedAt ?? this.clock.now(), stopped: false };
+      const t: Tracked = { inst: w.inst, probe: w.probe, failures: 0, health: w.inst.health, startedAt: w.inst.startedAt ?? this.clock.now(), stopped: false, startingProbes: 0,
+        ...(w.inst.check ? { check: w.inst.check } : {}) };
       this.tracked.set(id, t);
       this.schedule(t, 0);
     }
@@ -76,8 +90,10 @@ export class HealthMonitor {
   }
 
   private async check(t: Tracked): Promise<void> {
-    const ok = await probeInstance(t.inst, t.probe);
+    const result = await checkInstance(t.inst, t.probe);
     if (t.stopped) return;
+    const ok = result.ok;
+    this.note(t, result);
     const inStartPeriod = this.clock.now() - t.startedAt < t.probe.startPeriodMs;
     let next = t.health;
     if (ok) {
@@ -94,40 +110,82 @@ export class HealthMonitor {
       if (cur && cur.state === 'running') {
         this.store.updateInstance(t.inst.id, { health: next });
         this.store.addEvent({ app: cur.app, env: cur.env, service: cur.service, instance: cur.id, kind: `health.${next}`,
-          message: `instance ${cur.id} is ${next}${ok ? '' : ` (${t.failures} failed ${t.probe.type} checks)`}` });
+          message: `instance ${cur.id} is ${next}${ok ? '' : ` (${t.failures} failed ${t.probe.type} checks; last: ${result.text})`}` });
         this.logger.info({ instance: cur.id, health: next }, 'health changed');
         this.onChange(cur);
       }
     }
-    this.schedule(t, t.health === 'starting' ? STARTING_INTERVAL_MS : t.probe.intervalMs);
+    if (t.health !== 'starting') return this.schedule(t, t.probe.intervalMs);
+    const cap = Math.min(STARTING_MAX_MS, t.probe.intervalMs);
+    this.schedule(t, backoffMs(t.startingProbes++, STARTING_FIRST_MS, cap));
+  }
+
+  /**
+   * Keeps the instance's latest result on its record when it changes (so a deploy and `status` can say
+   * what is wrong), with an event once a check of an instance that is not healthy has failed the same
+   * way for a moment.
+   */
+  private note(t: Tracked, result: ProbeResult): void {
+    const now = this.clock.now();
+    const check = nextCheck(t.check, result, now);
+    if (check) {
+      t.check = check;
+      const cur = this.store.getInstance(t.inst.id);
+      if (!cur || cur.state !== 'running') return;
+      this.store.updateInstance(cur.id, { check });
+    }
+    if (shouldAnnounce(t.check, t.health === 'healthy', now, t.announced)) {
+      const text = t.check!.text;
+      t.announced = text;
+      const i = t.inst;
+      this.store.addEvent({ app: i.app, env: i.env, service: i.service, instance: i.id, kind: 'health.check_failed',
+        message: `instance ${i.id} (${i.address}:${i.port}): ${text}` });
+    }
   }
 }
 
 /** One HTTP (2xx/3xx) or TCP (connects) check of an instance. */
-export function probeInstance(inst: InstanceRecord, p: Probe): Promise<boolean> {
+export async function probeInstance(inst: Pick<InstanceRecord, 'address' | 'port'>, p: Probe): Promise<boolean> {
+  return (await checkInstance(inst, p)).ok;
+}
+
+/**
+ * One HTTP (2xx/3xx) or TCP (connects) check of an instance, with its outcome in words:
+ * `GET /healthz → 404`, `GET /healthz → connection refused on 127.0.0.1:20031`, `connected to 127.0.0.1:20031`.
+ */
+export function checkInstance(inst: Pick<InstanceRecord, 'address' | 'port'>, p: Probe): Promise<ProbeResult> {
+  const where = `${inst.address}:${inst.port}`;
   return new Promise((resolve) => {
     let done = false;
-    const finish = (ok: boolean) => {
+    const finish = (r: ProbeResult) => {
       if (!done) {
         done = true;
-        resolve(ok);
+        resolve(r);
       }
     };
+    const failed = (err: unknown): ProbeResult => {
+      const code = (err as NodeJS.ErrnoException | undefined)?.code;
+      const why = code === 'ECONNREFUSED' ? 'connection refused' : code === 'ECONNRESET' ? 'connection reset'
+        : code === 'EHOSTUNREACH' ? 'host unreachable' : code ?? String((err as Error | undefined)?.message ?? err);
+      const text = `${why} on ${where}`;
+      return { ok: false, text: p.type === 'http' ? `GET ${p.path} → ${text}` : text, ...(code === 'ECONNREFUSED' ? { refused: true } : {}) };
+    };
+    const timedOut = `no answer within ${p.timeoutMs >= 1000 ? `${Math.round(p.timeoutMs / 100) / 10}s` : `${p.timeoutMs} ms`} on ${where}`;
     if (p.type === 'tcp') {
       const s = connect({ host: inst.address, port: inst.port });
-      s.setTimeout(p.timeoutMs, () => { s.destroy(); finish(false); });
-      s.on('connect', () => { s.end(); finish(true); });
-      s.on('error', () => finish(false));
+      s.setTimeout(p.timeoutMs, () => { s.destroy(); finish({ ok: false, text: timedOut }); });
+      s.on('connect', () => { s.end(); finish({ ok: true, text: `connected to ${where}` }); });
+      s.on('error', (err) => finish(failed(err)));
       return;
     }
     const req = request({ host: inst.address, port: inst.port, path: p.path, method: 'GET', agent: false, timeout: p.timeoutMs,
       headers: { 'user-agent': 'berth-health/1', connection: 'close' } }, (res) => {
       res.resume();
       const code = res.statusCode ?? 0;
-      finish(code >= 200 && code < 400);
+      finish({ ok: code >= 200 && code < 400, text: `GET ${p.path} → ${code}` });
     });
-    req.on('timeout', () => { req.destroy(); finish(false); });
-    req.on('error', () => finish(false));
+    req.on('timeout', () => { req.destroy(); finish({ ok: false, text: `GET ${p.path} → ${timedOut}` }); });
+    req.on('error', (err) => finish(failed(err)));
     req.end();
   });
 }

@@ -2,6 +2,6 @@
  * registry: which instances exist and which are healthy (Berth's own HTTP/TCP checks), and the
  * routing table derived from that for the ingress. DNS answers will come from the same snapshot.
  */
-export { HealthMonitor, probeInstance } from './health-monitor.ts';
+export { HealthMonitor, checkInstance, probeInstance } from './health-monitor.ts';
 export { buildRouteTable } from './route-table.ts';
 export { Registry, registryKey, type RegistryEntry } from './registry.ts';

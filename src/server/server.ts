@@ -8,7 +8,7 @@ import { DockerEngine } from '../engine/docker/index.ts';
 import { NginxIngress } from '../ingress/index.ts';
 import { WorkQueue } from '../reconcile/index.ts';
 import { DeploymentController, ServiceReconciler, deploymentKey, parseServiceKey, serviceKey } from '../deploy/index.ts';
-import { HealthMonitor, Registry, buildRouteTable, probeInstance } from '../registry/index.ts';
+import { HealthMonitor, Registry, buildRouteTable, checkInstance } from '../registry/index.ts';
 import { registerRegistryRoutes } from '../api/registry-routes.ts';
 import { startDns } from './dns-wiring.ts';
 import { TemplateRenderer } from '../templates/index.ts';
@@ -171,14 +171,14 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       writeConfigFiles(dir, config.resolved(app, env, version).env, configGid !== undefined ? { gid: configGid } : {});
       return dir;
     },
-    probe: (inst, h) => (h.type === 'http' || h.type === 'tcp' ? probeInstance(inst, h) : Promise.resolve(false)),
+    probe: (inst, h) => (h.type === 'http' || h.type === 'tcp' ? checkInstance(inst, h) : Promise.resolve({ ok: false, text: `no ${h.type} probe` })),
     releaseFinished: (k) => {
       for (const dep of store.listDeployments({ status: ['rolling'] })) if (dep.app === k.app && dep.env === k.env) queue.add(deploymentKey(dep.id));
     },
   });
   const deployments = new DeploymentController({
     store, engine, clock, logger: logger.child({ component: 'deployments' }), newId: () => shortId(10), enqueueService, applyRoutes,
-    configVersion: (app, env) => config.version(app, env), buildMemoryBytes: cfg.buildMemoryBytes, hostPaths,
+    configVersion: (app, env) => config.version(app, env), buildMemoryBytes: cfg.buildMemoryBytes, hostPaths, releaseDeadlineMs: cfg.releaseDeadlineMs,
   });
 
   /** Every key there is reason to look at: desired services, containers of ours, unfinished deployments. */

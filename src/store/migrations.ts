@@ -59,4 +59,7 @@ export const MIGRATIONS: string[] = [
   // here, not from the release's creation (a rollback to an old release gets the whole deadline).
   `ALTER TABLE services ADD COLUMN rollout_started_at INTEGER NOT NULL DEFAULT 0;
    UPDATE services SET rollout_started_at = updated_at;`,
+  // Why a deploy waits or fails: each instance's latest check result, each service's last crash (JSON).
+  `ALTER TABLE instances ADD COLUMN last_check TEXT;
+   ALTER TABLE services ADD COLUMN last_crash TEXT;`,
 ];

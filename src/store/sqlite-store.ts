@@ -84,16 +84,16 @@ export class SqliteStore implements Store {
           updatedAt: s.updatedAt, routedReleaseId: s.routedReleaseId ?? null, switchedAt: s.switchedAt ?? 0, now: this.clock.now() });
     })();
   }
-  updateService(k: ServiceKey, patch: Partial<Pick<ServiceRecord, 'replicas' | 'failures' | 'nextStartAt' | 'releaseId' | 'routedReleaseId' | 'switchedAt' | 'reloadRequestedAt' | 'reloadedAt'>>): void {
+  updateService(k: ServiceKey, patch: Partial<Pick<ServiceRecord, 'replicas' | 'failures' | 'nextStartAt' | 'releaseId' | 'routedReleaseId' | 'switchedAt' | 'reloadRequestedAt' | 'reloadedAt' | 'lastCrash'>>): void {
     const cur = this.getService(k);
     if (!cur) return;
     const n = { ...cur, ...patch };
     const now = this.clock.now();
     const rolloutStartedAt = n.releaseId === cur.releaseId ? cur.rolloutStartedAt ?? 0 : now;
     this.db.prepare(`UPDATE services SET replicas = ?, failures = ?, next_start_at = ?, updated_at = ?, release_id = ?, routed_release_id = ?,
-      switched_at = ?, reload_requested_at = ?, reloaded_at = ?, rollout_started_at = ? WHERE app = ? AND env = ? AND name = ?`)
+      switched_at = ?, reload_requested_at = ?, reloaded_at = ?, rollout_started_at = ?, last_crash = ? WHERE app = ? AND env = ? AND name = ?`)
       .run(n.replicas, n.failures, n.nextStartAt, now, n.releaseId, n.routedReleaseId ?? null, n.switchedAt ?? 0,
-        n.reloadRequestedAt ?? 0, n.reloadedAt ?? 0, rolloutStartedAt, k.app, k.env, k.service);
+        n.reloadRequestedAt ?? 0, n.reloadedAt ?? 0, rolloutStartedAt, n.lastCrash ? JSON.stringify(n.lastCrash) : null, k.app, k.env, k.service);
   }
   deleteService(k: ServiceKey): void {
     this.db.prepare('DELETE FROM services WHERE app = ? AND env = ? AND name = ?').run(k.app, k.env, k.service);
@@ -168,12 +168,12 @@ export class SqliteStore implements Store {
       throw new Conflict(`no free port in ${ports.min}-${ports.max}: widen the range with --port-range or remove instances`);
     })();
   }
-  updateInstance(id: string, patch: Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason' | 'releaseId'>>): void {
+  updateInstance(id: string, patch: Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason' | 'releaseId' | 'check'>>): void {
     const cur = this.getInstance(id);
     if (!cur) return;
     const n = { ...cur, ...patch };
-    this.db.prepare('UPDATE instances SET container_id = ?, state = ?, health = ?, started_at = ?, reason = ?, release_id = ? WHERE id = ?')
-      .run(n.containerId ?? null, n.state, n.health, n.startedAt ?? null, n.reason ?? null, n.releaseId, id);
+    this.db.prepare('UPDATE instances SET container_id = ?, state = ?, health = ?, started_at = ?, reason = ?, release_id = ?, last_check = ? WHERE id = ?')
+      .run(n.containerId ?? null, n.state, n.health, n.startedAt ?? null, n.reason ?? null, n.releaseId, n.check ? JSON.stringify(n.check) : null, id);
   }
   deleteInstance(id: string): void {
     this.db.prepare('DELETE FROM instances WHERE id = ?').run(id);
@@ -299,6 +299,7 @@ function toService(r: Row): ServiceRecord {
     ...(r.routed_release_id == null ? {} : { routedReleaseId: String(r.routed_release_id) }), switchedAt: Number(r.switched_at ?? 0),
     reloadRequestedAt: Number(r.reload_requested_at ?? 0), reloadedAt: Number(r.reloaded_at ?? 0),
     rolloutStartedAt: Number(r.rollout_started_at ?? 0),
+    ...(r.last_crash == null ? {} : { lastCrash: JSON.parse(String(r.last_crash)) }),
   };
 }
 function toRelease(r: Row): ReleaseRecord {
@@ -325,5 +326,6 @@ function toInstance(r: Row): InstanceRecord {
     state: r.state as InstanceRecord['state'], health: r.health as InstanceRecord['health'], createdAt: Number(r.created_at),
     ...(r.started_at == null ? {} : { startedAt: Number(r.started_at) }),
     ...(r.reason == null ? {} : { reason: String(r.reason) }),
+    ...(r.last_check == null ? {} : { check: JSON.parse(String(r.last_check)) }),
   };
 }

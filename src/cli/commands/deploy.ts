@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { formatIssue } from '../../core/errors.ts';
 import { connect, CliFailure, EXIT, progress, progressDone, type GlobalOpts } from '../context.ts';
 import { hostPathIssues, loadSpecFile } from '../load-spec.ts';
+import { ProgressTicker, SHOWN_EVENTS, waitLine } from '../wait-release.ts';
 
 export function registerDeploy(program: Command): void {
   program.command('deploy')
@@ -32,10 +33,16 @@ export function registerDeploy(program: Command): void {
       const deadline = Date.now() + Number(o.timeout) * 1000;
       let last = '';
       const ac = new AbortController();
+      // The outcome is printed only after the events before it: `✔ deployed` comes after `release.healthy`.
+      let outcomeSeen = (): void => {};
+      const outcomeShown = new Promise<void>((resolve) => (outcomeSeen = resolve));
       const stream = client.streamEvents({ app: spec.name, env: o.env, after: lastEvent }, (e) => {
         if (g.json) console.log(JSON.stringify({ event: e }));
-        else if (/failed|crashed|rollback|switched|release\.|build\.|stopping|reloaded/.test(e.kind)) progressDone(`  ${e.kind.padEnd(20)} ${e.message}`);
+        else if (SHOWN_EVENTS.test(e.kind)) progressDone(`  ${e.kind.padEnd(20)} ${e.message}`);
+        // (A failure's message is its reason; a success names the deployment.)
+        if (e.kind === 'deployment.failed' || (e.kind === 'deployment.succeeded' && e.message.includes(deployment.id))) outcomeSeen();
       }, ac.signal).catch(() => undefined);
+      const ticker = new ProgressTicker();
       try {
         for (;;) {
           const st = await client.deployment(deployment.id);
@@ -46,6 +53,9 @@ export function registerDeploy(program: Command): void {
             else progress(text);
             last = text;
           }
+          const finished = st.deployment.status === 'succeeded' || st.deployment.status === 'failed';
+          if (finished) await Promise.race([outcomeShown, new Promise((r) => setTimeout(r, 2000))]);
+          else if (!g.json) ticker.tick(st.services);
           if (st.deployment.status === 'succeeded') {
             if (!g.json) {
               progressDone(`✔ ${spec.name}/${o.env} deployed: ${line}`);
@@ -64,7 +74,7 @@ export function registerDeploy(program: Command): void {
           }
           if (Date.now() > deadline) {
             progressDone();
-            throw new CliFailure(`deployment ${deployment.id} still ${st.deployment.status} after ${o.timeout}s: ${line}. It goes on in the background; see \`berth status ${spec.name}\``, EXIT.failed);
+            throw new CliFailure(`deployment ${deployment.id} still ${st.deployment.status} after ${o.timeout}s: ${waitLine(st.services) || line}. It goes on in the background; see \`berth status ${spec.name}\``, EXIT.failed);
           }
           await new Promise((r) => setTimeout(r, 100));
         }

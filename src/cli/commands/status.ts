@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { ServiceView } from '../../client/index.ts';
+import { crashSummary } from '../../core/health-notes.ts';
 import { ago, connect, table, type GlobalOpts } from '../context.ts';
 
 export function registerStatus(program: Command): void {
@@ -24,13 +25,20 @@ export function registerStatus(program: Command): void {
       for (const s of st.services) rows.push(serviceRow(s, false));
       console.log(table(rows));
       console.log('');
-      const irows = [['INSTANCE', 'SERVICE', 'STATE', 'HEALTH', 'HOST', 'ADDRESS', 'REL', 'CONTAINER', 'AGE']];
+      const irows = [['INSTANCE', 'SERVICE', 'STATE', 'HEALTH', 'HOST', 'ADDRESS', 'REL', 'CONTAINER', 'AGE', 'LAST CHECK']];
       for (const s of st.services) {
         for (const i of s.instances) {
-          irows.push([i.id, s.name, i.state, i.health, i.host, `${i.address}:${i.port}`, String(i.release), (i.containerId ?? '-').slice(0, 12), i.startedAt ? ago(i.startedAt) : '-']);
+          irows.push([i.id, s.name, i.state, i.health, i.host, `${i.address}:${i.port}`, String(i.release), (i.containerId ?? '-').slice(0, 12),
+            i.startedAt ? ago(i.startedAt) : '-', i.check ? `${i.check.text}${i.check.ok ? '' : ` (for ${ago(i.check.since)})`}` : '-']);
         }
       }
       console.log(table(irows));
+      // What a crashed instance printed last is usually why it crashed.
+      for (const s of st.services) {
+        if (!s.lastCrash) continue;
+        console.log(`\n${s.name}: instance ${s.lastCrash.instance} ${crashSummary(s.lastCrash)} (${ago(s.lastCrash.at)} ago)${s.lastCrash.output.length ? '; its last output:' : ''}`);
+        for (const l of s.lastCrash.output) console.log(`  | ${l}`);
+      }
     });
 }
 

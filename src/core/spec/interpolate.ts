@@ -157,6 +157,9 @@ function truncate(s: string): string {
   return s.length > 40 ? s.slice(0, 37) + '...' : s;
 }
 
+/** Variables Berth sets in each container (so they are unset when the file is read): `$$PORT` is what was meant. */
+const CONTAINER_VARS = new Set(['PORT', 'BERTH_APP', 'BERTH_ENV', 'BERTH_SERVICE', 'BERTH_INSTANCE', 'BERTH_RELEASE']);
+
 /**
  * Interpolates every string scalar of the YAML tree in place. Aliases are skipped: their anchor is
  * interpolated where it is defined, and `toJS()` later copies the result.
@@ -181,7 +184,10 @@ export function interpolateTree(root: unknown, env: Readonly<Record<string, stri
       for (const name of r.unset) {
         if (warned.has(name)) continue;
         warned.add(name);
-        diag.warn(path, `variable "${name}" is not set; using an empty string (set it in the environment or in the .env file)`);
+        diag.warn(path, CONTAINER_VARS.has(name)
+          ? `variable "${name}" is not set; using an empty string. Berth sets ${name} inside each container, not when it reads this file: ` +
+            `write $$${name} to pass "$${name}" through to the container's shell (e.g. command: sh -c 'exec node server.js --port $$${name}')`
+          : `variable "${name}" is not set; using an empty string (set it in the environment or in the .env file)`);
       }
     }
   };

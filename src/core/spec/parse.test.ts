@@ -427,6 +427,16 @@ test('an unset variable becomes an empty string with a warning, once per variabl
   );
 });
 
+test('$PORT in a command is read when the file is parsed, where it is unset: the warning says to write $$PORT', () => {
+  const { spec, warnings } = parse('services:\n  web:\n    image: x\n    command: sh -c "node server.js --port $PORT"\n    environment:\n      - P=$$PORT\n');
+  assert.deepEqual(spec.services.web?.command, ['sh', '-c', 'node server.js --port ']);
+  assert.deepEqual(spec.services.web?.environment, { P: '$PORT' });
+  assert.deepEqual(warnings.map((w) => `${brief(w)}: ${w.message}`), [
+    '4:14 services.web.command: variable "PORT" is not set; using an empty string. Berth sets PORT inside each container, not when it reads this file: ' +
+      'write $$PORT to pass "$PORT" through to the container\'s shell (e.g. command: sh -c \'exec node server.js --port $$PORT\')',
+  ]);
+});
+
 // ---------------------------------------------------------------------------------------------
 // Errors
 

@@ -746,9 +746,11 @@ export class DockerEngine implements Engine, ExecPort {
 
   private toInfo(c: Docker.ContainerInspectInfo): ContainerInfo {
     const st = c.State;
-    const healthStatus = (st as { Health?: { Status?: string } }).Health?.Status;
+    const h = (st as { Health?: { Status?: string; Log?: { ExitCode?: number; Output?: string }[] } }).Health;
+    const healthStatus = h?.Status;
     const health: ContainerHealth =
       healthStatus === 'starting' || healthStatus === 'healthy' || healthStatus === 'unhealthy' ? healthStatus : 'none';
+    const lastCheck = h?.Log?.at(-1);
     const info: ContainerInfo = {
       id: c.Id,
       name: c.Name.replace(/^\//, ''),
@@ -757,6 +759,7 @@ export class DockerEngine implements Engine, ExecPort {
       state: st.Status,
       running: st.Running,
       health,
+      ...(lastCheck ? { healthLog: { exitCode: lastCheck.ExitCode ?? -1, output: lastCheck.Output ?? '' } } : {}),
       host: this.hostName,
     };
     const started = st.StartedAt && st.StartedAt !== ZERO_TIME;

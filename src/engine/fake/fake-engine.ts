@@ -241,10 +241,11 @@ export class FakeEngine implements Engine {
     this.exit(c, exitCode, undefined, opts.oomKilled ?? false);
   }
 
-  /** The engine's health check flips; emits `health_status: <health>` like Docker. */
-  setHealth(id: string, health: Exclude<ContainerHealth, 'none'>): void {
+  /** The engine's health check flips; emits `health_status: <health>` like Docker. `log`: the check's latest result. */
+  setHealth(id: string, health: Exclude<ContainerHealth, 'none'>, log?: { exitCode: number; output: string }): void {
     const c = this.get(id);
     c.info.health = health;
+    if (log) c.info.healthLog = { ...log };
     this.emit(id, `health_status: ${health}`);
   }
 
