@@ -27,7 +27,7 @@ interface Tracked {
 /**
  * A starting instance is probed soon and often, so a deploy is routable as soon as it answers, then
  * less and less often: 25 ms doubling up to 1 s (or the check's own interval, if shorter). An
- * instance that takes 30 s to start is probed ~40 times, not ~1,200.
+ * instance that takes 30 s to start is probed ~35 times, not ~1,200.
  */
 const STARTING_FIRST_MS = 25;
 const STARTING_MAX_MS = 1000;
