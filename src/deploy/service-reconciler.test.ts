@@ -84,7 +84,7 @@ function harness(extra: { hostPaths?: HostPathPolicy } = {}) {
     instancesChanged: () => void instancesChanged++,
     releaseFinished: (k) => void finished.push(k),
     releaseDeadlineMs: 300_000,
-    // Reload by signal is not exercised here: no release uses that strategy.
+    // Berth's own probes (reload by signal, the port check): whatever `probes.answer` says.
     probe: async (inst, health) => probes.answer(inst, health),
     ...extra,
   });
