@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { Backend, IngressRoute, Logger } from '../src/core/ports.ts';
 import { Conflict, ExternalCommandFailed, InvalidInput } from '../src/core/errors.ts';
 import { NginxIngress, findMaster, stopNginx } from '../src/ingress/index.ts';
+import type { RouteProblem } from '../src/ingress/render.ts';
 
 interface Entry {
   level: string;
@@ -136,6 +137,9 @@ describe('NginxIngress with real nginx', () => {
   const logs: Entry[] = [];
   const backends: TestBackend[] = [];
   let corrupt = false;
+  /** Rewrites one candidate (after `corrupt`), e.g. to break one route's lines. */
+  let rewrite: (c: string) => string = (c) => c;
+  const refused: RouteProblem[][] = [];
 
   const options = () => ({
     prefix,
@@ -144,7 +148,8 @@ describe('NginxIngress with real nginx', () => {
     adminPort,
     coalesceMs: 50,
     logger: testLogger(logs),
-    testOnlyCandidateFilter: (c: string) => (corrupt ? `${c}\nthis_is_not_a_directive on;\n` : c),
+    testOnlyCandidateFilter: (c: string) => rewrite(corrupt ? `${c}\nthis_is_not_a_directive on;\n` : c),
+    onRoutesRefused: (p: RouteProblem[]) => void refused.push(p),
   });
 
   before(async () => {
@@ -284,15 +289,73 @@ describe('NginxIngress with real nginx', () => {
     assert.equal(ingress.lastError, undefined);
   });
 
-  it('leaves out routes it cannot render safely and serves the others', async () => {
-    ingress.apply([route('t-web', '/', [backends[0]!, backends[1]!]), route('t-evil', '/', [backends[2]!], 'evil host;'), route('t-ok', '/ok', [backends[2]!])]);
-    await assert.rejects(ingress.flush(), InvalidInput);
+  it('leaves out routes it cannot render safely, serves the others, and reports each refused route once', async () => {
+    refused.length = 0;
+    const evil = { ...route('t-evil', '/', [backends[2]!], 'evil host;'), owner: { app: 'evil', env: 'prod', service: 'web' } };
+    ingress.apply([route('t-web', '/', [backends[0]!, backends[1]!]), evil, route('t-ok', '/ok', [backends[2]!])]);
+    await ingress.flush();
+    assert.equal(ingress.lastError, undefined, 'one bad route does not fail the pass');
     assert.equal(ingress.rejectedRoutes.length, 1);
     assert.equal(ingress.rejectedRoutes[0]!.upstream, 't-evil');
+    assert.deepEqual(refused.map((ps) => ps.map((p) => [p.upstream, p.owner?.app])), [[['t-evil', 'evil']]]);
     assert.deepEqual(await get(listenPort, '/ok'), { status: 200, body: 'c' });
+    // The same table again: still left out, not reported again.
+    ingress.apply([route('t-web', '/', [backends[0]!, backends[1]!]), evil, route('t-ok', '/ok', [backends[2]!])]);
+    await ingress.flush();
+    assert.equal(refused.length, 1);
     ingress.apply([route('t-web', '/', [backends[0]!, backends[1]!])]);
     await ingress.flush();
     assert.equal(ingress.lastError, undefined);
+    assert.deepEqual(ingress.rejectedRoutes, []);
+  });
+
+  it('a route whose own lines nginx -t refuses is left out and reported; the others go live', async () => {
+    refused.length = 0;
+    const warnings = () => logs.filter((l) => l.level === 'warn' && l.msg?.includes('nginx -t refused the routes of one owner')).length;
+    const before = warnings();
+    // Something the grammar let through and nginx does not take, in t-bad's location only.
+    rewrite = (c) => c.replace(/(proxy_pass http:\/\/t-bad;)/g, '$1\n            this_is_not_a_directive on;');
+    try {
+      const table = [route('t-web', '/', [backends[0]!, backends[1]!]), { ...route('t-bad', '/bad', [backends[2]!]), owner: { app: 'bad', env: 'prod', service: 'web' } }, route('t-ok', '/ok', [backends[2]!])];
+      ingress.apply(table);
+      await ingress.flush();
+      assert.equal(ingress.lastError, undefined);
+      assert.deepEqual(ingress.rejectedRoutes.map((p) => p.upstream), ['t-bad']);
+      assert.match(ingress.rejectedRoutes[0]!.message, /nginx refused it: .*unknown directive "this_is_not_a_directive"/);
+      assert.deepEqual(refused.map((ps) => ps.map((p) => p.owner?.app)), [['bad']]);
+      assert.deepEqual(await get(listenPort, '/ok'), { status: 200, body: 'c' });
+      assert.notEqual((await get(listenPort, '/bad')).body, 'c', '/bad is not routed to t-bad (t-web at / answers)');
+      assert.equal(warnings() - before, 1);
+      // Unchanged, it stays out without testing it again.
+      ingress.apply(table.map((r) => ({ ...r })));
+      await ingress.flush();
+      assert.equal(warnings() - before, 1);
+    } finally {
+      rewrite = (c) => c;
+    }
+    // Once the route has left the table, it is tested again when it comes back.
+    ingress.apply([route('t-web', '/', [backends[0]!, backends[1]!])]);
+    await ingress.flush();
+    ingress.apply([route('t-web', '/', [backends[0]!, backends[1]!]), route('t-bad', '/bad', [backends[2]!])]);
+    await ingress.flush();
+    assert.deepEqual(ingress.rejectedRoutes, []);
+    assert.deepEqual(await get(listenPort, '/bad'), { status: 200, body: 'c' });
+    ingress.apply([route('t-web', '/', [backends[0]!, backends[1]!])]);
+    await ingress.flush();
+  });
+
+  it('a path prefix matches on segment boundaries, and every character the grammar allows passes nginx -t', async () => {
+    const odd = "/a-b._~!&()*+,=:@/c";
+    ingress.apply([route('t-prefix', '/ux-path', [backends[0]!]), route('t-odd', `${odd}/`, [backends[1]!])]);
+    await ingress.flush();
+    assert.equal(ingress.lastError, undefined);
+    assert.deepEqual(ingress.rejectedRoutes, []);
+    for (const p of ['/ux-path', '/ux-path/', '/ux-path/x/y']) assert.deepEqual(await get(listenPort, p), { status: 200, body: 'a' }, p);
+    for (const p of ['/ux-pathology', '/ux-path-x', '/ux-pat']) assert.deepEqual(await get(listenPort, p), { status: 404, body: 'no route\n' }, p);
+    for (const p of [odd, `${odd}/`, `${odd}/d`]) assert.deepEqual(await get(listenPort, p), { status: 200, body: 'b' }, p);
+    assert.equal((await get(listenPort, `${odd}x`)).status, 404);
+    ingress.apply([route('t-web', '/', [backends[0]!, backends[1]!])]);
+    await ingress.flush();
   });
 
   it('a restarted writer adopts the running master without a gap in service', async (t) => {

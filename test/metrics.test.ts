@@ -42,7 +42,7 @@ describe('metrics', () => {
       return route !== undefined && route.requests >= r.ok * 0.9 && top.instances.length === 3;
     }, { timeoutMs: 20_000, intervalMs: 250, what: `requests and samples in /v1/top (last: ${JSON.stringify(top)})` });
     const route = top!.routes.find((x) => x.app === 'e2e')!;
-    assert.match(route.route, /^e2e-prod-web-\d+$/);
+    assert.match(route.route, /^e2e\.prod\.web\.\d+$/);
     assert.ok(route.ratePerSec > 0);
     assert.ok(route.s2xx >= r.ok * 0.9);
     assert.ok(route.p95 !== null && route.p95 > 0 && route.p95 < 5, `p95 ${route.p95}`);
@@ -68,7 +68,7 @@ describe('metrics', () => {
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     const text = await res.text();
     assert.match(text, /^# TYPE berth_http_requests_total counter$/m);
-    assert.match(text, /^berth_http_requests_total\{app="e2e",env="prod",service="web",route="e2e-prod-web-\d+",status_class="2xx"\} \d+$/m);
+    assert.match(text, /^berth_http_requests_total\{app="e2e",env="prod",service="web",route="e2e\.prod\.web\.\d+",status_class="2xx"\} \d+$/m);
     assert.match(text, /^berth_container_memory_bytes\{app="e2e",env="prod",service="web",instance="[^"]+"\} \d+/m);
     assert.match(text, /^berth_service_replicas_desired\{app="e2e",env="prod",service="web"\} 3$/m);
   });

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { BerthError, Conflict, InvalidInput, NotFound, Unauthorized } from '../core/errors.ts';
 import type { Clock, ExecPort, HostPathPolicy, Logger } from '../core/ports.ts';
 import type { AppSpec } from '../core/spec/types.ts';
+import { canonicalRouteKey } from '../core/spec/routes.ts';
 import type { DeploymentRecord, InstanceRecord, ReleaseRecord, ServiceRecord, Store } from '../core/store.ts';
 import { hashToken } from '../auth/index.ts';
 import { basicAuthToken, isGitHookRequest } from './git-routes.ts';
@@ -466,12 +467,13 @@ function checkRouteConflicts(store: Store, spec: AppSpec, env: string): void {
   for (const s of store.listServices()) {
     if (s.app === spec.name && s.env === env) continue;
     const rel = store.getRelease(s.releaseId);
-    for (const r of rel?.spec.routes ?? []) claimed.set(`${r.host ?? '*'}${r.path}`, `${s.app}/${s.env}/${s.name}`);
+    // Stored routes may predate normalisation: compare canonical forms, so `SEC-CASE.LOCAL.` is `sec-case.local`.
+    for (const r of rel?.spec.routes ?? []) claimed.set(canonicalRouteKey(r), `${s.app}/${s.env}/${s.name}`);
   }
   const mine = new Map<string, string>();
   for (const s of Object.values(spec.services)) {
     for (const r of s.routes) {
-      const key = `${r.host ?? '*'}${r.path}`;
+      const key = canonicalRouteKey(r);
       const other = claimed.get(key) ?? mine.get(key);
       if (other) throw new Conflict(`route ${r.host ?? '(any host)'}${r.path} of ${s.name} is already served by ${other}: choose another host or path`);
       mine.set(key, `${spec.name}/${env}/${s.name}`);

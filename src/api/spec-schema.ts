@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DOCKER_DEFAULT_CAPS, LINUX_CAPS, TMPFS_OPTION, USER_PATTERN } from '../core/spec/security.ts';
+import { normaliseHost, normaliseRoutePath, type RouteCheck } from '../core/spec/routes.ts';
 
 /** Structural check of an AppSpec sent by a client (the CLI parses Compose files; the server trusts no client). */
 const name = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes, starting with a letter or digit').max(63);
@@ -16,6 +17,13 @@ const absPath = z.string().regex(/^\/[^\0]*$/, 'an absolute path');
 const capDrop = z.string().refine((c) => c === 'ALL' || LINUX_CAPS.includes(c), 'a Linux capability without CAP_ (e.g. NET_RAW), or ALL');
 const capAdd = z.string().refine((c) => DOCKER_DEFAULT_CAPS.includes(c), `one of Docker's default capabilities (${DOCKER_DEFAULT_CAPS.join(', ')})`);
 const tmpfsOptions = z.string().refine((o) => o.split(',').every((x) => x === '' || TMPFS_OPTION.test(x)), 'tmpfs options such as size=64m,mode=1777,noexec');
+/** A route host or path in its canonical form, by the grammar the parser and the renderer use. */
+const canonical = (check: (raw: string) => RouteCheck) => z.string().transform((raw, ctx) => {
+  const r = check(raw);
+  if (r.ok) return r.value;
+  ctx.addIssue({ code: 'custom', message: r.message });
+  return z.NEVER;
+});
 
 export const serviceSpecSchema = z.object({
   name,
@@ -46,7 +54,7 @@ export const serviceSpecSchema = z.object({
   capDrop: z.array(capDrop).optional(),
   noNewPrivileges: z.boolean().optional(),
   tmpfs: z.record(absPath, tmpfsOptions).optional(),
-  routes: z.array(z.object({ host: z.string().regex(/^[A-Za-z0-9.*-]+$/).optional(), path: z.string().regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/) })),
+  routes: z.array(z.object({ host: canonical(normaliseHost).optional(), path: canonical(normaliseRoutePath) })),
 });
 
 export const appSpecSchema = z.object({

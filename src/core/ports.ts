@@ -1,6 +1,7 @@
 /**
  * Interfaces between the domain and its adapters. Implementations are chosen only in server/.
  */
+import type { RouteOwner } from './spec/routes.ts';
 
 /** Labels Berth puts on every container it manages. */
 export const LABEL = {
@@ -259,13 +260,20 @@ export interface Backend {
 
 /** A route on the ingress and the healthy backends behind it. */
 export interface IngressRoute {
-  /** Upstream name, unique per route set: e.g. `myapp-prod-web`. */
+  /** Upstream name, unique per route set: e.g. `myapp.prod.web.0` (core/spec/routes.ts `upstreamName`). */
   upstream: string;
   /** Undefined: any host (default server). */
   host?: string;
-  /** Path prefix starting with '/'. */
+  /** Path prefix starting with '/', matched on segment boundaries: `/api` serves `/api` and `/api/...`, not `/apix`. */
   path: string;
   backends: Backend[];
+  /** The service the route belongs to (for events about it). */
+  owner?: RouteOwner;
+  /**
+   * When the owner first claimed this host and path (ms). Of two routes for one host and path, the
+   * earlier claim is served and the other refused; undefined counts as latest.
+   */
+  claimedAt?: number;
 }
 
 /**

@@ -118,7 +118,7 @@ function harness(extra: { hostPaths?: HostPathPolicy } = {}) {
     },
     rows: () => store.listInstances(K),
     async containers() { return engine.list({ [LABEL.app]: K.app, [LABEL.env]: K.env, [LABEL.service]: K.service }); },
-    backends: (table: IngressRoute[]) => table.filter((r) => r.upstream.startsWith(`${K.app}-${K.env}-${K.service}-`)).flatMap((r) => r.backends.map((b) => b.instance)),
+    backends: (table: IngressRoute[]) => table.filter((r) => r.owner?.app === K.app && r.owner.env === K.env && r.owner.service === K.service).flatMap((r) => r.backends.map((b) => b.instance)),
     currentBackends: () => h.backends(buildRouteTable(store)),
     /** The route table the ingress served when engine call number `idx` was made. */
     tableAt(idx: number): IngressRoute[] | undefined {

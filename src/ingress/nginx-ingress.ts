@@ -7,7 +7,7 @@ import { BerthError, Conflict, ExternalCommandFailed, InvalidInput } from '../co
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { waitFor } from '../lib/backoff.ts';
 import { runCommand } from '../lib/exec.ts';
-import { checkRoutes, onlyBackendsDiffer, parseGeneration, planConfig, type RenderOptions, type RouteProblem } from './render.ts';
+import { checkRoutes, onlyBackendsDiffer, parseGeneration, planConfig, routeAtLine, type RenderOptions, type RouteProblem } from './render.ts';
 import { findMaster, listWorkers, normalizePrefix } from './nginx-process.ts';
 
 export interface NginxIngressOptions {
@@ -31,6 +31,11 @@ export interface NginxIngressOptions {
    */
   workerUser?: string;
   logger: Logger;
+  /**
+   * Called after a pass with the routes it newly left out (each reported once while it stays out):
+   * the control plane records an event for the app whose route it is. Must not throw.
+   */
+  onRoutesRefused?: (problems: RouteProblem[]) => void;
   /** Test-only: rewrites the candidate file before `nginx -t`, to exercise the rejection path. */
   testOnlyCandidateFilter?: (config: string) => string;
 }
@@ -48,7 +53,10 @@ export class NginxIngress implements Ingress {
   reloadCount = 0;
   /** Why the last flush did not make the desired table fully live; cleared by a successful flush. */
   lastError: Error | undefined;
-  /** Routes left out of the config because they could not be rendered safely (see `checkRoutes`). */
+  /**
+   * Routes left out of the config: those `checkRoutes` refuses, and those whose lines `nginx -t`
+   * refused. The others are live; leaving a route out is not a failure of the pass.
+   */
   rejectedRoutes: RouteProblem[] = [];
 
   private readonly prefix: string;
@@ -76,6 +84,10 @@ export class NginxIngress implements Ingress {
   private pending = 0;
   private lastPassAt = 0;
   private masterPidValue: number | undefined;
+  /** Routes nginx -t refused (by `routeKey`), kept out while they stay the same so each pass tests once. */
+  private nginxRefused = new Map<string, RouteProblem>();
+  /** Problems already passed to onRoutesRefused (by `problemKey`). */
+  private reported = new Set<string>();
 
   constructor(private readonly opts: NginxIngressOptions) {
     const prefix = normalizePrefix(opts.prefix);
@@ -203,30 +215,80 @@ export class NginxIngress implements Ingress {
     }
 
     const current = await readFile(this.confPath, 'utf8').catch(() => undefined);
-    const plan = planConfig(current, this.validRoutes(this.desired ?? []), this.renderOpts);
-    if (plan.changed) await this.testAndSwap(plan.config);
+    const { plan } = await this.renderTested(current, this.desired ?? [], false);
     await this.launch(plan.generation);
     this.started = true;
+    this.report();
   }
 
-  private validRoutes(routes: IngressRoute[]): IngressRoute[] {
-    const { routes: valid, problems } = checkRoutes(routes);
-    this.rejectedRoutes = problems;
-    for (const p of problems) this.log.error({ upstream: p.upstream, host: p.host, path: p.path }, `route left out of nginx config: ${p.message}`);
-    return valid;
+  /**
+   * Renders the routes nginx can take and, when the config changes, tests and swaps it in. A
+   * candidate `nginx -t` refuses because of a route's own lines (its location or upstream block, its
+   * host's server_name) is rendered again without that route, a few times at most: one app's route
+   * must not keep every other app's changes out. Anything else nginx refuses is thrown.
+   */
+  private async renderTested(current: string | undefined, desired: IngressRoute[], knownGood: boolean): Promise<{ plan: ReturnType<typeof planConfig>; valid: IngressRoute[] }> {
+    const { routes: checked, problems } = checkRoutes(desired);
+    const live = new Set(checked.map(routeKey));
+    for (const k of [...this.nginxRefused.keys()]) if (!live.has(k)) this.nginxRefused.delete(k);
+    let valid = checked.filter((r) => !this.nginxRefused.has(routeKey(r)));
+    for (let attempt = 0; ; attempt++) {
+      const plan = planConfig(current, valid, this.renderOpts!);
+      if (!plan.changed) return this.settle(plan, valid, problems);
+      try {
+        await this.testAndSwap(plan.config, knownGood ? current : undefined);
+        return this.settle(plan, valid, problems);
+      } catch (e) {
+        const at = (e as ExternalCommandFailed).details as { routeAt?: { upstream: string } | { host: string }; stderr?: string } | undefined;
+        const culprit = at?.routeAt;
+        const hit = culprit === undefined ? [] : valid.filter((r) => ('upstream' in culprit ? r.upstream === culprit.upstream : r.host === culprit.host));
+        if (attempt >= 4 || hit.length === 0) throw e;
+        const why = /\[(?:emerg|alert|crit)\] (?:\d+#\d+: )?(.*?)(?: in \S+:\d+)?$/m.exec(at?.stderr ?? '')?.[1] ?? 'nginx -t refused it';
+        for (const r of hit) {
+          this.nginxRefused.set(routeKey(r), { upstream: r.upstream, ...(r.host === undefined ? {} : { host: r.host }), path: r.path, message: `nginx refused it: ${why}`, ...(r.owner ? { owner: r.owner } : {}) });
+        }
+        this.log.warn({ routes: hit.map((r) => r.upstream), err: why }, 'nginx -t refused the routes of one owner; testing the config without them');
+        valid = valid.filter((r) => !this.nginxRefused.has(routeKey(r)));
+      }
+    }
   }
 
-  /** One pass: render, compare, test, swap, reload, wait. Runs only inside `serialize`. */
+  private settle(plan: ReturnType<typeof planConfig>, valid: IngressRoute[], problems: RouteProblem[]): { plan: ReturnType<typeof planConfig>; valid: IngressRoute[] } {
+    this.rejectedRoutes = [...problems, ...this.nginxRefused.values()];
+    return { plan, valid };
+  }
+
+  /** Logs and reports the routes left out that were not left out before. */
+  private report(): void {
+    const now = new Set<string>();
+    const fresh: RouteProblem[] = [];
+    for (const p of this.rejectedRoutes) {
+      const k = problemKey(p);
+      now.add(k);
+      if (this.reported.has(k)) continue;
+      fresh.push(p);
+      this.log.error({ upstream: p.upstream, host: p.host, path: p.path }, `route left out of nginx config: ${p.message}`);
+    }
+    this.reported = now;
+    if (fresh.length > 0 && this.opts.onRoutesRefused) {
+      try {
+        this.opts.onRoutesRefused(fresh);
+      } catch (e) {
+        this.log.warn({ err: String(e) }, 'onRoutesRefused failed');
+      }
+    }
+  }
+
+  /**
+   * One pass: render, compare, test, swap, reload, wait. Runs only inside `serialize`. Routes left
+   * out (see `rejectedRoutes`) do not fail the pass: the rest of the table is what is live.
+   */
   private async sync(): Promise<void> {
     try {
       if (this.desired !== undefined) {
-        const valid = this.validRoutes(this.desired);
         const current = await readFile(this.confPath, 'utf8').catch(() => undefined);
-        const plan = planConfig(current, valid, this.renderOpts!);
-        if (plan.changed) {
-          await this.testAndSwap(plan.config, current);
-          this.needsReload = true;
-        }
+        const { plan, valid } = await this.renderTested(current, this.desired, true);
+        if (plan.changed) this.needsReload = true;
         if (this.needsReload || this.liveGeneration !== plan.generation) {
           const next = backendKeys(valid);
           const prev = this.liveBackends;
@@ -234,19 +296,12 @@ export class NginxIngress implements Ingress {
           await this.reload(plan.generation, prev !== undefined && onlyAdds(prev, next));
           this.liveBackends = next;
         }
-      }
-      if (this.rejectedRoutes.length > 0) {
-        throw new InvalidInput(
-          `ingress left out ${this.rejectedRoutes.length} route(s); the others are live:\n${this.rejectedRoutes
-            .map((p) => `  ${p.upstream} (${p.host ?? '*'}${p.path}): ${p.message}`)
-            .join('\n')}`,
-          { details: { problems: this.rejectedRoutes } },
-        );
+        this.report();
       }
       this.lastError = undefined;
     } catch (e) {
       this.lastError = e instanceof Error ? e : new Error(String(e));
-      if (!(e instanceof InvalidInput)) this.log.error({ err: this.lastError.message }, 'ingress update failed; nginx keeps serving its previous config');
+      this.log.error({ err: this.lastError.message }, 'ingress update failed; nginx keeps serving its previous config');
       throw this.lastError;
     }
   }
@@ -275,9 +330,12 @@ export class NginxIngress implements Ingress {
       const rejected = `${this.confPath}.rejected`;
       await rename(candidate, rejected).catch(() => undefined);
       const stderr = e instanceof ExternalCommandFailed ? ((e.details as { stderr?: string } | undefined)?.stderr ?? e.message) : String(e);
+      // nginx names the first line it refused: `... in /prefix/conf/nginx.conf.candidate:123`.
+      const line = new RegExp(`in ${escapeRegExp(candidate)}:(\\d+)`).exec(stderr)?.[1];
+      const routeAt = line === undefined ? undefined : routeAtLine(text, Number(line));
       throw new ExternalCommandFailed(`nginx rejected the rendered config (kept the previous one; candidate saved as ${rejected}):\n${stderr.trim()}`, {
         cause: e,
-        details: { stderr, candidate: rejected },
+        details: { stderr, candidate: rejected, ...(routeAt ? { routeAt } : {}) },
       });
     }
     await rename(candidate, this.confPath);
@@ -413,6 +471,18 @@ export class NginxIngress implements Ingress {
     const group = /^nogroup:/m.test(groups) ? 'nogroup' : /^nobody:/m.test(groups) ? 'nobody' : undefined;
     return group ? `nobody ${group}` : 'root';
   }
+}
+
+function routeKey(r: IngressRoute): string {
+  return `${r.upstream} ${r.host ?? '*'} ${r.path}`;
+}
+
+function problemKey(p: RouteProblem): string {
+  return `${p.upstream} ${p.host ?? '*'} ${p.path} ${p.message}`;
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 async function fileSize(path: string): Promise<number> {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IngressRoute } from '../core/ports.ts';
 import { InvalidInput } from '../core/errors.ts';
-import { checkRoutes, onlyBackendsDiffer, parseGeneration, planConfig, renderNginxConfig, type RenderOptions } from './render.ts';
+import { checkRoutes, onlyBackendsDiffer, parseGeneration, planConfig, renderNginxConfig, routeAtLine, type RenderOptions } from './render.ts';
 
 const opts: RenderOptions = {
   prefix: '/data/nginx',
@@ -69,7 +69,8 @@ test('an upstream per route with sorted, de-duplicated servers and keepalive', (
 test('a route without backends answers 503 and declares no upstream', () => {
   const conf = renderNginxConfig([empty], opts);
   assert.doesNotMatch(conf, /upstream shop-prod-worker/);
-  assert.match(block(conf, 'location /jobs {'), /return 503 "no healthy instance for shop-prod-worker\\n";/);
+  assert.match(block(conf, 'location = /jobs {'), /return 503 "no healthy instance for shop-prod-worker\\n";/);
+  assert.match(block(conf, 'location /jobs/ {'), /return 503 "no healthy instance for shop-prod-worker\\n";/);
 });
 
 test('no routes at all: the default server answers 404 "no route"', () => {
@@ -90,11 +91,13 @@ test('hosts get their own server; host-less routes are served for every host, th
   assert.match(host, /listen 0\.0\.0\.0:8080;/);
   assert.doesNotMatch(host, /default_server/);
   assert.deepEqual(
-    [...host.matchAll(/location (\S+) \{\n\s+(.*)/g)].map((m) => [m[1], m[2]]),
+    [...host.matchAll(/location (= )?(\S+) \{\n\s+(.*)/g)].map((m) => [`${m[1] ?? ''}${m[2]}`, m[3]]),
     [
       ['/', 'proxy_pass http://shop-prod-site;'],
-      ['/jobs', 'default_type text/plain;'],
-      ['/v1', 'proxy_pass http://shop-prod-api;'],
+      ['= /jobs', 'default_type text/plain;'],
+      ['/jobs/', 'default_type text/plain;'],
+      ['= /v1', 'proxy_pass http://shop-prod-api;'],
+      ['/v1/', 'proxy_pass http://shop-prod-api;'],
     ],
   );
   assert.equal(conf.split('server_name api.example.com;').length, 2, 'one server block per host');
@@ -166,6 +169,10 @@ const bad: { name: string; route: IngressRoute; message: RegExp }[] = [
   { name: 'path without slash', route: { upstream: 'a', path: 'api', backends: [] }, message: /path/ },
   { name: 'path with a semicolon', route: { upstream: 'a', path: '/a;b', backends: [] }, message: /path/ },
   { name: 'path with a variable', route: { upstream: 'a', path: '/$host', backends: [] }, message: /path/ },
+  { name: 'path with a quote', route: { upstream: 'a', path: "/a'b", backends: [] }, message: /path/ },
+  { name: 'path with a brace', route: { upstream: 'a', path: '/a{b}', backends: [] }, message: /path/ },
+  { name: 'path with a dot-dot segment', route: { upstream: 'a', path: '/a/../b', backends: [] }, message: /path/ },
+  { name: 'host with two dots in a row', route: { upstream: 'a', host: 'a..b', path: '/', backends: [] }, message: /host/ },
   { name: 'upstream with a slash', route: { upstream: 'a/b', path: '/', backends: [] }, message: /upstream name/ },
   { name: 'port out of range', route: { upstream: 'a', path: '/', backends: [{ address: '127.0.0.1', port: 70000, instance: 'i' }] }, message: /port/ },
   { name: 'address with a space', route: { upstream: 'a', path: '/', backends: [{ address: '127.0.0.1 down', port: 80, instance: 'i' }] }, message: /address/ },
@@ -184,6 +191,34 @@ for (const c of bad) {
     assert.throws(() => renderNginxConfig([c.route], opts), InvalidInput);
   });
 }
+
+test('a path prefix matches on segment boundaries: exactly the path, and below it', () => {
+  const conf = renderNginxConfig([{ ...web, path: '/ux-path' }], opts);
+  const def = serverFor(conf, '_');
+  assert.match(def, /location = \/ux-path \{\n\s+proxy_pass http:\/\/shop-prod-web;/);
+  assert.match(def, /location \/ux-path\/ \{\n\s+proxy_pass http:\/\/shop-prod-web;/);
+  assert.doesNotMatch(def, /location \/ux-path \{/, 'no bare prefix location: it would match /ux-pathology');
+  assert.match(def, /location \/ \{\n\s+default_type text\/plain;\n\s+return 404 "no route\\n";/);
+  // A trailing slash is the same route, not a second location nginx would refuse as a duplicate.
+  assert.equal(renderNginxConfig([{ ...web, path: '/ux-path/' }], opts), conf);
+  const r = checkRoutes([{ ...web, path: '/ux-path' }, { ...api, host: undefined, upstream: 'other', path: '/ux-path/' }]);
+  assert.equal(r.routes.length, 1);
+  assert.match(r.problems[0]!.message, /path \/ux-path is already routed/);
+});
+
+test('hosts are canonical (case, trailing dot, IDNA): two spellings of one host are one location', () => {
+  const first: IngressRoute = { ...web, upstream: 'owner.prod.web.0', host: 'sec-case.local', owner: { app: 'owner', env: 'prod', service: 'web' } };
+  const second: IngressRoute = { ...web, upstream: 'hijack.prod.web.0', host: 'SEC-CASE.LOCAL.', backends: [], owner: { app: 'hijack', env: 'prod', service: 'web' } };
+  const r = checkRoutes([second, first]);
+  assert.deepEqual(r.routes.map((x) => [x.upstream, x.host]), [['hijack.prod.web.0', 'sec-case.local']], 'without claims, the upstream name decides');
+  const claimed = checkRoutes([{ ...second, claimedAt: 2000 }, { ...first, claimedAt: 1000 }]);
+  assert.deepEqual(claimed.routes.map((x) => x.upstream), ['owner.prod.web.0'], 'the first claim keeps the route');
+  assert.deepEqual(claimed.problems.map((p) => [p.owner?.app, p.host]), [['hijack', 'sec-case.local']]);
+  assert.match(claimed.problems[0]!.message, /already routed to owner\/prod\/web, which claimed it first/);
+  assert.deepEqual(checkRoutes([{ ...first, claimedAt: 1000 }, { ...second, claimedAt: 2000 }]), claimed, 'any input order, same result');
+  const idn = renderNginxConfig([{ ...web, host: 'Bücher.Example.' }], opts);
+  assert.match(idn, /server_name xn--bcher-kva\.example;/);
+});
 
 test('a second route for the same host and path is rejected, deterministically', () => {
   const other: IngressRoute = { ...web, upstream: 'shop-prod-other' };
@@ -221,7 +256,7 @@ test('public servers write the berth_json access log with the route name; the ad
   assert.match(serverFor(conf, '_'), /^ {8}set \$berth_route "";$/m);
   assert.match(block(conf, 'location / {'), /set \$berth_route shop-prod-web;/);
   // For a route without backends the name must be set before `return` ends the rewrite phase.
-  assert.match(block(conf, 'location /jobs {'), /set \$berth_route shop-prod-worker;\n\s+return 503/);
+  assert.match(block(conf, 'location = /jobs {'), /set \$berth_route shop-prod-worker;\n\s+return 503/);
   const admin = conf.slice(conf.indexOf('listen 127.0.0.1:8099 reuseport;'));
   assert.match(admin, /access_log off;/);
   // The format with sample values substituted is one valid JSON object.
@@ -258,4 +293,29 @@ test('only-backends changes are told apart from every other change (those get ng
   }
   // Anything else edited by hand: tested.
   assert.equal(onlyBackendsDiffer(base, base.replace('keepalive 32;', 'keepalive 64;')), false);
+});
+
+test('routeAtLine names the route whose lines nginx -t refused, and nobody for Berth\'s own lines', () => {
+  const conf = renderNginxConfig([web, api, empty], opts);
+  const lines = conf.split('\n');
+  const at = (pred: (l: string) => boolean) => {
+    const i = lines.findIndex(pred);
+    assert.ok(i >= 0, 'the line is in the config');
+    return routeAtLine(conf, i + 1);
+  };
+  assert.deepEqual(at((l) => l.includes('server 127.0.0.1:30001')), { upstream: 'shop-prod-web' });
+  assert.deepEqual(at((l) => l === '    upstream shop-prod-api {'), { upstream: 'shop-prod-api' });
+  assert.deepEqual(at((l) => l.includes('proxy_pass http://shop-prod-api;')), { upstream: 'shop-prod-api' });
+  assert.deepEqual(at((l) => l === '        location = /jobs {'), { upstream: 'shop-prod-worker' });
+  assert.deepEqual(at((l) => l.includes('return 503 "no healthy instance for shop-prod-worker')), { upstream: 'shop-prod-worker' });
+  assert.deepEqual(at((l) => l === '        server_name api.example.com;'), { host: 'api.example.com' });
+  for (const own of ['proxy_http_version 1.1;', 'server_name _;', 'location / { return 404 "not found\\n"; }', 'access_log off;', 'worker_shutdown_timeout 30s;']) {
+    assert.equal(at((l) => l.trim() === own), undefined, own);
+  }
+  const noRoot = renderNginxConfig([api], opts);
+  const i = noRoot.split('\n').findIndex((l) => l.trim() === 'return 404 "no route\\n";');
+  assert.ok(i > 0);
+  assert.equal(routeAtLine(noRoot, i + 1), undefined, 'the default 404 location is Berth\'s');
+  assert.equal(routeAtLine(conf, 0), undefined);
+  assert.equal(routeAtLine(conf, lines.length + 5), undefined);
 });

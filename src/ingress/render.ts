@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Backend, IngressRoute } from '../core/ports.ts';
 import { InvalidInput } from '../core/errors.ts';
+import { normaliseHost, normaliseRoutePath, type RouteOwner } from '../core/spec/routes.ts';
 
 /** File name of the JSON access log under `PREFIX/logs/`. */
 export const ACCESS_LOG_FILE = 'access.json.log';
@@ -41,24 +42,19 @@ export interface RouteProblem {
   host?: string;
   path: string;
   message: string;
+  /** The service whose route it is, when the route table said. */
+  owner?: RouteOwner;
 }
 
-const UPSTREAM_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const UPSTREAM_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
-const HOST_RE = new RegExp(`^(?:\\*\\.)?${LABEL}(?:\\.${LABEL})*$`);
-// RFC 3986 path characters minus those that mean something to nginx's config parser (; { } " ' # $ \ and spaces).
-const PATH_RE = /^\/[A-Za-z0-9._~!&()*+,=:@%/-]*$/;
-
-function normalizeHost(host: string): string {
-  const h = host.toLowerCase();
-  return h.endsWith('.') ? h.slice(0, -1) : h;
-}
+const HOST_RE = new RegExp(`^${LABEL}(?:\\.${LABEL})*$`);
 
 function checkBackend(b: Backend): string | undefined {
   if (!Number.isInteger(b.port) || b.port < 1 || b.port > 65535) return `backend ${b.instance}: port ${b.port} is not an integer in 1..65535`;
   const a = b.address;
   if (isIPv4(a) || isIPv6(a)) return undefined;
-  if (a.length <= 253 && HOST_RE.test(a) && !a.startsWith('*')) return undefined;
+  if (a.length <= 253 && HOST_RE.test(a)) return undefined;
   return `backend ${b.instance}: address ${JSON.stringify(a)} is not an IP address or host name`;
 }
 
@@ -84,29 +80,34 @@ function sameBackends(a: readonly Backend[], b: readonly Backend[]): boolean {
 }
 
 /**
- * Validates and normalizes a route table: hosts lower-cased, backends de-duplicated and sorted, routes
- * sorted by (host, path, upstream). Routes that cannot be rendered safely (names that would break
- * nginx's syntax, a second route for the same host+path, one upstream name with two different backend
- * sets) are returned as problems instead, so one bad app never blocks everyone else's updates.
+ * Validates and normalizes a route table: hosts and paths in the canonical form of the one route
+ * grammar (core/spec/routes.ts), backends de-duplicated and sorted, routes sorted by (host, path,
+ * upstream). Routes that cannot be rendered safely (names that would break nginx's syntax, a second
+ * route for the same host+path, one upstream name with two different backend sets) are returned as
+ * problems instead, so one bad app never blocks everyone else's updates. Of two routes for one host
+ * and path the earlier `claimedAt` is kept (then the upstream name decides, so any order of input
+ * gives the same result).
  */
 export function checkRoutes(routes: readonly IngressRoute[]): { routes: IngressRoute[]; problems: RouteProblem[] } {
   const problems: RouteProblem[] = [];
   const candidates: IngressRoute[] = [];
+  const problemOf = (r: IngressRoute, message: string): RouteProblem => ({
+    upstream: String(r.upstream), ...(r.host === undefined ? {} : { host: String(r.host) }), path: String(r.path), message, ...(r.owner ? { owner: r.owner } : {}),
+  });
   for (const r of routes) {
-    const host = r.host === undefined ? undefined : normalizeHost(r.host);
-    const problem = (message: string): void => {
-      problems.push({ upstream: String(r.upstream), ...(r.host === undefined ? {} : { host: String(r.host) }), path: String(r.path), message });
-    };
+    const problem = (message: string): void => void problems.push(problemOf(r, message));
     if (typeof r.upstream !== 'string' || !UPSTREAM_RE.test(r.upstream)) {
-      problem(`upstream name ${JSON.stringify(r.upstream)} must be 1-128 characters of [A-Za-z0-9_.-], starting with a letter or digit`);
+      problem(`upstream name ${JSON.stringify(r.upstream)} must be 1-255 characters of [A-Za-z0-9_.-], starting with a letter or digit`);
       continue;
     }
-    if (host !== undefined && (host.length > 253 || !HOST_RE.test(host))) {
-      problem(`host ${JSON.stringify(r.host)} is not a valid host name (letters, digits, '-', '.', optional leading '*.')`);
+    const host = r.host === undefined ? undefined : typeof r.host === 'string' ? normaliseHost(r.host) : { ok: false as const, message: 'the host is not a string' };
+    if (host && !host.ok) {
+      problem(`host ${host.message}`);
       continue;
     }
-    if (typeof r.path !== 'string' || r.path.length > 1024 || !PATH_RE.test(r.path)) {
-      problem(`path ${JSON.stringify(r.path)} must start with '/' and contain only URL path characters (no spaces, quotes, ';', '{', '}', '#', '$')`);
+    const path = normaliseRoutePath(r.path);
+    if (!path.ok) {
+      problem(`path ${path.message}`);
       continue;
     }
     const bad = r.backends.map(checkBackend).find((m) => m !== undefined);
@@ -114,9 +115,13 @@ export function checkRoutes(routes: readonly IngressRoute[]): { routes: IngressR
       problem(bad);
       continue;
     }
-    candidates.push({ upstream: r.upstream, ...(host === undefined ? {} : { host }), path: r.path, backends: normalizeBackends(r.backends) });
+    candidates.push({
+      upstream: r.upstream, ...(host ? { host: host.value } : {}), path: path.value, backends: normalizeBackends(r.backends),
+      ...(r.owner ? { owner: r.owner } : {}), ...(r.claimedAt !== undefined ? { claimedAt: r.claimedAt } : {}),
+    });
   }
-  candidates.sort((a, b) => cmp(a.host ?? '', b.host ?? '') || cmp(a.path, b.path) || cmp(a.upstream, b.upstream));
+  const claimed = (r: IngressRoute): number => r.claimedAt ?? Number.POSITIVE_INFINITY;
+  candidates.sort((a, b) => cmp(a.host ?? '', b.host ?? '') || cmp(a.path, b.path) || claimed(a) - claimed(b) || cmp(a.upstream, b.upstream));
 
   const byLocation = new Map<string, IngressRoute>();
   const byUpstream = new Map<string, IngressRoute>();
@@ -125,12 +130,13 @@ export function checkRoutes(routes: readonly IngressRoute[]): { routes: IngressR
     const where = `${r.host ?? '*'} ${r.path}`;
     const dup = byLocation.get(where);
     if (dup) {
-      problems.push({ upstream: r.upstream, ...(r.host === undefined ? {} : { host: r.host }), path: r.path, message: `host ${r.host ?? '(any)'} path ${r.path} is already routed to upstream ${dup.upstream}` });
+      const who = dup.owner ? `${dup.owner.app}/${dup.owner.env}/${dup.owner.service}` : `upstream ${dup.upstream}`;
+      problems.push(problemOf(r, `host ${r.host ?? '(any)'} path ${r.path} is already routed to ${who}, which claimed it first`));
       continue;
     }
     const same = byUpstream.get(r.upstream);
     if (same && !sameBackends(same.backends, r.backends)) {
-      problems.push({ upstream: r.upstream, ...(r.host === undefined ? {} : { host: r.host }), path: r.path, message: `upstream ${r.upstream} is used by several routes with different backends` });
+      problems.push(problemOf(r, `upstream ${r.upstream} is used by several routes with different backends`));
       continue;
     }
     byLocation.set(where, r);
@@ -148,18 +154,25 @@ function commentSafe(s: string): string {
   return s.replace(/[^\x20-\x7e]/g, '?');
 }
 
+/**
+ * A route's path matches on segment boundaries: `/api` is `location = /api` plus `location /api/`
+ * (so `/apix` is not routed), `/` is `location /`.
+ */
 function renderLocation(r: IngressRoute, lines: string[]): void {
-  lines.push(`        location ${r.path} {`);
-  if (r.backends.length === 0) {
-    // nginx rejects an empty upstream block, and a 503 says "wait" where a 502 says "broken".
-    lines.push('            default_type text/plain;');
-    lines.push(`            set $berth_route ${r.upstream};`);
-    lines.push(`            return 503 "no healthy instance for ${r.upstream}\\n";`);
-  } else {
-    lines.push(`            proxy_pass http://${r.upstream};`);
-    lines.push(`            set $berth_route ${r.upstream};`);
+  const heads = r.path === '/' ? ['location / {'] : [`location = ${r.path} {`, `location ${r.path}/ {`];
+  for (const head of heads) {
+    lines.push(`        ${head}`);
+    if (r.backends.length === 0) {
+      // nginx rejects an empty upstream block, and a 503 says "wait" where a 502 says "broken".
+      lines.push('            default_type text/plain;');
+      lines.push(`            set $berth_route ${r.upstream};`);
+      lines.push(`            return 503 "no healthy instance for ${r.upstream}\\n";`);
+    } else {
+      lines.push(`            proxy_pass http://${r.upstream};`);
+      lines.push(`            set $berth_route ${r.upstream};`);
+    }
+    lines.push('        }');
   }
-  lines.push('        }');
 }
 
 function renderServer(host: string | undefined, routes: IngressRoute[], o: RenderOptions, lines: string[]): void {
@@ -222,7 +235,7 @@ export function renderNginxConfig(routes: readonly IngressRoute[], o: RenderOpti
   L.push('    server_names_hash_bucket_size 128;');
   L.push('    server_names_hash_max_size 4096;');
   // One JSON object per request, read incrementally by metrics/AccessLogReader. `route` is the
-  // upstream name (`app-env-service-idx`), set per location so 503s without backends count too.
+  // upstream name (`app.env.service.idx`), set per location so 503s without backends count too.
   L.push(`    log_format berth_json escape=json '${ACCESS_LOG_FORMAT}';`);
   L.push(`    access_log ${p}/logs/${ACCESS_LOG_FILE} berth_json;`);
   for (const t of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) L.push(`    ${t}_temp_path ${p}/tmp/${t};`);
@@ -351,4 +364,38 @@ function shape(config: string): string {
 /** True when `next` differs from `current` only in upstream backend lines (and the generation). */
 export function onlyBackendsDiffer(current: string, next: string): boolean {
   return current !== next && shape(current) === shape(next);
+}
+
+/**
+ * Which route a line of a config rendered by `renderNginxConfig` belongs to (1-based, as nginx -t
+ * reports it): the upstream of the `location` or `upstream` block around it, or the host of the
+ * `server` block whose `server_name` it is. Undefined for lines that are nobody's route (the http
+ * block, the admin server, the default server's own lines): those are Berth's, not an app's.
+ */
+export function routeAtLine(config: string, line: number): { upstream: string } | { host: string } | undefined {
+  const lines = config.split('\n');
+  const i = line - 1;
+  if (i < 0 || i >= lines.length) return undefined;
+  for (let k = i; k >= 0; k--) {
+    const l = lines[k]!;
+    // Reached the end of an earlier block: the line is between blocks.
+    if (k < i && (l === '        }' || l === '    }')) return undefined;
+    const up = /^ {4}upstream (\S+) \{$/.exec(l);
+    if (up) return { upstream: up[1]! };
+    if (/^ {8}location /.test(l)) {
+      for (let j = k + 1; j < lines.length && lines[j] !== '        }'; j++) {
+        const m = /^ {12}set \$berth_route (\S+);$/.exec(lines[j]!);
+        if (m) return { upstream: m[1]! };
+      }
+      return undefined;
+    }
+    if (l === '    server {') {
+      for (let j = k + 1; j < lines.length && lines[j] !== '    }'; j++) {
+        const m = /^ {8}server_name (\S+);$/.exec(lines[j]!);
+        if (m) return m[1] === '_' ? undefined : { host: m[1]! };
+      }
+      return undefined;
+    }
+  }
+  return undefined;
 }

@@ -11,7 +11,7 @@ import { MetricsStore } from './metrics-store.ts';
 const T0 = Date.UTC(2025, 0, 1, 12, 0, 0);
 const logger = pino({ level: 'silent' }) as unknown as Logger;
 
-function line(tMs: number, status: number, rt: number, route = 'shop-prod-web-0'): string {
+function line(tMs: number, status: number, rt: number, route = 'shop.prod.web.0'): string {
   return JSON.stringify({ time: tMs / 1000, host: 'x', route, upstream: route, method: 'GET', path: '/', status, request_time: rt, upstream_response_time: String(rt), bytes_sent: 10 }) + '\n';
 }
 
@@ -31,19 +31,19 @@ test('reads incrementally, keeps a partial last line, aggregates per route and 1
   const half = line(T0 + 3000, 503, 0.3);
   appendFileSync(path, half.slice(0, 20));
   assert.equal(await r.readOnce(), 0, 'a partial line waits for its end');
-  appendFileSync(path, half.slice(20) + line(T0 + 12_000, 200, 0.001, 'shop-prod-api-1'));
+  appendFileSync(path, half.slice(20) + line(T0 + 12_000, 200, 0.001, 'shop.prod.api.1'));
   assert.equal(await r.readOnce(), 2);
   assert.equal(await r.readOnce(), 0, 'nothing new');
 
   const res = store.query({ kind: 'http', from: T0, to: T0 + 60_000 });
-  const web = res.series.find((s) => s.key.target === 'shop-prod-web-0')!;
-  assert.deepEqual(web.key, { kind: 'http', app: 'shop', env: 'prod', service: 'web', target: 'shop-prod-web-0' });
+  const web = res.series.find((s) => s.key.target === 'shop.prod.web.0')!;
+  assert.deepEqual(web.key, { kind: 'http', app: 'shop', env: 'prod', service: 'web', target: 'shop.prod.web.0' });
   assert.equal(web.points.length, 1);
   assert.deepEqual([web.points[0]!.n, web.points[0]!.s2xx, web.points[0]!.s4xx, web.points[0]!.s5xx], [3, 1, 1, 1]);
   assert.ok(Math.abs(web.points[0]!.max - 0.3) < 1e-9);
-  const api = res.series.find((s) => s.key.target === 'shop-prod-api-1')!;
+  const api = res.series.find((s) => s.key.target === 'shop.prod.api.1')!;
   assert.equal(api.points[0]!.ts, T0 + 10_000);
-  const c = r.counters.routes.get('shop-prod-web-0')!;
+  const c = r.counters.routes.get('shop.prod.web.0')!;
   assert.deepEqual(c.byClass, { '1xx': 0, '2xx': 1, '3xx': 0, '4xx': 1, '5xx': 1 });
   assert.equal(c.count, 3);
   store.close();
@@ -81,7 +81,10 @@ test('without fromStart, what the file held before the first read is not counted
 });
 
 test('upstream names split into app, env and service', () => {
-  assert.deepEqual(parseUpstreamName('e2e-prod-web-0'), { app: 'e2e', env: 'prod', service: 'web' });
-  assert.deepEqual(parseUpstreamName('shop-prod-api-gw-2'), { app: 'shop', env: 'prod', service: 'api-gw' });
-  assert.equal(parseUpstreamName('nope'), undefined);
+  assert.deepEqual(parseUpstreamName('e2e.prod.web.0'), { app: 'e2e', env: 'prod', service: 'web' });
+  assert.deepEqual(parseUpstreamName('shop.prod.api-gw.2'), { app: 'shop', env: 'prod', service: 'api-gw' });
+  // Dashes in names split unambiguously: app a env b-c and app a-b env c are different routes.
+  assert.deepEqual(parseUpstreamName('a.b-c.web.0'), { app: 'a', env: 'b-c', service: 'web' });
+  assert.deepEqual(parseUpstreamName('a-b.c.web.0'), { app: 'a-b', env: 'c', service: 'web' });
+  for (const bad of ['nope', 'e2e-prod-web-0', 'a.b.c', 'a.b.c.d', 'A.b.c.0', 'a..c.0', 'a.b.c.0.1']) assert.equal(parseUpstreamName(bad), undefined, bad);
 });

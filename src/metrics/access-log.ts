@@ -1,13 +1,9 @@
 import { open, stat } from 'node:fs/promises';
 import type { Clock, Logger } from '../core/ports.ts';
+import { parseUpstreamName, type RouteOwner } from '../core/spec/routes.ts';
 import { LATENCY_BUCKETS, latencyBucket, type MetricsStore, type PointInput } from './metrics-store.ts';
 
-/** Which app/env/service a route's upstream name belongs to. */
-export interface RouteOwner {
-  app: string;
-  env: string;
-  service: string;
-}
+export { parseUpstreamName, type RouteOwner };
 
 /** Counters since the reader started, for `/metrics`. */
 export interface HttpCounters {
@@ -30,20 +26,13 @@ export interface AccessLogReaderOptions {
   store: MetricsStore;
   clock: Clock;
   logger: Logger;
-  /** Maps an upstream name to its owner; defaults to parsing `${app}-${env}-${service}-${idx}`. */
+  /** Maps an upstream name to its owner; defaults to splitting `app.env.service.index` (core/spec/routes.ts). */
   resolveRoute?: (upstream: string) => RouteOwner | undefined;
   /** Read the existing file from its start (tests); by default the first read starts at its end. */
   fromStart?: boolean;
   /** Most bytes read per `readOnce()`, so one call never holds the event loop for long. */
   maxBytesPerRead?: number;
   intervalMs?: number;
-}
-
-/** Best-effort split of `${app}-${env}-${service}-${idx}` when no route table is at hand (names without dashes). */
-export function parseUpstreamName(upstream: string): RouteOwner | undefined {
-  const parts = upstream.split('-');
-  if (parts.length < 4 || !/^\d+$/.test(parts.at(-1)!)) return undefined;
-  return { app: parts[0]!, env: parts[1]!, service: parts.slice(2, -1).join('-') };
 }
 
 interface Line {

@@ -1,7 +1,14 @@
 import type { IngressRoute } from '../core/ports.ts';
 import type { Store } from '../core/store.ts';
+import { canonicalRouteKey, upstreamName } from '../core/spec/routes.ts';
 
-/** The ingress table from the store: every route of every service, backed by its routable instances. */
+/**
+ * The ingress table from the store: every route of every service, backed by its routable instances.
+ * Each route carries its owner and an upstream name that cannot collide (`app.env.service.index`).
+ * When two services claim one host and path (deployed concurrently, or stored before hosts were
+ * normalised), each such route also carries when its service first claimed it, so the ingress keeps
+ * the first owner and refuses the other.
+ */
 export function buildRouteTable(store: Store): IngressRoute[] {
   const routes: IngressRoute[] = [];
   const instances = store.listInstances();
@@ -14,11 +21,33 @@ export function buildRouteTable(store: Store): IngressRoute[] {
       .filter((i) => i.app === svc.app && i.env === svc.env && i.service === svc.name && i.state === 'running' && i.health === 'healthy')
       .filter((i) => routed === undefined || i.releaseId === routed)
       .map((i) => ({ address: i.address, port: i.port, instance: i.id }));
+    const owner = { app: svc.app, env: svc.env, service: svc.name };
     rel.spec.routes.forEach((r, idx) => {
-      const route: IngressRoute = { upstream: `${svc.app}-${svc.env}-${svc.name}-${idx}`, path: r.path, backends };
-      if (r.host) route.host = r.host;
+      const route: IngressRoute = { upstream: upstreamName(owner, idx), path: r.path, backends, owner };
+      if (r.host !== undefined) route.host = r.host;
       routes.push(route);
     });
   }
+  markClaims(store, routes);
   return routes;
+}
+
+/** Sets `claimedAt` on routes whose host and path another service claims too (rare: costs a release list per such service). */
+function markClaims(store: Store, routes: IngressRoute[]): void {
+  const byKey = new Map<string, IngressRoute[]>();
+  for (const r of routes) {
+    const k = canonicalRouteKey(r);
+    byKey.set(k, [...(byKey.get(k) ?? []), r]);
+  }
+  for (const [key, claimants] of byKey) {
+    if (claimants.length < 2) continue;
+    for (const r of claimants) {
+      const o = r.owner!;
+      // The oldest release of this service that had the route: when the service took it.
+      const first = store.listReleases({ app: o.app, env: o.env, service: o.service })
+        .filter((rel) => rel.spec.routes.some((x) => canonicalRouteKey(x) === key))
+        .reduce((min, rel) => Math.min(min, rel.createdAt), Number.POSITIVE_INFINITY);
+      if (Number.isFinite(first)) r.claimedAt = first;
+    }
+  }
 }

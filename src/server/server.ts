@@ -105,6 +105,14 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const ingress: Ingress = new NginxIngress({
     prefix: join(cfg.dataDir, 'nginx'), listenPort: cfg.ingressPort, listenAddress: cfg.ingressAddress, adminPort: cfg.ingressAdminPort,
     nginxBin: cfg.nginxBin, logger: logger.child({ component: 'ingress' }),
+    // A route the ingress leaves out is that app's problem, reported to it; the others stay live.
+    onRoutesRefused: (problems) => {
+      for (const p of problems) {
+        const o = p.owner ?? { app: '', env: '', service: '' };
+        store.addEvent({ app: o.app, env: o.env, service: o.service, instance: '', kind: 'route.refused',
+          message: `route ${p.host ?? '(any host)'}${p.path}${o.service ? ` of ${o.service}` : ''} is not served: ${p.message}` });
+      }
+    },
   });
   // Adopt the running nginx (or start one) with the table the store already knows: instances keep
   // their last known health, so a restart of Berth never empties the upstreams.
@@ -220,14 +228,10 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       }
     },
   });
-  // Upstream names are `${app}-${env}-${service}-${route index}` (registry/route-table.ts).
+  // The access log names routes by upstream (`app.env.service.index`, core/spec/routes.ts), which the reader splits itself.
   const accessLog = new AccessLogReader({
     path: join(cfg.dataDir, 'nginx', 'logs', ACCESS_LOG_FILE), store: metrics, clock, logger: logger.child({ component: 'access-log' }),
     intervalMs: Math.min(cfg.metricsIntervalMs, 2000),
-    resolveRoute: (up) => {
-      const s = store.listServices().find((x) => up.startsWith(`${x.app}-${x.env}-${x.name}-`) && /^\d+$/.test(up.slice(`${x.app}-${x.env}-${x.name}-`.length)));
-      return s && { app: s.app, env: s.env, service: s.name };
-    },
   });
   sampler.start();
   accessLog.start();

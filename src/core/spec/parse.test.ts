@@ -302,6 +302,16 @@ test('normalizes service fields', () => {
       ],
     },
     {
+      name: 'routes in canonical form: host without its trailing dot, IDNA in ASCII, path without its trailing slash',
+      yaml: 'services: {web: {image: x, x-berth: {port: 3000, routes: [SEC-CASE.LOCAL./, "Bücher.Example/Shop/", {host: "ｓｈｏｐ.example.", path: /api/v1/}]}}}',
+      pick: (s) => s.routes,
+      want: [
+        { host: 'sec-case.local', path: '/' },
+        { host: 'xn--bcher-kva.example', path: '/Shop' },
+        { host: 'shop.example', path: '/api/v1' },
+      ],
+    },
+    {
       name: 'restart: on-failure:N',
       yaml: 'services: {web: {image: x, restart: "on-failure:3"}}',
       pick: (s) => s.restart,
@@ -576,7 +586,7 @@ test('reports Berth-level errors at the offending node', () => {
       want: [
         ['6:16 services.web.x-berth.routes[0]', /^"https:\/\/example.com\/": write the route without a scheme, e.g. "example.com\/"$/],
         ['6:40 services.web.x-berth.routes[1]', /^"bad host" is not a host name/],
-        ['6:54 services.web.x-berth.routes[2]', /^"api" is not a route path: it must start with "\/"/],
+        ['6:61 services.web.x-berth.routes[2].path', /^"api" is not a route path: it must start with "\/"/],
         ['6:82 services.web.x-berth.routes[3].paht', /^unknown key `paht`: did you mean `path`\?$/],
         ['7:15 services.web.x-berth.health', /^choose one of `http` and `tcp`, not both$/],
       ],
@@ -585,6 +595,31 @@ test('reports Berth-level errors at the offending node', () => {
       name: 'health needs a port',
       yaml: 'services:\n  web:\n    image: x\n    x-berth: {health: /healthz}\n',
       want: [['4:23 services.web.x-berth.health', /^an HTTP health check needs `x-berth.port`/]],
+    },
+    {
+      name: 'route paths nginx would read as its own syntax, and paths that could never match',
+      yaml: yaml`
+        services:
+          web:
+            image: x
+            x-berth:
+              port: 3000
+              routes: ["/a;b", "/a'b", {path: "/a$$b"}, "/a/../b", "/a%20b", "x.com;/", {host: "a..b", path: /}]
+      `,
+      want: [
+        ['6:16 services.web.x-berth.routes[0]', /^"\/a;b" is not a route path: ";" is not allowed in a route path \(nginx would read it as part of its own syntax\)/],
+        ['6:24 services.web.x-berth.routes[1]', /^"\/a'b" is not a route path: "'" is not allowed/],
+        ['6:39 services.web.x-berth.routes[2].path', /^"\/a\$b" is not a route path: "\$" is not allowed/],
+        ['6:49 services.web.x-berth.routes[3]', /^"\/a\/..\/b" is not a route path: "." and ".." segments/],
+        ['6:60 services.web.x-berth.routes[4]', /^"\/a%20b" is not a route path: "%" escapes are not allowed/],
+        ['6:70 services.web.x-berth.routes[5]', /^"x.com;" is not a host name: ";" cannot be part of a host name/],
+        ['6:88 services.web.x-berth.routes[6].host', /^"a..b" is not a host name: it has an empty label/],
+      ],
+    },
+    {
+      name: 'route conflicts between spellings of one route',
+      yaml: 'services:\n  a: {image: x, x-berth: {port: 1, routes: [sec-case.local/api]}}\n  b: {image: x, x-berth: {port: 2, routes: [SEC-CASE.LOCAL./api/]}}\n',
+      want: [['3:45 services.b.x-berth.routes[0]', /^route sec-case.local\/api is already taken by service "a"/]],
     },
     {
       name: 'route conflicts across services',

@@ -11,6 +11,7 @@ import { DEFAULT_CHECK_POLICY, DEFAULT_UPDATE, type CheckPolicy, type HttpHealth
 import { splitShellWords } from './shell-words.ts';
 import { CHECK_IDS } from '../image-checks.ts';
 import { parseDuration } from './units.ts';
+import { normaliseHost, normaliseRoutePath } from './routes.ts';
 import type { SpecPath } from './yaml-source.ts';
 
 const SERVICE_KEYS = ['port', 'routes', 'health', 'update', 'test'];
@@ -20,7 +21,6 @@ const UPDATE_KEYS = ['strategy', 'max_surge', 'max_unavailable', 'keep_previous'
 const STRATEGIES = ['rolling', 'blue-green', 'reload', 'recreate'] as const;
 const APP_KEYS = ['app', 'pipeline'];
 const ROUTE_KEYS = ['host', 'path'];
-const HOST = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
 const ROUTE_FORMS = 'write "example.com/api", "/api" or {host: example.com, path: /api}';
 
 export interface ServiceExtensions {
@@ -253,18 +253,12 @@ function parseRoute(ctx: SpecContext, path: SpecPath, raw: unknown): RouteSpec |
     ctx.diag.error(path, `not a route: ${ROUTE_FORMS}`);
     return undefined;
   }
-  let ok = true;
-  if (host !== undefined) {
-    host = host.toLowerCase();
-    if (!HOST.test(host)) {
-      ctx.diag.error(path, `"${host}" is not a host name: use letters, digits, "-" and ".", e.g. shop.example.com`);
-      ok = false;
-    }
-  }
-  if (typeof routePath !== 'string' || !routePath.startsWith('/') || /[\s?#]/.test(routePath)) {
-    ctx.diag.error(path, `${JSON.stringify(routePath)} is not a route path: it must start with "/" and hold no spaces, "?" or "#", e.g. /api`);
-    ok = false;
-  }
-  if (!ok) return undefined;
-  return host === undefined ? { path: routePath as string } : { host, path: routePath as string };
+  // One grammar with the API and the renderer (routes.ts): canonical host and path, or a refusal here.
+  const h = host === undefined ? undefined : normaliseHost(host);
+  const p = normaliseRoutePath(routePath);
+  const at = (key: string): SpecPath => (typeof raw === 'string' ? path : [...path, key]);
+  if (h && !h.ok) ctx.diag.error(at('host'), h.message);
+  if (!p.ok) ctx.diag.error(at('path'), p.message);
+  if ((h && !h.ok) || !p.ok) return undefined;
+  return h === undefined ? { path: p.value } : { host: h.value, path: p.value };
 }
