@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Backend, IngressRoute, Logger } from '../src/core/ports.ts';
-import { Conflict, ExternalCommandFailed, InvalidInput } from '../src/core/errors.ts';
+import { Conflict, ExternalCommandFailed } from '../src/core/errors.ts';
 import { NginxIngress, findMaster, stopNginx } from '../src/ingress/index.ts';
 import type { RouteProblem } from '../src/ingress/render.ts';
 
