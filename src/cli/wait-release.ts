@@ -17,11 +17,16 @@ type Waited = Partial<ServiceView> & { name: string; status: string };
 export function waitLine(services: Waited[], now = Date.now()): string {
   return services
     .filter((s) => !s.instances || !s.release || s.release.status !== 'healthy' || (s.healthy ?? 0) < (s.desired ?? 0))
-    .map((s) => (s.instances && s.release
-      ? `${s.name} ${waitingOn({ healthy: s.healthy ?? 0, desired: s.desired ?? 0, releaseSeq: s.release.seq, instances: s.instances,
-        ...(s.lastCrash ? { lastCrash: s.lastCrash } : {}) }, now)}`
-      : `${s.name} ${s.status}`))
+    .map((s) => serviceLine(s, now))
     .join(' · ');
+}
+
+/** One service's part of a wait line, whether or not it is there yet. */
+export function serviceLine(s: Waited, now = Date.now()): string {
+  return s.instances && s.release
+    ? `${s.name} ${waitingOn({ healthy: s.healthy ?? 0, desired: s.desired ?? 0, releaseSeq: s.release.seq, instances: s.instances,
+      ...(s.lastCrash ? { lastCrash: s.lastCrash } : {}) }, now)}`
+    : `${s.name} ${s.status}`;
 }
 
 /** Prints a `waiting Ns: …` line every PROGRESS_EVERY_MS (as a line of its own, so it shows in logs and CI too). */
@@ -32,11 +37,16 @@ export class ProgressTicker {
   }
 
   tick(services: Waited[]): void {
+    this.tickText((now) => waitLine(services, now));
+  }
+
+  /** The same with a line of the caller's (empty: nothing to say this time). */
+  tickText(line: (now: number) => string): void {
     const now = Date.now();
     if (now < this.next) return;
     this.next = now + PROGRESS_EVERY_MS;
-    const line = waitLine(services, now);
-    if (line) progressDone(`  waiting ${Math.round((now - this.t0) / 1000)}s: ${line}`);
+    const text = line(now);
+    if (text) progressDone(`  waiting ${Math.round((now - this.t0) / 1000)}s: ${text}`);
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { CliFailure, EXIT, connect, type GlobalOpts } from '../context.ts';
+import { ProgressTicker, serviceLine } from '../wait-release.ts';
 
 export function registerReload(program: Command): void {
   program.command('reload')
@@ -13,9 +14,11 @@ export function registerReload(program: Command): void {
       const client = connect(g);
       const { requestedAt } = await client.reload(app, o.env, service);
       const deadline = Date.now() + Number(o.timeout) * 1000;
+      const ticker = new ProgressTicker();
       for (;;) {
         const st = await client.app(app, o.env);
         const s = st.services.find((x) => x.name === service);
+        if (s && !g.json) ticker.tickText((now) => `reload of ${serviceLine(s, now)}`);
         if (s && s.reload.doneAt >= requestedAt) {
           if (g.json) console.log(JSON.stringify({ service, reloaded: s.instances.length, healthy: s.healthy }));
           else console.log(`✔ reloaded ${s.instances.length} instance(s) of ${app}/${o.env}/${service}; ${s.healthy}/${s.desired} healthy`);
