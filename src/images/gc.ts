@@ -8,8 +8,10 @@ export interface ManifestRegistry {
   catalog(): Promise<string[]>;
   /** Every manifest of a repository, tagged or not. */
   inventory(repo: string): Promise<StoredManifest[]>;
-  /** False when it was already gone. */
+  /** False when it was already gone. Only inside withDeletes. */
   deleteManifest(repo: string, digest: string): Promise<boolean>;
+  /** Runs fn in a deletion window (the registry refuses deletes outside one; pushes wait during it). */
+  withDeletes<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 /** Everything but the registry's inventory that the retention rule looks at, read after the inventory. */
@@ -32,12 +34,14 @@ export function reposOf(all: string[], app?: string): string[] {
 }
 
 /**
- * One pass of registry garbage collection over manifests (core/image-retention.ts has the rule):
- * reads the registry's inventory FIRST and the store's facts after it, so a manifest pushed meanwhile
- * is not in the inventory and a release created meanwhile is in the facts; deletes what the rule lets
- * go through the registry API (`DELETE /v2/REPO/manifests/DIGEST`: cheap, the registry keeps
- * serving) and removes the local engine tags of each deleted image. Blobs are only freed later by
- * `docker-registry garbage-collect` (the ImageJanitor decides when). With dryRun nothing changes.
+ * One pass of registry garbage collection over manifests (core/image-retention.ts has the rule).
+ * It plans from the registry's inventory, read FIRST, and the store's facts read after it (a manifest
+ * pushed meanwhile is not in the inventory, a release created meanwhile is in the facts). When the
+ * plan deletes something, it opens the registry's deletion window (deletes are refused outside it;
+ * pushes wait), plans again in there — so what is deleted is decided with no push under way — and
+ * deletes through the API (`DELETE /v2/REPO/manifests/DIGEST`). The engine's local tags of each
+ * deleted image go after the window. Blobs are only freed later by `docker-registry
+ * garbage-collect` (the ImageJanitor decides when). With dryRun nothing changes.
  */
 export async function collectGarbage(o: {
   registry: ManifestRegistry;
@@ -52,29 +56,37 @@ export async function collectGarbage(o: {
   logger?: Logger;
 }): Promise<CollectResult> {
   const { registry } = o;
-  const manifests: StoredManifest[] = [];
-  for (const repo of reposOf(await registry.catalog(), o.app)) manifests.push(...(await registry.inventory(repo)));
-  const apps = [...new Set(manifests.map((m) => m.repo.split('/')[0]!))];
-  const plan = planRetention({ registryHost: registry.host, keep: o.keep, manifests, ...o.facts(apps) });
+  const planNow = async () => {
+    const manifests: StoredManifest[] = [];
+    for (const repo of reposOf(await registry.catalog(), o.app)) manifests.push(...(await registry.inventory(repo)));
+    const apps = [...new Set(manifests.map((m) => m.repo.split('/')[0]!))];
+    return planRetention({ registryHost: registry.host, keep: o.keep, manifests, ...o.facts(apps) });
+  };
+  let plan = await planNow();
   const res: CollectResult = { decisions: plan.decisions, deleted: [], kept: [], localRemoved: [], errors: [] };
-  for (const d of plan.decisions) {
-    if (d.keep) {
-      res.kept.push(d);
-      continue;
+  if (o.dryRun || plan.decisions.every((d) => d.keep)) {
+    for (const d of plan.decisions) (d.keep ? res.kept : res.deleted).push(d);
+    return res;
+  }
+  await registry.withDeletes(async () => {
+    plan = await planNow();
+    res.decisions = plan.decisions;
+    for (const d of plan.decisions) {
+      if (d.keep) {
+        res.kept.push(d);
+        continue;
+      }
+      try {
+        await registry.deleteManifest(d.repo, d.digest);
+        res.deleted.push(d);
+        o.logger?.info({ repo: d.repo, digest: d.digest, tags: d.tags }, 'registry manifest deleted');
+      } catch (err) {
+        res.errors.push(`deleting ${d.repo}@${d.digest}: ${(err as Error).message}`);
+      }
     }
-    if (o.dryRun) {
-      res.deleted.push(d);
-      continue;
-    }
-    try {
-      await registry.deleteManifest(d.repo, d.digest);
-      res.deleted.push(d);
-      o.logger?.info({ repo: d.repo, digest: d.digest, tags: d.tags }, 'registry manifest deleted');
-    } catch (err) {
-      res.errors.push(`deleting ${d.repo}@${d.digest}: ${(err as Error).message}`);
-      continue;
-    }
-    if (!o.engine) continue;
+  });
+  if (!o.engine) return res;
+  for (const d of res.deleted) {
     try {
       res.localRemoved.push(...(await removeLocalImage(o.engine, registry.host, d, plan.protectedImageIds)));
     } catch (err) {

@@ -27,7 +27,24 @@ class FakeRegistry implements JanitorRegistry {
   async inventory(repo: string) {
     return structuredClone(this.manifests.get(repo) ?? []);
   }
+  /** Deletion windows opened, and whether one is open (the real registry refuses deletes outside one). */
+  windows = 0;
+  private open = false;
+  /** Runs inside the next window before the janitor plans again there (e.g. a push that raced the first plan). */
+  beforeReplan: (() => void) | undefined;
+  async withDeletes<T>(fn: () => Promise<T>): Promise<T> {
+    this.windows++;
+    this.open = true;
+    this.beforeReplan?.();
+    this.beforeReplan = undefined;
+    try {
+      return await fn();
+    } finally {
+      this.open = false;
+    }
+  }
   async deleteManifest(repo: string, digest: string) {
+    if (!this.open) throw new Error('405: deletes are disabled outside a deletion window');
     const list = this.manifests.get(repo) ?? [];
     this.manifests.set(repo, list.filter((m) => m.digest !== digest));
     return list.some((m) => m.digest === digest);
@@ -106,6 +123,7 @@ test('afterBuild deletes what the rule lets go, with the local tags; blobs wait 
   assert.ok(await h.engine.imageId('berth/shop/web:c3'));
   assert.ok(await h.engine.imageId(h.refs[3]!));
   assert.equal(h.registry.collections, 0, 'no blob collection after a build');
+  assert.equal(h.registry.windows, 1, 'one deletion window for the pass');
   assert.match(h.events().join('\n'), /deleted 2 images no release needs \(keep 1\): web:c2, web:c1/);
   assert.equal(JSON.parse(readFileSync(join(h.dir, 'gc-state.json'), 'utf8')).pending, true);
 
@@ -128,6 +146,7 @@ test('a dry run changes nothing and reports what would go; list shows reasons an
   assert.equal(h.registry.digests().length, 4);
   assert.equal(h.engine.calls.filter((c) => c.startsWith('rmi')).length, 0);
   assert.equal(h.registry.collections, 0);
+  assert.equal(h.registry.windows, 0, 'a dry run opens no deletion window');
 
   const list = await h.janitor.list('shop');
   assert.deepEqual(list.images.map((i) => [i.tags[0], i.reasons.join('+') || '-']), [['c4', 'current+rollback'], ['c3', 'recent'], ['c2', '-'], ['c1', '-']]);
@@ -165,4 +184,20 @@ test('errors never escape afterBuild: they are logged and recorded as registry.g
   assert.match(h.events().join('\n'), /failed in the periodic collection/);
   h.registry.failing = false;
   await h.janitor.afterBuild('shop');
+});
+
+test('nothing to delete opens no deletion window; inside the window the plan is made again', async () => {
+  const h = await setup(3, 2);
+  await h.release(1, 3);
+  await h.janitor.afterBuild('shop');
+  assert.equal(h.registry.windows, 0, 'keep 2 keeps all three: the registry is not restarted');
+  // keep 1 would delete image 1; while the window opens, a deployment starts to run image 1 again
+  // (e.g. a rollback): the plan made inside the window keeps it.
+  const [d1] = h.refs.map((r) => r.split('@')[1]!);
+  h.registry.beforeReplan = () => h.setInFlight([h.refs[0]!]);
+  const r = await h.janitor.collect({ keep: 1 });
+  assert.equal(h.registry.windows, 1);
+  assert.deepEqual(r.deleted.map((d) => d.tags[0]), []);
+  assert.ok(h.registry.digests().includes(d1!));
+  assert.deepEqual(r.kept.find((d) => d.digest === d1)?.reasons, ['in-flight']);
 });

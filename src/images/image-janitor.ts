@@ -52,8 +52,10 @@ function mb(bytes: number): string {
  * in core/image-retention.ts.
  *
  * - `afterBuild(app)`: after each successful build, that app's manifests the rule lets go are
- *   deleted through the registry API and their local tags removed. Cheap, queued off the build's
- *   path, and it never fails a build: errors are logged and recorded as `registry.gc` events.
+ *   deleted through the registry API and their local tags removed. Queued off the build's path, and
+ *   it never fails a build: errors are logged and recorded as `registry.gc` events. The registry
+ *   refuses deletes except in a deletion window (`withDeletes`: two restarts, ~0.1 s each, pushes
+ *   wait), opened only when the rule deletes something.
  * - A periodic pass (every `intervalMs`, persisted across restarts) does the same for every app and
  *   then, only if manifests were deleted since the last time, frees their blobs with
  *   `docker-registry garbage-collect`. That needs the registry stopped: pushes wait on the registry's
@@ -121,15 +123,18 @@ export class ImageJanitor {
     if (this.blobsRunning) {
       throw new Conflict('registry garbage collection is freeing storage right now (the registry is stopped meanwhile); try again in a minute');
     }
-    const repos = reposOf(await this.o.registry.catalog(), app);
-    if (app !== undefined && repos.length === 0 && !this.knownApp(app)) {
-      throw new NotFound(`no app "${app}": it has no images in Berth's registry and nothing deployed (see \`berth status\`)`);
-    }
-    const manifests: StoredManifest[] = [];
-    for (const repo of repos) manifests.push(...(await this.o.registry.inventory(repo)));
-    const apps = [...new Set(manifests.map((m) => m.repo.split('/')[0]!))];
-    const plan = planRetention({ registryHost: this.o.registry.host, keep: this.o.keep, manifests, ...this.facts(apps) });
-    return { keep: this.o.keep, images: plan.decisions.map(imageView) };
+    // After any pass already queued: a deletion window restarts the registry, so it is not read meanwhile.
+    return this.enqueue(async () => {
+      const repos = reposOf(await this.o.registry.catalog(), app);
+      if (app !== undefined && repos.length === 0 && !this.knownApp(app)) {
+        throw new NotFound(`no app "${app}": it has no images in Berth's registry and nothing deployed (see \`berth status\`)`);
+      }
+      const manifests: StoredManifest[] = [];
+      for (const repo of repos) manifests.push(...(await this.o.registry.inventory(repo)));
+      const apps = [...new Set(manifests.map((m) => m.repo.split('/')[0]!))];
+      const plan = planRetention({ registryHost: this.o.registry.host, keep: this.o.keep, manifests, ...this.facts(apps) });
+      return { keep: this.o.keep, images: plan.decisions.map(imageView) };
+    });
   }
 
   /**

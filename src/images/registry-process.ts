@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, openSync, closeSync } from 'node:fs';
-import { lstat, readdir, readFile, stat } from 'node:fs/promises';
+import { chmod, lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import bcrypt from 'bcryptjs';
 import { ExternalCommandFailed } from '../core/errors.ts';
 import type { StoredManifest } from '../core/image-retention.ts';
 import type { Logger } from '../core/ports.ts';
@@ -26,21 +28,40 @@ export interface LocalRegistryOptions {
   binary?: string;
 }
 
+/** Berth's own account in its registry (the only one). */
+export const REGISTRY_USER = 'berth';
+
+export interface RegistryCredentials {
+  username: string;
+  password: string;
+}
+
 /**
  * Docker distribution (Debian's `docker-registry`) as a managed process on 127.0.0.1:PORT, storing
  * under DATA/registry. Like nginx it outlives the Berth server: it is started detached (own session,
  * output to DATA/registry/registry.log) and a restarted server adopts it by its pid file
  * (DATA/registry/registry.pid, checked against /proc/PID/cmdline) once `GET /v2/` answers.
  * Docker pushes to it without TLS: dockerd allows 127.0.0.0/8 registries as insecure by default.
+ *
+ * It is reachable from every container on the host network, so it is closed:
+ * - every request needs Berth's credentials (htpasswd; user `berth`, a random password generated once
+ *   into DATA/registry/password, 0600). The engine pushes and pulls with them.
+ * - deletes are disabled (405) except while garbage collection deletes manifests: `withDeletes`
+ *   restarts the registry with deletes enabled for that window only, pushes waiting meanwhile.
+ * The pid file records which configuration (and password) the process was started with, so a
+ * registry started by an older Berth (open, deletes on) or left in a deletion window by a crash is
+ * restarted, never adopted.
  */
 export class LocalRegistry {
   readonly dir: string;
   readonly configPath: string;
   readonly pidPath: string;
   readonly logPath: string;
+  readonly passwordPath: string;
+  readonly htpasswdPath: string;
   private readonly binary: string;
   private readonly log: Logger;
-  /** Pushes and GC exclude each other (GC runs with the registry stopped). */
+  /** Pushes and GC exclude each other (GC runs with the registry stopped or restarted). */
   private lock: Promise<unknown> = Promise.resolve();
   /** Build time and sizes per `repo@digest`: content-addressed, so never stale. */
   private readonly meta = new Map<string, ManifestMeta>();
@@ -49,12 +70,17 @@ export class LocalRegistry {
   private readonly layerSizesPath: string;
   private readonly measuring = new Map<string, Promise<number | undefined>>();
   private sizesSaved: Promise<void> = Promise.resolve();
+  private creds: RegistryCredentials | undefined;
+  /** start() succeeded once: pushes may start it again if it went away. */
+  private managed = false;
 
   constructor(private readonly o: LocalRegistryOptions) {
     this.dir = join(o.dataDir, 'registry');
     this.configPath = join(this.dir, 'config.yml');
     this.pidPath = join(this.dir, 'registry.pid');
     this.logPath = join(this.dir, 'registry.log');
+    this.passwordPath = join(this.dir, 'password');
+    this.htpasswdPath = join(this.dir, 'htpasswd');
     this.layerSizesPath = join(this.dir, 'layer-sizes.json');
     this.binary = o.binary ?? 'docker-registry';
     this.log = o.logger.child({ component: 'image-registry' });
@@ -69,44 +95,42 @@ export class LocalRegistry {
     return `http://${this.host}`;
   }
 
-  renderConfig(): string {
-    return [
-      'version: 0.1',
-      'log:',
-      '  level: info',
-      '  fields:',
-      '    service: berth-registry',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${JSON.stringify(this.dir)}`,
-      '  delete:',
-      '    enabled: true',
-      'http:',
-      `  addr: 127.0.0.1:${this.o.port}`,
-      '  headers:',
-      '    X-Content-Type-Options: [nosniff]',
-      '',
-    ].join('\n');
+  /** Berth's credentials (known once start() ran): what the engine pushes and pulls with. */
+  get credentials(): RegistryCredentials | undefined {
+    return this.creds;
   }
 
-  /** Starts the registry, or adopts the one already running from our data dir. */
-  async start(): Promise<void> {
-    mkdirSync(this.dir, { recursive: true });
-    const changed = await writeFileAtomic(this.configPath, this.renderConfig(), { onlyIfChanged: true });
-    const pid = await this.runningPid();
-    if (pid !== undefined) {
-      if (!changed && (await this.answers())) {
-        this.log.info({ pid, addr: this.host }, 'adopted running registry');
+  /** The configuration; `deletes` only for garbage collection's deletion window. */
+  renderConfig(o: { deletes?: boolean } = {}): string {
+    return renderRegistryConfig({ dir: this.dir, port: this.o.port, htpasswdPath: this.htpasswdPath, deletes: o.deletes === true });
+  }
+
+  /**
+   * Starts the registry, or adopts the one already running from our data dir when it runs this very
+   * configuration (and password). With `deletes`, (re)starts it with deletes enabled.
+   */
+  async start(o: { deletes?: boolean } = {}): Promise<void> {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    await this.ensureCredentials();
+    const config = this.renderConfig(o);
+    await writeFileAtomic(this.configPath, config, { onlyIfChanged: true });
+    const identity = configIdentity(config, await readFile(this.htpasswdPath, 'utf8'));
+    const running = await this.running();
+    if (running !== undefined) {
+      if (running.identity === identity && (await this.answers())) {
+        this.log.info({ pid: running.pid, addr: this.host }, 'adopted running registry');
+        this.managed = true;
         return;
       }
-      // Config changed (e.g. another port) or it does not answer: replace it.
-      this.log.warn({ pid, configChanged: changed }, 'restarting registry');
+      // Another configuration (an older Berth's open registry, a deletion window a crash left
+      // behind, another port or password) or it does not answer: replace it.
+      this.log.info({ pid: running.pid, deletes: o.deletes === true, sameConfig: running.identity === identity }, 'restarting registry');
       await this.stop();
     }
-    if (await this.answers()) {
+    if ((await this.probe()) !== undefined) {
       throw new Error(`something else already answers on ${this.url}/v2/: pick another BERTH_REGISTRY_PORT`);
     }
-    const out = openSync(this.logPath, 'a');
+    const out = openSync(this.logPath, 'a', 0o600);
     try {
       const child = spawn(this.binary, ['serve', this.configPath], { detached: true, stdio: ['ignore', out, out] });
       await new Promise<void>((res, rej) => {
@@ -114,21 +138,21 @@ export class LocalRegistry {
         child.once('error', (e) => rej(new Error(`cannot start ${this.binary} (apt-get install docker-registry): ${e.message}`)));
       });
       child.unref();
-      await writeFileAtomic(this.pidPath, `${child.pid}\n`);
-      this.log.info({ pid: child.pid, addr: this.host }, 'registry started');
+      await writeFileAtomic(this.pidPath, `${child.pid}\n${identity}\n`);
+      this.log.info({ pid: child.pid, addr: this.host, deletes: o.deletes === true }, 'registry started');
     } finally {
       closeSync(out);
     }
     await waitFor(async () => {
-      const p = await this.runningPid();
-      if (p === undefined) throw new Error(`registry exited at start; see ${this.logPath}:\n${await this.logTail()}`);
+      if ((await this.running()) === undefined) throw new Error(`registry exited at start; see ${this.logPath}:\n${await this.logTail()}`);
       return this.answers();
-    }, { timeoutMs: 20_000, intervalMs: 100, what: `registry on ${this.url}/v2/` });
+    }, { timeoutMs: 20_000, intervalMs: 20, what: `registry on ${this.url}/v2/` });
+    this.managed = true;
   }
 
   /** Stops the registry process (SIGTERM, then SIGKILL). False when none was running. */
   async stop(): Promise<boolean> {
-    const pid = await this.runningPid();
+    const pid = (await this.running())?.pid;
     if (pid === undefined) return false;
     try {
       process.kill(pid, 'SIGTERM');
@@ -136,7 +160,7 @@ export class LocalRegistry {
       return false;
     }
     try {
-      await waitFor(async () => !(await isAlive(pid)), { timeoutMs: 10_000, intervalMs: 50, what: `registry ${pid} to exit` });
+      await waitFor(async () => !(await isAlive(pid)), { timeoutMs: 10_000, intervalMs: 20, what: `registry ${pid} to exit` });
     } catch {
       try {
         process.kill(pid, 'SIGKILL');
@@ -147,30 +171,96 @@ export class LocalRegistry {
     return true;
   }
 
-  /** The pid from our pid file when that process is a `docker-registry serve OUR-CONFIG`. */
-  async runningPid(): Promise<number | undefined> {
-    const text = await readFile(this.pidPath, 'utf8').catch(() => undefined);
-    const pid = Number(text?.trim());
-    if (!Number.isInteger(pid) || pid <= 0 || !(await isAlive(pid))) return undefined;
-    const cmd = await readFile(`/proc/${pid}/cmdline`).then((b) => b.toString().split('\0')).catch(() => [] as string[]);
-    return cmd.includes('serve') && cmd.includes(this.configPath) ? pid : undefined;
+  /**
+   * The registry's password (DATA/registry/password, 0600, generated once) and its htpasswd entry
+   * (bcrypt, rewritten when it does not match the password). bcrypt's lowest cost (4): the password is
+   * 256 random bits, so a slow hash adds nothing, and distribution checks it on every request.
+   */
+  private async ensureCredentials(): Promise<RegistryCredentials> {
+    let password = (await readFile(this.passwordPath, 'utf8').catch(() => '')).trim();
+    if (!/^[A-Za-z0-9_-]{32,}$/.test(password)) {
+      password = randomBytes(32).toString('base64url');
+      await writeFileAtomic(this.passwordPath, `${password}\n`, { mode: 0o600 });
+      this.log.info({ path: this.passwordPath }, 'registry password generated');
+    }
+    await chmod(this.passwordPath, 0o600);
+    const line = (await readFile(this.htpasswdPath, 'utf8').catch(() => '')).trim();
+    const hash = line.startsWith(`${REGISTRY_USER}:`) ? line.slice(REGISTRY_USER.length + 1) : '';
+    if (!hash || !(await bcrypt.compare(password, hash).catch(() => false))) {
+      await writeFileAtomic(this.htpasswdPath, `${REGISTRY_USER}:${await bcrypt.hash(password, 4)}\n`, { mode: 0o600 });
+    }
+    await chmod(this.htpasswdPath, 0o600);
+    this.creds = { username: REGISTRY_USER, password };
+    return this.creds;
   }
 
+  /** The pid and configuration identity from our pid file when that process is a `docker-registry serve OUR-CONFIG`. */
+  private async running(): Promise<{ pid: number; identity: string } | undefined> {
+    const [first, identity = ''] = (await readFile(this.pidPath, 'utf8').catch(() => '')).split('\n');
+    const pid = Number(first?.trim());
+    if (!Number.isInteger(pid) || pid <= 0 || !(await isAlive(pid))) return undefined;
+    const cmd = await readFile(`/proc/${pid}/cmdline`).then((b) => b.toString().split('\0')).catch(() => [] as string[]);
+    return cmd.includes('serve') && cmd.includes(this.configPath) ? { pid, identity: identity.trim() } : undefined;
+  }
+
+  /** The pid of our registry process, if it runs. */
+  async runningPid(): Promise<number | undefined> {
+    return (await this.running())?.pid;
+  }
+
+  /** True when `GET /v2/` with our credentials is 200: it runs and knows our password. */
   async answers(): Promise<boolean> {
+    return (await this.probe(true)) === 200;
+  }
+
+  /** The status of `GET /v2/` (with our credentials when `auth`), or undefined when nothing answers. */
+  private async probe(auth = false): Promise<number | undefined> {
     try {
-      const r = await fetch(`${this.url}/v2/`, { signal: AbortSignal.timeout(2000) });
+      const r = await fetch(`${this.url}/v2/`, { headers: auth ? this.authHeaders() : {}, signal: AbortSignal.timeout(2000) });
       await r.arrayBuffer();
-      return r.status === 200;
+      return r.status;
     } catch {
-      return false;
+      return undefined;
     }
   }
 
+  private authHeaders(): Record<string, string> {
+    const c = this.creds;
+    return c ? { authorization: `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}` } : {};
+  }
+
   /** Runs fn while no other exclusive section (push or GC) runs. */
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  private locked<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.lock.catch(() => undefined).then(fn);
     this.lock = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Runs fn (a push) while garbage collection does not run; the registry is started again first if
+   * it went away (e.g. a restart after a deletion window failed).
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.locked(async () => {
+      if (this.managed && !(await this.answers())) await this.start();
+      return fn();
+    });
+  }
+
+  /**
+   * Garbage collection's deletion window: the registry is restarted with deletes enabled, fn runs
+   * (deleteManifest works only here; outside it the registry answers 405), then it is restarted with
+   * deletes disabled again — also when fn fails. Pushes wait meanwhile; each restart costs ~0.1 s.
+   */
+  withDeletes<T>(fn: () => Promise<T>): Promise<T> {
+    return this.locked(async () => {
+      try {
+        await this.start({ deletes: true });
+        return await fn();
+      } finally {
+        await this.start();
+      }
+    });
   }
 
   async catalog(): Promise<string[]> {
@@ -361,10 +451,14 @@ export class LocalRegistry {
     return join(this.dir, 'docker', 'registry', 'v2');
   }
 
-  /** `DELETE /v2/REPO/manifests/DIGEST` (tags pointing at it go with it). False when it was not there. */
+  /**
+   * `DELETE /v2/REPO/manifests/DIGEST` (tags pointing at it go with it). False when it was not there.
+   * Only inside withDeletes: the registry refuses deletes otherwise.
+   */
   async deleteManifest(repo: string, digest: string): Promise<boolean> {
-    const r = await this.request('DELETE', `/v2/${repo}/manifests/${digest}`, [202, 404]);
+    const r = await this.request('DELETE', `/v2/${repo}/manifests/${digest}`, [202, 404, 405]);
     await r.arrayBuffer();
+    if (r.status === 405) throw new ExternalCommandFailed(`registry DELETE ${repo}@${digest}: deletes are disabled outside garbage collection's deletion window (withDeletes)`);
     this.meta.delete(`${repo}@${digest}`);
     return r.status === 202;
   }
@@ -375,7 +469,7 @@ export class LocalRegistry {
    * the exclusive lock) and started again afterwards. Returns the command's output.
    */
   async garbageCollect(opts: { deleteUntagged?: boolean } = {}): Promise<string> {
-    return this.exclusive(async () => {
+    return this.locked(async () => {
       const wasRunning = await this.stop();
       try {
         // Async, not spawnSync: a long collection must not stall the server's event loop. Never
@@ -393,7 +487,7 @@ export class LocalRegistry {
   private async request(method: string, path: string, ok: number[] = [200], headers: Record<string, string> = {}): Promise<Response> {
     let r: Response;
     try {
-      r = await fetch(`${this.url}${path}`, { method, headers, signal: AbortSignal.timeout(30_000) });
+      r = await fetch(`${this.url}${path}`, { method, headers: { ...this.authHeaders(), ...headers }, signal: AbortSignal.timeout(30_000) });
     } catch (err) {
       const why = (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message;
       throw new ExternalCommandFailed(`Berth's image registry on ${this.url} did not answer ${method} ${path} (${why}); see ${this.logPath}`, { cause: err });
@@ -409,6 +503,39 @@ export class LocalRegistry {
     const t = await readFile(this.logPath, 'utf8').catch(() => '');
     return t.split('\n').slice(-20).join('\n');
   }
+}
+
+/**
+ * distribution's configuration: storage under `dir`, 127.0.0.1 only, htpasswd auth on every request,
+ * deletes only when asked for (garbage collection's window).
+ */
+export function renderRegistryConfig(o: { dir: string; port: number; htpasswdPath: string; deletes: boolean }): string {
+  return [
+    'version: 0.1',
+    'log:',
+    '  level: info',
+    '  fields:',
+    '    service: berth-registry',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${JSON.stringify(o.dir)}`,
+    '  delete:',
+    `    enabled: ${o.deletes}`,
+    'auth:',
+    '  htpasswd:',
+    '    realm: berth-registry',
+    `    path: ${JSON.stringify(o.htpasswdPath)}`,
+    'http:',
+    `  addr: 127.0.0.1:${o.port}`,
+    '  headers:',
+    '    X-Content-Type-Options: [nosniff]',
+    '',
+  ].join('\n');
+}
+
+/** What the pid file records: the process must be restarted when its configuration or password differs. */
+export function configIdentity(config: string, htpasswd: string): string {
+  return createHash('sha256').update(config).update('\0').update(htpasswd).digest('hex');
 }
 
 async function isAlive(pid: number): Promise<boolean> {

@@ -99,8 +99,13 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       { path: '/run/containerd', what: "containerd's directory (/run/containerd), whose socket controls every container on this host" },
     ],
   });
+  // Berth's image registry requires credentials (generated at its start): the engine pushes and pulls with them.
+  const imageRegistry = new LocalRegistry({ dataDir: cfg.dataDir, port: cfg.registryPort, logger });
   // `docker` also serves `berth exec` (api's ExecPort) for containers the API picks from this server's own records.
-  const docker = new DockerEngine({ socketPath: cfg.dockerSocket, builder: cfg.builder, logger: logger.child({ component: 'engine' }) });
+  const docker = new DockerEngine({
+    socketPath: cfg.dockerSocket, builder: cfg.builder, logger: logger.child({ component: 'engine' }),
+    registryAuth: (host) => (host === imageRegistry.host ? imageRegistry.credentials : undefined),
+  });
   const engine: Engine = scopedEngine(docker, scope);
   const ingress: Ingress = new NginxIngress({
     prefix: join(cfg.dataDir, 'nginx'), listenPort: cfg.ingressPort, listenAddress: cfg.ingressAddress, adminPort: cfg.ingressAdminPort,
@@ -119,7 +124,6 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   await ingress.start();
   // Berth's image registry: like nginx it outlives the server (adopted on restart). Without it
   // (docker-registry not installed) builds deploy their local tags as before.
-  const imageRegistry = new LocalRegistry({ dataDir: cfg.dataDir, port: cfg.registryPort, logger });
   const imageRegistryUp = await imageRegistry.start().then(() => true, (err: Error) => {
     logger.error({ err: err.message }, 'image registry not started: builds are deployed by local tag, promotion by image id');
     return false;

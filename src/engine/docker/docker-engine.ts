@@ -56,6 +56,11 @@ export interface DockerEngineOptions {
   cgroupRoot?: string;
   /** Where in-flight memory-limited builds register (shared by all Berth processes of the host); default /run/berth/build-memory. */
   buildMemoryRegistryDir?: string;
+  /**
+   * Credentials for a loopback registry (`127.0.0.1:PORT`, Berth's own, which requires them): pushes
+   * to it and pulls from it (a build's `FROM` one of its images) carry them. Undefined: anonymous.
+   */
+  registryAuth?: (registryHost: string) => { username: string; password: string } | undefined;
 }
 
 /**
@@ -72,7 +77,7 @@ const PING_TIMEOUT_MS = 5000;
 /**
  * The Engine over one local Docker Engine (dockerode on a unix socket). Every container runs with host
  * networking, no engine restart policy (berth restarts) and json-file log rotation. Images are only ever
- * built locally: nothing is pulled.
+ * built locally: nothing is pulled, except a build's base image from a loopback registry (Berth's own).
  */
 export class DockerEngine implements Engine, ExecPort {
   readonly hostName: string;
@@ -88,6 +93,7 @@ export class DockerEngine implements Engine, ExecPort {
   private readonly buildCgroupParent: string | undefined;
   private readonly cgroupRoot: string;
   private readonly buildMemoryRegistryDir: string;
+  private readonly registryAuth: DockerEngineOptions['registryAuth'];
   /** Why the daemon refused a BuildKit build, once it has: later builds go to the legacy builder. */
   private buildkitRefusal: string | undefined;
   private memoryPool: Promise<BuildMemoryPool | string> | undefined;
@@ -105,6 +111,7 @@ export class DockerEngine implements Engine, ExecPort {
     this.buildCgroupParent = opts.buildCgroupParent;
     this.cgroupRoot = opts.cgroupRoot ?? '/sys/fs/cgroup';
     this.buildMemoryRegistryDir = opts.buildMemoryRegistryDir ?? '/run/berth/build-memory';
+    this.registryAuth = opts.registryAuth;
     this.docker = new Docker({ socketPath: this.socketPath });
   }
 
@@ -174,7 +181,12 @@ export class DockerEngine implements Engine, ExecPort {
     }
     const bases = dockerfileBaseImages(dockerfileText, opts.args);
     for (const base of bases) {
-      if (isLoopbackRegistryRef(base)) continue;
+      if (isLoopbackRegistryRef(base)) {
+        // Pulled here, with credentials: neither builder would send Berth's registry any (BuildKit
+        // has no session here), and both use a local image before asking a registry.
+        if (!(await this.imageExists(base))) await this.pull(base, onProgress, signal);
+        continue;
+      }
       if (!(await this.imageExists(base))) {
         throw new NotFound(
           `base image ${base} (FROM in ${dockerfilePath}) does not exist on the Docker Engine at ` +
@@ -331,15 +343,48 @@ export class DockerEngine implements Engine, ExecPort {
     await this.call(`tag ${source} as ${repo}:${tag}`, () => this.docker.getImage(source).tag({ repo, tag }));
   }
 
+  /** X-Registry-Auth for a loopback registry: Berth's credentials for its own, else none (dockerd insists on the header). */
+  private authFor(ref: string): { serveraddress: string; username?: string; password?: string } {
+    const host = ref.split('/')[0]!;
+    return { serveraddress: host, ...(this.registryAuth?.(host) ?? {}) };
+  }
+
+  /** Pulls an image of a loopback registry (with Berth's credentials for its own). */
+  private async pull(ref: string, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw buildCancelled(ref, signal);
+    const at = ref.indexOf('@');
+    const colon = ref.lastIndexOf(':');
+    const [repo, tag] = at >= 0 ? [ref.slice(0, at), ref.slice(at + 1)] : colon > ref.lastIndexOf('/') ? [ref.slice(0, colon), ref.slice(colon + 1)] : [ref, 'latest'];
+    onProgress?.(`pulling ${ref}`);
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = (await this.docker.createImage(this.authFor(ref), { fromImage: repo, tag, ...(signal ? { abortSignal: signal } : {}) })) as unknown as NodeJS.ReadableStream;
+    } catch (e) {
+      if (signal?.aborted) throw buildCancelled(ref, signal);
+      throw toBerthError(e, this.socketPath, `pull ${ref}`);
+    }
+    let failed: string | undefined;
+    await new Promise<void>((resolve, reject) => {
+      this.docker.modem.followProgress(stream, (err: unknown) => {
+        if (signal?.aborted) reject(buildCancelled(ref, signal));
+        else if (err) reject(toBerthError(err, this.socketPath, `pull ${ref}`));
+        else resolve();
+      }, (ev: { error?: string; errorDetail?: { message?: string } }) => {
+        if (ev.errorDetail || ev.error) failed = ev.errorDetail?.message ?? ev.error ?? 'unknown pull error';
+      });
+    });
+    if (failed !== undefined) throw new ExternalCommandFailed(`pulling ${ref} failed: ${failed}`);
+  }
+
   async push(ref: string, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<{ digest: string }> {
-    // Only Berth's own loopback registry: dockerd allows 127.0.0.0/8 without TLS by default. No
-    // credentials, but dockerd insists on an X-Registry-Auth header: an empty auth config for the host.
+    // Only Berth's own loopback registry: dockerd allows 127.0.0.0/8 without TLS by default, and it
+    // requires Berth's credentials.
     if (!isLoopbackRegistryRef(ref)) throw new ExternalCommandFailed(`refusing to push ${ref}: berth only pushes to its own registry on 127.0.0.1`);
     if (signal?.aborted) throw pushCancelled(ref, signal);
     let stream: NodeJS.ReadableStream;
     try {
       stream = (await this.docker.getImage(ref).push({
-        authconfig: { serveraddress: ref.split('/')[0] },
+        authconfig: this.authFor(ref),
         ...(signal ? { abortSignal: signal } : {}),
       })) as unknown as NodeJS.ReadableStream;
     } catch (e) {
