@@ -31,13 +31,12 @@ interface Image {
 describe('registry garbage collection', () => {
   let h: Harness;
   let work: string;
-  let reg: string;
   let setup: PushSetup;
   const pushed: Pushed[] = [];
 
   before(async () => {
     setup = await pushSetup({ portRange: '35200-35299', prefix: 'berth-gc-', compose: compose('v1'), env: { BERTH_REGISTRY_KEEP: '2' } });
-    ({ h, work, registry: reg } = setup);
+    ({ h, work } = setup);
   });
   after(async () => {
     await setup.cleanup();
@@ -49,8 +48,8 @@ describe('registry garbage collection', () => {
 
   const remote = () => setup.remote(APP);
   const whoami = async () => JSON.parse((await get(h.ingressPort, '/api/whoami')).body) as { version: string };
-  const tags = async () => (((await (await fetch(`${reg}/v2/${APP}/web/tags/list`)).json()) as { tags: string[] | null }).tags ?? []).sort();
-  const head = async (ref: string) => (await fetch(`${reg}/v2/${APP}/web/manifests/${ref}`, { method: 'HEAD', headers: { accept: MANIFEST } })).status;
+  const tags = async () => (((await (await setup.registryFetch(`/v2/${APP}/web/tags/list`)).json()) as { tags: string[] | null }).tags ?? []).sort();
+  const head = async (ref: string) => (await setup.registryFetch(`/v2/${APP}/web/manifests/${ref}`, { method: 'HEAD', headers: { accept: MANIFEST } })).status;
   const localImage = async (ref: string) => docker('image', 'inspect', '--format', '{{.Id}}', ref).then(() => true, () => false);
   const currentImage = async (): Promise<string> => {
     const rels = (await h.api('GET', `/v1/apps/${APP}/releases?env=prod`)).json.releases as { image: string; current: boolean }[];
@@ -166,6 +165,11 @@ describe('registry garbage collection', () => {
     assert.deepEqual(await tags(), pushed.slice(1).map((p) => p.sha12).sort());
     assert.equal(await currentImage(), `127.0.0.1:${h.registryPort}/${APP}/web@${pushed[4]!.digest}`);
     assert.equal((await whoami()).version, 'v5');
+
+    // The deletion windows are over: deletes are refused again, even with Berth's credentials.
+    const del = await setup.registryFetch(`/v2/${APP}/web/manifests/${pushed[1]!.digest}`, { method: 'DELETE' });
+    assert.equal(del.status, 405, 'deletes are off outside garbage collection');
+    assert.equal(await head(pushed[1]!.digest), 200);
 
     // A second collection has nothing to do.
     const again = JSON.parse((await h.cli(['images', 'gc', '--json'])).stdout) as { deleted: Image[]; blobs: { collected: boolean } };

@@ -25,11 +25,10 @@ interface Rel { id: string; image: string; imageId: string; status: string; curr
 describe('image registry and promotion', () => {
   let h: Harness;
   let work: string;
-  let reg: string;
   let setup: PushSetup;
   before(async () => {
     setup = await pushSetup({ portRange: '33200-33299', prefix: 'berth-reg-', compose: compose('v1') });
-    ({ h, work, registry: reg } = setup);
+    ({ h, work } = setup);
   });
   after(() => setup.cleanup());
 
@@ -44,11 +43,11 @@ describe('image registry and promotion', () => {
     assert.equal(r.code, 0, r.out);
     const sha12 = (await git(work, ['rev-parse', 'HEAD'])).out.trim().slice(0, 12);
     assert.match(r.out, new RegExp(`remote: -----> web pushed: 127\\.0\\.0\\.1:${h.registryPort}/${APP}/web@sha256:`));
-    const catalog = (await (await fetch(`${reg}/v2/_catalog`)).json()) as { repositories: string[] };
+    const catalog = (await (await setup.registryFetch(`/v2/_catalog`)).json()) as { repositories: string[] };
     assert.ok(catalog.repositories.includes(`${APP}/web`), JSON.stringify(catalog));
-    const tags = (await (await fetch(`${reg}/v2/${APP}/web/tags/list`)).json()) as { tags: string[] };
+    const tags = (await (await setup.registryFetch(`/v2/${APP}/web/tags/list`)).json()) as { tags: string[] };
     assert.deepEqual(tags.tags, [sha12]);
-    const head = await fetch(`${reg}/v2/${APP}/web/manifests/${sha12}`, { method: 'HEAD', headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+    const head = await setup.registryFetch(`/v2/${APP}/web/manifests/${sha12}`, { method: 'HEAD', headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
     assert.equal(head.status, 200);
     const digest = head.headers.get('docker-content-digest');
     assert.match(digest ?? '', /^sha256:[0-9a-f]{64}$/);
@@ -127,8 +126,8 @@ describe('image registry and promotion', () => {
       assert.equal(r.code, 0, r.out);
       assert.match(r.out, /-----> Branch main deploys to env pre/);
       const sha12 = (await git(repo, ['rev-parse', 'HEAD'])).out.trim().slice(0, 12);
-      assert.deepEqual(((await (await fetch(`${reg}/v2/${app}/web/tags/list`)).json()) as { tags: string[] }).tags, [sha12]);
-      const head = await fetch(`${reg}/v2/${app}/web/manifests/${sha12}`, { method: 'HEAD', headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+      assert.deepEqual(((await (await setup.registryFetch(`/v2/${app}/web/tags/list`)).json()) as { tags: string[] }).tags, [sha12]);
+      const head = await setup.registryFetch(`/v2/${app}/web/manifests/${sha12}`, { method: 'HEAD', headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
       const digest = head.headers.get('docker-content-digest');
       const rel = ((await h.api('GET', `/v1/apps/${app}/releases?env=pre`)).json.releases as Rel[]).find((x) => x.current)!;
       assert.equal(rel.image, `127.0.0.1:${h.registryPort}/${app}/web@${digest}`);

@@ -254,11 +254,16 @@ export class LocalRegistry {
    */
   withDeletes<T>(fn: () => Promise<T>): Promise<T> {
     return this.locked(async () => {
+      const t0 = performance.now();
+      let opened = 0;
       try {
         await this.start({ deletes: true });
+        opened = performance.now();
         return await fn();
       } finally {
+        const t1 = performance.now();
         await this.start();
+        this.log.info({ restartMs: Math.round(opened - t0 + performance.now() - t1), windowMs: Math.round(performance.now() - t0) }, 'registry deletion window closed');
       }
     });
   }

@@ -1,11 +1,12 @@
 /** git for tests: a runner that never throws (exit code + output), and a committed copy of the example app. */
 import { execFile, spawn } from 'node:child_process';
-import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Harness, ROOT } from './harness.ts';
 import { serveGitHttp } from '../../src/build/git-http.ts';
+import { waitFor } from '../../src/lib/backoff.ts';
 
 export function git(cwd: string, args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((res) => {
@@ -88,6 +89,11 @@ export interface PushSetup {
   work: string;
   /** `http://127.0.0.1:PORT` of Berth's image registry. */
   registry: string;
+  /**
+   * A request to Berth's image registry with Berth's credentials (DATA/registry/password). Retried
+   * while the registry is briefly down (garbage collection restarts it for its deletion window).
+   */
+  registryFetch(path: string, init?: RequestInit): Promise<Response>;
   /** The app's git remote on Berth, with the admin token (or the one given) as the password. */
   remote(app: string, token?: string): string;
   cleanup(): Promise<void>;
@@ -100,6 +106,7 @@ export async function pushSetup(o: { portRange: string; prefix: string; compose:
   const work = await exampleRepo(o.prefix, o.compose);
   return {
     h, token, work, registry: `http://127.0.0.1:${h.registryPort}`,
+    registryFetch: (path, init) => registryFetch(h, path, init),
     remote: (app, t = token) => `http://x:${t}@127.0.0.1:${h.apiPort}/git/${app}.git`,
     async cleanup() {
       if (process.exitCode) console.error(h.serverLog.slice(-5000));
@@ -107,6 +114,24 @@ export async function pushSetup(o: { portRange: string; prefix: string; compose:
       await rm(work, { recursive: true, force: true });
     },
   };
+}
+
+/** Berth's registry credentials as a Basic authorization header value. */
+export async function registryAuthorization(h: Harness): Promise<string> {
+  const password = (await readFile(join(h.dataDir, 'registry', 'password'), 'utf8')).trim();
+  return `Basic ${Buffer.from(`berth:${password}`).toString('base64')}`;
+}
+
+/** See PushSetup.registryFetch. */
+export async function registryFetch(h: Harness, path: string, init: RequestInit = {}): Promise<Response> {
+  const authorization = await registryAuthorization(h);
+  return waitFor(async () => {
+    try {
+      return await fetch(`http://127.0.0.1:${h.registryPort}${path}`, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), authorization } });
+    } catch (err) {
+      throw new Error(`registry ${path}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`, { cause: err });
+    }
+  }, { timeoutMs: 15_000, intervalMs: 50, what: `Berth's registry to answer ${path}` });
 }
 
 /**
