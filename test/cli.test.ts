@@ -55,6 +55,7 @@ describe('the CLI', () => {
       [['secret', 'ls', 'shpo'], /did you mean "shop"/],
       [['top', 'shpo'], /did you mean "shop"/],
       [['builds', 'shpo'], /did you mean "shop"/],
+      [['images', 'shpo'], /did you mean "shop"/],
       [['logs', 'shpo'], /did you mean "shop"/],
       [['logs', 'shop/wbe'], /no service "wbe" in shop\/prod: did you mean "web"\?/],
       [['status', 'shpo'], /did you mean "shop"/],

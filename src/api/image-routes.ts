@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { Conflict } from '../core/errors.ts';
 import type { GcReportView, ImageListView } from '../core/image-retention.ts';
 import { NAME_PATTERN } from '../core/spec/names.ts';
+import type { KnownApps } from './known.ts';
 
 /** What the routes need of the image janitor (images/ImageJanitor). */
 export interface ImageCatalog {
@@ -13,6 +14,8 @@ export interface ImageCatalog {
 export interface ImageRouteDeps {
   /** Undefined when Berth's registry did not start (docker-registry missing): the routes say so. */
   images: ImageCatalog | undefined;
+  /** `?app=` of an app that does not exist is a 404 with a did-you-mean. */
+  known?: KnownApps;
 }
 
 const appName = z.string().regex(NAME_PATTERN, 'an app name: lower-case letters, digits and dashes').max(63);
@@ -37,6 +40,7 @@ function need(d: ImageRouteDeps): ImageCatalog {
 export function registerImageRoutes(app: FastifyInstance, d: ImageRouteDeps): void {
   app.get('/v1/images', async (req) => {
     const q = listQuery.parse(req.query);
+    if (q.app) d.known?.requireApp(q.app);
     return need(d).list(q.app);
   });
 

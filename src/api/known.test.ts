@@ -1,15 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NotFound } from '../core/errors.ts';
-import { KnownApps, type AppEnv } from './known.ts';
+import { KnownApps, listedSource, type AppEnv } from './known.ts';
 
 function known(store: AppEnv[], config: AppEnv[] = [], services: Record<string, string[]> = {}) {
   let configReads = 0;
   const k = new KnownApps({
-    appEnvs: [() => store, () => {
+    sources: [listedSource(() => store), listedSource(() => {
       configReads++;
       return config;
-    }],
+    })],
     services: (app, env) => services[`${app}/${env ?? '*'}`] ?? [],
   });
   return { k, configReads: () => configReads };

@@ -3,15 +3,32 @@ import { unknownName } from '../core/spec/suggest.ts';
 
 export interface AppEnv {
   app: string;
+  /** '' for records of the app as a whole (a git repository, an app-wide event). */
   env: string;
 }
 
+/** One place apps are recorded (the store, configuration, builds, git repositories). */
+export interface AppSource {
+  /** Whether the app (in `env`, when given) is recorded here: called on every request, so cheap (an index lookup). */
+  has(app: string, env?: string): boolean;
+  /** Everything recorded here: only read for a name that does not exist, to suggest one. */
+  all(): Iterable<AppEnv>;
+}
+
+/** A source from a plain listing (fine where the listing is cheap or only consulted after the others missed). */
+export function listedSource(all: () => Iterable<AppEnv>): AppSource {
+  return {
+    has: (app, env) => {
+      for (const r of all()) if (r.app === app && (env === undefined || r.env === env)) return true;
+      return false;
+    },
+    all,
+  };
+}
+
 export interface KnownAppsSources {
-  /**
-   * Where apps and their environments are recorded, cheapest first (the store; configuration; builds).
-   * A lookup stops at the first source that knows the app; only a miss reads them all (for suggestions).
-   */
-  appEnvs: (() => Iterable<AppEnv>)[];
+  /** Where apps and their environments are recorded, cheapest first: a lookup stops at the first that knows. */
+  sources: AppSource[];
   /** Service names of an app in an environment (all environments when undefined): current ones and those with releases. */
   services: (app: string, env?: string) => Iterable<string>;
 }
@@ -22,7 +39,8 @@ const NO_APPS = 'no apps yet: deploy one with `berth deploy -f compose.yaml` or 
  * Answers "does this app / environment / service exist?" for every route that takes one, so that a
  * mistyped name is a 404 with a did-you-mean instead of an empty answer (or, for writes, a new app
  * nobody meant to create). An app exists once it has any record: a deployment, a release, a service,
- * an event, configuration or a build — a removed app keeps its history and can still be asked about.
+ * an event, configuration, a build or a git repository — a removed app keeps its history and can
+ * still be asked about.
  */
 export class KnownApps {
   constructor(private readonly s: KnownAppsSources) {}
@@ -30,8 +48,8 @@ export class KnownApps {
   /** The environments of an app (empty: it exists, with app-wide records only), or undefined when it does not exist. */
   envsOf(app: string): Set<string> | undefined {
     let found: Set<string> | undefined;
-    for (const source of this.s.appEnvs) {
-      for (const r of source()) {
+    for (const source of this.s.sources) {
+      for (const r of source.all()) {
         if (r.app !== app) continue;
         found ??= new Set();
         if (r.env) found.add(r.env);
@@ -42,15 +60,15 @@ export class KnownApps {
 
   /** Throws NotFound (with a did-you-mean) unless the app exists. */
   requireApp(app: string): void {
-    if (this.any((r) => r.app === app)) return;
+    if (this.s.sources.some((src) => src.has(app))) return;
     const apps = new Set<string>();
-    for (const source of this.s.appEnvs) for (const r of source()) apps.add(r.app);
+    for (const source of this.s.sources) for (const r of source.all()) apps.add(r.app);
     throw new NotFound(unknownName({ what: 'app', name: app, candidates: apps, hint: NO_APPS }));
   }
 
   /** The app exists and has something in this environment. */
   requireEnv(app: string, env: string): void {
-    if (this.any((r) => r.app === app && r.env === env)) return;
+    if (this.s.sources.some((src) => src.has(app, env))) return;
     this.requireApp(app);
     throw new NotFound(unknownName({ what: 'environment', name: env, where: `for app "${app}"`, candidates: this.envsOf(app) ?? [],
       plural: 'its environments', hint: 'it has nothing in any environment yet' }));
@@ -64,10 +82,5 @@ export class KnownApps {
     if (names.has(service)) return;
     throw new NotFound(unknownName({ what: 'service', name: service, where: `in ${app}${env ? `/${env}` : ''}`, candidates: names,
       plural: 'its services' }));
-  }
-
-  private any(match: (r: AppEnv) => boolean): boolean {
-    for (const source of this.s.appEnvs) for (const r of source()) if (match(r)) return true;
-    return false;
   }
 }

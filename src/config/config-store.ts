@@ -240,6 +240,11 @@ export class ConfigStore {
     return { version: v, env: out };
   }
 
+  /** Whether the app (in `env`, when given) has (or had) configuration. */
+  hasApp(app: string, env?: string): boolean {
+    return this.db.prepare('SELECT 1 FROM versions WHERE app = @app AND (@env IS NULL OR env = @env) LIMIT 1').get({ app, env: env ?? null }) !== undefined;
+  }
+
   /** Every app and environment that has (or had) configuration. */
   appEnvs(): { app: string; env: string }[] {
     return this.db.prepare('SELECT DISTINCT app, env FROM versions').all() as { app: string; env: string }[];

@@ -223,6 +223,8 @@ export interface Store {
    * app that was removed keeps its history). What "unknown app" is checked against.
    */
   appEnvs(): { app: string; env: string }[];
+  /** Whether `appEnvs()` would list the app (in `env`, when given): indexed lookups, cheap on every request. */
+  hasApp(app: string, env?: string): boolean;
   /** The newest deployment of each app and environment (without its spec). */
   latestDeployments(): Omit<DeploymentRecord, 'spec' | 'warnings' | 'releases'>[];
   // instances

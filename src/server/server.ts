@@ -16,7 +16,7 @@ import { registerTemplateRoutes } from '../api/template-routes.ts';
 import { registerConfigRoutes } from '../api/config-routes.ts';
 import { ConfigStore, SecretBox, loadSecretKey, startConfigRollout, sweepConfigFiles, writeConfigFiles } from '../config/index.ts';
 import { buildApi } from '../api/index.ts';
-import { KnownApps } from '../api/known.ts';
+import { KnownApps, listedSource } from '../api/known.ts';
 import { ensureAdminToken } from '../auth/index.ts';
 import { LogCollector, LogStore } from '../logs/index.ts';
 import { AccessLogReader, MetricsStore, StatsSampler } from '../metrics/index.ts';
@@ -302,7 +302,12 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
 
   const buildLog = new BuildLog(join(cfg.dataDir, 'builds'));
   const known = new KnownApps({
-    appEnvs: [() => store.appEnvs(), () => config.appEnvs(), () => buildLog.list(), () => gitApps(join(cfg.dataDir, 'git'))],
+    sources: [
+      { has: (app, env) => store.hasApp(app, env), all: () => store.appEnvs() },
+      { has: (app, env) => config.hasApp(app, env), all: () => config.appEnvs() },
+      listedSource(() => buildLog.list()),
+      listedSource(() => gitApps(join(cfg.dataDir, 'git'))),
+    ],
     services: (app, env) => [...store.listServices({ app, ...(env ? { env } : {}) }).map((s) => s.name),
       ...store.listReleases({ app, ...(env ? { env } : {}) }).map((r) => r.service)],
   });
@@ -360,7 +365,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     statePath: join(imageRegistry.dir, 'gc-state.json'),
     inFlightImages: () => builds.list().filter((b) => !isFinished(b.status)).flatMap((b) => Object.values(b.images)),
   }) : undefined;
-  registerImageRoutes(api, { images: imageJanitor });
+  registerImageRoutes(api, { images: imageJanitor, known });
   imageJanitor?.start();
   registerWebhookRoutes(api, { repos, builds, deliveries: new WebhookDeliveries(repos.root), now: () => clock.now(), serverUrl: () => `http://${cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost}:${cfg.listenPort}` });
   await api.listen({ host: cfg.listenHost, port: cfg.listenPort });

@@ -128,6 +128,16 @@ export class SqliteStore implements Store {
     return this.db.prepare(`SELECT app, env FROM services UNION SELECT app, env FROM releases UNION SELECT app, env FROM deployments
       UNION SELECT DISTINCT app, env FROM events WHERE app <> ''`).all() as { app: string; env: string }[];
   }
+  hasApp(app: string, env?: string): boolean {
+    // Cheapest first; each uses an index led by (app, env) except deployments, which every deployment's event covers anyway.
+    for (const table of ['services', 'releases', 'events', 'deployments']) {
+      const hit = env === undefined
+        ? this.db.prepare(`SELECT 1 FROM ${table} WHERE app = ? LIMIT 1`).get(app)
+        : this.db.prepare(`SELECT 1 FROM ${table} WHERE app = ? AND env = ? LIMIT 1`).get(app, env);
+      if (hit) return true;
+    }
+    return false;
+  }
   latestDeployments(): Omit<DeploymentRecord, 'spec' | 'warnings' | 'releases'>[] {
     const rows = this.db.prepare(`SELECT id, app, env, status, message, created_at, created_by FROM deployments d
       WHERE rowid = (SELECT rowid FROM deployments WHERE app = d.app AND env = d.env ORDER BY created_at DESC, rowid DESC LIMIT 1)
