@@ -143,7 +143,9 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     if (env) d.known.requireEnv(appName, env);
     else d.known.requireApp(appName);
     const services = d.store.listServices({ app: appName, ...(env ? { env } : {}) });
-    if (services.length === 0) throw new NotFound(`no app "${appName}"${env ? ` in env "${env}"` : ''}: see \`berth status\` for the apps there are`);
+    if (services.length === 0) {
+      throw new NotFound(`app "${appName}" runs nothing${env ? ` in env "${env}"` : ''} (not deployed yet, or removed): see \`berth events ${appName}\``);
+    }
     const instances = d.store.listInstances({ app: appName });
     return { app: appName, services: services.map((s) => serviceStatus(d.store, d.clock, s, instances)) };
   });

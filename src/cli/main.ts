@@ -35,7 +35,7 @@ const program = new Command('berth')
   .option('--url <url>', 'API address (env BERTH_URL; default: from DATA_DIR/server.json)')
   .option('--token <token>', 'API token (env BERTH_TOKEN; default: DATA_DIR/admin.token)')
   .option('--data-dir <dir>', 'where the local server keeps its state (env BERTH_DATA_DIR; default /var/lib/berth)')
-  .option('--json', 'machine-readable output on stdout')
+  .option('--json', 'machine-readable output: one JSON document on stdout (lists are arrays; NDJSON for live streams), errors as JSON on stderr')
   .addHelpText('after', `
 Exit codes: 0 ok, 1 operation failed, 2 invalid input or spec, 3 not found, 4 conflict,
 5 unauthorized, 6 server or engine unreachable, 70 internal error.`)
