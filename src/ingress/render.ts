@@ -1,7 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Backend, IngressRoute } from '../core/ports.ts';
 import { InvalidInput } from '../core/errors.ts';
-import { normaliseHost, normaliseRoutePath, type RouteOwner } from '../core/spec/routes.ts';
+import { normaliseHost, normaliseRoutePath, type RouteCheck, type RouteOwner } from '../core/spec/routes.ts';
 
 /** File name of the JSON access log under `PREFIX/logs/`. */
 export const ACCESS_LOG_FILE = 'access.json.log';
@@ -49,6 +49,21 @@ export interface RouteProblem {
 const UPSTREAM_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
 const HOST_RE = new RegExp(`^${LABEL}(?:\\.${LABEL})*$`);
+
+/**
+ * normaliseHost memoised: every pass checks the whole table (several times: check, plan, render), and
+ * WHATWG URL's IDNA mapping is the costly part of it. Bounded: cleared when it grows past 10 000 hosts.
+ */
+const hostChecks = new Map<string, RouteCheck>();
+function checkHost(host: string): RouteCheck {
+  let r = hostChecks.get(host);
+  if (r === undefined) {
+    if (hostChecks.size >= 10_000) hostChecks.clear();
+    r = normaliseHost(host);
+    hostChecks.set(host, r);
+  }
+  return r;
+}
 
 function checkBackend(b: Backend): string | undefined {
   if (!Number.isInteger(b.port) || b.port < 1 || b.port > 65535) return `backend ${b.instance}: port ${b.port} is not an integer in 1..65535`;
@@ -100,7 +115,7 @@ export function checkRoutes(routes: readonly IngressRoute[]): { routes: IngressR
       problem(`upstream name ${JSON.stringify(r.upstream)} must be 1-255 characters of [A-Za-z0-9_.-], starting with a letter or digit`);
       continue;
     }
-    const host = r.host === undefined ? undefined : typeof r.host === 'string' ? normaliseHost(r.host) : { ok: false as const, message: 'the host is not a string' };
+    const host = r.host === undefined ? undefined : typeof r.host === 'string' ? checkHost(r.host) : { ok: false as const, message: 'the host is not a string' };
     if (host && !host.ok) {
       problem(`host ${host.message}`);
       continue;
