@@ -103,8 +103,9 @@ describe('image registry and promotion', () => {
     const api = await h.api('POST', `/v1/apps/${APP}/promote`, { from: 'broken', to: 'prod' });
     assert.equal(api.status, 409);
     const none = await h.cli(['promote', APP, '--from', 'staging', '--to', 'prod']);
-    assert.notEqual(none.code, 0);
-    assert.match(none.stderr, /nothing deployed in "staging"/);
+    // An environment the app never had: not found (exit 3), naming the ones it has.
+    assert.equal(none.code, 3, none.stderr);
+    assert.match(none.stderr, /no environment "staging" for app "regapp": its environments are broken, pre, prod/);
     const prodAfter = (await current('prod'))!;
     assert.equal(prodAfter.id, prodBefore.id);
     assert.equal(prodAfter.image, prodBefore.image);
