@@ -4,7 +4,7 @@ import { Conflict, InvalidInput, NotFound } from '../core/errors.ts';
 import type { Store } from '../core/store.ts';
 import type { AppSpec, ServiceSpec } from '../core/spec/types.ts';
 import type { DeployFn } from '../build/pipeline.ts';
-import { parseDigestRef } from '../images/image-push.ts';
+import { parseDigestRef } from '../core/image-retention.ts';
 import type { KnownApps } from './known.ts';
 
 export interface PromoteRouteDeps {

@@ -5,3 +5,5 @@
 export { startServer, type RunningServer, type ServerInfo } from './server.ts';
 export { VERSION } from '../core/version.ts';
 export { loadConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN, type ServerConfig, type ServerFlags } from './config.ts';
+// The concrete logger is the composition root's to pick; `berth server` gets it from here.
+export { createLogger } from '../lib/logger.ts';

@@ -14,8 +14,7 @@ export function registerServer(program: Command): void {
     .addHelpText('after', '\nStopping the server (Ctrl-C, SIGTERM, or a crash) leaves containers and nginx serving; the next start adopts them.')
     .action(async (o: Record<string, string | undefined>) => {
       // Loaded here so that other commands start fast without the server's dependencies.
-      const { loadConfig, startServer } = await import('../../server/index.ts');
-      const { createLogger } = await import('../../lib/logger.ts');
+      const { createLogger, loadConfig, startServer } = await import('../../server/index.ts');
       const globals = program.opts<{ dataDir?: string }>();
       const cfg = loadConfig({ ...o, dataDir: o.dataDir ?? globals.dataDir }, process.env);
       const logger = createLogger(cfg.logLevel);
