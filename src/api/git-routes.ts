@@ -188,8 +188,9 @@ function basicUser(header: string): string {
 export function apiDeployer(api: FastifyInstance, token: string, opts: { pollMs?: number; timeoutMs?: number } = {}): { deploy: DeployFn; validate: DeployCheckFn; waitDeployment: WaitDeploymentFn } {
   const headers = { authorization: `Bearer ${token}` };
   return {
-    async deploy(appName, env, spec, warnings) {
-      const r = await api.inject({ method: 'POST', url: `/v1/apps/${encodeURIComponent(appName)}/deployments`, headers, payload: { env, spec, warnings } });
+    async deploy(appName, env, spec, warnings, source) {
+      const r = await api.inject({ method: 'POST', url: `/v1/apps/${encodeURIComponent(appName)}/deployments`, headers,
+        payload: { env, spec, warnings, ...(source ? { source } : {}) } });
       const body = r.json() as { deployment?: { id: string }; error?: { message: string } };
       if (r.statusCode !== 202 || !body.deployment) throw new Error(body.error?.message ?? `HTTP ${r.statusCode}`);
       return { id: body.deployment.id };

@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { Conflict, InvalidInput, NotFound } from '../core/errors.ts';
+import { Conflict, InvalidInput, InvalidSpec, NotFound } from '../core/errors.ts';
 import type { Store } from '../core/store.ts';
-import type { AppSpec, ServiceSpec } from '../core/spec/types.ts';
+import type { AppSpec, ParseResult, ServiceSpec } from '../core/spec/types.ts';
+import { parseSource } from '../core/spec/source.ts';
 import type { DeployFn } from '../build/pipeline.ts';
 import { parseDigestRef } from '../core/image-retention.ts';
 import type { KnownApps } from './known.ts';
@@ -12,19 +13,25 @@ export interface PromoteRouteDeps {
   /** Creates a deployment through the API's own path (`apiDeployer(api, token).deploy` in git-routes). */
   deploy: DeployFn;
   known?: KnownApps;
+  /** An environment's non-secret configuration values (variables of pushed builds' sources). */
+  configValues?: (app: string, env: string) => Record<string, string>;
 }
 
 const envName = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes').max(63);
 const bodySchema = z.object({ from: envName, to: envName });
 
 /**
- * The spec that runs in `to`: each service of `from` exactly as its current release runs it, with the
- * image pinned to what that release ran (its registry digest reference; else its image id), no
- * build section. Throws Conflict unless every current release in `from` is healthy.
+ * The spec that runs in `to`: each service of `from` with the image pinned to what its current
+ * release ran (its registry digest reference; else its image id), no build section. A service
+ * deployed from a kept source (the Compose text and its variables) is interpolated again for `to`
+ * — BERTH_ENV is `to`, so `host: shop-${BERTH_ENV}.example.com` becomes prod's host — otherwise
+ * (deployed through the API without a source) it is copied as it runs in `from`. Throws Conflict
+ * unless every current release in `from` is healthy.
  */
-export function promotionSpec(store: Store, app: string, from: string, to: string): AppSpec {
+export function promotionSpec(store: Store, app: string, from: string, to: string, configValues: (env: string) => Record<string, string> = () => ({})): AppSpec {
   const services = store.listServices({ app, env: from });
   if (services.length === 0) throw new NotFound(`app "${app}" has nothing deployed in "${from}": nothing to promote`);
+  const reparsed = new Map<string, ParseResult>();
   const out: Record<string, ServiceSpec> = {};
   for (const s of services) {
     const rel = store.getRelease(s.releaseId);
@@ -34,8 +41,26 @@ export function promotionSpec(store: Store, app: string, from: string, to: strin
         `${rel.message ? ` (${rel.message})` : ''}; only a release that became healthy in ${from} can be promoted`);
     }
     const image = parseDigestRef(rel.image) ? rel.image : rel.imageId;
-    const spec: ServiceSpec = { ...structuredClone(rel.spec), image };
+    let base: ServiceSpec = structuredClone(rel.spec);
+    const src = rel.spec.source ? store.getSource(rel.spec.source) : undefined;
+    if (rel.spec.source && src) {
+      let parsed = reparsed.get(rel.spec.source);
+      if (!parsed) {
+        try {
+          parsed = parseSource(src, app, to, configValues(to));
+        } catch (err) {
+          if (!(err instanceof InvalidSpec)) throw err;
+          throw new Conflict(`refusing to promote ${app} to ${to}: its Compose file (${src.file}) does not hold for ${to}: ${err.message}`);
+        }
+        reparsed.set(rel.spec.source, parsed);
+      }
+      const svc = parsed.spec.services[s.name];
+      if (!svc) throw new Conflict(`refusing to promote ${app} to ${to}: service ${s.name} is not in the Compose file it was deployed from`);
+      base = { ...svc, source: rel.spec.source };
+    }
+    const spec: ServiceSpec = { ...base, image, replicas: rel.spec.replicas };
     delete (spec as { build?: unknown }).build;
+    delete (spec as { configVersion?: unknown }).configVersion;
     // Production's own scale: a service already running in `to` keeps its replica count.
     const target = store.getService({ app, env: to, service: s.name });
     if (target) spec.replicas = target.replicas;
@@ -51,7 +76,7 @@ export function registerPromoteRoutes(app: FastifyInstance, d: PromoteRouteDeps)
     const body = bodySchema.parse(req.body);
     if (body.from === body.to) throw new InvalidInput(`--from and --to are both "${body.from}": promote between two environments`);
     d.known?.requireEnv(appName, body.from);
-    const spec = promotionSpec(d.store, appName, body.from, body.to);
+    const spec = promotionSpec(d.store, appName, body.from, body.to, (env) => d.configValues?.(appName, env) ?? {});
     let dep: { id: string };
     try {
       dep = await d.deploy(appName, body.to, spec, []);

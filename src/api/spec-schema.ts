@@ -55,6 +55,18 @@ export const serviceSpecSchema = z.object({
   noNewPrivileges: z.boolean().optional(),
   tmpfs: z.record(absPath, tmpfsOptions).optional(),
   routes: z.array(z.object({ host: canonical(normaliseHost).optional(), path: canonical(normaliseRoutePath) })),
+  /** A stored source's id (promote re-deploys services with theirs); a deploy that sends `source` replaces it. */
+  source: z.string().regex(/^[0-9a-f]{32}$/, 'a source id').optional(),
+});
+
+/** What the CLI or the pipeline parsed (core/spec/source.ts SpecSource): kept so that promote can interpolate it again. */
+export const specSourceSchema = z.object({
+  file: z.string().min(1).max(4096),
+  text: z.string().max(1_000_000),
+  baseDir: z.string().regex(/^\//, 'an absolute path').max(4096),
+  files: z.record(z.string().regex(/^\//, 'an absolute path'), z.string().max(1_000_000)),
+  variables: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'a variable name'), z.string().max(1_000_000)),
+  environmentConfig: z.boolean().optional(),
 });
 
 export const appSpecSchema = z.object({
@@ -65,6 +77,7 @@ export const appSpecSchema = z.object({
 export const deployBodySchema = z.object({
   env: name.default('prod'),
   spec: appSpecSchema,
+  source: specSourceSchema.optional(),
   warnings: z.array(z.object({ file: z.string(), line: z.number(), col: z.number(), path: z.string(), message: z.string() })).default([]),
 });
 

@@ -1,6 +1,6 @@
 import { isAbsolute, join as posixJoin, relative } from 'node:path/posix';
 import type { Clock, Engine, Logger } from '../core/ports.ts';
-import { parseAppSpec } from '../core/spec/index.ts';
+import { parseEnvFile, parseWithSource, type SourceParse, type SpecSource } from '../core/spec/index.ts';
 import { splitShellWords } from '../core/spec/shell-words.ts';
 import type { AppSpec, ParseResult, SpecWarning } from '../core/spec/types.ts';
 import type { BuildLog, BuildRecord, BuildStage } from './build-log.ts';
@@ -10,8 +10,11 @@ import { pushImage } from '../images/image-push.ts';
 import { applyCheckPolicy, checkImage, fromImages } from '../core/image-checks.ts';
 import { DEFAULT_CHECK_POLICY, type CheckPolicy, type ServiceSpec } from '../core/spec/types.ts';
 
-/** Creates a deployment exactly as `POST /v1/apps/:app/deployments` does (validation included). */
-export type DeployFn = (app: string, env: string, spec: AppSpec, warnings: SpecWarning[]) => Promise<{ id: string }>;
+/**
+ * Creates a deployment exactly as `POST /v1/apps/:app/deployments` does (validation included); with
+ * `source`, the Compose text and variables it was made from are kept for promote.
+ */
+export type DeployFn = (app: string, env: string, spec: AppSpec, warnings: SpecWarning[], source?: SpecSource) => Promise<{ id: string }>;
 /** Throws (with the reason) when such a deployment would be refused; creates nothing. */
 export type DeployCheckFn = (app: string, env: string, spec: AppSpec, warnings: SpecWarning[]) => Promise<void>;
 /** Resolves when the deployment has finished, with its outcome. */
@@ -26,6 +29,11 @@ export interface PipelineDeps {
   deploy: DeployFn;
   /** Asked before anything is built, so that a deployment the API would refuse fails the push at once. */
   validate?: DeployCheckFn;
+  /**
+   * The non-secret configuration values of an app's environment (`berth config set APP --env ENV`):
+   * variables for the pushed Compose file, over the commit's `.env`.
+   */
+  configValues?: (app: string, env: string) => Record<string, string>;
   waitDeployment: WaitDeploymentFn;
   /** Longest a test container may run. */
   testTimeoutMs?: number;
@@ -201,14 +209,18 @@ export class PushPipeline {
     try {
       c.stage('archive');
       const files = new CommitFiles(this.d.repos.pathOf(app), sha, c.quarantine);
-      const { spec, warnings, root } = await this.readSpec(app, files, rec.id);
-      for (const w of warnings) say(`warning: ${w.file}:${w.line}:${w.col} ${w.path}: ${w.message}`);
-      // x-berth.pipeline.branches in the pushed compose.yaml maps the branch (e.g. main → pre).
-      const mapped = spec.pipeline?.branches[branch];
+      const read = new Map<string, string | undefined>();
+      let parsed = await this.readSpec(app, files, rec.id, rec.env, read);
+      // x-berth.pipeline.branches in the pushed compose.yaml maps the branch (e.g. main → pre); the
+      // file is then interpolated for that environment (its BERTH_ENV and configuration values).
+      const mapped = parsed.spec.pipeline?.branches[branch];
       if (mapped && mapped !== rec.env) {
         rec.env = mapped;
         await c.save();
+        parsed = await this.readSpec(app, files, rec.id, mapped, read);
       }
+      const { spec, warnings, root, source } = parsed;
+      for (const w of warnings) say(`warning: ${w.file}:${w.line}:${w.col} ${w.path}: ${w.message}`);
       const env = rec.env;
       say(`-----> Branch ${branch} deploys to env ${env}`);
       // The build contexts and the deployment's acceptability are looked up together; the commit's own
@@ -315,7 +327,7 @@ export class PushPipeline {
       say(`-----> Deploying to ${env}`);
       let dep: { id: string };
       try {
-        dep = await this.d.deploy(app, env, spec, warnings);
+        dep = await this.d.deploy(app, env, spec, warnings, source);
       } catch (err) {
         throw new PipelineFailed(`deployment refused: ${(err as Error).message}`);
       }
@@ -333,32 +345,44 @@ export class PushPipeline {
 
   /**
    * The Compose file of the commit, parsed with the repository mapped at a virtual root (nothing is
-   * on disk): env_files are read from the commit, paths outside it do not exist.
+   * on disk): env_files are read from the commit, paths outside it do not exist. It is interpolated
+   * for `env` like `berth deploy --env` would: BERTH_ENV and BERTH_APP, the environment's
+   * configuration values, and the commit's `.env` beside the file (the lowest layer). `read` caches
+   * the commit's files across calls.
    */
-  private async readSpec(app: string, files: CommitFiles, buildId: string): Promise<{ spec: AppSpec; warnings: SpecWarning[]; root: string }> {
-    const texts = (await files.readMany([...COMPOSE_FILES])).map((o) => o?.text);
-    const i = texts.findIndex((t) => t !== undefined);
+  private async readSpec(app: string, files: CommitFiles, buildId: string, env: string, read: Map<string, string | undefined>):
+    Promise<{ spec: AppSpec; warnings: SpecWarning[]; root: string; source: SpecSource }> {
+    const root = `/berth-commit/${buildId}`;
+    const fetch = async (paths: string[]) => {
+      const missing = paths.filter((p) => !read.has(p));
+      if (missing.length) (await files.readMany(missing)).forEach((o, k) => read.set(missing[k]!, o?.text));
+      return paths.map((p) => read.get(p));
+    };
+    const texts = await fetch([...COMPOSE_FILES, '.env']);
+    const i = texts.findIndex((t, k) => k < COMPOSE_FILES.length && t !== undefined);
     if (i < 0) throw new PipelineFailed(`the commit has no ${COMPOSE_FILES.join(' / ')} at its root: add one to describe the app`);
     const file = COMPOSE_FILES[i]!;
     const text = texts[i]!;
-    const root = `/berth-commit/${buildId}`;
-    const known = new Map<string, string | undefined>();
+    const dotenv = parseEnvFile(texts[COMPOSE_FILES.length] ?? '');
+    const bad = dotenv.problems[0];
+    if (bad) throw new PipelineFailed(`.env:${bad.line}:${bad.col}: ${bad.message}`);
+    const config = this.d.configValues?.(app, env) ?? {};
     // The parser reads synchronously; what it asks for that is not loaded yet is fetched and the parse
     // runs again (env_files name no further files, so this settles in one more round).
     for (let round = 0; ; round++) {
       const wanted = new Set<string>();
-      const parse = () => parseAppSpec(text, {
-        file, env: {}, baseDir: root, appName: app,
-        readFile: (p) => {
-          if (!p.startsWith(root + '/')) return undefined;
-          if (!known.has(p)) wanted.add(p);
-          return known.get(p);
-        },
-      });
-      let res: ParseResult | undefined;
+      let res: SourceParse | undefined;
       let error: unknown;
       try {
-        res = parse();
+        res = parseWithSource(text, {
+          file, baseDir: root, appName: app, environment: env,
+          readFile: (p) => {
+            if (!p.startsWith(root + '/')) return undefined;
+            const rel = p.slice(root.length + 1);
+            if (!read.has(rel)) wanted.add(rel);
+            return read.get(rel);
+          },
+        }, { variables: dotenv.vars, config });
       } catch (err) {
         error = err;
       }
@@ -369,9 +393,7 @@ export class PushPipeline {
         }
         throw new PipelineFailed(`${file} is not valid: ${(error as Error).message}`);
       }
-      const paths = [...wanted];
-      const got = await files.readMany(paths.map((p) => p.slice(root.length + 1)));
-      paths.forEach((p, k) => known.set(p, got[k]?.text));
+      await fetch([...wanted]);
     }
   }
 

@@ -1,16 +1,18 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { parseAppSpec } from '../core/spec/index.ts';
+import { parseWithSource, type SourceParse } from '../core/spec/index.ts';
 import type { ParseResult } from '../core/spec/types.ts';
 import { InvalidInput, InvalidSpec, type SpecIssue } from '../core/errors.ts';
 import { ApiError } from '../client/index.ts';
 
 /**
  * Reads a Compose file as `docker compose` would: variables from the environment and a `.env` file
- * beside it, env_files, bind sources and build contexts relative to its directory. Which host paths
- * may be used is the server's decision (see hostPathIssues).
+ * beside it, env_files, bind sources and build contexts relative to its directory; BERTH_ENV is `env`
+ * and BERTH_APP the app's name. Which host paths may be used is the server's decision (see
+ * hostPathIssues). The result carries the source (the text, the env_files and the variables the file
+ * used) that the server keeps for `promote`.
  */
-export function loadSpecFile(file: string, appName?: string): ParseResult {
+export function loadSpecFile(file: string, appName: string | undefined, env: string): SourceParse {
   const abs = resolve(file);
   if (!existsSync(abs)) throw new InvalidInput(`${file}: no such file: pass the Compose file with -f, e.g. -f compose.yaml`);
   let text: string;
@@ -21,12 +23,12 @@ export function loadSpecFile(file: string, appName?: string): ParseResult {
   }
   const baseDir = dirname(abs);
   const dotenv = readDotEnv(join(baseDir, '.env'));
-  const env: Record<string, string> = { ...dotenv };
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
-  return parseAppSpec(text, {
+  const variables: Record<string, string> = { ...dotenv };
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) variables[k] = v;
+  return parseWithSource(text, {
     file,
-    env,
     baseDir,
+    environment: env,
     ...(appName ? { appName } : {}),
     readFile: (p) => {
       try {
@@ -35,7 +37,7 @@ export function loadSpecFile(file: string, appName?: string): ParseResult {
         return undefined;
       }
     },
-  });
+  }, { variables });
 }
 
 /**

@@ -2,6 +2,7 @@
  * A typed client of the Berth HTTP API, used by the CLI (and later the web portal).
  */
 import type { AppSpec, SpecWarning } from '../core/spec/types.ts';
+import type { SpecSource } from '../core/spec/source.ts';
 import type { ServiceStatus as ServiceView } from '../core/views.ts';
 import type { EventRecord as EventView } from '../core/store.ts';
 
@@ -56,8 +57,9 @@ export class BerthClient {
   ping() {
     return this.request<{ ok: boolean; version: string; ingressPort: number }>('GET', '/v1/ping');
   }
-  deploy(app: string, env: string, spec: AppSpec, warnings: SpecWarning[]) {
-    return this.request<{ deployment: DeploymentView }>('POST', `/v1/apps/${enc(app)}/deployments`, { env, spec, warnings });
+  /** `source`: the Compose text and variables the spec was parsed from, kept by the server for `promote`. */
+  deploy(app: string, env: string, spec: AppSpec, warnings: SpecWarning[], source?: SpecSource) {
+    return this.request<{ deployment: DeploymentView }>('POST', `/v1/apps/${enc(app)}/deployments`, { env, spec, warnings, ...(source ? { source } : {}) });
   }
   deployment(id: string) {
     // A service not yet given a release shows only its name and status 'pending'.

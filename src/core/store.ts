@@ -3,6 +3,7 @@
  * implements it now; an etcd-backed store may later (HA control plane).
  */
 import type { AppSpec, ServiceSpec, SpecWarning } from './spec/types.ts';
+import type { SpecSource } from './spec/source.ts';
 
 export type DeploymentStatus = 'pending' | 'building' | 'rolling' | 'succeeded' | 'failed';
 
@@ -235,6 +236,9 @@ export interface Store {
   updateInstance(id: string, patch: Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason' | 'releaseId' | 'check'>>): void;
   /** Deletes the instance and frees its port. */
   deleteInstance(id: string): void;
+  // sources of deployments (content-addressed: writing the same id again changes nothing)
+  putSource(id: string, app: string, source: SpecSource): void;
+  getSource(id: string): SpecSource | undefined;
   // external services
   /** Registers (or re-registers the same env/service/address/port, keeping its id). */
   putExternal(e: ExternalRecord): ExternalRecord;

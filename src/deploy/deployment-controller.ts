@@ -30,9 +30,12 @@ export interface DeploymentControllerDeps {
   releaseDeadlineMs?: number;
 }
 
-/** Stable hash of what makes a release: the service spec and the image it runs (not how many, not how it rolls out). */
+/**
+ * Stable hash of what makes a release: the service spec and the image it runs (not how many, not how
+ * it rolls out, not which text it was written in: a Compose file changed elsewhere is the same release).
+ */
 export function releaseHash(spec: ServiceSpec, imageId: string): string {
-  const { replicas: _r, update: _u, restartGeneration: _g, ...rest } = spec;
+  const { replicas: _r, update: _u, restartGeneration: _g, source: _s, ...rest } = spec;
   return createHash('sha256').update(stableJson({ ...rest, imageId })).digest('hex').slice(0, 16);
 }
 

@@ -331,8 +331,11 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // Builds: the routes submit and follow; the controller runs the pipeline off any request.
   const repos = new GitRepos(cfg.dataDir);
   const deployer = apiDeployer(api, token);
+  // Non-secret configuration values are variables for pushed Compose files and promotions (secrets never are).
+  const configValues = (app: string, env: string): Record<string, string> =>
+    Object.fromEntries(config.list(app, env).filter((e) => e.kind === 'value' && e.value !== undefined).map((e) => [e.key, e.value!]));
   const pipeline = new PushPipeline({
-    repos, builds: buildLog, engine, clock, logger: logger.child({ component: 'build' }), ...deployer,
+    repos, builds: buildLog, engine, clock, logger: logger.child({ component: 'build' }), ...deployer, configValues,
     buildConcurrency: cfg.buildConcurrency, buildMemoryBytes: cfg.buildMemoryBytes, ...(imageRegistryUp ? { registry: imageRegistry } : {}),
   });
   const builds = new BuildController({
@@ -357,7 +360,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     },
   });
   registerGitRoutes(api, { repos, builds, logger, known });
-  registerPromoteRoutes(api, { store, deploy: deployer.deploy, known });
+  registerPromoteRoutes(api, { store, deploy: deployer.deploy, known, configValues });
   // Registry garbage collection (images/image-janitor.ts): after each build, periodically, on demand.
   // Images of builds still running are pinned: pushed, but in no release yet.
   const imageJanitor = imageRegistryUp ? new ImageJanitor({

@@ -62,4 +62,7 @@ export const MIGRATIONS: string[] = [
   // Why a deploy waits or fails: each instance's latest check result, each service's last crash (JSON).
   `ALTER TABLE instances ADD COLUMN last_check TEXT;
    ALTER TABLE services ADD COLUMN last_crash TEXT;`,
+  // What deployments were made from (Compose text + the variables used), content-addressed, so that a
+  // promotion interpolates the same file again for its target environment.
+  `CREATE TABLE spec_sources (id TEXT PRIMARY KEY, app TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL);`,
 ];

@@ -118,3 +118,21 @@ test('appEnvs: every app/env with services, releases, deployments or app events;
     assert.deepEqual(s.listEvents({ since: 0 }).map((e) => e.kind), ['service.removed', 'engine.connected']);
   });
 });
+
+test('deployment sources are stored once per id, read back, and survive reopening', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-store-'));
+  try {
+    const src = { file: 'compose.yaml', text: 'services: {}\n', baseDir: '/srv/shop', files: {}, variables: { DOMAIN: 'example.com' } };
+    const s = new SqliteStore(join(dir, 'berth.db'), clock);
+    s.putSource('abc', 'shop', src);
+    s.putSource('abc', 'shop', { ...src, text: 'ignored: same id' });
+    assert.deepEqual(s.getSource('abc'), src);
+    assert.equal(s.getSource('nope'), undefined);
+    s.close();
+    const again = new SqliteStore(join(dir, 'berth.db'), clock);
+    assert.deepEqual(again.getSource('abc'), src);
+    again.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -11,6 +11,7 @@ import type {
   ExternalRecord,
   DeploymentRecord, DeploymentStatus, EventRecord, InstanceRecord, NewEvent, ReleaseRecord, ServiceKey, ServiceRecord, Store,
 } from '../core/store.ts';
+import type { SpecSource } from '../core/spec/source.ts';
 import { MIGRATIONS } from './migrations.ts';
 import { makeSqlitePrivate } from '../lib/private-file.ts';
 
@@ -187,6 +188,15 @@ export class SqliteStore implements Store {
   }
   deleteInstance(id: string): void {
     this.db.prepare('DELETE FROM instances WHERE id = ?').run(id);
+  }
+
+  // ---- sources of deployments
+  putSource(id: string, app: string, source: SpecSource): void {
+    this.db.prepare('INSERT OR IGNORE INTO spec_sources (id, app, body, created_at) VALUES (?, ?, ?, ?)').run(id, app, JSON.stringify(source), this.clock.now());
+  }
+  getSource(id: string): SpecSource | undefined {
+    const r = this.db.prepare('SELECT body FROM spec_sources WHERE id = ?').get(id) as { body: string } | undefined;
+    return r && (JSON.parse(r.body) as SpecSource);
   }
 
   // ---- external services

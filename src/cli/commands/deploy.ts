@@ -9,19 +9,19 @@ export function registerDeploy(program: Command): void {
     .description('deploy a Compose file; waits until every service is healthy (exit 0) or the deployment failed (exit 1)')
     .requiredOption('-f, --file <file>', 'Compose file')
     .option('--app <name>', 'app name (default: the file\'s `name:` or its directory)')
-    .option('--env <env>', 'environment', 'prod')
+    .option('--env <env>', 'environment (also ${BERTH_ENV} in the file)', 'prod')
     .option('--no-wait', 'return once the deployment is accepted')
     .option('--timeout <seconds>', 'give up waiting after this long (exit 1)', '600')
     .action(async (o: { file: string; app?: string; env: string; wait: boolean; timeout: string }) => {
       const g = program.opts<GlobalOpts>();
-      const parsed = loadSpecFile(o.file, o.app);
-      const { spec, warnings } = parsed;
+      const parsed = loadSpecFile(o.file, o.app, o.env);
+      const { spec, warnings, source } = parsed;
       for (const w of warnings) process.stderr.write(`warning: ${formatIssue(w)}\n`);
       const client = connect(g);
       // Follow the event timeline from just before the deploy: releases, starts, health, drains, rollbacks.
       // The newest event of any app is the cursor (a first deploy's app does not exist yet to filter by).
       const lastEvent = (await client.events({ limit: 1 })).events.at(-1)?.id ?? 0;
-      const { deployment } = await client.deploy(spec.name, o.env, spec, warnings).catch((err: unknown) => {
+      const { deployment } = await client.deploy(spec.name, o.env, spec, warnings, source).catch((err: unknown) => {
         // Host paths the server refused, shown where the file names them.
         throw hostPathIssues(err, o.file, parsed) ?? err;
       });

@@ -7,9 +7,10 @@ export function registerValidate(program: Command): void {
     .description('check a Compose file (with x-berth extensions) without deploying anything')
     .requiredOption('-f, --file <file>', 'Compose file')
     .option('--app <name>', 'app name (default: the file\'s `name:` or its directory)')
-    .action((o: { file: string; app?: string }) => {
+    .option('--env <env>', 'environment the file is interpolated for (${BERTH_ENV})', 'prod')
+    .action((o: { file: string; app?: string; env: string }) => {
       const json = program.opts<{ json?: boolean }>().json;
-      const { spec, warnings } = loadSpecFile(o.file, o.app);
+      const { spec, warnings } = loadSpecFile(o.file, o.app, o.env);
       if (json) {
         console.log(JSON.stringify({ valid: true, spec, warnings }));
         return;

@@ -6,7 +6,8 @@
  * files, so the CLI, the server and the web portal can all run it. Keys Berth does not act on come
  * back as warnings, never silently dropped.
  */
-export { parseAppSpec } from './parse.ts';
+export { parseAppSpec, BERTH_VARIABLES } from './parse.ts';
+export { parseSource, parseWithSource, type SourceParse, type SpecSource } from './source.ts';
 export { parseDuration, parseSize } from './units.ts';
 export { parseEnvFile, type EnvFileResult } from './env-file.ts';
 export { NAME_PATTERN } from './names.ts';

@@ -9,7 +9,7 @@
 import { InvalidSpec } from '../errors.ts';
 import { isRecord, type Json, type SpecContext } from './context.ts';
 import { Diagnostics } from './diagnostics.ts';
-import { interpolateTree } from './interpolate.ts';
+import { interpolate, interpolateTree } from './interpolate.ts';
 import { nameProblem, sanitizeName } from './names.ts';
 import { basenamePosix } from './posix-path.ts';
 import { checkComposeSchema } from './schema-check.ts';
@@ -40,7 +40,9 @@ export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
     fail(diag);
   }
 
-  interpolateTree(source.doc.contents, opts.env, diag);
+  const { env, used } = variablesFor(source, opts);
+  opts = { ...opts, env };
+  interpolateTree(source.doc.contents, env, diag);
   const root = toPlainValue(source, diag);
   const compose = withoutVersion(root, diag);
   checkComposeSchema(compose, diag);
@@ -65,7 +67,53 @@ export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
 
   const pipeline = pipelineExtensions(diag, compose['x-berth']);
   if (diag.issues.length > 0) fail(diag);
-  return { spec: { name: ctx.appName, services, ...(pipeline ? { pipeline } : {}) }, warnings: diag.sortedWarnings(), hostPathSources: ctx.hostPathSources };
+  return { spec: { name: ctx.appName, services, ...(pipeline ? { pipeline } : {}) }, warnings: diag.sortedWarnings(), hostPathSources: ctx.hostPathSources,
+    variablesUsed: [...used].sort() };
+}
+
+/** Variables Berth sets for every deploy when it knows the environment; they override the caller's. */
+export const BERTH_VARIABLES = ['BERTH_ENV', 'BERTH_APP'] as const;
+
+/**
+ * The variables the file is interpolated with: the caller's, plus BERTH_ENV and BERTH_APP when the
+ * environment is known. Every name the parse looks up (other than Berth's own) is recorded in `used`,
+ * so that a deployment can keep exactly the values it was made with (and nothing else of the caller's
+ * environment) to interpolate the same file again for another environment.
+ */
+function variablesFor(source: YamlSource, opts: ParseOptions): { env: Record<string, string>; used: Set<string> } {
+  // No prototype: `${constructor}` is an unset variable, not Object's constructor.
+  const values: Record<string, string> = Object.assign(Object.create(null) as Record<string, string>, opts.env);
+  const berth = new Set<string>();
+  if (opts.environment !== undefined) {
+    values.BERTH_ENV = opts.environment;
+    values.BERTH_APP = appNameBeforeInterpolation(source, opts, values);
+    for (const k of BERTH_VARIABLES) berth.add(k);
+  }
+  const used = new Set<string>();
+  const env = new Proxy(values, {
+    get(target, key) {
+      if (typeof key !== 'string') return undefined;
+      if (!berth.has(key)) used.add(key);
+      return target[key];
+    },
+  });
+  return { env, used };
+}
+
+/**
+ * BERTH_APP, needed before the file is interpolated: --app, else `x-berth.app`, else `name:` (each
+ * interpolated on its own, without BERTH_APP), else the directory. appNameOf decides (and checks) the
+ * name again on the interpolated file; the two agree unless the name itself uses ${BERTH_APP}.
+ */
+function appNameBeforeInterpolation(source: YamlSource, opts: ParseOptions, values: Record<string, string>): string {
+  if (opts.appName !== undefined) return opts.appName;
+  for (const path of [['x-berth', 'app'], ['name']]) {
+    const raw = source.doc.getIn(path);
+    if (typeof raw !== 'string') continue;
+    const r = interpolate(raw, values);
+    if (r.ok) return r.value;
+  }
+  return sanitizeName(basenamePosix(opts.baseDir));
 }
 
 /** The document as plain JSON values, with `<<:` merges applied and aliases expanded. */

@@ -145,6 +145,12 @@ export interface ServiceSpec {
   noNewPrivileges?: boolean;
   /** `tmpfs`: in-memory mounts, target → mount options ("" for Docker's defaults). */
   tmpfs?: Record<string, string>;
+  /**
+   * Id of the stored source (Compose text and variables) this service was deployed from, so that
+   * `promote` can interpolate it again for the target environment. Set by the server; not part of the
+   * release hash.
+   */
+  source?: string;
 }
 
 export interface AppSpec {
@@ -190,6 +196,11 @@ export interface ParseOptions {
   baseDir: string;
   /** App name override (--app). */
   appName?: string;
+  /**
+   * The environment the spec is deployed to. When set, interpolation also has `BERTH_ENV` (this) and
+   * `BERTH_APP` (the app's name), over the caller's variables of the same names.
+   */
+  environment?: string;
   /** Reads an env_file (absolute path); returns undefined if missing. Injected: core does no I/O. */
   readFile: (absPath: string) => string | undefined;
 }
@@ -203,4 +214,6 @@ export interface ParseResult {
    * name spec paths that the CLI turns back into file:line:col with this.
    */
   hostPathSources: Record<string, { line: number; col: number; path: string }>;
+  /** Names of the caller's variables the file looked up (set or not; BERTH_ENV and BERTH_APP excluded when Berth set them). */
+  variablesUsed: string[];
 }

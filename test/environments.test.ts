@@ -1,0 +1,115 @@
+/**
+ * One app in several environments, each with its own host routes, end to end (real server, Docker,
+ * nginx, git, Berth's registry): `${BERTH_ENV}` in a host makes `deploy --env staging` and prod
+ * live side by side, each served by its host through nginx; the same literal host in two
+ * environments is refused with the fix in the message; a pushed branch interpolates for its own
+ * environment (BERTH_ENV, the environment's configuration values over the commit's `.env`); promote
+ * re-interpolates the kept Compose file for the target, with the very same image digest.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { exampleRepo, git, helloCompose, pushSetup, type PushSetup } from './helpers/git.ts';
+import type { Harness } from './helpers/harness.ts';
+
+/** The example app's compose.yaml with a host route instead of the catch-all one. */
+function withHost(app: string, version: string, host: string): string {
+  return helloCompose(app, version, { route: false, deadline: '30s' })
+    .replace('      health:', `      routes:\n        - {host: "${host}", path: /}\n      health:`);
+}
+
+/** GET /api/whoami through the ingress with a Host header: the app's version, or the HTTP status when it is not 200. */
+function whoamiAt(port: number, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path: '/api/whoami', headers: { host }, agent: false, timeout: 5000 }, (res) => {
+      let b = '';
+      res.on('data', (c: Buffer) => (b += c.toString()));
+      res.on('end', () => resolve(res.statusCode === 200 ? (JSON.parse(b) as { version: string }).version : `HTTP ${res.statusCode}`));
+    }).on('error', reject).on('timeout', function (this: { destroy(e: Error): void }) {
+      this.destroy(new Error(`timeout asking ${host}`));
+    }).end();
+  });
+}
+
+describe('environments with host routes', () => {
+  let h: Harness;
+  let setup: PushSetup;
+  let cliRepo: string;
+  before(async () => {
+    // The pushed app reads DOMAIN: from the commit's .env, unless the environment's configuration sets it.
+    setup = await pushSetup({ portRange: '41300-41399', prefix: 'berth-envpush-', compose: withHost('envpush', 'push-${BERTH_ENV}', 'envpush-${BERTH_ENV}.${DOMAIN}') });
+    h = setup.h;
+    await writeFile(join(setup.work, '.env'), 'DOMAIN=test\n');
+    assert.equal((await git(setup.work, ['add', '.env'])).code, 0);
+    assert.equal((await git(setup.work, ['commit', '-qm', 'the domain in .env'])).code, 0);
+    cliRepo = await exampleRepo('berth-envcli-', withHost('envcli', 'cli-${BERTH_ENV}', 'envcli-${BERTH_ENV}.test'));
+  });
+  after(async () => {
+    await rm(cliRepo, { recursive: true, force: true });
+    await setup.cleanup();
+  });
+
+  test('deploy --env staging and prod with ${BERTH_ENV} hosts: both run, each served by its own host', async () => {
+    const file = join(cliRepo, 'compose.yaml');
+    const staging = await h.cli(['deploy', '-f', file, '--env', 'staging'], { timeoutMs: 180_000 });
+    assert.equal(staging.code, 0, staging.stderr);
+    assert.match(staging.stdout, /web: http:\/\/envcli-staging\.test:/);
+    const prod = await h.cli(['deploy', '-f', file], { timeoutMs: 180_000 });
+    assert.equal(prod.code, 0, prod.stderr);
+    assert.equal(await whoamiAt(h.ingressPort, 'envcli-staging.test'), 'cli-staging');
+    assert.equal(await whoamiAt(h.ingressPort, 'envcli-prod.test'), 'cli-prod');
+    assert.equal(await whoamiAt(h.ingressPort, 'envcli-dev.test'), 'HTTP 404', 'no route for an environment that does not exist');
+    const envs = (await h.api('GET', '/v1/apps')).json.apps.find((a: { name: string }) => a.name === 'envcli').envs;
+    assert.deepEqual([...envs].sort(), ['prod', 'staging']);
+  });
+
+  test('the same literal host in two environments of one app is refused with the ${BERTH_ENV} fix; another app keeps the first-owner rule', async () => {
+    const file = join(cliRepo, 'literal.yaml');
+    await writeFile(file, withHost('literal', 'v1', 'literal.test'));
+    const first = await h.cli(['deploy', '-f', file], { timeoutMs: 180_000 });
+    assert.equal(first.code, 0, first.stderr);
+    const second = await h.cli(['deploy', '-f', file, '--env', 'staging'], { timeoutMs: 60_000 });
+    assert.equal(second.code, 4, second.stdout + second.stderr);
+    assert.match(second.stderr, /route literal\.test\/ of web is already served by literal\/prod\/web: literal in staging needs a host of its own — write the environment into the host, e\.g\. host: literal-\$\{BERTH_ENV\}\.test \(served as literal-staging\.test in staging and literal-prod\.test in prod\)/);
+    assert.equal((await h.api('GET', '/v1/apps/literal?env=staging')).status, 404, 'nothing deployed in staging');
+    assert.equal(await whoamiAt(h.ingressPort, 'literal.test'), 'v1', 'prod still serves');
+    // Another app asking for a host an app already serves: refused, whatever its environment.
+    await writeFile(file, withHost('intruder', 'v1', 'envcli-prod.test'));
+    for (const env of ['prod', 'staging']) {
+      const r = await h.cli(['deploy', '-f', file, '--env', env], { timeoutMs: 60_000 });
+      assert.equal(r.code, 4, r.stderr);
+      assert.match(r.stderr, /route envcli-prod\.test\/ of web is already served by envcli\/prod\/web: choose another host or path/);
+    }
+    assert.equal(await whoamiAt(h.ingressPort, 'envcli-prod.test'), 'cli-prod');
+    assert.equal((await h.cli(['rm', 'literal'])).code, 0);
+  });
+
+  test('a pushed branch interpolates for its environment; promote re-interpolates for the target with the same digest', async () => {
+    const { work } = setup;
+    // pre's own configuration value wins over the commit's .env; prod has none, so it takes the .env.
+    const cfg = await h.cli(['config', 'set', 'envpush', '--env', 'pre', 'DOMAIN=pre.test']);
+    assert.equal(cfg.code, 0, cfg.stderr);
+    assert.equal((await git(work, ['checkout', '-q', '-b', 'pre'])).code, 0);
+    const push = await git(work, ['push', setup.remote('envpush'), 'pre']);
+    assert.equal(push.code, 0, push.out);
+    assert.match(push.out, /-----> Branch pre deploys to env pre/);
+    assert.match(push.out, /deployed to pre/);
+    assert.equal(await whoamiAt(h.ingressPort, 'envpush-pre.pre.test'), 'push-pre');
+    const current = async (env: string) => ((await h.api('GET', `/v1/apps/envpush/releases?env=${env}`)).json.releases as
+      { image: string; current: boolean; status: string }[]).find((r) => r.current);
+    const pre = (await current('pre'))!;
+    assert.match(pre.image, /@sha256:[0-9a-f]{64}$/);
+
+    const p = await h.cli(['promote', 'envpush', '--from', 'pre', '--to', 'prod'], { timeoutMs: 180_000 });
+    assert.equal(p.code, 0, p.stdout + p.stderr);
+    const prod = (await current('prod'))!;
+    assert.equal(prod.image, pre.image, 'the very same digest');
+    assert.equal(prod.status, 'healthy');
+    assert.equal(await whoamiAt(h.ingressPort, 'envpush-prod.test'), 'push-prod', 'prod\'s host, prod\'s BERTH_ENV');
+    assert.equal(await whoamiAt(h.ingressPort, 'envpush-pre.pre.test'), 'push-pre', 'pre keeps serving on its own host');
+    const cfgProd = await h.api('GET', '/v1/apps/envpush/config?env=prod');
+    assert.deepEqual(cfgProd.json.entries, [], 'prod has no configuration of its own: the .env value was used');
+  });
+});
