@@ -15,9 +15,10 @@ import type { Harness } from './helpers/harness.ts';
 
 const APP = 'regapp';
 
-// No routes: the same app runs in several environments here, and route claims are global.
+// The same app runs in several environments here: each gets its own host through ${BERTH_ENV}.
 function compose(version: string, extraEnv = ''): string {
-  return helloCompose(APP, version, { route: false, extraEnv, deadline: '15s' });
+  return helloCompose(APP, version, { route: false, extraEnv, deadline: '15s' })
+    .replace('      health:', '      routes:\n        - {host: "regapp-${BERTH_ENV}.test", path: /}\n      health:');
 }
 
 interface Rel { id: string; image: string; imageId: string; status: string; current: boolean; service: string }
