@@ -89,7 +89,7 @@ describe('environments with host routes', () => {
   test('a pushed branch interpolates for its environment; promote re-interpolates for the target with the same digest', async () => {
     const { work } = setup;
     // pre's own configuration value wins over the commit's .env; prod has none, so it takes the .env.
-    const cfg = await h.cli(['config', 'set', 'envpush', '--env', 'pre', 'DOMAIN=pre.test']);
+    const cfg = await h.cli(['config', 'set', 'envpush', '--env', 'pre', 'DOMAIN=pre.test', '--create']);
     assert.equal(cfg.code, 0, cfg.stderr);
     assert.equal((await git(work, ['checkout', '-q', '-b', 'pre'])).code, 0);
     const push = await git(work, ['push', setup.remote('envpush'), 'pre']);
