@@ -79,4 +79,24 @@ export default tseslint.config(
     plugins: { berth: roomsPlugin },
     rules: { 'berth/rooms': ['error', { rooms: ROOMS, packageHomes: PACKAGE_HOMES, exceptions: ROOM_EXCEPTIONS }] },
   },
+  {
+    // Label names are spelled once, in core/ports.ts (LABEL); tests spell them out on purpose.
+    files: ['src/**/*.ts'],
+    ignores: ['src/core/ports.ts', 'src/**/*.test.ts'],
+    rules: {
+      'no-restricted-syntax': ['error',
+        { selector: 'Literal[value=/^io\\.berth\\./]', message: 'use LABEL from core/ports.ts for io.berth.* label names' },
+        { selector: 'TemplateElement[value.raw=/io\\.berth\\./]', message: 'use LABEL from core/ports.ts for io.berth.* label names' }],
+    },
+  },
+  {
+    // Server configuration is read from the environment once, in server/config.ts, and passed in. The
+    // CLI is its own program: it reads its own settings (BERTH_URL, BERTH_TOKEN, BERTH_DATA_DIR), the
+    // shell's variables for Compose interpolation, and hands the environment to `berth server`.
+    files: ['src/**/*.ts'],
+    ignores: ['src/server/config.ts', 'src/cli/**', 'src/**/*.test.ts'],
+    rules: {
+      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'read configuration in src/server/config.ts (ServerConfig) and pass the value in' }],
+    },
+  },
 );

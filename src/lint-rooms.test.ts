@@ -94,3 +94,20 @@ test('every listed exception is still needed by the code', async () => {
     assert.ok(hit, `exception ${e.file} → ${e.to} is no longer needed: remove it from eslint.config.js`);
   }
 });
+
+async function errorsOf(rule: string, filePath: string, code: string): Promise<number> {
+  const [res] = await eslint.lintText(code, { filePath: path.join(ROOT, filePath) });
+  return res!.messages.filter((m) => m.ruleId === rule).length;
+}
+
+test('label names come from LABEL; only server/config.ts (and the CLI) read process.env', async () => {
+  const labels = `export const l = { 'io.berth.app': 'a' };\nexport const f = (id: string) => \`label=io.berth.build=\${id}\`;\n`;
+  assert.equal(await errorsOf('no-restricted-syntax', 'src/deploy/x.ts', labels), 2);
+  assert.equal(await errorsOf('no-restricted-syntax', 'src/core/ports.ts', labels), 0);
+  assert.equal(await errorsOf('no-restricted-syntax', 'src/deploy/x.test.ts', labels), 0);
+  const env = 'export const v = process.env.BERTH_X;\n';
+  assert.equal(await errorsOf('no-restricted-properties', 'src/build/x.ts', env), 1);
+  assert.equal(await errorsOf('no-restricted-properties', 'src/server/server.ts', env), 1);
+  assert.equal(await errorsOf('no-restricted-properties', 'src/server/config.ts', env), 0);
+  assert.equal(await errorsOf('no-restricted-properties', 'src/cli/context.ts', env), 0);
+});

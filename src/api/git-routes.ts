@@ -78,7 +78,7 @@ export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): void {
     reply.hijack();
     const user = basicUser(req.headers.authorization ?? '') || 'berth';
     await serveGitHttp({
-      projectRoot: repos.root, pathInfo: path.slice('/git'.length), query, method: req.method, remoteUser: user,
+      projectRoot: repos.root, pathInfo: path.slice('/git'.length), query, method: req.method, remoteUser: user, path: repos.env.PATH,
       req: req.raw, res: reply.raw, onStderr: (t) => log.warn({ app: appName, stderr: t.trim() }, 'git http-backend'),
     });
   };

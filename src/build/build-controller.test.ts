@@ -52,7 +52,7 @@ function setup(stages?: ('build' | 'test' | 'deploy')[]) {
   let n = 0;
   let now = 1_000;
   const mk = (remoteOf: (app: string) => Promise<string | undefined> = async () => undefined) => new BuildController({
-    builds, repos: new GitRepos(dir), pipeline, clock: { now: () => (now += 10) }, logger: quiet, newId: () => `b${++n}`, remoteOf,
+    builds, repos: new GitRepos(dir, process.env), pipeline, clock: { now: () => (now += 10) }, logger: quiet, newId: () => `b${++n}`, remoteOf,
   });
   return { dir, builds, pipeline, c: mk(), mk, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }

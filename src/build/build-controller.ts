@@ -280,7 +280,7 @@ export class BuildController {
     const repo = this.d.repos.pathOf(rec.app);
     this.d.builds.append(rec.id, `-----> Fetching ${rec.branch} from the app's source`);
     try {
-      await runCommand('git', fetchArgv(repo, remote, rec.branch), { timeoutMs: 120_000, signal, env: fetchEnv(process.env) });
+      await runCommand('git', fetchArgv(repo, remote, rec.branch), { timeoutMs: 120_000, signal, env: fetchEnv(this.d.repos.env) });
     } catch (err) {
       if (signal.aborted) throw new BuildCancelled('fetch');
       throw new PipelineFailed(`fetching ${rec.branch} from the app's source failed: ${gitSays(err)}`);

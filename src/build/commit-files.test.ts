@@ -21,7 +21,7 @@ test('CommitFiles reads one commit from the object store: files, types, archives
     // The working tree and a later commit change; the commit read stays what it was.
     writeFileSync(join(dir, 'compose.yaml'), 'changed\n');
     git('commit', '-qam', 'two');
-    const files = new CommitFiles(join(dir, '.git'), first);
+    const files = new CommitFiles(join(dir, '.git'), first, { env: process.env });
     const [compose, nope, api, dockerfile, missing] = await files.readMany(['compose.yaml', 'nope.yaml', 'api', 'api/Dockerfile', 'missing']);
     assert.equal(compose?.text, 'services: {}\n');
     assert.equal(nope, undefined);
@@ -52,8 +52,8 @@ test('a commit is dated by its committer time (what reproducible builds use), no
     execFileSync('git', ['-C', dir, 'init', '-q', '-b', 'main'], { env });
     execFileSync('git', ['-C', dir, 'commit', '-q', '--allow-empty', '-m', 'x'], { env });
     const sha = execFileSync('git', ['-C', dir, 'rev-parse', 'HEAD']).toString().trim();
-    assert.equal(await new CommitFiles(join(dir, '.git'), sha).committedAt(), Date.parse('2021-02-03T02:05:06Z') / 1000);
-    await assert.rejects(new CommitFiles(join(dir, '.git'), 'f'.repeat(40)).committedAt(), /git cat-file commit/);
+    assert.equal(await new CommitFiles(join(dir, '.git'), sha, { env: process.env }).committedAt(), Date.parse('2021-02-03T02:05:06Z') / 1000);
+    await assert.rejects(new CommitFiles(join(dir, '.git'), 'f'.repeat(40), { env: process.env }).committedAt(), /git cat-file commit/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -10,10 +10,11 @@ import { PassThrough, type Readable } from 'node:stream';
 export class CommitFiles {
   private readonly env: NodeJS.ProcessEnv;
 
-  constructor(private readonly gitDir: string, readonly commit: string, quarantine?: string) {
-    this.env = quarantine
-      ? { ...process.env, GIT_OBJECT_DIRECTORY: quarantine, GIT_ALTERNATE_OBJECT_DIRECTORIES: join(gitDir, 'objects') }
-      : process.env;
+  /** `env`: the environment git runs with (GitRepos.env); `quarantine`: see PushCheck. */
+  constructor(private readonly gitDir: string, readonly commit: string, o: { env: Readonly<NodeJS.ProcessEnv>; quarantine?: string | undefined }) {
+    this.env = o.quarantine
+      ? { ...o.env, GIT_OBJECT_DIRECTORY: o.quarantine, GIT_ALTERNATE_OBJECT_DIRECTORIES: join(gitDir, 'objects') }
+      : { ...o.env };
   }
 
   /**

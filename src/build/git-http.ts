@@ -11,6 +11,8 @@ export interface GitHttpRequest {
   remoteUser: string;
   req: IncomingMessage;
   res: ServerResponse;
+  /** PATH of git http-backend, which gets no other variable of the server's environment (default /usr/bin:/bin). */
+  path?: string | undefined;
   /** Stderr of git http-backend (for the log). */
   onStderr?: (text: string) => void;
 }
@@ -19,13 +21,13 @@ export interface GitHttpRequest {
  * Smart HTTP through `git http-backend` run as a CGI program: the request body (possibly gzip: git
  * decodes it itself given HTTP_CONTENT_ENCODING) is piped in, the CGI headers (`Status:`,
  * `Content-Type`, ...) are parsed and the body is streamed back as it comes, so that progress sent
- * on the side band (including the post-receive hook's output) reaches the pusher live.
+ * on the side band (including the pre-receive hook's output) reaches the pusher live.
  */
 export function serveGitHttp(o: GitHttpRequest): Promise<void> {
   return new Promise((resolve) => {
     const h = o.req.headers;
     const env: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      PATH: o.path ?? '/usr/bin:/bin',
       GIT_PROJECT_ROOT: o.projectRoot,
       GIT_HTTP_EXPORT_ALL: '1',
       PATH_INFO: o.pathInfo,

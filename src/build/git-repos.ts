@@ -29,7 +29,8 @@ export class GitRepos {
   readonly root: string;
   private hookToken?: string;
 
-  constructor(dataDir: string) {
+  /** `env`: the environment git runs with where Berth adds variables (server/config's `childEnv`). */
+  constructor(dataDir: string, readonly env: Readonly<NodeJS.ProcessEnv>) {
     this.root = join(dataDir, 'git');
   }
 
@@ -71,7 +72,7 @@ export class GitRepos {
     await writeFileAtomic(join(this.root, `${app}.source.json`), JSON.stringify(src), { mode: 0o600 });
   }
 
-  /** The per-server secret the hook presents to POST /v1/git/hooks/post-receive (DATA/git/hook.token, mode 0600). */
+  /** The per-server secret the hook presents to POST /v1/git/hooks/pre-receive (DATA/git/hook.token, mode 0600). */
   async token(): Promise<string> {
     if (this.hookToken) return this.hookToken;
     await mkdir(this.root, { recursive: true, mode: 0o700 });

@@ -1,5 +1,5 @@
 import { isAbsolute, join as posixJoin, relative } from 'node:path/posix';
-import type { Clock, Engine, Logger } from '../core/ports.ts';
+import { LABEL, type Clock, type Engine, type Logger } from '../core/ports.ts';
 import { parseEnvFile, parseWithSource, type SourceParse, type SpecSource } from '../core/spec/index.ts';
 import { splitShellWords } from '../core/spec/shell-words.ts';
 import type { AppSpec, ParseResult, SpecWarning } from '../core/spec/types.ts';
@@ -83,7 +83,7 @@ export function defaultEnvOf(branch: string): string {
   return s || 'dev';
 }
 
-/** `old new ref` lines as git gives them to a post-receive hook. */
+/** `old new ref` lines as git gives them to a pre-receive hook (on stdin). */
 export function parseRefLines(text: string): PushedRef[] {
   const out: PushedRef[] = [];
   for (const line of text.split('\n')) {
@@ -174,7 +174,7 @@ export class PushPipeline {
     const from = fromImages(dockerfile).at(-1);
     if (!from) return 0;
     const info = await this.d.engine.imageInfo(from).catch(() => undefined);
-    const d = Number(info?.labels['io.berth.depth']);
+    const d = Number(info?.labels[LABEL.depth]);
     return Number.isInteger(d) && d > 0 ? d : 1;
   }
 
@@ -208,7 +208,7 @@ export class PushPipeline {
     };
     try {
       c.stage('archive');
-      const files = new CommitFiles(this.d.repos.pathOf(app), sha, c.quarantine);
+      const files = new CommitFiles(this.d.repos.pathOf(app), sha, { env: this.d.repos.env, quarantine: c.quarantine });
       const read = new Map<string, string | undefined>();
       let parsed = await this.readSpec(app, files, rec.id, rec.env, read);
       // x-berth.pipeline.branches in the pushed compose.yaml maps the branch (e.g. main → pre); the
@@ -263,8 +263,8 @@ export class PushPipeline {
             // Straight from git's object store: the commit is never written out and read back.
             contextTar: { open: () => files.archive(ctx.dir, signal), dockerfileText: ctx.dockerfileText, ...(ctx.dockerignore !== undefined ? { dockerignore: ctx.dockerignore } : {}) },
             labels: {
-              'io.berth.app': app, 'io.berth.service': svc.name, 'io.berth.commit': sha,
-              'io.berth.commit-time': new Date(committedAt * 1000).toISOString(), 'io.berth.depth': String(parentDepth + 1),
+              [LABEL.app]: app, [LABEL.service]: svc.name, [LABEL.commit]: sha,
+              [LABEL.commitTime]: new Date(committedAt * 1000).toISOString(), [LABEL.depth]: String(parentDepth + 1),
             },
             ...(this.d.buildMemoryBytes ? { memoryBytes: this.d.buildMemoryBytes } : {}),
             signal,
@@ -421,7 +421,7 @@ export class PushPipeline {
     say(`-----> Testing ${service}: ${argv.join(' ')}`);
     const { engine } = this.d;
     const id = await engine.create({
-      name: `berth-test-${rec.id}-${service}`, image, labels: { 'io.berth.build': rec.id, 'io.berth.test': service },
+      name: `berth-test-${rec.id}-${service}`, image, labels: { [LABEL.build]: rec.id, [LABEL.test]: service },
       env, cmd: argv, mounts: [],
     });
     try {

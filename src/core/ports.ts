@@ -3,7 +3,7 @@
  */
 import type { RouteOwner } from './spec/routes.ts';
 
-/** Labels Berth puts on every container it manages. */
+/** Labels Berth puts on every container it manages (and on the images and test containers of its builds). */
 export const LABEL = {
   managed: 'io.berth.managed',
   /** Which Berth installation (data dir) owns the container: servers never touch another's containers. */
@@ -16,6 +16,13 @@ export const LABEL = {
   port: 'io.berth.port',
   /** `berth restart`: the restart generation of the release (a restarted release runs new containers). */
   restart: 'io.berth.restart',
+  /** Images built from git: the commit, its time (ISO 8601), and how deep the image's chain of Berth-built bases is. */
+  commit: 'io.berth.commit',
+  commitTime: 'io.berth.commit-time',
+  depth: 'io.berth.depth',
+  /** A build's test container: the build id and the service under test. */
+  build: 'io.berth.build',
+  test: 'io.berth.test',
 } as const;
 
 export interface Mount {

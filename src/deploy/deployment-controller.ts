@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Clock, Engine, HostPathPolicy, Logger } from '../core/ports.ts';
+import { LABEL, type Clock, type Engine, type HostPathPolicy, type Logger } from '../core/ports.ts';
 import type { ServiceSpec } from '../core/spec/types.ts';
 import type { DeploymentRecord, ReleaseRecord, Store } from '../core/store.ts';
 import { waitingOn } from '../core/views.ts';
@@ -74,7 +74,7 @@ export class DeploymentController {
         this.event(dep, svc.name, 'build.started', `building ${svc.image} from ${checked.path}`);
         try {
           await engine.build({ context: checked.path, dockerfile: svc.build.dockerfile, tag: svc.image, args: svc.build.args,
-            labels: { 'io.berth.app': dep.app, 'io.berth.service': svc.name },
+            labels: { [LABEL.app]: dep.app, [LABEL.service]: svc.name },
             ...(this.d.buildMemoryBytes ? { memoryBytes: this.d.buildMemoryBytes } : {}) }, (line) => log.debug({ service: svc.name }, line));
         } catch (err) {
           return this.fail(dep, `build of ${svc.name} failed: ${(err as Error).message}`);

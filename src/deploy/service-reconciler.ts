@@ -313,7 +313,7 @@ export class ServiceReconciler {
   private async startInstance(inst: InstanceRecord, rel: ReleaseRecord): Promise<void> {
     const { engine, store, clock } = this.d;
     for (const v of rel.spec.volumes) {
-      if (v.type === 'volume') await engine.ensureVolume(volumeName(inst.app, inst.env, v.source), { 'io.berth.app': inst.app, 'io.berth.env': inst.env });
+      if (v.type === 'volume') await engine.ensureVolume(volumeName(inst.app, inst.env, v.source), { [LABEL.app]: inst.app, [LABEL.env]: inst.env });
     }
     const bindSources = await this.resolveBinds(inst, rel);
     const configEnv = this.d.configEnv?.(rel.app, rel.env, rel.spec.configVersion ?? 0) ?? {};

@@ -197,11 +197,6 @@ export function errorResponse(query: Packet, rcode: number): Packet {
   };
 }
 
-/** Reads the rcode (low 4 bits of the header flags) of a response built here. */
-export function rcodeOf(p: Packet): number {
-  return (p.flags ?? 0) & 0xf;
-}
-
 // ---------------------------------------------------------------------------------------------
 
 /** `base`: the service's name without the zone (`web.shop.prod` or, for an external, `db.prod`). */

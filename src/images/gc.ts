@@ -1,5 +1,5 @@
 import { planRetention, type ManifestDecision, type RetentionInput, type StoredManifest } from '../core/image-retention.ts';
-import type { Engine, Logger } from '../core/ports.ts';
+import { LABEL, type Engine, type Logger } from '../core/ports.ts';
 
 /** What garbage collection needs of the registry (LocalRegistry; a fake in unit tests). */
 export interface ManifestRegistry {
@@ -113,7 +113,7 @@ export async function removeLocalImage(
   const info = await engine.imageInfo(byDigest);
   if (!info || protectedImageIds.has(info.id)) return [];
   const tags = new Set(m.tags);
-  const commit = info.labels['io.berth.commit'];
+  const commit = info.labels[LABEL.commit];
   if (commit) tags.add(commit.slice(0, 12));
   const refs = [...tags].flatMap((t) => [`${host}/${m.repo}:${t}`, `berth/${m.repo}:${t}`]);
   const present: string[] = [];

@@ -7,11 +7,6 @@ export function splitRef(ref: string): { repo: string; tag: string } {
   return { repo: ref.slice(0, i), tag: ref.slice(i + 1) };
 }
 
-/** `127.0.0.1:5000/app/web:tag` + digest → `127.0.0.1:5000/app/web@sha256:…` (what releases run). */
-export function digestRef(registryRef: string, digest: string): string {
-  return `${splitRef(registryRef).repo}@${digest}`;
-}
-
 /** `127.0.0.1:5000/app/web@sha256:…` → `{ host, repo: 'app/web', digest }` (pure: lives in core, shared with retention). */
 export { parseDigestRef } from '../core/image-retention.ts';
 

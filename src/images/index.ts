@@ -4,6 +4,6 @@
  * itself is pure, in core/image-retention.ts; the ImageJanitor decides when it runs.
  */
 export { LocalRegistry, stopLocalRegistry, MANIFEST_TYPES, type LocalRegistryOptions } from './registry-process.ts';
-export { pushImage, splitRef, digestRef, parseDigestRef } from './image-push.ts';
+export { pushImage, splitRef, parseDigestRef } from './image-push.ts';
 export { collectGarbage, removeLocalImage, reposOf, type CollectResult, type ManifestRegistry, type RetentionFacts } from './gc.ts';
 export { ImageJanitor, type ImageJanitorOptions, type JanitorRegistry } from './image-janitor.ts';

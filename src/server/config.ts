@@ -59,6 +59,8 @@ export interface ServerConfig {
    * directories are refused whatever this says.
    */
   readonly allowedBindRoots: readonly string[];
+  /** The environment the programs Berth runs with extra variables (git) start from: the server's own, read once here. */
+  readonly childEnv: Readonly<Record<string, string>>;
 }
 
 export interface ServerFlags {
@@ -115,6 +117,7 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     allowedBindRoots: Object.freeze(bindRoots(flags.allowedBindRoots ?? env.BERTH_ALLOWED_BIND_ROOTS ?? '')),
     registryGcIntervalMs: wholeNumber('BERTH_REGISTRY_GC_INTERVAL_MS', env.BERTH_REGISTRY_GC_INTERVAL_MS ?? String(6 * 3_600_000), 0),
     hostMemoryBytes: env.BERTH_HOST_MEMORY_MB ? wholeNumber('BERTH_HOST_MEMORY_MB', env.BERTH_HOST_MEMORY_MB, 1) * 1024 * 1024 : totalmem(),
+    childEnv: Object.freeze(Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined))),
   });
 }
 

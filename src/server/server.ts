@@ -329,7 +329,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     },
   });
   // Builds: the routes submit and follow; the controller runs the pipeline off any request.
-  const repos = new GitRepos(cfg.dataDir);
+  const repos = new GitRepos(cfg.dataDir, cfg.childEnv);
   const deployer = apiDeployer(api, token);
   // Non-secret configuration values are variables for pushed Compose files and promotions (secrets never are).
   const configValues = (app: string, env: string): Record<string, string> =>

@@ -145,7 +145,7 @@ export async function serveGitRemotes(root: string): Promise<{ url: string; clos
       res.writeHead(403).end('read-only\n');
       return;
     }
-    void serveGitHttp({ projectRoot: root, pathInfo: path, query, method: req.method ?? 'GET', remoteUser: '', req, res });
+    void serveGitHttp({ projectRoot: root, pathInfo: path, query, method: req.method ?? 'GET', remoteUser: '', req, res, path: process.env.PATH });
   });
   await new Promise<void>((res, rej) => {
     server.once('error', rej);
