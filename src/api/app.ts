@@ -14,6 +14,7 @@ import { deployBodySchema, execBodySchema, reloadBodySchema, restartBodySchema, 
 import { rollbackTarget, rollbackTo } from '../deploy/rollback.ts';
 import { serviceStatus } from './status.ts';
 import { checkHostPaths } from './host-paths.ts';
+import { purgeGuard } from './remove-routes.ts';
 import type { LogFilter, LogPage, LogQuery, StoredLine } from '../logs/index.ts';
 import type { KnownApps } from './known.ts';
 import { unknownName } from '../core/spec/suggest.ts';
@@ -63,6 +64,9 @@ export function buildApi(d: ApiDeps): FastifyInstance {
       throw new Unauthorized('invalid token: use the token in DATA_DIR/admin.token');
     }
   });
+
+  // While an app is being purged, nothing writes to it (after the token check: a stranger learns nothing).
+  app.addHook('onRequest', purgeGuard(d.store));
 
   app.setErrorHandler((err: Error & { code?: string; statusCode?: number; validation?: unknown }, req: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof BerthError) {
@@ -342,21 +346,6 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     const events = d.store.listEvents({ app: appName, env: rel.env, service: rel.service, limit: 1000 })
       .filter((e) => e.ts >= rel.createdAt && (rel.finishedAt === undefined || e.ts <= rel.finishedAt + 1000));
     return { release: rel, events };
-  });
-
-  app.delete('/v1/apps/:app', async (req, reply) => {
-    const { app: appName } = req.params as { app: string };
-    const { env } = req.query as { env?: string };
-    if (env) d.known.requireEnv(appName, env);
-    else d.known.requireApp(appName);
-    const services = d.store.listServices({ app: appName, ...(env ? { env } : {}) });
-    if (services.length === 0) throw new NotFound(`no app "${appName}"${env ? ` in env "${env}"` : ''}`);
-    for (const s of services) {
-      d.store.deleteService({ app: s.app, env: s.env, service: s.name });
-      d.store.addEvent({ app: s.app, env: s.env, service: s.name, instance: '', kind: 'service.removed', message: `${s.name} removed` });
-      d.enqueueService(s.app, s.env, s.name);
-    }
-    return reply.status(202).send({ removed: services.map((s) => `${s.env}/${s.name}`) });
   });
 
   app.get('/v1/apps/:app/logs', async (req, reply) => {

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, appendFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, appendFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 
@@ -93,6 +93,18 @@ export class BuildLog {
       }
     }
     return out.sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  /** Deletes the records and logs of every build of the app (`berth rm --purge`); returns how many builds. */
+  purgeApp(app: string): number {
+    let n = 0;
+    for (const r of this.list(app)) {
+      rmSync(join(this.dir, `${r.id}.json`), { force: true });
+      rmSync(join(this.dir, `${r.id}.log`), { force: true });
+      this.followers.delete(r.id);
+      n++;
+    }
+    return n;
   }
 
   text(id: string): string {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InvalidInput } from '../core/errors.ts';
 import { runCommand } from '../lib/exec.ts';
@@ -55,6 +55,22 @@ export class GitRepos {
       throw new InvalidInput(`quarantine directory ${given} is not one of ${app}'s incoming object directories`);
     }
     return p;
+  }
+
+  /** What the app has here: its repository, its webhook source (remote + secret), its webhook deliveries. */
+  inventory(app: string): { repository: boolean; source: boolean } {
+    return { repository: this.exists(app), source: existsSync(join(this.root, `${app}.source.json`)) };
+  }
+
+  /**
+   * Deletes everything of the app under DATA/git (`APP.git`, `APP.source.json`, `APP.deliveries.json`:
+   * every `APP.*`, app names have no dots): `berth rm --purge`. Returns the names removed.
+   */
+  async purge(app: string): Promise<string[]> {
+    checkAppName(app);
+    const names = (await readdir(this.root).catch(() => [] as string[])).filter((n) => n.startsWith(`${app}.`));
+    for (const n of names) await rm(join(this.root, n), { recursive: true, force: true });
+    return names;
   }
 
   /** The app's source for webhook builds: the remote Berth fetches from and the webhook secret. */

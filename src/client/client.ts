@@ -4,7 +4,8 @@
 import type { AppSpec, SpecWarning } from '../core/spec/types.ts';
 import type { SpecSource } from '../core/spec/source.ts';
 import type { ServiceStatus as ServiceView } from '../core/views.ts';
-import type { EventRecord as EventView } from '../core/store.ts';
+import type { EventRecord as EventView, PurgeRecord } from '../core/store.ts';
+import type { AppRemains } from '../core/app-remains.ts';
 
 export class ApiError extends Error {
   constructor(readonly status: number, readonly code: string, message: string, readonly details?: unknown) {
@@ -84,8 +85,16 @@ export class BerthClient {
     return this.request<{ scaled: { service: string; from: number; to: number }[] }>('POST', `/v1/apps/${enc(app)}/scale`,
       { env, services, ...(o.force ? { force: true } : {}) });
   }
+  /** Takes the app's services out; the answer says what Berth still keeps of it. */
   remove(app: string, env?: string) {
-    return this.request<{ removed: string[] }>('DELETE', `/v1/apps/${enc(app)}${env ? `?env=${enc(env)}` : ''}`);
+    return this.request<{ removed: string[]; remains: AppRemains }>('DELETE', `/v1/apps/${enc(app)}${env ? `?env=${enc(env)}` : ''}`);
+  }
+  /** `rm --purge`: asks for the purge of the whole app (follow it with purgeStatus). */
+  purge(app: string) {
+    return this.request<{ purge: PurgeRecord; removed: string[]; remains: AppRemains }>('DELETE', `/v1/apps/${enc(app)}?purge=true`);
+  }
+  purgeStatus(app: string) {
+    return this.request<{ purge: PurgeRecord }>('GET', `/v1/apps/${enc(app)}/purge`);
   }
   releases(app: string, q: { env?: string; service?: string } = {}) {
     const p = new URLSearchParams();

@@ -152,3 +152,24 @@ test('opened with another key: plain config works, secrets fail with what to do,
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('purgeApp: every value, secret and version of the app in every environment, none of another app; nothing left in the file', () => {
+  withStore((s, path) => {
+    const marker = `plain-${randomBytes(6).toString('hex')}`;
+    s.set('shop', 'prod', [{ key: 'A', value: marker, kind: 'value' }, { key: 'S', value: SECRET, kind: 'secret' }], 'alice');
+    s.set('shop', 'prod', [{ key: 'A', value: `${marker}-2`, kind: 'value' }], 'alice');
+    s.set('shop', 'pre', [{ key: 'B', value: '1', kind: 'value' }], 'alice');
+    s.set('blog', 'prod', [{ key: 'C', value: '1', kind: 'value' }], 'alice');
+    assert.deepEqual(s.appInventory('shop'), [{ env: 'pre', values: 1, secrets: 0, versions: 1 }, { env: 'prod', values: 1, secrets: 1, versions: 2 }]);
+    assert.deepEqual(s.purgeApp('shop'), { values: 2, secrets: 1, versions: 3 });
+    assert.deepEqual(s.appInventory('shop'), []);
+    assert.deepEqual(s.appEnvs().map((x) => x.app), ['blog']);
+    assert.equal(s.version('shop', 'prod'), 0, 'versions start again');
+    assert.throws(() => s.get('shop', 'prod', 'S', { reveal: true }), NotFound);
+    assert.equal(s.list('blog', 'prod').length, 1);
+    assert.deepEqual(s.purgeApp('shop'), { values: 0, secrets: 0, versions: 0 });
+    for (const f of [path, `${path}-wal`]) {
+      if (existsSync(f)) assert.equal(readFileSync(f).includes(marker), false, `${f} still holds a purged value`);
+    }
+  });
+});

@@ -104,6 +104,8 @@ export class ConfigStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
+    // Deleted values (a purged app's) are overwritten, not left in free pages.
+    this.db.pragma('secure_delete = ON');
     migrate(this.db, MIGRATIONS);
   }
 
@@ -248,6 +250,32 @@ export class ConfigStore {
   /** Every app and environment that has (or had) configuration. */
   appEnvs(): { app: string; env: string }[] {
     return this.db.prepare('SELECT DISTINCT app, env FROM versions').all() as { app: string; env: string }[];
+  }
+
+  /** What an app has, per environment: live plain values and secrets, and how many versions of history. */
+  appInventory(app: string): { env: string; values: number; secrets: number; versions: number }[] {
+    return this.db.prepare(`SELECT v.env, COUNT(*) AS versions,
+        (SELECT COUNT(*) FROM entries e WHERE e.app = v.app AND e.env = v.env AND e.until IS NULL AND e.kind = 'value') AS "values",
+        (SELECT COUNT(*) FROM entries e WHERE e.app = v.app AND e.env = v.env AND e.until IS NULL AND e.kind = 'secret') AS secrets
+      FROM versions v WHERE v.app = ? GROUP BY v.env ORDER BY v.env`).all(app) as { env: string; values: number; secrets: number; versions: number }[];
+  }
+
+  /**
+   * Deletes every value, secret and history entry of the app in every environment, in one
+   * transaction. SQLite's secure_delete overwrites the freed bytes, and the WAL is truncated, so
+   * nothing of the values stays readable in the file. Idempotent.
+   */
+  purgeApp(app: string): { values: number; secrets: number; versions: number } {
+    const live = (kind: ConfigKind) => (this.db.prepare('SELECT COUNT(*) AS n FROM entries WHERE app = ? AND kind = ? AND until IS NULL').get(app, kind) as { n: number }).n;
+    const counts = this.db.transaction(() => {
+      const values = live('value');
+      const secrets = live('secret');
+      this.db.prepare('DELETE FROM entries WHERE app = ?').run(app);
+      const versions = this.db.prepare('DELETE FROM versions WHERE app = ?').run(app).changes;
+      return { values, secrets, versions };
+    })();
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    return counts;
   }
 
   close(): void {

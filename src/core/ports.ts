@@ -203,6 +203,11 @@ export interface Engine {
    */
   build(opts: BuildOptions, onProgress?: (line: string) => void): Promise<void>;
   ensureVolume(name: string, labels: Record<string, string>): Promise<void>;
+  /**
+   * Removes a volume. False when there was none; a volume a container still uses is a Conflict
+   * naming it (nothing is forced: its data would go while something runs on it).
+   */
+  removeVolume(name: string): Promise<boolean>;
   /** Tags a local image (`source`: reference or id) as `repo:tag`. */
   tag(source: string, repo: string, tag: string): Promise<void>;
   /**

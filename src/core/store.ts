@@ -195,6 +195,25 @@ export interface AlertRecord {
   pendingSince: number;
 }
 
+/**
+ * `berth rm APP --purge`: requested (the app's services are deleted in the same transaction), then
+ * carried out step by step by the purger once the app's containers are gone; `done` keeps only what
+ * each step removed (counts and names, no data) so the CLI can report it.
+ */
+export interface PurgeRecord {
+  app: string;
+  state: 'purging' | 'done';
+  requestedAt: number;
+  requestedBy: string;
+  finishedAt?: number;
+  /** The app's volumes (from its releases), named at request: the releases are gone before the volumes can go. */
+  volumes: string[];
+  /** Step → what it removed, in the order the steps ran; a step listed here is not run again. */
+  removed: Record<string, string>;
+  /** What the purge is waiting for, or the last step's failure (it is retried with backoff). */
+  waiting?: string;
+}
+
 export interface ServiceKey {
   app: string;
   env: string;
@@ -260,6 +279,21 @@ export interface Store {
   addEvent(e: NewEvent): EventRecord;
   /** The newest `limit` events matching (oldest first); `since`: only events at or after this time (ms). */
   listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; since?: number; limit?: number }): EventRecord[];
+  // purge (`berth rm APP --purge`)
+  /**
+   * In one transaction: deletes every service of the app (returned, to be reconciled away) and
+   * records the purge. An app already being purged keeps its record (the call is idempotent).
+   */
+  startPurge(rec: PurgeRecord): ServiceRecord[];
+  getPurge(app: string): PurgeRecord | undefined;
+  listPurges(): PurgeRecord[];
+  putPurge(rec: PurgeRecord): void;
+  /** How many releases, deployments and events the app has (what a plain `rm` leaves). */
+  appRecordCounts(app: string): { releases: number; deployments: number; events: number };
+  /** Deletes the app's releases, deployments, instances and services (release numbering starts again at 1). */
+  purgeAppRecords(app: string): { releases: number; deployments: number; instances: number };
+  /** Deletes the app's events; returns how many. */
+  deleteAppEvents(app: string): number;
   // auth
   addToken(hash: string, name: string): void;
   hasToken(hash: string): boolean;

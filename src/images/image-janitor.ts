@@ -118,6 +118,31 @@ export class ImageJanitor {
     }).then(() => undefined, () => undefined);
   }
 
+  /** How many images of the app Berth's registry holds (every manifest of `APP/*`, tagged or not). */
+  async appImageCount(app: string): Promise<number> {
+    let n = 0;
+    for (const repo of reposOf(await this.o.registry.catalog(), app)) n += (await this.o.registry.inventory(repo)).length;
+    return n;
+  }
+
+  /**
+   * `berth rm --purge`: the app's releases, services and instances are gone by now, so the rule keeps
+   * none of its images; deletes them all (and their local tags) at once. Throws when one is left
+   * (the purge retries). Resolves with how many were deleted. Their storage is freed by the next
+   * blob collection.
+   */
+  purgeApp(app: string): Promise<number> {
+    return this.enqueue(async () => {
+      const res = await this.prune({ app, keep: this.o.keep });
+      if (res.errors.length > 0) throw new Conflict(`images of ${app} not deleted: ${res.errors[0]}`);
+      if (res.kept.length > 0) {
+        const k = res.kept[0]!;
+        throw new Conflict(`${res.kept.length} image(s) of ${app} still needed (e.g. ${k.repo}:${short(k)}, ${k.reasons.join(', ')})`);
+      }
+      return res.deleted.length;
+    });
+  }
+
   /** Every image of Berth's registry (or one app's) with the rule's verdict under the configured keep. */
   async list(app?: string): Promise<ImageListView> {
     if (this.blobsRunning) {

@@ -142,6 +142,28 @@ describe('LogStore', () => {
     store.close();
   });
 
+  test('purgeApp deletes every line of the app in every partition (and its FTS entries, sources, checkpoints), nothing of others', async () => {
+    const path = tempDb();
+    const store = new LogStore(path, { partitionMaxLines: 5000 });
+    // 12000 lines of app gone in two containers across two partitions (more than one purge batch), and another app's.
+    store.append({ source: src('g1', { app: 'gone' }), lines: lines(0, 6000, (i) => `gone zebra ${i}`), checkpoint: { tsNs: T0, countAtTs: 1 } });
+    store.append({ source: src('k1', { app: 'kept' }), lines: lines(6000, 10, (i) => `kept zebra ${i}`) });
+    store.append({ source: src('g2', { app: 'gone' }), lines: lines(6010, 6000, (i) => `gone zebra ${i}`) });
+    assert.equal(store.appSourceCount('gone'), 2);
+    assert.equal(await store.purgeApp('gone'), 12000);
+    assert.equal(all(store, { app: 'gone', limit: 10_000 }).length, 0);
+    assert.equal(all(store, { text: 'zebra', limit: 10_000 }).length, 10, 'the FTS index finds only the other app');
+    assert.equal(all(store, { app: 'kept', limit: 10_000 }).length, 10);
+    assert.equal(store.appSourceCount('gone'), 0);
+    assert.equal(store.checkpoint('g1'), undefined);
+    assert.equal(await store.purgeApp('gone'), 0, 'idempotent');
+    store.close();
+    const again = new LogStore(path);
+    assert.equal(again.appSourceCount('gone'), 0);
+    assert.equal(all(again, { limit: 10_000 }).length, 10);
+    again.close();
+  });
+
   test('out-of-range bounds are a clear InvalidInput or clamped, never an overflow in SQLite', () => {
     const store = new LogStore(tempDb());
     store.append({ source: src('c'), lines: lines(0, 5, (i) => `line ${i}`) });

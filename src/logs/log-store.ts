@@ -133,6 +133,9 @@ function nsOfMs(ms: number, name: string, round: (x: number) => number): bigint 
   const ns = BigInt(round(ms)) * NS_PER_MS;
   return ns < 0n ? 0n : ns > MAX_KEY ? MAX_KEY : ns;
 }
+/** Lines deleted per transaction by purgeApp: bounds how long one step holds the event loop. */
+const PURGE_BATCH = 5000;
+
 /** Pages moved per incremental_vacuum step (4 KiB each): bounds how long one step holds the event loop. */
 const VACUUM_STEP_PAGES = 4096;
 
@@ -438,6 +441,67 @@ export class LogStore {
   /** Starts a new partition for the next appends (retention drops whole partitions). */
   sealPartition(): void {
     if (this.current.lines > 0) this.newPartition();
+  }
+
+  /** How many containers of the app have lines stored (cheap: no line is read). */
+  appSourceCount(app: string): number {
+    let n = 0;
+    for (const s of this.sourceById.values()) if (s.app === app) n++;
+    return n;
+  }
+
+  /**
+   * Deletes every line of the app's containers in every partition (their FTS entries with them), then
+   * the containers' sources and checkpoints: `berth rm --purge`. Runs in batches, yielding to the
+   * event loop between them, with secure_delete on (the freed bytes are overwritten: a line may
+   * have printed a secret) and the WAL truncated at the end. Idempotent. Returns the lines deleted.
+   */
+  async purgeApp(app: string): Promise<number> {
+    const ids = [...this.sourceById].filter(([, s]) => s.app === app).map(([id]) => id);
+    if (ids.length === 0 || this.closed) return 0;
+    const inList = ids.join(',');
+    let deleted = 0;
+    this.db.pragma('secure_delete = ON');
+    try {
+      for (const p of [...this.parts]) {
+        for (;;) {
+          // Retention may have dropped the partition while this yielded.
+          if (this.closed || !this.parts.includes(p)) break;
+          const n = this.db.transaction(() => {
+            const keys = this.db.prepare(`SELECT ts_ns FROM lines_${p.id} WHERE src IN (${inList}) ORDER BY ts_ns LIMIT ${PURGE_BATCH}`).safeIntegers(true).all() as { ts_ns: bigint }[];
+            if (keys.length === 0) return 0;
+            const last = keys[keys.length - 1]!.ts_ns;
+            const first = keys[0]!.ts_ns;
+            // External-content FTS5: an entry is deleted by handing back the text it indexed.
+            this.db.prepare(`INSERT INTO fts_${p.id}(fts_${p.id}, rowid, text) SELECT 'delete', ts_ns, text FROM lines_${p.id}
+              WHERE src IN (${inList}) AND ts_ns BETWEEN ? AND ?`).run(first, last);
+            const gone = this.db.prepare(`DELETE FROM lines_${p.id} WHERE src IN (${inList}) AND ts_ns BETWEEN ? AND ?`).run(first, last).changes;
+            p.lines = Math.max(0, p.lines - gone);
+            this.updatePart.run(p.minTs, p.maxTs, p.lines, p.id);
+            return gone;
+          })();
+          deleted += n;
+          if (n === 0) break;
+          await yieldTurn();
+        }
+      }
+      if (this.closed) return deleted;
+      this.db.transaction(() => {
+        for (const id of ids) {
+          const s = this.sourceById.get(id);
+          if (s) {
+            this.db.prepare('DELETE FROM checkpoints WHERE container = ?').run(s.containerId);
+            this.sources.delete(s.containerId);
+          }
+          this.sourceById.delete(id);
+        }
+        this.db.prepare(`DELETE FROM sources WHERE id IN (${inList})`).run();
+      })();
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } finally {
+      if (!this.closed) this.db.pragma('secure_delete = OFF');
+    }
+    return deleted;
   }
 
   close(): void {

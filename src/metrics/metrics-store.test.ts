@@ -112,3 +112,19 @@ test('histogram quantiles interpolate inside buckets and cap +Inf at the max', (
   inf[LATENCY_BUCKETS.length] = 1;
   assert.equal(histQuantile(0.99, inf, 42), 10 + (42 - 10) * 0.99);
 });
+
+test('purgeApp deletes the app\'s series and points at every resolution, nothing of other apps', () => {
+  const clock = clockAt(T0 + 3_600_000);
+  const s = new MetricsStore(':memory:', { clock });
+  s.record([cpu(T0, 10, 'i-1'), cpu(T0, 20, 'i-2'), { ...cpu(T0, 5, 'b-1'), app: 'blog' }]);
+  s.rollup();
+  assert.equal(s.appSeriesCount('shop'), 2);
+  assert.equal(s.purgeApp('shop'), 2);
+  assert.equal(s.appSeriesCount('shop'), 0);
+  assert.equal(s.appSeriesCount('blog'), 1);
+  assert.deepEqual(s.query({ kind: 'cpu', app: 'shop', from: T0 - 1, to: T0 + 60_000 }).series, []);
+  assert.equal(s.query({ kind: 'cpu', app: 'blog', from: T0 - 1, to: T0 + 60_000 }).series.length, 1);
+  s.record([cpu(T0 + 20_000, 10, 'i-1')]);
+  assert.equal(s.appSeriesCount('shop'), 1, 'a new series after the purge gets a new id');
+  s.close();
+});

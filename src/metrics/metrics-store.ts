@@ -245,6 +245,21 @@ export class MetricsStore {
     return deleted;
   }
 
+  /** How many series (per instance, route and service) the app has. */
+  appSeriesCount(app: string): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM series WHERE app = ?').get(app) as { n: number }).n;
+  }
+
+  /** Deletes every series of the app with all its points (`berth rm --purge`). Returns the series deleted. */
+  purgeApp(app: string): number {
+    const n = this.db.transaction(() => {
+      for (const r of RESOLUTIONS) this.db.prepare(`DELETE FROM ${r.table} WHERE series IN (SELECT id FROM series WHERE app = ?)`).run(app);
+      return this.db.prepare('DELETE FROM series WHERE app = ?').run(app).changes;
+    })();
+    this.seriesIds.clear();
+    return n;
+  }
+
   /** Rows per table, for tests and the size bound. */
   counts(): Record<string, number> {
     const out: Record<string, number> = {};

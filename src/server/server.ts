@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs';
-import { chmod, mkdir, readFile, readdir, stat, writeFile, unlink } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rm, stat, writeFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LABEL, systemClock, type Engine, type EngineEvent, type Ingress, type Logger } from '../core/ports.ts';
 import type { Store } from '../core/store.ts';
@@ -7,7 +7,11 @@ import { SqliteStore } from '../store/index.ts';
 import { DockerEngine } from '../engine/docker/index.ts';
 import { NginxIngress } from '../ingress/index.ts';
 import { WorkQueue } from '../reconcile/index.ts';
-import { DeploymentController, ServiceReconciler, deploymentKey, parseServiceKey, serviceKey } from '../deploy/index.ts';
+import { DeploymentController, ServiceReconciler, deploymentKey, parseServiceKey, serviceKey, volumeName } from '../deploy/index.ts';
+import { AppPurger, parsePurgeKey, purgeKey } from '../purge/index.ts';
+import { registerRemoveRoutes } from '../api/remove-routes.ts';
+import type { AppRemains } from '../core/app-remains.ts';
+import { Conflict } from '../core/errors.ts';
 import { HealthMonitor, Registry, buildRouteTable, checkInstance } from '../registry/index.ts';
 import { registerRegistryRoutes } from '../api/registry-routes.ts';
 import { startDns } from './dns-wiring.ts';
@@ -153,10 +157,14 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   };
   await routesChanged();
 
+  // Set once builds, repositories and the registry exist; purge keys are queued from then on.
+  const purging: { purger?: AppPurger } = {};
   const queue: WorkQueue = new WorkQueue(async (key) => {
     const sk = parseServiceKey(key);
     if (sk) return services.reconcile(sk);
     if (key.startsWith('deploy/')) return deployments.reconcile(key.slice('deploy/'.length));
+    const purgeApp = parsePurgeKey(key);
+    if (purgeApp !== undefined) return purging.purger?.reconcile(purgeApp);
     return undefined;
   }, logger.child({ component: 'queue' }), 8);
   const enqueueService = (app: string, env: string, service: string) => queue.add(serviceKey({ app, env, service }));
@@ -198,6 +206,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     for (const s of store.listServices()) enqueueService(s.app, s.env, s.name);
     for (const i of store.listInstances()) enqueueService(i.app, i.env, i.service);
     for (const dep of store.listDeployments({ status: ['pending', 'building', 'rolling'] })) queue.add(deploymentKey(dep.id));
+    if (purging.purger) for (const p of store.listPurges()) if (p.state === 'purging') queue.add(purgeKey(p.app));
     try {
       for (const c of await engine.list({})) {
         const app = c.labels[LABEL.app];
@@ -370,6 +379,76 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   }) : undefined;
   registerImageRoutes(api, { images: imageJanitor, known });
   imageJanitor?.start();
+
+  // `berth rm` says what it leaves; `berth rm --purge` removes it, step by step (purge/).
+  const remains = async (app: string): Promise<AppRemains> => {
+    const git = repos.inventory(app);
+    const volumes = new Set<string>();
+    for (const r of store.listReleases({ app })) for (const v of r.spec.volumes) if (v.type === 'volume') volumes.add(volumeName(app, r.env, v.source));
+    return {
+      app, config: config.appInventory(app), ...store.appRecordCounts(app), builds: buildLog.list(app).length,
+      repository: git.repository, webhookSource: git.source, volumes: [...volumes].sort(),
+      logSources: logStore.appSourceCount(app), metricSeries: metrics.appSeriesCount(app),
+      ...(imageJanitor ? { images: await imageJanitor.appImageCount(app).catch(() => undefined) } : { images: 0 }),
+    };
+  };
+  const unfinishedBuilds = (app: string) => builds.list(app).filter((b) => !isFinished(b.status));
+  purging.purger = new AppPurger({
+    store, engine, clock, logger: logger.child({ component: 'purge' }), enqueueService,
+    steps: [
+      { name: 'builds', run: async (app) => {
+        for (const b of unfinishedBuilds(app)) await builds.cancel(b.id, 'berth rm --purge').catch(() => undefined);
+        const left = unfinishedBuilds(app);
+        if (left.length > 0) throw new Conflict(`build ${left[0]!.id} is ${left[0]!.status} and cannot be cancelled yet`);
+        const n = buildLog.purgeApp(app);
+        return n ? `${n} build(s) with their logs` : '';
+      } },
+      { name: 'git', run: async (app) => {
+        const gone = await repos.purge(app);
+        return gone.length ? `git ${gone.join(', ')}` : '';
+      } },
+      { name: 'configuration', run: async (app) => {
+        const c = config.purgeApp(app);
+        return c.versions ? `configuration: ${c.values} value(s), ${c.secrets} secret(s), ${c.versions} version(s) of history` : '';
+      } },
+      { name: 'logs', run: async (app) => {
+        const n = await logStore.purgeApp(app);
+        return n ? `${n} log line(s)` : '';
+      } },
+      { name: 'metrics', run: async (app) => {
+        const n = metrics.purgeApp(app);
+        return n ? `${n} metric series` : '';
+      } },
+      { name: 'volumes', run: async (_app, rec) => {
+        const gone: string[] = [];
+        for (const v of rec.volumes) if (await engine.removeVolume(v)) gone.push(v);
+        return gone.length ? `volume(s) ${gone.join(', ')}` : '';
+      } },
+      { name: 'releases', run: async (app) => {
+        const r = store.purgeAppRecords(app);
+        return r.releases || r.deployments ? `${r.releases} release(s), ${r.deployments} deployment(s)` : '';
+      } },
+      // After the releases: with none left, the retention rule keeps none of the app's images.
+      { name: 'images', run: async (app) => {
+        const n = imageJanitor ? await imageJanitor.purgeApp(app) : 0;
+        return n ? `${n} image(s) in the registry` : '';
+      } },
+      { name: 'run files', run: async (app) => {
+        await rm(join(configRoot, app), { recursive: true, force: true });
+        return '';
+      } },
+      // Last: the steps above may still have written events (registry.gc).
+      { name: 'events', run: async (app) => {
+        const n = store.deleteAppEvents(app);
+        return n ? `${n} event(s)` : '';
+      } },
+    ],
+  });
+  registerRemoveRoutes(api, {
+    store, clock, known, enqueueService, enqueuePurge: (app) => queue.add(purgeKey(app)), remains,
+    unfinishedBuilds: (app) => unfinishedBuilds(app).map((b) => ({ id: b.id, status: b.status, ...(b.stage ? { stage: b.stage } : {}) })),
+  });
+  for (const p of store.listPurges()) if (p.state === 'purging') queue.add(purgeKey(p.app));
   registerWebhookRoutes(api, { repos, builds, deliveries: new WebhookDeliveries(repos.root), now: () => clock.now(), serverUrl: () => `http://${cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost}:${cfg.listenPort}` });
   await api.listen({ host: cfg.listenHost, port: cfg.listenPort });
   const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;

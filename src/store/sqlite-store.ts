@@ -9,6 +9,7 @@ import type {
   AlertRule,
   TemplateRecord,
   ExternalRecord,
+  PurgeRecord,
   DeploymentRecord, DeploymentStatus, EventRecord, InstanceRecord, NewEvent, ReleaseRecord, ServiceKey, ServiceRecord, Store,
 } from '../core/store.ts';
 import type { SpecSource } from '../core/spec/source.ts';
@@ -30,6 +31,9 @@ export class SqliteStore implements Store {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
+    // Specs hold Compose `environment` values (often credentials), and every update of a deployment
+    // or release frees its old copy: freed bytes are zeroed, so a purged app leaves none behind.
+    this.db.pragma('secure_delete = ON');
     migrate(this.db, MIGRATIONS);
   }
 
@@ -275,6 +279,53 @@ export class SqliteStore implements Store {
   }
 
   // ---- events
+  // ---- purge: records in `meta` under `purge/APP` (no migration: a handful of small JSON values)
+  startPurge(rec: PurgeRecord): ServiceRecord[] {
+    return this.db.transaction(() => {
+      const services = this.listServices({ app: rec.app });
+      this.db.prepare('DELETE FROM services WHERE app = ?').run(rec.app);
+      const cur = this.getPurge(rec.app);
+      if (!cur || cur.state !== 'purging') this.putPurge(rec);
+      return services;
+    })();
+  }
+  getPurge(app: string): PurgeRecord | undefined {
+    const r = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(`purge/${app}`) as { value: string } | undefined;
+    return r ? (JSON.parse(r.value) as PurgeRecord) : undefined;
+  }
+  listPurges(): PurgeRecord[] {
+    return (this.db.prepare("SELECT value FROM meta WHERE key LIKE 'purge/%' ORDER BY key").all() as { value: string }[])
+      .map((r) => JSON.parse(r.value) as PurgeRecord);
+  }
+  putPurge(rec: PurgeRecord): void {
+    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value')
+      .run(`purge/${rec.app}`, JSON.stringify(rec));
+  }
+  appRecordCounts(app: string): { releases: number; deployments: number; events: number } {
+    const n = (table: string) => Number((this.db.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE app = ?`).get(app) as Row).n);
+    return { releases: n('releases'), deployments: n('deployments'), events: n('events') };
+  }
+  purgeAppRecords(app: string): { releases: number; deployments: number; instances: number } {
+    return this.checkpointed(() => this.db.transaction(() => {
+      this.db.prepare('DELETE FROM services WHERE app = ?').run(app);
+      const instances = this.db.prepare('DELETE FROM instances WHERE app = ?').run(app).changes;
+      const releases = this.db.prepare('DELETE FROM releases WHERE app = ?').run(app).changes;
+      const deployments = this.db.prepare('DELETE FROM deployments WHERE app = ?').run(app).changes;
+      return { releases, deployments, instances };
+    })());
+  }
+  deleteAppEvents(app: string): number {
+    return this.checkpointed(() => this.db.prepare('DELETE FROM events WHERE app = ?').run(app).changes);
+  }
+  /** Runs deletes, then truncates the WAL: older copies of the pages (with what was deleted) live there until then. */
+  private checkpointed<T>(fn: () => T): T {
+    try {
+      return fn();
+    } finally {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    }
+  }
+
   addEvent(e: NewEvent): EventRecord {
     const ts = e.ts ?? this.clock.now();
     const info = this.db.prepare('INSERT INTO events (ts, app, env, service, instance, kind, message) VALUES (?, ?, ?, ?, ?, ?, ?)')

@@ -432,6 +432,17 @@ export class DockerEngine implements Engine, ExecPort {
     await this.call(`create volume ${name}`, () => this.docker.createVolume({ Name: name, Labels: { ...labels, [LABEL.managed]: 'true' } }));
   }
 
+  async removeVolume(name: string): Promise<boolean> {
+    try {
+      await this.docker.getVolume(name).remove();
+      return true;
+    } catch (e) {
+      if (statusOf(e) === 404) return false;
+      if (statusOf(e) === 409) throw new Conflict(`volume ${name} is still in use by a container: ${dockerMessage(e)}`);
+      throw toBerthError(e, this.socketPath, `remove volume ${name}`);
+    }
+  }
+
   async create(spec: ContainerSpec): Promise<string> {
     const body = this.createBody(spec);
     try {

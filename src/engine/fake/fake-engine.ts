@@ -127,6 +127,11 @@ export class FakeEngine implements Engine {
     if (!this.volumes.has(name)) this.volumes.set(name, { ...labels });
   }
 
+  async removeVolume(name: string): Promise<boolean> {
+    this.check();
+    return this.volumes.delete(name);
+  }
+
   async create(spec: ContainerSpec): Promise<string> {
     this.check();
     this.failIfAsked('create');
