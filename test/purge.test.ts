@@ -69,9 +69,10 @@ describe('rm and rm --purge', () => {
   const releases = async () => ((await h.api('GET', `/v1/apps/${APP}/releases`)).json?.releases ?? []) as { service: string; seq: number }[];
   const registryTags = async () => {
     const r = await setup.registryFetch(`/v2/${APP}/web/tags/list`);
+    const body = await r.text();
     if (r.status === 404) return [];
-    assert.equal(r.status, 200, await r.text());
-    return ((await r.json()) as { tags: string[] | null }).tags ?? [];
+    assert.equal(r.status, 200, body);
+    return (JSON.parse(body) as { tags: string[] | null }).tags ?? [];
   };
   const exists = async (p: string) => (await stat(p).catch(() => undefined)) !== undefined;
   const volumeExists = async () => docker('volume', 'inspect', `berth_${APP}_prod_data`).then(() => true, () => false);
