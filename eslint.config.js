@@ -18,6 +18,7 @@ const ROOMS = {
   templates: { may: ['core', 'lib'] },
   reconcile: { may: ['core', 'lib'] },
   deploy: { may: ['core', 'lib', 'type:reconcile'] },
+  purge: { may: ['core', 'type:reconcile'] },
   logs: { may: ['core', 'lib'] },
   metrics: { may: ['core', 'lib'] },
   alerts: { may: ['core', 'lib'] },
