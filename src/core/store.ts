@@ -290,7 +290,7 @@ export interface Store {
   putPurge(rec: PurgeRecord): void;
   /** How many releases, deployments and events the app has (what a plain `rm` leaves). */
   appRecordCounts(app: string): { releases: number; deployments: number; events: number };
-  /** Deletes the app's releases, deployments, instances and services (release numbering starts again at 1). */
+  /** Deletes the app's releases, deployments (and their sources), instances and services (release numbering starts again at 1). */
   purgeAppRecords(app: string): { releases: number; deployments: number; instances: number };
   /** Deletes the app's events; returns how many. */
   deleteAppEvents(app: string): number;

@@ -34,6 +34,8 @@ function seed(s: SqliteStore): void {
   s.putService(svc('shop', 'pre', 'p1'), rel('shop', 'pre', 'p1', 1));
   s.putService(svc('blog', 'prod', 'b1'), rel('blog', 'prod', 'b1', 1));
   s.addEvent({ app: 'shop', env: 'prod', service: 'web', instance: '', kind: 'deployment.created', message: 'x' });
+  s.putSource('src-shop', 'shop', {} as never);
+  s.putSource('src-blog', 'blog', {} as never);
 }
 
 test('purge keys', () => {
@@ -100,6 +102,8 @@ test('waits for the containers, runs the steps in order once each, resumes after
   assert.equal(done.waiting, undefined);
   assert.deepEqual(done.removed, { first: 'one thing', flaky: '', releases: '3 releases', events: '1 events' });
   assert.deepEqual(s.listReleases({ app: 'shop' }), []);
+  assert.equal(s.getSource('src-shop'), undefined, 'what its deployments were made from goes too');
+  assert.ok(s.getSource('src-blog'));
   assert.equal(s.nextReleaseSeq({ app: 'shop', env: 'prod', service: 'web' }), 1, 'numbering starts again');
   assert.equal(s.listReleases({ app: 'blog' }).length, 1, 'other apps keep theirs');
   assert.deepEqual(s.appEnvs().filter((x) => x.app === 'shop'), [], 'nothing says the app exists');

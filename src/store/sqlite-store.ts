@@ -311,6 +311,8 @@ export class SqliteStore implements Store {
       const instances = this.db.prepare('DELETE FROM instances WHERE app = ?').run(app).changes;
       const releases = this.db.prepare('DELETE FROM releases WHERE app = ?').run(app).changes;
       const deployments = this.db.prepare('DELETE FROM deployments WHERE app = ?').run(app).changes;
+      // What the deployments were made from: Compose text and variable values.
+      this.db.prepare('DELETE FROM spec_sources WHERE app = ?').run(app);
       return { releases, deployments, instances };
     })());
   }
