@@ -48,6 +48,32 @@ describe('alerts', () => {
     assert.deepEqual((await h.api('GET', '/v1/alerts')).json.alerts, []);
   });
 
+  test('durations: every API field and parameter takes the one grammar (Go-style, days in time ranges)', async () => {
+    // Alert windows: 1m30s and 1.5s were refused when alerts had their own `\d+(ms|s|m|h)`.
+    const set = await h.cli(['alert', 'set', 'durations', '--metric', 'restarts', '--threshold', '99', '--window', '1m30s', '--for', '1.5s']);
+    assert.equal(set.code, 0, set.stderr);
+    const rule = (await h.api('GET', '/v1/alerts')).json.alerts.find((a: any) => a.name === 'durations').rule;
+    assert.deepEqual([rule.windowMs, rule.forMs], [90_000, 1500]);
+    assert.equal((await h.api('DELETE', '/v1/alerts/durations')).status, 204);
+    const bad = await h.api('PUT', '/v1/alerts/durations', { metric: 'restarts', threshold: 1, window: '5 min' });
+    assert.equal(bad.status, 400);
+    assert.match(bad.json.error.message, /^window: "5 min" is not a duration: write a duration such as 10s, 1m30s, 500ms or 1h/);
+    assert.deepEqual((await h.api('GET', '/v1/alerts')).json.alerts, []);
+    // Registry TTLs took only ms, s and m.
+    const reg = await h.api('POST', '/v1/registry/prod/durations-db', { address: '127.0.0.1', port: 5999, ttl: '1h' });
+    assert.ok(reg.status < 300, JSON.stringify(reg.json));
+    assert.equal((await h.api('DELETE', `/v1/registry/external/${reg.json.id}`)).status, 204);
+    // Time ranges: a number and one unit only, each route with its own table.
+    assert.equal((await h.api('GET', '/v1/events?since=1h30m')).status, 200);
+    assert.equal((await h.api('GET', '/v1/metrics/query?kind=cpu&from=-1d12h')).status, 200);
+    const q = await h.api('GET', '/v1/metrics/query?kind=cpu&from=-1w');
+    assert.equal(q.status, 400);
+    assert.match(q.json.error.message, /^from: "-1w" is not a time/);
+    const ev = await h.api('GET', '/v1/events?since=2x');
+    assert.equal(ev.status, 400);
+    assert.match(ev.json.error.message, /^since: "2x" is not a duration: .*\(or days: 2d\)/);
+  });
+
   test('a crash loop fires to the webhook (with a retry) and resolves when fixed', async () => {
     const set = await h.cli(['alert', 'set', 'crashes', '--metric', 'restarts', '--threshold', '2', '--window', '15s', '--app', 'crashy',
       '--webhook', `http://127.0.0.1:${port}/hook`]);

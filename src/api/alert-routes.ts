@@ -3,11 +3,9 @@ import { z } from 'zod';
 import { NotFound } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
 import type { AlertRule, Store } from '../core/store.ts';
+import { durationMs } from './spec-schema.ts';
 
-const duration = z.string().regex(/^\d+(ms|s|m|h)$/, 'a duration such as 30s, 5m or 1h').transform((v) => {
-  const n = parseInt(v, 10);
-  return v.endsWith('ms') ? n : v.endsWith('h') ? n * 3_600_000 : v.endsWith('m') ? n * 60_000 : n * 1000;
-});
+const duration = durationMs();
 const name = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes').max(63);
 const body = z.object({
   metric: z.enum(['restarts', 'p95_latency', 'error_ratio', 'host_disk', 'host_memory']),

@@ -18,6 +18,7 @@ import { purgeGuard } from './remove-routes.ts';
 import type { LogFilter, LogPage, LogQuery, StoredLine } from '../logs/index.ts';
 import type { KnownApps } from './known.ts';
 import { unknownName } from '../core/spec/suggest.ts';
+import { parseDuration } from '../core/spec/units.ts';
 import { checkScaleMemory, type ServiceReservation } from '../core/capacity.ts';
 
 export interface ApiDeps {
@@ -423,14 +424,17 @@ function scopeCheck(d: ApiDeps, app: string, env?: string, service?: string): vo
 const MAX_TIME_MS = 8.64e15;
 
 /**
- * `1h`, `30m`, `90s`, `2d` before now, an ISO time, or epoch milliseconds; between 1970 and the
- * year 275760, or a 400 naming the parameter (never a 500 from an overflow further down).
+ * A duration before now (`1h`, `30m`, `1h30m`, `2d`: core's parseDuration with days), an ISO time, or
+ * epoch milliseconds; between 1970 and the year 275760, or a 400 naming the parameter (never a 500
+ * from an overflow further down).
  */
 export function timeArg(name: string, v: string, now: number): number {
   const shown = v.length > 40 ? `${v.slice(0, 40)}…` : v;
-  const rel = /^(\d+)(ms|s|m|h|d)$/.exec(v);
-  if (rel) {
-    const t = now - Number(rel[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  // A duration before now (`1h`, `1h30m`, `2d`): a number and then a unit, which no date starts with.
+  if (/^(\d+(\.\d*)?|\.\d+)[a-zµ]/i.test(v)) {
+    const rel = parseDuration(v, { days: true });
+    if (rel.error !== undefined) throw new InvalidInput(`${name}: ${rel.error}; or give an ISO time (2026-01-31T12:00:00Z) or epoch milliseconds`);
+    const t = now - rel.value;
     if (!(t >= 0)) {
       throw new InvalidInput(`${name} "${shown}" reaches back before 1970: give a shorter duration (e.g. 7d), or leave ${name} out to search everything kept`);
     }

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Clock } from '../core/ports.ts';
 import type { InstanceRecord, Store } from '../core/store.ts';
+import { parseDuration } from '../core/spec/units.ts';
 import {
   METRIC_KINDS, PROMETHEUS_CONTENT_TYPE, renderMetrics,
   type HttpCounters, type InstanceSample, type MetricFamily, type MetricKind, type MetricsStore, type ServiceState,
@@ -36,17 +37,21 @@ export function serviceStates(store: Store, instances: InstanceRecord[] = store.
   });
 }
 
-const time = z.coerce.number().int().min(0);
-/** `from`/`to`: ms since the epoch, or negative durations relative to now like `-1h`, `-15m`, `-30s`. */
-const when = z.union([time, z.string().regex(/^-\d+(ms|s|m|h|d)$/, 'ms since the epoch or a relative time such as -1h')]);
+/**
+ * `from`/`to`: ms since the epoch, or a duration before now with a minus (`-1h`, `-15m`, `-1h30m`,
+ * `-2d`); a relative time resolves to `{ ago }`.
+ */
+const when = z.string().transform((v, ctx): number | { ago: number } => {
+  if (/^\d+$/.test(v)) return Number(v);
+  const r = v.startsWith('-') ? parseDuration(v.slice(1), { days: true }) : undefined;
+  if (r?.value !== undefined) return { ago: r.value };
+  ctx.addIssue({ code: 'custom', message: `"${v.length > 40 ? `${v.slice(0, 40)}…` : v}" is not a time: give ms since the epoch or a duration before now such as -1h, -15m or -2d${r?.error ? ` (${r.error})` : ''}` });
+  return z.NEVER;
+});
 
-function resolveTime(v: number | string | undefined, now: number, dflt: number): number {
+function resolveTime(v: number | { ago: number } | undefined, now: number, dflt: number): number {
   if (v === undefined) return dflt;
-  if (typeof v === 'number') return v;
-  const n = parseInt(v.slice(1), 10);
-  const unit = v.replace(/^-\d+/, '');
-  const ms = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit] ?? 1;
-  return now - n * ms;
+  return typeof v === 'number' ? v : now - v.ago;
 }
 
 /**

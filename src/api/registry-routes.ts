@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { InvalidInput, NotFound } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
 import type { ExternalRecord, Store } from '../core/store.ts';
+import { durationMs } from './spec-schema.ts';
 
 /** What the routes need of the registry (implemented by registry/Registry). */
 export interface RegistryView {
@@ -17,10 +18,7 @@ export interface RegistryView {
 }
 
 const name = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes').max(63);
-const duration = z.string().regex(/^\d+(ms|s|m)$/, 'a duration such as 10s, 500ms or 1m').transform((v) => {
-  const n = parseInt(v, 10);
-  return v.endsWith('ms') ? n : v.endsWith('m') ? n * 60_000 : n * 1000;
-});
+const duration = durationMs();
 const registerBody = z.object({
   address: z.string().regex(/^[0-9a-fA-F.:]+$|^[a-z0-9.-]+$/, 'an IP address or host name'),
   port: z.number().int().min(1).max(65535),

@@ -1,6 +1,17 @@
 import { z } from 'zod';
 import { DOCKER_DEFAULT_CAPS, LINUX_CAPS, TMPFS_OPTION, USER_PATTERN } from '../core/spec/security.ts';
 import { normaliseHost, normaliseRoutePath, type RouteCheck } from '../core/spec/routes.ts';
+import { parseDuration, type DurationOptions } from '../core/spec/units.ts';
+
+/** A duration field or parameter (`30s`, `1m30s`, `500ms`, `1h`) → milliseconds, by core's one parser. */
+export function durationMs(o: DurationOptions = {}) {
+  return z.string().transform((v, ctx) => {
+    const r = parseDuration(v, o);
+    if (r.error === undefined) return r.value;
+    ctx.addIssue({ code: 'custom', message: r.error });
+    return z.NEVER;
+  });
+}
 
 /** Structural check of an AppSpec sent by a client (the CLI parses Compose files; the server trusts no client). */
 const name = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes, starting with a letter or digit').max(63);

@@ -8,7 +8,7 @@
  */
 export { parseAppSpec, BERTH_VARIABLES } from './parse.ts';
 export { parseSource, parseWithSource, type SourceParse, type SpecSource } from './source.ts';
-export { parseDuration, parseSize } from './units.ts';
+export { parseDuration, parseSize, type DurationOptions } from './units.ts';
 export { parseEnvFile, type EnvFileResult } from './env-file.ts';
 export { NAME_PATTERN } from './names.ts';
 export type {

@@ -26,6 +26,46 @@ test('parseDuration rejects what Go would reject, saying what a duration looks l
   }
 });
 
+test('parseDuration: one table for every caller (Compose, API fields, time ranges with days)', () => {
+  const days = { days: true };
+  const cases: Array<[unknown, { days?: boolean }, number | RegExp]> = [
+    ['1m30s', {}, 90_000],
+    ['10s', {}, 10_000],
+    ['1h2m3.5s', {}, 3_723_500],
+    ['.5s', {}, 500],
+    ['250us', {}, 0],
+    ['1µs', {}, 0],
+    ['1ns', {}, 0],
+    ['90m', {}, 5_400_000],
+    ['0', days, 0],
+    ['2d', days, 172_800_000],
+    ['1d12h', days, 129_600_000],
+    ['1.5d', days, 129_600_000],
+    ['2d', {}, /"2d" is not a duration: write a duration such as 10s, 1m30s, 500ms or 1h$/],
+    ['1w', days, /"1w" is not a duration: .*\(or days: 2d\)$/],
+    ['5 min', {}, /"5 min" is not a duration/],
+    ['1h 30m', {}, /is not a duration/],
+    ['1H', {}, /is not a duration/],
+    ['-1h', days, /is not a duration/],
+    ['+1h', {}, /is not a duration/],
+    ['1e3s', {}, /is not a duration/],
+    ['10', days, /is not a duration/],
+    [10, {}, /10 has no unit/],
+    [null, {}, /expected a duration/],
+    ['', {}, /empty duration/],
+    ['99999999999999999999d', days, /"99999999999999999999d" is too long a duration/],
+    ['9007199254740992ms', {}, /too long/],
+    ['9007199254740991ms', {}, 9_007_199_254_740_991],
+    [`${'1'.repeat(60)}s`, {}, /^"1{40}…" is too long/],
+  ];
+  for (const [input, o, want] of cases) {
+    const r = parseDuration(input, o);
+    const what = `parseDuration(${JSON.stringify(input)}, ${JSON.stringify(o)})`;
+    if (typeof want === 'number') assert.deepEqual(r, { value: want }, what);
+    else assert.match(r.error ?? `value ${r.value}`, want, what);
+  }
+});
+
 test('parseSize uses binary multiples and is case-insensitive', () => {
   const cases: Array<[unknown, number]> = [
     ['512m', 512 * 1024 ** 2],

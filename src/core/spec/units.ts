@@ -7,29 +7,43 @@
 
 export type Parsed<T> = { value: T; error?: undefined } | { value?: undefined; error: string };
 
-const DURATION_UNITS_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-const DURATION_PART = /(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
-const DURATION_HINT = 'write a duration such as 10s, 1m30s, 500ms or 1h';
+const DURATION_UNITS_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const DURATION_PART = /(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h|d)/y;
 
-/** Go-style duration (`1h2m3.5s`, `500ms`, `0`) → whole milliseconds. */
-export function parseDuration(raw: unknown): Parsed<number> {
+export interface DurationOptions {
+  /** Also take `d` (24 h), as time ranges do (`logs --since 2d`); Compose and Go have no days. */
+  days?: boolean;
+}
+
+/**
+ * The one duration parser of Berth: Go-style durations as Compose writes them (`10s`, `1m30s`,
+ * `1.5h`, `500ms`, `1500us`, a bare `0`) → whole milliseconds, with `d` only when `o.days`. Used by
+ * the spec (healthcheck, stop_grace_period, x-berth.update) and by every API field or parameter that
+ * takes a duration (alert windows, registry TTLs and intervals, log and metrics time ranges).
+ */
+export function parseDuration(raw: unknown, o: DurationOptions = {}): Parsed<number> {
+  const hint = `write a duration such as 10s, 1m30s, 500ms or 1h${o.days ? ' (or days: 2d)' : ''}`;
   if (typeof raw === 'number') {
-    return raw === 0 ? { value: 0 } : { error: `${raw} has no unit: ${DURATION_HINT}` };
+    return raw === 0 ? { value: 0 } : { error: `${raw} has no unit: ${hint}` };
   }
-  if (typeof raw !== 'string') return { error: `expected a duration: ${DURATION_HINT}` };
+  if (typeof raw !== 'string') return { error: `expected a duration: ${hint}` };
   const s = raw.trim();
   if (s === '0') return { value: 0 };
-  if (s === '') return { error: `empty duration: ${DURATION_HINT}` };
+  if (s === '') return { error: `empty duration: ${hint}` };
+  const shown = s.length > 40 ? `${s.slice(0, 40)}…` : s;
   let total = 0;
   let at = 0;
   while (at < s.length) {
     DURATION_PART.lastIndex = at;
     const m = DURATION_PART.exec(s);
-    if (!m) return { error: `"${raw}" is not a duration: ${DURATION_HINT}` };
+    if (!m || (m[2] === 'd' && !o.days)) return { error: `"${shown}" is not a duration: ${hint}` };
     total += Number(m[1]) * DURATION_UNITS_MS[m[2]!]!;
     at = DURATION_PART.lastIndex;
   }
-  return { value: Math.round(total) };
+  const value = Math.round(total);
+  // ~285,000 years: past it milliseconds stop being exact integers (and dates stop existing).
+  if (!Number.isSafeInteger(value)) return { error: `"${shown}" is too long a duration: ${hint}` };
+  return { value };
 }
 
 const SIZE = /^(\d+(?:\.\d+)?|\.\d+)\s*([kmgtp]?)(i?b)?$/i;
