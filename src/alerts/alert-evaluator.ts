@@ -1,6 +1,6 @@
 import { readFileSync, statfsSync } from 'node:fs';
 import type { Clock, Logger } from '../core/ports.ts';
-import type { AlertRecord, AlertRule, Store } from '../core/store.ts';
+import type { AlertRecord, AlertRule, AlertStore, EventStore } from '../core/store.ts';
 
 /** What the evaluator needs of the metrics store: HTTP totals of a scope over a time range. */
 export interface HttpTotals {
@@ -32,7 +32,7 @@ export class AlertEvaluator {
   private running = false;
 
   constructor(private readonly d: {
-    store: Store; clock: Clock; logger: Logger; http: HttpTotals; dataDir: string; intervalMs: number;
+    store: AlertStore & EventStore; clock: Clock; logger: Logger; http: HttpTotals; dataDir: string; intervalMs: number;
     notify: (webhook: string, n: Notification) => void;
   }) {}
 

@@ -1,6 +1,6 @@
 import type { Clock } from '../core/ports.ts';
 import type { AppSpec, ServiceSpec } from '../core/spec/types.ts';
-import type { DeploymentRecord, Store } from '../core/store.ts';
+import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore } from '../core/store.ts';
 import type { ConfigChange } from './config-store.ts';
 
 /**
@@ -8,7 +8,7 @@ import type { ConfigChange } from './config-store.ts';
  * release spec (so a rollback sticks) with its current replicas (so `berth scale` sticks). Undefined
  * when the app/env has no services yet: its first deploy will pick the configuration up.
  */
-export function currentAppSpec(store: Store, app: string, env: string): AppSpec | undefined {
+export function currentAppSpec(store: DesiredStateStore, app: string, env: string): AppSpec | undefined {
   const services: Record<string, ServiceSpec> = {};
   for (const s of store.listServices({ app, env })) {
     const rel = store.getRelease(s.releaseId);
@@ -26,7 +26,7 @@ export function describeChanges(changes: ConfigChange[]): string {
 }
 
 export interface ConfigRolloutDeps {
-  store: Store;
+  store: DeploymentStore & DesiredStateStore & EventStore;
   clock: Clock;
   newId: () => string;
   enqueueDeployment: (id: string) => void;

@@ -181,17 +181,36 @@ export interface BuildOptions {
   contextTar?: { open: () => NodeJS.ReadableStream; dockerfileText: string; dockerignore?: string };
 }
 
-/**
- * A container engine on one or more hosts. The Docker engine (one host) implements it now;
- * a Swarm engine later. All methods reject with EngineUnavailable when the engine cannot be reached.
- */
-export interface Engine {
+/** Engine role: containers on the engine's host(s): what runs, and creating, starting, stopping and removing it. */
+export interface EngineContainers {
   /** Name of the host this engine places containers on. */
   readonly hostName: string;
   ping(): Promise<void>;
   /** Containers carrying all the given labels (any state). */
   list(labels: Record<string, string>): Promise<ContainerInfo[]>;
   inspect(id: string): Promise<ContainerInfo | undefined>;
+  /** Creates (does not start) a container; returns its id. Sets json-file log rotation and no engine restart policy. */
+  create(spec: ContainerSpec): Promise<string>;
+  start(id: string): Promise<void>;
+  /** Sends the container's stop signal, SIGKILL after timeoutS. Missing or stopped containers are fine. */
+  stop(id: string, timeoutS: number): Promise<void>;
+  kill(id: string, signal: string): Promise<void>;
+  /** Removes the container (force). Missing containers are fine. */
+  remove(id: string): Promise<void>;
+}
+
+/** Engine role: named volumes of containers. */
+export interface EngineVolumes {
+  ensureVolume(name: string, labels: Record<string, string>): Promise<void>;
+  /**
+   * Removes a volume. False when there was none; a volume a container still uses is a Conflict
+   * naming it (nothing is forced: its data would go while something runs on it).
+   */
+  removeVolume(name: string): Promise<boolean>;
+}
+
+/** Engine role: images and builds: look-ups, building, tagging and pushing, removal and build-cache trimming. */
+export interface EngineImages {
   imageExists(ref: string): Promise<boolean>;
   /** The image's id (`sha256:…`), or undefined when the engine does not have it. */
   imageId(ref: string): Promise<string | undefined>;
@@ -202,12 +221,6 @@ export interface Engine {
    * output lines (`#5 [2/4] COPY . ./`, `#5 CACHED`, `#7 0.412 <RUN output>`, `#7 DONE 1.3s`).
    */
   build(opts: BuildOptions, onProgress?: (line: string) => void): Promise<void>;
-  ensureVolume(name: string, labels: Record<string, string>): Promise<void>;
-  /**
-   * Removes a volume. False when there was none; a volume a container still uses is a Conflict
-   * naming it (nothing is forced: its data would go while something runs on it).
-   */
-  removeVolume(name: string): Promise<boolean>;
   /** Tags a local image (`source`: reference or id) as `repo:tag`. */
   tag(source: string, repo: string, tag: string): Promise<void>;
   /**
@@ -216,14 +229,18 @@ export interface Engine {
    * `signal` stops the push; push() then rejects with an error saying it was cancelled.
    */
   push(ref: string, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<{ digest: string }>;
-  /** Creates (does not start) a container; returns its id. Sets json-file log rotation and no engine restart policy. */
-  create(spec: ContainerSpec): Promise<string>;
-  start(id: string): Promise<void>;
-  /** Sends the container's stop signal, SIGKILL after timeoutS. Missing or stopped containers are fine. */
-  stop(id: string, timeoutS: number): Promise<void>;
-  kill(id: string, signal: string): Promise<void>;
-  /** Removes the container (force). Missing containers are fine. */
-  remove(id: string): Promise<void>;
+  /**
+   * Removes one image reference (tag, `repo@digest` or id; the image goes with its last reference).
+   * False, removing nothing, when any container (any state, any installation) uses the image, or
+   * when the reference does not exist.
+   */
+  removeImage(ref: string): Promise<boolean>;
+  /** Trims the engine's build cache down to about `keepBytes`; resolves with the bytes freed. */
+  pruneBuildCache(keepBytes: number): Promise<number>;
+}
+
+/** Engine role: what running containers do: the engine's container events, their logs and resource usage. */
+export interface EngineTelemetry {
   /**
    * Subscribes to container events. Reconnects by itself with backoff after the engine goes away,
    * emitting `disconnected` then `connected`. Returns an unsubscribe function.
@@ -236,15 +253,14 @@ export interface Engine {
   logs(id: string, opts: { follow: boolean; tail?: number; since?: number | string; signal?: AbortSignal }, onLine: (l: LogLine) => void): Promise<void>;
   /** One resource-usage sample (no streaming); undefined when the container is missing or not running. */
   stats(id: string): Promise<ContainerStats | undefined>;
-  /**
-   * Removes one image reference (tag, `repo@digest` or id; the image goes with its last reference).
-   * False, removing nothing, when any container (any state, any installation) uses the image, or
-   * when the reference does not exist.
-   */
-  removeImage(ref: string): Promise<boolean>;
-  /** Trims the engine's build cache down to about `keepBytes`; resolves with the bytes freed. */
-  pruneBuildCache(keepBytes: number): Promise<number>;
 }
+
+/**
+ * A container engine on one or more hosts: every role. The Docker engine (one host) implements it now;
+ * a Swarm engine later. All methods reject with EngineUnavailable when the engine cannot be reached.
+ * Consumers depend on the roles they use (EngineContainers, EngineVolumes, EngineImages, EngineTelemetry).
+ */
+export interface Engine extends EngineContainers, EngineVolumes, EngineImages, EngineTelemetry {}
 
 /** Output of a command run in a container, chunk by chunk as it arrives (raw bytes). */
 export interface ExecOutput {

@@ -220,23 +220,31 @@ export interface ServiceKey {
   service: string;
 }
 
-export interface Store {
-  // deployments
+/** Store role: deployments (one `berth deploy` each) and their sources. */
+export interface DeploymentStore {
   createDeployment(d: DeploymentRecord): void;
   getDeployment(id: string): DeploymentRecord | undefined;
   updateDeployment(id: string, patch: Partial<Pick<DeploymentRecord, 'status' | 'message' | 'releases'>>): void;
   listDeployments(filter: { status?: DeploymentStatus[] }): DeploymentRecord[];
-  // services + releases
+  /** The newest deployment of each app and environment (without its spec). */
+  latestDeployments(): Omit<DeploymentRecord, 'spec' | 'warnings' | 'releases'>[];
+  // sources of deployments (content-addressed: writing the same id again changes nothing)
+  putSource(id: string, app: string, source: SpecSource): void;
+  getSource(id: string): SpecSource | undefined;
+}
+
+/** Store role: desired state — services, their releases, and which apps exist. */
+export interface DesiredStateStore {
   listServices(filter?: { app?: string; env?: string }): ServiceRecord[];
   getService(k: ServiceKey): ServiceRecord | undefined;
   /** Writes the service and, when given, its new release, in one transaction. Marks the previous progressing release superseded. */
   putService(s: ServiceRecord, newRelease?: ReleaseRecord): void;
-  updateService(k: ServiceKey, patch: Partial<Pick<ServiceRecord, 'replicas' | 'failures' | 'nextStartAt' | 'releaseId' | 'routedReleaseId' | 'switchedAt' | 'reloadRequestedAt' | 'reloadedAt' | 'lastCrash'>>): void;
+  updateService(k: ServiceKey, patch: ServicePatch): void;
   deleteService(k: ServiceKey): void;
   getRelease(id: string): ReleaseRecord | undefined;
   listReleases(filter: { app: string; env?: string; service?: string }): ReleaseRecord[];
   nextReleaseSeq(k: ServiceKey): number;
-  updateRelease(id: string, patch: Partial<Pick<ReleaseRecord, 'status' | 'message' | 'finishedAt'>>): void;
+  updateRelease(id: string, patch: ReleasePatch): void;
   listApps(): { name: string; envs: string[] }[];
   /**
    * Every app and environment with any record: services, releases, deployments or app events (an
@@ -245,41 +253,76 @@ export interface Store {
   appEnvs(): { app: string; env: string }[];
   /** Whether `appEnvs()` would list the app (in `env`, when given): indexed lookups, cheap on every request. */
   hasApp(app: string, env?: string): boolean;
-  /** The newest deployment of each app and environment (without its spec). */
-  latestDeployments(): Omit<DeploymentRecord, 'spec' | 'warnings' | 'releases'>[];
-  // instances
+}
+
+/** Store role: observed instances (Berth's containers) and the host ports they hold. */
+export interface InstanceStore {
   listInstances(filter?: Partial<ServiceKey>): InstanceRecord[];
   getInstance(id: string): InstanceRecord | undefined;
   /** Inserts the instance, allocating a free port from the range not held by another instance and accepted by `isFree`. */
   createInstance(i: Omit<InstanceRecord, 'port'>, ports: { min: number; max: number; isFree: (port: number) => boolean }): InstanceRecord;
-  updateInstance(id: string, patch: Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason' | 'releaseId' | 'check'>>): void;
+  updateInstance(id: string, patch: InstancePatch): void;
   /** Deletes the instance and frees its port. */
   deleteInstance(id: string): void;
-  // sources of deployments (content-addressed: writing the same id again changes nothing)
-  putSource(id: string, app: string, source: SpecSource): void;
-  getSource(id: string): SpecSource | undefined;
-  // external services
+}
+
+/** Store role: the event log. */
+export interface EventStore {
+  addEvent(e: NewEvent): EventRecord;
+  /** The newest `limit` events matching (oldest first); `since`: only events at or after this time (ms). */
+  listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; since?: number; limit?: number }): EventRecord[];
+}
+
+/**
+ * Store role: one step's writes in one transaction (a reconcile round's writes, batched). Applied in
+ * this order: instance patches, instance deletions, the service patch, release patches, then events;
+ * all or nothing. Patches of instances or services that no longer exist change nothing.
+ */
+export interface BatchStore {
+  /** Returns the events as recorded (with their ids), in order. */
+  writeBatch(b: StoreBatch): EventRecord[];
+}
+
+export interface StoreBatch {
+  instances?: { id: string; patch: InstancePatch }[];
+  deleteInstances?: string[];
+  service?: { key: ServiceKey; patch: ServicePatch };
+  releases?: { id: string; patch: ReleasePatch }[];
+  events?: NewEvent[];
+}
+
+export type ServicePatch = Partial<Pick<ServiceRecord, 'replicas' | 'failures' | 'nextStartAt' | 'releaseId' | 'routedReleaseId' | 'switchedAt' | 'reloadRequestedAt' | 'reloadedAt' | 'lastCrash'>>;
+export type ReleasePatch = Partial<Pick<ReleaseRecord, 'status' | 'message' | 'finishedAt'>>;
+export type InstancePatch = Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason' | 'releaseId' | 'check'>>;
+
+/** Store role: service instances outside Berth's containers (registered through the API). */
+export interface ExternalStore {
   /** Registers (or re-registers the same env/service/address/port, keeping its id). */
   putExternal(e: ExternalRecord): ExternalRecord;
   getExternal(id: string): ExternalRecord | undefined;
   listExternals(): ExternalRecord[];
   updateExternal(id: string, patch: Partial<Pick<ExternalRecord, 'lastHeartbeatAt' | 'health'>>): void;
   deleteExternal(id: string): void;
-  // templates
+}
+
+/** Store role: confd-style templates. */
+export interface TemplateStore {
   putTemplate(t: TemplateRecord): void;
   listTemplates(): TemplateRecord[];
   updateTemplate(name: string, patch: Partial<Pick<TemplateRecord, 'renderedAt' | 'lastError'>>): void;
   deleteTemplate(name: string): boolean;
-  // alerts
+}
+
+/** Store role: alert rules and their states. */
+export interface AlertStore {
   putAlert(name: string, rule: AlertRule, now: number): void;
   listAlerts(): AlertRecord[];
   updateAlert(name: string, patch: Partial<Pick<AlertRecord, 'state' | 'since' | 'value' | 'pendingSince'>>): void;
   deleteAlert(name: string): boolean;
-  // events
-  addEvent(e: NewEvent): EventRecord;
-  /** The newest `limit` events matching (oldest first); `since`: only events at or after this time (ms). */
-  listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; since?: number; limit?: number }): EventRecord[];
-  // purge (`berth rm APP --purge`)
+}
+
+/** Store role: `berth rm APP --purge`. */
+export interface PurgeStore {
   /**
    * In one transaction: deletes every service of the app (returned, to be reconciled away) and
    * records the purge. An app already being purged keeps its record (the call is idempotent).
@@ -294,8 +337,19 @@ export interface Store {
   purgeAppRecords(app: string): { releases: number; deployments: number; instances: number };
   /** Deletes the app's events; returns how many. */
   deleteAppEvents(app: string): number;
-  // auth
+}
+
+/** Store role: API tokens (hashes only). */
+export interface TokenStore {
   addToken(hash: string, name: string): void;
   hasToken(hash: string): boolean;
+}
+
+/**
+ * Every role: what the SQLite store implements (and an etcd store would). Consumers depend on the
+ * roles they use.
+ */
+export interface Store extends DeploymentStore, DesiredStateStore, InstanceStore, EventStore, BatchStore,
+  ExternalStore, TemplateStore, AlertStore, PurgeStore, TokenStore {
   close(): void;
 }

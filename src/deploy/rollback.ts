@@ -1,9 +1,9 @@
 import { NotFound, Conflict } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
-import type { ReleaseRecord, ServiceKey, Store } from '../core/store.ts';
+import type { ReleaseRecord, ServiceKey, DesiredStateStore, EventStore } from '../core/store.ts';
 
 /** The last release of a service that became healthy before `before` (the one to go back to). */
-export function previousGoodRelease(store: Store, k: ServiceKey, before: ReleaseRecord): ReleaseRecord | undefined {
+export function previousGoodRelease(store: DesiredStateStore, k: ServiceKey, before: ReleaseRecord): ReleaseRecord | undefined {
   return store.listReleases({ app: k.app, env: k.env, service: k.service })
     .filter((r) => r.id !== before.id && r.seq < before.seq && r.status === 'healthy')
     .sort((a, b) => b.seq - a.seq)[0];
@@ -13,7 +13,7 @@ export function previousGoodRelease(store: Store, k: ServiceKey, before: Release
  * Makes `target` the desired release again (desired state only; the reconciler does the rest). With
  * blue-green and the previous set still idle, that is one upstream switch.
  */
-export function rollbackTo(store: Store, clock: Clock, k: ServiceKey, target: ReleaseRecord, why: string): void {
+export function rollbackTo(store: DesiredStateStore & EventStore, clock: Clock, k: ServiceKey, target: ReleaseRecord, why: string): void {
   const svc = store.getService(k);
   if (!svc) throw new NotFound(`no service ${k.service} in ${k.app}/${k.env}`);
   const cur = store.getRelease(svc.releaseId);
@@ -25,7 +25,7 @@ export function rollbackTo(store: Store, clock: Clock, k: ServiceKey, target: Re
 }
 
 /** Resolves `--to` (a release seq or id) or defaults to the previous good release. */
-export function rollbackTarget(store: Store, k: ServiceKey, to?: string): ReleaseRecord {
+export function rollbackTarget(store: DesiredStateStore, k: ServiceKey, to?: string): ReleaseRecord {
   const svc = store.getService(k);
   if (!svc) throw new NotFound(`no service ${k.service} in ${k.app}/${k.env}`);
   const releases = store.listReleases({ app: k.app, env: k.env, service: k.service });

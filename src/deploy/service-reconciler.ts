@@ -1,7 +1,7 @@
-import { LABEL, type Clock, type ContainerInfo, type Engine, type HostPathPolicy, type Logger, type ProbeResult } from '../core/ports.ts';
+import { LABEL, type Clock, type ContainerInfo, type EngineContainers, type EngineTelemetry, type EngineVolumes, type HostPathPolicy, type Logger, type ProbeResult } from '../core/ports.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { planService, crashLoopDelayMs, STABLE_RUN_MS, type Action, type InstanceView, type Observed } from '../core/plan/index.ts';
-import type { CrashRecord, InstanceRecord, ReleaseRecord, ServiceKey, ServiceRecord, Store } from '../core/store.ts';
+import type { BatchStore, CrashRecord, DesiredStateStore, EventStore, InstanceRecord, InstanceStore, ReleaseRecord, ServiceKey, ServiceRecord } from '../core/store.ts';
 import { ANNOUNCE_AFTER_MS, crashOutput, crashSummary, nextCheck, portTrapText, shouldAnnounce } from '../core/health-notes.ts';
 import { waitingOn } from '../core/views.ts';
 import type { Result } from '../reconcile/index.ts';
@@ -10,8 +10,8 @@ import { DEFAULT_UPDATE, type HealthSpec, type TcpHealth, type UpdateSpec } from
 import { previousGoodRelease, rollbackTo } from './rollback.ts';
 
 export interface ServiceReconcilerDeps {
-  store: Store;
-  engine: Engine;
+  store: DesiredStateStore & InstanceStore & EventStore & BatchStore;
+  engine: EngineContainers & EngineVolumes & Pick<EngineTelemetry, 'logs'>;
   clock: Clock;
   logger: Logger;
   newId: () => string;

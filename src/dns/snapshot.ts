@@ -1,4 +1,4 @@
-import type { Store } from '../core/store.ts';
+import type { DesiredStateStore, InstanceStore } from '../core/store.ts';
 
 /** One routable instance as DNS sees it. */
 export interface DnsInstance {
@@ -40,7 +40,7 @@ export function dnsName(service: string, env: string, app?: string): string {
  * Builds the snapshot of Berth's own services from the store: only instances in state `running` with
  * health `healthy`. (The server builds its snapshot from the registry, which adds external services.)
  */
-export function buildDnsSnapshot(store: Store, zone: string): DnsSnapshot {
+export function buildDnsSnapshot(store: DesiredStateStore & InstanceStore, zone: string): DnsSnapshot {
   const services = new Map<string, DnsInstance[]>();
   for (const svc of store.listServices()) services.set(dnsName(svc.name, svc.env, svc.app), []);
   for (const i of store.listInstances()) {

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { Conflict, NotFound } from '../core/errors.ts';
 import { checkKeep, imageView, planRetention, type GcReportView, type ImageListView, type StoredManifest } from '../core/image-retention.ts';
-import type { Clock, Engine, Logger } from '../core/ports.ts';
-import type { Store } from '../core/store.ts';
+import type { Clock, EngineImages, Logger } from '../core/ports.ts';
+import type { DeploymentStore, DesiredStateStore, EventStore, InstanceStore } from '../core/store.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { collectGarbage, reposOf, type CollectResult, type ManifestRegistry, type RetentionFacts } from './gc.ts';
 
@@ -15,8 +15,8 @@ export interface JanitorRegistry extends ManifestRegistry {
 
 export interface ImageJanitorOptions {
   registry: JanitorRegistry;
-  engine: Pick<Engine, 'imageId' | 'imageInfo' | 'removeImage'>;
-  store: Store;
+  engine: Pick<EngineImages, 'imageId' | 'imageInfo' | 'removeImage'>;
+  store: DeploymentStore & DesiredStateStore & InstanceStore & EventStore;
   clock: Clock;
   logger: Logger;
   /** BERTH_REGISTRY_KEEP */

@@ -1,4 +1,4 @@
-import type { Engine } from '../core/ports.ts';
+import type { EngineImages } from '../core/ports.ts';
 
 /** `host/repo:tag` → `{ repo: 'host/repo', tag }`. */
 export function splitRef(ref: string): { repo: string; tag: string } {
@@ -14,7 +14,7 @@ export { parseDigestRef } from '../core/image-retention.ts';
  * Tags the local image `localRef` as `registryRef` (`127.0.0.1:PORT/APP/SERVICE:TAG`) and pushes it
  * through the engine; returns the manifest digest and the by-digest reference to deploy.
  */
-export async function pushImage(engine: Engine, localRef: string, registryRef: string, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<{ digest: string; ref: string }> {
+export async function pushImage(engine: Pick<EngineImages, 'tag' | 'push'>, localRef: string, registryRef: string, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<{ digest: string; ref: string }> {
   const { repo, tag } = splitRef(registryRef);
   await engine.tag(localRef, repo, tag);
   const { digest } = await engine.push(registryRef, onProgress, signal);

@@ -1,4 +1,4 @@
-import type { Clock, Engine, Logger, LogLine } from '../core/ports.ts';
+import type { Clock, EngineContainers, EngineTelemetry, Logger, LogLine } from '../core/ports.ts';
 import { dockerSince, parseTimeNs, type IngestLine, type LogBatch, type LogCheckpoint, type LogFilter, type LogSource, type LogStore,
   type RetentionLimits, type StoredLine } from './log-store.ts';
 
@@ -12,7 +12,7 @@ export interface CollectedContainer extends LogSource {
 }
 
 export interface LogCollectorOptions {
-  engine: Engine;
+  engine: EngineContainers & EngineTelemetry;
   store: LogStore;
   /** The managed containers whose logs are kept (re-read on every sync). */
   listContainers: () => Promise<CollectedContainer[]>;
@@ -50,7 +50,7 @@ interface Stream {
  * that timestamp, skipping the lines already counted.
  */
 export class LogCollector {
-  private readonly engine: Engine;
+  private readonly engine: EngineContainers & EngineTelemetry;
   private readonly store: LogStore;
   private readonly listContainers: () => Promise<CollectedContainer[]>;
   private readonly log: Logger;
@@ -198,7 +198,7 @@ export class LogCollector {
     s.ended = false;
     const abort = new AbortController();
     s.abort = abort;
-    const opts: Parameters<Engine['logs']>[1] = { follow, signal: abort.signal };
+    const opts: Parameters<EngineTelemetry['logs']>[1] = { follow, signal: abort.signal };
     if (resume) opts.since = dockerSince(resume.tsNs);
     this.log.debug({ container: id, follow, since: opts.since }, 'log stream start');
     const run = this.engine.logs(id, opts, (l) => this.onLine(s, l))

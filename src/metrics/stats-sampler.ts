@@ -1,4 +1,4 @@
-import type { Clock, ContainerStats, Engine, Logger } from '../core/ports.ts';
+import type { Clock, ContainerStats, EngineTelemetry, Logger } from '../core/ports.ts';
 import type { MetricsStore, PointInput } from './metrics-store.ts';
 
 /** A running instance to sample. */
@@ -18,7 +18,7 @@ export interface InstanceSample extends SampledInstance {
 }
 
 export interface StatsSamplerOptions {
-  engine: Engine;
+  engine: Pick<EngineTelemetry, 'stats'>;
   store: MetricsStore;
   listInstances: () => SampledInstance[];
   clock: Clock;

@@ -1,5 +1,5 @@
-import { LABEL, type Clock, type Engine, type Logger } from '../core/ports.ts';
-import type { PurgeRecord, Store } from '../core/store.ts';
+import { LABEL, type Clock, type EngineContainers, type Logger } from '../core/ports.ts';
+import type { PurgeRecord, DesiredStateStore, EventStore, InstanceStore, PurgeStore } from '../core/store.ts';
 import type { Result } from '../reconcile/index.ts';
 
 /** One kind of data of an app that a purge removes. */
@@ -14,8 +14,8 @@ export interface PurgeStep {
 }
 
 export interface AppPurgerDeps {
-  store: Store;
-  engine: Pick<Engine, 'list'>;
+  store: DesiredStateStore & InstanceStore & EventStore & PurgeStore;
+  engine: Pick<EngineContainers, 'list'>;
   clock: Clock;
   logger: Logger;
   /** In order: each step runs once the previous one succeeded. */

@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import type { Clock, Logger, ProbeResult } from '../core/ports.ts';
 import type { HttpHealth, TcpHealth } from '../core/spec/types.ts';
-import type { CheckResult, InstanceHealth, InstanceRecord, Store } from '../core/store.ts';
+import type { CheckResult, InstanceHealth, InstanceRecord, DesiredStateStore, EventStore, InstanceStore } from '../core/store.ts';
 import { nextCheck, shouldAnnounce } from '../core/health-notes.ts';
 import { backoffMs } from '../lib/backoff.ts';
 
@@ -41,7 +41,7 @@ export class HealthMonitor {
   private readonly tracked = new Map<string, Tracked>();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: DesiredStateStore & InstanceStore & EventStore,
     private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly onChange: (inst: InstanceRecord) => void,

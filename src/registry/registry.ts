@@ -1,5 +1,5 @@
 import type { Clock, Logger } from '../core/ports.ts';
-import type { ExternalRecord, InstanceHealth, Store } from '../core/store.ts';
+import type { ExternalRecord, InstanceHealth, DesiredStateStore, EventStore, ExternalStore, InstanceStore } from '../core/store.ts';
 import { probeInstance } from './health-monitor.ts';
 
 /** One registered instance, Berth's own or external, under the seed convention `/{service}_{env}/{ip}-{port}`. */
@@ -38,7 +38,7 @@ export class Registry {
   private lastCheck = new Map<string, number>();
   private readonly listeners: ((index: number) => void)[] = [];
 
-  constructor(private readonly store: Store, private readonly clock: Clock, private readonly logger: Logger) {
+  constructor(private readonly store: DesiredStateStore & InstanceStore & ExternalStore & EventStore, private readonly clock: Clock, private readonly logger: Logger) {
     // Monotonic across restarts without persisting it: a watcher's old index is always below it.
     this.index = clock.now();
     this.refresh();

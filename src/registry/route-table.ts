@@ -1,5 +1,5 @@
 import type { IngressRoute } from '../core/ports.ts';
-import type { Store } from '../core/store.ts';
+import type { DesiredStateStore, InstanceStore } from '../core/store.ts';
 import { canonicalRouteKey, upstreamName } from '../core/spec/routes.ts';
 
 /**
@@ -9,7 +9,7 @@ import { canonicalRouteKey, upstreamName } from '../core/spec/routes.ts';
  * normalised), each such route also carries when its service first claimed it, so the ingress keeps
  * the first owner and refuses the other.
  */
-export function buildRouteTable(store: Store): IngressRoute[] {
+export function buildRouteTable(store: DesiredStateStore & InstanceStore): IngressRoute[] {
   const routes: IngressRoute[] = [];
   const instances = store.listInstances();
   for (const svc of store.listServices()) {
@@ -33,7 +33,7 @@ export function buildRouteTable(store: Store): IngressRoute[] {
 }
 
 /** Sets `claimedAt` on routes whose host and path another service claims too (rare: costs a release list per such service). */
-function markClaims(store: Store, routes: IngressRoute[]): void {
+function markClaims(store: DesiredStateStore & InstanceStore, routes: IngressRoute[]): void {
   const byKey = new Map<string, IngressRoute[]>();
   for (const r of routes) {
     const k = canonicalRouteKey(r);

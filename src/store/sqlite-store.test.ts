@@ -136,3 +136,34 @@ test('deployment sources are stored once per id, read back, and survive reopenin
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('writeBatch: one step\'s instance patches, deletions, service and release patches and events land together, or none of them', () => {
+  withStore((s) => {
+    const range = { min: 7000, max: 7010, isFree: () => true };
+    s.createInstance(inst('i1'), range);
+    s.createInstance(inst('i2'), range);
+    s.putService({ app: 'a', env: 'prod', name: 'web', replicas: 2, releaseId: 'r1', failures: 0, nextStartAt: 0, updatedAt: 0 }, {
+      id: 'r1', app: 'a', env: 'prod', service: 'web', seq: 1, spec: {} as never, specHash: 'h', image: 'i', imageId: 'sha256:x',
+      status: 'progressing', message: '', createdAt: 1, createdBy: 'admin',
+    });
+    const key = { app: 'a', env: 'prod', service: 'web' };
+    const evs = s.writeBatch({
+      instances: [{ id: 'i1', patch: { health: 'healthy' } }, { id: 'gone', patch: { health: 'healthy' } }],
+      deleteInstances: ['i2'],
+      service: { key, patch: { failures: 2 } },
+      releases: [{ id: 'r1', patch: { status: 'healthy', finishedAt: 5 } }],
+      events: [{ ...key, instance: 'i1', kind: 'health.healthy', message: 'one' }, { ...key, instance: '', kind: 'release.healthy', message: 'two' }],
+    });
+    assert.deepEqual(evs.map((e) => e.message), ['one', 'two']);
+    assert.ok(evs[0]!.id < evs[1]!.id, 'events recorded in order');
+    assert.equal(s.getInstance('i1')?.health, 'healthy');
+    assert.equal(s.getInstance('i2'), undefined);
+    assert.equal(s.getInstance('gone'), undefined, 'a patch of a missing instance changes nothing');
+    assert.equal(s.getService(key)?.failures, 2);
+    assert.equal(s.getRelease('r1')?.status, 'healthy');
+    // All or nothing: an event that cannot be written (NOT NULL message) undoes the instance patch before it.
+    assert.throws(() => s.writeBatch({ instances: [{ id: 'i1', patch: { health: 'unhealthy' } }], events: [{ ...key, instance: 'i1', kind: 'x', message: null as never }] }));
+    assert.equal(s.getInstance('i1')?.health, 'healthy', 'the failed batch left nothing behind');
+    assert.equal(s.listEvents({ app: 'a' }).length, 2);
+  });
+});

@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { Conflict } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
 import type {
+  StoreBatch,
   AlertRecord,
   AlertRule,
   TemplateRecord,
@@ -192,6 +193,17 @@ export class SqliteStore implements Store {
   }
   deleteInstance(id: string): void {
     this.db.prepare('DELETE FROM instances WHERE id = ?').run(id);
+  }
+
+  // ---- one step's writes
+  writeBatch(b: StoreBatch): EventRecord[] {
+    return this.db.transaction(() => {
+      for (const { id, patch } of b.instances ?? []) this.updateInstance(id, patch);
+      for (const id of b.deleteInstances ?? []) this.deleteInstance(id);
+      if (b.service) this.updateService(b.service.key, b.service.patch);
+      for (const { id, patch } of b.releases ?? []) this.updateRelease(id, patch);
+      return (b.events ?? []).map((e) => this.addEvent(e));
+    })();
   }
 
   // ---- sources of deployments

@@ -1,6 +1,6 @@
 import { chmod, chown, readFile, rename, stat, unlink } from 'node:fs/promises';
 import type { Clock, Logger } from '../core/ports.ts';
-import type { Store, TemplateRecord } from '../core/store.ts';
+import type { EventStore, TemplateStore, TemplateRecord } from '../core/store.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { parseServiceName, parseTemplate, renderTemplate, type TemplateInstance } from '../core/template.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
@@ -25,7 +25,7 @@ export class TemplateRenderer {
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
 
-  constructor(private readonly d: { store: Store; sources: TemplateSources; logger: Logger; clock: Clock; coalesceMs?: number }) {}
+  constructor(private readonly d: { store: TemplateStore & EventStore; sources: TemplateSources; logger: Logger; clock: Clock; coalesceMs?: number }) {}
 
   /** Coalesced: a burst of changes is one pass. */
   schedule(): void {
