@@ -7,7 +7,7 @@ import { durationMs } from './spec-schema.ts';
 
 const duration = durationMs();
 const name = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes').max(63);
-const body = z.object({
+export const body = z.object({
   metric: z.enum(['restarts', 'p95_latency', 'error_ratio', 'host_disk', 'host_memory']),
   threshold: z.number().nonnegative(),
   window: duration.default(300_000),

@@ -10,7 +10,9 @@ import type { DeploymentRecord, InstanceRecord, ReleaseRecord, ServiceRecord, St
 import { hashToken } from '../auth/index.ts';
 import { basicAuthToken, isGitHookRequest } from './git-routes.ts';
 import { WEBHOOK_PREFIX } from './webhook-routes.ts';
-import { deployBodySchema, execBodySchema, reloadBodySchema, restartBodySchema, rollbackBodySchema, scaleBodySchema } from './spec-schema.ts';
+import {
+  deployBodySchema, eventsQuery, eventsStreamQuery, execBodySchema, logsQuery, reloadBodySchema, restartBodySchema, rollbackBodySchema, scaleBodySchema,
+} from './spec-schema.ts';
 import { rollbackTarget, rollbackTo } from '../deploy/rollback.ts';
 import { serviceStatus } from './status.ts';
 import { checkHostPaths } from './host-paths.ts';
@@ -20,6 +22,7 @@ import type { KnownApps } from './known.ts';
 import { unknownName } from '../core/spec/suggest.ts';
 import { parseDuration } from '../core/spec/units.ts';
 import { checkScaleMemory, type ServiceReservation } from '../core/capacity.ts';
+import { openApiDocument, type RegisteredRoute } from './openapi.ts';
 
 export interface ApiDeps {
   store: Store;
@@ -88,6 +91,14 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   app.setNotFoundHandler((req, reply) => {
     reply.status(404).send({ error: { code: 'not_found', message: `no such endpoint: ${req.method} ${req.url}` } });
   });
+
+  // Every route as fastify registers it (here and in the route modules): the OpenAPI document lists them all.
+  const routes: RegisteredRoute[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url });
+  });
+  let openApi: Record<string, unknown> | undefined;
+  app.get('/v1/openapi.json', async () => (openApi ??= openApiDocument(routes, d.version)));
 
   app.get('/v1/ping', async () => ({ ok: true, version: d.version, ingressPort: d.ingressPort }));
 
@@ -319,8 +330,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
 
   // Server-sent events: the event timeline as it happens (deploy progress, health flips, rollbacks).
   app.get('/v1/events/stream', async (req, reply) => {
-    const q = z.object({ app: z.string().optional(), env: z.string().optional(), service: z.string().optional(),
-      after: z.coerce.number().int().min(0).optional() }).parse(req.query);
+    const q = eventsStreamQuery.parse(req.query);
     if (q.app) scopeCheck(d, q.app, q.env, q.service);
     else if (q.env || q.service) throw new InvalidInput('env and service filter the events of one app: give app too');
     let after = q.after ?? d.store.listEvents({ limit: 1 }).at(-1)?.id ?? 0;
@@ -351,13 +361,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
 
   app.get('/v1/apps/:app/logs', async (req, reply) => {
     const { app: appName } = req.params as { app: string };
-    const q = z.object({
-      env: z.string().default('prod'), service: z.string().optional(), instance: z.string().optional(),
-      grep: z.string().max(500).optional(), level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).optional(),
-      stream: z.enum(['stdout', 'stderr']).optional(), since: z.string().optional(), until: z.string().optional(),
-      before: logCursor.optional(),
-      follow: z.enum(['true', 'false', '1', '0']).optional(), limit: z.coerce.number().int().min(1).max(10_000).default(200),
-    }).parse(req.query);
+    const q = logsQuery.parse(req.query);
     if (q.service) d.known.requireService(appName, q.env, q.service);
     else d.known.requireEnv(appName, q.env);
     const now = d.clock.now();
@@ -379,11 +383,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   });
 
   app.get('/v1/events', async (req) => {
-    const q = z.object({
-      app: z.string().optional(), env: z.string().optional(), service: z.string().optional(),
-      after: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(1000).default(100),
-      since: z.string().optional(),
-    }).parse(req.query);
+    const q = eventsQuery.parse(req.query);
     if (q.app) scopeCheck(d, q.app, q.env, q.service);
     else if (q.env || q.service) throw new InvalidInput('env and service filter the events of one app: give app too');
     const since = q.since ? timeArg('since', q.since, d.clock.now()) : undefined;
@@ -450,11 +450,6 @@ export function timeArg(name: string, v: string, now: number): number {
   if (t < 0) throw new InvalidInput(`${name} "${shown}" is before 1970: give a later time`);
   return t;
 }
-
-/** A log cursor is the `next` of a page: a nanosecond timestamp, at most 2^63-1. */
-const LOG_CURSOR_MAX = 9223372036854775807n;
-const logCursor = z.string().refine((v) => /^\d{1,19}$/.test(v) && BigInt(v) <= LOG_CURSOR_MAX,
-  { message: 'not a log cursor: pass the "next" value of a previous page (or leave before out for the newest lines)' });
 
 function publicDeployment(dep: DeploymentRecord) {
   const { spec, ...rest } = dep;

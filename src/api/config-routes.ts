@@ -18,7 +18,7 @@ export interface ConfigRouteDeps {
 
 const name = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes, starting with a letter or digit').max(63);
 // Messages never carry the received value (zod's default messages do not either): it may be a secret.
-const setBody = z.object({
+export const setBody = z.object({
   env: name.default('prod'),
   /** Configure an app/env that has no record yet (before its first deploy); without it, an unknown name is a 404. */
   create: z.boolean().default(false),
@@ -29,9 +29,9 @@ const setBody = z.object({
   })).min(1, 'give at least one entry').max(500),
 });
 const keysList = z.array(z.string().max(200)).min(1, 'give at least one key').max(500);
-const unsetBody = z.object({ env: name.default('prod'), keys: keysList });
-const envQuery = z.object({ env: name.default('prod') });
-const getQuery = z.object({ env: name.default('prod'), reveal: z.enum(['true', 'false', '1', '0']).optional() });
+export const unsetBody = z.object({ env: name.default('prod'), keys: keysList });
+export const envQuery = z.object({ env: name.default('prod') });
+export const getQuery = z.object({ env: name.default('prod'), reveal: z.enum(['true', 'false', '1', '0']).optional() });
 
 /**
  * Configuration and secrets of an app per environment. Lists mask secrets; a secret's value leaves

@@ -19,8 +19,8 @@ export interface ImageRouteDeps {
 }
 
 const appName = z.string().regex(NAME_PATTERN, 'an app name: lower-case letters, digits and dashes').max(63);
-const listQuery = z.object({ app: appName.optional() });
-const gcBody = z.object({
+export const listQuery = z.object({ app: appName.optional() });
+export const gcBody = z.object({
   keep: z.number().int('keep must be a whole number').min(1, 'keep must be at least 1: the newest image of a service is what a build just pushed').max(1000).optional(),
   dryRun: z.boolean().optional(),
 }).strict();

@@ -18,7 +18,7 @@ export interface PromoteRouteDeps {
 }
 
 const envName = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes').max(63);
-const bodySchema = z.object({ from: envName, to: envName });
+export const bodySchema = z.object({ from: envName, to: envName });
 
 /**
  * The spec that runs in `to`: each service of `from` with the image pinned to what its current

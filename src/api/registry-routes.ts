@@ -19,7 +19,7 @@ export interface RegistryView {
 
 const name = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes').max(63);
 const duration = durationMs();
-const registerBody = z.object({
+export const registerBody = z.object({
   address: z.string().regex(/^[0-9a-fA-F.:]+$|^[a-z0-9.-]+$/, 'an IP address or host name'),
   port: z.number().int().min(1).max(65535),
   ttl: duration.optional(),

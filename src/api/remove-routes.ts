@@ -18,7 +18,7 @@ export interface RemoveRouteDeps {
   unfinishedBuilds: (app: string) => { id: string; status: string; stage?: string }[];
 }
 
-const removeQuery = z.object({
+export const removeQuery = z.object({
   env: z.string().min(1).optional(),
   purge: z.enum(['true', 'false', '1', '0']).optional(),
 });

@@ -130,3 +130,28 @@ export const reloadBodySchema = z.object({
   env: name.default('prod'),
   service: name,
 });
+
+/** A log cursor is the `next` of a page: a nanosecond timestamp, at most 2^63-1. */
+const LOG_CURSOR_MAX = 9223372036854775807n;
+const logCursor = z.string().refine((v) => /^\d{1,19}$/.test(v) && BigInt(v) <= LOG_CURSOR_MAX,
+  { message: 'not a log cursor: pass the "next" value of a previous page (or leave before out for the newest lines)' });
+
+/** `GET /v1/apps/APP/logs`: the filters, a page (`limit`, `before`) or a live tail (`follow`). */
+export const logsQuery = z.object({
+  env: z.string().default('prod'), service: z.string().optional(), instance: z.string().optional(),
+  grep: z.string().max(500).optional(), level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).optional(),
+  stream: z.enum(['stdout', 'stderr']).optional(), since: z.string().optional(), until: z.string().optional(),
+  before: logCursor.optional(),
+  follow: z.enum(['true', 'false', '1', '0']).optional(), limit: z.coerce.number().int().min(1).max(10_000).default(200),
+});
+
+/** `GET /v1/events`: one app's (env, service) or every app's, after an id or since a time. */
+export const eventsQuery = z.object({
+  app: z.string().optional(), env: z.string().optional(), service: z.string().optional(),
+  after: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(1000).default(100),
+  since: z.string().optional(),
+});
+
+/** `GET /v1/events/stream`: the same filters, following from `after`. */
+export const eventsStreamQuery = z.object({ app: z.string().optional(), env: z.string().optional(), service: z.string().optional(),
+  after: z.coerce.number().int().min(0).optional() });

@@ -5,7 +5,7 @@ import type { Clock } from '../core/ports.ts';
 import type { Store } from '../core/store.ts';
 import { parseTemplate } from '../core/template.ts';
 
-const body = z.object({
+export const body = z.object({
   source: z.string().min(1).max(1_000_000),
   dest: z.string().regex(/^\/[^\0]*$/, 'an absolute path').refine((p) => !p.endsWith('/'), 'a file, not a directory'),
   check: z.array(z.string()).default([]),

@@ -1,0 +1,187 @@
+/**
+ * The API as a contract: an OpenAPI 3.1 document of every route the server registered, generated
+ * from the routes' zod schemas (`z.toJSONSchema`) and the one table below. `buildApi` records each
+ * route as fastify registers it (an onRoute hook) and serves the document at `GET /v1/openapi.json`
+ * (authenticated like every route: the portal and other clients hold a token). A route missing from
+ * ROUTE_DOCS still appears (with a generic operation); the unit test refuses that, so a new route
+ * cannot ship undocumented.
+ */
+import { z } from 'zod';
+import {
+  appSpecSchema, deployBodySchema, eventsQuery, eventsStreamQuery, execBodySchema, logsQuery, reloadBodySchema, restartBodySchema, rollbackBodySchema,
+  scaleBodySchema,
+} from './spec-schema.ts';
+import { body as alertBody } from './alert-routes.ts';
+import { body as templateBody } from './template-routes.ts';
+import { envQuery, getQuery, setBody, unsetBody } from './config-routes.ts';
+import { gcBody, listQuery as imageListQuery } from './image-routes.ts';
+import { bodySchema as promoteBody } from './promote-routes.ts';
+import { registerBody } from './registry-routes.ts';
+import { removeQuery } from './remove-routes.ts';
+
+/** How a route is authorized: the bearer token (every route but these), the pre-receive hook's token, or a webhook signature. */
+export type RouteAuth = 'token' | 'hook' | 'signature';
+
+export interface RouteDoc {
+  summary: string;
+  /** The JSON body, validated by this schema. */
+  body?: z.ZodType;
+  /** The query string, validated by this object schema. */
+  query?: z.ZodObject;
+  /** Default: the bearer token. */
+  auth?: RouteAuth;
+  /** The success status (default 200) and content type (default application/json). */
+  status?: number;
+  contentType?: string;
+}
+
+/** Every route of the API, keyed `METHOD /path` exactly as registered with fastify. */
+export const ROUTE_DOCS: Record<string, RouteDoc> = {
+  'GET /v1/ping': { summary: 'Server version and ingress port' },
+  'GET /v1/openapi.json': { summary: 'This document' },
+  'POST /v1/apps/:app/deployments': { summary: 'Deploy an app spec to an environment (?dry_run=true: validate only)', body: deployBodySchema, status: 202 },
+  'GET /v1/deployments/:id': { summary: 'A deployment and the status of its services' },
+  'GET /v1/apps': { summary: 'Every app with its services and its last deployment' },
+  'GET /v1/apps/:app': { summary: "An app's services (optionally of one environment)", query: z.object({ env: z.string().optional() }) },
+  'GET /v1/apps/:app/releases': { summary: "An app's releases", query: z.object({ env: z.string().optional(), service: z.string().optional() }) },
+  'GET /v1/apps/:app/releases/:id': { summary: 'One release and the events of its rollout' },
+  'POST /v1/apps/:app/scale': { summary: 'Scale one service or several (all or nothing)', body: scaleBodySchema, status: 202 },
+  'POST /v1/apps/:app/rollback': { summary: 'Roll services back to a previous release', body: rollbackBodySchema, status: 202 },
+  'POST /v1/apps/:app/reload': { summary: 'Ask a service to reload (its update signal)', body: reloadBodySchema, status: 202 },
+  'POST /v1/apps/:app/restart': { summary: 'Restart services: new releases with the same spec and image', body: restartBodySchema, status: 202 },
+  'POST /v1/apps/:app/exec': { summary: "Run a command in an instance's container (NDJSON frames)", body: execBodySchema, contentType: 'application/x-ndjson' },
+  'POST /v1/apps/:app/promote': { summary: "Deploy one environment's releases to another", body: promoteBody, status: 202 },
+  'DELETE /v1/apps/:app': { summary: "Remove an app's services (?purge=true: everything Berth keeps of it)", query: removeQuery, status: 202 },
+  'GET /v1/apps/:app/purge': { summary: 'The state of a purge' },
+  'GET /v1/apps/:app/logs': { summary: "Search an app's logs, newest first (?follow=true: NDJSON tail)", query: logsQuery },
+  'GET /v1/events': { summary: 'The event timeline', query: eventsQuery },
+  'GET /v1/events/stream': { summary: 'The event timeline as server-sent events', query: eventsStreamQuery, contentType: 'text/event-stream' },
+  'GET /v1/apps/:app/config': { summary: 'Config values and secrets of app/env (secrets hidden)', query: envQuery },
+  'PUT /v1/apps/:app/config': { summary: 'Set config values or secrets', body: setBody },
+  'DELETE /v1/apps/:app/config': { summary: 'Unset config keys', body: unsetBody },
+  'GET /v1/apps/:app/config/:key': { summary: 'One config entry (?reveal=true shows a secret)', query: getQuery },
+  'GET /v1/apps/:app/config-history': { summary: "The versions of app/env's config", query: envQuery },
+  'PUT /v1/apps/:app/source': { summary: 'Connect a git remote and webhook secret to the app' },
+  'POST /v1/hooks/:provider/:app': { summary: 'Webhook of a git host (GitHub, Gitea, GitLab): build the pushed commit', auth: 'signature', status: 202 },
+  'GET /git/*': { summary: "Git smart HTTP: clone or fetch an app's repository" },
+  'POST /git/*': { summary: "Git smart HTTP: push to an app's repository (builds and deploys)" },
+  'POST /v1/git/hooks/pre-receive': { summary: "The repository's pre-receive hook: build and deploy a push", auth: 'hook', contentType: 'text/plain' },
+  'GET /v1/builds': { summary: 'Builds, newest first', query: z.object({ app: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).default(50) }) },
+  'GET /v1/builds/:id': { summary: 'One build' },
+  'POST /v1/builds/:id/cancel': { summary: 'Cancel a build' },
+  'GET /v1/builds/:id/logs': { summary: "A build's log (?follow=true: until it ends)", query: z.object({ follow: z.enum(['true', 'false', '1', '0']).optional() }), contentType: 'text/plain' },
+  'GET /v1/images': { summary: "Images in Berth's registry and why each is kept", query: imageListQuery },
+  'POST /v1/images/gc': { summary: 'Collect images the retention rule does not keep', body: gcBody },
+  'GET /metrics': { summary: 'Prometheus metrics of the server and the instances', contentType: 'text/plain' },
+  'GET /v1/metrics/query': { summary: 'A metric series over a time range' },
+  'GET /v1/top': { summary: 'CPU and memory of every instance now', query: z.object({ app: z.string().optional(), env: z.string().optional() }) },
+  'PUT /v1/alerts/:name': { summary: 'Create or replace an alert rule', body: alertBody },
+  'GET /v1/alerts': { summary: 'Alert rules and their states' },
+  'DELETE /v1/alerts/:name': { summary: 'Delete an alert rule' },
+  'PUT /v1/templates/:name': { summary: 'Create or replace a config template', body: templateBody },
+  'GET /v1/templates': { summary: 'Config templates and their last render' },
+  'DELETE /v1/templates/:name': { summary: 'Delete a config template' },
+  'GET /v1/registry': { summary: 'The whole service registry and its index' },
+  'GET /v1/registry/:env/:service': { summary: "A service's healthy instances (?index=&wait=: long poll; ?app=: one app's)",
+    query: z.object({ index: z.coerce.number().int().min(0).optional(), wait: z.string().optional(), app: z.string().optional() }) },
+  'GET /v1/registry/:env/:service/stream': { summary: "A service's healthy instances as server-sent events", query: z.object({ app: z.string().optional() }),
+    contentType: 'text/event-stream' },
+  'POST /v1/registry/:env/:service': { summary: 'Register an external endpoint (with an optional check)', body: registerBody, status: 201 },
+  'PUT /v1/registry/external/:id/heartbeat': { summary: "An external endpoint's heartbeat" },
+  'DELETE /v1/registry/external/:id': { summary: 'Deregister an external endpoint', status: 204 },
+};
+
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+}
+
+const errorSchema = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: {
+        code: { type: 'string', enum: ['invalid_spec', 'invalid_input', 'unauthorized', 'forbidden', 'not_found', 'conflict', 'engine_unavailable', 'internal'] },
+        message: { type: 'string', description: 'What is wrong and what would be right (a field path for invalid input)' },
+        details: {},
+      },
+    },
+  },
+};
+
+/** A zod schema as JSON Schema (the input side: what a client sends; refinements and transforms are not representable). */
+function jsonSchema(s: z.ZodType): Record<string, unknown> {
+  const out = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
+  delete out.$schema;
+  return out;
+}
+
+/** `/v1/apps/:app/config/:key` → `/v1/apps/{app}/config/{key}`; fastify's `*` is the parameter `path`. */
+export function openApiPath(url: string): { path: string; params: string[] } {
+  const params: string[] = [];
+  const path = url.split('/').map((seg) => {
+    if (seg.startsWith(':')) {
+      params.push(seg.slice(1));
+      return `{${seg.slice(1)}}`;
+    }
+    if (seg === '*') {
+      params.push('path');
+      return '{path}';
+    }
+    return seg;
+  }).join('/');
+  return { path, params };
+}
+
+/** The OpenAPI 3.1 document of the registered routes (HEAD routes fastify adds for GETs are left out). */
+export function openApiDocument(routes: RegisteredRoute[], version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  const seen = new Set<string>();
+  for (const r of routes) {
+    const method = r.method;
+    {
+      if (method === 'HEAD' || seen.has(`${method} ${r.url}`)) continue;
+      seen.add(`${method} ${r.url}`);
+      const doc = ROUTE_DOCS[`${method} ${r.url}`];
+      const { path, params } = openApiPath(r.url);
+      const parameters: Record<string, unknown>[] = params.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } }));
+      if (doc?.query) {
+        const q = jsonSchema(doc.query) as { properties?: Record<string, unknown>; required?: string[] };
+        for (const [name, schema] of Object.entries(q.properties ?? {})) {
+          parameters.push({ name, in: 'query', required: q.required?.includes(name) ?? false, schema });
+        }
+      }
+      const auth = doc?.auth ?? 'token';
+      const status = String(doc?.status ?? 200);
+      const op: Record<string, unknown> = {
+        operationId: `${method.toLowerCase()}${path.replace(/[{}]/g, '').split(/[^A-Za-z0-9]+/).map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('')}`,
+        summary: doc?.summary ?? `${method} ${r.url}`,
+        ...(parameters.length ? { parameters } : {}),
+        ...(doc?.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(doc.body) } } } } : {}),
+        ...(auth === 'token' ? {} : { security: [], 'x-berth-auth': auth }),
+        responses: {
+          [status]: { description: 'OK', content: { [doc?.contentType ?? 'application/json']: { schema: {} } } },
+          400: { $ref: '#/components/responses/Error' },
+          ...(auth === 'token' ? { 401: { $ref: '#/components/responses/Error' } } : {}),
+          404: { $ref: '#/components/responses/Error' },
+          409: { $ref: '#/components/responses/Error' },
+        },
+      };
+      (paths[path] ??= {})[method.toLowerCase()] = op;
+    }
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Berth API', version, description: 'The HTTP API of `berth server`. Every route needs `Authorization: Bearer TOKEN` unless it says otherwise.' },
+    security: [{ bearer: [] }],
+    paths,
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      responses: { Error: { description: 'A client error (4xx) or a server error', content: { 'application/json': { schema: errorSchema } } } },
+      schemas: { AppSpec: jsonSchema(appSpecSchema) },
+    },
+  };
+}

@@ -1,0 +1,122 @@
+/**
+ * In-process harness of the API for `src/api/*.test.ts`: the whole route table (buildApi and
+ * every route module, registered as server.ts does) over a real SQLite store and config store in a
+ * temp dir, with fakes for everything that would touch Docker, git or the network. Requests go
+ * through fastify's `inject()`: no port, no engine. Records what the routes enqueue in `calls`.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { SqliteStore } from '../../src/store/index.ts';
+import { ConfigStore } from '../../src/config/config-store.ts';
+import { SecretBox } from '../../src/config/secret-box.ts';
+import { silentLogger } from '../../src/lib/logger.ts';
+import { hashToken } from '../../src/auth/index.ts';
+import type { ReleaseRecord, ServiceRecord } from '../../src/core/store.ts';
+import type { ServiceSpec } from '../../src/core/spec/types.ts';
+import { buildApi } from '../../src/api/app.ts';
+import { KnownApps } from '../../src/api/known.ts';
+import { registerAlertRoutes } from '../../src/api/alert-routes.ts';
+import { registerConfigRoutes } from '../../src/api/config-routes.ts';
+import { registerGitRoutes } from '../../src/api/git-routes.ts';
+import { registerImageRoutes } from '../../src/api/image-routes.ts';
+import { registerMetricsRoutes } from '../../src/api/metrics-routes.ts';
+import { registerPromoteRoutes } from '../../src/api/promote-routes.ts';
+import { registerRegistryRoutes } from '../../src/api/registry-routes.ts';
+import { registerRemoveRoutes } from '../../src/api/remove-routes.ts';
+import { registerTemplateRoutes } from '../../src/api/template-routes.ts';
+import { registerWebhookRoutes } from '../../src/api/webhook-routes.ts';
+
+export const TOKEN = 'test-token';
+export const NOW = 1_700_000_000_000;
+
+export interface TestApi {
+  api: FastifyInstance;
+  store: SqliteStore;
+  config: ConfigStore;
+  /** What the routes asked of the reconcilers and controllers, in order (`deployment ID`, `svc APP/ENV/SVC`, `purge APP`, ...). */
+  calls: string[];
+  /** A request with the token; `payload` is sent as JSON. */
+  req(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown): Promise<LightMyRequestResponse>;
+  /** A request without any token. */
+  anon(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown): Promise<LightMyRequestResponse>;
+  /** A running service with one healthy release (seq 1). */
+  addService(app: string, env: string, name: string, o?: { replicas?: number; memoryBytes?: number; status?: ReleaseRecord['status'] }): ServiceRecord;
+  close(): Promise<void>;
+}
+
+/** A complete service spec (what the API stores after a deploy). */
+export function serviceSpec(name: string, o: Partial<ServiceSpec> = {}): ServiceSpec {
+  return {
+    name, image: 'berth/busybox', environment: {}, ports: [], health: { type: 'none' }, replicas: 1, limits: {},
+    restart: { condition: 'any', delayMs: 1000 }, labels: {}, stopSignal: 'SIGTERM', stopGracePeriodMs: 10_000, volumes: [], dependsOn: [],
+    routes: [], ...o,
+  } as ServiceSpec;
+}
+
+export async function testApi(): Promise<TestApi> {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-api-test-'));
+  const clock = { now: () => NOW };
+  const store = new SqliteStore(join(dir, 'berth.db'), clock);
+  store.addToken(hashToken(TOKEN), 'admin');
+  const config = new ConfigStore(join(dir, 'config.db'), new SecretBox(randomBytes(32)), clock);
+  const calls: string[] = [];
+  let ids = 0;
+  const newId = () => `id${++ids}`;
+  const known = new KnownApps({
+    sources: [
+      { has: (app, env) => store.hasApp(app, env), all: () => store.appEnvs() },
+      { has: (app, env) => config.hasApp(app, env), all: () => config.appEnvs() },
+    ],
+    services: (app, env) => [...store.listServices({ app, ...(env ? { env } : {}) }).map((s) => s.name),
+      ...store.listReleases({ app, ...(env ? { env } : {}) }).map((r) => r.service)],
+  });
+  const enqueueService = (a: string, e: string, s: string) => void calls.push(`svc ${a}/${e}/${s}`);
+  const api = buildApi({
+    store, clock, logger: silentLogger, newId, version: 'test', enqueueDeployment: (id) => void calls.push(`deployment ${id}`), enqueueService,
+    logs: { search: () => ({ lines: [] }), tail: () => () => undefined }, ingressPort: 0, known,
+    hostPaths: { bindSource: async (path) => ({ path }), buildContext: async (path) => ({ path }) },
+  });
+  // Route modules whose collaborators are outside the store get inert fakes: their in-process tests
+  // cover validation and authorization; the e2e suite (test/) covers the real thing.
+  const inert = {} as never;
+  registerRegistryRoutes(api, { store, registry: inert, clock, newId });
+  registerTemplateRoutes(api, { store, clock, changed: () => void calls.push('templates') });
+  registerMetricsRoutes(api, { store, metrics: inert, clock, known, latestSamples: () => [], httpCounters: inert });
+  registerAlertRoutes(api, { store, clock, changed: () => void calls.push('alerts') });
+  registerConfigRoutes(api, { config, clock, known, onConfigChanged: (app, env) => void calls.push(`config ${app}/${env}`) });
+  registerGitRoutes(api, { repos: inert, builds: inert, logger: silentLogger, known });
+  registerPromoteRoutes(api, { store, deploy: async () => { throw new Error('not in this harness'); }, known });
+  registerImageRoutes(api, { images: undefined, known });
+  registerRemoveRoutes(api, {
+    store, clock, known, enqueueService, enqueuePurge: (a) => void calls.push(`purge ${a}`), unfinishedBuilds: () => [],
+    remains: async (app) => ({ app, config: [], releases: 0, deployments: 0, events: 0, builds: 0, repository: false, webhookSource: false, images: 0,
+      volumes: [], logSources: 0, metricSeries: 0 }),
+  });
+  registerWebhookRoutes(api, { repos: inert, builds: inert, deliveries: inert, serverUrl: () => 'http://127.0.0.1:1', now: clock.now });
+  await api.ready();
+
+  const send = (auth: boolean) => (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown) =>
+    api.inject({ method, url, ...(auth ? { headers: { authorization: `Bearer ${TOKEN}` } } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
+  let seq = 0;
+  return {
+    api, store, config, calls, req: send(true), anon: send(false),
+    addService(app, env, name, o = {}) {
+      const rel: ReleaseRecord = {
+        id: `r${++seq}`, app, env, service: name, seq: 1, spec: serviceSpec(name, { replicas: o.replicas ?? 1, limits: o.memoryBytes ? { memoryBytes: o.memoryBytes } : {} }),
+        specHash: 'h', image: 'berth/busybox', imageId: 'sha256:x', status: o.status ?? 'healthy', message: '', createdAt: NOW - 1000, createdBy: 'admin',
+      };
+      const svc: ServiceRecord = { app, env, name, replicas: o.replicas ?? 1, releaseId: rel.id, failures: 0, nextStartAt: 0, updatedAt: NOW - 1000 };
+      store.putService(svc, rel);
+      return svc;
+    },
+    async close() {
+      await api.close();
+      store.close();
+      config.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
