@@ -50,7 +50,9 @@ describe('rm and rm --purge', () => {
   let h: Harness;
   let work: string;
   before(async () => {
-    setup = await pushSetup({ portRange: '43200-43299', prefix: 'berth-purge-', compose: compose('v1') });
+    // DNS for containers on: each container gets DATA/dns/resolv-APP.ENV.conf, which the purge must remove too.
+    setup = await pushSetup({ portRange: '43200-43299', prefix: 'berth-purge-', compose: compose('v1'),
+      env: { BERTH_DNS_CONTAINER_ADDRESS: `127.0.${Math.floor(Math.random() * 200) + 20}.54` } });
     ({ h, work } = setup);
   });
   after(async () => {
@@ -114,6 +116,9 @@ describe('rm and rm --purge', () => {
     assert.equal(p.code, 0, p.out);
     await waitFor(async () => (await h.containers(APP)).filter((c) => c.running).length === 2, { timeoutMs: 60_000, what: 'both services running' });
 
+    const resolvFiles = async () => (await readdir(join(h.dataDir, 'dns')).catch(() => [] as string[])).filter((f) => f.startsWith(`resolv-${APP}.`));
+    assert.deepEqual(await resolvFiles(), [`resolv-${APP}.prod.conf`], 'the containers resolve through Berth');
+
     const asked = await h.api('DELETE', `/v1/apps/${APP}?purge=true`);
     assert.equal(asked.status, 202, JSON.stringify(asked.json));
     assert.equal(asked.json.purge.state, 'purging');
@@ -146,6 +151,7 @@ describe('rm and rm --purge', () => {
     assert.ok(images.code === 3 || (images.code === 0 && (JSON.parse(images.stdout) as unknown[]).length === 0), images.stdout + images.stderr);
     assert.deepEqual(await registryTags(), []);
     assert.equal(await exists(join(h.dataDir, 'git', `${APP}.git`)), false);
+    assert.deepEqual(await resolvFiles(), [], 'the containers\' resolv.conf files go with the app');
     assert.equal(await volumeExists(), false);
     assert.deepEqual((await h.api('GET', '/v1/builds')).json.builds.filter((b: { app: string }) => b.app === APP), []);
     const ev = (await h.api('GET', '/v1/events?limit=1000')).json.events as { app: string; kind: string; message: string }[];

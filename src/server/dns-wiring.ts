@@ -1,4 +1,5 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../core/ports.ts';
 import type { Store } from '../core/store.ts';
@@ -29,6 +30,8 @@ export function snapshotFromRegistry(registry: Registry, store: Store, zone: str
  */
 export async function startDns(cfg: ServerConfig, registry: Registry, store: Store, logger: Logger): Promise<{
   resolvConf: (app: string, env: string) => string | undefined;
+  /** Removes the app's resolv.conf files (every environment); returns how many there were. */
+  removeResolvConfs: (app: string) => Promise<number>;
   close: () => Promise<void>;
 }> {
   let snap = snapshotFromRegistry(registry, store, cfg.dnsZone);
@@ -65,8 +68,15 @@ export async function startDns(cfg: ServerConfig, registry: Registry, store: Sto
     }
     return path;
   };
+  const removeResolvConfs = async (app: string): Promise<number> => {
+    // `resolv-APP.` : app and environment names have no dots, so app `a` never matches app `a-b`'s files.
+    const mine = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.startsWith(`resolv-${app}.`) && f.endsWith('.conf'));
+    for (const f of mine) await rm(join(dir, f), { force: true });
+    return mine.length;
+  };
   return {
     resolvConf,
+    removeResolvConfs,
     close: async () => {
       for (const s of servers) await s.close();
     },

@@ -435,6 +435,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       } },
       { name: 'run files', run: async (app) => {
         await rm(join(configRoot, app), { recursive: true, force: true });
+        // The containers' /etc/resolv.conf files (DATA/dns/resolv-APP.ENV.conf) name the app.
+        await dns.removeResolvConfs(app);
         return '';
       } },
       // Last: the steps above may still have written events (registry.gc).
