@@ -4,6 +4,7 @@
  * temp dir, with fakes for everything that would touch Docker, git or the network. Requests go
  * through fastify's `inject()`: no port, no engine. Records what the routes enqueue in `calls`.
  */
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,7 @@ import { ConfigStore } from '../../src/config/config-store.ts';
 import { SecretBox } from '../../src/config/secret-box.ts';
 import { silentLogger } from '../../src/lib/logger.ts';
 import { hashToken } from '../../src/auth/index.ts';
+import { NotFound } from '../../src/core/errors.ts';
 import type { ReleaseRecord, ServiceRecord } from '../../src/core/store.ts';
 import type { ServiceSpec } from '../../src/core/spec/types.ts';
 import { buildApi } from '../../src/api/app.ts';
@@ -31,6 +33,14 @@ import { registerWebhookRoutes } from '../../src/api/webhook-routes.ts';
 
 export const TOKEN = 'test-token';
 export const NOW = 1_700_000_000_000;
+export const HOOK_TOKEN = 'hook-token-of-the-test';
+
+export interface FakeBuild {
+  id: string;
+  app: string;
+  status: string;
+  message: string;
+}
 
 export interface TestApi {
   api: FastifyInstance;
@@ -38,6 +48,8 @@ export interface TestApi {
   config: ConfigStore;
   /** What the routes asked of the reconcilers and controllers, in order (`deployment ID`, `svc APP/ENV/SVC`, `purge APP`, ...). */
   calls: string[];
+  /** The build controller's builds. */
+  builds: FakeBuild[];
   /** A request with the token; `payload` is sent as JSON. */
   req(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown): Promise<LightMyRequestResponse>;
   /** A request without any token. */
@@ -45,6 +57,25 @@ export interface TestApi {
   /** A running service with one healthy release (seq 1). */
   addService(app: string, env: string, name: string, o?: { replicas?: number; memoryBytes?: number; status?: ReleaseRecord['status'] }): ServiceRecord;
   close(): Promise<void>;
+}
+
+/** Runs `fn` with a fresh API and closes it, also when `fn` throws. */
+export async function withTestApi(fn: (t: TestApi) => Promise<void>, o: { hostMemoryBytes?: number } = {}): Promise<void> {
+  const t = await testApi(o);
+  try {
+    await fn(t);
+  } finally {
+    await t.close();
+  }
+}
+
+/** Asserts the status and, for an error, that the message matches (a field, what would be right). */
+export async function expectError(res: Promise<LightMyRequestResponse>, status: number, message?: RegExp): Promise<void> {
+  const r = await res;
+  assert.equal(r.statusCode, status, r.body);
+  const e = (r.json() as { error?: { code?: string; message?: string } }).error;
+  assert.ok(e?.code && e.message, `an error body: ${r.body}`);
+  if (message) assert.match(e.message, message);
 }
 
 /** A complete service spec (what the API stores after a deploy). */
@@ -56,7 +87,8 @@ export function serviceSpec(name: string, o: Partial<ServiceSpec> = {}): Service
   } as ServiceSpec;
 }
 
-export async function testApi(): Promise<TestApi> {
+/** `hostMemoryBytes`: the memory `berth scale` may fill (default: no check). */
+export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<TestApi> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-api-test-'));
   const clock = { now: () => NOW };
   const store = new SqliteStore(join(dir, 'berth.db'), clock);
@@ -78,31 +110,53 @@ export async function testApi(): Promise<TestApi> {
     store, clock, logger: silentLogger, newId, version: 'test', enqueueDeployment: (id) => void calls.push(`deployment ${id}`), enqueueService,
     logs: { search: () => ({ lines: [] }), tail: () => () => undefined }, ingressPort: 0, known,
     hostPaths: { bindSource: async (path) => ({ path }), buildContext: async (path) => ({ path }) },
+    ...(o.hostMemoryBytes !== undefined ? { hostMemoryBytes: o.hostMemoryBytes } : {}),
   });
   // Route modules whose collaborators are outside the store get inert fakes: their in-process tests
   // cover validation and authorization; the e2e suite (test/) covers the real thing.
   const inert = {} as never;
-  registerRegistryRoutes(api, { store, registry: inert, clock, newId });
+  const registry = {
+    currentIndex: 1, entries: () => [], healthy: () => [], appsOnly: () => [], waitFor: async (i: number) => i,
+    refresh: () => void calls.push('registry'),
+  };
+  registerRegistryRoutes(api, { store, registry, clock, newId });
   registerTemplateRoutes(api, { store, clock, changed: () => void calls.push('templates') });
   registerMetricsRoutes(api, { store, metrics: inert, clock, known, latestSamples: () => [], httpCounters: inert });
   registerAlertRoutes(api, { store, clock, changed: () => void calls.push('alerts') });
   registerConfigRoutes(api, { config, clock, known, onConfigChanged: (app, env) => void calls.push(`config ${app}/${env}`) });
-  registerGitRoutes(api, { repos: inert, builds: inert, logger: silentLogger, known });
-  registerPromoteRoutes(api, { store, deploy: async () => { throw new Error('not in this harness'); }, known });
+  // Builds the tests add (`t.builds.push(...)`): the controller's list, get, cancel (a finished build stays finished) and log.
+  const builds: FakeBuild[] = [];
+  const buildCtl = {
+    list: (app?: string) => builds.filter((b) => !app || b.app === app), get: (id: string) => builds.find((b) => b.id === id),
+    cancel: async (id: string) => {
+      const b = builds.find((x) => x.id === id);
+      if (!b) throw new NotFound(`no build ${id}`);
+      if (b.status === 'queued' || b.status === 'running') b.status = 'cancelled';
+      return b;
+    },
+    text: (id: string) => `log of ${id}\n`,
+  } as never;
+  // Repositories: none exists; the hook token is HOOK_TOKEN; creating one and setting its source are recorded.
+  const repos = {
+    root: dir, env: {}, exists: () => false, token: async () => HOOK_TOKEN, source: async () => undefined, quarantine: () => undefined,
+    ensure: async (a: string) => void calls.push(`repo ${a}`), setSource: async (a: string) => void calls.push(`source ${a}`),
+  } as never;
+  registerGitRoutes(api, { repos, builds: buildCtl, logger: silentLogger, known });
+  registerPromoteRoutes(api, { store, deploy: async (app, env) => (calls.push(`deploy ${app}/${env}`), { id: `dep-${app}-${env}` }), known });
   registerImageRoutes(api, { images: undefined, known });
   registerRemoveRoutes(api, {
     store, clock, known, enqueueService, enqueuePurge: (a) => void calls.push(`purge ${a}`), unfinishedBuilds: () => [],
     remains: async (app) => ({ app, config: [], releases: 0, deployments: 0, events: 0, builds: 0, repository: false, webhookSource: false, images: 0,
       volumes: [], logSources: 0, metricSeries: 0 }),
   });
-  registerWebhookRoutes(api, { repos: inert, builds: inert, deliveries: inert, serverUrl: () => 'http://127.0.0.1:1', now: clock.now });
+  registerWebhookRoutes(api, { repos, builds: buildCtl, deliveries: inert, serverUrl: () => 'http://127.0.0.1:1', now: clock.now });
   await api.ready();
 
   const send = (auth: boolean) => (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown) =>
     api.inject({ method, url, ...(auth ? { headers: { authorization: `Bearer ${TOKEN}` } } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
   let seq = 0;
   return {
-    api, store, config, calls, req: send(true), anon: send(false),
+    api, store, config, calls, builds, req: send(true), anon: send(false),
     addService(app, env, name, o = {}) {
       const rel: ReleaseRecord = {
         id: `r${++seq}`, app, env, service: name, seq: 1, spec: serviceSpec(name, { replicas: o.replicas ?? 1, limits: o.memoryBytes ? { memoryBytes: o.memoryBytes } : {} }),

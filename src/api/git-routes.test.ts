@@ -1,0 +1,50 @@
+/**
+ * In-process contract tests of the git routes (smart HTTP, the pre-receive hook, the webhook source
+ * and the webhooks): who may call them, what bad input and unknown names answer. Pushes themselves
+ * (git http-backend, builds) are end-to-end tests: test/git-push.test.ts, test/webhooks.test.ts.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { HOOK_TOKEN, TOKEN, expectError, withTestApi } from '../../test/helpers/api-inject.ts';
+
+test('git smart HTTP: 401 with a Basic challenge without a token; 404 for an unknown repository or a dumb-protocol request', () => withTestApi(async (t) => {
+  const anon = await t.anon('GET', '/git/shop.git/info/refs?service=git-upload-pack');
+  assert.equal(anon.statusCode, 401);
+  assert.match(String(anon.headers['www-authenticate']), /^Basic realm="Berth"/);
+  await expectError(t.anon('POST', '/git/shop.git/git-receive-pack'), 401);
+  // git sends the token as a Basic password.
+  const basic = `Basic ${Buffer.from(`berth:${TOKEN}`).toString('base64')}`;
+  const r = await t.api.inject({ method: 'GET', url: '/git/shop.git/info/refs?service=git-upload-pack', headers: { authorization: basic } });
+  assert.equal(r.statusCode, 404, r.body);
+  assert.match(r.json().error.message, /no git repository for app "shop": push to it first/);
+  await expectError(t.req('GET', '/git/shop.git/info/refs'), 404, /only the smart HTTP protocol/);
+  await expectError(t.req('GET', '/git/Shop/x'), 404, /no git endpoint \/git\/Shop\/x: push to \/git\/APP\.git/);
+  assert.deepEqual(t.calls, []);
+}));
+
+test('pre-receive hook: only the hook token (the API token is not enough); 400 without the app', () => withTestApi(async (t) => {
+  await expectError(t.anon('POST', '/v1/git/hooks/pre-receive?app=shop'), 401, /invalid hook token/);
+  await expectError(t.req('POST', '/v1/git/hooks/pre-receive?app=shop'), 401, /invalid hook token/);
+  const r = await t.api.inject({ method: 'POST', url: '/v1/git/hooks/pre-receive', headers: { 'x-berth-hook-token': HOOK_TOKEN } });
+  assert.equal(r.statusCode, 400, r.body);
+  assert.match(r.json().error.message, /^app: /);
+}));
+
+test('webhook source: 401, 400 for a local path or option as remote and a short secret, the happy path names the hook URLs', () => withTestApi(async (t) => {
+  await expectError(t.anon('PUT', '/v1/apps/shop/source', { remote: 'https://git.example/shop.git' }), 401);
+  await expectError(t.req('PUT', '/v1/apps/shop/source', { remote: '/etc' }), 400, /remote/);
+  await expectError(t.req('PUT', '/v1/apps/shop/source', { remote: '--upload-pack=touch /tmp/x' }), 400, /remote/);
+  await expectError(t.req('PUT', '/v1/apps/shop/source', { remote: 'https://git.example/shop.git', secret: 'short' }), 400, /^secret: /);
+  assert.deepEqual(t.calls, []);
+  const ok = await t.req('PUT', '/v1/apps/shop/source', { remote: 'https://git.example/shop.git', secret: 'a-secret-of-enough-length' });
+  assert.equal(ok.statusCode, 200, ok.body);
+  assert.deepEqual(ok.json().webhooks, ['github', 'gitea', 'gitlab'].map((p) => `http://127.0.0.1:1/v1/hooks/${p}/shop`));
+  assert.deepEqual(t.calls, ['repo shop', 'source shop']);
+}));
+
+test('webhooks: a delivery for an app without a source fails like a bad signature (401), not the API token; 400 for an unknown provider', () => withTestApi(async (t) => {
+  await expectError(t.anon('POST', '/v1/hooks/github/shop', { ref: 'refs/heads/main' }), 401, /webhook signature does not match/);
+  await expectError(t.req('POST', '/v1/hooks/github/shop', { ref: 'refs/heads/main' }), 401, /webhook signature does not match/);
+  await expectError(t.anon('POST', '/v1/hooks/bitbucket/shop', {}), 400, /^provider: /);
+  assert.deepEqual(t.calls, []);
+}));
