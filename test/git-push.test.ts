@@ -50,6 +50,17 @@ describe('git push', () => {
     assert.equal(hook.status, 401);
   });
 
+  test('a push naming a branch Berth cannot build ("-x") is refused whole with the reason, not an internal error; nothing is built', async () => {
+    const r = await git(work, ['push', remote(token, 'badbranch'), 'main', 'HEAD:refs/heads/-x']);
+    assert.notEqual(r.code, 0, r.out);
+    assert.match(r.out, /"-x" is not a branch name Berth deploys: a branch name does not start with "-"; push to a branch such as main/);
+    assert.doesNotMatch(r.out, /internal error/);
+    // main was pushed alongside: it is not built either (nothing half-applied; builds are recorded before the push answers).
+    const builds = (await h.api('GET', '/v1/builds')).json.builds as { app: string }[];
+    assert.deepEqual(builds.filter((b) => b.app === 'badbranch'), []);
+    assert.doesNotMatch((await git(work, ['ls-remote', remote(token, 'badbranch')])).out, /refs\/heads\//, 'no ref was stored');
+  });
+
   test('push main: built, deployed to prod, served through the ingress', async () => {
     const r = await git(work, ['push', remote(token), 'main']);
     assert.equal(r.code, 0, r.out);

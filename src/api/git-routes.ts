@@ -1,10 +1,11 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { Conflict, NotFound, Unauthorized } from '../core/errors.ts';
+import { BerthError, Conflict, NotFound, Unauthorized } from '../core/errors.ts';
 import type { Logger } from '../core/ports.ts';
 import { isFinished, type BuildRecord } from '../build/build-log.ts';
 import type { BuildController } from '../build/build-controller.ts';
+import { branchProblem } from '../build/git-remote.ts';
 import { checkAppName, type GitRepos } from '../build/git-repos.ts';
 import { serveGitHttp } from '../build/git-http.ts';
 import { parseRefLines, type DeployCheckFn, type DeployFn, type WaitDeploymentFn } from '../build/pipeline.ts';
@@ -109,8 +110,15 @@ export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): void {
       gone = true;
       for (const b of queued) void builds.cancel(b.id, 'the pusher (git push was interrupted)').catch(() => undefined);
     });
+    // A branch Berth cannot build is the pusher's mistake: refuse the whole push, before any build of
+    // its other branches is queued (nothing half-applied), and say which name and why.
+    const badBranches = refs.filter((r) => r.ref.startsWith('refs/heads/') && !/^0+$/.test(r.newSha))
+      .map((r) => ({ branch: r.ref.slice('refs/heads/'.length), why: branchProblem(r.ref.slice('refs/heads/'.length)) }))
+      .filter((b) => b.why !== undefined);
+    for (const b of badBranches) write(` !     ${JSON.stringify(b.branch)} is not a branch name Berth deploys: ${b.why}; push to a branch such as main (nothing of this push was built)`);
+    ok = badBranches.length === 0;
     try {
-      for (const r of refs) {
+      for (const r of ok ? refs : []) {
         if (!r.ref.startsWith('refs/heads/')) {
           write(`skipping ${r.ref}: only branches are deployed`);
           continue;
@@ -129,7 +137,7 @@ export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): void {
     } catch (err) {
       ok = false;
       log.error({ err: (err as Error).message }, 'push pipeline failed');
-      write(` !     internal error: ${(err as Error).message}`);
+      write(err instanceof BerthError ? ` !     ${err.message}` : ` !     internal error: ${(err as Error).message}`);
     }
     if (!res.writableEnded) res.end(`berth-exit: ${ok ? 0 : 1}\n`);
   });
