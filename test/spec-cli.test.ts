@@ -4,6 +4,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Harness, ROOT } from './helpers/harness.ts';
 
@@ -54,6 +56,47 @@ describe('invalid specs', () => {
     const r = await h.cli(['validate', '-f', join(FIX, 'nope.yaml')]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /nope\.yaml: no such file/);
+  });
+
+  test('the .env beside the file follows the env_file rules of a push: comments, quotes, escapes; a bad line is file:line:col', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-dotenv-'));
+    try {
+      await writeFile(join(dir, 'compose.yaml'), [
+        'name: dotenv',
+        'services:',
+        '  web:',
+        '    image: berth/busybox',
+        '    command: ["sleep", "1000"]',
+        '    environment:',
+        '      DOMAIN: ${DOMAIN}',
+        '      MULTI: ${MULTI}',
+        '      TABBED: ${TABBED}',
+        '      LITERAL: ${LITERAL}',
+        '',
+      ].join('\n'));
+      await writeFile(join(dir, '.env'), [
+        '# where the shop answers',
+        'DOMAIN=shop.test   # the public name',
+        'export MULTI="line one',
+        'line two"',
+        'TABBED="a\\tb"',
+        "LITERAL='x\\ty' # single quotes keep it",
+        '',
+      ].join('\n'));
+      const ok = await h.cli(['--json', 'validate', '-f', join(dir, 'compose.yaml')]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.deepEqual(JSON.parse(ok.stdout).spec.services.web.environment,
+        { DOMAIN: 'shop.test', MULTI: 'line one\nline two', TABBED: 'a\tb', LITERAL: 'x\\ty' });
+      await writeFile(join(dir, '.env'), 'DOMAIN=shop.test\nthis is not a variable\n');
+      for (const verb of ['validate', 'deploy']) {
+        const bad = await h.cli([verb, '-f', join(dir, 'compose.yaml')]);
+        assert.equal(bad.code, 2, bad.stderr);
+        assert.match(bad.stderr, /\.env:2:1: invalid line "this is not a variable": expected KEY=VALUE/);
+      }
+      assert.deepEqual((await h.api('GET', '/v1/apps')).json.apps, []);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('valid files parse, warnings name key and line', async () => {

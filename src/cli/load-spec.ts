@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { parseWithSource, type SourceParse } from '../core/spec/index.ts';
+import { parseEnvFile, parseWithSource, type SourceParse } from '../core/spec/index.ts';
 import type { ParseResult } from '../core/spec/types.ts';
 import { InvalidInput, InvalidSpec, type SpecIssue } from '../core/errors.ts';
 import { ApiError } from '../client/index.ts';
@@ -22,7 +22,7 @@ export function loadSpecFile(file: string, appName: string | undefined, env: str
     throw new InvalidInput(`${file}: cannot read it (${(err as NodeJS.ErrnoException).code})`);
   }
   const baseDir = dirname(abs);
-  const dotenv = readDotEnv(join(baseDir, '.env'));
+  const dotenv = readDotEnv(join(baseDir, '.env'), join(dirname(file), '.env'));
   const variables: Record<string, string> = { ...dotenv };
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) variables[k] = v;
   return parseWithSource(text, {
@@ -55,20 +55,21 @@ export function hostPathIssues(err: unknown, file: string, parsed: ParseResult):
   return new InvalidSpec(issues);
 }
 
-function readDotEnv(path: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  let text = '';
+/**
+ * The `.env` beside the Compose file, read by the same parser as `env_file:` and as a pushed
+ * commit's `.env` (core/spec/env-file.ts), so a value means the same from a laptop and from a push.
+ * A bad line is an error at its line and column, as for a push.
+ */
+function readDotEnv(path: string, shown: string): Record<string, string> {
+  let text: string;
   try {
     text = readFileSync(path, 'utf8');
-  } catch {
-    return out;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return {};
+    throw new InvalidInput(`${shown}: cannot read it (${code})`);
   }
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
-    if (!m) continue;
-    out[m[1]!] = m[2]!.replace(/^(['"])(.*)\1$/, '$2');
-  }
-  return out;
+  const r = parseEnvFile(text);
+  if (r.problems.length > 0) throw new InvalidSpec(r.problems.map((p) => ({ file: shown, line: p.line, col: p.col, path: '', message: p.message })));
+  return r.vars;
 }

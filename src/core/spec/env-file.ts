@@ -1,5 +1,6 @@
 /**
- * Parses env files (`env_file:`) with the rules docker compose users rely on: `KEY=VALUE` lines,
+ * Parses env files — `env_file:`, and the `.env` beside a Compose file (the CLI's and a pushed
+ * commit's) — with the rules docker compose users rely on: `KEY=VALUE` lines,
  * `#` comments, blank lines, an optional `export ` prefix, single quotes (literal), double quotes
  * (with `\n`, `\t`, `\"`, `\\` escapes, may span lines) and unquoted values with trailing ` #` comments.
  * Values are not interpolated (docker compose would expand `${VAR}` in unquoted and double-quoted values).
