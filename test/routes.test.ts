@@ -97,6 +97,23 @@ describe('routes', () => {
     }
   });
 
+  test('the longest hosts the grammar accepts (253 characters, exact and wildcard) are served, and stall no other app', async () => {
+    const exact = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}`;
+    const wild = `*.${'e'.repeat(63)}.${'f'.repeat(63)}.${'g'.repeat(63)}.${'h'.repeat(59)}`;
+    assert.equal(exact.length, 253);
+    assert.equal(wild.length, 253);
+    const long = await file('longhost', compose('longhost', `["${exact}/", "${wild}/"]`, { '/index.html': 'long' }));
+    const d = await deploy(long);
+    assert.equal(d.code, 0, d.stderr);
+    assert.deepEqual(await getHost(h.ingressPort, '/', exact), { status: 200, body: 'long\n' });
+    assert.deepEqual(await getHost(h.ingressPort, '/', `x.${wild.slice(2)}`), { status: 200, body: 'long\n' });
+    // Another app deployed afterwards is served too (the ingress did not stop taking changes).
+    const next = await file('after-long', compose('after-long', '["after-long.local/"]', { '/index.html': 'after' }));
+    const d2 = await deploy(next);
+    assert.equal(d2.code, 0, d2.stderr);
+    assert.deepEqual(await getHost(h.ingressPort, '/', 'after-long.local'), { status: 200, body: 'after\n' });
+  });
+
   test('app a in env b-c and app a-b in env c are both served (upstream names cannot collide)', async () => {
     const a = await file('a', compose('a', '["abc-one.local/"]', { '/index.html': 'a-in-b-c' }));
     const ab = await file('a-b', compose('a-b', '["abc-two.local/"]', { '/index.html': 'a-b-in-c' }));

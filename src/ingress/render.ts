@@ -247,7 +247,10 @@ export function renderNginxConfig(routes: readonly IngressRoute[], o: RenderOpti
   L.push('    tcp_nodelay on;');
   L.push('    keepalive_timeout 65s;');
   L.push('    client_max_body_size 64m;');
-  L.push('    server_names_hash_bucket_size 128;');
+  // A bucket must hold the longest name the route grammar accepts (253 characters, plus nginx's
+  // pointers): with 128, a valid host over ~110 characters made `nginx -t` refuse the whole config
+  // ("could not build server_names_hash") with no line to blame, and every app's ingress update stalled.
+  L.push('    server_names_hash_bucket_size 512;');
   L.push('    server_names_hash_max_size 4096;');
   // One JSON object per request, read incrementally by metrics/AccessLogReader. `route` is the
   // upstream name (`app.env.service.idx`), set per location so 503s without backends count too.
