@@ -261,6 +261,8 @@ export interface InstanceStore {
   getInstance(id: string): InstanceRecord | undefined;
   /** Inserts the instance, allocating a free port from the range not held by another instance and accepted by `isFree`. */
   createInstance(i: Omit<InstanceRecord, 'port'>, ports: { min: number; max: number; isFree: (port: number) => boolean }): InstanceRecord;
+  /** Inserts the instances in one transaction, each with a port allocated as createInstance does. */
+  createInstances(is: Omit<InstanceRecord, 'port'>[], ports: { min: number; max: number; isFree: (port: number) => boolean }): InstanceRecord[];
   updateInstance(id: string, patch: InstancePatch): void;
   /** Deletes the instance and frees its port. */
   deleteInstance(id: string): void;
@@ -274,13 +276,27 @@ export interface EventStore {
 }
 
 /**
- * Store role: one step's writes in one transaction (a reconcile round's writes, batched). Applied in
- * this order: instance patches, instance deletions, the service patch, release patches, then events;
- * all or nothing. Patches of instances or services that no longer exist change nothing.
+ * Store role: what one reconcile round needs — the service's state read at once, and each step's
+ * writes in one transaction (a remote store pays a round trip per call).
  */
-export interface BatchStore {
-  /** Returns the events as recorded (with their ids), in order. */
+export interface ReconcileStore {
+  /** The service, its desired release, its instances and every release they run, read consistently. */
+  serviceSnapshot(k: ServiceKey): ServiceSnapshot;
+  /**
+   * One step's writes, all or nothing. Applied in this order: instance patches, instance deletions,
+   * the service patch, release patches, then events. Patches of rows that no longer exist change
+   * nothing. Returns the events as recorded (with their ids), in order.
+   */
   writeBatch(b: StoreBatch): EventRecord[];
+}
+
+export interface ServiceSnapshot {
+  service?: ServiceRecord;
+  /** The service's desired release. */
+  release?: ReleaseRecord;
+  instances: InstanceRecord[];
+  /** The releases the instances run and the desired one, by id. */
+  releases: Map<string, ReleaseRecord>;
 }
 
 export interface StoreBatch {
@@ -349,7 +365,7 @@ export interface TokenStore {
  * Every role: what the SQLite store implements (and an etcd store would). Consumers depend on the
  * roles they use.
  */
-export interface Store extends DeploymentStore, DesiredStateStore, InstanceStore, EventStore, BatchStore,
+export interface Store extends DeploymentStore, DesiredStateStore, InstanceStore, EventStore, ReconcileStore,
   ExternalStore, TemplateStore, AlertStore, PurgeStore, TokenStore {
   close(): void;
 }

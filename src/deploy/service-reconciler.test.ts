@@ -73,8 +73,20 @@ function harness(extra: { hostPaths?: HostPathPolicy } = {}) {
   let instancesChanged = 0;
   /** What Berth's probes (reload, port checks) find: nothing answers unless a test says otherwise. */
   const probes: { answer: (inst: InstanceRecord, health: HealthSpec) => ProbeResult } = { answer: () => ({ ok: false, text: 'no probe in this test' }) };
+  // Every store call the reconciler makes, by method (the test's own reads are not counted).
+  const storeCalls: string[] = [];
+  const countingStore = new Proxy(store, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        storeCalls.push(String(prop));
+        return (v as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
   const reconciler = new ServiceReconciler({
-    store, engine, clock, logger: silentLogger, newId: () => `i${++ids}`, hostAddress: '127.0.0.1', portRange: PORTS,
+    store: countingStore, engine, clock, logger: silentLogger, newId: () => `i${++ids}`, hostAddress: '127.0.0.1', portRange: PORTS,
     isPortFree: (p) => !busyPorts.has(p),
     routesChanged: async () => {
       routeCalls.push({ atCall: engine.calls.length, table: buildRouteTable(store) });
@@ -90,7 +102,7 @@ function harness(extra: { hostPaths?: HostPathPolicy } = {}) {
   });
 
   const h = {
-    dir, clock, store, engine, reconciler, routeCalls, probes, finished, busyPorts, running,
+    dir, clock, store, engine, reconciler, routeCalls, storeCalls, probes, finished, busyPorts, running,
     get maxRunning() { return maxRunning; },
     resetMaxRunning() { maxRunning = running.size; },
     get instancesChanged() { return instancesChanged; },
@@ -765,4 +777,39 @@ test('bind sources are checked again before each create: mounted as resolved the
   await assert.rejects(h.round(), /not created: cannot bind-mount "\/srv\/data\/link": it resolves to "\/"/);
   assert.equal(h.engine.specs.size, 0, 'no container was created');
   assert.ok(h.store.listEvents({ app: K.app }).some((e) => e.kind === 'instance.refused'), 'the refusal is an event');
+});
+
+test('one round reads a snapshot once and writes each step in one transaction: store calls per round are bounded', async (t) => {
+  const h = setup();
+  const counted = async (): Promise<string[]> => {
+    h.storeCalls.length = 0;
+    await h.round();
+    return [...h.storeCalls];
+  };
+  // A fresh release of 3 replicas: one round creates and starts all three.
+  await h.release(serviceSpec({ replicas: 3 }));
+  const create = await counted();
+  assert.equal(h.rows().filter((r) => r.state === 'running').length, 3, 'the round started three instances');
+  // The next rounds: nothing to do yet (no check: healthy after 2 s up); then the health step and the release's end.
+  const idle = await counted();
+  h.advance(2000);
+  const healthy = await counted();
+  assert.equal(h.store.getRelease(h.store.getService(K)!.releaseId)?.status, 'healthy');
+  const steady = await counted();
+  // Scale down to 1: two instances stop.
+  h.store.updateService(K, { replicas: 1 });
+  const scaleDown = await counted();
+  assert.equal(h.rows().length, 1);
+  // A crash: the instance is reaped.
+  const [last] = h.rows();
+  h.engine.crash(containerOf(last), 1);
+  const reap = await counted();
+  assert.equal(h.rows().length, 0, 'the crashed instance was reaped');
+  const figures = { create, idle, healthy, steady, scaleDown, reap };
+  t.diagnostic(`store calls per round (before this change: create 17, idle 5, healthy 13, steady 3, scaleDown 13, reap 7): ${Object.entries(figures).map(([k, v]) => `${k} ${v.length}`).join(', ')}`);
+  for (const [name, calls] of Object.entries(figures)) {
+    assert.ok(calls.length <= 3, `${name}: at most a snapshot read and two step writes, got ${calls.length}: ${calls.join(' ')}`);
+    assert.ok(!calls.includes('getInstance') && !calls.includes('updateInstance') && !calls.includes('addEvent'),
+      `${name}: no instance re-read or one-row write: ${calls.join(' ')}`);
+  }
 });

@@ -1,7 +1,10 @@
 import { LABEL, type Clock, type ContainerInfo, type EngineContainers, type EngineTelemetry, type EngineVolumes, type HostPathPolicy, type Logger, type ProbeResult } from '../core/ports.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { planService, crashLoopDelayMs, STABLE_RUN_MS, type Action, type InstanceView, type Observed } from '../core/plan/index.ts';
-import type { BatchStore, CrashRecord, DesiredStateStore, EventStore, InstanceRecord, InstanceStore, ReleaseRecord, ServiceKey, ServiceRecord } from '../core/store.ts';
+import type {
+  CrashRecord, DesiredStateStore, EventStore, InstancePatch, InstanceRecord, InstanceStore, ReconcileStore, ReleasePatch, ReleaseRecord, ServiceKey,
+  ServicePatch, ServiceRecord, ServiceSnapshot, StoreBatch,
+} from '../core/store.ts';
 import { ANNOUNCE_AFTER_MS, crashOutput, crashSummary, nextCheck, portTrapText, shouldAnnounce } from '../core/health-notes.ts';
 import { waitingOn } from '../core/views.ts';
 import type { Result } from '../reconcile/index.ts';
@@ -10,7 +13,7 @@ import { DEFAULT_UPDATE, type HealthSpec, type TcpHealth, type UpdateSpec } from
 import { previousGoodRelease, rollbackTo } from './rollback.ts';
 
 export interface ServiceReconcilerDeps {
-  store: DesiredStateStore & InstanceStore & EventStore & BatchStore;
+  store: DesiredStateStore & InstanceStore & EventStore & ReconcileStore;
   engine: EngineContainers & EngineVolumes & Pick<EngineTelemetry, 'logs'>;
   clock: Clock;
   logger: Logger;
@@ -80,10 +83,12 @@ export class ServiceReconciler {
   constructor(private readonly d: ServiceReconcilerDeps) {}
 
   async reconcile(k: ServiceKey): Promise<Result> {
-    const { store, engine, clock } = this.d;
-    const svc = store.getService(k);
-    const release = svc ? store.getRelease(svc.releaseId) : undefined;
-    const records = store.listInstances(k);
+    const { engine, clock } = this.d;
+    const snap = this.d.store.serviceSnapshot(k);
+    const svc = snap.service;
+    const release = snap.release;
+    const records = snap.instances;
+    const w = new RoundWrites(this.d.store, this.d.logger, k, snap);
     const containers = await engine.list({ [LABEL.app]: k.app, [LABEL.env]: k.env, [LABEL.service]: k.service });
     const byInstance = new Map<string, ContainerInfo>();
     const orphans: { id: string; instance: string }[] = [];
@@ -94,11 +99,12 @@ export class ServiceReconciler {
       else byInstance.set(inst, c);
     }
 
-    const sync = await this.syncHealth(records, byInstance, release);
+    const sync = await this.syncHealth(w, records, byInstance, release);
+    w.flush();
     let touched = sync.changed;
     const views = records.map((r) => view(r, byInstance.get(r.id)));
     if (svc && release) {
-      const reload = await this.reloadInPlace(k, svc, release, records, byInstance);
+      const reload = await this.reloadInPlace(w, k, svc, release, records, byInstance);
       if (reload) return reload;
     }
     const upd = updateOf(release);
@@ -110,18 +116,19 @@ export class ServiceReconciler {
     } : undefined;
     const actions = planService(desired, views, orphans, clock.now());
     let requeueAfterMs: number | undefined = sync.recheckMs;
-    const stops: Promise<void>[] = [];
+    const stopActions = actions.filter((a) => a.kind === 'stop');
     const creates: Extract<Action, { kind: 'create' }>[] = [];
+    // Step: the instances to stop leave the upstreams first (one write), then stop in parallel.
+    for (const a of stopActions) this.markStopping(w, a.instance, a.reason);
+    w.flush();
+    const stops = stopActions.map((a) => this.stopInstance(w, a.instance, byInstance.get(a.instance)));
     try {
       for (const a of actions) {
         if (a.kind === 'wait') {
           requeueAfterMs = Math.max(50, a.untilMs - clock.now());
           continue;
         }
-        if (a.kind === 'stop') {
-          stops.push(this.stopInstance(a.instance, a.reason, byInstance.get(a.instance)));
-          continue;
-        }
+        if (a.kind === 'stop') continue;
         // The planner's surge budget counts the instances it stops as gone: creating before those
         // stops end would run replicas + 2 containers during a rollout.
         if (a.kind === 'create') {
@@ -129,11 +136,13 @@ export class ServiceReconciler {
           continue;
         }
         touched = true;
-        await this.apply(k, a, svc, release, byInstance);
+        await this.apply(w, k, a, svc, release, byInstance);
       }
     } finally {
       // No work of this round may outlive it: after a failure the queue runs the key again.
       await Promise.allSettled(stops);
+      // What the steps did is written (one transaction), whether or not one of them failed.
+      w.flush();
     }
     if (stops.length) {
       touched = true;
@@ -141,14 +150,14 @@ export class ServiceReconciler {
     }
     for (const a of creates) {
       touched = true;
-      await this.apply(k, a, svc, release, byInstance);
+      await this.apply(w, k, a, svc, release, byInstance);
     }
     if (touched) {
       this.d.instancesChanged();
       await this.d.routesChanged();
     }
     if (svc && release) {
-      const again = await this.trackRelease(k, svc, release);
+      const again = await this.trackRelease(w, k, release);
       if (again !== undefined) requeueAfterMs = Math.min(requeueAfterMs ?? again, again);
     }
     // Anything changed this round: look again soon (level-driven; the next plan is usually empty).
@@ -163,14 +172,14 @@ export class ServiceReconciler {
    * inside the container and cannot see whether the process listens on its allocated port: for a
    * service with a port, Berth also connects to it, and an instance whose port refuses is not healthy.
    */
-  private async syncHealth(records: InstanceRecord[], byInstance: Map<string, ContainerInfo>, release?: ReleaseRecord): Promise<{ changed: boolean; recheckMs?: number }> {
+  private async syncHealth(w: RoundWrites, records: InstanceRecord[], byInstance: Map<string, ContainerInfo>, release?: ReleaseRecord): Promise<{ changed: boolean; recheckMs?: number }> {
     let changed = false;
     let recheckMs: number | undefined;
     const later = (ms: number) => (recheckMs = Math.min(recheckMs ?? Infinity, ms));
     await Promise.all(records.map(async (r) => {
       const c = byInstance.get(r.id);
       if (!c?.running || r.state !== 'running') return;
-      const rel = r.releaseId === release?.id ? release : this.d.store.getRelease(r.releaseId);
+      const rel = r.releaseId === release?.id ? release : w.release(r.releaseId);
       const type = rel?.spec.health.type;
       let next = r.health;
       let result: ProbeResult | undefined;
@@ -191,12 +200,11 @@ export class ServiceReconciler {
           }
         }
       }
-      const announceIn = result && this.noteCheck(r, result, next);
+      const announceIn = result && this.noteCheck(w, r, result, next);
       if (announceIn !== undefined) later(announceIn);
       if (next !== r.health) {
-        this.d.store.updateInstance(r.id, { health: next });
-        this.event(r, `health.${next}`, `instance ${r.id} is ${next}${next !== 'healthy' && r.check && !r.check.ok ? ` (${r.check.text})` : ''}`);
-        r.health = next;
+        w.event(r, `health.${next}`, `instance ${r.id} is ${next}${next !== 'healthy' && r.check && !r.check.ok ? ` (${r.check.text})` : ''}`);
+        w.instance(r.id, { health: next });
         changed = true;
       }
     }));
@@ -208,30 +216,28 @@ export class ServiceReconciler {
    * not healthy has failed the same way for a moment, that is an event. Returns when to look again
    * for that, if not yet.
    */
-  private noteCheck(r: InstanceRecord, result: ProbeResult, health: InstanceRecord['health']): number | undefined {
+  private noteCheck(w: RoundWrites, r: InstanceRecord, result: ProbeResult, health: InstanceRecord['health']): number | undefined {
     const now = this.d.clock.now();
     const check = nextCheck(r.check, result, now);
-    if (check) {
-      this.d.store.updateInstance(r.id, { check });
-      r.check = check;
-    }
+    if (check) w.instance(r.id, { check });
     if (shouldAnnounce(r.check, health === 'healthy', now, this.announced.get(r.id))) {
       this.announced.set(r.id, r.check!.text);
-      this.event(r, 'health.check_failed', `instance ${r.id} (${r.address}:${r.port}): ${r.check!.text}`);
+      w.event(r, 'health.check_failed', `instance ${r.id} (${r.address}:${r.port}): ${r.check!.text}`);
     } else if (r.check && !r.check.ok && health !== 'healthy' && this.announced.get(r.id) !== r.check.text) {
       return r.check.since + ANNOUNCE_AFTER_MS - now;
     }
     return undefined;
   }
 
-  private async apply(k: ServiceKey, a: Exclude<Action, { kind: 'wait' | 'stop' }>, svc: ServiceRecord | undefined,
+  private async apply(w: RoundWrites, k: ServiceKey, a: Exclude<Action, { kind: 'wait' | 'stop' }>, svc: ServiceRecord | undefined,
     release: ReleaseRecord | undefined, byInstance: Map<string, ContainerInfo>): Promise<void> {
     const { store, engine, clock } = this.d;
     switch (a.kind) {
       case 'switch': {
-        const to = store.getRelease(a.releaseId);
-        store.updateService(k, { routedReleaseId: a.releaseId, switchedAt: clock.now() });
-        this.event({ ...k, id: '' }, 'release.switched', `${k.service}: ingress now routes to release ${to?.seq ?? a.releaseId}`);
+        const to = w.release(a.releaseId);
+        w.service({ routedReleaseId: a.releaseId, switchedAt: clock.now() });
+        w.event({ ...k, id: '' }, 'release.switched', `${k.service}: ingress now routes to release ${to?.seq ?? a.releaseId}`);
+        w.flush();
         // One reload moves every request to the new set.
         await this.d.routesChanged();
         return;
@@ -242,41 +248,47 @@ export class ServiceReconciler {
         return;
       case 'create': {
         if (!release) return;
-        // Ports are allocated one by one in the store (a transaction each); containers start in parallel.
-        const insts = Array.from({ length: a.count }, () => store.createInstance({
+        // The rows (and their ports) are written in one transaction before any container exists;
+        // containers start in parallel; what they did is written in one transaction once all have ended.
+        const insts = store.createInstances(Array.from({ length: a.count }, () => ({
           id: this.d.newId(), app: k.app, env: k.env, service: k.service, releaseId: release.id, host: engine.hostName,
-          address: this.d.hostAddress, state: 'pending', health: 'starting', createdAt: clock.now(),
-        }, { ...this.d.portRange, isFree: this.d.isPortFree }));
-        await allSettled(insts.map((inst) => this.startInstance(inst, release)));
+          address: this.d.hostAddress, state: 'pending' as const, health: 'starting' as const, createdAt: clock.now(),
+        })), { ...this.d.portRange, isFree: this.d.isPortFree });
+        for (const inst of insts) w.added(inst);
+        try {
+          await allSettled(insts.map((inst) => this.startInstance(w, inst, release)));
+        } finally {
+          w.flush();
+        }
         return;
       }
       case 'start': {
-        const inst = store.getInstance(a.instance);
-        const rel = inst && store.getRelease(inst.releaseId);
-        if (inst && rel) await this.startInstance(inst, rel);
+        const inst = w.get(a.instance);
+        const rel = inst && w.release(inst.releaseId);
+        if (inst && rel) await this.startInstance(w, inst, rel);
         return;
       }
       case 'start-existing': {
         const c = byInstance.get(a.instance);
         if (!c) return;
         await engine.start(c.id);
-        store.updateInstance(a.instance, { state: 'running', containerId: c.id, startedAt: clock.now() });
+        w.instance(a.instance, { state: 'running', containerId: c.id, startedAt: clock.now() });
         return;
       }
       case 'mark-running': {
         const c = byInstance.get(a.instance);
-        store.updateInstance(a.instance, { state: 'running', ...(c ? { containerId: c.id } : {}), startedAt: clock.now() });
+        w.instance(a.instance, { state: 'running', ...(c ? { containerId: c.id } : {}), startedAt: clock.now() });
         return;
       }
       case 'mark-exited': {
-        const inst = store.getInstance(a.instance);
+        const inst = w.get(a.instance);
         if (!inst) return;
-        store.updateInstance(a.instance, { state: 'exited', health: 'unhealthy', reason: `exited with code ${a.exitCode ?? '?'}` });
-        this.event(inst, 'instance.exited', `instance ${inst.id} exited with code ${a.exitCode ?? '?'}; restart policy keeps it stopped`);
+        w.instance(a.instance, { state: 'exited', health: 'unhealthy', reason: `exited with code ${a.exitCode ?? '?'}` });
+        w.event(inst, 'instance.exited', `instance ${inst.id} exited with code ${a.exitCode ?? '?'}; restart policy keeps it stopped`);
         return;
       }
       case 'reap': {
-        const inst = store.getInstance(a.instance);
+        const inst = w.get(a.instance);
         if (!inst) return;
         const c = byInstance.get(a.instance);
         const ranMs = c?.startedAt && c.finishedAt ? Date.parse(c.finishedAt) - Date.parse(c.startedAt) : 0;
@@ -287,13 +299,13 @@ export class ServiceReconciler {
           at: clock.now(), instance: inst.id, releaseId: inst.releaseId, ...(a.exitCode !== undefined ? { exitCode: a.exitCode } : {}),
           ...(c.oomKilled ? { oomKilled: true } : {}), ranMs, ...await this.lastOutput(c.id),
         } : undefined;
-        this.event(inst, 'instance.crashed', crash
+        w.event(inst, 'instance.crashed', crash
           ? `instance ${inst.id} ${crashSummary(crash)}; restart #${failures} in ${Math.round(delay / 100) / 10}s`
           : `instance ${inst.id}: its container disappeared; replacing it`);
-        if (svc) store.updateService(k, { failures, nextStartAt: clock.now() + delay, ...(crash ? { lastCrash: crash } : {}) });
+        if (svc) w.service({ failures, nextStartAt: clock.now() + delay, ...(crash ? { lastCrash: crash } : {}) });
         this.announced.delete(inst.id);
         if (c) await engine.remove(c.id);
-        store.deleteInstance(inst.id);
+        w.deleteInstance(inst.id);
         return;
       }
     }
@@ -310,23 +322,23 @@ export class ServiceReconciler {
     return crashOutput(lines);
   }
 
-  private async startInstance(inst: InstanceRecord, rel: ReleaseRecord): Promise<void> {
-    const { engine, store, clock } = this.d;
+  private async startInstance(w: RoundWrites, inst: InstanceRecord, rel: ReleaseRecord): Promise<void> {
+    const { engine, clock } = this.d;
     for (const v of rel.spec.volumes) {
       if (v.type === 'volume') await engine.ensureVolume(volumeName(inst.app, inst.env, v.source), { [LABEL.app]: inst.app, [LABEL.env]: inst.env });
     }
-    const bindSources = await this.resolveBinds(inst, rel);
+    const bindSources = await this.resolveBinds(w, inst, rel);
     const configEnv = this.d.configEnv?.(rel.app, rel.env, rel.spec.configVersion ?? 0) ?? {};
     this.d.configFiles?.(rel.app, rel.env, rel.spec.configVersion ?? 0);
     const id = await engine.create(containerSpecFor(rel, inst, { ...this.extras(inst.app, inst.env), configEnv, bindSources }));
-    store.updateInstance(inst.id, { containerId: id });
+    w.instance(inst.id, { containerId: id });
     await engine.start(id);
-    store.updateInstance(inst.id, { state: 'running', startedAt: clock.now(), health: 'starting' });
-    this.event(inst, 'instance.started', `instance ${inst.id} started on ${inst.host}:${inst.port} (release ${rel.seq})`);
+    w.instance(inst.id, { state: 'running', startedAt: clock.now(), health: 'starting' });
+    w.event(inst, 'instance.started', `instance ${inst.id} started on ${inst.host}:${inst.port} (release ${rel.seq})`);
   }
 
   /** Bind source → the path the policy resolved it to now; throws (no container is created) when one is refused. */
-  private async resolveBinds(inst: InstanceRecord, rel: ReleaseRecord): Promise<Record<string, string>> {
+  private async resolveBinds(w: RoundWrites, inst: InstanceRecord, rel: ReleaseRecord): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
     const policy = this.d.hostPaths;
     if (!policy) return out;
@@ -335,7 +347,7 @@ export class ServiceReconciler {
       const r = await policy.bindSource(v.source);
       if (r.refused !== undefined) {
         const message = `instance ${inst.id} not created: ${r.refused}`;
-        this.event(inst, 'instance.refused', message);
+        w.event(inst, 'instance.refused', message);
         throw new InvalidInput(message);
       }
       out[v.source] = r.path;
@@ -343,34 +355,42 @@ export class ServiceReconciler {
     return out;
   }
 
-  /** Out of the upstreams first (and wait until nginx serves without it), then stop signal, then remove. */
-  private async stopInstance(id: string, reason: string, c: ContainerInfo | undefined): Promise<void> {
-    const { store, engine } = this.d;
-    const inst = store.getInstance(id);
+  /** Takes an instance out of the upstreams (written with the step, before anything is stopped). */
+  private markStopping(w: RoundWrites, id: string, reason: string): void {
+    const inst = w.get(id);
+    if (!inst || inst.state === 'stopping') return;
+    w.instance(id, { state: 'stopping', reason });
+    w.event(inst, 'instance.stopping', `instance ${id} stopping: ${reason}`);
+  }
+
+  /**
+   * Out of the upstreams first (markStopping, written; then wait until nginx serves without it), then
+   * stop signal, then remove; the row goes with the round's next write.
+   */
+  private async stopInstance(w: RoundWrites, id: string, c: ContainerInfo | undefined): Promise<void> {
+    const { engine } = this.d;
+    const inst = w.get(id);
     if (!inst) return;
-    if (inst.state !== 'stopping') {
-      store.updateInstance(id, { state: 'stopping', reason });
-      this.event(inst, 'instance.stopping', `instance ${id} stopping: ${reason}`);
-    }
     await this.d.routesChanged();
     const containerId = c?.id ?? inst.containerId;
     if (containerId) {
-      const rel = store.getRelease(inst.releaseId);
+      const rel = w.release(inst.releaseId);
       await engine.stop(containerId, Math.ceil((rel?.spec.stopGracePeriodMs ?? 10_000) / 1000));
       await engine.remove(containerId);
     }
-    store.deleteInstance(id);
+    w.deleteInstance(id);
     this.announced.delete(id);
   }
 
   /** Marks the desired release healthy or failed when it gets there. Returns a requeue delay while it progresses. */
-  private async trackRelease(k: ServiceKey, svc: ServiceRecord, release: ReleaseRecord): Promise<number | undefined> {
+  private async trackRelease(w: RoundWrites, k: ServiceKey, release: ReleaseRecord): Promise<number | undefined> {
     if (release.status !== 'progressing') return undefined;
-    const { store, clock } = this.d;
+    const { clock } = this.d;
     const upd = updateOf(release);
-    // The round may have counted a crash since `svc` was read.
-    svc = store.getService(k) ?? svc;
-    const insts = store.listInstances(k);
+    // The service and instances as this round left them (it may have counted a crash, started or stopped instances).
+    const svc = w.serviceNow();
+    if (!svc) return undefined;
+    const insts = w.instancesNow();
     const current = insts.filter((i) => i.releaseId === release.id && i.state === 'running');
     const others = insts.filter((i) => i.releaseId !== release.id || i.state === 'stopping');
     const healthy = current.filter((i) => i.health === 'healthy').length >= svc.replicas;
@@ -380,8 +400,9 @@ export class ServiceReconciler {
     if (done) {
       // Healthy means routed: the ingress serves these instances before the release says so.
       await this.d.routesChanged();
-      store.updateRelease(release.id, { status: 'healthy', finishedAt: clock.now() });
-      this.event({ ...k, id: '' }, 'release.healthy', `release ${release.seq} of ${k.service} is healthy (${svc.replicas} replicas)`);
+      w.releasePatch(release.id, { status: 'healthy', finishedAt: clock.now() });
+      w.event({ ...k, id: '' }, 'release.healthy', `release ${release.seq} of ${k.service} is healthy (${svc.replicas} replicas)`);
+      w.flush();
       this.d.releaseFinished(k);
       return undefined;
     }
@@ -397,18 +418,19 @@ export class ServiceReconciler {
           instances: current.map((i) => ({ ...i, release: release.seq })),
           ...(crash && crash.at >= (svc.rolloutStartedAt ?? 0) ? { lastCrash: crash } : {}),
         }, clock.now())}`;
-      this.failRelease(k, release, why);
+      this.failRelease(w, k, release, why);
       return 0;
     }
     return 500;
   }
 
   /** Marks a release failed and, when the service says so, goes back to the last healthy release. */
-  private failRelease(k: ServiceKey, release: ReleaseRecord, why: string): void {
+  private failRelease(w: RoundWrites, k: ServiceKey, release: ReleaseRecord, why: string): void {
     const { store, clock } = this.d;
     const prev = updateOf(release).onFailure === 'rollback' ? previousGoodRelease(store, k, release) : undefined;
-    store.updateRelease(release.id, { status: 'failed', message: why + (prev ? `; rolled back to release ${prev.seq}` : ''), finishedAt: clock.now() });
-    this.event({ ...k, id: '' }, 'release.failed', `release ${release.seq} of ${k.service} failed: ${why}`);
+    w.releasePatch(release.id, { status: 'failed', message: why + (prev ? `; rolled back to release ${prev.seq}` : ''), finishedAt: clock.now() });
+    w.event({ ...k, id: '' }, 'release.failed', `release ${release.seq} of ${k.service} failed: ${why}`);
+    w.flush();
     if (prev) rollbackTo(store, clock, k, prev, `release ${release.seq} failed: ${why}`);
     this.d.releaseFinished(k);
   }
@@ -418,9 +440,9 @@ export class ServiceReconciler {
    * waits until the health check passes again, one instance at a time so capacity stays. Used for
    * `berth reload` and for releases of a reload-strategy service whose container would not change.
    */
-  private async reloadInPlace(k: ServiceKey, svc: ServiceRecord, release: ReleaseRecord, records: InstanceRecord[],
+  private async reloadInPlace(w: RoundWrites, k: ServiceKey, svc: ServiceRecord, release: ReleaseRecord, records: InstanceRecord[],
     byInstance: Map<string, ContainerInfo>): Promise<Result | undefined> {
-    const { store, engine, clock } = this.d;
+    const { engine, clock } = this.d;
     const upd = updateOf(release);
     const running = records.filter((r) => r.state === 'running' && byInstance.get(r.id)?.running);
     const requested = (svc.reloadRequestedAt ?? 0) > (svc.reloadedAt ?? 0);
@@ -428,7 +450,7 @@ export class ServiceReconciler {
     if (upd.strategy === 'reload') {
       targets = running.filter((r) => {
         if (r.releaseId === release.id) return false;
-        const from = store.getRelease(r.releaseId);
+        const from = w.release(r.releaseId);
         // A configuration change can be applied in place too: the files under /run/berth/config are
         // rewritten before the signal (environment variables keep their values from container start).
         return from !== undefined && sameContainer(from, release, r, this.extras(r.app, r.env));
@@ -439,26 +461,33 @@ export class ServiceReconciler {
     this.d.configFiles?.(release.app, release.env, release.spec.configVersion ?? 0);
     for (const r of targets) {
       const c = byInstance.get(r.id)!;
-      const from = r.releaseId === release.id ? undefined : store.getRelease(r.releaseId);
+      const from = r.releaseId === release.id ? undefined : w.release(r.releaseId);
       await engine.kill(c.id, upd.signal);
-      this.event(r, 'instance.reloaded', `instance ${r.id}: sent ${upd.signal}${from ? ` for release ${release.seq} (in place, was ${from.seq})` : ''}`);
+      w.event(r, 'instance.reloaded', `instance ${r.id}: sent ${upd.signal}${from ? ` for release ${release.seq} (in place, was ${from.seq})` : ''}`);
       const ok = await this.healthyAgain(r, release.spec.health, clock.now() + upd.deadlineMs);
+      // Each instance's outcome is written before the next is signalled (a restart does not signal it again).
       if (ok) {
-        if (from) store.updateInstance(r.id, { releaseId: release.id });
+        if (from) w.instance(r.id, { releaseId: release.id });
+        w.flush();
         continue;
       }
       const why = `instance ${r.id} did not pass its health check after ${upd.signal}`;
       if (upd.onFailure === 'restart') {
-        this.event(r, 'instance.reload_failed', `${why}; restarting it`);
-        await this.stopInstance(r.id, 'reload failed', c);
+        w.event(r, 'instance.reload_failed', `${why}; restarting it`);
+        this.markStopping(w, r.id, 'reload failed');
+        w.flush();
+        await this.stopInstance(w, r.id, c);
+        w.flush();
       } else if (from) {
-        this.failRelease(k, release, why);
+        this.failRelease(w, k, release, why);
         return { requeueAfterMs: 0 };
       } else {
-        this.event(r, 'instance.reload_failed', why);
+        w.event(r, 'instance.reload_failed', why);
+        w.flush();
       }
     }
-    if (requested) store.updateService(k, { reloadedAt: svc.reloadRequestedAt ?? clock.now() });
+    if (requested) w.service({ reloadedAt: svc.reloadRequestedAt ?? clock.now() });
+    w.flush();
     return { requeueAfterMs: 0 };
   }
 
@@ -493,9 +522,86 @@ export class ServiceReconciler {
     return false;
   }
 
-  private event(i: { app: string; env: string; service: string; id: string }, kind: string, message: string): void {
-    this.d.store.addEvent({ app: i.app, env: i.env, service: i.service, instance: i.id, kind, message });
-    this.d.logger.info({ app: i.app, env: i.env, service: i.service, instance: i.id, kind }, message);
+}
+
+/**
+ * One round's view of the service and its writes. Reads come from the snapshot taken at the start
+ * (kept up to date with the round's own writes); writes are buffered and flushed as one transaction
+ * per step. Events are logged at once and recorded with the step's write.
+ */
+class RoundWrites {
+  private batch: StoreBatch = {};
+  private readonly rows: Map<string, InstanceRecord>;
+  private svcNow: ServiceRecord | undefined;
+
+  constructor(private readonly store: ReconcileStore & DesiredStateStore, private readonly logger: Logger,
+    private readonly k: ServiceKey, private readonly snap: ServiceSnapshot) {
+    this.rows = new Map(snap.instances.map((i) => [i.id, i]));
+    this.svcNow = snap.service && { ...snap.service };
+  }
+
+  /** The instance as this round knows it (undefined once deleted). */
+  get(id: string): InstanceRecord | undefined {
+    return this.rows.get(id);
+  }
+
+  /** A release by id: from the snapshot, else read (and kept) once. */
+  release(id: string): ReleaseRecord | undefined {
+    let r = this.snap.releases.get(id);
+    if (!r) {
+      r = this.store.getRelease(id);
+      if (r) this.snap.releases.set(id, r);
+    }
+    return r;
+  }
+
+  serviceNow(): ServiceRecord | undefined {
+    return this.svcNow;
+  }
+
+  instancesNow(): InstanceRecord[] {
+    return [...this.rows.values()];
+  }
+
+  /** An instance the round inserted itself (rows are written before their containers exist). */
+  added(inst: InstanceRecord): void {
+    this.rows.set(inst.id, inst);
+  }
+
+  instance(id: string, patch: InstancePatch): void {
+    const list = (this.batch.instances ??= []);
+    const cur = list.find((x) => x.id === id);
+    if (cur) Object.assign(cur.patch, patch);
+    else list.push({ id, patch: { ...patch } });
+    const row = this.rows.get(id);
+    if (row) Object.assign(row, patch);
+  }
+
+  deleteInstance(id: string): void {
+    (this.batch.deleteInstances ??= []).push(id);
+    this.rows.delete(id);
+  }
+
+  service(patch: ServicePatch): void {
+    this.batch.service = { key: this.k, patch: { ...this.batch.service?.patch, ...patch } };
+    if (this.svcNow) Object.assign(this.svcNow, patch);
+  }
+
+  releasePatch(id: string, patch: ReleasePatch): void {
+    (this.batch.releases ??= []).push({ id, patch });
+  }
+
+  event(i: { app: string; env: string; service: string; id: string }, kind: string, message: string): void {
+    (this.batch.events ??= []).push({ app: i.app, env: i.env, service: i.service, instance: i.id, kind, message });
+    this.logger.info({ app: i.app, env: i.env, service: i.service, instance: i.id, kind }, message);
+  }
+
+  /** Writes what the step did, in one transaction; nothing when it did nothing. */
+  flush(): void {
+    const b = this.batch;
+    if (!b.instances?.length && !b.deleteInstances?.length && !b.service && !b.releases?.length && !b.events?.length) return;
+    this.batch = {};
+    this.store.writeBatch(b);
   }
 }
 

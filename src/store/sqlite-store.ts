@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { Conflict } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
 import type {
+  ServiceSnapshot,
   StoreBatch,
   AlertRecord,
   AlertRule,
@@ -184,6 +185,9 @@ export class SqliteStore implements Store {
       throw new Conflict(`no free port in ${ports.min}-${ports.max}: widen the range with --port-range or remove instances`);
     })();
   }
+  createInstances(is: Omit<InstanceRecord, 'port'>[], ports: { min: number; max: number; isFree: (port: number) => boolean }): InstanceRecord[] {
+    return this.db.transaction(() => is.map((i) => this.createInstance(i, ports)))();
+  }
   updateInstance(id: string, patch: Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason' | 'releaseId' | 'check'>>): void {
     const cur = this.getInstance(id);
     if (!cur) return;
@@ -195,7 +199,20 @@ export class SqliteStore implements Store {
     this.db.prepare('DELETE FROM instances WHERE id = ?').run(id);
   }
 
-  // ---- one step's writes
+  // ---- a reconcile round
+  serviceSnapshot(k: ServiceKey): ServiceSnapshot {
+    return this.db.transaction(() => {
+      const service = this.getService(k);
+      const instances = this.listInstances(k);
+      const releases = new Map<string, ReleaseRecord>();
+      for (const id of new Set([...(service ? [service.releaseId] : []), ...instances.map((i) => i.releaseId)])) {
+        const r = this.getRelease(id);
+        if (r) releases.set(id, r);
+      }
+      const release = service && releases.get(service.releaseId);
+      return { ...(service ? { service } : {}), ...(release ? { release } : {}), instances, releases };
+    })();
+  }
   writeBatch(b: StoreBatch): EventRecord[] {
     return this.db.transaction(() => {
       for (const { id, patch } of b.instances ?? []) this.updateInstance(id, patch);
