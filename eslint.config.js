@@ -51,7 +51,6 @@ const ROOM_EXCEPTIONS = [
   { file: 'src/api/app.ts', to: 'deploy/rollback.ts', why: 'rollback is domain code over the Store; moves to a service the API gets injected' },
   { file: 'src/api/git-routes.ts', to: 'build', why: 'git smart HTTP, build records and the pipeline\'s deploy hooks; a BuildService port (issue 11)' },
   { file: 'src/api/webhook-routes.ts', to: 'build', why: 'webhook verification, deliveries and the build controller; a BuildService port (issue 11)' },
-  { file: 'src/api/promote-routes.ts', to: 'build/pipeline.ts', why: 'the DeployFn type; one deploy path (issue 11)' },
   { file: 'src/api/config-routes.ts', to: 'config', why: 'the ConfigStore class as a type; a ConfigStore role interface in core/ports (issue 11)' },
   { file: 'src/api/metrics-routes.ts', to: 'metrics', why: 'MetricsStore and the Prometheus renderer; a metrics port (issue 11)' },
 ];

@@ -13,6 +13,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exampleRepo, git, helloCompose, pushSetup, type PushSetup } from './helpers/git.ts';
 import type { Harness } from './helpers/harness.ts';
+import { waitFor } from '../src/lib/backoff.ts';
 
 /** The example app's compose.yaml with a host route instead of the catch-all one. */
 function withHost(app: string, version: string, host: string): string {
@@ -111,5 +112,25 @@ describe('environments with host routes', () => {
     assert.equal(await whoamiAt(h.ingressPort, 'envpush-pre.pre.test'), 'push-pre', 'pre keeps serving on its own host');
     const cfgProd = await h.api('GET', '/v1/apps/envpush/config?env=prod');
     assert.deepEqual(cfgProd.json.entries, [], 'prod has no configuration of its own: the .env value was used');
+  });
+  test('a Compose file that does not hold for the target is a 400 invalid_spec from promote (CLI exit 2), not a conflict; nothing deployed there', async () => {
+    // A running release in pre whose kept source needs NEED, which no environment sets: it holds for no
+    // environment, so promoting it must be refused as the invalid spec it is.
+    const rel = (await h.api('GET', '/v1/apps/envcli/releases?env=staging')).json.releases.find((r: { current: boolean }) => r.current);
+    const { source: _source, ...web } = (await h.api('GET', `/v1/apps/envcli/releases/${rel.id}`)).json.release.spec;
+    const source = { file: 'compose.yaml', baseDir: '/srv/promobad', files: {}, variables: {},
+      text: 'services:\n  web:\n    image: example\n    environment:\n      NEED: ${NEED:?set NEED for the environment}\n' };
+    const dep = await h.api('POST', '/v1/apps/promobad/deployments', { env: 'pre', spec: { name: 'promobad', services: { web: { ...web, routes: [] } } }, source });
+    assert.equal(dep.status, 202, JSON.stringify(dep.json));
+    await waitFor(async () => (await h.api('GET', `/v1/deployments/${dep.json.deployment.id}`)).json.deployment.status === 'succeeded',
+      { timeoutMs: 120_000, what: 'promobad healthy in pre' });
+    const api = await h.api('POST', '/v1/apps/promobad/promote', { from: 'pre', to: 'prod' });
+    assert.equal(api.status, 400, JSON.stringify(api.json));
+    assert.equal(api.json.error.code, 'invalid_spec');
+    assert.match(api.json.error.message, /compose\.yaml:\d+:\d+: .*required variable "NEED" is not set: set NEED for the environment \(refusing to promote promobad to prod/);
+    const cli = await h.cli(['promote', 'promobad', '--from', 'pre', '--to', 'prod']);
+    assert.equal(cli.code, 2, cli.stdout + cli.stderr);
+    assert.equal((await h.api('GET', '/v1/apps/promobad?env=prod')).status, 404, 'nothing deployed in prod');
+    assert.equal((await h.cli(['rm', 'promobad'])).code, 0);
   });
 });

@@ -1,11 +1,8 @@
-import { createHash } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { BerthError, Conflict, InvalidInput, NotFound, Unauthorized } from '../core/errors.ts';
-import type { Clock, ExecPort, HostPathPolicy, Logger } from '../core/ports.ts';
-import type { AppSpec } from '../core/spec/types.ts';
-import { canonicalRouteKey } from '../core/spec/routes.ts';
-import type { SpecSource } from '../core/spec/source.ts';
+import type { Clock, ExecPort, Logger } from '../core/ports.ts';
+import type { DeploymentsPort } from '../core/deployments.ts';
 import type { DeploymentRecord, InstanceRecord, ReleaseRecord, ServiceRecord, Store } from '../core/store.ts';
 import { hashToken } from '../auth/index.ts';
 import { basicAuthToken, isGitHookRequest } from './git-routes.ts';
@@ -15,7 +12,6 @@ import {
 } from './spec-schema.ts';
 import { rollbackTarget, rollbackTo } from '../deploy/rollback.ts';
 import { serviceStatus } from './status.ts';
-import { checkHostPaths } from './host-paths.ts';
 import { purgeGuard } from './remove-routes.ts';
 import type { LogFilter, LogPage, LogQuery, StoredLine } from '../logs/index.ts';
 import type { KnownApps } from './known.ts';
@@ -30,7 +26,8 @@ export interface ApiDeps {
   logger: Logger;
   newId: () => string;
   version: string;
-  enqueueDeployment: (id: string) => void;
+  /** The one deploy path (deploy/deployments.ts): validate, dry-run, create. */
+  deployments: DeploymentsPort;
   enqueueService: (app: string, env: string, service: string) => void;
   /** The log store: newest-first search and live tail of every replica. */
   logs: { search(q: LogQuery): LogPage; tail(filter: LogFilter, onLine: (l: StoredLine) => void): () => void };
@@ -41,8 +38,6 @@ export interface ApiDeps {
   hostMemoryBytes?: number;
   /** `berth exec`: a command in one instance's container (the one engine call, through a narrow port). */
   exec?: ExecPort;
-  /** Which host paths bind mounts and build contexts may use (resolved on the server's filesystem). */
-  hostPaths: HostPathPolicy;
 }
 
 const HTTP_STATUS: Record<string, number> = {
@@ -106,30 +101,14 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     const { app: appName } = req.params as { app: string };
     const body = deployBodySchema.parse(req.body);
     if (body.spec.name !== appName) throw new InvalidInput(`spec.name "${body.spec.name}" does not match the app in the URL "${appName}"`);
-    checkServiceNames(body.spec);
-    checkRouteConflicts(d.store, body.spec, body.env);
-    // Bind sources and build contexts as the server resolves them: the stored spec names real paths.
-    const spec = await checkHostPaths(d.hostPaths, body.spec);
-    // The source (Compose text + variables) is kept by id on every service, for promote to interpolate again.
-    const sourceId = body.source ? sourceIdOf(appName, body.source) : undefined;
-    for (const [name, svc] of Object.entries(spec.services)) {
-      if (sourceId) svc.source = sourceId;
-      else if (svc.source && !d.store.getSource(svc.source)) {
-        throw new InvalidInput(`spec.services.${name}.source: no stored source "${svc.source}": send the Compose source itself in "source"`);
-      }
-    }
-    // ?dry_run=true: validate only (the push pipeline asks before it spends a build on a refused deploy).
+    const request = { app: appName, env: body.env, spec: body.spec, warnings: body.warnings, ...(body.source ? { source: body.source } : {}) };
+    // ?dry_run=true: validate only.
     const q = req.query as { dry_run?: string };
-    if (q.dry_run === 'true' || q.dry_run === '1') return reply.status(200).send({ valid: true });
-    if (sourceId) d.store.putSource(sourceId, appName, body.source!);
-    const dep: DeploymentRecord = {
-      id: d.newId(), app: appName, env: body.env, spec, warnings: body.warnings, status: 'pending', message: '',
-      createdAt: d.clock.now(), createdBy: 'admin', releases: {},
-    };
-    d.store.createDeployment(dep);
-    d.store.addEvent({ app: appName, env: body.env, service: '', instance: '', kind: 'deployment.created',
-      message: `deployment ${dep.id} of ${appName}/${body.env}: ${Object.keys(body.spec.services).join(', ')}` });
-    d.enqueueDeployment(dep.id);
+    if (q.dry_run === 'true' || q.dry_run === '1') {
+      await d.deployments.validate(request);
+      return reply.status(200).send({ valid: true });
+    }
+    const dep = await d.deployments.create(request);
     return reply.status(202).send({ deployment: publicDeployment(dep) });
   });
 
@@ -454,59 +433,6 @@ export function timeArg(name: string, v: string, now: number): number {
 function publicDeployment(dep: DeploymentRecord) {
   const { spec, ...rest } = dep;
   return { ...rest, services: Object.keys(spec.services) };
-}
-
-function checkServiceNames(spec: AppSpec): void {
-  for (const [key, s] of Object.entries(spec.services)) {
-    if (key !== s.name) throw new InvalidInput(`spec.services.${key}.name is "${s.name}": it must equal its key "${key}"`);
-  }
-}
-
-/**
- * Two apps (or environments) claiming the same host and path would steal each other's traffic: the
- * first owner keeps it. The same app in another environment needs its own host; the message shows
- * how to write one per environment with ${BERTH_ENV}.
- */
-function checkRouteConflicts(store: Store, spec: AppSpec, env: string): void {
-  const claimed = new Map<string, { app: string; env: string; service: string }>();
-  for (const s of store.listServices()) {
-    if (s.app === spec.name && s.env === env) continue;
-    const rel = store.getRelease(s.releaseId);
-    // Stored routes may predate normalisation: compare canonical forms, so `SEC-CASE.LOCAL.` is `sec-case.local`.
-    for (const r of rel?.spec.routes ?? []) claimed.set(canonicalRouteKey(r), { app: s.app, env: s.env, service: s.name });
-  }
-  const mine = new Map<string, { app: string; env: string; service: string }>();
-  for (const s of Object.values(spec.services)) {
-    for (const r of s.routes) {
-      const key = canonicalRouteKey(r);
-      const other = claimed.get(key) ?? mine.get(key);
-      if (other) {
-        const what = `route ${r.host ?? '(any host)'}${r.path} of ${s.name} is already served by ${other.app}/${other.env}/${other.service}`;
-        if (other.app === spec.name && other.env !== env) {
-          const host = perEnvHost(r.host, spec.name);
-          throw new Conflict(`${what}: ${spec.name} in ${env} needs a host of its own — write the environment into the host, ` +
-            `e.g. host: ${host} (served as ${host.replace('${BERTH_ENV}', env)} in ${env} and ${host.replace('${BERTH_ENV}', other.env)} in ${other.env})`);
-        }
-        throw new Conflict(`${what}: choose another host or path`);
-      }
-      mine.set(key, { app: spec.name, env, service: s.name });
-    }
-  }
-}
-
-/** `shop.example.com` → `shop-${BERTH_ENV}.example.com`, `*.example.com` → `*.${BERTH_ENV}.example.com`; no host → `APP-${BERTH_ENV}.example.com`. */
-function perEnvHost(host: string | undefined, app: string): string {
-  if (!host) return `${app}-\${BERTH_ENV}.example.com`;
-  if (host.startsWith('*.')) return `*.\${BERTH_ENV}${host.slice(1)}`;
-  const dot = host.indexOf('.');
-  return dot < 0 ? `${host}-\${BERTH_ENV}` : `${host.slice(0, dot)}-\${BERTH_ENV}${host.slice(dot)}`;
-}
-
-/** Content address of a deployment's source: the same file and variables are stored once. */
-function sourceIdOf(app: string, source: SpecSource): string {
-  const sorted = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  const canonical = JSON.stringify([app, source.file, source.text, source.baseDir, sorted(source.files), sorted(source.variables), source.environmentConfig === true]);
-  return createHash('sha256').update(canonical).digest('hex').slice(0, 32);
 }
 
 function zodMessage(err: z.ZodError): string {

@@ -8,7 +8,7 @@ import type { BuildController } from '../build/build-controller.ts';
 import { branchProblem } from '../build/git-remote.ts';
 import { checkAppName, type GitRepos } from '../build/git-repos.ts';
 import { serveGitHttp } from '../build/git-http.ts';
-import { parseRefLines, type DeployCheckFn, type DeployFn, type WaitDeploymentFn } from '../build/pipeline.ts';
+import { parseRefLines } from '../build/pipeline.ts';
 import type { KnownApps } from './known.ts';
 
 export interface GitRouteDeps {
@@ -187,36 +187,4 @@ function basicUser(header: string): string {
   if (!m) return '';
   const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
   return decoded.split(':', 1)[0]!.replace(/[^A-Za-z0-9._@-]/g, '').slice(0, 64);
-}
-
-/**
- * The deploy/wait callbacks over the API's own routes (in-process `inject`): a push creates a
- * deployment through exactly the validation and store path of `POST /v1/apps/:app/deployments`.
- */
-export function apiDeployer(api: FastifyInstance, token: string, opts: { pollMs?: number; timeoutMs?: number } = {}): { deploy: DeployFn; validate: DeployCheckFn; waitDeployment: WaitDeploymentFn } {
-  const headers = { authorization: `Bearer ${token}` };
-  return {
-    async deploy(appName, env, spec, warnings, source) {
-      const r = await api.inject({ method: 'POST', url: `/v1/apps/${encodeURIComponent(appName)}/deployments`, headers,
-        payload: { env, spec, warnings, ...(source ? { source } : {}) } });
-      const body = r.json() as { deployment?: { id: string }; error?: { message: string } };
-      if (r.statusCode !== 202 || !body.deployment) throw new Error(body.error?.message ?? `HTTP ${r.statusCode}`);
-      return { id: body.deployment.id };
-    },
-    async validate(appName, env, spec, warnings) {
-      const r = await api.inject({ method: 'POST', url: `/v1/apps/${encodeURIComponent(appName)}/deployments?dry_run=true`, headers, payload: { env, spec, warnings } });
-      if (r.statusCode !== 200) throw new Error((r.json() as { error?: { message: string } }).error?.message ?? `HTTP ${r.statusCode}`);
-    },
-    async waitDeployment(id) {
-      const deadline = Date.now() + (opts.timeoutMs ?? 30 * 60_000);
-      for (;;) {
-        const r = await api.inject({ method: 'GET', url: `/v1/deployments/${encodeURIComponent(id)}`, headers });
-        const dep = (r.json() as { deployment?: { status: string; message: string } }).deployment;
-        if (dep && (dep.status === 'succeeded' || dep.status === 'failed')) return { status: dep.status, message: dep.message };
-        if (!dep && r.statusCode === 404) return { status: 'failed', message: `deployment ${id} vanished` };
-        if (Date.now() > deadline) return { status: 'failed', message: `deployment ${id} still ${dep?.status ?? 'unknown'} after the deadline` };
-        await new Promise((res) => setTimeout(res, opts.pollMs ?? 100));
-      }
-    },
-  };
 }

@@ -4,14 +4,14 @@ import { Conflict, InvalidInput, InvalidSpec, NotFound } from '../core/errors.ts
 import type { Store } from '../core/store.ts';
 import type { AppSpec, ParseResult, ServiceSpec } from '../core/spec/types.ts';
 import { parseSource } from '../core/spec/source.ts';
-import type { DeployFn } from '../build/pipeline.ts';
+import type { DeploymentsPort } from '../core/deployments.ts';
 import { parseDigestRef } from '../core/image-retention.ts';
 import type { KnownApps } from './known.ts';
 
 export interface PromoteRouteDeps {
   store: Store;
-  /** Creates a deployment through the API's own path (`apiDeployer(api, token).deploy` in git-routes). */
-  deploy: DeployFn;
+  /** The one deploy path (deploy/deployments.ts): its errors keep their kind (400 invalid, 409 conflict). */
+  deployments: DeploymentsPort;
   known?: KnownApps;
   /** An environment's non-secret configuration values (variables of pushed builds' sources). */
   configValues?: (app: string, env: string) => Record<string, string>;
@@ -50,7 +50,8 @@ export function promotionSpec(store: Store, app: string, from: string, to: strin
           parsed = parseSource(src, app, to, configValues(to));
         } catch (err) {
           if (!(err instanceof InvalidSpec)) throw err;
-          throw new Conflict(`refusing to promote ${app} to ${to}: its Compose file (${src.file}) does not hold for ${to}: ${err.message}`);
+          // Still an invalid spec (400, with file:line:col), said to be the promotion's.
+          throw new InvalidSpec(err.issues.map((i) => ({ ...i, message: `${i.message} (refusing to promote ${app} to ${to}: ${src.file} does not hold for ${to})` })));
         }
         reparsed.set(rel.spec.source, parsed);
       }
@@ -77,12 +78,7 @@ export function registerPromoteRoutes(app: FastifyInstance, d: PromoteRouteDeps)
     if (body.from === body.to) throw new InvalidInput(`--from and --to are both "${body.from}": promote between two environments`);
     d.known?.requireEnv(appName, body.from);
     const spec = promotionSpec(d.store, appName, body.from, body.to, (env) => d.configValues?.(appName, env) ?? {});
-    let dep: { id: string };
-    try {
-      dep = await d.deploy(appName, body.to, spec, []);
-    } catch (err) {
-      throw new Conflict(`deployment to ${body.to} refused: ${(err as Error).message}`);
-    }
+    const dep = await d.deployments.create({ app: appName, env: body.to, spec, warnings: [] });
     d.store.addEvent({ app: appName, env: body.to, service: '', instance: '', kind: 'deployment.promoted',
       message: `deployment ${dep.id}: promoted ${Object.entries(spec.services).map(([n, s]) => `${n}=${s.image}`).join(', ')} from ${body.from}` });
     return reply.status(202).send({

@@ -52,10 +52,10 @@ async function withApi(fn: (api: FastifyInstance, s: SqliteStore, calls: string[
     sources: [{ has: (app, env) => s.hasApp(app, env), all: () => s.appEnvs() }], services: (app) => s.listServices({ app }).map((x) => x.name),
   });
   const api = buildApi({
-    store: s, clock: { now: () => 1000 }, logger: silentLogger, newId: () => 'id1', version: 'test', enqueueDeployment: () => undefined,
+    store: s, clock: { now: () => 1000 }, logger: silentLogger, newId: () => 'id1', version: 'test',
+    deployments: { validate: async () => assert.fail('no deploys here'), create: async () => assert.fail('no deploys here'), follow: async () => assert.fail('no deploys here') },
     enqueueService: (a, e, n) => calls.push(`svc ${a}/${e}/${n}`), ingressPort: 0, known,
     logs: { search: () => ({ lines: [] }), tail: () => () => undefined },
-    hostPaths: { bindSource: async (path) => ({ path }), buildContext: async (path) => ({ path }) },
   });
   registerRemoveRoutes(api, {
     store: s, clock: { now: () => 1000 }, known, enqueueService: (a, e, n) => calls.push(`svc ${a}/${e}/${n}`),

@@ -125,8 +125,12 @@ test('promote: 401, 400 for the same environment twice, 404 for an unknown one, 
   t.store.updateRelease(rel, { status: 'healthy' });
   const ok = await t.req('POST', '/v1/apps/shop/promote', { from: 'staging', to: 'prod' });
   assert.equal(ok.statusCode, 202, ok.body);
-  assert.deepEqual(ok.json().deployment, { id: 'dep-shop-prod', app: 'shop', env: 'prod', from: 'staging' });
-  assert.deepEqual(t.calls, ['deploy shop/prod']);
+  const id = ok.json().deployment.id as string;
+  assert.deepEqual(ok.json().deployment, { id, app: 'shop', env: 'prod', from: 'staging' });
+  // Through the one deploy path: a deployment of prod recorded and handed to the controller.
+  const dep = t.store.getDeployment(id)!;
+  assert.deepEqual([dep.app, dep.env, dep.status, Object.keys(dep.spec.services).sort()], ['shop', 'prod', 'pending', ['web', 'worker']]);
+  assert.deepEqual(t.calls, [`deployment ${id}`]);
 }));
 
 test('metrics routes: 401, 400 naming the parameter, 404 for an unknown app', () => withTestApi(async (t) => {

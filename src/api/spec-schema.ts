@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { InvalidInput } from '../core/errors.ts';
 import { DOCKER_DEFAULT_CAPS, LINUX_CAPS, TMPFS_OPTION, USER_PATTERN } from '../core/spec/security.ts';
 import { normaliseHost, normaliseRoutePath, type RouteCheck } from '../core/spec/routes.ts';
 import { parseDuration, type DurationOptions } from '../core/spec/units.ts';
@@ -155,3 +156,13 @@ export const eventsQuery = z.object({
 /** `GET /v1/events/stream`: the same filters, following from `after`. */
 export const eventsStreamQuery = z.object({ app: z.string().optional(), env: z.string().optional(), service: z.string().optional(),
   after: z.coerce.number().int().min(0).optional() });
+
+/**
+ * An in-process caller's spec (promotion, the push pipeline) read by the same schema as an HTTP body:
+ * normalised hosts and paths, unknown keys dropped. A mistake is InvalidInput naming the field.
+ */
+export function parseAppSpec(spec: unknown): z.infer<typeof appSpecSchema> {
+  const r = appSpecSchema.safeParse(spec);
+  if (r.success) return r.data;
+  throw new InvalidInput(r.error.issues.map((i) => `spec${i.path.length ? '.' + i.path.join('.') : ''}: ${i.message}`).join('; '), { details: { issues: r.error.issues } });
+}

@@ -14,5 +14,5 @@ export { deliveryId, parsePushEvent, verifyWebhook, type PushEvent, type Webhook
 export { serveGitHttp, parseCgiHeaders } from './git-http.ts';
 export {
   BuildCancelled, PipelineFailed, PushPipeline, defaultEnvOf, parseRefLines, TEST_LABEL,
-  type DeployCheckFn, type DeployFn, type PipelineDeps, type PushedRef, type RunContext, type WaitDeploymentFn,
+  type PipelineDeps, type PushedRef, type RunContext,
 } from './pipeline.ts';

@@ -1,5 +1,7 @@
 import { isAbsolute, join as posixJoin, relative } from 'node:path/posix';
 import { LABEL, type Clock, type Engine, type Logger } from '../core/ports.ts';
+import { BerthError } from '../core/errors.ts';
+import type { DeploymentsPort } from '../core/deployments.ts';
 import { parseEnvFile, parseWithSource, type SourceParse, type SpecSource } from '../core/spec/index.ts';
 import { splitShellWords } from '../core/spec/shell-words.ts';
 import type { AppSpec, ParseResult, SpecWarning } from '../core/spec/types.ts';
@@ -10,31 +12,22 @@ import { pushImage } from '../images/image-push.ts';
 import { applyCheckPolicy, checkImage, fromImages } from '../core/image-checks.ts';
 import { DEFAULT_CHECK_POLICY, type CheckPolicy, type ServiceSpec } from '../core/spec/types.ts';
 
-/**
- * Creates a deployment exactly as `POST /v1/apps/:app/deployments` does (validation included); with
- * `source`, the Compose text and variables it was made from are kept for promote.
- */
-export type DeployFn = (app: string, env: string, spec: AppSpec, warnings: SpecWarning[], source?: SpecSource) => Promise<{ id: string }>;
-/** Throws (with the reason) when such a deployment would be refused; creates nothing. */
-export type DeployCheckFn = (app: string, env: string, spec: AppSpec, warnings: SpecWarning[]) => Promise<void>;
-/** Resolves when the deployment has finished, with its outcome. */
-export type WaitDeploymentFn = (id: string) => Promise<{ status: 'succeeded' | 'failed'; message: string }>;
-
 export interface PipelineDeps {
   repos: GitRepos;
   builds: BuildLog;
   engine: Engine;
   clock: Clock;
   logger: Logger;
-  deploy: DeployFn;
-  /** Asked before anything is built, so that a deployment the API would refuse fails the push at once. */
-  validate?: DeployCheckFn;
+  /**
+   * The one deploy path (deploy/deployments.ts): validated before anything is built, so that a
+   * deployment that would be refused fails the push at once; created and followed once built.
+   */
+  deployments: DeploymentsPort;
   /**
    * The non-secret configuration values of an app's environment (`berth config set APP --env ENV`):
    * variables for the pushed Compose file, over the commit's `.env`.
    */
   configValues?: (app: string, env: string) => Record<string, string>;
-  waitDeployment: WaitDeploymentFn;
   /** Longest a test container may run. */
   testTimeoutMs?: number;
   /** How many image builds may run at once across all apps (default 1), and each build's memory limit. */
@@ -93,11 +86,14 @@ export function parseRefLines(text: string): PushedRef[] {
   return out;
 }
 
-/** A stage failed: the message says why (shown in `git push` and the build record). */
-export class PipelineFailed extends Error {}
+/** A stage failed: the message says why (shown in `git push` and the build record); `cause` keeps the error it came from. */
+export class PipelineFailed extends BerthError {
+  override readonly code = 'pipeline_failed';
+}
 
 /** The build was cancelled (`berth build cancel`, or the pusher went away). */
-export class BuildCancelled extends Error {
+export class BuildCancelled extends BerthError {
+  override readonly code = 'cancelled';
   constructor(readonly stage: BuildStage) {
     super(`cancelled during the ${stage} stage`);
   }
@@ -229,7 +225,7 @@ export class PushPipeline {
       const [ctxs, accepted] = await Promise.allSettled([
         Promise.all(toBuild.map((svc) => this.contextOf(files, root, svc))),
         // Without the build sections: the pipeline builds from the commit, not from a host directory.
-        this.d.validate?.(app, env, withoutBuilds(spec), warnings),
+        this.d.deployments.validate({ app, env, spec: withoutBuilds(spec), warnings }),
       ]);
       if (ctxs.status === 'rejected') throw ctxs.reason;
       if (accepted.status === 'rejected') {
@@ -327,14 +323,14 @@ export class PushPipeline {
       say(`-----> Deploying to ${env}`);
       let dep: { id: string };
       try {
-        dep = await this.d.deploy(app, env, spec, warnings, source);
+        dep = await this.d.deployments.create({ app, env, spec, warnings, source });
       } catch (err) {
-        throw new PipelineFailed(`deployment refused: ${(err as Error).message}`);
+        throw new PipelineFailed(`deployment refused: ${(err as Error).message}`, { cause: err });
       }
       rec.deploymentId = dep.id;
       await c.save();
       say(`       deployment ${dep.id} created; waiting for it to become healthy`);
-      const res = await this.d.waitDeployment(dep.id);
+      const res = await this.d.deployments.follow(dep.id);
       if (res.status !== 'succeeded') throw new PipelineFailed(`deployment ${dep.id} failed: ${res.message}`);
       say(`-----> ${app} deployed to ${env} (deployment ${dep.id})`);
     } catch (err) {

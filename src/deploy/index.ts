@@ -5,3 +5,4 @@
 export { DeploymentController, deploymentKey, releaseHash } from './deployment-controller.ts';
 export { ServiceReconciler, serviceKey, parseServiceKey } from './service-reconciler.ts';
 export { containerSpecFor, containerName, volumeName } from './container-spec.ts';
+export { DeploymentService, type DeploymentServiceDeps } from './deployments.ts';

@@ -7,7 +7,7 @@ import { SqliteStore } from '../store/index.ts';
 import { DockerEngine } from '../engine/docker/index.ts';
 import { NginxIngress } from '../ingress/index.ts';
 import { WorkQueue } from '../reconcile/index.ts';
-import { DeploymentController, ServiceReconciler, deploymentKey, parseServiceKey, serviceKey, volumeName } from '../deploy/index.ts';
+import { DeploymentController, DeploymentService, ServiceReconciler, deploymentKey, parseServiceKey, serviceKey, volumeName } from '../deploy/index.ts';
 import { AppPurger, parsePurgeKey, purgeKey } from '../purge/index.ts';
 import { registerRemoveRoutes } from '../api/remove-routes.ts';
 import type { AppRemains } from '../core/app-remains.ts';
@@ -28,7 +28,8 @@ import { ACCESS_LOG_FILE } from '../ingress/render.ts';
 import { registerMetricsRoutes } from '../api/metrics-routes.ts';
 import { AlertEvaluator, WebhookNotifier } from '../alerts/index.ts';
 import { registerAlertRoutes } from '../api/alert-routes.ts';
-import { apiDeployer, registerGitRoutes } from '../api/git-routes.ts';
+import { registerGitRoutes } from '../api/git-routes.ts';
+import { parseAppSpec } from '../api/spec-schema.ts';
 import { BuildController, BuildLog, GitRepos, PushPipeline, WebhookDeliveries, isFinished } from '../build/index.ts';
 import { registerPromoteRoutes } from '../api/promote-routes.ts';
 import { registerImageRoutes } from '../api/image-routes.ts';
@@ -162,7 +163,15 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const queue: WorkQueue = new WorkQueue(async (key) => {
     const sk = parseServiceKey(key);
     if (sk) return services.reconcile(sk);
-    if (key.startsWith('deploy/')) return deployments.reconcile(key.slice('deploy/'.length));
+    if (key.startsWith('deploy/')) {
+      const id = key.slice('deploy/'.length);
+      // Followers (the push pipeline) wake on each round of the deployment, not on a timer.
+      try {
+        return await deployments.reconcile(id);
+      } finally {
+        deploymentService.changed(id);
+      }
+    }
     const purgeApp = parsePurgeKey(key);
     if (purgeApp !== undefined) return purging.purger?.reconcile(purgeApp);
     return undefined;
@@ -195,6 +204,10 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     releaseFinished: (k) => {
       for (const dep of store.listDeployments({ status: ['rolling'] })) if (dep.app === k.app && dep.env === k.env) queue.add(deploymentKey(dep.id));
     },
+  });
+  // The one deploy path: the API's deploy route, promotion and the push pipeline call it in-process.
+  const deploymentService = new DeploymentService({
+    store, clock, newId: () => shortId(10), hostPaths, enqueue: (id) => queue.add(deploymentKey(id)), parseSpec: parseAppSpec,
   });
   const deployments = new DeploymentController({
     store, engine, clock, logger: logger.child({ component: 'deployments' }), newId: () => shortId(10), enqueueService, applyRoutes,
@@ -322,9 +335,9 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   });
   const api = buildApi({
     store, clock, logger: logger.child({ component: 'api' }), newId: () => shortId(10), version: VERSION,
-    enqueueDeployment: (id) => queue.add(deploymentKey(id)), enqueueService,
+    deployments: deploymentService, enqueueService,
     logs: { search: (q) => logStore.search(q), tail: (f, onLine) => logs.tail(f, onLine) }, ingressPort: cfg.ingressPort, known,
-    hostMemoryBytes: cfg.hostMemoryBytes, exec: docker, hostPaths,
+    hostMemoryBytes: cfg.hostMemoryBytes, exec: docker,
   });
   registerRegistryRoutes(api, { store, registry, clock, newId: () => shortId(10) });
   registerTemplateRoutes(api, { store, clock, changed: () => templates.schedule() });
@@ -339,12 +352,11 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   });
   // Builds: the routes submit and follow; the controller runs the pipeline off any request.
   const repos = new GitRepos(cfg.dataDir, cfg.childEnv);
-  const deployer = apiDeployer(api, token);
   // Non-secret configuration values are variables for pushed Compose files and promotions (secrets never are).
   const configValues = (app: string, env: string): Record<string, string> =>
     Object.fromEntries(config.list(app, env).filter((e) => e.kind === 'value' && e.value !== undefined).map((e) => [e.key, e.value!]));
   const pipeline = new PushPipeline({
-    repos, builds: buildLog, engine, clock, logger: logger.child({ component: 'build' }), ...deployer, configValues,
+    repos, builds: buildLog, engine, clock, logger: logger.child({ component: 'build' }), deployments: deploymentService, configValues,
     buildConcurrency: cfg.buildConcurrency, buildMemoryBytes: cfg.buildMemoryBytes, ...(imageRegistryUp ? { registry: imageRegistry } : {}),
   });
   const builds = new BuildController({
@@ -369,7 +381,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     },
   });
   registerGitRoutes(api, { repos, builds, logger, known });
-  registerPromoteRoutes(api, { store, deploy: deployer.deploy, known, configValues });
+  registerPromoteRoutes(api, { store, deployments: deploymentService, known, configValues });
   // Registry garbage collection (images/image-janitor.ts): after each build, periodically, on demand.
   // Images of builds still running are pinned: pushed, but in no release yet.
   const imageJanitor = imageRegistryUp ? new ImageJanitor({

@@ -19,6 +19,8 @@ import { NotFound } from '../../src/core/errors.ts';
 import type { ReleaseRecord, ServiceRecord } from '../../src/core/store.ts';
 import type { ServiceSpec } from '../../src/core/spec/types.ts';
 import { buildApi } from '../../src/api/app.ts';
+import { parseAppSpec } from '../../src/api/spec-schema.ts';
+import { DeploymentService } from '../../src/deploy/deployments.ts';
 import { KnownApps } from '../../src/api/known.ts';
 import { registerAlertRoutes } from '../../src/api/alert-routes.ts';
 import { registerConfigRoutes } from '../../src/api/config-routes.ts';
@@ -106,10 +108,14 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
       ...store.listReleases({ app, ...(env ? { env } : {}) }).map((r) => r.service)],
   });
   const enqueueService = (a: string, e: string, s: string) => void calls.push(`svc ${a}/${e}/${s}`);
-  const api = buildApi({
-    store, clock, logger: silentLogger, newId, version: 'test', enqueueDeployment: (id) => void calls.push(`deployment ${id}`), enqueueService,
-    logs: { search: () => ({ lines: [] }), tail: () => () => undefined }, ingressPort: 0, known,
+  // The real deployments service (the one deploy path), over this store; the controller's queue is `calls`.
+  const deployments = new DeploymentService({
+    store, clock, newId, enqueue: (id) => void calls.push(`deployment ${id}`), parseSpec: parseAppSpec,
     hostPaths: { bindSource: async (path) => ({ path }), buildContext: async (path) => ({ path }) },
+  });
+  const api = buildApi({
+    store, clock, logger: silentLogger, newId, version: 'test', deployments, enqueueService,
+    logs: { search: () => ({ lines: [] }), tail: () => () => undefined }, ingressPort: 0, known,
     ...(o.hostMemoryBytes !== undefined ? { hostMemoryBytes: o.hostMemoryBytes } : {}),
   });
   // Route modules whose collaborators are outside the store get inert fakes: their in-process tests
@@ -142,7 +148,7 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
     ensure: async (a: string) => void calls.push(`repo ${a}`), setSource: async (a: string) => void calls.push(`source ${a}`),
   } as never;
   registerGitRoutes(api, { repos, builds: buildCtl, logger: silentLogger, known });
-  registerPromoteRoutes(api, { store, deploy: async (app, env) => (calls.push(`deploy ${app}/${env}`), { id: `dep-${app}-${env}` }), known });
+  registerPromoteRoutes(api, { store, deployments, known });
   registerImageRoutes(api, { images: undefined, known });
   registerRemoveRoutes(api, {
     store, clock, known, enqueueService, enqueuePurge: (a) => void calls.push(`purge ${a}`), unfinishedBuilds: () => [],

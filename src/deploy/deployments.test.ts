@@ -1,0 +1,95 @@
+import { afterEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AppSpec, ServiceSpec } from '../core/spec/types.ts';
+import { Conflict, InvalidInput } from '../core/errors.ts';
+import { SqliteStore } from '../store/index.ts';
+import { DeploymentService } from './deployments.ts';
+
+const T0 = 1_700_000_000_000;
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function svc(name: string, o: Partial<ServiceSpec> = {}): ServiceSpec {
+  return {
+    name, image: `shop/${name}:1`, environment: {}, ports: [], health: { type: 'none' }, replicas: 1, limits: {},
+    restart: { condition: 'any', delayMs: 1000 }, labels: {}, stopSignal: 'SIGTERM', stopGracePeriodMs: 10_000, volumes: [],
+    dependsOn: [], routes: [], ...o,
+  };
+}
+const spec = (name: string, ...services: ServiceSpec[]): AppSpec => ({ name, services: Object.fromEntries(services.map((s) => [s.name, s])) });
+
+function harness() {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-deploysvc-'));
+  dirs.push(dir);
+  const clock = { now: () => T0 };
+  const store = new SqliteStore(join(dir, 'berth.db'), clock);
+  const enqueued: string[] = [];
+  let ids = 0;
+  // No timer ever wakes a follower in these tests: only changed() does.
+  const service = new DeploymentService({
+    store, clock, newId: () => `dep${++ids}`, enqueue: (id) => void enqueued.push(id), followRecheckMs: 2 ** 31 - 1,
+    hostPaths: {
+      bindSource: async (p) => (p.startsWith('/forbidden') ? { refused: 'not under an allowed root' } : { path: p }),
+      buildContext: async (p) => ({ path: p }),
+    },
+  });
+  return { store, service, enqueued };
+}
+
+test('create records the deployment, its event and its source, and hands it to the controller', async () => {
+  const { store, service, enqueued } = harness();
+  const source = { file: 'compose.yaml', text: 'services: {}', baseDir: '/x', files: {}, variables: {} };
+  const dep = await service.create({ app: 'shop', env: 'prod', spec: spec('shop', svc('web')), warnings: [], source });
+  assert.deepEqual(enqueued, [dep.id]);
+  const stored = store.getDeployment(dep.id)!;
+  assert.equal(stored.status, 'pending');
+  const sourceId = stored.spec.services.web!.source!;
+  assert.match(sourceId, /^[0-9a-f]{32}$/);
+  assert.equal(store.getSource(sourceId)?.text, 'services: {}');
+  assert.ok(store.listEvents({ app: 'shop', limit: 10 }).some((e) => e.kind === 'deployment.created' && e.message.includes(dep.id)));
+});
+
+test('validate (a dry run) writes nothing; refusals keep their kind', async () => {
+  const { store, service, enqueued } = harness();
+  await service.validate({ app: 'shop', env: 'prod', spec: spec('shop', svc('web')), warnings: [] });
+  assert.deepEqual(store.listDeployments({}), []);
+  assert.deepEqual(enqueued, []);
+  await assert.rejects(service.validate({ app: 'shop', env: 'prod', spec: spec('other', svc('web')), warnings: [] }), InvalidInput);
+  await assert.rejects(service.create({ app: 'shop', env: 'prod', warnings: [],
+    spec: spec('shop', svc('web', { volumes: [{ type: 'bind', source: '/forbidden/x', target: '/data', readOnly: false }] })) }),
+  (err: Error) => err instanceof InvalidInput && /spec\.services\.web\.volumes\[0\]: not under an allowed root/.test(err.message));
+  await assert.rejects(service.create({ app: 'shop', env: 'prod', warnings: [], spec: spec('shop', svc('web', { source: 'f'.repeat(32) })) }),
+    (err: Error) => err instanceof InvalidInput && /no stored source/.test(err.message));
+  assert.deepEqual(store.listDeployments({}), [], 'nothing half-written');
+});
+
+test('a route another app serves is a Conflict, also for an in-process caller', async () => {
+  const { service, store } = harness();
+  const first = await service.create({ app: 'shop', env: 'prod', warnings: [], spec: spec('shop', svc('web', { routes: [{ host: 'shop.local', path: '/' }] })) });
+  // The controller's work, by hand: shop/prod/web runs a release with that route.
+  const rel = { id: 'r1', app: 'shop', env: 'prod', service: 'web', seq: 1, spec: first.spec.services.web!, specHash: 'h', image: 'shop/web:1', imageId: 'sha256:1',
+    status: 'healthy' as const, message: '', createdAt: T0, createdBy: 'admin' };
+  store.putService({ app: 'shop', env: 'prod', name: 'web', replicas: 1, releaseId: 'r1', failures: 0, nextStartAt: 0, updatedAt: T0 }, rel);
+  await assert.rejects(service.validate({ app: 'other', env: 'prod', warnings: [], spec: spec('other', svc('api', { routes: [{ host: 'shop.local', path: '/' }] })) }),
+    (err: Error) => err instanceof Conflict && /already served by shop\/prod\/web/.test(err.message));
+});
+
+test('follow wakes on changed(), sees each status, and resolves with the outcome', async () => {
+  const { store, service } = harness();
+  const dep = await service.create({ app: 'shop', env: 'prod', spec: spec('shop', svc('web')), warnings: [] });
+  const seen: string[] = [];
+  const done = service.follow(dep.id, { onStatus: (s) => seen.push(s) });
+  store.updateDeployment(dep.id, { status: 'rolling' });
+  service.changed(dep.id);
+  store.updateDeployment(dep.id, { status: 'succeeded', message: 'all healthy' });
+  service.changed(dep.id);
+  assert.deepEqual(await done, { status: 'succeeded', message: 'all healthy' });
+  assert.equal(seen[0], 'pending');
+  assert.equal(seen.at(-1), 'succeeded');
+  assert.deepEqual(await service.follow('nope'), { status: 'failed', message: 'deployment nope vanished' });
+});

@@ -1,0 +1,177 @@
+import { createHash } from 'node:crypto';
+import { Conflict, InvalidInput } from '../core/errors.ts';
+import type { DeploymentOutcome, DeploymentsPort, DeployRequest } from '../core/deployments.ts';
+import type { Clock, HostPathPolicy } from '../core/ports.ts';
+import type { AppSpec } from '../core/spec/types.ts';
+import { canonicalRouteKey } from '../core/spec/routes.ts';
+import type { SpecSource } from '../core/spec/source.ts';
+import type { DeploymentRecord, DeploymentStatus, Store } from '../core/store.ts';
+import { checkHostPaths } from './host-paths.ts';
+
+export interface DeploymentServiceDeps {
+  store: Store;
+  clock: Clock;
+  newId: () => string;
+  /** Which host paths bind mounts and build contexts may use (resolved on the server's filesystem). */
+  hostPaths: HostPathPolicy;
+  /** Hands a new deployment to the deployment controller (its work-queue key). */
+  enqueue: (id: string) => void;
+  /**
+   * The wire schema's reading of a spec (normalised hosts and paths, defaults): in-process callers'
+   * specs get exactly the checks an HTTP body gets. Throws InvalidInput naming the field.
+   */
+  parseSpec?: (spec: unknown) => AppSpec;
+  /** How long `follow` waits at most (default 30 min). */
+  followTimeoutMs?: number;
+  /** A safety re-read while following, in case a change was missed (default 5 s). Not the wake-up path. */
+  followRecheckMs?: number;
+}
+
+const FINISHED: ReadonlySet<DeploymentStatus> = new Set(['succeeded', 'failed']);
+
+/**
+ * The deployments service: validate, dry-run, create and follow — the one path from a spec to a
+ * deployment record, called in-process by the deploy route, promotion and the push pipeline.
+ * `changed(id)` is called by whoever moves a deployment (the controller manager, after each round of
+ * `deploy/ID`): followers wake on it instead of polling.
+ */
+export class DeploymentService implements DeploymentsPort {
+  private readonly waiters = new Map<string, Set<() => void>>();
+
+  constructor(private readonly d: DeploymentServiceDeps) {}
+
+  async validate(req: DeployRequest): Promise<AppSpec> {
+    return (await this.prepare(req)).spec;
+  }
+
+  async create(req: DeployRequest): Promise<DeploymentRecord> {
+    const { spec, sourceId } = await this.prepare(req);
+    const { store, clock } = this.d;
+    if (sourceId) store.putSource(sourceId, req.app, req.source!);
+    const dep: DeploymentRecord = {
+      id: this.d.newId(), app: req.app, env: req.env, spec, warnings: req.warnings, status: 'pending', message: '',
+      createdAt: clock.now(), createdBy: 'admin', releases: {},
+    };
+    store.createDeployment(dep);
+    store.addEvent({ app: req.app, env: req.env, service: '', instance: '', kind: 'deployment.created',
+      message: `deployment ${dep.id} of ${req.app}/${req.env}: ${Object.keys(spec.services).join(', ')}` });
+    this.d.enqueue(dep.id);
+    return dep;
+  }
+
+  /** Wakes the followers of deployment `id` (its record may have changed). */
+  changed(id: string): void {
+    for (const wake of this.waiters.get(id) ?? []) wake();
+  }
+
+  async follow(id: string, opts: { timeoutMs?: number; onStatus?: (s: DeploymentStatus, message: string) => void } = {}): Promise<DeploymentOutcome> {
+    const deadline = Date.now() + (opts.timeoutMs ?? this.d.followTimeoutMs ?? 30 * 60_000);
+    const recheck = this.d.followRecheckMs ?? 5000;
+    let last: DeploymentStatus | undefined;
+    let woken = false;
+    let wake: () => void = () => { woken = true; };
+    const waiter = () => wake();
+    let set = this.waiters.get(id);
+    if (!set) this.waiters.set(id, (set = new Set()));
+    set.add(waiter);
+    try {
+      for (;;) {
+        woken = false;
+        const dep = this.d.store.getDeployment(id);
+        if (!dep) return { status: 'failed', message: `deployment ${id} vanished` };
+        if (dep.status !== last) {
+          last = dep.status;
+          opts.onStatus?.(dep.status, dep.message);
+        }
+        if (FINISHED.has(dep.status)) return { status: dep.status as 'succeeded' | 'failed', message: dep.message };
+        const left = deadline - Date.now();
+        if (left <= 0) return { status: 'failed', message: `deployment ${id} still ${dep.status} after the deadline` };
+        if (woken) continue;
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, Math.min(recheck, left));
+          wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        wake = () => { woken = true; };
+      }
+    } finally {
+      set.delete(waiter);
+      if (set.size === 0 && this.waiters.get(id) === set) this.waiters.delete(id);
+    }
+  }
+
+  /** Every check of a deployment, in the order the API always made them; the spec as it would be stored. */
+  private async prepare(req: DeployRequest): Promise<{ spec: AppSpec; sourceId?: string }> {
+    const { store } = this.d;
+    const parsed = this.d.parseSpec ? this.d.parseSpec(req.spec) : req.spec;
+    if (parsed.name !== req.app) throw new InvalidInput(`spec.name "${parsed.name}" does not match the app "${req.app}"`);
+    checkServiceNames(parsed);
+    checkRouteConflicts(store, parsed, req.env);
+    // Bind sources and build contexts as the server resolves them: the stored spec names real paths.
+    const spec = await checkHostPaths(this.d.hostPaths, parsed);
+    // The source (Compose text + variables) is kept by id on every service, for promote to interpolate again.
+    const sourceId = req.source ? sourceIdOf(req.app, req.source) : undefined;
+    for (const [name, svc] of Object.entries(spec.services)) {
+      if (sourceId) svc.source = sourceId;
+      else if (svc.source && !store.getSource(svc.source)) {
+        throw new InvalidInput(`spec.services.${name}.source: no stored source "${svc.source}": send the Compose source itself in "source"`);
+      }
+    }
+    return { spec, ...(sourceId ? { sourceId } : {}) };
+  }
+}
+
+function checkServiceNames(spec: AppSpec): void {
+  for (const [key, s] of Object.entries(spec.services)) {
+    if (key !== s.name) throw new InvalidInput(`spec.services.${key}.name is "${s.name}": it must equal its key "${key}"`);
+  }
+}
+
+/**
+ * Two apps (or environments) claiming the same host and path would steal each other's traffic: the
+ * first owner keeps it. The same app in another environment needs its own host; the message shows
+ * how to write one per environment with ${BERTH_ENV}.
+ */
+function checkRouteConflicts(store: Store, spec: AppSpec, env: string): void {
+  const claimed = new Map<string, { app: string; env: string; service: string }>();
+  for (const s of store.listServices()) {
+    if (s.app === spec.name && s.env === env) continue;
+    const rel = store.getRelease(s.releaseId);
+    // Stored routes may predate normalisation: compare canonical forms, so `SEC-CASE.LOCAL.` is `sec-case.local`.
+    for (const r of rel?.spec.routes ?? []) claimed.set(canonicalRouteKey(r), { app: s.app, env: s.env, service: s.name });
+  }
+  const mine = new Map<string, { app: string; env: string; service: string }>();
+  for (const s of Object.values(spec.services)) {
+    for (const r of s.routes) {
+      const key = canonicalRouteKey(r);
+      const other = claimed.get(key) ?? mine.get(key);
+      if (other) {
+        const what = `route ${r.host ?? '(any host)'}${r.path} of ${s.name} is already served by ${other.app}/${other.env}/${other.service}`;
+        if (other.app === spec.name && other.env !== env) {
+          const host = perEnvHost(r.host, spec.name);
+          throw new Conflict(`${what}: ${spec.name} in ${env} needs a host of its own — write the environment into the host, ` +
+            `e.g. host: ${host} (served as ${host.replace('${BERTH_ENV}', env)} in ${env} and ${host.replace('${BERTH_ENV}', other.env)} in ${other.env})`);
+        }
+        throw new Conflict(`${what}: choose another host or path`);
+      }
+      mine.set(key, { app: spec.name, env, service: s.name });
+    }
+  }
+}
+
+/** `shop.example.com` → `shop-${BERTH_ENV}.example.com`, `*.example.com` → `*.${BERTH_ENV}.example.com`; no host → `APP-${BERTH_ENV}.example.com`. */
+function perEnvHost(host: string | undefined, app: string): string {
+  if (!host) return `${app}-\${BERTH_ENV}.example.com`;
+  if (host.startsWith('*.')) return `*.\${BERTH_ENV}${host.slice(1)}`;
+  const dot = host.indexOf('.');
+  return dot < 0 ? `${host}-\${BERTH_ENV}` : `${host.slice(0, dot)}-\${BERTH_ENV}${host.slice(dot)}`;
+}
+
+/** Content address of a deployment's source: the same file and variables are stored once. */
+function sourceIdOf(app: string, source: SpecSource): string {
+  const sorted = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const canonical = JSON.stringify([app, source.file, source.text, source.baseDir, sorted(source.files), sorted(source.variables), source.environmentConfig === true]);
+  return createHash('sha256').update(canonical).digest('hex').slice(0, 32);
+}
