@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultEnvOf, parseRefLines } from './pipeline.ts';
+import { PipelineFailed, defaultEnvOf, parseRefLines } from './pipeline.ts';
 import { parseCgiHeaders } from './git-http.ts';
 import { hookScript } from './git-repos.ts';
 import { basicAuthToken, isGitHookRequest } from '../api/git-routes.ts';
@@ -71,8 +71,9 @@ test('a pushed compose: binds into the repository are refused with file:line:col
   const root = '/berth-commit/b1';
   const parse = (text: string) => parseAppSpec(text, { file: 'compose.yaml', env: {}, baseDir: root, appName: 'a', readFile: () => undefined });
   const rel = parse('services:\n  web:\n    build: .\n    volumes: [/srv/data:/d, ./data:/data]\n');
+  // A PipelineFailed (a BerthError with its own code), not a bare Error.
   assert.throws(() => refuseCommitBinds('compose.yaml', rel, root),
-    /^Error: compose\.yaml:4:29: services\.web\.volumes\[1\]: a bind mount of a directory of the repository \(\.\/data\) cannot work for a pushed app/);
+    (err: Error) => err instanceof PipelineFailed && (err as PipelineFailed).code === 'pipeline_failed' && /^compose\.yaml:4:29: services\.web\.volumes\[1\]: a bind mount of a directory of the repository \(\.\/data\) cannot work for a pushed app/.test(err.message));
   // Absolute sources are the server's to judge (its host-path policy, in the dry run).
   assert.doesNotThrow(() => refuseCommitBinds('compose.yaml', parse('services:\n  web:\n    image: x\n    volumes: [/srv/data:/d]\n'), root));
   const dry = withoutBuilds(rel.spec);
