@@ -3,8 +3,8 @@
  */
 import type { AppSpec, SpecWarning } from '../core/spec/types.ts';
 import type { SpecSource } from '../core/spec/source.ts';
-import type { ServiceStatus as ServiceView } from '../core/views.ts';
-import type { EventRecord as EventView, PurgeRecord } from '../core/store.ts';
+import type { AlertView, BuildView, ServiceStatus as ServiceView, TemplateView, TopView } from '../core/views.ts';
+import type { EventRecord as EventView, PurgeRecord, ReleaseRecord } from '../core/store.ts';
 import type { AppRemains } from '../core/app-remains.ts';
 
 export class ApiError extends Error {
@@ -53,6 +53,17 @@ export class BerthClient {
       if ((err as Error).name === 'AbortError') throw err;
       throw new Unreachable(`cannot reach the Berth server at ${this.o.url} (${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}): start it with \`berth server\` or \`bash scripts/up.sh\``);
     }
+  }
+
+  /**
+   * A streaming answer (NDJSON, text, server-sent events): the response once the server accepted
+   * the request, else its error as an ApiError (the same as `request` throws).
+   */
+  async stream(method: string, path: string, body: unknown, signal: AbortSignal): Promise<Response> {
+    const res = await this.raw(method, path, body, signal);
+    if (res.ok && res.body) return res;
+    const e = ((await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string; details?: unknown } }).error ?? {};
+    throw new ApiError(res.status, e.code ?? 'error', e.message ?? `HTTP ${res.status}`, e.details);
   }
 
   ping() {
@@ -109,6 +120,94 @@ export class BerthClient {
     return this.request<{ service: string; requestedAt: number }>('POST', `/v1/apps/${enc(app)}/reload`, { env, service });
   }
 
+  /** One release with the events of its rollout. */
+  release(app: string, id: string) {
+    return this.request<{ release: ReleaseRecord; events: EventView[] }>('GET', `/v1/apps/${enc(app)}/releases/${enc(id)}`);
+  }
+  /** The OpenAPI 3.1 document of this server's API. */
+  openApi() {
+    return this.request<Record<string, unknown>>('GET', '/v1/openapi.json');
+  }
+  /** Deploys the images that run (healthy) in `from` to `to`. */
+  promote(app: string, from: string, to: string) {
+    return this.request<{ deployment: { id: string; app: string; env: string; from: string }; images: Record<string, string> }>('POST', `/v1/apps/${enc(app)}/promote`, { from, to });
+  }
+  /** Runs a command in an instance's container: NDJSON frames `{stream, data}` (base64), then `{exit}` or `{error}`. */
+  exec(app: string, body: { env: string; service: string; cmd: string[]; instance?: string }, signal: AbortSignal) {
+    return this.stream('POST', `/v1/apps/${enc(app)}/exec`, body, signal);
+  }
+  /** A page of log lines (JSON `{lines, next?}`), or with `follow: 'true'` an NDJSON tail. */
+  logs(app: string, q: Record<string, string | undefined>, signal: AbortSignal) {
+    return this.stream('GET', `/v1/apps/${enc(app)}/logs?${query(q)}`, undefined, signal);
+  }
+  builds(q: { app?: string; limit?: number } = {}) {
+    return this.request<{ builds: BuildView[] }>('GET', `/v1/builds?${query({ app: q.app, limit: q.limit === undefined ? undefined : String(q.limit) })}`);
+  }
+  build(id: string) {
+    return this.request<{ build: BuildView }>('GET', `/v1/builds/${enc(id)}`);
+  }
+  cancelBuild(id: string) {
+    return this.request<{ build: BuildView }>('POST', `/v1/builds/${enc(id)}/cancel`);
+  }
+  /** A build's output as text; `follow`: until the build ends. */
+  buildLogs(id: string, o: { follow?: boolean }, signal: AbortSignal) {
+    return this.stream('GET', `/v1/builds/${enc(id)}/logs${o.follow ? '?follow=true' : ''}`, undefined, signal);
+  }
+  templates() {
+    return this.request<{ templates: TemplateView[] }>('GET', '/v1/templates');
+  }
+  setTemplate(name: string, t: { source: string; dest: string; check?: string[]; reload?: string[] }) {
+    return this.request<{ name: string; dest: string }>('PUT', `/v1/templates/${enc(name)}`, t);
+  }
+  removeTemplate(name: string) {
+    return this.request<Record<string, never>>('DELETE', `/v1/templates/${enc(name)}`);
+  }
+  alerts() {
+    return this.request<{ alerts: AlertView[] }>('GET', '/v1/alerts');
+  }
+  /** `window` and `for` are durations (`5m`, `1m30s`). */
+  setAlert(name: string, rule: { metric: string; threshold: number; window?: string; for?: string; app?: string; env?: string; service?: string; webhook?: string }) {
+    return this.request<{ name: string; rule: AlertView['rule'] }>('PUT', `/v1/alerts/${enc(name)}`, rule);
+  }
+  removeAlert(name: string) {
+    return this.request<Record<string, never>>('DELETE', `/v1/alerts/${enc(name)}`);
+  }
+  /** CPU, memory and the last minute of requests per instance, service and route. */
+  top(q: { app?: string; env?: string } = {}) {
+    const qs = query(q);
+    return this.request<TopView>('GET', `/v1/top${qs ? `?${qs}` : ''}`);
+  }
+  /** A metric series (`kind`: cpu, memory, http, ...) over a time range (`from`/`to`: durations before now, ISO times or epoch ms). */
+  metrics(q: { kind: string; app?: string; env?: string; service?: string; target?: string; from?: string; to?: string; step?: number; group?: 'series' | 'service' }) {
+    return this.request<{ kind: string; from: number; to: number; series: unknown[] }>('GET',
+      `/v1/metrics/query?${query({ ...q, step: q.step === undefined ? undefined : String(q.step) })}`);
+  }
+  /** Connects a git remote to the app (webhook builds); the answer holds the secret and the hook URLs. */
+  setSource(app: string, remote: string, secret?: string) {
+    return this.request<{ app: string; remote: string; secret: string; webhooks: string[] }>('PUT', `/v1/apps/${enc(app)}/source`, { remote, ...(secret ? { secret } : {}) });
+  }
+  registry() {
+    return this.request<{ index: number; entries: RegistryEntryView[] }>('GET', '/v1/registry');
+  }
+  /** A service's healthy instances; `index` + `wait` long-poll for a change. */
+  registryService(env: string, service: string, q: { app?: string; index?: number; wait?: string } = {}) {
+    return this.request<{ index: number; env: string; service: string; app?: string; instances: RegistryEntryView[] }>('GET',
+      `/v1/registry/${enc(env)}/${enc(service)}?${query({ app: q.app, index: q.index === undefined ? undefined : String(q.index), wait: q.wait })}`);
+  }
+  /** Server-sent events of a service's healthy instances. */
+  registryStream(env: string, service: string, q: { app?: string }, signal: AbortSignal) {
+    return this.stream('GET', `/v1/registry/${enc(env)}/${enc(service)}/stream?${query(q)}`, undefined, signal);
+  }
+  registerExternal(env: string, service: string, body: { address: string; port: number; ttl?: string; check?: { http: string; interval?: string } | { tcp: true; interval?: string } }) {
+    return this.request<{ id: string; key: string }>('POST', `/v1/registry/${enc(env)}/${enc(service)}`, body);
+  }
+  heartbeat(id: string) {
+    return this.request<{ id: string; ttlMs: number | null }>('PUT', `/v1/registry/external/${enc(id)}/heartbeat`);
+  }
+  deregister(id: string) {
+    return this.request<Record<string, never>>('DELETE', `/v1/registry/external/${enc(id)}`);
+  }
+
   /** Follows the server-sent event stream until the signal aborts. */
   async streamEvents(q: { app?: string; env?: string; service?: string; after?: number }, onEvent: (e: EventView) => void, signal: AbortSignal): Promise<void> {
     const p = new URLSearchParams();
@@ -118,14 +217,10 @@ export class BerthClient {
     if (q.after !== undefined) p.set('after', String(q.after));
     let res: Response;
     try {
-      res = await this.raw('GET', `/v1/events/stream?${p}`, undefined, signal);
+      res = await this.stream('GET', `/v1/events/stream?${p}`, undefined, signal);
     } catch (err) {
       if ((err as Error).name === 'AbortError') return;
       throw err;
-    }
-    if (!res.ok || !res.body) {
-      const e = ((await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string; details?: unknown } }).error ?? {};
-      throw new ApiError(res.status, e.code ?? 'error', e.message ?? `event stream: HTTP ${res.status}`, e.details);
     }
     const dec = new TextDecoder();
     let buf = '';
@@ -161,6 +256,28 @@ export class BerthClient {
 function enc(s: string): string {
   return encodeURIComponent(s);
 }
+
+/** A query string of the parameters that are set. */
+function query(q: Record<string, string | undefined>): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') p.set(k, v);
+  return p.toString();
+}
+
+/** An entry of the service registry. */
+export interface RegistryEntryView {
+  key: string;
+  env: string;
+  service: string;
+  app?: string;
+  address: string;
+  port: number;
+  health: string;
+  source: string;
+  id: string;
+}
+
+export type { AlertView, BuildView, TemplateView, TopView } from '../core/views.ts';
 
 export interface AppView {
   name: string;

@@ -4,17 +4,9 @@
  */
 import type { BerthClient } from './client.ts';
 
-export type ConfigKind = 'value' | 'secret';
+import type { ConfigEntryView, ConfigKind } from '../core/views.ts';
 
-export interface ConfigEntryView {
-  key: string;
-  kind: ConfigKind;
-  version: number;
-  updatedAt: number;
-  updatedBy: string;
-  /** Plain values always; secrets only when revealed. */
-  value?: string;
-}
+export type { ConfigEntryView, ConfigKind };
 
 export interface ConfigChangeView {
   key: string;

@@ -8,7 +8,9 @@ import type { Clock } from '../core/ports.ts';
 import { NAME_PATTERN } from '../core/spec/names.ts';
 import { describeSource, SecretKeyError, type SecretBox } from './secret-box.ts';
 
-export type ConfigKind = 'value' | 'secret';
+import type { ConfigEntryView, ConfigKind } from '../core/views.ts';
+
+export type { ConfigEntryView, ConfigKind };
 
 export interface ConfigEntryInput {
   key: string;
@@ -30,17 +32,6 @@ export interface ConfigVersion {
   who: string;
   at: number;
   changes: ConfigChange[];
-}
-
-/** A key as listed: plain values carry `value`; a secret never does unless revealed through `get`. */
-export interface ConfigEntryView {
-  key: string;
-  kind: ConfigKind;
-  /** The config version that last set this key. */
-  version: number;
-  updatedAt: number;
-  updatedBy: string;
-  value?: string;
 }
 
 export interface ConfigWriteResult {

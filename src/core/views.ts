@@ -43,6 +43,66 @@ export interface ServiceStatus {
   instances: InstanceStatus[];
 }
 
+/** Plain configuration values or secrets. */
+export type ConfigKind = 'value' | 'secret';
+
+/** A config key as listed (config store and API): plain values carry `value`; a secret never does unless revealed through `get`. */
+export interface ConfigEntryView {
+  key: string;
+  kind: ConfigKind;
+  /** The config version that last set this key. */
+  version: number;
+  updatedAt: number;
+  updatedBy: string;
+  value?: string;
+}
+
+/** A build from a git push or webhook (`GET /v1/builds`). */
+export interface BuildView {
+  id: string;
+  app: string;
+  branch: string;
+  env: string;
+  commit: string;
+  status: string;
+  message: string;
+  images: Record<string, string>;
+  createdAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  source?: string;
+  stage?: string;
+  timings?: Record<string, number>;
+}
+
+/** A config template and its last render (`GET /v1/templates`). */
+export interface TemplateView {
+  name: string;
+  dest: string;
+  renderedAt: number;
+  lastError: string;
+}
+
+/** An alert rule and its state (`GET /v1/alerts`). */
+export interface AlertView {
+  name: string;
+  state: string;
+  since: number;
+  value?: number;
+  rule: { metric: string; threshold: number; windowMs?: number; forMs?: number; app?: string; env?: string; service?: string; webhook?: string };
+}
+
+/** The answer of `GET /v1/top`. */
+export interface TopView {
+  at: number;
+  windowMs: number;
+  instances: { app: string; env: string; service: string; instance: string; cpuPercent: number; memoryBytes: number; memoryLimitBytes: number;
+    blockReadBytes: number; blockWriteBytes: number }[];
+  services: { app: string; env: string; service: string; instances: number; desired?: number; cpuPercent: number; memoryBytes: number }[];
+  routes: { app: string; env: string; service: string; route: string; requests: number; ratePerSec: number; s2xx: number; s3xx: number; s4xx: number; s5xx: number;
+    p50: number | null; p95: number | null; p99: number | null }[];
+}
+
 /** What `waitingOn` reads: a ServiceStatus has it all (with `releaseSeq: s.release.seq`). */
 export interface WaitView {
   healthy: number;

@@ -15,7 +15,7 @@ export function registerAlert(program: Command): void {
     .description('create or replace a rule')
     .action(async (name: string, o: { metric: string; threshold: string; window: string; for: string; app?: string; env?: string; service?: string; webhook?: string }) => {
       const g = program.opts<GlobalOpts>();
-      const r = await connect(g).request('PUT', `/v1/alerts/${encodeURIComponent(name)}`, {
+      const r = await connect(g).setAlert(name, {
         metric: o.metric, threshold: Number(o.threshold), window: o.window, for: o.for,
         ...(o.app ? { app: o.app } : {}), ...(o.env ? { env: o.env } : {}), ...(o.service ? { service: o.service } : {}), ...(o.webhook ? { webhook: o.webhook } : {}),
       });
@@ -23,7 +23,7 @@ export function registerAlert(program: Command): void {
     });
   a.command('ls').description('rules and their state').action(async () => {
     const g = program.opts<GlobalOpts>();
-    const { alerts } = await connect(g).request<{ alerts: { name: string; state: string; since: number; value?: number; rule: { metric: string; threshold: number; app?: string; service?: string; webhook?: string } }[] }>('GET', '/v1/alerts');
+    const { alerts } = await connect(g).alerts();
     output(g, alerts, () => {
       const rows = [['NAME', 'STATE', 'SINCE', 'METRIC', 'VALUE', 'THRESHOLD', 'SCOPE', 'WEBHOOK']];
       for (const x of alerts) {
@@ -35,7 +35,7 @@ export function registerAlert(program: Command): void {
   });
   a.command('rm').argument('<name>').description('remove a rule').action(async (name: string) => {
     const g = program.opts<GlobalOpts>();
-    await connect(g).request('DELETE', `/v1/alerts/${encodeURIComponent(name)}`);
+    await connect(g).removeAlert(name);
     output(g, { removed: name }, () => console.log(`removed alert ${name}`));
   });
 }

@@ -1,25 +1,7 @@
 import type { Command } from 'commander';
 import { ago, connect, table, type GlobalOpts } from '../context.ts';
-import { ApiError } from '../../client/index.ts';
 import { ndjson, output } from '../output.ts';
 import { summaryLine } from '../../core/text.ts';
-
-interface BuildView {
-  id: string;
-  app: string;
-  branch: string;
-  env: string;
-  commit: string;
-  status: string;
-  message: string;
-  images: Record<string, string>;
-  createdAt: number;
-  startedAt?: number;
-  finishedAt?: number;
-  source?: string;
-  stage?: string;
-  timings?: Record<string, number>;
-}
 
 export function registerBuilds(program: Command): void {
   program.command('builds')
@@ -28,8 +10,7 @@ export function registerBuilds(program: Command): void {
     .option('-n, --limit <n>', 'how many of the latest', '20')
     .action(async (app: string | undefined, o: { limit: string }) => {
       const g = program.opts<GlobalOpts>();
-      const q = new URLSearchParams({ limit: String(Number(o.limit) || 20), ...(app ? { app } : {}) });
-      const { builds } = await connect(g).request<{ builds: BuildView[] }>('GET', `/v1/builds?${q}`);
+      const { builds } = await connect(g).builds({ limit: Number(o.limit) || 20, ...(app ? { app } : {}) });
       output(g, builds, () => {
         if (builds.length === 0) return void console.log(`no builds${app ? ` of ${app}` : ''} yet: git push to http://x:TOKEN@SERVER/git/APP.git`);
         const rows = [['BUILD', 'APP', 'BRANCH', 'ENV', 'COMMIT', 'STATUS', 'AGE', 'TOOK', 'MESSAGE']];
@@ -49,7 +30,7 @@ export function registerBuilds(program: Command): void {
     .description('cancel a queued or running build (not one that is already deploying): nothing is deployed, a push is rejected')
     .action(async (id: string) => {
       const g = program.opts<GlobalOpts>();
-      const { build: b } = await connect(g).request<{ build: BuildView }>('POST', `/v1/builds/${encodeURIComponent(id)}/cancel`);
+      const { build: b } = await connect(g).cancelBuild(id);
       output(g, b, () => console.log(`build ${b.id} of ${b.app} (${b.branch} @ ${b.commit.slice(0, 12)}) cancelled: ${b.message}`));
     });
   build.command('logs')
@@ -60,11 +41,7 @@ export function registerBuilds(program: Command): void {
       const g = program.opts<GlobalOpts>();
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
-      const res = await connect(g).raw('GET', `/v1/builds/${encodeURIComponent(id)}/logs${o.follow ? '?follow=true' : ''}`, undefined, ac.signal);
-      if (!res.ok) {
-        const body = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
-        throw new ApiError(res.status, body.error?.code ?? 'error', body.error?.message ?? `HTTP ${res.status}`);
-      }
+      const res = await connect(g).buildLogs(id, { follow: !!o.follow }, ac.signal);
       // --json: NDJSON, one {"line"} per line of output (a stream, also without -f).
       const dec = new TextDecoder();
       let buf = '';

@@ -31,12 +31,7 @@ Examples:
       if (!service) throw new CliFailure(`"${target}" names no service: write APP/SERVICE, e.g. ${app}/web`, EXIT.usage);
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
-      const res = await connect(g).raw('POST', `/v1/apps/${encodeURIComponent(app)}/exec`,
-        { env: o.env, service, cmd, ...(o.instance ? { instance: o.instance } : {}) }, ac.signal);
-      if (!res.ok) {
-        const body = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string; details?: unknown } };
-        throw new ApiError(res.status, body.error?.code ?? 'error', body.error?.message ?? `HTTP ${res.status}`, body.error?.details);
-      }
+      const res = await connect(g).exec(app, { env: o.env, service, cmd, ...(o.instance ? { instance: o.instance } : {}) }, ac.signal);
       const dec = new TextDecoder();
       let buf = '';
       let end: Frame | undefined;

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { CliFailure, EXIT, connect, type GlobalOpts } from '../context.ts';
-import { ApiError } from '../../client/index.ts';
 import { ndjson, output } from '../output.ts';
 
 interface Line {
@@ -38,18 +37,11 @@ export function registerLogs(program: Command): void {
       const g = program.opts<GlobalOpts>();
       const [app, service] = target.split('/', 2) as [string, string | undefined];
       if (!/^\d+$/.test(o.limit)) throw new CliFailure(`--limit "${o.limit}" is not a number of lines`, EXIT.usage);
-      const q = new URLSearchParams({ env: o.env, limit: o.limit, follow: o.follow ? 'true' : 'false' });
-      for (const [k, v] of Object.entries({ service, since: o.since, until: o.until, grep: o.grep, level: o.level, stream: o.stream, instance: o.instance, before: o.before })) {
-        if (v) q.set(k, v);
-      }
       const client = connect(g);
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
-      const res = await client.raw('GET', `/v1/apps/${encodeURIComponent(app)}/logs?${q}`, undefined, ac.signal);
-      if (!res.ok) {
-        const body = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
-        throw new ApiError(res.status, body.error?.code ?? 'error', body.error?.message ?? `HTTP ${res.status}`);
-      }
+      const res = await client.logs(app, { env: o.env, limit: o.limit, follow: o.follow ? 'true' : 'false', service, since: o.since, until: o.until, grep: o.grep,
+        level: o.level, stream: o.stream, instance: o.instance, before: o.before }, ac.signal);
       if (!o.follow) {
         const page = (await res.json()) as { lines: Line[]; next?: string };
         const lines = [...page.lines].reverse();

@@ -12,8 +12,7 @@ export function registerPromote(program: Command): void {
       const g = program.opts<GlobalOpts>();
       const client = connect(g);
       const lastEvent = (await client.events({ limit: 1 })).events.at(-1)?.id ?? 0;
-      const res = await client.request<{ deployment: { id: string }; images: Record<string, string> }>(
-        'POST', `/v1/apps/${encodeURIComponent(app)}/promote`, { from: o.from, to: o.to });
+      const res = await client.promote(app, o.from, o.to);
       const id = res.deployment.id;
       if (!g.json) {
         process.stderr.write(`promoting ${app} from ${o.from} to ${o.to} (deployment ${id})\n`);

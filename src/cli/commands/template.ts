@@ -28,13 +28,12 @@ export function registerTemplate(program: Command): void {
       } catch {
         throw new CliFailure(`${o.file}: cannot read it`, EXIT.usage);
       }
-      const r = await connect(g).request<{ name: string; dest: string }>('PUT', `/v1/templates/${encodeURIComponent(name)}`,
-        { source, dest: o.dest, check: argv('--check', o.check), reload: argv('--reload', o.reload) });
+      const r = await connect(g).setTemplate(name, { source, dest: o.dest, check: argv('--check', o.check), reload: argv('--reload', o.reload) });
       output(g, r, () => console.log(`template ${r.name} → ${r.dest}`));
     });
   t.command('ls').description('list templates with their last render and error').action(async () => {
     const g = program.opts<GlobalOpts>();
-    const { templates } = await connect(g).request<{ templates: { name: string; dest: string; renderedAt: number; lastError: string }[] }>('GET', '/v1/templates');
+    const { templates } = await connect(g).templates();
     output(g, templates, () => {
       const rows = [['NAME', 'DEST', 'RENDERED', 'ERROR']];
       for (const x of templates) rows.push([x.name, x.dest, x.renderedAt ? ago(x.renderedAt) + ' ago' : 'never', x.lastError || '-']);
@@ -43,7 +42,7 @@ export function registerTemplate(program: Command): void {
   });
   t.command('rm').argument('<name>').description('remove a template (the rendered file stays)').action(async (name: string) => {
     const g = program.opts<GlobalOpts>();
-    await connect(g).request('DELETE', `/v1/templates/${encodeURIComponent(name)}`);
+    await connect(g).removeTemplate(name);
     output(g, { removed: name }, () => console.log(`removed template ${name}`));
   });
 }

@@ -1,16 +1,6 @@
 import type { Command } from 'commander';
 import { connect, table, type GlobalOpts } from '../context.ts';
-
-/** The answer of `GET /v1/top`. */
-export interface TopView {
-  at: number;
-  windowMs: number;
-  instances: { app: string; env: string; service: string; instance: string; cpuPercent: number; memoryBytes: number; memoryLimitBytes: number;
-    blockReadBytes: number; blockWriteBytes: number }[];
-  services: { app: string; env: string; service: string; instances: number; desired?: number; cpuPercent: number; memoryBytes: number }[];
-  routes: { app: string; env: string; service: string; route: string; requests: number; ratePerSec: number; s2xx: number; s3xx: number; s4xx: number; s5xx: number;
-    p50: number | null; p95: number | null; p99: number | null }[];
-}
+import type { TopView } from '../../client/index.ts';
 
 function bytes(n: number): string {
   const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -54,8 +44,7 @@ export function registerTop(program: Command): void {
     .action(async (app: string | undefined, o: { env?: string; once?: boolean; interval: string }) => {
       const g = program.opts<GlobalOpts>();
       const client = connect(g);
-      const qs = new URLSearchParams({ ...(app ? { app } : {}), ...(o.env ? { env: o.env } : {}) }).toString();
-      const get = () => client.request<TopView>('GET', `/v1/top${qs ? `?${qs}` : ''}`);
+      const get = () => client.top({ ...(app ? { app } : {}), ...(o.env ? { env: o.env } : {}) });
       if (g.json) return void console.log(JSON.stringify(await get()));
       if (o.once || !process.stdout.isTTY) return void console.log(renderTop(await get()));
       const every = Math.max(0.5, Number(o.interval) || 2) * 1000;
