@@ -89,3 +89,55 @@ export async function waitForReleases(client: BerthClient, app: string, env: str
     await events;
   }
 }
+
+type DeploymentState = Awaited<ReturnType<BerthClient['deployment']>>;
+
+/**
+ * Follows a deployment (`berth deploy`, `berth promote`) until it succeeded (resolves with its last
+ * state and the one-line summary) or failed or timed out (throws, exit 1): the event timeline from
+ * `afterEvent`, a live line on a terminal (NDJSON status lines with --json), a `waiting Ns` line
+ * every few seconds. The outcome comes after the events before it (`release.healthy` first).
+ */
+export async function waitForDeployment(client: BerthClient, d: { app: string; env: string; id: string; what: string },
+  opts: { json: boolean; timeoutS: number; afterEvent: number }): Promise<{ state: DeploymentState; line: string }> {
+  const deadline = Date.now() + opts.timeoutS * 1000;
+  let last = '';
+  const ac = new AbortController();
+  let outcomeSeen = (): void => {};
+  const outcomeShown = new Promise<void>((resolve) => (outcomeSeen = resolve));
+  const stream = client.streamEvents({ app: d.app, env: d.env, after: opts.afterEvent }, (e) => {
+    if (opts.json) console.log(JSON.stringify({ event: e }));
+    else if (SHOWN_EVENTS.test(e.kind)) progressDone(`  ${e.kind.padEnd(20)} ${e.message}`);
+    // (A failure's message is its reason; a success names the deployment.)
+    if (e.kind === 'deployment.failed' || (e.kind === 'deployment.succeeded' && e.message.includes(d.id))) outcomeSeen();
+  }, ac.signal).catch(() => undefined);
+  const ticker = new ProgressTicker();
+  try {
+    for (;;) {
+      const st = await client.deployment(d.id);
+      const line = st.services.map((s) => s.instances ? `${s.name} ${s.healthy}/${s.desired} healthy${s.status === 'deploying' ? '' : ` (${s.status})`}` : `${s.name} pending`).join(' · ');
+      const text = `[${st.deployment.status}] ${line}`;
+      if (text !== last) {
+        if (opts.json) console.log(JSON.stringify({ status: st.deployment.status, services: st.services.map((s) => ({ name: s.name, status: s.status, healthy: s.healthy ?? 0, desired: s.desired ?? 0 })) }));
+        else progress(text);
+        last = text;
+      }
+      const finished = st.deployment.status === 'succeeded' || st.deployment.status === 'failed';
+      if (finished) await Promise.race([outcomeShown, new Promise((r) => setTimeout(r, 2000))]);
+      else if (!opts.json) ticker.tick(st.services);
+      if (st.deployment.status === 'succeeded') return { state: st, line };
+      if (st.deployment.status === 'failed') {
+        progressDone();
+        throw new CliFailure(`${d.what} ${d.id} failed: ${st.deployment.message}`, EXIT.failed);
+      }
+      if (Date.now() > deadline) {
+        progressDone();
+        throw new CliFailure(`deployment ${d.id} still ${st.deployment.status} after ${opts.timeoutS}s: ${waitLine(st.services) || line}. It goes on in the background; see \`berth status ${d.app}\``, EXIT.failed);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    ac.abort();
+    await stream;
+  }
+}

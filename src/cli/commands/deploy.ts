@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { formatIssue } from '../../core/errors.ts';
-import { connect, CliFailure, EXIT, progress, progressDone, type GlobalOpts } from '../context.ts';
+import { connect, progressDone, type GlobalOpts } from '../context.ts';
 import { hostPathIssues, loadSpecFile } from '../load-spec.ts';
-import { ProgressTicker, SHOWN_EVENTS, waitLine } from '../wait-release.ts';
+import { waitForDeployment } from '../wait-release.ts';
 
 export function registerDeploy(program: Command): void {
   program.command('deploy')
@@ -30,57 +30,16 @@ export function registerDeploy(program: Command): void {
         if (g.json) console.log(JSON.stringify({ deployment }));
         return;
       }
-      const deadline = Date.now() + Number(o.timeout) * 1000;
-      let last = '';
-      const ac = new AbortController();
-      // The outcome is printed only after the events before it: `✔ deployed` comes after `release.healthy`.
-      let outcomeSeen = (): void => {};
-      const outcomeShown = new Promise<void>((resolve) => (outcomeSeen = resolve));
-      const stream = client.streamEvents({ app: spec.name, env: o.env, after: lastEvent }, (e) => {
-        if (g.json) console.log(JSON.stringify({ event: e }));
-        else if (SHOWN_EVENTS.test(e.kind)) progressDone(`  ${e.kind.padEnd(20)} ${e.message}`);
-        // (A failure's message is its reason; a success names the deployment.)
-        if (e.kind === 'deployment.failed' || (e.kind === 'deployment.succeeded' && e.message.includes(deployment.id))) outcomeSeen();
-      }, ac.signal).catch(() => undefined);
-      const ticker = new ProgressTicker();
-      try {
-        for (;;) {
-          const st = await client.deployment(deployment.id);
-          const line = st.services.map((s) => s.instances ? `${s.name} ${s.healthy}/${s.desired} healthy${s.status === 'deploying' ? '' : ` (${s.status})`}` : `${s.name} pending`).join(' · ');
-          const text = `[${st.deployment.status}] ${line}`;
-          if (text !== last) {
-            if (g.json) console.log(JSON.stringify({ status: st.deployment.status, services: st.services.map((s) => ({ name: s.name, status: s.status, healthy: s.healthy ?? 0, desired: s.desired ?? 0 })) }));
-            else progress(text);
-            last = text;
+      const { state: st, line } = await waitForDeployment(client, { app: spec.name, env: o.env, id: deployment.id, what: 'deployment' },
+        { json: !!g.json, timeoutS: Number(o.timeout), afterEvent: lastEvent });
+      if (!g.json) {
+        progressDone(`✔ ${spec.name}/${o.env} deployed: ${line}`);
+        const ping = await client.ping().catch(() => undefined);
+        for (const s of st.services) {
+          for (const r of s.routes ?? []) {
+            console.log(`  ${s.name}: http://${r.host ?? '127.0.0.1'}:${ping?.ingressPort ?? 8080}${r.path}`);
           }
-          const finished = st.deployment.status === 'succeeded' || st.deployment.status === 'failed';
-          if (finished) await Promise.race([outcomeShown, new Promise((r) => setTimeout(r, 2000))]);
-          else if (!g.json) ticker.tick(st.services);
-          if (st.deployment.status === 'succeeded') {
-            if (!g.json) {
-              progressDone(`✔ ${spec.name}/${o.env} deployed: ${line}`);
-              const ping = await client.ping().catch(() => undefined);
-              for (const s of st.services) {
-                for (const r of s.routes ?? []) {
-                  console.log(`  ${s.name}: http://${r.host ?? '127.0.0.1'}:${ping?.ingressPort ?? 8080}${r.path}`);
-                }
-              }
-            }
-            return;
-          }
-          if (st.deployment.status === 'failed') {
-            progressDone();
-            throw new CliFailure(`deployment ${deployment.id} failed: ${st.deployment.message}`, EXIT.failed);
-          }
-          if (Date.now() > deadline) {
-            progressDone();
-            throw new CliFailure(`deployment ${deployment.id} still ${st.deployment.status} after ${o.timeout}s: ${waitLine(st.services) || line}. It goes on in the background; see \`berth status ${spec.name}\``, EXIT.failed);
-          }
-          await new Promise((r) => setTimeout(r, 100));
         }
-      } finally {
-        ac.abort();
-        await stream;
       }
     });
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { connect, CliFailure, EXIT, progress, progressDone, type GlobalOpts } from '../context.ts';
+import { connect, progressDone, type GlobalOpts } from '../context.ts';
+import { waitForDeployment } from '../wait-release.ts';
 
 export function registerPromote(program: Command): void {
   program.command('promote <app>')
@@ -22,41 +23,9 @@ export function registerPromote(program: Command): void {
         if (g.json) console.log(JSON.stringify(res));
         return;
       }
-      const deadline = Date.now() + Number(o.timeout) * 1000;
-      const ac = new AbortController();
-      const stream = client.streamEvents({ app, env: o.to, after: lastEvent }, (e) => {
-        if (g.json) console.log(JSON.stringify({ event: e }));
-        else if (/failed|crashed|rollback|switched|release\.|stopping|reloaded/.test(e.kind)) progressDone(`  ${e.kind.padEnd(20)} ${e.message}`);
-      }, ac.signal).catch(() => undefined);
-      try {
-        let last = '';
-        for (;;) {
-          const st = await client.deployment(id);
-          const line = st.services.map((s) => s.instances ? `${s.name} ${s.healthy}/${s.desired} healthy` : `${s.name} pending`).join(' · ');
-          const text = `[${st.deployment.status}] ${line}`;
-          if (text !== last) {
-            if (g.json) console.log(JSON.stringify({ status: st.deployment.status }));
-            else progress(text);
-            last = text;
-          }
-          if (st.deployment.status === 'succeeded') {
-            if (g.json) console.log(JSON.stringify({ deployment: { id, status: 'succeeded' }, images: res.images }));
-            else progressDone(`✔ ${app} promoted from ${o.from} to ${o.to}: ${line}`);
-            return;
-          }
-          if (st.deployment.status === 'failed') {
-            progressDone();
-            throw new CliFailure(`promotion deployment ${id} failed: ${st.deployment.message}`, EXIT.failed);
-          }
-          if (Date.now() > deadline) {
-            progressDone();
-            throw new CliFailure(`deployment ${id} still ${st.deployment.status} after ${o.timeout}s. It goes on in the background; see \`berth status ${app}\``, EXIT.failed);
-          }
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      } finally {
-        ac.abort();
-        await stream;
-      }
+      const { line } = await waitForDeployment(client, { app, env: o.to, id, what: 'promotion deployment' },
+        { json: !!g.json, timeoutS: Number(o.timeout), afterEvent: lastEvent });
+      if (g.json) console.log(JSON.stringify({ deployment: { id, status: 'succeeded' }, images: res.images }));
+      else progressDone(`✔ ${app} promoted from ${o.from} to ${o.to}: ${line}`);
     });
 }
