@@ -7,18 +7,16 @@ import type { DeploymentRecord, InstanceRecord, ReleaseRecord, ServiceRecord, St
 import { hashToken } from '../auth/index.ts';
 import { basicAuthToken, isGitHookRequest } from './git-routes.ts';
 import { WEBHOOK_PREFIX } from './webhook-routes.ts';
-import {
-  deployBodySchema, eventsQuery, eventsStreamQuery, execBodySchema, logsQuery, reloadBodySchema, restartBodySchema, rollbackBodySchema, scaleBodySchema,
-} from './spec-schema.ts';
+import { deployBodySchema, execBodySchema, reloadBodySchema, restartBodySchema, rollbackBodySchema, scaleBodySchema } from './spec-schema.ts';
 import { rollbackTarget, rollbackTo } from '../deploy/rollback.ts';
 import { serviceStatus } from './status.ts';
 import { purgeGuard } from './remove-routes.ts';
 import type { LogFilter, LogPage, LogQuery, StoredLine } from '../logs/index.ts';
 import type { KnownApps } from './known.ts';
 import { unknownName } from '../core/spec/suggest.ts';
-import { parseDuration } from '../core/spec/units.ts';
 import { checkScaleMemory, type ServiceReservation } from '../core/capacity.ts';
 import { openApiDocument, type RegisteredRoute } from './openapi.ts';
+import { registerEventRoutes } from './event-routes.ts';
 
 export interface ApiDeps {
   store: Store;
@@ -307,27 +305,6 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     return reply;
   });
 
-  // Server-sent events: the event timeline as it happens (deploy progress, health flips, rollbacks).
-  app.get('/v1/events/stream', async (req, reply) => {
-    const q = eventsStreamQuery.parse(req.query);
-    if (q.app) scopeCheck(d, q.app, q.env, q.service);
-    else if (q.env || q.service) throw new InvalidInput('env and service filter the events of one app: give app too');
-    let after = q.after ?? d.store.listEvents({ limit: 1 }).at(-1)?.id ?? 0;
-    reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-    reply.raw.write(': berth events\n\n');
-    const timer = setInterval(() => {
-      const evs = d.store.listEvents({ ...(q.app ? { app: q.app } : {}), ...(q.env ? { env: q.env } : {}), ...(q.service ? { service: q.service } : {}),
-        afterId: after, limit: 500 });
-      for (const e of evs) {
-        reply.raw.write(`id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
-        after = e.id;
-      }
-    }, 100);
-    await new Promise<void>((resolve) => req.raw.on('close', () => resolve()));
-    clearInterval(timer);
-    return reply;
-  });
-
   app.get('/v1/apps/:app/releases/:id', async (req) => {
     const { app: appName, id } = req.params as { app: string; id: string };
     d.known.requireApp(appName);
@@ -338,40 +315,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     return { release: rel, events };
   });
 
-  app.get('/v1/apps/:app/logs', async (req, reply) => {
-    const { app: appName } = req.params as { app: string };
-    const q = logsQuery.parse(req.query);
-    if (q.service) d.known.requireService(appName, q.env, q.service);
-    else d.known.requireEnv(appName, q.env);
-    const now = d.clock.now();
-    const filter: LogFilter = {
-      app: appName, env: q.env, ...(q.service ? { service: q.service } : {}), ...(q.instance ? { instance: q.instance } : {}),
-      ...(q.grep ? { text: q.grep } : {}), ...(q.level ? { level: q.level } : {}), ...(q.stream ? { stream: q.stream } : {}),
-      ...(q.since ? { since: timeArg('since', q.since, now) } : {}), ...(q.until ? { until: timeArg('until', q.until, now) } : {}),
-    };
-    const page = d.logs.search({ ...filter, limit: q.limit, ...(q.before ? { before: q.before } : {}) });
-    const follow = q.follow === 'true' || q.follow === '1';
-    if (!follow) return { lines: page.lines, ...(page.next ? { next: page.next } : {}) };
-    // Live tail: the latest page oldest-first, then every new line of every replica as it arrives.
-    reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-    for (const l of [...page.lines].reverse()) reply.raw.write(JSON.stringify(l) + '\n');
-    const untail = d.logs.tail(filter, (l) => reply.raw.write(JSON.stringify(l) + '\n'));
-    await new Promise<void>((resolve) => req.raw.on('close', () => resolve()));
-    untail();
-    return reply;
-  });
-
-  app.get('/v1/events', async (req) => {
-    const q = eventsQuery.parse(req.query);
-    if (q.app) scopeCheck(d, q.app, q.env, q.service);
-    else if (q.env || q.service) throw new InvalidInput('env and service filter the events of one app: give app too');
-    const since = q.since ? timeArg('since', q.since, d.clock.now()) : undefined;
-    // `last`: the newest event of any app, a cursor to follow from (GET /v1/events/stream?after=).
-    const last = d.store.listEvents({ limit: 1 }).at(-1)?.id ?? 0;
-    return { events: d.store.listEvents({ ...q.app ? { app: q.app } : {}, ...q.env ? { env: q.env } : {}, ...q.service ? { service: q.service } : {}, afterId: q.after,
-      ...(since !== undefined ? { since } : {}), limit: q.limit }), last };
-  });
-
+  registerEventRoutes(app, { store: d.store, clock: d.clock, known: d.known, logs: d.logs });
   return app;
 }
 
@@ -390,44 +334,6 @@ function currentService(d: ApiDeps, k: { app: string; env: string; service: stri
   if (svc) return svc;
   throw new NotFound(unknownName({ what: 'service', name: k.service, where: `in ${k.app}/${k.env}`, plural: 'its services',
     candidates: d.store.listServices({ app: k.app, env: k.env }).map((s) => s.name), hint: 'it runs no services (removed?)' }));
-}
-
-/** An app, and optionally its environment and service: each must exist. */
-function scopeCheck(d: ApiDeps, app: string, env?: string, service?: string): void {
-  if (service) d.known.requireService(app, env, service);
-  else if (env) d.known.requireEnv(app, env);
-  else d.known.requireApp(app);
-}
-
-/** The latest time a Date can hold (year 275760): beyond it a time is not a time. */
-const MAX_TIME_MS = 8.64e15;
-
-/**
- * A duration before now (`1h`, `30m`, `1h30m`, `2d`: core's parseDuration with days), an ISO time, or
- * epoch milliseconds; between 1970 and the year 275760, or a 400 naming the parameter (never a 500
- * from an overflow further down).
- */
-export function timeArg(name: string, v: string, now: number): number {
-  const shown = v.length > 40 ? `${v.slice(0, 40)}…` : v;
-  // A duration before now (`1h`, `1h30m`, `2d`): a number and then a unit, which no date starts with.
-  if (/^(\d+(\.\d*)?|\.\d+)[a-zµ]/i.test(v)) {
-    const rel = parseDuration(v, { days: true });
-    if (rel.error !== undefined) throw new InvalidInput(`${name}: ${rel.error}; or give an ISO time (2026-01-31T12:00:00Z) or epoch milliseconds`);
-    const t = now - rel.value;
-    if (!(t >= 0)) {
-      throw new InvalidInput(`${name} "${shown}" reaches back before 1970: give a shorter duration (e.g. 7d), or leave ${name} out to search everything kept`);
-    }
-    return t;
-  }
-  if (/^\d{12,}$/.test(v)) {
-    const t = Number(v);
-    if (!(t <= MAX_TIME_MS)) throw new InvalidInput(`${name} "${shown}" is not a time: epoch milliseconds have at most 16 digits (e.g. ${now})`);
-    return t;
-  }
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) throw new InvalidInput(`${name} "${shown}" is not a time: write e.g. 1h, 30m, 2026-01-31T12:00:00Z or epoch milliseconds`);
-  if (t < 0) throw new InvalidInput(`${name} "${shown}" is before 1970: give a later time`);
-  return t;
 }
 
 function publicDeployment(dep: DeploymentRecord) {
