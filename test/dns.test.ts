@@ -16,6 +16,12 @@ import { promisify } from 'node:util';
 import dnsPacket from 'dns-packet';
 import type { InstanceRecord, ServiceRecord, Store } from '../src/core/store.ts';
 import { DnsServer, buildDnsSnapshot, type DnsSnapshot } from '../src/dns/index.ts';
+
+/** The snapshot of a store's running, healthy instances (the server reads the registry, which holds the same). */
+function snapshotOf(store: Store, zone: string): DnsSnapshot {
+  return buildDnsSnapshot(zone, store.listServices(), store.listInstances().filter((i) => i.state === 'running')
+    .map((i) => ({ service: i.service, env: i.env, app: i.app, id: i.id, address: i.address, port: i.port, healthy: i.health === 'healthy' })));
+}
 import { silentLogger } from '../src/lib/logger.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 
@@ -91,7 +97,7 @@ describe('DnsServer with dig', () => {
   let port: number;
 
   before(async () => {
-    snapshot = buildDnsSnapshot(fakeStore(), 'berth');
+    snapshot = snapshotOf(fakeStore(), 'berth');
     server = new DnsServer({ port: 0, zone: 'berth', ttl: 5, logger: silentLogger, snapshot: () => snapshot });
     await server.start();
     port = server.port;
@@ -221,7 +227,7 @@ describe('DnsServer with dig', () => {
 
 describe('DnsServer start and failure modes', () => {
   it('a port in use is a Conflict that says what to do; an upstream pointing at itself is refused', async () => {
-    const snapshot = buildDnsSnapshot(fakeStore(), 'berth');
+    const snapshot = snapshotOf(fakeStore(), 'berth');
     const first = new DnsServer({ port: 0, zone: 'berth', logger: silentLogger, snapshot: () => snapshot });
     await first.start();
     try {
@@ -237,7 +243,7 @@ describe('DnsServer start and failure modes', () => {
   });
 
   it('a failing snapshot gives SERVFAIL, and answers resume when it recovers', async () => {
-    const good = buildDnsSnapshot(fakeStore(), 'berth');
+    const good = snapshotOf(fakeStore(), 'berth');
     let broken = false;
     const server = new DnsServer({ port: 0, zone: 'berth', logger: silentLogger, snapshot: () => {
       if (broken) throw new Error('store closed');
@@ -272,7 +278,7 @@ describe('DnsServer forwarding to an upstream (a local dnsmasq)', () => {
     dnsmasq.stderr!.on('data', (c) => (stderr += String(c)));
     await waitFor(async () => (await digShort(upstreamPort, 'outside.test', 'A')).includes('127.0.0.77'),
       { timeoutMs: 10_000, what: `dnsmasq answering (${stderr})` });
-    const snapshot = buildDnsSnapshot(fakeStore(), 'berth');
+    const snapshot = snapshotOf(fakeStore(), 'berth');
     server = new DnsServer({ port: 0, zone: 'berth', logger: silentLogger, snapshot: () => snapshot, upstream: { address: '127.0.0.1', port: upstreamPort, timeoutMs: 1000 } });
     await server.start();
   });
@@ -294,7 +300,7 @@ describe('DnsServer forwarding to an upstream (a local dnsmasq)', () => {
 
   it('answers SERVFAIL when the upstream does not answer', async () => {
     const deadPort = await freePort();
-    const snapshot = buildDnsSnapshot(fakeStore(), 'berth');
+    const snapshot = snapshotOf(fakeStore(), 'berth');
     const lonely = new DnsServer({ port: 0, zone: 'berth', logger: silentLogger, snapshot: () => snapshot, upstream: { address: '127.0.0.1', port: deadPort, timeoutMs: 300 } });
     await lonely.start();
     try {

@@ -4,8 +4,8 @@ import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, Packet, Question, RecordClass, RecordType } from 'dns-packet';
 import { RCODE, SERVER_UDP_PAYLOAD, answerQuery, answerUndecodable, isInZone, type AnswerOptions } from './answer.ts';
 import { ResponseCache } from './response-cache.ts';
-import { buildDnsSnapshot, type DnsInstance, type DnsSnapshot } from './snapshot.ts';
-import type { InstanceRecord, ServiceRecord, Store } from '../core/store.ts';
+import { buildDnsSnapshot, type DnsEntry, type DnsInstance, type DnsSnapshot } from './snapshot.ts';
+import type { InstanceRecord, ServiceRecord } from '../core/store.ts';
 
 const inst = (instance: string, address: string, port: number): DnsInstance => ({ instance, address, port });
 const big = Array.from({ length: 60 }, (_, k) => inst(`b${String(k).padStart(2, '0')}`, '127.0.0.1', 30000 + k));
@@ -309,24 +309,30 @@ describe('buildDnsSnapshot', () => {
   const i = (id: string, service: string, state: InstanceRecord['state'], health: InstanceRecord['health'], port: number): InstanceRecord => ({
     id, app: 'a', env: 'prod', service, releaseId: 'r', host: 'h', address: '127.0.0.1', port, state, health, createdAt: 0,
   });
-  const storeOf = (services: ServiceRecord[], instances: InstanceRecord[]) =>
-    ({ listServices: () => services, listInstances: () => instances }) as unknown as Store;
+  // What the registry holds of Berth's instances: running ones, healthy or not.
+  const storeOf = (services: ServiceRecord[], instances: InstanceRecord[]) => ({ services, entries: instances.filter((x) => x.state === 'running')
+    .map((x) => ({ service: x.service, env: x.env, app: x.app, id: x.id, address: x.address, port: x.port, healthy: x.health === 'healthy' })) });
+  const build = (s: ReturnType<typeof storeOf>, zone: string, externals: DnsEntry[] = []) => buildDnsSnapshot(zone, s.services, [...s.entries, ...externals]);
 
   test('only running and healthy instances, sorted; known services without any map to []', () => {
-    const snap = buildDnsSnapshot(storeOf([svc('web', 'prod'), svc('API', 'prod')], [
+    const snap = build(storeOf([svc('web', 'prod'), svc('API', 'prod')], [
       i('zz', 'web', 'running', 'healthy', 2), i('aa', 'web', 'running', 'healthy', 1), i('st', 'web', 'running', 'starting', 3),
       i('un', 'web', 'running', 'unhealthy', 4), i('sp', 'web', 'stopping', 'healthy', 5), i('ex', 'api', 'exited', 'healthy', 6),
-    ]), 'Berth.');
+    ]), 'Berth.', [{ service: 'db', env: 'prod', id: 'EXT1', address: '127.0.0.2', port: 5432, healthy: true },
+      { service: 'cache', env: 'prod', id: 'ext2', address: '127.0.0.3', port: 6379, healthy: false }]);
     assert.equal(snap.zone, 'berth');
     assert.deepEqual(snap.services.get('web.a.prod'), [{ instance: 'aa', address: '127.0.0.1', port: 1 }, { instance: 'zz', address: '127.0.0.1', port: 2 }]);
     assert.deepEqual(snap.services.get('api.a.prod'), []);
+    // External services are named per environment (no app); one with no healthy instance is known, empty.
+    assert.deepEqual(snap.services.get('db.prod'), [{ instance: 'ext1', address: '127.0.0.2', port: 5432 }]);
+    assert.deepEqual(snap.services.get('cache.prod'), []);
   });
 
   test('the serial follows the content', () => {
     const one = storeOf([svc('web', 'prod')], [i('aa', 'web', 'running', 'healthy', 1)]);
     const two = storeOf([svc('web', 'prod')], [i('aa', 'web', 'running', 'healthy', 2)]);
-    assert.equal(buildDnsSnapshot(one, 'berth').serial, buildDnsSnapshot(one, 'berth').serial);
-    assert.notEqual(buildDnsSnapshot(one, 'berth').serial, buildDnsSnapshot(two, 'berth').serial);
+    assert.equal(build(one, 'berth').serial, build(one, 'berth').serial);
+    assert.notEqual(build(one, 'berth').serial, build(two, 'berth').serial);
   });
 });
 

@@ -8,5 +8,5 @@
  * forwarded to an upstream resolver.
  */
 export { DnsServer, type DnsServerOptions, type DnsServerStats, type DnsUpstream } from './dns-server.ts';
-export { buildDnsSnapshot, dnsName, normalizeZone, type DnsInstance, type DnsSnapshot } from './snapshot.ts';
+export { buildDnsSnapshot, dnsName, normalizeZone, type DnsEntry, type DnsInstance, type DnsSnapshot } from './snapshot.ts';
 export { answerQuery, isInZone, RCODE, type AnswerOptions } from './answer.ts';

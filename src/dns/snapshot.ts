@@ -1,5 +1,3 @@
-import type { DesiredStateStore, InstanceStore } from '../core/store.ts';
-
 /** One routable instance as DNS sees it. */
 export interface DnsInstance {
   /** Instance id: a DNS-safe label (`[a-z0-9]+`), used as `INSTANCE.SERVICE.ENV.ZONE`. */
@@ -36,19 +34,32 @@ export function dnsName(service: string, env: string, app?: string): string {
   return (app ? `${service}.${app}.${env}` : `${service}.${env}`).toLowerCase();
 }
 
+/** One instance the registry knows: an app's (with `app`) or an external service's (without). */
+export interface DnsEntry {
+  service: string;
+  env: string;
+  app?: string;
+  id: string;
+  address: string;
+  port: number;
+  /** Only healthy instances are answered. */
+  healthy: boolean;
+}
+
 /**
- * Builds the snapshot of Berth's own services from the store: only instances in state `running` with
- * health `healthy`. (The server builds its snapshot from the registry, which adds external services.)
+ * The one snapshot builder: every known service of an app gets its name (NODATA while none of its
+ * instances is healthy), and each healthy entry is listed under its service's name, sorted by
+ * instance id. The serial follows the content. The server feeds it the registry's entries (Berth's
+ * instances and external registrations) and the store's services.
  */
-export function buildDnsSnapshot(store: DesiredStateStore & InstanceStore, zone: string): DnsSnapshot {
+export function buildDnsSnapshot(zone: string, known: readonly { app: string; env: string; name: string }[], entries: readonly DnsEntry[]): DnsSnapshot {
   const services = new Map<string, DnsInstance[]>();
-  for (const svc of store.listServices()) services.set(dnsName(svc.name, svc.env, svc.app), []);
-  for (const i of store.listInstances()) {
-    if (i.state !== 'running' || i.health !== 'healthy') continue;
-    const key = dnsName(i.service, i.env, i.app);
+  for (const s of known) services.set(dnsName(s.name, s.env, s.app), []);
+  for (const e of entries) {
+    const key = dnsName(e.service, e.env, e.app);
     let list = services.get(key);
     if (!list) services.set(key, (list = []));
-    list.push({ instance: i.id.toLowerCase(), address: i.address, port: i.port });
+    if (e.healthy) list.push({ instance: e.id.toLowerCase(), address: e.address, port: e.port });
   }
   for (const list of services.values()) list.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0));
   const z = normalizeZone(zone);

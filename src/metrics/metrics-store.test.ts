@@ -128,3 +128,17 @@ test('purgeApp deletes the app\'s series and points at every resolution, nothing
   assert.equal(s.appSeriesCount('shop'), 1, 'a new series after the purge gets a new id');
   s.close();
 });
+
+test('httpTotals: requests and 5xx of a scope summed over its services, the highest p95 of any', () => {
+  const clock = clockAt(T0 + 60_000);
+  const s = new MetricsStore(':memory:', { clock });
+  s.record([http(T0 + 1000, [0.01, 0.02, 0.03], [200, 500, 503]), { ...http(T0 + 2000, [2, 2], [200, 200]), service: 'api', target: 'shop-prod-api-0' }]);
+  const all = s.httpTotals({ app: 'shop', from: T0, to: T0 + 60_000 });
+  assert.equal(all.requests, 5);
+  assert.equal(all.errors5xx, 2);
+  assert.ok(all.p95 !== undefined && all.p95 >= 1, `p95 ${all.p95} is api's`);
+  const web = s.httpTotals({ app: 'shop', service: 'web', from: T0, to: T0 + 60_000 });
+  assert.equal(web.requests, 3);
+  assert.ok(web.p95 !== undefined && web.p95 < 1);
+  assert.deepEqual(s.httpTotals({ app: 'other', from: T0, to: T0 + 60_000 }), { requests: 0, errors5xx: 0 });
+});

@@ -268,6 +268,25 @@ export class MetricsStore {
   }
 
   /**
+   * HTTP totals of a scope over a time range, all services together: requests, 5xx responses and the
+   * highest p95 of any service (what the alert evaluator's latency and error-ratio rules read).
+   */
+  httpTotals(q: { app?: string; env?: string; service?: string; from: number; to: number }): { requests: number; errors5xx: number; p95?: number } {
+    const res = this.query({ kind: 'http', ...q, whole: true, groupBy: 'service' });
+    let requests = 0;
+    let errors5xx = 0;
+    let p95: number | undefined;
+    for (const s of res.series) {
+      for (const p of s.points) {
+        requests += p.n;
+        errors5xx += p.s5xx ?? 0;
+        if (p.p95 !== undefined) p95 = Math.max(p95 ?? 0, p.p95);
+      }
+    }
+    return { requests, errors5xx, ...(p95 !== undefined ? { p95 } : {}) };
+  }
+
+  /**
    * Points of the matching series between from and to. With a step: the coarsest resolution not
    * coarser than it whose retention still covers `from`; without: the finest covering one that
    * gives at most 2000 points per series.

@@ -3,7 +3,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../core/ports.ts';
 import type { Store } from '../core/store.ts';
-import { DnsServer, dnsName, normalizeZone, type DnsInstance, type DnsSnapshot } from '../dns/index.ts';
+import { DnsServer, buildDnsSnapshot, normalizeZone, type DnsSnapshot } from '../dns/index.ts';
 import type { Registry } from '../registry/index.ts';
 import type { ServerConfig } from './config.ts';
 
@@ -12,16 +12,10 @@ import type { ServerConfig } from './config.ts';
  * and of external services (`service.env`).
  */
 export function snapshotFromRegistry(registry: Registry, store: Store, zone: string): DnsSnapshot {
-  const services = new Map<string, DnsInstance[]>();
-  for (const s of store.listServices()) services.set(dnsName(s.name, s.env, s.app), []);
-  for (const e of registry.entries()) {
-    const key = dnsName(e.service, e.env, e.source === 'berth' ? e.app : undefined);
-    const list = services.get(key) ?? [];
-    services.set(key, list);
-    if (e.health === 'healthy') list.push({ instance: e.id.toLowerCase(), address: e.address, port: e.port });
-  }
-  for (const list of services.values()) list.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0));
-  return { zone: normalizeZone(zone), serial: (registry.currentIndex % 0xffffffff) || 1, services };
+  return buildDnsSnapshot(zone, store.listServices(), registry.entries().map((e) => ({
+    service: e.service, env: e.env, ...(e.source === 'berth' && e.app ? { app: e.app } : {}), id: e.id, address: e.address, port: e.port,
+    healthy: e.health === 'healthy',
+  })));
 }
 
 /**

@@ -265,20 +265,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const alerts = new AlertEvaluator({
     store, clock, logger: logger.child({ component: 'alerts' }), dataDir: cfg.dataDir, intervalMs: cfg.alertIntervalMs,
     notify: (url, n) => notifier.notify(url, n),
-    http: (q) => {
-      const res = metrics.query({ kind: 'http', ...q, whole: true, groupBy: 'service' });
-      let requests = 0;
-      let errors5xx = 0;
-      let p95: number | undefined;
-      for (const s of res.series) {
-        for (const p of s.points) {
-          requests += p.n;
-          errors5xx += p.s5xx ?? 0;
-          if (p.p95 !== undefined) p95 = Math.max(p95 ?? 0, p.p95);
-        }
-      }
-      return { requests, errors5xx, ...(p95 !== undefined ? { p95 } : {}) };
-    },
+    http: (q) => metrics.httpTotals(q),
   });
   alerts.start();
   const syncLogs = () => void logs.sync().catch((err) => logger.warn({ err: String(err) }, 'log collection sync failed'));
