@@ -6,7 +6,8 @@ import type { Store } from '../core/store.ts';
 import { SqliteStore } from '../store/index.ts';
 import { DockerEngine } from '../engine/docker/index.ts';
 import { NginxIngress } from '../ingress/index.ts';
-import { WorkQueue } from '../reconcile/index.ts';
+import { ControllerManager, type Controller } from '../reconcile/index.ts';
+import type { InstanceRecord, ServiceKey } from '../core/store.ts';
 import { DeploymentController, DeploymentService, ServiceReconciler, deploymentKey, parseServiceKey, serviceKey, volumeName } from '../deploy/index.ts';
 import { AppPurger, parsePurgeKey, purgeKey } from '../purge/index.ts';
 import { registerRemoveRoutes } from '../api/remove-routes.ts';
@@ -59,6 +60,14 @@ export interface RunningServer {
 }
 
 const RESYNC_MS = 10_000;
+
+/** The signals between the control plane's parts (ControllerManager events). */
+type ServerEvents = {
+  /** The health monitor saw an instance's health change. */
+  'instance.health': [inst: InstanceRecord];
+  /** A release of app/env/service finished rolling out (healthy, failed or superseded). */
+  'release.finished': [k: ServiceKey];
+};
 
 /**
  * The composition root: picks the concrete store, engine and ingress, wires controllers and loops,
@@ -160,28 +169,30 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
 
   // Set once builds, repositories and the registry exist; purge keys are queued from then on.
   const purging: { purger?: AppPurger } = {};
-  const queue: WorkQueue = new WorkQueue(async (key) => {
-    const sk = parseServiceKey(key);
-    if (sk) return services.reconcile(sk);
-    if (key.startsWith('deploy/')) {
-      const id = key.slice('deploy/'.length);
-      // Followers (the push pipeline) wake on each round of the deployment, not on a timer.
-      try {
-        return await deployments.reconcile(id);
-      } finally {
-        deploymentService.changed(id);
-      }
-    }
-    const purgeApp = parsePurgeKey(key);
-    if (purgeApp !== undefined) return purging.purger?.reconcile(purgeApp);
-    return undefined;
-  }, logger.child({ component: 'queue' }), 8);
-  const enqueueService = (app: string, env: string, service: string) => queue.add(serviceKey({ app, env, service }));
-
-  const health = new HealthMonitor(store, clock, logger.child({ component: 'health' }), (inst) => {
+  // The controllers on one work queue, with typed keys; the signals between them are typed events,
+  // connected below in one place (who wakes whom).
+  const manager = new ControllerManager<ServerEvents>(logger.child({ component: 'queue' }), 8);
+  const serviceController: Controller<ServiceKey> = { name: 'services', key: serviceKey, parse: parseServiceKey, reconcile: (k) => services.reconcile(k) };
+  const deploymentController: Controller<string> = {
+    name: 'deployments', key: deploymentKey, parse: (q) => (q.startsWith('deploy/') ? q.slice('deploy/'.length) : undefined), reconcile: (id) => deployments.reconcile(id),
+  };
+  const wakeService = manager.register(serviceController);
+  const wakeDeployment = manager.register(deploymentController);
+  const wakePurge = manager.register<string>({ name: 'purges', key: purgeKey, parse: parsePurgeKey, reconcile: async (app) => purging.purger?.reconcile(app) });
+  const enqueueService = (app: string, env: string, service: string) => wakeService({ app, env, service });
+  // A health flip: the routes follow, and the service's reconciler looks again.
+  manager.on('instance.health', (inst) => {
     applyRoutes();
     enqueueService(inst.app, inst.env, inst.service);
   });
+  // A release finished: the deployments rolling out in that environment look again.
+  manager.on('release.finished', (k) => {
+    for (const dep of store.listDeployments({ status: ['rolling'] })) if (dep.app === k.app && dep.env === k.env) wakeDeployment(dep.id);
+  });
+  // Followers of a deployment (the push pipeline) wake on each of its rounds, not on a timer.
+  manager.afterRound(deploymentController, (id) => deploymentService.changed(id));
+
+  const health = new HealthMonitor(store, clock, logger.child({ component: 'health' }), (inst) => manager.emit('instance.health', inst));
   const services = new ServiceReconciler({
     store, engine, clock, logger: logger.child({ component: 'reconciler' }), newId: () => shortId(10), hostAddress: '127.0.0.1',
     portRange: cfg.portRange, isPortFree: hostPortChecker(), routesChanged, resolvConf: dns.resolvConf, hostPaths,
@@ -201,13 +212,11 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       return dir;
     },
     probe: (inst, h) => (h.type === 'http' || h.type === 'tcp' ? checkInstance(inst, h) : Promise.resolve({ ok: false, text: `no ${h.type} probe` })),
-    releaseFinished: (k) => {
-      for (const dep of store.listDeployments({ status: ['rolling'] })) if (dep.app === k.app && dep.env === k.env) queue.add(deploymentKey(dep.id));
-    },
+    releaseFinished: (k) => manager.emit('release.finished', k),
   });
   // The one deploy path: the API's deploy route, promotion and the push pipeline call it in-process.
   const deploymentService = new DeploymentService({
-    store, clock, newId: () => shortId(10), hostPaths, enqueue: (id) => queue.add(deploymentKey(id)), parseSpec: parseAppSpec,
+    store, clock, newId: () => shortId(10), hostPaths, enqueue: (id) => wakeDeployment(id), parseSpec: parseAppSpec,
   });
   const deployments = new DeploymentController({
     store, engine, clock, logger: logger.child({ component: 'deployments' }), newId: () => shortId(10), enqueueService, applyRoutes,
@@ -218,8 +227,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const resyncAll = async () => {
     for (const s of store.listServices()) enqueueService(s.app, s.env, s.name);
     for (const i of store.listInstances()) enqueueService(i.app, i.env, i.service);
-    for (const dep of store.listDeployments({ status: ['pending', 'building', 'rolling'] })) queue.add(deploymentKey(dep.id));
-    if (purging.purger) for (const p of store.listPurges()) if (p.state === 'purging') queue.add(purgeKey(p.app));
+    for (const dep of store.listDeployments({ status: ['pending', 'building', 'rolling'] })) wakeDeployment(dep.id);
+    if (purging.purger) for (const p of store.listPurges()) if (p.state === 'purging') wakePurge(p.app);
     try {
       for (const c of await engine.list({})) {
         const app = c.labels[LABEL.app];
@@ -334,7 +343,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     config, clock, known,
     onConfigChanged: (app, env, change) => {
       templates.schedule();
-      return startConfigRollout({ store, clock, newId: () => shortId(10), enqueueDeployment: (id) => queue.add(deploymentKey(id)) }, app, env, change);
+      return startConfigRollout({ store, clock, newId: () => shortId(10), enqueueDeployment: (id) => wakeDeployment(id) }, app, env, change);
     },
   });
   // Builds: the routes submit and follow; the controller runs the pipeline off any request.
@@ -446,10 +455,10 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     ],
   });
   registerRemoveRoutes(api, {
-    store, clock, known, enqueueService, enqueuePurge: (app) => queue.add(purgeKey(app)), remains,
+    store, clock, known, enqueueService, enqueuePurge: (app) => wakePurge(app), remains,
     unfinishedBuilds: (app) => unfinishedBuilds(app).map((b) => ({ id: b.id, status: b.status, ...(b.stage ? { stage: b.stage } : {}) })),
   });
-  for (const p of store.listPurges()) if (p.state === 'purging') queue.add(purgeKey(p.app));
+  for (const p of store.listPurges()) if (p.state === 'purging') wakePurge(p.app);
   registerWebhookRoutes(api, { repos, builds, deliveries: new WebhookDeliveries(repos.root), now: () => clock.now(), serverUrl: () => `http://${cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost}:${cfg.listenPort}` });
   await api.listen({ host: cfg.listenHost, port: cfg.listenPort });
   const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;
@@ -466,14 +475,14 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       clearInterval(resyncTimer);
       unwatch();
       builds.close();
-      queue.stop();
+      manager.stop();
       health.close();
       registry.close();
       templates.close();
       await imageJanitor?.stop();
       await api.close();
       await dns.close();
-      await queue.idle();
+      await manager.idle();
       await ingress.close();
       await logs.close();
       alerts.stop();
