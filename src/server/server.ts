@@ -1,5 +1,4 @@
-import { readdirSync } from 'node:fs';
-import { chmod, mkdir, readFile, readdir, rm, stat, writeFile, unlink } from 'node:fs/promises';
+import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LABEL, systemClock, type Engine, type EngineEvent, type Ingress, type Logger } from '../core/ports.ts';
 import type { Store } from '../core/store.ts';
@@ -12,7 +11,8 @@ import { DeploymentController, DeploymentService, ServiceReconciler, deploymentK
 import { AppPurger, parsePurgeKey, purgeKey } from '../purge/index.ts';
 import { registerRemoveRoutes } from '../api/remove-routes.ts';
 import type { AppRemains } from '../core/app-remains.ts';
-import { Conflict } from '../core/errors.ts';
+import { purgeSteps } from './purge-steps.ts';
+import { clusterId, gitApps, makePrivate, scopedEngine } from './host-setup.ts';
 import { HealthMonitor, Registry, buildRouteTable, checkInstance } from '../registry/index.ts';
 import { registerRegistryRoutes } from '../api/registry-routes.ts';
 import { startDns } from './dns-wiring.ts';
@@ -403,56 +403,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const unfinishedBuilds = (app: string) => builds.list(app).filter((b) => !isFinished(b.status));
   purging.purger = new AppPurger({
     store, engine, clock, logger: logger.child({ component: 'purge' }), enqueueService,
-    steps: [
-      { name: 'builds', run: async (app) => {
-        for (const b of unfinishedBuilds(app)) await builds.cancel(b.id, 'berth rm --purge').catch(() => undefined);
-        const left = unfinishedBuilds(app);
-        if (left.length > 0) throw new Conflict(`build ${left[0]!.id} is ${left[0]!.status} and cannot be cancelled yet`);
-        const n = buildLog.purgeApp(app);
-        return n ? `${n} build(s) with their logs` : '';
-      } },
-      { name: 'git', run: async (app) => {
-        const gone = await repos.purge(app);
-        return gone.length ? `git ${gone.join(', ')}` : '';
-      } },
-      { name: 'configuration', run: async (app) => {
-        const c = config.purgeApp(app);
-        return c.versions ? `configuration: ${c.values} value(s), ${c.secrets} secret(s), ${c.versions} version(s) of history` : '';
-      } },
-      { name: 'logs', run: async (app) => {
-        const n = await logStore.purgeApp(app);
-        return n ? `${n} log line(s)` : '';
-      } },
-      { name: 'metrics', run: async (app) => {
-        const n = metrics.purgeApp(app);
-        return n ? `${n} metric series` : '';
-      } },
-      { name: 'volumes', run: async (_app, rec) => {
-        const gone: string[] = [];
-        for (const v of rec.volumes) if (await engine.removeVolume(v)) gone.push(v);
-        return gone.length ? `volume(s) ${gone.join(', ')}` : '';
-      } },
-      { name: 'releases', run: async (app) => {
-        const r = store.purgeAppRecords(app);
-        return r.releases || r.deployments ? `${r.releases} release(s), ${r.deployments} deployment(s)` : '';
-      } },
-      // After the releases: with none left, the retention rule keeps none of the app's images.
-      { name: 'images', run: async (app) => {
-        const n = imageJanitor ? await imageJanitor.purgeApp(app) : 0;
-        return n ? `${n} image(s) in the registry` : '';
-      } },
-      { name: 'run files', run: async (app) => {
-        await rm(join(configRoot, app), { recursive: true, force: true });
-        // The containers' /etc/resolv.conf files (DATA/dns/resolv-APP.ENV.conf) name the app.
-        await dns.removeResolvConfs(app);
-        return '';
-      } },
-      // Last: the steps above may still have written events (registry.gc).
-      { name: 'events', run: async (app) => {
-        const n = store.deleteAppEvents(app);
-        return n ? `${n} event(s)` : '';
-      } },
-    ],
+    steps: purgeSteps({ builds, buildLog, repos, config, logStore, metrics, engine, store, configRoot, dns, unfinishedBuilds, ...(imageJanitor ? { imageJanitor } : {}) }),
   });
   registerRemoveRoutes(api, {
     store, clock, known, enqueueService, enqueuePurge: (app) => wakePurge(app), remains,
@@ -496,53 +447,4 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       await unlink(join(cfg.dataDir, 'server.json')).catch(() => undefined);
     },
   };
-}
-
-/** Apps with a git repository or a webhook source on this server (`DATA/git/APP.git`, `APP.source.json`). */
-function gitApps(root: string): { app: string; env: string }[] {
-  try {
-    return readdirSync(root).flatMap((f) => {
-      const m = /^([a-z0-9][a-z0-9-]*)\.(git|source\.json)$/.exec(f);
-      return m ? [{ app: m[1]!, env: '' }] : [];
-    });
-  } catch {
-    return [];
-  }
-}
-
-/**
- * The data directory 0700, and the files directly in it (databases and their -wal/-shm, tokens, keys)
- * not readable by others: new ones are (umask), but a directory made by an older Berth or by hand
- * may have been 0755 with 0644 databases.
- */
-async function makePrivate(dataDir: string): Promise<void> {
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  await chmod(dataDir, 0o700);
-  for (const e of await readdir(dataDir, { withFileTypes: true })) {
-    if (!e.isFile()) continue;
-    const p = join(dataDir, e.name);
-    const st = await stat(p).catch(() => undefined);
-    if (st && (st.mode & 0o077) !== 0) await chmod(p, st.mode & 0o700).catch(() => undefined);
-  }
-}
-
-async function clusterId(dataDir: string): Promise<string> {
-  const p = join(dataDir, 'cluster-id');
-  const cur = (await readFile(p, 'utf8').catch(() => '')).trim();
-  if (cur) return cur;
-  const id = shortId(12);
-  await writeFile(p, id + '\n', { mode: 0o600 });
-  return id;
-}
-
-/** Every container this server creates or lists carries its cluster label: two installations never touch each other's. */
-function scopedEngine(engine: Engine, scope: Record<string, string>): Engine {
-  return new Proxy(engine, {
-    get(target, prop, recv) {
-      if (prop === 'list') return (labels: Record<string, string>) => target.list({ ...labels, ...scope });
-      if (prop === 'create') return (spec: Parameters<Engine['create']>[0]) => target.create({ ...spec, labels: { ...spec.labels, ...scope } });
-      const v = Reflect.get(target, prop, recv);
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
 }
