@@ -257,6 +257,24 @@ function enc(s: string): string {
   return encodeURIComponent(s);
 }
 
+/**
+ * The lines of a streamed answer (NDJSON or text) as they arrive, without their newlines; empty
+ * lines and an unterminated last line are skipped. An abort ends it with the AbortError.
+ */
+export async function* responseLines(res: Response): AsyncGenerator<string> {
+  const dec = new TextDecoder();
+  let buf = '';
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    buf += dec.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line) yield line;
+    }
+  }
+}
+
 /** A query string of the parameters that are set. */
 function query(q: Record<string, string | undefined>): string {
   const p = new URLSearchParams();

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ApiError } from '../../client/index.ts';
+import { ApiError, responseLines } from '../../client/index.ts';
 import { CliFailure, EXIT, connect, type GlobalOpts } from '../context.ts';
 import { appAndService } from './restart.ts';
 
@@ -32,8 +32,6 @@ Examples:
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
       const res = await connect(g).exec(app, { env: o.env, service, cmd, ...(o.instance ? { instance: o.instance } : {}) }, ac.signal);
-      const dec = new TextDecoder();
-      let buf = '';
       let end: Frame | undefined;
       const handle = (line: string) => {
         const f = JSON.parse(line) as Frame;
@@ -41,15 +39,7 @@ Examples:
         else end = f;
       };
       try {
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-          buf += dec.decode(chunk, { stream: true });
-          let nl: number;
-          while ((nl = buf.indexOf('\n')) >= 0) {
-            const line = buf.slice(0, nl);
-            buf = buf.slice(nl + 1);
-            if (line) handle(line);
-          }
-        }
+        for await (const line of responseLines(res)) handle(line);
       } catch (err) {
         if ((err as Error).name !== 'AbortError') throw err;
         throw new CliFailure('interrupted: berth stopped reading; the command may still be running in the container', EXIT.failed);

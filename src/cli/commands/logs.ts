@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { CliFailure, EXIT, connect, type GlobalOpts } from '../context.ts';
 import { ndjson, output } from '../output.ts';
+import { responseLines } from '../../client/index.ts';
 
 interface Line {
   service: string;
@@ -51,18 +52,8 @@ export function registerLogs(program: Command): void {
         });
         return;
       }
-      const dec = new TextDecoder();
-      let buf = '';
       try {
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-          buf += dec.decode(chunk, { stream: true });
-          let nl: number;
-          while ((nl = buf.indexOf('\n')) >= 0) {
-            const line = buf.slice(0, nl);
-            buf = buf.slice(nl + 1);
-            if (line) print(JSON.parse(line) as Line, !!g.json);
-          }
-        }
+        for await (const line of responseLines(res)) print(JSON.parse(line) as Line, !!g.json);
       } catch (err) {
         if ((err as Error).name !== 'AbortError') throw err;
       }
