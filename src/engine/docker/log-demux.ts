@@ -9,26 +9,15 @@ export type StdStream = 'stdout' | 'stderr';
  * and text per stream until a newline arrives. UTF-8 sequences split across frames are kept intact.
  */
 export class LogDemuxer {
-  private pending: Buffer = Buffer.alloc(0);
+  private readonly frames = new FrameDemuxer((stream, payload) => this.feed(stream, payload));
   private readonly decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
   private readonly partial: Record<StdStream, string> = { stdout: '', stderr: '' };
 
   constructor(private readonly onLine: (stream: StdStream, line: string) => void) {}
 
+  /** Frames: 1 = stdout, 2 = stderr, 3 = engine error message (reported as stderr); 0 (stdin) is never sent. */
   push(chunk: Buffer): void {
-    this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
-    let off = 0;
-    while (this.pending.length - off >= 8) {
-      const type = this.pending[off];
-      const size = this.pending.readUInt32BE(off + 4);
-      if (this.pending.length - off < 8 + size) break;
-      const payload = this.pending.subarray(off + 8, off + 8 + size);
-      off += 8 + size;
-      // 1 = stdout, 2 = stderr, 3 = engine error message (reported as stderr); 0 (stdin) is never sent.
-      if (type === 1) this.feed('stdout', payload);
-      else if (type === 2 || type === 3) this.feed('stderr', payload);
-    }
-    this.pending = off === this.pending.length ? Buffer.alloc(0) : this.pending.subarray(off);
+    this.frames.push(chunk);
   }
 
   /** Emits what is left: a last line without a trailing newline. */
