@@ -1,6 +1,6 @@
 /**
  * In-process contract tests of the git routes (smart HTTP, the pre-receive hook, the webhook source
- * and the webhooks): who may call them, what bad input and unknown names answer. Pushes themselves
+ * and the webhooks, builds): who may call them, what bad input and unknown names answer. Pushes themselves
  * (git http-backend, builds) are end-to-end tests: test/git-push.test.ts, test/webhooks.test.ts.
  */
 import { test } from 'node:test';
@@ -48,3 +48,21 @@ test('webhooks: a delivery for an app without a source fails like a bad signatur
   await expectError(t.anon('POST', '/v1/hooks/bitbucket/shop', {}), 400, /^provider: /);
   assert.deepEqual(t.calls, []);
 }));
+
+test('build routes: 401, 400 naming the parameter, 404 for unknown builds and apps, 409 cancelling a finished build, the happy path', () => withTestApi(async (t) => {
+  t.addService('shop', 'prod', 'web');
+  t.builds.push({ id: 'b1', app: 'shop', status: 'succeeded', message: 'deployed' }, { id: 'b2', app: 'shop', status: 'running', message: '' });
+  for (const [m, u] of [['GET', '/v1/builds'], ['GET', '/v1/builds/b1'], ['POST', '/v1/builds/b1/cancel'], ['GET', '/v1/builds/b1/logs']] as const) {
+    await expectError(t.anon(m, u), 401);
+  }
+  await expectError(t.req('GET', '/v1/builds?limit=0'), 400, /^limit: /);
+  await expectError(t.req('GET', '/v1/builds?app=shpo'), 404, /did you mean "shop"/);
+  await expectError(t.req('GET', '/v1/builds/nope'), 404, /no build nope/);
+  await expectError(t.req('GET', '/v1/builds/b1/logs?follow=maybe'), 400, /^follow: /);
+  await expectError(t.req('POST', '/v1/builds/b1/cancel'), 409, /build b1 succeeded before it could be cancelled/);
+  assert.deepEqual((await t.req('GET', '/v1/builds?app=shop')).json().builds.map((b: { id: string }) => b.id), ['b1', 'b2']);
+  assert.equal((await t.req('GET', '/v1/builds/b1')).json().build.status, 'succeeded');
+  assert.equal((await t.req('GET', '/v1/builds/b1/logs')).body, 'log of b1\n');
+  assert.equal((await t.req('POST', '/v1/builds/b2/cancel')).json().build.status, 'cancelled');
+}));
+
