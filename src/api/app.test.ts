@@ -1,6 +1,6 @@
 /**
  * In-process contract tests of the routes buildApi registers itself (the 401 sweep over every route,
-^ * deployments, apps, releases): no token → 401, bad input → 400 naming the
+ * deployments, apps, releases): no token → 401, bad input → 400 naming the
  * field, unknown → 404, conflict → 409, and the happy path — and a refused request changes nothing.
  */
 import { test } from 'node:test';
