@@ -3,7 +3,7 @@
  */
 import type { AppSpec, SpecWarning } from '../core/spec/types.ts';
 import type { SpecSource } from '../core/spec/source.ts';
-import type { AlertView, BuildView, ServiceStatus as ServiceView, TemplateView, TopView } from '../core/views.ts';
+import type { AlertView, BuildView, RegistryEntryView, ServiceStatus as ServiceView, TemplateView, TopView } from '../core/views.ts';
 import type { EventRecord as EventView, PurgeRecord, ReleaseRecord } from '../core/store.ts';
 import type { AppRemains } from '../core/app-remains.ts';
 
@@ -282,20 +282,8 @@ function query(q: Record<string, string | undefined>): string {
   return p.toString();
 }
 
-/** An entry of the service registry. */
-export interface RegistryEntryView {
-  key: string;
-  env: string;
-  service: string;
-  app?: string;
-  address: string;
-  port: number;
-  health: string;
-  source: string;
-  id: string;
-}
 
-export type { AlertView, BuildView, TemplateView, TopView } from '../core/views.ts';
+export type { AlertView, BuildView, RegistryEntryView, TemplateView, TopView } from '../core/views.ts';
 
 export interface AppView {
   name: string;

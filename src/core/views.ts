@@ -3,7 +3,7 @@
  * client/ (which reads them), so the two cannot drift apart.
  */
 import { crashSummary } from './health-notes.ts';
-import type { CheckResult, CrashRecord } from './store.ts';
+import type { CheckResult, CrashRecord, InstanceHealth } from './store.ts';
 
 export interface InstanceStatus {
   id: string;
@@ -132,4 +132,21 @@ export function waitingOn(s: WaitView, now: number): string {
 
 function secs(ms: number): string {
   return `${Math.max(0, Math.round(ms / 1000))}s`;
+}
+
+/** One registered instance, Berth's own or external, under the seed convention `/{service}_{env}/{ip}-{port}`. */
+export interface RegistryEntryView {
+  key: string;
+  env: string;
+  service: string;
+  /** Berth instances belong to an app; external ones do not. */
+  app?: string;
+  address: string;
+  port: number;
+  health: InstanceHealth;
+  source: 'berth' | 'external';
+  /** Berth instance id or external registration id. */
+  id: string;
+  ttlMs?: number;
+  lastHeartbeatAt?: number;
 }

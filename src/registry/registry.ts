@@ -1,23 +1,10 @@
 import type { Clock, Logger } from '../core/ports.ts';
+import type { RegistryEntryView } from '../core/views.ts';
 import type { ExternalRecord, InstanceHealth, DesiredStateStore, EventStore, ExternalStore, InstanceStore } from '../core/store.ts';
 import { probeInstance } from './health-monitor.ts';
 
-/** One registered instance, Berth's own or external, under the seed convention `/{service}_{env}/{ip}-{port}`. */
-export interface RegistryEntry {
-  key: string;
-  env: string;
-  service: string;
-  /** Berth instances belong to an app; external ones do not. */
-  app?: string;
-  address: string;
-  port: number;
-  health: InstanceHealth;
-  source: 'berth' | 'external';
-  /** Berth instance id or external registration id. */
-  id: string;
-  ttlMs?: number;
-  lastHeartbeatAt?: number;
-}
+/** One registered instance: the API's wire type, produced here. */
+export type RegistryEntry = RegistryEntryView;
 
 export function registryKey(service: string, env: string, address: string, port: number): string {
   return `/${service}_${env}/${address}-${port}`;
