@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { NotFound } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
-import type { AlertRule, Store } from '../core/store.ts';
+import type { AlertRule, AlertStore } from '../core/store.ts';
 import { durationMs } from './spec-schema.ts';
 
 const duration = durationMs();
@@ -19,7 +19,7 @@ export const body = z.object({
 });
 
 /** Alert rules over HTTP: set (validated), list with their state, remove. */
-export function registerAlertRoutes(app: FastifyInstance, d: { store: Store; clock: Clock; changed: () => void }): void {
+export function registerAlertRoutes(app: FastifyInstance, d: { store: AlertStore; clock: Clock; changed: () => void }): void {
   app.put('/v1/alerts/:name', async (req) => {
     const { name: n } = z.object({ name }).parse(req.params);
     const b = body.parse(req.body);

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { BerthError, InvalidInput, NotFound, Unauthorized } from '../core/errors.ts';
 import type { Clock, ExecPort, Logger } from '../core/ports.ts';
 import type { DeploymentsPort } from '../core/deployments.ts';
-import type { DeploymentRecord, Store } from '../core/store.ts';
+import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore, InstanceStore, PurgeStore, TokenStore } from '../core/store.ts';
 import { hashToken } from '../auth/index.ts';
 import { basicAuthToken, isGitHookRequest } from './git-routes.ts';
 import { WEBHOOK_PREFIX } from './webhook-routes.ts';
@@ -17,7 +17,7 @@ import { registerEventRoutes } from './event-routes.ts';
 import { registerServiceRoutes } from './service-routes.ts';
 
 export interface ApiDeps {
-  store: Store;
+  store: DeploymentStore & DesiredStateStore & InstanceStore & EventStore & TokenStore & Pick<PurgeStore, 'getPurge'>;
   clock: Clock;
   logger: Logger;
   newId: () => string;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NotFound } from '../core/errors.ts';
-import { KnownApps, listedSource, type AppEnv } from './known.ts';
+import { KnownApps, listedSource, type AppEnv, knownApps } from './known.ts';
 
 function known(store: AppEnv[], config: AppEnv[] = [], services: Record<string, string[]> = {}) {
   let configReads = 0;
@@ -50,4 +50,23 @@ test('services: current ones and those with releases, per environment', () => {
   k.requireService('shop', undefined, 'old');
   notFound(() => k.requireService('shop', 'prod', 'wbe'), /^no service "wbe" in shop\/prod: did you mean "web"\?$/);
   notFound(() => k.requireService('shop', 'prod', 'old'), /^no service "old" in shop\/prod: its services are web, worker$/);
+});
+
+test('knownApps: the store first, then configuration, then listings; services from current services and releases', () => {
+  const asked: string[] = [];
+  const k = knownApps({
+    store: {
+      hasApp: (app) => (asked.push(`store:${app}`), app === 'shop'), appEnvs: () => [{ app: 'shop', env: 'prod' }],
+      listServices: () => [{ name: 'web' }] as never, listReleases: () => [{ service: 'worker' }] as never,
+    },
+    config: { hasApp: (app) => (asked.push(`config:${app}`), app === 'conf-only'), appEnvs: () => [{ app: 'conf-only', env: 'pre' }] },
+    listings: [() => (asked.push('git'), [{ app: 'pushed', env: '' }])],
+  });
+  k.requireApp('shop');
+  assert.deepEqual(asked, ['store:shop'], 'a hit in the store asks nothing else');
+  k.requireApp('conf-only');
+  k.requireApp('pushed');
+  k.requireService('shop', 'prod', 'worker');
+  assert.throws(() => k.requireApp('shpo'), /did you mean "shop"/);
+  assert.throws(() => k.requireService('shop', 'prod', 'wbe'), /did you mean "web"/);
 });

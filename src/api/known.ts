@@ -1,5 +1,6 @@
 import { NotFound } from '../core/errors.ts';
 import { unknownName } from '../core/spec/suggest.ts';
+import type { DesiredStateStore } from '../core/store.ts';
 
 export interface AppEnv {
   app: string;
@@ -83,4 +84,25 @@ export class KnownApps {
     throw new NotFound(unknownName({ what: 'service', name: service, where: `in ${app}${env ? `/${env}` : ''}`, candidates: names,
       plural: 'its services' }));
   }
+}
+
+/** Where the server records apps, each as it is asked (the store and configuration have indexed lookups; the rest are listings). */
+export interface AppRecords {
+  store: Pick<DesiredStateStore, 'hasApp' | 'appEnvs' | 'listServices' | 'listReleases'>;
+  config: { hasApp(app: string, env?: string): boolean; appEnvs(): Iterable<AppEnv> };
+  /** Cheap-enough listings consulted after the store and configuration missed (builds, git repositories). */
+  listings: (() => Iterable<AppEnv>)[];
+}
+
+/** KnownApps over the server's records: store first, then configuration, then the listings. */
+export function knownApps(r: AppRecords): KnownApps {
+  return new KnownApps({
+    sources: [
+      { has: (app, env) => r.store.hasApp(app, env), all: () => r.store.appEnvs() },
+      { has: (app, env) => r.config.hasApp(app, env), all: () => r.config.appEnvs() },
+      ...r.listings.map(listedSource),
+    ],
+    services: (app, env) => [...r.store.listServices({ app, ...(env ? { env } : {}) }).map((s) => s.name),
+      ...r.store.listReleases({ app, ...(env ? { env } : {}) }).map((rel) => rel.service)],
+  });
 }

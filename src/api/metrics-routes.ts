@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Clock } from '../core/ports.ts';
-import type { InstanceRecord, Store } from '../core/store.ts';
+import type { DesiredStateStore, InstanceRecord, InstanceStore } from '../core/store.ts';
 import { parseDuration } from '../core/spec/units.ts';
 import {
   METRIC_KINDS, PROMETHEUS_CONTENT_TYPE, renderMetrics,
@@ -10,7 +10,7 @@ import {
 import type { KnownApps } from './known.ts';
 
 export interface MetricsRouteDeps {
-  store: Store;
+  store: Pick<DesiredStateStore, 'listServices' | 'getRelease'> & Pick<InstanceStore, 'listInstances'>;
   metrics: MetricsStore;
   clock: Clock;
   /** StatsSampler.latest */
@@ -23,7 +23,7 @@ export interface MetricsRouteDeps {
 }
 
 /** Desired replicas and instance counts by state/health per service, from the store. */
-export function serviceStates(store: Store, instances: InstanceRecord[] = store.listInstances()): ServiceState[] {
+export function serviceStates(store: Pick<DesiredStateStore, 'listServices' | 'getRelease'> & Pick<InstanceStore, 'listInstances'>, instances: InstanceRecord[] = store.listInstances()): ServiceState[] {
   return store.listServices().map((s) => {
     const counts = new Map<string, { state: string; health: string; count: number }>();
     for (const i of instances) {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { Conflict, InvalidInput, InvalidSpec, NotFound } from '../core/errors.ts';
-import type { Store } from '../core/store.ts';
+import type { DeploymentStore, DesiredStateStore, EventStore } from '../core/store.ts';
 import type { AppSpec, ParseResult, ServiceSpec } from '../core/spec/types.ts';
 import { parseSource } from '../core/spec/source.ts';
 import type { DeploymentsPort } from '../core/deployments.ts';
@@ -9,7 +9,7 @@ import { parseDigestRef } from '../core/image-retention.ts';
 import type { KnownApps } from './known.ts';
 
 export interface PromoteRouteDeps {
-  store: Store;
+  store: DesiredStateStore & Pick<DeploymentStore, 'getSource'> & EventStore;
   /** The one deploy path (deploy/deployments.ts): its errors keep their kind (400 invalid, 409 conflict). */
   deployments: DeploymentsPort;
   known?: KnownApps;
@@ -28,7 +28,7 @@ export const bodySchema = z.object({ from: envName, to: envName });
  * (deployed through the API without a source) it is copied as it runs in `from`. Throws Conflict
  * unless every current release in `from` is healthy.
  */
-export function promotionSpec(store: Store, app: string, from: string, to: string, configValues: (env: string) => Record<string, string> = () => ({})): AppSpec {
+export function promotionSpec(store: DesiredStateStore & Pick<DeploymentStore, 'getSource'>, app: string, from: string, to: string, configValues: (env: string) => Record<string, string> = () => ({})): AppSpec {
   const services = store.listServices({ app, env: from });
   if (services.length === 0) throw new NotFound(`app "${app}" has nothing deployed in "${from}": nothing to promote`);
   const reparsed = new Map<string, ParseResult>();

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { InvalidInput, NotFound } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
-import type { ExternalRecord, Store } from '../core/store.ts';
+import type { EventStore, ExternalRecord, ExternalStore } from '../core/store.ts';
 import { durationMs } from './spec-schema.ts';
 
 /** What the routes need of the registry (implemented by registry/Registry). */
@@ -36,7 +36,7 @@ export const registerBody = z.object({
  * service registered there (as DNS: `SERVICE.APP.ENV.berth` vs `SERVICE.ENV.berth`), so two apps'
  * services of the same name never mix.
  */
-export function registerRegistryRoutes(app: FastifyInstance, d: { store: Store; registry: RegistryView; clock: Clock; newId: () => string }): void {
+export function registerRegistryRoutes(app: FastifyInstance, d: { store: ExternalStore & EventStore; registry: RegistryView; clock: Clock; newId: () => string }): void {
   const params = (p: unknown) => z.object({ env: name, service: name }).parse(p);
   /** The app whose service is asked for (undefined: the external service), or a 400 when only apps have such a service. */
   const scopeOf = (env: string, service: string, appName: string | undefined): string | undefined => {

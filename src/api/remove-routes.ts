@@ -3,11 +3,11 @@ import { z } from 'zod';
 import { Conflict, InvalidInput, NotFound } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
 import type { AppRemains } from '../core/app-remains.ts';
-import type { PurgeRecord, Store } from '../core/store.ts';
+import type { DeploymentStore, DesiredStateStore, EventStore, PurgeRecord, PurgeStore } from '../core/store.ts';
 import type { KnownApps } from './known.ts';
 
 export interface RemoveRouteDeps {
-  store: Store;
+  store: DesiredStateStore & DeploymentStore & EventStore & PurgeStore;
   clock: Clock;
   known: KnownApps;
   enqueueService: (app: string, env: string, service: string) => void;
@@ -119,7 +119,7 @@ export function appOfWrite(method: string, url: string): string | undefined {
  * An onRequest hook: while an app is being purged nothing may write to it — deploy, config and
  * secrets, git push, webhooks, scale — or the purge would race what it removes (409).
  */
-export function purgeGuard(store: Pick<Store, 'getPurge'>) {
+export function purgeGuard(store: Pick<PurgeStore, 'getPurge'>) {
   return async (req: FastifyRequest): Promise<void> => {
     const app = appOfWrite(req.method, req.url);
     if (app === undefined) return;

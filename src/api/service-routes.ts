@@ -7,7 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import { BerthError, Conflict, InvalidInput, NotFound } from '../core/errors.ts';
 import type { Clock, ExecPort, Logger } from '../core/ports.ts';
-import type { InstanceRecord, ReleaseRecord, ServiceRecord, Store } from '../core/store.ts';
+import type { InstanceRecord, ReleaseRecord, ServiceRecord, DesiredStateStore, EventStore, InstanceStore } from '../core/store.ts';
 import { unknownName } from '../core/spec/suggest.ts';
 import { checkScaleMemory, type ServiceReservation } from '../core/capacity.ts';
 import { rollbackTarget, rollbackTo } from '../deploy/rollback.ts';
@@ -15,7 +15,7 @@ import type { KnownApps } from './known.ts';
 import { execBodySchema, reloadBodySchema, restartBodySchema, rollbackBodySchema, scaleBodySchema } from './spec-schema.ts';
 
 export interface ServiceRouteDeps {
-  store: Store;
+  store: DesiredStateStore & InstanceStore & EventStore;
   clock: Clock;
   logger: Logger;
   newId: () => string;
@@ -191,7 +191,7 @@ export function registerServiceRoutes(app: FastifyInstance, d: ServiceRouteDeps)
 }
 
 /** Every service as desired, with the memory limit of its current release: what the host is asked to hold. */
-function reservations(store: Store): ServiceReservation[] {
+function reservations(store: DesiredStateStore): ServiceReservation[] {
   return store.listServices().map((s) => {
     const mem = store.getRelease(s.releaseId)?.spec.limits.memoryBytes;
     return { name: `${s.app}/${s.env}/${s.name}`, replicas: s.replicas, ...(mem !== undefined ? { memoryBytes: mem } : {}) };

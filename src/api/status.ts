@@ -1,12 +1,12 @@
 import type { Clock } from '../core/ports.ts';
-import type { InstanceRecord, ServiceRecord, Store } from '../core/store.ts';
+import type { DesiredStateStore, InstanceRecord, InstanceStore, ServiceRecord } from '../core/store.ts';
 import { crashSummary } from '../core/health-notes.ts';
 import { waitingOn, type InstanceStatus, type ServiceStatus } from '../core/views.ts';
 
 export type { InstanceStatus, ServiceStatus } from '../core/views.ts';
 
 /** A service's observable status, computed from the store (never from the engine in a request). */
-export function serviceStatus(store: Store, clock: Clock, s: ServiceRecord, all?: InstanceRecord[]): ServiceStatus {
+export function serviceStatus(store: Pick<DesiredStateStore, 'getRelease'> & Pick<InstanceStore, 'listInstances'>, clock: Clock, s: ServiceRecord, all?: InstanceRecord[]): ServiceStatus {
   const rel = store.getRelease(s.releaseId);
   const insts = (all ?? store.listInstances({ app: s.app, env: s.env, service: s.name }))
     .filter((i) => i.app === s.app && i.env === s.env && i.service === s.name);

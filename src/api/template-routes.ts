@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { NotFound } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
-import type { Store } from '../core/store.ts';
+import type { TemplateStore } from '../core/store.ts';
 import { parseTemplate } from '../core/template.ts';
 
 export const body = z.object({
@@ -13,7 +13,7 @@ export const body = z.object({
 });
 
 /** Templates over HTTP: declare (validated: the template must parse), list, remove. */
-export function registerTemplateRoutes(app: FastifyInstance, d: { store: Store; clock: Clock; changed: () => void }): void {
+export function registerTemplateRoutes(app: FastifyInstance, d: { store: TemplateStore; clock: Clock; changed: () => void }): void {
   app.put('/v1/templates/:name', async (req, reply) => {
     const { name } = z.object({ name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes') }).parse(req.params);
     const b = body.parse(req.body);

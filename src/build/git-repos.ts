@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InvalidInput } from '../core/errors.ts';
@@ -55,6 +55,18 @@ export class GitRepos {
       throw new InvalidInput(`quarantine directory ${given} is not one of ${app}'s incoming object directories`);
     }
     return p;
+  }
+
+  /** Apps with a repository or a webhook source here (`APP.git`, `APP.source.json`): they exist for the API's name checks. */
+  apps(): { app: string; env: string }[] {
+    try {
+      return readdirSync(this.root).flatMap((f) => {
+        const m = /^([a-z0-9][a-z0-9-]*)\.(git|source\.json)$/.exec(f);
+        return m ? [{ app: m[1]!, env: '' }] : [];
+      });
+    } catch {
+      return [];
+    }
   }
 
   /** What the app has here: its repository, its webhook source (remote + secret), its webhook deliveries. */

@@ -1,5 +1,5 @@
 import { isAbsolute, join as posixJoin, relative } from 'node:path/posix';
-import { LABEL, type Clock, type Engine, type Logger } from '../core/ports.ts';
+import { LABEL, type Clock, type EngineContainers, type EngineImages, type EngineTelemetry, type Logger } from '../core/ports.ts';
 import { BerthError } from '../core/errors.ts';
 import type { DeploymentsPort } from '../core/deployments.ts';
 import { parseEnvFile, parseWithSource, type SourceParse, type SpecSource } from '../core/spec/index.ts';
@@ -15,7 +15,7 @@ import { DEFAULT_CHECK_POLICY, type CheckPolicy, type ServiceSpec } from '../cor
 export interface PipelineDeps {
   repos: GitRepos;
   builds: BuildLog;
-  engine: Engine;
+  engine: Pick<EngineContainers, 'create' | 'start' | 'inspect' | 'kill' | 'remove'> & Pick<EngineImages, 'build' | 'imageInfo' | 'push' | 'tag'> & Pick<EngineTelemetry, 'logs'>;
   clock: Clock;
   logger: Logger;
   /**

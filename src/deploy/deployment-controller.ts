@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { LABEL, type Clock, type Engine, type HostPathPolicy, type Logger } from '../core/ports.ts';
+import { LABEL, type Clock, type EngineImages, type HostPathPolicy, type Logger } from '../core/ports.ts';
 import type { ServiceSpec } from '../core/spec/types.ts';
-import type { DeploymentRecord, ReleaseRecord, Store } from '../core/store.ts';
+import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore, InstanceStore, ReleaseRecord } from '../core/store.ts';
 import { waitingOn } from '../core/views.ts';
 import type { Result } from '../reconcile/index.ts';
 import { RELEASE_FAILURE_LIMIT } from './service-reconciler.ts';
@@ -11,8 +11,8 @@ export function deploymentKey(id: string): string {
 }
 
 export interface DeploymentControllerDeps {
-  store: Store;
-  engine: Engine;
+  store: DeploymentStore & DesiredStateStore & InstanceStore & EventStore;
+  engine: Pick<EngineImages, 'build' | 'imageId'>;
   clock: Clock;
   logger: Logger;
   newId: () => string;

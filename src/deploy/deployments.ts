@@ -5,11 +5,11 @@ import type { Clock, HostPathPolicy } from '../core/ports.ts';
 import type { AppSpec } from '../core/spec/types.ts';
 import { canonicalRouteKey } from '../core/spec/routes.ts';
 import type { SpecSource } from '../core/spec/source.ts';
-import type { DeploymentRecord, DeploymentStatus, Store } from '../core/store.ts';
+import type { DeploymentRecord, DeploymentStatus, DeploymentStore, DesiredStateStore, EventStore } from '../core/store.ts';
 import { checkHostPaths } from './host-paths.ts';
 
 export interface DeploymentServiceDeps {
-  store: Store;
+  store: DeploymentStore & DesiredStateStore & EventStore;
   clock: Clock;
   newId: () => string;
   /** Which host paths bind mounts and build contexts may use (resolved on the server's filesystem). */
@@ -134,7 +134,7 @@ function checkServiceNames(spec: AppSpec): void {
  * first owner keeps it. The same app in another environment needs its own host; the message shows
  * how to write one per environment with ${BERTH_ENV}.
  */
-function checkRouteConflicts(store: Store, spec: AppSpec, env: string): void {
+function checkRouteConflicts(store: Pick<DesiredStateStore, 'listServices' | 'getRelease'>, spec: AppSpec, env: string): void {
   const claimed = new Map<string, { app: string; env: string; service: string }>();
   for (const s of store.listServices()) {
     if (s.app === spec.name && s.env === env) continue;

@@ -6,3 +6,5 @@ export { DeploymentController, deploymentKey, releaseHash } from './deployment-c
 export { ServiceReconciler, serviceKey, parseServiceKey } from './service-reconciler.ts';
 export { containerSpecFor, containerName, volumeName } from './container-spec.ts';
 export { DeploymentService, type DeploymentServiceDeps } from './deployments.ts';
+export { watchEngineEvents, serviceOfContainer, type EngineEventDeps } from './engine-events.ts';
+export { Resync, type ResyncDeps } from './resync.ts';

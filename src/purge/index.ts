@@ -5,3 +5,4 @@
  * idempotent and recorded, so a crash or a failed step resumes where it stopped.
  */
 export { AppPurger, purgeKey, parsePurgeKey, type PurgeStep, type AppPurgerDeps } from './app-purger.ts';
+export { appRemains, type RemainsSources } from './app-remains.ts';

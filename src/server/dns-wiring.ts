@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../core/ports.ts';
-import type { Store } from '../core/store.ts';
+import type { DesiredStateStore } from '../core/store.ts';
 import { DnsServer, buildDnsSnapshot, normalizeZone, type DnsSnapshot } from '../dns/index.ts';
 import type { Registry } from '../registry/index.ts';
 import type { ServerConfig } from './config.ts';
@@ -11,7 +11,7 @@ import type { ServerConfig } from './config.ts';
  * The DNS snapshot from the registry: healthy instances of each app's services (`service.app.env`)
  * and of external services (`service.env`).
  */
-export function snapshotFromRegistry(registry: Registry, store: Store, zone: string): DnsSnapshot {
+export function snapshotFromRegistry(registry: Registry, store: Pick<DesiredStateStore, 'listServices'>, zone: string): DnsSnapshot {
   return buildDnsSnapshot(zone, store.listServices(), registry.entries().map((e) => ({
     service: e.service, env: e.env, ...(e.source === 'berth' && e.app ? { app: e.app } : {}), id: e.id, address: e.address, port: e.port,
     healthy: e.health === 'healthy',
@@ -22,7 +22,7 @@ export function snapshotFromRegistry(registry: Registry, store: Store, zone: str
  * Starts Berth's DNS: one listener for people and tools, and one on port 53 of a loopback address
  * for containers (their /etc/resolv.conf points there, so `web.shop.prod.berth` resolves inside them).
  */
-export async function startDns(cfg: ServerConfig, registry: Registry, store: Store, logger: Logger): Promise<{
+export async function startDns(cfg: ServerConfig, registry: Registry, store: Pick<DesiredStateStore, 'listServices'>, logger: Logger): Promise<{
   resolvConf: (app: string, env: string) => string | undefined;
   /** Removes the app's resolv.conf files (every environment); returns how many there were. */
   removeResolvConfs: (app: string) => Promise<number>;

@@ -1,22 +1,9 @@
-import { readdirSync } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Engine } from '../core/ports.ts';
 import { shortId } from '../lib/ids.ts';
 
 // The host side of starting a server: its data directory, its cluster id, and the engine scoped to it.
-
-/** Apps with a git repository or a webhook source on this server (`DATA/git/APP.git`, `APP.source.json`). */
-export function gitApps(root: string): { app: string; env: string }[] {
-  try {
-    return readdirSync(root).flatMap((f) => {
-      const m = /^([a-z0-9][a-z0-9-]*)\.(git|source\.json)$/.exec(f);
-      return m ? [{ app: m[1]!, env: '' }] : [];
-    });
-  } catch {
-    return [];
-  }
-}
 
 /**
  * The data directory 0700, and the files directly in it (databases and their -wal/-shm, tokens, keys)

@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Engine } from '../core/ports.ts';
-import type { Store } from '../core/store.ts';
+import type { EngineVolumes } from '../core/ports.ts';
+import type { PurgeStore } from '../core/store.ts';
 import { Conflict } from '../core/errors.ts';
 import type { PurgeStep } from '../purge/index.ts';
 import type { BuildController, BuildLog, BuildRecord, GitRepos } from '../build/index.ts';
@@ -17,8 +17,8 @@ export interface PurgeStepDeps {
   config: ConfigStore;
   logStore: LogStore;
   metrics: MetricsStore;
-  engine: Engine;
-  store: Store;
+  engine: Pick<EngineVolumes, 'removeVolume'>;
+  store: Pick<PurgeStore, 'purgeAppRecords' | 'deleteAppEvents'>;
   /** Decrypted configuration files of the containers: `configRoot/APP/ENV`. */
   configRoot: string;
   dns: { removeResolvConfs(app: string): Promise<number> };

@@ -1,18 +1,17 @@
 import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LABEL, systemClock, type Engine, type EngineEvent, type Ingress, type Logger } from '../core/ports.ts';
+import { LABEL, systemClock, type Engine, type Ingress, type Logger } from '../core/ports.ts';
 import type { Store } from '../core/store.ts';
 import { SqliteStore } from '../store/index.ts';
 import { DockerEngine } from '../engine/docker/index.ts';
 import { NginxIngress } from '../ingress/index.ts';
 import { ControllerManager, type Controller } from '../reconcile/index.ts';
 import type { InstanceRecord, ServiceKey } from '../core/store.ts';
-import { DeploymentController, DeploymentService, ServiceReconciler, deploymentKey, parseServiceKey, serviceKey, volumeName } from '../deploy/index.ts';
-import { AppPurger, parsePurgeKey, purgeKey } from '../purge/index.ts';
+import { DeploymentController, DeploymentService, Resync, ServiceReconciler, deploymentKey, parseServiceKey, serviceKey, volumeName, watchEngineEvents } from '../deploy/index.ts';
+import { AppPurger, appRemains, parsePurgeKey, purgeKey } from '../purge/index.ts';
 import { registerRemoveRoutes } from '../api/remove-routes.ts';
-import type { AppRemains } from '../core/app-remains.ts';
 import { purgeSteps } from './purge-steps.ts';
-import { clusterId, gitApps, makePrivate, scopedEngine } from './host-setup.ts';
+import { clusterId, makePrivate, scopedEngine } from './host-setup.ts';
 import { HealthMonitor, Registry, buildRouteTable, checkInstance } from '../registry/index.ts';
 import { registerRegistryRoutes } from '../api/registry-routes.ts';
 import { startDns } from './dns-wiring.ts';
@@ -21,7 +20,7 @@ import { registerTemplateRoutes } from '../api/template-routes.ts';
 import { registerConfigRoutes } from '../api/config-routes.ts';
 import { ConfigStore, SecretBox, loadSecretKey, startConfigRollout, sweepConfigFiles, writeConfigFiles } from '../config/index.ts';
 import { buildApi } from '../api/index.ts';
-import { KnownApps, listedSource } from '../api/known.ts';
+import { knownApps } from '../api/known.ts';
 import { ensureAdminToken } from '../auth/index.ts';
 import { LogCollector, LogStore } from '../logs/index.ts';
 import { AccessLogReader, MetricsStore, StatsSampler } from '../metrics/index.ts';
@@ -223,24 +222,6 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     configVersion: (app, env) => config.version(app, env), buildMemoryBytes: cfg.buildMemoryBytes, hostPaths, releaseDeadlineMs: cfg.releaseDeadlineMs,
   });
 
-  /** Every key there is reason to look at: desired services, containers of ours, unfinished deployments. */
-  const resyncAll = async () => {
-    for (const s of store.listServices()) enqueueService(s.app, s.env, s.name);
-    for (const i of store.listInstances()) enqueueService(i.app, i.env, i.service);
-    for (const dep of store.listDeployments({ status: ['pending', 'building', 'rolling'] })) wakeDeployment(dep.id);
-    if (purging.purger) for (const p of store.listPurges()) if (p.state === 'purging') wakePurge(p.app);
-    try {
-      for (const c of await engine.list({})) {
-        const app = c.labels[LABEL.app];
-        const env = c.labels[LABEL.env];
-        const svc = c.labels[LABEL.service];
-        if (app && env && svc) enqueueService(app, env, svc);
-      }
-    } catch (err) {
-      logger.warn({ err: String(err) }, 'engine not reachable during resync; will retry');
-    }
-  };
-
   const logStore = new LogStore(join(cfg.dataDir, 'logs.db'), { clock });
   const logs = new LogCollector({
     engine, store: logStore, clock, logger,
@@ -279,56 +260,34 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   alerts.start();
   const syncLogs = () => void logs.sync().catch((err) => logger.warn({ err: String(err) }, 'log collection sync failed'));
 
-  let engineDown = false;
-  const unwatch = engine.watch((e: EngineEvent) => {
-    if (e.kind === 'container') {
-      const app = e.labels[LABEL.app];
-      const env = e.labels[LABEL.env];
-      const svc = e.labels[LABEL.service];
-      if (app && env && svc && e.labels[LABEL.cluster] === cluster) {
-        enqueueService(app, env, svc);
-        if (e.action === 'start') syncLogs();
-      }
-      return;
-    }
-    if (e.kind === 'disconnected' && !engineDown) {
-      engineDown = true;
-      store.addEvent({ app: '', env: '', service: '', instance: '', kind: 'engine.disconnected', message: `Docker Engine unreachable: ${e.error}` });
-      logger.warn({ err: e.error }, 'Docker Engine unreachable; desired state is kept, will resync when it is back');
-    }
-    if (e.kind === 'connected') {
-      if (engineDown) {
-        store.addEvent({ app: '', env: '', service: '', instance: '', kind: 'engine.connected', message: 'Docker Engine reachable again; resyncing' });
-        logger.info('Docker Engine reachable again; resyncing');
-      }
-      engineDown = false;
-      void resyncAll();
-    }
+  const resync = new Resync({
+    store, engine, logger, wakeService, wakeDeployment, wakePurge, intervalMs: RESYNC_MS,
+    periodic: () => {
+      health.refresh();
+      syncLogs();
+      sweepConfig();
+    },
+  });
+  // Container events wake their service; a regained engine resyncs everything.
+  const unwatch = watchEngineEvents({
+    engine, cluster, events: store, logger,
+    serviceChanged: (k, action) => {
+      wakeService(k);
+      if (action === 'start') syncLogs();
+    },
+    reachable: () => void resync.all(),
   });
 
   health.refresh();
-  await resyncAll();
+  await resync.all();
   syncLogs();
   sweepConfig();
-  const resyncTimer = setInterval(() => {
-    health.refresh();
-    syncLogs();
-    sweepConfig();
-    void resyncAll();
-  }, RESYNC_MS);
-  resyncTimer.unref();
+  resync.start();
 
   const buildLog = new BuildLog(join(cfg.dataDir, 'builds'));
-  const known = new KnownApps({
-    sources: [
-      { has: (app, env) => store.hasApp(app, env), all: () => store.appEnvs() },
-      { has: (app, env) => config.hasApp(app, env), all: () => config.appEnvs() },
-      listedSource(() => buildLog.list()),
-      listedSource(() => gitApps(join(cfg.dataDir, 'git'))),
-    ],
-    services: (app, env) => [...store.listServices({ app, ...(env ? { env } : {}) }).map((s) => s.name),
-      ...store.listReleases({ app, ...(env ? { env } : {}) }).map((r) => r.service)],
-  });
+  // Builds: the routes submit and follow; the controller runs the pipeline off any request.
+  const repos = new GitRepos(cfg.dataDir, cfg.childEnv);
+  const known = knownApps({ store, config, listings: [() => buildLog.list(), () => repos.apps()] });
   const api = buildApi({
     store, clock, logger: logger.child({ component: 'api' }), newId: () => shortId(10), version: VERSION,
     deployments: deploymentService, enqueueService,
@@ -346,8 +305,6 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       return startConfigRollout({ store, clock, newId: () => shortId(10), enqueueDeployment: (id) => wakeDeployment(id) }, app, env, change);
     },
   });
-  // Builds: the routes submit and follow; the controller runs the pipeline off any request.
-  const repos = new GitRepos(cfg.dataDir, cfg.childEnv);
   // Non-secret configuration values are variables for pushed Compose files and promotions (secrets never are).
   const configValues = (app: string, env: string): Record<string, string> =>
     Object.fromEntries(config.list(app, env).filter((e) => e.kind === 'value' && e.value !== undefined).map((e) => [e.key, e.value!]));
@@ -389,17 +346,9 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   imageJanitor?.start();
 
   // `berth rm` says what it leaves; `berth rm --purge` removes it, step by step (purge/).
-  const remains = async (app: string): Promise<AppRemains> => {
-    const git = repos.inventory(app);
-    const volumes = new Set<string>();
-    for (const r of store.listReleases({ app })) for (const v of r.spec.volumes) if (v.type === 'volume') volumes.add(volumeName(app, r.env, v.source));
-    return {
-      app, config: config.appInventory(app), ...store.appRecordCounts(app), builds: buildLog.list(app).length,
-      repository: git.repository, webhookSource: git.source, volumes: [...volumes].sort(),
-      logSources: logStore.appSourceCount(app), metricSeries: metrics.appSeriesCount(app),
-      ...(imageJanitor ? { images: await imageJanitor.appImageCount(app).catch(() => undefined) } : { images: 0 }),
-    };
-  };
+  const remains = (app: string) => appRemains({
+    store, config, builds: buildLog, git: repos, logs: logStore, metrics, volumeName, ...(imageJanitor ? { images: imageJanitor } : {}),
+  }, app);
   const unfinishedBuilds = (app: string) => builds.list(app).filter((b) => !isFinished(b.status));
   purging.purger = new AppPurger({
     store, engine, clock, logger: logger.child({ component: 'purge' }), enqueueService,
@@ -423,7 +372,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     url,
     token,
     async close() {
-      clearInterval(resyncTimer);
+      resync.stop();
       unwatch();
       builds.close();
       manager.stop();
