@@ -13,6 +13,8 @@ export interface SpecContext {
   readonly appName: string;
   /** Names under the top-level `volumes:`. */
   readonly declaredVolumes: ReadonlySet<string>;
+  /** Names under the top-level `networks:`. */
+  readonly declaredNetworks: ReadonlySet<string>;
   /** Names under `services:`, for depends_on checks and suggestions. */
   readonly serviceNames: readonly string[];
   /** Where each host path of the spec was written (see ParseResult.hostPathSources). */

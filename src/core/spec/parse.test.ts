@@ -127,9 +127,7 @@ test('fixture valid-full.yaml: anchors, build, env_file, volumes, limits, health
     [
       '3:1 version: the `version` key is obsolete and ignored; remove it',
       '10:3 services.api.restart: ignored: deploy.restart_policy is also set and takes precedence; keep only one of them',
-      '63:5 services.frontend.networks: not supported yet by Berth; ignored — services run on the host network',
       '86:5 services.db.container_name: ignored: Berth names containers itself, one per instance',
-      '92:1 networks: not supported yet by Berth; ignored',
     ],
   );
   for (const w of warnings) assert.equal(w.file, 'valid-full.yaml');
@@ -567,7 +565,7 @@ test('reports Berth-level errors at the offending node', () => {
       `,
       want: [
         ['5:7 services.web.x-berth.prot', /^unknown key `prot`: did you mean `port`\?$/],
-        ['6:15 services.web.x-berth.routes', /^routes need `x-berth.port`/],
+        ['6:15 services.web.x-berth.routes', /^routes need a port: set `x-berth.port`/],
         ['10:13 services.api.x-berth.port', /^"http" is not a port: .*from 1 to 65535$/],
         ['11:7 services.api.x-berth.helth', /^unknown key `helth`: did you mean `health`\?$/],
       ],
@@ -594,7 +592,7 @@ test('reports Berth-level errors at the offending node', () => {
     {
       name: 'health needs a port',
       yaml: 'services:\n  web:\n    image: x\n    x-berth: {health: /healthz}\n',
-      want: [['4:23 services.web.x-berth.health', /^an HTTP health check needs `x-berth.port`/]],
+      want: [['4:23 services.web.x-berth.health', /^an HTTP health check needs a port: set `x-berth.port`/]],
     },
     {
       name: 'route paths nginx would read as its own syntax, and paths that could never match',
@@ -787,9 +785,7 @@ test('every key Berth does not act on yields a located warning', () => {
     [
       '1:1 version: the `version` key is obsolete and ignored; remove it',
       '5:5 services.web.container_name: ignored: Berth names containers itself, one per instance',
-      '6:5 services.web.networks: not supported yet by Berth; ignored — services run on the host network',
-      '7:5 services.web.expose: not supported yet by Berth; ignored — services run on the host network; set x-berth.port to the port the service listens on',
-      '8:12 services.web.ports: ports are not published: Berth runs services on the host network and allocates a port per instance; set x-berth.port instead (e.g. x-berth: {port: 80})',
+      '8:12 services.web.ports: host port 8080 can be held by one container at a time: releases stop the old container before starting the new one (a short gap); drop the host port to get zero-downtime releases through the ingress',
       '9:5 services.web.cpus: not supported yet by Berth; ignored — set deploy.resources.limits.cpus instead',
       '10:5 services.web.x-bert: ignored; did you mean `x-berth`?',
       '13:7 services.web.deploy.mode: not supported yet by Berth; ignored',
@@ -802,7 +798,6 @@ test('every key Berth does not act on yields a located warning', () => {
       '24:9 services.web.volumes[0]: anonymous volume for "/cache" is not supported yet by Berth; ignored — name it (data:/cache) and declare it under the top-level `volumes:`',
       '25:9 services.web.volumes[1]: volume option "z" is not supported yet by Berth; ignored',
       '27:10 volumes.data.driver: not supported yet by Berth; ignored — Berth creates app-scoped local volumes',
-      '28:1 networks: not supported yet by Berth; ignored',
       '30:1 secrets: not supported yet by Berth; ignored',
     ],
   );
@@ -812,13 +807,13 @@ test('every key Berth does not act on yields a located warning', () => {
 test('warnings for keys merged from an anchor point at the anchor', () => {
   const text = yaml`
     x-base: &base
-      networks: [default]
+      container_name: one
     services:
       web:
         <<: *base
         image: x
   `;
-  assert.deepEqual(parse(text).warnings.map(brief), ['2:3 services.web.networks']);
+  assert.deepEqual(parse(text).warnings.map(brief), ['2:3 services.web.container_name']);
 });
 
 test('no ports warning when x-berth.port is set; compose healthcheck wins over x-berth.health', () => {

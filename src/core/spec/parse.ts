@@ -14,11 +14,12 @@ import { nameProblem, sanitizeName } from './names.ts';
 import { basenamePosix } from './posix-path.ts';
 import { checkComposeSchema } from './schema-check.ts';
 import { normalizeService } from './service.ts';
+import { declaredNetworks } from './networks.ts';
 import type { ParseOptions, ParseResult, ServiceSpec } from './types.ts';
 import { appExtensions, pipelineExtensions } from './x-berth.ts';
 import { YamlSource } from './yaml-source.ts';
 
-const TOP_LEVEL_SUPPORTED = new Set(['services', 'volumes', 'name', 'version', 'x-berth']);
+const TOP_LEVEL_SUPPORTED = new Set(['services', 'volumes', 'networks', 'name', 'version', 'x-berth']);
 const VOLUME_KEYS_IGNORED = 'not supported yet by Berth; ignored — Berth creates app-scoped local volumes';
 
 /**
@@ -58,6 +59,7 @@ export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
     opts,
     appName: appNameOf(compose, opts, diag),
     declaredVolumes: declaredVolumes(compose, diag),
+    declaredNetworks: declaredNetworks(compose, { diag }),
     serviceNames: Object.keys(compose.services),
     hostPathSources: {},
   };

@@ -13,23 +13,21 @@ import { closestMatch } from './suggest.ts';
 import type { BuildSpec, RestartPolicy, ServiceSpec } from './types.ts';
 import { parseBool, parseCount, parseCpus, parseDuration, parseSize } from './units.ts';
 import { normalizeVolumes } from './volumes.ts';
+import { appNetworking, networkModeOf, parsePorts } from './networks.ts';
 import { serviceExtensions } from './x-berth.ts';
 import { formatPath, type SpecPath } from './yaml-source.ts';
 
 const SUPPORTED_KEYS = new Set([
   'image', 'build', 'command', 'entrypoint', 'environment', 'env_file', 'ports', 'healthcheck', 'deploy', 'labels',
   'stop_signal', 'stop_grace_period', 'volumes', 'depends_on', 'shm_size', 'restart', 'scale', 'x-berth',
-  'user', 'read_only', 'cap_add', 'cap_drop', 'security_opt', 'tmpfs',
+  'user', 'read_only', 'cap_add', 'cap_drop', 'security_opt', 'tmpfs', 'networks', 'network_mode', 'expose',
 ]);
 
 const NOT_SUPPORTED = 'not supported yet by Berth; ignored';
-const HOST_NETWORK = 'services run on the host network';
+const HOST_NETWORK = 'services of the app reach each other by name on the app\'s network';
 /** Why a known-but-unsupported key is ignored, where there is something more useful to say. */
 const IGNORED_BECAUSE: Record<string, string> = {
   container_name: 'ignored: Berth names containers itself, one per instance',
-  networks: `${NOT_SUPPORTED} — ${HOST_NETWORK}`,
-  network_mode: `${NOT_SUPPORTED} — ${HOST_NETWORK}`,
-  expose: `${NOT_SUPPORTED} — ${HOST_NETWORK}; set x-berth.port to the port the service listens on`,
   links: `${NOT_SUPPORTED} — ${HOST_NETWORK}`,
   cpus: `${NOT_SUPPORTED} — set deploy.resources.limits.cpus instead`,
   mem_limit: `${NOT_SUPPORTED} — set deploy.resources.limits.memory instead`,
@@ -43,7 +41,12 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
   const at = (...rest: Array<string | number>): SpecPath => [...path, ...rest];
   warnUnsupportedKeys(ctx, path, raw);
 
-  const ext = serviceExtensions(ctx, at('x-berth'), raw['x-berth']);
+  const xPortRaw = isRecord(raw['x-berth']) ? raw['x-berth'].port : undefined;
+  const xPort = typeof xPortRaw === 'number' || (typeof xPortRaw === 'string' && /^\d+$/.test(xPortRaw)) ? Number(xPortRaw) : undefined;
+  const mode = networkModeOf(ctx, path, raw, xPort);
+  // In app-network mode a route or check may use the first `ports` entry as the service's port.
+  const fallbackPort = mode === 'app' ? parsePorts({ ...ctx, diag: silentDiag(ctx) }, at('ports'), raw.ports).find((p) => p.protocol === 'tcp')?.target : undefined;
+  const ext = serviceExtensions(ctx, at('x-berth'), raw['x-berth'], fallbackPort);
   const compose = composeHealth(ctx, at('healthcheck'), raw.healthcheck);
   if (compose !== undefined && compose !== 'disabled' && ext.health !== undefined) {
     ctx.diag.warn(at('x-berth', 'health'), 'ignored: the service has a Compose `healthcheck`, which takes precedence; remove one of them');
@@ -56,8 +59,8 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
     name,
     image: imageOf(ctx, name, raw, build),
     environment: environmentOf(ctx, path, raw),
-    ports: portsOf(ctx, at('ports'), raw.ports, ext.port),
-    health: resolveHealth(compose, ext.health, ext.port),
+    ports: portsOf(ctx, at('ports'), raw.ports, mode === 'host' ? ext.port : 0),
+    health: resolveHealth(compose, ext.health, ext.port ?? fallbackPort),
     replicas: replicasOf(ctx, path, raw, deploy),
     limits: limitsOf(ctx, at('deploy', 'resources', 'limits'), deploy),
     restart: restartOf(ctx, path, raw, deploy),
@@ -80,9 +83,35 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
     if (shm !== undefined) spec.shmSizeBytes = shm;
   }
   if (ext.port !== undefined) spec.port = ext.port;
+  if (mode === 'app') applyAppNetworking(ctx, path, raw, spec, ext.port);
+  else if (raw.expose !== undefined) ctx.diag.warn(at('expose'), 'ignored: the service runs on the host network, where every port it listens on is reachable', 'key');
   if (ext.test) spec.test = ext.test;
   Object.assign(spec, securityOf(ctx, path, raw));
   return spec;
+}
+
+/** App-network mode: networks, published ports, the routed port; a fixed host port means stop-first releases. */
+function applyAppNetworking(ctx: SpecContext, path: SpecPath, raw: Json, spec: ServiceSpec, xPort: number | undefined): void {
+  const net = appNetworking(ctx, path, raw, xPort, spec.replicas);
+  Object.assign(spec, net);
+  if (spec.health.type === 'tcp') spec.health = { ...spec.health, published: true };
+  const fixed = net.publish?.find((p) => p.published !== undefined);
+  if (fixed && spec.update && spec.update.strategy !== 'recreate') {
+    const xUpdate = isRecord(raw['x-berth']) ? raw['x-berth'].update : undefined;
+    if (xUpdate === undefined) {
+      spec.update = { ...spec.update, strategy: 'recreate' };
+      ctx.diag.warn([...path, 'ports'], `host port ${fixed.published} can be held by one container at a time: releases stop the old container before starting the new one (a short gap); ` +
+        'drop the host port to get zero-downtime releases through the ingress');
+    } else {
+      ctx.diag.error([...path, 'x-berth', 'update', 'strategy'], `the ${spec.update.strategy} strategy runs two containers at once, but host port ${fixed.published} can be held by one only: ` +
+        'use strategy: recreate, or drop the host port');
+    }
+  }
+}
+
+/** Diagnostics that drop what they are told (a look-ahead parse whose problems are reported later). */
+function silentDiag(ctx: SpecContext): SpecContext['diag'] {
+  return new Proxy(ctx.diag, { get: (t, k) => (k === 'error' || k === 'warn' ? () => undefined : Reflect.get(t, k)) });
 }
 
 function warnUnsupportedKeys(ctx: SpecContext, path: SpecPath, raw: Json): void {
@@ -231,13 +260,14 @@ function readEnvFile(ctx: SpecContext, path: SpecPath, entry: { path: string; re
   return vars;
 }
 
+/** `xPort` 0: app-network mode, where `ports` are published (appNetworking reads them). */
 function portsOf(ctx: SpecContext, path: SpecPath, raw: unknown, xPort: number | undefined): string[] {
   if (!Array.isArray(raw)) return [];
   const ports = raw.map((p) => (isRecord(p) ? renderLongPort(p) : scalarToString(p)));
   if (ports.length > 0 && xPort === undefined) {
     const guess = containerPort(ports[0]!);
     const example = guess === undefined ? '' : ` (e.g. x-berth: {port: ${guess}})`;
-    ctx.diag.warn(path, `ports are not published: Berth runs services on the host network and allocates a port per instance; set x-berth.port instead${example}`);
+    ctx.diag.warn(path, `ports are not published: with network_mode: host the service runs on the host network, where Berth allocates a port per instance; set x-berth.port${example}, or drop network_mode: host to run it on the app's network with its ports published`);
   }
   return ports;
 }

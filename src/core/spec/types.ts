@@ -17,6 +17,12 @@ export interface HttpHealth {
 
 export interface TcpHealth {
   type: 'tcp';
+  /**
+   * The port is published by the engine's proxy (app-network mode): the proxy accepts a connection
+   * even when nothing listens in the container and then closes it, so a connection only counts when
+   * it stays open a moment. Absent for host-mode services.
+   */
+  published?: boolean;
   intervalMs: number;
   timeoutMs: number;
   retries: number;
@@ -64,6 +70,33 @@ export interface BuildSpec {
   args: Record<string, string>;
 }
 
+/** One Compose `ports` entry: `[host_ip:][published:]target[/protocol]`. */
+export interface PortPublish {
+  /** Port inside the container. */
+  target: number;
+  /** Fixed host port; absent: Berth lets the engine pick one on 127.0.0.1 (the routed port gets an allocated one). */
+  published?: number;
+  /** Host address of a fixed port (Compose's default: every address). */
+  hostIp?: string;
+  protocol: 'tcp' | 'udp';
+}
+
+/** A network of the app (per environment) a service joins, with the extra names it answers to there. */
+export interface NetworkAttachment {
+  /** Name under the Compose file's top-level `networks` (`default` when the service names none). */
+  name: string;
+  aliases: string[];
+}
+
+/**
+ * How a service's containers are networked:
+ * - host: the host's network; Berth allocates a port per instance and passes it as PORT.
+ * - app: one Docker network per app, environment and Compose network; services find each other by
+ *   name (and aliases) on their native ports; `port` is the container port, published per instance on
+ *   a Berth-allocated port of 127.0.0.1 that the ingress, health checks and discovery use.
+ */
+export type NetworkMode = 'host' | 'app';
+
 export interface RestartPolicy {
   condition: 'none' | 'on-failure' | 'any';
   /** Undefined: no limit. */
@@ -106,8 +139,16 @@ export interface ServiceSpec {
   command?: string[];
   entrypoint?: string[];
   environment: Record<string, string>;
-  /** Compose `ports` as written, kept for information: with host networking Berth allocates ports itself. */
+  /** Compose `ports` as written (short syntax), kept for information; `publish` holds what they mean. */
   ports: string[];
+  /** Network mode; absent in specs stored before modes existed, and for host mode (the default then). */
+  networkMode?: NetworkMode;
+  /** App-network mode: the app's networks the service joins (absent: the app's `default` network only). */
+  networks?: NetworkAttachment[];
+  /** App-network mode: the `ports` entries to publish on the host. */
+  publish?: PortPublish[];
+  /** Compose `expose`: ports reachable by the app's other services (documentation: the app's network reaches every port). */
+  expose?: string[];
   health: HealthSpec;
   replicas: number;
   limits: { nanoCpus?: number; memoryBytes?: number };
@@ -118,7 +159,11 @@ export interface ServiceSpec {
   volumes: VolumeMount[];
   dependsOn: string[];
   shmSizeBytes?: number;
-  /** x-berth.port: the HTTP port the process listens on by default; Berth allocates one and passes it as PORT. */
+  /**
+   * Host mode: x-berth.port, the port the process listens on by default; Berth allocates one and passes
+   * it as PORT. App-network mode: the container port the ingress and health checks reach (x-berth.port,
+   * else the first `ports` entry), published per instance on an allocated port of 127.0.0.1.
+   */
   port?: number;
   routes: RouteSpec[];
   /** x-berth.update; absent in specs stored before strategies existed (read as DEFAULT_UPDATE). */

@@ -32,7 +32,8 @@ export interface ServiceExtensions {
   test?: string[];
 }
 
-export function serviceExtensions(ctx: SpecContext, path: SpecPath, raw: unknown): ServiceExtensions {
+/** `fallbackPort`: the container port an app-network service's `ports` give (routes and checks may use it instead of x-berth.port). */
+export function serviceExtensions(ctx: SpecContext, path: SpecPath, raw: unknown, fallbackPort?: number): ServiceExtensions {
   if (raw === undefined || raw === null) return { routes: [], update: DEFAULT_UPDATE };
   if (!isRecord(raw)) {
     ctx.diag.error(path, 'expected a mapping with `port`, `routes`, `health` and/or `update`');
@@ -41,12 +42,12 @@ export function serviceExtensions(ctx: SpecContext, path: SpecPath, raw: unknown
   unknownKeys(ctx, path, raw, SERVICE_KEYS);
   const port = raw.port === undefined ? undefined : parsePort(ctx, [...path, 'port'], raw.port);
   const routes = raw.routes === undefined ? [] : parseRoutes(ctx, [...path, 'routes'], raw.routes);
-  if (routes.length > 0 && port === undefined && raw.port === undefined) {
-    ctx.diag.error([...path, 'routes'], 'routes need `x-berth.port`: set the port the service listens on, e.g. port: 8080');
+  if (routes.length > 0 && port === undefined && raw.port === undefined && fallbackPort === undefined) {
+    ctx.diag.error([...path, 'routes'], 'routes need a port: set `x-berth.port` (the port the service listens on, e.g. port: 8080) or list it under `ports`');
   }
   const health = raw.health === undefined ? undefined : berthHealth(ctx, [...path, 'health'], raw.health);
-  if (health && health.type !== 'none' && port === undefined && raw.port === undefined) {
-    ctx.diag.error([...path, 'health'], `a${health.type === 'http' ? 'n HTTP' : ' TCP'} health check needs \`x-berth.port\`: set the port the service listens on`);
+  if (health && health.type !== 'none' && port === undefined && raw.port === undefined && fallbackPort === undefined) {
+    ctx.diag.error([...path, 'health'], `a${health.type === 'http' ? 'n HTTP' : ' TCP'} health check needs a port: set \`x-berth.port\` (the port the service listens on) or list it under \`ports\``);
   }
   const update = raw.update === undefined ? DEFAULT_UPDATE : parseUpdate(ctx, [...path, 'update'], raw.update);
   const test = raw.test === undefined ? undefined : parseTest(ctx.diag, [...path, 'test'], raw.test);
