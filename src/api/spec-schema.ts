@@ -20,11 +20,14 @@ const ms = z.number().int().nonnegative();
 const probe = { intervalMs: ms, timeoutMs: ms, retries: z.number().int().nonnegative(), startPeriodMs: ms };
 const health = z.discriminatedUnion('type', [
   z.object({ type: z.literal('http'), path: z.string().startsWith('/'), ...probe }),
-  z.object({ type: z.literal('tcp'), ...probe }),
+  z.object({ type: z.literal('tcp'), published: z.boolean().optional(), ...probe }),
   z.object({ type: z.literal('command'), test: z.array(z.string()).min(1), ...probe }),
   z.object({ type: z.literal('none') }),
 ]);
 const strMap = z.record(z.string(), z.string());
+const portNumber = z.number().int().min(1).max(65535);
+const networkName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'letters, digits, "_", "." and "-"').max(63);
+const alias = z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$/, 'a DNS name').max(253);
 const absPath = z.string().regex(/^\/[^\0]*$/, 'an absolute path');
 const capDrop = z.string().refine((c) => c === 'ALL' || LINUX_CAPS.includes(c), 'a Linux capability without CAP_ (e.g. NET_RAW), or ALL');
 const capAdd = z.string().refine((c) => DOCKER_DEFAULT_CAPS.includes(c), `one of Docker's default capabilities (${DOCKER_DEFAULT_CAPS.join(', ')})`);
@@ -45,6 +48,12 @@ export const serviceSpecSchema = z.object({
   entrypoint: z.array(z.string()).optional(),
   environment: strMap,
   ports: z.array(z.string()),
+  networkMode: z.enum(['host', 'app']).optional(),
+  networks: z.array(z.object({ name: networkName, aliases: z.array(alias) })).min(1).optional(),
+  publish: z.array(z.object({
+    target: portNumber, published: portNumber.optional(), hostIp: z.string().regex(/^[0-9a-fA-F.:]+$/, 'an IP address').optional(), protocol: z.enum(['tcp', 'udp']),
+  })).optional(),
+  expose: z.array(z.string().regex(/^\d+(-\d+)?(\/(tcp|udp))?$/, 'a port, e.g. 5432 or 5432/tcp')).optional(),
   health,
   replicas: z.number().int().min(0).max(1000),
   limits: z.object({ nanoCpus: z.number().int().positive().optional(), memoryBytes: z.number().int().positive().optional() }),
