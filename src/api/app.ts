@@ -1,12 +1,13 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { BerthError, InvalidInput, NotFound, Unauthorized } from '../core/errors.ts';
+import { BerthError, InvalidInput, NotFound } from '../core/errors.ts';
 import type { Clock, ExecPort, Logger } from '../core/ports.ts';
 import type { DeploymentsPort } from '../core/deployments.ts';
-import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore, InstanceStore, PurgeStore, TokenStore } from '../core/store.ts';
-import { hashToken } from '../auth/index.ts';
-import { basicAuthToken, isGitHookRequest } from './git-routes.ts';
-import { WEBHOOK_PREFIX } from './webhook-routes.ts';
+import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore, InstanceStore, PurgeStore } from '../core/store.ts';
+import type { Authenticator } from '../auth/index.ts';
+import type { AuthStore } from '../core/auth.ts';
+import { registerAuthorization } from './authorize.ts';
+import { registerAuthRoutes } from './auth-routes.ts';
 import { deployBodySchema } from './spec-schema.ts';
 import { serviceStatus } from './status.ts';
 import { purgeGuard } from './remove-routes.ts';
@@ -17,7 +18,7 @@ import { registerEventRoutes } from './event-routes.ts';
 import { registerServiceRoutes } from './service-routes.ts';
 
 export interface ApiDeps {
-  store: DeploymentStore & DesiredStateStore & InstanceStore & EventStore & TokenStore & Pick<PurgeStore, 'getPurge'>;
+  store: DeploymentStore & DesiredStateStore & InstanceStore & EventStore & Pick<PurgeStore, 'getPurge'>;
   clock: Clock;
   logger: Logger;
   newId: () => string;
@@ -34,6 +35,12 @@ export interface ApiDeps {
   hostMemoryBytes?: number;
   /** `berth exec`: a command in one instance's container (the one engine call, through a narrow port). */
   exec?: ExecPort;
+  /** Who is calling: admin token, sessions, API tokens. */
+  auth: Authenticator;
+  /** Teams, the apps they own, grants. */
+  authStore: AuthStore;
+  /** The app a build belongs to (object-level checks of /v1/builds/:id). */
+  buildApp?: (id: string) => string | undefined;
 }
 
 const HTTP_STATUS: Record<string, number> = {
@@ -47,17 +54,10 @@ const HTTP_STATUS: Record<string, number> = {
 export function buildApi(d: ApiDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
 
-  app.addHook('onRequest', async (req) => {
-    // These routes authenticate themselves: the pre-receive hook's token, webhook signatures.
-    if (isGitHookRequest(req.url) || req.url.startsWith(WEBHOOK_PREFIX)) return;
-    const h = req.headers.authorization ?? '';
-    const m = /^Bearer\s+(\S+)$/i.exec(h) ?? basicAuthToken(h);
-    if (!m) throw new Unauthorized('missing bearer token: send "Authorization: Bearer TOKEN" (the admin token is in DATA_DIR/admin.token)');
-    const hash = hashToken(m[1]!);
-    // Tokens are looked up by their SHA-256: comparing hashes leaks nothing useful about the token.
-    if (!d.store.hasToken(hash)) {
-      throw new Unauthorized('invalid token: use the token in DATA_DIR/admin.token');
-    }
+  // Who is calling (onRequest) and whether the route's permission allows it (preHandler): api/permissions.ts.
+  registerAuthorization(app, {
+    auth: d.auth, appTeam: (a) => d.authStore.appTeam(a),
+    appOf: { deployment: (id) => d.store.getDeployment(id)?.app, build: (id) => d.buildApp?.(id) },
   });
 
   // While an app is being purged, nothing writes to it (after the token check: a stranger learns nothing).
@@ -155,6 +155,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   registerServiceRoutes(app, { store: d.store, clock: d.clock, logger: d.logger, newId: d.newId, enqueueService: d.enqueueService, known: d.known,
     ...(d.hostMemoryBytes !== undefined ? { hostMemoryBytes: d.hostMemoryBytes } : {}), ...(d.exec ? { exec: d.exec } : {}) });
   registerEventRoutes(app, { store: d.store, clock: d.clock, known: d.known, logs: d.logs });
+  registerAuthRoutes(app, { auth: d.auth, store: d.authStore, clock: d.clock, newId: d.newId });
   return app;
 }
 

@@ -18,9 +18,10 @@ import { gcBody, listQuery as imageListQuery } from './image-routes.ts';
 import { bodySchema as promoteBody } from './promote-routes.ts';
 import { registerBody } from './registry-routes.ts';
 import { removeQuery } from './remove-routes.ts';
+import { loginBody, passwordBody, userBody } from './auth-routes.ts';
 
 /** How a route is authorized: the bearer token (every route but these), the pre-receive hook's token, or a webhook signature. */
-export type RouteAuth = 'token' | 'hook' | 'signature';
+export type RouteAuth = 'token' | 'hook' | 'signature' | 'public';
 
 export interface RouteDoc {
   summary: string;
@@ -37,6 +38,13 @@ export interface RouteDoc {
 
 /** Every route of the API, keyed `METHOD /path` exactly as registered with fastify. */
 export const ROUTE_DOCS: Record<string, RouteDoc> = {
+  'POST /v1/session': { summary: 'Log in: a cookie session and CSRF token (portal) or a bearer session token (client: cli)', body: loginBody, status: 201, auth: 'public' },
+  'GET /v1/session': { summary: 'Who the caller is and the grants they hold' },
+  'DELETE /v1/session': { summary: 'Log out (end this session)' },
+  'GET /v1/users': { summary: 'Users and their grants (owners)' },
+  'POST /v1/users': { summary: 'Add a user (owners); without a password one is generated and shown once', body: userBody, status: 201 },
+  'DELETE /v1/users/:name': { summary: 'Remove a user, their sessions, grants and tokens (owners)', status: 204 },
+  'PUT /v1/users/:name/password': { summary: "Set a user's password (owners); ends their sessions", body: passwordBody },
   'GET /v1/ping': { summary: 'Server version and ingress port' },
   'GET /v1/openapi.json': { summary: 'This document' },
   'POST /v1/apps/:app/deployments': { summary: 'Deploy an app spec to an environment (?dry_run=true: validate only)', body: deployBodySchema, status: 202 },

@@ -4,9 +4,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { SqliteStore } from '../store/index.ts';
+import { SqliteAuthStore, SqliteStore } from '../store/index.ts';
 import { silentLogger } from '../lib/logger.ts';
-import { hashToken } from '../auth/index.ts';
+import { Authenticator, hashToken } from '../auth/index.ts';
 import type { AppRemains } from '../core/app-remains.ts';
 import { buildApi } from './app.ts';
 import { KnownApps } from './known.ts';
@@ -46,6 +46,7 @@ async function withApi(fn: (api: FastifyInstance, s: SqliteStore, calls: string[
   const dir = mkdtempSync(join(tmpdir(), 'berth-rm-api-'));
   const s = new SqliteStore(join(dir, 'berth.db'), { now: () => 1000 });
   s.addToken(hashToken('t'), 'admin');
+  const authStore = new SqliteAuthStore(join(dir, 'auth.db'));
   const calls: string[] = [];
   const building: { id: string; status: string }[] = [];
   const known = new KnownApps({
@@ -56,6 +57,7 @@ async function withApi(fn: (api: FastifyInstance, s: SqliteStore, calls: string[
     deployments: { validate: async () => assert.fail('no deploys here'), create: async () => assert.fail('no deploys here'), follow: async () => assert.fail('no deploys here') },
     enqueueService: (a, e, n) => calls.push(`svc ${a}/${e}/${n}`), ingressPort: 0, known,
     logs: { search: () => ({ lines: [] }), tail: () => () => undefined },
+    auth: new Authenticator({ store: authStore, adminTokens: s, clock: { now: () => 1000 } }), authStore,
   });
   registerRemoveRoutes(api, {
     store: s, clock: { now: () => 1000 }, known, enqueueService: (a, e, n) => calls.push(`svc ${a}/${e}/${n}`),
@@ -70,6 +72,7 @@ async function withApi(fn: (api: FastifyInstance, s: SqliteStore, calls: string[
   } finally {
     await api.close();
     s.close();
+    authStore.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -1,4 +1,12 @@
 /**
- * auth: API tokens. Every API route needs a bearer token; tokens are stored hashed.
+ * auth: who is calling. The bootstrap admin token, users with scrypt password hashes, sessions
+ * (bearer for the CLI, HttpOnly cookie + double-submit CSRF token for the portal) and scoped API
+ * tokens; every credential is stored as a hash. What each role may do is pure (core/auth.ts); which
+ * route needs what is api/permissions.ts.
  */
 export { ensureAdminToken, hashToken } from './tokens.ts';
+export { checkPassword, hashPassword, verifyPassword } from './passwords.ts';
+export {
+  Authenticator, basicPassword, cookieValue, sameDigest, CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE,
+  type AuthenticatorOptions, type Credentials, type LoginResult,
+} from './authenticator.ts';

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { BerthClient, ApiError, Unreachable } from '../client/index.ts';
 import { BerthError, formatIssue, type SpecIssue } from '../core/errors.ts';
@@ -28,26 +29,66 @@ export interface GlobalOpts {
   json?: boolean;
 }
 
-/** Finds the server the way a person on this machine expects: flags, then env, then the data dir. */
+/** The server's address: flag, env, the local server's DATA_DIR/server.json, the default. */
+export function serverUrl(o: GlobalOpts): string {
+  const dataDir = o.dataDir ?? process.env.BERTH_DATA_DIR ?? '/var/lib/berth';
+  const url = o.url ?? process.env.BERTH_URL;
+  if (url) return url;
+  try {
+    return (JSON.parse(readFileSync(join(dataDir, 'server.json'), 'utf8')) as { url: string }).url;
+  } catch {
+    return 'http://127.0.0.1:7070';
+  }
+}
+
+/** Where `berth login` keeps its session tokens: BERTH_CONFIG_DIR, else $XDG_CONFIG_HOME/berth, else ~/.config/berth. */
+export function cliConfigDir(): string {
+  return process.env.BERTH_CONFIG_DIR ?? join(process.env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'berth');
+}
+
+const credentialsFile = () => join(cliConfigDir(), 'credentials.json');
+
+function readCredentials(): Record<string, { user: string; token: string; expiresAt: number }> {
+  try {
+    return JSON.parse(readFileSync(credentialsFile(), 'utf8')) as Record<string, { user: string; token: string; expiresAt: number }>;
+  } catch {
+    return {};
+  }
+}
+
+/** Keeps (or, without a token, forgets) the session of one server, in a file only its owner can read (0600, in a 0700 directory). */
+export function saveCredentials(url: string, entry: { user: string; token: string; expiresAt: number } | undefined): void {
+  const all = readCredentials();
+  if (entry) all[url] = entry;
+  else delete all[url];
+  mkdirSync(cliConfigDir(), { recursive: true, mode: 0o700 });
+  const tmp = `${credentialsFile()}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(all, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, credentialsFile());
+}
+
+/** The session `berth login` stored for this server, if any. */
+export function savedSession(url: string): { user: string; token: string; expiresAt: number } | undefined {
+  return readCredentials()[url];
+}
+
+/**
+ * Finds the server and a credential the way a person on this machine expects: --token, BERTH_TOKEN,
+ * the session `berth login` stored for this server, then the local server's admin token.
+ */
 export function connect(o: GlobalOpts): BerthClient {
   const dataDir = o.dataDir ?? process.env.BERTH_DATA_DIR ?? '/var/lib/berth';
-  let url = o.url ?? process.env.BERTH_URL;
-  if (!url) {
-    try {
-      url = (JSON.parse(readFileSync(join(dataDir, 'server.json'), 'utf8')) as { url: string }).url;
-    } catch {
-      url = 'http://127.0.0.1:7070';
-    }
-  }
-  let token = o.token ?? process.env.BERTH_TOKEN;
+  const url = serverUrl(o);
+  let token = o.token ?? process.env.BERTH_TOKEN ?? savedSession(url)?.token;
   if (!token) {
     try {
       token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       throw new CliFailure(code === 'EACCES'
-        ? `cannot read ${join(dataDir, 'admin.token')}: run as root or set BERTH_TOKEN`
-        : `no token: ${join(dataDir, 'admin.token')} does not exist. Start the server (\`berth server\`) or set BERTH_TOKEN / --token`, EXIT.unauthorized);
+        ? `cannot read ${join(dataDir, 'admin.token')}: run as root, \`berth login\`, or set BERTH_TOKEN`
+        : `no token: log in with \`berth login\`, or start the server (\`berth server\`) or set BERTH_TOKEN / --token`, EXIT.unauthorized);
     }
   }
   return new BerthClient({ url, token });

@@ -27,13 +27,15 @@ import { registerImages } from './commands/images.ts';
 import { registerApps } from './commands/apps.ts';
 import { registerRestart } from './commands/restart.ts';
 import { registerExec } from './commands/exec.ts';
+import { registerLogin } from './commands/login.ts';
+import { registerUser } from './commands/user.ts';
 import { VERSION } from '../core/version.ts';
 
 const program = new Command('berth')
   .description('Berth: Compose files to running, routed, self-healing services on your own servers')
   .version(VERSION)
   .option('--url <url>', 'API address (env BERTH_URL; default: from DATA_DIR/server.json)')
-  .option('--token <token>', 'API token (env BERTH_TOKEN; default: DATA_DIR/admin.token)')
+  .option('--token <token>', 'API token (env BERTH_TOKEN; default: the `berth login` session, else DATA_DIR/admin.token)')
   .option('--data-dir <dir>', 'where the local server keeps its state (env BERTH_DATA_DIR; default /var/lib/berth)')
   .option('--json', 'machine-readable output: one JSON document on stdout (lists are arrays; NDJSON for live streams), errors as JSON on stderr')
   .addHelpText('after', `
@@ -55,7 +57,7 @@ if (json) {
   });
 }
 
-for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages]) {
+for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages, registerLogin, registerUser]) {
   register(program);
 }
 for (const c of program.commands) c.exitOverride();

@@ -2,7 +2,7 @@ import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LABEL, systemClock, type Engine, type Ingress, type Logger } from '../core/ports.ts';
 import type { Store } from '../core/store.ts';
-import { SqliteStore } from '../store/index.ts';
+import { SqliteAuthStore, SqliteStore } from '../store/index.ts';
 import { DockerEngine } from '../engine/docker/index.ts';
 import { NginxIngress } from '../ingress/index.ts';
 import { ControllerManager, type Controller } from '../reconcile/index.ts';
@@ -21,7 +21,7 @@ import { registerConfigRoutes } from '../api/config-routes.ts';
 import { ConfigStore, SecretBox, loadSecretKey, startConfigRollout, sweepConfigFiles, writeConfigFiles } from '../config/index.ts';
 import { buildApi } from '../api/index.ts';
 import { knownApps } from '../api/known.ts';
-import { ensureAdminToken } from '../auth/index.ts';
+import { Authenticator, ensureAdminToken } from '../auth/index.ts';
 import { LogCollector, LogStore } from '../logs/index.ts';
 import { AccessLogReader, MetricsStore, StatsSampler } from '../metrics/index.ts';
 import { ACCESS_LOG_FILE } from '../ingress/render.ts';
@@ -81,6 +81,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const clock = systemClock;
   const store: Store = new SqliteStore(join(cfg.dataDir, 'berth.db'), clock);
   const token = await ensureAdminToken(store, join(cfg.dataDir, 'admin.token'));
+  const authStore = new SqliteAuthStore(join(cfg.dataDir, 'auth.db'));
+  const authenticator = new Authenticator({ store: authStore, adminTokens: store, clock });
   const config = new ConfigStore(join(cfg.dataDir, 'config.db'), SecretBox.fromLoaded(loadSecretKey({ dataDir: cfg.dataDir, fromEnv: cfg.secretKey })), clock);
   const keyProblem = config.keyProblem();
   if (keyProblem) logger.warn(keyProblem);
@@ -292,7 +294,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     store, clock, logger: logger.child({ component: 'api' }), newId: () => shortId(10), version: VERSION,
     deployments: deploymentService, enqueueService,
     logs: { search: (q) => logStore.search(q), tail: (f, onLine) => logs.tail(f, onLine) }, ingressPort: cfg.ingressPort, known,
-    hostMemoryBytes: cfg.hostMemoryBytes, exec: docker,
+    hostMemoryBytes: cfg.hostMemoryBytes, exec: docker, auth: authenticator, authStore, buildApp: (id) => builds.get(id)?.app,
   });
   registerRegistryRoutes(api, { store, registry, clock, newId: () => shortId(10) });
   registerTemplateRoutes(api, { store, clock, changed: () => templates.schedule() });
@@ -392,6 +394,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       metrics.close();
       logStore.close();
       store.close();
+      authStore.close();
       config.close();
       await unlink(join(cfg.dataDir, 'server.json')).catch(() => undefined);
     },

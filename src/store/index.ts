@@ -3,3 +3,4 @@
  * (instances, events) in SQLite. The only writer of desired state; everything else reads through it.
  */
 export { SqliteStore } from './sqlite-store.ts';
+export { SqliteAuthStore } from './auth-store.ts';

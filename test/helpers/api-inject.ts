@@ -10,11 +10,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import { SqliteStore } from '../../src/store/index.ts';
+import { SqliteAuthStore, SqliteStore } from '../../src/store/index.ts';
 import { ConfigStore } from '../../src/config/config-store.ts';
 import { SecretBox } from '../../src/config/secret-box.ts';
 import { silentLogger } from '../../src/lib/logger.ts';
-import { hashToken } from '../../src/auth/index.ts';
+import { Authenticator, hashToken } from '../../src/auth/index.ts';
 import { NotFound } from '../../src/core/errors.ts';
 import type { ReleaseRecord, ServiceRecord } from '../../src/core/store.ts';
 import type { ServiceSpec } from '../../src/core/spec/types.ts';
@@ -47,6 +47,9 @@ export interface FakeBuild {
 export interface TestApi {
   api: FastifyInstance;
   store: SqliteStore;
+  /** Users, sessions, teams, grants, API tokens. */
+  auth: SqliteAuthStore;
+  authenticator: Authenticator;
   config: ConfigStore;
   /** What the routes asked of the reconcilers and controllers, in order (`deployment ID`, `svc APP/ENV/SVC`, `purge APP`, ...). */
   calls: string[];
@@ -95,6 +98,8 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
   const clock = { now: () => NOW };
   const store = new SqliteStore(join(dir, 'berth.db'), clock);
   store.addToken(hashToken(TOKEN), 'admin');
+  const auth = new SqliteAuthStore(join(dir, 'auth.db'));
+  const authenticator = new Authenticator({ store: auth, adminTokens: store, clock });
   const config = new ConfigStore(join(dir, 'config.db'), new SecretBox(randomBytes(32)), clock);
   const calls: string[] = [];
   let ids = 0;
@@ -117,6 +122,7 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
     store, clock, logger: silentLogger, newId, version: 'test', deployments, enqueueService,
     logs: { search: () => ({ lines: [] }), tail: () => () => undefined }, ingressPort: 0, known,
     ...(o.hostMemoryBytes !== undefined ? { hostMemoryBytes: o.hostMemoryBytes } : {}),
+    auth: authenticator, authStore: auth, buildApp: (id) => builds.find((b) => b.id === id)?.app,
   });
   // Route modules whose collaborators are outside the store get inert fakes: their in-process tests
   // cover validation and authorization; the e2e suite (test/) covers the real thing.
@@ -162,7 +168,7 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
     api.inject({ method, url, ...(auth ? { headers: { authorization: `Bearer ${TOKEN}` } } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
   let seq = 0;
   return {
-    api, store, config, calls, builds, req: send(true), anon: send(false),
+    api, store, auth, authenticator, config, calls, builds, req: send(true), anon: send(false),
     addService(app, env, name, o = {}) {
       const rel: ReleaseRecord = {
         id: `r${++seq}`, app, env, service: name, seq: 1, spec: serviceSpec(name, { replicas: o.replicas ?? 1, limits: o.memoryBytes ? { memoryBytes: o.memoryBytes } : {} }),
@@ -175,6 +181,7 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
     async close() {
       await api.close();
       store.close();
+      auth.close();
       config.close();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -1,0 +1,121 @@
+/**
+ * Authentication and authorization of every request, in two hooks: `onRequest` tells who is calling
+ * (auth/Authenticator: the admin token, a session, a cookie + CSRF, a scoped API token), `preHandler`
+ * checks the route's entry in ROUTE_PERMISSIONS against the caller's grants and the app's team.
+ *
+ * Objects of apps the caller cannot read answer exactly like objects that do not exist (404, the same
+ * message, no did-you-mean), so names and ids of other teams' apps cannot be probed. An app the
+ * caller can read but not change in that environment is a 403 that says which role is needed.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ACTION_ROLE, allows, type Principal, type Target } from '../core/auth.ts';
+import { Forbidden, NotFound } from '../core/errors.ts';
+import { CSRF_HEADER, type Authenticator } from '../auth/index.ts';
+import { ROUTE_PERMISSIONS, UNDECLARED, type RoutePermission } from './permissions.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who sent the request (set by the auth hook; undefined only on hook-, signature- and public routes). */
+    principal?: Principal;
+  }
+}
+
+export interface AuthorizeDeps {
+  auth: Authenticator;
+  /** The team that owns an app (undefined: none yet, only owners may touch it). */
+  appTeam: (app: string) => string | undefined;
+  /** The app a deployment or a build belongs to (undefined: no such record). */
+  appOf: { deployment: (id: string) => string | undefined; build: (id: string) => string | undefined };
+}
+
+/** The permission entry of the route a request matched (undefined: no route matched, a 404 follows). */
+export function routePermission(req: FastifyRequest): RoutePermission | undefined {
+  const url = req.routeOptions.url;
+  if (url === undefined) return undefined;
+  return ROUTE_PERMISSIONS[`${req.method} ${url}`] ?? UNDECLARED;
+}
+
+/** The app a `/git/APP.git/...` URL names. */
+export function gitApp(url: string): string | undefined {
+  return /^\/git\/([^/?]+)\.git(?:[/?]|$)/.exec(url)?.[1];
+}
+
+/** True if the caller may read the app (any role on it, in any environment). */
+export function canSee(p: Principal | undefined, app: string, team: string | undefined): boolean {
+  return !!p && allows(p.grants, 'app.read', { app, team });
+}
+
+export function registerAuthorization(app: FastifyInstance, d: AuthorizeDeps): void {
+  app.addHook('onRequest', async (req) => {
+    const perm = routePermission(req);
+    if (perm && perm.auth && perm.auth !== 'credential') return;
+    const csrf = req.headers[CSRF_HEADER];
+    req.principal = d.auth.authenticate({
+      authorization: req.headers.authorization, cookie: req.headers.cookie, csrf: Array.isArray(csrf) ? csrf[0] : csrf, method: req.method,
+      allowBasic: perm?.app === 'git',
+    });
+  });
+
+  app.addHook('preHandler', async (req) => {
+    const perm = routePermission(req);
+    if (!perm || (perm.auth && perm.auth !== 'credential')) return;
+    const p = req.principal!;
+    if (perm.action === 'any') return;
+    if (perm.action.startsWith('cluster.')) {
+      if (!allows(p.grants, perm.action)) throw new Forbidden(`${p.name} may not do this: it needs the owner role (${perm.action})`);
+      return;
+    }
+    const params = (req.params ?? {}) as Record<string, string | undefined>;
+    const query = (req.query ?? {}) as Record<string, unknown>;
+    const body = (req.body && typeof req.body === 'object' ? req.body : {}) as Record<string, unknown>;
+    let appName: string | undefined;
+    let unknown: string;
+    switch (perm.app ?? 'param') {
+      case 'param':
+        appName = params.app;
+        unknown = `no app "${appName}"`;
+        break;
+      case 'query':
+        // A list: without ?app= the handler filters to what the caller may see.
+        if (typeof query.app !== 'string' || query.app === '') return;
+        appName = query.app;
+        unknown = `no app "${appName}"`;
+        break;
+      case 'deployment':
+        appName = d.appOf.deployment(params.id ?? '');
+        unknown = `no deployment ${params.id}`;
+        break;
+      case 'build':
+        appName = d.appOf.build(params.id ?? '');
+        unknown = `no build ${params.id}: see GET /v1/builds?app=APP`;
+        break;
+      case 'git':
+        appName = gitApp(req.url);
+        unknown = `no git repository for app "${appName}": push to it first`;
+        break;
+    }
+    // Owners see everything, including the handler's own 404s with their did-you-mean.
+    if (allows(p.grants, 'cluster.admin')) return;
+    if (appName === undefined) throw new NotFound(unknown);
+    const team = d.appTeam(appName);
+    if (!canSee(p, appName, team)) throw new NotFound(unknown);
+    const target: Target = { app: appName, team };
+    const env = envOf(perm, query, body);
+    if (env !== undefined) target.env = env;
+    if (!allows(p.grants, perm.action, target)) {
+      const where = env === undefined ? appName : env === '*' ? `${appName} (every environment)` : `${appName} in ${env}`;
+      throw new Forbidden(`${p.name} may not do this to ${where}: it needs the ${ACTION_ROLE[perm.action]} role there (${perm.action})`);
+    }
+  });
+}
+
+function envOf(perm: RoutePermission, query: Record<string, unknown>, body: Record<string, unknown>): string | undefined {
+  const s = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+  switch (perm.env) {
+    case 'body': return s(body.env) ?? 'prod';
+    case 'query': return s(query.env) ?? 'prod';
+    case 'body.to': return s(body.to) ?? 'prod';
+    case 'query-or-all': return s(query.env) ?? '*';
+    default: return undefined;
+  }
+}

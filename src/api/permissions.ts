@@ -1,0 +1,105 @@
+/**
+ * The one place that says what each route needs. Every route fastify registers must have an entry
+ * here (keyed `METHOD /path` exactly as registered, like ROUTE_DOCS); `src/api/permissions.test.ts`
+ * enumerates the registered routes and fails for one without, and the authorization hook refuses
+ * (to everyone but owners) a route it finds no entry for.
+ */
+import type { Action } from '../core/auth.ts';
+
+export interface RoutePermission {
+  action: Action;
+  /**
+   * How the route proves who is calling: a credential checked by the auth hook (default), the
+   * pre-receive hook's own token, a webhook's signature, or nothing at all (login).
+   */
+  auth?: 'credential' | 'hook' | 'signature' | 'public';
+  /**
+   * For app actions, where the app is named: the `:app` path parameter (default), the `app` query
+   * parameter (list routes: without it the handler filters what it returns), or a record looked up
+   * by its `:id` (deployments, builds) — so a guessed id of another team's object is a 404 like an
+   * unknown one.
+   */
+  app?: 'param' | 'query' | 'deployment' | 'build' | 'git';
+  /**
+   * For actions that change one environment, where it is named: the body's or the query's `env`,
+   * defaulting to `prod` exactly as the route schemas do (so a missing env is checked as prod, never
+   * as "any"). `promote` names its target as `to`. `query-or-all`: without `?env=` the route acts on every
+   * environment, so only a grant on all of them (`env *`) allows it.
+   */
+  env?: 'body' | 'query' | 'body.to' | 'query-or-all';
+}
+
+const read = (app: RoutePermission['app'] = 'param'): RoutePermission => ({ action: 'app.read', app });
+
+export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
+  // Sessions and people (auth-routes.ts).
+  'POST /v1/session': { action: 'any', auth: 'public' },
+  'GET /v1/session': { action: 'any' },
+  'DELETE /v1/session': { action: 'any' },
+  'GET /v1/users': { action: 'cluster.admin' },
+  'POST /v1/users': { action: 'cluster.admin' },
+  'DELETE /v1/users/:name': { action: 'cluster.admin' },
+  'PUT /v1/users/:name/password': { action: 'cluster.admin' },
+
+  'GET /v1/ping': { action: 'any' },
+  'GET /v1/openapi.json': { action: 'any' },
+  'GET /metrics': { action: 'cluster.read' },
+
+  // Apps (app.ts, service-routes.ts, event-routes.ts, remove-routes.ts, promote-routes.ts).
+  'POST /v1/apps/:app/deployments': { action: 'app.deploy', env: 'body' },
+  'GET /v1/deployments/:id': read('deployment'),
+  'GET /v1/apps': read('query'),
+  'GET /v1/apps/:app': read(),
+  'GET /v1/apps/:app/releases': read(),
+  'GET /v1/apps/:app/releases/:id': read(),
+  'POST /v1/apps/:app/scale': { action: 'app.operate', env: 'body' },
+  'POST /v1/apps/:app/restart': { action: 'app.operate', env: 'body' },
+  'POST /v1/apps/:app/reload': { action: 'app.operate', env: 'body' },
+  'POST /v1/apps/:app/rollback': { action: 'app.deploy', env: 'body' },
+  'POST /v1/apps/:app/exec': { action: 'app.config', env: 'body' },
+  'POST /v1/apps/:app/promote': { action: 'app.deploy', env: 'body.to' },
+  'DELETE /v1/apps/:app': { action: 'app.admin', env: 'query-or-all' },
+  'GET /v1/apps/:app/purge': read(),
+  'GET /v1/apps/:app/logs': { action: 'app.logs', env: 'query' },
+  'GET /v1/events': read('query'),
+  'GET /v1/events/stream': read('query'),
+
+  // Configuration (config-routes.ts): values are the maintainers'; reading one secret is `app.secrets`.
+  'GET /v1/apps/:app/config': { action: 'app.config', env: 'query' },
+  'PUT /v1/apps/:app/config': { action: 'app.config', env: 'body' },
+  'DELETE /v1/apps/:app/config': { action: 'app.config', env: 'body' },
+  'GET /v1/apps/:app/config/:key': { action: 'app.secrets', env: 'query' },
+  'GET /v1/apps/:app/config-history': { action: 'app.config', env: 'query' },
+
+  // Builds (git-routes.ts, webhook-routes.ts).
+  'GET /git/*': { action: 'app.deploy', app: 'git' },
+  'POST /git/*': { action: 'app.deploy', app: 'git' },
+  'POST /v1/git/hooks/pre-receive': { action: 'any', auth: 'hook' },
+  'GET /v1/builds': read('query'),
+  'GET /v1/builds/:id': read('build'),
+  'POST /v1/builds/:id/cancel': { action: 'app.deploy', app: 'build' },
+  'GET /v1/builds/:id/logs': read('build'),
+  'PUT /v1/apps/:app/source': { action: 'app.admin' },
+  'POST /v1/hooks/:provider/:app': { action: 'any', auth: 'signature' },
+
+  // The installation: owners only.
+  'GET /v1/images': { action: 'cluster.read' },
+  'POST /v1/images/gc': { action: 'cluster.admin' },
+  'GET /v1/metrics/query': { action: 'cluster.read' },
+  'GET /v1/top': { action: 'cluster.read' },
+  'GET /v1/registry': { action: 'cluster.read' },
+  'GET /v1/registry/:env/:service': { action: 'cluster.read' },
+  'GET /v1/registry/:env/:service/stream': { action: 'cluster.read' },
+  'POST /v1/registry/:env/:service': { action: 'cluster.admin' },
+  'PUT /v1/registry/external/:id/heartbeat': { action: 'cluster.admin' },
+  'DELETE /v1/registry/external/:id': { action: 'cluster.admin' },
+  'PUT /v1/alerts/:name': { action: 'cluster.admin' },
+  'GET /v1/alerts': { action: 'cluster.read' },
+  'DELETE /v1/alerts/:name': { action: 'cluster.admin' },
+  'PUT /v1/templates/:name': { action: 'cluster.admin' },
+  'GET /v1/templates': { action: 'cluster.read' },
+  'DELETE /v1/templates/:name': { action: 'cluster.admin' },
+};
+
+/** A route without an entry: only owners may call it (deny by default). */
+export const UNDECLARED: RoutePermission = { action: 'cluster.admin' };

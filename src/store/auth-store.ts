@@ -1,0 +1,176 @@
+import Database from 'better-sqlite3';
+import { migrate } from '../lib/sqlite-migrate.ts';
+import { makeSqlitePrivate } from '../lib/private-file.ts';
+import type { ApiTokenRecord, AuthStore, Grant, Role, SessionRecord, TeamRecord, UserRecord } from '../core/auth.ts';
+
+/**
+ * Who may do what, in its own database (`auth.db`, private to root): users (password hashes),
+ * sessions (token hashes), teams and the apps they own, grants, API tokens (hashes). Kept apart from
+ * `berth.db` so that desired state and credentials have separate files, separate migrations and
+ * separate backups.
+ */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL);
+   CREATE TABLE sessions (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, kind TEXT NOT NULL, csrf_hash TEXT NOT NULL, created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL, ip TEXT NOT NULL);
+   CREATE INDEX sessions_user ON sessions(user_id);
+   CREATE TABLE teams (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL, created_by TEXT NOT NULL);
+   CREATE TABLE app_teams (app TEXT PRIMARY KEY, team TEXT NOT NULL);
+   CREATE TABLE grants (id TEXT PRIMARY KEY, subject TEXT NOT NULL, role TEXT NOT NULL, team TEXT NOT NULL, app TEXT NOT NULL, env TEXT NOT NULL,
+     created_at INTEGER NOT NULL, created_by TEXT NOT NULL, UNIQUE (subject, role, team, app, env));
+   CREATE INDEX grants_subject ON grants(subject);
+   CREATE TABLE api_tokens (id TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created_by TEXT NOT NULL, created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0, last_used_at INTEGER NOT NULL DEFAULT 0);`,
+];
+
+type Row = Record<string, unknown>;
+
+export class SqliteAuthStore implements AuthStore {
+  private readonly db: Database.Database;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    makeSqlitePrivate(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('secure_delete = ON');
+    migrate(this.db, MIGRATIONS);
+    makeSqlitePrivate(path);
+  }
+
+  addUser(u: UserRecord): void {
+    this.db.prepare('INSERT INTO users (id, name, password_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?)')
+      .run(u.id, u.name, u.passwordHash, u.createdAt, u.createdBy);
+  }
+  getUser(id: string): UserRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM users WHERE id = ?').get(id) as Row | undefined;
+    return r && toUser(r);
+  }
+  userByName(name: string): UserRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM users WHERE name = ?').get(name) as Row | undefined;
+    return r && toUser(r);
+  }
+  listUsers(): UserRecord[] {
+    return (this.db.prepare('SELECT * FROM users ORDER BY name').all() as Row[]).map(toUser);
+  }
+  setPassword(userId: string, hash: string): void {
+    this.db.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run(hash, userId);
+  }
+  deleteUser(userId: string): boolean {
+    return this.db.transaction(() => {
+      const subject = `user:${userId}`;
+      const tokens = this.db.prepare('SELECT id FROM api_tokens WHERE created_by = ?').all(subject) as { id: string }[];
+      for (const t of tokens) this.db.prepare('DELETE FROM grants WHERE subject = ?').run(`token:${t.id}`);
+      this.db.prepare('DELETE FROM api_tokens WHERE created_by = ?').run(subject);
+      this.db.prepare('DELETE FROM grants WHERE subject = ?').run(subject);
+      this.db.prepare('DELETE FROM sessions WHERE user_id = ?').run(userId);
+      return this.db.prepare('DELETE FROM users WHERE id = ?').run(userId).changes > 0;
+    })();
+  }
+
+  addSession(s: SessionRecord): void {
+    this.db.prepare('INSERT INTO sessions (id, user_id, kind, csrf_hash, created_at, expires_at, ip) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(s.id, s.userId, s.kind, s.csrfHash, s.createdAt, s.expiresAt, s.ip);
+  }
+  getSession(id: string): SessionRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as Row | undefined;
+    return r && {
+      id: String(r.id), userId: String(r.user_id), kind: r.kind as SessionRecord['kind'], csrfHash: String(r.csrf_hash),
+      createdAt: Number(r.created_at), expiresAt: Number(r.expires_at), ip: String(r.ip),
+    };
+  }
+  deleteSession(id: string): boolean {
+    return this.db.prepare('DELETE FROM sessions WHERE id = ?').run(id).changes > 0;
+  }
+  deleteUserSessions(userId: string): number {
+    return this.db.prepare('DELETE FROM sessions WHERE user_id = ?').run(userId).changes;
+  }
+  deleteExpiredSessions(now: number): number {
+    return this.db.prepare('DELETE FROM sessions WHERE expires_at <= ?').run(now).changes;
+  }
+
+  addTeam(t: TeamRecord): void {
+    this.db.prepare('INSERT INTO teams (name, created_at, created_by) VALUES (?, ?, ?)').run(t.name, t.createdAt, t.createdBy);
+  }
+  getTeam(name: string): TeamRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM teams WHERE name = ?').get(name) as Row | undefined;
+    return r && toTeam(r);
+  }
+  listTeams(): TeamRecord[] {
+    return (this.db.prepare('SELECT * FROM teams ORDER BY name').all() as Row[]).map(toTeam);
+  }
+  deleteTeam(name: string): boolean {
+    return this.db.transaction(() => {
+      this.db.prepare('DELETE FROM grants WHERE team = ?').run(name);
+      return this.db.prepare('DELETE FROM teams WHERE name = ?').run(name).changes > 0;
+    })();
+  }
+  appTeam(app: string): string | undefined {
+    const r = this.db.prepare('SELECT team FROM app_teams WHERE app = ?').get(app) as { team: string } | undefined;
+    return r?.team;
+  }
+  setAppTeam(app: string, team: string | undefined): void {
+    if (team === undefined) this.db.prepare('DELETE FROM app_teams WHERE app = ?').run(app);
+    else this.db.prepare('INSERT INTO app_teams (app, team) VALUES (?, ?) ON CONFLICT(app) DO UPDATE SET team = excluded.team').run(app, team);
+  }
+  teamApps(team?: string): { app: string; team: string }[] {
+    return this.db.prepare('SELECT app, team FROM app_teams WHERE (@team IS NULL OR team = @team) ORDER BY app').all({ team: team ?? null }) as
+      { app: string; team: string }[];
+  }
+
+  addGrant(g: Grant): void {
+    this.db.prepare('INSERT INTO grants (id, subject, role, team, app, env, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(g.id, g.subject, g.role, g.team, g.app, g.env, g.createdAt, g.createdBy);
+  }
+  listGrants(filter: { subject?: string; team?: string } = {}): Grant[] {
+    return (this.db.prepare(`SELECT * FROM grants WHERE (@subject IS NULL OR subject = @subject) AND (@team IS NULL OR team = @team)
+      ORDER BY team, subject, app, env, role`).all({ subject: filter.subject ?? null, team: filter.team ?? null }) as Row[]).map((r) => ({
+      id: String(r.id), subject: String(r.subject), role: r.role as Role, team: String(r.team), app: String(r.app), env: String(r.env),
+      createdAt: Number(r.created_at), createdBy: String(r.created_by),
+    }));
+  }
+  deleteGrant(id: string): boolean {
+    return this.db.prepare('DELETE FROM grants WHERE id = ?').run(id).changes > 0;
+  }
+
+  addApiToken(t: ApiTokenRecord): void {
+    this.db.prepare('INSERT INTO api_tokens (id, name, hash, created_by, created_at, expires_at, revoked_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(t.id, t.name, t.hash, t.createdBy, t.createdAt, t.expiresAt, t.revokedAt, t.lastUsedAt);
+  }
+  apiTokenByHash(hash: string): ApiTokenRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM api_tokens WHERE hash = ?').get(hash) as Row | undefined;
+    return r && toToken(r);
+  }
+  getApiToken(id: string): ApiTokenRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM api_tokens WHERE id = ?').get(id) as Row | undefined;
+    return r && toToken(r);
+  }
+  listApiTokens(createdBy?: string): ApiTokenRecord[] {
+    return (this.db.prepare('SELECT * FROM api_tokens WHERE (@by IS NULL OR created_by = @by) ORDER BY created_at').all({ by: createdBy ?? null }) as Row[])
+      .map(toToken);
+  }
+  revokeApiToken(id: string, at: number): boolean {
+    return this.db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at = 0').run(at, id).changes > 0;
+  }
+  touchApiToken(id: string, at: number): void {
+    this.db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(at, id);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function toUser(r: Row): UserRecord {
+  return { id: String(r.id), name: String(r.name), passwordHash: String(r.password_hash), createdAt: Number(r.created_at), createdBy: String(r.created_by) };
+}
+function toTeam(r: Row): TeamRecord {
+  return { name: String(r.name), createdAt: Number(r.created_at), createdBy: String(r.created_by) };
+}
+function toToken(r: Row): ApiTokenRecord {
+  return {
+    id: String(r.id), name: String(r.name), hash: String(r.hash), createdBy: String(r.created_by), createdAt: Number(r.created_at),
+    expiresAt: Number(r.expires_at), revokedAt: Number(r.revoked_at), lastUsedAt: Number(r.last_used_at),
+  };
+}
