@@ -119,7 +119,8 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     return { deployment: publicDeployment(dep), services };
   });
 
-  app.get('/v1/apps', async () => {
+  app.get('/v1/apps', async (req) => {
+    const see = req.canSee ?? (() => true);
     const instances = d.store.listInstances();
     const latest = new Map<string, Omit<DeploymentRecord, 'spec' | 'warnings' | 'releases'>>();
     for (const dep of d.store.latestDeployments()) {
@@ -127,7 +128,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
       if (!cur || dep.createdAt > cur.createdAt) latest.set(dep.app, dep);
     }
     return {
-      apps: d.store.listApps().map((a) => {
+      apps: d.store.listApps().filter((a) => see(a.name)).map((a) => {
         const last = latest.get(a.name);
         return {
           name: a.name,

@@ -67,6 +67,10 @@ test('login: a wrong password or an unknown user is the same 401; the CLI gets a
   await expectError(asAnn('GET', '/v1/users'), 403, /owner/);
   t.addService('shop', 'prod', 'web');
   await expectError(asAnn('GET', '/v1/apps/shop'), 404, /no app "shop"/);
+  assert.deepEqual((await asAnn('GET', '/v1/apps')).json().apps, [], 'lists show only what the caller may see');
+  t.store.addEvent({ app: 'shop', env: 'prod', service: 'web', instance: '', kind: 'x', message: 'm' });
+  assert.deepEqual((await asAnn('GET', '/v1/events')).json().events, []);
+  assert.equal((await t.req('GET', '/v1/events')).json().events.length, 1);
   await expectError(asAnn('POST', '/v1/apps/shop/scale', { service: 'web', replicas: 5 }), 404);
   assert.equal(t.store.getService({ app: 'shop', env: 'prod', service: 'web' })!.replicas, 1);
   // A new password ends every session.

@@ -17,6 +17,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Who sent the request (set by the auth hook; undefined only on hook-, signature- and public routes). */
     principal?: Principal;
+    /** Whether the caller may see an app: list routes filter with it (set with the principal; owners see all). */
+    canSee?: (app: string) => boolean;
   }
 }
 
@@ -54,6 +56,8 @@ export function registerAuthorization(app: FastifyInstance, d: AuthorizeDeps): v
       authorization: req.headers.authorization, cookie: req.headers.cookie, csrf: Array.isArray(csrf) ? csrf[0] : csrf, method: req.method,
       allowBasic: perm?.app === 'git',
     });
+    const p = req.principal;
+    req.canSee = allows(p.grants, 'cluster.admin') ? () => true : (a: string) => a !== '' && canSee(p, a, d.appTeam(a));
   });
 
   app.addHook('preHandler', async (req) => {

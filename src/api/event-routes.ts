@@ -27,14 +27,16 @@ export function registerEventRoutes(app: FastifyInstance, d: EventRouteDeps): vo
     if (q.app) scopeCheck(d.known, q.app, q.env, q.service);
     else if (q.env || q.service) throw new InvalidInput('env and service filter the events of one app: give app too');
     let after = q.after ?? d.store.listEvents({ limit: 1 }).at(-1)?.id ?? 0;
+    const see = req.canSee ?? (() => true);
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     reply.raw.write(': berth events\n\n');
     const timer = setInterval(() => {
       const evs = d.store.listEvents({ ...(q.app ? { app: q.app } : {}), ...(q.env ? { env: q.env } : {}), ...(q.service ? { service: q.service } : {}),
         afterId: after, limit: 500 });
       for (const e of evs) {
-        reply.raw.write(`id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
         after = e.id;
+        if (!see(e.app)) continue;
+        reply.raw.write(`id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
       }
     }, 100);
     await new Promise<void>((resolve) => req.raw.on('close', () => resolve()));
@@ -72,8 +74,10 @@ export function registerEventRoutes(app: FastifyInstance, d: EventRouteDeps): vo
     const since = q.since ? timeArg('since', q.since, d.clock.now()) : undefined;
     // `last`: the newest event of any app, a cursor to follow from (GET /v1/events/stream?after=).
     const last = d.store.listEvents({ limit: 1 }).at(-1)?.id ?? 0;
+    // Only the events of apps the caller may see (installation-wide events, app "", are the owners').
+    const see = req.canSee ?? (() => true);
     return { events: d.store.listEvents({ ...q.app ? { app: q.app } : {}, ...q.env ? { env: q.env } : {}, ...q.service ? { service: q.service } : {}, afterId: q.after,
-      ...(since !== undefined ? { since } : {}), limit: q.limit }), last };
+      ...(since !== undefined ? { since } : {}), limit: q.limit }).filter((e) => see(e.app)), last };
   });
 }
 

@@ -145,7 +145,8 @@ export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): void {
   app.get('/v1/builds', async (req) => {
     const q = z.object({ app: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).default(50) }).parse(req.query);
     if (q.app) d.known?.requireApp(q.app);
-    return { builds: builds.list(q.app).slice(0, q.limit) };
+    const see = req.canSee ?? (() => true);
+    return { builds: builds.list(q.app).filter((b) => see(b.app)).slice(0, q.limit) };
   });
 
   app.get('/v1/builds/:id', async (req) => {
