@@ -228,3 +228,54 @@ test('a branch name git would not accept is refused when a build is submitted', 
     cleanup();
   }
 });
+
+test('a deploy build: submitted once under its deployment\'s id, queued behind the app\'s builds, cancellable in any stage; its end wakes the deployment', async () => {
+  const { dir, builds, pipeline, cleanup } = setup(['build', 'test']);
+  const ended: string[] = [];
+  let n = 0;
+  const c = new BuildController({
+    builds, repos: new GitRepos(dir, process.env), pipeline, clock: { now: () => 1_000 }, logger: quiet, newId: () => `b${++n}`,
+    remoteOf: async () => undefined, finished: (r) => void ended.push(`${r.id} ${r.status}`),
+  });
+  try {
+    const push = await c.submit({ app: 'shop', branch: 'main', commit: sha(1), source: 'push' });
+    const rec = await c.submitForDeployment({ id: 'dep1', app: 'shop', env: 'pre' });
+    assert.deepEqual({ id: rec.id, source: rec.source, deploymentId: rec.deploymentId, env: rec.env, status: rec.status },
+      { id: 'dep1', source: 'deploy', deploymentId: 'dep1', env: 'pre', status: 'queued' });
+    assert.equal((await c.submitForDeployment({ id: 'dep1', app: 'shop', env: 'pre' })).id, 'dep1', 'a second submit returns the same build');
+    assert.equal(c.list('shop').length, 2, 'visible among the app\'s builds, once');
+    await until(() => pipeline.waiting(push.id));
+    pipeline.gate(push.id);
+    await until(() => pipeline.waiting(push.id));
+    pipeline.gate(push.id);
+    await until(() => pipeline.waiting('dep1'));
+    assert.equal(c.get('dep1')!.stage, 'build');
+    const cancelled = await c.cancel('dep1', 'alice');
+    assert.equal(cancelled.status, 'cancelled');
+    assert.match(cancelled.message, /^cancelled by alice during the build stage: nothing was deployed/);
+    assert.match(c.text('dep1'), /build for deployment dep1 cancelled: the running release is untouched/);
+    assert.deepEqual(ended, [`${push.id} succeeded`, 'dep1 cancelled']);
+    assert.equal((await c.submitForDeployment({ id: 'dep1', app: 'shop', env: 'pre' })).status, 'cancelled', 'never built again');
+  } finally {
+    cleanup();
+  }
+});
+
+test('after a restart, an unfinished deploy build runs again (its deployment waits for it)', async () => {
+  const { dir, builds, pipeline, cleanup } = setup(['build']);
+  try {
+    const rec: BuildRecord = { id: 'dep2', app: 'shop', branch: '', env: 'prod', commit: '', status: 'running', stage: 'build', message: '', images: {},
+      createdAt: 1, source: 'deploy', deploymentId: 'dep2', timings: {} };
+    await builds.create(rec);
+    const c = new BuildController({ builds, repos: new GitRepos(dir, process.env), pipeline, clock: { now: () => 5 }, logger: quiet, newId: () => 'x', remoteOf: async () => undefined });
+    await c.recover();
+    await until(() => pipeline.waiting('dep2'));
+    pipeline.gate('dep2');
+    const done = await c.wait('dep2');
+    assert.equal(done.status, 'succeeded');
+    assert.equal(done.message, 'built for deployment dep2');
+    assert.match(c.text('dep2'), /The Berth server restarted during this build: running it again/);
+  } finally {
+    cleanup();
+  }
+});

@@ -1,3 +1,4 @@
+import type { DeploymentBuildsPort } from '../core/deployments.ts';
 import { Conflict, InvalidInput, NotFound } from '../core/errors.ts';
 import type { Clock, Logger } from '../core/ports.ts';
 import { summaryLine } from '../core/text.ts';
@@ -22,6 +23,8 @@ export interface BuildControllerDeps {
   afterSuccess?: (rec: BuildRecord) => void;
   /** After a build failed or was cancelled (e.g. removing the images it built that nothing uses). */
   afterFailure?: (rec: BuildRecord) => void;
+  /** After any build ended (its record is saved): e.g. waking the deployment that waits for it. */
+  finished?: (rec: BuildRecord) => void;
 }
 
 export interface BuildRequest {
@@ -52,7 +55,7 @@ interface Active {
  * never abandoned half-way — roll back instead. After a server restart, unfinished pushes are failed
  * (the pusher's `git push` was rejected when the server went away) and webhook builds run again.
  */
-export class BuildController {
+export class BuildController implements DeploymentBuildsPort {
   private readonly active = new Map<string, Active>();
   /** app → the tail of its chain of builds. */
   private readonly tails = new Map<string, Promise<unknown>>();
@@ -73,6 +76,25 @@ export class BuildController {
     this.d.builds.append(rec.id, `-----> Berth build ${rec.id}: ${rec.app} ${rec.branch} @ ${rec.commit.slice(0, 12)}`);
     this.schedule(rec, req.quarantine);
     // A snapshot: the live record changes as the build runs.
+    return structuredClone(rec);
+  }
+
+  /**
+   * The build of a `berth deploy` whose services have build sections (the host-context variant of the
+   * pipeline): its id is the deployment's, so submitting again (a deployment controller round after a
+   * crash) returns the existing record instead of building twice.
+   */
+  async submitForDeployment(dep: { id: string; app: string; env: string }): Promise<BuildRecord> {
+    const existing = this.get(dep.id);
+    if (existing) return structuredClone(existing);
+    checkAppName(dep.app);
+    const rec: BuildRecord = {
+      id: dep.id, app: dep.app, branch: '', env: dep.env, commit: '', status: 'queued', message: '', images: {},
+      createdAt: this.d.clock.now(), source: 'deploy', deploymentId: dep.id, timings: {},
+    };
+    await this.d.builds.create(rec);
+    this.d.builds.append(rec.id, `-----> Berth build ${rec.id}: ${rec.app} ${rec.env}, for deployment ${dep.id} (build contexts on the server)`);
+    this.schedule(rec);
     return structuredClone(rec);
   }
 
@@ -159,7 +181,9 @@ export class BuildController {
   async recover(): Promise<void> {
     for (const rec of this.d.builds.list().reverse()) {
       if (isFinished(rec.status)) continue;
-      if (rec.source === 'webhook') {
+      // A webhook build has nobody waiting on it and its commit is in the repository; a deploy build's
+      // deployment waits for it and its contexts are on this host: both run again.
+      if (rec.source === 'webhook' || rec.source === 'deploy') {
         rec.status = 'queued';
         delete rec.stage;
         rec.timings = {};
@@ -227,7 +251,7 @@ export class BuildController {
       }
       const took = BUILD_STAGES.filter((s) => rec.timings![s] !== undefined).map((s) => `${s} ${seconds(rec.timings![s]!)}`).join(' · ');
       say(`-----> Done in ${seconds(clock.now() - rec.startedAt)} (${took})`);
-      await this.finish(a, 'succeeded', `deployed to ${rec.env}`);
+      await this.finish(a, 'succeeded', rec.source === 'deploy' ? `built for deployment ${rec.deploymentId}` : `deployed to ${rec.env}`);
       try {
         this.d.afterSuccess?.(rec);
       } catch (err) {
@@ -252,7 +276,8 @@ export class BuildController {
     if (status !== 'succeeded') {
       // The whole message in the log (e.g. the build output's tail); the record keeps one short line.
       for (const line of message.split('\n')) this.d.builds.append(rec.id, ` !     ${line}`);
-      const what = rec.source === 'webhook' ? `build of ${rec.branch} @ ${rec.commit.slice(0, 12)}` : `push of ${rec.branch}`;
+      const what = rec.source === 'webhook' ? `build of ${rec.branch} @ ${rec.commit.slice(0, 12)}`
+        : rec.source === 'deploy' ? `build for deployment ${rec.deploymentId}` : `push of ${rec.branch}`;
       this.d.builds.append(rec.id, ` !     ${what} ${status === 'cancelled' ? 'cancelled' : 'failed'}: the running release is untouched`);
     }
     rec.status = status;
@@ -261,6 +286,11 @@ export class BuildController {
     await this.d.builds.save(rec);
     this.active.delete(rec.id);
     a.resolve(rec);
+    try {
+      this.d.finished?.(rec);
+    } catch (err) {
+      this.d.logger.warn({ build: rec.id, err: String(err) }, 'build-finished hook failed');
+    }
     if (status !== 'succeeded' && Object.keys(rec.images).length > 0) {
       try {
         this.d.afterFailure?.(rec);

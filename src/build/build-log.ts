@@ -8,10 +8,18 @@ export type BuildStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cance
 export const BUILD_STAGES = ['fetch', 'archive', 'build', 'checks', 'test', 'push', 'deploy'] as const;
 export type BuildStage = (typeof BUILD_STAGES)[number];
 
-/** Where a build came from: a `git push` to Berth (its pre-receive hook waits for it) or a webhook. */
-export type BuildSource = 'push' | 'webhook';
+/**
+ * Where a build came from: a `git push` to Berth (its pre-receive hook waits for it), a webhook, or a
+ * `berth deploy` whose services have `build:` sections (contexts are host directories; the
+ * deployment, whose id the build shares, waits for it and deploys its images).
+ */
+export type BuildSource = 'push' | 'webhook' | 'deploy';
 
-/** One run of the push pipeline: build, test, deploy of one pushed branch at one commit. */
+/**
+ * One run of the build pipeline: build, test, deploy of one pushed branch at one commit; or, for a
+ * `deploy` build, build, check, test and push of a deployment's host build contexts (branch and commit
+ * empty).
+ */
 export interface BuildRecord {
   id: string;
   app: string;

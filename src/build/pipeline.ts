@@ -1,5 +1,7 @@
 import { isAbsolute, join as posixJoin, relative } from 'node:path/posix';
-import { LABEL, type Clock, type EngineContainers, type EngineImages, type EngineTelemetry, type Logger } from '../core/ports.ts';
+import { readFile } from 'node:fs/promises';
+import { join as hostJoin } from 'node:path';
+import { LABEL, type Clock, type EngineContainers, type EngineImages, type EngineTelemetry, type HostPathPolicy, type Logger } from '../core/ports.ts';
 import { BerthError } from '../core/errors.ts';
 import type { DeploymentsPort } from '../core/deployments.ts';
 import { parseEnvFile, parseWithSource, type SourceParse, type SpecSource } from '../core/spec/index.ts';
@@ -8,7 +10,7 @@ import type { AppSpec, ParseResult, SpecWarning } from '../core/spec/types.ts';
 import type { BuildLog, BuildRecord, BuildStage } from './build-log.ts';
 import type { GitRepos } from './git-repos.ts';
 import { CommitFiles } from './commit-files.ts';
-import { pushImage } from '../images/image-push.ts';
+import { pushImage, splitRef } from '../images/image-push.ts';
 import { applyCheckPolicy, checkImage, fromImages } from '../core/image-checks.ts';
 import { DEFAULT_CHECK_POLICY, type CheckPolicy, type ServiceSpec } from '../core/spec/types.ts';
 
@@ -38,6 +40,10 @@ export interface PipelineDeps {
    * its tests as `HOST/APP/SERVICE:SHA12` and deployed by digest (`HOST/APP/SERVICE@sha256:…`).
    */
   registry?: ImageRegistryTarget;
+  /** The spec of a deployment, for the builds of `berth deploy` (source `deploy`): their contexts are host directories. */
+  deploymentSpec?: (id: string) => AppSpec | undefined;
+  /** Host build contexts are checked again right before they are built (the API checked them at deploy time). */
+  hostPaths?: HostPathPolicy;
 }
 
 export interface ImageRegistryTarget {
@@ -197,6 +203,7 @@ export class PushPipeline {
    * PipelineFailed or BuildCancelled otherwise.
    */
   async run(rec: BuildRecord, c: RunContext): Promise<void> {
+    if (rec.source === 'deploy') return this.runHost(rec, c);
     const { say, signal } = c;
     const { app, branch, commit: sha } = rec;
     const stopIfCancelled = (stage: BuildStage) => {
@@ -224,8 +231,8 @@ export class PushPipeline {
       const toBuild = Object.values(spec.services).filter((svc) => svc.build);
       const [ctxs, accepted] = await Promise.allSettled([
         Promise.all(toBuild.map((svc) => this.contextOf(files, root, svc))),
-        // Without the build sections: the pipeline builds from the commit, not from a host directory.
-        this.d.deployments.validate({ app, env, spec: withoutBuilds(spec), warnings }),
+        // This build makes the images: the contexts are the commit's, not host directories.
+        this.d.deployments.validate({ app, env, spec, warnings, buildId: rec.id }),
       ]);
       if (ctxs.status === 'rejected') throw ctxs.reason;
       if (accepted.status === 'rejected') {
@@ -271,9 +278,6 @@ export class PushPipeline {
         } finally {
           release();
         }
-        svc.image = image;
-        // Built here already: the deployment runs the image, it does not build again.
-        delete svc.build;
         rec.images[svc.name] = image;
         say(`-----> ${svc.name} built: ${image}`);
         built.push({ svc, dockerfile, parentDepth });
@@ -285,14 +289,14 @@ export class PushPipeline {
       try {
         // The app's earlier successful builds, read once (sizes are compared against the last one).
         const previous = this.d.builds.list(app).filter((b) => b.status === 'succeeded');
-        for (const b of built) await this.checks(rec, policy, previous, b.svc, b.svc.image, b.dockerfile, b.parentDepth, say);
+        for (const b of built) await this.checks(rec, policy, previous, b.svc, rec.images[b.svc.name]!, b.dockerfile, b.parentDepth, say);
       } finally {
         await c.save();
       }
       c.stage('test');
       for (const svc of Object.values(spec.services)) {
         const argv = testCommand(svc);
-        if (argv) await this.test(rec, svc.name, svc.image, argv, svc.environment, say, signal);
+        if (argv) await this.test(rec, svc.name, rec.images[svc.name] ?? svc.image, argv, svc.environment, say, signal);
       }
       stopIfCancelled('test');
       const registry = this.d.registry;
@@ -302,7 +306,7 @@ export class PushPipeline {
           if (!rec.images[svc.name]) continue;
           const target = `${registry.host}/${app}/${svc.name}:${tag}`;
           say(`-----> Pushing ${svc.name} to ${target}`);
-          const push = () => pushImage(this.d.engine, svc.image, target, undefined, signal);
+          const push = () => pushImage(this.d.engine, rec.images[svc.name]!, target, undefined, signal);
           let pushed: { digest: string; ref: string };
           try {
             pushed = registry.exclusive ? await registry.exclusive(push) : await push();
@@ -311,7 +315,6 @@ export class PushPipeline {
             throw new PipelineFailed(`push of ${svc.name} to ${target} failed: ${(err as Error).message}`);
           }
           // Deployed (and promoted) by digest: the exact bytes that were built and tested.
-          svc.image = pushed.ref;
           rec.images[svc.name] = pushed.ref;
           say(`-----> ${svc.name} pushed: ${pushed.ref}`);
         }
@@ -323,7 +326,8 @@ export class PushPipeline {
       say(`-----> Deploying to ${env}`);
       let dep: { id: string };
       try {
-        dep = await this.d.deployments.create({ app, env, spec, warnings, source });
+        // The deployment runs this build's images (rec.images) for the services with a build section.
+        dep = await this.d.deployments.create({ app, env, spec, warnings, source, buildId: rec.id });
       } catch (err) {
         throw new PipelineFailed(`deployment refused: ${(err as Error).message}`, { cause: err });
       }
@@ -335,6 +339,117 @@ export class PushPipeline {
       say(`-----> ${app} deployed to ${env} (deployment ${dep.id})`);
     } catch (err) {
       if (signal.aborted && !(err instanceof BuildCancelled) && rec.stage !== 'deploy') throw new BuildCancelled(rec.stage ?? 'archive');
+      throw err;
+    }
+  }
+
+  /**
+   * The host-context variant (source `deploy`, a `berth deploy` with build sections): the same stages
+   * as a push from build on — build → checks (the app's policy) → test (x-berth.test) → push (when
+   * Berth's registry runs) — over the deployment's build contexts, which are directories of this host
+   * (checked by the host-path rules at deploy time, and again here). It does not deploy: the
+   * deployment waits for this record and runs the images it lists. Services whose build sections are
+   * identical (context, Dockerfile, target, args) are built once and tagged for each.
+   */
+  private async runHost(rec: BuildRecord, c: RunContext): Promise<void> {
+    const { say, signal } = c;
+    const stopIfCancelled = (stage: BuildStage) => {
+      if (signal.aborted) throw new BuildCancelled(stage);
+    };
+    try {
+      const spec = rec.deploymentId ? this.d.deploymentSpec?.(rec.deploymentId) : undefined;
+      if (!spec) throw new PipelineFailed(`deployment ${rec.deploymentId ?? '?'} of this build no longer exists: nothing to build`);
+      const groups = new Map<string, ServiceSpec[]>();
+      for (const svc of Object.values(spec.services)) {
+        if (!svc.build) continue;
+        const key = stableKey(svc.build);
+        groups.set(key, [...(groups.get(key) ?? []), svc]);
+      }
+      const built: { svc: ServiceSpec; dockerfile: string; parentDepth: number }[] = [];
+      c.stage('build');
+      for (const svcs of groups.values()) {
+        const first = svcs[0]!;
+        const b = first.build!;
+        const names = svcs.map((x) => x.name).join(', ');
+        const checked = this.d.hostPaths ? await this.d.hostPaths.buildContext(b.context, b.dockerfile) : { path: b.context };
+        if (checked.refused !== undefined) throw new PipelineFailed(`build of ${names} refused: ${checked.refused}`);
+        let dockerfile: string;
+        try {
+          dockerfile = await readFile(hostJoin(checked.path, b.dockerfile), 'utf8');
+        } catch (err) {
+          throw new PipelineFailed(`build of ${names}: cannot read ${b.dockerfile} in ${checked.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        }
+        const parentDepth = await this.parentDepth(dockerfile);
+        say(`-----> Building ${names} as ${first.image} from ${checked.path}`);
+        const release = await this.slots.acquire((n) => say(`       waiting for a build slot (${n} ahead)`), signal)
+          .catch((err: unknown) => {
+            stopIfCancelled('build');
+            throw err;
+          });
+        try {
+          await this.d.engine.build({
+            context: checked.path, dockerfile: b.dockerfile, tag: first.image, args: b.args,
+            labels: { [LABEL.app]: rec.app, [LABEL.service]: first.name, [LABEL.depth]: String(parentDepth + 1) },
+            ...(this.d.buildMemoryBytes ? { memoryBytes: this.d.buildMemoryBytes } : {}),
+            signal,
+          }, (line) => say(`       ${line}`));
+          // Compose's meaning of image + build: the built image carries each service's name.
+          for (const other of svcs.slice(1)) {
+            if (other.image === first.image) continue;
+            const { repo, tag } = splitRef(other.image);
+            await this.d.engine.tag(first.image, repo, tag);
+          }
+        } catch (err) {
+          stopIfCancelled('build');
+          throw new PipelineFailed(`build of ${names} failed: ${(err as Error).message}`);
+        } finally {
+          release();
+        }
+        for (const svc of svcs) {
+          rec.images[svc.name] = svc.image;
+          built.push({ svc, dockerfile, parentDepth });
+        }
+        say(`-----> ${names} built: ${first.image}`);
+      }
+      await c.save();
+      stopIfCancelled('build');
+      c.stage('checks');
+      const policy = spec.pipeline?.checks ?? DEFAULT_CHECK_POLICY;
+      try {
+        const previous = this.d.builds.list(rec.app).filter((x) => x.status === 'succeeded');
+        for (const b of built) await this.checks(rec, policy, previous, b.svc, rec.images[b.svc.name]!, b.dockerfile, b.parentDepth, say);
+      } finally {
+        await c.save();
+      }
+      c.stage('test');
+      for (const { svc } of built) {
+        const argv = testCommand(svc);
+        if (argv) await this.test(rec, svc.name, rec.images[svc.name]!, argv, svc.environment, say, signal);
+      }
+      stopIfCancelled('test');
+      const registry = this.d.registry;
+      if (registry) {
+        c.stage('push');
+        for (const { svc } of built) {
+          const target = `${registry.host}/${rec.app}/${svc.name}:deploy-${rec.id}`;
+          say(`-----> Pushing ${svc.name} to ${target}`);
+          const push = () => pushImage(this.d.engine, rec.images[svc.name]!, target, undefined, signal);
+          let pushed: { digest: string; ref: string };
+          try {
+            pushed = registry.exclusive ? await registry.exclusive(push) : await push();
+          } catch (err) {
+            stopIfCancelled('push');
+            throw new PipelineFailed(`push of ${svc.name} to ${target} failed: ${(err as Error).message}`);
+          }
+          rec.images[svc.name] = pushed.ref;
+          say(`-----> ${svc.name} pushed: ${pushed.ref}`);
+        }
+        await c.save();
+      }
+      stopIfCancelled('push');
+      say(`-----> Images ready for deployment ${rec.deploymentId}: ${Object.entries(rec.images).map(([k, v]) => `${k} ${v}`).join(' · ')}`);
+    } catch (err) {
+      if (signal.aborted && !(err instanceof BuildCancelled)) throw new BuildCancelled(rec.stage ?? 'build');
       throw err;
     }
   }
@@ -446,15 +561,6 @@ export class PushPipeline {
   }
 }
 
-/** The spec as it will be deployed once its images are built: no build sections. */
-export function withoutBuilds(spec: AppSpec): AppSpec {
-  const services = Object.fromEntries(Object.entries(spec.services).map(([name, svc]) => {
-    const { build: _build, ...rest } = svc;
-    return [name, rest];
-  }));
-  return { ...spec, services };
-}
-
 /**
  * A bind source relative to the Compose file names a directory of the commit, which is never on the
  * host's disk: say so (absolute sources go to the server's host-path policy like any deploy's).
@@ -469,4 +575,13 @@ export function refuseCommitBinds(file: string, res: ParseResult, root: string):
         'the commit is never written to the host; use a named volume, or an absolute path under the directories the server allows');
     });
   }
+}
+
+/** A key equal for equal values, whatever their keys' order: identical build sections build once. */
+function stableKey(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableKey).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stableKey((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
 }

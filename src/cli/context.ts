@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { BerthClient, ApiError, Unreachable } from '../client/index.ts';
 import { BerthError, formatIssue, type SpecIssue } from '../core/errors.ts';
+import { parseDuration } from '../core/spec/units.ts';
 
 /** Exit codes (documented in README): stable, so scripts can branch on them. */
 export const EXIT = {
@@ -20,6 +21,23 @@ export class CliFailure extends Error {
   constructor(message: string, readonly exitCode: number) {
     super(message);
   }
+}
+
+/**
+ * A `--timeout` value in seconds: a plain number is seconds (`90`, as before), anything else a duration
+ * in Berth's one grammar (`90s`, `2m`, `1m30s`). Invalid or not positive: exit 2 naming the flag.
+ */
+export function timeoutSeconds(raw: string, flag = '--timeout'): number {
+  const s = raw.trim();
+  if (/^\d+(\.\d+)?$/.test(s)) {
+    const n = Number(s);
+    if (n > 0) return n;
+  } else {
+    const d = parseDuration(s);
+    if (d.value !== undefined && d.value > 0) return d.value / 1000;
+    if (d.error) throw new CliFailure(`${flag} ${raw}: ${d.error}, or a number of seconds`, EXIT.usage);
+  }
+  throw new CliFailure(`${flag} ${raw}: must be more than 0 (seconds, or a duration such as 90s or 2m)`, EXIT.usage);
 }
 
 export interface GlobalOpts {

@@ -19,6 +19,12 @@ test('responseLines: lines split across chunks are joined, several in one chunk 
   assert.deepEqual(got, ['{"a":1}', '{"b":2}', '{"c":3}']);
 });
 
+test('responseLines with text: empty lines are lines, an unterminated last line is kept', async () => {
+  const got: string[] = [];
+  for await (const l of responseLines(chunked(['one\n\ntw', 'o\nlast']), { text: true })) got.push(l);
+  assert.deepEqual(got, ['one', '', 'two', 'last']);
+});
+
 test('responseLines: a multi-byte character split between chunks stays whole', async () => {
   const bytes = new TextEncoder().encode('✔ ok\n');
   const body = new ReadableStream({

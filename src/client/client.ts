@@ -259,9 +259,11 @@ function enc(s: string): string {
 
 /**
  * The lines of a streamed answer (NDJSON or text) as they arrive, without their newlines; empty
- * lines and an unterminated last line are skipped. An abort ends it with the AbortError.
+ * lines and an unterminated last line are skipped (an NDJSON stream cut off mid-line), unless
+ * `text` (a text log, where an empty line is a line and the last one may lack its newline).
+ * An abort ends it with the AbortError.
  */
-export async function* responseLines(res: Response): AsyncGenerator<string> {
+export async function* responseLines(res: Response, o: { text?: boolean } = {}): AsyncGenerator<string> {
   const dec = new TextDecoder();
   let buf = '';
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
@@ -270,9 +272,11 @@ export async function* responseLines(res: Response): AsyncGenerator<string> {
     while ((nl = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
-      if (line) yield line;
+      if (line || o.text) yield line;
     }
   }
+  buf += dec.decode();
+  if (o.text && buf) yield buf;
 }
 
 /** A query string of the parameters that are set. */
@@ -303,6 +307,8 @@ export interface DeploymentView {
   services: string[];
   releases: Record<string, string>;
   warnings: SpecWarning[];
+  /** The build whose images the services with a build section run (`berth build logs ID`). */
+  buildId?: string;
 }
 
 /** A service's status as the API computes it (shared with the API, see core/views.ts). */

@@ -15,6 +15,12 @@ export interface DeployRequest {
   warnings: SpecWarning[];
   /** The Compose text and variables the spec was made from, kept (by content id) for promote. */
   source?: SpecSource;
+  /**
+   * The build that already made the images of the services with a `build:` section (a push build,
+   * whose contexts are directories of a commit, not of this host: they are not checked as host paths).
+   * Without it such a deployment gets a build of its own from the host directories it names.
+   */
+  buildId?: string;
 }
 
 /** How a deployment ended. */
@@ -33,4 +39,39 @@ export interface DeploymentsPort {
    * sees each status it passes through.
    */
   follow(id: string, opts?: { timeoutMs?: number; onStatus?: (s: DeploymentStatus, message: string) => void }): Promise<DeploymentOutcome>;
+}
+
+/** What the deployment controller reads of a build record (build/BuildController implements the port). */
+export interface BuildState {
+  id: string;
+  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+  /** The stage running now, or where it ended. */
+  stage?: string;
+  /** One short line: why it failed or was cancelled. */
+  message: string;
+  /** Service → the image reference built (and pushed) for it. */
+  images: Record<string, string>;
+}
+
+/**
+ * The one build path as the deployment controller sees it: a deployment with `build:` sections does
+ * not build; it submits a build record (host-context variant of the build pipeline, run by the build
+ * controller: same stages, progress, cancel) and reads its state on every round until its images exist.
+ */
+export interface DeploymentBuildsPort {
+  /** The build's record, live while it runs; undefined when there is none. */
+  get(id: string): BuildState | undefined;
+  /**
+   * Submits the host-context build of deployment `dep` as build `dep.id`, queued behind the app's
+   * other builds. Idempotent: an existing build of that id is returned as it is.
+   */
+  submitForDeployment(dep: { id: string; app: string; env: string }): Promise<BuildState>;
+}
+
+/**
+ * Whether a build's images are final: it succeeded, or it is a push build that reached its deploy
+ * stage (its images were built, checked, tested and pushed; the deployment is what it deploys).
+ */
+export function buildImagesReady(b: BuildState): boolean {
+  return b.status === 'succeeded' || b.stage === 'deploy';
 }

@@ -20,6 +20,12 @@ export interface DeploymentRecord {
   createdBy: string;
   /** service name → release id, filled once images are built and releases created. */
   releases: Record<string, string>;
+  /**
+   * The build record whose images the services with a `build:` section run: the push build that made
+   * this deployment, or (for `berth deploy`) the host-context build the deployment controller submits,
+   * whose id is the deployment's own. Absent: no service is built.
+   */
+  buildId?: string;
 }
 
 /** progressing → healthy | failed; superseded: a newer deploy replaced it before it got there. */

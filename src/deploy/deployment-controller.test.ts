@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AppSpec, ServiceSpec } from '../core/spec/types.ts';
 import type { DeploymentRecord } from '../core/store.ts';
+import type { BuildState, DeploymentBuildsPort } from '../core/deployments.ts';
 import { FakeEngine } from '../engine/fake/index.ts';
 import { SqliteStore } from '../store/index.ts';
 import { silentLogger } from '../lib/logger.ts';
@@ -31,20 +32,33 @@ function harness() {
   const enqueued: string[] = [];
   let applyRoutes = 0;
   let ids = 0;
+  // The build controller as the deployment controller sees it: records by id; tests move them along.
+  const buildRecords = new Map<string, BuildState>();
+  const submitted: string[] = [];
+  const builds: DeploymentBuildsPort = {
+    get: (id) => (buildRecords.has(id) ? structuredClone(buildRecords.get(id)!) : undefined),
+    submitForDeployment: async (dep) => {
+      if (!buildRecords.has(dep.id)) {
+        submitted.push(dep.id);
+        buildRecords.set(dep.id, { id: dep.id, status: 'queued', message: '', images: {} });
+      }
+      return structuredClone(buildRecords.get(dep.id)!);
+    },
+  };
   const controller = new DeploymentController({
-    store, engine, clock, logger: silentLogger, newId: () => `id${++ids}`,
+    store, engine, clock, logger: silentLogger, newId: () => `id${++ids}`, builds,
     enqueueService: (a, e, s) => void enqueued.push(`${a}/${e}/${s}`),
     applyRoutes: () => void applyRoutes++,
   });
   let deps = 0;
   const h = {
-    store, engine, clock, controller, enqueued,
+    store, engine, clock, controller, enqueued, buildRecords, submitted,
     get applyRoutes() { return applyRoutes; },
     /** Records a deployment as the API does and runs the controller on it once. */
     async deploy(spec: AppSpec, env = 'prod') {
       const d: DeploymentRecord = {
         id: `d${++deps}`, app: spec.name, env, spec, warnings: [], status: 'pending', message: '', createdAt: clock.now(),
-        createdBy: 'admin', releases: {},
+        createdBy: 'admin', releases: {}, ...(Object.values(spec.services).some((x) => x.build) ? { buildId: `d${deps}` } : {}),
       };
       store.createDeployment(d);
       clock.t += 1000;
@@ -182,28 +196,83 @@ test('a missing image fails the deployment with a clear message and changes no s
   assert.ok(h.store.listEvents({ app: 'shop' }).some((e) => e.kind === 'deployment.failed' && /shop\/worker:9/.test(e.message)));
 });
 
-test('a failing build fails the deployment and changes nothing', async () => {
+test('a failing build fails the deployment with the build\'s reason and changes nothing', async () => {
   const h = setup();
   const build = { context: '/src/shop/web', dockerfile: 'Dockerfile', args: {} };
   await h.deploy(app(svc('web'), svc('worker')));
   const before = h.snapshot();
   h.enqueued.length = 0;
-  h.engine.failNext('build', new Error('COPY failed: file not found in build context: package.json'));
-  const { dep } = await h.deploy(app(svc('worker', { environment: { MODE: 'debug' } }), svc('web', { image: 'shop/web:2', build })));
-  assert.equal(dep.status, 'failed');
-  assert.match(dep.message, /^build of web failed: COPY failed: file not found in build context: package\.json/);
+  const { id, dep, result } = await h.deploy(app(svc('worker', { environment: { MODE: 'debug' } }), svc('web', { image: 'shop/web:2', build })));
+  assert.deepEqual(h.submitted, [id], 'the deployment submitted its build, under its own id');
+  assert.equal(dep.status, 'building');
+  assert.ok(result && result.requeueAfterMs! > 0, 'a safety-net requeue while the build runs');
+  assert.ok(h.store.listEvents({ app: 'shop' }).some((e) => e.kind === 'build.queued' && e.message.includes(`berth build logs ${id}`)));
+  h.buildRecords.set(id, { id, status: 'failed', stage: 'build', message: 'build of web failed: COPY failed: file not found in build context: package.json', images: {} });
+  await h.controller.reconcile(id);
+  const failed = h.store.getDeployment(id)!;
+  assert.equal(failed.status, 'failed');
+  assert.match(failed.message, new RegExp(`^build ${id} failed: build of web failed: COPY failed: file not found in build context: package\\.json`));
   assert.deepEqual(h.snapshot(), before);
   assert.deepEqual(h.enqueued, []);
-  assert.equal(await h.engine.imageExists('shop/web:2'), false);
+  assert.equal(h.engine.calls.some((c) => c.startsWith('build')), false, 'the deployment controller never builds');
 });
 
-test('a service with a build section runs the image it built', async () => {
+test('a cancelled build fails its deployment as cancelled; nothing changes', async () => {
+  const h = setup();
+  await h.deploy(app(svc('web')));
+  const before = h.snapshot();
+  const { id } = await h.deploy(app(svc('web', { image: 'shop/web:2', build: { context: '/src/web', dockerfile: 'Dockerfile', args: {} } })));
+  h.buildRecords.set(id, { id, status: 'cancelled', stage: 'build', message: 'cancelled by admin during the build stage: nothing was deployed', images: {} });
+  await h.controller.reconcile(id);
+  const dep = h.store.getDeployment(id)!;
+  assert.equal(dep.status, 'failed');
+  assert.equal(dep.message, `build ${id} cancelled by admin during the build stage: nothing was deployed`);
+  assert.deepEqual(h.snapshot(), before);
+});
+
+test('a service with a build section runs the image its build made; the release holds that image, not the recipe', async () => {
   const h = setup();
   const build = { context: '/src/shop/web', dockerfile: 'Dockerfile', args: { NODE_ENV: 'production' } };
-  const { dep } = await h.deploy(app(svc('web', { image: 'shop/web:2', build })));
-  assert.equal(dep.status, 'rolling');
-  assert.ok(h.engine.calls.includes('build shop/web:2'));
-  assert.equal(h.releaseOf('web')?.imageId, await h.engine.imageId('shop/web:2'));
+  const { id } = await h.deploy(app(svc('web', { image: 'shop/web:2', build }), svc('worker')));
+  assert.equal(h.store.getDeployment(id)!.status, 'building');
+  // Rounds while the build runs change nothing and submit nothing again.
+  h.buildRecords.set(id, { id, status: 'running', stage: 'checks', message: '', images: { web: 'shop/web:2' } });
+  await h.controller.reconcile(id);
+  assert.equal(h.store.getDeployment(id)!.status, 'building');
+  assert.deepEqual(h.submitted, [id]);
+  h.engine.addImage('reg/shop/web@sha256:1');
+  h.buildRecords.set(id, { id, status: 'succeeded', stage: 'push', message: '', images: { web: 'reg/shop/web@sha256:1' } });
+  await h.controller.reconcile(id);
+  assert.equal(h.store.getDeployment(id)!.status, 'rolling');
+  const rel = h.releaseOf('web')!;
+  assert.equal(rel.image, 'reg/shop/web@sha256:1');
+  assert.equal(rel.imageId, await h.engine.imageId('reg/shop/web@sha256:1'));
+  assert.equal(rel.spec.image, 'reg/shop/web@sha256:1');
+  assert.equal(rel.spec.build, undefined, 'a config rollout or rollback runs the image again, it does not rebuild');
+  assert.equal(h.releaseOf('worker')!.image, 'shop/worker:1');
+  // The same file deployed again with a build that made the same image: no new release.
+  const again = await h.deploy(app(svc('web', { image: 'shop/web:2', build }), svc('worker')));
+  h.buildRecords.set(again.id, { id: again.id, status: 'succeeded', stage: 'push', message: '', images: { web: 'reg/shop/web@sha256:1' } });
+  await h.controller.reconcile(again.id);
+  assert.equal(h.releaseOf('web')!.id, rel.id);
+});
+
+test('a push build\'s deployment runs its images once the build is deploying, and still after a restart failed the push', async () => {
+  const h = setup();
+  const build = { context: '/berth-commit/b9', dockerfile: 'Dockerfile', args: {} };
+  h.engine.addImage('reg/shop/web@sha256:9');
+  h.buildRecords.set('b9', { id: 'b9', status: 'failed', stage: 'deploy', message: 'interrupted', images: { web: 'reg/shop/web@sha256:9' } });
+  const d: DeploymentRecord = { id: 'dp', app: 'shop', env: 'prod', spec: app(svc('web', { build })), warnings: [], status: 'pending', message: '',
+    createdAt: h.clock.now(), createdBy: 'admin', releases: {}, buildId: 'b9' };
+  h.store.createDeployment(d);
+  await h.controller.reconcile('dp');
+  assert.equal(h.store.getDeployment('dp')!.status, 'rolling');
+  assert.equal(h.releaseOf('web')!.image, 'reg/shop/web@sha256:9');
+  assert.deepEqual(h.submitted, [], 'a push build is never submitted again');
+  // A build that vanished (its record purged) fails the deployment instead of waiting forever.
+  h.store.createDeployment({ ...d, id: 'dq', buildId: 'gone' });
+  await h.controller.reconcile('dq');
+  assert.match(h.store.getDeployment('dq')!.message, /^build gone that made this deployment's images no longer exists/);
 });
 
 test('follow(): rolling until every release is healthy, then succeeded', async () => {

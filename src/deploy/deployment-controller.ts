@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { LABEL, type Clock, type EngineImages, type HostPathPolicy, type Logger } from '../core/ports.ts';
+import { buildImagesReady, type DeploymentBuildsPort } from '../core/deployments.ts';
+import type { Clock, EngineImages, Logger } from '../core/ports.ts';
 import type { ServiceSpec } from '../core/spec/types.ts';
 import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore, InstanceStore, ReleaseRecord } from '../core/store.ts';
 import { waitingOn } from '../core/views.ts';
@@ -12,7 +13,7 @@ export function deploymentKey(id: string): string {
 
 export interface DeploymentControllerDeps {
   store: DeploymentStore & DesiredStateStore & InstanceStore & EventStore;
-  engine: Pick<EngineImages, 'build' | 'imageId'>;
+  engine: Pick<EngineImages, 'imageId'>;
   clock: Clock;
   logger: Logger;
   newId: () => string;
@@ -22,10 +23,8 @@ export interface DeploymentControllerDeps {
   configVersion?: (app: string, env: string) => number;
   /** Re-renders the ingress (coalesced, returns at once). */
   applyRoutes: () => void;
-  /** Memory limit of a build's RUN steps (the same as the push pipeline's). */
-  buildMemoryBytes?: number;
-  /** Build contexts are checked again right before the build (the API checked them at deploy time). */
-  hostPaths?: HostPathPolicy;
+  /** The build controller: a deployment with build sections runs the images of a build record. */
+  builds?: DeploymentBuildsPort;
   /** How long a deployment waits for its services' replicas when a release does not say (x-berth.update.deadline). */
   releaseDeadlineMs?: number;
 }
@@ -48,7 +47,8 @@ function stableJson(v: unknown): string {
 }
 
 /**
- * Turns a deployment (a whole app spec for one environment) into desired state: builds images,
+ * Turns a deployment (a whole app spec for one environment) into desired state: resolves image ids
+ * (of its build's images for services with a build section: it never builds itself),
  * creates a release for each service whose spec or image changed, sets replicas, removes services no
  * longer in the spec; then follows the releases until all are healthy or one failed.
  */
@@ -64,25 +64,24 @@ export class DeploymentController {
 
   private async apply(dep: DeploymentRecord): Promise<Result> {
     const { store, engine, clock } = this.d;
-    const log = this.d.logger.child({ deployment: dep.id, app: dep.app, env: dep.env });
-    store.updateDeployment(dep.id, { status: 'building' });
+    const services = Object.values(dep.spec.services);
+    // Images come from the deployment's build (for services with a build section) or the engine.
+    const refs = new Map<string, string>();
+    if (services.some((s) => s.build)) {
+      const got = await this.builtImages(dep);
+      if (!(got instanceof Map)) return got;
+      for (const [k, v] of got) refs.set(k, v);
+    } else if (dep.status === 'pending') {
+      store.updateDeployment(dep.id, { status: 'building' });
+    }
     const images = new Map<string, string>();
-    for (const svc of Object.values(dep.spec.services)) {
-      if (svc.build) {
-        const checked = this.d.hostPaths ? await this.d.hostPaths.buildContext(svc.build.context, svc.build.dockerfile) : { path: svc.build.context };
-        if (checked.refused !== undefined) return this.fail(dep, `build of ${svc.name} refused: ${checked.refused}`);
-        this.event(dep, svc.name, 'build.started', `building ${svc.image} from ${checked.path}`);
-        try {
-          await engine.build({ context: checked.path, dockerfile: svc.build.dockerfile, tag: svc.image, args: svc.build.args,
-            labels: { [LABEL.app]: dep.app, [LABEL.service]: svc.name },
-            ...(this.d.buildMemoryBytes ? { memoryBytes: this.d.buildMemoryBytes } : {}) }, (line) => log.debug({ service: svc.name }, line));
-        } catch (err) {
-          return this.fail(dep, `build of ${svc.name} failed: ${(err as Error).message}`);
-        }
-      }
-      const imageId = await engine.imageId(svc.image);
+    for (const svc of services) {
+      const ref = refs.get(svc.name) ?? svc.image;
+      const imageId = await engine.imageId(ref);
       if (!imageId) {
-        return this.fail(dep, `image ${svc.image} of service ${svc.name} is not on the engine: build it first or add a build: section (no registry pulls here)`);
+        return this.fail(dep, refs.has(svc.name)
+          ? `image ${ref} built for service ${svc.name} is no longer on the engine: deploy again`
+          : `image ${svc.image} of service ${svc.name} is not on the engine: build it first or add a build: section (no registry pulls here)`);
       }
       images.set(svc.name, imageId);
     }
@@ -91,9 +90,12 @@ export class DeploymentController {
     // The config version is part of the release (a config change is a new release); its values are
     // not: secrets stay out of this database and are decrypted only when a container is created.
     const configVersion = this.d.configVersion?.(dep.app, dep.env) ?? 0;
-    for (const spec of Object.values(dep.spec.services)) {
-      const { configVersion: _v, ...rest } = spec;
-      const svc = configVersion > 0 ? { ...rest, configVersion } : rest;
+    for (const spec of services) {
+      // A release is what runs: the image its build made, not the recipe (a config rollout or a
+      // rollback of it runs that image again instead of building).
+      const { configVersion: _v, build: _b, ...rest } = spec;
+      const ref = refs.get(spec.name);
+      const svc: ServiceSpec = { ...rest, ...(ref ? { image: ref } : {}), ...(configVersion > 0 ? { configVersion } : {}) };
       const k = { app: dep.app, env: dep.env, service: svc.name };
       const imageId = images.get(svc.name)!;
       const hash = releaseHash(svc, imageId);
@@ -125,6 +127,40 @@ export class DeploymentController {
     // New routes (still without backends) go to nginx now, while containers start, not after.
     this.d.applyRoutes();
     return this.follow({ ...dep, status: 'rolling', releases });
+  }
+
+  /**
+   * The images of the services with a build section, from the deployment's build record: submitted
+   * on the first round (the host-context pipeline of the build controller), then read again on every
+   * round (the build controller wakes `deploy/ID` when it finishes; a resync is the safety net) until
+   * its images are ready, or the build failed or was cancelled, which fails the deployment with its reason.
+   */
+  private async builtImages(dep: DeploymentRecord): Promise<Map<string, string> | Result> {
+    const { builds, store } = this.d;
+    const buildId = dep.buildId ?? dep.id;
+    if (!builds) return this.fail(dep, 'this server cannot build: no build controller');
+    let b = builds.get(buildId);
+    if (!b) {
+      if (buildId !== dep.id) return this.fail(dep, `build ${buildId} that made this deployment's images no longer exists`);
+      b = await builds.submitForDeployment(dep);
+      this.event(dep, '', 'build.queued', `build ${b.id} of ${Object.values(dep.spec.services).filter((s) => s.build).map((s) => s.name).join(', ')} ` +
+        `queued: berth build logs ${b.id}`);
+    }
+    if (dep.status === 'pending') store.updateDeployment(dep.id, { status: 'building' });
+    if (!buildImagesReady(b)) {
+      if (b.status === 'failed') return this.fail(dep, `build ${b.id} failed: ${b.message}`);
+      if (b.status === 'cancelled') return this.fail(dep, `build ${b.id} ${/^cancelled/.test(b.message) ? b.message : `cancelled: ${b.message}`}`);
+      // The build controller wakes this key when the build ends; this is only a safety net.
+      return { requeueAfterMs: 5000 };
+    }
+    const out = new Map<string, string>();
+    for (const svc of Object.values(dep.spec.services)) {
+      if (!svc.build) continue;
+      const ref = b.images[svc.name];
+      if (!ref) return this.fail(dep, `build ${b.id} made no image for service ${svc.name}`);
+      out.set(svc.name, ref);
+    }
+    return out;
   }
 
   private follow(dep: DeploymentRecord): Result {

@@ -35,7 +35,7 @@ function harness() {
     store, clock, newId: () => `dep${++ids}`, enqueue: (id) => void enqueued.push(id), followRecheckMs: 2 ** 31 - 1,
     hostPaths: {
       bindSource: async (p) => (p.startsWith('/forbidden') ? { refused: 'not under an allowed root' } : { path: p }),
-      buildContext: async (p) => ({ path: p }),
+      buildContext: async (p) => (p.startsWith('/berth-commit') ? { refused: 'not under an allowed root' } : { path: p }),
     },
   });
   return { store, service, enqueued };
@@ -92,4 +92,21 @@ test('follow wakes on changed(), sees each status, and resolves with the outcome
   assert.equal(seen[0], 'pending');
   assert.equal(seen.at(-1), 'succeeded');
   assert.deepEqual(await service.follow('nope'), { status: 'failed', message: 'deployment nope vanished' });
+});
+
+test('a deployment with build sections names its build: its own id for host contexts, the caller\'s (a push) whose contexts are not host paths', async () => {
+  const { store, service } = harness();
+  const build = (context: string) => ({ context, dockerfile: 'Dockerfile', args: {} });
+  const own = await service.create({ app: 'shop', env: 'prod', spec: spec('shop', svc('web', { build: build('/src/web') }), svc('db')), warnings: [] });
+  assert.equal(store.getDeployment(own.id)!.buildId, own.id, 'the deployment\'s own build shares its id');
+  const plain = await service.create({ app: 'shop', env: 'prod', spec: spec('shop', svc('db')), warnings: [] });
+  assert.equal(store.getDeployment(plain.id)!.buildId, undefined, 'nothing to build, no build');
+  // A commit's directory is no host path: without the push build that made the images it is refused...
+  await assert.rejects(service.validate({ app: 'shop', env: 'prod', spec: spec('shop', svc('web', { build: build('/berth-commit/b1') })), warnings: [] }),
+    (err: Error) => err instanceof InvalidInput && /^spec\.services\.web\.build\.context: not under an allowed root/.test(err.message));
+  // ...with it, the build's images are deployed and the context is not looked at.
+  const pushed = await service.create({ app: 'shop', env: 'prod', spec: spec('shop', svc('web', { build: build('/berth-commit/b1') })), warnings: [], buildId: 'b1' });
+  const rec = store.getDeployment(pushed.id)!;
+  assert.equal(rec.buildId, 'b1');
+  assert.equal(rec.spec.services.web!.build!.context, '/berth-commit/b1', 'the spec keeps its build section');
 });

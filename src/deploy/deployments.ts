@@ -52,6 +52,11 @@ export class DeploymentService implements DeploymentsPort {
       id: this.d.newId(), app: req.app, env: req.env, spec, warnings: req.warnings, status: 'pending', message: '',
       createdAt: clock.now(), createdBy: 'admin', releases: {},
     };
+    // Services with a build section run the images of one build: the caller's (a push), or the
+    // deployment's own host-context build, which the controller submits under the deployment's id.
+    const builds = Object.values(spec.services).some((s) => s.build);
+    if (req.buildId) dep.buildId = req.buildId;
+    else if (builds) dep.buildId = dep.id;
     store.createDeployment(dep);
     store.addEvent({ app: req.app, env: req.env, service: '', instance: '', kind: 'deployment.created',
       message: `deployment ${dep.id} of ${req.app}/${req.env}: ${Object.keys(spec.services).join(', ')}` });
@@ -110,7 +115,7 @@ export class DeploymentService implements DeploymentsPort {
     checkServiceNames(parsed);
     checkRouteConflicts(store, parsed, req.env);
     // Bind sources and build contexts as the server resolves them: the stored spec names real paths.
-    const spec = await checkHostPaths(this.d.hostPaths, parsed);
+    const spec = await checkHostPaths(this.d.hostPaths, parsed, { builds: !req.buildId });
     // The source (Compose text + variables) is kept by id on every service, for promote to interpolate again.
     const sourceId = req.source ? sourceIdOf(req.app, req.source) : undefined;
     for (const [name, svc] of Object.entries(spec.services)) {

@@ -12,10 +12,11 @@ export interface HostPathRefusal {
  * Checks every host path of a spec (bind-mount sources, build contexts) with the server's policy and
  * returns the spec with each path resolved (symlinks followed: what is checked is what gets mounted).
  * Every refusal is reported at once; the error's `details.refused` lists them by spec path, which the
- * CLI maps back to file:line:col.
+ * CLI maps back to file:line:col. `builds: false` leaves build contexts alone (a push build's are
+ * directories of a commit, built already).
  * @throws InvalidInput when any host path is refused
  */
-export async function checkHostPaths(policy: HostPathPolicy, spec: AppSpec): Promise<AppSpec> {
+export async function checkHostPaths(policy: HostPathPolicy, spec: AppSpec, opts: { builds?: boolean } = {}): Promise<AppSpec> {
   const out = structuredClone(spec);
   const refused: HostPathRefusal[] = [];
   await Promise.all(Object.entries(out.services).map(async ([name, svc]) => {
@@ -25,7 +26,7 @@ export async function checkHostPaths(policy: HostPathPolicy, spec: AppSpec): Pro
       if (r.refused !== undefined) refused.push({ path: `services.${name}.volumes[${i}]`, message: r.refused });
       else v.source = r.path;
     }));
-    if (svc.build) {
+    if (svc.build && opts.builds !== false) {
       const b = svc.build;
       const r = await policy.buildContext(b.context, b.dockerfile);
       if (r.refused !== undefined) refused.push({ path: `services.${name}.build.${r.dockerfile ? 'dockerfile' : 'context'}`, message: r.refused });

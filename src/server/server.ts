@@ -30,7 +30,7 @@ import { AlertEvaluator, WebhookNotifier } from '../alerts/index.ts';
 import { registerAlertRoutes } from '../api/alert-routes.ts';
 import { registerGitRoutes } from '../api/git-routes.ts';
 import { parseAppSpec } from '../api/spec-schema.ts';
-import { BuildController, BuildLog, GitRepos, PushPipeline, WebhookDeliveries, isFinished } from '../build/index.ts';
+import { BuildController, BuildLog, GitRepos, PushPipeline, WebhookDeliveries, isFinished, type BuildRecord } from '../build/index.ts';
 import { registerPromoteRoutes } from '../api/promote-routes.ts';
 import { registerImageRoutes } from '../api/image-routes.ts';
 import { ImageJanitor } from '../images/image-janitor.ts';
@@ -66,6 +66,8 @@ type ServerEvents = {
   'instance.health': [inst: InstanceRecord];
   /** A release of app/env/service finished rolling out (healthy, failed or superseded). */
   'release.finished': [k: ServiceKey];
+  /** A build ended (succeeded, failed or cancelled). */
+  'build.finished': [rec: BuildRecord];
 };
 
 /**
@@ -170,6 +172,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
 
   // Set once builds, repositories and the registry exist; purge keys are queued from then on.
   const purging: { purger?: AppPurger } = {};
+  // Made after the builds that call it.
+  const late: { imageJanitor?: ImageJanitor | undefined } = {};
   // The controllers on one work queue, with typed keys; the signals between them are typed events,
   // connected below in one place (who wakes whom).
   const manager = new ControllerManager<ServerEvents>(logger.child({ component: 'queue' }), 8);
@@ -185,6 +189,10 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   manager.on('instance.health', (inst) => {
     applyRoutes();
     enqueueService(inst.app, inst.env, inst.service);
+  });
+  // A build ended: the deployment waiting for its images looks again.
+  manager.on('build.finished', (rec) => {
+    if (rec.deploymentId) wakeDeployment(rec.deploymentId);
   });
   // A release finished: the deployments rolling out in that environment look again.
   manager.on('release.finished', (k) => {
@@ -219,9 +227,44 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const deploymentService = new DeploymentService({
     store, clock, newId: () => shortId(10), hostPaths, enqueue: (id) => wakeDeployment(id), parseSpec: parseAppSpec,
   });
+  const buildLog = new BuildLog(join(cfg.dataDir, 'builds'));
+  // Builds: the routes submit and follow; the controller runs the pipeline off any request.
+  const repos = new GitRepos(cfg.dataDir, cfg.childEnv);
+  // Non-secret configuration values are variables for pushed Compose files and promotions (secrets never are).
+  const configValues = (app: string, env: string): Record<string, string> =>
+    Object.fromEntries(config.list(app, env).filter((e) => e.kind === 'value' && e.value !== undefined).map((e) => [e.key, e.value!]));
+  const pipeline = new PushPipeline({
+    repos, builds: buildLog, engine, clock, logger: logger.child({ component: 'build' }), deployments: deploymentService, configValues,
+    buildConcurrency: cfg.buildConcurrency, buildMemoryBytes: cfg.buildMemoryBytes, ...(imageRegistryUp ? { registry: imageRegistry } : {}),
+    // `berth deploy` builds: the deployment's spec, its host contexts checked again right before the build.
+    deploymentSpec: (id) => store.getDeployment(id)?.spec, hostPaths,
+  });
+  const builds = new BuildController({
+    builds: buildLog, repos, pipeline, clock, logger: logger.child({ component: 'builds' }), newId: () => shortId(10),
+    remoteOf: async (a) => (await repos.source(a))?.remote,
+    // A failed or cancelled build leaves no image behind on the engine: what it built and tagged
+    // locally is removed (removeImage refuses images a container uses; pushed ones go with the registry's GC).
+    afterFailure: (rec) => {
+      for (const ref of Object.values(rec.images)) {
+        if (ref.includes('@')) continue;
+        void engine.removeImage(ref).then((gone) => {
+          if (gone) logger.info({ build: rec.id, image: ref }, 'image of a failed build removed');
+        }, (err: Error) => logger.warn({ build: rec.id, image: ref, err: err.message }, 'could not remove the image of a failed build'));
+      }
+    },
+    // The deployment a build made images for looks again (a deploy build's, or a push's once deployed).
+    finished: (rec) => manager.emit('build.finished', rec),
+    // Registry retention for the app, off the build's path (the janitor never throws into it).
+    afterSuccess: (rec) => {
+      void late.imageJanitor?.afterBuild(rec.app);
+      void engine.pruneBuildCache(cfg.buildCacheKeepBytes).then((freed) => {
+        if (freed > 0) logger.info({ freedBytes: freed }, 'build cache trimmed');
+      }, (err: Error) => logger.warn({ err: err.message }, 'build cache prune failed'));
+    },
+  });
   const deployments = new DeploymentController({
     store, engine, clock, logger: logger.child({ component: 'deployments' }), newId: () => shortId(10), enqueueService, applyRoutes,
-    configVersion: (app, env) => config.version(app, env), buildMemoryBytes: cfg.buildMemoryBytes, hostPaths, releaseDeadlineMs: cfg.releaseDeadlineMs,
+    configVersion: (app, env) => config.version(app, env), builds, releaseDeadlineMs: cfg.releaseDeadlineMs,
   });
 
   const logStore = new LogStore(join(cfg.dataDir, 'logs.db'), { clock });
@@ -286,9 +329,6 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   sweepConfig();
   resync.start();
 
-  const buildLog = new BuildLog(join(cfg.dataDir, 'builds'));
-  // Builds: the routes submit and follow; the controller runs the pipeline off any request.
-  const repos = new GitRepos(cfg.dataDir, cfg.childEnv);
   const known = knownApps({ store, config, listings: [() => buildLog.list(), () => repos.apps()] });
   const api = buildApi({
     store, clock, logger: logger.child({ component: 'api' }), newId: () => shortId(10), version: VERSION,
@@ -307,42 +347,16 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       return startConfigRollout({ store, clock, newId: () => shortId(10), enqueueDeployment: (id) => wakeDeployment(id) }, app, env, change);
     },
   });
-  // Non-secret configuration values are variables for pushed Compose files and promotions (secrets never are).
-  const configValues = (app: string, env: string): Record<string, string> =>
-    Object.fromEntries(config.list(app, env).filter((e) => e.kind === 'value' && e.value !== undefined).map((e) => [e.key, e.value!]));
-  const pipeline = new PushPipeline({
-    repos, builds: buildLog, engine, clock, logger: logger.child({ component: 'build' }), deployments: deploymentService, configValues,
-    buildConcurrency: cfg.buildConcurrency, buildMemoryBytes: cfg.buildMemoryBytes, ...(imageRegistryUp ? { registry: imageRegistry } : {}),
-  });
-  const builds = new BuildController({
-    builds: buildLog, repos, pipeline, clock, logger: logger.child({ component: 'builds' }), newId: () => shortId(10),
-    remoteOf: async (a) => (await repos.source(a))?.remote,
-    // A failed or cancelled build leaves no image behind on the engine: what it built and tagged
-    // locally is removed (removeImage refuses images a container uses; pushed ones go with the registry's GC).
-    afterFailure: (rec) => {
-      for (const ref of Object.values(rec.images)) {
-        if (ref.includes('@')) continue;
-        void engine.removeImage(ref).then((gone) => {
-          if (gone) logger.info({ build: rec.id, image: ref }, 'image of a failed build removed');
-        }, (err: Error) => logger.warn({ build: rec.id, image: ref, err: err.message }, 'could not remove the image of a failed build'));
-      }
-    },
-    // Registry retention for the app, off the build's path (the janitor never throws into it).
-    afterSuccess: (rec) => {
-      void imageJanitor?.afterBuild(rec.app);
-      void engine.pruneBuildCache(cfg.buildCacheKeepBytes).then((freed) => {
-        if (freed > 0) logger.info({ freedBytes: freed }, 'build cache trimmed');
-      }, (err: Error) => logger.warn({ err: err.message }, 'build cache prune failed'));
-    },
-  });
   registerGitRoutes(api, { repos, builds, logger, known });
   registerPromoteRoutes(api, { store, deployments: deploymentService, known, configValues });
   // Registry garbage collection (images/image-janitor.ts): after each build, periodically, on demand.
   // Images of builds still running are pinned: pushed, but in no release yet.
-  const imageJanitor = imageRegistryUp ? new ImageJanitor({
+  const imageJanitor = late.imageJanitor = imageRegistryUp ? new ImageJanitor({
     registry: imageRegistry, engine, store, clock, logger, keep: cfg.registryKeep, intervalMs: cfg.registryGcIntervalMs,
     statePath: join(imageRegistry.dir, 'gc-state.json'),
-    inFlightImages: () => builds.list().filter((b) => !isFinished(b.status)).flatMap((b) => Object.values(b.images)),
+    // A deploy build's images are in no release until its deployment has made them: pinned till then too.
+    inFlightImages: () => [...builds.list().filter((b) => !isFinished(b.status)).flatMap((b) => Object.values(b.images)),
+      ...store.listDeployments({ status: ['pending', 'building'] }).flatMap((d) => Object.values((d.buildId && builds.get(d.buildId)?.images) || {}))],
   }) : undefined;
   registerImageRoutes(api, { images: imageJanitor, known });
   imageJanitor?.start();

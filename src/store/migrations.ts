@@ -65,4 +65,6 @@ export const MIGRATIONS: string[] = [
   // What deployments were made from (Compose text + the variables used), content-addressed, so that a
   // promotion interpolates the same file again for its target environment.
   `CREATE TABLE spec_sources (id TEXT PRIMARY KEY, app TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL);`,
+  // Which build record provides the images of a deployment's services with a build section.
+  `ALTER TABLE deployments ADD COLUMN build_id TEXT;`,
 ];

@@ -41,9 +41,9 @@ export class SqliteStore implements Store {
 
   // ---- deployments
   createDeployment(d: DeploymentRecord): void {
-    this.db.prepare(`INSERT INTO deployments (id, app, env, spec, warnings, status, message, created_at, created_by, releases)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(d.id, d.app, d.env, JSON.stringify(d.spec), JSON.stringify(d.warnings), d.status,
-      d.message, d.createdAt, d.createdBy, JSON.stringify(d.releases));
+    this.db.prepare(`INSERT INTO deployments (id, app, env, spec, warnings, status, message, created_at, created_by, releases, build_id)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(d.id, d.app, d.env, JSON.stringify(d.spec), JSON.stringify(d.warnings), d.status,
+      d.message, d.createdAt, d.createdBy, JSON.stringify(d.releases), d.buildId ?? null);
   }
   getDeployment(id: string): DeploymentRecord | undefined {
     const r = this.db.prepare('SELECT * FROM deployments WHERE id = ?').get(id) as Row | undefined;
@@ -392,6 +392,7 @@ function toDeployment(r: Row): DeploymentRecord {
     id: String(r.id), app: String(r.app), env: String(r.env), spec: JSON.parse(String(r.spec)), warnings: JSON.parse(String(r.warnings)),
     status: r.status as DeploymentStatus, message: String(r.message), createdAt: Number(r.created_at), createdBy: String(r.created_by),
     releases: JSON.parse(String(r.releases)),
+    ...(r.build_id == null ? {} : { buildId: String(r.build_id) }),
   };
 }
 function toService(r: Row): ServiceRecord {

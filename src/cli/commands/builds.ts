@@ -2,11 +2,12 @@ import type { Command } from 'commander';
 import { ago, connect, table, type GlobalOpts } from '../context.ts';
 import { ndjson, output } from '../output.ts';
 import { summaryLine } from '../../core/text.ts';
+import { responseLines } from '../../client/index.ts';
 
 export function registerBuilds(program: Command): void {
   program.command('builds')
     .argument('[app]', 'only this app')
-    .description('builds from git pushes: commit, branch → env, status, images')
+    .description('builds from git pushes, webhooks and `berth deploy` (build: sections): commit, branch → env, status, images')
     .option('-n, --limit <n>', 'how many of the latest', '20')
     .action(async (app: string | undefined, o: { limit: string }) => {
       const g = program.opts<GlobalOpts>();
@@ -16,7 +17,8 @@ export function registerBuilds(program: Command): void {
         const rows = [['BUILD', 'APP', 'BRANCH', 'ENV', 'COMMIT', 'STATUS', 'AGE', 'TOOK', 'MESSAGE']];
         for (const b of builds) {
           const status = b.status === 'running' && b.stage ? `running (${b.stage})` : b.status;
-          rows.push([b.id, b.app, b.branch, b.env, b.commit.slice(0, 12), status, ago(b.createdAt),
+          // A `berth deploy` build has no branch or commit: its contexts are directories on the server.
+          rows.push([b.id, b.app, b.source === 'deploy' ? '(deploy)' : b.branch, b.env, b.commit ? b.commit.slice(0, 12) : '-', status, ago(b.createdAt),
             // One short line per build (records of older servers may hold a whole log): `berth build logs ID` has the rest.
             b.finishedAt ? `${Math.round((b.finishedAt - b.createdAt) / 100) / 10}s` : '-', summaryLine(b.message, 120)]);
         }
@@ -31,7 +33,8 @@ export function registerBuilds(program: Command): void {
     .action(async (id: string) => {
       const g = program.opts<GlobalOpts>();
       const { build: b } = await connect(g).cancelBuild(id);
-      output(g, b, () => console.log(`build ${b.id} of ${b.app} (${b.branch} @ ${b.commit.slice(0, 12)}) cancelled: ${b.message}`));
+      const what = b.source === 'deploy' ? `deployment ${b.id}` : `${b.branch} @ ${b.commit.slice(0, 12)}`;
+      output(g, b, () => console.log(`build ${b.id} of ${b.app} (${what}) cancelled: ${b.message}`));
     });
   build.command('logs')
     .argument('<id>', 'build id (see `berth builds`)')
@@ -43,22 +46,12 @@ export function registerBuilds(program: Command): void {
       process.once('SIGINT', () => ac.abort());
       const res = await connect(g).buildLogs(id, { follow: !!o.follow }, ac.signal);
       // --json: NDJSON, one {"line"} per line of output (a stream, also without -f).
-      const dec = new TextDecoder();
-      let buf = '';
       try {
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-          if (!g.json) {
-            process.stdout.write(chunk);
-            continue;
-          }
-          buf += dec.decode(chunk, { stream: true });
-          let nl: number;
-          while ((nl = buf.indexOf('\n')) >= 0) {
-            ndjson({ line: buf.slice(0, nl) });
-            buf = buf.slice(nl + 1);
-          }
+        if (!g.json) {
+          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+        } else {
+          for await (const line of responseLines(res, { text: true })) ndjson({ line });
         }
-        if (g.json && buf) ndjson({ line: buf });
       } catch (err) {
         if ((err as Error).name !== 'AbortError') throw err;
       }

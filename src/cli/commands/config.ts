@@ -3,7 +3,7 @@ import type { BerthClient } from '../../client/index.ts';
 import {
   configHistory, getConfig, listConfig, setConfig, unsetConfig, type ConfigChangeView, type ConfigEntryView, type ConfigWriteView,
 } from '../../client/config-client.ts';
-import { CliFailure, EXIT, ago, connect, progress, progressDone, table, type GlobalOpts } from '../context.ts';
+import { CliFailure, EXIT, ago, connect, progress, progressDone, table, timeoutSeconds, type GlobalOpts } from '../context.ts';
 import { output } from '../output.ts';
 
 const MASK = '******** (secret)';
@@ -96,7 +96,9 @@ export function rolloutOptions(c: Command, stored = 'the change is stored'): Com
   return c
     .option('--env <env>', 'environment', 'prod')
     .option('--no-wait', `return once ${stored}, without waiting for the rollout`)
-    .option('--timeout <seconds>', 'give up waiting for the rollout after this long (exit 1)', '600');
+    .option('--timeout <duration>', 'give up waiting for the rollout after this long: seconds or a duration such as 90s, 2m (exit 1)', '600')
+    // A bad --timeout is refused before anything is written.
+    .hook('preAction', (cmd) => void timeoutSeconds(String(cmd.opts<{ timeout: string }>().timeout)));
 }
 
 export interface RolloutOpts {
@@ -123,7 +125,7 @@ export async function reportWrite(client: BerthClient, app: string, env: string,
   }
   if (!g.json) process.stderr.write(`rolling out (deployment ${r.deployment})\n`);
   try {
-    await followDeployment(client, app, env, r.deployment, { json: g.json === true, timeoutS: Number(o.timeout) || 600 });
+    await followDeployment(client, app, env, r.deployment, { json: g.json === true, timeoutS: timeoutSeconds(o.timeout) });
     output(g, { ...r, rollout: { deployment: r.deployment, status: 'succeeded' } }, () => undefined);
   } catch (err) {
     // The change is stored either way: say so in the one document, then fail.

@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import { formatIssue } from '../../core/errors.ts';
-import { connect, progressDone, type GlobalOpts } from '../context.ts';
+import { connect, progressDone, timeoutSeconds, type GlobalOpts } from '../context.ts';
 import { hostPathIssues, loadSpecFile } from '../load-spec.ts';
 import { waitForDeployment } from '../wait-release.ts';
+import { ApiError, responseLines, type BerthClient } from '../../client/index.ts';
+import { ndjson } from '../output.ts';
 
 export function registerDeploy(program: Command): void {
   program.command('deploy')
@@ -11,9 +13,10 @@ export function registerDeploy(program: Command): void {
     .option('--app <name>', 'app name (default: the file\'s `name:` or its directory)')
     .option('--env <env>', 'environment (also ${BERTH_ENV} in the file)', 'prod')
     .option('--no-wait', 'return once the deployment is accepted')
-    .option('--timeout <seconds>', 'give up waiting after this long (exit 1)', '600')
+    .option('--timeout <duration>', 'give up waiting after this long: seconds or a duration such as 90s, 2m (exit 1)', '600')
     .action(async (o: { file: string; app?: string; env: string; wait: boolean; timeout: string }) => {
       const g = program.opts<GlobalOpts>();
+      const timeoutS = timeoutSeconds(o.timeout);
       const parsed = loadSpecFile(o.file, o.app, o.env);
       const { spec, warnings, source } = parsed;
       for (const w of warnings) process.stderr.write(`warning: ${formatIssue(w)}\n`);
@@ -30,8 +33,14 @@ export function registerDeploy(program: Command): void {
         if (g.json) console.log(JSON.stringify({ deployment }));
         return;
       }
+      // Services with a build section: the build's progress, line by line as `berth build logs` shows it.
+      const ac = new AbortController();
+      const building = deployment.buildId ? followBuild(client, deployment.buildId, !!g.json, ac.signal) : undefined;
       const { state: st, line } = await waitForDeployment(client, { app: spec.name, env: o.env, id: deployment.id, what: 'deployment' },
-        { json: !!g.json, timeoutS: Number(o.timeout), afterEvent: lastEvent });
+        { json: !!g.json, timeoutS, afterEvent: lastEvent }).finally(async () => {
+        ac.abort();
+        await building;
+      });
       if (!g.json) {
         progressDone(`✔ ${spec.name}/${o.env} deployed: ${line}`);
         const ping = await client.ping().catch(() => undefined);
@@ -42,4 +51,25 @@ export function registerDeploy(program: Command): void {
         }
       }
     });
+}
+
+/**
+ * Prints a deployment's build log as it grows (the deployment controller submits the build when it
+ * first looks at the deployment: until then the build is not found, and asked for again). Ends with
+ * the build, or when `signal` aborts; never fails the deploy (its wait reports the outcome).
+ */
+async function followBuild(client: BerthClient, id: string, json: boolean, signal: AbortSignal): Promise<void> {
+  for (let attempt = 0; !signal.aborted; attempt++) {
+    try {
+      const res = await client.buildLogs(id, { follow: true }, signal);
+      for await (const line of responseLines(res, { text: true })) {
+        if (json) ndjson({ build: { id, line } });
+        else progressDone(line);
+      }
+      return;
+    } catch (err) {
+      if (signal.aborted || !(err instanceof ApiError && err.status === 404) || attempt > 600) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { connect, progressDone, type GlobalOpts } from '../context.ts';
+import { connect, progressDone, timeoutSeconds, type GlobalOpts } from '../context.ts';
 import { waitForDeployment } from '../wait-release.ts';
 
 export function registerPromote(program: Command): void {
@@ -8,8 +8,9 @@ export function registerPromote(program: Command): void {
     .requiredOption('--from <env>', 'source environment (its current releases must be healthy)')
     .requiredOption('--to <env>', 'target environment')
     .option('--no-wait', 'return once the deployment is accepted')
-    .option('--timeout <seconds>', 'give up waiting after this long (exit 1)', '600')
+    .option('--timeout <duration>', 'give up waiting after this long: seconds or a duration such as 90s, 2m (exit 1)', '600')
     .action(async (app: string, o: { from: string; to: string; wait: boolean; timeout: string }) => {
+      const timeoutS = timeoutSeconds(o.timeout);
       const g = program.opts<GlobalOpts>();
       const client = connect(g);
       const lastEvent = (await client.events({ limit: 1 })).events.at(-1)?.id ?? 0;
@@ -24,7 +25,7 @@ export function registerPromote(program: Command): void {
         return;
       }
       const { line } = await waitForDeployment(client, { app, env: o.to, id, what: 'promotion deployment' },
-        { json: !!g.json, timeoutS: Number(o.timeout), afterEvent: lastEvent });
+        { json: !!g.json, timeoutS, afterEvent: lastEvent });
       if (g.json) console.log(JSON.stringify({ deployment: { id, status: 'succeeded' }, images: res.images }));
       else progressDone(`✔ ${app} promoted from ${o.from} to ${o.to}: ${line}`);
     });

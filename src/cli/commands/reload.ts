@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { CliFailure, EXIT, connect, type GlobalOpts } from '../context.ts';
+import { CliFailure, EXIT, connect, timeoutSeconds, type GlobalOpts } from '../context.ts';
 import { ProgressTicker, serviceLine } from '../wait-release.ts';
 
 export function registerReload(program: Command): void {
@@ -8,12 +8,13 @@ export function registerReload(program: Command): void {
     .argument('<service>', 'service name')
     .description('send the service\'s reload signal (x-berth.update.signal, default SIGHUP) to every instance, one at a time, waiting for health after each; no container is recreated')
     .option('--env <env>', 'environment', 'prod')
-    .option('--timeout <seconds>', 'give up waiting after this long (exit 1)', '120')
+    .option('--timeout <duration>', 'give up waiting after this long: seconds or a duration such as 90s, 2m (exit 1)', '120')
     .action(async (app: string, service: string, o: { env: string; timeout: string }) => {
       const g = program.opts<GlobalOpts>();
       const client = connect(g);
+      const timeoutS = timeoutSeconds(o.timeout);
       const { requestedAt } = await client.reload(app, o.env, service);
-      const deadline = Date.now() + Number(o.timeout) * 1000;
+      const deadline = Date.now() + timeoutS * 1000;
       const ticker = new ProgressTicker();
       for (;;) {
         const st = await client.app(app, o.env);
@@ -24,7 +25,7 @@ export function registerReload(program: Command): void {
           else console.log(`✔ reloaded ${s.instances.length} instance(s) of ${app}/${o.env}/${service}; ${s.healthy}/${s.desired} healthy`);
           return;
         }
-        if (Date.now() > deadline) throw new CliFailure(`reload of ${service} not done after ${o.timeout}s; see \`berth events ${app}\``, EXIT.failed);
+        if (Date.now() > deadline) throw new CliFailure(`reload of ${service} not done after ${timeoutS}s; see \`berth events ${app}\``, EXIT.failed);
         await new Promise((r) => setTimeout(r, 150));
       }
     });

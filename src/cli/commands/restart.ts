@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { CliFailure, EXIT, connect, type GlobalOpts } from '../context.ts';
+import { CliFailure, EXIT, connect, timeoutSeconds, type GlobalOpts } from '../context.ts';
 import { output } from '../output.ts';
 import { waitForReleases } from '../wait-release.ts';
 
@@ -17,12 +17,13 @@ export function registerRestart(program: Command): void {
       'start-first for rolling and blue-green (no downtime), stop-first for recreate; waits until healthy')
     .option('--env <env>', 'environment', 'prod')
     .option('--no-wait', 'return once the restart is accepted')
-    .option('--timeout <seconds>', 'give up waiting after this long (exit 1)', '300')
+    .option('--timeout <duration>', 'give up waiting after this long: seconds or a duration such as 90s, 2m (exit 1)', '300')
     .addHelpText('after', `
 A restart is a new release with the same spec, image and configuration (see \`berth releases\`), so it
 follows the service's update strategy, health checks, deadline and automatic rollback. To send a
 signal instead of replacing containers, use \`berth reload\`.`)
     .action(async (target: string, o: { env: string; wait: boolean; timeout: string }) => {
+      const timeoutS = timeoutSeconds(o.timeout);
       const g = program.opts<GlobalOpts>();
       const { app, service } = appAndService(target);
       const client = connect(g);
@@ -31,7 +32,7 @@ signal instead of replacing containers, use \`berth reload\`.`)
       const { restarts } = await client.restart(app, o.env, service);
       if (!g.json) for (const r of restarts) process.stderr.write(`restarting ${app}/${o.env}/${r.service}: release ${r.release} replaces release ${r.from}\n`);
       if (!o.wait) return output(g, { restarts }, () => undefined);
-      await waitForReleases(client, app, o.env, restarts.map((r) => r.service), { json: !!g.json, timeoutS: Number(o.timeout) || 300, afterEvent: last });
+      await waitForReleases(client, app, o.env, restarts.map((r) => r.service), { json: !!g.json, timeoutS, afterEvent: last });
       const ms = Date.now() - t0;
       output(g, { restarts, ms }, () => console.log(`✔ restarted ${restarts.map((r) => `${r.service} (release ${r.release})`).join(', ')} in ${(ms / 1000).toFixed(1)} s`));
     });
