@@ -146,6 +146,11 @@ describe('host paths and container security', () => {
       '    command: [sleep, "3600"]',
       '    cap_add: [NET_RAW]',
       '    security_opt: ["no-new-privileges:false"]',
+      // plain is built (by the build controller, with the image checks) FROM the only busybox tag there is.
+      'x-berth:',
+      '  pipeline:',
+      '    checks:',
+      '      warn_only: [pinned-from]',
       '',
     ].join('\n'));
     const d = await h.cli(['deploy', '-f', file, '--timeout', '120'], { timeoutMs: 150_000 });

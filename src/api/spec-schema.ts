@@ -78,6 +78,8 @@ export const serviceSpecSchema = z.object({
   routes: z.array(z.object({ host: canonical(normaliseHost).optional(), path: canonical(normaliseRoutePath) })),
   /** A stored source's id (promote re-deploys services with theirs); a deploy that sends `source` replaces it. */
   source: z.string().regex(/^[0-9a-f]{32}$/, 'a source id').optional(),
+  /** x-berth.test: run by the build of a service with a build section, in a container of the new image. */
+  test: z.array(z.string()).min(1).optional(),
 });
 
 /** What the CLI or the pipeline parsed (core/spec/source.ts SpecSource): kept so that promote can interpolate it again. */
@@ -93,6 +95,11 @@ export const specSourceSchema = z.object({
 export const appSpecSchema = z.object({
   name,
   services: z.record(z.string(), serviceSpecSchema).refine((s) => Object.keys(s).length > 0, 'an app needs at least one service'),
+  /** x-berth.pipeline: the image checks' policy applies to the builds of `berth deploy` too. */
+  pipeline: z.object({
+    branches: z.record(z.string(), name),
+    checks: z.object({ maxChainDepth: z.number().int().min(1).max(100), strict: z.array(z.string()), warnOnly: z.array(z.string()) }),
+  }).optional(),
 });
 
 export const deployBodySchema = z.object({

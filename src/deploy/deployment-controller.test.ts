@@ -392,3 +392,22 @@ test('a restarted release (next restart generation) is the same release to a lat
   assert.equal(containerSpecFor(r1, inst).labels[LABEL.restart], undefined);
   assert.equal(containerSpecFor(restarted, inst).labels[LABEL.restart], '1');
 });
+
+test('a long build does not eat the rollout deadline: it counts from when the deployment made the release', async () => {
+  const h = setup();
+  const { id } = await h.deploy(app(svc('web', { image: 'shop/web:2', build: { context: '/src/web', dockerfile: 'Dockerfile', args: {} }, update: {
+    strategy: 'rolling', maxSurge: 1, maxUnavailable: 0, keepPreviousMs: 0, signal: 'SIGHUP', onFailure: 'rollback', deadlineMs: 60_000 } })));
+  h.clock.t += 10 * 60_000; // ten minutes of building
+  h.engine.addImage('shop/web:2');
+  h.buildRecords.set(id, { id, status: 'succeeded', stage: 'checks', message: '', images: { web: 'shop/web:2' } });
+  await h.controller.reconcile(id);
+  // Healthy once, with its replicas still to come (as after a scale-up).
+  h.store.updateRelease(h.store.getDeployment(id)!.releases.web!, { status: 'healthy' });
+  assert.deepEqual(await h.controller.reconcile(id), { requeueAfterMs: 250 });
+  assert.equal(h.store.getDeployment(id)!.status, 'rolling', 'not failed at once for the build\'s ten minutes');
+  h.clock.t += 61_000;
+  await h.controller.reconcile(id);
+  const dep = h.store.getDeployment(id)!;
+  assert.equal(dep.status, 'failed');
+  assert.match(dep.message, /^web not healthy within 60s/);
+});

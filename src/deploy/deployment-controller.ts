@@ -91,9 +91,9 @@ export class DeploymentController {
     // not: secrets stay out of this database and are decrypted only when a container is created.
     const configVersion = this.d.configVersion?.(dep.app, dep.env) ?? 0;
     for (const spec of services) {
-      // A release is what runs: the image its build made, not the recipe (a config rollout or a
-      // rollback of it runs that image again instead of building).
-      const { configVersion: _v, build: _b, ...rest } = spec;
+      // A release is what runs: the image its build made, not the recipe nor its build-time test (a
+      // config rollout or a rollback of it runs that image again instead of building).
+      const { configVersion: _v, build: _b, test: _t, ...rest } = spec;
       const ref = refs.get(spec.name);
       const svc: ServiceSpec = { ...rest, ...(ref ? { image: ref } : {}), ...(configVersion > 0 ? { configVersion } : {}) };
       const k = { app: dep.app, env: dep.env, service: svc.name };
@@ -189,7 +189,8 @@ export class DeploymentController {
         ...(crash ? { lastCrash: crash } : {}) }, clock.now());
       if (svc.failures >= RELEASE_FAILURE_LIMIT) return this.fail(dep, `${r.service}: instances crashed ${svc.failures} times in a row: ${why()}`);
       const deadline = r.spec.update?.deadlineMs ?? this.d.releaseDeadlineMs ?? 300_000;
-      if (clock.now() - dep.createdAt > deadline) return this.fail(dep, `${r.service} not healthy within ${Math.round(deadline / 1000)}s: ${why()}`);
+      // Counted from the release's creation when this deployment made it: its build's time is not the rollout's.
+      if (clock.now() - Math.max(dep.createdAt, r.createdAt) > deadline) return this.fail(dep, `${r.service} not healthy within ${Math.round(deadline / 1000)}s: ${why()}`);
       waiting = true;
     }
     if (waiting) return { requeueAfterMs: 250 };
