@@ -3,6 +3,7 @@
  * (app name, declared volumes, service names). Plus the small value helpers they share.
  */
 import type { Diagnostics } from './diagnostics.ts';
+import type { FileDefinition } from './secrets.ts';
 import type { ParseOptions } from './types.ts';
 import type { Parsed } from './units.ts';
 import { formatPath, type SpecPath } from './yaml-source.ts';
@@ -17,6 +18,8 @@ export interface SpecContext {
   readonly declaredNetworks: ReadonlySet<string>;
   /** Names under `services:`, for depends_on checks and suggestions. */
   readonly serviceNames: readonly string[];
+  /** Top-level `secrets:` and `configs:`, values read for those some service mounts. */
+  readonly fileDefinitions: { readonly secrets: ReadonlyMap<string, FileDefinition>; readonly configs: ReadonlyMap<string, FileDefinition> };
   /** Where each host path of the spec was written (see ParseResult.hostPathSources). */
   readonly hostPathSources: Record<string, { line: number; col: number; path: string }>;
 }

@@ -776,7 +776,7 @@ test('every key Berth does not act on yields a located warning', () => {
     networks:
       front: {}
     secrets:
-      token: {file: ./token}
+      token: {file: ./token, driver: vault}
     x-anything: {}
   `;
   const { warnings } = parse(text);
@@ -798,7 +798,7 @@ test('every key Berth does not act on yields a located warning', () => {
       '24:9 services.web.volumes[0]: anonymous volume for "/cache" is not supported yet by Berth; ignored — name it (data:/cache) and declare it under the top-level `volumes:`',
       '25:9 services.web.volumes[1]: volume option "z" is not supported yet by Berth; ignored',
       '27:10 volumes.data.driver: not supported yet by Berth; ignored — Berth creates app-scoped local volumes',
-      '30:1 secrets: not supported yet by Berth; ignored',
+      '31:26 secrets.token.driver: not supported by Berth; ignored',
     ],
   );
   for (const w of warnings) assert.equal(w.file, 'compose.yaml');

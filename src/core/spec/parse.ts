@@ -13,13 +13,14 @@ import { interpolate, interpolateTree } from './interpolate.ts';
 import { nameProblem, sanitizeName } from './names.ts';
 import { basenamePosix } from './posix-path.ts';
 import { checkComposeSchema } from './schema-check.ts';
+import { fileDefinitions, referencedNames } from './secrets.ts';
 import { normalizeService } from './service.ts';
 import { declaredNetworks } from './networks.ts';
 import type { ParseOptions, ParseResult, ServiceSpec } from './types.ts';
 import { appExtensions, pipelineExtensions } from './x-berth.ts';
 import { YamlSource } from './yaml-source.ts';
 
-const TOP_LEVEL_SUPPORTED = new Set(['services', 'volumes', 'networks', 'name', 'version', 'x-berth']);
+const TOP_LEVEL_SUPPORTED = new Set(['services', 'volumes', 'networks', 'secrets', 'configs', 'name', 'version', 'x-berth']);
 const VOLUME_KEYS_IGNORED = 'not supported yet by Berth; ignored — Berth creates app-scoped local volumes';
 
 /**
@@ -41,7 +42,7 @@ export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
     fail(diag);
   }
 
-  const { env, used } = variablesFor(source, opts);
+  const { env, used, values } = variablesFor(source, opts);
   opts = { ...opts, env };
   interpolateTree(source.doc.contents, env, diag);
   const root = toPlainValue(source, diag);
@@ -61,6 +62,12 @@ export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
     declaredVolumes: declaredVolumes(compose, diag),
     declaredNetworks: declaredNetworks(compose, { diag }),
     serviceNames: Object.keys(compose.services),
+    // A secret's `environment` variable is read without being recorded: its value must never be
+    // kept with the deployment's source.
+    fileDefinitions: {
+      secrets: fileDefinitions({ diag, opts }, 'secrets', compose.secrets, referencedNames(compose.services, 'secrets'), values),
+      configs: fileDefinitions({ diag, opts }, 'configs', compose.configs, referencedNames(compose.services, 'configs'), values),
+    },
     hostPathSources: {},
   };
   const services = normalizeServices(ctx, compose.services);
@@ -82,7 +89,7 @@ export const BERTH_VARIABLES = ['BERTH_ENV', 'BERTH_APP'] as const;
  * so that a deployment can keep exactly the values it was made with (and nothing else of the caller's
  * environment) to interpolate the same file again for another environment.
  */
-function variablesFor(source: YamlSource, opts: ParseOptions): { env: Record<string, string>; used: Set<string> } {
+function variablesFor(source: YamlSource, opts: ParseOptions): { env: Record<string, string>; used: Set<string>; values: Record<string, string> } {
   // No prototype: `${constructor}` is an unset variable, not Object's constructor.
   const values: Record<string, string> = Object.assign(Object.create(null) as Record<string, string>, opts.env);
   const berth = new Set<string>();
@@ -99,7 +106,7 @@ function variablesFor(source: YamlSource, opts: ParseOptions): { env: Record<str
       return target[key];
     },
   });
-  return { env, used };
+  return { env, used, values };
 }
 
 /**

@@ -7,6 +7,7 @@ import { isRecord, listOrDict, noteHostPath, scalarToString, take, type Json, ty
 import { parseEnvFile } from './env-file.ts';
 import { composeHealth, resolveHealth } from './health.ts';
 import { dirnamePosix, isWithin, normalizePosix, resolvePosix } from './posix-path.ts';
+import { fileMounts } from './secrets.ts';
 import { securityOf } from './service-security.ts';
 import { splitShellWords } from './shell-words.ts';
 import { closestMatch } from './suggest.ts';
@@ -20,7 +21,7 @@ import { formatPath, type SpecPath } from './yaml-source.ts';
 const SUPPORTED_KEYS = new Set([
   'image', 'build', 'command', 'entrypoint', 'environment', 'env_file', 'ports', 'healthcheck', 'deploy', 'labels',
   'stop_signal', 'stop_grace_period', 'volumes', 'depends_on', 'shm_size', 'restart', 'scale', 'x-berth',
-  'user', 'read_only', 'cap_add', 'cap_drop', 'security_opt', 'tmpfs', 'networks', 'network_mode', 'expose',
+  'user', 'read_only', 'cap_add', 'cap_drop', 'security_opt', 'tmpfs', 'networks', 'network_mode', 'expose', 'secrets', 'configs',
 ]);
 
 const NOT_SUPPORTED = 'not supported yet by Berth; ignored';
@@ -87,6 +88,12 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
   else if (raw.expose !== undefined) ctx.diag.warn(at('expose'), 'ignored: the service runs on the host network, where every port it listens on is reachable', 'key');
   if (ext.test) spec.test = ext.test;
   Object.assign(spec, securityOf(ctx, path, raw));
+  // One target per file across both lists; volumes and tmpfs mounts are checked by Docker itself.
+  const targets = new Map<string, string>();
+  const secrets = fileMounts(ctx, 'secrets', at('secrets'), raw.secrets, ctx.fileDefinitions.secrets, targets);
+  if (secrets.length > 0) spec.secrets = secrets;
+  const configs = fileMounts(ctx, 'configs', at('configs'), raw.configs, ctx.fileDefinitions.configs, targets);
+  if (configs.length > 0) spec.configs = configs;
   return spec;
 }
 

@@ -36,6 +36,8 @@ export function parseWithSource(text: string, opts: Omit<ParseOptions, 'env'> & 
   const result = parseAppSpec(text, {
     ...opts,
     env: { ...layers.variables, ...layers.config },
+    // Secret and config files are read but never kept with the source (it is stored in plain text).
+    readSecretFile: opts.readSecretFile ?? opts.readFile,
     readFile: (p) => {
       const t = opts.readFile(p);
       if (t !== undefined) files[p] = t;
@@ -59,5 +61,7 @@ export function parseSource(src: SpecSource, app: string, environment: string, c
     file: src.file, baseDir: src.baseDir, appName: app, environment,
     env: { ...src.variables, ...(src.environmentConfig ? config : {}) },
     readFile: (p) => (Object.hasOwn(src.files, p) ? src.files[p] : undefined),
+    // The source never holds secret files: a promotion that needs one is refused, naming it.
+    readSecretFile: () => undefined,
   });
 }

@@ -62,6 +62,33 @@ export interface VolumeMount {
   readOnly: boolean;
 }
 
+/**
+ * A Compose secret or config as a service mounts it (`services.X.secrets` / `configs`, short or long
+ * syntax), with where its value comes from. The client sends `value` (read from `file`, an
+ * `environment` variable or `content`); the server seals it in its encrypted store and keeps only
+ * `digest` (an HMAC of the value) in the spec, so neither berth.db nor the release hash holds it.
+ * `external` values are read from Berth's configuration store of the environment (`key`), pinned to
+ * the release's config version like every configuration value.
+ */
+export interface FileMountSpec {
+  /** The name under the top-level `secrets:` / `configs:`. */
+  name: string;
+  /** Absolute path of the file in the container (secrets: /run/secrets/NAME by default; configs: /NAME). */
+  target: string;
+  /** Numeric owner of the file in the container (default 0). */
+  uid: number;
+  gid: number;
+  /** Permission bits (default 0o444). */
+  mode: number;
+  from: 'file' | 'environment' | 'content' | 'external';
+  /** The value as the client read it; never stored (the server replaces it by `digest`). */
+  value?: string;
+  /** HMAC-SHA256 of the value under Berth's secret key, set by the server. */
+  digest?: string;
+  /** external: the configuration key holding the value (`berth config set APP --env ENV --secret KEY=...`). */
+  key?: string;
+}
+
 export interface BuildSpec {
   /** Absolute path of the build context on the machine that parsed the file. */
   context: string;
@@ -190,6 +217,10 @@ export interface ServiceSpec {
   noNewPrivileges?: boolean;
   /** `tmpfs`: in-memory mounts, target → mount options ("" for Docker's defaults). */
   tmpfs?: Record<string, string>;
+  /** `secrets:` files mounted read-only into the container (from a tmpfs, never from disk). */
+  secrets?: FileMountSpec[];
+  /** `configs:` files, mounted like secrets. */
+  configs?: FileMountSpec[];
   /**
    * Id of the stored source (Compose text and variables) this service was deployed from, so that
    * `promote` can interpolate it again for the target environment. Set by the server; not part of the
@@ -248,6 +279,11 @@ export interface ParseOptions {
   environment?: string;
   /** Reads an env_file (absolute path); returns undefined if missing. Injected: core does no I/O. */
   readFile: (absPath: string) => string | undefined;
+  /**
+   * Reads a secret's or config's `file` (absolute path). Separate from readFile so that what it reads
+   * is never kept with a deployment's source; absent: readFile.
+   */
+  readSecretFile?: (absPath: string) => string | undefined;
 }
 
 export interface ParseResult {
