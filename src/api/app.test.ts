@@ -54,6 +54,37 @@ test('deploy: 400 naming the field (nothing stored), 409 for a route another app
   assert.equal(t.calls.length, 1);
 }));
 
+test('deploy with secrets: values never stored as sent (digests), 400 naming the field, an unset external secret refused naming how to set it', () =>
+  withTestApi(async (t) => {
+    const VALUE = 'pw-that-must-not-be-stored';
+    const mount = (over: Record<string, unknown>) => ({ name: 'db_password', target: '/run/secrets/db_password', uid: 0, gid: 0, mode: 0o444, ...over });
+    const withSecrets = (secrets: unknown[]) => ({ name: 'shop', services: { db: { ...serviceSpec('db'), secrets } } });
+    await expectError(t.req('POST', '/v1/apps/shop/deployments', { spec: withSecrets([mount({ from: 'file' })]) }), 400,
+      /spec\.services\.db\.secrets\.0: external mounts name a `key`; the others carry a `value`/);
+    await expectError(t.req('POST', '/v1/apps/shop/deployments', { spec: withSecrets([mount({ from: 'file', value: 'x', target: 'rel' })]) }), 400,
+      /spec\.services\.db\.secrets\.0\.target: /);
+    await expectError(t.req('POST', '/v1/apps/shop/deployments', { spec: withSecrets([mount({ from: 'external', key: 'API_KEY' })]) }), 400,
+      /secret "db_password" is external and reads API_KEY .* not set: set it with `printf %s "\$VALUE" \| berth secret set shop API_KEY --env prod`/);
+    await expectError(t.req('POST', '/v1/apps/shop/deployments', { spec: withSecrets([mount({ from: 'file', digest: 'a'.repeat(64) })]) }), 400,
+      /secret "db_password" has no value/);
+    assert.deepEqual(t.calls, []);
+    assert.deepEqual(t.store.listApps(), []);
+    const r = await t.req('POST', '/v1/apps/shop/deployments', { spec: withSecrets([mount({ from: 'file', value: VALUE })]) });
+    assert.equal(r.statusCode, 202, r.body);
+    const stored = t.store.getDeployment(r.json().deployment.id)!;
+    const m = stored.spec.services.db!.secrets![0]!;
+    assert.equal(m.value, undefined);
+    assert.match(m.digest!, /^[0-9a-f]{64}$/);
+    assert.ok(!JSON.stringify(stored).includes(VALUE));
+    assert.equal(t.config.openFile('shop', 'prod', m.digest!), VALUE);
+    // The digest of a kept value is enough for a later deploy (a spec read back from the server).
+    const again = await t.req('POST', '/v1/apps/shop/deployments', { spec: withSecrets([mount({ from: 'file', digest: m.digest })]) });
+    assert.equal(again.statusCode, 202, again.body);
+    // ... but only in the app and environment it was kept for.
+    await expectError(t.req('POST', '/v1/apps/shop/deployments', { env: 'pre', spec: withSecrets([mount({ from: 'file', digest: m.digest })]) }), 400,
+      /has no value/);
+  }));
+
 test('apps, app, releases: 404 with a did-you-mean for unknown names; the happy paths', () => withTestApi(async (t) => {
   t.addService('shop', 'prod', 'web');
   const ping = await t.req('GET', '/v1/ping');

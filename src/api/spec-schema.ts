@@ -40,6 +40,20 @@ const canonical = (check: (raw: string) => RouteCheck) => z.string().transform((
   return z.NEVER;
 });
 
+/** A Compose secret or config mount: a value (sealed by the server, never stored as sent), a digest of one kept, or a configuration key. */
+const fileMount = z.object({
+  name: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'a Compose secret or config name').max(256),
+  target: absPath,
+  uid: z.number().int().min(0).max(0x7fffffff),
+  gid: z.number().int().min(0).max(0x7fffffff),
+  mode: z.number().int().min(0).max(0o7777),
+  from: z.enum(['file', 'environment', 'content', 'external']),
+  value: z.string().max(512 * 1024).optional(),
+  digest: z.string().regex(/^[0-9a-f]{64}$/, 'a digest the server gave').optional(),
+  key: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'a configuration key (A-Z, 0-9, _)').max(128).optional(),
+}).refine((m) => (m.from === 'external' ? m.key !== undefined && m.value === undefined : m.key === undefined && (m.value !== undefined || m.digest !== undefined)),
+  'external mounts name a `key`; the others carry a `value` (or the `digest` of one kept)');
+
 export const serviceSpecSchema = z.object({
   name,
   image: z.string().min(1),
@@ -75,6 +89,8 @@ export const serviceSpecSchema = z.object({
   capDrop: z.array(capDrop).optional(),
   noNewPrivileges: z.boolean().optional(),
   tmpfs: z.record(absPath, tmpfsOptions).optional(),
+  secrets: z.array(fileMount).max(100).optional(),
+  configs: z.array(fileMount).max(100).optional(),
   routes: z.array(z.object({ host: canonical(normaliseHost).optional(), path: canonical(normaliseRoutePath) })),
   /** A stored source's id (promote re-deploys services with theirs); a deploy that sends `source` replaces it. */
   source: z.string().regex(/^[0-9a-f]{32}$/, 'a source id').optional(),

@@ -173,3 +173,20 @@ test('purgeApp: every value, secret and version of the app in every environment,
     }
   });
 });
+
+test('secret and config file values: sealed by keyed digest per app/env, never in the file, gone with the app', () => {
+  withStore((s, path, key) => {
+    const d = s.keepFile('shop', 'prod', SECRET);
+    assert.equal(s.keepFile('shop', 'prod', SECRET), d, 'idempotent');
+    assert.match(d, /^[0-9a-f]{64}$/);
+    assert.notEqual(s.fileDigest('shop', 'pre', SECRET), d, 'another environment, another digest');
+    // Keyed: the same value under another key has another digest (a guess cannot be tested without the key).
+    assert.notEqual(new SecretBox(randomBytes(32)).mac(`shop\0prod\0${SECRET}`), d);
+    assert.equal(new SecretBox(key).mac(`shop\0prod\0${SECRET}`), d);
+    assert.equal(s.openFile('shop', 'prod', d), SECRET);
+    assert.throws(() => s.openFile('shop', 'pre', d), NotFound);
+    assert.ok(!readFileSync(path).includes(SECRET) && !(existsSync(path + '-wal') && readFileSync(path + '-wal').includes(SECRET)));
+    s.purgeApp('shop');
+    assert.equal(s.hasFile('shop', 'prod', d), false);
+  });
+});

@@ -69,6 +69,15 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (app, env, version)
   );
   `,
+  `
+  -- Values of Compose secrets and configs a client sent with a deployment (file, environment,
+  -- content), sealed; releases name them by digest (an HMAC of app, env and value).
+  CREATE TABLE files (
+    app TEXT NOT NULL, env TEXT NOT NULL, digest TEXT NOT NULL,
+    ciphertext BLOB NOT NULL, iv BLOB NOT NULL, tag BLOB NOT NULL, created_at INTEGER NOT NULL,
+    PRIMARY KEY (app, env, digest)
+  );
+  `,
 ];
 
 type EntryRow = {
@@ -233,6 +242,37 @@ export class ConfigStore {
     return { version: v, env: out };
   }
 
+  /** The digest a secret or config value of app/env is known by (keyed: guesses cannot be tested without the key). */
+  fileDigest(app: string, env: string, value: string): string {
+    return this.box.mac(`${app}\0${env}\0${value}`);
+  }
+
+  /** Seals a secret or config file's value (idempotent); returns its digest. */
+  keepFile(app: string, env: string, value: string): string {
+    checkScope(app, env);
+    this.assertKey();
+    const digest = this.fileDigest(app, env, value);
+    if (this.hasFile(app, env, digest)) return digest;
+    const s = this.box.seal(value, fileAad(app, env, digest));
+    this.db.prepare('INSERT OR IGNORE INTO files (app, env, digest, ciphertext, iv, tag, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(app, env, digest, s.ciphertext, s.iv, s.tag, this.clock.now());
+    if (this.meta('key_fingerprint') === undefined) this.setMeta('key_fingerprint', this.box.fingerprint);
+    return digest;
+  }
+
+  hasFile(app: string, env: string, digest: string): boolean {
+    return this.db.prepare('SELECT 1 FROM files WHERE app = ? AND env = ? AND digest = ?').get(app, env, digest) !== undefined;
+  }
+
+  /** A kept value, decrypted (for writing a container's file); NotFound when it was never kept here. */
+  openFile(app: string, env: string, digest: string): string {
+    const r = this.db.prepare('SELECT ciphertext, iv, tag FROM files WHERE app = ? AND env = ? AND digest = ?').get(app, env, digest) as
+      { ciphertext: Buffer; iv: Buffer; tag: Buffer } | undefined;
+    if (!r) throw new NotFound(`no secret or config value ${digest.slice(0, 12)} is kept for ${app}/${env}: deploy the Compose file again`);
+    this.assertKey();
+    return this.box.open(r, fileAad(app, env, digest));
+  }
+
   /** Whether the app (in `env`, when given) has (or had) configuration. */
   hasApp(app: string, env?: string): boolean {
     return this.db.prepare('SELECT 1 FROM versions WHERE app = @app AND (@env IS NULL OR env = @env) LIMIT 1').get({ app, env: env ?? null }) !== undefined;
@@ -263,6 +303,7 @@ export class ConfigStore {
       const secrets = live('secret');
       this.db.prepare('DELETE FROM entries WHERE app = ?').run(app);
       const versions = this.db.prepare('DELETE FROM versions WHERE app = ?').run(app).changes;
+      this.db.prepare('DELETE FROM files WHERE app = ?').run(app);
       return { values, secrets, versions };
     })();
     this.db.pragma('wal_checkpoint(TRUNCATE)');
@@ -306,6 +347,10 @@ export class ConfigStore {
 /** What a sealed value is bound to: moved to another app, environment or key, it no longer opens. */
 function aad(app: string, env: string, key: string): string {
   return `${app}/${env}/${key}`;
+}
+
+function fileAad(app: string, env: string, digest: string): string {
+  return `${app}/${env}/file:${digest}`;
 }
 
 /** Undefined when `key` is a usable config key; otherwise what is wrong and what would be right. */

@@ -13,3 +13,5 @@ export {
 } from './config-store.ts';
 export { SecretBox, SecretKeyError, loadSecretKey, SECRET_KEY_FILE, type Sealed, type KeySource, type LoadedKey } from './secret-box.ts';
 export { currentAppSpec, describeChanges, startConfigRollout, type ConfigRolloutDeps } from './rollout.ts';
+export { SpecFiles, externalKeys } from './spec-files.ts';
+export { FileMountRoot, isMountPoint, mountsOf } from './file-mounts.ts';

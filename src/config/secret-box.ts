@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError, InvalidInput } from '../core/errors.ts';
@@ -86,6 +86,15 @@ export class SecretBox {
     if (key.length !== KEY_BYTES) throw new InvalidInput(`a secret key must be ${KEY_BYTES} bytes`);
     this.key = Buffer.from(key);
     this.fingerprint = createHash('sha256').update('berth-secret-key-check\0').update(this.key).digest('hex').slice(0, 32);
+  }
+
+  /**
+   * HMAC-SHA256 of `data` under a key derived from the secret key: a digest that tells values apart
+   * (a release hash, a lookup key) without letting anyone who lacks the key test guesses against it.
+   */
+  mac(data: string): string {
+    const macKey = createHash('sha256').update('berth-mac-key\0').update(this.key).digest();
+    return createHmac('sha256', macKey).update(data, 'utf8').digest('hex');
   }
 
   static fromLoaded(k: LoadedKey): SecretBox {

@@ -2,6 +2,7 @@
  * Interfaces between the domain and its adapters. Implementations are chosen only in server/.
  */
 import type { RouteOwner } from './spec/routes.ts';
+import type { AppSpec, FileMountSpec } from './spec/types.ts';
 
 /** Labels Berth puts on every container it manages (and on the images and test containers of its builds). */
 export const LABEL = {
@@ -67,6 +68,18 @@ export interface ContainerSpec {
   capDrop?: string[];
   /** Absent or true: the process cannot gain privileges (setuid binaries, file capabilities). */
   noNewPrivileges?: boolean;
+}
+
+/**
+ * The values of Compose secrets and configs (ServiceSpec.secrets/configs). The server never stores a
+ * value a client sent: `prepare` replaces it by its digest (sealing the value in the encrypted store
+ * when `keep`), and checks that every `external` one is set for the environment. `valueOf` gives a
+ * release's value back when a container needs its file.
+ */
+export interface SpecFilesPort {
+  /** @throws InvalidInput naming the secret (and how to set it) when one cannot be had; nothing is kept then. */
+  prepare(app: string, env: string, spec: AppSpec, opts: { keep: boolean }): AppSpec;
+  valueOf(app: string, env: string, mount: FileMountSpec, configVersion: number): string;
 }
 
 /** A host path as the server resolved it (every symlink followed), or why it may not be used. */

@@ -17,7 +17,8 @@ export function containerName(i: InstanceRecord): string {
  * container's /etc/resolv.conf points at Berth's DNS so `web` (its own app's) and
  * `web.shop.prod.berth` resolve.
  */
-export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra: { resolvConf?: string; configEnv?: Record<string, string>; configDir?: string; configGid?: number; bindSources?: Record<string, string> } = {}): ContainerSpec {
+export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra: { resolvConf?: string; configEnv?: Record<string, string>; configDir?: string; configGid?: number; bindSources?: Record<string, string>;
+  fileMounts?: Array<{ source: string; target: string }> } = {}): ContainerSpec {
   const s = rel.spec;
   const spec: ContainerSpec = {
     name: containerName(inst),
@@ -56,6 +57,8 @@ export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra
     // The files are 0640 root:GID: the process reads them through this group, whatever its user.
     if (extra.configGid !== undefined) spec.groupAdd = [String(extra.configGid)];
   }
+  // Secret and config files, one read-only bind each from Berth's tmpfs (the values never touch the spec).
+  for (const f of extra.fileMounts ?? []) spec.mounts.push({ type: 'bind', source: f.source, target: f.target, readOnly: true });
   if (extra.resolvConf) spec.mounts.push({ type: 'bind', source: extra.resolvConf, target: '/etc/resolv.conf', readOnly: true });
   if (s.command) spec.cmd = s.command;
   if (s.entrypoint) spec.entrypoint = s.entrypoint;

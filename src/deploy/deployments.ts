@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Conflict, InvalidInput } from '../core/errors.ts';
 import type { DeploymentOutcome, DeploymentsPort, DeployRequest } from '../core/deployments.ts';
-import type { Clock, HostPathPolicy } from '../core/ports.ts';
+import type { Clock, HostPathPolicy, SpecFilesPort } from '../core/ports.ts';
 import type { AppSpec } from '../core/spec/types.ts';
 import { canonicalRouteKey } from '../core/spec/routes.ts';
 import type { SpecSource } from '../core/spec/source.ts';
@@ -14,6 +14,8 @@ export interface DeploymentServiceDeps {
   newId: () => string;
   /** Which host paths bind mounts and build contexts may use (resolved on the server's filesystem). */
   hostPaths: HostPathPolicy;
+  /** Values of Compose secrets and configs: sealed on the way in (the stored spec names digests), external ones checked. */
+  specFiles?: SpecFilesPort;
   /** Hands a new deployment to the deployment controller (its work-queue key). */
   enqueue: (id: string) => void;
   /**
@@ -41,11 +43,11 @@ export class DeploymentService implements DeploymentsPort {
   constructor(private readonly d: DeploymentServiceDeps) {}
 
   async validate(req: DeployRequest): Promise<AppSpec> {
-    return (await this.prepare(req)).spec;
+    return (await this.prepare(req, false)).spec;
   }
 
   async create(req: DeployRequest): Promise<DeploymentRecord> {
-    const { spec, sourceId } = await this.prepare(req);
+    const { spec, sourceId } = await this.prepare(req, true);
     const { store, clock } = this.d;
     if (sourceId) store.putSource(sourceId, req.app, req.source!);
     const dep: DeploymentRecord = {
@@ -108,14 +110,16 @@ export class DeploymentService implements DeploymentsPort {
   }
 
   /** Every check of a deployment, in the order the API always made them; the spec as it would be stored. */
-  private async prepare(req: DeployRequest): Promise<{ spec: AppSpec; sourceId?: string }> {
+  private async prepare(req: DeployRequest, keep: boolean): Promise<{ spec: AppSpec; sourceId?: string }> {
     const { store } = this.d;
     const parsed = this.d.parseSpec ? this.d.parseSpec(req.spec) : req.spec;
     if (parsed.name !== req.app) throw new InvalidInput(`spec.name "${parsed.name}" does not match the app "${req.app}"`);
     checkServiceNames(parsed);
     checkRouteConflicts(store, parsed, req.env);
     // Bind sources and build contexts as the server resolves them: the stored spec names real paths.
-    const spec = await checkHostPaths(this.d.hostPaths, parsed, { builds: !req.buildId });
+    const checked = await checkHostPaths(this.d.hostPaths, parsed, { builds: !req.buildId });
+    // Last: secret values are sealed only once everything else holds, and never stored as sent.
+    const spec = this.d.specFiles ? this.d.specFiles.prepare(req.app, req.env, checked, { keep }) : withoutFileValues(checked);
     // The source (Compose text + variables) is kept by id on every service, for promote to interpolate again.
     const sourceId = req.source ? sourceIdOf(req.app, req.source) : undefined;
     for (const [name, svc] of Object.entries(spec.services)) {
@@ -126,6 +130,16 @@ export class DeploymentService implements DeploymentsPort {
     }
     return { spec, ...(sourceId ? { sourceId } : {}) };
   }
+}
+
+/** Without a store for them, a spec with secret or config values is refused rather than stored with them. */
+function withoutFileValues(spec: AppSpec): AppSpec {
+  for (const [name, s] of Object.entries(spec.services)) {
+    if ([...s.secrets ?? [], ...s.configs ?? []].length > 0) {
+      throw new InvalidInput(`spec.services.${name}: this server keeps no secrets or configs, so it cannot deploy them`);
+    }
+  }
+  return spec;
 }
 
 function checkServiceNames(spec: AppSpec): void {

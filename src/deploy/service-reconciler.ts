@@ -38,6 +38,11 @@ export interface ServiceReconcilerDeps {
   configDirOf?: (app: string, env: string) => string;
   /** The group that owns the configuration files: containers mounting them get it as a supplementary group. */
   configGid?: number;
+  /**
+   * Writes a release's Compose secret and config files (on a tmpfs) and returns their bind mounts;
+   * throws (no container is created) when a value cannot be had.
+   */
+  fileMounts?: (rel: ReleaseRecord) => Array<{ source: string; target: string }>;
   /** Writes the configuration of an app/env at a version as files; returns the host directory to mount. */
   configFiles?: (app: string, env: string, version: number) => string | undefined;
   /**
@@ -328,13 +333,27 @@ export class ServiceReconciler {
       if (v.type === 'volume') await engine.ensureVolume(volumeName(inst.app, inst.env, v.source), { [LABEL.app]: inst.app, [LABEL.env]: inst.env });
     }
     const bindSources = await this.resolveBinds(w, inst, rel);
+    const fileMounts = this.releaseFiles(w, inst, rel);
     const configEnv = this.d.configEnv?.(rel.app, rel.env, rel.spec.configVersion ?? 0) ?? {};
     this.d.configFiles?.(rel.app, rel.env, rel.spec.configVersion ?? 0);
-    const id = await engine.create(containerSpecFor(rel, inst, { ...this.extras(inst.app, inst.env), configEnv, bindSources }));
+    const id = await engine.create(containerSpecFor(rel, inst, { ...this.extras(inst.app, inst.env), configEnv, bindSources, fileMounts }));
     w.instance(inst.id, { containerId: id });
     await engine.start(id);
     w.instance(inst.id, { state: 'running', startedAt: clock.now(), health: 'starting' });
     w.event(inst, 'instance.started', `instance ${inst.id} started on ${inst.host}:${inst.port} (release ${rel.seq})`);
+  }
+
+  /** The release's secret and config files, written now; throws (no container is created) when one cannot be had. */
+  private releaseFiles(w: RoundWrites, inst: InstanceRecord, rel: ReleaseRecord): Array<{ source: string; target: string }> {
+    if (!rel.spec.secrets?.length && !rel.spec.configs?.length) return [];
+    if (!this.d.fileMounts) throw new InvalidInput(`instance ${inst.id} not created: this server cannot mount secrets or configs`);
+    try {
+      return this.d.fileMounts(rel);
+    } catch (err) {
+      const message = `instance ${inst.id} not created: ${(err as Error).message}`;
+      w.event(inst, 'instance.refused', message);
+      throw new InvalidInput(message);
+    }
   }
 
   /** Bind source → the path the policy resolved it to now; throws (no container is created) when one is refused. */
@@ -632,6 +651,11 @@ function sameContainer(from: ReleaseRecord, to: ReleaseRecord, inst: InstanceRec
     delete spec.env.BERTH_RELEASE;
     return JSON.stringify(spec);
   };
+  // Secret and config files are written per release: a changed one (or an external one at another
+  // config version) needs a new container.
+  const files = (rel: ReleaseRecord) => JSON.stringify([rel.spec.secrets ?? [], rel.spec.configs ?? []]);
+  const external = [...to.spec.secrets ?? [], ...to.spec.configs ?? []].some((m) => m.from === 'external');
+  if (files(from) !== files(to) || (external && from.spec.configVersion !== to.spec.configVersion)) return false;
   return strip(from) === strip(to);
 }
 

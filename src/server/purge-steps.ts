@@ -21,6 +21,8 @@ export interface PurgeStepDeps {
   store: Pick<PurgeStore, 'purgeAppRecords' | 'deleteAppEvents'>;
   /** Decrypted configuration files of the containers: `configRoot/APP/ENV`. */
   configRoot: string;
+  /** Secret and config files of releases (a tmpfs): `APP/...`. */
+  fileRoot?: { removeApp(app: string): void };
   dns: { removeResolvConfs(app: string): Promise<number> };
   unfinishedBuilds: (app: string) => BuildRecord[];
   imageJanitor?: ImageJanitor;
@@ -31,7 +33,7 @@ export interface PurgeStepDeps {
  * what every part of the server keeps of an app.
  */
 export function purgeSteps(d: PurgeStepDeps): PurgeStep[] {
-  const { builds, buildLog, repos, config, logStore, metrics, engine, store, configRoot, dns, unfinishedBuilds, imageJanitor } = d;
+  const { builds, buildLog, repos, config, logStore, metrics, engine, store, configRoot, fileRoot, dns, unfinishedBuilds, imageJanitor } = d;
   return [
     { name: 'builds', run: async (app) => {
       for (const b of unfinishedBuilds(app)) await builds.cancel(b.id, 'berth rm --purge').catch(() => undefined);
@@ -72,6 +74,7 @@ export function purgeSteps(d: PurgeStepDeps): PurgeStep[] {
     } },
     { name: 'run files', run: async (app) => {
       await rm(join(configRoot, app), { recursive: true, force: true });
+      fileRoot?.removeApp(app);
       // The containers' /etc/resolv.conf files (DATA/dns/resolv-APP.ENV.conf) name the app.
       await dns.removeResolvConfs(app);
       return '';

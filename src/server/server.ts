@@ -6,7 +6,7 @@ import { SqliteAuthStore, SqliteStore } from '../store/index.ts';
 import { DockerEngine } from '../engine/docker/index.ts';
 import { NginxIngress } from '../ingress/index.ts';
 import { ControllerManager, type Controller } from '../reconcile/index.ts';
-import type { InstanceRecord, ServiceKey } from '../core/store.ts';
+import type { InstanceRecord, ReleaseRecord, ServiceKey } from '../core/store.ts';
 import { DeploymentController, DeploymentService, Resync, ServiceReconciler, deploymentKey, parseServiceKey, serviceKey, volumeName, watchEngineEvents } from '../deploy/index.ts';
 import { AppPurger, appRemains, parsePurgeKey, purgeKey } from '../purge/index.ts';
 import { registerRemoveRoutes } from '../api/remove-routes.ts';
@@ -18,7 +18,7 @@ import { startDns } from './dns-wiring.ts';
 import { TemplateRenderer } from '../templates/index.ts';
 import { registerTemplateRoutes } from '../api/template-routes.ts';
 import { registerConfigRoutes } from '../api/config-routes.ts';
-import { ConfigStore, SecretBox, loadSecretKey, startConfigRollout, sweepConfigFiles, writeConfigFiles } from '../config/index.ts';
+import { ConfigStore, FileMountRoot, SecretBox, SpecFiles, externalKeys, loadSecretKey, mountsOf, startConfigRollout, sweepConfigFiles, writeConfigFiles } from '../config/index.ts';
 import { buildApi } from '../api/index.ts';
 import { knownApps } from '../api/known.ts';
 import { Authenticator, ensureAdminToken } from '../auth/index.ts';
@@ -96,15 +96,44 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   await chmod(join(cfg.runDir, cluster), 0o700);
   const configRoot = join(cfg.runDir, cluster, 'config');
   const configGid = process.getuid?.() === 0 ? cfg.configGid : process.getgid?.();
-  /** Configuration files of environments with nothing left in them (no service, no instance) go. */
+  // Compose secrets and configs: values sealed in config.db, files written on a tmpfs of Berth's own.
+  const specFiles = new SpecFiles(config);
+  const fileRoot = new FileMountRoot(join(cfg.runDir, cluster, 'secrets'));
+  const fileRootProblem = await fileRoot.prepare();
+  if (fileRootProblem) logger.warn(fileRootProblem);
+  const writeReleaseFiles = (rel: ReleaseRecord) => fileRoot.write(rel.app, rel.env, rel.id,
+    mountsOf(rel.spec).map((f) => ({ ...f, value: specFiles.valueOf(rel.app, rel.env, f.mount, rel.spec.configVersion ?? 0) })));
+  /** Configuration keys the app/env mounts as external secrets or configs: not also environment variables. */
+  const mountedKeys = (app: string, env: string) =>
+    externalKeys(store.listServices({ app, env }).map((s) => store.getRelease(s.releaseId)?.spec).filter((x) => x !== undefined));
+  const containerConfig = (app: string, env: string, version: number) => {
+    const values = config.resolved(app, env, version).env;
+    for (const k of mountedKeys(app, env)) delete values[k];
+    return values;
+  };
+  /** Configuration files of environments with nothing left in them (no service, no instance) go; so do secret files of releases nothing runs. */
   const sweepConfig = () => {
     const live = new Set([...store.listServices(), ...store.listInstances()].map((x) => `${x.app}/${x.env}`));
     try {
       for (const gone of sweepConfigFiles(configRoot, live)) logger.info({ appEnv: gone }, 'configuration files removed: nothing runs there any more');
+      const liveReleases = new Set([...store.listServices().map((x) => ({ ...x, r: x.releaseId })), ...store.listInstances().map((x) => ({ ...x, r: x.releaseId }))]
+        .map((x) => `${x.app}/${x.env}/${x.r}`));
+      fileRoot.sweep(liveReleases);
     } catch (err) {
       logger.warn({ err: String(err) }, 'could not remove configuration files of removed apps');
     }
   };
+  // After a reboot the tmpfs is empty: the files of every release with instances are written again
+  // before any container needs them (running containers keep the files they mounted).
+  for (const relId of new Set(store.listInstances().map((i) => i.releaseId))) {
+    const rel = store.getRelease(relId);
+    if (!rel || mountsOf(rel.spec).length === 0) continue;
+    try {
+      writeReleaseFiles(rel);
+    } catch (err) {
+      logger.warn({ app: rel.app, env: rel.env, release: rel.id, err: (err as Error).message }, 'could not write the secret files of a release');
+    }
+  }
   // Host paths that reach containers or builds: only under the admin's roots, never Berth's own state
   // or a handle on the container engine.
   const hostPaths = new HostPathGuard({
@@ -212,12 +241,13 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       sweepConfig();
     },
     releaseDeadlineMs: cfg.releaseDeadlineMs,
-    configEnv: (app, env, version) => config.resolved(app, env, version).env,
+    configEnv: containerConfig,
+    fileMounts: writeReleaseFiles,
     configDirOf: (app, env) => join(configRoot, app, env),
     ...(configGid !== undefined ? { configGid } : {}),
     configFiles: (app, env, version) => {
       const dir = join(configRoot, app, env);
-      writeConfigFiles(dir, config.resolved(app, env, version).env, configGid !== undefined ? { gid: configGid } : {});
+      writeConfigFiles(dir, containerConfig(app, env, version), configGid !== undefined ? { gid: configGid } : {});
       return dir;
     },
     probe: (inst, h) => (h.type === 'http' || h.type === 'tcp' ? checkInstance(inst, h) : Promise.resolve({ ok: false, text: `no ${h.type} probe` })),
@@ -225,7 +255,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   });
   // The one deploy path: the API's deploy route, promotion and the push pipeline call it in-process.
   const deploymentService = new DeploymentService({
-    store, clock, newId: () => shortId(10), hostPaths, enqueue: (id) => wakeDeployment(id), parseSpec: parseAppSpec,
+    store, specFiles, clock, newId: () => shortId(10), hostPaths, enqueue: (id) => wakeDeployment(id), parseSpec: parseAppSpec,
   });
   const buildLog = new BuildLog(join(cfg.dataDir, 'builds'));
   // Builds: the routes submit and follow; the controller runs the pipeline off any request.
@@ -368,7 +398,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const unfinishedBuilds = (app: string) => builds.list(app).filter((b) => !isFinished(b.status));
   purging.purger = new AppPurger({
     store, engine, clock, logger: logger.child({ component: 'purge' }), enqueueService,
-    steps: purgeSteps({ builds, buildLog, repos, config, logStore, metrics, engine, store, configRoot, dns, unfinishedBuilds, ...(imageJanitor ? { imageJanitor } : {}) }),
+    steps: purgeSteps({ builds, buildLog, repos, config, logStore, metrics, engine, store, configRoot, fileRoot, dns, unfinishedBuilds, ...(imageJanitor ? { imageJanitor } : {}) }),
   });
   registerRemoveRoutes(api, {
     store, clock, known, enqueueService, enqueuePurge: (app) => wakePurge(app), remains,

@@ -13,6 +13,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { SqliteAuthStore, SqliteStore } from '../../src/store/index.ts';
 import { ConfigStore } from '../../src/config/config-store.ts';
 import { SecretBox } from '../../src/config/secret-box.ts';
+import { SpecFiles } from '../../src/config/spec-files.ts';
 import { silentLogger } from '../../src/lib/logger.ts';
 import { Authenticator, hashToken } from '../../src/auth/index.ts';
 import { NotFound } from '../../src/core/errors.ts';
@@ -115,7 +116,7 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
   const enqueueService = (a: string, e: string, s: string) => void calls.push(`svc ${a}/${e}/${s}`);
   // The real deployments service (the one deploy path), over this store; the controller's queue is `calls`.
   const deployments = new DeploymentService({
-    store, clock, newId, enqueue: (id) => void calls.push(`deployment ${id}`), parseSpec: parseAppSpec,
+    store, clock, newId, enqueue: (id) => void calls.push(`deployment ${id}`), parseSpec: parseAppSpec, specFiles: new SpecFiles(config),
     hostPaths: { bindSource: async (path) => ({ path }), buildContext: async (path) => ({ path }) },
   });
   const api = buildApi({

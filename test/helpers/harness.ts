@@ -226,7 +226,11 @@ export class Harness {
       const cluster = (await readFile(join(this.dataDir, 'cluster-id'), 'utf8')).trim();
       const ids = (await docker('ps', '-aq', '--filter', `label=io.berth.cluster=${cluster}`)).split('\n').filter(Boolean);
       if (ids.length) await docker('rm', '-f', ...ids);
-      if (cluster) await rm(join('/run/berth', cluster), { recursive: true, force: true });
+      if (cluster) {
+        // The server mounts a tmpfs for secret files there; it outlives the server (like its containers).
+        await exec('umount', ['-l', join('/run/berth', cluster, 'secrets')]).catch(() => undefined);
+        await rm(join('/run/berth', cluster), { recursive: true, force: true });
+      }
     } catch {
       // no cluster id: the server never started
     }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { formatIssue } from '../../core/errors.ts';
+import { withoutFileValues } from '../../core/spec/secrets.ts';
 import { loadSpecFile } from '../load-spec.ts';
 
 export function registerValidate(program: Command): void {
@@ -12,7 +13,8 @@ export function registerValidate(program: Command): void {
       const json = program.opts<{ json?: boolean }>().json;
       const { spec, warnings } = loadSpecFile(o.file, o.app, o.env);
       if (json) {
-        console.log(JSON.stringify({ valid: true, spec, warnings }));
+        // Secret values stay out of the output (terminals and CI logs are kept).
+        console.log(JSON.stringify({ valid: true, spec: withoutFileValues(spec), warnings }));
         return;
       }
       for (const w of warnings) console.error(`warning: ${formatIssue(w)}`);

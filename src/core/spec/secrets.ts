@@ -245,3 +245,11 @@ export function referencedNames(services: unknown, kind: FileKind): Set<string> 
   }
   return names;
 }
+
+/** The spec with secret and config values left out (for printing: `validate --json`). */
+export function withoutFileValues<T extends { services: Record<string, { secrets?: FileMountSpec[]; configs?: FileMountSpec[] }> }>(spec: T): T {
+  const strip = (l: FileMountSpec[] | undefined) => l?.map(({ value: _v, ...m }) => m);
+  const services = Object.fromEntries(Object.entries(spec.services).map(([k, s]) => [k,
+    { ...s, ...(s.secrets ? { secrets: strip(s.secrets) } : {}), ...(s.configs ? { configs: strip(s.configs) } : {}) }]));
+  return { ...spec, services };
+}
