@@ -5,7 +5,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -77,6 +78,57 @@ describe('users and sessions', () => {
     assert.equal(JSON.parse(admin.stdout).kind, 'admin');
     const list = await h.cli(['user', 'ls', '--json'], { env });
     assert.deepEqual(JSON.parse(list.stdout).map((u: { name: string }) => u.name), ['ann']);
+  });
+
+  test('two teams: a deployer of team a deploys a new app (it becomes a\'s); team b cannot read, scale, log, push to it — 404 as if it did not exist', async () => {
+    for (const team of ['a', 'b']) assert.equal((await h.cli(['team', 'add', team])).code, 0);
+    const session = async (user: string, team: string) => {
+      assert.equal((await cliStdin(h, ['user', 'add', user, '--password-stdin'], 'correct horse battery\n', env)).code, 0);
+      const g = await h.cli(['grant', 'add', user, 'deployer', '--team', team, '--json']);
+      assert.equal(g.code, 0, g.stderr);
+      const r = await h.api('POST', '/v1/session', { user, password: 'correct horse battery', client: 'cli' }, null);
+      assert.equal(r.status, 201);
+      return r.json.token as string;
+    };
+    const dee = await session('dee', 'a');
+    const bob = await session('bob', 'b');
+    const file = join(home, 'alpha.yaml');
+    await writeFile(file, 'name: alpha\nservices:\n  worker:\n    image: berth/busybox\n    command: ["sleep", "600"]\n    stop_grace_period: 1s\n');
+    const d = await h.cli(['deploy', '-f', file, '--json'], { env: { BERTH_TOKEN: dee }, timeoutMs: 120_000 });
+    assert.equal(d.code, 0, d.stderr + d.stdout);
+    assert.deepEqual(JSON.parse((await h.cli(['team', 'ls', '--json'])).stdout).map((t: { name: string; apps: string[] }) => [t.name, t.apps]), [['a', ['alpha']], ['b', []]]);
+    // Team b: every way of asking about alpha is the 404 of an app that does not exist.
+    const unknown = await h.api('GET', '/v1/apps/no-such-app', undefined, bob);
+    for (const [method, path, body] of [
+      ['GET', '/v1/apps/alpha'], ['GET', '/v1/apps/alpha/releases'], ['GET', '/v1/apps/alpha/logs'], ['GET', '/v1/events?app=alpha'],
+      ['POST', '/v1/apps/alpha/scale', { service: 'worker', replicas: 3 }], ['POST', '/v1/apps/alpha/restart', {}], ['DELETE', '/v1/apps/alpha'],
+      ['GET', '/v1/apps/alpha/config'], ['POST', '/v1/apps/alpha/deployments', { spec: { name: 'alpha', services: {} } }],
+    ] as [string, string, unknown?][]) {
+      const r = await h.api(method, path, body, bob);
+      assert.equal(r.status, 404, `${method} ${path}: ${JSON.stringify(r.json)}`);
+      assert.equal(r.json.error.message, unknown.json.error.message.replace('no-such-app', 'alpha'), `${method} ${path}`);
+    }
+    assert.deepEqual((await h.api('GET', '/v1/apps', undefined, bob)).json.apps, []);
+    assert.ok((await h.api('GET', '/v1/events', undefined, bob)).json.events.every((e: { app: string }) => e.app !== 'alpha'));
+    assert.equal((await h.api('GET', '/v1/apps/alpha', undefined, dee)).status, 200);
+    // git push to alpha's remote with bob's credential: refused before git runs; no repository appears.
+    const work = join(home, 'repo');
+    const git = (args: string[], cwd = home) => new Promise<{ code: number; out: string }>((res) => {
+      execFile('git', args, { cwd, env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } }, (err, stdout, stderr) => res({ code: err ? 1 : 0, out: stdout + stderr }));
+    });
+    assert.equal((await git(['init', '-q', '-b', 'main', work])).code, 0);
+    await writeFile(join(work, 'README'), 'x\n');
+    assert.equal((await git(['-c', 'user.email=b@x', '-c', 'user.name=b', 'commit', '-q', '--allow-empty', '-m', 'x'], work)).code, 0);
+    const push = await git(['push', `http://bob:${bob}@127.0.0.1:${h.apiPort}/git/alpha.git`, 'main'], work);
+    assert.notEqual(push.code, 0, push.out);
+    assert.match(push.out, /not found|404/i);
+    assert.equal(existsSync(join(h.dataDir, 'git', 'alpha.git')), false);
+    const raw = await fetch(`http://127.0.0.1:${h.apiPort}/git/alpha.git/info/refs?service=git-receive-pack`, {
+      headers: { authorization: `Basic ${Buffer.from(`bob:${bob}`).toString('base64')}` },
+    });
+    assert.equal(raw.status, 404);
+    // Scaling alpha is still one replica: nothing bob asked for happened.
+    assert.equal((await h.api('GET', '/v1/apps/alpha')).json.services[0].desired, 1);
   });
 
   test('the server log never holds a password or a session token', async () => {

@@ -8,6 +8,7 @@ import type { Authenticator } from '../auth/index.ts';
 import type { AuthStore } from '../core/auth.ts';
 import { registerAuthorization } from './authorize.ts';
 import { registerAuthRoutes } from './auth-routes.ts';
+import { registerTeamRoutes } from './team-routes.ts';
 import { deployBodySchema } from './spec-schema.ts';
 import { serviceStatus } from './status.ts';
 import { purgeGuard } from './remove-routes.ts';
@@ -56,7 +57,8 @@ export function buildApi(d: ApiDeps): FastifyInstance {
 
   // Who is calling (onRequest) and whether the route's permission allows it (preHandler): api/permissions.ts.
   registerAuthorization(app, {
-    auth: d.auth, appTeam: (a) => d.authStore.appTeam(a),
+    auth: d.auth, appTeam: (a) => d.authStore.appTeam(a), appExists: (a) => d.known.envsOf(a) !== undefined,
+    claimApp: (a, team) => d.authStore.setAppTeam(a, team),
     appOf: { deployment: (id) => d.store.getDeployment(id)?.app, build: (id) => d.buildApp?.(id) },
   });
 
@@ -157,6 +159,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     ...(d.hostMemoryBytes !== undefined ? { hostMemoryBytes: d.hostMemoryBytes } : {}), ...(d.exec ? { exec: d.exec } : {}) });
   registerEventRoutes(app, { store: d.store, clock: d.clock, known: d.known, logs: d.logs });
   registerAuthRoutes(app, { auth: d.auth, store: d.authStore, clock: d.clock, newId: d.newId });
+  registerTeamRoutes(app, { store: d.authStore, clock: d.clock, newId: d.newId, requireApp: (a) => d.known.requireApp(a) });
   return app;
 }
 

@@ -9,7 +9,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ACTION_ROLE, allows, type Principal, type Target } from '../core/auth.ts';
-import { Forbidden, NotFound } from '../core/errors.ts';
+import { Forbidden, InvalidInput, NotFound } from '../core/errors.ts';
 import { CSRF_HEADER, type Authenticator } from '../auth/index.ts';
 import { ROUTE_PERMISSIONS, UNDECLARED, type RoutePermission } from './permissions.ts';
 
@@ -26,6 +26,10 @@ export interface AuthorizeDeps {
   auth: Authenticator;
   /** The team that owns an app (undefined: none yet, only owners may touch it). */
   appTeam: (app: string) => string | undefined;
+  /** Whether an app exists at all (a deploy of a new app by a team member makes it the team's). */
+  appExists: (app: string) => boolean;
+  /** Makes a team the owner of a new app (undefined: no owner again, when the request that claimed it failed). */
+  claimApp: (app: string, team: string | undefined) => void;
   /** The app a deployment or a build belongs to (undefined: no such record). */
   appOf: { deployment: (id: string) => string | undefined; build: (id: string) => string | undefined };
 }
@@ -58,6 +62,13 @@ export function registerAuthorization(app: FastifyInstance, d: AuthorizeDeps): v
     });
     const p = req.principal;
     req.canSee = allows(p.grants, 'cluster.admin') ? () => true : (a: string) => a !== '' && canSee(p, a, d.appTeam(a));
+  });
+
+  // A new app claimed by a request that then made nothing (a bad spec, a refused route, a dry run) is nobody's again.
+  const claimed = new WeakMap<FastifyRequest, string>();
+  app.addHook('onResponse', async (req) => {
+    const a = claimed.get(req);
+    if (a !== undefined && !d.appExists(a)) d.claimApp(a, undefined);
   });
 
   app.addHook('preHandler', async (req) => {
@@ -101,16 +112,36 @@ export function registerAuthorization(app: FastifyInstance, d: AuthorizeDeps): v
     // Owners see everything, including the handler's own 404s with their did-you-mean.
     if (allows(p.grants, 'cluster.admin')) return;
     if (appName === undefined) throw new NotFound(unknown);
-    const team = d.appTeam(appName);
+    let team = d.appTeam(appName);
+    const env = envOf(perm, query, body);
+    if (team === undefined && perm.action === 'app.deploy' && (perm.app ?? 'param') !== 'build' && !d.appExists(appName)) {
+      team = claimTeam(p, appName, env, typeof query.team === 'string' ? query.team : undefined, unknown);
+      d.claimApp(appName, team);
+      claimed.set(req, appName);
+    }
     if (!canSee(p, appName, team)) throw new NotFound(unknown);
     const target: Target = { app: appName, team };
-    const env = envOf(perm, query, body);
     if (env !== undefined) target.env = env;
     if (!allows(p.grants, perm.action, target)) {
       const where = env === undefined ? appName : env === '*' ? `${appName} (every environment)` : `${appName} in ${env}`;
       throw new Forbidden(`${p.name} may not do this to ${where}: it needs the ${ACTION_ROLE[perm.action]} role there (${perm.action})`);
     }
   });
+}
+
+/**
+ * The team a new app deployed by a non-owner will belong to: the one team whose deployer (or more)
+ * they are for this app and environment, or the one they name (`?team=`).
+ */
+function claimTeam(p: Principal, app: string, env: string | undefined, wanted: string | undefined, unknown: string): string {
+  const teams = [...new Set(p.grants.map((g) => g.team))].filter((t) => allows(p.grants, 'app.deploy', { app, team: t, ...(env ? { env } : {}) }));
+  if (wanted !== undefined) {
+    if (!teams.includes(wanted)) throw new NotFound(`no team "${wanted}" you deploy for${env ? ` in ${env}` : ''}`);
+    return wanted;
+  }
+  if (teams.length === 1) return teams[0]!;
+  if (teams.length === 0) throw new NotFound(unknown);
+  throw new InvalidInput(`app "${app}" is new and ${p.name} deploys for teams ${teams.join(', ')}: say which one owns it with ?team=TEAM, or have an owner give it to one first (\`berth team assign TEAM APP\`)`);
 }
 
 function envOf(perm: RoutePermission, query: Record<string, unknown>, body: Record<string, unknown>): string | undefined {

@@ -19,6 +19,7 @@ import { bodySchema as promoteBody } from './promote-routes.ts';
 import { registerBody } from './registry-routes.ts';
 import { removeQuery } from './remove-routes.ts';
 import { loginBody, passwordBody, userBody } from './auth-routes.ts';
+import { grantBody, grantsQuery, teamBody, tokenBody } from './team-routes.ts';
 
 /** How a route is authorized: the bearer token (every route but these), the pre-receive hook's token, or a webhook signature. */
 export type RouteAuth = 'token' | 'hook' | 'signature' | 'public';
@@ -44,6 +45,17 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /v1/users': { summary: 'Users and their grants (owners)' },
   'POST /v1/users': { summary: 'Add a user (owners); without a password one is generated and shown once', body: userBody, status: 201 },
   'DELETE /v1/users/:name': { summary: 'Remove a user, their sessions, grants and tokens (owners)', status: 204 },
+  'GET /v1/teams': { summary: 'Teams the caller has a role in (owners: all), with the apps they own' },
+  'POST /v1/teams': { summary: 'Make a team (owners)', body: teamBody, status: 201 },
+  'DELETE /v1/teams/:team': { summary: 'Remove a team that owns no app, with its grants (owners)', status: 204 },
+  'PUT /v1/teams/:team/apps/:app': { summary: 'Give an app to a team (owners)' },
+  'DELETE /v1/teams/:team/apps/:app': { summary: 'Take an app from its team: only owners may touch it then (owners)', status: 204 },
+  'GET /v1/grants': { summary: 'Grants the caller may see: their own, those of teams they administer (owners: all)', query: grantsQuery },
+  'POST /v1/grants': { summary: 'Give a user a role on a team, app and environment (owners; team admins within what they hold)', body: grantBody, status: 201 },
+  'DELETE /v1/grants/:id': { summary: 'Take a role away', status: 204 },
+  'GET /v1/tokens': { summary: "The caller's API tokens (owners: all); never their secrets" },
+  'POST /v1/tokens': { summary: 'Make a scoped, expiring API token out of roles the caller holds; its secret is shown once', body: tokenBody, status: 201 },
+  'DELETE /v1/tokens/:id': { summary: 'Revoke an API token' },
   'PUT /v1/users/:name/password': { summary: "Set a user's password (owners); ends their sessions", body: passwordBody },
   'GET /v1/ping': { summary: 'Server version and ingress port' },
   'GET /v1/openapi.json': { summary: 'This document' },

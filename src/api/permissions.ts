@@ -41,6 +41,20 @@ export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
   'DELETE /v1/users/:name': { action: 'cluster.admin' },
   'PUT /v1/users/:name/password': { action: 'cluster.admin' },
 
+  // Teams, grants, tokens (team-routes.ts). `any` + the handler's own check: a grant or a token is
+  // only made out of roles the caller holds (core/auth.ts mayGrant, covers), and only shown to them.
+  'GET /v1/teams': { action: 'any' },
+  'POST /v1/teams': { action: 'cluster.admin' },
+  'DELETE /v1/teams/:team': { action: 'cluster.admin' },
+  'PUT /v1/teams/:team/apps/:app': { action: 'cluster.admin' },
+  'DELETE /v1/teams/:team/apps/:app': { action: 'cluster.admin' },
+  'GET /v1/grants': { action: 'any' },
+  'POST /v1/grants': { action: 'any' },
+  'DELETE /v1/grants/:id': { action: 'any' },
+  'GET /v1/tokens': { action: 'any' },
+  'POST /v1/tokens': { action: 'any' },
+  'DELETE /v1/tokens/:id': { action: 'any' },
+
   'GET /v1/ping': { action: 'any' },
   'GET /v1/openapi.json': { action: 'any' },
   'GET /metrics': { action: 'cluster.read' },

@@ -29,6 +29,7 @@ import { registerRestart } from './commands/restart.ts';
 import { registerExec } from './commands/exec.ts';
 import { registerLogin } from './commands/login.ts';
 import { registerUser } from './commands/user.ts';
+import { registerTeam } from './commands/team.ts';
 import { VERSION } from '../core/version.ts';
 
 const program = new Command('berth')
@@ -57,7 +58,7 @@ if (json) {
   });
 }
 
-for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages, registerLogin, registerUser]) {
+for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages, registerLogin, registerUser, registerTeam]) {
   register(program);
 }
 for (const c of program.commands) c.exitOverride();

@@ -51,3 +51,76 @@ export function removeUser(c: BerthClient, name: string) {
 export function setPassword(c: BerthClient, name: string, password: string) {
   return c.request<{ name: string; sessionsEnded: number }>('PUT', `/v1/users/${encodeURIComponent(name)}/password`, { password });
 }
+
+export interface TeamView {
+  name: string;
+  createdAt: number;
+  createdBy: string;
+  apps: string[];
+}
+
+export interface GrantRecordView {
+  id: string;
+  user?: string;
+  token?: string;
+  role: string;
+  team: string;
+  app: string;
+  env: string;
+  createdAt: number;
+  createdBy: string;
+}
+
+export interface TokenView {
+  id: string;
+  name: string;
+  createdBy: string;
+  createdAt: number;
+  expiresAt: number;
+  revokedAt: number;
+  lastUsedAt: number;
+  grants: GrantView[];
+}
+
+export interface Scope {
+  role: string;
+  team: string;
+  app?: string;
+  env?: string;
+}
+
+export function listTeams(c: BerthClient) {
+  return c.request<{ teams: TeamView[] }>('GET', '/v1/teams');
+}
+export function addTeam(c: BerthClient, name: string) {
+  return c.request<{ name: string }>('POST', '/v1/teams', { name });
+}
+export function removeTeam(c: BerthClient, name: string) {
+  return c.request<Record<string, never>>('DELETE', `/v1/teams/${encodeURIComponent(name)}`);
+}
+export function assignApp(c: BerthClient, team: string, app: string) {
+  return c.request<{ app: string; team: string; previous?: string }>('PUT', `/v1/teams/${encodeURIComponent(team)}/apps/${encodeURIComponent(app)}`);
+}
+export function unassignApp(c: BerthClient, team: string, app: string) {
+  return c.request<Record<string, never>>('DELETE', `/v1/teams/${encodeURIComponent(team)}/apps/${encodeURIComponent(app)}`);
+}
+export function listGrants(c: BerthClient, filter: { team?: string; user?: string } = {}) {
+  const q = new URLSearchParams(filter as Record<string, string>).toString();
+  return c.request<{ grants: GrantRecordView[] }>('GET', `/v1/grants${q ? `?${q}` : ''}`);
+}
+export function addGrant(c: BerthClient, user: string, scope: Scope) {
+  return c.request<{ grant: GrantRecordView }>('POST', '/v1/grants', { user, ...scope });
+}
+export function removeGrant(c: BerthClient, id: string) {
+  return c.request<Record<string, never>>('DELETE', `/v1/grants/${encodeURIComponent(id)}`);
+}
+export function listTokens(c: BerthClient) {
+  return c.request<{ tokens: TokenView[] }>('GET', '/v1/tokens');
+}
+/** The answer's `token` is the secret: shown once, never again. */
+export function createToken(c: BerthClient, name: string, grants: Scope[], expires?: string) {
+  return c.request<TokenView & { token: string }>('POST', '/v1/tokens', { name, grants, ...(expires ? { expires } : {}) });
+}
+export function revokeToken(c: BerthClient, id: string) {
+  return c.request<{ id: string; revoked: boolean }>('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
+}

@@ -192,3 +192,17 @@ export function covers(c: Scope, g: Scope): boolean {
 export function capGrants(token: readonly Scope[], creator: readonly Scope[]): Scope[] {
   return token.filter((g) => creator.some((c) => covers(c, g)));
 }
+
+/**
+ * True if someone holding `grants` may give (or take away) `g`: owners any grant; a team's admin
+ * grants within that team what they hold themselves — never owner, never beyond their own app/env.
+ */
+export function mayGrant(grants: readonly Scope[], g: Scope): boolean {
+  return grants.some((c) => (c.role === 'owner' && c.team === '*') || (roleAtLeast(c.role, 'admin') && covers(c, g)));
+}
+
+/** The teams a principal has any role in (owners: every team). */
+export function teamsOf(grants: readonly Scope[]): Set<string> | 'all' {
+  if (grants.some((c) => c.role === 'owner' && c.team === '*')) return 'all';
+  return new Set(grants.map((c) => c.team));
+}

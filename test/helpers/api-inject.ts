@@ -56,6 +56,8 @@ export interface TestApi {
   calls: string[];
   /** The build controller's builds. */
   builds: FakeBuild[];
+  /** `METHOD /route` of every request that got past authorization to its handler. */
+  reached: string[];
   /** A request with the token; `payload` is sent as JSON. */
   req(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown): Promise<LightMyRequestResponse>;
   /** A request without any token. */
@@ -163,13 +165,16 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
       volumes: [], logSources: 0, metricSeries: 0 }),
   });
   registerWebhookRoutes(api, { repos, builds: buildCtl, deliveries: inert, serverUrl: () => 'http://127.0.0.1:1', now: clock.now });
+  // Registered after buildApi's hooks: runs only for requests authorization let through.
+  const reached: string[] = [];
+  api.addHook('preHandler', async (req) => void reached.push(`${req.method} ${req.routeOptions.url}`));
   await api.ready();
 
   const send = (auth: boolean) => (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown) =>
     api.inject({ method, url, ...(auth ? { headers: { authorization: `Bearer ${TOKEN}` } } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
   let seq = 0;
   return {
-    api, store, auth, authenticator, config, calls, builds, req: send(true), anon: send(false),
+    api, store, auth, authenticator, config, calls, builds, reached, req: send(true), anon: send(false),
     addService(app, env, name, o = {}) {
       const rel: ReleaseRecord = {
         id: `r${++seq}`, app, env, service: name, seq: 1, spec: serviceSpec(name, { replicas: o.replicas ?? 1, limits: o.memoryBytes ? { memoryBytes: o.memoryBytes } : {} }),
