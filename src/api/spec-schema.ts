@@ -91,7 +91,10 @@ export const serviceSpecSchema = z.object({
   tmpfs: z.record(absPath, tmpfsOptions).optional(),
   secrets: z.array(fileMount).max(100).optional(),
   configs: z.array(fileMount).max(100).optional(),
-  routes: z.array(z.object({ host: canonical(normaliseHost).optional(), path: canonical(normaliseRoutePath) })),
+  routes: z.array(z.object({
+    host: canonical(normaliseHost).optional(), path: canonical(normaliseRoutePath),
+    tls: z.literal(false).optional(), redirect: z.literal(false).optional(), hstsSeconds: z.number().int().min(1).max(2 ** 31).optional(),
+  }).refine((r) => r.host !== undefined || (r.tls === undefined && r.redirect === undefined && r.hstsSeconds === undefined), 'tls, redirect and hsts need a host')),
   /** A stored source's id (promote re-deploys services with theirs); a deploy that sends `source` replaces it. */
   source: z.string().regex(/^[0-9a-f]{32}$/, 'a source id').optional(),
   /** x-berth.test: run by the build of a service with a build section, in a container of the new image. */

@@ -315,6 +315,16 @@ export interface IngressRoute {
    * earlier claim is served and the other refused; undefined counts as latest.
    */
   claimedAt?: number;
+  /**
+   * The route's HTTPS options (x-berth `tls`, `redirect`, `hsts`), from its spec; undefined: the
+   * defaults (wants a certificate for its host, redirects once it has one, no HSTS).
+   */
+  https?: { wantsCert: boolean; redirect: boolean; hstsSeconds?: number };
+  /**
+   * The certificate nginx serves for this route's host (files nginx's master reads), set by the TLS
+   * wiring only when the host has a current one. Without it the route is served over HTTP only.
+   */
+  tls?: { certFile: string; keyFile: string };
 }
 
 /**

@@ -19,6 +19,10 @@ export interface NginxIngressOptions {
   listenAddress?: string;
   /** Loopback port of nginx's admin server (generation probe, stub_status). */
   adminPort: number;
+  /** Public HTTPS port for hosts with a certificate (render.ts `httpsPort`); undefined: no TLS. */
+  httpsPort?: number;
+  /** Directory of ACME HTTP-01 answers served at /.well-known/acme-challenge/ (render.ts). */
+  acmeChallengeDir?: string;
   /** nginx binary (default `nginx` on PATH). */
   nginxBin?: string;
   /** Applies within this window are rendered and reloaded once (default 50 ms). */
@@ -100,6 +104,12 @@ export class NginxIngress implements Ingress {
     this.adminPort = opts.adminPort;
     for (const [name, p] of [['listen port', this.port], ['admin port', this.adminPort]] as const) {
       if (!Number.isInteger(p) || p < 1 || p > 65535) throw new InvalidInput(`ingress ${name} ${p} must be an integer in 1..65535`);
+    }
+    if (opts.httpsPort !== undefined && (!Number.isInteger(opts.httpsPort) || opts.httpsPort < 1 || opts.httpsPort > 65535 || [this.port, this.adminPort].includes(opts.httpsPort))) {
+      throw new InvalidInput(`ingress HTTPS port ${opts.httpsPort} must be an integer in 1..65535, other than the HTTP and admin ports`);
+    }
+    if (opts.acmeChallengeDir !== undefined && (!isAbsolute(opts.acmeChallengeDir) || !SAFE_PATH_RE.test(opts.acmeChallengeDir))) {
+      throw new InvalidInput(`ACME challenge directory ${JSON.stringify(opts.acmeChallengeDir)} must be an absolute path of letters, digits and ._/+@=,-`);
     }
     if (this.port === this.adminPort) throw new InvalidInput(`ingress listen port and admin port must differ (both ${this.port})`);
     if (!/^[0-9A-Fa-f.:]+$/.test(this.listenAddress)) throw new InvalidInput(`ingress listen address ${JSON.stringify(this.listenAddress)} must be an IP address`);
@@ -188,6 +198,8 @@ export class NginxIngress implements Ingress {
       listenPort: this.port,
       listenAddress: this.listenAddress,
       adminPort: this.adminPort,
+      ...(this.opts.httpsPort !== undefined ? { httpsPort: this.opts.httpsPort } : {}),
+      ...(this.opts.acmeChallengeDir !== undefined ? { acmeChallengeDir: this.opts.acmeChallengeDir } : {}),
       stubStatus: await this.hasStubStatus(),
       workerUser: await this.pickWorkerUser(),
     };

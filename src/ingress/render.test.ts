@@ -319,3 +319,54 @@ test('routeAtLine names the route whose lines nginx -t refused, and nobody for B
   assert.equal(routeAtLine(conf, 0), undefined);
   assert.equal(routeAtLine(conf, lines.length + 5), undefined);
 });
+
+test('HTTPS: a host with a certificate gets a TLS server, its routes redirect with 308, HSTS only where asked and only over TLS', () => {
+  const tls = { certFile: '/run/berth/c/tls/shop.example.com.ab12.crt', keyFile: '/run/berth/c/tls/shop.example.com.ab12.key' };
+  const shop: IngressRoute = { upstream: 'shop.prod.web.0', host: 'shop.example.com', path: '/', backends: web.backends, tls, https: { wantsCert: true, redirect: true, hstsSeconds: 600 } };
+  const plain: IngressRoute = { upstream: 'shop.prod.web.1', host: 'shop.example.com', path: '/feed', backends: web.backends, tls, https: { wantsCert: true, redirect: false } };
+  const conf = renderNginxConfig([shop, plain, api], { ...opts, httpsPort: 8443, acmeChallengeDir: '/data/nginx/acme' });
+  const servers = conf.split('\n    server {\n').slice(1).filter((b) => b.includes('server_name shop.example.com;'));
+  assert.equal(servers.length, 2, 'an HTTP and an HTTPS server for the host');
+  const [http, https] = [servers.find((b) => b.includes('listen 0.0.0.0:8080;'))!, servers.find((b) => b.includes('listen 0.0.0.0:8443 ssl;'))!];
+  assert.ok(http && https);
+  // HTTP: the challenge first, then the redirect for `/`, and `/feed` still proxied (redirect: false).
+  assert.match(http, /location \^~ \/\.well-known\/acme-challenge\/ \{\n\s+default_type text\/plain;\n\s+alias \/data\/nginx\/acme\/;/);
+  assert.ok(http.indexOf('acme-challenge') < http.indexOf('location / {'));
+  assert.match(block(http, 'location / {'), /return 308 https:\/\/\$host:8443\$request_uri;/);
+  assert.doesNotMatch(http, /Strict-Transport-Security/, 'no HSTS over plain HTTP');
+  assert.match(block(http, 'location = /feed {'), /proxy_pass http:\/\/shop\.prod\.web\.1;/);
+  // HTTPS: the certificate, proxying, HSTS on `/` only.
+  assert.match(https, /ssl_certificate \/run\/berth\/c\/tls\/shop\.example\.com\.ab12\.crt;\n\s+ssl_certificate_key \/run\/berth\/c\/tls\/shop\.example\.com\.ab12\.key;/);
+  assert.doesNotMatch(https, /acme-challenge|return 308/);
+  assert.match(block(https, 'location / {'), /proxy_pass http:\/\/shop\.prod\.web\.0;[\s\S]*add_header Strict-Transport-Security "max-age=600" always;/);
+  assert.doesNotMatch(block(https, 'location = /feed {'), /Strict-Transport-Security/);
+  // Unknown names are refused at the handshake; the host without a certificate has no TLS server.
+  assert.match(conf, /listen 0\.0\.0\.0:8443 ssl default_server;\n\s+server_name _;\n\s+ssl_reject_handshake on;/);
+  assert.equal(conf.split('\n').filter((l) => l.includes('server_name api.example.com;')).length, 1);
+  assert.match(conf, /ssl_protocols TLSv1\.2 TLSv1\.3;/);
+  // On port 443 the redirect names no port.
+  assert.match(renderNginxConfig([shop], { ...opts, httpsPort: 443 }), /return 308 https:\/\/\$host\$request_uri;/);
+});
+
+test('HTTPS: without a certificate nothing listens for TLS and nothing redirects; the challenge location is still there', () => {
+  const wants: IngressRoute = { upstream: 'shop.prod.web.0', host: 'shop.example.com', path: '/', backends: web.backends, https: { wantsCert: true, redirect: true, hstsSeconds: 600 } };
+  const conf = renderNginxConfig([wants, web], { ...opts, httpsPort: 8443, acmeChallengeDir: '/data/nginx/acme' });
+  assert.doesNotMatch(conf, /ssl|return 308|Strict-Transport/);
+  // Every HTTP server answers challenges: the default one (hosts without routes) and each host's.
+  assert.equal(conf.split('\n').filter((l) => l.includes('location ^~ /.well-known/acme-challenge/ {')).length, 2);
+  // Without the options the config is what it was before HTTPS existed.
+  assert.doesNotMatch(renderNginxConfig([wants, web], opts), /acme-challenge/);
+});
+
+test('HTTPS: certificate paths that would break nginx syntax, or a certificate without a host, are refused', () => {
+  const bad: IngressRoute = { upstream: 'a.b.c.0', host: 'a.example.com', path: '/', backends: [], tls: { certFile: '/x/a b.crt', keyFile: '/x/a.key' } };
+  const noHost: IngressRoute = { upstream: 'a.b.c.1', path: '/', backends: [], tls: { certFile: '/x/a.crt', keyFile: '/x/a.key' } };
+  const hsts: IngressRoute = { upstream: 'a.b.c.2', host: 'b.example.com', path: '/', backends: [], https: { wantsCert: true, redirect: true, hstsSeconds: -1 } };
+  const r = checkRoutes([bad, noHost, hsts]);
+  assert.equal(r.routes.length, 0);
+  assert.deepEqual(r.problems.map((p) => p.message), [
+    'certificate file paths must be absolute paths of letters, digits and ._/+@=,-',
+    'a certificate needs a host',
+    'hsts max-age -1 must be a whole number of seconds from 1 to 2^31',
+  ]);
+});

@@ -34,6 +34,17 @@ export interface RenderOptions {
   /** Value of the `user` directive (`nobody nogroup`, `root`); omitted when undefined (non-root nginx). */
   workerUser?: string;
   workerProcesses?: number | 'auto';
+  /**
+   * Public HTTPS port. Hosts whose routes carry a certificate (`IngressRoute.tls`) get a server on
+   * it; without a port (or a certificate) nothing listens for TLS.
+   */
+  httpsPort?: number;
+  /**
+   * Directory of ACME HTTP-01 answers (one file per token): served at
+   * `/.well-known/acme-challenge/` on the HTTP port for every host, before any route and never
+   * redirected. Undefined: no such location.
+   */
+  acmeChallengeDir?: string;
 }
 
 /** A route the renderer refuses, with why. Rejected routes are left out of the config. */
@@ -49,6 +60,7 @@ export interface RouteProblem {
 const UPSTREAM_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
 const HOST_RE = new RegExp(`^${LABEL}(?:\\.${LABEL})*$`);
+const SAFE_FILE_RE = /^[A-Za-z0-9._/+@=,-]+$/;
 
 /**
  * normaliseHost memoised: every pass checks the whole table (several times: check, plan, render), and
@@ -130,9 +142,19 @@ export function checkRoutes(routes: readonly IngressRoute[]): { routes: IngressR
       problem(bad);
       continue;
     }
+    if (r.tls !== undefined && (host === undefined || ![r.tls.certFile, r.tls.keyFile].every((f) => typeof f === 'string' && f.startsWith('/') && SAFE_FILE_RE.test(f)))) {
+      problem(host === undefined ? 'a certificate needs a host' : 'certificate file paths must be absolute paths of letters, digits and ._/+@=,-');
+      continue;
+    }
+    const hsts = r.https?.hstsSeconds;
+    if (hsts !== undefined && (!Number.isInteger(hsts) || hsts < 1 || hsts > 2 ** 31)) {
+      problem(`hsts max-age ${hsts} must be a whole number of seconds from 1 to 2^31`);
+      continue;
+    }
     candidates.push({
       upstream: r.upstream, ...(host ? { host: host.value } : {}), path: path.value, backends: normalizeBackends(r.backends),
       ...(r.owner ? { owner: r.owner } : {}), ...(r.claimedAt !== undefined ? { claimedAt: r.claimedAt } : {}),
+      ...(r.https ? { https: { ...r.https } } : {}), ...(r.tls ? { tls: { ...r.tls } } : {}),
     });
   }
   const claimed = (r: IngressRoute): number => r.claimedAt ?? Number.POSITIVE_INFINITY;
@@ -169,15 +191,26 @@ function commentSafe(s: string): string {
   return s.replace(/[^\x20-\x7e]/g, '?');
 }
 
+/** Whether the route's host has a certificate and the route asks to be redirected to HTTPS (the default once it has one). */
+function redirects(r: IngressRoute): boolean {
+  return r.tls !== undefined && (r.https?.redirect ?? true);
+}
+
 /**
  * A route's path matches on segment boundaries: `/api` is `location = /api` plus `location /api/`
- * (so `/apix` is not routed), `/` is `location /`.
+ * (so `/apix` is not routed), `/` is `location /`. On the HTTP server a route whose host has a
+ * certificate answers 308 to the same URL over HTTPS (308 keeps the method and body, unlike 301);
+ * on the HTTPS server it adds its HSTS header.
  */
-function renderLocation(r: IngressRoute, lines: string[]): void {
+function renderLocation(r: IngressRoute, lines: string[], scheme: 'http' | 'https', o: RenderOptions): void {
   const heads = r.path === '/' ? ['location / {'] : [`location = ${r.path} {`, `location ${r.path}/ {`];
   for (const head of heads) {
     lines.push(`        ${head}`);
-    if (r.backends.length === 0) {
+    if (scheme === 'http' && redirects(r)) {
+      const port = o.httpsPort === 443 || o.httpsPort === undefined ? '' : `:${o.httpsPort}`;
+      lines.push(`            set $berth_route ${r.upstream};`);
+      lines.push(`            return 308 https://$host${port}$request_uri;`);
+    } else if (r.backends.length === 0) {
       // nginx rejects an empty upstream block, and a 503 says "wait" where a 502 says "broken".
       lines.push('            default_type text/plain;');
       lines.push(`            set $berth_route ${r.upstream};`);
@@ -186,18 +219,33 @@ function renderLocation(r: IngressRoute, lines: string[]): void {
       lines.push(`            proxy_pass http://${r.upstream};`);
       lines.push(`            set $berth_route ${r.upstream};`);
     }
+    if (scheme === 'https' && r.tls !== undefined && r.https?.hstsSeconds !== undefined) {
+      lines.push(`            add_header Strict-Transport-Security "max-age=${r.https.hstsSeconds}" always;`);
+    }
     lines.push('        }');
   }
 }
 
-function renderServer(host: string | undefined, routes: IngressRoute[], o: RenderOptions, lines: string[]): void {
-  const listen = listenAddr(o.listenAddress, o.listenPort);
+function renderServer(host: string | undefined, routes: IngressRoute[], o: RenderOptions, lines: string[], tls?: { certFile: string; keyFile: string }): void {
+  const scheme = tls ? 'https' : 'http';
+  const listen = tls ? `${listenAddr(o.listenAddress, o.httpsPort!)} ssl` : listenAddr(o.listenAddress, o.listenPort);
   lines.push('    server {');
   lines.push(host === undefined ? `        listen ${listen} default_server;` : `        listen ${listen};`);
   lines.push(`        server_name ${host ?? '_'};`);
+  if (tls) {
+    lines.push(`        ssl_certificate ${tls.certFile};`);
+    lines.push(`        ssl_certificate_key ${tls.keyFile};`);
+  }
   // Declares the variable for the access log in every public server (locations override it).
   lines.push('        set $berth_route "";');
-  for (const r of routes) renderLocation(r, lines);
+  if (!tls && o.acmeChallengeDir !== undefined) {
+    // ^~: wins over every route's prefix location, so a challenge is never proxied or redirected.
+    lines.push('        location ^~ /.well-known/acme-challenge/ {');
+    lines.push('            default_type text/plain;');
+    lines.push(`            alias ${o.acmeChallengeDir.replace(/\/+$/, '')}/;`);
+    lines.push('        }');
+  }
+  for (const r of routes) renderLocation(r, lines, scheme, o);
   if (!routes.some((r) => r.path === '/')) {
     lines.push('        location / {');
     lines.push('            default_type text/plain;');
@@ -257,6 +305,12 @@ export function renderNginxConfig(routes: readonly IngressRoute[], o: RenderOpti
   L.push(`    log_format berth_json escape=json '${ACCESS_LOG_FORMAT}';`);
   L.push(`    access_log ${p}/logs/${ACCESS_LOG_FILE} berth_json;`);
   for (const t of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) L.push(`    ${t}_temp_path ${p}/tmp/${t};`);
+  if (o.httpsPort !== undefined && rs.some((r) => r.tls !== undefined)) {
+    L.push('    ssl_protocols TLSv1.2 TLSv1.3;');
+    L.push('    ssl_prefer_server_ciphers off;');
+    L.push('    ssl_session_cache shared:berth_tls:10m;');
+    L.push('    ssl_session_timeout 1d;');
+  }
   L.push('');
   L.push('    # Upstream keepalive needs "Connection: close" stripped; websockets need it passed as "upgrade".');
   L.push('    map $http_upgrade $berth_connection {');
@@ -298,12 +352,29 @@ export function renderNginxConfig(routes: readonly IngressRoute[], o: RenderOpti
   L.push('');
   renderServer(undefined, anyHost, o, L);
   const hosts = [...new Set(rs.flatMap((r) => (r.host === undefined ? [] : [r.host])))].sort(cmp);
+  const httpsHosts: [string, IngressRoute[], { certFile: string; keyFile: string }][] = [];
   for (const h of hosts) {
     const own = rs.filter((r) => r.host === h);
     const ownPaths = new Set(own.map((r) => r.path));
     const merged = [...own, ...anyHost.filter((r) => !ownPaths.has(r.path))].sort((a, b) => cmp(a.path, b.path));
     L.push('');
     renderServer(h, merged, o, L);
+    const tls = own.find((r) => r.tls !== undefined)?.tls;
+    if (tls && o.httpsPort !== undefined) httpsHosts.push([h, merged, tls]);
+  }
+  if (httpsHosts.length > 0) {
+    // A TLS client naming no host Berth has a certificate for is refused at the handshake instead of
+    // being shown another host's certificate.
+    L.push('');
+    L.push('    server {');
+    L.push(`        listen ${listenAddr(o.listenAddress, o.httpsPort!)} ssl default_server;`);
+    L.push('        server_name _;');
+    L.push('        ssl_reject_handshake on;');
+    L.push('    }');
+    for (const [h, merged, tls] of httpsHosts) {
+      L.push('');
+      renderServer(h, merged, o, L, tls);
+    }
   }
 
   L.push('');

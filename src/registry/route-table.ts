@@ -25,6 +25,9 @@ export function buildRouteTable(store: DesiredStateStore & InstanceStore): Ingre
     rel.spec.routes.forEach((r, idx) => {
       const route: IngressRoute = { upstream: upstreamName(owner, idx), path: r.path, backends, owner };
       if (r.host !== undefined) route.host = r.host;
+      if (r.tls === false || r.redirect === false || r.hstsSeconds !== undefined) {
+        route.https = { wantsCert: r.tls !== false, redirect: r.tls !== false && r.redirect !== false, ...(r.hstsSeconds !== undefined ? { hstsSeconds: r.hstsSeconds } : {}) };
+      }
       routes.push(route);
     });
   }

@@ -287,6 +287,17 @@ test('normalizes service fields', () => {
       want: { type: 'none' },
     },
     {
+      name: 'routes: HTTPS options keep only what differs from the default (tls and redirect on, no HSTS)',
+      yaml: 'services: {web: {image: x, x-berth: {port: 3000, routes: [{host: a.example.com, tls: true, redirect: true, hsts: false}, {host: b.example.com, redirect: false, hsts: true}, {host: c.example.com, hsts: 2d}, {host: d.example.com, tls: false}]}}}',
+      pick: (s) => s.routes,
+      want: [
+        { host: 'a.example.com', path: '/' },
+        { host: 'b.example.com', path: '/', redirect: false, hstsSeconds: 31_536_000 },
+        { host: 'c.example.com', path: '/', hstsSeconds: 172_800 },
+        { host: 'd.example.com', path: '/', tls: false },
+      ],
+    },
+    {
       name: 'routes: strings and objects, host lower-cased, path defaults to /',
       yaml: 'services: {web: {image: x, x-berth: {port: 3000, routes: [Example.COM/api, /admin, shop.example.com, {host: a.example.com}, {path: /v2}, "*.apps.example.com"]}}}',
       pick: (s) => s.routes,
@@ -643,6 +654,16 @@ test('reports Berth-level errors at the offending node', () => {
       name: 'unterminated quote in command',
       yaml: `services:\n  web:\n    image: x\n    command: sh -c 'echo\n`,
       want: [['4:14 services.web.command', /^unterminated single quote/]],
+    },
+    {
+      name: 'route HTTPS options: types, HSTS durations, contradictions, no host',
+      yaml: 'services:\n  web:\n    image: x\n    x-berth:\n      port: 80\n      routes:\n        - {host: a.example.com, tls: yes}\n        - {host: b.example.com, hsts: 1 year}\n        - {host: c.example.com, tls: false, hsts: true}\n        - {path: /x, redirect: false}\n',
+      want: [
+        ['7:38 services.web.x-berth.routes[0].tls', /^expected true or false, got "yes"$/],
+        ['8:39 services.web.x-berth.routes[1].hsts', /is not a duration.*or true \(one year\) or false$/],
+        ['9:38 services.web.x-berth.routes[2].tls', /^tls: false serves this route over plain HTTP only/],
+        ['10:11 services.web.x-berth.routes[3]', /^tls, redirect and hsts need a host/],
+      ],
     },
     {
       name: 'remote build context',

@@ -52,6 +52,16 @@ export interface RouteSpec {
   host?: string;
   /** Path prefix, always starting with '/'. */
   path: string;
+  /**
+   * HTTPS options (`tls`, `redirect`, `hsts` in x-berth). Absent means the default, so specs stored
+   * before HTTPS existed hash the same: a route with a host gets a certificate when the server has one
+   * or can get one (ACME), and once it has one, HTTP is redirected to HTTPS; HSTS is opt-in.
+   */
+  tls?: false;
+  /** `redirect: false`: serve plain HTTP as well as HTTPS (no 308 to HTTPS). */
+  redirect?: false;
+  /** `hsts`: send Strict-Transport-Security with this max-age (seconds) on HTTPS responses. */
+  hstsSeconds?: number;
 }
 
 export interface VolumeMount {

@@ -20,7 +20,9 @@ const CHECKS_KEYS = ['max_chain_depth', 'strict', 'warn_only'];
 const UPDATE_KEYS = ['strategy', 'max_surge', 'max_unavailable', 'keep_previous', 'signal', 'on_failure', 'deadline'];
 const STRATEGIES = ['rolling', 'blue-green', 'reload', 'recreate'] as const;
 const APP_KEYS = ['app', 'pipeline'];
-const ROUTE_KEYS = ['host', 'path'];
+const ROUTE_KEYS = ['host', 'path', 'tls', 'redirect', 'hsts'];
+/** `hsts: true`: one year, the value browsers' preload lists ask for. */
+const HSTS_DEFAULT_S = 31_536_000;
 const ROUTE_FORMS = 'write "example.com/api", "/api" or {host: example.com, path: /api}';
 
 export interface ServiceExtensions {
@@ -227,6 +229,7 @@ function parseRoutes(ctx: SpecContext, path: SpecPath, raw: unknown): RouteSpec[
 function parseRoute(ctx: SpecContext, path: SpecPath, raw: unknown): RouteSpec | undefined {
   let host: string | undefined;
   let routePath: unknown = '/';
+  let https: Pick<RouteSpec, 'tls' | 'redirect' | 'hstsSeconds'> = {};
   if (typeof raw === 'string') {
     if (raw.includes('://')) {
       ctx.diag.error(path, `"${raw}": write the route without a scheme, e.g. "${raw.replace(/^[a-z]+:\/\//i, '')}"`);
@@ -242,6 +245,7 @@ function parseRoute(ctx: SpecContext, path: SpecPath, raw: unknown): RouteSpec |
     for (const key of Object.keys(raw)) {
       if (!ROUTE_KEYS.includes(key)) ctx.diag.error([...path, key], unknownKey(key, ROUTE_KEYS, 'a route'), 'key');
     }
+    https = routeHttps(ctx, path, raw);
     if (raw.host !== undefined && raw.host !== null) {
       if (typeof raw.host !== 'string') {
         ctx.diag.error([...path, 'host'], 'expected a host name such as example.com');
@@ -261,5 +265,39 @@ function parseRoute(ctx: SpecContext, path: SpecPath, raw: unknown): RouteSpec |
   if (h && !h.ok) ctx.diag.error(at('host'), h.message);
   if (!p.ok) ctx.diag.error(at('path'), p.message);
   if ((h && !h.ok) || !p.ok) return undefined;
-  return h === undefined ? { path: p.value } : { host: h.value, path: p.value };
+  if (h === undefined && Object.keys(https).length > 0) {
+    ctx.diag.error(path, 'tls, redirect and hsts need a host: a route without one is served for any host, and a certificate names its host (add host: example.com)');
+    return undefined;
+  }
+  return h === undefined ? { path: p.value } : { host: h.value, path: p.value, ...https };
+}
+
+/** The HTTPS options of a route mapping; only what differs from the default is kept (see RouteSpec). */
+function routeHttps(ctx: SpecContext, path: SpecPath, raw: Record<string, unknown>): Pick<RouteSpec, 'tls' | 'redirect' | 'hstsSeconds'> {
+  const out: Pick<RouteSpec, 'tls' | 'redirect' | 'hstsSeconds'> = {};
+  const flag = (key: 'tls' | 'redirect'): boolean | undefined => {
+    const v = raw[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v === 'boolean') return v;
+    ctx.diag.error([...path, key], `expected true or false, got ${JSON.stringify(v)}`);
+    return undefined;
+  };
+  const tls = flag('tls');
+  const redirect = flag('redirect');
+  if (tls === false) out.tls = false;
+  if (redirect === false) out.redirect = false;
+  const hsts = raw.hsts;
+  if (hsts !== undefined && hsts !== null && hsts !== false) {
+    if (hsts === true) out.hstsSeconds = HSTS_DEFAULT_S;
+    else {
+      const d = parseDuration(hsts, { days: true });
+      if (d.error !== undefined) ctx.diag.error([...path, 'hsts'], `${d.error}; or true (one year) or false`);
+      else if (d.value! < 1000) ctx.diag.error([...path, 'hsts'], 'hsts max-age must be at least 1s (false turns HSTS off)');
+      else out.hstsSeconds = Math.floor(d.value! / 1000);
+    }
+  }
+  if (tls === false && (redirect === true || out.hstsSeconds !== undefined)) {
+    ctx.diag.error([...path, 'tls'], 'tls: false serves this route over plain HTTP only, so redirect: true and hsts cannot apply: drop them or tls: false');
+  }
+  return out;
 }
