@@ -25,6 +25,7 @@ const ROOMS = {
   build: { may: ['core', 'lib', 'images'] },
   images: { may: ['core', 'lib'] },
   auth: { may: ['core'] },
+  tls: { may: ['core', 'lib', 'type:config'] },
   api: { may: ['core', 'auth', 'type:logs'] },
   client: { may: ['core'] },
   cli: { may: ['client', 'core'] },
@@ -36,7 +37,8 @@ const PACKAGE_HOMES = {
   dockerode: ['engine/docker', 'server'],
   fastify: ['api', 'server'],
   commander: ['cli'],
-  'better-sqlite3': ['lib', 'store', 'config', 'logs', 'metrics'],
+  'better-sqlite3': ['lib', 'store', 'config', 'logs', 'metrics', 'tls'],
+  'acme-client': ['tls'],
   pino: ['lib'],
 };
 

@@ -3,6 +3,7 @@
  */
 import type { RouteOwner } from './spec/routes.ts';
 import type { AppSpec, FileMountSpec } from './spec/types.ts';
+import type { CertView } from './views.ts';
 
 /** Labels Berth puts on every container it manages (and on the images and test containers of its builds). */
 export const LABEL = {
@@ -342,6 +343,20 @@ export interface Ingress {
   close(): Promise<void>;
   /** Port clients connect to. */
   readonly port: number;
+}
+
+/**
+ * Certificates for routes' hosts (the tls room), as the API uses them. Each method validates its
+ * input and throws InvalidInput/NotFound/Conflict; none waits for a CA.
+ */
+export interface CertificatesPort {
+  list(): CertView[];
+  /** Stores an uploaded certificate after checking it (key matches, covers the host, current); replaces any other for the host. */
+  upload(host: string, certPem: string, keyPem: string): Promise<CertView>;
+  /** Forgets the host's certificate (a route that still wants one gets a new one from ACME). */
+  remove(host: string): Promise<boolean>;
+  /** Asks for an ACME renewal now; returns at once (the status says `renewing`). */
+  renew(host: string): CertView;
 }
 
 export interface Clock {

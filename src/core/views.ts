@@ -150,3 +150,28 @@ export interface RegistryEntryView {
   ttlMs?: number;
   lastHeartbeatAt?: number;
 }
+
+/**
+ * One host's certificate as `GET /v1/certs` and `berth certs` show it: what is stored (never the
+ * key) and what Berth is doing about it.
+ * - `valid`: served; `renewing`: served, renewal due or asked for; `failed`: the last ACME attempt
+ *   failed (see `lastError`, retried at `retryAt`); `expired`; `pending`: wanted, ACME will get it;
+ * - `no-acme`: a route wants it, no ACME CA is configured and none was uploaded; `wildcard`: a wildcard
+ *   host wants one, which HTTP-01 cannot get (upload one); `unused`: stored, no route of the host asks.
+ */
+export interface CertView {
+  host: string;
+  status: 'valid' | 'renewing' | 'failed' | 'expired' | 'pending' | 'no-acme' | 'wildcard' | 'unused';
+  /** Where the stored certificate came from; absent when there is none. */
+  source?: 'acme' | 'upload';
+  issuer?: string;
+  notBefore?: number;
+  notAfter?: number;
+  /** When Berth renews it (ACME certificates only). */
+  renewAt?: number;
+  fingerprint?: string;
+  /** Routes (app/env/service) that ask for this host's certificate. */
+  routes: string[];
+  lastError?: string;
+  retryAt?: number;
+}
