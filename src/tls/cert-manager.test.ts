@@ -39,7 +39,7 @@ async function setup(o: { acme?: boolean } = {}) {
   let changed = 0;
   const m = new CertManager({
     store, ...(o.acme === false ? {} : { issuer }), fileDir: join(dir, 'files'), clock, logger: silentLogger,
-    events: { addEvent: (e) => (events.push(e), { ...e, id: events.length, at: clock.now() }), listEvents: () => [] },
+    events: { addEvent: (e) => (events.push(e), { ...e, id: events.length, ts: clock.now() }), listEvents: () => [] },
     routes: () => routes, changed: () => void changed++, retryBaseMs: 60_000, retryMaxMs: 3_600_000,
   });
   await m.start({ loop: false }); // no timers in unit tests: each pass is m.check()

@@ -6,7 +6,7 @@
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto as never);
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY = 86_400_000;
 
@@ -14,7 +14,7 @@ export interface TestCa {
   certPem: string;
   keyPem: string;
   cert: x509.X509Certificate;
-  keys: CryptoKeyPair;
+  keys: webcrypto.CryptoKeyPair;
 }
 
 export interface TestLeaf {
@@ -24,8 +24,8 @@ export interface TestLeaf {
   leafPem: string;
 }
 
-async function keyPem(k: CryptoKey): Promise<string> {
-  return x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', k as unknown as webcrypto.CryptoKey), 'PRIVATE KEY');
+async function keyPem(k: webcrypto.CryptoKey): Promise<string> {
+  return x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', k), 'PRIVATE KEY');
 }
 
 let serial = 1;
@@ -34,7 +34,7 @@ function nextSerial(): string {
 }
 
 export async function makeCa(name = 'Berth Test CA'): Promise<TestCa> {
-  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as unknown as CryptoKeyPair;
+  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: nextSerial(), name: `CN=${name}`, notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + 30 * DAY), keys, signingAlgorithm: ALG,
     extensions: [new x509.BasicConstraintsExtension(true, 1, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
@@ -44,7 +44,7 @@ export async function makeCa(name = 'Berth Test CA'): Promise<TestCa> {
 
 /** A server certificate for `names` (DNS names or IP addresses) signed by `ca`. */
 export async function makeLeaf(ca: TestCa, names: string[], o: { notBefore?: number; notAfter?: number } = {}): Promise<TestLeaf> {
-  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as unknown as CryptoKeyPair;
+  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair;
   const ip = (n: string) => /^[\d.]+$/.test(n) || n.includes(':');
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: nextSerial(), subject: `CN=${names[0]}`, issuer: ca.cert.subject,
