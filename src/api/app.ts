@@ -19,6 +19,8 @@ import { registerEventRoutes } from './event-routes.ts';
 import { registerServiceRoutes } from './service-routes.ts';
 
 export interface ApiDeps {
+  /** TLS for the API (key, cert, SNICallback): when set, it listens with HTTPS only. */
+  https?: import('node:https').ServerOptions;
   store: DeploymentStore & DesiredStateStore & InstanceStore & EventStore & Pick<PurgeStore, 'getPurge'>;
   clock: Clock;
   logger: Logger;
@@ -53,7 +55,10 @@ const HTTP_STATUS: Record<string, number> = {
  * call the engine. Every route needs a bearer token. Errors map here, once, to HTTP statuses.
  */
 export function buildApi(d: ApiDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
+  // With `https` the same instance serves TLS (server/api-tls.ts); routes and inject() are unchanged.
+  const app = (d.https
+    ? Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024, https: d.https })
+    : Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 })) as unknown as FastifyInstance;
 
   // Who is calling (onRequest) and whether the route's permission allows it (preHandler): api/permissions.ts.
   registerAuthorization(app, {

@@ -12,6 +12,7 @@ import {
   scaleBodySchema,
 } from './spec-schema.ts';
 import { body as alertBody } from './alert-routes.ts';
+import { uploadBody as certUploadBody } from './cert-routes.ts';
 import { body as templateBody } from './template-routes.ts';
 import { envQuery, getQuery, setBody, unsetBody } from './config-routes.ts';
 import { gcBody, listQuery as imageListQuery } from './image-routes.ts';
@@ -98,6 +99,10 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'PUT /v1/alerts/:name': { summary: 'Create or replace an alert rule', body: alertBody },
   'GET /v1/alerts': { summary: 'Alert rules and their states' },
   'DELETE /v1/alerts/:name': { summary: 'Delete an alert rule' },
+  'GET /v1/certs': { summary: "Certificates of routes' hosts: source, issuer, expiry, status" },
+  'PUT /v1/certs/:host': { summary: 'Upload a certificate and key for a host (checked: key matches, covers the host, current)', body: certUploadBody },
+  'DELETE /v1/certs/:host': { summary: "Remove a host's certificate (ACME gets a new one if a route still asks)", status: 204 },
+  'POST /v1/certs/:host/renew': { summary: 'Renew an ACME certificate now', status: 202 },
   'PUT /v1/templates/:name': { summary: 'Create or replace a config template', body: templateBody },
   'GET /v1/templates': { summary: 'Config templates and their last render' },
   'DELETE /v1/templates/:name': { summary: 'Delete a config template' },

@@ -30,6 +30,7 @@ import { registerExec } from './commands/exec.ts';
 import { registerLogin } from './commands/login.ts';
 import { registerUser } from './commands/user.ts';
 import { registerTeam } from './commands/team.ts';
+import { registerCert } from './commands/cert.ts';
 import { VERSION } from '../core/version.ts';
 
 const program = new Command('berth')
@@ -58,7 +59,7 @@ if (json) {
   });
 }
 
-for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages, registerLogin, registerUser, registerTeam]) {
+for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages, registerLogin, registerUser, registerTeam, registerCert]) {
   register(program);
 }
 for (const c of program.commands) c.exitOverride();

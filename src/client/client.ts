@@ -3,7 +3,7 @@
  */
 import type { AppSpec, SpecWarning } from '../core/spec/types.ts';
 import type { SpecSource } from '../core/spec/source.ts';
-import type { AlertView, BuildView, RegistryEntryView, ServiceStatus as ServiceView, TemplateView, TopView } from '../core/views.ts';
+import type { AlertView, BuildView, CertView, RegistryEntryView, ServiceStatus as ServiceView, TemplateView, TopView } from '../core/views.ts';
 import type { EventRecord as EventView, PurgeRecord, ReleaseRecord } from '../core/store.ts';
 import type { AppRemains } from '../core/app-remains.ts';
 
@@ -172,6 +172,21 @@ export class BerthClient {
   removeAlert(name: string) {
     return this.request<Record<string, never>>('DELETE', `/v1/alerts/${enc(name)}`);
   }
+  /** Certificates of routes' hosts and what Berth is doing about each. */
+  certs() {
+    return this.request<{ certs: CertView[] }>('GET', '/v1/certs');
+  }
+  /** Uploads a PEM chain (the host's certificate first) and its unencrypted PEM key; checked by the server before anything is stored. */
+  uploadCert(host: string, cert: string, key: string) {
+    return this.request<CertView>('PUT', `/v1/certs/${enc(host)}`, { cert, key });
+  }
+  removeCert(host: string) {
+    return this.request<Record<string, never>>('DELETE', `/v1/certs/${enc(host)}`);
+  }
+  /** Asks for an ACME renewal now; follow it with `certs()`. */
+  renewCert(host: string) {
+    return this.request<CertView>('POST', `/v1/certs/${enc(host)}/renew`);
+  }
   /** CPU, memory and the last minute of requests per instance, service and route. */
   top(q: { app?: string; env?: string } = {}) {
     const qs = query(q);
@@ -287,7 +302,7 @@ function query(q: Record<string, string | undefined>): string {
 }
 
 
-export type { AlertView, BuildView, RegistryEntryView, TemplateView, TopView } from '../core/views.ts';
+export type { AlertView, BuildView, CertView, RegistryEntryView, TemplateView, TopView } from '../core/views.ts';
 
 export interface AppView {
   name: string;

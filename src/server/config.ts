@@ -59,6 +59,24 @@ export interface ServerConfig {
    * directories are refused whatever this says.
    */
   readonly allowedBindRoots: readonly string[];
+  /**
+   * BERTH_INGRESS_HTTPS_PORT (default 8443; `off`: none): where nginx serves hosts that have a
+   * certificate. Plain HTTP stays on ingressPort (ACME's HTTP-01 and redirects).
+   */
+  readonly ingressHttpsPort?: number;
+  /**
+   * ACME (any RFC 8555 CA): BERTH_ACME_DIRECTORY (e.g. https://acme-v02.api.letsencrypt.org/directory;
+   * unset: no ACME, uploaded certificates only), BERTH_ACME_EMAIL, BERTH_ACME_CA_FILE (PEM of CAs the
+   * ACME client alone trusts for the directory's TLS: a private or test CA; never the system store).
+   */
+  readonly acme?: { readonly directoryUrl: string; readonly email?: string; readonly caFile?: string };
+  /** BERTH_ACME_RETRY_S: backoff after a failed ACME attempt starts here and doubles (default 60 s, at most 6 h). */
+  readonly acmeRetryBaseMs: number;
+  /**
+   * TLS for the API: BERTH_API_TLS_CERT and BERTH_API_TLS_KEY (PEM files, both or neither). Re-read
+   * when they change, so a renewal by any tool needs no restart.
+   */
+  readonly apiTls?: { readonly certFile: string; readonly keyFile: string };
   /** The environment the programs Berth runs with extra variables (git) start from: the server's own, read once here. */
   readonly childEnv: Readonly<Record<string, string>>;
 }
@@ -117,6 +135,7 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     allowedBindRoots: Object.freeze(bindRoots(flags.allowedBindRoots ?? env.BERTH_ALLOWED_BIND_ROOTS ?? '')),
     registryGcIntervalMs: wholeNumber('BERTH_REGISTRY_GC_INTERVAL_MS', env.BERTH_REGISTRY_GC_INTERVAL_MS ?? String(6 * 3_600_000), 0),
     hostMemoryBytes: env.BERTH_HOST_MEMORY_MB ? wholeNumber('BERTH_HOST_MEMORY_MB', env.BERTH_HOST_MEMORY_MB, 1) * 1024 * 1024 : totalmem(),
+    ...tlsConfig(env),
     childEnv: Object.freeze(Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined))),
   });
 }
@@ -139,6 +158,39 @@ function dnsConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): Pick<ServerConfi
   if (upstream) {
     const u = hostPort('BERTH_DNS_UPSTREAM', upstream);
     Object.assign(out, { dnsUpstream: Object.freeze({ address: u.host, port: u.port }) });
+  }
+  return out;
+}
+
+function tlsConfig(env: NodeJS.ProcessEnv): Pick<ServerConfig, 'ingressHttpsPort' | 'acme' | 'acmeRetryBaseMs' | 'apiTls'> {
+  const out: Pick<ServerConfig, 'ingressHttpsPort' | 'acme' | 'acmeRetryBaseMs' | 'apiTls'> = {
+    acmeRetryBaseMs: wholeNumber('BERTH_ACME_RETRY_S', env.BERTH_ACME_RETRY_S ?? '60', 1) * 1000,
+  };
+  const https = env.BERTH_INGRESS_HTTPS_PORT ?? '8443';
+  if (https !== 'off') Object.assign(out, { ingressHttpsPort: port('BERTH_INGRESS_HTTPS_PORT', https) });
+  const dir = env.BERTH_ACME_DIRECTORY?.trim();
+  if (dir) {
+    let u: URL | undefined;
+    try {
+      u = new URL(dir);
+    } catch {
+      u = undefined;
+    }
+    if (!u || u.protocol !== 'https:') throw new InvalidInput(`BERTH_ACME_DIRECTORY "${dir}" is not an https URL: write the CA's directory URL, e.g. https://acme-v02.api.letsencrypt.org/directory`);
+    const caFile = env.BERTH_ACME_CA_FILE?.trim();
+    if (caFile && !isAbsolute(caFile)) throw new InvalidInput(`BERTH_ACME_CA_FILE "${caFile}" must be an absolute path to a PEM file`);
+    const email = env.BERTH_ACME_EMAIL?.trim();
+    if (email && !/^[^@\s]+@[^@\s]+$/.test(email)) throw new InvalidInput(`BERTH_ACME_EMAIL "${email}" is not an email address`);
+    Object.assign(out, { acme: Object.freeze({ directoryUrl: u.href, ...(email ? { email } : {}), ...(caFile ? { caFile } : {}) }) });
+  }
+  const cert = env.BERTH_API_TLS_CERT?.trim();
+  const key = env.BERTH_API_TLS_KEY?.trim();
+  if (cert || key) {
+    if (!cert || !key) throw new InvalidInput('BERTH_API_TLS_CERT and BERTH_API_TLS_KEY go together: set both (PEM files) for TLS on the API, or neither');
+    for (const [n, f] of [['BERTH_API_TLS_CERT', cert], ['BERTH_API_TLS_KEY', key]] as const) {
+      if (!isAbsolute(f)) throw new InvalidInput(`${n} "${f}" must be an absolute path to a PEM file`);
+    }
+    Object.assign(out, { apiTls: Object.freeze({ certFile: cert, keyFile: key }) });
   }
   return out;
 }

@@ -42,6 +42,10 @@ import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { VERSION } from '../core/version.ts';
 import type { ServerConfig } from './config.ts';
 import { HostPathGuard } from './host-paths.ts';
+import { AcmeIssuer, CertManager, CertStore, ChallengeDir } from '../tls/index.ts';
+import { registerCertRoutes } from '../api/cert-routes.ts';
+import { ApiTls } from './api-tls.ts';
+import { readFile } from 'node:fs/promises';
 
 
 /** What `berth server` writes so that a CLI on the same machine finds it. */
@@ -85,7 +89,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const token = await ensureAdminToken(store, join(cfg.dataDir, 'admin.token'));
   const authStore = new SqliteAuthStore(join(cfg.dataDir, 'auth.db'));
   const authenticator = new Authenticator({ store: authStore, adminTokens: store, clock });
-  const config = new ConfigStore(join(cfg.dataDir, 'config.db'), SecretBox.fromLoaded(loadSecretKey({ dataDir: cfg.dataDir, fromEnv: cfg.secretKey })), clock);
+  const secretBox = SecretBox.fromLoaded(loadSecretKey({ dataDir: cfg.dataDir, fromEnv: cfg.secretKey }));
+  const config = new ConfigStore(join(cfg.dataDir, 'config.db'), secretBox, clock);
   const keyProblem = config.keyProblem();
   if (keyProblem) logger.warn(keyProblem);
   const cluster = await clusterId(cfg.dataDir);
@@ -153,8 +158,27 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     registryAuth: (host) => (host === imageRegistry.host ? imageRegistry.credentials : undefined),
   });
   const engine: Engine = scopedEngine(docker, scope);
+  // Certificates (tls/): keys sealed in tls.db with the secrets' key; the files nginx reads are
+  // root-only (0700 directory, 0600 files) under the run directory, a tmpfs on a normal system, so
+  // no key lies in clear on disk. HTTP-01 answers are files nginx serves from its prefix.
+  const acmeChallenges = new ChallengeDir(join(cfg.dataDir, 'nginx', 'acme'));
+  const certStore = new CertStore(join(cfg.dataDir, 'tls.db'), secretBox);
+  const routeChanges: { apply?: () => void } = {};
+  const certs = new CertManager({
+    store: certStore, fileDir: join(cfg.runDir, cluster, 'tls'), events: store, clock, logger,
+    routes: () => buildRouteTable(store), changed: () => routeChanges.apply?.(), retryBaseMs: cfg.acmeRetryBaseMs,
+    ...(cfg.acme ? {
+      issuer: new AcmeIssuer({
+        directoryUrl: cfg.acme.directoryUrl, ...(cfg.acme.email ? { email: cfg.acme.email } : {}),
+        ...(cfg.acme.caFile ? { caPem: await readFile(cfg.acme.caFile, 'utf8') } : {}),
+        accountKey: (create) => certStore.accountKey(cfg.acme!.directoryUrl, create), challenges: acmeChallenges, logger,
+      }),
+    } : {}),
+  });
+  await certs.start();
   const ingress: Ingress = new NginxIngress({
     prefix: join(cfg.dataDir, 'nginx'), listenPort: cfg.ingressPort, listenAddress: cfg.ingressAddress, adminPort: cfg.ingressAdminPort,
+    ...(cfg.ingressHttpsPort !== undefined ? { httpsPort: cfg.ingressHttpsPort } : {}), acmeChallengeDir: acmeChallenges.dir,
     nginxBin: cfg.nginxBin, logger: logger.child({ component: 'ingress' }),
     // A route the ingress leaves out is that app's problem, reported to it; the others stay live.
     onRoutesRefused: (problems) => {
@@ -191,13 +215,18 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // The registry (DNS, watchers) follows the same changes.
   const applyRoutes = () => {
     registry.refresh();
-    ingress.apply(buildRouteTable(store));
+    ingress.apply(certs.decorate(buildRouteTable(store)));
+    // A new host may want a certificate (coalesced; cheap when nothing is due).
+    certs.wake();
   };
+  routeChanges.apply = applyRoutes;
   const routesChanged = async () => {
     applyRoutes();
     await ingress.flush();
   };
   await routesChanged();
+  // nginx answers HTTP-01 challenges from here on.
+  certs.run();
 
   // Set once builds, repositories and the registry exist; purge keys are queued from then on.
   const purging: { purger?: AppPurger } = {};
@@ -360,7 +389,10 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   resync.start();
 
   const known = knownApps({ store, config, listings: [() => buildLog.list(), () => repos.apps()] });
+  // TLS for the API when a certificate is configured (BERTH_API_TLS_CERT/KEY), re-read when the files change.
+  const apiTls = cfg.apiTls ? await ApiTls.load(cfg.apiTls, logger.child({ component: 'api-tls' })) : undefined;
   const api = buildApi({
+    ...(apiTls ? { https: apiTls.options() } : {}),
     store, clock, logger: logger.child({ component: 'api' }), newId: () => shortId(10), version: VERSION,
     deployments: deploymentService, enqueueService,
     logs: { search: (q) => logStore.search(q), tail: (f, onLine) => logs.tail(f, onLine) }, ingressPort: cfg.ingressPort, known,
@@ -405,10 +437,13 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     unfinishedBuilds: (app) => unfinishedBuilds(app).map((b) => ({ id: b.id, status: b.status, ...(b.stage ? { stage: b.stage } : {}) })),
   });
   for (const p of store.listPurges()) if (p.state === 'purging') wakePurge(p.app);
-  registerWebhookRoutes(api, { repos, builds, deliveries: new WebhookDeliveries(repos.root), now: () => clock.now(), serverUrl: () => `http://${cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost}:${cfg.listenPort}` });
+  registerCertRoutes(api, { certs });
+  const scheme = apiTls ? 'https' : 'http';
+  registerWebhookRoutes(api, { repos, builds, deliveries: new WebhookDeliveries(repos.root), now: () => clock.now(), serverUrl: () => `${scheme}://${cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost}:${cfg.listenPort}` });
   await api.listen({ host: cfg.listenHost, port: cfg.listenPort });
+  apiTls?.watch(api.server as unknown as import('node:tls').Server);
   const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;
-  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${cfg.listenPort}`;
+  const url = `${scheme}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${cfg.listenPort}`;
   const info: ServerInfo = { url, pid: process.pid, ingressPort: cfg.ingressPort, version: VERSION };
   await writeFileAtomic(join(cfg.dataDir, 'server.json'), JSON.stringify(info, null, 2) + '\n');
   await builds.recover();
@@ -426,8 +461,11 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       registry.close();
       templates.close();
       await imageJanitor?.stop();
+      apiTls?.close();
       await api.close();
       await dns.close();
+      await certs.close();
+      certStore.close();
       await manager.idle();
       await ingress.close();
       await logs.close();

@@ -42,7 +42,7 @@ async function setup(o: { acme?: boolean } = {}) {
     events: { addEvent: (e) => (events.push(e), { ...e, id: events.length, ts: clock.now() }), listEvents: () => [] },
     routes: () => routes, changed: () => void changed++, retryBaseMs: 60_000, retryMaxMs: 3_600_000,
   });
-  await m.start({ loop: false }); // no timers in unit tests: each pass is m.check()
+  await m.start(); // no run(): no timers in unit tests, each pass is m.check()
   return {
     dir, clock, ca, issuer, store, events, m, get changed() { return changed; },
     setRoutes(r: IngressRoute[]) { routes = r; },

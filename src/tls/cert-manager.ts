@@ -72,12 +72,16 @@ export class CertManager implements CertificatesPort {
     return this.o.issuer !== undefined;
   }
 
-  /** Writes the files of every stored certificate (before nginx starts or is reloaded) and starts the loop. */
-  async start(o: { loop?: boolean } = {}): Promise<void> {
+  /** Writes the files of every stored certificate (before nginx starts or is reloaded). No ACME yet: see `run`. */
+  async start(): Promise<void> {
     await mkdir(this.o.fileDir, { recursive: true, mode: 0o700 });
     await chmod(this.o.fileDir, 0o700);
     for (const c of this.o.store.list()) await this.writeFiles(c);
-    this.looping = o.loop ?? true;
+  }
+
+  /** Starts the loop (once nginx serves the challenge location): passes on `wake` and on a timer. */
+  run(): void {
+    this.looping = true;
     this.wake();
   }
 
@@ -148,7 +152,7 @@ export class CertManager implements CertificatesPort {
   /** When the host should next get an ACME attempt; undefined: never (uploaded, wildcard, no ACME). */
   private dueAt(host: string): number | undefined {
     if (!this.o.issuer || host.startsWith('*.')) return undefined;
-    const c = this.o.store.get(host);
+    const c = this.o.store.info(host);
     if (c?.source === 'upload') return undefined;
     const s = this.o.store.acmeState(host);
     const due = c === undefined || s.renewRequested ? 0 : renewalDue(c, this.renewFraction);

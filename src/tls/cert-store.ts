@@ -78,6 +78,12 @@ export class CertStore {
     return r ? this.open(r) : undefined;
   }
 
+  /** The certificate's facts without opening its key. */
+  info(host: string): Omit<StoredCert, 'keyPem' | 'certPem'> | undefined {
+    const r = this.db.prepare('SELECT host, source, issuer, not_before, not_after, fingerprint, updated_at FROM certs WHERE host = ?').get(host) as CertRow | undefined;
+    return r ? { host: r.host, source: r.source, issuer: r.issuer, notBefore: r.not_before, notAfter: r.not_after, fingerprint: r.fingerprint, updatedAt: r.updated_at } : undefined;
+  }
+
   list(): StoredCert[] {
     return (this.db.prepare('SELECT * FROM certs ORDER BY host').all() as CertRow[]).map((r) => this.open(r));
   }

@@ -33,6 +33,9 @@ import { registerRegistryRoutes } from '../../src/api/registry-routes.ts';
 import { registerRemoveRoutes } from '../../src/api/remove-routes.ts';
 import { registerTemplateRoutes } from '../../src/api/template-routes.ts';
 import { registerWebhookRoutes } from '../../src/api/webhook-routes.ts';
+import { registerCertRoutes } from '../../src/api/cert-routes.ts';
+import { CertManager, CertStore, type CertIssuer } from '../../src/tls/index.ts';
+import { buildRouteTable } from '../../src/registry/index.ts';
 
 export const TOKEN = 'test-token';
 export const NOW = 1_700_000_000_000;
@@ -58,12 +61,14 @@ export interface TestApi {
   builds: FakeBuild[];
   /** `METHOD /route` of every request that got past authorization to its handler. */
   reached: string[];
+  /** The real certificate manager (no timers, wall clock: certificates are made now), its ACME issuer a fake that records hosts. */
+  certs: CertManager;
   /** A request with the token; `payload` is sent as JSON. */
   req(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown): Promise<LightMyRequestResponse>;
   /** A request without any token. */
   anon(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown): Promise<LightMyRequestResponse>;
   /** A running service with one healthy release (seq 1). */
-  addService(app: string, env: string, name: string, o?: { replicas?: number; memoryBytes?: number; status?: ReleaseRecord['status'] }): ServiceRecord;
+  addService(app: string, env: string, name: string, o?: { replicas?: number; memoryBytes?: number; status?: ReleaseRecord['status']; routes?: ServiceSpec['routes'] }): ServiceRecord;
   close(): Promise<void>;
 }
 
@@ -165,6 +170,14 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
       volumes: [], logSources: 0, metricSeries: 0 }),
   });
   registerWebhookRoutes(api, { repos, builds: buildCtl, deliveries: inert, serverUrl: () => 'http://127.0.0.1:1', now: clock.now });
+  const certStore = new CertStore(join(dir, 'tls.db'), new SecretBox(randomBytes(32)));
+  const issuer: CertIssuer = { issue: async (host) => { calls.push(`acme ${host}`); throw new Error('the test has no CA'); } };
+  const certs = new CertManager({
+    store: certStore, issuer, fileDir: join(dir, 'tls'), events: store, clock: { now: () => Date.now() }, logger: silentLogger,
+    routes: () => buildRouteTable(store), changed: () => void calls.push('ingress'),
+  });
+  await certs.start();
+  registerCertRoutes(api, { certs });
   // Registered after buildApi's hooks: runs only for requests authorization let through.
   const reached: string[] = [];
   api.addHook('preHandler', async (req) => void reached.push(`${req.method} ${req.routeOptions.url}`));
@@ -174,10 +187,10 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
     api.inject({ method, url, ...(auth ? { headers: { authorization: `Bearer ${TOKEN}` } } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
   let seq = 0;
   return {
-    api, store, auth, authenticator, config, calls, builds, reached, req: send(true), anon: send(false),
+    api, store, auth, authenticator, config, calls, builds, reached, certs, req: send(true), anon: send(false),
     addService(app, env, name, o = {}) {
       const rel: ReleaseRecord = {
-        id: `r${++seq}`, app, env, service: name, seq: 1, spec: serviceSpec(name, { replicas: o.replicas ?? 1, limits: o.memoryBytes ? { memoryBytes: o.memoryBytes } : {} }),
+        id: `r${++seq}`, app, env, service: name, seq: 1, spec: serviceSpec(name, { replicas: o.replicas ?? 1, limits: o.memoryBytes ? { memoryBytes: o.memoryBytes } : {}, ...(o.routes ? { routes: o.routes } : {}) }),
         specHash: 'h', image: 'berth/busybox', imageId: 'sha256:x', status: o.status ?? 'healthy', message: '', createdAt: NOW - 1000, createdBy: 'admin',
       };
       const svc: ServiceRecord = { app, env, name, replicas: o.replicas ?? 1, releaseId: rel.id, failures: 0, nextStartAt: 0, updatedAt: NOW - 1000 };
@@ -186,6 +199,8 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
     },
     async close() {
       await api.close();
+      await certs.close();
+      certStore.close();
       store.close();
       auth.close();
       config.close();
