@@ -10,7 +10,7 @@ set -euo pipefail
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 BERTH_LOG_TAG=install
 
-APT_PACKAGES=(docker.io nginx-light git dnsutils wrk hey busybox-static curl iproute2 procps dnsmasq-base dnsperf prometheus docker-registry)
+APT_PACKAGES=(docker.io nginx-light git dnsutils wrk hey busybox-static curl iproute2 procps dnsmasq-base dnsperf prometheus docker-registry pebble)
 
 install_apt() {
   local missing=() p

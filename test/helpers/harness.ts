@@ -6,6 +6,7 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -107,15 +108,17 @@ export class Harness {
     readonly extraEnv: Record<string, string> = {},
     /** Berth's image registry (docker-registry) port. */
     readonly registryPort = 0,
+    /** The API serves TLS (BERTH_API_TLS_*): `api()` speaks HTTPS trusting only this CA (PEM). */
+    readonly apiCa?: string,
   ) {}
 
-  static async create(opts: { portRange: string; containerDns?: string; env?: Record<string, string> }): Promise<Harness> {
+  static async create(opts: { portRange: string; containerDns?: string; env?: Record<string, string>; apiCa?: string }): Promise<Harness> {
     const dataDir = await mkdtemp(join(tmpdir(), 'berth-test-'));
     // Five ports at once: the kernel may hand out a port it just released again, so each must differ.
     const ports = new Set<number>();
     while (ports.size < 5) ports.add(await freePort());
     const [api, ingress, admin, dns, registry] = [...ports] as [number, number, number, number, number];
-    return new Harness(dataDir, api, ingress, admin, opts.portRange, dns, opts.containerDns ?? 'off', opts.env, registry);
+    return new Harness(dataDir, api, ingress, admin, opts.portRange, dns, opts.containerDns ?? 'off', opts.env, registry, opts.apiCa);
   }
 
   get env(): NodeJS.ProcessEnv {
@@ -172,6 +175,21 @@ export class Harness {
     const t = token === undefined ? await this.token() : token;
     if (t !== null) headers.authorization = `Bearer ${t}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.apiCa !== undefined) {
+      const r = await new Promise<HttpResult>((res, rej) => {
+        const req = httpsRequest({ host: '127.0.0.1', port: this.apiPort, path, method, headers, ca: this.apiCa, agent: false, timeout: 30_000 }, (x) => {
+          let text = '';
+          x.setEncoding('utf8');
+          x.on('data', (c) => (text += c));
+          x.on('end', () => res({ status: x.statusCode ?? 0, body: text }));
+          x.on('error', rej);
+        });
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+        req.on('error', rej);
+        req.end(body !== undefined ? JSON.stringify(body) : undefined);
+      });
+      return { status: r.status, json: r.body ? JSON.parse(r.body) : undefined };
+    }
     const res = await fetch(`http://127.0.0.1:${this.apiPort}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
     const text = await res.text();
     return { status: res.status, json: text ? JSON.parse(text) : undefined };
