@@ -110,6 +110,12 @@ export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
   'PUT /v1/alerts/:name': { action: 'cluster.admin' },
   'GET /v1/alerts': { action: 'cluster.read' },
   'DELETE /v1/alerts/:name': { action: 'cluster.admin' },
+  // Certificates of routes' hosts (cert-routes.ts): cluster-wide, like the ingress they serve. The
+  // list names every app whose routes ask for one, so it is a cluster read, not an app read.
+  'GET /v1/certs': { action: 'cluster.read' },
+  'PUT /v1/certs/:host': { action: 'cluster.admin' },
+  'DELETE /v1/certs/:host': { action: 'cluster.admin' },
+  'POST /v1/certs/:host/renew': { action: 'cluster.admin' },
   'PUT /v1/templates/:name': { action: 'cluster.admin' },
   'GET /v1/templates': { action: 'cluster.read' },
   'DELETE /v1/templates/:name': { action: 'cluster.admin' },
