@@ -218,6 +218,7 @@ describe('https', () => {
     const cluster = (await readFile(join(h.dataDir, 'cluster-id'), 'utf8')).trim();
     const tlsDir = join('/run/berth', cluster, 'tls');
     assert.equal((await stat(tlsDir)).mode & 0o777, 0o700);
+    assert.ok((await readFile('/proc/self/mounts', 'utf8')).split('\n').some((l) => l.split(' ')[1] === tlsDir && l.split(' ')[2] === 'tmpfs'), `${tlsDir} is a tmpfs`);
     const keyFile = (await readdir(tlsDir)).find((n) => n.startsWith('shop.example.com.') && n.endsWith('.key'))!;
     assert.equal((await stat(join(tlsDir, keyFile))).mode & 0o777, 0o600);
     const keyBody = (await readFile(join(tlsDir, keyFile), 'utf8')).split('\n').filter((l) => l && !l.startsWith('-----')).join('');

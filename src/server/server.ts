@@ -175,6 +175,9 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       }),
     } : {}),
   });
+  // The key files nginx reads live on a tmpfs of their own (like secret files): in clear only in memory.
+  const tlsTmpfsProblem = await new FileMountRoot(join(cfg.runDir, cluster, 'tls')).prepare();
+  if (tlsTmpfsProblem) logger.warn(`${tlsTmpfsProblem}; certificate keys for nginx go to root-only (0600) files on disk instead`);
   await certs.start();
   const ingress: Ingress = new NginxIngress({
     prefix: join(cfg.dataDir, 'nginx'), listenPort: cfg.ingressPort, listenAddress: cfg.ingressAddress, adminPort: cfg.ingressAdminPort,

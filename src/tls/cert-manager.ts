@@ -13,7 +13,7 @@ export interface CertManagerOptions {
   store: CertStore;
   /** The ACME CA; undefined: only uploaded certificates are served. */
   issuer?: CertIssuer;
-  /** Where certificate and key files for nginx go (0700 directory, 0600 files; a tmpfs on a normal system). */
+  /** Where certificate and key files for nginx go (0700 directory, 0600 files; the server mounts a tmpfs there). */
   fileDir: string;
   events: EventStore;
   clock: Clock;

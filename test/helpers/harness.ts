@@ -247,6 +247,8 @@ export class Harness {
       if (cluster) {
         // The server mounts a tmpfs for secret files there; it outlives the server (like its containers).
         await exec('umount', ['-l', join('/run/berth', cluster, 'secrets')]).catch(() => undefined);
+        // ... and one for the certificate keys nginx reads.
+        await exec('umount', ['-l', join('/run/berth', cluster, 'tls')]).catch(() => undefined);
         await rm(join('/run/berth', cluster), { recursive: true, force: true });
       }
     } catch {
