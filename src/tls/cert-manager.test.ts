@@ -111,8 +111,9 @@ test('renewal at 2/3 of the lifetime, backoff after a failure (an event each tim
     assert.equal(v.fingerprint, first.fingerprint, 'the current certificate is still served');
     assert.equal(v.retryAt, t.clock.t + 60_000);
     assert.match(v.lastError!, /connection refused/);
-    assert.equal(t.events.at(-1)!.kind, 'cert.failed');
-    assert.match(t.events.at(-1)!.message, /not renewed \(attempt 1, next at .*the current certificate is served until/);
+    const failed = t.events.filter((e) => e.kind === 'cert.failed');
+    assert.equal(failed.length, 1);
+    assert.match(failed[0]!.message, /not renewed \(attempt 1, next at .*the current certificate is served until/);
     await t.m.check();
     assert.equal(t.issuer.calls.length, 2, 'backing off');
     t.clock.t += 60_001;
@@ -126,7 +127,10 @@ test('renewal at 2/3 of the lifetime, backoff after a failure (an event each tim
     assert.equal(v.status, 'valid');
     assert.notEqual(v.fingerprint, first.fingerprint);
     assert.equal(v.lastError, undefined);
-    assert.equal(t.events.at(-1)!.kind, 'cert.renewed');
+    assert.equal(t.events.filter((e) => e.kind !== 'cert.expiring').at(-1)!.kind, 'cert.renewed');
+    // While ACME failed, the 3-day certificate had under 14 days left: its app heard so, once.
+    assert.equal(t.events.filter((e) => e.kind === 'cert.expiring').length, 1);
+    assert.match(t.events.find((e) => e.kind === 'cert.expiring')!.message, /will not be renewed: ACME is failing: .*connection refused/);
     assert.notDeepEqual(t.m.decorate([route('shop.example.com')])[0]!.tls, undefined);
   } finally {
     t.done();
@@ -160,6 +164,14 @@ test('renew on request; uploads win over ACME and are never renewed by it; remov
     await t.m.check();
     assert.equal(t.issuer.calls.length, 2);
     assert.equal(t.m.list().find((v) => v.host === 'shop.example.com')!.status, 'expired');
+    // Nothing renews an upload: its apps hear about it, once a day.
+    const expiring = t.events.filter((e) => e.kind === 'cert.expiring' && e.message.includes(' shop.example.com '));
+    assert.equal(expiring.length, 1);
+    // The wildcard upload (20 days, 10 gone) warns too: nothing renews it either.
+    assert.match(t.events.find((e) => e.kind === 'cert.expiring' && e.message.includes('*.apps'))!.message, /expires in \d+ days .* and will not be renewed: upload a new one/);
+    assert.match(expiring[0]!.message, /^certificate for shop\.example\.com expired at .*: upload a new one \(berth cert add shop\.example\.com --cert FILE --key FILE\)$/);
+    await t.m.check();
+    assert.equal(t.events.filter((e) => e.kind === 'cert.expiring').length, 2, 'once a day');
     // A refused upload changes nothing.
     const before = t.m.list();
     await assert.rejects(t.m.upload('shop.example.com', leaf.certPem, leaf.keyPem), /^InvalidInput: cert: the certificate is for \*\.apps\.example\.com, not shop\.example\.com/);

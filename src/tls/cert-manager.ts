@@ -31,6 +31,9 @@ export interface CertManagerOptions {
   intervalMs?: number;
 }
 
+/** Warn about a certificate nothing will renew once it has this little left. */
+const EXPIRY_WARNING_MS = 14 * 86_400_000;
+
 interface Wanted {
   host: string;
   owners: { app: string; env: string; service: string }[];
@@ -57,6 +60,8 @@ export class CertManager implements CertificatesPort {
   /** Timers on (false in unit tests: each pass is `check()`). */
   private looping = false;
   private closed = false;
+  /** When each host's last `cert.expiring` event was recorded. */
+  private warned = new Map<string, number>();
   /** The host being issued now (its status is `renewing` or `pending`). */
   private inFlight: string | undefined;
 
@@ -177,7 +182,31 @@ export class CertManager implements CertificatesPort {
       if (due === undefined || due > this.o.clock.now()) continue;
       await this.issue(w);
     }
+    this.warnExpiring();
     await this.sweepFiles();
+  }
+
+  /**
+   * A certificate a route uses that nothing will renew in time (an upload, a wildcard, ACME failing
+   * or not configured) is a `cert.expiring` event of the apps using it once a day in its last 14 days.
+   */
+  private warnExpiring(): void {
+    const now = this.o.clock.now();
+    for (const w of this.wanted()) {
+      const c = this.o.store.info(w.host);
+      if (!c || c.notAfter - now > EXPIRY_WARNING_MS) continue;
+      const s = this.o.store.acmeState(w.host);
+      const renewing = c.source === 'acme' && this.o.issuer !== undefined && s.failures === 0;
+      if (renewing) continue;
+      const last = this.warned.get(w.host);
+      if (last !== undefined && now - last < 86_400_000) continue;
+      this.warned.set(w.host, now);
+      const days = Math.max(0, Math.floor((c.notAfter - now) / 86_400_000));
+      const how = c.source === 'upload' ? `upload a new one (berth cert add ${w.host} --cert FILE --key FILE)` : `ACME is failing: ${s.lastError ?? 'see cert.failed events'}`;
+      this.event(w, 'cert.expiring', c.notAfter <= now
+        ? `certificate for ${w.host} expired at ${new Date(c.notAfter).toISOString()}: ${how}`
+        : `certificate for ${w.host} expires in ${days} days (${new Date(c.notAfter).toISOString()}) and will not be renewed: ${how}`);
+    }
   }
 
   private async issue(w: Wanted): Promise<void> {
