@@ -8,8 +8,6 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket, type Socket } from 'node:dgram';
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -17,31 +15,10 @@ import { connect as tlsConnect } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import dnsPacket from 'dns-packet';
 import { Harness, freePort } from './helpers/harness.ts';
 import { makeCa, makeLeaf, type TestCa } from './helpers/certs.ts';
+import { startPebble, type Pebble } from './helpers/pebble.ts';
 import { waitFor } from '../src/lib/backoff.ts';
-
-/** Answers A 127.0.0.1 for every name but `nxdomain-*` (NXDOMAIN); other types: no data. */
-async function testResolver(): Promise<{ port: number; sock: Socket }> {
-  const sock = createSocket('udp4');
-  sock.on('message', (msg, rinfo) => {
-    let q: dnsPacket.Packet;
-    try {
-      q = dnsPacket.decode(msg);
-    } catch {
-      return;
-    }
-    const question = q.questions?.[0];
-    if (!question) return;
-    const nx = question.name.toLowerCase().startsWith('nxdomain-');
-    const answers = !nx && question.type === 'A' ? [{ type: 'A' as const, name: question.name, ttl: 1, data: '127.0.0.1' }] : [];
-    const out = dnsPacket.encode({ id: q.id, type: 'response', flags: dnsPacket.AUTHORITATIVE_ANSWER | (nx ? 3 : 0), questions: q.questions, answers });
-    sock.send(out, rinfo.port, rinfo.address);
-  });
-  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
-  return { port: sock.address().port, sock };
-}
 
 interface TlsAnswer {
   status: number;
@@ -95,9 +72,7 @@ function compose(app: string, routes: string, files: Record<string, string>): st
 describe('https', () => {
   let h: Harness;
   let dir: string;
-  let resolver: { port: number; sock: Socket };
-  let pebble: ChildProcess;
-  let pebbleLog = '';
+  let pebble: Pebble | undefined;
   /** Pebble's issuing root: what a browser would trust. */
   let pebbleRoot: string;
   let httpsPort: number;
@@ -106,14 +81,6 @@ describe('https', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'berth-https-'));
-    resolver = await testResolver();
-    // Pebble serves ACME over TLS only: a listener certificate from a CA of this test.
-    const listenerCa = await makeCa('Pebble listener test CA');
-    const listener = await makeLeaf(listenerCa, ['127.0.0.1', 'localhost']);
-    await writeFile(join(dir, 'pebble-listener-ca.pem'), listenerCa.certPem);
-    await writeFile(join(dir, 'pebble.crt'), listener.certPem);
-    await writeFile(join(dir, 'pebble.key'), listener.keyPem);
-    const [acmePort, mgmtPort, tlsAlpnPort] = [await freePort(), await freePort(), await freePort()];
     httpsPort = await freePort();
     // The API's own certificate.
     apiCa = await makeCa('Berth API test CA');
@@ -121,46 +88,24 @@ describe('https', () => {
     await writeFile(join(dir, 'api-ca.pem'), apiCa.certPem);
     await writeFile(join(dir, 'api.crt'), api.certPem);
     await writeFile(join(dir, 'api.key'), api.keyPem);
+    const acmeEnv: Record<string, string> = {};
     h = await Harness.create({
       portRange: '45300-45399', apiCa: apiCa.certPem,
-      env: {
-        BERTH_ACME_DIRECTORY: `https://127.0.0.1:${acmePort}/dir`, BERTH_ACME_CA_FILE: join(dir, 'pebble-listener-ca.pem'), BERTH_ACME_EMAIL: 'ops@example.com',
-        BERTH_INGRESS_HTTPS_PORT: String(httpsPort), BERTH_API_TLS_CERT: join(dir, 'api.crt'), BERTH_API_TLS_KEY: join(dir, 'api.key'),
-      },
+      env: Object.assign(acmeEnv, {
+        BERTH_ACME_EMAIL: 'ops@example.com', BERTH_INGRESS_HTTPS_PORT: String(httpsPort),
+        BERTH_API_TLS_CERT: join(dir, 'api.crt'), BERTH_API_TLS_KEY: join(dir, 'api.key'),
+      }),
     });
-    await writeFile(join(dir, 'pebble.json'), JSON.stringify({
-      pebble: {
-        listenAddress: `127.0.0.1:${acmePort}`, managementListenAddress: `127.0.0.1:${mgmtPort}`,
-        certificate: join(dir, 'pebble.crt'), privateKey: join(dir, 'pebble.key'),
-        httpPort: h.ingressPort, tlsPort: tlsAlpnPort, ocspResponderURL: '', externalAccountBindingRequired: false,
-      },
-    }));
-    // Every order validates for real (no authorization reuse), at once (no random sleeps), no nonce games.
-    pebble = spawn('pebble', ['-config', join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${resolver.port}`], {
-      env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_AUTHZREUSE: '0', PEBBLE_WFE_NONCEREJECT: '0' }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    pebble.on('error', (err) => (pebbleLog += `\nspawn failed: ${err.message} (install Debian's pebble: scripts/install.sh)`));
-    for (const s of [pebble.stdout!, pebble.stderr!]) s.on('data', (c: Buffer) => (pebbleLog = (pebbleLog + c.toString()).slice(-20_000)));
-    const mgmt = (path: string) => new Promise<string>((res, rej) => {
-      const req = httpsRequest({ host: '127.0.0.1', port: mgmtPort, path, ca: listenerCa.certPem, agent: false, timeout: 2000 }, (r) => {
-        let b = '';
-        r.on('data', (c: Buffer) => (b += c.toString()));
-        r.on('end', () => (r.statusCode === 200 ? res(b) : rej(new Error(`HTTP ${r.statusCode}`))));
-      });
-      req.on('error', rej);
-      req.end();
-    });
-    pebbleRoot = await waitFor(async () => {
-      if (pebble.exitCode !== null) throw new Error(`pebble exited: ${pebbleLog}`);
-      return mgmt('/roots/0').catch(() => undefined);
-    }, { timeoutMs: 20_000, intervalMs: 100, what: 'pebble to listen' });
+    // Pebble validates on this server's ingress port; its directory goes into the server's environment.
+    pebble = await startPebble(dir, h.ingressPort);
+    pebbleRoot = pebble.root;
+    Object.assign(acmeEnv, { BERTH_ACME_DIRECTORY: pebble.directoryUrl, BERTH_ACME_CA_FILE: pebble.listenerCaFile });
     await h.startServer();
   });
 
   after(async () => {
-    if (process.exitCode) console.error(`${h?.serverLog.slice(-6000)}\npebble:\n${pebbleLog.slice(-4000)}`);
-    pebble?.kill('SIGTERM');
-    resolver?.sock.close();
+    if (process.exitCode) console.error(`${h?.serverLog.slice(-6000)}\npebble:\n${pebble?.log().slice(-4000)}`);
+    pebble?.stop();
     await h?.cleanup();
     await rm(dir, { recursive: true, force: true });
   });
