@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InvalidInput } from '../core/errors.ts';
+import { COMPOSE_NAME_PATTERN, MAX_NAME } from '../core/spec/names.ts';
 import { DOCKER_DEFAULT_CAPS, LINUX_CAPS, TMPFS_OPTION, USER_PATTERN } from '../core/spec/security.ts';
 import { normaliseHost, normaliseRoutePath, type RouteCheck } from '../core/spec/routes.ts';
 import { parseDuration, type DurationOptions } from '../core/spec/units.ts';
@@ -56,6 +57,7 @@ const fileMount = z.object({
 
 export const serviceSpecSchema = z.object({
   name,
+  composeName: z.string().regex(COMPOSE_NAME_PATTERN, 'a Compose service name: letters, digits, ".", "_" and "-"').max(MAX_NAME).optional(),
   image: z.string().min(1),
   build: z.object({ context: absPath, dockerfile: z.string().min(1), args: strMap }).optional(),
   command: z.array(z.string()).optional(),

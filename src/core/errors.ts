@@ -22,13 +22,20 @@ export class BerthError extends Error {
   }
 }
 
-/** The app spec (Compose file) is invalid; `issues` name file, line, column. */
+/**
+ * The app spec (Compose file) is invalid; `issues` name file, line, column. `warnings` are the
+ * warnings of the same parse, shown after the errors: one of them often names the cause (an unset
+ * variable behind an empty value).
+ */
 export class InvalidSpec extends BerthError {
   override readonly code = 'invalid_spec';
   readonly issues: SpecIssue[];
-  constructor(issues: SpecIssue[]) {
-    super(issues.map(formatIssue).join('\n'), { details: { issues } });
+  readonly warnings: SpecIssue[];
+  constructor(issues: SpecIssue[], warnings: SpecIssue[] = []) {
+    super([...issues.map(formatIssue), ...warnings.map((w) => `warning: ${formatIssue(w)}`)].join('\n'),
+      { details: warnings.length > 0 ? { issues, warnings } : { issues } });
     this.issues = issues;
+    this.warnings = warnings;
   }
 }
 

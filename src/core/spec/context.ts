@@ -20,8 +20,10 @@ export interface SpecContext {
   readonly serviceNames: readonly string[];
   /** Top-level `secrets:` and `configs:`, values read for those some service mounts. */
   readonly fileDefinitions: { readonly secrets: ReadonlyMap<string, FileDefinition>; readonly configs: ReadonlyMap<string, FileDefinition> };
+  /** Services left out because none of their profiles is active: name → profiles. */
+  readonly inactiveServices: ReadonlyMap<string, string[]>;
   /** Where each host path of the spec was written (see ParseResult.hostPathSources). */
-  readonly hostPathSources: Record<string, { line: number; col: number; path: string }>;
+  readonly hostPathSources: Record<string, { file?: string; line: number; col: number; path: string }>;
 }
 
 /** Records that the spec's `specPath` (a bind source, a build context) was written at `composePath`. */

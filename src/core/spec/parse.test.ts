@@ -468,17 +468,23 @@ test('reports Berth-level errors at the offending node', () => {
     { name: 'service is null', yaml: 'services:\n  web:\n', want: [['2:3 services.web', /^expected a mapping \(key: value\), found nothing \(null\)$/]] },
     { name: 'no image nor build', yaml: 'services:\n  web:\n    command: x\n', want: [['3:5 services.web', /^needs `image` \(an image to run\) or `build`/]] },
     {
-      name: 'service names with _ . or capitals',
-      yaml: 'services:\n  my_web:\n    image: x\n  Api.v2:\n    image: x\n',
+      name: 'two Compose names that derive to one Berth name',
+      yaml: 'services:\n  my_web:\n    image: x\n  My.Web:\n    image: x\n',
+      want: [['4:3 services.My.Web', /^services "my_web" and "My.Web" both become "my-web" in DNS, container and upstream names .*rename one of them$/]],
+    },
+    {
+      name: 'names that cannot become a DNS label: leading "_" or ".", "..", too long',
+      yaml: `services:\n  _web:\n    image: x\n  ..:\n    image: x\n  ${'a'.repeat(64)}:\n    image: x\n`,
       want: [
-        ['2:3 services.my_web', /^service name "my_web" is invalid: use lowercase letters, digits and dashes.*e\.g\. "my-web"$/],
-        ['4:3 services.Api.v2', /^service name "Api.v2" is invalid: .*e\.g\. "api-v2"$/],
+        ['2:3 services._web', /^service name "_web" is invalid: it must start with a letter or digit .*e\.g\. "web"$/],
+        ['4:3 services...', /^service name ".." is invalid: it must start with a letter or digit \(it is used in DNS names\)$/],
+        ['6:3 services.' + 'a'.repeat(64), /^service name "a{64}" is too long: at most 63 characters/],
       ],
     },
     {
       name: 'service name the Compose schema rejects is reported once, by Berth',
       yaml: 'services:\n  my web:\n    image: x\n',
-      want: [['2:3 services.my web', /^service name "my web" is invalid: .*e\.g\. "my-web"$/]],
+      want: [['2:3 services.my web', /^service name "my web" is invalid: use letters, digits, "\.", "_" and "-", e\.g\. "my-web"$/]],
     },
     {
       name: 'an unknown key in a service is named, with a suggestion',
@@ -973,10 +979,10 @@ test('host paths are resolved, not judged, and their positions are kept for the 
   `);
   assert.deepEqual(r.spec.services.web!.volumes.map((v) => v.source), ['cache', '/', '/srv/apps/demo/rootlink']);
   assert.deepEqual(r.hostPathSources, {
-    'services.web.build.context': { line: 3, col: 22, path: 'services.web.build.context' },
-    'services.web.build.dockerfile': { line: 3, col: 41, path: 'services.web.build.dockerfile' },
-    'services.web.volumes[1]': { line: 6, col: 9, path: 'services.web.volumes[1]' },
-    'services.web.volumes[2]': { line: 7, col: 30, path: 'services.web.volumes[2].source' },
+    'services.web.build.context': { file: 'compose.yaml', line: 3, col: 22, path: 'services.web.build.context' },
+    'services.web.build.dockerfile': { file: 'compose.yaml', line: 3, col: 41, path: 'services.web.build.dockerfile' },
+    'services.web.volumes[1]': { file: 'compose.yaml', line: 6, col: 9, path: 'services.web.volumes[1]' },
+    'services.web.volumes[2]': { file: 'compose.yaml', line: 7, col: 30, path: 'services.web.volumes[2].source' },
   });
   assert.throws(() => parse('services: {web: {build: {context: ., dockerfile: ../Dockerfile}}}'), /"\.\.\/Dockerfile" is outside the build context/);
 });

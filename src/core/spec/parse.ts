@@ -9,8 +9,9 @@
 import { InvalidSpec } from '../errors.ts';
 import { isRecord, type Json, type SpecContext } from './context.ts';
 import { Diagnostics } from './diagnostics.ts';
-import { interpolate, interpolateTree } from './interpolate.ts';
-import { nameProblem, sanitizeName } from './names.ts';
+import { buildComposeModel } from './compose-model.ts';
+import { interpolate } from './interpolate.ts';
+import { derivedServiceName, nameProblem, sanitizeName, serviceNameProblem } from './names.ts';
 import { basenamePosix } from './posix-path.ts';
 import { checkComposeSchema } from './schema-check.ts';
 import { fileDefinitions, referencedNames } from './secrets.ts';
@@ -20,7 +21,7 @@ import type { ParseOptions, ParseResult, ServiceSpec } from './types.ts';
 import { appExtensions, pipelineExtensions } from './x-berth.ts';
 import { YamlSource } from './yaml-source.ts';
 
-const TOP_LEVEL_SUPPORTED = new Set(['services', 'volumes', 'networks', 'secrets', 'configs', 'name', 'version', 'x-berth']);
+const TOP_LEVEL_SUPPORTED = new Set(['services', 'volumes', 'networks', 'secrets', 'configs', 'name', 'version', 'x-berth', 'include']);
 const VOLUME_KEYS_IGNORED = 'not supported yet by Berth; ignored — Berth creates app-scoped local volumes';
 
 /**
@@ -36,17 +37,13 @@ export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
     for (const p of syntax) diag.errorAt(p, '', p.message);
     fail(diag);
   }
-  for (const w of source.syntaxWarnings()) diag.warnAt(w, '', w.message);
-  if (source.doc.contents === null) {
-    diag.errorAt({ line: 1, col: 1 }, '', 'the file is empty: a Compose file needs a `services:` mapping');
-    fail(diag);
-  }
-
   const { env, used, values } = variablesFor(source, opts);
   opts = { ...opts, env };
-  interpolateTree(source.doc.contents, env, diag);
-  const root = toPlainValue(source, diag);
-  const compose = withoutVersion(root, diag);
+  const files = [{ file: opts.file, source }, ...(opts.moreFiles ?? []).map((f) => ({ file: f.file, source: new YamlSource(f.text) }))];
+  const built = buildComposeModel({ diag, files, baseDir: opts.baseDir, env, readFile: opts.readFile, profiles: opts.profiles ?? [] });
+  if (!built) fail(diag);
+  diag.useLocator(built.locate);
+  const compose = built.model;
   checkComposeSchema(compose, diag);
   if (!isRecord(compose) || !isRecord(compose.services)) {
     // Without a `services:` mapping there is nothing to check further.
@@ -55,13 +52,15 @@ export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
   }
 
   warnUnsupportedTopLevel(compose, diag);
+  const serviceNames = Object.keys(compose.services).filter((n) => !built.inactive.has(n));
   const ctx: SpecContext = {
     diag,
     opts,
     appName: appNameOf(compose, opts, diag),
     declaredVolumes: declaredVolumes(compose, diag),
     declaredNetworks: declaredNetworks(compose, { diag }),
-    serviceNames: Object.keys(compose.services),
+    serviceNames,
+    inactiveServices: built.inactive,
     // A secret's `environment` variable is read without being recorded: its value must never be
     // kept with the deployment's source.
     fileDefinitions: {
@@ -71,13 +70,16 @@ export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
     hostPathSources: {},
   };
   const services = normalizeServices(ctx, compose.services);
+  if (Object.keys(compose.services).length > 0 && serviceNames.length === 0) {
+    diag.error(['services'], `every service is in a profile that is not active (${[...new Set([...built.inactive.values()].flat())].join(', ')}): run with --profile NAME`);
+  }
   checkDependencyCycles(services, diag);
   checkRouteConflicts(services, diag);
 
   const pipeline = pipelineExtensions(diag, compose['x-berth']);
   if (diag.issues.length > 0) fail(diag);
   return { spec: { name: ctx.appName, services, ...(pipeline ? { pipeline } : {}) }, warnings: diag.sortedWarnings(), hostPathSources: ctx.hostPathSources,
-    variablesUsed: [...used].sort() };
+    variablesUsed: [...used].sort(), ...(built.inactive.size > 0 ? { inactive: Object.fromEntries(built.inactive) } : {}) };
 }
 
 /** Variables Berth sets for every deploy when it knows the environment; they override the caller's. */
@@ -125,27 +127,8 @@ function appNameBeforeInterpolation(source: YamlSource, opts: ParseOptions, valu
   return sanitizeName(basenamePosix(opts.baseDir));
 }
 
-/** The document as plain JSON values, with `<<:` merges applied and aliases expanded. */
-function toPlainValue(source: YamlSource, diag: Diagnostics): unknown {
-  try {
-    // The limit guards against "billion laughs" alias bombs; real files stay far below it.
-    return source.doc.toJS({ maxAliasCount: 1000 });
-  } catch (e) {
-    diag.errorAt({ line: 1, col: 1 }, '', `cannot expand the YAML aliases: ${e instanceof Error ? e.message : String(e)}`);
-    return fail(diag);
-  }
-}
-
 function fail(diag: Diagnostics): never {
-  throw new InvalidSpec(diag.sortedIssues());
-}
-
-/** `version` is obsolete (docker compose warns and ignores it); drop it before validation so `version: 3` is not a type error. */
-function withoutVersion(root: unknown, diag: Diagnostics): unknown {
-  if (!isRecord(root) || !('version' in root)) return root;
-  diag.warn(['version'], 'the `version` key is obsolete and ignored; remove it', 'key');
-  const { version: _version, ...rest } = root;
-  return rest;
+  throw new InvalidSpec(diag.sortedIssues(), diag.sortedWarnings());
 }
 
 function reportMissingServices(compose: Json, diag: Diagnostics): void {
@@ -195,13 +178,24 @@ function normalizeServices(ctx: SpecContext, raw: unknown): Record<string, Servi
   const out: Record<string, ServiceSpec> = {};
   if (!isRecord(raw)) return out;
   if (Object.keys(raw).length === 0) ctx.diag.error(['services'], 'no services defined: add at least one, e.g. web: {image: nginx}');
+  const derivedFrom = new Map<string, string>();
   for (const [name, def] of Object.entries(raw)) {
     const broken = ctx.diag.hasErrorsUnder(['services', name]);
-    const problem = nameProblem('service', name);
-    if (problem) ctx.diag.error(['services', name], problem, 'key');
+    const problem = serviceNameProblem(name);
+    if (problem) {
+      ctx.diag.error(['services', name], problem, 'key');
+      continue;
+    }
+    const derived = derivedServiceName(name);
+    const first = derivedFrom.get(derived);
+    if (first !== undefined) {
+      ctx.diag.error(['services', name], `services "${first}" and "${name}" both become "${derived}" in DNS, container and upstream names (lower case, "_" and "." → "-"): rename one of them`, 'key');
+      continue;
+    }
+    derivedFrom.set(derived, name);
     // A subtree the schema (or interpolation) already rejected would only yield follow-on errors.
-    if (broken || !isRecord(def)) continue;
-    out[name] = normalizeService(ctx, name, def);
+    if (broken || !isRecord(def) || !ctx.serviceNames.includes(name)) continue;
+    out[derived] = normalizeService(ctx, name, def);
   }
   return out;
 }
@@ -213,8 +207,8 @@ function checkDependencyCycles(services: Record<string, ServiceSpec>, diag: Diag
   const visit = (name: string): void => {
     if (state.get(name) === 'done') return;
     if (state.get(name) === 'visiting') {
-      const cycle = [...stack.slice(stack.indexOf(name)), name];
-      diag.error(['services', name, 'depends_on'], `dependency cycle: ${cycle.join(' → ')}; remove one of these depends_on entries`);
+      const cycle = [...stack.slice(stack.indexOf(name)), name].map((n) => services[n]?.composeName ?? n);
+      diag.error(['services', services[name]?.composeName ?? name, 'depends_on'], `dependency cycle: ${cycle.join(' → ')}; remove one of these depends_on entries`);
       return;
     }
     state.set(name, 'visiting');
@@ -237,7 +231,7 @@ function checkRouteConflicts(services: Record<string, ServiceSpec>, diag: Diagno
       else {
         const what = `${r.host ?? '(any host)'}${r.path}`;
         const msg = first === svc.name ? `route ${what} is listed twice` : `route ${what} is already taken by service "${first}": each host and path go to one service`;
-        diag.error(['services', svc.name, 'x-berth', 'routes', i], msg);
+        diag.error(['services', svc.composeName ?? svc.name, 'x-berth', 'routes', i], msg);
       }
     });
   }

@@ -8,6 +8,7 @@ import { parseEnvFile } from './env-file.ts';
 import { composeHealth, resolveHealth } from './health.ts';
 import { dirnamePosix, isWithin, normalizePosix, resolvePosix } from './posix-path.ts';
 import { fileMounts } from './secrets.ts';
+import { derivedServiceName } from './names.ts';
 import { securityOf } from './service-security.ts';
 import { splitShellWords } from './shell-words.ts';
 import { closestMatch } from './suggest.ts';
@@ -37,8 +38,10 @@ const IGNORED_BECAUSE: Record<string, string> = {
 const DEFAULT_STOP_GRACE_MS = 10_000;
 const DEFAULT_RESTART: RestartPolicy = { condition: 'any', delayMs: 1_000 };
 
+/** `name` is the service's Compose name (paths in messages); the spec holds the name derived from it. */
 export function normalizeService(ctx: SpecContext, name: string, raw: Json): ServiceSpec {
   const path: SpecPath = ['services', name];
+  const derived = derivedServiceName(name);
   const at = (...rest: Array<string | number>): SpecPath => [...path, ...rest];
   warnUnsupportedKeys(ctx, path, raw);
 
@@ -57,7 +60,8 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
   warnUnsupportedDeployKeys(ctx, at('deploy'), deploy);
 
   const spec: ServiceSpec = {
-    name,
+    name: derived,
+    ...(derived !== name ? { composeName: name } : {}),
     image: imageOf(ctx, name, raw, build),
     environment: environmentOf(ctx, path, raw),
     ports: portsOf(ctx, at('ports'), raw.ports, mode === 'host' ? ext.port : 0),
@@ -166,7 +170,7 @@ function imageOf(ctx: SpecContext, name: string, raw: Json, build: BuildSpec | u
     }
     return raw.image;
   }
-  if (build || raw.build !== undefined) return `berth-${ctx.appName}/${name}:latest`;
+  if (build || raw.build !== undefined) return `berth-${ctx.appName}/${derivedServiceName(name)}:latest`;
   ctx.diag.error(['services', name], 'needs `image` (an image to run) or `build` (a directory with a Dockerfile)');
   return '';
 }
@@ -183,7 +187,7 @@ function normalizeBuild(ctx: SpecContext, path: SpecPath, raw: unknown): BuildSp
     return undefined;
   }
   const context = resolvePosix(ctx.opts.baseDir, contextRaw);
-  noteHostPath(ctx, `services.${String(path[1])}.build.context`, contextPath);
+  noteHostPath(ctx, `services.${derivedServiceName(String(path[1]))}.build.context`, contextPath);
   let dockerfile = typeof b.dockerfile === 'string' ? b.dockerfile : 'Dockerfile';
   if (dockerfile.startsWith('/')) {
     // The Docker build API wants the Dockerfile relative to the context.
@@ -197,7 +201,7 @@ function normalizeBuild(ctx: SpecContext, path: SpecPath, raw: unknown): BuildSp
     ctx.diag.error([...path, 'dockerfile'], `"${dockerfile}" is outside the build context ${context}: move it into the context`);
     return undefined;
   }
-  if (typeof b.dockerfile === 'string') noteHostPath(ctx, `services.${String(path[1])}.build.dockerfile`, [...path, 'dockerfile']);
+  if (typeof b.dockerfile === 'string') noteHostPath(ctx, `services.${derivedServiceName(String(path[1]))}.build.dockerfile`, [...path, 'dockerfile']);
   const args: Record<string, string> = {};
   for (const { key, value, index } of listOrDict(b.args)) {
     const v = value ?? ctx.opts.env[key];
@@ -397,8 +401,8 @@ function dependsOnOf(ctx: SpecContext, self: string, path: SpecPath, raw: unknow
       const near = closestMatch(e.name, ctx.serviceNames.filter((n) => n !== self));
       const hint = near ? `did you mean "${near}"?` : `defined services: ${ctx.serviceNames.join(', ')}`;
       ctx.diag.error(e.at, `unknown service "${e.name}": ${hint}`, e.where);
-    } else if (!out.includes(e.name)) {
-      out.push(e.name);
+    } else if (!out.includes(derivedServiceName(e.name))) {
+      out.push(derivedServiceName(e.name));
     }
   }
   return out;

@@ -168,7 +168,13 @@ export const DEFAULT_UPDATE: UpdateSpec = {
 };
 
 export interface ServiceSpec {
+  /**
+   * Berth's name of the service: its Compose name in lower case, `_` and `.` → `-` (a DNS label, also
+   * used for containers, upstreams, volumes, labels and directories).
+   */
   name: string;
+  /** The name as the Compose file wrote it, when it differs from `name` (`serviceA`, `with_depends_on`). */
+  composeName?: string;
   /** Image reference to run. When `build` is set and image is absent, Berth names it `berth-APP/SERVICE:latest`. */
   image: string;
   build?: BuildSpec;
@@ -287,7 +293,11 @@ export interface ParseOptions {
    * `BERTH_APP` (the app's name), over the caller's variables of the same names.
    */
   environment?: string;
-  /** Reads an env_file (absolute path); returns undefined if missing. Injected: core does no I/O. */
+  /** Files merged over the main one, in order (`-f a.yaml -f b.yaml`, or compose.override.yaml): shown name and text; relative paths resolve against baseDir. */
+  moreFiles?: Array<{ file: string; text: string }>;
+  /** Active profiles (`--profile`, COMPOSE_PROFILES); `*` activates all. */
+  profiles?: string[];
+  /** Reads an env_file, an included or extended Compose file (absolute path); undefined if missing. Injected: core does no I/O. */
   readFile: (absPath: string) => string | undefined;
   /**
    * Reads a secret's or config's `file` (absolute path). Separate from readFile so that what it reads
@@ -304,7 +314,9 @@ export interface ParseResult {
    * `services.web.build.context`): the server decides which host paths may be used, and its refusals
    * name spec paths that the CLI turns back into file:line:col with this.
    */
-  hostPathSources: Record<string, { line: number; col: number; path: string }>;
+  hostPathSources: Record<string, { file?: string; line: number; col: number; path: string }>;
+  /** Services left out because none of their `profiles` is active: Compose name → its profiles. */
+  inactive?: Record<string, string[]>;
   /** Names of the caller's variables the file looked up (set or not; BERTH_ENV and BERTH_APP excluded when Berth set them). */
   variablesUsed: string[];
 }

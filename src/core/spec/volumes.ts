@@ -6,6 +6,7 @@
  * as docker compose requires.
  */
 import { isRecord, noteHostPath, type SpecContext } from './context.ts';
+import { derivedServiceName } from './names.ts';
 import { resolvePosix } from './posix-path.ts';
 import type { VolumeMount } from './types.ts';
 import { parseBool } from './units.ts';
@@ -24,7 +25,7 @@ export function normalizeVolumes(ctx: SpecContext, path: SpecPath, raw: unknown)
     const p = [...path, i];
     const mount = typeof item === 'string' ? shortVolume(ctx, p, item) : isRecord(item) ? longVolume(ctx, p, item) : undefined;
     if (!mount) return;
-    if (mount.type === 'bind') noteHostPath(ctx, `services.${String(path[1])}.volumes[${out.length}]`, typeof item === 'string' ? p : [...p, 'source']);
+    if (mount.type === 'bind') noteHostPath(ctx, `services.${derivedServiceName(String(path[1]))}.volumes[${out.length}]`, typeof item === 'string' ? p : [...p, 'source']);
     out.push(mount);
   });
   return out;
