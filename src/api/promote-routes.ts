@@ -51,7 +51,7 @@ export function promotionSpec(store: DesiredStateStore & Pick<DeploymentStore, '
         } catch (err) {
           if (!(err instanceof InvalidSpec)) throw err;
           // Still an invalid spec (400, with file:line:col), said to be the promotion's.
-          throw new InvalidSpec(err.issues.map((i) => ({ ...i, message: `${i.message} (refusing to promote ${app} to ${to}: ${src.file} does not hold for ${to})` })));
+          throw new InvalidSpec(err.issues.map((i) => ({ ...i, message: `${i.message} (refusing to promote ${app} to ${to}: ${src.file} does not hold for ${to})` })), err.warnings);
         }
         reparsed.set(rel.spec.source, parsed);
       }

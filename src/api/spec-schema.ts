@@ -79,6 +79,8 @@ export const serviceSpecSchema = z.object({
   stopGracePeriodMs: ms,
   volumes: z.array(z.object({ type: z.enum(['volume', 'bind']), source: z.string().min(1), target: absPath, readOnly: z.boolean() })),
   dependsOn: z.array(z.string()),
+  dependsOnConditions: z.record(z.string(), z.enum(['service_healthy', 'service_completed_successfully'])).optional(),
+  oneShot: z.boolean().optional(),
   shmSizeBytes: z.number().int().positive().optional(),
   port: z.number().int().min(1).max(65535).optional(),
   update: z.object({
@@ -111,6 +113,8 @@ export const specSourceSchema = z.object({
   files: z.record(z.string().regex(/^\//, 'an absolute path'), z.string().max(1_000_000)),
   variables: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'a variable name'), z.string().max(1_000_000)),
   environmentConfig: z.boolean().optional(),
+  moreFiles: z.array(z.object({ file: z.string().min(1).max(4096), text: z.string().max(1_000_000) })).max(32).optional(),
+  profiles: z.array(z.string().regex(/^[a-zA-Z0-9*][a-zA-Z0-9._-]*$/, 'a profile name')).max(64).optional(),
 });
 
 export const appSpecSchema = z.object({

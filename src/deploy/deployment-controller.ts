@@ -4,6 +4,7 @@ import type { Clock, EngineImages, Logger } from '../core/ports.ts';
 import type { ServiceSpec } from '../core/spec/types.ts';
 import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore, InstanceStore, ReleaseRecord } from '../core/store.ts';
 import { waitingOn } from '../core/views.ts';
+import { COMPLETED_REASON } from '../core/plan/index.ts';
 import type { Result } from '../reconcile/index.ts';
 import { RELEASE_FAILURE_LIMIT } from './service-reconciler.ts';
 
@@ -184,6 +185,8 @@ export class DeploymentController {
       const insts = store.listInstances(k).filter((i) => i.releaseId === r.id && i.state === 'running');
       const healthy = insts.filter((i) => i.health === 'healthy').length;
       if (healthy >= svc.replicas) continue;
+      // A one-shot service (service_completed_successfully) has done its part once its instances completed.
+      if (r.spec.oneShot && store.listInstances(k).filter((i) => i.releaseId === r.id && i.reason === COMPLETED_REASON).length >= svc.replicas) continue;
       const crash = svc.lastCrash && svc.lastCrash.releaseId === r.id && svc.lastCrash.at >= dep.createdAt ? svc.lastCrash : undefined;
       const why = () => waitingOn({ healthy, desired: svc.replicas, releaseSeq: r.seq, instances: insts.map((i) => ({ ...i, release: r.seq })),
         ...(crash ? { lastCrash: crash } : {}) }, clock.now());

@@ -191,6 +191,7 @@ function perEnvHost(host: string | undefined, app: string): string {
 /** Content address of a deployment's source: the same file and variables are stored once. */
 function sourceIdOf(app: string, source: SpecSource): string {
   const sorted = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  const canonical = JSON.stringify([app, source.file, source.text, source.baseDir, sorted(source.files), sorted(source.variables), source.environmentConfig === true]);
+  const canonical = JSON.stringify([app, source.file, source.text, source.baseDir, sorted(source.files), sorted(source.variables), source.environmentConfig === true,
+    ...(source.moreFiles || source.profiles ? [source.moreFiles ?? [], source.profiles ?? []] : [])]);
   return createHash('sha256').update(canonical).digest('hex').slice(0, 32);
 }

@@ -1,6 +1,6 @@
 import { LABEL, type Clock, type ContainerInfo, type EngineContainers, type EngineTelemetry, type EngineVolumes, type HostPathPolicy, type Logger, type ProbeResult } from '../core/ports.ts';
 import { InvalidInput } from '../core/errors.ts';
-import { planService, crashLoopDelayMs, STABLE_RUN_MS, type Action, type InstanceView, type Observed } from '../core/plan/index.ts';
+import { planService, crashLoopDelayMs, COMPLETED_REASON, dependencyWait, STABLE_RUN_MS, type Action, type InstanceView, type Observed } from '../core/plan/index.ts';
 import type {
   CrashRecord, DesiredStateStore, EventStore, InstancePatch, InstanceRecord, InstanceStore, ReconcileStore, ReleasePatch, ReleaseRecord, ServiceKey,
   ServicePatch, ServiceRecord, ServiceSnapshot, StoreBatch,
@@ -137,7 +137,10 @@ export class ServiceReconciler {
         // The planner's surge budget counts the instances it stops as gone: creating before those
         // stops end would run replicas + 2 containers during a rollout.
         if (a.kind === 'create') {
-          creates.push(a);
+          // depends_on: a service's first instances start once what it depends on is up (or done).
+          const waitsFor = release && !views.some((i) => i.state === 'running') ? this.dependencyWait(k, release) : undefined;
+          if (waitsFor !== undefined) requeueAfterMs = 250;
+          else creates.push(a);
           continue;
         }
         touched = true;
@@ -288,8 +291,10 @@ export class ServiceReconciler {
       case 'mark-exited': {
         const inst = w.get(a.instance);
         if (!inst) return;
-        w.instance(a.instance, { state: 'exited', health: 'unhealthy', reason: `exited with code ${a.exitCode ?? '?'}` });
-        w.event(inst, 'instance.exited', `instance ${inst.id} exited with code ${a.exitCode ?? '?'}; restart policy keeps it stopped`);
+        const completed = a.exitCode === 0;
+        w.instance(a.instance, { state: 'exited', health: 'unhealthy', reason: completed ? COMPLETED_REASON : `exited with code ${a.exitCode ?? '?'}` });
+        w.event(inst, completed ? 'instance.completed' : 'instance.exited', completed ? `instance ${inst.id} completed (exit code 0)`
+          : `instance ${inst.id} exited with code ${a.exitCode ?? '?'}; restart policy keeps it stopped`);
         return;
       }
       case 'reap': {
@@ -401,6 +406,17 @@ export class ServiceReconciler {
     this.announced.delete(id);
   }
 
+  /** What the release's first instances wait for (depends_on), or undefined. */
+  private dependencyWait(k: ServiceKey, release: ReleaseRecord): string | undefined {
+    if (release.spec.dependsOn.length === 0) return undefined;
+    const { store } = this.d;
+    return dependencyWait(release.spec.dependsOn, release.spec.dependsOnConditions, (service) => {
+      const dk = { app: k.app, env: k.env, service };
+      const svc = store.getService(dk);
+      return svc && { replicas: svc.replicas, instances: store.listInstances(dk).filter((i) => i.releaseId === svc.releaseId || i.state === 'running') };
+    });
+  }
+
   /** Marks the desired release healthy or failed when it gets there. Returns a requeue delay while it progresses. */
   private async trackRelease(w: RoundWrites, k: ServiceKey, release: ReleaseRecord): Promise<number | undefined> {
     if (release.status !== 'progressing') return undefined;
@@ -412,7 +428,10 @@ export class ServiceReconciler {
     const insts = w.instancesNow();
     const current = insts.filter((i) => i.releaseId === release.id && i.state === 'running');
     const others = insts.filter((i) => i.releaseId !== release.id || i.state === 'stopping');
-    const healthy = current.filter((i) => i.health === 'healthy').length >= svc.replicas;
+    // A one-shot service is done when its instances completed (exit 0), not while they run.
+    const healthy = release.spec.oneShot
+      ? insts.filter((i) => i.releaseId === release.id && i.state === 'exited' && i.reason === COMPLETED_REASON).length >= svc.replicas
+      : current.filter((i) => i.health === 'healthy').length >= svc.replicas;
     // Blue-green is done once the ingress routes to it (the previous set may idle on); the others once
     // the previous release's instances are gone.
     const done = upd.strategy === 'blue-green' ? healthy && svc.routedReleaseId === release.id : healthy && others.length === 0;

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { formatIssue } from '../../core/errors.ts';
 import { connect, progressDone, timeoutSeconds, type GlobalOpts } from '../context.ts';
-import { hostPathIssues, loadSpecFile } from '../load-spec.ts';
+import { activeProfiles, hostPathIssues, loadSpecFile, specReport } from '../load-spec.ts';
+import { repeated } from './validate.ts';
 import { waitForDeployment } from '../wait-release.ts';
 import { ApiError, responseLines, type BerthClient } from '../../client/index.ts';
 import { ndjson } from '../output.ts';
@@ -9,48 +10,62 @@ import { ndjson } from '../output.ts';
 export function registerDeploy(program: Command): void {
   program.command('deploy')
     .description('deploy a Compose file; waits until every service is healthy (exit 0) or the deployment failed (exit 1)')
-    .requiredOption('-f, --file <file>', 'Compose file')
+    .option('-f, --file <file>', 'Compose file; repeat to merge several in order (default: compose.yaml and compose.override.yaml here)', repeated, [])
+    .option('--profile <name>', 'activate a profile (repeatable; default: COMPOSE_PROFILES)', repeated, [])
     .option('--app <name>', 'app name (default: the file\'s `name:` or its directory)')
     .option('--env <env>', 'environment (also ${BERTH_ENV} in the file)', 'prod')
     .option('--no-wait', 'return once the deployment is accepted')
     .option('--timeout <duration>', 'give up waiting after this long: seconds or a duration such as 90s, 2m (exit 1)', '600')
-    .action(async (o: { file: string; app?: string; env: string; wait: boolean; timeout: string }) => {
+    .action(async (o: DeployOptions) => {
       const g = program.opts<GlobalOpts>();
-      const timeoutS = timeoutSeconds(o.timeout);
-      const parsed = loadSpecFile(o.file, o.app, o.env);
-      const { spec, warnings, source } = parsed;
-      for (const w of warnings) process.stderr.write(`warning: ${formatIssue(w)}\n`);
-      const client = connect(g);
-      // Follow the event timeline from just before the deploy: releases, starts, health, drains, rollbacks.
-      // The newest event of any app is the cursor (a first deploy's app does not exist yet to filter by).
-      const lastEvent = (await client.events({ limit: 1 })).events.at(-1)?.id ?? 0;
-      const { deployment } = await client.deploy(spec.name, o.env, spec, warnings, source).catch((err: unknown) => {
-        // Host paths the server refused, shown where the file names them.
-        throw hostPathIssues(err, o.file, parsed) ?? err;
-      });
-      if (!g.json) process.stderr.write(`deploying ${spec.name} to ${o.env} (deployment ${deployment.id})\n`);
-      if (!o.wait) {
-        if (g.json) console.log(JSON.stringify({ deployment }));
-        return;
-      }
-      // Services with a build section: the build's progress, line by line as `berth build logs` shows it.
-      const ac = new AbortController();
-      const building = deployment.buildId ? followBuild(client, deployment.buildId, !!g.json, ac.signal) : undefined;
-      const { state: st, line } = await waitForDeployment(client, { app: spec.name, env: o.env, id: deployment.id, what: 'deployment' },
-        { json: !!g.json, timeoutS, afterEvent: lastEvent }).finally(async () => {
-        ac.abort();
-        await building;
-      });
-      if (!g.json) {
-        progressDone(`✔ ${spec.name}/${o.env} deployed: ${line}`);
-        const ping = await client.ping().catch(() => undefined);
-        for (const s of st.services) {
-          for (const r of s.routes ?? []) {
-            console.log(`  ${s.name}: http://${r.host ?? '127.0.0.1'}:${ping?.ingressPort ?? 8080}${r.path}`);
-          }
-        }
+      try {
+        await deploy(g, o);
+      } catch (err) {
+        // --json: a refused spec is reported on stdout (errors, then warnings) as well as the error on stderr.
+        const report = g.json ? specReport(err) : undefined;
+        if (report) process.stdout.write(JSON.stringify(report) + '\n');
+        throw err;
       }
     });
+}
+
+interface DeployOptions { file: string[]; profile: string[]; app?: string; env: string; wait: boolean; timeout: string }
+
+async function deploy(g: GlobalOpts, o: DeployOptions): Promise<void> {
+  const timeoutS = timeoutSeconds(o.timeout);
+  const parsed = loadSpecFile(o.file, o.app, o.env, activeProfiles(o.profile));
+  const { spec, warnings, source } = parsed;
+  for (const w of warnings) process.stderr.write(`warning: ${formatIssue(w)}\n`);
+  const client = connect(g);
+  // Follow the event timeline from just before the deploy: releases, starts, health, drains, rollbacks.
+  // The newest event of any app is the cursor (a first deploy's app does not exist yet to filter by).
+  const lastEvent = (await client.events({ limit: 1 })).events.at(-1)?.id ?? 0;
+  const { deployment } = await client.deploy(spec.name, o.env, spec, warnings, source).catch((err: unknown) => {
+    // Host paths the server refused, shown where the file names them.
+    throw hostPathIssues(err, parsed.source.file, parsed) ?? err;
+  });
+  if (!g.json) process.stderr.write(`deploying ${spec.name} to ${o.env} (deployment ${deployment.id})\n`);
+  if (!o.wait) {
+    if (g.json) console.log(JSON.stringify({ deployment }));
+    return;
+  }
+  // Services with a build section: the build's progress, line by line as `berth build logs` shows it.
+  const ac = new AbortController();
+  const building = deployment.buildId ? followBuild(client, deployment.buildId, !!g.json, ac.signal) : undefined;
+  const { state: st, line } = await waitForDeployment(client, { app: spec.name, env: o.env, id: deployment.id, what: 'deployment' },
+    { json: !!g.json, timeoutS, afterEvent: lastEvent }).finally(async () => {
+    ac.abort();
+    await building;
+  });
+  if (!g.json) {
+    progressDone(`✔ ${spec.name}/${o.env} deployed: ${line}`);
+    const ping = await client.ping().catch(() => undefined);
+    for (const s of st.services) {
+      for (const r of s.routes ?? []) {
+        console.log(`  ${s.name}: http://${r.host ?? '127.0.0.1'}:${ping?.ingressPort ?? 8080}${r.path}`);
+      }
+    }
+  }
 }
 
 /**

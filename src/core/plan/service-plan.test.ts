@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planService, crashLoopDelayMs, type DesiredView, type InstanceView } from './service-plan.ts';
+import { planService, crashLoopDelayMs, COMPLETED_REASON, dependencyWait, type DependencyView, type DesiredView, type InstanceView } from './service-plan.ts';
 
 const desired = (o: Partial<DesiredView> = {}): DesiredView => ({
   replicas: 3, releaseId: 'r2', restart: { condition: 'any', delayMs: 1000 }, failures: 0, nextStartAt: 0, maxSurge: 1, ...o,
@@ -148,4 +148,27 @@ test('recreate: old set stops first, new set starts only once it is gone', () =>
   const old = [inst({ releaseId: 'r1' }), inst({ releaseId: 'r1' })];
   assert.deepEqual(kinds(planService(desired({ strategy: 'recreate', replicas: 2 }), old, [], 0)), ['stop', 'stop']);
   assert.deepEqual(planService(desired({ strategy: 'recreate', replicas: 2 }), [], [], 0), [{ kind: 'create', count: 2 }]);
+});
+
+test('dependencyWait: depends_on conditions gate a service\'s first start, in order', () => {
+  const running = { state: 'running', health: 'starting' };
+  const healthy = { state: 'running', health: 'healthy' };
+  const completed = { state: 'exited', health: 'unhealthy', reason: COMPLETED_REASON };
+  const failed = { state: 'exited', health: 'unhealthy', reason: 'exited with code 1' };
+  const views: Record<string, DependencyView> = {
+    db: { replicas: 1, instances: [running] },
+    cache: { replicas: 1, instances: [healthy] },
+    migrate: { replicas: 1, instances: [failed] },
+    idle: { replicas: 0, instances: [] },
+  };
+  const lookup = (s: string): DependencyView | undefined => views[s];
+  assert.equal(dependencyWait(['db', 'cache'], undefined, lookup), undefined, 'service_started: running is enough');
+  assert.equal(dependencyWait(['db'], { db: 'service_healthy' }, lookup), 'db (service_healthy)');
+  assert.equal(dependencyWait(['cache'], { cache: 'service_healthy' }, lookup), undefined);
+  assert.equal(dependencyWait(['migrate'], { migrate: 'service_completed_successfully' }, lookup), 'migrate (service_completed_successfully)', 'exit 1 is not completed');
+  views.migrate = { replicas: 1, instances: [failed, completed] };
+  assert.equal(dependencyWait(['migrate'], { migrate: 'service_completed_successfully' }, lookup), undefined);
+  assert.equal(dependencyWait(['idle', 'gone'], { idle: 'service_healthy' }, lookup), undefined, 'scaled to 0 or not deployed: nothing to wait for');
+  views.db = { replicas: 1, instances: [] };
+  assert.equal(dependencyWait(['cache', 'db'], undefined, lookup), 'db (service_started)');
 });

@@ -66,6 +66,35 @@ export type Action =
   /** Nothing to do until then (crash-loop backoff, idle previous set); requeue. */
   | { kind: 'wait'; untilMs: number; reason: string };
 
+/** The reason an instance that ended with exit code 0 is kept with: a one-shot service's "completed". */
+export const COMPLETED_REASON = 'completed: exited with code 0';
+
+/** A dependency as the dependent's first start sees it: its desired replicas and its instances. */
+export interface DependencyView {
+  replicas: number;
+  instances: Array<{ state: string; health: string; reason?: string }>;
+}
+
+/**
+ * What the first instances of a service still wait for (depends_on, in order), or undefined when
+ * they may start: service_started needs a running instance, service_healthy a healthy one,
+ * service_completed_successfully one that completed (exit 0). A dependency that is not deployed or
+ * scaled to 0 is nothing to wait for.
+ */
+export function dependencyWait(dependsOn: readonly string[], conditions: Readonly<Record<string, string>> | undefined,
+  lookup: (service: string) => DependencyView | undefined): string | undefined {
+  for (const dep of dependsOn) {
+    const view = lookup(dep);
+    if (!view || view.replicas === 0) continue;
+    const condition = conditions?.[dep] ?? 'service_started';
+    const met = condition === 'service_healthy' ? view.instances.some((i) => i.state === 'running' && i.health === 'healthy')
+      : condition === 'service_completed_successfully' ? view.instances.some((i) => i.state === 'exited' && i.reason === COMPLETED_REASON)
+        : view.instances.some((i) => i.state === 'running');
+    if (!met) return `${dep} (${condition})`;
+  }
+  return undefined;
+}
+
 /** A run of this long resets the crash-loop counter. */
 export const STABLE_RUN_MS = 30_000;
 

@@ -250,6 +250,11 @@ class ModelBuilder {
         diag.error(typeof ext === 'string' ? path : [...path, 'service'], `extends: no service "${ref.service}" in ${sf.file}${hint(ref.service, Object.keys(services).filter((n) => n !== name))}`);
         return;
       }
+      const there = `${sf.file}:${ref.service}`;
+      if (ref.service === name || chain.includes(there)) {
+        diag.error(typeof ext === 'string' ? path : [...path, 'service'], `extends cycle: ${[...chain, here, there].map((c) => c.slice(c.lastIndexOf(':') + 1)).join(' → ')}; remove one of these extends`);
+        return;
+      }
       this.resolveExtends(index, services, ref.service, diag, [...chain, here], done);
       base = { v: structuredClone(services[ref.service]), o: this.serviceOrigin(index, ref.service) };
     } else {
@@ -360,12 +365,12 @@ class ModelBuilder {
         // Paths of the included files were made absolute against their own directory; project_directory moves them.
         diag.warn([...at, 'project_directory'], 'relative paths of included files resolve against the included file\'s directory in Berth; project_directory is ignored', 'key');
       }
-      this.addResources(into, included, diag, at);
+      this.addResources(into, included, diag);
     });
   }
 
   /** The resources of an included model, added to the including one; a name defined in both is an error. */
-  private addResources(into: Located, included: Located, diag: Diagnostics, at: SpecPath): void {
+  private addResources(into: Located, included: Located, diag: Diagnostics): void {
     const target = into.v as Json;
     const from = included.v as Json;
     for (const section of ['services', 'volumes', 'networks', 'secrets', 'configs']) {

@@ -73,6 +73,7 @@ export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
   if (Object.keys(compose.services).length > 0 && serviceNames.length === 0) {
     diag.error(['services'], `every service is in a profile that is not active (${[...new Set([...built.inactive.values()].flat())].join(', ')}): run with --profile NAME`);
   }
+  markOneShots(services, compose.services);
   checkDependencyCycles(services, diag);
   checkRouteConflicts(services, diag);
 
@@ -198,6 +199,23 @@ function normalizeServices(ctx: SpecContext, raw: unknown): Record<string, Servi
     out[derived] = normalizeService(ctx, name, def);
   }
   return out;
+}
+
+/**
+ * A service others wait for with `service_completed_successfully` runs once: exit 0 completes it.
+ * Without a restart policy of its own it is restarted only on failure (Compose's default is "no").
+ */
+function markOneShots(services: Record<string, ServiceSpec>, raw: Json): void {
+  for (const svc of Object.values(services)) {
+    for (const [dep, condition] of Object.entries(svc.dependsOnConditions ?? {})) {
+      const target = services[dep];
+      if (condition !== 'service_completed_successfully' || !target) continue;
+      target.oneShot = true;
+      const def = raw[target.composeName ?? target.name];
+      const explicit = isRecord(def) && (def.restart !== undefined || (isRecord(def.deploy) && def.deploy.restart_policy !== undefined));
+      if (!explicit) target.restart = { ...target.restart, condition: 'on-failure' };
+    }
+  }
 }
 
 /** Deploys are ordered by depends_on, so a cycle could never start. Reports each cycle once. */

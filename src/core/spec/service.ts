@@ -12,7 +12,7 @@ import { derivedServiceName } from './names.ts';
 import { securityOf } from './service-security.ts';
 import { splitShellWords } from './shell-words.ts';
 import { closestMatch } from './suggest.ts';
-import type { BuildSpec, RestartPolicy, ServiceSpec } from './types.ts';
+import type { BuildSpec, DependsOnCondition, RestartPolicy, ServiceSpec } from './types.ts';
 import { parseBool, parseCount, parseCpus, parseDuration, parseSize } from './units.ts';
 import { normalizeVolumes } from './volumes.ts';
 import { appNetworking, networkModeOf, parsePorts } from './networks.ts';
@@ -59,6 +59,7 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
   const deploy = isRecord(raw.deploy) ? raw.deploy : {};
   warnUnsupportedDeployKeys(ctx, at('deploy'), deploy);
 
+  const deps = dependsOnOf(ctx, name, at('depends_on'), raw.depends_on);
   const spec: ServiceSpec = {
     name: derived,
     ...(derived !== name ? { composeName: name } : {}),
@@ -74,7 +75,7 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
     stopGracePeriodMs:
       raw.stop_grace_period === undefined ? DEFAULT_STOP_GRACE_MS : take(ctx, at('stop_grace_period'), parseDuration(raw.stop_grace_period)) ?? DEFAULT_STOP_GRACE_MS,
     volumes: normalizeVolumes(ctx, at('volumes'), raw.volumes),
-    dependsOn: dependsOnOf(ctx, name, at('depends_on'), raw.depends_on),
+    dependsOn: deps.names,
     routes: ext.routes,
     update: ext.update,
   };
@@ -87,6 +88,7 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
     const shm = take(ctx, at('shm_size'), positive(parseSize(raw.shm_size), 'shm_size'));
     if (shm !== undefined) spec.shmSizeBytes = shm;
   }
+  if (Object.keys(deps.conditions).length > 0) spec.dependsOnConditions = deps.conditions;
   if (ext.port !== undefined) spec.port = ext.port;
   if (mode === 'app') applyAppNetworking(ctx, path, raw, spec, ext.port);
   else if (raw.expose !== undefined) ctx.diag.warn(at('expose'), 'ignored: the service runs on the host network, where every port it listens on is reachable', 'key');
@@ -386,24 +388,53 @@ function stopSignalOf(ctx: SpecContext, path: SpecPath, raw: unknown): string {
   return 'SIGTERM';
 }
 
-/** depends_on as names; list and map forms. Conditions (`service_healthy`, ...) are accepted. */
-function dependsOnOf(ctx: SpecContext, self: string, path: SpecPath, raw: unknown): string[] {
-  const entries: Array<{ name: string; at: SpecPath; where: 'key' | 'value' }> = Array.isArray(raw)
+/**
+ * depends_on, list and long form: the names (Berth's) in order, and the conditions other than
+ * `service_started`. `required: false` lets a dependency be absent (e.g. in an inactive profile).
+ */
+function dependsOnOf(ctx: SpecContext, self: string, path: SpecPath, raw: unknown): { names: string[]; conditions: Record<string, DependsOnCondition> } {
+  const entries: Array<{ name: string; at: SpecPath; where: 'key' | 'value'; long?: Json }> = Array.isArray(raw)
     ? raw.map((n, i) => ({ name: String(n), at: [...path, i], where: 'value' as const }))
     : isRecord(raw)
-      ? Object.keys(raw).map((n) => ({ name: n, at: [...path, n], where: 'key' as const }))
+      ? Object.entries(raw).map(([n, v]) => ({ name: n, at: [...path, n], where: 'key' as const, ...(isRecord(v) ? { long: v } : {}) }))
       : [];
-  const out: string[] = [];
+  const names: string[] = [];
+  const conditions: Record<string, DependsOnCondition> = {};
   for (const e of entries) {
+    let required = true;
+    let condition: DependsOnCondition | 'service_started' = 'service_started';
+    if (e.long) {
+      if (e.long.required !== undefined) {
+        const b = parseBool(e.long.required);
+        if (b.error !== undefined) ctx.diag.error([...e.at, 'required'], b.error);
+        else required = b.value;
+      }
+      const c = e.long.condition;
+      if (c === 'service_healthy' || c === 'service_completed_successfully') condition = c;
+      else if (c !== undefined && c !== 'service_started') {
+        ctx.diag.error([...e.at, 'condition'], `${JSON.stringify(c)} is not a depends_on condition: use service_started, service_healthy or service_completed_successfully`);
+      }
+      if (e.long.restart !== undefined && parseBool(e.long.restart).value === true) {
+        ctx.diag.warn([...e.at, 'restart'], `${NOT_SUPPORTED}: ${self} is not restarted when ${e.name} is updated`, 'key');
+      }
+    }
+    const profiles = ctx.inactiveServices.get(e.name);
     if (e.name === self) {
       ctx.diag.error(e.at, `service "${self}" cannot depend on itself`, e.where);
+    } else if (profiles !== undefined) {
+      if (required) {
+        const which = profiles.length === 1 ? `profile ${profiles[0]}, which is` : `profiles ${profiles.join(', ')}, which are`;
+        ctx.diag.error(e.at, `service "${e.name}" is only in ${which} not active: run with --profile ${profiles[0]}, or mark the dependency \`required: false\``, e.where);
+      }
     } else if (!ctx.serviceNames.includes(e.name)) {
       const near = closestMatch(e.name, ctx.serviceNames.filter((n) => n !== self));
       const hint = near ? `did you mean "${near}"?` : `defined services: ${ctx.serviceNames.join(', ')}`;
-      ctx.diag.error(e.at, `unknown service "${e.name}": ${hint}`, e.where);
-    } else if (!out.includes(derivedServiceName(e.name))) {
-      out.push(derivedServiceName(e.name));
+      if (required) ctx.diag.error(e.at, `unknown service "${e.name}": ${hint}`, e.where);
+      else ctx.diag.warn(e.at, `unknown service "${e.name}" (required: false, so left out): ${hint}`, e.where);
+    } else if (!names.includes(derivedServiceName(e.name))) {
+      names.push(derivedServiceName(e.name));
+      if (condition !== 'service_started') conditions[derivedServiceName(e.name)] = condition;
     }
   }
-  return out;
+  return { names, conditions };
 }

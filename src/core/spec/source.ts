@@ -13,8 +13,12 @@ export interface SpecSource {
   text: string;
   /** Its directory, absolute (for a pushed commit, the virtual root the pipeline parsed it under). */
   baseDir: string;
-  /** Other files the parse read (env_files), by absolute path. */
+  /** Other files the parse read (env_files, included and extended Compose files), by absolute path. */
   files: Record<string, string>;
+  /** Files merged over `text`, in order (`-f a -f b`, compose.override.yaml): shown name and text. */
+  moreFiles?: Array<{ file: string; text: string }>;
+  /** The profiles that were active. */
+  profiles?: string[];
   /** The caller's variables the file referenced, with their values (BERTH_ENV and BERTH_APP are set anew per environment). */
   variables: Record<string, string>;
   /** Pushed builds: the target environment's non-secret configuration values are variables too, over `variables`. */
@@ -46,7 +50,8 @@ export function parseWithSource(text: string, opts: Omit<ParseOptions, 'env'> & 
   });
   const variables: Record<string, string> = {};
   for (const name of result.variablesUsed) if (Object.hasOwn(layers.variables, name)) variables[name] = layers.variables[name]!;
-  const source: SpecSource = { file: opts.file, text, baseDir: opts.baseDir, files, variables, ...(layers.config ? { environmentConfig: true } : {}) };
+  const source: SpecSource = { file: opts.file, text, baseDir: opts.baseDir, files, variables, ...(layers.config ? { environmentConfig: true } : {}),
+    ...(opts.moreFiles?.length ? { moreFiles: opts.moreFiles } : {}), ...(opts.profiles?.length ? { profiles: opts.profiles } : {}) };
   return { ...result, source };
 }
 
@@ -59,6 +64,7 @@ export function parseWithSource(text: string, opts: Omit<ParseOptions, 'env'> & 
 export function parseSource(src: SpecSource, app: string, environment: string, config: Record<string, string> = {}): ParseResult {
   return parseAppSpec(src.text, {
     file: src.file, baseDir: src.baseDir, appName: app, environment,
+    ...(src.moreFiles ? { moreFiles: src.moreFiles } : {}), ...(src.profiles ? { profiles: src.profiles } : {}),
     env: { ...src.variables, ...(src.environmentConfig ? config : {}) },
     readFile: (p) => (Object.hasOwn(src.files, p) ? src.files[p] : undefined),
     // The source never holds secret files: a promotion that needs one is refused, naming it.

@@ -167,6 +167,8 @@ export const DEFAULT_UPDATE: UpdateSpec = {
   strategy: 'rolling', maxSurge: 1, maxUnavailable: 0, keepPreviousMs: 300_000, signal: 'SIGHUP', onFailure: 'rollback', deadlineMs: 180_000,
 };
 
+export type DependsOnCondition = 'service_healthy' | 'service_completed_successfully';
+
 export interface ServiceSpec {
   /**
    * Berth's name of the service: its Compose name in lower case, `_` and `.` → `-` (a DNS label, also
@@ -200,7 +202,15 @@ export interface ServiceSpec {
   stopSignal: string;
   stopGracePeriodMs: number;
   volumes: VolumeMount[];
+  /** depends_on (Berth's names): these start before this service does. */
   dependsOn: string[];
+  /** depends_on conditions other than service_started: this service's first instances wait for them. */
+  dependsOnConditions?: Record<string, DependsOnCondition>;
+  /**
+   * A one-shot service (another depends on it with service_completed_successfully): it runs to its
+   * end; exit 0 is "completed", not a crash, and it is not restarted (restart defaults to on-failure).
+   */
+  oneShot?: boolean;
   shmSizeBytes?: number;
   /**
    * Host mode: x-berth.port, the port the process listens on by default; Berth allocates one and passes
