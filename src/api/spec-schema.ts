@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { InvalidInput } from '../core/errors.ts';
 import { COMPOSE_NAME_PATTERN, MAX_NAME } from '../core/spec/names.ts';
+import { ULIMITS } from '../core/spec/service-runtime.ts';
 import { DOCKER_DEFAULT_CAPS, LINUX_CAPS, TMPFS_OPTION, USER_PATTERN } from '../core/spec/security.ts';
 import { normaliseHost, normaliseRoutePath, type RouteCheck } from '../core/spec/routes.ts';
 import { parseDuration, type DurationOptions } from '../core/spec/units.ts';
@@ -59,7 +60,12 @@ export const serviceSpecSchema = z.object({
   name,
   composeName: z.string().regex(COMPOSE_NAME_PATTERN, 'a Compose service name: letters, digits, ".", "_" and "-"').max(MAX_NAME).optional(),
   image: z.string().min(1),
-  build: z.object({ context: absPath, dockerfile: z.string().min(1), args: strMap }).optional(),
+  build: z.object({
+    context: absPath, dockerfile: z.string().min(1), args: strMap,
+    target: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a build stage name').max(128).optional(),
+    dockerfileInline: z.string().min(1).max(1_000_000).optional(),
+    secrets: z.array(z.object({ source: z.string().regex(/^[a-zA-Z0-9._-]+$/), target: z.string().regex(/^[a-zA-Z0-9._/-]+$/).refine((t) => !t.includes('..'), 'no ".."') })).optional(),
+  }).optional(),
   command: z.array(z.string()).optional(),
   entrypoint: z.array(z.string()).optional(),
   environment: strMap,
@@ -77,7 +83,8 @@ export const serviceSpecSchema = z.object({
   labels: strMap,
   stopSignal: z.string().regex(/^(SIG)?[A-Z0-9+-]+$|^\d+$/),
   stopGracePeriodMs: ms,
-  volumes: z.array(z.object({ type: z.enum(['volume', 'bind']), source: z.string().min(1), target: absPath, readOnly: z.boolean() })),
+  volumes: z.array(z.object({ type: z.enum(['volume', 'bind', 'anonymous']), source: z.string(), target: absPath, readOnly: z.boolean() })
+    .refine((v) => (v.type === 'anonymous') === (v.source === ''), 'source: a named volume or host path; empty only for an anonymous volume')),
   dependsOn: z.array(z.string()),
   dependsOnConditions: z.record(z.string(), z.enum(['service_healthy', 'service_completed_successfully'])).optional(),
   oneShot: z.boolean().optional(),
@@ -95,6 +102,12 @@ export const serviceSpecSchema = z.object({
   tmpfs: z.record(absPath, tmpfsOptions).optional(),
   secrets: z.array(fileMount).max(100).optional(),
   configs: z.array(fileMount).max(100).optional(),
+  init: z.boolean().optional(),
+  workingDir: absPath.optional(),
+  ulimits: z.array(z.object({ name: z.enum(ULIMITS as [string, ...string[]]), soft: z.number().int().min(-1), hard: z.number().int().min(-1) })).optional(),
+  sysctls: z.record(z.string().regex(/^net\.[a-zA-Z0-9_.-]+$/, 'a net.* sysctl (only network sysctls are set per container)'), z.string().max(4096)).optional(),
+  extraHosts: z.array(z.string().regex(/^[A-Za-z0-9.-]+:[0-9a-fA-F:.]+$|^[A-Za-z0-9.-]+:host-gateway$/, 'host:ip')).optional(),
+  pullPolicy: z.string().regex(/^(always|never|missing|build|refresh|daily|weekly|every_(\d+[wdhms])+)$/).optional(),
   routes: z.array(z.object({
     host: canonical(normaliseHost).optional(), path: canonical(normaliseRoutePath),
     tls: z.literal(false).optional(), redirect: z.literal(false).optional(), hstsSeconds: z.number().int().min(1).max(2 ** 31).optional(),

@@ -263,6 +263,7 @@ export class PushPipeline {
             context: `${ctx.dir || '.'} of commit ${sha.slice(0, 12)}`, dockerfile: svc.build.dockerfile, tag: image,
             // SOURCE_DATE_EPOCH (reproducible-builds.org): BuildKit 0.11+ dates the image and its history by it.
             args: { SOURCE_DATE_EPOCH: String(committedAt), ...svc.build.args },
+            ...(svc.build.target ? { target: svc.build.target } : {}),
             // Straight from git's object store: the commit is never written out and read back.
             contextTar: { open: () => files.archive(ctx.dir, signal), dockerfileText: ctx.dockerfileText, ...(ctx.dockerignore !== undefined ? { dockerignore: ctx.dockerignore } : {}) },
             labels: {
@@ -371,11 +372,11 @@ export class PushPipeline {
         const first = svcs[0]!;
         const b = first.build!;
         const names = svcs.map((x) => x.name).join(', ');
-        const checked = this.d.hostPaths ? await this.d.hostPaths.buildContext(b.context, b.dockerfile) : { path: b.context };
+        const checked = this.d.hostPaths ? await this.d.hostPaths.buildContext(b.context, b.dockerfileInline !== undefined ? '' : b.dockerfile) : { path: b.context };
         if (checked.refused !== undefined) throw new PipelineFailed(`build of ${names} refused: ${checked.refused}`);
         let dockerfile: string;
         try {
-          dockerfile = await readFile(hostJoin(checked.path, b.dockerfile), 'utf8');
+          dockerfile = b.dockerfileInline ?? await readFile(hostJoin(checked.path, b.dockerfile), 'utf8');
         } catch (err) {
           throw new PipelineFailed(`build of ${names}: cannot read ${b.dockerfile} in ${checked.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
         }
@@ -389,6 +390,7 @@ export class PushPipeline {
         try {
           await this.d.engine.build({
             context: checked.path, dockerfile: b.dockerfile, tag: first.image, args: b.args,
+            ...(b.target ? { target: b.target } : {}), ...(b.dockerfileInline !== undefined ? { dockerfileInline: b.dockerfileInline } : {}),
             labels: { [LABEL.app]: rec.app, [LABEL.service]: first.name, [LABEL.depth]: String(parentDepth + 1) },
             ...(this.d.buildMemoryBytes ? { memoryBytes: this.d.buildMemoryBytes } : {}),
             signal,

@@ -69,6 +69,14 @@ export interface ContainerSpec {
   capDrop?: string[];
   /** Absent or true: the process cannot gain privileges (setuid binaries, file capabilities). */
   noNewPrivileges?: boolean;
+  /** An init process as PID 1 (Docker's tini). */
+  init?: boolean;
+  workingDir?: string;
+  ulimits?: Array<{ name: string; soft: number; hard: number }>;
+  /** net.* sysctls; applied only when the container has a network namespace of its own (not `host`). */
+  sysctls?: Record<string, string>;
+  /** `host:ip` entries for /etc/hosts. */
+  extraHosts?: string[];
 }
 
 /**
@@ -185,6 +193,10 @@ export interface BuildOptions {
    * with an error naming the limit. Builds running at the same time share the sum of their limits.
    */
   memoryBytes?: number;
+  /** The stage of a multi-stage Dockerfile to build (default: the last). */
+  target?: string;
+  /** The Dockerfile's text (Compose's dockerfile_inline) instead of `dockerfile` in the context. */
+  dockerfileInline?: string;
   /** Aborting cancels the build on the engine; build() then rejects with an error saying it was cancelled. */
   signal?: AbortSignal;
   /**

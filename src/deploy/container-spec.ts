@@ -46,8 +46,9 @@ export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra
     stopSignal: s.stopSignal,
     stopTimeoutS: Math.ceil(s.stopGracePeriodMs / 1000),
     mounts: s.volumes.map((v) => ({
-      type: v.type,
-      source: v.type === 'volume' ? volumeName(inst.app, inst.env, v.source) : extra.bindSources?.[v.source] ?? v.source,
+      // An anonymous volume is a volume without a name: Docker makes one per container.
+      type: v.type === 'anonymous' ? 'volume' as const : v.type,
+      source: v.type === 'volume' ? volumeName(inst.app, inst.env, v.source) : v.type === 'anonymous' ? '' : extra.bindSources?.[v.source] ?? v.source,
       target: v.target,
       readOnly: v.readOnly,
     })),
@@ -72,6 +73,11 @@ export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra
   if (s.user !== undefined) spec.user = s.user;
   if (s.readOnly) spec.readOnlyRootfs = true;
   if (s.tmpfs) spec.tmpfs = { ...s.tmpfs };
+  if (s.init) spec.init = true;
+  if (s.workingDir !== undefined) spec.workingDir = s.workingDir;
+  if (s.ulimits) spec.ulimits = s.ulimits.map((u) => ({ ...u }));
+  if (s.sysctls) spec.sysctls = { ...s.sysctls };
+  if (s.extraHosts) spec.extraHosts = [...s.extraHosts];
   if (s.health.type === 'command') {
     const h = s.health;
     spec.healthcheck = { test: h.test, intervalMs: h.intervalMs, timeoutMs: h.timeoutMs, retries: h.retries, startPeriodMs: h.startPeriodMs };

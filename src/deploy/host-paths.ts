@@ -28,7 +28,7 @@ export async function checkHostPaths(policy: HostPathPolicy, spec: AppSpec, opts
     }));
     if (svc.build && opts.builds !== false) {
       const b = svc.build;
-      const r = await policy.buildContext(b.context, b.dockerfile);
+      const r = await policy.buildContext(b.context, b.dockerfileInline !== undefined ? '' : b.dockerfile);
       if (r.refused !== undefined) refused.push({ path: `services.${name}.build.${r.dockerfile ? 'dockerfile' : 'context'}`, message: r.refused });
       else b.context = r.path;
     }

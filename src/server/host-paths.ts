@@ -39,6 +39,8 @@ export class HostPathGuard implements HostPathPolicy {
     } catch (e) {
       return { refused: `cannot build from "${context}": ${errnoText(e)}` };
     }
+    // "": the Dockerfile is given as text (dockerfile_inline), there is no file to check.
+    if (dockerfile === '') return v;
     const df = join(v.path, dockerfile);
     let real: string;
     try {

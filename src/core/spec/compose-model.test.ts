@@ -39,7 +39,7 @@ const BASE = yaml`
       environment:
         - LOG=info
         - MODE=dev
-      ports: ["8000:8000"]
+      ports: ["8000"]
       labels: {team: web}
     worker:
       image: shop/worker:1
@@ -52,7 +52,7 @@ test('an override file merges as Compose does: maps by key, command replaced, li
         command: node server.js --prod
         environment: {MODE: prod, EXTRA: "1"}
         deploy: {replicas: 3}
-        ports: ["8000:8000", "9229:9229"]
+        ports: ["8000", "9229"]
         labels: [tier=front]
   `;
   const r = parse(BASE, opts({}, { moreFiles: [{ file: 'compose.prod.yaml', text: prod }] }));
@@ -60,7 +60,7 @@ test('an override file merges as Compose does: maps by key, command replaced, li
   assert.equal(web.replicas, 3);
   assert.deepEqual(web.command, ['node', 'server.js', '--prod']);
   assert.deepEqual(web.environment, { LOG: 'info', MODE: 'prod', EXTRA: '1' });
-  assert.deepEqual(web.ports, ['8000:8000', '9229:9229']);
+  assert.deepEqual(web.ports, ['8000', '9229']);
   assert.deepEqual(web.labels, { team: 'web', tier: 'front' });
   assert.equal(r.spec.services.worker!.replicas, 1);
 });

@@ -794,7 +794,7 @@ test('every key Berth does not act on yields a located warning', () => {
         healthcheck:
           test: [CMD, "true"]
           start_interval: 1s
-        build: {context: ., target: prod}
+        build: {context: ., target: prod, network: host}
         volumes:
           - /cache
           - data:/data:z
@@ -821,8 +821,7 @@ test('every key Berth does not act on yields a located warning', () => {
       '17:9 services.web.deploy.resources.reservations: not supported yet by Berth; ignored',
       '18:40 services.web.deploy.restart_policy.window: not supported yet by Berth; ignored',
       '21:7 services.web.healthcheck.start_interval: not supported yet by Berth; ignored',
-      '22:25 services.web.build.target: not supported yet by Berth; ignored',
-      '24:9 services.web.volumes[0]: anonymous volume for "/cache" is not supported yet by Berth; ignored — name it (data:/cache) and declare it under the top-level `volumes:`',
+      '22:39 services.web.build.network: not supported yet by Berth; ignored',
       '25:9 services.web.volumes[1]: volume option "z" is not supported yet by Berth; ignored',
       '27:10 volumes.data.driver: not supported yet by Berth; ignored — Berth creates app-scoped local volumes',
       '31:26 secrets.token.driver: not supported by Berth; ignored',

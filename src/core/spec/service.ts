@@ -9,6 +9,7 @@ import { composeHealth, resolveHealth } from './health.ts';
 import { dirnamePosix, isWithin, normalizePosix, resolvePosix } from './posix-path.ts';
 import { fileMounts } from './secrets.ts';
 import { derivedServiceName } from './names.ts';
+import { runtimeOf } from './service-runtime.ts';
 import { securityOf } from './service-security.ts';
 import { splitShellWords } from './shell-words.ts';
 import { closestMatch } from './suggest.ts';
@@ -23,6 +24,7 @@ const SUPPORTED_KEYS = new Set([
   'image', 'build', 'command', 'entrypoint', 'environment', 'env_file', 'ports', 'healthcheck', 'deploy', 'labels',
   'stop_signal', 'stop_grace_period', 'volumes', 'depends_on', 'shm_size', 'restart', 'scale', 'x-berth',
   'user', 'read_only', 'cap_add', 'cap_drop', 'security_opt', 'tmpfs', 'networks', 'network_mode', 'expose', 'secrets', 'configs',
+  'init', 'working_dir', 'ulimits', 'sysctls', 'extra_hosts', 'pull_policy', 'profiles',
 ]);
 
 const NOT_SUPPORTED = 'not supported yet by Berth; ignored';
@@ -93,7 +95,10 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
   if (mode === 'app') applyAppNetworking(ctx, path, raw, spec, ext.port);
   else if (raw.expose !== undefined) ctx.diag.warn(at('expose'), 'ignored: the service runs on the host network, where every port it listens on is reachable', 'key');
   if (ext.test) spec.test = ext.test;
-  Object.assign(spec, securityOf(ctx, path, raw));
+  Object.assign(spec, securityOf(ctx, path, raw), runtimeOf(ctx, path, raw));
+  if (spec.sysctls && mode === 'host') {
+    ctx.diag.warn(at('sysctls'), 'ignored on the host network (the service has x-berth.port or network_mode: host): its sysctls are the host\'s; they apply on the app network');
+  }
   // One target per file across both lists; volumes and tmpfs mounts are checked by Docker itself.
   const targets = new Map<string, string>();
   const secrets = fileMounts(ctx, 'secrets', at('secrets'), raw.secrets, ctx.fileDefinitions.secrets, targets);
@@ -180,7 +185,31 @@ function imageOf(ctx: SpecContext, name: string, raw: Json, build: BuildSpec | u
 function normalizeBuild(ctx: SpecContext, path: SpecPath, raw: unknown): BuildSpec | undefined {
   const b: Json = typeof raw === 'string' ? { context: raw } : isRecord(raw) ? raw : {};
   for (const key of Object.keys(b)) {
-    if (!['context', 'dockerfile', 'args'].includes(key) && !key.startsWith('x-')) ctx.diag.warn([...path, key], NOT_SUPPORTED, 'key');
+    if (!['context', 'dockerfile', 'args', 'target', 'dockerfile_inline', 'secrets'].includes(key) && !key.startsWith('x-')) ctx.diag.warn([...path, key], NOT_SUPPORTED, 'key');
+  }
+  const extra: Pick<BuildSpec, 'target' | 'dockerfileInline' | 'secrets'> = {};
+  if (b.target !== undefined && b.target !== null) {
+    const t = scalarToString(b.target);
+    if (/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(t)) extra.target = t;
+    else ctx.diag.error([...path, 'target'], `${JSON.stringify(t)} is not a build stage name: write the name after \`FROM ... AS\`, e.g. runtime`);
+  }
+  if (typeof b.dockerfile_inline === 'string') {
+    if (b.dockerfile !== undefined) ctx.diag.error([...path, 'dockerfile_inline'], 'dockerfile and dockerfile_inline are both set: keep one of them');
+    else if (b.dockerfile_inline.trim() === '') ctx.diag.error([...path, 'dockerfile_inline'], 'dockerfile_inline is empty: write the Dockerfile, e.g. "FROM berth/busybox"');
+    else extra.dockerfileInline = b.dockerfile_inline;
+  }
+  if (Array.isArray(b.secrets)) {
+    const secrets: Array<{ source: string; target: string }> = [];
+    b.secrets.forEach((item, i) => {
+      const source = isRecord(item) ? item.source : item;
+      const target = isRecord(item) && item.target !== undefined ? item.target : source;
+      if (typeof source !== 'string' || !/^[a-zA-Z0-9._-]+$/.test(source) || typeof target !== 'string' || !/^[a-zA-Z0-9._/-]+$/.test(target) || target.includes('..')) {
+        ctx.diag.error([...path, 'secrets', i], 'a build secret is a secret name, or {source: NAME, target: ID}');
+        return;
+      }
+      secrets.push({ source, target });
+    });
+    if (secrets.length > 0) extra.secrets = secrets;
   }
   const contextRaw = typeof b.context === 'string' ? b.context : '.';
   const contextPath = typeof raw === 'string' ? path : [...path, 'context'];
@@ -211,7 +240,7 @@ function normalizeBuild(ctx: SpecContext, path: SpecPath, raw: unknown): BuildSp
       ctx.diag.warn([...path, 'args', index], `build argument "${key}" has no value and is not set in the environment; left out`);
     } else args[key] = v;
   }
-  return { context, dockerfile, args };
+  return { context, dockerfile, args, ...extra };
 }
 
 function argvOf(ctx: SpecContext, path: SpecPath, raw: unknown): string[] | undefined {

@@ -65,8 +65,9 @@ export interface RouteSpec {
 }
 
 export interface VolumeMount {
-  type: 'volume' | 'bind';
-  /** Named volume (app-scoped by Berth) or absolute host path for binds. */
+  /** `anonymous`: a volume of the container's own (Compose `- /data`), gone with the container. */
+  type: 'volume' | 'bind' | 'anonymous';
+  /** Named volume (app-scoped by Berth), absolute host path for binds, "" for anonymous volumes. */
   source: string;
   target: string;
   readOnly: boolean;
@@ -105,6 +106,12 @@ export interface BuildSpec {
   /** Dockerfile path relative to the context. */
   dockerfile: string;
   args: Record<string, string>;
+  /** `build.target`: the stage of a multi-stage Dockerfile to build (default: the last). */
+  target?: string;
+  /** `build.dockerfile_inline`: the Dockerfile's text, instead of a file in the context. */
+  dockerfileInline?: string;
+  /** `build.secrets`: Compose secrets the build may mount (`RUN --mount=type=secret,id=TARGET`). */
+  secrets?: Array<{ source: string; target: string }>;
 }
 
 /** One Compose `ports` entry: `[host_ip:][published:]target[/protocol]`. */
@@ -241,6 +248,18 @@ export interface ServiceSpec {
   capDrop?: string[];
   /** `security_opt: [no-new-privileges:false]` turns it off; absent: on (Berth's default). */
   noNewPrivileges?: boolean;
+  /** `init`: run an init process (Docker's tini) as PID 1, reaping zombies and forwarding signals. */
+  init?: boolean;
+  /** `working_dir`: the process's working directory (absolute). */
+  workingDir?: string;
+  /** `ulimits`: resource limits of the process. */
+  ulimits?: Array<{ name: string; soft: number; hard: number }>;
+  /** `sysctls`: network sysctls (net.* only) of the container's network namespace (not applied on the host network). */
+  sysctls?: Record<string, string>;
+  /** `extra_hosts`: `host:ip` entries added to /etc/hosts. */
+  extraHosts?: string[];
+  /** `pull_policy` as written (missing for if_not_present): when the image is pulled. */
+  pullPolicy?: string;
   /** `tmpfs`: in-memory mounts, target → mount options ("" for Docker's defaults). */
   tmpfs?: Record<string, string>;
   /** `secrets:` files mounted read-only into the container (from a tmpfs, never from disk). */

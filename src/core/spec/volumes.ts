@@ -33,10 +33,7 @@ export function normalizeVolumes(ctx: SpecContext, path: SpecPath, raw: unknown)
 
 function shortVolume(ctx: SpecContext, path: SpecPath, spec: string): VolumeMount | undefined {
   const parts = spec.split(':');
-  if (parts.length === 1) {
-    anonymous(ctx, path, spec);
-    return undefined;
-  }
+  if (parts.length === 1) return anonymous(ctx, path, spec);
   if (parts.length > 3) {
     ctx.diag.error(path, `"${spec}" is not a volume: write SOURCE:TARGET or SOURCE:TARGET:ro`);
     return undefined;
@@ -72,7 +69,7 @@ function longVolume(ctx: SpecContext, path: SpecPath, v: Record<string, unknown>
   const source = typeof v.source === 'string' ? v.source : '';
   if (source === '') {
     if (type === 'bind') ctx.diag.error(path, 'a bind mount needs `source`: the host directory to mount');
-    else anonymous(ctx, path, target);
+    else return anonymous(ctx, path, target);
     return undefined;
   }
   let readOnly = false;
@@ -117,6 +114,11 @@ function bindSource(ctx: SpecContext, path: SpecPath, source: string): string | 
   return resolvePosix(ctx.opts.baseDir, source);
 }
 
-function anonymous(ctx: SpecContext, path: SpecPath, target: string): void {
-  ctx.diag.warn(path, `anonymous volume for "${target}" is not supported yet by Berth; ignored — name it (data:${target}) and declare it under the top-level \`volumes:\``);
+/** `- /data`: a volume of each container's own, kept while the container lives (a new release starts empty). */
+function anonymous(ctx: SpecContext, path: SpecPath, target: string): VolumeMount | undefined {
+  if (!target.startsWith('/')) {
+    ctx.diag.error(path, `"${target}" is not a volume: write an absolute path inside the container (an anonymous volume, e.g. /data) or SOURCE:TARGET`);
+    return undefined;
+  }
+  return { type: 'anonymous', source: '', target, readOnly: false };
 }

@@ -14,7 +14,12 @@ interface DockerIgnore {
 // because dockerode would re-apply .dockerignore and drop an ignored Dockerfile, which Docker keeps.
 const requireFromDockerode = createRequire(createRequire(import.meta.url).resolve('dockerode'));
 const dockerignore = requireFromDockerode('@balena/dockerignore') as (opts?: { ignorecase?: boolean }) => DockerIgnore;
-const tarFs = requireFromDockerode('tar-fs') as { pack(cwd: string, opts: { entries: string[] }): Readable };
+/** tar-fs's pack; with `finalize: false`, `finish` may add entries (tar-stream's pack) and then finalizes. */
+interface TarPack {
+  entry(header: { name: string; mode?: number }, content: string): void;
+  finalize(): void;
+}
+const tarFs = requireFromDockerode('tar-fs') as { pack(cwd: string, opts: { entries: string[]; finalize?: boolean; finish?: (pack: TarPack) => void }): Readable };
 const require = createRequire(import.meta.url);
 
 interface TarHeader { name: string; type?: string }
@@ -74,9 +79,17 @@ export function filterContextTar(source: Readable, dockerignoreText: string, doc
  * A plain tar stream of the given context files (as listed by listContextFiles). Not gzipped: the
  * context only travels over the local socket, where compressing costs more time than it saves.
  */
-export function packContext(context: string, files: readonly string[]): Readable {
+export function packContext(context: string, files: readonly string[], extra?: { name: string; text: string }): Readable {
   // tar-fs consumes its `entries` array (shift()): hand it a copy so the list can be packed again.
-  return tarFs.pack(context, { entries: [...files] });
+  if (!extra) return tarFs.pack(context, { entries: [...files] });
+  // A Dockerfile given as text (Compose's dockerfile_inline) travels as one more file of the context.
+  return tarFs.pack(context, {
+    entries: files.filter((f) => f !== extra.name), finalize: false,
+    finish: (pack) => {
+      pack.entry({ name: extra.name, mode: 0o644 }, extra.text);
+      pack.finalize();
+    },
+  });
 }
 
 /**

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
-import { Conflict, EngineUnavailable, ExternalCommandFailed, NotFound } from '../../core/errors.ts';
+import { Conflict, EngineUnavailable, ExternalCommandFailed, InvalidInput, NotFound } from '../../core/errors.ts';
 import {
   LABEL,
   type BuildOptions,
@@ -26,6 +26,9 @@ import { BuildMemoryPool, openBuildMemoryPool } from './build-memory.ts';
 import { runBuildkitBuild } from './buildkit-build.ts';
 import { dockerMessage, isAbortError, isConnectionError, statusOf, toBerthError } from './docker-errors.ts';
 import { FrameDemuxer, LineSplitter, LogDemuxer, splitTimestamp } from './log-demux.ts';
+
+/** The name a Dockerfile given as text (dockerfile_inline) has in the build context. */
+const INLINE_DOCKERFILE = '.berth-dockerfile-inline';
 
 export interface DockerEngineOptions {
   /** Unix socket of the Docker Engine API; default /var/run/docker.sock. */
@@ -167,11 +170,17 @@ export class DockerEngine implements Engine, ExecPort {
   async build(opts: BuildOptions, onProgress?: (line: string) => void): Promise<void> {
     const { signal } = opts;
     if (signal?.aborted) throw buildCancelled(opts.tag, signal);
+    const inline = opts.dockerfileInline;
+    if (inline !== undefined) {
+      if (opts.contextTar) throw new InvalidInput(`build ${opts.tag}: dockerfile_inline is not supported for builds from a commit; commit the Dockerfile`);
+      opts = { ...opts, dockerfile: INLINE_DOCKERFILE };
+    }
     // A missing base image would make dockerd try a registry pull (impossible here, and not ours to
     // attempt): name it instead. Loopback registries (berth's own) may be pulled from.
     const dockerfilePath = path.join(opts.context, opts.dockerfile);
     let dockerfileText: string;
     if (opts.contextTar) dockerfileText = opts.contextTar.dockerfileText;
+    else if (inline !== undefined) dockerfileText = inline;
     else {
       try {
         dockerfileText = await readFile(dockerfilePath, 'utf8');
@@ -198,7 +207,8 @@ export class DockerEngine implements Engine, ExecPort {
     // A tar given by the caller is filtered on its way through; a directory is packed from its listing.
     const context = (): Readable => {
       const t = opts.contextTar;
-      return t ? filterContextTar(t.open() as Readable, t.dockerignore ?? '', opts.dockerfile) : packContext(opts.context, files);
+      return t ? filterContextTar(t.open() as Readable, t.dockerignore ?? '', opts.dockerfile)
+        : packContext(opts.context, files, inline !== undefined ? { name: INLINE_DOCKERFILE, text: inline } : undefined);
     };
     const out = new BuildOutput(onProgress);
 
@@ -227,6 +237,7 @@ export class DockerEngine implements Engine, ExecPort {
               t: opts.tag,
               dockerfile: opts.dockerfile,
               buildargs: JSON.stringify(opts.args),
+              ...(opts.target ? { target: opts.target } : {}),
               labels: JSON.stringify(opts.labels ?? {}),
               // RUN steps use the host's network: Berth's daemons run without a bridge (--bridge=none),
               // where BuildKit's default network fails with "network bridge not found".
@@ -271,6 +282,7 @@ export class DockerEngine implements Engine, ExecPort {
     try {
       stream = await this.docker.buildImage(context(), {
         t: opts.tag, dockerfile: opts.dockerfile, buildargs: opts.args, labels: opts.labels ?? {}, rm: true, forcerm: true,
+        ...(opts.target ? { target: opts.target } : {}),
         // A build's RUN steps get at most this much memory, so a build cannot take a small server down.
         ...(opts.memoryBytes ? { memory: opts.memoryBytes, memswap: opts.memoryBytes } : {}),
         ...(signal ? { abortSignal: signal } : {}),
@@ -509,7 +521,8 @@ export class DockerEngine implements Engine, ExecPort {
 
   async remove(id: string): Promise<void> {
     try {
-      await this.docker.getContainer(id).remove({ force: true, v: false });
+      // v: anonymous volumes go with their container (named volumes are never removed by this).
+      await this.docker.getContainer(id).remove({ force: true, v: true });
     } catch (e) {
       const s = statusOf(e);
       if (s === 404 || s === 304) return;
@@ -754,6 +767,13 @@ export class DockerEngine implements Engine, ExecPort {
   }
 
   private createBody(spec: ContainerSpec): Docker.ContainerCreateOptions {
+    const body = this.createBodyWithoutSysctls(spec);
+    // net.* sysctls belong to the container's own network namespace; on the host network they would be the host's (Docker refuses them).
+    if (spec.sysctls && Object.keys(spec.sysctls).length > 0 && body.HostConfig && body.HostConfig.NetworkMode !== 'host') body.HostConfig.Sysctls = { ...spec.sysctls };
+    return body;
+  }
+
+  private createBodyWithoutSysctls(spec: ContainerSpec): Docker.ContainerCreateOptions {
     const hc = spec.healthcheck;
     return {
       name: spec.name,
@@ -764,6 +784,7 @@ export class DockerEngine implements Engine, ExecPort {
       ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
       ...(spec.stopSignal ? { StopSignal: spec.stopSignal } : {}),
       ...(spec.user !== undefined ? { User: spec.user } : {}),
+      ...(spec.workingDir !== undefined ? { WorkingDir: spec.workingDir } : {}),
       ...(spec.stopTimeoutS !== undefined ? { StopTimeout: Math.round(spec.stopTimeoutS) } : {}),
       ...(hc
         ? {
@@ -790,8 +811,12 @@ export class DockerEngine implements Engine, ExecPort {
         SecurityOpt: spec.noNewPrivileges === false ? [] : ['no-new-privileges'],
         ...(spec.readOnlyRootfs ? { ReadonlyRootfs: true } : {}),
         ...(spec.tmpfs && Object.keys(spec.tmpfs).length ? { Tmpfs: { ...spec.tmpfs } } : {}),
+        ...(spec.init ? { Init: true } : {}),
+        ...(spec.ulimits?.length ? { Ulimits: spec.ulimits.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })) } : {}),
+        ...(spec.extraHosts?.length ? { ExtraHosts: [...spec.extraHosts] } : {}),
         Mounts: spec.mounts.map((m) => ({
           Type: m.type,
+          // An empty source is an anonymous volume, removed with the container (remove with v: true).
           Source: m.source,
           Target: m.target,
           ReadOnly: m.readOnly,
