@@ -1,6 +1,7 @@
 import type { Clock } from '../core/ports.ts';
 import type { DesiredStateStore, InstanceRecord, InstanceStore, ServiceRecord } from '../core/store.ts';
 import { crashSummary } from '../core/health-notes.ts';
+import { COMPLETED_REASON } from '../core/plan/index.ts';
 import { waitingOn, type InstanceStatus, type ServiceStatus } from '../core/views.ts';
 
 export type { InstanceStatus, ServiceStatus } from '../core/views.ts';
@@ -36,6 +37,10 @@ export function serviceStatus(store: Pick<DesiredStateStore, 'getRelease'> & Pic
   } else if (rel?.status === 'failed') {
     status = 'failed';
     detail = `release ${rel.seq} failed: ${rel.message}`;
+  } else if (rel?.spec.oneShot && insts.filter((i) => i.releaseId === s.releaseId && i.reason === COMPLETED_REASON).length >= s.replicas) {
+    // A one-shot service (others wait for it with service_completed_successfully) has done its work.
+    status = 'completed';
+    detail = `release ${rel.seq} ran to completion (exit 0)`;
   } else if (s.replicas === 0) {
     status = 'stopped';
     detail = 'scaled to 0';

@@ -195,9 +195,10 @@ export class Harness {
     return { status: res.status, json: text ? JSON.parse(text) : undefined };
   }
 
-  cli(args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<CliResult> {
+  cli(args: string[], opts: { timeoutMs?: number; env?: Record<string, string>; cwd?: string } = {}): Promise<CliResult> {
     return new Promise((res) => {
-      execFile(BERTH, args, { env: { ...this.env, ...opts.env }, timeout: opts.timeoutMs ?? 300_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      execFile(BERTH, args, { env: { ...this.env, ...opts.env }, timeout: opts.timeoutMs ?? 300_000, maxBuffer: 16 * 1024 * 1024,
+        ...(opts.cwd ? { cwd: opts.cwd } : {}) }, (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
         res({ code, stdout, stderr });
       });
