@@ -69,6 +69,11 @@ describe('Compose model: overrides, extends, profiles, build target, one-shot in
       '    profiles: [debug]',
       'volumes:',
       '  shared: {}',
+      // web is built FROM the only busybox tag there is.
+      'x-berth:',
+      '  pipeline:',
+      '    checks:',
+      '      warn_only: [pinned-from]',
       '',
     ].join('\n'));
     await writeFile(join(dir, 'compose.prod.yaml'), [

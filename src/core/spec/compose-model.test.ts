@@ -205,6 +205,7 @@ test('names: capitals, "_" and "." are Compose names; Berth derives DNS-safe nam
   assert.equal(r.spec.services.servicea!.composeName, 'serviceA');
   assert.deepEqual(r.spec.services.servicea!.dependsOn, ['with-depends-on']);
   assert.equal(r.spec.services['api-v2']!.image, 'berth-shop/api-v2:latest');
+  assert.deepEqual(r.spec.services['with-depends-on']!.networks, [{ name: 'default', aliases: ['with_depends_on'] }], 'reachable by its Compose name on the app network');
 });
 
 test('warnings are kept when the file has errors: an unset variable explains the error it causes', () => {

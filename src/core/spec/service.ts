@@ -93,6 +93,8 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
   if (Object.keys(deps.conditions).length > 0) spec.dependsOnConditions = deps.conditions;
   if (ext.port !== undefined) spec.port = ext.port;
   if (mode === 'app') applyAppNetworking(ctx, path, raw, spec, ext.port);
+  // Compose clients reach a service by the name the file gives it (`with_depends_on`); Berth's name is the derived one.
+  if (spec.composeName !== undefined) for (const n of spec.networks ?? []) if (!n.aliases.includes(spec.composeName)) n.aliases.push(spec.composeName);
   else if (raw.expose !== undefined) ctx.diag.warn(at('expose'), 'ignored: the service runs on the host network, where every port it listens on is reachable', 'key');
   if (ext.test) spec.test = ext.test;
   Object.assign(spec, securityOf(ctx, path, raw), runtimeOf(ctx, path, raw));
