@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
+import Database from 'better-sqlite3';
 import { Harness, ROOT } from './helpers/harness.ts';
 
 /** The CLI with a password on stdin. */
@@ -129,6 +130,37 @@ describe('users and sessions', () => {
     assert.equal(raw.status, 404);
     // Scaling alpha is still one replica: nothing bob asked for happened.
     assert.equal((await h.api('GET', '/v1/apps/alpha')).json.services[0].desired, 1);
+  });
+
+  test('berth audit: who did what from where (CLI, API, tokens); JSON lines; verify finds a row edited in the SQLite file', async () => {
+    const list = await h.cli(['audit', '--json', '--actor', 'dee']);
+    assert.equal(list.code, 0, list.stderr);
+    const mine = JSON.parse(list.stdout) as { action: string; app: string; ip: string; status: number }[];
+    assert.ok(mine.some((e) => e.action === 'POST /v1/apps/:app/deployments' && e.app === 'alpha' && e.status === 202 && e.ip === '127.0.0.1'), list.stdout);
+    const failedLogin = JSON.parse((await h.cli(['audit', '--json', '--action', 'session'])).stdout) as { actorName: string; status: number }[];
+    assert.ok(failedLogin.some((e) => e.actorName === 'ann' && e.status === 401));
+    const jsonl = await h.cli(['audit', '--jsonl', '--app', 'alpha']);
+    assert.equal(jsonl.code, 0, jsonl.stderr);
+    const lines = jsonl.stdout.trim().split('\n').map((l) => JSON.parse(l) as { app: string; hash: string });
+    assert.ok(lines.length >= 1 && lines.every((e) => e.app === 'alpha' && /^[0-9a-f]{64}$/.test(e.hash)));
+    assert.ok(!jsonl.stdout.includes('correct horse battery'));
+    const ok = await h.cli(['audit', 'verify', '--json']);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.equal(JSON.parse(ok.stdout).ok, true);
+    // A viewer of nothing cannot read the log.
+    const denied = await h.api('GET', '/v1/audit', undefined, (await h.api('POST', '/v1/session', { user: 'ann', password: 'correct horse battery', client: 'cli' }, null)).json.token);
+    assert.equal(denied.status, 403);
+    // An intruder with the file: drops the trigger, edits a row.
+    const db = new Database(join(h.dataDir, 'audit.db'));
+    try {
+      db.exec('DROP TRIGGER audit_no_update');
+      db.prepare("UPDATE audit SET actor_name = 'nobody' WHERE seq = 2").run();
+    } finally {
+      db.close();
+    }
+    const bad = await h.cli(['audit', 'verify']);
+    assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+    assert.match(bad.stdout, /audit log TAMPERED at entry #2: its contents do not match its hash/);
   });
 
   test('the server log never holds a password or a session token', async () => {

@@ -6,6 +6,8 @@ import type { DeploymentsPort } from '../core/deployments.ts';
 import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore, InstanceStore, PurgeStore } from '../core/store.ts';
 import type { Authenticator } from '../auth/index.ts';
 import type { AuthStore } from '../core/auth.ts';
+import type { AuditStore } from '../core/audit.ts';
+import { registerAudit } from './audit.ts';
 import { registerAuthorization } from './authorize.ts';
 import { registerAuthRoutes } from './auth-routes.ts';
 import { registerTeamRoutes } from './team-routes.ts';
@@ -42,6 +44,8 @@ export interface ApiDeps {
   auth: Authenticator;
   /** Teams, the apps they own, grants. */
   authStore: AuthStore;
+  /** The audit log: every mutating request and secret read is appended. */
+  audit: AuditStore;
   /** The app a build belongs to (object-level checks of /v1/builds/:id). */
   buildApp?: (id: string) => string | undefined;
 }
@@ -164,6 +168,8 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     ...(d.hostMemoryBytes !== undefined ? { hostMemoryBytes: d.hostMemoryBytes } : {}), ...(d.exec ? { exec: d.exec } : {}) });
   registerEventRoutes(app, { store: d.store, clock: d.clock, known: d.known, logs: d.logs });
   registerAuthRoutes(app, { auth: d.auth, store: d.authStore, clock: d.clock, newId: d.newId });
+  // Every change and secret read, after it was answered (hooks reach every route, registered before or after).
+  registerAudit(app, { audit: d.audit, clock: d.clock });
   registerTeamRoutes(app, { store: d.authStore, clock: d.clock, newId: d.newId, requireApp: (a) => d.known.requireApp(a) });
   return app;
 }

@@ -20,6 +20,7 @@ import { bodySchema as promoteBody } from './promote-routes.ts';
 import { registerBody } from './registry-routes.ts';
 import { removeQuery } from './remove-routes.ts';
 import { loginBody, passwordBody, userBody } from './auth-routes.ts';
+import { auditQueryDoc } from './audit.ts';
 import { grantBody, grantsQuery, teamBody, tokenBody } from './team-routes.ts';
 
 /** How a route is authorized: the bearer token (every route but these), the pre-receive hook's token, or a webhook signature. */
@@ -57,6 +58,8 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /v1/tokens': { summary: "The caller's API tokens (owners: all); never their secrets" },
   'POST /v1/tokens': { summary: 'Make a scoped, expiring API token out of roles the caller holds; its secret is shown once', body: tokenBody, status: 201 },
   'DELETE /v1/tokens/:id': { summary: 'Revoke an API token' },
+  'GET /v1/audit': { summary: 'The audit log, oldest first within the page (owners); ?format=jsonl: JSON lines', query: auditQueryDoc },
+  'GET /v1/audit/verify': { summary: "Check the audit log's hash chain: the first edited, removed or inserted row (owners)" },
   'PUT /v1/users/:name/password': { summary: "Set a user's password (owners); ends their sessions", body: passwordBody },
   'GET /v1/ping': { summary: 'Server version and ingress port' },
   'GET /v1/openapi.json': { summary: 'This document' },

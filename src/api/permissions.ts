@@ -55,6 +55,9 @@ export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
   'POST /v1/tokens': { action: 'any' },
   'DELETE /v1/tokens/:id': { action: 'any' },
 
+  'GET /v1/audit': { action: 'cluster.admin' },
+  'GET /v1/audit/verify': { action: 'cluster.admin' },
+
   'GET /v1/ping': { action: 'any' },
   'GET /v1/openapi.json': { action: 'any' },
   'GET /metrics': { action: 'cluster.read' },

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { SqliteAuthStore, SqliteStore } from '../store/index.ts';
+import { SqliteAuditStore, SqliteAuthStore, SqliteStore } from '../store/index.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { Authenticator, hashToken } from '../auth/index.ts';
 import type { AppRemains } from '../core/app-remains.ts';
@@ -57,7 +57,7 @@ async function withApi(fn: (api: FastifyInstance, s: SqliteStore, calls: string[
     deployments: { validate: async () => assert.fail('no deploys here'), create: async () => assert.fail('no deploys here'), follow: async () => assert.fail('no deploys here') },
     enqueueService: (a, e, n) => calls.push(`svc ${a}/${e}/${n}`), ingressPort: 0, known,
     logs: { search: () => ({ lines: [] }), tail: () => () => undefined },
-    auth: new Authenticator({ store: authStore, adminTokens: s, clock: { now: () => 1000 } }), authStore,
+    auth: new Authenticator({ store: authStore, adminTokens: s, clock: { now: () => 1000 } }), authStore, audit: new SqliteAuditStore(':memory:'),
   });
   registerRemoveRoutes(api, {
     store: s, clock: { now: () => 1000 }, known, enqueueService: (a, e, n) => calls.push(`svc ${a}/${e}/${n}`),

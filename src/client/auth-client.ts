@@ -2,7 +2,7 @@
  * Typed calls of sessions, users (and, with issue 14, teams, grants and tokens). A password or a
  * token only ever travels in a request body or comes back once in an answer.
  */
-import type { BerthClient } from './client.ts';
+import { ApiError, type BerthClient } from './client.ts';
 import type { Grant } from '../core/auth.ts';
 
 export type GrantView = Pick<Grant, 'role' | 'team' | 'app' | 'env'> & Partial<Grant>;
@@ -123,4 +123,56 @@ export function createToken(c: BerthClient, name: string, grants: Scope[], expir
 }
 export function revokeToken(c: BerthClient, id: string) {
   return c.request<{ id: string; revoked: boolean }>('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
+}
+
+export interface AuditEntryView {
+  seq: number;
+  ts: number;
+  actor: string;
+  actorName: string;
+  ip: string;
+  action: string;
+  app: string;
+  env: string;
+  request: string;
+  result: string;
+  status: number;
+  prevHash: string;
+  hash: string;
+}
+
+export interface AuditFilterArgs {
+  actor?: string;
+  app?: string;
+  action?: string;
+  since?: number;
+  until?: number;
+  limit?: number;
+}
+
+function auditQuery(f: AuditFilterArgs, format?: 'jsonl'): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(f)) if (v !== undefined) q.set(k, String(v));
+  if (format) q.set('format', format);
+  const s = q.toString();
+  return `/v1/audit${s ? `?${s}` : ''}`;
+}
+
+export function audit(c: BerthClient, f: AuditFilterArgs = {}) {
+  return c.request<{ entries: AuditEntryView[] }>('GET', auditQuery(f));
+}
+
+/** JSON lines, one entry per line (an export). */
+export async function auditJsonl(c: BerthClient, f: AuditFilterArgs = {}): Promise<string> {
+  const res = await c.raw('GET', auditQuery(f, 'jsonl'));
+  const text = await res.text();
+  if (!res.ok) {
+    const e = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error ?? {};
+    throw new ApiError(res.status, e.code ?? 'error', e.message ?? `HTTP ${res.status}`);
+  }
+  return text;
+}
+
+export function auditVerify(c: BerthClient) {
+  return c.request<{ ok: boolean; checked: number; firstBad?: { seq: number; reason: string }; retainedFrom: number }>('GET', '/v1/audit/verify');
 }

@@ -77,6 +77,8 @@ export interface ServerConfig {
    * when they change, so a renewal by any tool needs no restart.
    */
   readonly apiTls?: { readonly certFile: string; readonly keyFile: string };
+  /** BERTH_AUDIT_RETENTION_DAYS: how long audit entries are kept (default 365; 0: forever). */
+  readonly auditRetentionMs: number;
   /** The environment the programs Berth runs with extra variables (git) start from: the server's own, read once here. */
   readonly childEnv: Readonly<Record<string, string>>;
 }
@@ -136,6 +138,7 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     registryGcIntervalMs: wholeNumber('BERTH_REGISTRY_GC_INTERVAL_MS', env.BERTH_REGISTRY_GC_INTERVAL_MS ?? String(6 * 3_600_000), 0),
     hostMemoryBytes: env.BERTH_HOST_MEMORY_MB ? wholeNumber('BERTH_HOST_MEMORY_MB', env.BERTH_HOST_MEMORY_MB, 1) * 1024 * 1024 : totalmem(),
     ...tlsConfig(env),
+    auditRetentionMs: wholeNumber('BERTH_AUDIT_RETENTION_DAYS', env.BERTH_AUDIT_RETENTION_DAYS ?? '365', 0) * 86_400_000,
     childEnv: Object.freeze(Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined))),
   });
 }

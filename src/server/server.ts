@@ -2,7 +2,7 @@ import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LABEL, systemClock, type Engine, type Ingress, type Logger } from '../core/ports.ts';
 import type { Store } from '../core/store.ts';
-import { SqliteAuthStore, SqliteStore } from '../store/index.ts';
+import { SqliteAuditStore, SqliteAuthStore, SqliteStore } from '../store/index.ts';
 import { DockerEngine } from '../engine/docker/index.ts';
 import { NginxIngress } from '../ingress/index.ts';
 import { ControllerManager, type Controller } from '../reconcile/index.ts';
@@ -91,6 +91,15 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const authenticator = new Authenticator({ store: authStore, adminTokens: store, clock });
   const secretBox = SecretBox.fromLoaded(loadSecretKey({ dataDir: cfg.dataDir, fromEnv: cfg.secretKey }));
   const config = new ConfigStore(join(cfg.dataDir, 'config.db'), secretBox, clock);
+  const audit = new SqliteAuditStore(join(cfg.dataDir, 'audit.db'));
+  const pruneAudit = () => {
+    if (cfg.auditRetentionMs <= 0) return;
+    const n = audit.prune(clock.now() - cfg.auditRetentionMs);
+    if (n) logger.info({ removed: n }, 'audit entries past their retention removed');
+  };
+  pruneAudit();
+  const auditPruner = setInterval(pruneAudit, 6 * 3_600_000);
+  auditPruner.unref();
   const keyProblem = config.keyProblem();
   if (keyProblem) logger.warn(keyProblem);
   const cluster = await clusterId(cfg.dataDir);
@@ -399,7 +408,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     store, clock, logger: logger.child({ component: 'api' }), newId: () => shortId(10), version: VERSION,
     deployments: deploymentService, enqueueService,
     logs: { search: (q) => logStore.search(q), tail: (f, onLine) => logs.tail(f, onLine) }, ingressPort: cfg.ingressPort, known,
-    hostMemoryBytes: cfg.hostMemoryBytes, exec: docker, auth: authenticator, authStore, buildApp: (id) => builds.get(id)?.app,
+    hostMemoryBytes: cfg.hostMemoryBytes, exec: docker, auth: authenticator, authStore, audit, buildApp: (id) => builds.get(id)?.app,
   });
   registerRegistryRoutes(api, { store, registry, clock, newId: () => shortId(10) });
   registerTemplateRoutes(api, { store, clock, changed: () => templates.schedule() });
@@ -480,6 +489,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       logStore.close();
       store.close();
       authStore.close();
+      clearInterval(auditPruner);
+      audit.close();
       config.close();
       await unlink(join(cfg.dataDir, 'server.json')).catch(() => undefined);
     },

@@ -4,3 +4,4 @@
  */
 export { SqliteStore } from './sqlite-store.ts';
 export { SqliteAuthStore } from './auth-store.ts';
+export { SqliteAuditStore, auditHash } from './audit-store.ts';

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import { SqliteAuthStore, SqliteStore } from '../../src/store/index.ts';
+import { SqliteAuditStore, SqliteAuthStore, SqliteStore } from '../../src/store/index.ts';
 import { ConfigStore } from '../../src/config/config-store.ts';
 import { SecretBox } from '../../src/config/secret-box.ts';
 import { SpecFiles } from '../../src/config/spec-files.ts';
@@ -54,6 +54,9 @@ export interface TestApi {
   /** Users, sessions, teams, grants, API tokens. */
   auth: SqliteAuthStore;
   authenticator: Authenticator;
+  audit: SqliteAuditStore;
+  /** The temp directory holding the databases. */
+  dir: string;
   config: ConfigStore;
   /** What the routes asked of the reconcilers and controllers, in order (`deployment ID`, `svc APP/ENV/SVC`, `purge APP`, ...). */
   calls: string[];
@@ -108,6 +111,7 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
   store.addToken(hashToken(TOKEN), 'admin');
   const auth = new SqliteAuthStore(join(dir, 'auth.db'));
   const authenticator = new Authenticator({ store: auth, adminTokens: store, clock });
+  const audit = new SqliteAuditStore(join(dir, 'audit.db'));
   const config = new ConfigStore(join(dir, 'config.db'), new SecretBox(randomBytes(32)), clock);
   const calls: string[] = [];
   let ids = 0;
@@ -130,7 +134,7 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
     store, clock, logger: silentLogger, newId, version: 'test', deployments, enqueueService,
     logs: { search: () => ({ lines: [] }), tail: () => () => undefined }, ingressPort: 0, known,
     ...(o.hostMemoryBytes !== undefined ? { hostMemoryBytes: o.hostMemoryBytes } : {}),
-    auth: authenticator, authStore: auth, buildApp: (id) => builds.find((b) => b.id === id)?.app,
+    auth: authenticator, authStore: auth, audit, buildApp: (id) => builds.find((b) => b.id === id)?.app,
   });
   // Route modules whose collaborators are outside the store get inert fakes: their in-process tests
   // cover validation and authorization; the e2e suite (test/) covers the real thing.
@@ -187,7 +191,7 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
     api.inject({ method, url, ...(auth ? { headers: { authorization: `Bearer ${TOKEN}` } } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
   let seq = 0;
   return {
-    api, store, auth, authenticator, config, calls, builds, reached, certs, req: send(true), anon: send(false),
+    api, store, auth, authenticator, audit, dir, config, calls, builds, reached, certs, req: send(true), anon: send(false),
     addService(app, env, name, o = {}) {
       const rel: ReleaseRecord = {
         id: `r${++seq}`, app, env, service: name, seq: 1, spec: serviceSpec(name, { replicas: o.replicas ?? 1, limits: o.memoryBytes ? { memoryBytes: o.memoryBytes } : {}, ...(o.routes ? { routes: o.routes } : {}) }),
@@ -203,6 +207,7 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
       certStore.close();
       store.close();
       auth.close();
+      audit.close();
       config.close();
       rmSync(dir, { recursive: true, force: true });
     },
