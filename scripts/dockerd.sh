@@ -5,8 +5,12 @@
 #
 # start    If an Engine already answers on /var/run/docker.sock and we did not
 #          start it, do nothing. Otherwise launch
-#            dockerd --bridge=none --iptables=false --ip6tables=false
+#            dockerd --bridge=none --iptables=false --ip6tables=false --ip-forward=false
 #                    -p /run/berth-dockerd.pid [--storage-driver=...]
+#          and turn IPv4 forwarding off (net.ipv4.ip_forward=0): containers of
+#          two app networks (apps, environments, Compose networks) then cannot
+#          reach each other — nothing routes between the bridges — while the
+#          host still reaches every container and docker-proxy publishes ports.
 #          in the background (nohup, own session), log to
 #          /var/log/berth-dockerd.log, and wait (60 s) until `docker info` answers.
 # stop     SIGTERM to the pid in /run/berth-dockerd.pid only; wait until it exits.
@@ -94,7 +98,7 @@ pick_storage_driver() {
 
 launch() {
   local driver=$1
-  local args=(--bridge=none --iptables=false --ip6tables=false
+  local args=(--bridge=none --iptables=false --ip6tables=false --ip-forward=false
     -p "$BERTH_DOCKERD_PIDFILE" --data-root "$DATA_ROOT" --exec-root "$EXEC_ROOT"
     -H "unix://$BERTH_DOCKER_SOCK" --storage-driver="$driver")
   if [[ -n ${BERTH_DOCKERD_EXTRA_ARGS:-} ]]; then
@@ -124,8 +128,17 @@ wait_ready() {
   return 1
 }
 
+# App networks are isolated by the host not forwarding between its bridges (no iptables here).
+isolate_networks() {
+  if [[ $(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null) != 0 ]]; then
+    sysctl -qw net.ipv4.ip_forward=0 || warn "could not turn IPv4 forwarding off: app networks would reach each other"
+    log "IPv4 forwarding off: app networks are isolated from each other"
+  fi
+}
+
 cmd_start() {
   require_root
+  isolate_networks
   local pid
   if pid=$(our_pid); then
     if docker_ok 5; then

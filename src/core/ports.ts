@@ -16,6 +16,8 @@ export const LABEL = {
   release: 'io.berth.release',
   instance: 'io.berth.instance',
   port: 'io.berth.port',
+  /** App networks: the Compose network name (per app and environment) a Docker network stands for. */
+  network: 'io.berth.network',
   /** `berth restart`: the restart generation of the release (a restarted release runs new containers). */
   restart: 'io.berth.restart',
   /** Images built from git: the commit, its time (ISO 8601), and how deep the image's chain of Berth-built bases is. */
@@ -34,8 +36,20 @@ export interface Mount {
   readOnly: boolean;
 }
 
-/** Everything needed to create one container. Host networking is implied. */
+/**
+ * An app-network container: the engine networks it joins (created with EngineNetworks.ensureNetwork)
+ * with the names it answers to on each, and the ports published on the host.
+ */
+export interface ContainerNetworking {
+  networks: { name: string; aliases: string[] }[];
+  /** `hostPort` 0: the engine picks a free port on `hostIp`. */
+  publish: { target: number; protocol: 'tcp' | 'udp'; hostIp: string; hostPort: number }[];
+}
+
+/** Everything needed to create one container. */
 export interface ContainerSpec {
+  /** App-network mode; absent: the host's network. */
+  network?: ContainerNetworking;
   name: string;
   image: string;
   labels: Record<string, string>;
@@ -171,7 +185,7 @@ export interface ContainerStats {
   memoryBytes: number;
   /** The container's memory limit (the host's memory when unlimited). */
   memoryLimitBytes: number;
-  /** 0 with host networking: Docker then has no per-container network counters. */
+  /** 0 with host networking (Docker then has no per-container network counters); counted in app-network mode. */
   netRxBytes: number;
   netTxBytes: number;
   blockReadBytes: number;
@@ -223,6 +237,26 @@ export interface EngineContainers {
   kill(id: string, signal: string): Promise<void>;
   /** Removes the container (force). Missing containers are fine. */
   remove(id: string): Promise<void>;
+}
+
+/** A network of the engine that Berth made (app networks). */
+export interface NetworkInfo {
+  name: string;
+  id: string;
+  labels: Record<string, string>;
+}
+
+/**
+ * Engine role: app networks. One host: a Docker bridge network (containers of different networks
+ * cannot reach each other: the engine's host does not forward between them); many hosts: an overlay.
+ */
+export interface EngineNetworks {
+  /** Creates the network unless one of that name exists (concurrent calls create it once). */
+  ensureNetwork(name: string, labels: Record<string, string>): Promise<void>;
+  /** Networks carrying all the given labels. */
+  listNetworks(labels: Record<string, string>): Promise<NetworkInfo[]>;
+  /** Removes a network. False when there was none; Conflict while a container is attached to it. */
+  removeNetwork(name: string): Promise<boolean>;
 }
 
 /** Engine role: named volumes of containers. */
@@ -286,7 +320,7 @@ export interface EngineTelemetry {
  * a Swarm engine later. All methods reject with EngineUnavailable when the engine cannot be reached.
  * Consumers depend on the roles they use (EngineContainers, EngineVolumes, EngineImages, EngineTelemetry).
  */
-export interface Engine extends EngineContainers, EngineVolumes, EngineImages, EngineTelemetry {}
+export interface Engine extends EngineContainers, EngineVolumes, EngineNetworks, EngineImages, EngineTelemetry {}
 
 /** Output of a command run in a container, chunk by chunk as it arrives (raw bytes). */
 export interface ExecOutput {

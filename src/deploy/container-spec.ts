@@ -1,4 +1,4 @@
-import { LABEL, type ContainerSpec } from '../core/ports.ts';
+import { LABEL, type ContainerNetworking, type ContainerSpec } from '../core/ports.ts';
 import { capabilitySets } from '../core/spec/security.ts';
 import type { InstanceRecord, ReleaseRecord } from '../core/store.ts';
 
@@ -7,19 +7,50 @@ export function volumeName(app: string, env: string, name: string): string {
   return `berth_${app}_${env}_${name}`;
 }
 
+/**
+ * The Docker network of a Compose network of an app in an environment. `scope` (the installation's
+ * cluster id) keeps two Berth installations on one engine apart.
+ */
+export function networkName(scope: string, app: string, env: string, name: string): string {
+  return `berth_${scope}_${app}_${env}_${name}`;
+}
+
+/** App-network mode: the networks an instance joins (service name and aliases on each) and what it publishes. */
+export function networkingFor(rel: ReleaseRecord, inst: InstanceRecord, scope: string): ContainerNetworking | undefined {
+  const s = rel.spec;
+  if (s.networkMode !== 'app') return undefined;
+  const networks = (s.networks ?? [{ name: 'default', aliases: [] }]).map((n) => ({
+    name: networkName(scope, inst.app, inst.env, n.name), aliases: [s.name, ...n.aliases.filter((a) => a !== s.name)],
+  }));
+  const publish: ContainerNetworking['publish'] = [];
+  // The routed/checked port: on an allocated port of loopback, where the ingress, checks and discovery reach it.
+  if (s.port !== undefined) publish.push({ target: s.port, protocol: 'tcp', hostIp: '127.0.0.1', hostPort: inst.port });
+  for (const p of s.publish ?? []) {
+    if (p.published !== undefined) publish.push({ target: p.target, protocol: p.protocol, hostIp: p.hostIp ?? '0.0.0.0', hostPort: p.published });
+    else if (p.target !== s.port || p.protocol !== 'tcp') publish.push({ target: p.target, protocol: p.protocol, hostIp: p.hostIp ?? '127.0.0.1', hostPort: 0 });
+  }
+  return { networks, publish };
+}
+
 export function containerName(i: InstanceRecord): string {
   return `berth-${i.app}-${i.env}-${i.id}`;
 }
 
 /**
- * The container for one instance of a release: host network, allocated PORT, Berth labels, the
+ * The container for one instance of a release: host network and allocated PORT, or app networks with
+ * published ports (`networkingFor`); Berth labels, the
  * service's user and capabilities (Berth's defaults unless it says otherwise); with `resolvConf`, the
  * container's /etc/resolv.conf points at Berth's DNS so `web` (its own app's) and
  * `web.shop.prod.berth` resolve.
  */
-export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra: { resolvConf?: string; configEnv?: Record<string, string>; configDir?: string; configGid?: number; bindSources?: Record<string, string>;
-  fileMounts?: Array<{ source: string; target: string }> } = {}): ContainerSpec {
+export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra: {
+  resolvConf?: string; configEnv?: Record<string, string>; configDir?: string; configGid?: number; bindSources?: Record<string, string>;
+  fileMounts?: Array<{ source: string; target: string }>;
+  /** The installation's cluster id (app networks are named with it). */
+  scope?: string;
+} = {}): ContainerSpec {
   const s = rel.spec;
+  const network = networkingFor(rel, inst, extra.scope ?? 'local');
   const spec: ContainerSpec = {
     name: containerName(inst),
     image: rel.imageId,
@@ -36,7 +67,8 @@ export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra
     env: {
       ...s.environment,
       ...extra.configEnv,
-      PORT: String(inst.port),
+      // App network: the process listens on its native port (PORT says which, when the service has one).
+      ...(network ? (s.port !== undefined ? { PORT: String(s.port) } : {}) : { PORT: String(inst.port) }),
       BERTH_APP: inst.app,
       BERTH_ENV: inst.env,
       BERTH_SERVICE: inst.service,
@@ -60,7 +92,10 @@ export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra
   }
   // Secret and config files, one read-only bind each from Berth's tmpfs (the values never touch the spec).
   for (const f of extra.fileMounts ?? []) spec.mounts.push({ type: 'bind', source: f.source, target: f.target, readOnly: true });
-  if (extra.resolvConf) spec.mounts.push({ type: 'bind', source: extra.resolvConf, target: '/etc/resolv.conf', readOnly: true });
+  if (network) spec.network = network;
+  // On an app network, names resolve through the engine's DNS (service names, aliases), which a
+  // bind-mounted resolv.conf would bypass.
+  if (extra.resolvConf && !network) spec.mounts.push({ type: 'bind', source: extra.resolvConf, target: '/etc/resolv.conf', readOnly: true });
   if (s.command) spec.cmd = s.command;
   if (s.entrypoint) spec.entrypoint = s.entrypoint;
   if (s.limits.nanoCpus !== undefined) spec.nanoCpus = s.limits.nanoCpus;

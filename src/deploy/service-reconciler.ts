@@ -1,5 +1,5 @@
-import { LABEL, type Clock, type ContainerInfo, type EngineContainers, type EngineTelemetry, type EngineVolumes, type HostPathPolicy, type Logger, type ProbeResult } from '../core/ports.ts';
-import { InvalidInput } from '../core/errors.ts';
+import { LABEL, type Clock, type ContainerInfo, type EngineContainers, type EngineNetworks, type EngineTelemetry, type EngineVolumes, type HostPathPolicy, type Logger, type ProbeResult } from '../core/ports.ts';
+import { BerthError, EngineUnavailable, InvalidInput } from '../core/errors.ts';
 import { planService, crashLoopDelayMs, COMPLETED_REASON, dependencyWait, STABLE_RUN_MS, type Action, type InstanceView, type Observed } from '../core/plan/index.ts';
 import type {
   CrashRecord, DesiredStateStore, EventStore, InstancePatch, InstanceRecord, InstanceStore, ReconcileStore, ReleasePatch, ReleaseRecord, ServiceKey,
@@ -8,13 +8,13 @@ import type {
 import { ANNOUNCE_AFTER_MS, crashOutput, crashSummary, nextCheck, portTrapText, shouldAnnounce } from '../core/health-notes.ts';
 import { waitingOn } from '../core/views.ts';
 import type { Result } from '../reconcile/index.ts';
-import { containerSpecFor, volumeName } from './container-spec.ts';
+import { containerSpecFor, networkingFor, networkName, volumeName } from './container-spec.ts';
 import { DEFAULT_UPDATE, type HealthSpec, type TcpHealth, type UpdateSpec } from '../core/spec/types.ts';
 import { previousGoodRelease, rollbackTo } from './rollback.ts';
 
 export interface ServiceReconcilerDeps {
   store: DesiredStateStore & InstanceStore & EventStore & ReconcileStore;
-  engine: EngineContainers & EngineVolumes & Pick<EngineTelemetry, 'logs'>;
+  engine: EngineContainers & EngineVolumes & Pick<EngineNetworks, 'ensureNetwork'> & Pick<EngineTelemetry, 'logs'>;
   clock: Clock;
   logger: Logger;
   newId: () => string;
@@ -50,6 +50,8 @@ export interface ServiceReconcilerDeps {
    * the deploy is caught) and the container mounts the path as resolved then.
    */
   hostPaths?: HostPathPolicy;
+  /** The installation's cluster id: app networks are named with it (container-spec.ts networkName). */
+  networkScope?: string;
   /** One HTTP/TCP health probe of an instance (reload by signal; the port check of Compose-healthchecked services). */
   probe: (inst: InstanceRecord, health: HealthSpec) => Promise<ProbeResult>;
 }
@@ -198,7 +200,8 @@ export class ServiceReconciler {
       } else if (type === 'command') {
         next = c.health === 'healthy' ? 'healthy' : c.health === 'unhealthy' ? 'unhealthy' : r.health;
         if (c.healthLog) result = { ok: c.healthLog.exitCode === 0, text: healthcheckText(c.healthLog) };
-        if (c.health === 'healthy' && rel?.spec.port !== undefined) {
+        // (Behind a published port the engine's proxy accepts even when nothing listens: no proof there.)
+        if (c.health === 'healthy' && rel?.spec.port !== undefined && rel.spec.networkMode !== 'app') {
           const port = await this.d.probe(r, PORT_CHECK);
           // Only a refusal is proof; a slow answer is not the process ignoring $PORT.
           if (port.refused) {
@@ -279,7 +282,9 @@ export class ServiceReconciler {
       case 'start-existing': {
         const c = byInstance.get(a.instance);
         if (!c) return;
-        await engine.start(c.id);
+        const inst = w.get(a.instance);
+        if (inst) await this.startContainer(w, inst, c.id);
+        else await engine.start(c.id);
         w.instance(a.instance, { state: 'running', containerId: c.id, startedAt: clock.now() });
         return;
       }
@@ -339,13 +344,28 @@ export class ServiceReconciler {
     }
     const bindSources = await this.resolveBinds(w, inst, rel);
     const fileMounts = this.releaseFiles(w, inst, rel);
+    // App networks exist before a container joins them (adopted as they are when they do).
+    for (const n of networkingFor(rel, inst, this.scope())?.networks ?? []) {
+      const compose = n.name.slice(networkName(this.scope(), inst.app, inst.env, '').length);
+      await engine.ensureNetwork(n.name, { [LABEL.app]: inst.app, [LABEL.env]: inst.env, [LABEL.network]: compose });
+    }
     const configEnv = this.d.configEnv?.(rel.app, rel.env, rel.spec.configVersion ?? 0) ?? {};
     this.d.configFiles?.(rel.app, rel.env, rel.spec.configVersion ?? 0);
     const id = await engine.create(containerSpecFor(rel, inst, { ...this.extras(inst.app, inst.env), configEnv, bindSources, fileMounts }));
     w.instance(inst.id, { containerId: id });
-    await engine.start(id);
+    await this.startContainer(w, inst, id);
     w.instance(inst.id, { state: 'running', startedAt: clock.now(), health: 'starting' });
     w.event(inst, 'instance.started', `instance ${inst.id} started on ${inst.host}:${inst.port} (release ${rel.seq})`);
+  }
+
+  /** Starts an instance's container; a refusal (a host port taken) is the instance's event, and the round's error. */
+  private async startContainer(w: RoundWrites, inst: InstanceRecord, containerId: string): Promise<void> {
+    try {
+      await this.d.engine.start(containerId);
+    } catch (err) {
+      if (err instanceof BerthError && !(err instanceof EngineUnavailable)) w.event(inst, 'instance.start_failed', `instance ${inst.id} could not start: ${err.message}`);
+      throw err;
+    }
   }
 
   /** The release's secret and config files, written now; throws (no container is created) when one cannot be had. */
@@ -529,10 +549,15 @@ export class ServiceReconciler {
     return { requeueAfterMs: 0 };
   }
 
-  private extras(app: string, env: string): { resolvConf?: string; configDir?: string; configGid?: number } {
+  private scope(): string {
+    return this.d.networkScope ?? 'local';
+  }
+
+  private extras(app: string, env: string): { resolvConf?: string; configDir?: string; configGid?: number; scope: string } {
     const resolvConf = this.d.resolvConf?.(app, env);
     const configDir = this.d.configFiles ? this.configDirOf(app, env) : undefined;
     return {
+      scope: this.scope(),
       ...(resolvConf ? { resolvConf } : {}),
       ...(configDir ? { configDir, ...(this.d.configGid !== undefined ? { configGid: this.d.configGid } : {}) } : {}),
     };
@@ -663,7 +688,7 @@ function updateOf(release: ReleaseRecord | undefined): UpdateSpec {
 }
 
 /** Would an instance of `from` run the same container under `to`? (Then a reload can apply the release in place.) */
-function sameContainer(from: ReleaseRecord, to: ReleaseRecord, inst: InstanceRecord, extra: { resolvConf?: string }): boolean {
+function sameContainer(from: ReleaseRecord, to: ReleaseRecord, inst: InstanceRecord, extra: { resolvConf?: string; scope: string }): boolean {
   const strip = (rel: ReleaseRecord) => {
     const spec = containerSpecFor(rel, inst, extra);
     delete spec.labels[LABEL.release];

@@ -144,6 +144,9 @@ export class HealthMonitor {
   }
 }
 
+/** How long a connection to a published port must stay open to count (the proxy closes in ~3 ms when nothing listens). */
+const PUBLISHED_HOLD_MS = 150;
+
 /** One HTTP (2xx/3xx) or TCP (connects) check of an instance. */
 export async function probeInstance(inst: Pick<InstanceRecord, 'address' | 'port'>, p: Probe): Promise<boolean> {
   return (await checkInstance(inst, p)).ok;
@@ -174,8 +177,24 @@ export function checkInstance(inst: Pick<InstanceRecord, 'address' | 'port'>, p:
     if (p.type === 'tcp') {
       const s = connect({ host: inst.address, port: inst.port });
       s.setTimeout(p.timeoutMs, () => { s.destroy(); finish({ ok: false, text: timedOut }); });
-      s.on('connect', () => { s.end(); finish({ ok: true, text: `connected to ${where}` }); });
-      s.on('error', (err) => finish(failed(err)));
+      if (!p.published) {
+        s.on('connect', () => { s.end(); finish({ ok: true, text: `connected to ${where}` }); });
+        s.on('error', (err) => finish(failed(err)));
+        return;
+      }
+      // A published port: the engine's proxy accepts, then closes at once when nothing listens in the
+      // container. A connection that stays open a moment reached the process.
+      let hold: NodeJS.Timeout | undefined;
+      const closedEarly = () => {
+        if (hold) clearTimeout(hold);
+        finish({ ok: false, text: `the published port ${where} closed the connection at once: nothing listens on the service's port in the container` });
+      };
+      s.on('connect', () => {
+        hold = setTimeout(() => { s.destroy(); finish({ ok: true, text: `connected to ${where}` }); }, Math.min(PUBLISHED_HOLD_MS, p.timeoutMs));
+      });
+      s.on('end', closedEarly);
+      s.on('close', closedEarly);
+      s.on('error', (err) => { if (hold) clearTimeout(hold); finish(failed(err)); });
       return;
     }
     const req = request({ host: inst.address, port: inst.port, path: p.path, method: 'GET', agent: false, timeout: p.timeoutMs,

@@ -79,6 +79,8 @@ export interface ServerConfig {
   readonly apiTls?: { readonly certFile: string; readonly keyFile: string };
   /** BERTH_AUDIT_RETENTION_DAYS: how long audit entries are kept (default 365; 0: forever). */
   readonly auditRetentionMs: number;
+  /** Addresses of app networks: each gets a /24 of this IPv4 block (BERTH_NETWORK_POOL, default 10.208.0.0/12: 4096 networks). */
+  readonly networkPool: string;
   /** The environment the programs Berth runs with extra variables (git) start from: the server's own, read once here. */
   readonly childEnv: Readonly<Record<string, string>>;
 }
@@ -133,6 +135,7 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     builder: builder(env.BERTH_BUILDER ?? 'buildkit'),
     buildCacheKeepBytes: wholeNumber('BERTH_BUILD_CACHE_MB', env.BERTH_BUILD_CACHE_MB ?? '2048', 0) * 1024 * 1024,
     registryPort: port('BERTH_REGISTRY_PORT', env.BERTH_REGISTRY_PORT ?? '5000'),
+    networkPool: networkPool(env.BERTH_NETWORK_POOL ?? '10.208.0.0/12'),
     registryKeep: wholeNumber('BERTH_REGISTRY_KEEP', env.BERTH_REGISTRY_KEEP ?? '5', 1),
     allowedBindRoots: Object.freeze(bindRoots(flags.allowedBindRoots ?? env.BERTH_ALLOWED_BIND_ROOTS ?? '')),
     registryGcIntervalMs: wholeNumber('BERTH_REGISTRY_GC_INTERVAL_MS', env.BERTH_REGISTRY_GC_INTERVAL_MS ?? String(6 * 3_600_000), 0),
@@ -141,6 +144,14 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     auditRetentionMs: wholeNumber('BERTH_AUDIT_RETENTION_DAYS', env.BERTH_AUDIT_RETENTION_DAYS ?? '365', 0) * 86_400_000,
     childEnv: Object.freeze(Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined))),
   });
+}
+
+function networkPool(v: string): string {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(v);
+  if (!m || m.slice(1, 5).some((x) => Number(x) > 255) || Number(m[5]) < 8 || Number(m[5]) > 24) {
+    throw new InvalidInput(`BERTH_NETWORK_POOL "${v}" is not an IPv4 block of /8 to /24: write e.g. 10.208.0.0/12 (each app network takes a /24 of it)`);
+  }
+  return v;
 }
 
 function dnsConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): Pick<ServerConfig, 'dnsListen' | 'dnsContainerAddress' | 'dnsZone' | 'dnsUpstream'> {

@@ -36,6 +36,8 @@ export function scopedEngine(engine: Engine, scope: Record<string, string>): Eng
     get(target, prop, recv) {
       if (prop === 'list') return (labels: Record<string, string>) => target.list({ ...labels, ...scope });
       if (prop === 'create') return (spec: Parameters<Engine['create']>[0]) => target.create({ ...spec, labels: { ...spec.labels, ...scope } });
+      if (prop === 'ensureNetwork') return (name: string, labels: Record<string, string>) => target.ensureNetwork(name, { ...labels, ...scope });
+      if (prop === 'listNetworks') return (labels: Record<string, string>) => target.listNetworks({ ...labels, ...scope });
       const v = Reflect.get(target, prop, recv);
       return typeof v === 'function' ? v.bind(target) : v;
     },

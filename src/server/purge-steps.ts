@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { EngineVolumes } from '../core/ports.ts';
+import { LABEL, type EngineNetworks, type EngineVolumes } from '../core/ports.ts';
 import type { PurgeStore } from '../core/store.ts';
 import { Conflict } from '../core/errors.ts';
 import type { PurgeStep } from '../purge/index.ts';
@@ -17,7 +17,7 @@ export interface PurgeStepDeps {
   config: ConfigStore;
   logStore: LogStore;
   metrics: MetricsStore;
-  engine: Pick<EngineVolumes, 'removeVolume'>;
+  engine: Pick<EngineVolumes, 'removeVolume'> & Pick<EngineNetworks, 'listNetworks' | 'removeNetwork'>;
   store: Pick<PurgeStore, 'purgeAppRecords' | 'deleteAppEvents'>;
   /** Decrypted configuration files of the containers: `configRoot/APP/ENV`. */
   configRoot: string;
@@ -62,6 +62,12 @@ export function purgeSteps(d: PurgeStepDeps): PurgeStep[] {
       const gone: string[] = [];
       for (const v of rec.volumes) if (await engine.removeVolume(v)) gone.push(v);
       return gone.length ? `volume(s) ${gone.join(', ')}` : '';
+    } },
+    // The app's networks (every environment): no container of the app is left by now.
+    { name: 'networks', run: async (app) => {
+      const gone: string[] = [];
+      for (const n of await engine.listNetworks({ [LABEL.app]: app })) if (await engine.removeNetwork(n.name)) gone.push(n.name);
+      return gone.length ? `network(s) ${gone.join(', ')}` : '';
     } },
     { name: 'releases', run: async (app) => {
       const r = store.purgeAppRecords(app);

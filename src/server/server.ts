@@ -164,7 +164,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // `docker` also serves `berth exec` (api's ExecPort) for containers the API picks from this server's own records.
   const docker = new DockerEngine({
     socketPath: cfg.dockerSocket, builder: cfg.builder, logger: logger.child({ component: 'engine' }),
-    registryAuth: (host) => (host === imageRegistry.host ? imageRegistry.credentials : undefined),
+    registryAuth: (host) => (host === imageRegistry.host ? imageRegistry.credentials : undefined), networkPool: cfg.networkPool,
   });
   const engine: Engine = scopedEngine(docker, scope);
   // Certificates (tls/): keys sealed in tls.db with the secrets' key; the files nginx reads are
@@ -273,7 +273,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
 
   const health = new HealthMonitor(store, clock, logger.child({ component: 'health' }), (inst) => manager.emit('instance.health', inst));
   const services = new ServiceReconciler({
-    store, engine, clock, logger: logger.child({ component: 'reconciler' }), newId: () => shortId(10), hostAddress: '127.0.0.1',
+    store, engine, clock, logger: logger.child({ component: 'reconciler' }), newId: () => shortId(10), hostAddress: '127.0.0.1', networkScope: cluster,
     portRange: cfg.portRange, isPortFree: hostPortChecker(), routesChanged, resolvConf: dns.resolvConf, hostPaths,
     instancesChanged: () => {
       health.refresh();

@@ -245,6 +245,9 @@ export class Harness {
       const cluster = (await readFile(join(this.dataDir, 'cluster-id'), 'utf8')).trim();
       const ids = (await docker('ps', '-aq', '--filter', `label=io.berth.cluster=${cluster}`)).split('\n').filter(Boolean);
       if (ids.length) await docker('rm', '-f', ...ids);
+      // App networks (after their containers).
+      const nets = (await docker('network', 'ls', '-q', '--filter', `label=io.berth.cluster=${cluster}`)).split('\n').filter(Boolean);
+      if (nets.length) await docker('network', 'rm', ...nets).catch(() => undefined);
       if (cluster) {
         // The server mounts a tmpfs for secret files there; it outlives the server (like its containers).
         await exec('umount', ['-l', join('/run/berth', cluster, 'secrets')]).catch(() => undefined);

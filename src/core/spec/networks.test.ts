@@ -89,6 +89,8 @@ test('refusals name the line and what would be right', () => {
     /^4:13 services.web.ports\[0\]: host port 8080 can be held by one container only, and the service has 3 replicas: drop the host port \(write "80"\)/);
   assert.match(problems('services:\n  web:\n    image: n\n    ports: ["8080:80"]\n    x-berth: {update: {strategy: rolling}}\n')[0]!,
     /services.web.x-berth.update.strategy: the rolling strategy runs two containers at once, but host port 8080 can be held by one only/);
+  const { spec } = parse('services:\n  web:\n    image: n\n    ports: ["8080:80"]\n    x-berth: {update: {deadline: 1m}}\n');
+  assert.deepEqual([spec.services.web!.update?.strategy, spec.services.web!.update?.deadlineMs], ['recreate', 60_000], 'x-berth.update without a strategy keeps its fields, stop-first');
   assert.match(problems('services:\n  web:\n    image: n\n    networks: {default: {aliases: ["bad name"]}}\n')[0]!, /alias "bad name" is not a DNS name/);
   assert.match(problems('services:\n  web: {image: n}\nnetworks:\n  ext: {external: true}\n')[0]!, /^4:9 networks.ext.external: external networks are not supported yet/);
   assert.match(problems('services:\n  web:\n    image: n\n    x-berth: {routes: [/]}\n')[0]!, /routes need a port: set `x-berth.port`.* or list it under `ports`/);

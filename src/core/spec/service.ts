@@ -118,7 +118,7 @@ function applyAppNetworking(ctx: SpecContext, path: SpecPath, raw: Json, spec: S
   const fixed = net.publish?.find((p) => p.published !== undefined);
   if (fixed && spec.update && spec.update.strategy !== 'recreate') {
     const xUpdate = isRecord(raw['x-berth']) ? raw['x-berth'].update : undefined;
-    if (xUpdate === undefined) {
+    if (!isRecord(xUpdate) || xUpdate.strategy === undefined) {
       spec.update = { ...spec.update, strategy: 'recreate' };
       ctx.diag.warn([...path, 'ports'], `host port ${fixed.published} can be held by one container at a time: releases stop the old container before starting the new one (a short gap); ` +
         'drop the host port to get zero-downtime releases through the ingress');

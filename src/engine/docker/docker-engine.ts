@@ -10,6 +10,7 @@ import {
   type ContainerHealth,
   type ContainerInfo,
   type ContainerSpec,
+  type NetworkInfo,
   type ContainerStats,
   type Engine,
   type EngineEvent,
@@ -64,6 +65,11 @@ export interface DockerEngineOptions {
    * to it and pulls from it (a build's `FROM` one of its images) carry them. Undefined: anonymous.
    */
   registryAuth?: (registryHost: string) => { username: string; password: string } | undefined;
+  /**
+   * IPv4 block the app networks' subnets (/24 each) are taken from; default 10.208.0.0/12. Docker's
+   * own default pools hold ~30 networks, too few for an app and environment each.
+   */
+  networkPool?: string;
 }
 
 /**
@@ -97,6 +103,7 @@ export class DockerEngine implements Engine, ExecPort {
   private readonly cgroupRoot: string;
   private readonly buildMemoryRegistryDir: string;
   private readonly registryAuth: DockerEngineOptions['registryAuth'];
+  private readonly networkPool: string;
   /** Why the daemon refused a BuildKit build, once it has: later builds go to the legacy builder. */
   private buildkitRefusal: string | undefined;
   private memoryPool: Promise<BuildMemoryPool | string> | undefined;
@@ -115,6 +122,7 @@ export class DockerEngine implements Engine, ExecPort {
     this.cgroupRoot = opts.cgroupRoot ?? '/sys/fs/cgroup';
     this.buildMemoryRegistryDir = opts.buildMemoryRegistryDir ?? '/run/berth/build-memory';
     this.registryAuth = opts.registryAuth;
+    this.networkPool = opts.networkPool ?? '10.208.0.0/12';
     this.docker = new Docker({ socketPath: this.socketPath });
   }
 
@@ -455,7 +463,96 @@ export class DockerEngine implements Engine, ExecPort {
     }
   }
 
+  private readonly networkCreates = new Map<string, Promise<void>>();
+
+  async ensureNetwork(name: string, labels: Record<string, string>): Promise<void> {
+    // Docker allows two networks of one name: concurrent creates of this process are one create.
+    let p = this.networkCreates.get(name);
+    if (!p) {
+      p = this.createNetwork(name, labels).finally(() => this.networkCreates.delete(name));
+      this.networkCreates.set(name, p);
+    }
+    return p;
+  }
+
+  private async createNetwork(name: string, labels: Record<string, string>): Promise<void> {
+    if (await this.networkExists(name)) return;
+    const subnets = poolSubnets(this.networkPool);
+    const used = new Set((await this.call('list networks', () => this.docker.listNetworks()))
+      .flatMap((n) => (n.IPAM?.Config ?? []).map((c) => (c as { Subnet?: string }).Subnet ?? '')));
+    // Start where the name hashes to: two servers on one engine rarely try the same subnet at once.
+    const start = hashOf(name) % subnets.count;
+    let lastError = 'every subnet is in use';
+    for (let k = 0, tries = 0; k < subnets.count && tries < 20; k++) {
+      const subnet = subnets.at((start + k) % subnets.count);
+      if (used.has(subnet.cidr)) continue;
+      tries++;
+      try {
+        await this.docker.createNetwork({
+          Name: name, Driver: 'bridge', CheckDuplicate: true, Attachable: true,
+          IPAM: { Driver: 'default', Config: [{ Subnet: subnet.cidr, Gateway: subnet.gateway }] },
+          Labels: { ...labels, [LABEL.managed]: 'true' },
+        });
+        return;
+      } catch (e) {
+        // Another process created it in between: that is the network we wanted.
+        if (statusOf(e) === 409 && (await this.networkExists(name))) return;
+        // Another server took this subnet since the list: the next one.
+        if (/overlap/i.test(dockerMessage(e))) {
+          lastError = dockerMessage(e);
+          continue;
+        }
+        throw toBerthError(e, this.socketPath, `create network ${name}`);
+      }
+    }
+    throw new EngineUnavailable(`cannot create network ${name}: no free /24 in the network pool ${this.networkPool} (${lastError}); ` +
+      'remove unused networks (berth rm --purge) or give a larger block with BERTH_NETWORK_POOL');
+  }
+
+  private async networkExists(name: string): Promise<boolean> {
+    try {
+      const n = (await this.docker.getNetwork(name).inspect()) as { Name?: string };
+      // Docker resolves a name prefix of an id too: only the exact name counts.
+      return n.Name === name;
+    } catch (e) {
+      if (statusOf(e) === 404) return false;
+      throw toBerthError(e, this.socketPath, `inspect network ${name}`);
+    }
+  }
+
+  async listNetworks(labels: Record<string, string>): Promise<NetworkInfo[]> {
+    const filters = { label: Object.entries({ ...labels, [LABEL.managed]: 'true' }).map(([k, v]) => `${k}=${v}`) };
+    const list = await this.call('list networks', () => this.docker.listNetworks({ filters }));
+    return list.map((n) => ({ name: n.Name, id: n.Id, labels: { ...(n.Labels ?? {}) } }));
+  }
+
+  async removeNetwork(name: string): Promise<boolean> {
+    if (!(await this.networkExists(name))) return false;
+    try {
+      await this.docker.getNetwork(name).remove();
+      return true;
+    } catch (e) {
+      if (statusOf(e) === 404) return false;
+      if (statusOf(e) === 403 || statusOf(e) === 409) throw new Conflict(`network ${name} still has containers attached: ${dockerMessage(e)}`);
+      throw toBerthError(e, this.socketPath, `remove network ${name}`);
+    }
+  }
+
   async create(spec: ContainerSpec): Promise<string> {
+    const id = await this.createContainer(spec);
+    // The create call attaches one network; the others are connected before the container starts.
+    for (const n of spec.network?.networks.slice(1) ?? []) {
+      try {
+        await this.docker.getNetwork(n.name).connect({ Container: id, EndpointConfig: { Aliases: n.aliases } });
+      } catch (e) {
+        await this.remove(id);
+        throw toBerthError(e, this.socketPath, `connect container ${spec.name} to network ${n.name}`);
+      }
+    }
+    return id;
+  }
+
+  private async createContainer(spec: ContainerSpec): Promise<string> {
     const body = this.createBody(spec);
     try {
       return (await this.docker.createContainer(body)).id;
@@ -494,6 +591,13 @@ export class DockerEngine implements Engine, ExecPort {
       await this.docker.getContainer(id).start();
     } catch (e) {
       if (statusOf(e) === 304) return; // already started
+      const msg = dockerMessage(e);
+      // "Bind for 0.0.0.0:8080 failed: port is already allocated", "listen tcp4 127.0.0.1:8080: bind: address already in use"
+      const m = /port is already allocated|address already in use/i.test(msg) ? [...msg.matchAll(/(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:]*\]):(\d+)/gi)].at(-1) : undefined;
+      if (m) {
+        throw new Conflict(`host port ${m[2]} on ${m[1]} is already in use on this host (by another program or container): ` +
+          'free it, or publish another port (or none: Berth then allocates one per instance)', { cause: e });
+      }
       throw toBerthError(e, this.socketPath, `start container ${id}`);
     }
   }
@@ -775,7 +879,15 @@ export class DockerEngine implements Engine, ExecPort {
 
   private createBodyWithoutSysctls(spec: ContainerSpec): Docker.ContainerCreateOptions {
     const hc = spec.healthcheck;
+    const net = spec.network;
+    const first = net?.networks[0];
+    const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+    for (const p of net?.publish ?? []) {
+      (bindings[`${p.target}/${p.protocol}`] ??= []).push({ HostIp: p.hostIp, HostPort: p.hostPort ? String(p.hostPort) : '' });
+    }
     return {
+      ...(first ? { NetworkingConfig: { EndpointsConfig: { [first.name]: { Aliases: first.aliases } } } } : {}),
+      ...(Object.keys(bindings).length ? { ExposedPorts: Object.fromEntries(Object.keys(bindings).map((k) => [k, {}])) } : {}),
       name: spec.name,
       Image: spec.image,
       Labels: { ...spec.labels, [LABEL.managed]: 'true' },
@@ -798,7 +910,8 @@ export class DockerEngine implements Engine, ExecPort {
           }
         : {}),
       HostConfig: {
-        NetworkMode: 'host',
+        NetworkMode: first ? first.name : 'host',
+        ...(Object.keys(bindings).length ? { PortBindings: bindings } : {}),
         RestartPolicy: { Name: 'no' },
         LogConfig: { Type: 'json-file', Config: { 'max-size': this.logMaxSize, 'max-file': String(this.logMaxFile) } },
         ...(spec.nanoCpus !== undefined ? { NanoCpus: Math.round(spec.nanoCpus) } : {}),
@@ -919,8 +1032,8 @@ export function containerStatsFromDocker(raw: DockerStatsJson): ContainerStats {
   const cache = ms.total_inactive_file ?? ms.inactive_file ?? 0;
   const usage = mem.usage ?? 0;
   const memoryBytes = cache < usage ? usage - cache : usage;
-  // With host networking (Berth's default) Docker has no per-container network namespace, so no
-  // `networks` key: the only counters would be the host's. Report 0 rather than the host's traffic.
+  // With host networking Docker has no per-container network namespace, so no `networks` key: the
+  // only counters would be the host's. Report 0 rather than the host's traffic. App networks count.
   let netRxBytes = 0;
   let netTxBytes = 0;
   for (const n of Object.values(raw.networks ?? {})) {
@@ -992,4 +1105,28 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => 
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
+}
+
+/** The /24 subnets of an IPv4 block (`10.208.0.0/12` → 4096 of them), by index. */
+export function poolSubnets(pool: string): { count: number; at(i: number): { cidr: string; gateway: string } } {
+  const [addr, bits] = pool.split('/') as [string, string];
+  const base = addr.split('.').reduce((n, o) => n * 256 + Number(o), 0) >>> 0;
+  const prefix = Number(bits);
+  const count = 2 ** (24 - prefix);
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  const first = (base & mask) >>> 0;
+  const dotted = (n: number) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
+  return {
+    count,
+    at: (i) => {
+      const net = (first + i * 256) >>> 0;
+      return { cidr: `${dotted(net)}/24`, gateway: dotted(net + 1) };
+    },
+  };
+}
+
+function hashOf(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0;
+  return h;
 }

@@ -13,6 +13,7 @@ import {
   type LogLine,
   type ImageInfo,
   type BuildOptions,
+  type NetworkInfo,
 } from '../../core/ports.ts';
 
 /** Calls whose next invocation a test can make fail (`failNext`). */
@@ -130,6 +131,29 @@ export class FakeEngine implements Engine {
   async removeVolume(name: string): Promise<boolean> {
     this.check();
     return this.volumes.delete(name);
+  }
+
+  /** Networks by name, with their labels. */
+  readonly networks = new Map<string, Record<string, string>>();
+
+  async ensureNetwork(name: string, labels: Record<string, string>): Promise<void> {
+    this.check();
+    if (!this.networks.has(name)) {
+      this.networks.set(name, { ...labels });
+      this.calls.push(`network ${name}`);
+    }
+  }
+
+  async listNetworks(labels: Record<string, string>): Promise<NetworkInfo[]> {
+    this.check();
+    return [...this.networks].filter(([, l]) => Object.entries(labels).every(([k, v]) => l[k] === v)).map(([name, l]) => ({ name, id: name, labels: { ...l } }));
+  }
+
+  async removeNetwork(name: string): Promise<boolean> {
+    this.check();
+    const used = [...this.containers.values()].some((c) => c.spec.network?.networks.some((n) => n.name === name));
+    if (used) throw new Conflict(`network ${name} has containers attached`);
+    return this.networks.delete(name);
   }
 
   async create(spec: ContainerSpec): Promise<string> {

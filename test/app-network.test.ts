@@ -1,0 +1,219 @@
+/**
+ * App-network mode end to end (real server, Docker, nginx): one Compose file as people write it — a
+ * web server on its fixed port 8000 that ignores PORT, a "database" reached as `db:5432` (and by an
+ * alias), Compose `networks` front/back — deployed to prod and pre at once. Each environment is
+ * served through the ingress; a container of pre reaches its own db by name, never prod's (not by
+ * name, not by address); a front-only service cannot reach the back network. The web service scaled
+ * to 3 on its fixed port (each replica published on an allocated port of 127.0.0.1); a rolling
+ * release under load with 0 failed requests; a killed replica replaced; the server SIGKILLed and
+ * restarted: containers and networks adopted, none restarted; a fixed host port already taken is a
+ * clear error; `rm --purge` removes the app's networks.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'node:http';
+import { Harness, docker, freePort } from './helpers/harness.ts';
+import { waitFor } from '../src/lib/backoff.ts';
+
+const APP = 'shop';
+
+/** The web server answers `ENV VERSION INSTANCE` on /, on port 8000 whatever PORT says. */
+function compose(version: string, webReplicas = 1): string {
+  return `name: ${APP}
+services:
+  web:
+    image: berth/busybox:latest
+    command: ["sh", "-c", "mkdir -p /www && echo \\"$$BERTH_ENV $$VERSION $$BERTH_INSTANCE\\" > /www/index.html && exec httpd -f -p 8000 -h /www"]
+    environment: {VERSION: ${version}}
+    ports: ["8000"]
+    networks: [front, back]
+    deploy: {replicas: ${webReplicas}}
+    stop_grace_period: 2s
+    x-berth:
+      routes: ["shop-\${BERTH_ENV}.test/"]
+      health: {http: {path: /, interval: 1s}}
+  db:
+    image: berth/busybox:latest
+    command: ["sh", "-c", "while true; do echo db-$$BERTH_ENV | nc -l -p 5432; done"]
+    networks:
+      back: {aliases: [database]}
+  probe:
+    image: berth/busybox:latest
+    command: ["sh", "-c", "exec sleep 100000"]
+    networks: [front]
+networks:
+  front: {}
+  back: {}
+`;
+}
+
+/** GET / through the ingress with a Host header: the body, or `HTTP status`. */
+function viaIngress(port: number, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, timeout: 5000 }, (res) => {
+      let b = '';
+      res.on('data', (c: Buffer) => (b += c.toString()));
+      res.on('end', () => resolve(res.statusCode === 200 ? b.trim() : `HTTP ${res.statusCode}`));
+    }).on('error', reject).on('timeout', function (this: { destroy(e: Error): void }) {
+      this.destroy(new Error(`timeout asking ${host}`));
+    }).end();
+  });
+}
+
+/** hey through the ingress with a Host header, bounded in time. */
+function heyHost(port: number, host: string, seconds: number): Promise<{ total: number; failed: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    execFile('hey', ['-z', `${seconds}s`, '-c', '4', '-q', '60', '-t', '10', '-host', host, `http://127.0.0.1:${port}/`],
+      { timeout: (seconds + 30) * 1000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => {
+        if (err && !stdout) return reject(err);
+        let ok = 0;
+        let failed = 0;
+        for (const m of stdout.matchAll(/\[(\d{3})\]\s+(\d+) responses/g)) {
+          if (m[1]!.startsWith('2')) ok += Number(m[2]);
+          else failed += Number(m[2]);
+        }
+        for (const m of (stdout.split('Error distribution:')[1] ?? '').matchAll(/\[(\d+)\]\s+(.+)/g)) failed += Number(m[1]);
+        resolve({ total: ok + failed, failed, text: stdout.slice(-1500) });
+      });
+  });
+}
+
+describe('app networks', () => {
+  let h: Harness;
+  let dir: string;
+  let file: string;
+  let cluster: string;
+  before(async () => {
+    h = await Harness.create({ portRange: '44600-44699' });
+    await h.startServer();
+    dir = await mkdtemp(join(tmpdir(), 'berth-appnet-'));
+    file = join(dir, 'compose.yaml');
+    cluster = (await readFile(join(h.dataDir, 'cluster-id'), 'utf8')).trim();
+  });
+  after(async () => {
+    if (process.exitCode) console.error(h.serverLog.slice(-8000));
+    await h.cleanup();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const deploy = async (env: string, version: string, replicas = 1) => {
+    await writeFile(file, compose(version, replicas));
+    const d = await h.cli(['deploy', '-f', file, '--env', env], { timeoutMs: 180_000 });
+    assert.equal(d.code, 0, d.stdout + d.stderr);
+  };
+  /** Running containers of a service in an env: id → instance label. */
+  const containersOf = async (env: string, service: string) => {
+    const ids = (await docker('ps', '-q', '--no-trunc', '--filter', `label=io.berth.cluster=${cluster}`, '--filter', `label=io.berth.app=${APP}`,
+      '--filter', `label=io.berth.env=${env}`, '--filter', `label=io.berth.service=${service}`)).split('\n').filter(Boolean);
+    return ids;
+  };
+  const sh = (id: string, script: string) => docker('exec', id, 'sh', '-c', script);
+  const networks = async () => (await docker('network', 'ls', '--filter', `label=io.berth.cluster=${cluster}`, '--format', '{{.ID}} {{.Name}}'))
+    .split('\n').filter(Boolean).sort();
+
+  test('prod and pre at once: each served through the ingress, each reaching its own db by name and alias, never the other', async () => {
+    await deploy('prod', 'v1');
+    await deploy('pre', 'v1');
+    assert.match(await viaIngress(h.ingressPort, 'shop-prod.test'), /^prod v1 \w+$/);
+    assert.match(await viaIngress(h.ingressPort, 'shop-pre.test'), /^pre v1 \w+$/);
+    // One Docker network per app, environment and Compose network.
+    assert.deepEqual((await networks()).map((l) => l.split(' ')[1]).sort(), ['back', 'front'].flatMap((n) => [`berth_${cluster}_${APP}_pre_${n}`, `berth_${cluster}_${APP}_prod_${n}`]).sort());
+
+    const [preWeb] = await containersOf('pre', 'web');
+    const [prodDb] = await containersOf('prod', 'db');
+    const [preProbe] = await containersOf('pre', 'probe');
+    assert.ok(preWeb && prodDb && preProbe);
+    // Service name and alias on the native port, over the app's own network.
+    assert.equal(await sh(preWeb, 'nc -w 3 db 5432 </dev/null'), 'db-pre');
+    assert.equal(await sh(preWeb, 'nc -w 3 database 5432 </dev/null'), 'db-pre');
+    // PORT is the native port: the web server never read it.
+    assert.equal(await sh(preWeb, 'echo $PORT'), '8000');
+    // prod's db by its address: nothing routes between the two environments' networks.
+    const prodDbIp = await docker('inspect', prodDb, '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}');
+    assert.match(prodDbIp, /^\d+\.\d+\.\d+\.\d+$/);
+    assert.equal(await sh(prodDb, 'nc -w 3 127.0.0.1 5432 </dev/null'), 'db-prod', 'prod\'s db answers on its own network');
+    assert.equal(await sh(preWeb, `nc -w 2 ${prodDbIp} 5432 </dev/null; echo "exit $?"`), 'exit 1', 'pre cannot reach prod\'s db by address');
+    // A front-only service does not see the back network (Compose's frontend/backend isolation).
+    assert.match(await sh(preProbe, 'nc -w 2 db 5432 </dev/null 2>&1; echo "exit $?"'), /exit 1$/);
+    assert.match(await sh(preProbe, 'nc -w 3 web 8000 </dev/null >/dev/null 2>&1 & sleep 0; echo -e "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 3 web 8000 | tail -n 1'), /^pre v1 /);
+
+    // Each web instance's port is its container port 8000, published on the allocated port on loopback only.
+    const st = (await h.api('GET', `/v1/apps/${APP}?env=pre`)).json.services.find((s: { name: string }) => s.name === 'web');
+    const inst = st.instances[0] as { port: number; address: string };
+    assert.equal(inst.address, '127.0.0.1');
+    assert.equal(await docker('port', preWeb, '8000/tcp').then((p) => p.split('\n').some((l) => l === `127.0.0.1:${inst.port}` || l.endsWith(`:${inst.port}`))), true);
+  });
+
+  test('web scaled to 3 on its fixed port, a rolling release under load: 0 failed; a killed replica replaced', async () => {
+    await deploy('prod', 'v1', 3);
+    const seen = new Set<string>();
+    await waitFor(async () => {
+      seen.add((await viaIngress(h.ingressPort, 'shop-prod.test')).split(' ')[2] ?? '');
+      return seen.size === 3;
+    }, { timeoutMs: 30_000, intervalMs: 20, what: 'three replicas behind the ingress' });
+    const traffic = heyHost(h.ingressPort, 'shop-prod.test', 12);
+    await new Promise((r) => setTimeout(r, 1000));
+    await deploy('prod', 'v2', 3);
+    const r = await traffic;
+    assert.equal(r.failed, 0, `rolling release: ${r.failed} of ${r.total} failed\n${r.text}`);
+    assert.ok(r.total >= 200, `only ${r.total} requests`);
+    assert.match(await viaIngress(h.ingressPort, 'shop-prod.test'), /^prod v2 /);
+
+    const before = await containersOf('prod', 'web');
+    assert.equal(before.length, 3);
+    await docker('kill', before[0]!);
+    await waitFor(async () => {
+      const now = await containersOf('prod', 'web');
+      const st = (await h.api('GET', `/v1/apps/${APP}?env=prod`)).json.services.find((s: { name: string }) => s.name === 'web');
+      return now.length === 3 && !now.includes(before[0]!) && st.instances.filter((i: { health: string }) => i.health === 'healthy').length === 3;
+    }, { timeoutMs: 60_000, intervalMs: 200, what: 'the killed replica replaced' });
+  });
+
+  test('server SIGKILLed and restarted: containers and networks adopted, none restarted', async () => {
+    const snapshot = async () => (await docker('ps', '-q', '--no-trunc', '--filter', `label=io.berth.cluster=${cluster}`)).split('\n').filter(Boolean).sort()
+      .join(',') + '|' + (await docker('inspect', '--format', '{{.State.StartedAt}}', ...(await docker('ps', '-q', '--filter', `label=io.berth.cluster=${cluster}`)).split('\n').filter(Boolean)));
+    const beforeContainers = await snapshot();
+    const beforeNetworks = await networks();
+    await h.killServer('SIGKILL');
+    await h.startServer();
+    // Give the reconcilers a full round on every key, then nothing may have changed.
+    await waitFor(async () => (await h.api('GET', '/v1/apps')).status === 200, { timeoutMs: 30_000, what: 'API back' });
+    await waitFor(async () => {
+      const st = (await h.api('GET', `/v1/apps/${APP}?env=pre`)).json;
+      return st.services.every((s: { instances: { health: string }[] }) => s.instances.every((i) => i.health === 'healthy'));
+    }, { timeoutMs: 30_000, intervalMs: 200, what: 'every instance healthy after the restart' });
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal(await snapshot(), beforeContainers, 'same containers, same start times');
+    assert.deepEqual(await networks(), beforeNetworks, 'same networks (ids and names)');
+    assert.match(await viaIngress(h.ingressPort, 'shop-pre.test'), /^pre v1 /);
+  });
+
+  test('a fixed host port: published as written (one container, releases stop first); already taken → a clear error naming it', async () => {
+    const port = await freePort();
+    const fixed = (app: string) => `services:\n  api:\n    image: berth/busybox:latest\n    command: ["sh", "-c", "echo ${app} > /i && exec httpd -f -p 80 -h /"]\n` +
+      `    ports: ["127.0.0.1:${port}:80"]\n    x-berth: {health: {http: /i}, update: {deadline: 6s}}\n`;
+    const f = join(dir, 'fixed.yaml');
+    await writeFile(f, fixed('one'));
+    const one = await h.cli(['deploy', '-f', f, '--app', 'one'], { timeoutMs: 120_000 });
+    assert.equal(one.code, 0, one.stdout + one.stderr);
+    assert.match(one.stderr + one.stdout, new RegExp(`host port ${port} can be held by one container at a time: releases stop the old container before starting the new one`));
+    assert.equal((await fetch(`http://127.0.0.1:${port}/i`).then((r) => r.text())).trim(), 'one', 'served on the fixed host port');
+    // A second app wanting the same host port: its instance cannot start, and says why.
+    await writeFile(f, fixed('two'));
+    const two = await h.cli(['deploy', '-f', f, '--app', 'two'], { timeoutMs: 120_000 });
+    assert.notEqual(two.code, 0, 'the release cannot become healthy');
+    assert.match(two.stdout + two.stderr, new RegExp(`host port ${port} on 127\\.0\\.0\\.1 is already in use on this host \\(by another program or container\\): free it, or publish another port`));
+    assert.equal((await fetch(`http://127.0.0.1:${port}/i`).then((r) => r.text())).trim(), 'one', 'the first app still serves');
+    for (const app of ['one', 'two']) assert.equal((await h.cli(['rm', app, '--purge'], { timeoutMs: 60_000 })).code, 0);
+  });
+
+  test('rm --purge removes the app\'s networks', async () => {
+    const p = await h.cli(['rm', APP, '--purge'], { timeoutMs: 120_000 });
+    assert.equal(p.code, 0, p.stdout + p.stderr);
+    await waitFor(async () => !(await networks()).some((l) => l.includes(`_${APP}_`)), { timeoutMs: 60_000, intervalMs: 250, what: 'the app\'s networks removed' });
+  });
+});
