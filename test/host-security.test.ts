@@ -133,6 +133,8 @@ describe('host paths and container security', () => {
       'services:',
       '  plain:',
       '    build: ./web',
+      // On the host's network, where a raw socket would read the host's loopback traffic.
+      '    network_mode: host',
       '  locked:',
       `    image: ${IMAGE}`,
       '    command: [sleep, "3600"]',
