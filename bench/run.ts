@@ -11,6 +11,7 @@ const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = 
   propagation: async () => (await import('./propagation.ts')).run(),
   logs: async () => (await import('./logs.ts')).run(),
   release: async () => (await import('./release.ts')).run(),
+  network: async () => (await import('./network.ts')).run(),
 };
 
 const name = process.argv[2];

@@ -129,6 +129,9 @@ export class ServiceReconciler {
     for (const a of stopActions) this.markStopping(w, a.instance, a.reason);
     w.flush();
     const stops = stopActions.map((a) => this.stopInstance(w, a.instance, byInstance.get(a.instance)));
+    // A container that cannot start (a host port taken, a bind refused) fails the round, but the
+    // release's deadline still counts: it is tracked below before the error goes to the queue.
+    let startError: unknown;
     try {
       for (const a of actions) {
         if (a.kind === 'wait') {
@@ -146,7 +149,15 @@ export class ServiceReconciler {
           continue;
         }
         touched = true;
-        await this.apply(w, k, a, svc, release, byInstance);
+        if (a.kind !== 'start' && a.kind !== 'start-existing') {
+          await this.apply(w, k, a, svc, release, byInstance);
+          continue;
+        }
+        try {
+          await this.apply(w, k, a, svc, release, byInstance);
+        } catch (err) {
+          startError ??= err;
+        }
       }
     } finally {
       // No work of this round may outlive it: after a failure the queue runs the key again.
@@ -160,7 +171,11 @@ export class ServiceReconciler {
     }
     for (const a of creates) {
       touched = true;
-      await this.apply(w, k, a, svc, release, byInstance);
+      try {
+        await this.apply(w, k, a, svc, release, byInstance);
+      } catch (err) {
+        startError ??= err;
+      }
     }
     if (touched) {
       this.d.instancesChanged();
@@ -170,6 +185,7 @@ export class ServiceReconciler {
       const again = await this.trackRelease(w, k, release);
       if (again !== undefined) requeueAfterMs = Math.min(requeueAfterMs ?? again, again);
     }
+    if (startError !== undefined) throw startError;
     // Anything changed this round: look again soon (level-driven; the next plan is usually empty).
     if (actions.some((a) => a.kind !== 'wait')) requeueAfterMs = Math.min(requeueAfterMs ?? 0, 0);
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
