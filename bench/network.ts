@@ -50,7 +50,7 @@ async function wrk(url: string, host?: string): Promise<WrkResult> {
 
 export async function run(): Promise<Record<string, number | string>> {
   await prepare();
-  const h = await Harness.create({ portRange: '47700-47799' });
+  const h = await Harness.create({ portRange: '30600-30699' });
   const dir = await mkdtemp(join(tmpdir(), 'berth-bench-net-'));
   try {
     await h.startServer();

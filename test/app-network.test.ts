@@ -88,7 +88,7 @@ describe('app networks', () => {
   let file: string;
   let cluster: string;
   before(async () => {
-    h = await Harness.create({ portRange: '44600-44699' });
+    h = await Harness.create({ portRange: '30500-30599' });
     await h.startServer();
     dir = await mkdtemp(join(tmpdir(), 'berth-appnet-'));
     file = join(dir, 'compose.yaml');
