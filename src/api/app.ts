@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { BerthError, InvalidInput, NotFound } from '../core/errors.ts';
+import { BerthError, InvalidInput, NotFound, RateLimited } from '../core/errors.ts';
 import type { Clock, ExecPort, Logger } from '../core/ports.ts';
 import type { DeploymentsPort } from '../core/deployments.ts';
 import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore, InstanceStore, PurgeStore } from '../core/store.ts';
@@ -51,7 +51,7 @@ export interface ApiDeps {
 }
 
 const HTTP_STATUS: Record<string, number> = {
-  invalid_spec: 400, invalid_input: 400, unauthorized: 401, forbidden: 403, not_found: 404, conflict: 409, engine_unavailable: 503,
+  invalid_spec: 400, invalid_input: 400, unauthorized: 401, forbidden: 403, not_found: 404, conflict: 409, rate_limited: 429, engine_unavailable: 503,
 };
 
 /**
@@ -77,6 +77,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   app.setErrorHandler((err: Error & { code?: string; statusCode?: number; validation?: unknown }, req: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof BerthError) {
       const status = HTTP_STATUS[err.code] ?? 500;
+      if (err instanceof RateLimited) reply.header('retry-after', String(err.retryAfterS));
       if (status >= 500) d.logger.error({ err: err.message, url: req.url }, 'request failed');
       return reply.status(status).send({ error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
     }

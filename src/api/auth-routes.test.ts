@@ -119,3 +119,40 @@ test('portal login: HttpOnly SameSite=Strict cookie + CSRF cookie; a mutating re
   assert.deepEqual(Object.values(cookies(out.headers['set-cookie'])), ['', '']);
   await expectError(t.api.inject({ method: 'GET', url: '/v1/session', headers: { cookie } }), 401);
 }));
+
+test('hardening: login attempts per user and per address, wrong credentials per address → 429 with Retry-After; 413 for a huge body; security headers', () => withTestApi(async (t) => {
+  await addUser(t, 'ann');
+  const login = (password: string, remoteAddress = '10.0.0.1', user = 'ann') =>
+    t.api.inject({ method: 'POST', url: '/v1/session', remoteAddress, payload: { user, password, client: 'cli' } });
+  for (let i = 0; i < 10; i++) assert.equal((await login('wrong password!', `10.0.1.${i}`)).statusCode, 401);
+  // The eleventh try for ann — from yet another address, with the right password — waits.
+  const limited = await login('correct horse battery', '10.0.2.1');
+  assert.equal(limited.statusCode, 429, limited.body);
+  assert.match(limited.json().error.message, /too many login attempts for this user: try again in \d+ s/);
+  assert.ok(Number(limited.headers['retry-after']) >= 1);
+  // Per address: 30 attempts, whatever the user.
+  for (let i = 0; i < 30; i++) await login('wrong password!', '10.0.3.1', `u${i}`);
+  assert.equal((await login('x', '10.0.3.1', 'zed')).statusCode, 429);
+  // Wrong tokens from one address: after 30, even a good token from there waits; other addresses do not.
+  const bearer = (token: string, remoteAddress: string) => t.api.inject({ method: 'GET', url: '/v1/ping', remoteAddress, headers: { authorization: `Bearer ${token}` } });
+  for (let i = 0; i < 30; i++) assert.equal((await bearer(`guess-${i}`, '10.0.4.1')).statusCode, 401);
+  const blocked = await bearer('test-token', '10.0.4.1');
+  assert.equal(blocked.statusCode, 429);
+  assert.ok(Number(blocked.headers['retry-after']) >= 1);
+  assert.equal((await bearer('test-token', '10.0.4.2')).statusCode, 200);
+  // No credential at all is not a wrong one.
+  for (let i = 0; i < 40; i++) await t.api.inject({ method: 'GET', url: '/v1/ping', remoteAddress: '10.0.5.1' });
+  assert.equal((await bearer('test-token', '10.0.5.1')).statusCode, 200);
+  // Bodies: 16 KiB for credentials.
+  const huge = await t.anon('POST', '/v1/session', { user: 'ann', password: 'x'.repeat(20_000) });
+  assert.equal(huge.statusCode, 413, huge.body);
+  assert.equal(huge.json().error.code, 'invalid_input');
+  // Headers on answers, errors included.
+  for (const r of [await t.req('GET', '/v1/ping'), huge, limited]) {
+    assert.equal(r.headers['x-content-type-options'], 'nosniff');
+    assert.equal(r.headers['x-frame-options'], 'DENY');
+    assert.equal(r.headers['content-security-policy'], "default-src 'none'; frame-ancestors 'none'");
+    assert.equal(r.headers['cache-control'], 'no-store');
+    assert.equal(r.headers['referrer-policy'], 'no-referrer');
+  }
+}));

@@ -20,6 +20,9 @@ export const userBody = z.object({
 });
 export const passwordBody = z.object({ password: z.string().max(1024) });
 
+/** Credentials and names are small: a request body over 16 KiB is refused (413) before it is parsed. */
+export const SMALL = { bodyLimit: 16 * 1024 } as const;
+
 export interface AuthRouteDeps {
   auth: Authenticator;
   store: AuthStore;
@@ -42,7 +45,7 @@ function clearCookies(req: FastifyRequest, reply: FastifyReply): void {
  * managed by owners (the bootstrap admin token is one).
  */
 export function registerAuthRoutes(app: FastifyInstance, d: AuthRouteDeps): void {
-  app.post('/v1/session', async (req, reply) => {
+  app.post('/v1/session', SMALL, async (req, reply) => {
     const b = loginBody.parse(req.body);
     const r = await d.auth.login(b.user, b.password, { kind: b.client === 'cli' ? 'cli' : 'cookie', ip: req.ip });
     const answer = { user: r.user.name, expiresAt: r.expiresAt };
@@ -70,7 +73,7 @@ export function registerAuthRoutes(app: FastifyInstance, d: AuthRouteDeps): void
     users: d.store.listUsers().map((u) => ({ name: u.name, createdAt: u.createdAt, createdBy: u.createdBy, grants: d.store.listGrants({ subject: `user:${u.id}` }) })),
   }));
 
-  app.post('/v1/users', async (req, reply) => {
+  app.post('/v1/users', SMALL, async (req, reply) => {
     const b = userBody.parse(req.body);
     if (d.store.userByName(b.name)) throw new Conflict(`user "${b.name}" exists: change the password with \`berth user passwd ${b.name}\``);
     const generated = b.password === undefined;
@@ -89,7 +92,7 @@ export function registerAuthRoutes(app: FastifyInstance, d: AuthRouteDeps): void
     return reply.status(204).send();
   });
 
-  app.put('/v1/users/:name/password', async (req) => {
+  app.put('/v1/users/:name/password', SMALL, async (req) => {
     const { name } = req.params as { name: string };
     const b = passwordBody.parse(req.body);
     const u = d.store.userByName(name);

@@ -58,7 +58,7 @@ export function registerAuthorization(app: FastifyInstance, d: AuthorizeDeps): v
     const csrf = req.headers[CSRF_HEADER];
     req.principal = d.auth.authenticate({
       authorization: req.headers.authorization, cookie: req.headers.cookie, csrf: Array.isArray(csrf) ? csrf[0] : csrf, method: req.method,
-      allowBasic: perm?.app === 'git',
+      allowBasic: perm?.app === 'git', ip: req.ip,
     });
     const p = req.principal;
     req.canSee = allows(p.grants, 'cluster.admin') ? () => true : (a: string) => a !== '' && canSee(p, a, d.appTeam(a));
@@ -69,6 +69,20 @@ export function registerAuthorization(app: FastifyInstance, d: AuthorizeDeps): v
   app.addHook('onResponse', async (req) => {
     const a = claimed.get(req);
     if (a !== undefined && !d.appExists(a)) d.claimApp(a, undefined);
+  });
+
+  // Security headers on every answer. The API answers JSON, streams and text, never a page: nothing of
+  // it may be framed, sniffed into another type, cached by a proxy, or run as a document.
+  app.addHook('onSend', async (req, reply, payload) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('x-frame-options', 'DENY');
+    reply.header('referrer-policy', 'no-referrer');
+    reply.header('cross-origin-resource-policy', 'same-origin');
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    const type = String(reply.getHeader('content-type') ?? '');
+    if (!type.startsWith('text/html')) reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
+    if (req.protocol === 'https') reply.header('strict-transport-security', 'max-age=31536000');
+    return payload;
   });
 
   app.addHook('preHandler', async (req) => {

@@ -5,6 +5,7 @@ import { Conflict, Forbidden, InvalidInput, NotFound } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
 import { Authenticator } from '../auth/index.ts';
 import { durationMs } from './spec-schema.ts';
+import { SMALL } from './auth-routes.ts';
 
 const nameOf = (what: string) => z.string().regex(NAME_PATTERN, `a ${what} name: lower-case letters, digits, ".", "_" and "-", starting with a letter or digit, at most 63`);
 const appName = z.string().regex(/^([a-z0-9][a-z0-9-]{0,62}|\*)$/, 'an app name (lower-case letters, digits and dashes) or * for every app of the team');
@@ -72,7 +73,7 @@ export function registerTeamRoutes(app: FastifyInstance, d: TeamRouteDeps): void
     };
   });
 
-  app.post('/v1/teams', async (req, reply) => {
+  app.post('/v1/teams', SMALL, async (req, reply) => {
     const b = teamBody.parse(req.body);
     if (store.getTeam(b.name)) throw new Conflict(`team "${b.name}" exists`);
     store.addTeam({ name: b.name, createdAt: d.clock.now(), createdBy: me(req).name });
@@ -119,7 +120,7 @@ export function registerTeamRoutes(app: FastifyInstance, d: TeamRouteDeps): void
     return { grants: store.listGrants({ ...(subject ? { subject } : {}), ...(q.team ? { team: q.team } : {}) }).filter(visible).map((g) => grantView(store, g)) };
   });
 
-  app.post('/v1/grants', async (req, reply) => {
+  app.post('/v1/grants', SMALL, async (req, reply) => {
     const b = grantBody.parse(req.body);
     const p = me(req);
     const u = store.userByName(b.user);
@@ -153,7 +154,7 @@ export function registerTeamRoutes(app: FastifyInstance, d: TeamRouteDeps): void
     return { tokens: tokens.map((t) => tokenView(store, t.id)) };
   });
 
-  app.post('/v1/tokens', async (req, reply) => {
+  app.post('/v1/tokens', SMALL, async (req, reply) => {
     const b = tokenBody.parse(req.body);
     const p = me(req);
     if (p.kind === 'token') throw new Forbidden('an API token cannot make tokens: log in as a person (`berth login`)');

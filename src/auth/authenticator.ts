@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { capGrants, OWNER_GRANT, type AuthStore, type Principal, type UserRecord } from '../core/auth.ts';
 import { Forbidden, Unauthorized } from '../core/errors.ts';
+import { RateLimiter } from './rate-limit.ts';
 import type { Clock } from '../core/ports.ts';
 import type { TokenStore } from '../core/store.ts';
 import { verifyPassword } from './passwords.ts';
@@ -24,6 +25,12 @@ export interface AuthenticatorOptions {
   cookieTtlMs?: number;
   /** Lifetime of a `berth login` session; default 30 days. */
   cliTtlMs?: number;
+  /**
+   * Attempts per minute (and at once): logins per client address (default 30) and per user name
+   * (default 10); failed credentials per address (default 30); requests per signed-in user or API
+   * token (default 6000, i.e. 100/s; the admin token is not limited).
+   */
+  limits?: { loginsPerIp?: number; loginsPerUser?: number; badCredentialsPerIp?: number; requestsPerPrincipal?: number };
 }
 
 /** What a request carries that may prove who sent it. */
@@ -34,6 +41,8 @@ export interface Credentials {
   method: string;
   /** `Basic` auth is how git sends a token; it is accepted only where the caller says so. */
   allowBasic?: boolean;
+  /** The client's address: failed credentials are rate-limited per address. */
+  ip?: string;
 }
 
 export interface LoginResult {
@@ -85,12 +94,25 @@ export class Authenticator {
   private readonly cookieTtl: number;
   private readonly cliTtl: number;
 
+  private readonly loginsByIp: RateLimiter;
+  private readonly loginsByUser: RateLimiter;
+  private readonly badByIp: RateLimiter;
+  private readonly byPrincipal: RateLimiter;
+
   constructor(private readonly o: AuthenticatorOptions) {
     this.cookieTtl = o.cookieTtlMs ?? 12 * 3600_000;
     this.cliTtl = o.cliTtlMs ?? 30 * 86400_000;
+    const l = o.limits ?? {};
+    const limiter = (n: number, what: string) => new RateLimiter({ capacity: n, perMinute: n, clock: o.clock, what });
+    this.loginsByIp = limiter(l.loginsPerIp ?? 30, 'login attempts from this address');
+    this.loginsByUser = limiter(l.loginsPerUser ?? 10, 'login attempts for this user');
+    this.badByIp = limiter(l.badCredentialsPerIp ?? 30, 'requests with a wrong credential from this address');
+    this.byPrincipal = limiter(l.requestsPerPrincipal ?? 6000, 'requests with this credential');
   }
 
   async login(name: string, password: string, o: { kind: 'cookie' | 'cli'; ip: string }): Promise<LoginResult> {
+    this.loginsByIp.take(o.ip);
+    this.loginsByUser.take(name);
     const user = this.o.store.userByName(name);
     // An unknown name costs a full verification too: response times do not say which names exist.
     const ok = await verifyPassword(password, user?.passwordHash);
@@ -110,6 +132,21 @@ export class Authenticator {
 
   /** Who sent the request, or Unauthorized (no or an unknown credential) / Forbidden (a cookie request without its CSRF token). */
   authenticate(c: Credentials): Principal {
+    const ip = c.ip ?? '';
+    // An address that kept sending wrong credentials gets nothing checked until its bucket refills.
+    this.badByIp.check(ip);
+    try {
+      const p = this.identify(c);
+      if (p.kind !== 'admin') this.byPrincipal.take(p.subject);
+      return p;
+    } catch (err) {
+      // A wrong credential counts; none at all (a 401 that asks for one) does not.
+      if (err instanceof Unauthorized && (c.authorization || c.cookie)) this.badByIp.take(ip);
+      throw err;
+    }
+  }
+
+  private identify(c: Credentials): Principal {
     const h = c.authorization ?? '';
     const bearer = /^Bearer\s+(\S+)$/i.exec(h)?.[1] ?? (c.allowBasic ? basicPassword(h) : undefined);
     if (bearer) return this.fromToken(bearer);

@@ -67,3 +67,13 @@ export class ExternalCommandFailed extends BerthError {
 export function formatIssue(i: SpecIssue): string {
   return `${i.file}:${i.line}:${i.col}: ${i.path ? i.path + ': ' : ''}${i.message}`;
 }
+
+/** Too many attempts (logins, bad credentials) from one address or for one user: try again after `retryAfterS`. */
+export class RateLimited extends BerthError {
+  override readonly code = 'rate_limited';
+  readonly retryAfterS: number;
+  constructor(message: string, retryAfterS: number) {
+    super(message, { details: { retryAfterS } });
+    this.retryAfterS = retryAfterS;
+  }
+}
