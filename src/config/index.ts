@@ -15,3 +15,4 @@ export { SecretBox, SecretKeyError, loadSecretKey, SECRET_KEY_FILE, type Sealed,
 export { currentAppSpec, describeChanges, startConfigRollout, type ConfigRolloutDeps } from './rollout.ts';
 export { SpecFiles, externalKeys } from './spec-files.ts';
 export { FileMountRoot, isMountPoint, mountsOf } from './file-mounts.ts';
+export { RegistryLogins, type RegistryLoginView } from './registry-logins.ts';

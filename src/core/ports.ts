@@ -221,6 +221,14 @@ export interface BuildOptions {
   contextTar?: { open: () => NodeJS.ReadableStream; dockerfileText: string; dockerignore?: string };
 }
 
+/** How far a pull is: its layers (done = downloaded and extracted, or already there) and bytes downloaded of those known. */
+export interface PullProgress {
+  layers: number;
+  layersDone: number;
+  bytes: number;
+  totalBytes: number;
+}
+
 /** Engine role: containers on the engine's host(s): what runs, and creating, starting, stopping and removing it. */
 export interface EngineContainers {
   /** Name of the host this engine places containers on. */
@@ -289,6 +297,13 @@ export interface EngineImages {
    * `signal` stops the push; push() then rejects with an error saying it was cancelled.
    */
   push(ref: string, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<{ digest: string }>;
+  /**
+   * Pulls `ref` from its registry (core/image-ref.registryOf), with the credentials Berth has for
+   * that registry (X-Registry-Auth of this one request; nothing is written to disk). `onProgress`
+   * gets the layers and bytes so far; aborting `signal` stops the pull. Rejects with the engine's
+   * message (auth, not found, unreachable: core/image-ref.classifyPullError tells them apart).
+   */
+  pull(ref: string, opts?: { onProgress?: (p: PullProgress) => void; signal?: AbortSignal }): Promise<void>;
   /**
    * Removes one image reference (tag, `repo@digest` or id; the image goes with its last reference).
    * False, removing nothing, when any container (any state, any installation) uses the image, or

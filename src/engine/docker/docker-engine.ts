@@ -19,7 +19,9 @@ import {
   type ImageInfo,
   type ExecOutput,
   type ExecPort,
+  type PullProgress,
 } from '../../core/ports.ts';
+import { registryOf } from '../../core/image-ref.ts';
 import { backoffMs } from '../../lib/backoff.ts';
 import { BERTH_DROPPED_CAPS } from '../../core/spec/security.ts';
 import { dockerfileBaseImages, filterContextTar, isLoopbackRegistryRef, listContextFiles, packContext } from './build-context.ts';
@@ -201,7 +203,7 @@ export class DockerEngine implements Engine, ExecPort {
       if (isLoopbackRegistryRef(base)) {
         // Pulled here, with credentials: neither builder would send Berth's registry any (BuildKit
         // has no session here), and both use a local image before asking a registry.
-        if (!(await this.imageExists(base))) await this.pull(base, onProgress, signal);
+        if (!(await this.imageExists(base))) await this.pullBase(base, onProgress, signal);
         continue;
       }
       if (!(await this.imageExists(base))) {
@@ -363,34 +365,73 @@ export class DockerEngine implements Engine, ExecPort {
     await this.call(`tag ${source} as ${repo}:${tag}`, () => this.docker.getImage(source).tag({ repo, tag }));
   }
 
-  /** X-Registry-Auth for a loopback registry: Berth's credentials for its own, else none (dockerd insists on the header). */
+  /**
+   * X-Registry-Auth for the reference's registry: the credentials Berth has for it (its own
+   * registry's, or a `berth registry login`), else none (dockerd insists on the header).
+   */
   private authFor(ref: string): { serveraddress: string; username?: string; password?: string } {
-    const host = ref.split('/')[0]!;
+    const host = registryOf(ref);
     return { serveraddress: host, ...(this.registryAuth?.(host) ?? {}) };
   }
 
-  /** Pulls an image of a loopback registry (with Berth's credentials for its own). */
-  private async pull(ref: string, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<void> {
+  /** A build's base image from a registry (with the registry's credentials: BuildKit has no session here to ask for them). */
+  private async pullBase(ref: string, onProgress?: (line: string) => void, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) throw buildCancelled(ref, signal);
+    onProgress?.(`pulling ${ref}`);
+    try {
+      await this.pull(ref, { ...(signal ? { signal } : {}) });
+    } catch (e) {
+      if (signal?.aborted) throw buildCancelled(ref, signal);
+      throw e;
+    }
+  }
+
+  async pull(ref: string, opts: { onProgress?: (p: PullProgress) => void; signal?: AbortSignal } = {}): Promise<void> {
+    const { signal, onProgress } = opts;
+    if (signal?.aborted) throw new ExternalCommandFailed(`pull of ${ref} cancelled`);
     const at = ref.indexOf('@');
     const colon = ref.lastIndexOf(':');
     const [repo, tag] = at >= 0 ? [ref.slice(0, at), ref.slice(at + 1)] : colon > ref.lastIndexOf('/') ? [ref.slice(0, colon), ref.slice(colon + 1)] : [ref, 'latest'];
-    onProgress?.(`pulling ${ref}`);
     let stream: NodeJS.ReadableStream;
     try {
       stream = (await this.docker.createImage(this.authFor(ref), { fromImage: repo, tag, ...(signal ? { abortSignal: signal } : {}) })) as unknown as NodeJS.ReadableStream;
     } catch (e) {
-      if (signal?.aborted) throw buildCancelled(ref, signal);
-      throw toBerthError(e, this.socketPath, `pull ${ref}`);
+      if (signal?.aborted) throw new ExternalCommandFailed(`pull of ${ref} cancelled`);
+      const err = toBerthError(e, this.socketPath, `pull ${ref}`);
+      // dockerd answers a refused pull before streaming (e.g. 401/404 from the registry): its message is the reason.
+      throw err instanceof EngineUnavailable ? err : new ExternalCommandFailed(`pulling ${ref} failed: ${dockerMessage(e)}`);
     }
     let failed: string | undefined;
+    // Per layer: bytes downloaded of its size, and whether it is done (pulled, or already there).
+    const layers = new Map<string, { current: number; total: number; done: boolean }>();
+    const report = () => {
+      let bytes = 0;
+      let totalBytes = 0;
+      let done = 0;
+      for (const l of layers.values()) {
+        bytes += l.done ? l.total : l.current;
+        totalBytes += l.total;
+        if (l.done) done++;
+      }
+      onProgress?.({ layers: layers.size, layersDone: done, bytes, totalBytes });
+    };
     await new Promise<void>((resolve, reject) => {
       this.docker.modem.followProgress(stream, (err: unknown) => {
-        if (signal?.aborted) reject(buildCancelled(ref, signal));
+        if (signal?.aborted) reject(new ExternalCommandFailed(`pull of ${ref} cancelled`));
         else if (err) reject(toBerthError(err, this.socketPath, `pull ${ref}`));
         else resolve();
-      }, (ev: { error?: string; errorDetail?: { message?: string } }) => {
+      }, (ev: { id?: string; status?: string; progressDetail?: { current?: number; total?: number }; error?: string; errorDetail?: { message?: string } }) => {
         if (ev.errorDetail || ev.error) failed = ev.errorDetail?.message ?? ev.error ?? 'unknown pull error';
+        if (!ev.id || !ev.status || ev.id === tag) return;
+        const l = layers.get(ev.id) ?? { current: 0, total: 0, done: false };
+        layers.set(ev.id, l);
+        if (ev.status === 'Downloading' && ev.progressDetail) {
+          l.current = ev.progressDetail.current ?? l.current;
+          l.total = ev.progressDetail.total ?? l.total;
+        } else if (ev.status === 'Pull complete' || ev.status === 'Already exists') {
+          l.done = true;
+        }
+        report();
       });
     });
     if (failed !== undefined) throw new ExternalCommandFailed(`pulling ${ref} failed: ${failed}`);

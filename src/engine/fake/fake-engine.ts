@@ -14,10 +14,11 @@ import {
   type ImageInfo,
   type BuildOptions,
   type NetworkInfo,
+  type PullProgress,
 } from '../../core/ports.ts';
 
 /** Calls whose next invocation a test can make fail (`failNext`). */
-export type FailingCall = 'build' | 'push' | 'create' | 'start' | 'stop' | 'remove';
+export type FailingCall = 'build' | 'push' | 'pull' | 'create' | 'start' | 'stop' | 'remove';
 
 interface FakeContainer {
   info: ContainerInfo;
@@ -38,6 +39,8 @@ export class FakeEngine implements Engine {
   readonly calls: string[] = [];
   private readonly containers = new Map<string, FakeContainer>();
   private readonly images: Map<string, string>;
+  /** Images in the registries a pull reads (reference → id). */
+  private readonly remote = new Map<string, string>();
   private readonly volumes = new Map<string, Record<string, string>>();
   private readonly watchers = new Set<(e: EngineEvent) => void>();
   private readonly clock: Clock;
@@ -105,6 +108,23 @@ export class FakeEngine implements Engine {
     const id = this.images.get(source) ?? ([...this.images.values()].includes(source) ? source : undefined);
     if (!id) throw new Error(`no such image: ${source}`);
     this.images.set(`${repo}:${tag}`, id);
+  }
+
+  /** Pulls from the fake's registries (`addRemoteImage`): the local reference then names the remote image's id. */
+  async pull(ref: string, opts: { onProgress?: (p: PullProgress) => void; signal?: AbortSignal } = {}): Promise<void> {
+    this.check();
+    if (opts.signal?.aborted) throw cancelled(`pull of ${ref}`);
+    this.failIfAsked('pull');
+    this.calls.push(`pull ${ref}`);
+    const id = this.remote.get(ref);
+    if (!id) throw new Error(`pulling ${ref} failed: manifest unknown`);
+    opts.onProgress?.({ layers: 1, layersDone: 1, bytes: 1, totalBytes: 1 });
+    this.images.set(ref, id);
+  }
+
+  /** An image the fake's registries hold (a new id each call: a tag that moved). */
+  addRemoteImage(ref: string): void {
+    this.remote.set(ref, `sha256:fakeremote${String(++this.seq).padStart(54, '0')}`);
   }
 
   /** Pushes: the digest is derived from the image id; `repo@digest` then resolves like Docker's RepoDigests. */
