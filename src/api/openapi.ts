@@ -16,6 +16,7 @@ import { uploadBody as certUploadBody } from './cert-routes.ts';
 import { body as templateBody } from './template-routes.ts';
 import { envQuery, getQuery, setBody, unsetBody } from './config-routes.ts';
 import { gcBody, listQuery as imageListQuery } from './image-routes.ts';
+import { loginBody as registryLoginBody } from './registry-login-routes.ts';
 import { bodySchema as promoteBody } from './promote-routes.ts';
 import { registerBody } from './registry-routes.ts';
 import { removeQuery } from './remove-routes.ts';
@@ -96,6 +97,9 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /v1/builds/:id/logs': { summary: "A build's log (?follow=true: until it ends)", query: z.object({ follow: z.enum(['true', 'false', '1', '0']).optional() }), contentType: 'text/plain' },
   'GET /v1/images': { summary: "Images in Berth's registry and why each is kept", query: imageListQuery },
   'POST /v1/images/gc': { summary: 'Collect images the retention rule does not keep', body: gcBody },
+  'GET /v1/registry-logins': { summary: 'Private image registries Berth has credentials for: hosts and users, never passwords' },
+  'PUT /v1/registry-logins/:host': { summary: "Store (sealed) the credentials of an image registry for deployments' pulls", body: registryLoginBody },
+  'DELETE /v1/registry-logins/:host': { summary: "Forget an image registry's credentials", status: 204 },
   'GET /metrics': { summary: 'Prometheus metrics of the server and the instances', contentType: 'text/plain' },
   'GET /v1/metrics/query': { summary: 'A metric series over a time range' },
   'GET /v1/top': { summary: 'CPU and memory of every instance now', query: z.object({ app: z.string().optional(), env: z.string().optional() }) },

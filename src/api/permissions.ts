@@ -101,6 +101,10 @@ export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
 
   // The installation: owners only.
   'GET /v1/images': { action: 'cluster.read' },
+  // Credentials of private image registries (registry-login-routes.ts): hosts and users only when listed.
+  'GET /v1/registry-logins': { action: 'cluster.read' },
+  'PUT /v1/registry-logins/:host': { action: 'cluster.admin' },
+  'DELETE /v1/registry-logins/:host': { action: 'cluster.admin' },
   'POST /v1/images/gc': { action: 'cluster.admin' },
   'GET /v1/metrics/query': { action: 'cluster.read' },
   'GET /v1/top': { action: 'cluster.read' },

@@ -32,6 +32,7 @@ import { registerUser } from './commands/user.ts';
 import { registerTeam } from './commands/team.ts';
 import { registerCert } from './commands/cert.ts';
 import { registerAudit } from './commands/audit.ts';
+import { registerRegistry } from './commands/registry.ts';
 import { VERSION } from '../core/version.ts';
 
 const program = new Command('berth')
@@ -60,7 +61,7 @@ if (json) {
   });
 }
 
-for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages, registerLogin, registerUser, registerTeam, registerCert, registerAudit]) {
+for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages, registerLogin, registerUser, registerTeam, registerCert, registerAudit, registerRegistry]) {
   register(program);
 }
 for (const c of program.commands) c.exitOverride();

@@ -180,7 +180,7 @@ test('a service missing from the new spec is deleted (and its reconciler woken t
   assert.ok(h.store.listEvents({ app: 'shop' }).some((e) => e.kind === 'service.removed' && e.service === 'worker' && e.env === 'prod'));
 });
 
-test('a missing image fails the deployment with a clear message and changes no service', async () => {
+test('a missing image that cannot be pulled fails the deployment with a clear message and changes no service', async () => {
   const h = setup();
   await h.deploy(app(svc('web'), svc('worker'), svc('cron', { image: 'shop/worker:1' })));
   const before = h.snapshot();
@@ -188,7 +188,8 @@ test('a missing image fails the deployment with a clear message and changes no s
   // web changes and cron goes away, but worker's image is not there: none of it may happen.
   const { dep, result } = await h.deploy(app(svc('web', { environment: { MODE: 'debug' } }), svc('worker', { image: 'shop/worker:9' })));
   assert.equal(dep.status, 'failed');
-  assert.match(dep.message, /image shop\/worker:9 of service worker is not on the engine: build it first/);
+  assert.match(dep.message, /^pull of shop\/worker:9 \(service worker\) from registry docker\.io failed: not found: /);
+  assert.ok(h.engine.calls.includes('pull shop/worker:9'), 'a missing image is pulled (pull_policy missing)');
   assert.equal(result, undefined, 'nothing to retry');
   assert.deepEqual(h.snapshot(), before, 'no service or release changed');
   assert.deepEqual(h.enqueued, []);
@@ -410,4 +411,37 @@ test('a long build does not eat the rollout deadline: it counts from when the de
   const dep = h.store.getDeployment(id)!;
   assert.equal(dep.status, 'failed');
   assert.match(dep.message, /^web not healthy within 60s/);
+});
+
+test('pull_policy: missing pulls only what is not here, always pulls a moved tag again (never a digest that is here), never refuses; each pull once per reference', async () => {
+  const h = setup();
+  const pulls = () => h.engine.calls.filter((c) => c.startsWith('pull '));
+  h.engine.addRemoteImage('reg.example.com/shop/db:16');
+  const db = (o: Partial<ServiceSpec> = {}) => svc('db', { image: 'reg.example.com/shop/db:16', ...o });
+  const first = await h.deploy(app(svc('web'), db(), svc('replica', { image: 'reg.example.com/shop/db:16' })));
+  assert.equal(first.dep.status, 'rolling', first.dep.message);
+  assert.deepEqual(pulls(), ['pull reg.example.com/shop/db:16'], 'shop/web:1 is here; db is pulled once for two services');
+  const events = h.store.listEvents({ app: 'shop' }).map((e) => `${e.kind} ${e.message}`);
+  assert.ok(events.includes('image.pulling pulling reg.example.com/shop/db:16 from reg.example.com'), events.join('\n'));
+  assert.ok(events.some((e) => /^image\.pulled pulled reg\.example\.com\/shop\/db:16 \(1\/1 layers/.test(e)), events.join('\n'));
+  const rel1 = h.releaseOf('db')!;
+  // missing (the default): here now, not pulled again even though the registry's tag moved.
+  h.engine.addRemoteImage('reg.example.com/shop/db:16');
+  await h.deploy(app(svc('web'), db(), svc('replica', { image: 'reg.example.com/shop/db:16' })));
+  assert.equal(pulls().length, 1);
+  assert.equal(h.releaseOf('db')!.id, rel1.id);
+  // always: pulled again; the moved tag is a new image, so a new release.
+  await h.deploy(app(svc('web'), db({ pullPolicy: 'always' } as Partial<ServiceSpec>)));
+  assert.equal(pulls().length, 2);
+  assert.notEqual(h.releaseOf('db')!.imageId, rel1.imageId);
+  // never: a missing image is refused without a pull.
+  const never = await h.deploy(app(svc('web'), svc('db', { image: 'reg.example.com/shop/db:17', pullPolicy: 'never' } as Partial<ServiceSpec>)));
+  assert.equal(never.dep.status, 'failed');
+  assert.match(never.dep.message, /^image reg\.example\.com\/shop\/db:17 of service db is not on the engine and its pull_policy is never/);
+  assert.equal(pulls().length, 2);
+  // A refused pull says which image, which registry and what failed.
+  h.engine.failNext('pull', new Error('pulling reg.example.com/shop/db:18 failed: unauthorized: authentication required'));
+  const denied = await h.deploy(app(svc('web'), svc('db', { image: 'reg.example.com/shop/db:18' })));
+  assert.equal(denied.dep.message, 'pull of reg.example.com/shop/db:18 (service db) from registry reg.example.com failed: authentication: ' +
+    'unauthorized: authentication required: Berth has no credentials for reg.example.com: run `berth registry login reg.example.com`');
 });

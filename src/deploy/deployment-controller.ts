@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { buildImagesReady, type DeploymentBuildsPort } from '../core/deployments.ts';
-import type { Clock, EngineImages, Logger } from '../core/ports.ts';
+import { isDigestRef, pullDecision, pullFailureMessage, registryOf } from '../core/image-ref.ts';
+import type { Clock, EngineImages, Logger, PullProgress } from '../core/ports.ts';
 import type { ServiceSpec } from '../core/spec/types.ts';
 import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore, InstanceStore, ReleaseRecord } from '../core/store.ts';
 import { waitingOn } from '../core/views.ts';
@@ -14,7 +15,7 @@ export function deploymentKey(id: string): string {
 
 export interface DeploymentControllerDeps {
   store: DeploymentStore & DesiredStateStore & InstanceStore & EventStore;
-  engine: Pick<EngineImages, 'imageId'>;
+  engine: Pick<EngineImages, 'imageId' | 'pull'>;
   clock: Clock;
   logger: Logger;
   newId: () => string;
@@ -28,6 +29,16 @@ export interface DeploymentControllerDeps {
   builds?: DeploymentBuildsPort;
   /** How long a deployment waits for its services' replicas when a release does not say (x-berth.update.deadline). */
   releaseDeadlineMs?: number;
+  /** Whether Berth has credentials for a registry (`berth registry login`): a refused pull says what to do. */
+  loggedIn?: (registry: string) => boolean;
+}
+
+/** A pull's progress is an event at most this often (the deploy's output shows it). */
+const PULL_PROGRESS_EVERY_MS = 2000;
+
+function pullProgressText(p: PullProgress): string {
+  const mb = (n: number) => (n / 1024 / 1024).toFixed(1);
+  return `${p.layersDone}/${p.layers} layers, ${mb(p.bytes)}/${mb(p.totalBytes)} MB`;
 }
 
 /**
@@ -54,6 +65,9 @@ function stableJson(v: unknown): string {
  * longer in the spec; then follows the releases until all are healthy or one failed.
  */
 export class DeploymentController {
+  /** When this server last pulled each reference (pull_policy daily / weekly / every_<d>). */
+  private readonly lastPulled = new Map<string, number>();
+
   constructor(private readonly d: DeploymentControllerDeps) {}
 
   async reconcile(id: string): Promise<Result> {
@@ -76,13 +90,27 @@ export class DeploymentController {
       store.updateDeployment(dep.id, { status: 'building' });
     }
     const images = new Map<string, string>();
+    // One pull per reference, whichever services share it.
+    const pulled = new Map<string, Promise<string | undefined>>();
     for (const svc of services) {
-      const ref = refs.get(svc.name) ?? svc.image;
-      const imageId = await engine.imageId(ref);
-      if (!imageId) {
-        return this.fail(dep, refs.has(svc.name)
-          ? `image ${ref} built for service ${svc.name} is no longer on the engine: deploy again`
-          : `image ${svc.image} of service ${svc.name} is not on the engine: build it first or add a build: section (no registry pulls here)`);
+      const built = refs.get(svc.name);
+      let imageId: string | undefined;
+      if (built) {
+        imageId = await engine.imageId(built);
+        if (!imageId) return this.fail(dep, `image ${built} built for service ${svc.name} is no longer on the engine: deploy again`);
+      } else {
+        const policy = (svc as { pullPolicy?: string }).pullPolicy;
+        let p = pulled.get(svc.image);
+        if (!p) pulled.set(svc.image, (p = this.pulledImage(dep, svc.name, svc.image, policy)));
+        try {
+          imageId = await p;
+        } catch (err) {
+          return this.fail(dep, (err as Error).message);
+        }
+        if (!imageId) {
+          return this.fail(dep, `image ${svc.image} of service ${svc.name} is not on the engine and its pull_policy is never: ` +
+            'build or load it there first, or let Berth pull it (pull_policy: missing)');
+        }
       }
       images.set(svc.name, imageId);
     }
@@ -162,6 +190,47 @@ export class DeploymentController {
       out.set(svc.name, ref);
     }
     return out;
+  }
+
+  /**
+   * The id of an image a service runs, pulled as its `pull_policy` says (Compose's meaning: `missing`
+   * by default; `always` also re-pulls a tag that may have moved, never a digest already here;
+   * `daily`/`weekly`/`every_<d>` when this server has not pulled it for that long). Undefined when
+   * it is missing and may not be pulled; a failed pull throws a message naming the image, the
+   * registry and what failed. Progress goes to the deployment's events, at most one line every 2 s.
+   */
+  private async pulledImage(dep: DeploymentRecord, service: string, ref: string, policy: string | undefined): Promise<string | undefined> {
+    const { engine, clock } = this.d;
+    const decision = pullDecision(policy);
+    const have = await engine.imageId(ref);
+    const last = this.lastPulled.get(ref);
+    const want = decision.pull === 'if-older' ? !have || last === undefined || clock.now() - last >= decision.maxAgeMs
+      : decision.pull === 'never' ? false
+        : decision.pull === 'if-missing' ? !have
+          : !have || !isDigestRef(ref);
+    if (!want) return have;
+    const registry = registryOf(ref);
+    this.event(dep, service, 'image.pulling', `pulling ${ref} from ${registry}${have ? ` (pull_policy: ${policy})` : ''}`);
+    let shown = 0;
+    let lastProgress: PullProgress | undefined;
+    try {
+      await engine.pull(ref, {
+        onProgress: (p) => {
+          lastProgress = p;
+          const now = clock.now();
+          if (now - shown < PULL_PROGRESS_EVERY_MS) return;
+          shown = now;
+          this.event(dep, service, 'image.pulling', `pulling ${ref}: ${pullProgressText(p)}`);
+        },
+      });
+    } catch (err) {
+      throw new Error(pullFailureMessage(service, ref, (err as Error).message, this.d.loggedIn?.(registry) ?? false));
+    }
+    this.lastPulled.set(ref, clock.now());
+    const id = await engine.imageId(ref);
+    this.event(dep, service, 'image.pulled', `pulled ${ref}${lastProgress ? ` (${pullProgressText(lastProgress)})` : ''}` +
+      `${have && id !== have ? ': a newer image than the one here' : have ? ': unchanged' : ''}`);
+    return id;
   }
 
   private follow(dep: DeploymentRecord): Result {

@@ -18,7 +18,7 @@ import { startDns } from './dns-wiring.ts';
 import { TemplateRenderer } from '../templates/index.ts';
 import { registerTemplateRoutes } from '../api/template-routes.ts';
 import { registerConfigRoutes } from '../api/config-routes.ts';
-import { ConfigStore, FileMountRoot, SecretBox, SpecFiles, externalKeys, loadSecretKey, mountsOf, startConfigRollout, sweepConfigFiles, writeConfigFiles } from '../config/index.ts';
+import { ConfigStore, FileMountRoot, RegistryLogins, SecretBox, SpecFiles, externalKeys, loadSecretKey, mountsOf, startConfigRollout, sweepConfigFiles, writeConfigFiles } from '../config/index.ts';
 import { buildApi } from '../api/index.ts';
 import { knownApps } from '../api/known.ts';
 import { Authenticator, ensureAdminToken } from '../auth/index.ts';
@@ -33,6 +33,7 @@ import { parseAppSpec } from '../api/spec-schema.ts';
 import { BuildController, BuildLog, GitRepos, PushPipeline, WebhookDeliveries, isFinished, type BuildRecord } from '../build/index.ts';
 import { registerPromoteRoutes } from '../api/promote-routes.ts';
 import { registerImageRoutes } from '../api/image-routes.ts';
+import { registerRegistryLoginRoutes } from '../api/registry-login-routes.ts';
 import { ImageJanitor } from '../images/image-janitor.ts';
 import { LocalRegistry } from '../images/registry-process.ts';
 import { registerWebhookRoutes } from '../api/webhook-routes.ts';
@@ -100,6 +101,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   pruneAudit();
   const auditPruner = setInterval(pruneAudit, 6 * 3_600_000);
   auditPruner.unref();
+  // Credentials of private image registries (`berth registry login`), sealed with the same key.
+  const registryLogins = new RegistryLogins(join(cfg.dataDir, 'registry-logins.json'), secretBox, clock);
   const keyProblem = config.keyProblem();
   if (keyProblem) logger.warn(keyProblem);
   const cluster = await clusterId(cfg.dataDir);
@@ -164,7 +167,9 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // `docker` also serves `berth exec` (api's ExecPort) for containers the API picks from this server's own records.
   const docker = new DockerEngine({
     socketPath: cfg.dockerSocket, builder: cfg.builder, logger: logger.child({ component: 'engine' }),
-    registryAuth: (host) => (host === imageRegistry.host ? imageRegistry.credentials : undefined), networkPool: cfg.networkPool,
+    // Berth's own registry's, or those of a `berth registry login`: decrypted per request, never written out.
+    registryAuth: (host) => (host === imageRegistry.host ? imageRegistry.credentials : registryLogins.credentials(host)),
+    networkPool: cfg.networkPool,
   });
   const engine: Engine = scopedEngine(docker, scope);
   // Certificates (tls/): keys sealed in tls.db with the secrets' key; the files nginx reads are
@@ -336,6 +341,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const deployments = new DeploymentController({
     store, engine, clock, logger: logger.child({ component: 'deployments' }), newId: () => shortId(10), enqueueService, applyRoutes,
     configVersion: (app, env) => config.version(app, env), builds, releaseDeadlineMs: cfg.releaseDeadlineMs,
+    loggedIn: (host) => registryLogins.has(host),
   });
 
   const logStore = new LogStore(join(cfg.dataDir, 'logs.db'), { clock });
@@ -433,6 +439,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       ...store.listDeployments({ status: ['pending', 'building'] }).flatMap((d) => Object.values((d.buildId && builds.get(d.buildId)?.images) || {}))],
   }) : undefined;
   registerImageRoutes(api, { images: imageJanitor, known });
+  registerRegistryLoginRoutes(api, { logins: registryLogins });
   imageJanitor?.start();
 
   // `berth rm` says what it leaves; `berth rm --purge` removes it, step by step (purge/).

@@ -27,6 +27,8 @@ import { registerAlertRoutes } from '../../src/api/alert-routes.ts';
 import { registerConfigRoutes } from '../../src/api/config-routes.ts';
 import { registerGitRoutes } from '../../src/api/git-routes.ts';
 import { registerImageRoutes } from '../../src/api/image-routes.ts';
+import { registerRegistryLoginRoutes } from '../../src/api/registry-login-routes.ts';
+import { RegistryLogins } from '../../src/config/index.ts';
 import { registerMetricsRoutes } from '../../src/api/metrics-routes.ts';
 import { registerPromoteRoutes } from '../../src/api/promote-routes.ts';
 import { registerRegistryRoutes } from '../../src/api/registry-routes.ts';
@@ -168,6 +170,7 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
   registerGitRoutes(api, { repos, builds: buildCtl, logger: silentLogger, known });
   registerPromoteRoutes(api, { store, deployments, known });
   registerImageRoutes(api, { images: undefined, known });
+  registerRegistryLoginRoutes(api, { logins: new RegistryLogins(join(dir, 'registry-logins.json'), new SecretBox(randomBytes(32)), clock) });
   registerRemoveRoutes(api, {
     store, clock, known, enqueueService, enqueuePurge: (a) => void calls.push(`purge ${a}`), unfinishedBuilds: () => [],
     remains: async (app) => ({ app, config: [], releases: 0, deployments: 0, events: 0, builds: 0, repository: false, webhookSource: false, images: 0,
