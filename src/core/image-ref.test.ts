@@ -35,8 +35,10 @@ test('pull_policy: when to pull', () => {
   assert.deepEqual(pullDecision(undefined), { pull: 'if-missing' });
   assert.deepEqual(pullDecision('if_not_present'), { pull: 'if-missing' });
   assert.deepEqual(pullDecision('always'), { pull: 'always' });
+  assert.deepEqual(pullDecision('refresh'), { pull: 'always' });
   assert.deepEqual(pullDecision('never'), { pull: 'never' });
   assert.deepEqual(pullDecision('daily'), { pull: 'if-older', maxAgeMs: 86_400_000 });
   assert.deepEqual(pullDecision('every_12h'), { pull: 'if-older', maxAgeMs: 43_200_000 });
   assert.deepEqual(pullDecision('every_90'), { pull: 'if-older', maxAgeMs: 90_000 });
+  assert.deepEqual(pullDecision('every_1h30m'), { pull: 'if-older', maxAgeMs: 5_400_000 });
 });

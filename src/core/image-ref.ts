@@ -88,6 +88,7 @@ export function pullDecision(policy: string | undefined): PullDecision {
     case 'build':
       return { pull: 'if-missing' };
     case 'always':
+    case 'refresh':
       return { pull: 'always' };
     case 'never':
       return { pull: 'never' };
@@ -96,9 +97,14 @@ export function pullDecision(policy: string | undefined): PullDecision {
     case 'weekly':
       return { pull: 'if-older', maxAgeMs: UNIT_MS.w! };
     default: {
-      // every_<n><unit>, unit s m h d w (Compose: every_12h); a bare number is seconds.
-      const m = /^every_(\d+)([smhdw]?)$/.exec(policy);
-      if (m) return { pull: 'if-older', maxAgeMs: Number(m[1]) * UNIT_MS[m[2] || 's']! };
+      // every_<duration> (Compose: every_12h, every_1h30m); a bare number is seconds.
+      const body = /^every_(.+)$/.exec(policy)?.[1];
+      if (body && /^\d+$/.test(body)) return { pull: 'if-older', maxAgeMs: Number(body) * 1000 };
+      if (body && /^(\d+[wdhms])+$/.test(body)) {
+        let ms = 0;
+        for (const [, n, u] of body.matchAll(/(\d+)([wdhms])/g)) ms += Number(n) * UNIT_MS[u!]!;
+        return { pull: 'if-older', maxAgeMs: ms };
+      }
       return { pull: 'if-missing' };
     }
   }

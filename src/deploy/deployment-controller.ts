@@ -99,7 +99,7 @@ export class DeploymentController {
         imageId = await engine.imageId(built);
         if (!imageId) return this.fail(dep, `image ${built} built for service ${svc.name} is no longer on the engine: deploy again`);
       } else {
-        const policy = (svc as { pullPolicy?: string }).pullPolicy;
+        const policy = svc.pullPolicy;
         let p = pulled.get(svc.image);
         if (!p) pulled.set(svc.image, (p = this.pulledImage(dep, svc.name, svc.image, policy)));
         try {
