@@ -141,6 +141,10 @@ describe('app networks', () => {
     assert.match(await sh(preProbe, 'nc -w 2 db 5432 </dev/null 2>&1; echo "exit $?"'), /exit 1$/);
     assert.match(await sh(preProbe, 'nc -w 3 web 8000 </dev/null >/dev/null 2>&1 & sleep 0; echo -e "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 3 web 8000 | tail -n 1'), /^pre v1 /);
 
+    // The ingress reaches the instance on its bridge address and native port (no docker-proxy in the way).
+    const preWebIp = await docker('inspect', preWeb, '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}');
+    await waitFor(async () => (await h.nginxConf()).split('\n').some((l) => preWebIp.trim().split(' ').some((ip) => l.includes(`server ${ip}:8000`))),
+    { timeoutMs: 15_000, intervalMs: 200, what: 'nginx upstream at the container address' });
     // Each web instance's port is its container port 8000, published on the allocated port on loopback only.
     const st = (await h.api('GET', `/v1/apps/${APP}?env=pre`)).json.services.find((s: { name: string }) => s.name === 'web');
     const inst = st.instances[0] as { port: number; address: string };

@@ -140,6 +140,8 @@ export interface ContainerInfo {
   healthLog?: { exitCode: number; output: string };
   /** Host the container runs on (engine's host name/id). */
   host: string;
+  /** App-network mode: the container's address on its first network (reachable from its host). */
+  ip?: string;
 }
 
 export interface ImageInfo {

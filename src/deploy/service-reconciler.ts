@@ -50,6 +50,11 @@ export interface ServiceReconcilerDeps {
    * the deploy is caught) and the container mounts the path as resolved then.
    */
   hostPaths?: HostPathPolicy;
+  /**
+   * App-network instances' container address and native port, by instance id, kept by the reconciler
+   * from what the engine reports: the ingress goes there directly (the published port is the fallback).
+   */
+  directAddresses?: Map<string, { address: string; port: number }>;
   /** The installation's cluster id: app networks are named with it (container-spec.ts networkName). */
   networkScope?: string;
   /** One HTTP/TCP health probe of an instance (reload by signal; the port check of Compose-healthchecked services). */
@@ -108,7 +113,7 @@ export class ServiceReconciler {
 
     const sync = await this.syncHealth(w, records, byInstance, release);
     w.flush();
-    let touched = sync.changed;
+    let touched = sync.changed || this.noteDirectAddresses(w, records, byInstance);
     const views = records.map((r) => view(r, byInstance.get(r.id)));
     if (svc && release) {
       const reload = await this.reloadInPlace(w, k, svc, release, records, byInstance);
@@ -374,6 +379,27 @@ export class ServiceReconciler {
     w.event(inst, 'instance.started', `instance ${inst.id} started on ${inst.host}:${inst.port} (release ${rel.seq})`);
   }
 
+  /** Keeps the direct addresses of this service's app-network instances current; true when one changed. */
+  private noteDirectAddresses(w: RoundWrites, records: InstanceRecord[], byInstance: Map<string, ContainerInfo>): boolean {
+    const direct = this.d.directAddresses;
+    if (!direct) return false;
+    let changed = false;
+    for (const r of records) {
+      const c = byInstance.get(r.id);
+      const spec = w.release(r.releaseId)?.spec;
+      const want = c?.running && c.ip && spec?.networkMode === 'app' && spec.port !== undefined ? { address: c.ip, port: spec.port } : undefined;
+      const have = direct.get(r.id);
+      if (want && (have?.address !== want.address || have.port !== want.port)) {
+        direct.set(r.id, want);
+        changed = true;
+      } else if (!want && have) {
+        direct.delete(r.id);
+        changed = true;
+      }
+    }
+    return changed;
+  }
+
   /** Starts an instance's container; a refusal (a host port taken) is the instance's event, and the round's error. */
   private async startContainer(w: RoundWrites, inst: InstanceRecord, containerId: string): Promise<void> {
     try {
@@ -440,6 +466,7 @@ export class ServiceReconciler {
     }
     w.deleteInstance(id);
     this.announced.delete(id);
+    this.d.directAddresses?.delete(id);
   }
 
   /** What the release's first instances wait for (depends_on), or undefined. */

@@ -7,9 +7,10 @@ import { canonicalRouteKey, upstreamName } from '../core/spec/routes.ts';
  * Each route carries its owner and an upstream name that cannot collide (`app.env.service.index`).
  * When two services claim one host and path (deployed concurrently, or stored before hosts were
  * normalised), each such route also carries when its service first claimed it, so the ingress keeps
- * the first owner and refuses the other.
+ * the first owner and refuses the other. `direct`: where the ingress reaches an app-network instance
+ * without its published port (its container's address and native port), by instance id.
  */
-export function buildRouteTable(store: DesiredStateStore & InstanceStore): IngressRoute[] {
+export function buildRouteTable(store: DesiredStateStore & InstanceStore, direct?: ReadonlyMap<string, { address: string; port: number }>): IngressRoute[] {
   const routes: IngressRoute[] = [];
   const instances = store.listInstances();
   for (const svc of store.listServices()) {
@@ -20,7 +21,9 @@ export function buildRouteTable(store: DesiredStateStore & InstanceStore): Ingre
     const backends = instances
       .filter((i) => i.app === svc.app && i.env === svc.env && i.service === svc.name && i.state === 'running' && i.health === 'healthy')
       .filter((i) => routed === undefined || i.releaseId === routed)
-      .map((i) => ({ address: i.address, port: i.port, instance: i.id }));
+      // App-network instances: straight to the container on its bridge when known (docker-proxy's
+      // userspace copy of the published port costs a third of the throughput), else the published port.
+      .map((i) => ({ ...(direct?.get(i.id) ?? { address: i.address, port: i.port }), instance: i.id }));
     const owner = { app: svc.app, env: svc.env, service: svc.name };
     rel.spec.routes.forEach((r, idx) => {
       const route: IngressRoute = { upstream: upstreamName(owner, idx), path: r.path, backends, owner };

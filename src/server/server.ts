@@ -107,6 +107,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   if (keyProblem) logger.warn(keyProblem);
   const cluster = await clusterId(cfg.dataDir);
   const scope = { [LABEL.cluster]: cluster };
+  /** App-network instances' container address and native port: the ingress reaches them there (kept by the service reconciler). */
+  const directAddresses = new Map<string, { address: string; port: number }>();
   // Decrypted configuration files for containers: only root may look in; each app/env's directory is
   // mounted into its containers, which read it through the config group (configGid).
   await mkdir(join(cfg.runDir, cluster), { recursive: true, mode: 0o700 });
@@ -180,7 +182,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const routeChanges: { apply?: () => void } = {};
   const certs = new CertManager({
     store: certStore, fileDir: join(cfg.runDir, cluster, 'tls'), events: store, clock, logger,
-    routes: () => buildRouteTable(store), changed: () => routeChanges.apply?.(), retryBaseMs: cfg.acmeRetryBaseMs,
+    routes: () => buildRouteTable(store, directAddresses), changed: () => routeChanges.apply?.(), retryBaseMs: cfg.acmeRetryBaseMs,
     ...(cfg.acme ? {
       issuer: new AcmeIssuer({
         directoryUrl: cfg.acme.directoryUrl, ...(cfg.acme.email ? { email: cfg.acme.email } : {}),
@@ -232,7 +234,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // The registry (DNS, watchers) follows the same changes.
   const applyRoutes = () => {
     registry.refresh();
-    ingress.apply(certs.decorate(buildRouteTable(store)));
+    ingress.apply(certs.decorate(buildRouteTable(store, directAddresses)));
     // A new host may want a certificate (coalesced; cheap when nothing is due).
     certs.wake();
   };
@@ -278,7 +280,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
 
   const health = new HealthMonitor(store, clock, logger.child({ component: 'health' }), (inst) => manager.emit('instance.health', inst));
   const services = new ServiceReconciler({
-    store, engine, clock, logger: logger.child({ component: 'reconciler' }), newId: () => shortId(10), hostAddress: '127.0.0.1', networkScope: cluster,
+    store, engine, clock, logger: logger.child({ component: 'reconciler' }), newId: () => shortId(10), hostAddress: '127.0.0.1', networkScope: cluster, directAddresses,
     portRange: cfg.portRange, isPortFree: hostPortChecker(), routesChanged, resolvConf: dns.resolvConf, hostPaths,
     instancesChanged: () => {
       health.refresh();

@@ -997,6 +997,8 @@ export class DockerEngine implements Engine, ExecPort {
       ...(lastCheck ? { healthLog: { exitCode: lastCheck.ExitCode ?? -1, output: lastCheck.Output ?? '' } } : {}),
       host: this.hostName,
     };
+    const ip = Object.entries(c.NetworkSettings?.Networks ?? {}).find(([name, n]) => name !== 'host' && n?.IPAddress)?.[1]?.IPAddress;
+    if (ip) info.ip = ip;
     const started = st.StartedAt && st.StartedAt !== ZERO_TIME;
     if (started) info.startedAt = st.StartedAt;
     if (st.FinishedAt && st.FinishedAt !== ZERO_TIME) info.finishedAt = st.FinishedAt;
