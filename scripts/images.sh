@@ -4,7 +4,9 @@
 #   berth/busybox:latest  static busybox + applet symlinks, /etc/passwd, /tmp.
 #   berth/node:20         the host's node binary + the libraries ldd lists
 #                         (and the dynamic loader), static busybox for sh and
-#                         common tools, CA certificates.
+#                         common tools, CA certificates, and the host's npm
+#                         (so `RUN npm install --offline` / `npm ci --offline`
+#                         works for vendored or file: dependencies).
 #
 # Idempotent: each image carries a label `berth.input` = hash of its inputs
 # (recipe version, busybox and node binaries); an image whose label matches is
@@ -14,13 +16,18 @@ source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 BERTH_LOG_TAG=images
 
 # Bump when the recipe below changes so existing images are rebuilt.
-RECIPE_VERSION=2
+RECIPE_VERSION=3
 
 BUSYBOX_IMAGE=berth/busybox:latest
 NODE_IMAGE=berth/node:20
 
 BUSYBOX_BIN=/bin/busybox
 NODE_BIN=$(readlink -f "$(command -v node)")
+# The host's npm package (Debian's nodejs, or NodeSource's, puts it here).
+NPM_DIR=""
+for d in /usr/lib/node_modules/npm /usr/local/lib/node_modules/npm /usr/share/nodejs/npm; do
+  [[ -f $d/package.json ]] && { NPM_DIR=$d; break; }
+done
 
 WORK=$(mktemp -d /tmp/berth-images.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
@@ -116,7 +123,7 @@ copy_path() {
 
 build_node() {
   local hash t0
-  hash=$(hash_inputs "$NODE_IMAGE" "$BUSYBOX_BIN" "$NODE_BIN")
+  hash=$(hash_inputs "$NODE_IMAGE" "$BUSYBOX_BIN" "$NODE_BIN" ${NPM_DIR:+"$NPM_DIR/package.json"})
   if up_to_date "$NODE_IMAGE" "$hash"; then
     log "$NODE_IMAGE up to date ($hash)"
     return 0
@@ -141,6 +148,16 @@ build_node() {
   # Loader cache for the copied libraries (harmless if ldconfig is absent).
   if have ldconfig; then ldconfig -r "$r" 2>/dev/null || true; fi
 
+  # npm (and npx), as the host has it: node apps with dependencies build with `RUN npm ci --offline`.
+  if [[ -n $NPM_DIR ]]; then
+    mkdir -p "$r/usr/lib/node_modules"
+    cp -a "$NPM_DIR" "$r/usr/lib/node_modules/npm"
+    ln -s ../lib/node_modules/npm/bin/npm-cli.js "$r/usr/bin/npm"
+    ln -s ../lib/node_modules/npm/bin/npx-cli.js "$r/usr/bin/npx"
+  else
+    warn "npm not found on the host: $NODE_IMAGE is built without it"
+  fi
+
   # CA bundle so https works from inside the image.
   if [[ -r /etc/ssl/certs/ca-certificates.crt ]]; then
     mkdir -p "$r/etc/ssl/certs"
@@ -155,6 +172,11 @@ build_node() {
   local v
   v=$(docker run --rm --network host "$NODE_IMAGE" node -e 'console.log(process.version)' 2>&1) ||
     die "$NODE_IMAGE does not run node: $v"
+  if [[ -n $NPM_DIR ]]; then
+    local n
+    n=$(docker run --rm --network none "$NODE_IMAGE" npm --version 2>&1) || die "$NODE_IMAGE does not run npm: $n"
+    v="$v, npm $n"
+  fi
   log "$NODE_IMAGE built in $(elapsed_since "$t0") (node $v, $hash)"
 }
 

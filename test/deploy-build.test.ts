@@ -97,6 +97,32 @@ ${extra}`;
     assert.equal((await builds()).length, 2);
   });
 
+  test('a Node app with a dependency builds on berth/node:20 with RUN npm install --offline (a file: package, no registry)', async () => {
+    const dir = join(work, 'nodeapp');
+    await mkdir(join(dir, 'vendor', 'greet'), { recursive: true });
+    await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'nodeapp', version: '1.0.0', private: true, dependencies: { greet: 'file:vendor/greet' } }));
+    await writeFile(join(dir, 'vendor', 'greet', 'package.json'), JSON.stringify({ name: 'greet', version: '1.0.0', main: 'index.js' }));
+    await writeFile(join(dir, 'vendor', 'greet', 'index.js'), "module.exports = (n) => `hello ${n} from a dependency`;\n");
+    await writeFile(join(dir, 'server.js'), "console.log(require('greet')('berth'));\nsetInterval(() => {}, 1 << 30);\nprocess.on('SIGTERM', () => process.exit(0));\n");
+    await writeFile(join(dir, 'Dockerfile'), [
+      'FROM berth/node:20', 'WORKDIR /app', 'COPY package.json ./', 'COPY vendor ./vendor',
+      'RUN npm install --offline --no-audit --no-fund', 'COPY server.js ./', 'CMD ["node", "server.js"]', '',
+    ].join('\n'));
+    await writeFile(join(work, 'node.yaml'), `name: nodedeps\nservices:\n  app:\n    build: ./nodeapp\n    stop_grace_period: 1s\n`);
+    const r = await deploy('node.yaml', ['--timeout', '3m']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /RUN npm install --offline/);
+    assert.match(r.stderr, /added 1 package/);
+    const [c] = await h.containers('nodedeps');
+    assert.ok(c, 'the app runs');
+    const logs = await waitFor(async () => {
+      const out = await docker('logs', c.id);
+      return out.includes('hello berth from a dependency') ? out : undefined;
+    }, { timeoutMs: 20_000, intervalMs: 100, what: 'the app to print what its dependency returns' });
+    assert.match(logs, /hello berth from a dependency/);
+    await h.cli(['rm', 'nodedeps']);
+  });
+
   test('a bad --timeout is refused before anything is deployed (exit 2)', async () => {
     const before = (await builds()).length;
     const r = await deploy('compose.yaml', ['--timeout', '5x']);
