@@ -127,6 +127,8 @@ test('fixture valid-full.yaml: anchors, build, env_file, volumes, limits, health
     [
       '3:1 version: the `version` key is obsolete and ignored; remove it',
       '10:3 services.api.restart: ignored: deploy.restart_policy is also set and takes precedence; keep only one of them',
+      '33:7 services.api.volumes: the 3 replicas all write to volume "uploads" at once (releases roll as usual): only software made to share one data directory works so; keep one replica for a database',
+      '81:7 services.db.volumes: stateful: releases stop the old container before starting the new one (a short gap), so two processes never open volume "pgdata" at once; set x-berth.update.strategy to choose otherwise',
       '86:5 services.db.container_name: ignored: Berth names containers itself, one per instance',
     ],
   );

@@ -96,6 +96,7 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
   // Compose clients reach a service by the name the file gives it (`with_depends_on`); Berth's name is the derived one.
   if (spec.composeName !== undefined) for (const n of spec.networks ?? []) if (!n.aliases.includes(spec.composeName)) n.aliases.push(spec.composeName);
   else if (raw.expose !== undefined) ctx.diag.warn(at('expose'), 'ignored: the service runs on the host network, where every port it listens on is reachable', 'key');
+  statefulUpdates(ctx, path, raw, spec);
   if (ext.test) spec.test = ext.test;
   Object.assign(spec, securityOf(ctx, path, raw), runtimeOf(ctx, path, raw));
   if (spec.sysctls && mode === 'host') {
@@ -127,6 +128,35 @@ function applyAppNetworking(ctx: SpecContext, path: SpecPath, raw: Json, spec: S
         'use strategy: recreate, or drop the host port');
     }
   }
+}
+
+/**
+ * A service writing to a named volume keeps its data there: two processes must not open one data
+ * directory (a database's files), so the releases of its one replica stop the old container before
+ * starting the new one unless `x-berth.update.strategy` says otherwise — then it is warned. Several
+ * replicas share the volume anyway (warned). Read-only mounts share safely.
+ */
+function statefulUpdates(ctx: SpecContext, path: SpecPath, raw: Json, spec: ServiceSpec): void {
+  const data = spec.volumes.filter((v) => v.type === 'volume' && !v.readOnly).map((v) => v.source);
+  if (data.length === 0 || !spec.update) return;
+  const names = data.map((d) => `"${d}"`).join(', ');
+  const xBerth = isRecord(raw['x-berth']) ? raw['x-berth'] : undefined;
+  const explicit = isRecord(xBerth?.update) && xBerth.update.strategy !== undefined;
+  if (spec.replicas > 1) {
+    // They open it at once anyway: stopping first during releases would only add a gap.
+    ctx.diag.warn([...path, 'volumes'], `the ${spec.replicas} replicas all write to volume ${names} at once (releases roll as usual): ` +
+      'only software made to share one data directory works so; keep one replica for a database');
+    return;
+  }
+  if (spec.update.strategy === 'recreate' || spec.update.strategy === 'reload') return;
+  if (!explicit) {
+    spec.update = { ...spec.update, strategy: 'recreate' };
+    ctx.diag.warn([...path, 'volumes'], `stateful: releases stop the old container before starting the new one (a short gap), so two processes never open volume ${names} at once; ` +
+      'set x-berth.update.strategy to choose otherwise');
+    return;
+  }
+  ctx.diag.warn([...path, 'x-berth', 'update', 'strategy'], `the ${spec.update.strategy} strategy runs the old and the new container at once, both writing to volume ${names}: ` +
+    'a database would be opened twice; use strategy: recreate unless the software is made for it');
 }
 
 /** Diagnostics that drop what they are told (a look-ahead parse whose problems are reported later). */
