@@ -20,6 +20,7 @@ import { loginBody as registryLoginBody } from './registry-login-routes.ts';
 import { bodySchema as promoteBody } from './promote-routes.ts';
 import { registerBody } from './registry-routes.ts';
 import { removeQuery } from './remove-routes.ts';
+import { volumesQuery } from './volume-routes.ts';
 import { loginBody, passwordBody, userBody } from './auth-routes.ts';
 import { auditQueryDoc } from './audit.ts';
 import { grantBody, grantsQuery, teamBody, tokenBody } from './team-routes.ts';
@@ -100,6 +101,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /v1/registry-logins': { summary: 'Private image registries Berth has credentials for: hosts and users, never passwords' },
   'PUT /v1/registry-logins/:host': { summary: "Store (sealed) the credentials of an image registry for deployments' pulls", body: registryLoginBody },
   'DELETE /v1/registry-logins/:host': { summary: "Forget an image registry's credentials", status: 204 },
+  'GET /v1/volumes': { summary: 'Named volumes of apps: size and who mounts them', query: volumesQuery },
   'GET /metrics': { summary: 'Prometheus metrics of the server and the instances', contentType: 'text/plain' },
   'GET /v1/metrics/query': { summary: 'A metric series over a time range' },
   'GET /v1/top': { summary: 'CPU and memory of every instance now', query: z.object({ app: z.string().optional(), env: z.string().optional() }) },

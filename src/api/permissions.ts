@@ -105,6 +105,7 @@ export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
   'GET /v1/registry-logins': { action: 'cluster.read' },
   'PUT /v1/registry-logins/:host': { action: 'cluster.admin' },
   'DELETE /v1/registry-logins/:host': { action: 'cluster.admin' },
+  'GET /v1/volumes': read('query'),
   'POST /v1/images/gc': { action: 'cluster.admin' },
   'GET /v1/metrics/query': { action: 'cluster.read' },
   'GET /v1/top': { action: 'cluster.read' },

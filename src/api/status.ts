@@ -1,4 +1,5 @@
 import type { Clock } from '../core/ports.ts';
+import type { ServiceSpec } from '../core/spec/types.ts';
 import type { DesiredStateStore, InstanceRecord, InstanceStore, ServiceRecord } from '../core/store.ts';
 import { crashSummary } from '../core/health-notes.ts';
 import { COMPLETED_REASON } from '../core/plan/index.ts';
@@ -63,9 +64,17 @@ export function serviceStatus(store: Pick<DesiredStateStore, 'getRelease'> & Pic
     failures: s.failures,
     ...(s.nextStartAt > now ? { nextStartAt: s.nextStartAt } : {}),
     strategy: rel?.spec.update?.strategy ?? 'rolling',
+    ...stopFirstReason(rel?.spec),
     ...(s.routedReleaseId ? { routedRelease: seq(s.routedReleaseId) } : {}),
     reload: { requestedAt: s.reloadRequestedAt ?? 0, doneAt: s.reloadedAt ?? 0 },
     ...(crash ? { lastCrash: crash } : {}),
     instances,
   };
+}
+
+/** A stop-first service that keeps data in named volumes says so (the parser chose recreate for it, or its author did). */
+function stopFirstReason(spec: ServiceSpec | undefined): { strategyReason?: string } {
+  if (spec?.update?.strategy !== 'recreate') return {};
+  const data = spec.volumes.filter((v) => v.type === 'volume' && !v.readOnly).map((v) => v.source);
+  return data.length ? { strategyReason: `releases stop the old container first: it keeps data in volume ${data.join(', ')}` } : {};
 }

@@ -24,6 +24,7 @@ import { registerAlert } from './commands/alert.ts';
 import { registerBuilds } from './commands/builds.ts';
 import { registerPromote } from './commands/promote.ts';
 import { registerImages } from './commands/images.ts';
+import { registerVolumes } from './commands/volumes.ts';
 import { registerApps } from './commands/apps.ts';
 import { registerRestart } from './commands/restart.ts';
 import { registerExec } from './commands/exec.ts';
@@ -61,7 +62,7 @@ if (json) {
   });
 }
 
-for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages, registerLogin, registerUser, registerTeam, registerCert, registerAudit, registerRegistry]) {
+for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages, registerVolumes, registerLogin, registerUser, registerTeam, registerCert, registerAudit, registerRegistry]) {
   register(program);
 }
 for (const c of program.commands) c.exitOverride();

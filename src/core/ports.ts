@@ -277,6 +277,21 @@ export interface EngineVolumes {
    * naming it (nothing is forced: its data would go while something runs on it).
    */
   removeVolume(name: string): Promise<boolean>;
+  /**
+   * What the engine knows of these volumes (Docker's disk usage): size in bytes (null when the engine
+   * has not measured it) and how many containers mount each. Volumes that do not exist are left out.
+   */
+  volumeUsage(names: string[]): Promise<Record<string, VolumeUsage>>;
+}
+
+export interface VolumeUsage {
+  sizeBytes: number | null;
+  containers: number;
+}
+
+/** `berth volumes`: the API reads volume sizes through this port (the engine's volumeUsage), never the engine itself. */
+export interface VolumeUsagePort {
+  volumeUsage(names: string[]): Promise<Record<string, VolumeUsage>>;
 }
 
 /** Engine role: images and builds: look-ups, building, tagging and pushing, removal and build-cache trimming. */

@@ -35,6 +35,8 @@ export interface ServiceStatus {
   failures: number;
   nextStartAt?: number;
   strategy: string;
+  /** Why releases stop first when Berth chose it (a service keeping data in a named volume). */
+  strategyReason?: string;
   /** Blue-green: the release the ingress routes to. */
   routedRelease?: number;
   reload: { requestedAt: number; doneAt: number };
@@ -174,4 +176,22 @@ export interface CertView {
   routes: string[];
   lastError?: string;
   retryAt?: number;
+}
+
+/** A named volume of an app (`GET /v1/volumes`): its size as the engine measured it and who mounts it. */
+export interface VolumeView {
+  app: string;
+  env: string;
+  /** The name in the Compose file. */
+  name: string;
+  /** The engine's name (app- and environment-scoped). */
+  volume: string;
+  /** False until a container of the app first needed it. */
+  exists: boolean;
+  /** Bytes used (`docker system df -v`); null when unknown. */
+  sizeBytes: number | null;
+  /** Services whose current release mounts it. */
+  services: Array<{ service: string; target: string; readOnly: boolean }>;
+  /** Containers mounting it now (instances of any release of the app). */
+  containers: Array<{ service: string; instance: string; release: number; state: string; containerId?: string }>;
 }

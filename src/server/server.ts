@@ -34,6 +34,7 @@ import { BuildController, BuildLog, GitRepos, PushPipeline, WebhookDeliveries, i
 import { registerPromoteRoutes } from '../api/promote-routes.ts';
 import { registerImageRoutes } from '../api/image-routes.ts';
 import { registerRegistryLoginRoutes } from '../api/registry-login-routes.ts';
+import { registerVolumeRoutes } from '../api/volume-routes.ts';
 import { ImageJanitor } from '../images/image-janitor.ts';
 import { LocalRegistry } from '../images/registry-process.ts';
 import { registerWebhookRoutes } from '../api/webhook-routes.ts';
@@ -442,6 +443,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   }) : undefined;
   registerImageRoutes(api, { images: imageJanitor, known });
   registerRegistryLoginRoutes(api, { logins: registryLogins });
+  // `berth volumes`: sizes from the engine (Docker's disk usage), users from the store.
+  registerVolumeRoutes(api, { store, known, volumeName, usage: engine });
   imageJanitor?.start();
 
   // `berth rm` says what it leaves; `berth rm --purge` removes it, step by step (purge/).

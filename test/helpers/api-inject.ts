@@ -25,6 +25,7 @@ import { DeploymentService } from '../../src/deploy/deployments.ts';
 import { KnownApps } from '../../src/api/known.ts';
 import { registerAlertRoutes } from '../../src/api/alert-routes.ts';
 import { registerConfigRoutes } from '../../src/api/config-routes.ts';
+import { registerVolumeRoutes } from '../../src/api/volume-routes.ts';
 import { registerGitRoutes } from '../../src/api/git-routes.ts';
 import { registerImageRoutes } from '../../src/api/image-routes.ts';
 import { registerRegistryLoginRoutes } from '../../src/api/registry-login-routes.ts';
@@ -73,7 +74,9 @@ export interface TestApi {
   /** A request without any token. */
   anon(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown): Promise<LightMyRequestResponse>;
   /** A running service with one healthy release (seq 1). */
-  addService(app: string, env: string, name: string, o?: { replicas?: number; memoryBytes?: number; status?: ReleaseRecord['status']; routes?: ServiceSpec['routes'] }): ServiceRecord;
+  addService(app: string, env: string, name: string, o?: { replicas?: number; memoryBytes?: number; status?: ReleaseRecord['status']; routes?: ServiceSpec['routes']; volumes?: ServiceSpec['volumes'] }): ServiceRecord;
+  /** Sizes the fake engine reports for volumes, by engine name (absent: the volume does not exist). */
+  volumeSizes: Record<string, number>;
   close(): Promise<void>;
 }
 
@@ -171,6 +174,10 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
   registerPromoteRoutes(api, { store, deployments, known });
   registerImageRoutes(api, { images: undefined, known });
   registerRegistryLoginRoutes(api, { logins: new RegistryLogins(join(dir, 'registry-logins.json'), new SecretBox(randomBytes(32)), clock) });
+  const volumeSizes: Record<string, number> = {};
+  // Volume sizes as an engine would report them: `volumeSizes` by engine name (absent: the volume does not exist).
+  registerVolumeRoutes(api, { store, known, volumeName: (a, e, n) => `berth_${a}_${e}_${n}`,
+    usage: { volumeUsage: async (names) => Object.fromEntries(names.filter((n) => n in volumeSizes).map((n) => [n, { sizeBytes: volumeSizes[n]!, containers: 1 }])) } });
   registerRemoveRoutes(api, {
     store, clock, known, enqueueService, enqueuePurge: (a) => void calls.push(`purge ${a}`), unfinishedBuilds: () => [],
     remains: async (app) => ({ app, config: [], releases: 0, deployments: 0, events: 0, builds: 0, repository: false, webhookSource: false, images: 0,
@@ -194,10 +201,10 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
     api.inject({ method, url, ...(auth ? { headers: { authorization: `Bearer ${TOKEN}` } } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
   let seq = 0;
   return {
-    api, store, auth, authenticator, audit, dir, config, calls, builds, reached, certs, req: send(true), anon: send(false),
+    api, store, auth, authenticator, audit, dir, config, calls, builds, reached, certs, req: send(true), anon: send(false), volumeSizes,
     addService(app, env, name, o = {}) {
       const rel: ReleaseRecord = {
-        id: `r${++seq}`, app, env, service: name, seq: 1, spec: serviceSpec(name, { replicas: o.replicas ?? 1, limits: o.memoryBytes ? { memoryBytes: o.memoryBytes } : {}, ...(o.routes ? { routes: o.routes } : {}) }),
+        id: `r${++seq}`, app, env, service: name, seq: 1, spec: serviceSpec(name, { replicas: o.replicas ?? 1, limits: o.memoryBytes ? { memoryBytes: o.memoryBytes } : {}, ...(o.routes ? { routes: o.routes } : {}), ...(o.volumes ? { volumes: o.volumes } : {}) }),
         specHash: 'h', image: 'berth/busybox', imageId: 'sha256:x', status: o.status ?? 'healthy', message: '', createdAt: NOW - 1000, createdBy: 'admin',
       };
       const svc: ServiceRecord = { app, env, name, replicas: o.replicas ?? 1, releaseId: rel.id, failures: 0, nextStartAt: 0, updatedAt: NOW - 1000 };

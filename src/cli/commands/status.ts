@@ -24,6 +24,7 @@ export function registerStatus(program: Command): void {
       const rows = [['ENV', 'SERVICE', 'STATUS', 'READY', 'RELEASE', 'DETAIL']];
       for (const s of st.services) rows.push(serviceRow(s, false));
       console.log(table(rows));
+      for (const s of st.services) if (s.strategyReason) console.log(`${s.env}/${s.name}: ${s.strategyReason}`);
       console.log('');
       const irows = [['INSTANCE', 'SERVICE', 'STATE', 'HEALTH', 'HOST', 'ADDRESS', 'REL', 'CONTAINER', 'AGE', 'LAST CHECK']];
       for (const s of st.services) {

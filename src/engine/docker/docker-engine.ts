@@ -20,6 +20,7 @@ import {
   type ExecOutput,
   type ExecPort,
   type PullProgress,
+  type VolumeUsage,
 } from '../../core/ports.ts';
 import { registryOf } from '../../core/image-ref.ts';
 import { backoffMs } from '../../lib/backoff.ts';
@@ -577,6 +578,20 @@ export class DockerEngine implements Engine, ExecPort {
       if (statusOf(e) === 403 || statusOf(e) === 409) throw new Conflict(`network ${name} still has containers attached: ${dockerMessage(e)}`);
       throw toBerthError(e, this.socketPath, `remove network ${name}`);
     }
+  }
+
+  async volumeUsage(names: string[]): Promise<Record<string, VolumeUsage>> {
+    const out: Record<string, VolumeUsage> = {};
+    if (names.length === 0) return out;
+    const want = new Set(names);
+    // `docker system df -v`: the engine walks each volume's directory for its size (UsageData.Size, -1 when unknown).
+    const df = await this.call('disk usage', () => this.docker.df()) as { Volumes?: Array<{ Name: string; UsageData?: { Size?: number; RefCount?: number } }> };
+    for (const v of df.Volumes ?? []) {
+      if (!want.has(v.Name)) continue;
+      const size = v.UsageData?.Size;
+      out[v.Name] = { sizeBytes: typeof size === 'number' && size >= 0 ? size : null, containers: Math.max(0, v.UsageData?.RefCount ?? 0) };
+    }
+    return out;
   }
 
   async create(spec: ContainerSpec): Promise<string> {

@@ -176,6 +176,13 @@ export class FakeEngine implements Engine {
     return this.networks.delete(name);
   }
 
+  async volumeUsage(names: string[]): Promise<Record<string, { sizeBytes: number | null; containers: number }>> {
+    this.check();
+    const out: Record<string, { sizeBytes: number | null; containers: number }> = {};
+    for (const n of names) if (this.volumes.has(n)) out[n] = { sizeBytes: 0, containers: 0 };
+    return out;
+  }
+
   async create(spec: ContainerSpec): Promise<string> {
     this.check();
     this.failIfAsked('create');
