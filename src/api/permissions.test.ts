@@ -37,7 +37,7 @@ function requestFor(key: string, app: string, ids: { dep: string; build: string 
   else if (url.startsWith('/v1/builds/')) url = url.replace(':id', ids.build);
   else url = url.replace(':id', 'r-none');
   if (url === '/git/*') url = `/git/${app}.git/info/refs?service=git-upload-pack`;
-  if (['GET /v1/apps', 'GET /v1/events', 'GET /v1/events/stream', 'GET /v1/builds'].includes(key)) url += `?app=${app}`;
+  if (['GET /v1/apps', 'GET /v1/events', 'GET /v1/events/stream', 'GET /v1/builds', 'GET /v1/volumes'].includes(key)) url += `?app=${app}`;
   const payload = method === 'GET' ? undefined : key.endsWith('/promote') ? { from: 'test', to: 'prod' } : { env: 'prod' };
   return { method, url, ...(payload ? { payload } : {}) };
 }
