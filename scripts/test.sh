@@ -3,7 +3,9 @@
 #
 #   1. install      scripts/install.sh (apt packages, npm dependencies)
 #   2. docker       scripts/dockerd.sh start
-#   3. images       scripts/images.sh
+#   3. images       scripts/images.sh, scripts/debian-services.sh (PostgreSQL and
+#                   Redis from Debian packages for the three-tier test; built once per
+#                   machine, cached by input hash)
 #   4. typecheck    tsc --noEmit -p tsconfig.json
 #   5. lint         eslint src test bench
 #   6. unit         node --test on src/**/*.test.ts
@@ -74,7 +76,7 @@ lint() {
 main() {
   run_stage install bash scripts/install.sh
   run_stage docker bash scripts/dockerd.sh start
-  run_stage images bash scripts/images.sh
+  run_stage images bash -c 'bash scripts/images.sh && bash scripts/debian-services.sh'
   run_stage typecheck npx --no-install tsc --noEmit -p tsconfig.json
   run_stage lint lint
 
