@@ -103,7 +103,9 @@ describe('the CLI', () => {
       [['config', 'ls', 'shop'], (v) => assert.deepEqual(v, [])],
       [['config', 'history', 'shop'], (v) => assert.deepEqual(v, [])],
       [['secret', 'ls', 'shop'], (v) => assert.deepEqual(v, [])],
-      [['builds'], (v) => assert.deepEqual(v, [])],
+      // shop's deploys built their images as build records (one build path); an app without builds lists none.
+      [['builds', 'newapp'], (v) => assert.deepEqual(v, [])],
+      [['builds', 'shop'], (v) => assert.ok(v.length > 0 && v.every((b) => (b as { source: string }).source === 'deploy'))],
       [['logs', 'shop/worker'], (v) => assert.deepEqual(v, [])],
       [['alert', 'ls'], (v) => assert.deepEqual(v, [])],
       [['template', 'ls'], (v) => assert.deepEqual(v, [])],
