@@ -187,3 +187,22 @@ test('modes are octal as written, whatever YAML made of them', () => {
   assert.equal(parseMode(288), undefined);
   assert.equal(parseMode('rw'), undefined);
 });
+
+test('build secrets must name a defined secret; they are not passed to builds yet, and the file says so', () => {
+  const found = issues(`
+services:
+  a:
+    build: {context: ., secrets: [npm_tokn]}
+secrets:
+  npm_token: {environment: API_TOKEN}
+`);
+  assert.match(found.find((i) => i.path === 'services.a.build.secrets[0]')!.message, /undefined secret "npm_tokn": did you mean "npm_token"\?/);
+  const ok = parse(`
+services:
+  a:
+    build: {context: ., secrets: [npm_token]}
+secrets:
+  npm_token: {environment: API_TOKEN}
+`);
+  assert.match(ok.warnings.find((w) => w.path === 'services.a.build.secrets')!.message, /not passed to builds yet/);
+});

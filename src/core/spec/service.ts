@@ -241,7 +241,17 @@ function normalizeBuild(ctx: SpecContext, path: SpecPath, raw: unknown): BuildSp
       }
       secrets.push({ source, target });
     });
-    if (secrets.length > 0) extra.secrets = secrets;
+    if (secrets.length > 0) {
+      extra.secrets = secrets;
+      secrets.forEach((sec, i) => {
+        if (ctx.fileDefinitions.secrets.has(sec.source)) return;
+        const near = closestMatch(sec.source, [...ctx.fileDefinitions.secrets.keys()]);
+        ctx.diag.error([...path, 'secrets', i], `undefined secret "${sec.source}": ${near ? `did you mean "${near}"?` : 'define it under the top-level `secrets:`'}`);
+      });
+      // BuildKit takes secrets only through a client session, and Berth's builds run without one.
+      ctx.diag.warn([...path, 'secrets'], 'build secrets are not passed to builds yet: a `RUN --mount=type=secret` step finds no file; ' +
+        'pass what the build needs as a build argument, or fetch it in a later stage');
+    }
   }
   const contextRaw = typeof b.context === 'string' ? b.context : '.';
   const contextPath = typeof raw === 'string' ? path : [...path, 'context'];
