@@ -130,6 +130,20 @@ describe('users and sessions', () => {
     assert.equal(raw.status, 404);
     // Scaling alpha is still one replica: nothing bob asked for happened.
     assert.equal((await h.api('GET', '/v1/apps/alpha')).json.services[0].desired, 1);
+
+    // A deployer of alpha's test environment only: pushing main (which deploys to prod) is refused before anything is built.
+    assert.equal((await cliStdin(h, ['user', 'add', 'tess', '--password-stdin'], 'correct horse battery\n', env)).code, 0);
+    assert.equal((await h.cli(['grant', 'add', 'tess', 'deployer', '--team', 'a', '--app', 'alpha', '--env', 'test'])).code, 0);
+    const tess = (await h.api('POST', '/v1/session', { user: 'tess', password: 'correct horse battery', client: 'cli' }, null)).json.token as string;
+    await writeFile(join(work, 'compose.yaml'), 'name: alpha\nservices:\n  worker:\n    image: berth/busybox\n    command: ["sleep", "600"]\n');
+    assert.equal((await git(['add', 'compose.yaml'], work)).code, 0);
+    assert.equal((await git(['-c', 'user.email=t@x', '-c', 'user.name=t', 'commit', '-q', '-m', 'compose'], work)).code, 0);
+    const tpush = await git(['push', `http://tess:${tess}@127.0.0.1:${h.apiPort}/git/alpha.git`, 'main'], work);
+    assert.notEqual(tpush.code, 0, tpush.out);
+    assert.match(tpush.out, /the pusher may not deploy alpha to prod: it needs the deployer role there/);
+    const deployments = (await h.api('GET', '/v1/audit?app=alpha&action=git.push')).json.entries as { actorName: string }[];
+    assert.ok(deployments.some((e) => e.actorName === 'tess'), 'the push is in the audit log');
+    assert.equal((await h.api('GET', '/v1/apps/alpha/releases')).json.releases.length, 1, 'nothing was deployed');
   });
 
   test('berth audit: who did what from where (CLI, API, tokens); JSON lines; verify finds a row edited in the SQLite file', async () => {

@@ -77,7 +77,9 @@ export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): void {
       throw new NotFound(`no git repository for app "${appName}": push to it first`);
     }
     reply.hijack();
-    const user = basicUser(req.headers.authorization ?? '') || 'berth';
+    // Who pushed, as the auth hook found them: git hands it to the pre-receive hook (REMOTE_USER), which
+    // sends it back, so the pipeline deploys only to environments the pusher may deploy to.
+    const user = req.principal?.subject ?? (basicUser(req.headers.authorization ?? '') || 'berth');
     await serveGitHttp({
       projectRoot: repos.root, pathInfo: path.slice('/git'.length), query, method: req.method, remoteUser: user, path: repos.env.PATH,
       req: req.raw, res: reply.raw, onStderr: (t) => log.warn({ app: appName, stderr: t.trim() }, 'git http-backend'),
@@ -96,6 +98,7 @@ export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): void {
     checkAppName(appName);
     const refs = parseRefLines(typeof req.body === 'string' ? req.body : '');
     const quarantine = repos.quarantine(appName, String(req.headers['x-berth-quarantine'] ?? ''));
+    const pusher = /^(admin|user:[a-z0-9]+|token:[a-z0-9]+)$/.test(String(req.headers['x-berth-pusher'] ?? '')) ? String(req.headers['x-berth-pusher']) : undefined;
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
@@ -127,7 +130,8 @@ export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): void {
           write(`branch ${r.ref.slice(11)} deleted: nothing to deploy`);
           continue;
         }
-        queued.push(await builds.submit({ app: appName, branch: r.ref.slice('refs/heads/'.length), commit: r.newSha, source: 'push', ...(quarantine ? { quarantine } : {}) }));
+        queued.push(await builds.submit({ app: appName, branch: r.ref.slice('refs/heads/'.length), commit: r.newSha, source: 'push', ...(quarantine ? { quarantine } : {}),
+          ...(pusher ? { pushedBy: pusher } : {}) }));
       }
       for (const b of queued) {
         if (gone) break;

@@ -194,9 +194,14 @@ export class Authenticator {
     return { subject: `user:${user.id}`, name: user.name, kind: 'user', via, sessionId: id, grants: this.grantsOf(`user:${user.id}`) };
   }
 
-  /** The grants a subject holds (`admin`: owner of everything). */
+  /** The grants a subject holds (`admin`: owner of everything; a token: its own, capped by its creator's). */
   grantsOf(subject: string): Principal['grants'] {
     if (subject === 'admin') return [OWNER_GRANT];
+    if (subject.startsWith('token:')) {
+      const t = this.o.store.getApiToken(subject.slice('token:'.length));
+      if (!t || t.revokedAt || t.expiresAt <= this.o.clock.now()) return [];
+      return capGrants(this.o.store.listGrants({ subject }), this.grantsOf(t.createdBy));
+    }
     return this.o.store.listGrants({ subject });
   }
 

@@ -34,6 +34,8 @@ export interface BuildRequest {
   source: BuildSource;
   /** pre-receive: where the pushed objects wait until the push is accepted. */
   quarantine?: string;
+  /** Who pushed (`user:ID`, `token:ID`, `admin`): the pipeline deploys only where they may. */
+  pushedBy?: string;
 }
 
 interface Active {
@@ -71,6 +73,7 @@ export class BuildController implements DeploymentBuildsPort {
     const rec: BuildRecord = {
       id: this.d.newId(), app: req.app, branch: req.branch, env: (this.d.envOf ?? defaultEnvOf)(req.branch), commit: req.commit,
       status: 'queued', message: '', images: {}, createdAt: this.d.clock.now(), source: req.source, timings: {},
+      ...(req.pushedBy ? { pushedBy: req.pushedBy } : {}),
     };
     await this.d.builds.create(rec);
     this.d.builds.append(rec.id, `-----> Berth build ${rec.id}: ${rec.app} ${rec.branch} @ ${rec.commit.slice(0, 12)}`);

@@ -38,6 +38,8 @@ export interface BuildRecord {
   finishedAt?: number;
   /** Absent in records written before sources existed: those were pushes. */
   source?: BuildSource;
+  /** Who pushed (a push's build): the environment it deploys to must be one they may deploy to. */
+  pushedBy?: string;
   /** The stage running now (or where it ended). */
   stage?: BuildStage;
   /** Milliseconds spent per finished stage. */

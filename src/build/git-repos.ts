@@ -160,6 +160,7 @@ export function hookScript(app: string, serverUrl: string, tokenFile: string): s
 curl -sS -N -X POST \\
   -H "x-berth-hook-token: $(cat ${shQuote(tokenFile)})" \\
   -H "x-berth-quarantine: \${GIT_QUARANTINE_PATH:-}" \\
+  -H "x-berth-pusher: \${REMOTE_USER:-}" \\
   -H 'content-type: text/plain' \\
   --data-binary @- \\
   ${shQuote(`${serverUrl}/v1/git/hooks/pre-receive?app=${app}`)} 2>&1 | {

@@ -25,6 +25,8 @@ export interface PipelineDeps {
    * deployment that would be refused fails the push at once; created and followed once built.
    */
   deployments: DeploymentsPort;
+  /** Why the pusher may not deploy this app to this environment (undefined: they may). */
+  mayDeploy?: (subject: string, app: string, env: string) => string | undefined;
   /**
    * The non-secret configuration values of an app's environment (`berth config set APP --env ENV`):
    * variables for the pushed Compose file, over the commit's `.env`.
@@ -226,6 +228,9 @@ export class PushPipeline {
       for (const w of warnings) say(`warning: ${w.file}:${w.line}:${w.col} ${w.path}: ${w.message}`);
       const env = rec.env;
       say(`-----> Branch ${branch} deploys to env ${env}`);
+      // A role in test never reaches prod: the environment the branch (or the pushed file) chose is checked against the pusher's roles.
+      const refusal = rec.pushedBy ? this.d.mayDeploy?.(rec.pushedBy, app, env) : undefined;
+      if (refusal) throw new PipelineFailed(refusal);
       // The build contexts and the deployment's acceptability are looked up together; the commit's own
       // problems are reported first.
       const toBuild = Object.values(spec.services).filter((svc) => svc.build);

@@ -48,6 +48,7 @@ import { AcmeIssuer, CertManager, CertStore, ChallengeDir } from '../tls/index.t
 import { registerCertRoutes } from '../api/cert-routes.ts';
 import { ApiTls } from './api-tls.ts';
 import { readFile } from 'node:fs/promises';
+import { allows } from '../core/auth.ts';
 
 
 /** What `berth server` writes so that a CLI on the same machine finds it. */
@@ -313,6 +314,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const configValues = (app: string, env: string): Record<string, string> =>
     Object.fromEntries(config.list(app, env).filter((e) => e.kind === 'value' && e.value !== undefined).map((e) => [e.key, e.value!]));
   const pipeline = new PushPipeline({
+    mayDeploy: (subject, app, env) => allows(authenticator.grantsOf(subject), 'app.deploy', { app, team: authStore.appTeam(app), env })
+      ? undefined : `the pusher may not deploy ${app} to ${env}: it needs the deployer role there (nothing was built)`,
     repos, builds: buildLog, engine, clock, logger: logger.child({ component: 'build' }), deployments: deploymentService, configValues,
     buildConcurrency: cfg.buildConcurrency, buildMemoryBytes: cfg.buildMemoryBytes, ...(imageRegistryUp ? { registry: imageRegistry } : {}),
     // `berth deploy` builds: the deployment's spec, its host contexts checked again right before the build.
