@@ -146,6 +146,26 @@ describe('users and sessions', () => {
     assert.equal((await h.api('GET', '/v1/apps/alpha/releases')).json.releases.length, 1, 'nothing was deployed');
   });
 
+  test('approval: prod of team a requires a second person; dee\'s deploy waits, dee cannot approve it, the owner can', async () => {
+    const pol = await h.cli(['team', 'policy', 'a', 'prod', '--require-approval', '--json']);
+    assert.equal(pol.code, 0, pol.stderr);
+    const dee = (await h.api('POST', '/v1/session', { user: 'dee', password: 'correct horse battery', client: 'cli' }, null)).json.token as string;
+    const d = await h.cli(['deploy', '-f', join(home, 'alpha.yaml'), '--json'], { env: { BERTH_TOKEN: dee }, timeoutMs: 120_000 });
+    assert.equal(d.code, 0, d.stderr + d.stdout);
+    const { approval } = JSON.parse(d.stdout) as { approval: { id: string; status: string } };
+    assert.equal(approval.status, 'pending');
+    const self = await h.cli(['approve', approval.id], { env: { BERTH_TOKEN: dee } });
+    assert.equal(self.code, 5, self.stderr);
+    assert.match(self.stderr, /a second person must approve it/);
+    const ok = await h.cli(['approve', approval.id, '--json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    const r = JSON.parse(ok.stdout) as { approval: { status: string; decidedBy: string }; status: number; result: { deployment: { id: string } } };
+    assert.deepEqual([r.approval.status, r.approval.decidedBy, r.status], ['approved', 'admin', 202]);
+    const list = JSON.parse((await h.cli(['approvals', '--status', 'approved', '--json'], { env: { BERTH_TOKEN: dee } })).stdout) as { id: string }[];
+    assert.deepEqual(list.map((a) => a.id), [approval.id]);
+    assert.equal((await h.cli(['team', 'policy', 'a', 'prod', '--no-require-approval'])).code, 0);
+  });
+
   test('berth audit: who did what from where (CLI, API, tokens); JSON lines; verify finds a row edited in the SQLite file', async () => {
     const list = await h.cli(['audit', '--json', '--actor', 'dee']);
     assert.equal(list.code, 0, list.stderr);

@@ -1,16 +1,18 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { BerthError, InvalidInput, NotFound, RateLimited } from '../core/errors.ts';
 import type { Clock, ExecPort, Logger } from '../core/ports.ts';
 import type { DeploymentsPort } from '../core/deployments.ts';
 import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore, InstanceStore, PurgeStore } from '../core/store.ts';
 import type { Authenticator } from '../auth/index.ts';
-import type { AuthStore } from '../core/auth.ts';
+import type { ApprovalStore, AuthStore } from '../core/auth.ts';
 import type { AuditStore } from '../core/audit.ts';
 import { registerAudit } from './audit.ts';
 import { registerAuthorization } from './authorize.ts';
 import { registerAuthRoutes } from './auth-routes.ts';
 import { registerTeamRoutes } from './team-routes.ts';
+import { registerApprovalRoutes } from './approval-routes.ts';
 import { deployBodySchema } from './spec-schema.ts';
 import { serviceStatus } from './status.ts';
 import { purgeGuard } from './remove-routes.ts';
@@ -43,7 +45,7 @@ export interface ApiDeps {
   /** Who is calling: admin token, sessions, API tokens. */
   auth: Authenticator;
   /** Teams, the apps they own, grants. */
-  authStore: AuthStore;
+  authStore: AuthStore & ApprovalStore;
   /** The audit log: every mutating request and secret read is appended. */
   audit: AuditStore;
   /** The app a build belongs to (object-level checks of /v1/builds/:id). */
@@ -64,10 +66,13 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     ? Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024, https: d.https })
     : Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 })) as unknown as FastifyInstance;
 
+  // Carried only by the in-process replay of an approved request (approval-routes.ts).
+  const replaySecret = randomBytes(32).toString('hex');
   // Who is calling (onRequest) and whether the route's permission allows it (preHandler): api/permissions.ts.
   registerAuthorization(app, {
     auth: d.auth, appTeam: (a) => d.authStore.appTeam(a), appExists: (a) => d.known.envsOf(a) !== undefined,
     claimApp: (a, team) => d.authStore.setAppTeam(a, team),
+    approvals: d.authStore, clock: d.clock, newId: d.newId, replaySecret,
     appOf: { deployment: (id) => d.store.getDeployment(id)?.app, build: (id) => d.buildApp?.(id) },
   });
 
@@ -171,6 +176,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   registerAuthRoutes(app, { auth: d.auth, store: d.authStore, clock: d.clock, newId: d.newId });
   // Every change and secret read, after it was answered (hooks reach every route, registered before or after).
   registerAudit(app, { audit: d.audit, clock: d.clock });
+  registerApprovalRoutes(app, { auth: d.auth, store: d.authStore, clock: d.clock, replaySecret });
   registerTeamRoutes(app, { store: d.authStore, clock: d.clock, newId: d.newId, requireApp: (a) => d.known.requireApp(a) });
   return app;
 }

@@ -7,10 +7,10 @@
  * message, no did-you-mean), so names and ids of other teams' apps cannot be probed. An app the
  * caller can read but not change in that environment is a 403 that says which role is needed.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ACTION_ROLE, allows, type Principal, type Target } from '../core/auth.ts';
-import { Forbidden, InvalidInput, NotFound } from '../core/errors.ts';
-import { CSRF_HEADER, type Authenticator } from '../auth/index.ts';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ACTION_ROLE, allows, type ApprovalRecord, type ApprovalStore, type Principal, type Target } from '../core/auth.ts';
+import { Forbidden, InvalidInput, NotFound, Unauthorized } from '../core/errors.ts';
+import { CSRF_HEADER, sameDigest, type Authenticator } from '../auth/index.ts';
 import { ROUTE_PERMISSIONS, UNDECLARED, type RoutePermission } from './permissions.ts';
 
 declare module 'fastify' {
@@ -19,6 +19,8 @@ declare module 'fastify' {
     principal?: Principal;
     /** Whether the caller may see an app: list routes filter with it (set with the principal; owners see all). */
     canSee?: (app: string) => boolean;
+    /** Set on the replay of an approved request: the approval it carries out. */
+    approvalId?: string;
   }
 }
 
@@ -30,6 +32,12 @@ export interface AuthorizeDeps {
   appExists: (app: string) => boolean;
   /** Makes a team the owner of a new app (undefined: no owner again, when the request that claimed it failed). */
   claimApp: (app: string, team: string | undefined) => void;
+  /** Environment policies and pending approvals. */
+  approvals: ApprovalStore;
+  clock: { now(): number };
+  newId: () => string;
+  /** The in-process secret an approved request's replay carries (x-berth-approval: ID:SECRET). */
+  replaySecret: string;
   /** The app a deployment or a build belongs to (undefined: no such record). */
   appOf: { deployment: (id: string) => string | undefined; build: (id: string) => string | undefined };
 }
@@ -55,6 +63,18 @@ export function registerAuthorization(app: FastifyInstance, d: AuthorizeDeps): v
   app.addHook('onRequest', async (req) => {
     const perm = routePermission(req);
     if (perm && perm.auth && perm.auth !== 'credential') return;
+    const replay = req.headers['x-berth-approval'];
+    if (typeof replay === 'string') {
+      // Only this process knows the secret: the replay of an approved request acts as its requester.
+      const [id = '', secret = ''] = replay.split(':');
+      const a = d.approvals.getApproval(id);
+      if (!a || a.status !== 'approved' || a.result !== '' || !sameDigest(secret, d.replaySecret)) throw new Unauthorized('invalid approval replay');
+      req.principal = d.auth.asSubject(a.requestedBy, a.requestedByName);
+      req.approvalId = id;
+      const rp = req.principal;
+      req.canSee = (x: string) => canSee(rp, x, d.appTeam(x));
+      return;
+    }
     const csrf = req.headers[CSRF_HEADER];
     req.principal = d.auth.authenticate({
       authorization: req.headers.authorization, cookie: req.headers.cookie, csrf: Array.isArray(csrf) ? csrf[0] : csrf, method: req.method,
@@ -85,7 +105,7 @@ export function registerAuthorization(app: FastifyInstance, d: AuthorizeDeps): v
     return payload;
   });
 
-  app.addHook('preHandler', async (req) => {
+  app.addHook('preHandler', async (req, reply) => {
     const perm = routePermission(req);
     if (!perm || (perm.auth && perm.auth !== 'credential')) return;
     const p = req.principal!;
@@ -123,11 +143,11 @@ export function registerAuthorization(app: FastifyInstance, d: AuthorizeDeps): v
         unknown = `no git repository for app "${appName}": push to it first`;
         break;
     }
+    const env = envOf(perm, query, body);
     // Owners see everything, including the handler's own 404s with their did-you-mean.
-    if (allows(p.grants, 'cluster.admin')) return;
+    if (allows(p.grants, 'cluster.admin')) return gate(req, reply, perm, appName, appName === undefined ? undefined : d.appTeam(appName), env);
     if (appName === undefined) throw new NotFound(unknown);
     let team = d.appTeam(appName);
-    const env = envOf(perm, query, body);
     if (team === undefined && perm.action === 'app.deploy' && (perm.app ?? 'param') !== 'build' && !d.appExists(appName)) {
       team = claimTeam(p, appName, env, typeof query.team === 'string' ? query.team : undefined, unknown);
       d.claimApp(appName, team);
@@ -140,7 +160,25 @@ export function registerAuthorization(app: FastifyInstance, d: AuthorizeDeps): v
       const where = env === undefined ? appName : env === '*' ? `${appName} (every environment)` : `${appName} in ${env}`;
       throw new Forbidden(`${p.name} may not do this to ${where}: it needs the ${ACTION_ROLE[perm.action]} role there (${perm.action})`);
     }
+    return gate(req, reply, perm, appName, team, env);
   });
+
+  /** An environment that requires approval keeps the request as a pending approval instead (202). */
+  const gate = (req: FastifyRequest, reply: FastifyReply, perm: RoutePermission, appName: string | undefined, team: string | undefined, env: string | undefined) => {
+    if (!perm.approval || appName === undefined || team === undefined || env === undefined || req.approvalId !== undefined) return;
+    const q = (req.query ?? {}) as Record<string, unknown>;
+    if (q.dry_run === 'true' || q.dry_run === '1' || !d.approvals.requiresApproval(team, env)) return;
+    const p = req.principal!;
+    const a: ApprovalRecord = {
+      id: d.newId(), app: appName, env, team, method: req.method, url: req.url, body: JSON.stringify(req.body ?? {}), action: `${req.method} ${req.routeOptions.url}`,
+      requestedBy: p.subject, requestedByName: p.name, status: 'pending', decidedBy: '', createdAt: d.clock.now(), decidedAt: 0, result: '',
+    };
+    d.approvals.addApproval(a);
+    return reply.status(202).send({
+      approval: approvalView(a),
+      message: `${env} of team ${team} requires a second person's approval: ask someone who deploys there to run \`berth approve ${a.id}\``,
+    });
+  };
 }
 
 /**
@@ -167,4 +205,12 @@ function envOf(perm: RoutePermission, query: Record<string, unknown>, body: Reco
     case 'query-or-all': return s(query.env) ?? '*';
     default: return undefined;
   }
+}
+
+/** An approval as the API shows it (never the request body: it may be a whole spec). */
+export function approvalView(a: ApprovalRecord) {
+  return {
+    id: a.id, app: a.app, env: a.env, team: a.team, action: a.action, requestedBy: a.requestedByName, status: a.status,
+    createdAt: a.createdAt, ...(a.decidedBy ? { decidedBy: a.decidedBy, decidedAt: a.decidedAt } : {}), ...(a.result ? { result: a.result } : {}),
+  };
 }

@@ -23,6 +23,7 @@ import { removeQuery } from './remove-routes.ts';
 import { volumesQuery } from './volume-routes.ts';
 import { loginBody, passwordBody, userBody } from './auth-routes.ts';
 import { auditQueryDoc } from './audit.ts';
+import { approvalsQuery, policyBody } from './approval-routes.ts';
 import { grantBody, grantsQuery, teamBody, tokenBody } from './team-routes.ts';
 
 /** How a route is authorized: the bearer token (every route but these), the pre-receive hook's token, or a webhook signature. */
@@ -60,6 +61,11 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /v1/tokens': { summary: "The caller's API tokens (owners: all); never their secrets" },
   'POST /v1/tokens': { summary: 'Make a scoped, expiring API token out of roles the caller holds; its secret is shown once', body: tokenBody, status: 201 },
   'DELETE /v1/tokens/:id': { summary: 'Revoke an API token' },
+  'GET /v1/approvals': { summary: 'Deploys and promotions waiting for (or decided by) a second person, of apps the caller sees', query: approvalsQuery },
+  'POST /v1/approvals/:id/approve': { summary: 'Approve (a second person who deploys there): the request is carried out as its requester' },
+  'POST /v1/approvals/:id/deny': { summary: 'Deny a pending deploy or promotion' },
+  'GET /v1/teams/:team/policies': { summary: "A team's environment policies" },
+  'PUT /v1/teams/:team/policies/:env': { summary: 'Require (or not) a second person for deploys and promotions to an environment (team admins)', body: policyBody },
   'GET /v1/audit': { summary: 'The audit log, oldest first within the page (owners); ?format=jsonl: JSON lines', query: auditQueryDoc },
   'GET /v1/audit/verify': { summary: "Check the audit log's hash chain: the first edited, removed or inserted row (owners)" },
   'PUT /v1/users/:name/password': { summary: "Set a user's password (owners); ends their sessions", body: passwordBody },

@@ -27,6 +27,11 @@ export interface RoutePermission {
    * environment, so only a grant on all of them (`env *`) allows it.
    */
   env?: 'body' | 'query' | 'body.to' | 'query-or-all';
+  /**
+   * Deploys and promotions: when the app's team requires approval in the environment, the request is
+   * kept as a pending approval (202) and carried out only when a second person approves it.
+   */
+  approval?: true;
 }
 
 const read = (app: RoutePermission['app'] = 'param'): RoutePermission => ({ action: 'app.read', app });
@@ -55,6 +60,13 @@ export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
   'POST /v1/tokens': { action: 'any' },
   'DELETE /v1/tokens/:id': { action: 'any' },
 
+  // Approvals (approval-routes.ts): the handler checks the app (404 if unseen), the second person and their deploy role.
+  'GET /v1/approvals': { action: 'any' },
+  'POST /v1/approvals/:id/approve': { action: 'any' },
+  'POST /v1/approvals/:id/deny': { action: 'any' },
+  'GET /v1/teams/:team/policies': { action: 'any' },
+  'PUT /v1/teams/:team/policies/:env': { action: 'any' },
+
   'GET /v1/audit': { action: 'cluster.admin' },
   'GET /v1/audit/verify': { action: 'cluster.admin' },
 
@@ -63,7 +75,7 @@ export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
   'GET /metrics': { action: 'cluster.read' },
 
   // Apps (app.ts, service-routes.ts, event-routes.ts, remove-routes.ts, promote-routes.ts).
-  'POST /v1/apps/:app/deployments': { action: 'app.deploy', env: 'body' },
+  'POST /v1/apps/:app/deployments': { action: 'app.deploy', env: 'body', approval: true },
   'GET /v1/deployments/:id': read('deployment'),
   'GET /v1/apps': read('query'),
   'GET /v1/apps/:app': read(),
@@ -74,7 +86,7 @@ export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
   'POST /v1/apps/:app/reload': { action: 'app.operate', env: 'body' },
   'POST /v1/apps/:app/rollback': { action: 'app.deploy', env: 'body' },
   'POST /v1/apps/:app/exec': { action: 'app.config', env: 'body' },
-  'POST /v1/apps/:app/promote': { action: 'app.deploy', env: 'body.to' },
+  'POST /v1/apps/:app/promote': { action: 'app.deploy', env: 'body.to', approval: true },
   'DELETE /v1/apps/:app': { action: 'app.admin', env: 'query-or-all' },
   'GET /v1/apps/:app/purge': read(),
   'GET /v1/apps/:app/logs': { action: 'app.logs', env: 'query' },

@@ -205,6 +205,17 @@ export class Authenticator {
     return this.o.store.listGrants({ subject });
   }
 
+  /** The principal an approved request is replayed as: its requester, with the grants they hold now. */
+  asSubject(subject: string, name: string): Principal {
+    const kind = subject === 'admin' ? 'admin' : subject.startsWith('token:') ? 'token' : 'user';
+    return { subject, name, kind, via: 'approval', grants: this.grantsOf(subject) };
+  }
+
+  /** The person behind a subject (a token's creator). */
+  personOf(subject: string): string {
+    return subject.startsWith('token:') ? this.o.store.getApiToken(subject.slice('token:'.length))?.createdBy ?? subject : subject;
+  }
+
   /** A new API token's secret and the hash to store. */
   static newApiToken(): { token: string; hash: string } {
     const token = API_TOKEN_PREFIX + randomBytes(32).toString('base64url');

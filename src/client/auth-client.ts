@@ -176,3 +176,34 @@ export async function auditJsonl(c: BerthClient, f: AuditFilterArgs = {}): Promi
 export function auditVerify(c: BerthClient) {
   return c.request<{ ok: boolean; checked: number; firstBad?: { seq: number; reason: string }; retainedFrom: number }>('GET', '/v1/audit/verify');
 }
+
+export interface ApprovalView {
+  id: string;
+  app: string;
+  env: string;
+  team: string;
+  action: string;
+  requestedBy: string;
+  status: 'pending' | 'approved' | 'denied' | 'failed';
+  createdAt: number;
+  decidedBy?: string;
+  decidedAt?: number;
+  result?: string;
+}
+
+export function listApprovals(c: BerthClient, status?: ApprovalView['status']) {
+  return c.request<{ approvals: ApprovalView[] }>('GET', `/v1/approvals${status ? `?status=${status}` : ''}`);
+}
+/** Approving carries the request out as its requester: `status`/`result` are what it answered. */
+export function approve(c: BerthClient, id: string) {
+  return c.request<{ approval: ApprovalView; status: number; result: unknown }>('POST', `/v1/approvals/${encodeURIComponent(id)}/approve`);
+}
+export function deny(c: BerthClient, id: string) {
+  return c.request<{ approval: ApprovalView }>('POST', `/v1/approvals/${encodeURIComponent(id)}/deny`);
+}
+export function setPolicy(c: BerthClient, team: string, env: string, requireApproval: boolean) {
+  return c.request<{ team: string; env: string; requireApproval: boolean }>('PUT', `/v1/teams/${encodeURIComponent(team)}/policies/${encodeURIComponent(env)}`, { requireApproval });
+}
+export function listPolicies(c: BerthClient, team: string) {
+  return c.request<{ policies: { team: string; env: string; requireApproval: boolean }[] }>('GET', `/v1/teams/${encodeURIComponent(team)}/policies`);
+}

@@ -71,7 +71,9 @@ export class BerthClient {
   }
   /** `source`: the Compose text and variables the spec was parsed from, kept by the server for `promote`. */
   deploy(app: string, env: string, spec: AppSpec, warnings: SpecWarning[], source?: SpecSource) {
-    return this.request<{ deployment: DeploymentView }>('POST', `/v1/apps/${enc(app)}/deployments`, { env, spec, warnings, ...(source ? { source } : {}) });
+    // An environment that requires approval answers with a pending approval instead of a deployment.
+    return this.request<{ deployment: DeploymentView; approval?: undefined } | PendingApproval>('POST', `/v1/apps/${enc(app)}/deployments`,
+      { env, spec, warnings, ...(source ? { source } : {}) });
   }
   deployment(id: string) {
     // A service not yet given a release shows only its name and status 'pending'.
@@ -130,7 +132,8 @@ export class BerthClient {
   }
   /** Deploys the images that run (healthy) in `from` to `to`. */
   promote(app: string, from: string, to: string) {
-    return this.request<{ deployment: { id: string; app: string; env: string; from: string }; images: Record<string, string> }>('POST', `/v1/apps/${enc(app)}/promote`, { from, to });
+    return this.request<{ deployment: { id: string; app: string; env: string; from: string }; images: Record<string, string>; approval?: undefined } | PendingApproval>(
+      'POST', `/v1/apps/${enc(app)}/promote`, { from, to });
   }
   /** Runs a command in an instance's container: NDJSON frames `{stream, data}` (base64), then `{exit}` or `{error}`. */
   exec(app: string, body: { env: string; service: string; cmd: string[]; instance?: string }, signal: AbortSignal) {
@@ -350,3 +353,10 @@ export interface ReleaseView {
 
 /** An entry of the event timeline. */
 export type { EventRecord as EventView } from '../core/store.ts';
+
+/** A deploy or promotion kept for a second person's approval (`berth approve ID`). */
+export interface PendingApproval {
+  approval: { id: string; app: string; env: string; team: string; action: string; requestedBy: string; status: string; createdAt: number };
+  message: string;
+  deployment?: undefined;
+}

@@ -108,7 +108,7 @@ export interface Principal {
   name: string;
   kind: 'admin' | 'user' | 'token';
   /** How the request proved it: the admin token, a session (bearer or cookie), a scoped API token. */
-  via: 'admin-token' | 'session' | 'cookie' | 'api-token';
+  via: 'admin-token' | 'session' | 'cookie' | 'api-token' | 'approval';
   sessionId?: string;
   /** The grants that apply (for a scoped token: its own, capped by its creator's). */
   grants: Pick<Grant, 'role' | 'team' | 'app' | 'env'>[];
@@ -205,4 +205,44 @@ export function mayGrant(grants: readonly Scope[], g: Scope): boolean {
 export function teamsOf(grants: readonly Scope[]): Set<string> | 'all' {
   if (grants.some((c) => c.role === 'owner' && c.team === '*')) return 'all';
   return new Set(grants.map((c) => c.team));
+}
+
+/** A deploy or promotion waiting for a second person (an environment whose team requires approval). */
+export interface ApprovalRecord {
+  id: string;
+  app: string;
+  env: string;
+  team: string;
+  /** The request as it was made, replayed as its requester once approved. */
+  method: string;
+  url: string;
+  body: string;
+  /** `METHOD /route`, for people. */
+  action: string;
+  requestedBy: string;
+  requestedByName: string;
+  status: 'pending' | 'approved' | 'denied' | 'failed';
+  decidedBy: string;
+  createdAt: number;
+  decidedAt: number;
+  /** What the replay answered (status and a short body), once decided. */
+  result: string;
+}
+
+/** Store role: environment policies and approvals (store/auth-store.ts). */
+export interface ApprovalStore {
+  requiresApproval(team: string, env: string): boolean;
+  setRequiresApproval(team: string, env: string, required: boolean): void;
+  listPolicies(team?: string): { team: string; env: string; requireApproval: boolean }[];
+  addApproval(a: ApprovalRecord): void;
+  getApproval(id: string): ApprovalRecord | undefined;
+  listApprovals(status?: ApprovalRecord['status']): ApprovalRecord[];
+  /** Moves a pending approval to its decision; false if it was not pending any more (decided twice). */
+  decideApproval(id: string, status: ApprovalRecord['status'], decidedBy: string, at: number, result: string): boolean;
+  setApprovalResult(id: string, status: ApprovalRecord['status'], result: string): void;
+}
+
+/** The person behind a subject: a token acts for its creator (approving one's own request through one's own token does not count). */
+export function personOf(subject: string, tokenCreator: (id: string) => string | undefined): string {
+  return subject.startsWith('token:') ? tokenCreator(subject.slice('token:'.length)) ?? subject : subject;
 }

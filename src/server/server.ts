@@ -314,8 +314,14 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const configValues = (app: string, env: string): Record<string, string> =>
     Object.fromEntries(config.list(app, env).filter((e) => e.kind === 'value' && e.value !== undefined).map((e) => [e.key, e.value!]));
   const pipeline = new PushPipeline({
-    mayDeploy: (subject, app, env) => allows(authenticator.grantsOf(subject), 'app.deploy', { app, team: authStore.appTeam(app), env })
-      ? undefined : `the pusher may not deploy ${app} to ${env}: it needs the deployer role there (nothing was built)`,
+    mayDeploy: (subject, app, env) => {
+      const team = authStore.appTeam(app);
+      if (!allows(authenticator.grantsOf(subject), 'app.deploy', { app, team, env })) return `the pusher may not deploy ${app} to ${env}: it needs the deployer role there (nothing was built)`;
+      if (team !== undefined && authStore.requiresApproval(team, env)) {
+        return `${env} of team ${team} requires a second person's approval: push to another environment's branch, then \`berth promote ${app} --to ${env}\` and have it approved (nothing was built)`;
+      }
+      return undefined;
+    },
     repos, builds: buildLog, engine, clock, logger: logger.child({ component: 'build' }), deployments: deploymentService, configValues,
     buildConcurrency: cfg.buildConcurrency, buildMemoryBytes: cfg.buildMemoryBytes, ...(imageRegistryUp ? { registry: imageRegistry } : {}),
     // `berth deploy` builds: the deployment's spec, its host contexts checked again right before the build.

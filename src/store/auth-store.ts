@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { migrate } from '../lib/sqlite-migrate.ts';
 import { makeSqlitePrivate } from '../lib/private-file.ts';
-import type { ApiTokenRecord, AuthStore, Grant, Role, SessionRecord, TeamRecord, UserRecord } from '../core/auth.ts';
+import type { ApiTokenRecord, ApprovalRecord, ApprovalStore, AuthStore, Grant, Role, SessionRecord, TeamRecord, UserRecord } from '../core/auth.ts';
 
 /**
  * Who may do what, in its own database (`auth.db`, private to root): users (password hashes),
@@ -21,11 +21,16 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX grants_subject ON grants(subject);
    CREATE TABLE api_tokens (id TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created_by TEXT NOT NULL, created_at INTEGER NOT NULL,
      expires_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0, last_used_at INTEGER NOT NULL DEFAULT 0);`,
+  // Environments whose deploys and promotions need a second person, and the requests waiting for one.
+  `CREATE TABLE env_policies (team TEXT NOT NULL, env TEXT NOT NULL, require_approval INTEGER NOT NULL, PRIMARY KEY (team, env));
+   CREATE TABLE approvals (id TEXT PRIMARY KEY, app TEXT NOT NULL, env TEXT NOT NULL, team TEXT NOT NULL, method TEXT NOT NULL, url TEXT NOT NULL,
+     body TEXT NOT NULL, action TEXT NOT NULL, requested_by TEXT NOT NULL, requested_by_name TEXT NOT NULL, status TEXT NOT NULL,
+     decided_by TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL, decided_at INTEGER NOT NULL DEFAULT 0, result TEXT NOT NULL DEFAULT '');`,
 ];
 
 type Row = Record<string, unknown>;
 
-export class SqliteAuthStore implements AuthStore {
+export class SqliteAuthStore implements AuthStore, ApprovalStore {
   private readonly db: Database.Database;
 
   constructor(path: string) {
@@ -157,9 +162,50 @@ export class SqliteAuthStore implements AuthStore {
     this.db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(at, id);
   }
 
+  requiresApproval(team: string, env: string): boolean {
+    const r = this.db.prepare('SELECT require_approval FROM env_policies WHERE team = ? AND env = ?').get(team, env) as { require_approval: number } | undefined;
+    return r?.require_approval === 1;
+  }
+  setRequiresApproval(team: string, env: string, required: boolean): void {
+    this.db.prepare(`INSERT INTO env_policies (team, env, require_approval) VALUES (?, ?, ?)
+      ON CONFLICT(team, env) DO UPDATE SET require_approval = excluded.require_approval`).run(team, env, required ? 1 : 0);
+  }
+  listPolicies(team?: string): { team: string; env: string; requireApproval: boolean }[] {
+    return (this.db.prepare('SELECT * FROM env_policies WHERE (@team IS NULL OR team = @team) ORDER BY team, env').all({ team: team ?? null }) as Row[])
+      .map((r) => ({ team: String(r.team), env: String(r.env), requireApproval: Number(r.require_approval) === 1 }));
+  }
+  addApproval(a: ApprovalRecord): void {
+    this.db.prepare(`INSERT INTO approvals (id, app, env, team, method, url, body, action, requested_by, requested_by_name, status, decided_by, created_at, decided_at, result)
+      VALUES (@id, @app, @env, @team, @method, @url, @body, @action, @requestedBy, @requestedByName, @status, @decidedBy, @createdAt, @decidedAt, @result)`).run(a);
+  }
+  getApproval(id: string): ApprovalRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM approvals WHERE id = ?').get(id) as Row | undefined;
+    return r && toApproval(r);
+  }
+  listApprovals(status?: ApprovalRecord['status']): ApprovalRecord[] {
+    return (this.db.prepare('SELECT * FROM approvals WHERE (@status IS NULL OR status = @status) ORDER BY created_at DESC LIMIT 500').all({ status: status ?? null }) as Row[])
+      .map(toApproval);
+  }
+  decideApproval(id: string, status: ApprovalRecord['status'], decidedBy: string, at: number, result: string): boolean {
+    return this.db.prepare("UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, result = ? WHERE id = ? AND status = 'pending'")
+      .run(status, decidedBy, at, result, id).changes > 0;
+  }
+  /** Records the result of an approved request's replay. */
+  setApprovalResult(id: string, status: ApprovalRecord['status'], result: string): void {
+    this.db.prepare('UPDATE approvals SET status = ?, result = ? WHERE id = ?').run(status, result, id);
+  }
+
   close(): void {
     this.db.close();
   }
+}
+
+function toApproval(r: Row): ApprovalRecord {
+  return {
+    id: String(r.id), app: String(r.app), env: String(r.env), team: String(r.team), method: String(r.method), url: String(r.url), body: String(r.body),
+    action: String(r.action), requestedBy: String(r.requested_by), requestedByName: String(r.requested_by_name), status: r.status as ApprovalRecord['status'],
+    decidedBy: String(r.decided_by), createdAt: Number(r.created_at), decidedAt: Number(r.decided_at), result: String(r.result),
+  };
 }
 
 function toUser(r: Row): UserRecord {

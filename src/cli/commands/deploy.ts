@@ -40,10 +40,16 @@ async function deploy(g: GlobalOpts, o: DeployOptions): Promise<void> {
   // Follow the event timeline from just before the deploy: releases, starts, health, drains, rollbacks.
   // The newest event of any app is the cursor (a first deploy's app does not exist yet to filter by).
   const lastEvent = (await client.events({ limit: 1 })).events.at(-1)?.id ?? 0;
-  const { deployment } = await client.deploy(spec.name, o.env, spec, warnings, source).catch((err: unknown) => {
+  const answer = await client.deploy(spec.name, o.env, spec, warnings, source).catch((err: unknown) => {
     // Host paths the server refused, shown where the file names them.
     throw hostPathIssues(err, parsed.source.file, parsed) ?? err;
   });
+  if (answer.approval) {
+    if (g.json) console.log(JSON.stringify({ approval: answer.approval }));
+    else process.stderr.write(`${answer.message}\n`);
+    return;
+  }
+  const { deployment } = answer;
   if (!g.json) process.stderr.write(`deploying ${spec.name} to ${o.env} (deployment ${deployment.id})\n`);
   if (!o.wait) {
     if (g.json) console.log(JSON.stringify({ deployment }));

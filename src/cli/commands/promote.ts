@@ -15,6 +15,11 @@ export function registerPromote(program: Command): void {
       const client = connect(g);
       const lastEvent = (await client.events({ limit: 1 })).events.at(-1)?.id ?? 0;
       const res = await client.promote(app, o.from, o.to);
+      if (res.approval) {
+        if (g.json) console.log(JSON.stringify({ approval: res.approval }));
+        else process.stderr.write(`${res.message}\n`);
+        return;
+      }
       const id = res.deployment.id;
       if (!g.json) {
         process.stderr.write(`promoting ${app} from ${o.from} to ${o.to} (deployment ${id})\n`);

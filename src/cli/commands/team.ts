@@ -4,6 +4,7 @@ import {
 } from '../../client/auth-client.ts';
 import { ago, CliFailure, connect, EXIT, table, type GlobalOpts } from '../context.ts';
 import { output } from '../output.ts';
+import { registerPolicy } from './approve.ts';
 
 const ROLE_HELP = 'viewer | operator (restart, scale, reload, logs) | deployer (+ deploy, promote, rollback, push) | maintainer (+ config, secrets, exec) | admin (+ remove, grant within the team) | owner (everything, team "*")';
 
@@ -49,6 +50,8 @@ export function registerTeam(program: Command): void {
       await unassignApp(connect(g), team, app);
       output(g, { app, team: null }, () => console.log(`${app} belongs to no team now`));
     });
+
+  registerPolicy(t, program);
 
   const gr = program.command('grant').description('roles of people on teams, apps and environments');
   gr.command('add')
