@@ -38,7 +38,7 @@ services:
       health: {http: {path: /, interval: 1s}}
   db:
     image: berth/busybox:latest
-    command: ["sh", "-c", "while true; do echo db-$$BERTH_ENV | nc -l -p 5432; done"]
+    command: ["sh", "-c", "echo db-$$BERTH_ENV listening; while true; do echo db-$$BERTH_ENV | nc -l -p 5432; done"]
     networks:
       back: {aliases: [database]}
   probe:
@@ -88,7 +88,7 @@ describe('app networks', () => {
   let file: string;
   let cluster: string;
   before(async () => {
-    h = await Harness.create({ portRange: '30500-30599' });
+    h = await Harness.create({ portRange: '30500-30599', env: { BERTH_METRICS_INTERVAL_MS: '1000' } });
     await h.startServer();
     dir = await mkdtemp(join(tmpdir(), 'berth-appnet-'));
     file = join(dir, 'compose.yaml');
@@ -145,6 +145,15 @@ describe('app networks', () => {
     const preWebIp = await docker('inspect', preWeb, '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}');
     await waitFor(async () => (await h.nginxConf()).split('\n').some((l) => preWebIp.trim().split(' ').some((ip) => l.includes(`server ${ip}:8000`))),
     { timeoutMs: 15_000, intervalMs: 200, what: 'nginx upstream at the container address' });
+    // Logs and per-container network counters work the same on an app network (counted there, unlike host mode).
+    await waitFor(async () => (await h.cli(['logs', `${APP}/db`, '--env', 'pre'])).stdout.includes('db-pre listening'),
+      { timeoutMs: 20_000, intervalMs: 500, what: 'the db\'s log line collected' });
+    await waitFor(async () => {
+      const text = await fetch(`http://127.0.0.1:${h.apiPort}/metrics`, { headers: { authorization: `Bearer ${await h.token()}` } }).then((r) => r.text());
+      const m = new RegExp(`^berth_container_network_receive_bytes_total\\{[^}]*app="${APP}",env="pre",service="db"[^}]*\\} (\\d+)`, 'm').exec(text)
+        ?? new RegExp(`^berth_container_network_receive_bytes_total\\{[^}]*service="db"[^}]*env="pre"[^}]*\\} (\\d+)`, 'm').exec(text);
+      return m !== null && Number(m[1]) > 0;
+    }, { timeoutMs: 30_000, intervalMs: 1000, what: 'network bytes counted for the db container' });
     // Each web instance's port is its container port 8000, published on the allocated port on loopback only.
     const st = (await h.api('GET', `/v1/apps/${APP}?env=pre`)).json.services.find((s: { name: string }) => s.name === 'web');
     const inst = st.instances[0] as { port: number; address: string };
