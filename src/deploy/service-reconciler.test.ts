@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EngineUnavailable } from '../core/errors.ts';
+import { Conflict, EngineUnavailable } from '../core/errors.ts';
 import { LABEL, type ContainerSpec, type HostPathPolicy, type IngressRoute, type ProbeResult } from '../core/ports.ts';
 import { DEFAULT_UPDATE, type HealthSpec, type ServiceSpec } from '../core/spec/types.ts';
 import type { InstanceRecord, ReleaseRecord, ServiceKey } from '../core/store.ts';
@@ -812,4 +812,30 @@ test('one round reads a snapshot once and writes each step in one transaction: s
     assert.ok(!calls.includes('getInstance') && !calls.includes('updateInstance') && !calls.includes('addEvent'),
       `${name}: no instance re-read or one-row write: ${calls.join(' ')}`);
   }
+});
+
+test('app network: the app\'s networks exist before a container joins them (created once, labelled), and the container joins them', async () => {
+  const h = setup();
+  await h.release(serviceSpec({ replicas: 2, networkMode: 'app', networks: [{ name: 'front', aliases: ['www'] }, { name: 'back', aliases: [] }], port: 8000 }));
+  await h.settle();
+  const nets = await h.engine.listNetworks({ [LABEL.app]: K.app });
+  assert.deepEqual(nets.map((n) => [n.name, n.labels[LABEL.env], n.labels[LABEL.network]]).sort(),
+    [[`berth_local_${K.app}_${K.env}_back`, K.env, 'back'], [`berth_local_${K.app}_${K.env}_front`, K.env, 'front']]);
+  assert.equal(h.engine.calls.filter((c) => c.startsWith('network ')).length, 2, 'each network created once for two instances');
+  const spec = [...h.engine.specs.values()][0]!;
+  assert.deepEqual(spec.network?.networks.map((n) => n.aliases), [['web', 'www'], ['web']]);
+  assert.equal(spec.network?.publish[0]?.hostIp, '127.0.0.1');
+});
+
+test('app network: an allocated port taken between allocation and start → that instance is replaced on another port', async () => {
+  const h = setup();
+  await h.release(serviceSpec({ replicas: 1, networkMode: 'app', port: 8000 }));
+  h.engine.failNext('start', new Conflict(`host port ${PORTS.min} on 127.0.0.1 is already in use on this host (by another program or container): free it`));
+  await assert.rejects(h.round(), /already in use/);
+  assert.equal(h.rows().length, 0, 'the instance holding the taken port is gone');
+  assert.equal((await h.containers()).length, 0, 'with its container');
+  h.busyPorts.add(PORTS.min);
+  await h.settle();
+  const [row] = h.rows();
+  assert.ok(row && row.port !== PORTS.min && row.state === 'running', `replaced on another port (${row?.port})`);
 });

@@ -1,5 +1,5 @@
 import { LABEL, type Clock, type ContainerInfo, type EngineContainers, type EngineNetworks, type EngineTelemetry, type EngineVolumes, type HostPathPolicy, type Logger, type ProbeResult } from '../core/ports.ts';
-import { BerthError, EngineUnavailable, InvalidInput } from '../core/errors.ts';
+import { BerthError, Conflict, EngineUnavailable, InvalidInput } from '../core/errors.ts';
 import { planService, crashLoopDelayMs, COMPLETED_REASON, dependencyWait, STABLE_RUN_MS, type Action, type InstanceView, type Observed } from '../core/plan/index.ts';
 import type {
   CrashRecord, DesiredStateStore, EventStore, InstancePatch, InstanceRecord, InstanceStore, ReconcileStore, ReleasePatch, ReleaseRecord, ServiceKey,
@@ -405,7 +405,17 @@ export class ServiceReconciler {
     try {
       await this.d.engine.start(containerId);
     } catch (err) {
-      if (err instanceof BerthError && !(err instanceof EngineUnavailable)) w.event(inst, 'instance.start_failed', `instance ${inst.id} could not start: ${err.message}`);
+      if (!(err instanceof BerthError) || err instanceof EngineUnavailable) throw err;
+      // The port Berth allocated was taken between allocation and start (another program, or a
+      // client's source port): this instance goes, and its replacement gets another port.
+      if (err instanceof Conflict && err.message.startsWith(`host port ${inst.port} on 127.0.0.1 `)) {
+        w.event(inst, 'instance.start_failed', `instance ${inst.id} could not start: its allocated port ${inst.port} was taken meanwhile; replacing it on another port`);
+        await this.d.engine.remove(containerId);
+        w.deleteInstance(inst.id);
+        this.d.directAddresses?.delete(inst.id);
+      } else {
+        w.event(inst, 'instance.start_failed', `instance ${inst.id} could not start: ${err.message}`);
+      }
       throw err;
     }
   }
