@@ -19,6 +19,8 @@ declare module 'fastify' {
     principal?: Principal;
     /** Whether the caller may see an app: list routes filter with it (set with the principal; owners see all). */
     canSee?: (app: string) => boolean;
+    /** True when the caller sees every app (owners): installation-wide answers are theirs alone. */
+    seesAll?: boolean;
     /** Set on the replay of an approved request: the approval it carries out. */
     approvalId?: string;
   }
@@ -72,7 +74,8 @@ export function registerAuthorization(app: FastifyInstance, d: AuthorizeDeps): v
       req.principal = d.auth.asSubject(a.requestedBy, a.requestedByName);
       req.approvalId = id;
       const rp = req.principal;
-      req.canSee = (x: string) => canSee(rp, x, d.appTeam(x));
+      req.seesAll = allows(rp.grants, 'cluster.admin');
+      req.canSee = (x: string) => req.seesAll === true || canSee(rp, x, d.appTeam(x));
       return;
     }
     const csrf = req.headers[CSRF_HEADER];
@@ -81,7 +84,8 @@ export function registerAuthorization(app: FastifyInstance, d: AuthorizeDeps): v
       allowBasic: perm?.app === 'git', ip: req.ip,
     });
     const p = req.principal;
-    req.canSee = allows(p.grants, 'cluster.admin') ? () => true : (a: string) => a !== '' && canSee(p, a, d.appTeam(a));
+    req.seesAll = allows(p.grants, 'cluster.admin');
+    req.canSee = req.seesAll ? () => true : (a: string) => a !== '' && canSee(p, a, d.appTeam(a));
   });
 
   // A new app claimed by a request that then made nothing (a bad spec, a refused route, a dry run) is nobody's again.

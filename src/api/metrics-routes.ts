@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { InvalidInput } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
 import type { DesiredStateStore, InstanceRecord, InstanceStore } from '../core/store.ts';
 import { parseDuration } from '../core/spec/units.ts';
@@ -72,6 +73,7 @@ export function registerMetricsRoutes(app: FastifyInstance, d: MetricsRouteDeps)
       from: when.optional(), to: when.optional(), step: z.coerce.number().int().min(1000).optional(),
       group: z.enum(['series', 'service']).optional(),
     }).parse(req.query);
+    if (!q.app && req.seesAll === false) throw new InvalidInput('app: give the app whose metrics to read (installation-wide series are for owners)');
     if (q.app) {
       if (q.service) d.known.requireService(q.app, q.env, q.service);
       else if (q.env) d.known.requireEnv(q.app, q.env);
@@ -93,7 +95,8 @@ export function registerMetricsRoutes(app: FastifyInstance, d: MetricsRouteDeps)
     if (q.app && q.env) d.known.requireEnv(q.app, q.env);
     else if (q.app) d.known.requireApp(q.app);
     const now = d.clock.now();
-    const match = (x: { app: string; env: string }) => (!q.app || x.app === q.app) && (!q.env || x.env === q.env);
+    const see = req.canSee ?? (() => true);
+    const match = (x: { app: string; env: string }) => (!q.app || x.app === q.app) && (!q.env || x.env === q.env) && see(x.app);
     const instances = d.latestSamples().filter(match).sort((a, b) => `${a.app}/${a.env}/${a.service}/${a.id}`.localeCompare(`${b.app}/${b.env}/${b.service}/${b.id}`))
       .map((s) => ({ app: s.app, env: s.env, service: s.service, instance: s.id, containerId: s.containerId, sampledAt: s.ts, ...s.stats }));
     const services = new Map<string, { app: string; env: string; service: string; instances: number; cpuPercent: number; memoryBytes: number; desired?: number }>();
@@ -112,7 +115,7 @@ export function registerMetricsRoutes(app: FastifyInstance, d: MetricsRouteDeps)
     }
     // Last minute from the 10 s series: complete buckets plus the current one.
     const http = d.metrics.query({ kind: 'http', from: now - 60_000, to: now, whole: true, ...(q.app ? { app: q.app } : {}), ...(q.env ? { env: q.env } : {}) });
-    const routes = http.series.map((s) => {
+    const routes = http.series.filter((s) => see(s.key.app)).map((s) => {
       const p = s.points[0]!;
       return { app: s.key.app, env: s.key.env, service: s.key.service, route: s.key.target, requests: p.n, ratePerSec: p.n / 60,
         s2xx: p.s2xx ?? 0, s3xx: p.s3xx ?? 0, s4xx: p.s4xx ?? 0, s5xx: p.s5xx ?? 0, p50: p.p50 ?? null, p95: p.p95 ?? null, p99: p.p99 ?? null };

@@ -37,7 +37,8 @@ function requestFor(key: string, app: string, ids: { dep: string; build: string 
   else if (url.startsWith('/v1/builds/')) url = url.replace(':id', ids.build);
   else url = url.replace(':id', 'r-none');
   if (url === '/git/*') url = `/git/${app}.git/info/refs?service=git-upload-pack`;
-  if (['GET /v1/apps', 'GET /v1/events', 'GET /v1/events/stream', 'GET /v1/builds', 'GET /v1/volumes'].includes(key)) url += `?app=${app}`;
+  // Lists name the app in the query: asking about another team's app is refused like an unknown one.
+  if (ROUTE_PERMISSIONS[key]!.app === 'query') url += `?app=${app}`;
   const payload = method === 'GET' ? undefined : key.endsWith('/promote') ? { from: 'test', to: 'prod' } : { env: 'prod' };
   return { method, url, ...(payload ? { payload } : {}) };
 }
@@ -151,6 +152,31 @@ test('a new app deployed by a team member becomes the team\'s; a refused deploy 
     const other = await bob({ spec });
     assert.equal(other.statusCode, 404, other.body);
     assert.equal(t.auth.appTeam('new'), 'a');
+  } finally {
+    await t.close();
+  }
+});
+
+test('metrics and top: a team member reads their apps; installation-wide series are the owners\'', async () => {
+  const t = await testApi();
+  try {
+    t.auth.addTeam({ name: 'a', createdAt: 0, createdBy: 'admin' });
+    t.addService('shop', 'prod', 'web');
+    t.auth.setAppTeam('shop', 'a');
+    t.auth.addUser({ id: 'u1', name: 'dev', passwordHash: '', createdAt: 0, createdBy: 'admin' });
+    t.auth.addGrant({ id: 'g1', subject: 'user:u1', role: 'viewer', team: 'a', app: '*', env: '*', createdAt: 0, createdBy: 'admin' });
+    const s = 'berths_dev-metrics';
+    t.auth.addSession({ id: createHash('sha256').update(s).digest('hex'), userId: 'u1', kind: 'cli', csrfHash: '', createdAt: 0, expiresAt: NOW + 1, ip: '' });
+    const as = (url: string) => t.api.inject({ method: 'GET', url, headers: { authorization: `Bearer ${s}` } });
+    const wide = await as('/v1/metrics/query?kind=cpu');
+    assert.equal(wide.statusCode, 400);
+    assert.match(wide.json().error.message, /^app: give the app whose metrics to read/);
+    // The harness's metrics store is inert: that the handlers are reached is what is checked here.
+    t.reached.length = 0;
+    await t.req('GET', '/v1/metrics/query?kind=cpu');
+    await as('/v1/top');
+    await as('/v1/metrics/query?kind=cpu&app=shop');
+    assert.deepEqual(t.reached, ['GET /v1/metrics/query', 'GET /v1/top', 'GET /v1/metrics/query']);
   } finally {
     await t.close();
   }

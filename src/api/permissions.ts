@@ -119,8 +119,9 @@ export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
   'DELETE /v1/registry-logins/:host': { action: 'cluster.admin' },
   'GET /v1/volumes': read('query'),
   'POST /v1/images/gc': { action: 'cluster.admin' },
-  'GET /v1/metrics/query': { action: 'cluster.read' },
-  'GET /v1/top': { action: 'cluster.read' },
+  // Metrics of one's apps (host-wide series without ?app= are the owners'); top filters to visible apps.
+  'GET /v1/metrics/query': read('query'),
+  'GET /v1/top': read('query'),
   'GET /v1/registry': { action: 'cluster.read' },
   'GET /v1/registry/:env/:service': { action: 'cluster.read' },
   'GET /v1/registry/:env/:service/stream': { action: 'cluster.read' },
