@@ -58,7 +58,7 @@ const ROOM_EXCEPTIONS = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'web/**', 'dist/**'] },
+  { ignores: ['node_modules/**', 'web/dist/**', 'web/.dist*/**', 'dist/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -73,6 +73,22 @@ export default tseslint.config(
     files: ['test/fixtures/**/*.js'],
     languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', process: 'readonly', console: 'readonly', setTimeout: 'readonly' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  // The web portal's room (docs/DESIGN.md): it runs in a browser and talks to the server only through
+  // the typed client; from src/ it imports only src/client and src/core (wire types, pure code) — never
+  // server code, Node's modules or a server-side package.
+  {
+    files: ['web/**/*.{ts,tsx}'],
+    ignores: ['web/vite.config.ts', 'web/**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { regex: '^(\\.\\./)+src/(?!client/|core/)', message: 'web imports only src/client (the typed client) and src/core (wire types) from the server\'s tree' },
+          { regex: '^node:', message: 'web runs in a browser: no Node modules' },
+          { group: ['fastify', 'dockerode', 'better-sqlite3', 'pino', 'commander'], message: 'a server package: reach the server through src/client' },
+        ],
+      }],
+    },
   },
   // End-to-end tests read loosely-typed JSON from the API on purpose.
   { files: ['test/**'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },

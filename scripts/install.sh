@@ -5,12 +5,13 @@
 #     policy-rc.d denies it): scripts/dockerd.sh starts Docker itself.
 #   - npm: `npm ci` (or `npm install` without a lock) only when node_modules is
 #     missing or package-lock.json is newer than node_modules/.package-lock.json.
-# Env: BERTH_SKIP_APT=1, BERTH_SKIP_NPM=1 to skip a part.
+#   - web: `npm run build:web` (web/dist), only when its inputs changed.
+# Env: BERTH_SKIP_APT=1, BERTH_SKIP_NPM=1, BERTH_SKIP_WEB=1 to skip a part.
 set -euo pipefail
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 BERTH_LOG_TAG=install
 
-APT_PACKAGES=(docker.io nginx-light git dnsutils wrk hey busybox-static curl iproute2 procps dnsmasq-base dnsperf prometheus docker-registry pebble)
+APT_PACKAGES=(docker.io nginx-light git dnsutils wrk hey busybox-static curl iproute2 procps dnsmasq-base dnsperf prometheus docker-registry pebble chromium)
 
 install_apt() {
   local missing=() p
@@ -67,5 +68,12 @@ install_npm() {
   log "npm dependencies installed in $(elapsed_since "$t0")"
 }
 
+# The web portal's bundle (web/dist, served by `berth server` at /): rebuilt only when its inputs changed.
+build_web() {
+  cd "$BERTH_ROOT"
+  node scripts/build-web.mjs
+}
+
 [[ ${BERTH_SKIP_APT:-0} == 1 ]] || install_apt
 [[ ${BERTH_SKIP_NPM:-0} == 1 ]] || install_npm
+[[ ${BERTH_SKIP_WEB:-0} == 1 ]] || build_web

@@ -8,7 +8,7 @@
 #                   machine, cached by input hash)
 #   4. typecheck    tsc --noEmit -p tsconfig.json
 #   5. lint         eslint src test bench
-#   6. unit         node --test on src/**/*.test.ts
+#   6. unit         node --test on src/**/*.test.ts and web/src/**/*.test.ts
 #   7. integration  node --test --test-concurrency=1 on test/**/*.test.ts
 #
 # Stages with nothing to run are skipped. Each node --test run ends with node's
@@ -67,7 +67,7 @@ find_tests() {
 
 lint() {
   local dirs=() d
-  for d in src test bench; do [[ -d $d ]] && dirs+=("$d"); done
+  for d in src test bench web; do [[ -d $d ]] && dirs+=("$d"); done
   if ((${#dirs[@]} == 0)); then return 0; fi
   # An empty folder (bench/ early on) is not an error.
   npx --no-install eslint --no-error-on-unmatched-pattern "${dirs[@]}"
@@ -81,7 +81,7 @@ main() {
   run_stage lint lint
 
   local unit=() integ=()
-  mapfile -t unit < <(find_tests src)
+  mapfile -t unit < <(find_tests src; find_tests web/src)
   mapfile -t integ < <(find_tests test)
 
   if ((${#unit[@]} > 0)); then

@@ -30,7 +30,7 @@ export interface AuthRouteDeps {
   newId: () => string;
 }
 
-function cookie(req: FastifyRequest, name: string, value: string, o: { httpOnly: boolean; maxAgeS: number }): string {
+export function cookie(req: FastifyRequest, name: string, value: string, o: { httpOnly: boolean; maxAgeS: number }): string {
   // Secure whenever the API itself is served over TLS; SameSite=Strict: never sent on another site's request.
   return `${name}=${encodeURIComponent(value)}; Path=/; Max-Age=${o.maxAgeS}; SameSite=Strict${o.httpOnly ? '; HttpOnly' : ''}${req.protocol === 'https' ? '; Secure' : ''}`;
 }

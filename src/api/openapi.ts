@@ -25,9 +25,13 @@ import { loginBody, passwordBody, userBody } from './auth-routes.ts';
 import { auditQueryDoc } from './audit.ts';
 import { approvalsQuery, policyBody } from './approval-routes.ts';
 import { grantBody, grantsQuery, teamBody, tokenBody } from './team-routes.ts';
+import { exchangeBody } from './portal-routes.ts';
 
-/** How a route is authorized: the bearer token (every route but these), the pre-receive hook's token, or a webhook signature. */
-export type RouteAuth = 'token' | 'hook' | 'signature' | 'public';
+/**
+ * How a route is authorized: the bearer token (every route but these), the pre-receive hook's token, a
+ * webhook signature, a one-time login code (the portal's exchange), or nobody (login, the portal's files).
+ */
+export type RouteAuth = 'token' | 'hook' | 'signature' | 'code' | 'public';
 
 export interface RouteDoc {
   summary: string;
@@ -129,6 +133,10 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'POST /v1/registry/:env/:service': { summary: 'Register an external endpoint (with an optional check)', body: registerBody, status: 201 },
   'PUT /v1/registry/external/:id/heartbeat': { summary: "An external endpoint's heartbeat" },
   'DELETE /v1/registry/external/:id': { summary: 'Deregister an external endpoint', status: 204 },
+  'POST /v1/portal/codes': { summary: 'A one-time login link to the web portal for the caller (works once, for 5 minutes; not for API tokens)', status: 201 },
+  'POST /v1/portal/session': { summary: "Exchange a login link's code for a cookie session (and its CSRF token)", body: exchangeBody, auth: 'code', status: 201 },
+  'GET /': { summary: 'The web portal', auth: 'public', contentType: 'text/html' },
+  'GET /*': { summary: "The web portal's files; a client-side route answers with the portal's page", auth: 'public', contentType: 'text/html' },
 };
 
 export interface RegisteredRoute {

@@ -70,6 +70,12 @@ export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
   'GET /v1/audit': { action: 'cluster.admin' },
   'GET /v1/audit/verify': { action: 'cluster.admin' },
 
+  // The portal (portal-routes.ts): its files and the login link's exchange are public; a link is for the caller.
+  'POST /v1/portal/codes': { action: 'any' },
+  'POST /v1/portal/session': { action: 'any', auth: 'public' },
+  'GET /': { action: 'any', auth: 'public' },
+  'GET /*': { action: 'any', auth: 'public' },
+
   'GET /v1/ping': { action: 'any' },
   'GET /v1/openapi.json': { action: 'any' },
   'GET /metrics': { action: 'cluster.read' },

@@ -12,6 +12,9 @@ export const SESSION_COOKIE = 'berth_session';
 export const CSRF_COOKIE = 'berth_csrf';
 export const CSRF_HEADER = 'x-berth-csrf';
 
+/** The user of a session of the bootstrap admin (not a user id: those are generated without "@"). */
+export const ADMIN_SESSION = { id: '@admin', name: 'admin' } as const;
+
 /** Prefixes make a leaked credential recognisable (and greppable in a log scan). */
 const SESSION_PREFIX = 'berths_';
 const API_TOKEN_PREFIX = 'bertht_';
@@ -117,6 +120,15 @@ export class Authenticator {
     // An unknown name costs a full verification too: response times do not say which names exist.
     const ok = await verifyPassword(password, user?.passwordHash);
     if (!user || !ok) throw new Unauthorized('wrong user name or password');
+    return this.openSession({ id: user.id, name: user.name }, o);
+  }
+
+  /**
+   * A session for someone already proven (a password above; a one-time portal link issued to them).
+   * `ADMIN_SESSION` opens one for the bootstrap admin, who is no user: the portal link of `berth portal`
+   * run with the admin token.
+   */
+  openSession(user: Pick<UserRecord, 'id' | 'name'>, o: { kind: 'cookie' | 'cli'; ip: string }): LoginResult {
     const now = this.o.clock.now();
     this.o.store.deleteExpiredSessions(now);
     const token = SESSION_PREFIX + randomBytes(32).toString('base64url');
@@ -189,6 +201,7 @@ export class Authenticator {
     if (!s || s.expiresAt <= this.o.clock.now() || (via === 'cookie') !== (s.kind === 'cookie')) {
       throw new Unauthorized('session expired or unknown: log in again (`berth login`)');
     }
+    if (s.userId === ADMIN_SESSION.id) return { subject: 'admin', name: 'admin', kind: 'admin', via, sessionId: id, grants: [OWNER_GRANT] };
     const user = this.o.store.getUser(s.userId);
     if (!user) throw new Unauthorized('session expired or unknown: log in again (`berth login`)');
     return { subject: `user:${user.id}`, name: user.name, kind: 'user', via, sessionId: id, grants: this.grantsOf(`user:${user.id}`) };

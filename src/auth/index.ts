@@ -7,6 +7,7 @@
 export { ensureAdminToken, hashToken } from './tokens.ts';
 export { checkPassword, hashPassword, verifyPassword } from './passwords.ts';
 export {
-  Authenticator, basicPassword, cookieValue, sameDigest, CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE,
+  Authenticator, ADMIN_SESSION, basicPassword, cookieValue, sameDigest, CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE,
   type AuthenticatorOptions, type Credentials, type LoginResult,
 } from './authenticator.ts';
+export { PortalLogins, LOGIN_CODE_TTL_MS, type LoginSubject } from './portal-logins.ts';

@@ -35,6 +35,7 @@ import { registerCert } from './commands/cert.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerRegistry } from './commands/registry.ts';
 import { registerApprove } from './commands/approve.ts';
+import { registerPortal } from './commands/portal.ts';
 import { VERSION } from '../core/version.ts';
 
 const program = new Command('berth')
@@ -63,7 +64,7 @@ if (json) {
   });
 }
 
-for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages, registerVolumes, registerLogin, registerUser, registerTeam, registerCert, registerAudit, registerRegistry, registerApprove]) {
+for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages, registerVolumes, registerLogin, registerUser, registerTeam, registerCert, registerAudit, registerRegistry, registerApprove, registerPortal]) {
   register(program);
 }
 for (const c of program.commands) c.exitOverride();

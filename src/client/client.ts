@@ -3,7 +3,7 @@
  */
 import type { AppSpec, SpecWarning } from '../core/spec/types.ts';
 import type { SpecSource } from '../core/spec/source.ts';
-import type { AlertView, BuildView, CertView, RegistryEntryView, ServiceStatus as ServiceView, TemplateView, TopView } from '../core/views.ts';
+import type { AlertView, BuildView, CertView, MetricSeriesView, RegistryEntryView, ServiceStatus as ServiceView, TemplateView, TopView } from '../core/views.ts';
 import type { EventRecord as EventView, PurgeRecord, ReleaseRecord } from '../core/store.ts';
 import type { AppRemains } from '../core/app-remains.ts';
 
@@ -17,8 +17,12 @@ export class ApiError extends Error {
 export class Unreachable extends Error {}
 
 export interface ClientOptions {
+  /** The server's address; '' in the web portal (same origin). */
   url: string;
-  token: string;
+  /** A bearer token; none: the request carries only what `headers` adds (a browser's session). */
+  token?: string;
+  /** Extra headers of every request (e.g. a CSRF header of a cookie session). */
+  headers?: () => Record<string, string>;
 }
 
 export class BerthClient {
@@ -45,7 +49,7 @@ export class BerthClient {
   }
 
   async raw(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.o.token}` };
+    const headers: Record<string, string> = { ...(this.o.token ? { authorization: `Bearer ${this.o.token}` } : {}), ...this.o.headers?.() };
     if (body !== undefined) headers['content-type'] = 'application/json';
     try {
       return await fetch(this.o.url + path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), ...(signal ? { signal } : {}) });
@@ -126,6 +130,18 @@ export class BerthClient {
   release(app: string, id: string) {
     return this.request<{ release: ReleaseRecord; events: EventView[] }>('GET', `/v1/apps/${enc(app)}/releases/${enc(id)}`);
   }
+  /** A one-time login link's code for the web portal (`path`: append to the server's URL). */
+  portalCode() {
+    return this.request<{ code: string; expiresAt: number; path: string }>('POST', '/v1/portal/codes');
+  }
+  /** The portal's password login: a cookie session (HttpOnly) for the browser; the answer holds its CSRF token. */
+  portalLogin(user: string, password: string) {
+    return this.request<{ user: string; expiresAt: number; csrf: string }>('POST', '/v1/session', { user, password, client: 'portal' });
+  }
+  /** Spends a login code (no credential needed): the browser gets a cookie session; the answer holds its CSRF token. */
+  portalSession(code: string) {
+    return this.request<{ user: string; expiresAt: number; csrf: string }>('POST', '/v1/portal/session', { code });
+  }
   /** The OpenAPI 3.1 document of this server's API. */
   openApi() {
     return this.request<Record<string, unknown>>('GET', '/v1/openapi.json');
@@ -197,7 +213,7 @@ export class BerthClient {
   }
   /** A metric series (`kind`: cpu, memory, http, ...) over a time range (`from`/`to`: durations before now, ISO times or epoch ms). */
   metrics(q: { kind: string; app?: string; env?: string; service?: string; target?: string; from?: string; to?: string; step?: number; group?: 'series' | 'service' }) {
-    return this.request<{ kind: string; from: number; to: number; series: unknown[] }>('GET',
+    return this.request<{ kind: string; from: number; to: number; resolutionMs: number; stepMs: number; series: MetricSeriesView[] }>('GET',
       `/v1/metrics/query?${query({ ...q, step: q.step === undefined ? undefined : String(q.step) })}`);
   }
   /** Connects a git remote to the app (webhook builds); the answer holds the secret and the hook URLs. */
@@ -305,7 +321,7 @@ function query(q: Record<string, string | undefined>): string {
 }
 
 
-export type { AlertView, BuildView, CertView, RegistryEntryView, TemplateView, TopView } from '../core/views.ts';
+export type { AlertView, BuildView, CertView, MetricPointView, MetricSeriesView, RegistryEntryView, TemplateView, TopView } from '../core/views.ts';
 
 export interface AppView {
   name: string;

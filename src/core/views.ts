@@ -195,3 +195,26 @@ export interface VolumeView {
   /** Containers mounting it now (instances of any release of the app). */
   containers: Array<{ service: string; instance: string; release: number; state: string; containerId?: string }>;
 }
+
+/** One bucket of a metric series (`GET /v1/metrics/query`); see metrics/metrics-store.ts for what each kind's fields mean. */
+export interface MetricPointView {
+  ts: number;
+  n: number;
+  sum: number;
+  avg: number;
+  max: number;
+  rate?: number;
+  s2xx?: number;
+  s3xx?: number;
+  s4xx?: number;
+  s5xx?: number;
+  p50?: number;
+  p95?: number;
+  p99?: number;
+}
+
+/** A metric series: what it measures (`target`: the instance, or the route's upstream for `http`) and its buckets. */
+export interface MetricSeriesView {
+  key: { kind: string; app: string; env: string; service: string; target: string };
+  points: MetricPointView[];
+}

@@ -1,5 +1,7 @@
 import { totalmem } from 'node:os';
-import { isAbsolute, normalize, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { InvalidInput } from '../core/errors.ts';
 
 /** Everything the server needs to know, parsed once from flags and environment. */
@@ -81,6 +83,8 @@ export interface ServerConfig {
   readonly auditRetentionMs: number;
   /** Addresses of app networks: each gets a /24 of this IPv4 block (BERTH_NETWORK_POOL, default 10.208.0.0/12: 4096 networks). */
   readonly networkPool: string;
+  /** BERTH_WEB_DIR: the portal's built bundle (default: web/dist of this checkout); undefined: none found. */
+  readonly webDir: string | undefined;
   /** The environment the programs Berth runs with extra variables (git) start from: the server's own, read once here. */
   readonly childEnv: Readonly<Record<string, string>>;
 }
@@ -142,6 +146,7 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     hostMemoryBytes: env.BERTH_HOST_MEMORY_MB ? wholeNumber('BERTH_HOST_MEMORY_MB', env.BERTH_HOST_MEMORY_MB, 1) * 1024 * 1024 : totalmem(),
     ...tlsConfig(env),
     auditRetentionMs: wholeNumber('BERTH_AUDIT_RETENTION_DAYS', env.BERTH_AUDIT_RETENTION_DAYS ?? '365', 0) * 86_400_000,
+    webDir: env.BERTH_WEB_DIR ? resolve(env.BERTH_WEB_DIR) : defaultWebDir(),
     childEnv: Object.freeze(Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined))),
   });
 }
@@ -233,4 +238,14 @@ function port(flag: string, v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidInput(`${flag} "${v}" is not a port number (1-65535)`);
   return n;
+}
+
+/**
+ * web/dist of the checkout this code runs from: src/server/config.ts under tsx, dist/*.mjs when run
+ * from the CLI's bundle. The first candidate holding a built page wins; none: the portal is not built.
+ */
+function defaultWebDir(): string | undefined {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return [join(here, '..', '..', 'web', 'dist'), join(here, '..', 'web', 'dist')].find((d) => existsSync(join(d, 'index.html')))
+    ?? join(here, '..', '..', 'web', 'dist');
 }

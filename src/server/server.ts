@@ -35,6 +35,8 @@ import { registerPromoteRoutes } from '../api/promote-routes.ts';
 import { registerImageRoutes } from '../api/image-routes.ts';
 import { registerRegistryLoginRoutes } from '../api/registry-login-routes.ts';
 import { registerVolumeRoutes } from '../api/volume-routes.ts';
+import { registerPortalRoutes } from '../api/portal-routes.ts';
+import { PortalLogins } from '../auth/index.ts';
 import { ImageJanitor } from '../images/image-janitor.ts';
 import { LocalRegistry } from '../images/registry-process.ts';
 import { registerWebhookRoutes } from '../api/webhook-routes.ts';
@@ -421,6 +423,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const known = knownApps({ store, config, listings: [() => buildLog.list(), () => repos.apps()] });
   // TLS for the API when a certificate is configured (BERTH_API_TLS_CERT/KEY), re-read when the files change.
   const apiTls = cfg.apiTls ? await ApiTls.load(cfg.apiTls, logger.child({ component: 'api-tls' })) : undefined;
+  const portalLogins = new PortalLogins(clock);
   const api = buildApi({
     ...(apiTls ? { https: apiTls.options() } : {}),
     store, clock, logger: logger.child({ component: 'api' }), newId: () => shortId(10), version: VERSION,
@@ -428,6 +431,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     logs: { search: (q) => logStore.search(q), tail: (f, onLine) => logs.tail(f, onLine) }, ingressPort: cfg.ingressPort, known,
     hostMemoryBytes: cfg.hostMemoryBytes, exec: docker, auth: authenticator, authStore, audit, buildApp: (id) => builds.get(id)?.app,
   });
+  registerPortalRoutes(api, { logins: portalLogins, auth: authenticator, clock, webDir: cfg.webDir, logger: logger.child({ component: 'portal' }) });
   registerRegistryRoutes(api, { store, registry, clock, newId: () => shortId(10) });
   registerTemplateRoutes(api, { store, clock, changed: () => templates.schedule() });
   registerMetricsRoutes(api, { store, metrics, clock, known, latestSamples: () => sampler.latest(), httpCounters: () => accessLog.counters });

@@ -39,6 +39,8 @@ import { registerWebhookRoutes } from '../../src/api/webhook-routes.ts';
 import { registerCertRoutes } from '../../src/api/cert-routes.ts';
 import { CertManager, CertStore, type CertIssuer } from '../../src/tls/index.ts';
 import { buildRouteTable } from '../../src/registry/index.ts';
+import { registerPortalRoutes } from '../../src/api/portal-routes.ts';
+import { PortalLogins } from '../../src/auth/index.ts';
 
 export const TOKEN = 'test-token';
 export const NOW = 1_700_000_000_000;
@@ -81,7 +83,7 @@ export interface TestApi {
 }
 
 /** Runs `fn` with a fresh API and closes it, also when `fn` throws. */
-export async function withTestApi(fn: (t: TestApi) => Promise<void>, o: { hostMemoryBytes?: number } = {}): Promise<void> {
+export async function withTestApi(fn: (t: TestApi) => Promise<void>, o: { hostMemoryBytes?: number; webDir?: string } = {}): Promise<void> {
   const t = await testApi(o);
   try {
     await fn(t);
@@ -109,7 +111,7 @@ export function serviceSpec(name: string, o: Partial<ServiceSpec> = {}): Service
 }
 
 /** `hostMemoryBytes`: the memory `berth scale` may fill (default: no check). */
-export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<TestApi> {
+export async function testApi(o: { hostMemoryBytes?: number; webDir?: string } = {}): Promise<TestApi> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-api-test-'));
   const clock = { now: () => NOW };
   const store = new SqliteStore(join(dir, 'berth.db'), clock);
@@ -192,6 +194,7 @@ export async function testApi(o: { hostMemoryBytes?: number } = {}): Promise<Tes
   });
   await certs.start();
   registerCertRoutes(api, { certs });
+  registerPortalRoutes(api, { logins: new PortalLogins(clock), auth: authenticator, clock, webDir: o.webDir, logger: silentLogger });
   // Registered after buildApi's hooks: runs only for requests authorization let through.
   const reached: string[] = [];
   api.addHook('preHandler', async (req) => void reached.push(`${req.method} ${req.routeOptions.url}`));

@@ -1,0 +1,206 @@
+/**
+ * The web portal end to end: a real server with a deployed app, Debian's Chromium driven by
+ * playwright-core. Logs in with `berth portal`'s one-time link, sees the app healthy, scales it from
+ * the UI and watches instances appear live, rolls back from the releases page and sees traffic answer
+ * the old version, finds a log line by search, sees charts with data points, sees an API refusal in
+ * the page; axe-core finds no serious or critical violation on any page. Screenshots: tmp/artifacts/portal.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { Harness, ROOT, get } from './helpers/harness.ts';
+import { axe, launch, shot } from './helpers/browser.ts';
+import { waitFor } from '../src/lib/backoff.ts';
+
+const WEB = join(ROOT, 'test/fixtures/apps/web/compose.yaml');
+const T = 30_000;
+
+describe('web portal', () => {
+  let h: Harness;
+  let browser: Browser;
+  let ctx: BrowserContext;
+  let page: Page;
+  let base: string;
+  const pageErrors: string[] = [];
+
+  before(async () => {
+    execFileSync('node', [join(ROOT, 'scripts/build-web.mjs')], { stdio: 'inherit' });
+    h = await Harness.create({ portRange: '45100-45199', env: { BERTH_METRICS_INTERVAL_MS: '1000' } });
+    await h.startServer();
+    base = `http://127.0.0.1:${h.apiPort}`;
+    const d = await h.cli(['deploy', '-f', WEB], { env: { APP_VERSION: 'v1', REPLICAS: '1' }, timeoutMs: 180_000 });
+    assert.equal(d.code, 0, d.stderr);
+    browser = await launch();
+    ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    page = await ctx.newPage();
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    // The API's 4xx answers are refusals the pages show (a test provokes some); anything else that fails to load is a defect.
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !(/status of 4\d\d/.test(m.text()) && new URL(m.location().url || base).pathname.startsWith('/v1/'))) pageErrors.push(`${m.text()} ${m.location().url}`);
+    });
+    page.on('response', (r) => {
+      if (r.status() >= 400 && !new URL(r.url()).pathname.startsWith('/v1/')) pageErrors.push(`${r.status()} ${r.url()}`);
+    });
+  });
+  after(async () => {
+    if (process.exitCode) console.error(h?.serverLog.slice(-6000));
+    await browser?.close();
+    await h?.cleanup();
+  });
+
+  const accessible = async (name: string) => {
+    assert.deepEqual(await axe(page), [], `${name}: axe-core violations`);
+    await shot(page, name);
+  };
+  const link = async () => {
+    const r = await h.cli(['portal', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as { url: string; expiresAt: string };
+  };
+
+  test('a page without a session shows how to log in; the login link works once and leaves the address bar', async () => {
+    await page.goto(`${base}/apps/e2e`);
+    await page.getByRole('heading', { name: 'Log in to Berth' }).waitFor({ timeout: T });
+    assert.match(await page.textContent('main') ?? '', /berth portal/);
+    await accessible('login');
+    const { url } = await link();
+    assert.match(url, new RegExp(`^${base}/login#code=[A-Za-z0-9_-]{20,}$`));
+    await page.goto(url);
+    await page.getByRole('heading', { name: 'Home' }).waitFor({ timeout: T });
+    assert.doesNotMatch(page.url(), /code=/);
+    assert.equal(await page.locator('.nav .who').textContent(), 'admin');
+    // The session is an HttpOnly cookie: the page's script cannot read it, only its CSRF token.
+    const cookies = await ctx.cookies();
+    assert.equal(cookies.find((c) => c.name === 'berth_session')?.httpOnly, true);
+    assert.equal(cookies.find((c) => c.name === 'berth_session')?.sameSite, 'Strict');
+    assert.doesNotMatch(String(await page.evaluate('document.cookie')), /berth_session/);
+    // Spent: another browser with the same link is refused with the API's message.
+    const other = await browser.newContext();
+    const p2 = await other.newPage();
+    await p2.goto(url);
+    await p2.getByRole('alert').filter({ hasText: 'already used' }).waitFor({ timeout: T });
+    await other.close();
+  });
+
+  test('a user logs in with a password and sees only what their grants allow', async () => {
+    assert.equal((await h.api('POST', '/v1/users', { name: 'ann', password: 'portal test password 1' })).status, 201);
+    const other = await browser.newContext();
+    const p2 = await other.newPage();
+    await p2.goto(`${base}/`);
+    await p2.getByLabel('User').fill('ann');
+    await p2.getByLabel('Password').fill('wrong password here');
+    await p2.getByRole('button', { name: 'Log in' }).click();
+    await p2.getByRole('alert').filter({ hasText: 'wrong user name or password' }).waitFor({ timeout: T });
+    await p2.getByLabel('Password').fill('portal test password 1');
+    await p2.getByRole('button', { name: 'Log in' }).click();
+    await p2.getByRole('heading', { name: 'Home' }).waitFor({ timeout: T });
+    assert.equal(await p2.locator('.nav .who').textContent(), 'ann');
+    // ann has no grant yet: e2e is not hers to see.
+    await p2.getByText('No apps yet').waitFor({ timeout: T });
+    await p2.getByRole('button', { name: 'Log out' }).click();
+    await p2.getByRole('heading', { name: 'Log in to Berth' }).waitFor({ timeout: T });
+    await other.close();
+  });
+
+  test('home shows the app healthy and nothing needing attention', async () => {
+    await page.goto(`${base}/`);
+    await page.getByRole('link', { name: 'e2e', exact: true }).first().waitFor({ timeout: T });
+    await page.getByText('Nothing needs attention').waitFor({ timeout: T });
+    assert.equal(await page.locator('.tile').filter({ hasText: 'services running' }).locator('.tile-v').textContent(), '1/1');
+    await accessible('home');
+  });
+
+  test('a refused action shows the API message', async () => {
+    await page.goto(`${base}/apps/e2e`);
+    const card = page.locator('section.service').filter({ has: page.getByRole('heading', { name: 'web' }) });
+    await card.getByRole('button', { name: 'Roll back…' }).click();
+    await card.getByRole('button', { name: 'Confirm roll back' }).click();
+    const alert = card.getByRole('alert');
+    await alert.waitFor({ timeout: T });
+    assert.match(await alert.textContent() ?? '', /web has no earlier healthy release to roll back to/);
+  });
+
+  test('scale from the UI: the new instances appear live, without reloading', async () => {
+    await page.goto(`${base}/apps/e2e`);
+    const card = page.locator('section.service').filter({ has: page.getByRole('heading', { name: 'web' }) });
+    await card.locator('tr[data-instance]').first().waitFor({ timeout: T });
+    assert.equal(await card.locator('tr[data-instance]').count(), 1);
+    let navigations = 0;
+    page.on('framenavigated', () => navigations++);
+    await card.getByLabel('Replicas').fill('3');
+    await card.getByRole('button', { name: 'Scale' }).click();
+    await card.getByRole('status').filter({ hasText: 'Scaling web from 1 to 3' }).waitFor({ timeout: T });
+    await waitFor(async () => (await card.locator('tr[data-instance]').filter({ hasText: 'healthy' }).count()) === 3, { timeoutMs: 60_000, intervalMs: 200, what: '3 healthy instances on the page' });
+    assert.equal(navigations, 0, 'the page was not reloaded');
+    await accessible('app');
+  });
+
+  test('roll back from the releases page: traffic answers the old version', async () => {
+    const d = await h.cli(['deploy', '-f', WEB], { env: { APP_VERSION: 'v2', REPLICAS: '3' }, timeoutMs: 180_000 });
+    assert.equal(d.code, 0, d.stderr);
+    const version = async () => (JSON.parse((await get(h.ingressPort, '/api/whoami')).body) as { version: string }).version;
+    assert.equal(await version(), 'v2');
+    await page.goto(`${base}/apps/e2e/releases`);
+    const first = page.locator('tr[data-release="1"]');
+    await first.waitFor({ timeout: T });
+    // The diff of release 2 against 1 names what changed.
+    await page.locator('tr[data-release="2"]').getByRole('button', { name: 'Diff & events' }).click();
+    await page.locator('table.diff').getByText('spec.environment.APP_VERSION').waitFor({ timeout: T });
+    await accessible('releases');
+    await first.getByRole('button', { name: 'Roll back to #1' }).click();
+    await page.getByRole('status').filter({ hasText: 'Rolling web back to release #1' }).waitFor({ timeout: T });
+    await waitFor(async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 12; i++) seen.add(await version());
+      return seen.size === 1 && seen.has('v1');
+    }, { timeoutMs: 90_000, intervalMs: 300, what: 'traffic answering v1 only' });
+    // The page follows: release 1 becomes current without a reload.
+    await page.locator('tr[data-release="1"].current').waitFor({ timeout: T });
+  });
+
+  test('find a log line by search', async () => {
+    await page.goto(`${base}/apps/e2e/logs`);
+    await page.getByRole('searchbox', { name: 'Text' }).fill('listening');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.waitForURL(/grep=listening/, { timeout: T });
+    const line = page.getByRole('log').locator('td.text').filter({ hasText: /hello v1 \(instance .*\) listening on/ }).first();
+    await line.waitFor({ timeout: T });
+    await accessible('logs');
+  });
+
+  test('metrics: charts with data points', async () => {
+    await waitFor(async () => {
+      const r = await h.api('GET', '/v1/metrics/query?kind=cpu&app=e2e&env=prod&from=-15m&group=service');
+      return r.json.series.some((s: { points: unknown[] }) => s.points.length >= 2);
+    }, { timeoutMs: 60_000, intervalMs: 500, what: 'cpu samples' });
+    await page.goto(`${base}/apps/e2e/metrics?range=-15m`);
+    const cpu = page.locator('figure.chart').filter({ hasText: 'CPU' });
+    await cpu.locator('canvas').waitFor({ timeout: T });
+    assert.ok(Number(await cpu.getAttribute('data-points')) >= 2);
+    await accessible('metrics');
+  });
+
+  test('every other page loads, keyboard-reachable and without serious accessibility violations', async () => {
+    for (const [path, heading, name] of [
+      ['/apps/e2e/graph', 'e2e: dependency graph', 'graph'], ['/apps/e2e/config', 'e2e: configuration', 'config'], ['/apps/e2e/events', 'e2e: events', 'app-events'],
+      ['/events', 'Events', 'events'], ['/alerts', 'Alerts', 'alerts'], ['/builds', 'Builds', 'builds'], ['/images', 'Images', 'images'],
+    ] as const) {
+      await page.goto(`${base}${path}`);
+      await page.getByRole('heading', { name: heading, exact: true }).waitFor({ timeout: T });
+      await page.locator('.loading').first().waitFor({ state: 'detached', timeout: T });
+      await accessible(name);
+    }
+    // Tablet width: the navigation folds above the page, nothing overflows sideways.
+    await page.setViewportSize({ width: 800, height: 1000 });
+    await page.goto(`${base}/apps/e2e`);
+    await page.locator('tr[data-instance]').first().waitFor({ timeout: T });
+    assert.ok(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1'), 'no horizontal scroll at 800 px');
+    await shot(page, 'app-tablet');
+    // Keyboard: the skip link comes first and leads to the page.
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate('document.activeElement?.textContent'), 'Skip to content');
+    assert.deepEqual(pageErrors, []);
+  });
+});

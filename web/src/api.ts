@@ -1,0 +1,77 @@
+/**
+ * The portal's one way to the server: the typed client the CLI uses (src/client), same origin. The
+ * browser holds the session as an HttpOnly cookie (the page never sees it); every request that changes
+ * something carries the session's CSRF token in X-Berth-CSRF, read from its cookie (double submit).
+ * No page writes a fetch of its own.
+ */
+import { ApiError, BerthClient, Unreachable } from '../../src/client/client.ts';
+import { logout, whoami, type SessionView } from '../../src/client/auth-client.ts';
+
+export { ApiError, Unreachable };
+export type * from '../../src/client/client.ts';
+export type { SessionView };
+
+function csrf(): string | undefined {
+  const m = /(?:^|;\s*)berth_csrf=([^;]*)/.exec(document.cookie);
+  return m ? decodeURIComponent(m[1]!) : undefined;
+}
+
+const client = new BerthClient({ url: '', headers: (): Record<string, string> => {
+  const t = csrf();
+  return t ? { 'x-berth-csrf': t } : {};
+} });
+
+export function api(): BerthClient {
+  return client;
+}
+
+/** Who this browser is logged in as (undefined: nobody, or the session ended). */
+export async function currentSession(): Promise<SessionView | undefined> {
+  try {
+    return await whoami(client);
+  } catch (err) {
+    if (isUnauthorized(err)) return undefined;
+    throw err;
+  }
+}
+
+/** Spends a login link's code for a cookie session. */
+export async function logInWithCode(code: string): Promise<void> {
+  await client.portalSession(code);
+}
+
+export async function logInWithPassword(user: string, password: string): Promise<void> {
+  await client.portalLogin(user, password);
+}
+
+export async function logOut(): Promise<void> {
+  await logout(client).catch(() => undefined);
+}
+
+/** What to tell a person about a failed call: the API's own message (a refusal says why and what to do). */
+export function message(err: unknown): string {
+  if (err instanceof ApiError || err instanceof Unreachable) return err.message;
+  return (err as Error)?.message ?? String(err);
+}
+
+export function isUnauthorized(err: unknown): boolean {
+  return err instanceof ApiError && err.status === 401;
+}
+
+/** Who is logged in, as the page knows it: null until asked, undefined when nobody. */
+let who: SessionView | undefined | null = null;
+const watchers = new Set<() => void>();
+
+export function knownSession(): SessionView | undefined | null {
+  return who;
+}
+
+export function setKnownSession(s: SessionView | undefined): void {
+  who = s;
+  for (const w of watchers) w();
+}
+
+export function watchSession(w: () => void): () => void {
+  watchers.add(w);
+  return () => void watchers.delete(w);
+}

@@ -1,0 +1,159 @@
+/** The Berth portal: layout, navigation and the page for each path. */
+import { render } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api, currentSession, knownSession, logInWithCode, logInWithPassword, logOut, message, setKnownSession, watchSession, type SessionView } from './api.ts';
+import { Link, navigate, useLocation } from './router.tsx';
+import { Loading, Page, useData } from './ui.tsx';
+import { Home } from './pages/home.tsx';
+import { AppPage } from './pages/app.tsx';
+import { Releases } from './pages/releases.tsx';
+import { Logs } from './pages/logs.tsx';
+import { Metrics } from './pages/metrics.tsx';
+import { Graph } from './pages/graph.tsx';
+import { Events } from './pages/events.tsx';
+import { Alerts } from './pages/alerts.tsx';
+import { Images } from './pages/images.tsx';
+import { Builds, BuildPage } from './pages/builds.tsx';
+import { Config } from './pages/config.tsx';
+import './styles.css';
+
+function Login() {
+  const { query } = useLocation();
+  const [error, setError] = useState<string>();
+  const [busy, setBusy] = useState(false);
+  const done = async () => {
+    setKnownSession(await currentSession());
+    navigate(query.get('next') ?? '/', { replace: true });
+  };
+  useEffect(() => {
+    const code = new URLSearchParams(location.hash.slice(1)).get('code');
+    if (!code) return;
+    // The code leaves the address bar (and history) before it is spent.
+    history.replaceState(null, '', location.pathname + location.search);
+    setBusy(true);
+    logInWithCode(code).then(done).catch((err) => {
+      setError(message(err));
+      setBusy(false);
+    });
+  }, []);
+  return (
+    <main id="main" class="login">
+      <Page title="Log in to Berth">
+        {busy && <p role="status">Logging in…</p>}
+        {error && <p class="outcome bad" role="alert">{error}</p>}
+        {query.get('expired') && !error && <p class="outcome bad" role="alert">Your session ended: log in again.</p>}
+        {(
+          <>
+            <form class="card login-form" onSubmit={(e) => {
+              e.preventDefault();
+              const f = new FormData(e.currentTarget as HTMLFormElement);
+              setBusy(true);
+              setError(undefined);
+              logInWithPassword(String(f.get('user') ?? ''), String(f.get('password') ?? '')).then(done).catch((err) => {
+                setError(message(err));
+                setBusy(false);
+              });
+            }}>
+              <label>User <input name="user" autoComplete="username" required /></label>
+              <label>Password <input name="password" type="password" autoComplete="current-password" required /></label>
+              <button class="btn primary" type="submit" disabled={busy}>Log in</button>
+            </form>
+            <div class="card">
+              <p>Or, on the machine that runs Berth, run</p>
+              <pre class="cmd">berth portal</pre>
+              <p>and open the link it prints. A link works once, for 5 minutes.</p>
+            </div>
+          </>
+        )}
+      </Page>
+    </main>
+  );
+}
+
+const NAV: [string, string][] = [['/', 'Home'], ['/events', 'Events'], ['/alerts', 'Alerts'], ['/builds', 'Builds'], ['/images', 'Images']];
+
+function AppNav(props: { path: string; who: SessionView }) {
+  const apps = useData(() => api().apps(), 'nav-apps');
+  const current = /^\/apps\/([^/]+)/.exec(props.path)?.[1];
+  return (
+    <nav aria-label="Main" class="nav">
+      <Link href="/" class="brand">⚓ Berth</Link>
+      <ul>
+        {NAV.map(([href, label]) => (
+          <li key={href}><Link href={href} aria-current={props.path === href ? 'page' : undefined}>{label}</Link></li>
+        ))}
+      </ul>
+      <h2 class="nav-h">Apps</h2>
+      <ul>
+        {apps.data?.apps.map((a) => (
+          <li key={a.name}><Link href={`/apps/${encodeURIComponent(a.name)}`} aria-current={current === encodeURIComponent(a.name) ? 'page' : undefined}>{a.name}</Link></li>
+        ))}
+        {apps.data?.apps.length === 0 && <li class="muted">none yet</li>}
+      </ul>
+      <div class="nav-foot">
+        <span class="who">{props.who.name}</span>
+        <button type="button" class="btn small logout" onClick={() => void logOut().then(() => {
+          setKnownSession(undefined);
+          navigate('/login');
+        })}>Log out</button>
+      </div>
+    </nav>
+  );
+}
+
+function route(path: string) {
+  const m = /^\/apps\/([^/]+)(?:\/([a-z]+))?\/?$/.exec(path);
+  if (m) {
+    const app = decodeURIComponent(m[1]!);
+    switch (m[2]) {
+      case undefined: return <AppPage app={app} />;
+      case 'releases': return <Releases app={app} />;
+      case 'logs': return <Logs app={app} />;
+      case 'metrics': return <Metrics app={app} />;
+      case 'graph': return <Graph app={app} />;
+      case 'config': return <Config app={app} />;
+      case 'events': return <Events app={app} />;
+    }
+  }
+  const b = /^\/builds\/([^/]+)$/.exec(path);
+  if (b) return <BuildPage id={decodeURIComponent(b[1]!)} />;
+  switch (path) {
+    case '/': return <Home />;
+    case '/events': return <Events />;
+    case '/alerts': return <Alerts />;
+    case '/images': return <Images />;
+    case '/builds': return <Builds />;
+  }
+  return <Page title="Not found"><p>There is no page at {path}. <Link href="/">Go home</Link>.</p></Page>;
+}
+
+function Shell() {
+  const { path, query } = useLocation();
+  const [, tick] = useState(0);
+  useEffect(() => watchSession(() => tick((n) => n + 1)), []);
+  const who = knownSession();
+  useEffect(() => {
+    if (who === null) currentSession().then(setKnownSession, () => setKnownSession(undefined));
+  }, [who]);
+  useEffect(() => {
+    if (who === undefined && path !== '/login') navigate(`/login?next=${encodeURIComponent(path + location.search)}`, { replace: true });
+  }, [who, path]);
+  // Focus the new page's heading after client-side navigation (a screen reader announces the new
+  // page, as after a page load); a real page load keeps the browser's own start (the skip link first).
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) return void (first.current = false);
+    document.getElementById('page-title')?.focus({ preventScroll: true });
+  }, [path]);
+  if (who === null) return <main id="main"><Loading what="your session" /></main>;
+  if (path === '/login' || !who) return <Login key={query.toString()} />;
+  return (
+    <div class="shell">
+      <a href="#main" class="skip">Skip to content</a>
+      <AppNav path={path} who={who} />
+      <main id="main">{route(path)}</main>
+    </div>
+  );
+}
+
+render(<Shell />, document.getElementById('app')!);
