@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { expectError, withTestApi } from '../../test/helpers/api-inject.ts';
+import { expectError, serviceSpec, withTestApi } from '../../test/helpers/api-inject.ts';
 import { makeCa, makeLeaf } from '../../test/helpers/certs.ts';
 
 test('cert routes: 401, 400 naming the field, 404, 409, upload, list, renew, remove', () => withTestApi(async (t) => {
@@ -47,4 +47,14 @@ test('cert routes: 401, 400 naming the field, 404, 409, upload, list, renew, rem
   const renew = await t.req('POST', '/v1/certs/shop.example.com/renew');
   assert.equal(renew.statusCode, 202, renew.body);
   assert.equal(renew.json().status, 'pending');
+}));
+
+test('route HTTPS options through the deploy API: only on routes with a host, only the values that differ from the default; refused deploys record nothing', () => withTestApi(async (t) => {
+  const deploy = (routes: unknown[]) => t.req('POST', '/v1/apps/shop/deployments', { env: 'prod', spec: { name: 'shop', services: { web: { ...serviceSpec('web'), port: 8080, routes } } } });
+  await expectError(deploy([{ path: '/x', tls: false }]), 400, /^spec\.services\.web\.routes\.0: tls, redirect and hsts need a host/);
+  await expectError(deploy([{ host: 'a.example.com', path: '/', tls: true }]), 400, /^spec\.services\.web\.routes\.0\.tls: /);
+  await expectError(deploy([{ host: 'a.example.com', path: '/', hstsSeconds: 0 }]), 400, /^spec\.services\.web\.routes\.0\.hstsSeconds: /);
+  assert.deepEqual(t.calls, []);
+  const ok = await deploy([{ host: 'a.example.com', path: '/', redirect: false, hstsSeconds: 600 }, { host: 'b.example.com', path: '/', tls: false }]);
+  assert.equal(ok.statusCode, 202, ok.body);
 }));
