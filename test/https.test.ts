@@ -138,6 +138,15 @@ describe('https', () => {
     await assert.rejects(tlsGet(httpsPort, 'shop.example.com', '/', undefined), /self.signed|unable to (get|verify)/i);
     // ... and a client asking for another name is refused at the handshake (never shown this certificate).
     await assert.rejects(tlsGet(httpsPort, 'other.example.com', '/', pebbleRoot), /alert|handshake|unrecognized name|socket hang up|ECONNRESET/i);
+    // Browsers get HTTP/2 (ALPN); clients that do not ask keep HTTP/1.1 (as above).
+    const alpn = await new Promise<string | false>((res, rej) => {
+      const s = tlsConnect({ host: '127.0.0.1', port: httpsPort, servername: 'shop.example.com', ca: pebbleRoot, ALPNProtocols: ['h2', 'http/1.1'] }, () => {
+        res(s.alpnProtocol ?? false);
+        s.end();
+      });
+      s.on('error', rej);
+    });
+    assert.equal(alpn, 'h2');
     const plainTls = await tlsGet(httpsPort, 'shop.example.com', '/plain/x', pebbleRoot);
     assert.deepEqual([plainTls.status, plainTls.body, plainTls.headers['strict-transport-security']], [200, 'plain\n', undefined]);
 

@@ -327,7 +327,7 @@ test('HTTPS: a host with a certificate gets a TLS server, its routes redirect wi
   const conf = renderNginxConfig([shop, plain, api], { ...opts, httpsPort: 8443, acmeChallengeDir: '/data/nginx/acme' });
   const servers = conf.split('\n    server {\n').slice(1).filter((b) => b.includes('server_name shop.example.com;'));
   assert.equal(servers.length, 2, 'an HTTP and an HTTPS server for the host');
-  const [http, https] = [servers.find((b) => b.includes('listen 0.0.0.0:8080;'))!, servers.find((b) => b.includes('listen 0.0.0.0:8443 ssl;'))!];
+  const [http, https] = [servers.find((b) => b.includes('listen 0.0.0.0:8080;'))!, servers.find((b) => b.includes('listen 0.0.0.0:8443 ssl http2;'))!];
   assert.ok(http && https);
   // HTTP: the challenge first, then the redirect for `/`, and `/feed` still proxied (redirect: false).
   assert.match(http, /location \^~ \/\.well-known\/acme-challenge\/ \{\n\s+default_type text\/plain;\n\s+alias \/data\/nginx\/acme\/;/);
@@ -341,7 +341,7 @@ test('HTTPS: a host with a certificate gets a TLS server, its routes redirect wi
   assert.match(block(https, 'location / {'), /proxy_pass http:\/\/shop\.prod\.web\.0;[\s\S]*add_header Strict-Transport-Security "max-age=600" always;/);
   assert.doesNotMatch(block(https, 'location = /feed {'), /Strict-Transport-Security/);
   // Unknown names are refused at the handshake; the host without a certificate has no TLS server.
-  assert.match(conf, /listen 0\.0\.0\.0:8443 ssl default_server;\n\s+server_name _;\n\s+ssl_reject_handshake on;/);
+  assert.match(conf, /listen 0\.0\.0\.0:8443 ssl http2 default_server;\n\s+server_name _;\n\s+ssl_reject_handshake on;/);
   assert.equal(conf.split('\n').filter((l) => l.includes('server_name api.example.com;')).length, 1);
   assert.match(conf, /ssl_protocols TLSv1\.2 TLSv1\.3;/);
   // On port 443 the redirect names no port.

@@ -228,7 +228,8 @@ function renderLocation(r: IngressRoute, lines: string[], scheme: 'http' | 'http
 
 function renderServer(host: string | undefined, routes: IngressRoute[], o: RenderOptions, lines: string[], tls?: { certFile: string; keyFile: string }): void {
   const scheme = tls ? 'https' : 'http';
-  const listen = tls ? `${listenAddr(o.listenAddress, o.httpsPort!)} ssl` : listenAddr(o.listenAddress, o.listenPort);
+  // HTTP/2 over TLS for browsers (ALPN); clients without ALPN, and websockets, keep HTTP/1.1.
+  const listen = tls ? `${listenAddr(o.listenAddress, o.httpsPort!)} ssl http2` : listenAddr(o.listenAddress, o.listenPort);
   lines.push('    server {');
   lines.push(host === undefined ? `        listen ${listen} default_server;` : `        listen ${listen};`);
   lines.push(`        server_name ${host ?? '_'};`);
@@ -367,7 +368,7 @@ export function renderNginxConfig(routes: readonly IngressRoute[], o: RenderOpti
     // being shown another host's certificate.
     L.push('');
     L.push('    server {');
-    L.push(`        listen ${listenAddr(o.listenAddress, o.httpsPort!)} ssl default_server;`);
+    L.push(`        listen ${listenAddr(o.listenAddress, o.httpsPort!)} ssl http2 default_server;`);
     L.push('        server_name _;');
     L.push('        ssl_reject_handshake on;');
     L.push('    }');
