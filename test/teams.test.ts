@@ -146,6 +146,23 @@ describe('users and sessions', () => {
     assert.equal((await h.api('GET', '/v1/apps/alpha/releases')).json.releases.length, 1, 'nothing was deployed');
   });
 
+  test('berth token: a CI token made from dee\'s roles, scoped to alpha in test, shown once; revoked at once', async () => {
+    const dee = (await h.api('POST', '/v1/session', { user: 'dee', password: 'correct horse battery', client: 'cli' }, null)).json.token as string;
+    const as = { env: { BERTH_TOKEN: dee } };
+    const tooMuch = await h.cli(['token', 'create', 'ci', '--grant', 'deployer:b'], as);
+    assert.equal(tooMuch.code, 5, tooMuch.stderr);
+    const made = await h.cli(['token', 'create', 'ci alpha', '--grant', 'operator:a/alpha/test', '--expires', '1d', '--json'], as);
+    assert.equal(made.code, 0, made.stderr);
+    const { token, id } = JSON.parse(made.stdout) as { token: string; id: string };
+    assert.match(token, /^bertht_/);
+    const listed = await h.cli(['token', 'ls', '--json'], as);
+    assert.ok(!listed.stdout.includes(token), 'never shown again');
+    assert.equal((await h.api('GET', '/v1/apps/alpha', undefined, token)).status, 200);
+    assert.equal((await h.api('POST', '/v1/apps/alpha/scale', { service: 'worker', replicas: 2 }, token)).status, 403, 'prod is not test');
+    assert.equal((await h.cli(['token', 'revoke', id], as)).code, 0);
+    assert.equal((await h.api('GET', '/v1/apps/alpha', undefined, token)).status, 401);
+  });
+
   test('approval: prod of team a requires a second person; dee\'s deploy waits, dee cannot approve it, the owner can', async () => {
     const pol = await h.cli(['team', 'policy', 'a', 'prod', '--require-approval', '--json']);
     assert.equal(pol.code, 0, pol.stderr);

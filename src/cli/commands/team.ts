@@ -89,7 +89,7 @@ Examples:
   const tk = program.command('token').description('API tokens for CI: scoped to roles you hold, expiring, revocable, shown once');
   tk.command('create')
     .argument('<name>', 'what it is for, e.g. "ci shop"')
-    .requiredOption('--grant <ROLE:TEAM[/APP[/ENV]]...>', 'what it may do (repeatable), e.g. deployer:web/shop/test')
+    .requiredOption('--grant <scope...>', 'what it may do, as ROLE:TEAM[/APP[/ENV]] (one or more), e.g. deployer:web/shop/test')
     .option('--expires <duration>', 'lifetime, e.g. 30d, 12h (default 90d, at most 365d)')
     .description('make a token (its secret is printed once; only its hash is kept)')
     .action(async (name: string, o: { grant: string[]; expires?: string }) => {
