@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = 
   logs: async () => (await import('./logs.ts')).run(),
   release: async () => (await import('./release.ts')).run(),
   network: async () => (await import('./network.ts')).run(),
+  portal: async () => (await import('./portal.ts')).run(),
 };
 
 const name = process.argv[2];

@@ -19,7 +19,7 @@ import { Authenticator, hashToken } from '../../src/auth/index.ts';
 import { NotFound } from '../../src/core/errors.ts';
 import type { ReleaseRecord, ServiceRecord } from '../../src/core/store.ts';
 import type { ServiceSpec } from '../../src/core/spec/types.ts';
-import { buildApi } from '../../src/api/app.ts';
+import { buildApi, type ApiDeps } from '../../src/api/app.ts';
 import { parseAppSpec } from '../../src/api/spec-schema.ts';
 import { DeploymentService } from '../../src/deploy/deployments.ts';
 import { KnownApps } from '../../src/api/known.ts';
@@ -111,7 +111,8 @@ export function serviceSpec(name: string, o: Partial<ServiceSpec> = {}): Service
 }
 
 /** `hostMemoryBytes`: the memory `berth scale` may fill (default: no check). */
-export async function testApi(o: { hostMemoryBytes?: number; webDir?: string } = {}): Promise<TestApi> {
+/** `logs`: a real log store (the portal benchmark); default none. */
+export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; logs?: ApiDeps['logs'] } = {}): Promise<TestApi> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-api-test-'));
   const clock = { now: () => NOW };
   const store = new SqliteStore(join(dir, 'berth.db'), clock);
@@ -139,7 +140,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string } =
   });
   const api = buildApi({
     store, clock, logger: silentLogger, newId, version: 'test', deployments, enqueueService,
-    logs: { search: () => ({ lines: [] }), tail: () => () => undefined }, ingressPort: 0, known,
+    logs: o.logs ?? { search: () => ({ lines: [] }), tail: () => () => undefined }, ingressPort: 0, known,
     ...(o.hostMemoryBytes !== undefined ? { hostMemoryBytes: o.hostMemoryBytes } : {}),
     auth: authenticator, authStore: auth, audit, buildApp: (id) => builds.find((b) => b.id === id)?.app,
   });
