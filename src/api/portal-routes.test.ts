@@ -70,6 +70,10 @@ test('portal files: security headers, caching, client-side routes fall back to t
       assert.match(page.headers['content-security-policy'] as string, /script-src 'self'/);
       assert.equal(page.headers['x-content-type-options'], 'nosniff');
       assert.equal(page.headers['cache-control'], 'no-cache');
+      // A revalidated page keeps the page's CSP (a browser applies the 304's headers to its cached copy).
+      const again304 = await t.api.inject({ method: 'GET', url: '/apps/shop', headers: { 'if-none-match': page.headers.etag as string } });
+      assert.equal(again304.statusCode, 304);
+      assert.match(again304.headers['content-security-policy'] as string, /script-src 'self'/);
       // A deep link of the app is the page itself; the browser's router takes it from there.
       for (const route of ['/apps/shop', '/login', '/apps/shop/releases?env=prod']) {
         const r = await t.anon('GET', route);

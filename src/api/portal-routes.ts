@@ -147,8 +147,10 @@ export function registerPortalRoutes(app: FastifyInstance, d: PortalDeps): void 
     reply.header('cache-control', path.startsWith('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache');
     reply.header('etag', f.etag);
     reply.header('vary', 'accept-encoding');
-    if (req.headers['if-none-match'] === f.etag) return reply.status(304).send();
+    // The type even on a 304: the browser keeps the headers of a revalidation, and the API's security
+    // hook (authorize.ts) gives anything that is not a page a CSP that would block the page's scripts.
     reply.type(f.type);
+    if (req.headers['if-none-match'] === f.etag) return reply.status(304).send();
     if (f.gzip && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
       reply.header('content-encoding', 'gzip');
       return reply.send(f.gzip);
