@@ -83,3 +83,25 @@ test('parseSource reports a file that does not hold for the target environment',
   const first = parseWithSource('services:\n  web:\n    image: "x:${TAG:?set TAG}"\n', { ...OPTS, environment: 'pre' }, { variables: {}, config: { TAG: '1' } });
   assert.throws(() => parseSource(first.source, 'shop', 'prod'), (e: unknown) => e instanceof InvalidSpec && /required variable "TAG" is not set: set TAG/.test(e.message));
 });
+
+test('a multi-file source (override files, extends and include, profiles) round-trips: promote parses the same merge for the target', () => {
+  const disk: Record<string, string> = {
+    '/srv/apps/demo/common.yaml': 'services:\n  base: {image: shop/base, environment: {FROM: common}}\n',
+    '/srv/apps/demo/db/compose.yaml': 'services:\n  db: {image: "postgres:${PG}"}\n',
+    '/srv/apps/demo/db/.env': 'PG=16\n',
+  };
+  const main = 'name: shop\ninclude: [{path: db/compose.yaml, env_file: db/.env}]\nservices:\n  web:\n    extends: {file: common.yaml, service: base}\n    environment: {HOST: "web-${BERTH_ENV}"}\n  tools: {image: x, profiles: [ops]}\n';
+  const prod = 'services:\n  web: {deploy: {replicas: 3}}\n';
+  const first = parseWithSource(main, { file: 'compose.yaml', baseDir: '/srv/apps/demo', environment: 'staging', readFile: (p) => disk[p],
+    moreFiles: [{ file: 'compose.prod.yaml', text: prod }], profiles: ['ops'] }, { variables: {} });
+  assert.deepEqual(first.source.moreFiles, [{ file: 'compose.prod.yaml', text: prod }]);
+  assert.deepEqual(first.source.profiles, ['ops']);
+  assert.deepEqual(Object.keys(first.source.files).sort(), ['/srv/apps/demo/common.yaml', '/srv/apps/demo/db/.env', '/srv/apps/demo/db/compose.yaml']);
+  // The server re-parses from the stored source only (no disk): same merge, the target's BERTH_ENV.
+  const again = parseSource(JSON.parse(JSON.stringify(first.source)), 'shop', 'prod');
+  const web = again.spec.services.web!;
+  assert.equal(web.replicas, 3);
+  assert.deepEqual(web.environment, { FROM: 'common', HOST: 'web-prod' });
+  assert.equal(again.spec.services.db!.image, 'postgres:16');
+  assert.ok(again.spec.services.tools, 'the profile stays active');
+});

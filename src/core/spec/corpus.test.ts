@@ -1,0 +1,98 @@
+/**
+ * The validator over a corpus of real-world-shaped Compose files (test/fixtures/compose-corpus):
+ * every valid one parses (0 false rejections), every invalid one is refused at the file, line and
+ * column named in invalid/expect.json, with the right cause. `X.override.yaml` is merged over `X.yaml`
+ * (as `-f X.yaml -f X.override.yaml`); files in subdirectories are only read through include/extends.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InvalidSpec } from '../errors.ts';
+import { parseAppSpec, type ParseResult } from './index.ts';
+
+const CORPUS = join(dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/compose-corpus');
+
+function parseCorpusFile(dir: string, file: string, env: Record<string, string> = {}): ParseResult {
+  const override = file.replace(/\.yaml$/, '.override.yaml');
+  const more = existsSync(join(dir, override)) ? [{ file: override, text: readFileSync(join(dir, override), 'utf8') }] : [];
+  return parseAppSpec(readFileSync(join(dir, file), 'utf8'), {
+    file, env, baseDir: dir, environment: 'prod', ...(more.length ? { moreFiles: more } : {}),
+    readFile: (p) => (existsSync(p) ? readFileSync(p, 'utf8') : undefined),
+  });
+}
+
+const topFiles = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.yaml') && !f.endsWith('.override.yaml')).sort();
+
+test('corpus: every valid file is accepted (no false rejections), and its services are all there', () => {
+  const dir = join(CORPUS, 'valid');
+  const files = topFiles(dir);
+  assert.ok(files.length >= 10, `corpus has ${files.length} valid files`);
+  const rejected: string[] = [];
+  for (const f of files) {
+    try {
+      const r = parseCorpusFile(dir, f, { NPM_TOKEN: 'x' });
+      assert.ok(Object.keys(r.spec.services).length > 0, f);
+    } catch (e) {
+      rejected.push(`${f}: ${(e as Error).message}`);
+    }
+  }
+  assert.deepEqual(rejected, []);
+});
+
+test('corpus: what the valid files mean', () => {
+  const dir = join(CORPUS, 'valid');
+  const names = parseCorpusFile(dir, 'names-as-compose-allows.yaml').spec.services;
+  assert.deepEqual(Object.keys(names), ['servicea', 'with-depends-on', 'api-v2', 'service-b-2']);
+  assert.deepEqual(names.servicea!.dependsOn, ['with-depends-on', 'api-v2']);
+  const ext = parseCorpusFile(dir, 'extends.yaml').spec.services;
+  assert.deepEqual(ext.web!.environment, { FROM_BASE_ENV: '1', NODE_ENV: 'production', LOG_LEVEL: 'debug' });
+  assert.equal(ext.web!.volumes[0]!.source, join(dir, 'common/assets'));
+  assert.deepEqual(ext.worker!.command, ['node', 'worker.js']);
+  assert.deepEqual(ext.admin!.command, ['node', 'admin.js']);
+  assert.equal(ext.admin!.environment.LOG_LEVEL, 'debug');
+  const inc = parseCorpusFile(dir, 'include.yaml').spec.services;
+  assert.equal(inc.postgres!.image, 'postgres:16');
+  const ovr = parseCorpusFile(dir, 'override.yaml').spec.services;
+  assert.equal(ovr.web!.replicas, 3);
+  assert.deepEqual(ovr.web!.environment, { MODE: 'prod' });
+  assert.deepEqual(ovr.web!.ports, []);
+  assert.deepEqual(ovr.web!.command, ['node', 'server.js']);
+  assert.deepEqual(ovr.cache!.command, ['redis-server', '--save', '']);
+  assert.deepEqual(Object.keys(parseCorpusFile(dir, 'profiles.yaml').spec.services), ['app']);
+  const mig = parseCorpusFile(dir, 'migrations.yaml').spec.services;
+  assert.equal(mig.migrate!.oneShot, true);
+  assert.deepEqual(mig.migrate!.restart.condition, 'on-failure');
+  assert.deepEqual(mig.seed!.restart.condition, 'on-failure', 'its own restart: on-failure');
+  assert.deepEqual(mig.app!.dependsOnConditions, { migrate: 'service_completed_successfully', seed: 'service_completed_successfully' });
+  assert.deepEqual(mig.migrate!.dependsOnConditions, { db: 'service_healthy' });
+  const builds = parseCorpusFile(dir, 'builds.yaml', { NPM_TOKEN: 'x' }).spec.services;
+  assert.equal(builds.api!.build!.target, 'prod');
+  assert.deepEqual(builds.api!.build!.secrets, [{ source: 'npm_token', target: 'npm_token' }]);
+  assert.match(builds.tool!.build!.dockerfileInline!, /^FROM berth\/busybox\nRUN echo built/);
+  const es = parseCorpusFile(dir, 'runtime.yaml').spec.services.es!;
+  assert.equal(es.init, true);
+  assert.deepEqual(es.ulimits, [{ name: 'memlock', soft: -1, hard: -1 }, { name: 'nofile', soft: 65536, hard: 65536 }]);
+  assert.deepEqual(es.extraHosts, ['host.docker.internal:host-gateway', 'legacy:10.1.2.3']);
+  assert.deepEqual(es.volumes, [{ type: 'anonymous', source: '', target: '/usr/share/elasticsearch/data', readOnly: false }]);
+});
+
+test('corpus: every invalid file is refused at file:line:col with the right cause', () => {
+  const dir = join(CORPUS, 'invalid');
+  const expect = JSON.parse(readFileSync(join(dir, 'expect.json'), 'utf8')) as Record<string, string[]>;
+  assert.deepEqual(topFiles(dir), Object.keys(expect).sort(), 'every invalid file has its expectation');
+  for (const [file, wanted] of Object.entries(expect)) {
+    let err: unknown;
+    try {
+      parseCorpusFile(dir, file);
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof InvalidSpec, `${file} must be refused`);
+    const got = err.issues.map((i) => `${i.file}:${i.line}:${i.col} ${i.path}: ${i.message}`.replace(dir, '/CORPUS'));
+    assert.equal(got.length, wanted.length, `${file}:\n${got.join('\n')}`);
+    wanted.forEach((w, i) => assert.ok(got[i]!.startsWith(w), `${file}: expected\n  ${w}\ngot\n  ${got[i]}`));
+    if (file === 'unset-variable.yaml') assert.match(err.warnings.map((w) => w.message).join('\n'), /variable "GRACE" is not set/);
+  }
+});
