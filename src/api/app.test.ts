@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { expectError, serviceSpec, withTestApi } from '../../test/helpers/api-inject.ts';
+import { expectError, openSse, serviceSpec, withTestApi } from '../../test/helpers/api-inject.ts';
+import { STREAM_MESSAGES } from './responses.ts';
 
 const spec = (name = 'shop', svc = 'web') => ({ name, services: { [svc]: serviceSpec(svc) } });
 
@@ -99,4 +100,56 @@ test('apps, app, releases: 404 with a did-you-mean for unknown names; the happy 
   await expectError(t.req('GET', '/v1/apps/shop/releases?env=prod&service=wbe'), 404, /did you mean "web"/);
   assert.equal((await t.req('GET', '/v1/apps/shop/releases/r1')).json().release.seq, 1);
   await expectError(t.req('GET', '/v1/apps/shop/releases/nope'), 404, /no release nope of shop/);
+}));
+
+test('deployment stream: 401, 400 naming the field, 404; events and state as the store is written; its outcome, then the end', () => withTestApi(async (t) => {
+  await expectError(t.anon('GET', '/v1/deployments/x/stream'), 401, /bearer token/);
+  await expectError(t.req('GET', '/v1/deployments/nope/stream'), 404, /no deployment nope/);
+  const r = await t.req('POST', '/v1/apps/shop/deployments', { spec: spec() });
+  const id = r.json().deployment.id as string;
+  await expectError(t.req('GET', `/v1/deployments/${id}/stream?after=x`), 400, /^after: /);
+  const s = await openSse(t, `/v1/deployments/${id}/stream?after=0`);
+  const created = await s.next();
+  assert.deepEqual([created.event, (created.data as { kind: string }).kind], ['event', 'deployment.created'], 'events after the cursor first');
+  const first = await s.next();
+  assert.equal(first.event, 'state');
+  assert.equal((first.data as { deployment: { status: string } }).deployment.status, 'pending');
+  t.store.updateDeployment(id, { status: 'rolling' });
+  assert.equal(((await s.next()).data as { deployment: { status: string } }).deployment.status, 'rolling');
+  t.store.addEvent({ app: 'other', env: 'prod', service: '', instance: '', kind: 'not.mine', message: '' });
+  t.addService('shop', 'prod', 'web');
+  const svc = await s.next((m) => m.event === 'state');
+  assert.equal((svc.data as { services: { name: string; desired: number }[] }).services[0]!.desired, 1, 'a service write wakes it too');
+  // The controller's last write: the status and the outcome event together.
+  t.store.updateDeployment(id, { status: 'succeeded', message: 'all services healthy' });
+  t.store.addEvent({ app: 'shop', env: 'prod', service: '', instance: '', kind: 'deployment.succeeded', message: `deployment ${id} of shop/prod succeeded` });
+  await s.ended;
+  const tail = s.all.slice(-2).map((m) => [m.event, m.event === 'state' ? (m.data as { deployment: { status: string } }).deployment.status : (m.data as { kind: string }).kind]);
+  assert.deepEqual(tail, [['event', 'deployment.succeeded'], ['state', 'succeeded']], 'the outcome event, then the last state, then the end');
+  assert.ok(!s.all.some((m) => m.event === 'event' && (m.data as { kind: string }).kind === 'not.mine'));
+  // Each message is what the route declares (api/responses.ts, in /v1/openapi.json).
+  for (const m of s.all) STREAM_MESSAGES['GET /v1/deployments/:id/stream']![m.event]!.parse(m.data);
+  // Already finished when asked: its state at once, and the end.
+  const again = await t.req('GET', `/v1/deployments/${id}/stream`);
+  assert.equal(again.statusCode, 200);
+  assert.match(again.body, /event: state\ndata: .*"status":"succeeded"/);
+}));
+
+test('app stream: 401, 400, 404 with a did-you-mean; a state on each change of its services, not of other apps', () => withTestApi(async (t) => {
+  await expectError(t.anon('GET', '/v1/apps/shop/stream'), 401, /bearer token/);
+  t.addService('shop', 'prod', 'web');
+  t.addService('other', 'prod', 'web');
+  await expectError(t.req('GET', '/v1/apps/shpo/stream'), 404, /did you mean "shop"/);
+  await expectError(t.req('GET', '/v1/apps/shop/stream?env=staging'), 404, /staging/);
+  await expectError(t.req('GET', '/v1/apps/shop/stream?after=-2'), 400, /^after: /);
+  const s = await openSse(t, '/v1/apps/shop/stream?env=prod');
+  const first = await s.next();
+  assert.deepEqual((first.data as { services: { desired: number }[] }).services.map((x) => x.desired), [1]);
+  t.store.updateService({ app: 'other', env: 'prod', service: 'web' }, { replicas: 5 });
+  t.store.updateService({ app: 'shop', env: 'prod', service: 'web' }, { replicas: 3 });
+  const next = await s.next();
+  assert.equal(next.event, 'state');
+  assert.deepEqual((next.data as { services: { desired: number }[] }).services.map((x) => x.desired), [3], 'the other app woke nothing');
+  for (const m of s.all) STREAM_MESSAGES['GET /v1/apps/:app/stream']![m.event]!.parse(m.data);
+  s.close();
 }));

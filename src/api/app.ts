@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { BerthError, InvalidInput, NotFound, RateLimited } from '../core/errors.ts';
 import type { Clock, ExecPort, Logger } from '../core/ports.ts';
 import type { DeploymentsPort } from '../core/deployments.ts';
-import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore, InstanceStore, PurgeStore } from '../core/store.ts';
+import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore, InstanceStore, PurgeStore, StoreWatch } from '../core/store.ts';
 import type { Authenticator } from '../auth/index.ts';
 import type { ApprovalStore, AuthStore } from '../core/auth.ts';
 import type { AuditStore } from '../core/audit.ts';
@@ -13,19 +13,20 @@ import { registerAuthorization } from './authorize.ts';
 import { registerAuthRoutes } from './auth-routes.ts';
 import { registerTeamRoutes } from './team-routes.ts';
 import { registerApprovalRoutes } from './approval-routes.ts';
-import { deployBodySchema } from './spec-schema.ts';
+import { appStreamQuery, deployBodySchema, followQuery } from './spec-schema.ts';
+import { followSse } from './sse.ts';
 import { serviceStatus } from './status.ts';
 import { purgeGuard } from './remove-routes.ts';
 import type { LogFilter, LogPage, LogQuery, StoredLine } from '../logs/index.ts';
 import type { KnownApps } from './known.ts';
 import { openApiDocument, type RegisteredRoute } from './openapi.ts';
-import { registerEventRoutes } from './event-routes.ts';
+import { inScope, registerEventRoutes, sendEventsAfter } from './event-routes.ts';
 import { registerServiceRoutes } from './service-routes.ts';
 
 export interface ApiDeps {
   /** TLS for the API (key, cert, SNICallback): when set, it listens with HTTPS only. */
   https?: import('node:https').ServerOptions;
-  store: DeploymentStore & DesiredStateStore & InstanceStore & EventStore & Pick<PurgeStore, 'getPurge'>;
+  store: DeploymentStore & DesiredStateStore & InstanceStore & EventStore & Pick<PurgeStore, 'getPurge'> & StoreWatch;
   clock: Clock;
   logger: Logger;
   newId: () => string;
@@ -51,6 +52,9 @@ export interface ApiDeps {
   /** The app a build belongs to (object-level checks of /v1/builds/:id). */
   buildApp?: (id: string) => string | undefined;
 }
+
+/** How long a finished deployment's stream waits for its outcome event before it ends without it. */
+const OUTCOME_GRACE_MS = 2000;
 
 const HTTP_STATUS: Record<string, number> = {
   invalid_spec: 400, invalid_input: 400, unauthorized: 401, forbidden: 403, not_found: 404, conflict: 409, rate_limited: 429, engine_unavailable: 503,
@@ -125,8 +129,8 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     return reply.status(202).send({ deployment: publicDeployment(dep) });
   });
 
-  app.get('/v1/deployments/:id', async (req) => {
-    const { id } = req.params as { id: string };
+  /** A deployment and the status of its services (a service not yet given a release: its name and `pending`). */
+  const deploymentView = (id: string) => {
     const dep = d.store.getDeployment(id);
     if (!dep) throw new NotFound(`no deployment ${id}`);
     const services = Object.keys(dep.spec.services).map((name) => {
@@ -134,6 +138,49 @@ export function buildApi(d: ApiDeps): FastifyInstance {
       return s ? serviceStatus(d.store, d.clock, s) : { name, status: 'pending' };
     });
     return { deployment: publicDeployment(dep), services };
+  };
+
+  app.get('/v1/deployments/:id', async (req) => deploymentView((req.params as { id: string }).id));
+
+  // A deployment as it goes, over one request (what `berth deploy` waits on): the events of its app and
+  // environment after `after` (`event: event`) and its state each time it changes (`event: state`,
+  // the body of GET /v1/deployments/ID), woken by the store's writes. Once the deployment has
+  // finished, the stream sends its outcome event (`deployment.succeeded`/`failed`) and last state, then ends.
+  app.get('/v1/deployments/:id/stream', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const q = followQuery.parse(req.query);
+    const first = deploymentView(id);
+    const scope = { app: first.deployment.app, env: first.deployment.env };
+    const cursor = { after: q.after ?? d.store.listEvents({ limit: 1 }).at(-1)?.id ?? 0 };
+    let last = '';
+    let outcome = false;
+    let started = false;
+    let finishedAt: number | undefined;
+    return followSse(req, reply, {
+      store: d.store,
+      relevant: (c) => (c.kind === 'event' ? inScope(c.event, scope) : c.kind === 'deployment' ? c.id === id
+        : (c.kind === 'instance' || c.kind === 'service') && c.app === scope.app && c.env === scope.env),
+      wake: (sink) => {
+        sendEventsAfter(d.store, scope, cursor, (e) => {
+          if (e.kind === 'deployment.failed' || (e.kind === 'deployment.succeeded' && e.message.includes(id))) outcome = true;
+          sink.send('event', e, e.id);
+        });
+        const view = deploymentView(id);
+        const text = JSON.stringify(view);
+        if (text !== last) sink.send('state', view);
+        last = text;
+        const done = view.deployment.status === 'succeeded' || view.deployment.status === 'failed';
+        const firstWake = !started;
+        started = true;
+        if (!done) return false;
+        // Finished before the stream opened: its outcome event, if any, is already sent (or before `after`).
+        if (firstWake) return true;
+        // The controller writes the outcome event with the status; give a late one a moment before ending without it.
+        finishedAt ??= Date.now();
+        return outcome || Date.now() - finishedAt >= OUTCOME_GRACE_MS;
+      },
+      rewakeMs: () => (finishedAt !== undefined ? OUTCOME_GRACE_MS : undefined),
+    });
   });
 
   app.get('/v1/apps', async (req) => {
@@ -168,6 +215,34 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     }
     const instances = d.store.listInstances({ app: appName });
     return { app: appName, services: services.map((s) => serviceStatus(d.store, d.clock, s, instances)) };
+  });
+
+  // An app's services as they change, over one request (what rollback, restart and reload wait on):
+  // the events of the app (and environment) after `after` (`event: event`) and the body of GET
+  // /v1/apps/APP each time it changes (`event: state`; `services` is empty once nothing runs). Runs
+  // until the client closes it.
+  app.get('/v1/apps/:app/stream', async (req, reply) => {
+    const { app: appName } = req.params as { app: string };
+    const q = appStreamQuery.parse(req.query);
+    if (q.env) d.known.requireEnv(appName, q.env);
+    else d.known.requireApp(appName);
+    const scope = { app: appName, ...(q.env ? { env: q.env } : {}) };
+    const cursor = { after: q.after ?? d.store.listEvents({ limit: 1 }).at(-1)?.id ?? 0 };
+    let last = '';
+    return followSse(req, reply, {
+      store: d.store,
+      relevant: (c) => (c.kind === 'event' ? inScope(c.event, scope)
+        : (c.kind === 'instance' || c.kind === 'service') && c.app === appName && (!q.env || c.env === q.env)),
+      wake: (sink) => {
+        sendEventsAfter(d.store, scope, cursor, (e) => sink.send('event', e, e.id));
+        const instances = d.store.listInstances({ app: appName });
+        const view = { app: appName, services: d.store.listServices(scope).map((s) => serviceStatus(d.store, d.clock, s, instances)) };
+        const text = JSON.stringify(view);
+        if (text !== last) sink.send('state', view);
+        last = text;
+        return false;
+      },
+    });
   });
 
   registerServiceRoutes(app, { store: d.store, clock: d.clock, logger: d.logger, newId: d.newId, enqueueService: d.enqueueService, known: d.known,

@@ -4,7 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { expectError, withTestApi } from '../../test/helpers/api-inject.ts';
+import { expectError, openSse, withTestApi } from '../../test/helpers/api-inject.ts';
+import { STREAM_MESSAGES } from './responses.ts';
 
 test('events and logs: 400 naming the parameter, 404 for an unknown app, the happy paths', () => withTestApi(async (t) => {
   t.addService('shop', 'prod', 'web');
@@ -21,4 +22,30 @@ test('events and logs: 400 naming the parameter, 404 for an unknown app, the hap
   await expectError(t.req('GET', '/v1/apps/shop/logs?level=loud'), 400, /^level: /);
   await expectError(t.req('GET', '/v1/apps/shop/logs?env=staging'), 404, /staging/);
   assert.deepEqual((await t.req('GET', '/v1/apps/shop/logs')).json(), { lines: [] });
+}));
+
+test('events stream: woken by the store write itself, in order, only the app asked for; from a cursor without gaps', () => withTestApi(async (t) => {
+  t.addService('shop', 'prod', 'web');
+  t.addService('other', 'prod', 'web');
+  const ev = (app: string, kind: string) => t.store.addEvent({ app, env: 'prod', service: 'web', instance: '', kind, message: kind });
+  const before = ev('shop', 'before.stream');
+  const s = await openSse(t, '/v1/events/stream?app=shop');
+  assert.equal(s.status, 200);
+  ev('other', 'not.mine');
+  const mine = ev('shop', 'first');
+  ev('shop', 'second');
+  const first = await s.next();
+  assert.deepEqual([first.event, first.id], ['first', mine.id], 'nothing from before the stream, nothing of another app');
+  assert.equal((await s.next()).event, 'second');
+  s.close();
+  // A cursor: everything after it, oldest first, even more than one page (500) of it.
+  for (let i = 0; i < 620; i++) ev('shop', `burst.${i}`);
+  const c = await openSse(t, `/v1/events/stream?app=shop&after=${before.id}`);
+  const last = await c.next((m) => m.event === 'burst.619');
+  const kinds = c.all.map((m) => m.event);
+  assert.deepEqual(kinds.slice(0, 3), ['first', 'second', 'burst.0']);
+  assert.equal(kinds.length, 622, 'no gap between pages');
+  assert.ok(last.id! > mine.id);
+  for (const m of c.all) STREAM_MESSAGES['GET /v1/events/stream']!['(event kind)']!.parse(m.data);
+  c.close();
 }));

@@ -1,19 +1,20 @@
 /**
  * The event timeline and the logs over HTTP: `GET /v1/events` (a page), `GET /v1/events/stream`
- * (server-sent events as they happen), `GET /v1/apps/APP/logs` (a page newest first, or a live
+ * (server-sent events as they are written), `GET /v1/apps/APP/logs` (a page newest first, or a live
  * NDJSON tail). Reads only: the event store, the log store, which names exist, the clock.
  */
 import type { FastifyInstance } from 'fastify';
 import { InvalidInput } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
-import type { EventStore } from '../core/store.ts';
+import type { EventRecord, EventStore, StoreWatch } from '../core/store.ts';
 import { parseDuration } from '../core/spec/units.ts';
 import type { LogFilter, LogPage, LogQuery, StoredLine } from '../logs/index.ts';
 import type { KnownApps } from './known.ts';
 import { eventsQuery, eventsStreamQuery, logsQuery } from './spec-schema.ts';
+import { followSse } from './sse.ts';
 
 export interface EventRouteDeps {
-  store: Pick<EventStore, 'listEvents'>;
+  store: Pick<EventStore, 'listEvents'> & StoreWatch;
   clock: Clock;
   known: KnownApps;
   /** The log store: newest-first search and live tail of every replica. */
@@ -21,27 +22,26 @@ export interface EventRouteDeps {
 }
 
 export function registerEventRoutes(app: FastifyInstance, d: EventRouteDeps): void {
-  // Server-sent events: the event timeline as it happens (deploy progress, health flips, rollbacks).
+  // Server-sent events: the event timeline as it happens (deploy progress, health flips, rollbacks),
+  // woken by the store's writes: each new event is on the stream as soon as it is committed.
   app.get('/v1/events/stream', async (req, reply) => {
     const q = eventsStreamQuery.parse(req.query);
     if (q.app) scopeCheck(d.known, q.app, q.env, q.service);
     else if (q.env || q.service) throw new InvalidInput('env and service filter the events of one app: give app too');
-    let after = q.after ?? d.store.listEvents({ limit: 1 }).at(-1)?.id ?? 0;
+    const cursor = { after: q.after ?? d.store.listEvents({ limit: 1 }).at(-1)?.id ?? 0 };
+    const scope = { ...(q.app ? { app: q.app } : {}), ...(q.env ? { env: q.env } : {}), ...(q.service ? { service: q.service } : {}) };
+    // Only the events of apps the caller may see (installation-wide events, app "", are the owners').
     const see = req.canSee ?? (() => true);
-    reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-    reply.raw.write(': berth events\n\n');
-    const timer = setInterval(() => {
-      const evs = d.store.listEvents({ ...(q.app ? { app: q.app } : {}), ...(q.env ? { env: q.env } : {}), ...(q.service ? { service: q.service } : {}),
-        afterId: after, limit: 500 });
-      for (const e of evs) {
-        after = e.id;
-        if (!see(e.app)) continue;
-        reply.raw.write(`id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
-      }
-    }, 100);
-    await new Promise<void>((resolve) => req.raw.on('close', () => resolve()));
-    clearInterval(timer);
-    return reply;
+    return followSse(req, reply, {
+      store: d.store,
+      relevant: (c) => c.kind === 'event' && inScope(c.event, scope) && see(c.event.app),
+      wake: (sink) => {
+        sendEventsAfter(d.store, scope, cursor, (e) => {
+          if (see(e.app)) sink.send(e.kind, e, e.id);
+        });
+        return false;
+      },
+    });
   });
 
   app.get('/v1/apps/:app/logs', async (req, reply) => {
@@ -79,6 +79,24 @@ export function registerEventRoutes(app: FastifyInstance, d: EventRouteDeps): vo
     return { events: d.store.listEvents({ ...q.app ? { app: q.app } : {}, ...q.env ? { env: q.env } : {}, ...q.service ? { service: q.service } : {}, afterId: q.after,
       ...(since !== undefined ? { since } : {}), limit: q.limit }).filter((e) => see(e.app)), last };
   });
+}
+
+/** Whether an event belongs to app/env/service (each when given). */
+export function inScope(e: EventRecord, s: { app?: string; env?: string; service?: string }): boolean {
+  return (s.app === undefined || e.app === s.app) && (s.env === undefined || e.env === s.env) && (s.service === undefined || e.service === s.service);
+}
+
+/** Sends the events in scope after `cursor.after`, oldest first, moving the cursor past each. */
+export function sendEventsAfter(store: Pick<EventStore, 'listEvents'>, scope: { app?: string; env?: string; service?: string },
+  cursor: { after: number }, send: (e: EventRecord) => void): void {
+  for (;;) {
+    const evs = store.listEvents({ ...scope, afterId: cursor.after, limit: 500, take: 'oldest' });
+    for (const e of evs) {
+      send(e);
+      cursor.after = e.id;
+    }
+    if (evs.length < 500) return;
+  }
 }
 
 /** An app, and optionally its environment and service: each must exist. */

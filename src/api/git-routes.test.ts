@@ -51,7 +51,8 @@ test('webhooks: a delivery for an app without a source fails like a bad signatur
 
 test('build routes: 401, 400 naming the parameter, 404 for unknown builds and apps, 409 cancelling a finished build, the happy path', () => withTestApi(async (t) => {
   t.addService('shop', 'prod', 'web');
-  t.builds.push({ id: 'b1', app: 'shop', status: 'succeeded', message: 'deployed' }, { id: 'b2', app: 'shop', status: 'running', message: '' });
+  const build = { app: 'shop', branch: 'main', env: 'prod', commit: 'c0ffee', images: {}, createdAt: 1 };
+  t.builds.push({ ...build, id: 'b1', status: 'succeeded', message: 'deployed' }, { ...build, id: 'b2', status: 'running', message: '' });
   for (const [m, u] of [['GET', '/v1/builds'], ['GET', '/v1/builds/b1'], ['POST', '/v1/builds/b1/cancel'], ['GET', '/v1/builds/b1/logs']] as const) {
     await expectError(t.anon(m, u), 401);
   }

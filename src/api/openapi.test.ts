@@ -1,6 +1,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ROUTE_DOCS, openApiDocument, openApiPath } from './openapi.ts';
+import { RESPONSES } from './responses.ts';
+
+/**
+ * JSON routes whose answers are not declared yet, listed so the list only shrinks: git's own protocol
+ * (not JSON), answers owned by other rooms' types (webhook, images, metrics series), and the routes of
+ * sessions, users, teams, grants, tokens, approvals, audit, registry logins, volumes, certificates and
+ * the portal, which came after the response schemas.
+ */
+const UNTYPED: string[] = ['PUT /v1/apps/:app/source', 'POST /v1/hooks/:provider/:app', 'GET /git/*', 'POST /git/*', 'GET /v1/images', 'POST /v1/images/gc',
+  'GET /v1/metrics/query',
+  'POST /v1/session', 'GET /v1/session', 'DELETE /v1/session', 'GET /v1/users', 'POST /v1/users', 'PUT /v1/users/:name/password',
+  'GET /v1/teams', 'POST /v1/teams', 'PUT /v1/teams/:team/apps/:app', 'GET /v1/grants', 'POST /v1/grants', 'GET /v1/tokens', 'POST /v1/tokens',
+  'DELETE /v1/tokens/:id', 'GET /v1/approvals', 'POST /v1/approvals/:id/approve', 'POST /v1/approvals/:id/deny', 'GET /v1/teams/:team/policies',
+  'PUT /v1/teams/:team/policies/:env', 'GET /v1/audit', 'GET /v1/audit/verify', 'GET /v1/registry-logins', 'PUT /v1/registry-logins/:host',
+  'GET /v1/volumes', 'GET /v1/certs', 'PUT /v1/certs/:host', 'POST /v1/certs/:host/renew', 'POST /v1/portal/codes', 'POST /v1/portal/session'];
 import { testApi } from '../../test/helpers/api-inject.ts';
 
 test('openApiPath: fastify parameters and the wildcard become OpenAPI path parameters', () => {
@@ -39,6 +54,17 @@ test('every registered route is in /v1/openapi.json, documented; every documente
     assert.ok(deploy.requestBody.content['application/json'].schema.properties.spec);
     assert.deepEqual(deploy.requestBody.content['application/json'].schema.required, ['spec']);
     assert.deepEqual(doc.paths['/v1/apps/{app}/config']!.get!.parameters!.map((p) => `${p.in}:${p.name}`), ['path:app', 'query:env']);
+    // Response bodies come from api/responses.ts: what a deployment answers, down to its services' instances.
+    type Op = { responses: Record<string, { content?: Record<string, { schema: { properties?: Record<string, { required?: string[] }>; required?: string[] }; 'x-berth-events'?: Record<string, unknown> }> }> };
+    const dep = (doc.paths['/v1/deployments/{id}']!.get! as unknown as Op).responses['200']!.content!['application/json']!.schema;
+    assert.deepEqual(dep.required, ['deployment', 'services']);
+    assert.ok(dep.properties!.deployment!.required!.includes('status'));
+    const stream = (doc.paths['/v1/deployments/{id}/stream']!.get! as unknown as Op).responses['200']!.content!['text/event-stream']!;
+    assert.deepEqual(Object.keys(stream['x-berth-events']!), ['event', 'state']);
+    for (const key of Object.keys(RESPONSES)) assert.ok(ROUTE_DOCS[key], `${key} has a response schema but no route`);
+    const withBody = Object.keys(ROUTE_DOCS).filter((k) => (ROUTE_DOCS[k]!.contentType ?? 'application/json') === 'application/json' && ROUTE_DOCS[k]!.status !== 204);
+    const untyped = withBody.filter((k) => !RESPONSES[k]);
+    assert.deepEqual([...untyped].sort(), [...UNTYPED].sort(), 'a JSON route without a declared response schema (api/responses.ts)');
   } finally {
     await t.close();
   }

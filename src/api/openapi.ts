@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import {
-  appSpecSchema, deployBodySchema, eventsQuery, eventsStreamQuery, execBodySchema, logsQuery, reloadBodySchema, restartBodySchema, rollbackBodySchema,
+  appSpecSchema, appStreamQuery, deployBodySchema, followQuery, eventsQuery, eventsStreamQuery, execBodySchema, logsQuery, reloadBodySchema, restartBodySchema, rollbackBodySchema,
   scaleBodySchema,
 } from './spec-schema.ts';
 import { body as alertBody } from './alert-routes.ts';
@@ -26,6 +26,7 @@ import { auditQueryDoc } from './audit.ts';
 import { approvalsQuery, policyBody } from './approval-routes.ts';
 import { grantBody, grantsQuery, teamBody, tokenBody } from './team-routes.ts';
 import { exchangeBody } from './portal-routes.ts';
+import { RESPONSES, STREAM_MESSAGES } from './responses.ts';
 
 /**
  * How a route is authorized: the bearer token (every route but these), the pre-receive hook's token, a
@@ -77,8 +78,16 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /v1/openapi.json': { summary: 'This document' },
   'POST /v1/apps/:app/deployments': { summary: 'Deploy an app spec to an environment (?dry_run=true: validate only)', body: deployBodySchema, status: 202 },
   'GET /v1/deployments/:id': { summary: 'A deployment and the status of its services' },
+  'GET /v1/deployments/:id/stream': {
+    summary: 'A deployment as it goes: its events (`event`) and its state on each change (`state`) as server-sent events; ends after its outcome',
+    query: followQuery, contentType: 'text/event-stream',
+  },
   'GET /v1/apps': { summary: 'Every app with its services and its last deployment' },
   'GET /v1/apps/:app': { summary: "An app's services (optionally of one environment)", query: z.object({ env: z.string().optional() }) },
+  'GET /v1/apps/:app/stream': {
+    summary: "An app's events (`event`) and services on each change (`state`) as server-sent events, until the client closes",
+    query: appStreamQuery, contentType: 'text/event-stream',
+  },
   'GET /v1/apps/:app/releases': { summary: "An app's releases", query: z.object({ env: z.string().optional(), service: z.string().optional() }) },
   'GET /v1/apps/:app/releases/:id': { summary: 'One release and the events of its rollout' },
   'POST /v1/apps/:app/scale': { summary: 'Scale one service or several (all or nothing)', body: scaleBodySchema, status: 202 },
@@ -89,6 +98,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'POST /v1/apps/:app/promote': { summary: "Deploy one environment's releases to another", body: promoteBody, status: 202 },
   'DELETE /v1/apps/:app': { summary: "Remove an app's services (?purge=true: everything Berth keeps of it)", query: removeQuery, status: 202 },
   'GET /v1/apps/:app/purge': { summary: 'The state of a purge' },
+  'GET /v1/apps/:app/purge/stream': { summary: 'A purge as it goes: its record on each change (server-sent `state` events) until done', contentType: 'text/event-stream' },
   'GET /v1/apps/:app/logs': { summary: "Search an app's logs, newest first (?follow=true: NDJSON tail)", query: logsQuery },
   'GET /v1/events': { summary: 'The event timeline', query: eventsQuery },
   'GET /v1/events/stream': { summary: 'The event timeline as server-sent events', query: eventsStreamQuery, contentType: 'text/event-stream' },
@@ -117,14 +127,14 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /v1/top': { summary: 'CPU and memory of every instance now', query: z.object({ app: z.string().optional(), env: z.string().optional() }) },
   'PUT /v1/alerts/:name': { summary: 'Create or replace an alert rule', body: alertBody },
   'GET /v1/alerts': { summary: 'Alert rules and their states' },
-  'DELETE /v1/alerts/:name': { summary: 'Delete an alert rule' },
+  'DELETE /v1/alerts/:name': { summary: 'Delete an alert rule', status: 204 },
   'GET /v1/certs': { summary: "Certificates of routes' hosts: source, issuer, expiry, status" },
   'PUT /v1/certs/:host': { summary: 'Upload a certificate and key for a host (checked: key matches, covers the host, current)', body: certUploadBody },
   'DELETE /v1/certs/:host': { summary: "Remove a host's certificate (ACME gets a new one if a route still asks)", status: 204 },
   'POST /v1/certs/:host/renew': { summary: 'Renew an ACME certificate now', status: 202 },
   'PUT /v1/templates/:name': { summary: 'Create or replace a config template', body: templateBody },
   'GET /v1/templates': { summary: 'Config templates and their last render' },
-  'DELETE /v1/templates/:name': { summary: 'Delete a config template' },
+  'DELETE /v1/templates/:name': { summary: 'Delete a config template', status: 204 },
   'GET /v1/registry': { summary: 'The whole service registry and its index' },
   'GET /v1/registry/:env/:service': { summary: "A service's healthy instances (?index=&wait=: long poll; ?app=: one app's)",
     query: z.object({ index: z.coerce.number().int().min(0).optional(), wait: z.string().optional(), app: z.string().optional() }) },
@@ -160,9 +170,12 @@ const errorSchema = {
   },
 };
 
-/** A zod schema as JSON Schema (the input side: what a client sends; refinements and transforms are not representable). */
-function jsonSchema(s: z.ZodType): Record<string, unknown> {
-  const out = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
+/**
+ * A zod schema as JSON Schema: the input side for what a client sends, the output side for what it
+ * gets back (refinements and transforms are not representable).
+ */
+function jsonSchema(s: z.ZodType, io: 'input' | 'output' = 'input'): Record<string, unknown> {
+  const out = z.toJSONSchema(s, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
   delete out.$schema;
   return out;
 }
@@ -184,6 +197,20 @@ export function openApiPath(url: string): { path: string; params: string[] } {
   return { path, params };
 }
 
+/**
+ * The body of a route's success answer: its JSON schema (api/responses.ts); for a server-sent event
+ * stream, each message's schema by event name under `x-berth-events`; else (text, NDJSON) untyped.
+ */
+function responseContent(key: string): Record<string, unknown> {
+  const body = RESPONSES[key];
+  if (body) return { schema: jsonSchema(body, 'output') };
+  const stream = STREAM_MESSAGES[key];
+  if (stream) {
+    return { schema: { type: 'string' }, 'x-berth-events': Object.fromEntries(Object.entries(stream).map(([name, m]) => [name, jsonSchema(m, 'output')])) };
+  }
+  return { schema: {} };
+}
+
 /** The OpenAPI 3.1 document of the registered routes (HEAD routes fastify adds for GETs are left out). */
 export function openApiDocument(routes: RegisteredRoute[], version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
@@ -193,7 +220,8 @@ export function openApiDocument(routes: RegisteredRoute[], version: string): Rec
     {
       if (method === 'HEAD' || seen.has(`${method} ${r.url}`)) continue;
       seen.add(`${method} ${r.url}`);
-      const doc = ROUTE_DOCS[`${method} ${r.url}`];
+      const key = `${method} ${r.url}`;
+      const doc = ROUTE_DOCS[key];
       const { path, params } = openApiPath(r.url);
       const parameters: Record<string, unknown>[] = params.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } }));
       if (doc?.query) {
@@ -211,7 +239,7 @@ export function openApiDocument(routes: RegisteredRoute[], version: string): Rec
         ...(doc?.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(doc.body) } } } } : {}),
         ...(auth === 'token' ? {} : { security: [], 'x-berth-auth': auth }),
         responses: {
-          [status]: { description: 'OK', content: { [doc?.contentType ?? 'application/json']: { schema: {} } } },
+          [status]: status === '204' ? { description: 'Done, no body' } : { description: 'OK', content: { [doc?.contentType ?? 'application/json']: responseContent(key) } },
           400: { $ref: '#/components/responses/Error' },
           ...(auth === 'token' ? { 401: { $ref: '#/components/responses/Error' } } : {}),
           404: { $ref: '#/components/responses/Error' },

@@ -48,7 +48,8 @@ test('the role matrix: every route × every role on team a, against its own app 
   try {
     t.addService('shop', 'prod', 'web');
     t.addService('blog', 'prod', 'web');
-    t.builds.push({ id: 'b-shop', app: 'shop', status: 'succeeded', message: '' }, { id: 'b-blog', app: 'blog', status: 'succeeded', message: '' });
+    const build = { branch: 'main', env: 'prod', commit: 'c0ffee', images: {}, createdAt: 1, status: 'succeeded', message: '' };
+    t.builds.push({ ...build, id: 'b-shop', app: 'shop' }, { ...build, id: 'b-blog', app: 'blog' });
     for (const team of ['a', 'b']) t.auth.addTeam({ name: team, createdAt: 0, createdBy: 'admin' });
     t.auth.setAppTeam('shop', 'a');
     t.auth.setAppTeam('blog', 'b');

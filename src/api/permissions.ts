@@ -83,8 +83,10 @@ export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
   // Apps (app.ts, service-routes.ts, event-routes.ts, remove-routes.ts, promote-routes.ts).
   'POST /v1/apps/:app/deployments': { action: 'app.deploy', env: 'body', approval: true },
   'GET /v1/deployments/:id': read('deployment'),
+  'GET /v1/deployments/:id/stream': read('deployment'),
   'GET /v1/apps': read('query'),
   'GET /v1/apps/:app': read(),
+  'GET /v1/apps/:app/stream': read(),
   'GET /v1/apps/:app/releases': read(),
   'GET /v1/apps/:app/releases/:id': read(),
   'POST /v1/apps/:app/scale': { action: 'app.operate', env: 'body' },
@@ -95,6 +97,7 @@ export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
   'POST /v1/apps/:app/promote': { action: 'app.deploy', env: 'body.to', approval: true },
   'DELETE /v1/apps/:app': { action: 'app.admin', env: 'query-or-all' },
   'GET /v1/apps/:app/purge': read(),
+  'GET /v1/apps/:app/purge/stream': read(),
   'GET /v1/apps/:app/logs': { action: 'app.logs', env: 'query' },
   'GET /v1/events': read('query'),
   'GET /v1/events/stream': read('query'),

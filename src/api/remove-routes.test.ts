@@ -11,6 +11,8 @@ import type { AppRemains } from '../core/app-remains.ts';
 import { buildApi } from './app.ts';
 import { KnownApps } from './known.ts';
 import { appOfWrite, registerRemoveRoutes } from './remove-routes.ts';
+import { TOKEN, openSse, type TestApi } from '../../test/helpers/api-inject.ts';
+import { STREAM_MESSAGES } from './responses.ts';
 
 test('appOfWrite: the app a request writes to (or reads git from); reads and the purge request itself are not writes', () => {
   const cases: [string, string, string | undefined][] = [
@@ -70,6 +72,7 @@ async function withApi(fn: (api: FastifyInstance, s: SqliteStore, calls: string[
   try {
     await fn(api, s, calls, building);
   } finally {
+    if (api.server.listening) api.server.closeAllConnections();
     await api.close();
     s.close();
     authStore.close();
@@ -134,4 +137,19 @@ test('purge: refused while a deployment or build of the app runs (nothing change
     assert.equal(twice.json().purge.requestedAt, 1000);
     assert.deepEqual(calls.slice(-1), ['purge shop']);
     assert.equal((await req(api, 'GET', '/v1/apps/nope/purge')).statusCode, 404);
+
+    // Following it: 401, 404, then its record on each change until it is done (woken by the store's writes).
+    assert.equal((await api.inject({ method: 'GET', url: '/v1/apps/shop/purge/stream' })).statusCode, 401);
+    assert.match((await req(api, 'GET', '/v1/apps/nope/purge/stream')).json().error.message, /no purge of "nope" was asked/);
+    s.addToken(hashToken(TOKEN), 'the token openSse sends');
+    const follow = await openSse({ api } as TestApi, '/v1/apps/shop/purge/stream');
+    type P = { purge: { state: string; waiting?: string } };
+    assert.equal(((await follow.next()).data as P).purge.state, 'purging');
+    const cur = s.getPurge('shop')!;
+    s.putPurge({ ...cur, waiting: '1 container still stopping' });
+    assert.equal(((await follow.next()).data as P).purge.waiting, '1 container still stopping');
+    s.putPurge({ ...cur, state: 'done', finishedAt: 2000, removed: { events: '3 event(s)' } });
+    assert.equal(((await follow.next()).data as P).purge.state, 'done');
+    await follow.ended;
+    for (const m of follow.all) STREAM_MESSAGES['GET /v1/apps/:app/purge/stream']![m.event]!.parse(m.data);
   }));

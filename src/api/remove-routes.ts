@@ -3,11 +3,12 @@ import { z } from 'zod';
 import { Conflict, InvalidInput, NotFound } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
 import type { AppRemains } from '../core/app-remains.ts';
-import type { DeploymentStore, DesiredStateStore, EventStore, PurgeRecord, PurgeStore } from '../core/store.ts';
+import type { DeploymentStore, DesiredStateStore, EventStore, PurgeRecord, PurgeStore, StoreWatch } from '../core/store.ts';
+import { followSse } from './sse.ts';
 import type { KnownApps } from './known.ts';
 
 export interface RemoveRouteDeps {
-  store: DesiredStateStore & DeploymentStore & EventStore & PurgeStore;
+  store: DesiredStateStore & DeploymentStore & EventStore & PurgeStore & StoreWatch;
   clock: Clock;
   known: KnownApps;
   enqueueService: (app: string, env: string, service: string) => void;
@@ -27,7 +28,7 @@ export const removeQuery = z.object({
  * `berth rm`: `DELETE /v1/apps/APP[?env=ENV]` takes the app's services out (their reconcilers stop
  * the instances gracefully) and answers with what Berth still keeps of the app; `?purge=true` also
  * removes all of that — see purge/ — and is refused (409) while a build or deployment of the app is
- * in progress. `GET /v1/apps/APP/purge` follows a purge. Both are authorized like every route (the
+ * in progress. `GET /v1/apps/APP/purge` (and `/purge/stream`, as it changes) follows a purge. Both are authorized like every route (the
  * bearer token); the purge is asked for the whole app, never one environment.
  */
 export function registerRemoveRoutes(app: FastifyInstance, d: RemoveRouteDeps): void {
@@ -59,6 +60,26 @@ export function registerRemoveRoutes(app: FastifyInstance, d: RemoveRouteDeps): 
     const rec = d.store.getPurge(appName);
     if (!rec) throw new NotFound(`no purge of "${appName}" was asked: \`berth rm ${appName} --purge\` starts one`);
     return { purge: rec };
+  });
+
+  // A purge as it goes (what `berth rm --purge` waits on): its record each time it changes
+  // (`event: state`, the body of GET /v1/apps/APP/purge), woken by the store's writes; ends once done.
+  app.get('/v1/apps/:app/purge/stream', async (req, reply) => {
+    const { app: appName } = req.params as { app: string };
+    if (!d.store.getPurge(appName)) throw new NotFound(`no purge of "${appName}" was asked: \`berth rm ${appName} --purge\` starts one`);
+    let last = '';
+    return followSse(req, reply, {
+      store: d.store,
+      relevant: (c) => c.kind === 'purge' && c.app === appName,
+      wake: (sink) => {
+        const rec = d.store.getPurge(appName);
+        if (!rec) return true;
+        const text = JSON.stringify(rec);
+        if (text !== last) sink.send('state', { purge: rec });
+        last = text;
+        return rec.state === 'done';
+      },
+    });
   });
 }
 

@@ -211,6 +211,10 @@ export const eventsQuery = z.object({
 export const eventsStreamQuery = z.object({ app: z.string().optional(), env: z.string().optional(), service: z.string().optional(),
   after: z.coerce.number().int().min(0).optional() });
 
+/** A stream that starts with the events after `after` (an event id; default: from now). */
+export const followQuery = z.object({ after: z.coerce.number().int().min(0).optional() });
+export const appStreamQuery = z.object({ env: z.string().optional(), after: z.coerce.number().int().min(0).optional() });
+
 /**
  * An in-process caller's spec (promotion, the push pipeline) read by the same schema as an HTTP body:
  * normalised hosts and paths, unknown keys dropped. A mistake is InvalidInput naming the field.

@@ -1,4 +1,4 @@
-import type { BerthClient, EventView, ServiceView } from '../client/index.ts';
+import { ApiError, Unreachable, type BerthClient, type DeploymentState, type EventView, type FollowHandlers, type ServiceView } from '../client/index.ts';
 import { waitingOn } from '../core/views.ts';
 import { CliFailure, EXIT, progress, progressDone } from './context.ts';
 
@@ -51,93 +51,152 @@ export class ProgressTicker {
 }
 
 /**
- * Follows services until their current releases are healthy (resolves) or one failed (throws, exit 1):
- * a live line on a terminal, the event timeline as NDJSON with --json.
+ * Follows one server-sent stream (client.followDeployment / followApp / followPurge) until `onState`
+ * says the wait is over: no polling, the server pushes each change. A stream that ends early (the
+ * server restarted, the connection dropped) is opened again from the last event seen; an unreachable
+ * server or an API error ends the wait with that error; the deadline with `timedOut()`.
+ * `endsItself`: the server ends the stream once it is over (a deployment's stream, after its outcome
+ * event), so the wait reads on to that end instead of hanging up at the state that finished it.
  */
-export async function waitForReleases(client: BerthClient, app: string, env: string, services: string[],
-  opts: { json: boolean; timeoutS: number; afterEvent?: number }): Promise<ServiceView[]> {
-  const ac = new AbortController();
-  const events = client.streamEvents({ app, env, ...(opts.afterEvent !== undefined ? { after: opts.afterEvent } : {}) }, (e: EventView) => {
-    if (opts.json) console.log(JSON.stringify({ event: e }));
-    else if (SHOWN_EVENTS.test(e.kind) || /healthy$|started/.test(e.kind)) progressDone(`  ${e.kind.padEnd(20)} ${e.message}`);
-  }, ac.signal).catch(() => undefined);
-  const deadline = Date.now() + opts.timeoutS * 1000;
-  const ticker = new ProgressTicker();
+export async function followUntil<S>(o: {
+  open: (after: number | undefined, on: FollowHandlers<S>, signal: AbortSignal) => Promise<void>;
+  after?: number;
+  timeoutS: number;
+  endsItself?: boolean;
+  onEvent?: (e: EventView) => void;
+  /** Sees each state; true: the wait is over. May throw to fail it. */
+  onState: (s: S) => boolean;
+  /** Called every second while waiting (a `waiting Ns` line). */
+  tick?: () => void;
+  timedOut: () => Error;
+}): Promise<S> {
+  const deadline = Date.now() + o.timeoutS * 1000;
+  let after = o.after;
+  let last: S | undefined;
+  let done = false;
+  let failure: { err: unknown } | undefined;
+  const ticker = o.tick ? setInterval(o.tick, 1000) : undefined;
   try {
-    for (;;) {
-      const st = await client.app(app, env);
-      const mine = st.services.filter((s) => services.includes(s.name));
-      const line = mine.map((s) => `${s.name} r${s.release.seq} ${s.healthy}/${s.desired} healthy${s.instances.some((i) => i.state === 'stopping') ? ', draining' : ''}`).join(' · ');
-      if (!opts.json) {
-        progress(line);
-        ticker.tick(mine);
+    for (let attempt = 0; ; attempt++) {
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), Math.max(0, deadline - Date.now()));
+      try {
+        await o.open(after, {
+          event: (e) => {
+            after = e.id;
+            o.onEvent?.(e);
+          },
+          state: (st) => {
+            if (done || failure) return;
+            last = st;
+            try {
+              done = o.onState(st);
+            } catch (err) {
+              failure = { err };
+            }
+            if (failure || (done && !o.endsItself)) ac.abort();
+          },
+        }, ac.signal);
+      } catch (err) {
+        // The API said no, or the server cannot be reached: that is the answer. A stream cut mid-way reconnects below.
+        if (!ac.signal.aborted && (err instanceof ApiError || err instanceof Unreachable)) throw err;
+      } finally {
+        clearTimeout(timer);
       }
-      const failed = mine.find((s) => s.release.status === 'failed');
-      if (failed) throw new CliFailure(`release ${failed.release.seq} of ${failed.name} failed: ${failed.release.message}`, EXIT.failed);
-      if (mine.length === services.length && mine.every((s) => s.release.status === 'healthy')) {
-        progressDone();
-        return mine;
-      }
-      if (Date.now() > deadline) {
-        throw new CliFailure(`still not healthy after ${opts.timeoutS}s: ${waitLine(mine) || line}. It goes on in the background; see \`berth status ${app}\``, EXIT.failed);
-      }
-      await new Promise((r) => setTimeout(r, 150));
+      if (failure) throw failure.err;
+      if (done && last !== undefined) return last;
+      if (Date.now() >= deadline) throw o.timedOut();
+      await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
     }
   } finally {
-    progressDone();
-    ac.abort();
-    await events;
+    if (ticker) clearInterval(ticker);
   }
 }
 
-type DeploymentState = Awaited<ReturnType<BerthClient['deployment']>>;
+/** Prints a timeline event while a deploy, rollback or reload runs: NDJSON with --json, a line for the ones worth one otherwise. */
+function eventPrinter(json: boolean, shown: (kind: string) => boolean): (e: EventView) => void {
+  return (e) => {
+    if (json) console.log(JSON.stringify({ event: e }));
+    else if (shown(e.kind)) progressDone(`  ${e.kind.padEnd(20)} ${e.message}`);
+  };
+}
 
 /**
- * Follows a deployment (`berth deploy`, `berth promote`) until it succeeded (resolves with its last
- * state and the one-line summary) or failed or timed out (throws, exit 1): the event timeline from
- * `afterEvent`, a live line on a terminal (NDJSON status lines with --json), a `waiting Ns` line
- * every few seconds. The outcome comes after the events before it (`release.healthy` first).
+ * Follows services until their current releases are healthy (resolves) or one failed (throws, exit 1):
+ * a live line on a terminal, the event timeline as NDJSON with --json. One streaming request.
+ */
+export async function waitForReleases(client: BerthClient, app: string, env: string, services: string[],
+  opts: { json: boolean; timeoutS: number; afterEvent?: number }): Promise<ServiceView[]> {
+  const ticker = new ProgressTicker();
+  let mine: ServiceView[] = [];
+  let line = '';
+  try {
+    await followUntil<{ app: string; services: ServiceView[] }>({
+      open: (after, on, signal) => client.followApp(app, { env, ...(after !== undefined ? { after } : {}) }, on, signal),
+      ...(opts.afterEvent !== undefined ? { after: opts.afterEvent } : {}),
+      timeoutS: opts.timeoutS,
+      onEvent: eventPrinter(opts.json, (kind) => SHOWN_EVENTS.test(kind) || /healthy$|started/.test(kind)),
+      onState: (st) => {
+        mine = st.services.filter((s) => services.includes(s.name));
+        line = mine.map((s) => `${s.name} r${s.release.seq} ${s.healthy}/${s.desired} healthy${s.instances.some((i) => i.state === 'stopping') ? ', draining' : ''}`).join(' · ');
+        if (!opts.json) progress(line);
+        const failed = mine.find((s) => s.release.status === 'failed');
+        if (failed) throw new CliFailure(`release ${failed.release.seq} of ${failed.name} failed: ${failed.release.message}`, EXIT.failed);
+        return mine.length === services.length && mine.every((s) => s.release.status === 'healthy');
+      },
+      tick: () => {
+        if (!opts.json) ticker.tick(mine);
+      },
+      timedOut: () => new CliFailure(`still not healthy after ${opts.timeoutS}s: ${waitLine(mine) || line}. It goes on in the background; see \`berth status ${app}\``, EXIT.failed),
+    });
+    return mine;
+  } finally {
+    progressDone();
+  }
+}
+
+/**
+ * Follows a deployment (`berth deploy`, `berth promote`, a configuration rollout) over one streaming
+ * request until it succeeded (resolves with its last state and the one-line summary) or failed or
+ * timed out (throws, exit 1): the event timeline from `afterEvent`, a live line on a terminal (NDJSON
+ * status lines with --json), a `waiting Ns` line every few seconds. The server sends the outcome
+ * event before it ends the stream, so the outcome comes after the events before it (`release.healthy` first).
  */
 export async function waitForDeployment(client: BerthClient, d: { app: string; env: string; id: string; what: string },
-  opts: { json: boolean; timeoutS: number; afterEvent: number }): Promise<{ state: DeploymentState; line: string }> {
-  const deadline = Date.now() + opts.timeoutS * 1000;
-  let last = '';
-  const ac = new AbortController();
-  let outcomeSeen = (): void => {};
-  const outcomeShown = new Promise<void>((resolve) => (outcomeSeen = resolve));
-  const stream = client.streamEvents({ app: d.app, env: d.env, after: opts.afterEvent }, (e) => {
-    if (opts.json) console.log(JSON.stringify({ event: e }));
-    else if (SHOWN_EVENTS.test(e.kind)) progressDone(`  ${e.kind.padEnd(20)} ${e.message}`);
-    // (A failure's message is its reason; a success names the deployment.)
-    if (e.kind === 'deployment.failed' || (e.kind === 'deployment.succeeded' && e.message.includes(d.id))) outcomeSeen();
-  }, ac.signal).catch(() => undefined);
+  opts: { json: boolean; timeoutS: number; /** Events after this id (default: from when the stream opens). */ afterEvent?: number; /** No events and no NDJSON status lines (the caller prints one document). */ quiet?: boolean; failure?: (message: string) => string }): Promise<{ state: DeploymentState; line: string }> {
+  let lastText = '';
+  let line = '';
+  let current: DeploymentState | undefined;
   const ticker = new ProgressTicker();
-  try {
-    for (;;) {
-      const st = await client.deployment(d.id);
-      const line = st.services.map((s) => s.instances ? `${s.name} ${s.healthy}/${s.desired} healthy${s.status === 'deploying' ? '' : ` (${s.status})`}` : `${s.name} pending`).join(' · ');
+  const state = await followUntil<DeploymentState>({
+    open: (after, on, signal) => client.followDeployment(d.id, after, on, signal),
+    ...(opts.afterEvent !== undefined ? { after: opts.afterEvent } : {}), timeoutS: opts.timeoutS, endsItself: true,
+    ...(opts.quiet ? {} : { onEvent: eventPrinter(opts.json, (kind) => SHOWN_EVENTS.test(kind)) }),
+    onState: (st) => {
+      current = st;
+      line = st.services.map((s) => s.instances ? `${s.name} ${s.healthy}/${s.desired} healthy${s.status === 'deploying' ? '' : ` (${s.status})`}` : `${s.name} pending`).join(' · ');
       const text = `[${st.deployment.status}] ${line}`;
-      if (text !== last) {
-        if (opts.json) console.log(JSON.stringify({ status: st.deployment.status, services: st.services.map((s) => ({ name: s.name, status: s.status, healthy: s.healthy ?? 0, desired: s.desired ?? 0 })) }));
-        else progress(text);
-        last = text;
+      if (text !== lastText) {
+        if (opts.json) {
+          if (!opts.quiet) console.log(JSON.stringify({ status: st.deployment.status, services: st.services.map((s) => ({ name: s.name, status: s.status, healthy: s.healthy ?? 0, desired: s.desired ?? 0 })) }));
+        } else progress(text);
+        lastText = text;
       }
-      const finished = st.deployment.status === 'succeeded' || st.deployment.status === 'failed';
-      if (finished) await Promise.race([outcomeShown, new Promise((r) => setTimeout(r, 2000))]);
-      else if (!opts.json) ticker.tick(st.services);
-      if (st.deployment.status === 'succeeded') return { state: st, line };
-      if (st.deployment.status === 'failed') {
-        progressDone();
-        throw new CliFailure(`${d.what} ${d.id} failed: ${st.deployment.message}`, EXIT.failed);
-      }
-      if (Date.now() > deadline) {
-        progressDone();
-        throw new CliFailure(`deployment ${d.id} still ${st.deployment.status} after ${opts.timeoutS}s: ${waitLine(st.services) || line}. It goes on in the background; see \`berth status ${d.app}\``, EXIT.failed);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } finally {
-    ac.abort();
-    await stream;
+      return st.deployment.status === 'succeeded' || st.deployment.status === 'failed';
+    },
+    tick: () => {
+      const st = current?.deployment.status;
+      if (!opts.json && current && st !== 'succeeded' && st !== 'failed') ticker.tick(current.services);
+    },
+    timedOut: () => {
+      progressDone();
+      return new CliFailure(`deployment ${d.id} still ${current?.deployment.status ?? 'pending'} after ${opts.timeoutS}s: ${(current && waitLine(current.services)) || line}. ` +
+        `It goes on in the background; see \`berth status ${d.app}\``, EXIT.failed);
+    },
+  });
+  if (state.deployment.status === 'failed') {
+    progressDone();
+    throw new CliFailure(opts.failure ? opts.failure(state.deployment.message) : `${d.what} ${d.id} failed: ${state.deployment.message}`, EXIT.failed);
   }
+  return { state, line };
 }

@@ -3,7 +3,7 @@
  */
 import type { AppSpec, SpecWarning } from '../core/spec/types.ts';
 import type { SpecSource } from '../core/spec/source.ts';
-import type { AlertView, BuildView, CertView, MetricSeriesView, RegistryEntryView, ServiceStatus as ServiceView, TemplateView, TopView } from '../core/views.ts';
+import type { AlertView, BuildView, CertView, MetricSeriesView, RegistryEntryView, ReleaseView, ServiceStatus as ServiceView, TemplateView, TopView } from '../core/views.ts';
 import type { EventRecord as EventView, PurgeRecord, ReleaseRecord } from '../core/store.ts';
 import type { AppRemains } from '../core/app-remains.ts';
 
@@ -81,7 +81,7 @@ export class BerthClient {
   }
   deployment(id: string) {
     // A service not yet given a release shows only its name and status 'pending'.
-    return this.request<{ deployment: DeploymentView; services: (Partial<ServiceView> & { name: string; status: string })[] }>('GET', `/v1/deployments/${enc(id)}`);
+    return this.request<DeploymentState>('GET', `/v1/deployments/${enc(id)}`);
   }
   apps() {
     return this.request<{ apps: AppView[] }>('GET', '/v1/apps');
@@ -244,33 +244,54 @@ export class BerthClient {
 
   /** Follows the server-sent event stream until the signal aborts. */
   async streamEvents(q: { app?: string; env?: string; service?: string; after?: number }, onEvent: (e: EventView) => void, signal: AbortSignal): Promise<void> {
-    const p = new URLSearchParams();
-    if (q.app) p.set('app', q.app);
-    if (q.env) p.set('env', q.env);
-    if (q.service) p.set('service', q.service);
-    if (q.after !== undefined) p.set('after', String(q.after));
-    let res: Response;
-    try {
-      res = await this.stream('GET', `/v1/events/stream?${p}`, undefined, signal);
-    } catch (err) {
-      if ((err as Error).name === 'AbortError') return;
-      throw err;
-    }
+    await this.sse(`/v1/events/stream${qs(q)}`, (_name, data) => onEvent(data as EventView), signal).catch((err: Error) => {
+      if (err.name !== 'AbortError') throw err;
+    });
+  }
+
+  /**
+   * Follows a deployment over one request: its app/env's events after `after` and its state on every
+   * change (the body of `deployment(id)`). Resolves when the server ends the stream (after the
+   * deployment's outcome, or when the connection drops); rejects with AbortError when `signal` aborts.
+   */
+  followDeployment(id: string, after: number | undefined, on: FollowHandlers<DeploymentState>, signal: AbortSignal): Promise<void> {
+    return this.sse(`/v1/deployments/${enc(id)}/stream${qs({ after })}`, dispatch(on), signal);
+  }
+
+  /** Follows an app (one environment, or all): its events after `after` and its services (the body of `app()`) on every change, until `signal` aborts. */
+  followApp(app: string, q: { env?: string; after?: number }, on: FollowHandlers<{ app: string; services: ServiceView[] }>, signal: AbortSignal): Promise<void> {
+    return this.sse(`/v1/apps/${enc(app)}/stream${qs(q)}`, dispatch(on), signal);
+  }
+
+  /** Follows a purge: its record on every change; resolves when the server ends the stream (the purge is done, or the connection dropped). */
+  followPurge(app: string, onState: (s: { purge: PurgeRecord }) => void, signal: AbortSignal): Promise<void> {
+    return this.sse(`/v1/apps/${enc(app)}/purge/stream`, dispatch({ state: onState }), signal);
+  }
+
+  /**
+   * A server-sent event stream: `onMessage(event name, parsed data)` for each message, in order.
+   * Resolves when the server ends it; an `error` message from the server rejects with an ApiError.
+   */
+  async sse(path: string, onMessage: (name: string, data: unknown) => void, signal: AbortSignal): Promise<void> {
+    const res = await this.stream('GET', path, undefined, signal);
     const dec = new TextDecoder();
     let buf = '';
-    try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        buf += dec.decode(chunk, { stream: true });
-        let end: number;
-        while ((end = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, end);
-          buf = buf.slice(end + 2);
-          const data = block.split('\n').find((l) => l.startsWith('data: '));
-          if (data) onEvent(JSON.parse(data.slice(6)) as EventView);
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buf += dec.decode(chunk, { stream: true });
+      let end: number;
+      while ((end = buf.indexOf('\n\n')) >= 0) {
+        const lines = buf.slice(0, end).split('\n');
+        buf = buf.slice(end + 2);
+        const data = lines.find((l) => l.startsWith('data: '));
+        if (!data) continue;
+        const name = lines.find((l) => l.startsWith('event: '))?.slice(7) ?? 'message';
+        const parsed = JSON.parse(data.slice(6)) as unknown;
+        if (name === 'error') {
+          const e = parsed as { code?: string; message?: string };
+          throw new ApiError(500, e.code ?? 'internal', e.message ?? 'the stream failed');
         }
+        onMessage(name, parsed);
       }
-    } catch (err) {
-      if ((err as Error).name !== 'AbortError') throw err;
     }
   }
 
@@ -286,6 +307,22 @@ export class BerthClient {
     return this.request<{ events: EventView[]; last: number }>('GET', `/v1/events?${p}`);
   }
 }
+
+/** What a follow stream calls: each timeline event, each new state. */
+export interface FollowHandlers<S> {
+  event?: (e: EventView) => void;
+  state: (s: S) => void;
+}
+
+function dispatch<S>(on: FollowHandlers<S>): (name: string, data: unknown) => void {
+  return (name, data) => {
+    if (name === 'event') on.event?.(data as EventView);
+    else if (name === 'state') on.state(data as S);
+  };
+}
+
+/** A deployment and its services, as `deployment(id)` answers and `followDeployment` streams. */
+export type DeploymentState = { deployment: DeploymentView; services: (Partial<ServiceView> & { name: string; status: string })[] };
 
 function enc(s: string): string {
   return encodeURIComponent(s);
@@ -320,8 +357,15 @@ function query(q: Record<string, string | undefined>): string {
   return p.toString();
 }
 
+/** `?a=1&b=2` of the parameters that are set, or '' when none is. */
+function qs(q: Record<string, string | number | undefined>): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') p.set(k, String(v));
+  const text = p.toString();
+  return text ? `?${text}` : '';
+}
 
-export type { AlertView, BuildView, CertView, MetricPointView, MetricSeriesView, RegistryEntryView, TemplateView, TopView } from '../core/views.ts';
+export type { AlertView, BuildView, CertView, MetricPointView, MetricSeriesView, RegistryEntryView, ReleaseView, TemplateView, TopView } from '../core/views.ts';
 
 export interface AppView {
   name: string;
@@ -348,24 +392,6 @@ export interface DeploymentView {
 /** A service's status as the API computes it (shared with the API, see core/views.ts). */
 export type { ServiceStatus as ServiceView, InstanceStatus as InstanceView } from '../core/views.ts';
 
-export interface ReleaseView {
-  id: string;
-  app: string;
-  env: string;
-  service: string;
-  seq: number;
-  specHash: string;
-  image: string;
-  imageId: string;
-  status: string;
-  message: string;
-  createdAt: number;
-  createdBy: string;
-  finishedAt?: number;
-  strategy: string;
-  replicas: number;
-  current: boolean;
-}
 
 /** An entry of the event timeline. */
 export type { EventRecord as EventView } from '../core/store.ts';

@@ -277,8 +277,11 @@ export interface InstanceStore {
 /** Store role: the event log. */
 export interface EventStore {
   addEvent(e: NewEvent): EventRecord;
-  /** The newest `limit` events matching (oldest first); `since`: only events at or after this time (ms). */
-  listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; since?: number; limit?: number }): EventRecord[];
+  /**
+   * The newest `limit` events matching (oldest first); `since`: only events at or after this time (ms).
+   * `take: 'oldest'`: the oldest `limit` after `afterId` instead (a follower reading on without gaps).
+   */
+  listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; since?: number; limit?: number; take?: 'newest' | 'oldest' }): EventRecord[];
 }
 
 /**
@@ -361,6 +364,28 @@ export interface PurgeStore {
   deleteAppEvents(app: string): number;
 }
 
+/**
+ * A write the store committed, as followers see it: enough to decide whether to look again (they
+ * re-read what they show), never the whole record. `instance` and `service` carry the service's key;
+ * `service` covers the service record and its releases.
+ */
+export type StoreChange =
+  | { kind: 'event'; event: EventRecord }
+  | { kind: 'deployment'; id: string; app: string; env: string }
+  | { kind: 'instance'; app: string; env: string; service: string }
+  | { kind: 'service'; app: string; env: string; service: string }
+  | { kind: 'purge'; app: string };
+
+/**
+ * Store role: in-process notifications of committed writes, so that followers (the SSE streams, a
+ * deployment's followers) wake on a write instead of polling. Delivered after the write's transaction,
+ * asynchronously (a microtask), in write order; a listener that throws does not stop the others.
+ */
+export interface StoreWatch {
+  /** Calls `fn` for every change from now on; returns the function that stops it. */
+  watch(fn: (c: StoreChange) => void): () => void;
+}
+
 /** Store role: API tokens (hashes only). */
 export interface TokenStore {
   addToken(hash: string, name: string): void;
@@ -372,6 +397,6 @@ export interface TokenStore {
  * roles they use.
  */
 export interface Store extends DeploymentStore, DesiredStateStore, InstanceStore, EventStore, ReconcileStore,
-  ExternalStore, TemplateStore, AlertStore, PurgeStore, TokenStore {
+  ExternalStore, TemplateStore, AlertStore, PurgeStore, TokenStore, StoreWatch {
   close(): void;
 }

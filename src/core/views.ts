@@ -45,6 +45,26 @@ export interface ServiceStatus {
   instances: InstanceStatus[];
 }
 
+/** A release as listed (`GET /v1/apps/APP/releases`): the record without its spec, with what the list shows of it. */
+export interface ReleaseView {
+  id: string;
+  app: string;
+  env: string;
+  service: string;
+  seq: number;
+  specHash: string;
+  image: string;
+  imageId: string;
+  status: string;
+  message: string;
+  createdAt: number;
+  createdBy: string;
+  finishedAt?: number;
+  strategy: string;
+  replicas: number;
+  current: boolean;
+}
+
 /** Plain configuration values or secrets. */
 export type ConfigKind = 'value' | 'secret';
 

@@ -279,8 +279,10 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   manager.on('release.finished', (k) => {
     for (const dep of store.listDeployments({ status: ['rolling'] })) if (dep.app === k.app && dep.env === k.env) wakeDeployment(dep.id);
   });
-  // Followers of a deployment (the push pipeline) wake on each of its rounds, not on a timer.
-  manager.afterRound(deploymentController, (id) => deploymentService.changed(id));
+  // Followers of a deployment (the push pipeline) wake on each write of its record, not on a timer.
+  const unwatchDeployments = store.watch((c) => {
+    if (c.kind === 'deployment') deploymentService.changed(c.id);
+  });
 
   const health = new HealthMonitor(store, clock, logger.child({ component: 'health' }), (inst) => manager.emit('instance.health', inst));
   const services = new ServiceReconciler({
@@ -491,6 +493,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     token,
     async close() {
       resync.stop();
+      unwatchDeployments();
       unwatch();
       builds.close();
       manager.stop();

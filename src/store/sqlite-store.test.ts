@@ -167,3 +167,46 @@ test('writeBatch: one step\'s instance patches, deletions, service and release p
     assert.equal(s.listEvents({ app: 'a' }).length, 2);
   });
 });
+
+test('watch: each committed write is one change with its key, delivered after the transaction, in order; unwatch stops it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-store-'));
+  const s = new SqliteStore(join(dir, 'berth.db'), clock);
+  try {
+    const seen: string[] = [];
+    const name = (c: import('../core/store.ts').StoreChange) => c.kind === 'event' ? `event ${c.event.kind} #${c.event.id}`
+      : c.kind === 'deployment' ? `deployment ${c.id} ${c.app}/${c.env}` : c.kind === 'purge' ? `purge ${c.app}` : `${c.kind} ${c.app}/${c.env}/${c.service}`;
+    // A listener that throws stops neither the writer nor the others.
+    s.watch(() => {
+      throw new Error('a broken follower');
+    });
+    const unwatch = s.watch((c) => seen.push(name(c)));
+    const ports = { min: 20000, max: 20010, isFree: () => true };
+    s.createDeployment({ id: 'd1', app: 'a', env: 'prod', spec: { name: 'a', services: {} } as never, warnings: [], status: 'pending', message: '', createdAt: 1, createdBy: 'x', releases: {} });
+    const [i1] = s.createInstances([inst('i1')], ports);
+    s.writeBatch({ instances: [{ id: i1!.id, patch: { state: 'running' } }], events: [{ app: 'a', env: 'prod', service: 'web', instance: 'i1', kind: 'instance.started', message: '' }] });
+    assert.deepEqual(seen, [], 'nothing is delivered inside the writer\'s own call stack');
+    s.deleteInstance('i1');
+    s.deleteInstance('i1');
+    s.updateDeployment('d1', { status: 'succeeded' });
+    s.updateDeployment('missing', { status: 'failed' });
+    s.putPurge({ app: 'a', state: 'purging', requestedAt: 1, requestedBy: 'x', volumes: [], removed: {} });
+    await Promise.resolve();
+    assert.deepEqual(seen, ['deployment d1 a/prod', 'instance a/prod/web', 'instance a/prod/web', 'event instance.started #1', 'instance a/prod/web',
+      'deployment d1 a/prod', 'purge a'], 'a delete of nothing and an update of nothing are no change');
+    unwatch();
+    s.addEvent({ app: 'a', env: 'prod', service: '', instance: '', kind: 'late', message: '' });
+    await Promise.resolve();
+    assert.equal(seen.length, 7);
+  } finally {
+    s.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('listEvents take: oldest reads on from a cursor page by page; the default is the newest page', () => {
+  withStore((s) => {
+    for (let i = 1; i <= 5; i++) s.addEvent({ app: 'a', env: 'prod', service: '', instance: '', kind: `k${i}`, message: '' });
+    assert.deepEqual(s.listEvents({ afterId: 1, limit: 2 }).map((e) => e.kind), ['k4', 'k5']);
+    assert.deepEqual(s.listEvents({ afterId: 1, limit: 2, take: 'oldest' }).map((e) => e.kind), ['k2', 'k3']);
+  });
+});

@@ -12,7 +12,7 @@ import type {
   TemplateRecord,
   ExternalRecord,
   PurgeRecord,
-  DeploymentRecord, DeploymentStatus, EventRecord, InstanceRecord, NewEvent, ReleaseRecord, ServiceKey, ServiceRecord, Store,
+  DeploymentRecord, DeploymentStatus, EventRecord, InstanceRecord, NewEvent, ReleaseRecord, ServiceKey, ServiceRecord, Store, StoreChange,
 } from '../core/store.ts';
 import type { SpecSource } from '../core/spec/source.ts';
 import { MIGRATIONS } from './migrations.ts';
@@ -24,6 +24,9 @@ type Row = Record<string, unknown>;
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly clock: Clock;
+  private readonly watchers = new Set<(c: StoreChange) => void>();
+  /** Changes not yet delivered: delivered in a microtask, so after the transaction that made them. */
+  private pending: StoreChange[] = [];
 
   constructor(path: string, clock: Clock) {
     mkdirSync(dirname(path), { recursive: true });
@@ -39,11 +42,35 @@ export class SqliteStore implements Store {
     migrate(this.db, MIGRATIONS);
   }
 
+  // ---- changes, for followers
+  watch(fn: (c: StoreChange) => void): () => void {
+    this.watchers.add(fn);
+    return () => void this.watchers.delete(fn);
+  }
+  private changed(c: StoreChange): void {
+    if (this.watchers.size === 0) return;
+    if (this.pending.push(c) > 1) return;
+    queueMicrotask(() => {
+      const batch = this.pending;
+      this.pending = [];
+      for (const change of batch) {
+        for (const fn of [...this.watchers]) {
+          try {
+            fn(change);
+          } catch {
+            // A follower's failure is its own; the writer and the other followers go on.
+          }
+        }
+      }
+    });
+  }
+
   // ---- deployments
   createDeployment(d: DeploymentRecord): void {
     this.db.prepare(`INSERT INTO deployments (id, app, env, spec, warnings, status, message, created_at, created_by, releases, build_id)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(d.id, d.app, d.env, JSON.stringify(d.spec), JSON.stringify(d.warnings), d.status,
       d.message, d.createdAt, d.createdBy, JSON.stringify(d.releases), d.buildId ?? null);
+    this.changed({ kind: 'deployment', id: d.id, app: d.app, env: d.env });
   }
   getDeployment(id: string): DeploymentRecord | undefined {
     const r = this.db.prepare('SELECT * FROM deployments WHERE id = ?').get(id) as Row | undefined;
@@ -55,6 +82,7 @@ export class SqliteStore implements Store {
     const next = { ...cur, ...patch };
     this.db.prepare('UPDATE deployments SET status = ?, message = ?, releases = ? WHERE id = ?')
       .run(next.status, next.message, JSON.stringify(next.releases), id);
+    this.changed({ kind: 'deployment', id, app: cur.app, env: cur.env });
   }
   listDeployments(filter: { status?: DeploymentStatus[] }): DeploymentRecord[] {
     const rows = this.db.prepare('SELECT * FROM deployments ORDER BY created_at').all() as Row[];
@@ -90,6 +118,7 @@ export class SqliteStore implements Store {
         .run({ app: s.app, env: s.env, name: s.name, replicas: s.replicas, releaseId: s.releaseId, failures: s.failures, nextStartAt: s.nextStartAt,
           updatedAt: s.updatedAt, routedReleaseId: s.routedReleaseId ?? null, switchedAt: s.switchedAt ?? 0, now: this.clock.now() });
     })();
+    this.changed({ kind: 'service', app: s.app, env: s.env, service: s.name });
   }
   updateService(k: ServiceKey, patch: Partial<Pick<ServiceRecord, 'replicas' | 'failures' | 'nextStartAt' | 'releaseId' | 'routedReleaseId' | 'switchedAt' | 'reloadRequestedAt' | 'reloadedAt' | 'lastCrash'>>): void {
     const cur = this.getService(k);
@@ -101,9 +130,11 @@ export class SqliteStore implements Store {
       switched_at = ?, reload_requested_at = ?, reloaded_at = ?, rollout_started_at = ?, last_crash = ? WHERE app = ? AND env = ? AND name = ?`)
       .run(n.replicas, n.failures, n.nextStartAt, now, n.releaseId, n.routedReleaseId ?? null, n.switchedAt ?? 0,
         n.reloadRequestedAt ?? 0, n.reloadedAt ?? 0, rolloutStartedAt, n.lastCrash ? JSON.stringify(n.lastCrash) : null, k.app, k.env, k.service);
+    this.changed({ kind: 'service', ...k });
   }
   deleteService(k: ServiceKey): void {
     this.db.prepare('DELETE FROM services WHERE app = ? AND env = ? AND name = ?').run(k.app, k.env, k.service);
+    this.changed({ kind: 'service', ...k });
   }
   getRelease(id: string): ReleaseRecord | undefined {
     const r = this.db.prepare('SELECT * FROM releases WHERE id = ?').get(id) as Row | undefined;
@@ -124,6 +155,7 @@ export class SqliteStore implements Store {
     if (!cur) return;
     const n = { ...cur, ...patch };
     this.db.prepare('UPDATE releases SET status = ?, message = ?, finished_at = ? WHERE id = ?').run(n.status, n.message, n.finishedAt ?? null, id);
+    this.changed({ kind: 'service', app: cur.app, env: cur.env, service: cur.service });
   }
   listApps(): { name: string; envs: string[] }[] {
     const rows = this.db.prepare('SELECT DISTINCT app, env FROM services ORDER BY app, env').all() as { app: string; env: string }[];
@@ -180,6 +212,7 @@ export class SqliteStore implements Store {
           VALUES (@id, @app, @env, @service, @releaseId, @host, @address, @port, @containerId, @state, @health, @createdAt, @startedAt, @reason)`)
           .run({ ...rec, containerId: rec.containerId ?? null, startedAt: rec.startedAt ?? null, reason: rec.reason ?? null });
         this.db.prepare("INSERT INTO meta (key, value) VALUES ('port_cursor', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(String(port));
+        this.changed({ kind: 'instance', app: rec.app, env: rec.env, service: rec.service });
         return rec;
       }
       throw new Conflict(`no free port in ${ports.min}-${ports.max}: widen the range with --port-range or remove instances`);
@@ -194,9 +227,11 @@ export class SqliteStore implements Store {
     const n = { ...cur, ...patch };
     this.db.prepare('UPDATE instances SET container_id = ?, state = ?, health = ?, started_at = ?, reason = ?, release_id = ?, last_check = ? WHERE id = ?')
       .run(n.containerId ?? null, n.state, n.health, n.startedAt ?? null, n.reason ?? null, n.releaseId, n.check ? JSON.stringify(n.check) : null, id);
+    this.changed({ kind: 'instance', app: cur.app, env: cur.env, service: cur.service });
   }
   deleteInstance(id: string): void {
-    this.db.prepare('DELETE FROM instances WHERE id = ?').run(id);
+    const gone = this.db.prepare('DELETE FROM instances WHERE id = ? RETURNING app, env, service').get(id) as { app: string; env: string; service: string } | undefined;
+    if (gone) this.changed({ kind: 'instance', app: gone.app, env: gone.env, service: gone.service });
   }
 
   // ---- a reconcile round
@@ -315,6 +350,7 @@ export class SqliteStore implements Store {
       this.db.prepare('DELETE FROM services WHERE app = ?').run(rec.app);
       const cur = this.getPurge(rec.app);
       if (!cur || cur.state !== 'purging') this.putPurge(rec);
+      for (const sv of services) this.changed({ kind: 'service', app: sv.app, env: sv.env, service: sv.name });
       return services;
     })();
   }
@@ -329,6 +365,7 @@ export class SqliteStore implements Store {
   putPurge(rec: PurgeRecord): void {
     this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value')
       .run(`purge/${rec.app}`, JSON.stringify(rec));
+    this.changed({ kind: 'purge', app: rec.app });
   }
   appRecordCounts(app: string): { releases: number; deployments: number; events: number } {
     const n = (table: string) => Number((this.db.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE app = ?`).get(app) as Row).n);
@@ -361,14 +398,18 @@ export class SqliteStore implements Store {
     const ts = e.ts ?? this.clock.now();
     const info = this.db.prepare('INSERT INTO events (ts, app, env, service, instance, kind, message) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(ts, e.app, e.env, e.service, e.instance, e.kind, e.message);
-    return { ...e, ts, id: Number(info.lastInsertRowid) };
+    const rec = { ...e, ts, id: Number(info.lastInsertRowid) };
+    this.changed({ kind: 'event', event: rec });
+    return rec;
   }
-  listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; since?: number; limit?: number }): EventRecord[] {
+  listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; since?: number; limit?: number; take?: 'newest' | 'oldest' }): EventRecord[] {
+    const oldest = filter.take === 'oldest';
     const rows = this.db.prepare(`SELECT * FROM events WHERE (@app IS NULL OR app = @app) AND (@env IS NULL OR env = @env)
-      AND (@service IS NULL OR service = @service) AND id > @after AND ts >= @since ORDER BY id DESC LIMIT @limit`)
+      AND (@service IS NULL OR service = @service) AND id > @after AND ts >= @since ORDER BY id ${oldest ? 'ASC' : 'DESC'} LIMIT @limit`)
       .all({ app: filter.app ?? null, env: filter.env ?? null, service: filter.service ?? null, after: filter.afterId ?? 0, since: filter.since ?? 0,
         limit: filter.limit ?? 200 }) as Row[];
-    return rows.reverse().map((r) => ({
+    if (!oldest) rows.reverse();
+    return rows.map((r) => ({
       id: Number(r.id), ts: Number(r.ts), app: String(r.app), env: String(r.env), service: String(r.service),
       instance: String(r.instance), kind: String(r.kind), message: String(r.message),
     }));

@@ -19,6 +19,7 @@ import { Authenticator, hashToken } from '../../src/auth/index.ts';
 import { NotFound } from '../../src/core/errors.ts';
 import type { ReleaseRecord, ServiceRecord } from '../../src/core/store.ts';
 import type { ServiceSpec } from '../../src/core/spec/types.ts';
+import type { BuildView } from '../../src/core/views.ts';
 import { buildApi, type ApiDeps } from '../../src/api/app.ts';
 import { parseAppSpec } from '../../src/api/spec-schema.ts';
 import { DeploymentService } from '../../src/deploy/deployments.ts';
@@ -41,17 +42,14 @@ import { CertManager, CertStore, type CertIssuer } from '../../src/tls/index.ts'
 import { buildRouteTable } from '../../src/registry/index.ts';
 import { registerPortalRoutes } from '../../src/api/portal-routes.ts';
 import { PortalLogins } from '../../src/auth/index.ts';
+import { RESPONSES } from '../../src/api/responses.ts';
 
 export const TOKEN = 'test-token';
 export const NOW = 1_700_000_000_000;
 export const HOOK_TOKEN = 'hook-token-of-the-test';
 
-export interface FakeBuild {
-  id: string;
-  app: string;
-  status: string;
-  message: string;
-}
+/** A build as the build controller lists it (the wire type). */
+export type FakeBuild = BuildView;
 
 export interface TestApi {
   api: FastifyInstance;
@@ -199,10 +197,25 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   // Registered after buildApi's hooks: runs only for requests authorization let through.
   const reached: string[] = [];
   api.addHook('preHandler', async (req) => void reached.push(`${req.method} ${req.routeOptions.url}`));
+  // Every JSON success answer is checked against the schema its route declares (api/responses.ts,
+  // published in /v1/openapi.json), strictly: a field the schema does not know fails the test too.
+  const violations: string[] = [];
+  api.addHook('preSerialization', async (req, reply, payload) => {
+    const key = `${req.method} ${req.routeOptions.url}`;
+    const schema = RESPONSES[key];
+    if (reply.statusCode < 300 && schema) {
+      const r = schema.safeParse(payload);
+      if (!r.success) violations.push(`${key} answered what its declared response schema refuses: ${r.error.message}\n${JSON.stringify(payload).slice(0, 2000)}`);
+    }
+    return payload;
+  });
   await api.ready();
 
-  const send = (auth: boolean) => (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown) =>
-    api.inject({ method, url, ...(auth ? { headers: { authorization: `Bearer ${TOKEN}` } } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
+  const send = (auth: boolean) => async (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown) => {
+    const res = await api.inject({ method, url, ...(auth ? { headers: { authorization: `Bearer ${TOKEN}` } } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
+    if (violations.length) assert.fail(violations.splice(0).join('\n'));
+    return res;
+  };
   let seq = 0;
   return {
     api, store, auth, authenticator, audit, dir, config, calls, builds, reached, certs, req: send(true), anon: send(false), volumeSizes,
@@ -216,6 +229,8 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
       return svc;
     },
     async close() {
+      // Streams a failed test left open would keep close() waiting.
+      if (api.server.listening) api.server.closeAllConnections();
       await api.close();
       await certs.close();
       certStore.close();
@@ -224,6 +239,85 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
       audit.close();
       config.close();
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** One server-sent message as a stream test reads it. */
+export interface SseMessage {
+  event: string;
+  id?: number;
+  data: unknown;
+  /** When it was read (performance.now()). */
+  at: number;
+}
+
+/**
+ * A live server-sent event stream of the test API over loopback (inject() only answers once a
+ * response has ended, and a stream may not end): `next(pred)` resolves with the first message from
+ * now on that matches, or rejects after `timeoutMs`; `ended` resolves when the server ends the stream.
+ */
+export async function openSse(t: TestApi, path: string): Promise<{
+  next(pred?: (m: SseMessage) => boolean, timeoutMs?: number): Promise<SseMessage>;
+  all: SseMessage[];
+  ended: Promise<void>;
+  status: number;
+  close(): void;
+}> {
+  if (!t.api.server.listening) await t.api.listen({ host: '127.0.0.1', port: 0 });
+  const addr = t.api.server.address() as { port: number };
+  const ac = new AbortController();
+  const res = await fetch(`http://127.0.0.1:${addr.port}${path}`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: ac.signal });
+  const all: SseMessage[] = [];
+  let read = 0;
+  let wake: () => void = () => {};
+  const ended = (async () => {
+    const dec = new TextDecoder();
+    let buf = '';
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buf += dec.decode(chunk, { stream: true });
+        let end: number;
+        while ((end = buf.indexOf('\n\n')) >= 0) {
+          const lines = buf.slice(0, end).split('\n');
+          buf = buf.slice(end + 2);
+          const data = lines.find((l) => l.startsWith('data: '));
+          if (!data) continue;
+          const id = lines.find((l) => l.startsWith('id: '));
+          all.push({ event: lines.find((l) => l.startsWith('event: '))?.slice(7) ?? 'message', ...(id ? { id: Number(id.slice(4)) } : {}),
+            data: JSON.parse(data.slice(6)), at: performance.now() });
+          wake();
+        }
+      }
+    } catch (err) {
+      if ((err as Error).name !== 'AbortError') throw err;
+    } finally {
+      wake();
+    }
+  })();
+  let done = false;
+  void ended.finally(() => (done = true));
+  return {
+    all, ended, status: res.status,
+    close: () => ac.abort(),
+    async next(pred = () => true, timeoutMs = 5000) {
+      const deadline = performance.now() + timeoutMs;
+      for (;;) {
+        while (read < all.length) {
+          const m = all[read++]!;
+          if (pred(m)) return m;
+        }
+        if (done) throw new Error(`the stream ended without the message; read: ${JSON.stringify(all.map((m) => m.event))}`);
+        const left = deadline - performance.now();
+        if (left <= 0) throw new Error(`no such message within ${timeoutMs} ms; read: ${JSON.stringify(all.map((m) => m.event))}`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, left);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
     },
   };
 }

@@ -3,8 +3,9 @@ import type { BerthClient } from '../../client/index.ts';
 import {
   configHistory, getConfig, listConfig, setConfig, unsetConfig, type ConfigChangeView, type ConfigEntryView, type ConfigWriteView,
 } from '../../client/config-client.ts';
-import { CliFailure, EXIT, ago, connect, progress, progressDone, table, timeoutSeconds, type GlobalOpts } from '../context.ts';
+import { CliFailure, EXIT, ago, connect, progressDone, table, timeoutSeconds, type GlobalOpts } from '../context.ts';
 import { output } from '../output.ts';
+import { waitForDeployment } from '../wait-release.ts';
 
 const MASK = '******** (secret)';
 
@@ -134,28 +135,13 @@ export async function reportWrite(client: BerthClient, app: string, env: string,
   }
 }
 
+/** Follows the rollout a configuration change started (one streaming request); with --json, stdout stays one document. */
 async function followDeployment(client: BerthClient, app: string, env: string, id: string, o: { json: boolean; timeoutS: number }): Promise<void> {
-  const deadline = Date.now() + o.timeoutS * 1000;
-  let last = '';
-  for (;;) {
-    const st = await client.deployment(id);
-    const line = st.services.map((s) => s.instances ? `${s.name} ${s.healthy}/${s.desired} healthy` : `${s.name} pending`).join(' · ');
-    if (!o.json && line !== last) progress(`[${st.deployment.status}] ${line}`);
-    last = line;
-    if (st.deployment.status === 'succeeded') {
-      if (!o.json) progressDone(`✔ ${app}/${env} rolled out: ${line}`);
-      return;
-    }
-    if (st.deployment.status === 'failed') {
-      progressDone();
-      throw new CliFailure(`the configuration is stored, but its rollout (deployment ${id}) failed: ${st.deployment.message}`, EXIT.failed);
-    }
-    if (Date.now() > deadline) {
-      progressDone();
-      throw new CliFailure(`rollout (deployment ${id}) still ${st.deployment.status} after ${o.timeoutS}s: ${line}. It goes on in the background; see \`berth status ${app}\``, EXIT.failed);
-    }
-    await new Promise((r) => setTimeout(r, 150));
-  }
+  const { line } = await waitForDeployment(client, { app, env, id, what: 'rollout' }, {
+    json: o.json, timeoutS: o.timeoutS, quiet: true,
+    failure: (message) => `the configuration is stored, but its rollout (deployment ${id}) failed: ${message}`,
+  });
+  if (!o.json) progressDone(`✔ ${app}/${env} rolled out: ${line}`);
 }
 
 export function entryTable(entries: ConfigEntryView[], withValues: boolean): string {

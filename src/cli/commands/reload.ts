@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { CliFailure, EXIT, connect, timeoutSeconds, type GlobalOpts } from '../context.ts';
-import { ProgressTicker, serviceLine } from '../wait-release.ts';
+import type { ServiceView } from '../../client/index.ts';
+import { ProgressTicker, followUntil, serviceLine } from '../wait-release.ts';
 
 export function registerReload(program: Command): void {
   program.command('reload')
@@ -14,19 +15,22 @@ export function registerReload(program: Command): void {
       const client = connect(g);
       const timeoutS = timeoutSeconds(o.timeout);
       const { requestedAt } = await client.reload(app, o.env, service);
-      const deadline = Date.now() + timeoutS * 1000;
       const ticker = new ProgressTicker();
-      for (;;) {
-        const st = await client.app(app, o.env);
-        const s = st.services.find((x) => x.name === service);
-        if (s && !g.json) ticker.tickText((now) => `reload of ${serviceLine(s, now)}`);
-        if (s && s.reload.doneAt >= requestedAt) {
-          if (g.json) console.log(JSON.stringify({ service, reloaded: s.instances.length, healthy: s.healthy }));
-          else console.log(`✔ reloaded ${s.instances.length} instance(s) of ${app}/${o.env}/${service}; ${s.healthy}/${s.desired} healthy`);
-          return;
-        }
-        if (Date.now() > deadline) throw new CliFailure(`reload of ${service} not done after ${timeoutS}s; see \`berth events ${app}\``, EXIT.failed);
-        await new Promise((r) => setTimeout(r, 150));
-      }
+      let s: ServiceView | undefined;
+      // One streaming request: the app's state on every change, until the reload is done.
+      await followUntil<{ services: ServiceView[] }>({
+        open: (after, on, signal) => client.followApp(app, { env: o.env, ...(after !== undefined ? { after } : {}) }, on, signal),
+        timeoutS,
+        onState: (st) => {
+          s = st.services.find((x) => x.name === service);
+          return !!s && s.reload.doneAt >= requestedAt;
+        },
+        tick: () => {
+          if (s && !g.json) ticker.tickText((now) => `reload of ${serviceLine(s!, now)}`);
+        },
+        timedOut: () => new CliFailure(`reload of ${service} not done after ${timeoutS}s; see \`berth events ${app}\``, EXIT.failed),
+      });
+      if (g.json) console.log(JSON.stringify({ service, reloaded: s!.instances.length, healthy: s!.healthy }));
+      else console.log(`✔ reloaded ${s!.instances.length} instance(s) of ${app}/${o.env}/${service}; ${s!.healthy}/${s!.desired} healthy`);
     });
 }

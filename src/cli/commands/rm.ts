@@ -3,6 +3,8 @@ import { remainsEmpty, remainsRows } from '../../core/app-remains.ts';
 import type { PurgeRecord } from '../../core/store.ts';
 import { CliFailure, EXIT, connect, table, tty, type GlobalOpts } from '../context.ts';
 import { output } from '../output.ts';
+import { followUntil } from '../wait-release.ts';
+import type { BerthClient } from '../../client/index.ts';
 
 /** How long `rm --purge` follows the purge before it leaves the server to finish it. */
 const PURGE_WAIT_MS = 10 * 60_000;
@@ -35,7 +37,7 @@ export function registerRm(program: Command): void {
         if (asked.removed.length) console.log(`removing ${app}: ${asked.removed.join(', ')}`);
         console.log(`purging ${app}…`);
       }
-      const rec = await follow(() => client.purgeStatus(app).then((x) => x.purge), (why) => {
+      const rec = await follow(client, app, (why) => {
         if (tty && !g.json) process.stderr.write(`  ${why}\n`);
       });
       output(g, rec, () => {
@@ -45,18 +47,20 @@ export function registerRm(program: Command): void {
     });
 }
 
-/** Polls the purge until it is done; a step that keeps failing is shown once per new reason. */
-async function follow(get: () => Promise<PurgeRecord>, progress: (why: string) => void): Promise<PurgeRecord> {
-  const deadline = Date.now() + PURGE_WAIT_MS;
+/** Follows the purge (one streaming request) until it is done; a step that keeps failing is shown once per new reason. */
+async function follow(client: BerthClient, app: string, progress: (why: string) => void): Promise<PurgeRecord> {
   let last = '';
-  for (;;) {
-    const rec = await get();
-    if (rec.state === 'done') return rec;
-    if (rec.waiting && rec.waiting !== last) progress((last = rec.waiting));
-    if (Date.now() > deadline) {
-      throw new CliFailure(`the purge of ${rec.app} is not done yet (${rec.waiting ?? 'in progress'}); the server goes on with it: ` +
-        `run \`berth rm ${rec.app} --purge\` again to follow it`, EXIT.failed);
-    }
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  let rec: PurgeRecord | undefined;
+  const { purge } = await followUntil<{ purge: PurgeRecord }>({
+    open: (_after, on, signal) => client.followPurge(app, on.state, signal),
+    timeoutS: PURGE_WAIT_MS / 1000, endsItself: true,
+    onState: (st) => {
+      rec = st.purge;
+      if (rec.waiting && rec.waiting !== last) progress((last = rec.waiting));
+      return rec.state === 'done';
+    },
+    timedOut: () => new CliFailure(`the purge of ${app} is not done yet (${rec?.waiting ?? 'in progress'}); the server goes on with it: ` +
+      `run \`berth rm ${app} --purge\` again to follow it`, EXIT.failed),
+  });
+  return purge;
 }

@@ -1,0 +1,160 @@
+/**
+ * What each route answers, as zod schemas: the OpenAPI document (api/openapi.ts) publishes them as
+ * its response bodies, so a client generated from /v1/openapi.json (the portal's) reads the same
+ * shapes the CLI's typed client does. They mirror the wire types of core/views.ts and core/store.ts:
+ * the type checks at the end of this file fail the build when one side changes without the other,
+ * and the in-process route tests validate every JSON answer of every route they call against its
+ * schema (test/helpers/api-inject.ts), strict: a field the schema does not declare fails them.
+ */
+import { z } from 'zod';
+import type { AppRemains } from '../core/app-remains.ts';
+import type { approvalView as approvalViewOf } from './authorize.ts';
+import type { CheckResult, CrashRecord, EventRecord, PurgeRecord, TemplateRecord } from '../core/store.ts';
+import type { AlertView, BuildView, ConfigEntryView, InstanceStatus, RegistryEntryView, ReleaseView, ServiceStatus, TopView } from '../core/views.ts';
+
+const o = z.strictObject;
+const num = z.number();
+const str = z.string();
+
+export const checkResult = o({ ok: z.boolean(), text: str, since: num });
+export const crashRecord = o({
+  at: num, instance: str, releaseId: str, exitCode: num.optional(), oomKilled: z.boolean().optional(), ranMs: num, output: z.array(str), lastError: str.optional(),
+});
+export const instanceStatus = o({
+  id: str, release: num, state: str, health: str, host: str, address: str, port: num, containerId: str.optional(), startedAt: num.optional(),
+  reason: str.optional(), check: checkResult.optional(),
+});
+export const serviceStatus = o({
+  app: str, env: str, name: str, desired: num, healthy: num, running: num, status: str, detail: str,
+  release: o({ id: str, seq: num, status: str, message: str, image: str, imageId: str, createdAt: num }),
+  routes: z.array(o({ host: str.optional(), path: str })), failures: num, nextStartAt: num.optional(), strategy: str, routedRelease: num.optional(),
+  reload: o({ requestedAt: num, doneAt: num }), lastCrash: crashRecord.optional(), instances: z.array(instanceStatus),
+});
+export const eventRecord = o({ id: num, ts: num, app: str, env: str, service: str, instance: str, kind: str, message: str });
+/** A release as stored: its service spec is the stored spec (see the deploy body's schema for its fields). */
+export const releaseRecord = o({
+  id: str, app: str, env: str, service: str, seq: num, spec: z.record(str, z.unknown()), specHash: str, image: str, imageId: str,
+  status: z.enum(['progressing', 'healthy', 'failed', 'superseded']), message: str, createdAt: num, createdBy: str, finishedAt: num.optional(),
+});
+const { spec: _spec, ...releaseFields } = releaseRecord.shape;
+export const releaseView = o({ ...releaseFields, status: str, strategy: str, replicas: num, current: z.boolean() });
+const specWarning = z.record(str, z.unknown());
+export const deploymentView = o({
+  id: str, app: str, env: str, warnings: z.array(specWarning), status: z.enum(['pending', 'building', 'rolling', 'succeeded', 'failed']), message: str,
+  createdAt: num, createdBy: str, releases: z.record(str, str), services: z.array(str),
+});
+/** A service of a deployment: its status once it has a release, else only its name and `pending`. */
+export const deploymentState = o({ deployment: deploymentView, services: z.array(z.union([serviceStatus, o({ name: str, status: z.literal('pending') })])) });
+export const appRemains = o({
+  app: str, config: z.array(o({ env: str, values: num, secrets: num, versions: num })), releases: num, deployments: num, events: num, builds: num,
+  repository: z.boolean(), webhookSource: z.boolean(), images: num.optional(), volumes: z.array(str), logSources: num, metricSeries: num,
+});
+export const purgeRecord = o({
+  app: str, state: z.enum(['purging', 'done']), requestedAt: num, requestedBy: str, finishedAt: num.optional(), volumes: z.array(str),
+  removed: z.record(str, str), waiting: str.optional(),
+});
+export const configEntry = o({ key: str, kind: z.enum(['value', 'secret']), version: num, updatedAt: num, updatedBy: str, value: str.optional() });
+export const buildView = o({
+  id: str, app: str, branch: str, env: str, commit: str, status: str, message: str, images: z.record(str, str), createdAt: num, startedAt: num.optional(),
+  finishedAt: num.optional(), source: str.optional(), stage: str.optional(), timings: z.record(str, num).optional(),
+});
+/** A template as stored and listed (TemplateView is the part the CLI shows). */
+export const templateRecord = o({ name: str, source: str, dest: str, check: z.array(str), reload: z.array(str), createdAt: num, renderedAt: num, lastError: str });
+export const alertView = o({
+  name: str, state: str, since: num, value: num.optional(),
+  rule: o({ metric: str, threshold: num, windowMs: num.optional(), forMs: num.optional(), app: str.optional(), env: str.optional(), service: str.optional(), webhook: str.optional() }),
+});
+export const registryEntry = o({
+  key: str, env: str, service: str, app: str.optional(), address: str, port: num, health: z.enum(['starting', 'healthy', 'unhealthy']),
+  source: z.enum(['berth', 'external']), id: str, ttlMs: num.optional(), lastHeartbeatAt: num.optional(),
+});
+export const topView = o({
+  at: num, windowMs: num,
+  instances: z.array(o({ app: str, env: str, service: str, instance: str, cpuPercent: num, memoryBytes: num, memoryLimitBytes: num, blockReadBytes: num, blockWriteBytes: num })),
+  services: z.array(o({ app: str, env: str, service: str, instances: num, desired: num.optional(), cpuPercent: num, memoryBytes: num })),
+  routes: z.array(o({ app: str, env: str, service: str, route: str, requests: num, ratePerSec: num, s2xx: num, s3xx: num, s4xx: num, s5xx: num,
+    p50: num.nullable(), p95: num.nullable(), p99: num.nullable() })),
+});
+const change = o({ service: str, from: num, to: num });
+const configChange = o({ key: str, kind: z.enum(['value', 'secret']), op: z.enum(['set', 'unset']), old: str.optional(), new: str.optional() });
+/** A configuration write: the version after it, what changed, and the rollout it started (when something changed and services run). */
+const configWrite = o({ app: str, env: str, version: num, changed: z.boolean(), changes: z.array(configChange), deployment: str.optional() });
+const logLine = z.record(str, z.unknown());
+/** A request kept for a second person's approval (api/authorize.ts approvalView): the 202 of a deploy or promotion to such an environment. */
+export const approvalView = o({
+  id: str, app: str, env: str, team: str, action: str, requestedBy: str, status: str, createdAt: num, decidedBy: str.optional(), decidedAt: num.optional(),
+  result: str.optional(),
+});
+const pendingApproval = o({ approval: approvalView, message: str });
+
+/** The success body of each route that answers JSON, keyed like ROUTE_DOCS. */
+export const RESPONSES: Record<string, z.ZodType> = {
+  'GET /v1/ping': o({ ok: z.boolean(), version: str, ingressPort: num }),
+  'GET /v1/openapi.json': z.record(str, z.unknown()),
+  'POST /v1/apps/:app/deployments': z.union([o({ deployment: deploymentView }), o({ valid: z.literal(true) }), pendingApproval]),
+  'GET /v1/deployments/:id': deploymentState,
+  'GET /v1/apps': o({ apps: z.array(o({
+    name: str, envs: z.array(str), services: z.array(serviceStatus),
+    lastDeployment: o({ id: str, env: str, status: str, message: str, createdAt: num }).optional(),
+  })) }),
+  'GET /v1/apps/:app': o({ app: str, services: z.array(serviceStatus) }),
+  'GET /v1/apps/:app/releases': o({ releases: z.array(releaseView) }),
+  'GET /v1/apps/:app/releases/:id': o({ release: releaseRecord, events: z.array(eventRecord) }),
+  'POST /v1/apps/:app/scale': z.union([change, o({ scaled: z.array(change) })]),
+  'POST /v1/apps/:app/rollback': o({ rollbacks: z.array(o({ service: str, to: num, release: str })) }),
+  'POST /v1/apps/:app/reload': o({ service: str, requestedAt: num }),
+  'POST /v1/apps/:app/restart': o({ restarts: z.array(o({ service: str, from: num, release: num, id: str })) }),
+  'POST /v1/apps/:app/promote': z.union([o({ deployment: o({ id: str, app: str, env: str, from: str }), images: z.record(str, str) }), pendingApproval]),
+  'DELETE /v1/apps/:app': z.union([
+    o({ removed: z.array(str), remains: appRemains }),
+    o({ purge: purgeRecord, removed: z.array(str), remains: appRemains }),
+  ]),
+  'GET /v1/apps/:app/purge': o({ purge: purgeRecord }),
+  'GET /v1/apps/:app/logs': o({ lines: z.array(logLine), next: str.optional() }),
+  'GET /v1/events': o({ events: z.array(eventRecord), last: num }),
+  'GET /v1/apps/:app/config': o({ app: str, env: str, version: num, entries: z.array(configEntry) }),
+  'GET /v1/apps/:app/config/:key': o({ app: str, env: str, entry: configEntry }),
+  'PUT /v1/apps/:app/config': configWrite,
+  'DELETE /v1/apps/:app/config': configWrite,
+  'GET /v1/apps/:app/config-history': o({ app: str, env: str, versions: z.array(o({ version: num, who: str, at: num, changes: z.array(configChange) })) }),
+  'GET /v1/builds': o({ builds: z.array(buildView) }),
+  'GET /v1/builds/:id': o({ build: buildView }),
+  'POST /v1/builds/:id/cancel': o({ build: buildView }),
+  'GET /v1/top': topView,
+  'PUT /v1/alerts/:name': o({ name: str, rule: alertView.shape.rule }),
+  'GET /v1/alerts': o({ alerts: z.array(alertView) }),
+  'PUT /v1/templates/:name': o({ name: str, dest: str }),
+  'GET /v1/templates': o({ templates: z.array(templateRecord) }),
+  'GET /v1/registry': o({ index: num, entries: z.array(registryEntry) }),
+  'GET /v1/registry/:env/:service': o({ index: num, service: str, env: str, app: str.optional(), instances: z.array(registryEntry) }),
+  'POST /v1/registry/:env/:service': o({ id: str, key: str }),
+  'PUT /v1/registry/external/:id/heartbeat': o({ id: str, ttlMs: num.nullable() }),
+};
+
+/** The messages of each server-sent event stream: `event: NAME` → its `data`. */
+export const STREAM_MESSAGES: Record<string, Record<string, z.ZodType>> = {
+  'GET /v1/events/stream': { '(event kind)': eventRecord },
+  'GET /v1/deployments/:id/stream': { event: eventRecord, state: deploymentState },
+  'GET /v1/apps/:app/stream': { event: eventRecord, state: o({ app: str, services: z.array(serviceStatus) }) },
+  'GET /v1/apps/:app/purge/stream': { state: o({ purge: purgeRecord }) },
+};
+
+// The schemas and the wire types must agree both ways: a field added to one and not the other fails `tsc`.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const agree = <T extends true>(..._: T[]) => undefined;
+agree<Same<z.infer<typeof checkResult>, CheckResult>>();
+agree<Same<z.infer<typeof crashRecord>, CrashRecord>>();
+agree<Same<z.infer<typeof instanceStatus>, InstanceStatus>>();
+agree<Same<z.infer<typeof serviceStatus>, ServiceStatus>>();
+agree<Same<z.infer<typeof eventRecord>, EventRecord>>();
+agree<Same<z.infer<typeof appRemains>, AppRemains>>();
+agree<Same<z.infer<typeof purgeRecord>, PurgeRecord>>();
+agree<Same<z.infer<typeof configEntry>, ConfigEntryView>>();
+agree<Same<z.infer<typeof buildView>, BuildView>>();
+agree<Same<z.infer<typeof templateRecord>, TemplateRecord>>();
+agree<Same<z.infer<typeof releaseView>, ReleaseView>>();
+agree<Same<z.infer<typeof alertView>, AlertView>>();
+agree<Same<z.infer<typeof registryEntry>, RegistryEntryView>>();
+agree<Same<z.infer<typeof topView>, TopView>>();
+// approvalView spreads its optional parts, so only one way: everything it can answer is declared.
+agree<ReturnType<typeof approvalViewOf> extends z.infer<typeof approvalView> ? true : false>();
