@@ -72,7 +72,8 @@ test('the role matrix: every route × every role on team a, against its own app 
       // Logging out would end the session the next checks use (auth-routes.test.ts covers it).
       if ((perm.auth && perm.auth !== 'credential') || key === 'DELETE /v1/session') continue;
       // Streams never end by themselves: only their authorization is checked (a denied one answers at once).
-      const streaming = key === 'GET /v1/events/stream' || key === 'GET /v1/registry/:env/:service/stream';
+      // (A finished deployment's stream and an unknown purge's answer at once, so those are checked whole.)
+      const streaming = key === 'GET /v1/events/stream' || key === 'GET /v1/registry/:env/:service/stream' || key === 'GET /v1/apps/:app/stream';
       for (const role of ROLES) {
         for (const app of ['shop', 'blog']) {
           const want = perm.action === 'any' || (perm.action.startsWith('cluster.') ? role === 'owner'
