@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { createServer as createTcpServer } from 'node:net';
-import { checkInstance } from './health-monitor.ts';
+import { connect, createServer as createTcpServer } from 'node:net';
+import { checkInstance, isSelfConnection } from './health-monitor.ts';
 
 const http = (path: string, timeoutMs = 1000) => ({ type: 'http' as const, path, intervalMs: 1000, timeoutMs, retries: 3, startPeriodMs: 0 });
 const tcp = { type: 'tcp' as const, intervalMs: 1000, timeoutMs: 1000, retries: 3, startPeriodMs: 0 };
@@ -41,4 +41,19 @@ test('checkInstance says what a check found: the status, a refused connection an
     { ok: false, text: `GET /healthz → connection refused on 127.0.0.1:${closed}`, refused: true });
   assert.deepEqual(await checkInstance({ address: '127.0.0.1', port: closed }, tcp),
     { ok: false, text: `connection refused on 127.0.0.1:${closed}`, refused: true });
+});
+
+test('a TCP connection that connected to itself (nothing listens; the kernel chose the port as source) is recognised, a real one is not', async () => {
+  const port = await closedPort();
+  // Binding the client to that same port makes the connect a simultaneous open with itself.
+  const self = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1', localPort: port });
+  await new Promise<void>((resolve, reject) => { self.once('connect', () => resolve()); self.once('error', reject); });
+  assert.equal(isSelfConnection(self), true);
+  self.destroy();
+  const server = createTcpServer((s) => s.end());
+  const real = connect({ host: '127.0.0.1', port: await listen(server) });
+  await new Promise<void>((resolve, reject) => { real.once('connect', () => resolve()); real.once('error', reject); });
+  assert.equal(isSelfConnection(real), false);
+  real.destroy();
+  await new Promise<void>((r) => server.close(() => r()));
 });

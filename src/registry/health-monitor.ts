@@ -147,6 +147,15 @@ export class HealthMonitor {
 /** How long a connection to a published port must stay open to count (the proxy closes in ~3 ms when nothing listens). */
 const PUBLISHED_HOLD_MS = 150;
 
+/**
+ * A TCP connection to a port nothing listens on can connect to itself when the kernel picks that same
+ * port as the client's source port (a port in the ephemeral range, 32768-60999 on Linux): a
+ * "simultaneous open". It proves nothing listens, not that something does.
+ */
+export function isSelfConnection(s: { localAddress?: string | undefined; localPort?: number | undefined; remoteAddress?: string | undefined; remotePort?: number | undefined }): boolean {
+  return s.localPort !== undefined && s.localPort === s.remotePort && s.localAddress === s.remoteAddress;
+}
+
 /** One HTTP (2xx/3xx) or TCP (connects) check of an instance. */
 export async function probeInstance(inst: Pick<InstanceRecord, 'address' | 'port'>, p: Probe): Promise<boolean> {
   return (await checkInstance(inst, p)).ok;
@@ -177,8 +186,13 @@ export function checkInstance(inst: Pick<InstanceRecord, 'address' | 'port'>, p:
     if (p.type === 'tcp') {
       const s = connect({ host: inst.address, port: inst.port });
       s.setTimeout(p.timeoutMs, () => { s.destroy(); finish({ ok: false, text: timedOut }); });
+      const self = () => { s.destroy(); finish({ ok: false, text: `connection refused on ${where}`, refused: true }); };
       if (!p.published) {
-        s.on('connect', () => { s.end(); finish({ ok: true, text: `connected to ${where}` }); });
+        s.on('connect', () => {
+          if (isSelfConnection(s)) return self();
+          s.end();
+          finish({ ok: true, text: `connected to ${where}` });
+        });
         s.on('error', (err) => finish(failed(err)));
         return;
       }
@@ -190,6 +204,7 @@ export function checkInstance(inst: Pick<InstanceRecord, 'address' | 'port'>, p:
         finish({ ok: false, text: `the published port ${where} closed the connection at once: nothing listens on the service's port in the container` });
       };
       s.on('connect', () => {
+        if (isSelfConnection(s)) return self();
         hold = setTimeout(() => { s.destroy(); finish({ ok: true, text: `connected to ${where}` }); }, Math.min(PUBLISHED_HOLD_MS, p.timeoutMs));
       });
       s.on('end', closedEarly);
