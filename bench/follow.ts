@@ -2,14 +2,15 @@
  * follow: what a follower costs and how soon it learns (issue 11, progress from store events).
  * 1. Requests made by `berth deploy` while it waits for a rollout whose instance becomes ready after
  *    10 s (test/fixtures/apps/feedback, READY_DELAY_MS), counted by a loopback proxy in front of the
- *    server: the CLI before this change (BENCH_OLD_COMMIT, default 88a66a8: polled the deployment
+ *    server: the CLI before this change (BENCH_OLD_COMMIT, default c1f19e8, main just before it landed: polled the deployment
  *    every 100 ms next to an event stream) and after (one stream), alternating, BENCH_RUNS each.
  * 2. SSE latency: a follower on /v1/events/stream over loopback, in-process API over a real SQLite
  *    store; from `store.addEvent` to the message read by the client, 200 writes (p50, p99). The
  *    stream before this change read the store every 100 ms, so its latency was 0–100 ms by construction.
  */
 import { createServer, request, type Server } from 'node:http';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +19,7 @@ import { openSse, testApi } from '../test/helpers/api-inject.ts';
 import { exec, log, median, prepare } from './common.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const OLD = process.env.BENCH_OLD_COMMIT ?? '88a66a8';
+const OLD = process.env.BENCH_OLD_COMMIT ?? 'c1f19e8';
 const IMAGE = 'berth-test/feedback:latest';
 const READY_MS = 10_000;
 
@@ -62,12 +63,14 @@ services:
       APP: ${app}
       READY_DELAY_MS: "${READY_MS}"
     x-berth:
+      port: 3000
       health: { http: /health }
 `);
   proxy.reset();
   const t0 = performance.now();
-  execFileSync(cli, ['deploy', '-f', file, '--env', 'prod'], {
-    env: { ...h.env, BERTH_URL: `http://127.0.0.1:${proxy.port}` }, stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000,
+  // Asynchronously: the counting proxy runs in this process and must go on serving while the CLI waits.
+  await promisify(execFile)(cli, ['deploy', '-f', file, '--env', 'prod'], {
+    env: { ...h.env, BERTH_URL: `http://127.0.0.1:${proxy.port}` }, timeout: 120_000,
   });
   const ms = performance.now() - t0;
   const total = [...proxy.counts.values()].reduce((a, b) => a + b, 0);
