@@ -3,8 +3,9 @@
  * 404, conflict → 409, the happy path; a refused request changes nothing.
  */
 import { test } from 'node:test';
+import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
-import { expectError, openSse, withTestApi } from '../../test/helpers/api-inject.ts';
+import { NOW, expectError, openSse, withTestApi } from '../../test/helpers/api-inject.ts';
 import { STREAM_MESSAGES } from './responses.ts';
 
 test('events and logs: 400 naming the parameter, 404 for an unknown app, the happy paths', () => withTestApi(async (t) => {
@@ -48,4 +49,33 @@ test('events stream: woken by the store write itself, in order, only the app ask
   assert.ok(last.id! > mine.id);
   for (const m of c.all) STREAM_MESSAGES['GET /v1/events/stream']!['(event kind)']!.parse(m.data);
   c.close();
+}));
+
+test('events stream of a team member: only the apps they may see; another team\'s app is a 404 like an unknown one', () => withTestApi(async (t) => {
+  t.addService('shop', 'prod', 'web');
+  t.addService('blog', 'prod', 'web');
+  for (const team of ['a', 'b']) t.auth.addTeam({ name: team, createdAt: 0, createdBy: 'admin' });
+  t.auth.setAppTeam('shop', 'a');
+  t.auth.setAppTeam('blog', 'b');
+  t.auth.addUser({ id: 'u-ann', name: 'ann', passwordHash: '', createdAt: 0, createdBy: 'admin' });
+  t.auth.addGrant({ id: 'g-ann', subject: 'user:u-ann', role: 'viewer', team: 'a', app: '*', env: '*', createdAt: 0, createdBy: 'admin' });
+  const session = 'berths_ann-session-token';
+  t.auth.addSession({ id: createHash('sha256').update(session).digest('hex'), userId: 'u-ann', kind: 'cli', csrfHash: '', createdAt: 0, expiresAt: NOW + 3600_000, ip: '' });
+  const ev = (app: string, kind: string) => t.store.addEvent({ app, env: app ? 'prod' : '', service: app ? 'web' : '', instance: '', kind, message: kind });
+  const s = await openSse(t, '/v1/events/stream', session);
+  assert.equal(s.status, 200);
+  const before = ev('blog', 'not.hers');
+  ev('', 'installation.wide');
+  const mine = ev('shop', 'hers');
+  const first = await s.next();
+  assert.deepEqual([first.event, first.id], ['hers', mine.id], 'neither another team\'s app nor installation-wide events');
+  s.close();
+  // From a cursor too: what she may not see is skipped, never sent.
+  const c = await openSse(t, `/v1/events/stream?after=${before.id - 1}`, session);
+  assert.equal((await c.next()).event, 'hers');
+  assert.deepEqual(c.all.map((m) => m.event), ['hers']);
+  c.close();
+  const other = await openSse(t, '/v1/events/stream?app=blog', session);
+  assert.equal(other.status, 404);
+  other.close();
 }));

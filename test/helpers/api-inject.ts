@@ -257,7 +257,7 @@ export interface SseMessage {
  * response has ended, and a stream may not end): `next(pred)` resolves with the first message from
  * now on that matches, or rejects after `timeoutMs`; `ended` resolves when the server ends the stream.
  */
-export async function openSse(t: TestApi, path: string): Promise<{
+export async function openSse(t: TestApi, path: string, token = TOKEN): Promise<{
   next(pred?: (m: SseMessage) => boolean, timeoutMs?: number): Promise<SseMessage>;
   all: SseMessage[];
   ended: Promise<void>;
@@ -267,7 +267,7 @@ export async function openSse(t: TestApi, path: string): Promise<{
   if (!t.api.server.listening) await t.api.listen({ host: '127.0.0.1', port: 0 });
   const addr = t.api.server.address() as { port: number };
   const ac = new AbortController();
-  const res = await fetch(`http://127.0.0.1:${addr.port}${path}`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: ac.signal });
+  const res = await fetch(`http://127.0.0.1:${addr.port}${path}`, { headers: { authorization: `Bearer ${token}` }, signal: ac.signal });
   const all: SseMessage[] = [];
   let read = 0;
   let wake: () => void = () => {};
