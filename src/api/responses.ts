@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { AppRemains } from '../core/app-remains.ts';
 import type { approvalView as approvalViewOf } from './authorize.ts';
 import type { CheckResult, CrashRecord, EventRecord, PurgeRecord, TemplateRecord } from '../core/store.ts';
-import type { AlertView, BuildView, ConfigEntryView, InstanceStatus, RegistryEntryView, ReleaseView, ServiceStatus, TopView } from '../core/views.ts';
+import type { AlertView, BuildView, CertView, ConfigEntryView, InstanceStatus, RegistryEntryView, ReleaseView, ServiceStatus, TopView, VolumeView } from '../core/views.ts';
 
 const o = z.strictObject;
 const num = z.number();
@@ -87,6 +87,19 @@ export const approvalView = o({
 });
 const pendingApproval = o({ approval: approvalView, message: str });
 
+export const certView = o({
+  host: str, status: z.enum(['valid', 'renewing', 'failed', 'expired', 'pending', 'no-acme', 'wildcard', 'unused']), source: z.enum(['acme', 'upload']).optional(),
+  issuer: str.optional(), notBefore: num.optional(), notAfter: num.optional(), renewAt: num.optional(), fingerprint: str.optional(), routes: z.array(str),
+  lastError: str.optional(), retryAt: num.optional(),
+});
+export const volumeView = o({
+  app: str, env: str, name: str, volume: str, exists: z.boolean(), sizeBytes: num.nullable(),
+  services: z.array(o({ service: str, target: str, readOnly: z.boolean() })),
+  containers: z.array(o({ service: str, instance: str, release: num, state: str, containerId: str.optional() })),
+});
+/** A registry login as listed (config/registry-logins.ts): never its password. */
+const registryLogin = o({ host: str, username: str, updatedAt: num });
+
 /** The success body of each route that answers JSON, keyed like ROUTE_DOCS. */
 export const RESPONSES: Record<string, z.ZodType> = {
   'GET /v1/ping': o({ ok: z.boolean(), version: str, ingressPort: num }),
@@ -126,6 +139,12 @@ export const RESPONSES: Record<string, z.ZodType> = {
   'PUT /v1/templates/:name': o({ name: str, dest: str }),
   'GET /v1/templates': o({ templates: z.array(templateRecord) }),
   'GET /v1/registry': o({ index: num, entries: z.array(registryEntry) }),
+  'GET /v1/certs': o({ certs: z.array(certView) }),
+  'PUT /v1/certs/:host': certView,
+  'POST /v1/certs/:host/renew': certView,
+  'GET /v1/volumes': o({ volumes: z.array(volumeView) }),
+  'GET /v1/registry-logins': o({ logins: z.array(registryLogin) }),
+  'PUT /v1/registry-logins/:host': o({ login: registryLogin }),
   'GET /v1/registry/:env/:service': o({ index: num, service: str, env: str, app: str.optional(), instances: z.array(registryEntry) }),
   'POST /v1/registry/:env/:service': o({ id: str, key: str }),
   'PUT /v1/registry/external/:id/heartbeat': o({ id: str, ttlMs: num.nullable() }),
@@ -156,5 +175,7 @@ agree<Same<z.infer<typeof releaseView>, ReleaseView>>();
 agree<Same<z.infer<typeof alertView>, AlertView>>();
 agree<Same<z.infer<typeof registryEntry>, RegistryEntryView>>();
 agree<Same<z.infer<typeof topView>, TopView>>();
+agree<Same<z.infer<typeof certView>, CertView>>();
+agree<Same<z.infer<typeof volumeView>, VolumeView>>();
 // approvalView spreads its optional parts, so only one way: everything it can answer is declared.
 agree<ReturnType<typeof approvalViewOf> extends z.infer<typeof approvalView> ? true : false>();
