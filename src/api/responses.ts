@@ -86,6 +86,8 @@ export const approvalView = o({
   result: str.optional(),
 });
 const pendingApproval = o({ approval: approvalView, message: str });
+/** Whether a team's environment needs a second person's approval for deploys and promotions. */
+const envPolicy = o({ team: str, env: str, requireApproval: z.boolean() });
 
 export const certView = o({
   host: str, status: z.enum(['valid', 'renewing', 'failed', 'expired', 'pending', 'no-acme', 'wildcard', 'unused']), source: z.enum(['acme', 'upload']).optional(),
@@ -139,6 +141,11 @@ export const RESPONSES: Record<string, z.ZodType> = {
   'PUT /v1/templates/:name': o({ name: str, dest: str }),
   'GET /v1/templates': o({ templates: z.array(templateRecord) }),
   'GET /v1/registry': o({ index: num, entries: z.array(registryEntry) }),
+  'GET /v1/approvals': o({ approvals: z.array(approvalView) }),
+  'POST /v1/approvals/:id/approve': o({ approval: approvalView, status: num, result: z.unknown() }),
+  'POST /v1/approvals/:id/deny': o({ approval: approvalView }),
+  'GET /v1/teams/:team/policies': o({ policies: z.array(envPolicy) }),
+  'PUT /v1/teams/:team/policies/:env': envPolicy,
   'GET /v1/certs': o({ certs: z.array(certView) }),
   'PUT /v1/certs/:host': certView,
   'POST /v1/certs/:host/renew': certView,
