@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import type { AppRemains } from '../core/app-remains.ts';
 import type { approvalView as approvalViewOf } from './authorize.ts';
+import type { ROLES } from '../core/auth.ts';
 import type { CheckResult, CrashRecord, EventRecord, PurgeRecord, TemplateRecord } from '../core/store.ts';
 import type { AlertView, BuildView, CertView, ConfigEntryView, InstanceStatus, RegistryEntryView, ReleaseView, ServiceStatus, TopView, VolumeView } from '../core/views.ts';
 
@@ -86,6 +87,16 @@ export const approvalView = o({
   result: str.optional(),
 });
 const pendingApproval = o({ approval: approvalView, message: str });
+const role = z.enum(['viewer', 'operator', 'deployer', 'maintainer', 'admin', 'owner']);
+/** A grant as listed (api/team-routes.ts): to a user (by name) or an API token (by id). */
+const grantView = z.union([
+  o({ id: str, user: str, role, team: str, app: str, env: str, createdAt: num, createdBy: str }),
+  o({ id: str, token: str, role, team: str, app: str, env: str, createdAt: num, createdBy: str }),
+]);
+const tokenFields = {
+  id: str, name: str, createdBy: str, createdAt: num, expiresAt: num, revokedAt: num, lastUsedAt: num,
+  grants: z.array(o({ role, team: str, app: str, env: str })),
+};
 /** Whether a team's environment needs a second person's approval for deploys and promotions. */
 const envPolicy = o({ team: str, env: str, requireApproval: z.boolean() });
 
@@ -146,6 +157,14 @@ export const RESPONSES: Record<string, z.ZodType> = {
   'POST /v1/approvals/:id/deny': o({ approval: approvalView }),
   'GET /v1/teams/:team/policies': o({ policies: z.array(envPolicy) }),
   'PUT /v1/teams/:team/policies/:env': envPolicy,
+  'GET /v1/teams': o({ teams: z.array(o({ name: str, createdAt: num, createdBy: str, apps: z.array(str) })) }),
+  'POST /v1/teams': o({ name: str }),
+  'PUT /v1/teams/:team/apps/:app': o({ app: str, team: str, previous: str.optional() }),
+  'GET /v1/grants': o({ grants: z.array(grantView) }),
+  'POST /v1/grants': o({ grant: grantView }),
+  'GET /v1/tokens': o({ tokens: z.array(o(tokenFields)) }),
+  'POST /v1/tokens': o({ token: str, ...tokenFields }),
+  'DELETE /v1/tokens/:id': o({ id: str, revoked: z.boolean(), message: str.optional() }),
   'GET /v1/certs': o({ certs: z.array(certView) }),
   'PUT /v1/certs/:host': certView,
   'POST /v1/certs/:host/renew': certView,
@@ -182,6 +201,7 @@ agree<Same<z.infer<typeof releaseView>, ReleaseView>>();
 agree<Same<z.infer<typeof alertView>, AlertView>>();
 agree<Same<z.infer<typeof registryEntry>, RegistryEntryView>>();
 agree<Same<z.infer<typeof topView>, TopView>>();
+agree<Same<z.infer<typeof role>, (typeof ROLES)[number]>>();
 agree<Same<z.infer<typeof certView>, CertView>>();
 agree<Same<z.infer<typeof volumeView>, VolumeView>>();
 // approvalView spreads its optional parts, so only one way: everything it can answer is declared.
