@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import type { AppRemains } from '../core/app-remains.ts';
 import type { approvalView as approvalViewOf } from './authorize.ts';
-import type { ROLES } from '../core/auth.ts';
+import type { Grant, Principal, ROLES } from '../core/auth.ts';
 import type { CheckResult, CrashRecord, EventRecord, PurgeRecord, TemplateRecord } from '../core/store.ts';
 import type { AlertView, BuildView, CertView, ConfigEntryView, InstanceStatus, RegistryEntryView, ReleaseView, ServiceStatus, TopView, VolumeView } from '../core/views.ts';
 
@@ -97,6 +97,8 @@ const tokenFields = {
   id: str, name: str, createdBy: str, createdAt: num, expiresAt: num, revokedAt: num, lastUsedAt: num,
   grants: z.array(o({ role, team: str, app: str, env: str })),
 };
+const grantRecord = o({ id: str, subject: str, role, team: str, app: str, env: str, createdAt: num, createdBy: str });
+const scope = o({ role, team: str, app: str, env: str });
 /** Whether a team's environment needs a second person's approval for deploys and promotions. */
 const envPolicy = o({ team: str, env: str, requireApproval: z.boolean() });
 
@@ -157,6 +159,18 @@ export const RESPONSES: Record<string, z.ZodType> = {
   'POST /v1/approvals/:id/deny': o({ approval: approvalView }),
   'GET /v1/teams/:team/policies': o({ policies: z.array(envPolicy) }),
   'PUT /v1/teams/:team/policies/:env': envPolicy,
+  'POST /v1/session': z.union([o({ user: str, expiresAt: num, token: str }), o({ user: str, expiresAt: num, csrf: str })]),
+  'GET /v1/session': o({
+    subject: str, name: str, kind: z.enum(['admin', 'user', 'token']), via: z.enum(['admin-token', 'session', 'cookie', 'api-token', 'approval']),
+    // A person's grants as stored; a token's or the admin's as scopes only.
+    grants: z.array(z.union([grantRecord, scope])),
+  }),
+  'DELETE /v1/session': o({ loggedOut: z.boolean() }),
+  'GET /v1/users': o({ users: z.array(o({ name: str, createdAt: num, createdBy: str, grants: z.array(grantRecord) })) }),
+  'POST /v1/users': o({ name: str, password: str.optional() }),
+  'PUT /v1/users/:name/password': o({ name: str, sessionsEnded: num }),
+  'POST /v1/portal/codes': o({ code: str, expiresAt: num, path: str }),
+  'POST /v1/portal/session': o({ user: str, expiresAt: num, csrf: str }),
   'GET /v1/teams': o({ teams: z.array(o({ name: str, createdAt: num, createdBy: str, apps: z.array(str) })) }),
   'POST /v1/teams': o({ name: str }),
   'PUT /v1/teams/:team/apps/:app': o({ app: str, team: str, previous: str.optional() }),
@@ -202,6 +216,8 @@ agree<Same<z.infer<typeof alertView>, AlertView>>();
 agree<Same<z.infer<typeof registryEntry>, RegistryEntryView>>();
 agree<Same<z.infer<typeof topView>, TopView>>();
 agree<Same<z.infer<typeof role>, (typeof ROLES)[number]>>();
+agree<Same<z.infer<typeof grantRecord>, Grant>>();
+agree<Same<z.infer<typeof scope>, Principal['grants'][number]>>();
 agree<Same<z.infer<typeof certView>, CertView>>();
 agree<Same<z.infer<typeof volumeView>, VolumeView>>();
 // approvalView spreads its optional parts, so only one way: everything it can answer is declared.
