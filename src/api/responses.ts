@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { AppRemains } from '../core/app-remains.ts';
 import type { approvalView as approvalViewOf } from './authorize.ts';
 import type { Grant, Principal, ROLES } from '../core/auth.ts';
+import type { AuditEntry, AuditVerification } from '../core/audit.ts';
 import type { CheckResult, CrashRecord, EventRecord, PurgeRecord, TemplateRecord } from '../core/store.ts';
 import type { AlertView, BuildView, CertView, ConfigEntryView, InstanceStatus, RegistryEntryView, ReleaseView, ServiceStatus, TopView, VolumeView } from '../core/views.ts';
 
@@ -99,6 +100,10 @@ const tokenFields = {
 };
 const grantRecord = o({ id: str, subject: str, role, team: str, app: str, env: str, createdAt: num, createdBy: str });
 const scope = o({ role, team: str, app: str, env: str });
+export const auditEntry = o({
+  ts: num, actor: str, actorName: str, ip: str, action: str, app: str, env: str, request: str, result: str, status: num, seq: num, prevHash: str, hash: str,
+});
+export const auditVerification = o({ ok: z.boolean(), checked: num, firstBad: o({ seq: num, reason: str }).optional(), retainedFrom: num });
 /** Whether a team's environment needs a second person's approval for deploys and promotions. */
 const envPolicy = o({ team: str, env: str, requireApproval: z.boolean() });
 
@@ -171,6 +176,8 @@ export const RESPONSES: Record<string, z.ZodType> = {
   'PUT /v1/users/:name/password': o({ name: str, sessionsEnded: num }),
   'POST /v1/portal/codes': o({ code: str, expiresAt: num, path: str }),
   'POST /v1/portal/session': o({ user: str, expiresAt: num, csrf: str }),
+  'GET /v1/audit': o({ entries: z.array(auditEntry) }),
+  'GET /v1/audit/verify': auditVerification,
   'GET /v1/teams': o({ teams: z.array(o({ name: str, createdAt: num, createdBy: str, apps: z.array(str) })) }),
   'POST /v1/teams': o({ name: str }),
   'PUT /v1/teams/:team/apps/:app': o({ app: str, team: str, previous: str.optional() }),
@@ -218,6 +225,8 @@ agree<Same<z.infer<typeof topView>, TopView>>();
 agree<Same<z.infer<typeof role>, (typeof ROLES)[number]>>();
 agree<Same<z.infer<typeof grantRecord>, Grant>>();
 agree<Same<z.infer<typeof scope>, Principal['grants'][number]>>();
+agree<Same<z.infer<typeof auditEntry>, AuditEntry>>();
+agree<Same<z.infer<typeof auditVerification>, AuditVerification>>();
 agree<Same<z.infer<typeof certView>, CertView>>();
 agree<Same<z.infer<typeof volumeView>, VolumeView>>();
 // approvalView spreads its optional parts, so only one way: everything it can answer is declared.
