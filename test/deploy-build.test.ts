@@ -6,6 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,7 +103,9 @@ ${extra}`;
     await mkdir(join(dir, 'vendor', 'greet'), { recursive: true });
     await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'nodeapp', version: '1.0.0', private: true, dependencies: { greet: 'file:vendor/greet' } }));
     await writeFile(join(dir, 'vendor', 'greet', 'package.json'), JSON.stringify({ name: 'greet', version: '1.0.0', main: 'index.js' }));
-    await writeFile(join(dir, 'vendor', 'greet', 'index.js'), "module.exports = (n) => `hello ${n} from a dependency`;\n");
+    // A new dependency every run, so the build cache of an earlier run cannot skip `npm install`.
+    const nonce = randomBytes(6).toString('hex');
+    await writeFile(join(dir, 'vendor', 'greet', 'index.js'), `module.exports = (n) => \`hello \${n} from a dependency ${nonce}\`;\n`);
     await writeFile(join(dir, 'server.js'), "console.log(require('greet')('berth'));\nsetInterval(() => {}, 1 << 30);\nprocess.on('SIGTERM', () => process.exit(0));\n");
     await writeFile(join(dir, 'Dockerfile'), [
       'FROM berth/node:20', 'WORKDIR /app', 'COPY package.json ./', 'COPY vendor ./vendor',
@@ -117,9 +120,9 @@ ${extra}`;
     assert.ok(c, 'the app runs');
     const logs = await waitFor(async () => {
       const out = await docker('logs', c.id);
-      return out.includes('hello berth from a dependency') ? out : undefined;
+      return out.includes(`hello berth from a dependency ${nonce}`) ? out : undefined;
     }, { timeoutMs: 20_000, intervalMs: 100, what: 'the app to print what its dependency returns' });
-    assert.match(logs, /hello berth from a dependency/);
+    assert.ok(logs.includes(`hello berth from a dependency ${nonce}`), logs);
     await h.cli(['rm', 'nodedeps']);
   });
 
