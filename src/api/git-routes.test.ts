@@ -1,7 +1,7 @@
 /**
- * In-process contract tests of the git routes (smart HTTP, the pre-receive hook, the webhook source
- * and the webhooks, builds): who may call them, what bad input and unknown names answer. Pushes themselves
- * (git http-backend, builds) are end-to-end tests: test/git-push.test.ts, test/webhooks.test.ts.
+ * In-process contract tests of the git routes (smart HTTP, the pre-receive hook, builds): who may call
+ * them, what bad input and unknown names answer (the webhook routes: webhook-routes.test.ts). Pushes
+ * themselves (git http-backend, builds) are end-to-end tests: test/git-push.test.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,25 +28,6 @@ test('pre-receive hook: only the hook token (the API token is not enough); 400 w
   const r = await t.api.inject({ method: 'POST', url: '/v1/git/hooks/pre-receive', headers: { 'x-berth-hook-token': HOOK_TOKEN } });
   assert.equal(r.statusCode, 400, r.body);
   assert.match(r.json().error.message, /^app: /);
-}));
-
-test('webhook source: 401, 400 for a local path or option as remote and a short secret, the happy path names the hook URLs', () => withTestApi(async (t) => {
-  await expectError(t.anon('PUT', '/v1/apps/shop/source', { remote: 'https://git.example/shop.git' }), 401);
-  await expectError(t.req('PUT', '/v1/apps/shop/source', { remote: '/etc' }), 400, /remote/);
-  await expectError(t.req('PUT', '/v1/apps/shop/source', { remote: '--upload-pack=touch /tmp/x' }), 400, /remote/);
-  await expectError(t.req('PUT', '/v1/apps/shop/source', { remote: 'https://git.example/shop.git', secret: 'short' }), 400, /^secret: /);
-  assert.deepEqual(t.calls, []);
-  const ok = await t.req('PUT', '/v1/apps/shop/source', { remote: 'https://git.example/shop.git', secret: 'a-secret-of-enough-length' });
-  assert.equal(ok.statusCode, 200, ok.body);
-  assert.deepEqual(ok.json().webhooks, ['github', 'gitea', 'gitlab'].map((p) => `http://127.0.0.1:1/v1/hooks/${p}/shop`));
-  assert.deepEqual(t.calls, ['repo shop', 'source shop']);
-}));
-
-test('webhooks: a delivery for an app without a source fails like a bad signature (401), not the API token; 400 for an unknown provider', () => withTestApi(async (t) => {
-  await expectError(t.anon('POST', '/v1/hooks/github/shop', { ref: 'refs/heads/main' }), 401, /webhook signature does not match/);
-  await expectError(t.req('POST', '/v1/hooks/github/shop', { ref: 'refs/heads/main' }), 401, /webhook signature does not match/);
-  await expectError(t.anon('POST', '/v1/hooks/bitbucket/shop', {}), 400, /^provider: /);
-  assert.deepEqual(t.calls, []);
 }));
 
 test('build routes: 401, 400 naming the parameter, 404 for unknown builds and apps, 409 cancelling a finished build, the happy path', () => withTestApi(async (t) => {

@@ -60,7 +60,7 @@ test('portal files: security headers, caching, client-side routes fall back to t
   const dir = mkdtempSync(join(tmpdir(), 'berth-web-'));
   mkdirSync(join(dir, 'assets'));
   writeFileSync(join(dir, 'index.html'), '<!doctype html><title>Berth</title><script type="module" src="/assets/index-abc.js"></script>');
-  writeFileSync(join(dir, 'assets', 'index-abc.js'), `console.log(${JSON.stringify('x'.repeat(2000))});`);
+  writeFileSync(join(dir, 'assets', 'index-abc.js'), `export const filler = ${JSON.stringify('x'.repeat(2000))};`);
   try {
     await withTestApi(async (t) => {
       const page = await t.anon('GET', '/');

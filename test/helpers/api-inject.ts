@@ -37,6 +37,7 @@ import { registerRegistryRoutes } from '../../src/api/registry-routes.ts';
 import { registerRemoveRoutes } from '../../src/api/remove-routes.ts';
 import { registerTemplateRoutes } from '../../src/api/template-routes.ts';
 import { registerWebhookRoutes } from '../../src/api/webhook-routes.ts';
+import { WebhookDeliveries } from '../../src/build/index.ts';
 import { registerCertRoutes } from '../../src/api/cert-routes.ts';
 import { CertManager, CertStore, type CertIssuer } from '../../src/tls/index.ts';
 import { buildRouteTable } from '../../src/registry/index.ts';
@@ -165,11 +166,22 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
       return b;
     },
     text: (id: string) => `log of ${id}\n`,
+    // A webhook's build: recorded, not run.
+    submit: async (r: { app: string; branch: string; commit: string; source: string }) => {
+      calls.push(`build ${r.app} ${r.branch} ${r.commit.slice(0, 7)} (${r.source})`);
+      return { id: `wh${calls.length}` };
+    },
   } as never;
-  // Repositories: none exists; the hook token is HOOK_TOKEN; creating one and setting its source are recorded.
+  // Repositories: none exists; the hook token is HOOK_TOKEN; creating one and setting its source are recorded
+  // (a source set is kept, so a webhook for that app verifies against its secret).
+  const sources = new Map<string, { remote: string; secret: string }>();
   const repos = {
-    root: dir, env: {}, exists: () => false, token: async () => HOOK_TOKEN, source: async () => undefined, quarantine: () => undefined,
-    ensure: async (a: string) => void calls.push(`repo ${a}`), setSource: async (a: string) => void calls.push(`source ${a}`),
+    root: dir, env: {}, exists: () => false, token: async () => HOOK_TOKEN, source: async (a: string) => sources.get(a), quarantine: () => undefined,
+    ensure: async (a: string) => void calls.push(`repo ${a}`),
+    setSource: async (a: string, src: { remote: string; secret: string }) => {
+      sources.set(a, src);
+      calls.push(`source ${a}`);
+    },
   } as never;
   registerGitRoutes(api, { repos, builds: buildCtl, logger: silentLogger, known });
   registerPromoteRoutes(api, { store, deployments, known });
@@ -184,7 +196,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
     remains: async (app) => ({ app, config: [], releases: 0, deployments: 0, events: 0, builds: 0, repository: false, webhookSource: false, images: 0,
       volumes: [], logSources: 0, metricSeries: 0 }),
   });
-  registerWebhookRoutes(api, { repos, builds: buildCtl, deliveries: inert, serverUrl: () => 'http://127.0.0.1:1', now: clock.now });
+  registerWebhookRoutes(api, { repos, builds: buildCtl, deliveries: new WebhookDeliveries(join(dir, 'webhook-deliveries')), serverUrl: () => 'http://127.0.0.1:1', now: clock.now });
   const certStore = new CertStore(join(dir, 'tls.db'), new SecretBox(randomBytes(32)));
   const issuer: CertIssuer = { issue: async (host) => { calls.push(`acme ${host}`); throw new Error('the test has no CA'); } };
   const certs = new CertManager({
