@@ -4,6 +4,7 @@
  */
 import { ApiError, type BerthClient } from './client.ts';
 import type { Grant } from '../core/auth.ts';
+import type { AuditEntry } from '../core/audit.ts';
 
 export type GrantView = Pick<Grant, 'role' | 'team' | 'app' | 'env'> & Partial<Grant>;
 
@@ -125,21 +126,8 @@ export function revokeToken(c: BerthClient, id: string) {
   return c.request<{ id: string; revoked: boolean }>('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
 }
 
-export interface AuditEntryView {
-  seq: number;
-  ts: number;
-  actor: string;
-  actorName: string;
-  ip: string;
-  action: string;
-  app: string;
-  env: string;
-  request: string;
-  result: string;
-  status: number;
-  prevHash: string;
-  hash: string;
-}
+/** An audit log entry as the API answers it (the record itself: core/audit.ts). */
+export type AuditEntryView = AuditEntry;
 
 export interface AuditFilterArgs {
   actor?: string;
