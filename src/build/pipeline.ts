@@ -305,27 +305,8 @@ export class PushPipeline {
         if (argv) await this.test(rec, svc.name, rec.images[svc.name] ?? svc.image, argv, svc.environment, say, signal);
       }
       stopIfCancelled('test');
-      const registry = this.d.registry;
-      if (registry) {
-        c.stage('push');
-        for (const svc of Object.values(spec.services)) {
-          if (!rec.images[svc.name]) continue;
-          const target = `${registry.host}/${app}/${svc.name}:${tag}`;
-          say(`-----> Pushing ${svc.name} to ${target}`);
-          const push = () => pushImage(this.d.engine, rec.images[svc.name]!, target, undefined, signal);
-          let pushed: { digest: string; ref: string };
-          try {
-            pushed = registry.exclusive ? await registry.exclusive(push) : await push();
-          } catch (err) {
-            stopIfCancelled('push');
-            throw new PipelineFailed(`push of ${svc.name} to ${target} failed: ${(err as Error).message}`);
-          }
-          // Deployed (and promoted) by digest: the exact bytes that were built and tested.
-          rec.images[svc.name] = pushed.ref;
-          say(`-----> ${svc.name} pushed: ${pushed.ref}`);
-        }
-        await c.save();
-      }
+      // Deployed (and promoted) by digest: the exact bytes that were built and tested.
+      await this.pushStage(rec, c, Object.values(spec.services).filter((svc) => rec.images[svc.name]).map((svc) => svc.name), tag);
       stopIfCancelled('push');
       // From here on the build is not cancellable: a deployment is never abandoned half-way.
       c.stage('deploy');
@@ -434,25 +415,7 @@ export class PushPipeline {
         if (argv) await this.test(rec, svc.name, rec.images[svc.name]!, argv, svc.environment, say, signal);
       }
       stopIfCancelled('test');
-      const registry = this.d.registry;
-      if (registry) {
-        c.stage('push');
-        for (const { svc } of built) {
-          const target = `${registry.host}/${rec.app}/${svc.name}:deploy-${rec.id}`;
-          say(`-----> Pushing ${svc.name} to ${target}`);
-          const push = () => pushImage(this.d.engine, rec.images[svc.name]!, target, undefined, signal);
-          let pushed: { digest: string; ref: string };
-          try {
-            pushed = registry.exclusive ? await registry.exclusive(push) : await push();
-          } catch (err) {
-            stopIfCancelled('push');
-            throw new PipelineFailed(`push of ${svc.name} to ${target} failed: ${(err as Error).message}`);
-          }
-          rec.images[svc.name] = pushed.ref;
-          say(`-----> ${svc.name} pushed: ${pushed.ref}`);
-        }
-        await c.save();
-      }
+      await this.pushStage(rec, c, built.map((b) => b.svc.name), `deploy-${rec.id}`);
       stopIfCancelled('push');
       say(`-----> Images ready for deployment ${rec.deploymentId}: ${Object.entries(rec.images).map(([k, v]) => `${k} ${v}`).join(' · ')}`);
     } catch (err) {
@@ -535,6 +498,32 @@ export class PushPipeline {
   }
 
   /** Runs the service's test command in a container of the new image; non-zero fails the push. */
+  /**
+   * The push stage (when a registry is configured): each service's built image to
+   * `REGISTRY/APP/SERVICE:TAG`; `rec.images` then names it by digest (`repo@sha256:…`).
+   */
+  private async pushStage(rec: BuildRecord, c: RunContext, services: string[], tag: string): Promise<void> {
+    const registry = this.d.registry;
+    if (!registry) return;
+    const { say, signal } = c;
+    c.stage('push');
+    for (const name of services) {
+      const target = `${registry.host}/${rec.app}/${name}:${tag}`;
+      say(`-----> Pushing ${name} to ${target}`);
+      const push = () => pushImage(this.d.engine, rec.images[name]!, target, undefined, signal);
+      let pushed: { digest: string; ref: string };
+      try {
+        pushed = registry.exclusive ? await registry.exclusive(push) : await push();
+      } catch (err) {
+        if (signal.aborted) throw new BuildCancelled('push');
+        throw new PipelineFailed(`push of ${name} to ${target} failed: ${(err as Error).message}`);
+      }
+      rec.images[name] = pushed.ref;
+      say(`-----> ${name} pushed: ${pushed.ref}`);
+    }
+    await c.save();
+  }
+
   private async test(rec: BuildRecord, service: string, image: string, argv: string[], env: Record<string, string>, say: (l: string) => void, signal: AbortSignal): Promise<void> {
     say(`-----> Testing ${service}: ${argv.join(' ')}`);
     const { engine } = this.d;
