@@ -56,7 +56,7 @@ export async function run(): Promise<Record<string, number>> {
   await prepare();
   log('building the example image');
   await exec('docker', ['build', '-q', '-t', IMAGE, join(ROOT, 'examples/hello')], { timeout: 300_000 });
-  const h = await Harness.create({ portRange: '33000-33999' });
+  const h = await Harness.create({ portRange: '11000-11999' });
   try {
     await h.startServer();
     const berth: number[] = [];

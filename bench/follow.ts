@@ -106,7 +106,7 @@ export async function run(): Promise<Record<string, number | string>> {
   await docker('build', '-q', '-t', IMAGE, join(ROOT, 'test/fixtures/apps/feedback'));
   const old = oldCli();
   const now = join(ROOT, 'bin/berth');
-  const h = await Harness.create({ portRange: '35100-35199' });
+  const h = await Harness.create({ portRange: '10700-10799' });
   const dir = join(tmpdir(), `berth-bench-follow-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   try {

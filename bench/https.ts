@@ -51,7 +51,7 @@ export async function run(): Promise<Record<string, number>> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-bench-https-'));
   const httpsPort = await freePort();
   const env: Record<string, string> = { BERTH_INGRESS_HTTPS_PORT: String(httpsPort) };
-  const h = await Harness.create({ portRange: '45400-45499', env });
+  const h = await Harness.create({ portRange: '19300-19399', env });
   const pebble = await startPebble(dir, h.ingressPort);
   Object.assign(env, { BERTH_ACME_DIRECTORY: pebble.directoryUrl, BERTH_ACME_CA_FILE: pebble.listenerCaFile });
   try {

@@ -23,7 +23,7 @@ const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function run(): Promise<Record<string, number>> {
   await prepare();
-  const h = await Harness.create({ portRange: '35000-35999' });
+  const h = await Harness.create({ portRange: '12000-12999' });
   try {
     await h.startServer();
     const pid = h.proc!.pid!;

@@ -58,7 +58,7 @@ export async function run(): Promise<Record<string, number>> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-bench-pipe-'));
   const work = join(dir, 'work');
   const origin = join(dir, 'origin.git');
-  const h = await Harness.create({ portRange: '34100-34199' });
+  const h = await Harness.create({ portRange: '10500-10599' });
   try {
     await h.startServer();
     const token = await h.token();

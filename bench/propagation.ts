@@ -65,7 +65,7 @@ function percentile(xs: number[], p: number): number {
 export async function run(): Promise<Record<string, number>> {
   await prepare();
   await exec('docker', ['build', '-q', '-t', IMAGE, join(ROOT, 'examples/hello')], { timeout: 300_000 });
-  const h = await Harness.create({ portRange: '38000-38999' });
+  const h = await Harness.create({ portRange: '15000-15999' });
   const conf = join(h.dataDir, 'nginx/conf/nginx.conf');
   const inNginx = async (port: number) => {
     const text = await readFile(conf, 'utf8');

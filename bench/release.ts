@@ -296,7 +296,7 @@ export async function run(): Promise<Record<string, number | string>> {
     await exec('docker', ['build', '-q', '-t', IMAGE, join(ROOT, 'examples/hello')], { timeout: 300_000 });
     log(`load: ${RATE} req/s open loop, fresh connection per request, ${TOTAL} requests (${SECONDS} s) per way`);
 
-    const h = await Harness.create({ portRange: '37400-37499' });
+    const h = await Harness.create({ portRange: '18000-18099' });
     cleanups.push(() => h.cleanup());
     await h.startServer();
     const rolling = await berthRolling(h);

@@ -33,7 +33,7 @@ describe('alerts', () => {
         res.end('ok');
       });
     }).listen(port, '127.0.0.1');
-    h = await Harness.create({ portRange: '32300-32399', env: { BERTH_ALERT_INTERVAL_MS: '500' } });
+    h = await Harness.create({ portRange: '19600-19699', env: { BERTH_ALERT_INTERVAL_MS: '500' } });
     await h.startServer();
   });
   after(async () => {

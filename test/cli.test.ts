@@ -19,7 +19,7 @@ describe('the CLI', () => {
   let h: Harness;
   before(async () => {
     // 512 MiB for instances' memory limits: web 2 × 128 MiB + worker 1 × 64 MiB = 320 MiB.
-    h = await Harness.create({ portRange: '34500-34599', env: { BERTH_HOST_MEMORY_MB: '512' } });
+    h = await Harness.create({ portRange: '10600-10699', env: { BERTH_HOST_MEMORY_MB: '512' } });
     await h.startServer();
     const d = await h.cli(['deploy', '-f', SHOP], { timeoutMs: 180_000 });
     assert.equal(d.code, 0, d.stderr);

@@ -12,7 +12,7 @@ import { waitFor } from '../src/lib/backoff.ts';
 describe('configuration + reload strategy', () => {
   let h: Harness;
   before(async () => {
-    h = await Harness.create({ portRange: '39000-39999' });
+    h = await Harness.create({ portRange: '17000-17999' });
     await h.startServer();
   });
   after(async () => {

@@ -17,7 +17,7 @@ const SECRET = `s3cr3t-value-${randomBytes(6).toString('hex')}`;
 describe('configuration center', () => {
   let h: Harness;
   before(async () => {
-    h = await Harness.create({ portRange: '37000-37099' });
+    h = await Harness.create({ portRange: '10900-10999' });
     await h.startServer();
     const d = await h.cli(['deploy', '-f', WEB], { timeoutMs: 180_000 });
     assert.equal(d.code, 0, d.stderr);

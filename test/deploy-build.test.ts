@@ -27,7 +27,7 @@ describe('berth deploy with build sections: one build path', () => {
     await mkdir(join(work, 'app'));
     await writeFile(join(work, 'app', 'Dockerfile'), 'FROM berth/node:20\nCOPY idle.js /app/idle.js\nCMD ["node", "/app/idle.js"]\n');
     await writeFile(join(work, 'app', 'idle.js'), `setInterval(() => {}, 1 << 30); process.on('SIGTERM', () => process.exit(0));\n`);
-    h = await Harness.create({ portRange: '43400-43499' });
+    h = await Harness.create({ portRange: '18800-18899' });
     await h.startServer();
   });
   after(async () => {

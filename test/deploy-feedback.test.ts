@@ -31,7 +31,7 @@ describe('deploy feedback', { concurrency: true }, () => {
   let h: Harness;
   let dir: string;
   before(async () => {
-    h = await Harness.create({ portRange: '34000-34099' });
+    h = await Harness.create({ portRange: '10400-10499' });
     // Built once, up front: the tests run side by side, and builds racing for one tag could give a
     // deploy a different image (a new release) than the one before it.
     await docker('build', '-q', '-t', IMAGE, APP_DIR);

@@ -23,7 +23,7 @@ describe('service discovery', () => {
   let extPort: number;
   before(async () => {
     // A loopback address of our own for the containers' DNS listener (port 53).
-    h = await Harness.create({ portRange: '37000-37999', containerDns: `127.0.${Math.floor(Math.random() * 200) + 20}.53` });
+    h = await Harness.create({ portRange: '14000-14999', containerDns: `127.0.${Math.floor(Math.random() * 200) + 20}.53` });
     await h.startServer();
     extPort = await freePort();
     extServer = createServer((_req, res) => res.end('ok')).listen(extPort, '127.0.0.1');

@@ -38,7 +38,7 @@ describe('--env', () => {
     work = await mkdtemp(join(tmpdir(), 'berth-envflag-'));
     await writeFile(join(work, 'worker.yaml'), WORKER);
     await writeFile(join(work, 'routed.yaml'), ROUTED);
-    h = await Harness.create({ portRange: '43300-43399' });
+    h = await Harness.create({ portRange: '18700-18799' });
     await h.startServer();
   });
   after(async () => {

@@ -40,7 +40,7 @@ describe('environments with host routes', () => {
   let cliRepo: string;
   before(async () => {
     // The pushed app reads DOMAIN: from the commit's .env, unless the environment's configuration sets it.
-    setup = await pushSetup({ portRange: '41300-41399', prefix: 'berth-envpush-', compose: withHost('envpush', 'push-${BERTH_ENV}', 'envpush-${BERTH_ENV}.${DOMAIN}') });
+    setup = await pushSetup({ portRange: '18400-18499', prefix: 'berth-envpush-', compose: withHost('envpush', 'push-${BERTH_ENV}', 'envpush-${BERTH_ENV}.${DOMAIN}') });
     h = setup.h;
     await writeFile(join(setup.work, '.env'), 'DOMAIN=test\n');
     assert.equal((await git(setup.work, ['add', '.env'])).code, 0);

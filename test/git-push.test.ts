@@ -25,7 +25,7 @@ describe('git push', () => {
   let token: string;
   let setup: PushSetup;
   before(async () => {
-    setup = await pushSetup({ portRange: '33000-33099', prefix: 'berth-push-', compose: compose('v1') });
+    setup = await pushSetup({ portRange: '10000-10099', prefix: 'berth-push-', compose: compose('v1') });
     ({ h, work, token } = setup);
   });
   after(() => setup.cleanup());

@@ -24,7 +24,7 @@ describe('host paths and container security', () => {
     // directory (which must be refused even so).
     allowed = await mkdtemp(join(tmpdir(), 'berth-binds-'));
     app = join(allowed, 'app');
-    h = await Harness.create({ portRange: '40700-40799', env: { BERTH_ALLOWED_BIND_ROOTS: `${allowed}:${tmpdir()}` } });
+    h = await Harness.create({ portRange: '18300-18399', env: { BERTH_ALLOWED_BIND_ROOTS: `${allowed}:${tmpdir()}` } });
     await mkdir(join(app, 'data'), { recursive: true });
     await mkdir(join(app, 'web'), { recursive: true });
     await writeFile(join(app, 'data', 'hello.txt'), 'hello from the host\n');

@@ -90,7 +90,7 @@ describe('https', () => {
     await writeFile(join(dir, 'api.key'), api.keyPem);
     const acmeEnv: Record<string, string> = {};
     h = await Harness.create({
-      portRange: '45300-45399', apiCa: apiCa.certPem,
+      portRange: '19200-19299', apiCa: apiCa.certPem,
       env: Object.assign(acmeEnv, {
         BERTH_ACME_EMAIL: 'ops@example.com', BERTH_INGRESS_HTTPS_PORT: String(httpsPort),
         BERTH_API_TLS_CERT: join(dir, 'api.crt'), BERTH_API_TLS_KEY: join(dir, 'api.key'),

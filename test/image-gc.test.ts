@@ -35,7 +35,7 @@ describe('registry garbage collection', () => {
   const pushed: Pushed[] = [];
 
   before(async () => {
-    setup = await pushSetup({ portRange: '35200-35299', prefix: 'berth-gc-', compose: compose('v1'), env: { BERTH_REGISTRY_KEEP: '2' } });
+    setup = await pushSetup({ portRange: '10800-10899', prefix: 'berth-gc-', compose: compose('v1'), env: { BERTH_REGISTRY_KEEP: '2' } });
     ({ h, work } = setup);
   });
   after(async () => {

@@ -18,7 +18,7 @@ const WEB = join(ROOT, 'test/fixtures/apps/web/compose.yaml');
 describe('metrics', () => {
   let h: Harness;
   before(async () => {
-    h = await Harness.create({ portRange: '38000-38999' });
+    h = await Harness.create({ portRange: '16000-16999' });
     process.env.BERTH_METRICS_INTERVAL_MS = '1000';
     await h.startServer();
     delete process.env.BERTH_METRICS_INTERVAL_MS;

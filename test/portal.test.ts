@@ -27,7 +27,7 @@ describe('web portal', () => {
 
   before(async () => {
     execFileSync('node', [join(ROOT, 'scripts/build-web.mjs')], { stdio: 'inherit' });
-    h = await Harness.create({ portRange: '45100-45199', env: { BERTH_METRICS_INTERVAL_MS: '1000' } });
+    h = await Harness.create({ portRange: '19100-19199', env: { BERTH_METRICS_INTERVAL_MS: '1000' } });
     await h.startServer();
     base = `http://127.0.0.1:${h.apiPort}`;
     const d = await h.cli(['deploy', '-f', WEB], { env: { APP_VERSION: 'v1', REPLICAS: '1' }, timeoutMs: 180_000 });

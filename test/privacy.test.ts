@@ -24,7 +24,7 @@ describe('file permissions and logs input', () => {
     // An image whose process is not root (USER 1000): it must still read its configuration files.
     await writeFile(join(work, 'Dockerfile'), 'FROM berth/busybox:latest\nUSER 1000:1000\n');
     await docker('build', '-q', '-t', IMAGE, work);
-    h = await Harness.create({ portRange: '43100-43199' });
+    h = await Harness.create({ portRange: '18500-18599' });
     await h.startServer();
     await writeFile(join(work, 'compose.yaml'), `name: priv
 services:

@@ -51,7 +51,7 @@ describe('rm and rm --purge', () => {
   let work: string;
   before(async () => {
     // DNS for containers on: each container gets DATA/dns/resolv-APP.ENV.conf, which the purge must remove too.
-    setup = await pushSetup({ portRange: '43200-43299', prefix: 'berth-purge-', compose: compose('v1'),
+    setup = await pushSetup({ portRange: '18600-18699', prefix: 'berth-purge-', compose: compose('v1'),
       // No periodic registry collection: its first run (60 s after start) could land inside the purge and take the
       // app's images before the purge's own step does, which then (rightly) reports none.
       env: { BERTH_DNS_CONTAINER_ADDRESS: `127.0.${Math.floor(Math.random() * 200) + 20}.54`, BERTH_REGISTRY_GC_INTERVAL_MS: '0' } });

@@ -30,7 +30,7 @@ describe("Berth's image registry requires credentials", () => {
   let sha12 = '';
   const extra: string[] = [];
   before(async () => {
-    setup = await pushSetup({ portRange: '33300-33399', prefix: 'berth-regauth-', compose: helloCompose(APP, 'v1', { route: false }) });
+    setup = await pushSetup({ portRange: '10300-10399', prefix: 'berth-regauth-', compose: helloCompose(APP, 'v1', { route: false }) });
     ({ h, work } = setup);
   });
   after(async () => {

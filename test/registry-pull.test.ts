@@ -60,7 +60,7 @@ describe('images pulled from a private registry', () => {
     await other.start();
     pusher = new DockerEngine({ socketPath: '/var/run/docker.sock', logger: silent, registryAuth: (host) => (host === other.host ? other.credentials : undefined) });
     v1 = await publish('1', `v1-${process.pid}`);
-    h = await Harness.create({ portRange: '43500-43599' });
+    h = await Harness.create({ portRange: '18900-18999' });
     await h.startServer();
   });
   after(async () => {

@@ -28,7 +28,7 @@ describe('image registry and promotion', () => {
   let work: string;
   let setup: PushSetup;
   before(async () => {
-    setup = await pushSetup({ portRange: '33200-33299', prefix: 'berth-reg-', compose: compose('v1') });
+    setup = await pushSetup({ portRange: '10200-10299', prefix: 'berth-reg-', compose: compose('v1') });
     ({ h, work } = setup);
   });
   after(() => setup.cleanup());

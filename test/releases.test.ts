@@ -25,7 +25,7 @@ describe('zero-downtime releases', () => {
   let h: Harness;
   let configDir: string;
   before(async () => {
-    h = await Harness.create({ portRange: '36000-36999' });
+    h = await Harness.create({ portRange: '13000-13999' });
     await h.startServer();
     configDir = await mkdtemp(join(tmpdir(), 'berth-reload-'));
   });

@@ -57,7 +57,7 @@ describe('routes', () => {
   let h: Harness;
   let dir: string;
   before(async () => {
-    h = await Harness.create({ portRange: '39400-39599' });
+    h = await Harness.create({ portRange: '18100-18299' });
     await h.startServer();
     dir = await mkdtemp(join(tmpdir(), 'berth-routes-'));
   });

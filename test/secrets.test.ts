@@ -69,7 +69,7 @@ describe('secrets and configs', () => {
   let file: string;
   let cluster: string;
   before(async () => {
-    h = await Harness.create({ portRange: '45600-45699', env: { VAULT_TOKEN: ENV_TOKEN } });
+    h = await Harness.create({ portRange: '19400-19499', env: { VAULT_TOKEN: ENV_TOKEN } });
     await h.startServer();
     dir = await mkdtemp(join(tmpdir(), 'berth-secrets-'));
     file = join(dir, 'compose.yaml');

@@ -28,7 +28,7 @@ describe('users and sessions', () => {
   let home: string;
   let env: Record<string, string>;
   before(async () => {
-    h = await Harness.create({ portRange: '44000-44099' });
+    h = await Harness.create({ portRange: '19000-19099' });
     await h.startServer();
     home = await mkdtemp(join(tmpdir(), 'berth-cli-home-'));
     env = { BERTH_CONFIG_DIR: join(home, 'berth') };

@@ -34,7 +34,7 @@ describe('stateful services', () => {
   let h: Harness;
   let dir: string;
   before(async () => {
-    h = await Harness.create({ portRange: '45700-45799' });
+    h = await Harness.create({ portRange: '19500-19599' });
     await h.startServer();
     dir = await mkdtemp(join(tmpdir(), 'berth-volumes-'));
   });

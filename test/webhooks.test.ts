@@ -56,7 +56,7 @@ describe('webhooks', () => {
   };
 
   before(async () => {
-    h = await Harness.create({ portRange: '33100-33199' });
+    h = await Harness.create({ portRange: '10100-10199' });
     await h.startServer();
     dir = await mkdtemp(join(tmpdir(), 'berth-hook-'));
     work = join(dir, 'work');

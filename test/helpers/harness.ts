@@ -29,6 +29,27 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** The kernel's ephemeral (client source) port range, `[min, max]`. */
+export async function ephemeralPortRange(): Promise<[number, number]> {
+  const text = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '32768 60999');
+  const [min, max] = text.trim().split(/\s+/).map(Number);
+  return [min ?? 32768, max ?? 60999];
+}
+
+/**
+ * A test's instance ports must lie outside the ephemeral range: a probe of a port nothing listens on
+ * yet can connect to itself when the kernel picks that same port as its source port, and a client
+ * connection may hold a port the allocator is about to hand to an instance. Either makes a test flaky.
+ */
+export async function assertOutsideEphemeral(portRange: string): Promise<void> {
+  const m = /^(\d+)-(\d+)$/.exec(portRange);
+  if (!m) throw new Error(`portRange ${JSON.stringify(portRange)} is not MIN-MAX`);
+  const [lo, hi] = await ephemeralPortRange();
+  if (Number(m[1]) <= hi && Number(m[2]) >= lo) {
+    throw new Error(`portRange ${portRange} overlaps the kernel's ephemeral range ${lo}-${hi}: pick a free block below ${lo} (see test/port-ranges.test.ts)`);
+  }
+}
+
 export interface CliResult {
   code: number;
   stdout: string;
@@ -113,6 +134,7 @@ export class Harness {
   ) {}
 
   static async create(opts: { portRange: string; containerDns?: string; env?: Record<string, string>; apiCa?: string }): Promise<Harness> {
+    await assertOutsideEphemeral(opts.portRange);
     const dataDir = await mkdtemp(join(tmpdir(), 'berth-test-'));
     // Five ports at once: the kernel may hand out a port it just released again, so each must differ.
     const ports = new Set<number>();
