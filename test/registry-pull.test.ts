@@ -8,6 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer, type Socket } from 'node:net';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,7 +61,8 @@ describe('images pulled from a private registry', () => {
     await other.start();
     pusher = new DockerEngine({ socketPath: '/var/run/docker.sock', logger: silent, registryAuth: (host) => (host === other.host ? other.credentials : undefined) });
     v1 = await publish('1', `v1-${process.pid}`);
-    h = await Harness.create({ portRange: '18900-18999' });
+    // Pulls here take well under a second; the stalled registry below must not hold the file for long.
+    h = await Harness.create({ portRange: '18900-18999', env: { BERTH_PULL_TIMEOUT_S: '8' } });
     await h.startServer();
   });
   after(async () => {
@@ -143,5 +145,27 @@ ${extra}`;
     const r = await h.cli(['deploy', '-f', join(work, 'c4.yaml')]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /failed: authentication: /);
+  });
+
+  test('a registry that accepts the connection and then stalls: the deploy fails after BERTH_PULL_TIMEOUT_S naming the image and the registry; nothing changes', async () => {
+    const held: Socket[] = [];
+    const stall = createServer((sock) => void held.push(sock)); // accepts, never answers (neither TLS nor HTTP)
+    await new Promise<void>((resolve) => stall.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(stall.address() as { port: number }).port}`;
+    try {
+      await writeFile(join(work, 'c5.yaml'), `name: ${APP}-stall\nservices:\n  tool:\n    image: ${host}/team/slow:1\n    stop_grace_period: 1s\n`);
+      const t0 = Date.now();
+      const r = await h.cli(['deploy', '-f', join(work, 'c5.yaml')]);
+      const took = Date.now() - t0;
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`pull of ${host.replace(/\./g, '\\.')}/team/slow:1 \\(service tool\\) from registry ${host.replace(/\./g, '\\.')} timed out after 8s.*BERTH_PULL_TIMEOUT_S`));
+      assert.ok(held.length >= 1, 'dockerd did connect to the stalled registry');
+      assert.ok(took >= 8000 && took < 60_000, `gave up after the timeout (${took} ms)`);
+      assert.equal(((await h.api('GET', `/v1/apps/${APP}-stall/releases?env=prod`)).json.releases ?? []).length, 0, 'no release');
+      assert.deepEqual(await h.containers(`${APP}-stall`), []);
+    } finally {
+      for (const s of held) s.destroy();
+      await new Promise<void>((resolve) => stall.close(() => resolve()));
+    }
   });
 });

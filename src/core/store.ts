@@ -237,6 +237,9 @@ export interface DeploymentStore {
   // sources of deployments (content-addressed: writing the same id again changes nothing)
   putSource(id: string, app: string, source: SpecSource): void;
   getSource(id: string): SpecSource | undefined;
+  /** When this server last pulled an image reference (ms), for pull_policy daily/weekly/every_<d>; survives a restart. */
+  lastPulled(ref: string): number | undefined;
+  setLastPulled(ref: string, at: number): void;
 }
 
 /** Store role: desired state — services, their releases, and which apps exist. */

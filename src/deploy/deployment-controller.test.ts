@@ -52,7 +52,7 @@ function harness() {
   });
   let deps = 0;
   const h = {
-    store, engine, clock, controller, enqueued, buildRecords, submitted,
+    store, engine, clock, controller, enqueued, buildRecords, submitted, dir,
     get applyRoutes() { return applyRoutes; },
     /** Records a deployment as the API does and runs the controller on it once. */
     async deploy(spec: AppSpec, env = 'prod') {
@@ -444,4 +444,59 @@ test('pull_policy: missing pulls only what is not here, always pulls a moved tag
   const denied = await h.deploy(app(svc('web'), svc('db', { image: 'reg.example.com/shop/db:18' })));
   assert.equal(denied.dep.message, 'pull of reg.example.com/shop/db:18 (service db) from registry reg.example.com failed: authentication: ' +
     'unauthorized: authentication required: Berth has no credentials for reg.example.com: run `berth registry login reg.example.com`');
+});
+
+test('pull_policy daily: pulled once a day, and the last pull is remembered across a server restart (it is in the store)', async () => {
+  const h = setup();
+  const pulls = () => h.engine.calls.filter((c) => c.startsWith('pull '));
+  h.engine.addRemoteImage('reg.example.com/shop/cache:7');
+  const spec = app(svc('web'), svc('cache', { image: 'reg.example.com/shop/cache:7', pullPolicy: 'daily' } as Partial<ServiceSpec>));
+  assert.equal((await h.deploy(spec)).dep.status, 'rolling');
+  assert.equal(pulls().length, 1);
+  h.clock.t += 3_600_000;
+  await h.deploy(spec);
+  assert.equal(pulls().length, 1, 'an hour later: not pulled again');
+  // A restarted server: a new store connection on the same database, a new controller.
+  const store = new SqliteStore(join(h.dir, 'berth.db'), h.clock);
+  try {
+    const controller = new DeploymentController({ store, engine: h.engine, clock: h.clock, logger: silentLogger, newId: () => `r${h.clock.t}`,
+      enqueueService: () => {}, applyRoutes: () => {} });
+    const deployAfterRestart = async (id: string) => {
+      store.createDeployment({ id, app: 'shop', env: 'prod', spec, warnings: [], status: 'pending', message: '', createdAt: h.clock.now(), createdBy: 'admin', releases: {} });
+      h.clock.t += 1000;
+      await controller.reconcile(id);
+      return store.getDeployment(id)!;
+    };
+    assert.notEqual((await deployAfterRestart('after-restart')).status, 'failed');
+    assert.equal(pulls().length, 1, 'after a restart within the day: still not pulled again');
+    h.clock.t += 86_400_000;
+    await deployAfterRestart('next-day');
+    assert.equal(pulls().length, 2, 'a day after the last pull: pulled again');
+    assert.equal(store.lastPulled('reg.example.com/shop/cache:7'), h.clock.now(), 'the new pull time is recorded');
+  } finally {
+    store.close();
+  }
+});
+
+test('a pull that stalls is given up after the pull timeout with a message naming the image, the registry and the setting; nothing changes', async () => {
+  const h = setup();
+  const before = h.snapshot();
+  let aborted = false;
+  // A registry that accepted the pull and then says nothing: the pull ends only when its signal aborts.
+  const stalled = {
+    imageId: (ref: string) => h.engine.imageId(ref),
+    pull: (_ref: string, o: { signal?: AbortSignal } = {}) => new Promise<void>((_resolve, reject) => {
+      o.signal?.addEventListener('abort', () => { aborted = true; reject(new Error('pull cancelled')); });
+    }),
+  };
+  const controller = new DeploymentController({ store: h.store, engine: stalled, clock: h.clock, logger: silentLogger, newId: () => 'x1',
+    enqueueService: () => {}, applyRoutes: () => {}, pullTimeoutMs: 30 });
+  h.store.createDeployment({ id: 'stall', app: 'shop', env: 'prod', spec: app(svc('web'), svc('db', { image: 'reg.example.com:5000/shop/db:16' })),
+    warnings: [], status: 'pending', message: '', createdAt: h.clock.now(), createdBy: 'admin', releases: {} });
+  await controller.reconcile('stall');
+  const dep = h.store.getDeployment('stall')!;
+  assert.ok(aborted, 'the engine\'s pull was cancelled');
+  assert.equal(dep.status, 'failed');
+  assert.match(dep.message, /^pull of reg\.example\.com:5000\/shop\/db:16 \(service db\) from registry reg\.example\.com:5000 timed out after 0s \(no layer started\): .*BERTH_PULL_TIMEOUT_S/);
+  assert.deepEqual(h.snapshot(), before, 'no service or release was written');
 });

@@ -31,7 +31,11 @@ export interface DeploymentControllerDeps {
   releaseDeadlineMs?: number;
   /** Whether Berth has credentials for a registry (`berth registry login`): a refused pull says what to do. */
   loggedIn?: (registry: string) => boolean;
+  /** How long one image pull may take in all (BERTH_PULL_TIMEOUT_S); default 10 minutes. */
+  pullTimeoutMs?: number;
 }
+
+const DEFAULT_PULL_TIMEOUT_MS = 600_000;
 
 /** A pull's progress is an event at most this often (the deploy's output shows it). */
 const PULL_PROGRESS_EVERY_MS = 2000;
@@ -65,9 +69,6 @@ function stableJson(v: unknown): string {
  * longer in the spec; then follows the releases until all are healthy or one failed.
  */
 export class DeploymentController {
-  /** When this server last pulled each reference (pull_policy daily / weekly / every_<d>). */
-  private readonly lastPulled = new Map<string, number>();
-
   constructor(private readonly d: DeploymentControllerDeps) {}
 
   async reconcile(id: string): Promise<Result> {
@@ -203,7 +204,7 @@ export class DeploymentController {
     const { engine, clock } = this.d;
     const decision = pullDecision(policy);
     const have = await engine.imageId(ref);
-    const last = this.lastPulled.get(ref);
+    const last = this.d.store.lastPulled(ref);
     const want = decision.pull === 'if-older' ? !have || last === undefined || clock.now() - last >= decision.maxAgeMs
       : decision.pull === 'never' ? false
         : decision.pull === 'if-missing' ? !have
@@ -213,8 +214,13 @@ export class DeploymentController {
     this.event(dep, service, 'image.pulling', `pulling ${ref} from ${registry}${have ? ` (pull_policy: ${policy})` : ''}`);
     let shown = 0;
     let lastProgress: PullProgress | undefined;
+    // A registry that accepts the connection and then stalls would hold the deployment forever.
+    const timeoutMs = this.d.pullTimeoutMs ?? DEFAULT_PULL_TIMEOUT_MS;
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), timeoutMs);
     try {
       await engine.pull(ref, {
+        signal: timeout.signal,
         onProgress: (p) => {
           lastProgress = p;
           const now = clock.now();
@@ -224,9 +230,16 @@ export class DeploymentController {
         },
       });
     } catch (err) {
+      if (timeout.signal.aborted) {
+        throw new Error(`pull of ${ref} (service ${service}) from registry ${registry} timed out after ${timeoutMs >= 1000 ? `${Math.round(timeoutMs / 1000)}s` : `${timeoutMs}ms`}` +
+          `${lastProgress ? ` (${pullProgressText(lastProgress)})` : ' (no layer started)'}: the registry answers too slowly or the image is large; ` +
+          'raise BERTH_PULL_TIMEOUT_S on the server, or pull it on the engine first and deploy with pull_policy: missing');
+      }
       throw new Error(pullFailureMessage(service, ref, (err as Error).message, this.d.loggedIn?.(registry) ?? false));
+    } finally {
+      clearTimeout(timer);
     }
-    this.lastPulled.set(ref, clock.now());
+    this.d.store.setLastPulled(ref, clock.now());
     const id = await engine.imageId(ref);
     this.event(dep, service, 'image.pulled', `pulled ${ref}${lastProgress ? ` (${pullProgressText(lastProgress)})` : ''}` +
       `${have && id !== have ? ': a newer image than the one here' : have ? ': unchanged' : ''}`);

@@ -356,7 +356,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   });
   const deployments = new DeploymentController({
     store, engine, clock, logger: logger.child({ component: 'deployments' }), newId: () => shortId(10), enqueueService, applyRoutes,
-    configVersion: (app, env) => config.version(app, env), builds, releaseDeadlineMs: cfg.releaseDeadlineMs,
+    configVersion: (app, env) => config.version(app, env), builds, releaseDeadlineMs: cfg.releaseDeadlineMs, pullTimeoutMs: cfg.pullTimeoutMs,
     loggedIn: (host) => registryLogins.has(host),
   });
 

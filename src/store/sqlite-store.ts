@@ -342,7 +342,15 @@ export class SqliteStore implements Store {
     return this.db.prepare('DELETE FROM alert_rules WHERE name = ?').run(name).changes > 0;
   }
 
-  // ---- events
+  // ---- image pulls: when each reference was last pulled, in `meta` under `pulled/REF` (ms)
+  lastPulled(ref: string): number | undefined {
+    const r = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(`pulled/${ref}`) as { value: string } | undefined;
+    return r ? Number(r.value) : undefined;
+  }
+  setLastPulled(ref: string, at: number): void {
+    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(`pulled/${ref}`, String(at));
+  }
+
   // ---- purge: records in `meta` under `purge/APP` (no migration: a handful of small JSON values)
   startPurge(rec: PurgeRecord): ServiceRecord[] {
     return this.db.transaction(() => {
