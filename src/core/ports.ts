@@ -91,6 +91,87 @@ export interface ContainerSpec {
   sysctls?: Record<string, string>;
   /** `host:ip` entries for /etc/hosts. */
   extraHosts?: string[];
+  /**
+   * Many hosts: where the container may run and what it reserves (engines of one host ignore it).
+   * Nothing of it ever runs outside `placement.pool`.
+   */
+  placement?: Placement;
+}
+
+/** CPU and memory, as hosts offer them and instances reserve them. */
+export interface Resources {
+  nanoCpus: number;
+  memoryBytes: number;
+}
+
+/** Labels Berth reads on hosts (Swarm node labels). */
+export const HOST_LABEL = {
+  /** The host's pool; a host without it is in DEFAULT_POOL. */
+  pool: 'io.berth.pool',
+  /** Replicas spread over zones where hosts carry one. */
+  zone: 'zone',
+} as const;
+
+export const DEFAULT_POOL = 'default';
+
+/**
+ * Where an instance may run: its pool, Compose's `deploy.placement` (constraints in Swarm's syntax,
+ * e.g. `node.labels.zone==a`, `node.hostname!=h1`; spread preferences; max_replicas_per_node) and its
+ * reservation (Compose's reservations, its limits when it has none).
+ */
+export interface Placement {
+  pool: string;
+  constraints: string[];
+  /** Spread over the values of these descriptors, e.g. `node.labels.zone`. */
+  spread: string[];
+  maxReplicasPerNode?: number;
+  reservation: Resources;
+}
+
+/** ready: takes instances; draining: its instances move away, nothing new lands; down: unreachable. */
+export type HostState = 'ready' | 'down' | 'draining';
+
+/** One host of the engine (a Swarm node; one-host mode: the engine's own host). */
+export interface HostInfo {
+  /** The engine's id for it (Swarm node id; one-host mode: the host name). */
+  id: string;
+  /** Host name: ContainerInfo.host of the instances there. */
+  name: string;
+  /** The address Berth routes to for instances there (health probes, ingress upstreams, DNS). */
+  address: string;
+  role: 'manager' | 'worker';
+  /** labels[HOST_LABEL.pool] or DEFAULT_POOL. */
+  pool: string;
+  labels: Record<string, string>;
+  state: HostState;
+  /** The engine's words when it is not ready (e.g. `heartbeat failure`). */
+  message?: string;
+  capacity: Resources;
+  /** Sum of the reservations of the Berth containers running there. */
+  reserved: Resources;
+  /** Berth containers running there. */
+  instances: number;
+}
+
+/** How the engine runs: one plain engine, or a manager of a Swarm (many hosts). */
+export type ClusterMode = 'single' | 'swarm';
+
+/**
+ * Engine role: the hosts instances run on. One-host mode has exactly one, ready, in DEFAULT_POOL,
+ * and refuses changes (Conflict, saying how to start cluster mode). Host ids or names are accepted.
+ */
+export interface EngineHosts {
+  clusterMode(): Promise<ClusterMode>;
+  hosts(): Promise<HostInfo[]>;
+  /** Sets labels (a null value removes one); NotFound for an unknown host. */
+  labelHost(host: string, labels: Record<string, string | null>): Promise<HostInfo>;
+  /**
+   * Draining: nothing new lands on the host; its instances keep running until Berth has moved them
+   * (started elsewhere, unrouted, removed), so a drain drops no request. False: ready again.
+   */
+  drainHost(host: string, drain: boolean): Promise<HostInfo>;
+  /** Forgets a host; Conflict while it is ready or still runs instances (drain it first) unless force. */
+  removeHost(host: string, opts: { force: boolean }): Promise<void>;
 }
 
 /**
@@ -126,7 +207,10 @@ export interface ContainerInfo {
   name: string;
   image: string;
   labels: Record<string, string>;
-  /** Docker's state string: created, running, paused, restarting, removing, exited, dead. */
+  /**
+   * Docker's state string: created, running, paused, restarting, removing, exited, dead; many hosts
+   * also: `lost` (its host is down: what it does there is unknown; it may come back running).
+   */
   state: string;
   running: boolean;
   exitCode?: number;
@@ -142,6 +226,8 @@ export interface ContainerInfo {
   host: string;
   /** App-network mode: the container's address on its first network (reachable from its host). */
   ip?: string;
+  /** Many hosts: the address of the container's host that Berth routes to (HostInfo.address). */
+  hostAddress?: string;
 }
 
 export interface ImageInfo {
@@ -158,7 +244,9 @@ export type EngineEvent =
   /** The engine became unreachable (stream ended/failed). */
   | { kind: 'disconnected'; error: string }
   /** The engine is reachable again after a disconnect (or at first connect). */
-  | { kind: 'connected' };
+  | { kind: 'connected' }
+  /** A host changed state (many hosts). */
+  | { kind: 'host'; id: string; name: string; state: HostState };
 
 /** One health probe's outcome, worded for people (`GET /healthz → 404`, `connection refused on 127.0.0.1:20031`). */
 export interface ProbeResult {
@@ -352,7 +440,7 @@ export interface EngineTelemetry {
  * a Swarm engine later. All methods reject with EngineUnavailable when the engine cannot be reached.
  * Consumers depend on the roles they use (EngineContainers, EngineVolumes, EngineImages, EngineTelemetry).
  */
-export interface Engine extends EngineContainers, EngineVolumes, EngineNetworks, EngineImages, EngineTelemetry {}
+export interface Engine extends EngineContainers, EngineVolumes, EngineNetworks, EngineImages, EngineTelemetry, EngineHosts {}
 
 /** Output of a command run in a container, chunk by chunk as it arrives (raw bytes). */
 export interface ExecOutput {

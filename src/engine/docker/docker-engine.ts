@@ -21,6 +21,8 @@ import {
   type ExecPort,
   type PullProgress,
   type VolumeUsage,
+  type ClusterMode,
+  type HostInfo,
 } from '../../core/ports.ts';
 import { registryOf } from '../../core/image-ref.ts';
 import { backoffMs } from '../../lib/backoff.ts';
@@ -28,6 +30,7 @@ import { BERTH_DROPPED_CAPS } from '../../core/spec/security.ts';
 import { dockerfileBaseImages, filterContextTar, isLoopbackRegistryRef, listContextFiles, packContext } from './build-context.ts';
 import { BuildMemoryPool, openBuildMemoryPool } from './build-memory.ts';
 import { runBuildkitBuild } from './buildkit-build.ts';
+import { DockerHosts } from './docker-hosts.ts';
 import { dockerMessage, isAbortError, isConnectionError, statusOf, toBerthError } from './docker-errors.ts';
 import { FrameDemuxer, LineSplitter, LogDemuxer, splitTimestamp } from './log-demux.ts';
 
@@ -110,6 +113,7 @@ export class DockerEngine implements Engine, ExecPort {
   /** Why the daemon refused a BuildKit build, once it has: later builds go to the legacy builder. */
   private buildkitRefusal: string | undefined;
   private memoryPool: Promise<BuildMemoryPool | string> | undefined;
+  private readonly hostsRole: DockerHosts;
 
   constructor(opts: DockerEngineOptions) {
     this.socketPath = opts.socketPath ?? '/var/run/docker.sock';
@@ -127,6 +131,28 @@ export class DockerEngine implements Engine, ExecPort {
     this.registryAuth = opts.registryAuth;
     this.networkPool = opts.networkPool ?? '10.208.0.0/12';
     this.docker = new Docker({ socketPath: this.socketPath });
+    this.hostsRole = new DockerHosts(this.docker, this.socketPath, this.hostName);
+  }
+
+  // Hosts (EngineHosts): one host, or the nodes of the Swarm this engine manages (docker-hosts.ts).
+  clusterMode(): Promise<ClusterMode> {
+    return this.hostsRole.clusterMode();
+  }
+
+  hosts(): Promise<HostInfo[]> {
+    return this.hostsRole.hosts();
+  }
+
+  labelHost(host: string, labels: Record<string, string | null>): Promise<HostInfo> {
+    return this.hostsRole.labelHost(host, labels);
+  }
+
+  drainHost(host: string, drain: boolean): Promise<HostInfo> {
+    return this.hostsRole.drainHost(host, drain);
+  }
+
+  removeHost(host: string, opts: { force: boolean }): Promise<void> {
+    return this.hostsRole.removeHost(host, opts);
   }
 
   async ping(): Promise<void> {

@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 import { Conflict, EngineUnavailable, ExternalCommandFailed, NotFound } from '../../core/errors.ts';
+import { planPlacement, poolOf } from '../../core/placement.ts';
 import {
+  DEFAULT_POOL,
+  HOST_LABEL,
   LABEL,
   systemClock,
   type Clock,
@@ -13,8 +16,12 @@ import {
   type LogLine,
   type ImageInfo,
   type BuildOptions,
+  type ClusterMode,
+  type HostInfo,
+  type HostState,
   type NetworkInfo,
   type PullProgress,
+  type Resources,
 } from '../../core/ports.ts';
 
 /** Calls whose next invocation a test can make fail (`failNext`). */
@@ -25,6 +32,31 @@ interface FakeContainer {
   spec: ContainerSpec;
   logs: LogLine[];
   stats?: ContainerStats;
+}
+
+/** A simulated host of a fake cluster (constructor option `hosts`). */
+export interface FakeHostOptions {
+  name: string;
+  /** Default: 10.99.X.Y from the host's position. */
+  address?: string;
+  /** Sets the label io.berth.pool (default pool when absent). */
+  pool?: string;
+  labels?: Record<string, string>;
+  role?: 'manager' | 'worker';
+  /** Default 2 CPUs and 4 GiB. */
+  cpus?: number;
+  memoryBytes?: number;
+}
+
+interface FakeHost {
+  id: string;
+  name: string;
+  address: string;
+  role: 'manager' | 'worker';
+  labels: Record<string, string>;
+  capacity: Resources;
+  draining: boolean;
+  up: boolean;
 }
 
 /**
@@ -48,9 +80,21 @@ export class FakeEngine implements Engine {
   private seq = 0;
   private readonly failures = new Map<FailingCall, Error[]>();
   private held: Promise<void> | undefined;
+  private readonly mode: ClusterMode;
+  private readonly hostMap = new Map<string, FakeHost>();
 
-  constructor(opts: { hostName?: string; images?: string[]; clock?: Clock } = {}) {
-    this.hostName = opts.hostName ?? 'fake-host';
+  /**
+   * `hosts`: a simulated Swarm of these hosts (hostName is the first one's, its manager); without it,
+   * one-host mode on `hostName` (address 127.0.0.1, 2 CPUs, 4 GiB). In a cluster, `create` places the
+   * container like core/placement's planPlacement (pool, constraints, spread over the service's
+   * instances, capacity) and refuses with its reason (Conflict) when nothing fits: where Swarm would
+   * leave a task Pending, the fake creates nothing.
+   */
+  constructor(opts: { hostName?: string; images?: string[]; clock?: Clock; hosts?: FakeHostOptions[] } = {}) {
+    this.mode = opts.hosts && opts.hosts.length > 0 ? 'swarm' : 'single';
+    const hosts = this.mode === 'swarm' ? opts.hosts! : [{ name: opts.hostName ?? 'fake-host', address: '127.0.0.1', role: 'manager' as const }];
+    hosts.forEach((h, i) => this.addHost(h, i));
+    this.hostName = hosts[0]!.name;
     this.images = new Map();
     for (const ref of opts.images ?? []) this.addImage(ref);
     this.clock = opts.clock ?? systemClock;
@@ -197,9 +241,11 @@ export class FakeEngine implements Engine {
       if (same.info.running || !ours) throw new Conflict(`a container named ${spec.name} already exists`);
       this.containers.delete(same.info.id);
     }
+    const host = this.place(spec);
     const id = `fake${String(++this.seq).padStart(8, '0')}`;
     const labels = { ...spec.labels, [LABEL.managed]: 'true' };
-    const info: ContainerInfo = { id, name: spec.name, image: spec.image, labels, state: 'created', running: false, health: 'none', host: this.hostName };
+    const info: ContainerInfo = { id, name: spec.name, image: spec.image, labels, state: 'created', running: false, health: 'none', host: host.name };
+    if (this.mode === 'swarm') info.hostAddress = host.address;
     this.containers.set(id, { info, spec: structuredClone(spec), logs: [] });
     this.emit(id, 'create');
     return id;
@@ -211,6 +257,7 @@ export class FakeEngine implements Engine {
     this.calls.push(`start ${id}`);
     const c = this.get(id);
     if (c.info.running) return;
+    if (c.info.state === 'lost') throw new EngineUnavailable(`host ${c.info.host} of container ${c.info.name} is down`);
     Object.assign(c.info, { state: 'running', running: true, startedAt: this.iso(), health: c.spec.healthcheck ? 'starting' : 'none' });
     delete c.info.exitCode;
     delete c.info.finishedAt;
@@ -260,6 +307,154 @@ export class FakeEngine implements Engine {
     const c = this.find(id);
     if (!c?.info.running) return undefined;
     return { ...(c.stats ?? { cpuPercent: 0, memoryBytes: 0, memoryLimitBytes: 0, netRxBytes: 0, netTxBytes: 0, blockReadBytes: 0, blockWriteBytes: 0 }) };
+  }
+
+  // ---- hosts (EngineHosts) ----
+
+  async clusterMode(): Promise<ClusterMode> {
+    this.check();
+    return this.mode;
+  }
+
+  async hosts(): Promise<HostInfo[]> {
+    this.check();
+    return [...this.hostMap.values()].map((h) => this.hostInfo(h));
+  }
+
+  async labelHost(host: string, labels: Record<string, string | null>): Promise<HostInfo> {
+    this.check();
+    this.clusterOnly('label');
+    const h = this.host(host);
+    this.calls.push(`label ${h.name} ${Object.entries(labels).map(([k, v]) => (v === null ? `-${k}` : `${k}=${v}`)).join(' ')}`);
+    for (const [k, v] of Object.entries(labels)) {
+      if (v === null) delete h.labels[k];
+      else h.labels[k] = v;
+    }
+    return this.hostInfo(h);
+  }
+
+  async drainHost(host: string, drain: boolean): Promise<HostInfo> {
+    this.check();
+    this.clusterOnly('drain');
+    const h = this.host(host);
+    this.calls.push(`${drain ? 'drain' : 'activate'} ${h.name}`);
+    if (h.draining !== drain) {
+      h.draining = drain;
+      this.emitHost(h);
+    }
+    return this.hostInfo(h);
+  }
+
+  async removeHost(host: string, opts: { force: boolean }): Promise<void> {
+    this.check();
+    this.clusterOnly('remove');
+    const h = this.host(host);
+    const info = this.hostInfo(h);
+    if (!opts.force && info.state === 'ready') throw new Conflict(`host ${h.name} is ready: drain it first (berth host drain ${h.name}), or force`);
+    if (!opts.force && info.instances > 0) throw new Conflict(`host ${h.name} still runs ${info.instances} instances: wait until the drain has moved them, or force`);
+    if (h.role === 'manager' && [...this.hostMap.values()].filter((o) => o.role === 'manager').length === 1) throw new Conflict(`host ${h.name} is the cluster's only manager`);
+    this.calls.push(`rm host ${h.name}`);
+    for (const c of [...this.containers.values()].filter((x) => x.info.host === h.name)) {
+      this.containers.delete(c.info.id);
+      this.emit(c.info.id, 'destroy', c.info.labels);
+    }
+    this.hostMap.delete(h.id);
+  }
+
+  /** Adds a host to the simulated cluster (it is ready at once). */
+  addHost(opts: FakeHostOptions, index = this.hostMap.size): HostInfo {
+    if ([...this.hostMap.values()].some((h) => h.name === opts.name)) throw new Error(`fake: host ${opts.name} exists`);
+    const h: FakeHost = {
+      id: `node${String(index + 1).padStart(4, '0')}`,
+      name: opts.name,
+      address: opts.address ?? `10.99.${Math.floor((index + 1) / 250)}.${((index + 1) % 250) + 1}`,
+      role: opts.role ?? (index === 0 ? 'manager' : 'worker'),
+      labels: { ...opts.labels, ...(opts.pool ? { [HOST_LABEL.pool]: opts.pool } : {}) },
+      capacity: { nanoCpus: (opts.cpus ?? 2) * 1e9, memoryBytes: opts.memoryBytes ?? 4 * 1024 ** 3 },
+      draining: false,
+      up: true,
+    };
+    this.hostMap.set(h.id, h);
+    return this.hostInfo(h);
+  }
+
+  /**
+   * The host dies (its link cut, its engine gone): state `down`, its containers `lost` (not running,
+   * a `lost` event each). They are still listed: what runs there is unknown until it returns.
+   */
+  hostDown(host: string): void {
+    const h = this.host(host);
+    if (!h.up) return;
+    h.up = false;
+    this.emitHost(h);
+    for (const c of this.containers.values()) {
+      if (c.info.host !== h.name || c.info.state === 'lost') continue;
+      c.info.state = 'lost';
+      c.info.running = false;
+      this.emit(c.info.id, 'lost');
+    }
+  }
+
+  /**
+   * The host returns (a partition healed): containers still there (not removed meanwhile) run again,
+   * as their processes never stopped; anything Berth did not remove comes back as a duplicate.
+   */
+  hostUp(host: string): void {
+    const h = this.host(host);
+    if (h.up) return;
+    h.up = true;
+    this.emitHost(h);
+    for (const c of this.containers.values()) {
+      if (c.info.host !== h.name || c.info.state !== 'lost') continue;
+      Object.assign(c.info, { state: 'running', running: true });
+      this.emit(c.info.id, 'start');
+    }
+  }
+
+  private hostInfo(h: FakeHost): HostInfo {
+    const reserved: Resources = { nanoCpus: 0, memoryBytes: 0 };
+    let instances = 0;
+    for (const c of this.containers.values()) {
+      if (c.info.host !== h.name || !(c.info.running || c.info.state === 'created')) continue;
+      instances++;
+      const r = c.spec.placement?.reservation;
+      if (r) {
+        reserved.nanoCpus += r.nanoCpus;
+        reserved.memoryBytes += r.memoryBytes;
+      }
+    }
+    const state: HostState = !h.up ? 'down' : h.draining ? 'draining' : 'ready';
+    return {
+      id: h.id, name: h.name, address: h.address, role: h.role, pool: poolOf(h.labels), labels: { ...h.labels }, state,
+      ...(state === 'down' ? { message: 'heartbeat failure' } : {}), capacity: { ...h.capacity }, reserved, instances,
+    };
+  }
+
+  private place(spec: ContainerSpec): FakeHost {
+    if (this.mode === 'single') return [...this.hostMap.values()][0]!;
+    const placement = spec.placement ?? { pool: DEFAULT_POOL, constraints: [], spread: [], reservation: { nanoCpus: 0, memoryBytes: 0 } };
+    const same = (c: FakeContainer): boolean => [LABEL.app, LABEL.env, LABEL.service].every((k) => c.info.labels[k] === spec.labels[k]) && c.info.state !== 'exited';
+    const existing: Record<string, number> = {};
+    for (const c of this.containers.values()) if (same(c)) existing[c.info.host] = (existing[c.info.host] ?? 0) + 1;
+    const plan = planPlacement([...this.hostMap.values()].map((h) => this.hostInfo(h)), [{ name: spec.name, placement, count: 1, existing }]);
+    if (!plan.ok) throw new Conflict(plan.reason);
+    return [...this.hostMap.values()].find((h) => h.name === plan.hosts[0]![0])!;
+  }
+
+  private host(idOrName: string): FakeHost {
+    const h = this.hostMap.get(idOrName) ?? [...this.hostMap.values()].find((x) => x.name === idOrName);
+    if (!h) throw new NotFound(`no host ${idOrName}: berth hosts lists them`);
+    return h;
+  }
+
+  private clusterOnly(what: string): void {
+    if (this.mode === 'single') throw new Conflict(`cannot ${what} a host in one-host mode: run berth cluster init first`);
+  }
+
+  private emitHost(h: FakeHost): void {
+    if (this.down) return;
+    const state = this.hostInfo(h).state;
+    for (const w of this.watchers) w({ kind: 'host', id: h.id, name: h.name, state });
   }
 
   // ---- test hooks ----
