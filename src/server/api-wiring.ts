@@ -1,0 +1,105 @@
+import type { Server } from 'node:tls';
+import type { FastifyInstance } from 'fastify';
+import type { Clock, Engine, Logger } from '../core/ports.ts';
+import type { Store } from '../core/store.ts';
+import { VERSION } from '../core/version.ts';
+import { buildApi } from '../api/index.ts';
+import { knownApps } from '../api/known.ts';
+import { registerPortalRoutes } from '../api/portal-routes.ts';
+import { registerRegistryRoutes } from '../api/registry-routes.ts';
+import { registerTemplateRoutes } from '../api/template-routes.ts';
+import { registerMetricsRoutes } from '../api/metrics-routes.ts';
+import { registerAlertRoutes } from '../api/alert-routes.ts';
+import { registerConfigRoutes } from '../api/config-routes.ts';
+import { registerGitRoutes } from '../api/git-routes.ts';
+import { registerPromoteRoutes } from '../api/promote-routes.ts';
+import { registerImageRoutes } from '../api/image-routes.ts';
+import { registerRegistryLoginRoutes } from '../api/registry-login-routes.ts';
+import { registerVolumeRoutes } from '../api/volume-routes.ts';
+import { registerRemoveRoutes } from '../api/remove-routes.ts';
+import { registerCertRoutes } from '../api/cert-routes.ts';
+import { registerWebhookRoutes } from '../api/webhook-routes.ts';
+import { Authenticator, PortalLogins } from '../auth/index.ts';
+import type { SqliteAuditStore, SqliteAuthStore } from '../store/index.ts';
+import { startConfigRollout, type ConfigStore, type RegistryLogins } from '../config/index.ts';
+import { volumeName, type DeploymentService } from '../deploy/index.ts';
+import type { Registry } from '../registry/index.ts';
+import type { TemplateRenderer } from '../templates/index.ts';
+import type { CertManager } from '../tls/index.ts';
+import type { DockerEngine } from '../engine/docker/index.ts';
+import { WebhookDeliveries } from '../build/index.ts';
+import { shortId } from '../lib/ids.ts';
+import type { ApiTls } from './api-tls.ts';
+import type { BuildParts } from './build-wiring.ts';
+import type { Observability } from './observability-wiring.ts';
+import type { PurgeParts } from './purge-wiring.ts';
+import type { ServerConfig } from './config.ts';
+
+// The API: every route module registered with the narrow parts it needs, then listening (HTTPS when
+// a certificate is configured, BERTH_API_TLS_CERT/KEY, re-read when the files change: server/api-tls.ts).
+
+export interface RunningApi {
+  api: FastifyInstance;
+  /** How a CLI on this machine reaches it. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startApi(cfg: ServerConfig, d: {
+  store: Store; engine: Engine; clock: Clock; logger: Logger;
+  /** TLS for the API, loaded (and checked) by the caller before anything else of the API. */
+  apiTls: ApiTls | undefined;
+  config: ConfigStore; authenticator: Authenticator; authStore: SqliteAuthStore; audit: SqliteAuditStore; registryLogins: RegistryLogins;
+  docker: DockerEngine; deployments: DeploymentService; registry: Registry; templates: TemplateRenderer; certs: CertManager;
+  builds: BuildParts; obs: Observability; purge: PurgeParts;
+  enqueueService(app: string, env: string, service: string): void;
+  wakeDeployment(id: string): void;
+  wakePurge(app: string): void;
+}): Promise<RunningApi> {
+  const { store, clock, logger, config, builds: b, obs } = d;
+  const newId = () => shortId(10);
+  const known = knownApps({ store, config, listings: [() => b.buildLog.list(), () => b.repos.apps()] });
+  const { apiTls } = d;
+  const api = buildApi({
+    ...(apiTls ? { https: apiTls.options() } : {}),
+    store, clock, logger: logger.child({ component: 'api' }), newId, version: VERSION,
+    deployments: d.deployments, enqueueService: d.enqueueService,
+    logs: { search: (q) => obs.logStore.search(q), tail: (f, onLine) => obs.logs.tail(f, onLine) }, ingressPort: cfg.ingressPort, known,
+    hostMemoryBytes: cfg.hostMemoryBytes, exec: d.docker, auth: d.authenticator, authStore: d.authStore, audit: d.audit, buildApp: (id) => b.builds.get(id)?.app,
+  });
+  registerPortalRoutes(api, { logins: new PortalLogins(clock), auth: d.authenticator, clock, webDir: cfg.webDir, logger: logger.child({ component: 'portal' }) });
+  registerRegistryRoutes(api, { store, registry: d.registry, clock, newId });
+  registerTemplateRoutes(api, { store, clock, changed: () => d.templates.schedule() });
+  registerMetricsRoutes(api, { store, metrics: obs.metrics, clock, known, latestSamples: () => obs.sampler.latest(), httpCounters: () => obs.accessLog.counters });
+  registerAlertRoutes(api, { store, clock, changed: () => void obs.alerts.evaluate() });
+  registerConfigRoutes(api, {
+    config, clock, known,
+    onConfigChanged: (app, env, change) => {
+      d.templates.schedule();
+      return startConfigRollout({ store, clock, newId, enqueueDeployment: (id) => d.wakeDeployment(id) }, app, env, change);
+    },
+  });
+  registerGitRoutes(api, { repos: b.repos, builds: b.builds, logger, known });
+  registerPromoteRoutes(api, { store, deployments: d.deployments, known, configValues: b.configValues });
+  registerImageRoutes(api, { images: b.imageJanitor, known });
+  registerRegistryLoginRoutes(api, { logins: d.registryLogins });
+  // `berth volumes`: sizes from the engine (Docker's disk usage), users from the store.
+  registerVolumeRoutes(api, { store, known, volumeName, usage: d.engine });
+  registerRemoveRoutes(api, {
+    store, clock, known, enqueueService: d.enqueueService, enqueuePurge: (app) => d.wakePurge(app), remains: d.purge.remains,
+    unfinishedBuilds: (app) => d.purge.unfinishedBuilds(app).map((x) => ({ id: x.id, status: x.status, ...(x.stage ? { stage: x.stage } : {}) })),
+  });
+  registerCertRoutes(api, { certs: d.certs });
+  const scheme = apiTls ? 'https' : 'http';
+  registerWebhookRoutes(api, { repos: b.repos, builds: b.builds, deliveries: new WebhookDeliveries(b.repos.root), now: () => clock.now(), serverUrl: () => `${scheme}://${cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost}:${cfg.listenPort}` });
+  await api.listen({ host: cfg.listenHost, port: cfg.listenPort });
+  apiTls?.watch(api.server as unknown as Server);
+  const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;
+  return {
+    api, url: `${scheme}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${cfg.listenPort}`,
+    async stop() {
+      apiTls?.close();
+      await api.close();
+    },
+  };
+}

@@ -1,0 +1,76 @@
+import { join } from 'node:path';
+import type { Clock, Engine, Logger } from '../core/ports.ts';
+import type { Store } from '../core/store.ts';
+import { LogCollector, LogStore } from '../logs/index.ts';
+import { AccessLogReader, MetricsStore, StatsSampler } from '../metrics/index.ts';
+import { ACCESS_LOG_FILE } from '../ingress/render.ts';
+import { AlertEvaluator, WebhookNotifier } from '../alerts/index.ts';
+import type { ServerConfig } from './config.ts';
+
+// Logs (collected from every container into logs.db), metrics (container stats and the ingress's
+// access log into metrics.db) and alerts (evaluated over both, sent to webhooks). Started here.
+
+export interface Observability {
+  logStore: LogStore;
+  logs: LogCollector;
+  metrics: MetricsStore;
+  sampler: StatsSampler;
+  accessLog: AccessLogReader;
+  alerts: AlertEvaluator;
+  /** Starts collecting the logs of new containers (and stops for gone ones), in the background. */
+  syncLogs(): void;
+  stop(): Promise<void>;
+}
+
+export function startObservability(cfg: ServerConfig, d: { store: Store; engine: Engine; clock: Clock; logger: Logger }): Observability {
+  const { store, engine, clock, logger } = d;
+  const logStore = new LogStore(join(cfg.dataDir, 'logs.db'), { clock });
+  const logs = new LogCollector({
+    engine, store: logStore, clock, logger,
+    listContainers: async () => store.listInstances().filter((i) => i.containerId).map((i) => ({
+      containerId: i.containerId!, app: i.app, env: i.env, service: i.service, instance: i.id, running: i.state === 'running',
+    })),
+    retention: { maxAgeMs: cfg.logMaxAgeMs, maxBytes: cfg.logMaxBytes },
+  });
+  const metrics = new MetricsStore(join(cfg.dataDir, 'metrics.db'), { clock });
+  let lastPrune = 0;
+  const sampler = new StatsSampler({
+    engine, store: metrics, clock, logger: logger.child({ component: 'metrics' }), intervalMs: cfg.metricsIntervalMs,
+    listInstances: () => store.listInstances().filter((i) => i.state === 'running' && i.containerId)
+      .map((i) => ({ app: i.app, env: i.env, service: i.service, id: i.id, containerId: i.containerId! })),
+    afterRound: () => {
+      metrics.rollup();
+      if (clock.now() - lastPrune > 60_000) {
+        lastPrune = clock.now();
+        metrics.prune();
+      }
+    },
+  });
+  // The access log names routes by upstream (`app.env.service.index`, core/spec/routes.ts), which the reader splits itself.
+  const accessLog = new AccessLogReader({
+    path: join(cfg.dataDir, 'nginx', 'logs', ACCESS_LOG_FILE), store: metrics, clock, logger: logger.child({ component: 'access-log' }),
+    intervalMs: Math.min(cfg.metricsIntervalMs, 2000),
+  });
+  sampler.start();
+  accessLog.start();
+  const notifier = new WebhookNotifier(logger.child({ component: 'alerts' }));
+  const alerts = new AlertEvaluator({
+    store, clock, logger: logger.child({ component: 'alerts' }), dataDir: cfg.dataDir, intervalMs: cfg.alertIntervalMs,
+    notify: (url, n) => notifier.notify(url, n),
+    http: (q) => metrics.httpTotals(q),
+  });
+  alerts.start();
+  return {
+    logStore, logs, metrics, sampler, accessLog, alerts,
+    syncLogs: () => void logs.sync().catch((err) => logger.warn({ err: String(err) }, 'log collection sync failed')),
+    async stop() {
+      await logs.close();
+      alerts.stop();
+      notifier.close();
+      await sampler.stop();
+      await accessLog.stop();
+      metrics.close();
+      logStore.close();
+    },
+  };
+}
