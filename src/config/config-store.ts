@@ -1,8 +1,5 @@
-import Database from 'better-sqlite3';
-import { migrate } from '../lib/sqlite-migrate.ts';
-import { makeSqlitePrivate } from '../lib/private-file.ts';
-import { chmodSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import type Database from 'better-sqlite3';
+import { openDatabase } from '../lib/sqlite-migrate.ts';
 import { InvalidInput, NotFound } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
 import { NAME_PATTERN } from '../core/spec/names.ts';
@@ -96,17 +93,9 @@ export class ConfigStore {
   private readonly db: Database.Database;
 
   constructor(path: string, private readonly box: SecretBox, private readonly clock: Clock) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    this.db = new Database(path);
-    // Ciphertext only, but no reason for anyone else to read it; -wal/-shm inherit the mode.
-    chmodSync(path, 0o600);
-    makeSqlitePrivate(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
-    // Deleted values (a purged app's) are overwritten, not left in free pages.
-    this.db.pragma('secure_delete = ON');
-    migrate(this.db, MIGRATIONS);
+    // Ciphertext only, but no reason for anyone else to read it. Deleted values (a purged app's)
+    // are overwritten, not left in free pages.
+    this.db = openDatabase(path, MIGRATIONS, { secureDelete: true });
   }
 
   /**

@@ -216,18 +216,25 @@ export interface VolumeView {
   containers: Array<{ service: string; instance: string; release: number; state: string; containerId?: string }>;
 }
 
-/** One bucket of a metric series (`GET /v1/metrics/query`); see metrics/metrics-store.ts for what each kind's fields mean. */
+/**
+ * One bucket of a metric series (`GET /v1/metrics/query`): the metrics store's row as it is served
+ * (metrics/metrics-store.ts computes it; declared once, here).
+ */
 export interface MetricPointView {
+  /** Start of the bucket (ms). */
   ts: number;
   n: number;
   sum: number;
+  /** Gauges: mean of the samples; counters: bytes per second; http: mean latency (s). */
   avg: number;
   max: number;
+  /** Counters: bytes per second; http: requests per second. */
   rate?: number;
   s2xx?: number;
   s3xx?: number;
   s4xx?: number;
   s5xx?: number;
+  /** http: latency percentiles (seconds) estimated from the histogram. */
   p50?: number;
   p95?: number;
   p99?: number;

@@ -1,4 +1,7 @@
-import type Database from 'better-sqlite3';
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { makeSqlitePrivate } from './private-file.ts';
 
 /**
  * Applies schema migrations in order, each in its own transaction; PRAGMA user_version records how
@@ -12,4 +15,24 @@ export function migrate(db: Database.Database, migrations: readonly string[]): v
       db.pragma(`user_version = ${v + 1}`);
     })();
   }
+}
+
+/**
+ * Opens one of Berth's own databases (state, config, auth, audit, certificates) the one way: its
+ * directory made (0700) if missing, the file and its -wal/-shm owner-only, WAL with durable commits
+ * (synchronous FULL), a writer waits up to 5 s for a lock, and the migrations applied.
+ * `secureDelete`: freed pages are zeroed, so deleted values (secrets, keys, specs) leave nothing behind.
+ */
+export function openDatabase(path: string, migrations: readonly string[], o: { secureDelete: boolean }): Database.Database {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const db = new Database(path);
+  makeSqlitePrivate(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 5000');
+  if (o.secureDelete) db.pragma('secure_delete = ON');
+  migrate(db, migrations);
+  // The -wal/-shm the migrations made, too.
+  makeSqlitePrivate(path);
+  return db;
 }

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Clock } from '../core/ports.ts';
+import type { MetricPointView } from '../core/views.ts';
 import { systemClock } from '../core/ports.ts';
 import { makeSqlitePrivate } from '../lib/private-file.ts';
 
@@ -41,25 +42,8 @@ export interface PointInput extends SeriesKey {
   hist?: number[];
 }
 
-export interface Point {
-  /** Start of the bucket (ms). */
-  ts: number;
-  n: number;
-  sum: number;
-  /** Gauges: mean of the samples; counters: bytes per second; http: mean latency (s). */
-  avg: number;
-  max: number;
-  /** Counters: bytes per second; http: requests per second. */
-  rate?: number;
-  s2xx?: number;
-  s3xx?: number;
-  s4xx?: number;
-  s5xx?: number;
-  /** http: latency percentiles (seconds) estimated from the histogram. */
-  p50?: number;
-  p95?: number;
-  p99?: number;
-}
+/** One bucket of a series: core's wire type (core/views.ts), which this store computes. */
+export type Point = MetricPointView;
 
 export interface MetricsQuery {
   kind: MetricKind;

@@ -1,7 +1,6 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { migrate } from '../lib/sqlite-migrate.ts';
-import { makeSqlitePrivate } from '../lib/private-file.ts';
+import { openDatabase } from '../lib/sqlite-migrate.ts';
 import type { AuditEntry, AuditFilter, AuditInput, AuditStore, AuditVerification } from '../core/audit.ts';
 
 /**
@@ -45,13 +44,7 @@ export class SqliteAuditStore implements AuditStore {
   private readonly db: Database.Database;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    makeSqlitePrivate(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
-    migrate(this.db, MIGRATIONS);
-    makeSqlitePrivate(path);
+    this.db = openDatabase(path, MIGRATIONS, { secureDelete: false });
   }
 
   append(e: AuditInput): AuditEntry {

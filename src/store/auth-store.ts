@@ -1,6 +1,5 @@
-import Database from 'better-sqlite3';
-import { migrate } from '../lib/sqlite-migrate.ts';
-import { makeSqlitePrivate } from '../lib/private-file.ts';
+import type Database from 'better-sqlite3';
+import { openDatabase } from '../lib/sqlite-migrate.ts';
 import type { ApiTokenRecord, ApprovalRecord, ApprovalStore, AuthStore, Grant, Role, SessionRecord, TeamRecord, UserRecord } from '../core/auth.ts';
 
 /**
@@ -34,14 +33,7 @@ export class SqliteAuthStore implements AuthStore, ApprovalStore {
   private readonly db: Database.Database;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    makeSqlitePrivate(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
-    this.db.pragma('secure_delete = ON');
-    migrate(this.db, MIGRATIONS);
-    makeSqlitePrivate(path);
+    this.db = openDatabase(path, MIGRATIONS, { secureDelete: true });
   }
 
   addUser(u: UserRecord): void {

@@ -1,7 +1,5 @@
-import Database from 'better-sqlite3';
-import { migrate } from '../lib/sqlite-migrate.ts';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import type Database from 'better-sqlite3';
+import { openDatabase } from '../lib/sqlite-migrate.ts';
 import { Conflict } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
 import type {
@@ -16,7 +14,6 @@ import type {
 } from '../core/store.ts';
 import type { SpecSource } from '../core/spec/source.ts';
 import { MIGRATIONS } from './migrations.ts';
-import { makeSqlitePrivate } from '../lib/private-file.ts';
 
 type Row = Record<string, unknown>;
 
@@ -29,17 +26,10 @@ export class SqliteStore implements Store {
   private pending: StoreChange[] = [];
 
   constructor(path: string, clock: Clock) {
-    mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
-    makeSqlitePrivate(path);
     this.clock = clock;
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
     // Specs hold Compose `environment` values (often credentials), and every update of a deployment
     // or release frees its old copy: freed bytes are zeroed, so a purged app leaves none behind.
-    this.db.pragma('secure_delete = ON');
-    migrate(this.db, MIGRATIONS);
+    this.db = openDatabase(path, MIGRATIONS, { secureDelete: true });
   }
 
   // ---- changes, for followers

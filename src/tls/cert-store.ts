@@ -1,8 +1,5 @@
-import Database from 'better-sqlite3';
-import { chmodSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { migrate } from '../lib/sqlite-migrate.ts';
-import { makeSqlitePrivate } from '../lib/private-file.ts';
+import type Database from 'better-sqlite3';
+import { openDatabase } from '../lib/sqlite-migrate.ts';
 import type { SecretBox } from '../config/secret-box.ts';
 
 export type CertSource = 'acme' | 'upload';
@@ -61,16 +58,8 @@ export class CertStore {
   private readonly db: Database.Database;
 
   constructor(path: string, private readonly box: SecretBox) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    this.db = new Database(path);
-    chmodSync(path, 0o600);
-    makeSqlitePrivate(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
     // A replaced or removed key is overwritten, not left in free pages.
-    this.db.pragma('secure_delete = ON');
-    migrate(this.db, MIGRATIONS);
+    this.db = openDatabase(path, MIGRATIONS, { secureDelete: true });
   }
 
   get(host: string): StoredCert | undefined {
