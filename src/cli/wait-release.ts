@@ -6,7 +6,7 @@ import { CliFailure, EXIT, progress, progressDone } from './context.ts';
 export const PROGRESS_EVERY_MS = 5000;
 
 /** Events worth a line while a deploy, rollback or reload runs. */
-export const SHOWN_EVENTS = /failed|crashed|rollback|switched|release\.|build\.|image\.|stopping|reloaded|unhealthy/;
+export const SHOWN_EVENTS = /failed|crashed|dependency\.|rollback|switched|release\.|build\.|image\.|stopping|reloaded|unhealthy/;
 
 type Waited = Partial<ServiceView> & { name: string; status: string };
 

@@ -500,3 +500,24 @@ test('a pull that stalls is given up after the pull timeout with a message namin
   assert.match(dep.message, /^pull of reg\.example\.com:5000\/shop\/db:16 \(service db\) from registry reg\.example\.com:5000 timed out after 30ms \(no layer started\): .*BERTH_PULL_TIMEOUT_S/);
   assert.deepEqual(h.snapshot(), before, 'no service or release was written');
 });
+
+test('a service held by a dependency past the deadline: the deployment names the dependency and its last check', async () => {
+  const h = setup();
+  const update = { strategy: 'rolling' as const, maxSurge: 1, maxUnavailable: 0, keepPreviousMs: 0, signal: 'SIGHUP', onFailure: 'rollback' as const, deadlineMs: 60_000 };
+  const spec = app(svc('db', { image: 'shop/worker:1', routes: [], replicas: 1 }), svc('web', { replicas: 1, dependsOn: ['db'], dependsOnConditions: { db: 'service_healthy' }, update }));
+  const { id, dep: first } = await h.deploy(spec);
+  assert.equal(first.status, 'rolling', first.message);
+  h.healthyInstances('db', 1, 'starting');
+  const db = h.store.listInstances({ app: 'shop', env: 'prod', service: 'db' })[0]!;
+  h.store.updateInstance(db.id, { check: { ok: false, text: 'healthcheck exit 1: pg_isready: no response', since: h.clock.now() } });
+  // Both releases count as healthy (as after a scale-up that reuses them); web has no instance: db holds it.
+  for (const r of Object.values(h.store.getDeployment(id)!.releases)) h.store.updateRelease(r, { status: 'healthy' });
+  h.store.updateInstance(db.id, { health: 'healthy' });
+  assert.deepEqual(await h.controller.reconcile(id), { requeueAfterMs: 250 });
+  h.store.updateInstance(db.id, { health: 'unhealthy' });
+  h.clock.t += 61_000;
+  await h.controller.reconcile(id);
+  const dep = h.store.getDeployment(id)!;
+  assert.equal(dep.status, 'failed');
+  assert.equal(dep.message, 'web: db did not become healthy in 60s: healthcheck exit 1: pg_isready: no response');
+});

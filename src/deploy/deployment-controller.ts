@@ -5,7 +5,7 @@ import type { Clock, EngineImages, Logger, PullProgress } from '../core/ports.ts
 import type { ServiceSpec } from '../core/spec/types.ts';
 import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore, InstanceStore, ReleaseRecord } from '../core/store.ts';
 import { waitingOn } from '../core/views.ts';
-import { COMPLETED_REASON } from '../core/plan/index.ts';
+import { COMPLETED_REASON, dependencyTimeoutText, dependencyWait, type DependencyHold, type DependencyView } from '../core/plan/index.ts';
 import type { Result } from '../reconcile/index.ts';
 import { RELEASE_FAILURE_LIMIT } from './service-reconciler.ts';
 
@@ -275,13 +275,30 @@ export class DeploymentController {
       if (svc.failures >= RELEASE_FAILURE_LIMIT) return this.fail(dep, `${r.service}: instances crashed ${svc.failures} times in a row: ${why()}`);
       const deadline = r.spec.update?.deadlineMs ?? this.d.releaseDeadlineMs ?? 300_000;
       // Counted from the release's creation when this deployment made it: its build's time is not the rollout's.
-      if (clock.now() - Math.max(dep.createdAt, r.createdAt) > deadline) return this.fail(dep, `${r.service} not healthy within ${Math.round(deadline / 1000)}s: ${why()}`);
+      if (clock.now() - Math.max(dep.createdAt, r.createdAt) > deadline) {
+        // Never started because a dependency held it: the dependency is the cause, in its own words.
+        const held = (store.listInstances(k).some((i) => i.releaseId === r.id) || r.spec.dependsOn.length === 0) ? undefined : this.heldBy(k, r);
+        if (held) return this.fail(dep, `${r.service}: ${dependencyTimeoutText(held.hold, deadline, held.view)}`);
+        return this.fail(dep, `${r.service} not healthy within ${Math.round(deadline / 1000)}s: ${why()}`);
+      }
       waiting = true;
     }
     if (waiting) return { requeueAfterMs: 250 };
     store.updateDeployment(dep.id, { status: 'succeeded', message: 'all services healthy' });
     this.event(dep, '', 'deployment.succeeded', `deployment ${dep.id} of ${dep.app}/${dep.env} succeeded`);
     return undefined;
+  }
+
+  /** The dependency (depends_on) a release's first instances still wait for, with what it looks like now. */
+  private heldBy(k: { app: string; env: string }, r: ReleaseRecord): { hold: DependencyHold; view: DependencyView | undefined } | undefined {
+    const { store } = this.d;
+    const view = (service: string): DependencyView | undefined => {
+      const dk = { app: k.app, env: k.env, service };
+      const svc = store.getService(dk);
+      return svc && { replicas: svc.replicas, instances: store.listInstances(dk).filter((i) => i.releaseId === svc.releaseId || i.state === 'running') };
+    };
+    const hold = dependencyWait(r.spec.dependsOn, r.spec.dependsOnConditions, view);
+    return hold && { hold, view: view(hold.service) };
   }
 
   private fail(dep: DeploymentRecord, message: string): Result {

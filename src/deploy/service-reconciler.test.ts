@@ -839,3 +839,31 @@ test('app network: an allocated port taken between allocation and start → that
   const [row] = h.rows();
   assert.ok(row && row.port !== PORTS.min && row.state === 'running', `replaced on another port (${row?.port})`);
 });
+
+test('depends_on service_healthy: the held service says once what it waits for, starts nothing, and on its deadline names the dependency and its last check', async () => {
+  const h = setup();
+  // db: deployed, running, its health check failing.
+  const dbKey = { app: K.app, env: K.env, service: 'db' };
+  const dbRel: ReleaseRecord = { id: 'rdb', ...dbKey, seq: 1, spec: serviceSpec({ name: 'db', routes: [] }), specHash: 'hdb', image: 'shop/web:1',
+    imageId: (await h.engine.imageId('shop/web:1'))!, status: 'progressing', message: '', createdAt: h.clock.now(), createdBy: 'test' };
+  h.store.putService({ ...dbKey, name: 'db', replicas: 1, releaseId: 'rdb', failures: 0, nextStartAt: 0, updatedAt: h.clock.now() }, dbRel);
+  h.store.createInstance({ id: 'db1', ...dbKey, releaseId: 'rdb', host: 'h', address: '127.0.0.1', state: 'running', health: 'unhealthy',
+    createdAt: h.clock.now() }, { min: 21000, max: 21009, isFree: () => true });
+  h.store.updateInstance('db1', { check: { ok: false, text: 'healthcheck exit 1: pg_isready: no response', since: h.clock.now() } });
+
+  await h.release(serviceSpec({ replicas: 1, dependsOn: ['db'], dependsOnConditions: { db: 'service_healthy' }, update: { ...DEFAULT_UPDATE, deadlineMs: 60_000 } }));
+  for (let n = 0; n < 5; n++) {
+    await h.round();
+    h.advance(1000);
+  }
+  assert.deepEqual(h.rows(), [], 'nothing started while db is unhealthy');
+  const waits = h.store.listEvents({ app: K.app }).filter((e) => e.kind === 'dependency.waiting');
+  assert.deepEqual(waits.map((e) => [e.service, e.message]), [['web', 'web waiting for db (healthy)']], 'said once, not every round');
+
+  h.advance(60_000);
+  await h.round();
+  const rel = h.store.getRelease(h.store.getService(K)!.releaseId)!;
+  assert.equal(rel.status, 'failed');
+  assert.equal(rel.message, 'db did not become healthy in 60s: healthcheck exit 1: pg_isready: no response');
+  assert.ok(h.store.listEvents({ app: K.app }).some((e) => e.kind === 'release.failed' && e.message === `release ${rel.seq} of web failed: db did not become healthy in 60s: healthcheck exit 1: pg_isready: no response`));
+});

@@ -1,6 +1,6 @@
 import { LABEL, type Clock, type ContainerInfo, type EngineContainers, type EngineNetworks, type EngineTelemetry, type EngineVolumes, type HostPathPolicy, type Logger, type ProbeResult } from '../core/ports.ts';
 import { BerthError, Conflict, EngineUnavailable, InvalidInput } from '../core/errors.ts';
-import { planService, crashLoopDelayMs, COMPLETED_REASON, dependencyWait, STABLE_RUN_MS, type Action, type InstanceView, type Observed } from '../core/plan/index.ts';
+import { planService, crashLoopDelayMs, COMPLETED_REASON, dependencyWait, dependencyWaitText, dependencyTimeoutText, STABLE_RUN_MS, type DependencyHold, type DependencyView, type Action, type InstanceView, type Observed } from '../core/plan/index.ts';
 import type {
   CrashRecord, DesiredStateStore, EventStore, InstancePatch, InstanceRecord, InstanceStore, ReconcileStore, ReleasePatch, ReleaseRecord, ServiceKey,
   ServicePatch, ServiceRecord, ServiceSnapshot, StoreBatch,
@@ -91,6 +91,8 @@ const CRASH_TAIL = 20;
 export class ServiceReconciler {
   /** Per instance, the failing check result already announced with an event. */
   private readonly announced = new Map<string, string>();
+  /** Per service (app/env/service): the release and dependency it last said it waits for (said once, not every round). */
+  private readonly holds = new Map<string, string>();
 
   constructor(private readonly d: ServiceReconcilerDeps) {}
 
@@ -149,8 +151,12 @@ export class ServiceReconciler {
         if (a.kind === 'create') {
           // depends_on: a service's first instances start once what it depends on is up (or done).
           const waitsFor = release && !views.some((i) => i.state === 'running') ? this.dependencyWait(k, release) : undefined;
-          if (waitsFor !== undefined) requeueAfterMs = 250;
-          else creates.push(a);
+          if (waitsFor !== undefined) {
+            requeueAfterMs = 250;
+            this.sayHold(w, k, release!, waitsFor);
+          } else {
+            creates.push(a);
+          }
           continue;
         }
         touched = true;
@@ -480,14 +486,25 @@ export class ServiceReconciler {
   }
 
   /** What the release's first instances wait for (depends_on), or undefined. */
-  private dependencyWait(k: ServiceKey, release: ReleaseRecord): string | undefined {
+  private dependencyWait(k: ServiceKey, release: ReleaseRecord): DependencyHold | undefined {
     if (release.spec.dependsOn.length === 0) return undefined;
+    return dependencyWait(release.spec.dependsOn, release.spec.dependsOnConditions, (service) => this.dependencyView(k, service));
+  }
+
+  private dependencyView(k: ServiceKey, service: string): DependencyView | undefined {
     const { store } = this.d;
-    return dependencyWait(release.spec.dependsOn, release.spec.dependsOnConditions, (service) => {
-      const dk = { app: k.app, env: k.env, service };
-      const svc = store.getService(dk);
-      return svc && { replicas: svc.replicas, instances: store.listInstances(dk).filter((i) => i.releaseId === svc.releaseId || i.state === 'running') };
-    });
+    const dk = { app: k.app, env: k.env, service };
+    const svc = store.getService(dk);
+    return svc && { replicas: svc.replicas, instances: store.listInstances(dk).filter((i) => i.releaseId === svc.releaseId || i.state === 'running') };
+  }
+
+  /** `web waiting for db (healthy)`, once per release and dependency (the deploy's output shows it). */
+  private sayHold(w: RoundWrites, k: ServiceKey, release: ReleaseRecord, hold: DependencyHold): void {
+    const key = `${k.app}/${k.env}/${k.service}`;
+    const said = `${release.id} ${hold.service} ${hold.condition}`;
+    if (this.holds.get(key) === said) return;
+    this.holds.set(key, said);
+    w.event({ ...k, id: '' }, 'dependency.waiting', `${k.service} ${dependencyWaitText(hold)}`);
   }
 
   /** Marks the desired release healthy or failed when it gets there. Returns a requeue delay while it progresses. */
@@ -522,7 +539,11 @@ export class ServiceReconciler {
     const deadline = release.spec.update ? upd.deadlineMs : this.d.releaseDeadlineMs;
     if (svc.failures >= RELEASE_FAILURE_LIMIT || age > deadline) {
       const crash = svc.lastCrash?.releaseId === release.id ? svc.lastCrash : undefined;
-      const why = svc.failures >= RELEASE_FAILURE_LIMIT
+      // Never started because a dependency held it: the dependency is the cause, in its own words.
+      const hold = current.length === 0 && svc.failures < RELEASE_FAILURE_LIMIT && !insts.some((i) => i.releaseId === release.id)
+        ? this.dependencyWait(k, release) : undefined;
+      const why = hold ? dependencyTimeoutText(hold, deadline, this.dependencyView(k, hold.service))
+        : svc.failures >= RELEASE_FAILURE_LIMIT
         ? `its instances crashed ${svc.failures} times in a row (crash loop)${crash ? `; the last ${crashSummary(crash)}` : ''}`
         : `it did not become healthy within ${Math.round(deadline / 1000)}s: ${waitingOn({
           healthy: current.filter((i) => i.health === 'healthy').length, desired: svc.replicas, releaseSeq: release.seq,

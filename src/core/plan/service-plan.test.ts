@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planService, crashLoopDelayMs, COMPLETED_REASON, dependencyWait, type DependencyView, type DesiredView, type InstanceView } from './service-plan.ts';
+import { planService, crashLoopDelayMs, COMPLETED_REASON, dependencyWait, dependencyWaitText, dependencyTimeoutText, type DependencyView, type DesiredView, type InstanceView } from './service-plan.ts';
 
 const desired = (o: Partial<DesiredView> = {}): DesiredView => ({
   replicas: 3, releaseId: 'r2', restart: { condition: 'any', delayMs: 1000 }, failures: 0, nextStartAt: 0, maxSurge: 1, ...o,
@@ -163,12 +163,34 @@ test('dependencyWait: depends_on conditions gate a service\'s first start, in or
   };
   const lookup = (s: string): DependencyView | undefined => views[s];
   assert.equal(dependencyWait(['db', 'cache'], undefined, lookup), undefined, 'service_started: running is enough');
-  assert.equal(dependencyWait(['db'], { db: 'service_healthy' }, lookup), 'db (service_healthy)');
+  assert.deepEqual(dependencyWait(['db'], { db: 'service_healthy' }, lookup), { service: 'db', condition: 'service_healthy' });
   assert.equal(dependencyWait(['cache'], { cache: 'service_healthy' }, lookup), undefined);
-  assert.equal(dependencyWait(['migrate'], { migrate: 'service_completed_successfully' }, lookup), 'migrate (service_completed_successfully)', 'exit 1 is not completed');
+  assert.deepEqual(dependencyWait(['migrate'], { migrate: 'service_completed_successfully' }, lookup), { service: 'migrate', condition: 'service_completed_successfully' }, 'exit 1 is not completed');
   views.migrate = { replicas: 1, instances: [failed, completed] };
   assert.equal(dependencyWait(['migrate'], { migrate: 'service_completed_successfully' }, lookup), undefined);
   assert.equal(dependencyWait(['idle', 'gone'], { idle: 'service_healthy' }, lookup), undefined, 'scaled to 0 or not deployed: nothing to wait for');
   views.db = { replicas: 1, instances: [] };
-  assert.equal(dependencyWait(['cache', 'db'], undefined, lookup), 'db (service_started)');
+  assert.deepEqual(dependencyWait(['cache', 'db'], undefined, lookup), { service: 'db', condition: 'service_started' });
+});
+
+test('dependencyWaitText / dependencyTimeoutText: what a held service says while it waits and when it gives up', () => {
+  const healthy = { service: 'db', condition: 'service_healthy' };
+  assert.equal(dependencyWaitText(healthy), 'waiting for db (healthy)');
+  assert.equal(dependencyWaitText({ service: 'migrate', condition: 'service_completed_successfully' }), 'waiting for migrate (completed successfully)');
+  assert.equal(dependencyWaitText({ service: 'cache', condition: 'service_started' }), 'waiting for cache (started)');
+  const check = (ok: boolean, text: string, since: number) => ({ ok, text, since });
+  // The newest failing check of a running instance is the dependency's last word.
+  assert.equal(dependencyTimeoutText(healthy, 60_000, { replicas: 2, instances: [
+    { state: 'running', health: 'unhealthy', check: check(false, 'healthcheck exit 1: old', 1) },
+    { state: 'running', health: 'unhealthy', check: check(false, 'healthcheck exit 2: pg_isready: no response', 5) },
+  ] }), 'db did not become healthy in 60s: healthcheck exit 2: pg_isready: no response');
+  assert.equal(dependencyTimeoutText(healthy, 60_000, { replicas: 1, instances: [{ state: 'running', health: 'starting' }] }),
+    'db did not become healthy in 60s: its health check has not passed yet (1 instance starting)');
+  assert.equal(dependencyTimeoutText(healthy, 90_400, { replicas: 1, instances: [{ state: 'exited', health: 'unhealthy', reason: 'exited with code 1' }] }),
+    'db did not become healthy in 90s: no instance is running (the last one exited with code 1)');
+  assert.equal(dependencyTimeoutText({ service: 'migrate', condition: 'service_completed_successfully' }, 30_000,
+    { replicas: 1, instances: [{ state: 'exited', health: 'unhealthy', reason: 'exited with code 3' }] }), 'migrate did not complete successfully in 30s: exited with code 3');
+  assert.equal(dependencyTimeoutText({ service: 'migrate', condition: 'service_completed_successfully' }, 30_000,
+    { replicas: 1, instances: [{ state: 'running', health: 'none' }] }), 'migrate did not complete successfully in 30s: it is still running');
+  assert.equal(dependencyTimeoutText({ service: 'cache', condition: 'service_started' }, 30_000, undefined), 'cache did not start in 30s: no instance is running');
 });

@@ -72,8 +72,16 @@ export const COMPLETED_REASON = 'completed: exited with code 0';
 /** A dependency as the dependent's first start sees it: its desired replicas and its instances. */
 export interface DependencyView {
   replicas: number;
-  instances: Array<{ state: string; health: string; reason?: string }>;
+  instances: Array<{ state: string; health: string; reason?: string; check?: { ok: boolean; text: string; since: number } }>;
 }
+
+/** A dependency a service's first instances wait for, and the condition not met yet. */
+export interface DependencyHold {
+  service: string;
+  condition: string;
+}
+
+const WANTED: Record<string, string> = { service_healthy: 'healthy', service_completed_successfully: 'completed successfully', service_started: 'started' };
 
 /**
  * What the first instances of a service still wait for (depends_on, in order), or undefined when
@@ -82,7 +90,7 @@ export interface DependencyView {
  * scaled to 0 is nothing to wait for.
  */
 export function dependencyWait(dependsOn: readonly string[], conditions: Readonly<Record<string, string>> | undefined,
-  lookup: (service: string) => DependencyView | undefined): string | undefined {
+  lookup: (service: string) => DependencyView | undefined): DependencyHold | undefined {
   for (const dep of dependsOn) {
     const view = lookup(dep);
     if (!view || view.replicas === 0) continue;
@@ -90,9 +98,42 @@ export function dependencyWait(dependsOn: readonly string[], conditions: Readonl
     const met = condition === 'service_healthy' ? view.instances.some((i) => i.state === 'running' && i.health === 'healthy')
       : condition === 'service_completed_successfully' ? view.instances.some((i) => i.state === 'exited' && i.reason === COMPLETED_REASON)
         : view.instances.some((i) => i.state === 'running');
-    if (!met) return `${dep} (${condition})`;
+    if (!met) return { service: dep, condition };
   }
   return undefined;
+}
+
+/** `waiting for db (healthy)`: what a held service says while it waits. */
+export function dependencyWaitText(h: DependencyHold): string {
+  return `waiting for ${h.service} (${WANTED[h.condition] ?? h.condition})`;
+}
+
+/**
+ * Why a held service gave up, naming the dependency and what it last said:
+ * `db did not become healthy in 60s: healthcheck exit 1: no response`, `migrate did not complete
+ * successfully in 60s: exited with code 3`, `cache did not start in 60s: no instance is running`.
+ */
+export function dependencyTimeoutText(h: DependencyHold, waitedMs: number, view: DependencyView | undefined): string {
+  const secs = `${Math.round(waitedMs / 1000)}s`;
+  const verb = h.condition === 'service_healthy' ? 'become healthy' : h.condition === 'service_completed_successfully' ? 'complete successfully' : 'start';
+  return `${h.service} did not ${verb} in ${secs}: ${dependencyLastWord(h, view)}`;
+}
+
+function dependencyLastWord(h: DependencyHold, view: DependencyView | undefined): string {
+  const insts = view?.instances ?? [];
+  const running = insts.filter((i) => i.state === 'running');
+  const exited = insts.filter((i) => i.state === 'exited' && i.reason);
+  const lastExit = exited.at(-1)?.reason;
+  if (h.condition === 'service_completed_successfully') {
+    if (lastExit) return lastExit;
+    return running.length ? 'it is still running' : 'no instance has run yet';
+  }
+  if (running.length === 0) return `no instance is running${lastExit ? ` (the last one ${lastExit})` : ''}`;
+  if (h.condition === 'service_started') return 'its instances are starting';
+  // The newest failing check says most; a check that has not failed has not reported yet.
+  const failing = running.filter((i) => i.check && !i.check.ok).sort((a, b) => b.check!.since - a.check!.since)[0];
+  if (failing?.check) return failing.check.text;
+  return `its health check has not passed yet (${running.length} instance${running.length === 1 ? '' : 's'} ${running.map((i) => i.health).join(', ')})`;
 }
 
 /** A run of this long resets the crash-loop counter. */
