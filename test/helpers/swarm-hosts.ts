@@ -1,0 +1,81 @@
+/**
+ * Test hosts for many-host tests (scripts/testhosts.sh): N network namespaces with a dockerd each, on
+ * one bridge, joined into a Swarm (th1 its manager). `down()` deletes everything; it also runs when
+ * the test process exits, and `startTestHosts` first removes what a killed run left.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ROOT } from './harness.ts';
+
+const exec = promisify(execFile);
+const SCRIPT = join(ROOT, 'scripts/testhosts.sh');
+
+export interface TestHost {
+  /** th1, th2, …: also the Swarm node's hostname. */
+  name: string;
+  /** The host's address on the test bridge (reachable from the root namespace). */
+  address: string;
+  /** Its dockerd's API socket. */
+  socket: string;
+}
+
+export interface TestHosts {
+  hosts: TestHost[];
+  /** The manager's socket (th1's): what the control plane talks to. */
+  manager: string;
+  /** Host i (1-based) dies: link cut, every process of it killed. */
+  kill(i: number): Promise<void>;
+  /** Host i returns: link up, its dockerd restarted on its old data. */
+  revive(i: number): Promise<void>;
+  /** `docker -H <host i>` … (stdout). */
+  docker(i: number, ...args: string[]): Promise<string>;
+  down(): Promise<void>;
+  /** Seconds `up` took. */
+  setupS: number;
+}
+
+async function run(...args: string[]): Promise<string> {
+  try {
+    return (await exec('bash', [SCRIPT, ...args], { maxBuffer: 16 * 1024 * 1024, timeout: 180_000 })).stdout;
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`scripts/testhosts.sh ${args.join(' ')} failed: ${err.stderr?.trim().split('\n').slice(-8).join('\n') ?? err.message}`);
+  }
+}
+
+export async function startTestHosts(n = 3): Promise<TestHosts> {
+  const t0 = Date.now();
+  let exitHook: (() => void) | undefined;
+  const down = async (): Promise<void> => {
+    if (exitHook) process.off('exit', exitHook);
+    exitHook = undefined;
+    await run('down');
+  };
+  // Whatever happens to the test (a failed assertion, an uncaught error), the hosts go with it.
+  exitHook = (): void => void execFileSync('bash', [SCRIPT, 'down'], { stdio: 'ignore' });
+  process.on('exit', exitHook);
+  let out: string;
+  try {
+    out = await run('up', String(n));
+  } catch (e) {
+    await down().catch(() => {});
+    throw e;
+  }
+  const hosts = out
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' '))
+    .map(([name, address, socket]) => ({ name: name!, address: address!, socket: socket! }))
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
+  if (hosts.length !== n) throw new Error(`testhosts: expected ${n} hosts, got ${out}`);
+  return {
+    hosts,
+    manager: hosts[0]!.socket,
+    setupS: (Date.now() - t0) / 1000,
+    kill: async (i) => void (await run('kill', String(i))),
+    revive: async (i) => void (await run('revive', String(i))),
+    docker: async (i, ...args) => (await exec('docker', ['-H', `unix://${hosts[i - 1]!.socket}`, ...args], { maxBuffer: 16 * 1024 * 1024 })).stdout,
+    down,
+  };
+}
