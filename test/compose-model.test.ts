@@ -161,4 +161,91 @@ describe('Compose model: overrides, extends, profiles, build target, one-shot in
       await rm(d, { recursive: true, force: true });
     }
   });
+
+  test('depends_on restart: true — redeploying db restarts web after the new db is healthy; the deploy says what web waits for', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'berth-cmodel-rst-'));
+    const app = 'cmodel-rst';
+    const file = (version: string) => [
+      `name: ${app}`,
+      'services:',
+      '  db:',
+      '    image: berth/busybox',
+      '    command: ["sleep", "3600"]',
+      `    environment: {VERSION: "${version}"}`,
+      '    stop_grace_period: 1s',
+      // Healthy only after its first check, so web has something to wait for.
+      '    healthcheck: {test: ["CMD", "true"], interval: 1s, start_period: 0s}',
+      '  web:',
+      '    image: berth/busybox',
+      '    command: ["sleep", "3600"]',
+      '    stop_grace_period: 1s',
+      '    depends_on:',
+      '      db: {condition: service_healthy, restart: true}',
+      '',
+    ].join('\n');
+    const ids = async (service: string) => (await docker('ps', '-q', '--no-trunc', '--filter', `label=io.berth.app=${app}`, '--filter', `label=io.berth.service=${service}`))
+      .split('\n').filter(Boolean);
+    try {
+      await writeFile(join(d, 'compose.yaml'), file('1'));
+      const first = await h.cli(['deploy', '-f', join(d, 'compose.yaml'), '--timeout', '120'], { timeoutMs: 180_000 });
+      assert.equal(first.code, 0, first.stderr);
+      assert.match(first.stderr, /dependency\.waiting\s+web waiting for db \(healthy\)/, first.stderr);
+      const [web1] = await ids('web');
+      assert.ok(web1);
+
+      await writeFile(join(d, 'compose.yaml'), file('2'));
+      const second = await h.cli(['deploy', '-f', join(d, 'compose.yaml'), '--timeout', '120'], { timeoutMs: 180_000 });
+      assert.equal(second.code, 0, second.stderr);
+      const [web2] = await ids('web');
+      assert.ok(web2 && web2 !== web1, 'web runs in a new container');
+      const events = ((await h.api('GET', `/v1/events?app=${app}&limit=1000`)).json.events as Array<{ id: number; kind: string; service: string; message: string }>)
+        .sort((a, b) => a.id - b.id);
+      const restart = events.find((e) => e.kind === 'service.restarting' && e.service === 'web');
+      assert.ok(restart, events.map((e) => `${e.kind} ${e.message}`).join('\n'));
+      assert.match(restart.message, /db was replaced by this deploy \(depends_on restart: true\)/);
+      const dbHealthy = events.filter((e) => e.kind === 'release.healthy' && e.service === 'db').at(-1);
+      assert.ok(dbHealthy && dbHealthy.id < restart.id, 'web restarted after the new db was healthy');
+
+      // A third deploy of the same file changes nothing: web is not restarted again.
+      const third = await h.cli(['deploy', '-f', join(d, 'compose.yaml'), '--timeout', '60'], { timeoutMs: 120_000 });
+      assert.equal(third.code, 0, third.stderr);
+      assert.deepEqual(await ids('web'), [web2]);
+    } finally {
+      await h.cli(['rm', app]).catch(() => undefined);
+      await rm(d, { recursive: true, force: true });
+    }
+  });
+
+  test('a dependency that never becomes healthy: the deploy fails naming it and its last health check output', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'berth-cmodel-dep-'));
+    const app = 'cmodel-dep';
+    try {
+      await writeFile(join(d, 'compose.yaml'), [
+        `name: ${app}`,
+        'services:',
+        '  db:',
+        '    image: berth/busybox',
+        '    command: ["sleep", "3600"]',
+        '    stop_grace_period: 1s',
+        '    healthcheck: {test: ["CMD", "sh", "-c", "echo db is still recovering; exit 1"], interval: 1s}',
+        '  web:',
+        '    image: berth/busybox',
+        '    command: ["sleep", "3600"]',
+        '    stop_grace_period: 1s',
+        '    depends_on:',
+        '      db: {condition: service_healthy}',
+        '    x-berth:',
+        '      update: {deadline: 8s}',
+        '',
+      ].join('\n'));
+      const r = await h.cli(['deploy', '-f', join(d, 'compose.yaml'), '--timeout', '120'], { timeoutMs: 180_000 });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /web waiting for db \(healthy\)/);
+      assert.match(r.stderr, /db did not become healthy in 8s: healthcheck exit 1: db is still recovering/);
+      assert.deepEqual((await docker('ps', '-q', '--filter', `label=io.berth.app=${app}`, '--filter', 'label=io.berth.service=web')).trim(), '', 'web never started');
+    } finally {
+      await h.cli(['rm', app]).catch(() => undefined);
+      await rm(d, { recursive: true, force: true });
+    }
+  });
 });

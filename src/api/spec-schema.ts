@@ -87,6 +87,7 @@ export const serviceSpecSchema = z.object({
     .refine((v) => (v.type === 'anonymous') === (v.source === ''), 'source: a named volume or host path; empty only for an anonymous volume')),
   dependsOn: z.array(z.string()),
   dependsOnConditions: z.record(z.string(), z.enum(['service_healthy', 'service_completed_successfully'])).optional(),
+  restartWith: z.array(z.string()).optional(),
   oneShot: z.boolean().optional(),
   shmSizeBytes: z.number().int().positive().optional(),
   port: z.number().int().min(1).max(65535).optional(),

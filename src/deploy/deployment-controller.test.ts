@@ -521,3 +521,49 @@ test('a service held by a dependency past the deadline: the deployment names the
   assert.equal(dep.status, 'failed');
   assert.equal(dep.message, 'web: db did not become healthy in 60s: healthcheck exit 1: pg_isready: no response');
 });
+
+test('depends_on restart: true — a deploy that replaces db restarts web after db is healthy (a new release of the same spec and image, once); an unchanged db restarts nothing', async () => {
+  const h = setup();
+  const web = (o: Partial<ServiceSpec> = {}) => svc('web', { replicas: 1, dependsOn: ['db'], restartWith: ['db'], ...o });
+  const db = (mode: string) => svc('db', { image: 'shop/worker:1', routes: [], replicas: 1, environment: { MODE: mode } });
+  /** Marks every release of the deployment healthy with `replicas` healthy instances each, and reconciles once. */
+  const healthy = async (id: string) => {
+    for (const [service, rel] of Object.entries(h.store.getDeployment(id)!.releases)) {
+      if (h.store.getRelease(rel)!.status === 'healthy') continue;
+      h.healthyInstances(service, 1);
+      h.store.updateRelease(rel, { status: 'healthy' });
+    }
+    return h.controller.reconcile(id);
+  };
+  const first = await h.deploy(app(db('a'), web()));
+  assert.equal(await healthy(first.id), undefined);
+  assert.equal(h.store.getDeployment(first.id)!.status, 'succeeded', 'a first deploy restarts nothing (web started after db anyway)');
+  const webRel1 = h.releaseOf('web')!;
+
+  // Unchanged db: nothing restarts.
+  const same = await h.deploy(app(db('a'), web()));
+  assert.equal(await healthy(same.id), undefined);
+  assert.equal(h.releaseOf('web')!.id, webRel1.id);
+
+  // db replaced: web is restarted once db is healthy, with release 1's spec and image.
+  const second = await h.deploy(app(db('b'), web()));
+  assert.equal(second.dep.releases.web, webRel1.id, 'web is unchanged by the deploy itself');
+  assert.equal(h.releaseOf('web')!.id, webRel1.id, 'not restarted before db is healthy');
+  assert.deepEqual(await healthy(second.id), { requeueAfterMs: 250 });
+  const webRel2 = h.releaseOf('web')!;
+  assert.notEqual(webRel2.id, webRel1.id);
+  assert.equal(webRel2.imageId, webRel1.imageId);
+  assert.equal(webRel2.specHash, webRel1.specHash);
+  assert.equal(webRel2.spec.restartGeneration, 1);
+  assert.equal(h.store.getDeployment(second.id)!.releases.web, webRel2.id, 'the deploy follows the restart');
+  assert.ok(h.store.listEvents({ app: 'shop' }).some((e) => e.kind === 'service.restarting' && /db was replaced by this deploy \(depends_on restart: true\)/.test(e.message)));
+  assert.equal(h.store.getDeployment(second.id)!.status, 'rolling');
+  assert.equal(await healthy(second.id), undefined);
+  assert.equal(h.store.getDeployment(second.id)!.status, 'succeeded');
+  assert.equal(h.releaseOf('web')!.id, webRel2.id, 'restarted once');
+
+  // Without restart: true, a replaced db restarts nothing.
+  const third = await h.deploy(app(db('c'), web({ restartWith: undefined } as Partial<ServiceSpec>)));
+  assert.equal(await healthy(third.id), undefined);
+  assert.equal(h.releaseOf('web')!.id, webRel2.id);
+});

@@ -50,7 +50,7 @@ function pullProgressText(p: PullProgress): string {
  * it rolls out, not which text it was written in: a Compose file changed elsewhere is the same release).
  */
 export function releaseHash(spec: ServiceSpec, imageId: string): string {
-  const { replicas: _r, update: _u, restartGeneration: _g, source: _s, ...rest } = spec;
+  const { replicas: _r, update: _u, restartGeneration: _g, source: _s, restartWith: _w, ...rest } = spec;
   return createHash('sha256').update(stableJson({ ...rest, imageId })).digest('hex').slice(0, 16);
 }
 
@@ -284,9 +284,51 @@ export class DeploymentController {
       waiting = true;
     }
     if (waiting) return { requeueAfterMs: 250 };
+    // depends_on restart: true — a service whose dependency this deploy replaced restarts now that the
+    // dependency's new instances are healthy (after it, as Compose does), then the deploy follows it too.
+    const restarted = this.restartDependents(dep);
+    if (restarted) {
+      store.updateDeployment(dep.id, { releases: restarted });
+      return { requeueAfterMs: 250 };
+    }
     store.updateDeployment(dep.id, { status: 'succeeded', message: 'all services healthy' });
     this.event(dep, '', 'deployment.succeeded', `deployment ${dep.id} of ${dep.app}/${dep.env} succeeded`);
     return undefined;
+  }
+
+  /**
+   * The services to restart because this deployment replaced a dependency they name with `restart:
+   * true`: each gets a new release of its current spec and image (the next restart generation), like
+   * `berth restart`. Returns the deployment's releases with theirs, or undefined when there is none.
+   * A release made by this deployment is one created at or after it; so a restart happens once.
+   */
+  private restartDependents(dep: DeploymentRecord): Record<string, string> | undefined {
+    const { store, clock } = this.d;
+    const madeHere = (id: string | undefined) => {
+      const r = id === undefined ? undefined : store.getRelease(id);
+      return r !== undefined && r.createdAt >= dep.createdAt;
+    };
+    let releases: Record<string, string> | undefined;
+    for (const spec of Object.values(dep.spec.services)) {
+      const replaced = (spec.restartWith ?? []).filter((d) => madeHere(dep.releases[d]));
+      if (replaced.length === 0 || madeHere(dep.releases[spec.name])) continue;
+      const k = { app: dep.app, env: dep.env, service: spec.name };
+      const svc = store.getService(k);
+      const rel = svc && store.getRelease(svc.releaseId);
+      if (!svc || !rel || svc.replicas === 0) continue;
+      const next: ReleaseRecord = {
+        ...rel, id: this.d.newId(), seq: store.nextReleaseSeq(k), spec: { ...rel.spec, restartGeneration: (rel.spec.restartGeneration ?? 0) + 1 },
+        status: 'progressing', message: `restart of release ${rel.seq}: ${replaced.join(', ')} was replaced (depends_on restart: true)`,
+        createdAt: clock.now(), createdBy: dep.createdBy,
+      };
+      delete next.finishedAt;
+      store.putService({ ...svc, releaseId: next.id, failures: 0, nextStartAt: 0, updatedAt: clock.now() }, next);
+      this.event(dep, spec.name, 'service.restarting', `restarting ${spec.name} (release ${next.seq}, release ${rel.seq}'s spec and image): ` +
+        `${replaced.join(', ')} was replaced by this deploy (depends_on restart: true)`);
+      this.d.enqueueService(dep.app, dep.env, spec.name);
+      releases = { ...(releases ?? dep.releases), [spec.name]: next.id };
+    }
+    return releases;
   }
 
   /** The dependency (depends_on) a release's first instances still wait for, with what it looks like now. */

@@ -143,6 +143,35 @@ test('extends problems: unknown service (did you mean), missing file, cycle', ()
   assert.ok(msgs.some((m) => /services\.[cd]\.extends: extends cycle: /.test(m)), msgs.join('\n'));
 });
 
+test('include project_directory: the included file\'s relative paths resolve against it (relative to the including file), not the file\'s own directory', () => {
+  const db = yaml`
+    services:
+      db:
+        image: postgres
+        build: {context: ./images/db}
+        volumes: ["./init:/docker-entrypoint-initdb.d:ro"]
+  `;
+  const files = { '/srv/shop/stack/db/compose.yaml': db };
+  const main = yaml`
+    include:
+      - path: stack/db/compose.yaml
+        project_directory: ./data
+    services:
+      web: {image: x}
+  `;
+  const r = parse(main, opts(files));
+  assert.equal(r.spec.services.db!.volumes[0]!.source, '/srv/shop/data/init');
+  assert.equal(r.spec.services.db!.build!.context, '/srv/shop/data/images/db');
+  assert.deepEqual(r.warnings, [], 'project_directory is honoured, not warned about');
+  // Without it, the included file's own directory (as before).
+  const plain = parse(main.replace(/\n\s*project_directory: \.\/data/, ''), opts(files));
+  assert.equal(plain.spec.services.db!.volumes[0]!.source, '/srv/shop/stack/db/init');
+  const bad = issuesOf(() => parse(main.replace('./data', '{a: 1}'), opts(files)));
+  assert.deepEqual(bad.issues.map((x) => `${where(x)}: ${x.message}`), [
+    'compose.yaml:3:24 include[0].project_directory: project_directory is a directory path, relative to this file (e.g. project_directory: ./db)',
+  ]);
+});
+
 test('include adds another project\'s services with its own directory and env_file; a name defined twice is an error naming the file', () => {
   const db = yaml`
     services:

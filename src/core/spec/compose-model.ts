@@ -284,12 +284,15 @@ class ModelBuilder {
   }
 
   /** Another Compose file (an `extends` base or an included file), read once, with its own extends resolved and paths made absolute. */
-  private loadOther(abs: string, diag: Diagnostics, at: SpecPath, env: Readonly<Record<string, string>>, stack: string[]): { index: number; value: Json } | undefined {
+  private loadOther(abs: string, diag: Diagnostics, at: SpecPath, env: Readonly<Record<string, string>>, stack: string[],
+    projectDir?: string): { index: number; value: Json } | undefined {
+    // Loaded once per file and base directory (an include's project_directory gives the same file other paths).
+    const key = projectDir === undefined ? abs : `${abs}\u0000${projectDir}`;
     if (this.reading.has(abs)) {
       diag.error(at, `${this.shownName(abs)} names itself through ${[...stack].join(' → ')}: remove the cycle`);
       return undefined;
     }
-    if (this.loadedByPath.has(abs)) return this.loadedByPath.get(abs);
+    if (this.loadedByPath.has(key)) return this.loadedByPath.get(key);
     if (stack.length > MAX_DEPTH) {
       diag.error(at, `files refer to each other more than ${MAX_DEPTH} levels deep: ${stack.join(' → ')}`);
       return undefined;
@@ -297,21 +300,21 @@ class ModelBuilder {
     const text = this.input.readFile(abs);
     if (text === undefined) {
       diag.error(at, `cannot read ${abs}: no such file (paths are relative to the file that names them)`);
-      this.loadedByPath.set(abs, undefined);
+      this.loadedByPath.set(key, undefined);
       return undefined;
     }
     this.filesRead.push(abs);
     const shown = this.shownName(abs);
     this.reading.add(abs);
-    const loaded = this.loadFile(shown, new YamlSource(text), dirnamePosix(abs), env, false, [...stack, shown]);
+    const loaded = this.loadFile(shown, new YamlSource(text), projectDir ?? dirnamePosix(abs), env, false, [...stack, shown]);
     this.reading.delete(abs);
-    this.loadedByPath.set(abs, undefined);
+    this.loadedByPath.set(key, undefined);
     if (!loaded || !isRecord(loaded.v)) {
       if (loaded) diag.error(at, `${shown} is not a Compose file: expected a mapping with \`services:\``);
       return undefined;
     }
     const result = { index: loaded.o.src, value: loaded.v };
-    this.loadedByPath.set(abs, result);
+    this.loadedByPath.set(key, result);
     return result;
   }
 
@@ -352,19 +355,25 @@ class ModelBuilder {
         // The caller's variables win over the env file's, as for a project's own .env.
         includeEnv = new Proxy(env, { get: (target, key) => (typeof key === 'string' && !(key in target) ? vars[key] : (target as Record<string | symbol, string>)[key]) });
       }
+      // project_directory (relative to this file): the base of the included files' relative paths, as
+      // Compose has it; by default each included file's own directory.
+      let projectDir: string | undefined;
+      if (e.project_directory !== undefined) {
+        if (typeof e.project_directory !== 'string' || e.project_directory === '') {
+          diag.error([...at, 'project_directory'], 'project_directory is a directory path, relative to this file (e.g. project_directory: ./db)');
+          return;
+        }
+        projectDir = resolvePosix(sf.dir, e.project_directory);
+      }
       let included: Located | undefined;
       for (const p of paths as string[]) {
         const abs = resolvePosix(sf.dir, p);
-        const other = this.loadOther(abs, diag, typeof entry === 'string' ? at : [...at, 'path'], includeEnv, [...stack, sf.file]);
+        const other = this.loadOther(abs, diag, typeof entry === 'string' ? at : [...at, 'path'], includeEnv, [...stack, sf.file], projectDir);
         if (!other) return;
         const loc: Located = { v: other.value, o: this.originOfFile(other.index) };
         included = included === undefined ? loc : this.merge([], included, loc);
       }
       if (!included || !isRecord(included.v) || !isRecord(into.v)) return;
-      if (typeof e.project_directory === 'string') {
-        // Paths of the included files were made absolute against their own directory; project_directory moves them.
-        diag.warn([...at, 'project_directory'], 'relative paths of included files resolve against the included file\'s directory in Berth; project_directory is ignored', 'key');
-      }
       this.addResources(into, included, diag);
     });
   }

@@ -987,3 +987,28 @@ test('host paths are resolved, not judged, and their positions are kept for the 
   });
   assert.throws(() => parse('services: {web: {build: {context: ., dockerfile: ../Dockerfile}}}'), /"\.\.\/Dockerfile" is outside the build context/);
 });
+
+test('depends_on restart: true is kept (restartWith, Berth\'s names), not warned about; a non-boolean restart is an error', () => {
+  const r = parse(yaml`
+    name: shop
+    services:
+      web:
+        image: shop/web
+        depends_on:
+          db_main: {condition: service_healthy, restart: true}
+          cache: {condition: service_started, restart: false}
+      db_main: {image: postgres}
+      cache: {image: redis}
+  `);
+  assert.deepEqual(r.spec.services.web!.restartWith, ['db-main']);
+  assert.equal(r.spec.services.cache!.restartWith, undefined);
+  assert.deepEqual(r.warnings.filter((w) => /restart/.test(w.path)), []);
+  const bad = issues(yaml`
+    name: shop
+    services:
+      web: {image: x, depends_on: {db: {condition: service_started, restart: sometimes}}}
+      db: {image: y}
+  `);
+  assert.equal(bad.length, 1);
+  assert.match(`${brief(bad[0]!)}: ${bad[0]!.message}`, /^3:\d+ services\.web\.depends_on\.db\.restart: /);
+});

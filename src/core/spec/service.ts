@@ -91,6 +91,7 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
     if (shm !== undefined) spec.shmSizeBytes = shm;
   }
   if (Object.keys(deps.conditions).length > 0) spec.dependsOnConditions = deps.conditions;
+  if (deps.restartWith.length > 0) spec.restartWith = deps.restartWith;
   if (ext.port !== undefined) spec.port = ext.port;
   if (mode === 'app') applyAppNetworking(ctx, path, raw, spec, ext.port);
   // Compose clients reach a service by the name the file gives it (`with_depends_on`); Berth's name is the derived one.
@@ -463,7 +464,7 @@ function stopSignalOf(ctx: SpecContext, path: SpecPath, raw: unknown): string {
  * depends_on, list and long form: the names (Berth's) in order, and the conditions other than
  * `service_started`. `required: false` lets a dependency be absent (e.g. in an inactive profile).
  */
-function dependsOnOf(ctx: SpecContext, self: string, path: SpecPath, raw: unknown): { names: string[]; conditions: Record<string, DependsOnCondition> } {
+function dependsOnOf(ctx: SpecContext, self: string, path: SpecPath, raw: unknown): { names: string[]; conditions: Record<string, DependsOnCondition>; restartWith: string[] } {
   const entries: Array<{ name: string; at: SpecPath; where: 'key' | 'value'; long?: Json }> = Array.isArray(raw)
     ? raw.map((n, i) => ({ name: String(n), at: [...path, i], where: 'value' as const }))
     : isRecord(raw)
@@ -471,8 +472,10 @@ function dependsOnOf(ctx: SpecContext, self: string, path: SpecPath, raw: unknow
       : [];
   const names: string[] = [];
   const conditions: Record<string, DependsOnCondition> = {};
+  const restartWith: string[] = [];
   for (const e of entries) {
     let required = true;
+    let restart = false;
     let condition: DependsOnCondition | 'service_started' = 'service_started';
     if (e.long) {
       if (e.long.required !== undefined) {
@@ -485,8 +488,10 @@ function dependsOnOf(ctx: SpecContext, self: string, path: SpecPath, raw: unknow
       else if (c !== undefined && c !== 'service_started') {
         ctx.diag.error([...e.at, 'condition'], `${JSON.stringify(c)} is not a depends_on condition: use service_started, service_healthy or service_completed_successfully`);
       }
-      if (e.long.restart !== undefined && parseBool(e.long.restart).value === true) {
-        ctx.diag.warn([...e.at, 'restart'], `${NOT_SUPPORTED}: ${self} is not restarted when ${e.name} is updated`, 'key');
+      if (e.long.restart !== undefined) {
+        const b = parseBool(e.long.restart);
+        if (b.error !== undefined) ctx.diag.error([...e.at, 'restart'], b.error);
+        else restart = b.value;
       }
     }
     const profiles = ctx.inactiveServices.get(e.name);
@@ -505,7 +510,8 @@ function dependsOnOf(ctx: SpecContext, self: string, path: SpecPath, raw: unknow
     } else if (!names.includes(derivedServiceName(e.name))) {
       names.push(derivedServiceName(e.name));
       if (condition !== 'service_started') conditions[derivedServiceName(e.name)] = condition;
+      if (restart) restartWith.push(derivedServiceName(e.name));
     }
   }
-  return { names, conditions };
+  return { names, conditions, restartWith };
 }

@@ -214,6 +214,11 @@ export interface ServiceSpec {
   /** depends_on conditions other than service_started: this service's first instances wait for them. */
   dependsOnConditions?: Record<string, DependsOnCondition>;
   /**
+   * depends_on entries with `restart: true` (Berth's names): when a deploy replaces one of these, this
+   * service is restarted after it (a new release of the same spec), as Compose restarts it.
+   */
+  restartWith?: string[];
+  /**
    * A one-shot service (another depends on it with service_completed_successfully): it runs to its
    * end; exit 0 is "completed", not a crash, and it is not restarted (restart defaults to on-failure).
    */
