@@ -1,7 +1,8 @@
 /**
  * propagation: 50 times, kill a healthy instance and measure until it is gone from both Berth's DNS
- * answers (SRV) and the nginx upstreams nginx actually serves (config on disk and the admin generation
- * endpoint agreeing); and a new healthy instance, from the moment it turned healthy (its event) until
+ * answers (SRV) and the nginx upstreams nginx actually serves — with the Lua balancer the backends in
+ * nginx's shared dict (admin endpoint, with Berth's admin token), without it the config on disk and
+ * the admin generation endpoint agreeing; and a new healthy instance, from the moment it turned healthy (its event) until
  * it is in both. The service uses restart_policy none so kills do not build up crash-loop backoff;
  * new instances come from scaling up by one after each kill.
  */
@@ -13,6 +14,7 @@ import dnsPacket from 'dns-packet';
 import { Harness, ROOT } from '../test/helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 import { exec, log, prepare } from './common.ts';
+import { SecretBox, loadSecretKey } from '../src/config/secret-box.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 50);
 const IMAGE = 'berth-bench/web:latest';
@@ -57,6 +59,19 @@ function generation(adminPort: number): Promise<number> {
   });
 }
 
+/** The backends nginx's Lua balancer picks from (`UPSTREAM ADDR PORT,…` lines), read with the admin token. */
+function dictBackends(adminPort: number, token: string): Promise<string> {
+  return new Promise((res, rej) => {
+    const req = request({ host: '127.0.0.1', port: adminPort, path: '/berth/backends', agent: false, headers: { 'x-berth-token': token } }, (r) => {
+      let b = '';
+      r.on('data', (c) => (b += c));
+      r.on('end', () => (r.statusCode === 200 ? res(b) : rej(new Error(`admin endpoint: HTTP ${r.statusCode}`))));
+    });
+    req.on('error', rej);
+    req.end();
+  });
+}
+
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
@@ -67,13 +82,22 @@ export async function run(): Promise<Record<string, number>> {
   await exec('docker', ['build', '-q', '-t', IMAGE, join(ROOT, 'examples/hello')], { timeout: 300_000 });
   const h = await Harness.create({ portRange: '15000-15999' });
   const conf = join(h.dataDir, 'nginx/conf/nginx.conf');
+  let token: string | undefined;
   const inNginx = async (port: number) => {
+    if (token !== undefined) {
+      const text = await dictBackends(h.adminPort, token);
+      return { listed: new RegExp(`[ ,]127\\.0\\.0\\.1 ${port}(,|$)`, 'm').test(text), live: true };
+    }
     const text = await readFile(conf, 'utf8');
     const fileGen = Number(/berth-generation: (\d+)/.exec(text)?.[1]);
     return { listed: text.includes(`127.0.0.1:${port};`) || text.includes(`127.0.0.1:${port} `), live: (await generation(h.adminPort)) === fileGen };
   };
   try {
     await h.startServer();
+    const mode = (await h.api('GET', '/v1/ping')).json.ingressBackendUpdates?.mode ?? 'reload';
+    // The token Berth derives for nginx's admin endpoint (server.ts), from the key in the data dir.
+    if (mode === 'lua') token = SecretBox.fromLoaded(loadSecretKey({ dataDir: h.dataDir })).mac('ingress admin token');
+    log(`backend updates: ${mode}`);
     let replicas = 3;
     const spec = () => ({
       name: 'prop', services: { web: {
@@ -117,7 +141,7 @@ export async function run(): Promise<Record<string, number>> {
     }
     return {
       removal_p50_ms: Math.round(percentile(removal, 50)), removal_p99_ms: Math.round(percentile(removal, 99)),
-      add_p50_ms: Math.round(percentile(add, 50)), add_p99_ms: Math.round(percentile(add, 99)), rounds: ROUNDS,
+      add_p50_ms: Math.round(percentile(add, 50)), add_p99_ms: Math.round(percentile(add, 99)), rounds: ROUNDS, lua_balancer: mode === 'lua' ? 1 : 0,
     };
   } finally {
     await h.cleanup();

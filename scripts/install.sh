@@ -11,7 +11,7 @@ set -euo pipefail
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 BERTH_LOG_TAG=install
 
-APT_PACKAGES=(docker.io nginx-light git dnsutils wrk hey busybox-static curl iproute2 procps dnsmasq-base dnsperf prometheus docker-registry pebble chromium)
+APT_PACKAGES=(docker.io nginx-light libnginx-mod-http-lua lua-resty-core git dnsutils wrk hey busybox-static curl iproute2 procps dnsmasq-base dnsperf prometheus docker-registry pebble chromium)
 
 install_apt() {
   local missing=() p

@@ -125,6 +125,12 @@ async function requestLoop(
   return res;
 }
 
+/** Pids of an nginx master's worker processes, sorted. */
+async function workerPids(master: number): Promise<number[]> {
+  const text = await readFile(`/proc/${master}/task/${master}/children`, 'utf8');
+  return text.split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
+}
+
 function route(upstream: string, path: string, backends: TestBackend[], host?: string): IngressRoute {
   return { upstream, path, backends: backends.map((b) => b.backend), ...(host ? { host } : {}) };
 }
@@ -147,6 +153,7 @@ describe('NginxIngress with real nginx', () => {
     listenAddress: '127.0.0.1',
     adminPort,
     coalesceMs: 50,
+    adminToken: 'test-admin-token',
     logger: testLogger(logs),
     testOnlyCandidateFilter: (c: string) => rewrite(corrupt ? `${c}\nthis_is_not_a_directive on;\n` : c),
     onRoutesRefused: (p: RouteProblem[]) => void refused.push(p),
@@ -200,6 +207,10 @@ describe('NginxIngress with real nginx', () => {
     assert.match(cmdline, new RegExp(`-p ${prefix}/ -c ${prefix}/conf/nginx.conf -e ${prefix}/logs/error.log`));
     const r = await get(listenPort, '/anything');
     assert.deepEqual(r, { status: 404, body: 'no route\n' });
+    // scripts/install.sh installs the Lua modules: backend changes here never reload.
+    assert.deepEqual(ingress.backendUpdates, { mode: 'lua' });
+    assert.ok(logs.some((l) => l.level === 'info' && l.msg?.includes('without a reload')), 'said once in the log');
+    assert.equal((await stat(join(prefix, 'admin'))).mode & 0o777, 0o700, 'admin socket directory is private');
     const gen = await get(adminPort, '/berth/generation');
     assert.equal(gen.body, String(ingress.generation));
     const status = await get(adminPort, '/berth/status');
@@ -219,6 +230,39 @@ describe('NginxIngress with real nginx', () => {
       seen.add(r.body);
     }
     assert.deepEqual([...seen].sort(), ['a', 'b', 'c']);
+  });
+
+  it('an app on the host network cannot rewrite the upstreams through the loopback admin port', async () => {
+    ingress.apply([route('t-web', '/', [backends[0]!])]);
+    await ingress.flush();
+    const put = (headers: Record<string, string>) => new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: adminPort, path: '/berth/backends', method: 'PUT', agent: false, headers }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end(`t-web 127.0.0.1 ${backends[2]!.port}\n`);
+    });
+    assert.equal(await put({}), 403, 'no token');
+    assert.equal(await put({ 'x-berth-token': 'guess' }), 403, 'wrong token');
+    assert.equal(await put({ 'x-berth-token': '' }), 403, 'empty token');
+    for (let i = 0; i < 6; i++) assert.deepEqual(await get(listenPort, '/'), { status: 200, body: 'a' }, 'upstreams unchanged');
+    assert.equal((await stat(join(prefix, 'admin', 'token.sha1'))).mode & 0o777, 0o600);
+    assert.ok(!(await readFile(join(prefix, 'admin', 'token.sha1'), 'utf8')).includes('test-admin-token'), 'only a hash at rest');
+    assert.ok(!JSON.stringify(logs).includes('test-admin-token'), 'token never logged');
+  });
+
+  it('retries an idempotent request on another backend when one refuses, and leaves the dead one out for a while', async () => {
+    const dead = { address: '127.0.0.1', port: await freePort(), instance: 'dead' };
+    ingress.apply([{ upstream: 't-web', path: '/', backends: [dead, backends[0]!.backend, backends[1]!.backend] }]);
+    await ingress.flush();
+    for (let i = 0; i < 30; i++) {
+      const r = await get(listenPort, '/');
+      assert.equal(r.status, 200, r.body);
+      assert.match(r.body, /^[ab]$/);
+    }
+    const errors = (await readFile(join(prefix, 'logs', 'error.log'), 'utf8')).split('\n').filter((l) => l.includes(`127.0.0.1:${dead.port}`));
+    assert.ok(errors.length >= 1 && errors.length <= 4, `the dead backend was tried ${errors.length} times in 30 requests (left out for 1 s after a failure per worker)`);
   });
 
   it('stops sending to a backend once flush() returns after removing it', async () => {
@@ -391,6 +435,8 @@ describe('NginxIngress with real nginx', () => {
     const live = [backends[0]!, backends[1]!];
     const retired: TestBackend[] = [];
     const base = ingress.reloadCount;
+    const pushes = ingress.backendPushCount;
+    const workers = await workerPids(ingress.masterPid!);
     const ops = (async () => {
       for (let i = 0; i < 10; i++) {
         const fresh = await startBackend(`n${i}`);
@@ -407,10 +453,13 @@ describe('NginxIngress with real nginx', () => {
     })();
     const started = Date.now();
     const res = await requestLoop(listenPort, { min: 2_000, max: 20_000, maxMs: 60_000, concurrency: 4, pauseMs: 5, until: ops });
-    t.diagnostic(`${res.total} requests in ${Date.now() - started} ms across 20 reloads, ${res.failures.length} failed`);
+    t.diagnostic(`${res.total} requests in ${Date.now() - started} ms across 20 backend changes, ${res.failures.length} failed`);
     assert.deepEqual(res.failures, [], `${res.failures.length} of ${res.total} requests failed`);
     assert.ok(res.total >= 2_000);
-    assert.equal(ingress.reloadCount - base, 20);
+    // Every change went to nginx's shared dict: no reload, the same workers all along.
+    assert.equal(ingress.reloadCount - base, 0);
+    assert.equal(ingress.backendPushCount - pushes, 20);
+    assert.deepEqual(await workerPids(ingress.masterPid!), workers, 'no new worker generation');
     const answered = [...res.bodies.keys()];
     assert.ok(answered.includes('n9') && answered.includes('n5'), `bodies: ${answered.join(',')}`);
     // After the last flush only the two newest backends answer.
@@ -441,5 +490,38 @@ describe('NginxIngress with real nginx', () => {
     const st = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => 'gone');
     assert.ok(st === 'gone' || / [ZX] /.test(st), st);
     assert.equal(await stopNginx(prefix), false);
+  });
+});
+
+describe('NginxIngress without the Lua modules', () => {
+  it('falls back to reloads, says why once, and still routes every change', async () => {
+    const prefix = await mkdtemp(join(tmpdir(), 'berth-ingress-nolua-'));
+    const logs: Entry[] = [];
+    const b = [await startBackend('x'), await startBackend('y')];
+    const ingress = new NginxIngress({
+      prefix, listenPort: await freePort(), listenAddress: '127.0.0.1', adminPort: await freePort(), coalesceMs: 20,
+      luaModuleDir: join(prefix, 'no-modules-here'), logger: testLogger(logs),
+    });
+    try {
+      await ingress.start();
+      assert.equal(ingress.backendUpdates.mode, 'reload');
+      assert.match(ingress.backendUpdates.reason ?? '', /ngx_http_lua_module\.so.*not found: install the Debian packages libnginx-mod-http-lua and lua-resty-core/);
+      assert.equal(logs.filter((l) => l.level === 'warn' && l.msg?.includes('backend changes reload nginx')).length, 1);
+      assert.doesNotMatch(await readFile(join(prefix, 'conf', 'nginx.conf'), 'utf8'), /load_module|_by_lua/);
+      ingress.apply([route('f-web', '/', [b[0]!])]);
+      await ingress.flush();
+      assert.deepEqual(await get(ingress.port, '/'), { status: 200, body: 'x' });
+      const base = ingress.reloadCount;
+      ingress.apply([route('f-web', '/', [b[1]!])]);
+      await ingress.flush();
+      assert.equal(ingress.reloadCount - base, 1, 'a backend change is a reload');
+      assert.equal(ingress.backendPushCount, 0);
+      for (let i = 0; i < 4; i++) assert.deepEqual(await get(ingress.port, '/'), { status: 200, body: 'y' });
+    } finally {
+      await ingress.close();
+      await stopNginx(prefix, { timeoutMs: 10_000 });
+      await Promise.all(b.map(stopBackend));
+      await rm(prefix, { recursive: true, force: true });
+    }
   });
 });

@@ -5,11 +5,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Harness, ROOT, get, hey, load, type HeyResult } from './helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
+import { runCommand } from '../src/lib/exec.ts';
+import { findMaster } from '../src/ingress/index.ts';
 
 const WEB = join(ROOT, 'test/fixtures/apps/web/compose.yaml');
 const BG = join(ROOT, 'test/fixtures/apps/bg/compose.yaml');
@@ -35,6 +37,13 @@ describe('zero-downtime releases', () => {
     await rm(configDir, { recursive: true, force: true });
   });
 
+  /** The nginx master, its worker pids and the generation they serve: all three stay put unless nginx reloads. */
+  const nginxState = async () => {
+    const master = await findMaster(join(h.dataDir, 'nginx'));
+    assert.ok(master, 'nginx runs');
+    const workers = (await readFile(`/proc/${master}/task/${master}/children`, 'utf8')).split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
+    return { master, workers, generation: (await get(h.adminPort, '/berth/generation')).body };
+  };
   const whoami = async (path = '/api/whoami') => JSON.parse((await get(h.ingressPort, path)).body) as { instance: string; version: string; message: string };
   const versions = async (n: number) => {
     const seen = new Set<string>();
@@ -55,14 +64,29 @@ describe('zero-downtime releases', () => {
     assert.deepEqual(rel.json.releases.map((r: { seq: number; status: string }) => [r.seq, r.status]), [[2, 'healthy'], [1, 'healthy']]);
   });
 
-  test('scale 5 → 2 under load: 0 failed', async () => {
-    assert.equal((await h.cli(['scale', 'e2e', 'web=5'])).code, 0);
-    await waitFor(async () => (await h.status('e2e')).services[0].healthy === 5, { timeoutMs: 30_000, what: '5 healthy' });
-    const traffic = hey(h.ingressPort, '/api/whoami', { seconds: 10, concurrency: 4, qps: 80 });
-    await sleep(1500);
+  test('scale 2 → 5 → 2 under load: 0 failed, and not one nginx reload (same master, same workers, same generation)', async () => {
     assert.equal((await h.cli(['scale', 'e2e', 'web=2'])).code, 0);
     await waitFor(async () => (await h.containers('e2e')).length === 2, { timeoutMs: 30_000, what: 'down to 2 containers' });
-    noFailures(await traffic, 'scale 5→2');
+    const nginx = await nginxState();
+    const reloads = () => h.serverLog.split('nginx reloaded').length - 1;
+    const reloadsBefore = reloads();
+    const traffic = hey(h.ingressPort, '/api/whoami', { seconds: 14, concurrency: 4, qps: 80 });
+    await sleep(1500);
+    assert.equal((await h.cli(['scale', 'e2e', 'web=5'])).code, 0);
+    await waitFor(async () => (await h.status('e2e')).services[0].healthy === 5, { timeoutMs: 30_000, what: '5 healthy' });
+    // All five are routed before the scale down (the new ones through the Lua balancer).
+    await waitFor(async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 40; i++) seen.add((await whoami()).instance);
+      return seen.size === 5;
+    }, { timeoutMs: 20_000, what: '5 instances answering' });
+    assert.equal((await h.cli(['scale', 'e2e', 'web=2'])).code, 0);
+    await waitFor(async () => (await h.containers('e2e')).length === 2, { timeoutMs: 30_000, what: 'down to 2 containers' });
+    noFailures(await traffic, 'scale 2→5→2');
+    assert.deepEqual(await nginxState(), nginx, 'no reload: the master kept its workers and its config generation');
+    assert.equal(reloads(), reloadsBefore, 'Berth logged no reload');
+    const ping = await h.api('GET', '/v1/ping');
+    assert.deepEqual(ping.json.ingressBackendUpdates, { mode: 'lua' });
     assert.equal((await h.cli(['scale', 'e2e', 'web=3'])).code, 0);
     await waitFor(async () => (await h.status('e2e')).services[0].healthy === 3, { timeoutMs: 30_000, what: '3 healthy' });
   });
@@ -171,5 +195,36 @@ describe('zero-downtime releases', () => {
     for (let i = 0; i < 10; i++) assert.equal((await whoami()).message, 'after');
     const afterC = (await h.containers('rl')).map((c) => [c.id, c.startedAt]).sort();
     assert.deepEqual(afterC, before, 'no container recreated or restarted');
+  });
+
+  test('nginx killed with -9 and started again by hand serves the current backends from its files, before Berth says anything', async () => {
+    const prefix = join(h.dataDir, 'nginx');
+    const expected = new Set<string>((await h.status('rl')).services[0].instances.map((i: { id: string }) => i.id));
+    assert.ok(expected.size >= 1);
+    // Berth down first, so nothing can push; then the whole nginx process tree dies at once.
+    await h.killServer('SIGKILL');
+    const { master } = await nginxState();
+    const workers = (await readFile(`/proc/${master}/task/${master}/children`, 'utf8')).split(/\s+/).filter(Boolean).map(Number);
+    for (const pid of [master, ...workers]) process.kill(pid, 'SIGKILL');
+    await waitFor(async () => (await findMaster(prefix)) === undefined, { timeoutMs: 10_000, what: 'nginx gone' });
+    await waitFor(async () => get(h.ingressPort, '/api/whoami', 500).then(() => false, () => true), { timeoutMs: 10_000, what: 'ingress port closed' });
+    // The command line Berth starts it with (README, "Operations"): nothing else is needed.
+    await runCommand('nginx', ['-p', `${prefix}/`, '-c', join(prefix, 'conf/nginx.conf'), '-e', join(prefix, 'logs/error.log')], { timeoutMs: 30_000 });
+    const seen = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      const r = await get(h.ingressPort, '/api/whoami');
+      assert.equal(r.status, 200, r.body);
+      seen.add((JSON.parse(r.body) as { instance: string }).instance);
+    }
+    assert.deepEqual([...seen].sort(), [...expected].sort(), 'exactly the instances Berth last routed');
+    // Berth adopts the restarted nginx without a reload.
+    const restarted = await nginxState();
+    const adoptions = () => h.serverLog.split('adopted running nginx').length - 1;
+    const before = adoptions();
+    await h.startServer();
+    await waitFor(async () => adoptions() > before, { timeoutMs: 20_000, what: 'adoption logged' });
+    assert.equal((await h.api('GET', '/v1/apps/rl')).status, 200);
+    assert.equal((await get(h.ingressPort, '/api/whoami')).status, 200);
+    assert.deepEqual(await nginxState(), restarted, 'adopted as it was');
   });
 });

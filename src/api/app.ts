@@ -37,6 +37,8 @@ export interface ApiDeps {
   /** The log store: newest-first search and live tail of every replica. */
   logs: { search(q: LogQuery): LogPage; tail(filter: LogFilter, onLine: (l: StoredLine) => void): () => void };
   ingressPort: number;
+  /** How backend changes reach nginx: without a reload (Lua balancer) or by reloading it, with why. */
+  ingressBackendUpdates?: () => { mode: 'lua' | 'reload'; reason?: string };
   /** Which apps, environments and services exist: unknown names are 404s with a did-you-mean. */
   known: KnownApps;
   /** Memory the host has for instances' memory limits (`berth scale` refuses more unless forced); undefined: no check. */
@@ -112,7 +114,9 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   let openApi: Record<string, unknown> | undefined;
   app.get('/v1/openapi.json', async () => (openApi ??= openApiDocument(routes, d.version)));
 
-  app.get('/v1/ping', async () => ({ ok: true, version: d.version, ingressPort: d.ingressPort }));
+  app.get('/v1/ping', async () => ({
+    ok: true, version: d.version, ingressPort: d.ingressPort, ...(d.ingressBackendUpdates ? { ingressBackendUpdates: d.ingressBackendUpdates() } : {}),
+  }));
 
   app.post('/v1/apps/:app/deployments', async (req, reply) => {
     const { app: appName } = req.params as { app: string };

@@ -122,7 +122,7 @@ const registryLogin = o({ host: str, username: str, updatedAt: num });
 
 /** The success body of each route that answers JSON, keyed like ROUTE_DOCS. */
 export const RESPONSES: Record<string, z.ZodType> = {
-  'GET /v1/ping': o({ ok: z.boolean(), version: str, ingressPort: num }),
+  'GET /v1/ping': o({ ok: z.boolean(), version: str, ingressPort: num, ingressBackendUpdates: o({ mode: z.enum(['lua', 'reload']), reason: str.optional() }).optional() }),
   'GET /v1/openapi.json': z.record(str, z.unknown()),
   'POST /v1/apps/:app/deployments': z.union([o({ deployment: deploymentView }), o({ valid: z.literal(true) }), pendingApproval]),
   'GET /v1/deployments/:id': deploymentState,

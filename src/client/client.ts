@@ -71,7 +71,7 @@ export class BerthClient {
   }
 
   ping() {
-    return this.request<{ ok: boolean; version: string; ingressPort: number }>('GET', '/v1/ping');
+    return this.request<{ ok: boolean; version: string; ingressPort: number; ingressBackendUpdates?: { mode: 'lua' | 'reload'; reason?: string } }>('GET', '/v1/ping');
   }
   /** `source`: the Compose text and variables the spec was parsed from, kept by the server for `promote`. */
   deploy(app: string, env: string, spec: AppSpec, warnings: SpecWarning[], source?: SpecSource) {

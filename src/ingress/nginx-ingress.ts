@@ -1,4 +1,5 @@
-import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
+import { access, chmod, mkdir, open, readFile, rename, stat } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { request } from 'node:http';
 import { dirname, isAbsolute, join } from 'node:path';
@@ -7,7 +8,8 @@ import { BerthError, Conflict, ExternalCommandFailed, InvalidInput } from '../co
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { waitFor } from '../lib/backoff.ts';
 import { runCommand } from '../lib/exec.ts';
-import { checkRoutes, onlyBackendsDiffer, parseGeneration, planConfig, routeAtLine, type RenderOptions, type RouteProblem } from './render.ts';
+import { checkRoutes, onlyBackendsDiffer, parseGeneration, planConfig, routeAtLine, type LuaOptions, type RenderOptions, type RouteProblem } from './render.ts';
+import { BACKENDS_ADMIN_PATH, TOKEN_HEADER } from './lua.ts';
 import { findMaster, listWorkers, normalizePrefix } from './nginx-process.ts';
 
 export interface NginxIngressOptions {
@@ -40,6 +42,19 @@ export interface NginxIngressOptions {
    * the control plane records an event for the app whose route it is. Must not throw.
    */
   onRoutesRefused?: (problems: RouteProblem[]) => void;
+  /**
+   * Reload-free backend changes with the Lua balancer (lua.ts) when nginx can load it (default
+   * true); false: every backend change is a reload, as without the modules.
+   */
+  luaBalancer?: boolean;
+  /** Where ndk_http_module.so and ngx_http_lua_module.so are looked for (default /usr/lib/nginx/modules). */
+  luaModuleDir?: string;
+  /**
+   * Token for the admin endpoint that takes backend sets (never logged; nginx keeps only its hash).
+   * The same value across restarts lets a restarted Berth update an adopted nginx without a reload;
+   * default: a random one per writer.
+   */
+  adminToken?: string;
   /** Test-only: rewrites the candidate file before `nginx -t`, to exercise the rejection path. */
   testOnlyCandidateFilter?: (config: string) => string;
 }
@@ -62,6 +77,10 @@ export class NginxIngress implements Ingress {
    * refused. The others are live; leaving a route out is not a failure of the pass.
    */
   rejectedRoutes: RouteProblem[] = [];
+  /** Backend sets sent to nginx's admin endpoint (Lua balancer), each one without a reload. */
+  backendPushCount = 0;
+  /** How backend changes reach nginx, and why not without a reload when they cannot. Known after start(). */
+  backendUpdates: { mode: 'lua' | 'reload'; reason?: string } = { mode: 'reload', reason: 'ingress not started yet' };
 
   private readonly prefix: string;
   private readonly listenAddress: string;
@@ -73,6 +92,12 @@ export class NginxIngress implements Ingress {
   private readonly confPath: string;
   private readonly errorLogPath: string;
   private renderOpts: Omit<RenderOptions, 'generation'> | undefined;
+  private readonly backendsPath: string;
+  private readonly verifierPath: string;
+  private readonly adminToken: string;
+  /** Backends file text on disk, and the text nginx's shared dict holds as far as we know (undefined: unknown). */
+  private writtenBackends: string | undefined;
+  private pushedBackends: string | undefined;
 
   private desired: IngressRoute[] | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -119,6 +144,9 @@ export class NginxIngress implements Ingress {
     this.log = opts.logger.child({ component: 'ingress' });
     this.confPath = join(prefix, 'conf', 'nginx.conf');
     this.errorLogPath = join(prefix, 'logs', 'error.log');
+    this.backendsPath = join(prefix, 'conf', 'backends.conf');
+    this.verifierPath = join(prefix, 'admin', 'token.sha1');
+    this.adminToken = opts.adminToken ?? randomBytes(32).toString('hex');
   }
 
   /** Generation the serving workers answer with (undefined before start). */
@@ -203,6 +231,8 @@ export class NginxIngress implements Ingress {
       stubStatus: await this.hasStubStatus(),
       workerUser: await this.pickWorkerUser(),
     };
+    const lua = await this.detectLua();
+    if (lua) this.renderOpts.lua = lua;
 
     const pid = await findMaster(this.prefix);
     if (pid !== undefined) {
@@ -228,7 +258,9 @@ export class NginxIngress implements Ingress {
 
     const current = await readFile(this.confPath, 'utf8').catch(() => undefined);
     const { plan } = await this.renderTested(current, this.desired ?? [], false);
+    if (plan.backends !== undefined) await this.writeBackends(plan.backends);
     await this.launch(plan.generation);
+    this.pushedBackends = plan.backends;
     this.started = true;
     this.report();
   }
@@ -301,13 +333,19 @@ export class NginxIngress implements Ingress {
         const current = await readFile(this.confPath, 'utf8').catch(() => undefined);
         const { plan, valid } = await this.renderTested(current, this.desired, true);
         if (plan.changed) this.needsReload = true;
+        // Before any reload or start: init_by_lua reads it, and it is what a restarted nginx serves.
+        if (plan.backends !== undefined) await this.writeBackends(plan.backends);
         if (this.needsReload || this.liveGeneration !== plan.generation) {
           const next = backendKeys(valid);
           const prev = this.liveBackends;
           this.liveBackends = undefined; // unknown until this reload is known to be in effect
+          // The reload's init_by_lua loads the file but keeps upstreams that left (old workers may
+          // still route to them); the push below drops those.
+          this.pushedBackends = undefined;
           await this.reload(plan.generation, prev !== undefined && onlyAdds(prev, next));
           this.liveBackends = next;
         }
+        if (plan.backends !== undefined && plan.backends !== this.pushedBackends) await this.pushBackends(plan.backends, plan.generation);
         this.report();
       }
       this.lastError = undefined;
@@ -431,6 +469,105 @@ export class NginxIngress implements Ingress {
     this.liveGeneration = generation;
     this.needsReload = false;
     this.log.info({ pid: this.masterPidValue, generation, port: this.port }, 'nginx started');
+  }
+
+  /**
+   * Whether nginx can run the Lua balancer: not turned off,
+   * both modules exist and a config loading them (with resty.core and ngx.balancer) passes `nginx -t`.
+   * Said once in the log either way; `backendUpdates` keeps it for `berth status`.
+   */
+  private async detectLua(): Promise<LuaOptions | undefined> {
+    const moduleDir = (this.opts.luaModuleDir ?? '/usr/lib/nginx/modules').replace(/\/+$/, '');
+    const fallback = (reason: string): undefined => {
+      this.backendUpdates = { mode: 'reload', reason };
+      this.log.warn({ reason }, `backend changes reload nginx (no Lua balancer: ${reason})`);
+      return undefined;
+    };
+    if (this.opts.luaBalancer === false) return fallback('turned off');
+    if (!isAbsolute(moduleDir) || !SAFE_PATH_RE.test(moduleDir)) return fallback(`module directory ${JSON.stringify(moduleDir)} is not an absolute path of safe characters`);
+    const missing: string[] = [];
+    for (const m of ['ndk_http_module.so', 'ngx_http_lua_module.so']) {
+      if (!(await access(join(moduleDir, m)).then(() => true, () => false))) missing.push(join(moduleDir, m));
+    }
+    if (missing.length > 0) return fallback(`${missing.join(' and ')} not found: install the Debian packages libnginx-mod-http-lua and lua-resty-core`);
+    const probe = join(this.prefix, 'tmp', 'lua-probe.conf');
+    await writeFileAtomic(probe, [
+      `load_module ${moduleDir}/ndk_http_module.so;`, `load_module ${moduleDir}/ngx_http_lua_module.so;`,
+      'events {}', 'http {', '    lua_shared_dict berth_probe 1m;', '    init_by_lua_block { require("ngx.balancer") }', '}', '',
+    ].join('\n'));
+    try {
+      await runCommand(this.bin, ['-t', '-q', '-p', `${this.prefix}/`, '-c', probe, '-e', 'stderr'], { timeoutMs: 30_000 });
+    } catch (e) {
+      const stderr = e instanceof ExternalCommandFailed ? ((e.details as { stderr?: string } | undefined)?.stderr ?? e.message) : String(e);
+      const why = /\[(?:emerg|alert|crit|error)\] (?:\d+#\d+: )?(.*)$/m.exec(stderr)?.[1] ?? stderr.trim().split('\n')[0] ?? 'nginx -t failed';
+      return fallback(`nginx cannot load the Lua modules (${why}); install the Debian packages libnginx-mod-http-lua and lua-resty-core for this nginx`);
+    }
+    // The master (root) reads the token's hash at start and reload; nobody else can.
+    await mkdir(dirname(this.verifierPath), { recursive: true, mode: 0o700 });
+    await chmod(dirname(this.verifierPath), 0o700);
+    await writeFileAtomic(this.verifierPath, `${createHash('sha1').update(this.adminToken).digest('base64')}\n`, { mode: 0o600, onlyIfChanged: true });
+    this.backendUpdates = { mode: 'lua' };
+    this.log.info({ mode: 'lua' }, 'backend changes go to nginx without a reload (Lua balancer)');
+    return { moduleDir, backendsFile: this.backendsPath, verifierFile: this.verifierPath };
+  }
+
+  private async writeBackends(text: string): Promise<void> {
+    if (text === this.writtenBackends) return;
+    await writeFileAtomic(this.backendsPath, text, { onlyIfChanged: true });
+    this.writtenBackends = text;
+  }
+
+  /**
+   * Sends the complete backend set to nginx's admin endpoint: every worker, old and new, picks from
+   * it for the next request. A master that is gone is started again (from the files on disk); one
+   * that knows another token (an adopted nginx from before a token change) reloads, which reads it.
+   */
+  private async pushBackends(text: string, generation: number): Promise<void> {
+    const t0 = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.putBackends(text);
+        break;
+      } catch (e) {
+        if ((await findMaster(this.prefix)) === undefined) {
+          this.log.warn({ prefix: this.prefix }, 'nginx master is gone; starting it again');
+          await this.launch(generation);
+          this.pushedBackends = text;
+          return;
+        }
+        if (attempt === 0 && (e as { status?: number }).status === 403) {
+          this.log.warn('nginx does not know the current admin token; reloading it so it reads the token file');
+          await this.reload(generation);
+          continue;
+        }
+        throw new ExternalCommandFailed(`nginx did not take the new backends: ${e instanceof Error ? e.message : String(e)}; it keeps the previous ones`, { cause: e });
+      }
+    }
+    this.pushedBackends = text;
+    this.backendPushCount++;
+    this.log.debug({ ms: Date.now() - t0 }, 'backends pushed to nginx');
+  }
+
+  /** PUT the backend set to the loopback admin server; resolves on a 2xx answer. */
+  private putBackends(body: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const req = request({
+        host: '127.0.0.1', port: this.adminPort, path: BACKENDS_ADMIN_PATH, method: 'PUT', agent: false, timeout: 5_000,
+        headers: { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), [TOKEN_HEADER]: this.adminToken },
+      }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          if ((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300) return resolve();
+          reject(Object.assign(new Error(`admin endpoint answered ${res.statusCode}: ${text.trim().slice(0, 300)}`), { status: res.statusCode }));
+        });
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error('admin endpoint timed out')));
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   private async checkPortFree(host: string, port: number, what: string, todo: string): Promise<void> {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IngressRoute } from '../core/ports.ts';
 import { InvalidInput } from '../core/errors.ts';
-import { checkRoutes, onlyBackendsDiffer, parseGeneration, planConfig, renderNginxConfig, routeAtLine, type RenderOptions } from './render.ts';
+import { checkRoutes, onlyBackendsDiffer, parseGeneration, planConfig, renderBackends, renderNginxConfig, routeAtLine, type RenderOptions } from './render.ts';
 
 const opts: RenderOptions = {
   prefix: '/data/nginx',
@@ -369,4 +369,67 @@ test('HTTPS: certificate paths that would break nginx syntax, or a certificate w
     'a certificate needs a host',
     'hsts max-age -1 must be a whole number of seconds from 1 to 2^31',
   ]);
+});
+
+const lua = { moduleDir: '/usr/lib/nginx/modules/', backendsFile: '/data/nginx/conf/backends.conf', verifierFile: '/data/nginx/admin/token.sha1' };
+const luaOpts: RenderOptions = { ...opts, lua };
+const { generation: _lg, ...luaPlanOpts } = luaOpts;
+const named: IngressRoute = { upstream: 'shop-prod-named', path: '/named', backends: [{ address: 'db.internal', port: 30030, instance: 'i-n' }] };
+
+test('with Lua: modules loaded, the backends dict filled from the backends file, IP upstreams balanced by Lua without server lines', () => {
+  const conf = renderNginxConfig([web, api, empty, named], luaOpts);
+  assert.match(conf, /^load_module \/usr\/lib\/nginx\/modules\/ndk_http_module\.so;\nload_module \/usr\/lib\/nginx\/modules\/ngx_http_lua_module\.so;$/m);
+  assert.ok(conf.indexOf('load_module') < conf.indexOf('events {'), 'load_module in the main context, before events');
+  assert.match(conf, /lua_shared_dict berth_backends 32m;/);
+  assert.match(block(conf, 'init_by_lua_block {'), /local FILE = "\/data\/nginx\/conf\/backends\.conf"/);
+  assert.match(block(conf, 'init_by_lua_block {'), /io\.open\("\/data\/nginx\/admin\/token\.sha1", "r"\)/);
+  assert.equal(block(conf, 'upstream shop-prod-web {'), [
+    '    upstream shop-prod-web {',
+    '        server 0.0.0.1:1; # unused: backends come from the backends file / admin endpoint',
+    '        balancer_by_lua_block { berth.balance("shop-prod-web") }',
+    '        keepalive 32;',
+    '        keepalive_timeout 4s;',
+    '    }',
+  ].join('\n'), 'keepalive after the balancer (it wraps the balancer\'s peer selection)');
+  assert.doesNotMatch(conf, /30001|30002|30010/, 'no IP backend in the config');
+  // A route with no backends is an upstream too: its first backend arrives without a reload.
+  assert.match(block(conf, 'upstream shop-prod-worker {'), /berth\.balance\("shop-prod-worker"\)/);
+  assert.match(block(conf, 'location = /jobs {'), /access_by_lua_block \{ berth\.admit\("shop-prod-worker"\) \}\n {12}proxy_pass http:\/\/shop-prod-worker;/);
+  // Host names cannot be given to balancer.set_current_peer: that upstream keeps its server lines.
+  assert.match(block(conf, 'upstream shop-prod-named {'), /server db\.internal:30030 max_fails=1 fail_timeout=1s; # i-n/);
+  assert.doesNotMatch(block(conf, 'location = /named {'), /by_lua/);
+  // The admin location that takes backend sets is on the loopback admin server, behind the token check in Lua.
+  const admin = conf.slice(conf.indexOf('listen 127.0.0.1:8099 reuseport;'));
+  assert.match(admin, /location = \/berth\/backends \{\n {12}client_max_body_size 16m;\n {12}client_body_buffer_size 16m;\n {12}content_by_lua_block \{ berth\.admin\(\) \}/);
+  assert.doesNotMatch(renderNginxConfig([web], opts), /lua|load_module/, 'without Lua: nothing of it');
+  // routeAtLine still finds a route's own lines (for nginx -t refusals).
+  const lines = conf.split('\n');
+  assert.deepEqual(routeAtLine(conf, lines.indexOf('        balancer_by_lua_block { berth.balance("shop-prod-web") }') + 1), { upstream: 'shop-prod-web' });
+  assert.deepEqual(routeAtLine(conf, lines.indexOf('            access_by_lua_block { berth.admit("shop-prod-worker") }') + 1), { upstream: 'shop-prod-worker' });
+});
+
+test('with Lua: the backends file lists every Lua upstream sorted, the same bytes for any order; a backend change leaves the config and generation alone', () => {
+  const text = renderBackends([named, empty, web, api], luaOpts)!;
+  assert.equal(text, [
+    '# berth-backends v1: rendered by Berth, read by nginx (init_by_lua) at start and reload. Do not edit.',
+    'shop-prod-api 10.0.0.5 30010',
+    'shop-prod-web 127.0.0.1 30001,127.0.0.1 30002',
+    'shop-prod-worker',
+    '',
+  ].join('\n'));
+  assert.equal(renderBackends([api, { ...web, backends: [...web.backends].reverse() }, empty, named], luaOpts), text);
+  assert.equal(renderBackends([web], opts), undefined, 'no file without Lua');
+  const v6 = renderBackends([{ upstream: 'v6', path: '/', backends: [{ address: '::1', port: 3000, instance: 'x' }] }], luaOpts)!;
+  assert.match(v6, /^v6 ::1 3000$/m, 'IPv6 unbracketed: the Lua side splits on the space');
+
+  const first = planConfig(undefined, [web, empty], luaPlanOpts);
+  const scaled = planConfig(first.config, [{ ...web, backends: [...web.backends, { address: '127.0.0.1', port: 30003, instance: 'i-x' }] }, { ...empty, backends: [web.backends[0]!] }], luaPlanOpts);
+  assert.deepEqual([scaled.changed, scaled.generation, scaled.config === first.config], [false, first.generation, true], 'a backend change is not a config change');
+  assert.notEqual(scaled.backends, first.backends);
+  assert.match(scaled.backends!, /^shop-prod-worker 127\.0\.0\.1 30002$/m);
+  const routed = planConfig(first.config, [web, empty, api], luaPlanOpts);
+  assert.deepEqual([routed.changed, routed.generation], [true, first.generation + 1], 'a new route is a config change');
+  // Routes checkRoutes refuses are in neither file.
+  const bad = { ...web, upstream: 'bad name' };
+  assert.doesNotMatch(renderBackends([bad], luaOpts)!, /bad/);
 });

@@ -1,7 +1,8 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 import type { Backend, IngressRoute } from '../core/ports.ts';
 import { InvalidInput } from '../core/errors.ts';
 import { normaliseHost, normaliseRoutePath, type RouteCheck, type RouteOwner } from '../core/spec/routes.ts';
+import { BACKENDS_ADMIN_PATH, BACKENDS_DICT, BACKENDS_HEADER, luaInit } from './lua.ts';
 
 /** File name of the JSON access log under `PREFIX/logs/`. */
 export const ACCESS_LOG_FILE = 'access.json.log';
@@ -45,6 +46,22 @@ export interface RenderOptions {
    * redirected. Undefined: no such location.
    */
   acmeChallengeDir?: string;
+  /**
+   * Reload-free backend changes (lua.ts): upstreams whose backends are all IP addresses take them
+   * from the backends file (`renderBackends`) and the admin endpoint instead of `server` lines, so a
+   * backend joining or leaving changes neither nginx.conf nor its generation. Undefined: every
+   * upstream is rendered with its `server` lines and a backend change is a reload.
+   */
+  lua?: LuaOptions;
+}
+
+export interface LuaOptions {
+  /** Directory of ndk_http_module.so and ngx_http_lua_module.so. */
+  moduleDir: string;
+  /** Absolute path of the backends file read by init_by_lua. */
+  backendsFile: string;
+  /** Absolute path of the root-only file with the SHA-1 (base64) of the admin token (lua.ts). */
+  verifierFile: string;
 }
 
 /** A route the renderer refuses, with why. Rejected routes are left out of the config. */
@@ -196,6 +213,11 @@ function redirects(r: IngressRoute): boolean {
   return r.tls !== undefined && (r.https?.redirect ?? true);
 }
 
+/** Whether the upstream takes its backends from the Lua balancer: Lua is on and every backend is an IP literal (balancer.set_current_peer takes no names). */
+function dynamic(r: IngressRoute, o: RenderOptions): boolean {
+  return o.lua !== undefined && r.backends.every((b) => isIP(b.address) !== 0);
+}
+
 /**
  * A route's path matches on segment boundaries: `/api` is `location = /api` plus `location /api/`
  * (so `/apix` is not routed), `/` is `location /`. On the HTTP server a route whose host has a
@@ -210,6 +232,11 @@ function renderLocation(r: IngressRoute, lines: string[], scheme: 'http' | 'http
       const port = o.httpsPort === 443 || o.httpsPort === undefined ? '' : `:${o.httpsPort}`;
       lines.push(`            set $berth_route ${r.upstream};`);
       lines.push(`            return 308 https://$host${port}$request_uri;`);
+    } else if (dynamic(r, o)) {
+      // Backends come from the shared dict: none there answers the 503 below, without a reload either way.
+      lines.push(`            access_by_lua_block { berth.admit("${r.upstream}") }`);
+      lines.push(`            proxy_pass http://${r.upstream};`);
+      lines.push(`            set $berth_route ${r.upstream};`);
     } else if (r.backends.length === 0) {
       // nginx rejects an empty upstream block, and a 503 says "wait" where a 502 says "broken".
       lines.push('            default_type text/plain;');
@@ -276,6 +303,11 @@ export function renderNginxConfig(routes: readonly IngressRoute[], o: RenderOpti
   const L: string[] = [];
   L.push("# Rendered by Berth's ingress writer. Do not edit: it is replaced whenever the routes change.");
   L.push(`# berth-generation: ${o.generation}`);
+  if (o.lua) {
+    const dir = o.lua.moduleDir.replace(/\/+$/, '');
+    L.push(`load_module ${dir}/ndk_http_module.so;`);
+    L.push(`load_module ${dir}/ngx_http_lua_module.so;`);
+  }
   if (o.workerUser) L.push(`user ${o.workerUser};`);
   L.push(`worker_processes ${o.workerProcesses ?? 'auto'};`);
   // Draining workers of an old generation may hold long requests (websockets); cap how long.
@@ -334,13 +366,29 @@ export function renderNginxConfig(routes: readonly IngressRoute[], o: RenderOpti
   L.push('    proxy_next_upstream_tries 3;');
   L.push('    proxy_next_upstream_timeout 15s;');
 
-  const upstreams = new Map<string, Backend[]>();
-  for (const r of rs) if (r.backends.length > 0) upstreams.set(r.upstream, r.backends);
+  if (o.lua) {
+    L.push('');
+    L.push('    # Backends of the Lua-balanced upstreams: from the backends file at start and reload, from Berth in between.');
+    L.push(`    lua_shared_dict ${BACKENDS_DICT} 32m;`);
+    L.push('    init_by_lua_block {');
+    for (const line of luaInit(o.lua.backendsFile, o.lua.verifierFile).split('\n')) L.push(line === '' ? '' : `        ${line}`);
+    L.push('    }');
+  }
+
+  const upstreams = new Map<string, IngressRoute>();
+  for (const r of rs) if (r.backends.length > 0 || dynamic(r, o)) upstreams.set(r.upstream, r);
   for (const name of [...upstreams.keys()].sort(cmp)) {
     L.push('');
     L.push(`    upstream ${name} {`);
-    for (const b of upstreams.get(name)!) {
-      L.push(`        server ${listenAddr(b.address, b.port)} max_fails=1 fail_timeout=1s; # ${commentSafe(b.instance)}`);
+    const r = upstreams.get(name)!;
+    if (dynamic(r, o)) {
+      // nginx wants one server; the balancer below picks the real peer for every try.
+      L.push('        server 0.0.0.1:1; # unused: backends come from the backends file / admin endpoint');
+      L.push(`        balancer_by_lua_block { berth.balance("${name}") }`);
+    } else {
+      for (const b of r.backends) {
+        L.push(`        server ${listenAddr(b.address, b.port)} max_fails=1 fail_timeout=1s; # ${commentSafe(b.instance)}`);
+      }
     }
     L.push('        keepalive 32;');
     // Below the idle timeout of common app servers (Node's is 5 s), so nginx never reuses a connection
@@ -388,11 +436,35 @@ export function renderNginxConfig(routes: readonly IngressRoute[], o: RenderOpti
   L.push('        default_type text/plain;');
   L.push(`        location = /berth/generation { return 200 "${o.generation}"; }`);
   if (o.stubStatus) L.push('        location = /berth/status { stub_status; }');
+  if (o.lua) {
+    // Backend sets from Berth (lua.ts): only with the admin token, whose hash only the master read.
+    L.push(`        location = ${BACKENDS_ADMIN_PATH} {`);
+    L.push('            client_max_body_size 16m;');
+    L.push('            client_body_buffer_size 16m;');
+    L.push('            content_by_lua_block { berth.admin() }');
+    L.push('        }');
+  }
   L.push('        location / { return 404 "not found\\n"; }');
   L.push('    }');
   L.push('}');
   L.push('');
   return L.join('\n');
+}
+
+/**
+ * The backends file for the Lua-balanced upstreams of a route table (undefined without `o.lua`):
+ * one line per upstream, `NAME ADDR PORT,ADDR PORT` (just `NAME` when it has none), sorted, so the
+ * same table gives the same bytes. Routes `checkRoutes` refuses are left out (the config leaves them
+ * out too).
+ */
+export function renderBackends(routes: readonly IngressRoute[], o: Pick<RenderOptions, 'lua'>): string | undefined {
+  if (!o.lua) return undefined;
+  const lines = new Map<string, string>();
+  for (const r of checkRoutes(routes).routes) {
+    if (!dynamic(r, o as RenderOptions)) continue;
+    lines.set(r.upstream, r.backends.length === 0 ? r.upstream : `${r.upstream} ${r.backends.map((b) => `${b.address} ${b.port}`).join(',')}`);
+  }
+  return [BACKENDS_HEADER, ...[...lines.keys()].sort(cmp).map((k) => lines.get(k)!), ''].join('\n');
 }
 
 /** Reads the generation embedded by `renderNginxConfig`; undefined for files it did not render. */
@@ -403,20 +475,23 @@ export function parseGeneration(config: string): number | undefined {
 
 /**
  * Decides the next config given the current file's text: same routes → same bytes (generation kept,
- * `changed` false); anything different → generation + 1.
+ * `changed` false); anything different → generation + 1. With `o.lua`, backends of Lua-balanced
+ * upstreams are not in the config but in `backends` (the backends file's text), so a backend change
+ * alone leaves the config and its generation as they are.
  */
 export function planConfig(
   current: string | undefined,
   routes: readonly IngressRoute[],
   o: Omit<RenderOptions, 'generation'>,
-): { config: string; generation: number; changed: boolean } {
+): { config: string; generation: number; changed: boolean; backends: string | undefined } {
+  const backends = renderBackends(routes, o);
   const gen = current === undefined ? undefined : parseGeneration(current);
   if (gen !== undefined) {
     const same = renderNginxConfig(routes, { ...o, generation: gen });
-    if (same === current) return { config: same, generation: gen, changed: false };
+    if (same === current) return { config: same, generation: gen, changed: false, backends };
   }
   const next = (gen ?? 0) + 1;
-  return { config: renderNginxConfig(routes, { ...o, generation: next }), generation: next, changed: true };
+  return { config: renderNginxConfig(routes, { ...o, generation: next }), generation: next, changed: true, backends };
 }
 
 /** An upstream `server` line exactly as renderNginxConfig writes it, with a literal IPv4/IPv6 address and a valid port. */

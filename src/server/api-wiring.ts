@@ -55,6 +55,8 @@ export async function startApi(cfg: ServerConfig, d: {
   enqueueService(app: string, env: string, service: string): void;
   wakeDeployment(id: string): void;
   wakePurge(app: string): void;
+  /** How backend changes reach nginx (`GET /v1/ping`, shown by `berth status`). */
+  ingressBackendUpdates(): { mode: 'lua' | 'reload'; reason?: string };
 }): Promise<RunningApi> {
   const { store, clock, logger, config, builds: b, obs } = d;
   const newId = () => shortId(10);
@@ -65,6 +67,7 @@ export async function startApi(cfg: ServerConfig, d: {
     store, clock, logger: logger.child({ component: 'api' }), newId, version: VERSION,
     deployments: d.deployments, enqueueService: d.enqueueService,
     logs: { search: (q) => obs.logStore.search(q), tail: (f, onLine) => obs.logs.tail(f, onLine) }, ingressPort: cfg.ingressPort, known,
+    ingressBackendUpdates: d.ingressBackendUpdates,
     hostMemoryBytes: cfg.hostMemoryBytes, exec: d.docker, auth: d.authenticator, authStore: d.authStore, audit: d.audit, buildApp: (id) => b.builds.get(id)?.app,
   });
   registerPortalRoutes(api, { logins: new PortalLogins(clock), auth: d.authenticator, clock, webDir: cfg.webDir, logger: logger.child({ component: 'portal' }) });

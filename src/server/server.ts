@@ -68,7 +68,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const { certs } = tls;
   // Adopt the running nginx (or start one) with the table the store already knows: instances keep
   // their last known health, so a restart of Berth never empties the upstreams.
-  const ingress = await startIngress(cfg, store, tls.acmeChallengeDir, logger);
+  const ingress = await startIngress(cfg, store, tls.acmeChallengeDir, logger, stores.secretBox.mac('ingress admin token'));
   const imageRegistryUp = await startImageRegistry(imageRegistry, logger);
   const registry = new Registry(store, clock, logger.child({ component: 'registry' }));
   registry.start();
@@ -159,7 +159,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const api = await startApi(cfg, {
     store, engine, clock, logger, apiTls, config, authenticator: stores.authenticator, authStore: stores.authStore, audit: stores.audit,
     registryLogins: stores.registryLogins, docker, deployments: deploymentService, registry, templates, certs, builds, obs, purge,
-    enqueueService, wakeDeployment, wakePurge,
+    enqueueService, wakeDeployment, wakePurge, ingressBackendUpdates: () => ingress.backendUpdates,
   });
   const { url } = api;
   const info: ServerInfo = { url, pid: process.pid, ingressPort: cfg.ingressPort, version: VERSION };

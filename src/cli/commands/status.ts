@@ -12,12 +12,15 @@ export function registerStatus(program: Command): void {
       const g = program.opts<GlobalOpts>();
       const client = connect(g);
       if (!app) {
-        const { apps } = await client.apps();
-        if (g.json) return void console.log(JSON.stringify({ apps }));
-        if (apps.length === 0) return void console.log('no apps yet: deploy one with `berth deploy -f compose.yaml`');
+        const [{ apps }, ping] = await Promise.all([client.apps(), client.ping().catch(() => undefined)]);
+        const ingress = ping?.ingressBackendUpdates;
+        if (g.json) return void console.log(JSON.stringify({ apps, ...(ingress ? { ingress: { backendUpdates: ingress.mode, ...(ingress.reason ? { reason: ingress.reason } : {}) } } : {}) }));
+        // Said here because it costs every deploy a reload, and how to fix it is one install away.
+        const note = ingress?.mode === 'reload' ? `\ningress: backend changes reload nginx (${ingress.reason ?? 'no Lua balancer'})` : '';
+        if (apps.length === 0) return void console.log(`no apps yet: deploy one with \`berth deploy -f compose.yaml\`${note}`);
         const rows = [['APP', 'ENV', 'SERVICE', 'STATUS', 'READY', 'RELEASE', 'DETAIL']];
         for (const a of apps) for (const s of a.services) if (!o.env || s.env === o.env) rows.push(serviceRow(s, true));
-        return void console.log(table(rows));
+        return void console.log(table(rows) + note);
       }
       const st = await client.app(app, o.env);
       if (g.json) return void console.log(JSON.stringify(st));
