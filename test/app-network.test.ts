@@ -143,7 +143,7 @@ describe('app networks', () => {
 
     // The ingress reaches the instance on its bridge address and native port (no docker-proxy in the way).
     const preWebIp = await docker('inspect', preWeb, '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}');
-    await waitFor(async () => (await h.nginxConf()).split('\n').some((l) => preWebIp.trim().split(' ').some((ip) => l.includes(`server ${ip}:8000`))),
+    await waitFor(async () => (await h.nginxBackends()).some((b) => preWebIp.trim().split(' ').some((ip) => b === `${ip}:8000`)),
     { timeoutMs: 15_000, intervalMs: 200, what: 'nginx upstream at the container address' });
     // Logs and per-container network counters work the same on an app network (counted there, unlike host mode).
     await waitFor(async () => (await h.cli(['logs', `${APP}/db`, '--env', 'pre'])).stdout.includes('db-pre listening'),

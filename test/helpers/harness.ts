@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { waitFor } from '../../src/lib/backoff.ts';
 import { stopNginx } from '../../src/ingress/index.ts';
 import { stopLocalRegistry } from '../../src/images/registry-process.ts';
+import { SecretBox, loadSecretKey } from '../../src/config/secret-box.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const BERTH = join(ROOT, 'bin/berth');
@@ -253,6 +254,32 @@ export class Harness {
 
   async nginxConf(): Promise<string> {
     return readFile(join(this.dataDir, 'nginx/conf/nginx.conf'), 'utf8');
+  }
+
+  /**
+   * Every backend (`ADDR:PORT`) nginx routes to now: with the Lua balancer what its shared dict holds
+   * (the admin endpoint, with the token Berth derives from its secret key), else nginx.conf's
+   * upstream `server` lines.
+   */
+  async nginxBackends(): Promise<string[]> {
+    const token = SecretBox.fromLoaded(loadSecretKey({ dataDir: this.dataDir })).mac('ingress admin token');
+    const r = await new Promise<HttpResult>((res, rej) => {
+      const req = request({ host: '127.0.0.1', port: this.adminPort, path: '/berth/backends', agent: false, timeout: 5_000, headers: { 'x-berth-token': token } }, (x) => {
+        let text = '';
+        x.setEncoding('utf8');
+        x.on('data', (c) => (text += c));
+        x.on('end', () => res({ status: x.statusCode ?? 0, body: text }));
+        x.on('error', rej);
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', rej);
+      req.end();
+    });
+    if (r.status === 200) {
+      return r.body.split('\n').flatMap((l) => l.split(' ').slice(1).join(' ').split(',')).filter((e) => e.includes(' ')).map((e) => e.replace(' ', ':'));
+    }
+    if (r.status !== 404) throw new Error(`nginx admin endpoint answered ${r.status}: ${r.body}`);
+    return [...(await this.nginxConf()).matchAll(/^ {8}server \[?([0-9a-fA-F:.]+?)\]?:(\d+) max_fails/gm)].map((m) => `${m[1]}:${m[2]}`);
   }
 
   async status(app: string): Promise<any> {
