@@ -125,6 +125,10 @@ async function requestLoop(
   return res;
 }
 
+function adminPortOf(conf: string): number {
+  return Number(/listen 127\.0\.0\.1:(\d+) reuseport;/.exec(conf)![1]);
+}
+
 /** Pids of an nginx master's worker processes, sorted. */
 async function workerPids(master: number): Promise<number[]> {
   const text = await readFile(`/proc/${master}/task/${master}/children`, 'utf8');
@@ -494,7 +498,7 @@ describe('NginxIngress with real nginx', () => {
 });
 
 describe('NginxIngress without the Lua modules', () => {
-  it('falls back to reloads, says why once, and still routes every change', async () => {
+  it('falls back to reloads and says why once; later a writer with the modules moves it to the Lua balancer with one reload, and a new token costs one reload', async () => {
     const prefix = await mkdtemp(join(tmpdir(), 'berth-ingress-nolua-'));
     const logs: Entry[] = [];
     const b = [await startBackend('x'), await startBackend('y')];
@@ -517,6 +521,33 @@ describe('NginxIngress without the Lua modules', () => {
       assert.equal(ingress.reloadCount - base, 1, 'a backend change is a reload');
       assert.equal(ingress.backendPushCount, 0);
       for (let i = 0; i < 4; i++) assert.deepEqual(await get(ingress.port, '/'), { status: 200, body: 'y' });
+
+      // An upgrade: a writer with the modules adopts this nginx; one reload moves it to the Lua
+      // balancer, after which a backend change is no reload.
+      await ingress.close();
+      const opts = { prefix, listenPort: ingress.port, listenAddress: '127.0.0.1', adminPort: adminPortOf(await readFile(join(prefix, 'conf', 'nginx.conf'), 'utf8')), coalesceMs: 20, logger: testLogger(logs) };
+      const upgraded = new NginxIngress({ ...opts, adminToken: 'token-one' });
+      await upgraded.start();
+      upgraded.apply([route('f-web', '/', [b[1]!])]);
+      await upgraded.flush();
+      assert.equal(upgraded.backendUpdates.mode, 'lua');
+      assert.equal(upgraded.reloadCount, 1, 'one reload into the Lua config');
+      upgraded.apply([route('f-web', '/', [b[0]!])]);
+      await upgraded.flush();
+      assert.deepEqual([upgraded.reloadCount, upgraded.backendPushCount], [1, 2], 'the backend change was a push');
+      for (let i = 0; i < 4; i++) assert.deepEqual(await get(ingress.port, '/'), { status: 200, body: 'x' });
+      await upgraded.close();
+
+      // A writer with another token (a changed secret key): nginx refuses its push, one reload makes
+      // the master read the new token's hash, and the push goes through.
+      const rekeyed = new NginxIngress({ ...opts, adminToken: 'token-two' });
+      await rekeyed.start();
+      rekeyed.apply([route('f-web', '/', [b[1]!])]);
+      await rekeyed.flush();
+      assert.deepEqual([rekeyed.reloadCount, rekeyed.backendPushCount], [1, 1]);
+      for (let i = 0; i < 4; i++) assert.deepEqual(await get(ingress.port, '/'), { status: 200, body: 'y' });
+      assert.ok(logs.some((l) => l.level === 'warn' && l.msg?.includes('does not know the current admin token')));
+      await rekeyed.close();
     } finally {
       await ingress.close();
       await stopNginx(prefix, { timeoutMs: 10_000 });

@@ -536,7 +536,7 @@ export class NginxIngress implements Ingress {
           return;
         }
         if (attempt === 0 && (e as { status?: number }).status === 403) {
-          this.log.warn('nginx does not know the current admin token; reloading it so it reads the token file');
+          this.log.warn({ status: 403 }, 'nginx does not know the current admin token; reloading it so it reads the token file');
           await this.reload(generation);
           continue;
         }
