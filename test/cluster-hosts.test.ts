@@ -8,10 +8,12 @@ import { Conflict, NotFound } from '../src/core/errors.ts';
 import { DockerEngine } from '../src/engine/docker/index.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 import { silentLogger } from '../src/lib/logger.ts';
+import { Harness } from './helpers/harness.ts';
 import { startTestHosts, type TestHosts } from './helpers/swarm-hosts.ts';
 
 let th: TestHosts;
 let engine: DockerEngine;
+let h: Harness | undefined;
 
 before(async () => {
   th = await startTestHosts(3);
@@ -19,6 +21,7 @@ before(async () => {
 });
 
 after(async () => {
+  await h?.cleanup();
   await th?.down();
 });
 
@@ -61,6 +64,54 @@ test('labels make pools; drain and activate; unknown hosts are not found; a work
 
   const worker = new DockerEngine({ socketPath: th.hosts[1]!.socket, logger: silentLogger, hostName: 'th2' });
   await assert.rejects(worker.hosts(), (e: unknown) => e instanceof Conflict && /Swarm worker: point Berth at a manager/.test(e.message));
+});
+
+test('berth hosts / host label / drain / add / rm on a server whose engine is the Swarm manager; errors exit 2, 3, 4', async () => {
+  h = await Harness.create({ portRange: '19700-19799', env: { BERTH_DOCKER_SOCKET: th.manager } });
+  await h.startServer();
+  const list = await h.cli(['--json', 'hosts']);
+  assert.equal(list.code, 0, list.stderr);
+  const doc = JSON.parse(list.stdout);
+  assert.equal(doc.mode, 'swarm');
+  assert.deepEqual(doc.hosts.map((x: { name: string }) => x.name).sort(), ['th1', 'th2', 'th3']);
+  const human = await h.cli(['hosts']);
+  assert.match(human.stdout, /^HOST\s+ADDRESS\s+POOL\s+STATE/m);
+  assert.match(human.stdout, /^th2\s+10\.77\.0\.12\s+\S+\s+ready/m);
+
+  const lab = await h.cli(['host', 'label', 'th3', 'io.berth.pool=b', 'rack=r1']);
+  assert.equal(lab.code, 0, lab.stderr);
+  assert.match(lab.stdout, /th3: pool b, labels io\.berth\.pool=b rack=r1/);
+  assert.equal((await h.cli(['host', 'label', 'th3', 'rack-'])).code, 0);
+  assert.deepEqual((await engine.hosts()).find((x) => x.name === 'th3')?.labels, { 'io.berth.pool': 'b' });
+  const bad = await h.cli(['host', 'label', 'th3', 'rack']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /KEY=VALUE to set a label or KEY- to remove one/);
+  const badPool = await h.cli(['host', 'label', 'th3', 'io.berth.pool=Team A']);
+  assert.equal(badPool.code, 2);
+  assert.match(badPool.stderr, /a pool name/);
+  assert.equal((await h.cli(['host', 'drain', 'nosuch'])).code, 3);
+
+  const drain = await h.cli(['host', 'drain', 'th3']);
+  assert.equal(drain.code, 0, drain.stderr);
+  assert.match(drain.stdout, /th3 is draining/);
+  assert.match(await th.docker(1, 'node', 'inspect', '-f', '{{.Spec.Availability}}', 'th3'), /pause/);
+  assert.match((await h.cli(['host', 'drain', 'th3', '--undo'])).stdout, /th3 is ready/);
+  const rm = await h.cli(['host', 'rm', 'th3']);
+  assert.equal(rm.code, 4);
+  assert.match(rm.stderr, /drain it first/);
+
+  const add = await h.cli(['host', 'add', '--pool', 'b']);
+  assert.equal(add.code, 0, add.stderr);
+  const token = (await th.docker(1, 'swarm', 'join-token', '-q', 'worker')).trim();
+  assert.ok(add.stdout.includes(`docker swarm join --token ${token} 10.77.0.11:2377`), add.stdout);
+  assert.match(add.stdout, /berth host label HOSTNAME io\.berth\.pool=b/);
+  const init = await h.cli(['cluster', 'init', '--advertise-addr', '10.77.0.11']);
+  assert.equal(init.code, 4);
+  assert.match(init.stderr, /in a Swarm already/);
+  for (const verb of [['hosts'], ['host', 'add'], ['host', 'label'], ['host', 'drain'], ['host', 'rm'], ['cluster', 'init']]) {
+    const help = await h.cli([...verb, '--help']);
+    assert.equal(help.code, 0, `${verb.join(' ')} --help`);
+  }
 });
 
 test('a host that dies is down with the engine\'s reason, returns ready, and can be removed once down', async () => {

@@ -21,6 +21,7 @@ import { bodySchema as promoteBody } from './promote-routes.ts';
 import { registerBody } from './registry-routes.ts';
 import { removeQuery } from './remove-routes.ts';
 import { volumesQuery } from './volume-routes.ts';
+import { drainBody, initBody, joinQuery, labelsBody, removeQuery as hostRemoveQuery } from './host-routes.ts';
 import { loginBody, passwordBody, userBody } from './auth-routes.ts';
 import { auditQueryDoc } from './audit.ts';
 import { approvalsQuery, policyBody } from './approval-routes.ts';
@@ -122,6 +123,12 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'PUT /v1/registry-logins/:host': { summary: "Store (sealed) the credentials of an image registry for deployments' pulls", body: registryLoginBody },
   'DELETE /v1/registry-logins/:host': { summary: "Forget an image registry's credentials", status: 204 },
   'GET /v1/volumes': { summary: 'Named volumes of apps: size and who mounts them', query: volumesQuery },
+  'GET /v1/hosts': { summary: 'Hosts: one-host or Swarm mode; address, pool, labels, state, capacity, reservations, instances' },
+  'PUT /v1/hosts/:host/labels': { summary: "Set or remove a host's labels (io.berth.pool: its pool)", body: labelsBody },
+  'POST /v1/hosts/:host/drain': { summary: 'Drain a host (nothing new lands; Berth moves its instances), or make it ready again', body: drainBody },
+  'DELETE /v1/hosts/:host': { summary: 'Remove a host that is down or drained (?force=true: anyway)', query: hostRemoveQuery, status: 204 },
+  'POST /v1/cluster/init': { summary: "Cluster mode: make this engine's host the manager of a new Swarm", body: initBody },
+  'GET /v1/cluster/join': { summary: 'What a new host runs to join (the join token is a credential)', query: joinQuery },
   'GET /metrics': { summary: 'Prometheus metrics of the server and the instances', contentType: 'text/plain' },
   'GET /v1/metrics/query': { summary: 'A metric series over a time range' },
   'GET /v1/top': { summary: 'CPU and memory of every instance now', query: z.object({ app: z.string().optional(), env: z.string().optional() }) },

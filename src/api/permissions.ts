@@ -123,6 +123,13 @@ export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
   // The installation: owners only.
   'GET /v1/images': { action: 'cluster.read' },
   // Credentials of private image registries (registry-login-routes.ts): hosts and users only when listed.
+  // Hosts (host-routes.ts): anyone signed in may list them; changing them is the owners'.
+  'GET /v1/hosts': { action: 'any' },
+  'PUT /v1/hosts/:host/labels': { action: 'cluster.admin' },
+  'POST /v1/hosts/:host/drain': { action: 'cluster.admin' },
+  'DELETE /v1/hosts/:host': { action: 'cluster.admin' },
+  'POST /v1/cluster/init': { action: 'cluster.admin' },
+  'GET /v1/cluster/join': { action: 'cluster.admin' },
   'GET /v1/registry-logins': { action: 'cluster.read' },
   'PUT /v1/registry-logins/:host': { action: 'cluster.admin' },
   'DELETE /v1/registry-logins/:host': { action: 'cluster.admin' },

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import type { AppRemains } from '../core/app-remains.ts';
+import type { HostInfo } from '../core/ports.ts';
 import type { approvalView as approvalViewOf } from './authorize.ts';
 import type { Grant, Principal, ROLES } from '../core/auth.ts';
 import type { AuditEntry, AuditVerification } from '../core/audit.ts';
@@ -112,6 +113,11 @@ export const certView = o({
   issuer: str.optional(), notBefore: num.optional(), notAfter: num.optional(), renewAt: num.optional(), fingerprint: str.optional(), routes: z.array(str),
   lastError: str.optional(), retryAt: num.optional(),
 });
+const resources = o({ nanoCpus: num, memoryBytes: num });
+export const hostView = o({
+  id: str, name: str, address: str, role: z.enum(['manager', 'worker']), pool: str, labels: z.record(str, str), state: z.enum(['ready', 'down', 'draining']),
+  message: str.optional(), capacity: resources, reserved: resources, instances: num,
+});
 export const volumeView = o({
   app: str, env: str, name: str, volume: str, exists: z.boolean(), sizeBytes: num.nullable(),
   services: z.array(o({ service: str, target: str, readOnly: z.boolean() })),
@@ -190,6 +196,11 @@ export const RESPONSES: Record<string, z.ZodType> = {
   'PUT /v1/certs/:host': certView,
   'POST /v1/certs/:host/renew': certView,
   'GET /v1/volumes': o({ volumes: z.array(volumeView) }),
+  'GET /v1/hosts': o({ mode: z.enum(['single', 'swarm']), hosts: z.array(hostView) }),
+  'PUT /v1/hosts/:host/labels': o({ host: hostView }),
+  'POST /v1/hosts/:host/drain': o({ host: hostView }),
+  'POST /v1/cluster/init': o({ mode: z.enum(['single', 'swarm']), hosts: z.array(hostView) }),
+  'GET /v1/cluster/join': o({ token: str, managers: z.array(str), command: str, steps: z.array(str) }),
   'GET /v1/registry-logins': o({ logins: z.array(registryLogin) }),
   'PUT /v1/registry-logins/:host': o({ login: registryLogin }),
   'GET /v1/registry/:env/:service': o({ index: num, service: str, env: str, app: str.optional(), instances: z.array(registryEntry) }),
@@ -229,5 +240,6 @@ agree<Same<z.infer<typeof auditEntry>, AuditEntry>>();
 agree<Same<z.infer<typeof auditVerification>, AuditVerification>>();
 agree<Same<z.infer<typeof certView>, CertView>>();
 agree<Same<z.infer<typeof volumeView>, VolumeView>>();
+agree<Same<z.infer<typeof hostView>, HostInfo>>();
 // approvalView spreads its optional parts, so only one way: everything it can answer is declared.
 agree<ReturnType<typeof approvalViewOf> extends z.infer<typeof approvalView> ? true : false>();

@@ -172,6 +172,13 @@ export interface EngineHosts {
   drainHost(host: string, drain: boolean): Promise<HostInfo>;
   /** Forgets a host; Conflict while it is ready or still runs instances (drain it first) unless force. */
   removeHost(host: string, opts: { force: boolean }): Promise<void>;
+  /**
+   * One-host mode → cluster mode: the engine's host becomes the only manager of a new Swarm, listening
+   * on `advertiseAddr` (the address other hosts reach it on). Conflict when it is in a Swarm already.
+   */
+  initCluster(opts: { advertiseAddr: string }): Promise<void>;
+  /** What a new host needs to join as a worker: the join token (a credential) and the managers' `ADDR:PORT`. */
+  joinInfo(): Promise<{ token: string; managers: string[] }>;
 }
 
 /**

@@ -16,6 +16,7 @@ import { registerPromoteRoutes } from '../api/promote-routes.ts';
 import { registerImageRoutes } from '../api/image-routes.ts';
 import { registerRegistryLoginRoutes } from '../api/registry-login-routes.ts';
 import { registerVolumeRoutes } from '../api/volume-routes.ts';
+import { registerHostRoutes } from '../api/host-routes.ts';
 import { registerRemoveRoutes } from '../api/remove-routes.ts';
 import { registerCertRoutes } from '../api/cert-routes.ts';
 import { registerWebhookRoutes } from '../api/webhook-routes.ts';
@@ -88,6 +89,8 @@ export async function startApi(cfg: ServerConfig, d: {
   registerRegistryLoginRoutes(api, { logins: d.registryLogins });
   // `berth volumes`: sizes from the engine (Docker's disk usage), users from the store.
   registerVolumeRoutes(api, { store, known, volumeName, usage: d.engine });
+  // `berth hosts`, `berth host …`, `berth cluster init`: the engine's hosts role.
+  registerHostRoutes(api, { hosts: d.engine });
   registerRemoveRoutes(api, {
     store, clock, known, enqueueService: d.enqueueService, enqueuePurge: (app) => d.wakePurge(app), remains: d.purge.remains,
     unfinishedBuilds: (app) => d.purge.unfinishedBuilds(app).map((x) => ({ id: x.id, status: x.status, ...(x.stage ? { stage: x.stage } : {}) })),

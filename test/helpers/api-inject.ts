@@ -27,6 +27,8 @@ import { KnownApps } from '../../src/api/known.ts';
 import { registerAlertRoutes } from '../../src/api/alert-routes.ts';
 import { registerConfigRoutes } from '../../src/api/config-routes.ts';
 import { registerVolumeRoutes } from '../../src/api/volume-routes.ts';
+import { registerHostRoutes } from '../../src/api/host-routes.ts';
+import { FakeEngine } from '../../src/engine/fake/index.ts';
 import { registerGitRoutes } from '../../src/api/git-routes.ts';
 import { registerImageRoutes } from '../../src/api/image-routes.ts';
 import { registerRegistryLoginRoutes } from '../../src/api/registry-login-routes.ts';
@@ -78,11 +80,13 @@ export interface TestApi {
   addService(app: string, env: string, name: string, o?: { replicas?: number; memoryBytes?: number; status?: ReleaseRecord['status']; routes?: ServiceSpec['routes']; volumes?: ServiceSpec['volumes'] }): ServiceRecord;
   /** Sizes the fake engine reports for volumes, by engine name (absent: the volume does not exist). */
   volumeSizes: Record<string, number>;
+  /** The engine behind the host routes: a simulated Swarm of h1 (manager), h2, h3, in pool default (option singleHost: one host, solo). */
+  engine: FakeEngine;
   close(): Promise<void>;
 }
 
 /** Runs `fn` with a fresh API and closes it, also when `fn` throws. */
-export async function withTestApi(fn: (t: TestApi) => Promise<void>, o: { hostMemoryBytes?: number; webDir?: string } = {}): Promise<void> {
+export async function withTestApi(fn: (t: TestApi) => Promise<void>, o: { hostMemoryBytes?: number; webDir?: string; singleHost?: boolean } = {}): Promise<void> {
   const t = await testApi(o);
   try {
     await fn(t);
@@ -111,7 +115,7 @@ export function serviceSpec(name: string, o: Partial<ServiceSpec> = {}): Service
 
 /** `hostMemoryBytes`: the memory `berth scale` may fill (default: no check). */
 /** `logs`: a real log store (the portal benchmark); default none. */
-export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; logs?: ApiDeps['logs'] } = {}): Promise<TestApi> {
+export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; logs?: ApiDeps['logs']; /** The engine is one plain host (`solo`), not a simulated Swarm. */ singleHost?: boolean } = {}): Promise<TestApi> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-api-test-'));
   const clock = { now: () => NOW };
   const store = new SqliteStore(join(dir, 'berth.db'), clock);
@@ -191,6 +195,8 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   // Volume sizes as an engine would report them: `volumeSizes` by engine name (absent: the volume does not exist).
   registerVolumeRoutes(api, { store, known, volumeName: (a, e, n) => `berth_${a}_${e}_${n}`,
     usage: { volumeUsage: async (names) => Object.fromEntries(names.filter((n) => n in volumeSizes).map((n) => [n, { sizeBytes: volumeSizes[n]!, containers: 1 }])) } });
+  const engine = o.singleHost ? new FakeEngine({ hostName: 'solo' }) : new FakeEngine({ hosts: [{ name: 'h1' }, { name: 'h2' }, { name: 'h3' }] });
+  registerHostRoutes(api, { hosts: engine });
   registerRemoveRoutes(api, {
     store, clock, known, enqueueService, enqueuePurge: (a) => void calls.push(`purge ${a}`), unfinishedBuilds: () => [],
     remains: async (app) => ({ app, config: [], releases: 0, deployments: 0, events: 0, builds: 0, repository: false, webhookSource: false, images: 0,
@@ -230,7 +236,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   };
   let seq = 0;
   return {
-    api, store, auth, authenticator, audit, dir, config, calls, builds, reached, certs, req: send(true), anon: send(false), volumeSizes,
+    api, store, auth, authenticator, audit, dir, config, calls, builds, reached, certs, req: send(true), anon: send(false), volumeSizes, engine,
     addService(app, env, name, o = {}) {
       const rel: ReleaseRecord = {
         id: `r${++seq}`, app, env, service: name, seq: 1, spec: serviceSpec(name, { replicas: o.replicas ?? 1, limits: o.memoryBytes ? { memoryBytes: o.memoryBytes } : {}, ...(o.routes ? { routes: o.routes } : {}), ...(o.volumes ? { volumes: o.volumes } : {}) }),

@@ -155,6 +155,14 @@ export class DockerEngine implements Engine, ExecPort {
     return this.hostsRole.removeHost(host, opts);
   }
 
+  initCluster(opts: { advertiseAddr: string }): Promise<void> {
+    return this.hostsRole.initCluster(opts);
+  }
+
+  joinInfo(): Promise<{ token: string; managers: string[] }> {
+    return this.hostsRole.joinInfo();
+  }
+
   async ping(): Promise<void> {
     await this.call('ping', () => this.docker.ping());
   }

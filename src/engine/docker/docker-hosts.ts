@@ -106,6 +106,26 @@ export class DockerHosts {
     }
   }
 
+  async initCluster(opts: { advertiseAddr: string }): Promise<void> {
+    const info = await this.info();
+    if (info.Swarm?.LocalNodeState && info.Swarm.LocalNodeState !== 'inactive') {
+      throw new Conflict(`the engine at ${this.socketPath} is in a Swarm already (${info.Swarm.LocalNodeState}): berth hosts lists its hosts`);
+    }
+    await this.call('swarm init', () => this.docker.swarmInit({
+      ListenAddr: `${opts.advertiseAddr}:2377`, AdvertiseAddr: opts.advertiseAddr,
+      // Overlays from a block that overlaps neither Berth's app networks (10.208.0.0/12) nor Docker's defaults.
+      DefaultAddrPool: ['10.160.0.0/16'], SubnetSize: 24,
+    }));
+  }
+
+  async joinInfo(): Promise<{ token: string; managers: string[] }> {
+    await this.requireManager('add');
+    const swarm = (await this.call('swarm inspect', () => this.docker.swarmInspect())) as { JoinTokens?: { Worker?: string } };
+    const nodes = (await this.call('list nodes', () => this.docker.listNodes())) as SwarmNode[];
+    const managers = nodes.filter((n) => n.ManagerStatus?.Addr).map((n) => n.ManagerStatus!.Addr!);
+    return { token: swarm.JoinTokens?.Worker ?? '', managers };
+  }
+
   private async hostOf(id: string): Promise<HostInfo> {
     const h = (await this.hosts()).find((x) => x.id === id);
     if (!h) throw new NotFound(`host ${id} is gone`);
@@ -121,12 +141,16 @@ export class DockerHosts {
     };
   }
 
-  private async node(host: string, what: string): Promise<SwarmNode> {
+  private async requireManager(what: string): Promise<void> {
     const info = await this.info();
     if (info.Swarm?.LocalNodeState !== 'active') throw new Conflict(`cannot ${what} a host in one-host mode: run berth cluster init first`);
     await this.clusterMode();
+  }
+
+  private async node(host: string, what: string): Promise<SwarmNode> {
+    await this.requireManager(what);
     const nodes = (await this.call('list nodes', () => this.docker.listNodes())) as SwarmNode[];
-    const n = nodes.find((x) => x.ID === host) ?? nodes.filter((x) => x.Description?.Hostname === host || x.ID.startsWith(host))[0];
+    const n = nodes.find((x) => x.ID === host) ?? nodes.find((x) => x.Description?.Hostname === host) ?? (host.length >= 6 ? nodes.find((x) => x.ID.startsWith(host)) : undefined);
     if (!n) throw new NotFound(`no host ${host}: berth hosts lists them`);
     return n;
   }

@@ -80,7 +80,7 @@ export class FakeEngine implements Engine {
   private seq = 0;
   private readonly failures = new Map<FailingCall, Error[]>();
   private held: Promise<void> | undefined;
-  private readonly mode: ClusterMode;
+  private mode: ClusterMode;
   private readonly hostMap = new Map<string, FakeHost>();
 
   /**
@@ -359,6 +359,21 @@ export class FakeEngine implements Engine {
       this.emit(c.info.id, 'destroy', c.info.labels);
     }
     this.hostMap.delete(h.id);
+  }
+
+  async initCluster(opts: { advertiseAddr: string }): Promise<void> {
+    this.check();
+    if (this.mode === 'swarm') throw new Conflict('this engine is in a Swarm already: berth hosts lists its hosts');
+    this.calls.push(`swarm init ${opts.advertiseAddr}`);
+    this.mode = 'swarm';
+    const h = [...this.hostMap.values()][0]!;
+    h.address = opts.advertiseAddr;
+  }
+
+  async joinInfo(): Promise<{ token: string; managers: string[] }> {
+    this.check();
+    this.clusterOnly('add');
+    return { token: 'SWMTKN-1-fake', managers: [...this.hostMap.values()].filter((h) => h.role === 'manager').map((h) => `${h.address}:2377`) };
   }
 
   /** Adds a host to the simulated cluster (it is ready at once). */

@@ -1,0 +1,113 @@
+import type { Command } from 'commander';
+import { clusterInit, clusterJoin, drainHost, labelHost, listHosts, removeHost, type HostInfo } from '../../client/host-client.ts';
+import { formatResources } from '../../core/placement.ts';
+import { HOST_LABEL } from '../../core/ports.ts';
+
+const POOL = HOST_LABEL.pool;
+import { CliFailure, EXIT, connect, table, type GlobalOpts } from '../context.ts';
+import { output } from '../output.ts';
+
+const cpus = (n: number): string => `${Math.round((n / 1e9) * 100) / 100}`;
+const gib = (b: number): string => `${Math.round((b / 1024 ** 3) * 10) / 10}G`;
+
+function hostRows(hosts: HostInfo[]): string {
+  const rows = [['HOST', 'ADDRESS', 'POOL', 'STATE', 'ROLE', 'CPU (RESERVED/ALL)', 'MEMORY (RESERVED/ALL)', 'INSTANCES', 'LABELS']];
+  for (const h of hosts) {
+    const labels = Object.entries(h.labels).filter(([k]) => k !== POOL).map(([k, v]) => `${k}=${v}`).join(',') || '-';
+    rows.push([h.name, h.address, h.pool, h.state + (h.message ? ` (${h.message})` : ''), h.role,
+      `${cpus(h.reserved.nanoCpus)}/${cpus(h.capacity.nanoCpus)}`, `${gib(h.reserved.memoryBytes)}/${gib(h.capacity.memoryBytes)}`, String(h.instances), labels]);
+  }
+  return table(rows);
+}
+
+/** KEY=VALUE sets, KEY- removes (like kubectl label). */
+export function parseLabelArgs(args: string[]): { set: Record<string, string>; remove: string[] } {
+  const set: Record<string, string> = {};
+  const remove: string[] = [];
+  for (const a of args) {
+    const eq = a.indexOf('=');
+    if (eq > 0) set[a.slice(0, eq)] = a.slice(eq + 1);
+    else if (a.endsWith('-') && a.length > 1) remove.push(a.slice(0, -1));
+    else throw new CliFailure(`label "${a}": write KEY=VALUE to set a label or KEY- to remove one (e.g. ${POOL}=a, zone-)`, EXIT.usage);
+  }
+  return { set, remove };
+}
+
+/** `berth hosts`, `berth host add|label|drain|rm`, `berth cluster init`: many hosts on Docker Swarm. */
+export function registerHosts(program: Command): void {
+  program.command('hosts')
+    .description('hosts instances run on: address, pool, state (ready / draining / down), role, CPU and memory reserved of capacity, instances, labels')
+    .addHelpText('after', `
+One-host mode (a plain Docker Engine) shows the one host; cluster mode (Berth's engine is a Swarm
+manager) shows every node. A host's pool is its label ${POOL} (default: "default").
+
+Examples:
+  berth hosts
+  berth --json hosts`)
+    .action(async () => {
+      const g = program.opts<GlobalOpts>();
+      const r = await listHosts(connect(g));
+      output(g, r, () => {
+        console.log(hostRows(r.hosts));
+        if (r.mode === 'single') console.log('\none-host mode: berth cluster init --advertise-addr ADDR makes this host a Swarm manager');
+      });
+    });
+
+  const host = program.command('host').description('add, label, drain or remove a host (cluster mode)');
+  host.command('add')
+    .description('print the command that joins a new host to the cluster, and what the host needs')
+    .option('--pool <pool>', 'the pool the new host will be in')
+    .action(async (o: { pool?: string }) => {
+      const g = program.opts<GlobalOpts>();
+      const r = await clusterJoin(connect(g), o.pool);
+      output(g, r, () => {
+        r.steps.forEach((s, i) => console.log(`${i + 1}. ${s}`));
+        console.error('\nThe join token is a credential: anyone holding it can add a host to this cluster.');
+      });
+    });
+  host.command('label')
+    .argument('<host>', 'host name or id (berth hosts)')
+    .argument('<labels...>', 'KEY=VALUE to set, KEY- to remove')
+    .description(`set or remove a host's labels; ${POOL}=POOL puts it in a pool`)
+    .addHelpText('after', `
+Examples:
+  berth host label th2 ${POOL}=a zone=z1
+  berth host label th2 zone-`)
+    .action(async (name: string, args: string[]) => {
+      const g = program.opts<GlobalOpts>();
+      const { set, remove } = parseLabelArgs(args);
+      const r = await labelHost(connect(g), name, set, remove);
+      output(g, r, () => console.log(`${r.host.name}: pool ${r.host.pool}, labels ${Object.entries(r.host.labels).map(([k, v]) => `${k}=${v}`).join(' ') || '(none)'}`));
+    });
+  host.command('drain')
+    .argument('<host>', 'host name or id')
+    .option('--undo', 'make the host ready again')
+    .description('drain a host: nothing new lands there, and its instances move to other hosts of their pool')
+    .action(async (name: string, o: { undo?: boolean }) => {
+      const g = program.opts<GlobalOpts>();
+      const r = await drainHost(connect(g), name, !o.undo);
+      output(g, r, () => console.log(`${r.host.name} is ${r.host.state} (${r.host.instances} instances there)`));
+    });
+  host.command('rm')
+    .argument('<host>', 'host name or id')
+    .option('--force', 'remove it even while it is ready or runs instances')
+    .description('remove a host from the cluster (drain it first, or it must be down)')
+    .action(async (name: string, o: { force?: boolean }) => {
+      const g = program.opts<GlobalOpts>();
+      await removeHost(connect(g), name, o.force === true);
+      output(g, { removed: name }, () => console.log(`removed host ${name}`));
+    });
+
+  const cluster = program.command('cluster').description('cluster mode on Docker Swarm');
+  cluster.command('init')
+    .requiredOption('--advertise-addr <ip>', 'the address of this host that the other hosts reach')
+    .description("make the engine's host the manager of a new Swarm (Berth adopts an existing Swarm by itself when its engine is a manager)")
+    .action(async (o: { advertiseAddr: string }) => {
+      const g = program.opts<GlobalOpts>();
+      const r = await clusterInit(connect(g), o.advertiseAddr);
+      output(g, r, () => {
+        const h = r.hosts[0];
+        console.log(`cluster mode: ${h?.name ?? 'this host'} manages a Swarm on ${o.advertiseAddr}:2377 (${h ? formatResources(h.capacity) : ''}). Add hosts with berth host add.`);
+      });
+    });
+}
