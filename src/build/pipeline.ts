@@ -1,7 +1,7 @@
 import { isAbsolute, join as posixJoin, relative } from 'node:path/posix';
 import { readFile } from 'node:fs/promises';
 import { join as hostJoin } from 'node:path';
-import { LABEL, type Clock, type EngineContainers, type EngineImages, type EngineTelemetry, type HostPathPolicy, type Logger } from '../core/ports.ts';
+import { LABEL, type BuildOptions, type Clock, type EngineContainers, type EngineImages, type EngineTelemetry, type HostPathPolicy, type Logger } from '../core/ports.ts';
 import { BerthError } from '../core/errors.ts';
 import type { DeploymentsPort } from '../core/deployments.ts';
 import { parseEnvFile, parseWithSource, type SourceParse, type SpecSource } from '../core/spec/index.ts';
@@ -258,32 +258,18 @@ export class PushPipeline {
         const dockerfile = ctx.dockerfileText;
         const parentDepth = await this.parentDepth(dockerfile);
         say(`-----> Building ${svc.name} as ${image}`);
-        const release = await this.slots.acquire((n) => say(`       waiting for a build slot (${n} ahead)`), signal)
-          .catch((err: unknown) => {
-            stopIfCancelled('build');
-            throw err;
-          });
-        try {
-          await this.d.engine.build({
-            context: `${ctx.dir || '.'} of commit ${sha.slice(0, 12)}`, dockerfile: svc.build.dockerfile, tag: image,
-            // SOURCE_DATE_EPOCH (reproducible-builds.org): BuildKit 0.11+ dates the image and its history by it.
-            args: { SOURCE_DATE_EPOCH: String(committedAt), ...svc.build.args },
-            ...(svc.build.target ? { target: svc.build.target } : {}),
-            // Straight from git's object store: the commit is never written out and read back.
-            contextTar: { open: () => files.archive(ctx.dir, signal), dockerfileText: ctx.dockerfileText, ...(ctx.dockerignore !== undefined ? { dockerignore: ctx.dockerignore } : {}) },
-            labels: {
-              [LABEL.app]: app, [LABEL.service]: svc.name, [LABEL.commit]: sha,
-              [LABEL.commitTime]: new Date(committedAt * 1000).toISOString(), [LABEL.depth]: String(parentDepth + 1),
-            },
-            ...(this.d.buildMemoryBytes ? { memoryBytes: this.d.buildMemoryBytes } : {}),
-            signal,
-          }, (line) => say(`       ${line}`));
-        } catch (err) {
-          stopIfCancelled('build');
-          throw new PipelineFailed(`build of ${svc.name} failed: ${(err as Error).message}`);
-        } finally {
-          release();
-        }
+        await this.buildInSlot(svc.name, {
+          context: `${ctx.dir || '.'} of commit ${sha.slice(0, 12)}`, dockerfile: svc.build.dockerfile, tag: image,
+          // SOURCE_DATE_EPOCH (reproducible-builds.org): BuildKit 0.11+ dates the image and its history by it.
+          args: { SOURCE_DATE_EPOCH: String(committedAt), ...svc.build.args },
+          ...(svc.build.target ? { target: svc.build.target } : {}),
+          // Straight from git's object store: the commit is never written out and read back.
+          contextTar: { open: () => files.archive(ctx.dir, signal), dockerfileText: ctx.dockerfileText, ...(ctx.dockerignore !== undefined ? { dockerignore: ctx.dockerignore } : {}) },
+          labels: {
+            [LABEL.app]: app, [LABEL.service]: svc.name, [LABEL.commit]: sha,
+            [LABEL.commitTime]: new Date(committedAt * 1000).toISOString(), [LABEL.depth]: String(parentDepth + 1),
+          },
+        }, c);
         rec.images[svc.name] = image;
         say(`-----> ${svc.name} built: ${image}`);
         built.push({ svc, dockerfile, parentDepth });
@@ -368,31 +354,18 @@ export class PushPipeline {
         }
         const parentDepth = await this.parentDepth(dockerfile);
         say(`-----> Building ${names} as ${first.image} from ${checked.path}`);
-        const release = await this.slots.acquire((n) => say(`       waiting for a build slot (${n} ahead)`), signal)
-          .catch((err: unknown) => {
-            stopIfCancelled('build');
-            throw err;
-          });
-        try {
-          await this.d.engine.build({
-            context: checked.path, dockerfile: b.dockerfile, tag: first.image, args: b.args,
-            ...(b.target ? { target: b.target } : {}), ...(b.dockerfileInline !== undefined ? { dockerfileInline: b.dockerfileInline } : {}),
-            labels: { [LABEL.app]: rec.app, [LABEL.service]: first.name, [LABEL.depth]: String(parentDepth + 1) },
-            ...(this.d.buildMemoryBytes ? { memoryBytes: this.d.buildMemoryBytes } : {}),
-            signal,
-          }, (line) => say(`       ${line}`));
+        await this.buildInSlot(names, {
+          context: checked.path, dockerfile: b.dockerfile, tag: first.image, args: b.args,
+          ...(b.target ? { target: b.target } : {}), ...(b.dockerfileInline !== undefined ? { dockerfileInline: b.dockerfileInline } : {}),
+          labels: { [LABEL.app]: rec.app, [LABEL.service]: first.name, [LABEL.depth]: String(parentDepth + 1) },
+        }, c, async () => {
           // Compose's meaning of image + build: the built image carries each service's name.
           for (const other of svcs.slice(1)) {
             if (other.image === first.image) continue;
             const { repo, tag } = splitRef(other.image);
             await this.d.engine.tag(first.image, repo, tag);
           }
-        } catch (err) {
-          stopIfCancelled('build');
-          throw new PipelineFailed(`build of ${names} failed: ${(err as Error).message}`);
-        } finally {
-          release();
-        }
+        });
         for (const svc of svcs) {
           rec.images[svc.name] = svc.image;
           built.push({ svc, dockerfile, parentDepth });
@@ -498,6 +471,34 @@ export class PushPipeline {
   }
 
   /** Runs the service's test command in a container of the new image; non-zero fails the push. */
+  /**
+   * One image build in a build slot, for both kinds of build: waits for a slot (cancellable), builds
+   * with the server's memory cap and the run's signal, streams the builder's lines, then `after` (still
+   * in the slot). A failure is the build stage's PipelineFailed naming `what`, or BuildCancelled.
+   */
+  private async buildInSlot(what: string, opts: Omit<BuildOptions, 'memoryBytes' | 'signal'>, c: RunContext, after?: () => Promise<void>): Promise<void> {
+    const { say, signal } = c;
+    const stopIfCancelled = () => {
+      if (signal.aborted) throw new BuildCancelled('build');
+    };
+    const release = await this.slots.acquire((n) => say(`       waiting for a build slot (${n} ahead)`), signal)
+      .catch((err: unknown) => {
+        stopIfCancelled();
+        throw err;
+      });
+    try {
+      await this.d.engine.build({
+        ...opts, ...(this.d.buildMemoryBytes ? { memoryBytes: this.d.buildMemoryBytes } : {}), signal,
+      }, (line) => say(`       ${line}`));
+      await after?.();
+    } catch (err) {
+      stopIfCancelled();
+      throw new PipelineFailed(`build of ${what} failed: ${(err as Error).message}`);
+    } finally {
+      release();
+    }
+  }
+
   /**
    * The push stage (when a registry is configured): each service's built image to
    * `REGISTRY/APP/SERVICE:TAG`; `rec.images` then names it by digest (`repo@sha256:…`).
