@@ -11,12 +11,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'node:http';
-import { Harness, docker, freePort } from './helpers/harness.ts';
+import { Harness, docker, freePort, hey, viaIngress } from './helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 
 const APP = 'shop';
@@ -51,37 +49,6 @@ networks:
 `;
 }
 
-/** GET / through the ingress with a Host header: the body, or `HTTP status`. */
-function viaIngress(port: number, host: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, timeout: 5000 }, (res) => {
-      let b = '';
-      res.on('data', (c: Buffer) => (b += c.toString()));
-      res.on('end', () => resolve(res.statusCode === 200 ? b.trim() : `HTTP ${res.statusCode}`));
-    }).on('error', reject).on('timeout', function (this: { destroy(e: Error): void }) {
-      this.destroy(new Error(`timeout asking ${host}`));
-    }).end();
-  });
-}
-
-/** hey through the ingress with a Host header, bounded in time. */
-function heyHost(port: number, host: string, seconds: number): Promise<{ total: number; failed: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    execFile('hey', ['-z', `${seconds}s`, '-c', '4', '-q', '60', '-t', '10', '-host', host, `http://127.0.0.1:${port}/`],
-      { timeout: (seconds + 30) * 1000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => {
-        if (err && !stdout) return reject(err);
-        let ok = 0;
-        let failed = 0;
-        for (const m of stdout.matchAll(/\[(\d{3})\]\s+(\d+) responses/g)) {
-          if (m[1]!.startsWith('2')) ok += Number(m[2]);
-          else failed += Number(m[2]);
-        }
-        for (const m of (stdout.split('Error distribution:')[1] ?? '').matchAll(/\[(\d+)\]\s+(.+)/g)) failed += Number(m[1]);
-        resolve({ total: ok + failed, failed, text: stdout.slice(-1500) });
-      });
-  });
-}
-
 describe('app networks', () => {
   let h: Harness;
   let dir: string;
@@ -105,12 +72,8 @@ describe('app networks', () => {
     const d = await h.cli(['deploy', '-f', file, '--env', env], { timeoutMs: 180_000 });
     assert.equal(d.code, 0, d.stdout + d.stderr);
   };
-  /** Running containers of a service in an env: id → instance label. */
-  const containersOf = async (env: string, service: string) => {
-    const ids = (await docker('ps', '-q', '--no-trunc', '--filter', `label=io.berth.cluster=${cluster}`, '--filter', `label=io.berth.app=${APP}`,
-      '--filter', `label=io.berth.env=${env}`, '--filter', `label=io.berth.service=${service}`)).split('\n').filter(Boolean);
-    return ids;
-  };
+  /** Running containers of a service in an env. */
+  const containersOf = (env: string, service: string) => h.runningIds(APP, env, service);
   const sh = (id: string, script: string) => docker('exec', id, 'sh', '-c', script);
   const networks = async () => (await docker('network', 'ls', '--filter', `label=io.berth.cluster=${cluster}`, '--format', '{{.ID}} {{.Name}}'))
     .split('\n').filter(Boolean).sort();
@@ -168,11 +131,11 @@ describe('app networks', () => {
       seen.add((await viaIngress(h.ingressPort, 'shop-prod.test')).split(' ')[2] ?? '');
       return seen.size === 3;
     }, { timeoutMs: 30_000, intervalMs: 20, what: 'three replicas behind the ingress' });
-    const traffic = heyHost(h.ingressPort, 'shop-prod.test', 12);
+    const traffic = hey(h.ingressPort, '/', { seconds: 12, concurrency: 4, qps: 60, host: 'shop-prod.test' });
     await new Promise((r) => setTimeout(r, 1000));
     await deploy('prod', 'v2', 3);
     const r = await traffic;
-    assert.equal(r.failed, 0, `rolling release: ${r.failed} of ${r.total} failed\n${r.text}`);
+    assert.equal(r.failed, 0, `rolling release: ${r.failed} of ${r.total} failed\n${r.raw.slice(-1500)}`);
     assert.ok(r.total >= 200, `only ${r.total} requests`);
     assert.match(await viaIngress(h.ingressPort, 'shop-prod.test'), /^prod v2 /);
 

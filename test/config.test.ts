@@ -7,7 +7,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Harness, ROOT, docker, type CliResult } from './helpers/harness.ts';
 
@@ -47,18 +46,6 @@ describe('configuration center', () => {
     return undefined;
   };
   const service = async () => (await h.status('e2e')).services[0];
-  /** Every file under the data dir (databases, WAL, nginx config and logs, ...) plus the server's log. */
-  const filesWith = async (needle: string): Promise<string[]> => {
-    const hits: string[] = [];
-    for (const e of await readdir(h.dataDir, { recursive: true, withFileTypes: true })) {
-      if (!e.isFile()) continue;
-      const p = join(e.parentPath, e.name);
-      const buf = await readFile(p).catch(() => undefined);
-      if (buf?.includes(needle)) hits.push(p);
-    }
-    if (h.serverLog.includes(needle)) hits.push('(server log)');
-    return hits;
-  };
 
   test('config set rolls out a new release: new containers, the value in every instance', async () => {
     const before = new Set((await running()).map((c) => c.id));
@@ -102,7 +89,7 @@ describe('configuration center', () => {
       assert.equal(await printenv(c.id, 'GREETING'), 'hello');
     }
 
-    assert.deepEqual(await filesWith(SECRET), [], 'no plaintext of the secret in the data dir (config.db, berth.db, WAL, ...) or the log');
+    assert.deepEqual(await h.filesWith(SECRET), [], 'no plaintext of the secret in the data dir (config.db, berth.db, WAL, ...) or the log');
 
     const ls = await h.cli(['config', 'ls', 'e2e']);
     assert.equal(ls.code, 0, ls.stderr);
@@ -173,6 +160,6 @@ describe('configuration center', () => {
     const rm = await h.cli(['secret', 'rm', 'e2e', 'DB_PASSWORD']);
     assert.equal(rm.code, 0, rm.stderr);
     for (const c of await running()) assert.equal(await printenv(c.id, 'DB_PASSWORD'), undefined);
-    assert.deepEqual(await filesWith(SECRET), []);
+    assert.deepEqual(await h.filesWith(SECRET), []);
   });
 });

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -104,18 +104,6 @@ describe('secrets and configs', () => {
   };
   const inContainer = async (id: string, ...cmd: string[]) => (await docker('exec', id, ...cmd)).trim();
   const status = async (target: string) => (await h.api('GET', `/v1/apps/vault?env=${target}`)).json;
-  /** Every file under the data dir (databases, WAL, nginx, logs) and the server's log holding `needle`. */
-  const filesWith = async (needle: string): Promise<string[]> => {
-    const hits: string[] = [];
-    for (const e of await readdir(h.dataDir, { recursive: true, withFileTypes: true })) {
-      if (!e.isFile()) continue;
-      const p = join(e.parentPath, e.name);
-      const buf = await readFile(p).catch(() => undefined);
-      if (buf?.includes(needle)) hits.push(p);
-    }
-    if (h.serverLog.includes(needle)) hits.push('(server log)');
-    return hits;
-  };
 
   test('an external secret that is not set: the deploy is refused naming it and how to set it; nothing is created', async () => {
     const r = await deploy('prod');
@@ -160,7 +148,7 @@ describe('secrets and configs', () => {
     for (const m of sources) assert.ok(m.Source.startsWith(root + '/'), m.Source);
     const fs = (await exec('findmnt', ['-n', '-o', 'FSTYPE', '--target', sources[0]!.Source])).stdout.trim();
     assert.equal(fs, 'tmpfs');
-    for (const v of [DB_PW, PROD_KEY, PRE_KEY, ENV_TOKEN]) assert.deepEqual(await filesWith(v), [], `plaintext of a secret found`);
+    for (const v of [DB_PW, PROD_KEY, PRE_KEY, ENV_TOKEN]) assert.deepEqual(await h.filesWith(v), [], `plaintext of a secret found`);
   });
 
   test('a changed secret file is a new release with the new value; an unchanged deploy is no release', async () => {
@@ -176,7 +164,7 @@ describe('secrets and configs', () => {
     assert.equal(s.release.status, 'healthy');
     assert.equal(await inContainer(await container('prod'), 'cat', '/run/secrets/db_password'), DB_PW2);
     assert.equal(await inContainer(await container('pre'), 'cat', '/run/secrets/db_password'), DB_PW, 'pre keeps its release');
-    assert.deepEqual(await filesWith(DB_PW2), []);
+    assert.deepEqual(await h.filesWith(DB_PW2), []);
   });
 
   test('an external secret changed with `berth secret set` rolls out as a new release', async () => {
@@ -187,7 +175,7 @@ describe('secrets and configs', () => {
     const s = (await status('pre')).services[0];
     assert.equal(s.release.seq, seq + 1);
     assert.equal(await inContainer(await container('pre'), 'cat', '/run/secrets/api_key'), next);
-    assert.deepEqual(await filesWith(next), []);
+    assert.deepEqual(await h.filesWith(next), []);
   });
 
   test('bad input is refused at file:line:col and changes nothing', async () => {

@@ -11,12 +11,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'node:http';
-import { Harness, docker } from './helpers/harness.ts';
+import { Harness, docker, hey, viaIngress } from './helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 
 const APP = 'tier';
@@ -74,35 +72,6 @@ secrets:
 `;
 }
 
-function viaIngress(port: number, host: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, timeout: 5000 }, (res) => {
-      let b = '';
-      res.on('data', (c: Buffer) => (b += c.toString()));
-      res.on('end', () => resolve(res.statusCode === 200 ? b.trim() : `HTTP ${res.statusCode}`));
-    }).on('error', reject).on('timeout', function (this: { destroy(e: Error): void }) {
-      this.destroy(new Error(`timeout asking ${host}`));
-    }).end();
-  });
-}
-
-function heyHost(port: number, host: string, seconds: number): Promise<{ total: number; failed: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    execFile('hey', ['-z', `${seconds}s`, '-c', '4', '-q', '40', '-t', '10', '-host', host, `http://127.0.0.1:${port}/`],
-      { timeout: (seconds + 30) * 1000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => {
-        if (err && !stdout) return reject(err);
-        let ok = 0;
-        let failed = 0;
-        for (const m of stdout.matchAll(/\[(\d{3})\]\s+(\d+) responses/g)) {
-          if (m[1]!.startsWith('2')) ok += Number(m[2]);
-          else failed += Number(m[2]);
-        }
-        for (const m of (stdout.split('Error distribution:')[1] ?? '').matchAll(/\[(\d+)\]\s+(.+)/g)) failed += Number(m[1]);
-        resolve({ total: ok + failed, failed, text: stdout.slice(-1500) });
-      });
-  });
-}
-
 describe('a three-tier app on app networks (PostgreSQL and Redis from Debian packages)', { skip: process.env.BERTH_SKIP_DEBIAN_SERVICES === '1' }, () => {
   let h: Harness;
   let dir: string;
@@ -129,8 +98,7 @@ describe('a three-tier app on app networks (PostgreSQL and Redis from Debian pac
     const d = await h.cli(['deploy', '-f', file, '--env', env], { timeoutMs: 240_000 });
     assert.equal(d.code, 0, d.stdout + d.stderr);
   };
-  const running = async (env: string, service: string) => (await docker('ps', '-q', '--no-trunc', '--filter', `label=io.berth.cluster=${cluster}`,
-    '--filter', `label=io.berth.app=${APP}`, '--filter', `label=io.berth.env=${env}`, '--filter', `label=io.berth.service=${service}`)).split('\n').filter(Boolean);
+  const running = (env: string, service: string) => h.runningIds(APP, env, service);
   const jobs = async (env: string) => Number(/jobs=(\d+)$/.exec(await viaIngress(h.ingressPort, `tier-${env}.test`))?.[1] ?? -1);
 
   test('prod and pre at once: web → cache, worker → db (password from /run/secrets) and cache, each env isolated', async () => {
@@ -158,11 +126,11 @@ describe('a three-tier app on app networks (PostgreSQL and Redis from Debian pac
 
   test('web scaled to 3 on its fixed port, a rolling release under load: 0 failed; a killed replica replaced; server SIGKILLed: all adopted', async () => {
     await deploy('prod', 'v1', 3);
-    const traffic = heyHost(h.ingressPort, 'tier-prod.test', 12);
+    const traffic = hey(h.ingressPort, '/', { seconds: 12, concurrency: 4, qps: 40, host: 'tier-prod.test' });
     await new Promise((r) => setTimeout(r, 1000));
     await deploy('prod', 'v2', 3);
     const r = await traffic;
-    assert.equal(r.failed, 0, `rolling release: ${r.failed} of ${r.total} failed\n${r.text}`);
+    assert.equal(r.failed, 0, `rolling release: ${r.failed} of ${r.total} failed\n${r.raw.slice(-1500)}`);
     assert.ok(r.total >= 150, `only ${r.total} requests`);
     assert.match(await viaIngress(h.ingressPort, 'tier-prod.test'), /^prod v2 jobs=\d+$/);
 

@@ -3,7 +3,7 @@
  * API/ingress/admin ports and instance port range, on the real Docker Engine and a real nginx.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -62,20 +62,26 @@ export interface HttpResult {
   body: string;
 }
 
-/** One GET through a fresh connection (no keep-alive: every request is a real new attempt). */
-export function get(port: number, path: string, timeoutMs = 5000): Promise<HttpResult> {
+/** One GET through a fresh connection (no keep-alive: every request is a real new attempt); `host`: its Host header. */
+export function get(port: number, path: string, timeoutMs = 5000, host?: string): Promise<HttpResult> {
   return new Promise((res, rej) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false, timeout: timeoutMs }, (r) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false, timeout: timeoutMs, ...(host ? { headers: { host } } : {}) }, (r) => {
       let body = '';
       r.setEncoding('utf8');
       r.on('data', (c) => (body += c));
       r.on('end', () => res({ status: r.statusCode ?? 0, body }));
       r.on('error', rej);
     });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('timeout', () => req.destroy(new Error(host ? `timeout asking ${host}` : 'timeout')));
     req.on('error', rej);
     req.end();
   });
+}
+
+/** GET `path` through the ingress with a Host header: the body (trimmed) when 200, else `HTTP <status>`. */
+export async function viaIngress(port: number, host: string, path = '/'): Promise<string> {
+  const r = await get(port, path, 5000, host);
+  return r.status === 200 ? r.body.trim() : `HTTP ${r.status}`;
 }
 
 /** A bounded load loop: `total` requests at `concurrency`, returns counts of failures (non-2xx or socket errors). */
@@ -252,6 +258,26 @@ export class Harness {
     });
   }
 
+  /** Ids of the running containers of one service of an app in an environment (this installation's). */
+  async runningIds(app: string, env: string, service: string): Promise<string[]> {
+    const cluster = (await readFile(join(this.dataDir, 'cluster-id'), 'utf8')).trim();
+    return (await docker('ps', '-q', '--no-trunc', '--filter', `label=io.berth.cluster=${cluster}`, '--filter', `label=io.berth.app=${app}`,
+      '--filter', `label=io.berth.env=${env}`, '--filter', `label=io.berth.service=${service}`)).split('\n').filter(Boolean);
+  }
+
+  /** Every file under the data dir (databases, WAL, nginx config and logs, ...) and the server's log that hold `needle`. */
+  async filesWith(needle: string): Promise<string[]> {
+    const hits: string[] = [];
+    for (const e of await readdir(this.dataDir, { recursive: true, withFileTypes: true })) {
+      if (!e.isFile()) continue;
+      const p = join(e.parentPath, e.name);
+      const buf = await readFile(p).catch(() => undefined);
+      if (buf?.includes(needle)) hits.push(p);
+    }
+    if (this.serverLog.includes(needle)) hits.push('(server log)');
+    return hits;
+  }
+
   async nginxConf(): Promise<string> {
     return readFile(join(this.dataDir, 'nginx/conf/nginx.conf'), 'utf8');
   }
@@ -324,11 +350,12 @@ export interface HeyResult {
 
 /**
  * A bounded load run with `hey` (Debian's package): `seconds` long at `concurrency` workers, each
- * limited to `qps`. Keep-alive on, as real clients do. Failed = non-2xx responses + socket errors.
+ * limited to `qps`; `host`: the Host header (a route through the ingress). Keep-alive on, as real
+ * clients do. Failed = non-2xx responses + socket errors.
  */
-export function hey(port: number, path: string, o: { seconds: number; concurrency: number; qps: number }): Promise<HeyResult> {
+export function hey(port: number, path: string, o: { seconds: number; concurrency: number; qps: number; host?: string }): Promise<HeyResult> {
   return new Promise((res, rej) => {
-    execFile('hey', ['-z', `${o.seconds}s`, '-c', String(o.concurrency), '-q', String(o.qps), '-t', '10', `http://127.0.0.1:${port}${path}`],
+    execFile('hey', ['-z', `${o.seconds}s`, '-c', String(o.concurrency), '-q', String(o.qps), '-t', '10', ...(o.host ? ['-host', o.host] : []), `http://127.0.0.1:${port}${path}`],
       { timeout: (o.seconds + 30) * 1000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => {
         if (err && !stdout) return rej(err);
         const statuses: Record<string, number> = {};
