@@ -4,34 +4,9 @@
  */
 import type { BerthClient } from './client.ts';
 
-import type { ConfigEntryView, ConfigKind } from '../core/views.ts';
+import type { ConfigChangeView, ConfigEntryView, ConfigKind, ConfigVersionView, ConfigWriteView } from '../core/views.ts';
 
-export type { ConfigEntryView, ConfigKind };
-
-export interface ConfigChangeView {
-  key: string;
-  kind: ConfigKind;
-  op: 'set' | 'unset';
-  old?: string;
-  new?: string;
-}
-
-export interface ConfigVersionView {
-  version: number;
-  who: string;
-  at: number;
-  changes: ConfigChangeView[];
-}
-
-export interface ConfigWriteView {
-  app: string;
-  env: string;
-  version: number;
-  changed: boolean;
-  changes: ConfigChangeView[];
-  /** The deployment that rolls the change out, when the app runs in this environment. */
-  deployment?: string;
-}
+export type { ConfigChangeView, ConfigEntryView, ConfigKind, ConfigVersionView, ConfigWriteView };
 
 export interface ConfigSetEntry {
   key: string;

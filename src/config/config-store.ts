@@ -5,7 +5,7 @@ import type { Clock } from '../core/ports.ts';
 import { NAME_PATTERN } from '../core/spec/names.ts';
 import { describeSource, SecretKeyError, type SecretBox } from './secret-box.ts';
 
-import type { ConfigEntryView, ConfigKind } from '../core/views.ts';
+import type { ConfigChangeView, ConfigEntryView, ConfigKind, ConfigVersionView, ConfigWriteView } from '../core/views.ts';
 
 export type { ConfigEntryView, ConfigKind };
 
@@ -15,28 +15,11 @@ export interface ConfigEntryInput {
   kind: ConfigKind;
 }
 
-/** One key's change in a version. `old`/`new` are recorded only for plain values, never for secrets. */
-export interface ConfigChange {
-  key: string;
-  kind: ConfigKind;
-  op: 'set' | 'unset';
-  old?: string;
-  new?: string;
-}
-
-export interface ConfigVersion {
-  version: number;
-  who: string;
-  at: number;
-  changes: ConfigChange[];
-}
-
-export interface ConfigWriteResult {
-  /** The version after the call (unchanged when nothing changed). */
-  version: number;
-  changed: boolean;
-  changes: ConfigChange[];
-}
+/** One key's change in a version (core/views.ts declares it: the API serves it as it is). */
+export type ConfigChange = ConfigChangeView;
+export type ConfigVersion = ConfigVersionView;
+/** What a write did: the API adds the app, env and rollout deployment (ConfigWriteView). */
+export type ConfigWriteResult = Pick<ConfigWriteView, 'version' | 'changed' | 'changes'>;
 
 /** Environment-variable style, and not one Berth sets itself (PORT, BERTH_*). */
 export const CONFIG_KEY_PATTERN = /^[A-Z_][A-Z0-9_]*$/;

@@ -79,6 +79,35 @@ export interface ConfigEntryView {
   value?: string;
 }
 
+/** One key's change in a configuration version. `old`/`new` are recorded only for plain values, never for secrets. */
+export interface ConfigChangeView {
+  key: string;
+  kind: ConfigKind;
+  op: 'set' | 'unset';
+  old?: string;
+  new?: string;
+}
+
+/** A configuration version of an app/env (`GET …/config/history`). */
+export interface ConfigVersionView {
+  version: number;
+  who: string;
+  at: number;
+  changes: ConfigChangeView[];
+}
+
+/** The outcome of a configuration write (`PUT`/`DELETE …/config`). */
+export interface ConfigWriteView {
+  app: string;
+  env: string;
+  /** The version after the call (unchanged when nothing changed). */
+  version: number;
+  changed: boolean;
+  changes: ConfigChangeView[];
+  /** The deployment that rolls the change out, when the app runs in this environment. */
+  deployment?: string;
+}
+
 /** A build from a git push or webhook (`GET /v1/builds`). */
 export interface BuildView {
   id: string;
