@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { buildImagesReady, type DeploymentBuildsPort } from '../core/deployments.ts';
 import { isDigestRef, pullDecision, pullFailureMessage, registryOf } from '../core/image-ref.ts';
 import type { Clock, EngineImages, Logger, PullProgress } from '../core/ports.ts';
-import type { ServiceSpec } from '../core/spec/types.ts';
+import { DEFAULT_UPDATE, type ServiceSpec } from '../core/spec/types.ts';
 import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore, InstanceStore, ReleaseRecord } from '../core/store.ts';
 import { waitingOn } from '../core/views.ts';
 import { COMPLETED_REASON, dependencyTimeoutText, dependencyWait, type DependencyHold, type DependencyView } from '../core/plan/index.ts';
@@ -27,8 +27,6 @@ export interface DeploymentControllerDeps {
   applyRoutes: () => void;
   /** The build controller: a deployment with build sections runs the images of a build record. */
   builds?: DeploymentBuildsPort;
-  /** How long a deployment waits for its services' replicas when a release does not say (x-berth.update.deadline). */
-  releaseDeadlineMs?: number;
   /** Whether Berth has credentials for a registry (`berth registry login`): a refused pull says what to do. */
   loggedIn?: (registry: string) => boolean;
   /** How long one image pull may take in all (BERTH_PULL_TIMEOUT_S); default 10 minutes. */
@@ -273,7 +271,7 @@ export class DeploymentController {
       const why = () => waitingOn({ healthy, desired: svc.replicas, releaseSeq: r.seq, instances: insts.map((i) => ({ ...i, release: r.seq })),
         ...(crash ? { lastCrash: crash } : {}) }, clock.now());
       if (svc.failures >= RELEASE_FAILURE_LIMIT) return this.fail(dep, `${r.service}: instances crashed ${svc.failures} times in a row: ${why()}`);
-      const deadline = r.spec.update?.deadlineMs ?? this.d.releaseDeadlineMs ?? 300_000;
+      const deadline = (r.spec.update ?? DEFAULT_UPDATE).deadlineMs;
       // Counted from the release's creation when this deployment made it: its build's time is not the rollout's.
       if (clock.now() - Math.max(dep.createdAt, r.createdAt) > deadline) {
         // Never started because a dependency held it: the dependency is the cause, in its own words.

@@ -95,7 +95,6 @@ function harness(extra: { hostPaths?: HostPathPolicy } = {}) {
     },
     instancesChanged: () => void instancesChanged++,
     releaseFinished: (k) => void finished.push(k),
-    releaseDeadlineMs: 300_000,
     // Berth's own probes (reload by signal, the port check): whatever `probes.answer` says.
     probe: async (inst, health) => probes.answer(inst, health),
     ...extra,

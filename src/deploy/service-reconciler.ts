@@ -28,8 +28,6 @@ export interface ServiceReconcilerDeps {
   instancesChanged: () => void;
   /** Called when a release reached healthy or failed (wakes the deployments that wait for it). */
   releaseFinished: (k: ServiceKey) => void;
-  /** A release failing to become healthy within this long is marked failed (unless x-berth.update.deadline says otherwise). */
-  releaseDeadlineMs: number;
   /** Host path of the resolv.conf for containers of an app in an environment (Berth's DNS), if DNS for containers is on. */
   resolvConf?: (app: string, env: string) => string | undefined;
   /** Configuration (plain values and decrypted secrets) of an app/env at a version, injected as environment. */
@@ -536,7 +534,7 @@ export class ServiceReconciler {
     }
     // From when this release became the target (a rollback to an old release gets its whole deadline).
     const age = clock.now() - (svc.rolloutStartedAt || release.createdAt);
-    const deadline = release.spec.update ? upd.deadlineMs : this.d.releaseDeadlineMs;
+    const deadline = upd.deadlineMs;
     if (svc.failures >= RELEASE_FAILURE_LIMIT || age > deadline) {
       const crash = svc.lastCrash?.releaseId === release.id ? svc.lastCrash : undefined;
       // Never started because a dependency held it: the dependency is the cause, in its own words.

@@ -14,7 +14,6 @@ export interface ServerConfig {
   readonly ingressAdminPort: number;
   readonly dockerSocket: string;
   readonly portRange: { readonly min: number; readonly max: number };
-  readonly releaseDeadlineMs: number;
   readonly logLevel: string;
   readonly nginxBin: string;
   /** Berth's DNS for people and tools (`dig @127.0.0.1 -p 8600 web.shop.prod.berth`); undefined: off. */
@@ -125,7 +124,6 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     ingressAdminPort: port('--ingress-admin-port', flags.ingressAdminPort ?? env.BERTH_INGRESS_ADMIN_PORT ?? '7071'),
     dockerSocket: flags.dockerSocket ?? env.BERTH_DOCKER_SOCKET ?? '/var/run/docker.sock',
     portRange: Object.freeze({ min: Number(r[1]), max: Number(r[2]) }),
-    releaseDeadlineMs: Number(env.BERTH_RELEASE_DEADLINE_S ?? 300) * 1000,
     logLevel: flags.logLevel ?? env.BERTH_LOG_LEVEL ?? 'info',
     nginxBin: env.BERTH_NGINX ?? 'nginx',
     ...dnsConfig(flags, env),

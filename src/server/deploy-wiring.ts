@@ -47,7 +47,6 @@ export function wireReconcilers(cfg: ServerConfig, d: {
       health.refresh();
       d.instancesChanged();
     },
-    releaseDeadlineMs: cfg.releaseDeadlineMs,
     configEnv: files.containerConfig,
     fileMounts: files.writeReleaseFiles,
     configDirOf: (app, env) => join(files.configRoot, app, env),
@@ -58,7 +57,7 @@ export function wireReconcilers(cfg: ServerConfig, d: {
   });
   const deployments = new DeploymentController({
     store, engine, clock, logger: logger.child({ component: 'deployments' }), newId: () => shortId(10), enqueueService: d.enqueueService, applyRoutes: d.applyRoutes,
-    configVersion: (app, env) => d.config.version(app, env), builds: d.builds, releaseDeadlineMs: cfg.releaseDeadlineMs, pullTimeoutMs: cfg.pullTimeoutMs,
+    configVersion: (app, env) => d.config.version(app, env), builds: d.builds, pullTimeoutMs: cfg.pullTimeoutMs,
     loggedIn: (host) => d.registryLogins.has(host),
   });
   return { health, services, deployments };
