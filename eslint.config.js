@@ -50,7 +50,6 @@ const ROOM_EXCEPTIONS = [
   { file: 'src/cli/commands/server.ts', to: 'server/index.ts', why: 'the `berth server` verb starts the server' },
   // Issue 11: the API acts on desired state through domain services (rollback, builds, config,
   // metrics) it should get as role interfaces from server/, not by importing the rooms that hold them.
-  { file: 'src/api/service-routes.ts', to: 'deploy/rollback.ts', why: 'rollback is domain code over the Store; moves to a service the API gets injected' },
   { file: 'src/api/git-routes.ts', to: 'build', why: 'git smart HTTP, build records and the pipeline\'s deploy hooks; a BuildService port (issue 11)' },
   { file: 'src/api/webhook-routes.ts', to: 'build', why: 'webhook verification, deliveries and the build controller; a BuildService port (issue 11)' },
   { file: 'src/api/config-routes.ts', to: 'config', why: 'the ConfigStore class as a type; a ConfigStore role interface in core/ports (issue 11)' },

@@ -71,9 +71,11 @@ test('tests and files outside src/ are not checked; a room missing from the tabl
 });
 
 test('an exception covers only its own file', async () => {
-  assert.deepEqual(await roomErrors('src/api/service-routes.ts', `import { rollbackTo } from '../deploy/rollback.ts';\nvoid rollbackTo;\n`), []);
-  assert.equal((await roomErrors('src/api/status.ts', `import { rollbackTo } from '../deploy/rollback.ts';\nvoid rollbackTo;\n`)).length, 1);
-  assert.equal((await roomErrors('src/api/service-routes.ts', `import { x } from '../deploy/service-reconciler.ts';\n${use}`)).length, 1);
+  assert.deepEqual(await roomErrors('src/api/metrics-routes.ts', `import { MetricsStore } from '../metrics/index.ts';\nvoid MetricsStore;\n`), []);
+  assert.equal((await roomErrors('src/api/status.ts', `import { MetricsStore } from '../metrics/index.ts';\nvoid MetricsStore;\n`)).length, 1);
+  assert.equal((await roomErrors('src/api/metrics-routes.ts', `import { x } from '../deploy/service-reconciler.ts';\n${use}`)).length, 1);
+  // The API's rollback is an injected port now: importing deploy/ from the service routes is a crossing again.
+  assert.equal((await roomErrors('src/api/service-routes.ts', `import { rollbackTo } from '../deploy/rollback.ts';\nvoid rollbackTo;\n`)).length, 1);
 });
 
 test('every listed exception is still needed by the code', async () => {

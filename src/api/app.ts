@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { BerthError, InvalidInput, NotFound, RateLimited } from '../core/errors.ts';
 import type { Clock, ExecPort, Logger } from '../core/ports.ts';
-import type { DeploymentsPort } from '../core/deployments.ts';
+import type { DeploymentsPort, RollbackPort } from '../core/deployments.ts';
 import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore, InstanceStore, PurgeStore, StoreWatch } from '../core/store.ts';
 import type { Authenticator } from '../auth/index.ts';
 import type { ApprovalStore, AuthStore } from '../core/auth.ts';
@@ -33,6 +33,8 @@ export interface ApiDeps {
   version: string;
   /** The one deploy path (deploy/deployments.ts): validate, dry-run, create. */
   deployments: DeploymentsPort;
+  /** Going back to an earlier release of a service (deploy/rollback.ts). */
+  rollback: RollbackPort;
   enqueueService: (app: string, env: string, service: string) => void;
   /** The log store: newest-first search and live tail of every replica. */
   logs: { search(q: LogQuery): LogPage; tail(filter: LogFilter, onLine: (l: StoredLine) => void): () => void };
@@ -249,7 +251,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     });
   });
 
-  registerServiceRoutes(app, { store: d.store, clock: d.clock, logger: d.logger, newId: d.newId, enqueueService: d.enqueueService, known: d.known,
+  registerServiceRoutes(app, { store: d.store, clock: d.clock, logger: d.logger, newId: d.newId, enqueueService: d.enqueueService, known: d.known, rollback: d.rollback,
     ...(d.hostMemoryBytes !== undefined ? { hostMemoryBytes: d.hostMemoryBytes } : {}), ...(d.exec ? { exec: d.exec } : {}) });
   registerEventRoutes(app, { store: d.store, clock: d.clock, known: d.known, logs: d.logs });
   registerAuthRoutes(app, { auth: d.auth, store: d.authStore, clock: d.clock, newId: d.newId });

@@ -57,6 +57,7 @@ async function withApi(fn: (api: FastifyInstance, s: SqliteStore, calls: string[
   const api = buildApi({
     store: s, clock: { now: () => 1000 }, logger: silentLogger, newId: () => 'id1', version: 'test',
     deployments: { validate: async () => assert.fail('no deploys here'), create: async () => assert.fail('no deploys here'), follow: async () => assert.fail('no deploys here') },
+    rollback: { target: () => assert.fail('no rollbacks here'), rollback: () => assert.fail('no rollbacks here') },
     enqueueService: (a, e, n) => calls.push(`svc ${a}/${e}/${n}`), ingressPort: 0, known,
     logs: { search: () => ({ lines: [] }), tail: () => () => undefined },
     auth: new Authenticator({ store: authStore, adminTokens: s, clock: { now: () => 1000 } }), authStore, audit: new SqliteAuditStore(':memory:'),

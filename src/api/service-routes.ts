@@ -10,7 +10,7 @@ import type { Clock, ExecPort, Logger } from '../core/ports.ts';
 import type { InstanceRecord, ReleaseRecord, ServiceRecord, DesiredStateStore, EventStore, InstanceStore } from '../core/store.ts';
 import { unknownName } from '../core/spec/suggest.ts';
 import { checkScaleMemory, type ServiceReservation } from '../core/capacity.ts';
-import { rollbackTarget, rollbackTo } from '../deploy/rollback.ts';
+import type { RollbackPort } from '../core/deployments.ts';
 import type { KnownApps } from './known.ts';
 import { execBodySchema, reloadBodySchema, restartBodySchema, rollbackBodySchema, scaleBodySchema } from './spec-schema.ts';
 
@@ -21,6 +21,8 @@ export interface ServiceRouteDeps {
   newId: () => string;
   enqueueService: (app: string, env: string, service: string) => void;
   known: KnownApps;
+  /** Going back to an earlier release (deploy/rollback.ts, injected). */
+  rollback: RollbackPort;
   /** Memory the host has for instances' memory limits (`berth scale` refuses more unless forced); undefined: no check. */
   hostMemoryBytes?: number;
   /** `berth exec`: a command in one instance's container (the one engine call, through a narrow port). */
@@ -76,10 +78,10 @@ export function registerServiceRoutes(app: FastifyInstance, d: ServiceRouteDeps)
     // Resolve every target first: a rollback of several services is all or nothing.
     const plan = services.map((service) => {
       const k = { app: appName, env: body.env, service };
-      return { k, target: rollbackTarget(d.store, k, body.to) };
+      return { k, target: d.rollback.target(k, body.to) };
     });
     for (const { k, target } of plan) {
-      rollbackTo(d.store, d.clock, k, target, 'requested');
+      d.rollback.rollback(k, target, 'requested');
       d.enqueueService(k.app, k.env, k.service);
     }
     return reply.status(202).send({ rollbacks: plan.map(({ k, target }) => ({ service: k.service, to: target.seq, release: target.id })) });

@@ -6,7 +6,7 @@
  */
 import type { AppSpec, SpecWarning } from './spec/types.ts';
 import type { SpecSource } from './spec/source.ts';
-import type { DeploymentRecord, DeploymentStatus } from './store.ts';
+import type { DeploymentRecord, DeploymentStatus, ReleaseRecord, ServiceKey } from './store.ts';
 
 export interface DeployRequest {
   app: string;
@@ -74,4 +74,15 @@ export interface DeploymentBuildsPort {
  */
 export function buildImagesReady(b: BuildState): boolean {
   return b.status === 'succeeded' || b.stage === 'deploy';
+}
+
+/**
+ * Going back to an earlier release of a service (`POST /v1/apps/:app/rollback`): deploy/rollback.ts
+ * implements it over the store; the API gets it injected.
+ */
+export interface RollbackPort {
+  /** The release `to` names (a seq or an id), or the previous release that was healthy; NotFound otherwise. */
+  target(k: ServiceKey, to?: string): ReleaseRecord;
+  /** Makes `target` the desired release again (desired state only); Conflict when it already is. */
+  rollback(k: ServiceKey, target: ReleaseRecord, why: string): void;
 }

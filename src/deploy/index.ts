@@ -8,3 +8,4 @@ export { containerSpecFor, containerName, volumeName } from './container-spec.ts
 export { DeploymentService, type DeploymentServiceDeps } from './deployments.ts';
 export { watchEngineEvents, serviceOfContainer, type EngineEventDeps } from './engine-events.ts';
 export { Resync, type ResyncDeps } from './resync.ts';
+export { rollbacks } from './rollback.ts';

@@ -1,6 +1,7 @@
 import { NotFound, Conflict } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
 import type { ReleaseRecord, ServiceKey, DesiredStateStore, EventStore } from '../core/store.ts';
+import type { RollbackPort } from '../core/deployments.ts';
 
 /** The last release of a service that became healthy before `before` (the one to go back to). */
 export function previousGoodRelease(store: DesiredStateStore, k: ServiceKey, before: ReleaseRecord): ReleaseRecord | undefined {
@@ -38,4 +39,12 @@ export function rollbackTarget(store: DesiredStateStore, k: ServiceKey, to?: str
   const prev = cur && previousGoodRelease(store, k, cur);
   if (!prev) throw new NotFound(`${k.service} has no earlier healthy release to roll back to`);
   return prev;
+}
+
+/** The API's rollback port over the store. */
+export function rollbacks(store: DesiredStateStore & EventStore, clock: Clock): RollbackPort {
+  return {
+    target: (k, to) => rollbackTarget(store, k, to),
+    rollback: (k, target, why) => rollbackTo(store, clock, k, target, why),
+  };
 }

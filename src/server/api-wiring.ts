@@ -23,7 +23,7 @@ import { registerWebhookRoutes } from '../api/webhook-routes.ts';
 import { Authenticator, PortalLogins } from '../auth/index.ts';
 import type { SqliteAuditStore, SqliteAuthStore } from '../store/index.ts';
 import { startConfigRollout, type ConfigStore, type RegistryLogins } from '../config/index.ts';
-import { volumeName, type DeploymentService } from '../deploy/index.ts';
+import { rollbacks, volumeName, type DeploymentService } from '../deploy/index.ts';
 import type { Registry } from '../registry/index.ts';
 import type { TemplateRenderer } from '../templates/index.ts';
 import type { CertManager } from '../tls/index.ts';
@@ -66,7 +66,7 @@ export async function startApi(cfg: ServerConfig, d: {
   const api = buildApi({
     ...(apiTls ? { https: apiTls.options() } : {}),
     store, clock, logger: logger.child({ component: 'api' }), newId, version: VERSION,
-    deployments: d.deployments, enqueueService: d.enqueueService,
+    deployments: d.deployments, rollback: rollbacks(store, clock), enqueueService: d.enqueueService,
     logs: { search: (q) => obs.logStore.search(q), tail: (f, onLine) => obs.logs.tail(f, onLine) }, ingressPort: cfg.ingressPort, known,
     ingressBackendUpdates: d.ingressBackendUpdates,
     hostMemoryBytes: cfg.hostMemoryBytes, exec: d.docker, auth: d.authenticator, authStore: d.authStore, audit: d.audit, buildApp: (id) => b.builds.get(id)?.app,

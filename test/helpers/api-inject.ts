@@ -23,6 +23,7 @@ import type { BuildView } from '../../src/core/views.ts';
 import { buildApi, type ApiDeps } from '../../src/api/app.ts';
 import { parseAppSpec } from '../../src/api/spec-schema.ts';
 import { DeploymentService } from '../../src/deploy/deployments.ts';
+import { rollbacks } from '../../src/deploy/rollback.ts';
 import { KnownApps } from '../../src/api/known.ts';
 import { registerAlertRoutes } from '../../src/api/alert-routes.ts';
 import { registerConfigRoutes } from '../../src/api/config-routes.ts';
@@ -142,7 +143,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
     hostPaths: { bindSource: async (path) => ({ path }), buildContext: async (path) => ({ path }) },
   });
   const api = buildApi({
-    store, clock, logger: silentLogger, newId, version: 'test', deployments, enqueueService,
+    store, clock, logger: silentLogger, newId, version: 'test', deployments, rollback: rollbacks(store, clock), enqueueService,
     logs: o.logs ?? { search: () => ({ lines: [] }), tail: () => () => undefined }, ingressPort: 0, known,
     ...(o.hostMemoryBytes !== undefined ? { hostMemoryBytes: o.hostMemoryBytes } : {}),
     auth: authenticator, authStore: auth, audit, buildApp: (id) => builds.find((b) => b.id === id)?.app,
