@@ -1,4 +1,4 @@
-import { access, chmod, mkdir, open, readFile, rename, stat } from 'node:fs/promises';
+import { access, chmod, mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { request } from 'node:http';
@@ -98,6 +98,8 @@ export class NginxIngress implements Ingress {
   /** Backends file text on disk, and the text nginx's shared dict holds as far as we know (undefined: unknown). */
   private writtenBackends: string | undefined;
   private pushedBackends: string | undefined;
+  /** When the oldest apply() not yet taken by a pass arrived (for the debug log of how long a change took). */
+  private appliedAt: number | undefined;
 
   private desired: IngressRoute[] | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -112,6 +114,10 @@ export class NginxIngress implements Ingress {
   /** Passes queued or running, and when the last one ended (for leading-edge coalescing). */
   private pending = 0;
   private lastPassAt = 0;
+  /** Passes queued that have not started yet (each reads `desired` when it starts). */
+  private waiting = 0;
+  /** Whether the last pass reloaded nginx: only then do changes wait out the coalescing window. */
+  private lastPassReloaded = true;
   private masterPidValue: number | undefined;
   /** Routes nginx -t refused (by `routeKey`), kept out while they stay the same so each pass tests once. */
   private nginxRefused = new Map<string, RouteProblem>();
@@ -171,16 +177,19 @@ export class NginxIngress implements Ingress {
       return;
     }
     this.desired = routes.map((r) => ({ ...r, backends: r.backends.map((b) => ({ ...b })) }));
+    this.appliedAt ??= Date.now();
     if (this.started) this.schedule();
   }
 
   /**
    * Leading edge when idle (the first change after a quiet spell goes out at once); while a pass runs,
-   * or within the window after one, changes wait and go out together in the next pass.
+   * or within the window after one, changes wait and go out together in the next pass. The window is
+   * for reloads: after a pass that only pushed backends (a few ms, no new workers), the next change
+   * goes out at once too. A pass already queued and not started takes every change made before it.
    */
   private schedule(): void {
-    if (this.timer || this.closed) return;
-    const quiet = this.pending === 0 && Date.now() - this.lastPassAt >= this.coalesceMs;
+    if (this.timer || this.closed || this.waiting > 0) return;
+    const quiet = !this.lastPassReloaded || (this.pending === 0 && Date.now() - this.lastPassAt >= this.coalesceMs);
     this.timer = setTimeout(() => {
       this.timer = undefined;
       // Failures are logged and kept in lastError; flush() callers see them too.
@@ -210,7 +219,11 @@ export class NginxIngress implements Ingress {
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
     this.pending++;
-    const p = this.chain.then(fn).finally(() => {
+    this.waiting++;
+    const p = this.chain.then(() => {
+      this.waiting--;
+      return fn();
+    }).finally(() => {
       this.pending--;
       this.lastPassAt = Date.now();
     });
@@ -328,6 +341,11 @@ export class NginxIngress implements Ingress {
    * out (see `rejectedRoutes`) do not fail the pass: the rest of the table is what is live.
    */
   private async sync(): Promise<void> {
+    const since = this.appliedAt;
+    this.appliedAt = undefined;
+    const t0 = Date.now();
+    const reloads = this.reloadCount;
+    let failed = false;
     try {
       if (this.desired !== undefined) {
         const current = await readFile(this.confPath, 'utf8').catch(() => undefined);
@@ -335,6 +353,7 @@ export class NginxIngress implements Ingress {
         if (plan.changed) this.needsReload = true;
         // Before any reload or start: init_by_lua reads it, and it is what a restarted nginx serves.
         if (plan.backends !== undefined) await this.writeBackends(plan.backends);
+        const tWritten = Date.now();
         if (this.needsReload || this.liveGeneration !== plan.generation) {
           const next = backendKeys(valid);
           const prev = this.liveBackends;
@@ -345,14 +364,20 @@ export class NginxIngress implements Ingress {
           await this.reload(plan.generation, prev !== undefined && onlyAdds(prev, next));
           this.liveBackends = next;
         }
-        if (plan.backends !== undefined && plan.backends !== this.pushedBackends) await this.pushBackends(plan.backends, plan.generation);
+        if (plan.backends !== undefined && plan.backends !== this.pushedBackends) {
+          await this.pushBackends(plan.backends, plan.generation);
+          this.log.debug({ waitedMs: since === undefined ? undefined : t0 - since, renderMs: tWritten - t0, passMs: Date.now() - t0 }, 'backends live in nginx');
+        }
         this.report();
       }
       this.lastError = undefined;
     } catch (e) {
+      failed = true;
       this.lastError = e instanceof Error ? e : new Error(String(e));
       this.log.error({ err: this.lastError.message }, 'ingress update failed; nginx keeps serving its previous config');
       throw this.lastError;
+    } finally {
+      this.lastPassReloaded = failed || this.reloadCount !== reloads || this.renderOpts?.lua === undefined;
     }
   }
 
@@ -513,7 +538,11 @@ export class NginxIngress implements Ingress {
 
   private async writeBackends(text: string): Promise<void> {
     if (text === this.writtenBackends) return;
-    await writeFileAtomic(this.backendsPath, text, { onlyIfChanged: true });
+    // Atomic against a crash of Berth or nginx (temp file + rename), not fsynced: on the path of every
+    // backend change, and after a power loss Berth renders and writes it again before nginx starts.
+    const tmp = `${this.backendsPath}.tmp`;
+    await writeFile(tmp, text);
+    await rename(tmp, this.backendsPath);
     this.writtenBackends = text;
   }
 
