@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { SwarmNode } from './docker-hosts.ts';
+import { poolConstraints, serviceSpec, toInfo } from './swarm-containers.ts';
+
+const node = (id: string, state = 'ready'): SwarmNode => ({ ID: id, Version: { Index: 1 }, Spec: {}, Description: { Hostname: `h-${id}` }, Status: { State: state, Addr: `10.0.0.${id}` } });
+const nodes = new Map([['1', node('1')], ['2', node('2', 'down')]]);
+const svc = (replicas: number) => ({ ID: 's1', Version: { Index: 3 }, Spec: { Name: 'web-1', Labels: { a: 'b' }, Mode: { Replicated: { Replicas: replicas } }, TaskTemplate: { ContainerSpec: { Image: 'sha256:x' } } } });
+
+test('a one-task service as a container: created, running with its node, lost on a down node, exited with the code', () => {
+  assert.equal(toInfo(svc(0), [], nodes).state, 'created');
+  const running = toInfo(svc(1), [{ ID: 't1', ServiceID: 's1', NodeID: '1', CreatedAt: '1', Status: { State: 'running', Timestamp: 'T' } }], nodes);
+  assert.deepEqual([running.state, running.running, running.host, running.hostAddress, running.startedAt], ['running', true, 'h-1', '10.0.0.1', 'T']);
+  assert.equal(toInfo(svc(1), [{ ID: 't1', ServiceID: 's1', NodeID: '2', Status: { State: 'running' } }], nodes).state, 'lost');
+  assert.equal(toInfo(svc(1), [{ ID: 't1', ServiceID: 's1', NodeID: '1', Status: { State: 'orphaned' } }], nodes).state, 'lost');
+  assert.equal(toInfo(svc(1), [{ ID: 't1', ServiceID: 's1', NodeID: '1', Status: { State: 'preparing' } }], nodes).state, 'created');
+  const older = { ID: 't1', ServiceID: 's1', NodeID: '1', CreatedAt: '1', Status: { State: 'running' } };
+  const died = toInfo(svc(1), [older, { ID: 't2', ServiceID: 's1', NodeID: '1', CreatedAt: '2', Status: { State: 'failed', Err: 'task: non-zero exit (3)', ContainerStatus: { ExitCode: 3 } } }], nodes);
+  assert.deepEqual([died.state, died.running, died.exitCode, died.healthLog?.output], ['dead', false, 3, 'task: non-zero exit (3)'], 'the latest task counts');
+  assert.equal(toInfo(svc(0), [{ ID: 't1', ServiceID: 's1', NodeID: '1', Status: { State: 'shutdown', ContainerStatus: { ExitCode: 0 } } }], nodes).state, 'exited');
+});
+
+test('the service of an instance: replicas 0, restart none, host network, pool constraint, reservations and limits', () => {
+  const body = serviceSpec({
+    name: 'web-1', image: 'sha256:x', labels: { l: '1' }, env: { PORT: '20001' }, cmd: ['node', 'server.js'], mounts: [], nanoCpus: 1e9, memoryBytes: 512e6,
+    placement: { pool: 'a', constraints: ['node.labels.zone==z1'], spread: ['node.labels.zone'], maxReplicasPerNode: 2, reservation: { nanoCpus: 0.5e9, memoryBytes: 256e6 } },
+  }, [], { logMaxSize: '10m', logMaxFile: 3 }) as { Mode: unknown; TaskTemplate: Record<string, unknown> };
+  assert.deepEqual(body.Mode, { Replicated: { Replicas: 0 } });
+  assert.deepEqual(body.TaskTemplate.RestartPolicy, { Condition: 'none' });
+  assert.deepEqual(body.TaskTemplate.Networks, [{ Target: 'host' }]);
+  assert.deepEqual(body.TaskTemplate.Placement, { Constraints: ['node.labels.io.berth.pool==a', 'node.labels.zone==z1'], Preferences: [{ Spread: { SpreadDescriptor: 'node.labels.zone' } }], MaxReplicas: 2 });
+  assert.deepEqual(body.TaskTemplate.Resources, { Limits: { NanoCPUs: 1e9, MemoryBytes: 512e6 }, Reservations: { NanoCPUs: 0.5e9, MemoryBytes: 256e6 } });
+  assert.deepEqual(poolConstraints('default', ['a', 'b']), ['node.labels.io.berth.pool!=a', 'node.labels.io.berth.pool!=b']);
+});

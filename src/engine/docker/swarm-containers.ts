@@ -1,0 +1,257 @@
+import type Docker from 'dockerode';
+import { Conflict, NotFound } from '../../core/errors.ts';
+import { DEFAULT_POOL, HOST_LABEL, LABEL, type ContainerInfo, type ContainerSpec, type EngineContainers } from '../../core/ports.ts';
+import { statusOf, toBerthError } from './docker-errors.ts';
+import type { SwarmNode } from './docker-hosts.ts';
+
+/** A Swarm task as the API lists it (the fields read here). */
+interface Task {
+  ID: string;
+  ServiceID: string;
+  NodeID?: string;
+  CreatedAt?: string;
+  DesiredState?: string;
+  Status?: { State?: string; Err?: string; Timestamp?: string; ContainerStatus?: { ContainerID?: string; ExitCode?: number } };
+}
+
+interface Service {
+  ID: string;
+  Version: { Index: number };
+  CreatedAt?: string;
+  Spec: { Name: string; Labels?: Record<string, string>; Mode?: { Replicated?: { Replicas?: number } }; TaskTemplate: { ContainerSpec?: { Image?: string } } } & Record<string, unknown>;
+}
+
+const NS_PER_S = 1e9;
+/** Task states before a container runs. */
+const STARTING = new Set(['new', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting']);
+
+/**
+ * The containers role on a Swarm (cluster mode): **one Swarm service per Berth instance** (replicas 0
+ * or 1), so Berth's release strategies keep deciding which instance starts and stops when, and Swarm
+ * never picks which task of a shared service dies (moby 30321/38841). `create` makes the service with
+ * 0 replicas (like a created container: placed nowhere yet), `start` sets 1, `stop` 0, `remove`
+ * removes it. Its id is the service id. The service's one task is the container: its node is
+ * ContainerInfo.host/hostAddress, its state the container's (`lost` while its node is down).
+ * Restart policy `none`: Berth restarts and replaces instances itself (crash-loop backoff, failover
+ * within the pool). Placement: the pool as a constraint on the node label io.berth.pool (the default
+ * pool: no other pool's label), Compose's constraints, spread preferences, max replicas per node,
+ * reservations; limits as resources.
+ */
+export class SwarmContainers implements EngineContainers {
+  /** Swarm API calls made (for the figures in docs/DESIGN.md). */
+  calls = 0;
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly socketPath: string,
+    readonly hostName: string,
+    private readonly o: { logMaxSize: string; logMaxFile: number },
+  ) {}
+
+  async ping(): Promise<void> {
+    await this.call('ping', () => this.docker.ping());
+  }
+
+  async create(spec: ContainerSpec): Promise<string> {
+    const pools = spec.placement?.pool === DEFAULT_POOL || !spec.placement ? await this.otherPools() : [];
+    const body = serviceSpec(spec, pools, this.o);
+    try {
+      const r = (await this.call(`create service ${spec.name}`, () => this.docker.createService(body))) as { id?: string; ID?: string };
+      return (r.id ?? r.ID)!;
+    } catch (e) {
+      if (!(e instanceof Conflict)) throw e;
+      // A service of that name: a leftover of ours that runs nothing is replaced, anything else refused.
+      const stale = await this.service(spec.name);
+      const ours = stale?.Spec.Labels?.[LABEL.managed] === 'true' && stale.Spec.Labels[LABEL.cluster] === spec.labels[LABEL.cluster];
+      if (!stale || !ours || (stale.Spec.Mode?.Replicated?.Replicas ?? 0) > 0) throw new Conflict(`a Swarm service named ${spec.name} already exists; remove it or pick another name`, { cause: e });
+      await this.remove(stale.ID);
+      const r = (await this.call(`create service ${spec.name}`, () => this.docker.createService(body))) as { id?: string; ID?: string };
+      return (r.id ?? r.ID)!;
+    }
+  }
+
+  async start(id: string): Promise<void> {
+    await this.scale(id, 1);
+  }
+
+  /** Swarm stops the task with the stop signal and the grace period given at create (`timeoutS` is not per call on Swarm). */
+  async stop(id: string, _timeoutS: number): Promise<void> {
+    await this.scale(id, 0).catch((e: unknown) => {
+      if (!(e instanceof NotFound)) throw e;
+    });
+  }
+
+  /**
+   * A signal to a task on another host cannot go through the manager's API: refused, saying so.
+   * (Reloads by signal need the control plane on that host, or the instance replaced.)
+   */
+  async kill(id: string, signal: string): Promise<void> {
+    if (signal === 'SIGKILL' || signal === 'KILL') return this.scale(id, 0);
+    throw new Conflict(`cannot send ${signal} to instance ${id} in cluster mode: Swarm's API has no signal for a task on another host; restart the service instead (berth restart)`);
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      this.calls++;
+      await this.docker.getService(id).remove();
+    } catch (e) {
+      if (statusOf(e) === 404) return;
+      throw toBerthError(e, this.socketPath, `remove service ${id}`);
+    }
+  }
+
+  async list(labels: Record<string, string>): Promise<ContainerInfo[]> {
+    const filters = { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) };
+    const [services, tasks, nodes] = await Promise.all([
+      this.call('list services', () => this.docker.listServices({ filters })) as unknown as Promise<Service[]>,
+      this.call('list tasks', () => this.docker.listTasks({ filters: { label: filters.label } })) as Promise<Task[]>,
+      this.call('list nodes', () => this.docker.listNodes()) as Promise<SwarmNode[]>,
+    ]);
+    const byService = groupBy(tasks, (t) => t.ServiceID);
+    const nodeById = new Map(nodes.map((n) => [n.ID, n]));
+    return services.map((s) => toInfo(s, byService.get(s.ID) ?? [], nodeById));
+  }
+
+  async inspect(id: string): Promise<ContainerInfo | undefined> {
+    const s = await this.service(id);
+    if (!s) return undefined;
+    const [tasks, nodes] = await Promise.all([
+      this.call('list tasks', () => this.docker.listTasks({ filters: { service: [s.ID] } })) as Promise<Task[]>,
+      this.call('list nodes', () => this.docker.listNodes()) as Promise<SwarmNode[]>,
+    ]);
+    return toInfo(s, tasks, new Map(nodes.map((n) => [n.ID, n])));
+  }
+
+  private async service(idOrName: string): Promise<Service | undefined> {
+    try {
+      this.calls++;
+      return (await this.docker.getService(idOrName).inspect()) as unknown as Service;
+    } catch (e) {
+      if (statusOf(e) === 404) return undefined;
+      throw toBerthError(e, this.socketPath, `inspect service ${idOrName}`);
+    }
+  }
+
+  private async scale(id: string, replicas: number): Promise<void> {
+    // The update carries the version it read: a concurrent update fails (409/500 "out of sequence") and is retried once.
+    for (let attempt = 0; ; attempt++) {
+      const s = await this.service(id);
+      if (!s) throw new NotFound(`no service ${id}`);
+      if ((s.Spec.Mode?.Replicated?.Replicas ?? 0) === replicas) return;
+      try {
+        this.calls++;
+        await this.docker.getService(s.ID).update({ version: s.Version.Index, ...s.Spec, Mode: { Replicated: { Replicas: replicas } } });
+        return;
+      } catch (e) {
+        if (attempt === 0 && /out of sequence/i.test(String((e as Error).message))) continue;
+        throw toBerthError(e, this.socketPath, `scale service ${s.Spec.Name} to ${replicas}`);
+      }
+    }
+  }
+
+  /** Pools other than the default that hosts carry now: the default pool's constraint excludes them. */
+  private async otherPools(): Promise<string[]> {
+    const nodes = (await this.call('list nodes', () => this.docker.listNodes())) as SwarmNode[];
+    return [...new Set(nodes.map((n) => n.Spec.Labels?.[HOST_LABEL.pool]).filter((p): p is string => !!p && p !== DEFAULT_POOL))].sort();
+  }
+
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    this.calls++;
+    try {
+      return await fn();
+    } catch (e) {
+      throw toBerthError(e, this.socketPath, what);
+    }
+  }
+}
+
+function groupBy<T>(xs: T[], key: (x: T) => string): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const x of xs) m.set(key(x), [...(m.get(key(x)) ?? []), x]);
+  return m;
+}
+
+/** Swarm placement constraints of an instance: its pool, then Compose's own. */
+export function poolConstraints(pool: string, otherPools: string[]): string[] {
+  if (pool !== DEFAULT_POOL) return [`node.labels.${HOST_LABEL.pool}==${pool}`];
+  return otherPools.map((p) => `node.labels.${HOST_LABEL.pool}!=${p}`);
+}
+
+/** The service body of one instance (see SwarmContainers). */
+export function serviceSpec(spec: ContainerSpec, otherPools: string[], o: { logMaxSize: string; logMaxFile: number }): Record<string, unknown> {
+  const p = spec.placement;
+  const hostNet = !spec.network;
+  return {
+    Name: spec.name,
+    Labels: spec.labels,
+    Mode: { Replicated: { Replicas: 0 } },
+    TaskTemplate: {
+      ContainerSpec: {
+        Image: spec.image,
+        Labels: spec.labels,
+        Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+        ...(spec.entrypoint ? { Command: spec.entrypoint } : {}),
+        ...(spec.cmd ? { Args: spec.cmd } : {}),
+        ...(spec.user ? { User: spec.user } : {}),
+        ...(spec.workingDir ? { Dir: spec.workingDir } : {}),
+        ...(spec.groupAdd ? { Groups: spec.groupAdd } : {}),
+        ...(spec.stopSignal ? { StopSignal: spec.stopSignal } : {}),
+        StopGracePeriod: (spec.stopTimeoutS ?? 10) * NS_PER_S,
+        ...(spec.healthcheck ? { Healthcheck: {
+          Test: spec.healthcheck.test, Interval: spec.healthcheck.intervalMs * 1e6, Timeout: spec.healthcheck.timeoutMs * 1e6,
+          Retries: spec.healthcheck.retries, StartPeriod: spec.healthcheck.startPeriodMs * 1e6,
+        } } : {}),
+        ...(spec.readOnlyRootfs ? { ReadOnly: true } : {}),
+        ...(spec.init ? { Init: true } : {}),
+        ...(spec.extraHosts ? { Hosts: spec.extraHosts.map((h) => { const [n, ip] = h.split(':'); return `${ip} ${n}`; }) } : {}),
+        ...(spec.capAdd ? { CapabilityAdd: spec.capAdd } : {}),
+        ...(spec.capDrop ? { CapabilityDrop: spec.capDrop } : {}),
+        ...(spec.sysctls && !hostNet ? { Sysctls: spec.sysctls } : {}),
+        ...(spec.ulimits ? { Ulimits: spec.ulimits.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })) } : {}),
+        Mounts: [
+          ...spec.mounts.map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
+          ...Object.entries(spec.tmpfs ?? {}).map(([target]) => ({ Type: 'tmpfs', Target: target })),
+        ],
+      },
+      Resources: {
+        Limits: { ...(spec.nanoCpus ? { NanoCPUs: spec.nanoCpus } : {}), ...(spec.memoryBytes ? { MemoryBytes: spec.memoryBytes } : {}) },
+        Reservations: p ? { NanoCPUs: p.reservation.nanoCpus, MemoryBytes: p.reservation.memoryBytes } : {},
+      },
+      // Berth restarts crashed instances (with its crash-loop backoff) and replaces lost ones itself.
+      RestartPolicy: { Condition: 'none' },
+      Placement: {
+        Constraints: [...poolConstraints(p?.pool ?? DEFAULT_POOL, otherPools), ...(p?.constraints ?? [])],
+        Preferences: (p?.spread ?? []).map((d) => ({ Spread: { SpreadDescriptor: d } })),
+        ...(p?.maxReplicasPerNode ? { MaxReplicas: p.maxReplicasPerNode } : {}),
+      },
+      Networks: hostNet ? [{ Target: 'host' }] : spec.network!.networks.map((n) => ({ Target: n.name, Aliases: n.aliases })),
+      LogDriver: { Name: 'json-file', Options: { 'max-size': o.logMaxSize, 'max-file': String(o.logMaxFile) } },
+    },
+    ...(spec.network?.publish.length ? { EndpointSpec: { Ports: spec.network.publish.map((x) => ({ Protocol: x.protocol, TargetPort: x.target, PublishedPort: x.hostPort || undefined, PublishMode: 'host' })) } } : {}),
+  };
+}
+
+/** The service's latest task as a container. */
+export function toInfo(s: Service, tasks: Task[], nodes: Map<string, SwarmNode>): ContainerInfo {
+  const t = [...tasks].sort((a, b) => (a.CreatedAt ?? '').localeCompare(b.CreatedAt ?? '')).at(-1);
+  const labels = { ...s.Spec.Labels };
+  const base = { id: s.ID, name: s.Spec.Name, image: s.Spec.TaskTemplate.ContainerSpec?.Image ?? '', labels, health: 'none' as const };
+  const replicas = s.Spec.Mode?.Replicated?.Replicas ?? 0;
+  if (!t) return { ...base, state: 'created', running: false, host: '' };
+  const node = t.NodeID ? nodes.get(t.NodeID) : undefined;
+  const host = node?.Description?.Hostname ?? '';
+  const hostAddress = node ? (node.Status?.Addr && node.Status.Addr !== '0.0.0.0' ? node.Status.Addr : (node.ManagerStatus?.Addr ?? '').replace(/:\d+$/, '')) : undefined;
+  const where = { host, ...(hostAddress ? { hostAddress } : {}) };
+  const st = t.Status?.State ?? 'new';
+  const nodeDown = node !== undefined && node.Status?.State !== 'ready';
+  if (nodeDown && (st === 'running' || STARTING.has(st))) return { ...base, ...where, state: 'lost', running: false };
+  if (st === 'orphaned') return { ...base, ...where, state: 'lost', running: false };
+  if (st === 'running') return { ...base, ...where, state: 'running', running: true, ...(t.Status?.Timestamp ? { startedAt: t.Status.Timestamp } : {}) };
+  if (STARTING.has(st) && replicas > 0) return { ...base, ...where, state: 'created', running: false };
+  const exitCode = t.Status?.ContainerStatus?.ExitCode;
+  return {
+    ...base, ...where, state: st === 'failed' || st === 'rejected' ? 'dead' : 'exited', running: false,
+    ...(exitCode !== undefined ? { exitCode } : {}), ...(t.Status?.Timestamp ? { finishedAt: t.Status.Timestamp } : {}),
+    ...(t.Status?.Err ? { healthLog: { exitCode: exitCode ?? -1, output: t.Status.Err } } : {}),
+  };
+}
