@@ -14,6 +14,7 @@ const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = 
   release: async () => (await import('./release.ts')).run(),
   network: async () => (await import('./network.ts')).run(),
   portal: async () => (await import('./portal.ts')).run(),
+  scale: async () => (await import('./scale.ts')).run(),
 };
 
 const name = process.argv[2];

@@ -318,7 +318,8 @@ export class FakeEngine implements Engine {
 
   async hosts(): Promise<HostInfo[]> {
     this.check();
-    return [...this.hostMap.values()].map((h) => this.hostInfo(h));
+    const usage = this.usage();
+    return [...this.hostMap.values()].map((h) => this.hostInfo(h, usage));
   }
 
   async labelHost(host: string, labels: Record<string, string | null>): Promise<HostInfo> {
@@ -426,18 +427,28 @@ export class FakeEngine implements Engine {
     }
   }
 
-  private hostInfo(h: FakeHost): HostInfo {
-    const reserved: Resources = { nanoCpus: 0, memoryBytes: 0 };
-    let instances = 0;
+  /** Per host name: the instances running (or created) there and what they reserve, in one pass. */
+  private usage(): Map<string, { reserved: Resources; instances: number }> {
+    const out = new Map<string, { reserved: Resources; instances: number }>();
     for (const c of this.containers.values()) {
-      if (c.info.host !== h.name || !(c.info.running || c.info.state === 'created')) continue;
-      instances++;
+      if (!(c.info.running || c.info.state === 'created')) continue;
+      let u = out.get(c.info.host);
+      if (!u) out.set(c.info.host, (u = { reserved: { nanoCpus: 0, memoryBytes: 0 }, instances: 0 }));
+      u.instances++;
       const r = c.spec.placement?.reservation;
       if (r) {
-        reserved.nanoCpus += r.nanoCpus;
-        reserved.memoryBytes += r.memoryBytes;
+        u.reserved.nanoCpus += r.nanoCpus;
+        u.reserved.memoryBytes += r.memoryBytes;
       }
     }
+    return out;
+  }
+
+  /** `usage`: from usage() when many hosts are described at once (one pass over the containers, not one per host). */
+  private hostInfo(h: FakeHost, usage = this.usage()): HostInfo {
+    const u = usage.get(h.name);
+    const reserved: Resources = u ? { ...u.reserved } : { nanoCpus: 0, memoryBytes: 0 };
+    const instances = u?.instances ?? 0;
     const state: HostState = !h.up ? 'down' : h.draining ? 'draining' : 'ready';
     return {
       id: h.id, name: h.name, address: h.address, role: h.role, pool: poolOf(h.labels), labels: { ...h.labels }, state,
@@ -451,7 +462,8 @@ export class FakeEngine implements Engine {
     const same = (c: FakeContainer): boolean => [LABEL.app, LABEL.env, LABEL.service].every((k) => c.info.labels[k] === spec.labels[k]) && c.info.state !== 'exited';
     const existing: Record<string, number> = {};
     for (const c of this.containers.values()) if (same(c)) existing[c.info.host] = (existing[c.info.host] ?? 0) + 1;
-    const plan = planPlacement([...this.hostMap.values()].map((h) => this.hostInfo(h)), [{ name: spec.name, placement, count: 1, existing }]);
+    const usage = this.usage();
+    const plan = planPlacement([...this.hostMap.values()].map((h) => this.hostInfo(h, usage)), [{ name: spec.name, placement, count: 1, existing }]);
     if (!plan.ok) throw new Conflict(plan.reason);
     return [...this.hostMap.values()].find((h) => h.name === plan.hosts[0]![0])!;
   }
@@ -473,6 +485,11 @@ export class FakeEngine implements Engine {
   }
 
   // ---- test hooks ----
+
+  /** Every container as the engine sees it now, uncopied (a benchmark's view of a large fake cluster; do not modify). */
+  containersNow(): readonly ContainerInfo[] {
+    return [...this.containers.values()].map((c) => c.info);
+  }
 
   /** What `stats(id)` returns for this container from now on (zeros until set). */
   setStats(id: string, stats: Partial<ContainerStats>): void {
