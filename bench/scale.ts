@@ -30,7 +30,7 @@ import { SqliteAuditStore, SqliteAuthStore, SqliteStore } from '../src/store/ind
 import { ConfigStore, SecretBox, SpecFiles } from '../src/config/index.ts';
 import { Authenticator, hashToken } from '../src/auth/index.ts';
 import { ControllerManager, type Controller } from '../src/reconcile/index.ts';
-import { DeploymentController, DeploymentService, Resync, ServiceReconciler, deploymentKey, parseServiceKey, serviceKey, watchEngineEvents } from '../src/deploy/index.ts';
+import { DeploymentController, DeploymentService, Resync, ServiceReconciler, deploymentKey, parseServiceKey, rollbacks, serviceKey, watchEngineEvents } from '../src/deploy/index.ts';
 import { HealthMonitor, Registry, buildRouteTable } from '../src/registry/index.ts';
 import { buildApi } from '../src/api/index.ts';
 import { knownApps } from '../src/api/known.ts';
@@ -39,6 +39,7 @@ import { scopedEngine } from '../src/server/host-setup.ts';
 import { checkRoutes, planConfig, onlyBackendsDiffer, type RenderOptions } from '../src/ingress/render.ts';
 import { silentLogger } from '../src/lib/logger.ts';
 import { shortId } from '../src/lib/ids.ts';
+import { Coalesced } from '../src/lib/coalesce.ts';
 import type { InstanceRecord, ServiceKey } from '../src/core/store.ts';
 import { log, median } from './common.ts';
 
@@ -91,12 +92,15 @@ class RenderOnlyIngress implements Ingress {
     }, quiet ? 0 : 50);
   }
 
+  /** Flushes asked for before a pass starts share it (it reads the latest table when it runs). */
+  private readonly flushes = new Coalesced(() => this.pass());
+
   async flush(): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    this.pass();
+    await this.flushes.request();
   }
 
   async close(): Promise<void> {
@@ -153,12 +157,14 @@ export async function run(): Promise<Record<string, number | string>> {
   const ingress = new RenderOnlyIngress();
   const directAddresses = new Map<string, { address: string; port: number }>();
   const registry = new Registry(store, clock, logger);
-  const applyRoutes = () => {
+  // As server.ts wires them.
+  const publishRoutes = new Coalesced(() => {
     registry.refresh();
     ingress.apply(buildRouteTable(store, directAddresses));
-  };
+  });
+  const applyRoutes = () => publishRoutes.schedule((err) => log(`route table not rebuilt: ${String(err)}`));
   const routesChanged = async () => {
-    applyRoutes();
+    await publishRoutes.request();
     await ingress.flush();
   };
   const manager = new ControllerManager<{ 'instance.health': [InstanceRecord]; 'release.finished': [ServiceKey] }>(logger, 8);
@@ -176,14 +182,14 @@ export async function run(): Promise<Record<string, number | string>> {
     for (const dep of store.listDeployments({ status: ['rolling'] })) if (dep.app === k.app && dep.env === k.env) wakeDeployment(dep.id);
   });
   const health = new HealthMonitor(store, clock, logger, (inst) => manager.emit('instance.health', inst));
+  const instancesChanged = new Coalesced(() => {
+    health.refresh();
+    registry.refresh();
+  });
   late.services = new ServiceReconciler({
     store, engine, clock, logger, newId: () => shortId(10), hostAddress: '127.0.0.1', networkScope: cluster, directAddresses,
     portRange: { min: 20000, max: 29999 }, isPortFree: () => true, routesChanged,
-    instancesChanged: () => {
-      health.refresh();
-      registry.refresh();
-    },
-    releaseDeadlineMs: 600_000,
+    instancesChanged: () => instancesChanged.schedule((err) => log(`instance set not followed: ${String(err)}`)),
     // The data plane: something listens on every instance's port (no packet is sent).
     probe: async (inst) => ({ ok: true, text: `connected to ${inst.address}:${inst.port}` }),
     releaseFinished: (k) => manager.emit('release.finished', k),
@@ -193,13 +199,13 @@ export async function run(): Promise<Record<string, number | string>> {
     hostPaths: { bindSource: async (path) => ({ path }), buildContext: async (path) => ({ path }) },
   });
   late.deployments = new DeploymentController({
-    store, engine, clock, logger, newId: () => shortId(10), enqueueService, applyRoutes, configVersion: (app, env) => config.version(app, env), releaseDeadlineMs: 600_000,
+    store, engine, clock, logger, newId: () => shortId(10), enqueueService, applyRoutes, configVersion: (app, env) => config.version(app, env),
   });
   const resync = new Resync({ store, engine, logger, wakeService, wakeDeployment, wakePurge: () => undefined, intervalMs: 10_000, periodic: () => health.refresh() });
   const unwatch = watchEngineEvents({ engine, cluster, events: store, logger, serviceChanged: (k) => wakeService(k), reachable: () => void resync.all() });
   const known = knownApps({ store, config, listings: [] });
   const api = buildApi({
-    store, clock, logger, newId: () => shortId(10), version: 'bench', deployments: deploymentService, enqueueService,
+    store, clock, logger, newId: () => shortId(10), version: 'bench', deployments: deploymentService, rollback: rollbacks(store, clock), enqueueService,
     logs: { search: () => ({ lines: [] }), tail: () => () => undefined }, ingressPort: 0, known, auth, authStore, audit,
   });
   await api.listen({ host: '127.0.0.1', port: 0 });

@@ -1,5 +1,5 @@
 import type { IngressRoute } from '../core/ports.ts';
-import type { DesiredStateStore, InstanceStore } from '../core/store.ts';
+import type { DesiredStateStore, InstanceRecord, InstanceStore } from '../core/store.ts';
 import { canonicalRouteKey, upstreamName } from '../core/spec/routes.ts';
 
 /**
@@ -12,14 +12,21 @@ import { canonicalRouteKey, upstreamName } from '../core/spec/routes.ts';
  */
 export function buildRouteTable(store: DesiredStateStore & InstanceStore, direct?: ReadonlyMap<string, { address: string; port: number }>): IngressRoute[] {
   const routes: IngressRoute[] = [];
-  const instances = store.listInstances();
+  // Routable instances by service, read once: one pass over the instances, not one per service.
+  const byService = new Map<string, InstanceRecord[]>();
+  for (const i of store.listInstances()) {
+    if (i.state !== 'running' || i.health !== 'healthy') continue;
+    const k = `${i.app}\0${i.env}\0${i.service}`;
+    const list = byService.get(k);
+    if (list) list.push(i);
+    else byService.set(k, [i]);
+  }
   for (const svc of store.listServices()) {
     const rel = store.getRelease(svc.releaseId);
     if (!rel) continue;
     // Blue-green services route only to their routed release; the others to every healthy instance.
     const routed = rel.spec.update?.strategy === 'blue-green' ? svc.routedReleaseId : undefined;
-    const backends = instances
-      .filter((i) => i.app === svc.app && i.env === svc.env && i.service === svc.name && i.state === 'running' && i.health === 'healthy')
+    const backends = (byService.get(`${svc.app}\0${svc.env}\0${svc.name}`) ?? [])
       .filter((i) => routed === undefined || i.releaseId === routed)
       // App-network instances: straight to the container on its bridge when known (docker-proxy's
       // userspace copy of the published port costs a third of the throughput), else the published port.

@@ -1,3 +1,4 @@
+import { Coalesced } from '../lib/coalesce.ts';
 import { join } from 'node:path';
 import type { Clock, Engine, Logger } from '../core/ports.ts';
 import type { InstanceRecord, ServiceKey, Store } from '../core/store.ts';
@@ -39,14 +40,16 @@ export function wireReconcilers(cfg: ServerConfig, d: {
 }): Reconcilers {
   const { store, engine, clock, logger, files } = d;
   const health = new HealthMonitor(store, clock, logger.child({ component: 'health' }), d.healthChanged);
+  // Each reads every instance: the rounds of one turn of the event loop share one pass.
+  const instancesChanged = new Coalesced(() => {
+    health.refresh();
+    d.instancesChanged();
+  });
   const services = new ServiceReconciler({
     store, engine, clock, logger: logger.child({ component: 'reconciler' }), newId: () => shortId(10), hostAddress: '127.0.0.1', networkScope: d.cluster,
     directAddresses: d.directAddresses, portRange: cfg.portRange, isPortFree: hostPortChecker(), routesChanged: d.routesChanged, resolvConf: d.resolvConf,
     hostPaths: d.hostPaths,
-    instancesChanged: () => {
-      health.refresh();
-      d.instancesChanged();
-    },
+    instancesChanged: () => instancesChanged.schedule((err) => logger.error({ err: String(err) }, 'could not follow the instance set')),
     configEnv: files.containerConfig,
     fileMounts: files.writeReleaseFiles,
     configDirOf: (app, env) => join(files.configRoot, app, env),

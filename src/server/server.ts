@@ -1,3 +1,4 @@
+import { Coalesced } from '../lib/coalesce.ts';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LABEL, systemClock, type Logger } from '../core/ports.ts';
@@ -85,15 +86,18 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   templates.schedule();
   // apply() is coalesced (a burst of health flips is one reload); flush() waits until nginx serves it.
   // The registry (DNS, watchers) follows the same changes.
-  const applyRoutes = () => {
+  // The table is read from every instance: the requests of one turn of the event loop (a burst of
+  // reconcile rounds) share one rebuild (bench scale: one per round made the rounds O(n²)).
+  const publishRoutes = new Coalesced(() => {
     registry.refresh();
     ingress.apply(certs.decorate(buildRouteTable(store, directAddresses)));
     // A new host may want a certificate (coalesced; cheap when nothing is due).
     certs.wake();
-  };
+  });
+  const applyRoutes = () => publishRoutes.schedule((err) => logger.error({ err: String(err) }, 'route table not rebuilt'));
   routeChanges.apply = applyRoutes;
   const routesChanged = async () => {
-    applyRoutes();
+    await publishRoutes.request();
     await ingress.flush();
   };
   await routesChanged();
