@@ -107,12 +107,17 @@ class RenderOnlyIngress implements Ingress {
     if (this.timer) clearTimeout(this.timer);
   }
 
-  /** Calls fn after every pass until it returns true. */
-  until(fn: () => boolean): Promise<void> {
+  /** Calls fn after every pass until it returns true; rejects after timeoutMs. */
+  until(fn: () => boolean, timeoutMs: number, what: string): Promise<void> {
     if (fn()) return Promise.resolve();
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.watchers.delete(w);
+        reject(new Error(`${what}: not within ${Math.round(timeoutMs / 1000)}s`));
+      }, Math.max(0, timeoutMs));
       const w = () => {
         if (!fn()) return;
+        clearTimeout(timer);
         this.watchers.delete(w);
         resolve();
       };
@@ -251,10 +256,7 @@ export async function run(): Promise<Record<string, number | string>> {
       });
       if (res.status !== 202) throw new Error(`deploy ${app}: ${res.status} ${await res.text()}`);
     }
-    await ingress.until(() => {
-      if (left() < 60_000) throw new Error('deploy did not finish in time');
-      return ingress.routed.size >= total;
-    });
+    await ingress.until(() => ingress.routed.size >= total, left() - 60_000, `${total} instances deployed and routed`);
     await waitUntil(() => store.listDeployments({ status: ['pending', 'building', 'rolling'] }).length === 0, 60_000);
     result.deploy_s = round((Date.now() - t0) / 1000);
     log(`deployed and routed in ${result.deploy_s}s; ${fake.containersNow().length} containers; rss ${Math.round(process.memoryUsage.rss() / 1048576)} MB`);
@@ -284,12 +286,12 @@ export async function run(): Promise<Record<string, number | string>> {
         heldUnhealthy.add(c.id);
         let f0 = performance.now();
         fake.setHealth(c.id, 'unhealthy', { exitCode: 1, output: 'bench: flipped' });
-        await ingress.until(() => !ingress.routed.has(inst));
+        await ingress.until(() => !ingress.routed.has(inst), 30_000, `instance ${inst} unrouted`);
         flips.push(performance.now() - f0);
         f0 = performance.now();
         heldUnhealthy.delete(c.id);
         fake.setHealth(c.id, 'healthy', { exitCode: 0, output: 'ok' });
-        await ingress.until(() => ingress.routed.has(inst));
+        await ingress.until(() => ingress.routed.has(inst), 30_000, `instance ${inst} routed again`);
         flips.push(performance.now() - f0);
       }
     };
@@ -319,13 +321,11 @@ export async function run(): Promise<Record<string, number | string>> {
     const h0 = Date.now();
     fake.hostDown(victim);
     try {
-      await ingress.until(() => {
-        if (left() < 5_000) throw new Error('timeout');
-        return ingress.routed.size >= total && fake.containersNow().filter((c) => c.running && c.health === 'healthy').length >= total;
-      });
+      await ingress.until(() => ingress.routed.size >= total && fake.containersNow().filter((c) => c.running && c.health === 'healthy').length >= total,
+        left() - 3_000, 'every instance back');
       result.host_loss_restored_ms = Date.now() - h0;
-    } catch {
-      result.host_loss_restored_ms = 'not restored within the budget';
+    } catch (err) {
+      result.host_loss_restored_ms = (err as Error).message;
     }
     log(`host ${victim} lost (${lost} instances): ${result.host_loss_restored_ms} ms until all ${total} routed again`);
     result.rss_mb = Math.round(Math.max(peakRss, process.memoryUsage.rss()) / 1048576);

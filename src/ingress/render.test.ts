@@ -433,3 +433,16 @@ test('with Lua: the backends file lists every Lua upstream sorted, the same byte
   const bad = { ...web, upstream: 'bad name' };
   assert.doesNotMatch(renderBackends([bad], luaOpts)!, /bad/);
 });
+
+test('planConfig: a changed table\'s config is byte for byte what renderNginxConfig renders at the next generation (the generation is swapped in, not re-rendered)', () => {
+  const tables: IngressRoute[][] = [[web], [web, api], [api], [], [{ ...web, backends: [] }], [web, { ...api, host: 'generation.example.com' }]];
+  let current: string | undefined;
+  for (const opts of [planOpts, { ...planOpts, stubStatus: false }, luaPlanOpts]) {
+    for (const routes of tables) {
+      const plan = planConfig(current, routes, opts);
+      assert.equal(plan.config, renderNginxConfig(routes, { ...opts, generation: plan.generation }));
+      current = plan.config;
+    }
+  }
+  assert.equal(parseGeneration(current!), 18);
+});

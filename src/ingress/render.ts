@@ -486,12 +486,27 @@ export function planConfig(
 ): { config: string; generation: number; changed: boolean; backends: string | undefined } {
   const backends = renderBackends(routes, o);
   const gen = current === undefined ? undefined : parseGeneration(current);
+  const next = (gen ?? 0) + 1;
   if (gen !== undefined) {
     const same = renderNginxConfig(routes, { ...o, generation: gen });
     if (same === current) return { config: same, generation: gen, changed: false, backends };
+    // The generation is in two lines the renderer writes itself (near the top of the file, the admin
+    // server's probe after every route): swapped in the text, not rendered a second time (at 5,000
+    // backends a render is tens of milliseconds, on every change).
+    const config = withGeneration(same, gen, next);
+    if (config !== undefined) return { config, generation: next, changed: true, backends };
   }
-  const next = (gen ?? 0) + 1;
   return { config: renderNginxConfig(routes, { ...o, generation: next }), generation: next, changed: true, backends };
+}
+
+/** `config` rendered with generation `from`, as rendered with `to`; undefined if its generation lines are not where the renderer puts them. */
+function withGeneration(config: string, from: number, to: number): string | undefined {
+  const head = `\n# berth-generation: ${from}\n`;
+  const probe = (g: number) => `\n        location = /berth/generation { return 200 "${g}"; }\n`;
+  const h = config.indexOf(head);
+  const at = config.lastIndexOf(probe(from));
+  if (h < 0 || at < h + head.length) return undefined;
+  return `${config.slice(0, h)}\n# berth-generation: ${to}\n${config.slice(h + head.length, at)}${probe(to)}${config.slice(at + probe(from).length)}`;
 }
 
 /** An upstream `server` line exactly as renderNginxConfig writes it, with a literal IPv4/IPv6 address and a valid port. */

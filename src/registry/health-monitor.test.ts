@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { connect, createServer as createTcpServer } from 'node:net';
-import { checkInstance, isSelfConnection } from './health-monitor.ts';
+import { HealthMonitor, checkInstance, isSelfConnection } from './health-monitor.ts';
+import { silentLogger } from '../lib/logger.ts';
 
 const http = (path: string, timeoutMs = 1000) => ({ type: 'http' as const, path, intervalMs: 1000, timeoutMs, retries: 3, startPeriodMs: 0 });
 const tcp = { type: 'tcp' as const, intervalMs: 1000, timeoutMs: 1000, retries: 3, startPeriodMs: 0 };
@@ -56,4 +57,31 @@ test('a TCP connection that connected to itself (nothing listens; the kernel cho
   assert.equal(isSelfConnection(real), false);
   real.destroy();
   await new Promise<void>((r) => server.close(() => r()));
+});
+
+test('HealthMonitor.refresh reads each release once, not once per instance per refresh (a release\'s spec never changes)', () => {
+  const instances = Array.from({ length: 30 }, (_, n) => ({
+    id: `i${n}`, app: 'a', env: 'prod', service: 'web', releaseId: `r${n % 3}`, host: 'h', address: '127.0.0.1', port: 20000 + n,
+    state: 'running' as const, health: 'healthy' as const, createdAt: 1,
+  }));
+  const reads: string[] = [];
+  const store = {
+    listInstances: () => instances.map((i) => ({ ...i })),
+    getRelease: (id: string) => {
+      reads.push(id);
+      return { id, spec: { health: { type: 'command', test: ['CMD', 'true'], intervalMs: 1000, timeoutMs: 1000, retries: 3, startPeriodMs: 0 } } };
+    },
+  } as unknown as ConstructorParameters<typeof HealthMonitor>[0];
+  const monitor = new HealthMonitor(store, { now: () => 0 }, silentLogger, () => undefined);
+  try {
+    monitor.refresh();
+    assert.deepEqual(reads.sort(), ['r0', 'r1', 'r2']);
+    monitor.refresh();
+    assert.equal(reads.length, 3, 'the second refresh reads no release');
+    instances.push({ ...instances[0]!, id: 'new', releaseId: 'r9' });
+    monitor.refresh();
+    assert.deepEqual(reads.slice(3), ['r9'], 'only the new release is read');
+  } finally {
+    monitor.close();
+  }
 });

@@ -66,3 +66,22 @@ test('two services claiming one host and path: the first to claim it keeps it, e
   assert.deepEqual(checked.problems.map((p) => p.owner?.app), ['aaa']);
   s.close();
 });
+
+test('backends: each route gets its own service\'s running, healthy instances only (grouped in one pass, never another app\'s or env\'s)', () => {
+  const { store: s } = store();
+  release(s, 1, 'a', 'b-c', [{ path: '/x' }]);
+  release(s, 2, 'a-b', 'c', [{ path: '/y' }]);
+  const range = { min: 21000, max: 21010, isFree: () => true };
+  const add = (id: string, app: string, env: string, state: 'running' | 'stopping', health: 'healthy' | 'unhealthy') => {
+    s.createInstance({ id, app, env, service: 'web', releaseId: 'x', host: 'h', address: '127.0.0.1', state, health, createdAt: 1 }, range);
+  };
+  add('i1', 'a', 'b-c', 'running', 'healthy');
+  add('i2', 'a-b', 'c', 'running', 'healthy');
+  add('i3', 'a', 'b-c', 'running', 'unhealthy');
+  add('i4', 'a', 'b-c', 'stopping', 'healthy');
+  add('i5', 'a', 'b-c', 'running', 'healthy');
+  add('i6', 'a', 'prod', 'running', 'healthy');
+  const byPath = Object.fromEntries(buildRouteTable(s).map((r) => [r.path, r.backends.map((b) => b.instance)]));
+  assert.deepEqual(byPath, { '/x': ['i1', 'i5'], '/y': ['i2'] });
+  s.close();
+});

@@ -210,3 +210,49 @@ test('listEvents take: oldest reads on from a cursor page by page; the default i
     assert.deepEqual(s.listEvents({ afterId: 1, limit: 2, take: 'oldest' }).map((e) => e.kind), ['k2', 'k3']);
   });
 });
+
+test('createInstances: a batch gets distinct free ports (those taken before it and by its own earlier rows are skipped), all or none', () => {
+  withStore((s) => {
+    const range = { min: 5100, max: 5105, isFree: (p: number) => p !== 5102 };
+    s.createInstance(inst('i0'), range);
+    const batch = s.createInstances([inst('i1'), inst('i2'), inst('i3')], range);
+    assert.deepEqual(batch.map((i) => i.port), [5101, 5103, 5104], '5100 held by i0, 5102 in use on the host');
+    assert.throws(() => s.createInstances([inst('i4'), inst('i5')], range), /no free port in 5100-5105/);
+    assert.equal(s.getInstance('i4'), undefined, 'the batch that did not fit left no row');
+    assert.deepEqual(s.listInstances().map((i) => i.port), [5100, 5101, 5103, 5104]);
+  });
+});
+
+test('listInstances: every write to an instance is in the next read, filters match the query\'s, callers get copies, a rolled-back write is not seen', () => {
+  withStore((s) => {
+    const range = { min: 5200, max: 5210, isFree: () => true };
+    s.createInstance(inst('i1'), range);
+    s.createInstance({ ...inst('i2'), service: 'api' }, range);
+    s.createInstance({ ...inst('i3'), env: 'dev' }, range);
+    s.createInstance({ ...inst('i4'), app: 'b' }, range);
+    assert.deepEqual(s.listInstances().map((i) => i.id), ['i1', 'i2', 'i3', 'i4']);
+    assert.deepEqual(s.listInstances({ app: 'a' }).map((i) => i.id), ['i1', 'i2', 'i3']);
+    assert.deepEqual(s.listInstances({ app: 'a', env: 'prod' }).map((i) => i.id), ['i1', 'i2']);
+    assert.deepEqual(s.listInstances({ app: 'a', env: 'prod', service: 'web' }).map((i) => i.id), ['i1']);
+    // A caller changing what it got changes nothing for the next caller.
+    const mine = s.listInstances({ app: 'a', env: 'prod', service: 'web' })[0]!;
+    mine.health = 'healthy';
+    assert.equal(s.listInstances()[0]!.health, 'starting');
+    s.updateInstance('i1', { health: 'healthy', check: { ok: true, text: 'GET / → 200', since: 1 } });
+    const got = s.listInstances({ service: 'web', env: 'prod', app: 'a' })[0]!;
+    assert.equal(got.health, 'healthy');
+    got.check!.text = 'changed by a caller';
+    assert.equal(s.listInstances()[0]!.check?.text, 'GET / → 200');
+    s.deleteInstance('i2');
+    assert.deepEqual(s.listInstances().map((i) => i.id), ['i1', 'i3', 'i4']);
+    s.writeBatch({ instances: [{ id: 'i3', patch: { state: 'running' } }], deleteInstances: ['i4'] });
+    assert.deepEqual(s.listInstances().map((i) => `${i.id}:${i.state}`), ['i1:pending', 'i3:running']);
+    // A batch that fails after its instance patch: the patch is not seen, before or after a reopen.
+    assert.throws(() => s.writeBatch({ instances: [{ id: 'i1', patch: { health: 'unhealthy' } }], events: [{ app: 'a', env: 'prod', service: 'web', instance: 'i1', kind: 'x', message: null as never }] }));
+    assert.equal(s.listInstances()[0]!.health, 'healthy');
+    // A snapshot (a read transaction) and a purge.
+    assert.deepEqual(s.serviceSnapshot({ app: 'a', env: 'dev', service: 'web' }).instances.map((i) => i.id), ['i3']);
+    s.purgeAppRecords('a');
+    assert.deepEqual(s.listInstances(), []);
+  });
+});

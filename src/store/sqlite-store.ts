@@ -29,6 +29,12 @@ export class SqliteStore implements Store {
    * reconcilers make thousands of times a second at scale (bench scale: half its CPU went to prepare).
    */
   private readonly statements = new Map<string, Database.Statement>();
+  /**
+   * Every instance row as last read (callers get copies): the route table, the registry and the
+   * health monitor each read the whole table after every change, and at thousands of instances
+   * parsing the rows was most of the control plane's time. Any write to the table drops it.
+   */
+  private instanceRows: InstanceRecord[] | undefined;
 
   constructor(path: string, clock: Clock) {
     this.clock = clock;
@@ -189,10 +195,18 @@ export class SqliteStore implements Store {
 
   // ---- instances
   listInstances(filter: Partial<ServiceKey> = {}): InstanceRecord[] {
-    const rows = this.q(`SELECT * FROM instances WHERE (@app IS NULL OR app = @app) AND (@env IS NULL OR env = @env)
-      AND (@service IS NULL OR service = @service) ORDER BY created_at, id`)
-      .all({ app: filter.app ?? null, env: filter.env ?? null, service: filter.service ?? null }) as Row[];
-    return rows.map(toInstance);
+    let all = this.instanceRows;
+    if (!all) {
+      all = (this.q('SELECT * FROM instances ORDER BY created_at, id').all() as Row[]).map(toInstance);
+      // Only committed rows are kept: what a transaction read after its own writes may yet roll back.
+      if (!this.db.inTransaction) this.instanceRows = all;
+    }
+    const out: InstanceRecord[] = [];
+    for (const i of all) {
+      if ((filter.app === undefined || i.app === filter.app) && (filter.env === undefined || i.env === filter.env)
+        && (filter.service === undefined || i.service === filter.service)) out.push(i.check ? { ...i, check: { ...i.check } } : { ...i });
+    }
+    return out;
   }
   getInstance(id: string): InstanceRecord | undefined {
     const r = this.q('SELECT * FROM instances WHERE id = ?').get(id) as Row | undefined;
@@ -222,6 +236,7 @@ export class SqliteStore implements Store {
       const port = ports.min + ((start + k) % span);
       if (taken.has(port) || !ports.isFree(port)) continue;
       const rec: InstanceRecord = { ...i, port };
+      this.instanceRows = undefined;
       this.q(`INSERT INTO instances (id, app, env, service, release_id, host, address, port, container_id, state, health, created_at, started_at, reason)
         VALUES (@id, @app, @env, @service, @releaseId, @host, @address, @port, @containerId, @state, @health, @createdAt, @startedAt, @reason)`)
         .run({ ...rec, containerId: rec.containerId ?? null, startedAt: rec.startedAt ?? null, reason: rec.reason ?? null });
@@ -236,11 +251,13 @@ export class SqliteStore implements Store {
     const cur = this.getInstance(id);
     if (!cur) return;
     const n = { ...cur, ...patch };
+    this.instanceRows = undefined;
     this.q('UPDATE instances SET container_id = ?, state = ?, health = ?, started_at = ?, reason = ?, release_id = ?, last_check = ? WHERE id = ?')
       .run(n.containerId ?? null, n.state, n.health, n.startedAt ?? null, n.reason ?? null, n.releaseId, n.check ? JSON.stringify(n.check) : null, id);
     this.changed({ kind: 'instance', app: cur.app, env: cur.env, service: cur.service });
   }
   deleteInstance(id: string): void {
+    this.instanceRows = undefined;
     const gone = this.q('DELETE FROM instances WHERE id = ? RETURNING app, env, service').get(id) as { app: string; env: string; service: string } | undefined;
     if (gone) this.changed({ kind: 'instance', app: gone.app, env: gone.env, service: gone.service });
   }
@@ -393,6 +410,7 @@ export class SqliteStore implements Store {
   purgeAppRecords(app: string): { releases: number; deployments: number; instances: number } {
     return this.checkpointed(() => this.db.transaction(() => {
       this.q('DELETE FROM services WHERE app = ?').run(app);
+      this.instanceRows = undefined;
       const instances = this.q('DELETE FROM instances WHERE app = ?').run(app).changes;
       const releases = this.q('DELETE FROM releases WHERE app = ?').run(app).changes;
       const deployments = this.q('DELETE FROM deployments WHERE app = ?').run(app).changes;

@@ -106,8 +106,9 @@ export class FakeEngine implements Engine {
 
   async list(labels: Record<string, string>): Promise<ContainerInfo[]> {
     this.check();
+    const want = Object.entries(labels);
     return [...this.containers.values()]
-      .filter((c) => Object.entries(labels).every(([k, v]) => c.info.labels[k] === v))
+      .filter((c) => want.every(([k, v]) => c.info.labels[k] === v))
       .map((c) => structuredClone(c.info));
   }
 
