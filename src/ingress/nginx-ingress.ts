@@ -366,6 +366,8 @@ export class NginxIngress implements Ingress {
         }
         if (plan.backends !== undefined && plan.backends !== this.pushedBackends) {
           await this.pushBackends(plan.backends, plan.generation);
+          // Every worker, old and new, picks from what was pushed: that is what serves now.
+          this.liveBackends = backendKeys(valid);
           this.log.debug({ waitedMs: since === undefined ? undefined : t0 - since, renderMs: tWritten - t0, passMs: Date.now() - t0 }, 'backends live in nginx');
         }
         this.report();
