@@ -39,6 +39,8 @@ const PACKAGE_HOMES = {
   commander: ['cli'],
   'better-sqlite3': ['lib', 'store', 'config', 'logs', 'metrics', 'tls'],
   'acme-client': ['tls'],
+  'openid-client': ['auth'],
+  ldapts: ['auth'],
   pino: ['lib'],
 };
 

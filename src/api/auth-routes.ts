@@ -48,7 +48,7 @@ export function registerAuthRoutes(app: FastifyInstance, d: AuthRouteDeps): void
   app.post('/v1/session', SMALL, async (req, reply) => {
     const b = loginBody.parse(req.body);
     const r = await d.auth.login(b.user, b.password, { kind: b.client === 'cli' ? 'cli' : 'cookie', ip: req.ip });
-    const answer = { user: r.user.name, expiresAt: r.expiresAt };
+    const answer = { user: r.user.name, expiresAt: r.expiresAt, ...(r.provider ? { provider: r.provider } : {}) };
     if (b.client === 'cli') return reply.status(201).send({ ...answer, token: r.token });
     const maxAgeS = Math.max(0, Math.floor((r.expiresAt - d.clock.now()) / 1000));
     reply.header('set-cookie', [

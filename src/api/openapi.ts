@@ -27,6 +27,7 @@ import { auditQueryDoc } from './audit.ts';
 import { approvalsQuery, policyBody } from './approval-routes.ts';
 import { grantBody, grantsQuery, teamBody, tokenBody } from './team-routes.ts';
 import { exchangeBody } from './portal-routes.ts';
+import { cliSessionBody, providerBodySchema, startQuery } from './sso-routes.ts';
 import { RESPONSES, STREAM_MESSAGES } from './responses.ts';
 
 /**
@@ -53,6 +54,13 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'POST /v1/session': { summary: 'Log in: a cookie session and CSRF token (portal) or a bearer session token (client: cli)', body: loginBody, status: 201, auth: 'public' },
   'GET /v1/session': { summary: 'Who the caller is and the grants they hold' },
   'DELETE /v1/session': { summary: 'Log out (end this session)' },
+  'GET /v1/sso/providers': { summary: 'Single sign-on providers (OpenID Connect, LDAP) with their group → team mappings; secrets only as whether one is set (owners)' },
+  'PUT /v1/sso/providers/:name': { summary: 'Create (201) or replace a single sign-on provider; a secret left out keeps the stored one (owners)', body: providerBodySchema },
+  'DELETE /v1/sso/providers/:name': { summary: 'Remove a provider: the grants it gave go, the sessions of its users end (owners)' },
+  'GET /v1/sso/options': { summary: 'The enabled providers, for the login page', auth: 'public' },
+  'GET /v1/sso/:name/start': { summary: 'Start an OpenID Connect login: a redirect (302) to the provider; ?return=PATH for the portal, ?port&challenge for `berth login --sso`', query: startQuery, status: 302, auth: 'public' },
+  'GET /v1/sso/:name/callback': { summary: "The provider's redirect back: a cookie session and a redirect to the portal, or a one-time code to the waiting CLI (302)", status: 302, auth: 'public' },
+  'POST /v1/sso/cli-session': { summary: "`berth login --sso`: spend the one-time code with the CLI's verifier for a bearer session", body: cliSessionBody, status: 201, auth: 'public' },
   'GET /v1/users': { summary: 'Users and their grants (owners)' },
   'POST /v1/users': { summary: 'Add a user (owners); without a password one is generated and shown once', body: userBody, status: 201 },
   'DELETE /v1/users/:name': { summary: 'Remove a user, their sessions, grants and tokens (owners)', status: 204 },
@@ -246,7 +254,7 @@ export function openApiDocument(routes: RegisteredRoute[], version: string): Rec
         ...(doc?.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(doc.body) } } } } : {}),
         ...(auth === 'token' ? {} : { security: [], 'x-berth-auth': auth }),
         responses: {
-          [status]: status === '204' ? { description: 'Done, no body' } : { description: 'OK', content: { [doc?.contentType ?? 'application/json']: responseContent(key) } },
+          [status]: status === '204' ? { description: 'Done, no body' } : status === '302' ? { description: 'A redirect: see the Location header', headers: { location: { schema: { type: 'string' } } } } : { description: 'OK', content: { [doc?.contentType ?? 'application/json']: responseContent(key) } },
           400: { $ref: '#/components/responses/Error' },
           ...(auth === 'token' ? { 401: { $ref: '#/components/responses/Error' } } : {}),
           404: { $ref: '#/components/responses/Error' },

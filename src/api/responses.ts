@@ -12,6 +12,7 @@ import type { HostInfo } from '../core/ports.ts';
 import type { approvalView as approvalViewOf } from './authorize.ts';
 import type { Grant, Principal, ROLES } from '../core/auth.ts';
 import type { AuditEntry, AuditVerification } from '../core/audit.ts';
+import type { SsoProviderView } from '../core/sso.ts';
 import type { CheckResult, CrashRecord, EventRecord, PurgeRecord, TemplateRecord } from '../core/store.ts';
 import type { AlertView, BuildView, CertView, ConfigEntryView, InstanceStatus, RegistryEntryView, ReleaseView, ServiceStatus, TopView, VolumeView } from '../core/views.ts';
 
@@ -126,6 +127,18 @@ export const volumeView = o({
 /** A registry login as listed (config/registry-logins.ts): never its password. */
 const registryLogin = o({ host: str, username: str, updatedAt: num });
 
+/** A single sign-on provider as owners see it (core/sso.ts): its secret only as `secretSet`. */
+const ssoMapping = o({ group: str, team: str, role, app: str, env: str });
+export const ssoProviderView = o({
+  name: str, kind: z.enum(['oidc', 'ldap']), displayName: str, enabled: z.boolean(),
+  oidc: o({ issuer: str, clientId: str, scopes: z.array(str), groupsClaim: str, usernameClaim: str }).optional(),
+  ldap: o({
+    url: str, startTls: z.boolean(), caPem: str, userDn: str, userSearchBase: str, userSearchFilter: str, bindDn: str, groupSearchBase: str,
+    groupSearchFilter: str, groupNameAttribute: str, mailAttribute: str,
+  }).optional(),
+  mappings: z.array(ssoMapping), allowedDomains: z.array(str), createdAt: num, updatedAt: num, updatedBy: str, secretSet: z.boolean(),
+});
+
 /** The success body of each route that answers JSON, keyed like ROUTE_DOCS. */
 export const RESPONSES: Record<string, z.ZodType> = {
   'GET /v1/ping': o({ ok: z.boolean(), version: str, ingressPort: num, ingressBackendUpdates: o({ mode: z.enum(['lua', 'reload']), reason: str.optional() }).optional() }),
@@ -170,7 +183,12 @@ export const RESPONSES: Record<string, z.ZodType> = {
   'POST /v1/approvals/:id/deny': o({ approval: approvalView }),
   'GET /v1/teams/:team/policies': o({ policies: z.array(envPolicy) }),
   'PUT /v1/teams/:team/policies/:env': envPolicy,
-  'POST /v1/session': z.union([o({ user: str, expiresAt: num, token: str }), o({ user: str, expiresAt: num, csrf: str })]),
+  'POST /v1/session': z.union([o({ user: str, expiresAt: num, token: str, provider: str.optional() }), o({ user: str, expiresAt: num, csrf: str, provider: str.optional() })]),
+  'GET /v1/sso/providers': o({ providers: z.array(ssoProviderView) }),
+  'PUT /v1/sso/providers/:name': o({ provider: ssoProviderView }),
+  'DELETE /v1/sso/providers/:name': o({ name: str, grantsRevoked: num, sessionsEnded: num }),
+  'GET /v1/sso/options': o({ providers: z.array(o({ name: str, kind: z.enum(['oidc', 'ldap']), displayName: str })) }),
+  'POST /v1/sso/cli-session': o({ user: str, token: str, expiresAt: num }),
   'GET /v1/session': o({
     subject: str, name: str, kind: z.enum(['admin', 'user', 'token']), via: z.enum(['admin-token', 'session', 'cookie', 'api-token', 'approval']),
     // A person's grants as stored; a token's or the admin's as scopes only.
@@ -241,5 +259,6 @@ agree<Same<z.infer<typeof auditVerification>, AuditVerification>>();
 agree<Same<z.infer<typeof certView>, CertView>>();
 agree<Same<z.infer<typeof volumeView>, VolumeView>>();
 agree<Same<z.infer<typeof hostView>, HostInfo>>();
+agree<Same<z.infer<typeof ssoProviderView>, SsoProviderView>>();
 // approvalView spreads its optional parts, so only one way: everything it can answer is declared.
 agree<ReturnType<typeof approvalViewOf> extends z.infer<typeof approvalView> ? true : false>();

@@ -55,6 +55,8 @@ export interface LoginResult {
   /** Cookie sessions: the double-submit token to send back in X-Berth-CSRF on every mutating request. */
   csrf?: string;
   expiresAt: number;
+  /** The single sign-on provider that vouched for the user (LDAP), if not a local password. */
+  provider?: string;
 }
 
 function sha256(s: string): string {
@@ -113,10 +115,20 @@ export class Authenticator {
     this.byPrincipal = limiter(l.requestsPerPrincipal ?? 6000, 'requests with this credential');
   }
 
+  /**
+   * Tried for a name that is no local password user (single sign-on's LDAP directories): the user it
+   * logged in and the provider, undefined when no directory is configured. Set by the server's wiring.
+   */
+  externalLogin?: (name: string, password: string) => Promise<{ user: Pick<UserRecord, 'id' | 'name'>; provider: string } | undefined>;
+
   async login(name: string, password: string, o: { kind: 'cookie' | 'cli'; ip: string }): Promise<LoginResult> {
     this.loginsByIp.take(o.ip);
     this.loginsByUser.take(name);
     const user = this.o.store.userByName(name);
+    if ((!user || user.external) && this.externalLogin) {
+      const r = await this.externalLogin(name, password);
+      if (r) return { ...this.openSession(r.user, o), provider: r.provider };
+    }
     // An unknown name costs a full verification too: response times do not say which names exist.
     const ok = await verifyPassword(password, user?.passwordHash);
     if (!user || !ok) throw new Unauthorized('wrong user name or password');

@@ -11,3 +11,6 @@ export {
   type AuthenticatorOptions, type Credentials, type LoginResult,
 } from './authenticator.ts';
 export { PortalLogins, LOGIN_CODE_TTL_MS, type LoginSubject } from './portal-logins.ts';
+export { SingleSignOn, sha256base64url, SSO_CLI_CODE_TTL_MS, SSO_PENDING_TTL_MS, type SingleSignOnOptions, type SsoLogin, type SsoPending, type SsoReturn } from './sso.ts';
+export { OidcProvider } from './oidc.ts';
+export { LdapDirectory } from './ldap.ts';

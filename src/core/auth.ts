@@ -12,6 +12,8 @@ export interface UserRecord {
   passwordHash: string;
   createdAt: number;
   createdBy: string;
+  /** `PROVIDER:SUBJECT` for a user a single sign-on login made (no password; core/sso.ts); absent: a local user. */
+  external?: string;
 }
 
 /**

@@ -22,7 +22,8 @@ import { registerCertRoutes } from '../api/cert-routes.ts';
 import { registerWebhookRoutes } from '../api/webhook-routes.ts';
 import { Authenticator, PortalLogins } from '../auth/index.ts';
 import type { SqliteAuditStore, SqliteAuthStore } from '../store/index.ts';
-import { startConfigRollout, type ConfigStore, type RegistryLogins } from '../config/index.ts';
+import { startConfigRollout, type ConfigStore, type RegistryLogins, type SecretBox } from '../config/index.ts';
+import { wireSso } from './sso-wiring.ts';
 import { rollbacks, volumeName, type DeploymentService } from '../deploy/index.ts';
 import type { Registry } from '../registry/index.ts';
 import type { TemplateRenderer } from '../templates/index.ts';
@@ -51,6 +52,8 @@ export async function startApi(cfg: ServerConfig, d: {
   /** TLS for the API, loaded (and checked) by the caller before anything else of the API. */
   apiTls: ApiTls | undefined;
   config: ConfigStore; authenticator: Authenticator; authStore: SqliteAuthStore; audit: SqliteAuditStore; registryLogins: RegistryLogins;
+  /** The secrets' key: single sign-on providers' secrets are sealed with it. */
+  secretBox: SecretBox;
   docker: DockerEngine; deployments: DeploymentService; registry: Registry; templates: TemplateRenderer; certs: CertManager;
   builds: BuildParts; obs: Observability; purge: PurgeParts;
   enqueueService(app: string, env: string, service: string): void;
@@ -70,6 +73,11 @@ export async function startApi(cfg: ServerConfig, d: {
     logs: { search: (q) => obs.logStore.search(q), tail: (f, onLine) => obs.logs.tail(f, onLine) }, ingressPort: cfg.ingressPort, known,
     ingressBackendUpdates: d.ingressBackendUpdates,
     hostMemoryBytes: cfg.hostMemoryBytes, exec: d.docker, auth: d.authenticator, authStore: d.authStore, audit: d.audit, buildApp: (id) => b.builds.get(id)?.app,
+  });
+  // Single sign-on (OpenID Connect, LDAP): providers in auth.db, their secrets sealed like secrets.
+  wireSso(api, {
+    store: d.authStore, secretBox: d.secretBox, auth: d.authenticator, audit: d.audit, clock, logger: logger.child({ component: 'sso' }), newId,
+    ...(cfg.publicUrl ? { publicUrl: cfg.publicUrl } : {}),
   });
   registerPortalRoutes(api, { logins: new PortalLogins(clock), auth: d.authenticator, clock, webDir: cfg.webDir, logger: logger.child({ component: 'portal' }) });
   registerRegistryRoutes(api, { store, registry: d.registry, clock, newId });

@@ -84,6 +84,12 @@ export interface ServerConfig {
   readonly auditRetentionMs: number;
   /** Addresses of app networks: each gets a /24 of this IPv4 block (BERTH_NETWORK_POOL, default 10.208.0.0/12: 4096 networks). */
   readonly networkPool: string;
+  /**
+   * BERTH_PUBLIC_URL: the address people's browsers reach the API at (e.g. https://berth.example.com),
+   * from which single sign-on builds its callback URL (register `URL/v1/sso/NAME/callback` at the
+   * provider). Unset: the callback is built from each request's own address (Host header).
+   */
+  readonly publicUrl?: string;
   /** BERTH_WEB_DIR: the portal's built bundle (default: web/dist of this checkout); undefined: none found. */
   readonly webDir: string | undefined;
   /** The environment the programs Berth runs with extra variables (git) start from: the server's own, read once here. */
@@ -148,6 +154,7 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     ...tlsConfig(env),
     auditRetentionMs: wholeNumber('BERTH_AUDIT_RETENTION_DAYS', env.BERTH_AUDIT_RETENTION_DAYS ?? '365', 0) * 86_400_000,
     webDir: env.BERTH_WEB_DIR ? resolve(env.BERTH_WEB_DIR) : defaultWebDir(),
+    ...publicUrl(env.BERTH_PUBLIC_URL),
     childEnv: Object.freeze(Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined))),
   });
 }
@@ -180,6 +187,21 @@ function dnsConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): Pick<ServerConfi
     Object.assign(out, { dnsUpstream: Object.freeze({ address: u.host, port: u.port }) });
   }
   return out;
+}
+
+function publicUrl(raw: string | undefined): Pick<ServerConfig, 'publicUrl'> {
+  const v = raw?.trim();
+  if (!v) return {};
+  let u: URL | undefined;
+  try {
+    u = new URL(v);
+  } catch {
+    u = undefined;
+  }
+  if (!u || !/^https?:$/.test(u.protocol) || u.search || u.hash || u.username) {
+    throw new InvalidInput(`BERTH_PUBLIC_URL "${v}" is not the address of this server: write it like https://berth.example.com (no query, no credentials)`);
+  }
+  return { publicUrl: u.href.replace(/\/+$/, '') };
 }
 
 function tlsConfig(env: NodeJS.ProcessEnv): Pick<ServerConfig, 'ingressHttpsPort' | 'acme' | 'acmeRetryBaseMs' | 'apiTls'> {

@@ -162,7 +162,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   for (const p of store.listPurges()) if (p.state === 'purging') wakePurge(p.app);
   const api = await startApi(cfg, {
     store, engine, clock, logger, apiTls, config, authenticator: stores.authenticator, authStore: stores.authStore, audit: stores.audit,
-    registryLogins: stores.registryLogins, docker, deployments: deploymentService, registry, templates, certs, builds, obs, purge,
+    registryLogins: stores.registryLogins, secretBox: stores.secretBox, docker, deployments: deploymentService, registry, templates, certs, builds, obs, purge,
     enqueueService, wakeDeployment, wakePurge, ingressBackendUpdates: () => ingress.backendUpdates,
   });
   const { url } = api;

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { openDatabase } from '../lib/sqlite-migrate.ts';
+import type { SsoProvider, SsoStore } from '../core/sso.ts';
 import type { ApiTokenRecord, ApprovalRecord, ApprovalStore, AuthStore, Grant, Role, SessionRecord, TeamRecord, UserRecord } from '../core/auth.ts';
 
 /**
@@ -25,11 +26,14 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE approvals (id TEXT PRIMARY KEY, app TEXT NOT NULL, env TEXT NOT NULL, team TEXT NOT NULL, method TEXT NOT NULL, url TEXT NOT NULL,
      body TEXT NOT NULL, action TEXT NOT NULL, requested_by TEXT NOT NULL, requested_by_name TEXT NOT NULL, status TEXT NOT NULL,
      decided_by TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL, decided_at INTEGER NOT NULL DEFAULT 0, result TEXT NOT NULL DEFAULT '');`,
+  // Single sign-on: users a provider made (no password) and the providers (settings as JSON, the secret sealed).
+  `ALTER TABLE users ADD COLUMN external TEXT NOT NULL DEFAULT '';
+   CREATE TABLE sso_providers (name TEXT PRIMARY KEY, settings TEXT NOT NULL, sealed_secret TEXT NOT NULL DEFAULT '');`,
 ];
 
 type Row = Record<string, unknown>;
 
-export class SqliteAuthStore implements AuthStore, ApprovalStore {
+export class SqliteAuthStore implements AuthStore, ApprovalStore, SsoStore {
   private readonly db: Database.Database;
 
   constructor(path: string) {
@@ -37,8 +41,8 @@ export class SqliteAuthStore implements AuthStore, ApprovalStore {
   }
 
   addUser(u: UserRecord): void {
-    this.db.prepare('INSERT INTO users (id, name, password_hash, created_at, created_by) VALUES (?, ?, ?, ?, ?)')
-      .run(u.id, u.name, u.passwordHash, u.createdAt, u.createdBy);
+    this.db.prepare('INSERT INTO users (id, name, password_hash, created_at, created_by, external) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(u.id, u.name, u.passwordHash, u.createdAt, u.createdBy, u.external ?? '');
   }
   getUser(id: string): UserRecord | undefined {
     const r = this.db.prepare('SELECT * FROM users WHERE id = ?').get(id) as Row | undefined;
@@ -187,6 +191,22 @@ export class SqliteAuthStore implements AuthStore, ApprovalStore {
     this.db.prepare('UPDATE approvals SET status = ?, result = ? WHERE id = ?').run(status, result, id);
   }
 
+  putProvider(p: SsoProvider, sealedSecret: string | undefined): void {
+    this.db.prepare(`INSERT INTO sso_providers (name, settings, sealed_secret) VALUES (?, ?, ?)
+      ON CONFLICT(name) DO UPDATE SET settings = excluded.settings, sealed_secret = CASE WHEN ? THEN excluded.sealed_secret ELSE sealed_secret END`)
+      .run(p.name, JSON.stringify(p), sealedSecret ?? '', sealedSecret === undefined ? 0 : 1);
+  }
+  getProvider(name: string): { provider: SsoProvider; sealedSecret: string } | undefined {
+    const r = this.db.prepare('SELECT settings, sealed_secret FROM sso_providers WHERE name = ?').get(name) as { settings: string; sealed_secret: string } | undefined;
+    return r && { provider: JSON.parse(r.settings) as SsoProvider, sealedSecret: r.sealed_secret };
+  }
+  listProviders(): SsoProvider[] {
+    return (this.db.prepare('SELECT settings FROM sso_providers ORDER BY name').all() as { settings: string }[]).map((r) => JSON.parse(r.settings) as SsoProvider);
+  }
+  deleteProvider(name: string): boolean {
+    return this.db.prepare('DELETE FROM sso_providers WHERE name = ?').run(name).changes > 0;
+  }
+
   close(): void {
     this.db.close();
   }
@@ -201,7 +221,10 @@ function toApproval(r: Row): ApprovalRecord {
 }
 
 function toUser(r: Row): UserRecord {
-  return { id: String(r.id), name: String(r.name), passwordHash: String(r.password_hash), createdAt: Number(r.created_at), createdBy: String(r.created_by) };
+  return {
+    id: String(r.id), name: String(r.name), passwordHash: String(r.password_hash), createdAt: Number(r.created_at), createdBy: String(r.created_by),
+    ...(r.external ? { external: String(r.external) } : {}),
+  };
 }
 function toTeam(r: Row): TeamRecord {
   return { name: String(r.name), createdAt: Number(r.created_at), createdBy: String(r.created_by) };

@@ -47,6 +47,8 @@ import { buildRouteTable } from '../../src/registry/index.ts';
 import { registerPortalRoutes } from '../../src/api/portal-routes.ts';
 import { PortalLogins } from '../../src/auth/index.ts';
 import { RESPONSES } from '../../src/api/responses.ts';
+import { wireSso } from '../../src/server/sso-wiring.ts';
+import type { SingleSignOn } from '../../src/auth/index.ts';
 
 export const TOKEN = 'test-token';
 export const NOW = 1_700_000_000_000;
@@ -62,6 +64,8 @@ export interface TestApi {
   auth: SqliteAuthStore;
   authenticator: Authenticator;
   audit: SqliteAuditStore;
+  /** Single sign-on (providers in `auth`). */
+  sso: SingleSignOn;
   /** The temp directory holding the databases. */
   dir: string;
   config: ConfigStore;
@@ -213,6 +217,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   await certs.start();
   registerCertRoutes(api, { certs });
   registerPortalRoutes(api, { logins: new PortalLogins(clock), auth: authenticator, clock, webDir: o.webDir, logger: silentLogger });
+  const sso = wireSso(api, { store: auth, secretBox: new SecretBox(randomBytes(32)), auth: authenticator, audit, clock, logger: silentLogger, newId, timeoutMs: 3000 });
   // Registered after buildApi's hooks: runs only for requests authorization let through.
   const reached: string[] = [];
   api.addHook('preHandler', async (req) => void reached.push(`${req.method} ${req.routeOptions.url}`));
@@ -237,7 +242,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   };
   let seq = 0;
   return {
-    api, store, auth, authenticator, audit, dir, config, calls, builds, reached, certs, req: send(true), anon: send(false), volumeSizes, engine,
+    api, store, auth, authenticator, audit, sso, dir, config, calls, builds, reached, certs, req: send(true), anon: send(false), volumeSizes, engine,
     addService(app, env, name, o = {}) {
       const rel: ReleaseRecord = {
         id: `r${++seq}`, app, env, service: name, seq: 1, spec: serviceSpec(name, { replicas: o.replicas ?? 1, limits: o.memoryBytes ? { memoryBytes: o.memoryBytes } : {}, ...(o.routes ? { routes: o.routes } : {}), ...(o.volumes ? { volumes: o.volumes } : {}) }),
