@@ -6,50 +6,19 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import { OidcProvider } from './oidc.ts';
 import { Unauthorized } from '../core/errors.ts';
+import { startMiniIdp } from '../../test/helpers/mini-idp.ts';
 
-const key = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const rogue = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const idp = await startMiniIdp();
+after(() => idp.close());
+const issuer = idp.issuer;
+const jwt = idp.jwt;
 const b64 = (x: unknown) => Buffer.from(JSON.stringify(x)).toString('base64url');
-function jwt(claims: Record<string, unknown>, privateKey: KeyObject = key.privateKey): string {
-  const data = `${b64({ alg: 'RS256', typ: 'JWT', kid: 'k1' })}.${b64(claims)}`;
-  return `${data}.${sign('sha256', Buffer.from(data), privateKey).toString('base64url')}`;
-}
-
-let idToken: (nonce: string) => string = () => '';
+const rogue = { privateKey: idp.rogueKey };
 let lastNonce = '';
-const server = createServer((req, res) => {
-  const url = new URL(req.url!, issuer);
-  const json = (x: unknown) => {
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify(x));
-  };
-  if (url.pathname === '/.well-known/openid-configuration') {
-    return json({
-      issuer, authorization_endpoint: `${issuer}/auth`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks`, response_types_supported: ['code'],
-      subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256'], code_challenge_methods_supported: ['S256'],
-    });
-  }
-  if (url.pathname === '/jwks') return json({ keys: [{ ...key.publicKey.export({ format: 'jwk' }), kid: 'k1', alg: 'RS256', use: 'sig' }] });
-  if (url.pathname === '/token') {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      assert.match(new URLSearchParams(body).get('code_verifier') ?? '', /^[A-Za-z0-9_-]{43,}$/, 'PKCE verifier sent');
-      json({ access_token: 'at', token_type: 'Bearer', expires_in: 60, id_token: idToken(lastNonce) });
-    });
-    return;
-  }
-  res.statusCode = 404;
-  res.end();
-});
-await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-after(() => server.close());
+let idToken: (nonce: string) => string = () => '';
+idp.idToken = () => idToken(lastNonce);
 
 const redirectUri = 'http://127.0.0.1:7070/v1/sso/corp/callback';
 const rp = new OidcProvider({ settings: { issuer, clientId: 'berth', scopes: ['profile'], groupsClaim: 'groups', usernameClaim: 'preferred_username' }, clientSecret: 'secret', redirectUri, clock: { now: () => Date.now() } });
