@@ -195,3 +195,40 @@ export function setPolicy(c: BerthClient, team: string, env: string, requireAppr
 export function listPolicies(c: BerthClient, team: string) {
   return c.request<{ policies: { team: string; env: string; requireApproval: boolean }[] }>('GET', `/v1/teams/${encodeURIComponent(team)}/policies`);
 }
+
+/** A single sign-on provider as owners see it (the secret only as `secretSet`). */
+export type { SsoProviderView } from '../core/sso.ts';
+
+/** `berth sso list`. */
+export function ssoProviders(c: BerthClient) {
+  return c.request<{ providers: import('../core/sso.ts').SsoProviderView[] }>('GET', '/v1/sso/providers');
+}
+
+/** `berth sso set`: the body of a provider (core/sso.ts providerBodySchema); a secret left out keeps the stored one. */
+export function putSsoProvider(c: BerthClient, name: string, body: Record<string, unknown>) {
+  return c.request<{ provider: import('../core/sso.ts').SsoProviderView }>('PUT', `/v1/sso/providers/${encodeURIComponent(name)}`, body);
+}
+
+export function removeSsoProvider(c: BerthClient, name: string) {
+  return c.request<{ name: string; grantsRevoked: number; sessionsEnded: number }>('DELETE', `/v1/sso/providers/${encodeURIComponent(name)}`);
+}
+
+/** The enabled providers, as the login page shows them (no credential needed). */
+export function ssoOptions(c: BerthClient) {
+  return c.request<{ providers: { name: string; kind: 'oidc' | 'ldap'; displayName: string }[] }>('GET', '/v1/sso/options');
+}
+
+/** Where a browser starts an OIDC login: for the portal (`back`: a path) or for a CLI waiting on 127.0.0.1:`port`. */
+export function ssoStartPath(name: string, o: { returnTo?: string; port?: number; challenge?: string }): string {
+  const q = new URLSearchParams();
+  if (o.returnTo) q.set('return', o.returnTo);
+  if (o.port !== undefined) q.set('port', String(o.port));
+  if (o.challenge) q.set('challenge', o.challenge);
+  const s = q.toString();
+  return `/v1/sso/${encodeURIComponent(name)}/start${s ? `?${s}` : ''}`;
+}
+
+/** `berth login --sso`: spends the code the callback handed to the CLI, with the verifier behind its challenge. */
+export function ssoCliSession(c: BerthClient, code: string, verifier: string) {
+  return c.request<{ user: string; token: string; expiresAt: number }>('POST', '/v1/sso/cli-session', { code, verifier });
+}

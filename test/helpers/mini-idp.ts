@@ -40,7 +40,7 @@ export async function startMiniIdp(): Promise<MiniIdp> {
       const now = Math.floor(Date.now() / 1000);
       return { iss: idp.issuer, aud: 'berth', sub: 'u-1', nonce, iat: now, exp: now + 300, preferred_username: 'ann', email: 'ann@example.com', groups: ['devs'], ...o };
     },
-    close: async () => undefined,
+    close: (async () => undefined) as () => Promise<void>,
   };
   const server = createServer((req, res) => {
     const url = new URL(req.url!, idp.issuer);
