@@ -2,7 +2,9 @@
 # Idempotent setup: Debian packages Berth needs, then npm dependencies.
 #   - apt: installs only what is missing (one `apt-get update`, only if needed).
 #     Services are NOT started by package installation (a temporary
-#     policy-rc.d denies it): scripts/dockerd.sh starts Docker itself.
+#     policy-rc.d denies it): scripts/dockerd.sh starts Docker itself; slapd
+#     (LDAP, for test/sso.test.ts) never runs as a system service: the test
+#     starts its own with its own config and port, and stops it.
 #   - npm: `npm ci` (or `npm install` without a lock) only when node_modules is
 #     missing or package-lock.json is newer than node_modules/.package-lock.json.
 #   - web: `npm run build:web` (web/dist), only when its inputs changed.
@@ -11,7 +13,7 @@ set -euo pipefail
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 BERTH_LOG_TAG=install
 
-APT_PACKAGES=(docker.io nginx-light libnginx-mod-http-lua lua-resty-core git dnsutils wrk hey busybox-static curl iproute2 procps dnsmasq-base dnsperf prometheus docker-registry pebble chromium)
+APT_PACKAGES=(docker.io nginx-light libnginx-mod-http-lua lua-resty-core git dnsutils wrk hey busybox-static curl iproute2 procps dnsmasq-base dnsperf prometheus docker-registry pebble chromium slapd ldap-utils)
 
 install_apt() {
   local missing=() p

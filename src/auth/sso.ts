@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { AuthStore, UserRecord } from '../core/auth.ts';
+import { NAME_PATTERN, type AuthStore, type UserRecord } from '../core/auth.ts';
 import {
   checkProviderBody, domainAllowed, externalId, externalUserName, grantsForGroups, groupsOf, ssoGrantCreator,
   type ExternalIdentity, type ProviderBody, type SecretSealer, type SsoProvider, type SsoProviderView, type SsoStore,
@@ -174,9 +174,12 @@ export class SingleSignOn {
    * `POST /v1/session` for a name that is no local user: each enabled LDAP provider in turn; the first
    * that knows the name and password logs them in. Undefined: no LDAP provider is configured.
    */
-  async ldapLogin(username: string, password: string): Promise<SsoLogin | undefined> {
+  async ldapLogin(name: string, password: string): Promise<SsoLogin | undefined> {
     const providers = this.o.store.listProviders().filter((p) => p.enabled && p.kind === 'ldap');
     if (providers.length === 0) return undefined;
+    // Only what could be a Berth user name goes to a directory (escaped there as well): `*`, `(`, `,` never do.
+    const username = name.toLowerCase();
+    if (!NAME_PATTERN.test(username) || password === '') throw new Unauthorized('wrong user name or password');
     let lastErr: unknown = new Unauthorized('wrong user name or password');
     for (const p of providers) {
       const { secret } = this.provider(p.name, 'ldap');

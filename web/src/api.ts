@@ -5,7 +5,7 @@
  * No page writes a fetch of its own.
  */
 import { ApiError, BerthClient, Unreachable } from '../../src/client/client.ts';
-import { logout, whoami, type SessionView } from '../../src/client/auth-client.ts';
+import { logout, ssoOptions, ssoStartPath, whoami, type SessionView } from '../../src/client/auth-client.ts';
 
 export { ApiError, Unreachable };
 export type * from '../../src/client/client.ts';
@@ -42,6 +42,16 @@ export async function logInWithCode(code: string): Promise<void> {
 
 export async function logInWithPassword(user: string, password: string): Promise<void> {
   await client.portalLogin(user, password);
+}
+
+/** The single sign-on providers a person can pick on the login page (OpenID Connect: a button each). */
+export async function signOnOptions(): Promise<{ name: string; kind: 'oidc' | 'ldap'; displayName: string }[]> {
+  return (await ssoOptions(client).catch(() => ({ providers: [] }))).providers;
+}
+
+/** Where "Sign in with NAME" goes: a top-level navigation to the provider and back to `next`. */
+export function signOnHref(name: string, next: string): string {
+  return ssoStartPath(name, { returnTo: next });
 }
 
 export async function logOut(): Promise<void> {

@@ -1,7 +1,7 @@
 /** The Berth portal: layout, navigation and the page for each path. */
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, currentSession, knownSession, logInWithCode, logInWithPassword, logOut, message, setKnownSession, watchSession, type SessionView } from './api.ts';
+import { api, currentSession, knownSession, logInWithCode, logInWithPassword, logOut, message, setKnownSession, signOnHref, signOnOptions, watchSession, type SessionView } from './api.ts';
 import { Link, navigate, useLocation } from './router.tsx';
 import { Loading, Page, useData } from './ui.tsx';
 import { Home } from './pages/home.tsx';
@@ -21,6 +21,10 @@ function Login() {
   const { query } = useLocation();
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
+  const [providers, setProviders] = useState<{ name: string; kind: 'oidc' | 'ldap'; displayName: string }[]>([]);
+  useEffect(() => {
+    signOnOptions().then(setProviders).catch(() => undefined);
+  }, []);
   const done = async () => {
     setKnownSession(await currentSession());
     navigate(query.get('next') ?? '/', { replace: true });
@@ -42,6 +46,7 @@ function Login() {
         {busy && <p role="status">Logging in…</p>}
         {error && <p class="outcome bad" role="alert">{error}</p>}
         {query.get('expired') && !error && <p class="outcome bad" role="alert">Your session ended: log in again.</p>}
+        {query.get('sso_error') && !error && <p class="outcome bad" role="alert">{query.get('sso_error')}</p>}
         {(
           <>
             <form class="card login-form" onSubmit={(e) => {
@@ -57,7 +62,15 @@ function Login() {
               <label>User <input name="user" autoComplete="username" required /></label>
               <label>Password <input name="password" type="password" autoComplete="current-password" required /></label>
               <button class="btn primary" type="submit" disabled={busy}>Log in</button>
+              {providers.some((p) => p.kind === 'ldap') && <p class="muted">Directory accounts ({providers.filter((p) => p.kind === 'ldap').map((p) => p.displayName).join(', ')}) log in here with their directory name and password.</p>}
             </form>
+            {providers.some((p) => p.kind === 'oidc') && (
+              <div class="card sso">
+                {providers.filter((p) => p.kind === 'oidc').map((p) => (
+                  <a key={p.name} class="btn" href={signOnHref(p.name, query.get('next') ?? '/')}>Sign in with {p.displayName}</a>
+                ))}
+              </div>
+            )}
             <div class="card">
               <p>Or, on the machine that runs Berth, run</p>
               <pre class="cmd">berth portal</pre>
