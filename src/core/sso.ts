@@ -99,7 +99,6 @@ export const ssoGrantCreator = (provider: string) => `sso:${provider}`;
 /** `NAME:SUBJECT` on a user: made by a provider's login, no password. */
 export const externalId = (provider: string, subject: string) => `${provider}:${subject}`;
 
-const nameRe = z.string().regex(NAME_PATTERN, 'lower-case letters, digits, ".", "_" and "-", starting with a letter or digit, at most 63');
 const scopeName = z.string().min(1).max(63).regex(/^(\*|[a-z0-9][a-z0-9._-]{0,62})$/, 'a name (lower-case letters, digits, ".", "_", "-") or *');
 
 export const groupMappingSchema = z.object({
