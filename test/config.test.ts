@@ -5,7 +5,6 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Harness, ROOT, docker, type CliResult } from './helpers/harness.ts';
@@ -27,16 +26,8 @@ describe('configuration center', () => {
   });
 
   /** The CLI with `input` piped on stdin (the harness's cli() gives none). */
-  const cliStdin = (args: string[], input: string): Promise<CliResult> => new Promise((res, rej) => {
-    const p = spawn(join(ROOT, 'bin/berth'), args, { env: h.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    p.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    p.on('error', rej);
-    p.on('close', (code) => res({ code: code ?? 1, stdout, stderr }));
-    p.stdin.end(input);
-  });
+  const cliStdin = (args: string[], input: string): Promise<CliResult> => h.cli(args, { input });
+
   const running = async () => (await h.containers('e2e')).filter((c) => c.running);
   /** A variable as the container's processes see it (`docker exec … env`: the base image's busybox has no printenv). */
   const printenv = async (id: string, key: string) => {

@@ -8,7 +8,6 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,7 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { execFile } from 'node:child_process';
 import { waitFor } from '../src/lib/backoff.ts';
-import { Harness, ROOT, docker, type CliResult } from './helpers/harness.ts';
+import { Harness, docker, type CliResult } from './helpers/harness.ts';
 
 const exec = promisify(execFile);
 const tag = () => randomBytes(6).toString('hex');
@@ -85,16 +84,8 @@ describe('secrets and configs', () => {
 
   const env = { VAULT_TOKEN: ENV_TOKEN };
   const deploy = (target: string, extra: string[] = []) => h.cli(['deploy', '-f', file, '--env', target, ...extra], { timeoutMs: 180_000, env });
-  const cliStdin = (args: string[], input: string): Promise<CliResult> => new Promise((res, rej) => {
-    const p = spawn(join(ROOT, 'bin/berth'), args, { env: h.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    p.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    p.on('error', rej);
-    p.on('close', (code) => res({ code: code ?? 1, stdout, stderr }));
-    p.stdin.end(input);
-  });
+  const cliStdin = (args: string[], input: string): Promise<CliResult> => h.cli(args, { input });
+
   /** The running container of `vault` in `target`, by its env label. */
   const container = async (target: string) => {
     const ids = (await docker('ps', '-q', '--no-trunc', '--filter', `label=io.berth.cluster=${cluster}`, '--filter', 'label=io.berth.app=vault',

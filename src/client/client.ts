@@ -6,6 +6,7 @@ import type { SpecSource } from '../core/spec/source.ts';
 import type { AlertView, BuildView, CertView, MetricSeriesView, RegistryEntryView, ReleaseView, ServiceStatus as ServiceView, TemplateView, TopView } from '../core/views.ts';
 import type { EventRecord as EventView, PurgeRecord, ReleaseRecord } from '../core/store.ts';
 import type { AppRemains } from '../core/app-remains.ts';
+import { takeSseFrames } from '../core/sse.ts';
 
 export class ApiError extends Error {
   constructor(readonly status: number, readonly code: string, message: string, readonly details?: unknown) {
@@ -277,15 +278,10 @@ export class BerthClient {
     const dec = new TextDecoder();
     let buf = '';
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buf += dec.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buf.indexOf('\n\n')) >= 0) {
-        const lines = buf.slice(0, end).split('\n');
-        buf = buf.slice(end + 2);
-        const data = lines.find((l) => l.startsWith('data: '));
-        if (!data) continue;
-        const name = lines.find((l) => l.startsWith('event: '))?.slice(7) ?? 'message';
-        const parsed = JSON.parse(data.slice(6)) as unknown;
+      const { frames, rest } = takeSseFrames(buf + dec.decode(chunk, { stream: true }));
+      buf = rest;
+      for (const { event: name, data } of frames) {
+        const parsed = JSON.parse(data) as unknown;
         if (name === 'error') {
           const e = parsed as { code?: string; message?: string };
           throw new ApiError(500, e.code ?? 'internal', e.message ?? 'the stream failed');

@@ -24,6 +24,7 @@ import { buildApi, type ApiDeps } from '../../src/api/app.ts';
 import { parseAppSpec } from '../../src/api/spec-schema.ts';
 import { DeploymentService } from '../../src/deploy/deployments.ts';
 import { rollbacks } from '../../src/deploy/rollback.ts';
+import { takeSseFrames } from '../../src/core/sse.ts';
 import { KnownApps } from '../../src/api/known.ts';
 import { registerAlertRoutes } from '../../src/api/alert-routes.ts';
 import { registerConfigRoutes } from '../../src/api/config-routes.ts';
@@ -302,16 +303,10 @@ export async function openSse(t: TestApi, path: string, token = TOKEN): Promise<
     let buf = '';
     try {
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        buf += dec.decode(chunk, { stream: true });
-        let end: number;
-        while ((end = buf.indexOf('\n\n')) >= 0) {
-          const lines = buf.slice(0, end).split('\n');
-          buf = buf.slice(end + 2);
-          const data = lines.find((l) => l.startsWith('data: '));
-          if (!data) continue;
-          const id = lines.find((l) => l.startsWith('id: '));
-          all.push({ event: lines.find((l) => l.startsWith('event: '))?.slice(7) ?? 'message', ...(id ? { id: Number(id.slice(4)) } : {}),
-            data: JSON.parse(data.slice(6)), at: performance.now() });
+        const { frames, rest } = takeSseFrames(buf + dec.decode(chunk, { stream: true }));
+        buf = rest;
+        for (const f of frames) {
+          all.push({ event: f.event, ...(f.id !== undefined ? { id: f.id } : {}), data: JSON.parse(f.data), at: performance.now() });
           wake();
         }
       }

@@ -62,17 +62,17 @@ export interface HttpResult {
   body: string;
 }
 
-/** One GET through a fresh connection (no keep-alive: every request is a real new attempt); `host`: its Host header. */
-export function get(port: number, path: string, timeoutMs = 5000, host?: string): Promise<HttpResult> {
+/** One GET through a fresh connection (no keep-alive: every request is a real new attempt), with extra `headers` if given. */
+export function get(port: number, path: string, timeoutMs = 5000, headers?: Record<string, string>): Promise<HttpResult> {
   return new Promise((res, rej) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false, timeout: timeoutMs, ...(host ? { headers: { host } } : {}) }, (r) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false, timeout: timeoutMs, ...(headers ? { headers } : {}) }, (r) => {
       let body = '';
       r.setEncoding('utf8');
       r.on('data', (c) => (body += c));
       r.on('end', () => res({ status: r.statusCode ?? 0, body }));
       r.on('error', rej);
     });
-    req.on('timeout', () => req.destroy(new Error(host ? `timeout asking ${host}` : 'timeout')));
+    req.on('timeout', () => req.destroy(new Error(headers?.host ? `timeout asking ${headers.host}` : 'timeout')));
     req.on('error', rej);
     req.end();
   });
@@ -80,7 +80,7 @@ export function get(port: number, path: string, timeoutMs = 5000, host?: string)
 
 /** GET `path` through the ingress with a Host header: the body (trimmed) when 200, else `HTTP <status>`. */
 export async function viaIngress(port: number, host: string, path = '/'): Promise<string> {
-  const r = await get(port, path, 5000, host);
+  const r = await get(port, path, 5000, { host });
   return r.status === 200 ? r.body.trim() : `HTTP ${r.status}`;
 }
 
@@ -224,13 +224,15 @@ export class Harness {
     return { status: res.status, json: text ? JSON.parse(text) : undefined };
   }
 
-  cli(args: string[], opts: { timeoutMs?: number; env?: Record<string, string>; cwd?: string } = {}): Promise<CliResult> {
+  /** The CLI against this server; `input`: written to its stdin, which is then closed (else stdin stays open and empty). */
+  cli(args: string[], opts: { timeoutMs?: number; env?: Record<string, string>; cwd?: string; input?: string } = {}): Promise<CliResult> {
     return new Promise((res) => {
-      execFile(BERTH, args, { env: { ...this.env, ...opts.env }, timeout: opts.timeoutMs ?? 300_000, maxBuffer: 16 * 1024 * 1024,
+      const p = execFile(BERTH, args, { env: { ...this.env, ...opts.env }, timeout: opts.timeoutMs ?? 300_000, maxBuffer: 16 * 1024 * 1024,
         ...(opts.cwd ? { cwd: opts.cwd } : {}) }, (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
         res({ code, stdout, stderr });
       });
+      if (opts.input !== undefined) p.stdin?.end(opts.input);
     });
   }
 
@@ -289,18 +291,7 @@ export class Harness {
    */
   async nginxBackends(): Promise<string[]> {
     const token = SecretBox.fromLoaded(loadSecretKey({ dataDir: this.dataDir })).mac('ingress admin token');
-    const r = await new Promise<HttpResult>((res, rej) => {
-      const req = request({ host: '127.0.0.1', port: this.adminPort, path: '/berth/backends', agent: false, timeout: 5_000, headers: { 'x-berth-token': token } }, (x) => {
-        let text = '';
-        x.setEncoding('utf8');
-        x.on('data', (c) => (text += c));
-        x.on('end', () => res({ status: x.statusCode ?? 0, body: text }));
-        x.on('error', rej);
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', rej);
-      req.end();
-    });
+    const r = await get(this.adminPort, '/berth/backends', 5_000, { 'x-berth-token': token });
     if (r.status === 200) {
       return r.body.split('\n').flatMap((l) => l.split(' ').slice(1).join(' ').split(',')).filter((e) => e.includes(' ')).map((e) => e.replace(' ', ':'));
     }
