@@ -118,6 +118,14 @@ test('a host that dies is down with the engine\'s reason, returns ready, and can
   await th.kill(3);
   const down = await waitFor(async () => (await engine.hosts()).find((h) => h.name === 'th3' && h.state === 'down'), { timeoutMs: 60_000, intervalMs: 250, what: 'th3 reported down' });
   assert.ok(down.message, 'a down host says why');
+  // The server (started by the previous test) puts it on the timeline.
+  if (h) {
+    const ev = await waitFor(async () => {
+      const r = await h!.api('GET', '/v1/events');
+      return (r.json.events as { kind: string; message: string }[]).find((e) => e.kind === 'host.down');
+    }, { timeoutMs: 20_000, intervalMs: 250, what: 'a host.down event' });
+    assert.match(ev.message, /^host th3 \(10\.77\.0\.13, pool b\) is down/);
+  }
   await th.revive(3);
   await waitFor(async () => (await engine.hosts()).find((h) => h.name === 'th3' && h.state === 'ready'), { timeoutMs: 60_000, intervalMs: 250, what: 'th3 ready again' });
 

@@ -11,6 +11,8 @@ export interface EngineEventDeps {
   serviceChanged(k: ServiceKey, action: string): void;
   /** The engine is reachable (at start and again after a disconnect): every key deserves a look. */
   reachable(): void;
+  /** A host changed state (many hosts). */
+  hostChanged?(): void;
 }
 
 /**
@@ -24,6 +26,10 @@ export function watchEngineEvents(d: EngineEventDeps): () => void {
     if (e.kind === 'container') {
       const k = serviceOfContainer(e.labels, d.cluster);
       if (k) d.serviceChanged(k, e.action);
+      return;
+    }
+    if (e.kind === 'host') {
+      d.hostChanged?.();
       return;
     }
     if (e.kind === 'disconnected' && !down) {

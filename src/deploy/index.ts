@@ -7,5 +7,6 @@ export { ServiceReconciler, serviceKey, parseServiceKey } from './service-reconc
 export { containerSpecFor, containerName, volumeName } from './container-spec.ts';
 export { DeploymentService, type DeploymentServiceDeps } from './deployments.ts';
 export { watchEngineEvents, serviceOfContainer, type EngineEventDeps } from './engine-events.ts';
+export { HostMonitor, type HostMonitorDeps } from './host-monitor.ts';
 export { Resync, type ResyncDeps } from './resync.ts';
 export { rollbacks } from './rollback.ts';

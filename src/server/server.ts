@@ -2,7 +2,7 @@ import { Coalesced } from '../lib/coalesce.ts';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LABEL, systemClock, type Logger } from '../core/ports.ts';
-import { DeploymentService, Resync, watchEngineEvents } from '../deploy/index.ts';
+import { DeploymentService, HostMonitor, Resync, watchEngineEvents } from '../deploy/index.ts';
 import { Registry, buildRouteTable } from '../registry/index.ts';
 import { TemplateRenderer } from '../templates/index.ts';
 import { parseAppSpec } from '../api/spec-schema.ts';
@@ -137,9 +137,11 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       files.sweep();
     },
   });
+  // Hosts' states on the timeline (host.ready / down / draining / removed).
+  const hostMonitor = new HostMonitor({ engine, events: store, logger: logger.child({ component: 'hosts' }) });
   // Container events wake their service; a regained engine resyncs everything.
   const unwatch = watchEngineEvents({
-    engine, cluster, events: store, logger,
+    engine, cluster, events: store, logger, hostChanged: () => void hostMonitor.check(),
     serviceChanged: (k, action) => {
       wakeService(k);
       if (action === 'start') obs.syncLogs();
@@ -152,6 +154,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   obs.syncLogs();
   files.sweep();
   resync.start();
+  hostMonitor.start();
 
   // TLS for the API when a certificate is configured: checked before anything of the API starts.
   const apiTls = cfg.apiTls ? await ApiTls.load(cfg.apiTls, logger.child({ component: 'api-tls' })) : undefined;
@@ -179,6 +182,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       resync.stop();
       loop.unwatchDeployments();
       unwatch();
+      hostMonitor.stop();
       builds.builds.close();
       manager.stop();
       health.close();
