@@ -6,7 +6,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -124,6 +125,48 @@ ${extra}`;
     }, { timeoutMs: 20_000, intervalMs: 100, what: 'the app to print what its dependency returns' });
     assert.ok(logs.includes(`hello berth from a dependency ${nonce}`), logs);
     await h.cli(['rm', 'nodedeps']);
+  });
+
+  test('build.secrets: a RUN --mount=type=secret step reads the value through a BuildKit session; it is in no image, history, log, output or server file', async () => {
+    const value = `tok-${randomBytes(12).toString('hex')}`;
+    const app = `${APP}-sec`;
+    await mkdir(join(work, 'sec'), { recursive: true });
+    // The step fails without the file; it writes only the value's hash (the nonce defeats the layer cache).
+    const step = `const fs=require('fs'); const v=fs.readFileSync('/run/secrets/npm_token','utf8'); if(!v) process.exit(4); ` +
+      `fs.writeFileSync('/token.sha', require('crypto').createHash('sha256').update(v).digest('hex')); /* ${randomBytes(6).toString('hex')} */`;
+    await writeFile(join(work, 'sec', 'Dockerfile'), `FROM berth/node:20\nRUN --mount=type=secret,id=npm_token ${JSON.stringify(['node', '-e', step])}\n` +
+      `CMD ["node", "-e", "setInterval(() => {}, 1 << 30); process.on('SIGTERM', () => process.exit(0))"]\n`);
+    await writeFile(join(work, 'sec.yaml'), `name: ${app}
+services:
+  api:
+    build: {context: ./sec, secrets: [npm_token]}
+    image: berth-${app}/api:latest
+    stop_grace_period: 1s
+secrets:
+  npm_token: {environment: NPM_TOKEN}
+`);
+    try {
+      const r = await h.cli(['deploy', '-f', join(work, 'sec.yaml'), '--timeout', '2m'], { env: { NPM_TOKEN: value } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(`${r.stdout}${r.stderr}`.includes(value), false, 'not in the deploy output');
+      const rel = ((await h.api('GET', `/v1/apps/${app}/releases?env=prod`)).json.releases as Rel[]).find((x) => x.current && x.service === 'api')!;
+      assert.ok(rel, 'api runs');
+      const sha = await docker('run', '--rm', '--network', 'none', rel.imageId, 'node', '-e', "process.stdout.write(require('fs').readFileSync('/token.sha', 'utf8'))");
+      assert.equal(sha.trim(), createHash('sha256').update(value).digest('hex'), 'the build read the value');
+      assert.equal((await docker('history', '--no-trunc', rel.imageId)).includes(value), false, 'not in the image history');
+      assert.equal((await docker('image', 'inspect', rel.imageId)).includes(value), false, 'not in the image config');
+      const [b] = (await h.api('GET', `/v1/builds?app=${app}`)).json.builds as Build[];
+      assert.ok(b);
+      const log = await buildLog(b.id);
+      assert.match(log, /RUN --mount=type=secret,id=npm_token/);
+      assert.equal(log.includes(value), false, 'not in the build log');
+      // No file of the server's (berth.db and its WAL, config.db, build logs, registry) holds it in plain text.
+      const hits = await new Promise<string>((resolve) => execFile('grep', ['-r', '-l', '-a', '-F', value, h.dataDir], (_e, out) => resolve(out)));
+      assert.equal(hits.trim(), '', `found in ${hits}`);
+      assert.equal(h.serverLog.includes(value), false, 'not in the server log');
+    } finally {
+      await docker('image', 'rm', '-f', `berth-${app}/api:latest`).catch(() => '');
+    }
   });
 
   test('a bad --timeout is refused before anything is deployed (exit 2)', async () => {

@@ -6,7 +6,7 @@ import { BerthError } from '../core/errors.ts';
 import type { DeploymentsPort } from '../core/deployments.ts';
 import { parseEnvFile, parseWithSource, type SourceParse, type SpecSource } from '../core/spec/index.ts';
 import { splitShellWords } from '../core/spec/shell-words.ts';
-import type { AppSpec, ParseResult, SpecWarning } from '../core/spec/types.ts';
+import type { AppSpec, FileMountSpec, ParseResult, SpecWarning } from '../core/spec/types.ts';
 import type { BuildLog, BuildRecord, BuildStage } from './build-log.ts';
 import type { GitRepos } from './git-repos.ts';
 import { CommitFiles } from './commit-files.ts';
@@ -42,6 +42,8 @@ export interface PipelineDeps {
    * its tests as `HOST/APP/SERVICE:SHA12` and deployed by digest (`HOST/APP/SERVICE@sha256:…`).
    */
   registry?: ImageRegistryTarget;
+  /** The value of a build secret (`build.secrets`, sealed at deploy time), read only to hand it to the build. */
+  buildSecretValue?: (app: string, env: string, mount: FileMountSpec) => string;
   /** The spec of a deployment, for the builds of `berth deploy` (source `deploy`): their contexts are host directories. */
   deploymentSpec?: (id: string) => AppSpec | undefined;
   /** Host build contexts are checked again right before they are built (the API checked them at deploy time). */
@@ -258,8 +260,9 @@ export class PushPipeline {
         const dockerfile = ctx.dockerfileText;
         const parentDepth = await this.parentDepth(dockerfile);
         say(`-----> Building ${svc.name} as ${image}`);
+        const secrets = this.buildSecrets(rec, svc.name, svc.build);
         await this.buildInSlot(svc.name, {
-          context: `${ctx.dir || '.'} of commit ${sha.slice(0, 12)}`, dockerfile: svc.build.dockerfile, tag: image,
+          context: `${ctx.dir || '.'} of commit ${sha.slice(0, 12)}`, dockerfile: svc.build.dockerfile, tag: image, ...(secrets ? { secrets } : {}),
           // SOURCE_DATE_EPOCH (reproducible-builds.org): BuildKit 0.11+ dates the image and its history by it.
           args: { SOURCE_DATE_EPOCH: String(committedAt), ...svc.build.args },
           ...(svc.build.target ? { target: svc.build.target } : {}),
@@ -324,6 +327,26 @@ export class PushPipeline {
    * deployment waits for this record and runs the images it lists. Services whose build sections are
    * identical (context, Dockerfile, target, args) are built once and tagged for each.
    */
+  /** The values of a build's secrets by id, or undefined when it has none. */
+  private buildSecrets(rec: BuildRecord, names: string, b: NonNullable<ServiceSpec['build']>): Record<string, string> | undefined {
+    if (!b.secrets?.length) return undefined;
+    const out: Record<string, string> = {};
+    for (const s of b.secrets) {
+      // A pushed commit's spec still holds what the server read for it (in memory); a deployment's, a sealed digest.
+      if (s.mount?.value !== undefined) {
+        out[s.target] = s.mount.value;
+        continue;
+      }
+      if (!s.mount || !this.d.buildSecretValue) throw new PipelineFailed(`build of ${names}: build secret "${s.source}" has no value on this server: deploy the Compose file again`);
+      try {
+        out[s.target] = this.d.buildSecretValue(rec.app, rec.env, s.mount);
+      } catch (err) {
+        throw new PipelineFailed(`build of ${names}: build secret "${s.source}": ${(err as Error).message}`);
+      }
+    }
+    return out;
+  }
+
   private async runHost(rec: BuildRecord, c: RunContext): Promise<void> {
     const { say, signal } = c;
     const stopIfCancelled = (stage: BuildStage) => {
@@ -354,8 +377,9 @@ export class PushPipeline {
         }
         const parentDepth = await this.parentDepth(dockerfile);
         say(`-----> Building ${names} as ${first.image} from ${checked.path}`);
+        const secrets = this.buildSecrets(rec, names, b);
         await this.buildInSlot(names, {
-          context: checked.path, dockerfile: b.dockerfile, tag: first.image, args: b.args,
+          context: checked.path, dockerfile: b.dockerfile, tag: first.image, args: b.args, ...(secrets ? { secrets } : {}),
           ...(b.target ? { target: b.target } : {}), ...(b.dockerfileInline !== undefined ? { dockerfileInline: b.dockerfileInline } : {}),
           labels: { [LABEL.app]: rec.app, [LABEL.service]: first.name, [LABEL.depth]: String(parentDepth + 1) },
         }, c, async () => {

@@ -23,6 +23,16 @@ export class SpecFiles implements SpecFilesPort {
         if (!list) continue;
         out[kind] = list.map((m, i) => this.prepareOne(app, env, m, `spec.services.${name}.${kind}[${i}]`, kind, opts.keep, problems));
       }
+      // A build's secrets are sealed the same way; the build reads them back through valueOf.
+      if (svc.build?.secrets) {
+        out.build = { ...svc.build, secrets: svc.build.secrets.map((b, i) => {
+          if (!b.mount) {
+            problems.push(`spec.services.${name}.build.secrets[${i}]: build secret "${b.source}" has no value: send its \`mount\` (the CLI reads it from the file or variable the Compose file names)`);
+            return b;
+          }
+          return { ...b, mount: this.prepareOne(app, env, b.mount, `spec.services.${name}.build.secrets[${i}].mount`, 'secrets', opts.keep, problems) };
+        }) };
+      }
       services[name] = out;
     }
     if (problems.length > 0) throw new InvalidInput(`deploy refused, nothing was changed: ${problems.join('; ')}`);

@@ -308,6 +308,11 @@ export interface BuildOptions {
   target?: string;
   /** The Dockerfile's text (Compose's dockerfile_inline) instead of `dockerfile` in the context. */
   dockerfileInline?: string;
+  /**
+   * Build secrets by id (`RUN --mount=type=secret,id=ID` reads the value at /run/secrets/ID): served
+   * from memory to the build only, never in the image, its history, the build log or a file.
+   */
+  secrets?: Record<string, string>;
   /** Aborting cancels the build on the engine; build() then rejects with an error saying it was cancelled. */
   signal?: AbortSignal;
   /**

@@ -135,7 +135,7 @@ export class DeploymentService implements DeploymentsPort {
 /** Without a store for them, a spec with secret or config values is refused rather than stored with them. */
 function withoutFileValues(spec: AppSpec): AppSpec {
   for (const [name, s] of Object.entries(spec.services)) {
-    if ([...s.secrets ?? [], ...s.configs ?? []].length > 0) {
+    if ([...s.secrets ?? [], ...s.configs ?? [], ...s.build?.secrets ?? []].length > 0) {
       throw new InvalidInput(`spec.services.${name}: this server keeps no secrets or configs, so it cannot deploy them`);
     }
   }

@@ -5,6 +5,7 @@ import { allows } from '../core/auth.ts';
 import type { Authenticator } from '../auth/index.ts';
 import type { SqliteAuthStore } from '../store/index.ts';
 import type { ConfigStore } from '../config/index.ts';
+import type { FileMountSpec } from '../core/spec/types.ts';
 import type { DeploymentService } from '../deploy/index.ts';
 import { BuildController, BuildLog, GitRepos, PushPipeline, isFinished, type BuildRecord } from '../build/index.ts';
 import { ImageJanitor } from '../images/image-janitor.ts';
@@ -30,6 +31,8 @@ export function wireBuilds(cfg: ServerConfig, d: {
   store: Store; engine: Engine; clock: Clock; logger: Logger;
   authStore: SqliteAuthStore; authenticator: Authenticator; config: ConfigStore;
   deployments: DeploymentService; hostPaths: HostPathGuard;
+  /** The value of a sealed secret or config (build secrets are read through it, at the environment's current config version). */
+  secretValue?: (app: string, env: string, mount: FileMountSpec, configVersion: number) => string;
   /** Berth's image registry, when it runs. */
   imageRegistry: LocalRegistry | undefined;
   /** A build ended (the deployment it made images for looks again). */
@@ -54,6 +57,7 @@ export function wireBuilds(cfg: ServerConfig, d: {
     buildConcurrency: cfg.buildConcurrency, buildMemoryBytes: cfg.buildMemoryBytes, ...(imageRegistry ? { registry: imageRegistry } : {}),
     // `berth deploy` builds: the deployment's spec, its host contexts checked again right before the build.
     deploymentSpec: (id) => store.getDeployment(id)?.spec, hostPaths: d.hostPaths,
+    ...(d.secretValue ? { buildSecretValue: (app: string, env: string, m: FileMountSpec) => d.secretValue!(app, env, m, config.version(app, env)) } : {}),
   });
   const late: { imageJanitor?: ImageJanitor | undefined } = {};
   const builds = new BuildController({

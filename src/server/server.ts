@@ -115,6 +115,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const builds = wireBuilds(cfg, {
     store, engine, clock, logger, authStore: stores.authStore, authenticator: stores.authenticator, config, deployments: deploymentService, hostPaths,
     imageRegistry: imageRegistryUp ? imageRegistry : undefined, finished: (rec) => manager.emit('build.finished', rec),
+    secretValue: (app, env, m, v) => files.specFiles.valueOf(app, env, m, v),
   });
   const { health, services, deployments } = wireReconcilers(cfg, {
     store, engine, clock, logger, cluster, directAddresses, files, config, registryLogins: stores.registryLogins, builds: builds.builds, hostPaths,

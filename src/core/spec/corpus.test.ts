@@ -69,7 +69,7 @@ test('corpus: what the valid files mean', () => {
   assert.deepEqual(mig.migrate!.dependsOnConditions, { db: 'service_healthy' });
   const builds = parseCorpusFile(dir, 'builds.yaml', { NPM_TOKEN: 'x' }).spec.services;
   assert.equal(builds.api!.build!.target, 'prod');
-  assert.deepEqual(builds.api!.build!.secrets, [{ source: 'npm_token', target: 'npm_token' }]);
+  assert.deepEqual(builds.api!.build!.secrets?.map((x) => [x.source, x.target, x.mount?.value]), [['npm_token', 'npm_token', 'x']]);
   assert.match(builds.tool!.build!.dockerfileInline!, /^FROM berth\/busybox\nRUN echo built/);
   const es = parseCorpusFile(dir, 'runtime.yaml').spec.services.es!;
   assert.equal(es.init, true);

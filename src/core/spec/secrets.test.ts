@@ -188,7 +188,7 @@ test('modes are octal as written, whatever YAML made of them', () => {
   assert.equal(parseMode('rw'), undefined);
 });
 
-test('build secrets must name a defined secret; they are not passed to builds yet, and the file says so', () => {
+test('build secrets must name a defined secret; each carries its value for the build (no warning)', () => {
   const found = issues(`
 services:
   a:
@@ -204,5 +204,15 @@ services:
 secrets:
   npm_token: {environment: API_TOKEN}
 `);
-  assert.match(ok.warnings.find((w) => w.path === 'services.a.build.secrets')!.message, /not passed to builds yet/);
+  assert.deepEqual(ok.warnings.filter((w) => w.path.includes('secrets')), []);
+  assert.deepEqual(ok.spec.services.a!.build!.secrets, [{ source: 'npm_token', target: 'npm_token',
+    mount: { name: 'npm_token', target: '/run/secrets/npm_token', uid: 0, gid: 0, mode: 0o400, from: 'environment', value: 'tok-123' } }]);
+  const ext = parse(`
+services:
+  a:
+    build: {context: ., secrets: [{source: gh, target: github}]}
+secrets:
+  gh: {external: true}
+`);
+  assert.deepEqual(ext.spec.services.a!.build!.secrets![0]!.mount, { name: 'gh', target: '/run/secrets/github', uid: 0, gid: 0, mode: 0o400, from: 'external', key: 'GH' });
 });

@@ -236,20 +236,27 @@ export function referencedNames(services: unknown, kind: FileKind): Set<string> 
   const names = new Set<string>();
   if (!isRecord(services)) return names;
   for (const svc of Object.values(services)) {
-    const list = isRecord(svc) ? svc[kind] : undefined;
-    if (!Array.isArray(list)) continue;
-    for (const item of list) {
-      const n = isRecord(item) ? item.source : item;
-      if (typeof n === 'string') names.add(n);
+    // A build's secrets (`build.secrets`) are used too: the build reads their values.
+    const build = isRecord(svc) && isRecord(svc.build) && kind === 'secrets' ? svc.build.secrets : undefined;
+    for (const list of [isRecord(svc) ? svc[kind] : undefined, build]) {
+      if (!Array.isArray(list)) continue;
+      for (const item of list) {
+        const n = isRecord(item) ? item.source : item;
+        if (typeof n === 'string') names.add(n);
+      }
     }
   }
   return names;
 }
 
 /** The spec with secret and config values left out (for printing: `validate --json`). */
-export function withoutFileValues<T extends { services: Record<string, { secrets?: FileMountSpec[]; configs?: FileMountSpec[] }> }>(spec: T): T {
+type BuildSecretCarrier = { secrets?: Array<{ source: string; target: string; mount?: FileMountSpec }> };
+
+export function withoutFileValues<T extends { services: Record<string, { secrets?: FileMountSpec[]; configs?: FileMountSpec[]; build?: BuildSecretCarrier }> }>(spec: T): T {
   const strip = (l: FileMountSpec[] | undefined) => l?.map(({ value: _v, ...m }) => m);
+  const stripBuild = (b: BuildSecretCarrier | undefined) => (b?.secrets
+    ? { build: { ...b, secrets: b.secrets.map((x) => (x.mount ? { ...x, mount: strip([x.mount])![0]! } : x)) } } : {});
   const services = Object.fromEntries(Object.entries(spec.services).map(([k, s]) => [k,
-    { ...s, ...(s.secrets ? { secrets: strip(s.secrets) } : {}), ...(s.configs ? { configs: strip(s.configs) } : {}) }]));
+    { ...s, ...(s.secrets ? { secrets: strip(s.secrets) } : {}), ...(s.configs ? { configs: strip(s.configs) } : {}), ...stripBuild(s.build) }]));
   return { ...spec, services };
 }

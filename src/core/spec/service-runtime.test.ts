@@ -24,12 +24,13 @@ test('init, working_dir, ulimits, sysctls (net.*), extra_hosts, pull_policy, bui
 secrets:
   npm_token: {environment: NPM_TOKEN}
   gh: {file: ./gh.txt}
-`, OPTS);
-  // Build secrets are kept in the spec but not passed to BuildKit yet (no client session): said, not silent.
-  assert.deepEqual(warnings.map((w) => w.path), ['services.web.build.secrets']);
-  assert.match(warnings[0]!.message, /build secrets are not passed to builds yet/);
+`, { ...OPTS, env: { NPM_TOKEN: 'n' }, readSecretFile: (p) => (p === '/srv/app/gh.txt' ? 'g' : undefined) });
+  // Build secrets carry their values to the server (sealed there; the build reads them through a BuildKit session).
+  assert.deepEqual(warnings.map((w) => w.path), []);
   const web = spec.services.web!;
-  assert.deepEqual(web.build, { context: '/srv/app', dockerfile: 'Dockerfile', args: {}, target: 'runtime', secrets: [{ source: 'npm_token', target: 'npm_token' }, { source: 'gh', target: 'github' }] });
+  assert.deepEqual(web.build?.secrets?.map((x) => [x.source, x.target, x.mount?.target, x.mount?.from]),
+    [['npm_token', 'npm_token', '/run/secrets/npm_token', 'environment'], ['gh', 'github', '/run/secrets/github', 'file']]);
+  assert.deepEqual({ ...web.build, secrets: undefined }, { context: '/srv/app', dockerfile: 'Dockerfile', args: {}, target: 'runtime', secrets: undefined });
   assert.equal(web.init, true);
   assert.equal(web.workingDir, '/app');
   assert.deepEqual(web.ulimits, [{ name: 'nofile', soft: 1024, hard: 4096 }, { name: 'nproc', soft: 512, hard: 512 }]);

@@ -13,7 +13,7 @@ import { runtimeOf } from './service-runtime.ts';
 import { securityOf } from './service-security.ts';
 import { splitShellWords } from './shell-words.ts';
 import { closestMatch } from './suggest.ts';
-import type { BuildSpec, DependsOnCondition, RestartPolicy, ServiceSpec } from './types.ts';
+import type { BuildSpec, DependsOnCondition, FileMountSpec, RestartPolicy, ServiceSpec } from './types.ts';
 import { parseBool, parseCount, parseCpus, parseDuration, parseSize } from './units.ts';
 import { normalizeVolumes } from './volumes.ts';
 import { appNetworking, networkModeOf, parsePorts } from './networks.ts';
@@ -232,7 +232,7 @@ function normalizeBuild(ctx: SpecContext, path: SpecPath, raw: unknown): BuildSp
     else extra.dockerfileInline = b.dockerfile_inline;
   }
   if (Array.isArray(b.secrets)) {
-    const secrets: Array<{ source: string; target: string }> = [];
+    const secrets: Array<{ source: string; target: string; mount?: FileMountSpec }> = [];
     b.secrets.forEach((item, i) => {
       const source = isRecord(item) ? item.source : item;
       const target = isRecord(item) && item.target !== undefined ? item.target : source;
@@ -245,13 +245,18 @@ function normalizeBuild(ctx: SpecContext, path: SpecPath, raw: unknown): BuildSp
     if (secrets.length > 0) {
       extra.secrets = secrets;
       secrets.forEach((sec, i) => {
-        if (ctx.fileDefinitions.secrets.has(sec.source)) return;
+        const def = ctx.fileDefinitions.secrets.get(sec.source);
+        if (def) {
+          // Broken definitions were reported where they are defined.
+          if (!def.broken) {
+            sec.mount = { name: sec.source, target: `/run/secrets/${sec.target}`, uid: 0, gid: 0, mode: 0o400, from: def.from,
+              ...(def.value !== undefined ? { value: def.value } : {}), ...(def.key !== undefined ? { key: def.key } : {}) };
+          }
+          return;
+        }
         const near = closestMatch(sec.source, [...ctx.fileDefinitions.secrets.keys()]);
         ctx.diag.error([...path, 'secrets', i], `undefined secret "${sec.source}": ${near ? `did you mean "${near}"?` : 'define it under the top-level `secrets:`'}`);
       });
-      // BuildKit takes secrets only through a client session, and Berth's builds run without one.
-      ctx.diag.warn([...path, 'secrets'], 'build secrets are not passed to builds yet: a `RUN --mount=type=secret` step finds no file; ' +
-        'pass what the build needs as a build argument, or fetch it in a later stage');
     }
   }
   const contextRaw = typeof b.context === 'string' ? b.context : '.';

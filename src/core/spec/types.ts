@@ -110,8 +110,12 @@ export interface BuildSpec {
   target?: string;
   /** `build.dockerfile_inline`: the Dockerfile's text, instead of a file in the context. */
   dockerfileInline?: string;
-  /** `build.secrets`: Compose secrets the build may mount (`RUN --mount=type=secret,id=TARGET`). */
-  secrets?: Array<{ source: string; target: string }>;
+  /**
+   * `build.secrets`: Compose secrets the build may mount (`RUN --mount=type=secret,id=TARGET`), with
+   * where the value comes from (`mount`, as for a service's secrets: the client sends the value, the
+   * server seals it and keeps its digest; the build reads it through a BuildKit session, never a file).
+   */
+  secrets?: Array<{ source: string; target: string; mount?: FileMountSpec }>;
 }
 
 /** One Compose `ports` entry: `[host_ip:][published:]target[/protocol]`. */

@@ -29,6 +29,7 @@ import { backoffMs } from '../../lib/backoff.ts';
 import { BERTH_DROPPED_CAPS } from '../../core/spec/security.ts';
 import { dockerfileBaseImages, filterContextTar, isLoopbackRegistryRef, listContextFiles, packContext } from './build-context.ts';
 import { BuildMemoryPool, openBuildMemoryPool } from './build-memory.ts';
+import { openSecretsSession, type BuildkitSession } from './buildkit-session.ts';
 import { runBuildkitBuild } from './buildkit-build.ts';
 import { DockerHosts } from './docker-hosts.ts';
 import { dockerMessage, isAbortError, isConnectionError, statusOf, toBerthError } from './docker-errors.ts';
@@ -272,9 +273,18 @@ export class DockerEngine implements Engine, ExecPort {
         }
       }
     }
+    const secrets = Object.entries(opts.secrets ?? {});
+    if (secrets.length > 0 && !buildkit) {
+      if (release) await release().catch(() => undefined);
+      throw new InvalidInput(`build ${opts.tag}: build secrets (${secrets.map(([k]) => k).join(', ')}) need BuildKit, which this Docker Engine ` +
+        `does not run${this.buildkitRefusal ? ` (${this.buildkitRefusal})` : ''}: enable BuildKit in the engine, or build without build.secrets`);
+    }
+    let session: BuildkitSession | undefined;
     try {
       if (buildkit) {
         if (signal?.aborted) throw buildCancelled(opts.tag, signal);
+        // Secrets reach the build through a session of ours (never a file, an argument or the context).
+        if (secrets.length > 0) session = await this.call(`build ${opts.tag}`, () => openSecretsSession(this.socketPath, new Map(secrets)));
         const res = await this.call(`build ${opts.tag}`, () =>
           runBuildkitBuild({
             socketPath: this.socketPath,
@@ -287,6 +297,7 @@ export class DockerEngine implements Engine, ExecPort {
               // RUN steps use the host's network: Berth's daemons run without a bridge (--bridge=none),
               // where BuildKit's default network fails with "network bridge not found".
               networkmode: 'host',
+              ...(session ? { session: session.id } : {}),
             },
             context: context(),
             ...(signal ? { signal } : {}),
@@ -303,6 +314,9 @@ export class DockerEngine implements Engine, ExecPort {
           throw toBerthError(Object.assign(new Error(res.message), { statusCode: res.status, json: { message: res.message } }), this.socketPath, `build ${opts.tag}`);
         }
         this.buildkitRefusal = res.message;
+        if (secrets.length > 0) {
+          throw new InvalidInput(`build ${opts.tag}: build secrets (${secrets.map(([k]) => k).join(', ')}) need BuildKit, which this Docker Engine refused: ${res.message}`);
+        }
         this.log.warn({ reason: res.message }, 'the Docker Engine refused a BuildKit build; using the legacy builder from now on');
         if (release) {
           await release();
@@ -311,6 +325,7 @@ export class DockerEngine implements Engine, ExecPort {
       }
       await this.legacyBuild(opts, context, out);
     } finally {
+      session?.close();
       if (release) {
         await release().catch((e: unknown) =>
           this.log.warn({ err: (e as Error).message }, 'could not lower the BuildKit memory limit after a build; it stays higher until the next build'),
