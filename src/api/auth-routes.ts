@@ -70,7 +70,11 @@ export function registerAuthRoutes(app: FastifyInstance, d: AuthRouteDeps): void
   });
 
   app.get('/v1/users', async () => ({
-    users: d.store.listUsers().map((u) => ({ name: u.name, createdAt: u.createdAt, createdBy: u.createdBy, grants: d.store.listGrants({ subject: `user:${u.id}` }) })),
+    users: d.store.listUsers().map((u) => ({
+      name: u.name, createdAt: u.createdAt, createdBy: u.createdBy, grants: d.store.listGrants({ subject: `user:${u.id}` }),
+      // A user a single sign-on provider made: its name (the subject at the provider stays in auth.db).
+      ...(u.external ? { sso: u.external.slice(0, u.external.indexOf(':')) } : {}),
+    })),
   }));
 
   app.post('/v1/users', SMALL, async (req, reply) => {
@@ -98,6 +102,9 @@ export function registerAuthRoutes(app: FastifyInstance, d: AuthRouteDeps): void
     const u = d.store.userByName(name);
     if (!u) throw new NotFound(`no user "${name}"`);
     if (!b.password) throw new InvalidInput('password: give the new password');
+    if (u.external) {
+      throw new Conflict(`user "${name}" signs on through provider "${u.external.slice(0, u.external.indexOf(':'))}": their password is the provider's (remove the user to make a local one of that name)`);
+    }
     checkPassword(b.password);
     d.store.setPassword(u.id, await hashPassword(b.password));
     // A new password ends every session of the old one.

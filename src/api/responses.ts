@@ -195,7 +195,7 @@ export const RESPONSES: Record<string, z.ZodType> = {
     grants: z.array(z.union([grantRecord, scope])),
   }),
   'DELETE /v1/session': o({ loggedOut: z.boolean() }),
-  'GET /v1/users': o({ users: z.array(o({ name: str, createdAt: num, createdBy: str, grants: z.array(grantRecord) })) }),
+  'GET /v1/users': o({ users: z.array(o({ name: str, createdAt: num, createdBy: str, grants: z.array(grantRecord), sso: str.optional() })) }),
   'POST /v1/users': o({ name: str, password: str.optional() }),
   'PUT /v1/users/:name/password': o({ name: str, sessionsEnded: num }),
   'POST /v1/portal/codes': o({ code: str, expiresAt: num, path: str }),

@@ -187,6 +187,10 @@ test('OIDC: groups are re-evaluated at every login; out of every mapped group th
     idp.idToken = (n) => idp.jwt(idp.claims(n, { sub: 'u-3', preferred_username: 'bob' }));
     const takeover = await callback(t, await start(t, idp));
     assert.match(decodeURIComponent(takeover.headers.location!), /belongs to a local user/);
+    // Owners see who signs on through a provider; such a user gets no Berth password.
+    const users = (await t.req('GET', '/v1/users')).json().users as { name: string; sso?: string }[];
+    assert.deepEqual(users.map((u) => `${u.name}:${u.sso ?? 'password'}`), ['ann:corp', 'bob:password']);
+    await expectError(t.req('PUT', '/v1/users/ann/password', { password: 'a long new password' }), 409, /signs on through provider "corp"/);
     // Removing the provider takes its grants and ends its users' sessions.
     idp.idToken = (n) => idp.jwt(idp.claims(n));
     const again = setCookies(await callback(t, await start(t, idp)));

@@ -21,6 +21,8 @@ export interface UserView {
   createdAt: number;
   createdBy: string;
   grants: GrantView[];
+  /** The single sign-on provider that made this user (no Berth password). */
+  sso?: string;
 }
 
 /** `berth login`: a bearer session token for the CLI. */

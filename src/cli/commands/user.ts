@@ -20,8 +20,8 @@ export function registerUser(program: Command): void {
     const g = program.opts<GlobalOpts>();
     const { users } = await listUsers(connect(g));
     output(g, users, () => {
-      const rows = [['NAME', 'ADDED', 'BY', 'ROLES']];
-      for (const x of users) rows.push([x.name, ago(x.createdAt), x.createdBy, x.grants.map((gr) => `${gr.role}@${gr.team}/${gr.app}/${gr.env}`).join(' ') || '-']);
+      const rows = [['NAME', 'ADDED', 'BY', 'SIGNS ON', 'ROLES']];
+      for (const x of users) rows.push([x.name, ago(x.createdAt), x.createdBy, x.sso ?? 'password', x.grants.map((gr) => `${gr.role}@${gr.team}/${gr.app}/${gr.env}`).join(' ') || '-']);
       console.log(users.length ? table(rows) : 'no users: add one with `berth user add NAME`');
     });
   });
