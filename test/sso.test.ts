@@ -18,6 +18,7 @@ import type { Socket } from 'node:net';
 import Provider from 'oidc-provider';
 import { Harness, ROOT, freePort } from './helpers/harness.ts';
 import { makeCa, makeLeaf } from './helpers/certs.ts';
+import { launch } from './helpers/browser.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 import { LdapDirectory } from '../src/auth/index.ts';
 import { Unauthorized } from '../src/core/errors.ts';
@@ -253,6 +254,33 @@ describe('single sign-on (OIDC, LDAP) against real servers', () => {
     assert.deepEqual(users.json.users.map((u: { name: string }) => u.name), ['alice']);
   });
 
+  test('the login page in a real browser (chromium): "Sign in with Corp SSO" → the provider → back on the page asked for, signed in', async () => {
+    const browser = await launch();
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${apiUrl(h)}/login?next=${encodeURIComponent('/events')}`);
+      await page.getByRole('link', { name: 'Sign in with Corp SSO' }).click();
+      await page.waitForURL((u) => u.host === new URL(issuer).host);
+      await page.fill('input[name=login]', 'alice');
+      await page.fill('input[name=password]', 'any');
+      await page.click('button[type=submit]');
+      // The provider asks for consent once per browser: confirm until the browser is back at Berth.
+      for (let i = 0; i < 3 && new URL(page.url()).host !== new URL(apiUrl(h)).host; i++) {
+        await page.waitForLoadState();
+        if (new URL(page.url()).host === new URL(apiUrl(h)).host) break;
+        await page.click('button[type=submit]');
+        await page.waitForURL((u) => u.host === new URL(apiUrl(h)).host || u.pathname.includes('/interaction/'), { timeout: 10_000 }).catch(() => undefined);
+      }
+      await page.waitForURL(`${apiUrl(h)}/events`, { timeout: 15_000 });
+      const cookies = await page.context().cookies(apiUrl(h));
+      assert.ok(cookies.some((c) => c.name === 'berth_session' && c.httpOnly && c.sameSite === 'Strict'), JSON.stringify(cookies.map((c) => c.name)));
+      assert.ok(!cookies.some((c) => c.name === 'berth_sso'), 'the binding cookie is cleared after the callback');
+      await page.getByText('alice').first().waitFor({ timeout: 10_000 });
+    } finally {
+      await browser.close();
+    }
+  });
+
   test('berth login --sso corp: the CLI waits on 127.0.0.1, the browser comes back with a code only that CLI can spend; taken out of the group, access is gone', async () => {
     const child = spawn(join(ROOT, 'bin/berth'), ['login', '--sso', 'corp', '--json', '--timeout', '60'], { env: { ...h.env, ...cliEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -334,7 +362,7 @@ describe('single sign-on (OIDC, LDAP) against real servers', () => {
     const audit = await h.api('GET', '/v1/audit?limit=10000');
     const entries = audit.json.entries as { action: string; actorName: string; status: number; result: string; request: string }[];
     const sso = entries.filter((e) => e.action === 'sso.login');
-    assert.deepEqual(sso.map((e) => `${e.actorName}:${e.status}`), ['alice:302', ':401', 'dana:302', ':403']);
+    assert.deepEqual(sso.map((e) => `${e.actorName}:${e.status}`), ['alice:302', ':401', 'alice:302', 'dana:302', ':403']);
     const logins = entries.filter((e) => e.action === 'POST /v1/session');
     assert.ok(logins.some((e) => e.actorName === 'lee' && e.status === 201 && /"provider":"dir"/.test(e.result)), JSON.stringify(logins));
     assert.ok(logins.some((e) => e.actorName === '*)(uid=*' && e.status === 401));
