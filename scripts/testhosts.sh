@@ -27,6 +27,8 @@ POOL=10.160.0.0/16
 DIR=${BERTH_TESTHOSTS_DIR:-/var/lib/berth-testhosts}
 RUN=${BERTH_TESTHOSTS_RUN:-/run/berth-testhosts}
 IMAGES=${BERTH_TESTHOSTS_IMAGES:-berth/busybox berth/node:20}
+# The storage driver the machine's own engine uses (overlay2, or vfs where overlay mounts do not work).
+DRIVER=$(docker info -f '{{.Driver}}' 2>/dev/null || echo overlay2)
 
 sock() { printf '%s/%s%s/docker.sock' "$RUN" "$PREFIX" "$1"; }
 dk() { local i=$1; shift; docker -H "unix://$(sock "$i")" "$@"; }
@@ -52,7 +54,7 @@ start_dockerd() {
   setsid nsenter --net="/var/run/netns/$PREFIX$i" unshare --uts sh -c \
     "hostname $PREFIX$i && exec dockerd --data-root '$d/data' --exec-root '$r/exec' --pidfile '$r/dockerd.pid' \
       -H 'unix://$r/docker.sock' --cgroup-parent 'berth-testhosts-$PREFIX$i' --iptables=true --ip-forward=true \
-      --storage-driver overlay2" >"$d/dockerd.log" 2>&1 </dev/null &
+      --storage-driver $DRIVER" >"$d/dockerd.log" 2>&1 </dev/null &
 }
 
 wait_dockerd() {
