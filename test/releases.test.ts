@@ -87,6 +87,9 @@ describe('zero-downtime releases', () => {
     assert.equal(reloads(), reloadsBefore, 'Berth logged no reload');
     const ping = await h.api('GET', '/v1/ping');
     assert.deepEqual(ping.json.ingressBackendUpdates, { mode: 'lua' });
+    const st = await h.cli(['status', '--json']);
+    assert.equal(st.code, 0, st.stderr);
+    assert.deepEqual(JSON.parse(st.stdout).ingress, { backendUpdates: 'lua' }, '`berth status` says how backend changes reach nginx');
     assert.equal((await h.cli(['scale', 'e2e', 'web=3'])).code, 0);
     await waitFor(async () => (await h.status('e2e')).services[0].healthy === 3, { timeoutMs: 30_000, what: '3 healthy' });
   });
