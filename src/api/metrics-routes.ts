@@ -50,6 +50,14 @@ const when = z.string().transform((v, ctx): number | { ago: number } => {
   return z.NEVER;
 });
 
+/** `GET /v1/metrics/query`: which series, over which time range, at which step. */
+export const metricsQuery = z.object({
+  kind: z.enum(METRIC_KINDS as [MetricKind, ...MetricKind[]]),
+  app: z.string().optional(), env: z.string().optional(), service: z.string().optional(), target: z.string().optional(),
+  from: when.optional(), to: when.optional(), step: z.coerce.number().int().min(1000).optional(),
+  group: z.enum(['series', 'service']).optional(),
+});
+
 function resolveTime(v: number | { ago: number } | undefined, now: number, dflt: number): number {
   if (v === undefined) return dflt;
   return typeof v === 'number' ? v : now - v.ago;
@@ -67,12 +75,7 @@ export function registerMetricsRoutes(app: FastifyInstance, d: MetricsRouteDeps)
   });
 
   app.get('/v1/metrics/query', async (req) => {
-    const q = z.object({
-      kind: z.enum(METRIC_KINDS as [MetricKind, ...MetricKind[]]),
-      app: z.string().optional(), env: z.string().optional(), service: z.string().optional(), target: z.string().optional(),
-      from: when.optional(), to: when.optional(), step: z.coerce.number().int().min(1000).optional(),
-      group: z.enum(['series', 'service']).optional(),
-    }).parse(req.query);
+    const q = metricsQuery.parse(req.query);
     if (!q.app && req.seesAll === false) throw new InvalidInput('app: give the app whose metrics to read (installation-wide series are for owners)');
     if (q.app) {
       if (q.service) d.known.requireService(q.app, q.env, q.service);

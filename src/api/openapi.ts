@@ -28,6 +28,8 @@ import { approvalsQuery, policyBody } from './approval-routes.ts';
 import { grantBody, grantsQuery, teamBody, tokenBody } from './team-routes.ts';
 import { exchangeBody } from './portal-routes.ts';
 import { cliSessionBody, providerBodySchema, startQuery } from './sso-routes.ts';
+import { sourceBody } from './webhook-routes.ts';
+import { metricsQuery } from './metrics-routes.ts';
 import { RESPONSES, STREAM_MESSAGES } from './responses.ts';
 
 /**
@@ -116,10 +118,10 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'DELETE /v1/apps/:app/config': { summary: 'Unset config keys', body: unsetBody },
   'GET /v1/apps/:app/config/:key': { summary: 'One config entry (?reveal=true shows a secret)', query: getQuery },
   'GET /v1/apps/:app/config-history': { summary: "The versions of app/env's config", query: envQuery },
-  'PUT /v1/apps/:app/source': { summary: 'Connect a git remote and webhook secret to the app' },
+  'PUT /v1/apps/:app/source': { summary: 'Connect a git remote and webhook secret to the app', body: sourceBody },
   'POST /v1/hooks/:provider/:app': { summary: 'Webhook of a git host (GitHub, Gitea, GitLab): build the pushed commit', auth: 'signature', status: 202 },
-  'GET /git/*': { summary: "Git smart HTTP: clone or fetch an app's repository" },
-  'POST /git/*': { summary: "Git smart HTTP: push to an app's repository (builds and deploys)" },
+  'GET /git/*': { summary: "Git smart HTTP: clone or fetch an app's repository", contentType: 'application/octet-stream' },
+  'POST /git/*': { summary: "Git smart HTTP: push to an app's repository (builds and deploys)", contentType: 'application/octet-stream' },
   'POST /v1/git/hooks/pre-receive': { summary: "The repository's pre-receive hook: build and deploy a push", auth: 'hook', contentType: 'text/plain' },
   'GET /v1/builds': { summary: 'Builds, newest first', query: z.object({ app: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).default(50) }) },
   'GET /v1/builds/:id': { summary: 'One build' },
@@ -138,7 +140,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'POST /v1/cluster/init': { summary: "Cluster mode: make this engine's host the manager of a new Swarm", body: initBody },
   'GET /v1/cluster/join': { summary: 'What a new host runs to join (the join token is a credential)', query: joinQuery },
   'GET /metrics': { summary: 'Prometheus metrics of the server and the instances', contentType: 'text/plain' },
-  'GET /v1/metrics/query': { summary: 'A metric series over a time range' },
+  'GET /v1/metrics/query': { summary: 'A metric series over a time range', query: metricsQuery },
   'GET /v1/top': { summary: 'CPU and memory of every instance now', query: z.object({ app: z.string().optional(), env: z.string().optional() }) },
   'PUT /v1/alerts/:name': { summary: 'Create or replace an alert rule', body: alertBody },
   'GET /v1/alerts': { summary: 'Alert rules and their states' },

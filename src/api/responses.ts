@@ -14,7 +14,8 @@ import type { Grant, Principal, ROLES } from '../core/auth.ts';
 import type { AuditEntry, AuditVerification } from '../core/audit.ts';
 import type { SsoProviderView } from '../core/sso.ts';
 import type { CheckResult, CrashRecord, EventRecord, PurgeRecord, TemplateRecord } from '../core/store.ts';
-import type { AlertView, BuildView, CertView, ConfigEntryView, InstanceStatus, RegistryEntryView, ReleaseView, ServiceStatus, TopView, VolumeView } from '../core/views.ts';
+import type { AlertView, BuildView, CertView, ConfigEntryView, InstanceStatus, MetricSeriesView, RegistryEntryView, ReleaseView, ServiceStatus, TopView, VolumeView } from '../core/views.ts';
+import type { GcReportView, ImageListView } from '../core/image-retention.ts';
 
 const o = z.strictObject;
 const num = z.number();
@@ -31,7 +32,7 @@ export const instanceStatus = o({
 export const serviceStatus = o({
   app: str, env: str, name: str, desired: num, healthy: num, running: num, status: str, detail: str,
   release: o({ id: str, seq: num, status: str, message: str, image: str, imageId: str, createdAt: num }),
-  routes: z.array(o({ host: str.optional(), path: str })), failures: num, nextStartAt: num.optional(), strategy: str, routedRelease: num.optional(),
+  routes: z.array(o({ host: str.optional(), path: str })), failures: num, nextStartAt: num.optional(), strategy: str, strategyReason: str.optional(), routedRelease: num.optional(),
   reload: o({ requestedAt: num, doneAt: num }), lastCrash: crashRecord.optional(), instances: z.array(instanceStatus),
 });
 export const eventRecord = o({ id: num, ts: num, app: str, env: str, service: str, instance: str, kind: str, message: str });
@@ -45,7 +46,7 @@ export const releaseView = o({ ...releaseFields, status: str, strategy: str, rep
 const specWarning = z.record(str, z.unknown());
 export const deploymentView = o({
   id: str, app: str, env: str, warnings: z.array(specWarning), status: z.enum(['pending', 'building', 'rolling', 'succeeded', 'failed']), message: str,
-  createdAt: num, createdBy: str, releases: z.record(str, str), services: z.array(str),
+  createdAt: num, createdBy: str, releases: z.record(str, str), services: z.array(str), buildId: str.optional(),
 });
 /** A service of a deployment: its status once it has a release, else only its name and `pending`. */
 export const deploymentState = o({ deployment: deploymentView, services: z.array(z.union([serviceStatus, o({ name: str, status: z.literal('pending') })])) });
@@ -124,6 +125,23 @@ export const volumeView = o({
   services: z.array(o({ service: str, target: str, readOnly: z.boolean() })),
   containers: z.array(o({ service: str, instance: str, release: num, state: str, containerId: str.optional() })),
 });
+/** An image of Berth's registry and why the retention rule keeps it (core/image-retention.ts). */
+const imageView = o({
+  repo: str, digest: str, tags: z.array(str), createdAt: num, pushedAt: num.optional(), sizeBytes: num.optional(), compressedBytes: num.optional(),
+  keep: z.boolean(), reasons: z.array(z.enum(['current', 'running', 'rollback', 'in-flight', 'recent'])),
+  usedBy: z.array(o({ releaseId: str, env: str, service: str, seq: num, current: z.boolean(), running: z.boolean() })), app: str, service: str,
+});
+export const imageList = o({ keep: num, images: z.array(imageView) });
+export const gcReport = o({
+  dryRun: z.boolean(), keep: num, deleted: z.array(imageView), kept: z.array(imageView), localRemoved: z.array(str),
+  blobs: o({ collected: z.boolean(), reclaimedBytes: num }), errors: z.array(str),
+});
+const metricPoint = o({
+  ts: num, n: num, sum: num, avg: num, max: num, rate: num.optional(), s2xx: num.optional(), s3xx: num.optional(), s4xx: num.optional(), s5xx: num.optional(),
+  p50: num.optional(), p95: num.optional(), p99: num.optional(),
+});
+export const metricSeries = o({ key: o({ kind: str, app: str, env: str, service: str, target: str }), points: z.array(metricPoint) });
+
 /** A registry login as listed (config/registry-logins.ts): never its password. */
 const registryLogin = o({ host: str, username: str, updatedAt: num });
 
@@ -221,6 +239,12 @@ export const RESPONSES: Record<string, z.ZodType> = {
   'GET /v1/cluster/join': o({ token: str, managers: z.array(str), command: str, steps: z.array(str) }),
   'GET /v1/registry-logins': o({ logins: z.array(registryLogin) }),
   'PUT /v1/registry-logins/:host': o({ login: registryLogin }),
+  'GET /v1/images': imageList,
+  'POST /v1/images/gc': gcReport,
+  'GET /v1/metrics/query': o({ kind: str, from: num, to: num, resolutionMs: num, stepMs: num, series: z.array(metricSeries) }),
+  'PUT /v1/apps/:app/source': o({ app: str, remote: str, secret: str, webhooks: z.array(str) }),
+  // A push that builds (its build's id), or a delivery that was received and is not acted on.
+  'POST /v1/hooks/:provider/:app': z.union([o({ accepted: z.literal(true), app: str, branch: str, commit: str, build: str }), o({ ignored: str })]),
   'GET /v1/registry/:env/:service': o({ index: num, service: str, env: str, app: str.optional(), instances: z.array(registryEntry) }),
   'POST /v1/registry/:env/:service': o({ id: str, key: str }),
   'PUT /v1/registry/external/:id/heartbeat': o({ id: str, ttlMs: num.nullable() }),
@@ -260,5 +284,8 @@ agree<Same<z.infer<typeof certView>, CertView>>();
 agree<Same<z.infer<typeof volumeView>, VolumeView>>();
 agree<Same<z.infer<typeof hostView>, HostInfo>>();
 agree<Same<z.infer<typeof ssoProviderView>, SsoProviderView>>();
+agree<Same<z.infer<typeof imageList>, ImageListView>>();
+agree<Same<z.infer<typeof gcReport>, GcReportView>>();
+agree<Same<z.infer<typeof metricSeries>, MetricSeriesView>>();
 // approvalView spreads its optional parts, so only one way: everything it can answer is declared.
 agree<ReturnType<typeof approvalViewOf> extends z.infer<typeof approvalView> ? true : false>();

@@ -8,6 +8,9 @@ import {
 
 export const WEBHOOK_PREFIX = '/v1/hooks/';
 
+/** `PUT /v1/apps/APP/source`: a network git remote and (optionally) the webhook secret; without one a secret is made. */
+export const sourceBody = z.object({ remote: z.string().min(1).max(2000), secret: z.string().min(16).max(200).optional() });
+
 /**
  * Builds from a remote: an app's source (a network git remote Berth fetches from) and webhooks from
  * GitHub, Gitea/Forgejo and GitLab. A webhook is verified on its raw body in constant time; a bad
@@ -22,7 +25,7 @@ export function registerWebhookRoutes(app: FastifyInstance, d: {
   app.put('/v1/apps/:app/source', async (req) => {
     const { app: a } = req.params as { app: string };
     checkAppName(a);
-    const b = z.object({ remote: z.string().min(1).max(2000), secret: z.string().min(16).max(200).optional() }).parse(req.body);
+    const b = sourceBody.parse(req.body);
     // Only network remotes, never an option or a local path: the server runs `git fetch` on it.
     checkGitRemote(b.remote, 'remote');
     const secret = b.secret ?? randomBytes(24).toString('hex');

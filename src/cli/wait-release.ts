@@ -174,11 +174,11 @@ export async function waitForDeployment(client: BerthClient, d: { app: string; e
     ...(opts.quiet ? {} : { onEvent: eventPrinter(opts.json, (kind) => SHOWN_EVENTS.test(kind)) }),
     onState: (st) => {
       current = st;
-      line = st.services.map((s) => s.instances ? `${s.name} ${s.healthy}/${s.desired} healthy${s.status === 'deploying' ? '' : ` (${s.status})`}` : `${s.name} pending`).join(' · ');
+      line = st.services.map((s) => 'instances' in s ? `${s.name} ${s.healthy}/${s.desired} healthy${s.status === 'deploying' ? '' : ` (${s.status})`}` : `${s.name} pending`).join(' · ');
       const text = `[${st.deployment.status}] ${line}`;
       if (text !== lastText) {
         if (opts.json) {
-          if (!opts.quiet) console.log(JSON.stringify({ status: st.deployment.status, services: st.services.map((s) => ({ name: s.name, status: s.status, healthy: s.healthy ?? 0, desired: s.desired ?? 0 })) }));
+          if (!opts.quiet) console.log(JSON.stringify({ status: st.deployment.status, services: st.services.map((s) => ({ name: s.name, status: s.status, healthy: 'healthy' in s ? s.healthy : 0, desired: 'desired' in s ? s.desired : 0 })) }));
         } else progress(text);
         lastText = text;
       }

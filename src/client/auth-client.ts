@@ -1,135 +1,95 @@
 /**
- * Typed calls of sessions, users (and, with issue 14, teams, grants and tokens). A password or a
- * token only ever travels in a request body or comes back once in an answer.
+ * Typed calls of sessions, users, teams, grants, API tokens, approvals and the audit log. A password
+ * or a token only ever travels in a request body or comes back once in an answer. Every type here is
+ * the API document's (api-types.ts, `npm run gen:api`).
  */
-import { ApiError, type BerthClient } from './client.ts';
-import type { Grant } from '../core/auth.ts';
-import type { AuditEntry } from '../core/audit.ts';
+import { ApiError, target, type BerthClient, type Body, type Ok } from './client.ts';
 
-export type GrantView = Pick<Grant, 'role' | 'team' | 'app' | 'env'> & Partial<Grant>;
-
-export interface SessionView {
-  subject: string;
-  name: string;
-  kind: 'admin' | 'user' | 'token';
-  via: string;
-  grants: GrantView[];
-}
-
-export interface UserView {
-  name: string;
-  createdAt: number;
-  createdBy: string;
-  grants: GrantView[];
-  /** The single sign-on provider that made this user (no Berth password). */
-  sso?: string;
-}
-
-/** `berth login`: a bearer session token for the CLI. */
-export function login(c: BerthClient, user: string, password: string) {
-  return c.request<{ user: string; token: string; expiresAt: number }>('POST', '/v1/session', { user, password, client: 'cli' });
-}
-
-export function whoami(c: BerthClient) {
-  return c.request<SessionView>('GET', '/v1/session');
-}
-
-export function logout(c: BerthClient) {
-  return c.request<{ loggedOut: boolean }>('DELETE', '/v1/session');
-}
-
-export function listUsers(c: BerthClient) {
-  return c.request<{ users: UserView[] }>('GET', '/v1/users');
-}
-
-/** Without a password the server makes one and returns it (once). */
-export function addUser(c: BerthClient, name: string, password?: string) {
-  return c.request<{ name: string; password?: string }>('POST', '/v1/users', { name, ...(password !== undefined ? { password } : {}) });
-}
-
-export function removeUser(c: BerthClient, name: string) {
-  return c.request<Record<string, never>>('DELETE', `/v1/users/${encodeURIComponent(name)}`);
-}
-
-export function setPassword(c: BerthClient, name: string, password: string) {
-  return c.request<{ name: string; sessionsEnded: number }>('PUT', `/v1/users/${encodeURIComponent(name)}/password`, { password });
-}
-
-export interface TeamView {
-  name: string;
-  createdAt: number;
-  createdBy: string;
-  apps: string[];
-}
-
-export interface GrantRecordView {
-  id: string;
-  user?: string;
-  token?: string;
-  role: string;
-  team: string;
-  app: string;
-  env: string;
-  createdAt: number;
-  createdBy: string;
-}
-
-export interface TokenView {
-  id: string;
-  name: string;
-  createdBy: string;
-  createdAt: number;
-  expiresAt: number;
-  revokedAt: number;
-  lastUsedAt: number;
-  grants: GrantView[];
-}
-
+export type SessionView = Ok<'/v1/session', 'get'>;
+export type GrantView = SessionView['grants'][number];
+export type UserView = Ok<'/v1/users', 'get'>['users'][number];
+export type TeamView = Ok<'/v1/teams', 'get'>['teams'][number];
+/** A grant as listed: to a user (`user`) or an API token (`token`). */
+export type GrantRecordView = Ok<'/v1/grants', 'get'>['grants'][number];
+export type TokenView = Ok<'/v1/tokens', 'get'>['tokens'][number];
+export type Role = Body<'/v1/grants', 'post'>['role'];
+/** What a grant or a token's scope names: a role on a team (and optionally one app and environment). */
 export interface Scope {
-  role: string;
+  role: Role;
   team: string;
   app?: string;
   env?: string;
 }
 
+/** `berth login`: a bearer session token for the CLI. */
+export async function login(c: BerthClient, user: string, password: string) {
+  const r = await c.call('post', '/v1/session', { body: { user, password, client: 'cli' } });
+  if (!('token' in r)) throw new ApiError(200, 'bad_response', 'the server answered a CLI login without a token');
+  return r;
+}
+
+export function whoami(c: BerthClient) {
+  return c.call('get', '/v1/session', {});
+}
+
+export function logout(c: BerthClient) {
+  return c.call('delete', '/v1/session', {});
+}
+
+export function listUsers(c: BerthClient) {
+  return c.call('get', '/v1/users', {});
+}
+
+/** Without a password the server makes one and returns it (once). */
+export function addUser(c: BerthClient, name: string, password?: string) {
+  return c.call('post', '/v1/users', { body: { name, ...(password !== undefined ? { password } : {}) } });
+}
+
+export function removeUser(c: BerthClient, name: string) {
+  return c.call('delete', '/v1/users/{name}', { path: { name } });
+}
+
+export function setPassword(c: BerthClient, name: string, password: string) {
+  return c.call('put', '/v1/users/{name}/password', { path: { name }, body: { password } });
+}
+
 export function listTeams(c: BerthClient) {
-  return c.request<{ teams: TeamView[] }>('GET', '/v1/teams');
+  return c.call('get', '/v1/teams', {});
 }
 export function addTeam(c: BerthClient, name: string) {
-  return c.request<{ name: string }>('POST', '/v1/teams', { name });
+  return c.call('post', '/v1/teams', { body: { name } });
 }
-export function removeTeam(c: BerthClient, name: string) {
-  return c.request<Record<string, never>>('DELETE', `/v1/teams/${encodeURIComponent(name)}`);
+export function removeTeam(c: BerthClient, team: string) {
+  return c.call('delete', '/v1/teams/{team}', { path: { team } });
 }
 export function assignApp(c: BerthClient, team: string, app: string) {
-  return c.request<{ app: string; team: string; previous?: string }>('PUT', `/v1/teams/${encodeURIComponent(team)}/apps/${encodeURIComponent(app)}`);
+  return c.call('put', '/v1/teams/{team}/apps/{app}', { path: { team, app } });
 }
 export function unassignApp(c: BerthClient, team: string, app: string) {
-  return c.request<Record<string, never>>('DELETE', `/v1/teams/${encodeURIComponent(team)}/apps/${encodeURIComponent(app)}`);
+  return c.call('delete', '/v1/teams/{team}/apps/{app}', { path: { team, app } });
 }
 export function listGrants(c: BerthClient, filter: { team?: string; user?: string } = {}) {
-  const q = new URLSearchParams(filter as Record<string, string>).toString();
-  return c.request<{ grants: GrantRecordView[] }>('GET', `/v1/grants${q ? `?${q}` : ''}`);
+  return c.call('get', '/v1/grants', { query: filter });
 }
 export function addGrant(c: BerthClient, user: string, scope: Scope) {
-  return c.request<{ grant: GrantRecordView }>('POST', '/v1/grants', { user, ...scope });
+  return c.call('post', '/v1/grants', { body: { user, ...scope } });
 }
 export function removeGrant(c: BerthClient, id: string) {
-  return c.request<Record<string, never>>('DELETE', `/v1/grants/${encodeURIComponent(id)}`);
+  return c.call('delete', '/v1/grants/{id}', { path: { id } });
 }
 export function listTokens(c: BerthClient) {
-  return c.request<{ tokens: TokenView[] }>('GET', '/v1/tokens');
+  return c.call('get', '/v1/tokens', {});
 }
 /** The answer's `token` is the secret: shown once, never again. */
 export function createToken(c: BerthClient, name: string, grants: Scope[], expires?: string) {
-  return c.request<TokenView & { token: string }>('POST', '/v1/tokens', { name, grants, ...(expires ? { expires } : {}) });
+  return c.call('post', '/v1/tokens', { body: { name, grants, ...(expires ? { expires } : {}) } });
 }
 export function revokeToken(c: BerthClient, id: string) {
-  return c.request<{ id: string; revoked: boolean }>('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
+  return c.call('delete', '/v1/tokens/{id}', { path: { id } });
 }
 
-/** An audit log entry as the API answers it (the record itself: core/audit.ts). */
-export type AuditEntryView = AuditEntry;
+/** An audit log entry as the API answers it. */
+export type AuditEntryView = Ok<'/v1/audit', 'get'>['entries'][number];
 
 export interface AuditFilterArgs {
   actor?: string;
@@ -140,21 +100,18 @@ export interface AuditFilterArgs {
   limit?: number;
 }
 
-function auditQuery(f: AuditFilterArgs, format?: 'jsonl'): string {
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(f)) if (v !== undefined) q.set(k, String(v));
-  if (format) q.set('format', format);
-  const s = q.toString();
-  return `/v1/audit${s ? `?${s}` : ''}`;
+export function audit(c: BerthClient, f: AuditFilterArgs = {}) {
+  return c.call('get', '/v1/audit', { query: f });
 }
 
-export function audit(c: BerthClient, f: AuditFilterArgs = {}) {
-  return c.request<{ entries: AuditEntryView[] }>('GET', auditQuery(f));
+/** The address of the audit log as JSON lines, one entry per line (an export; a browser link). */
+export function auditJsonlPath(f: AuditFilterArgs = {}): string {
+  return target('/v1/audit', { query: { ...f, format: 'jsonl' } });
 }
 
 /** JSON lines, one entry per line (an export). */
 export async function auditJsonl(c: BerthClient, f: AuditFilterArgs = {}): Promise<string> {
-  const res = await c.raw('GET', auditQuery(f, 'jsonl'));
+  const res = await c.raw('GET', auditJsonlPath(f));
   const text = await res.text();
   if (!res.ok) {
     const e = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error ?? {};
@@ -164,38 +121,27 @@ export async function auditJsonl(c: BerthClient, f: AuditFilterArgs = {}): Promi
 }
 
 export function auditVerify(c: BerthClient) {
-  return c.request<{ ok: boolean; checked: number; firstBad?: { seq: number; reason: string }; retainedFrom: number }>('GET', '/v1/audit/verify');
+  return c.call('get', '/v1/audit/verify', {});
 }
 
-export interface ApprovalView {
-  id: string;
-  app: string;
-  env: string;
-  team: string;
-  action: string;
-  requestedBy: string;
-  status: 'pending' | 'approved' | 'denied' | 'failed';
-  createdAt: number;
-  decidedBy?: string;
-  decidedAt?: number;
-  result?: string;
-}
+export type ApprovalView = Ok<'/v1/approvals', 'get'>['approvals'][number];
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'failed';
 
-export function listApprovals(c: BerthClient, status?: ApprovalView['status']) {
-  return c.request<{ approvals: ApprovalView[] }>('GET', `/v1/approvals${status ? `?status=${status}` : ''}`);
+export function listApprovals(c: BerthClient, status?: ApprovalStatus) {
+  return c.call('get', '/v1/approvals', { query: { status } });
 }
 /** Approving carries the request out as its requester: `status`/`result` are what it answered. */
 export function approve(c: BerthClient, id: string) {
-  return c.request<{ approval: ApprovalView; status: number; result: unknown }>('POST', `/v1/approvals/${encodeURIComponent(id)}/approve`);
+  return c.call('post', '/v1/approvals/{id}/approve', { path: { id } });
 }
 export function deny(c: BerthClient, id: string) {
-  return c.request<{ approval: ApprovalView }>('POST', `/v1/approvals/${encodeURIComponent(id)}/deny`);
+  return c.call('post', '/v1/approvals/{id}/deny', { path: { id } });
 }
 export function setPolicy(c: BerthClient, team: string, env: string, requireApproval: boolean) {
-  return c.request<{ team: string; env: string; requireApproval: boolean }>('PUT', `/v1/teams/${encodeURIComponent(team)}/policies/${encodeURIComponent(env)}`, { requireApproval });
+  return c.call('put', '/v1/teams/{team}/policies/{env}', { path: { team, env }, body: { requireApproval } });
 }
 export function listPolicies(c: BerthClient, team: string) {
-  return c.request<{ policies: { team: string; env: string; requireApproval: boolean }[] }>('GET', `/v1/teams/${encodeURIComponent(team)}/policies`);
+  return c.call('get', '/v1/teams/{team}/policies', { path: { team } });
 }
 
 /** A single sign-on provider as owners see it (the secret only as `secretSet`). */

@@ -1,6 +1,7 @@
 /**
  * Typed calls of the configuration API (config values and secrets per app and environment).
- * A secret's value is only ever returned by `getConfig(..., { reveal: true })`.
+ * A secret's value is only ever returned by `getConfig(..., { reveal: true })`. The types are the API
+ * document's (api-types.ts).
  */
 import type { BerthClient } from './client.ts';
 
@@ -14,26 +15,23 @@ export interface ConfigSetEntry {
   secret?: boolean;
 }
 
-const base = (app: string) => `/v1/apps/${encodeURIComponent(app)}`;
-
 export function listConfig(c: BerthClient, app: string, env: string) {
-  return c.request<{ app: string; env: string; version: number; entries: ConfigEntryView[] }>('GET', `${base(app)}/config?${new URLSearchParams({ env })}`);
+  return c.call('get', '/v1/apps/{app}/config', { path: { app }, query: { env } });
 }
 
 /** `create`: configure an app/env that has no record yet (else an unknown app is a 404 with a did-you-mean). */
 export function setConfig(c: BerthClient, app: string, env: string, entries: ConfigSetEntry[], o: { create?: boolean } = {}) {
-  return c.request<ConfigWriteView>('PUT', `${base(app)}/config`, { env, entries, ...(o.create ? { create: true } : {}) });
+  return c.call('put', '/v1/apps/{app}/config', { path: { app }, body: { env, entries, ...(o.create ? { create: true } : {}) } });
 }
 
 export function unsetConfig(c: BerthClient, app: string, env: string, keys: string[]) {
-  return c.request<ConfigWriteView>('DELETE', `${base(app)}/config`, { env, keys });
+  return c.call('delete', '/v1/apps/{app}/config', { path: { app }, body: { env, keys } });
 }
 
 export function getConfig(c: BerthClient, app: string, env: string, key: string, opts: { reveal?: boolean } = {}) {
-  const q = new URLSearchParams({ env, ...(opts.reveal ? { reveal: 'true' } : {}) });
-  return c.request<{ app: string; env: string; entry: ConfigEntryView }>('GET', `${base(app)}/config/${encodeURIComponent(key)}?${q}`);
+  return c.call('get', '/v1/apps/{app}/config/{key}', { path: { app, key }, query: { env, ...(opts.reveal ? { reveal: 'true' } : {}) } });
 }
 
 export function configHistory(c: BerthClient, app: string, env: string) {
-  return c.request<{ app: string; env: string; versions: ConfigVersionView[] }>('GET', `${base(app)}/config-history?${new URLSearchParams({ env })}`);
+  return c.call('get', '/v1/apps/{app}/config-history', { path: { app }, query: { env } });
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ago, connect, table, type GlobalOpts } from '../context.ts';
 import { output } from '../output.ts';
+import type { Body } from '../../client/index.ts';
 
 export function registerAlert(program: Command): void {
   const a = program.command('alert').description('alert rules over restarts, latency, 5xx ratio, host disk and memory; webhooks on firing and resolved');
@@ -16,7 +17,7 @@ export function registerAlert(program: Command): void {
     .action(async (name: string, o: { metric: string; threshold: string; window: string; for: string; app?: string; env?: string; service?: string; webhook?: string }) => {
       const g = program.opts<GlobalOpts>();
       const r = await connect(g).setAlert(name, {
-        metric: o.metric, threshold: Number(o.threshold), window: o.window, for: o.for,
+        metric: o.metric as Body<'/v1/alerts/{name}', 'put'>['metric'], threshold: Number(o.threshold), window: o.window, for: o.for,
         ...(o.app ? { app: o.app } : {}), ...(o.env ? { env: o.env } : {}), ...(o.service ? { service: o.service } : {}), ...(o.webhook ? { webhook: o.webhook } : {}),
       });
       output(g, r, () => console.log(`alert ${name} set`));

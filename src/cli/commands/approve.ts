@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { approve, deny, listApprovals, listPolicies, setPolicy, type ApprovalView } from '../../client/auth-client.ts';
+import { approve, deny, listApprovals, listPolicies, setPolicy, type ApprovalStatus } from '../../client/auth-client.ts';
 import { ago, CliFailure, connect, EXIT, table, type GlobalOpts } from '../context.ts';
 import { output } from '../output.ts';
 
@@ -30,7 +30,7 @@ export function registerApprove(program: Command): void {
     .action(async (o: { status: string }) => {
       const g = program.opts<GlobalOpts>();
       if (!STATUSES.includes(o.status)) throw new CliFailure(`--status: one of ${STATUSES.join(', ')}`, EXIT.usage);
-      const { approvals } = await listApprovals(connect(g), o.status as ApprovalView['status']);
+      const { approvals } = await listApprovals(connect(g), o.status as ApprovalStatus);
       output(g, approvals, () => {
         const rows = [['ID', 'APP', 'ENV', 'WHAT', 'BY', 'ASKED', 'STATUS']];
         for (const a of approvals) rows.push([a.id, a.app, a.env, a.action, a.requestedBy, ago(a.createdAt), a.status + (a.decidedBy ? ` by ${a.decidedBy}` : '')]);

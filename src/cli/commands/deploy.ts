@@ -44,7 +44,7 @@ async function deploy(g: GlobalOpts, o: DeployOptions): Promise<void> {
     // Host paths the server refused, shown where the file names them.
     throw hostPathIssues(err, parsed.source.file, parsed) ?? err;
   });
-  if (answer.approval) {
+  if ('approval' in answer) {
     if (g.json) console.log(JSON.stringify({ approval: answer.approval }));
     else process.stderr.write(`${answer.message}\n`);
     return;
@@ -67,7 +67,7 @@ async function deploy(g: GlobalOpts, o: DeployOptions): Promise<void> {
     progressDone(`✔ ${spec.name}/${o.env} deployed: ${line}`);
     const ping = await client.ping().catch(() => undefined);
     for (const s of st.services) {
-      for (const r of s.routes ?? []) {
+      for (const r of 'routes' in s ? s.routes : []) {
         console.log(`  ${s.name}: http://${r.host ?? '127.0.0.1'}:${ping?.ingressPort ?? 8080}${r.path}`);
       }
     }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { CliFailure, EXIT, connect, type GlobalOpts } from '../context.ts';
 import { ndjson, output } from '../output.ts';
-import { responseLines } from '../../client/index.ts';
+import { responseLines, type LogsQuery } from '../../client/index.ts';
 
 interface Line {
   service: string;
@@ -41,8 +41,8 @@ export function registerLogs(program: Command): void {
       const client = connect(g);
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
-      const res = await client.logs(app, { env: o.env, limit: o.limit, follow: o.follow ? 'true' : 'false', service, since: o.since, until: o.until, grep: o.grep,
-        level: o.level, stream: o.stream, instance: o.instance, before: o.before }, ac.signal);
+      const res = await client.logs(app, { env: o.env, limit: Number(o.limit), follow: o.follow ? 'true' : 'false', service, since: o.since, until: o.until, grep: o.grep,
+        level: o.level as LogsQuery['level'], stream: o.stream as LogsQuery['stream'], instance: o.instance, before: o.before }, ac.signal);
       if (!o.follow) {
         const page = (await res.json()) as { lines: Line[]; next?: string };
         const lines = [...page.lines].reverse();

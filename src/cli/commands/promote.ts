@@ -15,7 +15,7 @@ export function registerPromote(program: Command): void {
       const client = connect(g);
       const lastEvent = (await client.events({ limit: 1 })).events.at(-1)?.id ?? 0;
       const res = await client.promote(app, o.from, o.to);
-      if (res.approval) {
+      if ('approval' in res) {
         if (g.json) console.log(JSON.stringify({ approval: res.approval }));
         else process.stderr.write(`${res.message}\n`);
         return;

@@ -14,7 +14,7 @@ const where = (g: { team: string; app: string; env: string }) => `${g.team}/${g.
 export function parseScope(s: string): Scope {
   const m = /^([a-z]+):([^/]+)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(s);
   if (!m) throw new CliFailure(`--grant "${s}": write ROLE:TEAM[/APP[/ENV]], e.g. deployer:web/shop/test or viewer:web`, EXIT.usage);
-  return { role: m[1]!, team: m[2]!, ...(m[3] ? { app: m[3] } : {}), ...(m[4] ? { env: m[4] } : {}) };
+  return { role: m[1]! as Scope['role'], team: m[2]!, ...(m[3] ? { app: m[3] } : {}), ...(m[4] ? { env: m[4] } : {}) };
 }
 
 export function registerTeam(program: Command): void {
@@ -68,7 +68,7 @@ Examples:
     .action(async (user: string, role: string, o: { team?: string; app?: string; env?: string }) => {
       const g = program.opts<GlobalOpts>();
       if (!o.team && role !== 'owner') throw new CliFailure('give the team: --team TEAM (only the owner role is for the whole installation)', EXIT.usage);
-      const r = await addGrant(connect(g), user, { role, team: o.team ?? '*', ...(o.app ? { app: o.app } : {}), ...(o.env ? { env: o.env } : {}) });
+      const r = await addGrant(connect(g), user, { role: role as Scope['role'], team: o.team ?? '*', ...(o.app ? { app: o.app } : {}), ...(o.env ? { env: o.env } : {}) });
       output(g, r.grant, () => console.log(`${user} is ${role} of ${where(r.grant)} (grant ${r.grant.id})`));
     });
   gr.command('ls').option('--team <team>').option('--user <user>').description('grants you may see').action(async (o: { team?: string; user?: string }) => {
@@ -76,7 +76,7 @@ Examples:
     const { grants } = await listGrants(connect(g), { ...(o.team ? { team: o.team } : {}), ...(o.user ? { user: o.user } : {}) });
     output(g, grants, () => {
       const rows = [['ID', 'WHO', 'ROLE', 'TEAM/APP/ENV', 'BY']];
-      for (const x of grants) rows.push([x.id, x.user ?? `token ${x.token}`, x.role, where(x), x.createdBy]);
+      for (const x of grants) rows.push([x.id, 'user' in x ? x.user : `token ${x.token}`, x.role, where(x), x.createdBy]);
       console.log(grants.length ? table(rows) : 'no grants');
     });
   });

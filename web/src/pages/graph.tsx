@@ -12,10 +12,16 @@ const GX = 90;
 const GY = 36;
 const TONE: Record<string, string> = { running: 'ok', deploying: 'busy', degraded: 'warn', 'crash-looping': 'bad', failed: 'bad', stopped: 'muted' };
 
+/** A release's spec is opaque in the API document (a service spec): its `dependsOn` names, if any. */
+function dependsOn(spec: Record<string, unknown>): string[] {
+  const deps = spec.dependsOn;
+  return Array.isArray(deps) ? deps.filter((x): x is string => typeof x === 'string') : [];
+}
+
 export function Graph({ app }: { app: string }) {
   const d = useData(async () => {
     const status = await api().app(app);
-    const specs = await Promise.all(status.services.map((s) => api().release(app, s.release.id).then((r) => r.release.spec.dependsOn ?? [], () => [])));
+    const specs = await Promise.all(status.services.map((s) => api().release(app, s.release.id).then((r) => dependsOn(r.release.spec), () => [])));
     return status.services.map((s, i) => ({ s, deps: specs[i]! }));
   }, `graph:${app}`);
   const refresh = useCoalesced(d.reload, 500);

@@ -1,7 +1,7 @@
 /** Logs: search with filters (newest first, a page at a time) and a live tail of every replica. */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, isUnauthorized, message } from '../api.ts';
-import { responseLines } from '../../../src/client/client.ts';
+import { responseLines, type LogsQuery } from '../../../src/client/client.ts';
 import { navigate, useLocation, withQuery } from '../router.tsx';
 import { Empty, ErrorBox, Loading, Page, expired, useData } from '../ui.tsx';
 import { AppTabs, EnvPicker, useEnv } from './app.tsx';
@@ -33,7 +33,7 @@ export function Logs({ app }: { app: string }) {
 
   const fetchPage = async (before: string | undefined) => {
     const ctl = new AbortController();
-    const res = await api().logs(app, { ...q, limit: '200', ...(before ? { before } : {}) }, ctl.signal);
+    const res = await api().logs(app, { ...q as LogsQuery, limit: 200, ...(before ? { before } : {}) }, ctl.signal);
     return (await res.json()) as { lines: Line[]; next?: string };
   };
 
@@ -115,7 +115,7 @@ function Tail({ app, q }: { app: string; q: Record<string, string | undefined> }
     };
     (async () => {
       try {
-        const res = await api().logs(app, { ...q, follow: 'true', limit: '100' }, ctl.signal);
+        const res = await api().logs(app, { ...q as LogsQuery, follow: 'true', limit: 100 }, ctl.signal);
         for await (const line of responseLines(res)) {
           buf.current.push(JSON.parse(line) as Line);
           timer ??= setTimeout(flush, 100);
