@@ -15,6 +15,12 @@ import { Alerts } from './pages/alerts.tsx';
 import { Images } from './pages/images.tsx';
 import { Builds, BuildPage } from './pages/builds.tsx';
 import { Config } from './pages/config.tsx';
+import { People } from './pages/people.tsx';
+import { Audit } from './pages/audit.tsx';
+import { Approvals } from './pages/approvals.tsx';
+import { Certs } from './pages/certs.tsx';
+import { Volumes } from './pages/volumes.tsx';
+import { isOwner } from './can.ts';
 import './styles.css';
 
 function Login() {
@@ -83,7 +89,10 @@ function Login() {
   );
 }
 
-const NAV: [string, string][] = [['/', 'Home'], ['/events', 'Events'], ['/alerts', 'Alerts'], ['/builds', 'Builds'], ['/images', 'Images']];
+const NAV: [string, string][] = [['/', 'Home'], ['/events', 'Events'], ['/alerts', 'Alerts'], ['/builds', 'Builds'], ['/images', 'Images'], ['/approvals', 'Approvals'],
+  ['/volumes', 'Volumes'], ['/certs', 'Certificates'], ['/people', 'People & teams']];
+/** Pages only owners may read (the API refuses the rest). */
+const OWNERS_NAV: [string, string][] = [['/audit', 'Audit log']];
 
 function AppNav(props: { path: string; who: SessionView }) {
   const apps = useData(() => api().apps(), 'nav-apps');
@@ -92,7 +101,7 @@ function AppNav(props: { path: string; who: SessionView }) {
     <nav aria-label="Main" class="nav">
       <Link href="/" class="brand">⚓ Berth</Link>
       <ul>
-        {NAV.map(([href, label]) => (
+        {[...NAV, ...(isOwner() ? OWNERS_NAV : [])].map(([href, label]) => (
           <li key={href}><Link href={href} aria-current={props.path === href ? 'page' : undefined}>{label}</Link></li>
         ))}
       </ul>
@@ -126,6 +135,7 @@ function route(path: string) {
       case 'graph': return <Graph app={app} />;
       case 'config': return <Config app={app} />;
       case 'events': return <Events app={app} />;
+      case 'volumes': return <Volumes app={app} />;
     }
   }
   const b = /^\/builds\/([^/]+)$/.exec(path);
@@ -136,6 +146,11 @@ function route(path: string) {
     case '/alerts': return <Alerts />;
     case '/images': return <Images />;
     case '/builds': return <Builds />;
+    case '/people': return <People />;
+    case '/audit': return <Audit />;
+    case '/approvals': return <Approvals />;
+    case '/certs': return <Certs />;
+    case '/volumes': return <Volumes />;
   }
   return <Page title="Not found"><p>There is no page at {path}. <Link href="/">Go home</Link>.</p></Page>;
 }

@@ -5,7 +5,7 @@ import type { InstanceView, ReleaseView, ServiceView } from '../api.ts';
 import { Link, navigate, useLocation, withQuery } from '../router.tsx';
 import { Badge, Empty, Loaded, OutcomeNote, Page, Time, shortId, span, useAction, useCoalesced, useData, useEvents } from '../ui.tsx';
 
-const TABS: [string, string][] = [['', 'Services'], ['releases', 'Releases'], ['logs', 'Logs'], ['metrics', 'Metrics'], ['graph', 'Graph'], ['config', 'Config'], ['events', 'Events']];
+const TABS: [string, string][] = [['', 'Services'], ['releases', 'Releases'], ['logs', 'Logs'], ['metrics', 'Metrics'], ['graph', 'Graph'], ['config', 'Config'], ['events', 'Events'], ['volumes', 'Volumes']];
 
 /** The sub-pages of an app, keeping the chosen environment. */
 export function AppTabs(props: { app: string; current: string }) {
