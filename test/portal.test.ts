@@ -203,4 +203,114 @@ describe('web portal', () => {
     assert.equal(await page.evaluate('document.activeElement?.textContent'), 'Skip to content');
     assert.deepEqual(pageErrors, []);
   });
+
+  test('the pages of people, audit, approvals, certificates and volumes load without serious accessibility violations', async () => {
+    await page.setViewportSize({ width: 1280, height: 860 });
+    for (const [path, heading, name] of [
+      ['/people', 'People & teams', 'people'], ['/audit', 'Audit log', 'audit'], ['/approvals', 'Approvals', 'approvals'], ['/certs', 'Certificates', 'certs'],
+      ['/volumes', 'Volumes', 'volumes'], ['/apps/e2e/volumes', 'e2e: volumes', 'app-volumes'],
+    ] as const) {
+      await page.goto(`${base}${path}`);
+      await page.getByRole('heading', { name: heading, exact: true }).waitFor({ timeout: T });
+      await page.locator('.loading').first().waitFor({ state: 'detached', timeout: T });
+      await accessible(name);
+    }
+    // The audit log holds what this run did (the scale from the UI), and its chain verifies.
+    await page.goto(`${base}/audit?action=${encodeURIComponent('POST /v1/apps/:app/scale')}`);
+    await page.getByRole('table', { name: 'Audit entries' }).getByText('POST /v1/apps/:app/scale').first().waitFor({ timeout: T });
+    await page.getByRole('button', { name: 'Verify chain' }).click();
+    await page.locator('[data-verify="ok"]').filter({ hasText: /Chain intact: \d+ entries checked/ }).waitFor({ timeout: T });
+    const href = await page.getByRole('link', { name: 'Export JSON lines' }).getAttribute('href');
+    assert.match(href ?? '', /^\/v1\/audit\?.*format=jsonl/);
+    // The export link works with the browser's session (a GET: no CSRF token needed), one JSON entry a line.
+    const exported = await page.evaluate(async (u) => (await fetch(u)).text(), href!);
+    assert.ok(exported.trim().split('\n').every((l) => (JSON.parse(l) as { action: string }).action === 'POST /v1/apps/:app/scale'));
+    // At tablet width (768 px) the new pages do not scroll sideways.
+    await page.setViewportSize({ width: 768, height: 1000 });
+    for (const path of ['/people', '/certs', '/approvals']) {
+      await page.goto(`${base}${path}`);
+      await page.locator('.loading').first().waitFor({ state: 'detached', timeout: T });
+      assert.ok(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1'), `no horizontal scroll at 768 px on ${path}`);
+    }
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  test('restart one instance from the app page: a new instance replaces it live, the others keep serving', async () => {
+    // Settled first (the rollback's old set gone): a rollout in progress refuses single restarts.
+    type Svc = { name: string; release: { seq: number }; instances: { id: string; release: number; health: string }[] };
+    await waitFor(async () => {
+      const web = ((await h.api('GET', '/v1/apps/e2e?env=prod')).json.services as Svc[]).find((x) => x.name === 'web')!;
+      return web.instances.length === 3 && web.instances.every((i) => i.release === web.release.seq && i.health === 'healthy');
+    }, { timeoutMs: 60_000, intervalMs: 300, what: 'web settled on 3 healthy instances' });
+    await page.goto(`${base}/apps/e2e`);
+    const card = page.locator('section.service').filter({ has: page.getByRole('heading', { name: 'web' }) });
+    const rows = card.locator('tr[data-instance]');
+    await waitFor(async () => (await rows.count()) === 3, { timeoutMs: T, intervalMs: 200, what: '3 instance rows' });
+    const before = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-instance')!));
+    const victim = before[0]!;
+    // Each instance shows its host.
+    assert.ok((await card.locator(`tr[data-instance="${victim}"] td`).nth(2).textContent())?.trim(), 'the instance names its host');
+    await card.getByRole('button', { name: `Restart instance ${victim}` }).click();
+    await card.getByRole('button', { name: `Confirm restart of ${victim}` }).click();
+    await card.getByRole('status').filter({ hasText: `Restarting ${victim}` }).waitFor({ timeout: T });
+    await waitFor(async () => {
+      const ids = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-instance')!));
+      return !ids.includes(victim) && ids.length === 3 && (await rows.filter({ hasText: 'healthy' }).count()) === 3;
+    }, { timeoutMs: 90_000, intervalMs: 250, what: `${victim} replaced by a new healthy instance on the page` });
+    const after = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-instance')!));
+    assert.deepEqual(after.filter((id) => before.includes(id)).sort(), before.slice(1).sort(), 'the other two instances are untouched');
+    await accessible('app-restarted');
+  });
+
+  test('an API token: its secret is shown once, then only its name; revoked from the page it stops working', async () => {
+    assert.equal((await h.api('POST', '/v1/teams', { name: 'web' })).status, 201);
+    assert.equal((await h.api('PUT', '/v1/teams/web/apps/e2e')).status, 200);
+    await page.goto(`${base}/people`);
+    const form = page.getByRole('form', { name: 'Create a token' });
+    await form.getByLabel('Name').fill('portal ci');
+    await form.getByLabel('Role').selectOption('viewer');
+    await form.getByLabel('Team').fill('web');
+    await form.getByRole('button', { name: 'Create token' }).click();
+    const secret = (await page.locator('[data-token-secret]').textContent({ timeout: T }))!.trim();
+    assert.match(secret, /^\S{20,}$/);
+    assert.equal((await h.api('GET', '/v1/apps', undefined, secret)).status, 200, 'the shown secret is the working token');
+    const row = page.locator('tr[data-token="portal ci"]');
+    await row.waitFor({ timeout: T });
+    await shot(page, 'people-token');
+    // Once: a reload shows the token's name, never its secret again.
+    await page.reload();
+    await row.waitFor({ timeout: T });
+    assert.doesNotMatch(await page.textContent('main') ?? '', new RegExp(secret));
+    await row.getByRole('button', { name: 'Revoke portal ci' }).click();
+    await row.getByText('revoked').waitFor({ timeout: T });
+    assert.equal((await h.api('GET', '/v1/apps', undefined, secret)).status, 401);
+  });
+
+  test('approvals: approving your own request shows the API refusal; a second person approves the pending deploy from the page', async () => {
+    assert.equal((await h.api('POST', '/v1/grants', { user: 'ann', role: 'deployer', team: 'web' })).status, 201);
+    assert.equal((await h.api('PUT', '/v1/teams/web/policies/prod', { requireApproval: true })).status, 200);
+    const d = await h.cli(['deploy', '-f', WEB, '--json'], { env: { APP_VERSION: 'v1', REPLICAS: '3' }, timeoutMs: 60_000 });
+    assert.equal(d.code, 0, d.stderr);
+    const id = (JSON.parse(d.stdout) as { approval: { id: string } }).approval.id;
+    await page.goto(`${base}/approvals`);
+    const row = page.locator(`tr[data-approval="${id}"]`);
+    await row.getByRole('button', { name: 'Approve' }).click();
+    await page.getByRole('alert').filter({ hasText: 'a second person must approve it' }).waitFor({ timeout: T });
+    // ann, who deploys to web's prod, approves it: it is carried out (as admin, who asked).
+    const other = await browser.newContext();
+    const p2 = await other.newPage();
+    await p2.goto(`${base}/approvals`);
+    await p2.getByLabel('User').fill('ann');
+    await p2.getByLabel('Password').fill('portal test password 1');
+    await p2.getByRole('button', { name: 'Log in' }).click();
+    const row2 = p2.locator(`tr[data-approval="${id}"]`);
+    await row2.getByRole('button', { name: 'Approve' }).click();
+    await p2.getByRole('status').filter({ hasText: `Approved ${id}: carried out as admin (HTTP 202)` }).waitFor({ timeout: T });
+    await row2.waitFor({ state: 'detached', timeout: T });
+    await other.close();
+    const a = await h.api('GET', '/v1/approvals?status=approved');
+    assert.equal(a.json.approvals.find((x: { id: string }) => x.id === id)?.decidedBy, 'ann');
+    // The first page follows: the request leaves the pending list without a reload.
+    await row.waitFor({ state: 'detached', timeout: T });
+  });
 });

@@ -44,3 +44,34 @@ test('exec: 400 without a command, 404 for an unknown service, 409 when the serv
   // This harness has no exec port (as a server without an engine): the route says so before anything runs.
   await expectError(t.req('POST', '/v1/apps/shop/exec', { service: 'web', cmd: ['ls'] }), 409, /cannot run commands/);
 }));
+
+test('restart of one instance: 401 without a token, 400 for a bad env, 404 for an instance of another app or env, 409 when it cannot restart now, 202 marks it and enqueues', () => withTestApi(async (t) => {
+  const svc = t.addService('shop', 'prod', 'web', { replicas: 2 });
+  t.addService('blog', 'prod', 'web');
+  let n = 0;
+  const mk = (app: string, releaseId: string, state: 'running' | 'pending' = 'running') => t.store.createInstance({
+    id: `${app}-web-${++n}`, app, env: 'prod', service: 'web', releaseId, host: 'local', address: '127.0.0.1', state, health: 'healthy', createdAt: 1,
+  }, { min: 41000, max: 41100, isFree: () => true });
+  const [a, b] = [mk('shop', svc.releaseId), mk('shop', svc.releaseId)];
+  const other = mk('blog', t.store.getService({ app: 'blog', env: 'prod', service: 'web' })!.releaseId);
+  const url = (id: string) => `/v1/apps/shop/instances/${id}/restart`;
+  assert.equal((await t.anon('POST', url(a.id), {})).statusCode, 401);
+  await expectError(t.req('POST', url(a.id), { env: 'Not An Env!' }), 400, /^env: /);
+  await expectError(t.req('POST', url(other.id), {}), 404, /shop\/prod has no instance/);
+  await expectError(t.req('POST', url('nope'), {}), 404, /no instance nope/);
+  await expectError(t.req('POST', url(a.id), { env: 'staging' }), 404, /staging/);
+  const r = await t.req('POST', url(a.id), {});
+  assert.deepEqual([r.statusCode, r.json()], [202, { instance: a.id, service: 'web', requestedAt: t.store.getInstance(a.id)!.replaceRequestedAt }]);
+  assert.ok(t.store.getInstance(a.id)!.replaceRequestedAt);
+  assert.equal(t.store.getInstance(b.id)!.replaceRequestedAt, undefined, 'the other instance is untouched');
+  assert.deepEqual(t.calls, ['svc shop/prod/web']);
+  assert.equal(t.store.listEvents({ app: 'shop' }).at(-1)?.kind, 'instance.restart_requested');
+  await expectError(t.req('POST', url(a.id), {}), 409, /being restarted already/);
+  const pending = mk('shop', svc.releaseId, 'pending');
+  await expectError(t.req('POST', url(pending.id), {}), 409, /is pending, not running/);
+  // A rollout in progress: its instances are being replaced already.
+  const restart = await t.req('POST', '/v1/apps/shop/restart', {});
+  assert.equal(restart.statusCode, 202, restart.body);
+  await expectError(t.req('POST', url(b.id), {}), 409, /replacing its instances/);
+  assert.equal(t.store.getInstance(b.id)!.replaceRequestedAt, undefined, 'a refused request changes nothing');
+}));

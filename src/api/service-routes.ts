@@ -12,7 +12,7 @@ import { unknownName } from '../core/spec/suggest.ts';
 import { checkScaleMemory, type ServiceReservation } from '../core/capacity.ts';
 import type { RollbackPort } from '../core/deployments.ts';
 import type { KnownApps } from './known.ts';
-import { execBodySchema, reloadBodySchema, restartBodySchema, rollbackBodySchema, scaleBodySchema } from './spec-schema.ts';
+import { execBodySchema, instanceRestartBodySchema, reloadBodySchema, restartBodySchema, rollbackBodySchema, scaleBodySchema } from './spec-schema.ts';
 
 export interface ServiceRouteDeps {
   store: DesiredStateStore & InstanceStore & EventStore;
@@ -135,6 +135,32 @@ export function registerServiceRoutes(app: FastifyInstance, d: ServiceRouteDeps)
       return { service: svc.name, from: rel.seq, release: next.seq, id: next.id };
     });
     return reply.status(202).send({ restarts });
+  });
+
+  // Restart of one instance: marked in the store, the reconciler replaces it the way a new release
+  // replaces an instance (rolling and blue-green: a new one serves before it drains and goes; recreate:
+  // it stops first). The other instances are untouched. Desired state only.
+  app.post('/v1/apps/:app/instances/:instance/restart', async (req, reply) => {
+    const { app: appName, instance } = req.params as { app: string; instance: string };
+    const body = instanceRestartBodySchema.parse(req.body ?? {});
+    d.known.requireEnv(appName, body.env);
+    const i = d.store.getInstance(instance);
+    if (!i || i.app !== appName || i.env !== body.env) {
+      throw new NotFound(`${appName}/${body.env} has no instance ${instance}: \`berth status ${appName}\` lists its instances`);
+    }
+    const svc = currentService(d, { app: appName, env: body.env, service: i.service });
+    const rel = d.store.getRelease(svc.releaseId);
+    if (rel?.status === 'progressing' || d.store.listInstances({ app: appName, env: body.env, service: i.service }).some((x) => x.releaseId !== svc.releaseId)) {
+      throw new Conflict(`${i.service} is replacing its instances (a rollout, or the previous set kept after a switch): wait until it is done (\`berth status ${appName}\`), then restart ${instance}`);
+    }
+    if (i.state !== 'running') throw new Conflict(`${instance} is ${i.state}, not running: only a running instance is restarted (a stopped one is replaced by itself)`);
+    if (i.replaceRequestedAt !== undefined) throw new Conflict(`${instance} is being restarted already (asked ${new Date(i.replaceRequestedAt).toISOString()}): its replacement is starting`);
+    const at = d.clock.now();
+    d.store.updateInstance(instance, { replaceRequestedAt: at });
+    d.store.addEvent({ app: appName, env: body.env, service: i.service, instance, kind: 'instance.restart_requested',
+      message: `restart of ${instance} requested: a new instance of release ${rel?.seq ?? '?'} replaces it` });
+    d.enqueueService(appName, body.env, i.service);
+    return reply.status(202).send({ instance, service: i.service, requestedAt: at });
   });
 
   // Runs a command in one instance's container and streams its output as NDJSON frames

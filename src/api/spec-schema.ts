@@ -176,6 +176,11 @@ export const restartBodySchema = z.object({
   service: name.optional(),
 });
 
+/** `POST /v1/apps/APP/instances/ID/restart`: the environment the instance runs in. */
+export const instanceRestartBodySchema = z.object({
+  env: name.default('prod'),
+});
+
 export const rollbackBodySchema = z.object({
   env: name.default('prod'),
   service: name.optional(),

@@ -280,6 +280,23 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/v1/apps/{app}/instances/{instance}/restart": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Restart one instance: a new one replaces it (start-first under rolling and blue-green), the others are untouched */
+        post: operations["postV1AppsAppInstancesInstanceRestart"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/apps/{app}/logs": {
         parameters: {
             query?: never;
@@ -2885,6 +2902,44 @@ export interface operations {
                 };
                 content: {
                     "application/x-ndjson": unknown;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    postV1AppsAppInstancesInstanceRestart: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app: string;
+                instance: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @default prod */
+                    env?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        instance: string;
+                        requestedAt: number;
+                        service: string;
+                    };
                 };
             };
             400: components["responses"]["Error"];

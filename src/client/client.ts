@@ -134,6 +134,10 @@ export class BerthClient {
   restart(app: string, env: string, service?: string) {
     return this.call('post', '/v1/apps/{app}/restart', { path: { app }, body: { env, ...(service ? { service } : {}) } });
   }
+  /** Restarts one instance: a new one replaces it (start-first under rolling); the others keep serving. */
+  restartInstance(app: string, env: string, instance: string) {
+    return this.call('post', '/v1/apps/{app}/instances/{instance}/restart', { path: { app, instance }, body: { env } });
+  }
   app(app: string, env?: string) {
     return this.call('get', '/v1/apps/{app}', { path: { app }, query: { env } });
   }

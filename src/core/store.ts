@@ -130,6 +130,11 @@ export interface InstanceRecord {
   reason?: string;
   /** The latest result of its health check (Berth's probe, the engine's healthcheck, the port check). */
   check?: CheckResult;
+  /**
+   * When a person asked for this one instance to be restarted: the reconciler replaces it like an
+   * instance of an old release (start-first under rolling: a new one serves before it goes).
+   */
+  replaceRequestedAt?: number;
 }
 
 export interface EventRecord {
@@ -321,7 +326,7 @@ export interface StoreBatch {
 
 export type ServicePatch = Partial<Pick<ServiceRecord, 'replicas' | 'failures' | 'nextStartAt' | 'releaseId' | 'routedReleaseId' | 'switchedAt' | 'reloadRequestedAt' | 'reloadedAt' | 'lastCrash'>>;
 export type ReleasePatch = Partial<Pick<ReleaseRecord, 'status' | 'message' | 'finishedAt'>>;
-export type InstancePatch = Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason' | 'releaseId' | 'check'>>;
+export type InstancePatch = Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason' | 'releaseId' | 'check' | 'replaceRequestedAt'>>;
 
 /** Store role: service instances outside Berth's containers (registered through the API). */
 export interface ExternalStore {

@@ -752,6 +752,7 @@ function view(r: InstanceRecord, c: ContainerInfo | undefined): InstanceView {
   const v: InstanceView = { id: r.id, releaseId: r.releaseId, state: r.state, health: r.health, observed, createdAt: r.createdAt };
   if (c?.exitCode !== undefined) v.exitCode = c.exitCode;
   if (r.startedAt !== undefined) v.startedAt = r.startedAt;
+  if (r.replaceRequestedAt !== undefined) v.replace = true;
   return v;
 }
 

@@ -67,4 +67,6 @@ export const MIGRATIONS: string[] = [
   `CREATE TABLE spec_sources (id TEXT PRIMARY KEY, app TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL);`,
   // Which build record provides the images of a deployment's services with a build section.
   `ALTER TABLE deployments ADD COLUMN build_id TEXT;`,
+  // A person asked for one instance to be restarted (replaced start-first by the reconciler).
+  `ALTER TABLE instances ADD COLUMN replace_requested_at INTEGER;`,
 ];

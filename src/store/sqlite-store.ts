@@ -10,7 +10,7 @@ import type {
   TemplateRecord,
   ExternalRecord,
   PurgeRecord,
-  DeploymentRecord, DeploymentStatus, EventRecord, InstanceRecord, NewEvent, ReleaseRecord, ServiceKey, ServiceRecord, Store, StoreChange,
+  DeploymentRecord, DeploymentStatus, EventRecord, InstancePatch, InstanceRecord, NewEvent, ReleaseRecord, ServiceKey, ServiceRecord, Store, StoreChange,
 } from '../core/store.ts';
 import type { SpecSource } from '../core/spec/source.ts';
 import { MIGRATIONS } from './migrations.ts';
@@ -247,13 +247,13 @@ export class SqliteStore implements Store {
     }
     throw new Conflict(`no free port in ${ports.min}-${ports.max}: widen the range with --port-range or remove instances`);
   }
-  updateInstance(id: string, patch: Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason' | 'releaseId' | 'check'>>): void {
+  updateInstance(id: string, patch: InstancePatch): void {
     const cur = this.getInstance(id);
     if (!cur) return;
     const n = { ...cur, ...patch };
     this.instanceRows = undefined;
-    this.q('UPDATE instances SET container_id = ?, state = ?, health = ?, started_at = ?, reason = ?, release_id = ?, last_check = ? WHERE id = ?')
-      .run(n.containerId ?? null, n.state, n.health, n.startedAt ?? null, n.reason ?? null, n.releaseId, n.check ? JSON.stringify(n.check) : null, id);
+    this.q('UPDATE instances SET container_id = ?, state = ?, health = ?, started_at = ?, reason = ?, release_id = ?, last_check = ?, replace_requested_at = ? WHERE id = ?')
+      .run(n.containerId ?? null, n.state, n.health, n.startedAt ?? null, n.reason ?? null, n.releaseId, n.check ? JSON.stringify(n.check) : null, n.replaceRequestedAt ?? null, id);
     this.changed({ kind: 'instance', app: cur.app, env: cur.env, service: cur.service });
   }
   deleteInstance(id: string): void {
@@ -508,5 +508,6 @@ function toInstance(r: Row): InstanceRecord {
     ...(r.started_at == null ? {} : { startedAt: Number(r.started_at) }),
     ...(r.reason == null ? {} : { reason: String(r.reason) }),
     ...(r.last_check == null ? {} : { check: JSON.parse(String(r.last_check)) }),
+    ...(r.replace_requested_at == null ? {} : { replaceRequestedAt: Number(r.replace_requested_at) }),
   };
 }

@@ -198,3 +198,8 @@ export function useAction(): { busy: boolean; outcome: Outcome | undefined; run:
   }, []);
   return { busy, outcome, run, clear: () => setOutcome(undefined) };
 }
+
+/** A wide table's box: scrolls sideways on a narrow screen, and takes keyboard focus so it can be scrolled without a mouse. */
+export function Scroll(props: { label: string; children: ComponentChildren }) {
+  return <div class="card" tabIndex={0} role="region" aria-label={props.label}>{props.children}</div>;
+}

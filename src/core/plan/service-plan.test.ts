@@ -194,3 +194,21 @@ test('dependencyWaitText / dependencyTimeoutText: what a held service says while
     { replicas: 1, instances: [{ state: 'running', health: 'none' }] }), 'migrate did not complete successfully in 30s: it is still running');
   assert.equal(dependencyTimeoutText({ service: 'cache', condition: 'service_started' }, 30_000, undefined), 'cache did not start in 30s: no instance is running');
 });
+
+test('restart of one instance: a new one serves before the restarted one goes (rolling and blue-green); the others are untouched', () => {
+  for (const d of [desired(), desired({ strategy: 'blue-green', routedReleaseId: 'r2', switchedAt: 0, keepPreviousMs: 60_000 })]) {
+    const [a, b, c] = [inst(), inst({ replace: true }), inst()];
+    assert.deepEqual(planService(d, [a!, b!, c!], [], 0), [{ kind: 'create', count: 1 }], `${d.strategy ?? 'rolling'}: start first`);
+    assert.deepEqual(planService(d, [a!, b!, c!, inst({ health: 'starting' })], [], 0), [], 'the restarted one keeps serving until its replacement does');
+    assert.deepEqual(planService(d, [a!, b!, c!, inst()], [], 0), [{ kind: 'stop', instance: b!.id, reason: 'replaced by new release' }]);
+  }
+  // One replica: the same, never zero serving.
+  const only = inst({ replace: true });
+  assert.deepEqual(planService(desired({ replicas: 1 }), [only], [], 0), [{ kind: 'create', count: 1 }]);
+});
+
+test('restart of one instance under recreate stops it first (the strategy of services that hold a volume)', () => {
+  const [a, b] = [inst(), inst({ replace: true })];
+  assert.deepEqual(planService(desired({ strategy: 'recreate', replicas: 2 }), [a!, b!], [], 0), [{ kind: 'stop', instance: b!.id, reason: 'recreate: old set stops first' }]);
+  assert.deepEqual(planService(desired({ strategy: 'recreate', replicas: 2 }), [a!], [], 0), [{ kind: 'create', count: 1 }]);
+});

@@ -18,6 +18,8 @@ export interface InstanceView {
   /** ms timestamp when the container started (for crash-loop reset). */
   startedAt?: number;
   createdAt: number;
+  /** A person asked for this instance to be restarted: it is replaced like an instance of an old release. */
+  replace?: boolean;
 }
 
 export interface DesiredView {
@@ -171,8 +173,9 @@ export function planService(desired: DesiredView | undefined, instances: Instanc
     }
   }
 
-  const current = live.filter((i) => i.releaseId === desired.releaseId);
-  const old = live.filter((i) => i.releaseId !== desired.releaseId);
+  // An instance asked to restart counts as old: the strategy replaces it (rolling: a new one serves first).
+  const current = live.filter((i) => i.releaseId === desired.releaseId && !i.replace);
+  const old = live.filter((i) => i.releaseId !== desired.releaseId || i.replace);
 
   // Scale down the current release: drop those not serving first, then the newest.
   if (current.length > desired.replicas) {
@@ -181,7 +184,10 @@ export function planService(desired: DesiredView | undefined, instances: Instanc
   }
 
   const strategy = desired.strategy ?? 'rolling';
-  const replace = strategy === 'blue-green' ? blueGreen : strategy === 'recreate' ? recreate : rolling;
+  // Restarting single instances of the routed release is a rolling replacement under blue-green too
+  // (the API refuses it while another release's set is live); recreate stops first, as it always does.
+  const restarting = old.some((i) => i.replace && i.releaseId === desired.releaseId);
+  const replace = strategy === 'recreate' ? recreate : strategy === 'blue-green' && !restarting ? blueGreen : rolling;
   const { stops, createBudget, extra } = replace(desired, current, old, now);
   actions.push(...stops, ...extra);
 

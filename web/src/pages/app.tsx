@@ -4,6 +4,7 @@ import { api } from '../api.ts';
 import type { InstanceView, ReleaseView, ServiceView } from '../api.ts';
 import { Link, navigate, useLocation, withQuery } from '../router.tsx';
 import { Badge, Empty, Loaded, OutcomeNote, Page, Time, shortId, span, useAction, useCoalesced, useData, useEvents } from '../ui.tsx';
+import { useCan, type Can } from '../can.ts';
 
 const TABS: [string, string][] = [['', 'Services'], ['releases', 'Releases'], ['logs', 'Logs'], ['metrics', 'Metrics'], ['graph', 'Graph'], ['config', 'Config'], ['events', 'Events'], ['volumes', 'Volumes']];
 
@@ -53,19 +54,22 @@ export function AppPage({ app }: { app: string }) {
   const envs = [...new Set(d.data?.services.map((s) => s.env) ?? [])].sort();
   const env = useEnv(envs);
   const services = d.data?.services.filter((s) => s.env === env) ?? [];
+  const can = useCan();
   return (
     <Page title={app} sub={<EnvPicker envs={envs} env={env} />}>
       <AppTabs app={app} current="" />
       <Loaded d={d} what={`app ${app}`}>
         {(data) => services.length === 0
           ? <Empty>{app} runs nothing{env ? ` in ${env}` : ''}. Deploy it with <code>berth deploy -f compose.yaml --env {env ?? 'prod'}</code>.</Empty>
-          : <>{services.map((s) => <ServiceCard key={s.name} s={s} releases={data.releases.filter((r) => r.env === s.env && r.service === s.name)} changed={refresh} />)}</>}
+          : <>{services.map((s) => <ServiceCard key={s.name} s={s} can={can} releases={data.releases.filter((r) => r.env === s.env && r.service === s.name)} changed={refresh} />)}</>}
       </Loaded>
     </Page>
   );
 }
 
-function ServiceCard({ s, releases, changed }: { s: ServiceView; releases: ReleaseView[]; changed: () => void }) {
+function ServiceCard({ s, releases, changed, can }: { s: ServiceView; releases: ReleaseView[]; changed: () => void; can: Can }) {
+  const operate = can('app.operate', { app: s.app, env: s.env });
+  const deploy = can('app.deploy', { app: s.app, env: s.env });
   const a = useAction();
   const [replicas, setReplicas] = useState(String(s.desired));
   const [confirm, setConfirm] = useState<string>();
@@ -92,7 +96,7 @@ function ServiceCard({ s, releases, changed }: { s: ServiceView; releases: Relea
         <div><dt>Routes</dt><dd>{s.routes.length ? s.routes.map((r) => `${r.host ?? '*'}${r.path}`).join(', ') : 'none'}</dd></div>
         <div><dt>Restarts</dt><dd>{s.failures}{s.lastCrash ? <> · last crash <Time ts={s.lastCrash.at} /></> : ''}</dd></div>
       </dl>
-      <div class="actions" role="group" aria-label={`Actions on ${s.name}`}>
+      {operate && <div class="actions" role="group" aria-label={`Actions on ${s.name}`}>
         <form class="inline" onSubmit={(e) => {
           e.preventDefault();
           void act(async () => {
@@ -113,13 +117,13 @@ function ServiceCard({ s, releases, changed }: { s: ServiceView; releases: Relea
             return `Restarting: ${r.restarts.map((x) => `${x.service} → release #${x.release}`).join(', ')}.`;
           })}>Confirm restart</button>
           : <button class="btn" type="button" disabled={a.busy} onClick={() => setConfirm('restart')}>Restart…</button>}
-        {confirm === 'rollback'
+        {deploy && (confirm === 'rollback'
           ? <button class="btn warn" type="button" disabled={a.busy} onClick={() => void act(async () => {
             const r = await c.rollback(s.app, { env: s.env, service: s.name });
             return `Rolling back: ${r.rollbacks.map((x) => `${x.service} → release #${x.to}`).join(', ')}.`;
           })}>Confirm roll back</button>
-          : <button class="btn" type="button" disabled={a.busy} onClick={() => setConfirm('rollback')}>Roll back…</button>}
-        {others.length > 0 && (
+          : <button class="btn" type="button" disabled={a.busy} onClick={() => setConfirm('rollback')}>Roll back…</button>)}
+        {deploy && others.length > 0 && (
           <form class="inline" onSubmit={(e) => {
             e.preventDefault();
             if (!target) return;
@@ -136,19 +140,23 @@ function ServiceCard({ s, releases, changed }: { s: ServiceView; releases: Relea
           </form>
         )}
         {confirm && <button class="btn ghost" type="button" onClick={() => setConfirm(undefined)}>Cancel</button>}
-      </div>
+      </div>}
       <OutcomeNote outcome={a.outcome} />
-      <Instances s={s} />
+      <Instances s={s} restart={operate ? (id) => act(async () => {
+        const r = await c.restartInstance(s.app, s.env, id);
+        return `Restarting ${r.instance}: a new instance of ${r.service} replaces it.`;
+      }) : undefined} busy={a.busy} />
     </section>
   );
 }
 
-function Instances({ s }: { s: ServiceView }) {
+function Instances({ s, restart, busy }: { s: ServiceView; restart: ((id: string) => Promise<void>) | undefined; busy: boolean }) {
+  const [confirm, setConfirm] = useState<string>();
   if (s.instances.length === 0) return <Empty>No instances{s.desired === 0 ? ' (scaled to 0)' : ' yet'}.</Empty>;
   const now = Date.now();
   return (
     <table class="instances" aria-label={`Instances of ${s.name}`}>
-      <thead><tr><th scope="col">Instance</th><th scope="col">State</th><th scope="col">Health</th><th scope="col">Host</th><th scope="col">Address</th><th scope="col">Uptime</th><th scope="col">Release</th><th scope="col"><span class="sr-only">Links</span></th></tr></thead>
+      <thead><tr><th scope="col">Instance</th><th scope="col">State</th><th scope="col">Health</th><th scope="col">Host</th><th scope="col">Address</th><th scope="col">Uptime</th><th scope="col">Release</th><th scope="col"><span class="sr-only">Links and actions</span></th></tr></thead>
       <tbody>
         {s.instances.map((i: InstanceView) => (
           <tr key={i.id} data-instance={i.id}>
@@ -159,7 +167,15 @@ function Instances({ s }: { s: ServiceView }) {
             <td><code>{i.address}:{i.port}</code></td>
             <td>{i.startedAt ? span(now - i.startedAt) : '-'}</td>
             <td>#{i.release}</td>
-            <td><Link href={`/apps/${encodeURIComponent(s.app)}/logs?env=${s.env}&service=${s.name}&instance=${i.id}`}>logs</Link></td>
+            <td><div class="row-actions">
+              <Link href={`/apps/${encodeURIComponent(s.app)}/logs?env=${s.env}&service=${s.name}&instance=${i.id}`}>logs</Link>
+              {restart && i.state === 'running' && (confirm === i.id
+                ? <button class="btn small warn" type="button" disabled={busy} onClick={() => {
+                  setConfirm(undefined);
+                  void restart(i.id);
+                }}>Confirm restart of {i.id}</button>
+                : <button class="btn small" type="button" disabled={busy} aria-label={`Restart instance ${i.id}`} onClick={() => setConfirm(i.id)}>Restart</button>)}
+            </div></td>
           </tr>
         ))}
       </tbody>

@@ -4,7 +4,7 @@ import { api } from '../api.ts';
 import { approve, deny, listApprovals, type ApprovalStatus } from '../../../src/client/auth-client.ts';
 import { useCan } from '../can.ts';
 import { Link, navigate, useLocation, withQuery } from '../router.tsx';
-import { Badge, Empty, Loaded, OutcomeNote, Page, Time, useAction, useCoalesced, useData, useEvents } from '../ui.tsx';
+import { Badge, Empty, Loaded, OutcomeNote, Page, Time, useAction, useCoalesced, useData, useEvents, Scroll } from '../ui.tsx';
 
 const STATUSES: ApprovalStatus[] = ['pending', 'approved', 'denied', 'failed'];
 
@@ -29,7 +29,7 @@ export function Approvals() {
       <OutcomeNote outcome={a.outcome} />
       <Loaded d={d} what="approvals">
         {({ approvals }) => approvals.length === 0 ? <Empty>No {status} approvals.</Empty> : (
-          <div class="card">
+          <Scroll label="Approvals">
             <table aria-label={`${status} approvals`}>
               <thead><tr><th scope="col">Request</th><th scope="col">App/env</th><th scope="col">Asked by</th><th scope="col">Asked</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
               <tbody>
@@ -59,7 +59,7 @@ export function Approvals() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </Scroll>
         )}
       </Loaded>
     </Page>

@@ -3,7 +3,7 @@ import { useState } from 'preact/hooks';
 import { api } from '../api.ts';
 import { audit, auditJsonlPath, auditVerify, type AuditFilterArgs } from '../../../src/client/auth-client.ts';
 import { navigate, useLocation, withQuery } from '../router.tsx';
-import { Badge, Empty, Loaded, OutcomeNote, Page, Time, useAction, useCoalesced, useData, useEvents } from '../ui.tsx';
+import { Badge, Empty, Loaded, OutcomeNote, Page, Time, useAction, useCoalesced, useData, useEvents, Scroll } from '../ui.tsx';
 
 const FIELDS = ['actor', 'app', 'action', 'since', 'until'] as const;
 
@@ -49,7 +49,7 @@ export function Audit() {
       {verified ? <p class={`outcome ${verified.ok ? 'ok' : 'bad'}`} role="status" data-verify={verified.ok ? 'ok' : 'bad'}>{verified.text}</p> : <OutcomeNote outcome={v.outcome} />}
       <Loaded d={d} what="the audit log">
         {({ entries }) => entries.length === 0 ? <Empty>No audit entries{query.toString() ? ' match these filters' : ''}.</Empty> : (
-          <div class="card">
+          <Scroll label="Audit entries">
             <table aria-label="Audit entries">
               <thead><tr><th scope="col">#</th><th scope="col">When</th><th scope="col">Who</th><th scope="col">Action</th><th scope="col">App/env</th><th scope="col">Answer</th><th scope="col">From</th></tr></thead>
               <tbody>
@@ -66,7 +66,7 @@ export function Audit() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </Scroll>
         )}
       </Loaded>
     </Page>

@@ -1,7 +1,7 @@
 /** Certificates of routes' hosts: source, issuer, expiry, renewal state; upload, renew, remove (owners). */
 import { api } from '../api.ts';
 import { isOwner } from '../can.ts';
-import { Badge, Empty, Loaded, OutcomeNote, Page, Time, span, useAction, useCoalesced, useData, useEvents } from '../ui.tsx';
+import { Badge, Empty, Loaded, OutcomeNote, Page, Time, span, useAction, useCoalesced, useData, useEvents, Scroll } from '../ui.tsx';
 
 const DAY = 86_400_000;
 
@@ -16,7 +16,7 @@ export function Certs() {
       <OutcomeNote outcome={a.outcome} />
       <Loaded d={d} what="certificates">
         {({ certs }) => certs.length === 0 ? <Empty>No route names a host yet: certificates appear here for <code>x-berth.routes</code> with a host.</Empty> : (
-          <div class="card">
+          <Scroll label="Certificates">
             <table aria-label="Certificates">
               <thead><tr><th scope="col">Host</th><th scope="col">Status</th><th scope="col">Source</th><th scope="col">Expires</th><th scope="col">Renewal</th><th scope="col">Routes</th>{owner && <th scope="col"><span class="sr-only">Actions</span></th>}</tr></thead>
               <tbody>
@@ -46,7 +46,7 @@ export function Certs() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </Scroll>
         )}
       </Loaded>
       {owner && (

@@ -3,7 +3,7 @@ import { api } from '../api.ts';
 import type { ServiceView } from '../api.ts';
 import { listVolumes } from '../../../src/client/volume-client.ts';
 import { Link } from '../router.tsx';
-import { Badge, Empty, Loaded, Page, useCoalesced, useData, useEvents } from '../ui.tsx';
+import { Badge, Empty, Loaded, Page, useCoalesced, useData, useEvents, Scroll } from '../ui.tsx';
 import { AppTabs } from './app.tsx';
 
 export function bytes(n: number | null): string {
@@ -31,7 +31,7 @@ export function Volumes(props: { app?: string }) {
       {props.app && <AppTabs app={props.app} current="volumes" />}
       <Loaded d={d} what="volumes">
         {({ volumes, services }) => volumes.length === 0 ? <Empty>No named volumes{props.app ? ` in ${props.app}` : ''}: a service keeps data in one with <code>volumes: [data:/var/lib/data]</code>.</Empty> : (
-          <div class="card">
+          <Scroll label="Volumes">
             <table aria-label="Volumes">
               <thead><tr><th scope="col">Volume</th>{!props.app && <th scope="col">App</th>}<th scope="col">Env</th><th scope="col">Size</th><th scope="col">Mounted by</th><th scope="col">Pinned</th></tr></thead>
               <tbody>
@@ -53,7 +53,7 @@ export function Volumes(props: { app?: string }) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </Scroll>
         )}
       </Loaded>
     </Page>
