@@ -866,3 +866,23 @@ test('depends_on service_healthy: the held service says once what it waits for, 
   assert.equal(rel.message, 'db did not become healthy in 60s: healthcheck exit 1: pg_isready: no response');
   assert.ok(h.store.listEvents({ app: K.app }).some((e) => e.kind === 'release.failed' && e.message === `release ${rel.seq} of web failed: db did not become healthy in 60s: healthcheck exit 1: pg_isready: no response`));
 });
+
+test('restart of one instance: its replacement starts first, then it goes; the others stay', async () => {
+  const h = setup();
+  const http = { type: 'http' as const, path: '/health', intervalMs: 1000, timeoutMs: 500, retries: 3, startPeriodMs: 0 };
+  const setHealth = (id: string, health: InstanceRecord['health']) => h.store.updateInstance(id, { health });
+  await h.release(serviceSpec({ replicas: 2, health: http }));
+  await h.settle();
+  for (const r of h.rows()) setHealth(r.id, 'healthy');
+  await h.settle();
+  const [victim, other] = h.rows().map((r) => r.id) as [string, string];
+  h.store.updateInstance(victim, { replaceRequestedAt: 1 });
+  await h.round();
+  await h.settle();
+  assert.equal(h.rows().length, 3, 'a new instance starts while the restarted one keeps serving');
+  assert.ok(h.rows().some((r) => r.id === victim));
+  const fresh = h.rows().find((r) => r.id !== victim && r.id !== other)!;
+  setHealth(fresh.id, 'healthy');
+  await h.settle();
+  assert.deepEqual(h.rows().map((r) => r.id).sort(), [other, fresh.id].sort(), 'the restarted instance is gone, the other untouched');
+});
