@@ -80,7 +80,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   registerAuthorization(app, {
     auth: d.auth, appTeam: (a) => d.authStore.appTeam(a), appExists: (a) => d.known.envsOf(a) !== undefined,
     claimApp: (a, team) => d.authStore.setAppTeam(a, team),
-    approvals: d.authStore, clock: d.clock, newId: d.newId, replaySecret,
+    approvals: d.authStore, clock: d.clock, newId: d.newId, replaySecret, addEvent: (e) => void d.store.addEvent(e),
     appOf: { deployment: (id) => d.store.getDeployment(id)?.app, build: (id) => d.buildApp?.(id) },
   });
 
@@ -257,7 +257,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   registerAuthRoutes(app, { auth: d.auth, store: d.authStore, clock: d.clock, newId: d.newId });
   // Every change and secret read, after it was answered (hooks reach every route, registered before or after).
   registerAudit(app, { audit: d.audit, clock: d.clock });
-  registerApprovalRoutes(app, { auth: d.auth, store: d.authStore, clock: d.clock, replaySecret });
+  registerApprovalRoutes(app, { auth: d.auth, store: d.authStore, clock: d.clock, replaySecret, addEvent: (e) => void d.store.addEvent(e) });
   registerTeamRoutes(app, { store: d.authStore, clock: d.clock, newId: d.newId, requireApp: (a) => d.known.requireApp(a) });
   return app;
 }

@@ -49,6 +49,8 @@ test('approvals: policy by team admins; a prod deploy waits; the requester (or t
   assert.deepEqual([approval.status, approval.env, approval.requestedBy, approval.action], ['pending', 'prod', 'ann', 'POST /v1/apps/:app/deployments']);
   assert.match(r.json().message, new RegExp(`berth approve ${approval.id}`));
   assert.equal(t.calls.length, before, 'nothing was queued');
+  // The request is an event of the app: pages following the event stream see it.
+  assert.deepEqual(t.store.listEvents({ app: 'shop' }).filter((e) => e.kind.startsWith('approval.')).map((e) => [e.kind, e.env]), [['approval.requested', 'prod']]);
 
   await expectError(ann('POST', `/v1/approvals/${approval.id}/approve`), 403, /a second person must approve/);
   // Ann's own token is still ann.
@@ -67,6 +69,7 @@ test('approvals: policy by team admins; a prod deploy waits; the requester (or t
   assert.equal(ok.json().status, 202);
   assert.equal(ok.json().result.deployment.app, 'shop');
   assert.equal(ok.json().approval.decidedBy, 'bob');
+  assert.equal(t.store.listEvents({ app: 'shop' }).filter((e) => e.kind.startsWith('approval.')).at(-1)?.kind, 'approval.approved');
   assert.deepEqual(t.calls.slice(before), [`deployment ${ok.json().result.deployment.id}`]);
   await expectError(bob('POST', `/v1/approvals/${approval.id}/approve`), 409, /approved already/);
   await expectError(t.api.inject({ method: 'POST', url: '/v1/apps/shop/deployments', headers: { 'x-berth-approval': `${approval.id}:x` }, payload: { spec } }), 401);

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { allows, roleAtLeast, teamsOf, type ApprovalStore, type AuthStore, type Principal } from '../core/auth.ts';
 import { Conflict, Forbidden, NotFound } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
+import type { NewEvent } from '../core/store.ts';
 import type { Authenticator } from '../auth/index.ts';
 import { approvalView, canSee } from './authorize.ts';
 import { SMALL } from './auth-routes.ts';
@@ -16,7 +17,11 @@ export const approvalsQuery = z.object({ status: z.enum(['pending', 'approved', 
  * approves it — the request is then carried out as its requester, with the roles they hold now — or
  * anyone who may deploy there (the requester too) denies it.
  */
-export function registerApprovalRoutes(app: FastifyInstance, d: { auth: Authenticator; store: AuthStore & ApprovalStore; clock: Clock; replaySecret: string }): void {
+export function registerApprovalRoutes(app: FastifyInstance, d: {
+  auth: Authenticator; store: AuthStore & ApprovalStore; clock: Clock; replaySecret: string;
+  /** The event timeline: each decision is an event of its app. */
+  addEvent?: (e: NewEvent) => void;
+}): void {
   const me = (req: FastifyRequest) => req.principal!;
   const visible = (p: Principal, id: string) => {
     const a = d.store.getApproval(id);
@@ -55,6 +60,8 @@ export function registerApprovalRoutes(app: FastifyInstance, d: { auth: Authenti
     });
     const ok = res.statusCode < 400;
     d.store.setApprovalResult(id, ok ? 'approved' : 'failed', `${res.statusCode} ${res.body.slice(0, 500)}`);
+    d.addEvent?.({ app: a.app, env: a.env, service: '', instance: '', kind: ok ? 'approval.approved' : 'approval.failed',
+      message: `approval ${id} ${ok ? 'approved' : 'approved, but the request failed'} by ${p.name} (HTTP ${res.statusCode})` });
     let result: unknown;
     try {
       result = JSON.parse(res.body);
@@ -71,6 +78,7 @@ export function registerApprovalRoutes(app: FastifyInstance, d: { auth: Authenti
     if (a.status !== 'pending') throw new Conflict(`approval ${id} is ${a.status} already`);
     mayDecide(p, a);
     if (!d.store.decideApproval(id, 'denied', p.name, d.clock.now(), 'denied')) throw new Conflict(`approval ${id} was decided meanwhile`);
+    d.addEvent?.({ app: a.app, env: a.env, service: '', instance: '', kind: 'approval.denied', message: `approval ${id} denied by ${p.name}` });
     return { approval: approvalView(d.store.getApproval(id)!) };
   });
 

@@ -8,6 +8,7 @@
  * caller can read but not change in that environment is a 403 that says which role is needed.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { NewEvent } from '../core/store.ts';
 import { ACTION_ROLE, allows, type ApprovalRecord, type ApprovalStore, type Principal, type Target } from '../core/auth.ts';
 import { Forbidden, InvalidInput, NotFound, Unauthorized } from '../core/errors.ts';
 import { CSRF_HEADER, sameDigest, type Authenticator } from '../auth/index.ts';
@@ -36,6 +37,8 @@ export interface AuthorizeDeps {
   claimApp: (app: string, team: string | undefined) => void;
   /** Environment policies and pending approvals. */
   approvals: ApprovalStore;
+  /** The event timeline: a request kept for approval is an event of its app (pages follow the stream). */
+  addEvent?: (e: NewEvent) => void;
   clock: { now(): number };
   newId: () => string;
   /** The in-process secret an approved request's replay carries (x-berth-approval: ID:SECRET). */
@@ -178,6 +181,8 @@ export function registerAuthorization(app: FastifyInstance, d: AuthorizeDeps): v
       requestedBy: p.subject, requestedByName: p.name, status: 'pending', decidedBy: '', createdAt: d.clock.now(), decidedAt: 0, result: '',
     };
     d.approvals.addApproval(a);
+    d.addEvent?.({ app: appName, env, service: '', instance: '', kind: 'approval.requested',
+      message: `${p.name} asked for ${a.action} in ${appName}/${env}: approval ${a.id} waits for a second person (berth approve ${a.id})` });
     return reply.status(202).send({
       approval: approvalView(a),
       message: `${env} of team ${team} requires a second person's approval: ask someone who deploys there to run \`berth approve ${a.id}\``,

@@ -1,5 +1,4 @@
 /** Deploys and promotions waiting for a second person: approve (carried out as its requester) or deny. */
-import { useEffect } from 'preact/hooks';
 import { api } from '../api.ts';
 import { approve, deny, listApprovals, type ApprovalStatus } from '../../../src/client/auth-client.ts';
 import { useCan } from '../can.ts';
@@ -12,12 +11,8 @@ export function Approvals() {
   const { path, query } = useLocation();
   const status = (STATUSES.find((s) => s === query.get('status')) ?? 'pending');
   const d = useData(() => listApprovals(api(), status), `approvals:${status}`);
-  // A decision starts a deployment (events); a new request makes none, so the list is also read every 10 s.
-  useEvents({}, useCoalesced(d.reload, 500));
-  useEffect(() => {
-    const t = setInterval(d.reload, 10_000);
-    return () => clearInterval(t);
-  }, [d.reload]);
+  // Requests and decisions are events of their app (approval.*): the list follows the stream.
+  useEvents({}, useCoalesced(d.reload, 300));
   const can = useCan();
   const a = useAction();
   return (
