@@ -1,34 +1,31 @@
 /** Typed calls of the host API (issue 13): hosts, their labels, drain, removal; cluster init and join. */
 import type { BerthClient } from './client.ts';
-import type { ClusterMode, HostInfo } from '../core/ports.ts';
 
 export type { ClusterMode, HostInfo } from '../core/ports.ts';
 
-const enc = encodeURIComponent;
-
 export function listHosts(c: BerthClient) {
-  return c.request<{ mode: ClusterMode; hosts: HostInfo[] }>('GET', '/v1/hosts');
+  return c.call('get', '/v1/hosts', {});
 }
 
 /** Sets labels and removes the keys in `remove`. */
 export function labelHost(c: BerthClient, host: string, set: Record<string, string>, remove: string[] = []) {
-  return c.request<{ host: HostInfo }>('PUT', `/v1/hosts/${enc(host)}/labels`, { set, remove });
+  return c.call('put', '/v1/hosts/{host}/labels', { path: { host }, body: { set, remove } });
 }
 
 /** drain false: ready again. */
 export function drainHost(c: BerthClient, host: string, drain = true) {
-  return c.request<{ host: HostInfo }>('POST', `/v1/hosts/${enc(host)}/drain`, { drain });
+  return c.call('post', '/v1/hosts/{host}/drain', { path: { host }, body: { drain } });
 }
 
 export function removeHost(c: BerthClient, host: string, force = false) {
-  return c.request<void>('DELETE', `/v1/hosts/${enc(host)}${force ? '?force=true' : ''}`);
+  return c.call('delete', '/v1/hosts/{host}', { path: { host }, query: { force: force ? 'true' : undefined } });
 }
 
 export function clusterInit(c: BerthClient, advertiseAddr: string) {
-  return c.request<{ mode: ClusterMode; hosts: HostInfo[] }>('POST', '/v1/cluster/init', { advertiseAddr });
+  return c.call('post', '/v1/cluster/init', { body: { advertiseAddr } });
 }
 
 /** What a new host runs to join (the token is a credential). */
 export function clusterJoin(c: BerthClient, pool?: string) {
-  return c.request<{ token: string; managers: string[]; command: string; steps: string[] }>('GET', `/v1/cluster/join${pool ? `?pool=${enc(pool)}` : ''}`);
+  return c.call('get', '/v1/cluster/join', { query: { pool } });
 }
