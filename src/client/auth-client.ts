@@ -149,21 +149,22 @@ export type { SsoProviderView } from '../core/sso.ts';
 
 /** `berth sso list`. */
 export function ssoProviders(c: BerthClient) {
-  return c.request<{ providers: import('../core/sso.ts').SsoProviderView[] }>('GET', '/v1/sso/providers');
+  return c.call('get', '/v1/sso/providers', {});
 }
 
 /** `berth sso set`: the body of a provider (core/sso.ts providerBodySchema); a secret left out keeps the stored one. */
 export function putSsoProvider(c: BerthClient, name: string, body: Record<string, unknown>) {
-  return c.request<{ provider: import('../core/sso.ts').SsoProviderView }>('PUT', `/v1/sso/providers/${encodeURIComponent(name)}`, body);
+  // Assembled by `berth sso set` from flags and files: the server checks it field by field.
+  return c.call('put', '/v1/sso/providers/{name}', { path: { name }, body: body as Body<'/v1/sso/providers/{name}', 'put'> });
 }
 
 export function removeSsoProvider(c: BerthClient, name: string) {
-  return c.request<{ name: string; grantsRevoked: number; sessionsEnded: number }>('DELETE', `/v1/sso/providers/${encodeURIComponent(name)}`);
+  return c.call('delete', '/v1/sso/providers/{name}', { path: { name } });
 }
 
 /** The enabled providers, as the login page shows them (no credential needed). */
 export function ssoOptions(c: BerthClient) {
-  return c.request<{ providers: { name: string; kind: 'oidc' | 'ldap'; displayName: string }[] }>('GET', '/v1/sso/options');
+  return c.call('get', '/v1/sso/options', {});
 }
 
 /** Where a browser starts an OIDC login: for the portal (`back`: a path) or for a CLI waiting on 127.0.0.1:`port`. */
@@ -178,5 +179,5 @@ export function ssoStartPath(name: string, o: { returnTo?: string; port?: number
 
 /** `berth login --sso`: spends the code the callback handed to the CLI, with the verifier behind its challenge. */
 export function ssoCliSession(c: BerthClient, code: string, verifier: string) {
-  return c.request<{ user: string; token: string; expiresAt: number }>('POST', '/v1/sso/cli-session', { code, verifier });
+  return c.call('post', '/v1/sso/cli-session', { body: { code, verifier } });
 }
