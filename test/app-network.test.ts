@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Resolver } from 'node:dns/promises';
 import { Harness, docker, freePort, hey, viaIngress } from './helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 
@@ -55,7 +56,9 @@ describe('app networks', () => {
   let file: string;
   let cluster: string;
   before(async () => {
-    h = await Harness.create({ portRange: '30500-30599', env: { BERTH_METRICS_INTERVAL_MS: '1000' } });
+    h = await Harness.create({
+      portRange: '30500-30599', env: { BERTH_METRICS_INTERVAL_MS: '1000' }, containerDns: `127.0.${Math.floor(Math.random() * 200) + 20}.54`,
+    });
     await h.startServer();
     dir = await mkdtemp(join(tmpdir(), 'berth-appnet-'));
     file = join(dir, 'compose.yaml');
@@ -124,6 +127,52 @@ describe('app networks', () => {
     assert.equal(await docker('port', preWeb, '8000/tcp').then((p) => p.split('\n').some((l) => l === `127.0.0.1:${inst.port}` || l.endsWith(`:${inst.port}`))), true);
   });
 
+  /** The gateway of one of the app's networks (Berth's DNS listens there). */
+  const gatewayOf = async (env: string, net: string) => docker('network', 'inspect', `berth_${cluster}_${APP}_${env}_${net}`, '--format', '{{(index .IPAM.Config 0).Gateway}}');
+  /** `nslookup NAME` inside a container: its output and exit code (never throws). */
+  const nslookup = (id: string, name: string) => sh(id, `nslookup ${name} 2>&1; echo "exit $?"`);
+  /** The IPv4 answers of an nslookup output (after the server's own lines). */
+  const answers = (out: string) => out.split('\n\n').slice(1).join('\n').split('\n')
+    .flatMap((l) => /^Address:\s*(\d+\.\d+\.\d+\.\d+)$/.exec(l.trim())?.[1] ?? []).sort();
+
+  test('.berth names resolve inside app-network containers (Berth\'s DNS on the network gateway), network names still win, out-of-zone refused', async () => {
+    // An external service `web` of prod (another party's), and the instances of another app's service.
+    const ext = await h.api('POST', '/v1/registry/prod/web', { address: '127.0.0.77', port: 7777, ttl: '1h' });
+    assert.equal(ext.status, 201, JSON.stringify(ext.json));
+    const [preWeb] = await containersOf('pre', 'web');
+    const [prodProbe] = await containersOf('prod', 'probe');
+    assert.ok(preWeb && prodProbe);
+    // The container's DNS: its first network's gateway, search ENV.berth berth (behind Docker's own DNS).
+    const gw = await gatewayOf('pre', 'front');
+    assert.match(gw, /^\d+\.\d+\.\d+\.\d+$/);
+    assert.equal(await docker('inspect', preWeb, '--format', '{{json .HostConfig.Dns}} {{json .HostConfig.DnsSearch}}'), `["${gw}"] ["pre.berth","berth"]`);
+    // From inside: the external service, and prod's web of this app by its full name (its instances' addresses).
+    const ext1 = await nslookup(prodProbe, 'web.prod.berth');
+    assert.deepEqual(answers(ext1), ['127.0.0.77'], ext1);
+    assert.match(ext1, /exit 0$/, ext1);
+    const preWebIps = (await h.api('GET', `/v1/registry`)).json.entries
+      .filter((e: { service: string; env: string; app?: string }) => e.service === 'web' && e.env === 'pre' && e.app === APP).map((e: { address: string }) => e.address).sort();
+    assert.ok(preWebIps.length > 0, 'pre\'s web is in the registry');
+    const full = await nslookup(prodProbe, `web.${APP}.pre.berth`);
+    assert.deepEqual(answers(full), preWebIps, full);
+    // The app network's own names still resolve to the peer on the network: the libc resolver asks the
+    // bare name first (ndots:0) and the engine's DNS answers it (busybox nslookup would only try the
+    // search domains, so `nc` resolves it here).
+    assert.deepEqual((await sh(preWeb, 'cat /etc/resolv.conf')).split('\n').filter((l) => !l.startsWith('#')),
+      ['search pre.berth berth', 'nameserver 127.0.0.11', 'options ndots:0']);
+    assert.equal(await sh(preWeb, 'nc -w 3 db 5432 </dev/null'), 'db-pre');
+    // Out of the zone: no answer (Berth refuses, no upstream is configured: nothing leaves the machine).
+    const out = await nslookup(prodProbe, 'example.com');
+    assert.doesNotMatch(out, /exit 0$/, out);
+    assert.deepEqual(answers(out), [], out);
+    // Berth's DNS on the gateway itself: the same zone, REFUSED outside it.
+    const r = new Resolver({ timeout: 2000, tries: 1 });
+    r.setServers([gw]);
+    assert.deepEqual(await r.resolve4('web.prod.berth'), ['127.0.0.77']);
+    await assert.rejects(r.resolve4('example.com'), (e: NodeJS.ErrnoException) => e.code === 'EREFUSED');
+    assert.equal((await h.api('DELETE', `/v1/registry/external/${ext.json.id}`)).status, 204);
+  });
+
   test('web scaled to 3 on its fixed port, a rolling release under load: 0 failed; a killed replica replaced', async () => {
     await deploy('prod', 'v1', 3);
     const seen = new Set<string>();
@@ -166,6 +215,10 @@ describe('app networks', () => {
     assert.equal(await snapshot(), beforeContainers, 'same containers, same start times');
     assert.deepEqual(await networks(), beforeNetworks, 'same networks (ids and names)');
     assert.match(await viaIngress(h.ingressPort, 'shop-pre.test'), /^pre v1 /);
+    // Berth's DNS listens on the adopted networks' gateways again: a `.berth` name resolves inside.
+    const [preWeb] = await containersOf('pre', 'web');
+    const lookup = await nslookup(preWeb!, `web.${APP}.pre.berth`);
+    assert.match(lookup, /exit 0$/, lookup);
   });
 
   test('a fixed host port: published as written (one container, releases stop first); already taken → a clear error naming it', async () => {

@@ -50,6 +50,8 @@ export interface ContainerNetworking {
 export interface ContainerSpec {
   /** App-network mode; absent: the host's network. */
   network?: ContainerNetworking;
+  /** DNS servers and search domains for an app-network container (behind the engine's own DNS, which answers its networks' names first). */
+  dns?: { servers: string[]; search: string[] };
   name: string;
   image: string;
   labels: Record<string, string>;
@@ -354,6 +356,8 @@ export interface NetworkInfo {
   name: string;
   id: string;
   labels: Record<string, string>;
+  /** The network's gateway address on the engine's host (Berth's DNS listens there for its containers); absent when the engine has none. */
+  gateway?: string;
 }
 
 /**
@@ -361,8 +365,8 @@ export interface NetworkInfo {
  * cannot reach each other: the engine's host does not forward between them); many hosts: an overlay.
  */
 export interface EngineNetworks {
-  /** Creates the network unless one of that name exists (concurrent calls create it once). */
-  ensureNetwork(name: string, labels: Record<string, string>): Promise<void>;
+  /** Creates the network unless one of that name exists (concurrent calls create it once); the network as it is. */
+  ensureNetwork(name: string, labels: Record<string, string>): Promise<NetworkInfo>;
   /** Networks carrying all the given labels. */
   listNetworks(labels: Record<string, string>): Promise<NetworkInfo[]>;
   /** Removes a network. False when there was none; Conflict while a container is attached to it. */

@@ -32,6 +32,9 @@ test('app network: networks per app/env/Compose network with the service name fi
   const c = containerSpecFor(rel(s), inst, { scope: 'c1', resolvConf: '/d/resolv.conf' });
   assert.equal(c.env.PORT, '8000', 'PORT is the native port');
   assert.ok(!c.mounts.some((m) => m.target === '/etc/resolv.conf'), 'Docker\'s DNS answers service names: no resolv.conf over it');
+  assert.equal(c.dns, undefined, 'no DNS servers unless Berth\'s DNS listens on the gateway');
+  const d = containerSpecFor(rel(s), inst, { scope: 'c1', resolvConf: '/d/resolv.conf', dns: { servers: ['10.210.3.1'], search: ['pre.berth', 'berth'] } });
+  assert.deepEqual(d.dns, { servers: ['10.210.3.1'], search: ['pre.berth', 'berth'] }, 'behind Docker\'s DNS: berth names forwarded to the gateway');
 });
 
 test('host mode: no networking in the container spec, PORT is the allocated port, resolv.conf mounted', () => {
@@ -41,6 +44,8 @@ test('host mode: no networking in the container spec, PORT is the allocated port
   assert.equal(c.network, undefined);
   assert.equal(c.env.PORT, '20001');
   assert.ok(c.mounts.some((m) => m.target === '/etc/resolv.conf'));
+  const d = containerSpecFor(rel(s), inst, { scope: 'c1', resolvConf: '/d/resolv.conf', dns: { servers: ['10.210.3.1'], search: ['pre.berth'] } });
+  assert.equal(d.dns, undefined, 'host mode: its resolv.conf names Berth\'s DNS already');
 });
 
 test('app network without a routed port: no PORT, nothing published, still on the default network', () => {

@@ -48,6 +48,8 @@ export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra
   fileMounts?: Array<{ source: string; target: string }>;
   /** The installation's cluster id (app networks are named with it). */
   scope?: string;
+  /** An app-network container's DNS servers and search domains (Berth's DNS on its network's gateway). */
+  dns?: { servers: string[]; search: string[] };
 } = {}): ContainerSpec {
   const s = rel.spec;
   const network = networkingFor(rel, inst, extra.scope ?? 'local');
@@ -96,6 +98,8 @@ export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra
   // On an app network, names resolve through the engine's DNS (service names, aliases), which a
   // bind-mounted resolv.conf would bypass.
   if (extra.resolvConf && !network) spec.mounts.push({ type: 'bind', source: extra.resolvConf, target: '/etc/resolv.conf', readOnly: true });
+  // The engine's DNS forwards what it does not know (`web.prod.berth`) to these servers.
+  if (network && extra.dns?.servers.length) spec.dns = { servers: [...extra.dns.servers], search: [...extra.dns.search] };
   if (s.command) spec.cmd = s.command;
   if (s.entrypoint) spec.entrypoint = s.entrypoint;
   if (s.limits.nanoCpus !== undefined) spec.nanoCpus = s.limits.nanoCpus;

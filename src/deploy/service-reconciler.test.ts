@@ -11,7 +11,7 @@ import { FakeEngine } from '../engine/fake/index.ts';
 import { buildRouteTable } from '../registry/index.ts';
 import { SqliteStore } from '../store/index.ts';
 import { silentLogger } from '../lib/logger.ts';
-import { ServiceReconciler } from './service-reconciler.ts';
+import { ServiceReconciler, type ServiceReconcilerDeps } from './service-reconciler.ts';
 import { rollbackTo } from './rollback.ts';
 
 const K: ServiceKey = { app: 'shop', env: 'prod', service: 'web' };
@@ -51,7 +51,7 @@ interface RouteCall {
   table: IngressRoute[];
 }
 
-function harness(extra: { hostPaths?: HostPathPolicy } = {}) {
+function harness(extra: { hostPaths?: HostPathPolicy } & Pick<Partial<ServiceReconcilerDeps>, 'networkDns'> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'berth-reconciler-'));
   const clock = { t: T0, now() { return this.t; } };
   const store = new SqliteStore(join(dir, 'berth.db'), clock);
@@ -147,7 +147,7 @@ function harness(extra: { hostPaths?: HostPathPolicy } = {}) {
 type H = ReturnType<typeof harness>;
 
 const open: H[] = [];
-function setup(extra: { hostPaths?: HostPathPolicy } = {}): H {
+function setup(extra: Parameters<typeof harness>[0] = {}): H {
   const h = harness(extra);
   open.push(h);
   return h;
@@ -824,6 +824,23 @@ test('app network: the app\'s networks exist before a container joins them (crea
   const spec = [...h.engine.specs.values()][0]!;
   assert.deepEqual(spec.network?.networks.map((n) => n.aliases), [['web', 'www'], ['web']]);
   assert.equal(spec.network?.publish[0]?.hostIp, '127.0.0.1');
+});
+
+test('app network: the container\'s DNS is Berth\'s on its first network\'s gateway (asked once per instance), none when Berth\'s DNS cannot listen', async () => {
+  const asked: string[] = [];
+  const h = setup({ networkDns: async (env, gateway) => (asked.push(`${env} ${gateway}`), { servers: [gateway], search: [`${env}.berth`, 'berth'] }) });
+  await h.release(serviceSpec({ replicas: 2, networkMode: 'app', networks: [{ name: 'front', aliases: [] }, { name: 'back', aliases: [] }], port: 8000 }));
+  await h.settle();
+  const front = (await h.engine.listNetworks({ [LABEL.network]: 'front' }))[0]!;
+  assert.ok(front.gateway);
+  assert.deepEqual(asked, [`${K.env} ${front.gateway}`, `${K.env} ${front.gateway}`]);
+  for (const spec of h.engine.specs.values()) assert.deepEqual(spec.dns, { servers: [front.gateway], search: [`${K.env}.berth`, 'berth'] });
+
+  const off = setup({ networkDns: async () => undefined });
+  await off.release(serviceSpec({ replicas: 1, networkMode: 'app', networks: [{ name: 'front', aliases: [] }], port: 8000 }));
+  await off.settle();
+  const [spec] = [...off.engine.specs.values()];
+  assert.ok(spec?.network && spec.dns === undefined, 'the container starts without Berth\'s DNS');
 });
 
 test('app network: an allocated port taken between allocation and start → that instance is replaced on another port', async () => {

@@ -30,6 +30,11 @@ export interface ServiceReconcilerDeps {
   releaseFinished: (k: ServiceKey) => void;
   /** Host path of the resolv.conf for containers of an app in an environment (Berth's DNS), if DNS for containers is on. */
   resolvConf?: (app: string, env: string) => string | undefined;
+  /**
+   * Berth's DNS for an app-network container: listens on its network's gateway (once per gateway) and
+   * says the servers and search domains the container gets; undefined when DNS for containers is off.
+   */
+  networkDns?: (env: string, gateway: string) => Promise<{ servers: string[]; search: string[] } | undefined>;
   /** Configuration (plain values and decrypted secrets) of an app/env at a version, injected as environment. */
   configEnv?: (app: string, env: string, version: number) => Record<string, string>;
   /** Host directory holding an app/env's configuration files (mounted at /run/berth/config). */
@@ -369,14 +374,18 @@ export class ServiceReconciler {
     }
     const bindSources = await this.resolveBinds(w, inst, rel);
     const fileMounts = this.releaseFiles(w, inst, rel);
-    // App networks exist before a container joins them (adopted as they are when they do).
+    // App networks exist before a container joins them (adopted as they are when they do). The
+    // container's DNS server is Berth's on its first network's gateway: the engine's own DNS answers
+    // the networks' names (`db`) and forwards the rest (`web.prod.berth`) there.
+    let dns: { servers: string[]; search: string[] } | undefined;
     for (const n of networkingFor(rel, inst, this.scope())?.networks ?? []) {
       const compose = n.name.slice(networkName(this.scope(), inst.app, inst.env, '').length);
-      await engine.ensureNetwork(n.name, { [LABEL.app]: inst.app, [LABEL.env]: inst.env, [LABEL.network]: compose });
+      const info = await engine.ensureNetwork(n.name, { [LABEL.app]: inst.app, [LABEL.env]: inst.env, [LABEL.network]: compose });
+      if (!dns && info.gateway && this.d.networkDns) dns = await this.d.networkDns(inst.env, info.gateway);
     }
     const configEnv = this.d.configEnv?.(rel.app, rel.env, rel.spec.configVersion ?? 0) ?? {};
     this.d.configFiles?.(rel.app, rel.env, rel.spec.configVersion ?? 0);
-    const id = await engine.create(containerSpecFor(rel, inst, { ...this.extras(inst.app, inst.env), configEnv, bindSources, fileMounts }));
+    const id = await engine.create(containerSpecFor(rel, inst, { ...this.extras(inst.app, inst.env), configEnv, bindSources, fileMounts, ...(dns ? { dns } : {}) }));
     w.instance(inst.id, { containerId: id });
     await this.startContainer(w, inst, id);
     w.instance(inst.id, { state: 'running', startedAt: clock.now(), health: 'starting' });

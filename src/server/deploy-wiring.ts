@@ -29,6 +29,7 @@ export function wireReconcilers(cfg: ServerConfig, d: {
   directAddresses: Map<string, { address: string; port: number }>;
   files: ContainerFiles; config: ConfigStore; registryLogins: RegistryLogins; builds: BuildController; hostPaths: HostPathGuard;
   resolvConf: (app: string, env: string) => string | undefined;
+  networkDns?: (env: string, gateway: string) => Promise<{ servers: string[]; search: string[] } | undefined>;
   applyRoutes(): void;
   /** Applies the routes and waits until nginx serves them. */
   routesChanged(): Promise<void>;
@@ -47,7 +48,7 @@ export function wireReconcilers(cfg: ServerConfig, d: {
   });
   const services = new ServiceReconciler({
     store, engine, clock, logger: logger.child({ component: 'reconciler' }), newId: () => shortId(10), hostAddress: '127.0.0.1', networkScope: d.cluster,
-    directAddresses: d.directAddresses, portRange: cfg.portRange, isPortFree: hostPortChecker(), routesChanged: d.routesChanged, resolvConf: d.resolvConf,
+    directAddresses: d.directAddresses, portRange: cfg.portRange, isPortFree: hostPortChecker(), routesChanged: d.routesChanged, resolvConf: d.resolvConf, ...(d.networkDns ? { networkDns: d.networkDns } : {}),
     hostPaths: d.hostPaths,
     instancesChanged: () => instancesChanged.schedule((err) => logger.error({ err: String(err) }, 'could not follow the instance set')),
     configEnv: files.containerConfig,

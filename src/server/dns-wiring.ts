@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '../core/ports.ts';
+import type { Logger, NetworkInfo } from '../core/ports.ts';
 import type { DesiredStateStore } from '../core/store.ts';
 import { DnsServer, buildDnsSnapshot, normalizeZone, type DnsSnapshot } from '../dns/index.ts';
 import type { Registry } from '../registry/index.ts';
@@ -26,6 +26,10 @@ export async function startDns(cfg: ServerConfig, registry: Registry, store: Pic
   resolvConf: (app: string, env: string) => string | undefined;
   /** Removes the app's resolv.conf files (every environment); returns how many there were. */
   removeResolvConfs: (app: string) => Promise<number>;
+  /** Listens on an app network's gateway (once); the DNS servers and search domains its containers get. */
+  networkDns: (env: string, gateway: string) => Promise<{ servers: string[]; search: string[] } | undefined>;
+  /** The app networks there are now (after a restart, after a purge): listens on each gateway, and on no other. */
+  syncNetworks: (networks: NetworkInfo[]) => Promise<void>;
   close: () => Promise<void>;
 }> {
   let snap = snapshotFromRegistry(registry, store, cfg.dnsZone);
@@ -62,6 +66,39 @@ export async function startDns(cfg: ServerConfig, registry: Registry, store: Pic
     }
     return path;
   };
+  // Berth's DNS on each app network's gateway: the engine's DNS inside the containers forwards the
+  // names it does not know to it (from the host's side, so no traffic crosses the bridge).
+  const gateways = new Map<string, Promise<DnsServer | undefined>>();
+  const listenOn = (gateway: string): Promise<DnsServer | undefined> => {
+    let p = gateways.get(gateway);
+    if (!p) {
+      const s = new DnsServer({ ...common, host: gateway, port: 53 });
+      p = s.start().then(() => s, (err: unknown) => {
+        // The container still runs (its network's names resolve); only `.berth` names do not.
+        common.logger.warn({ gateway, err: String((err as Error).message ?? err) }, 'dns: cannot listen on an app network gateway; its containers do not resolve berth names');
+        gateways.delete(gateway);
+        return undefined;
+      });
+      gateways.set(gateway, p);
+    }
+    return p;
+  };
+  const networkDns = async (env: string, gateway: string): Promise<{ servers: string[]; search: string[] } | undefined> => {
+    if (!cfg.dnsContainerAddress) return undefined;
+    if (!(await listenOn(gateway))) return undefined;
+    const zone = normalizeZone(cfg.dnsZone);
+    return { servers: [gateway], search: [`${env}.${zone}`, zone] };
+  };
+  const syncNetworks = async (networks: NetworkInfo[]): Promise<void> => {
+    if (!cfg.dnsContainerAddress) return;
+    const want = new Set(networks.flatMap((n) => (n.gateway ? [n.gateway] : [])));
+    for (const g of want) await listenOn(g);
+    for (const [g, p] of [...gateways]) {
+      if (want.has(g)) continue;
+      gateways.delete(g);
+      await (await p)?.close();
+    }
+  };
   const removeResolvConfs = async (app: string): Promise<number> => {
     // `resolv-APP.` : app and environment names have no dots, so app `a` never matches app `a-b`'s files.
     const mine = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.startsWith(`resolv-${app}.`) && f.endsWith('.conf'));
@@ -71,8 +108,12 @@ export async function startDns(cfg: ServerConfig, registry: Registry, store: Pic
   return {
     resolvConf,
     removeResolvConfs,
+    networkDns,
+    syncNetworks,
     close: async () => {
       for (const s of servers) await s.close();
+      for (const p of gateways.values()) await (await p)?.close();
+      gateways.clear();
     },
   };
 }

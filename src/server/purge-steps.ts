@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LABEL, type EngineNetworks, type EngineVolumes } from '../core/ports.ts';
+import { LABEL, type EngineNetworks, type EngineVolumes, type NetworkInfo } from '../core/ports.ts';
 import type { PurgeStore } from '../core/store.ts';
 import { Conflict } from '../core/errors.ts';
 import type { PurgeStep } from '../purge/index.ts';
@@ -23,7 +23,7 @@ export interface PurgeStepDeps {
   configRoot: string;
   /** Secret and config files of releases (a tmpfs): `APP/...`. */
   fileRoot?: { removeApp(app: string): void };
-  dns: { removeResolvConfs(app: string): Promise<number> };
+  dns: { removeResolvConfs(app: string): Promise<number>; syncNetworks?(networks: NetworkInfo[]): Promise<void> };
   unfinishedBuilds: (app: string) => BuildRecord[];
   imageJanitor?: ImageJanitor;
 }
@@ -67,6 +67,8 @@ export function purgeSteps(d: PurgeStepDeps): PurgeStep[] {
     { name: 'networks', run: async (app) => {
       const gone: string[] = [];
       for (const n of await engine.listNetworks({ [LABEL.app]: app })) if (await engine.removeNetwork(n.name)) gone.push(n.name);
+      // Berth's DNS stops listening on the gateways that went.
+      if (gone.length) await dns.syncNetworks?.(await engine.listNetworks({}));
       return gone.length ? `network(s) ${gone.join(', ')}` : '';
     } },
     { name: 'releases', run: async (app) => {

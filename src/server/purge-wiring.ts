@@ -1,4 +1,4 @@
-import type { Clock, Engine, Logger } from '../core/ports.ts';
+import type { Clock, Engine, Logger, NetworkInfo } from '../core/ports.ts';
 import type { Store } from '../core/store.ts';
 import { AppPurger, appRemains, type RemainsSources } from '../purge/index.ts';
 import { volumeName } from '../deploy/index.ts';
@@ -22,7 +22,7 @@ export interface PurgeParts {
 export function wirePurge(d: {
   store: Store; engine: Engine; clock: Clock; logger: Logger; config: ConfigStore;
   builds: BuildParts; obs: Observability; files: ContainerFiles;
-  dns: { removeResolvConfs(app: string): Promise<number> };
+  dns: { removeResolvConfs(app: string): Promise<number>; syncNetworks?(networks: NetworkInfo[]): Promise<void> };
   enqueueService(app: string, env: string, service: string): void;
 }): PurgeParts {
   const { store, engine, config, builds: b, obs, files } = d;

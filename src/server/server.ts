@@ -119,7 +119,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   });
   const { health, services, deployments } = wireReconcilers(cfg, {
     store, engine, clock, logger, cluster, directAddresses, files, config, registryLogins: stores.registryLogins, builds: builds.builds, hostPaths,
-    resolvConf: dns.resolvConf, applyRoutes, routesChanged, enqueueService,
+    resolvConf: dns.resolvConf, networkDns: dns.networkDns, applyRoutes, routesChanged, enqueueService,
     instancesChanged: () => {
       registry.refresh();
       obs.syncLogs();
@@ -151,6 +151,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   });
 
   health.refresh();
+  // Berth's DNS on the gateways of the app networks there are (adopted after a restart).
+  await engine.listNetworks({}).then((n) => dns.syncNetworks(n), (err: unknown) => logger.warn({ err: String(err) }, 'dns: app networks not listed; their gateways get a listener when a container is started'));
   await resync.all();
   obs.syncLogs();
   files.sweep();

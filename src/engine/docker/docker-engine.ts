@@ -556,14 +556,17 @@ export class DockerEngine implements Engine, ExecPort {
 
   private readonly networkCreates = new Map<string, Promise<void>>();
 
-  async ensureNetwork(name: string, labels: Record<string, string>): Promise<void> {
+  async ensureNetwork(name: string, labels: Record<string, string>): Promise<NetworkInfo> {
     // Docker allows two networks of one name: concurrent creates of this process are one create.
     let p = this.networkCreates.get(name);
     if (!p) {
       p = this.createNetwork(name, labels).finally(() => this.networkCreates.delete(name));
       this.networkCreates.set(name, p);
     }
-    return p;
+    await p;
+    const n = await this.inspectNetwork(name);
+    if (!n) throw new EngineUnavailable(`network ${name} disappeared right after it was created`);
+    return n;
   }
 
   private async createNetwork(name: string, labels: Record<string, string>): Promise<void> {
@@ -601,12 +604,16 @@ export class DockerEngine implements Engine, ExecPort {
   }
 
   private async networkExists(name: string): Promise<boolean> {
+    return (await this.inspectNetwork(name)) !== undefined;
+  }
+
+  private async inspectNetwork(name: string): Promise<NetworkInfo | undefined> {
     try {
-      const n = (await this.docker.getNetwork(name).inspect()) as { Name?: string };
+      const n = (await this.docker.getNetwork(name).inspect()) as Network;
       // Docker resolves a name prefix of an id too: only the exact name counts.
-      return n.Name === name;
+      return n.Name === name ? networkInfoOf(n) : undefined;
     } catch (e) {
-      if (statusOf(e) === 404) return false;
+      if (statusOf(e) === 404) return undefined;
       throw toBerthError(e, this.socketPath, `inspect network ${name}`);
     }
   }
@@ -614,7 +621,7 @@ export class DockerEngine implements Engine, ExecPort {
   async listNetworks(labels: Record<string, string>): Promise<NetworkInfo[]> {
     const filters = { label: Object.entries({ ...labels, [LABEL.managed]: 'true' }).map(([k, v]) => `${k}=${v}`) };
     const list = await this.call('list networks', () => this.docker.listNetworks({ filters }));
-    return list.map((n) => ({ name: n.Name, id: n.Id, labels: { ...(n.Labels ?? {}) } }));
+    return list.map(networkInfoOf);
   }
 
   async removeNetwork(name: string): Promise<boolean> {
@@ -1032,6 +1039,7 @@ export class DockerEngine implements Engine, ExecPort {
         ...(spec.init ? { Init: true } : {}),
         ...(spec.ulimits?.length ? { Ulimits: spec.ulimits.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })) } : {}),
         ...(spec.extraHosts?.length ? { ExtraHosts: [...spec.extraHosts] } : {}),
+        ...(spec.dns?.servers.length ? { Dns: [...spec.dns.servers], DnsSearch: [...spec.dns.search] } : {}),
         Mounts: spec.mounts.map((m) => ({
           Type: m.type,
           // An empty source is an anonymous volume, removed with the container (remove with v: true).
@@ -1236,4 +1244,11 @@ function hashOf(s: string): number {
   let h = 2166136261;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0;
   return h;
+}
+
+type Network = { Name: string; Id: string; Labels?: Record<string, string>; IPAM?: { Config?: Array<{ Gateway?: string }> } };
+
+function networkInfoOf(n: Network): NetworkInfo {
+  const gateway = (n.IPAM?.Config ?? []).map((c) => c.Gateway).find((g) => g && !g.includes(':'));
+  return { name: n.Name, id: n.Id, labels: { ...(n.Labels ?? {}) }, ...(gateway ? { gateway } : {}) };
 }

@@ -201,17 +201,24 @@ export class FakeEngine implements Engine {
   /** Networks by name, with their labels. */
   readonly networks = new Map<string, Record<string, string>>();
 
-  async ensureNetwork(name: string, labels: Record<string, string>): Promise<void> {
+  async ensureNetwork(name: string, labels: Record<string, string>): Promise<NetworkInfo> {
     this.check();
     if (!this.networks.has(name)) {
       this.networks.set(name, { ...labels });
       this.calls.push(`network ${name}`);
     }
+    return this.networkInfo(name, this.networks.get(name) ?? {});
   }
 
   async listNetworks(labels: Record<string, string>): Promise<NetworkInfo[]> {
     this.check();
-    return [...this.networks].filter(([, l]) => Object.entries(labels).every(([k, v]) => l[k] === v)).map(([name, l]) => ({ name, id: name, labels: { ...l } }));
+    return [...this.networks].filter(([, l]) => Object.entries(labels).every(([k, v]) => l[k] === v)).map(([name, l]) => this.networkInfo(name, l));
+  }
+
+  /** A fake network's gateway: 10.250.N.1, N its place in the map. */
+  private networkInfo(name: string, labels: Record<string, string>): NetworkInfo {
+    const n = [...this.networks.keys()].indexOf(name);
+    return { name, id: name, labels: { ...labels }, gateway: `10.250.${n % 256}.1` };
   }
 
   async removeNetwork(name: string): Promise<boolean> {
