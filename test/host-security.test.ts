@@ -155,6 +155,9 @@ describe('host paths and container security', () => {
       '      warn_only: [pinned-from]',
       '',
     ].join('\n'));
+    // no-new-privileges:false is refused by the default guardrail policy: raw gets an exemption for it in prod.
+    const ex = await h.cli(['policy', 'exempt', 'sec/raw', 'security_opt', '--env', 'prod', '--reason', 'ping is setuid in this image', '--expires', '1d']);
+    assert.equal(ex.code, 0, ex.stderr);
     const d = await h.cli(['deploy', '-f', file, '--timeout', '120'], { timeoutMs: 150_000 });
     assert.equal(d.code, 0, d.stderr);
     const containerOf = async (service: string) => {
@@ -171,6 +174,10 @@ describe('host paths and container security', () => {
     assert.deepEqual([...pi.HostConfig.CapDrop].sort(), ['AUDIT_WRITE', 'MKNOD', 'NET_RAW', 'SETFCAP', 'SYS_CHROOT']);
     assert.deepEqual(pi.HostConfig.SecurityOpt, ['no-new-privileges']);
     assert.equal(pi.HostConfig.NetworkMode, 'host');
+    // The guardrail policy's pids limit and default memory limit (the service sets neither).
+    assert.equal(pi.HostConfig.PidsLimit, 4096);
+    assert.equal(pi.HostConfig.Memory, 1024 ** 3);
+    assert.equal(pi.HostConfig.Privileged, false);
     const ping = await exec(plain, 'ping', '-c', '1', '-W', '1', '127.0.0.1');
     assert.equal(ping.ok, false, 'no raw socket on the host network');
     assert.match(ping.out, /permission denied/);

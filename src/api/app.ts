@@ -12,7 +12,9 @@ import { registerAudit } from './audit.ts';
 import { registerAuthorization } from './authorize.ts';
 import { registerAuthRoutes } from './auth-routes.ts';
 import { registerTeamRoutes } from './team-routes.ts';
+import { exemptionWarnings, guardrails, type GuardStore } from '../core/guard.ts';
 import { registerApprovalRoutes } from './approval-routes.ts';
+import { registerPolicyRoutes } from './policy-routes.ts';
 import { appStreamQuery, deployBodySchema, followQuery } from './spec-schema.ts';
 import { followSse } from './sse.ts';
 import { serviceStatus } from './status.ts';
@@ -50,7 +52,7 @@ export interface ApiDeps {
   /** Who is calling: admin token, sessions, API tokens. */
   auth: Authenticator;
   /** Teams, the apps they own, grants. */
-  authStore: AuthStore & ApprovalStore;
+  authStore: AuthStore & ApprovalStore & GuardStore;
   /** The audit log: every mutating request and secret read is appended. */
   audit: AuditStore;
   /** The app a build belongs to (object-level checks of /v1/builds/:id). */
@@ -220,7 +222,15 @@ export function buildApi(d: ApiDeps): FastifyInstance {
       throw new NotFound(`app "${appName}" runs nothing${env ? ` in env "${env}"` : ''} (not deployed yet, or removed): see \`berth events ${appName}\``);
     }
     const instances = d.store.listInstances({ app: appName });
-    return { app: appName, services: services.map((s) => serviceStatus(d.store, d.clock, s, instances)) };
+    const warn = exemptionWarnings(d.authStore, d.clock);
+    return {
+      app: appName, services: services.map((s) => {
+        const st = serviceStatus(d.store, d.clock, s, instances);
+        const spec = d.store.getRelease(s.releaseId)?.spec;
+        const warnings = spec ? warn(appName, s.env, [spec]) : [];
+        return warnings.length ? { ...st, warnings } : st;
+      }),
+    };
   });
 
   // An app's services as they change, over one request (what rollback, restart and reload wait on):
@@ -251,7 +261,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     });
   });
 
-  registerServiceRoutes(app, { store: d.store, clock: d.clock, logger: d.logger, newId: d.newId, enqueueService: d.enqueueService, known: d.known, rollback: d.rollback,
+  registerServiceRoutes(app, { store: d.store, clock: d.clock, logger: d.logger, newId: d.newId, enqueueService: d.enqueueService, known: d.known, rollback: d.rollback, guard: guardrails(d.authStore, d.clock),
     ...(d.hostMemoryBytes !== undefined ? { hostMemoryBytes: d.hostMemoryBytes } : {}), ...(d.exec ? { exec: d.exec } : {}) });
   registerEventRoutes(app, { store: d.store, clock: d.clock, known: d.known, logs: d.logs });
   registerAuthRoutes(app, { auth: d.auth, store: d.authStore, clock: d.clock, newId: d.newId });
@@ -259,6 +269,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   registerAudit(app, { audit: d.audit, clock: d.clock });
   registerApprovalRoutes(app, { auth: d.auth, store: d.authStore, clock: d.clock, replaySecret, addEvent: (e) => void d.store.addEvent(e) });
   registerTeamRoutes(app, { store: d.authStore, clock: d.clock, newId: d.newId, requireApp: (a) => d.known.requireApp(a) });
+  registerPolicyRoutes(app, { store: d.authStore, clock: d.clock, newId: d.newId });
   return app;
 }
 

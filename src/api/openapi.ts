@@ -25,6 +25,7 @@ import { drainBody, initBody, joinQuery, labelsBody, removeQuery as hostRemoveQu
 import { loginBody, passwordBody, userBody } from './auth-routes.ts';
 import { auditQueryDoc } from './audit.ts';
 import { approvalsQuery, policyBody } from './approval-routes.ts';
+import { exemptionBody, exemptionsQuery, policyQuery, policySetBody } from './policy-routes.ts';
 import { grantBody, grantsQuery, teamBody, tokenBody } from './team-routes.ts';
 import { exchangeBody } from './portal-routes.ts';
 import { cliSessionBody, providerBodySchema, startQuery } from './sso-routes.ts';
@@ -81,6 +82,11 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'POST /v1/approvals/:id/approve': { summary: 'Approve (a second person who deploys there): the request is carried out as its requester' },
   'POST /v1/approvals/:id/deny': { summary: 'Deny a pending deploy or promotion' },
   'GET /v1/teams/:team/policies': { summary: "A team's environment policies" },
+  'GET /v1/policies': { summary: 'Container guardrail policies: the layers the caller sees, and (with team, env or app) what applies there and from which layer', query: policyQuery },
+  'PUT /v1/policies': { summary: 'Set a guardrail policy layer (a new version): owners any; team admins tighten their team\'s', body: policySetBody },
+  'GET /v1/exemptions': { summary: 'Guardrail exemptions of the apps the caller sees (active, expired, revoked)', query: exemptionsQuery },
+  'POST /v1/exemptions': { summary: 'Exempt one key of an app (or service) in one environment from the guardrails: reasoned, expiring (the app\'s admins there)', body: exemptionBody },
+  'DELETE /v1/exemptions/:id': { summary: 'Revoke an exemption (running containers keep running; the next deploy is checked)' },
   'PUT /v1/teams/:team/policies/:env': { summary: 'Require (or not) a second person for deploys and promotions to an environment (team admins)', body: policyBody },
   'GET /v1/audit': { summary: 'The audit log, oldest first within the page (owners); ?format=jsonl: JSON lines', query: auditQueryDoc },
   'GET /v1/audit/verify': { summary: "Check the audit log's hash chain: the first edited, removed or inserted row (owners)" },

@@ -75,6 +75,14 @@ export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
   'GET /v1/teams/:team/policies': { action: 'any' },
   'PUT /v1/teams/:team/policies/:env': { action: 'any' },
 
+  // Container guardrails (policy-routes.ts): the handler checks who may set which layer (owners; a
+  // team's admins tighten their team's) and exempt which app (its admins in that environment).
+  'GET /v1/policies': { action: 'any' },
+  'PUT /v1/policies': { action: 'any' },
+  'GET /v1/exemptions': { action: 'any' },
+  'POST /v1/exemptions': { action: 'any' },
+  'DELETE /v1/exemptions/:id': { action: 'any' },
+
   'GET /v1/audit': { action: 'cluster.admin' },
   'GET /v1/audit/verify': { action: 'cluster.admin' },
 

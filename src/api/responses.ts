@@ -7,6 +7,8 @@
  * schema (test/helpers/api-inject.ts), strict: a field the schema does not declare fails them.
  */
 import { z } from 'zod';
+import { GUARD_KEYS } from '../core/guard.ts';
+import { guardPolicySchema } from './policy-routes.ts';
 import type { AppRemains } from '../core/app-remains.ts';
 import type { HostInfo } from '../core/ports.ts';
 import type { approvalView as approvalViewOf } from './authorize.ts';
@@ -33,7 +35,7 @@ export const serviceStatus = o({
   app: str, env: str, name: str, desired: num, healthy: num, running: num, status: str, detail: str,
   release: o({ id: str, seq: num, status: str, message: str, image: str, imageId: str, createdAt: num }),
   routes: z.array(o({ host: str.optional(), path: str })), failures: num, nextStartAt: num.optional(), strategy: str, strategyReason: str.optional(), routedRelease: num.optional(),
-  reload: o({ requestedAt: num, doneAt: num }), lastCrash: crashRecord.optional(), instances: z.array(instanceStatus),
+  reload: o({ requestedAt: num, doneAt: num }), lastCrash: crashRecord.optional(), instances: z.array(instanceStatus), warnings: z.array(str).optional(),
 });
 export const eventRecord = o({ id: num, ts: num, app: str, env: str, service: str, instance: str, kind: str, message: str });
 /** A release as stored: its service spec is the stored spec (see the deploy body's schema for its fields). */
@@ -109,6 +111,11 @@ export const auditEntry = o({
 export const auditVerification = o({ ok: z.boolean(), checked: num, firstBad: o({ seq: num, reason: str }).optional(), retainedFrom: num });
 /** Whether a team's environment needs a second person's approval for deploys and promotions. */
 const envPolicy = o({ team: str, env: str, requireApproval: z.boolean() });
+const policyLayer = o({ team: str, env: str, scope: str, version: num, policy: guardPolicySchema, setBy: str, setAt: num });
+const exemptionView = o({
+  id: str, app: str, service: str, env: str, key: z.enum(GUARD_KEYS), reason: str, createdBy: str, createdAt: num, expiresAt: num, revokedAt: num,
+  status: z.enum(['active', 'expired', 'revoked']),
+});
 
 export const certView = o({
   host: str, status: z.enum(['valid', 'renewing', 'failed', 'expired', 'pending', 'no-acme', 'wildcard', 'unused']), source: z.enum(['acme', 'upload']).optional(),
@@ -208,6 +215,14 @@ export const RESPONSES: Record<string, z.ZodType> = {
   'DELETE /v1/sso/providers/:name': o({ name: str, grantsRevoked: num, sessionsEnded: num }),
   'GET /v1/sso/options': o({ providers: z.array(o({ name: str, kind: z.enum(['oidc', 'ldap']), displayName: str })) }),
   'POST /v1/sso/cli-session': o({ user: str, token: str, expiresAt: num }),
+  'GET /v1/policies': o({
+    layers: z.array(policyLayer),
+    effective: o({ team: str, env: str, policy: guardPolicySchema.required(), from: z.record(str, str), shown: z.record(str, str) }).optional(),
+  }),
+  'PUT /v1/policies': o({ layer: policyLayer }),
+  'GET /v1/exemptions': o({ exemptions: z.array(exemptionView) }),
+  'POST /v1/exemptions': o({ exemption: exemptionView }),
+  'DELETE /v1/exemptions/:id': o({ exemption: exemptionView, revoked: z.boolean() }),
   'GET /v1/session': o({
     subject: str, name: str, kind: z.enum(['admin', 'user', 'token']), via: z.enum(['admin-token', 'session', 'cookie', 'api-token', 'approval']),
     // A person's grants as stored; a token's or the admin's as scopes only.

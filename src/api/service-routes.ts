@@ -11,6 +11,8 @@ import type { InstanceRecord, ReleaseRecord, ServiceRecord, DesiredStateStore, E
 import { unknownName } from '../core/spec/suggest.ts';
 import { checkScaleMemory, type ServiceReservation } from '../core/capacity.ts';
 import type { RollbackPort } from '../core/deployments.ts';
+import type { GuardResult } from '../core/guard.ts';
+import type { AppSpec } from '../core/spec/types.ts';
 import type { KnownApps } from './known.ts';
 import { execBodySchema, instanceRestartBodySchema, reloadBodySchema, restartBodySchema, rollbackBodySchema, scaleBodySchema } from './spec-schema.ts';
 
@@ -27,6 +29,8 @@ export interface ServiceRouteDeps {
   hostMemoryBytes?: number;
   /** `berth exec`: a command in one instance's container (the one engine call, through a narrow port). */
   exec?: ExecPort;
+  /** The container guardrails (core/guard.ts): a manual rollback to a release the policy now refuses is refused. */
+  guard?: (app: string, env: string, spec: AppSpec) => GuardResult;
 }
 
 export function registerServiceRoutes(app: FastifyInstance, d: ServiceRouteDeps): void {
@@ -80,6 +84,15 @@ export function registerServiceRoutes(app: FastifyInstance, d: ServiceRouteDeps)
       const k = { app: appName, env: body.env, service };
       return { k, target: d.rollback.target(k, body.to) };
     });
+    // An old release is held to today's policy (and exemptions), like a deploy of its spec.
+    if (d.guard) {
+      const spec: AppSpec = { name: appName, services: Object.fromEntries(plan.map(({ target }) => [target.spec.name, target.spec])) };
+      const { violations } = d.guard(appName, body.env, spec);
+      if (violations.length) {
+        throw new InvalidInput(violations.map((v) => `rollback to release ${plan.find((p) => p.target.spec.name === v.path.split('.')[1])?.target.seq ?? '?'} of ${v.service}: ${v.path}: ${v.message}`).join('\n'),
+          { details: { refused: violations.map((v) => ({ path: v.path, key: v.key, message: v.message })) } });
+      }
+    }
     for (const { k, target } of plan) {
       d.rollback.rollback(k, target, 'requested');
       d.enqueueService(k.app, k.env, k.service);

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { InvalidInput } from '../core/errors.ts';
 import { COMPOSE_NAME_PATTERN, MAX_NAME } from '../core/spec/names.ts';
 import { ULIMITS } from '../core/spec/service-runtime.ts';
-import { DOCKER_DEFAULT_CAPS, LINUX_CAPS, TMPFS_OPTION, USER_PATTERN } from '../core/spec/security.ts';
+import { LINUX_CAPS, TMPFS_OPTION, USER_PATTERN } from '../core/spec/security.ts';
 import { normaliseHost, normaliseRoutePath, type RouteCheck } from '../core/spec/routes.ts';
 import { parseDuration, type DurationOptions } from '../core/spec/units.ts';
 
@@ -32,7 +32,8 @@ const networkName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'letters, d
 const alias = z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$/, 'a DNS name').max(253);
 const absPath = z.string().regex(/^\/[^\0]*$/, 'an absolute path');
 const capDrop = z.string().refine((c) => c === 'ALL' || LINUX_CAPS.includes(c), 'a Linux capability without CAP_ (e.g. NET_RAW), or ALL');
-const capAdd = z.string().refine((c) => DOCKER_DEFAULT_CAPS.includes(c), `one of Docker's default capabilities (${DOCKER_DEFAULT_CAPS.join(', ')})`);
+// Which capabilities a service may have is the guardrail policy's to say (core/guard.ts), checked at deploy.
+const capAdd = z.string().refine((c) => LINUX_CAPS.includes(c), 'a Linux capability without CAP_ (e.g. NET_BIND_SERVICE)');
 const tmpfsOptions = z.string().refine((o) => o.split(',').every((x) => x === '' || TMPFS_OPTION.test(x)), 'tmpfs options such as size=64m,mode=1777,noexec');
 /** A route host or path in its canonical form, by the grammar the parser and the renderer use. */
 const canonical = (check: (raw: string) => RouteCheck) => z.string().transform((raw, ctx) => {
@@ -79,7 +80,7 @@ export const serviceSpecSchema = z.object({
   expose: z.array(z.string().regex(/^\d+(-\d+)?(\/(tcp|udp))?$/, 'a port, e.g. 5432 or 5432/tcp')).optional(),
   health,
   replicas: z.number().int().min(0).max(1000),
-  limits: z.object({ nanoCpus: z.number().int().positive().optional(), memoryBytes: z.number().int().positive().optional() }),
+  limits: z.object({ nanoCpus: z.number().int().positive().optional(), memoryBytes: z.number().int().positive().optional(), pids: z.number().int().min(0).max(4_194_304).optional() }),
   restart: z.object({ condition: z.enum(['none', 'on-failure', 'any']), maxAttempts: z.number().int().nonnegative().optional(), delayMs: ms }),
   labels: strMap,
   stopSignal: z.string().regex(/^(SIG)?[A-Z0-9+-]+$|^\d+$/),
@@ -101,6 +102,11 @@ export const serviceSpecSchema = z.object({
   capAdd: z.array(capAdd).optional(),
   capDrop: z.array(capDrop).optional(),
   noNewPrivileges: z.boolean().optional(),
+  // What a service takes from the host: refused by the guardrail policy at deploy unless exempted.
+  privileged: z.boolean().optional(),
+  hostNamespaces: z.array(z.enum(['pid', 'ipc', 'uts', 'userns', 'cgroup'])).max(5).optional(),
+  devices: z.array(z.object({ source: absPath, target: absPath, permissions: z.string().regex(/^[rwm]{1,3}$/, 'r, w and/or m') })).max(100).optional(),
+  unconfined: z.array(z.enum(['seccomp', 'apparmor'])).max(2).optional(),
   tmpfs: z.record(absPath, tmpfsOptions).optional(),
   secrets: z.array(fileMount).max(100).optional(),
   configs: z.array(fileMount).max(100).optional(),

@@ -38,6 +38,7 @@ import { registerRegistry } from './commands/registry.ts';
 import { registerApprove } from './commands/approve.ts';
 import { registerPortal } from './commands/portal.ts';
 import { registerSso } from './commands/sso.ts';
+import { registerPolicy } from './commands/policy.ts';
 import { VERSION } from '../core/version.ts';
 
 const program = new Command('berth')
@@ -66,7 +67,7 @@ if (json) {
   });
 }
 
-for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages, registerVolumes, registerHosts, registerLogin, registerUser, registerTeam, registerCert, registerAudit, registerRegistry, registerApprove, registerPortal, registerSso]) {
+for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages, registerVolumes, registerHosts, registerLogin, registerUser, registerTeam, registerCert, registerAudit, registerRegistry, registerApprove, registerPortal, registerSso, registerPolicy]) {
   register(program);
 }
 for (const c of program.commands) c.exitOverride();

@@ -93,6 +93,13 @@ export interface ContainerSpec {
   sysctls?: Record<string, string>;
   /** `host:ip` entries for /etc/hosts. */
   extraHosts?: string[];
+  /** Most processes (threads included) the container may have; absent: none. */
+  pidsLimit?: number;
+  /** Only with a guardrail exemption (core/guard.ts): privileged, the host's namespaces, devices, no seccomp/AppArmor profile. */
+  privileged?: boolean;
+  hostNamespaces?: Array<'pid' | 'ipc' | 'uts' | 'userns' | 'cgroup'>;
+  devices?: Array<{ source: string; target: string; permissions: string }>;
+  unconfined?: Array<'seccomp' | 'apparmor'>;
   /**
    * Many hosts: where the container may run and what it reserves (engines of one host ignore it).
    * Nothing of it ever runs outside `placement.pool`.

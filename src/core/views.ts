@@ -40,6 +40,8 @@ export interface ServiceStatus {
   /** Blue-green: the release the ingress routes to. */
   routedRelease?: number;
   reload: { requestedAt: number; doneAt: number };
+  /** Guardrail exemptions this release relies on that have expired or been revoked (it keeps running). */
+  warnings?: string[];
   /** The last crash of an instance of the current release since it became the target. */
   lastCrash?: CrashRecord;
   instances: InstanceStatus[];

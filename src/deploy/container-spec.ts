@@ -117,6 +117,12 @@ export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra
   if (s.ulimits) spec.ulimits = s.ulimits.map((u) => ({ ...u }));
   if (s.sysctls) spec.sysctls = { ...s.sysctls };
   if (s.extraHosts) spec.extraHosts = [...s.extraHosts];
+  if (s.limits.pids !== undefined && s.limits.pids > 0) spec.pidsLimit = s.limits.pids;
+  // Present only when the deploy passed the guardrail policy with an exemption for them.
+  if (s.privileged) spec.privileged = true;
+  if (s.hostNamespaces?.length) spec.hostNamespaces = [...s.hostNamespaces];
+  if (s.devices?.length) spec.devices = s.devices.map((d) => ({ ...d }));
+  if (s.unconfined?.length) spec.unconfined = [...s.unconfined];
   if (s.health.type === 'command') {
     const h = s.health;
     spec.healthcheck = { test: h.test, intervalMs: h.intervalMs, timeoutMs: h.timeoutMs, retries: h.retries, startPeriodMs: h.startPeriodMs };

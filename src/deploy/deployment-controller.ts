@@ -48,7 +48,7 @@ function pullProgressText(p: PullProgress): string {
  * it rolls out, not which text it was written in: a Compose file changed elsewhere is the same release).
  */
 export function releaseHash(spec: ServiceSpec, imageId: string): string {
-  const { replicas: _r, update: _u, restartGeneration: _g, source: _s, restartWith: _w, ...rest } = spec;
+  const { replicas: _r, update: _u, restartGeneration: _g, source: _s, restartWith: _w, exemptions: _e, ...rest } = spec;
   return createHash('sha256').update(stableJson({ ...rest, imageId })).digest('hex').slice(0, 16);
 }
 

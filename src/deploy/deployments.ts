@@ -3,6 +3,8 @@ import { Conflict, InvalidInput } from '../core/errors.ts';
 import type { DeploymentOutcome, DeploymentsPort, DeployRequest } from '../core/deployments.ts';
 import type { Clock, HostPathPolicy, SpecFilesPort } from '../core/ports.ts';
 import type { AppSpec } from '../core/spec/types.ts';
+import type { GuardResult } from '../core/guard.ts';
+import { parseSource } from '../core/spec/source.ts';
 import { canonicalRouteKey } from '../core/spec/routes.ts';
 import type { SpecSource } from '../core/spec/source.ts';
 import type { DeploymentRecord, DeploymentStatus, DeploymentStore, DesiredStateStore, EventStore } from '../core/store.ts';
@@ -23,6 +25,12 @@ export interface DeploymentServiceDeps {
    * specs get exactly the checks an HTTP body gets. Throws InvalidInput naming the field.
    */
   parseSpec?: (spec: unknown) => AppSpec;
+  /**
+   * The container guardrails of the app's team in the environment (core/guard.ts checkGuardrails with
+   * the stored policy and exemptions): violations refuse the deployment, the returned spec carries the
+   * policy's limits and the exemptions used. Absent: no guardrails beyond the spec's own checks.
+   */
+  guard?: (app: string, env: string, spec: AppSpec) => GuardResult;
   /** How long `follow` waits at most (default 30 min). */
   followTimeoutMs?: number;
   /** A safety re-read while following, in case a change was missed (default 5 s). Not the wake-up path. */
@@ -117,7 +125,9 @@ export class DeploymentService implements DeploymentsPort {
     checkServiceNames(parsed);
     checkRouteConflicts(store, parsed, req.env);
     // Bind sources and build contexts as the server resolves them: the stored spec names real paths.
-    const checked = await checkHostPaths(this.d.hostPaths, parsed, { builds: !req.buildId });
+    const resolved = await checkHostPaths(this.d.hostPaths, parsed, { builds: !req.buildId });
+    // The guardrail policy judges what will run: resolved bind sources, the service as stored.
+    const checked = this.d.guard ? guarded(this.d.guard(req.app, req.env, resolved), req) : resolved;
     // Last: secret values are sealed only once everything else holds, and never stored as sent.
     const spec = this.d.specFiles ? this.d.specFiles.prepare(req.app, req.env, checked, { keep }) : withoutFileValues(checked);
     // The source (Compose text + variables) is kept by id on every service, for promote to interpolate again.
@@ -130,6 +140,28 @@ export class DeploymentService implements DeploymentsPort {
     }
     return { spec, ...(sourceId ? { sourceId } : {}) };
   }
+}
+
+/**
+ * The spec with the policy's limits, or InvalidInput listing every refused key at once — at the
+ * file:line:col that wrote it when the deployment carries its Compose source (`details.refused` by
+ * spec path, which the CLI maps with its own parse).
+ */
+function guarded(r: GuardResult, req: DeployRequest): AppSpec {
+  if (r.violations.length === 0) return r.spec;
+  let positions: Record<string, { file?: string; line: number; col: number; path: string }> = {};
+  if (req.source) {
+    try {
+      positions = parseSource(req.source, req.app, req.env).hostPathSources;
+    } catch {
+      // A source that does not parse here (a variable only the caller had) just loses the positions.
+    }
+  }
+  const lines = r.violations.map((v) => {
+    const at = positions[v.path] ?? positions[`services.${v.path.split('.')[1]}`];
+    return at ? `${at.file ?? req.source!.file}:${at.line}:${at.col}: ${v.path.replace(/^services\.[^.[]+/, `services.${v.service}`)}: ${v.message}` : `spec.${v.path}: ${v.message}`;
+  });
+  throw new InvalidInput(lines.join('\n'), { details: { refused: r.violations.map((v) => ({ path: v.path, key: v.key, message: v.message })) } });
 }
 
 /** Without a store for them, a spec with secret or config values is refused rather than stored with them. */

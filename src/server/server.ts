@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { LABEL, systemClock, type Logger } from '../core/ports.ts';
 import { DeploymentService, HostMonitor, Resync, watchEngineEvents } from '../deploy/index.ts';
 import { Registry, buildRouteTable } from '../registry/index.ts';
+import { guardrails } from './guard-wiring.ts';
 import { TemplateRenderer } from '../templates/index.ts';
 import { parseAppSpec } from '../api/spec-schema.ts';
 import { shortId } from '../lib/ids.ts';
@@ -110,6 +111,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // The one deploy path: the API's deploy route, promotion and the push pipeline call it in-process.
   const deploymentService = new DeploymentService({
     store, specFiles: files.specFiles, clock, newId: () => shortId(10), hostPaths, enqueue: (id) => wakeDeployment(id), parseSpec: parseAppSpec,
+    guard: guardrails(stores.authStore, clock),
   });
   const obs = startObservability(cfg, { store, engine, clock, logger });
   const builds = wireBuilds(cfg, {

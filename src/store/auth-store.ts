@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { openDatabase } from '../lib/sqlite-migrate.ts';
 import type { SsoProvider, SsoStore } from '../core/sso.ts';
+import type { Exemption, GuardKey, GuardPolicy, GuardStore, PolicyLayer, PolicyScope } from '../core/guard.ts';
 import type { ApiTokenRecord, ApprovalRecord, ApprovalStore, AuthStore, Grant, Role, SessionRecord, TeamRecord, UserRecord } from '../core/auth.ts';
 
 /**
@@ -29,11 +30,17 @@ const MIGRATIONS: readonly string[] = [
   // Single sign-on: users a provider made (no password) and the providers (settings as JSON, the secret sealed).
   `ALTER TABLE users ADD COLUMN external TEXT NOT NULL DEFAULT '';
    CREATE TABLE sso_providers (name TEXT PRIMARY KEY, settings TEXT NOT NULL, sealed_secret TEXT NOT NULL DEFAULT '');`,
+  // Container guardrails (core/guard.ts): every version of every scope's policy layer ('' = any), and exemptions.
+  `CREATE TABLE guard_policies (team TEXT NOT NULL, env TEXT NOT NULL, version INTEGER NOT NULL, policy TEXT NOT NULL, set_by TEXT NOT NULL,
+     set_at INTEGER NOT NULL, PRIMARY KEY (team, env, version));
+   CREATE TABLE guard_exemptions (id TEXT PRIMARY KEY, app TEXT NOT NULL, service TEXT NOT NULL, env TEXT NOT NULL, key TEXT NOT NULL,
+     reason TEXT NOT NULL, created_by TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0);
+   CREATE INDEX guard_exemptions_app ON guard_exemptions(app);`,
 ];
 
 type Row = Record<string, unknown>;
 
-export class SqliteAuthStore implements AuthStore, ApprovalStore, SsoStore {
+export class SqliteAuthStore implements AuthStore, ApprovalStore, SsoStore, GuardStore {
   private readonly db: Database.Database;
 
   constructor(path: string) {
@@ -206,10 +213,50 @@ export class SqliteAuthStore implements AuthStore, ApprovalStore, SsoStore {
   deleteProvider(name: string): boolean {
     return this.db.prepare('DELETE FROM sso_providers WHERE name = ?').run(name).changes > 0;
   }
+  policyLayers(): PolicyLayer[] {
+    return (this.db.prepare(`SELECT p.* FROM guard_policies p WHERE p.version = (SELECT MAX(version) FROM guard_policies q WHERE q.team = p.team AND q.env = p.env)
+      ORDER BY p.team, p.env`).all() as Row[]).map(toLayer);
+  }
+  policyHistory(scope: PolicyScope): PolicyLayer[] {
+    return (this.db.prepare('SELECT * FROM guard_policies WHERE team = ? AND env = ? ORDER BY version DESC').all(scope.team, scope.env) as Row[]).map(toLayer);
+  }
+  setPolicy(scope: PolicyScope, policy: GuardPolicy, setBy: string, setAt: number): PolicyLayer {
+    return this.db.transaction(() => {
+      const r = this.db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM guard_policies WHERE team = ? AND env = ?').get(scope.team, scope.env) as { v: number };
+      const layer: PolicyLayer = { team: scope.team, env: scope.env, version: r.v + 1, policy, setBy, setAt };
+      this.db.prepare('INSERT INTO guard_policies (team, env, version, policy, set_by, set_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(layer.team, layer.env, layer.version, JSON.stringify(policy), setBy, setAt);
+      return layer;
+    })();
+  }
+  addExemption(e: Exemption): void {
+    this.db.prepare(`INSERT INTO guard_exemptions (id, app, service, env, key, reason, created_by, created_at, expires_at, revoked_at)
+      VALUES (@id, @app, @service, @env, @key, @reason, @createdBy, @createdAt, @expiresAt, @revokedAt)`).run(e);
+  }
+  getExemption(id: string): Exemption | undefined {
+    const r = this.db.prepare('SELECT * FROM guard_exemptions WHERE id = ?').get(id) as Row | undefined;
+    return r && toExemption(r);
+  }
+  listExemptions(app?: string): Exemption[] {
+    return (this.db.prepare('SELECT * FROM guard_exemptions WHERE (@app IS NULL OR app = @app) ORDER BY created_at, id').all({ app: app ?? null }) as Row[]).map(toExemption);
+  }
+  revokeExemption(id: string, at: number): boolean {
+    return this.db.prepare('UPDATE guard_exemptions SET revoked_at = ? WHERE id = ? AND revoked_at = 0').run(at, id).changes > 0;
+  }
 
   close(): void {
     this.db.close();
   }
+}
+
+function toLayer(r: Row): PolicyLayer {
+  return { team: String(r.team), env: String(r.env), version: Number(r.version), policy: JSON.parse(String(r.policy)) as GuardPolicy, setBy: String(r.set_by), setAt: Number(r.set_at) };
+}
+function toExemption(r: Row): Exemption {
+  return {
+    id: String(r.id), app: String(r.app), service: String(r.service), env: String(r.env), key: r.key as GuardKey, reason: String(r.reason),
+    createdBy: String(r.created_by), createdAt: Number(r.created_at), expiresAt: Number(r.expires_at), revokedAt: Number(r.revoked_at),
+  };
 }
 
 function toApproval(r: Row): ApprovalRecord {

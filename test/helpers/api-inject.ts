@@ -47,6 +47,7 @@ import { CertManager, CertStore, type CertIssuer } from '../../src/tls/index.ts'
 import { buildRouteTable } from '../../src/registry/index.ts';
 import { registerPortalRoutes } from '../../src/api/portal-routes.ts';
 import { PortalLogins } from '../../src/auth/index.ts';
+import { guardrails } from '../../src/core/guard.ts';
 import { RESPONSES } from '../../src/api/responses.ts';
 import { wireSso } from '../../src/server/sso-wiring.ts';
 import type { SingleSignOn } from '../../src/auth/index.ts';
@@ -146,6 +147,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   const deployments = new DeploymentService({
     store, clock, newId, enqueue: (id) => void calls.push(`deployment ${id}`), parseSpec: parseAppSpec, specFiles: new SpecFiles(config),
     hostPaths: { bindSource: async (path) => ({ path }), buildContext: async (path) => ({ path }) },
+    guard: guardrails(auth, clock),
   });
   const api = buildApi({
     store, clock, logger: silentLogger, newId, version: 'test', deployments, rollback: rollbacks(store, clock), enqueueService,

@@ -28,6 +28,7 @@ export function registerStatus(program: Command): void {
       for (const s of st.services) rows.push(serviceRow(s, false));
       console.log(table(rows));
       for (const s of st.services) if (s.strategyReason) console.log(`${s.env}/${s.name}: ${s.strategyReason}`);
+      for (const s of st.services) for (const w of s.warnings ?? []) console.log(`warning: ${s.env}/${w}`);
       console.log('');
       const irows = [['INSTANCE', 'SERVICE', 'STATE', 'HEALTH', 'HOST', 'ADDRESS', 'REL', 'CONTAINER', 'AGE', 'LAST CHECK']];
       for (const s of st.services) {

@@ -11,7 +11,7 @@ import type { ServiceSpec } from './types.ts';
 import { parseBool } from './units.ts';
 import type { SpecPath } from './yaml-source.ts';
 
-type SecuritySpec = Pick<ServiceSpec, 'user' | 'readOnly' | 'capAdd' | 'capDrop' | 'noNewPrivileges' | 'tmpfs'>;
+type SecuritySpec = Pick<ServiceSpec, 'user' | 'readOnly' | 'capAdd' | 'capDrop' | 'noNewPrivileges' | 'tmpfs' | 'unconfined'>;
 
 export function securityOf(ctx: SpecContext, path: SpecPath, raw: Json): SecuritySpec {
   const out: SecuritySpec = {};
@@ -32,8 +32,10 @@ export function securityOf(ctx: SpecContext, path: SpecPath, raw: Json): Securit
   }
   if (add.names.length) out.capAdd = add.names;
   if (drop.names.length) out.capDrop = drop.names;
-  const nnp = noNewPrivileges(ctx, [...path, 'security_opt'], raw.security_opt);
+  const unconfined: NonNullable<SecuritySpec['unconfined']> = [];
+  const nnp = noNewPrivileges(ctx, [...path, 'security_opt'], raw.security_opt, unconfined);
   if (nnp === false) out.noNewPrivileges = false;
+  if (unconfined.length) out.unconfined = unconfined;
   const tmpfs = tmpfsOf(ctx, [...path, 'tmpfs'], raw.tmpfs, raw.volumes);
   if (tmpfs && Object.keys(tmpfs).length) out.tmpfs = tmpfs;
   return out;
@@ -47,16 +49,12 @@ function caps(ctx: SpecContext, path: SpecPath, raw: unknown, kind: 'add' | 'dro
     const cap = normalizeCap(scalarToString(item));
     if (cap === 'ALL') {
       if (kind === 'drop') names.push(cap);
-      else ctx.diag.error([...path, i], `Berth does not give all capabilities: name the ones the service needs, from Docker's defaults (${DOCKER_DEFAULT_CAPS.join(', ')})`);
+      else ctx.diag.error([...path, i], `Berth does not give all capabilities: name the ones the service needs, e.g. ${DOCKER_DEFAULT_CAPS.slice(0, 3).join(', ')} (which ones are allowed is the server's guardrail policy)`);
       return;
     }
     if (!LINUX_CAPS.includes(cap)) {
       const near = closestMatch(cap, LINUX_CAPS);
       ctx.diag.error([...path, i], `"${scalarToString(item)}" is not a Linux capability${near ? `: did you mean ${near}?` : ': write e.g. NET_BIND_SERVICE or CHOWN'}`);
-      return;
-    }
-    if (kind === 'add' && !DOCKER_DEFAULT_CAPS.includes(cap)) {
-      ctx.diag.error([...path, i], `Berth does not grant ${cap}: cap_add can only give back Docker's default capabilities (${DOCKER_DEFAULT_CAPS.join(', ')})`);
       return;
     }
     if (!names.includes(cap)) {
@@ -67,12 +65,20 @@ function caps(ctx: SpecContext, path: SpecPath, raw: unknown, kind: 'add' | 'dro
   return { names: names.includes('ALL') ? ['ALL'] : names, index };
 }
 
-/** `no-new-privileges[:true|=true]` (Berth's default anyway) or `:false`; other options are warned about. */
-function noNewPrivileges(ctx: SpecContext, path: SpecPath, raw: unknown): boolean | undefined {
+/**
+ * `no-new-privileges[:true|=true]` (Berth's default anyway) or `:false`; `seccomp|apparmor=unconfined`
+ * (refused by the default guardrail policy) are collected in `unconfined`; other options are warned about.
+ */
+function noNewPrivileges(ctx: SpecContext, path: SpecPath, raw: unknown, unconfined: Array<'seccomp' | 'apparmor'>): boolean | undefined {
   if (!Array.isArray(raw)) return undefined;
   let value: boolean | undefined;
   raw.forEach((item, i) => {
     const opt = scalarToString(item).trim();
+    const u = /^(seccomp|apparmor)[:=]unconfined$/.exec(opt);
+    if (u) {
+      if (!unconfined.includes(u[1] as 'seccomp')) unconfined.push(u[1] as 'seccomp' | 'apparmor');
+      return;
+    }
     const m = /^no-new-privileges(?:[:=](.*))?$/.exec(opt);
     if (!m) {
       ctx.diag.warn([...path, i], `"${opt}" is not supported yet by Berth; ignored (containers run with Docker's default seccomp and AppArmor profiles)`);

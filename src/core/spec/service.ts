@@ -11,6 +11,7 @@ import { fileMounts } from './secrets.ts';
 import { derivedServiceName } from './names.ts';
 import { runtimeOf } from './service-runtime.ts';
 import { securityOf } from './service-security.ts';
+import { hostAccessOf } from './service-host-access.ts';
 import { splitShellWords } from './shell-words.ts';
 import { closestMatch } from './suggest.ts';
 import type { BuildSpec, DependsOnCondition, FileMountSpec, RestartPolicy, ServiceSpec } from './types.ts';
@@ -25,6 +26,8 @@ const SUPPORTED_KEYS = new Set([
   'stop_signal', 'stop_grace_period', 'volumes', 'depends_on', 'shm_size', 'restart', 'scale', 'x-berth',
   'user', 'read_only', 'cap_add', 'cap_drop', 'security_opt', 'tmpfs', 'networks', 'network_mode', 'expose', 'secrets', 'configs',
   'init', 'working_dir', 'ulimits', 'sysctls', 'extra_hosts', 'pull_policy', 'profiles',
+  // Read so that the server's guardrail policy can refuse them by name (core/guard.ts), or apply them when exempted.
+  'privileged', 'pid', 'ipc', 'uts', 'userns_mode', 'cgroup', 'devices', 'pids_limit',
 ]);
 
 const NOT_SUPPORTED = 'not supported yet by Berth; ignored';
@@ -100,6 +103,9 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
   statefulUpdates(ctx, path, raw, spec);
   if (ext.test) spec.test = ext.test;
   Object.assign(spec, securityOf(ctx, path, raw), runtimeOf(ctx, path, raw));
+  const { pids, ...access } = hostAccessOf(ctx, path, raw);
+  Object.assign(spec, access);
+  if (pids !== undefined) spec.limits.pids = pids;
   if (spec.sysctls && mode === 'host') {
     ctx.diag.warn(at('sysctls'), 'ignored on the host network (the service has x-berth.port or network_mode: host): its sysctls are the host\'s; they apply on the app network');
   }
@@ -194,7 +200,7 @@ function warnUnsupportedDeployKeys(ctx: SpecContext, path: SpecPath, deploy: Jso
         continue;
       }
       for (const lkey of Object.keys(rvalue)) {
-        if (lkey !== 'cpus' && lkey !== 'memory' && !lkey.startsWith('x-')) warnKey([...path, key, rkey, lkey]);
+        if (lkey !== 'cpus' && lkey !== 'memory' && lkey !== 'pids' && !lkey.startsWith('x-')) warnKey([...path, key, rkey, lkey]);
       }
     }
   }
@@ -397,6 +403,10 @@ function limitsOf(ctx: SpecContext, path: SpecPath, deploy: Json): ServiceSpec['
   if (limits.memory !== undefined) {
     const m = take(ctx, [...path, 'memory'], positive(parseSize(limits.memory), 'a memory limit'));
     if (m !== undefined) out.memoryBytes = m;
+  }
+  if (limits.pids !== undefined) {
+    const n = take(ctx, [...path, 'pids'], parseCount(limits.pids));
+    if (n !== undefined) out.pids = n;
   }
   return out;
 }

@@ -207,7 +207,8 @@ export interface ServiceSpec {
   expose?: string[];
   health: HealthSpec;
   replicas: number;
-  limits: { nanoCpus?: number; memoryBytes?: number };
+  /** `pids` is set by the server's guardrail policy when the file sets none (core/guard.ts); memory likewise. */
+  limits: { nanoCpus?: number; memoryBytes?: number; pids?: number };
   restart: RestartPolicy;
   labels: Record<string, string>;
   stopSignal: string;
@@ -257,6 +258,19 @@ export interface ServiceSpec {
   capDrop?: string[];
   /** `security_opt: [no-new-privileges:false]` turns it off; absent: on (Berth's default). */
   noNewPrivileges?: boolean;
+  /** `privileged: true`: every capability and device of the host. Refused by the default guardrail policy (core/guard.ts). */
+  privileged?: boolean;
+  /** `pid`, `ipc`, `uts`, `userns_mode`, `cgroup: host`: namespaces shared with the host. */
+  hostNamespaces?: Array<'pid' | 'ipc' | 'uts' | 'userns' | 'cgroup'>;
+  /** `devices`: host devices given to the container. */
+  devices?: Array<{ source: string; target: string; permissions: string }>;
+  /** `security_opt: [seccomp=unconfined, apparmor=unconfined]`. */
+  unconfined?: Array<'seccomp' | 'apparmor'>;
+  /**
+   * The guardrail exemptions this release was accepted with (set by the server only, never by a
+   * client; not part of the release hash): status warns once one has expired.
+   */
+  exemptions?: Array<{ id: string; key: string; expiresAt: number }>;
   /** `init`: run an init process (Docker's tini) as PID 1, reaping zombies and forwarding signals. */
   init?: boolean;
   /** `working_dir`: the process's working directory (absolute). */

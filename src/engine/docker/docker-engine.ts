@@ -1033,7 +1033,11 @@ export class DockerEngine implements Engine, ExecPort {
         // Every container Berth creates (instances, pipeline tests) gets Berth's defaults unless its spec says otherwise.
         CapDrop: spec.capDrop ?? [...BERTH_DROPPED_CAPS],
         ...(spec.capAdd?.length ? { CapAdd: spec.capAdd } : {}),
-        SecurityOpt: spec.noNewPrivileges === false ? [] : ['no-new-privileges'],
+        SecurityOpt: [...(spec.noNewPrivileges === false ? [] : ['no-new-privileges']), ...(spec.unconfined ?? []).map((u) => `${u}=unconfined`)],
+        ...(spec.pidsLimit !== undefined ? { PidsLimit: spec.pidsLimit } : {}),
+        ...(spec.privileged ? { Privileged: true } : {}),
+        ...hostNamespaceModes(spec.hostNamespaces ?? []),
+        ...(spec.devices?.length ? { Devices: spec.devices.map((d) => ({ PathOnHost: d.source, PathInContainer: d.target, CgroupPermissions: d.permissions })) } : {}),
         ...(spec.readOnlyRootfs ? { ReadonlyRootfs: true } : {}),
         ...(spec.tmpfs && Object.keys(spec.tmpfs).length ? { Tmpfs: { ...spec.tmpfs } } : {}),
         ...(spec.init ? { Init: true } : {}),
@@ -1251,4 +1255,15 @@ type Network = { Name: string; Id: string; Labels?: Record<string, string>; IPAM
 function networkInfoOf(n: Network): NetworkInfo {
   const gateway = (n.IPAM?.Config ?? []).map((c) => c.Gateway).find((g) => g && !g.includes(':'));
   return { name: n.Name, id: n.Id, labels: { ...(n.Labels ?? {}) }, ...(gateway ? { gateway } : {}) };
+}
+
+/** `pid: host` and friends as Docker's HostConfig fields. */
+function hostNamespaceModes(ns: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (ns.includes('pid')) out.PidMode = 'host';
+  if (ns.includes('ipc')) out.IpcMode = 'host';
+  if (ns.includes('uts')) out.UTSMode = 'host';
+  if (ns.includes('userns')) out.UsernsMode = 'host';
+  if (ns.includes('cgroup')) out.CgroupnsMode = 'host';
+  return out;
 }
