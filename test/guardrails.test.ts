@@ -3,7 +3,7 @@
  * an environment's) policy refused at the file:line:col that asks for it, naming the policy, with
  * nothing created; an exemption lets exactly its key through, for its environment only (deploy and
  * promotion); its expiry re-refuses the next deploy while the running container keeps running and
- * `status` warns; a container runs privileged only when exempted (docker inspect).
+ * `status` warns; a container shares the host's pid namespace only when exempted (docker inspect).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -72,23 +72,21 @@ describe('container guardrails', () => {
       ['8:10 services.db.uts', /uts namespace/],
       ['9:18 services.db.userns_mode', /userns namespace/],
       ['10:13 services.db.cgroup', /cgroup namespace/],
-      ['11:21 services.db.cap_add[1]', /capability SYS_ADMIN is not in the allowed list/],
+      ['11:22 services.db.cap_add[1]', /capability SYS_ADMIN is not in the allowed list/],
       ['12:15 services.db.devices[0]', /host device \/dev\/fuse is not given to containers/],
       ['13:19 services.db.security_opt', /no-new-privileges is required/],
       ['14:17 services.db.pids_limit', /no pids limit is more than the 4096 allowed/],
       ['15:15 services.db.volumes[0]', /refused by policy of env prod .*bind mounts of host directories .* use a named volume/],
-      ['17:14 services.db.sysctls.net.core.somaxconn', /refused by policy of env prod .*sysctl net\.core\.somaxconn is not in the allowed list \(none\)/],
-      ['19:5 services.db.read_only', /refused by policy of env prod .*read-only root filesystem is required/],
-      ['20:20 services.web.network_mode', /refused by policy of env prod .*app's own network/],
+      ['17:35 services.db.sysctls.net.core.somaxconn', /refused by policy of env prod .*sysctl net\.core\.somaxconn is not in the allowed list \(none\)/],
+      ['4:5 services.db.read_only', /refused by policy of env prod .*read-only root filesystem is required/],
+      ['20:21 services.web.x-berth.port', /refused by policy of env prod .*app's own network/],
     ];
     for (const [where, message] of expected) {
       const [pos, path] = where.split(' ') as [string, string];
-      const line = r.stderr.split('\n').find((l) => l.includes(`${path}: refused`));
-      assert.ok(line, `${path} refused:\n${r.stderr}`);
-      assert.ok(line.startsWith(`${file}:`), line);
+      const line = r.stderr.split('\n').find((l) => l.includes(`${file}:${pos}: ${path}: refused`));
+      assert.ok(line, `${file}:${pos}: ${path} refused:\n${r.stderr}`);
       assert.match(line, message);
       assert.match(line, /berth policy exempt risky\/(db|web) \w+ --env prod --reason/);
-      void pos;
     }
     assert.equal((await h.api('GET', '/v1/apps')).json.apps.length, 0, 'no app recorded');
     assert.deepEqual(await h.containers(), [], 'no container');
@@ -105,58 +103,60 @@ describe('container guardrails', () => {
   });
 
   test('an exemption lets exactly that key through in that environment; promotion elsewhere, a second key and expiry are refused; the container keeps running and status warns', async () => {
-    const file = join(dir, 'shm.yaml');
+    // A monitoring agent that reads the host's processes (pid: host): exempted in prod only.
+    const file = join(dir, 'agent.yaml');
     const compose = (extra: string[]) => [
-      'name: vendor', 'services:', '  app:', `    image: ${IMAGE}`, '    command: [sleep, "3600"]', '    privileged: true', ...extra, '',
+      'name: vendor', 'services:', '  app:', `    image: ${IMAGE}`, '    command: [sleep, "3600"]', '    pid: host', ...extra, '',
     ].join('\n');
     await writeFile(file, compose([]));
     const refused = await h.cli(['deploy', '-f', file, '--timeout', '60']);
     assert.equal(refused.code, 2);
-    assert.match(refused.stderr, /shm\.yaml:6:17: services\.app\.privileged: refused by Berth's built-in policy/);
+    assert.match(refused.stderr, /agent\.yaml:6:10: services\.app\.pid: refused by Berth's built-in policy .*to reap zombies use `init: true` instead/);
 
-    const bad = await h.cli(['policy', 'exempt', 'vendor/app', 'privileged', '--env', 'prod', '--reason', 'x', '--expires', '7d']);
+    const bad = await h.cli(['policy', 'exempt', 'vendor/app', 'pid', '--env', 'prod', '--reason', 'x', '--expires', '7d']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /reason: say why/);
     // Exempt for a few seconds: long enough to deploy, short enough to see it expire.
-    const ex = await h.cli(['policy', 'exempt', 'vendor/app', 'privileged', '--env', 'prod', '--reason', 'vendor image mounts /dev/shm itself', '--expires', '40s', '--json']);
+    const ex = await h.cli(['policy', 'exempt', 'vendor/app', 'pid', '--env', 'prod', '--reason', 'the agent reads the host processes', '--expires', '40s', '--json']);
     assert.equal(ex.code, 0, ex.stderr);
     const exemption = JSON.parse(ex.stdout).exemption;
     const d = await h.cli(['deploy', '-f', file, '--timeout', '60']);
     assert.equal(d.code, 0, d.stderr);
     const ins = await inspectOf('vendor', 'app');
-    assert.equal(ins.HostConfig.Privileged, true, 'exempted: privileged');
-    assert.deepEqual(ins.HostConfig.SecurityOpt, ['no-new-privileges'], 'other guardrails still hold');
+    assert.equal(ins.HostConfig.PidMode, 'host', 'exempted: the host\'s pid namespace');
+    assert.equal(ins.HostConfig.Privileged, false);
+    assert.ok(ins.HostConfig.SecurityOpt.includes('no-new-privileges'), 'other guardrails still hold');
     assert.equal(ins.HostConfig.PidsLimit, 4096);
 
-    // Exactly that key: adding pid: host is refused; the same file in another environment is refused; so is promoting it there.
-    await writeFile(file, compose(['    pid: host']));
+    // Exactly that key: adding privileged is refused; the same file in another environment is refused; so is promoting it there.
+    await writeFile(file, compose(['    privileged: true']));
     const more = await h.cli(['deploy', '-f', file, '--timeout', '60']);
     assert.equal(more.code, 2);
-    assert.match(more.stderr, /services\.app\.pid: refused/);
-    assert.doesNotMatch(more.stderr, /privileged: refused/);
+    assert.match(more.stderr, /services\.app\.privileged: refused .*privileged containers are not allowed/);
+    assert.doesNotMatch(more.stderr, /\.pid: refused/);
     await writeFile(file, compose([]));
     const other = await h.cli(['deploy', '-f', file, '--env', 'staging', '--timeout', '60']);
     assert.equal(other.code, 2);
-    assert.match(other.stderr, /services\.app\.privileged: refused .*in env staging/);
+    assert.match(other.stderr, /services\.app\.pid: refused .*in env staging/);
     const promote = await h.cli(['promote', 'vendor', '--from', 'prod', '--to', 'staging']);
     assert.equal(promote.code, 2, promote.stderr);
-    assert.match(promote.stderr, /privileged: refused/);
+    assert.match(promote.stderr, /pid: refused/);
 
     const listed = await h.cli(['policy', 'exemptions', '--app', 'vendor', '--json']);
     assert.deepEqual(JSON.parse(listed.stdout).map((e: { id: string; status: string; reason: string }) => [e.id, e.status, e.reason]),
-      [[exemption.id, 'active', 'vendor image mounts /dev/shm itself']]);
+      [[exemption.id, 'active', 'the agent reads the host processes']]);
 
     // Expiry: the next deploy is refused again; the running container is not touched; status warns.
     await waitFor(async () => Date.now() > exemption.expiresAt, { timeoutMs: 60_000, intervalMs: 500, what: 'the exemption to expire' });
     const expired = await h.cli(['deploy', '-f', file, '--timeout', '60']);
     assert.equal(expired.code, 2);
-    assert.match(expired.stderr, /privileged: refused/);
+    assert.match(expired.stderr, /pid: refused/);
     const st = await h.api('GET', '/v1/apps/vendor');
     const svc = st.json.services.find((s: { name: string }) => s.name === 'app');
     assert.equal(svc.instances[0].state, 'running');
-    assert.match(svc.warnings[0], /runs with an exemption for privileged \(.*\) that has expired: the running containers are not stopped/);
+    assert.match(svc.warnings[0], /runs with an exemption for pid \(.*\) that has expired: the running containers are not stopped/);
     const status = await h.cli(['status', 'vendor']);
-    assert.match(status.stdout + status.stderr, /exemption for privileged/);
+    assert.match(status.stdout + status.stderr, /warning: prod\/app runs with an exemption for pid/);
     assert.equal((await inspectOf('vendor', 'app')).State.Running, true);
 
     // Every change is in the audit log.

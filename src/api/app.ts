@@ -72,9 +72,15 @@ const HTTP_STATUS: Record<string, number> = {
  */
 export function buildApi(d: ApiDeps): FastifyInstance {
   // With `https` the same instance serves TLS (server/api-tls.ts); routes and inject() are unchanged.
+  // Errors of the router itself (a URL that does not decode, a path parameter over 100 characters)
+  // get Berth's error body like every other refusal, not fastify's own shape.
+  const frameworkErrors = (err: Error & { code?: string }, _req: FastifyRequest, reply: FastifyReply) => {
+    const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a name or id in the URL is longer than 100 characters' : 'the URL is not valid (a bad %-escape?)';
+    void reply.status(400).send({ error: { code: 'invalid_input', message } });
+  };
   const app = (d.https
-    ? Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024, https: d.https })
-    : Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 })) as unknown as FastifyInstance;
+    ? Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024, https: d.https, frameworkErrors })
+    : Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024, frameworkErrors })) as unknown as FastifyInstance;
 
   // Carried only by the in-process replay of an approved request (approval-routes.ts).
   const replaySecret = randomBytes(32).toString('hex');

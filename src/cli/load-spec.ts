@@ -96,10 +96,11 @@ export function hostPathIssues(err: unknown, file: string, parsed: ParseResult):
   const refused = (err.details as { refused?: Array<{ path: string; message: string }> } | undefined)?.refused;
   if (!Array.isArray(refused) || refused.length === 0) return undefined;
   const issues: SpecIssue[] = refused.map((r) => {
-    // Guardrail refusals of what a file lacks (read_only) are shown at the service.
-    const at = parsed.hostPathSources[r.path] ?? parsed.hostPathSources[r.path.replace(/\.dockerfile$/, '.context')] ??
-      parsed.hostPathSources[r.path.split('.').slice(0, 2).join('.').replace(/\[.*$/, '')];
-    return at ? { file: at.file ?? file, line: at.line, col: at.col, path: at.path, message: r.message } : { file, line: 1, col: 1, path: r.path, message: r.message };
+    const exact = parsed.hostPathSources[r.path] ?? parsed.hostPathSources[r.path.replace(/\.dockerfile$/, '.context')];
+    // Guardrail refusals of what a file lacks (read_only) are shown at the service, by the refused key's path.
+    const service = parsed.hostPathSources[r.path.split('.').slice(0, 2).join('.').replace(/\[.*$/, '')];
+    const at = exact ?? service;
+    return at ? { file: at.file ?? file, line: at.line, col: at.col, path: exact ? at.path : r.path, message: r.message } : { file, line: 1, col: 1, path: r.path, message: r.message };
   });
   return new InvalidSpec(issues, parsed.warnings);
 }

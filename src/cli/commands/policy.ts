@@ -62,11 +62,11 @@ export function registerPolicy(program: Command): void {
     });
 
   policy.command('set')
-    .argument('<field=value...>', `fields to set (${GUARD_FIELDS.map((f) => (f === 'memoryDefaultBytes' ? 'memoryDefault' : f)).join(', ')}); FIELD= inherits it again`)
+    .argument('[field=value...]', `fields to set (${GUARD_FIELDS.map((f) => (f === 'memoryDefaultBytes' ? 'memoryDefault' : f)).join(', ')}); FIELD= inherits it again`)
     .option('--team <team>', 'the team\'s layer (team admins may tighten it; owners anything)').option('--env <env>', 'the environment\'s layer')
     .option('--replace', 'replace the layer with exactly these fields (default: change only these fields)')
     .description('set a policy layer (a new version): e.g. `berth policy set --team web --env prod readOnly=true pidsLimit=512`')
-    .action(async (args: string[], o: { team?: string; env?: string; replace?: boolean }) => {
+    .action(async (args: string[] = [], o: { team?: string; env?: string; replace?: boolean }) => {
       const g = program.opts<GlobalOpts>();
       const c = connect(g);
       const team = o.team ?? '';

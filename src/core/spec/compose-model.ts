@@ -297,7 +297,13 @@ class ModelBuilder {
       diag.error(at, `files refer to each other more than ${MAX_DEPTH} levels deep: ${stack.join(' → ')}`);
       return undefined;
     }
-    const text = this.input.readFile(abs);
+    let text: string | undefined;
+    try {
+      text = this.input.readFile(abs);
+    } catch {
+      // A caller's reader that throws (a directory, no permission) is "cannot read", not a crash of the parse.
+      text = undefined;
+    }
     if (text === undefined) {
       diag.error(at, `cannot read ${abs}: no such file (paths are relative to the file that names them)`);
       this.loadedByPath.set(key, undefined);
