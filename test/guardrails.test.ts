@@ -120,6 +120,17 @@ describe('container guardrails', () => {
     const ex = await h.cli(['policy', 'exempt', 'vendor/app', 'pid', '--env', 'prod', '--reason', 'the agent reads the host processes', '--expires', '40s', '--json']);
     assert.equal(ex.code, 0, ex.stderr);
     const exemption = JSON.parse(ex.stdout).exemption;
+    const listed = await h.cli(['policy', 'exemptions', '--app', 'vendor', '--json']);
+    assert.deepEqual(JSON.parse(listed.stdout).map((e: { id: string; status: string; reason: string }) => [e.id, e.status, e.reason]),
+      [[exemption.id, 'active', 'the agent reads the host processes']]);
+
+    // Exactly that key: adding privileged is refused (checked first: the exemption is short-lived).
+    await writeFile(file, compose(['    privileged: true']));
+    const more = await h.cli(['deploy', '-f', file, '--timeout', '60']);
+    assert.equal(more.code, 2);
+    assert.match(more.stderr, /services\.app\.privileged: refused .*privileged containers are not allowed/);
+    assert.doesNotMatch(more.stderr, /\.pid: refused/);
+    await writeFile(file, compose([]));
     const d = await h.cli(['deploy', '-f', file, '--timeout', '60']);
     assert.equal(d.code, 0, d.stderr);
     const ins = await inspectOf('vendor', 'app');
@@ -128,23 +139,13 @@ describe('container guardrails', () => {
     assert.ok(ins.HostConfig.SecurityOpt.includes('no-new-privileges'), 'other guardrails still hold');
     assert.equal(ins.HostConfig.PidsLimit, 4096);
 
-    // Exactly that key: adding privileged is refused; the same file in another environment is refused; so is promoting it there.
-    await writeFile(file, compose(['    privileged: true']));
-    const more = await h.cli(['deploy', '-f', file, '--timeout', '60']);
-    assert.equal(more.code, 2);
-    assert.match(more.stderr, /services\.app\.privileged: refused .*privileged containers are not allowed/);
-    assert.doesNotMatch(more.stderr, /\.pid: refused/);
-    await writeFile(file, compose([]));
+    // The same file in another environment is refused; so is promoting it there.
     const other = await h.cli(['deploy', '-f', file, '--env', 'staging', '--timeout', '60']);
     assert.equal(other.code, 2);
     assert.match(other.stderr, /services\.app\.pid: refused .*in env staging/);
     const promote = await h.cli(['promote', 'vendor', '--from', 'prod', '--to', 'staging']);
     assert.equal(promote.code, 2, promote.stderr);
     assert.match(promote.stderr, /pid: refused/);
-
-    const listed = await h.cli(['policy', 'exemptions', '--app', 'vendor', '--json']);
-    assert.deepEqual(JSON.parse(listed.stdout).map((e: { id: string; status: string; reason: string }) => [e.id, e.status, e.reason]),
-      [[exemption.id, 'active', 'the agent reads the host processes']]);
 
     // Expiry: the next deploy is refused again; the running container is not touched; status warns.
     await waitFor(async () => Date.now() > exemption.expiresAt, { timeoutMs: 60_000, intervalMs: 500, what: 'the exemption to expire' });

@@ -239,7 +239,7 @@ export class PushPipeline {
       const [ctxs, accepted] = await Promise.allSettled([
         Promise.all(toBuild.map((svc) => this.contextOf(files, root, svc))),
         // This build makes the images: the contexts are the commit's, not host directories.
-        this.d.deployments.validate({ app, env, spec, warnings, buildId: rec.id }),
+        this.d.deployments.validate({ app, env, spec, warnings, source, buildId: rec.id }),
       ]);
       if (ctxs.status === 'rejected') throw ctxs.reason;
       if (accepted.status === 'rejected') {
