@@ -757,6 +757,41 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/v1/exemptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Guardrail exemptions of the apps the caller sees (active, expired, revoked) */
+        get: operations["getV1Exemptions"];
+        put?: never;
+        /** Exempt one key of an app (or service) in one environment from the guardrails: reasoned, expiring (the app's admins there) */
+        post: operations["postV1Exemptions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/exemptions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke an exemption (running containers keep running; the next deploy is checked) */
+        delete: operations["deleteV1ExemptionsId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/git/hooks/pre-receive": {
         parameters: {
             query?: never;
@@ -972,6 +1007,24 @@ export type paths = {
         /** Server version and ingress port */
         get: operations["getV1Ping"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/policies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Container guardrail policies: the layers the caller sees, and (with team, env or app) what applies there and from which layer */
+        get: operations["getV1Policies"];
+        /** Set a guardrail policy layer (a new version): owners any; team admins tighten their team's */
+        put: operations["putV1Policies"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1562,6 +1615,11 @@ export type components = {
                     dependsOnConditions?: {
                         [key: string]: "service_healthy" | "service_completed_successfully";
                     };
+                    devices?: {
+                        permissions: string;
+                        source: string;
+                        target: string;
+                    }[];
                     entrypoint?: string[];
                     environment: {
                         [key: string]: string;
@@ -1597,6 +1655,7 @@ export type components = {
                         /** @constant */
                         type: "none";
                     };
+                    hostNamespaces?: ("pid" | "ipc" | "uts" | "userns" | "cgroup")[];
                     image: string;
                     init?: boolean;
                     labels: {
@@ -1605,6 +1664,7 @@ export type components = {
                     limits: {
                         memoryBytes?: number;
                         nanoCpus?: number;
+                        pids?: number;
                     };
                     name: string;
                     /** @enum {string} */
@@ -1617,6 +1677,7 @@ export type components = {
                     oneShot?: boolean;
                     port?: number;
                     ports: string[];
+                    privileged?: boolean;
                     publish?: {
                         hostIp?: string;
                         /** @enum {string} */
@@ -1672,6 +1733,7 @@ export type components = {
                         name: "core" | "cpu" | "data" | "fsize" | "locks" | "memlock" | "msgqueue" | "nice" | "nofile" | "nproc" | "rss" | "rtprio" | "rttime" | "sigpending" | "stack";
                         soft: number;
                     }[];
+                    unconfined?: ("seccomp" | "apparmor")[];
                     update?: {
                         deadlineMs: number;
                         keepPreviousMs: number;
@@ -2170,6 +2232,7 @@ export interface operations {
                                 status: string;
                                 strategy: string;
                                 strategyReason?: string;
+                                warnings?: string[];
                             }[];
                         }[];
                     };
@@ -2260,6 +2323,7 @@ export interface operations {
                             status: string;
                             strategy: string;
                             strategyReason?: string;
+                            warnings?: string[];
                         }[];
                     };
                 };
@@ -2677,6 +2741,11 @@ export interface operations {
                                 dependsOnConditions?: {
                                     [key: string]: "service_healthy" | "service_completed_successfully";
                                 };
+                                devices?: {
+                                    permissions: string;
+                                    source: string;
+                                    target: string;
+                                }[];
                                 entrypoint?: string[];
                                 environment: {
                                     [key: string]: string;
@@ -2712,6 +2781,7 @@ export interface operations {
                                     /** @constant */
                                     type: "none";
                                 };
+                                hostNamespaces?: ("pid" | "ipc" | "uts" | "userns" | "cgroup")[];
                                 image: string;
                                 init?: boolean;
                                 labels: {
@@ -2720,6 +2790,7 @@ export interface operations {
                                 limits: {
                                     memoryBytes?: number;
                                     nanoCpus?: number;
+                                    pids?: number;
                                 };
                                 name: string;
                                 /** @enum {string} */
@@ -2732,6 +2803,7 @@ export interface operations {
                                 oneShot?: boolean;
                                 port?: number;
                                 ports: string[];
+                                privileged?: boolean;
                                 publish?: {
                                     hostIp?: string;
                                     /** @enum {string} */
@@ -2787,6 +2859,7 @@ export interface operations {
                                     name: "core" | "cpu" | "data" | "fsize" | "locks" | "memlock" | "msgqueue" | "nice" | "nofile" | "nproc" | "rss" | "rtprio" | "rttime" | "sigpending" | "stack";
                                     soft: number;
                                 }[];
+                                unconfined?: ("seccomp" | "apparmor")[];
                                 update?: {
                                     deadlineMs: number;
                                     keepPreviousMs: number;
@@ -4039,6 +4112,7 @@ export interface operations {
                             status: string;
                             strategy: string;
                             strategyReason?: string;
+                            warnings?: string[];
                         } | {
                             name: string;
                             /** @constant */
@@ -4145,6 +4219,144 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    getV1Exemptions: {
+        parameters: {
+            query?: {
+                app?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        exemptions: {
+                            app: string;
+                            createdAt: number;
+                            createdBy: string;
+                            env: string;
+                            expiresAt: number;
+                            id: string;
+                            /** @enum {string} */
+                            key: "privileged" | "cap_add" | "security_opt" | "pid" | "ipc" | "uts" | "userns_mode" | "cgroup" | "network_mode" | "devices" | "volumes" | "read_only" | "sysctls" | "pids_limit";
+                            reason: string;
+                            revokedAt: number;
+                            service: string;
+                            /** @enum {string} */
+                            status: "active" | "expired" | "revoked";
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    postV1Exemptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    app: string;
+                    env: string;
+                    expires: string;
+                    /** @enum {string} */
+                    key: "privileged" | "cap_add" | "security_opt" | "pid" | "ipc" | "uts" | "userns_mode" | "cgroup" | "network_mode" | "devices" | "volumes" | "read_only" | "sysctls" | "pids_limit";
+                    reason: string;
+                    /** @default * */
+                    service?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        exemption: {
+                            app: string;
+                            createdAt: number;
+                            createdBy: string;
+                            env: string;
+                            expiresAt: number;
+                            id: string;
+                            /** @enum {string} */
+                            key: "privileged" | "cap_add" | "security_opt" | "pid" | "ipc" | "uts" | "userns_mode" | "cgroup" | "network_mode" | "devices" | "volumes" | "read_only" | "sysctls" | "pids_limit";
+                            reason: string;
+                            revokedAt: number;
+                            service: string;
+                            /** @enum {string} */
+                            status: "active" | "expired" | "revoked";
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    deleteV1ExemptionsId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        exemption: {
+                            app: string;
+                            createdAt: number;
+                            createdBy: string;
+                            env: string;
+                            expiresAt: number;
+                            id: string;
+                            /** @enum {string} */
+                            key: "privileged" | "cap_add" | "security_opt" | "pid" | "ipc" | "uts" | "userns_mode" | "cgroup" | "network_mode" | "devices" | "volumes" | "read_only" | "sysctls" | "pids_limit";
+                            reason: string;
+                            revokedAt: number;
+                            service: string;
+                            /** @enum {string} */
+                            status: "active" | "expired" | "revoked";
+                        };
+                        revoked: boolean;
+                    };
                 };
             };
             400: components["responses"]["Error"];
@@ -4782,6 +4994,156 @@ export interface operations {
                         ingressPort: number;
                         ok: boolean;
                         version: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    getV1Policies: {
+        parameters: {
+            query?: {
+                app?: string;
+                env?: string;
+                history?: "true" | "false";
+                team?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        effective?: {
+                            env: string;
+                            from: {
+                                [key: string]: string;
+                            };
+                            policy: {
+                                bindRoots: string[];
+                                binds: boolean;
+                                capabilities: string[];
+                                devices: boolean;
+                                hostNamespaces: boolean;
+                                hostNetwork: boolean;
+                                memoryDefaultBytes: number;
+                                noNewPrivileges: boolean;
+                                pidsLimit: number;
+                                privileged: boolean;
+                                readOnly: boolean;
+                                sysctls: string[];
+                                unconfined: boolean;
+                            };
+                            shown: {
+                                [key: string]: string;
+                            };
+                            team: string;
+                        };
+                        layers: {
+                            env: string;
+                            policy: {
+                                bindRoots?: string[];
+                                binds?: boolean;
+                                capabilities?: string[];
+                                devices?: boolean;
+                                hostNamespaces?: boolean;
+                                hostNetwork?: boolean;
+                                memoryDefaultBytes?: number;
+                                noNewPrivileges?: boolean;
+                                pidsLimit?: number;
+                                privileged?: boolean;
+                                readOnly?: boolean;
+                                sysctls?: string[];
+                                unconfined?: boolean;
+                            };
+                            scope: string;
+                            setAt: number;
+                            setBy: string;
+                            team: string;
+                            version: number;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    putV1Policies: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @default  */
+                    env?: string;
+                    policy: {
+                        bindRoots?: string[];
+                        binds?: boolean;
+                        capabilities?: string[];
+                        devices?: boolean;
+                        hostNamespaces?: boolean;
+                        hostNetwork?: boolean;
+                        memoryDefaultBytes?: number;
+                        noNewPrivileges?: boolean;
+                        pidsLimit?: number;
+                        privileged?: boolean;
+                        readOnly?: boolean;
+                        sysctls?: string[];
+                        unconfined?: boolean;
+                    };
+                    /** @default  */
+                    team?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        layer: {
+                            env: string;
+                            policy: {
+                                bindRoots?: string[];
+                                binds?: boolean;
+                                capabilities?: string[];
+                                devices?: boolean;
+                                hostNamespaces?: boolean;
+                                hostNetwork?: boolean;
+                                memoryDefaultBytes?: number;
+                                noNewPrivileges?: boolean;
+                                pidsLimit?: number;
+                                privileged?: boolean;
+                                readOnly?: boolean;
+                                sysctls?: string[];
+                                unconfined?: boolean;
+                            };
+                            scope: string;
+                            setAt: number;
+                            setBy: string;
+                            team: string;
+                            version: number;
+                        };
                     };
                 };
             };
