@@ -51,28 +51,39 @@ export function useEvents(filter: { app?: string; env?: string; service?: string
   cb.current = onEvent;
   const key = JSON.stringify(filter) + (start ?? '');
   useEffect(() => {
-    const ctl = new AbortController();
     let after = start;
-    let delay = 500;
-    (async () => {
-      while (!ctl.signal.aborted) {
-        try {
-          if (after === undefined) after = (await api().events({ ...filter, limit: 1 })).last;
-          await api().streamEvents({ ...filter, after }, (e) => {
-            after = Math.max(after ?? 0, e.id);
-            delay = 500;
-            cb.current(e);
-          }, ctl.signal);
-        } catch (err) {
-          if (isUnauthorized(err)) return expired();
-        }
-        if (ctl.signal.aborted) return;
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 10_000);
-      }
-    })();
-    return () => ctl.abort();
+    return followWhileMounted(async (signal, connected) => {
+      if (after === undefined) after = (await api().events({ ...filter, limit: 1 })).last;
+      await api().streamEvents({ ...filter, after }, (e) => {
+        after = Math.max(after ?? 0, e.id);
+        connected();
+        cb.current(e);
+      }, signal);
+    });
   }, [key]);
+}
+
+/**
+ * Runs `follow` (one connection to a server stream) again and again until the returned stop function
+ * is called, waiting 0.5 s after a failure and doubling up to 10 s; `connected()` (called on each
+ * message) resets the wait. An expired session sends the page to the log-in. For useEffect.
+ */
+export function followWhileMounted(follow: (signal: AbortSignal, connected: () => void) => Promise<void>): () => void {
+  const ctl = new AbortController();
+  let delay = 500;
+  (async () => {
+    while (!ctl.signal.aborted) {
+      try {
+        await follow(ctl.signal, () => { delay = 500; });
+      } catch (err) {
+        if (isUnauthorized(err)) return expired();
+      }
+      if (ctl.signal.aborted) return;
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 10_000);
+    }
+  })();
+  return () => ctl.abort();
 }
 
 /** Calls `fn` at most once per `ms` (trailing): many events in a burst cause one reload. */

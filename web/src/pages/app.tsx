@@ -1,9 +1,9 @@
 /** An app: its environments, services and instances, with the actions an operator takes on them. */
 import { useEffect, useState } from 'preact/hooks';
-import { api, isUnauthorized } from '../api.ts';
+import { api } from '../api.ts';
 import type { InstanceView, ReleaseView, ServiceView } from '../api.ts';
 import { Link, navigate, useLocation, withQuery } from '../router.tsx';
-import { Badge, Empty, Loaded, OutcomeNote, Page, Time, expired, shortId, span, useAction, useCoalesced, useData, useEvents } from '../ui.tsx';
+import { Badge, Empty, Loaded, OutcomeNote, Page, Time, followWhileMounted, shortId, span, useAction, useCoalesced, useData, useEvents } from '../ui.tsx';
 import { useCan, type Can } from '../can.ts';
 
 const TABS: [string, string][] = [['', 'Services'], ['releases', 'Releases'], ['logs', 'Logs'], ['metrics', 'Metrics'], ['graph', 'Graph'], ['config', 'Config'], ['events', 'Events'], ['volumes', 'Volumes']];
@@ -47,26 +47,12 @@ export function EnvPicker(props: { envs: string[]; env: string | undefined }) {
 /** The app's services as GET /v1/apps/APP/stream sends them on each change, reconnecting with backoff; undefined until the first. */
 function useAppState(app: string): ServiceView[] | undefined {
   const [state, setState] = useState<{ app: string; services: ServiceView[] }>();
-  useEffect(() => {
-    const ctl = new AbortController();
-    let delay = 500;
-    (async () => {
-      while (!ctl.signal.aborted) {
-        try {
-          await api().followApp(app, {}, { state: (st) => {
-            delay = 500;
-            setState({ app, services: st.services });
-          } }, ctl.signal);
-        } catch (err) {
-          if (isUnauthorized(err)) return expired();
-        }
-        if (ctl.signal.aborted) return;
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 10_000);
-      }
-    })();
-    return () => ctl.abort();
-  }, [app]);
+  useEffect(() => followWhileMounted(async (signal, connected) => {
+    await api().followApp(app, {}, { state: (st) => {
+      connected();
+      setState({ app, services: st.services });
+    } }, signal);
+  }), [app]);
   return state?.app === app ? state.services : undefined;
 }
 
