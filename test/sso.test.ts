@@ -108,7 +108,7 @@ describe('single sign-on (OIDC, LDAP) against real servers', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'berth-sso-'));
     cliEnv = { BERTH_CONFIG_DIR: join(dir, 'cli') };
-    h = await Harness.create({ portRange: '11500-11599' });
+    h = await Harness.create({ portRange: '19800-19899' });
     const serverStart = h.startServer();
 
     // The OpenID provider: a confidential client for Berth's callback, the groups claim in the ID token.
