@@ -164,12 +164,21 @@ const CONTAINER_VARS = new Set(['PORT', 'BERTH_APP', 'BERTH_ENV', 'BERTH_SERVICE
  * Interpolates every string scalar of the YAML tree in place. Aliases are skipped: their anchor is
  * interpolated where it is defined, and `toJS()` later copies the result.
  */
+/** A complex (non-scalar) key as text; the yaml library throws rendering some (a bad merge inside it): `?` then, the schema check names it. */
+function keyText(key: unknown): string {
+  try {
+    return String(key);
+  } catch {
+    return '?';
+  }
+}
+
 export function interpolateTree(root: unknown, env: Readonly<Record<string, string>>, diag: Diagnostics): void {
   const warned = new Set<string>();
   const walk = (node: unknown, path: SpecPath): void => {
     if (isMap(node)) {
       for (const pair of node.items) {
-        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        const key = isScalar(pair.key) ? String(pair.key.value) : keyText(pair.key);
         walk(pair.value, isMergeKey(pair.key) ? path : [...path, key]);
       }
     } else if (isSeq(node)) {
