@@ -6,30 +6,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { expectError, NOW, serviceSpec, withTestApi, type TestApi } from '../../test/helpers/api-inject.ts';
+import { expectError, NOW, serviceSpec, withTestApi, actAs } from '../../test/helpers/api-inject.ts';
 import { hashToken } from '../auth/index.ts';
-
-function as(t: TestApi, name: string, grants: { role: string; team: string; app?: string; env?: string }[]) {
-  t.auth.addUser({ id: `u-${name}`, name, passwordHash: '', createdAt: 0, createdBy: 'admin' });
-  for (const [i, g] of grants.entries()) {
-    t.auth.addGrant({ id: `g-${name}-${i}`, subject: `user:u-${name}`, role: g.role as 'viewer', team: g.team, app: g.app ?? '*', env: g.env ?? '*', createdAt: 0, createdBy: 'admin' });
-  }
-  const s = `berths_${name}-session`;
-  t.auth.addSession({ id: createHash('sha256').update(s).digest('hex'), userId: `u-${name}`, kind: 'cli', csrfHash: '', createdAt: 0, expiresAt: NOW + 1, ip: '' });
-  return (method: 'GET' | 'POST' | 'PUT', url: string, payload?: object) =>
-    t.api.inject({ method, url, headers: { authorization: `Bearer ${s}` }, ...(payload ? { payload } : {}) });
-}
 
 test('approvals: policy by team admins; a prod deploy waits; the requester (or their token) cannot approve; a second deployer can, once', () => withTestApi(async (t) => {
   for (const team of ['web', 'data']) t.auth.addTeam({ name: team, createdAt: 0, createdBy: 'admin' });
   t.addService('shop', 'prod', 'web');
   t.auth.setAppTeam('shop', 'web');
-  const lead = as(t, 'lead', [{ role: 'admin', team: 'web' }]);
-  const ann = as(t, 'ann', [{ role: 'deployer', team: 'web' }]);
-  const tester = as(t, 'tester', [{ role: 'deployer', team: 'web', env: 'test' }]);
-  const bob = as(t, 'bob', [{ role: 'deployer', team: 'web', env: 'prod' }]);
-  const stranger = as(t, 'stranger', [{ role: 'admin', team: 'data' }]);
+  const lead = actAs(t, 'lead', [{ role: 'admin', team: 'web' }]);
+  const ann = actAs(t, 'ann', [{ role: 'deployer', team: 'web' }]);
+  const tester = actAs(t, 'tester', [{ role: 'deployer', team: 'web', env: 'test' }]);
+  const bob = actAs(t, 'bob', [{ role: 'deployer', team: 'web', env: 'prod' }]);
+  const stranger = actAs(t, 'stranger', [{ role: 'admin', team: 'data' }]);
 
   await expectError(t.anon('PUT', '/v1/teams/web/policies/prod', { requireApproval: true }), 401);
   await expectError(ann('PUT', '/v1/teams/web/policies/prod', { requireApproval: true }), 403, /admin role/);

@@ -6,25 +6,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { expectError, NOW, serviceSpec, withTestApi, type TestApi } from '../../test/helpers/api-inject.ts';
-
-function as(t: TestApi, name: string, grants: { role: string; team: string; app?: string; env?: string }[]) {
-  t.auth.addUser({ id: `u-${name}`, name, passwordHash: '', createdAt: 0, createdBy: 'admin' });
-  for (const [i, g] of grants.entries()) {
-    t.auth.addGrant({ id: `g-${name}-${i}`, subject: `user:u-${name}`, role: g.role as 'viewer', team: g.team, app: g.app ?? '*', env: g.env ?? '*', createdAt: 0, createdBy: 'admin' });
-  }
-  const s = `berths_${name}-session`;
-  t.auth.addSession({ id: createHash('sha256').update(s).digest('hex'), userId: `u-${name}`, kind: 'cli', csrfHash: '', createdAt: 0, expiresAt: NOW + 1, ip: '' });
-  return (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: object) =>
-    t.api.inject({ method, url, headers: { authorization: `Bearer ${s}` }, ...(payload ? { payload } : {}) });
-}
+import { expectError, NOW, serviceSpec, withTestApi, actAs } from '../../test/helpers/api-inject.ts';
 
 test('policies: 401 without a token; owners set any layer; team admins tighten their own; versions kept; bad fields named', () => withTestApi(async (t) => {
   for (const team of ['web', 'data']) t.auth.addTeam({ name: team, createdAt: 0, createdBy: 'admin' });
-  const lead = as(t, 'lead', [{ role: 'admin', team: 'web' }]);
-  const ann = as(t, 'ann', [{ role: 'deployer', team: 'web' }]);
-  const stranger = as(t, 'stranger', [{ role: 'admin', team: 'data' }]);
+  const lead = actAs(t, 'lead', [{ role: 'admin', team: 'web' }]);
+  const ann = actAs(t, 'ann', [{ role: 'deployer', team: 'web' }]);
+  const stranger = actAs(t, 'stranger', [{ role: 'admin', team: 'data' }]);
 
   await expectError(t.anon('GET', '/v1/policies'), 401);
   await expectError(t.anon('PUT', '/v1/policies', { policy: {} }), 401);
@@ -63,9 +51,9 @@ test('deploy: refused keys listed at once with the policy, nothing stored; an ex
   t.auth.addTeam({ name: 'web', createdAt: 0, createdBy: 'admin' });
   t.addService('shop', 'test', 'web');
   t.auth.setAppTeam('shop', 'web');
-  const lead = as(t, 'lead', [{ role: 'admin', team: 'web' }]);
-  const ann = as(t, 'ann', [{ role: 'deployer', team: 'web' }]);
-  const tester = as(t, 'tester', [{ role: 'admin', team: 'web', env: 'test' }]);
+  const lead = actAs(t, 'lead', [{ role: 'admin', team: 'web' }]);
+  const ann = actAs(t, 'ann', [{ role: 'deployer', team: 'web' }]);
+  const tester = actAs(t, 'tester', [{ role: 'admin', team: 'web', env: 'test' }]);
   const risky = { name: 'shop', services: { web: serviceSpec('web', { privileged: true, hostNamespaces: ['pid'], capAdd: ['SYS_PTRACE'] }) } };
 
   const deploymentsBefore = t.store.listDeployments({}).length;
@@ -89,7 +77,7 @@ test('deploy: refused keys listed at once with the policy, nothing stored; an ex
   await expectError(lead('POST', '/v1/exemptions', { ...ex, reason: '' }), 400, /^reason: /);
   await expectError(lead('POST', '/v1/exemptions', { ...ex, expires: '365d' }), 400, /^expires: /);
   await expectError(lead('POST', '/v1/exemptions', { ...ex, key: 'root' }), 400, /^key: /);
-  await expectError(as(t, 'stranger', [{ role: 'admin', team: 'data' }])('POST', '/v1/exemptions', ex), 404, /no app "shop"/);
+  await expectError(actAs(t, 'stranger', [{ role: 'admin', team: 'data' }])('POST', '/v1/exemptions', ex), 404, /no app "shop"/);
   const made = await lead('POST', '/v1/exemptions', ex);
   assert.equal(made.statusCode, 201, made.body);
   const exemption = made.json().exemption;

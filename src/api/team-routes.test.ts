@@ -5,21 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { hashToken } from '../auth/index.ts';
-import { expectError, NOW, withTestApi, type TestApi } from '../../test/helpers/api-inject.ts';
-
-/** A user with a CLI session; returns a request function acting as them. */
-function as(t: TestApi, name: string, grants: { role: string; team: string; app?: string; env?: string }[] = []) {
-  t.auth.addUser({ id: `u-${name}`, name, passwordHash: '', createdAt: 0, createdBy: 'admin' });
-  for (const [i, g] of grants.entries()) {
-    t.auth.addGrant({ id: `g-${name}-${i}`, subject: `user:u-${name}`, role: g.role as 'viewer', team: g.team, app: g.app ?? '*', env: g.env ?? '*', createdAt: 0, createdBy: 'admin' });
-  }
-  const s = `berths_${name}-session`;
-  t.auth.addSession({ id: createHash('sha256').update(s).digest('hex'), userId: `u-${name}`, kind: 'cli', csrfHash: '', createdAt: 0, expiresAt: NOW + 1, ip: '' });
-  return (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: object) =>
-    t.api.inject({ method, url, headers: { authorization: `Bearer ${s}` }, ...(payload ? { payload } : {}) });
-}
+import { expectError, NOW, withTestApi, actAs } from '../../test/helpers/api-inject.ts';
 
 test('teams: 401, 400 naming the field, 409, 404, assign and unassign; only teams one has a role in are listed', () => withTestApi(async (t) => {
   await expectError(t.anon('GET', '/v1/teams'), 401);
@@ -38,7 +25,7 @@ test('teams: 401, 400 naming the field, 409, 404, assign and unassign; only team
   assert.equal((await t.req('DELETE', '/v1/teams/data/apps/shop')).statusCode, 204);
   assert.equal(t.auth.appTeam('shop'), undefined);
   assert.equal((await t.req('DELETE', '/v1/teams/data')).statusCode, 204);
-  const ann = as(t, 'ann', [{ role: 'viewer', team: 'web' }]);
+  const ann = actAs(t, 'ann', [{ role: 'viewer', team: 'web' }]);
   assert.deepEqual((await ann('GET', '/v1/teams')).json().teams.map((x: { name: string }) => x.name), ['web']);
   await expectError(ann('POST', '/v1/teams', { name: 'mine' }), 403, /owner/);
 }));
@@ -57,12 +44,12 @@ test('grants: owners grant anything; a team admin within the team and what they 
   assert.deepEqual({ ...r.json().grant, id: 'x', createdAt: 0 }, { id: 'x', user: 'bob', role: 'deployer', team: 'web', app: '*', env: 'test', createdAt: 0, createdBy: 'admin' });
   await expectError(t.req('POST', '/v1/grants', { user: 'bob', role: 'deployer', team: 'web', env: 'test' }), 409, /already holds/);
 
-  const lead = as(t, 'lead', [{ role: 'admin', team: 'web', env: 'test' }]);
+  const lead = actAs(t, 'lead', [{ role: 'admin', team: 'web', env: 'test' }]);
   assert.equal((await lead('POST', '/v1/grants', { user: 'bob', role: 'maintainer', team: 'web', env: 'test' })).statusCode, 201);
   await expectError(lead('POST', '/v1/grants', { user: 'bob', role: 'deployer', team: 'web', env: 'prod' }), 403, /only owners, and team admins within what they hold/);
   await expectError(lead('POST', '/v1/grants', { user: 'bob', role: 'viewer', team: 'data' }), 404, /no team "data"/);
   await expectError(lead('POST', '/v1/grants', { user: 'bob', role: 'owner', team: '*' }), 403);
-  const maint = as(t, 'maint', [{ role: 'maintainer', team: 'web' }]);
+  const maint = actAs(t, 'maint', [{ role: 'maintainer', team: 'web' }]);
   await expectError(maint('POST', '/v1/grants', { user: 'bob', role: 'viewer', team: 'web' }), 403);
   // Lists: the lead sees the grants of the team they administer; bob's own; nothing of data's.
   const dataGrant = (await t.req('POST', '/v1/grants', { user: 'bob', role: 'viewer', team: 'data' })).json().grant.id;
@@ -79,7 +66,7 @@ test('API tokens: shown once, stored hashed, scoped, capped by the creator, expi
   t.addService('shop', 'test', 'web');
   t.addService('shop', 'prod', 'web');
   t.auth.setAppTeam('shop', 'web');
-  const dev = as(t, 'dev', [{ role: 'deployer', team: 'web', env: 'test' }]);
+  const dev = actAs(t, 'dev', [{ role: 'deployer', team: 'web', env: 'test' }]);
   await expectError(t.anon('POST', '/v1/tokens', { name: 'ci', grants: [{ role: 'deployer', team: 'web' }] }), 401);
   await expectError(dev('POST', '/v1/tokens', { name: 'ci', grants: [] }), 400, /^grants: a token needs at least one grant/);
   await expectError(dev('POST', '/v1/tokens', { name: 'ci', expires: '2y', grants: [{ role: 'viewer', team: 'web' }] }), 400, /^expires: /);
@@ -106,7 +93,7 @@ test('API tokens: shown once, stored hashed, scoped, capped by the creator, expi
   await expectError(ci('POST', '/v1/apps/shop/restart', { env: 'test' }), 404);
   t.auth.addGrant({ id: 'g-dev-1', subject: 'user:u-dev', role: 'deployer', team: 'web', app: '*', env: 'test', createdAt: 0, createdBy: 'admin' });
   // Another user cannot see or revoke it; its creator can.
-  const other = as(t, 'other', [{ role: 'viewer', team: 'web' }]);
+  const other = actAs(t, 'other', [{ role: 'viewer', team: 'web' }]);
   await expectError(other('DELETE', `/v1/tokens/${id}`), 404);
   assert.deepEqual((await other('GET', '/v1/tokens')).json().tokens, []);
   assert.deepEqual((await dev('DELETE', `/v1/tokens/${id}`)).json(), { id, revoked: true });

@@ -5,7 +5,7 @@
  * through fastify's `inject()`: no port, no engine. Records what the routes enqueue in `calls`.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,6 +103,18 @@ export async function withTestApi(fn: (t: TestApi) => Promise<void>, o: { hostMe
 }
 
 /** Asserts the status and, for an error, that the message matches (a field, what would be right). */
+/** A user with a CLI session and these grants; returns a request function acting as them. */
+export function actAs(t: TestApi, name: string, grants: { role: string; team: string; app?: string; env?: string }[] = []) {
+  t.auth.addUser({ id: `u-${name}`, name, passwordHash: '', createdAt: 0, createdBy: 'admin' });
+  for (const [i, g] of grants.entries()) {
+    t.auth.addGrant({ id: `g-${name}-${i}`, subject: `user:u-${name}`, role: g.role as 'viewer', team: g.team, app: g.app ?? '*', env: g.env ?? '*', createdAt: 0, createdBy: 'admin' });
+  }
+  const s = `berths_${name}-session`;
+  t.auth.addSession({ id: createHash('sha256').update(s).digest('hex'), userId: `u-${name}`, kind: 'cli', csrfHash: '', createdAt: 0, expiresAt: NOW + 1, ip: '' });
+  return (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: object): Promise<LightMyRequestResponse> =>
+    t.api.inject({ method, url, headers: { authorization: `Bearer ${s}` }, ...(payload ? { payload } : {}) });
+}
+
 export async function expectError(res: Promise<LightMyRequestResponse>, status: number, message?: RegExp): Promise<void> {
   const r = await res;
   assert.equal(r.statusCode, status, r.body);
