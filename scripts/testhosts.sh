@@ -14,18 +14,22 @@
 # Addresses: bridge berthtb0 10.77.0.1/24 in the root namespace (the control plane reaches every host
 # there), host I at 10.77.0.(10+I); Swarm overlays from 10.160.0.0/16 (neither overlaps Berth's app
 # network pool 10.208.0.0/12, nor Docker's own defaults). Sockets: /run/berth-testhosts/thI/docker.sock.
-# Env: BERTH_TESTHOSTS_IMAGES (default "berth/busybox berth/node:20"), BERTH_TESTHOSTS_DIR
+# Env: BERTH_TESTHOSTS_SLOT (0-9, default 0): several independent sets of test hosts on one machine
+# (slot S: hosts sSh1.., bridge berthtbS, 10.77.S.0/24, its own run directory; slot 0 is the above),
+# so parallel work trees can each run their many-host tests. BERTH_TESTHOSTS_IMAGES (default "berth/busybox berth/node:20"), BERTH_TESTHOSTS_DIR
 # (/var/lib/berth-testhosts: data roots and the image tar cache), BERTH_TESTHOSTS_RUN (/run/berth-testhosts).
 set -euo pipefail
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 BERTH_LOG_TAG=testhosts
 
-BR=berthtb0
-NET=10.77.0
-PREFIX=th
+SLOT=${BERTH_TESTHOSTS_SLOT:-0}
+[[ $SLOT =~ ^[0-9]$ ]] || die "BERTH_TESTHOSTS_SLOT is one digit 0-9, not '$SLOT'"
+BR=berthtb$SLOT
+NET=10.77.$SLOT
+if ((SLOT == 0)); then PREFIX=th; else PREFIX=s${SLOT}h; fi
 POOL=10.160.0.0/16
 DIR=${BERTH_TESTHOSTS_DIR:-/var/lib/berth-testhosts}
-RUN=${BERTH_TESTHOSTS_RUN:-/run/berth-testhosts}
+if ((SLOT == 0)); then RUN=${BERTH_TESTHOSTS_RUN:-/run/berth-testhosts}; else RUN=${BERTH_TESTHOSTS_RUN:-/run/berth-testhosts-$SLOT}; fi
 IMAGES=${BERTH_TESTHOSTS_IMAGES:-berth/busybox berth/node:20}
 # The storage driver the machine's own engine uses (overlay2, or vfs where overlay mounts do not work).
 DRIVER=$(docker info -f '{{.Driver}}' 2>/dev/null || echo overlay2)
@@ -110,11 +114,15 @@ image_tar() {
   ids=$(docker image inspect -f '{{.Id}}' $IMAGES) || die "base images missing ($IMAGES): run scripts/images.sh"
   key=$(printf '%s' "$ids $IMAGES" | sha256sum | cut -c1-16)
   tar="$DIR/images-$key.tar"
+  # Slots share the cache: one writer at a time.
+  exec 9>"$DIR/images.lock"
+  flock 9
   if [[ ! -s $tar ]]; then
     find "$DIR" -maxdepth 1 -name 'images-*.tar' -delete
     # shellcheck disable=SC2086
-    docker save -o "$tar.tmp" $IMAGES && mv "$tar.tmp" "$tar"
+    docker save -o "$tar.$$.tmp" $IMAGES && mv "$tar.$$.tmp" "$tar"
   fi
+  exec 9>&-
   printf '%s\n' "$tar"
 }
 

@@ -12,12 +12,15 @@ import { Harness } from './helpers/harness.ts';
 import { startTestHosts, type TestHosts } from './helpers/swarm-hosts.ts';
 
 let th: TestHosts;
+/** Host i's name and address (1-based): th1/10.77.0.11 in slot 0 (scripts/testhosts.sh BERTH_TESTHOSTS_SLOT). */
+const hn = (i: number): string => th.hosts[i - 1]!.name;
+const ad = (i: number): string => th.hosts[i - 1]!.address;
 let engine: DockerEngine;
 let h: Harness | undefined;
 
 before(async () => {
   th = await startTestHosts(3);
-  engine = new DockerEngine({ socketPath: th.manager, logger: silentLogger, hostName: 'th1' });
+  engine = new DockerEngine({ socketPath: th.manager, logger: silentLogger, hostName: hn(1) });
 });
 
 after(async () => {
@@ -30,9 +33,9 @@ test('test hosts: three engines, one Swarm, set up within the budget; the plain 
   assert.equal(await engine.clusterMode(), 'swarm');
   const hosts = await engine.hosts();
   assert.deepEqual(hosts.map((h) => [h.name, h.address, h.state, h.role, h.pool]).sort(), [
-    ['th1', '10.77.0.11', 'ready', 'manager', 'default'],
-    ['th2', '10.77.0.12', 'ready', 'worker', 'default'],
-    ['th3', '10.77.0.13', 'ready', 'worker', 'default'],
+    [hn(1), ad(1), 'ready', 'manager', 'default'],
+    [hn(2), ad(2), 'ready', 'worker', 'default'],
+    [hn(3), ad(3), 'ready', 'worker', 'default'],
   ]);
   for (const h of hosts) {
     assert.ok(h.capacity.nanoCpus >= 1e9, `${h.name} reports its CPUs`);
@@ -51,18 +54,18 @@ test('test hosts: three engines, one Swarm, set up within the budget; the plain 
 });
 
 test('labels make pools; drain and activate; unknown hosts are not found; a worker engine says to use a manager', async () => {
-  const a = await engine.labelHost('th2', { 'io.berth.pool': 'a', zone: 'z1' });
+  const a = await engine.labelHost(hn(2), { 'io.berth.pool': 'a', zone: 'z1' });
   assert.equal(a.pool, 'a');
   assert.equal(a.labels.zone, 'z1');
   const cleared = await engine.labelHost(a.id, { zone: null });
   assert.deepEqual(cleared.labels, { 'io.berth.pool': 'a' });
-  assert.equal((await engine.drainHost('th2', true)).state, 'draining');
-  assert.equal((await engine.hosts()).find((h) => h.name === 'th2')?.state, 'draining');
-  assert.equal((await engine.drainHost('th2', false)).state, 'ready');
+  assert.equal((await engine.drainHost(hn(2), true)).state, 'draining');
+  assert.equal((await engine.hosts()).find((h) => h.name === hn(2))?.state, 'draining');
+  assert.equal((await engine.drainHost(hn(2), false)).state, 'ready');
   await assert.rejects(engine.drainHost('nosuch', true), NotFound);
-  await assert.rejects(engine.removeHost('th3', { force: false }), (e: unknown) => e instanceof Conflict && /drain it first/.test(e.message));
+  await assert.rejects(engine.removeHost(hn(3), { force: false }), (e: unknown) => e instanceof Conflict && /drain it first/.test(e.message));
 
-  const worker = new DockerEngine({ socketPath: th.hosts[1]!.socket, logger: silentLogger, hostName: 'th2' });
+  const worker = new DockerEngine({ socketPath: th.hosts[1]!.socket, logger: silentLogger, hostName: hn(2) });
   await assert.rejects(worker.hosts(), (e: unknown) => e instanceof Conflict && /Swarm worker: point Berth at a manager/.test(e.message));
 });
 
@@ -73,39 +76,39 @@ test('berth hosts / host label / drain / add / rm on a server whose engine is th
   assert.equal(list.code, 0, list.stderr);
   const doc = JSON.parse(list.stdout);
   assert.equal(doc.mode, 'swarm');
-  assert.deepEqual(doc.hosts.map((x: { name: string }) => x.name).sort(), ['th1', 'th2', 'th3']);
+  assert.deepEqual(doc.hosts.map((x: { name: string }) => x.name).sort(), [hn(1), hn(2), hn(3)]);
   const human = await h.cli(['hosts']);
   assert.match(human.stdout, /^HOST\s+ADDRESS\s+POOL\s+STATE/m);
-  assert.match(human.stdout, /^th2\s+10\.77\.0\.12\s+\S+\s+ready/m);
+  assert.match(human.stdout, new RegExp(`^${hn(2)}\\s+${ad(2).replace(/\./g, '\\.')}\\s+\\S+\\s+ready`, 'm'));
 
-  const lab = await h.cli(['host', 'label', 'th3', 'io.berth.pool=b', 'rack=r1']);
+  const lab = await h.cli(['host', 'label', hn(3), 'io.berth.pool=b', 'rack=r1']);
   assert.equal(lab.code, 0, lab.stderr);
-  assert.match(lab.stdout, /th3: pool b, labels io\.berth\.pool=b rack=r1/);
-  assert.equal((await h.cli(['host', 'label', 'th3', 'rack-'])).code, 0);
-  assert.deepEqual((await engine.hosts()).find((x) => x.name === 'th3')?.labels, { 'io.berth.pool': 'b' });
-  const bad = await h.cli(['host', 'label', 'th3', 'rack']);
+  assert.match(lab.stdout, new RegExp(`${hn(3)}: pool b, labels io\\.berth\\.pool=b rack=r1`));
+  assert.equal((await h.cli(['host', 'label', hn(3), 'rack-'])).code, 0);
+  assert.deepEqual((await engine.hosts()).find((x) => x.name === hn(3))?.labels, { 'io.berth.pool': 'b' });
+  const bad = await h.cli(['host', 'label', hn(3), 'rack']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /KEY=VALUE to set a label or KEY- to remove one/);
-  const badPool = await h.cli(['host', 'label', 'th3', 'io.berth.pool=Team A']);
+  const badPool = await h.cli(['host', 'label', hn(3), 'io.berth.pool=Team A']);
   assert.equal(badPool.code, 2);
   assert.match(badPool.stderr, /a pool name/);
   assert.equal((await h.cli(['host', 'drain', 'nosuch'])).code, 3);
 
-  const drain = await h.cli(['host', 'drain', 'th3']);
+  const drain = await h.cli(['host', 'drain', hn(3)]);
   assert.equal(drain.code, 0, drain.stderr);
-  assert.match(drain.stdout, /th3 is draining/);
-  assert.match(await th.docker(1, 'node', 'inspect', '-f', '{{.Spec.Availability}}', 'th3'), /pause/);
-  assert.match((await h.cli(['host', 'drain', 'th3', '--undo'])).stdout, /th3 is ready/);
-  const rm = await h.cli(['host', 'rm', 'th3']);
+  assert.match(drain.stdout, new RegExp(`${hn(3)} is draining`));
+  assert.match(await th.docker(1, 'node', 'inspect', '-f', '{{.Spec.Availability}}', hn(3)), /pause/);
+  assert.match((await h.cli(['host', 'drain', hn(3), '--undo'])).stdout, new RegExp(`${hn(3)} is ready`));
+  const rm = await h.cli(['host', 'rm', hn(3)]);
   assert.equal(rm.code, 4);
   assert.match(rm.stderr, /drain it first/);
 
   const add = await h.cli(['host', 'add', '--pool', 'b']);
   assert.equal(add.code, 0, add.stderr);
   const token = (await th.docker(1, 'swarm', 'join-token', '-q', 'worker')).trim();
-  assert.ok(add.stdout.includes(`docker swarm join --token ${token} 10.77.0.11:2377`), add.stdout);
+  assert.ok(add.stdout.includes(`docker swarm join --token ${token} ${ad(1)}:2377`), add.stdout);
   assert.match(add.stdout, /berth host label HOSTNAME io\.berth\.pool=b/);
-  const init = await h.cli(['cluster', 'init', '--advertise-addr', '10.77.0.11']);
+  const init = await h.cli(['cluster', 'init', '--advertise-addr', ad(1)]);
   assert.equal(init.code, 4);
   assert.match(init.stderr, /in a Swarm already/);
   for (const verb of [['hosts'], ['host', 'add'], ['host', 'label'], ['host', 'drain'], ['host', 'rm'], ['cluster', 'init']]) {
@@ -116,7 +119,7 @@ test('berth hosts / host label / drain / add / rm on a server whose engine is th
 
 test('a host that dies is down with the engine\'s reason, returns ready, and can be removed once down', async () => {
   await th.kill(3);
-  const down = await waitFor(async () => (await engine.hosts()).find((h) => h.name === 'th3' && h.state === 'down'), { timeoutMs: 60_000, intervalMs: 250, what: 'th3 reported down' });
+  const down = await waitFor(async () => (await engine.hosts()).find((h) => h.name === hn(3) && h.state === 'down'), { timeoutMs: 60_000, intervalMs: 250, what: 'th3 reported down' });
   assert.ok(down.message, 'a down host says why');
   // The server (started by the previous test) puts it on the timeline.
   if (h) {
@@ -124,14 +127,14 @@ test('a host that dies is down with the engine\'s reason, returns ready, and can
       const r = await h!.api('GET', '/v1/events');
       return (r.json.events as { kind: string; message: string }[]).find((e) => e.kind === 'host.down');
     }, { timeoutMs: 20_000, intervalMs: 250, what: 'a host.down event' });
-    assert.match(ev.message, /^host th3 \(10\.77\.0\.13, pool b\) is down/);
+    assert.match(ev.message, new RegExp(`^host ${hn(3)} \\(${ad(3).replace(/\./g, '\\.')}, pool b\\) is down`));
   }
   await th.revive(3);
-  await waitFor(async () => (await engine.hosts()).find((h) => h.name === 'th3' && h.state === 'ready'), { timeoutMs: 60_000, intervalMs: 250, what: 'th3 ready again' });
+  await waitFor(async () => (await engine.hosts()).find((h) => h.name === hn(3) && h.state === 'ready'), { timeoutMs: 60_000, intervalMs: 250, what: 'th3 ready again' });
 
   await th.kill(3);
-  await waitFor(async () => (await engine.hosts()).find((h) => h.name === 'th3' && h.state === 'down'), { timeoutMs: 60_000, intervalMs: 250, what: 'th3 down again' });
-  await engine.removeHost('th3', { force: false });
-  assert.deepEqual((await engine.hosts()).map((h) => h.name).sort(), ['th1', 'th2']);
-  await assert.rejects(engine.removeHost('th1', { force: false }), Conflict);
+  await waitFor(async () => (await engine.hosts()).find((h) => h.name === hn(3) && h.state === 'down'), { timeoutMs: 60_000, intervalMs: 250, what: 'th3 down again' });
+  await engine.removeHost(hn(3), { force: false });
+  assert.deepEqual((await engine.hosts()).map((h) => h.name).sort(), [hn(1), hn(2)]);
+  await assert.rejects(engine.removeHost(hn(1), { force: false }), Conflict);
 });

@@ -13,14 +13,17 @@ import { waitFor } from '../src/lib/backoff.ts';
 import { startTestHosts, type TestHosts } from './helpers/swarm-hosts.ts';
 
 let th: TestHosts;
+/** Host i's name and address (1-based): th1/10.77.0.11 in slot 0 (scripts/testhosts.sh BERTH_TESTHOSTS_SLOT). */
+const hn = (i: number): string => th.hosts[i - 1]!.name;
+const ad = (i: number): string => th.hosts[i - 1]!.address;
 let swarm: SwarmContainers;
 let imageId: string;
 const GIB = 1024 ** 3;
 
 before(async () => {
   th = await startTestHosts(4);
-  for (const [i, pool] of [[1, 'a'], [2, 'a'], [3, 'a'], [4, 'b']] as const) await th.docker(1, 'node', 'update', '--label-add', `io.berth.pool=${pool}`, `th${i}`);
-  swarm = new SwarmContainers(new Docker({ socketPath: th.manager }), th.manager, 'th1', { logMaxSize: '1m', logMaxFile: 2 });
+  for (const [i, pool] of [[1, 'a'], [2, 'a'], [3, 'a'], [4, 'b']] as const) await th.docker(1, 'node', 'update', '--label-add', `io.berth.pool=${pool}`, hn(i));
+  swarm = new SwarmContainers(new Docker({ socketPath: th.manager }), th.manager, hn(1), { logMaxSize: '1m', logMaxFile: 2 });
   imageId = (await th.docker(1, 'image', 'inspect', '-f', '{{.Id}}', 'berth/busybox')).trim();
 });
 
@@ -58,10 +61,10 @@ test('six instances of pool a spread 2/2/2 over its three hosts and answer on ho
   const deployMs = Date.now() - t0;
   const tally: Record<string, number> = {};
   for (const c of infos) tally[c.host] = (tally[c.host] ?? 0) + 1;
-  assert.deepEqual(tally, { th1: 2, th2: 2, th3: 2 });
+  assert.deepEqual(tally, { [hn(1)]: 2, [hn(2)]: 2, [hn(3)]: 2 });
   for (const c of infos) {
     const port = 19701 + Number(c.name.split('-')[1]);
-    assert.match(c.hostAddress ?? '', /^10\.77\.0\.1[123]$/);
+    assert.match(c.hostAddress ?? '', new RegExp(`^(${[1, 2, 3].map((i) => ad(i).replace(/\./g, '\\.')).join('|')})$`));
     assert.notEqual(await waitFor(async () => (await status(c.hostAddress!, port)) || undefined, { timeoutMs: 10_000, intervalMs: 100, what: `${c.name} answering` }), 0);
   }
   console.log(`# figures: 6 instances created+started+running in ${deployMs} ms with ${swarm.calls} Swarm API calls (incl. polling)`);
@@ -72,7 +75,7 @@ test('six instances of pool a spread 2/2/2 over its three hosts and answer on ho
     const all = await swarm.list({ [LABEL.cluster]: 'ctest', [LABEL.service]: 'db' });
     return all.length === 2 && all.every((c) => c.running) ? all : undefined;
   }, { timeoutMs: 60_000, intervalMs: 200, what: 'pool b running' });
-  assert.deepEqual(dbs.map((c) => c.host), ['th4', 'th4']);
+  assert.deepEqual(dbs.map((c) => c.host), [hn(4), hn(4)]);
 
   // Stop, then remove: the instance is gone from the engine.
   await swarm.stop(ids[0]!, 2);
@@ -86,8 +89,8 @@ test('six instances of pool a spread 2/2/2 over its three hosts and answer on ho
 test('a host that dies: its instances are lost as soon as the Swarm marks it down (figure: detection time)', async () => {
   const before = await swarm.list({ [LABEL.cluster]: 'ctest', [LABEL.service]: 'web' });
   // A worker (th1 is the manager Berth talks to) with two instances still (web-0 was removed above).
-  const victim = before.filter((c) => c.host === 'th2').length === 2 ? 2 : 3;
-  const onTh2 = before.filter((c) => c.host === `th${victim}`).map((c) => c.id);
+  const victim = before.filter((c) => c.host === hn(2)).length === 2 ? 2 : 3;
+  const onTh2 = before.filter((c) => c.host === hn(victim)).map((c) => c.id);
   assert.equal(onTh2.length, 2);
   const t0 = Date.now();
   await th.kill(victim);
@@ -98,5 +101,5 @@ test('a host that dies: its instances are lost as soon as the Swarm marks it dow
   console.log(`# figures: host loss detected (instances lost) after ${Date.now() - t0} ms`);
   // Restart policy none: Swarm does not run them elsewhere by itself; Berth replaces them.
   const others = (await swarm.list({ [LABEL.cluster]: 'ctest', [LABEL.service]: 'web' })).filter((c) => !onTh2.includes(c.id));
-  assert.ok(others.every((c) => c.running && c.host !== `th${victim}`));
+  assert.ok(others.every((c) => c.running && c.host !== hn(victim)));
 });

@@ -693,28 +693,34 @@ async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** upstream → its backends (`address:port`). */
-function backendKeys(routes: readonly IngressRoute[]): Map<string, Set<string>> {
+/** Backends per route: the key is the upstream with the host and path it serves. */
+export function backendKeys(routes: readonly IngressRoute[]): Map<string, Set<string>> {
   const m = new Map<string, Set<string>>();
   for (const r of routes) {
-    const set = m.get(r.upstream) ?? new Set<string>();
+    const key = `${r.upstream} ${r.host ?? '*'} ${r.path}`;
+    const set = m.get(key) ?? new Set<string>();
     for (const b of r.backends) set.add(`${b.address}:${b.port}`);
-    m.set(r.upstream, set);
+    m.set(key, set);
   }
   return m;
 }
 
 /**
  * True when a request that an old worker (old config) still takes would succeed all the same: no
- * backend leaves, and every upstream that serves now already had a backend before (a new route or
- * one coming back from zero backends answers 404/503 in the old config).
+ * backend leaves, every route that serves now was already in the old config (a new route, even one
+ * rendered with no backends yet, answers 404 from an old worker: its backends arrive later by push,
+ * and old workers keep accepting for ~100 ms after a reload), and every route that had no backend
+ * before has none now (one coming back from zero backends answers 503 in the old config).
  */
-function onlyAdds(prev: Map<string, Set<string>>, next: Map<string, Set<string>>): boolean {
-  for (const [up, backends] of prev) {
-    const after = next.get(up);
+export function onlyAdds(prev: Map<string, Set<string>>, next: Map<string, Set<string>>): boolean {
+  for (const [route, backends] of prev) {
+    const after = next.get(route);
     for (const b of backends) if (!after?.has(b)) return false;
   }
-  for (const [up, backends] of next) {
-    if (backends.size > 0 && (prev.get(up)?.size ?? 0) === 0) return false;
+  for (const [route, backends] of next) {
+    const before = prev.get(route);
+    if (before === undefined) return false;
+    if (backends.size > 0 && before.size === 0) return false;
   }
   return true;
 }
