@@ -39,6 +39,7 @@ const PACKAGE_HOMES = {
   commander: ['cli'],
   'better-sqlite3': ['lib', 'store', 'config', 'logs', 'metrics', 'tls'],
   'acme-client': ['tls'],
+  '@peculiar/x509': ['tls'],
   'openid-client': ['auth'],
   ldapts: ['auth'],
   pino: ['lib'],

@@ -8,3 +8,4 @@ export { CertManager, type CertManagerOptions } from './cert-manager.ts';
 export { CertStore, type StoredCert, type CertSource } from './cert-store.ts';
 export { AcmeIssuer, AcmeFailed, ChallengeDir, type CertIssuer, type IssuedCert } from './acme-issuer.ts';
 export { checkUpload, readCertInfo, renewalDue, retryDelay, type CertInfo } from './cert-info.ts';
+export { ClusterCa, checkIssued, type TlsMaterial } from './cluster-ca.ts';
