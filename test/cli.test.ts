@@ -213,6 +213,48 @@ describe('the CLI', () => {
       'the restart generation is not part of the release hash');
   });
 
+  test('restart APP INSTANCE under load: only that instance is replaced, 0 failed requests; wrong calls exit 2 and 3', async () => {
+    type Svc = { name: string; healthy: number; desired: number; instances: { id: string; health: string }[] };
+    const services = async () => (await h.status('shop')).services as Svc[];
+    await waitFor(async () => (await services()).every((s) => s.healthy === s.desired && s.instances.length === s.desired), { timeoutMs: 60_000, what: 'shop settled' });
+    const web = (await services()).find((s) => s.name === 'web')!;
+    const [victim, other] = web.instances.map((i) => i.id);
+    const workerIds = (await services()).find((s) => s.name === 'worker')!.instances.map((i) => i.id);
+    let done = false;
+    let ok = 0;
+    const failures: string[] = [];
+    const traffic = (async () => {
+      while (!done) {
+        const r = await load(h.ingressPort, '/', { total: 200, concurrency: 4, maxMs: 5000 });
+        ok += r.ok;
+        failures.push(...r.errors.slice(0, 10 - failures.length));
+        if (r.failed) failures.push(`${r.failed} failed`);
+      }
+    })();
+    let r;
+    try {
+      await waitFor(() => ok >= 50, { timeoutMs: 10_000, what: 'traffic flowing' });
+      r = await h.cli(['--json', 'restart', 'shop', victim!], { timeoutMs: 120_000 });
+    } finally {
+      done = true;
+      await traffic;
+    }
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(failures, [], 'no request failed during the restart');
+    const last = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { instance: string; service: string; replacedBy: string[]; ms: number };
+    assert.deepEqual([last.instance, last.service, last.replacedBy.length], [victim, 'web', 1]);
+    const now = await services();
+    const ids = now.find((s) => s.name === 'web')!.instances.map((i) => i.id).sort();
+    assert.deepEqual(ids, [other!, last.replacedBy[0]!].sort(), 'the other web instance is untouched, the victim replaced');
+    assert.deepEqual(now.find((s) => s.name === 'worker')!.instances.map((i) => i.id), workerIds, 'the worker is untouched');
+    // The instance is gone now: 3 with the API's words; an instance with APP/SERVICE is a usage error.
+    const gone = await h.cli(['restart', 'shop', victim!]);
+    assert.equal(gone.code, 3, gone.stderr);
+    assert.match(gone.stderr, new RegExp(`shop/prod has no instance ${victim}`));
+    assert.equal((await h.cli(['restart', 'shop/web', other!])).code, 2);
+    assert.equal((await h.cli(['restart', 'shpo', other!])).code, 3);
+  });
+
   test('exec APP/SERVICE -- CMD: output streams through, the exit code propagates', async () => {
     const r = await h.cli(['exec', 'shop/worker', '--', 'sh', '-c', 'echo out; echo err >&2; exit 7']);
     assert.equal(r.code, 7, r.stderr);

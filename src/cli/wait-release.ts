@@ -156,6 +156,42 @@ export async function waitForReleases(client: BerthClient, app: string, env: str
 }
 
 /**
+ * Follows one instance's restart (`berth restart APP INSTANCE`) until it is gone from its service and
+ * the service runs its desired number of healthy instances again (resolves with the new instances'
+ * ids) or the service crash-loops or fails (throws, exit 1). One streaming request, like the others.
+ */
+export async function waitForInstanceReplaced(client: BerthClient, r: { app: string; env: string; service: string; instance: string; before: string[] },
+  opts: { json: boolean; timeoutS: number; afterEvent?: number }): Promise<string[]> {
+  const ticker = new ProgressTicker();
+  let svc: ServiceView | undefined;
+  try {
+    await followUntil<{ app: string; services: ServiceView[] }>({
+      open: (after, on, signal) => client.followApp(r.app, { env: r.env, ...(after !== undefined ? { after } : {}) }, on, signal),
+      ...(opts.afterEvent !== undefined ? { after: opts.afterEvent } : {}),
+      timeoutS: opts.timeoutS,
+      onEvent: eventPrinter(opts.json, (kind) => SHOWN_EVENTS.test(kind) || /healthy$|started|restart/.test(kind)),
+      onState: (st) => {
+        svc = st.services.find((s) => s.name === r.service);
+        if (!svc) throw new CliFailure(`${r.app}/${r.env}/${r.service} is gone (removed while restarting ${r.instance})`, EXIT.failed);
+        const old = svc.instances.find((i) => i.id === r.instance);
+        if (!opts.json) progress(`${r.instance} ${old ? old.state : 'replaced'} · ${r.service} ${svc.healthy}/${svc.desired} healthy`);
+        if (svc.status === 'crash-looping' || svc.release.status === 'failed') {
+          throw new CliFailure(`the replacement of ${r.instance} does not run: ${svc.detail || svc.release.message}. See \`berth events ${r.app} --service ${r.service}\``, EXIT.failed);
+        }
+        return !old && svc.healthy >= svc.desired;
+      },
+      tick: () => {
+        if (!opts.json && svc) ticker.tickText((now) => `restart of ${r.instance}: ${serviceLine(svc!, now)}`);
+      },
+      timedOut: () => new CliFailure(`${r.instance} not replaced by a healthy instance after ${opts.timeoutS}s${svc ? ` (${serviceLine(svc)})` : ''}. It goes on in the background; see \`berth status ${r.app}\``, EXIT.failed),
+    });
+    return (svc?.instances ?? []).filter((i) => !r.before.includes(i.id)).map((i) => i.id);
+  } finally {
+    progressDone();
+  }
+}
+
+/**
  * Follows a deployment (`berth deploy`, `berth promote`, a configuration rollout) over one streaming
  * request until it succeeded (resolves with its last state and the one-line summary) or failed or
  * timed out (throws, exit 1): the event timeline from `afterEvent`, a live line on a terminal (NDJSON
