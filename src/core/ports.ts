@@ -244,6 +244,11 @@ export interface ContainerInfo {
   ip?: string;
   /** Many hosts: the address of the container's host that Berth routes to (HostInfo.address). */
   hostAddress?: string;
+  /**
+   * Many hosts: its start was asked but it does not run yet (state `created`): the engine's word on
+   * why, e.g. Swarm's `no suitable node (host-mode port already in use on 3 nodes)`, or its task state.
+   */
+  pending?: string;
 }
 
 export interface ImageInfo {

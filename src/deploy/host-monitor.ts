@@ -19,6 +19,7 @@ export interface HostMonitorDeps {
  */
 export class HostMonitor {
   private known: Map<string, HostInfo> | undefined;
+  private byName = new Map<string, HostState>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
@@ -33,6 +34,11 @@ export class HostMonitor {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+  }
+
+  /** A host's state as last read (by name); undefined before the first read or for an unknown host. */
+  stateOf(name: string): HostState | undefined {
+    return this.byName.get(name);
   }
 
   /** One read and its events; concurrent calls share the read in progress. */
@@ -53,7 +59,12 @@ export class HostMonitor {
     const now = new Map(hosts.map((h) => [h.id, h]));
     const before = this.known;
     this.known = now;
-    if (!before) return;
+    this.byName = new Map(hosts.map((h) => [h.name, h.state]));
+    if (!before) {
+      // No news on the timeline after a restart, but the reconcilers hear of hosts that are not ready.
+      for (const h of hosts) if (h.state !== 'ready') this.d.changed?.(h, undefined);
+      return;
+    }
     for (const h of hosts) {
       const was = before.get(h.id);
       if (was?.state === h.state) continue;

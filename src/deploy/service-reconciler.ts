@@ -1,4 +1,4 @@
-import { LABEL, type Clock, type ContainerInfo, type EngineContainers, type EngineNetworks, type EngineTelemetry, type EngineVolumes, type HostPathPolicy, type Logger, type ProbeResult } from '../core/ports.ts';
+import { LABEL, type Clock, type ContainerInfo, type HostState, type EngineContainers, type EngineNetworks, type EngineTelemetry, type EngineVolumes, type HostPathPolicy, type Logger, type ProbeResult } from '../core/ports.ts';
 import { BerthError, Conflict, EngineUnavailable, InvalidInput } from '../core/errors.ts';
 import { planService, crashLoopDelayMs, COMPLETED_REASON, dependencyWait, dependencyWaitText, dependencyTimeoutText, STABLE_RUN_MS, type DependencyHold, type DependencyView, type Action, type InstanceView, type Observed } from '../core/plan/index.ts';
 import type {
@@ -11,6 +11,7 @@ import type { Result } from '../reconcile/index.ts';
 import { containerSpecFor, networkingFor, networkName, volumeName } from './container-spec.ts';
 import { DEFAULT_UPDATE, type HealthSpec, type TcpHealth, type UpdateSpec } from '../core/spec/types.ts';
 import { previousGoodRelease, rollbackTo } from './rollback.ts';
+import { DEFAULT_PENDING_BOUND_MS, pendingTimeoutText, pinnedText } from '../core/failover.ts';
 
 export interface ServiceReconcilerDeps {
   store: DesiredStateStore & InstanceStore & EventStore & ReconcileStore;
@@ -62,6 +63,13 @@ export interface ServiceReconcilerDeps {
   networkScope?: string;
   /** One HTTP/TCP health probe of an instance (reload by signal; the port check of Compose-healthchecked services). */
   probe: (inst: InstanceRecord, health: HealthSpec) => Promise<ProbeResult>;
+  /**
+   * Many hosts: a host's last known state (deploy/HostMonitor). `down`: its instances are lost
+   * (replaced elsewhere); `draining`: its instances are moved (replacement serves first).
+   */
+  hostState?: (host: string) => HostState | undefined;
+  /** How long a started instance may wait to be placed/run before its release fails (default 60 s). */
+  pendingBoundMs?: number;
 }
 
 export function serviceKey(k: ServiceKey): string {
@@ -119,7 +127,7 @@ export class ServiceReconciler {
     const sync = await this.syncHealth(w, records, byInstance, release);
     w.flush();
     let touched = sync.changed || this.noteDirectAddresses(w, records, byInstance);
-    const views = records.map((r) => view(r, byInstance.get(r.id)));
+    const views = records.map((r) => this.view(w, r, byInstance.get(r.id)));
     if (svc && release) {
       const reload = await this.reloadInPlace(w, k, svc, release, records, byInstance);
       if (reload) return reload;
@@ -133,10 +141,14 @@ export class ServiceReconciler {
     } : undefined;
     const actions = planService(desired, views, orphans, clock.now());
     let requeueAfterMs: number | undefined = sync.recheckMs;
-    const stopActions = actions.filter((a) => a.kind === 'stop');
+    const stopActions = actions.filter((a) => a.kind === 'stop' || a.kind === 'failover');
     const creates: Extract<Action, { kind: 'create' }>[] = [];
     // Step: the instances to stop leave the upstreams first (one write), then stop in parallel.
-    for (const a of stopActions) this.markStopping(w, a.instance, a.reason);
+    for (const a of stopActions) {
+      if (a.kind === 'stop') this.markStopping(w, a.instance, a.reason);
+      else this.markFailover(w, a.instance, a.host);
+    }
+    for (const a of actions) if (a.kind === 'unroute') this.unroute(w, a.instance, a.reason);
     w.flush();
     const stops = stopActions.map((a) => this.stopInstance(w, a.instance, byInstance.get(a.instance)));
     // A container that cannot start (a host port taken, a bind refused) fails the round, but the
@@ -148,7 +160,7 @@ export class ServiceReconciler {
           requeueAfterMs = Math.max(50, a.untilMs - clock.now());
           continue;
         }
-        if (a.kind === 'stop') continue;
+        if (a.kind === 'stop' || a.kind === 'failover' || a.kind === 'unroute') continue;
         // The planner's surge budget counts the instances it stops as gone: creating before those
         // stops end would run replicas + 2 containers during a rollout.
         if (a.kind === 'create') {
@@ -196,7 +208,7 @@ export class ServiceReconciler {
       await this.d.routesChanged();
     }
     if (svc && release) {
-      const again = await this.trackRelease(w, k, release);
+      const again = await this.trackRelease(w, k, release, this.pendingTooLong(w, views, byInstance));
       if (again !== undefined) requeueAfterMs = Math.min(requeueAfterMs ?? again, again);
     }
     if (startError !== undefined) throw startError;
@@ -270,7 +282,7 @@ export class ServiceReconciler {
     return undefined;
   }
 
-  private async apply(w: RoundWrites, k: ServiceKey, a: Exclude<Action, { kind: 'wait' | 'stop' }>, svc: ServiceRecord | undefined,
+  private async apply(w: RoundWrites, k: ServiceKey, a: Exclude<Action, { kind: 'wait' | 'stop' | 'failover' | 'unroute' }>, svc: ServiceRecord | undefined,
     release: ReleaseRecord | undefined, byInstance: Map<string, ContainerInfo>): Promise<void> {
     const { store, engine, clock } = this.d;
     switch (a.kind) {
@@ -473,6 +485,59 @@ export class ServiceReconciler {
   }
 
   /**
+   * Its host is down: out of the upstreams (written with the step), then the stop path removes its
+   * engine object — on Swarm its service, so the host's agent removes the task when it returns and no
+   * duplicate ever serves — and forgets it; the planner's count starts a replacement in the pool.
+   */
+  private markFailover(w: RoundWrites, id: string, host: string): void {
+    const inst = w.get(id);
+    if (!inst || inst.state === 'stopping') return;
+    w.instance(id, { state: 'stopping', reason: `failover: host ${host} is down` });
+    w.event(inst, 'instance.failover', `instance ${id} on host ${host} is lost (host down): unrouted, removed, replaced on another host of its pool`);
+  }
+
+  /** A pinned instance whose host is down: unrouted, kept; said once (the health flip is the record). */
+  private unroute(w: RoundWrites, id: string, reason: string): void {
+    const inst = w.get(id);
+    if (!inst) return;
+    w.instance(id, { health: 'unhealthy', reason });
+    w.event(inst, 'instance.lost', `instance ${id} unrouted: ${reason} (berth failover ${inst.app} ${inst.service} --env ${inst.env} --to HOST moves it, with an empty volume there)`);
+  }
+
+  /**
+   * What the planner sees of an instance: its container's state, and on many hosts its host's
+   * (lost when down, moved when draining) and whether it is pinned there by its named volumes.
+   */
+  private view(w: RoundWrites, r: InstanceRecord, c: ContainerInfo | undefined): InstanceView {
+    const v = view(r, c);
+    if (!c) return v;
+    const hostState = c.host ? this.d.hostState?.(c.host) : undefined;
+    if (c.state === 'lost' || (hostState === 'down' && !c.running && v.observed !== 'exited')) v.observed = 'lost';
+    else if (c.pending !== undefined && !c.running && v.observed === 'created') v.observed = 'pending';
+    if (c.host) v.host = c.host;
+    if (hostState === 'draining') v.hostDraining = true;
+    if (c.hostAddress !== undefined) {
+      const volumes = w.release(r.releaseId)?.spec.volumes.filter((m) => m.type === 'volume').map((m) => m.source) ?? [];
+      if (volumes.length) v.pinned = pinnedText(c.host, volumes);
+    }
+    return v;
+  }
+
+  /** Instances started but still waiting to run past the bound: their release fails with the engine's reason. */
+  private pendingTooLong(w: RoundWrites, views: InstanceView[], byInstance: Map<string, ContainerInfo>): Array<{ id: string; releaseId: string; text: string }> {
+    const bound = this.d.pendingBoundMs ?? DEFAULT_PENDING_BOUND_MS;
+    const now = this.d.clock.now();
+    const out: Array<{ id: string; releaseId: string; text: string }> = [];
+    for (const v of views) {
+      if (v.observed !== 'pending' || v.state !== 'running') continue;
+      const since = w.get(v.id)?.startedAt ?? v.createdAt;
+      if (now - since <= bound) continue;
+      out.push({ id: v.id, releaseId: v.releaseId, text: pendingTimeoutText(v.id, now - since, byInstance.get(v.id)?.pending ?? '') });
+    }
+    return out;
+  }
+
+  /**
    * Out of the upstreams first (markStopping, written; then wait until nginx serves without it), then
    * stop signal, then remove; the row goes with the round's next write.
    */
@@ -515,8 +580,15 @@ export class ServiceReconciler {
   }
 
   /** Marks the desired release healthy or failed when it gets there. Returns a requeue delay while it progresses. */
-  private async trackRelease(w: RoundWrites, k: ServiceKey, release: ReleaseRecord): Promise<number | undefined> {
+  private async trackRelease(w: RoundWrites, k: ServiceKey, release: ReleaseRecord,
+    pending: Array<{ id: string; releaseId: string; text: string }>): Promise<number | undefined> {
     if (release.status !== 'progressing') return undefined;
+    // Never "healthy" while something of it waits to run: past the bound, the release fails with the reason.
+    const stuck = pending.find((p) => p.releaseId === release.id);
+    if (stuck) {
+      this.failRelease(w, k, release, stuck.text);
+      return 0;
+    }
     const { clock } = this.d;
     const upd = updateOf(release);
     // The service and instances as this round left them (it may have counted a crash, started or stopped instances).

@@ -358,11 +358,14 @@ export function renderNginxConfig(routes: readonly IngressRoute[], o: RenderOpti
   L.push('    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;');
   L.push('    proxy_set_header X-Forwarded-Proto $scheme;');
   L.push('    proxy_set_header X-Forwarded-Host $host;');
-  L.push('    proxy_connect_timeout 5s;');
+  // A backend on a dead host does not refuse, it is silent: a short connect timeout makes a request
+  // caught on it cost ~1 s before it goes to another backend (backends answer a connect in well under that).
+  L.push('    proxy_connect_timeout 1s;');
   L.push('    proxy_send_timeout 60s;');
   L.push('    proxy_read_timeout 60s;');
-  L.push('    # An instance that goes away mid-flight (rolling deploy, crash) is retried on another one.');
-  L.push('    proxy_next_upstream error timeout http_502 http_503 non_idempotent;');
+  L.push('    # An instance that goes away (rolling deploy, crash, a dead host: refused, reset, connect timeout) is retried');
+  L.push('    # on another one. A POST/PATCH/LOCK already sent is not (it may have taken effect): only one that never reached a backend.');
+  L.push('    proxy_next_upstream error timeout http_502 http_503;');
   L.push('    proxy_next_upstream_tries 3;');
   L.push('    proxy_next_upstream_timeout 15s;');
 

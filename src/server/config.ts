@@ -54,6 +54,8 @@ export interface ServerConfig {
   readonly registryGcIntervalMs: number;
   /** BERTH_PULL_TIMEOUT_S: how long one image pull from a registry may take in all (default 600 s). */
   readonly pullTimeoutMs: number;
+  /** BERTH_PENDING_TIMEOUT_S: how long a started instance may wait to be placed/run (many hosts) before its release fails (default 60 s). */
+  readonly pendingBoundMs: number;
   /** BERTH_HOST_MEMORY_MB: memory the instances' limits may add up to (`berth scale` refuses more); default the host's total. */
   readonly hostMemoryBytes: number;
   /**
@@ -150,6 +152,7 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     allowedBindRoots: Object.freeze(bindRoots(flags.allowedBindRoots ?? env.BERTH_ALLOWED_BIND_ROOTS ?? '')),
     registryGcIntervalMs: wholeNumber('BERTH_REGISTRY_GC_INTERVAL_MS', env.BERTH_REGISTRY_GC_INTERVAL_MS ?? String(6 * 3_600_000), 0),
     pullTimeoutMs: wholeNumber('BERTH_PULL_TIMEOUT_S', env.BERTH_PULL_TIMEOUT_S ?? '600', 1) * 1000,
+    pendingBoundMs: wholeNumber('BERTH_PENDING_TIMEOUT_S', env.BERTH_PENDING_TIMEOUT_S ?? '60', 1) * 1000,
     hostMemoryBytes: env.BERTH_HOST_MEMORY_MB ? wholeNumber('BERTH_HOST_MEMORY_MB', env.BERTH_HOST_MEMORY_MB, 1) * 1024 * 1024 : totalmem(),
     ...tlsConfig(env),
     auditRetentionMs: wholeNumber('BERTH_AUDIT_RETENTION_DAYS', env.BERTH_AUDIT_RETENTION_DAYS ?? '365', 0) * 86_400_000,

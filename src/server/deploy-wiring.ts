@@ -1,6 +1,6 @@
 import { Coalesced } from '../lib/coalesce.ts';
 import { join } from 'node:path';
-import type { Clock, Engine, Logger } from '../core/ports.ts';
+import type { Clock, Engine, HostState, Logger } from '../core/ports.ts';
 import type { InstanceRecord, ServiceKey, Store } from '../core/store.ts';
 import { DeploymentController, ServiceReconciler } from '../deploy/index.ts';
 import { HealthMonitor, checkInstance } from '../registry/index.ts';
@@ -38,6 +38,8 @@ export function wireReconcilers(cfg: ServerConfig, d: {
   enqueueService(app: string, env: string, service: string): void;
   healthChanged(inst: InstanceRecord): void;
   releaseFinished(k: ServiceKey): void;
+  /** A host's last known state (HostMonitor): lost and draining hosts' instances are moved. */
+  hostState?(host: string): HostState | undefined;
 }): Reconcilers {
   const { store, engine, clock, logger, files } = d;
   const health = new HealthMonitor(store, clock, logger.child({ component: 'health' }), d.healthChanged);
@@ -58,6 +60,8 @@ export function wireReconcilers(cfg: ServerConfig, d: {
     configFiles: files.configFiles,
     probe: (inst, h) => (h.type === 'http' || h.type === 'tcp' ? checkInstance(inst, h) : Promise.resolve({ ok: false, text: `no ${h.type} probe` })),
     releaseFinished: d.releaseFinished,
+    pendingBoundMs: cfg.pendingBoundMs,
+    ...(d.hostState ? { hostState: d.hostState } : {}),
   });
   const deployments = new DeploymentController({
     store, engine, clock, logger: logger.child({ component: 'deployments' }), newId: () => shortId(10), enqueueService: d.enqueueService, applyRoutes: d.applyRoutes,

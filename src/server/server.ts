@@ -41,6 +41,8 @@ export interface RunningServer {
 }
 
 const RESYNC_MS = 10_000;
+/** How often hosts' states are read (a Swarm node list; engine host events also trigger a read). */
+const HOSTS_MS = 2000;
 
 /**
  * The composition root: picks the concrete store, engine and ingress, wires controllers and loops,
@@ -119,6 +121,12 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     imageRegistry: imageRegistryUp ? imageRegistry : undefined, finished: (rec) => manager.emit('build.finished', rec),
     secretValue: (app, env, m, v) => files.specFiles.valueOf(app, env, m, v),
   });
+  // Hosts' states on the timeline (host.ready / down / draining / removed); a change wakes every
+  // service (instances of a down host fail over, a draining host's move, a returned host's are checked).
+  const hostMonitor = new HostMonitor({
+    engine, events: store, logger: logger.child({ component: 'hosts' }), intervalMs: HOSTS_MS,
+    changed: () => void resync.all(),
+  });
   const { health, services, deployments } = wireReconcilers(cfg, {
     store, engine, clock, logger, cluster, directAddresses, files, config, registryLogins: stores.registryLogins, builds: builds.builds, hostPaths,
     resolvConf: dns.resolvConf, networkDns: dns.networkDns, applyRoutes, routesChanged, enqueueService,
@@ -129,6 +137,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     },
     healthChanged: (inst) => manager.emit('instance.health', inst),
     releaseFinished: (k) => manager.emit('release.finished', k),
+    hostState: (host) => hostMonitor.stateOf(host),
   });
   loop.attach({ services, deployments, deploymentService });
 
@@ -140,8 +149,6 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       files.sweep();
     },
   });
-  // Hosts' states on the timeline (host.ready / down / draining / removed).
-  const hostMonitor = new HostMonitor({ engine, events: store, logger: logger.child({ component: 'hosts' }) });
   // Container events wake their service; a regained engine resyncs everything.
   const unwatch = watchEngineEvents({
     engine, cluster, events: store, logger, hostChanged: () => void hostMonitor.check(),

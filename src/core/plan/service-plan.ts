@@ -6,7 +6,11 @@
 import type { InstanceHealth, InstanceState } from '../store.ts';
 import type { RestartPolicy, UpdateSpec } from '../spec/types.ts';
 
-export type Observed = 'missing' | 'created' | 'running' | 'exited';
+/**
+ * What the engine says of an instance's container. Many hosts add two: `pending` (its start was asked
+ * but the task waits to be placed or to run) and `lost` (its host is down: it may come back running).
+ */
+export type Observed = 'missing' | 'created' | 'pending' | 'running' | 'exited' | 'lost';
 
 export interface InstanceView {
   id: string;
@@ -20,6 +24,15 @@ export interface InstanceView {
   createdAt: number;
   /** A person asked for this instance to be restarted: it is replaced like an instance of an old release. */
   replace?: boolean;
+  /** Many hosts: the host it runs on (for the reasons it is moved with). */
+  host?: string;
+  /** Its host is draining: it is moved like a restart (a replacement elsewhere serves before it goes). */
+  hostDraining?: boolean;
+  /**
+   * A stateful instance pinned to its host (named volumes), e.g. `pinned to h2 (volume data)`: never
+   * moved by Berth on its own (not on host loss, not on a drain); `berth failover` moves it.
+   */
+  pinned?: string;
 }
 
 export interface DesiredView {
@@ -57,6 +70,13 @@ export type Action =
   | { kind: 'create'; count: number }
   /** Leave the upstreams, drain, stop, remove, forget. */
   | { kind: 'stop'; instance: string; reason: string }
+  /**
+   * Its host is down: out of the upstreams at once, its engine object removed (so it cannot come back
+   * as a duplicate when the host returns), forgotten; a replacement starts on another host (by count).
+   */
+  | { kind: 'failover'; instance: string; host: string }
+  /** A pinned instance whose host is down: out of the upstreams, kept (its volume is there). */
+  | { kind: 'unroute'; instance: string; reason: string }
   /** The instance ended on its own: forget it and count a failure (replacement follows by count). */
   | { kind: 'reap'; instance: string; exitCode?: number; countsAsFailure: boolean }
   /** The instance ended and policy says leave it: keep the record as exited (not routable). */
@@ -158,8 +178,17 @@ export function planService(desired: DesiredView | undefined, instances: Instanc
   for (const i of instances) {
     if (i.state === 'stopping') {
       actions.push({ kind: 'stop', instance: i.id, reason: 'continue stopping' });
-    } else if (i.state === 'exited' || (i.state === 'running' && i.observed === 'running')) {
-      live.push(i);
+    } else if (i.observed === 'lost' && (i.state === 'running' || i.state === 'pending')) {
+      if (i.pinned) {
+        // Its volume is on that host: kept (counted, so nothing replaces it silently), not routed.
+        if (i.health !== 'unhealthy') actions.push({ kind: 'unroute', instance: i.id, reason: `its host ${i.host ?? '?'} is down; ${i.pinned}: not moved` });
+        live.push({ ...i, health: 'unhealthy' });
+      } else {
+        actions.push({ kind: 'failover', instance: i.id, host: i.host ?? '?' });
+      }
+    } else if (i.state === 'exited' || (i.state === 'running' && (i.observed === 'running' || i.observed === 'pending'))) {
+      // (A pending task is live but not serving: the pending bound is the reconciler's to judge.)
+      live.push(i.hostDraining && !i.pinned ? { ...i, replace: true } : i);
     } else if (i.state === 'pending' && i.observed !== 'exited') {
       const kind = i.observed === 'missing' ? 'start' : i.observed === 'created' ? 'start-existing' : 'mark-running';
       actions.push({ kind, instance: i.id });
@@ -219,12 +248,12 @@ function rolling(d: DesiredView, current: InstanceView[], old: InstanceView[]): 
   const stops: Action[] = [];
   const healthyCurrent = current.filter(isServing).length;
   const servingOld = old.filter(isServing).sort((a, b) => a.createdAt - b.createdAt);
-  for (const i of old) if (!isServing(i)) stops.push({ kind: 'stop', instance: i.id, reason: 'replaced (not serving)' });
+  for (const i of old) if (!isServing(i)) stops.push({ kind: 'stop', instance: i.id, reason: why(i, 'replaced (not serving)') });
   const minServing = Math.max(0, d.replicas - (d.maxUnavailable ?? 0));
   const stopOld = d.replicas === 0
     ? servingOld.length
     : Math.min(servingOld.length, Math.max(0, healthyCurrent + servingOld.length - minServing));
-  for (const i of servingOld.slice(0, stopOld)) stops.push({ kind: 'stop', instance: i.id, reason: 'replaced by new release' });
+  for (const i of servingOld.slice(0, stopOld)) stops.push({ kind: 'stop', instance: i.id, reason: why(i, 'replaced by new release') });
   const createBudget = d.replicas + d.maxSurge - current.length - (servingOld.length - stopOld);
   return { stops, createBudget: Math.max(0, createBudget), extra: [] };
 }
@@ -270,6 +299,11 @@ function blueGreen(d: DesiredView, current: InstanceView[], old: InstanceView[],
 function recreate(_d: DesiredView, _current: InstanceView[], old: InstanceView[]): Replacement {
   const stops: Action[] = old.map((i) => ({ kind: 'stop', instance: i.id, reason: 'recreate: old set stops first' }));
   return { stops, createBudget: old.length > 0 ? 0 : Number.MAX_SAFE_INTEGER, extra: [] };
+}
+
+/** A drained host's instance says so (it is replaced like a restart, not by a new release). */
+function why(i: InstanceView, otherwise: string): string {
+  return i.hostDraining && !i.pinned ? `moved off draining host ${i.host ?? '?'}` : otherwise;
 }
 
 function isServing(i: InstanceView): boolean {

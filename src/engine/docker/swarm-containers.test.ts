@@ -14,6 +14,12 @@ test('a one-task service as a container: created, running with its node, lost on
   assert.equal(toInfo(svc(1), [{ ID: 't1', ServiceID: 's1', NodeID: '2', Status: { State: 'running' } }], nodes).state, 'lost');
   assert.equal(toInfo(svc(1), [{ ID: 't1', ServiceID: 's1', NodeID: '1', Status: { State: 'orphaned' } }], nodes).state, 'lost');
   assert.equal(toInfo(svc(1), [{ ID: 't1', ServiceID: 's1', NodeID: '1', Status: { State: 'preparing' } }], nodes).state, 'created');
+  // Started but not running: pending, with the scheduler's reason (the service reconciler bounds how long).
+  assert.equal(toInfo(svc(1), [{ ID: 't1', ServiceID: 's1', NodeID: '1', Status: { State: 'preparing' } }], nodes).pending, 'task preparing');
+  const stuck = toInfo(svc(1), [{ ID: 't1', ServiceID: 's1', Status: { State: 'pending', Err: 'no suitable node (host-mode port already in use on 3 nodes)' } }], nodes);
+  assert.deepEqual([stuck.state, stuck.running, stuck.pending], ['created', false, 'no suitable node (host-mode port already in use on 3 nodes)']);
+  assert.equal(toInfo(svc(1), [], nodes).pending, 'waiting for Swarm to create its task');
+  assert.equal(toInfo(svc(0), [], nodes).pending, undefined, 'created, never started: not pending');
   const older = { ID: 't1', ServiceID: 's1', NodeID: '1', CreatedAt: '1', Status: { State: 'running' } };
   const died = toInfo(svc(1), [older, { ID: 't2', ServiceID: 's1', NodeID: '1', CreatedAt: '2', Status: { State: 'failed', Err: 'task: non-zero exit (3)', ContainerStatus: { ExitCode: 3 } } }], nodes);
   assert.deepEqual([died.state, died.running, died.exitCode, died.healthLog?.output], ['dead', false, 3, 'task: non-zero exit (3)'], 'the latest task counts');

@@ -237,7 +237,8 @@ export function toInfo(s: Service, tasks: Task[], nodes: Map<string, SwarmNode>)
   const labels = { ...s.Spec.Labels };
   const base = { id: s.ID, name: s.Spec.Name, image: s.Spec.TaskTemplate.ContainerSpec?.Image ?? '', labels, health: 'none' as const };
   const replicas = s.Spec.Mode?.Replicated?.Replicas ?? 0;
-  if (!t) return { ...base, state: 'created', running: false, host: '' };
+  // Scaled to 1 (started) but no task yet, or a task not running yet: pending, with the scheduler's word.
+  if (!t) return { ...base, state: 'created', running: false, host: '', ...(replicas > 0 ? { pending: 'waiting for Swarm to create its task' } : {}) };
   const node = t.NodeID ? nodes.get(t.NodeID) : undefined;
   const host = node?.Description?.Hostname ?? '';
   const hostAddress = node ? (node.Status?.Addr && node.Status.Addr !== '0.0.0.0' ? node.Status.Addr : (node.ManagerStatus?.Addr ?? '').replace(/:\d+$/, '')) : undefined;
@@ -247,7 +248,7 @@ export function toInfo(s: Service, tasks: Task[], nodes: Map<string, SwarmNode>)
   if (nodeDown && (st === 'running' || STARTING.has(st))) return { ...base, ...where, state: 'lost', running: false };
   if (st === 'orphaned') return { ...base, ...where, state: 'lost', running: false };
   if (st === 'running') return { ...base, ...where, state: 'running', running: true, ...(t.Status?.Timestamp ? { startedAt: t.Status.Timestamp } : {}) };
-  if (STARTING.has(st) && replicas > 0) return { ...base, ...where, state: 'created', running: false };
+  if (STARTING.has(st) && replicas > 0) return { ...base, ...where, state: 'created', running: false, pending: t.Status?.Err || `task ${st}` };
   const exitCode = t.Status?.ContainerStatus?.ExitCode;
   return {
     ...base, ...where, state: st === 'failed' || st === 'rejected' ? 'dead' : 'exited', running: false,

@@ -82,6 +82,7 @@ export class FakeEngine implements Engine {
   private held: Promise<void> | undefined;
   private mode: ClusterMode;
   private readonly hostMap = new Map<string, FakeHost>();
+  private pendingReason: string | undefined;
 
   /**
    * `hosts`: a simulated Swarm of these hosts (hostName is the first one's, its manager); without it,
@@ -266,6 +267,12 @@ export class FakeEngine implements Engine {
     const c = this.get(id);
     if (c.info.running) return;
     if (c.info.state === 'lost') throw new EngineUnavailable(`host ${c.info.host} of container ${c.info.name} is down`);
+    if (this.pendingReason !== undefined) {
+      // Like a Swarm task the scheduler cannot place: asked to run, does not.
+      c.info.pending = this.pendingReason;
+      return;
+    }
+    delete c.info.pending;
     Object.assign(c.info, { state: 'running', running: true, startedAt: this.iso(), health: c.spec.healthcheck ? 'starting' : 'none' });
     delete c.info.exitCode;
     delete c.info.finishedAt;
@@ -277,6 +284,7 @@ export class FakeEngine implements Engine {
     this.failIfAsked('stop');
     this.calls.push(`stop ${id}`);
     const c = this.find(id);
+    if (c) delete c.info.pending;
     if (c?.info.running) this.exit(c, 0, 'stop');
   }
 
@@ -493,6 +501,22 @@ export class FakeEngine implements Engine {
   }
 
   // ---- test hooks ----
+
+  /**
+   * Starts from now on leave their container `created` with this reason in `pending` (a Swarm task
+   * the scheduler cannot place: a host port in use, no capacity); `undefined` lets them run again and
+   * starts those pending now.
+   */
+  pendStarts(reason: string | undefined): void {
+    this.pendingReason = reason;
+    if (reason !== undefined) return;
+    for (const c of this.containers.values()) {
+      if (c.info.pending === undefined) continue;
+      delete c.info.pending;
+      Object.assign(c.info, { state: 'running', running: true, startedAt: this.iso(), health: c.spec.healthcheck ? 'starting' : 'none' });
+      this.emit(c.info.id, 'start');
+    }
+  }
 
   /** Every container as the engine sees it now, uncopied (a benchmark's view of a large fake cluster; do not modify). */
   containersNow(): readonly ContainerInfo[] {
