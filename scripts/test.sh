@@ -9,7 +9,10 @@
 #   4. typecheck    tsc --noEmit -p tsconfig.json
 #   5. lint         eslint src test bench
 #   6. unit         node --test on src/**/*.test.ts and web/src/**/*.test.ts
-#   7. integration  node --test --test-concurrency=1 on test/**/*.test.ts
+#   7. integration  node --test --test-concurrency=1 on test/**/*.test.ts, in two lanes side by
+#                   side: the many-host files (test/cluster-*.test.ts, on their own set of test
+#                   hosts, BERTH_TESTHOSTS_SLOT=9) mostly wait on Swarm heartbeats and run beside the
+#                   rest; each lane one file at a time. BERTH_TEST_LANES=1 runs them all in one lane.
 #
 # Stages with nothing to run are skipped. Each node --test run ends with node's
 # own summary lines (tests/pass/fail/...), which is how runs are counted.
@@ -73,6 +76,35 @@ lint() {
   npx --no-install eslint --no-error-on-unmatched-pattern "${dirs[@]}"
 }
 
+node_test() { node --import tsx --test --test-concurrency=1 --test-timeout=300000 "$@"; }
+
+# integration FILE... — the two lanes (see the header); the cluster lane's output follows the other's.
+integration() {
+  local f cluster=() rest=()
+  for f in "$@"; do
+    if [[ $f == test/cluster-*.test.ts ]]; then cluster+=("$f"); else rest+=("$f"); fi
+  done
+  if [[ ${BERTH_TEST_LANES:-2} == 1 || ${#cluster[@]} -eq 0 || ${#rest[@]} -eq 0 ]]; then
+    node_test "$@"
+    return
+  fi
+  local out pid rc=0 crc=0 t0
+  out=$(mktemp /tmp/berth-cluster-lane.XXXXXX)
+  t0=$(now_ms)
+  BERTH_TESTHOSTS_SLOT=${BERTH_TEST_CLUSTER_SLOT:-9} node_test "${cluster[@]}" >"$out" 2>&1 &
+  pid=$!
+  log "cluster lane (${#cluster[@]} files, test hosts slot ${BERTH_TEST_CLUSTER_SLOT:-9}) runs beside the rest; its output follows"
+  node_test "${rest[@]}" || rc=$?
+  log "main lane done ($(elapsed_since "$t0")); waiting for the cluster lane"
+  wait "$pid" || crc=$?
+  printf '\n==================== cluster lane (%s) ====================\n' "${cluster[*]}"
+  cat "$out"
+  rm -f "$out"
+  log "cluster lane: exit $crc, both lanes done in $(elapsed_since "$t0")"
+  ((rc == 0)) || return "$rc"
+  return "$crc"
+}
+
 main() {
   run_stage install bash scripts/install.sh
   run_stage docker bash scripts/dockerd.sh start
@@ -91,7 +123,7 @@ main() {
   fi
 
   if ((${#integ[@]} > 0)); then
-    run_stage integration node --import tsx --test --test-concurrency=1 --test-timeout=300000 "${integ[@]}"
+    run_stage integration integration "${integ[@]}"
   else
     skip_stage integration "no test/**/*.test.ts files"
   fi
