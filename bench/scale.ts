@@ -76,6 +76,7 @@ class RenderOnlyIngress implements Ingress {
   private desired: IngressRoute[] | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastPassAt = 0;
+  private lastPassReloaded = true;
   private readonly watchers = new Set<() => void>();
   config: string | undefined;
   /** The backends file's text (Lua balancer): a backend-only change is pushed, not reloaded. */
@@ -93,7 +94,9 @@ class RenderOnlyIngress implements Ingress {
   apply(routes: IngressRoute[]): void {
     this.desired = routes.map((r) => ({ ...r, backends: r.backends.map((b) => ({ ...b })) }));
     if (this.timer) return;
-    const quiet = Date.now() - this.lastPassAt >= 50;
+    // As NginxIngress schedules: after a pass that reloaded (the config changed, or always without
+    // Lua) changes wait out the 50 ms window; after a backends-only pass the next goes out at once.
+    const quiet = !this.lastPassReloaded || Date.now() - this.lastPassAt >= 50;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.pass();
@@ -144,6 +147,7 @@ class RenderOnlyIngress implements Ingress {
       this.config = plan.config;
     }
     if (plan.backends !== this.backends) this.backends = plan.backends;
+    this.lastPassReloaded = plan.changed || !this.opts.lua;
     this.passMs.push(performance.now() - t0);
     this.lastPassAt = Date.now();
     this.routed = new Set(routes.flatMap((r) => r.backends.map((b) => b.instance)));

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { BerthError, InvalidInput, NotFound, RateLimited } from '../core/errors.ts';
 import type { Clock, ExecPort, Logger } from '../core/ports.ts';
 import type { DeploymentsPort, RollbackPort } from '../core/deployments.ts';
-import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore, InstanceStore, PurgeStore, StoreWatch } from '../core/store.ts';
+import type { DeploymentRecord, DeploymentStore, DesiredStateStore, EventStore, InstanceRecord, InstanceStore, PurgeStore, StoreWatch } from '../core/store.ts';
 import type { Authenticator } from '../auth/index.ts';
 import type { ApprovalStore, AuthStore } from '../core/auth.ts';
 import type { AuditStore } from '../core/audit.ts';
@@ -199,7 +199,15 @@ export function buildApi(d: ApiDeps): FastifyInstance {
 
   app.get('/v1/apps', async (req) => {
     const see = req.canSee ?? (() => true);
-    const instances = d.store.listInstances();
+    // Instances by service, in one pass: each service's status reads its own (at 500 services and
+    // 5,000 instances, filtering the whole list per service was 2.5 million comparisons a request).
+    const byService = new Map<string, InstanceRecord[]>();
+    for (const i of d.store.listInstances()) {
+      const k = `${i.app}\0${i.env}\0${i.service}`;
+      const list = byService.get(k);
+      if (list) list.push(i);
+      else byService.set(k, [i]);
+    }
     const latest = new Map<string, Omit<DeploymentRecord, 'spec' | 'warnings' | 'releases'>>();
     for (const dep of d.store.latestDeployments()) {
       const cur = latest.get(dep.app);
@@ -211,7 +219,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
         return {
           name: a.name,
           envs: a.envs,
-          services: d.store.listServices({ app: a.name }).map((s) => serviceStatus(d.store, d.clock, s, instances)),
+          services: d.store.listServices({ app: a.name }).map((s) => serviceStatus(d.store, d.clock, s, byService.get(`${s.app}\0${s.env}\0${s.name}`) ?? [])),
           ...(last ? { lastDeployment: { id: last.id, env: last.env, status: last.status, message: last.message, createdAt: last.createdAt } } : {}),
         };
       }),

@@ -438,14 +438,21 @@ test('with Lua: the backends file lists every Lua upstream sorted, the same byte
 });
 
 test('planConfig: a changed table\'s config is byte for byte what renderNginxConfig renders at the next generation (the generation is swapped in, not re-rendered)', () => {
-  const tables: IngressRoute[][] = [[web], [web, api], [api], [], [{ ...web, backends: [] }], [web, { ...api, host: 'generation.example.com' }]];
+  const more = { ...web, backends: [...web.backends, { address: '127.0.0.1', port: 30009, instance: 'i-y' }] };
+  const tables: IngressRoute[][] = [[web], [web, api], [api], [], [{ ...web, backends: [] }], [web, { ...api, host: 'generation.example.com' }],
+    // A backend joins (with Lua: the same config), a named backend (not Lua-balanced), and back to an address.
+    [more], [web], [named, web], [{ ...named, backends: [{ address: '10.1.1.1', port: 1, instance: 'z' }] }, web], [named, web]];
   let current: string | undefined;
-  for (const opts of [planOpts, { ...planOpts, stubStatus: false }, luaPlanOpts]) {
+  let changes = 0;
+  for (const opts of [planOpts, { ...planOpts, stubStatus: false }, luaPlanOpts, planOpts]) {
     for (const routes of tables) {
       const plan = planConfig(current, routes, opts);
       assert.equal(plan.config, renderNginxConfig(routes, { ...opts, generation: plan.generation }));
+      if (plan.changed) changes++;
+      assert.equal(plan.changed, plan.config !== current);
       current = plan.config;
     }
   }
-  assert.equal(parseGeneration(current!), 18);
+  assert.equal(parseGeneration(current!), changes);
+  assert.ok(changes < 4 * tables.length, 'with Lua, a backend joining or leaving is no config change');
 });

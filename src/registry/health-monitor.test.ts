@@ -66,7 +66,7 @@ test('HealthMonitor.refresh reads each release once, not once per instance per r
   }));
   const reads: string[] = [];
   const store = {
-    listInstances: () => instances.map((i) => ({ ...i })),
+    allInstances: () => instances,
     getRelease: (id: string) => {
       reads.push(id);
       return { id, spec: { health: { type: 'command', test: ['CMD', 'true'], intervalMs: 1000, timeoutMs: 1000, retries: 3, startPeriodMs: 0 } } };

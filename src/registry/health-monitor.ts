@@ -54,9 +54,9 @@ export class HealthMonitor {
 
   /** Re-reads the instance records and starts/stops probes to match. Cheap; call after any change. */
   refresh(): void {
-    const want = new Map<string, { inst: InstanceRecord; probe: Probe }>();
+    const want = new Map<string, { inst: Readonly<InstanceRecord>; probe: Probe }>();
     const releases = new Set<string>();
-    for (const inst of this.store.listInstances()) {
+    for (const inst of this.store.allInstances()) {
       if (inst.state !== 'running') continue;
       releases.add(inst.releaseId);
       const probe = this.probeFor(inst);
@@ -68,8 +68,10 @@ export class HealthMonitor {
     }
     for (const [id, w] of want) {
       if (this.tracked.has(id)) continue;
-      const t: Tracked = { inst: w.inst, probe: w.probe, failures: 0, health: w.inst.health, startedAt: w.inst.startedAt ?? this.clock.now(), stopped: false, startingProbes: 0,
-        ...(w.inst.check ? { check: w.inst.check } : {}) };
+      // The store's own record is shared: what is tracked is a copy of it as it is now.
+      const inst: InstanceRecord = w.inst.check ? { ...w.inst, check: { ...w.inst.check } } : { ...w.inst };
+      const t: Tracked = { inst, probe: w.probe, failures: 0, health: inst.health, startedAt: inst.startedAt ?? this.clock.now(), stopped: false, startingProbes: 0,
+        ...(inst.check ? { check: inst.check } : {}) };
       this.tracked.set(id, t);
       this.schedule(t, 0);
     }

@@ -69,7 +69,7 @@ export class Registry {
   /** Re-reads the store; bumps the index (and wakes watchers) when the healthy set changed. Cheap. */
   refresh(): void {
     const entries: RegistryEntry[] = [];
-    for (const i of this.store.listInstances()) {
+    for (const i of this.store.allInstances()) {
       if (i.state !== 'running') continue;
       entries.push({ key: registryKey(i.service, i.env, i.address, i.port), env: i.env, service: i.service, app: i.app, address: i.address,
         port: i.port, health: i.health, source: 'berth', id: i.id });

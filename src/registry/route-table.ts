@@ -13,8 +13,8 @@ import { canonicalRouteKey, upstreamName } from '../core/spec/routes.ts';
 export function buildRouteTable(store: DesiredStateStore & InstanceStore, direct?: ReadonlyMap<string, { address: string; port: number }>): IngressRoute[] {
   const routes: IngressRoute[] = [];
   // Routable instances by service, read once: one pass over the instances, not one per service.
-  const byService = new Map<string, InstanceRecord[]>();
-  for (const i of store.listInstances()) {
+  const byService = new Map<string, Readonly<InstanceRecord>[]>();
+  for (const i of store.allInstances()) {
     if (i.state !== 'running' || i.health !== 'healthy') continue;
     const k = `${i.app}\0${i.env}\0${i.service}`;
     const list = byService.get(k);

@@ -256,3 +256,42 @@ test('listInstances: every write to an instance is in the next read, filters mat
     assert.deepEqual(s.listInstances(), []);
   });
 });
+
+test('listInstances and getInstance: after any mix of writes (some rolled back) the kept table reads as the database does', () => {
+  withStore((s, path) => {
+    const range = { min: 7000, max: 7999, isFree: () => true };
+    // A fixed-seed mix of inserts (created out of order), patches that set and clear optional fields,
+    // deletes and failing batches; each step compared with what a fresh reader of the file sees.
+    let seed = 42;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) >>> 16) % n;
+    const ids: string[] = [];
+    for (let step = 0; step < 300; step++) {
+      const op = rnd(10);
+      const id = ids[rnd(Math.max(1, ids.length))];
+      if (op < 3 || id === undefined) {
+        const nid = `i${step}`;
+        s.createInstance({ ...inst(nid), app: ['a', 'b'][rnd(2)]!, service: ['web', 'api'][rnd(2)]!, createdAt: rnd(50) }, range);
+        ids.push(nid);
+      } else if (op < 7) {
+        s.updateInstance(id, rnd(2) ? { health: 'healthy', reason: 'x', containerId: `c${step}`, check: { ok: true, text: 't', since: step } }
+          : { health: 'unhealthy', reason: undefined, containerId: undefined, check: undefined, state: 'running', startedAt: step });
+      } else if (op < 8) {
+        s.deleteInstance(id);
+        ids.splice(ids.indexOf(id), 1);
+      } else {
+        assert.throws(() => s.writeBatch({ instances: [{ id, patch: { state: 'stopping' } }], events: [{ app: 'a', env: 'prod', service: 'web', instance: id, kind: 'x', message: null as never }] }));
+      }
+      if (step % 25 === 0 || step === 299) {
+        const fresh = new SqliteStore(path, clock);
+        assert.deepEqual(s.listInstances(), fresh.listInstances(), `step ${step}`);
+        assert.deepEqual(s.listInstances({ app: 'b' }), fresh.listInstances({ app: 'b' }));
+        assert.deepEqual(s.listInstances({ app: 'a', env: 'prod', service: 'api' }), fresh.listInstances({ app: 'a', env: 'prod', service: 'api' }));
+        if (id !== undefined) assert.deepEqual(s.getInstance(id), fresh.getInstance(id));
+        fresh.close();
+      }
+    }
+    const one = s.getInstance(ids[0]!)!;
+    one.state = 'stopping';
+    assert.notEqual(s.getInstance(ids[0]!)!.state, 'stopping', 'getInstance hands out a copy');
+  });
+});

@@ -30,17 +30,29 @@ export class SqliteStore implements Store {
    */
   private readonly statements = new Map<string, Database.Statement>();
   /**
-   * Every instance row as last read (callers get copies): the route table, the registry and the
-   * health monitor each read the whole table after every change, and at thousands of instances
-   * parsing the rows was most of the control plane's time. Any write to the table drops it.
+   * Every instance row (callers get copies), kept current by this store's own writes: the route
+   * table, the registry, the health monitor and every reconcile round read instances after every
+   * change, and at thousands of instances re-reading and parsing the table after each write was most
+   * of the control plane's time (bench scale). A transaction that throws drops it (it may hold the
+   * rolled-back writes); the next read loads it again.
    */
-  private instanceRows: InstanceRecord[] | undefined;
+  private instances: InstanceCache | undefined;
 
   constructor(path: string, clock: Clock) {
     this.clock = clock;
     // Specs hold Compose `environment` values (often credentials), and every update of a deployment
     // or release frees its old copy: freed bytes are zeroed, so a purged app leaves none behind.
     this.db = openDatabase(path, MIGRATIONS, { secureDelete: true });
+  }
+
+  /** Runs fn in a transaction (nested: a savepoint); one that throws drops the instance cache, which may hold its writes. */
+  private tx<T>(fn: () => T): T {
+    try {
+      return this.db.transaction(fn)();
+    } catch (err) {
+      this.instances = undefined;
+      throw err;
+    }
   }
 
   /** The statement for this SQL, prepared once. */
@@ -108,7 +120,7 @@ export class SqliteStore implements Store {
     return r && toService(r);
   }
   putService(s: ServiceRecord, newRelease?: ReleaseRecord): void {
-    this.db.transaction(() => {
+    this.tx(() => {
       if (newRelease) {
         this.q(`UPDATE releases SET status = 'superseded', finished_at = ? WHERE app = ? AND env = ? AND service = ? AND status = 'progressing'`)
           .run(this.clock.now(), s.app, s.env, s.name);
@@ -125,7 +137,7 @@ export class SqliteStore implements Store {
           rollout_started_at = CASE WHEN services.release_id = excluded.release_id THEN services.rollout_started_at ELSE excluded.rollout_started_at END`)
         .run({ app: s.app, env: s.env, name: s.name, replicas: s.replicas, releaseId: s.releaseId, failures: s.failures, nextStartAt: s.nextStartAt,
           updatedAt: s.updatedAt, routedReleaseId: s.routedReleaseId ?? null, switchedAt: s.switchedAt ?? 0, now: this.clock.now() });
-    })();
+    });
     this.changed({ kind: 'service', app: s.app, env: s.env, service: s.name });
   }
   updateService(k: ServiceKey, patch: Partial<Pick<ServiceRecord, 'replicas' | 'failures' | 'nextStartAt' | 'releaseId' | 'routedReleaseId' | 'switchedAt' | 'reloadRequestedAt' | 'reloadedAt' | 'lastCrash'>>): void {
@@ -195,35 +207,39 @@ export class SqliteStore implements Store {
 
   // ---- instances
   listInstances(filter: Partial<ServiceKey> = {}): InstanceRecord[] {
-    let all = this.instanceRows;
-    if (!all) {
-      all = (this.q('SELECT * FROM instances ORDER BY created_at, id').all() as Row[]).map(toInstance);
-      // Only committed rows are kept: what a transaction read after its own writes may yet roll back.
-      if (!this.db.inTransaction) this.instanceRows = all;
-    }
+    const cache = this.instanceCache();
+    const rows = filter.app === undefined ? cache.all()
+      : filter.env !== undefined && filter.service !== undefined ? cache.ofService(filter.app, filter.env, filter.service)
+        : cache.ofApp(filter.app);
     const out: InstanceRecord[] = [];
-    for (const i of all) {
+    for (const i of rows) {
       if ((filter.app === undefined || i.app === filter.app) && (filter.env === undefined || i.env === filter.env)
-        && (filter.service === undefined || i.service === filter.service)) out.push(i.check ? { ...i, check: { ...i.check } } : { ...i });
+        && (filter.service === undefined || i.service === filter.service)) out.push(copyInstance(i));
     }
     return out;
   }
+  allInstances(): readonly Readonly<InstanceRecord>[] {
+    return this.instanceCache().all();
+  }
   getInstance(id: string): InstanceRecord | undefined {
-    const r = this.q('SELECT * FROM instances WHERE id = ?').get(id) as Row | undefined;
-    return r && toInstance(r);
+    const i = this.instanceCache().get(id);
+    return i && copyInstance(i);
+  }
+  private instanceCache(): InstanceCache {
+    return (this.instances ??= new InstanceCache((this.q('SELECT * FROM instances ORDER BY created_at, id').all() as Row[]).map(toInstance)));
   }
   createInstance(i: Omit<InstanceRecord, 'port'>, ports: { min: number; max: number; isFree: (port: number) => boolean }): InstanceRecord {
-    return this.db.transaction(() => this.insertInstance(i, ports, this.takenPorts()))();
+    return this.tx(() => this.insertInstance(i, ports, this.takenPorts()));
   }
   createInstances(is: Omit<InstanceRecord, 'port'>[], ports: { min: number; max: number; isFree: (port: number) => boolean }): InstanceRecord[] {
     // The ports in use are read once per batch, not once per instance (a batch of n among N instances: N reads, not n × N).
-    return this.db.transaction(() => {
+    return this.tx(() => {
       const taken = this.takenPorts();
       return is.map((i) => this.insertInstance(i, ports, taken));
-    })();
+    });
   }
   private takenPorts(): Set<number> {
-    return new Set((this.q('SELECT port FROM instances').all() as { port: number }[]).map((r) => r.port));
+    return new Set(this.instanceCache().all().map((i) => i.port));
   }
   /** Inside a transaction: the instance on the next free port (added to `taken`). */
   private insertInstance(i: Omit<InstanceRecord, 'port'>, ports: { min: number; max: number; isFree: (port: number) => boolean }, taken: Set<number>): InstanceRecord {
@@ -235,36 +251,36 @@ export class SqliteStore implements Store {
     for (let k = 0; k < span; k++) {
       const port = ports.min + ((start + k) % span);
       if (taken.has(port) || !ports.isFree(port)) continue;
-      const rec: InstanceRecord = { ...i, port };
-      this.instanceRows = undefined;
+      const rec = normalInstance({ ...i, port });
       this.q(`INSERT INTO instances (id, app, env, service, release_id, host, address, port, container_id, state, health, created_at, started_at, reason)
         VALUES (@id, @app, @env, @service, @releaseId, @host, @address, @port, @containerId, @state, @health, @createdAt, @startedAt, @reason)`)
         .run({ ...rec, containerId: rec.containerId ?? null, startedAt: rec.startedAt ?? null, reason: rec.reason ?? null });
       this.q("INSERT INTO meta (key, value) VALUES ('port_cursor', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(String(port));
       taken.add(port);
+      this.instances?.put(rec);
       this.changed({ kind: 'instance', app: rec.app, env: rec.env, service: rec.service });
-      return rec;
+      return copyInstance(rec);
     }
     throw new Conflict(`no free port in ${ports.min}-${ports.max}: widen the range with --port-range or remove instances`);
   }
   updateInstance(id: string, patch: InstancePatch): void {
     const cur = this.getInstance(id);
     if (!cur) return;
-    const n = { ...cur, ...patch };
-    this.instanceRows = undefined;
+    const n = normalInstance({ ...cur, ...patch });
     this.q('UPDATE instances SET container_id = ?, state = ?, health = ?, started_at = ?, reason = ?, release_id = ?, last_check = ?, replace_requested_at = ? WHERE id = ?')
       .run(n.containerId ?? null, n.state, n.health, n.startedAt ?? null, n.reason ?? null, n.releaseId, n.check ? JSON.stringify(n.check) : null, n.replaceRequestedAt ?? null, id);
+    this.instances?.put(n);
     this.changed({ kind: 'instance', app: cur.app, env: cur.env, service: cur.service });
   }
   deleteInstance(id: string): void {
-    this.instanceRows = undefined;
     const gone = this.q('DELETE FROM instances WHERE id = ? RETURNING app, env, service').get(id) as { app: string; env: string; service: string } | undefined;
+    this.instances?.delete(id);
     if (gone) this.changed({ kind: 'instance', app: gone.app, env: gone.env, service: gone.service });
   }
 
   // ---- a reconcile round
   serviceSnapshot(k: ServiceKey): ServiceSnapshot {
-    return this.db.transaction(() => {
+    return this.tx(() => {
       const service = this.getService(k);
       const instances = this.listInstances(k);
       const releases = new Map<string, ReleaseRecord>();
@@ -274,16 +290,16 @@ export class SqliteStore implements Store {
       }
       const release = service && releases.get(service.releaseId);
       return { ...(service ? { service } : {}), ...(release ? { release } : {}), instances, releases };
-    })();
+    });
   }
   writeBatch(b: StoreBatch): EventRecord[] {
-    return this.db.transaction(() => {
+    return this.tx(() => {
       for (const { id, patch } of b.instances ?? []) this.updateInstance(id, patch);
       for (const id of b.deleteInstances ?? []) this.deleteInstance(id);
       if (b.service) this.updateService(b.service.key, b.service.patch);
       for (const { id, patch } of b.releases ?? []) this.updateRelease(id, patch);
       return (b.events ?? []).map((e) => this.addEvent(e));
-    })();
+    });
   }
 
   // ---- sources of deployments
@@ -381,14 +397,14 @@ export class SqliteStore implements Store {
 
   // ---- purge: records in `meta` under `purge/APP` (no migration: a handful of small JSON values)
   startPurge(rec: PurgeRecord): ServiceRecord[] {
-    return this.db.transaction(() => {
+    return this.tx(() => {
       const services = this.listServices({ app: rec.app });
       this.q('DELETE FROM services WHERE app = ?').run(rec.app);
       const cur = this.getPurge(rec.app);
       if (!cur || cur.state !== 'purging') this.putPurge(rec);
       for (const sv of services) this.changed({ kind: 'service', app: sv.app, env: sv.env, service: sv.name });
       return services;
-    })();
+    });
   }
   getPurge(app: string): PurgeRecord | undefined {
     const r = this.q('SELECT value FROM meta WHERE key = ?').get(`purge/${app}`) as { value: string } | undefined;
@@ -408,16 +424,16 @@ export class SqliteStore implements Store {
     return { releases: n('releases'), deployments: n('deployments'), events: n('events') };
   }
   purgeAppRecords(app: string): { releases: number; deployments: number; instances: number } {
-    return this.checkpointed(() => this.db.transaction(() => {
+    return this.checkpointed(() => this.tx(() => {
       this.q('DELETE FROM services WHERE app = ?').run(app);
-      this.instanceRows = undefined;
+      this.instances = undefined;
       const instances = this.q('DELETE FROM instances WHERE app = ?').run(app).changes;
       const releases = this.q('DELETE FROM releases WHERE app = ?').run(app).changes;
       const deployments = this.q('DELETE FROM deployments WHERE app = ?').run(app).changes;
       // What the deployments were made from: Compose text and variable values.
       this.q('DELETE FROM spec_sources WHERE app = ?').run(app);
       return { releases, deployments, instances };
-    })());
+    }));
   }
   deleteAppEvents(app: string): number {
     return this.checkpointed(() => this.q('DELETE FROM events WHERE app = ?').run(app).changes);
@@ -497,6 +513,94 @@ function toExternal(r: Row): ExternalRecord {
     check: JSON.parse(String(r.check_json)), ...(r.ttl_ms == null ? {} : { ttlMs: Number(r.ttl_ms) }),
     lastHeartbeatAt: Number(r.last_heartbeat_at), health: r.health as ExternalRecord['health'], registeredAt: Number(r.registered_at),
   };
+}
+
+/** A caller's copy of a cached instance (the cache's own objects change in place). */
+function copyInstance(i: InstanceRecord): InstanceRecord {
+  return i.check ? { ...i, check: { ...i.check } } : { ...i };
+}
+
+/** The record as `toInstance` reads it back from its row: unset optional fields absent, `check` a copy. */
+function normalInstance(i: InstanceRecord): InstanceRecord {
+  return {
+    id: i.id, app: i.app, env: i.env, service: i.service, releaseId: i.releaseId, host: i.host, address: i.address, port: i.port,
+    ...(i.containerId == null ? {} : { containerId: i.containerId }),
+    state: i.state, health: i.health, createdAt: i.createdAt,
+    ...(i.startedAt == null ? {} : { startedAt: i.startedAt }),
+    ...(i.reason == null ? {} : { reason: i.reason }),
+    ...(i.check == null ? {} : { check: { ...i.check } }),
+    ...(i.replaceRequestedAt == null ? {} : { replaceRequestedAt: i.replaceRequestedAt }),
+  };
+}
+
+/**
+ * The instance table in memory, in the order SQL gives it (`created_at, id`), with indexes by app and
+ * by service built when first asked for. An update changes the cached object in place (its place in
+ * the order and the indexes stays), so a health flip costs no rebuild; an insert or delete drops the
+ * order and the indexes, rebuilt from the map on the next read.
+ */
+class InstanceCache {
+  private readonly byId = new Map<string, InstanceRecord>();
+  private ordered: InstanceRecord[] | undefined;
+  private services: Map<string, InstanceRecord[]> | undefined;
+  private apps: Map<string, InstanceRecord[]> | undefined;
+
+  constructor(rows: InstanceRecord[]) {
+    for (const r of rows) this.byId.set(r.id, r);
+    this.ordered = rows;
+  }
+
+  get(id: string): InstanceRecord | undefined {
+    return this.byId.get(id);
+  }
+
+  all(): InstanceRecord[] {
+    return (this.ordered ??= [...this.byId.values()].sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
+  }
+
+  ofService(app: string, env: string, service: string): InstanceRecord[] {
+    if (!this.services) {
+      this.services = new Map();
+      for (const i of this.all()) push(this.services, `${i.app}\0${i.env}\0${i.service}`, i);
+    }
+    return this.services.get(`${app}\0${env}\0${service}`) ?? [];
+  }
+
+  ofApp(app: string): InstanceRecord[] {
+    if (!this.apps) {
+      this.apps = new Map();
+      for (const i of this.all()) push(this.apps, i.app, i);
+    }
+    return this.apps.get(app) ?? [];
+  }
+
+  /** `rec` as stored now (a normalInstance the cache may keep). */
+  put(rec: InstanceRecord): void {
+    const cur = this.byId.get(rec.id);
+    if (cur && cur.app === rec.app && cur.env === rec.env && cur.service === rec.service && cur.createdAt === rec.createdAt) {
+      for (const k of Object.keys(cur)) delete (cur as unknown as Record<string, unknown>)[k];
+      Object.assign(cur, rec);
+      return;
+    }
+    this.byId.set(rec.id, rec);
+    this.dropIndexes();
+  }
+
+  delete(id: string): void {
+    if (this.byId.delete(id)) this.dropIndexes();
+  }
+
+  private dropIndexes(): void {
+    this.ordered = undefined;
+    this.services = undefined;
+    this.apps = undefined;
+  }
+}
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
 }
 
 function toInstance(r: Row): InstanceRecord {
