@@ -10,6 +10,8 @@
 #                                   leaves the containerd shims serving)
 #   scripts/testhosts.sh revive I   host I returns: link up, its dockerd restarted on its old data
 #   scripts/testhosts.sh status     one line per host: name address socket dockerd-pid
+#   scripts/testhosts.sh plan N     the lines `up N` will print (name address socket), creating nothing:
+#                                   a test issues the hosts' engine certificates before `up`
 #
 # Addresses: bridge berthtb0 10.77.0.1/24 in the root namespace (the control plane reaches every host
 # there), host I at 10.77.0.(10+I); Swarm overlays from 10.160.0.0/16 (neither overlaps Berth's app
@@ -18,6 +20,9 @@
 # (slot S: hosts sSh1.., bridge berthtbS, 10.77.S.0/24, its own run directory; slot 0 is the above),
 # so parallel work trees can each run their many-host tests. BERTH_TESTHOSTS_IMAGES (default "berth/busybox berth/node:20"), BERTH_TESTHOSTS_DIR
 # (/var/lib/berth-testhosts: data roots and the image tar cache), BERTH_TESTHOSTS_RUN (/run/berth-testhosts).
+# BERTH_TESTHOSTS_TLS_DIR: where DIR/NAME/{ca,cert,key}.pem exist, host NAME's dockerd also listens on
+# tcp://ADDRESS:2376 with --tlsverify (that CA is the only client CA): the control plane's way in, as
+# on a real remote host (the unix sockets exist only because the namespaces share one file system).
 set -euo pipefail
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 BERTH_LOG_TAG=testhosts
@@ -50,14 +55,17 @@ host_pids() {
 }
 
 start_dockerd() {
-  local i=$1 d="$DIR/$PREFIX$1" r="$RUN/$PREFIX$1"
+  local i=$1 d="$DIR/$PREFIX$1" r="$RUN/$PREFIX$1" tls="" t="${BERTH_TESTHOSTS_TLS_DIR:-}/$PREFIX$1"
   mkdir -p "$d/data" "$r/exec"
   rm -f "$r/docker.sock" "$r/dockerd.pid"
+  if [[ -n ${BERTH_TESTHOSTS_TLS_DIR:-} && -s $t/ca.pem && -s $t/cert.pem && -s $t/key.pem ]]; then
+    tls="--tlsverify --tlscacert '$t/ca.pem' --tlscert '$t/cert.pem' --tlskey '$t/key.pem' -H 'tcp://$(addr "$i"):2376'"
+  fi
   # nsenter, not `ip netns exec` (which remounts /sys and hides the cgroups dockerd needs);
   # unshare --uts: the host's own name, which Swarm reports as the node's hostname.
   setsid nsenter --net="/var/run/netns/$PREFIX$i" unshare --uts sh -c \
     "hostname $PREFIX$i && exec dockerd --data-root '$d/data' --exec-root '$r/exec' --pidfile '$r/dockerd.pid' \
-      -H 'unix://$r/docker.sock' --cgroup-parent 'berth-testhosts-$PREFIX$i' --iptables=true --ip-forward=true \
+      -H 'unix://$r/docker.sock' $tls --cgroup-parent 'berth-testhosts-$PREFIX$i' --iptables=true --ip-forward=true \
       --storage-driver $DRIVER" >"$d/dockerd.log" 2>&1 </dev/null &
 }
 
@@ -177,5 +185,8 @@ case "${1:-}" in
   kill) host_arg "${2:-}"; kill_host "$2" ;;
   revive) host_arg "${2:-}"; ip link set "${BR}v$2" up; start_dockerd "$2"; wait_dockerd "$2" ;;
   status) status ;;
-  *) die "usage: scripts/testhosts.sh up N | down | kill I | revive I | status" ;;
+  plan)
+    [[ ${2:-} =~ ^[1-9]$ ]] || die "plan N: N is 1..9"
+    for ((i = 1; i <= $2; i++)); do printf '%s%s %s %s\n' "$PREFIX" "$i" "$(addr "$i")" "$(sock "$i")"; done ;;
+  *) die "usage: scripts/testhosts.sh up N | down | kill I | revive I | status | plan N" ;;
 esac

@@ -119,6 +119,11 @@ export const HOST_LABEL = {
   pool: 'io.berth.pool',
   /** Replicas spread over zones where hosts carry one. */
   zone: 'zone',
+  /**
+   * Where the control plane reaches the host's Docker engine (TCP + mutual TLS): `HOST[:PORT]`.
+   * Absent: the node's Swarm address, port 2376 (engine/docker/host-engines.ts engineEndpoint).
+   */
+  engine: 'io.berth.engine',
 } as const;
 
 export const DEFAULT_POOL = 'default';

@@ -113,3 +113,15 @@ export function renderMetrics(input: RenderMetricsInput): string {
   fams.push(...(input.extra?.() ?? []));
   return renderFamilies(fams);
 }
+
+/**
+ * `berth_host_engine_up{host,endpoint}`: whether the control plane reached each host's Docker engine
+ * the last time it tried (cluster mode: logs, stats, signals and exec of that host's instances go
+ * there; 0 means they are missing, not that the instances are idle).
+ */
+export function hostEngineFamilies(health: readonly { host: string; endpoint: string; up: boolean }[]): MetricFamily[] {
+  return [{
+    name: 'berth_host_engine_up', help: 'Whether the host\'s Docker engine answered the control plane at the last attempt (1) or not (0).', type: 'gauge',
+    samples: health.map((h) => ({ labels: { host: h.host, endpoint: h.endpoint }, value: h.up ? 1 : 0 })),
+  }];
+}

@@ -4,6 +4,8 @@
  * the test process exits, and `startTestHosts` first removes what a killed run left.
  */
 import { execFile, execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT } from './harness.ts';
@@ -18,6 +20,15 @@ export interface TestHost {
   address: string;
   /** Its dockerd's API socket. */
   socket: string;
+  /** `tcp://ADDRESS:2376` when its dockerd was started with TLS material (startTestHosts' engineTls). */
+  engine?: string;
+}
+
+/** PEM material of one host's engine: its server certificate and key, and the CA its clients must be issued by. */
+export interface HostTls {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
 }
 
 export interface TestHosts {
@@ -35,46 +46,66 @@ export interface TestHosts {
   setupS: number;
 }
 
-async function run(...args: string[]): Promise<string> {
+async function run(env: Record<string, string>, ...args: string[]): Promise<string> {
   try {
-    return (await exec('bash', [SCRIPT, ...args], { maxBuffer: 16 * 1024 * 1024, timeout: 180_000 })).stdout;
+    return (await exec('bash', [SCRIPT, ...args], { maxBuffer: 16 * 1024 * 1024, timeout: 180_000, env: { ...process.env, ...env } })).stdout;
   } catch (e) {
     const err = e as { stderr?: string; message: string };
     throw new Error(`scripts/testhosts.sh ${args.join(' ')} failed: ${err.stderr?.trim().split('\n').slice(-8).join('\n') ?? err.message}`);
   }
 }
 
-export async function startTestHosts(n = 3): Promise<TestHosts> {
+const parseHosts = (out: string): TestHost[] => out
+  .trim()
+  .split('\n')
+  .map((l) => l.split(' '))
+  .map(([name, address, socket]) => ({ name: name!, address: address!, socket: socket! }))
+  .sort((a, b) => (a.name < b.name ? -1 : 1));
+
+/**
+ * `engineTls`: each host's dockerd also listens on tcp://ADDRESS:2376 with --tlsverify and the material
+ * this returns for it (called before the hosts start, with the names and addresses they will have).
+ */
+export async function startTestHosts(n = 3, o: { engineTls?: (h: { name: string; address: string }) => Promise<HostTls> } = {}): Promise<TestHosts> {
   const t0 = Date.now();
   let exitHook: (() => void) | undefined;
+  const env: Record<string, string> = {};
+  let tlsDir: string | undefined;
+  if (o.engineTls) {
+    tlsDir = await mkdtemp(join(tmpdir(), 'berth-testhosts-tls-'));
+    env.BERTH_TESTHOSTS_TLS_DIR = tlsDir;
+    for (const h of parseHosts(await run(env, 'plan', String(n)))) {
+      const m = await o.engineTls(h);
+      await mkdir(join(tlsDir, h.name), { mode: 0o700 });
+      await writeFile(join(tlsDir, h.name, 'ca.pem'), m.caPem);
+      await writeFile(join(tlsDir, h.name, 'cert.pem'), m.certPem);
+      await writeFile(join(tlsDir, h.name, 'key.pem'), m.keyPem, { mode: 0o600 });
+    }
+  }
   const down = async (): Promise<void> => {
     if (exitHook) process.off('exit', exitHook);
     exitHook = undefined;
-    await run('down');
+    await run(env, 'down');
+    if (tlsDir) await rm(tlsDir, { recursive: true, force: true });
   };
   // Whatever happens to the test (a failed assertion, an uncaught error), the hosts go with it.
   exitHook = (): void => void execFileSync('bash', [SCRIPT, 'down'], { stdio: 'ignore' });
   process.on('exit', exitHook);
   let out: string;
   try {
-    out = await run('up', String(n));
+    out = await run(env, 'up', String(n));
   } catch (e) {
     await down().catch(() => {});
     throw e;
   }
-  const hosts = out
-    .trim()
-    .split('\n')
-    .map((l) => l.split(' '))
-    .map(([name, address, socket]) => ({ name: name!, address: address!, socket: socket! }))
-    .sort((a, b) => (a.name < b.name ? -1 : 1));
+  const hosts = parseHosts(out).map((h) => (tlsDir ? { ...h, engine: `tcp://${h.address}:2376` } : h));
   if (hosts.length !== n) throw new Error(`testhosts: expected ${n} hosts, got ${out}`);
   return {
     hosts,
     manager: hosts[0]!.socket,
     setupS: (Date.now() - t0) / 1000,
-    kill: async (i) => void (await run('kill', String(i))),
-    revive: async (i) => void (await run('revive', String(i))),
+    kill: async (i) => void (await run(env, 'kill', String(i))),
+    revive: async (i) => void (await run(env, 'revive', String(i))),
     docker: async (i, ...args) => (await exec('docker', ['-H', `unix://${hosts[i - 1]!.socket}`, ...args], { maxBuffer: 16 * 1024 * 1024 })).stdout,
     down,
   };

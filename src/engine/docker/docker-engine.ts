@@ -41,6 +41,11 @@ const INLINE_DOCKERFILE = '.berth-dockerfile-inline';
 export interface DockerEngineOptions {
   /** Unix socket of the Docker Engine API; default /var/run/docker.sock. */
   socketPath?: string;
+  /**
+   * A client made elsewhere (another host's engine over TCP + TLS: host-engines.ts); `socketPath`
+   * then only names that engine in messages.
+   */
+  docker?: Docker;
   /** Name reported as ContainerInfo.host; default os.hostname(). */
   hostName?: string;
   logger: Logger;
@@ -131,7 +136,7 @@ export class DockerEngine implements Engine, ExecPort {
     this.buildMemoryRegistryDir = opts.buildMemoryRegistryDir ?? '/run/berth/build-memory';
     this.registryAuth = opts.registryAuth;
     this.networkPool = opts.networkPool ?? '10.208.0.0/12';
-    this.docker = new Docker({ socketPath: this.socketPath });
+    this.docker = opts.docker ?? new Docker({ socketPath: this.socketPath });
     this.hostsRole = new DockerHosts(this.docker, this.socketPath, this.hostName);
   }
 

@@ -14,3 +14,4 @@ export { DockerEngine, type DockerEngineOptions } from './docker-engine.ts';
 export { LogDemuxer, LineSplitter, splitTimestamp } from './log-demux.ts';
 export { listContextFiles } from './build-context.ts';
 export { BuildkitProgressPrinter, decodeTrace, decodeStatusResponse } from './buildkit-trace.ts';
+export { HostEngines, SwarmDataPlane, withHostEngines, engineEndpoint, endpointUrl, ENGINE_TLS_PORT, type EngineTls, type EngineEndpoint, type HostEngineHealth } from './host-engines.ts';

@@ -1,0 +1,188 @@
+/**
+ * Every host's engine reachable (issue 13 item 4): the control plane reaches each test host's dockerd
+ * over TCP with mutual TLS (certificates from Berth's cluster CA, tls/cluster-ca.ts) — never through
+ * the hosts' unix sockets, which a real remote host would not share. An instance (a one-task Swarm
+ * service, engine/docker/swarm-containers.ts) placed on a worker: its logs collected exactly once
+ * across a collector restart and searchable, its stats in the metrics store and /metrics, a SIGHUP
+ * reaching it, exec into it; the TCP endpoint refuses clients without Berth's certificate; an
+ * unreachable host fails fast and says so. Test hosts: slot from BERTH_TESTHOSTS_SLOT; no fixed ports.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { after, before, test } from 'node:test';
+import Docker from 'dockerode';
+import { EngineUnavailable } from '../src/core/errors.ts';
+import { LABEL, type ContainerSpec, type EngineContainers, type EngineTelemetry } from '../src/core/ports.ts';
+import { HostEngines, SwarmDataPlane, withHostEngines } from '../src/engine/docker/host-engines.ts';
+import { SwarmContainers } from '../src/engine/docker/swarm-containers.ts';
+import { waitFor } from '../src/lib/backoff.ts';
+import { createLogger } from '../src/lib/logger.ts';
+import { LogCollector, LogStore } from '../src/logs/index.ts';
+import { MetricsStore, StatsSampler, hostEngineFamilies, renderFamilies, renderMetrics } from '../src/metrics/index.ts';
+import { ClusterCa } from '../src/tls/cluster-ca.ts';
+import { startTestHosts, type TestHosts } from './helpers/swarm-hosts.ts';
+
+const logger = createLogger('silent');
+const clock = { now: () => Date.now() };
+let th: TestHosts;
+let ca: ClusterCa;
+let dir: string;
+let swarm: SwarmContainers;
+let dp: SwarmDataPlane;
+let engine: SwarmContainers & Pick<SwarmDataPlane, 'logs' | 'stats' | 'exec' | 'kill'>;
+let web: string;
+const hn = (i: number): string => th.hosts[i - 1]!.name;
+const ad = (i: number): string => th.hosts[i - 1]!.address;
+const CLUSTER = `cdata${randomBytes(3).toString('hex')}`;
+const BOOT = 40;
+
+before(async () => {
+  ca = (await ClusterCa.create()).ca;
+  dir = await mkdtemp(join(tmpdir(), 'berth-cluster-data-'));
+  th = await startTestHosts(3, { engineTls: (h) => ca.issueEngine({ host: h.name, addresses: [h.address] }) });
+  const tls = ca.clientMaterial();
+  // The manager too is reached over TCP + TLS, like every other host.
+  const manager = new Docker({ host: ad(1), port: 2376, protocol: 'https', ca: tls.caPem, cert: tls.certPem, key: tls.keyPem } as Docker.DockerOptions);
+  swarm = new SwarmContainers(manager, `tcp://${ad(1)}:2376`, hn(1), { logMaxSize: '1m', logMaxFile: 2 });
+  dp = new SwarmDataPlane(manager, `tcp://${ad(1)}:2376`, new HostEngines({ tls: { ca: tls.caPem, cert: tls.certPem, key: tls.keyPem }, logger, connectTimeoutMs: 3000 }));
+  engine = withHostEngines(swarm, dp);
+  const imageId = (await th.docker(1, 'image', 'inspect', '-f', '{{.Id}}', 'berth/busybox')).trim();
+  // Boot lines, then a tick every 0.3 s; SIGHUP is noticed (the reload an app gets from `berth reload`).
+  const script = `trap 'echo got-HUP' HUP; i=0; while [ $i -lt ${BOOT} ]; do i=$((i+1)); echo "boot line $i"; done; ` +
+    'n=0; while true; do n=$((n+1)); echo "tick $n"; sleep 0.3; done';
+  const spec: ContainerSpec = {
+    name: `${CLUSTER}-web-0`, image: imageId, labels: { [LABEL.managed]: 'true', [LABEL.cluster]: CLUSTER, [LABEL.app]: 'shop', [LABEL.service]: 'web' },
+    env: {}, entrypoint: ['sh', '-c', script], mounts: [], stopTimeoutS: 1,
+    placement: { pool: 'default', constraints: [`node.hostname==${hn(2)}`], spread: [], reservation: { nanoCpus: 0, memoryBytes: 0 } },
+  };
+  web = await engine.create(spec);
+  await engine.start(web);
+  await waitFor(async () => (await engine.inspect(web))?.running || undefined, { timeoutMs: 60_000, intervalMs: 200, what: 'web running' });
+});
+
+after(async () => {
+  await th?.down();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+test('the instance runs on a worker, reached through that host\'s engine over TLS', async () => {
+  const info = await engine.inspect(web);
+  assert.equal(info?.host, hn(2));
+  assert.equal(info?.hostAddress, ad(2));
+});
+
+test('logs of the remote instance: collected exactly once across a restart of the collector, searchable', async () => {
+  const path = join(dir, 'logs.db');
+  const source = { containerId: web, app: 'shop', env: 'prod', service: 'web', instance: 'web-0', running: true };
+  const collect = (store: LogStore): LogCollector => new LogCollector({ engine: engine as unknown as EngineContainers & EngineTelemetry /* watch() is not used by the collector */, store, listContainers: async () => [source], logger, clock, flushIntervalMs: 50 });
+  const ticks = (store: LogStore): number[] => store.search({ service: 'web', text: 'tick', limit: 10_000 }).lines.map((l) => Number(l.text.split(' ')[1]));
+  let store = new LogStore(path, { clock });
+  let c = collect(store);
+  await c.sync();
+  await waitFor(() => (ticks(store).length >= 5 ? true : undefined), { timeoutMs: 30_000, intervalMs: 100, what: 'ticks collected' });
+  await c.close();
+  const before = ticks(store);
+  store.close();
+  // Berth is down for a while: the instance keeps writing; the collector resumes from its checkpoint.
+  await new Promise((r) => setTimeout(r, 1200));
+  store = new LogStore(path, { clock });
+  c = collect(store);
+  await c.sync();
+  const wanted = Math.max(...before) + 8;
+  await waitFor(() => (Math.max(...ticks(store)) >= wanted ? true : undefined), { timeoutMs: 30_000, intervalMs: 100, what: `tick ${wanted} collected` });
+  await c.close();
+  const all = ticks(store).sort((a, b) => a - b);
+  assert.deepEqual(all, Array.from({ length: all.length }, (_, i) => i + 1), 'every tick once, none missing, none twice');
+  const boot = store.search({ service: 'web', text: 'boot', limit: 1000 }).lines.map((l) => l.text).sort();
+  assert.equal(boot.length, BOOT);
+  assert.equal(new Set(boot).size, BOOT);
+  assert.equal(store.search({ service: 'web', text: '"boot line 17"' }).lines.length, 1);
+  store.close();
+});
+
+test('stats of the remote instance: in the metrics store and /metrics; its host engine up', async () => {
+  const metrics = new MetricsStore(join(dir, 'metrics.db'), { clock });
+  const sampler = new StatsSampler({ engine, store: metrics, clock, logger, listInstances: () => [{ app: 'shop', env: 'prod', service: 'web', id: 'web-0', containerId: web }] });
+  await sampler.sampleOnce();
+  const [s] = sampler.latest();
+  assert.ok(s, 'a sample of the remote instance');
+  assert.ok(s.stats.memoryBytes > 0, `memory ${s.stats.memoryBytes}`);
+  const mem = metrics.query({ kind: 'memory', app: 'shop', from: Date.now() - 60_000, to: Date.now() + 1000 });
+  assert.equal(mem.series.length, 1);
+  const text = renderMetrics({ samples: sampler.latest(), services: [], http: { routes: new Map() } as never, extra: () => hostEngineFamilies(dp.engines.health()) });
+  assert.match(text, /berth_container_memory_bytes\{app="shop",env="prod",service="web",instance="web-0"\} [1-9]\d*/);
+  assert.match(text, /berth_container_cpu_percent\{app="shop",env="prod",service="web",instance="web-0"\} [\d.]+/);
+  assert.match(text, new RegExp(`berth_host_engine_up\\{host="${hn(2)}",endpoint="tcp://${ad(2).replace(/\./g, '\\.')}:2376"\\} 1`));
+  metrics.close();
+});
+
+test('a SIGHUP reaches the remote instance (reload by signal); exec runs in it', async () => {
+  await engine.kill(web, 'SIGHUP');
+  const hup = await waitFor(async () => {
+    const lines: string[] = [];
+    await engine.logs(web, { follow: false, tail: 200 }, (l) => lines.push(l.text));
+    return lines.includes('got-HUP') ? lines : undefined;
+  }, { timeoutMs: 15_000, intervalMs: 200, what: 'got-HUP in the logs' });
+  assert.ok(hup.length > 0);
+  assert.equal((await engine.inspect(web))?.running, true, 'a HUP is not a stop');
+  const out: string[] = [];
+  const r = await engine.exec(web, ['sh', '-c', 'echo exec-ok; hostname >&2; exit 3'], {
+    stdout: (b) => out.push(`out:${Buffer.from(b).toString()}`), stderr: (b) => out.push(`err:${Buffer.from(b).toString()}`),
+  });
+  assert.equal(r.exitCode, 3);
+  assert.ok(out.includes('out:exec-ok\n'), out.join('|'));
+});
+
+test('attacker: the engine\'s TCP endpoint refuses plain TCP, TLS without a client certificate, and another CA\'s certificate', async () => {
+  // Plain HTTP to the TLS port: no Docker API answer.
+  const plain = await new Promise<string>((res) => {
+    const s = netConnect({ host: ad(2), port: 2376 }, () => s.write('GET /containers/json HTTP/1.0\r\n\r\n'));
+    let got = '';
+    s.on('data', (d) => (got += d));
+    s.on('close', () => res(got));
+    s.on('error', () => res(got));
+    s.setTimeout(5000, () => s.destroy());
+  });
+  assert.doesNotMatch(plain, /"Id"|HTTP\/1\.[01] 200/);
+  const tlsAttempt = (opts: { cert?: string; key?: string }): Promise<string> => new Promise((res) => {
+    const s = tlsConnect({ host: ad(2), port: 2376, ca: ca.caPem, ...opts }, () => s.write('GET /containers/json HTTP/1.0\r\n\r\n'));
+    let got = '';
+    s.on('data', (d) => (got += d));
+    s.on('close', () => res(got || 'closed'));
+    s.on('error', (e) => res(`error: ${e.message}`));
+    s.setTimeout(5000, () => s.destroy());
+  });
+  assert.doesNotMatch(await tlsAttempt({}), /HTTP\/1\.[01] 200/);
+  const foreign = (await ClusterCa.create()).ca.clientMaterial();
+  assert.doesNotMatch(await tlsAttempt({ cert: foreign.certPem, key: foreign.keyPem }), /HTTP\/1\.[01] 200/);
+  // A Docker client with another CA's client certificate gets nothing; Berth's gets the containers.
+  const intruder = new Docker({ host: ad(2), port: 2376, protocol: 'https', ca: ca.caPem, cert: foreign.certPem, key: foreign.keyPem } as Docker.DockerOptions);
+  await assert.rejects(intruder.listContainers());
+  const mine = ca.clientMaterial();
+  const berth = new Docker({ host: ad(2), port: 2376, protocol: 'https', ca: mine.caPem, cert: mine.certPem, key: mine.keyPem } as Docker.DockerOptions);
+  assert.ok((await berth.listContainers()).length >= 1);
+  // And Berth does not talk to an engine whose certificate is not from its CA (a host impersonated).
+  const other = (await ClusterCa.create()).ca;
+  const wrongCa = new Docker({ host: ad(2), port: 2376, protocol: 'https', ca: other.caPem, cert: mine.certPem, key: mine.keyPem } as Docker.DockerOptions);
+  await assert.rejects(wrongCa.ping());
+});
+
+test('a host whose engine cannot be reached: stats and signals fail fast naming the host; the metric says 0', async () => {
+  await th.kill(2);
+  const t0 = Date.now();
+  await assert.rejects(engine.stats(web), (e: unknown) => {
+    assert.ok(e instanceof EngineUnavailable, String(e));
+    assert.match((e as Error).message, new RegExp(`host ${hn(2)}.*(tcp://${ad(2).replace(/\./g, '\\.')}:2376|is down)`));
+    return true;
+  });
+  assert.ok(Date.now() - t0 < 10_000, `failed after ${Date.now() - t0} ms`);
+  await assert.rejects(engine.kill(web, 'SIGHUP'), EngineUnavailable);
+  const health = await dp.checkHosts();
+  assert.deepEqual(health.map((h) => [h.host, h.up]), [[hn(1), true], [hn(2), false], [hn(3), true]]);
+  assert.match(renderFamilies(hostEngineFamilies(health)), new RegExp(`berth_host_engine_up\\{host="${hn(2)}",[^}]*\\} 0`));
+});
