@@ -51,6 +51,7 @@ const ROOM_EXCEPTIONS = [
   // `berth server` runs the composition root in the CLI's process (loaded lazily so other verbs stay
   // light). By design, not a crossing to remove.
   { file: 'src/cli/commands/server.ts', to: 'server/index.ts', why: 'the `berth server` verb starts the server' },
+  { file: 'src/cli/commands/edge.ts', to: 'server/index.ts', why: 'the `berth edge` verb starts the edge agent (nginx fed by the control plane) in its process' },
   // Issue 11: the API acts on desired state through domain services (rollback, builds, config,
   // metrics) it should get as role interfaces from server/, not by importing the rooms that hold them.
   { file: 'src/api/git-routes.ts', to: 'build', why: 'git smart HTTP, build records and the pipeline\'s deploy hooks; a BuildService port (issue 11)' },

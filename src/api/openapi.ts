@@ -21,6 +21,7 @@ import { bodySchema as promoteBody } from './promote-routes.ts';
 import { registerBody } from './registry-routes.ts';
 import { removeQuery } from './remove-routes.ts';
 import { volumesQuery } from './volume-routes.ts';
+import { edgeConfigQuery, edgeTokenBody } from './edge-routes.ts';
 import { drainBody, initBody, joinQuery, labelsBody, removeQuery as hostRemoveQuery } from './host-routes.ts';
 import { loginBody, passwordBody, userBody } from './auth-routes.ts';
 import { auditQueryDoc } from './audit.ts';
@@ -35,9 +36,9 @@ import { RESPONSES, STREAM_MESSAGES } from './responses.ts';
 
 /**
  * How a route is authorized: the bearer token (every route but these), the pre-receive hook's token, a
- * webhook signature, a one-time login code (the portal's exchange), or nobody (login, the portal's files).
+ * webhook signature, a one-time login code (the portal's exchange), an edge host's token (edge-routes.ts), or nobody (login, the portal's files).
  */
-export type RouteAuth = 'token' | 'hook' | 'signature' | 'code' | 'public';
+export type RouteAuth = 'token' | 'hook' | 'signature' | 'code' | 'public' | 'edge';
 
 export interface RouteDoc {
   summary: string;
@@ -148,6 +149,9 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'DELETE /v1/hosts/:host': { summary: 'Remove a host that is down or drained (?force=true: anyway)', query: hostRemoveQuery, status: 204 },
   'POST /v1/cluster/init': { summary: "Cluster mode: make this engine's host the manager of a new Swarm", body: initBody },
   'GET /v1/cluster/join': { summary: 'What a new host runs to join (the join token is a credential)', query: joinQuery },
+  'GET /v1/edge/config': { summary: "An edge agent's long poll: the edge route table once it differs from the generation the agent serves (its host's edge token)", query: edgeConfigQuery, auth: 'edge' },
+  'GET /v1/edge/hosts': { summary: 'Edge hosts: the generation each one serves and its last contact' },
+  'POST /v1/edge/tokens': { summary: "An edge host's token (a credential for its edge config only) and the systemd unit of its agent (owners)", body: edgeTokenBody, status: 201 },
   'GET /metrics': { summary: 'Prometheus metrics of the server and the instances', contentType: 'text/plain' },
   'GET /v1/metrics/query': { summary: 'A metric series over a time range', query: metricsQuery },
   'GET /v1/top': { summary: 'CPU and memory of every instance now', query: z.object({ app: z.string().optional(), env: z.string().optional() }) },

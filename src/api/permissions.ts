@@ -10,9 +10,10 @@ export interface RoutePermission {
   action: Action;
   /**
    * How the route proves who is calling: a credential checked by the auth hook (default), the
-   * pre-receive hook's own token, a webhook's signature, or nothing at all (login).
+   * pre-receive hook's own token, a webhook's signature, an edge host's token (checked by the route:
+   * it is no credential anywhere else), or nothing at all (login).
    */
-  auth?: 'credential' | 'hook' | 'signature' | 'public';
+  auth?: 'credential' | 'hook' | 'signature' | 'public' | 'edge';
   /**
    * For app actions, where the app is named: the `:app` path parameter (default), the `app` query
    * parameter (list routes: without it the handler filters what it returns), or a record looked up
@@ -147,6 +148,10 @@ export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
   'DELETE /v1/hosts/:host': { action: 'cluster.admin' },
   'POST /v1/cluster/init': { action: 'cluster.admin' },
   'GET /v1/cluster/join': { action: 'cluster.admin' },
+  // Edge hosts (edge-routes.ts): the agents' poll takes only an edge host's token; tokens are the owners'.
+  'GET /v1/edge/config': { action: 'any', auth: 'edge' },
+  'GET /v1/edge/hosts': { action: 'cluster.read' },
+  'POST /v1/edge/tokens': { action: 'cluster.admin' },
   'GET /v1/registry-logins': { action: 'cluster.read' },
   'PUT /v1/registry-logins/:host': { action: 'cluster.admin' },
   'DELETE /v1/registry-logins/:host': { action: 'cluster.admin' },

@@ -127,6 +127,15 @@ export const hostView = o({
   id: str, name: str, address: str, role: z.enum(['manager', 'worker']), pool: str, labels: z.record(str, str), state: z.enum(['ready', 'down', 'draining']),
   message: str.optional(), capacity: resources, reserved: resources, instances: num,
 });
+/** A route as edge hosts get it (core/ports.ts IngressRoute, without certificate files). */
+const edgeRoute = o({
+  upstream: str, host: str.optional(), path: str, backends: z.array(o({ address: str, port: num, instance: str })),
+  owner: o({ app: str, env: str, service: str }).optional(), claimedAt: num.optional(),
+  https: o({ wantsCert: z.boolean(), redirect: z.boolean(), hstsSeconds: num.optional() }).optional(),
+});
+const edgeHost = o({
+  host: str, address: str, lastContact: num, applied: num.optional(), appliedEpoch: str.optional(), inSync: z.boolean(), error: str.optional(),
+});
 export const volumeView = o({
   app: str, env: str, name: str, volume: str, exists: z.boolean(), sizeBytes: num.nullable(),
   services: z.array(o({ service: str, target: str, readOnly: z.boolean() })),
@@ -252,6 +261,9 @@ export const RESPONSES: Record<string, z.ZodType> = {
   'PUT /v1/hosts/:host/labels': o({ host: hostView }),
   'POST /v1/hosts/:host/drain': o({ host: hostView }),
   'POST /v1/cluster/init': o({ mode: z.enum(['single', 'swarm']), hosts: z.array(hostView) }),
+  'GET /v1/edge/config': o({ epoch: str, generation: num, routes: z.array(edgeRoute) }),
+  'GET /v1/edge/hosts': o({ epoch: str, generation: num, hosts: z.array(edgeHost) }),
+  'POST /v1/edge/tokens': o({ host: str, token: str, control: str, command: str, steps: z.array(str), unit: str }),
   'GET /v1/cluster/join': o({ token: str, managers: z.array(str), command: str, steps: z.array(str) }),
   'GET /v1/registry-logins': o({ logins: z.array(registryLogin) }),
   'PUT /v1/registry-logins/:host': o({ login: registryLogin }),

@@ -26,6 +26,7 @@ import { registerPromote } from './commands/promote.ts';
 import { registerImages } from './commands/images.ts';
 import { registerVolumes } from './commands/volumes.ts';
 import { registerHosts } from './commands/hosts.ts';
+import { registerEdge } from './commands/edge.ts';
 import { registerApps } from './commands/apps.ts';
 import { registerRestart } from './commands/restart.ts';
 import { registerExec } from './commands/exec.ts';
@@ -67,7 +68,7 @@ if (json) {
   });
 }
 
-for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages, registerVolumes, registerHosts, registerLogin, registerUser, registerTeam, registerCert, registerAudit, registerRegistry, registerApprove, registerPortal, registerSso, registerPolicy]) {
+for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages, registerVolumes, registerHosts, registerEdge, registerLogin, registerUser, registerTeam, registerCert, registerAudit, registerRegistry, registerApprove, registerPortal, registerSso, registerPolicy]) {
   register(program);
 }
 for (const c of program.commands) c.exitOverride();

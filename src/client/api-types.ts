@@ -723,6 +723,57 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/v1/edge/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An edge agent's long poll: the edge route table once it differs from the generation the agent serves (its host's edge token) */
+        get: operations["getV1EdgeConfig"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/edge/hosts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Edge hosts: the generation each one serves and its last contact */
+        get: operations["getV1EdgeHosts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/edge/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** An edge host's token (a credential for its edge config only) and the systemd unit of its agent (owners) */
+        post: operations["postV1EdgeTokens"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/events": {
         parameters: {
             query?: never;
@@ -4147,6 +4198,133 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    getV1EdgeConfig: {
+        parameters: {
+            query?: {
+                epoch?: string;
+                error?: string;
+                generation?: number;
+                wait?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        epoch: string;
+                        generation: number;
+                        routes: {
+                            backends: {
+                                address: string;
+                                instance: string;
+                                port: number;
+                            }[];
+                            claimedAt?: number;
+                            host?: string;
+                            https?: {
+                                hstsSeconds?: number;
+                                redirect: boolean;
+                                wantsCert: boolean;
+                            };
+                            owner?: {
+                                app: string;
+                                env: string;
+                                service: string;
+                            };
+                            path: string;
+                            upstream: string;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    getV1EdgeHosts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        epoch: string;
+                        generation: number;
+                        hosts: {
+                            address: string;
+                            applied?: number;
+                            appliedEpoch?: string;
+                            error?: string;
+                            host: string;
+                            inSync: boolean;
+                            lastContact: number;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    postV1EdgeTokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    host: string;
+                    /** @default 80 */
+                    port?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        command: string;
+                        control: string;
+                        host: string;
+                        steps: string[];
+                        token: string;
+                        unit: string;
+                    };
                 };
             };
             400: components["responses"]["Error"];

@@ -29,3 +29,13 @@ export function clusterInit(c: BerthClient, advertiseAddr: string) {
 export function clusterJoin(c: BerthClient, pool?: string) {
   return c.call('get', '/v1/cluster/join', { query: { pool } });
 }
+
+/** Edge hosts: the generation each one's nginx serves and its agent's last contact. */
+export function listEdgeHosts(c: BerthClient) {
+  return c.call('get', '/v1/edge/hosts', {});
+}
+
+/** An edge host's token (a credential for its edge config only) and its agent's systemd unit. */
+export function edgeToken(c: BerthClient, host: string, port?: number) {
+  return c.call('post', '/v1/edge/tokens', { body: { host, ...(port !== undefined ? { port } : {}) } });
+}

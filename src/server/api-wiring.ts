@@ -17,6 +17,8 @@ import { registerImageRoutes } from '../api/image-routes.ts';
 import { registerRegistryLoginRoutes } from '../api/registry-login-routes.ts';
 import { registerVolumeRoutes } from '../api/volume-routes.ts';
 import { registerHostRoutes } from '../api/host-routes.ts';
+import { registerEdgeRoutes } from '../api/edge-routes.ts';
+import type { EdgeFeed } from '../ingress/index.ts';
 import { registerRemoveRoutes } from '../api/remove-routes.ts';
 import { registerCertRoutes } from '../api/cert-routes.ts';
 import { registerWebhookRoutes } from '../api/webhook-routes.ts';
@@ -61,6 +63,8 @@ export async function startApi(cfg: ServerConfig, d: {
   wakePurge(app: string): void;
   /** How backend changes reach nginx (`GET /v1/ping`, shown by `berth status`). */
   ingressBackendUpdates(): { mode: 'lua' | 'reload'; reason?: string };
+  /** The edge route table and the edge agents' polls. */
+  edge: EdgeFeed;
 }): Promise<RunningApi> {
   const { store, clock, logger, config, builds: b, obs } = d;
   const newId = () => shortId(10);
@@ -99,6 +103,11 @@ export async function startApi(cfg: ServerConfig, d: {
   registerVolumeRoutes(api, { store, known, volumeName, usage: d.engine });
   // `berth hosts`, `berth host …`, `berth cluster init`: the engine's hosts role.
   registerHostRoutes(api, { hosts: d.engine });
+  // Edge agents' long polls (their host's token: an HMAC of the key, never stored) and `berth host add --pool edge`.
+  registerEdgeRoutes(api, {
+    feed: d.edge, secretOf: (host) => d.secretBox.mac(`edge host ${host}`),
+    controlUrl: () => cfg.publicUrl ?? `${apiTls ? 'https' : 'http'}://${cfg.edgeAddress ?? (cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost)}:${cfg.listenPort}`,
+  });
   registerRemoveRoutes(api, {
     store, clock, known, enqueueService: d.enqueueService, enqueuePurge: (app) => d.wakePurge(app), remains: d.purge.remains,
     unfinishedBuilds: (app) => d.purge.unfinishedBuilds(app).map((x) => ({ id: x.id, status: x.status, ...(x.stage ? { stage: x.stage } : {}) })),

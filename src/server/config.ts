@@ -92,6 +92,11 @@ export interface ServerConfig {
    * provider). Unset: the callback is built from each request's own address (Host header).
    */
   readonly publicUrl?: string;
+  /**
+   * BERTH_EDGE_ADDRESS: this host's address as edge hosts reach it. Instances registered on loopback
+   * (one-host mode) are sent to edge agents at this address; unset, edge hosts get no such backend.
+   */
+  readonly edgeAddress?: string;
   /** BERTH_WEB_DIR: the portal's built bundle (default: web/dist of this checkout); undefined: none found. */
   readonly webDir: string | undefined;
   /** The environment the programs Berth runs with extra variables (git) start from: the server's own, read once here. */
@@ -158,6 +163,7 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     auditRetentionMs: wholeNumber('BERTH_AUDIT_RETENTION_DAYS', env.BERTH_AUDIT_RETENTION_DAYS ?? '365', 0) * 86_400_000,
     webDir: env.BERTH_WEB_DIR ? resolve(env.BERTH_WEB_DIR) : defaultWebDir(),
     ...publicUrl(env.BERTH_PUBLIC_URL),
+    ...edgeAddress(env.BERTH_EDGE_ADDRESS),
     childEnv: Object.freeze(Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined))),
   });
 }
@@ -190,6 +196,16 @@ function dnsConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): Pick<ServerConfi
     Object.assign(out, { dnsUpstream: Object.freeze({ address: u.host, port: u.port }) });
   }
   return out;
+}
+
+function edgeAddress(raw: string | undefined): Pick<ServerConfig, 'edgeAddress'> {
+  const v = raw?.trim();
+  if (!v) return {};
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(v);
+  if (!m || m.slice(1).some((x) => Number(x) > 255) || v.startsWith('127.') || v === '0.0.0.0') {
+    throw new InvalidInput(`BERTH_EDGE_ADDRESS "${v}" is not an IPv4 address of this host that edge hosts reach (not loopback, not 0.0.0.0): write e.g. 10.0.0.5`);
+  }
+  return { edgeAddress: v };
 }
 
 function publicUrl(raw: string | undefined): Pick<ServerConfig, 'publicUrl'> {

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { LABEL, systemClock, type Logger } from '../core/ports.ts';
 import { DeploymentService, HostMonitor, Resync, watchEngineEvents } from '../deploy/index.ts';
 import { Registry, buildRouteTable } from '../registry/index.ts';
+import { EdgeFeed } from '../ingress/index.ts';
+import { edgeRoutes } from '../core/edge.ts';
 import { guardrails } from './guard-wiring.ts';
 import { TemplateRenderer } from '../templates/index.ts';
 import { parseAppSpec } from '../api/spec-schema.ts';
@@ -91,9 +93,13 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // The registry (DNS, watchers) follows the same changes.
   // The table is read from every instance: the requests of one turn of the event loop (a burst of
   // reconcile rounds) share one rebuild (bench scale: one per round made the rounds O(n²)).
+  const edge = new EdgeFeed(clock);
   const publishRoutes = new Coalesced(() => {
     registry.refresh();
     ingress.apply(certs.decorate(buildRouteTable(store, directAddresses)));
+    // Edge hosts get the same table, with backends they can reach (not the bridge addresses only
+    // this host reaches; loopback ones at BERTH_EDGE_ADDRESS).
+    edge.publish(edgeRoutes(buildRouteTable(store, new Map()), cfg.edgeAddress));
     // A new host may want a certificate (coalesced; cheap when nothing is due).
     certs.wake();
   });
@@ -178,7 +184,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const api = await startApi(cfg, {
     store, engine, clock, logger, apiTls, config, authenticator: stores.authenticator, authStore: stores.authStore, audit: stores.audit,
     registryLogins: stores.registryLogins, secretBox: stores.secretBox, docker, deployments: deploymentService, registry, templates, certs, builds, obs, purge,
-    enqueueService, wakeDeployment, wakePurge, ingressBackendUpdates: () => ingress.backendUpdates,
+    enqueueService, wakeDeployment, wakePurge, ingressBackendUpdates: () => ingress.backendUpdates, edge,
   });
   const { url } = api;
   const info: ServerInfo = { url, pid: process.pid, ingressPort: cfg.ingressPort, version: VERSION };
@@ -201,6 +207,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       registry.close();
       templates.close();
       await imageJanitor?.stop();
+      // Edge agents' long polls answer now (unchanged), so the API closes at once; nginx there keeps serving.
+      edge.close();
       await api.stop();
       await dns.close();
       await tls.stop();

@@ -30,6 +30,8 @@ import { registerAlertRoutes } from '../../src/api/alert-routes.ts';
 import { registerConfigRoutes } from '../../src/api/config-routes.ts';
 import { registerVolumeRoutes } from '../../src/api/volume-routes.ts';
 import { registerHostRoutes } from '../../src/api/host-routes.ts';
+import { registerEdgeRoutes } from '../../src/api/edge-routes.ts';
+import { EdgeFeed } from '../../src/ingress/edge-feed.ts';
 import { FakeEngine } from '../../src/engine/fake/index.ts';
 import { registerGitRoutes } from '../../src/api/git-routes.ts';
 import { registerImageRoutes } from '../../src/api/image-routes.ts';
@@ -55,6 +57,8 @@ import type { SingleSignOn } from '../../src/auth/index.ts';
 export const TOKEN = 'test-token';
 export const NOW = 1_700_000_000_000;
 export const HOOK_TOKEN = 'hook-token-of-the-test';
+/** The secret of a host's edge token in the test API (the server derives it from its key). */
+export const EDGE_SECRET = (host: string): string => createHash('sha256').update(`edge ${host}`).digest('hex');
 
 /** A build as the build controller lists it (the wire type). */
 export type FakeBuild = BuildView;
@@ -89,6 +93,8 @@ export interface TestApi {
   volumeSizes: Record<string, number>;
   /** The engine behind the host routes: a simulated Swarm of h1 (manager), h2, h3, in pool default (option singleHost: one host, solo). */
   engine: FakeEngine;
+  /** The edge feed behind the edge routes (its epoch `e0`); edge tokens' secrets are `EDGE_SECRET(host)`. */
+  edge: EdgeFeed;
   close(): Promise<void>;
 }
 
@@ -217,6 +223,8 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
     usage: { volumeUsage: async (names) => Object.fromEntries(names.filter((n) => n in volumeSizes).map((n) => [n, { sizeBytes: volumeSizes[n]!, containers: 1 }])) } });
   const engine = o.singleHost ? new FakeEngine({ hostName: 'solo' }) : new FakeEngine({ hosts: [{ name: 'h1' }, { name: 'h2' }, { name: 'h3' }] });
   registerHostRoutes(api, { hosts: engine });
+  const edge = new EdgeFeed(clock, 'e0');
+  registerEdgeRoutes(api, { feed: edge, secretOf: EDGE_SECRET, controlUrl: () => 'https://berth.example:7070' });
   registerRemoveRoutes(api, {
     store, clock, known, enqueueService, enqueuePurge: (a) => void calls.push(`purge ${a}`), unfinishedBuilds: () => [],
     remains: async (app) => ({ app, config: [], releases: 0, deployments: 0, events: 0, builds: 0, repository: false, webhookSource: false, images: 0,
@@ -257,7 +265,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   };
   let seq = 0;
   return {
-    api, store, auth, authenticator, audit, sso, dir, config, calls, builds, reached, certs, req: send(true), anon: send(false), volumeSizes, engine,
+    api, store, auth, authenticator, audit, sso, dir, config, calls, builds, reached, certs, req: send(true), anon: send(false), volumeSizes, engine, edge,
     addService(app, env, name, o = {}) {
       const rel: ReleaseRecord = {
         id: `r${++seq}`, app, env, service: name, seq: 1, spec: serviceSpec(name, { replicas: o.replicas ?? 1, limits: o.memoryBytes ? { memoryBytes: o.memoryBytes } : {}, ...(o.routes ? { routes: o.routes } : {}), ...(o.volumes ? { volumes: o.volumes } : {}) }),
@@ -268,6 +276,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
       return svc;
     },
     async close() {
+      edge.close();
       // Streams a failed test left open would keep close() waiting.
       if (api.server.listening) api.server.closeAllConnections();
       await api.close();

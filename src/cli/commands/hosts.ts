@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { clusterInit, clusterJoin, drainHost, labelHost, listHosts, removeHost, type HostInfo } from '../../client/host-client.ts';
+import { clusterInit, clusterJoin, drainHost, edgeToken, labelHost, listEdgeHosts, listHosts, removeHost, type HostInfo } from '../../client/host-client.ts';
 import { formatResources } from '../../core/placement.ts';
 import { HOST_LABEL } from '../../core/ports.ts';
 
@@ -16,6 +16,22 @@ function hostRows(hosts: HostInfo[]): string {
     const labels = Object.entries(h.labels).filter(([k]) => k !== POOL).map(([k, v]) => `${k}=${v}`).join(',') || '-';
     rows.push([h.name, h.address, h.pool, h.state + (h.message ? ` (${h.message})` : ''), h.role,
       `${cpus(h.reserved.nanoCpus)}/${cpus(h.capacity.nanoCpus)}`, `${gib(h.reserved.memoryBytes)}/${gib(h.capacity.memoryBytes)}`, String(h.instances), labels]);
+  }
+  return table(rows);
+}
+
+type EdgeHosts = Awaited<ReturnType<typeof listEdgeHosts>>;
+
+function ago(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s < 120 ? `${s}s ago` : `${Math.round(s / 60)}m ago`;
+}
+
+function edgeRows(e: EdgeHosts, now: number): string {
+  const rows = [['EDGE HOST', 'ADDRESS', 'INGRESS', 'GENERATION', 'LAST CONTACT']];
+  for (const h of e.hosts) {
+    const gen = h.applied === undefined ? '-' : h.appliedEpoch === e.epoch ? `${h.applied}/${e.generation}` : `${h.applied} (before a restart)`;
+    rows.push([h.host, h.address, h.error ? `error: ${h.error}` : h.inSync ? 'in sync' : 'behind', gen, ago(now - h.lastContact)]);
   }
   return table(rows);
 }
@@ -46,9 +62,11 @@ Examples:
   berth --json hosts`)
     .action(async () => {
       const g = program.opts<GlobalOpts>();
-      const r = await listHosts(connect(g));
-      output(g, r, () => {
+      const c = connect(g);
+      const [r, edge] = await Promise.all([listHosts(c), listEdgeHosts(c)]);
+      output(g, { ...r, edge }, () => {
         console.log(hostRows(r.hosts));
+        if (edge.hosts.length > 0) console.log(`\n${edgeRows(edge, Date.now())}`);
         if (r.mode === 'single') console.log('\none-host mode: berth cluster init --advertise-addr ADDR makes this host a Swarm manager');
       });
     });
@@ -56,10 +74,33 @@ Examples:
   const host = program.command('host').description('add, label, drain or remove a host (cluster mode)');
   host.command('add')
     .description('print the command that joins a new host to the cluster, and what the host needs')
-    .option('--pool <pool>', 'the pool the new host will be in')
-    .action(async (o: { pool?: string }) => {
+    .option('--pool <pool>', 'the pool the new host will be in; edge: it runs the ingress (berth edge)')
+    .option('--name <host>', 'with --pool edge: the new host\'s name (its edge token is bound to it)')
+    .option('--port <port>', 'with --pool edge: the port its nginx listens on (default 80)')
+    .addHelpText('after', `
+An edge host runs nginx fed by this control plane (berth edge): it serves every route and keeps
+serving what it last had while the control plane is away. It needs no Swarm membership.
+
+Examples:
+  berth host add --pool a
+  berth host add --pool edge --name edge-1 --port 80`)
+    .action(async (o: { pool?: string; name?: string; port?: string }) => {
       const g = program.opts<GlobalOpts>();
-      const r = await clusterJoin(connect(g), o.pool);
+      const c = connect(g);
+      if (o.pool === 'edge') {
+        if (!o.name) throw new CliFailure('--pool edge needs --name HOST: the edge token is bound to the host\'s name', EXIT.usage);
+        const port = o.port === undefined ? undefined : Number(o.port);
+        if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw new CliFailure(`--port "${o.port}" is not a port (1-65535)`, EXIT.usage);
+        const r = await edgeToken(c, o.name, port);
+        output(g, r, () => {
+          r.steps.forEach((s, i) => console.log(`${i + 1}. ${s}`));
+          console.log(`\nToken of ${r.host}:\n${r.token}\n\nCommand (what the unit runs):\n${r.command}\n\n/etc/systemd/system/berth-edge.service:\n${r.unit}`);
+          console.error('The edge token is a credential: it reads the route table (hosts, paths, backend addresses) and nothing else.');
+        });
+        return;
+      }
+      if (o.name || o.port) throw new CliFailure('--name and --port are for --pool edge', EXIT.usage);
+      const r = await clusterJoin(c, o.pool);
       output(g, r, () => {
         r.steps.forEach((s, i) => console.log(`${i + 1}. ${s}`));
         console.error('\nThe join token is a credential: anyone holding it can add a host to this cluster.');
