@@ -354,6 +354,12 @@ export interface PullProgress {
 export interface EngineContainers {
   /** Name of the host this engine places containers on. */
   readonly hostName: string;
+  /**
+   * Many hosts (cluster mode, as last read by `list`): the engine picks each new container's host, so
+   * its host and address are known only once it runs (ContainerInfo.host/hostAddress). Absent/false:
+   * containers run on `hostName`.
+   */
+  placesContainers?(): boolean;
   ping(): Promise<void>;
   /** Containers carrying all the given labels (any state). */
   list(labels: Record<string, string>): Promise<ContainerInfo[]>;

@@ -332,7 +332,7 @@ export interface StoreBatch {
 
 export type ServicePatch = Partial<Pick<ServiceRecord, 'replicas' | 'failures' | 'nextStartAt' | 'releaseId' | 'routedReleaseId' | 'switchedAt' | 'reloadRequestedAt' | 'reloadedAt' | 'lastCrash'>>;
 export type ReleasePatch = Partial<Pick<ReleaseRecord, 'status' | 'message' | 'finishedAt'>>;
-export type InstancePatch = Partial<Pick<InstanceRecord, 'containerId' | 'state' | 'health' | 'startedAt' | 'reason' | 'releaseId' | 'check' | 'replaceRequestedAt'>>;
+export type InstancePatch = Partial<Pick<InstanceRecord, 'host' | 'address' | 'containerId' | 'state' | 'health' | 'startedAt' | 'reason' | 'releaseId' | 'check' | 'replaceRequestedAt'>>;
 
 /** Store role: service instances outside Berth's containers (registered through the API). */
 export interface ExternalStore {

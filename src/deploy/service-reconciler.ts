@@ -126,7 +126,8 @@ export class ServiceReconciler {
 
     const sync = await this.syncHealth(w, records, byInstance, release);
     w.flush();
-    let touched = sync.changed || this.noteDirectAddresses(w, records, byInstance);
+    let touched = this.notePlacement(w, records, byInstance);
+    touched = sync.changed || this.noteDirectAddresses(w, records, byInstance) || touched;
     const views = records.map((r) => this.view(w, r, byInstance.get(r.id)));
     if (svc && release) {
       const reload = await this.reloadInPlace(w, k, svc, release, records, byInstance);
@@ -303,9 +304,11 @@ export class ServiceReconciler {
         if (!release) return;
         // The rows (and their ports) are written in one transaction before any container exists;
         // containers start in parallel; what they did is written in one transaction once all have ended.
+        // Many hosts: the Swarm places the instance; its host and address are written once its task runs.
+        const placed = engine.placesContainers?.() ?? false;
         const insts = store.createInstances(Array.from({ length: a.count }, () => ({
-          id: this.d.newId(), app: k.app, env: k.env, service: k.service, releaseId: release.id, host: engine.hostName,
-          address: this.d.hostAddress, state: 'pending' as const, health: 'starting' as const, createdAt: clock.now(),
+          id: this.d.newId(), app: k.app, env: k.env, service: k.service, releaseId: release.id, host: placed ? '' : engine.hostName,
+          address: placed ? '' : this.d.hostAddress, state: 'pending' as const, health: 'starting' as const, createdAt: clock.now(),
         })), { ...this.d.portRange, isFree: this.d.isPortFree });
         for (const inst of insts) w.added(inst);
         try {
@@ -400,8 +403,31 @@ export class ServiceReconciler {
     const id = await engine.create(containerSpecFor(rel, inst, { ...this.extras(inst.app, inst.env), configEnv, bindSources, fileMounts, ...(dns ? { dns } : {}) }));
     w.instance(inst.id, { containerId: id });
     await this.startContainer(w, inst, id);
-    w.instance(inst.id, { state: 'running', startedAt: clock.now(), health: 'starting' });
-    w.event(inst, 'instance.started', `instance ${inst.id} started on ${inst.host}:${inst.port} (release ${rel.seq})`);
+    const where = await this.placementOf(inst, id);
+    w.instance(inst.id, { state: 'running', startedAt: clock.now(), health: 'starting', ...where });
+    w.event(inst, 'instance.started', `instance ${inst.id} started on ${where.host ?? inst.host}:${inst.port} (release ${rel.seq})`);
+  }
+
+  /** Many hosts: where the engine placed a just-started instance (its task's host and that host's address). */
+  private async placementOf(inst: InstanceRecord, containerId: string): Promise<{ host?: string; address?: string }> {
+    if (!(this.d.engine.placesContainers?.() ?? false)) return {};
+    const c = await this.d.engine.inspect(containerId);
+    return c?.hostAddress && (c.host !== inst.host || c.hostAddress !== inst.address) ? { host: c.host, address: c.hostAddress } : {};
+  }
+
+  /**
+   * Many hosts: an instance's host and address are where the engine reports its container (a Swarm
+   * task's node): probes, upstreams and DNS use `address:port`. True when one changed.
+   */
+  private notePlacement(w: RoundWrites, records: InstanceRecord[], byInstance: Map<string, ContainerInfo>): boolean {
+    let changed = false;
+    for (const r of records) {
+      const c = byInstance.get(r.id);
+      if (!c?.hostAddress || !c.host || (c.host === r.host && c.hostAddress === r.address)) continue;
+      w.instance(r.id, { host: c.host, address: c.hostAddress });
+      changed = true;
+    }
+    return changed;
   }
 
   /** Keeps the direct addresses of this service's app-network instances current; true when one changed. */

@@ -57,7 +57,8 @@ export class HealthMonitor {
     const want = new Map<string, { inst: Readonly<InstanceRecord>; probe: Probe }>();
     const releases = new Set<string>();
     for (const inst of this.store.allInstances()) {
-      if (inst.state !== 'running') continue;
+      // Many hosts: an instance whose task is not placed yet has no address to probe.
+      if (inst.state !== 'running' || !inst.address) continue;
       releases.add(inst.releaseId);
       const probe = this.probeFor(inst);
       if (probe) want.set(inst.id, { inst, probe });
@@ -67,7 +68,10 @@ export class HealthMonitor {
       if (!want.has(id)) this.untrack(id, t);
     }
     for (const [id, w] of want) {
-      if (this.tracked.has(id)) continue;
+      const had = this.tracked.get(id);
+      // Its host's address became known (or changed): probe there from now on.
+      if (had && had.inst.address !== w.inst.address) had.inst = { ...had.inst, host: w.inst.host, address: w.inst.address };
+      if (had) continue;
       // The store's own record is shared: what is tracked is a copy of it as it is now.
       const inst: InstanceRecord = w.inst.check ? { ...w.inst, check: { ...w.inst.check } } : { ...w.inst };
       const t: Tracked = { inst, probe: w.probe, failures: 0, health: inst.health, startedAt: inst.startedAt ?? this.clock.now(), stopped: false, startingProbes: 0,

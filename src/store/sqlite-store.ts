@@ -267,8 +267,8 @@ export class SqliteStore implements Store {
     const cur = this.getInstance(id);
     if (!cur) return;
     const n = normalInstance({ ...cur, ...patch });
-    this.q('UPDATE instances SET container_id = ?, state = ?, health = ?, started_at = ?, reason = ?, release_id = ?, last_check = ?, replace_requested_at = ? WHERE id = ?')
-      .run(n.containerId ?? null, n.state, n.health, n.startedAt ?? null, n.reason ?? null, n.releaseId, n.check ? JSON.stringify(n.check) : null, n.replaceRequestedAt ?? null, id);
+    this.q('UPDATE instances SET host = ?, address = ?, container_id = ?, state = ?, health = ?, started_at = ?, reason = ?, release_id = ?, last_check = ?, replace_requested_at = ? WHERE id = ?')
+      .run(n.host, n.address, n.containerId ?? null, n.state, n.health, n.startedAt ?? null, n.reason ?? null, n.releaseId, n.check ? JSON.stringify(n.check) : null, n.replaceRequestedAt ?? null, id);
     this.instances?.put(n);
     this.changed({ kind: 'instance', app: cur.app, env: cur.env, service: cur.service });
   }

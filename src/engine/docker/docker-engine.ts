@@ -32,6 +32,7 @@ import { BuildMemoryPool, openBuildMemoryPool } from './build-memory.ts';
 import { openSecretsSession, type BuildkitSession } from './buildkit-session.ts';
 import { runBuildkitBuild } from './buildkit-build.ts';
 import { DockerHosts } from './docker-hosts.ts';
+import { SwarmContainers, isServiceId } from './swarm-containers.ts';
 import { dockerMessage, isAbortError, isConnectionError, statusOf, toBerthError } from './docker-errors.ts';
 import { FrameDemuxer, LineSplitter, LogDemuxer, splitTimestamp } from './log-demux.ts';
 
@@ -94,6 +95,10 @@ const NOISE_ACTIONS = /^(exec_|attach$|detach$|resize$|top$|commit$|copy$|archiv
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 const NS_PER_MS = 1_000_000;
 const PING_TIMEOUT_MS = 5000;
+/** How long the engine's Swarm membership is taken as known (re-read after; at once after initCluster). */
+const MODE_TTL_MS = 5000;
+/** Docker's label on the container of a Swarm task: those are listed as their service (SwarmContainers). */
+const SWARM_TASK_LABEL = 'com.docker.swarm.service.id';
 
 /**
  * The Engine over one local Docker Engine (dockerode on a unix socket). Every container runs with host
@@ -120,6 +125,9 @@ export class DockerEngine implements Engine, ExecPort {
   private buildkitRefusal: string | undefined;
   private memoryPool: Promise<BuildMemoryPool | string> | undefined;
   private readonly hostsRole: DockerHosts;
+  /** Cluster mode: the containers role as one Swarm service per instance (swarm-containers.ts). */
+  private readonly swarm: SwarmContainers;
+  private mode: { value: ClusterMode; at: number } | undefined;
 
   constructor(opts: DockerEngineOptions) {
     this.socketPath = opts.socketPath ?? '/var/run/docker.sock';
@@ -138,11 +146,33 @@ export class DockerEngine implements Engine, ExecPort {
     this.networkPool = opts.networkPool ?? '10.208.0.0/12';
     this.docker = opts.docker ?? new Docker({ socketPath: this.socketPath });
     this.hostsRole = new DockerHosts(this.docker, this.socketPath, this.hostName);
+    this.swarm = new SwarmContainers(this.docker, this.socketPath, this.hostName, { logMaxSize: this.logMaxSize, logMaxFile: this.logMaxFile });
   }
 
   // Hosts (EngineHosts): one host, or the nodes of the Swarm this engine manages (docker-hosts.ts).
-  clusterMode(): Promise<ClusterMode> {
-    return this.hostsRole.clusterMode();
+  async clusterMode(): Promise<ClusterMode> {
+    const value = await this.hostsRole.clusterMode();
+    this.mode = { value, at: Date.now() };
+    return value;
+  }
+
+  /**
+   * Cluster mode as last read (refreshed at most every MODE_TTL_MS by list/create): new instances are
+   * Swarm services placed by the Swarm. Containers made before (one-host mode) keep being listed and
+   * handled as containers, by their ids, until they are replaced.
+   */
+  placesContainers(): boolean {
+    return this.mode?.value === 'swarm';
+  }
+
+  private async swarmMode(): Promise<boolean> {
+    if (!this.mode || Date.now() - this.mode.at > MODE_TTL_MS) await this.clusterMode();
+    return this.mode!.value === 'swarm';
+  }
+
+  /** Swarm API calls of the containers role in cluster mode (figures in docs/DESIGN.md). */
+  get swarmCalls(): number {
+    return this.swarm.calls;
   }
 
   hosts(): Promise<HostInfo[]> {
@@ -161,8 +191,10 @@ export class DockerEngine implements Engine, ExecPort {
     return this.hostsRole.removeHost(host, opts);
   }
 
-  initCluster(opts: { advertiseAddr: string }): Promise<void> {
-    return this.hostsRole.initCluster(opts);
+  async initCluster(opts: { advertiseAddr: string }): Promise<void> {
+    await this.hostsRole.initCluster(opts);
+    // New instances are Swarm services from now on, not after the mode's cache expires.
+    this.mode = undefined;
   }
 
   joinInfo(): Promise<{ token: string; managers: string[] }> {
@@ -174,14 +206,21 @@ export class DockerEngine implements Engine, ExecPort {
   }
 
   async list(labels: Record<string, string>): Promise<ContainerInfo[]> {
+    const [services, containers] = await Promise.all([(await this.swarmMode()) ? this.swarm.list(labels) : [], this.listContainers(labels)]);
+    return [...services, ...containers];
+  }
+
+  /** Plain containers (not the containers of Swarm tasks on this host: those are listed as their services). */
+  private async listContainers(labels: Record<string, string>): Promise<ContainerInfo[]> {
     const filters = { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) };
-    const rows = await this.call('list containers', () => this.docker.listContainers({ all: true, filters }));
+    const rows = (await this.call('list containers', () => this.docker.listContainers({ all: true, filters }))).filter((r) => !r.Labels?.[SWARM_TASK_LABEL]);
     // The list endpoint lacks exit code, OOM, start/finish times and health details: inspect each.
     const infos = await mapLimit(rows, this.inspectConcurrency, (r) => this.inspect(r.Id));
     return infos.filter((i): i is ContainerInfo => i !== undefined);
   }
 
   async inspect(id: string): Promise<ContainerInfo | undefined> {
+    if (isServiceId(id)) return this.swarm.inspect(id);
     try {
       const c = await this.docker.getContainer(id).inspect();
       return this.toInfo(c);
@@ -656,6 +695,7 @@ export class DockerEngine implements Engine, ExecPort {
   }
 
   async create(spec: ContainerSpec): Promise<string> {
+    if (await this.swarmMode()) return this.swarm.create(spec);
     const id = await this.createContainer(spec);
     // The create call attaches one network; the others are connected before the container starts.
     for (const n of spec.network?.networks.slice(1) ?? []) {
@@ -704,6 +744,7 @@ export class DockerEngine implements Engine, ExecPort {
   }
 
   async start(id: string): Promise<void> {
+    if (isServiceId(id)) return this.swarm.start(id);
     try {
       await this.docker.getContainer(id).start();
     } catch (e) {
@@ -720,6 +761,7 @@ export class DockerEngine implements Engine, ExecPort {
   }
 
   async stop(id: string, timeoutS: number): Promise<void> {
+    if (isServiceId(id)) return this.swarm.stop(id, timeoutS);
     try {
       await this.docker.getContainer(id).stop({ t: Math.max(0, Math.round(timeoutS)) });
     } catch (e) {
@@ -730,6 +772,7 @@ export class DockerEngine implements Engine, ExecPort {
   }
 
   async kill(id: string, signal: string): Promise<void> {
+    if (isServiceId(id)) return this.swarm.kill(id, signal);
     try {
       await this.docker.getContainer(id).kill({ signal });
     } catch (e) {
@@ -741,6 +784,7 @@ export class DockerEngine implements Engine, ExecPort {
   }
 
   async remove(id: string): Promise<void> {
+    if (isServiceId(id)) return this.swarm.remove(id);
     try {
       // v: anonymous volumes go with their container (named volumes are never removed by this).
       await this.docker.getContainer(id).remove({ force: true, v: true });

@@ -11,7 +11,7 @@ interface Task {
   NodeID?: string;
   CreatedAt?: string;
   DesiredState?: string;
-  Status?: { State?: string; Err?: string; Timestamp?: string; ContainerStatus?: { ContainerID?: string; ExitCode?: number } };
+  Status?: { State?: string; Err?: string; Message?: string; Timestamp?: string; ContainerStatus?: { ContainerID?: string; ExitCode?: number } };
 }
 
 interface Service {
@@ -22,6 +22,14 @@ interface Service {
 }
 
 const NS_PER_S = 1e9;
+/** How long `start` waits for the task to run (then it is the reconciler's `pending`). */
+const START_WAIT_MS = 5_000;
+const START_POLL_MS = 100;
+
+/** A Swarm service id (25 lowercase alphanumerics), as opposed to a container id (64 hex digits). */
+export function isServiceId(id: string): boolean {
+  return /^[a-z0-9]{25}$/.test(id);
+}
 /** Task states before a container runs. */
 const STARTING = new Set(['new', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting']);
 
@@ -46,6 +54,7 @@ export class SwarmContainers implements EngineContainers {
     private readonly socketPath: string,
     readonly hostName: string,
     private readonly o: { logMaxSize: string; logMaxFile: number },
+    private readonly startWaitMs = START_WAIT_MS,
   ) {}
 
   async ping(): Promise<void> {
@@ -70,8 +79,21 @@ export class SwarmContainers implements EngineContainers {
     }
   }
 
+  /**
+   * Sets 1 replica, then waits a moment (START_WAIT_MS) for its task to run, so the instance's host is
+   * usually known when start returns. A task that is still pending after that is not an error here:
+   * the service reconciler sees it as `pending` (ContainerInfo.pending, with the Swarm's reason) and
+   * fails its release past its bound.
+   */
   async start(id: string): Promise<void> {
     await this.scale(id, 1);
+    const deadline = Date.now() + this.startWaitMs;
+    while (Date.now() < deadline) {
+      const tasks = (await this.call('list tasks', () => this.docker.listTasks({ filters: { service: [id] } }))) as Task[];
+      const st = [...tasks].sort((x, y) => (x.CreatedAt ?? '').localeCompare(y.CreatedAt ?? '')).at(-1)?.Status?.State ?? 'new';
+      if (!STARTING.has(st)) return;
+      await new Promise((r) => setTimeout(r, START_POLL_MS));
+    }
   }
 
   /** Swarm stops the task with the stop signal and the grace period given at create (`timeoutS` is not per call on Swarm). */

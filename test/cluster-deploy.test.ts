@@ -1,0 +1,114 @@
+/**
+ * Cluster mode switched on (issue 13 items 1, 2, 6): a Berth server whose engine is the manager of a
+ * Swarm of test hosts (test/helpers/swarm-hosts.ts) deploys each instance as a Swarm service on the
+ * host the Swarm (within Berth's placement) picks, writes that host and its address on the instance,
+ * and routes the ingress to `hostAddress:port`. Ports 20000-20199 (test/port-ranges.test.ts).
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { waitFor } from '../src/lib/backoff.ts';
+import { Harness, get } from './helpers/harness.ts';
+import { startTestHosts, type TestHosts } from './helpers/swarm-hosts.ts';
+
+let th: TestHosts;
+let h: Harness;
+let dir: string;
+/** Host i's name (1-based; slot S of scripts/testhosts.sh names them sSh1…). */
+const hn = (i: number): string => th.hosts[i - 1]!.name;
+const ad = (i: number): string => th.hosts[i - 1]!.address;
+
+before(async () => {
+  th = await startTestHosts(3);
+  dir = await mkdtemp(join(tmpdir(), 'berth-cluster-deploy-'));
+  h = await Harness.create({ portRange: '20000-20199', env: { BERTH_DOCKER_SOCKET: th.manager } });
+  await h.startServer();
+});
+
+after(async () => {
+  if (process.exitCode) console.error(h?.serverLog.slice(-6000));
+  await h?.cleanup();
+  await th?.down();
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface AppOpts { app: string; replicas?: number; version?: string; extra?: string; top?: string; strategy?: string }
+
+/** An HTTP server on $PORT answering its instance id and version, from the base image every test host has. */
+async function composeFile(o: AppOpts): Promise<string> {
+  const file = join(dir, `${o.app}.yaml`);
+  await writeFile(file, `name: ${o.app}
+${o.top ?? ''}
+services:
+  web:
+    image: berth/busybox:latest
+    command: ["sh", "-c", "mkdir -p /tmp/w && echo \\"$$BERTH_INSTANCE ${o.version ?? 'v1'}\\" > /tmp/w/index.html && exec httpd -f -p $$PORT -h /tmp/w"]
+    deploy:
+      replicas: ${o.replicas ?? 6}
+${o.extra ?? ''}
+    stop_grace_period: 2s
+    x-berth:
+      port: 8080
+      routes:
+        - ${o.app}.test/
+      health:
+        http: {path: /, interval: 500ms}
+      update:
+        strategy: ${o.strategy ?? 'rolling'}
+        deadline: 90s
+`);
+  return file;
+}
+
+async function deploy(o: AppOpts): Promise<{ code: number; stdout: string; stderr: string }> {
+  return h.cli(['deploy', '-f', await composeFile(o)], { timeoutMs: 150_000 });
+}
+
+/** Instances of the app as GET /v1/apps/:app shows them. */
+async function instances(app: string): Promise<Array<{ id: string; host: string; address: string; port: number; health: string; state: string }>> {
+  return (await h.status(app)).services.flatMap((s: { instances: unknown[] }) => s.instances);
+}
+
+function tally(xs: string[]): Record<string, number> {
+  const t: Record<string, number> = {};
+  for (const x of xs) t[x] = (t[x] ?? 0) + 1;
+  return t;
+}
+
+/** Distinct instance ids answering through the ingress for Host `app.test` over `n` requests. */
+async function answering(app: string, n: number): Promise<Set<string>> {
+  const seen = new Set<string>();
+  for (let i = 0; i < n; i++) {
+    const r = await get(h.ingressPort, '/', 5000, { host: `${app}.test` });
+    assert.equal(r.status, 200, r.body);
+    seen.add(r.body.trim().split(' ')[0]!);
+  }
+  return seen;
+}
+
+test('six replicas spread 2/2/2 over three hosts, each at its host address, all six routed through the ingress', async () => {
+  const d = await deploy({ app: 'spread' });
+  assert.equal(d.code, 0, d.stderr + d.stdout);
+  const insts = await instances('spread');
+  assert.equal(insts.length, 6);
+  assert.deepEqual(tally(insts.map((i) => i.host)), { [hn(1)]: 2, [hn(2)]: 2, [hn(3)]: 2 });
+  const addrOf = new Map(th.hosts.map((x) => [x.name, x.address]));
+  for (const i of insts) assert.equal(i.address, addrOf.get(i.host), `${i.id} on ${i.host} at ${i.address}`);
+  const ports = insts.map((i) => i.port);
+  assert.equal(new Set(ports).size, 6, 'ports are unique over the cluster');
+  // Every instance answers through the ingress (round robin over the six upstreams).
+  const seen = await waitFor(async () => {
+    const s = await answering('spread', 24);
+    return s.size === 6 ? s : undefined;
+  }, { timeoutMs: 20_000, intervalMs: 200, what: 'all six instances answering through the ingress' });
+  assert.deepEqual([...seen].sort(), insts.map((i) => i.id).sort());
+  // The instances are Swarm services on the manager (one per instance), not containers of the manager's engine alone.
+  const services = (await th.docker(1, 'service', 'ls', '--filter', 'label=io.berth.app=spread', '--format', '{{.Name}}')).trim().split('\n').filter(Boolean);
+  assert.equal(services.length, 6);
+  // `berth status` names each instance's host.
+  const st = await h.cli(['status', 'spread']);
+  assert.equal(st.code, 0, st.stderr);
+  for (const i of [1, 2, 3]) assert.match(st.stdout, new RegExp(`${hn(i)}\\s+${ad(i).replace(/\./g, '\\.')}:\\d+`));
+});
