@@ -21,7 +21,9 @@ const hn = (i: number): string => th.hosts[i - 1]!.name;
 const ad = (i: number): string => th.hosts[i - 1]!.address;
 
 before(async () => {
-  th = await startTestHosts(3);
+  th = await startTestHosts(4);
+  // Pool a: hosts 1-3 (the manager among them), pool b: host 4.
+  for (const [i, pool] of [[1, 'a'], [2, 'a'], [3, 'a'], [4, 'b']] as const) await th.docker(1, 'node', 'update', '--label-add', `io.berth.pool=${pool}`, hn(i));
   dir = await mkdtemp(join(tmpdir(), 'berth-cluster-deploy-'));
   h = await Harness.create({ portRange: '20000-20199', env: { BERTH_DOCKER_SOCKET: th.manager } });
   await h.startServer();
@@ -34,20 +36,21 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface AppOpts { app: string; replicas?: number; version?: string; extra?: string; top?: string; strategy?: string }
+interface AppOpts { app: string; pool?: string; replicas?: number; version?: string; reserve?: string; strategy?: string }
 
 /** An HTTP server on $PORT answering its instance id and version, from the base image every test host has. */
 async function composeFile(o: AppOpts): Promise<string> {
   const file = join(dir, `${o.app}.yaml`);
   await writeFile(file, `name: ${o.app}
-${o.top ?? ''}
+x-berth: {pool: ${o.pool ?? 'a'}}
 services:
   web:
     image: berth/busybox:latest
     command: ["sh", "-c", "mkdir -p /tmp/w && echo \\"$$BERTH_INSTANCE ${o.version ?? 'v1'}\\" > /tmp/w/index.html && exec httpd -f -p $$PORT -h /tmp/w"]
     deploy:
       replicas: ${o.replicas ?? 6}
-${o.extra ?? ''}
+      resources:
+        reservations: {${o.reserve ?? 'cpus: "0.1", memory: 32M'}}
     stop_grace_period: 2s
     x-berth:
       port: 8080
@@ -88,7 +91,7 @@ async function answering(app: string, n: number): Promise<Set<string>> {
   return seen;
 }
 
-test('six replicas spread 2/2/2 over three hosts, each at its host address, all six routed through the ingress', async () => {
+test('six replicas of pool a spread 2/2/2 over its three hosts, each at its host address, all six routed through the ingress', async () => {
   const d = await deploy({ app: 'spread' });
   assert.equal(d.code, 0, d.stderr + d.stdout);
   const insts = await instances('spread');
@@ -111,4 +114,14 @@ test('six replicas spread 2/2/2 over three hosts, each at its host address, all 
   const st = await h.cli(['status', 'spread']);
   assert.equal(st.code, 0, st.stderr);
   for (const i of [1, 2, 3]) assert.match(st.stdout, new RegExp(`${hn(i)}\\s+${ad(i).replace(/\./g, '\\.')}:\\d+`));
+});
+
+test('an app of pool b runs only on pool b\'s host, never on pool a\'s', async () => {
+  const d = await deploy({ app: 'other', pool: 'b', replicas: 3 });
+  assert.equal(d.code, 0, d.stderr + d.stdout);
+  const insts = await instances('other');
+  assert.deepEqual(insts.map((i) => [i.host, i.address]), [[hn(4), ad(4)], [hn(4), ad(4)], [hn(4), ad(4)]]);
+  assert.equal((await answering('other', 6)).size, 3);
+  // And pool a's app never moved there.
+  assert.ok((await instances('spread')).every((i) => i.host !== hn(4)));
 });

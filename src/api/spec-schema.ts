@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InvalidInput } from '../core/errors.ts';
+import { parseConstraint } from '../core/placement.ts';
 import { COMPOSE_NAME_PATTERN, MAX_NAME } from '../core/spec/names.ts';
 import { ULIMITS } from '../core/spec/service-runtime.ts';
 import { LINUX_CAPS, TMPFS_OPTION, USER_PATTERN } from '../core/spec/security.ts';
@@ -81,6 +82,14 @@ export const serviceSpecSchema = z.object({
   health,
   replicas: z.number().int().min(0).max(1000),
   limits: z.object({ nanoCpus: z.number().int().positive().optional(), memoryBytes: z.number().int().positive().optional(), pids: z.number().int().min(0).max(4_194_304).optional() }),
+  // Many hosts: the pool, Compose's placement and reservations (core/spec/service-placement.ts).
+  pool: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'a pool name: letters, digits, ".", "_" and "-"').optional(),
+  placement: z.object({
+    constraints: z.array(z.string().max(300).refine((c) => isConstraint(c), 'a placement constraint: node.labels.NAME==VALUE (or !=), node.hostname==NAME, node.role==manager|worker')).max(50),
+    spread: z.array(z.string().regex(/^node\.labels\.[A-Za-z0-9_.-]+$/, 'a spread descriptor: node.labels.NAME')).max(10),
+    maxReplicasPerNode: z.number().int().min(1).max(1000).optional(),
+  }).optional(),
+  reservations: z.object({ nanoCpus: z.number().int().nonnegative().optional(), memoryBytes: z.number().int().nonnegative().optional() }).optional(),
   restart: z.object({ condition: z.enum(['none', 'on-failure', 'any']), maxAttempts: z.number().int().nonnegative().optional(), delayMs: ms }),
   labels: strMap,
   stopSignal: z.string().regex(/^(SIG)?[A-Z0-9+-]+$|^\d+$/),
@@ -236,4 +245,13 @@ export function parseAppSpec(spec: unknown): z.infer<typeof appSpecSchema> {
   const r = appSpecSchema.safeParse(spec);
   if (r.success) return r.data;
   throw new InvalidInput(r.error.issues.map((i) => `spec${i.path.length ? '.' + i.path.join('.') : ''}: ${i.message}`).join('; '), { details: { issues: r.error.issues } });
+}
+
+function isConstraint(c: string): boolean {
+  try {
+    parseConstraint(c);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -1726,6 +1726,12 @@ export type components = {
                     }[];
                     noNewPrivileges?: boolean;
                     oneShot?: boolean;
+                    placement?: {
+                        constraints: string[];
+                        maxReplicasPerNode?: number;
+                        spread: string[];
+                    };
+                    pool?: string;
                     port?: number;
                     ports: string[];
                     privileged?: boolean;
@@ -1739,6 +1745,10 @@ export type components = {
                     pullPolicy?: string;
                     readOnly?: boolean;
                     replicas: number;
+                    reservations?: {
+                        memoryBytes?: number;
+                        nanoCpus?: number;
+                    };
                     restart: {
                         /** @enum {string} */
                         condition: "none" | "on-failure" | "any";
@@ -2852,6 +2862,12 @@ export interface operations {
                                 }[];
                                 noNewPrivileges?: boolean;
                                 oneShot?: boolean;
+                                placement?: {
+                                    constraints: string[];
+                                    maxReplicasPerNode?: number;
+                                    spread: string[];
+                                };
+                                pool?: string;
                                 port?: number;
                                 ports: string[];
                                 privileged?: boolean;
@@ -2865,6 +2881,10 @@ export interface operations {
                                 pullPolicy?: string;
                                 readOnly?: boolean;
                                 replicas: number;
+                                reservations?: {
+                                    memoryBytes?: number;
+                                    nanoCpus?: number;
+                                };
                                 restart: {
                                     /** @enum {string} */
                                     condition: "none" | "on-failure" | "any";

@@ -818,8 +818,6 @@ test('every key Berth does not act on yields a located warning', () => {
       '9:5 services.web.cpus: not supported yet by Berth; ignored — set deploy.resources.limits.cpus instead',
       '10:5 services.web.x-bert: ignored; did you mean `x-berth`?',
       '13:7 services.web.deploy.mode: not supported yet by Berth; ignored',
-      '14:7 services.web.deploy.placement: not supported yet by Berth; ignored',
-        '17:9 services.web.deploy.resources.reservations: not supported yet by Berth; ignored',
       '18:40 services.web.deploy.restart_policy.window: not supported yet by Berth; ignored',
       '21:7 services.web.healthcheck.start_interval: not supported yet by Berth; ignored',
       '22:39 services.web.build.network: not supported yet by Berth; ignored',

@@ -18,7 +18,7 @@ import { fileDefinitions, referencedNames } from './secrets.ts';
 import { normalizeService } from './service.ts';
 import { declaredNetworks } from './networks.ts';
 import type { ParseOptions, ParseResult, ServiceSpec } from './types.ts';
-import { appExtensions, pipelineExtensions } from './x-berth.ts';
+import { appExtensions, appPool, pipelineExtensions } from './x-berth.ts';
 import { YamlSource } from './yaml-source.ts';
 
 const TOP_LEVEL_SUPPORTED = new Set(['services', 'volumes', 'networks', 'secrets', 'configs', 'name', 'version', 'x-berth', 'include']);
@@ -77,6 +77,8 @@ export function parseAppSpec(text: string, opts: ParseOptions): ParseResult {
   checkDependencyCycles(services, diag);
   checkRouteConflicts(services, diag);
 
+  const pool = appPool(diag, compose['x-berth']);
+  if (pool !== undefined) for (const s of Object.values(services)) s.pool ??= pool;
   const pipeline = pipelineExtensions(diag, compose['x-berth']);
   if (diag.issues.length > 0) fail(diag);
   return { spec: { name: ctx.appName, services, ...(pipeline ? { pipeline } : {}) }, warnings: diag.sortedWarnings(), hostPathSources: ctx.hostPathSources,

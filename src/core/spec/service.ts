@@ -19,6 +19,7 @@ import { parseBool, parseCount, parseCpus, parseDuration, parseSize } from './un
 import { normalizeVolumes } from './volumes.ts';
 import { appNetworking, networkModeOf, parsePorts } from './networks.ts';
 import { serviceExtensions } from './x-berth.ts';
+import { placementOf, reservationsOf } from './service-placement.ts';
 import { formatPath, type SpecPath } from './yaml-source.ts';
 
 const SUPPORTED_KEYS = new Set([
@@ -96,6 +97,11 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
   if (Object.keys(deps.conditions).length > 0) spec.dependsOnConditions = deps.conditions;
   if (deps.restartWith.length > 0) spec.restartWith = deps.restartWith;
   if (ext.port !== undefined) spec.port = ext.port;
+  if (ext.pool !== undefined) spec.pool = ext.pool;
+  const placement = placementOf(ctx, at('deploy', 'placement'), deploy.placement);
+  if (placement) spec.placement = placement;
+  const reservations = reservationsOf(ctx, at('deploy', 'resources', 'reservations'), deploy);
+  if (reservations) spec.reservations = reservations;
   if (mode === 'app') applyAppNetworking(ctx, path, raw, spec, ext.port);
   // Compose clients reach a service by the name the file gives it (`with_depends_on`); Berth's name is the derived one.
   if (spec.composeName !== undefined) for (const n of spec.networks ?? []) if (!n.aliases.includes(spec.composeName)) n.aliases.push(spec.composeName);
@@ -187,7 +193,7 @@ function warnUnsupportedKeys(ctx: SpecContext, path: SpecPath, raw: Json): void 
 function warnUnsupportedDeployKeys(ctx: SpecContext, path: SpecPath, deploy: Json): void {
   const warnKey = (p: SpecPath): void => ctx.diag.warn(p, NOT_SUPPORTED, 'key');
   for (const [key, value] of Object.entries(deploy)) {
-    if (key.startsWith('x-') || key === 'replicas' || key === 'restart_policy') continue;
+    if (key.startsWith('x-') || key === 'replicas' || key === 'restart_policy' || key === 'placement') continue;
     if (key === 'mode' && value === 'replicated') continue;
     if (key !== 'resources' || !isRecord(value)) {
       warnKey([...path, key]);
@@ -195,6 +201,10 @@ function warnUnsupportedDeployKeys(ctx: SpecContext, path: SpecPath, deploy: Jso
     }
     for (const [rkey, rvalue] of Object.entries(value)) {
       if (rkey.startsWith('x-')) continue;
+      if (rkey === 'reservations' && isRecord(rvalue)) {
+        for (const k of Object.keys(rvalue)) if (k !== 'cpus' && k !== 'memory' && !k.startsWith('x-')) warnKey([...path, key, rkey, k]);
+        continue;
+      }
       if (rkey !== 'limits' || !isRecord(rvalue)) {
         warnKey([...path, key, rkey]);
         continue;

@@ -209,6 +209,15 @@ export interface ServiceSpec {
   replicas: number;
   /** `pids` is set by the server's guardrail policy when the file sets none (core/guard.ts); memory likewise. */
   limits: { nanoCpus?: number; memoryBytes?: number; pids?: number };
+  /**
+   * Many hosts: `x-berth.pool` of the service, else the file's top-level `x-berth.pool`; absent: the
+   * default pool. Nothing of the service ever runs outside it.
+   */
+  pool?: string;
+  /** Compose `deploy.placement`: Swarm constraints (`node.labels.zone==a`), spread descriptors, max replicas per host. */
+  placement?: { constraints: string[]; spread: string[]; maxReplicasPerNode?: number };
+  /** Compose `deploy.resources.reservations` (absent: the limits are the reservation). */
+  reservations?: { nanoCpus?: number; memoryBytes?: number };
   restart: RestartPolicy;
   labels: Record<string, string>;
   stopSignal: string;

@@ -14,12 +14,12 @@ import { parseDuration } from './units.ts';
 import { normaliseHost, normaliseRoutePath } from './routes.ts';
 import type { SpecPath } from './yaml-source.ts';
 
-const SERVICE_KEYS = ['port', 'routes', 'health', 'update', 'test'];
+const SERVICE_KEYS = ['port', 'routes', 'health', 'update', 'test', 'pool'];
 const PIPELINE_KEYS = ['branches', 'checks'];
 const CHECKS_KEYS = ['max_chain_depth', 'strict', 'warn_only'];
 const UPDATE_KEYS = ['strategy', 'max_surge', 'max_unavailable', 'keep_previous', 'signal', 'on_failure', 'deadline'];
 const STRATEGIES = ['rolling', 'blue-green', 'reload', 'recreate'] as const;
-const APP_KEYS = ['app', 'pipeline'];
+const APP_KEYS = ['app', 'pipeline', 'pool'];
 const ROUTE_KEYS = ['host', 'path', 'tls', 'redirect', 'hsts'];
 /** `hsts: true`: one year, the value browsers' preload lists ask for. */
 const HSTS_DEFAULT_S = 31_536_000;
@@ -32,6 +32,8 @@ export interface ServiceExtensions {
   health?: HttpHealth | TcpHealth | { type: 'none' };
   update: UpdateSpec;
   test?: string[];
+  /** x-berth.pool: the host pool the service runs in. */
+  pool?: string;
 }
 
 /** `fallbackPort`: the container port an app-network service's `ports` give (routes and checks may use it instead of x-berth.port). */
@@ -53,7 +55,23 @@ export function serviceExtensions(ctx: SpecContext, path: SpecPath, raw: unknown
   }
   const update = raw.update === undefined ? DEFAULT_UPDATE : parseUpdate(ctx, [...path, 'update'], raw.update);
   const test = raw.test === undefined ? undefined : parseTest(ctx.diag, [...path, 'test'], raw.test);
-  return { port, routes, health, update, ...(test ? { test } : {}) };
+  const pool = raw.pool === undefined ? undefined : parsePool(ctx.diag, [...path, 'pool'], raw.pool);
+  return { port, routes, health, update, ...(test ? { test } : {}), ...(pool !== undefined ? { pool } : {}) };
+}
+
+const POOL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+/** A pool name: a host label value (`berth host label HOST io.berth.pool=NAME`). */
+export function parsePool(diag: Diagnostics, path: SpecPath, raw: unknown): string | undefined {
+  if (typeof raw === 'string' && POOL_NAME.test(raw)) return raw;
+  diag.error(path, `${JSON.stringify(raw)} is not a pool name: write letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit), e.g. pool: team-a`);
+  return undefined;
+}
+
+/** The top-level `x-berth.pool`: the pool of every service of the file that names none. */
+export function appPool(diag: Diagnostics, raw: unknown): string | undefined {
+  if (!isRecord(raw) || raw.pool === undefined) return undefined;
+  return parsePool(diag, ['x-berth', 'pool'], raw.pool);
 }
 
 /** `test: npm test` (shell words, no shell) or `test: [npm, test]`. */
