@@ -45,6 +45,20 @@ test('spread counts instances already running, and prefers the host with the mos
   assert.equal(tie.hosts[0]![0], 'h1');
 });
 
+test('on a tie of the service\'s own spread, the host with the fewest instances of all services wins (before free memory), as Swarm spreads', () => {
+  const hosts = [host('h1', { instances: 5 }), host('h2', { instances: 1, reserved: { nanoCpus: 0, memoryBytes: GIB } }), host('h3', { instances: 3 })];
+  const one = planPlacement(hosts, [req(1)]);
+  assert.ok(one.ok);
+  assert.equal(one.hosts[0]![0], 'h2');
+  // Fifty services of 10 replicas without reservations over 100 hosts: every host gets 5, not the first ten hosts 50 each.
+  const many = Array.from({ length: 100 }, (_, i) => host(`h${i + 1}`));
+  const r = planPlacement(many, Array.from({ length: 50 }, () => req(10, { reservation: { nanoCpus: 0, memoryBytes: 0 } })));
+  assert.ok(r.ok);
+  const perHost = Object.values(tally(r.hosts.flat()));
+  assert.deepEqual([perHost.length, Math.min(...perHost), Math.max(...perHost)], [100, 5, 5]);
+  for (const placed of r.hosts) assert.equal(new Set(placed).size, 10, 'each service still spreads its own replicas');
+});
+
 test('spread over a zone label first, then over hosts', () => {
   const z = (name: string, zone: string): HostInfo => host(name, { labels: { 'io.berth.pool': 'a', zone } });
   const hosts = [z('h1', 'x'), z('h2', 'x'), z('h3', 'y')];

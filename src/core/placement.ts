@@ -93,12 +93,17 @@ export type PlanResult =
  * Places the new instances of every request, one at a time, on the ready hosts of their pool that
  * satisfy their constraints, have room for the reservation and are under max_replicas_per_node;
  * spreading: the host with the fewest instances of the request (first by each spread descriptor's
- * value, e.g. zone), then the one with the most free memory, then by name. Requests of one pool
+ * value, e.g. zone), then the one with the fewest instances of all services, then the one with the
+ * most free memory, then by name. Requests of one pool
  * share its capacity. Refused when an instance has no such host: the reason names the pool, what all
  * requests of that pool ask and what is free on how many hosts.
  */
 export function planPlacement(hosts: HostInfo[], requests: PlacementRequest[]): PlanResult {
   const free = new Map(hosts.map((h) => [h.name, freeOf(h)]));
+  // Every instance on a host, of any service (as Swarm's spread strategy counts a node's tasks): the
+  // tie-break after the request's own spread, so services without reservations do not all start on
+  // the same first hosts by name.
+  const load = new Map(hosts.map((h) => [h.name, h.instances]));
   const out: string[][] = [];
   for (const req of requests) {
     const constraints = req.placement.constraints.map(parseConstraint);
@@ -113,21 +118,25 @@ export function planPlacement(hosts: HostInfo[], requests: PlacementRequest[]): 
         return f.nanoCpus >= r.nanoCpus && f.memoryBytes >= r.memoryBytes && (max === undefined || counts.get(h.name)! < max);
       });
       if (fits.length === 0) return { ok: false, reason: refusal(hosts, requests, req, candidates.length) };
-      const spreadCount = (h: HostInfo, key: string): number => {
-        const v = descriptor(h, key);
-        return candidates.filter((o) => descriptor(o, key) === v).reduce((n, o) => n + counts.get(o.name)!, 0);
-      };
+      // The request's instances per value of each spread descriptor (e.g. per zone), counted once per placement.
+      const byValue = req.placement.spread.map((key) => {
+        const m = new Map<string | undefined, number>();
+        for (const o of candidates) m.set(descriptor(o, key), (m.get(descriptor(o, key)) ?? 0) + counts.get(o.name)!);
+        return (h: HostInfo) => m.get(descriptor(h, key))!;
+      });
       fits.sort((a, b) => {
-        for (const key of req.placement.spread) {
-          const d = spreadCount(a, key) - spreadCount(b, key);
+        for (const count of byValue) {
+          const d = count(a) - count(b);
           if (d !== 0) return d;
         }
-        return counts.get(a.name)! - counts.get(b.name)! || free.get(b.name)!.memoryBytes - free.get(a.name)!.memoryBytes || (a.name < b.name ? -1 : 1);
+        return counts.get(a.name)! - counts.get(b.name)! || load.get(a.name)! - load.get(b.name)!
+          || free.get(b.name)!.memoryBytes - free.get(a.name)!.memoryBytes || (a.name < b.name ? -1 : 1);
       });
       const h = fits[0]!;
       const f = free.get(h.name)!;
       free.set(h.name, { nanoCpus: f.nanoCpus - r.nanoCpus, memoryBytes: f.memoryBytes - r.memoryBytes });
       counts.set(h.name, counts.get(h.name)! + 1);
+      load.set(h.name, load.get(h.name)! + 1);
       placed.push(h.name);
     }
     out.push(placed);

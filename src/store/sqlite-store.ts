@@ -105,8 +105,12 @@ export class SqliteStore implements Store {
     this.changed({ kind: 'deployment', id, app: cur.app, env: cur.env });
   }
   listDeployments(filter: { status?: DeploymentStatus[] }): DeploymentRecord[] {
-    const rows = this.q('SELECT * FROM deployments ORDER BY created_at').all() as Row[];
-    return rows.map(toDeployment).filter((d) => !filter.status || filter.status.includes(d.status));
+    // Filtered in SQL: every deployment ever made is a row with its whole spec, and the control plane
+    // asks for the few rolling ones after every release that finishes.
+    const rows = filter.status === undefined
+      ? this.q('SELECT * FROM deployments ORDER BY created_at').all() as Row[]
+      : this.q('SELECT * FROM deployments WHERE status IN (SELECT value FROM json_each(?)) ORDER BY created_at').all(JSON.stringify(filter.status)) as Row[];
+    return rows.map(toDeployment);
   }
 
   // ---- services and releases
