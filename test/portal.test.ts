@@ -313,4 +313,140 @@ describe('web portal', () => {
     // The first page follows: the request leaves the pending list without a reload.
     await row.waitFor({ state: 'detached', timeout: T });
   });
+
+  /** A second browser logged in as `user` (for what a person without a grant sees and may force). */
+  const loggedIn = async (user: string, password: string) => {
+    const c = await browser.newContext();
+    const p = await c.newPage();
+    await p.goto(`${base}/`);
+    await p.getByLabel('User').fill(user);
+    await p.getByLabel('Password').fill(password);
+    await p.getByRole('button', { name: 'Log in' }).click();
+    await p.getByRole('heading', { name: 'Home' }).waitFor({ timeout: T });
+    return { c, p };
+  };
+  /** A request the page's own session makes (cookie + CSRF token), bypassing the buttons: what the server answers. */
+  const forced = (p: Page, method: string, path: string, body?: unknown) => p.evaluate(async ([m, u, b]) => {
+    const t = /(?:^|;\s*)berth_csrf=([^;]*)/.exec((globalThis as unknown as { document: { cookie: string } }).document.cookie)?.[1] ?? '';
+    const r = await fetch(u as string, { method: m as string, headers: { ...(b === undefined ? {} : { 'content-type': 'application/json' }), 'x-berth-csrf': decodeURIComponent(t) }, body: b === undefined ? undefined : JSON.stringify(b) });
+    return { status: r.status, body: await r.text() };
+  }, [method, path, body] as const);
+
+  test('guardrails: the policy that applies and from where; an owner edits a layer (bad input refused in words) and exempts a key; without the grant no button, and a forced call is 403', async () => {
+    await page.setViewportSize({ width: 1280, height: 860 });
+    await page.goto(`${base}/policies`);
+    await page.getByRole('heading', { name: 'Guardrails', exact: true }).waitFor({ timeout: T });
+    const applies = page.getByRole('table', { name: 'Policy that applies' });
+    await applies.locator('tr[data-field="pidsLimit"]').getByText('4096').waitFor({ timeout: T });
+    assert.match(await applies.locator('tr[data-field="pidsLimit"]').textContent() ?? '', /built-in/);
+    const editor = page.getByRole('form', { name: /Layer of the installation/ });
+    // A value the page can judge is refused before any request; one the server judges shows its words.
+    await editor.getByLabel('pidsLimit').fill('lots');
+    await editor.getByRole('button', { name: 'Save layer' }).click();
+    await editor.getByRole('alert').filter({ hasText: 'pidsLimit: "lots" is not a whole number' }).waitFor({ timeout: T });
+    await editor.getByLabel('pidsLimit').fill('2048');
+    await editor.getByLabel('capabilities').fill('NET_ADMIN, FOO');
+    await editor.getByRole('button', { name: 'Save layer' }).click();
+    await editor.getByRole('alert').filter({ hasText: '"FOO" is not a Linux capability' }).waitFor({ timeout: T });
+    assert.deepEqual((await h.api('GET', '/v1/policies')).json.layers, [], 'a refused layer stores nothing');
+    await editor.getByLabel('capabilities').fill('');
+    await editor.getByLabel('readOnly').selectOption('true');
+    await editor.getByRole('button', { name: 'Save layer' }).click();
+    await page.getByRole('status').filter({ hasText: 'The policy of the installation is now version 1' }).waitFor({ timeout: T });
+    await applies.locator('tr[data-field="pidsLimit"]').getByText('2048').waitFor({ timeout: T });
+    assert.match(await applies.locator('tr[data-field="readOnly"]').textContent() ?? '', /true.*policy of the installation/);
+    assert.deepEqual((await h.api('GET', '/v1/policies')).json.layers.map((l: { scope: string; version: number; policy: unknown }) => [l.scope, l.version, l.policy]),
+      [['the installation', 1, { pidsLimit: 2048, readOnly: true }]]);
+    // Versions, then cleared again (every field inherits; later deploys of this file are not refused).
+    await page.getByRole('link', { name: 'History' }).click();
+    await page.getByRole('table', { name: 'Versions' }).locator('tr').nth(1).waitFor({ timeout: T });
+    await page.getByRole('button', { name: 'Clear layer' }).click();
+    await page.getByRole('status').filter({ hasText: 'is cleared (version 2)' }).waitFor({ timeout: T });
+    await applies.locator('tr[data-field="pidsLimit"]').getByText('4096').waitFor({ timeout: T });
+
+    // Exemptions: the API's refusal of a short reason, then one made and revoked from the page.
+    const ex = page.getByRole('form', { name: 'Exempt a key' });
+    await ex.getByLabel('App').selectOption('e2e');
+    await ex.getByLabel('Key').selectOption('privileged');
+    await ex.getByLabel('Reason').fill('hw');
+    await ex.getByLabel('Reason').evaluate((el) => el.removeAttribute('minlength'));
+    await ex.getByRole('button', { name: 'Exempt' }).click();
+    await page.getByRole('alert').filter({ hasText: 'say why' }).waitFor({ timeout: T });
+    await ex.getByLabel('Reason').fill('needs the GPU device for the test');
+    await ex.getByRole('button', { name: 'Exempt' }).click();
+    await page.getByRole('status').filter({ hasText: 'Exempted e2e from privileged in prod' }).waitFor({ timeout: T });
+    const exs = (await h.api('GET', '/v1/exemptions?app=e2e')).json.exemptions as { id: string; status: string; createdBy: string; expiresAt: number; createdAt: number }[];
+    assert.equal(exs.length, 1);
+    assert.deepEqual([exs[0]!.status, exs[0]!.createdBy, exs[0]!.expiresAt - exs[0]!.createdAt], ['active', 'admin', 7 * 86_400_000]);
+    const exRow = page.locator(`tr[data-exemption="${exs[0]!.id}"]`);
+    await exRow.waitFor({ timeout: T });
+    await accessible('policies');
+
+    // ann deploys to team web's apps but administers nothing: she sees the policy and the exemption, no button; forced calls are 403.
+    const { c, p } = await loggedIn('ann', 'portal test password 1');
+    await p.goto(`${base}/policies`);
+    await p.locator(`tr[data-exemption="${exs[0]!.id}"]`).waitFor({ timeout: T });
+    await p.getByRole('table', { name: 'Policy that applies' }).waitFor({ timeout: T });
+    assert.equal(await p.getByRole('button', { name: 'Save layer' }).count(), 0);
+    assert.equal(await p.getByRole('form', { name: 'Exempt a key' }).count(), 0);
+    assert.equal(await p.getByRole('button', { name: /^Revoke/ }).count(), 0);
+    assert.equal((await forced(p, 'PUT', '/v1/policies', { policy: { privileged: true } })).status, 403);
+    assert.equal((await forced(p, 'PUT', '/v1/policies', { team: 'web', policy: { pidsLimit: 100 } })).status, 403);
+    assert.equal((await forced(p, 'POST', '/v1/exemptions', { app: 'e2e', env: 'prod', key: 'devices', reason: 'forced by ann', expires: '1d' })).status, 403);
+    assert.equal((await forced(p, 'DELETE', `/v1/exemptions/${exs[0]!.id}`)).status, 403);
+    await c.close();
+    assert.equal((await h.api('GET', '/v1/exemptions?app=e2e')).json.exemptions.length, 1, 'nothing forced was kept');
+
+    await exRow.getByRole('button', { name: /^Revoke the exemption of e2e privileged/ }).click();
+    await exRow.waitFor({ state: 'detached', timeout: T });
+    assert.equal((await h.api('GET', '/v1/exemptions?app=e2e')).json.exemptions[0].status, 'revoked');
+  });
+
+  test('hosts: the one host of a plain engine with address, pool, state, capacity and its instances, following instance changes live; no host action without the grant, forced ones 403', async () => {
+    const hosts = (await h.api('GET', '/v1/hosts')).json as { mode: string; hosts: { name: string; address: string; instances: number }[] };
+    assert.equal(hosts.mode, 'single');
+    assert.equal(hosts.hosts.length, 1);
+    const me = hosts.hosts[0]!;
+    await page.goto(`${base}/hosts`);
+    await page.getByRole('heading', { name: 'Hosts', exact: true }).waitFor({ timeout: T });
+    const row = page.locator(`tr[data-host="${me.name}"]`);
+    await row.waitFor({ timeout: T });
+    assert.equal(await row.getAttribute('data-state'), 'ready');
+    const cells = await row.locator('td').allTextContents();
+    assert.equal(cells[0], me.address);
+    assert.equal(cells[1], 'default');
+    assert.match(cells[3] ?? '', /\d+ CPU/);
+    assert.match(await page.locator('[data-mode="single"]').textContent() ?? '', /berth cluster init/);
+    // One-host mode: no label, drain or removal to offer (the engine refuses them).
+    assert.equal(await row.getByRole('button').count(), 0);
+    await row.getByText(/of your instances/).click();
+    const web = ((await h.api('GET', '/v1/apps/e2e?env=prod')).json.services as { name: string; instances: { id: string }[] }[]).find((x) => x.name === 'web')!;
+    for (const i of web.instances) await row.locator(`li[data-instance="${i.id}"]`).waitFor({ timeout: T });
+    await accessible('hosts');
+    // Live: one more instance appears in the host's count without a reload.
+    const count = Number(await row.locator('[data-instances]').getAttribute('data-instances'));
+    let navigations = 0;
+    page.on('framenavigated', () => navigations++);
+    assert.equal((await h.api('POST', '/v1/apps/e2e/scale', { env: 'prod', service: 'web', replicas: web.instances.length + 1 })).status, 202);
+    await waitFor(async () => Number(await row.locator('[data-instances]').getAttribute('data-instances')) > count, { timeoutMs: 60_000, intervalMs: 250, what: 'the host count follows the scale' });
+    assert.equal(navigations, 0);
+    // Tablet width: neither new page scrolls sideways.
+    await page.setViewportSize({ width: 768, height: 1000 });
+    for (const path of ['/hosts', '/policies']) {
+      await page.goto(`${base}${path}`);
+      await page.locator('.loading').first().waitFor({ state: 'detached', timeout: T });
+      assert.ok(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1'), `no horizontal scroll at 768 px on ${path}`);
+    }
+    await page.setViewportSize({ width: 1280, height: 860 });
+
+    const { c, p } = await loggedIn('ann', 'portal test password 1');
+    await p.goto(`${base}/hosts`);
+    await p.locator(`tr[data-host="${me.name}"]`).waitFor({ timeout: T });
+    assert.equal(await p.locator(`tr[data-host="${me.name}"]`).getByRole('button').count(), 0);
+    assert.equal((await forced(p, 'PUT', `/v1/hosts/${me.name}/labels`, { set: { zone: 'a' } })).status, 403);
+    assert.equal((await forced(p, 'POST', `/v1/hosts/${me.name}/drain`, { drain: true })).status, 403);
+    assert.equal((await forced(p, 'DELETE', `/v1/hosts/${me.name}`)).status, 403);
+    await c.close();
+    assert.deepEqual(pageErrors, []);
+  });
 });

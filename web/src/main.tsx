@@ -20,6 +20,8 @@ import { Audit } from './pages/audit.tsx';
 import { Approvals } from './pages/approvals.tsx';
 import { Certs } from './pages/certs.tsx';
 import { Volumes } from './pages/volumes.tsx';
+import { Hosts } from './pages/hosts.tsx';
+import { Policies } from './pages/policies.tsx';
 import { isOwner } from './can.ts';
 import './styles.css';
 
@@ -90,7 +92,7 @@ function Login() {
 }
 
 const NAV: [string, string][] = [['/', 'Home'], ['/events', 'Events'], ['/alerts', 'Alerts'], ['/builds', 'Builds'], ['/images', 'Images'], ['/approvals', 'Approvals'],
-  ['/volumes', 'Volumes'], ['/certs', 'Certificates'], ['/people', 'People & teams']];
+  ['/volumes', 'Volumes'], ['/hosts', 'Hosts'], ['/policies', 'Guardrails'], ['/certs', 'Certificates'], ['/people', 'People & teams']];
 /** Pages only owners may read (the API refuses the rest). */
 const OWNERS_NAV: [string, string][] = [['/audit', 'Audit log']];
 
@@ -151,6 +153,8 @@ function route(path: string) {
     case '/approvals': return <Approvals />;
     case '/certs': return <Certs />;
     case '/volumes': return <Volumes />;
+    case '/hosts': return <Hosts />;
+    case '/policies': return <Policies />;
   }
   return <Page title="Not found"><p>There is no page at {path}. <Link href="/">Go home</Link>.</p></Page>;
 }

@@ -178,7 +178,7 @@ function Instances({ s, restart, busy }: { s: ServiceView; restart: ((id: string
             <th scope="row"><code>{i.id}</code></th>
             <td><Badge status={i.state} /></td>
             <td><Badge status={i.health} />{i.check && !i.check.ok && <div class="muted small">{i.check.text}</div>}{i.reason && <div class="muted small">{i.reason}</div>}</td>
-            <td>{i.host}</td>
+            <td><Link href="/hosts" title={`${i.host}: see its pool, state and capacity`}>{i.host}</Link></td>
             <td><code>{i.address}:{i.port}</code></td>
             <td>{i.startedAt ? span(now - i.startedAt) : '-'}</td>
             <td>#{i.release}</td>

@@ -1,0 +1,155 @@
+/**
+ * Hosts (GET /v1/hosts): one-host or Swarm mode; each host's address, pool, labels, state, capacity,
+ * reservations and the instances running there. Owners label, drain (and undo) and remove hosts in
+ * Swarm mode; the page follows the event stream (host.ready/down/draining/removed, instance changes).
+ */
+import { useState } from 'preact/hooks';
+import { api } from '../api.ts';
+import type { InstanceView, ServiceView } from '../api.ts';
+import { drainHost, labelHost, listHosts, removeHost } from '../../../src/client/host-client.ts';
+import { HOST_LABEL } from '../../../src/core/ports.ts';
+import { isOwner } from '../can.ts';
+import { Link } from '../router.tsx';
+import { Badge, Empty, Loaded, OutcomeNote, Page, Scroll, useAction, useCoalesced, useData, useEvents } from '../ui.tsx';
+import { bytes } from './volumes.tsx';
+
+type Host = Awaited<ReturnType<typeof listHosts>>['hosts'][number];
+type Placed = { svc: ServiceView; inst: InstanceView };
+
+const STATE_TONE: Record<string, string> = { ready: 'ok', draining: 'pending', down: 'failed' };
+const cpus = (nano: number) => `${(nano / 1e9).toFixed(nano % 1e9 === 0 ? 0 : 1)} CPU`;
+const pct = (part: number, whole: number) => (whole > 0 ? ` (${Math.round((part / whole) * 100)}%)` : '');
+
+function Labels(props: { host: Host; owner: boolean; run: ReturnType<typeof useAction>['run']; busy: boolean; reload: () => void }) {
+  const { host: h } = props;
+  const entries = Object.entries(h.labels).sort(([a], [b]) => a.localeCompare(b));
+  const [text, setText] = useState('');
+  return (
+    <div>
+      {entries.length === 0 && <span class="muted small">none</span>}
+      {entries.map(([k, v]) => (
+        <div key={k} class="label-chip">
+          <code>{k}={v}</code>
+          {props.owner && <button class="btn small ghost" type="button" disabled={props.busy} aria-label={`Remove label ${k} of ${h.name}`} onClick={() => void props.run(async () => {
+            await labelHost(api(), h.name, {}, [k]);
+            props.reload();
+            return `Removed label ${k} of ${h.name}.`;
+          })}>×</button>}
+        </div>
+      ))}
+      {props.owner && (
+        <form class="inline label-form" aria-label={`Label ${h.name}`} onSubmit={(e) => {
+          e.preventDefault();
+          const t = text.trim();
+          void props.run(async () => {
+            const eq = t.indexOf('=');
+            if (eq <= 0) throw new Error(`"${t}": write KEY=VALUE, like zone=a or ${HOST_LABEL.pool}=gpu`);
+            const r = await labelHost(api(), h.name, { [t.slice(0, eq).trim()]: t.slice(eq + 1).trim() });
+            setText('');
+            props.reload();
+            return `${h.name}: ${t} (pool ${r.host.pool}).`;
+          });
+        }}>
+          <input aria-label={`New label of ${h.name}`} placeholder="key=value" size={14} value={text} onInput={(e) => setText((e.currentTarget as HTMLInputElement).value)} required />
+          <button class="btn small" type="submit" disabled={props.busy}>Set</button>
+        </form>
+      )}
+    </div>
+  );
+}
+
+export function Hosts() {
+  const d = useData(async () => {
+    const [hosts, apps] = await Promise.all([listHosts(api()), api().apps()]);
+    const placed = new Map<string, Placed[]>();
+    for (const a of apps.apps) for (const svc of a.services) for (const inst of svc.instances) {
+      placed.set(inst.host, [...(placed.get(inst.host) ?? []), { svc, inst }]);
+    }
+    return { ...hosts, placed };
+  }, 'hosts');
+  // host.* events (owners see them) and instance changes (anyone, for their apps) both change this page.
+  useEvents({}, useCoalesced(d.reload, 1000));
+  const owner = isOwner();
+  const a = useAction();
+  const [confirm, setConfirm] = useState<string>();
+  return (
+    <Page title="Hosts" sub="Where instances run: address, pool, state, capacity and what is reserved">
+      <OutcomeNote outcome={a.outcome} />
+      <Loaded d={d} what="hosts">
+        {({ mode, hosts, placed }) => (
+          <>
+            <p class="muted" data-mode={mode}>
+              {mode === 'single'
+                ? <>One-host mode: Berth runs everything on this engine's host. To add hosts, run <code>berth cluster init ADDRESS</code> on the server, then <code>berth host add</code>.</>
+                : <>Cluster mode (Docker Swarm): {hosts.length} host{hosts.length === 1 ? '' : 's'}, {new Set(hosts.map((h) => h.pool)).size} pool(s). Label <code>{HOST_LABEL.pool}</code> puts a host in a pool.</>}
+            </p>
+            {hosts.length === 0 ? <Empty>No hosts: the engine lists none.</Empty> : (
+              <Scroll label="Hosts">
+                <table aria-label="Hosts">
+                  <thead><tr><th scope="col">Host</th><th scope="col">Address</th><th scope="col">Pool</th><th scope="col">State</th><th scope="col">Capacity</th><th scope="col">Reserved</th>
+                    <th scope="col">Instances</th><th scope="col">Labels</th>{owner && mode === 'swarm' && <th scope="col"><span class="sr-only">Actions</span></th>}</tr></thead>
+                  <tbody>
+                    {hosts.map((h) => {
+                      const here = placed.get(h.name) ?? [];
+                      return (
+                        <tr key={h.id} data-host={h.name} data-state={h.state}>
+                          <th scope="row">{h.name}<div class="muted small">{h.role}</div></th>
+                          <td><code>{h.address}</code></td>
+                          <td>{h.pool}</td>
+                          <td><Badge status={STATE_TONE[h.state] ?? 'unknown'} label={h.state} />{h.message && <div class="muted small">{h.message}</div>}</td>
+                          <td class="nowrap">{cpus(h.capacity.nanoCpus)}<div class="small">{bytes(h.capacity.memoryBytes)}</div></td>
+                          <td class="nowrap">{cpus(h.reserved.nanoCpus)}<span class="muted small">{pct(h.reserved.nanoCpus, h.capacity.nanoCpus)}</span>
+                            <div class="small">{bytes(h.reserved.memoryBytes)}<span class="muted">{pct(h.reserved.memoryBytes, h.capacity.memoryBytes)}</span></div></td>
+                          <td>
+                            <span data-instances={h.instances}>{h.instances} container{h.instances === 1 ? '' : 's'}</span>
+                            {here.length > 0 && (
+                              <details>
+                                <summary>{here.length} of your instance{here.length === 1 ? '' : 's'}</summary>
+                                <ul class="plain small">
+                                  {here.map(({ svc, inst }) => (
+                                    <li key={inst.id} data-instance={inst.id}><Link href={`/apps/${encodeURIComponent(svc.app)}?env=${encodeURIComponent(svc.env)}`}>{svc.app}</Link>/{svc.env}/{svc.name} <code>{inst.id}</code> <Badge status={inst.health} /></li>
+                                  ))}
+                                </ul>
+                              </details>
+                            )}
+                          </td>
+                          <td><Labels host={h} owner={owner && mode === 'swarm'} run={a.run} busy={a.busy} reload={d.reload} /></td>
+                          {owner && mode === 'swarm' && (
+                            <td><div class="row-actions">
+                              {h.state === 'draining'
+                                ? <button class="btn small" type="button" disabled={a.busy} aria-label={`Undo drain of ${h.name}`} onClick={() => void a.run(async () => {
+                                  await drainHost(api(), h.name, false);
+                                  d.reload();
+                                  return `${h.name} is ready again: new instances may land there.`;
+                                })}>Undo drain</button>
+                                : h.state === 'ready' && <button class="btn small" type="button" disabled={a.busy} aria-label={`Drain ${h.name}`} onClick={() => void a.run(async () => {
+                                  await drainHost(api(), h.name, true);
+                                  d.reload();
+                                  return `Draining ${h.name}: nothing new lands there, Berth moves its instances away.`;
+                                })}>Drain</button>}
+                              {confirm === h.name
+                                ? <>
+                                  <button class="btn small warn" type="button" disabled={a.busy} aria-label={`Confirm removal of ${h.name}`} onClick={() => void a.run(async () => {
+                                    setConfirm(undefined);
+                                    await removeHost(api(), h.name);
+                                    d.reload();
+                                    return `Removed ${h.name} from the cluster.`;
+                                  })}>Confirm remove</button>
+                                  <button class="btn small ghost" type="button" onClick={() => setConfirm(undefined)}>Cancel</button>
+                                </>
+                                : <button class="btn small warn" type="button" disabled={a.busy} aria-label={`Remove ${h.name}`} onClick={() => setConfirm(h.name)}>Remove…</button>}
+                            </div></td>
+                          )}
+                        </tr>
+                      );
+                    })}
+                  </tbody>
+                </table>
+              </Scroll>
+            )}
+          </>
+        )}
+      </Loaded>
+    </Page>
+  );
+}
