@@ -93,7 +93,7 @@ async function edgeLoad(edges: Edge[], o: { total: number; concurrency: number; 
 describe('edge hosts: the ingress on every edge host outlives the control plane', () => {
   let th: TestHosts;
   let h: Harness;
-  let edges: Edge[] = [];
+  const edges: Edge[] = [];
   let bridge: string;
   const env: Record<string, string> = {};
 
@@ -166,9 +166,8 @@ describe('edge hosts: the ingress on every edge host outlives the control plane'
       for (let k = 0; k < 8; k++) seen.add((JSON.parse(await getAt(e.address, EDGE_PORT, '/api/whoami')) as { instance: string }).instance);
       assert.equal(seen.size, 2, `${e.name} reaches both instances: ${[...seen].join(',')}`);
     }
-    const hosts = JSON.parse((await h.cli(['--json', 'hosts'])).stdout) as { edge: { hosts: { host: string; inSync: boolean }[] } };
     await waitFor(async () => {
-      const r = JSON.parse((await h.cli(['--json', 'hosts'])).stdout) as typeof hosts;
+      const r = JSON.parse((await h.cli(['--json', 'hosts'])).stdout) as { edge: { hosts: { host: string; inSync: boolean }[] } };
       return r.edge.hosts.length === 2 && r.edge.hosts.every((x) => x.inSync);
     }, { timeoutMs: 20_000, intervalMs: 300, what: 'berth hosts: both edge hosts in sync' });
 
