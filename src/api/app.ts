@@ -24,6 +24,8 @@ import type { KnownApps } from './known.ts';
 import { openApiDocument, type RegisteredRoute } from './openapi.ts';
 import { inScope, registerEventRoutes, sendEventsAfter } from './event-routes.ts';
 import { registerServiceRoutes } from './service-routes.ts';
+import { poolAdmitter } from './pool-routes.ts';
+import type { PoolStore } from '../core/pools.ts';
 
 export interface ApiDeps {
   /** TLS for the API (key, cert, SNICallback): when set, it listens with HTTPS only. */
@@ -52,7 +54,7 @@ export interface ApiDeps {
   /** Who is calling: admin token, sessions, API tokens. */
   auth: Authenticator;
   /** Teams, the apps they own, grants. */
-  authStore: AuthStore & ApprovalStore & GuardStore;
+  authStore: AuthStore & ApprovalStore & GuardStore & PoolStore;
   /** The audit log: every mutating request and secret read is appended. */
   audit: AuditStore;
   /** The app a build belongs to (object-level checks of /v1/builds/:id). */
@@ -132,7 +134,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     const { app: appName } = req.params as { app: string };
     const body = deployBodySchema.parse(req.body);
     if (body.spec.name !== appName) throw new InvalidInput(`spec.name "${body.spec.name}" does not match the app in the URL "${appName}"`);
-    const request = { app: appName, env: body.env, spec: body.spec, warnings: body.warnings, ...(body.source ? { source: body.source } : {}) };
+    const request = { app: appName, env: body.env, spec: body.spec, warnings: body.warnings, ...(body.source ? { source: body.source } : {}), ...(req.principal ? { actor: req.principal.subject } : {}) };
     // ?dry_run=true: validate only.
     const q = req.query as { dry_run?: string };
     if (q.dry_run === 'true' || q.dry_run === '1') {
@@ -276,6 +278,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   });
 
   registerServiceRoutes(app, { store: d.store, clock: d.clock, logger: d.logger, newId: d.newId, enqueueService: d.enqueueService, known: d.known, rollback: d.rollback, guard: guardrails(d.authStore, d.clock),
+    pools: poolAdmitter({ authStore: d.authStore, desired: d.store, auth: d.auth }),
     ...(d.hostMemoryBytes !== undefined ? { hostMemoryBytes: d.hostMemoryBytes } : {}), ...(d.exec ? { exec: d.exec } : {}) });
   registerEventRoutes(app, { store: d.store, clock: d.clock, known: d.known, logs: d.logs });
   registerAuthRoutes(app, { auth: d.auth, store: d.authStore, clock: d.clock, newId: d.newId });

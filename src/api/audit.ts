@@ -45,7 +45,7 @@ function resultOf(status: number, payload: unknown): string {
     const j = JSON.parse(payload) as Record<string, unknown>;
     if (j.error) return clip(JSON.stringify(j.error));
     const pick: Record<string, unknown> = {};
-    for (const k of ['deployment', 'id', 'name', 'app', 'env', 'grant', 'revoked', 'removed', 'loggedOut', 'approval', 'version', 'user', 'provider', 'grantsRevoked']) {
+    for (const k of ['deployment', 'id', 'name', 'app', 'env', 'grant', 'revoked', 'removed', 'loggedOut', 'approval', 'version', 'user', 'provider', 'grantsRevoked', 'team', 'granted', 'before', 'pool']) {
       if (j[k] !== undefined) pick[k] = redact(j[k]);
     }
     return clip(JSON.stringify(pick));

@@ -22,6 +22,7 @@ import { registerBody } from './registry-routes.ts';
 import { removeQuery } from './remove-routes.ts';
 import { volumesQuery } from './volume-routes.ts';
 import { edgeConfigQuery, edgeTokenBody } from './edge-routes.ts';
+import { quotaBodyDoc } from './pool-routes.ts';
 import { drainBody, initBody, joinQuery, labelsBody, removeQuery as hostRemoveQuery } from './host-routes.ts';
 import { loginBody, passwordBody, userBody } from './auth-routes.ts';
 import { auditQueryDoc } from './audit.ts';
@@ -148,6 +149,10 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'POST /v1/hosts/:host/drain': { summary: 'Drain a host (nothing new lands; Berth moves its instances), or make it ready again', body: drainBody },
   'DELETE /v1/hosts/:host': { summary: 'Remove a host that is down or drained (?force=true: anyway)', query: hostRemoveQuery, status: 204 },
   'POST /v1/cluster/init': { summary: "Cluster mode: make this engine's host the manager of a new Swarm", body: initBody },
+  'GET /v1/pools': { summary: 'Pools: hosts, capacity, reservations, desired usage, quota, granted teams (non-owners: the pools open to them)' },
+  'PUT /v1/pools/:pool/quota': { summary: "Set a pool's quota (cpus, memory, instances; null removes one, absent keeps it); makes the pool", body: quotaBodyDoc },
+  'POST /v1/pools/:pool/grants/:team': { summary: 'Grant a team (or * for every team) the pool: its apps may deploy there', status: 201 },
+  'DELETE /v1/pools/:pool/grants/:team': { summary: "Revoke a team's grant of the pool (running apps stay; new deploys and growth are refused)" },
   'GET /v1/cluster/join': { summary: 'What a new host runs to join (the join token is a credential)', query: joinQuery },
   'GET /v1/edge/config': { summary: "An edge agent's long poll: the edge route table once it differs from the generation the agent serves (its host's edge token)", query: edgeConfigQuery, auth: 'edge' },
   'GET /v1/edge/hosts': { summary: 'Edge hosts: the generation each one serves and its last contact' },

@@ -152,6 +152,12 @@ export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
   'GET /v1/edge/config': { action: 'any', auth: 'edge' },
   'GET /v1/edge/hosts': { action: 'cluster.read' },
   'POST /v1/edge/tokens': { action: 'cluster.admin' },
+  // Pools (pool-routes.ts): anyone signed in lists the pools open to them (the handler narrows what a
+  // non-owner sees); quotas and grants are the owners'.
+  'GET /v1/pools': { action: 'any' },
+  'PUT /v1/pools/:pool/quota': { action: 'cluster.admin' },
+  'POST /v1/pools/:pool/grants/:team': { action: 'cluster.admin' },
+  'DELETE /v1/pools/:pool/grants/:team': { action: 'cluster.admin' },
   'GET /v1/registry-logins': { action: 'cluster.read' },
   'PUT /v1/registry-logins/:host': { action: 'cluster.admin' },
   'DELETE /v1/registry-logins/:host': { action: 'cluster.admin' },

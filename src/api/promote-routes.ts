@@ -78,7 +78,7 @@ export function registerPromoteRoutes(app: FastifyInstance, d: PromoteRouteDeps)
     if (body.from === body.to) throw new InvalidInput(`--from and --to are both "${body.from}": promote between two environments`);
     d.known?.requireEnv(appName, body.from);
     const spec = promotionSpec(d.store, appName, body.from, body.to, (env) => d.configValues?.(appName, env) ?? {});
-    const dep = await d.deployments.create({ app: appName, env: body.to, spec, warnings: [] });
+    const dep = await d.deployments.create({ app: appName, env: body.to, spec, warnings: [], ...(req.principal ? { actor: req.principal.subject } : {}) });
     d.store.addEvent({ app: appName, env: body.to, service: '', instance: '', kind: 'deployment.promoted',
       message: `deployment ${dep.id}: promoted ${Object.entries(spec.services).map(([n, s]) => `${n}=${s.image}`).join(', ')} from ${body.from}` });
     return reply.status(202).send({

@@ -11,6 +11,7 @@ import { GUARD_KEYS } from '../core/guard.ts';
 import { guardPolicySchema } from './policy-routes.ts';
 import type { AppRemains } from '../core/app-remains.ts';
 import type { HostInfo } from '../core/ports.ts';
+import type { PoolView } from '../core/pools.ts';
 import type { approvalView as approvalViewOf } from './authorize.ts';
 import type { Grant, Principal, ROLES } from '../core/auth.ts';
 import type { AuditEntry, AuditVerification } from '../core/audit.ts';
@@ -135,6 +136,11 @@ const edgeRoute = o({
 });
 const edgeHost = o({
   host: str, address: str, lastContact: num, applied: num.optional(), appliedEpoch: str.optional(), inSync: z.boolean(), error: str.optional(),
+});
+const poolQuota = o({ nanoCpus: num.optional(), memoryBytes: num.optional(), instances: num.optional() });
+export const poolView = o({
+  name: str, hosts: z.array(str), capacity: resources, reserved: resources, used: o({ instances: num, nanoCpus: num, memoryBytes: num }),
+  quota: poolQuota, quotaShown: str, teams: z.array(str),
 });
 export const volumeView = o({
   app: str, env: str, name: str, volume: str, exists: z.boolean(), sizeBytes: num.nullable(),
@@ -264,6 +270,10 @@ export const RESPONSES: Record<string, z.ZodType> = {
   'GET /v1/edge/config': o({ epoch: str, generation: num, routes: z.array(edgeRoute) }),
   'GET /v1/edge/hosts': o({ epoch: str, generation: num, hosts: z.array(edgeHost) }),
   'POST /v1/edge/tokens': o({ host: str, token: str, control: str, command: str, steps: z.array(str), unit: str }),
+  'GET /v1/pools': o({ pools: z.array(poolView) }),
+  'PUT /v1/pools/:pool/quota': o({ pool: poolView, before: poolQuota }),
+  'POST /v1/pools/:pool/grants/:team': o({ pool: poolView, team: str, granted: z.boolean() }),
+  'DELETE /v1/pools/:pool/grants/:team': o({ pool: poolView, team: str, revoked: z.boolean() }),
   'GET /v1/cluster/join': o({ token: str, managers: z.array(str), command: str, steps: z.array(str) }),
   'GET /v1/registry-logins': o({ logins: z.array(registryLogin) }),
   'PUT /v1/registry-logins/:host': o({ login: registryLogin }),
@@ -311,6 +321,7 @@ agree<Same<z.infer<typeof auditVerification>, AuditVerification>>();
 agree<Same<z.infer<typeof certView>, CertView>>();
 agree<Same<z.infer<typeof volumeView>, VolumeView>>();
 agree<Same<z.infer<typeof hostView>, HostInfo>>();
+agree<Same<z.infer<typeof poolView>, PoolView>>();
 agree<Same<z.infer<typeof ssoProviderView>, SsoProviderView>>();
 agree<Same<z.infer<typeof imageList>, ImageListView>>();
 agree<Same<z.infer<typeof gcReport>, GcReportView>>();

@@ -12,6 +12,7 @@ import { unknownName } from '../core/spec/suggest.ts';
 import { checkScaleMemory, type ServiceReservation } from '../core/capacity.ts';
 import type { RollbackPort } from '../core/deployments.ts';
 import type { GuardResult } from '../core/guard.ts';
+import type { PoolAdmit } from '../core/pools.ts';
 import type { AppSpec } from '../core/spec/types.ts';
 import type { KnownApps } from './known.ts';
 import { execBodySchema, instanceRestartBodySchema, reloadBodySchema, restartBodySchema, rollbackBodySchema, scaleBodySchema } from './spec-schema.ts';
@@ -31,6 +32,8 @@ export interface ServiceRouteDeps {
   exec?: ExecPort;
   /** The container guardrails (core/guard.ts): a manual rollback to a release the policy now refuses is refused. */
   guard?: (app: string, env: string, spec: AppSpec) => GuardResult;
+  /** Pool grants and quotas (core/pools.ts): growing a service is admitted like a deploy (owners bypass grants, not quotas). */
+  pools?: PoolAdmit;
 }
 
 export function registerServiceRoutes(app: FastifyInstance, d: ServiceRouteDeps): void {
@@ -61,6 +64,18 @@ export function registerServiceRoutes(app: FastifyInstance, d: ServiceRouteDeps)
         throw new Conflict(`refusing to scale: ${check.message}`,
           { details: { totalBytes: check.totalBytes, scaledBytes: check.scaledBytes, hostBytes: check.hostBytes } });
       }
+    }
+    if (d.pools) {
+      // The environment's services as they would be; grants only for the ones that grow (shrinking is always allowed).
+      const after = d.store.listServices({ app: appName, env: body.env }).flatMap((s) => {
+        const rel = d.store.getRelease(s.releaseId);
+        const change = plan.find((p) => p.k.service === s.name);
+        return rel ? [{ name: s.name, replicas: change ? change.replicas : s.replicas, spec: rel.spec }] : [];
+      });
+      d.pools({
+        app: appName, env: body.env, ...(req.principal ? { actor: req.principal.subject } : {}), after,
+        grantsFor: plan.filter((p) => p.replicas > p.svc.replicas).map((p) => p.k.service),
+      });
     }
     for (const { k, svc, replicas } of plan) {
       d.store.updateService(k, { replicas });

@@ -239,7 +239,7 @@ export class PushPipeline {
       const [ctxs, accepted] = await Promise.allSettled([
         Promise.all(toBuild.map((svc) => this.contextOf(files, root, svc))),
         // This build makes the images: the contexts are the commit's, not host directories.
-        this.d.deployments.validate({ app, env, spec, warnings, source, buildId: rec.id }),
+        this.d.deployments.validate({ app, env, spec, warnings, source, buildId: rec.id, ...(rec.pushedBy ? { actor: rec.pushedBy } : {}) }),
       ]);
       if (ctxs.status === 'rejected') throw ctxs.reason;
       if (accepted.status === 'rejected') {
@@ -303,7 +303,7 @@ export class PushPipeline {
       let dep: { id: string };
       try {
         // The deployment runs this build's images (rec.images) for the services with a build section.
-        dep = await this.d.deployments.create({ app, env, spec, warnings, source, buildId: rec.id });
+        dep = await this.d.deployments.create({ app, env, spec, warnings, source, buildId: rec.id, ...(rec.pushedBy ? { actor: rec.pushedBy } : {}) });
       } catch (err) {
         throw new PipelineFailed(`deployment refused: ${(err as Error).message}`, { cause: err });
       }

@@ -1083,6 +1083,58 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/v1/pools": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Pools: hosts, capacity, reservations, desired usage, quota, granted teams (non-owners: the pools open to them) */
+        get: operations["getV1Pools"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pools/{pool}/grants/{team}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Grant a team (or * for every team) the pool: its apps may deploy there */
+        post: operations["postV1PoolsPoolGrantsTeam"];
+        /** Revoke a team's grant of the pool (running apps stay; new deploys and growth are refused) */
+        delete: operations["deleteV1PoolsPoolGrantsTeam"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pools/{pool}/quota": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set a pool's quota (cpus, memory, instances; null removes one, absent keeps it); makes the pool */
+        put: operations["putV1PoolsPoolQuota"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/portal/codes": {
         parameters: {
             query?: never;
@@ -5341,6 +5393,227 @@ export interface operations {
                             setBy: string;
                             team: string;
                             version: number;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    getV1Pools: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        pools: {
+                            capacity: {
+                                memoryBytes: number;
+                                nanoCpus: number;
+                            };
+                            hosts: string[];
+                            name: string;
+                            quota: {
+                                instances?: number;
+                                memoryBytes?: number;
+                                nanoCpus?: number;
+                            };
+                            quotaShown: string;
+                            reserved: {
+                                memoryBytes: number;
+                                nanoCpus: number;
+                            };
+                            teams: string[];
+                            used: {
+                                instances: number;
+                                memoryBytes: number;
+                                nanoCpus: number;
+                            };
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    postV1PoolsPoolGrantsTeam: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                pool: string;
+                team: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        granted: boolean;
+                        pool: {
+                            capacity: {
+                                memoryBytes: number;
+                                nanoCpus: number;
+                            };
+                            hosts: string[];
+                            name: string;
+                            quota: {
+                                instances?: number;
+                                memoryBytes?: number;
+                                nanoCpus?: number;
+                            };
+                            quotaShown: string;
+                            reserved: {
+                                memoryBytes: number;
+                                nanoCpus: number;
+                            };
+                            teams: string[];
+                            used: {
+                                instances: number;
+                                memoryBytes: number;
+                                nanoCpus: number;
+                            };
+                        };
+                        team: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    deleteV1PoolsPoolGrantsTeam: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                pool: string;
+                team: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        pool: {
+                            capacity: {
+                                memoryBytes: number;
+                                nanoCpus: number;
+                            };
+                            hosts: string[];
+                            name: string;
+                            quota: {
+                                instances?: number;
+                                memoryBytes?: number;
+                                nanoCpus?: number;
+                            };
+                            quotaShown: string;
+                            reserved: {
+                                memoryBytes: number;
+                                nanoCpus: number;
+                            };
+                            teams: string[];
+                            used: {
+                                instances: number;
+                                memoryBytes: number;
+                                nanoCpus: number;
+                            };
+                        };
+                        revoked: boolean;
+                        team: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    putV1PoolsPoolQuota: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                pool: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    cpus?: number | string | null;
+                    instances?: number | null;
+                    memory?: number | string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        before: {
+                            instances?: number;
+                            memoryBytes?: number;
+                            nanoCpus?: number;
+                        };
+                        pool: {
+                            capacity: {
+                                memoryBytes: number;
+                                nanoCpus: number;
+                            };
+                            hosts: string[];
+                            name: string;
+                            quota: {
+                                instances?: number;
+                                memoryBytes?: number;
+                                nanoCpus?: number;
+                            };
+                            quotaShown: string;
+                            reserved: {
+                                memoryBytes: number;
+                                nanoCpus: number;
+                            };
+                            teams: string[];
+                            used: {
+                                instances: number;
+                                memoryBytes: number;
+                                nanoCpus: number;
+                            };
                         };
                     };
                 };

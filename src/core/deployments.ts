@@ -21,6 +21,8 @@ export interface DeployRequest {
    * Without it such a deployment gets a build of its own from the host directories it names.
    */
   buildId?: string;
+  /** Who asks (`user:ID`, `token:ID`, `admin`): pool grants are checked for them (owners bypass). Absent: Berth itself. */
+  actor?: string;
 }
 
 /** How a deployment ended. */

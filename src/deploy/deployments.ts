@@ -4,6 +4,7 @@ import type { DeploymentOutcome, DeploymentsPort, DeployRequest } from '../core/
 import type { Clock, HostPathPolicy, SpecFilesPort } from '../core/ports.ts';
 import type { AppSpec } from '../core/spec/types.ts';
 import type { GuardResult } from '../core/guard.ts';
+import type { PoolAdmit } from '../core/pools.ts';
 import { parseSource } from '../core/spec/source.ts';
 import { canonicalRouteKey } from '../core/spec/routes.ts';
 import type { SpecSource } from '../core/spec/source.ts';
@@ -31,6 +32,11 @@ export interface DeploymentServiceDeps {
    * policy's limits and the exemptions used. Absent: no guardrails beyond the spec's own checks.
    */
   guard?: (app: string, env: string, spec: AppSpec) => GuardResult;
+  /**
+   * Pools (core/pools.ts): the app's team must be granted the pool of every service (owners bypass)
+   * and the change must stay within each pool's quota. Throws Forbidden / Conflict / InvalidInput.
+   */
+  pools?: PoolAdmit;
   /** How long `follow` waits at most (default 30 min). */
   followTimeoutMs?: number;
   /** A safety re-read while following, in case a change was missed (default 5 s). Not the wake-up path. */
@@ -128,6 +134,11 @@ export class DeploymentService implements DeploymentsPort {
     const resolved = await checkHostPaths(this.d.hostPaths, parsed, { builds: !req.buildId });
     // The guardrail policy judges what will run: resolved bind sources, the service as stored.
     const checked = this.d.guard ? guarded(this.d.guard(req.app, req.env, resolved), req) : resolved;
+    // Pool grants and quotas, on the services as they would run (the policy's limits applied).
+    this.d.pools?.({
+      app: req.app, env: req.env, ...(req.actor !== undefined ? { actor: req.actor } : {}),
+      after: Object.values(checked.services).map((s) => ({ name: s.name, replicas: s.replicas, spec: s })),
+    });
     // Last: secret values are sealed only once everything else holds, and never stored as sent.
     const spec = this.d.specFiles ? this.d.specFiles.prepare(req.app, req.env, checked, { keep }) : withoutFileValues(checked);
     // The source (Compose text + variables) is kept by id on every service, for promote to interpolate again.

@@ -19,6 +19,7 @@ import { registerVolumeRoutes } from '../api/volume-routes.ts';
 import { registerHostRoutes } from '../api/host-routes.ts';
 import { registerEdgeRoutes } from '../api/edge-routes.ts';
 import type { EdgeFeed } from '../ingress/index.ts';
+import { registerPoolRoutes } from '../api/pool-routes.ts';
 import { registerRemoveRoutes } from '../api/remove-routes.ts';
 import { registerCertRoutes } from '../api/cert-routes.ts';
 import { registerWebhookRoutes } from '../api/webhook-routes.ts';
@@ -108,6 +109,8 @@ export async function startApi(cfg: ServerConfig, d: {
     feed: d.edge, secretOf: (host) => d.secretBox.mac(`edge host ${host}`),
     controlUrl: () => cfg.publicUrl ?? `${apiTls ? 'https' : 'http'}://${cfg.edgeAddress ?? (cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost)}:${cfg.listenPort}`,
   });
+  // `berth pools`, `berth pool quota|grant|revoke`: pools as objects (quotas and grants in auth.db).
+  registerPoolRoutes(api, { store: d.authStore, desired: store, hosts: d.engine, clock });
   registerRemoveRoutes(api, {
     store, clock, known, enqueueService: d.enqueueService, enqueuePurge: (app) => d.wakePurge(app), remains: d.purge.remains,
     unfinishedBuilds: (app) => d.purge.unfinishedBuilds(app).map((x) => ({ id: x.id, status: x.status, ...(x.stage ? { stage: x.stage } : {}) })),

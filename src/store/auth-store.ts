@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { openDatabase } from '../lib/sqlite-migrate.ts';
 import type { SsoProvider, SsoStore } from '../core/sso.ts';
 import type { Exemption, GuardKey, GuardPolicy, GuardStore, PolicyLayer, PolicyScope } from '../core/guard.ts';
+import type { PoolQuota, PoolRecord, PoolStore } from '../core/pools.ts';
 import type { ApiTokenRecord, ApprovalRecord, ApprovalStore, AuthStore, Grant, Role, SessionRecord, TeamRecord, UserRecord } from '../core/auth.ts';
 
 /**
@@ -36,11 +37,16 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE guard_exemptions (id TEXT PRIMARY KEY, app TEXT NOT NULL, service TEXT NOT NULL, env TEXT NOT NULL, key TEXT NOT NULL,
      reason TEXT NOT NULL, created_by TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0);
    CREATE INDEX guard_exemptions_app ON guard_exemptions(app);`,
+  // Pools as objects (core/pools.ts): quotas ('' = no limit of that kind) and the teams granted each; default is open to every team.
+  `CREATE TABLE pools (name TEXT PRIMARY KEY, quota TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL, created_by TEXT NOT NULL);
+   CREATE TABLE pool_grants (pool TEXT NOT NULL, team TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL, PRIMARY KEY (pool, team));
+   INSERT INTO pools (name, quota, created_at, created_by) VALUES ('default', '{}', 0, 'berth');
+   INSERT INTO pool_grants (pool, team, created_at, created_by) VALUES ('default', '*', 0, 'berth');`,
 ];
 
 type Row = Record<string, unknown>;
 
-export class SqliteAuthStore implements AuthStore, ApprovalStore, SsoStore, GuardStore {
+export class SqliteAuthStore implements AuthStore, ApprovalStore, SsoStore, GuardStore, PoolStore {
   private readonly db: Database.Database;
 
   constructor(path: string) {
@@ -111,6 +117,7 @@ export class SqliteAuthStore implements AuthStore, ApprovalStore, SsoStore, Guar
   deleteTeam(name: string): boolean {
     return this.db.transaction(() => {
       this.db.prepare('DELETE FROM grants WHERE team = ?').run(name);
+      this.db.prepare('DELETE FROM pool_grants WHERE team = ?').run(name);
       return this.db.prepare('DELETE FROM teams WHERE name = ?').run(name).changes > 0;
     })();
   }
@@ -244,11 +251,41 @@ export class SqliteAuthStore implements AuthStore, ApprovalStore, SsoStore, Guar
     return this.db.prepare('UPDATE guard_exemptions SET revoked_at = ? WHERE id = ? AND revoked_at = 0').run(at, id).changes > 0;
   }
 
+  listPools(): PoolRecord[] {
+    const grants = this.db.prepare('SELECT pool, team FROM pool_grants ORDER BY pool, team').all() as { pool: string; team: string }[];
+    return (this.db.prepare('SELECT * FROM pools ORDER BY name').all() as Row[]).map((r) => toPool(r, grants.filter((g) => g.pool === r.name).map((g) => g.team)));
+  }
+  getPool(name: string): PoolRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM pools WHERE name = ?').get(name) as Row | undefined;
+    if (!r) return undefined;
+    return toPool(r, (this.db.prepare('SELECT team FROM pool_grants WHERE pool = ? ORDER BY team').all(name) as { team: string }[]).map((g) => g.team));
+  }
+  setPoolQuota(name: string, quota: PoolQuota, by: string, at: number): { before: PoolRecord | undefined; after: PoolRecord } {
+    return this.db.transaction(() => {
+      const before = this.getPool(name);
+      this.db.prepare(`INSERT INTO pools (name, quota, created_at, created_by) VALUES (?, ?, ?, ?)
+        ON CONFLICT(name) DO UPDATE SET quota = excluded.quota`).run(name, JSON.stringify(quota), at, by);
+      return { before, after: this.getPool(name)! };
+    })();
+  }
+  grantPool(name: string, team: string, by: string, at: number): boolean {
+    return this.db.transaction(() => {
+      this.db.prepare("INSERT INTO pools (name, quota, created_at, created_by) VALUES (?, '{}', ?, ?) ON CONFLICT(name) DO NOTHING").run(name, at, by);
+      return this.db.prepare('INSERT INTO pool_grants (pool, team, created_at, created_by) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING').run(name, team, at, by).changes > 0;
+    })();
+  }
+  revokePool(name: string, team: string): boolean {
+    return this.db.prepare('DELETE FROM pool_grants WHERE pool = ? AND team = ?').run(name, team).changes > 0;
+  }
+
   close(): void {
     this.db.close();
   }
 }
 
+function toPool(r: Row, teams: string[]): PoolRecord {
+  return { name: String(r.name), quota: JSON.parse(String(r.quota)) as PoolQuota, teams, createdAt: Number(r.created_at), createdBy: String(r.created_by) };
+}
 function toLayer(r: Row): PolicyLayer {
   return { team: String(r.team), env: String(r.env), version: Number(r.version), policy: JSON.parse(String(r.policy)) as GuardPolicy, setBy: String(r.set_by), setAt: Number(r.set_at) };
 }

@@ -32,6 +32,7 @@ import { registerVolumeRoutes } from '../../src/api/volume-routes.ts';
 import { registerHostRoutes } from '../../src/api/host-routes.ts';
 import { registerEdgeRoutes } from '../../src/api/edge-routes.ts';
 import { EdgeFeed } from '../../src/ingress/edge-feed.ts';
+import { poolAdmitter, registerPoolRoutes } from '../../src/api/pool-routes.ts';
 import { FakeEngine } from '../../src/engine/fake/index.ts';
 import { registerGitRoutes } from '../../src/api/git-routes.ts';
 import { registerImageRoutes } from '../../src/api/image-routes.ts';
@@ -165,7 +166,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   const deployments = new DeploymentService({
     store, clock, newId, enqueue: (id) => void calls.push(`deployment ${id}`), parseSpec: parseAppSpec, specFiles: new SpecFiles(config),
     hostPaths: { bindSource: async (path) => ({ path }), buildContext: async (path) => ({ path }) },
-    guard: guardrails(auth, clock),
+    guard: guardrails(auth, clock), pools: poolAdmitter({ authStore: auth, desired: store, auth: authenticator }),
   });
   const api = buildApi({
     store, clock, logger: silentLogger, newId, version: 'test', deployments, rollback: rollbacks(store, clock), enqueueService,
@@ -225,6 +226,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   registerHostRoutes(api, { hosts: engine });
   const edge = new EdgeFeed(clock, 'e0');
   registerEdgeRoutes(api, { feed: edge, secretOf: EDGE_SECRET, controlUrl: () => 'https://berth.example:7070' });
+  registerPoolRoutes(api, { store: auth, desired: store, hosts: engine, clock });
   registerRemoveRoutes(api, {
     store, clock, known, enqueueService, enqueuePurge: (a) => void calls.push(`purge ${a}`), unfinishedBuilds: () => [],
     remains: async (app) => ({ app, config: [], releases: 0, deployments: 0, events: 0, builds: 0, repository: false, webhookSource: false, images: 0,
