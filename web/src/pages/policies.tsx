@@ -8,14 +8,13 @@ import { useState } from 'preact/hooks';
 import { api, knownSession } from '../api.ts';
 import { addExemption, getPolicies, listExemptions, revokeExemption, setGuardPolicy, type ExemptionView, type GuardPolicyBody, type PolicyLayerView } from '../../../src/client/policy-client.ts';
 import { listTeams } from '../../../src/client/auth-client.ts';
-import { GUARD_FIELDS, GUARD_KEYS, describePolicy, type GuardField } from '../../../src/core/guard.ts';
+import { GUARD_FIELDS, GUARD_KEYS, describePolicy, type GuardField, type GuardPolicy } from '../../../src/core/guard.ts';
 import { roleAtLeast } from '../../../src/core/auth.ts';
-import { parseSize } from '../../../src/core/spec/units.ts';
+import { BOOL_FIELDS, LIST_FIELDS, fieldLabel, fieldText, layerFrom } from '../policy-form.ts';
 import { isOwner, useCan } from '../can.ts';
 import { Link, navigate, useLocation, withQuery } from '../router.tsx';
 import { Badge, Empty, Loaded, OutcomeNote, Page, Scroll, Time, useAction, useData } from '../ui.tsx';
 
-const LISTS = new Set<GuardField>(['capabilities', 'bindRoots', 'sysctls']);
 const HINT: Record<GuardField, string> = {
   privileged: 'privileged: true allowed',
   capabilities: 'what cap_add may give, comma-separated (none: nothing)',
@@ -31,35 +30,7 @@ const HINT: Record<GuardField, string> = {
   readOnly: 'read_only: true required',
   sysctls: 'sysctls a service may set: names or prefixes ending in * (none: nothing)',
 };
-const label = (f: GuardField) => (f === 'memoryDefaultBytes' ? 'memoryDefault' : f);
 const scopeText = (team: string, env: string) => (team && env ? `team ${team} (env ${env})` : team ? `team ${team}` : env ? `env ${env}` : 'the installation');
-
-/** A form's value of one field → the layer's value; undefined: inherit. Throws a sentence naming the field. */
-function fieldValue(f: GuardField, raw: string): unknown {
-  const v = raw.trim();
-  if (v === '') return undefined;
-  if (LISTS.has(f)) return v === 'none' ? [] : v.split(',').map((x) => x.trim()).filter(Boolean).map((x) => (f === 'capabilities' ? x.toUpperCase().replace(/^CAP_/, '') : x));
-  if (f === 'pidsLimit') {
-    if (!/^\d+$/.test(v)) throw new Error(`pidsLimit: "${v}" is not a whole number (0: no limit)`);
-    return Number(v);
-  }
-  if (f === 'memoryDefaultBytes') {
-    if (v === '0') return 0;
-    const p = parseSize(v);
-    if (p.error !== undefined) throw new Error(`memoryDefault: ${p.error}`);
-    return p.value;
-  }
-  return v === 'true';
-}
-
-/** A stored layer's value of one field as the form shows it. */
-function shown(layer: PolicyLayerView | undefined, f: GuardField): string {
-  const v = layer?.policy[f];
-  if (v === undefined) return '';
-  if (Array.isArray(v)) return v.length ? v.join(', ') : 'none';
-  if (f === 'memoryDefaultBytes') return v === 0 ? '0' : describePolicy({ memoryDefaultBytes: v as number }).memoryDefaultBytes ?? String(v);
-  return String(v);
-}
 
 /** Whether the person may set the layer of team/env: owners any; a team's admins their team's (the server still checks tightening). */
 function maySet(team: string, env: string): boolean {
@@ -76,12 +47,7 @@ function LayerEditor(props: { team: string; env: string; layer: PolicyLayerView 
       e.preventDefault();
       const f = new FormData(e.currentTarget as HTMLFormElement);
       void a.run(async () => {
-        const policy: Record<string, unknown> = {};
-        for (const k of GUARD_FIELDS) {
-          const v = fieldValue(k, String(f.get(k) ?? ''));
-          if (v !== undefined) policy[k] = v;
-        }
-        const r = await setGuardPolicy(api(), team, env, policy as GuardPolicyBody);
+        const r = await setGuardPolicy(api(), team, env, layerFrom((k) => String(f.get(k) ?? '')) as GuardPolicyBody);
         props.onSaved();
         return `The policy of ${r.layer.scope} is now version ${r.layer.version}.`;
       });
@@ -93,11 +59,11 @@ function LayerEditor(props: { team: string; env: string; layer: PolicyLayerView 
       <div class="policy-fields">
         {GUARD_FIELDS.map((k) => {
           const id = `pf-${k}`;
-          const cur = shown(layer, k);
-          const bool = !LISTS.has(k) && k !== 'pidsLimit' && k !== 'memoryDefaultBytes';
+          const cur = fieldText(layer?.policy as GuardPolicy | undefined, k);
+          const bool = BOOL_FIELDS.has(k);
           return (
             <div key={`${team}/${env}/${layer?.version ?? 0}/${k}`} class="policy-field">
-              <label for={id}>{label(k)}</label>
+              <label for={id}>{fieldLabel(k)}</label>
               {bool
                 ? <select id={id} name={k} defaultValue={cur} aria-describedby={`${id}-h`}><option value="">inherit</option><option value="true">true</option><option value="false">false</option></select>
                 : <input id={id} name={k} defaultValue={cur} placeholder="inherit" aria-describedby={`${id}-h`} inputMode={k === 'pidsLimit' ? 'numeric' : undefined} />}
@@ -234,7 +200,7 @@ export function Policies() {
                     <thead><tr><th scope="col">Field</th><th scope="col">Value</th><th scope="col">Set by</th></tr></thead>
                     <tbody>
                       {Object.entries(cur.effective.shown).map(([k, v]) => (
-                        <tr key={k} data-field={k}><th scope="row">{label(k as GuardField)}</th><td class="msg"><code>{LISTS.has(k as GuardField) ? v.replace(/,/g, ', ') : v}</code></td><td class="small nowrap">{cur.effective!.from[k]}</td></tr>
+                        <tr key={k} data-field={k}><th scope="row">{fieldLabel(k as GuardField)}</th><td class="msg"><code>{LIST_FIELDS.has(k as GuardField) ? v.replace(/,/g, ', ') : v}</code></td><td class="small nowrap">{cur.effective!.from[k]}</td></tr>
                       ))}
                     </tbody>
                   </table>
@@ -251,7 +217,7 @@ export function Policies() {
                           <th scope="row">{l.scope}</th>
                           <td>{l.version}</td>
                           <td>{l.setBy} <div class="muted small"><Time ts={l.setAt} /></div></td>
-                          <td class="small msg">{Object.entries(describePolicy(l.policy)).map(([k, v]) => <div key={k}><code>{label(k as GuardField)}={LISTS.has(k as GuardField) ? v.replace(/,/g, ', ') : v}</code></div>)}{Object.keys(l.policy).length === 0 && <span class="muted">(cleared)</span>}</td>
+                          <td class="small msg">{Object.entries(describePolicy(l.policy)).map(([k, v]) => <div key={k}><code>{fieldLabel(k as GuardField)}={LIST_FIELDS.has(k as GuardField) ? v.replace(/,/g, ', ') : v}</code></div>)}{Object.keys(l.policy).length === 0 && <span class="muted">(cleared)</span>}</td>
                           <td><div class="row-actions">
                             {!here(l) && <Link class="btn small" href={withQuery(path, new URLSearchParams(), { team: l.team, env: l.env })} aria-label={`Open ${l.scope}`}>Open</Link>}
                             {here(l) && !history && <Link class="btn small" href={withQuery(path, query, { history: '1' })}>History</Link>}
