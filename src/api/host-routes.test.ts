@@ -5,7 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { checkIssued } from '../tls/cluster-ca.ts';
 import { expectError, NOW, withTestApi, type TestApi } from '../../test/helpers/api-inject.ts';
 
 function viewer(t: TestApi) {
@@ -83,3 +85,27 @@ test('cluster init: a server on a plain engine is one host until init makes it a
   assert.equal(init.json().hosts[0].address, '10.0.0.5');
   assert.match((await t.req('GET', '/v1/cluster/join')).json().command, /^docker swarm join --token \S+ 10\.0\.0\.5:2377$/);
 }, { singleHost: true }));
+
+test('host add --address: one command installs the engine\'s TLS material (a server certificate of the cluster CA naming the address) and joins with that address; bad addresses are 400', () => withTestApi(async (t) => {
+  await expectError(t.req('GET', '/v1/cluster/join?address=127.0.0.1'), 400, /^address: not a loopback/);
+  await expectError(t.req('GET', '/v1/cluster/join?address=10.0.0.6;reboot'), 400, /^address: the new host's IPv4 address/);
+  const r = (await t.req('GET', '/v1/cluster/join?address=10.0.0.6&pool=a')).json();
+  const cmd: string = r.command;
+  assert.match(cmd, / && docker swarm join --token SWMTKN-1-fake --advertise-addr 10\.0\.0\.6 10\.99\.0\.2:2377$/);
+  assert.ok(r.steps.some((s: string) => s.includes('10.0.0.6:2376/tcp')), r.steps.join('\n'));
+  // The shell command parses, and the inner script too.
+  const inner = /^sh -euc '([^']*)'/.exec(cmd)?.[1];
+  assert.ok(inner, cmd.slice(0, 200));
+  execFileSync('sh', ['-n', '-c', cmd]);
+  execFileSync('sh', ['-n', '-c', inner]);
+  const blobs = [...inner.matchAll(/echo (\S+) \| base64 -d > \/etc\/docker\/berth-tls\/(\w+)\.pem/g)].map((m) => [m[2], Buffer.from(m[1]!, 'base64').toString()] as const);
+  const files = Object.fromEntries(blobs);
+  assert.deepEqual(Object.keys(files).sort(), ['ca', 'cert', 'key']);
+  assert.deepEqual(checkIssued(files.ca!, files.cert!, { usage: 'server', address: '10.0.0.6' }), []);
+  assert.match(files.key!, /BEGIN PRIVATE KEY/);
+  assert.match(inner, /ExecStart=\/usr\/sbin\/dockerd -H fd:\/\/ .*--tlsverify --tlscacert \/etc\/docker\/berth-tls\/ca\.pem .* -H tcp:\/\/10\.0\.0\.6:2376\\n/);
+  // Without --address: the plain join, and a step saying what is missing.
+  const plain = (await t.req('GET', '/v1/cluster/join')).json();
+  assert.equal(plain.command, 'docker swarm join --token SWMTKN-1-fake 10.99.0.2:2377');
+  assert.ok(plain.steps.some((s: string) => /berth host add --address ADDR/.test(s)));
+}));

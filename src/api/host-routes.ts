@@ -1,11 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { HOST_LABEL, type EngineHosts } from '../core/ports.ts';
+import { HOST_LABEL, type EngineHosts, type EngineTlsPort } from '../core/ports.ts';
 import { NAME_PATTERN } from '../core/spec/names.ts';
+import { Conflict } from '../core/errors.ts';
 
 export interface HostRouteDeps {
   /** The engine's hosts role (the API never holds the whole engine). */
   hosts: EngineHosts;
+  /** Issues a new host's engine certificate (`berth host add --address`). */
+  engineTls?: EngineTlsPort;
 }
 
 /** Docker's label keys: letters, digits, dots, dashes, underscores; no spaces or `=`. */
@@ -33,15 +36,49 @@ const ipv4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]
 export const initBody = z.strictObject({
   advertiseAddr: z.string().regex(ipv4, 'an IPv4 address of this host that the other hosts reach, like 10.0.0.5').refine((a) => !a.startsWith('127.') && a !== '0.0.0.0', 'not a loopback or wildcard address: the other hosts must reach it'),
 });
-export const joinQuery = z.strictObject({ pool: z.string().regex(NAME_PATTERN, 'a pool name: lower-case letters, digits and dashes').optional() });
+const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$/;
+export const joinQuery = z.strictObject({
+  pool: z.string().regex(NAME_PATTERN, 'a pool name: lower-case letters, digits and dashes').optional(),
+  /** The new host's address the control plane reaches it on: its engine's certificate names it. */
+  address: z.string().refine((a) => ipv4.test(a) || HOST_NAME.test(a), 'the new host\'s IPv4 address (or DNS name) that this host reaches, like 10.0.0.6')
+    .refine((a) => !a.startsWith('127.') && a !== '0.0.0.0' && a !== 'localhost', 'not a loopback or wildcard address: the control plane must reach the host there').optional(),
+});
+
+/** The engine's TLS port (Docker's registered port for its API over TLS). */
+export const ENGINE_PORT = 2376;
+const ENGINE_DIR = '/etc/docker/berth-tls';
+const DROP_IN = '/etc/systemd/system/docker.service.d/berth-tls.conf';
+
+/**
+ * One shell command (for root on the new host) that installs the host engine's TLS material and lets
+ * its dockerd also listen on tcp://ADDRESS:2376 with --tlsverify — only clients with a certificate of
+ * Berth's cluster CA get in — through a systemd drop-in (Debian's docker.io runs `dockerd -H fd://`),
+ * then restarts Docker. The key travels base64-encoded inside the command: the command is a credential.
+ */
+export function engineSetupCommand(address: string, m: { caPem: string; certPem: string; keyPem: string }): string {
+  const b64 = (s: string): string => btoa(s);
+  const exec = `/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock --tlsverify --tlscacert ${ENGINE_DIR}/ca.pem ` +
+    `--tlscert ${ENGINE_DIR}/cert.pem --tlskey ${ENGINE_DIR}/key.pem -H tcp://${address}:${ENGINE_PORT}`;
+  return `sh -euc 'umask 077; mkdir -p ${ENGINE_DIR} ${DROP_IN.replace(/\/[^/]+$/, '')}; ` +
+    `echo ${b64(m.caPem)} | base64 -d > ${ENGINE_DIR}/ca.pem; ` +
+    `echo ${b64(m.certPem)} | base64 -d > ${ENGINE_DIR}/cert.pem; ` +
+    `echo ${b64(m.keyPem)} | base64 -d > ${ENGINE_DIR}/key.pem; ` +
+    `printf "[Service]\\nExecStart=\\nExecStart=${exec}\\n" > ${DROP_IN}; chmod 644 ${DROP_IN}; ` +
+    `systemctl daemon-reload; systemctl restart docker'`;
+}
 
 /** The steps `berth host add` prints: the join command (with its token) and what Berth needs of the host. */
-export function joinSteps(token: string, managers: string[], pool: string | undefined): { command: string; steps: string[] } {
-  const command = `docker swarm join --token ${token} ${managers[0] ?? 'MANAGER:2377'}`;
+export function joinSteps(token: string, managers: string[], pool: string | undefined, engine?: { address: string; setup: string }): { command: string; steps: string[] } {
+  const join = `docker swarm join --token ${token}${engine ? ` --advertise-addr ${engine.address}` : ''} ${managers[0] ?? 'MANAGER:2377'}`;
+  const command = engine ? `${engine.setup} && ${join}` : join;
   const steps = [
     'On the new host: install the Docker Engine (Debian: apt-get install docker.io) and start it.',
-    `Let it reach the managers (${managers.join(', ')}) on 2377/tcp, and every host on 7946/tcp+udp and 4789/udp (Swarm's gossip and overlay traffic).`,
-    `On the new host, as root: ${command}`,
+    `Let it reach the managers (${managers.join(', ')}) on 2377/tcp, and every host on 7946/tcp+udp and 4789/udp (Swarm's gossip and overlay traffic)` +
+      (engine ? `; let this host reach it on ${engine.address}:${ENGINE_PORT}/tcp (its Docker engine, TLS: logs, stats, signals and exec of its instances).` : '.'),
+    engine
+      ? `On the new host, as root (one command: installs its engine's TLS certificate from Berth's cluster CA, restarts Docker listening on ${engine.address}:${ENGINE_PORT} for Berth only, joins the Swarm): ${command}`
+      : `On the new host, as root: ${command}`,
+    ...(engine ? [] : ['Without --address the host joins but Berth cannot reach its engine (logs, stats, reload signals and exec of its instances): run berth host add --address ADDR for its TLS step.']),
     `Here: berth hosts (the new host appears as ready)${pool ? `, then berth host label HOSTNAME ${HOST_LABEL.pool}=${pool}` : `; it is in pool default until labelled: berth host label HOSTNAME ${HOST_LABEL.pool}=POOL`}.`,
   ];
   return { command, steps };
@@ -89,6 +126,11 @@ export function registerHostRoutes(api: FastifyInstance, d: HostRouteDeps): void
   api.get('/v1/cluster/join', async (req) => {
     const q = joinQuery.parse(req.query ?? {});
     const { token, managers } = await d.hosts.joinInfo();
-    return { token, managers, ...joinSteps(token, managers, q.pool) };
+    let engine: { address: string; setup: string } | undefined;
+    if (q.address) {
+      if (!d.engineTls) throw new Conflict('this server cannot issue engine certificates (no cluster CA): add the host without --address');
+      engine = { address: q.address, setup: engineSetupCommand(q.address, await d.engineTls.issueEngine({ host: q.address, addresses: [q.address] })) };
+    }
+    return { token, managers, ...joinSteps(token, managers, q.pool, engine) };
   });
 }

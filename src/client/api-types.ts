@@ -4113,6 +4113,7 @@ export interface operations {
     getV1ClusterJoin: {
         parameters: {
             query?: {
+                address?: string;
                 pool?: string;
             };
             header?: never;

@@ -26,8 +26,8 @@ export function clusterInit(c: BerthClient, advertiseAddr: string) {
 }
 
 /** What a new host runs to join (the token is a credential). */
-export function clusterJoin(c: BerthClient, pool?: string) {
-  return c.call('get', '/v1/cluster/join', { query: { pool } });
+export function clusterJoin(c: BerthClient, pool?: string, address?: string) {
+  return c.call('get', '/v1/cluster/join', { query: { pool, address } });
 }
 
 /** Edge hosts: the generation each one's nginx serves and its agent's last contact. */

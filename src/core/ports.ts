@@ -481,6 +481,15 @@ export interface EngineTelemetry {
  */
 export interface Engine extends EngineContainers, EngineVolumes, EngineNetworks, EngineImages, EngineTelemetry, EngineHosts {}
 
+/**
+ * Cluster mode: what `berth host add --address` hands a new host so the control plane can reach its
+ * Docker engine over TCP with mutual TLS (the cluster CA's server certificate for that address, and
+ * the CA its clients must be issued by). tls/cluster-ca.ts implements it; the API never holds the CA.
+ */
+export interface EngineTlsPort {
+  issueEngine(o: { host: string; addresses: string[] }): Promise<{ caPem: string; certPem: string; keyPem: string }>;
+}
+
 /** Output of a command run in a container, chunk by chunk as it arrives (raw bytes). */
 export interface ExecOutput {
   stdout(chunk: Uint8Array): void;

@@ -1,6 +1,6 @@
 import type { Server } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
-import type { Clock, Engine, Logger } from '../core/ports.ts';
+import type { Clock, Engine, EngineTlsPort, Logger } from '../core/ports.ts';
 import type { Store } from '../core/store.ts';
 import { VERSION } from '../core/version.ts';
 import { buildApi } from '../api/index.ts';
@@ -66,6 +66,8 @@ export async function startApi(cfg: ServerConfig, d: {
   ingressBackendUpdates(): { mode: 'lua' | 'reload'; reason?: string };
   /** The edge route table and the edge agents' polls. */
   edge: EdgeFeed;
+  /** Issues new hosts' engine certificates (`berth host add --address`). */
+  engineTls: EngineTlsPort;
 }): Promise<RunningApi> {
   const { store, clock, logger, config, builds: b, obs } = d;
   const newId = () => shortId(10);
@@ -102,8 +104,8 @@ export async function startApi(cfg: ServerConfig, d: {
   registerRegistryLoginRoutes(api, { logins: d.registryLogins });
   // `berth volumes`: sizes from the engine (Docker's disk usage), users from the store.
   registerVolumeRoutes(api, { store, known, volumeName, usage: d.engine });
-  // `berth hosts`, `berth host …`, `berth cluster init`: the engine's hosts role.
-  registerHostRoutes(api, { hosts: d.engine });
+  // `berth hosts`, `berth host …`, `berth cluster init`: the engine's hosts role (and the cluster CA for `host add --address`).
+  registerHostRoutes(api, { hosts: d.engine, engineTls: d.engineTls });
   // Edge agents' long polls (their host's token: an HMAC of the key, never stored) and `berth host add --pool edge`.
   registerEdgeRoutes(api, {
     feed: d.edge, secretOf: (host) => d.secretBox.mac(`edge host ${host}`),

@@ -187,6 +187,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     store, engine, clock, logger, apiTls, config, authenticator: stores.authenticator, authStore: stores.authStore, audit: stores.audit,
     registryLogins: stores.registryLogins, secretBox: stores.secretBox, docker, deployments: deploymentService, registry, templates, certs, builds, obs, purge,
     enqueueService, wakeDeployment, wakePurge, ingressBackendUpdates: () => ingress.backendUpdates, edge,
+    engineTls: { issueEngine: async (o) => (await tls.clusterCa()).issueEngine(o) },
   });
   const { url } = api;
   const info: ServerInfo = { url, pid: process.pid, ingressPort: cfg.ingressPort, version: VERSION };

@@ -4,7 +4,7 @@ import type { Clock, Logger } from '../core/ports.ts';
 import type { EventStore } from '../core/store.ts';
 import type { SecretBox } from '../config/index.ts';
 import { FileMountRoot } from '../config/index.ts';
-import { AcmeIssuer, CertManager, CertStore, ChallengeDir, type CertManagerOptions } from '../tls/index.ts';
+import { AcmeIssuer, CertManager, CertStore, ChallengeDir, ClusterCa, type CertManagerOptions } from '../tls/index.ts';
 import type { ServerConfig } from './config.ts';
 
 // Certificates (tls/): keys sealed in tls.db with the secrets' key; the files nginx reads are
@@ -15,6 +15,8 @@ export interface TlsParts {
   certs: CertManager;
   /** Where nginx serves HTTP-01 challenge answers from. */
   acmeChallengeDir: string;
+  /** Berth's cluster CA (DATA/cluster-ca.json), made on first use: hosts' engine certificates, Berth's client certificate. */
+  clusterCa(): Promise<ClusterCa>;
   stop(): Promise<void>;
 }
 
@@ -41,8 +43,15 @@ export async function startTls(cfg: ServerConfig, cluster: string, d: {
   const tlsTmpfsProblem = await new FileMountRoot(join(cfg.runDir, cluster, 'tls')).prepare();
   if (tlsTmpfsProblem) d.logger.warn(`${tlsTmpfsProblem}; certificate keys for nginx go to root-only (0600) files on disk instead`);
   await certs.start();
+  let clusterCa: Promise<ClusterCa> | undefined;
   return {
     certs, acmeChallengeDir: acmeChallenges.dir,
+    clusterCa: () => {
+      clusterCa ??= ClusterCa.open(join(cfg.dataDir, 'cluster-ca.json'), d.secretBox);
+      // A failed open (e.g. an unreadable file) is tried again on the next call, not remembered.
+      clusterCa.catch(() => (clusterCa = undefined));
+      return clusterCa;
+    },
     async stop() {
       await certs.close();
       certStore.close();

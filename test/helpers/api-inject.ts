@@ -34,6 +34,7 @@ import { registerEdgeRoutes } from '../../src/api/edge-routes.ts';
 import { EdgeFeed } from '../../src/ingress/edge-feed.ts';
 import { poolAdmitter, registerPoolRoutes } from '../../src/api/pool-routes.ts';
 import { FakeEngine } from '../../src/engine/fake/index.ts';
+import { ClusterCa } from '../../src/tls/cluster-ca.ts';
 import { registerGitRoutes } from '../../src/api/git-routes.ts';
 import { registerImageRoutes } from '../../src/api/image-routes.ts';
 import { registerRegistryLoginRoutes } from '../../src/api/registry-login-routes.ts';
@@ -223,7 +224,9 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   registerVolumeRoutes(api, { store, known, volumeName: (a, e, n) => `berth_${a}_${e}_${n}`,
     usage: { volumeUsage: async (names) => Object.fromEntries(names.filter((n) => n in volumeSizes).map((n) => [n, { sizeBytes: volumeSizes[n]!, containers: 1 }])) } });
   const engine = o.singleHost ? new FakeEngine({ hostName: 'solo' }) : new FakeEngine({ hosts: [{ name: 'h1' }, { name: 'h2' }, { name: 'h3' }] });
-  registerHostRoutes(api, { hosts: engine });
+  // A cluster CA made on first use (an EC key pair costs a few ms; most tests never add a host).
+  let ca: Promise<ClusterCa> | undefined;
+  registerHostRoutes(api, { hosts: engine, engineTls: { issueEngine: async (x) => (await (ca ??= ClusterCa.create().then((c) => c.ca))).issueEngine(x) } });
   const edge = new EdgeFeed(clock, 'e0');
   registerEdgeRoutes(api, { feed: edge, secretOf: EDGE_SECRET, controlUrl: () => 'https://berth.example:7070' });
   registerPoolRoutes(api, { store: auth, desired: store, hosts: engine, clock });

@@ -77,14 +77,15 @@ Examples:
     .option('--pool <pool>', 'the pool the new host will be in; edge: it runs the ingress (berth edge)')
     .option('--name <host>', 'with --pool edge: the new host\'s name (its edge token is bound to it)')
     .option('--port <port>', 'with --pool edge: the port its nginx listens on (default 80)')
+    .option('--address <addr>', 'the new host\'s address: adds the step that lets Berth reach its Docker engine over TLS (logs, stats, reload, exec)')
     .addHelpText('after', `
 An edge host runs nginx fed by this control plane (berth edge): it serves every route and keeps
 serving what it last had while the control plane is away. It needs no Swarm membership.
 
 Examples:
-  berth host add --pool a
+  berth host add --pool a --address 10.0.0.6
   berth host add --pool edge --name edge-1 --port 80`)
-    .action(async (o: { pool?: string; name?: string; port?: string }) => {
+    .action(async (o: { pool?: string; name?: string; port?: string; address?: string }) => {
       const g = program.opts<GlobalOpts>();
       const c = connect(g);
       if (o.pool === 'edge') {
@@ -100,10 +101,11 @@ Examples:
         return;
       }
       if (o.name || o.port) throw new CliFailure('--name and --port are for --pool edge', EXIT.usage);
-      const r = await clusterJoin(c, o.pool);
+      const r = await clusterJoin(c, o.pool, o.address);
       output(g, r, () => {
         r.steps.forEach((s, i) => console.log(`${i + 1}. ${s}`));
         console.error('\nThe join token is a credential: anyone holding it can add a host to this cluster.');
+        if (o.address) console.error('The command also carries the new host\'s engine key: run it on that host only, and do not keep it.');
       });
     });
   host.command('label')
