@@ -37,9 +37,10 @@ services:
     await h.startServer();
     dir = await mkdtemp(join(tmpdir(), 'berth-pools-'));
     for (const n of [1, 2, 3]) await writeFile(file(n), spec(n));
-    for (const team of ['web', 'data']) assert.equal((await h.cli(['team', 'add', team])).code, 0);
-    assert.equal((await h.cli(['user', 'add', 'ann', '--password-stdin'], { input: 'correct horse battery\n' })).code, 0);
-    assert.equal((await h.cli(['grant', 'add', 'ann', 'deployer', '--team', 'web'])).code, 0);
+    // People through the API (their CLI is test/teams.test.ts's subject; each CLI run costs ~1 s here).
+    for (const team of ['web', 'data']) assert.equal((await h.api('POST', '/v1/teams', { name: team })).status, 201);
+    assert.equal((await h.api('POST', '/v1/users', { name: 'ann', password: 'correct horse battery' })).status, 201);
+    assert.equal((await h.api('POST', '/v1/grants', { user: 'ann', role: 'deployer', team: 'web' })).status, 201);
     const s = await h.api('POST', '/v1/session', { user: 'ann', password: 'correct horse battery', client: 'cli' }, null);
     assert.equal(s.status, 201);
     ann = { BERTH_TOKEN: s.json.token as string };
@@ -61,7 +62,7 @@ services:
     const self = await h.cli(['pool', 'grant', 'gpu', 'web'], { env: ann });
     assert.equal(self.code, 5, self.stderr);
     assert.match(self.stderr, /owner role/);
-    assert.equal((await h.cli(['pool', 'quota', 'default', '--instances', '99'], { env: ann })).code, 5);
+    assert.equal((await h.api('PUT', '/v1/pools/default/quota', { instances: 99 }, ann.BERTH_TOKEN)).status, 403);
     const usage = await h.cli(['pool', 'quota', 'default']);
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /nothing to change: give --cpus, --memory or --instances/);
@@ -95,6 +96,7 @@ services:
     // The owner is held to quotas too.
     const owner = await h.cli(['deploy', '-f', file(3)], { timeoutMs: 60_000 });
     assert.equal(owner.code, 4, owner.stderr);
+    assert.match(owner.stderr, /instances quota 2, used 0 by other apps and environments, asked 3/);
   });
 
   test('grants on default: revoked from every team, web is refused (exit 5, pool and teams named); granted again, admitted; owners bypass; the audit log has every change', async () => {

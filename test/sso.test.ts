@@ -101,6 +101,8 @@ describe('single sign-on (OIDC, LDAP) against real servers', () => {
   let issuer: string;
   let slapd: ChildProcess | undefined;
   let ldapPort: number;
+  /** slapd's ldaps:// port (TLS from the first byte, the certificate of the CA made here). */
+  let ldapsPort: number;
   let caPem: string;
   let cliEnv: Record<string, string>;
   const started = Date.now();
@@ -148,10 +150,12 @@ describe('single sign-on (OIDC, LDAP) against real servers', () => {
     await writeFile(join(ldapDir, 'key.pem'), leaf.keyPem, { mode: 0o600 });
     await writeFile(join(ldapDir, 'slapd.conf'), [
       ...['core', 'cosine', 'inetorgperson', 'nis'].map((s) => `include /etc/ldap/schema/${s}.schema`),
-      'modulepath /usr/lib/ldap', 'moduleload back_mdb', `pidfile ${join(ldapDir, 'slapd.pid')}`,
+      'modulepath /usr/lib/ldap', 'moduleload back_mdb', 'moduleload memberof', `pidfile ${join(ldapDir, 'slapd.pid')}`,
       `TLSCACertificateFile ${join(ldapDir, 'ca.pem')}`, `TLSCertificateFile ${join(ldapDir, 'cert.pem')}`, `TLSCertificateKeyFile ${join(ldapDir, 'key.pem')}`,
       'database mdb', 'suffix "dc=example,dc=com"', 'rootdn "cn=admin,dc=example,dc=com"', 'rootpw admin-pass-123',
       `directory ${join(ldapDir, 'db')}`, 'maxsize 10485760',
+      // memberOf on people, kept by the overlay for groups written over LDAP (slapadd does not run it).
+      'overlay memberof',
       'access to attrs=userPassword by self =xw by anonymous auth by * none', 'access to * by users read by * none', '',
     ].join('\n'));
     const person = (uid: string, pass: string) => [`dn: uid=${uid},ou=people,dc=example,dc=com`, 'objectClass: inetOrgPerson', `uid: ${uid}`, `cn: ${uid}`, `sn: ${uid}`,
@@ -162,15 +166,21 @@ describe('single sign-on (OIDC, LDAP) against real servers', () => {
       'dn: dc=example,dc=com', 'objectClass: dcObject', 'objectClass: organization', 'o: Example', 'dc: example', '',
       'dn: ou=people,dc=example,dc=com', 'objectClass: organizationalUnit', 'ou: people', '',
       'dn: ou=groups,dc=example,dc=com', 'objectClass: organizationalUnit', 'ou: groups', '',
+      'dn: ou=roles,dc=example,dc=com', 'objectClass: organizationalUnit', 'ou: roles', '',
       ...person('lee', 'lee-pass-123'), ...person('kim', 'kim-pass-123'), ...person('sam', 'sam-pass-123'),
       ...group('devs', ['lee']), ...group('data-devs', ['sam']), ...group('other', ['kim']),
     ].join('\n'));
     await run('slapadd', ['-f', join(ldapDir, 'slapd.conf'), '-l', join(ldapDir, 'tree.ldif')]);
     ldapPort = await freePort();
+    ldapsPort = await freePort();
     // -d 0: in the foreground (a child of this test, stopped by its pid), logging nothing.
-    slapd = spawn('slapd', ['-f', join(ldapDir, 'slapd.conf'), '-h', `ldap://127.0.0.1:${ldapPort}/`, '-d', '0'], { stdio: 'ignore' });
+    slapd = spawn('slapd', ['-f', join(ldapDir, 'slapd.conf'), '-h', `ldap://127.0.0.1:${ldapPort}/ ldaps://127.0.0.1:${ldapsPort}/`, '-d', '0'], { stdio: 'ignore' });
     await waitFor(() => run('ldapsearch', ['-x', '-H', `ldap://127.0.0.1:${ldapPort}`, '-D', 'cn=admin,dc=example,dc=com', '-w', 'admin-pass-123',
       '-b', 'dc=example,dc=com', '-s', 'base', 'dn']).then(() => true, () => false), { timeoutMs: 15_000, what: 'slapd answers' });
+    // A group written over LDAP (outside the group search's base): the memberof overlay puts memberOf on its members (lee).
+    await writeFile(join(ldapDir, 'ops.ldif'), ['dn: cn=ops,ou=roles,dc=example,dc=com', 'objectClass: groupOfNames', 'cn: ops',
+      'member: uid=lee,ou=people,dc=example,dc=com', ''].join('\n'));
+    await run('ldapadd', ['-x', '-H', `ldap://127.0.0.1:${ldapPort}`, '-D', 'cn=admin,dc=example,dc=com', '-w', 'admin-pass-123', '-f', join(ldapDir, 'ops.ldif')]);
 
     await serverStart;
     for (const team of ['web', 'data']) assert.equal((await h.api('POST', '/v1/teams', { name: team })).status, 201);
@@ -369,6 +379,40 @@ describe('single sign-on (OIDC, LDAP) against real servers', () => {
     assert.ok(logins.some((e) => e.actorName === 'kim' && e.status === 403));
     const text = JSON.stringify(entries);
     for (const secret of ['berth-client-secret-123', 'admin-pass-123', 'lee-pass-123', 'berths_']) assert.ok(!text.includes(secret), `no ${secret} in the audit log`);
+  });
+
+  test('LDAP over ldaps:// (the CA made here) with groups from memberOf: berth login maps the memberOf group to a team; an untrusted or unnamed CA, or plain LDAP on the TLS port, logs nobody in', async () => {
+    const settings = {
+      url: `ldaps://127.0.0.1:${ldapsPort}`, startTls: false, caPem, userDn: '', userSearchBase: 'ou=people,dc=example,dc=com', userSearchFilter: '(uid={user})',
+      bindDn: 'cn=admin,dc=example,dc=com', groupSearchBase: '', groupSearchFilter: '', groupNameAttribute: 'cn', mailAttribute: 'mail',
+    };
+    // memberOf (no group search): lee's entry names the group the overlay recorded; the search-only groups (devs) are not there.
+    const lee = await new LdapDirectory({ settings, bindPassword: 'admin-pass-123' }).login('lee', 'lee-pass-123');
+    assert.deepEqual([lee.groups, lee.email, lee.subject], [['cn=ops,ou=roles,dc=example,dc=com'], 'lee@example.com', 'uid=lee,ou=people,dc=example,dc=com']);
+    assert.deepEqual((await new LdapDirectory({ settings, bindPassword: 'admin-pass-123' }).login('sam', 'sam-pass-123')).groups, [], 'sam is in no group written over LDAP');
+    await assert.rejects(new LdapDirectory({ settings, bindPassword: 'admin-pass-123' }).login('lee', 'wrong-pass'), Unauthorized);
+    // The certificate must chain to the CA given: none (the system's roots) or another CA is no login, and never a bind over it.
+    const other = await makeCa('Some Other CA');
+    for (const ca of ['', other.certPem]) {
+      await assert.rejects(new LdapDirectory({ settings: { ...settings, caPem: ca }, bindPassword: 'admin-pass-123' }).login('lee', 'lee-pass-123'),
+        (err: Error) => !(err instanceof Unauthorized) && /certificate|self.signed|unable to (get|verify)/i.test(err.message), ca ? 'another CA' : 'no CA');
+    }
+    // Plain LDAP spoken to the TLS port is not a way around it.
+    await assert.rejects(new LdapDirectory({ settings: { ...settings, url: `ldap://127.0.0.1:${ldapsPort}` }, bindPassword: 'admin-pass-123', timeoutMs: 3000 }).login('lee', 'lee-pass-123'),
+      (err: Error) => !(err instanceof Unauthorized));
+
+    // Through the server: provider dir switched to ldaps:// and memberOf, the group's DN mapped to team data (the stored service password kept).
+    await writeFile(join(dir, 'dir-ldaps.json'), JSON.stringify({ kind: 'ldap', displayName: 'Directory', ldap: { ...settings, groupNameAttribute: undefined, mailAttribute: undefined } }));
+    const set = await h.cli(['sso', 'set', 'dir', '-f', join(dir, 'dir-ldaps.json'), '--map', 'cn=ops,ou=roles,dc=example,dc=com=data:viewer']);
+    assert.equal(set.code, 0, set.stderr);
+    const login = await cliStdin(h, ['login', '-u', 'lee', '--password-stdin', '--json'], 'lee-pass-123\n', cliEnv);
+    assert.equal(login.code, 0, login.stderr);
+    const who = await h.cli(['whoami', '--json'], { env: cliEnv });
+    assert.deepEqual((JSON.parse(who.stdout) as { grants: { role: string; team: string }[] }).grants.map((g) => `${g.role}@${g.team}`), ['viewer@data'],
+      'the memberOf group maps to team data; the search-only group devs no longer counts');
+    const sam = await h.api('POST', '/v1/session', { user: 'sam', password: 'sam-pass-123', client: 'cli' }, null);
+    assert.equal(sam.status, 403, JSON.stringify(sam.json));
+    assert.match(sam.json.error.message, /"sam" is in none of the groups provider "dir" maps to a team/);
   });
 });
 
