@@ -20,6 +20,7 @@ export class Registry {
   private index: number;
   private signature = '';
   private cache: RegistryEntry[] = [];
+  private sorted = true;
   private waiters = new Set<() => void>();
   private timer?: NodeJS.Timeout;
   private lastCheck = new Map<string, number>();
@@ -41,6 +42,12 @@ export class Registry {
   }
 
   entries(): RegistryEntry[] {
+    // Sorted when first read after a refresh, not on every refresh (at 5,000 instances a refresh runs
+    // after each change; readers — DNS snapshots, the API — come far less often).
+    if (!this.sorted) {
+      this.cache.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      this.sorted = true;
+    }
     return this.cache;
   }
 
@@ -49,7 +56,7 @@ export class Registry {
    * service of that name (externals belong to no app). Two apps' services of the same name never mix.
    */
   healthy(env: string, service: string, app?: string): RegistryEntry[] {
-    return this.cache.filter((e) => e.env === env && e.service === service && e.health === 'healthy' &&
+    return this.entries().filter((e) => e.env === env && e.service === service && e.health === 'healthy' &&
       (app === undefined ? e.source === 'external' : e.source === 'berth' && e.app === app));
   }
 
@@ -69,19 +76,27 @@ export class Registry {
   /** Re-reads the store; bumps the index (and wakes watchers) when the healthy set changed. Cheap. */
   refresh(): void {
     const entries: RegistryEntry[] = [];
+    // The signature (the healthy set, and how many entries each service has) in the store's own order: the same
+    // set reads in the same order, so no sort is needed to compare it with the last one.
+    const healthy: string[] = [];
+    const names = new Map<string, number>();
     for (const i of this.store.allInstances()) {
       if (i.state !== 'running') continue;
-      entries.push({ key: registryKey(i.service, i.env, i.address, i.port), env: i.env, service: i.service, app: i.app, address: i.address,
-        port: i.port, health: i.health, source: 'berth', id: i.id });
+      const key = registryKey(i.service, i.env, i.address, i.port);
+      entries.push({ key, env: i.env, service: i.service, app: i.app, address: i.address, port: i.port, health: i.health, source: 'berth', id: i.id });
+      if (i.health === 'healthy') healthy.push(`${key}#${i.id}`);
+      names.set(`${i.env}/${i.service}`, (names.get(`${i.env}/${i.service}`) ?? 0) + 1);
     }
     for (const x of this.store.listExternals()) {
-      entries.push({ key: registryKey(x.service, x.env, x.address, x.port), env: x.env, service: x.service, address: x.address, port: x.port,
+      const key = registryKey(x.service, x.env, x.address, x.port);
+      entries.push({ key, env: x.env, service: x.service, address: x.address, port: x.port,
         health: x.health, source: 'external', id: x.id, ...(x.ttlMs ? { ttlMs: x.ttlMs } : {}), lastHeartbeatAt: x.lastHeartbeatAt });
+      if (x.health === 'healthy') healthy.push(`${key}#${x.id}`);
+      names.set(`${x.env}/${x.service}`, (names.get(`${x.env}/${x.service}`) ?? 0) + 1);
     }
-    entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     this.cache = entries;
-    const sig = entries.filter((e) => e.health === 'healthy').map((e) => `${e.key}#${e.id}`).join('|') + '//' +
-      entries.map((e) => `${e.env}/${e.service}`).join('|');
+    this.sorted = false;
+    const sig = `${healthy.join('|')}//${[...names].map(([n, k]) => `${n}*${k}`).sort().join('|')}`;
     if (sig === this.signature) return;
     this.signature = sig;
     this.index = Math.max(this.index + 1, this.clock.now());
