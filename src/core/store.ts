@@ -278,6 +278,8 @@ export interface InstanceStore {
    * monitor read it after every change; at 5,000 instances the copies were most of their time).
    */
   allInstances(): readonly Readonly<InstanceRecord>[];
+  /** A number that changes with every write to any instance (for readers that skip work when nothing changed). */
+  instanceVersion(): number;
   getInstance(id: string): InstanceRecord | undefined;
   /** Inserts the instance, allocating a free port from the range not held by another instance and accepted by `isFree`. */
   createInstance(i: Omit<InstanceRecord, 'port'>, ports: { min: number; max: number; isFree: (port: number) => boolean }): InstanceRecord;

@@ -21,6 +21,8 @@ export class Registry {
   private signature = '';
   private cache: RegistryEntry[] = [];
   private sorted = true;
+  private seenVersion = -1;
+  private seenExternals = '';
   private waiters = new Set<() => void>();
   private timer?: NodeJS.Timeout;
   private lastCheck = new Map<string, number>();
@@ -75,6 +77,14 @@ export class Registry {
 
   /** Re-reads the store; bumps the index (and wakes watchers) when the healthy set changed. Cheap. */
   refresh(): void {
+    // Nothing to do when no instance was written and the externals read the same (a turn of the event
+    // loop often asks twice: for the ingress and for the instance set).
+    const version = this.store.instanceVersion();
+    const externals = this.store.listExternals();
+    const externalsSig = JSON.stringify(externals);
+    if (version === this.seenVersion && externalsSig === this.seenExternals) return;
+    this.seenVersion = version;
+    this.seenExternals = externalsSig;
     const entries: RegistryEntry[] = [];
     // The signature (the healthy set, and how many entries each service has) in the store's own order: the same
     // set reads in the same order, so no sort is needed to compare it with the last one.
@@ -87,7 +97,7 @@ export class Registry {
       if (i.health === 'healthy') healthy.push(`${key}#${i.id}`);
       names.set(`${i.env}/${i.service}`, (names.get(`${i.env}/${i.service}`) ?? 0) + 1);
     }
-    for (const x of this.store.listExternals()) {
+    for (const x of externals) {
       const key = registryKey(x.service, x.env, x.address, x.port);
       entries.push({ key, env: x.env, service: x.service, address: x.address, port: x.port,
         health: x.health, source: 'external', id: x.id, ...(x.ttlMs ? { ttlMs: x.ttlMs } : {}), lastHeartbeatAt: x.lastHeartbeatAt });

@@ -37,6 +37,8 @@ export class SqliteStore implements Store {
    * rolled-back writes); the next read loads it again.
    */
   private instances: InstanceCache | undefined;
+  /** Writes to the instance table so far (instanceVersion). */
+  private instanceWrites = 0;
 
   constructor(path: string, clock: Clock) {
     this.clock = clock;
@@ -51,6 +53,7 @@ export class SqliteStore implements Store {
       return this.db.transaction(fn)();
     } catch (err) {
       this.instances = undefined;
+      this.instanceWrites++;
       throw err;
     }
   }
@@ -68,6 +71,7 @@ export class SqliteStore implements Store {
     return () => void this.watchers.delete(fn);
   }
   private changed(c: StoreChange): void {
+    if (c.kind === 'instance') this.instanceWrites++;
     if (this.watchers.size === 0) return;
     if (this.pending.push(c) > 1) return;
     queueMicrotask(() => {
@@ -221,6 +225,9 @@ export class SqliteStore implements Store {
         && (filter.service === undefined || i.service === filter.service)) out.push(copyInstance(i));
     }
     return out;
+  }
+  instanceVersion(): number {
+    return this.instanceWrites;
   }
   allInstances(): readonly Readonly<InstanceRecord>[] {
     return this.instanceCache().all();
@@ -431,6 +438,7 @@ export class SqliteStore implements Store {
     return this.checkpointed(() => this.tx(() => {
       this.q('DELETE FROM services WHERE app = ?').run(app);
       this.instances = undefined;
+      this.instanceWrites++;
       const instances = this.q('DELETE FROM instances WHERE app = ?').run(app).changes;
       const releases = this.q('DELETE FROM releases WHERE app = ?').run(app).changes;
       const deployments = this.q('DELETE FROM deployments WHERE app = ?').run(app).changes;
