@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { waitFor } from '../src/lib/backoff.ts';
-import { Harness, get } from './helpers/harness.ts';
+import { Harness, get, load } from './helpers/harness.ts';
 import { startTestHosts, type TestHosts } from './helpers/swarm-hosts.ts';
 
 let th: TestHosts;
@@ -91,7 +91,13 @@ async function answering(app: string, n: number): Promise<Set<string>> {
   return seen;
 }
 
-test('six replicas of pool a spread 2/2/2 over its three hosts, each at its host address, all six routed through the ingress', async () => {
+test('six replicas of pool a spread 2/2/2 over its three hosts (one of them busier), each at its host address, all six routed through the ingress', async () => {
+  // Host 1 already runs three tasks that are not Berth's: the Swarm alone (it balances all tasks of a
+  // node) would put fewer of the six there; Berth's plan spreads the service itself, 2/2/2.
+  await th.docker(1, 'service', 'create', '--detach', '--name', 'busy', '--replicas', '3', '--constraint', `node.hostname==${hn(1)}`,
+    '--restart-condition', 'none', 'berth/busybox', 'sleep', '3600');
+  await waitFor(async () => (await th.docker(1, 'service', 'ps', 'busy', '--filter', 'desired-state=running', '--format', '{{.CurrentState}}')).split('\n').filter((l) => l.startsWith('Running')).length === 3,
+    { timeoutMs: 60_000, intervalMs: 250, what: 'three other tasks on host 1' });
   const d = await deploy({ app: 'spread' });
   assert.equal(d.code, 0, d.stderr + d.stdout);
   const insts = await instances('spread');
@@ -124,4 +130,52 @@ test('an app of pool b runs only on pool b\'s host, never on pool a\'s', async (
   assert.equal((await answering('other', 6)).size, 3);
   // And pool a's app never moved there.
   assert.ok((await instances('spread')).every((i) => i.host !== hn(4)));
+});
+
+test('a deploy that does not fit its pool is refused with the numbers (exit 4) and starts nothing', async () => {
+  const servicesBefore = (await th.docker(1, 'service', 'ls', '-q')).trim().split('\n').filter(Boolean).length;
+  const d = await deploy({ app: 'huge', replicas: 6, reserve: 'cpus: "8", memory: 64M' });
+  assert.equal(d.code, 4, d.stderr + d.stdout);
+  assert.match(d.stderr, /huge in prod does not fit: pool a: asks 48 CPUs \/ 384 MiB, free [\d.]+ CPUs \/ [\d.]+ GiB on 3 hosts; web \(8 CPUs \/ 64 MiB each\) does not fit; nothing was deployed/);
+  // Nothing recorded, nothing on the engine.
+  assert.equal((await h.api('GET', '/v1/apps/huge')).status, 404);
+  assert.equal((await th.docker(1, 'service', 'ls', '-q')).trim().split('\n').filter(Boolean).length, servicesBefore);
+  // A pool no host carries: the file may name it, the deploy is refused.
+  const none = await deploy({ app: 'huge', pool: 'nosuch', replicas: 1 });
+  assert.equal(none.code, 4, none.stderr);
+  assert.match(none.stderr, /pool nosuch has no hosts: label one with berth host label HOST io\.berth\.pool=nosuch/);
+  assert.equal((await th.docker(1, 'service', 'ls', '-q')).trim().split('\n').filter(Boolean).length, servicesBefore);
+});
+
+test('rolling and blue-green releases across hosts under load: 0 failed requests; then a rollback across hosts', async () => {
+  const traffic = (n: number) => load(h.ingressPort, '/', { total: n, concurrency: 4, maxMs: 120_000, host: 'spread.test' });
+  for (const [version, strategy] of [['v2', 'rolling'], ['v3', 'blue-green']] as const) {
+    const running = traffic(1000);
+    const d = await deploy({ app: 'spread', version, strategy });
+    assert.equal(d.code, 0, d.stderr + d.stdout);
+    const r = await running;
+    assert.equal(r.failed, 0, `${strategy}: ${r.failed} of ${r.ok + r.failed} failed: ${r.errors.join('; ')}`);
+    assert.ok(r.ok >= 500, `${strategy}: only ${r.ok} requests`);
+    const insts = (await instances('spread')).filter((i) => i.state === 'running');
+    await waitFor(async () => {
+      const seen = await answering('spread', 12);
+      return [...seen].every((id) => insts.some((i) => i.id === id)) ? true : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 250, what: `only ${version} answering` });
+    const bodies = new Set<string>();
+    for (let i = 0; i < 12; i++) bodies.add((await get(h.ingressPort, '/', 5000, { host: 'spread.test' })).body.trim().split(' ')[1]!);
+    assert.deepEqual([...bodies], [version]);
+  }
+  // Back to v2 (rolling), across the hosts, under load.
+  const running = traffic(600);
+  const rb = await h.cli(['rollback', 'spread', '--to', '2'], { timeoutMs: 150_000 });
+  assert.equal(rb.code, 0, rb.stderr + rb.stdout);
+  const r = await running;
+  assert.equal(r.failed, 0, `rollback: ${r.errors.join('; ')}`);
+  await waitFor(async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 12; i++) seen.add((await get(h.ingressPort, '/', 5000, { host: 'spread.test' })).body.trim().split(' ')[1]!);
+    return seen.size === 1 && seen.has('v2') ? true : undefined;
+  }, { timeoutMs: 60_000, intervalMs: 500, what: 'v2 again' });
+  const hosts = (await instances('spread')).filter((i) => i.state === 'running').map((i) => i.host);
+  assert.deepEqual(tally(hosts), { [hn(1)]: 2, [hn(2)]: 2, [hn(3)]: 2 });
 });

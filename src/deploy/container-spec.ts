@@ -1,4 +1,5 @@
-import { DEFAULT_POOL, LABEL, type ContainerNetworking, type ContainerSpec, type Placement } from '../core/ports.ts';
+import { LABEL, type ContainerNetworking, type ContainerSpec } from '../core/ports.ts';
+import { placementOfService } from '../core/pool-admission.ts';
 import { capabilitySets } from '../core/spec/security.ts';
 import type { InstanceRecord, ReleaseRecord } from '../core/store.ts';
 
@@ -123,26 +124,10 @@ export function containerSpecFor(rel: ReleaseRecord, inst: InstanceRecord, extra
   if (s.hostNamespaces?.length) spec.hostNamespaces = [...s.hostNamespaces];
   if (s.devices?.length) spec.devices = s.devices.map((d) => ({ ...d }));
   if (s.unconfined?.length) spec.unconfined = [...s.unconfined];
-  spec.placement = placementFor(s);
+  spec.placement = placementOfService(s);
   if (s.health.type === 'command') {
     const h = s.health;
     spec.healthcheck = { test: h.test, intervalMs: h.intervalMs, timeoutMs: h.timeoutMs, retries: h.retries, startPeriodMs: h.startPeriodMs };
   }
   return spec;
-}
-
-/**
- * Where an instance may run on many hosts: its pool (x-berth.pool, else the default), Compose's
- * placement, and what it reserves (its reservations, else its limits: an instance is placed where
- * what it may use is free).
- */
-export function placementFor(s: ReleaseRecord['spec']): Placement {
-  const r = s.reservations;
-  return {
-    pool: s.pool ?? DEFAULT_POOL,
-    constraints: [...s.placement?.constraints ?? []],
-    spread: [...s.placement?.spread ?? []],
-    ...(s.placement?.maxReplicasPerNode !== undefined ? { maxReplicasPerNode: s.placement.maxReplicasPerNode } : {}),
-    reservation: { nanoCpus: r?.nanoCpus ?? s.limits.nanoCpus ?? 0, memoryBytes: r?.memoryBytes ?? s.limits.memoryBytes ?? 0 },
-  };
 }

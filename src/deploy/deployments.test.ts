@@ -110,3 +110,29 @@ test('a deployment with build sections names its build: its own id for host cont
   assert.equal(rec.buildId, 'b1');
   assert.equal(rec.spec.services.web!.build!.context, '/berth-commit/b1', 'the spec keeps its build section');
 });
+
+test('cluster mode: a deploy that does not fit its pool is refused before anything is written; one that fits is recorded', async () => {
+  const { FakeEngine } = await import('../engine/fake/index.ts');
+  const engine = new FakeEngine({ hosts: [{ name: 'h1', pool: 'a', cpus: 2, memoryBytes: 4 * 1024 ** 3 }, { name: 'h2', pool: 'a', cpus: 2, memoryBytes: 4 * 1024 ** 3 }] });
+  const dir = mkdtempSync(join(tmpdir(), 'berth-deploysvc-'));
+  dirs.push(dir);
+  const clock = { now: () => T0 };
+  const store = new SqliteStore(join(dir, 'berth.db'), clock);
+  const enqueued: string[] = [];
+  const service = new DeploymentService({
+    store, clock, newId: () => 'dep1', enqueue: (id) => void enqueued.push(id),
+    hostPaths: { bindSource: async (p) => ({ path: p }), buildContext: async (p) => ({ path: p }) },
+    placement: { mode: () => engine.clusterMode(), hosts: () => engine.hosts() },
+  });
+  const big = spec('shop', svc('web', { pool: 'a', replicas: 5, reservations: { nanoCpus: 1e9, memoryBytes: 1024 ** 3 } }));
+  for (const attempt of [() => service.create({ app: 'shop', env: 'prod', spec: big, warnings: [] }), () => service.validate({ app: 'shop', env: 'prod', spec: big, warnings: [] })]) {
+    await assert.rejects(attempt(), (e: unknown) => e instanceof Conflict
+      && e.message === 'shop in prod does not fit: pool a: asks 5 CPUs / 5 GiB, free 4 CPUs / 8 GiB on 2 hosts; web (1 CPU / 1 GiB each) does not fit; nothing was deployed'
+      && (e.details as { pool: string }).pool === 'a');
+  }
+  assert.deepEqual(enqueued, []);
+  assert.equal(store.listDeployments({}).length, 0);
+  assert.equal(store.listEvents({ app: 'shop' }).length, 0);
+  const dep = await service.create({ app: 'shop', env: 'prod', spec: spec('shop', svc('web', { pool: 'a', replicas: 4, reservations: { nanoCpus: 1e9, memoryBytes: 1024 ** 3 } })), warnings: [] });
+  assert.deepEqual(enqueued, [dep.id]);
+});

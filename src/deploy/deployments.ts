@@ -1,18 +1,19 @@
 import { createHash } from 'node:crypto';
 import { Conflict, InvalidInput } from '../core/errors.ts';
+import { admit, placementOfService } from '../core/pool-admission.ts';
 import type { DeploymentOutcome, DeploymentsPort, DeployRequest } from '../core/deployments.ts';
-import type { Clock, HostPathPolicy, SpecFilesPort } from '../core/ports.ts';
+import type { ClusterMode, Clock, HostInfo, HostPathPolicy, SpecFilesPort } from '../core/ports.ts';
 import type { AppSpec } from '../core/spec/types.ts';
 import type { GuardResult } from '../core/guard.ts';
 import type { PoolAdmit } from '../core/pools.ts';
 import { parseSource } from '../core/spec/source.ts';
 import { canonicalRouteKey } from '../core/spec/routes.ts';
 import type { SpecSource } from '../core/spec/source.ts';
-import type { DeploymentRecord, DeploymentStatus, DeploymentStore, DesiredStateStore, EventStore } from '../core/store.ts';
+import type { DeploymentRecord, DeploymentStatus, DeploymentStore, DesiredStateStore, EventStore, InstanceStore } from '../core/store.ts';
 import { checkHostPaths } from './host-paths.ts';
 
 export interface DeploymentServiceDeps {
-  store: DeploymentStore & DesiredStateStore & EventStore;
+  store: DeploymentStore & DesiredStateStore & EventStore & Pick<InstanceStore, 'listInstances'>;
   clock: Clock;
   newId: () => string;
   /** Which host paths bind mounts and build contexts may use (resolved on the server's filesystem). */
@@ -37,6 +38,13 @@ export interface DeploymentServiceDeps {
    * and the change must stay within each pool's quota. Throws Forbidden / Conflict / InvalidInput.
    */
   pools?: PoolAdmit;
+  /**
+   * Many hosts: the engine's mode and hosts. In cluster mode every deployment (and dry run) passes
+   * pool admission (core/pool-admission.ts `admit`) before anything is written: a deploy that does not
+   * fit its pools is a Conflict naming the pool, what was asked and what is free. Absent, or one-host
+   * mode: no admission (one host keeps its memory check on scale, core/capacity.ts).
+   */
+  placement?: { mode(): Promise<ClusterMode>; hosts(): Promise<HostInfo[]> };
   /** How long `follow` waits at most (default 30 min). */
   followTimeoutMs?: number;
   /** A safety re-read while following, in case a change was missed (default 5 s). Not the wake-up path. */
@@ -123,6 +131,21 @@ export class DeploymentService implements DeploymentsPort {
     }
   }
 
+  /** Cluster mode: the deployment's services must fit their pools (after the guardrails: the policy's limits are reservations too). */
+  private async admit(req: DeployRequest, spec: AppSpec): Promise<void> {
+    const p = this.d.placement;
+    if (!p || (await p.mode()) !== 'swarm') return;
+    const { store } = this.d;
+    const current = store.listInstances({ app: req.app, env: req.env })
+      .filter((i) => i.state !== 'stopping' && i.host !== '')
+      .map((i) => {
+        const rel = store.getRelease(i.releaseId);
+        return { service: i.service, host: i.host, reservation: rel ? placementOfService(rel.spec).reservation : { nanoCpus: 0, memoryBytes: 0 } };
+      });
+    const r = admit({ app: req.app, env: req.env, spec, hosts: await p.hosts(), current });
+    if (!r.ok) throw new Conflict(`${r.reason}; nothing was deployed`, { details: { pool: r.pool } });
+  }
+
   /** Every check of a deployment, in the order the API always made them; the spec as it would be stored. */
   private async prepare(req: DeployRequest, keep: boolean): Promise<{ spec: AppSpec; sourceId?: string }> {
     const { store } = this.d;
@@ -139,6 +162,8 @@ export class DeploymentService implements DeploymentsPort {
       app: req.app, env: req.env, ...(req.actor !== undefined ? { actor: req.actor } : {}),
       after: Object.values(checked.services).map((s) => ({ name: s.name, replicas: s.replicas, spec: s })),
     });
+    // Capacity: the services fit their pools' free CPU and memory now (cluster mode).
+    await this.admit(req, checked);
     // Last: secret values are sealed only once everything else holds, and never stored as sent.
     const spec = this.d.specFiles ? this.d.specFiles.prepare(req.app, req.env, checked, { keep }) : withoutFileValues(checked);
     // The source (Compose text + variables) is kept by id on every service, for promote to interpolate again.

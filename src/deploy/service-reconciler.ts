@@ -1,4 +1,4 @@
-import { LABEL, type Clock, type ContainerInfo, type HostState, type EngineContainers, type EngineNetworks, type EngineTelemetry, type EngineVolumes, type HostPathPolicy, type Logger, type ProbeResult } from '../core/ports.ts';
+import { LABEL, type Clock, type ContainerInfo, type HostInfo, type HostState, type EngineContainers, type EngineNetworks, type EngineTelemetry, type EngineVolumes, type HostPathPolicy, type Logger, type ProbeResult } from '../core/ports.ts';
 import { BerthError, Conflict, EngineUnavailable, InvalidInput } from '../core/errors.ts';
 import { planService, crashLoopDelayMs, COMPLETED_REASON, dependencyWait, dependencyWaitText, dependencyTimeoutText, STABLE_RUN_MS, type DependencyHold, type DependencyView, type Action, type InstanceView, type Observed } from '../core/plan/index.ts';
 import type {
@@ -11,6 +11,8 @@ import type { Result } from '../reconcile/index.ts';
 import { containerSpecFor, networkingFor, networkName, volumeName } from './container-spec.ts';
 import { DEFAULT_UPDATE, type HealthSpec, type TcpHealth, type UpdateSpec } from '../core/spec/types.ts';
 import { previousGoodRelease, rollbackTo } from './rollback.ts';
+import { planPlacement } from '../core/placement.ts';
+import { placementOfService } from '../core/pool-admission.ts';
 import { DEFAULT_PENDING_BOUND_MS, pendingTimeoutText, pinnedText } from '../core/failover.ts';
 
 export interface ServiceReconcilerDeps {
@@ -68,6 +70,12 @@ export interface ServiceReconcilerDeps {
    * (replaced elsewhere); `draining`: its instances are moved (replacement serves first).
    */
   hostState?: (host: string) => HostState | undefined;
+  /**
+   * Many hosts: the engine's hosts. New instances of a service are spread over them by Berth's plan
+   * (core/placement.ts: per service, by zone, then free memory) and pinned with `node.hostname==`:
+   * the Swarm balances all tasks of a node, not one service's.
+   */
+  hosts?: () => Promise<HostInfo[]>;
   /** How long a started instance may wait to be placed/run before its release fails (default 60 s). */
   pendingBoundMs?: number;
 }
@@ -306,13 +314,14 @@ export class ServiceReconciler {
         // containers start in parallel; what they did is written in one transaction once all have ended.
         // Many hosts: the Swarm places the instance; its host and address are written once its task runs.
         const placed = engine.placesContainers?.() ?? false;
+        const pins = placed ? await this.spreadPins(k, release, a.count, w) : [];
         const insts = store.createInstances(Array.from({ length: a.count }, () => ({
           id: this.d.newId(), app: k.app, env: k.env, service: k.service, releaseId: release.id, host: placed ? '' : engine.hostName,
           address: placed ? '' : this.d.hostAddress, state: 'pending' as const, health: 'starting' as const, createdAt: clock.now(),
         })), { ...this.d.portRange, isFree: this.d.isPortFree });
         for (const inst of insts) w.added(inst);
         try {
-          await allSettled(insts.map((inst) => this.startInstance(w, inst, release)));
+          await allSettled(insts.map((inst, i) => this.startInstance(w, inst, release, pins[i])));
         } finally {
           w.flush();
         }
@@ -382,7 +391,28 @@ export class ServiceReconciler {
     return crashOutput(lines);
   }
 
-  private async startInstance(w: RoundWrites, inst: InstanceRecord, rel: ReleaseRecord): Promise<void> {
+  /**
+   * Many hosts: the host each of `count` new instances of the release goes to — the hosts with the
+   * fewest of its instances first (by zone when spread), within its pool, constraints and free capacity.
+   * None (Swarm places within the pool) when the plan cannot say: the hosts unknown, or nothing fits
+   * now (then the task waits as pending and its release fails past the bound, with Swarm's reason).
+   */
+  private async spreadPins(k: ServiceKey, release: ReleaseRecord, count: number, w: RoundWrites): Promise<string[]> {
+    if (!this.d.hosts) return [];
+    let hosts: HostInfo[];
+    try {
+      hosts = await this.d.hosts();
+    } catch (err) {
+      this.d.logger.warn({ ...k, err: String(err) }, 'hosts unknown: new instances are placed by the Swarm alone');
+      return [];
+    }
+    const existing: Record<string, number> = {};
+    for (const r of w.instancesNow()) if (r.releaseId === release.id && r.state !== 'stopping' && r.host) existing[r.host] = (existing[r.host] ?? 0) + 1;
+    const plan = planPlacement(hosts, [{ name: k.service, placement: placementOfService(release.spec), count, existing }]);
+    return plan.ok ? plan.hosts[0]! : [];
+  }
+
+  private async startInstance(w: RoundWrites, inst: InstanceRecord, rel: ReleaseRecord, pin?: string): Promise<void> {
     const { engine, clock } = this.d;
     for (const v of rel.spec.volumes) {
       if (v.type === 'volume') await engine.ensureVolume(volumeName(inst.app, inst.env, v.source), { [LABEL.app]: inst.app, [LABEL.env]: inst.env });
@@ -400,7 +430,9 @@ export class ServiceReconciler {
     }
     const configEnv = this.d.configEnv?.(rel.app, rel.env, rel.spec.configVersion ?? 0) ?? {};
     this.d.configFiles?.(rel.app, rel.env, rel.spec.configVersion ?? 0);
-    const id = await engine.create(containerSpecFor(rel, inst, { ...this.extras(inst.app, inst.env), configEnv, bindSources, fileMounts, ...(dns ? { dns } : {}) }));
+    const cspec = containerSpecFor(rel, inst, { ...this.extras(inst.app, inst.env), configEnv, bindSources, fileMounts, ...(dns ? { dns } : {}) });
+    if (pin && cspec.placement) cspec.placement.constraints.push(`node.hostname==${pin}`);
+    const id = await engine.create(cspec);
     w.instance(inst.id, { containerId: id });
     await this.startContainer(w, inst, id);
     const where = await this.placementOf(inst, id);

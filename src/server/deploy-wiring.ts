@@ -61,6 +61,7 @@ export function wireReconcilers(cfg: ServerConfig, d: {
     probe: (inst, h) => (h.type === 'http' || h.type === 'tcp' ? checkInstance(inst, h) : Promise.resolve({ ok: false, text: `no ${h.type} probe` })),
     releaseFinished: d.releaseFinished,
     pendingBoundMs: cfg.pendingBoundMs,
+    hosts: () => engine.hosts(),
     ...(d.hostState ? { hostState: d.hostState } : {}),
   });
   const deployments = new DeploymentController({

@@ -122,6 +122,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     store, specFiles: files.specFiles, clock, newId: () => shortId(10), hostPaths, enqueue: (id) => wakeDeployment(id), parseSpec: parseAppSpec,
     guard: guardrails(stores.authStore, clock),
     pools: poolAdmitter({ authStore: stores.authStore, desired: store, auth: stores.authenticator }),
+    // Many hosts: a deploy that does not fit its pools is refused before anything is written (core/pool-admission.ts).
+    placement: { mode: () => docker.currentMode(), hosts: () => engine.hosts() },
   });
   const obs = startObservability(cfg, { store, engine, clock, logger });
   const builds = wireBuilds(cfg, {

@@ -84,8 +84,8 @@ export async function viaIngress(port: number, host: string, path = '/'): Promis
   return r.status === 200 ? r.body.trim() : `HTTP ${r.status}`;
 }
 
-/** A bounded load loop: `total` requests at `concurrency`, returns counts of failures (non-2xx or socket errors). */
-export async function load(port: number, path: string, opts: { total: number; concurrency: number; maxMs: number }):
+/** A bounded load loop: `total` requests at `concurrency` (`host`: the Host header), returns counts of failures (non-2xx or socket errors). */
+export async function load(port: number, path: string, opts: { total: number; concurrency: number; maxMs: number; host?: string }):
   Promise<{ ok: number; failed: number; errors: string[]; bodies: Map<string, number> }> {
   const deadline = Date.now() + opts.maxMs;
   let sent = 0;
@@ -97,7 +97,7 @@ export async function load(port: number, path: string, opts: { total: number; co
     while (sent < opts.total && Date.now() < deadline) {
       sent++;
       try {
-        const r = await get(port, path);
+        const r = await get(port, path, 5000, opts.host ? { host: opts.host } : undefined);
         if (r.status >= 200 && r.status < 300) {
           ok++;
           bodies.set(r.body, (bodies.get(r.body) ?? 0) + 1);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { InvalidSpec, type SpecIssue } from '../errors.ts';
 import { parseAppSpec } from './parse.ts';
 import type { ParseOptions } from './types.ts';
-import { placementFor } from '../../deploy/container-spec.ts';
+import { placementOfService as placementFor } from '../pool-admission.ts';
 
 const OPTS: ParseOptions = { file: 'compose.yaml', baseDir: '/app', env: {}, readFile: () => { throw new Error('no files'); } };
 

@@ -165,9 +165,14 @@ export class DockerEngine implements Engine, ExecPort {
     return this.mode?.value === 'swarm';
   }
 
-  private async swarmMode(): Promise<boolean> {
+  /** The cluster mode, read again when older than MODE_TTL_MS (what creates and deploy admission go by). */
+  async currentMode(): Promise<ClusterMode> {
     if (!this.mode || Date.now() - this.mode.at > MODE_TTL_MS) await this.clusterMode();
-    return this.mode!.value === 'swarm';
+    return this.mode!.value;
+  }
+
+  private async swarmMode(): Promise<boolean> {
+    return (await this.currentMode()) === 'swarm';
   }
 
   /** Swarm API calls of the containers role in cluster mode (figures in docs/DESIGN.md). */
