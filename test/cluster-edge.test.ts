@@ -108,7 +108,9 @@ describe('edge hosts: the ingress on every edge host outlives the control plane'
   };
 
   before(async () => {
+    const t0 = Date.now();
     th = await startTestHosts(2);
+    console.log(`edge e2e: test hosts up in ${th.setupS}s`);
     // The root namespace's address on the test bridge: edge hosts reach the control plane and this host's instances there.
     const route = (await exec('ip', ['-4', '-o', 'route', 'get', th.hosts[0]!.address])).stdout;
     bridge = /\bsrc (\S+)/.exec(route)?.[1] ?? '';
@@ -116,6 +118,7 @@ describe('edge hosts: the ingress on every edge host outlives the control plane'
     h = await Harness.create({ portRange: '20700-20749', env });
     Object.assign(env, { BERTH_LISTEN: `0.0.0.0:${h.apiPort}`, BERTH_EDGE_ADDRESS: bridge });
     await h.startServer();
+    console.log(`edge e2e: setup ${(Date.now() - t0) / 1000}s`);
     for (const host of th.hosts) edges.push({ name: host.name, address: host.address, dir: await mkdtemp(join(tmpdir(), `berth-edge-${host.name}-`)), log: '' });
   });
 
@@ -131,8 +134,11 @@ describe('edge hosts: the ingress on every edge host outlives the control plane'
 
   test('served through both edge hosts; tokens; a new route reaches both; control plane killed and restarted under load; an edge host lost', async () => {
     const t0 = Date.now();
+    const marks: string[] = [];
+    const mark = (what: string): void => void marks.push(`${what} ${((Date.now() - t0) / 1000).toFixed(1)}s`);
     const d = await h.cli(['deploy', '-f', WEB, '--app', 'edge'], { timeoutMs: 180_000, env: { REPLICAS: '2', APP_VERSION: 'v1' } });
     assert.equal(d.code, 0, d.stderr);
+    mark('deployed');
 
     // Each edge host's token and unit, as an operator gets them.
     const tokens: string[] = [];
@@ -160,6 +166,7 @@ describe('edge hosts: the ingress on every edge host outlives the control plane'
         throw new Error(`${err.message}\nagent log:\n${e.log.slice(-3000)}`);
       });
     }
+    mark('edges serve');
     // Both replicas behind each edge (round robin through the edge's Lua balancer).
     for (const e of edges) {
       const seen = new Set<string>();
@@ -171,6 +178,7 @@ describe('edge hosts: the ingress on every edge host outlives the control plane'
       return r.edge.hosts.length === 2 && r.edge.hosts.every((x) => x.inSync);
     }, { timeoutMs: 20_000, intervalMs: 300, what: 'berth hosts: both edge hosts in sync' });
 
+    mark('in sync');
     // A route change (a new host route of a second app) reaches both edge hosts.
     const dir2 = await mkdtemp(join(tmpdir(), 'berth-edge-app2-'));
     await writeFile(join(dir2, 'compose.yaml'), 'services:\n  web:\n    image: berth-e2e/web:latest\n    environment: {APP_VERSION: two}\n' +
@@ -183,6 +191,7 @@ describe('edge hosts: the ingress on every edge host outlives the control plane'
         { timeoutMs: 20_000, intervalMs: 100, what: `${e.name} to serve the new route` });
     }
 
+    mark('new route on both');
     // SIGKILL the control plane under load: both edges keep serving, nothing fails.
     const masters = await Promise.all(edges.map((e) => findMaster(join(e.dir, 'nginx'))));
     assert.ok(masters.every((p) => p !== undefined), 'each edge runs its nginx');
@@ -197,7 +206,9 @@ describe('edge hosts: the ingress on every edge host outlives the control plane'
     assert.ok(during.ok > 50, `load ran (${during.ok} ok)`);
 
     // Restart: the agents reconnect, nothing restarts (same nginx masters), a new deploy reaches both.
+    mark('killed under load');
     await h.startServer();
+    mark('restarted');
     assert.deepEqual(await Promise.all(edges.map((e) => findMaster(join(e.dir, 'nginx')))), masters, 'edge nginx masters adopted, not restarted');
     assert.equal(await findMaster(join(h.dataDir, 'nginx')), controlMaster, 'the control host\'s nginx adopted');
     const d3 = await h.cli(['deploy', '-f', WEB, '--app', 'edge'], { timeoutMs: 180_000, env: { REPLICAS: '2', APP_VERSION: 'v2' } });
@@ -209,6 +220,7 @@ describe('edge hosts: the ingress on every edge host outlives the control plane'
         return seen.size === 1 && seen.has('v2');
       }, { timeoutMs: 30_000, intervalMs: 200, what: `${e.name} to serve only v2 after the restart` });
     }
+    mark('v2 on both');
     assert.deepEqual(await Promise.all(edges.map((e) => findMaster(join(e.dir, 'nginx')))), masters, 'still the same edge nginx masters');
     assert.equal((await get(h.ingressPort, '/healthz')).status, 200, 'the control host\'s ingress serves too');
 
@@ -222,6 +234,7 @@ describe('edge hosts: the ingress on every edge host outlives the control plane'
     assert.equal(loss.failed, 0, `requests failed on both edges: ${loss.errors.join('\n')}`);
     assert.ok(loss.perEdgeFailures[0]! > 0, `the killed edge host failed requests (${loss.perEdgeFailures.join('/')}): the test saw the loss`);
     assert.equal(loss.perEdgeFailures[1], 0, 'the surviving edge failed nothing');
-    console.log(`edge e2e: ${(Date.now() - t0) / 1000}s after setup; during the control-plane kill ${during.ok} ok / ${during.failed} failed; during the edge loss ${loss.ok} ok / ${loss.failed} failed (${loss.perEdgeFailures[0]} retried on the other edge)`);
+    mark('edge lost under load');
+    console.log(`edge e2e: ${marks.join(', ')}; during the control-plane kill ${during.ok} ok / ${during.failed} failed; during the edge loss ${loss.ok} ok / ${loss.failed} failed (${loss.perEdgeFailures[0]} retried on the other edge)`);
   });
 });
