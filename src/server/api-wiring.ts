@@ -9,6 +9,7 @@ import { registerPortalRoutes } from '../api/portal-routes.ts';
 import { registerRegistryRoutes } from '../api/registry-routes.ts';
 import { registerTemplateRoutes } from '../api/template-routes.ts';
 import { registerMetricsRoutes } from '../api/metrics-routes.ts';
+import { hostEngineFamilies } from '../metrics/index.ts';
 import { registerAlertRoutes } from '../api/alert-routes.ts';
 import { registerConfigRoutes } from '../api/config-routes.ts';
 import { registerGitRoutes } from '../api/git-routes.ts';
@@ -89,7 +90,11 @@ export async function startApi(cfg: ServerConfig, d: {
   registerPortalRoutes(api, { logins: new PortalLogins(clock), auth: d.authenticator, clock, webDir: cfg.webDir, logger: logger.child({ component: 'portal' }) });
   registerRegistryRoutes(api, { store, registry: d.registry, clock, newId });
   registerTemplateRoutes(api, { store, clock, changed: () => d.templates.schedule() });
-  registerMetricsRoutes(api, { store, metrics: obs.metrics, clock, known, latestSamples: () => obs.sampler.latest(), httpCounters: () => obs.accessLog.counters });
+  registerMetricsRoutes(api, {
+    store, metrics: obs.metrics, clock, known, latestSamples: () => obs.sampler.latest(), httpCounters: () => obs.accessLog.counters,
+    // Cluster mode: whether each host's engine answered (its instances' logs and stats come from there).
+    extra: () => hostEngineFamilies(d.docker.hostEngineHealth()),
+  });
   registerAlertRoutes(api, { store, clock, changed: () => void obs.alerts.evaluate() });
   registerConfigRoutes(api, {
     config, clock, known,

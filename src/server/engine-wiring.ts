@@ -1,5 +1,6 @@
 import type { Engine, Logger } from '../core/ports.ts';
-import { DockerEngine } from '../engine/docker/index.ts';
+import { DockerEngine, HostEngines, SwarmDataPlane } from '../engine/docker/index.ts';
+import type { ClusterCa } from '../tls/index.ts';
 import type { RegistryLogins } from '../config/index.ts';
 import { LocalRegistry } from '../images/registry-process.ts';
 import { scopedEngine } from './host-setup.ts';
@@ -51,4 +52,24 @@ export function hostPathGuard(cfg: ServerConfig): HostPathGuard {
       { path: '/run/containerd', what: "containerd's directory (/run/containerd), whose socket controls every container on this host" },
     ],
   });
+}
+
+/** How often every host's engine is pinged in cluster mode (the `berth_host_engine_up` gauge also covers hosts without instances). */
+const HOST_ENGINES_CHECK_MS = 15_000;
+
+/**
+ * Cluster mode: logs, stats, signals and exec of instances on other hosts go to those hosts' engines
+ * over TCP + mutual TLS with Berth's client certificate from the cluster CA (opened on first use, so
+ * a one-host server makes no CA until it needs one). Returns stop() of the periodic reachability check.
+ */
+export function wireHostEngines(docker: DockerEngine, clusterCa: () => Promise<ClusterCa>, logger: Logger): { stop(): void } {
+  docker.useDataPlane(async (manager, name) => {
+    const m = (await clusterCa()).clientMaterial();
+    return new SwarmDataPlane(manager, name, new HostEngines({ tls: { ca: m.caPem, cert: m.certPem, key: m.keyPem }, logger }));
+  });
+  const timer = setInterval(() => {
+    docker.checkHostEngines().catch((err: unknown) => logger.warn({ err: String(err) }, 'host engines not checked'));
+  }, HOST_ENGINES_CHECK_MS);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }

@@ -17,7 +17,7 @@ import type { ServerConfig } from './config.ts';
 import { clusterId, makePrivate } from './host-setup.ts';
 import { openStores } from './stores-wiring.ts';
 import { prepareContainerFiles } from './secrets-wiring.ts';
-import { hostPathGuard, makeEngine, startImageRegistry } from './engine-wiring.ts';
+import { hostPathGuard, makeEngine, startImageRegistry, wireHostEngines } from './engine-wiring.ts';
 import { startTls } from './tls-wiring.ts';
 import { startIngress } from './ingress-wiring.ts';
 import { startDns } from './dns-wiring.ts';
@@ -73,6 +73,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     secretBox: stores.secretBox, events: store, clock, logger, routes: () => buildRouteTable(store, directAddresses), changed: () => routeChanges.apply?.(),
   });
   const { certs } = tls;
+  // Cluster mode: the hosts' engines over mutual TLS (logs, stats, signals, exec of instances there).
+  const hostEngines = wireHostEngines(docker, tls.clusterCa, logger);
   // Adopt the running nginx (or start one) with the table the store already knows: instances keep
   // their last known health, so a restart of Berth never empties the upstreams.
   const ingress = await startIngress(cfg, store, tls.acmeChallengeDir, logger, stores.secretBox.mac('ingress admin token'));
@@ -206,6 +208,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       loop.unwatchDeployments();
       unwatch();
       hostMonitor.stop();
+      hostEngines.stop();
       builds.builds.close();
       manager.stop();
       health.close();

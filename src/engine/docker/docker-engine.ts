@@ -128,6 +128,10 @@ export class DockerEngine implements Engine, ExecPort {
   /** Cluster mode: the containers role as one Swarm service per instance (swarm-containers.ts). */
   private readonly swarm: SwarmContainers;
   private mode: { value: ClusterMode; at: number } | undefined;
+  /** Cluster mode: how an instance's host engine is reached (host-engines.ts SwarmDataPlane), made on first use. */
+  private dataPlaneMaker: ((manager: Docker, managerName: string) => Promise<RemoteDataPlane>) | undefined;
+  private dataPlane: Promise<RemoteDataPlane> | undefined;
+  private dataPlaneReady: RemoteDataPlane | undefined;
 
   constructor(opts: DockerEngineOptions) {
     this.socketPath = opts.socketPath ?? '/var/run/docker.sock';
@@ -147,6 +151,43 @@ export class DockerEngine implements Engine, ExecPort {
     this.docker = opts.docker ?? new Docker({ socketPath: this.socketPath });
     this.hostsRole = new DockerHosts(this.docker, this.socketPath, this.hostName);
     this.swarm = new SwarmContainers(this.docker, this.socketPath, this.hostName, { logMaxSize: this.logMaxSize, logMaxFile: this.logMaxFile });
+  }
+
+  /**
+   * Cluster mode: logs, stats, signals (but SIGKILL: scale to 0) and exec of an instance that is a
+   * Swarm service go to the engine of the host its task runs on (host-engines.ts), which `make`
+   * builds on first use from the manager's client. Without it they fail as before (a service id is
+   * no container here).
+   */
+  useDataPlane(make: (manager: Docker, managerName: string) => Promise<RemoteDataPlane>): void {
+    this.dataPlaneMaker = make;
+    this.dataPlane = undefined;
+    this.dataPlaneReady = undefined;
+  }
+
+  private remote(): Promise<RemoteDataPlane> | undefined {
+    if (!this.dataPlaneMaker) return undefined;
+    if (!this.dataPlane) {
+      const p = this.dataPlaneMaker(this.docker, this.socketPath);
+      this.dataPlane = p;
+      p.then((dp) => (this.dataPlaneReady = dp), (err: unknown) => {
+        if (this.dataPlane === p) this.dataPlane = undefined;
+        this.log.error({ err: String(err) }, 'host engines unavailable: logs, stats, signals and exec of instances on other hosts fail');
+      });
+    }
+    return this.dataPlane;
+  }
+
+  /** Each host engine's last answer (cluster mode; empty before the first use). */
+  hostEngineHealth(): HostEngineHealthLike[] {
+    return this.dataPlaneReady?.engines.health() ?? [];
+  }
+
+  /** Pings every host's engine (cluster mode only; nothing otherwise). */
+  async checkHostEngines(): Promise<void> {
+    if (!this.placesContainers()) return;
+    const dp = await this.remote()?.catch(() => undefined);
+    await dp?.checkHosts();
   }
 
   // Hosts (EngineHosts): one host, or the nodes of the Swarm this engine manages (docker-hosts.ts).
@@ -777,7 +818,10 @@ export class DockerEngine implements Engine, ExecPort {
   }
 
   async kill(id: string, signal: string): Promise<void> {
-    if (isServiceId(id)) return this.swarm.kill(id, signal);
+    if (isServiceId(id)) {
+      const dp = /^(SIG)?KILL$/i.test(signal) ? undefined : this.remote();
+      return dp ? (await dp).kill(id, signal) : this.swarm.kill(id, signal);
+    }
     try {
       await this.docker.getContainer(id).kill({ signal });
     } catch (e) {
@@ -922,6 +966,8 @@ export class DockerEngine implements Engine, ExecPort {
     onLine: (l: LogLine) => void,
   ): Promise<void> {
     if (opts.signal?.aborted) return;
+    const dp = isServiceId(id) ? this.remote() : undefined;
+    if (dp) return (await dp).logs(id, opts, onLine);
     const emit = (stream: 'stdout' | 'stderr', raw: string): void => {
       const { time, text } = splitTimestamp(raw);
       onLine({ containerId: id, stream, time, text });
@@ -975,6 +1021,8 @@ export class DockerEngine implements Engine, ExecPort {
   }
 
   async exec(id: string, cmd: string[], out: ExecOutput, signal?: AbortSignal): Promise<{ exitCode: number }> {
+    const dp = isServiceId(id) ? this.remote() : undefined;
+    if (dp) return (await dp).exec(id, cmd, out, signal);
     const what = `exec in container ${id.slice(0, 12)}`;
     let stream: Readable;
     let ex: Docker.Exec;
@@ -1016,6 +1064,8 @@ export class DockerEngine implements Engine, ExecPort {
   }
 
   async stats(id: string): Promise<ContainerStats | undefined> {
+    const dp = isServiceId(id) ? this.remote() : undefined;
+    if (dp) return (await dp).stats(id);
     try {
       // stream:false makes Docker take two readings ~1 s apart, so precpu_stats is filled in.
       const raw = (await this.docker.getContainer(id).stats({ stream: false })) as unknown as DockerStatsJson;
@@ -1320,4 +1370,22 @@ function hostNamespaceModes(ns: readonly string[]): Record<string, string> {
   if (ns.includes('userns')) out.UsernsMode = 'host';
   if (ns.includes('cgroup')) out.CgroupnsMode = 'host';
   return out;
+}
+
+/** The host-engine side of cluster mode as DockerEngine uses it (host-engines.ts SwarmDataPlane). */
+export interface HostEngineHealthLike {
+  host: string;
+  endpoint: string;
+  up: boolean;
+  error?: string;
+  at: number;
+}
+
+export interface RemoteDataPlane {
+  logs(id: string, opts: { follow: boolean; tail?: number; since?: number | string; signal?: AbortSignal }, onLine: (l: LogLine) => void): Promise<void>;
+  stats(id: string): Promise<ContainerStats | undefined>;
+  kill(id: string, signal: string): Promise<void>;
+  exec(id: string, cmd: string[], out: ExecOutput, signal?: AbortSignal): Promise<{ exitCode: number }>;
+  checkHosts(): Promise<HostEngineHealthLike[]>;
+  readonly engines: { health(): HostEngineHealthLike[] };
 }
