@@ -432,7 +432,7 @@ describe('web portal', () => {
     assert.equal(navigations, 0);
     // Tablet width: neither new page scrolls sideways.
     await page.setViewportSize({ width: 768, height: 1000 });
-    for (const path of ['/hosts', '/policies']) {
+    for (const path of ['/hosts', '/policies', '/pools']) {
       await page.goto(`${base}${path}`);
       await page.locator('.loading').first().waitFor({ state: 'detached', timeout: T });
       assert.ok(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1'), `no horizontal scroll at 768 px on ${path}`);
@@ -447,6 +447,60 @@ describe('web portal', () => {
     assert.equal((await forced(p, 'POST', `/v1/hosts/${me.name}/drain`, { drain: true })).status, 403);
     assert.equal((await forced(p, 'DELETE', `/v1/hosts/${me.name}`)).status, 403);
     await c.close();
+    assert.deepEqual(pageErrors, []);
+  });
+  test('pools: capacity, placed instances, quota and grants; an owner sets a quota (bad input refused in words) and opens a pool to a team; without the grant no form, and forced calls are 403', async () => {
+    const me = ((await h.api('GET', '/v1/hosts')).json.hosts as { name: string }[])[0]!.name;
+    await page.goto(`${base}/pools`);
+    await page.getByRole('heading', { name: 'Pools', exact: true }).waitFor({ timeout: T });
+    const def = page.locator('tr[data-pool="default"]');
+    await def.getByRole('link', { name: me }).waitFor({ timeout: T });
+    assert.ok(Number(await def.locator('[data-used]').getAttribute('data-used')) >= 3, 'the e2e instances are placed in default');
+    await def.locator('[data-team="*"]').waitFor({ timeout: T });
+    // A pool no host carries yet, opened to team web from the page.
+    const open = page.getByRole('form', { name: 'Open a pool to a team' });
+    await open.getByLabel('Pool').fill('gpu');
+    await open.getByLabel('Team').fill('nosuchteam');
+    await open.getByRole('button', { name: 'Grant' }).click();
+    await page.getByRole('alert').filter({ hasText: 'no team "nosuchteam"' }).waitFor({ timeout: T });
+    await open.getByLabel('Team').fill('web');
+    await open.getByRole('button', { name: 'Grant' }).click();
+    await page.getByRole('status').filter({ hasText: 'Team web may deploy into gpu' }).waitFor({ timeout: T });
+    const gpu = page.locator('tr[data-pool="gpu"]');
+    await gpu.locator('[data-team="web"]').waitFor({ timeout: T });
+    const quota = page.getByRole('form', { name: 'Quota of gpu' });
+    await quota.getByLabel('Instances').fill('many');
+    await quota.getByRole('button', { name: 'Set quota' }).click();
+    await page.getByRole('alert').filter({ hasText: 'instances: "many" is not a whole number' }).waitFor({ timeout: T });
+    await quota.getByLabel('Instances').fill('');
+    await quota.getByLabel('Memory').fill('16x');
+    await quota.getByRole('button', { name: 'Set quota' }).click();
+    await page.getByRole('alert').filter({ hasText: /memory: "16x" is not a size/ }).waitFor({ timeout: T });
+    await quota.getByLabel('Memory').fill('2g');
+    await quota.getByLabel('Instances').fill('10');
+    await quota.getByRole('button', { name: 'Set quota' }).click();
+    await page.getByRole('status').filter({ hasText: 'Quota of gpu:' }).waitFor({ timeout: T });
+    await gpu.locator('[data-quota]').filter({ hasText: /10 instances/ }).waitFor({ timeout: T });
+    const stored = ((await h.api('GET', '/v1/pools')).json.pools as { name: string; quota: unknown; teams: string[] }[]).find((p) => p.name === 'gpu')!;
+    assert.deepEqual([stored.quota, stored.teams], [{ memoryBytes: 2 * 1024 ** 3, instances: 10 }, ['web']]);
+    await accessible('pools');
+
+    // ann (team web) sees gpu, opened to her team, and default; no form, no revoke; forced calls are 403 and change nothing.
+    const { c, p } = await loggedIn('ann', 'portal test password 1');
+    await p.goto(`${base}/pools`);
+    await p.locator('tr[data-pool="gpu"] [data-team="web"]').waitFor({ timeout: T });
+    await p.locator('tr[data-pool="default"]').waitFor({ timeout: T });
+    assert.equal(await p.getByRole('button', { name: /Set quota|Grant|Revoke/ }).count(), 0);
+    assert.equal((await forced(p, 'PUT', '/v1/pools/gpu/quota', { instances: 1000 })).status, 403);
+    assert.equal((await forced(p, 'POST', '/v1/pools/gpu/grants/*')).status, 403);
+    assert.equal((await forced(p, 'DELETE', '/v1/pools/gpu/grants/web')).status, 403);
+    await c.close();
+    const after = ((await h.api('GET', '/v1/pools')).json.pools as { name: string; quota: unknown; teams: string[] }[]).find((p) => p.name === 'gpu')!;
+    assert.deepEqual([after.quota, after.teams], [{ memoryBytes: 2 * 1024 ** 3, instances: 10 }, ['web']], 'nothing forced was kept');
+
+    await gpu.getByRole('button', { name: 'Revoke team web from gpu' }).click();
+    await page.getByRole('status').filter({ hasText: 'Team web may no longer deploy into gpu' }).waitFor({ timeout: T });
+    await gpu.getByText('no team (owners only)').waitFor({ timeout: T });
     assert.deepEqual(pageErrors, []);
   });
 });

@@ -21,6 +21,7 @@ import { Approvals } from './pages/approvals.tsx';
 import { Certs } from './pages/certs.tsx';
 import { Volumes } from './pages/volumes.tsx';
 import { Hosts } from './pages/hosts.tsx';
+import { Pools } from './pages/pools.tsx';
 import { Policies } from './pages/policies.tsx';
 import { isOwner } from './can.ts';
 import './styles.css';
@@ -92,7 +93,7 @@ function Login() {
 }
 
 const NAV: [string, string][] = [['/', 'Home'], ['/events', 'Events'], ['/alerts', 'Alerts'], ['/builds', 'Builds'], ['/images', 'Images'], ['/approvals', 'Approvals'],
-  ['/volumes', 'Volumes'], ['/hosts', 'Hosts'], ['/policies', 'Guardrails'], ['/certs', 'Certificates'], ['/people', 'People & teams']];
+  ['/volumes', 'Volumes'], ['/hosts', 'Hosts'], ['/pools', 'Pools'], ['/policies', 'Guardrails'], ['/certs', 'Certificates'], ['/people', 'People & teams']];
 /** Pages only owners may read (the API refuses the rest). */
 const OWNERS_NAV: [string, string][] = [['/audit', 'Audit log']];
 
@@ -154,6 +155,7 @@ function route(path: string) {
     case '/certs': return <Certs />;
     case '/volumes': return <Volumes />;
     case '/hosts': return <Hosts />;
+    case '/pools': return <Pools />;
     case '/policies': return <Policies />;
   }
   return <Page title="Not found"><p>There is no page at {path}. <Link href="/">Go home</Link>.</p></Page>;

@@ -95,7 +95,7 @@ export function Hosts() {
                         <tr key={h.id} data-host={h.name} data-state={h.state}>
                           <th scope="row">{h.name}<div class="muted small">{h.role}</div></th>
                           <td><code>{h.address}</code></td>
-                          <td>{h.pool}</td>
+                          <td><Link href="/pools">{h.pool}</Link></td>
                           <td><Badge status={STATE_TONE[h.state] ?? 'unknown'} label={h.state} />{h.message && <div class="muted small">{h.message}</div>}</td>
                           <td class="nowrap">{cpus(h.capacity.nanoCpus)}<div class="small">{bytes(h.capacity.memoryBytes)}</div></td>
                           <td class="nowrap">{cpus(h.reserved.nanoCpus)}<span class="muted small">{pct(h.reserved.nanoCpus, h.capacity.nanoCpus)}</span>
