@@ -52,6 +52,11 @@ test('pools: 401 without a token; owners set quotas and grants (audited, before/
   assert.deepEqual([r.statusCode, r.json().revoked, r.json().pool.teams], [200, true, ['web']]);
   assert.equal((await t.req('DELETE', '/v1/pools/gpu/grants/data')).json().revoked, false);
 
+  // A team that goes takes its pool grants with it (a team of the same name made later gets none).
+  assert.equal((await t.req('DELETE', '/v1/teams/web')).statusCode, 204);
+  assert.deepEqual(t.auth.getPool('gpu')!.teams, []);
+  assert.deepEqual(t.auth.getPool('default')!.teams, ['*'], 'default is seeded open to every team');
+
   const audit = t.audit.list({ limit: 100 }).filter((e) => e.action.includes('/v1/pools/'));
   assert.deepEqual(audit.filter((e) => e.status === 403).map((e) => `${e.action} ${e.actorName}`), [
     'POST /v1/pools/:pool/grants/:team lead', 'PUT /v1/pools/:pool/quota lead', 'DELETE /v1/pools/:pool/grants/:team lead',
