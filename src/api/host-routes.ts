@@ -9,6 +9,8 @@ export interface HostRouteDeps {
   hosts: EngineHosts;
   /** Issues a new host's engine certificate (`berth host add --address`). */
   engineTls?: EngineTlsPort;
+  /** Berth's registry on the cluster network and the CA hosts trust it by (many hosts); absent: not served. */
+  registryTrust?: () => { host: string; caPem: string } | undefined;
 }
 
 /** Docker's label keys: letters, digits, dots, dashes, underscores; no spaces or `=`. */
@@ -68,13 +70,18 @@ export function engineSetupCommand(address: string, m: { caPem: string; certPem:
 }
 
 /** The steps `berth host add` prints: the join command (with its token) and what Berth needs of the host. */
-export function joinSteps(token: string, managers: string[], pool: string | undefined, engine?: { address: string; setup: string }): { command: string; steps: string[] } {
+export function joinSteps(token: string, managers: string[], pool: string | undefined, engine?: { address: string; setup: string }, registry?: { host: string; caPem: string }): { command: string; steps: string[] } {
   const join = `docker swarm join --token ${token}${engine ? ` --advertise-addr ${engine.address}` : ''} ${managers[0] ?? 'MANAGER:2377'}`;
   const command = engine ? `${engine.setup} && ${join}` : join;
   const steps = [
     'On the new host: install the Docker Engine (Debian: apt-get install docker.io) and start it.',
     `Let it reach the managers (${managers.join(', ')}) on 2377/tcp, and every host on 7946/tcp+udp and 4789/udp (Swarm's gossip and overlay traffic)` +
       (engine ? `; let this host reach it on ${engine.address}:${ENGINE_PORT}/tcp (its Docker engine, TLS: logs, stats, signals and exec of its instances).` : '.'),
+    ...(registry ? [
+      `Let it reach Berth's image registry on ${registry.host}/tcp and Berth's DNS on ${registry.host.replace(/:\d+$/, '')}:53 (udp+tcp).`,
+      // The engine trusts Berth's registry by its CA for that registry alone (never insecure-registries).
+      `On the new host, as root (its engine then trusts Berth's registry; no restart needed): ${registryTrustCommand(registry)}`,
+    ] : []),
     engine
       ? `On the new host, as root (one command: installs its engine's TLS certificate from Berth's cluster CA, restarts Docker listening on ${engine.address}:${ENGINE_PORT} for Berth only, joins the Swarm): ${command}`
       : `On the new host, as root: ${command}`,
@@ -82,6 +89,12 @@ export function joinSteps(token: string, managers: string[], pool: string | unde
     `Here: berth hosts (the new host appears as ready)${pool ? `, then berth host label HOSTNAME ${HOST_LABEL.pool}=${pool}` : `; it is in pool default until labelled: berth host label HOSTNAME ${HOST_LABEL.pool}=POOL`}.`,
   ];
   return { command, steps };
+}
+
+/** The shell command that makes a host's Docker engine trust Berth's registry: its CA in /etc/docker/certs.d/HOST:PORT/ca.crt. */
+export function registryTrustCommand(r: { host: string; caPem: string }): string {
+  const dir = `/etc/docker/certs.d/${r.host}`;
+  return `mkdir -p ${dir} && printf '%s\\n' ${r.caPem.trim().split('\n').map((l) => `'${l}'`).join(' ')} > ${dir}/ca.crt`;
 }
 
 /**
@@ -131,6 +144,6 @@ export function registerHostRoutes(api: FastifyInstance, d: HostRouteDeps): void
       if (!d.engineTls) throw new Conflict('this server cannot issue engine certificates (no cluster CA): add the host without --address');
       engine = { address: q.address, setup: engineSetupCommand(q.address, await d.engineTls.issueEngine({ host: q.address, addresses: [q.address] })) };
     }
-    return { token, managers, ...joinSteps(token, managers, q.pool, engine) };
+    return { token, managers, ...joinSteps(token, managers, q.pool, engine, d.registryTrust?.()) };
   });
 }

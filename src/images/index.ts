@@ -7,3 +7,4 @@ export { LocalRegistry, stopLocalRegistry, MANIFEST_TYPES, type LocalRegistryOpt
 export { pushImage, splitRef, parseDigestRef } from './image-push.ts';
 export { collectGarbage, removeLocalImage, reposOf, type CollectResult, type ManifestRegistry, type RetentionFacts } from './gc.ts';
 export { ImageJanitor, type ImageJanitorOptions, type JanitorRegistry } from './image-janitor.ts';
+export { ClusterRegistry, stopClusterRegistry, clusterRef, renderClusterRegistryConfig, type ClusterRegistryOptions } from './cluster-registry.ts';

@@ -543,7 +543,7 @@ export function configIdentity(config: string, htpasswd: string): string {
   return createHash('sha256').update(config).update('\0').update(htpasswd).digest('hex');
 }
 
-async function isAlive(pid: number): Promise<boolean> {
+export async function isAlive(pid: number): Promise<boolean> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
   if (!stat) return false;
   const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];

@@ -69,6 +69,8 @@ export async function startApi(cfg: ServerConfig, d: {
   edge: EdgeFeed;
   /** Issues new hosts' engine certificates (`berth host add --address`). */
   engineTls: EngineTlsPort;
+  /** Berth's registry on the cluster network and its CA (many hosts), for `berth host add`. */
+  registryTrust?: () => { host: string; caPem: string } | undefined;
 }): Promise<RunningApi> {
   const { store, clock, logger, config, builds: b, obs } = d;
   const newId = () => shortId(10);
@@ -110,7 +112,7 @@ export async function startApi(cfg: ServerConfig, d: {
   // `berth volumes`: sizes from the engine (Docker's disk usage), users from the store.
   registerVolumeRoutes(api, { store, known, volumeName, usage: d.engine });
   // `berth hosts`, `berth host …`, `berth cluster init`: the engine's hosts role (and the cluster CA for `host add --address`).
-  registerHostRoutes(api, { hosts: d.engine, engineTls: d.engineTls });
+  registerHostRoutes(api, { hosts: d.engine, engineTls: d.engineTls, ...(d.registryTrust ? { registryTrust: d.registryTrust } : {}) });
   // Edge agents' long polls (their host's token: an HMAC of the key, never stored) and `berth host add --pool edge`.
   registerEdgeRoutes(api, {
     feed: d.edge, secretOf: (host) => d.secretBox.mac(`edge host ${host}`),

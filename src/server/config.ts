@@ -48,6 +48,14 @@ export interface ServerConfig {
   readonly buildCacheKeepBytes: number;
   /** Berth's image registry (docker-registry) on 127.0.0.1:PORT. */
   readonly registryPort: number;
+  /**
+   * BERTH_CLUSTER_ADDRESS: this host's address on the cluster network, which every host reaches (many
+   * hosts). Set, Berth serves its registry there (read-only, TLS from the cluster CA, on
+   * clusterRegistryPort) and its DNS on port 53 for containers on other hosts. Unset: neither.
+   */
+  readonly clusterAddress?: string;
+  /** BERTH_CLUSTER_REGISTRY_PORT (default 5443): the registry's port on the cluster address. */
+  readonly clusterRegistryPort: number;
   /** Registry garbage collection: releases kept per service as rollback material, and newest other images per service (≥ 1). */
   readonly registryKeep: number;
   /** How often the registry's blobs are collected (when images were deleted); 0: only on demand and after builds. */
@@ -152,6 +160,8 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     builder: builder(env.BERTH_BUILDER ?? 'buildkit'),
     buildCacheKeepBytes: wholeNumber('BERTH_BUILD_CACHE_MB', env.BERTH_BUILD_CACHE_MB ?? '2048', 0) * 1024 * 1024,
     registryPort: port('BERTH_REGISTRY_PORT', env.BERTH_REGISTRY_PORT ?? '5000'),
+    ...clusterAddress(env.BERTH_CLUSTER_ADDRESS),
+    clusterRegistryPort: port('BERTH_CLUSTER_REGISTRY_PORT', env.BERTH_CLUSTER_REGISTRY_PORT ?? '5443'),
     networkPool: networkPool(env.BERTH_NETWORK_POOL ?? '10.208.0.0/12'),
     registryKeep: wholeNumber('BERTH_REGISTRY_KEEP', env.BERTH_REGISTRY_KEEP ?? '5', 1),
     allowedBindRoots: Object.freeze(bindRoots(flags.allowedBindRoots ?? env.BERTH_ALLOWED_BIND_ROOTS ?? '')),
@@ -166,6 +176,15 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     ...edgeAddress(env.BERTH_EDGE_ADDRESS),
     childEnv: Object.freeze(Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined))),
   });
+}
+
+function clusterAddress(v: string | undefined): Pick<ServerConfig, 'clusterAddress'> {
+  if (v === undefined || v.trim() === '') return {};
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(v.trim());
+  if (!m || m.slice(1).some((x) => Number(x) > 255) || m[1] === '127' || v.trim() === '0.0.0.0') {
+    throw new InvalidInput(`BERTH_CLUSTER_ADDRESS "${v}" is not an IPv4 address of this host that the other hosts reach (not loopback, not 0.0.0.0): write e.g. 10.0.0.5`);
+  }
+  return { clusterAddress: v.trim() };
 }
 
 function networkPool(v: string): string {

@@ -40,6 +40,8 @@ export async function startDns(cfg: ServerConfig, registry: Registry, store: Pic
   const common = { zone: cfg.dnsZone, logger: logger.child({ component: 'dns' }), snapshot: () => snap, ...(cfg.dnsUpstream ? { upstream: cfg.dnsUpstream } : {}) };
   if (cfg.dnsListen) servers.push(new DnsServer({ ...common, host: cfg.dnsListen.host, port: cfg.dnsListen.port }));
   if (cfg.dnsContainerAddress) servers.push(new DnsServer({ ...common, host: cfg.dnsContainerAddress, port: 53 }));
+  // Many hosts: containers on other hosts get a resolv.conf naming this address (cluster-data-wiring.ts).
+  if (cfg.dnsContainerAddress && cfg.clusterAddress) servers.push(new DnsServer({ ...common, host: cfg.clusterAddress, port: 53 }));
   for (const s of servers) await s.start();
   const dir = join(cfg.dataDir, 'dns');
   // One file per app and environment: the search path makes a short name mean the container's own

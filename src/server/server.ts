@@ -21,6 +21,7 @@ import { hostPathGuard, makeEngine, startImageRegistry, wireHostEngines } from '
 import { startTls } from './tls-wiring.ts';
 import { startIngress } from './ingress-wiring.ts';
 import { startDns } from './dns-wiring.ts';
+import { startClusterData } from './cluster-data-wiring.ts';
 import { wireControllers } from './controller-wiring.ts';
 import { startObservability } from './observability-wiring.ts';
 import { wireBuilds } from './build-wiring.ts';
@@ -79,6 +80,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // their last known health, so a restart of Berth never empties the upstreams.
   const ingress = await startIngress(cfg, store, tls.acmeChallengeDir, logger, stores.secretBox.mac('ingress admin token'));
   const imageRegistryUp = await startImageRegistry(imageRegistry, logger);
+  // Many hosts: Berth's registry on the cluster address, and what other hosts' instances need.
+  const clusterData = await startClusterData(cfg, cluster, { imageRegistry, imageRegistryUp, registryLogins: stores.registryLogins, logger, clusterCa: tls.clusterCa });
   const registry = new Registry(store, clock, logger.child({ component: 'registry' }));
   registry.start();
   const dns = await startDns(cfg, registry, store, logger);
@@ -192,6 +195,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     registryLogins: stores.registryLogins, secretBox: stores.secretBox, docker, deployments: deploymentService, registry, templates, certs, builds, obs, purge,
     enqueueService, wakeDeployment, wakePurge, ingressBackendUpdates: () => ingress.backendUpdates, edge,
     engineTls: { issueEngine: async (o) => (await tls.clusterCa()).issueEngine(o) },
+    registryTrust: () => clusterData?.registryTrust,
   });
   const { url } = api;
   const info: ServerInfo = { url, pid: process.pid, ingressPort: cfg.ingressPort, version: VERSION };

@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { waitFor } from '../../src/lib/backoff.ts';
 import { stopNginx } from '../../src/ingress/index.ts';
 import { stopLocalRegistry } from '../../src/images/registry-process.ts';
+import { stopClusterRegistry } from '../../src/images/cluster-registry.ts';
 import { SecretBox, loadSecretKey } from '../../src/config/secret-box.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -319,6 +320,8 @@ export class Harness {
         await exec('umount', ['-l', join('/run/berth', cluster, 'secrets')]).catch(() => undefined);
         // ... and one for the certificate keys nginx reads.
         await exec('umount', ['-l', join('/run/berth', cluster, 'tls')]).catch(() => undefined);
+        // ... and one for the cluster registry's key (BERTH_CLUSTER_ADDRESS).
+        await exec('umount', ['-l', join('/run/berth', cluster, 'registry-tls')]).catch(() => undefined);
         await rm(join('/run/berth', cluster), { recursive: true, force: true });
       }
     } catch {
@@ -326,6 +329,7 @@ export class Harness {
     }
     await stopNginx(join(this.dataDir, 'nginx')).catch(() => undefined);
     await stopLocalRegistry(this.dataDir).catch(() => undefined);
+    await stopClusterRegistry(this.dataDir).catch(() => undefined);
     await rm(this.dataDir, { recursive: true, force: true });
   }
 }

@@ -15,3 +15,4 @@ export { LogDemuxer, LineSplitter, splitTimestamp } from './log-demux.ts';
 export { listContextFiles } from './build-context.ts';
 export { BuildkitProgressPrinter, decodeTrace, decodeStatusResponse } from './buildkit-trace.ts';
 export { HostEngines, SwarmDataPlane, withHostEngines, engineEndpoint, endpointUrl, ENGINE_TLS_PORT, type EngineTls, type EngineEndpoint, type HostEngineHealth } from './host-engines.ts';
+export { swarmShipping, pickClusterRef, secretName, type SwarmShipping, type ShippedFile, type SwarmRegistryAuth } from './swarm-shipping.ts';

@@ -3,6 +3,7 @@ import { Conflict, NotFound } from '../../core/errors.ts';
 import { DEFAULT_POOL, HOST_LABEL, LABEL, type ContainerInfo, type ContainerSpec, type EngineContainers } from '../../core/ports.ts';
 import { statusOf, toBerthError } from './docker-errors.ts';
 import type { SwarmNode } from './docker-hosts.ts';
+import { ensureSecrets, releaseSecrets, type ShippedFile, type SwarmShipping, type SwarmRegistryAuth } from './swarm-shipping.ts';
 
 /** A Swarm task as the API lists it (the fields read here). */
 interface Task {
@@ -53,7 +54,11 @@ export class SwarmContainers implements EngineContainers {
     private readonly docker: Docker,
     private readonly socketPath: string,
     readonly hostName: string,
-    private readonly o: { logMaxSize: string; logMaxFile: number },
+    private readonly o: {
+      logMaxSize: string; logMaxFile: number;
+      /** Images by a reference every host pulls, Berth's files as Swarm secrets (swarm-shipping.ts); absent: as on one host. */
+      shipping?: SwarmShipping;
+    },
     private readonly startWaitMs = START_WAIT_MS,
   ) {}
 
@@ -63,9 +68,10 @@ export class SwarmContainers implements EngineContainers {
 
   async create(spec: ContainerSpec): Promise<string> {
     const pools = spec.placement?.pool === DEFAULT_POOL || !spec.placement ? await this.otherPools() : [];
-    const body = serviceSpec(spec, pools, this.o);
+    const { body, auth } = await this.shipped(spec, pools);
+    const createService = () => (auth ? this.docker.createService(auth, body) : this.docker.createService(body));
     try {
-      const r = (await this.call(`create service ${spec.name}`, () => this.docker.createService(body))) as { id?: string; ID?: string };
+      const r = (await this.call(`create service ${spec.name}`, createService)) as { id?: string; ID?: string };
       return (r.id ?? r.ID)!;
     } catch (e) {
       if (!(e instanceof Conflict)) throw e;
@@ -74,9 +80,34 @@ export class SwarmContainers implements EngineContainers {
       const ours = stale?.Spec.Labels?.[LABEL.managed] === 'true' && stale.Spec.Labels[LABEL.cluster] === spec.labels[LABEL.cluster];
       if (!stale || !ours || (stale.Spec.Mode?.Replicated?.Replicas ?? 0) > 0) throw new Conflict(`a Swarm service named ${spec.name} already exists; remove it or pick another name`, { cause: e });
       await this.remove(stale.ID);
-      const r = (await this.call(`create service ${spec.name}`, () => this.docker.createService(body))) as { id?: string; ID?: string };
+      const again = await this.shipped(spec, pools);
+      const r = (await this.call(`create service ${spec.name}`, () => (again.auth ? this.docker.createService(again.auth, again.body) : this.docker.createService(again.body)))) as { id?: string; ID?: string };
       return (r.id ?? r.ID)!;
     }
+  }
+
+  /**
+   * The service body with the data plane applied: the image every host pulls (and the registry
+   * credentials Swarm hands to the host that pulls), Berth's files as Swarm secrets (encrypted in
+   * Swarm's Raft log, on a tmpfs of the node) instead of bind mounts of this host's tmpfs.
+   */
+  private async shipped(spec: ContainerSpec, pools: string[]): Promise<{ body: Record<string, unknown>; auth?: SwarmRegistryAuth }> {
+    const data = this.o.shipping;
+    if (!data) return { body: serviceSpec(spec, pools, this.o) };
+    const { ref, auth } = await data.image(spec.image);
+    const kept: ContainerSpec['mounts'] = [];
+    const files: ShippedFile[] = [];
+    for (const m of spec.mounts) {
+      const f = await data.files(m);
+      if (f) files.push(...f);
+      else kept.push(m);
+    }
+    const body = serviceSpec({ ...spec, image: ref, mounts: kept }, pools, this.o);
+    if (files.length) {
+      const secrets = await ensureSecrets(this.docker, spec.labels[LABEL.cluster] ?? '', files, () => this.calls++);
+      ((body.TaskTemplate as { ContainerSpec: Record<string, unknown> }).ContainerSpec).Secrets = secrets;
+    }
+    return { body, ...(auth ? { auth } : {}) };
   }
 
   /**
@@ -113,6 +144,8 @@ export class SwarmContainers implements EngineContainers {
   }
 
   async remove(id: string): Promise<void> {
+    // The secrets it used go with it unless another service still uses them (Swarm refuses those).
+    const secrets = this.o.shipping ? secretIdsOf(await this.service(id)) : [];
     try {
       this.calls++;
       await this.docker.getService(id).remove();
@@ -120,6 +153,7 @@ export class SwarmContainers implements EngineContainers {
       if (statusOf(e) === 404) return;
       throw toBerthError(e, this.socketPath, `remove service ${id}`);
     }
+    if (secrets.length) await releaseSecrets(this.docker, secrets, () => this.calls++);
   }
 
   async list(labels: Record<string, string>): Promise<ContainerInfo[]> {
@@ -185,6 +219,11 @@ export class SwarmContainers implements EngineContainers {
       throw toBerthError(e, this.socketPath, what);
     }
   }
+}
+
+function secretIdsOf(s: Service | undefined): string[] {
+  const refs = (s?.Spec.TaskTemplate.ContainerSpec as { Secrets?: Array<{ SecretID?: string }> } | undefined)?.Secrets ?? [];
+  return [...new Set(refs.map((r) => r.SecretID).filter((x): x is string => !!x))];
 }
 
 function groupBy<T>(xs: T[], key: (x: T) => string): Map<string, T[]> {
