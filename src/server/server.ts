@@ -82,6 +82,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const imageRegistryUp = await startImageRegistry(imageRegistry, logger);
   // Many hosts: Berth's registry on the cluster address, and what other hosts' instances need.
   const clusterData = await startClusterData(cfg, cluster, { imageRegistry, imageRegistryUp, registryLogins: stores.registryLogins, logger, clusterCa: tls.clusterCa });
+  if (clusterData) docker.useShipping(clusterData.shipping);
   const registry = new Registry(store, clock, logger.child({ component: 'registry' }));
   registry.start();
   const dns = await startDns(cfg, registry, store, logger);

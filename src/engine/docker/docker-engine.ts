@@ -32,6 +32,7 @@ import { BuildMemoryPool, openBuildMemoryPool } from './build-memory.ts';
 import { openSecretsSession, type BuildkitSession } from './buildkit-session.ts';
 import { runBuildkitBuild } from './buildkit-build.ts';
 import { DockerHosts } from './docker-hosts.ts';
+import type { SwarmShipping } from './swarm-shipping.ts';
 import { SwarmContainers, isServiceId } from './swarm-containers.ts';
 import { dockerMessage, isAbortError, isConnectionError, statusOf, toBerthError } from './docker-errors.ts';
 import { FrameDemuxer, LineSplitter, LogDemuxer, splitTimestamp } from './log-demux.ts';
@@ -151,6 +152,14 @@ export class DockerEngine implements Engine, ExecPort {
     this.docker = opts.docker ?? new Docker({ socketPath: this.socketPath });
     this.hostsRole = new DockerHosts(this.docker, this.socketPath, this.hostName);
     this.swarm = new SwarmContainers(this.docker, this.socketPath, this.hostName, { logMaxSize: this.logMaxSize, logMaxFile: this.logMaxFile });
+  }
+
+  /**
+   * Cluster mode: how instances on other hosts get their image (by digest from Berth's registry on
+   * the cluster address, swarm-shipping.ts) and Berth's files (as Swarm secrets).
+   */
+  useShipping(s: SwarmShipping | undefined): void {
+    this.swarm.useShipping(s);
   }
 
   /**

@@ -62,6 +62,11 @@ export class SwarmContainers implements EngineContainers {
     private readonly startWaitMs = START_WAIT_MS,
   ) {}
 
+  /** Many hosts: from now on images and Berth's files go to every host (server/cluster-data-wiring.ts makes it). */
+  useShipping(s: SwarmShipping | undefined): void {
+    this.o.shipping = s;
+  }
+
   async ping(): Promise<void> {
     await this.call('ping', () => this.docker.ping());
   }
