@@ -60,11 +60,12 @@ interface Edge {
  * several A records does). Counts requests that failed everywhere, and failures per edge.
  */
 async function edgeLoad(edges: Edge[], o: { total: number; concurrency: number; maxMs: number; failover: boolean; until?: () => boolean }):
-  Promise<{ ok: number; failed: number; perEdgeFailures: number[]; errors: string[] }> {
+  Promise<{ ok: number; failed: number; perEdgeFailures: number[]; errors: string[]; lastOkAt: number }> {
   const deadline = Date.now() + o.maxMs;
   let sent = 0;
   let ok = 0;
   let failed = 0;
+  let lastOkAt = 0;
   const perEdgeFailures = edges.map(() => 0);
   const errors: string[] = [];
   const worker = async (): Promise<void> => {
@@ -82,12 +83,15 @@ async function edgeLoad(edges: Edge[], o: { total: number; concurrency: number; 
           if (errors.length < 10) errors.push(`${edges[i]!.name}: ${String(e)}`);
         }
       }
-      if (done) ok++;
+      if (done) {
+        ok++;
+        lastOkAt = Date.now();
+      }
       else failed++;
     }
   };
   await Promise.all(Array.from({ length: o.concurrency }, worker));
-  return { ok, failed, perEdgeFailures, errors };
+  return { ok, failed, perEdgeFailures, errors, lastOkAt };
 }
 
 describe('edge hosts: the ingress on every edge host outlives the control plane', () => {
@@ -197,13 +201,14 @@ describe('edge hosts: the ingress on every edge host outlives the control plane'
     assert.ok(masters.every((p) => p !== undefined), 'each edge runs its nginx');
     const controlMaster = await findMaster(join(h.dataDir, 'nginx'));
     let killedAt = 0;
-    const loaded = edgeLoad(edges, { total: 1500, concurrency: 4, maxMs: 20_000, failover: false, until: () => killedAt > 0 && Date.now() - killedAt > 4000 });
+    const loaded = edgeLoad(edges, { total: 6000, concurrency: 4, maxMs: 20_000, failover: false, until: () => killedAt > 0 && Date.now() - killedAt > 4000 });
     await new Promise((r) => setTimeout(r, 500));
     await h.killServer('SIGKILL');
     killedAt = Date.now();
     const during = await loaded;
     assert.equal(during.failed, 0, `requests failed with the control plane gone: ${during.errors.join('\n')}`);
     assert.ok(during.ok > 50, `load ran (${during.ok} ok)`);
+    assert.ok(during.lastOkAt - killedAt >= 3000, `served for 3 s and more after the kill (last answer ${during.lastOkAt - killedAt} ms after it)`);
 
     // Restart: the agents reconnect, nothing restarts (same nginx masters), a new deploy reaches both.
     mark('killed under load');
