@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +25,9 @@ import { createLogger } from '../src/lib/logger.ts';
 import { LogCollector, LogStore } from '../src/logs/index.ts';
 import { MetricsStore, StatsSampler, hostEngineFamilies, renderFamilies, renderMetrics } from '../src/metrics/index.ts';
 import { ClusterCa } from '../src/tls/cluster-ca.ts';
-import { startTestHosts, type TestHosts } from './helpers/swarm-hosts.ts';
+import { SecretBox, loadSecretKey } from '../src/config/index.ts';
+import { Harness } from './helpers/harness.ts';
+import { planTestHosts, startTestHosts, type TestHosts } from './helpers/swarm-hosts.ts';
 
 const logger = createLogger('silent');
 const clock = { now: () => Date.now() };
@@ -36,15 +38,20 @@ let swarm: SwarmContainers;
 let dp: SwarmDataPlane;
 let engine: SwarmContainers & Pick<SwarmDataPlane, 'logs' | 'stats' | 'exec' | 'kill'>;
 let web: string;
+let h: Harness;
 const hn = (i: number): string => th.hosts[i - 1]!.name;
 const ad = (i: number): string => th.hosts[i - 1]!.address;
 const CLUSTER = `cdata${randomBytes(3).toString('hex')}`;
 const BOOT = 40;
 
 before(async () => {
-  ca = (await ClusterCa.create()).ca;
+  // The server's own cluster CA (its data directory, its secret key) issues the hosts' engine
+  // certificates, as `berth host add --address` would; the direct tests below use it too.
+  const managerSocket = (await planTestHosts(3))[0]!.socket;
+  h = await Harness.create({ portRange: '20400-20549', env: { BERTH_DOCKER_SOCKET: managerSocket, BERTH_METRICS_INTERVAL_MS: '1000' } });
+  ca = await ClusterCa.open(join(h.dataDir, 'cluster-ca.json'), SecretBox.fromLoaded(loadSecretKey({ dataDir: h.dataDir })));
   dir = await mkdtemp(join(tmpdir(), 'berth-cluster-data-'));
-  th = await startTestHosts(3, { engineTls: (h) => ca.issueEngine({ host: h.name, addresses: [h.address] }) });
+  th = await startTestHosts(3, { engineTls: (x) => ca.issueEngine({ host: x.name, addresses: [x.address] }) });
   const tls = ca.clientMaterial();
   // The manager too is reached over TCP + TLS, like every other host.
   const manager = new Docker({ host: ad(1), port: 2376, protocol: 'https', ca: tls.caPem, cert: tls.certPem, key: tls.keyPem } as Docker.DockerOptions);
@@ -66,6 +73,8 @@ before(async () => {
 });
 
 after(async () => {
+  if (process.exitCode) console.error(h?.serverLog.slice(-6000));
+  await h?.cleanup();
   await th?.down();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
@@ -170,6 +179,59 @@ test('attacker: the engine\'s TCP endpoint refuses plain TCP, TLS without a clie
   const other = (await ClusterCa.create()).ca;
   const wrongCa = new Docker({ host: ad(2), port: 2376, protocol: 'https', ca: other.caPem, cert: mine.certPem, key: mine.keyPem } as Docker.DockerOptions);
   await assert.rejects(wrongCa.ping());
+});
+
+test('through the server: an app on a remote host — logs searchable and exactly once across a Berth restart, stats and host engine in /metrics, reload by signal, exec', async () => {
+  await h.startServer();
+  const file = join(dir, 'dapp.yaml');
+  await writeFile(file, `name: dapp
+services:
+  web:
+    image: berth/busybox:latest
+    command: ["sh", "-c", "trap 'echo got-HUP' HUP; mkdir -p /tmp/w && echo ok > /tmp/w/index.html && httpd -p $$PORT -h /tmp/w; n=0; while true; do n=$$((n+1)); echo \\"dtick $$n\\"; sleep 0.3; done"]
+    deploy:
+      placement:
+        constraints: ["node.hostname==${hn(3)}"]
+    stop_grace_period: 1s
+    x-berth:
+      port: 8080
+      health:
+        http: {path: /, interval: 500ms}
+      update:
+        signal: SIGHUP
+        deadline: 90s
+`);
+  const d = await h.cli(['deploy', '-f', file], { timeoutMs: 150_000 });
+  assert.equal(d.code, 0, d.stderr + d.stdout);
+  const inst = (await h.status('dapp')).services.flatMap((s: { instances: unknown[] }) => s.instances) as Array<{ id: string; host: string }>;
+  assert.deepEqual(inst.map((i) => i.host), [hn(3)]);
+  const ticks = async (): Promise<number[]> => ((await h.api('GET', '/v1/apps/dapp/logs?env=prod&grep=dtick&limit=5000')).json.lines as Array<{ text: string }>)
+    .map((l) => Number(l.text.split(' ')[1]));
+  await waitFor(async () => ((await ticks()).length >= 5 ? true : undefined), { timeoutMs: 30_000, intervalMs: 250, what: 'remote logs collected by the server' });
+  // Stats of the remote instance and its host's engine in /metrics.
+  const metrics = await waitFor(async () => {
+    const r = await fetch(`http://127.0.0.1:${h.apiPort}/metrics`, { headers: { authorization: `Bearer ${await h.token()}` } });
+    const text = await r.text();
+    return /berth_container_memory_bytes\{app="dapp",env="prod",service="web"[^}]*\} [1-9]/.test(text) ? text : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 500, what: 'remote stats in /metrics' });
+  assert.match(metrics, new RegExp(`berth_host_engine_up\\{host="${hn(3)}",endpoint="tcp://${ad(3).replace(/\./g, '\\.')}:2376"\\} 1`));
+  // Reload by signal reaches the remote container; exec runs in it.
+  const r = await h.cli(['reload', 'dapp', 'web'], { timeoutMs: 60_000 });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  await waitFor(async () => ((await h.api('GET', '/v1/apps/dapp/logs?env=prod&grep=got-HUP')).json.lines.length === 1 ? true : undefined),
+    { timeoutMs: 20_000, intervalMs: 250, what: 'got-HUP in the searchable logs' });
+  const x = await h.cli(['exec', 'dapp/web', '--', 'sh', '-c', 'echo exec-ok; exit 4'], { timeoutMs: 30_000 });
+  assert.equal(x.code, 4, x.stderr);
+  assert.match(x.stdout, /exec-ok/);
+  // Berth restarts (killed): the collector resumes from its checkpoint, nothing twice, nothing missing.
+  const before = Math.max(...(await ticks()));
+  await h.killServer();
+  await new Promise((res) => setTimeout(res, 1000));
+  await h.startServer();
+  await waitFor(async () => (Math.max(...(await ticks())) >= before + 8 ? true : undefined), { timeoutMs: 30_000, intervalMs: 250, what: 'ticks after the restart' });
+  const all = (await ticks()).sort((a, b) => a - b);
+  assert.deepEqual(all, Array.from({ length: all.length }, (_, i) => all[0]! + i), 'every tick once, no gap');
+  assert.equal(all[0], 1);
 });
 
 test('a host whose engine cannot be reached: stats and signals fail fast naming the host; the metric says 0', async () => {

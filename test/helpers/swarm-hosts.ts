@@ -62,6 +62,11 @@ const parseHosts = (out: string): TestHost[] => out
   .map(([name, address, socket]) => ({ name: name!, address: address!, socket: socket! }))
   .sort((a, b) => (a.name < b.name ? -1 : 1));
 
+/** The hosts `startTestHosts(n)` will make (names, addresses, sockets), before they exist. */
+export async function planTestHosts(n: number): Promise<TestHost[]> {
+  return parseHosts(await run({}, 'plan', String(n)));
+}
+
 /**
  * `engineTls`: each host's dockerd also listens on tcp://ADDRESS:2376 with --tlsverify and the material
  * this returns for it (called before the hosts start, with the names and addresses they will have).
