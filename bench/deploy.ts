@@ -2,12 +2,15 @@
  * deploy: 3 replicas of the example image (already built) until all are healthy and routed through
  * nginx, Berth (API call → deployment succeeded, which Berth reports only once nginx serves them)
  * versus by hand (`docker run` ×3 on the host network + polling each health endpoint until 200).
- * Alternating, ≥5 runs each; medians.
+ * Alternating, ≥5 runs each; medians. Then the cluster figure (deploy-cluster.ts): 9 replicas over 3
+ * test hosts, Berth in cluster mode vs `docker service create` with a health check.
  */
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Harness, ROOT, docker, freePort, get } from '../test/helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 import { exec, log, median, prepare } from './common.ts';
+import { clusterFigures } from './deploy-cluster.ts';
 
 const IMAGE = 'berth-bench/web:latest';
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -52,24 +55,35 @@ async function dockerOnce(run: number): Promise<number> {
   return ms;
 }
 
+/**
+ * BENCH_DEPLOY_ONE_HOST=0 / BENCH_DEPLOY_CLUSTER=0 leave a part out; BENCH_CLUSTER_RUNS (3) cluster
+ * runs. `load_1m_*`: the machine's 1-minute load average when the run started and ended (these
+ * machines are shared: the figures are only comparable at a similar load).
+ */
 export async function run(): Promise<Record<string, number>> {
   await prepare();
-  log('building the example image');
-  await exec('docker', ['build', '-q', '-t', IMAGE, join(ROOT, 'examples/hello')], { timeout: 300_000 });
-  const h = await Harness.create({ portRange: '11000-11999' });
-  try {
-    await h.startServer();
-    const berth: number[] = [];
-    const manual: number[] = [];
-    for (let i = 0; i < RUNS; i++) {
-      berth.push(await berthOnce(h, `bench${i}`));
-      manual.push(await dockerOnce(i));
-      log(`run ${i + 1}/${RUNS}: berth ${berth.at(-1)!.toFixed(0)} ms, docker ${manual.at(-1)!.toFixed(0)} ms`);
+  const out: Record<string, number> = { load_1m_start: Math.round(loadavg()[0]! * 10) / 10 };
+  if (process.env.BENCH_DEPLOY_ONE_HOST !== '0') {
+    log('building the example image');
+    await exec('docker', ['build', '-q', '-t', IMAGE, join(ROOT, 'examples/hello')], { timeout: 300_000 });
+    const h = await Harness.create({ portRange: '11000-11999' });
+    try {
+      await h.startServer();
+      const berth: number[] = [];
+      const manual: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        berth.push(await berthOnce(h, `bench${i}`));
+        manual.push(await dockerOnce(i));
+        log(`run ${i + 1}/${RUNS}: berth ${berth.at(-1)!.toFixed(0)} ms, docker ${manual.at(-1)!.toFixed(0)} ms`);
+      }
+      const b = median(berth);
+      const d = median(manual);
+      Object.assign(out, { berth_ms: Math.round(b), docker_ms: Math.round(d), ratio: Math.round((b / d) * 100) / 100, runs: RUNS });
+    } finally {
+      await h.cleanup();
     }
-    const b = median(berth);
-    const d = median(manual);
-    return { berth_ms: Math.round(b), docker_ms: Math.round(d), ratio: Math.round((b / d) * 100) / 100, runs: RUNS };
-  } finally {
-    await h.cleanup();
   }
+  if (process.env.BENCH_DEPLOY_CLUSTER !== '0') Object.assign(out, await clusterFigures(Number(process.env.BENCH_CLUSTER_RUNS ?? 3)));
+  out.load_1m_end = Math.round(loadavg()[0]! * 10) / 10;
+  return out;
 }

@@ -1,0 +1,106 @@
+/**
+ * deploy, cluster figure (issue 13): 9 replicas over 3 test hosts (a Swarm of network-namespace hosts,
+ * scripts/testhosts.sh; BERTH_TESTHOSTS_SLOT picks the set) until all are healthy — Berth in cluster
+ * mode (API call → deployment succeeded: all 9 healthy by Berth's HTTP check and routed by its
+ * ingress) versus `docker service create` of the same image and command on the same Swarm with a
+ * health check (`docker service create` → every task Running, which Swarm says only once its check
+ * passed; no routing). Both run the process on the host network of the host they land on, on a port
+ * from $PORT (Berth's allocator; for Swarm `300{{.Task.Slot}}`). Alternating runs, medians.
+ */
+import { Harness } from '../test/helpers/harness.ts';
+import { startTestHosts, type TestHosts } from '../test/helpers/swarm-hosts.ts';
+import { waitFor } from '../src/lib/backoff.ts';
+import { log, median } from './common.ts';
+
+const REPLICAS = 9;
+const IMAGE = 'berth/busybox:latest';
+/** busybox httpd answering its name on $PORT. */
+const COMMAND = ['sh', '-c', 'mkdir -p /tmp/w && echo ok > /tmp/w/index.html && exec httpd -f -p $PORT -h /tmp/w'];
+
+function spec(app: string) {
+  const web = {
+    name: 'web', image: IMAGE, command: COMMAND, environment: {}, ports: [], replicas: REPLICAS, limits: {}, labels: {},
+    // Berth probes a starting instance at 25 ms, doubling; 500 ms once it is healthy.
+    health: { type: 'http', path: '/', intervalMs: 500, timeoutMs: 1000, retries: 3, startPeriodMs: 0 },
+    restart: { condition: 'any', delayMs: 1000 }, stopSignal: 'SIGTERM', stopGracePeriodMs: 2000, volumes: [], dependsOn: [],
+    port: 8080, routes: [{ path: `/${app}` }],
+  };
+  return { name: app, services: { web } };
+}
+
+async function berthOnce(h: Harness, th: TestHosts, app: string): Promise<number> {
+  const t0 = performance.now();
+  const r = await h.api('POST', `/v1/apps/${app}/deployments`, { env: 'prod', spec: spec(app) });
+  if (r.status !== 202) throw new Error(`deploy refused: ${JSON.stringify(r.json)}`);
+  const id = r.json.deployment.id as string;
+  await waitFor(async () => {
+    const d = await h.api('GET', `/v1/deployments/${id}`);
+    if (d.json.deployment.status === 'failed') throw new Error(d.json.deployment.message);
+    return d.json.deployment.status === 'succeeded';
+  }, { timeoutMs: 180_000, intervalMs: 20, what: 'cluster deployment' });
+  const ms = performance.now() - t0;
+  const st = await h.status(app);
+  const hosts = new Set((st.services as { instances: { host: string; health: string }[] }[]).flatMap((s) => s.instances.filter((i) => i.health === 'healthy').map((i) => i.host)));
+  log(`  berth: ${REPLICAS} healthy on ${hosts.size} hosts (${[...hosts].sort().join(', ')})`);
+  await h.api('DELETE', `/v1/apps/${app}`);
+  await waitFor(async () => (await th.docker(1, 'service', 'ls', '-q', '--filter', `label=io.berth.app=${app}`)) === '' && (await tasksLeft(th, `label=io.berth.app=${app}`)) === 0,
+    { timeoutMs: 120_000, intervalMs: 250, what: `${app} removed` });
+  return ms;
+}
+
+/** Containers left on all hosts matching the filter. */
+async function tasksLeft(th: TestHosts, filter: string): Promise<number> {
+  let n = 0;
+  for (let i = 1; i <= th.hosts.length; i++) n += (await th.docker(i, 'ps', '-aq', '--filter', filter)).split('\n').filter(Boolean).length;
+  return n;
+}
+
+async function swarmOnce(th: TestHosts, name: string): Promise<number> {
+  const t0 = performance.now();
+  await th.docker(1, 'service', 'create', '--detach', '--name', name, '--replicas', String(REPLICAS), '--network', 'host',
+    '--env', 'PORT=300{{.Task.Slot}}', '--stop-grace-period', '2s',
+    // Its best settings for this: an HTTP check every 100 ms (Docker 20.10 has no start interval); a
+    // 10 s timeout, since on a loaded machine the check's exec alone took over 1 s.
+    '--health-cmd', 'wget -q -O /dev/null http://127.0.0.1:$PORT/', '--health-interval', '100ms', '--health-timeout', '10s', '--health-retries', '3',
+    IMAGE, ...COMMAND);
+  await waitFor(async () => {
+    const states = (await th.docker(1, 'service', 'ps', name, '--filter', 'desired-state=running', '--format', '{{.CurrentState}}')).split('\n').filter(Boolean);
+    return states.length === REPLICAS && states.every((s) => s.startsWith('Running'));
+  }, { timeoutMs: 180_000, intervalMs: 20, what: `swarm service ${name} running` });
+  const ms = performance.now() - t0;
+  const nodes = new Set((await th.docker(1, 'service', 'ps', name, '--filter', 'desired-state=running', '--format', '{{.Node}}')).split('\n').filter(Boolean));
+  log(`  swarm: ${REPLICAS} running (healthy) on ${nodes.size} hosts`);
+  await th.docker(1, 'service', 'rm', name);
+  await waitFor(async () => (await tasksLeft(th, `label=com.docker.swarm.service.name=${name}`)) === 0, { timeoutMs: 120_000, intervalMs: 250, what: `${name} removed` });
+  return ms;
+}
+
+export async function clusterFigures(runs: number): Promise<{ cluster_berth_ms: number; cluster_swarm_ms: number; cluster_ratio: number; cluster_runs: number }> {
+  log(`cluster: starting 3 test hosts (slot ${process.env.BERTH_TESTHOSTS_SLOT ?? '0'})`);
+  const th = await startTestHosts(3);
+  let h: Harness | undefined;
+  try {
+    h = await Harness.create({ portRange: '11000-11999', env: { BERTH_DOCKER_SOCKET: th.manager } });
+    await h.startServer();
+    // One untimed round each: the first Swarm service and the first Berth deploy warm caches on every host.
+    log('cluster: warm-up round');
+    await berthOnce(h, th, 'cwarm');
+    await swarmOnce(th, 'berth-bench-swarm-warm');
+    const berth: number[] = [];
+    const swarm: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      berth.push(await berthOnce(h, th, `cbench${i}`));
+      swarm.push(await swarmOnce(th, `berth-bench-swarm-${i}`));
+      log(`cluster run ${i + 1}/${runs}: berth ${berth.at(-1)!.toFixed(0)} ms, swarm ${swarm.at(-1)!.toFixed(0)} ms`);
+    }
+    const b = median(berth);
+    const s = median(swarm);
+    return { cluster_berth_ms: Math.round(b), cluster_swarm_ms: Math.round(s), cluster_ratio: Math.round((b / s) * 100) / 100, cluster_runs: runs };
+  } catch (err) {
+    if (h) process.stderr.write(h.serverLog.slice(-4000));
+    throw err;
+  } finally {
+    await h?.cleanup();
+    await th.down();
+  }
+}
