@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LABEL, type HostState, type IngressRoute } from '../core/ports.ts';
-import type { ServiceSpec } from '../core/spec/types.ts';
+import { DEFAULT_UPDATE, type ServiceSpec } from '../core/spec/types.ts';
 import type { ReleaseRecord, ServiceKey } from '../core/store.ts';
 import { FakeEngine } from '../engine/fake/index.ts';
 import { buildRouteTable } from '../registry/index.ts';
@@ -56,7 +56,7 @@ function setup(o: { pendingBoundMs?: number } = {}) {
   });
   let rels = 0;
   const h = {
-    store, engine, clock, tables,
+    store, engine, clock, tables, reconciler,
     /** What HostMonitor would have read: the engine's hosts now. */
     async readHosts() {
       for (const x of await engine.hosts()) states.set(x.name, x.state);
@@ -231,4 +231,38 @@ test('a stateful instance pinned to its host (named volume) is not moved when th
   await h.converge();
   assert.deepEqual(h.routed(), [inst], 'the same instance serves again');
   assert.equal((await h.containers()).length, 1);
+});
+
+test('berth failover of a pinned service: the lost instance is removed and started on the named host, its volume empty there; later instances stay pinned there', async () => {
+  const h = setup();
+  const volumes = [{ type: 'volume' as const, source: 'data', target: '/data', readOnly: false }];
+  await h.release(spec({ replicas: 1, volumes }));
+  await h.converge();
+  const [db] = await h.containers();
+  const first = db!.host;
+  const target = ['h1', 'h2', 'h3'].filter((x) => x !== first).at(-1)!;
+  h.engine.hostDown(first);
+  await h.converge();
+  assert.equal(h.events('instance.failover').length, 0, 'not moved on its own');
+
+  // What the API does for `berth failover shop web --to TARGET`.
+  h.reconciler.failoverTo(K, target);
+  const inst = db!.labels[LABEL.instance]!;
+  h.store.updateInstance(inst, { replaceRequestedAt: h.clock.now() });
+  await h.converge();
+  const now = await h.containers();
+  assert.deepEqual(now.map((c) => c.host), [target], 'started on the named host (not where spread would put it)');
+  assert.ok(now[0]!.running);
+  const ev = h.events('instance.failover');
+  assert.equal(ev.length, 1);
+  assert.match(ev[0]!.message, new RegExp(`replaced on ${target} as asked \\(berth failover\\); volume data starts empty there`));
+  assert.equal(h.routed().length, 1);
+
+  // A new release (recreate, as a service with a volume gets) stays on the new host, even once the old one is back.
+  h.engine.hostUp(first);
+  await h.release(spec({ replicas: 1, volumes, environment: { V: '2' }, update: { ...DEFAULT_UPDATE, strategy: 'recreate' } }));
+  await h.converge();
+  const after = await h.containers();
+  assert.deepEqual(after.map((c) => c.host), [target]);
+  assert.notEqual(after[0]!.id, now[0]!.id);
 });

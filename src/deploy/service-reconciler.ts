@@ -1,4 +1,4 @@
-import { LABEL, type Clock, type ContainerInfo, type HostInfo, type HostState, type EngineContainers, type EngineNetworks, type EngineTelemetry, type EngineVolumes, type HostPathPolicy, type Logger, type ProbeResult } from '../core/ports.ts';
+import { DEFAULT_POOL, LABEL, type Clock, type ContainerInfo, type HostInfo, type HostState, type EngineContainers, type EngineNetworks, type EngineTelemetry, type EngineVolumes, type HostPathPolicy, type Logger, type ProbeResult } from '../core/ports.ts';
 import { BerthError, Conflict, EngineUnavailable, InvalidInput } from '../core/errors.ts';
 import { planService, crashLoopDelayMs, COMPLETED_REASON, dependencyWait, dependencyWaitText, dependencyTimeoutText, STABLE_RUN_MS, type DependencyHold, type DependencyView, type Action, type InstanceView, type Observed } from '../core/plan/index.ts';
 import type {
@@ -110,6 +110,12 @@ const CRASH_TAIL = 20;
 export class ServiceReconciler {
   /** Per instance, the failing check result already announced with an event. */
   private readonly announced = new Map<string, string>();
+  /**
+   * Many hosts, per service with named volumes (app/env/service): the host its volumes live on. Learnt
+   * from where its instances run (so after a restart from the first round), changed only by an explicit
+   * failover (`failoverTo`); new instances get the constraint node.hostname==HOST.
+   */
+  private readonly pins = new Map<string, string>();
   /** Per service (app/env/service): the release and dependency it last said it waits for (said once, not every round). */
   private readonly holds = new Map<string, string>();
 
@@ -132,6 +138,7 @@ export class ServiceReconciler {
       else byInstance.set(inst, c);
     }
 
+    this.learnPin(w, k, records, byInstance);
     const sync = await this.syncHealth(w, records, byInstance, release);
     w.flush();
     let touched = this.notePlacement(w, records, byInstance);
@@ -431,7 +438,14 @@ export class ServiceReconciler {
     const configEnv = this.d.configEnv?.(rel.app, rel.env, rel.spec.configVersion ?? 0) ?? {};
     this.d.configFiles?.(rel.app, rel.env, rel.spec.configVersion ?? 0);
     const cspec = containerSpecFor(rel, inst, { ...this.extras(inst.app, inst.env), configEnv, bindSources, fileMounts, ...(dns ? { dns } : {}) });
-    if (pin && cspec.placement) cspec.placement.constraints.push(`node.hostname==${pin}`);
+    // A stateful service stays with its volumes' host (this overrides the spread's pick).
+    const volumePin = namedVolumes(rel).length ? this.pins.get(pinKey(inst)) : undefined;
+    if (volumePin) {
+      const p = cspec.placement ?? { pool: DEFAULT_POOL, constraints: [], spread: [], reservation: { nanoCpus: 0, memoryBytes: 0 } };
+      cspec.placement = { ...p, constraints: [...p.constraints.filter((c) => !c.startsWith('node.hostname==')), `node.hostname==${volumePin}`] };
+    } else if (pin && cspec.placement) {
+      cspec.placement.constraints.push(`node.hostname==${pin}`);
+    }
     const id = await engine.create(cspec);
     w.instance(inst.id, { containerId: id });
     await this.startContainer(w, inst, id);
@@ -550,8 +564,13 @@ export class ServiceReconciler {
   private markFailover(w: RoundWrites, id: string, host: string): void {
     const inst = w.get(id);
     if (!inst || inst.state === 'stopping') return;
+    const rel = w.release(inst.releaseId);
+    const volumes = rel ? namedVolumes(rel) : [];
+    const pin = volumes.length ? this.pins.get(pinKey(inst)) : undefined;
     w.instance(id, { state: 'stopping', reason: `failover: host ${host} is down` });
-    w.event(inst, 'instance.failover', `instance ${id} on host ${host} is lost (host down): unrouted, removed, replaced on another host of its pool`);
+    w.event(inst, 'instance.failover', `instance ${id} on host ${host} is lost (host down): unrouted, removed, replaced ${pin
+      ? `on ${pin} as asked (berth failover); volume${volumes.length === 1 ? '' : 's'} ${volumes.join(', ')} start${volumes.length === 1 ? 's' : ''} empty there`
+      : 'on another host of its pool'}`);
   }
 
   /** A pinned instance whose host is down: unrouted, kept; said once (the health flip is the record). */
@@ -574,11 +593,38 @@ export class ServiceReconciler {
     else if (c.pending !== undefined && !c.running && v.observed === 'created') v.observed = 'pending';
     if (c.host) v.host = c.host;
     if (hostState === 'draining') v.hostDraining = true;
-    if (c.hostAddress !== undefined) {
-      const volumes = w.release(r.releaseId)?.spec.volumes.filter((m) => m.type === 'volume').map((m) => m.source) ?? [];
-      if (volumes.length) v.pinned = pinnedText(c.host, volumes);
-    }
+    const rel = c.hostAddress !== undefined ? w.release(r.releaseId) : undefined;
+    const volumes = rel ? namedVolumes(rel) : [];
+    if (volumes.length) v.pinned = pinnedText(c.host, volumes);
     return v;
+  }
+
+  /** A stateful service's host, from where its instances run, unless a failover set it. */
+  private learnPin(w: RoundWrites, k: ServiceKey, records: InstanceRecord[], byInstance: Map<string, ContainerInfo>): void {
+    const key = pinKey(k);
+    if (this.pins.has(key)) return;
+    for (const r of records) {
+      const c = byInstance.get(r.id);
+      const rel = c?.hostAddress !== undefined && c.host ? w.release(r.releaseId) : undefined;
+      if (rel && namedVolumes(rel).length) {
+        this.pins.set(key, c!.host);
+        return;
+      }
+    }
+  }
+
+  /**
+   * `berth failover`: the service's volumes start over on `host` (empty there). New instances are
+   * pinned to it; the caller asks for its instances to be replaced (a lost one is then removed and
+   * started there).
+   */
+  failoverTo(k: ServiceKey, host: string): void {
+    this.pins.set(pinKey(k), host);
+  }
+
+  /** The host a stateful service is pinned to, if any (status). */
+  pinnedHost(k: ServiceKey): string | undefined {
+    return this.pins.get(pinKey(k));
   }
 
   /** Instances started but still waiting to run past the bound: their release fails with the engine's reason. */
@@ -893,6 +939,15 @@ function view(r: InstanceRecord, c: ContainerInfo | undefined): InstanceView {
   if (r.startedAt !== undefined) v.startedAt = r.startedAt;
   if (r.replaceRequestedAt !== undefined) v.replace = true;
   return v;
+}
+
+function pinKey(k: { app: string; env: string; service: string }): string {
+  return `${k.app}/${k.env}/${k.service}`;
+}
+
+/** The named volumes a release mounts (what pins it to a host on many hosts). */
+function namedVolumes(rel: ReleaseRecord): string[] {
+  return rel.spec.volumes.filter((m) => m.type === 'volume').map((m) => m.source);
 }
 
 function updateOf(release: ReleaseRecord | undefined): UpdateSpec {

@@ -30,7 +30,8 @@ export interface InstanceView {
   hostDraining?: boolean;
   /**
    * A stateful instance pinned to its host (named volumes), e.g. `pinned to h2 (volume data)`: never
-   * moved by Berth on its own (not on host loss, not on a drain); `berth failover` moves it.
+   * moved by Berth on its own (not on host loss, not on a drain); `berth failover` moves it (it asks
+   * for a replacement: `replace`, and a lost pinned instance asked to be replaced fails over).
    */
   pinned?: string;
 }
@@ -179,7 +180,7 @@ export function planService(desired: DesiredView | undefined, instances: Instanc
     if (i.state === 'stopping') {
       actions.push({ kind: 'stop', instance: i.id, reason: 'continue stopping' });
     } else if (i.observed === 'lost' && (i.state === 'running' || i.state === 'pending')) {
-      if (i.pinned) {
+      if (i.pinned && !i.replace) {
         // Its volume is on that host: kept (counted, so nothing replaces it silently), not routed.
         if (i.health !== 'unhealthy') actions.push({ kind: 'unroute', instance: i.id, reason: `its host ${i.host ?? '?'} is down; ${i.pinned}: not moved` });
         live.push({ ...i, health: 'unhealthy' });
