@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import {
-  appSpecSchema, appStreamQuery, deployBodySchema, followQuery, eventsQuery, eventsStreamQuery, execBodySchema, instanceRestartBodySchema, logsQuery, reloadBodySchema, restartBodySchema, rollbackBodySchema,
+  appSpecSchema, appStreamQuery, deployBodySchema, followQuery, eventsQuery, eventsStreamQuery, execBodySchema, failoverBodySchema, instanceRestartBodySchema, logsQuery, reloadBodySchema, restartBodySchema, rollbackBodySchema,
   scaleBodySchema,
 } from './spec-schema.ts';
 import { body as alertBody } from './alert-routes.ts';
@@ -115,6 +115,9 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'POST /v1/apps/:app/restart': { summary: 'Restart services: new releases with the same spec and image', body: restartBodySchema, status: 202 },
   'POST /v1/apps/:app/instances/:instance/restart': {
     summary: 'Restart one instance: a new one replaces it (start-first under rolling and blue-green), the others are untouched', body: instanceRestartBodySchema, status: 202,
+  },
+  'POST /v1/apps/:app/failover': {
+    summary: 'Move a stateful service (pinned to its host by named volumes) to another host; its volumes start empty there', body: failoverBodySchema, status: 202,
   },
   'POST /v1/apps/:app/exec': { summary: "Run a command in an instance's container (NDJSON frames)", body: execBodySchema, contentType: 'application/x-ndjson' },
   'POST /v1/apps/:app/promote': { summary: "Deploy one environment's releases to another", body: promoteBody, status: 202 },

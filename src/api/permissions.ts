@@ -109,6 +109,7 @@ export const ROUTE_PERMISSIONS: Record<string, RoutePermission> = {
   'POST /v1/apps/:app/scale': { action: 'app.operate', env: 'body' },
   'POST /v1/apps/:app/restart': { action: 'app.operate', env: 'body' },
   'POST /v1/apps/:app/instances/:instance/restart': { action: 'app.operate', env: 'body' },
+  'POST /v1/apps/:app/failover': { action: 'app.operate', env: 'body' },
   'POST /v1/apps/:app/reload': { action: 'app.operate', env: 'body' },
   'POST /v1/apps/:app/rollback': { action: 'app.deploy', env: 'body' },
   'POST /v1/apps/:app/exec': { action: 'app.config', env: 'body' },

@@ -197,6 +197,7 @@ export const RESPONSES: Record<string, z.ZodType> = {
   'POST /v1/apps/:app/reload': o({ service: str, requestedAt: num }),
   'POST /v1/apps/:app/restart': o({ restarts: z.array(o({ service: str, from: num, release: num, id: str })) }),
   'POST /v1/apps/:app/instances/:instance/restart': o({ instance: str, service: str, requestedAt: num }),
+  'POST /v1/apps/:app/failover': o({ service: str, env: str, from: str, to: str, volumes: z.array(str), instances: z.array(str) }),
   'POST /v1/apps/:app/promote': z.union([o({ deployment: o({ id: str, app: str, env: str, from: str }), images: z.record(str, str) }), pendingApproval]),
   'DELETE /v1/apps/:app': z.union([
     o({ removed: z.array(str), remains: appRemains }),

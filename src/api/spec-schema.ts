@@ -191,6 +191,16 @@ export const restartBodySchema = z.object({
   service: name.optional(),
 });
 
+/** `POST /v1/apps/APP/failover`: move a pinned (stateful) service to another host, its volumes empty there. */
+export const failoverBodySchema = z.strictObject({
+  env: name.default('prod'),
+  service: name,
+  /** The host it runs on from now on (`berth hosts` names them). */
+  to: z.string().min(1).max(253).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a host name as `berth hosts` lists it'),
+  /** Move it even though its host is up (its volumes' data stays there, unused). */
+  force: z.boolean().default(false),
+});
+
 /** `POST /v1/apps/APP/instances/ID/restart`: the environment the instance runs in. */
 export const instanceRestartBodySchema = z.object({
   env: name.default('prod'),

@@ -28,6 +28,7 @@ import { registerVolumes } from './commands/volumes.ts';
 import { registerHosts } from './commands/hosts.ts';
 import { registerEdge } from './commands/edge.ts';
 import { registerPools } from './commands/pools.ts';
+import { registerFailover } from './commands/failover.ts';
 import { registerApps } from './commands/apps.ts';
 import { registerRestart } from './commands/restart.ts';
 import { registerExec } from './commands/exec.ts';
@@ -69,7 +70,7 @@ if (json) {
   });
 }
 
-for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages, registerVolumes, registerHosts, registerEdge, registerPools, registerLogin, registerUser, registerTeam, registerCert, registerAudit, registerRegistry, registerApprove, registerPortal, registerSso, registerPolicy]) {
+for (const register of [registerServer, registerDeploy, registerApps, registerStatus, registerRestart, registerExec, registerScale, registerLogs, registerRm, registerValidate, registerEvents, registerReleases, registerRollback, registerReload, registerTemplate, registerConfig, registerSecret, registerTop, registerAlert, registerBuilds, registerPromote, registerImages, registerVolumes, registerHosts, registerEdge, registerFailover, registerPools, registerLogin, registerUser, registerTeam, registerCert, registerAudit, registerRegistry, registerApprove, registerPortal, registerSso, registerPolicy]) {
   register(program);
 }
 for (const c of program.commands) c.exitOverride();

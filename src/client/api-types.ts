@@ -280,6 +280,23 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/v1/apps/{app}/failover": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Move a stateful service (pinned to its host by named volumes) to another host; its volumes start empty there */
+        post: operations["postV1AppsAppFailover"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/apps/{app}/instances/{instance}/restart": {
         parameters: {
             query?: never;
@@ -3098,6 +3115,50 @@ export interface operations {
                 };
                 content: {
                     "application/x-ndjson": unknown;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    postV1AppsAppFailover: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @default prod */
+                    env?: string;
+                    /** @default false */
+                    force?: boolean;
+                    service: string;
+                    to: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        env: string;
+                        from: string;
+                        instances: string[];
+                        service: string;
+                        to: string;
+                        volumes: string[];
+                    };
                 };
             };
             400: components["responses"]["Error"];

@@ -138,6 +138,10 @@ export class BerthClient {
   restartInstance(app: string, env: string, instance: string) {
     return this.call('post', '/v1/apps/{app}/instances/{instance}/restart', { path: { app, instance }, body: { env } });
   }
+  /** Moves a stateful (pinned) service to another host: its volumes start empty there. */
+  failover(app: string, env: string, service: string, to: string, force = false) {
+    return this.call('post', '/v1/apps/{app}/failover', { path: { app }, body: { env, service, to, force } });
+  }
   app(app: string, env?: string) {
     return this.call('get', '/v1/apps/{app}', { path: { app }, query: { env } });
   }

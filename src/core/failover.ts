@@ -4,6 +4,17 @@
  * the status view.
  */
 
+import type { HostInfo } from './ports.ts';
+import type { ServiceKey } from './store.ts';
+
+/** What `berth failover` needs of the server (the API holds no engine, no reconciler). */
+export interface FailoverPort {
+  /** The engine's hosts (to check the target). */
+  hosts(): Promise<HostInfo[]>;
+  /** New instances of the service are pinned to `host` from now on. */
+  pinTo(k: ServiceKey, host: string): void;
+}
+
 /** The default bound on how long a started instance may wait to be placed/run before its release fails. */
 export const DEFAULT_PENDING_BOUND_MS = 60_000;
 

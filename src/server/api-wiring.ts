@@ -1,7 +1,7 @@
 import type { Server } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import type { Clock, Engine, EngineTlsPort, Logger } from '../core/ports.ts';
-import type { Store } from '../core/store.ts';
+import type { ServiceKey, Store } from '../core/store.ts';
 import { VERSION } from '../core/version.ts';
 import { buildApi } from '../api/index.ts';
 import { knownApps } from '../api/known.ts';
@@ -21,6 +21,7 @@ import { registerHostRoutes } from '../api/host-routes.ts';
 import { registerEdgeRoutes } from '../api/edge-routes.ts';
 import type { EdgeFeed } from '../ingress/index.ts';
 import { registerPoolRoutes } from '../api/pool-routes.ts';
+import { registerFailoverRoutes } from '../api/failover-routes.ts';
 import { registerRemoveRoutes } from '../api/remove-routes.ts';
 import { registerCertRoutes } from '../api/cert-routes.ts';
 import { registerWebhookRoutes } from '../api/webhook-routes.ts';
@@ -71,6 +72,8 @@ export async function startApi(cfg: ServerConfig, d: {
   engineTls: EngineTlsPort;
   /** Berth's registry on the cluster network and its CA (many hosts), for `berth host add`. */
   registryTrust?: () => { host: string; caPem: string } | undefined;
+  /** `berth failover`: re-pins a stateful service (the service reconciler's pins). */
+  pinTo(k: ServiceKey, host: string): void;
 }): Promise<RunningApi> {
   const { store, clock, logger, config, builds: b, obs } = d;
   const newId = () => shortId(10);
@@ -120,6 +123,7 @@ export async function startApi(cfg: ServerConfig, d: {
   });
   // `berth pools`, `berth pool quota|grant|revoke`: pools as objects (quotas and grants in auth.db).
   registerPoolRoutes(api, { store: d.authStore, desired: store, hosts: d.engine, clock });
+  registerFailoverRoutes(api, { store, clock, known, enqueueService: d.enqueueService, failover: { hosts: () => d.engine.hosts(), pinTo: d.pinTo } });
   registerRemoveRoutes(api, {
     store, clock, known, enqueueService: d.enqueueService, enqueuePurge: (app) => d.wakePurge(app), remains: d.purge.remains,
     unfinishedBuilds: (app) => d.purge.unfinishedBuilds(app).map((x) => ({ id: x.id, status: x.status, ...(x.stage ? { stage: x.stage } : {}) })),

@@ -197,6 +197,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     enqueueService, wakeDeployment, wakePurge, ingressBackendUpdates: () => ingress.backendUpdates, edge,
     engineTls: { issueEngine: async (o) => (await tls.clusterCa()).issueEngine(o) },
     registryTrust: () => clusterData?.registryTrust,
+    pinTo: (k, host) => services.failoverTo(k, host),
   });
   const { url } = api;
   const info: ServerInfo = { url, pid: process.pid, ingressPort: cfg.ingressPort, version: VERSION };

@@ -33,6 +33,7 @@ import { registerHostRoutes } from '../../src/api/host-routes.ts';
 import { registerEdgeRoutes } from '../../src/api/edge-routes.ts';
 import { EdgeFeed } from '../../src/ingress/edge-feed.ts';
 import { poolAdmitter, registerPoolRoutes } from '../../src/api/pool-routes.ts';
+import { registerFailoverRoutes } from '../../src/api/failover-routes.ts';
 import { FakeEngine } from '../../src/engine/fake/index.ts';
 import { ClusterCa } from '../../src/tls/cluster-ca.ts';
 import { registerGitRoutes } from '../../src/api/git-routes.ts';
@@ -67,6 +68,8 @@ export type FakeBuild = BuildView;
 
 export interface TestApi {
   api: FastifyInstance;
+  /** What `berth failover` asked the reconciler to pin (app/env/service → host). */
+  pins: Array<{ service: string; host: string }>;
   store: SqliteStore;
   /** Users, sessions, teams, grants, API tokens. */
   auth: SqliteAuthStore;
@@ -230,6 +233,8 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   const edge = new EdgeFeed(clock, 'e0');
   registerEdgeRoutes(api, { feed: edge, secretOf: EDGE_SECRET, controlUrl: () => 'https://berth.example:7070' });
   registerPoolRoutes(api, { store: auth, desired: store, hosts: engine, clock });
+  const pins: Array<{ service: string; host: string }> = [];
+  registerFailoverRoutes(api, { store, clock, known, enqueueService, failover: { hosts: () => engine.hosts(), pinTo: (k, host) => void pins.push({ service: `${k.app}/${k.env}/${k.service}`, host }) } });
   registerRemoveRoutes(api, {
     store, clock, known, enqueueService, enqueuePurge: (a) => void calls.push(`purge ${a}`), unfinishedBuilds: () => [],
     remains: async (app) => ({ app, config: [], releases: 0, deployments: 0, events: 0, builds: 0, repository: false, webhookSource: false, images: 0,
@@ -270,7 +275,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   };
   let seq = 0;
   return {
-    api, store, auth, authenticator, audit, sso, dir, config, calls, builds, reached, certs, req: send(true), anon: send(false), volumeSizes, engine, edge,
+    api, store, auth, authenticator, audit, sso, dir, config, calls, builds, reached, certs, req: send(true), anon: send(false), volumeSizes, engine, edge, pins,
     addService(app, env, name, o = {}) {
       const rel: ReleaseRecord = {
         id: `r${++seq}`, app, env, service: name, seq: 1, spec: serviceSpec(name, { replicas: o.replicas ?? 1, limits: o.memoryBytes ? { memoryBytes: o.memoryBytes } : {}, ...(o.routes ? { routes: o.routes } : {}), ...(o.volumes ? { volumes: o.volumes } : {}) }),
