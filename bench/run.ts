@@ -5,6 +5,7 @@
 const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = {
   deploy: async () => (await import('./deploy.ts')).run(),
   dns: async () => (await import('./dns.ts')).run(),
+  failover: async () => (await import('./failover.ts')).run(),
   follow: async () => (await import('./follow.ts')).run(),
   https: async () => (await import('./https.ts')).run(),
   idle: async () => (await import('./idle.ts')).run(),

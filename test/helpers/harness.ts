@@ -86,7 +86,7 @@ export async function viaIngress(port: number, host: string, path = '/'): Promis
 }
 
 /** A bounded load loop: `total` requests at `concurrency` (`host`: the Host header), returns counts of failures (non-2xx or socket errors). */
-export async function load(port: number, path: string, opts: { total: number; concurrency: number; maxMs: number; host?: string }):
+export async function load(port: number, path: string, opts: { total: number; concurrency: number; maxMs: number; host?: string; stop?: () => boolean }):
   Promise<{ ok: number; failed: number; errors: string[]; bodies: Map<string, number> }> {
   const deadline = Date.now() + opts.maxMs;
   let sent = 0;
@@ -95,7 +95,7 @@ export async function load(port: number, path: string, opts: { total: number; co
   const errors: string[] = [];
   const bodies = new Map<string, number>();
   const worker = async () => {
-    while (sent < opts.total && Date.now() < deadline) {
+    while (sent < opts.total && Date.now() < deadline && !opts.stop?.()) {
       sent++;
       try {
         const r = await get(port, path, 5000, opts.host ? { host: opts.host } : undefined);

@@ -1,0 +1,227 @@
+/**
+ * `npm run bench -- failover` (issue 13): three test hosts (scripts/testhosts.sh, slot
+ * BERTH_TESTHOSTS_SLOT, default 2), six replicas, an open-loop 200 GET/s, one host's engine killed
+ * (link cut, every process of it killed). In the same run:
+ *   1. Berth (a server whose engine is the Swarm manager; instance ports 20300-20399): load through
+ *      the ingress. detect_ms: kill → the ingress no longer routes to the dead host; restored_ms:
+ *      kill → six instances healthy and routed, none on the dead host; failed_requests.
+ *   2. Swarm alone, default settings: `docker service create --replicas 6` of the same image with a
+ *      host-mode published port per task (the test hosts have no routing mesh here), the client
+ *      spreading requests round robin over the running tasks' node:port as Swarm lists them (re-read
+ *      every second, as the release bench's client does over its task ports). swarm_restored_ms: kill
+ *      → six tasks running on live hosts and answering; swarm_failed_requests.
+ * Requests: fresh connection each, 5 s timeout, sent every 5 ms whatever the answers (open loop),
+ * for a bounded time. Traffic only to 127.0.0.1 and the test hosts' addresses.
+ */
+import { request } from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import { waitFor } from '../src/lib/backoff.ts';
+import { Harness } from '../test/helpers/harness.ts';
+import { startTestHosts, type TestHosts } from '../test/helpers/swarm-hosts.ts';
+import { log, prepare } from './common.ts';
+
+const RATE_PER_S = 200;
+const REPLICAS = 6;
+/** Load after the kill at most this long (restoration slower than this reports the cap). */
+const AFTER_KILL_MAX_MS = 90_000;
+const APP = 'fobench';
+
+interface OpenLoop {
+  sent: number;
+  ok: number;
+  failed: number;
+  errors: Map<string, number>;
+  stop(): Promise<void>;
+}
+
+/** One GET on a fresh connection; resolves with an error text or undefined when 2xx. */
+function once(host: string, port: number, headers: Record<string, string>): Promise<string | undefined> {
+  return new Promise((res) => {
+    const req = request({ host, port, path: '/', agent: false, timeout: 5000, headers }, (r) => {
+      r.resume();
+      r.on('end', () => res(r.statusCode && r.statusCode < 300 ? undefined : `HTTP ${r.statusCode}`));
+      r.on('error', (e) => res(e.message));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => res((e as NodeJS.ErrnoException).code ?? e.message));
+    req.end();
+  });
+}
+
+/** Open loop: one request every 1000/RATE ms to `target()` whatever the answers; bounded by `maxMs`. */
+function openLoop(target: () => { host: string; port: number; headers: Record<string, string> } | undefined, maxMs: number): OpenLoop {
+  const o: OpenLoop = { sent: 0, ok: 0, failed: 0, errors: new Map(), stop: async () => {} };
+  const inflight = new Set<Promise<void>>();
+  const t0 = Date.now();
+  const timer = setInterval(() => {
+    // Catch up on timer lateness so the rate holds on a busy machine.
+    const due = Math.floor(((Date.now() - t0) * RATE_PER_S) / 1000) - o.sent;
+    for (let i = 0; i < due; i++) {
+      o.sent++;
+      const t = target();
+      const p = (t ? once(t.host, t.port, t.headers) : Promise.resolve('no endpoint known')).then((err) => {
+        if (err === undefined) o.ok++;
+        else {
+          o.failed++;
+          o.errors.set(err, (o.errors.get(err) ?? 0) + 1);
+        }
+      });
+      inflight.add(p);
+      void p.finally(() => inflight.delete(p));
+    }
+    if (Date.now() - t0 > maxMs) clearInterval(timer);
+  }, 1000 / RATE_PER_S);
+  o.stop = async () => {
+    clearInterval(timer);
+    await Promise.all([...inflight]);
+  };
+  return o;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function berth(th: TestHosts, dir: string): Promise<{ detectMs: number; restoredMs: number; failed: number; sent: number; errors: string }> {
+  const h = await Harness.create({ portRange: '20300-20399', env: { BERTH_DOCKER_SOCKET: th.manager } });
+  try {
+    await h.startServer();
+    const file = join(dir, 'berth.yaml');
+    await writeFile(file, `name: ${APP}
+services:
+  web:
+    image: berth/busybox:latest
+    command: ["sh", "-c", "mkdir -p /tmp/w && echo $$BERTH_INSTANCE > /tmp/w/index.html && exec httpd -f -p $$PORT -h /tmp/w"]
+    deploy:
+      replicas: ${REPLICAS}
+    stop_grace_period: 2s
+    x-berth:
+      port: 8080
+      routes:
+        - ${APP}.test/
+      health:
+        http: {path: /, interval: 500ms}
+`);
+    const d = await h.cli(['deploy', '-f', file], { timeoutMs: 180_000 });
+    if (d.code !== 0) throw new Error(`deploy failed: ${d.stderr}${d.stdout}`);
+    const dead = th.hosts[2]!;
+    const loop = openLoop(() => ({ host: '127.0.0.1', port: h.ingressPort, headers: { host: `${APP}.test` } }), AFTER_KILL_MAX_MS + 10_000);
+    await sleep(3000);
+    log(`berth: killing ${dead.name}`);
+    const t0 = Date.now();
+    await th.kill(3);
+    let detectMs = -1;
+    let restoredMs = AFTER_KILL_MAX_MS;
+    const deadline = t0 + AFTER_KILL_MAX_MS;
+    while (Date.now() < deadline) {
+      const backends = await h.nginxBackends();
+      const routedDead = backends.some((b) => b.startsWith(`${dead.address}:`));
+      if (detectMs < 0 && !routedDead) detectMs = Date.now() - t0;
+      const insts = ((await h.status(APP)).services as Array<{ instances: Array<{ host: string; state: string; health: string }> }>).flatMap((s) => s.instances);
+      const good = insts.filter((i) => i.state === 'running' && i.health === 'healthy' && i.host !== dead.name);
+      if (!routedDead && good.length === REPLICAS && backends.length === REPLICAS) {
+        restoredMs = Date.now() - t0;
+        break;
+      }
+      await sleep(100);
+    }
+    await sleep(2000);
+    await loop.stop();
+    log(`berth: detect ${detectMs} ms, restored ${restoredMs} ms, ${loop.sent} sent, ${loop.failed} failed ${JSON.stringify([...loop.errors])}`);
+    return { detectMs, restoredMs, failed: loop.failed, sent: loop.sent, errors: JSON.stringify([...loop.errors]) };
+  } finally {
+    await h.cleanup();
+  }
+}
+
+interface TaskView { ID: string; NodeID?: string; Status?: { State?: string; PortStatus?: { Ports?: Array<{ PublishedPort?: number }> } }; DesiredState?: string }
+
+async function swarmAlone(th: TestHosts): Promise<{ restoredMs: number; failed: number; sent: number }> {
+  const docker = new Docker({ socketPath: th.manager });
+  const name = `${APP}-swarm`;
+  await th.docker(1, 'service', 'rm', name).catch(() => '');
+  await th.docker(1, 'service', 'create', '--detach', '--name', name, '--replicas', String(REPLICAS), '--no-resolve-image',
+    '--publish', 'mode=host,target=8080', 'berth/busybox:latest',
+    'sh', '-c', 'mkdir -p /tmp/w && hostname > /tmp/w/index.html && exec httpd -f -p 8080 -h /tmp/w');
+  const nodes = new Map<string, string>();
+  for (const n of (await docker.listNodes()) as Array<{ ID: string; Status?: { Addr?: string } }>) nodes.set(n.ID, n.Status?.Addr ?? '');
+  const dead = th.hosts[2]!;
+  const deadId = [...nodes].find(([, a]) => a === dead.address)?.[0];
+  let endpoints: Array<{ host: string; port: number; node: string }> = [];
+  const readTasks = async (): Promise<void> => {
+    const tasks = (await docker.listTasks({ filters: { service: [name], 'desired-state': ['running'] } })) as TaskView[];
+    endpoints = tasks.filter((t) => t.Status?.State === 'running' && t.Status.PortStatus?.Ports?.[0]?.PublishedPort)
+      .map((t) => ({ host: nodes.get(t.NodeID ?? '') ?? '', port: t.Status!.PortStatus!.Ports![0]!.PublishedPort!, node: t.NodeID ?? '' }))
+      .filter((e) => e.host);
+  };
+  await waitFor(async () => {
+    await readTasks();
+    return endpoints.length === REPLICAS || undefined;
+  }, { timeoutMs: 90_000, intervalMs: 250, what: 'six Swarm tasks running' });
+  let rr = 0;
+  const loop = openLoop(() => {
+    if (endpoints.length === 0) return undefined;
+    const e = endpoints[rr++ % endpoints.length]!;
+    return { host: e.host, port: e.port, headers: {} };
+  }, AFTER_KILL_MAX_MS + 10_000);
+  // The client re-reads Swarm's running tasks every second (service discovery by polling the manager).
+  let refreshing = true;
+  const refresher = (async () => {
+    while (refreshing) {
+      await readTasks().catch(() => undefined);
+      await sleep(1000);
+    }
+  })();
+  await sleep(3000);
+  log(`swarm: killing ${dead.name}`);
+  const t0 = Date.now();
+  await th.kill(3);
+  let restoredMs = AFTER_KILL_MAX_MS;
+  while (Date.now() < t0 + AFTER_KILL_MAX_MS) {
+    const live = endpoints.filter((e) => e.node !== deadId);
+    if (live.length === REPLICAS && endpoints.length === REPLICAS) {
+      const answers = await Promise.all(live.map((e) => once(e.host, e.port, {})));
+      if (answers.every((a) => a === undefined)) {
+        restoredMs = Date.now() - t0;
+        break;
+      }
+    }
+    await sleep(100);
+  }
+  await sleep(2000);
+  refreshing = false;
+  await refresher;
+  await loop.stop();
+  log(`swarm: restored ${restoredMs} ms, ${loop.sent} sent, ${loop.failed} failed ${JSON.stringify([...loop.errors])}`);
+  await th.docker(1, 'service', 'rm', name).catch(() => '');
+  return { restoredMs, failed: loop.failed, sent: loop.sent };
+}
+
+export async function run(): Promise<Record<string, number | string>> {
+  process.env.BERTH_TESTHOSTS_SLOT ??= '2';
+  await prepare();
+  const dir = await mkdtemp(join(tmpdir(), 'berth-bench-failover-'));
+  let th: TestHosts | undefined;
+  try {
+    th = await startTestHosts(3);
+    log(`test hosts up in ${th.setupS}s (slot ${process.env.BERTH_TESTHOSTS_SLOT})`);
+    const b = await berth(th, dir);
+    log('reviving the killed host for the Swarm run');
+    await th.revive(3);
+    await waitFor(async () => (await th!.docker(1, 'node', 'ls', '--format', '{{.Hostname}} {{.Status}}')).includes(`${th!.hosts[2]!.name} Ready`) || undefined,
+      { timeoutMs: 90_000, intervalMs: 500, what: 'the killed host ready again' });
+    // Nothing of Berth's run left on the hosts: its per-instance services go before Swarm's run.
+    const left = (await th.docker(1, 'service', 'ls', '-q', '--filter', `label=io.berth.app=${APP}`)).split('\n').filter(Boolean);
+    if (left.length) await th.docker(1, 'service', 'rm', ...left);
+    const s = await swarmAlone(th);
+    return {
+      detect_ms: b.detectMs, restored_ms: b.restoredMs, failed_requests: b.failed, requests: b.sent,
+      swarm_restored_ms: s.restoredMs, swarm_failed_requests: s.failed, swarm_requests: s.sent,
+      swarm_mode: 'host-mode published ports, client round robin over running tasks (re-read every 1 s)',
+    };
+  } finally {
+    await th?.down();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
