@@ -72,3 +72,9 @@ test('constraints, max_replicas_per_node and zone spread; a service scaled to 0 
   assert.ok(admit({ app: 'shop', env: 'prod', hosts: [], current: [], spec: app(svc('web', { pool: 'a', replicas: 0 })) }).ok);
   assert.deepEqual(placementOfService(svc('db')).pool, 'default');
 });
+
+test('cluster mode refuses what a Swarm service cannot be, by name, before anything else', () => {
+  const r = admit({ app: 'shop', env: 'prod', hosts: HOSTS, current: [], spec: app(svc('web', { pool: 'a', privileged: true, hostNamespaces: ['ipc'] })) });
+  assert.ok(!r.ok);
+  assert.equal(r.reason, 'services.web cannot run in cluster mode: a Swarm service cannot have privileged, ipc: host; remove them (or run the app on a single-host Berth)');
+});

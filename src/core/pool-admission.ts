@@ -21,6 +21,19 @@ export function placementOfService(s: ServiceSpec): Placement {
   };
 }
 
+/**
+ * What a Swarm service cannot be given (Docker API 1.41), which a plain container can (with a
+ * guardrail exemption): refused in cluster mode rather than silently dropped.
+ */
+export function swarmCannot(s: Pick<ServiceSpec, 'privileged' | 'hostNamespaces' | 'devices' | 'unconfined'>): string[] {
+  const out: string[] = [];
+  if (s.privileged) out.push('privileged');
+  for (const n of s.hostNamespaces ?? []) out.push(`${n === 'userns' ? 'userns_mode' : n}: host`);
+  if (s.devices?.length) out.push('devices');
+  for (const u of s.unconfined ?? []) out.push(`security_opt ${u}=unconfined`);
+  return out;
+}
+
 /** One running instance of the app in the environment, as the deployment would find it. */
 export interface CurrentInstance {
   service: string;
@@ -49,6 +62,12 @@ export type Admission =
  */
 export function admit(input: AdmissionInput): Admission {
   const services = Object.values(input.spec.services).filter((s) => s.replicas > 0);
+  for (const s of services) {
+    const no = swarmCannot(s);
+    if (no.length) {
+      return { ok: false, pool: placementOfService(s).pool, reason: `services.${s.name} cannot run in cluster mode: a Swarm service cannot have ${no.join(', ')}; remove ${no.length === 1 ? 'it' : 'them'} (or run the app on a single-host Berth)` };
+    }
+  }
   const replaced = new Set(services.filter((s) => s.update?.strategy !== 'blue-green').map((s) => s.name));
   const hosts = input.hosts.map((h) => ({ ...h, reserved: { ...h.reserved } }));
   const byName = new Map(hosts.map((h) => [h.name, h]));

@@ -38,3 +38,23 @@ test('the service of an instance: replicas 0, restart none, host network, pool c
   assert.deepEqual(body.TaskTemplate.Resources, { Limits: { NanoCPUs: 1e9, MemoryBytes: 512e6 }, Reservations: { NanoCPUs: 0.5e9, MemoryBytes: 256e6 } });
   assert.deepEqual(poolConstraints('default', ['a', 'b']), ['node.labels.io.berth.pool!=a', 'node.labels.io.berth.pool!=b']);
 });
+
+test('guardrail fields on a Swarm service: pids, tmpfs size/mode, shm as a /dev/shm tmpfs, DNS, no-new-privileges; what Swarm cannot have is refused by name', () => {
+  const base = { name: 'web-1', image: 'sha256:x', labels: {}, env: {}, mounts: [] };
+  const body = serviceSpec({ ...base, pidsLimit: 200, tmpfs: { '/tmp': 'size=64m,mode=1777', '/run': '' }, shmSizeBytes: 128 * 1024 ** 2,
+    dns: { servers: ['10.0.0.1'], search: ['prod.berth'] }, user: '1000:1000', readOnlyRootfs: true, capDrop: ['ALL'], ulimits: [{ name: 'nofile', soft: 1024, hard: 2048 }] },
+  [], { logMaxSize: '10m', logMaxFile: 3 }) as { TaskTemplate: { ContainerSpec: Record<string, unknown>; Resources: { Limits: Record<string, unknown> } } };
+  const c = body.TaskTemplate.ContainerSpec;
+  assert.equal(body.TaskTemplate.Resources.Limits.Pids, 200);
+  assert.deepEqual(c.Mounts, [
+    { Type: 'tmpfs', Target: '/tmp', TmpfsOptions: { SizeBytes: 64 * 1024 ** 2, Mode: 0o1777 } },
+    { Type: 'tmpfs', Target: '/run' },
+    { Type: 'tmpfs', Target: '/dev/shm', TmpfsOptions: { SizeBytes: 128 * 1024 ** 2 } },
+  ]);
+  assert.deepEqual(c.DNSConfig, { Nameservers: ['10.0.0.1'], Search: ['prod.berth'] });
+  assert.deepEqual(c.Privileges, { NoNewPrivileges: true });
+  assert.deepEqual([c.User, c.ReadOnly, c.CapabilityDrop, c.Ulimits], ['1000:1000', true, ['ALL'], [{ Name: 'nofile', Soft: 1024, Hard: 2048 }]]);
+  assert.throws(() => serviceSpec({ ...base, tmpfs: { '/tmp': 'noexec' } }, [], { logMaxSize: '1m', logMaxFile: 1 }), /tmpfs option "noexec" of \/tmp cannot be given to a Swarm service/);
+  assert.throws(() => serviceSpec({ ...base, privileged: true, hostNamespaces: ['pid'], devices: [{ source: '/dev/fuse', target: '/dev/fuse', permissions: 'rwm' }], unconfined: ['seccomp'] },
+    [], { logMaxSize: '1m', logMaxFile: 1 }), /instance web-1 cannot run in cluster mode: a Swarm service cannot have privileged, pid: host, devices, security_opt seccomp=unconfined/);
+});

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
-import { Conflict, NotFound } from '../../core/errors.ts';
+import { Conflict, InvalidInput, NotFound } from '../../core/errors.ts';
 import { DEFAULT_POOL, HOST_LABEL, LABEL, type ContainerInfo, type ContainerSpec, type EngineContainers } from '../../core/ports.ts';
+import { swarmCannot } from '../../core/pool-admission.ts';
 import { statusOf, toBerthError } from './docker-errors.ts';
 import type { SwarmNode } from './docker-hosts.ts';
 import { ensureSecrets, releaseSecrets, type ShippedFile, type SwarmShipping, type SwarmRegistryAuth } from './swarm-shipping.ts';
@@ -243,8 +244,24 @@ export function poolConstraints(pool: string, otherPools: string[]): string[] {
   return otherPools.map((p) => `node.labels.${HOST_LABEL.pool}!=${p}`);
 }
 
+/** tmpfs options → Swarm's TmpfsOptions (size and mode only: the others cannot be said to Swarm, and are refused). */
+function tmpfsMount(target: string, options: string, name: string): Record<string, unknown> {
+  const t: { SizeBytes?: number; Mode?: number } = {};
+  for (const opt of options.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const size = /^size=(\d+)([kmg]?)$/.exec(opt);
+    const mode = /^mode=([0-7]{3,4})$/.exec(opt);
+    if (size) t.SizeBytes = Number(size[1]) * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[size[2] as '' | 'k' | 'm' | 'g']);
+    else if (mode) t.Mode = parseInt(mode[1]!, 8);
+    else throw new InvalidInput(`instance ${name}: tmpfs option "${opt}" of ${target} cannot be given to a Swarm service (only size and mode): remove it to run in cluster mode`);
+  }
+  return { Type: 'tmpfs', Target: target, ...(t.SizeBytes !== undefined || t.Mode !== undefined ? { TmpfsOptions: t } : {}) };
+}
+
 /** The service body of one instance (see SwarmContainers). */
 export function serviceSpec(spec: ContainerSpec, otherPools: string[], o: { logMaxSize: string; logMaxFile: number }): Record<string, unknown> {
+  // Refused by name rather than dropped (deploys are refused earlier, by admission; this guards releases made before the switch).
+  const refused = swarmCannot(spec);
+  if (refused.length) throw new InvalidInput(`instance ${spec.name} cannot run in cluster mode: a Swarm service cannot have ${refused.join(', ')}`);
   const p = spec.placement;
   const hostNet = !spec.network;
   return {
@@ -276,11 +293,16 @@ export function serviceSpec(spec: ContainerSpec, otherPools: string[], o: { logM
         ...(spec.ulimits ? { Ulimits: spec.ulimits.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })) } : {}),
         Mounts: [
           ...spec.mounts.map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
-          ...Object.entries(spec.tmpfs ?? {}).map(([target]) => ({ Type: 'tmpfs', Target: target })),
+          ...Object.entries(spec.tmpfs ?? {}).map(([target, opts]) => tmpfsMount(target, opts, spec.name)),
+          // shm_size: Swarm has no ShmSize; a tmpfs of that size on /dev/shm is the same thing.
+          ...(spec.shmSizeBytes ? [{ Type: 'tmpfs', Target: '/dev/shm', TmpfsOptions: { SizeBytes: spec.shmSizeBytes } }] : []),
         ],
+        ...(spec.dns?.servers.length ? { DNSConfig: { Nameservers: spec.dns.servers, Search: spec.dns.search } } : {}),
+        // Docker API 1.44+ (engines 25+); older engines ignore it (docs/DESIGN.md: cluster mode's gaps).
+        ...(spec.noNewPrivileges !== false ? { Privileges: { NoNewPrivileges: true } } : {}),
       },
       Resources: {
-        Limits: { ...(spec.nanoCpus ? { NanoCPUs: spec.nanoCpus } : {}), ...(spec.memoryBytes ? { MemoryBytes: spec.memoryBytes } : {}) },
+        Limits: { ...(spec.nanoCpus ? { NanoCPUs: spec.nanoCpus } : {}), ...(spec.memoryBytes ? { MemoryBytes: spec.memoryBytes } : {}), ...(spec.pidsLimit ? { Pids: spec.pidsLimit } : {}) },
         Reservations: p ? { NanoCPUs: p.reservation.nanoCpus, MemoryBytes: p.reservation.memoryBytes } : {},
       },
       // Berth restarts crashed instances (with its crash-loop backoff) and replaces lost ones itself.
