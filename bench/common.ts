@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { ROOT } from '../test/helpers/harness.ts';
+import { ROOT, type Harness } from '../test/helpers/harness.ts';
+import { waitFor } from '../src/lib/backoff.ts';
 
 export const exec = promisify(execFile);
 
@@ -26,4 +27,23 @@ export async function prepare(): Promise<void> {
 export function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Math.round(Number(m[1]) / 102.4) / 10 : NaN;
+}
+
+/**
+ * POSTs a deployment of `spec` to prod through the API and polls it every 20 ms until it succeeded
+ * (throws with the reason when refused or failed); returns its wall time in ms, from the POST.
+ */
+export async function deployAndWait(h: Harness, app: string, spec: unknown, timeoutMs: number, what = `deployment of ${app}`): Promise<number> {
+  const t0 = performance.now();
+  const r = await h.api('POST', `/v1/apps/${app}/deployments`, { env: 'prod', spec });
+  if (r.status !== 202) throw new Error(`${what} refused: ${JSON.stringify(r.json)}`);
+  const id = r.json.deployment.id as string;
+  let failure = '';
+  await waitFor(async () => {
+    const d = await h.api('GET', `/v1/deployments/${id}`);
+    if (d.json.deployment.status === 'failed') failure = d.json.deployment.message ?? 'failed';
+    return failure !== '' || d.json.deployment.status === 'succeeded';
+  }, { timeoutMs, intervalMs: 20, what });
+  if (failure) throw new Error(`${what} failed: ${failure}`);
+  return performance.now() - t0;
 }

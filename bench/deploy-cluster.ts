@@ -10,7 +10,7 @@
 import { Harness } from '../test/helpers/harness.ts';
 import { startTestHosts, type TestHosts } from '../test/helpers/swarm-hosts.ts';
 import { waitFor } from '../src/lib/backoff.ts';
-import { log, median } from './common.ts';
+import { deployAndWait, log, median } from './common.ts';
 
 const REPLICAS = 9;
 const IMAGE = 'berth/busybox:latest';
@@ -29,16 +29,7 @@ function spec(app: string) {
 }
 
 async function berthOnce(h: Harness, th: TestHosts, app: string): Promise<number> {
-  const t0 = performance.now();
-  const r = await h.api('POST', `/v1/apps/${app}/deployments`, { env: 'prod', spec: spec(app) });
-  if (r.status !== 202) throw new Error(`deploy refused: ${JSON.stringify(r.json)}`);
-  const id = r.json.deployment.id as string;
-  await waitFor(async () => {
-    const d = await h.api('GET', `/v1/deployments/${id}`);
-    if (d.json.deployment.status === 'failed') throw new Error(d.json.deployment.message);
-    return d.json.deployment.status === 'succeeded';
-  }, { timeoutMs: 180_000, intervalMs: 20, what: 'cluster deployment' });
-  const ms = performance.now() - t0;
+  const ms = await deployAndWait(h, app, spec(app), 180_000, 'cluster deployment');
   const st = await h.status(app);
   const hosts = new Set((st.services as { instances: { host: string; health: string }[] }[]).flatMap((s) => s.instances.filter((i) => i.health === 'healthy').map((i) => i.host)));
   log(`  berth: ${REPLICAS} healthy on ${hosts.size} hosts (${[...hosts].sort().join(', ')})`);
@@ -80,7 +71,7 @@ export async function clusterFigures(runs: number): Promise<{ cluster_berth_ms: 
   const th = await startTestHosts(3);
   let h: Harness | undefined;
   try {
-    h = await Harness.create({ portRange: '11000-11999', env: { BERTH_DOCKER_SOCKET: th.manager } });
+    h = await Harness.create({ portRange: '21000-21199', env: { BERTH_DOCKER_SOCKET: th.manager } });
     await h.startServer();
     // One untimed round each: the first Swarm service and the first Berth deploy warm caches on every host.
     log('cluster: warm-up round');

@@ -9,7 +9,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Harness, ROOT, docker, freePort, get } from '../test/helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
-import { exec, log, median, prepare } from './common.ts';
+import { deployAndWait, exec, log, median, prepare } from './common.ts';
 import { clusterFigures } from './deploy-cluster.ts';
 
 const IMAGE = 'berth-bench/web:latest';
@@ -26,16 +26,7 @@ function spec(app: string) {
 }
 
 async function berthOnce(h: Harness, app: string): Promise<number> {
-  const t0 = performance.now();
-  const r = await h.api('POST', `/v1/apps/${app}/deployments`, { env: 'prod', spec: spec(app) });
-  if (r.status !== 202) throw new Error(`deploy refused: ${JSON.stringify(r.json)}`);
-  const id = r.json.deployment.id as string;
-  await waitFor(async () => {
-    const d = await h.api('GET', `/v1/deployments/${id}`);
-    if (d.json.deployment.status === 'failed') throw new Error(d.json.deployment.message);
-    return d.json.deployment.status === 'succeeded';
-  }, { timeoutMs: 60_000, intervalMs: 20, what: 'deployment' });
-  const ms = performance.now() - t0;
+  const ms = await deployAndWait(h, app, spec(app), 60_000);
   // Sanity: it really is routed.
   const res = await get(h.ingressPort, `/${app}`);
   if (res.status !== 404 && res.status !== 200) throw new Error(`route answered ${res.status}`);

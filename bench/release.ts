@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { Harness, ROOT } from '../test/helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 import { DEFAULT_UPDATE, type UpdateSpec } from '../src/core/spec/types.ts';
-import { exec, log, prepare } from './common.ts';
+import { deployAndWait, exec, log, prepare } from './common.ts';
 import { NS_ADDR, SwarmHost } from './swarm-host.ts';
 
 const IMAGE = 'berth-bench/web:latest';
@@ -158,18 +158,7 @@ function spec(app: string, version: string, strategy: UpdateSpec['strategy']) {
 
 /** Deploys and waits for the deployment to succeed (all releases healthy and routed). Returns ms. */
 async function deploy(h: Harness, app: string, version: string, strategy: UpdateSpec['strategy']): Promise<number> {
-  const t0 = performance.now();
-  const r = await h.api('POST', `/v1/apps/${app}/deployments`, { env: 'prod', spec: spec(app, version, strategy) });
-  if (r.status !== 202) throw new Error(`deploy of ${app} ${version} refused: ${JSON.stringify(r.json)}`);
-  const id = r.json.deployment.id as string;
-  let failure = '';
-  await waitFor(async () => {
-    const d = await h.api('GET', `/v1/deployments/${id}`);
-    if (d.json.deployment.status === 'failed') failure = d.json.deployment.message ?? 'failed';
-    return failure !== '' || d.json.deployment.status === 'succeeded';
-  }, { timeoutMs: 120_000, intervalMs: 20, what: `deployment of ${app} ${version}` });
-  if (failure) throw new Error(`deployment of ${app} ${version} failed: ${failure}`);
-  return performance.now() - t0;
+  return deployAndWait(h, app, spec(app, version, strategy), 120_000, `deployment of ${app} ${version}`);
 }
 
 /** Berth's event timeline of an app since `sinceMs` (epoch), to stderr: where the time went. */

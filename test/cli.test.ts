@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { Harness, ROOT, load } from './helpers/harness.ts';
+import { Harness, ROOT, underLoad } from './helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 
 const SHOP = join(ROOT, 'test/fixtures/apps/cli/compose.yaml');
@@ -176,25 +176,7 @@ describe('the CLI', () => {
   test('restart APP/SERVICE under load: 0 failed requests, every instance replaced; a re-deploy of the file is no change', async () => {
     const before = (await h.containers('shop')).filter((c) => c.running).map((c) => c.id);
     const seq = ((await h.status('shop')).services as { name: string; release: { seq: number } }[]).find((s) => s.name === 'web')!.release.seq;
-    let done = false;
-    let ok = 0;
-    const failures: string[] = [];
-    const traffic = (async () => {
-      while (!done) {
-        const r = await load(h.ingressPort, '/', { total: 200, concurrency: 4, maxMs: 5000 });
-        ok += r.ok;
-        failures.push(...r.errors.slice(0, 10 - failures.length));
-        if (r.failed) failures.push(`${r.failed} failed`);
-      }
-    })();
-    let r;
-    try {
-      await waitFor(() => ok >= 50, { timeoutMs: 10_000, what: 'traffic flowing' });
-      r = await h.cli(['--json', 'restart', 'shop/web'], { timeoutMs: 120_000 });
-    } finally {
-      done = true;
-      await traffic;
-    }
+    const { result: r, ok, failures } = await underLoad(h.ingressPort, () => h.cli(['--json', 'restart', 'shop/web'], { timeoutMs: 120_000 }));
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(failures, [], 'no request failed during the restart');
     assert.ok(ok > 100, `only ${ok} requests`);
@@ -220,25 +202,7 @@ describe('the CLI', () => {
     const web = (await services()).find((s) => s.name === 'web')!;
     const [victim, other] = web.instances.map((i) => i.id);
     const workerIds = (await services()).find((s) => s.name === 'worker')!.instances.map((i) => i.id);
-    let done = false;
-    let ok = 0;
-    const failures: string[] = [];
-    const traffic = (async () => {
-      while (!done) {
-        const r = await load(h.ingressPort, '/', { total: 200, concurrency: 4, maxMs: 5000 });
-        ok += r.ok;
-        failures.push(...r.errors.slice(0, 10 - failures.length));
-        if (r.failed) failures.push(`${r.failed} failed`);
-      }
-    })();
-    let r;
-    try {
-      await waitFor(() => ok >= 50, { timeoutMs: 10_000, what: 'traffic flowing' });
-      r = await h.cli(['--json', 'restart', 'shop', victim!], { timeoutMs: 120_000 });
-    } finally {
-      done = true;
-      await traffic;
-    }
+    const { result: r, failures } = await underLoad(h.ingressPort, () => h.cli(['--json', 'restart', 'shop', victim!], { timeoutMs: 120_000 }));
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(failures, [], 'no request failed during the restart');
     const last = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { instance: string; service: string; replacedBy: string[]; ms: number };

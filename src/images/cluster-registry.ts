@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Logger } from '../core/ports.ts';
 import { waitFor } from '../lib/backoff.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
-import { configIdentity, isAlive, type LocalRegistry } from './registry-process.ts';
+import { configIdentity, isAlive, terminate, type LocalRegistry } from './registry-process.ts';
 
 export interface ClusterRegistryOptions {
   /** Berth's registry: its storage, its htpasswd (the same account) and its repositories. */
@@ -131,20 +131,7 @@ export class ClusterRegistry {
 
   async stop(): Promise<boolean> {
     const pid = (await this.running())?.pid;
-    if (pid === undefined) return false;
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      return false;
-    }
-    await waitFor(async () => !(await isAlive(pid)), { timeoutMs: 10_000, intervalMs: 20, what: `cluster registry ${pid} to exit` }).catch(() => {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    });
-    return true;
+    return pid !== undefined && terminate(pid, 'cluster registry');
   }
 
   private async running(): Promise<{ pid: number; identity: string } | undefined> {
@@ -207,7 +194,5 @@ export async function stopClusterRegistry(dataDir: string): Promise<boolean> {
   if (!Number.isInteger(pid) || pid <= 0 || !(await isAlive(pid))) return false;
   const cmd = await readFile(`/proc/${pid}/cmdline`).then((b) => b.toString().split('\0')).catch(() => [] as string[]);
   if (!cmd.includes(join(dir, 'cluster.yml'))) return false;
-  process.kill(pid, 'SIGTERM');
-  await waitFor(async () => !(await isAlive(pid)), { timeoutMs: 10_000, intervalMs: 20, what: `cluster registry ${pid} to exit` }).catch(() => process.kill(pid, 'SIGKILL'));
-  return true;
+  return terminate(pid, 'cluster registry');
 }

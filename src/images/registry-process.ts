@@ -153,22 +153,7 @@ export class LocalRegistry {
   /** Stops the registry process (SIGTERM, then SIGKILL). False when none was running. */
   async stop(): Promise<boolean> {
     const pid = (await this.running())?.pid;
-    if (pid === undefined) return false;
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      return false;
-    }
-    try {
-      await waitFor(async () => !(await isAlive(pid)), { timeoutMs: 10_000, intervalMs: 20, what: `registry ${pid} to exit` });
-    } catch {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-    return true;
+    return pid !== undefined && terminate(pid, 'registry');
   }
 
   /**
@@ -541,6 +526,23 @@ export function renderRegistryConfig(o: { dir: string; port: number; htpasswdPat
 /** What the pid file records: the process must be restarted when its configuration or password differs. */
 export function configIdentity(config: string, htpasswd: string): string {
   return createHash('sha256').update(config).update('\0').update(htpasswd).digest('hex');
+}
+
+/** SIGTERM, up to 10 s for it to exit, then SIGKILL. False when there was no such process to signal. */
+export async function terminate(pid: number, what: string): Promise<boolean> {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return false;
+  }
+  await waitFor(async () => !(await isAlive(pid)), { timeoutMs: 10_000, intervalMs: 20, what: `${what} ${pid} to exit` }).catch(() => {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  });
+  return true;
 }
 
 export async function isAlive(pid: number): Promise<boolean> {

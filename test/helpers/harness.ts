@@ -116,6 +116,34 @@ export async function load(port: number, path: string, opts: { total: number; co
   return { ok, failed, errors, bodies };
 }
 
+/**
+ * Runs `action` while bounded traffic (`load` at concurrency 4, at most `maxMs`) goes through the
+ * ingress: first waits until 50 requests were answered, then stops the traffic when `action` ends.
+ * Returns the action's result with the traffic's counts (`failures`: up to 10 reasons).
+ */
+export async function underLoad<T>(port: number, action: () => Promise<T>, opts: { path?: string; maxMs?: number } = {}):
+  Promise<{ result: T; ok: number; failures: string[] }> {
+  let done = false;
+  let ok = 0;
+  const failures: string[] = [];
+  const deadline = Date.now() + (opts.maxMs ?? 180_000);
+  const traffic = (async () => {
+    while (!done && Date.now() < deadline) {
+      const r = await load(port, opts.path ?? '/', { total: 200, concurrency: 4, maxMs: 5000, stop: () => done });
+      ok += r.ok;
+      failures.push(...r.errors.slice(0, 10 - failures.length));
+      if (r.failed) failures.push(`${r.failed} failed`);
+    }
+  })();
+  try {
+    await waitFor(() => ok >= 50, { timeoutMs: 10_000, what: 'traffic flowing' });
+    return { result: await action(), ok, failures };
+  } finally {
+    done = true;
+    await traffic;
+  }
+}
+
 export async function docker(...args: string[]): Promise<string> {
   const { stdout } = await exec('docker', args, { maxBuffer: 16 * 1024 * 1024 });
   return stdout.trim();
