@@ -17,6 +17,7 @@ import { DEFAULT_POOL, type Resources } from './ports.ts';
 import type { ServiceSpec } from './spec/types.ts';
 import type { DeploymentRecord, DeploymentStatus, DeploymentStore, DesiredStateStore } from './store.ts';
 import { formatResources } from './placement.ts';
+import { placementOfService } from './pool-admission.ts';
 
 /** The grant that opens a pool to every team. */
 export const EVERY_TEAM = '*';
@@ -61,13 +62,13 @@ export function poolGranted(teams: readonly string[], team: string | undefined):
 
 /** The pool a service is placed in (`x-berth.pool`, else `default`). */
 export function servicePool(svc: ServiceSpec): string {
-  return svc.pool || DEFAULT_POOL;
+  return placementOfService(svc).pool;
 }
 
 /** What one instance of a service reserves: Compose's reservations, else its limits (as placement reads them). */
 export function reservationOf(svc: ServiceSpec): { nanoCpus?: number; memoryBytes?: number } {
-  const cpu = svc.reservations?.nanoCpus || svc.limits.nanoCpus;
-  const mem = svc.reservations?.memoryBytes || svc.limits.memoryBytes;
+  // The one reading of it, shared with the capacity check (core/pool-admission.ts).
+  const { nanoCpus: cpu, memoryBytes: mem } = placementOfService(svc).reservation;
   return { ...(cpu ? { nanoCpus: cpu } : {}), ...(mem ? { memoryBytes: mem } : {}) };
 }
 
