@@ -11,8 +11,11 @@
 #   6. unit         node --test on src/**/*.test.ts and web/src/**/*.test.ts
 #   7. integration  node --test --test-concurrency=1 on test/**/*.test.ts, in two lanes side by
 #                   side: the many-host files (test/cluster-*.test.ts, on their own set of test
-#                   hosts, BERTH_TESTHOSTS_SLOT=9) mostly wait on Swarm heartbeats and run beside the
-#                   rest; each lane one file at a time. BERTH_TEST_LANES=1 runs them all in one lane.
+#                   hosts, BERTH_TESTHOSTS_SLOT=9) mostly wait on Swarm heartbeats, so the second
+#                   lane also takes the files listed in SECOND_LANE (about as long together as the
+#                   rest); each lane one file at a time. BERTH_TEST_LANES=1 runs them all in one lane.
+#                   Files in different lanes run at the same time: their port ranges are disjoint
+#                   (test/port-ranges.test.ts) and each server has its own data dir and cluster id.
 #
 # Stages with nothing to run are skipped. Each node --test run ends with node's
 # own summary lines (tests/pass/fail/...), which is how runs are counted.
@@ -78,11 +81,23 @@ lint() {
 
 node_test() { node --import tsx --test --test-concurrency=1 --test-timeout=300000 "$@"; }
 
+# Single-host files that run in the cluster lane, chosen by their duration on a 2-core machine
+# (portal ~184 s, cli ~147 s, releases ~121 s, app-network ~106 s; the cluster files take ~500 s,
+# the rest ~1150 s), so the two lanes end at about the same time.
+SECOND_LANE=(test/portal.test.ts test/cli.test.ts test/releases.test.ts test/app-network.test.ts)
+
+in_second_lane() {
+  local f
+  [[ $1 == test/cluster-*.test.ts ]] && return 0
+  for f in "${SECOND_LANE[@]}"; do [[ $1 == "$f" ]] && return 0; done
+  return 1
+}
+
 # integration FILE... — the two lanes (see the header); the cluster lane's output follows the other's.
 integration() {
   local f cluster=() rest=()
   for f in "$@"; do
-    if [[ $f == test/cluster-*.test.ts ]]; then cluster+=("$f"); else rest+=("$f"); fi
+    if in_second_lane "$f"; then cluster+=("$f"); else rest+=("$f"); fi
   done
   if [[ ${BERTH_TEST_LANES:-2} == 1 || ${#cluster[@]} -eq 0 || ${#rest[@]} -eq 0 ]]; then
     node_test "$@"
