@@ -209,6 +209,24 @@ describe('DockerEngine (real Docker Engine)', () => {
     await assert.rejects(engine.start(id), NotFound);
   });
 
+  test('one host: its instances are this installation\'s running containers (its cluster label), not another Berth\'s on the same engine', async () => {
+    const mine = `mine-${RUN_ID}`;
+    const scoped = new DockerEngine({ socketPath: SOCKET, logger: silent, hostName: 'test-host', scope: { [LABEL.cluster]: mine } });
+    assert.equal((await scoped.hosts())[0]?.instances, 0);
+    const ours = await engine.create(spec({ labels: { [LABEL.app]: APP, [LABEL.instance]: String(seq), [LABEL.cluster]: mine } }));
+    const stopped = await engine.create(spec({ labels: { [LABEL.app]: APP, [LABEL.instance]: String(seq), [LABEL.cluster]: mine } }));
+    const theirs = await engine.create(spec({ labels: { [LABEL.app]: APP, [LABEL.instance]: String(seq), [LABEL.cluster]: `other-${RUN_ID}` } }));
+    await engine.start(ours);
+    await engine.start(theirs);
+    const [host] = await scoped.hosts();
+    assert.equal(host?.name, 'test-host');
+    assert.equal(host?.instances, 1, 'only the running container of this installation');
+    // Without a scope (an engine made for another purpose) every running Berth container counts.
+    assert.ok(((await engine.hosts())[0]?.instances ?? 0) >= 2);
+    for (const id of [ours, stopped, theirs]) await engine.remove(id);
+    assert.equal((await scoped.hosts())[0]?.instances, 0);
+  });
+
   test('a container that exits 3 reports exitCode 3', async () => {
     const id = await engine.create(spec({ cmd: ['sh', '-c', 'echo bye; sleep 0.5; exit 3'] }));
     await engine.start(id);

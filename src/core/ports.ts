@@ -163,7 +163,7 @@ export interface HostInfo {
   capacity: Resources;
   /** Sum of the reservations of the Berth containers running there. */
   reserved: Resources;
-  /** Berth containers running there. */
+  /** Berth containers running there: on one host this installation's only (its cluster label), on a Swarm node every Berth task (they all take its room). */
   instances: number;
 }
 

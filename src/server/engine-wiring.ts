@@ -22,7 +22,7 @@ export function makeEngine(cfg: ServerConfig, scope: Record<string, string>, reg
   // Berth's image registry requires credentials (generated at its start): the engine pushes and pulls with them.
   const imageRegistry = new LocalRegistry({ dataDir: cfg.dataDir, port: cfg.registryPort, logger });
   const docker = new DockerEngine({
-    socketPath: cfg.dockerSocket, builder: cfg.builder, logger: logger.child({ component: 'engine' }),
+    socketPath: cfg.dockerSocket, builder: cfg.builder, logger: logger.child({ component: 'engine' }), scope,
     // Berth's own registry's, or those of a `berth registry login`: decrypted per request, never written out.
     registryAuth: (host) => (host === imageRegistry.host ? imageRegistry.credentials : registryLogins.credentials(host)),
     networkPool: cfg.networkPool,

@@ -50,6 +50,11 @@ export interface DockerEngineOptions {
   docker?: Docker;
   /** Name reported as ContainerInfo.host; default os.hostname(). */
   hostName?: string;
+  /**
+   * The installation's labels (its cluster id, host-setup.ts scopedEngine): a plain engine's one host
+   * counts only this installation's containers as its instances, not another Berth's on the same engine.
+   */
+  scope?: Record<string, string>;
   logger: Logger;
   /** json-file log rotation put on every container: size per file ('10m') and number of files (3). */
   logMaxSize?: string;
@@ -150,7 +155,7 @@ export class DockerEngine implements Engine, ExecPort {
     this.registryAuth = opts.registryAuth;
     this.networkPool = opts.networkPool ?? '10.208.0.0/12';
     this.docker = opts.docker ?? new Docker({ socketPath: this.socketPath });
-    this.hostsRole = new DockerHosts(this.docker, this.socketPath, this.hostName);
+    this.hostsRole = new DockerHosts(this.docker, this.socketPath, this.hostName, opts.scope ?? {});
     this.swarm = new SwarmContainers(this.docker, this.socketPath, this.hostName, { logMaxSize: this.logMaxSize, logMaxFile: this.logMaxFile });
   }
 

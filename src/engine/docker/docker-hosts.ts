@@ -46,6 +46,8 @@ export class DockerHosts {
     private readonly docker: Docker,
     private readonly socketPath: string,
     private readonly hostName: string,
+    /** The installation's labels: one-host mode counts only its containers (a Swarm node counts every Berth task: they all take its room). */
+    private readonly scope: Record<string, string> = {},
   ) {}
 
   private async info(): Promise<DockerInfo> {
@@ -133,7 +135,8 @@ export class DockerHosts {
   }
 
   private async singleHost(info: DockerInfo): Promise<HostInfo> {
-    const tasks = await this.call('list containers', () => this.docker.listContainers({ filters: { label: [`${LABEL.managed}=true`], status: ['running'] } }));
+    const label = [`${LABEL.managed}=true`, ...Object.entries(this.scope).map(([k, v]) => `${k}=${v}`)];
+    const tasks = await this.call('list containers', () => this.docker.listContainers({ filters: { label, status: ['running'] } }));
     const reserved: Resources = { nanoCpus: 0, memoryBytes: 0 };
     return {
       id: this.hostName, name: this.hostName, address: '127.0.0.1', role: 'manager', pool: DEFAULT_POOL, labels: {}, state: 'ready',
