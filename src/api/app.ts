@@ -17,7 +17,7 @@ import { registerApprovalRoutes } from './approval-routes.ts';
 import { registerPolicyRoutes } from './policy-routes.ts';
 import { appStreamQuery, deployBodySchema, followQuery } from './spec-schema.ts';
 import { followSse } from './sse.ts';
-import { serviceStatus } from './status.ts';
+import { serviceStatus, type PinnedHost } from './status.ts';
 import { purgeGuard } from './remove-routes.ts';
 import type { LogFilter, LogPage, LogQuery, StoredLine } from '../logs/index.ts';
 import type { KnownApps } from './known.ts';
@@ -59,6 +59,8 @@ export interface ApiDeps {
   audit: AuditStore;
   /** The app a build belongs to (object-level checks of /v1/builds/:id). */
   buildApp?: (id: string) => string | undefined;
+  /** Many hosts: the host a stateful service is pinned to (the service reconciler's pins), shown by status. */
+  pinnedHost?: PinnedHost;
 }
 
 /** How long a finished deployment's stream waits for its outcome event before it ends without it. */
@@ -151,7 +153,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     if (!dep) throw new NotFound(`no deployment ${id}`);
     const services = Object.keys(dep.spec.services).map((name) => {
       const s = d.store.getService({ app: dep.app, env: dep.env, service: name });
-      return s ? serviceStatus(d.store, d.clock, s) : { name, status: 'pending' };
+      return s ? serviceStatus(d.store, d.clock, s, undefined, d.pinnedHost) : { name, status: 'pending' };
     });
     return { deployment: publicDeployment(dep), services };
   };
@@ -221,7 +223,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
         return {
           name: a.name,
           envs: a.envs,
-          services: d.store.listServices({ app: a.name }).map((s) => serviceStatus(d.store, d.clock, s, byService.get(`${s.app}\0${s.env}\0${s.name}`) ?? [])),
+          services: d.store.listServices({ app: a.name }).map((s) => serviceStatus(d.store, d.clock, s, byService.get(`${s.app}\0${s.env}\0${s.name}`) ?? [], d.pinnedHost)),
           ...(last ? { lastDeployment: { id: last.id, env: last.env, status: last.status, message: last.message, createdAt: last.createdAt } } : {}),
         };
       }),
@@ -241,7 +243,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     const warn = exemptionWarnings(d.authStore, d.clock);
     return {
       app: appName, services: services.map((s) => {
-        const st = serviceStatus(d.store, d.clock, s, instances);
+        const st = serviceStatus(d.store, d.clock, s, instances, d.pinnedHost);
         const spec = d.store.getRelease(s.releaseId)?.spec;
         const warnings = spec ? warn(appName, s.env, [spec]) : [];
         return warnings.length ? { ...st, warnings } : st;
@@ -268,7 +270,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
       wake: (sink) => {
         sendEventsAfter(d.store, scope, cursor, (e) => sink.send('event', e, e.id));
         const instances = d.store.listInstances({ app: appName });
-        const view = { app: appName, services: d.store.listServices(scope).map((s) => serviceStatus(d.store, d.clock, s, instances)) };
+        const view = { app: appName, services: d.store.listServices(scope).map((s) => serviceStatus(d.store, d.clock, s, instances, d.pinnedHost)) };
         const text = JSON.stringify(view);
         if (text !== last) sink.send('state', view);
         last = text;

@@ -54,3 +54,30 @@ test('failover: a pinned service moves to a ready host as asked; everything refu
   const forced = await t.req('POST', '/v1/apps/shop/failover', { ...body, force: true });
   assert.equal(forced.statusCode, 202, forced.body);
 }));
+
+test('status says where a stateful service is pinned (service and instance views, every status route); a stateless one and one host say nothing', () => withTestApi(async (t) => {
+  t.addService('shop', 'prod', 'db', { volumes: [...VOL, { type: 'volume' as const, source: 'logs', target: '/logs', readOnly: false }] });
+  t.addService('shop', 'prod', 'web');
+  const svc = t.store.getService({ app: 'shop', env: 'prod', service: 'db' })!;
+  t.store.createInstances([{ id: 'i1', app: 'shop', env: 'prod', service: 'db', releaseId: svc.releaseId, host: 'h2', address: '10.99.0.3',
+    state: 'running', health: 'healthy', createdAt: NOW }], { min: 20000, max: 20010, isFree: () => true });
+  type View = { services: Array<{ name: string; pinned?: { host: string; volumes: string[]; text: string }; instances: Array<{ id: string; pinned?: string }> }> };
+  const db = async (): Promise<View['services'][number]> => ((await t.req('GET', '/v1/apps/shop')).json() as View).services.find((s) => s.name === 'db')!;
+  // Nothing learned yet (one host, or before the reconciler saw where it runs): no pin.
+  assert.equal((await db()).pinned, undefined);
+  assert.equal((await db()).instances[0]!.pinned, undefined);
+  t.pinned.set('shop/prod/db', 'h2');
+  // A pin of a service whose release has no named volume is not shown (nothing holds it there).
+  t.pinned.set('shop/prod/web', 'h1');
+  assert.deepEqual((await db()).pinned, { host: 'h2', volumes: ['data', 'logs'], text: 'pinned to h2 (volumes data, logs)' });
+  assert.equal((await db()).instances[0]!.pinned, 'pinned to h2 (volumes data, logs)');
+  const all = (await t.req('GET', '/v1/apps')).json() as { apps: Array<View> };
+  const services = all.apps[0]!.services;
+  assert.equal(services.find((s) => s.name === 'db')?.pinned?.host, 'h2');
+  assert.equal(services.find((s) => s.name === 'web')?.pinned, undefined);
+  // `berth failover` re-pins: status shows the new host at once (its instances follow).
+  t.engine.hostDown('h2');
+  const ok = await t.req('POST', '/v1/apps/shop/failover', { service: 'db', to: 'h3' });
+  assert.equal(ok.statusCode, 202, ok.body);
+  assert.equal((await db()).pinned?.text, 'pinned to h3 (volumes data, logs)');
+}));

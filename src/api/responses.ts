@@ -30,12 +30,13 @@ export const crashRecord = o({
 });
 export const instanceStatus = o({
   id: str, release: num, state: str, health: str, host: str, address: str, port: num, containerId: str.optional(), startedAt: num.optional(),
-  reason: str.optional(), check: checkResult.optional(),
+  reason: str.optional(), check: checkResult.optional(), pinned: str.optional(),
 });
 export const serviceStatus = o({
   app: str, env: str, name: str, desired: num, healthy: num, running: num, status: str, detail: str,
   release: o({ id: str, seq: num, status: str, message: str, image: str, imageId: str, createdAt: num }),
-  routes: z.array(o({ host: str.optional(), path: str })), failures: num, nextStartAt: num.optional(), strategy: str, strategyReason: str.optional(), routedRelease: num.optional(),
+  routes: z.array(o({ host: str.optional(), path: str })), failures: num, nextStartAt: num.optional(), strategy: str, strategyReason: str.optional(),
+  pinned: o({ host: str, volumes: z.array(str), text: str }).optional(), routedRelease: num.optional(),
   reload: o({ requestedAt: num, doneAt: num }), lastCrash: crashRecord.optional(), instances: z.array(instanceStatus), warnings: z.array(str).optional(),
 });
 export const eventRecord = o({ id: num, ts: num, app: str, env: str, service: str, instance: str, kind: str, message: str });

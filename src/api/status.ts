@@ -1,15 +1,23 @@
 import type { Clock } from '../core/ports.ts';
 import type { ServiceSpec } from '../core/spec/types.ts';
-import type { DesiredStateStore, InstanceRecord, InstanceStore, ServiceRecord } from '../core/store.ts';
+import type { DesiredStateStore, InstanceRecord, InstanceStore, ServiceKey, ServiceRecord } from '../core/store.ts';
+import { pinnedText } from '../core/failover.ts';
 import { crashSummary } from '../core/health-notes.ts';
 import { COMPLETED_REASON } from '../core/plan/index.ts';
 import { waitingOn, type InstanceStatus, type ServiceStatus } from '../core/views.ts';
 
 export type { InstanceStatus, ServiceStatus } from '../core/views.ts';
 
+/**
+ * Many hosts: the host a stateful service (named volumes) is pinned to — the service reconciler's pin,
+ * learned from where its instances run or set by `berth failover`; undefined on one host.
+ */
+export type PinnedHost = (k: ServiceKey) => string | undefined;
+
 /** A service's observable status, computed from the store (never from the engine in a request). */
-export function serviceStatus(store: Pick<DesiredStateStore, 'getRelease'> & Pick<InstanceStore, 'listInstances'>, clock: Clock, s: ServiceRecord, all?: InstanceRecord[]): ServiceStatus {
+export function serviceStatus(store: Pick<DesiredStateStore, 'getRelease'> & Pick<InstanceStore, 'listInstances'>, clock: Clock, s: ServiceRecord, all?: InstanceRecord[], pinnedHost?: PinnedHost): ServiceStatus {
   const rel = store.getRelease(s.releaseId);
+  const pin = pinOf(rel?.spec, pinnedHost?.({ app: s.app, env: s.env, service: s.name }));
   const insts = (all ?? store.listInstances({ app: s.app, env: s.env, service: s.name }))
     .filter((i) => i.app === s.app && i.env === s.env && i.service === s.name);
   const seqOf = new Map<string, number>();
@@ -24,6 +32,7 @@ export function serviceStatus(store: Pick<DesiredStateStore, 'getRelease'> & Pic
     id: i.id, release: seq(i.releaseId), state: i.state, health: i.health, host: i.host, address: i.address, port: i.port,
     ...(i.containerId ? { containerId: i.containerId } : {}), ...(i.startedAt ? { startedAt: i.startedAt } : {}),
     ...(i.reason ? { reason: i.reason } : {}), ...(i.check ? { check: i.check } : {}),
+    ...(pin && i.state !== 'stopping' ? { pinned: pin.text } : {}),
   }));
   // Only a crash of the release being rolled out or run now says something about it.
   const crash = s.lastCrash && s.lastCrash.releaseId === s.releaseId && s.lastCrash.at >= (s.rolloutStartedAt ?? 0) ? s.lastCrash : undefined;
@@ -65,11 +74,19 @@ export function serviceStatus(store: Pick<DesiredStateStore, 'getRelease'> & Pic
     ...(s.nextStartAt > now ? { nextStartAt: s.nextStartAt } : {}),
     strategy: rel?.spec.update?.strategy ?? 'rolling',
     ...stopFirstReason(rel?.spec),
+    ...(pin ? { pinned: pin } : {}),
     ...(s.routedReleaseId ? { routedRelease: seq(s.routedReleaseId) } : {}),
     reload: { requestedAt: s.reloadRequestedAt ?? 0, doneAt: s.reloadedAt ?? 0 },
     ...(crash ? { lastCrash: crash } : {}),
     instances,
   };
+}
+
+/** The pin as status shows it: its host, the named volumes that hold it there, and `pinned to HOST (volume data)`. */
+function pinOf(spec: ServiceSpec | undefined, host: string | undefined): { host: string; volumes: string[]; text: string } | undefined {
+  const volumes = spec?.volumes.filter((v) => v.type === 'volume').map((v) => v.source) ?? [];
+  if (!host || volumes.length === 0) return undefined;
+  return { host, volumes, text: pinnedText(host, volumes) };
 }
 
 /** A stop-first service that keeps data in named volumes says so (the parser chose recreate for it, or its author did). */

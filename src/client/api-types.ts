@@ -2322,6 +2322,7 @@ export interface operations {
                                     health: string;
                                     host: string;
                                     id: string;
+                                    pinned?: string;
                                     port: number;
                                     reason?: string;
                                     release: number;
@@ -2340,6 +2341,11 @@ export interface operations {
                                 };
                                 name: string;
                                 nextStartAt?: number;
+                                pinned?: {
+                                    host: string;
+                                    text: string;
+                                    volumes: string[];
+                                };
                                 release: {
                                     createdAt: number;
                                     id: string;
@@ -2413,6 +2419,7 @@ export interface operations {
                                 health: string;
                                 host: string;
                                 id: string;
+                                pinned?: string;
                                 port: number;
                                 reason?: string;
                                 release: number;
@@ -2431,6 +2438,11 @@ export interface operations {
                             };
                             name: string;
                             nextStartAt?: number;
+                            pinned?: {
+                                host: string;
+                                text: string;
+                                volumes: string[];
+                            };
                             release: {
                                 createdAt: number;
                                 id: string;
@@ -4257,6 +4269,7 @@ export interface operations {
                                 health: string;
                                 host: string;
                                 id: string;
+                                pinned?: string;
                                 port: number;
                                 reason?: string;
                                 release: number;
@@ -4275,6 +4288,11 @@ export interface operations {
                             };
                             name: string;
                             nextStartAt?: number;
+                            pinned?: {
+                                host: string;
+                                text: string;
+                                volumes: string[];
+                            };
                             release: {
                                 createdAt: number;
                                 id: string;

@@ -18,6 +18,8 @@ export interface InstanceStatus {
   reason?: string;
   /** The latest result of its health check (`GET /healthz → 404`), and since when. */
   check?: CheckResult;
+  /** Many hosts: a stateful instance stays with its volumes' host (`pinned to h2 (volume data)`). */
+  pinned?: string;
 }
 
 export interface ServiceStatus {
@@ -37,6 +39,11 @@ export interface ServiceStatus {
   strategy: string;
   /** Why releases stop first when Berth chose it (a service keeping data in a named volume). */
   strategyReason?: string;
+  /**
+   * Many hosts: a stateful service (named volumes) is pinned to the host its volumes live on; Berth
+   * never moves it by itself (`berth failover` does, with empty volumes there).
+   */
+  pinned?: { host: string; volumes: string[]; text: string };
   /** Blue-green: the release the ingress routes to. */
   routedRelease?: number;
   reload: { requestedAt: number; doneAt: number };

@@ -102,6 +102,7 @@ test('a lost host: its instance is unrouted at once, removed, replaced on anothe
   assert.equal(h.store.getRelease(rel.id)?.status, 'healthy');
   const before = await h.containers();
   assert.deepEqual(before.map((c) => c.host).sort(), ['h1', 'h2', 'h3'], 'spread one per host, never on pool b\'s h4');
+  assert.equal(h.reconciler.pinnedHost(K), undefined, 'no named volume: not pinned');
   const lost = before.find((c) => c.host === 'h2')!;
   const lostInstance = lost.labels[LABEL.instance]!;
   assert.ok(h.routed().includes(lostInstance));
@@ -216,6 +217,7 @@ test('a stateful instance pinned to its host (named volume) is not moved when th
   const [db] = await h.containers();
   const inst = db!.labels[LABEL.instance]!;
   assert.deepEqual(h.routed(), [inst]);
+  assert.equal(h.reconciler.pinnedHost(K), db!.host, 'the pin status shows: learned from where it runs');
   h.engine.hostDown(db!.host);
   await h.converge();
   const all = await h.containers();
@@ -246,7 +248,9 @@ test('berth failover of a pinned service: the lost instance is removed and start
   assert.equal(h.events('instance.failover').length, 0, 'not moved on its own');
 
   // What the API does for `berth failover shop web --to TARGET`.
+  assert.equal(h.reconciler.pinnedHost(K), first);
   h.reconciler.failoverTo(K, target);
+  assert.equal(h.reconciler.pinnedHost(K), target);
   const inst = db!.labels[LABEL.instance]!;
   h.store.updateInstance(inst, { replaceRequestedAt: h.clock.now() });
   await h.converge();

@@ -74,6 +74,8 @@ export async function startApi(cfg: ServerConfig, d: {
   registryTrust?: () => { host: string; caPem: string } | undefined;
   /** `berth failover`: re-pins a stateful service (the service reconciler's pins). */
   pinTo(k: ServiceKey, host: string): void;
+  /** The host a stateful service is pinned to (status shows it). */
+  pinnedHost(k: ServiceKey): string | undefined;
 }): Promise<RunningApi> {
   const { store, clock, logger, config, builds: b, obs } = d;
   const newId = () => shortId(10);
@@ -85,7 +87,7 @@ export async function startApi(cfg: ServerConfig, d: {
     deployments: d.deployments, rollback: rollbacks(store, clock), enqueueService: d.enqueueService,
     logs: { search: (q) => obs.logStore.search(q), tail: (f, onLine) => obs.logs.tail(f, onLine) }, ingressPort: cfg.ingressPort, known,
     ingressBackendUpdates: d.ingressBackendUpdates,
-    hostMemoryBytes: cfg.hostMemoryBytes, exec: d.docker, auth: d.authenticator, authStore: d.authStore, audit: d.audit, buildApp: (id) => b.builds.get(id)?.app,
+    hostMemoryBytes: cfg.hostMemoryBytes, exec: d.docker, pinnedHost: d.pinnedHost, auth: d.authenticator, authStore: d.authStore, audit: d.audit, buildApp: (id) => b.builds.get(id)?.app,
   });
   // Single sign-on (OpenID Connect, LDAP): providers in auth.db, their secrets sealed like secrets.
   wireSso(api, {

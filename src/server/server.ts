@@ -198,6 +198,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     engineTls: { issueEngine: async (o) => (await tls.clusterCa()).issueEngine(o) },
     registryTrust: () => clusterData?.registryTrust,
     pinTo: (k, host) => services.failoverTo(k, host),
+    pinnedHost: (k) => services.pinnedHost(k),
   });
   const { url } = api;
   const info: ServerInfo = { url, pid: process.pid, ingressPort: cfg.ingressPort, version: VERSION };

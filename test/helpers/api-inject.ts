@@ -70,6 +70,8 @@ export interface TestApi {
   api: FastifyInstance;
   /** What `berth failover` asked the reconciler to pin (app/env/service → host). */
   pins: Array<{ service: string; host: string }>;
+  /** The pins status reads (`app/env/service` → host): what the reconciler learned, or a failover set. */
+  pinned: Map<string, string>;
   store: SqliteStore;
   /** Users, sessions, teams, grants, API tokens. */
   auth: SqliteAuthStore;
@@ -172,8 +174,11 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
     hostPaths: { bindSource: async (path) => ({ path }), buildContext: async (path) => ({ path }) },
     guard: guardrails(auth, clock), pools: poolAdmitter({ authStore: auth, desired: store, auth: authenticator }),
   });
+  // The service reconciler's pins as `berth failover` sets them (the server's pinTo / pinnedHost).
+  const pinned = new Map<string, string>();
   const api = buildApi({
     store, clock, logger: silentLogger, newId, version: 'test', deployments, rollback: rollbacks(store, clock), enqueueService,
+    pinnedHost: (k) => pinned.get(`${k.app}/${k.env}/${k.service}`),
     logs: o.logs ?? { search: () => ({ lines: [] }), tail: () => () => undefined }, ingressPort: 0, known,
     ...(o.hostMemoryBytes !== undefined ? { hostMemoryBytes: o.hostMemoryBytes } : {}),
     auth: authenticator, authStore: auth, audit, buildApp: (id) => builds.find((b) => b.id === id)?.app,
@@ -234,7 +239,10 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   registerEdgeRoutes(api, { feed: edge, secretOf: EDGE_SECRET, controlUrl: () => 'https://berth.example:7070' });
   registerPoolRoutes(api, { store: auth, desired: store, hosts: engine, clock });
   const pins: Array<{ service: string; host: string }> = [];
-  registerFailoverRoutes(api, { store, clock, known, enqueueService, failover: { hosts: () => engine.hosts(), pinTo: (k, host) => void pins.push({ service: `${k.app}/${k.env}/${k.service}`, host }) } });
+  registerFailoverRoutes(api, { store, clock, known, enqueueService, failover: { hosts: () => engine.hosts(), pinTo: (k, host) => {
+    pins.push({ service: `${k.app}/${k.env}/${k.service}`, host });
+    pinned.set(`${k.app}/${k.env}/${k.service}`, host);
+  } } });
   registerRemoveRoutes(api, {
     store, clock, known, enqueueService, enqueuePurge: (a) => void calls.push(`purge ${a}`), unfinishedBuilds: () => [],
     remains: async (app) => ({ app, config: [], releases: 0, deployments: 0, events: 0, builds: 0, repository: false, webhookSource: false, images: 0,
@@ -275,7 +283,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   };
   let seq = 0;
   return {
-    api, store, auth, authenticator, audit, sso, dir, config, calls, builds, reached, certs, req: send(true), anon: send(false), volumeSizes, engine, edge, pins,
+    api, store, auth, authenticator, audit, sso, dir, config, calls, builds, reached, certs, req: send(true), anon: send(false), volumeSizes, engine, edge, pins, pinned,
     addService(app, env, name, o = {}) {
       const rel: ReleaseRecord = {
         id: `r${++seq}`, app, env, service: name, seq: 1, spec: serviceSpec(name, { replicas: o.replicas ?? 1, limits: o.memoryBytes ? { memoryBytes: o.memoryBytes } : {}, ...(o.routes ? { routes: o.routes } : {}), ...(o.volumes ? { volumes: o.volumes } : {}) }),

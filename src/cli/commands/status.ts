@@ -28,6 +28,8 @@ export function registerStatus(program: Command): void {
       for (const s of st.services) rows.push(serviceRow(s, false));
       console.log(table(rows));
       for (const s of st.services) if (s.strategyReason) console.log(`${s.env}/${s.name}: ${s.strategyReason}`);
+      // Many hosts: a stateful service stays with its volumes; only `berth failover` moves it.
+      for (const s of st.services) if (s.pinned) console.log(`${s.env}/${s.name}: ${s.pinned.text}; \`berth failover ${app} ${s.name} --env ${s.env} --to HOST\` moves it (its volumes start empty there)`);
       for (const s of st.services) for (const w of s.warnings ?? []) console.log(`warning: ${s.env}/${w}`);
       console.log('');
       const irows = [['INSTANCE', 'SERVICE', 'STATE', 'HEALTH', 'HOST', 'ADDRESS', 'REL', 'CONTAINER', 'AGE', 'LAST CHECK']];
