@@ -11,8 +11,8 @@ import { edgeToken } from '../core/edge.ts';
 
 const route = (upstream: string, port: number) => ({ upstream, path: '/', backends: [{ address: '10.0.0.7', port, instance: `i${port}` }] });
 
-function asEdge(t: TestApi, token: string, query = '') {
-  return t.api.inject({ method: 'GET', url: `/v1/edge/config${query}`, headers: { authorization: `Bearer ${token}` } });
+function asEdge(t: TestApi, token: string, query = '', overTls = false) {
+  return t.api.inject({ method: 'GET', url: `/v1/edge/config${query}`, headers: { authorization: `Bearer ${token}`, ...(overTls ? { 'x-test-over-tls': 'yes' } : {}) } });
 }
 
 test('edge config: only an edge host\'s own token reads it, and that token reads nothing else', () => withTestApi(async (t) => {
@@ -85,7 +85,54 @@ test('edge hosts: what each agent reported, for owners; tokens and units for own
   assert.match(m.command, /^berth edge --control https:\/\/berth\.example:7070 --token-file \/etc\/berth\/edge\.token --port 8080/);
   assert.match(m.unit, /ExecStart=.* edge --control https:\/\/berth\.example:7070 .*--port 8080/);
   assert.match(m.unit, /KillMode=process/);
+  assert.match(m.command, / --https-port 443 /, 'HTTPS on 443 unless asked otherwise');
+  assert.match((await t.req('POST', '/v1/edge/tokens', { host: 'edge-4', httpsPort: 8443 })).json().unit, / --port 80 --https-port 8443 /);
+  await expectError(t.req('POST', '/v1/edge/tokens', { host: 'edge-4', port: 8443, httpsPort: 8443 }), 400, /^httpsPort: must differ from port/);
   assert.doesNotMatch(JSON.stringify(t.audit.list({})), new RegExp(EDGE_SECRET('edge-3')), 'the token is not in the audit log');
   // The token just made reads the edge config as edge-3.
   assert.equal((await asEdge(t, m.token, '?wait=0')).statusCode, 200);
+}));
+
+test('edge certificates: keys only in answers over TLS; over plain HTTP they are withheld, said so, and recorded for berth hosts; ACME challenges go to every poll', () => withTestApi(async (t) => {
+  const token = edgeToken('edge-1', EDGE_SECRET('edge-1'));
+  const cert = { host: 'shop.example', fingerprint: 'ab'.repeat(32), certPem: '-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n', keyPem: '-----BEGIN PRIVATE KEY-----\nSECRETKEY\n-----END PRIVATE KEY-----\n' };
+  t.edgeCerts.set('shop.example', cert);
+  t.edge.publish([{ ...route('shop.prod.web.0', 20001), host: 'shop.example', https: { wantsCert: true, redirect: true, hstsSeconds: 3600 } }], [{ host: 'shop.example', fingerprint: cert.fingerprint }]);
+
+  const plain = await asEdge(t, token, '?wait=0');
+  assert.equal(plain.statusCode, 200, plain.body);
+  assert.equal(plain.json().certs, undefined);
+  assert.doesNotMatch(plain.body, /SECRETKEY|PRIVATE KEY/, 'no key over plain HTTP');
+  assert.match(plain.json().certsWithheld, /never sent over plain HTTP.*--control https:/);
+  assert.deepEqual(plain.json().routes[0].https, { wantsCert: true, redirect: true, hstsSeconds: 3600 }, 'redirect and HSTS options travel with the route');
+  assert.equal(t.edge.hosts()[0]?.certsWithheld, true, 'berth hosts shows the host gets no keys');
+
+  const tls = await asEdge(t, token, '?wait=0', true);
+  assert.deepEqual(tls.json().certs, [cert]);
+  assert.equal(tls.json().certsWithheld, undefined);
+  assert.equal(t.edge.hosts()[0]?.certsWithheld, undefined);
+  // Another host's token, or none, gets nothing: not even over TLS.
+  assert.equal((await asEdge(t, edgeToken('edge-1', EDGE_SECRET('edge-2')), '?wait=0', true)).statusCode, 401);
+  const anonTls = await t.api.inject({ method: 'GET', url: '/v1/edge/config?wait=0', headers: { 'x-test-over-tls': 'yes' } });
+  assert.equal(anonTls.statusCode, 401);
+  assert.doesNotMatch(anonTls.body, /SECRETKEY/);
+
+  // A renewal is a new generation (new fingerprint): a current agent's held poll answers at once.
+  const held = asEdge(t, token, `?epoch=e0&generation=${tls.json().generation}&wait=30`, true);
+  const renewed = { ...cert, fingerprint: 'cd'.repeat(32), keyPem: cert.keyPem.replace('SECRETKEY', 'NEWKEY') };
+  t.edgeCerts.set('shop.example', renewed);
+  t.edge.publish(t.edge.current().routes, [{ host: 'shop.example', fingerprint: renewed.fingerprint }]);
+  const r = await held;
+  assert.equal(r.json().generation, tls.json().generation + 1);
+  assert.deepEqual(r.json().certs, [renewed]);
+
+  // Challenges: in every answer (public: over plain HTTP too) while open; a change wakes held polls.
+  const g = r.json().generation;
+  const held2 = asEdge(t, token, `?epoch=e0&generation=${g}&wait=30`);
+  t.edge.setChallenges([{ token: 'tok_1', keyAuthorization: 'tok_1.thumb' }]);
+  const c = await held2;
+  assert.equal(c.json().generation, g + 1);
+  assert.deepEqual(c.json().challenges, [{ token: 'tok_1', keyAuthorization: 'tok_1.thumb' }]);
+  t.edge.setChallenges([]);
+  assert.equal((await asEdge(t, token, '?wait=0')).json().challenges, undefined);
 }));

@@ -1,7 +1,9 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Unauthorized } from '../core/errors.ts';
-import { EDGE_HOST_RE, EDGE_HOST_RULE, edgeToken, edgeUnit, parseEdgeToken, type EdgeFeedPort } from '../core/edge.ts';
+import {
+  EDGE_HOST_RE, EDGE_HOST_RULE, edgeAnswer, edgeToken, edgeUnit, parseEdgeToken, type EdgeCert, type EdgeCertRef, type EdgeFeedPort,
+} from '../core/edge.ts';
 import { sameDigest } from '../auth/index.ts';
 
 export interface EdgeRouteDeps {
@@ -10,6 +12,17 @@ export interface EdgeRouteDeps {
   secretOf(host: string): string;
   /** The control plane's URL as edge hosts reach it (printed in the agent's command line). */
   controlUrl(): string;
+  /** The certificates (with keys, opened from tls.db) of these hosts; undefined: no certificates at all. */
+  certificates?(refs: EdgeCertRef[]): EdgeCert[];
+  /**
+   * Whether the poll reached this server over TLS (default: its socket is a TLS socket; no header is
+   * trusted for it). Certificate keys are only ever sent over TLS.
+   */
+  overTls?(req: FastifyRequest): boolean;
+}
+
+function socketIsTls(req: FastifyRequest): boolean {
+  return (req.raw.socket as { encrypted?: boolean }).encrypted === true;
 }
 
 export const edgeConfigQuery = z.strictObject({
@@ -25,7 +38,9 @@ export const edgeTokenBody = z.strictObject({
   host: z.string().regex(EDGE_HOST_RE, EDGE_HOST_RULE),
   /** Port the edge host's nginx listens on (printed in the unit; default 80). */
   port: z.number().int().min(1).max(65535).default(80),
-});
+  /** Port it serves HTTPS on for routes with certificates (default 443). */
+  httpsPort: z.number().int().min(1).max(65535).default(443),
+}).refine((b) => b.port !== b.httpsPort, { message: 'must differ from port', path: ['httpsPort'] });
 
 /**
  * Edge hosts (issue 13 item 4): `GET /v1/edge/config` is the agents' long poll (authorized by the
@@ -41,16 +56,19 @@ export function registerEdgeRoutes(api: FastifyInstance, d: EdgeRouteDeps): void
       throw new Unauthorized('an edge host\'s token is needed (Authorization: Bearer berth-edge.HOST.SECRET): `berth host add --pool edge --name HOST` prints it');
     }
     const q = edgeConfigQuery.parse(req.query ?? {});
+    const tls = (d.overTls ?? socketIsTls)(req);
     d.feed.contact(given.host, {
       address: req.ip,
       ...(q.generation !== undefined ? { applied: q.generation } : {}),
       ...(q.epoch !== undefined ? { appliedEpoch: q.epoch } : {}),
       ...(q.error ? { error: q.error } : {}),
+      ...(!tls && d.feed.current().certs.length > 0 ? { certsWithheld: true } : {}),
     });
     const gone = new AbortController();
     reply.raw.once('close', () => gone.abort());
     const have = { ...(q.epoch !== undefined ? { epoch: q.epoch } : {}), ...(q.generation !== undefined ? { generation: q.generation } : {}) };
-    return d.feed.wait(have, q.wait * 1000, gone.signal);
+    // Keys are opened only for this answer, and only when it travels over TLS.
+    return edgeAnswer(await d.feed.wait(have, q.wait * 1000, gone.signal), tls, d.certificates);
   });
 
   api.get('/v1/edge/hosts', async () => {
@@ -63,7 +81,7 @@ export function registerEdgeRoutes(api: FastifyInstance, d: EdgeRouteDeps): void
     const token = edgeToken(b.host, d.secretOf(b.host));
     const control = d.controlUrl();
     const tokenFile = '/etc/berth/edge.token';
-    const command = `berth edge --control ${control} --token-file ${tokenFile} --port ${b.port} --data-dir /var/lib/berth-edge`;
+    const command = `berth edge --control ${control} --token-file ${tokenFile} --port ${b.port} --https-port ${b.httpsPort} --data-dir /var/lib/berth-edge`;
     const steps = [
       `On ${b.host}: install nginx with Lua (Debian: apt-get install nginx-light libnginx-mod-http-lua lua-resty-core) and Berth, and stop Debian's own nginx service (systemctl disable --now nginx): the agent runs its own.`,
       `On ${b.host}, as root: install -D -m 600 /dev/stdin ${tokenFile} <<< 'TOKEN' (the token below; it is a credential for this host's edge config only).`,
@@ -71,6 +89,9 @@ export function registerEdgeRoutes(api: FastifyInstance, d: EdgeRouteDeps): void
       `On ${b.host}: write the unit below to /etc/systemd/system/berth-edge.service, then systemctl daemon-reload && systemctl enable --now berth-edge.`,
       'Here: berth hosts (the edge host shows the generation it serves and its last contact).',
     ];
-    return reply.status(201).send({ host: b.host, token, control, command, steps, unit: edgeUnit({ control, tokenFile, port: b.port }) });
+    if (!control.startsWith('https:')) {
+      steps.splice(2, 0, `The control plane's API is plain HTTP (${control}): ${b.host} will get no certificate keys over it and serves routes with certificates over HTTP only. Serve the API over TLS (BERTH_API_TLS_CERT/KEY) for HTTPS on edge hosts.`);
+    }
+    return reply.status(201).send({ host: b.host, token, control, command, steps, unit: edgeUnit({ control, tokenFile, port: b.port, httpsPort: b.httpsPort }) });
   });
 }

@@ -137,6 +137,7 @@ const edgeRoute = o({
 });
 const edgeHost = o({
   host: str, address: str, lastContact: num, applied: num.optional(), appliedEpoch: str.optional(), inSync: z.boolean(), error: str.optional(),
+  certsWithheld: z.boolean().optional(),
 });
 const poolQuota = o({ nanoCpus: num.optional(), memoryBytes: num.optional(), instances: num.optional() });
 export const poolView = o({
@@ -269,7 +270,11 @@ export const RESPONSES: Record<string, z.ZodType> = {
   'PUT /v1/hosts/:host/labels': o({ host: hostView }),
   'POST /v1/hosts/:host/drain': o({ host: hostView }),
   'POST /v1/cluster/init': o({ mode: z.enum(['single', 'swarm']), hosts: z.array(hostView) }),
-  'GET /v1/edge/config': o({ epoch: str, generation: num, routes: z.array(edgeRoute) }),
+  'GET /v1/edge/config': o({
+    epoch: str, generation: num, routes: z.array(edgeRoute),
+    certs: z.array(o({ host: str, fingerprint: str, certPem: str, keyPem: str })).optional(), certsWithheld: str.optional(),
+    challenges: z.array(o({ token: str, keyAuthorization: str })).optional(),
+  }),
   'GET /v1/edge/hosts': o({ epoch: str, generation: num, hosts: z.array(edgeHost) }),
   'POST /v1/edge/tokens': o({ host: str, token: str, control: str, command: str, steps: z.array(str), unit: str }),
   'GET /v1/pools': o({ pools: z.array(poolView) }),

@@ -4379,6 +4379,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        certs?: {
+                            certPem: string;
+                            fingerprint: string;
+                            host: string;
+                            keyPem: string;
+                        }[];
+                        certsWithheld?: string;
+                        challenges?: {
+                            keyAuthorization: string;
+                            token: string;
+                        }[];
                         epoch: string;
                         generation: number;
                         routes: {
@@ -4432,6 +4443,7 @@ export interface operations {
                             address: string;
                             applied?: number;
                             appliedEpoch?: string;
+                            certsWithheld?: boolean;
                             error?: string;
                             host: string;
                             inSync: boolean;
@@ -4457,6 +4469,8 @@ export interface operations {
             content: {
                 "application/json": {
                     host: string;
+                    /** @default 443 */
+                    httpsPort?: number;
                     /** @default 80 */
                     port?: number;
                 };

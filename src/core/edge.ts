@@ -6,13 +6,49 @@
  */
 import type { IngressRoute } from './ports.ts';
 
-/** What `GET /v1/edge/config` answers: the route table edge hosts serve, and its version. */
-export interface EdgeConfig {
+/** A certificate an edge host serves, named by host and SHA-256 fingerprint (lowercase hex, of the leaf). */
+export interface EdgeCertRef {
+  host: string;
+  fingerprint: string;
+}
+
+/** A certificate with its chain and private key (PEM): only ever sent over TLS (edge-routes.ts). */
+export interface EdgeCert extends EdgeCertRef {
+  certPem: string;
+  keyPem: string;
+}
+
+/** An ACME HTTP-01 answer every edge host serves at `/.well-known/acme-challenge/TOKEN` (public by design). */
+export interface EdgeChallenge {
+  token: string;
+  keyAuthorization: string;
+}
+
+/**
+ * The control plane's edge table: routes, which certificates their hosts have (by fingerprint: the
+ * keys stay in tls.db until a poll over TLS asks), and the ACME challenges open now.
+ */
+export interface EdgeTable {
   /** Random per control-plane start: generations of another start are not comparable. */
   epoch: string;
-  /** Bumped on every change of `routes` within one epoch. */
+  /** Bumped on every change of routes, certificates or challenges within one epoch. */
   generation: number;
   routes: IngressRoute[];
+  certs: EdgeCertRef[];
+  challenges: EdgeChallenge[];
+}
+
+/** What `GET /v1/edge/config` answers: the route table edge hosts serve, and its version. */
+export interface EdgeConfig {
+  epoch: string;
+  generation: number;
+  routes: IngressRoute[];
+  /** The certificates (with keys) of the routes' hosts: only in an answer over TLS. */
+  certs?: EdgeCert[];
+  /** Why the answer has no certificates although routes' hosts have some (the poll came over plain HTTP). */
+  certsWithheld?: string;
+  /** ACME HTTP-01 answers open now. */
+  challenges?: EdgeChallenge[];
 }
 
 /** What the control plane knows of an edge host (in memory: its agent reports at every poll). */
@@ -29,15 +65,61 @@ export interface EdgeHostState {
   inSync: boolean;
   /** The agent's last failure to apply, if any. */
   error?: string;
+  /** Its last poll came over plain HTTP: no certificate keys were sent, its routes with certificates are HTTP only there. */
+  certsWithheld?: boolean;
+}
+
+/** What an edge agent's poll reports (recorded by the feed). */
+export interface EdgeContact {
+  address: string;
+  applied?: number;
+  appliedEpoch?: string;
+  error?: string;
+  certsWithheld?: boolean;
 }
 
 /** The control plane's edge feed as the API uses it (src/ingress/edge-feed.ts implements it). */
 export interface EdgeFeedPort {
-  current(): EdgeConfig;
-  /** The current config once it differs from `have` (at once if it does), or after `timeoutMs` unchanged. */
-  wait(have: { epoch?: string; generation?: number }, timeoutMs: number, signal?: AbortSignal): Promise<EdgeConfig>;
-  contact(host: string, r: { address: string; applied?: number; appliedEpoch?: string; error?: string }): void;
+  current(): EdgeTable;
+  /** The current table once it differs from `have` (at once if it does), or after `timeoutMs` unchanged. */
+  wait(have: { epoch?: string; generation?: number }, timeoutMs: number, signal?: AbortSignal): Promise<EdgeTable>;
+  contact(host: string, r: EdgeContact): void;
   hosts(): EdgeHostState[];
+}
+
+/**
+ * The answer to an edge agent's poll: the table, with the certificates' keys (opened by `certificates`)
+ * only when the poll came over TLS, else a note that they were withheld.
+ */
+export function edgeAnswer(t: EdgeTable, overTls: boolean, certificates: ((refs: EdgeCertRef[]) => EdgeCert[]) | undefined): EdgeConfig {
+  const out: EdgeConfig = { epoch: t.epoch, generation: t.generation, routes: t.routes };
+  if (t.certs.length > 0) {
+    if (overTls && certificates) out.certs = certificates(t.certs);
+    else out.certsWithheld = CERTS_WITHHELD;
+  }
+  if (t.challenges.length > 0) out.challenges = t.challenges;
+  return out;
+}
+
+/** Why a poll over plain HTTP gets no certificates (the agent logs it, `berth hosts` shows it). */
+export const CERTS_WITHHELD = 'certificate keys are never sent over plain HTTP: this edge host serves its routes with certificates over HTTP only; '
+  + 'serve the API over TLS (BERTH_API_TLS_CERT/KEY) and run berth edge with --control https://…';
+
+/**
+ * The routes with the certificate files an edge host wrote, for routes whose host has one and asks
+ * for it: the rule of the control host's CertManager.decorate, so both render the same config.
+ */
+export function withCertFiles(routes: readonly IngressRoute[], files: ReadonlyMap<string, { certFile: string; keyFile: string }>): IngressRoute[] {
+  return routes.map((r) => {
+    const f = r.host === undefined ? undefined : files.get(r.host);
+    if (!f || r.https?.wantsCert === false) return r;
+    return { ...r, tls: { certFile: f.certFile, keyFile: f.keyFile } };
+  });
+}
+
+/** The file name (without .crt/.key) of a host's certificate: by host and fingerprint, so a new certificate is a new config. */
+export function certFileBase(host: string, fingerprint: string): string {
+  return `${host.replace(/^\*/, '_wildcard')}.${fingerprint.slice(0, 16)}`;
 }
 
 /** Host names in tokens: what Docker and Swarm accept as a node's hostname. */
@@ -70,9 +152,10 @@ export function isLoopback(address: string): boolean {
 /**
  * The route table as edge hosts serve it. Backends registered on the control host's loopback (one-host
  * mode: `127.0.0.1:PORT`) mean nothing on another host: they become `controlAddress` (the address the
- * edge hosts reach the control host at), or are left out when there is none. Certificates are files on
- * the control host: edge routes are HTTP only (`tls` dropped). Everything else is as the control host's
- * nginx gets it, so both render the same config.
+ * edge hosts reach the control host at), or are left out when there is none. Certificate file paths
+ * are the control host's (`tls` dropped): an edge agent writes the certificates it gets to its own
+ * tmpfs and decorates the routes again (`withCertFiles`). Everything else (`https`: redirect, HSTS) is
+ * as the control host's nginx gets it, so both render the same config.
  */
 export function edgeRoutes(routes: readonly IngressRoute[], controlAddress: string | undefined): IngressRoute[] {
   return routes.map((r) => {
@@ -95,7 +178,7 @@ export function isBehind(have: { epoch?: string; generation?: number }, current:
 }
 
 /** The systemd unit that runs an edge agent (what `berth host add --pool edge` prints). */
-export function edgeUnit(o: { control: string; tokenFile: string; port: number; berthBin?: string }): string {
+export function edgeUnit(o: { control: string; tokenFile: string; port: number; httpsPort?: number; berthBin?: string }): string {
   return [
     '[Unit]',
     'Description=Berth edge agent (nginx ingress fed by the Berth control plane)',
@@ -103,7 +186,7 @@ export function edgeUnit(o: { control: string; tokenFile: string; port: number; 
     'Wants=network-online.target',
     '',
     '[Service]',
-    `ExecStart=${o.berthBin ?? '/usr/local/bin/berth'} edge --control ${o.control} --token-file ${o.tokenFile} --port ${o.port} --data-dir /var/lib/berth-edge`,
+    `ExecStart=${o.berthBin ?? '/usr/local/bin/berth'} edge --control ${o.control} --token-file ${o.tokenFile} --port ${o.port} --https-port ${o.httpsPort ?? 443} --data-dir /var/lib/berth-edge`,
     'Restart=always',
     'RestartSec=2',
     // nginx is daemonized and must outlive the agent (a restart adopts it): do not kill it with the unit.

@@ -6,11 +6,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IngressRoute } from '../core/ports.ts';
-import type { EdgeConfig } from '../core/edge.ts';
+import { edgeAnswer, type EdgeCert, type EdgeConfig } from '../core/edge.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { waitFor } from '../lib/backoff.ts';
 import { EdgeAgent, EdgeHttpError, checkEdgeConfig, type EdgePoll } from './edge-agent.ts';
@@ -165,4 +165,133 @@ test('a malformed answer never reaches nginx', () => {
   assert.throws(() => checkEdgeConfig({ epoch: 'a', generation: 1, routes: [{ upstream: 'x', path: '/' }] }), /malformed route/);
   assert.throws(() => checkEdgeConfig({ epoch: 'a', generation: 1, routes: [{ upstream: 'x', path: '/', backends: [{ address: '1.2.3.4', port: '80' }] }] }), /x has a malformed backend/);
   assert.equal(checkEdgeConfig({ epoch: 'a', generation: 1, routes: [route(1)] }).generation, 1);
+});
+
+const CERT = (host: string, fp: string, key = 'KEY'): EdgeCert => ({
+  host, fingerprint: fp.repeat(64 / fp.length), certPem: `-----BEGIN CERTIFICATE-----\n${host}\n-----END CERTIFICATE-----\n`,
+  keyPem: `-----BEGIN PRIVATE KEY-----\n${key}\n-----END PRIVATE KEY-----\n`,
+});
+
+/** A control plane answering as the API does (edgeAnswer): keys only when `overTls`. */
+function tlsControl(feed: EdgeFeed, certs: Map<string, EdgeCert>, overTls: boolean) {
+  const polls: EdgePoll[] = [];
+  return {
+    polls,
+    fetch: async (p: EdgePoll, signal: AbortSignal): Promise<EdgeConfig> => {
+      polls.push(p);
+      feed.contact('edge-1', { address: '10.0.0.9', ...(p.generation !== undefined ? { applied: p.generation } : {}), ...(p.epoch ? { appliedEpoch: p.epoch } : {}) });
+      const t = await feed.wait({ ...(p.epoch ? { epoch: p.epoch } : {}), ...(p.generation !== undefined ? { generation: p.generation } : {}) }, 200, signal);
+      return checkEdgeConfig(JSON.parse(JSON.stringify(edgeAnswer(t, overTls, (refs) => refs.map((r) => certs.get(r.host)!)))));
+    },
+  };
+}
+
+test('certificates: written 0600 to the key directory, routes rendered with them (redirect/HSTS options kept), a new one swapped in and the old files removed; the state file holds no key', () => withDir(async (dir) => {
+  const certDir = join(dir, 'tls');
+  const acme = join(dir, 'acme');
+  const feed = new EdgeFeed({ now: () => 1000 }, 'aa');
+  const certs = new Map([['shop.example', CERT('shop.example', 'a1')]]);
+  const r = { ...route(20001), host: 'shop.example', https: { wantsCert: true, redirect: true, hstsSeconds: 60 } };
+  const plain = { ...route(20002), upstream: 'other.prod.web.0', host: 'other.example' };
+  feed.publish([r, plain], [{ host: 'shop.example', fingerprint: certs.get('shop.example')!.fingerprint }]);
+  const cp = tlsControl(feed, certs, true);
+  const ingress = new RecordingIngress();
+  const agent = new EdgeAgent({ ingress, fetchConfig: cp.fetch, stateDir: dir, certDir, challengeDir: acme, logger: silentLogger, waitSeconds: 1, retryMinMs: 5, retryMaxMs: 20 });
+  await agent.start();
+  await waitFor(async () => agent.state?.generation === 1, { timeoutMs: 5000, intervalMs: 5, what: 'generation 1 applied' });
+  const base1 = join(certDir, `shop.example.${'a1'.repeat(8)}`);
+  assert.deepEqual(ingress.applied.at(-1), [{ ...r, tls: { certFile: `${base1}.crt`, keyFile: `${base1}.key` } }, plain]);
+  assert.equal((await stat(certDir)).mode & 0o777, 0o700);
+  assert.equal((await stat(`${base1}.key`)).mode & 0o777, 0o600);
+  assert.match(await readFile(`${base1}.key`, 'utf8'), /PRIVATE KEY-----\nKEY\n/);
+  const saved = await readFile(join(dir, 'edge-state.json'), 'utf8');
+  assert.doesNotMatch(saved, /PRIVATE KEY|BEGIN CERTIFICATE/, 'the state file on disk names certificates by fingerprint only');
+  assert.deepEqual(JSON.parse(saved).certs, [{ host: 'shop.example', fingerprint: 'a1'.repeat(32) }]);
+
+  // A challenge alone: its file is written for nginx, no apply (no reload).
+  const applies = ingress.applied.length;
+  feed.setChallenges([{ token: 'tok-1', keyAuthorization: 'tok-1.thumb' }]);
+  await waitFor(async () => agent.state?.generation === 2, { timeoutMs: 5000, intervalMs: 5, what: 'generation 2' });
+  assert.equal(await readFile(join(acme, 'tok-1'), 'utf8'), 'tok-1.thumb');
+  assert.equal((await stat(join(acme, 'tok-1'))).mode & 0o777, 0o644);
+  assert.equal(ingress.applied.length, applies, 'a challenge is no nginx change');
+  // The control plane waits until the edge host serves it (its next poll says generation 2).
+  assert.deepEqual(await feed.waitApplied(5000), { behind: [] });
+  feed.setChallenges([]);
+  await waitFor(async () => readFile(join(acme, 'tok-1')).then(() => false, () => true), { timeoutMs: 5000, intervalMs: 5, what: 'the challenge file removed' });
+
+  // Renewal: a new fingerprint is new files and one apply; the old files go after it.
+  certs.set('shop.example', CERT('shop.example', 'b2', 'NEWKEY'));
+  feed.publish([r, plain], [{ host: 'shop.example', fingerprint: 'b2'.repeat(32) }]);
+  const base2 = join(certDir, `shop.example.${'b2'.repeat(8)}`);
+  await waitFor(async () => agent.state?.certs?.[0]?.fingerprint === 'b2'.repeat(32), { timeoutMs: 5000, intervalMs: 5, what: 'the new certificate applied' });
+  assert.deepEqual(ingress.applied.at(-1)?.[0]?.tls, { certFile: `${base2}.crt`, keyFile: `${base2}.key` });
+  assert.deepEqual((await readdir(certDir)).sort(), [`shop.example.${'b2'.repeat(8)}.crt`, `shop.example.${'b2'.repeat(8)}.key`]);
+  await agent.stop();
+
+  // A restart with the key files still on the tmpfs serves HTTPS at once; with them gone (a reboot), that route is HTTP until the control plane answers.
+  const again = new RecordingIngress();
+  const down = async (): Promise<EdgeConfig> => { throw new Error('down'); };
+  const a2 = new EdgeAgent({ ingress: again, fetchConfig: down, stateDir: dir, certDir, logger: silentLogger, retryMinMs: 5 });
+  await a2.start();
+  assert.equal(again.applied[0]?.[0]?.tls?.keyFile, `${base2}.key`);
+  await a2.stop();
+  await rm(certDir, { recursive: true });
+  const rebooted = new RecordingIngress();
+  const a3 = new EdgeAgent({ ingress: rebooted, fetchConfig: down, stateDir: dir, certDir, logger: silentLogger, retryMinMs: 5 });
+  await a3.start();
+  assert.equal(rebooted.applied[0]?.[0]?.tls, undefined);
+  await a3.stop();
+}));
+
+test('certificates over plain HTTP: the control plane withholds the keys, the agent says why (log and report) and serves those routes over HTTP; an agent without a key directory never writes keys', () => withDir(async (dir) => {
+  const feed = new EdgeFeed({ now: () => 1000 }, 'aa');
+  const certs = new Map([['shop.example', CERT('shop.example', 'a1')]]);
+  const r = { ...route(20001), host: 'shop.example', https: { wantsCert: true, redirect: true } };
+  feed.publish([r], [{ host: 'shop.example', fingerprint: 'a1'.repeat(32) }]);
+  const cp = tlsControl(feed, certs, false);
+  const ingress = new RecordingIngress();
+  const agent = new EdgeAgent({ ingress, fetchConfig: cp.fetch, stateDir: dir, certDir: join(dir, 'tls'), logger: silentLogger, waitSeconds: 1, retryMinMs: 5 });
+  await agent.start();
+  await waitFor(async () => agent.state?.generation === 1, { timeoutMs: 5000, intervalMs: 5, what: 'applied' });
+  assert.deepEqual(ingress.applied.at(-1), [r], 'no certificate: plain HTTP');
+  assert.match(agent.certsNotServed ?? '', /never sent over plain HTTP/);
+  await waitFor(async () => /never sent over plain HTTP/.test(cp.polls.at(-1)?.error ?? ''), { timeoutMs: 5000, intervalMs: 5, what: 'reported' });
+  assert.deepEqual(await readdir(join(dir, 'tls')), []);
+  await agent.stop();
+
+  // Over TLS but no tmpfs (certDir undefined): keys sent are not written anywhere.
+  const dir2 = join(dir, 'b');
+  const cp2 = tlsControl(feed, certs, true);
+  const ingress2 = new RecordingIngress();
+  const agent2 = new EdgeAgent({ ingress: ingress2, fetchConfig: cp2.fetch, stateDir: dir2, certsRefused: 'cannot mount a tmpfs', logger: silentLogger, waitSeconds: 1, retryMinMs: 5 });
+  await agent2.start();
+  await waitFor(async () => agent2.state?.generation === 1, { timeoutMs: 5000, intervalMs: 5, what: 'applied' });
+  assert.deepEqual(ingress2.applied.at(-1), [r]);
+  assert.equal(agent2.certsNotServed, 'cannot mount a tmpfs');
+  assert.deepEqual(await readdir(dir2), ['edge-state.json']);
+  await agent2.stop();
+}));
+
+test('the feed: waitApplied waits for the edge hosts that asked lately, not for ones long gone; a malformed certificate or challenge never reaches the disk', async () => {
+  let now = 1000;
+  const feed = new EdgeFeed({ now: () => now }, 'aa');
+  feed.publish([route(1)]);
+  assert.deepEqual(await feed.waitApplied(10), { behind: [] }, 'no edge host: nothing to wait for');
+  feed.contact('gone', { address: 'x', applied: 1, appliedEpoch: 'aa' });
+  now += 120_000;
+  feed.contact('edge-1', { address: 'x', applied: 1, appliedEpoch: 'aa' });
+  feed.setChallenges([{ token: 't', keyAuthorization: 't.k' }]);
+  const waiting = feed.waitApplied(5000);
+  setTimeout(() => feed.contact('edge-1', { address: 'x', applied: 2, appliedEpoch: 'aa' }), 20);
+  assert.deepEqual(await waiting, { behind: [] });
+  feed.setChallenges([]);
+  assert.deepEqual(await feed.waitApplied(30), { behind: ['edge-1'] }, 'bounded: says who is behind');
+
+  const ok = { epoch: 'a', generation: 1, routes: [] };
+  assert.throws(() => checkEdgeConfig({ ...ok, certs: [{ ...CERT('../etc', 'a1') }] }), /malformed host/);
+  assert.throws(() => checkEdgeConfig({ ...ok, certs: [{ ...CERT('a.example', 'a1'), fingerprint: '../x' }] }), /malformed fingerprint/);
+  assert.throws(() => checkEdgeConfig({ ...ok, certs: [{ ...CERT('a.example', 'a1'), keyPem: 'x' }] }), /not PEM/);
+  assert.throws(() => checkEdgeConfig({ ...ok, challenges: [{ token: '../x', keyAuthorization: 'a' }] }), /malformed ACME challenge/);
+  assert.equal(checkEdgeConfig({ ...ok, certs: [CERT('*.a.example', 'a1')], challenges: [{ token: 'a_b-c', keyAuthorization: 'a_b-c.X' }] }).generation, 1);
 });

@@ -1,7 +1,7 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Ingress, IngressRoute, Logger } from '../core/ports.ts';
-import type { EdgeConfig } from '../core/edge.ts';
+import { certFileBase, withCertFiles, type EdgeCert, type EdgeCertRef, type EdgeChallenge, type EdgeConfig } from '../core/edge.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 
 /*
@@ -13,6 +13,13 @@ import { writeFileAtomic } from '../lib/atomic-file.ts';
  * plane is unreachable nothing changes: nginx keeps serving what it last had, the agent retries with
  * backoff. When the agent itself restarts it adopts the running nginx and applies the saved table
  * (nothing changed: no reload) before it asks the control plane again.
+ *
+ * HTTPS: an answer over TLS carries the certificates (with keys) of the routes' hosts. The agent
+ * writes them as root-only 0600 files to `certDir` (a tmpfs: server/edge.ts mounts it and gives no
+ * certDir when it cannot, so a key never lies on the edge host's disk), named by fingerprint, and
+ * renders the routes with them as the control host does: a new certificate is a new config and one
+ * graceful reload. The state file keeps fingerprints, never keys. ACME HTTP-01 answers in the table
+ * are written to `challengeDir`, which nginx serves at `/.well-known/acme-challenge/`.
  */
 
 /** The last table the agent applied (DATA/edge-state.json). */
@@ -20,6 +27,8 @@ export interface EdgeState {
   epoch: string;
   generation: number;
   routes: IngressRoute[];
+  /** The certificates served with them (by fingerprint; the key files are on the tmpfs only). */
+  certs?: EdgeCertRef[];
   /** When it was applied (ms). */
   appliedAt: number;
 }
@@ -41,6 +50,15 @@ export interface EdgeAgentOptions {
   fetchConfig: EdgeFetch;
   /** Directory of the state file. */
   stateDir: string;
+  /**
+   * Where certificate and key files go: a tmpfs, 0700. Undefined: certificates sent are not used
+   * (no tmpfs, or the control plane is reached over plain HTTP) and routes are served over HTTP.
+   */
+  certDir?: string;
+  /** Why there is no certDir (logged once). */
+  certsRefused?: string;
+  /** Where nginx serves ACME HTTP-01 answers from (undefined: none are written). */
+  challengeDir?: string;
   logger: Logger;
   /** How long the control plane may hold a poll (default 25 s). */
   waitSeconds?: number;
@@ -67,6 +85,9 @@ export class EdgeAgent {
   lastError: string | undefined;
   /** Tables applied (a new generation, or the saved one at start). */
   applies = 0;
+  /** Why routes with certificates are served over HTTP only here (keys withheld or refused); undefined: they are not. */
+  certsNotServed: string | undefined;
+  private challenges = new Map<string, string>();
 
   private readonly file: string;
   private readonly log: Logger;
@@ -90,8 +111,15 @@ export class EdgeAgent {
   async start(): Promise<void> {
     await mkdir(this.o.stateDir, { recursive: true });
     const saved = await this.load();
+    if (this.o.certDir) {
+      await mkdir(this.o.certDir, { recursive: true, mode: 0o700 });
+      await chmod(this.o.certDir, 0o700);
+    } else if (this.o.certsRefused) {
+      this.log.warn(`${this.o.certsRefused}: routes with certificates are served over HTTP only on this host`);
+    }
     if (saved) {
-      this.o.ingress.apply(saved.routes);
+      // Key files survive an agent restart on the tmpfs, not a reboot: a route whose files are gone is HTTP until the control plane answers.
+      this.o.ingress.apply(await this.decorate(saved.routes, saved.certs ?? []));
       this.log.info({ epoch: saved.epoch, generation: saved.generation, routes: saved.routes.length }, 'serving the saved edge table');
     }
     await this.o.ingress.start();
@@ -114,27 +142,105 @@ export class EdgeAgent {
     const have = this.state;
     const cfg = await this.o.fetchConfig({
       ...(have ? { epoch: have.epoch, generation: have.generation } : {}),
-      ...(this.lastError ? { error: this.lastError.slice(0, 300) } : {}),
+      ...(this.lastError ?? this.certsNotServed ? { error: (this.lastError ?? this.certsNotServed)!.slice(0, 300) } : {}),
       waitSeconds: this.o.waitSeconds ?? 25,
     }, this.abort.signal);
     this.polls++;
     this.lastContact = this.now();
+    await this.syncChallenges(cfg.challenges ?? []);
+    this.noteWithheld(cfg);
     if (have && have.epoch === cfg.epoch && have.generation === cfg.generation) return false;
-    if (have && JSON.stringify(have.routes) === JSON.stringify(cfg.routes)) {
-      // A new epoch (the control plane restarted) with the same table: adopt its numbering, no apply.
+    const certs = await this.writeCerts(this.o.certDir ? cfg.certs ?? [] : []);
+    if (have && JSON.stringify(have.routes) === JSON.stringify(cfg.routes) && JSON.stringify(have.certs ?? []) === JSON.stringify(certs)) {
+      // A new epoch (the control plane restarted), or only challenges changed: adopt the numbering, no apply.
       const renumbered = { ...have, epoch: cfg.epoch, generation: cfg.generation };
       await this.save(renumbered);
       this.state = renumbered;
       return false;
     }
-    this.o.ingress.apply(cfg.routes);
+    this.o.ingress.apply(await this.decorate(cfg.routes, certs));
     await this.o.ingress.flush();
-    const applied = { epoch: cfg.epoch, generation: cfg.generation, routes: cfg.routes, appliedAt: this.now() };
+    const applied: EdgeState = { epoch: cfg.epoch, generation: cfg.generation, routes: cfg.routes, ...(certs.length > 0 ? { certs } : {}), appliedAt: this.now() };
     await this.save(applied);
     this.state = applied;
     this.applies++;
-    this.log.info({ epoch: cfg.epoch, generation: cfg.generation, routes: cfg.routes.length }, 'edge table applied');
+    this.log.info({ epoch: cfg.epoch, generation: cfg.generation, routes: cfg.routes.length, certs: certs.length }, 'edge table applied');
+    // nginx serves the new files now (its workers hold what they loaded): the old ones can go.
+    await this.sweepCerts(certs);
     return true;
+  }
+
+  /** Says (once per reason) why routes with certificates are HTTP only here: the control plane withheld the keys, or this host refuses them. */
+  private noteWithheld(cfg: EdgeConfig): void {
+    const refused = (cfg.certs?.length ?? 0) > 0 && !this.o.certDir ? this.o.certsRefused ?? 'no tmpfs for certificate keys' : undefined;
+    const why = cfg.certsWithheld ?? refused;
+    if (why && why !== this.certsNotServed) this.log.warn(`routes with certificates are served over HTTP only on this host: ${why}`);
+    this.certsNotServed = why;
+  }
+
+  /** Writes each certificate's files (once: they are named by fingerprint); returns what was written, by host. */
+  private async writeCerts(certs: EdgeCert[]): Promise<EdgeCertRef[]> {
+    const dir = this.o.certDir;
+    if (!dir) return [];
+    const out: EdgeCertRef[] = [];
+    for (const c of [...certs].sort((a, b) => (a.host < b.host ? -1 : 1))) {
+      const base = join(dir, certFileBase(c.host, c.fingerprint));
+      for (const [path, text] of [[`${base}.crt`, c.certPem], [`${base}.key`, c.keyPem]] as const) {
+        if (await stat(path).then(() => true, () => false)) continue;
+        // Root-only: nginx's master reads certificates and keys as root before dropping privileges.
+        const tmp = `${path}.tmp`;
+        await writeFile(tmp, text.endsWith('\n') ? text : `${text}\n`, { mode: 0o600 });
+        await chmod(tmp, 0o600);
+        await rename(tmp, path);
+      }
+      out.push({ host: c.host, fingerprint: c.fingerprint });
+    }
+    return out;
+  }
+
+  /** The routes with the certificate files of `certs` that are on the tmpfs (all, unless it was emptied by a reboot). */
+  private async decorate(routes: IngressRoute[], certs: EdgeCertRef[]): Promise<IngressRoute[]> {
+    const dir = this.o.certDir;
+    const files = new Map<string, { certFile: string; keyFile: string }>();
+    if (dir) {
+      for (const c of certs) {
+        const base = join(dir, certFileBase(c.host, c.fingerprint));
+        const both = await Promise.all([stat(`${base}.crt`), stat(`${base}.key`)]).then(() => true, () => false);
+        if (both) files.set(c.host, { certFile: `${base}.crt`, keyFile: `${base}.key` });
+      }
+    }
+    return withCertFiles(routes, files);
+  }
+
+  /** Removes key and certificate files no certificate in use names. */
+  private async sweepCerts(keep: EdgeCertRef[]): Promise<void> {
+    const dir = this.o.certDir;
+    if (!dir) return;
+    const names = new Set(keep.flatMap((c) => [`${certFileBase(c.host, c.fingerprint)}.crt`, `${certFileBase(c.host, c.fingerprint)}.key`]));
+    for (const n of await readdir(dir).catch(() => [] as string[])) {
+      if (!names.has(n)) await unlink(join(dir, n)).catch(() => undefined);
+    }
+  }
+
+  /** Makes the challenge directory hold exactly the open ACME answers (nginx serves them without a reload). */
+  private async syncChallenges(list: EdgeChallenge[]): Promise<void> {
+    const dir = this.o.challengeDir;
+    if (!dir) return;
+    const want = new Map(list.map((c) => [c.token, c.keyAuthorization]));
+    for (const [token, ka] of want) {
+      if (this.challenges.get(token) === ka) continue;
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      await chmod(dir, 0o755);
+      // Public by design (the CA fetches it over plain HTTP); nginx's workers must read it.
+      await writeFile(join(dir, token), ka, { mode: 0o644 });
+      await chmod(join(dir, token), 0o644);
+      this.challenges.set(token, ka);
+    }
+    for (const token of [...this.challenges.keys()]) {
+      if (want.has(token)) continue;
+      await unlink(join(dir, token)).catch(() => undefined);
+      this.challenges.delete(token);
+    }
   }
 
   private async loop(): Promise<void> {
@@ -176,6 +282,7 @@ export class EdgeAgent {
     try {
       const s = JSON.parse(text) as EdgeState;
       if (typeof s.epoch !== 'string' || !Number.isInteger(s.generation) || !Array.isArray(s.routes)) throw new Error('missing fields');
+      if (s.certs !== undefined && (!Array.isArray(s.certs) || !s.certs.every((c) => typeof c?.host === 'string' && /^[0-9a-f]{64}$/.test(String(c.fingerprint))))) throw new Error('malformed certs');
       return s;
     } catch (e) {
       this.log.warn({ file: this.file, err: String(e) }, 'saved edge table unreadable; waiting for the control plane');
@@ -228,5 +335,26 @@ export function checkEdgeConfig(v: unknown): EdgeConfig {
     if (!r || typeof r.upstream !== 'string' || typeof r.path !== 'string' || !Array.isArray(r.backends)) throw new Error('edge config has a malformed route');
     for (const b of r.backends) if (typeof b?.address !== 'string' || !Number.isInteger(b.port)) throw new Error(`edge config route ${r.upstream} has a malformed backend`);
   }
+  // Certificate hosts and fingerprints become file names, challenge tokens too: nothing may name a path elsewhere.
+  if (c.certs !== undefined) {
+    if (!Array.isArray(c.certs)) throw new Error('edge config certs is not a list');
+    for (const x of c.certs) {
+      if (!x || typeof x.host !== 'string' || !/^(\*\.)?[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/.test(x.host) || x.host.includes('..')) throw new Error('edge config has a certificate for a malformed host');
+      if (typeof x.fingerprint !== 'string' || !/^[0-9a-f]{64}$/.test(x.fingerprint)) throw new Error(`edge config certificate of ${x.host} has a malformed fingerprint`);
+      if (typeof x.certPem !== 'string' || !x.certPem.includes('-----BEGIN CERTIFICATE-----') || typeof x.keyPem !== 'string' || !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(x.keyPem)) {
+        throw new Error(`edge config certificate of ${x.host} is not PEM (certificate and private key)`);
+      }
+    }
+  }
+  if (c.challenges !== undefined) {
+    if (!Array.isArray(c.challenges)) throw new Error('edge config challenges is not a list');
+    for (const x of c.challenges) {
+      if (!x || typeof x.token !== 'string' || !/^[A-Za-z0-9_-]{1,256}$/.test(x.token) || typeof x.keyAuthorization !== 'string' || !/^[A-Za-z0-9_.-]{1,1024}$/.test(x.keyAuthorization)) {
+        throw new Error('edge config has a malformed ACME challenge (token and key authorization are base64url)');
+      }
+    }
+  }
   return c as EdgeConfig;
 }
+
+

@@ -1,19 +1,26 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock, IngressRoute } from '../core/ports.ts';
-import { isBehind, type EdgeConfig, type EdgeHostState } from '../core/edge.ts';
+import { isBehind, type EdgeCertRef, type EdgeChallenge, type EdgeContact, type EdgeHostState, type EdgeTable } from '../core/edge.ts';
+
+/** An agent that asked within this long is expected to apply a new generation (polls are held at most 60 s). */
+const ACTIVE_MS = 75_000;
 
 /**
- * The control plane's side of the edge hosts: the latest edge route table with its generation, the
- * long polls of edge agents waiting for a change, and what each agent last reported. Generations
- * count changes of the table's bytes (a publish of the same table is no change), within an epoch
- * that is new at every start of the control plane.
+ * The control plane's side of the edge hosts: the latest edge table (routes, the fingerprints of their
+ * hosts' certificates, open ACME challenges) with its generation, the long polls of edge agents
+ * waiting for a change, and what each agent last reported. Generations count changes of the table's
+ * bytes (a publish of the same table is no change), within an epoch that is new at every start of the
+ * control plane. Keys are not held here: the API opens them per answer over TLS.
  */
 export class EdgeFeed {
   readonly epoch: string;
   private generation = 0;
   private routes: IngressRoute[] = [];
-  private text = '[]';
+  private certs: EdgeCertRef[] = [];
+  private challenges: EdgeChallenge[] = [];
+  private text = '';
   private waiters = new Set<() => void>();
+  private contactWatchers = new Set<() => void>();
   private contacts = new Map<string, Omit<EdgeHostState, 'inSync'>>();
   private closed = false;
 
@@ -21,25 +28,36 @@ export class EdgeFeed {
     this.epoch = epoch;
   }
 
-  /** Sets the edge route table; wakes waiting agents when it changed. */
-  publish(routes: IngressRoute[]): void {
-    const text = JSON.stringify(routes);
+  /** Sets the edge route table and its hosts' certificates; wakes waiting agents when it changed. */
+  publish(routes: IngressRoute[], certs: EdgeCertRef[] = []): void {
+    this.set(routes, [...certs].sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0)), this.challenges);
+  }
+
+  /** Sets the ACME HTTP-01 answers every edge host serves; wakes waiting agents when they changed. */
+  setChallenges(challenges: EdgeChallenge[]): void {
+    this.set(this.routes, this.certs, [...challenges].sort((a, b) => (a.token < b.token ? -1 : 1)));
+  }
+
+  private set(routes: IngressRoute[], certs: EdgeCertRef[], challenges: EdgeChallenge[]): void {
+    const text = JSON.stringify([routes, certs, challenges]);
     if (text === this.text && this.generation > 0) return;
     this.text = text;
     this.routes = routes;
+    this.certs = certs;
+    this.challenges = challenges;
     this.generation++;
     this.wake();
   }
 
-  current(): EdgeConfig {
-    return { epoch: this.epoch, generation: this.generation, routes: this.routes };
+  current(): EdgeTable {
+    return { epoch: this.epoch, generation: this.generation, routes: this.routes, certs: this.certs, challenges: this.challenges };
   }
 
   /**
-   * The current config once it differs from what the agent has (at once when it already does), or
+   * The current table once it differs from what the agent has (at once when it already does), or
    * the unchanged one after `timeoutMs`, or when `signal` aborts or the feed closes.
    */
-  async wait(have: { epoch?: string; generation?: number }, timeoutMs: number, signal?: AbortSignal): Promise<EdgeConfig> {
+  async wait(have: { epoch?: string; generation?: number }, timeoutMs: number, signal?: AbortSignal): Promise<EdgeTable> {
     if (this.closed || this.generation === 0 || isBehind(have, this.current())) return this.current();
     await new Promise<void>((resolve) => {
       const done = (): void => {
@@ -55,14 +73,16 @@ export class EdgeFeed {
     return this.current();
   }
 
-  /** Records an agent's poll: where from, and which generation its nginx serves (or why not). */
-  contact(host: string, r: { address: string; applied?: number; appliedEpoch?: string; error?: string }): void {
+  /** Records an agent's poll: where from, which generation its nginx serves (or why not), whether keys were withheld. */
+  contact(host: string, r: EdgeContact): void {
     this.contacts.set(host, {
       host, address: r.address, lastContact: this.clock.now(),
       ...(r.applied !== undefined ? { applied: r.applied } : {}),
       ...(r.appliedEpoch !== undefined ? { appliedEpoch: r.appliedEpoch } : {}),
       ...(r.error ? { error: r.error } : {}),
+      ...(r.certsWithheld ? { certsWithheld: true } : {}),
     });
+    for (const w of [...this.contactWatchers]) w();
   }
 
   /** Edge hosts that asked since this control plane started, by name. */
@@ -72,10 +92,40 @@ export class EdgeFeed {
       .sort((a, b) => a.host.localeCompare(b.host));
   }
 
+  /**
+   * Waits until every edge host that asked lately serves the current generation (or a later one),
+   * at most `timeoutMs`; returns the hosts still behind then. The ACME issuer calls it after adding a
+   * challenge, so the CA is told to validate only once every edge host can answer it.
+   */
+  async waitApplied(timeoutMs: number): Promise<{ behind: string[] }> {
+    const target = this.generation;
+    const behind = (): string[] => {
+      const now = this.clock.now();
+      return [...this.contacts.values()]
+        .filter((c) => now - c.lastContact <= ACTIVE_MS && !(c.appliedEpoch === this.epoch && (c.applied ?? -1) >= target))
+        .map((c) => c.host).sort();
+    };
+    if (behind().length === 0 || this.closed) return { behind: [] };
+    await new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (behind().length === 0 || this.closed) done();
+      };
+      const done = (): void => {
+        clearTimeout(timer);
+        this.contactWatchers.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.contactWatchers.add(check);
+    });
+    return { behind: behind() };
+  }
+
   /** Answers every waiting poll now (the API is closing). */
   close(): void {
     this.closed = true;
     this.wake();
+    for (const w of [...this.contactWatchers]) w();
   }
 
   private wake(): void {

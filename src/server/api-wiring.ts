@@ -121,6 +121,7 @@ export async function startApi(cfg: ServerConfig, d: {
   // Edge agents' long polls (their host's token: an HMAC of the key, never stored) and `berth host add --pool edge`.
   registerEdgeRoutes(api, {
     feed: d.edge, secretOf: (host) => d.secretBox.mac(`edge host ${host}`),
+    certificates: (refs) => d.certs.edgeCerts(refs),
     controlUrl: () => cfg.publicUrl ?? `${apiTls ? 'https' : 'http'}://${cfg.edgeAddress ?? (cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost)}:${cfg.listenPort}`,
   });
   // `berth pools`, `berth pool quota|grant|revoke`: pools as objects (quotas and grants in auth.db).

@@ -1,10 +1,11 @@
-import { readFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { InvalidInput } from '../core/errors.ts';
 import { parseEdgeToken } from '../core/edge.ts';
 import type { Logger } from '../core/ports.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
+import { runCommand } from '../lib/exec.ts';
 import { EdgeAgent, NginxIngress, httpEdgeFetch } from '../ingress/index.ts';
 
 /** `berth edge` flags, parsed once here (like the server's config). */
@@ -14,6 +15,8 @@ export interface EdgeFlags {
   tokenFile?: string;
   dataDir?: string;
   port?: string;
+  httpsPort?: string;
+  tlsDir?: string;
   adminPort?: string;
   listen?: string;
   waitSeconds?: string;
@@ -25,6 +28,9 @@ export interface EdgeConfigParsed {
   host: string;
   dataDir: string;
   port: number;
+  httpsPort: number;
+  /** Where certificate keys go: a tmpfs the agent mounts (never the disk). */
+  tlsDir: string;
   adminPort: number;
   listenAddress: string;
   waitSeconds: number;
@@ -58,12 +64,18 @@ export async function loadEdgeConfig(f: EdgeFlags, env: NodeJS.ProcessEnv): Prom
   if (!parsed) throw new InvalidInput('the edge token is not one Berth made (berth-edge.HOST.SECRET): copy it whole from `berth host add --pool edge --name HOST`');
   const listenAddress = f.listen ?? '0.0.0.0';
   if (!/^[0-9A-Fa-f.:]+$/.test(listenAddress)) throw new InvalidInput(`--listen "${listenAddress}" is not an IP address`);
+  const ports = [['--port', f.port ?? '80'], ['--https-port', f.httpsPort ?? '443'], ['--admin-port', f.adminPort ?? '7071']];
+  for (const [i, [name, v]] of ports.entries()) {
+    const other = ports.slice(i + 1).find(([, w]) => w === v);
+    if (other) throw new InvalidInput(`${name} and ${other[0]} are both ${v}: each needs a port of its own`);
+  }
   const wait = Number(f.waitSeconds ?? '25');
   if (!Number.isInteger(wait) || wait < 0 || wait > 60) throw new InvalidInput(`--wait-seconds "${f.waitSeconds}" must be a whole number of seconds 0-60`);
   return {
     control: url.href.replace(/\/+$/, ''), token, host: parsed.host,
     dataDir: resolve(f.dataDir ?? env.BERTH_EDGE_DATA_DIR ?? '/var/lib/berth-edge'),
-    port: port('--port', f.port ?? '80'), adminPort: port('--admin-port', f.adminPort ?? '7071'), listenAddress, waitSeconds: wait,
+    port: port('--port', f.port ?? '80'), httpsPort: port('--https-port', f.httpsPort ?? '443'), adminPort: port('--admin-port', f.adminPort ?? '7071'),
+    tlsDir: resolve(f.tlsDir ?? env.BERTH_EDGE_TLS_DIR ?? '/run/berth-edge/tls'), listenAddress, waitSeconds: wait,
     nginxBin: env.BERTH_NGINX ?? 'nginx',
   };
 }
@@ -81,16 +93,27 @@ export async function startEdgeAgent(cfg: EdgeConfigParsed, logger: Logger): Pro
     adminToken = randomBytes(32).toString('hex');
     await writeFileAtomic(tokenFile, adminToken + '\n', { mode: 0o600 });
   }
+  // Certificate keys only ever over TLS, and only to a tmpfs: else routes with certificates stay HTTP here.
+  let certsRefused: string | undefined;
+  if (!cfg.control.startsWith('https:')) {
+    certsRefused = `--control ${cfg.control} is plain HTTP, over which the control plane sends no certificate keys; use --control https://… (the API with BERTH_API_TLS_CERT/KEY)`;
+  } else {
+    certsRefused = await mountTmpfs(cfg.tlsDir);
+  }
   const ingress = new NginxIngress({
     prefix: join(cfg.dataDir, 'nginx'), listenPort: cfg.port, listenAddress: cfg.listenAddress, adminPort: cfg.adminPort,
+    httpsPort: cfg.httpsPort, acmeChallengeDir: join(cfg.dataDir, 'nginx', 'acme'),
     nginxBin: cfg.nginxBin, adminToken, logger,
     onRoutesRefused: (problems) => {
       for (const p of problems) logger.warn({ upstream: p.upstream, host: p.host, path: p.path }, `route not served here: ${p.message}`);
     },
   });
-  const agent = new EdgeAgent({ ingress, fetchConfig: httpEdgeFetch(cfg.control, cfg.token), stateDir: cfg.dataDir, logger, waitSeconds: cfg.waitSeconds });
+  const agent = new EdgeAgent({
+    ingress, fetchConfig: httpEdgeFetch(cfg.control, cfg.token), stateDir: cfg.dataDir, logger, waitSeconds: cfg.waitSeconds,
+    ...(certsRefused ? { certsRefused } : { certDir: cfg.tlsDir }), challengeDir: join(cfg.dataDir, 'nginx', 'acme'),
+  });
   await agent.start();
-  logger.info({ host: cfg.host, control: cfg.control, port: cfg.port, nginx: ingress.masterPid }, 'edge agent running');
+  logger.info({ host: cfg.host, control: cfg.control, port: cfg.port, httpsPort: cfg.httpsPort, tlsDir: certsRefused ? undefined : cfg.tlsDir, nginx: ingress.masterPid }, 'edge agent running');
   return {
     agent, ingress,
     async stop() {
@@ -98,4 +121,29 @@ export async function startEdgeAgent(cfg: EdgeConfigParsed, logger: Logger): Pro
       await ingress.close();
     },
   };
+}
+
+/**
+ * A tmpfs at `dir` (0700) for certificate keys, unless one is there: what is written there is in
+ * memory only. Returns why there is none (not root, no mount permission): keys are then refused.
+ */
+export async function mountTmpfs(dir: string): Promise<string | undefined> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+  if (await isTmpfs(dir)) return undefined;
+  try {
+    await runCommand('mount', ['-t', 'tmpfs', '-o', 'mode=0700,size=16m,nosuid,nodev,noexec', 'berth-edge-tls', dir], { timeoutMs: 10_000 });
+  } catch (err) {
+    return `cannot mount a tmpfs at ${dir} for certificate keys (${(err as Error).message.slice(0, 200)}): run berth edge as root`;
+  }
+  return (await isTmpfs(dir)) ? undefined : `${dir} is no tmpfs after mounting one there`;
+}
+
+/** Whether `dir` is a tmpfs mount point (in this process's mount namespace). */
+async function isTmpfs(dir: string): Promise<boolean> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  // Fields: … 5 mount point … " - " fstype source options; the last mount at a point is the visible one.
+  const at = text.split('\n').filter((l) => l.split(' ')[4]?.replace(/\\040/g, ' ') === dir);
+  const last = at[at.length - 1];
+  return last !== undefined && last.split(' - ')[1]?.split(' ')[0] === 'tmpfs';
 }

@@ -47,6 +47,8 @@ export interface RunningServer {
 const RESYNC_MS = 10_000;
 /** How often hosts' states are read (a Swarm node list; engine host events also trigger a read). */
 const HOSTS_MS = 2000;
+/** How long an ACME challenge waits for the edge hosts to serve it before the CA is told to validate. */
+const EDGE_CHALLENGE_WAIT_MS = 10_000;
 
 /**
  * The composition root: picks the concrete store, engine and ingress, wires controllers and loops,
@@ -70,8 +72,17 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const hostPaths = hostPathGuard(cfg);
   const { docker, engine, imageRegistry } = makeEngine(cfg, { [LABEL.cluster]: cluster }, stores.registryLogins, logger);
   const routeChanges: { apply?: () => void } = {};
+  // Edge hosts' feed: routes, their certificates (by fingerprint) and open ACME challenges.
+  const edge = new EdgeFeed(clock);
   const tls = await startTls(cfg, cluster, {
     secretBox: stores.secretBox, events: store, clock, logger, routes: () => buildRouteTable(store, directAddresses), changed: () => routeChanges.apply?.(),
+    // The CA may ask any edge host: it is told to validate once every edge host in contact has the answer.
+    challengesChanged: async (open, added) => {
+      edge.setChallenges(open);
+      if (!added) return;
+      const { behind } = await edge.waitApplied(EDGE_CHALLENGE_WAIT_MS);
+      if (behind.length > 0) logger.warn({ behind }, 'ACME challenge: edge hosts did not confirm it in time; the CA may fail on them (retried with backoff)');
+    },
   });
   const { certs } = tls;
   // Cluster mode: the hosts' engines over mutual TLS (logs, stats, signals, exec of instances there).
@@ -100,13 +111,13 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // The registry (DNS, watchers) follows the same changes.
   // The table is read from every instance: the requests of one turn of the event loop (a burst of
   // reconcile rounds) share one rebuild (bench scale: one per round made the rounds O(n²)).
-  const edge = new EdgeFeed(clock);
   const publishRoutes = new Coalesced(() => {
     registry.refresh();
     ingress.apply(certs.decorate(buildRouteTable(store, directAddresses)));
     // Edge hosts get the same table, with backends they can reach (not the bridge addresses only
-    // this host reaches; loopback ones at BERTH_EDGE_ADDRESS).
-    edge.publish(edgeRoutes(buildRouteTable(store, new Map()), cfg.edgeAddress));
+    // this host reaches; loopback ones at BERTH_EDGE_ADDRESS), and which certificates its hosts have.
+    const edgeTable = buildRouteTable(store, new Map());
+    edge.publish(edgeRoutes(edgeTable, cfg.edgeAddress), certs.edgeRefs(edgeTable));
     // A new host may want a certificate (coalesced; cheap when nothing is due).
     certs.wake();
   });

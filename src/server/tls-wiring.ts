@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock, Logger } from '../core/ports.ts';
+import type { EdgeChallenge } from '../core/edge.ts';
 import type { EventStore } from '../core/store.ts';
 import type { SecretBox } from '../config/index.ts';
 import { FileMountRoot } from '../config/index.ts';
@@ -25,8 +26,10 @@ export async function startTls(cfg: ServerConfig, cluster: string, d: {
   routes: CertManagerOptions['routes'];
   /** A certificate changed: the routes are applied again. */
   changed: () => void;
+  /** The open ACME challenges changed (edge hosts serve them too); after an addition, resolves once they do. */
+  challengesChanged?: (open: EdgeChallenge[], added: boolean) => Promise<void>;
 }): Promise<TlsParts> {
-  const acmeChallenges = new ChallengeDir(join(cfg.dataDir, 'nginx', 'acme'));
+  const acmeChallenges = new ChallengeDir(join(cfg.dataDir, 'nginx', 'acme'), d.challengesChanged);
   const certStore = new CertStore(join(cfg.dataDir, 'tls.db'), d.secretBox);
   const certs = new CertManager({
     store: certStore, fileDir: join(cfg.runDir, cluster, 'tls'), events: d.events, clock: d.clock, logger: d.logger,

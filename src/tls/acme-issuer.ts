@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import * as acme from 'acme-client';
 import { BerthError } from '../core/errors.ts';
 import type { Logger } from '../core/ports.ts';
+import type { EdgeChallenge } from '../core/edge.ts';
 
 /** A certificate and its private key, PEM (the chain: leaf first). */
 export interface IssuedCert {
@@ -27,7 +28,14 @@ export class AcmeFailed extends BerthError {
  * route to the control plane: nginx answers without a reload and without Berth in the path.
  */
 export class ChallengeDir {
-  constructor(readonly dir: string) {}
+  private readonly open = new Map<string, string>();
+
+  /**
+   * `published`: the open challenges changed (edge hosts serve them too: server.ts puts them in the
+   * edge feed). After an addition it resolves once the edge hosts have them, so the CA is told to
+   * validate only then.
+   */
+  constructor(readonly dir: string, private readonly published?: (open: EdgeChallenge[], added: boolean) => Promise<void>) {}
 
   async set(token: string, keyAuthorization: string): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o755 });
@@ -36,10 +44,17 @@ export class ChallengeDir {
     const path = join(this.dir, checkToken(token));
     await writeFile(path, keyAuthorization, { mode: 0o644 });
     await chmod(path, 0o644);
+    this.open.set(token, keyAuthorization);
+    await this.published?.(this.list(), true);
   }
 
   async remove(token: string): Promise<void> {
     await unlink(join(this.dir, checkToken(token))).catch(() => undefined);
+    if (this.open.delete(token)) await this.published?.(this.list(), false);
+  }
+
+  private list(): EdgeChallenge[] {
+    return [...this.open].map(([token, keyAuthorization]) => ({ token, keyAuthorization }));
   }
 }
 

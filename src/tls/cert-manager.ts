@@ -4,6 +4,7 @@ import { Conflict, InvalidInput, NotFound } from '../core/errors.ts';
 import type { CertificatesPort, Clock, IngressRoute, Logger } from '../core/ports.ts';
 import type { EventStore } from '../core/store.ts';
 import type { CertView } from '../core/views.ts';
+import { certFileBase, type EdgeCert, type EdgeCertRef } from '../core/edge.ts';
 import { normaliseHost } from '../core/spec/routes.ts';
 import { checkUpload, readCertInfo, renewalDue, retryDelay } from './cert-info.ts';
 import type { CertStore, StoredCert } from './cert-store.ts';
@@ -103,6 +104,32 @@ export class CertManager implements CertificatesPort {
       if (!f || r.https?.wantsCert === false) return r;
       return { ...r, tls: { certFile: f.certFile, keyFile: f.keyFile } };
     });
+  }
+
+  /**
+   * The certificates edge hosts need for this route table (hosts with a certificate whose routes ask
+   * for one, as `decorate` picks them), by fingerprint: no key is opened here.
+   */
+  edgeRefs(routes: readonly IngressRoute[]): EdgeCertRef[] {
+    const out = new Map<string, EdgeCertRef>();
+    for (const r of routes) {
+      const f = r.host === undefined ? undefined : this.files.get(r.host);
+      if (f && r.https?.wantsCert !== false) out.set(r.host!, { host: r.host!, fingerprint: f.fingerprint });
+    }
+    return [...out.values()];
+  }
+
+  /**
+   * The certificates and keys of these hosts as stored now (opened from tls.db for one answer to an
+   * edge host over TLS; a certificate renewed since the ref was made is sent as it is now).
+   */
+  edgeCerts(refs: readonly EdgeCertRef[]): EdgeCert[] {
+    const out: EdgeCert[] = [];
+    for (const ref of refs) {
+      const c = this.o.store.get(ref.host);
+      if (c) out.push({ host: c.host, fingerprint: c.fingerprint, certPem: c.certPem, keyPem: c.keyPem });
+    }
+    return out;
   }
 
   /** Looks at every host soon (a route changed, a renewal was asked for). Coalesced. */
@@ -249,7 +276,7 @@ export class CertManager implements CertificatesPort {
   // --- files for nginx ---------------------------------------------------------------------------
 
   private async writeFiles(c: StoredCert): Promise<void> {
-    const base = join(this.o.fileDir, `${c.host.replace(/^\*/, '_wildcard')}.${c.fingerprint.slice(0, 16)}`);
+    const base = join(this.o.fileDir, certFileBase(c.host, c.fingerprint));
     const certFile = `${base}.crt`;
     const keyFile = `${base}.key`;
     // Root-owned 0600: nginx's master reads certificates and keys as root before dropping privileges.

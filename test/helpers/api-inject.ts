@@ -32,6 +32,7 @@ import { registerVolumeRoutes } from '../../src/api/volume-routes.ts';
 import { registerHostRoutes } from '../../src/api/host-routes.ts';
 import { registerEdgeRoutes } from '../../src/api/edge-routes.ts';
 import { EdgeFeed } from '../../src/ingress/edge-feed.ts';
+import type { EdgeCert } from '../../src/core/edge.ts';
 import { poolAdmitter, registerPoolRoutes } from '../../src/api/pool-routes.ts';
 import { registerFailoverRoutes } from '../../src/api/failover-routes.ts';
 import { FakeEngine } from '../../src/engine/fake/index.ts';
@@ -102,6 +103,11 @@ export interface TestApi {
   engine: FakeEngine;
   /** The edge feed behind the edge routes (its epoch `e0`); edge tokens' secrets are `EDGE_SECRET(host)`. */
   edge: EdgeFeed;
+  /**
+   * Certificates (with keys) the edge routes open by host. A poll counts as over TLS when it carries
+   * the header `x-test-over-tls: yes` (only here: the server looks at the socket).
+   */
+  edgeCerts: Map<string, EdgeCert>;
   close(): Promise<void>;
 }
 
@@ -236,7 +242,12 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   let ca: Promise<ClusterCa> | undefined;
   registerHostRoutes(api, { hosts: engine, engineTls: { issueEngine: async (x) => (await (ca ??= ClusterCa.create().then((c) => c.ca))).issueEngine(x) } });
   const edge = new EdgeFeed(clock, 'e0');
-  registerEdgeRoutes(api, { feed: edge, secretOf: EDGE_SECRET, controlUrl: () => 'https://berth.example:7070' });
+  const edgeCerts = new Map<string, EdgeCert>();
+  registerEdgeRoutes(api, {
+    feed: edge, secretOf: EDGE_SECRET, controlUrl: () => 'https://berth.example:7070',
+    certificates: (refs) => refs.flatMap((r) => (edgeCerts.has(r.host) ? [edgeCerts.get(r.host)!] : [])),
+    overTls: (req) => req.headers['x-test-over-tls'] === 'yes',
+  });
   registerPoolRoutes(api, { store: auth, desired: store, hosts: engine, clock });
   const pins: Array<{ service: string; host: string }> = [];
   registerFailoverRoutes(api, { store, clock, known, enqueueService, failover: { hosts: () => engine.hosts(), pinTo: (k, host) => {
@@ -283,7 +294,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   };
   let seq = 0;
   return {
-    api, store, auth, authenticator, audit, sso, dir, config, calls, builds, reached, certs, req: send(true), anon: send(false), volumeSizes, engine, edge, pins, pinned,
+    api, store, auth, authenticator, audit, sso, dir, config, calls, builds, reached, certs, req: send(true), anon: send(false), volumeSizes, engine, edge, edgeCerts, pins, pinned,
     addService(app, env, name, o = {}) {
       const rel: ReleaseRecord = {
         id: `r${++seq}`, app, env, service: name, seq: 1, spec: serviceSpec(name, { replicas: o.replicas ?? 1, limits: o.memoryBytes ? { memoryBytes: o.memoryBytes } : {}, ...(o.routes ? { routes: o.routes } : {}), ...(o.volumes ? { volumes: o.volumes } : {}) }),
