@@ -7,7 +7,10 @@
  * to 3 on its fixed port (each replica published on an allocated port of 127.0.0.1); a rolling
  * release under load with 0 failed requests; a killed replica replaced; the server SIGKILLed and
  * restarted: containers and networks adopted, none restarted; a fixed host port already taken is a
- * clear error; `rm --purge` removes the app's networks.
+ * clear error; `rm --purge` removes the app's networks. HTTP request metrics are counted for the
+ * app-network service as for a host-mode one. Drain before stop in both modes, side by side: a request
+ * in flight when its instance is replaced completes, and no request reaches an instance after its stop
+ * signal (the app answers those 500, which the ingress does not retry).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +18,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Resolver } from 'node:dns/promises';
-import { Harness, docker, freePort, hey, viaIngress } from './helpers/harness.ts';
+import { Harness, docker, freePort, get, hey, viaIngress } from './helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 
 const APP = 'shop';
@@ -187,6 +190,17 @@ describe('app networks', () => {
     assert.equal(r.failed, 0, `rolling release: ${r.failed} of ${r.total} failed\n${r.raw.slice(-1500)}`);
     assert.ok(r.total >= 200, `only ${r.total} requests`);
     assert.match(await viaIngress(h.ingressPort, 'shop-prod.test'), /^prod v2 /);
+    // The requests are counted for the service, as in host mode (the access log names the route; the sampler the containers).
+    let text = '';
+    await waitFor(async () => {
+      text = await fetch(`http://127.0.0.1:${h.apiPort}/metrics`, { headers: { authorization: `Bearer ${await h.token()}` } }).then((res) => res.text());
+      const counted = [...text.matchAll(new RegExp(`^berth_http_requests_total\\{app="${APP}",env="prod",service="web",route="[^"]+",status_class="2xx"\\} (\\d+)$`, 'gm'))]
+        .reduce((a, m) => a + Number(m[1]), 0);
+      return counted >= r.ok * 0.9;
+    }, { timeoutMs: 30_000, intervalMs: 500, what: `${r.ok} requests counted for shop/prod/web` });
+    assert.match(text, new RegExp(`^berth_container_memory_bytes\\{app="${APP}",env="prod",service="web",instance="[^"]+"\\} [1-9]`, 'm'));
+    const top = (await h.api('GET', `/v1/top?app=${APP}`)).json as { routes: Array<{ app: string; requests: number; p95: number | null }> };
+    assert.ok(top.routes.some((x) => x.app === APP && x.requests > 0 && x.p95 !== null), JSON.stringify(top.routes));
 
     const before = await containersOf('prod', 'web');
     assert.equal(before.length, 3);
@@ -244,5 +258,54 @@ describe('app networks', () => {
     const p = await h.cli(['rm', APP, '--purge'], { timeoutMs: 120_000 });
     assert.equal(p.code, 0, p.stdout + p.stderr);
     await waitFor(async () => !(await networks()).some((l) => l.includes(`_${APP}_`)), { timeoutMs: 60_000, intervalMs: 250, what: 'the app\'s networks removed' });
+  });
+
+  test('drain before stop, app network and host network side by side: an in-flight request completes, none arrives after the stop signal', async () => {
+    // Listens on PORT (the native port 8000 on the app network, the allocated one on the host's); after
+    // SIGTERM it finishes what it has and answers anything new 500 (not retried by the ingress: a failure).
+    const server = `
+      let stopping = false;
+      const server = require('http').createServer((q, r) => {
+        if (stopping) { r.statusCode = 500; return r.end('arrived after SIGTERM'); }
+        if (q.url.startsWith('/slow')) return setTimeout(() => r.end(process.env.VERSION + ' slow'), 4000);
+        r.end(process.env.VERSION);
+      }).listen(Number(process.env.PORT));
+      process.on('SIGTERM', () => { stopping = true; server.close(() => process.exit(0)); });`.replace(/\$/g, '$$$$');
+    // appnet: on the app's network, its port under `ports`; hostnet: Berth's host mode (x-berth.port).
+    const svc = (name: string, version: string) => `  ${name}:
+    image: berth/node:20
+    command: ["node", "-e", ${JSON.stringify(server)}]
+    environment: {VERSION: ${version}}
+    stop_grace_period: 15s
+${name === 'appnet' ? '    ports: ["8000"]\n' : ''}    x-berth:
+${name === 'hostnet' ? '      port: 3000\n' : ''}      routes: ["${name}.drain.test/"]
+      health: {http: {path: /, interval: 1s}}
+`;
+    const f = join(dir, 'drain.yaml');
+    const release = async (version: string) => {
+      await writeFile(f, `name: drain\nservices:\n${svc('appnet', version)}${svc('hostnet', version)}`);
+      const d = await h.cli(['deploy', '-f', f], { timeoutMs: 180_000 });
+      assert.equal(d.code, 0, d.stdout + d.stderr);
+    };
+    await release('v1');
+    const modes = ['appnet', 'hostnet'];
+    for (const m of modes) assert.equal(await viaIngress(h.ingressPort, `${m}.drain.test`), 'v1');
+    const [appC] = await h.runningIds('drain', 'prod', 'appnet');
+    const [hostC] = await h.runningIds('drain', 'prod', 'hostnet');
+    assert.match(await docker('inspect', appC!, '--format', '{{.HostConfig.NetworkMode}}'), /^berth_/);
+    assert.equal(await docker('inspect', hostC!, '--format', '{{.HostConfig.NetworkMode}}'), 'host');
+
+    const slow = modes.map((m) => get(h.ingressPort, '/slow', 30_000, { host: `${m}.drain.test` }));
+    const traffic = modes.map((m) => hey(h.ingressPort, '/', { seconds: 10, concurrency: 2, qps: 30, host: `${m}.drain.test` }));
+    await new Promise((res) => setTimeout(res, 500));
+    await release('v2');
+    for (const [i, m] of modes.entries()) {
+      const r = await traffic[i]!;
+      assert.equal(r.failed, 0, `${m}: ${r.failed} of ${r.total} failed (${JSON.stringify(r.statuses)})\n${r.raw.slice(-1000)}`);
+      assert.ok(r.total >= 100, `${m}: only ${r.total} requests`);
+      assert.deepEqual(await slow[i], { status: 200, body: 'v1 slow' }, `${m}: the request in flight during the release completed on the old instance`);
+      assert.equal(await viaIngress(h.ingressPort, `${m}.drain.test`), 'v2');
+    }
+    assert.equal((await h.cli(['rm', 'drain', '--purge'], { timeoutMs: 120_000 })).code, 0);
   });
 });

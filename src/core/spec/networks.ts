@@ -26,7 +26,8 @@ export function declaredNetworks(compose: Json, ctx: Pick<SpecContext, 'diag'>):
     if (!isRecord(def)) continue;
     for (const [key, value] of Object.entries(def)) {
       if (key.startsWith('x-') || key === 'labels' || key === 'name') continue;
-      if (key === 'driver' && value === 'bridge') continue;
+      // Compose's defaults on one host, which are what Berth does: nothing to warn about.
+      if ((key === 'driver' && value === 'bridge') || (key === 'external' && value === false)) continue;
       if (key === 'external' && value === true) {
         ctx.diag.error(['networks', name, key], 'external networks are not supported yet: Berth creates the app\'s networks itself (one per environment); remove `external`', 'key');
         continue;

@@ -801,9 +801,10 @@ test('every key Berth does not act on yields a located warning', () => {
           - /cache
           - data:/data:z
     volumes:
-      data: {driver: local}
+      data: {driver: local, external: false}
+      logs: {driver: rexray}
     networks:
-      front: {}
+      front: {driver: bridge, external: false}
     secrets:
       token: {file: ./token, driver: vault}
     x-anything: {}
@@ -822,8 +823,8 @@ test('every key Berth does not act on yields a located warning', () => {
       '21:7 services.web.healthcheck.start_interval: not supported yet by Berth; ignored',
       '22:39 services.web.build.network: not supported yet by Berth; ignored',
       '25:9 services.web.volumes[1]: volume option "z" is not supported yet by Berth; ignored',
-      '27:10 volumes.data.driver: not supported yet by Berth; ignored — Berth creates app-scoped local volumes',
-      '31:26 secrets.token.driver: not supported by Berth; ignored',
+      '28:10 volumes.logs.driver: not supported yet by Berth; ignored — Berth creates app-scoped local volumes',
+      '32:26 secrets.token.driver: not supported by Berth; ignored',
     ],
   );
   for (const w of warnings) assert.equal(w.file, 'compose.yaml');
@@ -940,6 +941,62 @@ test('user, read_only, cap_add, cap_drop, security_opt and tmpfs', () => {
   const r = parse('services:\n  web:\n    image: x\n    security_opt: ["seccomp:unconfined", "apparmor=unconfined", "label=disable"]\n');
   assert.deepEqual(r.spec.services.web!.unconfined, ['seccomp', 'apparmor']);
   assert.deepEqual(r.warnings.map((x) => `${brief(x)}: ${x.message}`), ['4:65 services.web.security_opt[2]: "label=disable" is not supported yet by Berth; ignored (containers run with Docker\'s default seccomp and AppArmor profiles)']);
+});
+
+test('volumes of type tmpfs (long syntax) are tmpfs mounts, with size, mode and read_only', () => {
+  const r = parse(yaml`
+    services:
+      web:
+        image: x
+        tmpfs: [/run]
+        volumes:
+          - {type: tmpfs, target: /cache, tmpfs: {size: 64m, mode: 1777}}
+          - type: tmpfs
+            target: /scratch/
+            read_only: true
+            tmpfs: {size: 1000000}
+          - data:/data
+    volumes: {data: {}}
+  `);
+  const web = r.spec.services.web!;
+  assert.deepEqual(web.tmpfs, { '/run': '', '/cache': `size=${64 * 1024 * 1024},mode=1777`, '/scratch': 'size=1000000,ro' });
+  assert.deepEqual(web.volumes.map((v) => v.target), ['/data'], 'not a volume too');
+  assert.deepEqual(r.warnings.map((w) => w.path), ['services.web.volumes'], 'nothing ignored (the one warning: the named volume makes it stateful)');
+  const cases: Array<[string, string, RegExp]> = [
+    ['{type: tmpfs}', '5:15', /a tmpfs mount needs `target`/],
+    ['{type: tmpfs, target: /run}', '5:15', /\/run is mounted twice/],
+    ['{type: tmpfs, target: /c, tmpfs: {size: lots}}', '5:55', /"lots" is not a size/],
+    ['{type: tmpfs, target: /c, tmpfs: {mode: rwx}}', '5:55', /"rwx" is not a file mode: write octal digits/],
+  ];
+  for (const [entry, where, re] of cases) {
+    const found = issues(`services:\n  web:\n    image: x\n    tmpfs: [/run]\n    volumes: [${entry}]\n`);
+    assert.equal(found.length, 1, `${entry}: ${JSON.stringify(found)}`);
+    assert.equal(brief(found[0]!).split(' ')[0], where, entry);
+    assert.match(found[0]!.message, re);
+  }
+});
+
+test('expose: reachable on the app network; on the host network it is said to be ignored', () => {
+  const r = parse('services:\n  my_db:\n    image: x\n    expose: ["5432"]\n    networks: {back: {aliases: [my_db]}}\n  host_svc:\n    image: x\n    network_mode: host\n    expose: [80]\nnetworks: {back: {}}\n');
+  assert.deepEqual(r.spec.services['my-db']!.expose, ['5432']);
+  assert.deepEqual(r.spec.services['my-db']!.networks, [{ name: 'back', aliases: ['my_db'] }]);
+  assert.deepEqual(r.warnings.map((x) => `${brief(x)}: ${x.message}`),
+    ['9:5 services.host_svc.expose: ignored: the service runs on the host network, where every port it listens on is reachable']);
+});
+
+test('a service with an error still has its ignored keys reported (all errors and all warnings together)', () => {
+  let err: InvalidSpec | undefined;
+  try {
+    parse('services:\n  web:\n    image: x\n    enviroment: {A: "1"}\n    platform: linux/amd64\n    tty: true\n');
+  } catch (e) {
+    err = e as InvalidSpec;
+  }
+  assert.ok(err instanceof InvalidSpec);
+  assert.deepEqual(err.issues.map((i) => `${brief(i)}: ${i.message}`), ['4:5 services.web.enviroment: unknown key `enviroment`: did you mean `environment`?']);
+  assert.deepEqual(err.warnings.map((w) => `${brief(w)}: ${w.message}`), [
+    '5:5 services.web.platform: not supported yet by Berth; ignored',
+    '6:5 services.web.tty: not supported yet by Berth; ignored',
+  ]);
 });
 
 test('bad user, capabilities and tmpfs name file, line and column', () => {

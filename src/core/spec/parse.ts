@@ -15,7 +15,7 @@ import { derivedServiceName, nameProblem, sanitizeName, serviceNameProblem } fro
 import { basenamePosix } from './posix-path.ts';
 import { checkComposeSchema } from './schema-check.ts';
 import { fileDefinitions, referencedNames } from './secrets.ts';
-import { normalizeService } from './service.ts';
+import { normalizeService, warnUnsupportedKeys } from './service.ts';
 import { declaredNetworks } from './networks.ts';
 import type { ParseOptions, ParseResult, ServiceSpec } from './types.ts';
 import { appExtensions, appPool, pipelineExtensions } from './x-berth.ts';
@@ -170,8 +170,10 @@ function declaredVolumes(compose: Json, diag: Diagnostics): Set<string> {
   if (!isRecord(compose.volumes)) return new Set();
   for (const [name, def] of Object.entries(compose.volumes)) {
     if (!isRecord(def)) continue;
-    for (const key of Object.keys(def)) {
-      if (!key.startsWith('x-')) diag.warn(['volumes', name, key], VOLUME_KEYS_IGNORED, 'key');
+    for (const [key, value] of Object.entries(def)) {
+      // Compose's defaults, which are what Berth does anyway: nothing to warn about.
+      if (key.startsWith('x-') || (key === 'driver' && value === 'local') || (key === 'external' && value === false)) continue;
+      diag.warn(['volumes', name, key], VOLUME_KEYS_IGNORED, 'key');
     }
   }
   return new Set(Object.keys(compose.volumes));
@@ -196,7 +198,9 @@ function normalizeServices(ctx: SpecContext, raw: unknown): Record<string, Servi
       continue;
     }
     derivedFrom.set(derived, name);
-    // A subtree the schema (or interpolation) already rejected would only yield follow-on errors.
+    // A subtree the schema (or interpolation) already rejected would only yield follow-on errors;
+    // its ignored keys are still named, so the report has every warning beside the errors.
+    if (broken && isRecord(def) && ctx.serviceNames.includes(name)) warnUnsupportedKeys(ctx, ['services', name], def);
     if (broken || !isRecord(def) || !ctx.serviceNames.includes(name)) continue;
     out[derived] = normalizeService(ctx, name, def);
   }

@@ -8,7 +8,7 @@ import { normalizePosix } from './posix-path.ts';
 import { DOCKER_DEFAULT_CAPS, LINUX_CAPS, TMPFS_OPTION, USER_PATTERN, normalizeCap } from './security.ts';
 import { closestMatch } from './suggest.ts';
 import type { ServiceSpec } from './types.ts';
-import { parseBool } from './units.ts';
+import { parseBool, parseSize } from './units.ts';
 import type { SpecPath } from './yaml-source.ts';
 
 type SecuritySpec = Pick<ServiceSpec, 'user' | 'readOnly' | 'capAdd' | 'capDrop' | 'noNewPrivileges' | 'tmpfs' | 'unconfined'>;
@@ -36,8 +36,9 @@ export function securityOf(ctx: SpecContext, path: SpecPath, raw: Json): Securit
   const nnp = noNewPrivileges(ctx, [...path, 'security_opt'], raw.security_opt, unconfined);
   if (nnp === false) out.noNewPrivileges = false;
   if (unconfined.length) out.unconfined = unconfined;
-  const tmpfs = tmpfsOf(ctx, [...path, 'tmpfs'], raw.tmpfs, raw.volumes);
-  if (tmpfs && Object.keys(tmpfs).length) out.tmpfs = tmpfs;
+  const tmpfs = { ...tmpfsOf(ctx, [...path, 'tmpfs'], raw.tmpfs, raw.volumes) };
+  tmpfsVolumes(ctx, [...path, 'volumes'], raw.volumes, tmpfs);
+  if (Object.keys(tmpfs).length) out.tmpfs = tmpfs;
   return out;
 }
 
@@ -125,10 +126,53 @@ function tmpfsOf(ctx: SpecContext, path: SpecPath, raw: unknown, volumes: unknow
   return out;
 }
 
+/**
+ * `volumes:` entries of `type: tmpfs` (long syntax) join the service's tmpfs mounts:
+ * `{type: tmpfs, target: /cache, tmpfs: {size: 64m, mode: 1777}, read_only: true}`.
+ */
+function tmpfsVolumes(ctx: SpecContext, path: SpecPath, volumes: unknown, out: Record<string, string>): void {
+  if (!Array.isArray(volumes)) return;
+  volumes.forEach((v, i) => {
+    if (!isRecord(v) || v.type !== 'tmpfs') return;
+    const at: SpecPath = [...path, i];
+    const target = typeof v.target === 'string' ? normalizePosix(v.target) : '';
+    if (!target.startsWith('/') || target === '/') {
+      ctx.diag.error(v.target === undefined ? at : [...at, 'target'], 'a tmpfs mount needs `target`: an absolute path inside the container, e.g. /tmp');
+      return;
+    }
+    if (target in out) {
+      ctx.diag.error(at, `${target} is mounted twice: keep one tmpfs or volume there`);
+      return;
+    }
+    const options: string[] = [];
+    const o = isRecord(v.tmpfs) ? v.tmpfs : {};
+    for (const [key, value] of Object.entries(o)) {
+      if (key === 'size') {
+        const size = parseSize(value);
+        if (size.error !== undefined) ctx.diag.error([...at, 'tmpfs', key], size.error);
+        else options.push(`size=${size.value}`);
+      } else if (key === 'mode') {
+        // Written as octal digits (1777), or a YAML octal number (0o1777).
+        const digits = typeof value === 'number' && !/^[0-7]{3,4}$/.test(String(value)) ? value.toString(8) : scalarToString(value).replace(/^0o/, '');
+        if (/^[0-7]{3,4}$/.test(digits)) options.push(`mode=${digits}`);
+        else ctx.diag.error([...at, 'tmpfs', key], `${JSON.stringify(value)} is not a file mode: write octal digits, e.g. 1777 or 755`);
+      } else if (!key.startsWith('x-')) {
+        ctx.diag.warn([...at, 'tmpfs', key], 'not supported yet by Berth; ignored', 'key');
+      }
+    }
+    if (v.read_only !== undefined) {
+      const b = parseBool(v.read_only);
+      if (b.error !== undefined) ctx.diag.error([...at, 'read_only'], b.error);
+      else if (b.value) options.push('ro');
+    }
+    out[target] = options.join(',');
+  });
+}
+
 function volumeTarget(v: unknown): string | undefined {
   if (typeof v === 'string') {
     const parts = v.split(':');
     return normalizePosix(parts.length === 1 ? parts[0]! : parts[1]!);
   }
-  return isRecord(v) && typeof v.target === 'string' ? normalizePosix(v.target) : undefined;
+  return isRecord(v) && v.type !== 'tmpfs' && typeof v.target === 'string' ? normalizePosix(v.target) : undefined;
 }

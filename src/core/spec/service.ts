@@ -103,9 +103,11 @@ export function normalizeService(ctx: SpecContext, name: string, raw: Json): Ser
   const reservations = reservationsOf(ctx, at('deploy', 'resources', 'reservations'), deploy);
   if (reservations) spec.reservations = reservations;
   if (mode === 'app') applyAppNetworking(ctx, path, raw, spec, ext.port);
-  // Compose clients reach a service by the name the file gives it (`with_depends_on`); Berth's name is the derived one.
-  if (spec.composeName !== undefined) for (const n of spec.networks ?? []) if (!n.aliases.includes(spec.composeName)) n.aliases.push(spec.composeName);
   else if (raw.expose !== undefined) ctx.diag.warn(at('expose'), 'ignored: the service runs on the host network, where every port it listens on is reachable', 'key');
+  // Compose clients reach a service by the name the file gives it (`with_depends_on`); Berth's name is the derived one.
+  if (spec.composeName !== undefined) {
+    for (const n of spec.networks ?? []) if (!n.aliases.includes(spec.composeName)) n.aliases.push(spec.composeName);
+  }
   statefulUpdates(ctx, path, raw, spec);
   if (ext.test) spec.test = ext.test;
   Object.assign(spec, securityOf(ctx, path, raw), runtimeOf(ctx, path, raw));
@@ -177,9 +179,10 @@ function silentDiag(ctx: SpecContext): SpecContext['diag'] {
   return new Proxy(ctx.diag, { get: (t, k) => (k === 'error' || k === 'warn' ? () => undefined : Reflect.get(t, k)) });
 }
 
-function warnUnsupportedKeys(ctx: SpecContext, path: SpecPath, raw: Json): void {
+/** Warns about each key of a service Berth ignores (a key already in error is not warned about again). */
+export function warnUnsupportedKeys(ctx: SpecContext, path: SpecPath, raw: Json): void {
   for (const key of Object.keys(raw)) {
-    if (SUPPORTED_KEYS.has(key)) continue;
+    if (SUPPORTED_KEYS.has(key) || ctx.diag.hasErrorsUnder([...path, key])) continue;
     if (key.startsWith('x-')) {
       // Other x- keys are the user's own business; but `x-bert` is most likely a typo.
       const near = closestMatch(key, ['x-berth']);

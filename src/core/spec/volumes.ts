@@ -53,6 +53,8 @@ function shortVolume(ctx: SpecContext, path: SpecPath, spec: string): VolumeMoun
 }
 
 function longVolume(ctx: SpecContext, path: SpecPath, v: Record<string, unknown>): VolumeMount | undefined {
+  // A tmpfs mount is one of the service's tmpfs mounts (service-security.ts reads it there).
+  if (v.type === 'tmpfs') return undefined;
   for (const key of Object.keys(v)) {
     if (!LONG_KEYS.has(key) && !key.startsWith('x-')) ctx.diag.warn([...path, key], 'not supported yet by Berth; ignored', 'key');
   }
