@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -46,4 +46,35 @@ export async function deployAndWait(h: Harness, app: string, spec: unknown, time
   }, { timeoutMs, intervalMs: 20, what });
   if (failure) throw new Error(`${what} failed: ${failure}`);
   return performance.now() - t0;
+}
+
+/**
+ * `docker save IMAGE | docker -H unix://SOCKET load` into each engine (test hosts): image ids are
+ * kept, so Berth's image-id references and a Swarm service given the id find it on every host.
+ */
+export async function loadImageInto(sockets: string[], image: string): Promise<void> {
+  for (const socket of sockets) {
+    await new Promise<void>((resolve, reject) => {
+      const save = spawn('docker', ['save', image], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const load = spawn('docker', ['-H', `unix://${socket}`, 'load', '-q'], { stdio: ['pipe', 'ignore', 'pipe'] });
+      let err = '';
+      save.stderr.on('data', (c) => (err += c));
+      load.stderr.on('data', (c) => (err += c));
+      save.stdout.pipe(load.stdin);
+      let pending = 2;
+      let failed = false;
+      const done = (code: number | null) => {
+        if (code !== 0) failed = true;
+        if (--pending === 0) {
+          if (failed) reject(new Error(`docker save ${image} | docker -H unix://${socket} load: ${err.trim()}`));
+          else resolve();
+        }
+      };
+      save.on('error', reject);
+      load.on('error', reject);
+      save.on('close', done);
+      load.on('close', done);
+    });
+  }
+  log(`image ${image} loaded into ${sockets.length} engine(s)`);
 }

@@ -13,15 +13,17 @@ import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { Harness, ROOT } from '../test/helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
-import { exec, log, prepare } from './common.ts';
+import { exec, loadImageInto, log, prepare } from './common.ts';
+import { startTestHosts } from '../test/helpers/swarm-hosts.ts';
+import { loadavg } from 'node:os';
 import { SecretBox, loadSecretKey } from '../src/config/secret-box.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 50);
 const IMAGE = 'berth-bench/web:latest';
 
-function dockerKill(id: string): Promise<void> {
+function dockerKill(id: string, socketPath = '/var/run/docker.sock'): Promise<void> {
   return new Promise((res, rej) => {
-    const req = request({ socketPath: '/var/run/docker.sock', method: 'POST', path: `/containers/${id}/kill?signal=SIGKILL` }, (r) => {
+    const req = request({ socketPath, method: 'POST', path: `/containers/${id}/kill?signal=SIGKILL` }, (r) => {
       r.resume();
       r.on('end', () => (r.statusCode === 204 ? res() : rej(new Error(`kill: HTTP ${r.statusCode}`))));
     });
@@ -77,73 +79,148 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 }
 
-export async function run(): Promise<Record<string, number>> {
-  await prepare();
-  await exec('docker', ['build', '-q', '-t', IMAGE, join(ROOT, 'examples/hello')], { timeout: 300_000 });
-  const h = await Harness.create({ portRange: '15000-15999' });
+interface Victim { port: number; containerId: string; host?: string }
+
+/**
+ * The rounds on one server: `kill` crashes a healthy instance's process, `address` is where nginx
+ * reaches the service's instances (127.0.0.1 on one host, the remote host's address in cluster mode).
+ */
+async function rounds(h: Harness, o: { what: string; address: string; placement?: { constraints: string[]; spread: string[] }; kill: (v: Victim) => Promise<() => Promise<void>> }): Promise<{ removal: number[]; add: number[]; lua: boolean }> {
   const conf = join(h.dataDir, 'nginx/conf/nginx.conf');
+  const addr = o.address.replace(/\./g, '\\.');
   let token: string | undefined;
   const inNginx = async (port: number) => {
     if (token !== undefined) {
       const text = await dictBackends(h.adminPort, token);
-      return { listed: new RegExp(`[ ,]127\\.0\\.0\\.1 ${port}(,|$)`, 'm').test(text), live: true };
+      return { listed: new RegExp(`[ ,]${addr} ${port}(,|$)`, 'm').test(text), live: true };
     }
     const text = await readFile(conf, 'utf8');
     const fileGen = Number(/berth-generation: (\d+)/.exec(text)?.[1]);
-    return { listed: text.includes(`127.0.0.1:${port};`) || text.includes(`127.0.0.1:${port} `), live: (await generation(h.adminPort)) === fileGen };
+    return { listed: text.includes(`${o.address}:${port};`) || text.includes(`${o.address}:${port} `), live: (await generation(h.adminPort)) === fileGen };
   };
-  try {
-    await h.startServer();
-    const mode = (await h.api('GET', '/v1/ping')).json.ingressBackendUpdates?.mode ?? 'reload';
-    // The token Berth derives for nginx's admin endpoint (server.ts), from the key in the data dir.
-    if (mode === 'lua') token = SecretBox.fromLoaded(loadSecretKey({ dataDir: h.dataDir })).mac('ingress admin token');
-    log(`backend updates: ${mode}`);
-    let replicas = 3;
-    const spec = () => ({
-      name: 'prop', services: { web: {
-        name: 'web', image: IMAGE, environment: {}, ports: [], replicas, limits: {}, labels: {},
-        health: { type: 'http', path: '/healthz', intervalMs: 1000, timeoutMs: 1000, retries: 1, startPeriodMs: 0 },
-        restart: { condition: 'none', delayMs: 1000 }, stopSignal: 'SIGTERM', stopGracePeriodMs: 2000, volumes: [], dependsOn: [],
-        port: 3000, routes: [{ path: '/' }],
-      } },
-    });
-    const dep = await h.api('POST', '/v1/apps/prop/deployments', { env: 'prod', spec: spec() });
-    await waitFor(async () => (await h.api('GET', `/v1/deployments/${dep.json.deployment.id}`)).json.deployment.status === 'succeeded', { timeoutMs: 60_000, what: 'deploy' });
-    const removal: number[] = [];
-    const add: number[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      const st = (await h.status('prop')).services[0];
-      const victim = st.instances.find((i: { health: string; state: string }) => i.health === 'healthy' && i.state === 'running');
-      const t0 = performance.now();
-      await dockerKill(victim.containerId);
-      await waitFor(async () => {
-        if ((await srvPorts(h.dnsPort, '_web._tcp.prop.prod.berth')).includes(victim.port)) return false;
-        const n = await inNginx(victim.port);
-        return !n.listed && n.live;
-      }, { timeoutMs: 10_000, intervalMs: 5, what: 'removal' });
-      removal.push(performance.now() - t0);
-      // A new instance: scale up by one; time from its health.healthy event to DNS + nginx.
-      const lastEvent = (await h.api('GET', '/v1/events?limit=1')).json.events.at(-1)?.id ?? 0;
-      replicas++;
-      await h.api('POST', '/v1/apps/prop/scale', { env: 'prod', service: 'web', replicas });
-      const ev = await waitFor(async () => {
-        const evs = (await h.api('GET', `/v1/events?app=prop&after=${lastEvent}&limit=200`)).json.events as { kind: string; instance: string; ts: number }[];
-        return evs.find((e) => e.kind === 'health.healthy');
-      }, { timeoutMs: 30_000, intervalMs: 5, what: 'new instance healthy' });
-      const inst = (await h.status('prop')).services[0].instances.find((i: { id: string }) => i.id === ev.instance);
-      await waitFor(async () => {
-        if (!(await srvPorts(h.dnsPort, '_web._tcp.prop.prod.berth')).includes(inst.port)) return false;
-        const n = await inNginx(inst.port);
-        return n.listed && n.live;
-      }, { timeoutMs: 10_000, intervalMs: 5, what: 'routable' });
-      add.push(Date.now() - ev.ts);
-      if (round % 10 === 9) log(`round ${round + 1}/${ROUNDS}: removal p50 ${percentile(removal, 50).toFixed(0)} ms, add p50 ${percentile(add, 50).toFixed(0)} ms`);
-    }
-    return {
-      removal_p50_ms: Math.round(percentile(removal, 50)), removal_p99_ms: Math.round(percentile(removal, 99)),
-      add_p50_ms: Math.round(percentile(add, 50)), add_p99_ms: Math.round(percentile(add, 99)), rounds: ROUNDS, lua_balancer: mode === 'lua' ? 1 : 0,
-    };
-  } finally {
-    await h.cleanup();
+  const mode = (await h.api('GET', '/v1/ping')).json.ingressBackendUpdates?.mode ?? 'reload';
+  // The token Berth derives for nginx's admin endpoint (server.ts), from the key in the data dir.
+  if (mode === 'lua') token = SecretBox.fromLoaded(loadSecretKey({ dataDir: h.dataDir })).mac('ingress admin token');
+  log(`${o.what}: backend updates: ${mode}`);
+  let replicas = 3;
+  const spec = () => ({
+    name: 'prop', services: { web: {
+      name: 'web', image: IMAGE, environment: {}, ports: [], replicas, limits: {}, labels: {},
+      health: { type: 'http', path: '/healthz', intervalMs: 1000, timeoutMs: 1000, retries: 1, startPeriodMs: 0 },
+      restart: { condition: 'none', delayMs: 1000 }, stopSignal: 'SIGTERM', stopGracePeriodMs: 2000, volumes: [], dependsOn: [],
+      port: 3000, routes: [{ path: '/' }], ...(o.placement ? { placement: o.placement } : {}),
+    } },
+  });
+  const dep = await h.api('POST', '/v1/apps/prop/deployments', { env: 'prod', spec: spec() });
+  if (dep.status !== 202) throw new Error(`${o.what}: deploy refused: ${JSON.stringify(dep.json)}`);
+  await waitFor(async () => (await h.api('GET', `/v1/deployments/${dep.json.deployment.id}`)).json.deployment.status === 'succeeded', { timeoutMs: 120_000, what: 'deploy' });
+  const removal: number[] = [];
+  const add: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const st = (await h.status('prop')).services[0];
+    const victim = st.instances.find((i: { health: string; state: string }) => i.health === 'healthy' && i.state === 'running');
+    if (round === 0) log(`${o.what}: instances on ${[...new Set(st.instances.map((i: { host?: string; address?: string }) => `${i.host ?? '?'} ${i.address ?? '?'}`))].join(', ')}`);
+    const kill = await o.kill(victim);
+    const t0 = performance.now();
+    await kill();
+    await waitFor(async () => {
+      if ((await srvPorts(h.dnsPort, '_web._tcp.prop.prod.berth')).includes(victim.port)) return false;
+      const n = await inNginx(victim.port);
+      return !n.listed && n.live;
+    }, { timeoutMs: 30_000, intervalMs: 5, what: 'removal' });
+    removal.push(performance.now() - t0);
+    // A new instance: scale up by one; time from its health.healthy event to DNS + nginx.
+    const lastEvent = (await h.api('GET', '/v1/events?limit=1')).json.events.at(-1)?.id ?? 0;
+    replicas++;
+    await h.api('POST', '/v1/apps/prop/scale', { env: 'prod', service: 'web', replicas });
+    const ev = await waitFor(async () => {
+      const evs = (await h.api('GET', `/v1/events?app=prop&after=${lastEvent}&limit=200`)).json.events as { kind: string; instance: string; ts: number }[];
+      return evs.find((e) => e.kind === 'health.healthy');
+    }, { timeoutMs: 60_000, intervalMs: 5, what: 'new instance healthy' });
+    const inst = (await h.status('prop')).services[0].instances.find((i: { id: string }) => i.id === ev.instance);
+    await waitFor(async () => {
+      if (!(await srvPorts(h.dnsPort, '_web._tcp.prop.prod.berth')).includes(inst.port)) return false;
+      const n = await inNginx(inst.port);
+      return n.listed && n.live;
+    }, { timeoutMs: 30_000, intervalMs: 5, what: 'routable' });
+    add.push(Date.now() - ev.ts);
+    if (round % 10 === 9) log(`${o.what} round ${round + 1}/${ROUNDS}: removal p50 ${percentile(removal, 50).toFixed(0)} ms, add p50 ${percentile(add, 50).toFixed(0)} ms`);
   }
+  return { removal, add, lua: mode === 'lua' };
+}
+
+/** GET/POST on a Docker socket (a test host's), JSON answer. */
+function onSocket(socketPath: string, method: string, path: string): Promise<{ status: number; json: unknown }> {
+  return new Promise((res, rej) => {
+    const req = request({ socketPath, method, path }, (r) => {
+      let b = '';
+      r.on('data', (c) => (b += c));
+      r.on('end', () => res({ status: r.statusCode ?? 0, json: b ? JSON.parse(b) : undefined }));
+    });
+    req.on('error', rej);
+    req.end();
+  });
+}
+
+/**
+ * BENCH_PROPAGATION_ONE_HOST=0 / BENCH_PROPAGATION_REMOTE=0 leave a part out. The remote part: three
+ * test hosts (slot BERTH_TESTHOSTS_SLOT, default 2), Berth in cluster mode on the manager, every
+ * instance pinned to the second host (`node.hostname==` constraint), killed there through that host's
+ * engine (SIGKILL of the task's container, as on one host); fields `remote_*`.
+ */
+export async function run(): Promise<Record<string, number>> {
+  const out: Record<string, number> = { load_1m_start: Math.round(loadavg()[0]! * 10) / 10 };
+  await prepare();
+  await exec('docker', ['build', '-q', '-t', IMAGE, join(ROOT, 'examples/hello')], { timeout: 300_000 });
+  if (process.env.BENCH_PROPAGATION_ONE_HOST !== '0') {
+    const h = await Harness.create({ portRange: '15000-15999' });
+    try {
+      await h.startServer();
+      const r = await rounds(h, {
+        what: 'one host', address: '127.0.0.1',
+        kill: async (v) => () => dockerKill(v.containerId),
+      });
+      Object.assign(out, {
+        removal_p50_ms: Math.round(percentile(r.removal, 50)), removal_p99_ms: Math.round(percentile(r.removal, 99)),
+        add_p50_ms: Math.round(percentile(r.add, 50)), add_p99_ms: Math.round(percentile(r.add, 99)), rounds: ROUNDS, lua_balancer: r.lua ? 1 : 0,
+      });
+    } finally {
+      await h.cleanup();
+    }
+  }
+  if (process.env.BENCH_PROPAGATION_REMOTE !== '0') {
+    process.env.BERTH_TESTHOSTS_SLOT ??= '2';
+    log(`remote: starting 3 test hosts (slot ${process.env.BERTH_TESTHOSTS_SLOT})`);
+    const th = await startTestHosts(3);
+    let h: Harness | undefined;
+    try {
+      await loadImageInto(th.hosts.map((x) => x.socket), IMAGE);
+      const remote = th.hosts[1]!;
+      h = await Harness.create({ portRange: '22400-22499', env: { BERTH_DOCKER_SOCKET: th.manager } });
+      await h.startServer();
+      const r = await rounds(h, {
+        what: `remote (${remote.name})`, address: remote.address,
+        placement: { constraints: [`node.hostname==${remote.name}`], spread: [] },
+        // In cluster mode an instance is a Swarm service: its task's container on the remote host is the process to crash.
+        kill: async (v) => {
+          const filters = encodeURIComponent(JSON.stringify({ label: [`com.docker.swarm.service.id=${v.containerId}`] }));
+          const list = (await onSocket(remote.socket, 'GET', `/containers/json?filters=${filters}`)).json as { Id: string }[];
+          if (list.length !== 1) throw new Error(`remote: ${list.length} containers of service ${v.containerId} on ${remote.name}`);
+          return () => dockerKill(list[0]!.Id, remote.socket);
+        },
+      });
+      Object.assign(out, {
+        remote_removal_p50_ms: Math.round(percentile(r.removal, 50)), remote_removal_p99_ms: Math.round(percentile(r.removal, 99)),
+        remote_add_p50_ms: Math.round(percentile(r.add, 50)), remote_add_p99_ms: Math.round(percentile(r.add, 99)), remote_rounds: ROUNDS,
+      });
+    } catch (err) {
+      if (h) process.stderr.write(h.serverLog.slice(-4000));
+      throw err;
+    } finally {
+      await h?.cleanup();
+      await th.down();
+    }
+  }
+  out.load_1m_end = Math.round(loadavg()[0]! * 10) / 10;
+  return out;
 }
