@@ -381,11 +381,19 @@ export interface NetworkInfo {
   labels: Record<string, string>;
   /** The network's gateway address on the engine's host (Berth's DNS listens there for its containers); absent when the engine has none. */
   gateway?: string;
+  /**
+   * A Swarm overlay spanning the cluster's hosts (cluster mode): its gateway lives in each host's
+   * overlay sandbox, no address of any host, so it has none here; its containers reach Berth's DNS on
+   * the cluster address instead.
+   */
+  overlay?: boolean;
 }
 
 /**
  * Engine role: app networks. One host: a Docker bridge network (containers of different networks
- * cannot reach each other: the engine's host does not forward between them); many hosts: an overlay.
+ * cannot reach each other: the engine's host does not forward between them); many hosts (the engine
+ * a Swarm manager): an attachable Swarm overlay (VXLAN between the hosts), one per app, environment
+ * and Compose network as on one host.
  */
 export interface EngineNetworks {
   /** Creates the network unless one of that name exists (concurrent calls create it once); the network as it is. */

@@ -828,7 +828,7 @@ test('app network: the app\'s networks exist before a container joins them (crea
 
 test('app network: the container\'s DNS is Berth\'s on its first network\'s gateway (asked once per instance), none when Berth\'s DNS cannot listen', async () => {
   const asked: string[] = [];
-  const h = setup({ networkDns: async (env, gateway) => (asked.push(`${env} ${gateway}`), { servers: [gateway], search: [`${env}.berth`, 'berth'] }) });
+  const h = setup({ networkDns: async (env, { gateway }) => (asked.push(`${env} ${gateway}`), { servers: [gateway!], search: [`${env}.berth`, 'berth'] }) });
   await h.release(serviceSpec({ replicas: 2, networkMode: 'app', networks: [{ name: 'front', aliases: [] }, { name: 'back', aliases: [] }], port: 8000 }));
   await h.settle();
   const front = (await h.engine.listNetworks({ [LABEL.network]: 'front' }))[0]!;

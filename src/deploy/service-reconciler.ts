@@ -1,4 +1,4 @@
-import { DEFAULT_POOL, LABEL, type Clock, type ContainerInfo, type HostInfo, type HostState, type EngineContainers, type EngineNetworks, type EngineTelemetry, type EngineVolumes, type HostPathPolicy, type Logger, type ProbeResult } from '../core/ports.ts';
+import { DEFAULT_POOL, LABEL, type Clock, type ContainerInfo, type HostInfo, type HostState, type EngineContainers, type EngineNetworks, type EngineTelemetry, type EngineVolumes, type HostPathPolicy, type Logger, type NetworkInfo, type ProbeResult } from '../core/ports.ts';
 import { BerthError, Conflict, EngineUnavailable, InvalidInput } from '../core/errors.ts';
 import { planService, crashLoopDelayMs, COMPLETED_REASON, dependencyWait, dependencyWaitText, dependencyTimeoutText, STABLE_RUN_MS, type DependencyHold, type DependencyView, type Action, type InstanceView, type Observed } from '../core/plan/index.ts';
 import type {
@@ -34,10 +34,11 @@ export interface ServiceReconcilerDeps {
   /** Host path of the resolv.conf for containers of an app in an environment (Berth's DNS), if DNS for containers is on. */
   resolvConf?: (app: string, env: string) => string | undefined;
   /**
-   * Berth's DNS for an app-network container: listens on its network's gateway (once per gateway) and
-   * says the servers and search domains the container gets; undefined when DNS for containers is off.
+   * Berth's DNS for an app-network container: listens on its bridge's gateway (once per gateway), or
+   * names the cluster address for an overlay, and says the servers and search domains the container
+   * gets; undefined when DNS for containers is off (or cannot be had for that network).
    */
-  networkDns?: (env: string, gateway: string) => Promise<{ servers: string[]; search: string[] } | undefined>;
+  networkDns?: (env: string, network: NetworkInfo) => Promise<{ servers: string[]; search: string[] } | undefined>;
   /** Configuration (plain values and decrypted secrets) of an app/env at a version, injected as environment. */
   configEnv?: (app: string, env: string, version: number) => Record<string, string>;
   /** Host directory holding an app/env's configuration files (mounted at /run/berth/config). */
@@ -427,13 +428,14 @@ export class ServiceReconciler {
     const bindSources = await this.resolveBinds(w, inst, rel);
     const fileMounts = this.releaseFiles(w, inst, rel);
     // App networks exist before a container joins them (adopted as they are when they do). The
-    // container's DNS server is Berth's on its first network's gateway: the engine's own DNS answers
-    // the networks' names (`db`) and forwards the rest (`web.prod.berth`) there.
+    // container's DNS server is Berth's on its first network's gateway (an overlay's: the cluster
+    // address): the engine's own DNS answers the networks' names (`db`) and forwards the rest
+    // (`web.prod.berth`) there.
     let dns: { servers: string[]; search: string[] } | undefined;
     for (const n of networkingFor(rel, inst, this.scope())?.networks ?? []) {
       const compose = n.name.slice(networkName(this.scope(), inst.app, inst.env, '').length);
       const info = await engine.ensureNetwork(n.name, { [LABEL.app]: inst.app, [LABEL.env]: inst.env, [LABEL.network]: compose });
-      if (!dns && info.gateway && this.d.networkDns) dns = await this.d.networkDns(inst.env, info.gateway);
+      if (!dns && this.d.networkDns) dns = await this.d.networkDns(inst.env, info);
     }
     const configEnv = this.d.configEnv?.(rel.app, rel.env, rel.spec.configVersion ?? 0) ?? {};
     this.d.configFiles?.(rel.app, rel.env, rel.spec.configVersion ?? 0);

@@ -1,6 +1,6 @@
 import { Coalesced } from '../lib/coalesce.ts';
 import { join } from 'node:path';
-import type { Clock, Engine, HostState, Logger } from '../core/ports.ts';
+import type { Clock, Engine, HostState, Logger, NetworkInfo } from '../core/ports.ts';
 import type { InstanceRecord, ServiceKey, Store } from '../core/store.ts';
 import { DeploymentController, ServiceReconciler } from '../deploy/index.ts';
 import { HealthMonitor, checkInstance } from '../registry/index.ts';
@@ -29,7 +29,7 @@ export function wireReconcilers(cfg: ServerConfig, d: {
   directAddresses: Map<string, { address: string; port: number }>;
   files: ContainerFiles; config: ConfigStore; registryLogins: RegistryLogins; builds: BuildController; hostPaths: HostPathGuard;
   resolvConf: (app: string, env: string) => string | undefined;
-  networkDns?: (env: string, gateway: string) => Promise<{ servers: string[]; search: string[] } | undefined>;
+  networkDns?: (env: string, network: NetworkInfo) => Promise<{ servers: string[]; search: string[] } | undefined>;
   applyRoutes(): void;
   /** Applies the routes and waits until nginx serves them. */
   routesChanged(): Promise<void>;

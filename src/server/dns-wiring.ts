@@ -26,8 +26,11 @@ export async function startDns(cfg: ServerConfig, registry: Registry, store: Pic
   resolvConf: (app: string, env: string) => string | undefined;
   /** Removes the app's resolv.conf files (every environment); returns how many there were. */
   removeResolvConfs: (app: string) => Promise<number>;
-  /** Listens on an app network's gateway (once); the DNS servers and search domains its containers get. */
-  networkDns: (env: string, gateway: string) => Promise<{ servers: string[]; search: string[] } | undefined>;
+  /**
+   * The DNS servers and search domains an app network's containers get: Berth's DNS on the bridge's
+   * gateway (listening there once); on an overlay (cluster mode), Berth's DNS on the cluster address.
+   */
+  networkDns: (env: string, network: NetworkInfo) => Promise<{ servers: string[]; search: string[] } | undefined>;
   /** The app networks there are now (after a restart, after a purge): listens on each gateway, and on no other. */
   syncNetworks: (networks: NetworkInfo[]) => Promise<void>;
   close: () => Promise<void>;
@@ -85,11 +88,16 @@ export async function startDns(cfg: ServerConfig, registry: Registry, store: Pic
     }
     return p;
   };
-  const networkDns = async (env: string, gateway: string): Promise<{ servers: string[]; search: string[] } | undefined> => {
+  const networkDns = async (env: string, network: NetworkInfo): Promise<{ servers: string[]; search: string[] } | undefined> => {
     if (!cfg.dnsContainerAddress) return undefined;
-    if (!(await listenOn(gateway))) return undefined;
     const zone = normalizeZone(cfg.dnsZone);
-    return { servers: [gateway], search: [`${env}.${zone}`, zone] };
+    const search = [`${env}.${zone}`, zone];
+    // An overlay's gateway is on no host: its containers (on any host) ask Berth's DNS on the cluster
+    // address, behind Docker's embedded DNS (which answers the overlay's names first), leaving by
+    // their host's docker_gwbridge. Without a cluster address they resolve only the overlay's names.
+    if (network.overlay) return cfg.clusterAddress ? { servers: [cfg.clusterAddress], search } : undefined;
+    if (!network.gateway || !(await listenOn(network.gateway))) return undefined;
+    return { servers: [network.gateway], search };
   };
   const syncNetworks = async (networks: NetworkInfo[]): Promise<void> => {
     if (!cfg.dnsContainerAddress) return;

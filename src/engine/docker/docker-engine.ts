@@ -34,6 +34,7 @@ import { runBuildkitBuild } from './buildkit-build.ts';
 import { DockerHosts } from './docker-hosts.ts';
 import type { SwarmShipping } from './swarm-shipping.ts';
 import { SwarmContainers, isServiceId } from './swarm-containers.ts';
+import { networkCreateBody, networkInfoOf, type Network } from './app-networks.ts';
 import { dockerMessage, isAbortError, isConnectionError, statusOf, toBerthError } from './docker-errors.ts';
 import { FrameDemuxer, LineSplitter, LogDemuxer, splitTimestamp } from './log-demux.ts';
 
@@ -674,7 +675,18 @@ export class DockerEngine implements Engine, ExecPort {
   }
 
   private async createNetwork(name: string, labels: Record<string, string>): Promise<void> {
-    if (await this.networkExists(name)) return;
+    const overlay = await this.swarmMode();
+    const have = await this.inspectNetworkRaw(name);
+    if (have) {
+      if (!overlay || have.Driver === 'overlay') return;
+      // Cluster mode on an engine that ran the app on one host: its bridge cannot span hosts. Empty, it
+      // is replaced by the overlay; with containers still on it, it is refused by name.
+      if (Object.keys(have.Containers ?? {}).length > 0) {
+        throw new Conflict(`app network ${name} is a one-host bridge from before cluster mode and still has containers attached; ` +
+          'an instance on a Swarm needs an overlay of that name: stop the app\'s old containers (berth rm APP, then deploy again)');
+      }
+      await this.removeNetwork(name);
+    }
     const subnets = poolSubnets(this.networkPool);
     const used = new Set((await this.call('list networks', () => this.docker.listNetworks()))
       .flatMap((n) => (n.IPAM?.Config ?? []).map((c) => (c as { Subnet?: string }).Subnet ?? '')));
@@ -686,17 +698,13 @@ export class DockerEngine implements Engine, ExecPort {
       if (used.has(subnet.cidr)) continue;
       tries++;
       try {
-        await this.docker.createNetwork({
-          Name: name, Driver: 'bridge', CheckDuplicate: true, Attachable: true,
-          IPAM: { Driver: 'default', Config: [{ Subnet: subnet.cidr, Gateway: subnet.gateway }] },
-          Labels: { ...labels, [LABEL.managed]: 'true' },
-        });
+        await this.docker.createNetwork(networkCreateBody(name, labels, subnet, overlay ? 'overlay' : 'bridge'));
         return;
       } catch (e) {
         // Another process created it in between: that is the network we wanted.
         if (statusOf(e) === 409 && (await this.networkExists(name))) return;
         // Another server took this subnet since the list: the next one.
-        if (/overlap/i.test(dockerMessage(e))) {
+        if (/overlap|pool.*in use|already (allocated|in use)/i.test(dockerMessage(e))) {
           lastError = dockerMessage(e);
           continue;
         }
@@ -708,14 +716,19 @@ export class DockerEngine implements Engine, ExecPort {
   }
 
   private async networkExists(name: string): Promise<boolean> {
-    return (await this.inspectNetwork(name)) !== undefined;
+    return (await this.inspectNetworkRaw(name)) !== undefined;
   }
 
   private async inspectNetwork(name: string): Promise<NetworkInfo | undefined> {
+    const n = await this.inspectNetworkRaw(name);
+    return n ? networkInfoOf(n) : undefined;
+  }
+
+  private async inspectNetworkRaw(name: string): Promise<Network | undefined> {
     try {
       const n = (await this.docker.getNetwork(name).inspect()) as Network;
       // Docker resolves a name prefix of an id too: only the exact name counts.
-      return n.Name === name ? networkInfoOf(n) : undefined;
+      return n.Name === name ? n : undefined;
     } catch (e) {
       if (statusOf(e) === 404) return undefined;
       throw toBerthError(e, this.socketPath, `inspect network ${name}`);
@@ -725,7 +738,7 @@ export class DockerEngine implements Engine, ExecPort {
   async listNetworks(labels: Record<string, string>): Promise<NetworkInfo[]> {
     const filters = { label: Object.entries({ ...labels, [LABEL.managed]: 'true' }).map(([k, v]) => `${k}=${v}`) };
     const list = await this.call('list networks', () => this.docker.listNetworks({ filters }));
-    return list.map(networkInfoOf);
+    return list.map((n) => networkInfoOf(n as Network));
   }
 
   async removeNetwork(name: string): Promise<boolean> {
@@ -735,7 +748,10 @@ export class DockerEngine implements Engine, ExecPort {
       return true;
     } catch (e) {
       if (statusOf(e) === 404) return false;
-      if (statusOf(e) === 403 || statusOf(e) === 409) throw new Conflict(`network ${name} still has containers attached: ${dockerMessage(e)}`);
+      // A bridge with containers (403/409); an overlay a Swarm service still names ("in use by task/service").
+      if (statusOf(e) === 403 || statusOf(e) === 409 || /in use by|active endpoints/i.test(dockerMessage(e))) {
+        throw new Conflict(`network ${name} still has containers attached: ${dockerMessage(e)}`);
+      }
       throw toBerthError(e, this.socketPath, `remove network ${name}`);
     }
   }
@@ -1368,12 +1384,6 @@ function hashOf(s: string): number {
   return h;
 }
 
-type Network = { Name: string; Id: string; Labels?: Record<string, string>; IPAM?: { Config?: Array<{ Gateway?: string }> } };
-
-function networkInfoOf(n: Network): NetworkInfo {
-  const gateway = (n.IPAM?.Config ?? []).map((c) => c.Gateway).find((g) => g && !g.includes(':'));
-  return { name: n.Name, id: n.Id, labels: { ...(n.Labels ?? {}) }, ...(gateway ? { gateway } : {}) };
-}
 
 /** `pid: host` and friends as Docker's HostConfig fields. */
 function hostNamespaceModes(ns: readonly string[]): Record<string, string> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SwarmNode } from './docker-hosts.ts';
-import { poolConstraints, serviceSpec, toInfo } from './swarm-containers.ts';
+import { endpointSpec, poolConstraints, serviceSpec, toInfo } from './swarm-containers.ts';
 
 const node = (id: string, state = 'ready'): SwarmNode => ({ ID: id, Version: { Index: 1 }, Spec: {}, Description: { Hostname: `h-${id}` }, Status: { State: state, Addr: `10.0.0.${id}` } });
 const nodes = new Map([['1', node('1')], ['2', node('2', 'down')]]);
@@ -57,4 +57,28 @@ test('guardrail fields on a Swarm service: pids, tmpfs size/mode, shm as a /dev/
   assert.throws(() => serviceSpec({ ...base, tmpfs: { '/tmp': 'noexec' } }, [], { logMaxSize: '1m', logMaxFile: 1 }), /tmpfs option "noexec" of \/tmp cannot be given to a Swarm service/);
   assert.throws(() => serviceSpec({ ...base, privileged: true, hostNamespaces: ['pid'], devices: [{ source: '/dev/fuse', target: '/dev/fuse', permissions: 'rwm' }], unconfined: ['seccomp'] },
     [], { logMaxSize: '1m', logMaxFile: 1 }), /instance web-1 cannot run in cluster mode: a Swarm service cannot have privileged, pid: host, devices, security_opt seccomp=unconfined/);
+});
+
+test('an app-network instance: its overlays with the service name and aliases, dnsrr (every replica by name, no IPVS VIP), host-mode ports on the allocated port', () => {
+  const body = serviceSpec({
+    name: 'web-1', image: 'sha256:x', labels: {}, env: { PORT: '8000' }, mounts: [],
+    network: {
+      networks: [{ name: 'berth_c_shop_prod_front', aliases: ['web', 'www'] }, { name: 'berth_c_shop_prod_back', aliases: ['web'] }],
+      publish: [{ target: 8000, protocol: 'tcp', hostIp: '127.0.0.1', hostPort: 21234 }, { target: 9000, protocol: 'udp', hostIp: '127.0.0.1', hostPort: 0 }],
+    },
+    dns: { servers: ['10.77.0.1'], search: ['prod.berth', 'berth'] },
+  }, [], { logMaxSize: '10m', logMaxFile: 3 }) as { TaskTemplate: { Networks: unknown; ContainerSpec: Record<string, unknown> }; EndpointSpec: unknown };
+  assert.deepEqual(body.TaskTemplate.Networks, [
+    { Target: 'berth_c_shop_prod_front', Aliases: ['web', 'www'] }, { Target: 'berth_c_shop_prod_back', Aliases: ['web'] },
+  ]);
+  assert.deepEqual(body.EndpointSpec, { Mode: 'dnsrr', Ports: [
+    { Protocol: 'tcp', TargetPort: 8000, PublishedPort: 21234, PublishMode: 'host' },
+    { Protocol: 'udp', TargetPort: 9000, PublishedPort: undefined, PublishMode: 'host' },
+  ] });
+  // Berth's DNS (the cluster address) behind Docker's embedded DNS, for `.berth` names.
+  assert.deepEqual(body.TaskTemplate.ContainerSpec.DNSConfig, { Nameservers: ['10.77.0.1'], Search: ['prod.berth', 'berth'] });
+  // Nothing published (a database reached by name only): still dnsrr, no ports.
+  assert.deepEqual(endpointSpec({ networks: [{ name: 'n', aliases: ['db'] }], publish: [] }), { Mode: 'dnsrr' });
+  // Host networking: no endpoint spec at all (as before).
+  assert.equal((serviceSpec({ name: 'h', image: 'x', labels: {}, env: {}, mounts: [] }, [], { logMaxSize: '1m', logMaxFile: 1 }) as { EndpointSpec?: unknown }).EndpointSpec, undefined);
 });

@@ -315,7 +315,24 @@ export function serviceSpec(spec: ContainerSpec, otherPools: string[], o: { logM
       Networks: hostNet ? [{ Target: 'host' }] : spec.network!.networks.map((n) => ({ Target: n.name, Aliases: n.aliases })),
       LogDriver: { Name: 'json-file', Options: { 'max-size': o.logMaxSize, 'max-file': String(o.logMaxFile) } },
     },
-    ...(spec.network?.publish.length ? { EndpointSpec: { Ports: spec.network.publish.map((x) => ({ Protocol: x.protocol, TargetPort: x.target, PublishedPort: x.hostPort || undefined, PublishMode: 'host' })) } } : {}),
+    ...(hostNet ? {} : { EndpointSpec: endpointSpec(spec.network!) }),
+  };
+}
+
+/**
+ * How an app-network instance is found and reached. `dnsrr`: its name and aliases on the overlay
+ * resolve to its task's own address, and the several one-task services of one Compose service (which
+ * share its name as an alias) to all their tasks' addresses — a client gets every replica, as on one
+ * host. Not Swarm's default VIP: a VIP balances through IPVS in each container's namespace (the test
+ * hosts' kernel has no IPVS: a VIP there never answered) and per one-task service it would give a
+ * name per replica, not per Compose service. Ports are published in host mode on the task's host, on
+ * Berth's allocated port (the ingress, health checks and the registry use hostAddress:port); Swarm's
+ * ingress routing mesh (also IPVS) is not used.
+ */
+export function endpointSpec(net: NonNullable<ContainerSpec['network']>): Record<string, unknown> {
+  return {
+    Mode: 'dnsrr',
+    ...(net.publish.length ? { Ports: net.publish.map((x) => ({ Protocol: x.protocol, TargetPort: x.target, PublishedPort: x.hostPort || undefined, PublishMode: 'host' })) } : {}),
   };
 }
 
