@@ -8,6 +8,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { Harness, ROOT, get } from './helpers/harness.ts';
@@ -149,6 +151,21 @@ describe('web portal', () => {
     await page.locator('tr[data-release="2"]').getByRole('button', { name: 'Diff & events' }).click();
     await page.locator('table.diff').getByText('spec.environment.APP_VERSION').waitFor({ timeout: T });
     await accessible('releases');
+    // Each record: image digest, config version, who; its logs and events are those of its own time
+    // (from its creation until release 2 replaced it).
+    const rels = (await h.api('GET', '/v1/apps/e2e/releases?env=prod')).json.releases as { seq: number; imageId: string; configVersion: number; createdAt: number }[];
+    const [r1, r2] = [rels.find((r) => r.seq === 1)!, rels.find((r) => r.seq === 2)!];
+    assert.equal(await first.locator('[data-digest]').getAttribute('data-digest'), r1.imageId);
+    assert.equal(await first.locator('[data-config]').getAttribute('data-config'), String(r1.configVersion));
+    assert.match(await first.textContent() ?? '', /admin/);
+    const window = new URLSearchParams({ env: 'prod', service: 'web', since: new Date(r1.createdAt).toISOString(), until: new Date(r2.createdAt).toISOString() }).toString();
+    assert.equal(await first.getByRole('link', { name: 'Logs of release #1' }).getAttribute('href'), `/apps/e2e/logs?${window}`);
+    const inWindow = (await h.api('GET', `/v1/events?app=e2e&${window}&limit=1000`)).json.events.length as number;
+    assert.ok(inWindow > 0 && inWindow < (await h.api('GET', '/v1/events?app=e2e&env=prod&service=web&limit=1000')).json.events.length, 'the window holds some events, not all');
+    await first.getByRole('link', { name: 'Events of release #1' }).click();
+    await page.getByRole('heading', { name: 'e2e: events', exact: true }).waitFor({ timeout: T });
+    await waitFor(async () => (await page.locator('table.events tbody tr').count()) === inWindow, { timeoutMs: T, intervalMs: 200, what: `the ${inWindow} events of release 1` });
+    await page.goBack();
     await first.getByRole('button', { name: 'Roll back to #1' }).click();
     await page.getByRole('status').filter({ hasText: 'Rolling web back to release #1' }).waitFor({ timeout: T });
     await waitFor(async () => {
@@ -168,6 +185,9 @@ describe('web portal', () => {
     const line = page.getByRole('log').locator('td.text').filter({ hasText: /hello v1 \(instance .*\) listening on/ }).first();
     await line.waitFor({ timeout: T });
     await accessible('logs');
+    // A hand-edited address with a level the API does not know: said in words, nothing searched.
+    await page.goto(`${base}/apps/e2e/logs?level=loud`);
+    await page.getByRole('alert').filter({ hasText: 'level "loud" is not one of trace, debug, info, warn, error, fatal' }).waitFor({ timeout: T });
   });
 
   test('metrics: charts with data points', async () => {
@@ -180,6 +200,14 @@ describe('web portal', () => {
     await cpu.locator('canvas').waitFor({ timeout: T });
     assert.ok(Number(await cpu.getAttribute('data-points')) >= 2);
     await accessible('metrics');
+    // Per instance, over a range of one's own: a CPU line per instance.
+    await page.getByLabel('Lines').selectOption('instance');
+    const range = page.getByRole('form', { name: 'Custom time range' });
+    await range.getByLabel('From').fill('-20m');
+    await range.getByRole('button', { name: 'Show' }).click();
+    await page.waitForURL(/by=instance.*range=-20m|range=-20m.*by=instance/, { timeout: T });
+    const instances = ((await h.api('GET', '/v1/apps/e2e?env=prod')).json.services as { instances: unknown[] }[])[0]!.instances.length;
+    await waitFor(async () => Number(await cpu.getAttribute('data-series')) >= Math.min(2, instances), { timeoutMs: T, intervalMs: 200, what: 'a CPU line per instance' });
   });
 
   test('every other page loads, keyboard-reachable and without serious accessibility violations', async () => {
@@ -445,6 +473,33 @@ describe('web portal', () => {
     }
     await page.setViewportSize({ width: 1280, height: 860 });
 
+    // Edge hosts: none has polled; an owner makes a new one's token (bad input refused in words), shown once.
+    await page.goto(`${base}/hosts`);
+    const edge = page.locator('section[aria-labelledby="edge-h"]');
+    await edge.getByText('No edge host has polled yet').waitFor({ timeout: T });
+    const add = page.getByRole('form', { name: 'Add an edge host' });
+    await add.getByLabel('Edge host name').fill('edge one');
+    await add.getByRole('button', { name: 'Make token' }).click();
+    await edge.getByRole('alert').filter({ hasText: /host: / }).waitFor({ timeout: T });
+    await add.getByLabel('Edge host name').fill('edge1');
+    await add.getByLabel('Port').fill('99999');
+    await add.getByRole('button', { name: 'Make token' }).click();
+    await edge.getByRole('alert').filter({ hasText: 'port: "99999" is not a port (1-65535)' }).waitFor({ timeout: T });
+    await add.getByLabel('Port').fill('8080');
+    await add.getByRole('button', { name: 'Make token' }).click();
+    const token = (await page.locator('[data-edge-token="edge1"] [data-edge-token-secret]').textContent({ timeout: T }))!.trim();
+    assert.match(token, /^\S{20,}$/);
+    assert.match(await page.locator('[data-edge-token="edge1"]').textContent() ?? '', /--port 8080/);
+    await accessible('hosts-edge');
+    // The token is edge1's credential for its edge config: the agent's poll with it is answered, and
+    // the page lists edge1 (its nginx serves nothing yet: behind); a reload no longer shows the token.
+    const cfg = await fetch(`${base}/v1/edge/config?wait=0`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(cfg.status, 200);
+    await cfg.body?.cancel();
+    await page.reload();
+    await page.locator('tr[data-edge="edge1"][data-in-sync="false"]').waitFor({ timeout: T });
+    assert.doesNotMatch(await page.textContent('main') ?? '', new RegExp(token));
+
     const { c, p } = await loggedIn('ann', 'portal test password 1');
     await p.goto(`${base}/hosts`);
     await p.locator(`tr[data-host="${me.name}"]`).waitFor({ timeout: T });
@@ -452,6 +507,9 @@ describe('web portal', () => {
     assert.equal((await forced(p, 'PUT', `/v1/hosts/${me.name}/labels`, { set: { zone: 'a' } })).status, 403);
     assert.equal((await forced(p, 'POST', `/v1/hosts/${me.name}/drain`, { drain: true })).status, 403);
     assert.equal((await forced(p, 'DELETE', `/v1/hosts/${me.name}`)).status, 403);
+    // No edge section for her; a forced token is 403.
+    assert.equal(await p.getByRole('heading', { name: 'Edge hosts' }).count(), 0);
+    assert.equal((await forced(p, 'POST', '/v1/edge/tokens', { host: 'edge2' })).status, 403);
     await c.close();
     assert.deepEqual(pageErrors, []);
   });
@@ -507,6 +565,33 @@ describe('web portal', () => {
     await gpu.getByRole('button', { name: 'Revoke team web from gpu' }).click();
     await page.getByRole('status').filter({ hasText: 'Team web may no longer deploy into gpu' }).waitFor({ timeout: T });
     await gpu.getByText('no team (owners only)').waitFor({ timeout: T });
+    assert.deepEqual(pageErrors, []);
+  });
+
+  test('one host: a stateful service has nowhere to fail over to, so no pin and no failover form; its secret is masked, and revealing it is audited', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-portal-'));
+    const file = join(dir, 'compose.yaml');
+    writeFileSync(file, ['name: keep', 'services:', '  db:', '    image: berth/busybox:latest', '    command: ["sleep", "3600"]', '    stop_grace_period: 1s',
+      '    volumes: [data:/data]', 'volumes:', '  data: {}', ''].join('\n'));
+    const d = await h.cli(['deploy', '-f', file], { timeoutMs: 120_000 });
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(d.code, 0, d.stderr);
+    await page.goto(`${base}/apps/keep`);
+    const card = page.locator('section.service').filter({ has: page.getByRole('heading', { name: 'db' }) });
+    await card.locator('tr[data-instance]').first().waitFor({ timeout: T });
+    assert.equal(await card.locator('[data-pinned]').count() + await card.getByRole('group', { name: 'Failover of db' }).count(), 0);
+    // A secret of keep: masked on the config page; revealing it is a request of its own, in the audit log.
+    assert.equal((await h.api('PUT', '/v1/apps/keep/config', { env: 'prod', entries: [{ key: 'DB_PASSWORD', value: 'hunter2-portal', secret: true }] })).status, 200);
+    await page.goto(`${base}/apps/keep/config`);
+    const row = page.locator('tr').filter({ hasText: 'DB_PASSWORD' });
+    await row.getByLabel('hidden secret').waitFor({ timeout: T });
+    assert.doesNotMatch(await page.textContent('main') ?? '', /hunter2-portal/);
+    await row.getByRole('button', { name: 'Reveal' }).click();
+    await row.locator('code.secret').filter({ hasText: 'hunter2-portal' }).waitFor({ timeout: T });
+    const audited = (await h.api('GET', `/v1/audit?action=${encodeURIComponent('GET /v1/apps/:app/config/:key')}`)).json.entries as { app: string; actorName: string }[];
+    assert.deepEqual(audited.filter((e) => e.app === 'keep').map((e) => e.actorName), ['admin'], 'the reveal is in the audit log, by who');
+    assert.doesNotMatch(JSON.stringify(audited), /hunter2-portal/, 'never the value');
+    await accessible('config-revealed');
     assert.deepEqual(pageErrors, []);
   });
 });

@@ -18,6 +18,13 @@ test('events and logs: 400 naming the parameter, 404 for an unknown app, the hap
   const ev = (await t.req('GET', '/v1/events?app=shop')).json();
   assert.deepEqual(ev.events.map((e: { kind: string }) => e.kind), ['test.event']);
   assert.equal(ev.last, ev.events[0].id);
+  // A time window (a release's events): since inclusive, until exclusive; a bad until is refused in words.
+  const kinds = async (q: string) => (await t.req('GET', `/v1/events?app=shop&${q}`)).json().events.map((e: { kind: string }) => e.kind);
+  assert.deepEqual(await kinds(`since=${NOW}&until=${NOW + 1}`), ['test.event']);
+  assert.deepEqual(await kinds(`until=${NOW}`), []);
+  assert.deepEqual(await kinds(`since=${NOW + 1}`), []);
+  assert.deepEqual(await kinds(`until=${new Date(NOW + 1000).toISOString()}`), ['test.event']);
+  await expectError(t.req('GET', '/v1/events?until=tomorrow'), 400, /until "tomorrow" is not a time/);
   await expectError(t.req('GET', '/v1/events/stream?after=-1'), 400, /^after: /);
   await expectError(t.req('GET', '/v1/apps/shop/logs?before=abc'), 400, /^before: not a log cursor/);
   await expectError(t.req('GET', '/v1/apps/shop/logs?level=loud'), 400, /^level: /);

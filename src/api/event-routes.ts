@@ -72,12 +72,13 @@ export function registerEventRoutes(app: FastifyInstance, d: EventRouteDeps): vo
     if (q.app) scopeCheck(d.known, q.app, q.env, q.service);
     else if (q.env || q.service) throw new InvalidInput('env and service filter the events of one app: give app too');
     const since = q.since ? timeArg('since', q.since, d.clock.now()) : undefined;
+    const until = q.until ? timeArg('until', q.until, d.clock.now()) : undefined;
     // `last`: the newest event of any app, a cursor to follow from (GET /v1/events/stream?after=).
     const last = d.store.listEvents({ limit: 1 }).at(-1)?.id ?? 0;
     // Only the events of apps the caller may see (installation-wide events, app "", are the owners').
     const see = req.canSee ?? (() => true);
     return { events: d.store.listEvents({ ...q.app ? { app: q.app } : {}, ...q.env ? { env: q.env } : {}, ...q.service ? { service: q.service } : {}, afterId: q.after,
-      ...(since !== undefined ? { since } : {}), limit: q.limit }).filter((e) => see(e.app)), last };
+      ...(since !== undefined ? { since } : {}), ...(until !== undefined ? { until } : {}), limit: q.limit }).filter((e) => see(e.app)), last };
   });
 }
 

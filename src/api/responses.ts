@@ -19,6 +19,7 @@ import type { SsoProviderView } from '../core/sso.ts';
 import type { CheckResult, CrashRecord, EventRecord, PurgeRecord, TemplateRecord } from '../core/store.ts';
 import type { AlertView, BuildView, CertView, ConfigEntryView, InstanceStatus, MetricSeriesView, RegistryEntryView, ReleaseView, ServiceStatus, TopView, VolumeView } from '../core/views.ts';
 import type { GcReportView, ImageListView } from '../core/image-retention.ts';
+import type { StoredLine } from '../logs/index.ts';
 
 const o = z.strictObject;
 const num = z.number();
@@ -46,7 +47,7 @@ export const releaseRecord = o({
   status: z.enum(['progressing', 'healthy', 'failed', 'superseded']), message: str, createdAt: num, createdBy: str, finishedAt: num.optional(),
 });
 const { spec: _spec, ...releaseFields } = releaseRecord.shape;
-export const releaseView = o({ ...releaseFields, status: str, strategy: str, replicas: num, current: z.boolean() });
+export const releaseView = o({ ...releaseFields, status: str, strategy: str, replicas: num, configVersion: num, current: z.boolean() });
 const specWarning = z.record(str, z.unknown());
 export const deploymentView = o({
   id: str, app: str, env: str, warnings: z.array(specWarning), status: z.enum(['pending', 'building', 'rolling', 'succeeded', 'failed']), message: str,
@@ -88,7 +89,11 @@ const change = o({ service: str, from: num, to: num });
 const configChange = o({ key: str, kind: z.enum(['value', 'secret']), op: z.enum(['set', 'unset']), old: str.optional(), new: str.optional() });
 /** A configuration write: the version after it, what changed, and the rollout it started (when something changed and services run). */
 const configWrite = o({ app: str, env: str, version: num, changed: z.boolean(), changes: z.array(configChange), deployment: str.optional() });
-const logLine = z.record(str, z.unknown());
+/** A stored log line as search and tail return it (logs/log-store.ts StoredLine). */
+const logLine = o({
+  id: str, time: str, ts: num, stream: z.enum(['stdout', 'stderr']), level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).nullable(), text: str,
+  containerId: str, app: str, env: str, service: str, instance: str,
+});
 /** A request kept for a second person's approval (api/authorize.ts approvalView): the 202 of a deploy or promotion to such an environment. */
 export const approvalView = o({
   id: str, app: str, env: str, team: str, action: str, requestedBy: str, status: str, createdAt: num, decidedBy: str.optional(), decidedAt: num.optional(),
@@ -317,6 +322,7 @@ agree<Same<z.infer<typeof configEntry>, ConfigEntryView>>();
 agree<Same<z.infer<typeof buildView>, BuildView>>();
 agree<Same<z.infer<typeof templateRecord>, TemplateRecord>>();
 agree<Same<z.infer<typeof releaseView>, ReleaseView>>();
+agree<Same<z.infer<typeof logLine>, StoredLine>>();
 agree<Same<z.infer<typeof alertView>, AlertView>>();
 agree<Same<z.infer<typeof registryEntry>, RegistryEntryView>>();
 agree<Same<z.infer<typeof topView>, TopView>>();

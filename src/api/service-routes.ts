@@ -45,7 +45,7 @@ export function registerServiceRoutes(app: FastifyInstance, d: ServiceRouteDeps)
     else d.known.requireApp(appName);
     const current = new Set(d.store.listServices({ app: appName }).map((s) => s.releaseId));
     return { releases: d.store.listReleases({ app: appName, ...(q.env ? { env: q.env } : {}), ...(q.service ? { service: q.service } : {}) })
-      .map(({ spec, ...r }) => ({ ...r, strategy: spec.update?.strategy ?? 'rolling', replicas: spec.replicas, current: current.has(r.id) })) };
+      .map(({ spec, ...r }) => ({ ...r, strategy: spec.update?.strategy ?? 'rolling', replicas: spec.replicas, configVersion: spec.configVersion ?? 0, current: current.has(r.id) })) };
   });
 
   app.post('/v1/apps/:app/scale', async (req, reply) => {

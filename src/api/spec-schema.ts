@@ -236,7 +236,7 @@ export const logsQuery = z.object({
 export const eventsQuery = z.object({
   app: z.string().optional(), env: z.string().optional(), service: z.string().optional(),
   after: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(1000).default(100),
-  since: z.string().optional(),
+  since: z.string().optional(), until: z.string().optional(),
 });
 
 /** `GET /v1/events/stream`: the same filters, following from `after`. */

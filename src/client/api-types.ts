@@ -3248,7 +3248,18 @@ export interface operations {
                 content: {
                     "application/json": {
                         lines: {
-                            [key: string]: unknown;
+                            app: string;
+                            containerId: string;
+                            env: string;
+                            id: string;
+                            instance: string;
+                            level: ("trace" | "debug" | "info" | "warn" | "error" | "fatal") | null;
+                            service: string;
+                            /** @enum {string} */
+                            stream: "stdout" | "stderr";
+                            text: string;
+                            time: string;
+                            ts: number;
                         }[];
                         next?: string;
                     };
@@ -3407,6 +3418,7 @@ export interface operations {
                     "application/json": {
                         releases: {
                             app: string;
+                            configVersion: number;
                             createdAt: number;
                             createdBy: string;
                             current: boolean;
@@ -4508,6 +4520,7 @@ export interface operations {
                 limit?: number;
                 service?: string;
                 since?: string;
+                until?: string;
             };
             header?: never;
             path?: never;

@@ -34,6 +34,8 @@ export type Answer<O> = O extends { responses: infer R }
   : never;
 /** The filters of a log search or tail (`GET /v1/apps/{app}/logs`). */
 export type LogsQuery = NonNullable<CallArgs<paths['/v1/apps/{app}/logs']['get']>['query']>;
+/** One log line as a search answers it and a tail streams it (one NDJSON line each). */
+export type LogLineView = Answer<paths['/v1/apps/{app}/logs']['get']>['lines'][number];
 /** One operation of the document: `Op<'/v1/apps', 'get'>`. */
 export type Op<P extends keyof paths, M extends Method> = paths[P][M];
 /** The JSON answer of an operation: `Ok<'/v1/apps', 'get'>`. */
@@ -209,7 +211,11 @@ export class BerthClient {
   exec(app: string, body: Body<'/v1/apps/{app}/exec', 'post'>, signal: AbortSignal) {
     return this.stream('POST', target('/v1/apps/{app}/exec', { path: { app } }), body, signal);
   }
-  /** A page of log lines (JSON `{lines, next?}`), or with `follow: 'true'` an NDJSON tail. */
+  /** A page of log lines, newest first; `next` is the `before` cursor of the older page. */
+  logPage(app: string, q: Omit<LogsQuery, 'follow'>) {
+    return this.call('get', '/v1/apps/{app}/logs', { path: { app }, query: q });
+  }
+  /** A page of log lines (JSON `{lines, next?}`), or with `follow: 'true'` an NDJSON tail of `LogLineView`s. */
   logs(app: string, q: LogsQuery, signal: AbortSignal) {
     return this.stream('GET', target('/v1/apps/{app}/logs', { path: { app }, query: q }), undefined, signal);
   }
@@ -342,7 +348,7 @@ export class BerthClient {
   }
 
   /** The newest `limit` events (oldest first) and `last`, the id of the newest event of any app (a cursor for streamEvents). */
-  events(q: { app?: string; env?: string; service?: string; after?: number; since?: string; limit?: number }) {
+  events(q: { app?: string; env?: string; service?: string; after?: number; since?: string; until?: string; limit?: number }) {
     return this.call('get', '/v1/events', { query: { ...q, after: q.after || undefined, limit: q.limit || undefined } });
   }
 }

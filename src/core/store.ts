@@ -297,7 +297,7 @@ export interface EventStore {
    * The newest `limit` events matching (oldest first); `since`: only events at or after this time (ms).
    * `take: 'oldest'`: the oldest `limit` after `afterId` instead (a follower reading on without gaps).
    */
-  listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; since?: number; limit?: number; take?: 'newest' | 'oldest' }): EventRecord[];
+  listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; since?: number; until?: number; limit?: number; take?: 'newest' | 'oldest' }): EventRecord[];
 }
 
 /**

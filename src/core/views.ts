@@ -71,6 +71,8 @@ export interface ReleaseView {
   finishedAt?: number;
   strategy: string;
   replicas: number;
+  /** The configuration version the release runs with (0: none set when it was made). */
+  configVersion: number;
   current: boolean;
 }
 

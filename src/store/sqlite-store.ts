@@ -467,11 +467,11 @@ export class SqliteStore implements Store {
     this.changed({ kind: 'event', event: rec });
     return rec;
   }
-  listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; since?: number; limit?: number; take?: 'newest' | 'oldest' }): EventRecord[] {
+  listEvents(filter: { app?: string; env?: string; service?: string; afterId?: number; since?: number; until?: number; limit?: number; take?: 'newest' | 'oldest' }): EventRecord[] {
     const oldest = filter.take === 'oldest';
     const rows = this.q(`SELECT * FROM events WHERE (@app IS NULL OR app = @app) AND (@env IS NULL OR env = @env)
-      AND (@service IS NULL OR service = @service) AND id > @after AND ts >= @since ORDER BY id ${oldest ? 'ASC' : 'DESC'} LIMIT @limit`)
-      .all({ app: filter.app ?? null, env: filter.env ?? null, service: filter.service ?? null, after: filter.afterId ?? 0, since: filter.since ?? 0,
+      AND (@service IS NULL OR service = @service) AND id > @after AND ts >= @since AND (@until IS NULL OR ts < @until) ORDER BY id ${oldest ? 'ASC' : 'DESC'} LIMIT @limit`)
+      .all({ app: filter.app ?? null, env: filter.env ?? null, service: filter.service ?? null, after: filter.afterId ?? 0, since: filter.since ?? 0, until: filter.until ?? null,
         limit: filter.limit ?? 200 }) as Row[];
     if (!oldest) rows.reverse();
     return rows.map((r) => ({

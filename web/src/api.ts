@@ -4,12 +4,23 @@
  * something carries the session's CSRF token in X-Berth-CSRF, read from its cookie (double submit).
  * No page writes a fetch of its own.
  */
-import { ApiError, BerthClient, Unreachable } from '../../src/client/client.ts';
+import { ApiError, BerthClient, Unreachable, type LogLineView, type Ok } from '../../src/client/client.ts';
 import { logout, ssoOptions, ssoStartPath, whoami, type SessionView } from '../../src/client/auth-client.ts';
 
 export { ApiError, Unreachable };
-export type * from '../../src/client/client.ts';
-export type { SessionView };
+export type { LogLineView, SessionView };
+
+// What the pages show, typed from the API's OpenAPI document (src/client/api-types.ts, `npm run
+// gen:api`): a field the server stops sending fails `tsc` on the page that shows it.
+export type AppView = Ok<'/v1/apps', 'get'>['apps'][number];
+export type ServiceView = Ok<'/v1/apps/{app}', 'get'>['services'][number];
+export type InstanceView = ServiceView['instances'][number];
+export type ReleaseView = Ok<'/v1/apps/{app}/releases', 'get'>['releases'][number];
+export type ReleaseRecord = Ok<'/v1/apps/{app}/releases/{id}', 'get'>['release'];
+export type EventView = Ok<'/v1/events', 'get'>['events'][number];
+export type AlertView = Ok<'/v1/alerts', 'get'>['alerts'][number];
+export type MetricSeriesView = Ok<'/v1/metrics/query', 'get'>['series'][number];
+export type EdgeHostView = Ok<'/v1/edge/hosts', 'get'>['hosts'][number];
 
 function csrf(): string | undefined {
   const m = /(?:^|;\s*)berth_csrf=([^;]*)/.exec(document.cookie);
@@ -23,6 +34,27 @@ const client = new BerthClient({ url: '', headers: (): Record<string, string> =>
 
 export function api(): BerthClient {
   return client;
+}
+
+const inflight = new Map<string, Promise<unknown>>();
+
+/**
+ * One request for identical reads made while it is in flight: on a page load the navigation and
+ * the page both list the apps. A read that starts after the answer came makes a new request (so a
+ * reload after an event never gets an answer from before it).
+ */
+export function shared<T>(key: string, read: () => Promise<T>): Promise<T> {
+  let p = inflight.get(key) as Promise<T> | undefined;
+  if (!p) {
+    p = read().finally(() => inflight.delete(key));
+    inflight.set(key, p);
+  }
+  return p;
+}
+
+/** The apps the person may see (`GET /v1/apps`), shared by the navigation and the page that load together. */
+export function listApps(): ReturnType<BerthClient['apps']> {
+  return shared('apps', () => client.apps());
 }
 
 /** Who this browser is logged in as (undefined: nobody, or the session ended). */

@@ -56,7 +56,7 @@ export function Chart(props: { title: string; x: number[]; series: ChartSeries[]
     return `${s.label}: ${v === undefined || v === null ? 'no data' : props.unit(v)}`;
   }).join('; ');
   return (
-    <figure class="chart" data-points={points}>
+    <figure class="chart" data-points={points} data-series={props.series.length}>
       <figcaption>{props.title}</figcaption>
       {failed ? <p class="error" role="alert">The chart could not load: {failed}</p> : <div ref={box} class="chart-box" role="img" aria-label={`${props.title}: ${points} data points. Latest: ${latest}`} />}
     </figure>

@@ -1,7 +1,7 @@
 /** The Berth portal: layout, navigation and the page for each path. */
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, currentSession, knownSession, logInWithCode, logInWithPassword, logOut, message, setKnownSession, signOnHref, signOnOptions, watchSession, type SessionView } from './api.ts';
+import { currentSession, knownSession, listApps, logInWithCode, logInWithPassword, logOut, message, setKnownSession, signOnHref, signOnOptions, watchSession, type SessionView } from './api.ts';
 import { Link, navigate, useLocation } from './router.tsx';
 import { Loading, Page, useData } from './ui.tsx';
 import { Home } from './pages/home.tsx';
@@ -98,7 +98,7 @@ const NAV: [string, string][] = [['/', 'Home'], ['/events', 'Events'], ['/alerts
 const OWNERS_NAV: [string, string][] = [['/audit', 'Audit log']];
 
 function AppNav(props: { path: string; who: SessionView }) {
-  const apps = useData(() => api().apps(), 'nav-apps');
+  const apps = useData(listApps, 'nav-apps');
   const current = /^\/apps\/([^/]+)/.exec(props.path)?.[1];
   return (
     <nav aria-label="Main" class="nav">
@@ -167,7 +167,11 @@ function Shell() {
   useEffect(() => watchSession(() => tick((n) => n + 1)), []);
   const who = knownSession();
   useEffect(() => {
-    if (who === null) currentSession().then(setKnownSession, () => setKnownSession(undefined));
+    if (who !== null) return;
+    // The apps (navigation and most pages) are asked for beside the session, not after it: with
+    // a session the pages join this request while it is in flight; without one its 401 is dropped.
+    listApps().catch(() => undefined);
+    currentSession().then(setKnownSession, () => setKnownSession(undefined));
   }, [who]);
   useEffect(() => {
     if (who === undefined && path !== '/login') navigate(`/login?next=${encodeURIComponent(path + location.search)}`, { replace: true });

@@ -1,7 +1,8 @@
 /** An app: its environments, services and instances, with the actions an operator takes on them. */
 import { useEffect, useState } from 'preact/hooks';
-import { api } from '../api.ts';
+import { ApiError, api } from '../api.ts';
 import type { InstanceView, ReleaseView, ServiceView } from '../api.ts';
+import { listHosts } from '../../../src/client/host-client.ts';
 import { Link, navigate, useLocation, withQuery } from '../router.tsx';
 import { Badge, Empty, Loaded, OutcomeNote, Page, Time, followWhileMounted, shortId, span, useAction, useCoalesced, useData, useEvents } from '../ui.tsx';
 import { useCan, type Can } from '../can.ts';
@@ -110,6 +111,7 @@ function ServiceCard({ s, releases, changed, can }: { s: ServiceView; releases: 
         <div><dt>Image</dt><dd><code>{s.release.image}</code> <span class="muted">{shortId(s.release.imageId)}</span></dd></div>
         <div><dt>Routes</dt><dd>{s.routes.length ? s.routes.map((r) => `${r.host ?? '*'}${r.path}`).join(', ') : 'none'}</dd></div>
         <div><dt>Restarts</dt><dd>{s.failures}{s.lastCrash ? <> · last crash <Time ts={s.lastCrash.at} /></> : ''}</dd></div>
+        {pinOf(s) && <div data-pinned={pinOf(s)!.host}><dt>Placement</dt><dd>pinned to <Link href="/hosts">{pinOf(s)!.host || 'its host'}</Link> <span class="muted small">({pinOf(s)!.why})</span></dd></div>}
       </dl>
       {operate && <div class="actions" role="group" aria-label={`Actions on ${s.name}`}>
         <form class="inline" onSubmit={(e) => {
@@ -156,12 +158,64 @@ function ServiceCard({ s, releases, changed, can }: { s: ServiceView; releases: 
         )}
         {confirm && <button class="btn ghost" type="button" onClick={() => setConfirm(undefined)}>Cancel</button>}
       </div>}
+      {operate && pinOf(s) && <Failover s={s} pinned={pinOf(s)!} act={act} busy={a.busy} />}
       <OutcomeNote outcome={a.outcome} />
       <Instances s={s} restart={operate ? (id) => act(async () => {
         const r = await c.restartInstance(s.app, s.env, id);
         return `Restarting ${r.instance}: a new instance of ${r.service} replaces it.`;
       }) : undefined} busy={a.busy} />
     </section>
+  );
+}
+
+/**
+ * Where a stateful service is pinned and why: a service keeping data in a named volume stays on its
+ * host (Berth never moves it on its own); `berth failover` / the Move form is the explicit move.
+ */
+function pinOf(s: ServiceView): { host: string; why: string } | undefined {
+  if (!s.strategyReason) return undefined;
+  const hosts = [...new Set(s.instances.map((i) => i.host))];
+  return { host: hosts.join(', '), why: s.strategyReason.replace(/^releases stop the old container first: /, '') };
+}
+
+/**
+ * The explicit failover of a pinned service (POST /v1/apps/APP/failover): to a ready host. While its
+ * host is up the API refuses (its volumes would start empty elsewhere) and says so; the page then
+ * offers the forced move, named for what it does.
+ */
+function Failover({ s, pinned, act, busy }: { s: ServiceView; pinned: { host: string }; act: (fn: () => Promise<string>) => Promise<void>; busy: boolean }) {
+  const hosts = useData(() => listHosts(api()), 'failover-hosts');
+  const [to, setTo] = useState('');
+  const [force, setForce] = useState<string>();
+  const ready = hosts.data?.hosts.filter((h) => h.state === 'ready') ?? [];
+  const move = (target: string, forced: boolean) => act(async () => {
+    setForce(undefined);
+    try {
+      const r = await api().failover(s.app, s.env, s.name, target, forced);
+      return `Moving ${r.service} from ${r.from || 'nowhere'} to ${r.to}: volume${r.volumes.length === 1 ? '' : 's'} ${r.volumes.join(', ')} start${r.volumes.length === 1 ? 's' : ''} empty there.`;
+    } catch (err) {
+      // The refusal of a move off a host that is up: shown as it is, and the forced move offered.
+      if (!forced && err instanceof ApiError && err.status === 409 && /force/.test(err.message)) setForce(target);
+      throw err;
+    }
+  });
+  return (
+    <div class="actions" role="group" aria-label={`Failover of ${s.name}`}>
+      <form class="inline" onSubmit={(e) => {
+        e.preventDefault();
+        if (to) void move(to, false);
+      }}>
+        <label>Move to host <select value={to} onChange={(e) => setTo((e.target as HTMLSelectElement).value)}>
+          <option value="">choose…</option>
+          {ready.map((h) => <option key={h.id} value={h.name}>{h.name}{pinned.host.split(', ').includes(h.name) ? ' (where it runs)' : ''} · {h.pool}</option>)}
+        </select></label>
+        <button class="btn" type="submit" disabled={busy || !to}>Fail over</button>
+      </form>
+      {force && <>
+        <button class="btn warn" type="button" disabled={busy} onClick={() => void move(force, true)}>Move to {force} anyway: its volumes start empty</button>
+        <button class="btn ghost" type="button" onClick={() => setForce(undefined)}>Cancel</button>
+      </>}
+    </div>
   );
 }
 

@@ -31,7 +31,7 @@ export function Config({ app }: { app: string }) {
                       {e.kind === 'secret' ? (
                         shown[e.key] !== undefined
                           ? <><code class="secret">{shown[e.key]}</code> <button type="button" class="btn small ghost" onClick={() => setShown(({ [e.key]: _, ...rest }) => rest)}>Hide</button></>
-                          : <><span aria-label="hidden secret">••••••••</span> <button type="button" class="btn small" disabled={a.busy} onClick={() => void a.run(async () => {
+                          : <><span role="img" aria-label="hidden secret">••••••••</span> <button type="button" class="btn small" aria-label={`Reveal ${e.key}`} disabled={a.busy} onClick={() => void a.run(async () => {
                             const r = await getConfig(api(), app, env ?? 'prod', e.key, { reveal: true });
                             setShown((s) => ({ ...s, [e.key]: r.entry.value ?? '' }));
                             return `Revealed ${e.key}.`;

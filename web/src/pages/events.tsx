@@ -31,14 +31,18 @@ export function Events(props: { app?: string }) {
   const { path, query } = useLocation();
   const env = query.get('env') ?? undefined;
   const service = query.get('service') ?? undefined;
+  // A time window (a release's events: from its creation until the next release): since, until.
+  const since = query.get('since') ?? undefined;
+  const until = query.get('until') ?? undefined;
   const filter = { ...(props.app ? { app: props.app } : {}), ...(env ? { env } : {}), ...(service ? { service } : {}) };
-  const key = JSON.stringify(filter);
+  const key = JSON.stringify({ filter, since, until });
   const d = useData(async () => {
-    const r = await api().events({ ...filter, limit: 200 });
+    const r = await api().events({ ...filter, since, until, limit: 200 });
     return { events: r.events.slice().reverse(), last: r.last };
   }, key);
   const [live, setLive] = useState<{ key: string; events: EventView[] }>({ key, events: [] });
-  useEvents(filter, (e) => setLive((l) => ({ key, events: [e, ...(l.key === key ? l.events : [])].slice(0, 500) })), d.data?.last);
+  // A window that ended gets no new events; an open one does.
+  useEvents(filter, (e) => !until && setLive((l) => ({ key, events: [e, ...(l.key === key ? l.events : [])].slice(0, 500) })), d.data?.last);
   const fresh = live.key === key ? live.events : [];
   return (
     <Page title={props.app ? `${props.app}: events` : 'Events'} sub="Newest first; new events appear as they happen">
@@ -46,10 +50,13 @@ export function Events(props: { app?: string }) {
       <form class="filters" onSubmit={(e) => {
         e.preventDefault();
         const f = new FormData(e.currentTarget as HTMLFormElement);
-        navigate(withQuery(path, query, { env: String(f.get('env') ?? ''), service: String(f.get('service') ?? '') }));
+        const v = (k: string) => String(f.get(k) ?? '').trim();
+        navigate(withQuery(path, query, { env: v('env'), service: v('service'), since: v('since'), until: v('until') }));
       }}>
-        <label>Environment <input name="env" defaultValue={env ?? ''} placeholder="any" /></label>
-        <label>Service <input name="service" defaultValue={service ?? ''} placeholder="any" /></label>
+        <label>Environment <input name="env" defaultValue={env ?? ''} placeholder="any" key={`e${env}`} /></label>
+        <label>Service <input name="service" defaultValue={service ?? ''} placeholder="any" key={`s${service}`} /></label>
+        <label>Since <input name="since" defaultValue={since ?? ''} placeholder="1h, ISO time" size={12} key={`si${since}`} /></label>
+        <label>Until <input name="until" defaultValue={until ?? ''} placeholder="now" size={12} key={`u${until}`} /></label>
         <button class="btn" type="submit">Filter</button>
       </form>
       <Loaded d={d} what="events">

@@ -1,5 +1,6 @@
 /** Home for operations: what needs attention first, then recent deploys and events across apps. */
-import { ApiError, api } from '../api.ts';
+import { ApiError, api, listApps } from '../api.ts';
+import { listHosts } from '../../../src/client/host-client.ts';
 import type { AlertView, AppView, EventView, ServiceView } from '../api.ts';
 import { Link } from '../router.tsx';
 import { Badge, Empty, Loaded, Page, Time, useCoalesced, useData, useEvents } from '../ui.tsx';
@@ -8,12 +9,20 @@ import { EventList } from './events.tsx';
 const BAD = new Set(['failed', 'crash-looping', 'degraded']);
 const PENDING = new Set(['pending', 'building', 'rolling']);
 
+type HostView = Awaited<ReturnType<typeof listHosts>>['hosts'][number];
+
 interface HomeData {
   apps: AppView[];
   alerts: AlertView[];
   events: EventView[];
   last: number;
+  /** Hosts that are not ready (down or draining). */
+  hosts: HostView[];
+  /** What happened to hosts lately (ready, down, draining, removed) and the failovers off them: shown while a host is not ready. */
+  hostEvents: EventView[];
 }
+
+const isHostEvent = (e: EventView) => e.kind.startsWith('host.') || e.kind.endsWith('.failover');
 
 async function load(): Promise<HomeData> {
   // Alerts are the installation's (owners): a person without that right sees the rest.
@@ -21,8 +30,13 @@ async function load(): Promise<HomeData> {
     if (err instanceof ApiError && err.status === 403) return { alerts: [] };
     throw err;
   });
-  const [apps, alerts, events] = await Promise.all([api().apps(), alertsSeen, api().events({ limit: 30 })]);
-  return { apps: apps.apps, alerts: alerts.alerts, events: events.events.slice().reverse(), last: events.last };
+  // Hosts: a failure to read them (the engine away) is on the event timeline already; the rest shows.
+  const hostsSeen = listHosts(api()).then((r) => r.hosts, () => [] as HostView[]);
+  const [apps, alerts, events, hosts] = await Promise.all([listApps(), alertsSeen, api().events({ limit: 30 }), hostsSeen]);
+  const unwell = hosts.filter((h) => h.state !== 'ready');
+  // Only while a host is not ready: the host events of the last day (installation-wide ones are the owners').
+  const hostEvents = unwell.length === 0 ? [] : (await api().events({ since: '24h', limit: 500 }).catch(() => ({ events: [] as EventView[] }))).events.filter(isHostEvent).reverse().slice(0, 10);
+  return { apps: apps.apps, alerts: alerts.alerts, events: events.events.slice().reverse(), last: events.last, hosts: unwell, hostEvents };
 }
 
 export function Home() {
@@ -46,7 +60,7 @@ function Overview({ h }: { h: HomeData }) {
   const firing = h.alerts.filter((a) => a.state === 'firing');
   const deploys = h.apps.filter((a) => a.lastDeployment).sort((a, b) => b.lastDeployment!.createdAt - a.lastDeployment!.createdAt).slice(0, 10);
   const healthy = services.filter((s) => s.status === 'running').length;
-  const calm = failing.length + pending.length + firing.length + deploying.length === 0;
+  const calm = failing.length + pending.length + firing.length + deploying.length + h.hosts.length === 0;
   return (
     <>
       <div class="tiles" role="list" aria-label="Summary">
@@ -54,10 +68,26 @@ function Overview({ h }: { h: HomeData }) {
         <Tile label="services running" value={`${healthy}/${services.length}`} tone={healthy === services.length ? 'ok' : 'warn'} />
         <Tile label="failing" value={failing.length} tone={failing.length ? 'bad' : 'ok'} />
         <Tile label="alerts firing" value={firing.length} tone={firing.length ? 'bad' : 'ok'} />
+        {h.hosts.length > 0 && <Tile label="hosts not ready" value={h.hosts.length} tone="bad" />}
       </div>
       <section aria-labelledby="attention" class="card">
         <h2 id="attention">Needs attention</h2>
-        {calm && <Empty>Nothing needs attention: every service runs as desired, no deploy is pending and no alert fires.</Empty>}
+        {calm && <Empty>Nothing needs attention: every service runs as desired, every host is ready, no deploy is pending and no alert fires.</Empty>}
+        {h.hosts.length > 0 && (
+          <>
+            <ul class="attention" aria-label="Hosts not ready">
+              {h.hosts.map((x) => (
+                <li key={x.id} data-host-attention={x.name}><Badge status={x.state === 'down' ? 'failed' : 'pending'} label={x.state} /> host <Link href="/hosts">{x.name}</Link> ({x.address}, pool {x.pool}) is {x.state}{x.message ? `: ${x.message}` : ''}</li>
+              ))}
+            </ul>
+            {h.hostEvents.length > 0 && (
+              <details open class="host-events">
+                <summary>What happened to hosts</summary>
+                <EventList events={h.hostEvents} />
+              </details>
+            )}
+          </>
+        )}
         {firing.length > 0 && (
           <ul class="attention">
             {firing.map((a) => (

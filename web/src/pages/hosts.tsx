@@ -3,14 +3,14 @@
  * reservations and the instances running there. Owners label, drain (and undo) and remove hosts in
  * Swarm mode; the page follows the event stream (host.ready/down/draining/removed, instance changes).
  */
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.ts';
 import type { InstanceView, ServiceView } from '../api.ts';
-import { drainHost, labelHost, listHosts, removeHost } from '../../../src/client/host-client.ts';
+import { drainHost, edgeToken, labelHost, listEdgeHosts, listHosts, removeHost } from '../../../src/client/host-client.ts';
 import { HOST_LABEL } from '../../../src/core/ports.ts';
 import { isOwner } from '../can.ts';
 import { Link } from '../router.tsx';
-import { Badge, Empty, Loaded, OutcomeNote, Page, Scroll, useAction, useCoalesced, useData, useEvents } from '../ui.tsx';
+import { Badge, Empty, Loaded, OutcomeNote, Page, Scroll, Time, useAction, useCoalesced, useData, useEvents } from '../ui.tsx';
 import { bytes } from './volumes.tsx';
 
 type Host = Awaited<ReturnType<typeof listHosts>>['hosts'][number];
@@ -150,6 +150,77 @@ export function Hosts() {
           </>
         )}
       </Loaded>
+      {owner && <EdgeHosts />}
     </Page>
+  );
+}
+
+type EdgeToken = Awaited<ReturnType<typeof edgeToken>>;
+
+/**
+ * Edge hosts (GET /v1/edge/hosts, owners): the ingress generation each one's nginx serves and its
+ * agent's last contact; a new edge host's token and setup (POST /v1/edge/tokens), shown once.
+ */
+function EdgeHosts() {
+  const d = useData(() => listEdgeHosts(api()), 'edge-hosts');
+  // The agents poll: their contact and generation change without an event; a quiet refresh follows them.
+  useEffect(() => {
+    const t = setInterval(d.reload, 10_000);
+    return () => clearInterval(t);
+  }, [d.reload]);
+  const a = useAction();
+  const [made, setMade] = useState<EdgeToken>();
+  return (
+    <section class="card" aria-labelledby="edge-h">
+      <h2 id="edge-h">Edge hosts</h2>
+      <p class="muted small">Hosts that run only nginx and the Berth edge agent: they take the routes' traffic and follow the control host's ingress config.</p>
+      <Loaded d={d} what="edge hosts">
+        {({ generation, hosts }) => hosts.length === 0
+          ? <Empty>No edge host has polled yet (this server serves generation {generation}). Make a token below and start the agent on the host.</Empty>
+          : (
+            <table aria-label="Edge hosts">
+              <thead><tr><th scope="col">Edge host</th><th scope="col">Address</th><th scope="col">Serves</th><th scope="col">Last contact</th></tr></thead>
+              <tbody>
+                {hosts.map((e) => (
+                  <tr key={e.host} data-edge={e.host} data-in-sync={String(e.inSync)}>
+                    <th scope="row">{e.host}</th>
+                    <td><code>{e.address}</code></td>
+                    <td><Badge status={e.inSync ? 'ok' : 'pending'} label={e.inSync ? 'in sync' : 'behind'} /> generation {e.applied ?? 'none'} of {generation}
+                      {e.error && <div class="muted small">{e.error}</div>}</td>
+                    <td><Time ts={e.lastContact} /></td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+      </Loaded>
+      <OutcomeNote outcome={a.outcome} />
+      <form class="inline" aria-label="Add an edge host" onSubmit={(e) => {
+        e.preventDefault();
+        const f = new FormData(e.currentTarget as HTMLFormElement);
+        const host = String(f.get('host') ?? '').trim();
+        const portText = String(f.get('port') ?? '').trim();
+        void a.run(async () => {
+          const port = portText ? Number(portText) : undefined;
+          if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) throw new Error(`port: "${portText}" is not a port (1-65535)`);
+          const r = await edgeToken(api(), host, port);
+          setMade(r);
+          return `Token for edge host ${r.host} made: it is shown once below.`;
+        });
+      }}>
+        <label>Edge host name <input name="host" required size={16} placeholder="edge1" /></label>
+        <label>Port <input name="port" size={5} placeholder="80" inputMode="numeric" /></label>
+        <button class="btn" type="submit" disabled={a.busy}>Make token</button>
+      </form>
+      {made && (
+        <div class="secret-once" data-edge-token={made.host}>
+          <p><strong>Token of {made.host}</strong> (a credential for its edge config only; shown once):</p>
+          <pre class="cmd" data-edge-token-secret>{made.token}</pre>
+          <ol class="small">{made.steps.map((step, i) => <li key={i}>{step}</li>)}</ol>
+          <details><summary>systemd unit</summary><pre><code>{made.unit}</code></pre></details>
+          <button class="btn small ghost" type="button" onClick={() => setMade(undefined)}>Done: hide the token</button>
+        </div>
+      )}
+    </section>
   );
 }

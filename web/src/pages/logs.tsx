@@ -1,23 +1,33 @@
 /** Logs: search with filters (newest first, a page at a time) and a live tail of every replica. */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, isUnauthorized, message } from '../api.ts';
+import { api, isUnauthorized, message, type LogLineView as Line } from '../api.ts';
 import { responseLines, type LogsQuery } from '../../../src/client/client.ts';
 import { navigate, useLocation, withQuery } from '../router.tsx';
 import { Empty, ErrorBox, Loading, Page, expired, useData } from '../ui.tsx';
 import { AppTabs, EnvPicker, useEnv } from './app.tsx';
 
-interface Line {
-  id: string;
-  ts: number;
-  time: string;
-  service: string;
-  instance: string;
-  stream: 'stdout' | 'stderr';
-  level: string | null;
-  text: string;
-}
-
 const FIELDS = ['service', 'instance', 'stream', 'level', 'grep', 'since', 'until'] as const;
+/** The search's filters as the API document types them (the page's own select and inputs fill them). */
+type Filters = Pick<LogsQuery, 'env' | (typeof FIELDS)[number]>;
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+
+const STREAMS = ['stdout', 'stderr'] as const;
+const oneOf = <T extends string>(list: readonly T[], v: string | undefined): v is T => list.includes(v as T);
+
+/**
+ * The page's query string as the API's filters. A stream or level the API would refuse (only a
+ * hand-edited address has one) is not searched for: `problem` says what is wrong and what is right.
+ */
+export function filters(env: string | undefined, get: (k: string) => string | null): { q: Filters; problem?: string } {
+  const v = (k: string) => get(k) || undefined;
+  const stream = v('stream');
+  const level = v('level');
+  const q: Filters = { env, service: v('service'), instance: v('instance'), grep: v('grep'), since: v('since'), until: v('until'),
+    ...(oneOf(STREAMS, stream) ? { stream } : {}), ...(oneOf(LEVELS, level) ? { level } : {}) };
+  const problem = stream !== undefined && !oneOf(STREAMS, stream) ? `stream "${stream}" is not one of ${STREAMS.join(', ')}`
+    : level !== undefined && !oneOf(LEVELS, level) ? `level "${level}" is not one of ${LEVELS.join(', ')}` : undefined;
+  return { q, ...(problem ? { problem } : {}) };
+}
 
 export function Logs({ app }: { app: string }) {
   const { path, query } = useLocation();
@@ -25,20 +35,15 @@ export function Logs({ app }: { app: string }) {
   const envs = [...new Set(appData.data?.services.map((s) => s.env) ?? [])].sort();
   const env = useEnv(envs);
   const services = [...new Set(appData.data?.services.filter((s) => s.env === env).map((s) => s.name) ?? [])];
-  const q: Record<string, string | undefined> = { env };
-  for (const f of FIELDS) q[f] = query.get(f) ?? undefined;
-  const key = JSON.stringify(q);
+  const { q, problem } = filters(env, (k) => query.get(k));
+  const key = JSON.stringify({ q, problem });
   const [pages, setPages] = useState<{ key: string; lines: Line[]; next?: string; loading: boolean; error?: string }>({ key: '', lines: [], loading: true });
   const [live, setLive] = useState(query.get('follow') === 'true');
 
-  const fetchPage = async (before: string | undefined) => {
-    const ctl = new AbortController();
-    const res = await api().logs(app, { ...q as LogsQuery, limit: 200, ...(before ? { before } : {}) }, ctl.signal);
-    return (await res.json()) as { lines: Line[]; next?: string };
-  };
+  const fetchPage = (before: string | undefined) => api().logPage(app, { ...q, limit: 200, ...(before ? { before } : {}) });
 
   useEffect(() => {
-    if (!env || live) return;
+    if (!env || live || problem) return;
     let gone = false;
     setPages({ key, lines: [], loading: true });
     fetchPage(undefined).then(
@@ -78,15 +83,16 @@ export function Logs({ app }: { app: string }) {
         </select></label>
         <label>Instance <input name="instance" defaultValue={q.instance ?? ''} size={10} key={`i${q.instance}`} /></label>
         <label>Stream <select name="stream" defaultValue={q.stream ?? ''} key={`st${q.stream}`}><option value="">both</option><option>stdout</option><option>stderr</option></select></label>
-        <label>Level <select name="level" defaultValue={q.level ?? ''} key={`l${q.level}`}><option value="">any</option>{['trace', 'debug', 'info', 'warn', 'error', 'fatal'].map((l) => <option key={l}>{l}</option>)}</select></label>
+        <label>Level <select name="level" defaultValue={q.level ?? ''} key={`l${q.level}`}><option value="">any</option>{LEVELS.map((l) => <option key={l}>{l}</option>)}</select></label>
         <label>Since <input name="since" defaultValue={q.since ?? ''} placeholder="15m, ISO time" size={10} key={`si${q.since}`} /></label>
         <label>Until <input name="until" defaultValue={q.until ?? ''} placeholder="now" size={10} key={`u${q.until}`} /></label>
         <button class="btn primary" type="submit">Search</button>
         <button class="btn" type="button" aria-pressed={live} onClick={() => setLive(!live)}>{live ? 'Stop live tail' : 'Live tail'}</button>
       </form>
       {appData.error && <ErrorBox error={appData.error} retry={appData.reload} />}
-      {env && live && <Tail app={app} q={q} />}
-      {env && !live && (
+      {problem && <ErrorBox error={`${problem}: pick one in the form above`} />}
+      {env && !problem && live && <Tail app={app} q={q} />}
+      {env && !problem && !live && (
         pages.error ? <ErrorBox error={pages.error} /> :
         pages.key !== key || (pages.loading && pages.lines.length === 0) ? <Loading what="log lines" /> :
         pages.lines.length === 0 ? <Empty>No log lines match{q.grep ? ` “${q.grep}”` : ''}{q.since ? ` since ${q.since}` : ''}.</Empty> :
@@ -100,7 +106,7 @@ export function Logs({ app }: { app: string }) {
   );
 }
 
-function Tail({ app, q }: { app: string; q: Record<string, string | undefined> }) {
+function Tail({ app, q }: { app: string; q: Filters }) {
   const [lines, setLines] = useState<Line[]>([]);
   const [error, setError] = useState<string>();
   const buf = useRef<Line[]>([]);
@@ -115,7 +121,7 @@ function Tail({ app, q }: { app: string; q: Record<string, string | undefined> }
     };
     (async () => {
       try {
-        const res = await api().logs(app, { ...q as LogsQuery, follow: 'true', limit: 100 }, ctl.signal);
+        const res = await api().logs(app, { ...q, follow: 'true', limit: 100 }, ctl.signal);
         for await (const line of responseLines(res)) {
           buf.current.push(JSON.parse(line) as Line);
           timer ??= setTimeout(flush, 100);

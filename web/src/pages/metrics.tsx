@@ -33,6 +33,19 @@ function align(series: MetricSeriesView[], pick: (p: MetricSeriesView['points'][
   };
 }
 
+/** Several lines of each series (one per part: a status class, a percentile) on the series' time axis. */
+function split<K extends string>(series: MetricSeriesView[], parts: readonly K[], pick: (p: MetricSeriesView['points'][number], part: K) => number | undefined,
+  label: (s: MetricSeriesView, part: K) => string): { x: number[]; series: ChartSeries[] } {
+  const xs = [...new Set(series.flatMap((s) => s.points.map((p) => p.ts)))].sort((a, b) => a - b);
+  return {
+    x: xs.map((t) => t / 1000),
+    series: series.flatMap((s) => parts.map((part) => {
+      const by = new Map(s.points.map((p) => [p.ts, pick(p, part)]));
+      return { label: label(s, part), values: xs.map((t) => by.get(t) ?? null) };
+    })),
+  };
+}
+
 export function Metrics({ app }: { app: string }) {
   const { path, query } = useLocation();
   const appData = useData(() => api().app(app), `metrics-app:${app}`);
@@ -41,16 +54,21 @@ export function Metrics({ app }: { app: string }) {
   const services = [...new Set(appData.data?.services.filter((s) => s.env === env).map((s) => s.name) ?? [])];
   const service = query.get('service') ?? '';
   const from = query.get('range') ?? '-1h';
+  // A range of one's own: from and to as durations before now (-2h), ISO times or epoch ms.
+  const to = query.get('to') ?? undefined;
   const perInstance = query.get('by') === 'instance';
   const d = useData(async () => {
     if (!env) return undefined;
-    const base = { app, env, from, ...(service ? { service } : {}) };
+    const base = { app, env, from, ...(to ? { to } : {}), ...(service ? { service } : {}) };
+    // Per instance: CPU and memory are sampled per container. Requests are measured at the ingress,
+    // whose access log names the route, not the instance that answered: those stay per service.
     const group = perInstance ? 'series' as const : 'service' as const;
     const [cpu, memory, http] = await Promise.all([
       api().metrics({ kind: 'cpu', ...base, group }), api().metrics({ kind: 'memory', ...base, group }), api().metrics({ kind: 'http', ...base, group: 'service' }),
     ]);
     return { cpu: cpu.series, memory: memory.series, http: http.series };
-  }, `metrics:${app}:${env}:${service}:${from}:${perInstance}`);
+  }, `metrics:${app}:${env}:${service}:${from}:${to}:${perInstance}`);
+  const preset = !to && RANGES.some(([v]) => v === from);
   const name = (s: MetricSeriesView) => (perInstance ? `${s.key.service}/${s.key.target}` : s.key.service);
   return (
     <Page title={`${app}: metrics`} sub={<EnvPicker envs={envs} env={env} />}>
@@ -63,8 +81,18 @@ export function Metrics({ app }: { app: string }) {
           <option value="service">per service</option><option value="instance">per instance</option>
         </select></label>
         <div class="envs" role="group" aria-label="Time range">
-          {RANGES.map(([v, label]) => <button key={v} type="button" class={`btn small ${v === from ? 'on' : ''}`} aria-pressed={v === from} onClick={() => navigate(withQuery(path, query, { range: v }))}>{label}</button>)}
+          {RANGES.map(([v, label]) => <button key={v} type="button" class={`btn small ${preset && v === from ? 'on' : ''}`} aria-pressed={preset && v === from} onClick={() => navigate(withQuery(path, query, { range: v, to: undefined }))}>{label}</button>)}
         </div>
+        <form class="inline" aria-label="Custom time range" onSubmit={(e) => {
+          e.preventDefault();
+          const f = new FormData(e.currentTarget as HTMLFormElement);
+          const v = (k: string) => String(f.get(k) ?? '').trim() || undefined;
+          navigate(withQuery(path, query, { range: v('from'), to: v('to') }));
+        }}>
+          <label>From <input name="from" size={12} placeholder="-2h, ISO time" defaultValue={preset ? '' : from} key={`f${from}`} required /></label>
+          <label>To <input name="to" size={12} placeholder="now" defaultValue={to ?? ''} key={`t${to}`} /></label>
+          <button class="btn small" type="submit">Show</button>
+        </form>
       </div>
       <Loaded d={d} what="metrics">
         {(m) => {
@@ -73,25 +101,16 @@ export function Metrics({ app }: { app: string }) {
           const cpu = align(m.cpu, (p) => p.avg, name);
           const mem = align(m.memory, (p) => p.avg, name);
           const req = align(m.http, (p) => p.rate, (s) => s.key.service);
-          const codes = m.http.flatMap((s) => (['s2xx', 's3xx', 's4xx', 's5xx'] as const).map((c) => ({ ...s, key: { ...s.key, target: c } })));
-          const status = align(codes, (p) => p.n ? 0 : 0, (s) => `${s.key.service} ${s.key.target.slice(1)}`);
-          // Status classes: requests per second of each class.
-          status.series = codes.map((s, i) => {
-            const c = s.key.target as 's2xx' | 's3xx' | 's4xx' | 's5xx';
-            const by = new Map(s.points.map((p) => [p.ts, p[c] !== undefined && p.n > 0 && p.rate !== undefined ? (p[c]! / p.n) * p.rate : null]));
-            return { label: status.series[i]!.label, values: status.x.map((t) => by.get(t * 1000) ?? null) };
-          });
-          const lat = align(m.http.flatMap((s) => (['p50', 'p95', 'p99'] as const).map((q) => ({ ...s, key: { ...s.key, target: q } }))),
-            () => undefined, (s) => `${s.key.service} ${s.key.target}`);
-          lat.series = m.http.flatMap((s) => (['p50', 'p95', 'p99'] as const).map((q) => {
-            const by = new Map(s.points.map((p) => [p.ts, p[q] ?? null]));
-            return { label: `${s.key.service} ${q}`, values: lat.x.map((t) => by.get(t * 1000) ?? null) };
-          }));
+          // Status classes (requests per second of each) and latency percentiles: a line per series and part.
+          const classes = ['s2xx', 's3xx', 's4xx', 's5xx'] as const;
+          const status = split(m.http, classes, (p, c) => (p[c] !== undefined && p.n > 0 && p.rate !== undefined ? (p[c]! / p.n) * p.rate : undefined), (s, c) => `${s.key.service} ${c.slice(1)}`);
+          const lat = split(m.http, ['p50', 'p95', 'p99'] as const, (p, q) => p[q], (s, q) => `${s.key.service} ${q}`);
           return (
             <div class="charts">
               <Chart title="CPU" {...cpu} unit={pct} />
               <Chart title="Memory" {...mem} unit={bytes} />
               {m.http.length > 0 ? <>
+                {perInstance && <p class="muted small">Requests, status classes and latency are measured at the ingress per service (its access log names the route, not the instance).</p>}
                 <Chart title="Requests" {...req} unit={rate} />
                 <Chart title="Status classes" {...status} unit={rate} />
                 <Chart title="Latency percentiles" {...lat} unit={ms} />

@@ -1,7 +1,7 @@
 /** Every deploy of an app as a record, with its diff against the previous release and one-click rollback. */
 import { useState } from 'preact/hooks';
 import { api } from '../api.ts';
-import type { ReleaseView } from '../api.ts';
+import type { ReleaseRecord, ReleaseView } from '../api.ts';
 import { Link } from '../router.tsx';
 import { Badge, Empty, ErrorBox, Loaded, Loading, OutcomeNote, Page, Time, shortId, useAction, useCoalesced, useData, useEvents } from '../ui.tsx';
 import { AppTabs, EnvPicker, useEnv } from './app.tsx';
@@ -38,15 +38,18 @@ function ServiceReleases({ app, list, changed }: { app: string; list: ReleaseVie
       <h2 id={hid}>{s.service}</h2>
       <OutcomeNote outcome={a.outcome} />
       <table class="releases">
-        <thead><tr><th scope="col">Release</th><th scope="col">Outcome</th><th scope="col">Image</th><th scope="col">Strategy</th><th scope="col">Who</th><th scope="col">When</th><th scope="col">Actions</th></tr></thead>
+        <thead><tr><th scope="col">Release</th><th scope="col">Outcome</th><th scope="col">Image and digest</th><th scope="col">Config</th><th scope="col">Strategy</th><th scope="col">Who</th><th scope="col">When</th><th scope="col">Actions</th></tr></thead>
         <tbody>
           {list.map((r, i) => {
             const prev = list[i + 1];
+            // What the release ran: from its creation until the next release replaced it (or now).
+            const window = releaseWindow(r, list[i - 1]);
             return [
               <tr key={r.id} class={r.current ? 'current' : ''} data-release={r.seq}>
                 <th scope="row">#{r.seq}{r.current && <> <Badge status="running" label="current" /></>}</th>
                 <td><Badge status={r.status} />{r.message && <div class="muted small">{r.message}</div>}</td>
-                <td><code>{r.image}</code><div class="muted small">{shortId(r.imageId)}</div></td>
+                <td><code>{r.image}</code><div class="muted small" title={r.imageId} data-digest={r.imageId}>{shortId(r.imageId)}</div></td>
+                <td data-config={r.configVersion}>{r.configVersion ? `v${r.configVersion}` : <span class="muted">none</span>}</td>
                 <td>{r.strategy} · {r.replicas}×</td>
                 <td>{r.createdBy}</td>
                 <td class="nowrap"><Time ts={r.createdAt} /></td>
@@ -61,11 +64,12 @@ function ServiceReleases({ app, list, changed }: { app: string; list: ReleaseVie
                       return `Rolling ${r.service} back to release #${res.rollbacks[0]?.to ?? r.seq}.`;
                     })}>Roll back to #{r.seq}</button>
                   )}
-                  <Link class="btn small ghost" href={`/apps/${encodeURIComponent(app)}/logs?env=${r.env}&service=${r.service}&since=${r.createdAt}${r.finishedAt ? '' : ''}`}>Logs</Link>
+                  <Link class="btn small ghost" aria-label={`Logs of release #${r.seq}`} href={`/apps/${encodeURIComponent(app)}/logs?${window}`}>Logs</Link>
+                  <Link class="btn small ghost" aria-label={`Events of release #${r.seq}`} href={`/apps/${encodeURIComponent(app)}/events?${window}`}>Events</Link>
                 </td>
               </tr>,
               open === r.id && (
-                <tr key={`${r.id}-d`} class="expand"><td colSpan={7} id={`diff-${r.id}`}><ReleaseDetail app={app} id={r.id} prev={prev?.id} /></td></tr>
+                <tr key={`${r.id}-d`} class="expand"><td colSpan={8} id={`diff-${r.id}`}><ReleaseDetail app={app} id={r.id} prev={prev?.id} /></td></tr>
               ),
             ];
           })}
@@ -73,6 +77,19 @@ function ServiceReleases({ app, list, changed }: { app: string; list: ReleaseVie
       </table>
     </section>
   );
+}
+
+/** The query of a release's logs and events: its service from its creation until `next` (the release after it) was made. */
+export function releaseWindow(r: ReleaseView, next: ReleaseView | undefined): string {
+  const q = new URLSearchParams({ env: r.env, service: r.service, since: new Date(r.createdAt).toISOString() });
+  if (next) q.set('until', new Date(next.createdAt).toISOString());
+  return q.toString();
+}
+
+/** The config version a release's spec names (0: none). */
+function configOf(r: ReleaseRecord): number {
+  const v = r.spec['configVersion'];
+  return typeof v === 'number' ? v : 0;
 }
 
 function ReleaseDetail({ app, id, prev }: { app: string; id: string; prev?: string }) {
@@ -96,7 +113,7 @@ function ReleaseDetail({ app, id, prev }: { app: string; id: string; prev?: stri
             <tbody>{diff.map((c) => <tr key={c.key}><th scope="row"><code>{c.key}</code></th><td class="del">{c.before ?? '—'}</td><td class="add">{c.after ?? '—'}</td></tr>)}</tbody>
           </table>
         )}
-        <p class="muted small">Config version {String((cur.release.spec as { configVersion?: number }).configVersion ?? 'none')} · image digest <code>{cur.release.imageId}</code></p>
+        <p class="muted small">Config version {configOf(cur.release) || 'none'} · image digest <code>{cur.release.imageId}</code> · by {cur.release.createdBy}</p>
       </div>
       <div>
         <h3>Rollout events</h3>
