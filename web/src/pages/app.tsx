@@ -111,7 +111,8 @@ function ServiceCard({ s, releases, changed, can }: { s: ServiceView; releases: 
         <div><dt>Image</dt><dd><code>{s.release.image}</code> <span class="muted">{shortId(s.release.imageId)}</span></dd></div>
         <div><dt>Routes</dt><dd>{s.routes.length ? s.routes.map((r) => `${r.host ?? '*'}${r.path}`).join(', ') : 'none'}</dd></div>
         <div><dt>Restarts</dt><dd>{s.failures}{s.lastCrash ? <> · last crash <Time ts={s.lastCrash.at} /></> : ''}</dd></div>
-        {pinOf(s) && <div data-pinned={pinOf(s)!.host}><dt>Placement</dt><dd>pinned to <Link href="/hosts">{pinOf(s)!.host || 'its host'}</Link> <span class="muted small">({pinOf(s)!.why})</span></dd></div>}
+        {/* Many hosts: a stateful service stays on its volumes' host (absent on one host: nowhere to move it). */}
+        {s.pinned && <div data-pinned={s.pinned.host}><dt>Placement</dt><dd><Link href="/hosts">{s.pinned.text}</Link></dd></div>}
       </dl>
       {operate && <div class="actions" role="group" aria-label={`Actions on ${s.name}`}>
         <form class="inline" onSubmit={(e) => {
@@ -158,7 +159,7 @@ function ServiceCard({ s, releases, changed, can }: { s: ServiceView; releases: 
         )}
         {confirm && <button class="btn ghost" type="button" onClick={() => setConfirm(undefined)}>Cancel</button>}
       </div>}
-      {operate && pinOf(s) && <Failover s={s} pinned={pinOf(s)!} act={act} busy={a.busy} />}
+      {operate && s.pinned && <Failover s={s} pinned={s.pinned} act={act} busy={a.busy} />}
       <OutcomeNote outcome={a.outcome} />
       <Instances s={s} restart={operate ? (id) => act(async () => {
         const r = await c.restartInstance(s.app, s.env, id);
@@ -169,17 +170,8 @@ function ServiceCard({ s, releases, changed, can }: { s: ServiceView; releases: 
 }
 
 /**
- * Where a stateful service is pinned and why: a service keeping data in a named volume stays on its
- * host (Berth never moves it on its own); `berth failover` / the Move form is the explicit move.
- */
-function pinOf(s: ServiceView): { host: string; why: string } | undefined {
-  if (!s.strategyReason) return undefined;
-  const hosts = [...new Set(s.instances.map((i) => i.host))];
-  return { host: hosts.join(', '), why: s.strategyReason.replace(/^releases stop the old container first: /, '') };
-}
-
-/**
- * The explicit failover of a pinned service (POST /v1/apps/APP/failover): to a ready host. While its
+ * The explicit failover of a pinned service (POST /v1/apps/APP/failover, `berth failover`): Berth
+ * never moves it on its own. To a ready host; while its
  * host is up the API refuses (its volumes would start empty elsewhere) and says so; the page then
  * offers the forced move, named for what it does.
  */
@@ -207,7 +199,7 @@ function Failover({ s, pinned, act, busy }: { s: ServiceView; pinned: { host: st
       }}>
         <label>Move to host <select value={to} onChange={(e) => setTo((e.target as HTMLSelectElement).value)}>
           <option value="">choose…</option>
-          {ready.map((h) => <option key={h.id} value={h.name}>{h.name}{pinned.host.split(', ').includes(h.name) ? ' (where it runs)' : ''} · {h.pool}</option>)}
+          {ready.map((h) => <option key={h.id} value={h.name}>{h.name}{h.name === pinned.host ? ' (pinned here)' : ''} · {h.pool}</option>)}
         </select></label>
         <button class="btn" type="submit" disabled={busy || !to}>Fail over</button>
       </form>
