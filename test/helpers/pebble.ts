@@ -15,7 +15,8 @@ import { freePort } from './harness.ts';
 import { makeCa, makeLeaf } from './certs.ts';
 import { waitFor } from '../../src/lib/backoff.ts';
 
-export async function testResolver(): Promise<{ port: number; sock: Socket }> {
+/** A resolver answering every A query with `address` (default 127.0.0.1; an edge host's address in the edge e2e). */
+export async function testResolver(address = '127.0.0.1'): Promise<{ port: number; sock: Socket }> {
   const sock = createSocket('udp4');
   sock.on('message', (msg, rinfo) => {
     let q: dnsPacket.Packet;
@@ -27,7 +28,7 @@ export async function testResolver(): Promise<{ port: number; sock: Socket }> {
     const question = q.questions?.[0];
     if (!question) return;
     const nx = question.name.toLowerCase().startsWith('nxdomain-');
-    const answers = !nx && question.type === 'A' ? [{ type: 'A' as const, name: question.name, ttl: 1, data: '127.0.0.1' }] : [];
+    const answers = !nx && question.type === 'A' ? [{ type: 'A' as const, name: question.name, ttl: 1, data: address }] : [];
     const out = dnsPacket.encode({ id: q.id, type: 'response', flags: dnsPacket.AUTHORITATIVE_ANSWER | (nx ? 3 : 0), questions: q.questions, answers });
     sock.send(out, rinfo.port, rinfo.address);
   });
@@ -46,9 +47,12 @@ export interface Pebble {
   stop(): void;
 }
 
-/** Starts pebble (files in `dir`) validating HTTP-01 on 127.0.0.1:`httpPort`; every order validates for real, at once. */
-export async function startPebble(dir: string, httpPort: number): Promise<Pebble> {
-  const resolver = await testResolver();
+/**
+ * Starts pebble (files in `dir`) validating HTTP-01 on `address` (default 127.0.0.1):`httpPort`;
+ * every order validates for real, at once.
+ */
+export async function startPebble(dir: string, httpPort: number, address?: string): Promise<Pebble> {
+  const resolver = await testResolver(address);
   const listenerCa = await makeCa('Pebble listener test CA');
   const listener = await makeLeaf(listenerCa, ['127.0.0.1', 'localhost']);
   const listenerCaFile = join(dir, 'pebble-listener-ca.pem');
