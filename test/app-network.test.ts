@@ -237,8 +237,9 @@ describe('app networks', () => {
 
   test('a fixed host port: published as written (one container, releases stop first); already taken → a clear error naming it', async () => {
     const port = await freePort();
+    // The second app cannot start: a short deadline makes its deploy fail fast (the first has time to start on a busy machine).
     const fixed = (app: string) => `services:\n  api:\n    image: berth/busybox:latest\n    command: ["sh", "-c", "echo ${app} > /i && exec httpd -f -p 80 -h /"]\n` +
-      `    ports: ["127.0.0.1:${port}:80"]\n    x-berth: {health: {http: /i}, update: {deadline: 6s}}\n`;
+      `    ports: ["127.0.0.1:${port}:80"]\n    x-berth: {health: {http: /i}, update: {deadline: ${app === 'one' ? '120s' : '6s'}}}\n`;
     const f = join(dir, 'fixed.yaml');
     await writeFile(f, fixed('one'));
     const one = await h.cli(['deploy', '-f', f, '--app', 'one'], { timeoutMs: 120_000 });

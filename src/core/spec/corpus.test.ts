@@ -76,6 +76,44 @@ test('corpus: what the valid files mean', () => {
   assert.deepEqual(es.ulimits, [{ name: 'memlock', soft: -1, hard: -1 }, { name: 'nofile', soft: 65536, hard: 65536 }]);
   assert.deepEqual(es.extraHosts, ['host.docker.internal:host-gateway', 'legacy:10.1.2.3']);
   assert.deepEqual(es.volumes, [{ type: 'anonymous', source: '', target: '/usr/share/elasticsearch/data', readOnly: false }]);
+
+  // Gitea: its network and bind mounts as written; Compose's defaults (external: false) are not warned about.
+  const gitea = parseCorpusFile(dir, 'gitea-postgres.yaml');
+  assert.deepEqual(gitea.spec.services.server!.networks, [{ name: 'gitea', aliases: [] }]);
+  assert.deepEqual(gitea.spec.services.server!.publish, [{ target: 3000, published: 3000, protocol: 'tcp' }, { target: 22, published: 222, protocol: 'tcp' }]);
+  assert.deepEqual(gitea.spec.services.server!.volumes.map((v) => [v.type, v.source, v.readOnly]),
+    [['bind', join(dir, 'gitea'), false], ['bind', '/etc/timezone', true], ['bind', '/etc/localtime', true]]);
+  assert.deepEqual(gitea.warnings.map((w) => w.path), ['version', 'services.server.container_name', 'services.server.ports']);
+  // Nextcloud: secrets as files for the *_FILE variables, one volume shared by three services (read-only in one).
+  const nc = parseCorpusFile(dir, 'nextcloud-fpm.yaml').spec.services;
+  assert.deepEqual(nc.db!.secrets?.map((x) => x.target), ['/run/secrets/db_root_password', '/run/secrets/db_password']);
+  assert.deepEqual(nc.db!.command, ['--transaction-isolation=READ-COMMITTED', '--log-bin=binlog', '--binlog-format=ROW']);
+  assert.equal(nc.app!.environment.MYSQL_PASSWORD_FILE, '/run/secrets/db_password');
+  assert.deepEqual(['app', 'web', 'cron'].map((s) => nc[s]!.volumes[0]), [false, true, false].map((readOnly) => ({ type: 'volume', source: 'nextcloud', target: '/var/www/html', readOnly })));
+  assert.deepEqual(nc.cron!.entrypoint, ['/cron.sh']);
+  assert.deepEqual(nc.web!.publish, [{ target: 80, published: 8080, hostIp: '127.0.0.1', protocol: 'tcp' }]);
+  // A production stack: everything it sets is mapped or named in a warning.
+  const stack = parseCorpusFile(dir, 'stack-healthchecks.yaml');
+  const { proxy, api, worker, migrate, db, cache } = stack.spec.services;
+  assert.deepEqual(Object.keys(stack.spec.services), ['proxy', 'api', 'worker', 'migrate', 'db', 'cache'], 'adminer only with --profile debug');
+  assert.deepEqual(proxy!.tmpfs, { '/var/cache/nginx': '', '/run': `size=${64 * 1024 * 1024}` });
+  assert.equal(proxy!.readOnly, true);
+  assert.deepEqual([proxy!.capDrop, proxy!.capAdd], [['ALL'], ['NET_BIND_SERVICE', 'CHOWN', 'SETUID', 'SETGID']]);
+  assert.deepEqual(proxy!.configs?.map((c) => [c.target, c.mode]), [['/etc/nginx/conf.d/default.conf', 0o440]]);
+  assert.deepEqual(proxy!.networks, [{ name: 'frontend', aliases: ['edge'] }]);
+  assert.deepEqual([proxy!.dependsOnConditions, proxy!.restartWith], [{ api: 'service_healthy' }, ['api']]);
+  assert.deepEqual(proxy!.labels, { 'com.example.team': 'web' });
+  assert.deepEqual(api!.secrets?.map((x) => [x.target, x.uid, x.gid, x.mode]), [['/run/secrets/db_pass', 1000, 1000, 0o400]]);
+  assert.deepEqual([api!.user, api!.workingDir, api!.stopSignal, api!.stopGracePeriodMs, api!.replicas], ['1000:1000', '/app', 'SIGINT', 30_000, 2]);
+  assert.deepEqual([api!.build?.target, api!.expose, api!.health.type], ['runtime', ['3000'], 'command']);
+  assert.deepEqual(worker!.dependsOnConditions, { db: 'service_healthy', migrate: 'service_completed_successfully' });
+  assert.equal(migrate!.oneShot, true);
+  assert.deepEqual(db!.networks, [{ name: 'backend', aliases: ['postgres'] }]);
+  assert.equal(db!.shmSizeBytes, 128 * 1024 * 1024);
+  assert.deepEqual(cache!.sysctls, { 'net.core.somaxconn': '1024' });
+  assert.deepEqual(stack.warnings.map((w) => w.path), [
+    'services.proxy.logging', 'services.api.logging', 'services.worker.logging', 'services.proxy.ports', 'services.db.volumes', 'services.cache.volumes',
+  ], 'the ignored logging driver is named; driver: local / bridge are not');
 });
 
 test('corpus: every invalid file is refused at file:line:col with the right cause', () => {
