@@ -73,7 +73,14 @@ test('port syntax: short forms, IPv6 host addresses, ranges, refusals', () => {
   assert.deepEqual(shortPort('0.0.0.0:8080:80'), { target: 80, published: 8080, hostIp: '0.0.0.0', protocol: 'tcp' });
   assert.deepEqual(shortPort('[::1]:8080:80'), { target: 80, published: 8080, hostIp: '::1', protocol: 'tcp' });
   assert.deepEqual(shortPort('127.0.0.1::80'), { target: 80, hostIp: '127.0.0.1', protocol: 'tcp' });
-  assert.deepEqual(shortPort('3000-3005'), { range: true });
+  assert.deepEqual(shortPort('3000-3002'), { many: [3000, 3001, 3002].map((target) => ({ target, protocol: 'tcp' })) });
+  assert.deepEqual(shortPort('127.0.0.1:9000-9001:3000-3001/udp'), {
+    many: [{ target: 3000, published: 9000, hostIp: '127.0.0.1', protocol: 'udp' }, { target: 3001, published: 9001, hostIp: '127.0.0.1', protocol: 'udp' }],
+  });
+  assert.deepEqual(shortPort('8000-8010:80'), { range: true }, 'a host range for one container port: Docker would pick one; not published');
+  assert.match((shortPort('9000-9002:3000-3001') as { error: string }).error, /the host range has 3 ports and the container range 2: give both the same length/);
+  assert.match((shortPort('3005-3000') as { error: string }).error, /is not a port range: write "3000-3005"/);
+  assert.match((shortPort('1-2000') as { error: string }).error, /publishes 2000 ports: at most 1000 per entry/);
   assert.match((shortPort('80/sctp') as { error: string }).error, /protocol "sctp" is not supported: use tcp or udp/);
   assert.match((shortPort('http') as { error: string }).error, /is not a port mapping: write "80"/);
   assert.match((shortPort('70000:80') as { error: string }).error, /is not a port mapping/);

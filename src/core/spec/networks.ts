@@ -122,20 +122,28 @@ function attachments(ctx: SpecContext & { declaredNetworks: ReadonlySet<string> 
   return out;
 }
 
-/** Compose `ports`, short and long syntax. Ranges are not published (a warning says so). */
+/**
+ * Compose `ports`, short and long syntax. A range of container ports ("3000-3002", or host and
+ * container ranges of one length, "9000-9002:3000-3002") is one entry per port; a host range for one
+ * container port (Docker picks a free one of them) is not published (a warning says so).
+ */
 export function parsePorts(ctx: SpecContext, path: SpecPath, raw: unknown): PortPublish[] {
   if (!Array.isArray(raw)) return [];
   const out: PortPublish[] = [];
   raw.forEach((p, i) => {
     const r = isRecord(p) ? longPort(p) : shortPort(scalarToString(p));
     if ('error' in r) ctx.diag.error([...path, i], r.error);
-    else if ('range' in r) ctx.diag.warn([...path, i], 'port ranges are not published by Berth; ignored — list the ports one by one');
+    else if ('range' in r) ctx.diag.warn([...path, i], 'a host port range for one container port is not published by Berth; ignored — write the host port, or leave it out (Berth allocates one)');
+    else if ('many' in r) out.push(...r.many);
     else out.push(r);
   });
   return out;
 }
 
-type PortResult = PortPublish | { error: string } | { range: true };
+type PortResult = PortPublish | { error: string } | { range: true } | { many: PortPublish[] };
+
+/** The most ports one range entry may publish (each is a listening proxy on the host). */
+const MAX_RANGE = 1000;
 
 const PORT_FORMS = 'write "80" (container port), "8080:80" (host:container) or "127.0.0.1:8080:80", optionally with /tcp or /udp';
 
@@ -158,11 +166,37 @@ export function shortPort(s: string): PortResult {
   const parts = rest.split(':');
   if (parts.length > 3 || (v6 && parts.length > 2)) return { error: `"${s}" is not a port mapping: ${PORT_FORMS}` };
   if (parts.length === 3) hostIp = parts.shift()!;
-  if (parts.some((x) => x.includes('-'))) return { range: true };
+  if (parts.some((x) => x.includes('-'))) return portRange(s, parts, hostIp, protocol);
   const target = portNumber(parts.at(-1)!);
   const published = parts.length === 2 && parts[0] !== '' ? portNumber(parts[0]!) : undefined;
   if (target === undefined || (parts.length === 2 && parts[0] !== '' && published === undefined)) return { error: `"${s}" is not a port mapping: ${PORT_FORMS}` };
   return { target, ...(published !== undefined ? { published } : {}), ...(hostIp ? { hostIp } : {}), protocol };
+}
+
+/** "3000-3002", "9000-9002:3000-3002" (one host port per container port, in order), ":3000-3002". */
+function portRange(s: string, parts: string[], hostIp: string | undefined, protocol: 'tcp' | 'udp'): PortResult {
+  const span = (x: string): [number, number] | undefined => {
+    const m = /^(\d+)-(\d+)$/.exec(x.trim());
+    const lo = m ? portNumber(m[1]!) : portNumber(x);
+    const hi = m ? portNumber(m[2]!) : lo;
+    return lo !== undefined && hi !== undefined && lo <= hi ? [lo, hi] : undefined;
+  };
+  const target = span(parts.at(-1)!);
+  const host = parts.length === 2 && parts[0] !== '' ? span(parts[0]!) : undefined;
+  if (target === undefined || (parts.length === 2 && parts[0] !== '' && host === undefined)) {
+    return { error: `"${s}" is not a port range: write "3000-3005" (container ports) or "9000-9005:3000-3005" (as many host ports, in order)` };
+  }
+  const n = target[1] - target[0] + 1;
+  if (host && n === 1) return { range: true };
+  if (host && host[1] - host[0] + 1 !== n) {
+    return { error: `"${s}": the host range has ${host[1] - host[0] + 1} ports and the container range ${n}: give both the same length` };
+  }
+  if (n > MAX_RANGE) return { error: `"${s}" publishes ${n} ports: at most ${MAX_RANGE} per entry` };
+  return {
+    many: Array.from({ length: n }, (_, k) => ({
+      target: target[0] + k, ...(host ? { published: host[0] + k } : {}), ...(hostIp ? { hostIp } : {}), protocol,
+    })),
+  };
 }
 
 function longPort(p: Json): PortResult {
