@@ -1,7 +1,8 @@
 /**
  * Compose files as teams have them: an override file merged over the base (replicas, environment),
  * `extends` from another file, a profile-only service, a build target, a one-shot init service that
- * its dependent waits for (service_completed_successfully), names with capitals and underscores;
+ * its dependent waits for (service_completed_successfully), names with capitals and underscores,
+ * working_dir, ulimits, sysctls, extra_hosts, an anonymous volume and tmpfs seen inside the container;
  * and the machine-readable report of a refused file. Real server, real Docker.
  */
 import { after, before, describe, test } from 'node:test';
@@ -67,6 +68,17 @@ describe('Compose model: overrides, extends, profiles, build target, one-shot in
       '    image: berth/busybox',
       '    command: ["sleep", "3600"]',
       '    profiles: [debug]',
+      // Runtime keys Compose users set, checked inside the running container.
+      '  knobs:',
+      '    image: berth/busybox',
+      '    command: ["sleep", "3600"]',
+      '    working_dir: /srv/work',
+      '    ulimits: {nofile: {soft: 1000, hard: 2000}}',
+      '    sysctls: {net.core.somaxconn: 1234}',
+      '    extra_hosts: ["legacy.internal=10.1.2.3"]',
+      '    volumes: [/var/cache/anon]',
+      '    tmpfs: [/scratch]',
+      '    stop_grace_period: 1s',
       'volumes:',
       '  shared: {}',
       // web is built FROM the only busybox tag there is.
@@ -112,6 +124,19 @@ describe('Compose model: overrides, extends, profiles, build target, one-shot in
     assert.ok(web);
     assert.equal(await docker('exec', web.id, 'cat', '/stage'), 'dev');
     assert.deepEqual(await serviceContainers('debug-tools'), [], 'a profile-only service does not run without --profile');
+    // working_dir, ulimits, sysctls (app network), extra_hosts, an anonymous volume and tmpfs reach the container.
+    const [knobs] = await serviceContainers('knobs');
+    assert.ok(knobs);
+    const inside = (script: string) => docker('exec', knobs.id, 'sh', '-c', script);
+    assert.equal(await inside('pwd'), '/srv/work');
+    assert.match(await inside('cat /proc/1/limits'), /^Max open files\s+1000\s+2000\s+files\s*$/m);
+    assert.equal(await inside('cat /proc/sys/net/core/somaxconn'), '1234');
+    assert.match(await inside('cat /etc/hosts'), /^10\.1\.2\.3\s+legacy\.internal$/m);
+    assert.match(await inside('grep " /scratch " /proc/mounts'), /^tmpfs \/scratch tmpfs /);
+    const mounts = JSON.parse(await docker('inspect', knobs.id, '--format', '{{json .Mounts}}')) as Array<{ Type: string; Name?: string; Destination: string }>;
+    const anon = mounts.find((m) => m.Destination === '/var/cache/anon');
+    assert.equal(anon?.Type, 'volume', JSON.stringify(mounts));
+    assert.match(anon.Name ?? '', /^[0-9a-f]{64}$/, 'an anonymous volume (Docker names it), not a named one');
   });
 
   test('--profile debug starts the profile-only service; nothing else is replaced', async () => {
