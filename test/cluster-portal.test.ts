@@ -40,8 +40,21 @@ before(async () => {
   await h.startServer();
   base = `http://127.0.0.1:${h.apiPort}`;
   const file = join(dir, 'keep.yaml');
-  await writeFile(file, ['name: keep', 'services:', '  db:', '    image: berth/busybox:latest', '    command: ["sleep", "3600"]', '    stop_grace_period: 1s',
-    '    volumes: [data:/data]', 'volumes:', '  data: {}', ''].join('\n'));
+  // A host-network service (x-berth.port) with a health check: it keeps its data in volume "data".
+  await writeFile(file, `name: keep
+services:
+  db:
+    image: berth/busybox:latest
+    command: ["sh", "-c", "mkdir -p /data/w && echo ok > /data/w/index.html && exec httpd -f -p $$PORT -h /data/w"]
+    stop_grace_period: 1s
+    volumes: [data:/data]
+    x-berth:
+      port: 8080
+      health:
+        http: {path: /, interval: 500ms}
+volumes:
+  data: {}
+`);
   const d = await h.cli(['deploy', '-f', file], { timeoutMs: 150_000 });
   assert.equal(d.code, 0, d.stderr + d.stdout);
   browser = await launch();
