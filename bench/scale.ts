@@ -18,9 +18,12 @@
  * render pass of the 5,000-backend table), flip_to_routed_p99_ms (an engine health flip until the
  * rendered upstreams no longer / again contain the instance), plus deploy_s, apps_p99_ms (GET /v1/apps,
  * every app at once), host_loss_restored_ms (a host dies: until every service is back to its
- * replicas healthy and routed) and the counts.
+ * replicas healthy and routed), churn_cpu_ms / churn_cpu_ms_per_flip (the process's CPU time over the
+ * churn: comparable across load averages, unlike the latencies) and the counts.
+ * BENCH_SCALE_PROFILE=FILE writes a CPU profile of the churn window alone.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -31,12 +34,12 @@ import { ConfigStore, SecretBox, SpecFiles } from '../src/config/index.ts';
 import { Authenticator, hashToken } from '../src/auth/index.ts';
 import { ControllerManager, type Controller } from '../src/reconcile/index.ts';
 import { DeploymentController, DeploymentService, Resync, ServiceReconciler, deploymentKey, parseServiceKey, rollbacks, serviceKey, watchEngineEvents } from '../src/deploy/index.ts';
-import { HealthMonitor, Registry, buildRouteTable } from '../src/registry/index.ts';
+import { HealthMonitor, Registry, RouteTable } from '../src/registry/index.ts';
 import { buildApi } from '../src/api/index.ts';
 import { knownApps } from '../src/api/known.ts';
 import { parseAppSpec } from '../src/api/spec-schema.ts';
 import { scopedEngine } from '../src/server/host-setup.ts';
-import { checkRoutes, planConfig, onlyBackendsDiffer, type RenderOptions } from '../src/ingress/render.ts';
+import { checkRoutes, isFrozenBackends, planConfig, onlyBackendsDiffer, type RenderOptions } from '../src/ingress/render.ts';
 import { silentLogger } from '../src/lib/logger.ts';
 import { shortId } from '../src/lib/ids.ts';
 import { Coalesced } from '../src/lib/coalesce.ts';
@@ -92,7 +95,7 @@ class RenderOnlyIngress implements Ingress {
   async start(): Promise<void> {}
 
   apply(routes: IngressRoute[]): void {
-    this.desired = routes.map((r) => ({ ...r, backends: r.backends.map((b) => ({ ...b })) }));
+    this.desired = routes.map((r) => ({ ...r, backends: isFrozenBackends(r.backends) ? r.backends : r.backends.map((b) => ({ ...b })) }));
     if (this.timer) return;
     // As NginxIngress schedules: after a pass that reloaded (the config changed, or always without
     // Lua) changes wait out the 50 ms window; after a backends-only pass the next goes out at once.
@@ -177,9 +180,10 @@ export async function run(): Promise<Record<string, number | string>> {
   const directAddresses = new Map<string, { address: string; port: number }>();
   const registry = new Registry(store, clock, logger);
   // As server.ts wires them.
+  const routeTable = new RouteTable(store, directAddresses);
   const publishRoutes = new Coalesced(() => {
     registry.refresh();
-    ingress.apply(buildRouteTable(store, directAddresses));
+    ingress.apply(routeTable.routes());
   });
   const applyRoutes = () => publishRoutes.schedule((err) => log(`route table not rebuilt: ${String(err)}`));
   const routesChanged = async () => {
@@ -317,7 +321,27 @@ export async function run(): Promise<Record<string, number | string>> {
       }
     };
     log(`churn: ${FLIPS} health flips (out and back) by 4 flippers, ${STATUS_REQUESTS} status requests`);
+    // BENCH_SCALE_PROFILE=FILE: a CPU profile of the churn window alone (open in Chrome's DevTools).
+    const profiler = process.env.BENCH_SCALE_PROFILE ? new Session() : undefined;
+    if (profiler) {
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.start');
+    }
+    // CPU time of this process over the churn (all threads): unlike the latencies it hardly depends on
+    // what else the machine runs, so runs at different load averages compare.
+    const cpu0 = process.cpuUsage();
+    const churn0 = performance.now();
     await Promise.all([flipper(FLIPS / 4), flipper(FLIPS / 4), flipper(FLIPS / 4), flipper(FLIPS / 4), statuses(STATUS_REQUESTS)]);
+    const cpu = process.cpuUsage(cpu0);
+    result.churn_cpu_ms = Math.round((cpu.user + cpu.system) / 1000);
+    result.churn_wall_ms = Math.round(performance.now() - churn0);
+    if (profiler) {
+      const { profile } = await profiler.post('Profiler.stop');
+      writeFileSync(process.env.BENCH_SCALE_PROFILE!, JSON.stringify(profile));
+      profiler.disconnect();
+      log(`churn profile written to ${process.env.BENCH_SCALE_PROFILE}`);
+    }
     result.status_p99_ms = round(p99(statusMs));
     result.apps_p99_ms = round(p99(appsMs));
     result.flip_to_routed_p99_ms = round(p99(flips));
@@ -326,6 +350,8 @@ export async function run(): Promise<Record<string, number | string>> {
     result.render_ms = round(median(passes));
     result.render_max_ms = round(Math.max(...passes));
     result.render_passes = passes.length;
+    result.churn_cpu_ms_per_flip = round(Number(result.churn_cpu_ms) / Math.max(1, flips.length));
+    log(`churn: ${result.churn_cpu_ms} ms CPU in ${result.churn_wall_ms} ms (${result.churn_cpu_ms_per_flip} ms CPU per flip, status requests included)`);
     log(`status p99 ${result.status_p99_ms} ms (${statusMs.length}), /v1/apps p99 ${result.apps_p99_ms} ms, flip→routed p99 ${result.flip_to_routed_p99_ms} ms (${flips.length}), render ${result.render_ms} ms median of ${passes.length}`);
 
     // A host dies: its instances are replaced on the others; done when every service is back to its
@@ -357,6 +383,7 @@ export async function run(): Promise<Record<string, number | string>> {
     manager.stop();
     health.close();
     registry.close();
+    routeTable.close();
     await api.close();
     await manager.idle();
     await ingress.close();

@@ -15,12 +15,13 @@ export type { InstanceStatus, ServiceStatus } from '../core/views.ts';
 export type PinnedHost = (k: ServiceKey) => string | undefined;
 
 /** A service's observable status, computed from the store (never from the engine in a request). */
-export function serviceStatus(store: Pick<DesiredStateStore, 'getRelease'> & Pick<InstanceStore, 'listInstances'>, clock: Clock, s: ServiceRecord, all?: InstanceRecord[], pinnedHost?: PinnedHost): ServiceStatus {
+export function serviceStatus(store: Pick<DesiredStateStore, 'getRelease'> & Pick<InstanceStore, 'listInstances'>, clock: Clock, s: ServiceRecord, all?: readonly Readonly<InstanceRecord>[], pinnedHost?: PinnedHost): ServiceStatus {
   const rel = store.getRelease(s.releaseId);
   const pin = pinOf(rel?.spec, pinnedHost?.({ app: s.app, env: s.env, service: s.name }));
   const insts = (all ?? store.listInstances({ app: s.app, env: s.env, service: s.name }))
     .filter((i) => i.app === s.app && i.env === s.env && i.service === s.name);
-  const seqOf = new Map<string, number>();
+  // Release numbers by id, the service's own release's known already (each read parses a release's spec).
+  const seqOf = new Map<string, number>(rel ? [[rel.id, rel.seq]] : []);
   const seq = (id: string) => {
     if (!seqOf.has(id)) seqOf.set(id, store.getRelease(id)?.seq ?? 0);
     return seqOf.get(id)!;

@@ -8,7 +8,7 @@ import { BerthError, Conflict, ExternalCommandFailed, InvalidInput } from '../co
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { waitFor } from '../lib/backoff.ts';
 import { runCommand } from '../lib/exec.ts';
-import { checkRoutes, onlyBackendsDiffer, parseGeneration, planConfig, routeAtLine, type LuaOptions, type RenderOptions, type RouteProblem } from './render.ts';
+import { checkRoutes, isFrozenBackends, onlyBackendsDiffer, parseGeneration, planConfig, routeAtLine, type LuaOptions, type RenderOptions, type RouteProblem } from './render.ts';
 import { BACKENDS_ADMIN_PATH, TOKEN_HEADER } from './lua.ts';
 import { findMaster, listWorkers, normalizePrefix } from './nginx-process.ts';
 
@@ -176,7 +176,9 @@ export class NginxIngress implements Ingress {
       this.log.warn('apply() after close() ignored');
       return;
     }
-    this.desired = routes.map((r) => ({ ...r, backends: r.backends.map((b) => ({ ...b })) }));
+    // Copied (the caller may change its own afterwards), but for frozen backends arrays (the route
+    // table's): those cannot change, and what a pass learnt about them is kept by their identity.
+    this.desired = routes.map((r) => ({ ...r, backends: isFrozenBackends(r.backends) ? r.backends : r.backends.map((b) => ({ ...b })) }));
     this.appliedAt ??= Date.now();
     if (this.started) this.schedule();
   }

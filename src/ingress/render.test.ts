@@ -456,3 +456,31 @@ test('planConfig: a changed table\'s config is byte for byte what renderNginxCon
   assert.equal(parseGeneration(current!), changes);
   assert.ok(changes < 4 * tables.length, 'with Lua, a backend joining or leaving is no config change');
 });
+
+test('frozen backends arrays (the route table\'s) are checked once and give what a fresh copy gives; arrays that can change are checked every time', () => {
+  const lua = { moduleDir: '/usr/lib/nginx/modules', backendsFile: '/data/nginx/conf/backends.conf', verifierFile: '/data/nginx/admin/token.sha1' };
+  const frozen = (bs: { address: string; port: number; instance: string }[]) => Object.freeze(bs.map((b) => Object.freeze({ ...b })));
+  const a = frozen([{ address: '127.0.0.1', port: 9002, instance: 'i2' }, { address: '127.0.0.1', port: 9001, instance: 'i1' }, { address: '127.0.0.1', port: 9001, instance: 'dup' }]);
+  const routes: IngressRoute[] = [{ upstream: 'a.prod.web.0', host: 'a.local', path: '/', backends: a as IngressRoute['backends'] }];
+  const copy: IngressRoute[] = [{ upstream: 'a.prod.web.0', host: 'a.local', path: '/', backends: a.map((b) => ({ ...b })) }];
+  const first = checkRoutes(routes);
+  assert.deepEqual(first, checkRoutes(copy));
+  assert.deepEqual(first.routes[0]!.backends.map((b) => b.port), [9001, 9002], 'sorted, de-duplicated');
+  assert.deepEqual(checkRoutes(routes), first, 'the same answer the second time');
+  assert.deepEqual(checkRoutes(first.routes).routes, first.routes, 'checked routes check as themselves');
+  assert.equal(planConfig(undefined, routes, { ...planOpts, lua }).backends, planConfig(undefined, copy, { ...planOpts, lua }).backends);
+  assert.throws(() => ((first.routes[0]!.backends as unknown as unknown[]).push({})), TypeError, 'what is remembered cannot be changed by a caller');
+
+  // A frozen array with a bad backend: refused every time.
+  const bad = frozen([{ address: 'bad host;', port: 1, instance: 'x' }]);
+  for (let i = 0; i < 2; i++) assert.equal(checkRoutes([{ upstream: 'b.prod.web.0', path: '/b', backends: bad as IngressRoute['backends'] }]).problems.length, 1);
+
+  // An array that can change: a change made in place between two checks is seen.
+  const mutable = [{ address: '127.0.0.1', port: 9001, instance: 'i1' }];
+  const r: IngressRoute[] = [{ upstream: 'c.prod.web.0', path: '/c', backends: mutable }];
+  assert.deepEqual(checkRoutes(r).routes[0]!.backends.map((b) => b.port), [9001]);
+  mutable.push({ address: '127.0.0.1', port: 9000, instance: 'i0' });
+  assert.deepEqual(checkRoutes(r).routes[0]!.backends.map((b) => b.port), [9000, 9001]);
+  mutable[0]!.address = 'bad host;';
+  assert.equal(checkRoutes(r).problems.length, 1);
+});

@@ -119,6 +119,49 @@ function normalizeBackends(backends: readonly Backend[]): Backend[] {
   return [...seen.values()];
 }
 
+/**
+ * What checking a backends array found: its first problem, or its normal form (frozen). Kept per
+ * array for arrays that cannot change — frozen, with frozen elements, as the route table hands them
+ * out — so a pass checks and sorts only the backends of the services that changed (bench scale: a
+ * pass over 5,000 backends after every health flip, of which one service's had changed).
+ */
+type BackendsCheck = { problem: string; normal?: undefined } | { problem?: undefined; normal: readonly Backend[] };
+const checkedBackends = new WeakMap<readonly Backend[], BackendsCheck>();
+
+/** Whether `backends` and its elements are frozen (nothing can change them: safe to remember things about). */
+export function isFrozenBackends(backends: readonly Backend[]): boolean {
+  return Object.isFrozen(backends) && backends.every((b) => Object.isFrozen(b));
+}
+
+function checkBackends(backends: readonly Backend[]): BackendsCheck {
+  const frozen = isFrozenBackends(backends);
+  if (frozen) {
+    const hit = checkedBackends.get(backends);
+    if (hit) return hit;
+  }
+  const problem = backends.map(checkBackend).find((m) => m !== undefined);
+  let res: BackendsCheck;
+  if (problem !== undefined) res = { problem };
+  else {
+    const normal = Object.freeze(normalizeBackends(backends).map((b) => Object.freeze(b)));
+    res = { normal };
+    // The normal form is its own normal form (checkRoutes of checked routes: planConfig's check).
+    checkedBackends.set(normal, res);
+  }
+  if (frozen) checkedBackends.set(backends, res);
+  return res;
+}
+
+/** Per normal (frozen) backends array: whether every address is an IP literal, and its backends-file text. */
+const backendFacts = new WeakMap<readonly Backend[], { allIP: boolean; text: string }>();
+function factsOf(backends: readonly Backend[]): { allIP: boolean; text: string } {
+  let f = backendFacts.get(backends);
+  if (f) return f;
+  f = { allIP: backends.every((b) => isIP(b.address) !== 0), text: backends.map((b) => `${b.address} ${b.port}`).join(',') };
+  if (Object.isFrozen(backends)) backendFacts.set(backends, f);
+  return f;
+}
+
 function sameBackends(a: readonly Backend[], b: readonly Backend[]): boolean {
   return a.length === b.length && a.every((x, i) => backendKey(x) === backendKey(b[i]!));
 }
@@ -154,9 +197,9 @@ export function checkRoutes(routes: readonly IngressRoute[]): { routes: IngressR
       problem(`path ${path.message}`);
       continue;
     }
-    const bad = r.backends.map(checkBackend).find((m) => m !== undefined);
-    if (bad) {
-      problem(bad);
+    const backends = checkBackends(r.backends);
+    if (backends.problem !== undefined) {
+      problem(backends.problem);
       continue;
     }
     if (r.tls !== undefined && (host === undefined || ![r.tls.certFile, r.tls.keyFile].every((f) => typeof f === 'string' && f.startsWith('/') && SAFE_FILE_RE.test(f)))) {
@@ -169,7 +212,7 @@ export function checkRoutes(routes: readonly IngressRoute[]): { routes: IngressR
       continue;
     }
     candidates.push({
-      upstream: r.upstream, ...(host ? { host: host.value } : {}), path: path.value, backends: normalizeBackends(r.backends),
+      upstream: r.upstream, ...(host ? { host: host.value } : {}), path: path.value, backends: backends.normal as Backend[],
       ...(r.owner ? { owner: r.owner } : {}), ...(r.claimedAt !== undefined ? { claimedAt: r.claimedAt } : {}),
       ...(r.https ? { https: { ...r.https } } : {}), ...(r.tls ? { tls: { ...r.tls } } : {}),
     });
@@ -215,7 +258,7 @@ function redirects(r: IngressRoute): boolean {
 
 /** Whether the upstream takes its backends from the Lua balancer: Lua is on and every backend is an IP literal (balancer.set_current_peer takes no names). */
 function dynamic(r: IngressRoute, o: RenderOptions): boolean {
-  return o.lua !== undefined && r.backends.every((b) => isIP(b.address) !== 0);
+  return o.lua !== undefined && factsOf(r.backends).allIP;
 }
 
 /**
@@ -477,7 +520,7 @@ function backendsOf(checked: readonly IngressRoute[], o: Pick<RenderOptions, 'lu
   const lines = new Map<string, string>();
   for (const r of checked) {
     if (!dynamic(r, o as RenderOptions)) continue;
-    lines.set(r.upstream, r.backends.length === 0 ? r.upstream : `${r.upstream} ${r.backends.map((b) => `${b.address} ${b.port}`).join(',')}`);
+    lines.set(r.upstream, r.backends.length === 0 ? r.upstream : `${r.upstream} ${factsOf(r.backends).text}`);
   }
   return [BACKENDS_HEADER, ...[...lines.keys()].sort(cmp).map((k) => lines.get(k)!), ''].join('\n');
 }

@@ -3,7 +3,7 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LABEL, systemClock, type Logger } from '../core/ports.ts';
 import { DeploymentService, HostMonitor, Resync, watchEngineEvents } from '../deploy/index.ts';
-import { Registry, buildRouteTable } from '../registry/index.ts';
+import { Registry, RouteTable, buildRouteTable } from '../registry/index.ts';
 import { EdgeFeed } from '../ingress/index.ts';
 import { edgeRoutes } from '../core/edge.ts';
 import { guardrails } from './guard-wiring.ts';
@@ -111,13 +111,16 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // The registry (DNS, watchers) follows the same changes.
   // The table is read from every instance: the requests of one turn of the event loop (a burst of
   // reconcile rounds) share one rebuild (bench scale: one per round made the rounds O(n²)).
+  // The tables follow the store's change feed: a change recomputes its service's routes only.
+  const routeTable = new RouteTable(store, directAddresses);
+  const edgeTable = new RouteTable(store);
   const publishRoutes = new Coalesced(() => {
     registry.refresh();
-    ingress.apply(certs.decorate(buildRouteTable(store, directAddresses)));
+    ingress.apply(certs.decorate(routeTable.routes()));
     // Edge hosts get the same table, with backends they can reach (not the bridge addresses only
     // this host reaches; loopback ones at BERTH_EDGE_ADDRESS), and which certificates its hosts have.
-    const edgeTable = buildRouteTable(store, new Map());
-    edge.publish(edgeRoutes(edgeTable, cfg.edgeAddress), certs.edgeRefs(edgeTable));
+    const edgeNow = edgeTable.routes();
+    edge.publish(edgeRoutes(edgeNow, cfg.edgeAddress), certs.edgeRefs(edgeNow));
     // A new host may want a certificate (coalesced; cheap when nothing is due).
     certs.wake();
   });
@@ -231,6 +234,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       manager.stop();
       health.close();
       registry.close();
+      routeTable.close();
+      edgeTable.close();
       templates.close();
       await imageJanitor?.stop();
       // Edge agents' long polls answer now (unchanged), so the API closes at once; nginx there keeps serving.
