@@ -444,6 +444,8 @@ export class SqliteStore implements Store {
       const deployments = this.q('DELETE FROM deployments WHERE app = ?').run(app).changes;
       // What the deployments were made from: Compose text and variable values.
       this.q('DELETE FROM spec_sources WHERE app = ?').run(app);
+      // Followers of the change feed (the route table) learn that the app's rows went at once.
+      this.changed({ kind: 'purge', app });
       return { releases, deployments, instances };
     }));
   }
