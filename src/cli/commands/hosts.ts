@@ -96,7 +96,7 @@ Examples:
         output(g, r, () => {
           r.steps.forEach((s, i) => console.log(`${i + 1}. ${s}`));
           console.log(`\nToken of ${r.host}:\n${r.token}\n\nCommand (what the unit runs):\n${r.command}\n\n/etc/systemd/system/berth-edge.service:\n${r.unit}`);
-          console.error('The edge token is a credential: it reads the route table (hosts, paths, backend addresses) and nothing else.');
+          console.error('The edge token is a credential: it reads the route table (hosts, paths, backend addresses) and, over TLS, the certificates and keys of its routes; nothing else.');
         });
         return;
       }
