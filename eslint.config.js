@@ -52,12 +52,6 @@ const ROOM_EXCEPTIONS = [
   // light). By design, not a crossing to remove.
   { file: 'src/cli/commands/server.ts', to: 'server/index.ts', why: 'the `berth server` verb starts the server' },
   { file: 'src/cli/commands/edge.ts', to: 'server/index.ts', why: 'the `berth edge` verb starts the edge agent (nginx fed by the control plane) in its process' },
-  // Issue 11: the API acts on desired state through domain services (rollback, builds, config,
-  // metrics) it should get as role interfaces from server/, not by importing the rooms that hold them.
-  { file: 'src/api/git-routes.ts', to: 'build', why: 'git smart HTTP, build records and the pipeline\'s deploy hooks; a BuildService port (issue 11)' },
-  { file: 'src/api/webhook-routes.ts', to: 'build', why: 'webhook verification, deliveries and the build controller; a BuildService port (issue 11)' },
-  { file: 'src/api/config-routes.ts', to: 'config', why: 'the ConfigStore class as a type; a ConfigStore role interface in core/ports (issue 11)' },
-  { file: 'src/api/metrics-routes.ts', to: 'metrics', why: 'MetricsStore and the Prometheus renderer; a metrics port (issue 11)' },
 ];
 
 export default tseslint.config(

@@ -1,12 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Forbidden, InvalidInput, NotFound } from '../core/errors.ts';
-import type { Clock } from '../core/ports.ts';
-import type { ConfigChange, ConfigStore } from '../config/index.ts';
+import type { Clock, ConfigEntriesPort } from '../core/ports.ts';
+import type { ConfigChangeView as ConfigChange } from '../core/views.ts';
 import type { KnownApps } from './known.ts';
 
 export interface ConfigRouteDeps {
-  config: ConfigStore;
+  config: ConfigEntriesPort;
   /**
    * Called after every change that made a new version: re-deploys the app/env so the change rolls
    * out. Gets key names and kinds only (never values). Returns the deployment id when one started.

@@ -3,17 +3,28 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { BerthError, Conflict, NotFound, Unauthorized } from '../core/errors.ts';
 import type { Logger } from '../core/ports.ts';
-import { isFinished, type BuildRecord } from '../build/build-log.ts';
-import type { BuildController } from '../build/build-controller.ts';
-import { branchProblem } from '../build/git-remote.ts';
-import { checkAppName, type GitRepos } from '../build/git-repos.ts';
-import { serveGitHttp } from '../build/git-http.ts';
-import { parseRefLines } from '../build/pipeline.ts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { branchProblem, checkAppName, isFinished, parseRefLines, type BuildRecord, type BuildsPort, type GitReposPort } from '../core/builds.ts';
 import type { KnownApps } from './known.ts';
 
+/** One smart HTTP exchange of git with an app's repository (build/git-http.ts runs `git http-backend` for it). */
+export interface GitHttpExchange {
+  /** Path below the repositories' root, e.g. `/myapp.git/info/refs`. */
+  pathInfo: string;
+  query: string;
+  method: string;
+  remoteUser: string;
+  req: IncomingMessage;
+  res: ServerResponse;
+  /** Stderr of git http-backend (for the log). */
+  onStderr: (text: string) => void;
+}
+
 export interface GitRouteDeps {
-  repos: GitRepos;
-  builds: BuildController;
+  repos: GitReposPort;
+  builds: BuildsPort;
+  /** Serves a git smart HTTP exchange (the repository exists, or is created first for a push). */
+  serveGit: (x: GitHttpExchange) => Promise<void>;
   logger: Logger;
   /** `GET /v1/builds?app=` of an app that does not exist is a 404 with a did-you-mean. */
   known?: KnownApps;
@@ -80,8 +91,8 @@ export function registerGitRoutes(app: FastifyInstance, d: GitRouteDeps): void {
     // Who pushed, as the auth hook found them: git hands it to the pre-receive hook (REMOTE_USER), which
     // sends it back, so the pipeline deploys only to environments the pusher may deploy to.
     const user = req.principal?.subject ?? (basicUser(req.headers.authorization ?? '') || 'berth');
-    await serveGitHttp({
-      projectRoot: repos.root, pathInfo: path.slice('/git'.length), query, method: req.method, remoteUser: user, path: repos.env.PATH,
+    await d.serveGit({
+      pathInfo: path.slice('/git'.length), query, method: req.method, remoteUser: user,
       req: req.raw, res: reply.raw, onStderr: (t) => log.warn({ app: appName, stderr: t.trim() }, 'git http-backend'),
     });
   };

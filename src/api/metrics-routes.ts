@@ -2,40 +2,24 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { InvalidInput } from '../core/errors.ts';
 import type { Clock } from '../core/ports.ts';
-import type { DesiredStateStore, InstanceRecord, InstanceStore } from '../core/store.ts';
+import type { DesiredStateStore } from '../core/store.ts';
 import { parseDuration } from '../core/spec/units.ts';
-import {
-  METRIC_KINDS, PROMETHEUS_CONTENT_TYPE, renderMetrics,
-  type HttpCounters, type InstanceSample, type MetricFamily, type MetricKind, type MetricsStore, type ServiceState,
-} from '../metrics/index.ts';
+import { METRIC_KINDS, PROMETHEUS_CONTENT_TYPE, type InstanceSample, type MetricKind, type MetricsQueryPort } from '../core/metrics.ts';
 import type { KnownApps } from './known.ts';
 
 export interface MetricsRouteDeps {
-  store: Pick<DesiredStateStore, 'listServices' | 'getRelease'> & Pick<InstanceStore, 'listInstances'>;
-  metrics: MetricsStore;
+  /** Desired replicas per service (`berth top` shows services with no sample yet). */
+  store: Pick<DesiredStateStore, 'listServices'>;
+  metrics: MetricsQueryPort;
   clock: Clock;
   /** StatsSampler.latest */
   latestSamples: () => InstanceSample[];
-  /** AccessLogReader.counters */
-  httpCounters: () => HttpCounters;
-  /** More Prometheus families (nginx reloads, DNS queries, ...). */
-  extra?: () => MetricFamily[];
+  /**
+   * `GET /metrics`: everything Berth measures now in the Prometheus text format (metrics/prometheus.ts
+   * renderMetrics over the samples, the services' states, the access log's counters and more families).
+   */
+  prometheus: () => string;
   known: KnownApps;
-}
-
-/** Desired replicas and instance counts by state/health per service, from the store. */
-export function serviceStates(store: Pick<DesiredStateStore, 'listServices' | 'getRelease'> & Pick<InstanceStore, 'listInstances'>, instances: InstanceRecord[] = store.listInstances()): ServiceState[] {
-  return store.listServices().map((s) => {
-    const counts = new Map<string, { state: string; health: string; count: number }>();
-    for (const i of instances) {
-      if (i.app !== s.app || i.env !== s.env || i.service !== s.name) continue;
-      const k = `${i.state}\u0000${i.health}`;
-      const c = counts.get(k) ?? { state: i.state, health: i.health, count: 0 };
-      c.count++;
-      counts.set(k, c);
-    }
-    return { app: s.app, env: s.env, service: s.name, desired: s.replicas, instances: [...counts.values()] };
-  });
 }
 
 /**
@@ -70,8 +54,7 @@ function resolveTime(v: number | { ago: number } | undefined, now: number, dflt:
  */
 export function registerMetricsRoutes(app: FastifyInstance, d: MetricsRouteDeps): void {
   app.get('/metrics', async (_req, reply) => {
-    const text = renderMetrics({ samples: d.latestSamples(), services: serviceStates(d.store), http: d.httpCounters(), ...(d.extra ? { extra: d.extra } : {}) });
-    return reply.type(PROMETHEUS_CONTENT_TYPE).send(text);
+    return reply.type(PROMETHEUS_CONTENT_TYPE).send(d.prometheus());
   });
 
   app.get('/v1/metrics/query', async (req) => {
@@ -111,7 +94,8 @@ export function registerMetricsRoutes(app: FastifyInstance, d: MetricsRouteDeps)
       s.memoryBytes += i.memoryBytes;
       services.set(k, s);
     }
-    for (const st of serviceStates(d.store)) {
+    for (const sv of d.store.listServices()) {
+      const st = { app: sv.app, env: sv.env, service: sv.name, desired: sv.replicas };
       const s = services.get(`${st.app}/${st.env}/${st.service}`);
       if (s) s.desired = st.desired;
       else if (match(st)) services.set(`${st.app}/${st.env}/${st.service}`, { app: st.app, env: st.env, service: st.service, instances: 0, cpuPercent: 0, memoryBytes: 0, desired: st.desired });

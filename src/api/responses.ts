@@ -80,7 +80,8 @@ export const registryEntry = o({
 });
 export const topView = o({
   at: num, windowMs: num,
-  instances: z.array(o({ app: str, env: str, service: str, instance: str, cpuPercent: num, memoryBytes: num, memoryLimitBytes: num, blockReadBytes: num, blockWriteBytes: num })),
+  instances: z.array(o({ app: str, env: str, service: str, instance: str, containerId: str, sampledAt: num, cpuPercent: num, memoryBytes: num, memoryLimitBytes: num,
+    netRxBytes: num, netTxBytes: num, blockReadBytes: num, blockWriteBytes: num })),
   services: z.array(o({ app: str, env: str, service: str, instances: num, desired: num.optional(), cpuPercent: num, memoryBytes: num })),
   routes: z.array(o({ app: str, env: str, service: str, route: str, requests: num, ratePerSec: num, s2xx: num, s3xx: num, s4xx: num, s5xx: num,
     p50: num.nullable(), p95: num.nullable(), p99: num.nullable() })),

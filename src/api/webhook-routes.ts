@@ -2,9 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { Conflict, Unauthorized } from '../core/errors.ts';
-import {
-  checkAppName, checkGitRemote, deliveryId, parsePushEvent, verifyWebhook, type BuildController, type GitRepos, type WebhookDeliveries, type WebhookProvider,
-} from '../build/index.ts';
+import { checkAppName, checkGitRemote, type BuildsPort, type GitReposPort, type WebhookProvider, type WebhooksPort } from '../core/builds.ts';
 
 export const WEBHOOK_PREFIX = '/v1/hooks/';
 
@@ -20,7 +18,7 @@ export const sourceBody = z.object({ remote: z.string().min(1).max(2000), secret
  * when the pipeline succeeds.
  */
 export function registerWebhookRoutes(app: FastifyInstance, d: {
-  repos: GitRepos; builds: BuildController; deliveries: WebhookDeliveries; serverUrl: () => string; now: () => number;
+  repos: GitReposPort; builds: Pick<BuildsPort, 'submit'>; webhooks: WebhooksPort; serverUrl: () => string; now: () => number;
 }): void {
   app.put('/v1/apps/:app/source', async (req) => {
     const { app: a } = req.params as { app: string };
@@ -52,11 +50,11 @@ export function registerWebhookRoutes(app: FastifyInstance, d: {
       checkAppName(a);
       const src = await d.repos.source(a);
       const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const signed = verifyWebhook(provider as WebhookProvider, req.headers, raw, src?.secret ?? nobodysSecret);
+      const signed = d.webhooks.verify(provider as WebhookProvider, req.headers, raw, src?.secret ?? nobodysSecret);
       if (!src || !signed) throw badSignature();
       // Acted on once: a re-sent or replayed delivery (same id, or the same signed body) is refused.
-      const id = deliveryId(provider as WebhookProvider, req.headers);
-      const seen = await d.deliveries.claim(a, { ...(id ? { id } : {}), raw, at: d.now() });
+      const id = d.webhooks.deliveryId(provider as WebhookProvider, req.headers);
+      const seen = await d.webhooks.claim(a, { ...(id ? { id } : {}), raw, at: d.now() });
       if (seen) {
         throw new Conflict(`this delivery was already received at ${new Date(seen.at).toISOString()} (${seen.by === 'id' ? `delivery id ${id}` : 'the same signed body'}): ` +
           'a webhook delivery is acted on once; push a new commit to build again');
@@ -67,7 +65,7 @@ export function registerWebhookRoutes(app: FastifyInstance, d: {
       } catch {
         return reply.status(202).send({ ignored: 'not a JSON push event' });
       }
-      const ev = parsePushEvent(provider as WebhookProvider, body);
+      const ev = d.webhooks.parsePushEvent(provider as WebhookProvider, body);
       if (!ev || !ev.ref.startsWith('refs/heads/') || /^0+$/.test(ev.commit)) return reply.status(202).send({ ignored: 'not a branch push' });
       const branch = ev.ref.slice('refs/heads/'.length);
       await d.repos.ensure(a, d.serverUrl());

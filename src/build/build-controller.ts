@@ -1,9 +1,10 @@
 import type { DeploymentBuildsPort } from '../core/deployments.ts';
+import type { BuildRequest, BuildsPort } from '../core/builds.ts';
 import { Conflict, InvalidInput, NotFound } from '../core/errors.ts';
 import type { Clock, Logger } from '../core/ports.ts';
 import { summaryLine } from '../core/text.ts';
 import { runCommand } from '../lib/exec.ts';
-import { BUILD_STAGES, isFinished, type BuildLog, type BuildRecord, type BuildSource, type BuildStage } from './build-log.ts';
+import { BUILD_STAGES, isFinished, type BuildLog, type BuildRecord, type BuildStage } from './build-log.ts';
 import { checkAppName, type GitRepos } from './git-repos.ts';
 import { branchProblem, fetchArgv, fetchEnv, gitRemoteProblem } from './git-remote.ts';
 import { BuildCancelled, PipelineFailed, defaultEnvOf, type RunContext } from './pipeline.ts';
@@ -27,16 +28,6 @@ export interface BuildControllerDeps {
   finished?: (rec: BuildRecord) => void;
 }
 
-export interface BuildRequest {
-  app: string;
-  branch: string;
-  commit: string;
-  source: BuildSource;
-  /** pre-receive: where the pushed objects wait until the push is accepted. */
-  quarantine?: string;
-  /** Who pushed (`user:ID`, `token:ID`, `admin`): the pipeline deploys only where they may. */
-  pushedBy?: string;
-}
 
 interface Active {
   rec: BuildRecord;
@@ -57,7 +48,9 @@ interface Active {
  * never abandoned half-way — roll back instead. After a server restart, unfinished pushes are failed
  * (the pusher's `git push` was rejected when the server went away) and webhook builds run again.
  */
-export class BuildController implements DeploymentBuildsPort {
+export type { BuildRequest };
+
+export class BuildController implements DeploymentBuildsPort, BuildsPort {
   private readonly active = new Map<string, Active>();
   /** app → the tail of its chain of builds. */
   private readonly tails = new Map<string, Promise<unknown>>();

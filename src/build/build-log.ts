@@ -2,57 +2,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, appendFileSync, rmSyn
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 
-export type BuildStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+import { isFinished, type BuildRecord } from '../core/builds.ts';
 
-/** The pipeline's stages, in order (fetch only for webhook builds). */
-export const BUILD_STAGES = ['fetch', 'archive', 'build', 'checks', 'test', 'push', 'deploy'] as const;
-export type BuildStage = (typeof BUILD_STAGES)[number];
-
-/**
- * Where a build came from: a `git push` to Berth (its pre-receive hook waits for it), a webhook, or a
- * `berth deploy` whose services have `build:` sections (contexts are host directories; the
- * deployment, whose id the build shares, waits for it and deploys its images).
- */
-export type BuildSource = 'push' | 'webhook' | 'deploy';
-
-/**
- * One run of the build pipeline: build, test, deploy of one pushed branch at one commit; or, for a
- * `deploy` build, build, check, test and push of a deployment's host build contexts (branch and commit
- * empty).
- */
-export interface BuildRecord {
-  id: string;
-  app: string;
-  branch: string;
-  env: string;
-  commit: string;
-  status: BuildStatus;
-  /** One short line (core/text summaryLine); the whole message is in the log. */
-  message: string;
-  /** Service → image built for it. */
-  images: Record<string, string>;
-  deploymentId?: string;
-  createdAt: number;
-  /** When it left the queue. */
-  startedAt?: number;
-  finishedAt?: number;
-  /** Absent in records written before sources existed: those were pushes. */
-  source?: BuildSource;
-  /** Who pushed (a push's build): the environment it deploys to must be one they may deploy to. */
-  pushedBy?: string;
-  /** The stage running now (or where it ended). */
-  stage?: BuildStage;
-  /** Milliseconds spent per finished stage. */
-  timings?: Partial<Record<BuildStage, number>>;
-  /** Who cancelled it (token name), when it was cancelled. */
-  cancelledBy?: string;
-  /** The image standards report per service (pass/warn/fail per check). */
-  checks?: Record<string, { id: string; level: 'pass' | 'warn' | 'fail'; message: string }[]>;
-}
-
-export function isFinished(status: BuildStatus): boolean {
-  return status === 'succeeded' || status === 'failed' || status === 'cancelled';
-}
+export { BUILD_STAGES, isFinished, type BuildRecord, type BuildSource, type BuildStage, type BuildStatus } from '../core/builds.ts';
 
 /**
  * Build records and their output, kept as files under DATA/builds (ID.json + ID.log) so that a build's

@@ -3,20 +3,11 @@ import { existsSync, readdirSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InvalidInput } from '../core/errors.ts';
+import { checkAppName, type AppSource, type GitReposPort } from '../core/builds.ts';
 import { runCommand } from '../lib/exec.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 
-export interface AppSource {
-  remote: string;
-  secret: string;
-}
-
-const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
-
-/** Throws InvalidInput unless `app` is a valid app name (it becomes a directory name). */
-export function checkAppName(app: string): void {
-  if (!APP_NAME.test(app)) throw new InvalidInput(`"${app}" is not an app name: use lower-case letters, digits and dashes (e.g. git push .../git/myapp.git)`);
-}
+export { checkAppName, type AppSource } from '../core/builds.ts';
 
 /**
  * One bare git repository per app under DATA/git/APP.git, created on the first push. Each carries a
@@ -25,7 +16,7 @@ export function checkAppName(app: string): void {
  * its exit status decides the push, so a failed build or test rejects it (as on Heroku) and the
  * branch keeps pointing at what runs.
  */
-export class GitRepos {
+export class GitRepos implements GitReposPort {
   readonly root: string;
   private hookToken?: string;
 

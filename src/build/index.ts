@@ -9,7 +9,7 @@ export { BuildLog, BUILD_STAGES, isFinished, type BuildRecord, type BuildSource,
 export { BuildController, type BuildControllerDeps, type BuildRequest } from './build-controller.ts';
 export { GitRepos, checkAppName, hookScript, type AppSource } from './git-repos.ts';
 export { ACCEPTED_REMOTES, branchProblem, checkGitRemote, fetchArgv, gitRemoteProblem } from './git-remote.ts';
-export { WebhookDeliveries, type SeenDelivery } from './webhook-deliveries.ts';
+export { WebhookDeliveries, webhooksPort, type SeenDelivery } from './webhook-deliveries.ts';
 export { deliveryId, parsePushEvent, verifyWebhook, type PushEvent, type WebhookProvider } from './webhooks.ts';
 export { serveGitHttp, parseCgiHeaders } from './git-http.ts';
 export {

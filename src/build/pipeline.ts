@@ -8,6 +8,9 @@ import { parseEnvFile, parseWithSource, type SourceParse, type SpecSource } from
 import { splitShellWords } from '../core/spec/shell-words.ts';
 import type { AppSpec, FileMountSpec, ParseResult, SpecWarning } from '../core/spec/types.ts';
 import type { BuildLog, BuildRecord, BuildStage } from './build-log.ts';
+import { parseRefLines, type PushedRef } from '../core/builds.ts';
+
+export { parseRefLines, type PushedRef };
 import type { GitRepos } from './git-repos.ts';
 import { CommitFiles } from './commit-files.ts';
 import { pushImage, splitRef } from '../images/image-push.ts';
@@ -57,11 +60,6 @@ export interface ImageRegistryTarget {
   exclusive?<T>(fn: () => Promise<T>): Promise<T>;
 }
 
-export interface PushedRef {
-  oldSha: string;
-  newSha: string;
-  ref: string;
-}
 
 const COMPOSE_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yml', 'docker-compose.yaml'];
 /**
@@ -86,15 +84,6 @@ export function defaultEnvOf(branch: string): string {
   return s || 'dev';
 }
 
-/** `old new ref` lines as git gives them to a pre-receive hook (on stdin). */
-export function parseRefLines(text: string): PushedRef[] {
-  const out: PushedRef[] = [];
-  for (const line of text.split('\n')) {
-    const m = /^([0-9a-f]{40,64}) ([0-9a-f]{40,64}) (\S+)$/.exec(line.trim());
-    if (m) out.push({ oldSha: m[1]!, newSha: m[2]!, ref: m[3]! });
-  }
-  return out;
-}
 
 /** A stage failed: the message says why (shown in `git push` and the build record); `cause` keeps the error it came from. */
 export class PipelineFailed extends BerthError {

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
-import { checkAppName } from './git-repos.ts';
+import { checkAppName, type SeenDelivery, type WebhooksPort } from '../core/builds.ts';
+import { deliveryId, parsePushEvent, verifyWebhook } from './webhooks.ts';
 
 interface Delivery {
   /** The git host's delivery id, when it sent one. */
@@ -12,11 +13,7 @@ interface Delivery {
   at: number;
 }
 
-/** Seen before: how (the same delivery id, or the very same signed body) and when. */
-export interface SeenDelivery {
-  by: 'id' | 'body';
-  at: number;
-}
+export type { SeenDelivery };
 
 /**
  * The webhook deliveries each app has acted on (DATA/git/APP.deliveries.json, the newest `keep`),
@@ -30,7 +27,7 @@ export class WebhookDeliveries {
   constructor(private readonly root: string, private readonly keep = 1000) {}
 
   /** Records the delivery and returns undefined, or says how it was seen before (and records nothing). */
-  async claim(app: string, d: { id?: string; raw: Buffer; at: number }): Promise<SeenDelivery | undefined> {
+  async claim(app: string, d: { id?: string; raw: Uint8Array; at: number }): Promise<SeenDelivery | undefined> {
     checkAppName(app);
     const body = createHash('sha256').update(d.raw).digest('hex');
     const run = async (): Promise<SeenDelivery | undefined> => {
@@ -51,4 +48,10 @@ export class WebhookDeliveries {
     }).catch(() => undefined);
     return await mine;
   }
+}
+
+/** Webhooks as the API uses them: verification and parsing (webhooks.ts), deliveries acted on once (kept under `root`). */
+export function webhooksPort(root: string): WebhooksPort {
+  const deliveries = new WebhookDeliveries(root);
+  return { verify: verifyWebhook, deliveryId, parsePushEvent, claim: (app, d) => deliveries.claim(app, d) };
 }

@@ -1,12 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
-export type WebhookProvider = 'github' | 'gitea' | 'gitlab';
+import type { PushEvent, WebhookProvider } from '../core/builds.ts';
 
-/** What a push webhook says: which branch moved to which commit. */
-export interface PushEvent {
-  ref: string;
-  commit: string;
-}
+export type { PushEvent, WebhookProvider };
 
 function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
@@ -18,7 +14,7 @@ function safeEqual(a: string, b: string): boolean {
  * Verifies a webhook on its raw body, in constant time: GitHub `X-Hub-Signature-256: sha256=HEX`,
  * Gitea/Forgejo `X-Gitea-Signature: HEX` (HMAC-SHA256), GitLab `X-Gitlab-Token: SECRET`.
  */
-export function verifyWebhook(provider: WebhookProvider, headers: Record<string, string | string[] | undefined>, raw: Buffer, secret: string): boolean {
+export function verifyWebhook(provider: WebhookProvider, headers: Record<string, string | string[] | undefined>, raw: Uint8Array, secret: string): boolean {
   const h = (name: string) => {
     const v = headers[name];
     return Array.isArray(v) ? v[0] ?? '' : v ?? '';

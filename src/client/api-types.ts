@@ -7026,11 +7026,15 @@ export interface operations {
                             app: string;
                             blockReadBytes: number;
                             blockWriteBytes: number;
+                            containerId: string;
                             cpuPercent: number;
                             env: string;
                             instance: string;
                             memoryBytes: number;
                             memoryLimitBytes: number;
+                            netRxBytes: number;
+                            netTxBytes: number;
+                            sampledAt: number;
                             service: string;
                         }[];
                         routes: {

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { openDatabase } from '../lib/sqlite-migrate.ts';
 import { InvalidInput, NotFound } from '../core/errors.ts';
-import type { Clock } from '../core/ports.ts';
+import type { Clock, ConfigEntriesPort } from '../core/ports.ts';
 import { NAME_PATTERN } from '../core/spec/names.ts';
 import { describeSource, SecretKeyError, type SecretBox } from './secret-box.ts';
 
@@ -72,7 +72,7 @@ type EntryRow = {
  *
  * It keeps its own database file (not the main store's) so its migrations are its own.
  */
-export class ConfigStore {
+export class ConfigStore implements ConfigEntriesPort {
   private readonly db: Database.Database;
 
   constructor(path: string, private readonly box: SecretBox, private readonly clock: Clock) {

@@ -3,7 +3,7 @@
  */
 import type { RouteOwner } from './spec/routes.ts';
 import type { AppSpec, FileMountSpec } from './spec/types.ts';
-import type { CertView } from './views.ts';
+import type { CertView, ConfigEntryView, ConfigKind, ConfigVersionView, ConfigWriteView } from './views.ts';
 
 /** Labels Berth puts on every container it manages (and on the images and test containers of its builds). */
 export const LABEL = {
@@ -579,6 +579,21 @@ export interface CertificatesPort {
   remove(host: string): Promise<boolean>;
   /** Asks for an ACME renewal now; returns at once (the status says `renewing`). */
   renew(host: string): CertView;
+}
+
+/**
+ * An app's configuration and secrets per environment, as the API reads and writes them
+ * (config/ConfigStore implements it). Lists mask secrets; `get` reveals one only when asked.
+ */
+export interface ConfigEntriesPort {
+  /** The app/env's current configuration version (0: none yet). */
+  version(app: string, env: string): number;
+  list(app: string, env: string): ConfigEntryView[];
+  get(app: string, env: string, key: string, opts?: { reveal?: boolean }): ConfigEntryView;
+  history(app: string, env: string): ConfigVersionView[];
+  /** Sets keys as one new version (none when nothing changes); validates every entry first. */
+  set(app: string, env: string, entries: { key: string; value: string; kind: ConfigKind }[], who: string): Pick<ConfigWriteView, 'version' | 'changed' | 'changes'>;
+  unset(app: string, env: string, keys: string[], who: string): Pick<ConfigWriteView, 'version' | 'changed' | 'changes'>;
 }
 
 export interface Clock {

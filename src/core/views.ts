@@ -158,8 +158,9 @@ export interface AlertView {
 export interface TopView {
   at: number;
   windowMs: number;
-  instances: { app: string; env: string; service: string; instance: string; cpuPercent: number; memoryBytes: number; memoryLimitBytes: number;
-    blockReadBytes: number; blockWriteBytes: number }[];
+  /** The latest sample of each instance (`sampledAt`), its container and its figures. */
+  instances: { app: string; env: string; service: string; instance: string; containerId: string; sampledAt: number; cpuPercent: number; memoryBytes: number;
+    memoryLimitBytes: number; netRxBytes: number; netTxBytes: number; blockReadBytes: number; blockWriteBytes: number }[];
   services: { app: string; env: string; service: string; instances: number; desired?: number; cpuPercent: number; memoryBytes: number }[];
   routes: { app: string; env: string; service: string; route: string; requests: number; ratePerSec: number; s2xx: number; s3xx: number; s4xx: number; s5xx: number;
     p50: number | null; p95: number | null; p99: number | null }[];

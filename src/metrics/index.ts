@@ -13,6 +13,6 @@ export {
 export { StatsSampler, type SampledInstance, type InstanceSample, type StatsSamplerOptions } from './stats-sampler.ts';
 export { AccessLogReader, parseUpstreamName, type AccessLogReaderOptions, type HttpCounters, type RouteOwner, type StatusClass } from './access-log.ts';
 export {
-  renderMetrics, renderFamilies, escapeLabelValue, PROMETHEUS_CONTENT_TYPE, hostEngineFamilies,
+  renderMetrics, renderFamilies, escapeLabelValue, PROMETHEUS_CONTENT_TYPE, hostEngineFamilies, serviceStates,
   type MetricFamily, type ServiceState, type RenderMetricsInput,
 } from './prometheus.ts';

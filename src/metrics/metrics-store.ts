@@ -3,31 +3,18 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Clock } from '../core/ports.ts';
 import type { MetricPointView } from '../core/views.ts';
+import { METRIC_KINDS, type MetricKind, type MetricsQuery, type MetricsQueryPort, type MetricsResult, type SeriesKey } from '../core/metrics.ts';
+
+export { METRIC_KINDS, type MetricKind, type MetricsQuery, type MetricsResult, type SeriesKey };
 import { systemClock } from '../core/ports.ts';
 import { makeSqlitePrivate } from '../lib/private-file.ts';
 
-/**
- * What a series measures.
- * - gauges (`cpu` percent, `memory`/`memory_limit` bytes): one sample per point, rollups keep avg and max;
- * - counters (`block_read`, `block_write`, `net_rx`, `net_tx` bytes): `sum` is the increase within the bucket;
- * - `http`: requests of one route: `n` requests, status classes, latency sum/max and a histogram.
- */
-export type MetricKind = 'cpu' | 'memory' | 'memory_limit' | 'block_read' | 'block_write' | 'net_rx' | 'net_tx' | 'http';
 
 export const GAUGE_KINDS: readonly MetricKind[] = ['cpu', 'memory', 'memory_limit'];
-export const METRIC_KINDS: readonly MetricKind[] = ['cpu', 'memory', 'memory_limit', 'block_read', 'block_write', 'net_rx', 'net_tx', 'http'];
 
 /** Upper bounds (seconds) of the latency histogram; a last, implicit bucket is +Inf. */
 export const LATENCY_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-/** Identifies a series. `target` is the instance id (container kinds) or the route's upstream name (`http`). */
-export interface SeriesKey {
-  kind: MetricKind;
-  app: string;
-  env: string;
-  service: string;
-  target: string;
-}
 
 /** One contribution to the 10 s bucket containing `ts`; contributions to the same bucket add up. */
 export interface PointInput extends SeriesKey {
@@ -45,27 +32,6 @@ export interface PointInput extends SeriesKey {
 /** One bucket of a series: core's wire type (core/views.ts), which this store computes. */
 export type Point = MetricPointView;
 
-export interface MetricsQuery {
-  kind: MetricKind;
-  app?: string;
-  env?: string;
-  service?: string;
-  target?: string;
-  from: number;
-  to: number;
-  /** Bucket width of the answer (ms); rounded up to a multiple of the resolution used. Default: the resolution. */
-  step?: number;
-  /** `service`: one series per app/env/service (gauges: sum of the instances' means; counters and http: sums). */
-  groupBy?: 'series' | 'service';
-  /** One point per series for the whole range (rates over to − from), from the finest covering resolution. */
-  whole?: boolean;
-}
-
-export interface MetricsResult {
-  resolutionMs: number;
-  stepMs: number;
-  series: { key: SeriesKey; points: Point[] }[];
-}
 
 interface Resolution {
   table: string;
@@ -132,7 +98,7 @@ export function histQuantile(q: number, hist: readonly number[], max: number): n
  * resolution rolled up into 1 min and 1 h tables. Size is bounded by retention (24 h / 7 d / 90 d),
  * applied by `prune()` in bounded chunks so it never holds the database for long.
  */
-export class MetricsStore {
+export class MetricsStore implements MetricsQueryPort {
   private readonly db: Database.Database;
   private readonly clock: Clock;
   private readonly pruneChunk: number;

@@ -1,6 +1,7 @@
 import type { HttpCounters } from './access-log.ts';
 import { LATENCY_BUCKETS } from './metrics-store.ts';
-import type { InstanceSample } from './stats-sampler.ts';
+import { PROMETHEUS_CONTENT_TYPE, type InstanceSample } from '../core/metrics.ts';
+import type { DesiredStateStore, InstanceRecord, InstanceStore } from '../core/store.ts';
 
 /** One metric family in the Prometheus text exposition format (version 0.0.4). */
 export interface MetricFamily {
@@ -19,6 +20,21 @@ export interface ServiceState {
   instances: { state: string; health: string; count: number }[];
 }
 
+/** Desired replicas and instance counts by state/health per service, from the store. */
+export function serviceStates(store: Pick<DesiredStateStore, 'listServices'> & Pick<InstanceStore, 'listInstances'>, instances: InstanceRecord[] = store.listInstances()): ServiceState[] {
+  return store.listServices().map((s) => {
+    const counts = new Map<string, { state: string; health: string; count: number }>();
+    for (const i of instances) {
+      if (i.app !== s.app || i.env !== s.env || i.service !== s.name) continue;
+      const k = `${i.state}\u0000${i.health}`;
+      const c = counts.get(k) ?? { state: i.state, health: i.health, count: 0 };
+      c.count++;
+      counts.set(k, c);
+    }
+    return { app: s.app, env: s.env, service: s.name, desired: s.replicas, instances: [...counts.values()] };
+  });
+}
+
 export interface RenderMetricsInput {
   samples: readonly InstanceSample[];
   services: readonly ServiceState[];
@@ -27,7 +43,7 @@ export interface RenderMetricsInput {
   extra?: () => MetricFamily[];
 }
 
-export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+export { PROMETHEUS_CONTENT_TYPE };
 
 const NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;

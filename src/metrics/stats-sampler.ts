@@ -1,21 +1,8 @@
 import type { Clock, ContainerStats, EngineTelemetry, Logger } from '../core/ports.ts';
+import type { InstanceSample, SampledInstance } from '../core/metrics.ts';
 import type { MetricsStore, PointInput } from './metrics-store.ts';
 
-/** A running instance to sample. */
-export interface SampledInstance {
-  app: string;
-  env: string;
-  service: string;
-  /** Berth's instance id. */
-  id: string;
-  containerId: string;
-}
-
-export interface InstanceSample extends SampledInstance {
-  /** When the sample was taken (ms). */
-  ts: number;
-  stats: ContainerStats;
-}
+export type { InstanceSample, SampledInstance };
 
 export interface StatsSamplerOptions {
   engine: Pick<EngineTelemetry, 'stats'>;

@@ -9,7 +9,7 @@ import { registerPortalRoutes } from '../api/portal-routes.ts';
 import { registerRegistryRoutes } from '../api/registry-routes.ts';
 import { registerTemplateRoutes } from '../api/template-routes.ts';
 import { registerMetricsRoutes } from '../api/metrics-routes.ts';
-import { hostEngineFamilies } from '../metrics/index.ts';
+import { hostEngineFamilies, renderMetrics, serviceStates } from '../metrics/index.ts';
 import { registerAlertRoutes } from '../api/alert-routes.ts';
 import { registerConfigRoutes } from '../api/config-routes.ts';
 import { registerGitRoutes } from '../api/git-routes.ts';
@@ -34,7 +34,7 @@ import type { Registry } from '../registry/index.ts';
 import type { TemplateRenderer } from '../templates/index.ts';
 import type { CertManager } from '../tls/index.ts';
 import type { DockerEngine } from '../engine/docker/index.ts';
-import { WebhookDeliveries } from '../build/index.ts';
+import { serveGitHttp, webhooksPort } from '../build/index.ts';
 import { shortId } from '../lib/ids.ts';
 import type { ApiTls } from './api-tls.ts';
 import type { BuildParts } from './build-wiring.ts';
@@ -98,9 +98,12 @@ export async function startApi(cfg: ServerConfig, d: {
   registerRegistryRoutes(api, { store, registry: d.registry, clock, newId });
   registerTemplateRoutes(api, { store, clock, changed: () => d.templates.schedule() });
   registerMetricsRoutes(api, {
-    store, metrics: obs.metrics, clock, known, latestSamples: () => obs.sampler.latest(), httpCounters: () => obs.accessLog.counters,
-    // Cluster mode: whether each host's engine answered (its instances' logs and stats come from there).
-    extra: () => hostEngineFamilies(d.docker.hostEngineHealth()),
+    store, metrics: obs.metrics, clock, known, latestSamples: () => obs.sampler.latest(),
+    prometheus: () => renderMetrics({
+      samples: obs.sampler.latest(), services: serviceStates(store), http: obs.accessLog.counters,
+      // Cluster mode: whether each host's engine answered (its instances' logs and stats come from there).
+      extra: () => hostEngineFamilies(d.docker.hostEngineHealth()),
+    }),
   });
   registerAlertRoutes(api, { store, clock, changed: () => void obs.alerts.evaluate() });
   registerConfigRoutes(api, {
@@ -110,7 +113,10 @@ export async function startApi(cfg: ServerConfig, d: {
       return startConfigRollout({ store, clock, newId, enqueueDeployment: (id) => d.wakeDeployment(id) }, app, env, change);
     },
   });
-  registerGitRoutes(api, { repos: b.repos, builds: b.builds, logger, known });
+  registerGitRoutes(api, {
+    repos: b.repos, builds: b.builds, logger, known,
+    serveGit: (x) => serveGitHttp({ ...x, projectRoot: b.repos.root, path: b.repos.env.PATH }),
+  });
   registerPromoteRoutes(api, { store, deployments: d.deployments, known, configValues: b.configValues });
   registerImageRoutes(api, { images: b.imageJanitor, known });
   registerRegistryLoginRoutes(api, { logins: d.registryLogins });
@@ -133,7 +139,7 @@ export async function startApi(cfg: ServerConfig, d: {
   });
   registerCertRoutes(api, { certs: d.certs });
   const scheme = apiTls ? 'https' : 'http';
-  registerWebhookRoutes(api, { repos: b.repos, builds: b.builds, deliveries: new WebhookDeliveries(b.repos.root), now: () => clock.now(), serverUrl: () => `${scheme}://${cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost}:${cfg.listenPort}` });
+  registerWebhookRoutes(api, { repos: b.repos, builds: b.builds, webhooks: webhooksPort(b.repos.root), now: () => clock.now(), serverUrl: () => `${scheme}://${cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost}:${cfg.listenPort}` });
   await api.listen({ host: cfg.listenHost, port: cfg.listenPort });
   apiTls?.watch(api.server as unknown as Server);
   const host = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;

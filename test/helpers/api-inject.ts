@@ -42,12 +42,14 @@ import { registerImageRoutes } from '../../src/api/image-routes.ts';
 import { registerRegistryLoginRoutes } from '../../src/api/registry-login-routes.ts';
 import { RegistryLogins } from '../../src/config/index.ts';
 import { registerMetricsRoutes } from '../../src/api/metrics-routes.ts';
+import { MetricsStore, renderMetrics, serviceStates } from '../../src/metrics/index.ts';
+import type { InstanceSample } from '../../src/core/metrics.ts';
 import { registerPromoteRoutes } from '../../src/api/promote-routes.ts';
 import { registerRegistryRoutes } from '../../src/api/registry-routes.ts';
 import { registerRemoveRoutes } from '../../src/api/remove-routes.ts';
 import { registerTemplateRoutes } from '../../src/api/template-routes.ts';
 import { registerWebhookRoutes } from '../../src/api/webhook-routes.ts';
-import { WebhookDeliveries } from '../../src/build/index.ts';
+import { serveGitHttp, webhooksPort } from '../../src/build/index.ts';
 import { registerCertRoutes } from '../../src/api/cert-routes.ts';
 import { CertManager, CertStore, type CertIssuer } from '../../src/tls/index.ts';
 import { buildRouteTable } from '../../src/registry/index.ts';
@@ -87,6 +89,10 @@ export interface TestApi {
   calls: string[];
   /** The build controller's builds. */
   builds: FakeBuild[];
+  /** The metrics store behind `/v1/metrics/query` and `/v1/top` (in memory, the test clock). */
+  metrics: MetricsStore;
+  /** The stats sampler's latest samples, as `/v1/top` and `/metrics` read them (tests push their own). */
+  samples: InstanceSample[];
   /** `METHOD /route` of every request that got past authorization to its handler. */
   reached: string[];
   /** The real certificate manager (no timers, wall clock: certificates are made now), its ACME issuer a fake that records hosts. */
@@ -189,16 +195,21 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
     ...(o.hostMemoryBytes !== undefined ? { hostMemoryBytes: o.hostMemoryBytes } : {}),
     auth: authenticator, authStore: auth, audit, buildApp: (id) => builds.find((b) => b.id === id)?.app,
   });
-  // Route modules whose collaborators are outside the store get inert fakes: their in-process tests
-  // cover validation and authorization; the e2e suite (test/) covers the real thing.
-  const inert = {} as never;
+  // Route modules whose collaborators are outside the store get fakes that record what they were asked:
+  // their in-process tests cover validation and authorization; the e2e suite (test/) covers the real thing.
   const registry = {
     currentIndex: 1, entries: () => [], healthy: () => [], appsOnly: () => [], waitFor: async (i: number) => i,
     refresh: () => void calls.push('registry'),
   };
   registerRegistryRoutes(api, { store, registry, clock, newId });
   registerTemplateRoutes(api, { store, clock, changed: () => void calls.push('templates') });
-  registerMetricsRoutes(api, { store, metrics: inert, clock, known, latestSamples: () => [], httpCounters: inert });
+  // Metrics: a real store in memory (tests write points through `t.metrics`) and samples the tests set (`t.samples`).
+  const metrics = new MetricsStore(':memory:', { clock });
+  const samples: InstanceSample[] = [];
+  registerMetricsRoutes(api, {
+    store, metrics, clock, known, latestSamples: () => samples,
+    prometheus: () => renderMetrics({ samples, services: serviceStates(store), http: { routes: new Map() } }),
+  });
   registerAlertRoutes(api, { store, clock, changed: () => void calls.push('alerts') });
   registerConfigRoutes(api, { config, clock, known, onConfigChanged: (app, env) => void calls.push(`config ${app}/${env}`) });
   // Builds the tests add (`t.builds.push(...)`): the controller's list, get, cancel (a finished build stays finished) and log.
@@ -229,7 +240,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
       calls.push(`source ${a}`);
     },
   } as never;
-  registerGitRoutes(api, { repos, builds: buildCtl, logger: silentLogger, known });
+  registerGitRoutes(api, { repos, builds: buildCtl, logger: silentLogger, known, serveGit: (x) => serveGitHttp({ ...x, projectRoot: dir }) });
   registerPromoteRoutes(api, { store, deployments, known });
   registerImageRoutes(api, { images: undefined, known });
   registerRegistryLoginRoutes(api, { logins: new RegistryLogins(join(dir, 'registry-logins.json'), new SecretBox(randomBytes(32)), clock) });
@@ -259,7 +270,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
     remains: async (app) => ({ app, config: [], releases: 0, deployments: 0, events: 0, builds: 0, repository: false, webhookSource: false, images: 0,
       volumes: [], logSources: 0, metricSeries: 0 }),
   });
-  registerWebhookRoutes(api, { repos, builds: buildCtl, deliveries: new WebhookDeliveries(join(dir, 'webhook-deliveries')), serverUrl: () => 'http://127.0.0.1:1', now: clock.now });
+  registerWebhookRoutes(api, { repos, builds: buildCtl, webhooks: webhooksPort(join(dir, 'webhook-deliveries')), serverUrl: () => 'http://127.0.0.1:1', now: clock.now });
   const certStore = new CertStore(join(dir, 'tls.db'), new SecretBox(randomBytes(32)));
   const issuer: CertIssuer = { issue: async (host) => { calls.push(`acme ${host}`); throw new Error('the test has no CA'); } };
   const certs = new CertManager({
@@ -294,7 +305,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   };
   let seq = 0;
   return {
-    api, store, auth, authenticator, audit, sso, dir, config, calls, builds, reached, certs, req: send(true), anon: send(false), volumeSizes, engine, edge, edgeCerts, pins, pinned,
+    api, store, auth, authenticator, audit, sso, dir, config, calls, builds, metrics, samples, reached, certs, req: send(true), anon: send(false), volumeSizes, engine, edge, edgeCerts, pins, pinned,
     addService(app, env, name, o = {}) {
       const rel: ReleaseRecord = {
         id: `r${++seq}`, app, env, service: name, seq: 1, spec: serviceSpec(name, { replicas: o.replicas ?? 1, limits: o.memoryBytes ? { memoryBytes: o.memoryBytes } : {}, ...(o.routes ? { routes: o.routes } : {}), ...(o.volumes ? { volumes: o.volumes } : {}) }),
@@ -315,6 +326,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
       auth.close();
       audit.close();
       config.close();
+      metrics.close();
       rmSync(dir, { recursive: true, force: true });
       // Answers of requests a test injected itself (with another principal's token) are checked too.
       if (violations.length) assert.fail(violations.splice(0).join('\n'));
