@@ -42,3 +42,10 @@ test('pull_policy: when to pull', () => {
   assert.deepEqual(pullDecision('every_90'), { pull: 'if-older', maxAgeMs: 90_000 });
   assert.deepEqual(pullDecision('every_1h30m'), { pull: 'if-older', maxAgeMs: 5_400_000 });
 });
+
+test('pullDecision: every_<duration> is read by the one duration parser (weeks, days, fractions); a duration it refuses is if-missing', () => {
+  assert.deepEqual(pullDecision('every_1w'), { pull: 'if-older', maxAgeMs: 604_800_000 });
+  assert.deepEqual(pullDecision('every_2d12h'), { pull: 'if-older', maxAgeMs: 216_000_000 });
+  assert.deepEqual(pullDecision('every_1.5h'), { pull: 'if-older', maxAgeMs: 5_400_000 });
+  assert.deepEqual(pullDecision('every_soon'), { pull: 'if-missing' });
+});

@@ -3,6 +3,7 @@
  * deployment controller (which decides when to pull and words a failure), the Docker engine (which
  * picks the credentials of a reference's registry) and the registry-login routes.
  */
+import { parseDuration } from './spec/units.ts';
 
 /** Docker Hub, as Docker names it when a reference has no registry part (`postgres:16`, `library/redis`). */
 export const DOCKER_HUB = 'docker.io';
@@ -77,7 +78,7 @@ function summary(message: string): string {
 /** When a service's image is pulled, from Compose's `pull_policy` (`if_not_present` is `missing`). */
 export type PullDecision = { pull: 'always' | 'if-missing' | 'never' } | { pull: 'if-older'; maxAgeMs: number };
 
-const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+const DAY_MS = 86_400_000;
 
 export function pullDecision(policy: string | undefined): PullDecision {
   switch (policy) {
@@ -93,18 +94,15 @@ export function pullDecision(policy: string | undefined): PullDecision {
     case 'never':
       return { pull: 'never' };
     case 'daily':
-      return { pull: 'if-older', maxAgeMs: UNIT_MS.d! };
+      return { pull: 'if-older', maxAgeMs: DAY_MS };
     case 'weekly':
-      return { pull: 'if-older', maxAgeMs: UNIT_MS.w! };
+      return { pull: 'if-older', maxAgeMs: 7 * DAY_MS };
     default: {
       // every_<duration> (Compose: every_12h, every_1h30m); a bare number is seconds.
       const body = /^every_(.+)$/.exec(policy)?.[1];
       if (body && /^\d+$/.test(body)) return { pull: 'if-older', maxAgeMs: Number(body) * 1000 };
-      if (body && /^(\d+[wdhms])+$/.test(body)) {
-        let ms = 0;
-        for (const [, n, u] of body.matchAll(/(\d+)([wdhms])/g)) ms += Number(n) * UNIT_MS[u!]!;
-        return { pull: 'if-older', maxAgeMs: ms };
-      }
+      const ms = body === undefined ? undefined : parseDuration(body, { weeks: true }).value;
+      if (ms !== undefined) return { pull: 'if-older', maxAgeMs: ms };
       return { pull: 'if-missing' };
     }
   }

@@ -13,3 +13,9 @@ test('pull_policy: Compose\'s values (if_not_present is missing); anything else 
   assert.throws(() => parse('services:\n  db:\n    image: postgres:16\n    pull_policy: sometimes\n'),
     (e: Error) => e instanceof InvalidSpec && /compose\.yaml:4:18: services\.db\.pull_policy: "sometimes" is (invalid|not a pull policy)/.test(e.message));
 });
+
+test('pull_policy every_<duration>: weeks and days allowed (the one duration parser reads it), another unit refused at its line', () => {
+  assert.equal(parse('services:\n  db:\n    image: postgres:16\n    pull_policy: every_1w2d\n').spec.services.db!.pullPolicy, 'every_1w2d');
+  assert.throws(() => parse('services:\n  db:\n    image: postgres:16\n    pull_policy: every_3x\n'),
+    (e: Error) => e instanceof InvalidSpec && /compose\.yaml:4:18: services\.db\.pull_policy: "every_3x" is (invalid|not a pull policy)/.test(e.message));
+});

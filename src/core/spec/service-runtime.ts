@@ -6,7 +6,7 @@
  */
 import { isRecord, listOrDict, scalarToString, type Json, type SpecContext } from './context.ts';
 import type { ServiceSpec } from './types.ts';
-import { parseBool } from './units.ts';
+import { parseBool, parseDuration } from './units.ts';
 import type { SpecPath } from './yaml-source.ts';
 
 type RuntimeSpec = Pick<ServiceSpec, 'init' | 'workingDir' | 'ulimits' | 'sysctls' | 'extraHosts' | 'pullPolicy'>;
@@ -39,8 +39,13 @@ export function runtimeOf(ctx: SpecContext, path: SpecPath, raw: Json): RuntimeS
   if (hosts.length > 0) out.extraHosts = hosts;
   if (raw.pull_policy !== undefined && raw.pull_policy !== null) {
     const p = scalarToString(raw.pull_policy);
-    if (PULL_POLICIES.includes(p) || /^every_(\d+[wdhms])+$/.test(p)) out.pullPolicy = p === 'if_not_present' ? 'missing' : p;
-    else ctx.diag.error([...path, 'pull_policy'], `${JSON.stringify(p)} is not a pull policy: use always, never, missing, build, daily, weekly or every_<duration>`);
+    const every = /^every_(.+)$/.exec(p)?.[1];
+    const everyMs = every === undefined ? undefined : parseDuration(every, { weeks: true });
+    if (PULL_POLICIES.includes(p) || everyMs?.value !== undefined) out.pullPolicy = p === 'if_not_present' ? 'missing' : p;
+    else {
+      ctx.diag.error([...path, 'pull_policy'], `${JSON.stringify(p)} is not a pull policy: use always, never, missing, build, daily, weekly or every_<duration>` +
+        `${everyMs?.error ? ` (${everyMs.error})` : ''}`);
+    }
   }
   return out;
 }

@@ -7,22 +7,24 @@
 
 export type Parsed<T> = { value: T; error?: undefined } | { value?: undefined; error: string };
 
-const DURATION_UNITS_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const DURATION_PART = /(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h|d)/y;
+const DURATION_UNITS_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+const DURATION_PART = /(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h|d|w)/y;
 
 export interface DurationOptions {
   /** Also take `d` (24 h), as time ranges do (`logs --since 2d`); Compose and Go have no days. */
   days?: boolean;
+  /** Also take `w` (7 days) and `d`, as Compose's `pull_policy: every_<duration>` does (`every_1w`). */
+  weeks?: boolean;
 }
 
 /**
  * The one duration parser of Berth: Go-style durations as Compose writes them (`10s`, `1m30s`,
- * `1.5h`, `500ms`, `1500us`, a bare `0`) → whole milliseconds, with `d` only when `o.days`. Used by
- * the spec (healthcheck, stop_grace_period, x-berth.update) and by every API field or parameter that
+ * `1.5h`, `500ms`, `1500us`, a bare `0`) → whole milliseconds, with `d` only when `o.days` (`d` and `w`
+ * when `o.weeks`). Used by the spec (healthcheck, stop_grace_period, x-berth.update, pull_policy every_) and by every API field or parameter that
  * takes a duration (alert windows, registry TTLs and intervals, log and metrics time ranges).
  */
 export function parseDuration(raw: unknown, o: DurationOptions = {}): Parsed<number> {
-  const hint = `write a duration such as 10s, 1m30s, 500ms or 1h${o.days ? ' (or days: 2d)' : ''}`;
+  const hint = `write a duration such as 10s, 1m30s, 500ms or 1h${o.weeks ? ' (or days and weeks: 2d, 1w)' : o.days ? ' (or days: 2d)' : ''}`;
   if (typeof raw === 'number') {
     return raw === 0 ? { value: 0 } : { error: `${raw} has no unit: ${hint}` };
   }
@@ -36,7 +38,7 @@ export function parseDuration(raw: unknown, o: DurationOptions = {}): Parsed<num
   while (at < s.length) {
     DURATION_PART.lastIndex = at;
     const m = DURATION_PART.exec(s);
-    if (!m || (m[2] === 'd' && !o.days)) return { error: `"${shown}" is not a duration: ${hint}` };
+    if (!m || (m[2] === 'd' && !o.days && !o.weeks) || (m[2] === 'w' && !o.weeks)) return { error: `"${shown}" is not a duration: ${hint}` };
     total += Number(m[1]) * DURATION_UNITS_MS[m[2]!]!;
     at = DURATION_PART.lastIndex;
   }
