@@ -4,27 +4,16 @@ import { z } from 'zod';
 import { BerthError, Conflict, NotFound, Unauthorized } from '../core/errors.ts';
 import type { Logger } from '../core/ports.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { branchProblem, checkAppName, isFinished, parseRefLines, type BuildRecord, type BuildsPort, type GitReposPort } from '../core/builds.ts';
+import {
+  branchProblem, checkAppName, isFinished, parseRefLines, type BuildRecord, type BuildsPort, type GitHttpExchange, type GitReposPort,
+} from '../core/builds.ts';
 import type { KnownApps } from './known.ts';
-
-/** One smart HTTP exchange of git with an app's repository (build/git-http.ts runs `git http-backend` for it). */
-export interface GitHttpExchange {
-  /** Path below the repositories' root, e.g. `/myapp.git/info/refs`. */
-  pathInfo: string;
-  query: string;
-  method: string;
-  remoteUser: string;
-  req: IncomingMessage;
-  res: ServerResponse;
-  /** Stderr of git http-backend (for the log). */
-  onStderr: (text: string) => void;
-}
 
 export interface GitRouteDeps {
   repos: GitReposPort;
   builds: BuildsPort;
   /** Serves a git smart HTTP exchange (the repository exists, or is created first for a push). */
-  serveGit: (x: GitHttpExchange) => Promise<void>;
+  serveGit: (x: GitHttpExchange<IncomingMessage, ServerResponse>) => Promise<void>;
   logger: Logger;
   /** `GET /v1/builds?app=` of an app that does not exist is a 404 with a did-you-mean. */
   known?: KnownApps;

@@ -1,20 +1,13 @@
 import { spawn } from 'node:child_process';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-export interface GitHttpRequest {
+import type { GitHttpExchange } from '../core/builds.ts';
+
+export interface GitHttpRequest extends GitHttpExchange<IncomingMessage, ServerResponse> {
   /** Directory holding APP.git repositories (GIT_PROJECT_ROOT). */
   projectRoot: string;
-  /** Path below the project root, e.g. `/myapp.git/info/refs`. */
-  pathInfo: string;
-  query: string;
-  method: string;
-  remoteUser: string;
-  req: IncomingMessage;
-  res: ServerResponse;
   /** PATH of git http-backend, which gets no other variable of the server's environment (default /usr/bin:/bin). */
   path?: string | undefined;
-  /** Stderr of git http-backend (for the log). */
-  onStderr?: (text: string) => void;
 }
 
 /**

@@ -202,6 +202,22 @@ export interface GitReposPort {
   setSource(app: string, src: AppSource): Promise<void>;
 }
 
+/**
+ * One smart HTTP exchange of git with an app's repository (`git push`/`fetch` over /git/APP.git):
+ * build/git-http.ts runs `git http-backend` for it. `Req`/`Res` are the HTTP server's request and response.
+ */
+export interface GitHttpExchange<Req, Res> {
+  /** Path below the repositories' root, e.g. `/myapp.git/info/refs`. */
+  pathInfo: string;
+  query: string;
+  method: string;
+  remoteUser: string;
+  req: Req;
+  res: Res;
+  /** Stderr of git http-backend (for the log). */
+  onStderr?: (text: string) => void;
+}
+
 export type WebhookProvider = 'github' | 'gitea' | 'gitlab';
 
 /** What a push webhook says: which branch moved to which commit. */
