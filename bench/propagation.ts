@@ -85,7 +85,7 @@ interface Victim { port: number; containerId: string; host?: string }
  * The rounds on one server: `kill` crashes a healthy instance's process, `address` is where nginx
  * reaches the service's instances (127.0.0.1 on one host, the remote host's address in cluster mode).
  */
-async function rounds(h: Harness, o: { what: string; address: string; placement?: { constraints: string[]; spread: string[] }; kill: (v: Victim) => Promise<() => Promise<void>> }): Promise<{ removal: number[]; add: number[]; lua: boolean }> {
+async function rounds(h: Harness, o: { what: string; address: string; placement?: { constraints: string[]; spread: string[] }; limits?: { memoryBytes: number }; kill: (v: Victim) => Promise<() => Promise<void>> }): Promise<{ removal: number[]; add: number[]; lua: boolean }> {
   const conf = join(h.dataDir, 'nginx/conf/nginx.conf');
   const addr = o.address.replace(/\./g, '\\.');
   let token: string | undefined;
@@ -105,7 +105,7 @@ async function rounds(h: Harness, o: { what: string; address: string; placement?
   let replicas = 3;
   const spec = () => ({
     name: 'prop', services: { web: {
-      name: 'web', image: IMAGE, environment: {}, ports: [], replicas, limits: {}, labels: {},
+      name: 'web', image: IMAGE, environment: {}, ports: [], replicas, limits: o.limits ?? {}, labels: {},
       health: { type: 'http', path: '/healthz', intervalMs: 1000, timeoutMs: 1000, retries: 1, startPeriodMs: 0 },
       restart: { condition: 'none', delayMs: 1000 }, stopSignal: 'SIGTERM', stopGracePeriodMs: 2000, volumes: [], dependsOn: [],
       port: 3000, routes: [{ path: '/' }], ...(o.placement ? { placement: o.placement } : {}),
@@ -132,7 +132,8 @@ async function rounds(h: Harness, o: { what: string; address: string; placement?
     // A new instance: scale up by one; time from its health.healthy event to DNS + nginx.
     const lastEvent = (await h.api('GET', '/v1/events?limit=1')).json.events.at(-1)?.id ?? 0;
     replicas++;
-    await h.api('POST', '/v1/apps/prop/scale', { env: 'prod', service: 'web', replicas });
+    const sc = await h.api('POST', '/v1/apps/prop/scale', { env: 'prod', service: 'web', replicas });
+    if (sc.status >= 300) throw new Error(`${o.what}: scale to ${replicas} refused: ${JSON.stringify(sc.json)}`);
     const ev = await waitFor(async () => {
       const evs = (await h.api('GET', `/v1/events?app=prop&after=${lastEvent}&limit=200`)).json.events as { kind: string; instance: string; ts: number }[];
       return evs.find((e) => e.kind === 'health.healthy');
@@ -201,6 +202,10 @@ export async function run(): Promise<Record<string, number>> {
       const r = await rounds(h, {
         what: `remote (${remote.name})`, address: remote.address,
         placement: { constraints: [`node.hostname==${remote.name}`], spread: [] },
+        // Each round adds a replica (the killed ones are not restarted): an explicit 128 MiB limit keeps
+        // 3 + ROUNDS replicas within the host's memory as the capacity check counts it (the default
+        // limit refused the scale after ~20 rounds).
+        limits: { memoryBytes: 128 * 1024 * 1024 },
         // In cluster mode an instance is a Swarm service: its task's container on the remote host is the process to crash.
         kill: async (v) => {
           const filters = encodeURIComponent(JSON.stringify({ label: [`com.docker.swarm.service.id=${v.containerId}`] }));
