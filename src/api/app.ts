@@ -24,7 +24,7 @@ import type { KnownApps } from './known.ts';
 import { openApiDocument, type RegisteredRoute } from './openapi.ts';
 import { inScope, registerEventRoutes, sendEventsAfter } from './event-routes.ts';
 import { registerServiceRoutes } from './service-routes.ts';
-import { poolAdmitter } from './pool-routes.ts';
+import { storePoolRules } from './pool-routes.ts';
 import type { PoolStore } from '../core/pools.ts';
 
 export interface ApiDeps {
@@ -281,7 +281,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   });
 
   registerServiceRoutes(app, { store: d.store, clock: d.clock, logger: d.logger, newId: d.newId, enqueueService: d.enqueueService, known: d.known, rollback: d.rollback, guard: guardrails(d.authStore, d.clock),
-    pools: poolAdmitter({ authStore: d.authStore, desired: d.store, auth: d.auth }),
+    pools: storePoolRules({ authStore: d.authStore, desired: d.store, auth: d.auth }),
     ...(d.hostMemoryBytes !== undefined ? { hostMemoryBytes: d.hostMemoryBytes } : {}), ...(d.exec ? { exec: d.exec } : {}) });
   registerEventRoutes(app, { store: d.store, clock: d.clock, known: d.known, logs: d.logs });
   registerAuthRoutes(app, { auth: d.auth, store: d.authStore, clock: d.clock, newId: d.newId });

@@ -12,7 +12,8 @@ import { z } from 'zod';
 import { NAME_PATTERN as TEAM_PATTERN, teamsOf, type AuthStore } from '../core/auth.ts';
 import { NotFound } from '../core/errors.ts';
 import { DEFAULT_POOL, type Clock, type EngineHosts, type Resources } from '../core/ports.ts';
-import { EVERY_TEAM, placedServices, poolGranted, poolTeams, poolUsage, describeQuota, servicePool, poolAdmission, type DesiredUsage, type PoolAdmit, type PoolQuota, type PoolStore, type PoolView } from '../core/pools.ts';
+import { EVERY_TEAM, placedServices, poolGranted, poolTeams, poolUsage, describeQuota, servicePool, type DesiredUsage, type PoolQuota, type PoolStore, type PoolView } from '../core/pools.ts';
+import { poolRules, type PoolRulesOf } from '../core/pool-admission.ts';
 import { NAME_PATTERN } from '../core/spec/names.ts';
 import { parseCpus, parseSize } from '../core/spec/units.ts';
 import type { Authenticator } from '../auth/index.ts';
@@ -68,16 +69,16 @@ export const quotaBodyDoc = z.strictObject({
 const sum = (xs: Resources[]): Resources => xs.reduce((s, r) => ({ nanoCpus: s.nanoCpus + r.nanoCpus, memoryBytes: s.memoryBytes + r.memoryBytes }), { nanoCpus: 0, memoryBytes: 0 });
 
 /**
- * The pool admission over the stores (core/pools.ts poolAdmission): the deploy path (deployments
- * service: deploys, promotions, pushes) and `scale` call it before they write anything.
+ * The pools' rules over the stores (core/pool-admission.ts poolRules): the deploy path (deployments
+ * service: deploys, promotions, pushes) and `scale` hand them to `admit` before they write anything.
  */
-export function poolAdmitter(d: { authStore: AuthStore & PoolStore; desired: DesiredUsage; auth: Pick<Authenticator, 'grantsOf'> }): PoolAdmit {
+export function storePoolRules(d: { authStore: AuthStore & PoolStore; desired: DesiredUsage; auth: Pick<Authenticator, 'grantsOf'> }): PoolRulesOf {
   const nameOf = (subject: string) => {
     if (subject.startsWith('user:')) return d.authStore.getUser(subject.slice('user:'.length))?.name ?? subject;
     if (subject.startsWith('token:')) return `token ${d.authStore.getApiToken(subject.slice('token:'.length))?.name ?? subject}`;
     return subject;
   };
-  return poolAdmission({
+  return poolRules({
     pools: d.authStore, appTeam: (a) => d.authStore.appTeam(a), desired: d.desired,
     actor: (subject) => {
       const teams = teamsOf(d.auth.grantsOf(subject));

@@ -12,7 +12,7 @@ import { unknownName } from '../core/spec/suggest.ts';
 import { checkScaleMemory, type ServiceReservation } from '../core/capacity.ts';
 import type { RollbackPort } from '../core/deployments.ts';
 import type { GuardResult } from '../core/guard.ts';
-import type { PoolAdmit } from '../core/pools.ts';
+import { admit, type PoolRulesOf } from '../core/pool-admission.ts';
 import type { AppSpec } from '../core/spec/types.ts';
 import type { KnownApps } from './known.ts';
 import { execBodySchema, instanceRestartBodySchema, reloadBodySchema, restartBodySchema, rollbackBodySchema, scaleBodySchema } from './spec-schema.ts';
@@ -32,8 +32,8 @@ export interface ServiceRouteDeps {
   exec?: ExecPort;
   /** The container guardrails (core/guard.ts): a manual rollback to a release the policy now refuses is refused. */
   guard?: (app: string, env: string, spec: AppSpec) => GuardResult;
-  /** Pool grants and quotas (core/pools.ts): growing a service is admitted like a deploy (owners bypass grants, not quotas). */
-  pools?: PoolAdmit;
+  /** Pool grants and quotas (core/pool-admission.ts admit): growing a service is admitted like a deploy (owners bypass grants, not quotas). */
+  pools?: PoolRulesOf;
 }
 
 export function registerServiceRoutes(app: FastifyInstance, d: ServiceRouteDeps): void {
@@ -72,10 +72,11 @@ export function registerServiceRoutes(app: FastifyInstance, d: ServiceRouteDeps)
         const change = plan.find((p) => p.k.service === s.name);
         return rel ? [{ name: s.name, replicas: change ? change.replicas : s.replicas, spec: rel.spec }] : [];
       });
-      d.pools({
-        app: appName, env: body.env, ...(req.principal ? { actor: req.principal.subject } : {}), after,
+      const r = admit({
+        app: appName, env: body.env, after, rules: d.pools({ app: appName, env: body.env, ...(req.principal ? { actor: req.principal.subject } : {}) }),
         grantsFor: plan.filter((p) => p.replicas > p.svc.replicas).map((p) => p.k.service),
       });
+      if (!r.ok) throw r.error;
     }
     for (const { k, svc, replicas } of plan) {
       d.store.updateService(k, { replicas });

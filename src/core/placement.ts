@@ -7,8 +7,25 @@
  */
 import { InvalidInput } from './errors.ts';
 import { DEFAULT_POOL, HOST_LABEL, type HostInfo, type Placement, type Resources } from './ports.ts';
+import type { ServiceSpec } from './spec/types.ts';
 
 const GIB = 1024 ** 3;
+
+/**
+ * Where an instance of a service may run and what it reserves (its reservations, else its limits):
+ * the one reading of a service's placement — the capacity check, the pools' quotas and the engine's
+ * spec (deploy/container-spec.ts) all go by it.
+ */
+export function placementOfService(s: ServiceSpec): Placement {
+  const r = s.reservations;
+  return {
+    pool: s.pool ?? DEFAULT_POOL,
+    constraints: [...s.placement?.constraints ?? []],
+    spread: [...s.placement?.spread ?? []],
+    ...(s.placement?.maxReplicasPerNode !== undefined ? { maxReplicasPerNode: s.placement.maxReplicasPerNode } : {}),
+    reservation: { nanoCpus: r?.nanoCpus ?? s.limits.nanoCpus ?? 0, memoryBytes: r?.memoryBytes ?? s.limits.memoryBytes ?? 0 },
+  };
+}
 
 /** The pool a host's labels put it in. */
 export function poolOf(labels: Record<string, string>): string {

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Conflict, Forbidden, InvalidInput } from './errors.ts';
-import { admitToPools, describeQuota, poolGranted, poolTeams, poolUsage, reservationOf, servicePool, type PoolAdmission, type PoolRecord } from './pools.ts';
+import { admit, type ChangedService, type PoolRules } from './pool-admission.ts';
+import { describeQuota, poolGranted, poolTeams, poolUsage, reservationOf, servicePool, type PoolRecord } from './pools.ts';
 import type { ServiceSpec } from './spec/types.ts';
 
 const GIB = 1024 ** 3;
@@ -15,6 +16,12 @@ function svc(name: string, o: { pool?: string; cpus?: number; memGib?: number; r
 }
 const pool = (name: string, teams: string[], quota: PoolRecord['quota'] = {}): PoolRecord => ({ name, teams, quota, createdAt: 0, createdBy: 'admin' });
 
+/** A change with the pools' rules (core/pool-admission.ts admit, no capacity: the grants and quotas part). */
+type PoolAdmission = PoolRules & { app: string; env: string; after: readonly ChangedService[]; grantsFor?: readonly string[] };
+function admitToPools(a: PoolAdmission): void {
+  const r = admit({ app: a.app, env: a.env, after: a.after, rules: a, ...(a.grantsFor ? { grantsFor: a.grantsFor } : {}) });
+  if (!r.ok) throw r.error;
+}
 function admission(o: Partial<PoolAdmission> & { records?: PoolRecord[] }): PoolAdmission {
   const records = new Map((o.records ?? []).map((r) => [r.name, r]));
   return {

@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
 import { Conflict, InvalidInput } from '../core/errors.ts';
-import { admit, placementOfService } from '../core/pool-admission.ts';
+import { admit, placementOfService, type CurrentInstance, type PoolRulesOf } from '../core/pool-admission.ts';
 import type { DeploymentOutcome, DeploymentsPort, DeployRequest } from '../core/deployments.ts';
 import type { ClusterMode, Clock, HostInfo, HostPathPolicy, SpecFilesPort } from '../core/ports.ts';
 import type { AppSpec } from '../core/spec/types.ts';
 import type { GuardResult } from '../core/guard.ts';
-import type { PoolAdmit } from '../core/pools.ts';
 import { parseSource } from '../core/spec/source.ts';
 import { canonicalRouteKey } from '../core/spec/routes.ts';
 import type { SpecSource } from '../core/spec/source.ts';
@@ -34,15 +33,14 @@ export interface DeploymentServiceDeps {
    */
   guard?: (app: string, env: string, spec: AppSpec) => GuardResult;
   /**
-   * Pools (core/pools.ts): the app's team must be granted the pool of every service (owners bypass)
-   * and the change must stay within each pool's quota. Throws Forbidden / Conflict / InvalidInput.
+   * Pools as objects (grants and quotas over the stores): the app's team must be granted the pool of
+   * every service (owners bypass) and the change must stay within each pool's quota. Absent: none.
    */
-  pools?: PoolAdmit;
+  pools?: PoolRulesOf;
   /**
-   * Many hosts: the engine's mode and hosts. In cluster mode every deployment (and dry run) passes
-   * pool admission (core/pool-admission.ts `admit`) before anything is written: a deploy that does not
-   * fit its pools is a Conflict naming the pool, what was asked and what is free. Absent, or one-host
-   * mode: no admission (one host keeps its memory check on scale, core/capacity.ts).
+   * Many hosts: the engine's mode and hosts. In cluster mode the admission also checks what a Swarm
+   * service cannot be and that the services fit their pools' free capacity now. Absent, or one-host
+   * mode: no capacity check (one host keeps its memory check on scale, core/capacity.ts).
    */
   placement?: { mode(): Promise<ClusterMode>; hosts(): Promise<HostInfo[]> };
   /** How long `follow` waits at most (default 30 min). */
@@ -131,10 +129,24 @@ export class DeploymentService implements DeploymentsPort {
     }
   }
 
-  /** Cluster mode: the deployment's services must fit their pools (after the guardrails: the policy's limits are reservations too). */
+  /**
+   * The admission (core/pool-admission.ts `admit`, one pass): pool grants and quotas, then in cluster
+   * mode what a Swarm service cannot be and the capacity of the pools — on the services as they would
+   * run (after the guardrails: the policy's limits are reservations too). Throws its refusal.
+   */
   private async admit(req: DeployRequest, spec: AppSpec): Promise<void> {
+    const r = admit({
+      app: req.app, env: req.env, after: Object.values(spec.services).map((s) => ({ name: s.name, replicas: s.replicas, spec: s })),
+      ...(this.d.pools ? { rules: this.d.pools({ app: req.app, env: req.env, ...(req.actor !== undefined ? { actor: req.actor } : {}) }) } : {}),
+      ...await this.capacity(req),
+    });
+    if (!r.ok) throw r.error;
+  }
+
+  /** Cluster mode: the hosts, and the environment's instances now with what each reserves. */
+  private async capacity(req: DeployRequest): Promise<{ capacity?: { hosts: HostInfo[]; current: CurrentInstance[] } }> {
     const p = this.d.placement;
-    if (!p || (await p.mode()) !== 'swarm') return;
+    if (!p || (await p.mode()) !== 'swarm') return {};
     const { store } = this.d;
     const current = store.listInstances({ app: req.app, env: req.env })
       .filter((i) => i.state !== 'stopping' && i.host !== '')
@@ -142,8 +154,7 @@ export class DeploymentService implements DeploymentsPort {
         const rel = store.getRelease(i.releaseId);
         return { service: i.service, host: i.host, reservation: rel ? placementOfService(rel.spec).reservation : { nanoCpus: 0, memoryBytes: 0 } };
       });
-    const r = admit({ app: req.app, env: req.env, spec, hosts: await p.hosts(), current });
-    if (!r.ok) throw new Conflict(`${r.reason}; nothing was deployed`, { details: { pool: r.pool } });
+    return { capacity: { hosts: await p.hosts(), current } };
   }
 
   /** Every check of a deployment, in the order the API always made them; the spec as it would be stored. */
@@ -157,12 +168,7 @@ export class DeploymentService implements DeploymentsPort {
     const resolved = await checkHostPaths(this.d.hostPaths, parsed, { builds: !req.buildId });
     // The guardrail policy judges what will run: resolved bind sources, the service as stored.
     const checked = this.d.guard ? guarded(this.d.guard(req.app, req.env, resolved), req) : resolved;
-    // Pool grants and quotas, on the services as they would run (the policy's limits applied).
-    this.d.pools?.({
-      app: req.app, env: req.env, ...(req.actor !== undefined ? { actor: req.actor } : {}),
-      after: Object.values(checked.services).map((s) => ({ name: s.name, replicas: s.replicas, spec: s })),
-    });
-    // Capacity: the services fit their pools' free CPU and memory now (cluster mode).
+    // Admission: pool grants, quotas and (cluster mode) capacity, on the services as they would run.
     await this.admit(req, checked);
     // Last: secret values are sealed only once everything else holds, and never stored as sent.
     const spec = this.d.specFiles ? this.d.specFiles.prepare(req.app, req.env, checked, { keep }) : withoutFileValues(checked);

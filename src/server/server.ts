@@ -7,7 +7,7 @@ import { Registry, RouteTable, buildRouteTable } from '../registry/index.ts';
 import { EdgeFeed } from '../ingress/index.ts';
 import { edgeRoutes } from '../core/edge.ts';
 import { guardrails } from './guard-wiring.ts';
-import { poolAdmitter } from '../api/pool-routes.ts';
+import { storePoolRules } from '../api/pool-routes.ts';
 import { TemplateRenderer } from '../templates/index.ts';
 import { parseAppSpec } from '../api/spec-schema.ts';
 import { shortId } from '../lib/ids.ts';
@@ -141,7 +141,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const deploymentService = new DeploymentService({
     store, specFiles: files.specFiles, clock, newId: () => shortId(10), hostPaths, enqueue: (id) => wakeDeployment(id), parseSpec: parseAppSpec,
     guard: guardrails(stores.authStore, clock),
-    pools: poolAdmitter({ authStore: stores.authStore, desired: store, auth: stores.authenticator }),
+    pools: storePoolRules({ authStore: stores.authStore, desired: store, auth: stores.authenticator }),
     // Many hosts: a deploy that does not fit its pools is refused before anything is written (core/pool-admission.ts).
     placement: { mode: () => docker.currentMode(), hosts: () => engine.hosts() },
   });

@@ -33,7 +33,7 @@ import { registerHostRoutes } from '../../src/api/host-routes.ts';
 import { registerEdgeRoutes } from '../../src/api/edge-routes.ts';
 import { EdgeFeed } from '../../src/ingress/edge-feed.ts';
 import type { EdgeCert } from '../../src/core/edge.ts';
-import { poolAdmitter, registerPoolRoutes } from '../../src/api/pool-routes.ts';
+import { storePoolRules, registerPoolRoutes } from '../../src/api/pool-routes.ts';
 import { registerFailoverRoutes } from '../../src/api/failover-routes.ts';
 import { FakeEngine } from '../../src/engine/fake/index.ts';
 import { ClusterCa } from '../../src/tls/cluster-ca.ts';
@@ -184,7 +184,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   const deployments = new DeploymentService({
     store, clock, newId, enqueue: (id) => void calls.push(`deployment ${id}`), parseSpec: parseAppSpec, specFiles: new SpecFiles(config),
     hostPaths: { bindSource: async (path) => ({ path }), buildContext: async (path) => ({ path }) },
-    guard: guardrails(auth, clock), pools: poolAdmitter({ authStore: auth, desired: store, auth: authenticator }),
+    guard: guardrails(auth, clock), pools: storePoolRules({ authStore: auth, desired: store, auth: authenticator }),
   });
   // The service reconciler's pins as `berth failover` sets them (the server's pinTo / pinnedHost).
   const pinned = new Map<string, string>();
