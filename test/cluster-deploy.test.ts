@@ -71,13 +71,13 @@ ${o.volume ? '    volumes: ["data:/data"]\n' : ''}    deploy:
         http: {path: /, interval: 500ms}
       update:
         strategy: ${o.strategy ?? 'rolling'}
-        deadline: 90s
+        deadline: 180s
 ${o.volume ? 'volumes:\n  data: {}\n' : ''}`);
   return file;
 }
 
 async function deploy(o: AppOpts): Promise<{ code: number; stdout: string; stderr: string }> {
-  return h.cli(['deploy', '-f', await composeFile(o)], { timeoutMs: 150_000 });
+  return h.cli(['deploy', '-f', await composeFile(o)], { timeoutMs: 240_000 });
 }
 
 interface Inst { id: string; host: string; address: string; port: number; health: string; state: string }
@@ -174,7 +174,7 @@ test('a deploy that does not fit its pool is refused with the numbers (exit 4) a
 /** Bounded load through the ingress for `spread.test` (GETs, 4 at a time) for as long as `action` runs. */
 async function whileLoaded<T>(action: () => Promise<T>): Promise<{ result: T; r: Awaited<ReturnType<typeof load>> }> {
   let done = false;
-  const running = load(h.ingressPort, '/', { total: 50_000, concurrency: 4, maxMs: 180_000, host: 'spread.test', stop: () => done });
+  const running = load(h.ingressPort, '/', { total: 50_000, concurrency: 4, maxMs: 240_000, host: 'spread.test', stop: () => done });
   let result: T;
   try {
     result = await action();

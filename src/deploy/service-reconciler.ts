@@ -773,12 +773,15 @@ export class ServiceReconciler {
         return from !== undefined && sameContainer(from, release, r, this.extras(r.app, r.env));
       });
     }
+    // Only these take the release in place; `berth reload` signals every running instance but moves
+    // none to another release (a blue-green set kept idle for a rollback stays the release it runs).
+    const inPlace = new Set(targets.map((r) => r.id));
     if (requested) targets = running;
     if (targets.length === 0) return undefined;
     this.d.configFiles?.(release.app, release.env, release.spec.configVersion ?? 0);
     for (const r of targets) {
       const c = byInstance.get(r.id)!;
-      const from = r.releaseId === release.id ? undefined : w.release(r.releaseId);
+      const from = inPlace.has(r.id) ? w.release(r.releaseId) : undefined;
       await engine.kill(c.id, upd.signal);
       w.event(r, 'instance.reloaded', `instance ${r.id}: sent ${upd.signal}${from ? ` for release ${release.seq} (in place, was ${from.seq})` : ''}`);
       const ok = await this.healthyAgain(r, release.spec.health, clock.now() + upd.deadlineMs);
