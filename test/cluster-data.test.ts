@@ -223,11 +223,20 @@ services:
   const x = await h.cli(['exec', 'dapp/web', '--', 'sh', '-c', 'echo exec-ok; exit 4'], { timeoutMs: 30_000 });
   assert.equal(x.code, 4, x.stderr);
   assert.match(x.stdout, /exec-ok/);
-  // Berth restarts (killed): the collector resumes from its checkpoint, nothing twice, nothing missing.
+  // Berth restarts (killed): the collector resumes from its checkpoint, nothing twice, nothing missing;
+  // the restarted server adopts the remote instance (the same instance, Swarm service and container, never restarted).
+  const view = async (): Promise<Array<{ id: string; host: string; containerId?: string }>> => (await h.status('dapp')).services.flatMap((s: { instances: unknown[] }) => s.instances);
+  const remote = async (): Promise<string> => (await th.docker(3, 'ps', '-q', '--no-trunc', '--filter', 'label=io.berth.app=dapp')).trim();
+  const [adopted] = await view();
+  const containerBefore = await remote();
+  const startedBefore = (await th.docker(3, 'inspect', '-f', '{{.State.StartedAt}}', containerBefore)).trim();
   const before = Math.max(...(await ticks()));
   await h.killServer();
   await new Promise((res) => setTimeout(res, 1000));
   await h.startServer();
+  assert.deepEqual((await view()).map((i) => [i.id, i.host, i.containerId]), [[adopted!.id, hn(3), adopted!.containerId]], 'the same instance and Swarm service');
+  assert.equal(await remote(), containerBefore, 'the same container on the remote host');
+  assert.equal((await th.docker(3, 'inspect', '-f', '{{.State.StartedAt}}', containerBefore)).trim(), startedBefore, 'not restarted');
   await waitFor(async () => (Math.max(...(await ticks())) >= before + 8 ? true : undefined), { timeoutMs: 30_000, intervalMs: 250, what: 'ticks after the restart' });
   const all = (await ticks()).sort((a, b) => a - b);
   assert.deepEqual(all, Array.from({ length: all.length }, (_, i) => all[0]! + i), 'every tick once, no gap');

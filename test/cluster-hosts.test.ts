@@ -69,6 +69,14 @@ test('labels make pools; drain and activate; unknown hosts are not found; a work
   await assert.rejects(worker.hosts(), (e: unknown) => e instanceof Conflict && /Swarm worker: point Berth at a manager/.test(e.message));
 });
 
+/** The newest event of this kind about this host after event `afterId` (waits for the server's host monitor, which reads the hosts every 5 s). */
+async function hostEvent(kind: string, host: string, says = '', afterId = 0): Promise<{ id: number; message: string }> {
+  return waitFor(async () => {
+    const events = (await h!.api('GET', '/v1/events?limit=500')).json.events as { id: number; kind: string; message: string }[];
+    return events.filter((e) => e.id > afterId && e.kind === kind && e.message.startsWith(`host ${host} (`) && e.message.includes(says)).at(-1);
+  }, { timeoutMs: 20_000, intervalMs: 250, what: `a ${kind} event of ${host}` });
+}
+
 test('berth hosts / host label / drain / add / rm on a server whose engine is the Swarm manager; errors exit 2, 3, 4', async () => {
   h = await Harness.create({ portRange: '19700-19799', env: { BERTH_DOCKER_SOCKET: th.manager } });
   await h.startServer();
@@ -98,7 +106,10 @@ test('berth hosts / host label / drain / add / rm on a server whose engine is th
   assert.equal(drain.code, 0, drain.stderr);
   assert.match(drain.stdout, new RegExp(`${hn(3)} is draining`));
   assert.match(await th.docker(1, 'node', 'inspect', '-f', '{{.Spec.Availability}}', hn(3)), /pause/);
+  // The timeline says so (the server's host monitor), and that it is ready again after the undo.
+  const draining = await hostEvent('host.draining', hn(3));
   assert.match((await h.cli(['host', 'drain', hn(3), '--undo'])).stdout, new RegExp(`${hn(3)} is ready`));
+  await hostEvent('host.ready', hn(3), 'is ready', draining.id);
   const rm = await h.cli(['host', 'rm', hn(3)]);
   assert.equal(rm.code, 4);
   assert.match(rm.stderr, /drain it first/);
@@ -122,15 +133,18 @@ test('a host that dies is down with the engine\'s reason, returns ready, and can
   const down = await waitFor(async () => (await engine.hosts()).find((h) => h.name === hn(3) && h.state === 'down'), { timeoutMs: 60_000, intervalMs: 250, what: 'th3 reported down' });
   assert.ok(down.message, 'a down host says why');
   // The server (started by the previous test) puts it on the timeline.
+  let ev: { id: number; kind: string; message: string } | undefined;
   if (h) {
-    const ev = await waitFor(async () => {
+    ev = await waitFor(async () => {
       const r = await h!.api('GET', '/v1/events');
-      return (r.json.events as { kind: string; message: string }[]).find((e) => e.kind === 'host.down');
+      return (r.json.events as { id: number; kind: string; message: string }[]).find((e) => e.kind === 'host.down');
     }, { timeoutMs: 20_000, intervalMs: 250, what: 'a host.down event' });
     assert.match(ev.message, new RegExp(`^host ${hn(3)} \\(${ad(3).replace(/\./g, '\\.')}, pool b\\) is down`));
   }
   await th.revive(3);
   await waitFor(async () => (await engine.hosts()).find((h) => h.name === hn(3) && h.state === 'ready'), { timeoutMs: 60_000, intervalMs: 250, what: 'th3 ready again' });
+  // A host.ready event after the host.down one (the drain test's earlier host.ready does not count).
+  if (h) assert.match((await hostEvent('host.ready', hn(3), '', ev!.id)).message, /is ready/);
 
   await th.kill(3);
   await waitFor(async () => (await engine.hosts()).find((h) => h.name === hn(3) && h.state === 'down'), { timeoutMs: 60_000, intervalMs: 250, what: 'th3 down again' });
