@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { loadImageInto } from './common.ts';
 
 const execP = promisify(execFile);
 
@@ -172,27 +173,7 @@ export class SwarmHost {
 
   /** Copies an image from the machine's Engine into this daemon (`docker save | docker load`). */
   async loadImage(image: string): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      const save = spawn('docker', ['save', image], { stdio: ['ignore', 'pipe', 'pipe'] });
-      const load = spawn('docker', ['-H', `unix://${SOCK}`, 'load', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
-      let err = '';
-      save.stderr.on('data', (c) => (err += c));
-      load.stderr.on('data', (c) => (err += c));
-      save.stdout.pipe(load.stdin);
-      let pending = 2;
-      let failed = false;
-      const done = (code: number | null) => {
-        if (code !== 0) failed = true;
-        if (--pending === 0) {
-          if (failed) reject(new Error(`docker save ${image} | docker load: ${err.trim()}`));
-          else resolve();
-        }
-      };
-      save.on('error', reject);
-      load.on('error', reject);
-      save.on('close', done);
-      load.on('close', done);
-    });
+    await loadImageInto([SOCK], image);
     this.log(`image ${image} loaded into the swarm's daemon`);
   }
 
