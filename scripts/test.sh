@@ -16,6 +16,8 @@
 #                   rest); each lane one file at a time. BERTH_TEST_LANES=1 runs them all in one lane.
 #                   Files in different lanes run at the same time: their port ranges are disjoint
 #                   (test/port-ranges.test.ts) and each server has its own data dir and cluster id.
+#                   Files in ALONE (they restart the machine's Docker Engine, which every other
+#                   file uses for builds and containers) run by themselves after both lanes.
 #
 # Stages with nothing to run are skipped. Each node --test run ends with node's
 # own summary lines (tests/pass/fail/...), which is how runs are counted.
@@ -86,6 +88,16 @@ node_test() { node --import tsx --test --test-concurrency=1 --test-timeout=30000
 # the rest ~1150 s), so the two lanes end at about the same time.
 SECOND_LANE=(test/portal.test.ts test/cli.test.ts test/releases.test.ts test/app-network.test.ts)
 
+# Files that must run with nothing beside them: docker-restart stops and starts the machine's Docker
+# Engine (a build or deploy of the other lane at that moment fails: cluster-edge did, 2026-12-01).
+ALONE=(test/docker-restart.test.ts)
+
+runs_alone() {
+  local f
+  for f in "${ALONE[@]}"; do [[ $1 == "$f" ]] && return 0; done
+  return 1
+}
+
 in_second_lane() {
   local f
   [[ $1 == test/cluster-*.test.ts ]] && return 0
@@ -95,14 +107,30 @@ in_second_lane() {
 
 # integration FILE... — the two lanes (see the header); the cluster lane's output follows the other's.
 integration() {
-  local f cluster=() rest=()
+  local f cluster=() rest=() alone=()
   for f in "$@"; do
-    if in_second_lane "$f"; then cluster+=("$f"); else rest+=("$f"); fi
+    if runs_alone "$f"; then alone+=("$f"); elif in_second_lane "$f"; then cluster+=("$f"); else rest+=("$f"); fi
   done
   if [[ ${BERTH_TEST_LANES:-2} == 1 || ${#cluster[@]} -eq 0 || ${#rest[@]} -eq 0 ]]; then
     node_test "$@"
     return
   fi
+  local arc=0
+  two_lanes "${#cluster[@]}" "${cluster[@]}" "${rest[@]}" || arc=$?
+  if ((${#alone[@]} > 0)); then
+    log "files that run alone: ${alone[*]}"
+    local rc=0
+    node_test "${alone[@]}" || rc=$?
+    ((arc != 0)) || arc=$rc
+  fi
+  return "$arc"
+}
+
+# two_lanes N FILE... — the first N files in the cluster lane, the rest in the main lane, side by side.
+two_lanes() {
+  local n=$1
+  shift
+  local cluster=("${@:1:n}") rest=("${@:n+1}")
   local out pid rc=0 crc=0 t0
   out=$(mktemp /tmp/berth-cluster-lane.XXXXXX)
   t0=$(now_ms)
