@@ -201,9 +201,16 @@ export class LogCollector {
     const opts: Parameters<EngineTelemetry['logs']>[1] = { follow, signal: abort.signal };
     if (resume) opts.since = dockerSince(resume.tsNs);
     this.log.debug({ container: id, follow, since: opts.since }, 'log stream start');
+    // A followed stream that ends by itself means the container stopped; the engine may end it before
+    // the last lines the container wrote (seen with Docker 20.10 under load: a 60,000-line burst ended
+    // at line 13,131). One more read without follow, from the checkpoint, takes the rest (exactly once:
+    // it resumes like any other read).
+    let catchUp = false;
     const run = this.engine.logs(id, opts, (l) => this.onLine(s, l))
       .then(() => {
-        if (!abort.signal.aborted) s.ended = true;
+        if (abort.signal.aborted) return;
+        if (follow) catchUp = true;
+        else s.ended = true;
       })
       .catch((err: unknown) => {
         this.log.warn({ err, container: id }, 'log stream failed; it resumes on the next sync');
@@ -212,6 +219,7 @@ export class LogCollector {
         if (s.running === run) s.running = undefined;
         s.abort = undefined;
         this.flushSafe();
+        if (catchUp && !this.closed && !s.leaving && !s.running) this.start(id, s, false);
       });
     s.running = run;
   }
