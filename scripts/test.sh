@@ -47,6 +47,7 @@ run_stage() {
   if ((rc != 0)); then
     SUMMARY+=("$name: FAILED (exit $rc, $(elapsed_since "$t0"))")
     print_summary
+    node scripts/tap-failures.mjs "$TAP_DIR"/run.* || true
     printf '\n%s stage "%s" FAILED (exit %d)\n' "$(__berth_tag)" "$name" "$rc" >&2
     exit "$rc"
   fi
@@ -81,7 +82,15 @@ lint() {
   npx --no-install eslint --no-error-on-unmatched-pattern "${dirs[@]}"
 }
 
-node_test() { node --import tsx --test --test-concurrency=1 --test-timeout=300000 "$@"; }
+# Every node --test run's TAP output is also kept in TAP_DIR: when a stage fails, the failures are
+# printed again at the very end (scripts/tap-failures.mjs), where a truncated CI log still shows them.
+TAP_DIR=$(mktemp -d /tmp/berth-tap.XXXXXX)
+trap 'rm -rf "$TAP_DIR"' EXIT
+node_tap() {
+  node --import tsx --test "$@" | tee "$(mktemp "$TAP_DIR/run.XXXXXX")"
+  return "${PIPESTATUS[0]}"
+}
+node_test() { node_tap --test-concurrency=1 --test-timeout=300000 "$@"; }
 
 # Single-host files that run in the cluster lane, chosen by their duration on a 2-core machine so the
 # two lanes end at about the same time. Full check of 2026-12-01 15:14 (both lanes side by side):
@@ -161,7 +170,7 @@ main() {
   mapfile -t integ < <(find_tests test)
 
   if ((${#unit[@]} > 0)); then
-    run_stage unit node --import tsx --test "${unit[@]}"
+    run_stage unit node_tap "${unit[@]}"
   else
     skip_stage unit "no src/**/*.test.ts files"
   fi

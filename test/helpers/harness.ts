@@ -5,6 +5,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -20,15 +21,51 @@ export const ROOT = resolve(import.meta.dirname, '../..');
 const BERTH = join(ROOT, 'bin/berth');
 const exec = promisify(execFile);
 
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
+/**
+ * Ports this process has handed out: never twice, so five picks in a row are five ports even
+ * before any of them is bound.
+ */
+const handedOut = new Set<number>();
+
+/** Whether `port` on 127.0.0.1 can be bound now, over TCP and over UDP (a DNS listener takes both). */
+async function bindable(port: number): Promise<boolean> {
+  const tcp = await new Promise<boolean>((res) => {
     const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
+    s.once('error', () => res(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
   });
+  if (!tcp) return false;
+  return new Promise<boolean>((res) => {
+    const u = createSocket('udp4');
+    u.once('error', () => { u.close(); res(false); });
+    u.bind(port, '127.0.0.1', () => u.close(() => res(true)));
+  });
+}
+
+/**
+ * A port for a server a test starts (Berth's API, nginx, DNS, registry, a webhook receiver), taken
+ * from a block below every test's instance range and outside the kernel's ephemeral range. A port
+ * from the ephemeral range (what `listen(0)` gives) is free only until the server binds it: in
+ * between, any client connection of the other test lane may take it as its source port, and the
+ * server then fails to start with EADDRINUSE (the alerts and crash-loop files did, CI 2026-12-01).
+ * Each test-host slot (BERTH_TESTHOSTS_SLOT, 0-9: the lanes and parallel worktrees) has its own
+ * block of 500 (5000-9999), so processes running side by side never pick the same port.
+ */
+export async function freePort(): Promise<number> {
+  const slot = Number(process.env.BERTH_TESTHOSTS_SLOT ?? 0);
+  const base = 5000 + (Number.isInteger(slot) && slot >= 0 && slot <= 9 ? slot : 0) * 500;
+  const start = Math.floor(Math.random() * 500);
+  for (let round = 0; round < 2; round++) {
+    for (let k = 0; k < 500; k++) {
+      const port = base + ((start + k) % 500);
+      if (handedOut.has(port) || !(await bindable(port))) continue;
+      handedOut.add(port);
+      return port;
+    }
+    // A long process has handed out the whole block: ports of servers it stopped are free again.
+    handedOut.clear();
+  }
+  throw new Error(`no free port in ${base}-${base + 499} for test servers: something holds them all (ss -ltnup)`);
 }
 
 /** The kernel's ephemeral (client source) port range, `[min, max]`. */
