@@ -280,6 +280,8 @@ export interface ProbeResult {
   text: string;
   /** The connection was refused: nothing listens on the address. */
   refused?: boolean;
+  /** No connection was made at all: the connect timed out or the host is unreachable (a dead host or a cut link), not a slow answer. */
+  unreachable?: boolean;
 }
 
 export interface LogLine {

@@ -10,5 +10,6 @@
 export { NginxIngress, type NginxIngressOptions } from './nginx-ingress.ts';
 export { renderNginxConfig, renderBackends, planConfig, parseGeneration, checkRoutes, type RenderOptions, type RouteProblem } from './render.ts';
 export { stopNginx, findMaster } from './nginx-process.ts';
+export { cutConnections, cutFilter, type CutTarget } from './cut-connections.ts';
 export { EdgeFeed } from './edge-feed.ts';
 export { EdgeAgent, httpEdgeFetch, checkEdgeConfig, EdgeHttpError, type EdgeAgentOptions, type EdgeState, type EdgePoll, type EdgeFetch } from './edge-agent.ts';

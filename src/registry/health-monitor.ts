@@ -50,6 +50,11 @@ export class HealthMonitor {
     private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly onChange: (inst: InstanceRecord) => void,
+    /**
+     * A healthy instance turned unhealthy because it was unreachable (its last checks made no TCP
+     * connection): connections to it from this host will get no answer either (the ingress cuts its own).
+     */
+    private readonly onUnreachable?: (inst: InstanceRecord) => void,
   ) {}
 
   /** Re-reads the instance records and starts/stops probes to match. Cheap; call after any change. */
@@ -131,8 +136,12 @@ export class HealthMonitor {
           message: `instance ${cur.id} is ${next}${ok ? '' : ` (${t.failures} failed ${t.probe.type} checks; last: ${result.text})`}` });
         this.logger.info({ instance: cur.id, health: next }, 'health changed');
         this.onChange(cur);
+        if (next === 'unhealthy' && result.unreachable) this.onUnreachable?.(cur);
       }
     }
+    // A healthy instance that could not even be connected to (a dead host is silent) is asked again at
+    // once: the check already waited its timeout, and requests sent there wait until it is judged.
+    if (t.health === 'healthy' && !ok && result.unreachable) return this.schedule(t, 0);
     if (t.health !== 'starting') return this.schedule(t, t.probe.intervalMs);
     const cap = Math.min(STARTING_MAX_MS, t.probe.intervalMs);
     this.schedule(t, backoffMs(t.startingProbes++, STARTING_FIRST_MS, cap));
@@ -198,12 +207,17 @@ export function checkInstance(inst: Pick<InstanceRecord, 'address' | 'port'>, p:
       const why = code === 'ECONNREFUSED' ? 'connection refused' : code === 'ECONNRESET' ? 'connection reset'
         : code === 'EHOSTUNREACH' ? 'host unreachable' : code ?? String((err as Error | undefined)?.message ?? err);
       const text = `${why} on ${where}`;
-      return { ok: false, text: p.type === 'http' ? `GET ${p.path} → ${text}` : text, ...(code === 'ECONNREFUSED' ? { refused: true } : {}) };
+      const unreachable = code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ETIMEDOUT';
+      return { ok: false, text: p.type === 'http' ? `GET ${p.path} → ${text}` : text, ...(code === 'ECONNREFUSED' ? { refused: true } : {}), ...(unreachable ? { unreachable: true } : {}) };
     };
     const timedOut = `no answer within ${p.timeoutMs >= 1000 ? `${Math.round(p.timeoutMs / 100) / 10}s` : `${p.timeoutMs} ms`} on ${where}`;
     if (p.type === 'tcp') {
       const s = connect({ host: inst.address, port: inst.port });
-      s.setTimeout(p.timeoutMs, () => { s.destroy(); finish({ ok: false, text: timedOut }); });
+      s.setTimeout(p.timeoutMs, () => {
+        const unreachable = s.connecting;
+        s.destroy();
+        finish({ ok: false, text: timedOut, ...(unreachable ? { unreachable: true } : {}) });
+      });
       const self = () => { s.destroy(); finish({ ok: false, text: `connection refused on ${where}`, refused: true }); };
       if (!p.published) {
         s.on('connect', () => {
@@ -236,7 +250,12 @@ export function checkInstance(inst: Pick<InstanceRecord, 'address' | 'port'>, p:
       const code = res.statusCode ?? 0;
       finish({ ok: code >= 200 && code < 400, text: `GET ${p.path} → ${code}` });
     });
-    req.on('timeout', () => { req.destroy(); finish({ ok: false, text: `GET ${p.path} → ${timedOut}` }); });
+    req.on('timeout', () => {
+      // Timed out before the TCP connection was made: the address is silent (a dead host), not the app slow.
+      const unreachable = req.socket?.connecting === true;
+      req.destroy();
+      finish({ ok: false, text: `GET ${p.path} → ${timedOut}`, ...(unreachable ? { unreachable: true } : {}) });
+    });
     req.on('error', (err) => finish(failed(err)));
     req.end();
   });

@@ -37,12 +37,14 @@ export function wireReconcilers(cfg: ServerConfig, d: {
   instancesChanged(): void;
   enqueueService(app: string, env: string, service: string): void;
   healthChanged(inst: InstanceRecord): void;
+  /** A healthy instance turned unhealthy because it is unreachable from here (its host died, its link is cut). */
+  unreachable?(inst: InstanceRecord): void;
   releaseFinished(k: ServiceKey): void;
   /** A host's last known state (HostMonitor): lost and draining hosts' instances are moved. */
   hostState?(host: string): HostState | undefined;
 }): Reconcilers {
   const { store, engine, clock, logger, files } = d;
-  const health = new HealthMonitor(store, clock, logger.child({ component: 'health' }), d.healthChanged);
+  const health = new HealthMonitor(store, clock, logger.child({ component: 'health' }), d.healthChanged, d.unreachable);
   // Each reads every instance: the rounds of one turn of the event loop share one pass.
   const instancesChanged = new Coalesced(() => {
     health.refresh();

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Logger } from '../core/ports.ts';
-import type { EventStore } from '../core/store.ts';
-import { NginxIngress } from '../ingress/index.ts';
+import type { EventStore, InstanceRecord } from '../core/store.ts';
+import { NginxIngress, cutConnections, type CutTarget } from '../ingress/index.ts';
 import type { ServerConfig } from './config.ts';
 
 /**
@@ -26,4 +26,25 @@ export async function startIngress(cfg: ServerConfig, events: EventStore, acmeCh
   });
   await ingress.start();
   return ingress;
+}
+
+/**
+ * An instance found unreachable from this host (its host died, its link is cut): nginx's connections
+ * to it (same network namespace) are cut, so idempotent requests already sent there are retried on
+ * another backend at once instead of waiting for the read timeout (ingress/cut-connections.ts).
+ * `direct` is where the ingress reaches an app-network instance when not at its address and port.
+ */
+export function cutUnreachable(inst: InstanceRecord, direct: { address: string; port: number } | undefined, events: EventStore, logger: Logger): void {
+  const targets: CutTarget[] = [];
+  if (inst.address && inst.port) targets.push({ address: inst.address, port: inst.port });
+  if (direct) targets.push(direct);
+  if (targets.length === 0) return;
+  const where = targets.map((t) => `${t.address}:${t.port}`).join(', ');
+  cutConnections(targets).then((n) => {
+    logger.info({ instance: inst.id, where, cut: n }, 'connections to an unreachable instance cut');
+    if (n > 0) {
+      events.addEvent({ app: inst.app, env: inst.env, service: inst.service, instance: inst.id, kind: 'ingress.cut',
+        message: `instance ${inst.id} is unreachable (${where}): ${n} connection${n === 1 ? '' : 's'} to it cut, idempotent requests in flight retried on another instance` });
+    }
+  }, (err: unknown) => logger.warn({ instance: inst.id, where, err: String(err) }, 'connections to an unreachable instance not cut; requests in flight there wait for the read timeout'));
 }

@@ -19,7 +19,7 @@ import { openStores } from './stores-wiring.ts';
 import { prepareContainerFiles } from './secrets-wiring.ts';
 import { hostPathGuard, makeEngine, startImageRegistry, wireHostEngines } from './engine-wiring.ts';
 import { startTls } from './tls-wiring.ts';
-import { startIngress } from './ingress-wiring.ts';
+import { cutUnreachable, startIngress } from './ingress-wiring.ts';
 import { startDns } from './dns-wiring.ts';
 import { startClusterData } from './cluster-data-wiring.ts';
 import { wireControllers } from './controller-wiring.ts';
@@ -166,6 +166,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       files.sweep();
     },
     healthChanged: (inst) => manager.emit('instance.health', inst),
+    unreachable: (inst) => cutUnreachable(inst, directAddresses.get(inst.id), store, logger.child({ component: 'ingress' })),
     releaseFinished: (k) => manager.emit('release.finished', k),
     hostState: (host) => hostMonitor.stateOf(host),
   });
