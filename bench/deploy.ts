@@ -25,8 +25,17 @@ function spec(app: string) {
   return { name: app, services: { web: svc } };
 }
 
+/** Berth's event timeline of a deploy (ms after the API call), to stderr: where the time went. */
+async function timeline(h: Harness, app: string, sinceMs: number): Promise<void> {
+  const r = await h.api('GET', `/v1/events?app=${app}&limit=200`);
+  const evs = ((r.json?.events ?? []) as { ts: number; kind: string; instance: string }[]).filter((e) => e.ts >= sinceMs).sort((a, b) => a.ts - b.ts);
+  log(`${app} timeline (ms after the deploy call): ${evs.map((e) => `${e.ts - sinceMs} ${e.kind}${e.instance ? `(${e.instance.slice(-4)})` : ''}`).join(', ')}`);
+}
+
 async function berthOnce(h: Harness, app: string): Promise<number> {
+  const at = Date.now();
   const ms = await deployAndWait(h, app, spec(app), 60_000);
+  await timeline(h, app, at);
   // Sanity: it really is routed.
   const res = await get(h.ingressPort, `/${app}`);
   if (res.status !== 404 && res.status !== 200) throw new Error(`route answered ${res.status}`);

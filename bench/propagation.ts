@@ -8,7 +8,7 @@
  */
 import { request } from 'node:http';
 import { createSocket } from 'node:dgram';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { Harness, ROOT } from '../test/helpers/harness.ts';
@@ -19,6 +19,8 @@ import { loadavg } from 'node:os';
 import { SecretBox, loadSecretKey } from '../src/config/secret-box.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 50);
+/** BENCH_SERVER_LOG=FILE: each round's times to stderr and the one-host server's log (debug with BERTH_LOG_LEVEL=debug) to FILE. */
+const TRACE = process.env.BENCH_SERVER_LOG;
 const IMAGE = 'berth-bench/web:latest';
 
 function dockerKill(id: string, socketPath = '/var/run/docker.sock'): Promise<void> {
@@ -122,6 +124,7 @@ async function rounds(h: Harness, o: { what: string; address: string; placement?
     if (round === 0) log(`${o.what}: instances on ${[...new Set(st.instances.map((i: { host?: string; address?: string }) => `${i.host ?? '?'} ${i.address ?? '?'}`))].join(', ')}`);
     const kill = await o.kill(victim);
     const t0 = performance.now();
+    if (TRACE) log(`round ${round}: kill ${victim.port} at ${Date.now()}`);
     await kill();
     await waitFor(async () => {
       if ((await srvPorts(h.dnsPort, '_web._tcp.prop.prod.berth')).includes(victim.port)) return false;
@@ -129,6 +132,7 @@ async function rounds(h: Harness, o: { what: string; address: string; placement?
       return !n.listed && n.live;
     }, { timeoutMs: 30_000, intervalMs: 5, what: 'removal' });
     removal.push(performance.now() - t0);
+    if (TRACE) log(`round ${round}: removal ${Math.round(removal.at(-1)!)} ms (seen at ${Date.now()})`);
     // A new instance: scale up by one; time from its health.healthy event to DNS + nginx.
     const lastEvent = (await h.api('GET', '/v1/events?limit=1')).json.events.at(-1)?.id ?? 0;
     replicas++;
@@ -145,6 +149,7 @@ async function rounds(h: Harness, o: { what: string; address: string; placement?
       return n.listed && n.live;
     }, { timeoutMs: 30_000, intervalMs: 5, what: 'routable' });
     add.push(Date.now() - ev.ts);
+    if (TRACE) log(`round ${round}: add ${add.at(-1)} ms (healthy event ${ev.ts}, seen at ${Date.now()})`);
     if (round % 10 === 9) log(`${o.what} round ${round + 1}/${ROUNDS}: removal p50 ${percentile(removal, 50).toFixed(0)} ms, add p50 ${percentile(add, 50).toFixed(0)} ms`);
   }
   return { removal, add, lua: mode === 'lua' };
@@ -181,6 +186,7 @@ export async function run(): Promise<Record<string, number>> {
         what: 'one host', address: '127.0.0.1',
         kill: async (v) => () => dockerKill(v.containerId),
       });
+      if (TRACE) await writeFile(TRACE, h.serverLog);
       Object.assign(out, {
         removal_p50_ms: Math.round(percentile(r.removal, 50)), removal_p99_ms: Math.round(percentile(r.removal, 99)),
         add_p50_ms: Math.round(percentile(r.add, 50)), add_p99_ms: Math.round(percentile(r.add, 99)), rounds: ROUNDS, lua_balancer: r.lua ? 1 : 0,

@@ -78,6 +78,7 @@ export class DeploymentController {
 
   private async apply(dep: DeploymentRecord): Promise<Result> {
     const { store, engine, clock } = this.d;
+    this.d.logger.debug({ deployment: dep.id, sinceCreatedMs: clock.now() - dep.createdAt }, 'deployment picked up');
     const services = Object.values(dep.spec.services);
     // Images come from the deployment's build (for services with a build section) or the engine.
     const refs = new Map<string, string>();

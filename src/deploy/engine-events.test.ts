@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LABEL, type EngineEvent, type Logger } from '../core/ports.ts';
 import type { NewEvent, ServiceKey } from '../core/store.ts';
-import { watchEngineEvents } from './engine-events.ts';
+import { downReason, watchEngineEvents } from './engine-events.ts';
 import { Resync } from './resync.ts';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
@@ -12,6 +12,7 @@ function setup() {
   let unwatched = false;
   const woken: [ServiceKey, string][] = [];
   const recorded: NewEvent[] = [];
+  const down: [string, string][] = [];
   let reachable = 0;
   const unwatch = watchEngineEvents({
     engine: { watch: (fn) => ((send = fn), () => void (unwatched = true)) },
@@ -19,8 +20,9 @@ function setup() {
     events: { addEvent: (e) => (recorded.push(e), { ...e, id: recorded.length, ts: 0 }) },
     serviceChanged: (k, action) => woken.push([k, action]),
     reachable: () => void reachable++,
+    instanceDown: (instance, why) => void down.push([instance, why]),
   });
-  return { send: (e: EngineEvent) => send(e), woken, recorded, reachable: () => reachable, unwatch, unwatched: () => unwatched };
+  return { send: (e: EngineEvent) => send(e), woken, recorded, down, reachable: () => reachable, unwatch, unwatched: () => unwatched };
 }
 
 const labels = (cluster: string) => ({ [LABEL.app]: 'shop', [LABEL.env]: 'prod', [LABEL.service]: 'web', [LABEL.cluster]: cluster });
@@ -77,4 +79,26 @@ test('resync survives an unreachable engine: the store keys are still woken', as
   });
   await r.all();
   assert.deepEqual(woken, ['web']);
+});
+
+test('an instance whose container died, ran out of memory or was sent SIGKILL is down at that event, before its service is woken; a reload signal is not', () => {
+  const s = setup();
+  const inst = (id: string, extra: Record<string, string> = {}) => ({ ...labels('c1'), [LABEL.instance]: id, ...extra });
+  s.send({ kind: 'container', action: 'kill', id: 'a', labels: inst('i1', { signal: '9' }) });
+  s.send({ kind: 'container', action: 'die', id: 'b', labels: inst('i2', { exitCode: '137' }) });
+  s.send({ kind: 'container', action: 'oom', id: 'c', labels: inst('i3') });
+  s.send({ kind: 'container', action: 'kill', id: 'd', labels: inst('i4', { signal: '1' }) });
+  s.send({ kind: 'container', action: 'kill', id: 'e', labels: inst('i5', { signal: '15' }) });
+  s.send({ kind: 'container', action: 'start', id: 'f', labels: inst('i6') });
+  s.send({ kind: 'container', action: 'die', id: 'g', labels: { ...inst('i7'), [LABEL.cluster]: 'other' } });
+  assert.deepEqual(s.down, [
+    ['i1', 'its container was sent SIGKILL'],
+    ['i2', 'its container exited with code 137'],
+    ['i3', 'its container ran out of memory'],
+  ]);
+  // Every event of this cluster still wakes its service (the reconciler does the rest).
+  assert.equal(s.woken.length, 6);
+  assert.equal(downReason('die', {}), 'its container exited');
+  assert.equal(downReason('kill', { signal: 'SIGKILL' }), 'its container was sent SIGKILL');
+  assert.equal(downReason('stop', {}), undefined);
 });

@@ -13,6 +13,25 @@ export interface EngineEventDeps {
   reachable(): void;
   /** A host changed state (many hosts). */
   hostChanged?(): void;
+  /**
+   * The process of an instance is gone or going: its container died, ran out of memory or was sent
+   * SIGKILL (`why` in words). It may serve nothing from now on, whatever the reconciler's next round
+   * makes of it (restart policy, removal).
+   */
+  instanceDown?(instance: string, why: string): void;
+}
+
+/**
+ * Why an instance's process no longer serves, from a container event (undefined: the event says
+ * nothing of the kind). SIGKILL cannot be caught: its `kill` event comes from the engine at once, where
+ * the `die` that follows waits for the runtime to report the exit (0.2-0.6 s under load). Other
+ * signals may be a reload (SIGHUP) or start a graceful stop, so only their `die` counts.
+ */
+export function downReason(action: string, attrs: Record<string, string>): string | undefined {
+  if (action === 'die') return `its container exited${attrs.exitCode !== undefined ? ` with code ${attrs.exitCode}` : ''}`;
+  if (action === 'oom') return 'its container ran out of memory';
+  if (action === 'kill' && (attrs.signal === '9' || attrs.signal === 'SIGKILL' || attrs.signal === 'KILL')) return 'its container was sent SIGKILL';
+  return undefined;
 }
 
 /**
@@ -25,7 +44,14 @@ export function watchEngineEvents(d: EngineEventDeps): () => void {
   return d.engine.watch((e: EngineEvent) => {
     if (e.kind === 'container') {
       const k = serviceOfContainer(e.labels, d.cluster);
-      if (k) d.serviceChanged(k, e.action);
+      if (k) {
+        const instance = e.labels[LABEL.instance];
+        d.logger.debug({ ...k, instance, action: e.action }, 'engine event');
+        const why = instance && d.instanceDown ? downReason(e.action, e.labels) : undefined;
+        // Out of the upstreams first (one store write), then the service's round looks at the engine.
+        if (why) d.instanceDown!(instance!, why);
+        d.serviceChanged(k, e.action);
+      }
       return;
     }
     if (e.kind === 'host') {

@@ -903,3 +903,26 @@ test('restart of one instance: its replacement starts first, then it goes; the o
   await h.settle();
   assert.deepEqual(h.rows().map((r) => r.id).sort(), [other, fresh.id].sort(), 'the restarted instance is gone, the other untouched');
 });
+
+test('an instance that has started is written running and handed to the health monitor while its siblings are still being created', async () => {
+  const h = setup();
+  await h.release(serviceSpec({ replicas: 2 }));
+  let openGate!: () => void;
+  // The first create waits (a slow daemon); the second instance is created and started meanwhile.
+  h.engine.createGate = new Promise<void>((r) => (openGate = r));
+  let settled = false;
+  const round = h.round().finally(() => { settled = true; });
+  await waitTicks(() => h.rows().some((r) => r.state === 'running'));
+  assert.equal(settled, false, 'the round is still creating the other instance');
+  assert.deepEqual(h.rows().map((r) => r.state).sort(), ['pending', 'running'], 'the started one is running in the store, the other pending');
+  assert.ok(h.instancesChanged > 0, 'the health monitor was told');
+  openGate();
+  await round;
+  assert.deepEqual(h.rows().map((r) => r.state), ['running', 'running']);
+});
+
+/** Turns of the event loop until `cond` holds (at most 50). */
+async function waitTicks(cond: () => boolean): Promise<void> {
+  for (let n = 0; n < 50 && !cond(); n++) await new Promise((r) => setImmediate(r));
+  assert.ok(cond(), 'condition not reached within 50 turns of the event loop');
+}

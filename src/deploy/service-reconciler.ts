@@ -129,7 +129,9 @@ export class ServiceReconciler {
     const release = snap.release;
     const records = snap.instances;
     const w = new RoundWrites(this.d.store, this.d.logger, k, snap);
+    const t0 = clock.now();
     const containers = await engine.list({ [LABEL.app]: k.app, [LABEL.env]: k.env, [LABEL.service]: k.service });
+    this.d.logger.debug({ ...k, containers: containers.length, listMs: clock.now() - t0 }, 'round: containers listed');
     const byInstance = new Map<string, ContainerInfo>();
     const orphans: { id: string; instance: string }[] = [];
     const known = new Set(records.map((r) => r.id));
@@ -328,9 +330,27 @@ export class ServiceReconciler {
           address: placed ? '' : this.d.hostAddress, state: 'pending' as const, health: 'starting' as const, createdAt: clock.now(),
         })), { ...this.d.portRange, isFree: this.d.isPortFree });
         for (const inst of insts) w.added(inst);
+        // The engine starts containers one after another (Docker: 0.3-1 s apart under load): an
+        // instance that has started is written and handed to the health monitor in the next turn of
+        // the event loop, not once the last of its siblings has started (starts that end in the same
+        // turn, as with a fake engine, still share the step's one write).
+        let left = insts.length;
+        let creating = true;
+        let soon = false;
+        const early = () => {
+          if (--left === 0 || soon) return;
+          soon = true;
+          setImmediate(() => {
+            soon = false;
+            if (!creating) return;
+            w.flush();
+            this.d.instancesChanged();
+          });
+        };
         try {
-          await allSettled(insts.map((inst, i) => this.startInstance(w, inst, release, pins[i])));
+          await allSettled(insts.map((inst, i) => this.startInstance(w, inst, release, pins[i]).then(early)));
         } finally {
+          creating = false;
           w.flush();
         }
         return;
@@ -422,6 +442,7 @@ export class ServiceReconciler {
 
   private async startInstance(w: RoundWrites, inst: InstanceRecord, rel: ReleaseRecord, pin?: string): Promise<void> {
     const { engine, clock } = this.d;
+    const prepStart = clock.now();
     for (const v of rel.spec.volumes) {
       if (v.type === 'volume') await engine.ensureVolume(volumeName(inst.app, inst.env, v.source), { [LABEL.app]: inst.app, [LABEL.env]: inst.env });
     }
@@ -448,9 +469,12 @@ export class ServiceReconciler {
     } else if (pin && cspec.placement) {
       cspec.placement.constraints.push(`node.hostname==${pin}`);
     }
+    const t0 = clock.now();
     const id = await engine.create(cspec);
     w.instance(inst.id, { containerId: id });
+    const t1 = clock.now();
     await this.startContainer(w, inst, id);
+    this.d.logger.debug({ instance: inst.id, prepareMs: t0 - prepStart, createMs: t1 - t0, startMs: clock.now() - t1 }, 'container created and started');
     const where = await this.placementOf(inst, id);
     w.instance(inst.id, { state: 'running', startedAt: clock.now(), health: 'starting', ...where });
     w.event(inst, 'instance.started', `instance ${inst.id} started on ${where.host ?? inst.host}:${inst.port} (release ${rel.seq})`);

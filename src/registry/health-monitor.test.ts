@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { connect, createServer as createTcpServer } from 'node:net';
-import { HealthMonitor, checkInstance, isSelfConnection } from './health-monitor.ts';
+import { HealthMonitor, checkInstance, isSelfConnection, startingProbeDelayMs } from './health-monitor.ts';
 import { silentLogger } from '../lib/logger.ts';
 
 const http = (path: string, timeoutMs = 1000) => ({ type: 'http' as const, path, intervalMs: 1000, timeoutMs, retries: 3, startPeriodMs: 0 });
@@ -84,4 +84,67 @@ test('HealthMonitor.refresh reads each release once, not once per instance per r
   } finally {
     monitor.close();
   }
+});
+
+test('HealthMonitor.down: a healthy running instance leaves the upstreams at once (health and event in one write, onChange once); anything else is left alone', () => {
+  const rows = new Map([
+    ['up', { id: 'up', app: 'a', env: 'prod', service: 'web', releaseId: 'r', host: 'h', address: '127.0.0.1', port: 1, state: 'running', health: 'healthy', createdAt: 1 }],
+    ['going', { id: 'going', app: 'a', env: 'prod', service: 'web', releaseId: 'r', host: 'h', address: '127.0.0.1', port: 2, state: 'stopping', health: 'healthy', createdAt: 1 }],
+    ['new', { id: 'new', app: 'a', env: 'prod', service: 'web', releaseId: 'r', host: 'h', address: '127.0.0.1', port: 3, state: 'running', health: 'starting', createdAt: 1 }],
+  ]);
+  const batches: unknown[] = [];
+  const store = {
+    getInstance: (id: string) => (rows.has(id) ? { ...rows.get(id)! } : undefined),
+    writeBatch: (b: { instances?: { id: string; patch: { health: string } }[] }) => {
+      batches.push(b);
+      for (const i of b.instances ?? []) Object.assign(rows.get(i.id)!, i.patch);
+      return [];
+    },
+  } as unknown as ConstructorParameters<typeof HealthMonitor>[0];
+  const changed: string[] = [];
+  const monitor = new HealthMonitor(store, { now: () => 0 }, silentLogger, (inst) => void changed.push(inst.id));
+  monitor.down('up', 'its container was sent SIGKILL');
+  monitor.down('up', 'its container exited with code 137');
+  monitor.down('going', 'its container exited with code 0');
+  monitor.down('new', 'its container exited with code 1');
+  monitor.down('gone', 'its container exited with code 1');
+  assert.deepEqual(changed, ['up']);
+  assert.deepEqual(batches, [{
+    instances: [{ id: 'up', patch: { health: 'unhealthy' } }],
+    events: [{ app: 'a', env: 'prod', service: 'web', instance: 'up', kind: 'health.unhealthy', message: 'instance up is unhealthy: its container was sent SIGKILL' }],
+  }]);
+  monitor.close();
+});
+
+test('a starting instance is probed every 20 ms for its first 2 s, then less and less often; many starting at once share a budget', () => {
+  // [ms since start, delay before the last probe, instances starting, check interval] → next delay
+  const table: [number, number, number, number, number][] = [
+    [0, 0, 3, 1000, 20],
+    [400, 20, 3, 1000, 20],
+    [1990, 20, 1, 1000, 20],
+    [2000, 20, 3, 1000, 40],
+    [2100, 40, 3, 1000, 80],
+    [9000, 640, 3, 1000, 1000],
+    [9000, 1000, 3, 1000, 1000],
+    // the check's own interval is the cap when shorter
+    [0, 0, 3, 10, 10],
+    [5000, 400, 3, 500, 500],
+    // 100 instances starting: each every 400 ms (~250 probes a second in all); 1,000: the cap
+    [0, 0, 100, 1000, 400],
+    [3000, 400, 100, 1000, 800],
+    [0, 0, 1000, 1000, 1000],
+  ];
+  for (const [since, last, starting, interval, want] of table) {
+    assert.equal(startingProbeDelayMs(since, last, starting, interval), want, `since ${since} last ${last} starting ${starting} interval ${interval}`);
+  }
+  // An instance that takes 30 s to start: probes in all.
+  let t = 0;
+  let last = 0;
+  let probes = 0;
+  while (t < 30_000) {
+    last = startingProbeDelayMs(t, last, 3, 1000);
+    t += last;
+    probes++;
+  }
+  assert.ok(probes > 100 && probes < 140, `${probes} probes in 30 s`);
 });

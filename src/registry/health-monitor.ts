@@ -2,9 +2,8 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import type { Clock, Logger, ProbeResult } from '../core/ports.ts';
 import type { HttpHealth, TcpHealth } from '../core/spec/types.ts';
-import type { CheckResult, InstanceHealth, InstanceRecord, DesiredStateStore, EventStore, InstanceStore } from '../core/store.ts';
+import type { CheckResult, InstanceHealth, InstanceRecord, DesiredStateStore, EventStore, InstanceStore, ReconcileStore } from '../core/store.ts';
 import { nextCheck, shouldAnnounce } from '../core/health-notes.ts';
-import { backoffMs } from '../lib/backoff.ts';
 
 type Probe = HttpHealth | TcpHealth;
 
@@ -16,8 +15,10 @@ interface Tracked {
   health: InstanceHealth;
   startedAt: number;
   stopped: boolean;
-  /** Probes so far while starting (the interval doubles with each). */
+  /** Probes so far while starting. */
   startingProbes: number;
+  /** The delay before the latest probe while starting (the schedule doubles it once past the fast window). */
+  lastDelayMs: number;
   /** The latest result as stored on the instance's record. */
   check?: CheckResult;
   /** The failing result already announced with an event. */
@@ -25,12 +26,30 @@ interface Tracked {
 }
 
 /**
- * A starting instance is probed soon and often, so a deploy is routable as soon as it answers, then
- * less and less often: 25 ms doubling up to 1 s (or the check's own interval, if shorter). An
- * instance that takes 30 s to start is probed ~35 times, not ~1,200.
+ * A starting instance is probed as often as a person polling by hand would (every 20 ms) for its first
+ * 2 s, the time most services take to listen, so a deploy is routable within a few ms of its answer
+ * (a doubling schedule from 25 ms probed at 375 and 775 ms: an app ready at 400 ms waited 375 ms).
+ * Then less and less often: doubling up to 1 s (or the check's own interval, if shorter); an instance
+ * that takes 30 s to start is probed ~130 times, not ~1,500. Many instances starting at once share a
+ * budget (each probes at most every `starting × 4 ms`, ~250 probes a second in all), so a deploy of
+ * hundreds of instances does not flood the machine with connects.
  */
-const STARTING_FIRST_MS = 25;
+const STARTING_FAST_MS = 20;
+const STARTING_FAST_FOR_MS = 2000;
+const STARTING_BUDGET_MS = 4;
 const STARTING_MAX_MS = 1000;
+
+/**
+ * The delay before the next probe of a starting instance: `sinceStartMs` since it started, `lastMs`
+ * the delay before the probe that just failed (0 for none yet), `starting` instances starting now,
+ * `intervalMs` the check's own interval.
+ */
+export function startingProbeDelayMs(sinceStartMs: number, lastMs: number, starting: number, intervalMs: number): number {
+  const cap = Math.min(STARTING_MAX_MS, intervalMs);
+  const fast = Math.max(STARTING_FAST_MS, starting * STARTING_BUDGET_MS);
+  if (sinceStartMs < STARTING_FAST_FOR_MS) return Math.min(cap, fast);
+  return Math.min(cap, Math.max(fast, lastMs * 2));
+}
 
 /**
  * Runs Berth's own HTTP and TCP checks against running instances (Compose healthchecks run inside
@@ -44,9 +63,11 @@ export class HealthMonitor {
    * seen, not one per instance (bench scale: 5,000 release reads per refresh, one refresh per round).
    */
   private readonly probes = new Map<string, Probe | undefined>();
+  /** Tracked instances still starting, as of the last refresh (the starting probes' shared budget). */
+  private starting = 0;
 
   constructor(
-    private readonly store: DesiredStateStore & InstanceStore & EventStore,
+    private readonly store: DesiredStateStore & InstanceStore & EventStore & Pick<ReconcileStore, 'writeBatch'>,
     private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly onChange: (inst: InstanceRecord) => void,
@@ -79,15 +100,41 @@ export class HealthMonitor {
       if (had) continue;
       // The store's own record is shared: what is tracked is a copy of it as it is now.
       const inst: InstanceRecord = w.inst.check ? { ...w.inst, check: { ...w.inst.check } } : { ...w.inst };
-      const t: Tracked = { inst, probe: w.probe, failures: 0, health: inst.health, startedAt: inst.startedAt ?? this.clock.now(), stopped: false, startingProbes: 0,
+      const t: Tracked = { inst, probe: w.probe, failures: 0, health: inst.health, startedAt: inst.startedAt ?? this.clock.now(), stopped: false, startingProbes: 0, lastDelayMs: 0,
         ...(inst.check ? { check: inst.check } : {}) };
       this.tracked.set(id, t);
       this.schedule(t, 0);
     }
+    let starting = 0;
+    for (const t of this.tracked.values()) if (t.health === 'starting') starting++;
+    this.starting = starting;
   }
 
   close(): void {
     for (const [id, t] of this.tracked) this.untrack(id, t);
+  }
+
+  /**
+   * The engine says a healthy instance's process is gone (its container died or was sent SIGKILL):
+   * it leaves the upstreams now, not at its next failing probe (up to an interval later) nor after the
+   * reconciler's next look at the engine (a list and an inspect of each of the service's containers:
+   * 50-500 ms under load). Written like a failed check (health, event, `onChange`); the reconciler
+   * does the rest (restart policy, removal). Anything but a running, healthy instance is left alone.
+   */
+  down(id: string, why: string): void {
+    const cur = this.store.getInstance(id);
+    if (!cur || cur.state !== 'running' || cur.health !== 'healthy') return;
+    const t = this.tracked.get(id);
+    if (t) {
+      t.health = 'unhealthy';
+      t.failures = Math.max(t.failures, t.probe.retries);
+    }
+    this.store.writeBatch({
+      instances: [{ id, patch: { health: 'unhealthy' } }],
+      events: [{ app: cur.app, env: cur.env, service: cur.service, instance: id, kind: 'health.unhealthy', message: `instance ${id} is unhealthy: ${why}` }],
+    });
+    this.logger.info({ instance: id, health: 'unhealthy', why }, 'health changed');
+    this.onChange(cur);
   }
 
   private probeFor(inst: InstanceRecord): Probe | undefined {
@@ -131,10 +178,14 @@ export class HealthMonitor {
       t.health = next;
       const cur = this.store.getInstance(t.inst.id);
       if (cur && cur.state === 'running') {
-        this.store.updateInstance(t.inst.id, { health: next });
-        this.store.addEvent({ app: cur.app, env: cur.env, service: cur.service, instance: cur.id, kind: `health.${next}`,
-          message: `instance ${cur.id} is ${next}${ok ? '' : ` (${t.failures} failed ${t.probe.type} checks; last: ${result.text})`}` });
-        this.logger.info({ instance: cur.id, health: next }, 'health changed');
+        // The flip and its event in one transaction: one fsync between the probe and the ingress.
+        this.store.writeBatch({
+          instances: [{ id: cur.id, patch: { health: next } }],
+          events: [{ app: cur.app, env: cur.env, service: cur.service, instance: cur.id, kind: `health.${next}`,
+            message: `instance ${cur.id} is ${next}${ok ? '' : ` (${t.failures} failed ${t.probe.type} checks; last: ${result.text})`}` }],
+        });
+        // How long the flip took to see: probes so far, and time since the instance started.
+        this.logger.info({ instance: cur.id, health: next, probes: t.startingProbes + 1, sinceStartMs: this.clock.now() - t.startedAt }, 'health changed');
         this.onChange(cur);
         if (next === 'unhealthy' && result.unreachable) this.onUnreachable?.(cur);
       }
@@ -143,8 +194,9 @@ export class HealthMonitor {
     // once: the check already waited its timeout, and requests sent there wait until it is judged.
     if (t.health === 'healthy' && !ok && result.unreachable) return this.schedule(t, 0);
     if (t.health !== 'starting') return this.schedule(t, t.probe.intervalMs);
-    const cap = Math.min(STARTING_MAX_MS, t.probe.intervalMs);
-    this.schedule(t, backoffMs(t.startingProbes++, STARTING_FIRST_MS, cap));
+    t.startingProbes++;
+    t.lastDelayMs = startingProbeDelayMs(this.clock.now() - t.startedAt, t.lastDelayMs, this.starting, t.probe.intervalMs);
+    this.schedule(t, t.lastDelayMs);
   }
 
   /**

@@ -188,6 +188,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       if (action === 'start') obs.syncLogs();
     },
     reachable: () => void resync.all(),
+    instanceDown: (instance, why) => health.down(instance, why),
   });
 
   health.refresh();
