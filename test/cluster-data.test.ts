@@ -47,8 +47,14 @@ const BOOT = 40;
 before(async () => {
   // The server's own cluster CA (its data directory, its secret key) issues the hosts' engine
   // certificates, as `berth host add --address` would; the direct tests below use it too.
-  const managerSocket = (await planTestHosts(3))[0]!.socket;
-  h = await Harness.create({ portRange: '20400-20549', env: { BERTH_DOCKER_SOCKET: managerSocket, BERTH_METRICS_INTERVAL_MS: '1000' } });
+  const planned = await planTestHosts(3);
+  const managerSocket = planned[0]!.socket;
+  // The server's cluster address is the test bridge's (the root namespace's address there): Berth's
+  // files (secrets, configs, resolv.conf) go to other hosts as Swarm secrets, as on real machines,
+  // not as bind mounts of this machine's tmpfs that the test hosts happen to share.
+  const bridge = planned[0]!.address.replace(/\.\d+$/, '.1');
+  h = await Harness.create({ portRange: '20400-20549', env: { BERTH_DOCKER_SOCKET: managerSocket, BERTH_METRICS_INTERVAL_MS: '1000',
+    BERTH_CLUSTER_ADDRESS: bridge, BERTH_CLUSTER_REGISTRY_PORT: '20549' } });
   ca = await ClusterCa.open(join(h.dataDir, 'cluster-ca.json'), SecretBox.fromLoaded(loadSecretKey({ dataDir: h.dataDir })));
   dir = await mkdtemp(join(tmpdir(), 'berth-cluster-data-'));
   th = await startTestHosts(3, { engineTls: (x) => ca.issueEngine({ host: x.name, addresses: [x.address] }) });
@@ -241,6 +247,84 @@ services:
   const all = (await ticks()).sort((a, b) => a - b);
   assert.deepEqual(all, Array.from({ length: all.length }, (_, i) => all[0]! + i), 'every tick once, no gap');
   assert.equal(all[0], 1);
+});
+
+/** The Swarm secrets (id, file target) the app's services on the manager use. */
+async function swarmSecretsOf(app: string): Promise<Array<{ id: string; target: string }>> {
+  const ids = (await th.docker(1, 'service', 'ls', '-q', '--filter', `label=io.berth.app=${app}`)).trim().split('\n').filter(Boolean);
+  const out: Array<{ id: string; target: string }> = [];
+  for (const id of ids) {
+    const refs = JSON.parse((await th.docker(1, 'service', 'inspect', id, '--format', '{{json .Spec.TaskTemplate.ContainerSpec.Secrets}}')).trim() || 'null') as
+      Array<{ SecretID: string; File: { Name: string } }> | null;
+    for (const r of refs ?? []) out.push({ id: r.SecretID, target: r.File.Name });
+  }
+  return out;
+}
+
+test('through the server: a secret changed rolls out to the instance on a remote host, which reads the new value; the old Swarm secret is removed', async () => {
+  const file = join(dir, 'sapp.yaml');
+  await writeFile(file, `name: sapp
+services:
+  web:
+    image: berth/busybox:latest
+    command: ["sh", "-c", "exec httpd -f -p $$PORT -h /run/secrets"]
+    secrets: [api_key]
+    deploy:
+      placement:
+        constraints: ["node.hostname==${hn(3)}"]
+    stop_grace_period: 1s
+    x-berth:
+      port: 8080
+      health:
+        http: {path: /api_key, interval: 500ms}
+      update:
+        deadline: 90s
+secrets:
+  api_key:
+    external: true
+`);
+  if (!h.proc || h.proc.exitCode !== null) await h.startServer();
+  const V1 = `key-one-${randomBytes(6).toString('hex')}`;
+  const V2 = `key-two-${randomBytes(6).toString('hex')}`;
+  const s1 = await h.cli(['secret', 'set', 'sapp', 'API_KEY', '--env', 'prod', '--create'], { input: V1, timeoutMs: 60_000 });
+  assert.equal(s1.code, 0, s1.stderr + s1.stdout);
+  const d = await h.cli(['deploy', '-f', file], { timeoutMs: 150_000 });
+  assert.equal(d.code, 0, d.stderr + d.stdout);
+  const one = async (): Promise<{ id: string; host: string; address: string; port: number; state: string }> => {
+    const all = ((await h.status('sapp')).services.flatMap((x: { instances: unknown[] }) => x.instances) as Array<{ id: string; host: string; address: string; port: number; state: string }>)
+      .filter((i) => i.state === 'running');
+    assert.equal(all.length, 1, JSON.stringify(all));
+    return all[0]!;
+  };
+  const first = await one();
+  assert.equal(first.host, hn(3));
+  assert.equal(await (await fetch(`http://${first.address}:${first.port}/api_key`, { signal: AbortSignal.timeout(5000) })).text(), V1);
+  const before = await swarmSecretsOf('sapp');
+  const oldKey = before.find((x) => x.target === '/run/secrets/api_key');
+  assert.ok(oldKey, `the key is a Swarm secret of the service: ${JSON.stringify(before)}`);
+  // Changed: `secret set` rolls it out (a new release, a new instance with a new Swarm secret: they are immutable) and waits.
+  const s2 = await h.cli(['secret', 'set', 'sapp', 'API_KEY', '--env', 'prod'], { input: V2, timeoutMs: 150_000 });
+  assert.equal(s2.code, 0, s2.stderr + s2.stdout);
+  const second = await waitFor(async () => {
+    const i = await one().catch(() => undefined);
+    return i && i.id !== first.id ? i : undefined;
+  }, { timeoutMs: 60_000, intervalMs: 250, what: 'the new instance alone' });
+  assert.equal(second.host, hn(3));
+  assert.equal(await (await fetch(`http://${second.address}:${second.port}/api_key`, { signal: AbortSignal.timeout(5000) })).text(), V2);
+  const after = await swarmSecretsOf('sapp');
+  const newKey = after.find((x) => x.target === '/run/secrets/api_key');
+  assert.ok(newKey && newKey.id !== oldKey.id, 'a new Swarm secret for the new value');
+  // The old value's Swarm secret went with the old instance's service; nothing of the app keeps it.
+  const left = (await th.docker(1, 'secret', 'ls', '-q')).trim().split('\n');
+  await waitFor(async () => (!(await th.docker(1, 'secret', 'ls', '-q')).includes(oldKey.id) ? true : undefined),
+    { timeoutMs: 30_000, intervalMs: 250, what: `the old secret ${oldKey.id} removed (${left.length} secrets)` });
+  assert.ok((await th.docker(1, 'secret', 'ls', '-q')).includes(newKey.id));
+  // The value is in no service spec or secret inspect output on the manager.
+  const specs = await th.docker(1, 'service', 'inspect', ...(await th.docker(1, 'service', 'ls', '-q', '--filter', 'label=io.berth.app=sapp')).trim().split('\n'));
+  assert.ok(!specs.includes(V2) && !specs.includes(V1));
+  assert.ok(!(await th.docker(1, 'secret', 'inspect', newKey.id)).includes(V2));
+  const rmd = await h.cli(['rm', 'sapp'], { timeoutMs: 120_000 });
+  assert.equal(rmd.code, 0, rmd.stderr);
 });
 
 test('a host whose engine cannot be reached: stats and signals fail fast naming the host; the metric says 0', async () => {

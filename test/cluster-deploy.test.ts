@@ -28,7 +28,8 @@ const ad = (i: number): string => th.hosts[i - 1]!.address;
 before(async () => {
   // Each host's engine also listens on TCP with mutual TLS, its certificate from the server's cluster CA
   // (as `berth host add --address` issues it): signals (`berth reload`) reach instances through it.
-  h = await Harness.create({ portRange: '20000-20199', env: { BERTH_DOCKER_SOCKET: (await planTestHosts(4))[0]!.socket } });
+  // A task pending past 20 s (not the default 60 s) fails its release: the pending cases below stay short.
+  h = await Harness.create({ portRange: '20000-20199', env: { BERTH_DOCKER_SOCKET: (await planTestHosts(4))[0]!.socket, BERTH_PENDING_TIMEOUT_S: '20' } });
   const ca = await ClusterCa.open(join(h.dataDir, 'cluster-ca.json'), SecretBox.fromLoaded(loadSecretKey({ dataDir: h.dataDir })));
   th = await startTestHosts(4, { engineTls: (x) => ca.issueEngine({ host: x.name, addresses: [x.address] }) });
   // Pool a: hosts 1-3 (the manager among them), pool b: host 4.
@@ -169,6 +170,71 @@ test('a deploy that does not fit its pool is refused with the numbers (exit 4) a
   assert.equal(none.code, 4, none.stderr);
   assert.match(none.stderr, /pool nosuch has no hosts: label one with berth host label HOST io\.berth\.pool=nosuch/);
   assert.equal((await th.docker(1, 'service', 'ls', '-q')).trim().split('\n').filter(Boolean).length, servicesBefore);
+});
+
+/** A Swarm service that is not Berth's, on host `i`, running (what takes a port or room there behind Berth's back). */
+async function outsider(name: string, i: number, ...args: string[]): Promise<void> {
+  // --no-resolve-image: the test machine has no registry to ask for the tag's digest (that costs ~40 s per service).
+  await th.docker(1, 'service', 'create', '--detach', '--no-resolve-image', '--name', name, '--constraint', `node.hostname==${hn(i)}`, '--restart-condition', 'none', ...args, 'berth/busybox', 'sleep', '3600');
+  await waitFor(async () => (await th.docker(1, 'service', 'ps', name, '--format', '{{.CurrentState}}')).startsWith('Running') || undefined,
+    { timeoutMs: 60_000, intervalMs: 250, what: `${name} running on ${hn(i)}` });
+}
+
+test('a task Swarm cannot place fails the deploy after the bound with the reason, never "succeeded": a host port taken on the pool\'s only host, no room left there', async () => {
+  // Pool b is host 4 alone. Something that is not Berth's holds host port 20199 there (host mode), and
+  // another reserves all but 0.2 of its CPUs: Berth's admission counts Berth's reservations only, so
+  // both deploys are admitted, and Swarm leaves their tasks pending.
+  const tSetup = Date.now();
+  await outsider('portblock', 4, '--publish', 'mode=host,published=20199,target=80');
+  const cpus = Number((await th.docker(1, 'node', 'inspect', hn(4), '--format', '{{.Description.Resources.NanoCPUs}}')).trim()) / 1e9;
+  const berthReserved = ((await h.status('other')).services?.[0]?.instances?.length ?? 0) * 0.1;
+  await outsider('cpuhog', 4, '--reserve-cpu', (cpus - berthReserved - 0.2).toFixed(2));
+  try {
+    const portFile = join(dir, 'portclash.yaml');
+    await writeFile(portFile, `name: portclash
+x-berth: {pool: b}
+services:
+  web:
+    image: berth/busybox:latest
+    command: ["httpd", "-f", "-p", "8080", "-h", "/"]
+    ports: ["20199:8080"]
+`);
+    const roomFile = join(dir, 'noroom.yaml');
+    await writeFile(roomFile, `name: noroom
+x-berth: {pool: b}
+services:
+  web:
+    image: berth/busybox:latest
+    command: ["sh", "-c", "mkdir -p /tmp/w; exec httpd -f -p $$PORT -h /tmp/w"]
+    deploy:
+      resources:
+        reservations: {cpus: "0.5", memory: 16M}
+    x-berth:
+      port: 8080
+`);
+    const t0 = Date.now();
+    console.log(`# figures: outsiders running in ${t0 - tSetup} ms`);
+    const [port, room] = await Promise.all([h.cli(['deploy', '-f', portFile], { timeoutMs: 150_000 }), h.cli(['deploy', '-f', roomFile], { timeoutMs: 150_000 })]);
+    const tookMs = Date.now() - t0;
+    console.log(`# figures: pending past the bound (20 s): both deploys failed after ${tookMs} ms`);
+    assert.equal(port.code, 1, port.stderr + port.stdout);
+    assert.match(port.stderr, /release 1 of web failed: instance \S+ waited 2\ds to run: its host port is taken on the hosts that could run it; the engine says: .*host-mode port already in use on 1 node/);
+    assert.equal(room.code, 1, room.stderr + room.stdout);
+    assert.match(room.stderr, /release 1 of web failed: instance \S+ waited 2\ds to run: no host of its pool has the CPU and memory it reserves free; the engine says: .*insufficient resources on 1 node/);
+    for (const app of ['portclash', 'noroom']) {
+      const svc = (await h.status(app)).services[0] as { release: { status: string; message: string } };
+      assert.equal(svc.release.status, 'failed', `${app}: ${JSON.stringify(svc.release)}`);
+      const ev = (await h.api('GET', `/v1/events?app=${app}&limit=100`)).json as { events?: Array<{ kind: string }> } | Array<{ kind: string }>;
+      const kinds = (Array.isArray(ev) ? ev : ev.events ?? []).map((e) => e.kind);
+      assert.ok(kinds.includes('release.failed'), `${app}: ${kinds.join(', ')}`);
+      assert.ok(!kinds.includes('release.healthy') && !kinds.includes('deployment.succeeded'), `${app} never said healthy: ${kinds.join(', ')}`);
+    }
+  } finally {
+    const t1 = Date.now();
+    const rms = await Promise.all(['portclash', 'noroom'].map((app) => h.cli(['rm', app], { timeoutMs: 120_000 })));
+    await th.docker(1, 'service', 'rm', 'portblock', 'cpuhog');
+    console.log(`# figures: cleanup in ${Date.now() - t1} ms (rm: ${rms.map((r) => r.code).join(', ')})`);
+  }
 });
 
 /** Bounded load through the ingress for `spread.test` (GETs, 4 at a time) for as long as `action` runs. */

@@ -98,6 +98,8 @@ interface Edge {
   dir: string;
   proc?: ChildProcess;
   log: string;
+  /** The ports `berth host add --pool edge` printed for it. */
+  ports?: { http: number; https: number };
 }
 
 /**
@@ -154,7 +156,7 @@ describe('edge hosts: the ingress on every edge host outlives the control plane'
     // `ip netns exec` runs the agent (and the nginx it starts) in the host's network namespace.
     // The agent's own mount namespace (ip netns exec makes one): the tmpfs it mounts at --tls-dir is seen by it and its nginx only.
     const proc = spawn('ip', ['netns', 'exec', e.name, BERTH, 'edge', '--control', `https://${bridge}:${h.apiPort}`, '--token', token,
-      '--data-dir', e.dir, '--port', String(EDGE_PORT), '--https-port', String(EDGE_HTTPS_PORT), '--tls-dir', join(e.dir, 'tls'),
+      '--data-dir', e.dir, '--port', String(e.ports?.http ?? EDGE_PORT), '--https-port', String(e.ports?.https ?? EDGE_HTTPS_PORT), '--tls-dir', join(e.dir, 'tls'),
       '--admin-port', String(EDGE_ADMIN_PORT), '--wait-seconds', '10'],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BERTH_LOG_LEVEL: 'info', NODE_EXTRA_CA_CERTS: join(tlsDir, 'api-ca.pem') } });
     proc.stderr!.setEncoding('utf8');
@@ -214,12 +216,35 @@ describe('edge hosts: the ingress on every edge host outlives the control plane'
     // Each edge host's token and unit, as an operator gets them.
     const tokens: string[] = [];
     for (const e of edges) {
-      const r = await h.cli(['--json', 'host', 'add', '--pool', 'edge', '--name', e.name, '--port', String(EDGE_PORT)]);
+      const r = await h.cli(['--json', 'host', 'add', '--pool', 'edge', '--name', e.name, '--port', String(EDGE_PORT), '--https-port', String(EDGE_HTTPS_PORT)]);
       assert.equal(r.code, 0, r.stderr);
       const out = JSON.parse(r.stdout) as { token: string; unit: string; command: string };
-      assert.match(out.unit, /ExecStart=.* edge --control https:\/\/.* --token-file .* --https-port 443 /);
+      assert.match(out.unit, new RegExp(`ExecStart=.* edge --control https://.* --token-file .* --port ${EDGE_PORT} --https-port ${EDGE_HTTPS_PORT} `));
+      // The agents below run with the ports the printed command gives them.
+      e.ports = { http: Number(/ --port (\d+)/.exec(out.command)![1]), https: Number(/ --https-port (\d+)/.exec(out.command)![1]) };
+      assert.deepEqual(e.ports, { http: EDGE_PORT, https: EDGE_HTTPS_PORT });
       tokens.push(out.token);
     }
+    // Without --https-port: 443; bad ports are usage errors naming the flag (exit 2), nothing printed.
+    const plain = await h.cli(['--json', 'host', 'add', '--pool', 'edge', '--name', 'edge-x']);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.match((JSON.parse(plain.stdout) as { command: string }).command, / --port 80 --https-port 443 /);
+    for (const [args, msg] of [
+      [['--https-port', '70000'], /--https-port "70000" is not a port \(1-65535\)/],
+      [['--https-port', '8443x'], /--https-port "8443x" is not a port/],
+      [['--port', '8443', '--https-port', '8443'], /--https-port 8443 is the same as --port 8443/],
+      [['--port', '443'], /--https-port 443 is the same as --port 443/],
+    ] as const) {
+      const bad = await h.cli(['host', 'add', '--pool', 'edge', '--name', 'edge-x', ...args]);
+      assert.equal(bad.code, 2, `${args.join(' ')}: ${bad.stderr}`);
+      assert.match(bad.stderr, msg);
+      assert.equal(bad.stdout, '');
+    }
+    const notEdge = await h.cli(['host', 'add', '--pool', 'a', '--https-port', '8443']);
+    assert.equal(notEdge.code, 2, notEdge.stderr);
+    assert.match(notEdge.stderr, /--name, --port and --https-port are for --pool edge/);
+    const help = await h.cli(['host', 'add', '--help']);
+    assert.match(help.stdout, /--https-port <port>/);
     // Attacker: no token, a wrong one, another host's secret, the admin token: 401; the edge token reads nothing else.
     assert.equal((await h.api('GET', '/v1/edge/config?wait=0', undefined, null)).status, 401);
     assert.equal((await h.api('GET', '/v1/edge/config?wait=0', undefined, `${tokens[0]!.slice(0, -4)}0000`)).status, 401);

@@ -36,6 +36,6 @@ export function listEdgeHosts(c: BerthClient) {
 }
 
 /** An edge host's token (a credential for its edge config only) and its agent's systemd unit. */
-export function edgeToken(c: BerthClient, host: string, port?: number) {
-  return c.call('post', '/v1/edge/tokens', { body: { host, ...(port !== undefined ? { port } : {}) } });
+export function edgeToken(c: BerthClient, host: string, port?: number, httpsPort?: number) {
+  return c.call('post', '/v1/edge/tokens', { body: { host, ...(port !== undefined ? { port } : {}), ...(httpsPort !== undefined ? { httpsPort } : {}) } });
 }

@@ -22,6 +22,14 @@ function hostRows(hosts: HostInfo[]): string {
 
 type EdgeHosts = Awaited<ReturnType<typeof listEdgeHosts>>;
 
+/** A port flag's value: undefined when not given; a whole number 1-65535, else a usage error naming the flag. */
+function portOption(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = /^\d+$/.test(v.trim()) ? Number(v.trim()) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new CliFailure(`${flag} "${v}" is not a port (1-65535)`, EXIT.usage);
+  return n;
+}
+
 function ago(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));
   return s < 120 ? `${s}s ago` : `${Math.round(s / 60)}m ago`;
@@ -77,6 +85,7 @@ Examples:
     .option('--pool <pool>', 'the pool the new host will be in; edge: it runs the ingress (berth edge)')
     .option('--name <host>', 'with --pool edge: the new host\'s name (its edge token is bound to it)')
     .option('--port <port>', 'with --pool edge: the port its nginx listens on (default 80)')
+    .option('--https-port <port>', 'with --pool edge: the port its nginx serves HTTPS on, for routes with certificates (default 443)')
     .option('--address <addr>', 'the new host\'s address: adds the step that lets Berth reach its Docker engine over TLS (logs, stats, reload, exec)')
     .addHelpText('after', `
 An edge host runs nginx fed by this control plane (berth edge): it serves every route and keeps
@@ -84,15 +93,19 @@ serving what it last had while the control plane is away. It needs no Swarm memb
 
 Examples:
   berth host add --pool a --address 10.0.0.6
-  berth host add --pool edge --name edge-1 --port 80`)
-    .action(async (o: { pool?: string; name?: string; port?: string; address?: string }) => {
+  berth host add --pool edge --name edge-1 --port 80
+  berth host add --pool edge --name edge-2 --port 8080 --https-port 8443`)
+    .action(async (o: { pool?: string; name?: string; port?: string; httpsPort?: string; address?: string }) => {
       const g = program.opts<GlobalOpts>();
       const c = connect(g);
       if (o.pool === 'edge') {
         if (!o.name) throw new CliFailure('--pool edge needs --name HOST: the edge token is bound to the host\'s name', EXIT.usage);
-        const port = o.port === undefined ? undefined : Number(o.port);
-        if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw new CliFailure(`--port "${o.port}" is not a port (1-65535)`, EXIT.usage);
-        const r = await edgeToken(c, o.name, port);
+        const port = portOption('--port', o.port);
+        const httpsPort = portOption('--https-port', o.httpsPort);
+        if ((port ?? 80) === (httpsPort ?? 443)) {
+          throw new CliFailure(`--https-port ${httpsPort ?? 443} is the same as --port ${port ?? 80}: HTTP and HTTPS need a port each`, EXIT.usage);
+        }
+        const r = await edgeToken(c, o.name, port, httpsPort);
         output(g, r, () => {
           r.steps.forEach((s, i) => console.log(`${i + 1}. ${s}`));
           console.log(`\nToken of ${r.host}:\n${r.token}\n\nCommand (what the unit runs):\n${r.command}\n\n/etc/systemd/system/berth-edge.service:\n${r.unit}`);
@@ -100,7 +113,7 @@ Examples:
         });
         return;
       }
-      if (o.name || o.port) throw new CliFailure('--name and --port are for --pool edge', EXIT.usage);
+      if (o.name || o.port || o.httpsPort) throw new CliFailure('--name, --port and --https-port are for --pool edge', EXIT.usage);
       const r = await clusterJoin(c, o.pool, o.address);
       output(g, r, () => {
         r.steps.forEach((s, i) => console.log(`${i + 1}. ${s}`));
