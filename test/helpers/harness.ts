@@ -51,6 +51,13 @@ async function bindable(port: number): Promise<boolean> {
  * Each test-host slot (BERTH_TESTHOSTS_SLOT, 0-9: the lanes and parallel worktrees) has its own
  * block of 500 (5000-9999), so processes running side by side never pick the same port.
  */
+/**
+ * Ports the Fetch standard blocks (undici's `fetch` fails with "bad port" before connecting) that lie
+ * in the test servers' block: an API on 6666 started fine and `fetch` never reached it (bench
+ * propagation, slot 3, 2026-12-01).
+ */
+const FETCH_BAD_PORTS = new Set([5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6697]);
+
 export async function freePort(): Promise<number> {
   const slot = Number(process.env.BERTH_TESTHOSTS_SLOT ?? 0);
   const base = 5000 + (Number.isInteger(slot) && slot >= 0 && slot <= 9 ? slot : 0) * 500;
@@ -58,7 +65,7 @@ export async function freePort(): Promise<number> {
   for (let round = 0; round < 2; round++) {
     for (let k = 0; k < 500; k++) {
       const port = base + ((start + k) % 500);
-      if (handedOut.has(port) || !(await bindable(port))) continue;
+      if (handedOut.has(port) || FETCH_BAD_PORTS.has(port) || !(await bindable(port))) continue;
       handedOut.add(port);
       return port;
     }
