@@ -14,7 +14,8 @@ import dnsPacket from 'dns-packet';
 import { Harness, ROOT } from '../test/helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 import { exec, loadImageInto, log, prepare } from './common.ts';
-import { startTestHosts } from '../test/helpers/swarm-hosts.ts';
+import { planTestHosts, startTestHosts, type TestHosts } from '../test/helpers/swarm-hosts.ts';
+import { ClusterCa } from '../src/tls/cluster-ca.ts';
 import { loadavg } from 'node:os';
 import { SecretBox, loadSecretKey } from '../src/config/secret-box.ts';
 
@@ -198,12 +199,15 @@ export async function run(): Promise<Record<string, number>> {
   if (process.env.BENCH_PROPAGATION_REMOTE !== '0') {
     process.env.BERTH_TESTHOSTS_SLOT ??= '2';
     log(`remote: starting 3 test hosts (slot ${process.env.BERTH_TESTHOSTS_SLOT})`);
-    const th = await startTestHosts(3);
-    let h: Harness | undefined;
+    // The hosts' engines listen on ADDR:2376 with certificates of the server's cluster CA, as `berth
+    // host add --address` sets them up: the server follows their events (and reads logs and stats) there.
+    const h = await Harness.create({ portRange: '22400-22499', env: { BERTH_DOCKER_SOCKET: (await planTestHosts(3))[0]!.socket } });
+    let th: TestHosts | undefined;
     try {
+      const ca = await ClusterCa.open(join(h.dataDir, 'cluster-ca.json'), SecretBox.fromLoaded(loadSecretKey({ dataDir: h.dataDir })));
+      th = await startTestHosts(3, { engineTls: (x) => ca.issueEngine({ host: x.name, addresses: [x.address] }) });
       await loadImageInto(th.hosts.map((x) => x.socket), IMAGE);
       const remote = th.hosts[1]!;
-      h = await Harness.create({ portRange: '22400-22499', env: { BERTH_DOCKER_SOCKET: th.manager } });
       await h.startServer();
       const r = await rounds(h, {
         what: `remote (${remote.name})`, address: remote.address,
@@ -224,12 +228,16 @@ export async function run(): Promise<Record<string, number>> {
         remote_removal_p50_ms: Math.round(percentile(r.removal, 50)), remote_removal_p99_ms: Math.round(percentile(r.removal, 99)),
         remote_add_p50_ms: Math.round(percentile(r.add, 50)), remote_add_p99_ms: Math.round(percentile(r.add, 99)), remote_rounds: ROUNDS,
       });
+      // The remote part's server log beside the one-host part's (BERTH_LOG_LEVEL=debug: a per-hop timeline with the kill times).
+      if (TRACE) await writeFile(`${TRACE}.remote`, h.serverLog);
+      const follow = /host engine followed: containers resynced/.test(h.serverLog) ? 'followed' : 'not followed';
+      log(`remote: host engines' events ${follow}`);
     } catch (err) {
-      if (h) process.stderr.write(h.serverLog.slice(-4000));
+      process.stderr.write(h.serverLog.slice(-4000));
       throw err;
     } finally {
-      await h?.cleanup();
-      await th.down();
+      await h.cleanup();
+      await th?.down();
     }
   }
   out.load_1m_end = Math.round(loadavg()[0]! * 10) / 10;

@@ -8,11 +8,13 @@
  * unreachable host fails fast and says so. Test hosts: slot from BERTH_TESTHOSTS_SLOT; no fixed ports.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, test } from 'node:test';
 import Docker from 'dockerode';
@@ -29,6 +31,7 @@ import { SecretBox, loadSecretKey } from '../src/config/index.ts';
 import { Harness } from './helpers/harness.ts';
 import { planTestHosts, startTestHosts, type TestHosts } from './helpers/swarm-hosts.ts';
 
+const execFileP = promisify(execFile);
 const logger = createLogger('silent');
 const clock = { now: () => Date.now() };
 let th: TestHosts;
@@ -325,6 +328,65 @@ secrets:
   assert.ok(!(await th.docker(1, 'secret', 'inspect', newKey.id)).includes(V2));
   const rmd = await h.cli(['rm', 'sapp'], { timeoutMs: 120_000 });
   assert.equal(rmd.code, 0, rmd.stderr);
+});
+
+test('through the server: a remote instance\'s engine-run health and its death reach Berth from that host\'s engine events', async () => {
+  // A Compose healthcheck runs in the remote host's engine: the Swarm manager never says a task's
+  // health, so only that host's events (and its listing at connect) can make these instances healthy.
+  const file = join(dir, 'eapp.yaml');
+  await writeFile(file, `name: eapp
+services:
+  web:
+    image: berth/busybox:latest
+    command: ["sh", "-c", "mkdir -p /tmp/w && echo ok > /tmp/w/index.html && touch /tmp/ok && exec httpd -f -p $$PORT -h /tmp/w"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ok"]
+      interval: 1s
+      timeout: 2s
+      retries: 1
+    deploy:
+      replicas: 2
+      restart_policy: {condition: none}
+      placement:
+        constraints: ["node.hostname==${hn(3)}"]
+    stop_grace_period: 1s
+    x-berth:
+      port: 8080
+      routes: [eapp.test/]
+      update: {deadline: 120s}
+`);
+  const d = await h.cli(['deploy', '-f', file], { timeoutMs: 180_000 });
+  assert.equal(d.code, 0, d.stderr + d.stdout);
+  type Inst = { id: string; host: string; port: number; health: string; state: string; containerId: string };
+  const insts = async (): Promise<Inst[]> => (await h.status('eapp')).services[0].instances;
+  const [a, b] = await insts();
+  assert.deepEqual((await insts()).map((i) => [i.host, i.health]), [[hn(3), 'healthy'], [hn(3), 'healthy']]);
+  const dig = async (): Promise<number[]> => (await execFileP('dig', ['@127.0.0.1', '-p', String(h.dnsPort), '+time=1', '+tries=1', '_web._tcp.eapp.prod.berth', 'SRV', '+short'])).stdout
+    .split('\n').filter(Boolean).map((l) => Number(l.split(/\s+/)[2])).sort();
+  const routed = async (i: Inst): Promise<[boolean, boolean]> => [(await h.nginxBackends()).includes(`${ad(3)}:${i.port}`), (await dig()).includes(i.port)];
+  assert.deepEqual(await routed(a!), [true, true]);
+  assert.deepEqual(await routed(b!), [true, true]);
+  const container = async (i: Inst): Promise<string> => (await th.docker(3, 'ps', '-aq', '--no-trunc', '--filter', `label=com.docker.swarm.service.id=${i.containerId}`)).trim();
+  const [ca1, cb1] = [await container(a!), await container(b!)];
+  assert.match(ca1, /^[0-9a-f]{64}$/);
+  // What the server logged of that host's engine events (pino JSON lines).
+  const hostEvent = (action: string, cid: string): boolean => h.serverLog.split('\n').some((l) => l.includes('"host engine event"') &&
+    l.includes(`"host":"${hn(3)}"`) && l.includes(`"action":"${action}"`) && l.includes(`"container":"${cid.slice(0, 12)}"`));
+  const events = async (inst: string): Promise<string[]> => ((await h.api('GET', '/v1/events?app=eapp&limit=500')).json.events as Array<{ kind: string; instance: string }>)
+    .filter((e) => e.instance === inst).map((e) => e.kind);
+
+  // The health flip happens on the remote host (its check's file removed): Berth unroutes the instance.
+  await th.docker(3, 'exec', ca1, 'rm', '/tmp/ok');
+  await waitFor(async () => ((await events(a!.id)).includes('health.unhealthy') ? true : undefined), { timeoutMs: 60_000, intervalMs: 250, what: 'health.unhealthy of the remote instance' });
+  assert.ok(hostEvent('health_status: unhealthy', ca1), `the server heard ${hn(3)}'s health_status event:\n${h.serverLog.slice(-3000)}`);
+  await waitFor(async () => ((await routed(a!)).some(Boolean) ? undefined : true), { timeoutMs: 30_000, intervalMs: 250, what: 'the unhealthy instance out of nginx and DNS' });
+
+  // The other one's container killed through that host's engine: its die event is what Berth acts on.
+  await th.docker(3, 'kill', cb1);
+  await waitFor(async () => ((await insts()).find((i) => i.id === b!.id)?.state === 'exited' ? true : undefined), { timeoutMs: 60_000, intervalMs: 250, what: 'the killed remote instance exited' });
+  assert.ok(hostEvent('die', cb1), `the server heard ${hn(3)}'s die event:\n${h.serverLog.slice(-3000)}`);
+  assert.ok((await events(b!.id)).includes('instance.exited'));
+  await waitFor(async () => ((await routed(b!)).some(Boolean) ? undefined : true), { timeoutMs: 30_000, intervalMs: 250, what: 'the killed instance out of nginx and DNS' });
 });
 
 test('a host whose engine cannot be reached: stats and signals fail fast naming the host; the metric says 0', async () => {

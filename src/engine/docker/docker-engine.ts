@@ -32,6 +32,7 @@ import { BuildMemoryPool, openBuildMemoryPool } from './build-memory.ts';
 import { openSecretsSession, type BuildkitSession } from './buildkit-session.ts';
 import { runBuildkitBuild } from './buildkit-build.ts';
 import { DockerHosts } from './docker-hosts.ts';
+import { HostEvents, type FollowedHost, type HostEventSource, type HostEventsHealth, type ObservedContainer } from './host-events.ts';
 import type { SwarmShipping } from './swarm-shipping.ts';
 import { SwarmContainers, isServiceId } from './swarm-containers.ts';
 import { networkCreateBody, networkInfoOf, type Network } from './app-networks.ts';
@@ -106,6 +107,8 @@ const PING_TIMEOUT_MS = 5000;
 const MODE_TTL_MS = 5000;
 /** Docker's label on the container of a Swarm task: those are listed as their service (SwarmContainers). */
 const SWARM_TASK_LABEL = 'com.docker.swarm.service.id';
+/** How often cluster mode's host feed re-reads the Swarm's nodes (hosts joined, gone, down, back). */
+const HOST_FEED_SYNC_MS = 5000;
 
 /**
  * The Engine over one local Docker Engine (dockerode on a unix socket). Every container runs with host
@@ -139,6 +142,11 @@ export class DockerEngine implements Engine, ExecPort {
   private dataPlaneMaker: ((manager: Docker, managerName: string) => Promise<RemoteDataPlane>) | undefined;
   private dataPlane: Promise<RemoteDataPlane> | undefined;
   private dataPlaneReady: RemoteDataPlane | undefined;
+  /** Cluster mode: every host's engine events (host-events.ts), fed to this engine's watchers. */
+  private hostEvents: HostEvents | undefined;
+  private readonly hostListeners = new Set<(e: EngineEvent) => void>();
+  private hostFeedTimer: NodeJS.Timeout | undefined;
+  private hostFeedSyncing = false;
 
   constructor(opts: DockerEngineOptions) {
     this.socketPath = opts.socketPath ?? '/var/run/docker.sock';
@@ -875,7 +883,87 @@ export class DockerEngine implements Engine, ExecPort {
     }
   }
 
+  /**
+   * This engine's container events, and in cluster mode (a data plane given: useDataPlane) those of
+   * every host's engine too (host-events.ts): a task's death or health flip on another host wakes its
+   * service like a local container's.
+   */
   watch(onEvent: (e: EngineEvent) => void): () => void {
+    const unwatch = this.watchLocal(onEvent);
+    if (!this.dataPlaneMaker) return unwatch;
+    this.hostListeners.add(onEvent);
+    this.startHostFeed();
+    return () => {
+      unwatch();
+      this.hostListeners.delete(onEvent);
+      if (this.hostListeners.size === 0) this.stopHostFeed();
+    };
+  }
+
+  /** What the hosts' engines say about task containers (empty until cluster mode is watched). */
+  hostEventsHealth(): HostEventsHealth[] {
+    return this.hostEvents?.health() ?? [];
+  }
+
+  private startHostFeed(): void {
+    if (this.hostFeedTimer) return;
+    const feed = (this.hostEvents ??= new HostEvents({
+      logger: this.log,
+      onEvent: (host, e) => {
+        // Deaths and health flips on other hosts are worth a line (rare, and why an instance went); the rest is debug.
+        const notable = e.action === 'die' || e.action.startsWith('health_status');
+        this.log[notable ? 'info' : 'debug']({ host, action: e.action, container: e.id.slice(0, 12), service: e.labels[SWARM_TASK_LABEL]?.slice(0, 12), app: e.labels[LABEL.app] }, 'host engine event');
+        for (const l of [...this.hostListeners]) {
+          try {
+            l(e);
+          } catch (err) {
+            this.log.error({ err, event: e }, 'engine event handler threw');
+          }
+        }
+      },
+    }));
+    this.swarm.observe((id) => feed.observed(id));
+    const tick = (): void => void this.syncHostFeed();
+    this.hostFeedTimer = setInterval(tick, HOST_FEED_SYNC_MS);
+    this.hostFeedTimer.unref();
+    tick();
+  }
+
+  private stopHostFeed(): void {
+    if (this.hostFeedTimer) clearInterval(this.hostFeedTimer);
+    this.hostFeedTimer = undefined;
+    this.hostEvents?.stop();
+  }
+
+  /** Follows the Swarm's ready nodes' engines (none outside cluster mode); this host's through its own socket. */
+  private async syncHostFeed(): Promise<void> {
+    if (this.hostFeedSyncing || !this.hostFeedTimer) return;
+    this.hostFeedSyncing = true;
+    try {
+      const feed = this.hostEvents!;
+      if (!(await this.swarmMode())) return feed.sync([]);
+      const dp = await this.remote();
+      if (!dp || !this.hostFeedTimer) return;
+      const local: HostEventSource = { watch: (cb) => this.watchLocal(cb), observe: () => this.taskContainers() };
+      feed.sync(await dp.followedHosts(local));
+    } catch (err) {
+      this.log.warn({ err: String((err as Error)?.message ?? err) }, 'host engines\' events: hosts not listed; retrying');
+    } finally {
+      this.hostFeedSyncing = false;
+    }
+  }
+
+  /** Berth's Swarm task containers on this engine, from one list call (the state and health its Status says). */
+  async taskContainers(): Promise<Array<Omit<ObservedContainer, 'host' | 'at'>>> {
+    const rows = await this.call('list containers', () => this.docker.listContainers({ all: true, filters: { label: [`${LABEL.managed}=true`, SWARM_TASK_LABEL] } }));
+    return rows.map((r) => {
+      const exit = /^Exited \((\d+)\)/.exec(r.Status ?? '');
+      const h = /\((?:health: )?(starting|healthy|unhealthy)\)/.exec(r.Status ?? '')?.[1] as ContainerHealth | undefined;
+      return { id: r.Id, labels: { ...(r.Labels ?? {}) }, running: r.State === 'running', ...(exit ? { exitCode: Number(exit[1]) } : {}), health: h ?? 'none' };
+    });
+  }
+
+  private watchLocal(onEvent: (e: EngineEvent) => void): () => void {
     let stopped = false;
     let state: 'init' | 'up' | 'down' = 'init';
     let attempt = 0;
@@ -1411,5 +1499,7 @@ export interface RemoteDataPlane {
   kill(id: string, signal: string): Promise<void>;
   exec(id: string, cmd: string[], out: ExecOutput, signal?: AbortSignal): Promise<{ exitCode: number }>;
   checkHosts(): Promise<HostEngineHealthLike[]>;
+  /** The hosts whose engines' events to follow: every ready node's (this host's through `local`). */
+  followedHosts(local: HostEventSource): Promise<FollowedHost[]>;
   readonly engines: { health(): HostEngineHealthLike[] };
 }

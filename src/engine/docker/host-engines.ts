@@ -5,6 +5,7 @@ import { HOST_LABEL, type ContainerStats, type ExecOutput, type Logger, type Log
 import { DockerEngine } from './docker-engine.ts';
 import { toBerthError } from './docker-errors.ts';
 import type { SwarmNode } from './docker-hosts.ts';
+import type { FollowedHost, HostEventSource } from './host-events.ts';
 
 /** Docker's registered port for its API over TLS: where a host's dockerd listens for the control plane. */
 export const ENGINE_TLS_PORT = 2376;
@@ -260,6 +261,54 @@ export class SwarmDataPlane {
     });
     this.nodesCache = { at: now, nodes };
     return nodes;
+  }
+
+  /**
+   * The hosts whose engine events the feed follows (host-events.ts): every ready node with an engine
+   * endpoint, keyed by node and endpoint; the manager's own node through `local` (its unix socket),
+   * for observations only (its events reach the server through the manager engine's own watch).
+   * A node that is down, or has no endpoint or a bad one, is not followed (and is said once per change).
+   */
+  async followedHosts(local: HostEventSource): Promise<FollowedHost[]> {
+    this.nodesCache = undefined;
+    const [nodes, self] = await Promise.all([this.nodes(), this.selfNodeId()]);
+    const out: FollowedHost[] = [];
+    for (const n of nodes) {
+      const name = nodeName(n);
+      if (n.Status?.State && n.Status.State !== 'ready') continue;
+      if (n.ID === self) {
+        out.push({ key: `${n.ID}@local`, name, source: () => local, emit: false });
+        continue;
+      }
+      let ep: EngineEndpoint | undefined;
+      try {
+        ep = engineEndpoint(n);
+      } catch {
+        ep = undefined;
+      }
+      if (!ep) continue;
+      out.push({
+        key: `${n.ID}@${endpointUrl(ep)}`, name, emit: true,
+        source: () => {
+          const e = this.engines.forNode(n).engine;
+          return { watch: (cb) => e.watch(cb), observe: () => e.taskContainers() };
+        },
+      });
+    }
+    return out;
+  }
+
+  private selfId: string | undefined;
+
+  private async selfNodeId(): Promise<string | undefined> {
+    if (this.selfId) return this.selfId;
+    try {
+      const info = (await this.manager.info()) as { Swarm?: { NodeID?: string } };
+      this.selfId = info.Swarm?.NodeID || undefined;
+    } catch (e) {
+      throw toBerthError(e, this.managerName, 'info');
+    }
+    return this.selfId;
   }
 
   /** Pings every node's engine: HostEngines.health() afterwards says which answer. */

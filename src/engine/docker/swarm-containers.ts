@@ -4,6 +4,7 @@ import { DEFAULT_POOL, HOST_LABEL, LABEL, type ContainerInfo, type ContainerSpec
 import { swarmCannot } from '../../core/pool-admission.ts';
 import { statusOf, toBerthError } from './docker-errors.ts';
 import type { SwarmNode } from './docker-hosts.ts';
+import type { ObservedContainer } from './host-events.ts';
 import { ensureSecrets, releaseSecrets, type ShippedFile, type SwarmShipping, type SwarmRegistryAuth } from './swarm-shipping.ts';
 
 /** A Swarm task as the API lists it (the fields read here). */
@@ -50,6 +51,7 @@ const STARTING = new Set(['new', 'pending', 'assigned', 'accepted', 'preparing',
 export class SwarmContainers implements EngineContainers {
   /** Swarm API calls made (for the figures in docs/DESIGN.md). */
   calls = 0;
+  private observed: ((containerId: string) => ObservedContainer | undefined) | undefined;
 
   constructor(
     private readonly docker: Docker,
@@ -62,6 +64,15 @@ export class SwarmContainers implements EngineContainers {
     },
     private readonly startWaitMs = START_WAIT_MS,
   ) {}
+
+  /**
+   * What the hosts' engines last said about the tasks' containers (host-events.ts HostEvents): a
+   * death or health flip there is known before the manager's task state says so, and the manager
+   * never says a task container's health.
+   */
+  observe(fn: ((containerId: string) => ObservedContainer | undefined) | undefined): void {
+    this.observed = fn;
+  }
 
   /** Many hosts: from now on images and Berth's files go to every host (server/cluster-data-wiring.ts makes it). */
   useShipping(s: SwarmShipping | undefined): void {
@@ -171,7 +182,7 @@ export class SwarmContainers implements EngineContainers {
     ]);
     const byService = groupBy(tasks, (t) => t.ServiceID);
     const nodeById = new Map(nodes.map((n) => [n.ID, n]));
-    return services.map((s) => toInfo(s, byService.get(s.ID) ?? [], nodeById));
+    return services.map((s) => toInfo(s, byService.get(s.ID) ?? [], nodeById, this.observed));
   }
 
   async inspect(id: string): Promise<ContainerInfo | undefined> {
@@ -181,7 +192,7 @@ export class SwarmContainers implements EngineContainers {
       this.call('list tasks', () => this.docker.listTasks({ filters: { service: [s.ID] } })) as Promise<Task[]>,
       this.call('list nodes', () => this.docker.listNodes()) as Promise<SwarmNode[]>,
     ]);
-    return toInfo(s, tasks, new Map(nodes.map((n) => [n.ID, n])));
+    return toInfo(s, tasks, new Map(nodes.map((n) => [n.ID, n])), this.observed);
   }
 
   private async service(idOrName: string): Promise<Service | undefined> {
@@ -337,7 +348,12 @@ export function endpointSpec(net: NonNullable<ContainerSpec['network']>): Record
 }
 
 /** The service's latest task as a container. */
-export function toInfo(s: Service, tasks: Task[], nodes: Map<string, SwarmNode>): ContainerInfo {
+/**
+ * An instance (a one-task service) as ContainerInfo: its latest task's state and node. `observed`:
+ * what the task container's host engine said last (its events, followed by host-events.ts) — a
+ * death there counts before the manager has heard of it, and its health is the engine's.
+ */
+export function toInfo(s: Service, tasks: Task[], nodes: Map<string, SwarmNode>, observed?: (containerId: string) => ObservedContainer | undefined): ContainerInfo {
   const t = [...tasks].sort((a, b) => (a.CreatedAt ?? '').localeCompare(b.CreatedAt ?? '')).at(-1);
   const labels = { ...s.Spec.Labels };
   const base = { id: s.ID, name: s.Spec.Name, image: s.Spec.TaskTemplate.ContainerSpec?.Image ?? '', labels, health: 'none' as const };
@@ -352,7 +368,19 @@ export function toInfo(s: Service, tasks: Task[], nodes: Map<string, SwarmNode>)
   const nodeDown = node !== undefined && node.Status?.State !== 'ready';
   if (nodeDown && (st === 'running' || STARTING.has(st))) return { ...base, ...where, state: 'lost', running: false };
   if (st === 'orphaned') return { ...base, ...where, state: 'lost', running: false };
-  if (st === 'running') return { ...base, ...where, state: 'running', running: true, ...(t.Status?.Timestamp ? { startedAt: t.Status.Timestamp } : {}) };
+  const cid = t.Status?.ContainerStatus?.ContainerID;
+  const seen = cid && (st === 'running' || STARTING.has(st)) ? observed?.(cid) : undefined;
+  if (seen && !seen.running) {
+    // Its engine reported the container's death; the manager has not recorded it yet.
+    return {
+      ...base, ...where, state: 'exited', running: false, ...(seen.health !== 'none' ? { health: seen.health } : {}),
+      ...(seen.exitCode !== undefined ? { exitCode: seen.exitCode } : {}), ...(t.Status?.Timestamp ? { startedAt: t.Status.Timestamp } : {}),
+      finishedAt: new Date(seen.at).toISOString(),
+    };
+  }
+  if (st === 'running') {
+    return { ...base, ...where, state: 'running', running: true, ...(seen ? { health: seen.health } : {}), ...(t.Status?.Timestamp ? { startedAt: t.Status.Timestamp } : {}) };
+  }
   if (STARTING.has(st) && replicas > 0) return { ...base, ...where, state: 'created', running: false, pending: t.Status?.Err || `task ${st}` };
   const exitCode = t.Status?.ContainerStatus?.ExitCode;
   return {
