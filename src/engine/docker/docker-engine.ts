@@ -944,7 +944,7 @@ export class DockerEngine implements Engine, ExecPort {
       if (!(await this.swarmMode())) return feed.sync([]);
       const dp = await this.remote();
       if (!dp || !this.hostFeedTimer) return;
-      const local: HostEventSource = { watch: (cb) => this.watchLocal(cb), observe: () => this.taskContainers() };
+      const local = this.taskEventSource();
       feed.sync(await dp.followedHosts(local));
     } catch (err) {
       this.log.warn({ err: String((err as Error)?.message ?? err) }, 'host engines\' events: hosts not listed; retrying');
@@ -953,9 +953,24 @@ export class DockerEngine implements Engine, ExecPort {
     }
   }
 
+  /**
+   * This engine as the host feed follows it (host-events.ts): the events and a listing of Berth's
+   * Swarm task containers here. Those carry Berth's labels as their service spec gives them (the
+   * installation's `io.berth.cluster`, app, env, service), not `io.berth.managed`: that one is put
+   * on plain containers only, so the cluster label is what is filtered on.
+   */
+  taskEventSource(): HostEventSource {
+    return {
+      watch: (cb) => this.watchLocal((e) => {
+        if (e.kind !== 'container' || e.labels[SWARM_TASK_LABEL]) cb(e);
+      }, LABEL.cluster),
+      observe: () => this.taskContainers(),
+    };
+  }
+
   /** Berth's Swarm task containers on this engine, from one list call (the state and health its Status says). */
   async taskContainers(): Promise<Array<Omit<ObservedContainer, 'host' | 'at'>>> {
-    const rows = await this.call('list containers', () => this.docker.listContainers({ all: true, filters: { label: [`${LABEL.managed}=true`, SWARM_TASK_LABEL] } }));
+    const rows = await this.call('list containers', () => this.docker.listContainers({ all: true, filters: { label: [LABEL.cluster, SWARM_TASK_LABEL] } }));
     return rows.map((r) => {
       const exit = /^Exited \((\d+)\)/.exec(r.Status ?? '');
       const h = /\((?:health: )?(starting|healthy|unhealthy)\)/.exec(r.Status ?? '')?.[1] as ContainerHealth | undefined;
@@ -963,7 +978,8 @@ export class DockerEngine implements Engine, ExecPort {
     });
   }
 
-  private watchLocal(onEvent: (e: EngineEvent) => void): () => void {
+  /** This engine's own event stream (`label`: the containers it is about; Berth's plain containers by default). */
+  private watchLocal(onEvent: (e: EngineEvent) => void, label = `${LABEL.managed}=true`): () => void {
     let stopped = false;
     let state: 'init' | 'up' | 'down' = 'init';
     let attempt = 0;
@@ -1019,7 +1035,7 @@ export class DockerEngine implements Engine, ExecPort {
       let s: Readable;
       try {
         s = (await this.docker.getEvents({
-          filters: { type: ['container'], label: [`${LABEL.managed}=true`] },
+          filters: { type: ['container'], label: [label] },
           abortSignal: abort.signal,
         })) as unknown as Readable;
       } catch (e) {

@@ -265,8 +265,8 @@ export class SwarmDataPlane {
 
   /**
    * The hosts whose engine events the feed follows (host-events.ts): every ready node with an engine
-   * endpoint, keyed by node and endpoint; the manager's own node through `local` (its unix socket),
-   * for observations only (its events reach the server through the manager engine's own watch).
+   * endpoint, keyed by node and endpoint; the manager's own node through `local` (its unix socket:
+   * the manager engine's own watch follows Berth's plain containers, this one its task containers).
    * A node that is down, or has no endpoint or a bad one, is not followed (and is said once per change).
    */
   async followedHosts(local: HostEventSource): Promise<FollowedHost[]> {
@@ -277,7 +277,7 @@ export class SwarmDataPlane {
       const name = nodeName(n);
       if (n.Status?.State && n.Status.State !== 'ready') continue;
       if (n.ID === self) {
-        out.push({ key: `${n.ID}@local`, name, source: () => local, emit: false });
+        out.push({ key: `${n.ID}@local`, name, source: () => local, emit: true });
         continue;
       }
       let ep: EngineEndpoint | undefined;
@@ -290,8 +290,7 @@ export class SwarmDataPlane {
       out.push({
         key: `${n.ID}@${endpointUrl(ep)}`, name, emit: true,
         source: () => {
-          const e = this.engines.forNode(n).engine;
-          return { watch: (cb) => e.watch(cb), observe: () => e.taskContainers() };
+          return this.engines.forNode(n).engine.taskEventSource();
         },
       });
     }

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { LABEL, type ContainerSpec } from '../../core/ports.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { FakeEngine } from '../fake/fake-engine.ts';
+import { DockerEngine } from './docker-engine.ts';
 import { HostEvents, type FollowedHost, type HostEventSource } from './host-events.ts';
 import { toInfo } from './swarm-containers.ts';
 
@@ -171,4 +172,28 @@ test('the containers role overlays a host\'s word on the manager\'s: a death bef
   // The manager's terminal state stands whatever the host said.
   const failed = { ...task, Status: { ...task.Status, State: 'failed', ContainerStatus: { ...task.Status.ContainerStatus, ExitCode: 1 } } };
   assert.deepEqual([toInfo(svc, [failed], nodes, obs({ running: true })).state], ['dead']);
+});
+
+test('a host engine\'s task containers from one list call: filtered by the cluster label, state and health from Status', async () => {
+  let filters: unknown;
+  const docker = {
+    listContainers: async (o: { filters: unknown }) => {
+      filters = o.filters;
+      return [
+        { Id: 'a', State: 'running', Status: 'Up 3 seconds (healthy)', Labels: { [LABEL.cluster]: 'c1' } },
+        { Id: 'b', State: 'running', Status: 'Up 1 second (health: starting)', Labels: {} },
+        { Id: 'c', State: 'exited', Status: 'Exited (137) 2 seconds ago', Labels: {} },
+        { Id: 'd', State: 'running', Status: 'Up 2 minutes', Labels: {} },
+      ];
+    },
+  };
+  const e = new DockerEngine({ docker: docker as never, logger });
+  assert.deepEqual(await e.taskContainers(), [
+    { id: 'a', labels: { [LABEL.cluster]: 'c1' }, running: true, health: 'healthy' },
+    { id: 'b', labels: {}, running: true, health: 'starting' },
+    { id: 'c', labels: {}, running: false, exitCode: 137, health: 'none' },
+    { id: 'd', labels: {}, running: true, health: 'none' },
+  ]);
+  // Swarm task containers carry the installation's label, not io.berth.managed.
+  assert.deepEqual(filters, { label: [LABEL.cluster, 'com.docker.swarm.service.id'] });
 });

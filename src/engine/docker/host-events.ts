@@ -26,10 +26,7 @@ export interface FollowedHost {
   key: string;
   name: string;
   source: () => HostEventSource;
-  /**
-   * Whether its container events go to the listeners. The control host's own engine is followed for
-   * the observations only: its events already reach the server through the engine's own watch.
-   */
+  /** Whether its container events go to the listeners (false: followed for the observations only). */
   emit: boolean;
 }
 
