@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Logger } from '../core/ports.ts';
 import type { EventStore, InstanceRecord } from '../core/store.ts';
-import { NginxIngress, cutConnections, type CutTarget } from '../ingress/index.ts';
+import { NginxIngress, cutConnections } from '../ingress/index.ts';
 import type { ServerConfig } from './config.ts';
 
 /**
@@ -32,15 +32,13 @@ export async function startIngress(cfg: ServerConfig, events: EventStore, acmeCh
  * An instance found unreachable from this host (its host died, its link is cut): nginx's connections
  * to it (same network namespace) are cut, so idempotent requests already sent there are retried on
  * another backend at once instead of waiting for the read timeout (ingress/cut-connections.ts).
- * `direct` is where the ingress reaches an app-network instance when not at its address and port.
+ * Only an address of another host: on loopback (this host, which is alive) a connect timeout is an
+ * app whose accept queue is full, and a cut would fail the POSTs it is still working on.
  */
-export function cutUnreachable(inst: InstanceRecord, direct: { address: string; port: number } | undefined, events: EventStore, logger: Logger): void {
-  const targets: CutTarget[] = [];
-  if (inst.address && inst.port) targets.push({ address: inst.address, port: inst.port });
-  if (direct) targets.push(direct);
-  if (targets.length === 0) return;
-  const where = targets.map((t) => `${t.address}:${t.port}`).join(', ');
-  cutConnections(targets).then((n) => {
+export function cutUnreachable(inst: InstanceRecord, events: EventStore, logger: Logger): void {
+  if (!inst.address || !inst.port || inst.address.startsWith('127.') || inst.address === '::1') return;
+  const where = `${inst.address}:${inst.port}`;
+  cutConnections([{ address: inst.address, port: inst.port }]).then((n) => {
     logger.info({ instance: inst.id, where, cut: n }, 'connections to an unreachable instance cut');
     if (n > 0) {
       events.addEvent({ app: inst.app, env: inst.env, service: inst.service, instance: inst.id, kind: 'ingress.cut',
