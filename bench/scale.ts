@@ -19,11 +19,14 @@
  * rendered upstreams no longer / again contain the instance), plus deploy_s, apps_p99_ms (GET /v1/apps,
  * every app at once), host_loss_restored_ms (a host dies: until every service is back to its
  * replicas healthy and routed), churn_cpu_ms / churn_cpu_ms_per_flip (the process's CPU time over the
- * churn: comparable across load averages, unlike the latencies) and the counts.
+ * churn: comparable across load averages, unlike the latencies), event_loop_delay_p99_ms / _max_ms (how
+ * long a ready callback waited for the event loop over the churn: perf_hooks.monitorEventLoopDelay) and
+ * the counts.
  * BENCH_SCALE_PROFILE=FILE writes a CPU profile of the churn window alone.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -316,7 +319,7 @@ export async function run(): Promise<Record<string, number | string>> {
     const statuses = async (n: number) => {
       for (let i = 0; i < n && left() > 12_000; i++) {
         statusMs.push(await get(`/v1/apps/app${String(Math.floor(Math.random() * APPS)).padStart(2, '0')}`));
-        if (i % 20 === 0) appsMs.push(await get('/v1/apps'));
+        if (i % 20 === 0 && process.env.BENCH_SCALE_NO_APPS !== "1") appsMs.push(await get("/v1/apps"));
         await sleep(20);
       }
     };
@@ -331,9 +334,15 @@ export async function run(): Promise<Record<string, number | string>> {
     // CPU time of this process over the churn (all threads): unlike the latencies it hardly depends on
     // what else the machine runs, so runs at different load averages compare.
     const cpu0 = process.cpuUsage();
+    // How long a ready callback waits for the event loop over the churn (the flip→routed tail).
+    const eld = monitorEventLoopDelay({ resolution: 10 });
+    eld.enable();
     const churn0 = performance.now();
     await Promise.all([flipper(FLIPS / 4), flipper(FLIPS / 4), flipper(FLIPS / 4), flipper(FLIPS / 4), statuses(STATUS_REQUESTS)]);
     const cpu = process.cpuUsage(cpu0);
+    eld.disable();
+    result.event_loop_delay_p99_ms = round(eld.percentile(99) / 1e6);
+    result.event_loop_delay_max_ms = round(eld.max / 1e6);
     result.churn_cpu_ms = Math.round((cpu.user + cpu.system) / 1000);
     result.churn_wall_ms = Math.round(performance.now() - churn0);
     if (profiler) {
@@ -351,7 +360,7 @@ export async function run(): Promise<Record<string, number | string>> {
     result.render_max_ms = round(Math.max(...passes));
     result.render_passes = passes.length;
     result.churn_cpu_ms_per_flip = round(Number(result.churn_cpu_ms) / Math.max(1, flips.length));
-    log(`churn: ${result.churn_cpu_ms} ms CPU in ${result.churn_wall_ms} ms (${result.churn_cpu_ms_per_flip} ms CPU per flip, status requests included)`);
+    log(`churn: ${result.churn_cpu_ms} ms CPU in ${result.churn_wall_ms} ms (${result.churn_cpu_ms_per_flip} ms CPU per flip, status requests included); event-loop delay p99 ${result.event_loop_delay_p99_ms} ms, max ${result.event_loop_delay_max_ms} ms`);
     log(`status p99 ${result.status_p99_ms} ms (${statusMs.length}), /v1/apps p99 ${result.apps_p99_ms} ms, flip→routed p99 ${result.flip_to_routed_p99_ms} ms (${flips.length}), render ${result.render_ms} ms median of ${passes.length}`);
 
     // A host dies: its instances are replaced on the others; done when every service is back to its

@@ -280,6 +280,14 @@ export interface InstanceStore {
   allInstances(): readonly Readonly<InstanceRecord>[];
   /** A number that changes with every write to any instance (for readers that skip work when nothing changed). */
   instanceVersion(): number;
+  /**
+   * The ids of the instances written since `version` (an instanceVersion), once per write; undefined
+   * when the store cannot tell (too far back, or after a purge or a rolled-back transaction): read
+   * them all then.
+   */
+  instanceWritesSince(version: number): readonly string[] | undefined;
+  /** The store's own record of an instance (shared: read it, never change nor keep it), as allInstances gives them. */
+  instanceRecord(id: string): Readonly<InstanceRecord> | undefined;
   getInstance(id: string): InstanceRecord | undefined;
   /** Inserts the instance, allocating a free port from the range not held by another instance and accepted by `isFree`. */
   createInstance(i: Omit<InstanceRecord, 'port'>, ports: { min: number; max: number; isFree: (port: number) => boolean }): InstanceRecord;

@@ -67,6 +67,10 @@ test('HealthMonitor.refresh reads each release once, not once per instance per r
   const reads: string[] = [];
   const store = {
     allInstances: () => instances,
+    // Moves with every instance written (here: added).
+    instanceVersion: () => instances.length,
+    // Cannot tell which were written: every refresh reads them all.
+    instanceWritesSince: () => undefined,
     getRelease: (id: string) => {
       reads.push(id);
       return { id, spec: { health: { type: 'command', test: ['CMD', 'true'], intervalMs: 1000, timeoutMs: 1000, retries: 3, startPeriodMs: 0 } } };
@@ -147,4 +151,99 @@ test('a starting instance is probed every 20 ms for its first 2 s, then less and
     probes++;
   }
   assert.ok(probes > 100 && probes < 140, `${probes} probes in 30 s`);
+});
+
+test('HealthMonitor.refresh: an instance whose release was not readable yet is probed once its release is written, without another instance write', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { SqliteStore } = await import('../store/index.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'berth-health-'));
+  const clock = { now: () => Date.now() };
+  const store = new SqliteStore(join(dir, 'berth.db'), clock);
+  const server = createTcpServer((s) => s.end());
+  const port = await listen(server);
+  const changes: string[] = [];
+  const monitor = new HealthMonitor(store, clock, silentLogger, (inst) => changes.push(inst.id));
+  try {
+    store.createInstance({ id: 'i1', app: 'a', env: 'prod', service: 'web', releaseId: 'r1', host: 'h', address: '127.0.0.1', state: 'running', health: 'starting', createdAt: 1 },
+      { min: port, max: port, isFree: () => true });
+    monitor.refresh();
+    // The release comes after the instance (no instance written since): the next refresh reads it.
+    store.putService({ app: 'a', env: 'prod', name: 'web', replicas: 1, releaseId: 'r1', failures: 0, nextStartAt: 0, updatedAt: 1 }, {
+      id: 'r1', app: 'a', env: 'prod', service: 'web', seq: 1, specHash: 'h', image: 'x', imageId: 'sha256:x', status: 'progressing', message: '', createdAt: 1, createdBy: 't',
+      spec: { name: 'web', image: 'x', environment: {}, ports: [], health: tcp, replicas: 1, limits: {}, restart: { condition: 'any', delayMs: 1000 }, labels: {},
+        stopSignal: 'SIGTERM', stopGracePeriodMs: 1000, volumes: [], dependsOn: [], routes: [] },
+    });
+    monitor.refresh();
+    const end = Date.now() + 10_000;
+    while (changes.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(changes, ['i1'], 'one flip, reported');
+    assert.equal(store.getInstance('i1')?.health, 'healthy');
+  } finally {
+    monitor.close();
+    store.close();
+    await new Promise<void>((r) => server.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('HealthMonitor.refresh after each of 200 random instance writes (some rolled back): probes exactly the instances a monitor started afresh would', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { SqliteStore } = await import('../store/index.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'berth-health-'));
+  const clock = { now: () => 1000 };
+  const store = new SqliteStore(join(dir, 'berth.db'), clock);
+  const monitor = new HealthMonitor(store, clock, silentLogger, () => undefined);
+  try {
+    const spec = (health: typeof tcp | { type: 'none' }) => ({ name: 'web', image: 'x', environment: {}, ports: [], health, replicas: 1, limits: {}, restart: { condition: 'any' as const, delayMs: 1000 },
+      labels: {}, stopSignal: 'SIGTERM', stopGracePeriodMs: 1000, volumes: [], dependsOn: [], routes: [] });
+    const rel = (id: string, health: typeof tcp | { type: 'none' }) => ({ id, app: 'a', env: 'prod', service: 'web', seq: Number(id.slice(1)), specHash: id, image: 'x', imageId: 'sha256:x',
+      status: 'progressing' as const, message: '', createdAt: 1, createdBy: 't', spec: spec(health) });
+    const svc = (releaseId: string) => ({ app: 'a', env: 'prod', name: 'web', replicas: 1, releaseId, failures: 0, nextStartAt: 0, updatedAt: 1 });
+    store.putService(svc('r1'), rel('r1', tcp));
+    store.putService(svc('r2'), rel('r2', { type: 'none' }));
+    let seed = 11;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return Math.floor(seed / 65536) % n;
+    };
+    const states = ['running', 'running', 'pending', 'stopping', 'exited'] as const;
+    const ids: string[] = [];
+    let most = 0;
+    // Closed ports on loopback: a probe that ran would be refused (none runs: the test never yields).
+    const range = { min: 29000, max: 29999, isFree: () => true };
+    for (let step = 0; step < 200; step++) {
+      const op = rnd(10);
+      if (op < 3 || ids.length === 0) {
+        const id = `i${step}`;
+        store.createInstance({ id, app: 'a', env: 'prod', service: 'web', releaseId: rnd(3) ? 'r1' : 'r2', host: 'h', address: rnd(4) ? '127.0.0.1' : '',
+          state: states[rnd(states.length)]!, health: 'starting', createdAt: step }, range);
+        ids.push(id);
+      } else if (op < 8) {
+        const id = ids[rnd(ids.length)]!;
+        store.updateInstance(id, rnd(2) ? { state: states[rnd(states.length)]! } : { address: rnd(2) ? '127.0.0.1' : '' });
+      } else if (op < 9) {
+        store.deleteInstance(ids.splice(rnd(ids.length), 1)[0]!);
+      } else {
+        // A transaction that throws after a write: the store forgets it, and so must the monitor.
+        const id = ids[rnd(ids.length)]!;
+        assert.throws(() => store.writeBatch({ instances: [{ id, patch: { state: 'exited' } }], events: [{ app: 'a', env: 'prod', service: 'web', instance: id, kind: 'x', message: null as never }] }));
+      }
+      if (rnd(3) === 0) continue;
+      monitor.refresh();
+      const fresh = new HealthMonitor(store, clock, silentLogger, () => undefined);
+      fresh.refresh();
+      assert.deepEqual(monitor.trackedIds(), fresh.trackedIds(), `step ${step}`);
+      most = Math.max(most, monitor.trackedIds().length);
+      fresh.close();
+    }
+    assert.ok(most >= 3, `several instances were probed at once (at most ${most})`);
+  } finally {
+    monitor.close();
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,6 +1,6 @@
 import type { Clock, Logger } from '../core/ports.ts';
 import type { RegistryEntryView } from '../core/views.ts';
-import type { ExternalRecord, InstanceHealth, DesiredStateStore, EventStore, ExternalStore, InstanceStore } from '../core/store.ts';
+import type { ExternalRecord, InstanceHealth, InstanceRecord, DesiredStateStore, EventStore, ExternalStore, InstanceStore } from '../core/store.ts';
 import { probeInstance } from './health-monitor.ts';
 
 /** One registered instance: the API's wire type, produced here. */
@@ -18,7 +18,12 @@ export function registryKey(service: string, env: string, address: string, port:
  */
 export class Registry {
   private index: number;
-  private signature = '';
+  /** Berth's running instances' entries by instance id, with the refresh that last saw each. */
+  private readonly berth = new Map<string, { entry: RegistryEntry; gen: number }>();
+  private generation = 0;
+  private externals: RegistryEntry[] = [];
+  /** The externals' healthy set and names, as of the last refresh. */
+  private externalsSignature = '';
   private cache: RegistryEntry[] = [];
   private sorted = true;
   private seenVersion = -1;
@@ -47,7 +52,7 @@ export class Registry {
     // Sorted when first read after a refresh, not on every refresh (at 5,000 instances a refresh runs
     // after each change; readers — DNS snapshots, the API — come far less often).
     if (!this.sorted) {
-      this.cache.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      this.cache.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       this.sorted = true;
     }
     return this.cache;
@@ -75,40 +80,86 @@ export class Registry {
     return [...apps].sort();
   }
 
-  /** Re-reads the store; bumps the index (and wakes watchers) when the healthy set changed. Cheap. */
+  /**
+   * Re-reads the store; bumps the index (and wakes watchers) when the healthy set changed. Cheap: one
+   * pass over the store's shared instance records that compares each with the entry made from it
+   * last time and makes entries only for the instances that changed (bench scale: building 5,000
+   * entries and a 5,000-part signature after every write was the top item of a churn's profile).
+   */
   refresh(): void {
     // Nothing to do when no instance was written and the externals read the same (a turn of the event
     // loop often asks twice: for the ingress and for the instance set).
     const version = this.store.instanceVersion();
     const externals = this.store.listExternals();
-    const externalsSig = JSON.stringify(externals);
-    if (version === this.seenVersion && externalsSig === this.seenExternals) return;
-    this.seenVersion = version;
-    this.seenExternals = externalsSig;
-    const entries: RegistryEntry[] = [];
-    // The signature (the healthy set, and how many entries each service has) in the store's own order: the same
-    // set reads in the same order, so no sort is needed to compare it with the last one.
-    const healthy: string[] = [];
-    const names = new Map<string, number>();
-    for (const i of this.store.allInstances()) {
-      if (i.state !== 'running') continue;
+    const externalsJson = JSON.stringify(externals);
+    const externalsChanged = externalsJson !== this.seenExternals;
+    if (version === this.seenVersion && !externalsChanged) return;
+    this.seenExternals = externalsJson;
+    // The healthy set changed, or how many entries an env/service has: watchers are woken.
+    let moved = false;
+    let entriesChanged = false;
+    /** Makes i's entry anew when it changed; false: i is not running (it has none). */
+    const note = (i: Readonly<InstanceRecord>, gen: number): boolean => {
+      if (i.state !== 'running') return false;
+      const had = this.berth.get(i.id);
+      const e = had?.entry;
+      if (e && e.health === i.health && e.address === i.address && e.port === i.port && e.service === i.service && e.env === i.env && e.app === i.app) {
+        had.gen = gen;
+        return true;
+      }
       const key = registryKey(i.service, i.env, i.address, i.port);
-      entries.push({ key, env: i.env, service: i.service, app: i.app, address: i.address, port: i.port, health: i.health, source: 'berth', id: i.id });
-      if (i.health === 'healthy') healthy.push(`${key}#${i.id}`);
-      names.set(`${i.env}/${i.service}`, (names.get(`${i.env}/${i.service}`) ?? 0) + 1);
+      const entry: RegistryEntry = { key, env: i.env, service: i.service, app: i.app, address: i.address, port: i.port, health: i.health, source: 'berth', id: i.id };
+      const healthy = i.health === 'healthy';
+      if (!e || e.env !== i.env || e.service !== i.service || (e.health === 'healthy') !== healthy || (healthy && e.key !== key)) moved = true;
+      this.berth.set(i.id, { entry, gen });
+      entriesChanged = true;
+      return true;
+    };
+    const gen = ++this.generation;
+    // The instances written since the last refresh when the store can tell (a flip: one), else all.
+    const written = this.seenVersion >= 0 ? this.store.instanceWritesSince(this.seenVersion) : undefined;
+    if (written) {
+      for (const id of new Set(written)) {
+        const i = this.store.instanceRecord(id);
+        if ((!i || !note(i, gen)) && this.berth.delete(id)) {
+          moved = true;
+          entriesChanged = true;
+        }
+      }
+    } else {
+      let running = 0;
+      for (const i of this.store.allInstances()) if (note(i, gen)) running++;
+      // Instances that stopped running or went (the pass did not see them).
+      if (this.berth.size > running) {
+        for (const [id, b] of this.berth) {
+          if (b.gen === gen) continue;
+          this.berth.delete(id);
+          moved = true;
+          entriesChanged = true;
+        }
+      }
     }
-    for (const x of externals) {
-      const key = registryKey(x.service, x.env, x.address, x.port);
-      entries.push({ key, env: x.env, service: x.service, address: x.address, port: x.port,
-        health: x.health, source: 'external', id: x.id, ...(x.ttlMs ? { ttlMs: x.ttlMs } : {}), lastHeartbeatAt: x.lastHeartbeatAt });
-      if (x.health === 'healthy') healthy.push(`${key}#${x.id}`);
-      names.set(`${x.env}/${x.service}`, (names.get(`${x.env}/${x.service}`) ?? 0) + 1);
+    this.seenVersion = version;
+    if (externalsChanged) {
+      const ext: RegistryEntry[] = [];
+      for (const x of externals) {
+        ext.push({ key: registryKey(x.service, x.env, x.address, x.port), env: x.env, service: x.service, address: x.address, port: x.port,
+          health: x.health, source: 'external', id: x.id, ...(x.ttlMs ? { ttlMs: x.ttlMs } : {}), lastHeartbeatAt: x.lastHeartbeatAt });
+      }
+      const sig = `${ext.filter((e) => e.health === 'healthy').map((e) => `${e.key}#${e.id}`).join('|')}//${ext.map((e) => `${e.env}/${e.service}`).sort().join('|')}`;
+      if (sig !== this.externalsSignature) moved = true;
+      this.externalsSignature = sig;
+      this.externals = ext;
+      entriesChanged = true;
     }
-    this.cache = entries;
-    this.sorted = false;
-    const sig = `${healthy.join('|')}//${[...names].map(([n, k]) => `${n}*${k}`).sort().join('|')}`;
-    if (sig === this.signature) return;
-    this.signature = sig;
+    if (entriesChanged) {
+      const entries: RegistryEntry[] = [];
+      for (const b of this.berth.values()) entries.push(b.entry);
+      for (const x of this.externals) entries.push(x);
+      this.cache = entries;
+      this.sorted = false;
+    }
+    if (!moved) return;
     this.index = Math.max(this.index + 1, this.clock.now());
     const w = this.waiters;
     this.waiters = new Set();

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from './sqlite-store.ts';
 import type { InstanceRecord } from '../core/store.ts';
+import type { ServiceSpec } from '../core/spec/types.ts';
 
 const clock = { now: () => 1000 };
 const inst = (id: string): Omit<InstanceRecord, 'port'> => ({
@@ -293,5 +294,31 @@ test('listInstances and getInstance: after any mix of writes (some rolled back) 
     const one = s.getInstance(ids[0]!)!;
     one.state = 'stopping';
     assert.notEqual(s.getInstance(ids[0]!)!.state, 'stopping', 'getInstance hands out a copy');
+  });
+});
+
+test('releases: the spec is parsed once and shared (frozen: nobody may change it); status, message and finishedAt are read fresh; a purge forgets the specs', () => {
+  withStore((s) => {
+    const spec = { name: 'web', image: 'i', routes: [{ host: 'a.test', path: '/' }], environment: { A: '1' } } as unknown as ServiceSpec;
+    s.putService({ app: 'a', env: 'prod', name: 'web', replicas: 1, releaseId: 'r1', failures: 0, nextStartAt: 0, updatedAt: 0 }, {
+      id: 'r1', app: 'a', env: 'prod', service: 'web', seq: 1, spec, specHash: 'h1', image: 'i', imageId: 'sha256:x', status: 'progressing', message: '', createdAt: 1, createdBy: 'admin',
+    });
+    const first = s.getRelease('r1')!;
+    assert.deepEqual(first.spec, spec);
+    assert.equal(s.getRelease('r1')!.spec, first.spec, 'the same parsed spec');
+    assert.equal(s.listReleases({ app: 'a' })[0]!.spec, first.spec, 'listReleases shares it too');
+    assert.ok(Object.isFrozen(first.spec) && Object.isFrozen(first.spec.routes[0]) && Object.isFrozen(first.spec.environment));
+    assert.throws(() => {
+      (first.spec.environment as Record<string, string>).A = '2';
+    }, TypeError);
+    s.updateRelease('r1', { status: 'healthy', message: 'ok', finishedAt: 5 });
+    assert.deepEqual([s.getRelease('r1')!.status, s.getRelease('r1')!.message, s.getRelease('r1')!.finishedAt], ['healthy', 'ok', 5]);
+    assert.equal(first.status, 'progressing', 'a record read earlier is the caller\'s own');
+    // A rolled-back write of a release's status is not seen.
+    assert.throws(() => s.writeBatch({ releases: [{ id: 'r1', patch: { status: 'failed' } }], events: [{ app: 'a', env: 'prod', service: 'web', instance: '', kind: 'x', message: null as never }] }));
+    assert.equal(s.getRelease('r1')!.status, 'healthy');
+    s.purgeAppRecords('a');
+    assert.equal(s.getRelease('r1'), undefined);
+    assert.deepEqual(s.listReleases({ app: 'a' }), []);
   });
 });

@@ -13,6 +13,7 @@ import type {
   DeploymentRecord, DeploymentStatus, EventRecord, InstancePatch, InstanceRecord, NewEvent, ReleaseRecord, ServiceKey, ServiceRecord, Store, StoreChange,
 } from '../core/store.ts';
 import type { SpecSource } from '../core/spec/source.ts';
+import type { ServiceSpec } from '../core/spec/types.ts';
 import { MIGRATIONS } from './migrations.ts';
 
 type Row = Record<string, unknown>;
@@ -39,6 +40,20 @@ export class SqliteStore implements Store {
   private instances: InstanceCache | undefined;
   /** Writes to the instance table so far (instanceVersion). */
   private instanceWrites = 0;
+  /**
+   * The ids of the instances written since version `logBase`, one per write, in order
+   * (instanceWritesSince); bounded: a reader further behind reads the whole table.
+   */
+  private writeLog: string[] = [];
+  private logBase = 0;
+  /**
+   * Each release's parsed spec, by release id: a release's spec never changes once written, and status,
+   * `GET /v1/apps`, the reconcilers and the health monitor read releases on every request and round
+   * (bench scale: parsing 500 specs per `GET /v1/apps` was most of its time). The row's other columns
+   * (status, message) are read every time. The specs are frozen: every reader shares them. Dropped on
+   * purge; bounded (cleared past 20,000 releases).
+   */
+  private readonly specs = new Map<string, ServiceSpec>();
 
   constructor(path: string, clock: Clock) {
     this.clock = clock;
@@ -54,6 +69,8 @@ export class SqliteStore implements Store {
     } catch (err) {
       this.instances = undefined;
       this.instanceWrites++;
+      this.forgetWrites();
+      this.specs.clear();
       throw err;
     }
   }
@@ -70,8 +87,18 @@ export class SqliteStore implements Store {
     this.watchers.add(fn);
     return () => void this.watchers.delete(fn);
   }
-  private changed(c: StoreChange): void {
-    if (c.kind === 'instance') this.instanceWrites++;
+  /** The write log starts again here: readers behind this point read the whole table. */
+  private forgetWrites(): void {
+    this.writeLog = [];
+    this.logBase = this.instanceWrites;
+  }
+  /** `instance`: the id of the instance written (a change of kind instance). */
+  private changed(c: StoreChange, instance?: string): void {
+    if (c.kind === 'instance') {
+      this.instanceWrites++;
+      if (instance === undefined) this.forgetWrites();
+      else if (this.writeLog.push(instance) > 10_000) this.forgetWrites();
+    }
     if (this.watchers.size === 0) return;
     if (this.pending.push(c) > 1) return;
     queueMicrotask(() => {
@@ -165,14 +192,24 @@ export class SqliteStore implements Store {
     this.changed({ kind: 'service', ...k });
   }
   getRelease(id: string): ReleaseRecord | undefined {
-    const r = this.q('SELECT * FROM releases WHERE id = ?').get(id) as Row | undefined;
-    return r && toRelease(r);
+    const r = this.q(`SELECT ${RELEASE_COLUMNS} FROM releases WHERE id = ?`).get(id) as Row | undefined;
+    return r && toRelease(r, this.specOf(String(r.id)));
   }
   listReleases(filter: { app: string; env?: string; service?: string }): ReleaseRecord[] {
-    const rows = this.q(`SELECT * FROM releases WHERE app = @app AND (@env IS NULL OR env = @env)
+    const rows = this.q(`SELECT ${RELEASE_COLUMNS} FROM releases WHERE app = @app AND (@env IS NULL OR env = @env)
       AND (@service IS NULL OR service = @service) ORDER BY created_at DESC, seq DESC`)
       .all({ app: filter.app, env: filter.env ?? null, service: filter.service ?? null }) as Row[];
-    return rows.map(toRelease);
+    return rows.map((r) => toRelease(r, this.specOf(String(r.id))));
+  }
+  /** A release's spec, parsed once (see `specs`). */
+  private specOf(id: string): ServiceSpec {
+    const known = this.specs.get(id);
+    if (known) return known;
+    const r = this.q('SELECT spec FROM releases WHERE id = ?').get(id) as { spec: string };
+    const spec = deepFreeze(JSON.parse(r.spec) as ServiceSpec);
+    if (this.specs.size >= 20_000) this.specs.clear();
+    this.specs.set(id, spec);
+    return spec;
   }
   nextReleaseSeq(k: ServiceKey): number {
     const r = this.q('SELECT MAX(seq) AS m FROM releases WHERE app = ? AND env = ? AND service = ?').get(k.app, k.env, k.service) as Row;
@@ -229,6 +266,13 @@ export class SqliteStore implements Store {
   instanceVersion(): number {
     return this.instanceWrites;
   }
+  instanceWritesSince(version: number): readonly string[] | undefined {
+    if (version < this.logBase || version > this.instanceWrites) return undefined;
+    return this.writeLog.slice(version - this.logBase);
+  }
+  instanceRecord(id: string): Readonly<InstanceRecord> | undefined {
+    return this.instanceCache().get(id);
+  }
   allInstances(): readonly Readonly<InstanceRecord>[] {
     return this.instanceCache().all();
   }
@@ -269,7 +313,7 @@ export class SqliteStore implements Store {
       this.q("INSERT INTO meta (key, value) VALUES ('port_cursor', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(String(port));
       taken.add(port);
       this.instances?.put(rec);
-      this.changed({ kind: 'instance', app: rec.app, env: rec.env, service: rec.service });
+      this.changed({ kind: 'instance', app: rec.app, env: rec.env, service: rec.service }, rec.id);
       return copyInstance(rec);
     }
     throw new Conflict(`no free port in ${ports.min}-${ports.max}: widen the range with --port-range or remove instances`);
@@ -281,12 +325,12 @@ export class SqliteStore implements Store {
     this.q('UPDATE instances SET host = ?, address = ?, container_id = ?, state = ?, health = ?, started_at = ?, reason = ?, release_id = ?, last_check = ?, replace_requested_at = ? WHERE id = ?')
       .run(n.host, n.address, n.containerId ?? null, n.state, n.health, n.startedAt ?? null, n.reason ?? null, n.releaseId, n.check ? JSON.stringify(n.check) : null, n.replaceRequestedAt ?? null, id);
     this.instances?.put(n);
-    this.changed({ kind: 'instance', app: cur.app, env: cur.env, service: cur.service });
+    this.changed({ kind: 'instance', app: cur.app, env: cur.env, service: cur.service }, id);
   }
   deleteInstance(id: string): void {
     const gone = this.q('DELETE FROM instances WHERE id = ? RETURNING app, env, service').get(id) as { app: string; env: string; service: string } | undefined;
     this.instances?.delete(id);
-    if (gone) this.changed({ kind: 'instance', app: gone.app, env: gone.env, service: gone.service });
+    if (gone) this.changed({ kind: 'instance', app: gone.app, env: gone.env, service: gone.service }, id);
   }
 
   // ---- a reconcile round
@@ -439,8 +483,10 @@ export class SqliteStore implements Store {
       this.q('DELETE FROM services WHERE app = ?').run(app);
       this.instances = undefined;
       this.instanceWrites++;
+      this.forgetWrites();
       const instances = this.q('DELETE FROM instances WHERE app = ?').run(app).changes;
       const releases = this.q('DELETE FROM releases WHERE app = ?').run(app).changes;
+      this.specs.clear();
       const deployments = this.q('DELETE FROM deployments WHERE app = ?').run(app).changes;
       // What the deployments were made from: Compose text and variable values.
       this.q('DELETE FROM spec_sources WHERE app = ?').run(app);
@@ -513,10 +559,12 @@ function toService(r: Row): ServiceRecord {
     ...(r.last_crash == null ? {} : { lastCrash: JSON.parse(String(r.last_crash)) }),
   };
 }
-function toRelease(r: Row): ReleaseRecord {
+/** A release row's columns but its spec (parsed once per release: SqliteStore.specs). */
+const RELEASE_COLUMNS = 'id, app, env, service, seq, spec_hash, image, image_id, status, message, created_at, created_by, finished_at';
+function toRelease(r: Row, spec: ServiceSpec): ReleaseRecord {
   return {
     id: String(r.id), app: String(r.app), env: String(r.env), service: String(r.service), seq: Number(r.seq),
-    spec: JSON.parse(String(r.spec)), specHash: String(r.spec_hash), image: String(r.image), imageId: String(r.image_id),
+    spec, specHash: String(r.spec_hash), image: String(r.image), imageId: String(r.image_id),
     status: r.status as ReleaseRecord['status'], message: String(r.message), createdAt: Number(r.created_at),
     createdBy: String(r.created_by), ...(r.finished_at == null ? {} : { finishedAt: Number(r.finished_at) }),
   };
@@ -527,6 +575,15 @@ function toExternal(r: Row): ExternalRecord {
     check: JSON.parse(String(r.check_json)), ...(r.ttl_ms == null ? {} : { ttlMs: Number(r.ttl_ms) }),
     lastHeartbeatAt: Number(r.last_heartbeat_at), health: r.health as ExternalRecord['health'], registeredAt: Number(r.registered_at),
   };
+}
+
+/** Freezes a parsed JSON value and everything in it (a shared value nobody may change). */
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
 }
 
 /** A caller's copy of a cached instance (the cache's own objects change in place). */
