@@ -32,9 +32,10 @@ describe('web portal', () => {
     h = await Harness.create({ portRange: '19100-19199', env: { BERTH_METRICS_INTERVAL_MS: '1000' } });
     await h.startServer();
     base = `http://127.0.0.1:${h.apiPort}`;
-    const d = await h.cli(['deploy', '-f', WEB], { env: { APP_VERSION: 'v1', REPLICAS: '1' }, timeoutMs: 180_000 });
+    // The browser starts while the app deploys.
+    const [d, b] = await Promise.all([h.cli(['deploy', '-f', WEB], { env: { APP_VERSION: 'v1', REPLICAS: '1' }, timeoutMs: 180_000 }), launch()]);
+    browser = b;
     assert.equal(d.code, 0, d.stderr);
-    browser = await launch();
     ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     page = await ctx.newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -208,6 +209,22 @@ describe('web portal', () => {
     await page.waitForURL(/by=instance.*range=-20m|range=-20m.*by=instance/, { timeout: T });
     const instances = ((await h.api('GET', '/v1/apps/e2e?env=prod')).json.services as { instances: unknown[] }[])[0]!.instances.length;
     await waitFor(async () => Number(await cpu.getAttribute('data-series')) >= Math.min(2, instances), { timeoutMs: T, intervalMs: 200, what: 'a CPU line per instance' });
+    // Requests per instance that answered them (the ingress's access log names the backend): traffic
+    // through the ingress, then the Requests, status and latency charts have a line for a current instance.
+    const ids = ((await h.api('GET', '/v1/apps/e2e?env=prod')).json.services as { name: string; instances: { id: string }[] }[]).find((x) => x.name === 'web')!.instances.map((i) => i.id);
+    for (let i = 0; i < 30; i++) assert.equal((await get(h.ingressPort, '/api/whoami')).status, 200);
+    const served = await waitFor(async () => {
+      const r = await h.api('GET', '/v1/metrics/query?kind=http_instance&app=e2e&env=prod&service=web&from=-20m');
+      return (r.json.series as { key: { target: string }; points: { n: number }[] }[]).find((s) => ids.includes(s.key.target) && s.points.some((p) => p.n > 0))?.key.target;
+    }, { timeoutMs: 60_000, intervalMs: 500, what: 'requests counted per instance' });
+    await page.reload();
+    for (const title of ['Requests', 'Status classes', 'Latency percentiles']) {
+      const chart = page.locator('figure.chart').filter({ has: page.locator('figcaption', { hasText: new RegExp(`^${title}$`) }) });
+      await chart.locator('canvas').waitFor({ timeout: T });
+      assert.ok(Number(await chart.getAttribute('data-points')) >= 1, `${title}: data points`);
+      assert.match(await chart.locator('[role="img"]').getAttribute('aria-label') ?? '', new RegExp(`web/${served}`), `${title}: a line of instance ${served}`);
+    }
+    await accessible('metrics-instances');
   });
 
   test('every other page loads, keyboard-reachable and without serious accessibility violations', async () => {
@@ -342,16 +359,27 @@ describe('web portal', () => {
     await row.waitFor({ state: 'detached', timeout: T });
   });
 
-  /** A second browser logged in as `user` (for what a person without a grant sees and may force). */
-  const loggedIn = async (user: string, password: string) => {
-    const c = await browser.newContext();
-    const p = await c.newPage();
-    await p.goto(`${base}/`);
-    await p.getByLabel('User').fill(user);
-    await p.getByLabel('Password').fill(password);
-    await p.getByRole('button', { name: 'Log in' }).click();
-    await p.getByRole('heading', { name: 'Home' }).waitFor({ timeout: T });
-    return { c, p };
+  /**
+   * A second browser logged in as `user` (for what a person without a grant sees and may force): one
+   * context per user for the whole file, logged in once (its `close` leaves it open for the next test).
+   */
+  const sessions = new Map<string, Promise<{ c: { close: () => Promise<void> }; p: Page }>>();
+  const loggedIn = (user: string, password: string) => {
+    let s = sessions.get(user);
+    if (!s) {
+      s = (async () => {
+        const ctx2 = await browser.newContext();
+        const p = await ctx2.newPage();
+        await p.goto(`${base}/`);
+        await p.getByLabel('User').fill(user);
+        await p.getByLabel('Password').fill(password);
+        await p.getByRole('button', { name: 'Log in' }).click();
+        await p.getByRole('heading', { name: 'Home' }).waitFor({ timeout: T });
+        return { c: { close: async () => undefined }, p };
+      })();
+      sessions.set(user, s);
+    }
+    return s;
   };
   /** A request the page's own session makes (cookie + CSRF token), bypassing the buttons: what the server answers. */
   const forced = (p: Page, method: string, path: string, body?: unknown) => p.evaluate(async ([m, u, b]) => {

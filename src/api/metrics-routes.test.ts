@@ -53,3 +53,32 @@ test('metrics routes: the happy path reads the metrics store, the latest samples
   // Another app's figures are not in this app's table.
   assert.deepEqual(((await t.req('GET', '/v1/top?app=blog')).json() as { instances: unknown[] }).instances, []);
 }));
+
+test('metrics routes: requests per instance — series of kind http_instance (status classes, percentiles) and the instance label in /metrics', () => withTestApi(async (t) => {
+  t.addService('shop', 'prod', 'web', { replicas: 2 });
+  t.addService('blog', 'prod', 'web');
+  const key = { app: 'shop', env: 'prod', service: 'web', kind: 'http_instance' as const };
+  const hist = (i: number) => Object.assign(new Array<number>(14).fill(0), { [i]: 2 });
+  t.metrics.record([
+    { ...key, target: 'i1', ts: NOW - 20_000, n: 2, sum: 0.004, max: 0.003, status: { s2xx: 2, s3xx: 0, s4xx: 0, s5xx: 0 }, hist: hist(1) },
+    { ...key, target: 'i2', ts: NOW - 20_000, n: 2, sum: 0.4, max: 0.3, status: { s2xx: 1, s3xx: 0, s4xx: 0, s5xx: 1 }, hist: hist(7) },
+    { ...key, app: 'blog', target: 'b1', ts: NOW - 20_000, n: 5, sum: 0.1, max: 0.1, status: { s2xx: 5, s3xx: 0, s4xx: 0, s5xx: 0 } },
+  ]);
+  const q = await t.req('GET', '/v1/metrics/query?kind=http_instance&app=shop&env=prod&service=web&from=-15m');
+  assert.equal(q.statusCode, 200, q.body);
+  const body = q.json() as { series: { key: { kind: string; target: string }; points: { n: number; s5xx?: number; p95?: number; rate?: number }[] }[] };
+  assert.deepEqual(body.series.map((s) => [s.key.kind, s.key.target]), [['http_instance', 'i1'], ['http_instance', 'i2']], 'one series per instance, only this app\'s');
+  const [i1, i2] = body.series.map((s) => s.points[0]!);
+  assert.equal(i2!.s5xx, 1);
+  assert.ok(i1!.p95! <= 0.0025 && i2!.p95! > 0.1, `percentiles per instance: ${i1!.p95} ${i2!.p95}`);
+  // Grouped per service, the instances add up.
+  const g = (await t.req('GET', '/v1/metrics/query?kind=http_instance&app=shop&group=service&from=-15m')).json() as typeof body;
+  assert.equal(g.series[0]!.points[0]!.n, 4);
+
+  t.http.instances.set('i2', { owner: { app: 'shop', env: 'prod', service: 'web' }, byClass: { '1xx': 0, '2xx': 1, '3xx': 0, '4xx': 0, '5xx': 1 }, hist: hist(7), count: 2, sumSeconds: 0.4 });
+  const prom = await t.req('GET', '/metrics');
+  assert.match(prom.body, /^berth_http_instance_requests_total\{app="shop",env="prod",service="web",instance="i2",status_class="5xx"\} 1$/m);
+  assert.match(prom.body, /^berth_http_instance_request_duration_seconds_count\{app="shop",env="prod",service="web",instance="i2"\} 2$/m);
+  await expectError(t.anon('GET', '/v1/metrics/query?kind=http_instance&app=shop'), 401);
+  await expectError(t.req('GET', '/v1/metrics/query?kind=http_instance&app=shop&service=wbe'), 404);
+}));

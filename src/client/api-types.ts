@@ -5244,7 +5244,7 @@ export interface operations {
                 env?: string;
                 from?: string;
                 group?: "series" | "service";
-                kind: "cpu" | "memory" | "memory_limit" | "block_read" | "block_write" | "net_rx" | "net_tx" | "http";
+                kind: "cpu" | "memory" | "memory_limit" | "block_read" | "block_write" | "net_rx" | "net_tx" | "http" | "http_instance";
                 service?: string;
                 step?: number;
                 target?: string;

@@ -10,13 +10,22 @@ import type { MetricPointView } from './views.ts';
  * What a series measures.
  * - gauges (`cpu` percent, `memory`/`memory_limit` bytes): one sample per point, rollups keep avg and max;
  * - counters (`block_read`, `block_write`, `net_rx`, `net_tx` bytes): `sum` is the increase within the bucket;
- * - `http`: requests of one route: `n` requests, status classes, latency sum/max and a histogram.
+ * - `http`: requests of one route: `n` requests, status classes, latency sum/max and a histogram;
+ * - `http_instance`: the same figures per instance that answered (the ingress's `$upstream_addr`
+ *   mapped to the route's backend), all routes of the service together. Requests nginx answered
+ *   itself (no backend) or whose backend is no instance Berth knows are only in `http`.
  */
-export type MetricKind = 'cpu' | 'memory' | 'memory_limit' | 'block_read' | 'block_write' | 'net_rx' | 'net_tx' | 'http';
+export type MetricKind = 'cpu' | 'memory' | 'memory_limit' | 'block_read' | 'block_write' | 'net_rx' | 'net_tx' | 'http' | 'http_instance';
 
-export const METRIC_KINDS: readonly MetricKind[] = ['cpu', 'memory', 'memory_limit', 'block_read', 'block_write', 'net_rx', 'net_tx', 'http'];
+export const METRIC_KINDS: readonly MetricKind[] = ['cpu', 'memory', 'memory_limit', 'block_read', 'block_write', 'net_rx', 'net_tx', 'http', 'http_instance'];
 
-/** Identifies a series. `target` is the instance id (container kinds) or the route's upstream name (`http`). */
+/** Kinds whose points are requests (status classes, latency percentiles). */
+export const HTTP_KINDS: readonly MetricKind[] = ['http', 'http_instance'];
+
+/**
+ * Identifies a series. `target` is the instance id (container kinds and `http_instance`) or the
+ * route's upstream name (`http`).
+ */
 export interface SeriesKey {
   kind: MetricKind;
   app: string;

@@ -267,7 +267,7 @@ test('public servers write the berth_json access log with the route name; the ad
   const line = fmt.replace('$msec', '1700000000.123').replace('$status', '200').replace('$request_time', '0.004')
     .replace('$bytes_sent', '512').replace(/\$[a-z_]+/g, 'x');
   const parsed = JSON.parse(line) as Record<string, unknown>;
-  assert.deepEqual(Object.keys(parsed), ['time', 'host', 'route', 'upstream', 'method', 'path', 'status', 'request_time', 'upstream_response_time', 'bytes_sent']);
+  assert.deepEqual(Object.keys(parsed), ['time', 'host', 'route', 'upstream', 'method', 'path', 'status', 'request_time', 'upstream_response_time', 'upstream_addr', 'bytes_sent']);
 });
 
 test('only-backends changes are told apart from every other change (those get nginx -t)', () => {

@@ -10,11 +10,13 @@ export const ACCESS_LOG_FILE = 'access.json.log';
 /**
  * The `berth_json` access-log line: numbers unquoted, strings JSON-escaped by nginx (`escape=json`).
  * `time` is Unix seconds with millisecond fraction; `upstream_response_time` may be "", "-" or a
- * comma/colon-separated list when nginx tried several backends.
+ * comma/colon-separated list when nginx tried several backends. `upstream_addr` is the backend that
+ * answered (`ip:port`; a list like `upstream_response_time` when several were tried, the last one
+ * answered; "" when nginx answered itself): the access-log reader maps it to the instance.
  */
 export const ACCESS_LOG_FORMAT =
   '{"time":$msec,"host":"$host","route":"$berth_route","upstream":"$proxy_host","method":"$request_method","path":"$uri",' +
-  '"status":$status,"request_time":$request_time,"upstream_response_time":"$upstream_response_time","bytes_sent":$bytes_sent}';
+  '"status":$status,"request_time":$request_time,"upstream_response_time":"$upstream_response_time","upstream_addr":"$upstream_addr","bytes_sent":$bytes_sent}';
 
 /** Everything besides the routes that shapes the rendered nginx.conf. */
 export interface RenderOptions {

@@ -88,3 +88,37 @@ test('upstream names split into app, env and service', () => {
   assert.deepEqual(parseUpstreamName('a-b.c.web.0'), { app: 'a-b', env: 'c', service: 'web' });
   for (const bad of ['nope', 'e2e-prod-web-0', 'a.b.c', 'a.b.c.d', 'A.b.c.0', 'a..c.0', 'a.b.c.0.1']) assert.equal(parseUpstreamName(bad), undefined, bad);
 });
+
+test('requests are counted per instance that answered: the last address nginx tried, only instances of the route\'s service that exist', async () => {
+  const { dir, path, store, clock } = setup();
+  const at = (addr: string, status = 200, route = 'shop.prod.web.0') => JSON.stringify({ time: (T0 + 1000) / 1000, host: 'x', route, upstream: route, method: 'GET', path: '/', status, request_time: 0.004, upstream_response_time: '0.004', upstream_addr: addr, bytes_sent: 10 }) + '\n';
+  writeFileSync(path, at('127.0.0.1:30001') + at('127.0.0.1:30002', 500) + at('127.0.0.1:30001, 127.0.0.1:30002', 502)
+    + at('127.0.0.1:30001 : 127.0.0.1:30002') + at('') + at('-', 502) + at('127.0.0.1:39999')
+    // Another service's instance at an address of web's: not web's instance.
+    + at('127.0.0.1:30001', 200, 'shop.prod.api.0'));
+  let live = new Set(['i-a', 'i-b']);
+  const index = () => ({
+    of: (o: { service: string }, addr: string) => (o.service === 'web' ? ({ '127.0.0.1:30001': 'i-a', '127.0.0.1:30002': 'i-b' } as Record<string, string>)[addr] : undefined),
+    has: (id: string) => live.has(id),
+  });
+  const r = new AccessLogReader({ path, store, clock, logger, fromStart: true, instances: index });
+  assert.equal(await r.readOnce(), 8);
+  const res = store.query({ kind: 'http_instance', from: T0, to: T0 + 60_000 });
+  const by = Object.fromEntries(res.series.map((s) => [s.key.target, s]));
+  assert.deepEqual(Object.keys(by).sort(), ['i-a', 'i-b']);
+  assert.deepEqual(by['i-a']!.key, { kind: 'http_instance', app: 'shop', env: 'prod', service: 'web', target: 'i-a' });
+  assert.deepEqual([by['i-a']!.points[0]!.n, by['i-a']!.points[0]!.s2xx], [1, 1]);
+  assert.deepEqual([by['i-b']!.points[0]!.n, by['i-b']!.points[0]!.s2xx, by['i-b']!.points[0]!.s5xx], [3, 1, 2]);
+  assert.ok(by['i-b']!.points[0]!.p95! > 0, 'latency percentiles per instance');
+  // The route series still counts every request, with or without an instance.
+  const route = store.query({ kind: 'http', from: T0, to: T0 + 60_000, target: 'shop.prod.web.0' }).series[0]!.points[0]!;
+  assert.equal(route.n, 7);
+  assert.equal(r.counters.instances.get('i-b')!.count, 3);
+  // An instance that is gone leaves the counters (bounded label values) at the next read with lines.
+  live = new Set(['i-b']);
+  appendFileSync(path, at('127.0.0.1:30002'));
+  assert.equal(await r.readOnce(), 1);
+  assert.deepEqual([...r.counters.instances.keys()], ['i-b']);
+  store.close();
+  rmSync(dir, { recursive: true });
+});

@@ -16,6 +16,27 @@ export interface HttpCounters {
     count: number;
     sumSeconds: number;
   }>;
+  /**
+   * Key: instance id → the same figures for the requests that instance answered (all routes of its
+   * service). Only instances that exist: an instance's entry goes when it is no longer known, so
+   * the label's cardinality is bounded by the instances running, not by every instance ever seen.
+   */
+  instances?: Map<string, {
+    owner: RouteOwner;
+    byClass: Record<StatusClass, number>;
+    hist: number[];
+    count: number;
+    sumSeconds: number;
+  }>;
+}
+
+/**
+ * Which instance a backend address is: `of(owner, addr)` the id of the service's instance at
+ * `addr` (`ip:port`, as nginx's `$upstream_addr` writes it), `has(id)` whether an instance exists.
+ */
+export interface InstanceIndex {
+  of(owner: RouteOwner, addr: string): string | undefined;
+  has(id: string): boolean;
 }
 
 export type StatusClass = '1xx' | '2xx' | '3xx' | '4xx' | '5xx';
@@ -28,6 +49,11 @@ export interface AccessLogReaderOptions {
   logger: Logger;
   /** Maps an upstream name to its owner; defaults to splitting `app.env.service.index` (core/spec/routes.ts). */
   resolveRoute?: (upstream: string) => RouteOwner | undefined;
+  /**
+   * The instances as they are now (asked once per read that has lines): requests are also counted
+   * per instance that answered them (`http_instance`). Without it, per route only.
+   */
+  instances?: () => InstanceIndex;
   /** Read the existing file from its start (tests); by default the first read starts at its end. */
   fromStart?: boolean;
   /** Most bytes read per `readOnce()`, so one call never holds the event loop for long. */
@@ -39,6 +65,7 @@ interface Line {
   time: number;
   route?: string;
   upstream?: string;
+  upstream_addr?: string;
   status: number;
   request_time: number;
 }
@@ -50,7 +77,7 @@ interface Line {
  * the store (count, status classes, latency histogram) and counted since start for `/metrics`.
  */
 export class AccessLogReader {
-  readonly counters: HttpCounters = { routes: new Map() };
+  readonly counters: Required<HttpCounters> = { routes: new Map(), instances: new Map() };
   private offset = -1;
   private ino = -1;
   private partial = '';
@@ -130,6 +157,7 @@ export class AccessLogReader {
 
   private ingest(lines: string[]): void {
     const buckets = new Map<string, PointInput>();
+    const index = lines.length > 0 ? this.o.instances?.() : undefined;
     for (const raw of lines) {
       if (raw.trim() === '') continue;
       let l: Line;
@@ -170,7 +198,43 @@ export class AccessLogReader {
       p.max = Math.max(p.max, secs);
       p.hist![hb]!++;
       if (cls !== '1xx') p.status![`s${cls}`]++;
+
+      const id = index && typeof l.upstream_addr === 'string' ? instanceOf(index, owner, l.upstream_addr) : undefined;
+      if (id === undefined) continue;
+      let ic = this.counters.instances.get(id);
+      if (!ic) {
+        ic = { owner, byClass: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 }, hist: new Array<number>(LATENCY_BUCKETS.length + 1).fill(0), count: 0, sumSeconds: 0 };
+        this.counters.instances.set(id, ic);
+      }
+      ic.byClass[cls]++;
+      ic.hist[hb]!++;
+      ic.count++;
+      ic.sumSeconds += secs;
+      const ikey = `\u0001${id}\u0000${ts}`;
+      let ip = buckets.get(ikey);
+      if (!ip) {
+        ip = { kind: 'http_instance', ...owner, target: id, ts, n: 0, sum: 0, max: 0, status: { s2xx: 0, s3xx: 0, s4xx: 0, s5xx: 0 }, hist: new Array<number>(LATENCY_BUCKETS.length + 1).fill(0) };
+        buckets.set(ikey, ip);
+      }
+      ip.n++;
+      ip.sum += secs;
+      ip.max = Math.max(ip.max, secs);
+      ip.hist![hb]!++;
+      if (cls !== '1xx') ip.status![`s${cls}`]++;
     }
+    // Instances that are gone leave /metrics (their series stay in the store until retention ends).
+    if (index) for (const id of this.counters.instances.keys()) if (!index.has(id)) this.counters.instances.delete(id);
     this.o.store.record([...buckets.values()]);
   }
+}
+
+/**
+ * The instance that answered: the last address of `$upstream_addr` (nginx lists every backend it
+ * tried, `a, b` or `a : b` across internal redirects; the last one gave the response), if it is one
+ * of the route's service's instances. "" or "-" (nginx answered itself) and unix sockets are none.
+ */
+export function instanceOf(index: InstanceIndex, owner: RouteOwner, upstreamAddr: string): string | undefined {
+  const last = upstreamAddr.split(/[,:]\s/).pop()?.trim();
+  if (!last || last === '-' || last.startsWith('unix:')) return undefined;
+  return index.of(owner, last);
 }

@@ -11,7 +11,7 @@ export {
   type MetricKind, type SeriesKey, type PointInput, type Point, type MetricsQuery, type MetricsResult, type MetricsStoreOptions,
 } from './metrics-store.ts';
 export { StatsSampler, type SampledInstance, type InstanceSample, type StatsSamplerOptions } from './stats-sampler.ts';
-export { AccessLogReader, parseUpstreamName, type AccessLogReaderOptions, type HttpCounters, type RouteOwner, type StatusClass } from './access-log.ts';
+export { AccessLogReader, instanceOf, parseUpstreamName, type AccessLogReaderOptions, type HttpCounters, type InstanceIndex, type RouteOwner, type StatusClass } from './access-log.ts';
 export {
   renderMetrics, renderFamilies, escapeLabelValue, PROMETHEUS_CONTENT_TYPE, hostEngineFamilies, serviceStates,
   type MetricFamily, type ServiceState, type RenderMetricsInput,

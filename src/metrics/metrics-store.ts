@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Clock } from '../core/ports.ts';
 import type { MetricPointView } from '../core/views.ts';
-import { METRIC_KINDS, type MetricKind, type MetricsQuery, type MetricsQueryPort, type MetricsResult, type SeriesKey } from '../core/metrics.ts';
+import { HTTP_KINDS, METRIC_KINDS, type MetricKind, type MetricsQuery, type MetricsQueryPort, type MetricsResult, type SeriesKey } from '../core/metrics.ts';
 
 export { METRIC_KINDS, type MetricKind, type MetricsQuery, type MetricsResult, type SeriesKey };
 import { systemClock } from '../core/ports.ts';
@@ -300,7 +300,7 @@ export class MetricsStore implements MetricsQueryPort {
 function toPoint(kind: MetricKind, r: { b: number; n: number; sum: number; max: number; s2: number | null; s3: number | null; s4: number | null; s5: number | null; hist: string | null }, stepMs: number): Point {
   const secs = stepMs / 1000;
   if (GAUGE_KINDS.includes(kind)) return { ts: r.b, n: r.n, sum: r.sum, avg: r.n > 0 ? r.sum / r.n : 0, max: r.max };
-  if (kind !== 'http') return { ts: r.b, n: r.n, sum: r.sum, avg: r.sum / secs, max: r.max, rate: r.sum / secs };
+  if (!HTTP_KINDS.includes(kind)) return { ts: r.b, n: r.n, sum: r.sum, avg: r.sum / secs, max: r.max, rate: r.sum / secs };
   const hist = r.hist ? (JSON.parse(r.hist) as number[]) : [];
   const p: Point = {
     ts: r.b, n: r.n, sum: r.sum, avg: r.n > 0 ? r.sum / r.n : 0, max: r.max, rate: r.n / secs,

@@ -74,3 +74,23 @@ test('renderMetrics: container, service and http families with HELP and TYPE, hi
   const buckets = samples.filter((s) => s.name === 'berth_http_request_duration_seconds_bucket').map((s) => s.value);
   assert.deepEqual(buckets, [...buckets].sort((a, b) => a - b), 'cumulative');
 });
+
+test('renderMetrics: requests and latency per instance that answered, labelled with the instance', () => {
+  const hist = new Array<number>(LATENCY_BUCKETS.length + 1).fill(0);
+  hist[2] = 2;
+  const owner = { app: 'shop', env: 'prod', service: 'web' };
+  const text = renderMetrics({
+    samples: [], services: [],
+    http: {
+      routes: new Map(),
+      instances: new Map([['i-2', { owner, byClass: { '1xx': 0, '2xx': 1, '3xx': 0, '4xx': 0, '5xx': 1 }, hist, count: 2, sumSeconds: 0.008 }]]),
+    },
+  });
+  const { types, samples } = parse(text);
+  assert.equal(types.get('berth_http_instance_requests_total'), 'counter');
+  assert.equal(types.get('berth_http_instance_request_duration_seconds'), 'histogram');
+  const get = (name: string, l: Record<string, string>) => samples.find((s) => s.name === name && Object.entries(l).every(([k, v]) => s.labels[k] === v))?.value;
+  assert.equal(get('berth_http_instance_requests_total', { ...owner, instance: 'i-2', status_class: '5xx' }), 1);
+  assert.equal(get('berth_http_instance_request_duration_seconds_bucket', { instance: 'i-2', le: '0.005' }), 2);
+  assert.equal(get('berth_http_instance_request_duration_seconds_count', { instance: 'i-2' }), 2);
+});

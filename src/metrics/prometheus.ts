@@ -126,6 +126,26 @@ export function renderMetrics(input: RenderMetricsInput): string {
         { labels, value: c.sumSeconds, suffix: '_sum' }, { labels, value: c.count, suffix: '_count' }];
     }),
   });
+  // Per instance that answered (bounded: only instances that exist, see HttpCounters.instances).
+  const insts = [...(input.http.instances?.entries() ?? [])].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  fams.push({
+    name: 'berth_http_instance_requests_total', help: 'Requests through the ingress by the instance that answered them and status class, since the server started.', type: 'counter',
+    samples: insts.flatMap(([instance, c]) => Object.entries(c.byClass).filter(([, v]) => v > 0)
+      .map(([cls, v]) => ({ labels: { ...c.owner, instance, status_class: cls }, value: v }))),
+  });
+  fams.push({
+    name: 'berth_http_instance_request_duration_seconds', help: 'Request time through the ingress (nginx $request_time) by the instance that answered.', type: 'histogram',
+    samples: insts.flatMap(([instance, c]) => {
+      const labels = { ...c.owner, instance };
+      let cum = 0;
+      const buckets = LATENCY_BUCKETS.map((le, i) => {
+        cum += c.hist[i] ?? 0;
+        return { labels: { ...labels, le: String(le) }, value: cum, suffix: '_bucket' };
+      });
+      return [...buckets, { labels: { ...labels, le: '+Inf' }, value: c.count, suffix: '_bucket' },
+        { labels, value: c.sumSeconds, suffix: '_sum' }, { labels, value: c.count, suffix: '_count' }];
+    }),
+  });
   fams.push(...(input.extra?.() ?? []));
   return renderFamilies(fams);
 }

@@ -145,7 +145,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     // Many hosts: a deploy that does not fit its pools is refused before anything is written (core/pool-admission.ts).
     placement: { mode: () => docker.currentMode(), hosts: () => engine.hosts() },
   });
-  const obs = startObservability(cfg, { store, engine, clock, logger });
+  const obs = startObservability(cfg, { store, engine, clock, logger, directAddresses });
   const builds = wireBuilds(cfg, {
     store, engine, clock, logger, authStore: stores.authStore, authenticator: stores.authenticator, config, deployments: deploymentService, hostPaths,
     imageRegistry: imageRegistryUp ? imageRegistry : undefined, finished: (rec) => manager.emit('build.finished', rec),

@@ -42,7 +42,7 @@ import { registerImageRoutes } from '../../src/api/image-routes.ts';
 import { registerRegistryLoginRoutes } from '../../src/api/registry-login-routes.ts';
 import { RegistryLogins } from '../../src/config/index.ts';
 import { registerMetricsRoutes } from '../../src/api/metrics-routes.ts';
-import { MetricsStore, renderMetrics, serviceStates } from '../../src/metrics/index.ts';
+import { MetricsStore, renderMetrics, serviceStates, type HttpCounters } from '../../src/metrics/index.ts';
 import type { InstanceSample } from '../../src/core/metrics.ts';
 import { registerPromoteRoutes } from '../../src/api/promote-routes.ts';
 import { registerRegistryRoutes } from '../../src/api/registry-routes.ts';
@@ -93,6 +93,8 @@ export interface TestApi {
   metrics: MetricsStore;
   /** The stats sampler's latest samples, as `/v1/top` and `/metrics` read them (tests push their own). */
   samples: InstanceSample[];
+  /** The access log's counters as `/metrics` renders them (tests fill their own). */
+  http: Required<HttpCounters>;
   /** `METHOD /route` of every request that got past authorization to its handler. */
   reached: string[];
   /** The real certificate manager (no timers, wall clock: certificates are made now), its ACME issuer a fake that records hosts. */
@@ -206,9 +208,10 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   // Metrics: a real store in memory (tests write points through `t.metrics`) and samples the tests set (`t.samples`).
   const metrics = new MetricsStore(':memory:', { clock });
   const samples: InstanceSample[] = [];
+  const http: Required<HttpCounters> = { routes: new Map(), instances: new Map() };
   registerMetricsRoutes(api, {
     store, metrics, clock, known, latestSamples: () => samples,
-    prometheus: () => renderMetrics({ samples, services: serviceStates(store), http: { routes: new Map() } }),
+    prometheus: () => renderMetrics({ samples, services: serviceStates(store), http }),
   });
   registerAlertRoutes(api, { store, clock, changed: () => void calls.push('alerts') });
   registerConfigRoutes(api, { config, clock, known, onConfigChanged: (app, env) => void calls.push(`config ${app}/${env}`) });
@@ -305,7 +308,7 @@ export async function testApi(o: { hostMemoryBytes?: number; webDir?: string; lo
   };
   let seq = 0;
   return {
-    api, store, auth, authenticator, audit, sso, dir, config, calls, builds, metrics, samples, reached, certs, req: send(true), anon: send(false), volumeSizes, engine, edge, edgeCerts, pins, pinned,
+    api, store, auth, authenticator, audit, sso, dir, config, calls, builds, metrics, samples, http, reached, certs, req: send(true), anon: send(false), volumeSizes, engine, edge, edgeCerts, pins, pinned,
     addService(app, env, name, o = {}) {
       const rel: ReleaseRecord = {
         id: `r${++seq}`, app, env, service: name, seq: 1, spec: serviceSpec(name, { replicas: o.replicas ?? 1, limits: o.memoryBytes ? { memoryBytes: o.memoryBytes } : {}, ...(o.routes ? { routes: o.routes } : {}), ...(o.volumes ? { volumes: o.volumes } : {}) }),

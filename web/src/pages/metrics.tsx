@@ -60,11 +60,13 @@ export function Metrics({ app }: { app: string }) {
   const d = useData(async () => {
     if (!env) return undefined;
     const base = { app, env, from, ...(to ? { to } : {}), ...(service ? { service } : {}) };
-    // Per instance: CPU and memory are sampled per container. Requests are measured at the ingress,
-    // whose access log names the route, not the instance that answered: those stay per service.
+    // Per instance: CPU and memory are sampled per container; requests are counted per instance that
+    // answered them (the ingress's access log names the backend: kind http_instance). Per service,
+    // requests are the routes' (kind http), which also counts what nginx answered itself.
     const group = perInstance ? 'series' as const : 'service' as const;
     const [cpu, memory, http] = await Promise.all([
-      api().metrics({ kind: 'cpu', ...base, group }), api().metrics({ kind: 'memory', ...base, group }), api().metrics({ kind: 'http', ...base, group: 'service' }),
+      api().metrics({ kind: 'cpu', ...base, group }), api().metrics({ kind: 'memory', ...base, group }),
+      api().metrics({ kind: perInstance ? 'http_instance' : 'http', ...base, group: perInstance ? 'series' : 'service' }),
     ]);
     return { cpu: cpu.series, memory: memory.series, http: http.series };
   }, `metrics:${app}:${env}:${service}:${from}:${to}:${perInstance}`);
@@ -100,17 +102,16 @@ export function Metrics({ app }: { app: string }) {
           if (m.cpu.length + m.memory.length + m.http.length === 0) return <Empty>No samples in this range yet (instances are sampled every 10 s).</Empty>;
           const cpu = align(m.cpu, (p) => p.avg, name);
           const mem = align(m.memory, (p) => p.avg, name);
-          const req = align(m.http, (p) => p.rate, (s) => s.key.service);
+          const req = align(m.http, (p) => p.rate, name);
           // Status classes (requests per second of each) and latency percentiles: a line per series and part.
           const classes = ['s2xx', 's3xx', 's4xx', 's5xx'] as const;
-          const status = split(m.http, classes, (p, c) => (p[c] !== undefined && p.n > 0 && p.rate !== undefined ? (p[c]! / p.n) * p.rate : undefined), (s, c) => `${s.key.service} ${c.slice(1)}`);
-          const lat = split(m.http, ['p50', 'p95', 'p99'] as const, (p, q) => p[q], (s, q) => `${s.key.service} ${q}`);
+          const status = split(m.http, classes, (p, c) => (p[c] !== undefined && p.n > 0 && p.rate !== undefined ? (p[c]! / p.n) * p.rate : undefined), (s, c) => `${name(s)} ${c.slice(1)}`);
+          const lat = split(m.http, ['p50', 'p95', 'p99'] as const, (p, q) => p[q], (s, q) => `${name(s)} ${q}`);
           return (
             <div class="charts">
               <Chart title="CPU" {...cpu} unit={pct} />
               <Chart title="Memory" {...mem} unit={bytes} />
               {m.http.length > 0 ? <>
-                {perInstance && <p class="muted small">Requests, status classes and latency are measured at the ingress per service (its access log names the route, not the instance).</p>}
                 <Chart title="Requests" {...req} unit={rate} />
                 <Chart title="Status classes" {...status} unit={rate} />
                 <Chart title="Latency percentiles" {...lat} unit={ms} />
