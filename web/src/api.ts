@@ -27,6 +27,14 @@ function csrf(): string | undefined {
   return m ? decodeURIComponent(m[1]!) : undefined;
 }
 
+/**
+ * Whether this browser holds a session's CSRF cookie: set beside the HttpOnly session cookie with the
+ * same lifetime and cleared with it at log-out, so without it there is no session to ask about.
+ */
+export function hasSessionCookie(): boolean {
+  return csrf() !== undefined && csrf() !== '';
+}
+
 const client = new BerthClient({ url: '', headers: (): Record<string, string> => {
   const t = csrf();
   return t ? { 'x-berth-csrf': t } : {};
@@ -52,9 +60,31 @@ export function shared<T>(key: string, read: () => Promise<T>): Promise<T> {
   return p;
 }
 
+const primed = new Map<string, Promise<unknown>>();
+
+/**
+ * Starts a read as the script starts, before the first render: the reads of that render take its
+ * answer (however late they ask: render and effects take a while on a busy machine), and
+ * `endPriming` (after the first render's effects) makes every later read ask again.
+ */
+export function prime<T>(key: string, read: () => Promise<T>): void {
+  const p = read();
+  p.catch(() => undefined);
+  primed.set(key, p);
+}
+
+/** The primed read of `key` if the first render is still taking them, else a new `read()`. */
+export function primedOr<T>(key: string, read: () => Promise<T>): Promise<T> {
+  return (primed.get(key) as Promise<T> | undefined) ?? read();
+}
+
+export function endPriming(): void {
+  primed.clear();
+}
+
 /** The apps the person may see (`GET /v1/apps`), shared by the navigation and the page that load together. */
 export function listApps(): ReturnType<BerthClient['apps']> {
-  return shared('apps', () => client.apps());
+  return primedOr('apps', () => shared('apps', () => client.apps()));
 }
 
 /** Who this browser is logged in as (undefined: nobody, or the session ended). */

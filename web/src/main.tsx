@@ -1,30 +1,54 @@
 /** The Berth portal: layout, navigation and the page for each path. */
-import { render } from 'preact';
+import { render, type ComponentType } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { currentSession, knownSession, listApps, logInWithCode, logInWithPassword, logOut, message, setKnownSession, signOnHref, signOnOptions, watchSession, type SessionView } from './api.ts';
+import { currentSession, endPriming, hasSessionCookie, knownSession, prime, primedOr, logInWithCode, logInWithPassword, logOut, listApps, message, setKnownSession, signOnHref, signOnOptions, watchSession, type SessionView } from './api.ts';
 import { Link, navigate, useLocation } from './router.tsx';
 import { Loading, Page, useData } from './ui.tsx';
-import { Home } from './pages/home.tsx';
-import { AppPage } from './pages/app.tsx';
-import { Releases } from './pages/releases.tsx';
-import { Logs } from './pages/logs.tsx';
-import { Metrics } from './pages/metrics.tsx';
-import { Graph } from './pages/graph.tsx';
-import { Events } from './pages/events.tsx';
-import { Alerts } from './pages/alerts.tsx';
-import { Images } from './pages/images.tsx';
-import { Builds, BuildPage } from './pages/builds.tsx';
-import { Config } from './pages/config.tsx';
-import { People } from './pages/people.tsx';
-import { Audit } from './pages/audit.tsx';
-import { Approvals } from './pages/approvals.tsx';
-import { Certs } from './pages/certs.tsx';
-import { Volumes } from './pages/volumes.tsx';
-import { Hosts } from './pages/hosts.tsx';
-import { Pools } from './pages/pools.tsx';
-import { Policies } from './pages/policies.tsx';
+import { Home, loadHome } from './pages/home.tsx';
 import { isOwner } from './can.ts';
 import './styles.css';
+
+/**
+ * A page whose code loads when it is first shown: the entry script holds the shell, the login and
+ * home pages only, so the first page of a load parses and runs less (home's time to interactive).
+ */
+function lazyPage<P extends object>(load: () => Promise<ComponentType<P>>): ComponentType<P> {
+  let C: ComponentType<P> | undefined;
+  let loading: Promise<void> | undefined;
+  let failed: string | undefined;
+  return function Lazy(props: P) {
+    const [, tick] = useState(0);
+    useEffect(() => {
+      if (C || failed) return;
+      let live = true;
+      loading ??= load().then((c) => void (C = c), (err) => void (failed = message(err)));
+      void loading.then(() => live && tick((n) => n + 1));
+      return () => void (live = false);
+    }, []);
+    if (failed) return <Page title="This page could not load"><p class="outcome bad" role="alert">{failed}. Reload the page to try again.</p></Page>;
+    return C ? <C {...props} /> : <Loading what="the page" />;
+  };
+}
+
+const AppPage = lazyPage(() => import('./pages/app.tsx').then((m) => m.AppPage));
+const Releases = lazyPage(() => import('./pages/releases.tsx').then((m) => m.Releases));
+const Logs = lazyPage(() => import('./pages/logs.tsx').then((m) => m.Logs));
+const Metrics = lazyPage(() => import('./pages/metrics.tsx').then((m) => m.Metrics));
+const Graph = lazyPage(() => import('./pages/graph.tsx').then((m) => m.Graph));
+const Events = lazyPage(() => import('./pages/events.tsx').then((m) => m.Events));
+const Alerts = lazyPage(() => import('./pages/alerts.tsx').then((m) => m.Alerts));
+const Images = lazyPage(() => import('./pages/images.tsx').then((m) => m.Images));
+const Builds = lazyPage(() => import('./pages/builds.tsx').then((m) => m.Builds));
+const BuildPage = lazyPage(() => import('./pages/builds.tsx').then((m) => m.BuildPage));
+const Config = lazyPage(() => import('./pages/config.tsx').then((m) => m.Config));
+const People = lazyPage(() => import('./pages/people.tsx').then((m) => m.People));
+const Audit = lazyPage(() => import('./pages/audit.tsx').then((m) => m.Audit));
+const Approvals = lazyPage(() => import('./pages/approvals.tsx').then((m) => m.Approvals));
+const Certs = lazyPage(() => import('./pages/certs.tsx').then((m) => m.Certs));
+const Volumes = lazyPage(() => import('./pages/volumes.tsx').then((m) => m.Volumes));
+const Hosts = lazyPage(() => import('./pages/hosts.tsx').then((m) => m.Hosts));
+const Pools = lazyPage(() => import('./pages/pools.tsx').then((m) => m.Pools));
+const Policies = lazyPage(() => import('./pages/policies.tsx').then((m) => m.Policies));
 
 function Login() {
   const { query } = useLocation();
@@ -97,7 +121,7 @@ const NAV: [string, string][] = [['/', 'Home'], ['/events', 'Events'], ['/alerts
 /** Pages only owners may read (the API refuses the rest). */
 const OWNERS_NAV: [string, string][] = [['/audit', 'Audit log']];
 
-function AppNav(props: { path: string; who: SessionView }) {
+function AppNav(props: { path: string; who: SessionView | null }) {
   const apps = useData(listApps, 'nav-apps');
   const current = /^\/apps\/([^/]+)/.exec(props.path)?.[1];
   return (
@@ -116,7 +140,7 @@ function AppNav(props: { path: string; who: SessionView }) {
         {apps.data?.apps.length === 0 && <li class="muted">none yet</li>}
       </ul>
       <div class="nav-foot">
-        <span class="who">{props.who.name}</span>
+        <span class="who">{props.who?.name ?? ''}</span>
         <button type="button" class="btn small logout" onClick={() => void logOut().then(() => {
           setKnownSession(undefined);
           navigate('/login');
@@ -168,23 +192,27 @@ function Shell() {
   const who = knownSession();
   useEffect(() => {
     if (who !== null) return;
-    // The apps (navigation and most pages) are asked for beside the session, not after it: with
-    // a session the pages join this request while it is in flight; without one its 401 is dropped.
-    listApps().catch(() => undefined);
-    currentSession().then(setKnownSession, () => setKnownSession(undefined));
+    // No CSRF cookie: no session was opened in this browser (or it was logged out or expired), so
+    // the login page shows without asking the server (no request made only to be refused).
+    if (!hasSessionCookie()) return setKnownSession(undefined);
+    primedOr('session', currentSession).then(setKnownSession, () => setKnownSession(undefined));
   }, [who]);
+  const signedOut = who === undefined || (who === null && !hasSessionCookie());
   useEffect(() => {
-    if (who === undefined && path !== '/login') navigate(`/login?next=${encodeURIComponent(path + location.search)}`, { replace: true });
-  }, [who, path]);
+    if (signedOut && path !== '/login') navigate(`/login?next=${encodeURIComponent(path + location.search)}`, { replace: true });
+  }, [signedOut, path]);
   // Focus the new page's heading after client-side navigation (a screen reader announces the new
   // page, as after a page load); a real page load keeps the browser's own start (the skip link first).
   const first = useRef(true);
   useEffect(() => {
-    if (first.current) return void (first.current = false);
+    // The first render's pages have taken the reads primed at start (their effects ran before this one).
+    if (first.current) return void (first.current = false, endPriming());
     document.getElementById('page-title')?.focus({ preventScroll: true });
   }, [path]);
-  if (who === null) return <main id="main"><Loading what="your session" /></main>;
-  if (path === '/login' || !who) return <Login key={query.toString()} />;
+  // With a session cookie the page renders at once, its reads going out beside the session check
+  // (the session's name and owner-only links fill in when it answers); if the session has ended,
+  // those reads are refused and the login page says so.
+  if (path === '/login' || signedOut) return <Login key={query.toString()} />;
   return (
     <div class="shell">
       <a href="#main" class="skip">Skip to content</a>
@@ -194,4 +222,11 @@ function Shell() {
   );
 }
 
+// With a session, the first page's reads start now, beside the session check, not after the script
+// has rendered (on a busy machine that is hundreds of milliseconds later).
+if (hasSessionCookie()) {
+  prime('session', currentSession);
+  prime('apps', listApps);
+  if (location.pathname === '/') prime('home', loadHome);
+}
 render(<Shell />, document.getElementById('app')!);

@@ -1,5 +1,5 @@
 /** Home for operations: what needs attention first, then recent deploys and events across apps. */
-import { ApiError, api, listApps } from '../api.ts';
+import { ApiError, api, listApps, primedOr } from '../api.ts';
 import { listHosts } from '../../../src/client/host-client.ts';
 import type { AlertView, AppView, EventView, ServiceView } from '../api.ts';
 import { Link } from '../router.tsx';
@@ -24,7 +24,8 @@ interface HomeData {
 
 const isHostEvent = (e: EventView) => e.kind.startsWith('host.') || e.kind.endsWith('.failover');
 
-async function load(): Promise<HomeData> {
+/** What home shows (main.tsx primes it when a load starts on `/`). */
+export async function loadHome(): Promise<HomeData> {
   // Alerts are the installation's (owners): a person without that right sees the rest.
   const alertsSeen = api().alerts().catch((err) => {
     if (err instanceof ApiError && err.status === 403) return { alerts: [] };
@@ -40,7 +41,7 @@ async function load(): Promise<HomeData> {
 }
 
 export function Home() {
-  const d = useData(load, 'home');
+  const d = useData(() => primedOr('home', loadHome), 'home');
   const refresh = useCoalesced(d.reload, 400);
   useEvents({}, refresh, d.data?.last);
   return (
