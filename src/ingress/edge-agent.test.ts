@@ -4,7 +4,7 @@
  * away (and says why at the next poll), adopts a new epoch with the same table without applying, starts
  * from the saved table without any control plane, and refuses a malformed answer before nginx sees it.
  */
-import { test } from 'node:test';
+import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,23 @@ import { silentLogger } from '../lib/logger.ts';
 import { waitFor } from '../lib/backoff.ts';
 import { EdgeAgent, EdgeHttpError, checkEdgeConfig, type EdgePoll } from './edge-agent.ts';
 import { EdgeFeed } from './edge-feed.ts';
+
+/**
+ * Every agent a test starts is stopped after it, passed or failed: an agent left polling after a failed
+ * assertion keeps the event loop alive and the test file never ends (the unit stage hung on it).
+ */
+const live = new Set<EdgeAgent>();
+class TestAgent extends EdgeAgent {
+  constructor(o: ConstructorParameters<typeof EdgeAgent>[0]) {
+    super(o);
+    live.add(this);
+  }
+}
+afterEach(async () => {
+  const agents = [...live];
+  live.clear();
+  await Promise.all(agents.map((a) => a.stop()));
+});
 
 const route = (port: number): IngressRoute => ({ upstream: 'shop.prod.web.0', path: '/', backends: [{ address: '10.0.0.7', port, instance: `i${port}` }] });
 
@@ -69,7 +86,7 @@ test('applies each new generation once, saves it, and waits (long poll) while no
   feed.publish([route(20001)]);
   const cp = control(feed);
   const ingress = new RecordingIngress();
-  const agent = new EdgeAgent({ ingress, fetchConfig: cp.fetch, stateDir: dir, logger: silentLogger, waitSeconds: 1, retryMinMs: 5, retryMaxMs: 20 });
+  const agent = new TestAgent({ ingress, fetchConfig: cp.fetch, stateDir: dir, logger: silentLogger, waitSeconds: 1, retryMinMs: 5, retryMaxMs: 20 });
   await agent.start();
   assert.equal(ingress.starts, 1);
   await waitFor(async () => agent.state?.generation === 1, { timeoutMs: 5000, intervalMs: 5, what: 'generation 1 applied' });
@@ -93,7 +110,7 @@ test('control plane away: nginx keeps what it has, the agent retries with backof
   feed.publish([route(20001)]);
   const cp = control(feed);
   const ingress = new RecordingIngress();
-  const agent = new EdgeAgent({ ingress, fetchConfig: cp.fetch, stateDir: dir, logger: silentLogger, waitSeconds: 1, retryMinMs: 5, retryMaxMs: 40 });
+  const agent = new TestAgent({ ingress, fetchConfig: cp.fetch, stateDir: dir, logger: silentLogger, waitSeconds: 1, retryMinMs: 5, retryMaxMs: 40 });
   await agent.start();
   await waitFor(async () => agent.state?.generation === 1, { timeoutMs: 5000, intervalMs: 5, what: 'generation 1 applied' });
   cp.down = new Error('connect ECONNREFUSED 10.0.0.5:7070');
@@ -120,7 +137,7 @@ test('a failed apply is not saved or reported as applied; the next poll retries 
   const cp = control(feed);
   const ingress = new RecordingIngress();
   ingress.failFlush = new Error('nginx -t refused the candidate');
-  const agent = new EdgeAgent({ ingress, fetchConfig: cp.fetch, stateDir: dir, logger: silentLogger, waitSeconds: 1, retryMinMs: 5, retryMaxMs: 20 });
+  const agent = new TestAgent({ ingress, fetchConfig: cp.fetch, stateDir: dir, logger: silentLogger, waitSeconds: 1, retryMinMs: 5, retryMaxMs: 20 });
   await agent.start();
   await waitFor(async () => ingress.flushes >= 2, { timeoutMs: 5000, intervalMs: 5, what: 'retried apply' });
   assert.equal(agent.state, undefined);
@@ -135,7 +152,7 @@ test('a restarted agent serves the saved table before (and without) any answer o
   await writeFile(join(dir, 'edge-state.json'), JSON.stringify({ epoch: 'aa', generation: 7, routes: [route(20003)], appliedAt: 1 }));
   const ingress = new RecordingIngress();
   const polls: EdgePoll[] = [];
-  const agent = new EdgeAgent({
+  const agent = new TestAgent({
     ingress, stateDir: dir, logger: silentLogger, retryMinMs: 5, retryMaxMs: 20,
     fetchConfig: async (p) => {
       polls.push(p);
@@ -152,7 +169,7 @@ test('a restarted agent serves the saved table before (and without) any answer o
   // An unreadable state file is ignored (the agent waits for the control plane), not a crash.
   await writeFile(join(dir, 'edge-state.json'), '{"epoch": 1');
   const ingress2 = new RecordingIngress();
-  const agent2 = new EdgeAgent({ ingress: ingress2, stateDir: dir, logger: silentLogger, retryMinMs: 5, fetchConfig: async () => { throw new Error('down'); } });
+  const agent2 = new TestAgent({ ingress: ingress2, stateDir: dir, logger: silentLogger, retryMinMs: 5, fetchConfig: async () => { throw new Error('down'); } });
   await agent2.start();
   assert.deepEqual(ingress2.applied, []);
   await agent2.stop();
@@ -196,7 +213,7 @@ test('certificates: written 0600 to the key directory, routes rendered with them
   feed.publish([r, plain], [{ host: 'shop.example', fingerprint: certs.get('shop.example')!.fingerprint }]);
   const cp = tlsControl(feed, certs, true);
   const ingress = new RecordingIngress();
-  const agent = new EdgeAgent({ ingress, fetchConfig: cp.fetch, stateDir: dir, certDir, challengeDir: acme, logger: silentLogger, waitSeconds: 1, retryMinMs: 5, retryMaxMs: 20 });
+  const agent = new TestAgent({ ingress, fetchConfig: cp.fetch, stateDir: dir, certDir, challengeDir: acme, logger: silentLogger, waitSeconds: 1, retryMinMs: 5, retryMaxMs: 20 });
   await agent.start();
   await waitFor(async () => agent.state?.generation === 1, { timeoutMs: 5000, intervalMs: 5, what: 'generation 1 applied' });
   const base1 = join(certDir, `shop.example.${'a1'.repeat(8)}`);
@@ -226,19 +243,22 @@ test('certificates: written 0600 to the key directory, routes rendered with them
   const base2 = join(certDir, `shop.example.${'b2'.repeat(8)}`);
   await waitFor(async () => agent.state?.certs?.[0]?.fingerprint === 'b2'.repeat(32), { timeoutMs: 5000, intervalMs: 5, what: 'the new certificate applied' });
   assert.deepEqual(ingress.applied.at(-1)?.[0]?.tls, { certFile: `${base2}.crt`, keyFile: `${base2}.key` });
-  assert.deepEqual((await readdir(certDir)).sort(), [`shop.example.${'b2'.repeat(8)}.crt`, `shop.example.${'b2'.repeat(8)}.key`]);
+  // The old files go after the apply is saved (the agent's state says b2 a moment before the sweep ends).
+  const only2 = [`shop.example.${'b2'.repeat(8)}.crt`, `shop.example.${'b2'.repeat(8)}.key`];
+  await waitFor(async () => JSON.stringify((await readdir(certDir)).sort()) === JSON.stringify(only2), { timeoutMs: 5000, intervalMs: 5, what: 'the old certificate files removed' });
+  assert.deepEqual((await readdir(certDir)).sort(), only2);
   await agent.stop();
 
   // A restart with the key files still on the tmpfs serves HTTPS at once; with them gone (a reboot), that route is HTTP until the control plane answers.
   const again = new RecordingIngress();
   const down = async (): Promise<EdgeConfig> => { throw new Error('down'); };
-  const a2 = new EdgeAgent({ ingress: again, fetchConfig: down, stateDir: dir, certDir, logger: silentLogger, retryMinMs: 5 });
+  const a2 = new TestAgent({ ingress: again, fetchConfig: down, stateDir: dir, certDir, logger: silentLogger, retryMinMs: 5 });
   await a2.start();
   assert.equal(again.applied[0]?.[0]?.tls?.keyFile, `${base2}.key`);
   await a2.stop();
   await rm(certDir, { recursive: true });
   const rebooted = new RecordingIngress();
-  const a3 = new EdgeAgent({ ingress: rebooted, fetchConfig: down, stateDir: dir, certDir, logger: silentLogger, retryMinMs: 5 });
+  const a3 = new TestAgent({ ingress: rebooted, fetchConfig: down, stateDir: dir, certDir, logger: silentLogger, retryMinMs: 5 });
   await a3.start();
   assert.equal(rebooted.applied[0]?.[0]?.tls, undefined);
   await a3.stop();
@@ -251,7 +271,7 @@ test('certificates over plain HTTP: the control plane withholds the keys, the ag
   feed.publish([r], [{ host: 'shop.example', fingerprint: 'a1'.repeat(32) }]);
   const cp = tlsControl(feed, certs, false);
   const ingress = new RecordingIngress();
-  const agent = new EdgeAgent({ ingress, fetchConfig: cp.fetch, stateDir: dir, certDir: join(dir, 'tls'), logger: silentLogger, waitSeconds: 1, retryMinMs: 5 });
+  const agent = new TestAgent({ ingress, fetchConfig: cp.fetch, stateDir: dir, certDir: join(dir, 'tls'), logger: silentLogger, waitSeconds: 1, retryMinMs: 5 });
   await agent.start();
   await waitFor(async () => agent.state?.generation === 1, { timeoutMs: 5000, intervalMs: 5, what: 'applied' });
   assert.deepEqual(ingress.applied.at(-1), [r], 'no certificate: plain HTTP');
@@ -264,7 +284,7 @@ test('certificates over plain HTTP: the control plane withholds the keys, the ag
   const dir2 = join(dir, 'b');
   const cp2 = tlsControl(feed, certs, true);
   const ingress2 = new RecordingIngress();
-  const agent2 = new EdgeAgent({ ingress: ingress2, fetchConfig: cp2.fetch, stateDir: dir2, certsRefused: 'cannot mount a tmpfs', logger: silentLogger, waitSeconds: 1, retryMinMs: 5 });
+  const agent2 = new TestAgent({ ingress: ingress2, fetchConfig: cp2.fetch, stateDir: dir2, certsRefused: 'cannot mount a tmpfs', logger: silentLogger, waitSeconds: 1, retryMinMs: 5 });
   await agent2.start();
   await waitFor(async () => agent2.state?.generation === 1, { timeoutMs: 5000, intervalMs: 5, what: 'applied' });
   assert.deepEqual(ingress2.applied.at(-1), [r]);
