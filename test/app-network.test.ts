@@ -187,7 +187,7 @@ describe('app networks', () => {
     const traffic = hey(h.ingressPort, '/', { seconds: 12, concurrency: 4, qps: 60, host: 'shop-prod.test' });
     await new Promise((r) => setTimeout(r, 1000));
     await deploy('prod', 'v2', 3);
-    const r = await traffic;
+    const r = await traffic.finish();
     assert.equal(r.failed, 0, `rolling release: ${r.failed} of ${r.total} failed\n${r.raw.slice(-1500)}`);
     assert.ok(r.total >= 200, `only ${r.total} requests`);
     assert.match(await viaIngress(h.ingressPort, 'shop-prod.test'), /^prod v2 /);

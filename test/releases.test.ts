@@ -60,7 +60,7 @@ describe('zero-downtime releases', () => {
     await sleep(1500);
     const d = await deploy(WEB, { APP_VERSION: 'v2' });
     assert.equal(d.code, 0, d.stderr);
-    noFailures(await traffic, 'rolling update');
+    noFailures(await traffic.finish(), 'rolling update');
     assert.deepEqual(await versions(30), ['v2']);
     const rel = await h.api('GET', '/v1/apps/e2e/releases');
     assert.deepEqual(rel.json.releases.map((r: { seq: number; status: string }) => [r.seq, r.status]), [[2, 'healthy'], [1, 'healthy']]);
@@ -84,7 +84,7 @@ describe('zero-downtime releases', () => {
     }, { timeoutMs: 20_000, what: '5 instances answering' });
     assert.equal((await h.cli(['scale', 'e2e', 'web=2'])).code, 0);
     await waitFor(async () => (await h.containers('e2e')).length === 2, { timeoutMs: 30_000, what: 'down to 2 containers' });
-    noFailures(await traffic, 'scale 2→5→2');
+    noFailures(await traffic.finish(), 'scale 2→5→2');
     assert.deepEqual(await nginxState(), nginx, 'no reload: the master kept its workers and its config generation');
     assert.equal(reloads(), reloadsBefore, 'Berth logged no reload');
     const ping = await h.api('GET', '/v1/ping');
@@ -98,12 +98,14 @@ describe('zero-downtime releases', () => {
 
   test('a release that fails its health check is rolled back automatically and never sees traffic', async () => {
     const traffic = hey(h.ingressPort, '/api/whoami', { seconds: 15, concurrency: 4, qps: 80 });
-    const bodies = load(h.ingressPort, '/api/whoami', { total: 100_000, concurrency: 1, maxMs: 12_000 });
+    let loadDone = false;
+    const bodies = load(h.ingressPort, '/api/whoami', { total: 100_000, concurrency: 1, maxMs: 12_000, stop: () => loadDone });
     await sleep(1000);
     const d = await deploy(WEB, { APP_VERSION: 'bad', HEALTH_FAIL: '1', DEADLINE: '4s' });
     assert.equal(d.code, 1, `a failed release exits 1: ${d.stderr}`);
     assert.match(d.stderr, /failed: .*rolled back to release 2/);
-    noFailures(await traffic, 'failed release');
+    noFailures(await traffic.finish(), 'failed release');
+    loadDone = true;
     const seen = await bodies;
     assert.equal(seen.failed, 0);
     assert.ok(![...seen.bodies.keys()].some((b) => b.includes('"bad"')), 'no request reached the bad release');
@@ -137,7 +139,7 @@ describe('zero-downtime releases', () => {
       const s = (await h.status('e2e')).services[0];
       return s.release.seq === 4 && s.release.status === 'healthy' && s.instances.length === 3;
     }, { timeoutMs: 60_000, what: 'release 4 healthy after the restart' });
-    noFailures(await traffic, 'SIGKILL mid-rollout');
+    noFailures(await traffic.finish(), 'SIGKILL mid-rollout');
     sampling = false;
     await sampler;
     assert.ok(maxContainers <= 4, `at most replicas + surge = 4 running containers, saw ${maxContainers}`);
@@ -162,7 +164,7 @@ describe('zero-downtime releases', () => {
     const d = await deploy(BG, { APP_VERSION: 'v2' });
     assert.equal(d.code, 0, d.stderr);
     assert.match(d.stderr, /release\.switched/);
-    noFailures(await traffic, 'blue-green switch');
+    noFailures(await traffic.finish(), 'blue-green switch');
     assert.equal((await bgWho()).version, 'v2');
     // Blue (v1) is still running, idle: rollback is one switch.
     const st = await h.status('bg');
@@ -177,7 +179,7 @@ describe('zero-downtime releases', () => {
       return true;
     }, { timeoutMs: 10_000, intervalMs: 10, what: 'v1 served again' });
     const rollbackMs = Date.now() - t0;
-    noFailures(await traffic, 'blue-green rollback');
+    noFailures(await traffic.finish(), 'blue-green rollback');
     assert.ok(rollbackMs < 1000, `rollback took ${rollbackMs} ms`);
     console.log(`# blue-green rollback: ${rollbackMs} ms`);
   });
@@ -196,7 +198,7 @@ describe('zero-downtime releases', () => {
     await writeFile(join(configDir, 'message.txt'), 'after');
     const r = await h.cli(['reload', 'rl', 'web']);
     assert.equal(r.code, 0, r.stderr);
-    noFailures(await traffic, 'reload');
+    noFailures(await traffic.finish(), 'reload');
     for (let i = 0; i < 10; i++) assert.equal((await whoami()).message, 'after');
     const afterC = (await h.containers('rl')).map((c) => [c.id, c.startedAt]).sort();
     assert.deepEqual(afterC, before, 'no container recreated or restarted');

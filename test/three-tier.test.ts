@@ -129,7 +129,7 @@ describe('a three-tier app on app networks (PostgreSQL and Redis from Debian pac
     const traffic = hey(h.ingressPort, '/', { seconds: 12, concurrency: 4, qps: 40, host: 'tier-prod.test' });
     await new Promise((r) => setTimeout(r, 1000));
     await deploy('prod', 'v2', 3);
-    const r = await traffic;
+    const r = await traffic.finish();
     assert.equal(r.failed, 0, `rolling release: ${r.failed} of ${r.total} failed\n${r.raw.slice(-1500)}`);
     assert.ok(r.total >= 150, `only ${r.total} requests`);
     assert.match(await viaIngress(h.ingressPort, 'tier-prod.test'), /^prod v2 jobs=\d+$/);

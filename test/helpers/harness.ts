@@ -419,10 +419,20 @@ export interface HeyResult {
  * A bounded load run with `hey` (Debian's package): `seconds` long at `concurrency` workers, each
  * limited to `qps`; `host`: the Host header (a route through the ingress). Keep-alive on, as real
  * clients do. Failed = non-2xx responses + socket errors.
+ *
+ * `.finish()`: the change the load is there for is done. The run goes on for a tail (`tailMs`, 2 s)
+ * and at least `minSeconds` (8) in all, then stops early (SIGINT: hey lets each worker finish its
+ * request and prints its report as at the end of -z) instead of idling under load until `seconds`,
+ * which stays the upper bound. The window still spans the whole change plus a tail; 8 s at 4 workers
+ * is ~2,000 requests with the other test lane beside it.
  */
-export function hey(port: number, path: string, o: { seconds: number; concurrency: number; qps: number; host?: string }): Promise<HeyResult> {
-  return new Promise((res, rej) => {
-    execFile('hey', ['-z', `${o.seconds}s`, '-c', String(o.concurrency), '-q', String(o.qps), '-t', '10', ...(o.host ? ['-host', o.host] : []), `http://127.0.0.1:${port}${path}`],
+export type HeyRun = Promise<HeyResult> & { finish(o?: { tailMs?: number; minSeconds?: number }): Promise<HeyResult> };
+export function hey(port: number, path: string, o: { seconds: number; concurrency: number; qps: number; host?: string }): HeyRun {
+  const t0 = Date.now();
+  let child: ChildProcess | undefined;
+  let exited = false;
+  const run = new Promise<HeyResult>((res, rej) => {
+    child = execFile('hey', ['-z', `${o.seconds}s`, '-c', String(o.concurrency), '-q', String(o.qps), '-t', '10', ...(o.host ? ['-host', o.host] : []), `http://127.0.0.1:${port}${path}`],
       { timeout: (o.seconds + 30) * 1000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => {
         if (err && !stdout) return rej(err);
         const statuses: Record<string, number> = {};
@@ -440,5 +450,13 @@ export function hey(port: number, path: string, o: { seconds: number; concurrenc
         const non2xx = Object.entries(statuses).filter(([c]) => !c.startsWith('2')).reduce((a, [, n]) => a + n, 0);
         res({ total: ok + non2xx + socketErrors, ok, failed: non2xx + socketErrors, statuses, errors, raw: stdout });
       });
+    child.once('exit', () => { exited = true; });
+  });
+  return Object.assign(run, {
+    finish(f: { tailMs?: number; minSeconds?: number } = {}): Promise<HeyResult> {
+      const wait = Math.max(f.tailMs ?? 2000, (f.minSeconds ?? 8) * 1000 - (Date.now() - t0));
+      setTimeout(() => { if (!exited) child?.kill('SIGINT'); }, wait).unref();
+      return run;
+    },
   });
 }
