@@ -8,7 +8,10 @@
 #                   machine, cached by input hash)
 #   4. typecheck    tsc --noEmit -p tsconfig.json
 #   5. lint         eslint src test bench
-#   6. unit         node --test on src/**/*.test.ts and web/src/**/*.test.ts
+#   6. unit         node --test on src/**/*.test.ts and web/src/**/*.test.ts, two files at a time
+#                   (BERTH_UNIT_CONCURRENCY, default 2: node's own default is one fewer than the
+#                   CPUs, i.e. one at a time on CI's 2 cores, and the unit files are independent:
+#                   temp dirs of their own, no fixed ports); a file that hangs fails after 300 s.
 #   7. integration  node --test --test-concurrency=1 on test/**/*.test.ts, in two lanes side by
 #                   side: the many-host files (test/cluster-*.test.ts, on their own set of test
 #                   hosts, BERTH_TESTHOSTS_SLOT=9) mostly wait on Swarm heartbeats, so the second
@@ -170,7 +173,7 @@ main() {
   mapfile -t integ < <(find_tests test)
 
   if ((${#unit[@]} > 0)); then
-    run_stage unit node_tap "${unit[@]}"
+    run_stage unit node_tap --test-concurrency="${BERTH_UNIT_CONCURRENCY:-2}" --test-timeout=300000 "${unit[@]}"
   else
     skip_stage unit "no src/**/*.test.ts files"
   fi
