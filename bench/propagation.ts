@@ -126,13 +126,23 @@ async function rounds(h: Harness, o: { what: string; address: string; placement?
     const kill = await o.kill(victim);
     const t0 = performance.now();
     if (TRACE) log(`round ${round}: kill ${victim.port} at ${Date.now()}`);
-    await kill();
+    // Watched from the moment the kill is sent: Docker answers a SIGKILL request only once the
+    // container has exited (its die, 0.2-0.6 s later under load), so awaiting it first would hide
+    // anything that happens before that.
+    const killed = kill();
+    killed.catch(() => undefined);
+    let dnsGoneAt: number | undefined;
+    let nginxGoneAt: number | undefined;
     await waitFor(async () => {
-      if ((await srvPorts(h.dnsPort, '_web._tcp.prop.prod.berth')).includes(victim.port)) return false;
+      const inDns = (await srvPorts(h.dnsPort, '_web._tcp.prop.prod.berth')).includes(victim.port);
       const n = await inNginx(victim.port);
-      return !n.listed && n.live;
+      if (!inDns) dnsGoneAt ??= Math.round(performance.now() - t0);
+      if (!n.listed && n.live) nginxGoneAt ??= Math.round(performance.now() - t0);
+      return !inDns && !n.listed && n.live;
     }, { timeoutMs: 30_000, intervalMs: 5, what: 'removal' });
     removal.push(performance.now() - t0);
+    await killed;
+    if (TRACE) log(`round ${round}: gone from DNS at ${dnsGoneAt} ms, from nginx at ${nginxGoneAt} ms`);
     if (TRACE) log(`round ${round}: removal ${Math.round(removal.at(-1)!)} ms (seen at ${Date.now()})`);
     // A new instance: scale up by one; time from its health.healthy event to DNS + nginx.
     const lastEvent = (await h.api('GET', '/v1/events?limit=1')).json.events.at(-1)?.id ?? 0;
