@@ -185,10 +185,12 @@ test('a task Swarm cannot place fails the deploy after the bound with the reason
   // another reserves all but 0.2 of its CPUs: Berth's admission counts Berth's reservations only, so
   // both deploys are admitted, and Swarm leaves their tasks pending.
   const tSetup = Date.now();
-  await outsider('portblock', 4, '--publish', 'mode=host,published=20199,target=80');
   const cpus = Number((await th.docker(1, 'node', 'inspect', hn(4), '--format', '{{.Description.Resources.NanoCPUs}}')).trim()) / 1e9;
   const berthReserved = ((await h.status('other')).services?.[0]?.instances?.length ?? 0) * 0.1;
-  await outsider('cpuhog', 4, '--reserve-cpu', (cpus - berthReserved - 0.2).toFixed(2));
+  await Promise.all([
+    outsider('portblock', 4, '--publish', 'mode=host,published=20199,target=80'),
+    outsider('cpuhog', 4, '--reserve-cpu', (cpus - berthReserved - 0.2).toFixed(2)),
+  ]);
   try {
     const portFile = join(dir, 'portclash.yaml');
     await writeFile(portFile, `name: portclash
