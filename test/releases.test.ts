@@ -20,9 +20,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function noFailures(r: HeyResult, what: string): void {
   assert.equal(r.failed, 0, `${what}: ${r.failed} of ${r.total} failed: ${JSON.stringify(r.statuses)} ${r.errors.join('; ')}`);
-  // The load must have covered the change densely; with the other test lane beside this file on 2
-  // cores a loop bounded by time sends ~2,000-4,000 (1,962 once), so the floor is 1,000.
-  assert.ok(r.total >= 1000, `${what}: only ${r.total} requests`);
+  // The load must have covered the change densely. A window now ends 2 s after its change (at least
+  // 8 s in all, `.finish()`): with the other test lane beside this file on 2 cores that is ~1,300
+  // requests at the ~160/s seen in CI (1,962 in a 12 s window once), and 620 in 14 s at load 27. The
+  // floor says the client ran throughout, not how fast the machine is: 400.
+  assert.ok(r.total >= 400, `${what}: only ${r.total} requests`);
 }
 
 describe('zero-downtime releases', () => {
