@@ -41,8 +41,10 @@ describe('crash loop', () => {
         if (mode) c.seen = mode;
       }
       const ev = await h.api('GET', `/v1/events?app=${c.app}&limit=500`);
-      const s = ev.json.events.filter((e: { kind: string }) => e.kind === 'instance.started').map((e: { ts: number }) => e.ts) as number[];
-      return s.length >= 5 && c.seen ? { starts: s, mode: c.seen } : undefined;
+      const all = (ev.json.events as Array<{ kind: string; ts: number; message: string }>).slice().sort((a, b) => a.ts - b.ts);
+      const s = all.filter((e) => e.kind === 'instance.started').map((e) => e.ts);
+      const crashes = all.filter((e) => e.kind === 'instance.crashed');
+      return s.length >= 5 && c.seen ? { starts: s, crashes, mode: c.seen } : undefined;
     }, { timeoutMs: 120_000, intervalMs: 100, what: `${c.app}: 5 starts and a container seen` })));
     const deploys = await Promise.all(cases.map((c) => h.cli(['deploy', '-f', c.file, '--timeout', '60'], { timeoutMs: 120_000 })));
     for (const [i, c] of cases.entries()) {
@@ -52,12 +54,24 @@ describe('crash loop', () => {
     }
     const seen = await watch;
     for (const [i, c] of cases.entries()) {
-      const { starts, mode } = seen[i]!;
+      const { starts, crashes, mode } = seen[i]!;
       // The mode really is the one this case is about.
       assert.match(mode, c.mode, c.app);
-      const gaps = starts.slice(1).map((t, j) => t - starts[j]!);
-      // Each gap = run time (~1 s) + backoff (1, 2, 4, 8 s): strictly growing.
-      for (let j = 1; j < gaps.length; j++) assert.ok(gaps[j]! > gaps[j - 1]! + 500, `${c.app}: gaps grow: ${gaps.join(', ')}`);
+      // Each crash announces its backoff ("restart #N in Xs"): 1, 2, 4, 8 s — strictly growing — and
+      // the next start never comes before it. (Start-to-start gaps also hold the container's run time,
+      // which a loaded machine stretches by seconds: CI saw 7.6, 7.1, 8.2, 14.8 s.)
+      const backoffs = crashes.map((e) => {
+        const m = /restart #\d+ in ([\d.]+)s/.exec(e.message);
+        assert.ok(m, `${c.app}: a crash event names its backoff: ${e.message}`);
+        return { ts: e.ts, ms: Number(m[1]) * 1000 };
+      });
+      assert.ok(backoffs.length >= 4, `${c.app}: ${backoffs.length} crashes`);
+      const firstFour = backoffs.slice(0, 4).map((b) => b.ms);
+      for (let j = 1; j < firstFour.length; j++) assert.ok(firstFour[j]! > firstFour[j - 1]!, `${c.app}: backoffs grow: ${firstFour.join(', ')} ms`);
+      for (const b of backoffs) {
+        const next = starts.find((t) => t > b.ts);
+        if (next !== undefined) assert.ok(next - b.ts >= b.ms - 150, `${c.app}: restarted ${next - b.ts} ms after a crash that announced ${b.ms} ms`);
+      }
       const st = await h.status(c.app);
       const w = st.services[0];
       assert.equal(w.status, 'crash-looping', c.app);
