@@ -6,28 +6,25 @@ import { LATENCY_BUCKETS, latencyBucket, type MetricsStore, type PointInput } fr
 export { parseUpstreamName, type RouteOwner };
 
 /** Counters since the reader started, for `/metrics`. */
+/** Requests per status class and a latency histogram, of a route or of an instance. */
+export interface HttpCounter {
+  owner: RouteOwner;
+  byClass: Record<StatusClass, number>;
+  /** Non-cumulative counts per LATENCY_BUCKETS bucket (+Inf last). */
+  hist: number[];
+  count: number;
+  sumSeconds: number;
+}
+
 export interface HttpCounters {
-  /** Key: route (upstream name) → owner, requests per status class, latency histogram. */
-  routes: Map<string, {
-    owner: RouteOwner;
-    byClass: Record<StatusClass, number>;
-    /** Non-cumulative counts per LATENCY_BUCKETS bucket (+Inf last). */
-    hist: number[];
-    count: number;
-    sumSeconds: number;
-  }>;
+  /** Key: route (upstream name). */
+  routes: Map<string, HttpCounter>;
   /**
    * Key: instance id → the same figures for the requests that instance answered (all routes of its
    * service). Only instances that exist: an instance's entry goes when it is no longer known, so
    * the label's cardinality is bounded by the instances running, not by every instance ever seen.
    */
-  instances?: Map<string, {
-    owner: RouteOwner;
-    byClass: Record<StatusClass, number>;
-    hist: number[];
-    count: number;
-    sumSeconds: number;
-  }>;
+  instances?: Map<string, HttpCounter>;
 }
 
 /**
@@ -176,51 +173,18 @@ export class AccessLogReader {
       const hb = latencyBucket(secs);
 
       let c = this.counters.routes.get(route);
-      if (!c) {
-        c = { owner, byClass: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 }, hist: new Array<number>(LATENCY_BUCKETS.length + 1).fill(0), count: 0, sumSeconds: 0 };
-        this.counters.routes.set(route, c);
-      }
+      if (!c) this.counters.routes.set(route, (c = newCounters(owner)));
       c.owner = owner;
-      c.byClass[cls]++;
-      c.hist[hb]!++;
-      c.count++;
-      c.sumSeconds += secs;
-
+      tally(c, cls, hb, secs);
       const ts = Math.floor((l.time * 1000) / 10_000) * 10_000;
-      const key = `${route}\u0000${ts}`;
-      let p = buckets.get(key);
-      if (!p) {
-        p = { kind: 'http', ...owner, target: route, ts, n: 0, sum: 0, max: 0, status: { s2xx: 0, s3xx: 0, s4xx: 0, s5xx: 0 }, hist: new Array<number>(LATENCY_BUCKETS.length + 1).fill(0) };
-        buckets.set(key, p);
-      }
-      p.n++;
-      p.sum += secs;
-      p.max = Math.max(p.max, secs);
-      p.hist![hb]!++;
-      if (cls !== '1xx') p.status![`s${cls}`]++;
+      addPoint(buckets, `${route}\u0000${ts}`, 'http', owner, route, ts, cls, hb, secs);
 
       const id = index && typeof l.upstream_addr === 'string' ? instanceOf(index, owner, l.upstream_addr) : undefined;
       if (id === undefined) continue;
       let ic = this.counters.instances.get(id);
-      if (!ic) {
-        ic = { owner, byClass: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 }, hist: new Array<number>(LATENCY_BUCKETS.length + 1).fill(0), count: 0, sumSeconds: 0 };
-        this.counters.instances.set(id, ic);
-      }
-      ic.byClass[cls]++;
-      ic.hist[hb]!++;
-      ic.count++;
-      ic.sumSeconds += secs;
-      const ikey = `\u0001${id}\u0000${ts}`;
-      let ip = buckets.get(ikey);
-      if (!ip) {
-        ip = { kind: 'http_instance', ...owner, target: id, ts, n: 0, sum: 0, max: 0, status: { s2xx: 0, s3xx: 0, s4xx: 0, s5xx: 0 }, hist: new Array<number>(LATENCY_BUCKETS.length + 1).fill(0) };
-        buckets.set(ikey, ip);
-      }
-      ip.n++;
-      ip.sum += secs;
-      ip.max = Math.max(ip.max, secs);
-      ip.hist![hb]!++;
-      if (cls !== '1xx') ip.status![`s${cls}`]++;
+      if (!ic) this.counters.instances.set(id, (ic = newCounters(owner)));
+      tally(ic, cls, hb, secs);
+      addPoint(buckets, `\u0001${id}\u0000${ts}`, 'http_instance', owner, id, ts, cls, hb, secs);
     }
     // Instances that are gone leave /metrics (their series stay in the store until retention ends).
     if (index) for (const id of this.counters.instances.keys()) if (!index.has(id)) this.counters.instances.delete(id);
@@ -237,4 +201,30 @@ export function instanceOf(index: InstanceIndex, owner: RouteOwner, upstreamAddr
   const last = upstreamAddr.split(/[,:]\s/).pop()?.trim();
   if (!last || last === '-' || last.startsWith('unix:')) return undefined;
   return index.of(owner, last);
+}
+
+function newCounters(owner: RouteOwner): HttpCounter {
+  return { owner, byClass: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 }, hist: new Array<number>(LATENCY_BUCKETS.length + 1).fill(0), count: 0, sumSeconds: 0 };
+}
+
+function tally(c: HttpCounter, cls: StatusClass, hb: number, secs: number): void {
+  c.byClass[cls]++;
+  c.hist[hb]!++;
+  c.count++;
+  c.sumSeconds += secs;
+}
+
+/** Adds one request to its 10 s point (route or instance series) in `buckets`. */
+function addPoint(buckets: Map<string, PointInput>, key: string, kind: 'http' | 'http_instance', owner: RouteOwner, target: string,
+  ts: number, cls: StatusClass, hb: number, secs: number): void {
+  let p = buckets.get(key);
+  if (!p) {
+    p = { kind, ...owner, target, ts, n: 0, sum: 0, max: 0, status: { s2xx: 0, s3xx: 0, s4xx: 0, s5xx: 0 }, hist: new Array<number>(LATENCY_BUCKETS.length + 1).fill(0) };
+    buckets.set(key, p);
+  }
+  p.n!++;
+  p.sum! += secs;
+  p.max = Math.max(p.max!, secs);
+  p.hist![hb]!++;
+  if (cls !== '1xx') p.status![`s${cls}`]++;
 }

@@ -1,4 +1,4 @@
-import type { HttpCounters } from './access-log.ts';
+import type { HttpCounter, HttpCounters } from './access-log.ts';
 import { LATENCY_BUCKETS } from './metrics-store.ts';
 import { PROMETHEUS_CONTENT_TYPE, type InstanceSample } from '../core/metrics.ts';
 import type { DesiredStateStore, InstanceRecord, InstanceStore } from '../core/store.ts';
@@ -107,45 +107,14 @@ export function renderMetrics(input: RenderMetricsInput): string {
       samples: input.services.flatMap((s) => s.instances.map((i) => ({ labels: { app: s.app, env: s.env, service: s.service, state: i.state, health: i.health }, value: i.count }))),
     },
   ];
-  const routes = [...input.http.routes.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  fams.push({
-    name: 'berth_http_requests_total', help: 'Requests through the ingress by route and status class, since the server started.', type: 'counter',
-    samples: routes.flatMap(([route, c]) => Object.entries(c.byClass).filter(([, v]) => v > 0)
-      .map(([cls, v]) => ({ labels: { ...c.owner, route, status_class: cls }, value: v }))),
-  });
-  fams.push({
-    name: 'berth_http_request_duration_seconds', help: 'Request time through the ingress (nginx $request_time) by route.', type: 'histogram',
-    samples: routes.flatMap(([route, c]) => {
-      const labels = { ...c.owner, route };
-      let cum = 0;
-      const buckets = LATENCY_BUCKETS.map((le, i) => {
-        cum += c.hist[i] ?? 0;
-        return { labels: { ...labels, le: String(le) }, value: cum, suffix: '_bucket' };
-      });
-      return [...buckets, { labels: { ...labels, le: '+Inf' }, value: c.count, suffix: '_bucket' },
-        { labels, value: c.sumSeconds, suffix: '_sum' }, { labels, value: c.count, suffix: '_count' }];
-    }),
-  });
+  const byKey = ([a]: [string, HttpCounter], [b]: [string, HttpCounter]) => (a < b ? -1 : a > b ? 1 : 0);
+  fams.push(...httpFamilies('berth_http', 'route', [...input.http.routes.entries()].sort(byKey),
+    'Requests through the ingress by route and status class, since the server started.',
+    'Request time through the ingress (nginx $request_time) by route.'));
   // Per instance that answered (bounded: only instances that exist, see HttpCounters.instances).
-  const insts = [...(input.http.instances?.entries() ?? [])].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  fams.push({
-    name: 'berth_http_instance_requests_total', help: 'Requests through the ingress by the instance that answered them and status class, since the server started.', type: 'counter',
-    samples: insts.flatMap(([instance, c]) => Object.entries(c.byClass).filter(([, v]) => v > 0)
-      .map(([cls, v]) => ({ labels: { ...c.owner, instance, status_class: cls }, value: v }))),
-  });
-  fams.push({
-    name: 'berth_http_instance_request_duration_seconds', help: 'Request time through the ingress (nginx $request_time) by the instance that answered.', type: 'histogram',
-    samples: insts.flatMap(([instance, c]) => {
-      const labels = { ...c.owner, instance };
-      let cum = 0;
-      const buckets = LATENCY_BUCKETS.map((le, i) => {
-        cum += c.hist[i] ?? 0;
-        return { labels: { ...labels, le: String(le) }, value: cum, suffix: '_bucket' };
-      });
-      return [...buckets, { labels: { ...labels, le: '+Inf' }, value: c.count, suffix: '_bucket' },
-        { labels, value: c.sumSeconds, suffix: '_sum' }, { labels, value: c.count, suffix: '_count' }];
-    }),
-  });
+  fams.push(...httpFamilies('berth_http_instance', 'instance', [...(input.http.instances?.entries() ?? [])].sort(byKey),
+    'Requests through the ingress by the instance that answered them and status class, since the server started.',
+    'Request time through the ingress (nginx $request_time) by the instance that answered.'));
   fams.push(...(input.extra?.() ?? []));
   return renderFamilies(fams);
 }
@@ -159,5 +128,26 @@ export function hostEngineFamilies(health: readonly { host: string; endpoint: st
   return [{
     name: 'berth_host_engine_up', help: 'Whether the host\'s Docker engine answered the control plane at the last attempt (1) or not (0).', type: 'gauge',
     samples: health.map((h) => ({ labels: { host: h.host, endpoint: h.endpoint }, value: h.up ? 1 : 0 })),
+  }];
+}
+
+/** `PREFIX_requests_total` by status class and `PREFIX_request_duration_seconds`, one series per `KEY` label value. */
+function httpFamilies(prefix: string, key: 'route' | 'instance', entries: Array<[string, HttpCounter]>, requestsHelp: string, durationHelp: string): MetricFamily[] {
+  return [{
+    name: `${prefix}_requests_total`, help: requestsHelp, type: 'counter',
+    samples: entries.flatMap(([k, c]) => Object.entries(c.byClass).filter(([, v]) => v > 0)
+      .map(([cls, v]) => ({ labels: { ...c.owner, [key]: k, status_class: cls }, value: v }))),
+  }, {
+    name: `${prefix}_request_duration_seconds`, help: durationHelp, type: 'histogram',
+    samples: entries.flatMap(([k, c]) => {
+      const labels = { ...c.owner, [key]: k };
+      let cum = 0;
+      const buckets = LATENCY_BUCKETS.map((le, i) => {
+        cum += c.hist[i] ?? 0;
+        return { labels: { ...labels, le: String(le) }, value: cum, suffix: '_bucket' };
+      });
+      return [...buckets, { labels: { ...labels, le: '+Inf' }, value: c.count, suffix: '_bucket' },
+        { labels, value: c.sumSeconds, suffix: '_sum' }, { labels, value: c.count, suffix: '_count' }];
+    }),
   }];
 }
