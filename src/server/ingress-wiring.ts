@@ -32,13 +32,14 @@ export async function startIngress(cfg: ServerConfig, events: EventStore, acmeCh
  * An instance found unreachable from this host (its host died, its link is cut): nginx's connections
  * to it (same network namespace) are cut, so idempotent requests already sent there are retried on
  * another backend at once instead of waiting for the read timeout (ingress/cut-connections.ts).
- * Only an address of another host: on loopback (this host, which is alive) a connect timeout is an
- * app whose accept queue is full, and a cut would fail the POSTs it is still working on.
+ * Only an instance of another host: on this host (alive: its loopback ports, its app networks'
+ * bridge addresses, every instance of a one-host install) a connect timeout is an app whose accept
+ * queue is full, and a cut would fail the POSTs it is still working on.
  */
-export function cutUnreachable(inst: InstanceRecord, events: EventStore, logger: Logger): void {
-  if (!inst.address || !inst.port || inst.address.startsWith('127.') || inst.address === '::1') return;
+export function cutUnreachable(inst: InstanceRecord, localHost: string, events: EventStore, logger: Logger, cut = cutConnections): void {
+  if (!inst.address || !inst.port || inst.host === localHost || inst.address.startsWith('127.') || inst.address === '::1') return;
   const where = `${inst.address}:${inst.port}`;
-  cutConnections([{ address: inst.address, port: inst.port }]).then((n) => {
+  cut([{ address: inst.address, port: inst.port }]).then((n) => {
     logger.info({ instance: inst.id, where, cut: n }, 'connections to an unreachable instance cut');
     if (n > 0) {
       events.addEvent({ app: inst.app, env: inst.env, service: inst.service, instance: inst.id, kind: 'ingress.cut',

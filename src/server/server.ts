@@ -166,7 +166,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       files.sweep();
     },
     healthChanged: (inst) => manager.emit('instance.health', inst),
-    unreachable: (inst) => cutUnreachable(inst, store, logger.child({ component: 'ingress' })),
+    unreachable: (inst) => cutUnreachable(inst, engine.hostName, store, logger.child({ component: 'ingress' })),
     releaseFinished: (k) => manager.emit('release.finished', k),
     hostState: (host) => hostMonitor.stateOf(host),
   });
