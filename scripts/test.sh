@@ -12,15 +12,18 @@
 #                   (BERTH_UNIT_CONCURRENCY, default 2: node's own default is one fewer than the
 #                   CPUs, i.e. one at a time on CI's 2 cores, and the unit files are independent:
 #                   temp dirs of their own, no fixed ports); a file that hangs fails after 300 s.
-#   7. integration  node --test --test-concurrency=1 on test/**/*.test.ts, in two lanes side by
-#                   side: the many-host files (test/cluster-*.test.ts, on their own set of test
-#                   hosts, BERTH_TESTHOSTS_SLOT=9) mostly wait on Swarm heartbeats, so the second
-#                   lane also takes the files listed in SECOND_LANE (about as long together as the
-#                   rest); each lane one file at a time. BERTH_TEST_LANES=1 runs them all in one lane.
+#   7. integration  node --test --test-concurrency=1 on test/**/*.test.ts, in three lanes side
+#                   by side, each one file at a time: the main lane; the cluster lane (the
+#                   many-host files test/cluster-*.test.ts on their own test hosts,
+#                   BERTH_TESTHOSTS_SLOT=9, which mostly wait on Swarm heartbeats, plus SECOND_LANE);
+#                   the third lane (THIRD_LANE, slot 8). The lists are chosen by measured durations
+#                   so the lanes end at about the same time. BERTH_TEST_LANES=2 puts the third
+#                   lane's files in the main lane, BERTH_TEST_LANES=1 runs everything in one lane.
 #                   Files in different lanes run at the same time: their port ranges are disjoint
-#                   (test/port-ranges.test.ts) and each server has its own data dir and cluster id.
-#                   Files in ALONE (they restart the machine's Docker Engine, which every other
-#                   file uses for builds and containers) run by themselves after both lanes.
+#                   (test/port-ranges.test.ts), their servers' own ports come from a block per slot
+#                   (test/helpers/harness.ts freePort) and each server has its own data dir and
+#                   cluster id. Files in ALONE (they restart the machine's Docker Engine, which
+#                   every other file uses for builds and containers) run by themselves after.
 #
 # Stages with nothing to run are skipped. Each node --test run ends with node's
 # own summary lines (tests/pass/fail/...), which is how runs are counted.
@@ -95,70 +98,75 @@ node_tap() {
 }
 node_test() { node_tap --test-concurrency=1 --test-timeout=300000 "$@"; }
 
-# Single-host files that run in the cluster lane, chosen by their duration on a 2-core machine so the
-# two lanes end at about the same time. Full check of 2026-12-01 15:14 (both lanes side by side):
-# main lane 1,590 s, cluster lane 1,283 s with portal ~209 s, releases ~166 s, app-network ~121 s,
-# cli ~107 s; purge (~129 s) moved over after it.
-SECOND_LANE=(test/portal.test.ts test/cli.test.ts test/releases.test.ts test/app-network.test.ts test/purge.test.ts)
+# Single-host files that run in the cluster lane, and the files of a third lane, chosen by their
+# duration on a 2-core machine so the three lanes end at about the same time. Full check of
+# 2026-12-01 17:22 (two lanes): main lane 1,467 s, cluster lane 1,372 s — with install and unit the
+# run was ~1,850 s, past CI's 30 minutes. Durations then: portal 208 s, app-network 172, https 120,
+# releases 107, cli 93, purge 83, deploy-build 76, registry-pull 69, git-push 68, pools 68,
+# compose-model 66 (cluster-* ~670 s together).
+SECOND_LANE=(test/cli.test.ts test/releases.test.ts test/purge.test.ts)
+THIRD_LANE=(test/portal.test.ts test/app-network.test.ts test/https.test.ts test/deploy-build.test.ts
+  test/registry-pull.test.ts test/git-push.test.ts test/pools.test.ts test/compose-model.test.ts)
 
 # Files that must run with nothing beside them: docker-restart stops and starts the machine's Docker
 # Engine (a build or deploy of the other lane at that moment fails: cluster-edge did, 2026-12-01).
 ALONE=(test/docker-restart.test.ts)
 
-runs_alone() {
-  local f
-  for f in "${ALONE[@]}"; do [[ $1 == "$f" ]] && return 0; done
+listed() {
+  local f=$1
+  shift
+  local g
+  for g in "$@"; do [[ $f == "$g" ]] && return 0; done
   return 1
 }
 
-in_second_lane() {
-  local f
-  [[ $1 == test/cluster-*.test.ts ]] && return 0
-  for f in "${SECOND_LANE[@]}"; do [[ $1 == "$f" ]] && return 0; done
-  return 1
-}
-
-# integration FILE... — the two lanes (see the header); the cluster lane's output follows the other's.
+# integration FILE... — the lanes (see the header); each side lane's output follows the main lane's.
+# BERTH_TEST_LANES: 3 (default), 2 (the third lane's files join the main lane) or 1 (one lane).
 integration() {
-  local f cluster=() rest=() alone=()
-  for f in "$@"; do
-    if runs_alone "$f"; then alone+=("$f"); elif in_second_lane "$f"; then cluster+=("$f"); else rest+=("$f"); fi
-  done
-  if [[ ${BERTH_TEST_LANES:-2} == 1 || ${#cluster[@]} -eq 0 || ${#rest[@]} -eq 0 ]]; then
+  local f cluster=() third=() rest=() alone=() lanes=${BERTH_TEST_LANES:-3}
+  if [[ $lanes == 1 ]]; then
     node_test "$@"
     return
   fi
-  local arc=0
-  two_lanes "${#cluster[@]}" "${cluster[@]}" "${rest[@]}" || arc=$?
+  for f in "$@"; do
+    if listed "$f" "${ALONE[@]}"; then alone+=("$f")
+    elif [[ $f == test/cluster-*.test.ts ]] || listed "$f" "${SECOND_LANE[@]}"; then cluster+=("$f")
+    elif [[ $lanes -ge 3 ]] && listed "$f" "${THIRD_LANE[@]}"; then third+=("$f")
+    else rest+=("$f"); fi
+  done
+  local arc=0 t0 pids=() outs=() names=() i rc
+  t0=$(now_ms)
+  side_lane() { # NAME SLOT FILE...
+    local name=$1 slot=$2 out
+    shift 2
+    (($# > 0)) || return 0
+    out=$(mktemp /tmp/berth-lane.XXXXXX)
+    BERTH_TESTHOSTS_SLOT=$slot node_test "$@" >"$out" 2>&1 &
+    pids+=($!)
+    outs+=("$out")
+    names+=("$name")
+    log "$name lane ($# files, test hosts slot $slot) runs beside the main lane; its output follows"
+  }
+  side_lane cluster "${BERTH_TEST_CLUSTER_SLOT:-9}" "${cluster[@]}"
+  side_lane third "${BERTH_TEST_THIRD_SLOT:-8}" "${third[@]}"
+  if ((${#rest[@]} > 0)); then node_test "${rest[@]}" || arc=$?; fi
+  log "main lane done ($(elapsed_since "$t0")); waiting for the others"
+  for i in "${!pids[@]}"; do
+    rc=0
+    wait "${pids[$i]}" || rc=$?
+    printf '\n==================== %s lane ====================\n' "${names[$i]}"
+    cat "${outs[$i]}"
+    rm -f "${outs[$i]}"
+    log "${names[$i]} lane: exit $rc, done by $(elapsed_since "$t0")"
+    ((arc != 0)) || arc=$rc
+  done
   if ((${#alone[@]} > 0)); then
     log "files that run alone: ${alone[*]}"
-    local rc=0
+    rc=0
     node_test "${alone[@]}" || rc=$?
     ((arc != 0)) || arc=$rc
   fi
   return "$arc"
-}
-
-# two_lanes N FILE... — the first N files in the cluster lane, the rest in the main lane, side by side.
-two_lanes() {
-  local n=$1
-  shift
-  local cluster=("${@:1:n}") rest=("${@:n+1}")
-  local out pid rc=0 crc=0 t0
-  out=$(mktemp /tmp/berth-cluster-lane.XXXXXX)
-  t0=$(now_ms)
-  BERTH_TESTHOSTS_SLOT=${BERTH_TEST_CLUSTER_SLOT:-9} node_test "${cluster[@]}" >"$out" 2>&1 &
-  pid=$!
-  log "cluster lane (${#cluster[@]} files, test hosts slot ${BERTH_TEST_CLUSTER_SLOT:-9}) runs beside the rest; its output follows"
-  node_test "${rest[@]}" || rc=$?
-  log "main lane done ($(elapsed_since "$t0")); waiting for the cluster lane"
-  wait "$pid" || crc=$?
-  printf '\n==================== cluster lane (%s) ====================\n' "${cluster[*]}"
-  cat "$out"
-  rm -f "$out"
-  log "cluster lane: exit $crc, both lanes done in $(elapsed_since "$t0")"
-  ((rc == 0)) || return "$rc"
-  return "$crc"
 }
 
 main() {
