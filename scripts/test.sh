@@ -109,8 +109,11 @@ THIRD_LANE=(test/portal.test.ts test/app-network.test.ts test/https.test.ts test
   test/registry-pull.test.ts test/git-push.test.ts test/pools.test.ts test/compose-model.test.ts)
 
 # Files that must run with nothing beside them: docker-restart stops and starts the machine's Docker
-# Engine (a build or deploy of the other lane at that moment fails: cluster-edge did, 2026-12-01).
-ALONE=(test/docker-restart.test.ts)
+# Engine (a build or deploy of the other lane at that moment fails: cluster-edge did, 2026-12-01);
+# log-collection's retention test needs its 100 ms retention timer to keep up with a 60,000-line
+# burst (with three lanes beside it, a starved timer let one partition outgrow the bound and the
+# whole partition went: 0 lines kept — a known limit of partition-wise retention, see the note).
+ALONE=(test/docker-restart.test.ts test/log-collection.test.ts)
 
 listed() {
   local f=$1
