@@ -195,6 +195,9 @@ export async function run(): Promise<Record<string, number>> {
       await h.startServer();
       const r = await rounds(h, {
         what: 'one host', address: '127.0.0.1',
+        // The same 128 MiB limit as the remote part: with the default (1 GiB) the memory guard refused
+        // the scale to 24 replicas on this 23.5 GiB machine (the killed ones are not restarted).
+        limits: { memoryBytes: 128 * 1024 * 1024 },
         kill: async (v) => () => dockerKill(v.containerId),
       });
       if (TRACE) await writeFile(TRACE, h.serverLog);
