@@ -17,8 +17,7 @@
 #                   many-host files test/cluster-*.test.ts on their own test hosts,
 #                   BERTH_TESTHOSTS_SLOT=9, which mostly wait on Swarm heartbeats, plus SECOND_LANE),
 #                   chosen by measured durations so both end at about the same time.
-#                   BERTH_TEST_LANES=3 adds a third lane (THIRD_LANE, slot 8) for machines with more
-#                   than 2 cores; BERTH_TEST_LANES=1 runs everything in one lane.
+#                   BERTH_TEST_LANES=1 runs everything in one lane.
 #                   Files in different lanes run at the same time: their port ranges are disjoint
 #                   (test/port-ranges.test.ts), their servers' own ports come from a block per slot
 #                   (test/helpers/harness.ts freePort) and each server has its own data dir and
@@ -99,21 +98,18 @@ node_tap() {
 # lanes beside each other and was cancelled; 900 s still ends a hung file well inside CI's limit.
 node_test() { node_tap --test-concurrency=1 --test-timeout=900000 "$@"; }
 
-# Single-host files that run in the cluster lane, and the files of a third lane, chosen by their
-# duration on a 2-core machine so the three lanes end at about the same time. Full check of
+# Single-host files that run in the cluster lane, chosen by their
+# duration on a 2-core machine so the two lanes end at about the same time. Full check of
 # 2026-12-01 17:22 (two lanes): main lane 1,467 s, cluster lane 1,372 s — with install and unit the
 # run was ~1,850 s, past CI's 30 minutes. Durations then: portal 208 s, app-network 172, https 120,
 # releases 107, cli 93, purge 83, deploy-build 76, registry-pull 69, git-push 68, pools 68,
 # compose-model 66 (cluster-* ~670 s together).
-# Three lanes gave no gain on 2 cores (the suite is CPU-bound: with a third lane beside them the
-# main lane's files ran past 1,500 s, and four files failed under that load), so the default is two:
-# the cluster lane takes SECOND_LANE (portal, app-network, releases, cli, purge, config: ~1,420 s with
-# the cluster files), the main lane the rest (~1,420 s). THIRD_LANE is used with BERTH_TEST_LANES=3
-# (a machine with more cores).
+# A third lane gave no gain on 2 cores (the suite is CPU-bound: with it the main lane's files ran past
+# 1,500 s, and four files failed under that load), so there are two: the cluster lane takes
+# SECOND_LANE (portal, app-network, releases, cli, purge, config: ~1,420 s with the cluster files),
+# the main lane the rest (~1,420 s).
 SECOND_LANE=(test/portal.test.ts test/cli.test.ts test/releases.test.ts test/app-network.test.ts test/purge.test.ts
   test/config.test.ts)
-THIRD_LANE=(test/https.test.ts test/deploy-build.test.ts test/registry-pull.test.ts test/git-push.test.ts test/pools.test.ts
-  test/compose-model.test.ts)
 
 # Files that must run with nothing beside them: docker-restart stops and starts the machine's Docker
 # Engine (a build or deploy of the other lane at that moment fails: cluster-edge did, 2026-12-01);
@@ -130,18 +126,17 @@ listed() {
   return 1
 }
 
-# integration FILE... — the lanes (see the header); each side lane's output follows the main lane's.
-# BERTH_TEST_LANES: 2 (default; the third lane's files join the main lane), 3, or 1 (one lane).
+# integration FILE... — the lanes (see the header); the cluster lane's output follows the main lane's.
+# BERTH_TEST_LANES=1 runs everything in one lane.
 integration() {
-  local f cluster=() third=() rest=() alone=() lanes=${BERTH_TEST_LANES:-2}
-  if [[ $lanes == 1 ]]; then
+  local f cluster=() rest=() alone=()
+  if [[ ${BERTH_TEST_LANES:-2} == 1 ]]; then
     node_test "$@"
     return
   fi
   for f in "$@"; do
     if listed "$f" "${ALONE[@]}"; then alone+=("$f")
     elif [[ $f == test/cluster-*.test.ts ]] || listed "$f" "${SECOND_LANE[@]}"; then cluster+=("$f")
-    elif [[ $lanes -ge 3 ]] && listed "$f" "${THIRD_LANE[@]}"; then third+=("$f")
     else rest+=("$f"); fi
   done
   local arc=0 t0 pids=() outs=() names=() i rc
@@ -158,7 +153,6 @@ integration() {
     log "$name lane ($# files, test hosts slot $slot) runs beside the main lane; its output follows"
   }
   side_lane cluster "${BERTH_TEST_CLUSTER_SLOT:-9}" "${cluster[@]}"
-  side_lane third "${BERTH_TEST_THIRD_SLOT:-8}" "${third[@]}"
   if ((${#rest[@]} > 0)); then node_test "${rest[@]}" || arc=$?; fi
   log "main lane done ($(elapsed_since "$t0")); waiting for the others"
   for i in "${!pids[@]}"; do
