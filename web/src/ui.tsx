@@ -44,14 +44,18 @@ export function expired(): void {
 
 /**
  * Follows the server's event stream (GET /v1/events/stream) while mounted, reconnecting with backoff
- * from the last event seen, so nothing is missed across a reconnect.
+ * from the last event seen, so nothing is missed across a reconnect. `start`: the last event id the
+ * page already has (its first read returned it); `null`: that read is still under way, so wait for it
+ * rather than ask the server for the newest id (one request less before the page is live);
+ * undefined: start from the newest event.
  */
-export function useEvents(filter: { app?: string; env?: string; service?: string }, onEvent: (e: EventView) => void, start?: number): void {
+export function useEvents(filter: { app?: string; env?: string; service?: string }, onEvent: (e: EventView) => void, start?: number | null): void {
   const cb = useRef(onEvent);
   cb.current = onEvent;
-  const key = JSON.stringify(filter) + (start ?? '');
+  const key = JSON.stringify(filter) + (start === null ? 'wait' : start ?? '');
   useEffect(() => {
-    let after = start;
+    if (start === null) return undefined;
+    let after: number | undefined = start;
     return followWhileMounted(async (signal, connected) => {
       if (after === undefined) after = (await api().events({ ...filter, limit: 1 })).last;
       await api().streamEvents({ ...filter, after }, (e) => {

@@ -43,7 +43,8 @@ export async function loadHome(): Promise<HomeData> {
 export function Home() {
   const d = useData(() => primedOr('home', loadHome), 'home');
   const refresh = useCoalesced(d.reload, 400);
-  useEvents({}, refresh, d.data?.last);
+  // Home's own read returns the newest event id: the stream starts from it, once that read is in.
+  useEvents({}, refresh, d.data ? d.data.last : d.error ? undefined : null);
   return (
     <Page title="Home" sub="What needs attention first, then what changed">
       <Loaded d={d} what="the overview">
