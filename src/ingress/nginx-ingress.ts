@@ -194,11 +194,18 @@ export class NginxIngress implements Ingress {
   private schedule(): void {
     if (this.timer || this.closed || this.waiting > 0) return;
     const quiet = !this.lastPassReloaded || (this.pending === 0 && Date.now() - this.lastPassAt >= this.coalesceMs);
+    // Quiet: the pass starts in a microtask (it reads `desired` then: applies made before it, in this
+    // turn, go with it), not after a timer and whatever I/O the event loop takes first (1-14 ms
+    // between a health flip and its pass in the propagation bench).
+    if (quiet) {
+      this.serialize(() => this.sync()).catch(() => undefined);
+      return;
+    }
     this.timer = setTimeout(() => {
       this.timer = undefined;
       // Failures are logged and kept in lastError; flush() callers see them too.
       this.serialize(() => this.sync()).catch(() => undefined);
-    }, quiet ? 0 : this.coalesceMs);
+    }, this.coalesceMs);
   }
 
   async flush(): Promise<void> {

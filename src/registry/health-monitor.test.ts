@@ -114,6 +114,7 @@ test('HealthMonitor.down: a healthy running instance leaves the upstreams at onc
   monitor.down('gone', 'its container exited with code 1');
   assert.deepEqual(changed, ['up']);
   assert.deepEqual(batches, [{
+    observed: true,
     instances: [{ id: 'up', patch: { health: 'unhealthy' } }],
     events: [{ app: 'a', env: 'prod', service: 'web', instance: 'up', kind: 'health.unhealthy', message: 'instance up is unhealthy: its container was sent SIGKILL' }],
   }]);

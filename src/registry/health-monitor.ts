@@ -172,6 +172,7 @@ export class HealthMonitor {
       t.failures = Math.max(t.failures, t.probe.retries);
     }
     this.store.writeBatch({
+      observed: true,
       instances: [{ id, patch: { health: 'unhealthy' } }],
       events: [{ app: cur.app, env: cur.env, service: cur.service, instance: id, kind: 'health.unhealthy', message: `instance ${id} is unhealthy: ${why}` }],
     });
@@ -221,8 +222,9 @@ export class HealthMonitor {
       t.health = next;
       const cur = this.store.getInstance(t.inst.id);
       if (cur && cur.state === 'running') {
-        // The flip and its event in one transaction: one fsync between the probe and the ingress.
+        // The flip and its event in one transaction, not waiting for the disk (observed state: see StoreBatch.observed).
         this.store.writeBatch({
+          observed: true,
           instances: [{ id: cur.id, patch: { health: next } }],
           events: [{ app: cur.app, env: cur.env, service: cur.service, instance: cur.id, kind: `health.${next}`,
             message: `instance ${cur.id} is ${next}${ok ? '' : ` (${t.failures} failed ${t.probe.type} checks; last: ${result.text})`}` }],

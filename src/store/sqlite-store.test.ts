@@ -169,6 +169,23 @@ test('writeBatch: one step\'s instance patches, deletions, service and release p
   });
 });
 
+test('writeBatch observed: written and read back like any batch, and every later write waits for the disk again (also after a failed one)', () => {
+  withStore((s) => {
+    const range = { min: 7000, max: 7010, isFree: () => true };
+    s.createInstance(inst('i1'), range);
+    const key = { app: 'a', env: 'prod', service: 'web' };
+    const sync = () => (s as unknown as { db: { pragma(p: string, o: { simple: true }): number } }).db.pragma('synchronous', { simple: true });
+    assert.equal(sync(), 2, 'FULL by default');
+    s.writeBatch({ observed: true, instances: [{ id: 'i1', patch: { health: 'healthy' } }], events: [{ ...key, instance: 'i1', kind: 'health.healthy', message: 'up' }] });
+    assert.equal(s.getInstance('i1')?.health, 'healthy');
+    assert.equal(s.listEvents({ app: 'a' }).at(-1)?.message, 'up');
+    assert.equal(sync(), 2, 'FULL again after an observed batch');
+    assert.throws(() => s.writeBatch({ observed: true, instances: [{ id: 'i1', patch: { health: 'unhealthy' } }], events: [{ ...key, instance: 'i1', kind: 'x', message: null as never }] }));
+    assert.equal(s.getInstance('i1')?.health, 'healthy', 'the failed batch left nothing behind');
+    assert.equal(sync(), 2, 'FULL again after a failed observed batch');
+  });
+});
+
 test('watch: each committed write is one change with its key, delivered after the transaction, in order; unwatch stops it', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'berth-store-'));
   const s = new SqliteStore(join(dir, 'berth.db'), clock);

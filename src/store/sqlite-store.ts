@@ -18,7 +18,11 @@ import { MIGRATIONS } from './migrations.ts';
 
 type Row = Record<string, unknown>;
 
-/** The SQLite store: the only writer of desired state. WAL mode, synchronous=FULL: a crash never loses a committed write. */
+/**
+ * The SQLite store: the only writer of desired state. WAL mode, synchronous=FULL: a crash never loses a
+ * committed write. Observed state written with `writeBatch({ observed: true })` (health flips) is not
+ * waited for on disk: a crash of Berth keeps it, a power loss may lose it (Berth observes it again).
+ */
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly clock: Clock;
@@ -348,13 +352,21 @@ export class SqliteStore implements Store {
     });
   }
   writeBatch(b: StoreBatch): EventRecord[] {
-    return this.tx(() => {
+    const write = () => this.tx(() => {
       for (const { id, patch } of b.instances ?? []) this.updateInstance(id, patch);
       for (const id of b.deleteInstances ?? []) this.deleteInstance(id);
       if (b.service) this.updateService(b.service.key, b.service.patch);
       for (const { id, patch } of b.releases ?? []) this.updateRelease(id, patch);
       return (b.events ?? []).map((e) => this.addEvent(e));
     });
+    if (!b.observed) return write();
+    // The next FULL commit's fsync of the WAL takes this one's frames with it.
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return write();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
   }
 
   // ---- sources of deployments
