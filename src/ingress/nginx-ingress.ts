@@ -1,7 +1,7 @@
 import { access, chmod, mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { Ingress, IngressRoute, Logger } from '../core/ports.ts';
 import { BerthError, Conflict, ExternalCommandFailed, InvalidInput } from '../core/errors.ts';
@@ -92,6 +92,8 @@ export class NginxIngress implements Ingress {
   private readonly confPath: string;
   /** nginx.conf as this process last wrote or read it; undefined: read the file. */
   private confText: string | undefined;
+  /** One kept-alive connection to nginx's admin server for pushes (closed when idle for 30 s; nginx keeps idle ones 75 s). */
+  private readonly adminAgent = new Agent({ keepAlive: true, maxSockets: 1, timeout: 30_000 });
   private readonly errorLogPath: string;
   private renderOpts: Omit<RenderOptions, 'generation'> | undefined;
   private readonly backendsPath: string;
@@ -226,6 +228,7 @@ export class NginxIngress implements Ingress {
       this.timer = undefined;
     }
     await this.chain.catch(() => undefined);
+    this.adminAgent.destroy();
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
@@ -602,11 +605,26 @@ export class NginxIngress implements Ingress {
     this.log.debug({ ms: Date.now() - t0 }, 'backends pushed to nginx');
   }
 
-  /** PUT the backend set to the loopback admin server; resolves on a 2xx answer. */
-  private putBackends(body: string): Promise<void> {
+  /**
+   * PUT the backend set to the loopback admin server; resolves on a 2xx answer. Over one kept-alive
+   * connection (a flip's push waits for no connect); a kept connection that an nginx worker closed
+   * meanwhile (old workers close theirs when a reload retires them) is retried once on a new one —
+   * the PUT replaces the whole set, so sending it twice is harmless.
+   */
+  private async putBackends(body: string): Promise<void> {
+    try {
+      await this.putBackendsOnce(body);
+    } catch (e) {
+      if (!(e as { reused?: boolean }).reused) throw e;
+      this.log.debug({ err: String(e) }, 'the kept admin connection failed; pushing again on a new one');
+      await this.putBackendsOnce(body);
+    }
+  }
+
+  private putBackendsOnce(body: string): Promise<void> {
     return new Promise((resolve, reject) => {
       const req = request({
-        host: '127.0.0.1', port: this.adminPort, path: BACKENDS_ADMIN_PATH, method: 'PUT', agent: false, timeout: 5_000,
+        host: '127.0.0.1', port: this.adminPort, path: BACKENDS_ADMIN_PATH, method: 'PUT', agent: this.adminAgent, timeout: 5_000,
         headers: { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), [TOKEN_HEADER]: this.adminToken },
       }, (res) => {
         let text = '';
@@ -619,10 +637,12 @@ export class NginxIngress implements Ingress {
         res.on('error', reject);
       });
       req.on('timeout', () => req.destroy(new Error('admin endpoint timed out')));
-      req.on('error', reject);
+      // Failed on a connection used before: the worker may have closed it (retried once on a new one).
+      req.on('error', (err) => reject(req.reusedSocket ? Object.assign(err, { reused: true }) : err));
       req.end(body);
     });
   }
+
 
   private async checkPortFree(host: string, port: number, what: string, todo: string): Promise<void> {
     const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
