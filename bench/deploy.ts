@@ -2,7 +2,7 @@
  * deploy: 3 replicas of the example image (already built) until all are healthy and routed through
  * nginx, Berth (API call → deployment succeeded, which Berth reports only once nginx serves them)
  * versus by hand (`docker run` ×3 on the host network + polling each health endpoint until 200).
- * Alternating, ≥5 runs each; medians. Then the cluster figure (deploy-cluster.ts): 9 replicas over 3
+ * Alternating, 9 runs each by default (BENCH_RUNS); medians. Then the cluster figure (deploy-cluster.ts): 9 replicas over 3
  * test hosts, Berth in cluster mode vs `docker service create` with a health check.
  */
 import { loadavg } from 'node:os';
@@ -13,7 +13,8 @@ import { deployAndWait, exec, log, median, prepare } from './common.ts';
 import { clusterFigures } from './deploy-cluster.ts';
 
 const IMAGE = 'berth-bench/web:latest';
-const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+/** 9 alternating runs each (was 5): single runs on these machines vary by ±15%, and the median of 5 moved the ratio by ±0.05 between runs of the same code. */
+const RUNS = Number(process.env.BENCH_RUNS ?? 9);
 
 function spec(app: string) {
   const svc = {
