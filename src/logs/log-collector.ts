@@ -82,6 +82,8 @@ export class LogCollector {
     this.flushTimer.unref();
     if (this.retention) {
       const limits = { ...this.retention };
+      // The store seals partitions against the size bound as lines arrive, before the first round.
+      this.store.setRetention(limits);
       this.retentionTimer = setInterval(() => {
         this.track(this.store.enforce(limits).catch((err: unknown) => this.log.error({ err }, 'log retention failed')));
       }, this.retention.intervalMs ?? 30_000);

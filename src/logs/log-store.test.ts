@@ -292,6 +292,113 @@ describe('LogStore', () => {
     store.close();
   });
 
+  /** Kept line numbers (`n=K ...`), asserting each appears once. */
+  function keptNumbers(store: LogStore, q: Parameters<LogStore['search']>[0] = {}): number[] {
+    const got = all(store, { limit: 5000, ...q });
+    assert.equal(new Set(got.map((l) => l.id)).size, got.length, 'ids unique');
+    const ns = got.map((l) => Number(/^n=(\d+) /.exec(l.text)![1]));
+    assert.equal(new Set(ns).size, ns.length, 'no line twice');
+    return ns.sort((a, b) => a - b);
+  }
+  const burstText = (k: number) => `n=${k} GET /api/v1/orders/${k % 997} status=200 took ${k % 300}ms user=${(k * 7919) % 10007}`;
+
+  test('a burst bigger than the size bound, stored before any enforce, keeps its newest lines and drops its oldest', async () => {
+    const maxBytes = 1024 * 1024;
+    for (const oneCall of [true, false]) {
+      const store = new LogStore(tempDb());
+      store.setRetention({ maxBytes });
+      const N = 20_000;
+      const burst = lines(0, N, burstText);
+      // One append of the whole burst, or the collector's way: batches of 5,000 with a checkpoint each.
+      if (oneCall) store.append({ source: src('b'), lines: burst, checkpoint: { tsNs: burst.at(-1)!.tsNs, countAtTs: 1 } });
+      else for (let i = 0; i < N; i += 5000) store.append({ source: src('b'), lines: burst.slice(i, i + 5000), checkpoint: { tsNs: burst[i + 4999]!.tsNs, countAtTs: 1 } });
+      const before = store.stats();
+      assert.equal(before.lines, N);
+      assert.ok(before.bytes > 2 * maxBytes, `the burst outgrew the bound (${before.bytes})`);
+      assert.ok(before.partitions >= 10, `sealed by size as it went in (${before.partitions} partitions)`);
+      const perLine = before.bytes / N;
+      const dropped = await store.enforce({ maxBytes });
+      const st = store.stats();
+      assert.ok(store.sizeBytes() <= maxBytes, `within the bound: ${store.sizeBytes()} <= ${maxBytes}`);
+      assert.equal(st.lines + dropped, N, 'every line either kept or counted as dropped');
+      assert.ok(st.lines >= (0.6 * maxBytes) / perLine, `kept most of what fits (${st.lines} lines of ~${Math.round(maxBytes / perLine)})`);
+      // The newest line is there, and what is kept is the newest lines without a gap: the oldest went.
+      const kept = keptNumbers(store);
+      assert.equal(kept.length, st.lines);
+      assert.equal(kept.at(-1), N - 1);
+      assert.equal(kept[0], N - st.lines);
+      assert.equal(store.search({ limit: 1 }).lines[0]!.text, burstText(N - 1));
+      assert.equal(all(store, { text: 'n=0' }).length, 0);
+      assert.equal(all(store, { text: `n=${N - 1}` }).length, 1, 'the FTS index finds the newest line');
+      assert.deepEqual(store.checkpoint('b'), { tsNs: burst.at(-1)!.tsNs, countAtTs: 1 }, 'checkpoint untouched by sealing and retention');
+      // A second round with nothing new drops nothing more.
+      assert.equal(await store.enforce({ maxBytes }), 0);
+      store.close();
+    }
+  });
+
+  test('several containers bursting together: retention drops the oldest lines of all, keeps the newest of each', async () => {
+    const maxBytes = 1024 * 1024;
+    const store = new LogStore(tempDb());
+    store.setRetention({ maxBytes });
+    const ids = ['m1', 'm2', 'm3'];
+    const N = 22_500;
+    // Interleaved in time, flushed together in batches of 4,500 as the collector does (one transaction each).
+    const byLine = (k: number) => ({ tsNs: T0 + BigInt(k) * 1000n, stream: 'stdout' as const, text: burstText(k) });
+    for (let i = 0; i < N; i += 4500) {
+      store.append(ids.map((id, c) => {
+        const ls = Array.from({ length: 1500 }, (_, j) => byLine(i + j * 3 + c));
+        return { source: src(id), lines: ls, checkpoint: { tsNs: ls.at(-1)!.tsNs, countAtTs: 1 } };
+      }));
+    }
+    assert.equal(store.stats().lines, N);
+    const dropped = await store.enforce({ maxBytes });
+    const st = store.stats();
+    assert.ok(dropped > N / 2, `most of the burst was beyond the bound (${dropped})`);
+    assert.ok(store.sizeBytes() <= maxBytes, `within the bound: ${store.sizeBytes()}`);
+    assert.equal(st.lines + dropped, N);
+    // Across containers: exactly the newest st.lines lines, each once.
+    const kept = keptNumbers(store);
+    assert.deepEqual([kept.length, kept[0], kept.at(-1)], [st.lines, N - st.lines, N - 1]);
+    for (const [c, id] of ids.entries()) {
+      const mine = keptNumbers(store, { containerId: id });
+      assert.equal(mine.at(-1), N - 3 + c, `${id}'s newest line is kept`);
+      assert.ok(mine.every((k) => k % 3 === c), `${id}'s lines are its own`);
+      assert.deepEqual(store.checkpoint(id), { tsNs: T0 + BigInt(N - 3 + c) * 1000n, countAtTs: 1 });
+    }
+    store.close();
+  });
+
+  test('sealing mid-append: never inside a run of equal timestamps, and a failed append leaves no partition behind', () => {
+    const path = tempDb();
+    const store = new LogStore(path);
+    store.setRetention({ maxBytes: 1024 * 1024 }); // partitions of ~100 KiB (estimated), ~700 of the 'ok' lines
+    const ts = T0 + 500n;
+    // 300 lines (~250 KiB) in the same nanosecond: their keys are made unique within one partition, so it is not split.
+    store.append({ source: src('e'), lines: Array.from({ length: 300 }, (_, i) => ({ tsNs: ts, stream: 'stdout' as const, text: `same instant ${i} ${'y'.repeat(400)}` })) });
+    assert.equal(store.stats().partitions, 1);
+    // The next append first seals that full partition (committed on its own), then fails half-way.
+    const parts = store.stats().partitions + 1;
+    const good = lines(10_000, 3000, (i) => `ok ${i} ${'z'.repeat(40)}`);
+    const bad = [...good, { tsNs: 'not a bigint' as unknown as bigint, stream: 'stdout' as const, text: 'bad' }];
+    assert.throws(() => store.append({ source: src('e'), lines: bad, checkpoint: { tsNs: T0 + 99n, countAtTs: 1 } }));
+    assert.equal(store.stats().partitions, parts, 'partitions created by the failed append are gone');
+    assert.equal(store.stats().lines, 300);
+    assert.equal(store.checkpoint('e'), undefined);
+    // The store goes on as before: the same lines now go in, split over several partitions.
+    store.append({ source: src('e'), lines: good, checkpoint: { tsNs: good.at(-1)!.tsNs, countAtTs: 1 } });
+    assert.ok(store.stats().partitions >= parts + 3, `sealed as it went (${store.stats().partitions})`);
+    const got = all(store, { limit: 1000 });
+    assert.equal(got.length, 3300);
+    assert.equal(new Set(got.map((l) => l.id)).size, 3300);
+    assert.equal(got[0]!.text, `ok 12999 ${'z'.repeat(40)}`);
+    store.close();
+    const again = new LogStore(path);
+    assert.equal(all(again, { limit: 1000 }).length, 3300, 'the partitions and their counts survive reopening');
+    assert.equal(again.stats().lines, 3300);
+    again.close();
+  });
+
   test('subscribe delivers appended lines that match the filter', () => {
     const store = new LogStore(tempDb());
     const got: StoredLine[] = [];

@@ -119,7 +119,19 @@ interface Part {
   maxTs: bigint | null;
   lines: number;
   createdMs: number;
+  /** Estimated bytes on disk (lines and index), for sealing at insert time; see `lineBytes`. */
+  estBytes: number;
 }
+
+/**
+ * A line's estimated share of the file: its text plus a fixed row overhead, doubled for the index
+ * and page slack. Measured (50,000 lines each) at 1.2–1.75× text+16 for short, padded, worded, JSON
+ * and 60-word lines: an overestimate, so a partition seals a little early, never late.
+ */
+const lineBytes = (text: string): number => (text.length + 16) * 2;
+
+/** Partitions are sealed at a tenth of the size bound, but never below this (a tiny bound must not mean a partition per line). */
+const MIN_SEAL_BYTES = 64 * 1024;
 
 type Stmt = Database.Statement;
 
@@ -147,7 +159,9 @@ const VACUUM_STEP_PAGES = 4096;
  * colliding key by 1 ns) with an external-content FTS5 index `fts_N` (detail=none, no column sizes:
  * the smallest index that still answers word and prefix queries; phrases are checked against the
  * text). Retention drops whole partitions: with FTS5, deleting rows only adds tombstones and the
- * index would not shrink, whereas DROP TABLE frees every page at once. Search walks partitions from
+ * index would not shrink, whereas DROP TABLE frees every page at once; so that dropping a whole
+ * partition never takes the newest lines, `append` seals a partition at a tenth of the size bound
+ * (mid-batch if need be) and retention never drops the partition holding the newest line. Search walks partitions from
  * the newest and stops as soon as the page is full, so a newest-first query touches one or two.
  */
 export class LogStore {
@@ -168,6 +182,8 @@ export class LogStore {
   private readonly insertSource: Stmt;
   private closed = false;
   private enforcing = false;
+  /** Estimated bytes at which the current partition is sealed, from the size bound (none: no bound known). */
+  private sealBytes = Number.POSITIVE_INFINITY;
 
   constructor(readonly path: string, opts: LogStoreOptions = {}) {
     this.clock = opts.clock ?? systemClock;
@@ -203,24 +219,38 @@ export class LogStore {
     }
     const rows = this.db.prepare('SELECT id, min_ts, max_ts, lines, created_ms FROM parts ORDER BY id').safeIntegers(true).all() as
       { id: bigint; min_ts: bigint | null; max_ts: bigint | null; lines: bigint; created_ms: bigint }[];
-    this.parts = rows.map((r) => ({ id: Number(r.id), minTs: r.min_ts, maxTs: r.max_ts, lines: Number(r.lines), createdMs: Number(r.created_ms) }));
+    this.parts = rows.map((r) => ({ id: Number(r.id), minTs: r.min_ts, maxTs: r.max_ts, lines: Number(r.lines), createdMs: Number(r.created_ms), estBytes: 0 }));
+    // Reopened partitions: their share of the file, by line count.
+    const total = this.totalLines();
+    const perLine = total > 0 ? this.usedBytes() / total : 0;
+    for (const p of this.parts) p.estBytes = p.lines * perLine;
     const last = this.parts.at(-1);
     if (last) this.useCurrent(last);
     else this.newPartition();
   }
 
-  /** Stores lines and checkpoints; each call is one transaction. Returns how many lines were stored. */
+  /**
+   * Stores lines and checkpoints; each call is one transaction. Returns how many lines were stored.
+   * A partition that reaches its share of the size bound (`setRetention`) or `partitionMaxLines` is
+   * sealed between two lines, inside the same transaction, and the rest go to a new one: a burst
+   * that outruns retention fills several partitions, so retention can drop its oldest part and keep
+   * its newest.
+   */
   append(batches: LogBatch | readonly LogBatch[]): number {
     const list = Array.isArray(batches) ? (batches as readonly LogBatch[]) : [batches as LogBatch];
-    if (this.current.lines >= this.partitionMaxLines) this.newPartition();
-    const p = this.current;
+    if (this.current.lines >= this.partitionMaxLines || this.current.estBytes >= this.sealBytes) this.newPartition();
     const stored: { key: bigint; src: number; stream: number; level: number | null; text: string }[] | undefined =
       this.subscribers.size ? [] : undefined;
     const now = this.clock.now();
+    // What the transaction does to partitions is applied in memory only once it has committed.
+    interface Fill { part: Part; minTs: bigint | null; maxTs: bigint | null; lines: number; estBytes: number; added: number }
+    const fill = (part: Part): Fill => ({ part, minTs: part.minTs, maxTs: part.maxTs, lines: part.lines, estBytes: part.estBytes, added: 0 });
+    const fills: Fill[] = [];
+    let f = fill(this.current);
+    let insertLine = this.insertLine;
+    let insertFts = this.insertFts;
     let n = 0;
     this.db.transaction(() => {
-      let minTs = p.minTs;
-      let maxTs = p.maxTs;
       // FTS5 flushes its pending terms whenever a rowid is not above the previous one: lines of
       // several containers go in merged by time, or every container switch would cost a flush.
       const rows: { l: IngestLine; src: number }[] = [];
@@ -229,29 +259,50 @@ export class LogStore {
         for (const l of b.lines) rows.push({ l, src });
       }
       if (list.length > 1) rows.sort((a, b) => (a.l.tsNs < b.l.tsNs ? -1 : a.l.tsNs > b.l.tsNs ? 1 : 0));
-      {
-        for (const { l, src } of rows) {
-          const stream = l.stream === 'stderr' ? 1 : 0;
-          const level = detectLevel(l.text);
-          const code = level ? LEVEL_CODE[level] : null;
-          let key = l.tsNs;
-          // Keys are timestamps made unique: a collision (two lines in the same nanosecond) moves on by 1 ns.
-          while (this.insertLine.run(key, src, stream, code, String(l.text)).changes === 0) key++;
-          this.insertFts.run(key, l.text);
-          if (minTs === null || key < minTs) minTs = key;
-          if (maxTs === null || key > maxTs) maxTs = key;
-          stored?.push({ key, src, stream, level: code, text: l.text });
-          n++;
+      let lastKey: bigint | undefined;
+      for (const { l, src } of rows) {
+        // Seal between two lines, never inside a run of equal timestamps: its keys are made unique
+        // within one partition only.
+        if ((f.lines >= this.partitionMaxLines || f.estBytes >= this.sealBytes) && lastKey !== undefined && l.tsNs > lastKey) {
+          if (f.added > 0) this.updatePart.run(f.minTs, f.maxTs, f.lines, f.part.id);
+          fills.push(f);
+          f = fill(this.createPartition(now));
+          [insertLine, insertFts] = this.insertStatements(f.part.id);
         }
+        const stream = l.stream === 'stderr' ? 1 : 0;
+        const level = detectLevel(l.text);
+        const code = level ? LEVEL_CODE[level] : null;
+        let key = l.tsNs;
+        // Keys are timestamps made unique: a collision (two lines in the same nanosecond) moves on by 1 ns.
+        while (insertLine.run(key, src, stream, code, String(l.text)).changes === 0) key++;
+        insertFts.run(key, l.text);
+        if (f.minTs === null || key < f.minTs) f.minTs = key;
+        if (f.maxTs === null || key > f.maxTs) f.maxTs = key;
+        f.lines++;
+        f.added++;
+        f.estBytes += lineBytes(l.text);
+        lastKey = key;
+        stored?.push({ key, src, stream, level: code, text: l.text });
+        n++;
       }
       for (const b of list) {
         if (b.checkpoint) this.putCheckpoint.run(b.source.containerId, b.checkpoint.tsNs, b.checkpoint.countAtTs, now);
       }
-      if (n > 0) this.updatePart.run(minTs, maxTs, p.lines + n, p.id);
-      p.minTs = minTs;
-      p.maxTs = maxTs;
-      p.lines += n;
+      if (f.added > 0) this.updatePart.run(f.minTs, f.maxTs, f.lines, f.part.id);
+      fills.push(f);
     })();
+    for (const x of fills) {
+      x.part.minTs = x.minTs;
+      x.part.maxTs = x.maxTs;
+      x.part.lines = x.lines;
+      x.part.estBytes = x.estBytes;
+      if (!this.parts.includes(x.part)) this.parts.push(x.part);
+    }
+    if (f.part !== this.current) {
+      this.current = f.part;
+      this.insertLine = insertLine;
+      this.insertFts = insertFts;
+    }
     if (stored) {
       for (const r of stored) {
         const line = this.toStored(r.key, r.src, r.stream, r.level, r.text);
@@ -359,11 +410,12 @@ export class LogStore {
 
   /**
    * Applies retention: drops partitions whose newest line is older than `maxAgeMs`, then the oldest
-   * partitions while the file (plus WAL) exceeds `maxBytes`, and gives the freed pages back to the
-   * file system in bounded steps, yielding to the event loop between steps. It also seals the
-   * current partition once it holds about a tenth of either bound, so that retention stays fine-grained:
-   * lines may outlive `maxAgeMs` by up to a tenth of it, and the store stays below `maxBytes`.
-   * Returns how many lines were dropped.
+   * partitions while the file (plus WAL) exceeds `maxBytes` — never the one holding the newest line —
+   * and gives the freed pages back to the file system in bounded steps, yielding to the event loop
+   * between steps. It also seals the current partition once it is older than a tenth of `maxAgeMs`
+   * or bigger than a tenth of `maxBytes` (`append` seals by size as lines arrive, `setRetention`), so that retention stays fine-grained: lines may outlive
+   * `maxAgeMs` by up to a tenth of it, and the store stays below `maxBytes` plus at most one partition
+   * (a tenth of it). Returns how many lines were dropped.
    */
   async enforce(limits: RetentionLimits): Promise<number> {
     if (this.enforcing || this.closed) return 0;
@@ -375,7 +427,17 @@ export class LogStore {
     }
   }
 
+  /**
+   * The size bound `append` seals partitions against (a tenth of `maxBytes` each, at least 64 KiB), so
+   * that a burst between two `enforce` rounds never leaves all the newest lines in one partition
+   * bigger than the bound. `enforce` sets it too; a collector with retention sets it on creation.
+   */
+  setRetention(limits: RetentionLimits): void {
+    this.sealBytes = limits.maxBytes !== undefined ? Math.max(MIN_SEAL_BYTES, limits.maxBytes / 10) : Number.POSITIVE_INFINITY;
+  }
+
   private async enforceOnce(limits: RetentionLimits): Promise<number> {
+    this.setRetention(limits);
     const now = this.clock.now();
     let dropped = 0;
     const cur = this.current;
@@ -399,14 +461,15 @@ export class LogStore {
     await this.vacuum();
     if (limits.maxBytes !== undefined) {
       while (!this.closed && this.sizeBytes() > limits.maxBytes) {
-        const oldest = this.parts
-          .filter((p) => p !== this.current)
-          .sort((a, b) => ((a.maxTs ?? 0n) < (b.maxTs ?? 0n) ? -1 : (a.maxTs ?? 0n) > (b.maxTs ?? 0n) ? 1 : a.id - b.id))[0];
-        if (!oldest) {
-          // Only the current partition is left and it alone is too big: seal it so the next round can drop it.
-          if (this.current.lines > 0) this.newPartition();
-          break;
-        }
+        // The partition holding the newest line is never dropped for size (nor the current one): the
+        // store may exceed the bound by that one partition, whose size `append` keeps to a tenth of it.
+        const byAge = this.parts
+          .filter((p) => p.lines > 0 && p.maxTs !== null)
+          .sort((a, b) => (a.maxTs! < b.maxTs! ? -1 : a.maxTs! > b.maxTs! ? 1 : a.id - b.id));
+        const newest = byAge.at(-1);
+        const oldest = [...this.parts.filter((p) => p.lines === 0 && p !== this.current), ...byAge]
+          .find((p) => p !== this.current && p !== newest);
+        if (!oldest) break;
         dropped += this.dropPartition(oldest);
         await yieldTurn();
         await this.vacuum();
@@ -476,7 +539,9 @@ export class LogStore {
             this.db.prepare(`INSERT INTO fts_${p.id}(fts_${p.id}, rowid, text) SELECT 'delete', ts_ns, text FROM lines_${p.id}
               WHERE src IN (${inList}) AND ts_ns BETWEEN ? AND ?`).run(first, last);
             const gone = this.db.prepare(`DELETE FROM lines_${p.id} WHERE src IN (${inList}) AND ts_ns BETWEEN ? AND ?`).run(first, last).changes;
+            const before = p.lines;
             p.lines = Math.max(0, p.lines - gone);
+            p.estBytes = before > 0 ? p.estBytes * (p.lines / before) : 0;
             this.updatePart.run(p.minTs, p.maxTs, p.lines, p.id);
             return gone;
           })();
@@ -524,23 +589,34 @@ export class LogStore {
   }
 
   private newPartition(): void {
-    const created = this.clock.now();
-    this.db.transaction(() => {
+    const p = this.createPartition(this.clock.now());
+    this.parts.push(p);
+    this.useCurrent(p);
+  }
+
+  /** Creates a partition's tables and row (in the caller's transaction, if any); the caller adds it to `parts`. */
+  private createPartition(created: number): Part {
+    return this.db.transaction(() => {
       const id = Number(this.db.prepare('INSERT INTO parts (created_ms) VALUES (?)').run(created).lastInsertRowid);
       this.db.exec(`
         CREATE TABLE lines_${id} (ts_ns INTEGER PRIMARY KEY, src INTEGER NOT NULL, stream INTEGER NOT NULL, level INTEGER, text TEXT NOT NULL);
         CREATE VIRTUAL TABLE fts_${id} USING fts5(text, content='lines_${id}', content_rowid='ts_ns', detail=none, columnsize=0);
         INSERT INTO fts_${id}(fts_${id}, rank) VALUES ('automerge', 16);
       `);
-      this.parts.push({ id, minTs: null, maxTs: null, lines: 0, createdMs: created });
+      return { id, minTs: null, maxTs: null, lines: 0, createdMs: created, estBytes: 0 };
     })();
-    this.useCurrent(this.parts.at(-1)!);
+  }
+
+  private insertStatements(id: number): [Stmt, Stmt] {
+    return [
+      this.db.prepare(`INSERT OR IGNORE INTO lines_${id} (ts_ns, src, stream, level, text) VALUES (?, ?, ?, ?, ?)`),
+      this.db.prepare(`INSERT INTO fts_${id} (rowid, text) VALUES (?, ?)`),
+    ];
   }
 
   private useCurrent(p: Part): void {
     this.current = p;
-    this.insertLine = this.db.prepare(`INSERT OR IGNORE INTO lines_${p.id} (ts_ns, src, stream, level, text) VALUES (?, ?, ?, ?, ?)`);
-    this.insertFts = this.db.prepare(`INSERT INTO fts_${p.id} (rowid, text) VALUES (?, ?)`);
+    [this.insertLine, this.insertFts] = this.insertStatements(p.id);
   }
 
   private dropPartition(p: Part): number {
