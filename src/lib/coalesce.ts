@@ -6,8 +6,15 @@
  */
 export class Coalesced {
   private next: Promise<void> | undefined;
+  private lastRunAt = -Infinity;
 
-  constructor(private readonly fn: () => void) {}
+  /**
+   * `leading`: the first request after a quiet spell (no run for `leading.quietMs`) runs in a
+   * microtask — after the caller's synchronous code, so its sibling requests still share the run, but
+   * before the event loop takes other I/O (a health flip's routes: 1-13 ms sooner under load). A
+   * request soon after a run waits for the next turn as before, so a burst costs two runs, not one each.
+   */
+  constructor(private readonly fn: () => void, private readonly leading?: { quietMs: number }) {}
 
   /**
    * Asks for a run. Resolves once a run that started after this call has finished (rejects if it
@@ -15,15 +22,19 @@ export class Coalesced {
    */
   request(): Promise<void> {
     this.next ??= new Promise<void>((resolve, reject) => {
-      setImmediate(() => {
+      const run = () => {
         this.next = undefined;
         try {
           this.fn();
           resolve();
         } catch (err) {
           reject(err);
+        } finally {
+          this.lastRunAt = performance.now();
         }
-      });
+      };
+      if (this.leading && performance.now() - this.lastRunAt >= this.leading.quietMs) queueMicrotask(run);
+      else setImmediate(run);
     });
     return this.next;
   }

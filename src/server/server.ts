@@ -114,6 +114,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // The tables follow the store's change feed: a change recomputes its service's routes only.
   const routeTable = new RouteTable(store, directAddresses);
   const edgeTable = new RouteTable(store);
+  // Leading edge: a change after a quiet spell (a health flip) is published in a microtask, not after
+  // the turn's other I/O; a burst still shares one run per turn.
   const publishRoutes = new Coalesced(() => {
     registry.refresh();
     ingress.apply(certs.decorate(routeTable.routes()));
@@ -123,7 +125,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     edge.publish(edgeRoutes(edgeNow, cfg.edgeAddress), certs.edgeRefs(edgeNow));
     // A new host may want a certificate (coalesced; cheap when nothing is due).
     certs.wake();
-  });
+  }, { quietMs: 20 });
   const applyRoutes = () => publishRoutes.schedule((err) => logger.error({ err: String(err) }, 'route table not rebuilt'));
   routeChanges.apply = applyRoutes;
   const routesChanged = async () => {
