@@ -36,6 +36,60 @@ export interface EdgeTable {
   routes: IngressRoute[];
   certs: EdgeCertRef[];
   challenges: EdgeChallenge[];
+  /** Backends found unreachable lately (kept UNREACHABLE_KEEP_MS, at most UNREACHABLE_MAX): edge agents cut their nginx's connections to them. */
+  unreachable: EdgeUnreachable[];
+}
+
+/**
+ * A backend the control plane found unreachable (no TCP connection at all: its host died or its link
+ * is cut), so its instance left the table. An edge agent cuts its nginx's connections to it once it is
+ * out of the table it serves (`edgeCutTargets`): idempotent requests in flight there are retried on
+ * another backend instead of waiting for the read timeout. A backend that left for any other reason (a
+ * rolling update's old instance draining) is never named here.
+ */
+export interface EdgeUnreachable {
+  address: string;
+  port: number;
+  /** When it was found unreachable (control plane's ms): with the address, what an agent cuts once. */
+  at: number;
+}
+
+/** How long an unreachable backend stays in the feed (an agent behind by longer missed nothing: its requests there timed out). */
+export const UNREACHABLE_KEEP_MS = 60_000;
+/** At most this many in the feed (the oldest go first). */
+export const UNREACHABLE_MAX = 256;
+
+/**
+ * What an edge agent cuts: the unreachable backends that are not in the table its nginx serves now
+ * (never one it still routes to), not on its own loopback or addresses (an instance of the edge host
+ * itself is not behind a dead link), valid IP addresses and ports only, each (address, port, at) once
+ * (`done` holds the keys cut before; the caller adds the returned ones).
+ */
+export function edgeCutTargets(unreachable: readonly EdgeUnreachable[], routes: readonly IngressRoute[], local: ReadonlySet<string>, done: ReadonlySet<string>):
+  { cut: EdgeUnreachable[]; keys: string[] } {
+  const served = new Set(routes.flatMap((r) => r.backends.map((b) => `${b.address}:${b.port}`)));
+  const cut: EdgeUnreachable[] = [];
+  const keys: string[] = [];
+  for (const u of unreachable) {
+    if (!isIpLiteral(u.address) || !Number.isInteger(u.port) || u.port < 1 || u.port > 65535) continue;
+    const key = `${u.address}:${u.port}@${u.at}`;
+    if (done.has(key) || keys.includes(key)) continue;
+    if (served.has(`${u.address}:${u.port}`) || isLoopback(u.address) || local.has(u.address) || isUnspecified(u.address)) continue;
+    cut.push(u);
+    keys.push(key);
+  }
+  return { cut, keys };
+}
+
+/** An IPv4 dotted quad or an IPv6 literal (the caller's `cutFilter` checks it again with node:net before `ss` sees it). */
+export function isIpLiteral(a: string): boolean {
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(a);
+  if (v4) return v4.slice(1).every((x) => Number(x) <= 255 && (x === '0' || !x.startsWith('0')));
+  return a.length <= 45 && a.includes(':') && /^[0-9A-Fa-f:.]+$/.test(a);
+}
+
+function isUnspecified(address: string): boolean {
+  return address === '0.0.0.0' || address === '::' || /^::ffff:(127\.|0\.0\.0\.0$)/i.test(address);
 }
 
 /** What `GET /v1/edge/config` answers: the route table edge hosts serve, and its version. */
@@ -49,6 +103,8 @@ export interface EdgeConfig {
   certsWithheld?: string;
   /** ACME HTTP-01 answers open now. */
   challenges?: EdgeChallenge[];
+  /** Backends found unreachable lately: the agent cuts its nginx's connections to those out of the table. */
+  unreachable?: EdgeUnreachable[];
 }
 
 /** What the control plane knows of an edge host (in memory: its agent reports at every poll). */
@@ -98,6 +154,7 @@ export function edgeAnswer(t: EdgeTable, overTls: boolean, certificates: ((refs:
     else out.certsWithheld = CERTS_WITHHELD;
   }
   if (t.challenges.length > 0) out.challenges = t.challenges;
+  if (t.unreachable.length > 0) out.unreachable = t.unreachable;
   return out;
 }
 
@@ -146,7 +203,7 @@ export function parseEdgeToken(token: string): { host: string; secret: string } 
 }
 
 export function isLoopback(address: string): boolean {
-  return /^127\./.test(address) || address === '::1' || address === 'localhost';
+  return /^127\./.test(address) || address === '::1' || address === 'localhost' || /^::ffff:127\./i.test(address);
 }
 
 /**

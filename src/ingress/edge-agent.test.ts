@@ -10,7 +10,7 @@ import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IngressRoute } from '../core/ports.ts';
-import { edgeAnswer, type EdgeCert, type EdgeConfig } from '../core/edge.ts';
+import { edgeAnswer, edgeCutTargets, type EdgeCert, type EdgeConfig } from '../core/edge.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { waitFor } from '../lib/backoff.ts';
 import { EdgeAgent, EdgeHttpError, checkEdgeConfig, type EdgePoll } from './edge-agent.ts';
@@ -314,4 +314,102 @@ test('the feed: waitApplied waits for the edge hosts that asked lately, not for 
   assert.throws(() => checkEdgeConfig({ ...ok, certs: [{ ...CERT('a.example', 'a1'), keyPem: 'x' }] }), /not PEM/);
   assert.throws(() => checkEdgeConfig({ ...ok, challenges: [{ token: '../x', keyAuthorization: 'a' }] }), /malformed ACME challenge/);
   assert.equal(checkEdgeConfig({ ...ok, certs: [CERT('*.a.example', 'a1')], challenges: [{ token: 'a_b-c', keyAuthorization: 'a_b-c.X' }] }).generation, 1);
+});
+
+test('a dead host: the agent cuts its nginx\'s connections to the backends named unreachable once they are out of its table; never a served one, a drained one, its own or loopback', () => withDir(async (dir) => {
+  let now = 1000;
+  const feed = new EdgeFeed({ now: () => now }, 'aa');
+  const two = (ports: number[], address = '10.0.0.7'): IngressRoute[] => [{ upstream: 'shop.prod.web.0', path: '/', backends: ports.map((port) => ({ address, port, instance: `i${port}` })) }];
+  feed.publish(two([20001, 20002, 20003]));
+  const cp = tlsControl(feed, new Map(), false);
+  const ingress = new RecordingIngress();
+  const calls: { targets: string[]; afterApplies: number }[] = [];
+  const cut = async (targets: readonly { address: string; port: number }[]): Promise<number> => {
+    calls.push({ targets: targets.map((t) => `${t.address}:${t.port}`), afterApplies: ingress.applied.length });
+    return 2;
+  };
+  const agent = new TestAgent({ ingress, fetchConfig: cp.fetch, stateDir: dir, logger: silentLogger, waitSeconds: 1, retryMinMs: 5, retryMaxMs: 20, cut, localAddresses: () => ['10.0.0.9', 'fe80::1%eth0'] });
+  await agent.start();
+  await waitFor(async () => agent.state?.generation === 1, { timeoutMs: 5000, intervalMs: 5, what: 'generation 1 applied' });
+
+  // A rolling update's old instance leaves the table for an ordinary reason: it drains, nothing is cut.
+  feed.publish(two([20001, 20002]));
+  await waitFor(async () => agent.state?.generation === 2, { timeoutMs: 5000, intervalMs: 5, what: 'generation 2 applied' });
+  // Found unreachable while still in the table (the route removal comes next): not cut yet, nginx still routes there.
+  feed.unreachable('10.0.0.7', 20002);
+  // The poll after generation 3 starts once that round (and any cut of it) is done.
+  await waitFor(async () => cp.polls.some((p) => p.generation === 3), { timeoutMs: 5000, intervalMs: 5, what: 'generation 3 seen' });
+  assert.equal(calls.length, 0, 'nothing cut while it is served, nor the drained one');
+  // Out of the table: cut once, after nginx got the table without it.
+  feed.publish(two([20001]));
+  await waitFor(async () => calls.length === 1, { timeoutMs: 5000, intervalMs: 5, what: 'the cut' });
+  assert.deepEqual(calls[0], { targets: ['10.0.0.7:20002'], afterApplies: 3 });
+  assert.deepEqual(agent.cuts, [{ address: '10.0.0.7', port: 20002, connections: 2 }]);
+  // Later changes do not cut it again; the old instance (20003) was never named.
+  feed.publish(two([20001, 20004]));
+  await waitFor(async () => cp.polls.some((p) => p.generation === 5), { timeoutMs: 5000, intervalMs: 5, what: 'generation 5 applied' });
+  assert.equal(calls.length, 1);
+  // Its own addresses and loopback are never cut, even when named (a bug or a forged feed); a second find of the same backend is cut again.
+  now += 1000;
+  feed.unreachable('10.0.0.9', 20010);
+  feed.unreachable('127.0.0.1', 20011);
+  feed.unreachable('fe80::1', 20012);
+  feed.unreachable('0.0.0.0', 20013);
+  feed.unreachable('10.0.0.7', 20002);
+  await waitFor(async () => calls.length === 2, { timeoutMs: 5000, intervalMs: 5, what: 'the second cut' });
+  const g = feed.current().generation;
+  await waitFor(async () => cp.polls.some((p) => p.generation === g), { timeoutMs: 5000, intervalMs: 5, what: 'in sync' });
+  assert.deepEqual(calls.map((c) => c.targets), [['10.0.0.7:20002'], ['10.0.0.7:20002']]);
+  // The feed forgets them after a minute (at its next change): the agent forgets its keys too.
+  now += 61_000;
+  feed.publish(two([20001]));
+  const g2 = feed.current().generation;
+  await waitFor(async () => cp.polls.some((p) => p.generation === g2), { timeoutMs: 5000, intervalMs: 5, what: 'in sync' });
+  assert.deepEqual(feed.current().unreachable, []);
+  assert.equal(calls.length, 2);
+  await agent.stop();
+}));
+
+test('a failed cut is logged and changes nothing else; the feed keeps at most 256 unreachable backends, the newest', () => withDir(async (dir) => {
+  const feed = new EdgeFeed({ now: () => 1000 }, 'aa');
+  feed.publish([route(20001)]);
+  const cp = control(feed);
+  const ingress = new RecordingIngress();
+  const warnings: string[] = [];
+  const logger = { ...silentLogger, child: () => logger, warn: (o: unknown, m?: string) => void warnings.push(`${m ?? ''} ${JSON.stringify(o)}`) } as unknown as typeof silentLogger;
+  const agent = new TestAgent({ ingress, fetchConfig: cp.fetch, stateDir: dir, logger, waitSeconds: 1, retryMinMs: 5, retryMaxMs: 20,
+    cut: async () => { throw new Error('ss: Operation not permitted'); }, localAddresses: () => [] });
+  await agent.start();
+  await waitFor(async () => agent.state?.generation === 1, { timeoutMs: 5000, intervalMs: 5, what: 'generation 1 applied' });
+  feed.unreachable('10.0.0.8', 30000);
+  await waitFor(async () => warnings.some((w) => w.includes('not cut') && w.includes('10.0.0.8:30000') && w.includes('Operation not permitted')), { timeoutMs: 5000, intervalMs: 5, what: 'the warning' });
+  assert.equal(agent.lastError, undefined, 'the poll loop is not in error');
+  assert.deepEqual(agent.cuts, []);
+  for (let p = 1; p <= 300; p++) feed.unreachable('10.0.1.1', p);
+  const list = feed.current().unreachable;
+  assert.equal(list.length, 256);
+  assert.deepEqual([list[0]!.port, list.at(-1)!.port], [45, 300]);
+  await agent.stop();
+}));
+
+test('edgeCutTargets and the answer check: only IP addresses and ports reach `ss`', () => {
+  const routes: IngressRoute[] = [route(20001)];
+  const u = (address: string, port: number, at = 1) => ({ address, port, at });
+  const r = edgeCutTargets([u('10.0.0.7', 20001), u('10.0.0.7', 20002), u('10.0.0.7', 20002), u('::1', 1), u('::ffff:127.0.0.1', 2), u('127.8.0.1', 3),
+    u('10.0.0.9', 4), u('1.2.3.4; reboot', 5), u('-K', 6), u('10.0.0.8', 0), u('10.0.0.8', 70000), u('10.0.0.8', 1.5), u('300.0.0.1', 7), u('fd00::7', 8), u('10.0.0.6', 9)],
+  routes, new Set(['10.0.0.9']), new Set(['10.0.0.6:9@1']));
+  assert.deepEqual(r.cut.map((t) => `${t.address}:${t.port}`), ['10.0.0.7:20002', 'fd00::7:8']);
+  assert.deepEqual(r.keys, ['10.0.0.7:20002@1', 'fd00::7:8@1']);
+  const base = { epoch: 'a', generation: 1, routes: [] };
+  for (const bad of [{ address: '1.2.3.4 -K', port: 1, at: 1 }, { address: '1.2.3.4', port: 0, at: 1 }, { address: '1.2.3.4', port: 80 }, { address: 'evil.example', port: 80, at: 1 }, null]) {
+    assert.throws(() => checkEdgeConfig({ ...base, unreachable: [bad] }), /malformed unreachable backend/);
+  }
+  assert.throws(() => checkEdgeConfig({ ...base, unreachable: 'x' }), /unreachable is not a list/);
+  assert.equal(checkEdgeConfig({ ...base, unreachable: [{ address: '10.0.0.7', port: 80, at: 5 }] }).unreachable?.length, 1);
+  // The API's answer carries them only when there are some.
+  const feed = new EdgeFeed({ now: () => 7 }, 'aa');
+  feed.publish([]);
+  assert.equal(edgeAnswer(feed.current(), false, undefined).unreachable, undefined);
+  feed.unreachable('10.0.0.7', 80);
+  assert.deepEqual(edgeAnswer(feed.current(), false, undefined).unreachable, [{ address: '10.0.0.7', port: 80, at: 7 }]);
 });

@@ -1,8 +1,13 @@
 import { chmod, mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { Ingress, IngressRoute, Logger } from '../core/ports.ts';
-import { certFileBase, withCertFiles, type EdgeCert, type EdgeCertRef, type EdgeChallenge, type EdgeConfig } from '../core/edge.ts';
+import {
+  certFileBase, edgeCutTargets, withCertFiles, UNREACHABLE_MAX, type EdgeCert, type EdgeCertRef, type EdgeChallenge, type EdgeConfig,
+} from '../core/edge.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
+import { cutConnections, cutFilter, type CutTarget } from './cut-connections.ts';
 
 /*
  * The edge agent: runs on an edge host beside nginx and keeps nginx serving the control plane's edge
@@ -20,6 +25,14 @@ import { writeFileAtomic } from '../lib/atomic-file.ts';
  * renders the routes with them as the control host does: a new certificate is a new config and one
  * graceful reload. The state file keeps fingerprints, never keys. ACME HTTP-01 answers in the table
  * are written to `challengeDir`, which nginx serves at `/.well-known/acme-challenge/`.
+ *
+ * A dead host: the table names backends the control plane found unreachable (core/edge.ts
+ * EdgeUnreachable). Once one is out of the table this nginx serves, the agent cuts nginx's sockets to it
+ * in this host's network namespace (`ss -K`, cut-connections.ts): an idempotent request in flight there
+ * is retried on another backend at once instead of waiting for proxy_read_timeout. Backends that left
+ * for another reason (a rolling update's old instance draining) are never named, never cut; nor is
+ * anything on this host's own loopback or addresses. Each cut is a log line (`edge: connections to an
+ * unreachable backend cut`).
  */
 
 /** The last table the agent applied (DATA/edge-state.json). */
@@ -66,6 +79,14 @@ export interface EdgeAgentOptions {
   retryMinMs?: number;
   retryMaxMs?: number;
   now?: () => number;
+  /** Cuts this namespace's connections to the targets (default `ss -K`: cutConnections); returns how many. */
+  cut?: (targets: readonly CutTarget[]) => Promise<number>;
+  /** This host's own addresses (never cut; default: its network interfaces'). */
+  localAddresses?: () => Iterable<string>;
+}
+
+function interfaceAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address));
 }
 
 /** An HTTP error answer of the control plane (status kept: 401 is a wrong token, not an outage). */
@@ -87,6 +108,9 @@ export class EdgeAgent {
   applies = 0;
   /** Why routes with certificates are served over HTTP only here (keys withheld or refused); undefined: they are not. */
   certsNotServed: string | undefined;
+  /** Connections cut to unreachable backends (a log line each), and the (address:port@at) keys cut. */
+  cuts: { address: string; port: number; connections: number }[] = [];
+  private cutKeys = new Set<string>();
   private challenges = new Map<string, string>();
 
   private readonly file: string;
@@ -156,6 +180,7 @@ export class EdgeAgent {
       const renumbered = { ...have, epoch: cfg.epoch, generation: cfg.generation };
       await this.save(renumbered);
       this.state = renumbered;
+      await this.cutUnreachable(cfg);
       return false;
     }
     this.o.ingress.apply(await this.decorate(cfg.routes, certs));
@@ -167,7 +192,42 @@ export class EdgeAgent {
     this.log.info({ epoch: cfg.epoch, generation: cfg.generation, routes: cfg.routes.length, certs: certs.length }, 'edge table applied');
     // nginx serves the new files now (its workers hold what they loaded): the old ones can go.
     await this.sweepCerts(certs);
+    await this.cutUnreachable(cfg);
     return true;
+  }
+
+  /**
+   * Cuts nginx's connections to the unreachable backends the table names that nginx no longer routes
+   * to (core/edge.ts edgeCutTargets: never a served one, never this host's own), each once. Runs after
+   * the table without them is applied, so a retried request goes to a live backend. A failed cut is
+   * logged: the requests in flight there then wait for the read timeout, as before.
+   */
+  private async cutUnreachable(cfg: EdgeConfig): Promise<void> {
+    const list = (cfg.unreachable ?? []).slice(0, UNREACHABLE_MAX);
+    // Forget what the feed no longer names (it keeps each for a minute): the set stays as small as the feed's list.
+    const named = new Set(list.map((u) => `${u.address}:${u.port}@${u.at}`));
+    for (const k of this.cutKeys) if (!named.has(k)) this.cutKeys.delete(k);
+    if (list.length === 0) return;
+    const local = new Set<string>();
+    try {
+      for (const a of (this.o.localAddresses ?? interfaceAddresses)()) local.add(a.replace(/%.*$/, ''));
+    } catch (e) {
+      this.log.warn({ err: String(e) }, 'this host\'s addresses not listed; no connection cut this time');
+      return;
+    }
+    const { cut, keys } = edgeCutTargets(list, cfg.routes, local, this.cutKeys);
+    for (const k of keys) this.cutKeys.add(k);
+    for (const t of cut) {
+      const where = isIP(t.address) === 6 ? `[${t.address}]:${t.port}` : `${t.address}:${t.port}`;
+      try {
+        cutFilter([t]); // throws on anything that is not an IP address and port: nothing else reaches `ss`
+        const n = await (this.o.cut ?? cutConnections)([{ address: t.address, port: t.port }]);
+        this.cuts.push({ address: t.address, port: t.port, connections: n });
+        this.log.info({ where, cut: n }, `edge: connections to an unreachable backend cut (${n}); idempotent requests in flight there are retried on another backend`);
+      } catch (e) {
+        this.log.warn({ where, err: String(e) }, 'edge: connections to an unreachable backend not cut; requests in flight there wait for the read timeout');
+      }
+    }
   }
 
   /** Says (once per reason) why routes with certificates are HTTP only here: the control plane withheld the keys, or this host refuses them. */
@@ -343,6 +403,15 @@ export function checkEdgeConfig(v: unknown): EdgeConfig {
       if (typeof x.fingerprint !== 'string' || !/^[0-9a-f]{64}$/.test(x.fingerprint)) throw new Error(`edge config certificate of ${x.host} has a malformed fingerprint`);
       if (typeof x.certPem !== 'string' || !x.certPem.includes('-----BEGIN CERTIFICATE-----') || typeof x.keyPem !== 'string' || !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(x.keyPem)) {
         throw new Error(`edge config certificate of ${x.host} is not PEM (certificate and private key)`);
+      }
+    }
+  }
+  // Unreachable backends become `ss` arguments: IP addresses and ports only (cutFilter checks each again).
+  if (c.unreachable !== undefined) {
+    if (!Array.isArray(c.unreachable) || c.unreachable.length > 4 * UNREACHABLE_MAX) throw new Error('edge config unreachable is not a list (of at most 1024)');
+    for (const x of c.unreachable) {
+      if (!x || typeof x.address !== 'string' || isIP(x.address) === 0 || !Number.isInteger(x.port) || x.port < 1 || x.port > 65535 || !Number.isFinite(x.at)) {
+        throw new Error('edge config has a malformed unreachable backend (an IP address, a port 1-65535, a time)');
       }
     }
   }

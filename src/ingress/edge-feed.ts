@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock, IngressRoute } from '../core/ports.ts';
-import { isBehind, type EdgeCertRef, type EdgeChallenge, type EdgeContact, type EdgeHostState, type EdgeTable } from '../core/edge.ts';
+import {
+  UNREACHABLE_KEEP_MS, UNREACHABLE_MAX, isBehind, type EdgeCertRef, type EdgeChallenge, type EdgeContact, type EdgeHostState, type EdgeTable, type EdgeUnreachable,
+} from '../core/edge.ts';
 
 /** An agent that asked within this long is expected to apply a new generation (polls are held at most 60 s). */
 const ACTIVE_MS = 75_000;
@@ -18,6 +20,7 @@ export class EdgeFeed {
   private routes: IngressRoute[] = [];
   private certs: EdgeCertRef[] = [];
   private challenges: EdgeChallenge[] = [];
+  private unreachableList: EdgeUnreachable[] = [];
   private text = '';
   private waiters = new Set<() => void>();
   private contactWatchers = new Set<() => void>();
@@ -38,19 +41,35 @@ export class EdgeFeed {
     this.set(this.routes, this.certs, [...challenges].sort((a, b) => (a.token < b.token ? -1 : 1)));
   }
 
-  private set(routes: IngressRoute[], certs: EdgeCertRef[], challenges: EdgeChallenge[]): void {
-    const text = JSON.stringify([routes, certs, challenges]);
+  /**
+   * A backend found unreachable (HealthMonitor's onUnreachable, for an instance of another host): named
+   * in the table for UNREACHABLE_KEEP_MS (at most UNREACHABLE_MAX, the oldest dropped), so edge agents
+   * cut their nginx's connections to it once it is out of their table. Wakes waiting agents.
+   */
+  unreachable(address: string, port: number): void {
+    const now = this.clock.now();
+    const list = [...this.fresh(now).filter((u) => !(u.address === address && u.port === port)), { address, port, at: now }].slice(-UNREACHABLE_MAX);
+    this.set(this.routes, this.certs, this.challenges, list);
+  }
+
+  private fresh(now: number): EdgeUnreachable[] {
+    return this.unreachableList.filter((u) => now - u.at < UNREACHABLE_KEEP_MS);
+  }
+
+  private set(routes: IngressRoute[], certs: EdgeCertRef[], challenges: EdgeChallenge[], unreachable = this.fresh(this.clock.now())): void {
+    const text = JSON.stringify([routes, certs, challenges, unreachable]);
     if (text === this.text && this.generation > 0) return;
     this.text = text;
     this.routes = routes;
     this.certs = certs;
     this.challenges = challenges;
+    this.unreachableList = unreachable;
     this.generation++;
     this.wake();
   }
 
   current(): EdgeTable {
-    return { epoch: this.epoch, generation: this.generation, routes: this.routes, certs: this.certs, challenges: this.challenges };
+    return { epoch: this.epoch, generation: this.generation, routes: this.routes, certs: this.certs, challenges: this.challenges, unreachable: this.unreachableList };
   }
 
   /**

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { InstanceRecord } from '../core/store.ts';
 import type { CutTarget } from '../ingress/index.ts';
-import { cutUnreachable } from './ingress-wiring.ts';
+import { cutUnreachable, remoteUnreachable } from './ingress-wiring.ts';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {}, child() { return silent; } } as never;
 
@@ -25,4 +25,9 @@ test('cutUnreachable cuts only connections to an instance of another host, and r
   assert.equal(events.length, 1);
   assert.equal(events[0]!.kind, 'ingress.cut');
   assert.match(events[0]!.message, /10\.77\.6\.13:20300\): 2 connections to it cut/);
+});
+
+test('remoteUnreachable: what edge hosts are told to cut is what this host cuts (another host\'s instance, not loopback)', () => {
+  assert.deepEqual([inst('m1', '172.18.0.5'), inst('h2', '127.0.0.1'), inst('h2', '::1'), inst('h2', ''), inst('h2', '10.77.6.13')].map((i) => remoteUnreachable(i, 'm1')),
+    [false, false, false, false, true]);
 });

@@ -28,6 +28,11 @@ export async function startIngress(cfg: ServerConfig, events: EventStore, acmeCh
   return ingress;
 }
 
+/** Whether an instance found unreachable is one whose connections are cut (here and on edge hosts): of another host, not on loopback. */
+export function remoteUnreachable(inst: InstanceRecord, localHost: string): inst is InstanceRecord & { address: string; port: number } {
+  return !!inst.address && !!inst.port && inst.host !== localHost && !inst.address.startsWith('127.') && inst.address !== '::1';
+}
+
 /**
  * An instance found unreachable from this host (its host died, its link is cut): nginx's connections
  * to it (same network namespace) are cut, so idempotent requests already sent there are retried on
@@ -37,7 +42,7 @@ export async function startIngress(cfg: ServerConfig, events: EventStore, acmeCh
  * queue is full, and a cut would fail the POSTs it is still working on.
  */
 export function cutUnreachable(inst: InstanceRecord, localHost: string, events: EventStore, logger: Logger, cut = cutConnections): void {
-  if (!inst.address || !inst.port || inst.host === localHost || inst.address.startsWith('127.') || inst.address === '::1') return;
+  if (!remoteUnreachable(inst, localHost)) return;
   const where = `${inst.address}:${inst.port}`;
   cut([{ address: inst.address, port: inst.port }]).then((n) => {
     logger.info({ instance: inst.id, where, cut: n }, 'connections to an unreachable instance cut');

@@ -19,7 +19,7 @@ import { openStores } from './stores-wiring.ts';
 import { prepareContainerFiles } from './secrets-wiring.ts';
 import { hostPathGuard, makeEngine, startImageRegistry, wireHostEngines } from './engine-wiring.ts';
 import { startTls } from './tls-wiring.ts';
-import { cutUnreachable, startIngress } from './ingress-wiring.ts';
+import { cutUnreachable, remoteUnreachable, startIngress } from './ingress-wiring.ts';
 import { startDns } from './dns-wiring.ts';
 import { startClusterData } from './cluster-data-wiring.ts';
 import { wireControllers } from './controller-wiring.ts';
@@ -168,7 +168,11 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
       files.sweep();
     },
     healthChanged: (inst) => manager.emit('instance.health', inst),
-    unreachable: (inst) => cutUnreachable(inst, engine.hostName, store, logger.child({ component: 'ingress' })),
+    unreachable: (inst) => {
+      cutUnreachable(inst, engine.hostName, store, logger.child({ component: 'ingress' }));
+      // Edge hosts cut their nginx's connections to it too, once it is out of their table (ingress/edge-agent.ts).
+      if (remoteUnreachable(inst, engine.hostName)) edge.unreachable(inst.address, inst.port);
+    },
     releaseFinished: (k) => manager.emit('release.finished', k),
     hostState: (host) => hostMonitor.stateOf(host),
   });
