@@ -2,9 +2,12 @@ import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { ROOT, type Harness } from '../test/helpers/harness.ts';
+import { Harness, ROOT } from '../test/helpers/harness.ts';
+import { planTestHosts, startTestHosts, type TestHosts } from '../test/helpers/swarm-hosts.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 import { BerthClient } from '../src/client/client.ts';
+import { ClusterCa } from '../src/tls/cluster-ca.ts';
+import { SecretBox, loadSecretKey } from '../src/config/secret-box.ts';
 
 export const exec = promisify(execFile);
 
@@ -115,4 +118,67 @@ export async function loadImageInto(sockets: string[], image: string): Promise<v
     });
   }
   log(`image ${image} loaded into ${sockets.length} engine(s)`);
+}
+
+/**
+ * Berth in cluster mode on `n` test hosts (scripts/testhosts.sh, slot BERTH_TESTHOSTS_SLOT) set up as
+ * the cluster tests and a real installation have them: the server's engine is the manager's (host 1)
+ * socket, and every host's dockerd also listens on ADDRESS:2376 with mutual TLS, its certificate
+ * issued by the server's own cluster CA (as `berth host add --address` issues it), so the server
+ * follows each host's engine events and reads logs and stats there. Without it the server follows
+ * only the manager's events and sees a death on another host late, from the Swarm's task states.
+ * The harness comes first (its data directory holds the secret key that seals the CA); its server is
+ * not started. On failure nothing is left.
+ */
+export async function clusterOnTestHosts(n: number, o: { portRange: string; env?: Record<string, string> }): Promise<{ h: Harness; th: TestHosts }> {
+  const h = await Harness.create({ portRange: o.portRange, env: { BERTH_DOCKER_SOCKET: (await planTestHosts(n))[0]!.socket, ...o.env } });
+  try {
+    const ca = await ClusterCa.open(join(h.dataDir, 'cluster-ca.json'), SecretBox.fromLoaded(loadSecretKey({ dataDir: h.dataDir })));
+    const th = await startTestHosts(n, { engineTls: (x) => ca.issueEngine({ host: x.name, addresses: [x.address] }) });
+    return { h, th };
+  } catch (err) {
+    await h.cleanup();
+    throw err;
+  }
+}
+
+type LogLine = { level?: number; msg?: string; host?: string; component?: string };
+
+function serverLines(h: Harness): LogLine[] {
+  return h.serverLog.split('\n').flatMap((l) => {
+    try {
+      return [JSON.parse(l) as LogLine];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/**
+ * The server's warnings so far about the hosts' engines (unreachable, events not followed, TLS, log
+ * streams), as `HOST: message`, logged with `what`. (The harness keeps the last 1-2 MB of the log.)
+ */
+export function hostEngineWarnings(h: Harness, what: string): string[] {
+  const warnings = serverLines(h).filter((e) => (e.level ?? 0) >= 40 && /engine|tls|follow|log stream|log collection/i.test(`${e.component ?? ''} ${e.msg ?? ''}`))
+    .map((e) => `${e.host ? `${e.host}: ` : ''}${e.msg}`);
+  log(`${what}: ${warnings.length} server warning(s) about the hosts' engines${warnings.length ? `: ${[...new Set(warnings)].slice(0, 10).join('; ')}` : ''}`);
+  return warnings;
+}
+
+/**
+ * Waits (bounded) until the server's log says it follows every test host's engine events (host-events.ts
+ * logs "host engine followed" per host at each (re)connect), and throws if it does not: the bench's
+ * figures would not measure what an installation does. Call it soon after the server started (the
+ * harness keeps only the log's tail) and before the bench kills a host. Returns how many hosts are
+ * followed and the warnings about their engines so far.
+ */
+export async function hostEnginesFollowed(h: Harness, th: TestHosts, what: string): Promise<{ followed: number; warnings: string[] }> {
+  const names = th.hosts.map((x) => x.name);
+  const followed = () => new Set(serverLines(h).filter((e) => e.msg?.startsWith('host engine followed') && names.includes(e.host ?? '')).map((e) => e.host)).size;
+  await waitFor(() => followed() === names.length, { timeoutMs: 60_000, intervalMs: 250, what: `${what}: every host's engine events followed` }).catch(() => undefined);
+  const n = followed();
+  log(`${what}: the server follows ${n}/${names.length} hosts' engine events`);
+  const warnings = hostEngineWarnings(h, what);
+  if (n < names.length) throw new Error(`${what}: the server follows the engine events of ${n} of ${names.length} test hosts (engine TLS not working?); its figures would not measure an installation:\n${h.serverLog.slice(-3000)}`);
+  return { followed: n, warnings };
 }

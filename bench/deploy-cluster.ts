@@ -5,7 +5,8 @@
  * ingress) versus `docker service create` of the same image and command on the same Swarm with a
  * health check (`docker service create` → every task Running, which Swarm says only once its check
  * passed; no routing). Both run the process on the host network of the host they land on, on a port
- * from $PORT (Berth's allocator; for Swarm `300{{.Task.Slot}}`). Alternating runs, medians.
+ * from $PORT (Berth's allocator; for Swarm `300{{.Task.Slot}}`). Alternating runs, medians. The hosts'
+ * engines listen on ADDRESS:2376 with TLS from the server's cluster CA, as on an installation.
  *
  * Fairness (why the first recorded Swarm figure was ~66 s): Swarm gets the image the way Berth gives
  * it, by image id with `--no-resolve-image`. With a tag, `docker service create` first asks a registry
@@ -17,10 +18,10 @@
  * that kept a core busy. Tasks that failed and were replaced are counted and logged.
  */
 import Docker from 'dockerode';
-import { Harness } from '../test/helpers/harness.ts';
-import { startTestHosts, type TestHosts } from '../test/helpers/swarm-hosts.ts';
+import type { Harness } from '../test/helpers/harness.ts';
+import type { TestHosts } from '../test/helpers/swarm-hosts.ts';
 import { waitFor } from '../src/lib/backoff.ts';
-import { deployAndWait, log, median } from './common.ts';
+import { clusterOnTestHosts, deployAndWait, hostEngineWarnings, hostEnginesFollowed, log, median } from './common.ts';
 
 const REPLICAS = 9;
 const IMAGE = 'berth/busybox:latest';
@@ -85,13 +86,13 @@ async function swarmOnce(th: TestHosts, name: string): Promise<number> {
   return ms;
 }
 
-export async function clusterFigures(runs: number): Promise<{ cluster_berth_ms: number; cluster_swarm_ms: number; cluster_ratio: number; cluster_runs: number }> {
-  log(`cluster: starting 3 test hosts (slot ${process.env.BERTH_TESTHOSTS_SLOT ?? '0'})`);
-  const th = await startTestHosts(3);
-  let h: Harness | undefined;
+export async function clusterFigures(runs: number): Promise<{ cluster_berth_ms: number; cluster_swarm_ms: number; cluster_ratio: number; cluster_runs: number; cluster_host_engines_followed: number; cluster_host_engine_warnings: number }> {
+  log(`cluster: starting 3 test hosts (slot ${process.env.BERTH_TESTHOSTS_SLOT ?? '0'}), engines on TLS from the server's cluster CA`);
+  // As an installation has them: the server follows every host's engine events (and reads logs and stats there).
+  const { h, th } = await clusterOnTestHosts(3, { portRange: '21000-21199' });
   try {
-    h = await Harness.create({ portRange: '21000-21199', env: { BERTH_DOCKER_SOCKET: th.manager } });
     await h.startServer();
+    const { followed } = await hostEnginesFollowed(h, th, 'cluster');
     // One untimed round each: the first Swarm service and the first Berth deploy warm caches on every host.
     log('cluster: warm-up round');
     await berthOnce(h, th, 'cwarm');
@@ -105,12 +106,16 @@ export async function clusterFigures(runs: number): Promise<{ cluster_berth_ms: 
     }
     const b = median(berth);
     const s = median(swarm);
-    return { cluster_berth_ms: Math.round(b), cluster_swarm_ms: Math.round(s), cluster_ratio: Math.round((b / s) * 100) / 100, cluster_runs: runs };
+    const warnings = hostEngineWarnings(h, 'cluster, after the runs');
+    return {
+      cluster_berth_ms: Math.round(b), cluster_swarm_ms: Math.round(s), cluster_ratio: Math.round((b / s) * 100) / 100, cluster_runs: runs,
+      cluster_host_engines_followed: followed, cluster_host_engine_warnings: warnings.length,
+    };
   } catch (err) {
-    if (h) process.stderr.write(h.serverLog.slice(-4000));
+    process.stderr.write(h.serverLog.slice(-4000));
     throw err;
   } finally {
-    await h?.cleanup();
+    await h.cleanup();
     await th.down();
   }
 }

@@ -2,7 +2,8 @@
  * `npm run bench -- failover` (issue 13): three test hosts (scripts/testhosts.sh, slot
  * BERTH_TESTHOSTS_SLOT, default 2), six replicas, an open-loop 200 GET/s, one host's engine killed
  * (link cut, every process of it killed). In the same run:
- *   1. Berth (a server whose engine is the Swarm manager; instance ports 20300-20399): load through
+ *   1. Berth (a server whose engine is the Swarm manager, every host's engine reached over mutual TLS
+ *      from its cluster CA as `berth host add --address` sets it up; instance ports 20300-20399): load through
  *      the ingress. detect_ms: kill → the ingress no longer routes to the dead host; restored_ms:
  *      kill → six instances healthy and routed, none on the dead host; failed_requests.
  *   2. Swarm alone, default settings: `docker service create --replicas 6` of the same image with a
@@ -19,9 +20,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { waitFor } from '../src/lib/backoff.ts';
-import { Harness } from '../test/helpers/harness.ts';
-import { startTestHosts, type TestHosts } from '../test/helpers/swarm-hosts.ts';
-import { log, prepare } from './common.ts';
+import type { Harness } from '../test/helpers/harness.ts';
+import type { TestHosts } from '../test/helpers/swarm-hosts.ts';
+import { clusterOnTestHosts, hostEnginesFollowed, log, prepare } from './common.ts';
 
 const RATE_PER_S = 200;
 const REPLICAS = 6;
@@ -83,8 +84,7 @@ function openLoop(target: () => { host: string; port: number; headers: Record<st
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function berth(th: TestHosts, dir: string): Promise<{ detectMs: number; restoredMs: number; failed: number; sent: number; errors: string }> {
-  const h = await Harness.create({ portRange: '20300-20399', env: { BERTH_DOCKER_SOCKET: th.manager } });
+async function berth(h: Harness, th: TestHosts, dir: string): Promise<{ detectMs: number; restoredMs: number; failed: number; sent: number; errors: string; followed: number; warnings: number }> {
   try {
     await h.startServer();
     const file = join(dir, 'berth.yaml');
@@ -105,6 +105,8 @@ services:
 `);
     const d = await h.cli(['deploy', '-f', file], { timeoutMs: 180_000 });
     if (d.code !== 0) throw new Error(`deploy failed: ${d.stderr}${d.stdout}`);
+    // Before the kill (which makes the dead host's engine unreachable, rightly said in the log).
+    const engines = await hostEnginesFollowed(h, th, 'berth');
     const dead = th.hosts[2]!;
     const loop = openLoop(() => ({ host: '127.0.0.1', port: h.ingressPort, headers: { host: `${APP}.test` } }), AFTER_KILL_MAX_MS + 10_000);
     await sleep(3000);
@@ -143,14 +145,13 @@ services:
     log(`berth: detect ${detectMs} ms, restored ${restoredMs} ms, ${loop.sent} sent, ${loop.failed} failed ${JSON.stringify([...loop.errors])}`);
     // Far off the target: the server's own account of the failover (warnings and errors) to stderr.
     if (detectMs < 0 || restoredMs >= AFTER_KILL_MAX_MS || loop.failed > 100) {
-      // Without the log collector's (the test hosts' engines have no TLS endpoint here: it warns every sync).
-      const lines = h.serverLog.split('\n').filter((l) => /"level":(40|50|60)/.test(l) && !l.includes('"component":"log-collector"'));
+      const lines = h.serverLog.split('\n').filter((l) => /"level":(40|50|60)/.test(l));
       log(`berth: server warnings/errors (${lines.length}, the last 40):\n${lines.slice(-40).join('\n')}`);
       const nginxErrors = await readFile(join(h.dataDir, 'nginx/logs/error.log'), 'utf8').catch((e: Error) => `(unreadable: ${e.message})`);
       const nl = nginxErrors.split('\n');
       log(`berth: nginx error.log (${nl.length} lines, the last 40):\n${nl.slice(-40).join('\n')}`);
     }
-    return { detectMs, restoredMs, failed: loop.failed, sent: loop.sent, errors: JSON.stringify([...loop.errors]) };
+    return { detectMs, restoredMs, failed: loop.failed, sent: loop.sent, errors: JSON.stringify([...loop.errors]), followed: engines.followed, warnings: engines.warnings.length };
   } finally {
     await h.cleanup();
   }
@@ -225,9 +226,12 @@ export async function run(): Promise<Record<string, number | string>> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-bench-failover-'));
   let th: TestHosts | undefined;
   try {
-    th = await startTestHosts(3);
-    log(`test hosts up in ${th.setupS}s (slot ${process.env.BERTH_TESTHOSTS_SLOT})`);
-    const b = await berth(th, dir);
+    // The hosts' engines with TLS from the server's cluster CA, as an installation has them: the server
+    // follows every host's engine events (a death there is seen at once, not from the Swarm's task states).
+    const c = await clusterOnTestHosts(3, { portRange: '20300-20399' });
+    th = c.th;
+    log(`test hosts up in ${th.setupS}s (slot ${process.env.BERTH_TESTHOSTS_SLOT}), engines on TLS`);
+    const b = await berth(c.h, th, dir);
     log('reviving the killed host for the Swarm run');
     await th.revive(3);
     await waitFor(async () => (await th!.docker(1, 'node', 'ls', '--format', '{{.Hostname}} {{.Status}}')).includes(`${th!.hosts[2]!.name} Ready`) || undefined,
@@ -238,6 +242,7 @@ export async function run(): Promise<Record<string, number | string>> {
     const s = await swarmAlone(th);
     return {
       detect_ms: b.detectMs, restored_ms: b.restoredMs, failed_requests: b.failed, requests: b.sent,
+      host_engines_followed: b.followed, host_engine_warnings: b.warnings,
       swarm_restored_ms: s.restoredMs, swarm_failed_requests: s.failed, swarm_requests: s.sent,
       swarm_mode: 'host-mode published ports, client round robin over running tasks (re-read every 1 s)',
     };

@@ -13,9 +13,7 @@ import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { Harness, ROOT } from '../test/helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
-import { exec, loadImageInto, log, prepare } from './common.ts';
-import { planTestHosts, startTestHosts, type TestHosts } from '../test/helpers/swarm-hosts.ts';
-import { ClusterCa } from '../src/tls/cluster-ca.ts';
+import { clusterOnTestHosts, exec, hostEnginesFollowed, loadImageInto, log, prepare } from './common.ts';
 import { loadavg } from 'node:os';
 import { SecretBox, loadSecretKey } from '../src/config/secret-box.ts';
 
@@ -218,14 +216,12 @@ export async function run(): Promise<Record<string, number>> {
     log(`remote: starting 3 test hosts (slot ${process.env.BERTH_TESTHOSTS_SLOT})`);
     // The hosts' engines listen on ADDR:2376 with certificates of the server's cluster CA, as `berth
     // host add --address` sets them up: the server follows their events (and reads logs and stats) there.
-    const h = await Harness.create({ portRange: '22400-22499', env: { BERTH_DOCKER_SOCKET: (await planTestHosts(3))[0]!.socket } });
-    let th: TestHosts | undefined;
+    const { h, th } = await clusterOnTestHosts(3, { portRange: '22400-22499' });
     try {
-      const ca = await ClusterCa.open(join(h.dataDir, 'cluster-ca.json'), SecretBox.fromLoaded(loadSecretKey({ dataDir: h.dataDir })));
-      th = await startTestHosts(3, { engineTls: (x) => ca.issueEngine({ host: x.name, addresses: [x.address] }) });
       await loadImageInto(th.hosts.map((x) => x.socket), IMAGE);
       const remote = th.hosts[1]!;
       await h.startServer();
+      await hostEnginesFollowed(h, th, 'remote');
       const r = await rounds(h, {
         what: `remote (${remote.name})`, address: remote.address,
         placement: { constraints: [`node.hostname==${remote.name}`], spread: [] },
@@ -247,14 +243,12 @@ export async function run(): Promise<Record<string, number>> {
       });
       // The remote part's server log beside the one-host part's (BERTH_LOG_LEVEL=debug: a per-hop timeline with the kill times).
       if (TRACE) await writeFile(`${TRACE}.remote`, h.serverLog);
-      const follow = /host engine followed: containers resynced/.test(h.serverLog) ? 'followed' : 'not followed';
-      log(`remote: host engines' events ${follow}`);
     } catch (err) {
       process.stderr.write(h.serverLog.slice(-4000));
       throw err;
     } finally {
       await h.cleanup();
-      await th?.down();
+      await th.down();
     }
   }
   out.load_1m_end = Math.round(loadavg()[0]! * 10) / 10;

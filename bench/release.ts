@@ -12,7 +12,8 @@
  *      no load balancer; and, as a second figure, one replica on one port.
  *   4. Many hosts (three test hosts, scripts/testhosts.sh, slot BERTH_TESTHOSTS_SLOT, default 2; one
  *      Swarm): Berth rolling in cluster mode (instances spread over the hosts, load through Berth's
- *      nginx), then Swarm alone with its default update config and with its best settings
+ *      nginx; the hosts' engines reached over mutual TLS from the server's cluster CA, as on an
+ *      installation, so the server follows each host's engine events), then Swarm alone with its default update config and with its best settings
  *      (start-first, an HTTP health check, rollback on failure, monitor 5 s), the same image given by
  *      id. No IPVS on these hosts, so no routing mesh: each task publishes port 3000 in host mode on a
  *      port Swarm picks and the client spreads requests round robin over the running tasks' node:port,
@@ -30,9 +31,9 @@ import { join } from 'node:path';
 import { Harness, ROOT } from '../test/helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 import { DEFAULT_UPDATE, type UpdateSpec } from '../src/core/spec/types.ts';
-import { deployAndWait, exec, loadImageInto, log, prepare } from './common.ts';
+import { clusterOnTestHosts, deployAndWait, exec, hostEngineWarnings, hostEnginesFollowed, loadImageInto, log, prepare } from './common.ts';
 import { NS_ADDR, SwarmHost } from './swarm-host.ts';
-import { startTestHosts, type TestHosts } from '../test/helpers/swarm-hosts.ts';
+import type { TestHosts } from '../test/helpers/swarm-hosts.ts';
 import Docker from 'dockerode';
 import { loadavg } from 'node:os';
 
@@ -384,13 +385,16 @@ async function swarmCluster(th: TestHosts, best: boolean): Promise<{ failed: num
 
 async function clusterPart(out: Record<string, number | string>, cleanups: (() => Promise<void>)[]): Promise<void> {
   log(`many hosts: starting 3 test hosts (slot ${process.env.BERTH_TESTHOSTS_SLOT}); ${CLUSTER_TOTAL} requests (${CLUSTER_SECONDS} s) per way`);
-  const th = await startTestHosts(3);
+  // The hosts' engines with TLS from the server's cluster CA, as an installation has them: the server
+  // follows every host's engine events (and reads logs and stats there).
+  const { h, th } = await clusterOnTestHosts(3, { portRange: '22200-22299' });
   cleanups.push(() => th.down());
-  await loadImageInto(th.hosts.map((x) => x.socket), IMAGE);
-  const h = await Harness.create({ portRange: '22200-22299', env: { BERTH_DOCKER_SOCKET: th.manager } });
   cleanups.push(() => h.cleanup());
+  await loadImageInto(th.hosts.map((x) => x.socket), IMAGE);
   await h.startServer();
+  const { followed } = await hostEnginesFollowed(h, th, 'berth (3 hosts)');
   const rolling = await berthRolling(h, { app: 'relcroll', what: 'berth rolling (3 hosts)', total: CLUSTER_TOTAL, seconds: CLUSTER_SECONDS, th });
+  const warnings = hostEngineWarnings(h, 'berth rolling (3 hosts), after the run');
   await h.cleanup();
   const def = await swarmCluster(th, false);
   const best = await swarmCluster(th, true);
@@ -398,6 +402,8 @@ async function clusterPart(out: Record<string, number | string>, cleanups: (() =
   Object.assign(out, {
     berth_cluster_rolling_failed: rolling.failed,
     berth_cluster_rolling_s: Math.round(rolling.seconds * 100) / 100,
+    cluster_host_engines_followed: followed,
+    cluster_host_engine_warnings: warnings.length,
     swarm_cluster_default_failed: def.failed,
     swarm_cluster_default_update_s: Math.round(def.seconds * 100) / 100,
     swarm_best_failed: best.failed,
