@@ -36,13 +36,16 @@ export function dockerMessage(err: unknown): string {
   return String(e?.message ?? err).trim();
 }
 
+/**
+ * `socketPath` is a unix socket (this machine's engine) or a `tcp://HOST:PORT` endpoint (another
+ * host's engine, cluster mode): the hint says what to check for each.
+ */
 export function engineUnreachable(socketPath: string, cause: unknown): EngineUnavailable {
   const code = (cause as DockerishError | undefined)?.code;
-  return new EngineUnavailable(
-    `The Docker Engine at ${socketPath} is not reachable${typeof code === 'string' ? ` (${code})` : ''}: ` +
-      'start it with `bash scripts/dockerd.sh start` (or check that this user may open the socket).',
-    { cause },
-  );
+  const hint = /^tcp:\/\//.test(socketPath)
+    ? 'check that the host is up, that its dockerd listens there with Berth\'s TLS material and that the port is open from this machine.'
+    : 'start it with `bash scripts/dockerd.sh start` (or check that this user may open the socket).';
+  return new EngineUnavailable(`The Docker Engine at ${socketPath} is not reachable${typeof code === 'string' ? ` (${code})` : ''}: ${hint}`, { cause });
 }
 
 /**
