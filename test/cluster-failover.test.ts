@@ -2,17 +2,23 @@
  * Failover through the real server on a real Swarm (issue 13 item 3): three test hosts
  * (test/helpers/swarm-hosts.ts), six replicas of an app, bounded load through the ingress while a
  * host dies (link cut, every process of it killed), while it returns and while another is drained.
- * Ports 20200-20299 (test/port-ranges.test.ts). Run with a slot of your own: BERTH_TESTHOSTS_SLOT=N.
+ * An edge agent (`berth edge`) and its nginx run in the first test host's namespace, fed by the server
+ * over the test bridge: GETs in flight through it to the host that dies are cut there and answered by
+ * another instance. Ports 20200-20299 (test/port-ranges.test.ts); the edge nginx listens on 20290 (admin
+ * 20291, HTTPS 20292) inside that namespace only. Run with a slot of your own: BERTH_TESTHOSTS_SLOT=N.
  */
 import assert from 'node:assert/strict';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { waitFor } from '../src/lib/backoff.ts';
 import { request } from 'node:http';
-import { Harness, get, load } from './helpers/harness.ts';
+import { Harness, ROOT, get, load } from './helpers/harness.ts';
 import { startTestHosts, type TestHosts } from './helpers/swarm-hosts.ts';
+import { stopNginx } from '../src/ingress/index.ts';
 
 let th: TestHosts;
 let h: Harness;
@@ -20,11 +26,20 @@ let dir: string;
 const hn = (i: number): string => th.hosts[i - 1]!.name;
 const APP = 'fo';
 const HOST = { host: `${APP}.test` };
+const EDGE_PORT = 20290;
+/** The edge agent on the first test host: its process, data dir and log (stderr). */
+const edge = { proc: undefined as ChildProcess | undefined, dir: '', log: '' };
 
 before(async () => {
   th = await startTestHosts(3);
   dir = await mkdtemp(join(tmpdir(), 'berth-cluster-failover-'));
-  h = await Harness.create({ portRange: '20200-20299', env: { BERTH_DOCKER_SOCKET: th.manager } });
+  const env: Record<string, string> = { BERTH_DOCKER_SOCKET: th.manager };
+  h = await Harness.create({ portRange: '20200-20289', env });
+  // The edge agent on the first test host reaches the API at this namespace's address on the test bridge.
+  const route = (await promisify(execFile)('ip', ['-4', '-o', 'route', 'get', th.hosts[0]!.address])).stdout;
+  const bridge = /\bsrc (\S+)/.exec(route)?.[1] ?? '';
+  assert.match(bridge, /^\d+\.\d+\.\d+\.\d+$/, route);
+  env.BERTH_LISTEN = `0.0.0.0:${h.apiPort}`;
   await h.startServer();
   const file = join(dir, `${APP}.yaml`);
   await writeFile(file, `name: ${APP}
@@ -42,6 +57,7 @@ services:
         cat > /tmp/w/cgi-bin/p <<'CGI'
         #!/bin/sh
         if [ "$$REQUEST_METHOD" = POST ]; then echo "$$QUERY_STRING" >> /tmp/posts; sleep 15; fi
+        if [ "$$QUERY_STRING" = slow ]; then sleep 6; printf 'Content-Type: text/plain\\r\\n\\r\\n'; cat /tmp/w/index.html; exit 0; fi
         printf 'Content-Type: text/plain\\r\\n\\r\\n'
         cat /tmp/posts 2>/dev/null
         CGI
@@ -61,10 +77,30 @@ services:
 `);
   const d = await h.cli(['deploy', '-f', file], { timeoutMs: 150_000 });
   assert.equal(d.code, 0, d.stderr + d.stdout);
+  // An edge host: the agent and its nginx in the first test host's network namespace (plain HTTP: no certificates).
+  const tok = await h.cli(['--json', 'host', 'add', '--pool', 'edge', '--name', hn(1), '--port', String(EDGE_PORT), '--https-port', String(EDGE_PORT + 2)]);
+  assert.equal(tok.code, 0, tok.stderr);
+  edge.dir = join(dir, 'edge');
+  const te = Date.now();
+  edge.proc = spawn('ip', ['netns', 'exec', hn(1), join(ROOT, 'bin/berth'), 'edge', '--control', `http://${bridge}:${h.apiPort}`, '--token', (JSON.parse(tok.stdout) as { token: string }).token,
+    '--data-dir', edge.dir, '--port', String(EDGE_PORT), '--https-port', String(EDGE_PORT + 2), '--admin-port', String(EDGE_PORT + 1), '--tls-dir', join(dir, 'edge-tls'), '--wait-seconds', '10'],
+  { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BERTH_LOG_LEVEL: 'info' } });
+  edge.proc.stderr!.setEncoding('utf8');
+  edge.proc.stderr!.on('data', (c: string) => (edge.log = (edge.log + c).slice(-40_000)));
+  await waitFor(async () => {
+    const s = new Set<string>();
+    for (let i = 0; i < 12; i++) s.add(await getVia(th.hosts[0]!.address, EDGE_PORT, '/', 3000).then((r) => (r.status === 200 ? r.body.trim() : ''), () => ''));
+    return s.size === 6 || undefined;
+  }, { timeoutMs: 60_000, intervalMs: 300, what: `the edge host ${hn(1)} to route to the six instances` }).catch((err: Error) => {
+    throw new Error(`${err.message}\nagent log:\n${edge.log.slice(-3000)}`);
+  });
+  console.log(`# figures: edge host ${hn(1)} routes to the six instances ${Date.now() - te} ms after its agent started`);
 });
 
 after(async () => {
-  if (process.exitCode) console.error(h?.serverLog.slice(-6000));
+  if (process.exitCode) console.error(`${h?.serverLog.slice(-6000)}\nedge agent:\n${edge.log.slice(-3000)}`);
+  if (edge.proc && edge.proc.exitCode === null && edge.proc.signalCode === null) edge.proc.kill('SIGTERM');
+  if (edge.dir) await stopNginx(join(edge.dir, 'nginx'), { timeoutMs: 5000 }).catch(() => undefined);
   await h?.cleanup();
   await th?.down();
   await rm(dir, { recursive: true, force: true });
@@ -115,14 +151,19 @@ function post(port: number, path: string, timeoutMs: number, headers: Record<str
 
 /** A GET straight to an instance on a test host (its address and port). */
 function getAt(address: string, port: number, path: string): Promise<{ status: number; body: string }> {
+  return getVia(address, port, path, 5000, {});
+}
+
+/** A GET to address:port (the fo.test route unless `headers` say otherwise). */
+function getVia(address: string, port: number, path: string, timeoutMs: number, headers: Record<string, string> = HOST): Promise<{ status: number; body: string }> {
   return new Promise((res, rej) => {
-    const req = request({ host: address, port, path, agent: false, timeout: 5000 }, (r) => {
+    const req = request({ host: address, port, path, agent: false, timeout: timeoutMs, headers }, (r) => {
       let body = '';
       r.setEncoding('utf8');
       r.on('data', (c) => (body += c));
       r.on('end', () => res({ status: r.statusCode ?? 0, body }));
     });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
     req.on('error', rej);
     req.end();
   });
@@ -144,6 +185,13 @@ test('a host dies under load: its instances are unrouted and replaced on the oth
   // flight when it does.
   const posts = Array.from({ length: 18 }, (_, i) => post(h.ingressPort, `/cgi-bin/p?post-${i}`, 45_000, HOST).then(
     (r) => ({ id: `post-${i}`, status: r.status, body: r.body }), (err: unknown) => ({ id: `post-${i}`, status: 0, body: String(err) })));
+  // Slow GETs (answered after 6 s) through the edge host on the first test host, spread over the six
+  // instances by its balancer: those on the host that dies wait there until the edge agent cuts them.
+  const slow = Array.from({ length: 12 }, () => {
+    const t = Date.now();
+    return getVia(th.hosts[0]!.address, EDGE_PORT, '/cgi-bin/p?slow', 45_000).then(
+      (r) => ({ status: r.status, body: r.body.trim(), ms: Date.now() - t }), (err: unknown) => ({ status: 0, body: String(err), ms: Date.now() - t }));
+  });
   await new Promise((r) => setTimeout(r, 500));
   const t0 = Date.now();
   await th.kill(3);
@@ -187,6 +235,21 @@ test('a host dies under load: its instances are unrouted and replaced on the oth
   const cuts = events.filter((e) => e.kind === 'ingress.cut');
   assert.ok(cuts.length >= 1, 'the ingress says it cut connections to an unreachable instance');
   for (const e of cuts) assert.ok(lost.some((id) => e.message.startsWith(`instance ${id} is unreachable`)), e.message);
+  // The edge host: every slow GET answered 200 by a live instance, long before nginx's 60 s read
+  // timeout (without the cut, those sent to the dead host wait for it); the agent logged its cuts there.
+  const slowDone = await Promise.all(slow);
+  console.log(`# figures: slow GETs through the edge host: ${slowDone.map((r) => `${r.status}/${r.ms}ms`).join(' ')}`);
+  for (const r of slowDone) {
+    assert.equal(r.status, 200, `slow GET through the edge host: ${r.status} ${r.body.slice(0, 200)}`);
+    assert.ok(!lost.includes(r.body), `answered by ${r.body}, not by an instance of the dead host`);
+    assert.ok(r.ms < 40_000, `answered in ${r.ms} ms`);
+  }
+  const lostAddrs = new Set(before.filter((i) => i.host === hn(3)).map((i) => `${i.address}:${i.port}`));
+  const cutLines = edge.log.split('\n').filter((l) => l.includes('connections to an unreachable backend cut'));
+  const counted = cutLines.map((l) => JSON.parse(l) as { where: string; cut: number });
+  assert.ok(counted.length >= 1 && counted.every((c) => lostAddrs.has(c.where)), `the edge agent cut connections to the dead host's instances only: ${cutLines.join('\n')}\n${edge.log.slice(-2000)}`);
+  assert.ok(counted.some((c) => c.cut >= 1), `at least one slow GET was in flight there when it died: ${cutLines.join('\n')}`);
+  assert.ok(slowDone.some((r) => r.ms > 6500), 'a slow GET was retried after the cut (answered after the kill, the detection and another 6 s)');
 });
 
 test('the dead host returns: its old tasks are removed there, never served as duplicates', async () => {
