@@ -11,6 +11,7 @@ import { runCommand } from '../lib/exec.ts';
 import { checkRoutes, isFrozenBackends, onlyBackendsDiffer, parseGeneration, planConfig, routeAtLine, type LuaOptions, type RenderOptions, type RouteProblem } from './render.ts';
 import { BACKENDS_ADMIN_PATH, TOKEN_HEADER } from './lua.ts';
 import { findMaster, listWorkers, normalizePrefix } from './nginx-process.ts';
+import { NginxTester } from './nginx-tester.ts';
 
 export interface NginxIngressOptions {
   /** Directory owned by this writer (e.g. DATA/nginx): conf/, logs/, tmp/ live under it. */
@@ -93,6 +94,8 @@ export class NginxIngress implements Ingress {
   /** nginx.conf as this process last wrote or read it; undefined: read the file. */
   private confText: string | undefined;
   /** One kept-alive connection to nginx's admin server for pushes (closed when idle for 30 s; nginx keeps idle ones 75 s). */
+  /** Runs `nginx -t` on the candidate (made on the first test). */
+  private tester: NginxTester | undefined;
   private readonly adminAgent = new Agent({ keepAlive: true, maxSockets: 1, timeout: 30_000 });
   private readonly errorLogPath: string;
   private renderOpts: Omit<RenderOptions, 'generation'> | undefined;
@@ -229,6 +232,7 @@ export class NginxIngress implements Ingress {
     }
     await this.chain.catch(() => undefined);
     this.adminAgent.destroy();
+    this.tester?.close();
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
@@ -424,7 +428,9 @@ export class NginxIngress implements Ingress {
     const t0 = Date.now();
     try {
       // `-e stderr`: with a log file, nginx -t writes its reasons there and nothing to stderr.
-      await runCommand(this.bin, ['-t', '-q', '-p', `${this.prefix}/`, '-c', candidate, '-e', 'stderr'], { timeoutMs: 30_000 });
+      // Through one long-lived shell (NginxTester): a new child of the server blocked its event loop.
+      this.tester ??= new NginxTester(this.bin, `${this.prefix}/`, candidate);
+      await this.tester.test();
     } catch (e) {
       const rejected = `${this.confPath}.rejected`;
       await rename(candidate, rejected).catch(() => undefined);
