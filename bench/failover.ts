@@ -84,6 +84,26 @@ function openLoop(target: () => { host: string; port: number; headers: Record<st
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * nginx error.log lines grouped by error and upstream address: count, first and last second relative
+ * to `t0` (nginx writes local time, as `new Date(y, m, d, …)` reads it): which hosts failed, and when.
+ */
+function nginxErrorSummary(lines: string[], t0: number): string {
+  const groups = new Map<string, { n: number; first: number; last: number }>();
+  for (const l of lines) {
+    const m = /^(\d+)\/(\d+)\/(\d+) (\d+):(\d+):(\d+) \[\w+\] [^*]*\*\d+ (.*?)(?: while [^,]*)?, client: /.exec(l);
+    if (!m) continue;
+    const at = (new Date(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!).getTime() - t0) / 1000;
+    const key = `${m[7]} -> ${/upstream: "http:\/\/([^/"]+)/.exec(l)?.[1] ?? '-'}`;
+    const g = groups.get(key) ?? { n: 0, first: at, last: at };
+    g.n++;
+    g.first = Math.min(g.first, at);
+    g.last = Math.max(g.last, at);
+    groups.set(key, g);
+  }
+  return [...groups].sort((a, b) => b[1].n - a[1].n).slice(0, 20).map(([k, g]) => `  ${g.n} × ${k} (${g.first.toFixed(0)} … ${g.last.toFixed(0)} s)`).join('\n');
+}
+
 async function berth(h: Harness, th: TestHosts, dir: string): Promise<{ detectMs: number; restoredMs: number; failed: number; sent: number; errors: string; followed: number; warnings: number }> {
   try {
     await h.startServer();
@@ -149,7 +169,7 @@ services:
       log(`berth: server warnings/errors (${lines.length}, the last 40):\n${lines.slice(-40).join('\n')}`);
       const nginxErrors = await readFile(join(h.dataDir, 'nginx/logs/error.log'), 'utf8').catch((e: Error) => `(unreadable: ${e.message})`);
       const nl = nginxErrors.split('\n');
-      log(`berth: nginx error.log (${nl.length} lines, the last 40):\n${nl.slice(-40).join('\n')}`);
+      log(`berth: nginx error.log (${nl.length} lines), by error and upstream (s after the kill):\n${nginxErrorSummary(nl, t0)}\nthe last 10:\n${nl.slice(-10).join('\n')}`);
     }
     return { detectMs, restoredMs, failed: loop.failed, sent: loop.sent, errors: JSON.stringify([...loop.errors]), followed: engines.followed, warnings: engines.warnings.length };
   } finally {
