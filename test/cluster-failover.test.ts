@@ -41,6 +41,16 @@ before(async () => {
   assert.match(bridge, /^\d+\.\d+\.\d+\.\d+$/, route);
   env.BERTH_LISTEN = `0.0.0.0:${h.apiPort}`;
   await h.startServer();
+  // An edge host (started before the deploy: its start overlaps it): the agent and its nginx in the first test host's network namespace (plain HTTP: no certificates).
+  const tok = await h.cli(['--json', 'host', 'add', '--pool', 'edge', '--name', hn(1), '--port', String(EDGE_PORT), '--https-port', String(EDGE_PORT + 2)]);
+  assert.equal(tok.code, 0, tok.stderr);
+  edge.dir = join(dir, 'edge');
+  const te = Date.now();
+  edge.proc = spawn('ip', ['netns', 'exec', hn(1), join(ROOT, 'bin/berth'), 'edge', '--control', `http://${bridge}:${h.apiPort}`, '--token', (JSON.parse(tok.stdout) as { token: string }).token,
+    '--data-dir', edge.dir, '--port', String(EDGE_PORT), '--https-port', String(EDGE_PORT + 2), '--admin-port', String(EDGE_PORT + 1), '--tls-dir', join(dir, 'edge-tls'), '--wait-seconds', '10'],
+  { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BERTH_LOG_LEVEL: 'info' } });
+  edge.proc.stderr!.setEncoding('utf8');
+  edge.proc.stderr!.on('data', (c: string) => (edge.log = (edge.log + c).slice(-40_000)));
   const file = join(dir, `${APP}.yaml`);
   await writeFile(file, `name: ${APP}
 services:
@@ -77,16 +87,7 @@ services:
 `);
   const d = await h.cli(['deploy', '-f', file], { timeoutMs: 150_000 });
   assert.equal(d.code, 0, d.stderr + d.stdout);
-  // An edge host: the agent and its nginx in the first test host's network namespace (plain HTTP: no certificates).
-  const tok = await h.cli(['--json', 'host', 'add', '--pool', 'edge', '--name', hn(1), '--port', String(EDGE_PORT), '--https-port', String(EDGE_PORT + 2)]);
-  assert.equal(tok.code, 0, tok.stderr);
-  edge.dir = join(dir, 'edge');
-  const te = Date.now();
-  edge.proc = spawn('ip', ['netns', 'exec', hn(1), join(ROOT, 'bin/berth'), 'edge', '--control', `http://${bridge}:${h.apiPort}`, '--token', (JSON.parse(tok.stdout) as { token: string }).token,
-    '--data-dir', edge.dir, '--port', String(EDGE_PORT), '--https-port', String(EDGE_PORT + 2), '--admin-port', String(EDGE_PORT + 1), '--tls-dir', join(dir, 'edge-tls'), '--wait-seconds', '10'],
-  { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BERTH_LOG_LEVEL: 'info' } });
-  edge.proc.stderr!.setEncoding('utf8');
-  edge.proc.stderr!.on('data', (c: string) => (edge.log = (edge.log + c).slice(-40_000)));
+  const td = Date.now();
   await waitFor(async () => {
     const s = new Set<string>();
     for (let i = 0; i < 12; i++) s.add(await getVia(th.hosts[0]!.address, EDGE_PORT, '/', 3000).then((r) => (r.status === 200 ? r.body.trim() : ''), () => ''));
@@ -94,7 +95,7 @@ services:
   }, { timeoutMs: 60_000, intervalMs: 300, what: `the edge host ${hn(1)} to route to the six instances` }).catch((err: Error) => {
     throw new Error(`${err.message}\nagent log:\n${edge.log.slice(-3000)}`);
   });
-  console.log(`# figures: edge host ${hn(1)} routes to the six instances ${Date.now() - te} ms after its agent started`);
+  console.log(`# figures: edge host ${hn(1)} routes to the six instances ${Date.now() - te} ms after its agent started, ${Date.now() - td} ms after the deploy`);
 });
 
 after(async () => {
@@ -232,7 +233,7 @@ test('a host dies under load: its instances are unrouted and replaced on the oth
   const failovers = events.filter((e) => e.kind === 'instance.failover');
   assert.equal(failovers.length, 2, `two failovers: ${failovers.map((e) => e.message).join(' | ')}`);
   for (const e of failovers) assert.match(e.message, new RegExp(`on host ${hn(3)} is lost`));
-  const cuts = events.filter((e) => e.kind === 'ingress.cut');
+  const cuts = events.filter((e) => e.kind === 'ingress.cut' && !e.message.startsWith('edge host '));
   assert.ok(cuts.length >= 1, 'the ingress says it cut connections to an unreachable instance');
   for (const e of cuts) assert.ok(lost.some((id) => e.message.startsWith(`instance ${id} is unreachable`)), e.message);
   // The edge host: every slow GET answered 200 by a live instance, long before nginx's 60 s read
@@ -249,6 +250,13 @@ test('a host dies under load: its instances are unrouted and replaced on the oth
   const counted = cutLines.map((l) => JSON.parse(l) as { where: string; cut: number });
   assert.ok(counted.length >= 1 && counted.every((c) => lostAddrs.has(c.where)), `the edge agent cut connections to the dead host's instances only: ${cutLines.join('\n')}\n${edge.log.slice(-2000)}`);
   assert.ok(counted.some((c) => c.cut >= 1), `at least one slow GET was in flight there when it died: ${cutLines.join('\n')}`);
+  // The agent reported them with its next poll: `ingress.cut` events naming the edge host and the lost instances.
+  const edgeCuts = await waitFor(async () => {
+    const evs = ((await h.api('GET', `/v1/events?app=${APP}&limit=500`)).json as { events: Array<{ kind: string; message: string }> }).events;
+    const x = evs.filter((e) => e.kind === 'ingress.cut' && e.message.startsWith(`edge host ${hn(1)}: `));
+    return x.length > 0 ? x : undefined;
+  }, { timeoutMs: 15_000, intervalMs: 200, what: 'the edge host\'s ingress.cut event' });
+  for (const e of edgeCuts) assert.ok(lost.some((id) => e.message.startsWith(`edge host ${hn(1)}: instance ${id} is unreachable`)), e.message);
   assert.ok(slowDone.some((r) => r.ms > 6500), 'a slow GET was retried after the cut (answered after the kill, the detection and another 6 s)');
 });
 

@@ -136,3 +136,23 @@ test('edge certificates: keys only in answers over TLS; over plain HTTP they are
   t.edge.setChallenges([]);
   assert.equal((await asEdge(t, token, '?wait=0')).json().challenges, undefined);
 }));
+
+test('edge config: an agent\'s report of its cuts is recorded for the backends the feed names unreachable only; a malformed report is 400', () => withTestApi(async (t) => {
+  const token = edgeToken('edge-1', EDGE_SECRET('edge-1'));
+  t.edge.publish([route('a.prod.web.0', 20001)]);
+  const seen: string[] = [];
+  t.edge.onCut((host, c, owner) => void seen.push(`${host} ${c.address}:${c.port}=${c.connections} ${(owner as { id: string } | undefined)?.id}`));
+  t.edge.unreachable('10.0.0.8', 20002, { id: 'i2' });
+  // 10.0.0.9:1 was never named unreachable: an edge host cannot make the server record anything else.
+  const r = await asEdge(t, token, '?wait=0&cut=10.0.0.8:20002=3,10.0.0.9:1=1');
+  assert.equal(r.statusCode, 200, r.body);
+  assert.deepEqual(r.json().unreachable.map((u: { address: string; port: number }) => `${u.address}:${u.port}`), ['10.0.0.8:20002']);
+  assert.deepEqual(seen, ['edge-1 10.0.0.8:20002=3 i2']);
+  for (const bad of ['rm%20-rf', '10.0.0.8:20002', '10.0.0.8:20002=1;x', Array.from({ length: 17 }, () => '10.0.0.8:20002=1').join(',')]) {
+    await expectError(asEdge(t, token, `?wait=0&cut=${bad}`), 400, /^cut: ADDRESS:PORT=CONNECTIONS/);
+  }
+  assert.equal(seen.length, 1, 'a refused report records nothing');
+  // Without the token: 401, nothing recorded.
+  await expectError(t.anon('GET', '/v1/edge/config?wait=0&cut=10.0.0.8:20002=3'), 401);
+  assert.equal(seen.length, 1);
+}));

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Unauthorized } from '../core/errors.ts';
 import {
-  EDGE_HOST_RE, EDGE_HOST_RULE, edgeAnswer, edgeToken, edgeUnit, parseEdgeToken, type EdgeCert, type EdgeCertRef, type EdgeFeedPort,
+  CUT_REPORT_RE, CUT_REPORT_RULE, parseCutReport, EDGE_HOST_RE, EDGE_HOST_RULE, edgeAnswer, edgeToken, edgeUnit, parseEdgeToken, type EdgeCert, type EdgeCertRef, type EdgeFeedPort,
 } from '../core/edge.ts';
 import { sameDigest } from '../auth/index.ts';
 
@@ -33,6 +33,8 @@ export const edgeConfigQuery = z.strictObject({
   wait: z.coerce.number().int().min(0).max(60).default(25),
   /** The agent's last failure to apply, shown by `berth hosts`. */
   error: z.string().max(300).optional(),
+  /** Connections the agent cut to backends the feed named unreachable, since its last poll: recorded as `ingress.cut` events naming the host. */
+  cut: z.string().max(1100).regex(CUT_REPORT_RE, CUT_REPORT_RULE).optional(),
 });
 export const edgeTokenBody = z.strictObject({
   host: z.string().regex(EDGE_HOST_RE, EDGE_HOST_RULE),
@@ -57,6 +59,7 @@ export function registerEdgeRoutes(api: FastifyInstance, d: EdgeRouteDeps): void
     }
     const q = edgeConfigQuery.parse(req.query ?? {});
     const tls = (d.overTls ?? socketIsTls)(req);
+    if (q.cut) d.feed.reportCuts(given.host, parseCutReport(q.cut));
     d.feed.contact(given.host, {
       address: req.ip,
       ...(q.generation !== undefined ? { applied: q.generation } : {}),

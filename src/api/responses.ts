@@ -280,6 +280,7 @@ export const RESPONSES: Record<string, z.ZodType> = {
     epoch: str, generation: num, routes: z.array(edgeRoute),
     certs: z.array(o({ host: str, fingerprint: str, certPem: str, keyPem: str })).optional(), certsWithheld: str.optional(),
     challenges: z.array(o({ token: str, keyAuthorization: str })).optional(),
+    unreachable: z.array(o({ address: str, port: num, at: num })).optional(),
   }),
   'GET /v1/edge/hosts': o({ epoch: str, generation: num, hosts: z.array(edgeHost) }),
   'POST /v1/edge/tokens': o({ host: str, token: str, control: str, command: str, steps: z.array(str), unit: str }),

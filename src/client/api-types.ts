@@ -4373,6 +4373,7 @@ export interface operations {
     getV1EdgeConfig: {
         parameters: {
             query?: {
+                cut?: string;
                 epoch?: string;
                 error?: string;
                 generation?: number;
@@ -4424,6 +4425,11 @@ export interface operations {
                             };
                             path: string;
                             upstream: string;
+                        }[];
+                        unreachable?: {
+                            address: string;
+                            at: number;
+                            port: number;
                         }[];
                     };
                 };

@@ -107,6 +107,38 @@ export interface EdgeConfig {
   unreachable?: EdgeUnreachable[];
 }
 
+/** An edge agent's report of one cut (sent with its next poll): the backend and how many connections `ss -K` destroyed. */
+export interface EdgeCutReport {
+  address: string;
+  port: number;
+  connections: number;
+}
+
+/** At most this many cuts in one poll's report (the rest wait for the next poll). */
+export const CUT_REPORT_MAX = 16;
+/** The `cut` query parameter of a poll: `ADDRESS:PORT=N` joined by commas. */
+export const CUT_REPORT_RE = /^[0-9A-Fa-f:.]{2,45}:\d{1,5}=\d{1,6}(,[0-9A-Fa-f:.]{2,45}:\d{1,5}=\d{1,6}){0,15}$/;
+export const CUT_REPORT_RULE = 'ADDRESS:PORT=CONNECTIONS, comma-separated (at most 16), e.g. 10.0.0.7:20001=2';
+
+export function formatCutReport(cuts: readonly EdgeCutReport[]): string {
+  return cuts.slice(0, CUT_REPORT_MAX).map((c) => `${c.address}:${c.port}=${c.connections}`).join(',');
+}
+
+/** The cuts of a `cut` parameter that matched CUT_REPORT_RE (entries with a bad address or port are left out). */
+export function parseCutReport(text: string): EdgeCutReport[] {
+  const out: EdgeCutReport[] = [];
+  for (const part of text.split(',')) {
+    const eq = part.lastIndexOf('=');
+    const colon = part.lastIndexOf(':', eq);
+    const address = part.slice(0, colon);
+    const port = Number(part.slice(colon + 1, eq));
+    const connections = Number(part.slice(eq + 1));
+    if (!isIpLiteral(address) || !Number.isInteger(port) || port < 1 || port > 65535 || !Number.isInteger(connections)) continue;
+    out.push({ address, port, connections });
+  }
+  return out;
+}
+
 /** What the control plane knows of an edge host (in memory: its agent reports at every poll). */
 export interface EdgeHostState {
   host: string;
@@ -141,6 +173,8 @@ export interface EdgeFeedPort {
   wait(have: { epoch?: string; generation?: number }, timeoutMs: number, signal?: AbortSignal): Promise<EdgeTable>;
   contact(host: string, r: EdgeContact): void;
   hosts(): EdgeHostState[];
+  /** An edge agent reports cuts: those of backends the feed names unreachable now are recorded (the rest ignored). */
+  reportCuts(host: string, cuts: readonly EdgeCutReport[]): void;
 }
 
 /**

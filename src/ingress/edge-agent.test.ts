@@ -10,7 +10,7 @@ import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IngressRoute } from '../core/ports.ts';
-import { edgeAnswer, edgeCutTargets, type EdgeCert, type EdgeConfig } from '../core/edge.ts';
+import { CUT_REPORT_RE, edgeAnswer, edgeCutTargets, formatCutReport, parseCutReport, type EdgeCert, type EdgeConfig } from '../core/edge.ts';
 import { silentLogger } from '../lib/logger.ts';
 import { waitFor } from '../lib/backoff.ts';
 import { EdgeAgent, EdgeHttpError, checkEdgeConfig, type EdgePoll } from './edge-agent.ts';
@@ -367,6 +367,8 @@ test('a dead host: the agent cuts its nginx\'s connections to the backends named
   await waitFor(async () => cp.polls.some((p) => p.generation === g2), { timeoutMs: 5000, intervalMs: 5, what: 'in sync' });
   assert.deepEqual(feed.current().unreachable, []);
   assert.equal(calls.length, 2);
+  // Each cut was reported once, with the poll after it (the server records it as an event naming this host).
+  assert.deepEqual(cp.polls.filter((p) => p.cut).map((p) => p.cut), ['10.0.0.7:20002=2', '10.0.0.7:20002=2']);
   await agent.stop();
 }));
 
@@ -385,6 +387,7 @@ test('a failed cut is logged and changes nothing else; the feed keeps at most 25
   await waitFor(async () => warnings.some((w) => w.includes('not cut') && w.includes('10.0.0.8:30000') && w.includes('Operation not permitted')), { timeoutMs: 5000, intervalMs: 5, what: 'the warning' });
   assert.equal(agent.lastError, undefined, 'the poll loop is not in error');
   assert.deepEqual(agent.cuts, []);
+  assert.ok(cp.polls.every((p) => p.cut === undefined), 'nothing cut, nothing reported');
   for (let p = 1; p <= 300; p++) feed.unreachable('10.0.1.1', p);
   const list = feed.current().unreachable;
   assert.equal(list.length, 256);
@@ -406,6 +409,13 @@ test('edgeCutTargets and the answer check: only IP addresses and ports reach `ss
   }
   assert.throws(() => checkEdgeConfig({ ...base, unreachable: 'x' }), /unreachable is not a list/);
   assert.equal(checkEdgeConfig({ ...base, unreachable: [{ address: '10.0.0.7', port: 80, at: 5 }] }).unreachable?.length, 1);
+  // The report of cuts: ADDRESS:PORT=N, IPv6 too; entries with a bad address are left out.
+  const rep = [{ address: '10.0.0.7', port: 20002, connections: 2 }, { address: 'fd00::7', port: 8, connections: 1 }];
+  assert.equal(formatCutReport(rep), '10.0.0.7:20002=2,fd00::7:8=1');
+  assert.match(formatCutReport(rep), CUT_REPORT_RE);
+  assert.deepEqual(parseCutReport(formatCutReport(rep)), rep);
+  assert.deepEqual(parseCutReport('300.1.1.1:80=1,10.0.0.7:0=1,10.0.0.7:80=1'), [{ address: '10.0.0.7', port: 80, connections: 1 }]);
+  assert.doesNotMatch('10.0.0.7:80=1;reboot', CUT_REPORT_RE);
   // The API's answer carries them only when there are some.
   const feed = new EdgeFeed({ now: () => 7 }, 'aa');
   feed.publish([]);

@@ -4,7 +4,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { Ingress, IngressRoute, Logger } from '../core/ports.ts';
 import {
-  certFileBase, edgeCutTargets, withCertFiles, UNREACHABLE_MAX, type EdgeCert, type EdgeCertRef, type EdgeChallenge, type EdgeConfig,
+  CUT_REPORT_MAX, certFileBase, edgeCutTargets, formatCutReport, withCertFiles, UNREACHABLE_MAX, type EdgeCutReport, type EdgeCert, type EdgeCertRef, type EdgeChallenge, type EdgeConfig,
 } from '../core/edge.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { cutConnections, cutFilter, type CutTarget } from './cut-connections.ts';
@@ -51,6 +51,8 @@ export interface EdgePoll {
   epoch?: string;
   generation?: number;
   error?: string;
+  /** Cuts not yet reported (`ADDRESS:PORT=N,…`). */
+  cut?: string;
   waitSeconds: number;
 }
 
@@ -111,6 +113,8 @@ export class EdgeAgent {
   /** Connections cut to unreachable backends (a log line each), and the (address:port@at) keys cut. */
   cuts: { address: string; port: number; connections: number }[] = [];
   private cutKeys = new Set<string>();
+  /** Cuts the control plane has not been told of yet (sent with the next poll). */
+  private unreported: EdgeCutReport[] = [];
   private challenges = new Map<string, string>();
 
   private readonly file: string;
@@ -164,13 +168,16 @@ export class EdgeAgent {
   /** One round: ask, apply what is new. Throws on failure (the loop backs off). Exposed for tests. */
   async syncOnce(): Promise<boolean> {
     const have = this.state;
+    const report = this.unreported.slice(0, CUT_REPORT_MAX);
     const cfg = await this.o.fetchConfig({
       ...(have ? { epoch: have.epoch, generation: have.generation } : {}),
+      ...(report.length > 0 ? { cut: formatCutReport(report) } : {}),
       ...(this.lastError ?? this.certsNotServed ? { error: (this.lastError ?? this.certsNotServed)!.slice(0, 300) } : {}),
       waitSeconds: this.o.waitSeconds ?? 25,
     }, this.abort.signal);
     this.polls++;
     this.lastContact = this.now();
+    this.unreported.splice(0, report.length);
     await this.syncChallenges(cfg.challenges ?? []);
     this.noteWithheld(cfg);
     if (have && have.epoch === cfg.epoch && have.generation === cfg.generation) return false;
@@ -223,6 +230,7 @@ export class EdgeAgent {
         cutFilter([t]); // throws on anything that is not an IP address and port: nothing else reaches `ss`
         const n = await (this.o.cut ?? cutConnections)([{ address: t.address, port: t.port }]);
         this.cuts.push({ address: t.address, port: t.port, connections: n });
+        if (n > 0 && this.unreported.length < 4 * CUT_REPORT_MAX) this.unreported.push({ address: t.address, port: t.port, connections: n });
         this.log.info({ where, cut: n }, `edge: connections to an unreachable backend cut (${n}); idempotent requests in flight there are retried on another backend`);
       } catch (e) {
         this.log.warn({ where, err: String(e) }, 'edge: connections to an unreachable backend not cut; requests in flight there wait for the read timeout');
@@ -366,6 +374,7 @@ export function httpEdgeFetch(control: string, token: string): EdgeFetch {
     if (poll.epoch !== undefined) q.set('epoch', poll.epoch);
     if (poll.generation !== undefined) q.set('generation', String(poll.generation));
     if (poll.error) q.set('error', poll.error);
+    if (poll.cut) q.set('cut', poll.cut);
     const timeout = AbortSignal.timeout((poll.waitSeconds + 15) * 1000);
     const res = await fetch(`${base}/v1/edge/config?${q}`, {
       headers: { authorization: `Bearer ${token}`, accept: 'application/json' },

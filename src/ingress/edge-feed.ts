@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock, IngressRoute } from '../core/ports.ts';
 import {
-  UNREACHABLE_KEEP_MS, UNREACHABLE_MAX, isBehind, type EdgeCertRef, type EdgeChallenge, type EdgeContact, type EdgeHostState, type EdgeTable, type EdgeUnreachable,
+  UNREACHABLE_KEEP_MS, UNREACHABLE_MAX, isBehind, type EdgeCertRef, type EdgeChallenge, type EdgeContact, type EdgeHostState, type EdgeTable, type EdgeUnreachable, type EdgeCutReport,
 } from '../core/edge.ts';
 
 /** An agent that asked within this long is expected to apply a new generation (polls are held at most 60 s). */
@@ -21,6 +21,9 @@ export class EdgeFeed {
   private certs: EdgeCertRef[] = [];
   private challenges: EdgeChallenge[] = [];
   private unreachableList: EdgeUnreachable[] = [];
+  /** Whose backend each unreachable address:port is (server side only: never sent). */
+  private owners = new Map<string, unknown>();
+  private cutListeners = new Set<(host: string, cut: EdgeCutReport, owner: unknown) => void>();
   private text = '';
   private waiters = new Set<() => void>();
   private contactWatchers = new Set<() => void>();
@@ -46,10 +49,26 @@ export class EdgeFeed {
    * in the table for UNREACHABLE_KEEP_MS (at most UNREACHABLE_MAX, the oldest dropped), so edge agents
    * cut their nginx's connections to it once it is out of their table. Wakes waiting agents.
    */
-  unreachable(address: string, port: number): void {
+  unreachable(address: string, port: number, owner?: unknown): void {
     const now = this.clock.now();
     const list = [...this.fresh(now).filter((u) => !(u.address === address && u.port === port)), { address, port, at: now }].slice(-UNREACHABLE_MAX);
+    this.owners.set(`${address}:${port}`, owner);
     this.set(this.routes, this.certs, this.challenges, list);
+  }
+
+  /** Called with each cut an edge host reports of a backend named unreachable now (and its owner as given to `unreachable`). */
+  onCut(fn: (host: string, cut: EdgeCutReport, owner: unknown) => void): void {
+    this.cutListeners.add(fn);
+  }
+
+  reportCuts(host: string, cuts: readonly EdgeCutReport[]): void {
+    const named = new Set(this.unreachableList.map((u) => `${u.address}:${u.port}`));
+    for (const c of cuts) {
+      const key = `${c.address}:${c.port}`;
+      // An edge host reports only what the feed asked it to cut: anything else is not recorded.
+      if (!named.has(key)) continue;
+      for (const l of this.cutListeners) l(host, c, this.owners.get(key));
+    }
   }
 
   private fresh(now: number): EdgeUnreachable[] {
@@ -64,6 +83,7 @@ export class EdgeFeed {
     this.certs = certs;
     this.challenges = challenges;
     this.unreachableList = unreachable;
+    for (const k of [...this.owners.keys()]) if (!unreachable.some((u) => `${u.address}:${u.port}` === k)) this.owners.delete(k);
     this.generation++;
     this.wake();
   }

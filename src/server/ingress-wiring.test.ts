@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { InstanceRecord } from '../core/store.ts';
 import type { CutTarget } from '../ingress/index.ts';
-import { cutUnreachable, remoteUnreachable } from './ingress-wiring.ts';
+import { cutUnreachable, recordEdgeCuts, remoteUnreachable } from './ingress-wiring.ts';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {}, child() { return silent; } } as never;
 
@@ -30,4 +30,13 @@ test('cutUnreachable cuts only connections to an instance of another host, and r
 test('remoteUnreachable: what edge hosts are told to cut is what this host cuts (another host\'s instance, not loopback)', () => {
   assert.deepEqual([inst('m1', '172.18.0.5'), inst('h2', '127.0.0.1'), inst('h2', '::1'), inst('h2', ''), inst('h2', '10.77.6.13')].map((i) => remoteUnreachable(i, 'm1')),
     [false, false, false, false, true]);
+});
+
+test('recordEdgeCuts: an edge host\'s reported cut is an ingress.cut event naming the host and the instance', () => {
+  const events: Array<{ kind: string; message: string; instance: string }> = [];
+  let listener: ((host: string, c: { address: string; port: number; connections: number }, owner: unknown) => void) | undefined;
+  recordEdgeCuts({ onCut: (fn) => void (listener = fn) }, { addEvent: (e: { kind: string; message: string; instance: string }) => void events.push(e) } as never);
+  listener!('edge-1', { address: '10.77.6.13', port: 20300, connections: 1 }, inst('h2', '10.77.6.13'));
+  assert.deepEqual(events.map((e) => [e.kind, e.instance]), [['ingress.cut', 'i1']]);
+  assert.match(events[0]!.message, /^edge host edge-1: instance i1 is unreachable \(10\.77\.6\.13:20300\): 1 connection to it cut/);
 });

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Logger } from '../core/ports.ts';
 import type { EventStore, InstanceRecord } from '../core/store.ts';
-import { NginxIngress, cutConnections } from '../ingress/index.ts';
+import { NginxIngress, cutConnections, type EdgeFeed } from '../ingress/index.ts';
 import type { ServerConfig } from './config.ts';
 
 /**
@@ -51,4 +51,14 @@ export function cutUnreachable(inst: InstanceRecord, localHost: string, events: 
         message: `instance ${inst.id} is unreachable (${where}): ${n} connection${n === 1 ? '' : 's'} to it cut, idempotent requests in flight retried on another instance` });
     }
   }, (err: unknown) => logger.warn({ instance: inst.id, where, err: String(err) }, 'connections to an unreachable instance not cut; requests in flight there wait for the read timeout'));
+}
+
+/** Edge hosts' reports of the connections they cut (ingress/edge-agent.ts): one `ingress.cut` event each, naming the edge host. */
+export function recordEdgeCuts(edge: Pick<EdgeFeed, 'onCut'>, events: EventStore): void {
+  edge.onCut((host, c, owner) => {
+    const inst = owner as Partial<InstanceRecord> | undefined;
+    const where = `${c.address}:${c.port}`;
+    events.addEvent({ app: inst?.app ?? '', env: inst?.env ?? '', service: inst?.service ?? '', instance: inst?.id ?? '', kind: 'ingress.cut',
+      message: `edge host ${host}: ${inst?.id ? `instance ${inst.id}` : 'a backend'} is unreachable (${where}): ${c.connections} connection${c.connections === 1 ? '' : 's'} to it cut, idempotent requests in flight retried on another instance` });
+  });
 }

@@ -19,7 +19,7 @@ import { openStores } from './stores-wiring.ts';
 import { prepareContainerFiles } from './secrets-wiring.ts';
 import { hostPathGuard, makeEngine, startImageRegistry, wireHostEngines } from './engine-wiring.ts';
 import { startTls } from './tls-wiring.ts';
-import { cutUnreachable, remoteUnreachable, startIngress } from './ingress-wiring.ts';
+import { cutUnreachable, recordEdgeCuts, remoteUnreachable, startIngress } from './ingress-wiring.ts';
 import { startDns } from './dns-wiring.ts';
 import { startClusterData } from './cluster-data-wiring.ts';
 import { wireControllers } from './controller-wiring.ts';
@@ -74,6 +74,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   const routeChanges: { apply?: () => void } = {};
   // Edge hosts' feed: routes, their certificates (by fingerprint) and open ACME challenges.
   const edge = new EdgeFeed(clock);
+  // An edge host's report of its cuts (with its next poll) is an `ingress.cut` event naming it.
+  recordEdgeCuts(edge, store);
   const tls = await startTls(cfg, cluster, {
     secretBox: stores.secretBox, events: store, clock, logger, routes: () => buildRouteTable(store, directAddresses), changed: () => routeChanges.apply?.(),
     // The CA may ask any edge host: it is told to validate once every edge host in contact has the answer.
@@ -171,7 +173,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
     unreachable: (inst) => {
       cutUnreachable(inst, engine.hostName, store, logger.child({ component: 'ingress' }));
       // Edge hosts cut their nginx's connections to it too, once it is out of their table (ingress/edge-agent.ts).
-      if (remoteUnreachable(inst, engine.hostName)) edge.unreachable(inst.address, inst.port);
+      if (remoteUnreachable(inst, engine.hostName)) edge.unreachable(inst.address, inst.port, inst);
     },
     releaseFinished: (k) => manager.emit('release.finished', k),
     hostState: (host) => hostMonitor.stateOf(host),
