@@ -22,7 +22,7 @@ import Docker from 'dockerode';
 import { waitFor } from '../src/lib/backoff.ts';
 import type { Harness } from '../test/helpers/harness.ts';
 import type { TestHosts } from '../test/helpers/swarm-hosts.ts';
-import { clusterOnTestHosts, hostEnginesFollowed, log, prepare } from './common.ts';
+import { clusterOnTestHosts, exec, hostEnginesFollowed, log, prepare } from './common.ts';
 
 const RATE_PER_S = 200;
 const REPLICAS = 6;
@@ -85,6 +85,20 @@ function openLoop(target: () => { host: string; port: number; headers: Record<st
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * Each host's TCP listen-queue overflows and drops so far (TcpExt ListenOverflows/ListenDrops of its
+ * network namespace): an instance that accepts too slowly (busybox httpd listens with a backlog of 9)
+ * drops SYNs, which nginx sees as a connect timeout to a live host. `-` for a host that is gone.
+ */
+async function listenDrops(th: TestHosts): Promise<string[]> {
+  return Promise.all(th.hosts.map(async (x) => {
+    const text = await exec('nsenter', [`--net=/var/run/netns/${x.name}`, 'cat', '/proc/net/netstat'], { timeout: 10_000 }).then((r) => r.stdout, () => '');
+    const [names, values] = text.split('\n').filter((l) => l.startsWith('TcpExt:')).map((l) => l.split(/\s+/));
+    const at = (k: string) => (names && values ? values[names.indexOf(k)] ?? '?' : '-');
+    return `${x.name} ${at('ListenOverflows')}/${at('ListenDrops')}`;
+  }));
+}
+
+/**
  * nginx error.log lines grouped by error and upstream address: count, first and last second relative
  * to `t0` (nginx writes local time, as `new Date(y, m, d, …)` reads it): which hosts failed, and when.
  */
@@ -128,6 +142,7 @@ services:
     // Before the kill (which makes the dead host's engine unreachable, rightly said in the log).
     const engines = await hostEnginesFollowed(h, th, 'berth');
     const dead = th.hosts[2]!;
+    const drops0 = await listenDrops(th);
     const loop = openLoop(() => ({ host: '127.0.0.1', port: h.ingressPort, headers: { host: `${APP}.test` } }), AFTER_KILL_MAX_MS + 10_000);
     await sleep(3000);
     log(`berth: killing ${dead.name}`);
@@ -167,6 +182,7 @@ services:
     if (detectMs < 0 || restoredMs >= AFTER_KILL_MAX_MS || loop.failed > 100) {
       const lines = h.serverLog.split('\n').filter((l) => /"level":(40|50|60)/.test(l));
       log(`berth: server warnings/errors (${lines.length}, the last 40):\n${lines.slice(-40).join('\n')}`);
+      log(`berth: listen overflows/drops per host, before the load: ${drops0.join(', ')}; now: ${(await listenDrops(th)).join(', ')}`);
       const nginxErrors = await readFile(join(h.dataDir, 'nginx/logs/error.log'), 'utf8').catch((e: Error) => `(unreadable: ${e.message})`);
       const nl = nginxErrors.split('\n');
       log(`berth: nginx error.log (${nl.length} lines), by error and upstream (s after the kill):\n${nginxErrorSummary(nl, t0)}\nthe last 10:\n${nl.slice(-10).join('\n')}`);
