@@ -178,11 +178,11 @@ services:
     await sleep(2000);
     await loop.stop();
     log(`berth: detect ${detectMs} ms, restored ${restoredMs} ms, ${loop.sent} sent, ${loop.failed} failed ${JSON.stringify([...loop.errors])}`);
+    log(`berth: listen overflows/drops per host, before the load: ${drops0.join(', ')}; now: ${(await listenDrops(th)).join(', ')}`);
     // Far off the target: the server's own account of the failover (warnings and errors) to stderr.
     if (detectMs < 0 || restoredMs >= AFTER_KILL_MAX_MS || loop.failed > 100) {
       const lines = h.serverLog.split('\n').filter((l) => /"level":(40|50|60)/.test(l));
       log(`berth: server warnings/errors (${lines.length}, the last 40):\n${lines.slice(-40).join('\n')}`);
-      log(`berth: listen overflows/drops per host, before the load: ${drops0.join(', ')}; now: ${(await listenDrops(th)).join(', ')}`);
       const nginxErrors = await readFile(join(h.dataDir, 'nginx/logs/error.log'), 'utf8').catch((e: Error) => `(unreadable: ${e.message})`);
       const nl = nginxErrors.split('\n');
       log(`berth: nginx error.log (${nl.length} lines), by error and upstream (s after the kill):\n${nginxErrorSummary(nl, t0)}\nthe last 10:\n${nl.slice(-10).join('\n')}`);
