@@ -22,8 +22,17 @@ import Docker from 'dockerode';
 import { waitFor } from '../src/lib/backoff.ts';
 import type { Harness } from '../test/helpers/harness.ts';
 import type { TestHosts } from '../test/helpers/swarm-hosts.ts';
-import { clusterOnTestHosts, exec, hostEnginesFollowed, log, prepare } from './common.ts';
+import { clusterOnTestHosts, exec, hostEnginesFollowed, loadImageInto, log, prepare } from './common.ts';
+import { ROOT } from '../test/helpers/harness.ts';
 
+/**
+ * The example app (examples/hello: Node, listen backlog 511) on both sides. Until 2026-12-01 this was
+ * busybox httpd, which forks per connection and listens with a backlog of 9: once the dead host's share
+ * moved to four instances on a loaded machine their queues overflowed (149 and 222 listen overflows
+ * counted on the live hosts) and nginx's 1 s connect timeouts became 504s — the app's limit, not the
+ * failover's. Swarm alone is given the same image by id.
+ */
+const IMAGE = 'berth-bench/web:latest';
 const RATE_PER_S = 200;
 const REPLICAS = 6;
 /** Load after the kill at most this long (restoration slower than this reports the cap). */
@@ -86,7 +95,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /**
  * Each host's TCP listen-queue overflows and drops so far (TcpExt ListenOverflows/ListenDrops of its
- * network namespace): an instance that accepts too slowly (busybox httpd listens with a backlog of 9)
+ * network namespace): an instance that accepts too slowly (busybox httpd, this bench's app until 2026-12-01, listened with a backlog of 9)
  * drops SYNs, which nginx sees as a connect timeout to a live host. `-` for a host that is gone.
  */
 async function listenDrops(th: TestHosts): Promise<string[]> {
@@ -125,17 +134,16 @@ async function berth(h: Harness, th: TestHosts, dir: string): Promise<{ detectMs
     await writeFile(file, `name: ${APP}
 services:
   web:
-    image: berth/busybox:latest
-    command: ["sh", "-c", "mkdir -p /tmp/w && echo $$BERTH_INSTANCE > /tmp/w/index.html && exec httpd -f -p $$PORT -h /tmp/w"]
+    image: ${IMAGE}
     deploy:
       replicas: ${REPLICAS}
     stop_grace_period: 2s
     x-berth:
-      port: 8080
+      port: 3000
       routes:
         - ${APP}.test/
       health:
-        http: {path: /, interval: 500ms}
+        http: {path: /healthz, interval: 500ms}
 `);
     const d = await h.cli(['deploy', '-f', file], { timeoutMs: 180_000 });
     if (d.code !== 0) throw new Error(`deploy failed: ${d.stderr}${d.stdout}`);
@@ -195,13 +203,12 @@ services:
 
 interface TaskView { ID: string; NodeID?: string; Status?: { State?: string; PortStatus?: { Ports?: Array<{ PublishedPort?: number }> } }; DesiredState?: string }
 
-async function swarmAlone(th: TestHosts): Promise<{ restoredMs: number; failed: number; sent: number }> {
+async function swarmAlone(th: TestHosts, imageId: string): Promise<{ restoredMs: number; failed: number; sent: number }> {
   const docker = new Docker({ socketPath: th.manager });
   const name = `${APP}-swarm`;
   await th.docker(1, 'service', 'rm', name).catch(() => '');
   await th.docker(1, 'service', 'create', '--detach', '--name', name, '--replicas', String(REPLICAS), '--no-resolve-image',
-    '--publish', 'mode=host,target=8080', 'berth/busybox:latest',
-    'sh', '-c', 'mkdir -p /tmp/w && hostname > /tmp/w/index.html && exec httpd -f -p 8080 -h /tmp/w');
+    '--publish', 'mode=host,target=3000', '--env', 'PORT=3000', imageId);
   const nodes = new Map<string, string>();
   for (const n of (await docker.listNodes()) as Array<{ ID: string; Status?: { Addr?: string } }>) nodes.set(n.ID, n.Status?.Addr ?? '');
   const dead = th.hosts[2]!;
@@ -259,6 +266,7 @@ async function swarmAlone(th: TestHosts): Promise<{ restoredMs: number; failed: 
 export async function run(): Promise<Record<string, number | string>> {
   process.env.BERTH_TESTHOSTS_SLOT ??= '2';
   await prepare();
+  await exec('docker', ['build', '-q', '-t', IMAGE, join(ROOT, 'examples/hello')], { timeout: 300_000 });
   const dir = await mkdtemp(join(tmpdir(), 'berth-bench-failover-'));
   let th: TestHosts | undefined;
   try {
@@ -267,6 +275,9 @@ export async function run(): Promise<Record<string, number | string>> {
     const c = await clusterOnTestHosts(3, { portRange: '20300-20399' });
     th = c.th;
     log(`test hosts up in ${th.setupS}s (slot ${process.env.BERTH_TESTHOSTS_SLOT}), engines on TLS`);
+    // The example app (Node, listen backlog 511) on every host, given to Swarm by id as Berth gives it.
+    await loadImageInto(th.hosts.map((x) => x.socket), IMAGE);
+    const imageId = (await th.docker(1, 'image', 'inspect', '--format', '{{.Id}}', IMAGE)).trim();
     const b = await berth(c.h, th, dir);
     log('reviving the killed host for the Swarm run');
     await th.revive(3);
@@ -275,7 +286,7 @@ export async function run(): Promise<Record<string, number | string>> {
     // Nothing of Berth's run left on the hosts: its per-instance services go before Swarm's run.
     const left = (await th.docker(1, 'service', 'ls', '-q', '--filter', `label=io.berth.app=${APP}`)).split('\n').filter(Boolean);
     if (left.length) await th.docker(1, 'service', 'rm', ...left);
-    const s = await swarmAlone(th);
+    const s = await swarmAlone(th, imageId);
     return {
       detect_ms: b.detectMs, restored_ms: b.restoredMs, failed_requests: b.failed, requests: b.sent,
       host_engines_followed: b.followed, host_engine_warnings: b.warnings,
