@@ -216,7 +216,8 @@ export async function run(): Promise<Record<string, number>> {
     log(`remote: starting 3 test hosts (slot ${process.env.BERTH_TESTHOSTS_SLOT})`);
     // The hosts' engines listen on ADDR:2376 with certificates of the server's cluster CA, as `berth
     // host add --address` sets them up: the server follows their events (and reads logs and stats) there.
-    const { h, th } = await clusterOnTestHosts(3, { portRange: '22400-22499' });
+    // 200 ports: a killed instance keeps its port while its container is kept (restart none), one per round.
+    const { h, th } = await clusterOnTestHosts(3, { portRange: '22400-22599' });
     try {
       await loadImageInto(th.hosts.map((x) => x.socket), IMAGE);
       const remote = th.hosts[1]!;
