@@ -21,6 +21,15 @@ async function processesRunning(path: string): Promise<number> {
   return n;
 }
 
+/** A stand-in for nginx that answers (exit 0) once `gate` exists: the tests control when it ends. */
+async function gatedStandIn(dir: string): Promise<{ fake: string; gate: string }> {
+  const fake = join(dir, 'fake-nginx');
+  const gate = join(dir, 'gate');
+  await writeFile(fake, `#!/bin/sh\nwhile [ ! -e ${gate} ]; do sleep 0.02; done\nexit 0\n`);
+  await chmod(fake, 0o755);
+  return { fake, gate };
+}
+
 async function withDir(fn: (dir: string, candidate: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-nginx-tester-'));
   try {
@@ -54,11 +63,7 @@ test('NginxTester: real nginx -t accepts a good candidate, refuses a bad one wit
 
 test('NginxTester: a shell that died is replaced on the next test; one test at a time; close fails the test in progress', async () => {
   await withDir(async (dir, candidate) => {
-    // A stand-in for nginx that waits for a file before it answers: the tests control when it ends.
-    const fake = join(dir, 'fake-nginx');
-    const gate = join(dir, 'gate');
-    await writeFile(fake, `#!/bin/sh\nwhile [ ! -e ${gate} ]; do sleep 0.02; done\nexit 0\n`);
-    await chmod(fake, 0o755);
+    const { fake, gate } = await gatedStandIn(dir);
     const t = new NginxTester(fake, `${dir}/`, candidate);
     try {
       await writeFile(gate, '');
@@ -81,10 +86,7 @@ test('NginxTester: a shell that died is replaced on the next test; one test at a
 
 test('NginxTester: no answer within the timeout fails the test and the next one runs in a new shell', async () => {
   await withDir(async (dir, candidate) => {
-    const fake = join(dir, 'fake-nginx');
-    const gate = join(dir, 'gate');
-    await writeFile(fake, `#!/bin/sh\nwhile [ ! -e ${gate} ]; do sleep 0.02; done\nexit 0\n`);
-    await chmod(fake, 0o755);
+    const { fake, gate } = await gatedStandIn(dir);
     const t = new NginxTester(fake, `${dir}/`, candidate, 300);
     try {
       await assert.rejects(t.test(), /no answer within 300 ms/);
