@@ -4,7 +4,8 @@
  * nginx's shared dict (admin endpoint, with Berth's admin token), without it the config on disk and
  * the admin generation endpoint agreeing; and a new healthy instance, from the moment it turned healthy (its event) until
  * it is in both. The service uses restart_policy none so kills do not build up crash-loop backoff;
- * new instances come from scaling up by one after each kill.
+ * after each kill the exited instance is removed by scaling down by one (untimed) and a new one comes from
+ * scaling up by one again: the service stays at 3 containers.
  */
 import { request } from 'node:http';
 import { createSocket } from 'node:dgram';
@@ -107,7 +108,7 @@ async function rounds(h: Harness, o: { what: string; address: string; placement?
   // The token Berth derives for nginx's admin endpoint (server.ts), from the key in the data dir.
   if (mode === 'lua') token = SecretBox.fromLoaded(loadSecretKey({ dataDir: h.dataDir })).mac('ingress admin token');
   log(`${o.what}: backend updates: ${mode}`);
-  let replicas = 3;
+  const replicas = 3;
   const spec = () => ({
     name: 'prop', services: { web: {
       name: 'web', image: IMAGE, environment: {}, ports: [], replicas, limits: o.limits ?? {}, labels: {},
@@ -146,9 +147,15 @@ async function rounds(h: Harness, o: { what: string; address: string; placement?
     await killed;
     if (TRACE) log(`round ${round}: gone from DNS at ${dnsGoneAt} ms, from nginx at ${nginxGoneAt} ms`);
     if (TRACE) log(`round ${round}: removal ${Math.round(removal.at(-1)!)} ms (seen at ${Date.now()})`);
-    // A new instance: scale up by one; time from its health.healthy event to DNS + nginx.
+    // The killed instance stays as an exited replica (restart none). Scaling down by one removes it
+    // (not serving goes first), untimed, so the service stays at 3 containers: until 2026-12-01 they
+    // piled up, one per round (81 by round 78), and every reconcile round listed and went through them
+    // all (100 ms in Docker), which the later rounds' figures measured instead of the flip's way.
+    const down = await h.api('POST', '/v1/apps/prop/scale', { env: 'prod', service: 'web', replicas: replicas - 1 });
+    if (down.status >= 300) throw new Error(`${o.what}: scale to ${replicas - 1} refused: ${JSON.stringify(down.json)}`);
+    await waitFor(async () => !(await h.status('prop')).services[0].instances.some((i: { id: string }) => i.id === victim.id), { timeoutMs: 60_000, intervalMs: 20, what: 'the killed instance removed' });
+    // A new instance: scale up by one again; time from its health.healthy event to DNS + nginx.
     const lastEvent = (await h.api('GET', '/v1/events?limit=1')).json.events.at(-1)?.id ?? 0;
-    replicas++;
     const sc = await h.api('POST', '/v1/apps/prop/scale', { env: 'prod', service: 'web', replicas });
     if (sc.status >= 300) throw new Error(`${o.what}: scale to ${replicas} refused: ${JSON.stringify(sc.json)}`);
     const ev = await waitFor(async () => {
