@@ -20,10 +20,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { waitFor } from '../src/lib/backoff.ts';
-import type { Harness } from '../test/helpers/harness.ts';
 import type { TestHosts } from '../test/helpers/swarm-hosts.ts';
 import { clusterOnTestHosts, exec, hostEnginesFollowed, loadImageInto, log, prepare } from './common.ts';
-import { ROOT } from '../test/helpers/harness.ts';
+import { ROOT, type Harness } from '../test/helpers/harness.ts';
 
 /**
  * The example app (examples/hello: Node, listen backlog 511) on both sides. Until 2026-12-01 this was

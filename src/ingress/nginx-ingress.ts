@@ -93,9 +93,9 @@ export class NginxIngress implements Ingress {
   private readonly confPath: string;
   /** nginx.conf as this process last wrote or read it; undefined: read the file. */
   private confText: string | undefined;
-  /** One kept-alive connection to nginx's admin server for pushes (closed when idle for 30 s; nginx keeps idle ones 75 s). */
   /** Runs `nginx -t` on the candidate (made on the first test). */
   private tester: NginxTester | undefined;
+  /** One kept-alive connection to nginx's admin server for pushes (closed when idle for 30 s; nginx keeps idle ones 75 s). */
   private readonly adminAgent = new Agent({ keepAlive: true, maxSockets: 1, timeout: 30_000 });
   private readonly errorLogPath: string;
   private renderOpts: Omit<RenderOptions, 'generation'> | undefined;
@@ -648,7 +648,6 @@ export class NginxIngress implements Ingress {
       req.end(body);
     });
   }
-
 
   private async checkPortFree(host: string, port: number, what: string, todo: string): Promise<void> {
     const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
