@@ -196,6 +196,7 @@ test('a host dies under load: its instances are unrouted and replaced on the oth
   await new Promise((r) => setTimeout(r, 500));
   const t0 = Date.now();
   await th.kill(3);
+  const killedAt = Date.now();
   await sixHealthyAwayFrom([hn(3)], `six healthy on ${hn(1)}/${hn(2)} after ${hn(3)} died`, 90_000);
   const restoredMs = Date.now() - t0;
   const res = await l.stop();
@@ -205,7 +206,18 @@ test('a host dies under load: its instances are unrouted and replaced on the oth
   // Requests already sent to the dying host's instances get no answer (the link is cut, no reset): the
   // ingress cuts its connections there once Berth's check finds the instance unreachable, and nginx
   // retries the GETs on a live instance before the client's 5 s run out.
-  assert.equal(res.failed, 0, `failed GETs: ${res.errors.join('; ')}`);
+  // Except one whose answer was on its way when the link went (status and headers through, the body
+  // lost with the link): nginx has begun that answer to the client, and no proxy can take it back and
+  // ask another backend. Such a GET fails, and only such: its headers came before the host was gone,
+  // at most one per client connection (4).
+  const lateOrWhole = res.failed - res.partial.filter((p) => p.headersAt <= killedAt).length;
+  if (lateOrWhole !== 0 || res.partial.length > 4) {
+    const ev = (await h.api('GET', `/v1/events?app=${APP}&limit=500`)).json as { events?: Array<{ kind: string; message: string; at?: number }> };
+    const seen = (ev.events ?? []).filter((e) => /^(ingress\.cut|health\.|instance\.)/.test(e.kind)).map((e) => `${e.kind}: ${e.message}`);
+    assert.fail(`failed GETs: ${res.failed} (${res.partial.length} cut mid-answer: ${JSON.stringify(res.partial.map((p) => p.headersAt - killedAt))} ms from the kill's end): ` +
+      `${res.errors.join('; ')}\nevents:\n${seen.join('\n')}`);
+  }
+  if (res.partial.length > 0) console.log(`# figures: ${res.partial.length} GET(s) whose answer was under way when the host died (cut mid-answer)`);
   const done = await Promise.all(posts);
   const cut = done.filter((p) => p.status !== 200);
   console.log(`# figures: POSTs: ${done.length - cut.length} answered 200, ${cut.length} cut (${JSON.stringify(tally(cut.map((p) => String(p.status))))})`);

@@ -44,6 +44,29 @@ test('checkInstance says what a check found: the status, a refused connection an
     { ok: false, text: `connection refused on 127.0.0.1:${closed}`, refused: true });
 });
 
+test('a check whose timeout ran late because the event loop was busy does not call a live instance unreachable', async () => {
+  const server = createServer((_req, res) => res.end('ok'));
+  const port = await listen(server);
+  const at = { address: '127.0.0.1', port };
+  /** Starts the check, lets its connect be issued (a nextTick), then keeps the event loop busy past its timeout. */
+  const blocked = async (p: Parameters<typeof checkInstance>[1]) => {
+    const result = checkInstance(at, p);
+    await new Promise((r) => process.nextTick(r));
+    const until = Date.now() + 4 * p.timeoutMs;
+    while (Date.now() < until) { /* the kernel makes the connection meanwhile; Node sees it after the timers */ }
+    return result;
+  };
+  try {
+    // The timer and the made connection are due in the same turn: the connection is seen first.
+    assert.deepEqual(await blocked({ ...tcp, timeoutMs: 50 }), { ok: true, text: `connected to 127.0.0.1:${port}` });
+    const r = await blocked(http('/health', 50));
+    assert.equal(r.unreachable, undefined, JSON.stringify(r));
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});
+
 test('a TCP connection that connected to itself (nothing listens; the kernel chose the port as source) is recognised, a real one is not', async () => {
   const port = await closedPort();
   // Binding the client to that same port makes the connect a simultaneous open with itself.

@@ -280,6 +280,17 @@ export function isSelfConnection(s: { localAddress?: string | undefined; localPo
   return s.localPort !== undefined && s.localPort === s.remotePort && s.localAddress === s.remoteAddress;
 }
 
+/**
+ * Runs a check's timeout verdict after the event loop's next I/O poll. When the server's event loop
+ * was busy past the timeout, the timer runs first in the next turn, before the poll that would deliver
+ * a connection the kernel made long ago: judged at once, a live instance would look "unreachable"
+ * (no TCP connection) and have its connections cut. setImmediate runs after that poll: a connection
+ * made by then has been seen (its handlers ran, a TCP check has already passed).
+ */
+function settleTimeout(verdict: () => void): void {
+  setImmediate(verdict);
+}
+
 /** One HTTP (2xx/3xx) or TCP (connects) check of an instance. */
 export async function probeInstance(inst: Pick<InstanceRecord, 'address' | 'port'>, p: Probe): Promise<boolean> {
   return (await checkInstance(inst, p)).ok;
@@ -310,11 +321,11 @@ export function checkInstance(inst: Pick<InstanceRecord, 'address' | 'port'>, p:
     const timedOut = `no answer within ${p.timeoutMs >= 1000 ? `${Math.round(p.timeoutMs / 100) / 10}s` : `${p.timeoutMs} ms`} on ${where}`;
     if (p.type === 'tcp') {
       const s = connect({ host: inst.address, port: inst.port });
-      s.setTimeout(p.timeoutMs, () => {
+      s.setTimeout(p.timeoutMs, () => settleTimeout(() => {
         const unreachable = s.connecting;
         s.destroy();
         finish({ ok: false, text: timedOut, ...(unreachable ? { unreachable: true } : {}) });
-      });
+      }));
       const self = () => { s.destroy(); finish({ ok: false, text: `connection refused on ${where}`, refused: true }); };
       if (!p.published) {
         s.on('connect', () => {
@@ -347,12 +358,12 @@ export function checkInstance(inst: Pick<InstanceRecord, 'address' | 'port'>, p:
       const code = res.statusCode ?? 0;
       finish({ ok: code >= 200 && code < 400, text: `GET ${p.path} → ${code}` });
     });
-    req.on('timeout', () => {
+    req.on('timeout', () => settleTimeout(() => {
       // Timed out before the TCP connection was made: the address is silent (a dead host), not the app slow.
       const unreachable = req.socket?.connecting === true;
       req.destroy();
       finish({ ok: false, text: `GET ${p.path} → ${timedOut}`, ...(unreachable ? { unreachable: true } : {}) });
-    });
+    }));
     req.on('error', (err) => finish(failed(err)));
     req.end();
   });

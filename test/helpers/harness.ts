@@ -111,11 +111,13 @@ export interface HttpResult {
 export function get(port: number, path: string, timeoutMs = 5000, headers?: Record<string, string>): Promise<HttpResult> {
   return new Promise((res, rej) => {
     const req = request({ host: '127.0.0.1', port, path, agent: false, timeout: timeoutMs, ...(headers ? { headers } : {}) }, (r) => {
+      const headersAt = Date.now();
       let body = '';
       r.setEncoding('utf8');
       r.on('data', (c) => (body += c));
       r.on('end', () => res({ status: r.statusCode ?? 0, body }));
-      r.on('error', rej);
+      // The answer had begun (status and headers came at `headersAt`) when its connection broke.
+      r.on('error', (err) => rej(Object.assign(err, { headersAt })));
     });
     req.on('timeout', () => req.destroy(new Error(headers?.host ? `timeout asking ${headers.host}` : 'timeout')));
     req.on('error', rej);
@@ -129,15 +131,20 @@ export async function viaIngress(port: number, host: string, path = '/'): Promis
   return r.status === 200 ? r.body.trim() : `HTTP ${r.status}`;
 }
 
-/** A bounded load loop: `total` requests at `concurrency` (`host`: the Host header), returns counts of failures (non-2xx or socket errors). */
+/**
+ * A bounded load loop: `total` requests at `concurrency` (`host`: the Host header), returns counts of
+ * failures (non-2xx or socket errors). `partial`: the failures whose answer had begun (status and
+ * headers received at `headersAt`) when the connection broke — every one is also in `failed`.
+ */
 export async function load(port: number, path: string, opts: { total: number; concurrency: number; maxMs: number; host?: string; stop?: () => boolean }):
-  Promise<{ ok: number; failed: number; errors: string[]; bodies: Map<string, number> }> {
+  Promise<{ ok: number; failed: number; errors: string[]; bodies: Map<string, number>; partial: Array<{ headersAt: number; error: string }> }> {
   const deadline = Date.now() + opts.maxMs;
   let sent = 0;
   let ok = 0;
   let failed = 0;
   const errors: string[] = [];
   const bodies = new Map<string, number>();
+  const partial: Array<{ headersAt: number; error: string }> = [];
   const worker = async () => {
     while (sent < opts.total && Date.now() < deadline && !opts.stop?.()) {
       sent++;
@@ -153,11 +160,13 @@ export async function load(port: number, path: string, opts: { total: number; co
       } catch (err) {
         failed++;
         if (errors.length < 10) errors.push(String(err));
+        const headersAt = (err as { headersAt?: number }).headersAt;
+        if (headersAt !== undefined) partial.push({ headersAt, error: String(err) });
       }
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
-  return { ok, failed, errors, bodies };
+  return { ok, failed, errors, bodies, partial };
 }
 
 /**
