@@ -3,7 +3,7 @@
 # namespace: its own host name) with its own dockerd, on one Linux bridge, joined into a Swarm.
 #
 #   scripts/testhosts.sh up N       N ≥ 1 hosts th1..thN: th1 the Swarm's manager, the others workers;
-#                                   base images loaded into each. Cleans leftovers of a killed run first.
+#                                   base images in each (linked from a template, see seed_images). Cleans leftovers of a killed run first.
 #   scripts/testhosts.sh down       stops and deletes everything of ours (idempotent, also after a crash)
 #   scripts/testhosts.sh kill I     host I dies: its link is cut and every process of it is killed -9
 #                                   (its netns pids and its containers' cgroups: a dockerd kill alone
@@ -19,7 +19,7 @@
 # Env: BERTH_TESTHOSTS_SLOT (0-9, default 0): several independent sets of test hosts on one machine
 # (slot S: hosts sSh1.., bridge berthtbS, 10.77.S.0/24, its own run directory; slot 0 is the above),
 # so parallel work trees can each run their many-host tests. BERTH_TESTHOSTS_IMAGES (default "berth/busybox berth/node:20"), BERTH_TESTHOSTS_DIR
-# (/var/lib/berth-testhosts: data roots and the image tar cache), BERTH_TESTHOSTS_RUN (/run/berth-testhosts).
+# (/var/lib/berth-testhosts: data roots and the base images' template data root), BERTH_TESTHOSTS_RUN (/run/berth-testhosts).
 # BERTH_TESTHOSTS_TLS_DIR: where DIR/NAME/{ca,cert,key}.pem exist, host NAME's dockerd also listens on
 # tcp://ADDRESS:2376 with --tlsverify (that CA is the only client CA): the control plane's way in, as
 # on a real remote host (the unix sockets exist only because the namespaces share one file system).
@@ -74,19 +74,22 @@ wait_dockerd() {
   wait_until 60 0.2 dk "$i" info >/dev/null 2>&1 || { tail -20 "$DIR/$PREFIX$i/dockerd.log" >&2; die "dockerd of $PREFIX$i did not answer within 60 s"; }
 }
 
-kill_host() {
-  local i=$1 pids
-  ip link set "${BR}v$i" down 2>/dev/null || true
-  for _ in 1 2 3 4 5; do
-    pids=$(host_pids "$i")
+# kill_hosts I... — the hosts die together: links cut, then every process of theirs is killed -9 (one
+# pass for all of them: `down` of three hosts took ~0.6 s per host one after another).
+kill_hosts() {
+  local i pids
+  for i in "$@"; do ip link set "${BR}v$i" down 2>/dev/null || true; done
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    pids=$(for i in "$@"; do host_pids "$i"; done | sort -un)
     [[ -z $pids ]] && return 0
     # shellcheck disable=SC2086
     kill -9 $pids 2>/dev/null || true
-    sleep 0.2
+    sleep 0.1
   done
-  pids=$(host_pids "$i")
-  [[ -z $pids ]] || warn "processes of $PREFIX$i survive: $pids"
+  pids=$(for i in "$@"; do host_pids "$i"; done | sort -un)
+  [[ -z $pids ]] || warn "processes of $PREFIX$* survive: $pids"
 }
+kill_host() { kill_hosts "$1"; }
 
 # Unmounts everything under a directory (deepest first).
 umount_under() {
@@ -95,52 +98,80 @@ umount_under() {
 }
 
 down() {
-  local ns i
+  local ns hosts=() i
   # Everything goes (data included), so nothing is stopped gracefully: every process is killed.
-  for ns in $(our_netns); do
-    i=${ns#"$PREFIX"}
-    kill_host "$i"
-    ip netns del "$ns" 2>/dev/null || true
-  done
+  for ns in $(our_netns); do hosts+=("${ns#"$PREFIX"}"); done
   # Containers whose netns was another one: their cgroups name them.
   for i in $(find /sys/fs/cgroup -maxdepth 3 -name "berth-testhosts-$PREFIX*" -printf '%f\n' 2>/dev/null | sed -E "s/^berth-testhosts-$PREFIX([0-9]+).*/\1/" | sort -u); do
-    kill_host "$i"
+    hosts+=("$i")
   done
+  if ((${#hosts[@]} > 0)); then kill_hosts $(printf '%s\n' "${hosts[@]}" | sort -un); fi
+  for ns in $(our_netns); do ip netns del "$ns" 2>/dev/null || true; done
   find /sys/fs/cgroup -depth -path "*/berth-testhosts-$PREFIX*" -type d -exec rmdir {} \; 2>/dev/null || true
   umount_under "$RUN"
   umount_under "$DIR"
   ip link del "$BR" 2>/dev/null || true
   for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E "^${BR}v[0-9]+$" || true); do ip link del "$l" 2>/dev/null || true; done
   rm -rf "$RUN"
-  find "$DIR" -mindepth 1 -maxdepth 1 -name "$PREFIX*" -exec rm -rf {} + 2>/dev/null || true
+  # The data roots (thousands of image files each) are deleted in the background: renamed first, so
+  # the next `up` starts on empty ones at once (deleting took 1-4 s of each many-host file's teardown).
+  local trash d
+  trash=$(mktemp -d "$DIR/trash-$PREFIX.XXXXXX")
+  for d in "$DIR/$PREFIX"*; do [[ -e $d ]] && mv "$d" "$trash/"; done
+  # Also what a killed run's background delete left.
+  setsid rm -rf "$DIR/trash-$PREFIX".* >/dev/null 2>&1 </dev/null &
 }
 
-# The base images as one tar, cached by their ids.
-image_tar() {
-  local ids key tar
+# seed_images I... — the base images into each host's (empty) data root, before its dockerd starts:
+# hard links of a template data root (image/ and overlay2/ of a dockerd that loaded them once per
+# machine, cached by the images' ids). `docker load` of the images into three fresh dockerds took
+# 6-15 s per `up` (each extracts and hashes every layer); linking takes well under a second. Safe to
+# share: Docker never writes into a layer it has committed (containers write to their own upper dirs,
+# an image removal unlinks only that host's links), and each host's image metadata is a copy.
+seed_images() {
+  local ids key tpl tmp sock i
   # shellcheck disable=SC2086
   ids=$(docker image inspect -f '{{.Id}}' $IMAGES) || die "base images missing ($IMAGES): run scripts/images.sh"
-  key=$(printf '%s' "$ids $IMAGES" | sha256sum | cut -c1-16)
-  tar="$DIR/images-$key.tar"
-  # Slots share the cache: one writer at a time.
-  exec 9>"$DIR/images.lock"
+  key=$(printf '%s' "$ids $IMAGES $DRIVER" | sha256sum | cut -c1-16)
+  tpl="$DIR/template-$key"
+  # Slots share the template: one at a time builds it or links from it.
+  exec 9>"$DIR/template.lock"
   flock 9
-  if [[ ! -s $tar ]]; then
-    find "$DIR" -maxdepth 1 -name 'images-*.tar' -delete
+  if [[ ! -d $tpl ]]; then
+    find "$DIR" -maxdepth 1 -name 'template-*' -exec rm -rf {} +
+    tmp="$DIR/template-$key.$$.tmp"
+    sock="$tmp/docker.sock"
+    rm -rf "$tmp" && mkdir -p "$tmp/data" "$tmp/exec"
+    # A dockerd of its own (no network, no iptables) loads the images, then stops cleanly.
+    setsid unshare --net dockerd --data-root "$tmp/data" --exec-root "$tmp/exec" --pidfile "$tmp/dockerd.pid" \
+      -H "unix://$sock" --iptables=false --ip6tables=false --bridge=none --storage-driver "$DRIVER" \
+      >"$tmp/dockerd.log" 2>&1 </dev/null &
+    wait_until 60 0.2 docker -H "unix://$sock" info >/dev/null 2>&1 || { tail -20 "$tmp/dockerd.log" >&2; die "the template's dockerd did not answer"; }
     # shellcheck disable=SC2086
-    docker save -o "$tar.$$.tmp" $IMAGES && mv "$tar.$$.tmp" "$tar"
+    docker save $IMAGES | docker -H "unix://$sock" load -q >/dev/null || die "loading images into the template failed"
+    kill "$(cat "$tmp/dockerd.pid")"
+    wait_until 30 0.1 bash -c "[[ ! -e '$tmp/dockerd.pid' ]]" || die "the template's dockerd did not stop"
+    mkdir "$tmp/tpl"
+    mv "$tmp/data/image" "$tmp/data/overlay2" "$tmp/tpl/"
+    mv "$tmp/tpl" "$tpl"
+    rm -rf "$tmp"
   fi
+  for i in "$@"; do
+    mkdir -p "$DIR/$PREFIX$i/data"
+    cp -al "$tpl/overlay2" "$DIR/$PREFIX$i/data/" && cp -a "$tpl/image" "$DIR/$PREFIX$i/data/" || die "seeding $PREFIX$i's images failed"
+  done
   exec 9>&-
-  printf '%s\n' "$tar"
 }
 
 up() {
-  local n=$1 i tar t0 token pids=()
+  local n=$1 i t0 token pids=() hosts=()
   [[ $n =~ ^[0-9]+$ ]] && ((n >= 1 && n <= 9)) || die "up N: N is 1..9, not '$n'"
   require_root
   t0=$(now_ms)
   down
   mkdir -p "$DIR" "$RUN"
+  for ((i = 1; i <= n; i++)); do hosts+=("$i"); done
+  seed_images "${hosts[@]}"
   ip link add "$BR" type bridge
   ip addr add "$NET.1/24" dev "$BR"
   ip link set "$BR" up
@@ -154,15 +185,19 @@ up() {
     ip -n "$PREFIX$i" route add default via "$NET.1"
     start_dockerd "$i"
   done
-  tar=$(image_tar)
   for ((i = 1; i <= n; i++)); do wait_dockerd "$i"; done
   log "$n dockerds answer ($(elapsed_since "$t0"))"
-  for ((i = 1; i <= n; i++)); do dk "$i" load -q -i "$tar" >/dev/null & pids+=($!); done
   dk 1 swarm init --advertise-addr "$(addr 1)" --listen-addr "$(addr 1):2377" --default-addr-pool "$POOL" >/dev/null
   token=$(dk 1 swarm join-token -q worker)
-  for ((i = 2; i <= n; i++)); do dk "$i" swarm join --token "$token" --advertise-addr "$(addr "$i")" --listen-addr "$(addr "$i"):2377" "$(addr 1):2377" >/dev/null; done
-  for pid in "${pids[@]}"; do wait "$pid" || die "loading images failed"; done
-  wait_until 30 0.3 bash -c "[[ \$(docker -H unix://$(sock 1) node ls --format '{{.Status}}' | grep -c Ready) -eq $n ]]" || die "not all $n nodes are Ready"
+  # The workers join side by side (one after another took ~2 s each).
+  for ((i = 2; i <= n; i++)); do
+    dk "$i" swarm join --token "$token" --advertise-addr "$(addr "$i")" --listen-addr "$(addr "$i"):2377" "$(addr 1):2377" >/dev/null &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || die "a host did not join the Swarm"; done
+  # shellcheck disable=SC2086
+  for ((i = 1; i <= n; i++)); do dk "$i" image inspect $IMAGES >/dev/null || die "$PREFIX$i lacks the base images"; done
+  wait_until 30 0.2 bash -c "[[ \$(docker -H unix://$(sock 1) node ls --format '{{.Status}}' | grep -c Ready) -eq $n ]]" || die "not all $n nodes are Ready"
   log "swarm of $n hosts up ($(elapsed_since "$t0"))"
   status
 }
