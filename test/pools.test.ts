@@ -51,7 +51,14 @@ services:
   });
 
   test('quota on default: refused over it (exit 4, quota/used/asked named, nothing recorded or started), admitted within, scale-up refused; a member cannot grant', async () => {
-    const pools = await h.cli(['pools', '--json']);
+    // Reads and refusals that change nothing: side by side (each CLI run costs ~1 s here).
+    const [pools, self, put, usage, bad] = await Promise.all([
+      h.cli(['pools', '--json']),
+      h.cli(['pool', 'grant', 'gpu', 'web'], { env: ann }),
+      h.api('PUT', '/v1/pools/default/quota', { instances: 99 }, ann.BERTH_TOKEN),
+      h.cli(['pool', 'quota', 'default']),
+      h.cli(['pool', 'quota', 'default', '--memory', 'lots']),
+    ]);
     assert.equal(pools.code, 0, pools.stderr);
     const def = JSON.parse(pools.stdout).pools.find((p: { name: string }) => p.name === 'default');
     assert.equal(def.hosts.length, 1, 'the plain engine is one host in default');
@@ -59,14 +66,11 @@ services:
     assert.deepEqual([def.teams, def.quotaShown], [['*'], 'no limit']);
 
     // A member may not set a quota or grant their team anything.
-    const self = await h.cli(['pool', 'grant', 'gpu', 'web'], { env: ann });
     assert.equal(self.code, 5, self.stderr);
     assert.match(self.stderr, /owner role/);
-    assert.equal((await h.api('PUT', '/v1/pools/default/quota', { instances: 99 }, ann.BERTH_TOKEN)).status, 403);
-    const usage = await h.cli(['pool', 'quota', 'default']);
+    assert.equal(put.status, 403);
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /nothing to change: give --cpus, --memory or --instances/);
-    const bad = await h.cli(['pool', 'quota', 'default', '--memory', 'lots']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /memory: "lots" is not a size/);
 
@@ -79,22 +83,26 @@ services:
     assert.match(over.stderr, /pool default's quota is exceeded: instances quota 2, used 0 by other apps and environments, asked 3 by shop\/prod \(worker 3\)/);
     assert.doesNotMatch(over.stderr, /at .*\.ts:\d+/, 'no stack trace');
     // Nothing recorded: no app (the team's claim released), no deployment, no container.
-    assert.equal((await h.api('GET', '/v1/apps/shop')).status, 404);
-    assert.deepEqual((await h.api('GET', '/v1/teams')).json.teams.find((t: { name: string }) => t.name === 'web').apps, []);
-    assert.deepEqual(await h.containers('shop'), []);
+    const [app404, teams, none] = await Promise.all([h.api('GET', '/v1/apps/shop'), h.api('GET', '/v1/teams'), h.containers('shop')]);
+    assert.equal(app404.status, 404);
+    assert.deepEqual(teams.json.teams.find((t: { name: string }) => t.name === 'web').apps, []);
+    assert.deepEqual(none, []);
 
     const ok = await h.cli(['deploy', '-f', file(2), '--json'], { env: ann, timeoutMs: 120_000 });
     assert.equal(ok.code, 0, ok.stderr + ok.stdout);
-    assert.equal((await h.containers('shop')).filter((c) => c.running).length, 2);
-    const after2 = JSON.parse((await h.cli(['pools', '--json'], { env: ann })).stdout).pools.find((p: { name: string }) => p.name === 'default');
+    const [containers2, pools2] = await Promise.all([h.containers('shop'), h.cli(['pools', '--json'], { env: ann })]);
+    assert.equal(containers2.filter((c) => c.running).length, 2);
+    const after2 = JSON.parse(pools2.stdout).pools.find((p: { name: string }) => p.name === 'default');
     assert.deepEqual(after2.used, { instances: 2, nanoCpus: 2e8, memoryBytes: 2 * 32 * 1024 ** 2 });
 
-    const scale = await h.cli(['scale', 'shop', 'worker=3', '--force'], { env: ann });
+    // Two refusals side by side: a member's scale-up, and the owner's deploy (held to quotas too).
+    const [scale, owner] = await Promise.all([
+      h.cli(['scale', 'shop', 'worker=3', '--force'], { env: ann }),
+      h.cli(['deploy', '-f', file(3)], { timeoutMs: 60_000 }),
+    ]);
     assert.equal(scale.code, 4, scale.stderr);
     assert.match(scale.stderr, /instances quota 2, used 0 by other apps and environments, asked 3/);
     assert.equal((await h.api('GET', '/v1/apps/shop')).json.services[0].desired, 2);
-    // The owner is held to quotas too.
-    const owner = await h.cli(['deploy', '-f', file(3)], { timeoutMs: 60_000 });
     assert.equal(owner.code, 4, owner.stderr);
     assert.match(owner.stderr, /instances quota 2, used 0 by other apps and environments, asked 3/);
   });
@@ -108,9 +116,10 @@ services:
     const refused = await h.cli(['deploy', '-f', file(1)], { env: ann, timeoutMs: 60_000 });
     assert.equal(refused.code, 5, refused.stderr + refused.stdout);
     assert.match(refused.stderr, /pool default is not granted to team web \(app shop belongs to team web; ann is in team web\): worker cannot be placed there — an owner grants it with `berth pool grant default web`/);
-    assert.equal((await h.api('GET', '/v1/apps/shop')).json.services[0].desired, 2, 'nothing changed');
     // A member sees the pools open to them only, without other teams' names.
-    const seen = JSON.parse((await h.cli(['pools', '--json'], { env: ann })).stdout).pools;
+    const [unchanged, seenOut] = await Promise.all([h.api('GET', '/v1/apps/shop'), h.cli(['pools', '--json'], { env: ann })]);
+    assert.equal(unchanged.json.services[0].desired, 2, 'nothing changed');
+    const seen = JSON.parse(seenOut.stdout).pools;
     assert.deepEqual(seen.map((p: { name: string; teams: string[] }) => [p.name, p.teams]), [['default', []]], 'default shows (shop runs there), team data is not named');
 
     // The owner bypasses grants (not quotas): one replica fits.
@@ -122,16 +131,16 @@ services:
     assert.match(grant.stdout, /pool default: granted to team web \(teams: data, web\)/);
     const again = await h.cli(['deploy', '-f', file(2), '--json'], { env: ann, timeoutMs: 120_000 });
     assert.equal(again.code, 0, again.stderr + again.stdout);
-    const table = await h.cli(['pools']);
+    const [table, auditOut, verify] = await Promise.all([h.cli(['pools']), h.cli(['audit', '--json']), h.cli(['audit', 'verify'])]);
     assert.match(table.stdout, /^POOL\s+HOSTS\s+CPU/m);
     assert.match(table.stdout, /default .* 1 CPU, 2 instances\s+data,web/);
 
-    const audit = JSON.parse((await h.cli(['audit', '--json'])).stdout) as { entries?: { action: string; status: number; actorName: string }[] } | { action: string; status: number; actorName: string }[];
+    const audit = JSON.parse(auditOut.stdout) as { entries?: { action: string; status: number; actorName: string }[] } | { action: string; status: number; actorName: string }[];
     const entries = Array.isArray(audit) ? audit : audit.entries ?? [];
     const pools = entries.filter((e) => e.action.includes('/v1/pools/')).map((e) => `${e.action} ${e.status} ${e.actorName}`);
     for (const want of ['POST /v1/pools/:pool/grants/:team 403 ann', 'PUT /v1/pools/:pool/quota 200 admin', 'DELETE /v1/pools/:pool/grants/:team 200 admin', 'POST /v1/pools/:pool/grants/:team 201 admin']) {
       assert.ok(pools.includes(want), `${want} in ${JSON.stringify(pools)}`);
     }
-    assert.equal((await h.cli(['audit', 'verify'])).code, 0);
+    assert.equal(verify.code, 0);
   });
 });

@@ -107,24 +107,29 @@ describe('secrets and configs', () => {
   });
 
   test('deployed to prod and pre: the db reads its password through *_FILE; each environment gets its own external value', async () => {
-    for (const [target, value] of [['prod', PROD_KEY], ['pre', PRE_KEY]] as const) {
+    // The two environments are independent: set and deploy side by side.
+    await Promise.all(([['prod', PROD_KEY], ['pre', PRE_KEY]] as const).map(async ([target, value]) => {
       const s = await cliStdin(['secret', 'set', 'vault', 'API_KEY', '--env', target, '--create', '--no-wait'], value);
       assert.equal(s.code, 0, s.stderr);
       const d = await deploy(target);
       assert.equal(d.code, 0, d.stdout + d.stderr);
-    }
-    for (const [target, key] of [['prod', PROD_KEY], ['pre', PRE_KEY]] as const) {
+    }));
+    await Promise.all(([['prod', PROD_KEY], ['pre', PRE_KEY]] as const).map(async ([target, key]) => {
       const id = await container(target);
-      assert.equal(await inContainer(id, 'sh', '-c', 'cat "$DB_PASSWORD_FILE"'), DB_PW, 'the process (uid 999) reads its password');
-      assert.equal(await inContainer(id, 'cat', '/run/secrets/api_key'), key);
-      assert.equal(await inContainer(id, 'cat', '/etc/token'), ENV_TOKEN);
-      assert.equal(await inContainer(id, 'cat', '/etc/app/app.ini'), '[db]\nhost = db');
-      assert.equal(await inContainer(id, 'stat', '-c', '%u %g %a', '/run/secrets/db_password'), '999 0 400');
-      assert.equal(await inContainer(id, 'stat', '-c', '%u %g %a', '/etc/app/app.ini'), '0 999 440');
-      assert.equal(await inContainer(id, 'stat', '-c', '%u %g %a', '/run/secrets/api_key'), '0 0 444');
+      const [pw, apiKey, token, ini, pwStat, iniStat, keyStat] = await Promise.all([
+        inContainer(id, 'sh', '-c', 'cat "$DB_PASSWORD_FILE"'), inContainer(id, 'cat', '/run/secrets/api_key'), inContainer(id, 'cat', '/etc/token'),
+        inContainer(id, 'cat', '/etc/app/app.ini'), inContainer(id, 'stat', '-c', '%u %g %a', '/run/secrets/db_password'),
+        inContainer(id, 'stat', '-c', '%u %g %a', '/etc/app/app.ini'), inContainer(id, 'stat', '-c', '%u %g %a', '/run/secrets/api_key')]);
+      assert.equal(pw, DB_PW, 'the process (uid 999) reads its password');
+      assert.equal(apiKey, key);
+      assert.equal(token, ENV_TOKEN);
+      assert.equal(ini, '[db]\nhost = db');
+      assert.equal(pwStat, '999 0 400');
+      assert.equal(iniStat, '0 999 440');
+      assert.equal(keyStat, '0 0 444');
       // Read-only: the container cannot change the value it was given.
       await assert.rejects(docker('exec', '-u', '0', id, 'sh', '-c', 'echo x > /run/secrets/api_key'));
-    }
+    }));
   });
 
   test('no value in docker inspect (environment, labels), nor in the data directory\'s files, nor in the server log; files come from a tmpfs', async () => {

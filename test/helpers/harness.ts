@@ -251,6 +251,7 @@ export class Harness {
   }
 
   async startServer(): Promise<void> {
+    const t0 = Date.now();
     await rm(join(this.dataDir, 'server.json'), { force: true });
     const proc = spawn(BERTH, ['server'], { env: this.env, stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc = proc;
@@ -266,6 +267,7 @@ export class Harness {
     }, { timeoutMs: 90_000, intervalMs: 200, what: 'berth server to answer' }).catch((err: Error) => {
       throw new Error(`${err.message}\nserver log:\n${this.serverLog.slice(-3000)}`);
     });
+    if (process.env.BERTH_TEST_TRACE) process.stderr.write(`[trace] startServer ${Date.now() - t0} ms\n`);
   }
 
   /** Kills the server process (SIGKILL by default: a crash). nginx and containers keep running. */
@@ -306,12 +308,17 @@ export class Harness {
     return { status: res.status, json: text ? JSON.parse(text) : undefined };
   }
 
-  /** The CLI against this server; `input`: written to its stdin, which is then closed (else stdin stays open and empty). */
+  /**
+   * The CLI against this server; `input`: written to its stdin, which is then closed (else stdin stays open and empty).
+   * BERTH_TEST_TRACE=1 prints each run's duration (and the server's start and cleanup) to stderr: where a file's time goes.
+   */
   cli(args: string[], opts: { timeoutMs?: number; env?: Record<string, string>; cwd?: string; input?: string } = {}): Promise<CliResult> {
+    const t0 = Date.now();
     return new Promise((res) => {
       const p = execFile(BERTH, args, { env: { ...this.env, ...opts.env }, timeout: opts.timeoutMs ?? 300_000, maxBuffer: 16 * 1024 * 1024,
         ...(opts.cwd ? { cwd: opts.cwd } : {}) }, (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+        if (process.env.BERTH_TEST_TRACE) process.stderr.write(`[trace] cli ${args.join(' ')} -> ${code} ${Date.now() - t0} ms\n`);
         res({ code, stdout, stderr });
       });
       if (opts.input !== undefined) p.stdin?.end(opts.input);
@@ -388,6 +395,7 @@ export class Harness {
 
   /** Removes everything this installation made: containers, nginx, the server, the data dir. */
   async cleanup(): Promise<void> {
+    const t0 = Date.now();
     await this.killServer('SIGKILL');
     try {
       const cluster = (await readFile(join(this.dataDir, 'cluster-id'), 'utf8')).trim();
@@ -412,6 +420,7 @@ export class Harness {
     await stopLocalRegistry(this.dataDir).catch(() => undefined);
     await stopClusterRegistry(this.dataDir).catch(() => undefined);
     await rm(this.dataDir, { recursive: true, force: true });
+    if (process.env.BERTH_TEST_TRACE) process.stderr.write(`[trace] cleanup ${Date.now() - t0} ms\n`);
   }
 }
 
