@@ -20,6 +20,8 @@
 # (slot S: hosts sSh1.., bridge berthtbS, 10.77.S.0/24, its own run directory; slot 0 is the above),
 # so parallel work trees can each run their many-host tests. BERTH_TESTHOSTS_IMAGES (default "berth/busybox berth/node:20"), BERTH_TESTHOSTS_DIR
 # (/var/lib/berth-testhosts: data roots and the base images' template data root), BERTH_TESTHOSTS_RUN (/run/berth-testhosts).
+# BERTH_TESTHOSTS_ENGINES=0: `up` makes the hosts (namespaces, addresses, host names: nothing else),
+# without dockerds or a Swarm, for tests that run their own processes there (edge hosts).
 # BERTH_TESTHOSTS_TLS_DIR: where DIR/NAME/{ca,cert,key}.pem exist, host NAME's dockerd also listens on
 # tcp://ADDRESS:2376 with --tlsverify (that CA is the only client CA): the control plane's way in, as
 # on a real remote host (the unix sockets exist only because the namespaces share one file system).
@@ -36,6 +38,8 @@ POOL=10.160.0.0/16
 DIR=${BERTH_TESTHOSTS_DIR:-/var/lib/berth-testhosts}
 if ((SLOT == 0)); then RUN=${BERTH_TESTHOSTS_RUN:-/run/berth-testhosts}; else RUN=${BERTH_TESTHOSTS_RUN:-/run/berth-testhosts-$SLOT}; fi
 IMAGES=${BERTH_TESTHOSTS_IMAGES:-berth/busybox berth/node:20}
+ENGINES=${BERTH_TESTHOSTS_ENGINES:-1}
+[[ $ENGINES == [01] ]] || die "BERTH_TESTHOSTS_ENGINES is 0 or 1, not '$ENGINES'"
 # The storage driver the machine's own engine uses (overlay2, or vfs where overlay mounts do not work).
 DRIVER=$(docker info -f '{{.Driver}}' 2>/dev/null || echo overlay2)
 
@@ -171,7 +175,7 @@ up() {
   down
   mkdir -p "$DIR" "$RUN"
   for ((i = 1; i <= n; i++)); do hosts+=("$i"); done
-  seed_images "${hosts[@]}"
+  [[ $ENGINES == 1 ]] && seed_images "${hosts[@]}"
   ip link add "$BR" type bridge
   ip addr add "$NET.1/24" dev "$BR"
   ip link set "$BR" up
@@ -183,8 +187,14 @@ up() {
     ip -n "$PREFIX$i" link set lo up
     ip -n "$PREFIX$i" link set eth0 up
     ip -n "$PREFIX$i" route add default via "$NET.1"
-    start_dockerd "$i"
+    if [[ $ENGINES == 1 ]]; then start_dockerd "$i"; fi
   done
+  if [[ $ENGINES == 0 ]]; then
+    touch "$RUN/bare"
+    log "$n hosts without engines up ($(elapsed_since "$t0"))"
+    status
+    return 0
+  fi
   for ((i = 1; i <= n; i++)); do wait_dockerd "$i"; done
   log "$n dockerds answer ($(elapsed_since "$t0"))"
   dk 1 swarm init --advertise-addr "$(addr 1)" --listen-addr "$(addr 1):2377" --default-addr-pool "$POOL" >/dev/null
@@ -218,7 +228,7 @@ case "${1:-}" in
   up) up "${2:-3}" ;;
   down) require_root; down ;;
   kill) host_arg "${2:-}"; kill_host "$2" ;;
-  revive) host_arg "${2:-}"; ip link set "${BR}v$2" up; start_dockerd "$2"; wait_dockerd "$2" ;;
+  revive) host_arg "${2:-}"; ip link set "${BR}v$2" up; if [[ ! -e $RUN/bare ]]; then start_dockerd "$2"; wait_dockerd "$2"; fi ;;
   status) status ;;
   plan)
     [[ ${2:-} =~ ^[1-9]$ ]] || die "plan N: N is 1..9"

@@ -166,7 +166,8 @@ describe('edge hosts: the ingress on every edge host outlives the control plane'
 
   before(async () => {
     const t0 = Date.now();
-    th = await startTestHosts(2);
+    // Edge hosts run Berth's edge agent and its nginx, no engine: no dockerd, no Swarm to start.
+    th = await startTestHosts(2, { engines: false });
     console.log(`edge e2e: test hosts up in ${th.setupS}s`);
     // The root namespace's address on the test bridge: edge hosts reach the control plane and this host's instances there.
     const route = (await exec('ip', ['-4', '-o', 'route', 'get', th.hosts[0]!.address])).stdout;

@@ -70,11 +70,13 @@ export async function planTestHosts(n: number): Promise<TestHost[]> {
 /**
  * `engineTls`: each host's dockerd also listens on tcp://ADDRESS:2376 with --tlsverify and the material
  * this returns for it (called before the hosts start, with the names and addresses they will have).
+ * `engines: false`: the hosts are network namespaces on the bridge and nothing else (no dockerd, no
+ * Swarm; `socket`, `manager` and `docker()` unusable), for tests that run their own processes there.
  */
-export async function startTestHosts(n = 3, o: { engineTls?: (h: { name: string; address: string }) => Promise<HostTls> } = {}): Promise<TestHosts> {
+export async function startTestHosts(n = 3, o: { engineTls?: (h: { name: string; address: string }) => Promise<HostTls>; engines?: boolean } = {}): Promise<TestHosts> {
   const t0 = Date.now();
   let exitHook: (() => void) | undefined;
-  const env: Record<string, string> = {};
+  const env: Record<string, string> = o.engines === false ? { BERTH_TESTHOSTS_ENGINES: '0' } : {};
   let tlsDir: string | undefined;
   if (o.engineTls) {
     tlsDir = await mkdtemp(join(tmpdir(), 'berth-testhosts-tls-'));
