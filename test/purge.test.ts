@@ -20,8 +20,12 @@ const APP = 'gone';
 const MARKER = `compose-env-${randomBytes(6).toString('hex')}`;
 const SECRET = `secret-${randomBytes(6).toString('hex')}`;
 
-/** web: the example app with a volume; worker: ignores SIGTERM, so stopping it takes its whole grace period. */
-function compose(version: string): string {
+/**
+ * web: the example app with a volume; worker: ignores SIGTERM, so stopping it takes its whole grace period —
+ * `workerGrace` s: 6 where the purge's wait for it is the window the test writes in, 1 elsewhere (each stop of
+ * the worker, in a config rollout or a plain rm, costs that long).
+ */
+function compose(version: string, workerGrace = 1): string {
   return `name: ${APP}
 services:
   web:
@@ -39,7 +43,7 @@ services:
   worker:
     image: berth/busybox:latest
     command: ["sh", "-c", "trap '' TERM; echo worker up; while true; do sleep 1; done"]
-    stop_grace_period: 6s
+    stop_grace_period: ${workerGrace}s
 volumes:
   data: {}
 `;
@@ -65,8 +69,8 @@ describe('rm and rm --purge', () => {
     if (refs.length) await docker('rmi', ...refs).catch(() => undefined);
   });
 
-  const push = async (version: string) => {
-    await writeFile(join(work, 'compose.yaml'), compose(version));
+  const push = async (version: string, workerGrace?: number) => {
+    await writeFile(join(work, 'compose.yaml'), compose(version, workerGrace));
     await git(work, ['commit', '-qam', version]);
     return git(work, ['push', setup.remote(APP), 'HEAD:main']);
   };
@@ -114,7 +118,7 @@ describe('rm and rm --purge', () => {
   });
 
   test('rm --purge: nothing writes to the app while it runs, then everything is gone and a new push starts at release 1', async () => {
-    const p = await push('v2');
+    const p = await push('v2', 6);
     assert.equal(p.code, 0, p.out);
     await waitFor(async () => (await h.containers(APP)).filter((c) => c.running).length === 2, { timeoutMs: 60_000, what: 'both services running' });
 
@@ -125,9 +129,12 @@ describe('rm and rm --purge', () => {
     assert.equal(asked.status, 202, JSON.stringify(asked.json));
     assert.equal(asked.json.purge.state, 'purging');
     // The worker ignores SIGTERM: for ~6 s the purge waits for its container. Nothing may write meanwhile.
-    const deploy = await h.api('POST', `/v1/apps/${APP}/deployments`, { env: 'prod', spec: { name: APP, services: {} } });
-    const config = await h.cli(['config', 'set', APP, 'GREETING=again']);
-    const pushed = await push('v3');
+    // The three writes go at once: one after another they took longer than the window on a loaded machine.
+    const [deploy, config, pushed] = await Promise.all([
+      h.api('POST', `/v1/apps/${APP}/deployments`, { env: 'prod', spec: { name: APP, services: {} } }),
+      h.cli(['config', 'set', APP, 'GREETING=again']),
+      push('v3', 6),
+    ]);
     const state = (await h.api('GET', `/v1/apps/${APP}/purge`)).json.purge.state;
     assert.equal(state, 'purging', 'the checks above ran while the purge waited');
     assert.equal(deploy.status, 409);
