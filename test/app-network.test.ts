@@ -24,7 +24,11 @@ import { waitFor } from '../src/lib/backoff.ts';
 
 const APP = 'shop';
 
-/** The web server answers `ENV VERSION INSTANCE` on /, on port 8000 whatever PORT says. */
+/**
+ * The web server answers `ENV VERSION INSTANCE` on /, on port 8000 whatever PORT says. PID 1 of each
+ * service ignores SIGTERM (httpd, sh, sleep: no handler), so every stop takes the whole grace period:
+ * short ones here (the default 10 s made each purge wait 10 s per container).
+ */
 function compose(version: string, webReplicas = 1): string {
   return `name: ${APP}
 services:
@@ -44,10 +48,12 @@ services:
     command: ["sh", "-c", "echo db-$$BERTH_ENV listening; while true; do echo db-$$BERTH_ENV | nc -l -p 5432; done"]
     networks:
       back: {aliases: [database]}
+    stop_grace_period: 1s
   probe:
     image: berth/busybox:latest
     command: ["sh", "-c", "exec sleep 100000"]
     networks: [front]
+    stop_grace_period: 1s
 networks:
   front: {}
   back: {}
@@ -238,7 +244,7 @@ describe('app networks', () => {
     const port = await freePort();
     // The second app cannot start: a short deadline makes its deploy fail fast (the first has time to start on a busy machine).
     const fixed = (app: string) => `services:\n  api:\n    image: berth/busybox:latest\n    command: ["sh", "-c", "echo ${app} > /i && exec httpd -f -p 80 -h /"]\n` +
-      `    ports: ["127.0.0.1:${port}:80"]\n    x-berth: {health: {http: /i}, update: {deadline: ${app === 'one' ? '120s' : '6s'}}}\n`;
+      `    ports: ["127.0.0.1:${port}:80"]\n    stop_grace_period: 1s\n    x-berth: {health: {http: /i}, update: {deadline: ${app === 'one' ? '120s' : '6s'}}}\n`;
     const f = join(dir, 'fixed.yaml');
     await writeFile(f, fixed('one'));
     const one = await h.cli(['deploy', '-f', f, '--app', 'one'], { timeoutMs: 120_000 });
