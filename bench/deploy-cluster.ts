@@ -87,7 +87,8 @@ async function swarmOnce(th: TestHosts, name: string): Promise<number> {
 }
 
 export async function clusterFigures(runs: number): Promise<{ cluster_berth_ms: number; cluster_swarm_ms: number; cluster_ratio: number; cluster_runs: number; cluster_host_engines_followed: number; cluster_host_engine_warnings: number }> {
-  log(`cluster: starting 3 test hosts (slot ${process.env.BERTH_TESTHOSTS_SLOT ?? '0'}), engines on TLS from the server's cluster CA`);
+  process.env.BERTH_TESTHOSTS_SLOT ??= '2';
+  log(`cluster: starting 3 test hosts (slot ${process.env.BERTH_TESTHOSTS_SLOT}), engines on TLS from the server's cluster CA`);
   // As an installation has them: the server follows every host's engine events (and reads logs and stats there).
   const { h, th } = await clusterOnTestHosts(3, { portRange: '21000-21199' });
   try {
