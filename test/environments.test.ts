@@ -34,7 +34,7 @@ function whoamiAt(port: number, host: string): Promise<string> {
   });
 }
 
-describe('environments with host routes', () => {
+describe('environments with host routes', { concurrency: true }, () => {
   let h: Harness;
   let setup: PushSetup;
   let cliRepo: string;
@@ -52,39 +52,66 @@ describe('environments with host routes', () => {
     await setup.cleanup();
   });
 
-  test('deploy --env staging and prod with ${BERTH_ENV} hosts: both run, each served by its own host', async () => {
-    const file = join(cliRepo, 'compose.yaml');
-    const staging = await h.cli(['deploy', '-f', file, '--env', 'staging'], { timeoutMs: 180_000 });
-    assert.equal(staging.code, 0, staging.stderr);
-    assert.match(staging.stdout, /web: http:\/\/envcli-staging\.test:/);
-    const prod = await h.cli(['deploy', '-f', file], { timeoutMs: 180_000 });
-    assert.equal(prod.code, 0, prod.stderr);
-    assert.equal(await whoamiAt(h.ingressPort, 'envcli-staging.test'), 'cli-staging');
-    assert.equal(await whoamiAt(h.ingressPort, 'envcli-prod.test'), 'cli-prod');
-    assert.equal(await whoamiAt(h.ingressPort, 'envcli-dev.test'), 'HTTP 404', 'no route for an environment that does not exist');
-    const envs = (await h.api('GET', '/v1/apps')).json.apps.find((a: { name: string }) => a.name === 'envcli').envs;
-    assert.deepEqual([...envs].sort(), ['prod', 'staging']);
-  });
+  // The pushed app (envpush) has tests of its own app and hosts: it runs beside the envcli tests,
+  // which go in order (the last one promotes envcli's staging release).
+  describe('envcli, deployed with the CLI', { concurrency: 1 }, () => {
+    test('deploy --env staging and prod with ${BERTH_ENV} hosts: both run, each served by its own host', async () => {
+      const file = join(cliRepo, 'compose.yaml');
+      // Side by side: the two environments' deploys are independent.
+      const [staging, prod] = await Promise.all([
+        h.cli(['deploy', '-f', file, '--env', 'staging'], { timeoutMs: 180_000 }),
+        h.cli(['deploy', '-f', file], { timeoutMs: 180_000 }),
+      ]);
+      assert.equal(staging.code, 0, staging.stderr);
+      assert.match(staging.stdout, /web: http:\/\/envcli-staging\.test:/);
+      assert.equal(prod.code, 0, prod.stderr);
+      assert.equal(await whoamiAt(h.ingressPort, 'envcli-staging.test'), 'cli-staging');
+      assert.equal(await whoamiAt(h.ingressPort, 'envcli-prod.test'), 'cli-prod');
+      assert.equal(await whoamiAt(h.ingressPort, 'envcli-dev.test'), 'HTTP 404', 'no route for an environment that does not exist');
+      const envs = (await h.api('GET', '/v1/apps')).json.apps.find((a: { name: string }) => a.name === 'envcli').envs;
+      assert.deepEqual([...envs].sort(), ['prod', 'staging']);
+    });
 
-  test('the same literal host in two environments of one app is refused with the ${BERTH_ENV} fix; another app keeps the first-owner rule', async () => {
-    const file = join(cliRepo, 'literal.yaml');
-    await writeFile(file, withHost('literal', 'v1', 'literal.test'));
-    const first = await h.cli(['deploy', '-f', file], { timeoutMs: 180_000 });
-    assert.equal(first.code, 0, first.stderr);
-    const second = await h.cli(['deploy', '-f', file, '--env', 'staging'], { timeoutMs: 60_000 });
-    assert.equal(second.code, 4, second.stdout + second.stderr);
-    assert.match(second.stderr, /route literal\.test\/ of web is already served by literal\/prod\/web: literal in staging needs a host of its own — write the environment into the host, e\.g\. host: literal-\$\{BERTH_ENV\}\.test \(served as literal-staging\.test in staging and literal-prod\.test in prod\)/);
-    assert.equal((await h.api('GET', '/v1/apps/literal?env=staging')).status, 404, 'nothing deployed in staging');
-    assert.equal(await whoamiAt(h.ingressPort, 'literal.test'), 'v1', 'prod still serves');
-    // Another app asking for a host an app already serves: refused, whatever its environment.
-    await writeFile(file, withHost('intruder', 'v1', 'envcli-prod.test'));
-    for (const env of ['prod', 'staging']) {
-      const r = await h.cli(['deploy', '-f', file, '--env', env], { timeoutMs: 60_000 });
-      assert.equal(r.code, 4, r.stderr);
-      assert.match(r.stderr, /route envcli-prod\.test\/ of web is already served by envcli\/prod\/web: choose another host or path/);
-    }
-    assert.equal(await whoamiAt(h.ingressPort, 'envcli-prod.test'), 'cli-prod');
-    assert.equal((await h.cli(['rm', 'literal'])).code, 0);
+    test('the same literal host in two environments of one app is refused with the ${BERTH_ENV} fix; another app keeps the first-owner rule', async () => {
+      const file = join(cliRepo, 'literal.yaml');
+      await writeFile(file, withHost('literal', 'v1', 'literal.test'));
+      const first = await h.cli(['deploy', '-f', file], { timeoutMs: 180_000 });
+      assert.equal(first.code, 0, first.stderr);
+      const second = await h.cli(['deploy', '-f', file, '--env', 'staging'], { timeoutMs: 60_000 });
+      assert.equal(second.code, 4, second.stdout + second.stderr);
+      assert.match(second.stderr, /route literal\.test\/ of web is already served by literal\/prod\/web: literal in staging needs a host of its own — write the environment into the host, e\.g\. host: literal-\$\{BERTH_ENV\}\.test \(served as literal-staging\.test in staging and literal-prod\.test in prod\)/);
+      assert.equal((await h.api('GET', '/v1/apps/literal?env=staging')).status, 404, 'nothing deployed in staging');
+      assert.equal(await whoamiAt(h.ingressPort, 'literal.test'), 'v1', 'prod still serves');
+      // Another app asking for a host an app already serves: refused, whatever its environment.
+      await writeFile(file, withHost('intruder', 'v1', 'envcli-prod.test'));
+      for (const r of await Promise.all(['prod', 'staging'].map((env) => h.cli(['deploy', '-f', file, '--env', env], { timeoutMs: 60_000 })))) {
+        assert.equal(r.code, 4, r.stderr);
+        assert.match(r.stderr, /route envcli-prod\.test\/ of web is already served by envcli\/prod\/web: choose another host or path/);
+      }
+      assert.equal(await whoamiAt(h.ingressPort, 'envcli-prod.test'), 'cli-prod');
+      assert.equal((await h.cli(['rm', 'literal'])).code, 0);
+    });
+
+    test('a Compose file that does not hold for the target is a 400 invalid_spec from promote (CLI exit 2), not a conflict; nothing deployed there', async () => {
+      // A running release in pre whose kept source needs NEED, which no environment sets: it holds for no
+      // environment, so promoting it must be refused as the invalid spec it is.
+      const rel = (await h.api('GET', '/v1/apps/envcli/releases?env=staging')).json.releases.find((r: { current: boolean }) => r.current);
+      const { source: _source, ...web } = (await h.api('GET', `/v1/apps/envcli/releases/${rel.id}`)).json.release.spec;
+      const source = { file: 'compose.yaml', baseDir: '/srv/promobad', files: {}, variables: {},
+        text: 'services:\n  web:\n    image: example\n    environment:\n      NEED: ${NEED:?set NEED for the environment}\n' };
+      const dep = await h.api('POST', '/v1/apps/promobad/deployments', { env: 'pre', spec: { name: 'promobad', services: { web: { ...web, routes: [] } } }, source });
+      assert.equal(dep.status, 202, JSON.stringify(dep.json));
+      await waitFor(async () => (await h.api('GET', `/v1/deployments/${dep.json.deployment.id}`)).json.deployment.status === 'succeeded',
+        { timeoutMs: 120_000, what: 'promobad healthy in pre' });
+      const api = await h.api('POST', '/v1/apps/promobad/promote', { from: 'pre', to: 'prod' });
+      assert.equal(api.status, 400, JSON.stringify(api.json));
+      assert.equal(api.json.error.code, 'invalid_spec');
+      assert.match(api.json.error.message, /compose\.yaml:\d+:\d+: .*required variable "NEED" is not set: set NEED for the environment \(refusing to promote promobad to prod/);
+      const cli = await h.cli(['promote', 'promobad', '--from', 'pre', '--to', 'prod']);
+      assert.equal(cli.code, 2, cli.stdout + cli.stderr);
+      assert.equal((await h.api('GET', '/v1/apps/promobad?env=prod')).status, 404, 'nothing deployed in prod');
+      assert.equal((await h.cli(['rm', 'promobad'])).code, 0);
+    });
   });
 
   test('a pushed branch interpolates for its environment; promote re-interpolates for the target with the same digest', async () => {
@@ -112,25 +139,5 @@ describe('environments with host routes', () => {
     assert.equal(await whoamiAt(h.ingressPort, 'envpush-pre.pre.test'), 'push-pre', 'pre keeps serving on its own host');
     const cfgProd = await h.api('GET', '/v1/apps/envpush/config?env=prod');
     assert.deepEqual(cfgProd.json.entries, [], 'prod has no configuration of its own: the .env value was used');
-  });
-  test('a Compose file that does not hold for the target is a 400 invalid_spec from promote (CLI exit 2), not a conflict; nothing deployed there', async () => {
-    // A running release in pre whose kept source needs NEED, which no environment sets: it holds for no
-    // environment, so promoting it must be refused as the invalid spec it is.
-    const rel = (await h.api('GET', '/v1/apps/envcli/releases?env=staging')).json.releases.find((r: { current: boolean }) => r.current);
-    const { source: _source, ...web } = (await h.api('GET', `/v1/apps/envcli/releases/${rel.id}`)).json.release.spec;
-    const source = { file: 'compose.yaml', baseDir: '/srv/promobad', files: {}, variables: {},
-      text: 'services:\n  web:\n    image: example\n    environment:\n      NEED: ${NEED:?set NEED for the environment}\n' };
-    const dep = await h.api('POST', '/v1/apps/promobad/deployments', { env: 'pre', spec: { name: 'promobad', services: { web: { ...web, routes: [] } } }, source });
-    assert.equal(dep.status, 202, JSON.stringify(dep.json));
-    await waitFor(async () => (await h.api('GET', `/v1/deployments/${dep.json.deployment.id}`)).json.deployment.status === 'succeeded',
-      { timeoutMs: 120_000, what: 'promobad healthy in pre' });
-    const api = await h.api('POST', '/v1/apps/promobad/promote', { from: 'pre', to: 'prod' });
-    assert.equal(api.status, 400, JSON.stringify(api.json));
-    assert.equal(api.json.error.code, 'invalid_spec');
-    assert.match(api.json.error.message, /compose\.yaml:\d+:\d+: .*required variable "NEED" is not set: set NEED for the environment \(refusing to promote promobad to prod/);
-    const cli = await h.cli(['promote', 'promobad', '--from', 'pre', '--to', 'prod']);
-    assert.equal(cli.code, 2, cli.stdout + cli.stderr);
-    assert.equal((await h.api('GET', '/v1/apps/promobad?env=prod')).status, 404, 'nothing deployed in prod');
-    assert.equal((await h.cli(['rm', 'promobad'])).code, 0);
   });
 });
