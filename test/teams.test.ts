@@ -60,11 +60,10 @@ describe('users and sessions', () => {
     const token = Object.values(saved)[0]!.token;
     assert.match(token, /^berths_/);
 
-    const me = await h.cli(['whoami', '--json'], { env });
+    // No roles yet: the owner-only user list is refused, and no app is visible (both asked at once).
+    const [me, users] = await Promise.all([h.cli(['whoami', '--json'], { env }), h.cli(['user', 'ls'], { env })]);
     assert.equal(me.code, 0, me.stderr);
     assert.deepEqual([JSON.parse(me.stdout).name, JSON.parse(me.stdout).kind], ['ann', 'user']);
-    // No roles yet: the owner-only user list is refused, and no app is visible.
-    const users = await h.cli(['user', 'ls'], { env });
     assert.equal(users.code, 5, users.stderr);
     assert.match(users.stderr, /owner/);
 
@@ -75,14 +74,13 @@ describe('users and sessions', () => {
     // The session is gone on the server too.
     assert.equal((await h.api('GET', '/v1/session', undefined, token)).status, 401);
     // Without a session the CLI on the server's machine falls back to the admin token (the bootstrap owner).
-    const admin = await h.cli(['whoami', '--json'], { env });
+    const [admin, list] = await Promise.all([h.cli(['whoami', '--json'], { env }), h.cli(['user', 'ls', '--json'], { env })]);
     assert.equal(JSON.parse(admin.stdout).kind, 'admin');
-    const list = await h.cli(['user', 'ls', '--json'], { env });
     assert.deepEqual(JSON.parse(list.stdout).map((u: { name: string }) => u.name), ['ann']);
   });
 
   test('two teams: a deployer of team a deploys a new app (it becomes a\'s); team b cannot read, scale, log, push to it — 404 as if it did not exist', async () => {
-    for (const team of ['a', 'b']) assert.equal((await h.cli(['team', 'add', team])).code, 0);
+    for (const r of await Promise.all(['a', 'b'].map((team) => h.cli(['team', 'add', team])))) assert.equal(r.code, 0, r.stderr);
     const session = async (user: string, team: string) => {
       assert.equal((await cliStdin(h, ['user', 'add', user, '--password-stdin'], 'correct horse battery\n', env)).code, 0);
       const g = await h.cli(['grant', 'add', user, 'deployer', '--team', team, '--json']);
@@ -91,8 +89,7 @@ describe('users and sessions', () => {
       assert.equal(r.status, 201);
       return r.json.token as string;
     };
-    const dee = await session('dee', 'a');
-    const bob = await session('bob', 'b');
+    const [dee, bob] = await Promise.all([session('dee', 'a'), session('bob', 'b')]);
     const file = join(home, 'alpha.yaml');
     await writeFile(file, 'name: alpha\nservices:\n  worker:\n    image: berth/busybox\n    command: ["sleep", "600"]\n    stop_grace_period: 1s\n');
     const d = await h.cli(['deploy', '-f', file, '--json'], { env: { BERTH_TOKEN: dee }, timeoutMs: 120_000 });
@@ -184,18 +181,18 @@ describe('users and sessions', () => {
   });
 
   test('berth audit: who did what from where (CLI, API, tokens); JSON lines; verify finds a row edited in the SQLite file', async () => {
-    const list = await h.cli(['audit', '--json', '--actor', 'dee']);
+    // Reads of the log: side by side.
+    const [list, sessions, jsonl, ok] = await Promise.all([h.cli(['audit', '--json', '--actor', 'dee']), h.cli(['audit', '--json', '--action', 'session']),
+      h.cli(['audit', '--jsonl', '--app', 'alpha']), h.cli(['audit', 'verify', '--json'])]);
     assert.equal(list.code, 0, list.stderr);
     const mine = JSON.parse(list.stdout) as { action: string; app: string; ip: string; status: number }[];
     assert.ok(mine.some((e) => e.action === 'POST /v1/apps/:app/deployments' && e.app === 'alpha' && e.status === 202 && e.ip === '127.0.0.1'), list.stdout);
-    const failedLogin = JSON.parse((await h.cli(['audit', '--json', '--action', 'session'])).stdout) as { actorName: string; status: number }[];
+    const failedLogin = JSON.parse(sessions.stdout) as { actorName: string; status: number }[];
     assert.ok(failedLogin.some((e) => e.actorName === 'ann' && e.status === 401));
-    const jsonl = await h.cli(['audit', '--jsonl', '--app', 'alpha']);
     assert.equal(jsonl.code, 0, jsonl.stderr);
     const lines = jsonl.stdout.trim().split('\n').map((l) => JSON.parse(l) as { app: string; hash: string });
     assert.ok(lines.length >= 1 && lines.every((e) => e.app === 'alpha' && /^[0-9a-f]{64}$/.test(e.hash)));
     assert.ok(!jsonl.stdout.includes('correct horse battery'));
-    const ok = await h.cli(['audit', 'verify', '--json']);
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
     assert.equal(JSON.parse(ok.stdout).ok, true);
     // A viewer of nothing cannot read the log.
