@@ -1,7 +1,9 @@
 /**
  * A three-tier app as people write it, end to end on app networks (real server, Docker, nginx, and
  * PostgreSQL 15 and Redis 7 from Debian's packages: berth/debian-services, built by
- * scripts/debian-services.sh): a Node web server that ignores PORT and listens on 8000, a worker
+ * scripts/debian-services.sh): a Node web server that ignores PORT and listens on 8000 (on SIGTERM it
+ * finishes its requests and exits, as a real one does: node as PID 1 would otherwise ignore the signal
+ * and each replaced replica would wait out its stop grace period), a worker
  * writing to the database and counting in the cache, PostgreSQL whose password is read from
  * /run/secrets/db_password (a Compose secret, also the worker's), Redis — reached as `db:5432` and
  * `cache:6379`. Deployed to prod and pre at once: each served through the ingress with its own
@@ -29,11 +31,12 @@ const get = () => new Promise((ok, ko) => {
   s.on('data', (d) => { b += d; const m = /^\\$(-1|\\d+)\\r\\n(.*)\\r\\n/s.exec(b); if (b.startsWith('$-1')) { s.end(); ok('0'); } else if (m) { s.end(); ok(m[2]); } });
   s.on('error', ko); s.setTimeout(2000, () => s.destroy(new Error('redis timeout')));
 });
-require('http').createServer(async (q, r) => {
+const srv = require('http').createServer(async (q, r) => {
   if (q.url === '/healthz') return r.end('ok');
   try { r.end(process.env.BERTH_ENV + ' ' + process.env.VERSION + ' jobs=' + (await get())); }
   catch (e) { r.statusCode = 503; r.end(String(e)); }
 }).listen(8000);
+process.on('SIGTERM', () => srv.close(() => process.exit(0)));
 `;
 
 function compose(version: string, webReplicas: number): string {
