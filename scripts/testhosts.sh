@@ -22,6 +22,8 @@
 # (/var/lib/berth-testhosts: data roots and the base images' template data root), BERTH_TESTHOSTS_RUN (/run/berth-testhosts).
 # BERTH_TESTHOSTS_ENGINES=0: `up` makes the hosts (namespaces, addresses, host names: nothing else),
 # without dockerds or a Swarm, for tests that run their own processes there (edge hosts).
+# BERTH_TESTHOSTS_HEARTBEAT (e.g. 2s): the Swarm's dispatcher heartbeat period (Swarm's default 5 s):
+# a dead host is marked down after about three periods (~15 s by default, ~6 s at 2s).
 # BERTH_TESTHOSTS_TLS_DIR: where DIR/NAME/{ca,cert,key}.pem exist, host NAME's dockerd also listens on
 # tcp://ADDRESS:2376 with --tlsverify (that CA is the only client CA): the control plane's way in, as
 # on a real remote host (the unix sockets exist only because the namespaces share one file system).
@@ -39,6 +41,8 @@ DIR=${BERTH_TESTHOSTS_DIR:-/var/lib/berth-testhosts}
 if ((SLOT == 0)); then RUN=${BERTH_TESTHOSTS_RUN:-/run/berth-testhosts}; else RUN=${BERTH_TESTHOSTS_RUN:-/run/berth-testhosts-$SLOT}; fi
 IMAGES=${BERTH_TESTHOSTS_IMAGES:-berth/busybox berth/node:20}
 ENGINES=${BERTH_TESTHOSTS_ENGINES:-1}
+HEARTBEAT=${BERTH_TESTHOSTS_HEARTBEAT:-}
+[[ -z $HEARTBEAT || $HEARTBEAT =~ ^[0-9]+s$ ]] || die "BERTH_TESTHOSTS_HEARTBEAT is seconds like 2s, not '$HEARTBEAT'"
 [[ $ENGINES == [01] ]] || die "BERTH_TESTHOSTS_ENGINES is 0 or 1, not '$ENGINES'"
 # The storage driver the machine's own engine uses (overlay2, or vfs where overlay mounts do not work).
 DRIVER=$(docker info -f '{{.Driver}}' 2>/dev/null || echo overlay2)
@@ -197,7 +201,9 @@ up() {
   fi
   for ((i = 1; i <= n; i++)); do wait_dockerd "$i"; done
   log "$n dockerds answer ($(elapsed_since "$t0"))"
-  dk 1 swarm init --advertise-addr "$(addr 1)" --listen-addr "$(addr 1):2377" --default-addr-pool "$POOL" >/dev/null
+  # shellcheck disable=SC2046
+  dk 1 swarm init --advertise-addr "$(addr 1)" --listen-addr "$(addr 1):2377" --default-addr-pool "$POOL" \
+    $([[ -n $HEARTBEAT ]] && printf -- '--dispatcher-heartbeat %s' "$HEARTBEAT") >/dev/null
   token=$(dk 1 swarm join-token -q worker)
   # The workers join side by side (one after another took ~2 s each).
   for ((i = 2; i <= n; i++)); do

@@ -19,13 +19,14 @@ let engine: DockerEngine;
 let h: Harness | undefined;
 
 before(async () => {
-  th = await startTestHosts(3);
+  // Hosts die here: the Swarm marks one down after ~3 heartbeats (2 s each, not 5).
+  th = await startTestHosts(3, { heartbeatS: 2 });
   engine = new DockerEngine({ socketPath: th.manager, logger: silentLogger, hostName: hn(1) });
 });
 
 after(async () => {
-  await h?.cleanup();
-  await th?.down();
+  // The server and its local leftovers, and the test hosts: independent, so both at once.
+  await Promise.all([h?.cleanup(), th?.down()]);
 });
 
 test('test hosts: three engines, one Swarm, set up within the budget; the plain engine stays one-host', async () => {

@@ -21,7 +21,8 @@ let imageId: string;
 const GIB = 1024 ** 3;
 
 before(async () => {
-  th = await startTestHosts(4);
+  // Hosts die here: the Swarm marks one down after ~3 heartbeats (2 s each, not 5).
+  th = await startTestHosts(4, { heartbeatS: 2 });
   for (const [i, pool] of [[1, 'a'], [2, 'a'], [3, 'a'], [4, 'b']] as const) await th.docker(1, 'node', 'update', '--label-add', `io.berth.pool=${pool}`, hn(i));
   swarm = new SwarmContainers(new Docker({ socketPath: th.manager }), th.manager, hn(1), { logMaxSize: '1m', logMaxFile: 2 });
   imageId = (await th.docker(1, 'image', 'inspect', '-f', '{{.Id}}', 'berth/busybox')).trim();

@@ -34,7 +34,8 @@ const db = async (): Promise<Db> => ((await h.status('keep')).services as (Db & 
 
 before(async () => {
   execFileSync('node', [join(ROOT, 'scripts/build-web.mjs')], { stdio: 'inherit' });
-  th = await startTestHosts(2);
+  // Hosts die here: the Swarm marks one down after ~3 heartbeats (2 s each, not 5).
+  th = await startTestHosts(2, { heartbeatS: 2 });
   dir = await mkdtemp(join(tmpdir(), 'berth-portal-cluster-'));
   h = await Harness.create({ portRange: '22000-22199', env: { BERTH_DOCKER_SOCKET: th.manager } });
   await h.startServer();
@@ -69,8 +70,8 @@ volumes:
 after(async () => {
   if (process.exitCode) console.error(h?.serverLog.slice(-6000));
   await browser?.close();
-  await h?.cleanup();
-  await th?.down();
+  // The server and its local leftovers, and the test hosts: independent, so both at once.
+  await Promise.all([h?.cleanup(), th?.down()]);
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
