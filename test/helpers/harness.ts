@@ -56,7 +56,7 @@ async function bindable(port: number): Promise<boolean> {
  * in the test servers' block: an API on 6666 started fine and `fetch` never reached it (bench
  * propagation, slot 3, 2026-12-01).
  */
-const FETCH_BAD_PORTS = new Set([5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6697]);
+const FETCH_BAD_PORTS = new Set([5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697]);
 
 export async function freePort(): Promise<number> {
   const slot = Number(process.env.BERTH_TESTHOSTS_SLOT ?? 0);
