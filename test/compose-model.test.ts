@@ -22,7 +22,7 @@ async function serviceContainers(service: string): Promise<Array<{ env: string[]
   return out.map((c) => ({ id: c.Id, env: c.Config.Env, init: c.HostConfig.Init === true }));
 }
 
-describe('Compose model: overrides, extends, profiles, build target, one-shot init', () => {
+describe('Compose model: overrides, extends, profiles, build target, one-shot init', { concurrency: true }, () => {
   let h: Harness;
   let dir: string;
   before(async () => {
@@ -101,50 +101,54 @@ describe('Compose model: overrides, extends, profiles, build target, one-shot in
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('deploy -f compose.yaml -f compose.prod.yaml: override, extends, build target and the init service, in order', async () => {
-    const r = await h.cli(['deploy', '-f', join(dir, 'compose.yaml'), '-f', join(dir, 'compose.prod.yaml'), '--timeout', '240'], { timeoutMs: 300_000 });
-    assert.equal(r.code, 0, r.stderr);
-    const a = await serviceContainers('servicea');
-    assert.equal(a.length, 2, 'the override file set 2 replicas');
-    for (const c of a) {
-      assert.ok(c.env.includes('MODE=prod'), `override environment: ${c.env.join(' ')}`);
-      assert.ok(c.env.includes('FROM_BASE=1'), 'extends from common/base.yaml');
-      assert.equal(c.init, true, 'init: true from the base service');
-    }
-    // The init service completed: exited 0, not restarted, not crash-looping.
-    const init = (await h.api('GET', `/v1/apps/${APP}?env=prod`)).json;
-    const dbInit = (init.services as Array<{ name: string; instances: Array<{ state: string }> }>).find((s) => s.name === 'db-init');
-    assert.ok(dbInit, JSON.stringify(init));
-    assert.deepEqual(dbInit.instances.map((i) => i.state), ['exited']);
-    const events = (await h.api('GET', `/v1/events?app=${APP}&limit=1000`)).json.events as Array<{ kind: string; service: string }>;
-    assert.ok(events.some((e) => e.kind === 'instance.completed' && e.service === 'db-init'), 'the one-shot completed');
-    assert.ok(!events.some((e) => e.kind === 'instance.crashed' && e.service === 'servicea'), 'serviceA never started before db_init completed');
-    // build.target: the dev stage, not the last one.
-    const [web] = await serviceContainers('web');
-    assert.ok(web);
-    assert.equal(await docker('exec', web.id, 'cat', '/stage'), 'dev');
-    assert.deepEqual(await serviceContainers('debug-tools'), [], 'a profile-only service does not run without --profile');
-    // working_dir, ulimits, sysctls (app network), extra_hosts, an anonymous volume and tmpfs reach the container.
-    const [knobs] = await serviceContainers('knobs');
-    assert.ok(knobs);
-    const inside = (script: string) => docker('exec', knobs.id, 'sh', '-c', script);
-    assert.equal(await inside('pwd'), '/srv/work');
-    assert.match(await inside('cat /proc/1/limits'), /^Max open files\s+1000\s+2000\s+files\s*$/m);
-    assert.equal(await inside('cat /proc/sys/net/core/somaxconn'), '1234');
-    assert.match(await inside('cat /etc/hosts'), /^10\.1\.2\.3\s+legacy\.internal$/m);
-    assert.match(await inside('grep " /scratch " /proc/mounts'), /^tmpfs \/scratch tmpfs /);
-    const mounts = JSON.parse(await docker('inspect', knobs.id, '--format', '{{json .Mounts}}')) as Array<{ Type: string; Name?: string; Destination: string }>;
-    const anon = mounts.find((m) => m.Destination === '/var/cache/anon');
-    assert.equal(anon?.Type, 'volume', JSON.stringify(mounts));
-    assert.match(anon.Name ?? '', /^[0-9a-f]{64}$/, 'an anonymous volume (Docker names it), not a named one');
-  });
+  // The tests below use apps of their own (the first two share one, in order) and mostly wait on the
+  // engine and on deadlines: they run side by side.
+  describe('the cmodel app', { concurrency: 1 }, () => {
+    test('deploy -f compose.yaml -f compose.prod.yaml: override, extends, build target and the init service, in order', async () => {
+      const r = await h.cli(['deploy', '-f', join(dir, 'compose.yaml'), '-f', join(dir, 'compose.prod.yaml'), '--timeout', '240'], { timeoutMs: 300_000 });
+      assert.equal(r.code, 0, r.stderr);
+      const a = await serviceContainers('servicea');
+      assert.equal(a.length, 2, 'the override file set 2 replicas');
+      for (const c of a) {
+        assert.ok(c.env.includes('MODE=prod'), `override environment: ${c.env.join(' ')}`);
+        assert.ok(c.env.includes('FROM_BASE=1'), 'extends from common/base.yaml');
+        assert.equal(c.init, true, 'init: true from the base service');
+      }
+      // The init service completed: exited 0, not restarted, not crash-looping.
+      const init = (await h.api('GET', `/v1/apps/${APP}?env=prod`)).json;
+      const dbInit = (init.services as Array<{ name: string; instances: Array<{ state: string }> }>).find((s) => s.name === 'db-init');
+      assert.ok(dbInit, JSON.stringify(init));
+      assert.deepEqual(dbInit.instances.map((i) => i.state), ['exited']);
+      const events = (await h.api('GET', `/v1/events?app=${APP}&limit=1000`)).json.events as Array<{ kind: string; service: string }>;
+      assert.ok(events.some((e) => e.kind === 'instance.completed' && e.service === 'db-init'), 'the one-shot completed');
+      assert.ok(!events.some((e) => e.kind === 'instance.crashed' && e.service === 'servicea'), 'serviceA never started before db_init completed');
+      // build.target: the dev stage, not the last one.
+      const [web] = await serviceContainers('web');
+      assert.ok(web);
+      assert.equal(await docker('exec', web.id, 'cat', '/stage'), 'dev');
+      assert.deepEqual(await serviceContainers('debug-tools'), [], 'a profile-only service does not run without --profile');
+      // working_dir, ulimits, sysctls (app network), extra_hosts, an anonymous volume and tmpfs reach the container.
+      const [knobs] = await serviceContainers('knobs');
+      assert.ok(knobs);
+      const inside = (script: string) => docker('exec', knobs.id, 'sh', '-c', script);
+      assert.equal(await inside('pwd'), '/srv/work');
+      assert.match(await inside('cat /proc/1/limits'), /^Max open files\s+1000\s+2000\s+files\s*$/m);
+      assert.equal(await inside('cat /proc/sys/net/core/somaxconn'), '1234');
+      assert.match(await inside('cat /etc/hosts'), /^10\.1\.2\.3\s+legacy\.internal$/m);
+      assert.match(await inside('grep " /scratch " /proc/mounts'), /^tmpfs \/scratch tmpfs /);
+      const mounts = JSON.parse(await docker('inspect', knobs.id, '--format', '{{json .Mounts}}')) as Array<{ Type: string; Name?: string; Destination: string }>;
+      const anon = mounts.find((m) => m.Destination === '/var/cache/anon');
+      assert.equal(anon?.Type, 'volume', JSON.stringify(mounts));
+      assert.match(anon.Name ?? '', /^[0-9a-f]{64}$/, 'an anonymous volume (Docker names it), not a named one');
+    });
 
-  test('--profile debug starts the profile-only service; nothing else is replaced', async () => {
-    const before = (await serviceContainers('servicea')).map((c) => c.id).sort();
-    const r = await h.cli(['deploy', '-f', join(dir, 'compose.yaml'), '-f', join(dir, 'compose.prod.yaml'), '--profile', 'debug', '--timeout', '120'], { timeoutMs: 180_000 });
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal((await serviceContainers('debug-tools')).length, 1);
-    assert.deepEqual((await serviceContainers('servicea')).map((c) => c.id).sort(), before);
+    test('--profile debug starts the profile-only service; nothing else is replaced', async () => {
+      const before = (await serviceContainers('servicea')).map((c) => c.id).sort();
+      const r = await h.cli(['deploy', '-f', join(dir, 'compose.yaml'), '-f', join(dir, 'compose.prod.yaml'), '--profile', 'debug', '--timeout', '120'], { timeoutMs: 180_000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await serviceContainers('debug-tools')).length, 1);
+      assert.deepEqual((await serviceContainers('servicea')).map((c) => c.id).sort(), before);
+    });
   });
 
   test('compose.override.yaml is picked up next to compose.yaml when no -f is given', async () => {
