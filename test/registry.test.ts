@@ -16,8 +16,8 @@ import type { Harness } from './helpers/harness.ts';
 const APP = 'regapp';
 
 // The same app runs in several environments here: each gets its own host through ${BERTH_ENV}.
-function compose(version: string, extraEnv = ''): string {
-  return helloCompose(APP, version, { route: false, extraEnv, deadline: '15s' })
+function compose(version: string, extraEnv = '', deadline = '15s'): string {
+  return helloCompose(APP, version, { route: false, extraEnv, deadline })
     .replace('      health:', '      routes:\n        - {host: "regapp-${BERTH_ENV}.test", path: /}\n      health:');
 }
 
@@ -89,7 +89,8 @@ describe('image registry and promotion', () => {
   });
 
   test('promoting from an env whose release failed, or that has nothing, is refused and changes nothing', async () => {
-    await writeFile(join(work, 'compose.yaml'), compose('v3', '      HEALTH_FAIL: "1"\n'));
+    // Never healthy: it fails at its deadline, which need not be long.
+    await writeFile(join(work, 'compose.yaml'), compose('v3', '      HEALTH_FAIL: "1"\n', '5s'));
     assert.equal((await git(work, ['checkout', '-q', '-b', 'broken'])).code, 0);
     assert.equal((await git(work, ['commit', '-qam', 'v3 broken'])).code, 0);
     const r = await git(work, ['push', remote(), 'broken']);
