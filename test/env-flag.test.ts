@@ -48,25 +48,29 @@ describe('--env', () => {
   });
 
   test('deploy --env runs the same file as another environment: its own services, releases and configuration', async () => {
-    const prod = await h.cli(['deploy', '-f', join(work, 'worker.yaml')], { timeoutMs: 120_000 });
+    // The two environments are independent: deployed side by side.
+    const [prod, staging] = await Promise.all([
+      h.cli(['deploy', '-f', join(work, 'worker.yaml')], { timeoutMs: 120_000 }),
+      h.cli(['deploy', '-f', join(work, 'worker.yaml'), '--env', 'staging'], { timeoutMs: 120_000 }),
+    ]);
     assert.equal(prod.code, 0, prod.stderr);
-    const staging = await h.cli(['deploy', '-f', join(work, 'worker.yaml'), '--env', 'staging'], { timeoutMs: 120_000 });
     assert.equal(staging.code, 0, staging.stderr);
 
     // Listings cover every environment; --env narrows them.
-    const all = JSON.parse((await h.cli(['--json', 'status', 'envs'])).stdout) as { services: { env: string }[] };
+    const [allOut, onlyOut] = await Promise.all([h.cli(['--json', 'status', 'envs']), h.cli(['--json', 'status', 'envs', '--env', 'staging'])]);
+    const all = JSON.parse(allOut.stdout) as { services: { env: string }[] };
     assert.deepEqual(all.services.map((s) => s.env).sort(), ['prod', 'staging']);
-    const only = JSON.parse((await h.cli(['--json', 'status', 'envs', '--env', 'staging'])).stdout) as { services: { env: string }[] };
+    const only = JSON.parse(onlyOut.stdout) as { services: { env: string }[] };
     assert.deepEqual(only.services.map((s) => s.env), ['staging']);
     const rels = (await h.api('GET', '/v1/apps/envs/releases')).json.releases as { env: string; seq: number }[];
     assert.deepEqual(rels.map((r) => `${r.env}:${r.seq}`).sort(), ['prod:1', 'staging:1'], 'release numbering is per environment');
 
     // Commands on one environment default to prod; configuration is not copied between environments.
     assert.equal((await h.cli(['config', 'set', 'envs', 'ONLY_PROD=1'])).code, 0);
-    const prodCfg = JSON.parse((await h.cli(['--json', 'config', 'ls', 'envs'])).stdout) as { key: string }[] | { entries: { key: string }[] };
+    const [prodOut, stagingCfg] = await Promise.all([h.cli(['--json', 'config', 'ls', 'envs']), h.cli(['--json', 'config', 'ls', 'envs', '--env', 'staging'])]);
+    const prodCfg = JSON.parse(prodOut.stdout) as { key: string }[] | { entries: { key: string }[] };
     const keys = (x: typeof prodCfg) => (Array.isArray(x) ? x : x.entries).map((e) => e.key);
     assert.deepEqual(keys(prodCfg), ['ONLY_PROD']);
-    const stagingCfg = await h.cli(['--json', 'config', 'ls', 'envs', '--env', 'staging']);
     assert.equal(stagingCfg.code, 0, stagingCfg.stderr);
     assert.deepEqual(keys(JSON.parse(stagingCfg.stdout) as typeof prodCfg), []);
   });
