@@ -124,13 +124,12 @@ describe('registry garbage collection', () => {
   });
 
   test('a dry run deletes nothing', async () => {
-    const r = await h.cli(['images', 'gc', '--dry-run', '--json']);
+    const [r, human] = await Promise.all([h.cli(['images', 'gc', '--dry-run', '--json']), h.cli(['images', 'gc', '--dry-run', '--keep', '1'])]);
     assert.equal(r.code, 0, r.stderr);
     const rep = JSON.parse(r.stdout) as { dryRun: boolean; deleted: Image[]; kept: Image[]; blobs: { collected: boolean } };
     assert.equal(rep.dryRun, true);
     assert.deepEqual(rep.deleted, [], 'the builds\' own collections left nothing to delete at keep 2');
     assert.equal(rep.blobs.collected, false);
-    const human = await h.cli(['images', 'gc', '--dry-run', '--keep', '1']);
     assert.equal(human.code, 0, human.stderr);
     // keep 1: v5 (current, last release) and v4 (newest other) stay; v2 and v3 would go.
     assert.match(human.stdout, /would delete 2 image\(s\), kept 2 \(keep 1\)/);
@@ -199,12 +198,10 @@ describe('registry garbage collection', () => {
   });
 
   test('bad input and unknown apps get clear errors and exit codes', async () => {
-    const keep0 = await h.cli(['images', 'gc', '--keep', '0']);
+    const [keep0, api, none] = await Promise.all([h.cli(['images', 'gc', '--keep', '0']), h.api('POST', '/v1/images/gc', { keep: 0 }), h.cli(['images', 'nosuchapp'])]);
     assert.equal(keep0.code, 2, keep0.stderr);
     assert.match(keep0.stderr, /--keep "0" must be a whole number of at least 1/);
-    const api = await h.api('POST', '/v1/images/gc', { keep: 0 });
     assert.equal(api.status, 400);
-    const none = await h.cli(['images', 'nosuchapp']);
     assert.equal(none.code, 3, none.stderr);
     assert.match(none.stderr, /no app "nosuchapp"/);
   });
