@@ -12,6 +12,10 @@
 #                   (BERTH_UNIT_CONCURRENCY, default 2: node's own default is one fewer than the
 #                   CPUs, i.e. one at a time on CI's 2 cores, and the unit files are independent:
 #                   temp dirs of their own, no fixed ports); a file that hangs fails after 300 s.
+#                   The files are first bundled by scripts/build-unit.mjs (esbuild, as tsx transforms
+#                   them; a few seconds) and run by plain node: each file is its own process, and tsx's
+#                   loader cost ~1 s of CPU per process, a third of the stage. BERTH_UNIT_TSX=1 runs
+#                   the .ts files through tsx as before (and as a single file is run by hand).
 #   7. integration  node --test --test-concurrency=1 on test/**/*.test.ts, in two lanes side by
 #                   side, each one file at a time: the main lane, and the cluster lane (the
 #                   many-host files test/cluster-*.test.ts on their own test hosts,
@@ -89,7 +93,8 @@ lint() {
 # Every node --test run's TAP output is also kept in TAP_DIR: when a stage fails, the failures are
 # printed again at the very end (scripts/tap-failures.mjs), where a truncated CI log still shows them.
 TAP_DIR=$(mktemp -d /tmp/berth-tap.XXXXXX)
-trap 'rm -rf "$TAP_DIR"' EXIT
+UNIT_BUILD=
+trap 'rm -rf "$TAP_DIR" ${UNIT_BUILD:+"$UNIT_BUILD"}' EXIT
 node_tap() {
   node --import tsx --test "$@" | tee "$(mktemp "$TAP_DIR/run.XXXXXX")"
   return "${PIPESTATUS[0]}"
@@ -173,6 +178,24 @@ integration() {
   return "$arc"
 }
 
+# unit_tests FILE... — see the header (6.). The bundles go to a directory of this run inside the
+# repository (packages are resolved from node_modules), removed when the stage ends (or at exit).
+unit_tests() {
+  local opts=(--test-concurrency="${BERTH_UNIT_CONCURRENCY:-2}" --test-timeout=300000)
+  if [[ ${BERTH_UNIT_TSX:-} == 1 ]]; then
+    node_tap "${opts[@]}" "$@"
+    return
+  fi
+  UNIT_BUILD=$(mktemp -d "$BERTH_ROOT/.unit-build.XXXXXX")
+  local f bundles=() rc=0
+  node scripts/build-unit.mjs "$UNIT_BUILD" "$@" || return
+  for f in "$@"; do bundles+=("${UNIT_BUILD#"$BERTH_ROOT"/}/${f%.ts}.mjs"); done
+  # (pipefail: the status is node's)
+  if node --enable-source-maps --test "${opts[@]}" "${bundles[@]}" | tee "$(mktemp "$TAP_DIR/run.XXXXXX")"; then rc=0; else rc=$?; fi
+  rm -rf "$UNIT_BUILD"
+  return "$rc"
+}
+
 main() {
   run_stage install bash scripts/install.sh
   run_stage docker bash scripts/dockerd.sh start
@@ -185,7 +208,7 @@ main() {
   mapfile -t integ < <(find_tests test)
 
   if ((${#unit[@]} > 0)); then
-    run_stage unit node_tap --test-concurrency="${BERTH_UNIT_CONCURRENCY:-2}" --test-timeout=300000 "${unit[@]}"
+    run_stage unit unit_tests "${unit[@]}"
   else
     skip_stage unit "no src/**/*.test.ts files"
   fi
