@@ -21,6 +21,12 @@ import { planTestHosts, startTestHosts, type TestHosts } from './helpers/swarm-h
 let th: TestHosts;
 let h: Harness;
 let dir: string;
+/**
+ * The base image by its id: a Swarm task of a tag (`berth/busybox`) first tries to pull it from its
+ * registry, which this machine cannot reach (~30 s per service before the task falls back to the local
+ * image); an id is never pulled (Berth itself deploys local-only images by id).
+ */
+let busyboxId: string;
 /** Host i's name (1-based; slot S of scripts/testhosts.sh names them sSh1…). */
 const hn = (i: number): string => th.hosts[i - 1]!.name;
 const ad = (i: number): string => th.hosts[i - 1]!.address;
@@ -34,6 +40,7 @@ before(async () => {
   th = await startTestHosts(4, { engineTls: (x) => ca.issueEngine({ host: x.name, addresses: [x.address] }) });
   // Pool a: hosts 1-3 (the manager among them), pool b: host 4.
   for (const [i, pool] of [[1, 'a'], [2, 'a'], [3, 'a'], [4, 'b']] as const) await th.docker(1, 'node', 'update', '--label-add', `io.berth.pool=${pool}`, hn(i));
+  busyboxId = (await th.docker(1, 'image', 'inspect', '-f', '{{.Id}}', 'berth/busybox')).trim();
   dir = await mkdtemp(join(tmpdir(), 'berth-cluster-deploy-'));
   await h.startServer();
 });
@@ -108,8 +115,8 @@ async function answering(app: string, n: number): Promise<Set<string>> {
 test('six replicas of pool a spread 2/2/2 over its three hosts (one of them busier), each at its host address, all six routed through the ingress', async () => {
   // Host 1 already runs three tasks that are not Berth's: the Swarm alone (it balances all tasks of a
   // node) would put fewer of the six there; Berth's plan spreads the service itself, 2/2/2.
-  await th.docker(1, 'service', 'create', '--detach', '--name', 'busy', '--replicas', '3', '--constraint', `node.hostname==${hn(1)}`,
-    '--restart-condition', 'none', 'berth/busybox', 'sleep', '3600');
+  await th.docker(1, 'service', 'create', '--detach', '--no-resolve-image', '--name', 'busy', '--replicas', '3', '--constraint', `node.hostname==${hn(1)}`,
+    '--restart-condition', 'none', busyboxId, 'sleep', '3600');
   await waitFor(async () => (await th.docker(1, 'service', 'ps', 'busy', '--filter', 'desired-state=running', '--format', '{{.CurrentState}}')).split('\n').filter((l) => l.startsWith('Running')).length === 3,
     { timeoutMs: 60_000, intervalMs: 250, what: 'three other tasks on host 1' });
   const d = await deploy({ app: 'spread' });
@@ -175,7 +182,7 @@ test('a deploy that does not fit its pool is refused with the numbers (exit 4) a
 /** A Swarm service that is not Berth's, on host `i`, running (what takes a port or room there behind Berth's back). */
 async function outsider(name: string, i: number, ...args: string[]): Promise<void> {
   // --no-resolve-image: the test machine has no registry to ask for the tag's digest (that costs ~40 s per service).
-  await th.docker(1, 'service', 'create', '--detach', '--no-resolve-image', '--name', name, '--constraint', `node.hostname==${hn(i)}`, '--restart-condition', 'none', ...args, 'berth/busybox', 'sleep', '3600');
+  await th.docker(1, 'service', 'create', '--detach', '--no-resolve-image', '--name', name, '--constraint', `node.hostname==${hn(i)}`, '--restart-condition', 'none', ...args, busyboxId, 'sleep', '3600');
   await waitFor(async () => (await th.docker(1, 'service', 'ps', name, '--format', '{{.CurrentState}}')).startsWith('Running') || undefined,
     { timeoutMs: 60_000, intervalMs: 250, what: `${name} running on ${hn(i)}` });
 }
