@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, Packet, Question, RecordClass, RecordType } from 'dns-packet';
-import { RCODE, SERVER_UDP_PAYLOAD, answerQuery, answerUndecodable, isInZone, type AnswerOptions } from './answer.ts';
+import { RCODE, SERVER_UDP_PAYLOAD, answerQuery, answerUndecodable, countsExceedLength, isInZone, type AnswerOptions } from './answer.ts';
 import { ResponseCache } from './response-cache.ts';
 import { buildDnsSnapshot, type DnsEntry, type DnsInstance, type DnsSnapshot } from './snapshot.ts';
 import type { InstanceRecord, ServiceRecord } from '../core/store.ts';
@@ -412,4 +412,33 @@ describe('ResponseCache', () => {
     fill(cache, query('_big._tcp.x.prod.berth', 'SRV', 1), SNAP, 'tcp');
     assert.equal(cache.size, 1);
   });
+});
+
+test('countsExceedLength: a header claiming more than the bytes hold is refused before decoding, and only what dns-packet would refuse', () => {
+  const query = dnsPacket.encode({ type: 'query', id: 7, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'SRV', name: '_web._tcp.shop.prod.berth' }] });
+  const response = dnsPacket.encode({ type: 'response', id: 7, questions: [{ type: 'A', name: 'web.berth' }],
+    answers: [{ type: 'A', name: 'web.berth', ttl: 5, data: '127.0.0.1' }, { type: 'A', name: 'web.berth', ttl: 5, data: '127.0.0.2' }] });
+  assert.equal(countsExceedLength(query), false);
+  assert.equal(countsExceedLength(response), false);
+  // A bare header with its counts at the maximum: what made dns-packet allocate before it failed.
+  const header = Buffer.alloc(12);
+  header.writeUInt16BE(0xffff, 4);
+  assert.equal(countsExceedLength(header), true);
+  assert.equal(countsExceedLength(Buffer.alloc(11)), true);
+  assert.equal(countsExceedLength(Buffer.alloc(12)), false, 'no questions, no records: 12 bytes hold it');
+  // Raising any count of a real message past what its bytes hold: refused early, and dns-packet
+  // refuses it too (the early refusal never turns away a message that decodes).
+  let refused = 0;
+  for (const base of [query, response]) {
+    for (const at of [4, 6, 8, 10]) {
+      for (let extra = 1; extra <= 40; extra++) {
+        const m = Buffer.from(base);
+        m.writeUInt16BE(m.readUInt16BE(at) + extra, at);
+        if (!countsExceedLength(m)) continue;
+        refused++;
+        assert.throws(() => dnsPacket.decode(m), `count at ${at} + ${extra}`);
+      }
+    }
+  }
+  assert.ok(refused > 200, `${refused} refused`);
 });

@@ -4,7 +4,7 @@ import dnsPacket from 'dns-packet';
 import type { Packet } from 'dns-packet';
 import type { Logger } from '../core/ports.ts';
 import { Conflict, Forbidden, InvalidInput } from '../core/errors.ts';
-import { RCODE, answerQuery, answerUndecodable, errorResponse, isInZone, type AnswerOptions } from './answer.ts';
+import { RCODE, answerQuery, answerUndecodable, countsExceedLength, errorResponse, isInZone, type AnswerOptions } from './answer.ts';
 import { ResponseCache } from './response-cache.ts';
 import { normalizeZone, type DnsSnapshot } from './snapshot.ts';
 
@@ -267,6 +267,7 @@ export class DnsServer {
     if (hit) return hit;
     let query: Packet;
     try {
+      if (countsExceedLength(msg)) throw new Error('the header claims more than the message holds');
       query = dnsPacket.decode(msg);
     } catch {
       this.counters.errors++;
