@@ -55,24 +55,24 @@ before(async () => {
   await writeFile(file, `name: ${APP}
 services:
   web:
-    image: berth/busybox:latest
+    image: berth/node:20
     # /cgi-bin/p: a POST is written down (its query) and answered after 15 s, so it is in flight when a
-    # host dies; a GET lists the POSTs this instance received.
+    # host dies; a GET lists the POSTs this instance received; ?slow answers after 6 s. Every answer is
+    # one write (status, headers and body in one segment), as most servers send a small answer: an
+    # answer split over two writes can lose its second part with the link, after nginx has begun it
+    # (busybox httpd wrote headers and file apart; one GET in CI lost its body that way).
     command:
-      - sh
-      - -c
+      - node
+      - -e
       - |
-        mkdir -p /tmp/w/cgi-bin
-        echo "$$BERTH_INSTANCE" > /tmp/w/index.html
-        cat > /tmp/w/cgi-bin/p <<'CGI'
-        #!/bin/sh
-        if [ "$$REQUEST_METHOD" = POST ]; then echo "$$QUERY_STRING" >> /tmp/posts; sleep 15; fi
-        if [ "$$QUERY_STRING" = slow ]; then sleep 6; printf 'Content-Type: text/plain\\r\\n\\r\\n'; cat /tmp/w/index.html; exit 0; fi
-        printf 'Content-Type: text/plain\\r\\n\\r\\n'
-        cat /tmp/posts 2>/dev/null
-        CGI
-        chmod +x /tmp/w/cgi-bin/p
-        exec httpd -f -p $$PORT -h /tmp/w
+        const posts = [];
+        require('http').createServer((req, res) => {
+          const [path, query = ''] = req.url.split('?');
+          if (path === '/cgi-bin/p' && req.method === 'POST') { posts.push(query); return void setTimeout(() => res.end(''), 15000); }
+          if (path === '/cgi-bin/p' && query === 'slow') return void setTimeout(() => res.end(process.env.BERTH_INSTANCE + '\\n'), 6000);
+          if (path === '/cgi-bin/p') return void res.end(posts.map((p) => p + '\\n').join(''));
+          res.end(process.env.BERTH_INSTANCE + '\\n');
+        }).listen(Number(process.env.PORT));
     deploy:
       replicas: 6
     stop_grace_period: 2s
@@ -206,18 +206,12 @@ test('a host dies under load: its instances are unrouted and replaced on the oth
   // Requests already sent to the dying host's instances get no answer (the link is cut, no reset): the
   // ingress cuts its connections there once Berth's check finds the instance unreachable, and nginx
   // retries the GETs on a live instance before the client's 5 s run out.
-  // Except one whose answer was on its way when the link went (status and headers through, the body
-  // lost with the link): nginx has begun that answer to the client, and no proxy can take it back and
-  // ask another backend. Such a GET fails, and only such: its headers came before the host was gone,
-  // at most one per client connection (4).
-  const lateOrWhole = res.failed - res.partial.filter((p) => p.headersAt <= killedAt).length;
-  if (lateOrWhole !== 0 || res.partial.length > 4) {
-    const ev = (await h.api('GET', `/v1/events?app=${APP}&limit=500`)).json as { events?: Array<{ kind: string; message: string; at?: number }> };
+  if (res.failed !== 0) {
+    const ev = (await h.api('GET', `/v1/events?app=${APP}&limit=500`)).json as { events?: Array<{ kind: string; message: string }> };
     const seen = (ev.events ?? []).filter((e) => /^(ingress\.cut|health\.|instance\.)/.test(e.kind)).map((e) => `${e.kind}: ${e.message}`);
-    assert.fail(`failed GETs: ${res.failed} (${res.partial.length} cut mid-answer: ${JSON.stringify(res.partial.map((p) => p.headersAt - killedAt))} ms from the kill's end): ` +
+    assert.fail(`failed GETs: ${res.failed} (${res.partial.length} cut after their headers came, at ${JSON.stringify(res.partial.map((p) => p.headersAt - killedAt))} ms from the kill's end): ` +
       `${res.errors.join('; ')}\nevents:\n${seen.join('\n')}`);
   }
-  if (res.partial.length > 0) console.log(`# figures: ${res.partial.length} GET(s) whose answer was under way when the host died (cut mid-answer)`);
   const done = await Promise.all(posts);
   const cut = done.filter((p) => p.status !== 200);
   console.log(`# figures: POSTs: ${done.length - cut.length} answered 200, ${cut.length} cut (${JSON.stringify(tally(cut.map((p) => String(p.status))))})`);
