@@ -141,19 +141,10 @@ async function killEvents(socketPath: string): Promise<{ at(id: string): Promise
 }
 
 /** Polls `check` every millisecond until it holds: when its answer came (ms since the epoch). */
-async function seenAt(check: () => Promise<boolean>, what: string): Promise<number> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (await check()) return nowMs();
-    if (Date.now() > deadline) throw new Error(`timed out after 30 s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1));
-  }
+function seenAt(check: () => Promise<boolean>, what: string): Promise<number> {
+  return waitFor(async () => ((await check()) ? nowMs() : undefined), { timeoutMs: 30_000, intervalMs: 1, what });
 }
 
-/**
- * The rounds on one server: `kill` crashes a healthy instance's process, `address` is where nginx
- * reaches the service's instances (127.0.0.1 on one host, the remote host's address in cluster mode).
- */
 interface Rounds { removal: number[]; fromRequest: number[]; dockerKill: number[]; add: number[]; lua: boolean }
 
 /**
