@@ -127,7 +127,8 @@ services:
     // Berth's names (`.berth`) from an overlay container on another host: Berth's DNS on the cluster address.
     const berthName = await waitFor(async () => {
       const t = await sh(2, prodDb, `nslookup web.${APP}.prod.berth 2>&1 || true`);
-      return /Address:\s+\d+\.\d+\.\d+\.\d+/.test(t.split(/Name:/)[1] ?? '') ? t : undefined;
+      if (/Address:\s+\d+\.\d+\.\d+\.\d+/.test(t.split(/Name:/)[1] ?? '')) return t;
+      throw new Error(`nslookup said: ${JSON.stringify(t)}`); // (the timeout's message keeps the last answer)
     }, { timeoutMs: 20_000, intervalMs: 500, what: `web.${APP}.prod.berth from the db container` });
     assert.match(berthName.split(/Name:/)[1]!, new RegExp(th.hosts[0]!.address.replace(/\./g, '\\.')), 'it names web\'s host address');
   });

@@ -264,13 +264,15 @@ describe('Compose model: overrides, extends, profiles, build target, one-shot in
         '    depends_on:',
         '      db: {condition: service_healthy}',
         '    x-berth:',
-        '      update: {deadline: 8s}',
+        // Room for a loaded machine: db's container created and started, then its first check run (CI
+        // once had not run one 8 s after the deploy began).
+        '      update: {deadline: 15s}',
         '',
       ].join('\n'));
       const r = await h.cli(['deploy', '-f', join(d, 'compose.yaml'), '--timeout', '120'], { timeoutMs: 180_000 });
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /web waiting for db \(healthy\)/);
-      assert.match(r.stderr, /db did not become healthy in 8s: healthcheck exit 1: db is still recovering/);
+      assert.match(r.stderr, /db did not become healthy in 15s: healthcheck exit 1: db is still recovering/);
       assert.deepEqual((await docker('ps', '-q', '--filter', `label=io.berth.app=${app}`, '--filter', 'label=io.berth.service=web')).trim(), '', 'web never started');
     } finally {
       await h.cli(['rm', app]).catch(() => undefined);

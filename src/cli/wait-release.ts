@@ -4,6 +4,8 @@ import { CliFailure, EXIT, progress, progressDone } from './context.ts';
 
 /** How often a long wait prints a line saying what it waits for (on a terminal and off it). */
 export const PROGRESS_EVERY_MS = 5000;
+/** The least time between two lines when what a wait waits on changes between the regular ones. */
+export const PROGRESS_CHANGE_MS = 2000;
 
 /** Events worth a line while a deploy, rollback or reload runs. */
 export const SHOWN_EVENTS = /failed|crashed|dependency\.|rollback|switched|release\.|build\.|image\.|stopping|reloaded|unhealthy/;
@@ -29,11 +31,19 @@ export function serviceLine(s: Waited, now = Date.now()): string {
     : `${s.name} ${s.status}`;
 }
 
-/** Prints a `waiting Ns: …` line every PROGRESS_EVERY_MS (as a line of its own, so it shows in logs and CI too). */
+/**
+ * Prints a `waiting Ns: …` line every PROGRESS_EVERY_MS (as a line of its own, so it shows in logs and
+ * CI too). Once a wait has printed one, a change of what it waits on (another check result, one more
+ * instance healthy) is printed when seen, at most one line per PROGRESS_CHANGE_MS: a check that turns
+ * from `connection refused` to `404` a second after a line says so before the next five seconds are up.
+ */
 export class ProgressTicker {
   private next: number;
-  constructor(private readonly t0 = Date.now()) {
-    this.next = t0 + PROGRESS_EVERY_MS;
+  private last?: { at: number; key: string };
+  private readonly t0: number;
+  constructor(private readonly io: { now: () => number; print: (line: string) => void } = { now: Date.now, print: progressDone }) {
+    this.t0 = io.now();
+    this.next = this.t0 + PROGRESS_EVERY_MS;
   }
 
   tick(services: Waited[]): void {
@@ -42,11 +52,17 @@ export class ProgressTicker {
 
   /** The same with a line of the caller's (empty: nothing to say this time). */
   tickText(line: (now: number) => string): void {
-    const now = Date.now();
-    if (now < this.next) return;
-    this.next = now + PROGRESS_EVERY_MS;
+    const now = this.io.now();
+    const due = now >= this.next;
+    if (!due && (!this.last || now - this.last.at < PROGRESS_CHANGE_MS)) return;
     const text = line(now);
-    if (text) progressDone(`  waiting ${Math.round((now - this.t0) / 1000)}s: ${text}`);
+    // What changed, not how long: durations (`for 12s`) are not a change.
+    const key = text.replace(/\b\d+(?:ms|s|m)\b/g, '');
+    if (!due && key === this.last!.key) return;
+    this.next = now + PROGRESS_EVERY_MS;
+    if (!text) return;
+    this.last = { at: now, key };
+    this.io.print(`  waiting ${Math.round((now - this.t0) / 1000)}s: ${text}`);
   }
 }
 
