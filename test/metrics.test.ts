@@ -71,6 +71,12 @@ describe('metrics', () => {
     assert.match(text, /^berth_http_requests_total\{app="e2e",env="prod",service="web",route="e2e\.prod\.web\.\d+",status_class="2xx"\} \d+$/m);
     assert.match(text, /^berth_container_memory_bytes\{app="e2e",env="prod",service="web",instance="[^"]+"\} \d+/m);
     assert.match(text, /^berth_service_replicas_desired\{app="e2e",env="prod",service="web"\} 3$/m);
+    // The server's own process: CPU, memory, and how late its event loop runs (API, DNS and health checks wait that long).
+    assert.match(text, /^process_resident_memory_bytes \d+$/m);
+    assert.match(text, /^process_cpu_seconds_total [\d.]+$/m);
+    assert.match(text, /^# TYPE berth_event_loop_delay_seconds summary$/m);
+    assert.match(text, /^berth_event_loop_delay_seconds\{quantile="0\.99"\} [\d.e-]+$/m);
+    assert.match(text, /^berth_event_loop_delay_seconds_count \d+$/m);
   });
 
   test('a real Prometheus scrapes /metrics with the bearer token and returns Berth\'s series', async () => {
@@ -117,6 +123,9 @@ describe('metrics', () => {
       assert.equal(up.data.result[0]?.value[1], '1', 'the scrape target is up (token accepted)');
       const mem = await (await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent('berth_container_memory_bytes{app="e2e"}')}`)).json() as { data: { result: unknown[] } };
       assert.equal(mem.data.result.length, 3);
+      // The summary parses as one (Prometheus keeps its quantiles as labels).
+      const loop = await (await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent('berth_event_loop_delay_seconds{job="berth"}')}`)).json() as { data: { result: { metric: Record<string, string> }[] } };
+      assert.deepEqual(loop.data.result.map((r) => r.metric.quantile).sort(), ['0.5', '0.9', '0.99', '1']);
     } finally {
       if (prom && prom.exitCode === null) {
         const exited = new Promise((r) => prom!.once('exit', r));

@@ -10,6 +10,7 @@ export {
   MetricsStore, METRIC_KINDS, GAUGE_KINDS, LATENCY_BUCKETS, RESOLUTIONS, latencyBucket, histQuantile,
   type MetricKind, type SeriesKey, type PointInput, type Point, type MetricsQuery, type MetricsResult, type MetricsStoreOptions,
 } from './metrics-store.ts';
+export { ProcessMetrics, LOOP_WINDOW_MS } from './process-metrics.ts';
 export { StatsSampler, type SampledInstance, type InstanceSample, type StatsSamplerOptions } from './stats-sampler.ts';
 export { AccessLogReader, instanceOf, parseUpstreamName, type AccessLogReaderOptions, type HttpCounters, type InstanceIndex, type RouteOwner, type StatusClass } from './access-log.ts';
 export {

@@ -7,7 +7,7 @@ import type { DesiredStateStore, InstanceRecord, InstanceStore } from '../core/s
 export interface MetricFamily {
   name: string;
   help: string;
-  type: 'counter' | 'gauge' | 'histogram' | 'untyped';
+  type: 'counter' | 'gauge' | 'histogram' | 'summary' | 'untyped';
   samples: { labels?: Record<string, string>; value: number; /** Suffix such as `_bucket`, `_sum`, `_count`. */ suffix?: string }[];
 }
 

@@ -102,7 +102,7 @@ export async function startApi(cfg: ServerConfig, d: {
     prometheus: () => renderMetrics({
       samples: obs.sampler.latest(), services: serviceStates(store), http: obs.accessLog.counters,
       // Cluster mode: whether each host's engine answered (its instances' logs and stats come from there).
-      extra: () => hostEngineFamilies(d.docker.hostEngineHealth()),
+      extra: () => [...hostEngineFamilies(d.docker.hostEngineHealth()), ...obs.process.families()],
     }),
   });
   registerAlertRoutes(api, { store, clock, changed: () => void obs.alerts.evaluate() });

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Clock, Engine, Logger } from '../core/ports.ts';
 import type { Store } from '../core/store.ts';
 import { LogCollector, LogStore } from '../logs/index.ts';
-import { AccessLogReader, MetricsStore, StatsSampler, type InstanceIndex } from '../metrics/index.ts';
+import { AccessLogReader, MetricsStore, ProcessMetrics, StatsSampler, type InstanceIndex } from '../metrics/index.ts';
 import { ACCESS_LOG_FILE } from '../ingress/render.ts';
 import { AlertEvaluator, WebhookNotifier } from '../alerts/index.ts';
 import type { ServerConfig } from './config.ts';
@@ -17,6 +17,8 @@ export interface Observability {
   sampler: StatsSampler;
   accessLog: AccessLogReader;
   alerts: AlertEvaluator;
+  /** The server's own CPU, memory and event-loop delay. */
+  process: ProcessMetrics;
   /** Starts collecting the logs of new containers (and stops for gone ones), in the background. */
   syncLogs(): void;
   stop(): Promise<void>;
@@ -86,10 +88,12 @@ export function startObservability(cfg: ServerConfig, d: { store: Store; engine:
     http: (q) => metrics.httpTotals(q),
   });
   alerts.start();
+  const proc = new ProcessMetrics();
   return {
-    logStore, logs, metrics, sampler, accessLog, alerts,
+    logStore, logs, metrics, sampler, accessLog, alerts, process: proc,
     syncLogs: () => void logs.sync().catch((err) => logger.warn({ err: String(err) }, 'log collection sync failed')),
     async stop() {
+      proc.close();
       await logs.close();
       alerts.stop();
       notifier.close();
