@@ -394,8 +394,23 @@ export class Harness {
   }
 
   /** Removes everything this installation made: containers, nginx, the server, the data dir. */
+  /**
+   * How late the server's event loop ran over the last 30-60 s (its /metrics): printed at cleanup, so a
+   * timing failure in CI can be told apart from a server that was held up.
+   */
+  async loopDelay(): Promise<{ p99Ms: number; maxMs: number } | undefined> {
+    if (this.apiCa !== undefined || !this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return undefined;
+    const res = await fetch(`http://127.0.0.1:${this.apiPort}/metrics`, { headers: { authorization: `Bearer ${await this.token()}` }, signal: AbortSignal.timeout(3000) });
+    const text = await res.text();
+    const q = (quantile: string) => Number(new RegExp(`^berth_event_loop_delay_seconds\\{quantile="${quantile}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000;
+    const d = { p99Ms: Math.round(q('0.99')), maxMs: Math.round(q('1')) };
+    return Number.isFinite(d.maxMs) ? d : undefined;
+  }
+
   async cleanup(): Promise<void> {
     const t0 = Date.now();
+    const loop = await this.loopDelay().catch(() => undefined);
+    if (loop) process.stderr.write(`[harness] the server's event loop over its last 30-60 s: p99 ${loop.p99Ms} ms, max ${loop.maxMs} ms late\n`);
     await this.killServer('SIGKILL');
     try {
       const cluster = (await readFile(join(this.dataDir, 'cluster-id'), 'utf8')).trim();
