@@ -89,7 +89,7 @@ describe('service discovery', () => {
     assert.ok(dnsMs < 1000, `DNS took ${dnsMs} ms`);
     assert.ok(nginxMs < 1000, `nginx took ${nginxMs} ms`);
     await waitFor(async () => (await healthyPorts()).length === 3, { timeoutMs: 30_000, what: 'replacement healthy' });
-    await waitFor(async () => (await srvPorts('_web._tcp.e2e.prod.berth')).length === 3, { timeoutMs: 2000, what: 'replacement in DNS' });
+    await waitFor(async () => (await srvPorts('_web._tcp.e2e.prod.berth')).length === 3, { timeoutMs: 10_000, what: 'replacement in DNS' });
   });
 
   test('an external service with a 2 s TTL disappears when it stops heartbeating; deregistration is immediate', async () => {
@@ -115,7 +115,7 @@ describe('service discovery', () => {
     assert.equal(entries.find((e: { id: string }) => e.id === reg.json.id).health, 'unhealthy');
     // Active deregistration: gone at once.
     const second = await h.api('POST', '/v1/registry/prod/cache', { address: '127.0.0.1', port: extPort, check: { tcp: true } });
-    await waitFor(async () => (await srvPorts('_cache._tcp.prod.berth')).length === 1, { timeoutMs: 5000, what: 'tcp-checked external healthy' });
+    await waitFor(async () => (await srvPorts('_cache._tcp.prod.berth')).length === 1, { timeoutMs: 15_000, what: 'tcp-checked external healthy' });
     assert.equal((await h.api('DELETE', `/v1/registry/external/${second.json.id}`)).status, 204);
     assert.deepEqual(await srvPorts('_cache._tcp.prod.berth'), []);
     const bad = await h.api('POST', '/v1/registry/prod/cache', { address: '127.0.0.1', port: 70000 });
@@ -164,7 +164,7 @@ describe('service discovery', () => {
       const put = await h.api('PUT', '/v1/templates/up', { source, dest, check: ['grep', '-q', 'server', '{{candidate}}'], reload: ['sh', '-c', `echo reloaded >> ${log}`] });
       assert.equal(put.status, 200, JSON.stringify(put.json));
       const servers = async () => ((await readFile(dest, 'utf8').catch(() => '')).match(/server 127\.0\.0\.1:(\d+)/g) ?? []).map((l) => Number(l.split(':')[1])).sort();
-      await waitFor(async () => (await servers()).length === (await healthyPorts()).length && (await servers()).length > 0, { timeoutMs: 5000, what: 'rendered' });
+      await waitFor(async () => (await servers()).length === (await healthyPorts()).length && (await servers()).length > 0, { timeoutMs: 15_000, what: 'rendered' });
       const victim = (await h.containers('e2e')).find((c) => c.running)!;
       const since = Math.floor(Date.now() / 1000) - 1;
       const killed = docker('kill', victim.id);
@@ -184,7 +184,7 @@ describe('service discovery', () => {
       // A check that fails: the old file stays, an event says why.
       const dest2 = join(dir, 'other.conf');
       assert.equal((await h.api('PUT', '/v1/templates/strict', { source, dest: dest2, check: ['false'] })).status, 200);
-      await waitFor(async () => (await h.api('GET', '/v1/templates')).json.templates.find((t: { name: string }) => t.name === 'strict').lastError !== '', { timeoutMs: 5000, what: 'check failure recorded' });
+      await waitFor(async () => (await h.api('GET', '/v1/templates')).json.templates.find((t: { name: string }) => t.name === 'strict').lastError !== '', { timeoutMs: 15_000, what: 'check failure recorded' });
       await assert.rejects(readFile(dest2), 'no file written when the check fails');
       const ev = await h.api('GET', '/v1/events?limit=500');
       assert.ok(ev.json.events.some((e: { kind: string; message: string }) => e.kind === 'template.failed' && /check failed/.test(e.message)));
@@ -229,7 +229,7 @@ describe('service discovery', () => {
       const reg = await h.api('POST', '/v1/registry/prod/db', { address: '127.0.0.1', port: extPort });
       assert.equal(reg.status, 201, JSON.stringify(reg.json));
       ext = reg.json.id as string;
-      await waitFor(async () => (await srvPorts('_db._tcp.prod.berth')).length === 1, { timeoutMs: 5000, what: 'external db in DNS' });
+      await waitFor(async () => (await srvPorts('_db._tcp.prod.berth')).length === 1, { timeoutMs: 15_000, what: 'external db in DNS' });
 
       // Inside a container of app a, the short name `web` is a's web, and `db` the external one.
       const inA = (await h.api('GET', '/v1/apps/a')).json.services[0].instances.find((i: { state: string }) => i.state === 'running');
@@ -260,11 +260,11 @@ describe('service discovery', () => {
       const put = await h.api('PUT', '/v1/templates/only-a', { source: '{{range service "web.a.prod"}}{{.App}} {{.Port}}\n{{end}}{{range service "db.prod"}}db {{.Port}}\n{{end}}', dest });
       assert.equal(put.status, 200, JSON.stringify(put.json));
       const want = [...ports.a!.map((p) => `a ${p}`), `db ${extPort}`].join('\n') + '\n';
-      await waitFor(async () => (await readFile(dest, 'utf8').catch(() => '')) === want, { timeoutMs: 5000, what: `${dest} rendered with a's instances only` });
+      await waitFor(async () => (await readFile(dest, 'utf8').catch(() => '')) === want, { timeoutMs: 15_000, what: `${dest} rendered with a's instances only` });
       const dest2 = join(dir, 'old.conf');
       assert.equal((await h.api('PUT', '/v1/templates/old-name', { source: '{{range service "web.prod"}}{{.Port}}{{end}}', dest: dest2 })).status, 200);
       await waitFor(async () => /write service "web\.a\.prod" \(SERVICE\.APP\.ENV/.test((await h.api('GET', '/v1/templates')).json.templates
-        .find((t: { name: string }) => t.name === 'old-name').lastError), { timeoutMs: 5000, what: 'the two-part name refused' });
+        .find((t: { name: string }) => t.name === 'old-name').lastError), { timeoutMs: 15_000, what: 'the two-part name refused' });
       await assert.rejects(readFile(dest2), 'nothing rendered from an ambiguous name');
       await h.api('DELETE', '/v1/templates/only-a');
       await h.api('DELETE', '/v1/templates/old-name');
