@@ -7,7 +7,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Harness, ROOT, docker, get, load } from './helpers/harness.ts';
+import { readFile, readdir } from 'node:fs/promises';
 import { waitFor } from '../src/lib/backoff.ts';
+import { findMaster } from '../src/ingress/index.ts';
 
 const COMPOSE = join(ROOT, 'test/fixtures/apps/web/compose.yaml');
 
@@ -28,6 +30,21 @@ describe('walking skeleton', () => {
     const web = st.services.find((s: { name: string }) => s.name === 'web');
     return { web, ids: web.instances.filter((i: { health: string; state: string }) => i.health === 'healthy' && i.state === 'running').map((i: { id: string }) => i.id) as string[] };
   };
+
+  /** The nice value of each thread of a process (field 19 of stat). */
+  const nices = async (pid: number): Promise<number[]> => Promise.all((await readdir(`/proc/${pid}/task`)).map(async (tid) => {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  }));
+
+  test('the server and the nginx it starts run ahead of the host\'s other work: nice -5 on every thread (BERTH_NICE)', async () => {
+    const server = h.proc!.pid!;
+    assert.deepEqual([...new Set(await nices(server))], [-5], 'every thread of the server');
+    const nginx = await findMaster(join(h.dataDir, 'nginx'));
+    assert.ok(nginx, 'nginx runs');
+    assert.deepEqual([...new Set(await nices(nginx))], [-5], 'nginx inherits it');
+    assert.equal((await nices(process.pid))[0], 0, 'the test itself runs at 0: the difference is the server\'s doing');
+  });
 
   test('every API route needs a bearer token', async () => {
     assert.equal((await h.api('GET', '/v1/ping', undefined, null)).status, 401);

@@ -109,6 +109,12 @@ export interface ServerConfig {
   readonly webDir: string | undefined;
   /** The environment the programs Berth runs with extra variables (git) start from: the server's own, read once here. */
   readonly childEnv: Readonly<Record<string, string>>;
+  /**
+   * BERTH_NICE: the server's CPU priority (nice, -20..19; default -5, 0 leaves it as started). Its one
+   * event loop answers DNS, health checks, the balancer feed and the API for every app on the host,
+   * so on a busy host it runs ahead of the apps, builds and CLI calls (nginx, which it starts, too).
+   */
+  readonly nice: number;
 }
 
 export interface ServerFlags {
@@ -175,6 +181,7 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     ...publicUrl(env.BERTH_PUBLIC_URL),
     ...edgeAddress(env.BERTH_EDGE_ADDRESS),
     childEnv: Object.freeze(Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined))),
+    nice: niceness(env.BERTH_NICE ?? '-5'),
   });
 }
 
@@ -287,6 +294,14 @@ function builder(v: string): 'buildkit' | 'legacy' {
   if (v === 'buildkit') return 'buildkit';
   if (v === 'classic' || v === 'legacy') return 'legacy';
   throw new InvalidInput(`BERTH_BUILDER "${v}" is not a builder: use buildkit (the default) or classic`);
+}
+
+function niceness(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < -20 || n > 19) {
+    throw new InvalidInput(`BERTH_NICE "${v}" is not a nice value: write a whole number from -20 (first) to 19 (last); -5 is the default, 0 keeps the priority the server was started with`);
+  }
+  return n;
 }
 
 function wholeNumber(name: string, v: string, min: number): number {
