@@ -38,12 +38,14 @@ describe('walking skeleton', () => {
   }));
 
   test('the server and the nginx it starts run ahead of the host\'s other work: nice -5 on every thread (BERTH_NICE)', async () => {
+    // The server starts at this test's own value: -5 unless that is already lower (kept, then).
+    const own = (await nices(process.pid))[0]!;
+    const want = Math.min(own, -5);
     const server = h.proc!.pid!;
-    assert.deepEqual([...new Set(await nices(server))], [-5], 'every thread of the server');
+    assert.deepEqual([...new Set(await nices(server))], [want], `every thread of the server (the test runs at ${own})`);
     const nginx = await findMaster(join(h.dataDir, 'nginx'));
     assert.ok(nginx, 'nginx runs');
-    assert.deepEqual([...new Set(await nices(nginx))], [-5], 'nginx inherits it');
-    assert.equal((await nices(process.pid))[0], 0, 'the test itself runs at 0: the difference is the server\'s doing');
+    assert.deepEqual([...new Set(await nices(nginx))], [want], 'nginx inherits it');
   });
 
   test('every API route needs a bearer token', async () => {
