@@ -264,6 +264,13 @@ describe('edge hosts: the ingress on every edge host outlives the control plane'
       });
     }
     mark('edges serve');
+    // The agents (and the nginx each starts) run ahead of their host's other work, like the server: BERTH_NICE, -5 by default.
+    const niceOf = async (pid: number): Promise<number[]> => [...new Set(await Promise.all((await readdir(`/proc/${pid}/task`)).map(async (tid) => {
+      const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    })))];
+    const wantNice = Math.min((await niceOf(process.pid))[0]!, -5);
+    for (const e of edges) assert.deepEqual(await niceOf(e.proc!.pid!), [wantNice], `${e.name}'s agent, every thread`);
     // Both replicas behind each edge (round robin through the edge's Lua balancer).
     for (const e of edges) {
       const seen = new Set<string>();

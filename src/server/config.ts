@@ -296,7 +296,8 @@ function builder(v: string): 'buildkit' | 'legacy' {
   throw new InvalidInput(`BERTH_BUILDER "${v}" is not a builder: use buildkit (the default) or classic`);
 }
 
-function niceness(v: string): number {
+/** BERTH_NICE's value (the server's and the edge agent's): -20..19. */
+export function niceness(v: string): number {
   const n = Number(v);
   if (v.trim() === '' || !Number.isInteger(n) || n < -20 || n > 19) {
     throw new InvalidInput(`BERTH_NICE "${v}" is not a nice value: write a whole number from -20 (first) to 19 (last); -5 is the default, 0 keeps the priority the server was started with`);

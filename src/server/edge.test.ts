@@ -16,8 +16,10 @@ test('berth edge: flags parsed once, each mistake named with what would be right
     const cfg = await loadEdgeConfig({ control: 'https://10.0.0.5:7070/', tokenFile: file, dataDir: dir, port: '8080' }, {});
     assert.deepEqual({ ...cfg, nginxBin: undefined }, {
       control: 'https://10.0.0.5:7070', token, host: 'edge-1', dataDir: dir, port: 8080, httpsPort: 443, tlsDir: '/run/berth-edge/tls', adminPort: 7071,
-      listenAddress: '0.0.0.0', waitSeconds: 25, nginxBin: undefined,
+      listenAddress: '0.0.0.0', waitSeconds: 25, nginxBin: undefined, nice: -5,
     });
+    assert.equal((await loadEdgeConfig({}, { BERTH_EDGE_CONTROL: 'http://c:1', BERTH_EDGE_TOKEN: token, BERTH_NICE: '0' })).nice, 0);
+    await assert.rejects(loadEdgeConfig({}, { BERTH_EDGE_CONTROL: 'http://c:1', BERTH_EDGE_TOKEN: token, BERTH_NICE: '-30' }), /BERTH_NICE "-30" is not a nice value: write a whole number from -20/);
     assert.equal((await loadEdgeConfig({}, { BERTH_EDGE_CONTROL: 'http://c:1', BERTH_EDGE_TOKEN: token })).dataDir, '/var/lib/berth-edge');
     const refuses = async (flags: Parameters<typeof loadEdgeConfig>[0], re: RegExp) => assert.rejects(loadEdgeConfig(flags, {}), re);
     await refuses({ token }, /--control is missing: the control plane's URL/);

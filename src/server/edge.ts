@@ -6,6 +6,8 @@ import { parseEdgeToken } from '../core/edge.ts';
 import type { Logger } from '../core/ports.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { runCommand } from '../lib/exec.ts';
+import { setProcessNice } from '../lib/priority.ts';
+import { niceness } from './config.ts';
 import { EdgeAgent, NginxIngress, httpEdgeFetch } from '../ingress/index.ts';
 
 /** `berth edge` flags, parsed once here (like the server's config). */
@@ -35,6 +37,8 @@ export interface EdgeConfigParsed {
   listenAddress: string;
   waitSeconds: number;
   nginxBin: string;
+  /** BERTH_NICE (default -5): the agent and the nginx it starts run ahead of the host's other work, as the server does. */
+  nice: number;
 }
 
 function port(name: string, v: string): number {
@@ -77,6 +81,7 @@ export async function loadEdgeConfig(f: EdgeFlags, env: NodeJS.ProcessEnv): Prom
     port: port('--port', f.port ?? '80'), httpsPort: port('--https-port', f.httpsPort ?? '443'), adminPort: port('--admin-port', f.adminPort ?? '7071'),
     tlsDir: resolve(f.tlsDir ?? env.BERTH_EDGE_TLS_DIR ?? '/run/berth-edge/tls'), listenAddress, waitSeconds: wait,
     nginxBin: env.BERTH_NGINX ?? 'nginx',
+    nice: niceness(env.BERTH_NICE ?? '-5'),
   };
 }
 
@@ -86,6 +91,12 @@ export async function loadEdgeConfig(f: EdgeFlags, env: NodeJS.ProcessEnv): Prom
  */
 export async function startEdgeAgent(cfg: EdgeConfigParsed, logger: Logger): Promise<{ agent: EdgeAgent; ingress: NginxIngress; stop(): Promise<void> }> {
   process.umask(0o077);
+  try {
+    const r = setProcessNice(cfg.nice);
+    if (r.after !== r.before) logger.info({ nice: r.after, was: r.before }, 'CPU priority set (BERTH_NICE)');
+  } catch (err) {
+    logger.warn({ nice: cfg.nice, err: String(err) }, 'could not set the CPU priority (BERTH_NICE needs root or CAP_SYS_NICE to go below 0); BERTH_NICE=0 keeps the priority the agent was started with');
+  }
   // The admin token of this nginx's Lua endpoint: kept so that a restarted agent updates the adopted nginx without a reload.
   const tokenFile = join(cfg.dataDir, 'ingress-admin.token');
   let adminToken = (await readFile(tokenFile, 'utf8').catch(() => '')).trim();
