@@ -393,7 +393,6 @@ export class Harness {
     return r.json;
   }
 
-  /** Removes everything this installation made: containers, nginx, the server, the data dir. */
   /**
    * How late the server's event loop ran over the last 30-60 s (its /metrics): printed at cleanup, so a
    * timing failure in CI can be told apart from a server that was held up.
@@ -407,6 +406,7 @@ export class Harness {
     return Number.isFinite(d.maxMs) ? d : undefined;
   }
 
+  /** Removes everything this installation made: containers, nginx, the server, the data dir. */
   async cleanup(): Promise<void> {
     const t0 = Date.now();
     const loop = await this.loopDelay().catch(() => undefined);
