@@ -114,7 +114,11 @@ services:
     const [preDb] = await tasks(2, 'pre', 'db');
     assert.ok(preWeb && prodDb && preDb);
     // By name on the native port, across hosts; prod's db neither by name nor by address.
-    assert.equal(await sh(1, preWeb, 'nc -w 3 db 5432 </dev/null'), 'db-pre');
+    // db answers one connection at a time (`nc -l` in a loop) and both web replicas read it every
+    // second: a connection between two of its answers is refused, so the read is retried.
+    const byName = await waitFor(async () => (await sh(1, preWeb, 'nc -w 3 db 5432 </dev/null')) || undefined,
+      { timeoutMs: 15_000, intervalMs: 200, what: 'pre\'s db read by name from pre\'s web' });
+    assert.equal(byName, 'db-pre');
     const prodDbIp = await overlayIp(2, prodDb);
     assert.notEqual(prodDbIp, await overlayIp(2, preDb));
     assert.equal(await sh(1, preWeb, `nc -w 2 ${prodDbIp} 5432 </dev/null; echo "exit $?"`), 'exit 1', 'pre cannot reach prod\'s db by address');
