@@ -31,7 +31,8 @@ describe('deploy feedback', { concurrency: true }, () => {
   let h: Harness;
   let dir: string;
   before(async () => {
-    h = await Harness.create({ portRange: '10400-10499' });
+    // Berth hands out 10400-10489; 10490-10499 are this file's fixed ports (an app that ignores $PORT).
+    h = await Harness.create({ portRange: '10400-10489' });
     // Built once, up front: the tests run side by side, and builds racing for one tag could give a
     // deploy a different image (a new release) than the one before it.
     await docker('build', '-q', '-t', IMAGE, APP_DIR);
@@ -138,7 +139,9 @@ ${xHealth}      update: { deadline: ${o.deadline ?? '60s'} }
 
   test('an app that ignores $PORT and has its own Compose healthcheck: not healthy, and the deploy names the port it should listen on', async () => {
     // It listens on a fixed port outside Berth's range; its own check, run inside, finds it there.
-    const fixed = 34_190;
+    // Not in the kernel's ephemeral range (32768-60999): a client's outgoing connection may hold
+    // such a port, and the app then dies on EADDRINUSE (a full check here had 34190 taken once).
+    const fixed = 10_490;
     const check = ['CMD', 'node', '-e', `require('http').get('http://127.0.0.1:${fixed}/health', (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))`];
     const r = await deploy(await composeFile('portless', { env: { LISTEN_PORT: String(fixed) }, composeHealth: check, deadline: '8s' }));
     assert.equal(r.code, 1, r.stderr);
