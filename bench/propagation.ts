@@ -145,6 +145,10 @@ function seenAt(check: () => Promise<boolean>, what: string): Promise<number> {
   return waitFor(async () => ((await check()) ? nowMs() : undefined), { timeoutMs: 30_000, intervalMs: 1, what });
 }
 
+/**
+ * The rounds on one server: `kill` crashes a healthy instance's process, `address` is where nginx
+ * reaches the service's instances (127.0.0.1 on one host, the remote host's address in cluster mode).
+ */
 interface Rounds { removal: number[]; fromRequest: number[]; dockerKill: number[]; add: number[]; lua: boolean }
 
 /**
