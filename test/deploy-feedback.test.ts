@@ -49,7 +49,8 @@ describe('deploy feedback', { concurrency: true }, () => {
   const composeFile = async (name: string, o: AppOpts = {}): Promise<string> => {
     const env = Object.entries(o.env ?? {}).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}\n`).join('');
     const health = o.composeHealth
-      ? `    healthcheck:\n      test: ${JSON.stringify(o.composeHealth)}\n      interval: 1s\n      timeout: 2s\n      retries: 3\n`
+      // timeout 10s: the check starts node in the container, which took over 2 s on CI's loaded machine.
+      ? `    healthcheck:\n      test: ${JSON.stringify(o.composeHealth)}\n      interval: 1s\n      timeout: 10s\n      retries: 3\n`
       : '';
     const xHealth = o.composeHealth ? '' : `      health: { http: ${o.healthPath ?? '/health'} }\n`;
     const file = join(dir, `${name}.yaml`);
@@ -143,7 +144,9 @@ ${xHealth}      update: { deadline: ${o.deadline ?? '60s'} }
     // such a port, and the app then dies on EADDRINUSE (a full check here had 34190 taken once).
     const fixed = 10_490;
     const check = ['CMD', 'node', '-e', `require('http').get('http://127.0.0.1:${fixed}/health', (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))`];
-    const r = await deploy(await composeFile('portless', { env: { LISTEN_PORT: String(fixed) }, composeHealth: check, deadline: '8s' }));
+    // The deadline leaves room for the in-container check to pass once on a loaded machine (CI had one
+    // take over 2 s to start node, and an 8 s deadline came before any check had passed).
+    const r = await deploy(await composeFile('portless', { env: { LISTEN_PORT: String(fixed) }, composeHealth: check, deadline: '20s' }));
     assert.equal(r.code, 1, r.stderr);
     const m = /nothing listens on 127\.0\.0\.1:(\d+) — the process must listen on \$PORT \((\d+) for this instance, set by Berth\); its Compose healthcheck passes/.exec(r.stderr);
     assert.ok(m, r.stderr);
@@ -151,7 +154,7 @@ ${xHealth}      update: { deadline: ${o.deadline ?? '60s'} }
     const inst = (await h.status('portless')).services[0].instances[0];
     assert.equal(String(inst.port), m[1], 'the port named is the instance\'s allocated port');
     assert.equal(inst.health, 'starting');
-    assert.match(r.stderr.split('\n').at(-2)!, /^error: deployment \w+ failed: .*did not become healthy within 8s: 0\/1 healthy; last check nothing listens on 127\.0\.0\.1:/);
+    assert.match(r.stderr.split('\n').at(-2)!, /^error: deployment \w+ failed: .*did not become healthy within 20s: 0\/1 healthy; last check nothing listens on 127\.0\.0\.1:/);
   });
 
   test('a slow starter is probed with backoff (its own request log counts them); `✔ deployed` comes after release.healthy, and only once every replica is', async () => {
