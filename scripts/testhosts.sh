@@ -12,6 +12,8 @@
 #   scripts/testhosts.sh status     one line per host: name address socket dockerd-pid
 #   scripts/testhosts.sh plan N     the lines `up N` will print (name address socket), creating nothing:
 #                                   a test issues the hosts' engine certificates before `up`
+#   scripts/testhosts.sh logs       each host's dockerd log, in short: its errors (last 30) and its last
+#                                   15 lines (a test prints it when it failed, before `down` deletes it)
 #
 # Addresses: bridge berthtb0 10.77.0.1/24 in the root namespace (the control plane reaches every host
 # there), host I at 10.77.0.(10+I); Swarm overlays from 10.160.0.0/16 (neither overlaps Berth's app
@@ -74,7 +76,7 @@ start_dockerd() {
   setsid nsenter --net="/var/run/netns/$PREFIX$i" unshare --uts sh -c \
     "hostname $PREFIX$i && exec dockerd --data-root '$d/data' --exec-root '$r/exec' --pidfile '$r/dockerd.pid' \
       -H 'unix://$r/docker.sock' $tls --cgroup-parent 'berth-testhosts-$PREFIX$i' --iptables=true --ip-forward=true \
-      --storage-driver $DRIVER" >"$d/dockerd.log" 2>&1 </dev/null &
+      --storage-driver $DRIVER" >>"$d/dockerd.log" 2>&1 </dev/null &
 }
 
 wait_dockerd() {
@@ -98,6 +100,8 @@ kill_hosts() {
   [[ -z $pids ]] || warn "processes of $PREFIX$* survive: $pids"
 }
 kill_host() { kill_hosts "$1"; }
+
+# (dockerd.log is appended to: a revived host's log keeps its first life's, the one a failover test needs.)
 
 # Unmounts everything under a directory (deepest first).
 umount_under() {
@@ -226,6 +230,19 @@ status() {
   done
 }
 
+logs() {
+  local d f
+  for d in "$DIR/$PREFIX"[0-9]*; do
+    f=$d/dockerd.log
+    [[ -f $f ]] || continue
+    printf '=== %s dockerd: errors (last 30) ===\n' "${d##*/}"
+    # Not the errors every start logs in a namespace (kernel parameters it cannot read, the bridge's vlan).
+    grep -aE 'level=(error|fatal|panic)|^panic:|^fatal error:' "$f" | grep -avE 'kernel parameter|default vlan' | tail -30 | cut -c1-400 || true
+    printf '=== %s dockerd: last 15 lines (the same left out) ===\n' "${d##*/}"
+    grep -avE 'kernel parameter|default vlan' "$f" | tail -15 | cut -c1-400 || true
+  done
+}
+
 host_arg() {
   [[ ${1:-} =~ ^[1-9]$ ]] && ip netns list | grep -qE "^$PREFIX$1( |$)" || die "no test host $PREFIX${1:-?}"
 }
@@ -236,8 +253,9 @@ case "${1:-}" in
   kill) host_arg "${2:-}"; kill_host "$2" ;;
   revive) host_arg "${2:-}"; ip link set "${BR}v$2" up; if [[ ! -e $RUN/bare ]]; then start_dockerd "$2"; wait_dockerd "$2"; fi ;;
   status) status ;;
+  logs) logs ;;
   plan)
     [[ ${2:-} =~ ^[1-9]$ ]] || die "plan N: N is 1..9"
     for ((i = 1; i <= $2; i++)); do printf '%s%s %s %s\n' "$PREFIX" "$i" "$(addr "$i")" "$(sock "$i")"; done ;;
-  *) die "usage: scripts/testhosts.sh up N | down | kill I | revive I | status | plan N" ;;
+  *) die "usage: scripts/testhosts.sh up N | down | kill I | revive I | status | plan N | logs" ;;
 esac

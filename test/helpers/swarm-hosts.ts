@@ -1,7 +1,8 @@
 /**
  * Test hosts for many-host tests (scripts/testhosts.sh): N network namespaces with a dockerd each, on
- * one bridge, joined into a Swarm (th1 its manager). `down()` deletes everything; it also runs when
- * the test process exits, and `startTestHosts` first removes what a killed run left.
+ * one bridge, joined into a Swarm (th1 its manager). `down()` deletes everything (printing the hosts'
+ * dockerd logs in short first when a test of the file failed); it also runs when the test process
+ * exits, and `startTestHosts` first removes what a killed run left.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -95,6 +96,9 @@ export async function startTestHosts(n = 3, o: { engineTls?: (h: { name: string;
   const down = async (): Promise<void> => {
     if (exitHook) process.off('exit', exitHook);
     exitHook = undefined;
+    // A test of this file failed (node:test has set the exit code): the hosts' dockerd logs, in short,
+    // before `down` deletes them — an engine's own error (a reset connection, a panic) shows there.
+    if (process.exitCode && o.engines !== false) process.stderr.write(await run(env, 'logs').catch((e: Error) => `${e.message}\n`));
     await run(env, 'down');
     if (tlsDir) await rm(tlsDir, { recursive: true, force: true });
   };
