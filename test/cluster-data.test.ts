@@ -342,7 +342,7 @@ services:
     healthcheck:
       test: ["CMD", "test", "-f", "/tmp/ok"]
       interval: 1s
-      timeout: 2s
+      timeout: 10s
       retries: 1
     deploy:
       replicas: 2
