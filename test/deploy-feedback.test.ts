@@ -101,13 +101,14 @@ ${xHealth}      update: { deadline: ${o.deadline ?? '60s'} }
   };
 
   test('rollback --to 1 after release 1\'s deadline has passed: exit 0, healthy (the deadline counts from the rollback)', async () => {
-    const v1 = await deploy(await composeFile('rb', { deadline: '8s', env: { VERSION: 'v1' } }));
+    // 12 s: each release must become healthy within it on a loaded machine; the rollback comes after it.
+    const v1 = await deploy(await composeFile('rb', { deadline: '12s', env: { VERSION: 'v1' } }));
     assert.equal(v1.code, 0, v1.stderr);
-    const v2 = await deploy(await composeFile('rb', { deadline: '8s', env: { VERSION: 'v2' } }));
+    const v2 = await deploy(await composeFile('rb', { deadline: '12s', env: { VERSION: 'v2' } }));
     assert.equal(v2.code, 0, v2.stderr);
     const rels = (await h.api('GET', '/v1/apps/rb/releases')).json.releases as { seq: number; createdAt: number }[];
     const created1 = rels.find((r) => r.seq === 1)!.createdAt;
-    await waitFor(() => Date.now() - created1 > 10_000, { timeoutMs: 15_000, intervalMs: 200, what: 'release 1 older than its 8 s deadline' });
+    await waitFor(() => Date.now() - created1 > 14_000, { timeoutMs: 25_000, intervalMs: 200, what: 'release 1 older than its 12 s deadline' });
     const rb = await h.cli(['rollback', 'rb', 'web', '--to', '1']);
     assert.equal(rb.code, 0, `${rb.stdout}\n${rb.stderr}`);
     const s = (await h.status('rb')).services[0];
