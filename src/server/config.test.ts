@@ -14,3 +14,27 @@ test('BERTH_NICE: -5 unless set; 0 keeps the priority; anything outside -20..19 
     });
   }
 });
+
+test('numeric settings: defaults, and a value that is no whole number or too small is refused naming the variable and the least it may be', () => {
+  const c = loadConfig({}, {});
+  assert.equal(c.logMaxAgeMs, 168 * 3_600_000);
+  assert.equal(c.logMaxBytes, 1024 * 1024 * 1024);
+  assert.equal(c.metricsIntervalMs, 10_000);
+  assert.equal(c.alertIntervalMs, 5000);
+  assert.equal(c.buildConcurrency, 1);
+  assert.equal(c.buildMemoryBytes, 1024 * 1024 * 1024);
+  assert.equal(loadConfig({}, { BERTH_LOG_MAX_MB: '64' }).logMaxBytes, 64 * 1024 * 1024);
+  assert.equal(loadConfig({}, { BERTH_METRICS_INTERVAL_MS: '1000' }).metricsIntervalMs, 1000);
+  const least: Record<string, number> = {
+    BERTH_LOG_MAX_AGE_HOURS: 1, BERTH_LOG_MAX_MB: 1, BERTH_METRICS_INTERVAL_MS: 100, BERTH_ALERT_INTERVAL_MS: 100,
+    BERTH_BUILD_CONCURRENCY: 1, BERTH_BUILD_MEMORY_MB: 6, BERTH_REGISTRY_KEEP: 1, BERTH_PULL_TIMEOUT_S: 1, BERTH_PENDING_TIMEOUT_S: 1,
+  };
+  for (const [name, min] of Object.entries(least)) {
+    for (const bad of ['abc', '', '1.5', '2GB', String(min - 1)]) {
+      assert.throws(() => loadConfig({}, { [name]: bad }), (e: Error) => {
+        assert.equal(e.message, `${name} "${bad}" must be a whole number of at least ${min}`);
+        return true;
+      }, `${name}=${bad}`);
+    }
+  }
+});
