@@ -133,6 +133,16 @@ describe('the CLI', () => {
     const bad = await h.cli(['--json', 'scale', 'shop', 'web=lots']);
     assert.equal(bad.code, 2);
     assert.match((JSON.parse(bad.stderr) as { error: { message: string } }).error.message, /not SERVICE=N/);
+    // Numbers in flags are checked by the CLI before it asks the server anything (exit 2, the flag named).
+    for (const [args, msg] of [
+      [['builds', '--limit', 'lots'], /--limit "lots" must be a whole number from 1 to 1000/],
+      [['top', 'shop', '--once', '--interval', 'often'], /--interval often: /],
+      [['cert', 'renew', 'shop.test', '--timeout', 'soon'], /--timeout soon: /],
+    ] as const) {
+      const r = await h.cli([...args]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, msg);
+    }
   });
 
   test('berth apps: environments, services healthy/desired, last deploy', async () => {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { CertView } from '../../client/index.ts';
-import { CliFailure, EXIT, connect, progress, progressDone, table, type GlobalOpts } from '../context.ts';
+import { CliFailure, EXIT, connect, progress, progressDone, table, timeoutSeconds, type GlobalOpts } from '../context.ts';
 import { output } from '../output.ts';
 
 function readPem(flag: string, path: string): string {
@@ -54,15 +54,17 @@ export function registerCert(program: Command): void {
   c.command('renew')
     .argument('<host>')
     .option('--no-wait', 'return at once instead of waiting for the new certificate')
-    .option('--timeout <seconds>', 'how long to wait', '180')
+    .option('--timeout <duration>', 'how long to wait: seconds or a duration such as 90s, 3m', '180')
     .description('renew an ACME certificate now')
     .action(async (host: string, o: { wait: boolean; timeout: string }) => {
       const g = program.opts<GlobalOpts>();
+      // Checked before anything is asked of the server: a bad value changes nothing.
+      const timeoutS = timeoutSeconds(o.timeout);
       const client = connect(g);
       const before = (await client.certs()).certs.find((x) => x.host === host.toLowerCase());
       let v = await client.renewCert(host);
       if (o.wait) {
-        const deadline = Date.now() + Number(o.timeout) * 1000;
+        const deadline = Date.now() + timeoutS * 1000;
         for (;;) {
           progress(`renewing ${v.host}: ${v.status}`);
           if (v.status === 'failed') {
@@ -72,7 +74,7 @@ export function registerCert(program: Command): void {
           if (v.status === 'valid' && v.fingerprint !== before?.fingerprint) break;
           if (Date.now() > deadline) {
             progressDone();
-            throw new CliFailure(`renewing ${v.host}: no new certificate after ${o.timeout}s (status ${v.status}); it goes on in the background`, EXIT.failed);
+            throw new CliFailure(`renewing ${v.host}: no new certificate after ${timeoutS}s (status ${v.status}); it goes on in the background`, EXIT.failed);
           }
           await new Promise((r) => setTimeout(r, 500));
           v = (await client.certs()).certs.find((x) => x.host === v.host) ?? v;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { connect, table, type GlobalOpts } from '../context.ts';
+import { connect, table, timeoutSeconds, type GlobalOpts } from '../context.ts';
 import type { TopView } from '../../client/index.ts';
 
 function bytes(n: number): string {
@@ -43,11 +43,12 @@ export function registerTop(program: Command): void {
     .option('--interval <seconds>', 'refresh interval on a terminal', '2')
     .action(async (app: string | undefined, o: { env?: string; once?: boolean; interval: string }) => {
       const g = program.opts<GlobalOpts>();
+      timeoutSeconds(o.interval, '--interval');
       const client = connect(g);
       const get = () => client.top({ ...(app ? { app } : {}), ...(o.env ? { env: o.env } : {}) });
       if (g.json) return void console.log(JSON.stringify(await get()));
       if (o.once || !process.stdout.isTTY) return void console.log(renderTop(await get()));
-      const every = Math.max(0.5, Number(o.interval) || 2) * 1000;
+      const every = Math.max(0.5, timeoutSeconds(o.interval, '--interval')) * 1000;
       let stop = false;
       process.once('SIGINT', () => (stop = true));
       while (!stop) {
