@@ -45,6 +45,9 @@ describe('alerts', () => {
     const r = await h.cli(['alert', 'set', 'x', '--metric', 'restartz', '--threshold', '1']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /metric/);
+    const t = await h.cli(['alert', 'set', 'x', '--metric', 'restarts', '--threshold', 'many']);
+    assert.equal(t.code, 2);
+    assert.match(t.stderr, /--threshold "many" is not a number: write e\.g\. 3/);
     assert.deepEqual((await h.api('GET', '/v1/alerts')).json.alerts, []);
   });
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ago, connect, table, type GlobalOpts } from '../context.ts';
+import { CliFailure, EXIT, ago, connect, table, type GlobalOpts } from '../context.ts';
 import { output } from '../output.ts';
 import type { Body } from '../../client/index.ts';
 
@@ -16,8 +16,10 @@ export function registerAlert(program: Command): void {
     .description('create or replace a rule')
     .action(async (name: string, o: { metric: string; threshold: string; window: string; for: string; app?: string; env?: string; service?: string; webhook?: string }) => {
       const g = program.opts<GlobalOpts>();
+      const threshold = o.threshold.trim() === '' ? NaN : Number(o.threshold);
+      if (!Number.isFinite(threshold)) throw new CliFailure(`--threshold "${o.threshold}" is not a number: write e.g. 3 (restarts), 0.5 (seconds of p95_latency) or 0.05 (a ratio)`, EXIT.usage);
       const r = await connect(g).setAlert(name, {
-        metric: o.metric as Body<'/v1/alerts/{name}', 'put'>['metric'], threshold: Number(o.threshold), window: o.window, for: o.for,
+        metric: o.metric as Body<'/v1/alerts/{name}', 'put'>['metric'], threshold, window: o.window, for: o.for,
         ...(o.app ? { app: o.app } : {}), ...(o.env ? { env: o.env } : {}), ...(o.service ? { service: o.service } : {}), ...(o.webhook ? { webhook: o.webhook } : {}),
       });
       output(g, r, () => console.log(`alert ${name} set`));
