@@ -64,6 +64,7 @@ host_pids() {
   } | sort -un
 }
 
+# dockerd.log is appended to: a revived host's log keeps its first life's, the one a failover test needs.
 start_dockerd() {
   local i=$1 d="$DIR/$PREFIX$1" r="$RUN/$PREFIX$1" tls="" t="${BERTH_TESTHOSTS_TLS_DIR:-}/$PREFIX$1"
   mkdir -p "$d/data" "$r/exec"
@@ -100,8 +101,6 @@ kill_hosts() {
   [[ -z $pids ]] || warn "processes of $PREFIX$* survive: $pids"
 }
 kill_host() { kill_hosts "$1"; }
-
-# (dockerd.log is appended to: a revived host's log keeps its first life's, the one a failover test needs.)
 
 # Unmounts everything under a directory (deepest first).
 umount_under() {
