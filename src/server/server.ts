@@ -10,6 +10,7 @@ import { guardrails } from './guard-wiring.ts';
 import { storePoolRules } from '../api/pool-routes.ts';
 import { TemplateRenderer } from '../templates/index.ts';
 import { parseAppSpec } from '../api/spec-schema.ts';
+import { warmComposeSchema } from '../core/spec/index.ts';
 import { shortId } from '../lib/ids.ts';
 import { setProcessNice } from '../lib/priority.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
@@ -63,6 +64,8 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // What containers must read (resolv.conf, configuration files) is opened up explicitly.
   process.umask(0o077);
   raisePriority(cfg.nice, logger);
+  // Before anything serves: compiling the Compose schema holds the event loop for a few hundred ms.
+  warmComposeSchema();
   await makePrivate(cfg.dataDir);
   const clock = systemClock;
   const stores = await openStores(cfg, clock, logger);

@@ -11,6 +11,7 @@ export { parseSource, parseWithSource, type SourceParse, type SpecSource } from 
 export { parseDuration, parseSize, type DurationOptions } from './units.ts';
 export { parseEnvFile, type EnvFileResult } from './env-file.ts';
 export { NAME_PATTERN } from './names.ts';
+export { warmComposeSchema } from './schema-check.ts';
 export type {
   AppSpec,
   BuildSpec,

@@ -29,6 +29,15 @@ function composeValidator(): ValidateFunction {
   return validator;
 }
 
+/**
+ * Compiles the Compose schema now. A server calls it before it serves: compiled on the first deploy
+ * instead, it held the server's event loop ~0.5 s (over 1.2 s on a loaded machine), delaying DNS
+ * answers, health checks and the API with it.
+ */
+export function warmComposeSchema(): void {
+  composeValidator();
+}
+
 const SIZE_KEYS = new Set(['memory', 'shm_size', 'mem_limit', 'mem_reservation']);
 const DURATION_KEYS = new Set(['interval', 'timeout', 'start_period', 'start_interval', 'stop_grace_period', 'delay', 'window', 'monitor']);
 
