@@ -38,3 +38,11 @@ test('numeric settings: defaults, and a value that is no whole number or too sma
     }
   }
 });
+
+test('log level: info unless set; one of pino\'s levels, else refused naming the flag or variable and the levels', () => {
+  assert.equal(loadConfig({}, {}).logLevel, 'info');
+  assert.equal(loadConfig({}, { BERTH_LOG_LEVEL: 'debug' }).logLevel, 'debug');
+  assert.equal(loadConfig({ logLevel: 'warn' }, { BERTH_LOG_LEVEL: 'debug' }).logLevel, 'warn');
+  assert.throws(() => loadConfig({}, { BERTH_LOG_LEVEL: 'loud' }), /^InvalidInput: BERTH_LOG_LEVEL "loud" is not a log level: use one of trace, debug, info, warn, error, fatal, silent/);
+  assert.throws(() => loadConfig({ logLevel: 'verbose' }, {}), /--log-level "verbose" is not a log level/);
+});

@@ -151,7 +151,7 @@ export function loadConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerCo
     ingressAdminPort: port('--ingress-admin-port', flags.ingressAdminPort ?? env.BERTH_INGRESS_ADMIN_PORT ?? '7071'),
     dockerSocket: flags.dockerSocket ?? env.BERTH_DOCKER_SOCKET ?? '/var/run/docker.sock',
     portRange: Object.freeze({ min: Number(r[1]), max: Number(r[2]) }),
-    logLevel: flags.logLevel ?? env.BERTH_LOG_LEVEL ?? 'info',
+    logLevel: parseLogLevel(flags.logLevel, env.BERTH_LOG_LEVEL),
     nginxBin: env.BERTH_NGINX ?? 'nginx',
     ...dnsConfig(flags, env),
     secretKey: env.BERTH_SECRET_KEY,
@@ -288,6 +288,15 @@ function bindRoots(v: string): string[] {
     if (!isAbsolute(r)) throw new InvalidInput(`--allowed-bind-roots / BERTH_ALLOWED_BIND_ROOTS: "${r}" is not an absolute path: write absolute directories separated by ":", e.g. /srv/data:/opt/apps`);
   }
   return roots.map((r) => normalize(r).replace(/(.)\/$/, '$1'));
+}
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/** `--log-level` or BERTH_LOG_LEVEL (the server's and the edge agent's): one of pino's levels, info by default. */
+export function parseLogLevel(flag: string | undefined, v: string | undefined): string {
+  const level = flag ?? v ?? 'info';
+  if (!LOG_LEVELS.includes(level)) throw new InvalidInput(`${flag !== undefined ? '--log-level' : 'BERTH_LOG_LEVEL'} "${level}" is not a log level: use one of ${LOG_LEVELS.join(', ')} (info is the default)`);
+  return level;
 }
 
 function builder(v: string): 'buildkit' | 'legacy' {

@@ -12,7 +12,7 @@ export function registerEdge(program: Command): void {
     .option('--listen <ip>', 'address nginx listens on (default 0.0.0.0)')
     .option('--admin-port <port>', 'loopback port of nginx\'s admin server (default 7071)')
     .option('--wait-seconds <s>', 'how long the control plane holds a poll when nothing changed (default 25)')
-    .option('--log-level <level>', 'debug, info, warn, error (env BERTH_LOG_LEVEL)')
+    .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (env BERTH_LOG_LEVEL; default info)')
     .addHelpText('after', `
 The global --token is this host's edge token here (or env BERTH_EDGE_TOKEN; --token-file is better),
 and the global --data-dir holds nginx's prefix and the last table applied (env BERTH_EDGE_DATA_DIR;
@@ -26,10 +26,11 @@ redirects and HSTS as the control host. Over plain HTTP no key is sent: those ro
 Example:
   berth edge --control https://10.0.0.5:7070 --token-file /etc/berth/edge.token --port 80 --https-port 443`)
     .action(async (o: Record<string, string | undefined>) => {
-      const { createLogger, loadEdgeConfig, startEdgeAgent } = await import('../../server/index.ts');
+      const { createLogger, loadEdgeConfig, parseLogLevel, startEdgeAgent } = await import('../../server/index.ts');
+      const level = parseLogLevel(o.logLevel, process.env.BERTH_LOG_LEVEL);
       const globals = program.opts<{ token?: string; dataDir?: string }>();
       const cfg = await loadEdgeConfig({ ...o, ...(globals.token ? { token: globals.token } : {}), ...(globals.dataDir ? { dataDir: globals.dataDir } : {}) }, process.env);
-      const logger = createLogger(o.logLevel ?? process.env.BERTH_LOG_LEVEL ?? 'info');
+      const logger = createLogger(level);
       const edge = await startEdgeAgent(cfg, logger);
       process.stderr.write(`berth edge ${cfg.host}: nginx on ${cfg.listenAddress}:${cfg.port} (pid ${edge.ingress.masterPid}), fed by ${cfg.control}\n`);
       await new Promise<void>((resolve) => {

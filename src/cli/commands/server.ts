@@ -10,7 +10,7 @@ export function registerServer(program: Command): void {
     .option('--docker-socket <path>', 'Docker Engine socket (env BERTH_DOCKER_SOCKET)')
     .option('--port-range <low-high>', 'ports allocated to instances (env BERTH_PORT_RANGE; default 20000-29999)')
     .option('--allowed-bind-roots <dirs>', 'host directories (":"-separated) under which bind mounts and build contexts may lie (env BERTH_ALLOWED_BIND_ROOTS; default: none)')
-    .option('--log-level <level>', 'debug, info, warn, error (env BERTH_LOG_LEVEL)')
+    .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (env BERTH_LOG_LEVEL; default info)')
     .addHelpText('after', '\nStopping the server (Ctrl-C, SIGTERM, or a crash) leaves containers and nginx serving; the next start adopts them.')
     .action(async (o: Record<string, string | undefined>) => {
       // Loaded here so that other commands start fast without the server's dependencies.
