@@ -136,6 +136,8 @@ describe('the CLI', () => {
     // Numbers in flags are checked by the CLI before it asks the server anything (exit 2, the flag named).
     for (const [args, msg] of [
       [['builds', '--limit', 'lots'], /--limit "lots" must be a whole number from 1 to 1000/],
+      [['events', 'shop', '--limit', '0'], /--limit "0" must be a whole number from 1 to 1000/],
+      [['audit', '--limit', '1e3'], /--limit "1e3" must be a whole number from 1 to 10000/],
       [['top', 'shop', '--once', '--interval', 'often'], /--interval often: /],
       [['cert', 'renew', 'shop.test', '--timeout', 'soon'], /--timeout soon: /],
     ] as const) {

@@ -30,7 +30,7 @@ import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Harness, ROOT, get } from './helpers/harness.ts';
+import { Harness, ROOT, get, threadNices } from './helpers/harness.ts';
 import { startTestHosts, type TestHosts } from './helpers/swarm-hosts.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 import { findMaster, stopNginx } from '../src/ingress/index.ts';
@@ -265,10 +265,7 @@ describe('edge hosts: the ingress on every edge host outlives the control plane'
     }
     mark('edges serve');
     // The agents (and the nginx each starts) run ahead of their host's other work, like the server: BERTH_NICE, -5 by default.
-    const niceOf = async (pid: number): Promise<number[]> => [...new Set(await Promise.all((await readdir(`/proc/${pid}/task`)).map(async (tid) => {
-      const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-    })))];
+    const niceOf = async (pid: number): Promise<number[]> => [...new Set(await threadNices(pid))];
     const wantNice = Math.min((await niceOf(process.pid))[0]!, -5);
     for (const e of edges) assert.deepEqual(await niceOf(e.proc!.pid!), [wantNice], `${e.name}'s agent, every thread`);
     // Both replicas behind each edge (round robin through the edge's Lua balancer).

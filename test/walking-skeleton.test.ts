@@ -6,8 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Harness, ROOT, docker, get, load } from './helpers/harness.ts';
-import { readFile, readdir } from 'node:fs/promises';
+import { Harness, ROOT, docker, get, load, threadNices } from './helpers/harness.ts';
 import { waitFor } from '../src/lib/backoff.ts';
 import { findMaster } from '../src/ingress/index.ts';
 
@@ -31,21 +30,15 @@ describe('walking skeleton', () => {
     return { web, ids: web.instances.filter((i: { health: string; state: string }) => i.health === 'healthy' && i.state === 'running').map((i: { id: string }) => i.id) as string[] };
   };
 
-  /** The nice value of each thread of a process (field 19 of stat). */
-  const nices = async (pid: number): Promise<number[]> => Promise.all((await readdir(`/proc/${pid}/task`)).map(async (tid) => {
-    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-  }));
-
   test('the server and the nginx it starts run ahead of the host\'s other work: nice -5 on every thread (BERTH_NICE)', async () => {
     // The server starts at this test's own value: -5 unless that is already lower (kept, then).
-    const own = (await nices(process.pid))[0]!;
+    const own = (await threadNices(process.pid))[0]!;
     const want = Math.min(own, -5);
     const server = h.proc!.pid!;
-    assert.deepEqual([...new Set(await nices(server))], [want], `every thread of the server (the test runs at ${own})`);
+    assert.deepEqual([...new Set(await threadNices(server))], [want], `every thread of the server (the test runs at ${own})`);
     const nginx = await findMaster(join(h.dataDir, 'nginx'));
     assert.ok(nginx, 'nginx runs');
-    assert.deepEqual([...new Set(await nices(nginx))], [want], 'nginx inherits it');
+    assert.deepEqual([...new Set(await threadNices(nginx))], [want], 'nginx inherits it');
   });
 
   test('every API route needs a bearer token', async () => {

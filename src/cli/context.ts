@@ -40,6 +40,13 @@ export function timeoutSeconds(raw: string, flag = '--timeout'): number {
   throw new CliFailure(`${flag} ${raw}: must be more than 0 (seconds, or a duration such as 90s or 2m)`, EXIT.usage);
 }
 
+/** A `--limit` value: a whole number from 1 to `max` (the API's bound), else exit 2 naming the flag. */
+export function limitOption(raw: string, max: number): number {
+  const n = /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+  if (!(n >= 1 && n <= max)) throw new CliFailure(`--limit "${raw}" must be a whole number from 1 to ${max}`, EXIT.usage);
+  return n;
+}
+
 export interface GlobalOpts {
   url?: string;
   token?: string;

@@ -1,5 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
+import type { Logger } from '../core/ports.ts';
 
 /**
  * Sets this process's CPU priority (nice) on every thread it has. On Linux a nice value belongs to a
@@ -26,4 +27,17 @@ export function setProcessNice(nice: number): { before: number; after: number; t
     }
   }
   return { before, after: getPriority(), threads: tids.length };
+}
+
+/**
+ * BERTH_NICE at startup (the server's, the edge agent's): logs what changed; a refusal (not root, no
+ * CAP_SYS_NICE) is a warning, and `who` goes on at the priority it was started with.
+ */
+export function raiseProcessNice(nice: number, logger: Logger, who: 'server' | 'agent'): void {
+  try {
+    const r = setProcessNice(nice);
+    if (r.after !== r.before) logger.info({ nice: r.after, was: r.before, threads: r.threads }, 'CPU priority set (BERTH_NICE)');
+  } catch (err) {
+    logger.warn({ nice, err: String(err) }, `could not set the CPU priority (BERTH_NICE needs root or CAP_SYS_NICE to go below 0): on a busy host DNS answers and health checks may come late; BERTH_NICE=0 keeps the priority the ${who} was started with`);
+  }
 }

@@ -6,7 +6,7 @@ import { parseEdgeToken } from '../core/edge.ts';
 import type { Logger } from '../core/ports.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { runCommand } from '../lib/exec.ts';
-import { setProcessNice } from '../lib/priority.ts';
+import { raiseProcessNice } from '../lib/priority.ts';
 import { niceness } from './config.ts';
 import { EdgeAgent, NginxIngress, httpEdgeFetch } from '../ingress/index.ts';
 
@@ -91,12 +91,7 @@ export async function loadEdgeConfig(f: EdgeFlags, env: NodeJS.ProcessEnv): Prom
  */
 export async function startEdgeAgent(cfg: EdgeConfigParsed, logger: Logger): Promise<{ agent: EdgeAgent; ingress: NginxIngress; stop(): Promise<void> }> {
   process.umask(0o077);
-  try {
-    const r = setProcessNice(cfg.nice);
-    if (r.after !== r.before) logger.info({ nice: r.after, was: r.before }, 'CPU priority set (BERTH_NICE)');
-  } catch (err) {
-    logger.warn({ nice: cfg.nice, err: String(err) }, 'could not set the CPU priority (BERTH_NICE needs root or CAP_SYS_NICE to go below 0); BERTH_NICE=0 keeps the priority the agent was started with');
-  }
+  raiseProcessNice(cfg.nice, logger, 'agent');
   // The admin token of this nginx's Lua endpoint: kept so that a restarted agent updates the adopted nginx without a reload.
   const tokenFile = join(cfg.dataDir, 'ingress-admin.token');
   let adminToken = (await readFile(tokenFile, 'utf8').catch(() => '')).trim();

@@ -12,7 +12,7 @@ import { TemplateRenderer } from '../templates/index.ts';
 import { parseAppSpec } from '../api/spec-schema.ts';
 import { warmComposeSchema } from '../core/spec/index.ts';
 import { shortId } from '../lib/ids.ts';
-import { setProcessNice } from '../lib/priority.ts';
+import { raiseProcessNice } from '../lib/priority.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { VERSION } from '../core/version.ts';
 import type { ServerConfig } from './config.ts';
@@ -63,7 +63,7 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
   // data directory holds databases with Compose environment values, logs, builds and repositories.
   // What containers must read (resolv.conf, configuration files) is opened up explicitly.
   process.umask(0o077);
-  raisePriority(cfg.nice, logger);
+  raiseProcessNice(cfg.nice, logger, 'server');
   // Before anything serves: compiling the Compose schema holds the event loop for a few hundred ms.
   warmComposeSchema();
   await makePrivate(cfg.dataDir);
@@ -268,11 +268,3 @@ export async function startServer(cfg: ServerConfig, logger: Logger): Promise<Ru
 }
 
 /** BERTH_NICE: the server (its event loop answers DNS and health checks for every app) runs ahead of the host's other work. */
-function raisePriority(nice: number, logger: Logger): void {
-  try {
-    const r = setProcessNice(nice);
-    if (r.after !== r.before) logger.info({ nice: r.after, was: r.before, threads: r.threads }, 'CPU priority set (BERTH_NICE)');
-  } catch (err) {
-    logger.warn({ nice, err: String(err) }, 'could not set the CPU priority (BERTH_NICE needs root or CAP_SYS_NICE to go below 0): on a busy host DNS answers and health checks may come late; BERTH_NICE=0 keeps the priority the server was started with');
-  }
-}

@@ -197,6 +197,14 @@ export async function underLoad<T>(port: number, action: () => Promise<T>, opts:
   }
 }
 
+/** The nice value of each thread of a process (field 19 of /proc/PID/task/TID/stat). */
+export async function threadNices(pid: number): Promise<number[]> {
+  return Promise.all((await readdir(`/proc/${pid}/task`)).map(async (tid) => {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  }));
+}
+
 export async function docker(...args: string[]): Promise<string> {
   const { stdout } = await exec('docker', args, { maxBuffer: 16 * 1024 * 1024 });
   return stdout.trim();

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { audit, auditJsonl, auditVerify } from '../../client/auth-client.ts';
-import { CliFailure, connect, EXIT, table, type GlobalOpts } from '../context.ts';
+import { CliFailure, connect, EXIT, limitOption, table, type GlobalOpts } from '../context.ts';
 import { output } from '../output.ts';
 import { parseDuration } from '../../core/spec/units.ts';
 
@@ -30,8 +30,7 @@ row. Entries older than BERTH_AUDIT_RETENTION_DAYS (default 365) are removed; th
 verifiable from the first kept one.`)
     .action(async (o: { actor?: string; app?: string; action?: string; since?: string; until?: string; limit: string; jsonl?: boolean }) => {
       const g = program.opts<GlobalOpts>();
-      const limit = Number(o.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 10000) throw new CliFailure('--limit: a whole number from 1 to 10000', EXIT.usage);
+      const limit = limitOption(o.limit, 10000);
       const f = {
         ...(o.actor ? { actor: o.actor } : {}), ...(o.app ? { app: o.app } : {}), ...(o.action ? { action: o.action } : {}),
         ...(o.since ? { since: when('since', o.since) } : {}), ...(o.until ? { until: when('until', o.until) } : {}), limit,

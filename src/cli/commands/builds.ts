@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { CliFailure, EXIT, ago, connect, table, type GlobalOpts } from '../context.ts';
+import { ago, connect, limitOption, table, type GlobalOpts } from '../context.ts';
 import { ndjson, output } from '../output.ts';
 import { summaryLine } from '../../core/text.ts';
 import { responseLines } from '../../client/index.ts';
@@ -11,8 +11,7 @@ export function registerBuilds(program: Command): void {
     .option('-n, --limit <n>', 'how many of the latest', '20')
     .action(async (app: string | undefined, o: { limit: string }) => {
       const g = program.opts<GlobalOpts>();
-      const limit = /^\d+$/.test(o.limit.trim()) ? Number(o.limit) : NaN;
-      if (!(limit >= 1 && limit <= 1000)) throw new CliFailure(`--limit "${o.limit}" must be a whole number from 1 to 1000`, EXIT.usage);
+      const limit = limitOption(o.limit, 1000);
       const { builds } = await connect(g).builds({ limit, ...(app ? { app } : {}) });
       output(g, builds, () => {
         if (builds.length === 0) return void console.log(`no builds${app ? ` of ${app}` : ''} yet: git push to http://x:TOKEN@SERVER/git/APP.git`);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { EventView } from '../../client/index.ts';
-import { CliFailure, EXIT, connect, table, type GlobalOpts } from '../context.ts';
+import { CliFailure, EXIT, connect, limitOption, table, type GlobalOpts } from '../context.ts';
 import { ndjson, output } from '../output.ts';
 
 function cells(e: EventView): string[] {
@@ -23,8 +23,7 @@ Examples:
     .action(async (app: string | undefined, o: { env?: string; service?: string; limit?: string; since?: string; follow?: boolean }) => {
       const g = program.opts<GlobalOpts>();
       if (!app && (o.env || o.service)) throw new CliFailure('--env and --service filter the events of one app: give the app too, e.g. `berth events shop --env prod`', EXIT.usage);
-      const limit = o.limit === undefined ? (o.since ? 1000 : 50) : Number(o.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new CliFailure(`--limit "${o.limit}" must be a whole number from 1 to 1000`, EXIT.usage);
+      const limit = o.limit === undefined ? (o.since ? 1000 : 50) : limitOption(o.limit, 1000);
       const scope = { ...(app ? { app } : {}), ...(o.env ? { env: o.env } : {}), ...(o.service ? { service: o.service } : {}) };
       const client = connect(g);
       const { events, last } = await client.events({ ...scope, ...(o.since ? { since: o.since } : {}), limit });

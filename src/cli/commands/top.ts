@@ -43,12 +43,11 @@ export function registerTop(program: Command): void {
     .option('--interval <seconds>', 'refresh interval on a terminal', '2')
     .action(async (app: string | undefined, o: { env?: string; once?: boolean; interval: string }) => {
       const g = program.opts<GlobalOpts>();
-      timeoutSeconds(o.interval, '--interval');
+      const every = Math.max(0.5, timeoutSeconds(o.interval, '--interval')) * 1000;
       const client = connect(g);
       const get = () => client.top({ ...(app ? { app } : {}), ...(o.env ? { env: o.env } : {}) });
       if (g.json) return void console.log(JSON.stringify(await get()));
       if (o.once || !process.stdout.isTTY) return void console.log(renderTop(await get()));
-      const every = Math.max(0.5, timeoutSeconds(o.interval, '--interval')) * 1000;
       let stop = false;
       process.once('SIGINT', () => (stop = true));
       while (!stop) {
